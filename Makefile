@@ -1,0 +1,27 @@
+# Two entry points for a fresh machine: `make demo` runs enclave, `make test` checks it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/enclave spec show examples/lsst-ldf.yaml
+
+test: $(STAMP)
+	bash scripts/test-deps.sh
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	bash scripts/run-tests.sh
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""enclave: control plane for a shared science computing enclave."""

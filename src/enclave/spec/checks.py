@@ -1,0 +1,130 @@
+"""Cross-field rules of the spec. Each rule yields (YAML path, what is wrong, how to fix it).
+
+Kept apart from the pydantic models so that all problems are reported at once, each at its own
+place in the file, instead of stopping at the first model validator that fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from enclave.spec.models import EnclaveSpec, NodeRole
+
+Finding = tuple[tuple[str | int, ...], str, str]
+
+REQUIRED_POOLS = ("prompt", "drp", "user", "general")
+"""Seed §7.1: nightly (prompt), yearly (data release production), L3 user processing, and the rest."""
+
+IMAGE_RE = re.compile(
+    r"^(?P<registry>[A-Za-z0-9][-A-Za-z0-9.]*(:\d+)?)/(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+_EPS = 1e-9
+
+
+def check(spec: EnclaveSpec) -> list[Finding]:
+    return [
+        *_cluster(spec),
+        *_pools(spec),
+        *_notebooks(spec),
+        *_storage(spec),
+    ]
+
+
+def _cluster(spec: EnclaveSpec) -> Iterator[Finding]:
+    seen: set[str] = set()
+    for i, group in enumerate(spec.cluster.node_groups):
+        if group.name in seen:
+            yield (("cluster", "node_groups", i, "name"), f"node group '{group.name}' is defined twice",
+                   "give each node group its own name")
+        seen.add(group.name)
+    if not any(g.count > 0 for g in spec.groups(NodeRole.CONTROL_PLANE)):
+        yield (("cluster", "node_groups"), "no control-plane node",
+               "add a node group with role: control-plane and count ≥ 1")
+    if len(set(spec.cluster.namespaces)) != len(spec.cluster.namespaces):
+        yield (("cluster", "namespaces"), "a namespace is listed twice", "list each namespace once")
+
+
+def _pools(spec: EnclaveSpec) -> Iterator[Finding]:
+    missing = [p for p in REQUIRED_POOLS if p not in spec.pools]
+    if missing:
+        yield (("pools",), f"missing pool(s): {', '.join(missing)}",
+               f"define at least the pools {', '.join(REQUIRED_POOLS)} (seed §7.1)")
+    total = sum(p.guaranteed_share for p in spec.pools.values())
+    if total > 1 + _EPS:
+        yield (("pools",), f"guaranteed shares add up to {total:.0%}, more than 100% of batch capacity",
+               "lower the guaranteed_share of some pools so they sum to at most 1.0")
+    for name, pool in spec.pools.items():
+        if pool.guaranteed_share > pool.max_share + _EPS:
+            yield (("pools", name, "guaranteed_share"),
+                   f"guaranteed_share {pool.guaranteed_share} is above max_share {pool.max_share}",
+                   "lower guaranteed_share or raise max_share")
+    if spec.batch.default_pool not in spec.pools:
+        yield (("batch", "default_pool"), f"default pool '{spec.batch.default_pool}' is not defined",
+               f"use one of: {', '.join(spec.pools)}")
+
+
+def _notebooks(spec: EnclaveSpec) -> Iterator[Finding]:
+    nb = spec.notebooks
+    b = nb.bounds
+    if b.min_cpu > b.max_cpu:
+        yield (("notebooks", "bounds", "min_cpu"), f"min_cpu {b.min_cpu} is above max_cpu {b.max_cpu}",
+               "swap or correct the bounds")
+    if b.min_memory_mib > b.max_memory_mib:
+        yield (("notebooks", "bounds", "min_memory_mib"),
+               f"min_memory_mib {b.min_memory_mib} is above max_memory_mib {b.max_memory_mib}",
+               "swap or correct the bounds")
+    for name, s in nb.sizes.items():
+        at = ("notebooks", "sizes", name)
+        if s.cpu_request > s.cpu_limit:
+            yield ((*at, "cpu_request"), f"size '{name}': cpu_request {s.cpu_request} is above cpu_limit "
+                   f"{s.cpu_limit}", "make the request at most the limit")
+        if s.memory_request_mib > s.memory_limit_mib:
+            yield ((*at, "memory_request_mib"), f"size '{name}': memory_request_mib {s.memory_request_mib} "
+                   f"is above memory_limit_mib {s.memory_limit_mib}", "make the request at most the limit")
+        if s.cpu_request < b.min_cpu - _EPS or s.cpu_limit > b.max_cpu + _EPS:
+            yield ((*at,), f"size '{name}': CPU {s.cpu_request}–{s.cpu_limit} is outside the bounds "
+                   f"{b.min_cpu}–{b.max_cpu} cores", f"keep cpu_request ≥ {b.min_cpu} and cpu_limit ≤ {b.max_cpu}")
+        if s.memory_request_mib < b.min_memory_mib or s.memory_limit_mib > b.max_memory_mib:
+            yield ((*at,), f"size '{name}': memory {s.memory_request_mib}–{s.memory_limit_mib} MiB is outside "
+                   f"the bounds {b.min_memory_mib}–{b.max_memory_mib} MiB",
+                   f"keep memory_request_mib ≥ {b.min_memory_mib} and memory_limit_mib ≤ {b.max_memory_mib}")
+    if nb.default_size not in nb.sizes:
+        yield (("notebooks", "default_size"), f"default size '{nb.default_size}' is not defined",
+               f"use one of: {', '.join(nb.sizes)}")
+    for i, image in enumerate(nb.images):
+        m = IMAGE_RE.match(image)
+        if m is None or not (m.group("tag") or m.group("digest")):
+            yield (("notebooks", "images", i), f"image '{image}' is not registry/repository:tag or @sha256:digest",
+                   "write it as host/repo/name:tag or host/repo/name@sha256:<64 hex>")
+        elif spec.registry.vetting_required and m.group("registry") != spec.registry.host:
+            yield (("notebooks", "images", i),
+                   f"image '{image}' is not from the local registry {spec.registry.host}, and vetting is required",
+                   f"mirror the image into {spec.registry.host} and have security vet it (seed §10)")
+
+
+def _storage(spec: EnclaveSpec) -> Iterator[Finding]:
+    st = spec.storage
+    sub = st.workspace_subdir.strip()
+    parts = [p for p in sub.split("/") if p not in ("", ".")]
+    if sub.startswith("/") or not parts or ".." in parts:
+        yield (("storage", "workspace_subdir"),
+               f"workspace_subdir '{st.workspace_subdir}' is not a subdirectory of the home area",
+               "name a relative subdirectory such as 'workspace': WebDAV must never expose $HOME itself (seed §6)")
+    if not st.home_root.startswith("/"):
+        yield (("storage", "home_root"), f"home_root '{st.home_root}' is not an absolute path",
+               "give an absolute path such as /jhome")
+    need = st.image_size_gib * st.cached_images_per_node
+    if need > st.node_local_gib + _EPS:
+        yield (("storage", "cached_images_per_node"),
+               f"{st.cached_images_per_node} cached images × {st.image_size_gib:g} GiB = {need:g} GiB do not fit "
+               f"in {st.node_local_gib:g} GiB of node-local storage",
+               "cache fewer images, shrink them, or raise node_local_gib (seed §13.4)")
+    for i, g in enumerate(spec.cluster.node_groups):
+        if g.role == NodeRole.WORKER and g.local_disk_gib + _EPS < st.node_local_gib:
+            yield (("cluster", "node_groups", i, "local_disk_gib"),
+                   f"worker group '{g.name}' has {g.local_disk_gib:g} GiB local disk, less than the "
+                   f"{st.node_local_gib:g} GiB node-local storage the spec requires",
+                   "give the group larger disks or lower storage.node_local_gib")

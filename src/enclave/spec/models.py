@@ -1,0 +1,204 @@
+"""Pydantic models of enclave.yaml.
+
+Units live in field names (``memory_gib``, ``cpu_request``) rather than in strings like "4Gi", so a
+spec is unambiguous to read and to diff. Every model forbids unknown keys: a typo is an error, never a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+"""A DNS-1123 label: what Kubernetes accepts as a namespace or label value, and what HTCondor accepts
+unquoted in a ClassAd string without escaping trouble."""
+
+KubeVersion = Annotated[str, StringConstraints(pattern=r"^v?\d+\.\d+\.\d+$")]
+Host = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(StrEnum):
+    """The seed's actors (DMTN-084 §2). One person may hold several of them."""
+
+    DEVELOPER = "developer"
+    SCIENCE_USER = "science-user"
+    SECURITY = "security"
+    SYSADMIN = "sysadmin"
+    K8S_CLUSTER_ADMIN = "k8s-cluster-admin"
+    K8S_SERVICE_ADMIN = "k8s-service-admin"
+    HTCONDOR_ADMIN = "htcondor-admin"
+
+
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    Role.DEVELOPER: "LSST-funded developer: development resources and the science platform; reads logs "
+    "of the namespaces they belong to (AA2/AA3).",
+    Role.SCIENCE_USER: "LSST affiliate partner: the science platform only (notebooks, user batch, workspace).",
+    Role.SECURITY: "Security staff: vets every container image in the local registry (§10).",
+    Role.SYSADMIN: "System administrator: adds and removes people and accounts (§4).",
+    Role.K8S_CLUSTER_ADMIN: "Kubernetes system software: install, upgrades, disaster recovery, overlay "
+    "network, nodes, local registry; the only actor allowed system-level changes (§8).",
+    Role.K8S_SERVICE_ADMIN: "Deploys, monitors and maintains services; manages HTCondor worker pods and "
+    "drains nodes (BCS 3–5).",
+    Role.HTCONDOR_ADMIN: "HTCondor administrator: changes which processing a node serves by its ClassAd "
+    "(BCS 1, 2, 4, 5).",
+}
+
+
+class NodeRole(StrEnum):
+    CONTROL_PLANE = "control-plane"
+    """Kubernetes control plane (API server, etcd); runs no user work."""
+    WORKER = "worker"
+    """Kubernetes commons worker: notebooks and services; may lend capacity to batch (BCS 4, 5)."""
+    BATCH_ONLY = "batch-only"
+    """Standalone HTCondor execute node outside Kubernetes."""
+
+
+class NodeGroup(Strict):
+    name: Name
+    role: NodeRole
+    count: int = Field(ge=0, le=100_000)
+    cores: int = Field(gt=0, le=1024)
+    memory_gib: float = Field(gt=0, le=65536)
+    local_disk_gib: float = Field(gt=0, le=1_000_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Site(Strict):
+    """Where the telescope is: the observing night (twilight) is computed from it."""
+
+    name: str = "Cerro Pachon"
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    elevation_m: float = Field(default=0.0, ge=-500, le=9000)
+
+
+class Cluster(Strict):
+    name: Name
+    kubernetes_version: KubeVersion
+    network_overlay: str = Field(min_length=1)
+    node_groups: list[NodeGroup] = Field(min_length=1)
+    namespaces: list[Name] = Field(
+        default_factory=list, description="Application namespaces (seed §11), e.g. jupyter-lsst."
+    )
+    site: Site | None = None
+
+
+class LatencyObjective(Strict):
+    seconds: float = Field(gt=0)
+    fraction: float = Field(gt=0, le=1)
+
+
+class Drain(StrEnum):
+    DRAIN = "drain"
+    """Let running jobs finish before the node leaves the pool."""
+    VACATE = "vacate"
+    """Wait at most the grace period, then evict what still runs."""
+
+
+class Pool(Strict):
+    """One kind of HTCondor processing (seed §7.1), as shares of batch capacity."""
+
+    guaranteed_share: float = Field(ge=0, le=1)
+    max_share: float = Field(gt=0, le=1)
+    priority: int = Field(ge=0, le=1000)
+    latency_objective: LatencyObjective | None = None
+    take_away: Drain = Drain.DRAIN
+    grace_seconds: float = Field(default=600.0, ge=0)
+    accounting_group: str | None = Field(
+        default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
+    )
+
+
+class Batch(Strict):
+    """Where the HTCondor pool lives and who may submit to it (seed §7)."""
+
+    central_manager: Host
+    submit_hosts: list[Host] = Field(
+        min_length=1, description="Development login hosts and Kubernetes-commons schedds."
+    )
+    pool_attribute: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "EnclavePool"
+    default_pool: str = "general"
+
+
+class NotebookSize(Strict):
+    cpu_request: float = Field(gt=0)
+    cpu_limit: float = Field(gt=0)
+    memory_request_mib: int = Field(gt=0)
+    memory_limit_mib: int = Field(gt=0)
+    description: str = ""
+
+
+class NotebookBounds(Strict):
+    """What one user's notebook may use (seed §13.2–13.3: 0.5–4 cores, 512 MB–8 GB)."""
+
+    min_cpu: float = Field(default=0.5, gt=0)
+    max_cpu: float = Field(default=4.0, gt=0)
+    min_memory_mib: int = Field(default=512, gt=0)
+    max_memory_mib: int = Field(default=8192, gt=0)
+
+
+class Notebooks(Strict):
+    namespace: Name = "jupyter-lsst"
+    images: list[str] = Field(min_length=1)
+    sizes: dict[Name, NotebookSize] = Field(min_length=1)
+    default_size: str
+    bounds: NotebookBounds = NotebookBounds()
+    idle_cull_seconds: int = Field(default=432_000, gt=0)
+    max_age_seconds: int = Field(default=864_000, gt=0)
+
+
+class Storage(Strict):
+    home_root: str = "/jhome"
+    home_quota_gib: float = Field(default=100, gt=0)
+    workspace_subdir: str = "workspace"
+    shared_tib: float = Field(default=10, ge=0)
+    node_local_gib: float = Field(default=100, gt=0)
+    container_cache_gib: float = Field(default=250, ge=0)
+    image_size_gib: float = Field(default=10, gt=0)
+    cached_images_per_node: int = Field(default=5, ge=1)
+
+
+class Registry(Strict):
+    host: Host
+    vetting_required: bool = True
+
+
+class RoleSpec(Strict):
+    description: str = ""
+
+
+class EnclaveSpec(Strict):
+    """A whole enclave. Everything else enclave does is derived from this."""
+
+    cluster: Cluster
+    pools: dict[Name, Pool] = Field(min_length=1)
+    batch: Batch
+    notebooks: Notebooks
+    storage: Storage = Storage()
+    registry: Registry
+    roles: dict[Role, RoleSpec] = Field(default_factory=lambda: {r: RoleSpec() for r in Role})
+
+    def groups(self, role: NodeRole) -> list[NodeGroup]:
+        return [g for g in self.cluster.node_groups if g.role == role]
+
+    def cores(self, role: NodeRole) -> int:
+        return sum(g.count * g.cores for g in self.groups(role))
+
+    def memory_gib(self, role: NodeRole) -> float:
+        return sum(g.count * g.memory_gib for g in self.groups(role))
+
+    def node_names(self, role: NodeRole | None = None) -> list[str]:
+        """Stable node names derived from the groups: <group>-<index>, starting at 001."""
+        return [
+            f"{g.name}-{i:03d}"
+            for g in self.cluster.node_groups
+            if role is None or g.role == role
+            for i in range(1, g.count + 1)
+        ]
