@@ -174,6 +174,44 @@ class RoleSpec(Strict):
     description: str = ""
 
 
+class LendMode(StrEnum):
+    PODS = "pods"
+    """BCS 4: run HTCondor worker pods beside the commons' other pods."""
+    NODES = "nodes"
+    """BCS 5: drain whole Kubernetes nodes and run HTCondor on them."""
+
+
+class BrokerPolicy(Strict):
+    """How the capacity broker moves capacity (issue 6). Every field has a default so specs may omit it."""
+
+    cycle_seconds: float = Field(default=60, gt=0, description="Time between two observe-decide-act cycles.")
+    cooldown_seconds: float = Field(default=900, ge=0, description="A startd or node that just moved stays put.")
+    hysteresis: float = Field(
+        default=0.5, ge=0, le=1,
+        description="A pool gets another startd only when it lacks at least this fraction of the startd's cores.",
+    )
+    max_moves_per_cycle: int = Field(default=20, ge=1, le=100_000)
+    lend_mode: LendMode = LendMode.PODS
+    lend_to: list[Name] | None = Field(
+        default=None, description="Pools that may borrow Kubernetes capacity; default: pools with a latency objective."
+    )
+    max_lend_share: float = Field(default=1.0, ge=0, le=1, description="Most of the worker cores batch may borrow.")
+    notebook_headroom_cores: float = Field(
+        default=0.0, ge=0, description="Worker cores kept free for notebook spawns when lending to batch."
+    )
+    pod_cores: int = Field(default=8, gt=0, le=1024)
+    pod_memory_mib: int = Field(default=32768, gt=0)
+    prewarm_pool: Name | None = Field(
+        default=None, description="Pool that gets capacity before the night; default: the highest-priority pool "
+        "with a latency objective. Needs cluster.site."
+    )
+    prewarm_cores: int | None = Field(
+        default=None, ge=0, description="Cores the pre-warmed pool holds through the night; default: its maximum."
+    )
+    prewarm_lead_seconds: float = Field(default=1800, ge=0)
+    twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
+
+
 class EnclaveSpec(Strict):
     """A whole enclave. Everything else enclave does is derived from this."""
 
@@ -184,6 +222,7 @@ class EnclaveSpec(Strict):
     storage: Storage = Storage()
     registry: Registry
     roles: dict[Role, RoleSpec] = Field(default_factory=lambda: {r: RoleSpec() for r in Role})
+    broker: BrokerPolicy = BrokerPolicy()
 
     def groups(self, role: NodeRole) -> list[NodeGroup]:
         return [g for g in self.cluster.node_groups if g.role == role]
