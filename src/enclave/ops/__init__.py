@@ -1,0 +1,1 @@
+"""Operations: upgrade planning, control-plane backup/restore, security benchmark, image vetting."""

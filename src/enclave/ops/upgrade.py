@@ -1,0 +1,394 @@
+"""Upgrade planning (seed §9): one minor at a time, as kubeadm requires, with version skew checked at every phase.
+
+Pure decision code: it takes component versions and release data and returns a plan; it runs nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from enclave.errors import InputError, InvalidTransition, Problem
+from enclave.ops.versions import Release, ReleaseData, SkewPolicy, Version, release_data
+from enclave.spec.models import EnclaveSpec, NodeRole
+
+PACKAGES = ("kubeadm", "kubelet", "kubectl")
+# pkgs.k8s.io serves one repository per minor, from 1.24 on; the Google-hosted apt/yum repositories
+# that carried older releases were frozen in 2023 and shut down in 2024.
+PKGS_K8S_IO_FIRST = Version(1, 24)
+
+
+@dataclass(frozen=True)
+class ControlPlaneNode:
+    name: str
+    apiserver: Version
+    controller_manager: Version
+    scheduler: Version
+
+
+@dataclass(frozen=True)
+class Components:
+    """What runs in the cluster: control-plane nodes, kubelets by version, kube-proxy, kubectl, kubeadm."""
+
+    control_plane: tuple[ControlPlaneNode, ...]
+    kubelets: tuple[tuple[Version, int], ...]
+    kube_proxy: Version
+    kubectl: Version
+    kubeadm: Version
+
+    @property
+    def apiservers(self) -> list[Version]:
+        return [n.apiserver for n in self.control_plane]
+
+    @property
+    def kubelet_count(self) -> int:
+        return sum(n for _, n in self.kubelets)
+
+    def with_all(self, version: Version) -> Components:
+        return Components(
+            control_plane=tuple(ControlPlaneNode(n.name, version, version, version) for n in self.control_plane),
+            kubelets=((version, self.kubelet_count),),
+            kube_proxy=version, kubectl=version, kubeadm=version,
+        )
+
+
+def components_from_spec(spec: EnclaveSpec) -> Components:
+    """Every component at the spec's version; kubelets run on control-plane and worker nodes."""
+    v = Version.parse(spec.cluster.kubernetes_version, where="cluster.kubernetes_version")
+    cps = spec.node_names(NodeRole.CONTROL_PLANE)
+    if not cps:
+        raise InputError([Problem("cluster.node_groups", "the spec has no control-plane node group",
+                                  "add a node group with role: control-plane")])
+    kubelets = len(cps) + len(spec.node_names(NodeRole.WORKER))
+    return Components(tuple(ControlPlaneNode(n, v, v, v) for n in cps), ((v, kubelets),), v, v, v)
+
+
+def components_from_mapping(raw: Any, where: str = "observed") -> Components:
+    """Observed versions, e.g. from `kubectl version` and `kubectl get nodes`, written as YAML:
+
+    apiserver: [1.9.3, 1.9.3]          # one per control-plane node (or one string)
+    controller_manager: 1.9.3           # optional, default: the apiserver's
+    scheduler: 1.9.3                    # optional
+    kubelets: {1.9.3: 20}               # version → node count
+    kube_proxy: 1.9.3                   # optional, default: the oldest apiserver
+    kubectl: 1.9.3                      # optional
+    kubeadm: 1.9.3                      # optional
+    """
+    if not isinstance(raw, dict):
+        raise InputError([Problem(where, "observed versions must be a mapping", "see `enclave upgrade plan --help`")])
+    allowed = {"apiserver", "controller_manager", "scheduler", "kubelets", "kube_proxy", "kubectl", "kubeadm"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InputError([Problem(f"{where}.{unknown[0]}", "unknown key", f"use only {sorted(allowed)}")])
+    if "apiserver" not in raw or "kubelets" not in raw:
+        raise InputError([Problem(where, "apiserver and kubelets are required",
+                                  "give apiserver: [versions…] and kubelets: {version: count}")])
+    api = raw["apiserver"] if isinstance(raw["apiserver"], list) else [raw["apiserver"]]
+    apis = [Version.parse(str(a), where=f"{where}.apiserver[{i}]") for i, a in enumerate(api)]
+    if not apis:
+        raise InputError([Problem(f"{where}.apiserver", "no API server listed", "list one version per node")])
+
+    def one(key: str, default: Version) -> Version:
+        return Version.parse(str(raw[key]), where=f"{where}.{key}") if raw.get(key) is not None else default
+
+    oldest = min(apis)
+    cm, sch = one("controller_manager", oldest), one("scheduler", oldest)
+    cps = tuple(ControlPlaneNode(f"control-plane-{i + 1}", a, min(cm, a), min(sch, a)) for i, a in enumerate(apis))
+    if not isinstance(raw["kubelets"], dict) or not raw["kubelets"]:
+        raise InputError([Problem(f"{where}.kubelets", "kubelets must map version → node count",
+                                  "e.g. kubelets: {1.9.3: 20}")])
+    kubelets: Counter[Version] = Counter()
+    for k, n in raw["kubelets"].items():
+        if not isinstance(n, int) or n < 0:
+            raise InputError([Problem(f"{where}.kubelets.{k}", f"{n!r} is not a node count", "give a whole number")])
+        kubelets[Version.parse(str(k), where=f"{where}.kubelets")] += n
+    return Components(cps, tuple(sorted(kubelets.items())), one("kube_proxy", oldest),
+                      one("kubectl", oldest), one("kubeadm", oldest))
+
+
+@dataclass(frozen=True)
+class SkewCheck:
+    rule: str
+    ok: bool
+    detail: str
+
+
+def check_skew(c: Components, policy: SkewPolicy) -> list[SkewCheck]:
+    """The version-skew policy, rule by rule, for one state of the cluster."""
+    newest, oldest = max(c.apiservers), min(c.apiservers)
+    out: list[SkewCheck] = []
+    spread = newest.minors_after(oldest)
+    out.append(SkewCheck("kube-apiserver instances within one minor", spread <= policy.apiserver_max_spread,
+                         f"apiservers {sorted({str(a) for a in c.apiservers})}"))
+    k_older = policy.kubelet_older(newest)
+    for v, n in c.kubelets:
+        out.append(SkewCheck("kubelet not newer than kube-apiserver", v.minor_key <= oldest.minor_key,
+                             f"{n} kubelet(s) at {v} vs oldest apiserver {oldest}"))
+        out.append(SkewCheck(f"kubelet at most {k_older} minors older than kube-apiserver",
+                             newest.minors_after(v) <= k_older,
+                             f"{n} kubelet(s) at {v} vs newest apiserver {newest}"))
+    p_older = policy.kube_proxy_older(newest)
+    out.append(SkewCheck("kube-proxy not newer than kube-apiserver", c.kube_proxy.minor_key <= oldest.minor_key,
+                         f"kube-proxy {c.kube_proxy} vs oldest apiserver {oldest}"))
+    out.append(SkewCheck(f"kube-proxy at most {p_older} minors older than kube-apiserver",
+                         newest.minors_after(c.kube_proxy) <= p_older,
+                         f"kube-proxy {c.kube_proxy} vs newest apiserver {newest}"))
+    for node in c.control_plane:
+        for name, v, limit in (("kube-controller-manager", node.controller_manager,
+                                policy.controller_manager_max_older),
+                               ("kube-scheduler", node.scheduler, policy.scheduler_max_older)):
+            # kubeadm points each controller at the API server on its own node.
+            out.append(SkewCheck(f"{name} not newer than kube-apiserver", v.minor_key <= node.apiserver.minor_key,
+                                 f"{node.name}: {name} {v} vs apiserver {node.apiserver}"))
+            out.append(SkewCheck(f"{name} at most {limit} minor older than kube-apiserver",
+                                 newest.minors_after(v) <= limit,
+                                 f"{node.name}: {name} {v} vs newest apiserver {newest}"))
+    d = policy.kubectl_max_distance
+    out.append(SkewCheck(f"kubectl within ±{d} minor of kube-apiserver",
+                         all(abs(a.minors_after(c.kubectl)) <= d for a in c.apiservers),
+                         f"kubectl {c.kubectl} vs apiservers {oldest}–{newest}"))
+    return out
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    state: Components
+    checks: tuple[SkewCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    source: Version
+    target: Version
+    kind: str  # "patch" or "minor"
+    release: Release
+    maintained: bool
+    phases: tuple[Phase, ...]
+    commands: dict[str, tuple[str, ...]]
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.phases)
+
+
+@dataclass(frozen=True)
+class ComponentRow:
+    component: str
+    current: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    current: Components
+    target: Version
+    today: dt.date
+    data_version: str
+    maintained: tuple[Release, ...]
+    steps: tuple[Step, ...]
+    table: tuple[ComponentRow, ...]
+    pinning: dict[str, tuple[str, ...]]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _violations(checks: list[SkewCheck]) -> list[SkewCheck]:
+    return [c for c in checks if not c.ok]
+
+
+def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase, ...]:
+    """The cluster states one kubeadm step passes through, each checked against the skew policy."""
+    states: list[tuple[str, Components]] = []
+    first, *rest = before.control_plane
+    up = ControlPlaneNode(first.name, to, to, to)
+    c = replace(before, kubeadm=to, control_plane=(up, *rest))
+    states.append((f"kubeadm upgrade apply {to.v} on {first.name}", c))
+    if rest:
+        c = replace(c, control_plane=tuple(ControlPlaneNode(n.name, to, to, to) for n in before.control_plane))
+        states.append((f"kubeadm upgrade node on {', '.join(n.name for n in rest)}", c))
+    c = replace(c, kube_proxy=to)
+    states.append(("kube-proxy and CoreDNS add-ons upgraded (after every control-plane node)", c))
+    c = replace(c, kubelets=((to, before.kubelet_count),))
+    states.append((f"drain, upgrade and uncordon each of {before.kubelet_count} kubelet(s)", c))
+    c = replace(c, kubectl=to)
+    states.append(("kubectl on admin hosts", c))
+    return tuple(Phase(name, s, tuple(check_skew(s, policy))) for name, s in states)
+
+
+def package_commands(to: Version) -> dict[str, tuple[str, ...]]:
+    """Commands that move the pinned packages to one version and pin them again (never automatic updates)."""
+    pkgs = " ".join(PACKAGES)
+    if to.minor_key >= PKGS_K8S_IO_FIRST.minor_key:
+        repo = (f"point the kubernetes repository at https://pkgs.k8s.io/core:/stable:/v{to.minor_name}/"
+                "{deb,rpm}/ (one repository per minor)")
+    else:
+        repo = (f"packages for {to.minor_name} are not on pkgs.k8s.io (1.24+ only) and the legacy Google repository "
+                "is shut down: serve them from the enclave's local package mirror")
+    return {
+        "repository": (repo,),
+        "apt": (
+            "apt-mark unhold kubeadm",
+            f"apt-get update && apt-get install -y kubeadm='{to}-*'",
+            "apt-mark hold kubeadm",
+            f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
+            "kubeadm upgrade node   # every other control-plane node",
+            "kubectl drain <node> --ignore-daemonsets   # then on that node:",
+            "apt-mark unhold kubelet kubectl",
+            f"apt-get install -y kubelet='{to}-*' kubectl='{to}-*'",
+            "apt-mark hold kubelet kubectl",
+            "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
+        ),
+        "dnf": (
+            "dnf versionlock delete kubeadm",
+            f"dnf install -y kubeadm-'{to}-*' --disableexcludes=kubernetes",
+            "dnf versionlock add kubeadm",
+            f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
+            "kubeadm upgrade node   # every other control-plane node",
+            "kubectl drain <node> --ignore-daemonsets   # then on that node:",
+            "dnf versionlock delete kubelet kubectl",
+            f"dnf install -y kubelet-'{to}-*' kubectl-'{to}-*' --disableexcludes=kubernetes",
+            "dnf versionlock add kubelet kubectl",
+            "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
+        ),
+        "check": (f"kubeadm version -o short   # must print {to.v} before apply", f"# packages: {pkgs}"),
+    }
+
+
+def pinning_snippets(version: Version) -> dict[str, tuple[str, ...]]:
+    """Stop yum/dnf/apt from updating Kubernetes packages behind the administrator's back (seed §8)."""
+    pkgs = " ".join(PACKAGES)
+    return {
+        "apt (Debian/Ubuntu)": (f"apt-mark hold {pkgs}", "apt-mark showhold   # verify"),
+        "dnf (RHEL/Rocky 8+)": (
+            "dnf install -y 'dnf-command(versionlock)'",
+            f"dnf versionlock add {' '.join(f'{p}-{version}' for p in PACKAGES)}",
+            "dnf versionlock list   # verify",
+        ),
+        "yum (CentOS 7)": (
+            "yum install -y yum-plugin-versionlock",
+            f"yum versionlock add {' '.join(f'{p}-{version}' for p in PACKAGES)}",
+            "yum versionlock list   # verify",
+        ),
+        "repository exclude (yum/dnf, belt and braces)": (
+            "# /etc/yum.repos.d/kubernetes.repo, [kubernetes] section:",
+            "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni",
+            "# upgrades then name the repository explicitly: --disableexcludes=kubernetes",
+        ),
+        "puppet/automatic updates": (
+            "# keep kubelet kubeadm kubectl out of automatic update runs (yum-cron/dnf-automatic exclude=…,",
+            "# unattended-upgrades Package-Blacklist) so a routine update never rewrites their configuration",
+        ),
+    }
+
+
+def _table(current: Components, target: Version) -> tuple[ComponentRow, ...]:
+    def vs(versions: list[Version]) -> str:
+        return ", ".join(f"{n} x {v.v}" for v, n in sorted(Counter(versions).items()))
+
+    cp = current.control_plane
+    rows = [
+        ComponentRow("Kubelet", ", ".join(f"{n} x {v.v}" for v, n in current.kubelets), target.v),
+        ComponentRow("API Server", vs([n.apiserver for n in cp]), target.v),
+        ComponentRow("Controller Manager", vs([n.controller_manager for n in cp]), target.v),
+        ComponentRow("Scheduler", vs([n.scheduler for n in cp]), target.v),
+        ComponentRow("Kube Proxy", current.kube_proxy.v, target.v),
+        ComponentRow("kubectl", current.kubectl.v, target.v),
+        ComponentRow("kubeadm", current.kubeadm.v, target.v),
+        ComponentRow("Etcd, CoreDNS", "kubeadm-managed", "the versions kubeadm " + target.v + " ships"),
+    ]
+    return tuple(rows)
+
+
+def _check_path(start: Version, path: list[Version]) -> None:
+    at = start
+    for i, nxt in enumerate(path):
+        where = f"step {i + 1} ({at} → {nxt})"
+        if nxt <= at:
+            raise InvalidTransition(f"{nxt} is not newer than {at}", where=where,
+                                    fix="Kubernetes does not support downgrades; restore a backup instead")
+        if nxt.minors_after(at) > 1:
+            skipped = ", ".join(f"{at.major}.{m}" for m in range(at.minor + 1, nxt.minor))
+            raise InvalidTransition(f"the step skips minor release(s) {skipped}", where=where,
+                                    fix="kubeadm upgrades one minor at a time: add a step for every minor between")
+        at = nxt
+
+
+def plan_upgrade(current: Components, target: Version | None = None, *, today: dt.date | None = None,
+                 data: ReleaseData | None = None, steps: list[Version] | None = None,
+                 patch_first: bool = True) -> Plan:
+    """Plan the upgrade from ``current`` to ``target`` (default: the newest maintained release's latest patch).
+
+    ``steps`` names the versions to pass through explicitly (e.g. a plan someone wrote by hand); it is
+    refused if it skips a minor. Raises InvalidTransition when the cluster already breaks the skew policy,
+    when the target is older than the cluster, or when a step would break it.
+    """
+    data = data or release_data()
+    today = today or dt.date.today()
+    broken = _violations(check_skew(current, data.skew))
+    if broken:
+        raise InvalidTransition(
+            "the cluster already breaks the version-skew policy: "
+            + "; ".join(f"{c.rule} ({c.detail})" for c in broken),
+            where="current component versions",
+            fix="bring the offending components back within the skew policy before planning an upgrade")
+    if len({a.minor_key for a in current.apiservers}) > 1:
+        raise InvalidTransition("control-plane nodes run different minors: an upgrade is half done",
+                                where="current component versions",
+                                fix="finish it with `kubeadm upgrade node` on the remaining control-plane nodes")
+    start = min(current.apiservers)
+    target = target or data.newest_maintained(today).latest_patch
+    data.release(start)
+    target_release = data.release(target)
+    notes: list[str] = []
+    if target < start:
+        raise InvalidTransition(f"target {target} is older than the cluster's {start}", where="--to",
+                                fix="Kubernetes does not support downgrades; restore a control-plane backup instead")
+    if target.patch > target_release.latest_patch.patch:
+        notes.append(f"{target} is newer than the latest {target.minor_name} patch in the release data "
+                     f"({target_release.latest_patch}); confirm it exists before applying")
+    if not target_release.maintained_on(today):
+        notes.append(f"target {target.minor_name} is not maintained on {today} (end of life {target_release.eol})")
+
+    if steps is not None:
+        path = list(steps)
+        if not path or path[-1] != target:
+            path.append(target)
+    else:
+        path = []
+        start_latest = data.release(start).latest_patch
+        if patch_first and start < start_latest and start.minor_key != target.minor_key:
+            path.append(start_latest)
+        for m in range(start.minor + 1, target.minor):
+            path.append(data.release(Version(start.major, m)).latest_patch)
+        if target != start:
+            path.append(target)
+    _check_path(start, path)
+
+    out: list[Step] = []
+    state, at = current, start
+    for i, to in enumerate(path, 1):
+        rel = data.release(to)
+        phases = _phases(state, to, data.skew)
+        step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
+                    phases, package_commands(to))
+        bad = [(p.name, c) for p in phases for c in p.checks if not c.ok]
+        if bad:
+            name, check = bad[0]
+            raise InvalidTransition(f"{check.rule} breaks during '{name}' ({check.detail})",
+                                    where=f"step {i} ({at} → {to})",
+                                    fix="upgrade the lagging components first, then plan again")
+        out.append(step)
+        state, at = phases[-1].state, to
+    if any(not s.maintained for s in out):
+        notes.append("intermediate releases past end of life are passed through only: do not stop on them")
+    notes.append("take `enclave backup create` before every `kubeadm upgrade apply`, and try each step on the "
+                 "development cluster first (seed §9)")
+    return Plan(current, target, today, data.data_version, tuple(data.maintained(today)), tuple(out),
+                _table(current, target), pinning_snippets(target), tuple(notes))
