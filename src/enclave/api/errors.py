@@ -1,0 +1,59 @@
+"""Turn every failure into one JSON shape with the status enclave.errors assigns to it.
+
+Body: ``{"error": "<ErrorType>", "message": "...", "problems": [{"where", "what", "fix"}]}``. Request bodies
+that fail FastAPI/pydantic validation are reported as an ``InputError`` would be, so a client sees one shape
+whatever layer refused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from enclave.errors import EnclaveError, InputError, Problem, Unauthenticated, http_status
+
+
+def error_body(error: EnclaveError) -> dict[str, Any]:
+    return {
+        "error": type(error).__name__,
+        "message": str(error),
+        "problems": [{"where": p.where, "what": p.what, "fix": p.fix} for p in error.problems],
+    }
+
+
+def error_response(error: EnclaveError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="enclave"'} if isinstance(error, Unauthenticated) else None
+    return JSONResponse(error_body(error), status_code=http_status(error), headers=headers)
+
+
+def validation_problems(errors: Any) -> list[Problem]:
+    out = []
+    for e in errors:
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        out.append(Problem(where=loc or "request", what=str(e.get("msg", "invalid value")),
+                           fix="send a value of the documented type (see /openapi.json)"))
+    return out or [Problem(where="request", what="the request is malformed")]
+
+
+def install(app: FastAPI) -> None:
+    async def on_enclave_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EnclaveError)
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(InputError(validation_problems(exc.errors())))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        body = {"error": "HTTPError", "message": str(exc.detail),
+                "problems": [{"where": request.url.path, "what": str(exc.detail), "fix": ""}]}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    app.add_exception_handler(EnclaveError, on_enclave_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

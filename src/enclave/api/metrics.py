@@ -1,0 +1,61 @@
+"""Prometheus metrics of the control plane.
+
+Each service instance owns its own CollectorRegistry rather than the process-global default, so several
+apps (tests, the benchmark) can live in one process without "duplicated timeseries" errors.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from enclave.api.snapshot import Snapshot
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Buckets around the 60 s alert objective (OTT1): resolution where the objective is decided.
+_LATENCY_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600)
+_API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.pool_capacity = Gauge("enclave_pool_capacity_cores", "Cores currently labelled for a batch pool.",
+                                   ["pool"], registry=r)
+        self.pool_busy = Gauge("enclave_pool_busy_cores", "Cores of a pool's startds claimed by running jobs.",
+                               ["pool"], registry=r)
+        self.pool_idle_jobs = Gauge("enclave_pool_idle_jobs", "Jobs waiting for a slot, per pool.", ["pool"],
+                                    registry=r)
+        self.pool_idle_cores = Gauge("enclave_pool_idle_cores", "Cores requested by waiting jobs, per pool.",
+                                     ["pool"], registry=r)
+        self.pool_running_jobs = Gauge("enclave_pool_running_jobs", "Running jobs per pool.", ["pool"], registry=r)
+        self.pool_oldest_idle = Gauge("enclave_pool_oldest_idle_seconds", "Age of the oldest waiting job.",
+                                      ["pool"], registry=r)
+        self.nodes = Gauge("enclave_nodes", "Nodes by state.", ["state"], registry=r)
+        self.broker_actions = Counter("enclave_broker_actions", "Actions the broker applied, by kind.", ["kind"],
+                                      registry=r)
+        self.broker_cycles = Counter("enclave_broker_cycles", "Broker observe-decide-act cycles run.", registry=r)
+        self.broker_errors = Counter("enclave_broker_errors", "Broker cycles that failed.", registry=r)
+        self.prompt_latency = Histogram("enclave_prompt_latency_seconds",
+                                        "Prompt processing visit latency (readout to last detector job done).",
+                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.sim_time = Gauge("enclave_backend_clock_seconds", "Backend clock (simulated in the twin).", registry=r)
+        self.api_latency = Histogram("enclave_api_request_seconds", "API request latency.",
+                                     ["method", "route", "status"], buckets=_API_BUCKETS, registry=r)
+
+    def observe_snapshot(self, snap: Snapshot) -> None:
+        self.sim_time.set(snap.now)
+        for pool, p in snap.pools.items():
+            self.pool_capacity.labels(pool).set(p.capacity_cores)
+            self.pool_busy.labels(pool).set(p.busy_cores)
+            self.pool_idle_jobs.labels(pool).set(p.idle_jobs)
+            self.pool_idle_cores.labels(pool).set(p.idle_cores)
+            self.pool_running_jobs.labels(pool).set(p.running_jobs)
+            self.pool_oldest_idle.labels(pool).set(p.oldest_idle_seconds)
+        for state, count in snap.node_states.items():
+            self.nodes.labels(state).set(count)
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,36 @@
+"""The running control plane: spec, database, backend loop, metrics and history, held by one object.
+
+Routes get it from ``request.app.state.service``; nothing here is a module-level global, so tests and the
+benchmark can run several independent services in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from enclave.api.metrics import Metrics
+from enclave.api.snapshot import History
+from enclave.db import Database
+from enclave.spec.models import EnclaveSpec
+
+if TYPE_CHECKING:
+    from enclave.api.runner import BrokerRunner
+
+
+@dataclass
+class Service:
+    spec: EnclaveSpec
+    db: Database
+    metrics: Metrics = field(default_factory=Metrics)
+    history: History = field(default_factory=History)
+    runner: BrokerRunner | None = None
+    title: str = "enclave"
+
+
+def get_service(request: Request) -> Service:
+    service = request.app.state.service
+    assert isinstance(service, Service)
+    return service
