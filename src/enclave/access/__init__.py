@@ -1,0 +1,1 @@
+"""Who may do what: role → permission, API tokens, data access rules, rendered Kubernetes access."""

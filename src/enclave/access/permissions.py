@@ -1,0 +1,106 @@
+"""Who may do what: one table from actor role (seed §2) to the actions it may take across enclave."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from enclave.accounts.models import Account, AccountStatus, Person
+from enclave.errors import NotFound, PermissionDenied
+from enclave.spec.models import Role
+
+
+class Permission(StrEnum):
+    ACCOUNTS_MANAGE = "accounts.manage"
+    """Onboard, depart, expire, promote, demote accounts; change quotas and namespace membership (§4)."""
+    ROLES_GRANT = "roles.grant"
+    """Grant and revoke actor roles."""
+    CLUSTER_SYSTEM = "cluster.system"
+    """System-level cluster changes: nodes, upgrades, overlay, backup/restore (§8: cluster admin only)."""
+    SERVICES_DEPLOY = "services.deploy"
+    """Deploy and maintain services in the Kubernetes commons (§4, §13.1)."""
+    BATCH_RELABEL = "batch.relabel"
+    """Change which processing a node serves by its ClassAd (BCS 1, 2, 4, 5)."""
+    BATCH_PODS = "batch.pods"
+    """Deploy and delete HTCondor worker pods, drain nodes (BCS 3–5)."""
+    IMAGES_VET = "images.vet"
+    """Vet container images in the local registry (§10)."""
+    LOGS_READ = "logs.read"
+    """Read container logs of the namespaces one belongs to (AA2/AA3)."""
+    NOTEBOOKS_SPAWN = "notebooks.spawn"
+    """Spawn a JupyterLab notebook (AA1)."""
+    BATCH_SUBMIT = "batch.submit"
+    """Submit batch jobs to HTCondor (§7)."""
+    JOURNAL_READ = "journal.read"
+    """Read the journal of changes."""
+
+
+P = Permission
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.DEVELOPER: frozenset({P.LOGS_READ, P.NOTEBOOKS_SPAWN, P.BATCH_SUBMIT}),
+    Role.SCIENCE_USER: frozenset({P.NOTEBOOKS_SPAWN, P.BATCH_SUBMIT}),
+    Role.SECURITY: frozenset({P.IMAGES_VET, P.JOURNAL_READ}),
+    Role.SYSADMIN: frozenset({P.ACCOUNTS_MANAGE, P.ROLES_GRANT, P.JOURNAL_READ}),
+    Role.K8S_CLUSTER_ADMIN: frozenset({P.CLUSTER_SYSTEM, P.JOURNAL_READ}),
+    Role.K8S_SERVICE_ADMIN: frozenset({P.SERVICES_DEPLOY, P.BATCH_PODS, P.LOGS_READ, P.JOURNAL_READ}),
+    Role.HTCONDOR_ADMIN: frozenset({P.BATCH_RELABEL, P.JOURNAL_READ}),
+}
+
+STAFF_ROLES: frozenset[Role] = frozenset(set(Role) - {Role.SCIENCE_USER})
+"""Roles only LSST-funded staff may hold (seed §2); a science account can hold only science-user."""
+
+
+def roles_granting(permission: Permission) -> list[Role]:
+    return [role for role in Role if permission in ROLE_PERMISSIONS[role]]
+
+
+def permissions_for(roles: set[Role] | frozenset[Role] | list[Role]) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS[role]
+    return frozenset(granted)
+
+
+def find_account(session: Session, username: str) -> Account:
+    account = session.execute(
+        sa.select(Account).where(Account.username == username)
+        .options(selectinload(Account.person).selectinload(Person.roles))
+    ).scalar_one_or_none()
+    if account is None:
+        raise NotFound(f"no account named {username!r}", where="--as / username",
+                       fix="check the spelling; `enclave accounts list` shows every account")
+    return account
+
+
+def account_roles(account: Account) -> frozenset[Role]:
+    """The roles an account acts with: its person's roles while the account is active, none otherwise."""
+    if account.status != AccountStatus.ACTIVE:
+        return frozenset()
+    return frozenset(Role(g.role) for g in account.person.roles)
+
+
+def account_permissions(account: Account) -> frozenset[Permission]:
+    return permissions_for(account_roles(account))
+
+
+def permissions_of(session: Session, username: str) -> frozenset[Permission]:
+    """Everything ``username`` may do right now (empty for departed or expired accounts)."""
+    return account_permissions(find_account(session, username))
+
+
+def require(session: Session, actor: str, permission: Permission) -> Account:
+    """The acting account, if it is active and one of its roles grants ``permission``; else a clear refusal."""
+    account = find_account(session, actor)
+    needed = ", ".join(r.value for r in roles_granting(permission))
+    if account.status != AccountStatus.ACTIVE:
+        raise PermissionDenied(f"account {actor!r} is {account.status}, so it may not {permission.value}",
+                               where=f"--as {actor}", fix="act as an active account")
+    if permission not in account_permissions(account):
+        held = ", ".join(sorted(r.value for r in account_roles(account))) or "no roles"
+        raise PermissionDenied(f"{actor!r} ({held}) may not {permission.value}: that needs one of the roles "
+                               f"{needed}", where=f"--as {actor}",
+                               fix=f"act as someone holding {needed}, or ask a sysadmin to grant it")
+    return account

@@ -1,0 +1,541 @@
+"""Account lifecycle rules (seed §4). Each function is one change: role-checked, then journaled in the
+caller's transaction, so the change and its journal entry commit together or not at all.
+
+Every check runs before anything is modified, so a refused call changes nothing even if the caller
+commits the session afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from enclave.access import tokens
+from enclave.access.permissions import STAFF_ROLES, Permission, find_account, require
+from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
+from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, Problem
+from enclave.journal import record
+from enclave.spec.models import EnclaveSpec, Role
+
+UID_BASE = 10_000
+"""First uid handed out; each account's primary group is its own (gid = uid), so no group bit ever
+exposes one account's files to another — the property a staff → science move relies on."""
+
+USERNAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+BOOTSTRAP_ACTOR = "bootstrap"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A science allocation (an approved proposal): larger allocations raise the storage quota (§6.2)."""
+
+    proposal_id: str
+    quota_gib: float | None = None
+    expires: datetime | None = None
+
+    def problems(self, now: datetime) -> list[Problem]:
+        out = []
+        if not self.proposal_id.strip():
+            out.append(Problem("allocation", "proposal id is empty", "give the proposal id, e.g. --proposal P-123"))
+        if self.quota_gib is not None and self.quota_gib <= 0:
+            out.append(Problem("allocation quota", f"{self.quota_gib} GiB is not positive"))
+        if self.expires is not None:
+            if self.expires.tzinfo is None:
+                out.append(Problem("allocation expiry", "has no time zone", "give a UTC date, e.g. 2027-01-31"))
+            elif self.expires <= now:
+                out.append(Problem("allocation expiry", f"{self.expires.date()} is not in the future",
+                                   "give an expiry date after today"))
+        return out
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def _reason(reason: str) -> str:
+    if not reason or not reason.strip():
+        raise InputError([Problem("reason", "is empty", "every change is documented (seed §8): pass --reason")])
+    return reason.strip()
+
+
+def _target(username: str) -> str:
+    return f"account/{username}"
+
+
+def _state(account: Account) -> dict[str, object]:
+    state = account.summary()
+    state["roles"] = sorted(g.role for g in account.person.roles) if account.active else []
+    return state
+
+
+def get(session: Session, username: str) -> Account:
+    """The account named ``username`` (NotFound otherwise). Reading needs no role."""
+    return find_account(session, username)
+
+
+def list_accounts(session: Session, *, status: AccountStatus | None = None,
+                  kind: AccountKind | None = None) -> list[Account]:
+    stmt = sa.select(Account).options(selectinload(Account.person).selectinload(Person.roles),
+                                      selectinload(Account.namespaces)).order_by(Account.username)
+    if status is not None:
+        stmt = stmt.where(Account.status == status.value)
+    if kind is not None:
+        stmt = stmt.where(Account.kind == kind.value)
+    return list(session.execute(stmt).scalars())
+
+
+def active_account(person: Person) -> Account | None:
+    return next((a for a in person.accounts if a.status == AccountStatus.ACTIVE), None)
+
+
+def _check_username(session: Session, username: str) -> list[Problem]:
+    if not USERNAME.match(username):
+        return [Problem("username", f"{username!r} is not a valid username",
+                        "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter")]
+    if session.execute(sa.select(Account.id).where(Account.username == username)).first():
+        return [Problem("username", f"{username!r} is taken (usernames are never reused)",
+                        "choose another username")]
+    return []
+
+
+def _check_roles(kind: AccountKind, roles: Iterable[Role]) -> list[Problem]:
+    staff_only = sorted(r.value for r in roles if r in STAFF_ROLES)
+    if kind == AccountKind.SCIENCE and staff_only:
+        return [Problem("roles", f"{', '.join(staff_only)} may be held by staff only (seed §2)",
+                        "promote the account to staff first")]
+    return []
+
+
+def _next_uid(session: Session) -> int:
+    highest = session.execute(sa.select(sa.func.max(Account.uid))).scalar()
+    return max(UID_BASE, (highest or 0) + 1)
+
+
+def _home(spec: EnclaveSpec, username: str) -> tuple[str, str]:
+    home = f"{spec.storage.home_root.rstrip('/')}/{username}"
+    return home, f"{home}/{spec.storage.workspace_subdir.strip('/')}"
+
+
+def _quota(spec: EnclaveSpec, allocation: Allocation | None) -> float:
+    base = spec.storage.home_quota_gib
+    return max(base, allocation.quota_gib) if allocation and allocation.quota_gib else base
+
+
+def _check_namespaces(spec: EnclaveSpec, namespaces: Iterable[str]) -> list[Problem]:
+    known = set(app_namespaces(spec))
+    bad = sorted(set(namespaces) - known)
+    if bad:
+        return [Problem("namespace", f"{', '.join(bad)} is not an application namespace of the spec",
+                        f"use one of {', '.join(sorted(known))}")]
+    return []
+
+
+def app_namespaces(spec: EnclaveSpec) -> list[str]:
+    """The application namespaces (seed §11): the spec's list plus the notebook namespace."""
+    names = list(spec.cluster.namespaces)
+    if spec.notebooks.namespace not in names:
+        names.append(spec.notebooks.namespace)
+    return names
+
+
+def _grant(session: Session, person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
+    held = {g.role for g in person.roles}
+    added = []
+    for role in sorted(set(roles)):
+        if role.value not in held:
+            person.roles.append(RoleGrant(role=role.value, granted_by=by, granted_at=when))
+            added.append(role.value)
+    return added
+
+
+def _create(session: Session, spec: EnclaveSpec, person: Person, *, username: str, kind: AccountKind,
+            allocation: Allocation | None, uid: int | None, gid: int | None, when: datetime) -> Account:
+    uid = uid if uid is not None else _next_uid(session)
+    home, workspace = _home(spec, username)
+    account = Account(
+        person=person, username=username, uid=uid, gid=gid if gid is not None else uid, kind=kind.value,
+        status=AccountStatus.ACTIVE.value, home_path=home, workspace_path=workspace,
+        quota_gib=_quota(spec, allocation), allocation_id=allocation.proposal_id if allocation else None,
+        allocation_quota_gib=allocation.quota_gib if allocation else None,
+        allocation_expires=allocation.expires if allocation else None, created_at=when,
+    )
+    session.add(account)
+    return account
+
+
+def _default_roles(kind: AccountKind) -> list[Role]:
+    return [Role.DEVELOPER] if kind == AccountKind.STAFF else [Role.SCIENCE_USER]
+
+
+def onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, name: str, email: str,
+            kind: AccountKind, reason: str, roles: Iterable[Role] | None = None,
+            allocation: Allocation | None = None, namespaces: Iterable[str] = (), uid: int | None = None,
+            gid: int | None = None, now: datetime | None = None) -> Account:
+    """Add a staff member (development resources + platform) or a science user (platform only)."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    return _onboard(session, actor, spec, username, name=name, email=email, kind=kind, reason=why,
+                    roles=roles, allocation=allocation, namespaces=namespaces, uid=uid, gid=gid, now=now,
+                    action="accounts.onboard")
+
+
+def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, name: str, email: str,
+             kind: AccountKind, reason: str, roles: Iterable[Role] | None, allocation: Allocation | None,
+             namespaces: Iterable[str], uid: int | None, gid: int | None, now: datetime | None,
+             action: str) -> Account:
+    when = _now(now)
+    kind = AccountKind(kind)
+    role_list = list(roles) if roles is not None else _default_roles(kind)
+    ns_list = list(dict.fromkeys(namespaces))
+    problems = _check_username(session, username)
+    if not name.strip():
+        problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
+    if not EMAIL.match(email):
+        problems.append(Problem("email", f"{email!r} is not an email address", "give --email user@example.org"))
+    problems += _check_roles(kind, role_list)
+    problems += _check_namespaces(spec, ns_list)
+    if allocation is not None:
+        problems += allocation.problems(when)
+    if kind == AccountKind.STAFF and allocation is not None:
+        problems.append(Problem("allocation", "staff accounts carry no science allocation",
+                                "drop the allocation, or onboard a science account"))
+    for label, value in (("uid", uid), ("gid", gid)):
+        if value is not None and not 1000 <= value <= 2**31 - 2:
+            problems.append(Problem(label, f"{value} is out of range", "use 1000 … 2147483646 or leave it out"))
+    if uid is not None and session.execute(sa.select(Account.id).where(Account.uid == uid)).first():
+        problems.append(Problem("uid", f"{uid} is already in use", "leave --uid out to get the next free uid"))
+    if problems:
+        raise InputError(problems)
+    person = session.execute(sa.select(Person).where(Person.email == email.lower())).scalar_one_or_none()
+    if person is None:
+        person = Person(name=name.strip(), email=email.lower(), created_at=when)
+        session.add(person)
+    else:
+        current = active_account(person)
+        if current is not None:
+            raise Conflict(f"{email} already has the active account {current.username!r}", where="email",
+                           fix="use promote/demote to change an account's kind, or depart it first")
+    account = _create(session, spec, person, username=username, kind=kind, allocation=allocation, uid=uid,
+                      gid=gid, when=when)
+    for namespace in ns_list:
+        account.namespaces.append(Membership(namespace=namespace))
+    _grant(session, person, role_list, actor, when)
+    session.flush()
+    record(session, actor=actor, action=action, target=_target(username), reason=reason, before=None,
+           after=_state(account) | {"person": {"name": person.name, "email": person.email}}, at=when)
+    return account
+
+
+def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, email: str,
+              now: datetime | None = None) -> Account:
+    """Create the first sysadmin (staff, roles sysadmin + developer) — only while no account exists."""
+    existing = session.execute(sa.select(sa.func.count()).select_from(Account)).scalar_one()
+    if existing:
+        raise Conflict(f"enclave already has {existing} account(s); bootstrap creates only the first one",
+                       where="accounts bootstrap", fix="ask an existing sysadmin to onboard you")
+    return _onboard(session, BOOTSTRAP_ACTOR, spec, username, name=name, email=email, kind=AccountKind.STAFF,
+                    reason="first sysadmin of a new enclave", roles=[Role.SYSADMIN, Role.DEVELOPER],
+                    allocation=None, namespaces=(), uid=None, gid=None, now=now, action="accounts.bootstrap")
+
+
+def _active_sysadmins(session: Session) -> set[int]:
+    rows = session.execute(
+        sa.select(Account.id).join(Person, Account.person_id == Person.id).join(RoleGrant)
+        .where(Account.status == AccountStatus.ACTIVE.value, RoleGrant.role == Role.SYSADMIN.value)
+    )
+    return {r[0] for r in rows}
+
+
+def _guard_last_sysadmin(session: Session, account: Account, what: str) -> None:
+    admins = _active_sysadmins(session)
+    if admins == {account.id}:
+        raise InvalidTransition(f"{account.username!r} is the last active sysadmin; {what} would leave nobody "
+                                "able to manage accounts", where=_target(account.username),
+                                fix="grant sysadmin to another active staff account first")
+
+
+def _load(session: Session, username: str) -> Account:
+    return find_account(session, username)
+
+
+def _end_access(session: Session, account: Account, when: datetime) -> None:
+    """Revoke roles, namespace memberships and tokens — every access at once."""
+    account.person.roles.clear()
+    account.namespaces.clear()
+    tokens.revoke_all(session, account, now=when)
+
+
+def depart(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
+    """Staff leaves the project: every access is revoked at once; the data stays where it is."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is already {account.status}; only an active account can depart",
+                                where=_target(username))
+    if account.kind != AccountKind.STAFF:
+        raise InvalidTransition(f"{username!r} is a science account; science access ends when its allocation "
+                                "expires", where=_target(username), fix=f"use `enclave accounts expire {username}`")
+    _guard_last_sysadmin(session, account, "departing")
+    when = _now(now)
+    before = _state(account)
+    _end_access(session, account, when)
+    account.status, account.ended_at = AccountStatus.DEPARTED.value, when
+    session.flush()
+    record(session, actor=actor, action="accounts.depart", target=_target(username), reason=why, before=before,
+           after=_state(account), at=when)
+    return account
+
+
+def expire(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
+    """A science allocation ends: read access to its own data stays; every other service goes."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    if account.kind != AccountKind.SCIENCE:
+        raise InvalidTransition(f"{username!r} is a staff account; staff accounts have no allocation to expire",
+                                where=_target(username), fix=f"use `enclave accounts depart {username}`")
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is already {account.status}; only an active account can expire",
+                                where=_target(username))
+    when = _now(now)
+    before = _state(account)
+    account.person.roles.clear()
+    account.namespaces.clear()
+    account.status, account.ended_at = AccountStatus.EXPIRED.value, when
+    session.flush()
+    record(session, actor=actor, action="accounts.expire", target=_target(username), reason=why, before=before,
+           after=_state(account), at=when)
+    return account
+
+
+def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> list[Account]:
+    """Expire every active science account whose allocation expiry has passed."""
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    when = _now(now)
+    due = session.execute(sa.select(Account.username).where(
+        Account.status == AccountStatus.ACTIVE.value, Account.kind == AccountKind.SCIENCE.value,
+        Account.allocation_expires.is_not(None), Account.allocation_expires <= when).order_by(Account.username))
+    return [expire(session, actor, name, reason="allocation expiry date passed", now=when)
+            for name in due.scalars().all()]
+
+
+def renew(session: Session, actor: str, username: str, allocation: Allocation, *, reason: str,
+          spec: EnclaveSpec, now: datetime | None = None) -> Account:
+    """An expired science account gets a new allocation and its platform access back."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    when = _now(now)
+    if account.status != AccountStatus.EXPIRED:
+        raise InvalidTransition(f"{username!r} is {account.status}; only an expired science account is renewed",
+                                where=_target(username),
+                                fix="use grow-quota to enlarge an active allocation" if account.active else "")
+    if allocation is None:
+        raise InvalidTransition(f"{username!r} cannot be reactivated without a new allocation",
+                                where=_target(username), fix="pass --proposal and --expires of the new allocation")
+    problems = allocation.problems(when)
+    if allocation.expires is None:
+        problems.append(Problem("allocation expiry", "a renewal needs an expiry date", "pass --expires"))
+    if problems:
+        raise InputError(problems)
+    before = _state(account)
+    account.status, account.ended_at = AccountStatus.ACTIVE.value, None
+    account.allocation_id, account.allocation_quota_gib = allocation.proposal_id, allocation.quota_gib
+    account.allocation_expires = allocation.expires
+    # The quota never shrinks below what the data already occupies: keep the larger of old and new.
+    account.quota_gib = max(account.quota_gib, _quota(spec, allocation))
+    _grant(session, account.person, [Role.SCIENCE_USER], actor, when)
+    session.flush()
+    record(session, actor=actor, action="accounts.renew", target=_target(username), reason=why, before=before,
+           after=_state(account), at=when)
+    return account
+
+
+def promote(session: Session, actor: str, username: str, *, reason: str, roles: Iterable[Role] | None = None,
+            now: datetime | None = None) -> Account:
+    """A science user becomes staff: the same account, its data kept, staff access added."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    if account.kind != AccountKind.SCIENCE:
+        raise InvalidTransition(f"{username!r} is already a staff account", where=_target(username))
+    if account.status == AccountStatus.DEPARTED:
+        raise InvalidTransition(f"{username!r} has departed and cannot be promoted", where=_target(username),
+                                fix="onboard a new staff account")
+    when = _now(now)
+    before = _state(account)
+    account.kind = AccountKind.STAFF.value
+    account.status, account.ended_at = AccountStatus.ACTIVE.value, None
+    # Staff carry no allocation; the quota it bought stays, since the data stays.
+    account.allocation_id = account.allocation_quota_gib = None
+    account.allocation_expires = None
+    account.person.roles.clear()
+    _grant(session, account.person, list(roles) if roles is not None else [Role.DEVELOPER], actor, when)
+    session.flush()
+    record(session, actor=actor, action="accounts.promote", target=_target(username), reason=why, before=before,
+           after=_state(account), at=when)
+    return account
+
+
+def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, new_username: str, reason: str,
+           allocation: Allocation | None = None, now: datetime | None = None) -> Account:
+    """Staff becomes a science user: a NEW account (username, uid, home); the old one is deactivated.
+
+    The new account shares nothing with the old one — not its uid, group or home — so none of the data
+    the person had as staff is reachable from the new account (seed §4).
+    """
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    old = _load(session, username)
+    if old.kind != AccountKind.STAFF or old.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is a {old.status} {old.kind} account; only an active staff "
+                                "account can become a science user", where=_target(username))
+    when = _now(now)
+    problems = _check_username(session, new_username)
+    if allocation is not None:
+        problems += allocation.problems(when)
+    if problems:
+        raise InputError(problems)
+    _guard_last_sysadmin(session, old, "demoting")
+    before = _state(old)
+    _end_access(session, old, when)
+    old.status, old.ended_at = AccountStatus.DEPARTED.value, when
+    new = _create(session, spec, old.person, username=new_username, kind=AccountKind.SCIENCE,
+                  allocation=allocation, uid=None, gid=None, when=when)
+    session.flush()
+    old.replaced_by = new.id
+    _grant(session, old.person, [Role.SCIENCE_USER], actor, when)
+    session.flush()
+    record(session, actor=actor, action="accounts.demote", target=_target(username), reason=why, before=before,
+           after=_state(old) | {"replaced_by": new_username}, at=when)
+    record(session, actor=actor, action="accounts.onboard", target=_target(new_username),
+           reason=f"replaces staff account {username}: {why}", before=None, after=_state(new), at=when)
+    return new
+
+
+def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *, reason: str,
+               proposal_id: str | None = None, now: datetime | None = None) -> Account:
+    """A larger allocation raises the storage quota (seed §6.2). Quotas only grow: data may already fill them."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is {account.status}; only an active account's quota grows",
+                                where=_target(username))
+    if not quota_gib > account.quota_gib:
+        raise InvalidTransition(f"{quota_gib:g} GiB is not larger than the current quota {account.quota_gib:g} GiB",
+                                where="quota", fix="quotas only grow; give a larger size")
+    before = _state(account)
+    account.quota_gib = float(quota_gib)
+    if account.kind == AccountKind.SCIENCE:
+        account.allocation_quota_gib = float(quota_gib)
+        if proposal_id:
+            account.allocation_id = proposal_id
+    session.flush()
+    record(session, actor=actor, action="accounts.grow-quota", target=_target(username), reason=why, before=before,
+           after=_state(account), at=_now(now))
+    return account
+
+
+def grant_role(session: Session, actor: str, username: str, role: Role, *, reason: str,
+               now: datetime | None = None) -> Account:
+    why = _reason(reason)
+    require(session, actor, Permission.ROLES_GRANT)
+    account = _load(session, username)
+    role = Role(role)
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is {account.status}; roles go to active accounts only",
+                                where=_target(username))
+    problems = _check_roles(AccountKind(account.kind), [role])
+    if problems:
+        raise InputError(problems)
+    if role.value in {g.role for g in account.person.roles}:
+        raise Conflict(f"{username!r} already holds {role.value}", where=_target(username))
+    when = _now(now)
+    before = _state(account)
+    _grant(session, account.person, [role], actor, when)
+    session.flush()
+    record(session, actor=actor, action="roles.grant", target=_target(username), reason=why, before=before,
+           after=_state(account), at=when)
+    return account
+
+
+def revoke_role(session: Session, actor: str, username: str, role: Role, *, reason: str,
+                now: datetime | None = None) -> Account:
+    why = _reason(reason)
+    require(session, actor, Permission.ROLES_GRANT)
+    account = _load(session, username)
+    role = Role(role)
+    grant = next((g for g in account.person.roles if g.role == role.value), None)
+    if grant is None or account.status != AccountStatus.ACTIVE:
+        raise NotFound(f"{username!r} does not hold {role.value}", where=_target(username),
+                       fix=f"`enclave roles list {username}` shows the roles held")
+    if role == Role.SYSADMIN:
+        _guard_last_sysadmin(session, account, "revoking sysadmin")
+    before = _state(account)
+    account.person.roles.remove(grant)
+    session.flush()
+    record(session, actor=actor, action="roles.revoke", target=_target(username), reason=why, before=before,
+           after=_state(account), at=_now(now))
+    return account
+
+
+def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: str, namespace: str, *,
+                   reason: str, now: datetime | None = None) -> Account:
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    problems = _check_namespaces(spec, [namespace])
+    if problems:
+        raise InputError(problems)
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidTransition(f"{username!r} is {account.status}; only active accounts join namespaces",
+                                where=_target(username))
+    if namespace in {m.namespace for m in account.namespaces}:
+        raise Conflict(f"{username!r} already belongs to {namespace}", where=_target(username))
+    before = _state(account)
+    account.namespaces.append(Membership(namespace=namespace))
+    session.flush()
+    record(session, actor=actor, action="accounts.join-namespace", target=_target(username), reason=why,
+           before=before, after=_state(account), at=_now(now))
+    return account
+
+
+def leave_namespace(session: Session, actor: str, username: str, namespace: str, *, reason: str,
+                    now: datetime | None = None) -> Account:
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    membership = next((m for m in account.namespaces if m.namespace == namespace), None)
+    if membership is None:
+        raise NotFound(f"{username!r} does not belong to {namespace}", where=_target(username))
+    before = _state(account)
+    account.namespaces.remove(membership)
+    session.flush()
+    record(session, actor=actor, action="accounts.leave-namespace", target=_target(username), reason=why,
+           before=before, after=_state(account), at=_now(now))
+    return account
+
+
+def person_of(session: Session, username: str) -> Person:
+    account = _load(session, username)
+    return account.person
+
+
+def roles_of(session: Session, username: str) -> list[Role]:
+    account = _load(session, username)
+    return sorted((Role(g.role) for g in account.person.roles), key=lambda r: r.value) if account.active else []
+
+
+__all__ = [
+    "Allocation", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "demote", "depart", "expire",
+    "expire_due", "get", "grant_role", "grow_quota", "join_namespace", "leave_namespace", "list_accounts",
+    "onboard", "person_of", "promote", "renew", "revoke_role", "roles_of",
+]

@@ -1,0 +1,156 @@
+"""Engine, sessions and programmatic migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from enclave.errors import ExternalError, InputError, Problem
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Named constraints make migrations on SQLite (batch mode) and PostgreSQL refer to the same names.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite has no time zones: it stores naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: enclave stores only timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table in enclave."""
+
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def enclave_home() -> Path:
+    return Path(os.environ.get("ENCLAVE_HOME") or Path.home() / ".enclave").expanduser()
+
+
+def default_url() -> str:
+    """$ENCLAVE_DB, else a SQLite file under $ENCLAVE_HOME (default ~/.enclave)."""
+    url = os.environ.get("ENCLAVE_DB")
+    if url:
+        return url
+    return f"sqlite:///{enclave_home() / 'enclave.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # SQLite ignores foreign keys unless asked, and WAL lets readers proceed while one writer commits.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """One database: SQLite by default, PostgreSQL by URL (``postgresql+psycopg://user@host:port/name``)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError as exc:
+            raise InputError([Problem("database URL", f"cannot parse {self.url!r}: {exc}",
+                                      "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")]) from exc
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        elif self.dialect != "postgresql":
+            raise InputError([Problem("database URL", f"unsupported database {self.dialect!r}",
+                                      "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")])
+        self.engine: Engine = sa.create_engine(self.url, future=True)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends normally, rolled back if it raises."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise ExternalError(f"database {self.safe_url} failed: {exc.orig}",
+                                fix="check that the database is reachable and migrated (enclave db migrate)") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @property
+    def safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return config
+
+    def migrate(self, revision: str = "heads") -> None:
+        """Bring the schema up to the newest revision (alembic upgrade), in-process."""
+        from alembic import command
+
+        config = self.alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        except OperationalError as exc:
+            raise ExternalError(f"cannot migrate database {self.safe_url}: {exc.orig}",
+                                fix="check the URL and that the server is running") from exc
+        except SQLAlchemyError as exc:
+            raise ExternalError(f"migration of {self.safe_url} failed: {exc}") from exc
+
+    def current_revisions(self) -> set[str]:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads())
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,11 @@
+"""Tamper-evident journal of every change: who, what, why, before and after.
+
+``record`` appends inside the caller's transaction, so a change and its journal entry commit or roll
+back together. Each entry's hash covers its own fields and the previous entry's hash; the head row keeps
+the last sequence number and hash, so editing, deleting, reordering or truncating entries is detected by
+``verify``.
+"""
+
+from enclave.journal.chain import Entry, query, record, verify
+
+__all__ = ["Entry", "query", "record", "verify"]
