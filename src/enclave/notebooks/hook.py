@@ -1,0 +1,120 @@
+"""JupyterHub glue: the hub refuses what enclave refuses.
+
+``configure(c)`` in jupyterhub_config.py installs two things on KubeSpawner:
+- ``profile_list`` as a callable, so each user sees only the images and sizes ``options_for`` allows;
+- ``pre_spawn_hook``, which re-checks the submitted choice with ``validate`` (a REST API spawn never
+  sees the form) and sets the account's uid/gid and home/workspace mounts.
+
+Everything the hub needs from the outside (the spec, how to find an account, image vetting) is passed
+in, so tests drive the real KubeSpawner with a plain lookup function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from enclave.errors import EnclaveError, InputError, NotFound, Problem, http_status
+from enclave.notebooks.account import AccountLike
+from enclave.notebooks.options import Choice, ImageVetter, Spawn, options_for, validate
+from enclave.notebooks.profiles import IMAGE_OPTION, image_keys, profile_list, spawner_settings
+from enclave.spec.models import EnclaveSpec
+
+AccountLookup = Callable[[str], AccountLike]
+"""username → account; raises NotFound for an unknown user."""
+
+Clock = Callable[[], datetime | None]
+
+
+class SpawnRefused(Exception):
+    """What the hub shows the user. JupyterHub displays ``jupyterhub_message`` on the spawn page."""
+
+    def __init__(self, error: EnclaveError) -> None:
+        super().__init__(str(error))
+        self.status_code = http_status(error)
+        self.jupyterhub_message = f"enclave refused this notebook: {error}"
+        self.error = error
+
+
+def choice_from_user_options(spec: EnclaveSpec, user_options: Mapping[str, Any] | None) -> Choice:
+    """Translate KubeSpawner user_options ({'profile': size, 'image': choice key}) into a Choice.
+
+    An image may also arrive as the full reference (REST API callers); an unknown key is kept as given
+    so that ``validate`` reports it rather than it being silently replaced by the default.
+    """
+    opts = dict(user_options or {})
+    size = opts.get("profile") or None
+    key = opts.get(IMAGE_OPTION) or None
+    by_key = {v: k for k, v in image_keys(spec.notebooks.images).items()}
+    image = by_key.get(key, key) if isinstance(key, str) else None
+    cpu, memory = opts.get("cpu"), opts.get("memory_mib")
+    try:
+        return Choice(image=image, size=str(size) if size is not None else None,
+                      cpu=float(cpu) if cpu is not None else None,
+                      memory_mib=int(memory) if memory is not None else None)
+    except (TypeError, ValueError) as exc:
+        raise InputError([Problem("user_options", f"cpu/memory_mib are not numbers: {exc}",
+                                  "send numbers, or pick a named size")]) from exc
+
+
+def make_profile_list(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: ImageVetter | None = None,
+                      clock: Clock = lambda: None) -> Callable[[Any], list[dict[str, Any]]]:
+    def profiles(spawner: Any) -> list[dict[str, Any]]:
+        try:
+            account = lookup(spawner.user.name)
+            return profile_list(options_for(spec, account, vetted=vetted, now=clock()))
+        except EnclaveError as error:
+            raise SpawnRefused(error) from error
+
+    return profiles
+
+
+def make_pre_spawn_hook(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: ImageVetter | None = None,
+                        clock: Clock = lambda: None) -> Callable[[Any], None]:
+    def pre_spawn_hook(spawner: Any) -> None:
+        try:
+            account = lookup(spawner.user.name)
+            spawn = validate(spec, account, choice_from_user_options(spec, spawner.user_options),
+                             vetted=vetted, now=clock())
+        except EnclaveError as error:
+            spawner.log.warning("enclave refused spawn for %s: %s", spawner.user.name, error)
+            raise SpawnRefused(error) from error
+        apply(spawner, spec, spawn)
+
+    return pre_spawn_hook
+
+
+def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn) -> None:
+    """Set the accepted spawn's traits on the spawner, and pin user_options to what was validated so the
+    profile KubeSpawner applies next is exactly that one (not a default it would fall back to)."""
+    for name, value in spawner_settings(spec, spawn).items():
+        setattr(spawner, name, value)
+    if spawn.size != "custom":
+        spawner.user_options = {"profile": spawn.size, IMAGE_OPTION: image_keys(spec.notebooks.images)[spawn.image]}
+    else:
+        # No profile describes a custom size; an empty profile_list makes KubeSpawner keep our traits.
+        spawner.profile_list = []
+        spawner.user_options = {}
+
+
+def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup | None = None,
+              vetted: ImageVetter | None = None) -> None:
+    """Install enclave's profile_list and pre_spawn_hook on a JupyterHub config object."""
+    from enclave.spec.defaults import default_spec_path
+    from enclave.spec.load import load
+
+    the_spec = spec or load(default_spec_path())
+    the_lookup = lookup or _database_lookup()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.KubeSpawner.namespace = the_spec.notebooks.namespace
+    c.KubeSpawner.profile_list = make_profile_list(the_spec, the_lookup, vetted=vetted)
+    c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, the_lookup, vetted=vetted)
+
+
+def _database_lookup() -> AccountLookup:
+    def lookup(username: str) -> AccountLike:
+        raise NotFound(f"no account database is wired yet to look up '{username}'", where="enclave.accounts",
+                       fix="pass lookup= to configure()")
+
+    return lookup

@@ -1,0 +1,212 @@
+"""JupyterHub configuration derived from the spec: a KubeSpawner ``profile_list``, Zero-to-JupyterHub
+style Helm values, and the per-account spawner settings (uid/gid, home and workspace mounts).
+
+Pure functions returning plain dicts; ``hook.py`` applies them to a live KubeSpawner and ``cli.py``
+writes them to files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
+from enclave.spec.models import EnclaveSpec, NodeRole
+
+IMAGE_OPTION = "image"
+"""The name of the profile option that picks the image (a key of ``user_options``)."""
+
+HOME_MOUNT = "/home/{username}"
+WORKSPACE_MOUNT = "/workspace"
+
+
+def image_keys(images: Iterable[str]) -> dict[str, str]:
+    """A stable, readable choice key per image (KubeSpawner keys choices by name, not by value)."""
+    out: dict[str, str] = {}
+    for image in images:
+        base = re.sub(r"[^a-z0-9]+", "-", image.rsplit("/", 1)[-1].lower()).strip("-") or "image"
+        key, n = base, 2
+        while key in out.values():
+            key, n = f"{base}-{n}", n + 1
+        out[image] = key
+    return out
+
+
+def mem(mib: int) -> str:
+    """A KubeSpawner ByteSpecification ('M' is MiB there)."""
+    return f"{mib}M"
+
+
+def _profile(size: SizeOption, images: tuple[str, ...], default_image: str) -> dict[str, Any]:
+    keys = image_keys(images)
+    return {
+        "display_name": size.label,
+        "slug": size.name,
+        "description": size.description or f"{size.cpu_limit:g} CPU, {size.memory_limit_mib / 1024:g} GiB at most",
+        "default": size.default,
+        "kubespawner_override": {
+            "cpu_guarantee": size.cpu_request,
+            "cpu_limit": size.cpu_limit,
+            "mem_guarantee": mem(size.memory_request_mib),
+            "mem_limit": mem(size.memory_limit_mib),
+        },
+        "profile_options": {
+            IMAGE_OPTION: {
+                "display_name": "Image",
+                "choices": {
+                    keys[image]: {
+                        "display_name": image,
+                        "default": image == default_image,
+                        "kubespawner_override": {"image": image},
+                    }
+                    for image in images
+                },
+            }
+        },
+    }
+
+
+def profile_list(options: Options) -> list[dict[str, Any]]:
+    """The KubeSpawner profile_list for one account: only what ``options_for`` allowed it."""
+    return [_profile(size, options.images, options.default_image) for size in options.sizes]
+
+
+def spec_profile_list(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> list[dict[str, Any]]:
+    """The profile_list for the enclave as a whole (every size, every vetted image); what goes into the
+    Helm values. The hook narrows it per account at spawn time."""
+    is_vetted = vetted or spec_vetter(spec)
+    nb = spec.notebooks
+    images = tuple(i for i in nb.images if is_vetted(i))
+    sizes = [SizeOption(n, s.cpu_request, s.cpu_limit, s.memory_request_mib, s.memory_limit_mib, s.description,
+                        default=n == nb.default_size) for n, s in nb.sizes.items()]
+    if not images:
+        return []
+    return [_profile(s, images, images[0]) for s in sizes]
+
+
+def node_selector(spec: EnclaveSpec) -> dict[str, str]:
+    """Labels every worker group shares: notebooks run on the commons workers and nowhere else."""
+    groups = [g for g in spec.groups(NodeRole.WORKER) if g.count > 0]
+    if not groups:
+        return {}
+    common = dict(groups[0].labels)
+    for g in groups[1:]:
+        common = {k: v for k, v in common.items() if g.labels.get(k) == v}
+    return common
+
+
+def spawner_settings(spec: EnclaveSpec, spawn: Spawn) -> dict[str, Any]:
+    """KubeSpawner traits for one accepted spawn: who the container runs as and what it mounts.
+
+    Home is the account's jhome directory (seed §5: the same home as on lsst-dev); the File Workspace
+    is also mounted on its own so tools find it at a fixed place. Containers are immutable (§6): the
+    root filesystem is not where user software goes, so privilege escalation and capabilities are off.
+    """
+    home = HOME_MOUNT.format(username=spawn.username)
+    return {
+        "uid": spawn.uid,
+        "gid": spawn.gid,
+        "fs_gid": spawn.gid,
+        "supplemental_gids": [spawn.gid],
+        "allow_privilege_escalation": False,
+        "container_security_context": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
+        "volumes": [
+            {"name": "home", "hostPath": {"path": spawn.home_path, "type": "Directory"}},
+            {"name": "workspace", "hostPath": {"path": spawn.workspace_path, "type": "DirectoryOrCreate"}},
+        ],
+        "volume_mounts": [
+            {"name": "home", "mountPath": home},
+            {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
+        ],
+        "working_dir": home,
+        "environment": {"HOME": home, "ENCLAVE_WORKSPACE": WORKSPACE_MOUNT},
+        "node_selector": node_selector(spec),
+        "image": spawn.image,
+        "cpu_guarantee": spawn.cpu_request,
+        "cpu_limit": spawn.cpu_limit,
+        "mem_guarantee": mem(spawn.memory_request_mib),
+        "mem_limit": mem(spawn.memory_limit_mib),
+    }
+
+
+HUB_CONFIG = """\
+# Written by `enclave render notebooks`: the hub asks enclave before every spawn.
+from enclave.notebooks.hook import configure
+configure(c)
+"""
+
+
+def _image_name_tag(image: str) -> dict[str, str]:
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return {"name": image, "tag": "latest"}
+    return {"name": name, "tag": tag}
+
+
+def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[str, Any]:
+    """Helm values in the shape of the Zero-to-JupyterHub chart.
+
+    uid/gid and the exact home path differ per account, so the values carry the templated defaults and
+    the hub's pre-spawn hook (``enclave.notebooks.hook``) sets the account's own.
+    """
+    nb = spec.notebooks
+    st = spec.storage
+    default = nb.sizes[nb.default_size]
+    profiles = spec_profile_list(spec, vetted)
+    default_image = profiles[0]["profile_options"][IMAGE_OPTION]["choices"] if profiles else {}
+    first = next((c["display_name"] for c in default_image.values() if c.get("default")), nb.images[0])
+    pull = 0 < len(profiles[0]["profile_options"][IMAGE_OPTION]["choices"]) <= st.cached_images_per_node \
+        if profiles else False
+    home_tpl = f"{st.home_root.rstrip('/')}/{{username}}"
+    return {
+        "hub": {
+            "extraConfig": {"enclave": HUB_CONFIG},
+            "extraEnv": {"ENCLAVE_NOTEBOOK_NAMESPACE": nb.namespace},
+        },
+        "singleuser": {
+            "image": _image_name_tag(first),
+            "cpu": {"guarantee": default.cpu_request, "limit": default.cpu_limit},
+            "memory": {"guarantee": mem(default.memory_request_mib), "limit": mem(default.memory_limit_mib)},
+            "uid": None,
+            "fsGid": None,
+            "nodeSelector": node_selector(spec),
+            "allowPrivilegeEscalation": False,
+            "storage": {
+                "type": "none",
+                "extraVolumes": [
+                    {"name": "home", "hostPath": {"path": home_tpl, "type": "Directory"}},
+                    {"name": "workspace",
+                     "hostPath": {"path": f"{home_tpl}/{st.workspace_subdir}", "type": "DirectoryOrCreate"}},
+                ],
+                "extraVolumeMounts": [
+                    {"name": "home", "mountPath": HOME_MOUNT},
+                    {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
+                ],
+            },
+            "profileList": profiles,
+        },
+        "cull": {"enabled": True, "timeout": nb.idle_cull_seconds, "maxAge": nb.max_age_seconds},
+        # Pre-pulling every image only helps while they all fit in a node's image cache (§13.4);
+        # beyond that the puller would evict what users are running from.
+        "prePuller": {"hook": {"enabled": pull}, "continuous": {"enabled": pull}},
+    }
+
+
+def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None) -> list[Path]:
+    """Write values.yaml, profile_list.yaml and jupyterhub_config.py into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    values = z2jh_values(spec, vetted)
+    header = ("# Zero-to-JupyterHub values rendered by `enclave render notebooks` from the enclave spec.\n"
+              "# uid/fsGid are null on purpose: the pre-spawn hook sets each account's own.\n")
+    files = {
+        out / "values.yaml": header + yaml.safe_dump(values, sort_keys=False),
+        out / "profile_list.yaml": yaml.safe_dump(values["singleuser"]["profileList"], sort_keys=False),
+        out / "jupyterhub_config.py": HUB_CONFIG,
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    return list(files)

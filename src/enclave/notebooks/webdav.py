@@ -1,0 +1,417 @@
+"""The File Workspace over WebDAV (seed §6.2), served by WsgiDAV on cheroot.
+
+URL layout: ``/<username>/<path>`` is ``<workspace of username>/<path>``. Each user sees only their
+own workspace subdirectory — never the home directory itself, never anyone else's files. Putting the
+username in the URL keeps WsgiDAV's lock namespace per user (locks are keyed by URL), and makes an
+attempt on someone else's files an explicit, refusable request.
+
+Who may do what (seed §4):
+- active accounts read and write, within their storage quota (checked before and during upload);
+- accounts whose allocation expired read only ('still able to access their data');
+- departed accounts are refused.
+
+Layers: ``WorkspaceDC`` authenticates (HTTP Basic; the password is an enclave token), ``WorkspaceGate``
+decides per request (pure decision in ``decide``), ``WorkspaceProvider`` maps URLs to files with
+symlink-resolving containment checks, and ``QuotaFile`` streams uploads to a temporary file that only
+replaces the target when complete and within quota.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, cast
+from urllib.parse import unquote, urlparse
+
+from cheroot import wsgi
+from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
+from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.dir_browser import WsgiDavDirBrowser
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from enclave.errors import Unauthenticated
+from enclave.notebooks.account import Access, AccountLike, access_of
+
+Authenticator = Callable[[str, str], AccountLike]
+"""(username, password) → account, raising Unauthenticated. The password is an enclave token."""
+
+Clock = Callable[[], datetime | None]
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
+HTTP_INSUFFICIENT_STORAGE = 507
+_ACCOUNT = "enclave.account"
+_ROOT = "enclave.workspace_root"
+_ALLOWANCE = "enclave.upload_allowance"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure decisions
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: int
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 0
+
+
+ALLOW = Verdict(0, "")
+
+
+def decide(account: AccountLike, access: Access, method: str, url_user: str | None) -> Verdict:
+    """May this account make this request? Independent of the filesystem."""
+    if access is Access.NONE:
+        return Verdict(403, f"account '{account.username}' has departed: no access to the workspace (seed §4)")
+    if url_user is None:
+        if method in READ_METHODS:
+            return Verdict(403, f"the File Workspace of '{account.username}' is at /{account.username}/")
+        return Verdict(403, "nothing can be written outside /<username>/")
+    if url_user != account.username:
+        return Verdict(403, f"'{account.username}' may not access the workspace of another user")
+    if access is Access.DATA_ONLY and method not in READ_METHODS:
+        return Verdict(403, f"the allocation of '{account.username}' has expired: the workspace is read-only "
+                            "(seed §4); renew the allocation to write again")
+    return ALLOW
+
+
+def quota_bytes(account: AccountLike) -> int:
+    return int(account.quota_gib * 1024**3)
+
+
+def upload_allowance(quota: int, used: int, replaced: int) -> int:
+    """Bytes an upload may take: what is free under the quota, plus the size of the file it replaces."""
+    return max(0, quota - used + replaced)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Filesystem helpers
+
+
+def usage(path: Path) -> int:
+    """Bytes under path, not following symlinks (a link to a big file outside costs nothing)."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def _within(root: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:
+        return False
+
+
+def workspace_root(account: AccountLike) -> str:
+    """The real path of the account's workspace, after checking it is a proper subdirectory of its home.
+
+    A user can replace ``~/workspace`` with a symlink from a notebook (to ``~`` or ``/``); resolving
+    both paths and insisting the workspace is strictly inside the home keeps the home itself, and
+    everything else, off WebDAV whatever the user did to the link.
+    """
+    home = os.path.realpath(account.home_path)
+    ws = account.workspace_path
+    if os.path.islink(ws):
+        raise DAVError(HTTP_FORBIDDEN, f"the workspace of '{account.username}' is a symbolic link; it must be a "
+                                       "real directory — replace the link with a directory")
+    real = os.path.realpath(ws)
+    if real == home or not _within(home, real):
+        raise DAVError(HTTP_FORBIDDEN, f"the workspace of '{account.username}' is not a subdirectory of its home; "
+                                       "a sysadmin must fix the account's workspace path (seed §6.2)")
+    if not os.path.isdir(real):
+        raise DAVError(404, f"the workspace of '{account.username}' does not exist yet; a sysadmin creates it "
+                            "with the account")
+    return real
+
+
+def _url_user(path_info: str) -> tuple[str | None, str]:
+    parts = path_info.split("/")
+    user = parts[1] if len(parts) > 1 and parts[1] else None
+    rest = "/" + "/".join(parts[2:])
+    return user, rest
+
+
+# ---------------------------------------------------------------------------------------------------
+# WsgiDAV pieces
+
+
+class WorkspaceDC(BaseDomainController):  # type: ignore[misc]
+    """HTTP Basic authentication through the pluggable authenticator (enclave tokens in production)."""
+
+    def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
+        return "enclave workspace"
+
+    def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        return True
+
+    def basic_auth_user(self, realm: str, user_name: str, password: str, environ: dict[str, Any]) -> bool:
+        authenticate: Authenticator = self.config["enclave"]["authenticator"]
+        try:
+            account = authenticate(user_name, password)
+        except Unauthenticated:
+            return False
+        if account.username != user_name:
+            # A valid token of someone else: never let the Basic user name pick the identity.
+            return False
+        environ[_ACCOUNT] = account
+        return True
+
+    def supports_http_digest_auth(self) -> bool:
+        # Digest needs the server to know the secret; enclave tokens are only verifiable, not recoverable.
+        return False
+
+
+class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
+    """Per-request policy between authentication and the WebDAV handlers."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        account: AccountLike | None = environ.get(_ACCOUNT)
+        if account is None:
+            return _deny(start_response, 401, "authenticate with your user name and an enclave token")
+        opts = self.config["enclave"]
+        clock: Clock = opts["clock"]
+        method = environ["REQUEST_METHOD"].upper()
+        user, _ = _url_user(environ.get("PATH_INFO", ""))
+        verdict = decide(account, access_of(account, clock()), method, user)
+        if not verdict.allowed:
+            return _deny(start_response, verdict.status, verdict.reason)
+        try:
+            refusal = self._check(environ, account, method)
+        except DAVError as err:
+            return _deny(start_response, err.value, str(err.context_info))
+        if refusal is not None:
+            return _deny(start_response, *refusal)
+        return self.next_app(environ, start_response)
+
+    def _check(self, environ: dict[str, Any], account: AccountLike, method: str) -> tuple[int, str] | None:
+        root = workspace_root(account)
+        environ[_ROOT] = root
+        if method in ("PUT", "COPY"):
+            used = usage(Path(account.home_path))
+            quota = quota_bytes(account)
+            if method == "PUT":
+                target = _map(root, environ["PATH_INFO"])
+                replaced = os.path.getsize(target) if os.path.isfile(target) and not os.path.islink(target) else 0
+                allowance = upload_allowance(quota, used, replaced)
+                length = environ.get("CONTENT_LENGTH") or ""
+                if length.isdigit() and int(length) > allowance:
+                    return (HTTP_INSUFFICIENT_STORAGE,
+                            f"upload of {int(length)} bytes exceeds the quota of '{account.username}' "
+                            f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
+                environ[_ALLOWANCE] = allowance
+            else:
+                source = _map(root, environ["PATH_INFO"])
+                if os.path.exists(source) and not os.path.islink(source):
+                    size = usage(Path(source)) if os.path.isdir(source) else os.path.getsize(source)
+                    if size > upload_allowance(quota, used, 0):
+                        return (HTTP_INSUFFICIENT_STORAGE,
+                                f"copy of {size} bytes exceeds the quota of '{account.username}'")
+            if method == "COPY":
+                dest = environ.get("HTTP_DESTINATION", "")
+                dest_user, _ = _url_user(unquote(urlparse(dest).path))
+                if dest_user != account.username:
+                    return (403, "copies stay inside your own workspace")
+        if method == "MOVE":
+            dest_user, _ = _url_user(unquote(urlparse(environ.get("HTTP_DESTINATION", "")).path))
+            if dest_user != account.username:
+                return (403, "moves stay inside your own workspace")
+        return None
+
+
+def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
+    phrases = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 507: "Insufficient Storage"}
+    body = (reason + "\n").encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", 'Basic realm="enclave workspace"'))
+    start_response(f"{status} {phrases.get(status, 'Error')}", headers)
+    return [body]
+
+
+def _map(root: str, path: str) -> str:
+    """URL path '/<user>/a/b' → file path under root, refusing anything that resolves outside it.
+
+    realpath resolves every symlink on the way, so a link anywhere in the path that points out of the
+    workspace (or a '..' that survived URL decoding) lands outside root and is refused.
+    """
+    _, rest = _url_user(path)
+    parts = [p for p in rest.split("/") if p]
+    if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
+        raise DAVError(HTTP_FORBIDDEN, "path segments '.' and '..' are not allowed")
+    file_path = os.path.join(root, *parts)
+    if not _within(root, os.path.realpath(file_path)):
+        raise DAVError(HTTP_FORBIDDEN, "access outside your workspace is not allowed")
+    return file_path
+
+
+class _LimitedWriter:
+    """Writes an upload to a temporary file, refusing bytes beyond the allowance."""
+
+    def __init__(self, path: str, allowance: int) -> None:
+        self.path = path
+        self.allowance = allowance
+        self.written = 0
+        self._fh: IO[bytes] = open(path, "xb")  # noqa: SIM115 - closed by close() / end_write
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > self.allowance:
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, f"upload exceeds the storage quota ({self.allowance} bytes "
+                                                      "were free); delete files or ask for more space")
+        return self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class QuotaFile(FileResource):  # type: ignore[misc]
+    """A file whose upload lands atomically and only when within quota."""
+
+    _writer: _LimitedWriter | None = None
+
+    def begin_write(self, *, content_type: str | None = None) -> _LimitedWriter:
+        allowance = self.environ.get(_ALLOWANCE, 0)
+        directory, name = os.path.split(self._file_path)
+        tmp = os.path.join(directory, f".{name}.upload-{uuid.uuid4().hex}")
+        self._writer = _LimitedWriter(tmp, allowance)
+        return self._writer
+
+    def end_write(self, *, with_errors: bool) -> None:
+        writer = self._writer
+        self._writer = None
+        if writer is None:
+            return
+        writer.close()
+        if with_errors:
+            os.unlink(writer.path)
+            # do_PUT creates an empty file before writing a new one; a refused upload leaves nothing.
+            if self.environ.get("enclave.put_new") and os.path.getsize(self._file_path) == 0:
+                os.unlink(self._file_path)
+            return
+        os.replace(writer.path, self._file_path)
+        self.file_stat = os.stat(self._file_path)
+
+
+class WorkspaceFolder(FolderResource):  # type: ignore[misc]
+    """Reports the account's quota, not the size of the shared filesystem underneath (which is none of
+    the user's business and would differ from what uploads are held to)."""
+
+    def _quota(self) -> tuple[int, int]:
+        account: AccountLike = self.environ[_ACCOUNT]
+        used = usage(Path(account.home_path))
+        return used, max(0, quota_bytes(account) - used)
+
+    def get_used_bytes(self) -> int:
+        return self._quota()[0]
+
+    def get_available_bytes(self) -> int:
+        return self._quota()[1]
+
+
+class WorkspaceProvider(FilesystemProvider):  # type: ignore[misc]
+    """A filesystem provider whose root is the authenticated user's workspace, per request."""
+
+    def __init__(self, anchor: str) -> None:
+        super().__init__(anchor, readonly=False, fs_opts={"follow_symlinks": False})
+
+    def _loc_to_file_path(self, path: str, environ: dict[str, Any] | None = None) -> str:
+        root = environ.get(_ROOT) if environ else None
+        if root is None:
+            raise DAVError(HTTP_FORBIDDEN, "no workspace for this request")
+        return _map(root, path)
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> FileResource | FolderResource | None:
+        fp = self._loc_to_file_path(path, environ)
+        if not os.path.lexists(fp):
+            if environ.get("REQUEST_METHOD") == "PUT" and path == environ.get("PATH_INFO"):
+                environ["enclave.put_new"] = True
+            return None
+        if os.path.islink(fp):
+            raise DAVError(HTTP_FORBIDDEN, "symbolic links are not served")
+        if os.path.isdir(fp):
+            return WorkspaceFolder(path, environ, fp)
+        return QuotaFile(path, environ, fp)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Assembly
+
+
+def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: Clock = lambda: None,
+             verbose: int = 1) -> WsgiDAVApp:
+    """The WSGI application. ``anchor`` is any existing directory (WsgiDAV wants one at start-up);
+    files are only ever served from the per-request workspace root."""
+    config = {
+        "provider_mapping": {"/": WorkspaceProvider(str(anchor))},
+        "http_authenticator": {
+            "domain_controller": WorkspaceDC,
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, WorkspaceGate, WsgiDavDirBrowser, RequestResolver],
+        "enclave": {"authenticator": authenticator, "clock": clock},
+        "verbose": verbose,
+        "logging": {"enable": False, "enable_loggers": []},
+        "lock_storage": True,
+        "property_manager": None,
+        # Browsing answers HEAD/GET on a folder (clients probe folders that way); it lists through the
+        # same provider, so it shows exactly what PROPFIND shows.
+        "dir_browser": {"enable": True, "response_trailer": "enclave File Workspace", "davmount": False,
+                        "ms_sharepoint_support": False},
+    }
+    return WsgiDAVApp(config)
+
+
+@dataclass
+class Running:
+    server: wsgi.Server
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host, port = cast(tuple[str, int], self.server.bind_addr)
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(timeout=10)
+
+
+def make_server(app: WsgiDAVApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
+    return wsgi.Server((host, port), app, numthreads=threads)
+
+
+def start(app: WsgiDAVApp, host: str = "127.0.0.1", port: int = 0) -> Running:
+    """Serve in a background thread (port 0: pick a free one). For tests and embedding."""
+    server = make_server(app, host, port)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, name="enclave-webdav", daemon=True)
+    thread.start()
+    return Running(server, thread)
+

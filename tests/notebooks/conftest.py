@@ -1,0 +1,86 @@
+"""Fixtures for the notebooks tests: accounts with the attribute names of enclave.accounts.Account,
+home/workspace trees in a temporary jhome, and a WebDAV server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from enclave.errors import Unauthenticated
+from enclave.notebooks import webdav
+from enclave.spec import EnclaveSpec, load
+from enclave.spec.defaults import EXAMPLES
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeAccount:
+    """Shaped like enclave.accounts.Account (username, uid, gid, kind, status, paths, quota, allocation)."""
+
+    username: str
+    uid: int
+    gid: int
+    home_path: str
+    workspace_path: str
+    kind: str = "science"
+    status: str = "active"
+    quota_gib: float = 100.0
+    allocation_expires: datetime | None = field(default_factory=lambda: NOW + timedelta(days=30))
+
+
+@pytest.fixture(scope="session")
+def ldf() -> EnclaveSpec:
+    return load(EXAMPLES / "lsst-ldf.yaml")
+
+
+@pytest.fixture(scope="session")
+def minimal() -> EnclaveSpec:
+    return load(EXAMPLES / "minimal.yaml")
+
+
+def make_account(jhome: Path, username: str, uid: int, **kw: object) -> FakeAccount:
+    home = jhome / username
+    ws = home / "workspace"
+    ws.mkdir(parents=True, exist_ok=True)
+    return FakeAccount(username=username, uid=uid, gid=uid, home_path=str(home), workspace_path=str(ws),
+                       **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Dav:
+    url: str
+    jhome: Path
+    accounts: dict[str, FakeAccount]
+    tokens: dict[str, str]
+
+    def add(self, username: str, uid: int, **kw: object) -> FakeAccount:
+        account = make_account(self.jhome, username, uid, **kw)
+        self.accounts[username] = account
+        self.tokens[f"tok-{username}"] = username
+        return account
+
+
+@pytest.fixture()
+def dav(tmp_path: Path) -> Iterator[Dav]:
+    jhome = tmp_path / "jhome"
+    jhome.mkdir()
+    accounts: dict[str, FakeAccount] = {}
+    tokens: dict[str, str] = {}
+
+    def authenticate(username: str, token: str) -> FakeAccount:
+        who = tokens.get(token)
+        if who is None:
+            raise Unauthenticated("unknown token")
+        return accounts[who]
+
+    app = webdav.make_app(authenticate, anchor=jhome, clock=lambda: NOW)
+    running = webdav.start(app)
+    try:
+        yield Dav(running.url, jhome, accounts, tokens)
+    finally:
+        running.stop()
