@@ -1,0 +1,210 @@
+"""etcd through its own command-line tools (`etcdctl`, and `etcdutl` where it exists).
+
+This is the only module that runs etcd binaries. etcd 3.5 moved offline snapshot work (status, restore)
+to `etcdutl`; Debian's etcd 3.4 has only `etcdctl`, which still does both, so each call picks whichever
+is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from enclave.errors import Conflict, ExternalError, IntegrityError, NotFound
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _need(name: str) -> str:
+    path = _binary(name)
+    if path is None:
+        raise NotFound(f"`{name}` is not installed", where="PATH",
+                       fix="install Debian etcd-client/etcd-server (scripts/test-deps.sh does)")
+    return path
+
+
+@dataclass(frozen=True)
+class SnapshotStatus:
+    hash: int
+    revision: int
+    total_keys: int
+    total_size: int
+
+
+@dataclass(frozen=True)
+class Etcdctl:
+    """How to reach one etcd cluster: endpoints plus the client TLS files kubeadm generates."""
+
+    endpoints: tuple[str, ...]
+    cacert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    timeout_s: float = 60.0
+
+    def _base(self) -> list[str]:
+        args = [_need("etcdctl"), f"--endpoints={','.join(self.endpoints)}"]
+        for flag, value in (("--cacert", self.cacert), ("--cert", self.cert), ("--key", self.key)):
+            if value is not None:
+                args.append(f"{flag}={value}")
+        return args
+
+    def run(self, *args: str) -> str:
+        return _run([*self._base(), *args], self.timeout_s, what="etcdctl " + (args[0] if args else ""))
+
+    def snapshot_save(self, dest: Path) -> None:
+        self.run("snapshot", "save", str(dest))
+
+    def put(self, key: str, value: str) -> None:
+        self.run("put", key, value)
+
+    def get_all(self) -> dict[bytes, bytes]:
+        """Every key and value in the keyspace (raw bytes, as etcd stores them)."""
+        import base64
+
+        out = json.loads(self.run("get", "", "--prefix", "-w", "json"))
+        return {base64.b64decode(kv["key"]): base64.b64decode(kv.get("value", ""))
+                for kv in out.get("kvs", [])}
+
+    def healthy(self) -> bool:
+        try:
+            self.run("endpoint", "health")
+            return True
+        except ExternalError:
+            return False
+
+
+def _run(args: list[str], timeout: float, *, what: str) -> str:
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ExternalError(f"{what} did not finish within {timeout:g} s", where=" ".join(args[:3]),
+                            fix="check that etcd is reachable and not overloaded") from None
+    if done.returncode != 0:
+        msg = (done.stderr or done.stdout).strip().splitlines()
+        raise ExternalError(f"{what} failed: {msg[-1] if msg else f'exit {done.returncode}'}",
+                            where=" ".join(args[:3]), fix="read the etcd message above; check endpoints and TLS files")
+    return done.stdout
+
+
+def snapshot_status(snapshot: Path) -> SnapshotStatus:
+    """Open a snapshot file and read its hash, revision and key count; a damaged file is refused."""
+    tool = _binary("etcdutl")
+    args = [tool, "snapshot", "status", str(snapshot), "-w", "json"] if tool else \
+        [_need("etcdctl"), "snapshot", "status", str(snapshot), "-w", "json"]
+    try:
+        raw = json.loads(_run(args, 60, what="snapshot status"))
+    except ExternalError as exc:
+        raise IntegrityError(f"the etcd snapshot cannot be read ({exc.problem.what})", where=str(snapshot),
+                             fix="use another backup; this snapshot is damaged") from None
+    return SnapshotStatus(int(raw["hash"]), int(raw["revision"]), int(raw["totalKey"]), int(raw["totalSize"]))
+
+
+@dataclass(frozen=True)
+class Member:
+    """Identity of the etcd member a snapshot is restored into."""
+
+    name: str
+    peer_url: str
+    client_url: str
+    cluster_token: str = "enclave-restored"
+
+    @property
+    def initial_cluster(self) -> str:
+        return f"{self.name}={self.peer_url}"
+
+
+def snapshot_restore(snapshot: Path, data_dir: Path, member: Member) -> None:
+    """Build a fresh single-member data directory from a snapshot (the snapshot's integrity hash is checked)."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise Conflict(f"{data_dir} already holds data", where=str(data_dir),
+                       fix="restore into an empty or new directory, then point etcd at it")
+    if data_dir.exists():
+        data_dir.rmdir()
+    tool = _binary("etcdutl") or _need("etcdctl")
+    args = [tool, "snapshot", "restore", str(snapshot), f"--data-dir={data_dir}", f"--name={member.name}",
+            f"--initial-cluster={member.initial_cluster}", f"--initial-cluster-token={member.cluster_token}",
+            f"--initial-advertise-peer-urls={member.peer_url}"]
+    try:
+        _run(args, 120, what="snapshot restore")
+    except ExternalError as exc:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise IntegrityError(f"etcd refused the snapshot ({exc.problem.what})", where=str(snapshot),
+                             fix="use another backup; this snapshot is damaged") from None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class EtcdServer:
+    """A real single-member etcd on loopback, for restores that are checked by reading them back."""
+
+    data_dir: Path
+    name: str = "enclave-etcd"
+    client_port: int = field(default_factory=free_port)
+    peer_port: int = field(default_factory=free_port)
+    cluster_token: str = "enclave-restored"
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def member(self) -> Member:
+        return Member(self.name, f"http://127.0.0.1:{self.peer_port}", f"http://127.0.0.1:{self.client_port}",
+                      self.cluster_token)
+
+    @property
+    def client(self) -> Etcdctl:
+        return Etcdctl((self.member.client_url,))
+
+    def start(self, timeout_s: float = 30.0) -> EtcdServer:
+        m = self.member
+        log = open(self.data_dir.parent / f"{self.name}.log", "ab")  # noqa: SIM115 — kept open for the process
+        self._proc = subprocess.Popen(
+            [_need("etcd"), f"--name={m.name}", f"--data-dir={self.data_dir}",
+             f"--listen-client-urls={m.client_url}", f"--advertise-client-urls={m.client_url}",
+             f"--listen-peer-urls={m.peer_url}", f"--initial-advertise-peer-urls={m.peer_url}",
+             f"--initial-cluster={m.initial_cluster}", f"--initial-cluster-token={m.cluster_token}",
+             "--initial-cluster-state=new"],
+            stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ExternalError(f"etcd exited with {self._proc.returncode} on start",
+                                    where=str(self.data_dir.parent / f"{self.name}.log"), fix="read its log")
+            if self.client.healthy():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise ExternalError(f"etcd did not become healthy within {timeout_s:g} s", where=m.client_url,
+                            fix="read the etcd log next to the data directory")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> EtcdServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

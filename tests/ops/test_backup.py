@@ -1,0 +1,197 @@
+"""Backup and restore against a real etcd: write keys, back up, wipe, restore into a fresh member, compare."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from enclave.errors import Conflict, IntegrityError, NotFound
+from enclave.ops import backup
+from enclave.ops.etcd import Etcdctl, EtcdServer, snapshot_status
+from tests.ops.conftest import make_kubernetes_tree
+
+Made = tuple[Path, dict[bytes, bytes], Path]
+
+
+def _fill(server: EtcdServer) -> dict[bytes, bytes]:
+    c = server.client
+    for i in range(40):
+        c.put(f"/registry/pods/jupyter-lsst/nb-{i:03d}", json.dumps({"user": f"u{i}", "cpu": i % 4 + 0.5}))
+    c.put("/registry/namespaces/qserv", "ns qserv")
+    c.put("/registry/secrets/kube-system/weave-passwd", "s3cr3t\nwith newline")
+    c.put("/registry/configmaps/kube-system/kubeadm-config", "kubernetesVersion: v1.9.3")
+    c.put("/registry/pods/jupyter-lsst/nb-000", "overwritten once")  # a key with history
+    keys = c.get_all()
+    assert len(keys) == 43
+    return keys
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[bytes, bytes], Path]:
+    """One backup of a real etcd, taken once for the module; the source member is then stopped and wiped."""
+    tmp = tmp_path_factory.mktemp("backup")
+    tree = make_kubernetes_tree(tmp / "etc-kubernetes")
+    server = EtcdServer(tmp / "etcd-src" / "data")
+    server.data_dir.parent.mkdir()
+    cfg = tmp / "kubeadm-config.yaml"
+    cfg.write_text("apiVersion: kubeadm.k8s.io/v1beta1\nkind: ClusterConfiguration\nkubernetesVersion: v1.9.3\n")
+    archive = tmp / "out" / "lsst-ldf.tar.gz"
+    with server:
+        keys = _fill(server)
+        manifest = backup.create(server.client, archive, kubernetes_dir=tree, kubeadm_config=cfg, cluster="lsst-ldf")
+    assert manifest.etcd.total_keys >= 43
+    shutil.rmtree(server.data_dir)  # wipe: only the archive is left
+    return archive, keys, tree
+
+
+def test_round_trip_restores_every_key_into_a_fresh_member(tmp_path: Path, made: Made) -> None:
+    archive, keys, kubernetes_tree = made
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # it holds private keys
+
+    fresh = EtcdServer(tmp_path / "restored" / "data", name="kub-master-001")
+    fresh.data_dir.parent.mkdir()
+    restored_k8s = tmp_path / "restored" / "etc-kubernetes"
+    manifest = backup.restore(archive, fresh.data_dir, fresh.member, kubernetes_dir=restored_k8s)
+    assert manifest.cluster == "lsst-ldf"
+    with fresh:
+        assert fresh.client.get_all() == keys
+        fresh.client.put("/after-restore", "writable")  # the restored member is a working cluster
+    for p in kubernetes_tree.rglob("*"):
+        if p.is_file():
+            q = restored_k8s / p.relative_to(kubernetes_tree)
+            assert q.read_bytes() == p.read_bytes(), p
+            assert stat.S_IMODE(q.stat().st_mode) == stat.S_IMODE(p.stat().st_mode), p
+    assert (restored_k8s / "pki" / "etcd" / "ca.key").exists()
+    assert "ClusterConfiguration" in (restored_k8s / "kubeadm" / "kubeadm-config.yaml").read_text()
+
+
+def test_verify_reports_contents(made: Made) -> None:
+    archive, _, _ = made
+    m = backup.verify(archive)
+    paths = m.paths
+    assert backup.SNAPSHOT in paths and "kubernetes/pki/ca.key" in paths and "kubernetes/admin.conf" in paths
+    assert "kubernetes/manifests/kube-apiserver.yaml" in paths and backup.KUBEADM_CONFIG in paths
+    assert backup.summary(m)["files"] == len(m.files)
+
+
+def test_truncated_archive_is_refused(tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    with pytest.raises(IntegrityError, match="truncated or damaged"):
+        backup.verify(cut)
+    data = tmp_path / "never"
+    with pytest.raises(IntegrityError):
+        backup.restore(cut, data, EtcdServer(data).member)
+    assert not data.exists()  # nothing was changed
+
+
+def _rewrite(src: Path, dst: Path, change: dict[str, bytes]) -> None:
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz") as tout:
+        for m in tin:
+            f = tin.extractfile(m)
+            assert f is not None
+            data = change.get(m.name, f.read())
+            m.size = len(data)
+            import io
+            tout.addfile(m, io.BytesIO(data))
+
+
+def test_altered_file_is_refused_by_checksum(tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    bad = tmp_path / "bad.tar.gz"
+    _rewrite(archive, bad, {"kubernetes/admin.conf": b"apiVersion: v1\nkind: Config\n"})
+    with pytest.raises(IntegrityError, match="kubernetes/admin.conf does not match its checksum"):
+        backup.verify(bad)
+
+
+def test_damaged_snapshot_with_matching_checksum_is_refused(tmp_path: Path,
+                                                            made: Made) -> None:
+    archive, _, _ = made
+    with tarfile.open(archive, "r:gz") as t:
+        f = t.extractfile(backup.SNAPSHOT)
+        assert f is not None
+        snap = bytearray(f.read())
+        mf = t.extractfile(backup.MANIFEST)
+        assert mf is not None
+        manifest = json.loads(mf.read())
+    snap = snap[: len(snap) // 2]
+    import hashlib
+    for entry in manifest["files"]:
+        if entry["path"] == backup.SNAPSHOT:
+            entry["sha256"], entry["size"] = hashlib.sha256(snap).hexdigest(), len(snap)
+    bad = tmp_path / "forged.tar.gz"
+    _rewrite(archive, bad, {backup.SNAPSHOT: bytes(snap), backup.MANIFEST: json.dumps(manifest).encode()})
+    with pytest.raises(IntegrityError, match="snapshot"):
+        backup.verify(bad)
+
+
+def test_not_gzip_and_missing_and_unsafe(tmp_path: Path, made: Made) -> None:
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"this is not an archive")
+    with pytest.raises(IntegrityError):
+        backup.verify(junk)
+    with pytest.raises(NotFound):
+        backup.verify(tmp_path / "nope.tar.gz")
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as t:
+        info = tarfile.TarInfo("../../etc/passwd")
+        info.size = 0
+        import io
+        t.addfile(info, io.BytesIO(b""))
+    with pytest.raises(IntegrityError, match="unsafe path"):
+        backup.verify(evil)
+    empty = tmp_path / "empty.tar.gz"
+    with gzip.open(empty, "wb") as g:
+        g.write(b"\0" * 1024)
+    with pytest.raises(IntegrityError, match="empty"):
+        backup.verify(empty)
+
+
+def test_extra_and_missing_members_are_refused(tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    missing = tmp_path / "missing.tar.gz"
+    with tarfile.open(archive, "r:gz") as tin, tarfile.open(missing, "w:gz") as tout:
+        for m in tin:
+            if m.name != "kubernetes/pki/sa.key":
+                tout.addfile(m, tin.extractfile(m))
+    with pytest.raises(IntegrityError, match="missing"):
+        backup.verify(missing)
+
+
+def test_restore_refuses_non_empty_targets(tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    data = tmp_path / "busy"
+    data.mkdir()
+    (data / "member").mkdir()
+    with pytest.raises(Conflict):
+        backup.restore(archive, data, EtcdServer(data).member)
+    k8s = tmp_path / "k8s"
+    k8s.mkdir()
+    (k8s / "admin.conf").write_text("keep me")
+    with pytest.raises(Conflict):
+        backup.restore(archive, tmp_path / "d2", EtcdServer(tmp_path / "d2").member, kubernetes_dir=k8s)
+    assert (k8s / "admin.conf").read_text() == "keep me"
+
+
+def test_create_never_overwrites(made: Made) -> None:
+    archive, _, _ = made
+    before = archive.read_bytes()
+    with pytest.raises(Conflict):
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), archive)
+    assert archive.read_bytes() == before
+    assert not list(archive.parent.glob("*.partial"))
+
+
+def test_snapshot_status_of_garbage(tmp_path: Path) -> None:
+    junk = tmp_path / "snap.db"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(IntegrityError):
+        snapshot_status(junk)
