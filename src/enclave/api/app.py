@@ -7,11 +7,21 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
 
 from enclave.api import errors
 from enclave.api.service import Service
 
 API_PREFIX = "/api/v1"
+
+
+def route_template(request: HTTPConnection) -> str:
+    """The matched route as a template (``/api/v1/accounts/{username}``). Metrics are labelled by it, never by
+    the raw path: usernames in paths would make the label set grow without bound."""
+    if not isinstance(request.scope.get("route"), APIRoute):
+        return "unmatched"
+    params = {str(v): k for k, v in request.scope.get("path_params", {}).items()}
+    return "/".join("{" + params[seg] + "}" if seg in params else seg for seg in request.url.path.split("/"))
 
 
 def create_app(service: Service) -> FastAPI:
@@ -45,9 +55,7 @@ def create_app(service: Service) -> FastAPI:
     async def time_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        # Label by route template, never the raw path: usernames in paths would explode the label set.
-        name = route.path if isinstance(route, APIRoute) else "unmatched"
+        name = route_template(request)
         service.metrics.api_latency.labels(request.method, name, str(response.status_code)).observe(
             time.perf_counter() - started)
         return response

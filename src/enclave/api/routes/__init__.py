@@ -15,11 +15,12 @@ def _load() -> tuple[list[APIRouter], list[str]]:
     routers: list[APIRouter] = []
     missing: list[str] = []
     for name in MODULES:
+        module_name = f"enclave.api.routes.{name}"
         try:
-            module = importlib.import_module(f"enclave.api.routes.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             concept = CONCEPT_OF.get(name, name)
-            if exc.name and exc.name.startswith(f"enclave.{concept}"):
+            if exc.name and (exc.name.startswith(f"enclave.{concept}") or exc.name == module_name):
                 missing.append(name)
                 continue
             raise

@@ -1,0 +1,90 @@
+"""Health, identity, errors, authentication edge cases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from enclave.access import tokens
+from enclave.accounts import service as accounts
+from tests.api.conftest import ADMIN, SCIENCE, World
+
+
+def test_health_needs_no_token(world: World) -> None:
+    assert world.client.get("/api/v1/health").json() == {"status": "ok"}
+
+
+def test_whoami_names_roles_and_permissions(world: World) -> None:
+    body = world.client.get("/api/v1/whoami", headers=world.as_(ADMIN)).json()
+    assert body["username"] == ADMIN
+    assert "sysadmin" in body["roles"] and "accounts.manage" in body["permissions"]
+
+
+def test_missing_token_is_401_with_challenge(world: World) -> None:
+    r = world.client.get("/api/v1/whoami")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json()["error"] == "Unauthenticated" and r.json()["problems"][0]["fix"]
+
+
+def test_malformed_tokens_are_401(world: World) -> None:
+    for header in ("Bearer", "Bearer ", "Basic abc", "Bearer enc_x_y", "Bearer " + "a" * 5000, "token"):
+        r = world.client.get("/api/v1/whoami", headers={"Authorization": header})
+        assert r.status_code == 401, header
+
+
+def test_unknown_token_is_401(world: World) -> None:
+    good = world.tokens[ADMIN]
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    assert world.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_expired_token_is_401(world: World) -> None:
+    with world.db.session() as s:
+        old = tokens.issue(s, ADMIN, ADMIN, ["*"], 60, now=datetime.now(UTC) - timedelta(hours=1))
+    r = world.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {old}"})
+    assert r.status_code == 401 and "expired" in r.json()["message"]
+
+
+def test_revocation_bites_on_the_next_request(world: World) -> None:
+    token = world.token(ADMIN, ["*"])
+    headers = {"Authorization": f"Bearer {token}"}
+    assert world.client.get("/api/v1/whoami", headers=headers).status_code == 200
+    key = token.split("_")[1]
+    assert world.client.delete(f"/api/v1/tokens/{key}", headers=headers).status_code == 200
+    r = world.client.get("/api/v1/whoami", headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+
+
+def test_departure_bites_on_the_next_request(world: World) -> None:
+    user = "developer"
+    assert world.client.get("/api/v1/whoami", headers=world.as_(user)).status_code == 200
+    with world.db.session() as s:
+        accounts.depart(s, ADMIN, user, reason="left the project")
+    r = world.client.get("/api/v1/whoami", headers=world.as_(user))
+    assert r.status_code == 401
+
+
+def test_expired_science_account_loses_the_api(world: World) -> None:
+    with world.db.session() as s:
+        accounts.expire(s, ADMIN, SCIENCE, reason="allocation ended")
+    assert world.client.get("/api/v1/whoami", headers=world.as_(SCIENCE)).status_code == 401
+
+
+def test_scoped_token_cannot_exceed_its_scopes(world: World) -> None:
+    narrow = {"Authorization": f"Bearer {world.token(ADMIN, ['journal.read'])}"}
+    assert world.client.get("/api/v1/journal", headers=narrow).status_code == 200
+    r = world.client.get("/api/v1/accounts", headers=narrow)
+    assert r.status_code == 403 and "scopes" in r.json()["message"]
+    r = world.client.post("/api/v1/tokens", headers=narrow, json={"scopes": ["*"]})
+    assert r.status_code == 403
+
+
+def test_unknown_route_is_404_json(world: World) -> None:
+    r = world.client.get("/api/v1/nope", headers=world.as_(ADMIN))
+    assert r.status_code == 404 and r.json()["error"] == "HTTPError"
+
+
+def test_metrics_exposes_api_latency(world: World) -> None:
+    world.client.get("/api/v1/health")
+    text = world.client.get("/metrics").text
+    assert 'enclave_api_request_seconds_count{method="GET",route="/api/v1/health",status="200"}' in text
