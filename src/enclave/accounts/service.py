@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from enclave.access import tokens
 from enclave.access.permissions import STAFF_ROLES, Permission, find_account, require
+from enclave.access.render import app_namespaces
 from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, Problem
 from enclave.journal import record
@@ -136,14 +137,6 @@ def _check_namespaces(spec: EnclaveSpec, namespaces: Iterable[str]) -> list[Prob
     return []
 
 
-def app_namespaces(spec: EnclaveSpec) -> list[str]:
-    """The application namespaces (seed §11): the spec's list plus the notebook namespace."""
-    names = list(spec.cluster.namespaces)
-    if spec.notebooks.namespace not in names:
-        names.append(spec.notebooks.namespace)
-    return names
-
-
 def _grant(session: Session, person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
     held = {g.role for g in person.roles}
     added = []
@@ -200,6 +193,9 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
         problems.append(Problem("email", f"{email!r} is not an email address", "give --email user@example.org"))
     problems += _check_roles(kind, role_list)
     problems += _check_namespaces(spec, ns_list)
+    if ns_list and kind == AccountKind.SCIENCE:
+        problems.append(Problem("namespace", "science users reach the platform through JupyterLab, not through "
+                                "namespaces (seed §4)", "drop --namespace, or onboard a staff account"))
     if allocation is not None:
         problems += allocation.problems(when)
     if kind == AccountKind.STAFF and allocation is not None:
@@ -498,6 +494,9 @@ def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: st
     if account.status != AccountStatus.ACTIVE:
         raise InvalidTransition(f"{username!r} is {account.status}; only active accounts join namespaces",
                                 where=_target(username))
+    if account.kind != AccountKind.STAFF:
+        raise InvalidTransition(f"{username!r} is a science account; namespaces are for staff (seed §4)",
+                                where=_target(username), fix="promote the account to staff first")
     if namespace in {m.namespace for m in account.namespaces}:
         raise Conflict(f"{username!r} already belongs to {namespace}", where=_target(username))
     before = _state(account)

@@ -1,0 +1,149 @@
+"""Rendered Kubernetes access (pure): Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange.
+
+Input is plain data (:class:`Subject`), so this module never touches the database; ``subjects`` in
+``enclave.access.repository`` builds them from accounts. Only API groups and fields that exist from
+Kubernetes 1.9 on are used (rbac v1, networking v1, core v1), so the output applies to the 2018 LDF
+cluster as well as to current ones; e.g. the DNS rule allows port 53 to any peer because a peer that
+combines namespace and pod selectors needs Kubernetes 1.11.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from enclave.access.permissions import Permission, permissions_for
+from enclave.spec.models import EnclaveSpec, NodeRole, Role
+
+MANAGED = {"app.kubernetes.io/managed-by": "enclave"}
+SERVICE_POD_ROOM = 10
+"""Pods the notebook namespace's quota leaves beyond one notebook per user: hub, proxy, schedd."""
+
+CLUSTER_ROLE_RANK = {"view": 1, "edit": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Subject:
+    username: str
+    kind: str
+    status: str
+    roles: frozenset[Role] = frozenset()
+    namespaces: frozenset[str] = field(default_factory=frozenset)
+
+
+def app_namespaces(spec: EnclaveSpec) -> list[str]:
+    names = list(spec.cluster.namespaces)
+    if spec.notebooks.namespace not in names:
+        names.append(spec.notebooks.namespace)
+    return names
+
+
+def cluster_role(subject: Subject, namespace: str) -> str | None:
+    """The built-in ClusterRole a subject gets in a namespace, or None.
+
+    k8s cluster and service admins administer every application namespace (§8, §13.1); security views
+    every namespace to audit it; a developer edits the namespaces they belong to, which includes reading
+    container logs (AA2/AA3); any other member only views. Inactive accounts get nothing.
+    """
+    if subject.status != "active":
+        return None
+    best: str | None = None
+
+    def pick(role: str) -> None:
+        nonlocal best
+        if best is None or CLUSTER_ROLE_RANK[role] > CLUSTER_ROLE_RANK[best]:
+            best = role
+
+    if subject.roles & {Role.K8S_CLUSTER_ADMIN, Role.K8S_SERVICE_ADMIN}:
+        pick("admin")
+    if Role.SECURITY in subject.roles:
+        pick("view")
+    if namespace in subject.namespaces:
+        pick("edit" if Role.DEVELOPER in subject.roles else "view")
+    return best
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**MANAGED, **(labels or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _cpu(cores: float) -> str:
+    millis = round(cores * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": _meta(namespace, labels={"enclave/namespace": namespace})},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": _meta("default-deny", namespace),
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": _meta("allow-dns", namespace),
+         "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                  "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}},
+    ]
+    return objects
+
+
+def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
+    """LimitRange from the notebook bounds (§13.2–13.3) and a ResourceQuota sized for ``spawners`` users,
+    capped at what the Kubernetes workers hold."""
+    nb = spec.notebooks
+    bounds = nb.bounds
+    default = nb.sizes.get(nb.default_size) or next(iter(nb.sizes.values()))
+    worker_cores = spec.cores(NodeRole.WORKER)
+    worker_mib = int(spec.memory_gib(NodeRole.WORKER) * 1024)
+    limit_range = {
+        "apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("notebook-bounds", nb.namespace),
+        "spec": {"limits": [{
+            "type": "Container",
+            "min": {"cpu": _cpu(bounds.min_cpu), "memory": f"{bounds.min_memory_mib}Mi"},
+            "max": {"cpu": _cpu(bounds.max_cpu), "memory": f"{bounds.max_memory_mib}Mi"},
+            "default": {"cpu": _cpu(default.cpu_limit), "memory": f"{default.memory_limit_mib}Mi"},
+            "defaultRequest": {"cpu": _cpu(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
+        }]},
+    }
+    quota = {
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("notebook-quota", nb.namespace),
+        "spec": {"hard": {
+            "pods": str(spawners + SERVICE_POD_ROOM),
+            "requests.cpu": _cpu(min(spawners * bounds.max_cpu, worker_cores)),
+            "requests.memory": f"{min(spawners * bounds.max_memory_mib, worker_mib)}Mi",
+            "limits.cpu": _cpu(max(spawners * bounds.max_cpu, bounds.max_cpu)),
+            "limits.memory": f"{max(spawners * bounds.max_memory_mib, bounds.max_memory_mib)}Mi",
+        }},
+    }
+    return [limit_range, quota]
+
+
+def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": _meta(f"enclave-{subject.username}-{role}", namespace, {"enclave/user": subject.username}),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": subject.username}],
+    }
+
+
+def render_access(spec: EnclaveSpec, subjects: Iterable[Subject]) -> dict[str, list[dict[str, Any]]]:
+    """Every object, grouped by namespace, in a stable order (namespaces as in the spec, users by name)."""
+    people = sorted(subjects, key=lambda s: s.username)
+    spawners = sum(1 for s in people
+                   if s.status == "active" and Permission.NOTEBOOKS_SPAWN in permissions_for(s.roles))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for namespace in app_namespaces(spec):
+        objects = namespace_objects(spec, namespace)
+        if namespace == spec.notebooks.namespace:
+            objects += notebook_limits(spec, spawners)
+        for subject in people:
+            role = cluster_role(subject, namespace)
+            if role is not None:
+                objects.append(binding(subject, namespace, role))
+        out[namespace] = objects
+    return out
