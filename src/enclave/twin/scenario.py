@@ -1,0 +1,286 @@
+"""Scenario files for the twin: which enclave, which load, how long, which layout of HTCondor.
+
+A scenario names an enclave spec (path relative to the scenario file, or the embedded default) and
+describes the load on it. Figures default to the LSST ones in ``docs/twin.md`` (sources cited there).
+Every model forbids unknown keys, so a typo in a scenario is an error with file, line and a fix.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from enclave.errors import InputError, Problem
+from enclave.spec.defaults import EXAMPLES, default_spec_path
+from enclave.spec.load import Loc, _lines, _pydantic_problems, load
+from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
+
+SCENARIOS = EXAMPLES / "scenarios"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Runtime(Strict):
+    """A job runtime distribution in seconds: triangular(low, mode, high) or lognormal(mean, sigma)."""
+
+    dist: str = Field(default="triangular", pattern="^(triangular|lognormal|fixed)$")
+    low: float = Field(default=20.0, ge=0)
+    mode: float = Field(default=28.0, ge=0)
+    high: float = Field(default=45.0, gt=0)
+    mean: float = Field(default=600.0, gt=0)
+    sigma: float = Field(default=0.5, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Runtime:
+        if self.dist == "triangular" and not (self.low <= self.mode <= self.high):
+            raise ValueError("triangular runtime needs low <= mode <= high")
+        return self
+
+
+class Prompt(Strict):
+    """Prompt processing: one HTCondor job per detector per visit, submitted at readout (DMTN-092)."""
+
+    nights: int = Field(default=1, ge=0, le=366)
+    visits_per_night: int = Field(default=1000, ge=0, le=5000)
+    night_start_h: float = Field(
+        default=10.85, ge=0, le=24,
+        description="Hours after each day's start; default: -12° twilight at Cerro Pachon on the default start day.",
+    )
+    night_hours: float = Field(default=11.5, gt=0, le=16)
+    visit_gap_s: tuple[float, float] = (33.0, 39.0)
+    detectors: int = Field(default=189, ge=1, le=1000)
+    cpus: int = Field(default=1, ge=1)
+    memory_gib: float = Field(default=2.0, gt=0)
+    runtime: Runtime = Runtime()
+    deadline_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _gap(self) -> Prompt:
+        if not 0 < self.visit_gap_s[0] <= self.visit_gap_s[1]:
+            raise ValueError("visit_gap_s must be [low, high] with 0 < low <= high")
+        return self
+
+
+class DrpTask(Strict):
+    name: str
+    weight: float = Field(gt=0)
+    memory_gib: float = Field(gt=0, le=1024)
+    runtime: Runtime
+
+
+def _default_mix() -> list[DrpTask]:
+    # Task shapes from RTN-109 (mean weighted CPU per quantum) and drp_pipe requestMemory (see docs/twin.md).
+    return [
+        DrpTask(name="isr", weight=0.25, memory_gib=4, runtime=Runtime(dist="lognormal", mean=92, sigma=0.4)),
+        DrpTask(name="calibrate", weight=0.25, memory_gib=4,
+                runtime=Runtime(dist="lognormal", mean=158, sigma=0.4)),
+        DrpTask(name="warp", weight=0.25, memory_gib=8, runtime=Runtime(dist="lognormal", mean=600, sigma=0.5)),
+        DrpTask(name="subtract", weight=0.12, memory_gib=16,
+                runtime=Runtime(dist="lognormal", mean=900, sigma=0.5)),
+        DrpTask(name="measure", weight=0.08, memory_gib=16,
+                runtime=Runtime(dist="lognormal", mean=1215, sigma=0.6)),
+        DrpTask(name="coadd", weight=0.05, memory_gib=32,
+                runtime=Runtime(dist="lognormal", mean=3600, sigma=0.6)),
+    ]
+
+
+class Drp(Strict):
+    """Data release production: a backlog at the start plus a steady stream, around the clock."""
+
+    backlog_jobs: int = Field(default=20_000, ge=0, le=10_000_000)
+    jobs_per_hour: float = Field(default=1500.0, ge=0)
+    block_s: float = Field(default=600.0, gt=0, description="Arrivals are batched per block (a BPS submit).")
+    mix: list[DrpTask] = Field(default_factory=_default_mix, min_length=1)
+
+
+class UserBatch(Strict):
+    """Bursty submissions from science users (notebook terminals and lsst-dev)."""
+
+    bursts_per_day: float = Field(default=8.0, ge=0)
+    jobs_per_burst: int = Field(default=400, ge=0)
+    cpus: int = Field(default=1, ge=1)
+    memory_gib: float = Field(default=4.0, gt=0)
+    runtime: Runtime = Runtime(dist="lognormal", mean=900, sigma=0.8)
+
+
+class NotebookChoice(Strict):
+    cpu: float = Field(gt=0)
+    memory_gib: float = Field(gt=0)
+    weight: float = Field(gt=0)
+
+
+def _default_choices() -> list[NotebookChoice]:
+    # rsp.lsst.io lab sizes: Small 1/4, Medium 2/8, Large 4/16 (docs/twin.md).
+    return [NotebookChoice(cpu=1, memory_gib=4, weight=0.5), NotebookChoice(cpu=2, memory_gib=8, weight=0.35),
+            NotebookChoice(cpu=4, memory_gib=16, weight=0.15)]
+
+
+class NotebookLoad(Strict):
+    """A daily cycle of sessions; each spawn is placed on a commons worker or refused after a timeout."""
+
+    peak_concurrent: int = Field(default=300, ge=0, le=100_000)
+    peak_hour: float = Field(default=15.0, ge=0, lt=24, description="Hours after each day's start.")
+    trough_fraction: float = Field(default=0.15, ge=0, le=1)
+    session_mean_s: float = Field(default=7200.0, gt=0)
+    sizes: list[NotebookChoice] = Field(default_factory=_default_choices, min_length=1)
+    spawn_s: float = Field(default=20.0, ge=0)
+    spawn_timeout_s: float = Field(default=300.0, ge=0)
+
+
+class Storm(Strict):
+    at_h: float = Field(ge=0)
+    nodes: int = Field(ge=1)
+    group: str | None = None
+    repair_h: float = Field(default=2.0, gt=0)
+
+
+class Failures(Strict):
+    node_mtbf_days: float = Field(default=0.0, ge=0, description="0 switches random failures off.")
+    repair_mean_h: float = Field(default=4.0, gt=0)
+    storms: list[Storm] = Field(default_factory=list)
+
+
+class BatchLayout(StrEnum):
+    STANDALONE = "standalone"
+    """HTCondor on the batch-only nodes; Kubernetes workers serve notebooks and services."""
+    PODS = "pods"
+    """HTCondor worker pods in the Kubernetes commons (batch-only nodes, if any, also run HTCondor)."""
+
+
+class Layout(Strict):
+    batch: BatchLayout = BatchLayout.STANDALONE
+    pod_cores: int = Field(default=0, ge=0, le=1024, description="Cores per HTCondor pod; 0 = the whole node.")
+    pod_batch_share: float = Field(
+        default=0.6, ge=0, le=1, description="Share of commons cores the static pods layout gives to HTCondor pods."
+    )
+    pod_startup_s: float = Field(default=90.0, ge=0)
+    services_cpu_per_node: float = Field(default=2.0, ge=0)
+    services_memory_gib_per_node: float = Field(default=8.0, ge=0)
+
+
+class Timing(Strict):
+    """BCS timings: seed BCS 5 'means some downtime' — these are its lengths."""
+
+    drain_s: float = Field(default=180.0, ge=0, description="Cordon and evict the pods of a node (BCS 5 step 1).")
+    htcondor_start_s: float = Field(default=60.0, ge=0, description="Start HTCondor on a drained node.")
+    return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
+    broker_interval_s: float = Field(default=60.0, gt=0)
+    reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
+    sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    spec: str | None = Field(default=None, description="Enclave spec, relative to this file; default: embedded.")
+    node_groups: list[NodeGroup] | None = Field(
+        default=None, description="Replace the spec's node groups (e.g. the standalone-vs-pods hardware)."
+    )
+    seed: int = Field(default=1, ge=0)
+    duration_hours: float = Field(default=24.0, gt=0, le=24 * 400)
+    start_epoch: float = Field(
+        default=1_782_043_200.0, ge=0, description="Unix time of t = 0 (2026-06-21 12:00 UTC, a long winter night)."
+    )
+    prompt: Prompt | None = Prompt()
+    drp: Drp | None = Drp()
+    user_batch: UserBatch | None = UserBatch()
+    notebooks: NotebookLoad | None = NotebookLoad()
+    failures: Failures = Failures()
+    layout: Layout = Layout()
+    timing: Timing = Timing()
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration_hours * 3600.0
+
+
+class Loaded(BaseModel):
+    """A scenario together with the enclave spec it runs on (node groups already substituted)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    scenario: Scenario
+    spec: EnclaveSpec
+    source: str
+
+
+def find(name_or_path: str) -> Path:
+    """A scenario file by path, or by name among the shipped ``examples/scenarios``."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    for candidate in (SCENARIOS / name_or_path, SCENARIOS / f"{name_or_path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(x.stem for x in SCENARIOS.glob("*.yaml"))) or "none"
+    raise InputError([Problem(name_or_path, "no such scenario file",
+                              f"give a path, or one of the shipped scenarios: {known}")])
+
+
+def parse(text: str, source: str = "<scenario>", base: Path | None = None,
+          spec: EnclaveSpec | None = None) -> Loaded:
+    """Validate scenario text; raise InputError (file:line: path — what — fix) for every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError([Problem(f"{source}{line}", f"malformed YAML: {getattr(exc, 'problem', exc)}",
+                                  "fix the YAML syntax at that line")]) from None
+    if not isinstance(data, dict) or node is None:
+        raise InputError([Problem(source, "a scenario must be a YAML mapping",
+                                  "start from examples/scenarios/one-night.yaml")])
+    lines: dict[Loc, int] = {}
+    _lines(node, (), lines)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise InputError(_pydantic_problems(err, source, lines)) from None
+    if spec is None:
+        spec_path = default_spec_path() if scenario.spec is None else (base or Path.cwd()) / scenario.spec
+        spec = load(spec_path)
+    if scenario.node_groups is not None:
+        cluster = spec.cluster.model_copy(update={"node_groups": scenario.node_groups})
+        spec = spec.model_copy(update={"cluster": cluster})
+    problems = _check(scenario, spec, source)
+    if problems:
+        raise InputError(problems)
+    return Loaded(scenario=scenario, spec=spec, source=source)
+
+
+def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
+    problems: list[Problem] = []
+    groups = {g.name for g in spec.cluster.node_groups}
+    for i, storm in enumerate(sc.failures.storms):
+        if storm.group is not None and storm.group not in groups:
+            problems.append(Problem(f"{source}: failures.storms[{i}].group", f"no node group '{storm.group}'",
+                                    f"use one of: {', '.join(sorted(groups))}"))
+    needed = {"prompt": sc.prompt, "drp": sc.drp, "user": sc.user_batch}
+    for pool, load_ in needed.items():
+        if load_ is not None and pool not in spec.pools:
+            problems.append(Problem(f"{source}: {'user_batch' if pool == 'user' else pool}",
+                                    f"the spec has no pool '{pool}' for this load",
+                                    f"add pool '{pool}' to the spec, or set this load to null"))
+    if sc.layout.batch == BatchLayout.PODS and not spec.groups(NodeRole.WORKER):
+        problems.append(Problem(f"{source}: layout.batch", "the pods layout needs Kubernetes worker nodes",
+                                "add a worker node group, or use layout.batch: standalone"))
+    if sc.layout.batch == BatchLayout.STANDALONE and not spec.groups(NodeRole.BATCH_ONLY):
+        problems.append(Problem(f"{source}: layout.batch", "the standalone layout needs batch-only nodes",
+                                "add a batch-only node group, or use layout.batch: pods"))
+    return problems
+
+
+def load_scenario(name_or_path: str, spec: EnclaveSpec | None = None) -> Loaded:
+    """Load a scenario by name or path; ``spec`` overrides the one the scenario names."""
+    path = find(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(str(path), f"cannot read the file: {exc}", "check the path")]) from None
+    return parse(text, str(path), base=path.parent, spec=spec)

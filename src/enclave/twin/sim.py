@@ -1,0 +1,865 @@
+"""The simulated enclave: nodes, Kubernetes pods, HTCondor partitionable slots, jobs and notebooks.
+
+State changes only through the event loop (``run``/``run_until``) and through the BCS operations
+(``relabel``, ``deploy_pods``, ``delete_pods``, ``drain_node``, ``start_htcondor``, ``return_node``,
+``drain_startd``) that ``TwinBackend.apply`` calls. Speed comes from aggregation: jobs arrive in blocks
+(a visit's detectors, a DRP submit), queue per autocluster as id ranges with pre-drawn runtimes, match
+through a cached ClassAd verdict per (autocluster, slot signature), and are counted per pool; only a
+running job has its own record and end event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from enclave.broker.model import NodeState, StartdKind
+from enclave.errors import IntegrityError, InvalidTransition, NotFound
+from enclave.spec.models import Drain, NodeRole
+from enclave.twin.engine import EventQueue
+from enclave.twin.match import Matcher, Signature
+from enclave.twin.scenario import Loaded
+from enclave.twin.workloads import Workload, build
+
+if TYPE_CHECKING:
+    from enclave.twin.policies import Policy
+
+(EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE) = range(14)
+
+QUEUED, RUNNING, DONE = 0, 1, 2
+
+
+class SimNode:
+    __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
+                 "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
+                 "standalone_pool")
+
+    def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int) -> None:
+        self.name = name
+        self.group = group
+        self.role = role
+        self.cores = cores
+        self.mem = mem
+        self.state = NodeState.READY
+        self.since = 0.0
+        self.svc_cpu = 0.0
+        self.svc_mem = 0
+        self.nb_cpu = 0.0
+        self.nb_mem = 0
+        self.pods: dict[str, SimStartd] = {}
+        self.startd: SimStartd | None = None
+        """The bare-metal startd: standalone (batch-only node) or BCS 5 (drained worker)."""
+        self.notebooks: set[int] = set()
+        self.drained = False
+        self.pending_pool: str | None = None
+        self.unserving_since: float | None = None
+        self.standalone_pool: str | None = None
+
+    @property
+    def pod_cpu(self) -> int:
+        return sum(p.cores for p in self.pods.values())
+
+    @property
+    def pod_mem(self) -> int:
+        return sum(p.mem for p in self.pods.values())
+
+    def k8s_free(self) -> tuple[float, int]:
+        """CPU and memory Kubernetes may still schedule here (requests), or nothing if not schedulable."""
+        if self.role != NodeRole.WORKER or self.state != NodeState.READY:
+            return 0.0, 0
+        return (self.cores - self.svc_cpu - self.nb_cpu - self.pod_cpu,
+                self.mem - self.svc_mem - self.nb_mem - self.pod_mem)
+
+
+class SimStartd:
+    __slots__ = ("name", "node", "kind", "pool", "cores", "mem", "free_cores", "free_mem", "since", "ready",
+                 "accepting", "running", "sig", "removing")
+
+    def __init__(self, name: str, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int,
+                 now: float) -> None:
+        self.name = name
+        self.node = node
+        self.kind = kind
+        self.pool = pool
+        self.cores = cores
+        self.mem = mem
+        self.free_cores = cores
+        self.free_mem = mem
+        self.since = now
+        self.ready = False
+        self.accepting = False
+        self.running: set[int] = set()
+        self.sig: Signature = (pool, kind.value, cores, mem)
+        self.removing: str | None = None
+        """Why it accepts no new work: 'delete' (pod), 'return' (BCS 5 reverse), 'drain' (DrainStartd)."""
+
+
+class Block:
+    """Queued jobs with consecutive ids and their pre-drawn runtimes; ``pos`` jobs already left."""
+
+    __slots__ = ("first", "n", "pos", "runtimes", "submit", "visit")
+
+    def __init__(self, first: int, runtimes: list[float], submit: float, visit: int) -> None:
+        self.first = first
+        self.n = len(runtimes)
+        self.pos = 0
+        self.runtimes = runtimes
+        self.submit = submit
+        self.visit = visit
+
+
+@dataclass
+class Sample:
+    t: float
+    capacity: dict[str, int]
+    busy: dict[str, int]
+    idle: dict[str, int]
+    notebooks: int
+    notebook_cpu: float
+    notebook_pending: int
+
+
+@dataclass
+class Counters:
+    moves: dict[str, int] = field(default_factory=dict)
+    downtime_node_s: float = 0.0
+    failed_node_s: float = 0.0
+    evicted_jobs: int = 0
+    wasted_core_s: float = 0.0
+    nb_requested: int = 0
+    nb_placed: int = 0
+    nb_refused: int = 0
+    nb_evicted: int = 0
+    nb_waits: list[float] = field(default_factory=list)
+    pods_unschedulable: int = 0
+    failures: int = 0
+
+
+class Sim:
+    def __init__(self, loaded: Loaded, policy: Policy, *, audit: bool = False,
+                 workload: Workload | None = None) -> None:
+        self.loaded = loaded
+        self.sc = loaded.scenario
+        self.spec = loaded.spec
+        self.policy = policy
+        self.audit = audit
+        self.now = 0.0
+        self.horizon = self.sc.duration_s
+        self.q = EventQueue()
+        self.wl = workload if workload is not None else build(self.sc, self.spec)
+        self.acs = self.wl.acs
+        self.matcher = Matcher(self.spec, self.acs)
+        self.pools = list(self.spec.pools)
+        self.pool_acs: dict[str, list[int]] = {p: [a.index for a in self.acs if a.pool == p] for p in self.pools}
+        self.queues: list[deque[Block]] = [deque() for _ in self.acs]
+        self.state = bytearray()
+        self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float]] = {}
+        z = dict.fromkeys(self.pools, 0)
+        self.idle = dict(z)
+        self.busy = dict(z)
+        self.cap = dict(z)
+        self.done = dict(z)
+        self.core_s = dict.fromkeys(self.pools, 0.0)
+        self.cap_core_s: dict[str, float] = {}
+        self._cap_t = 0.0
+        self.shared_cap = 0
+        self.shared_cap_core_s = 0.0
+        self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
+        self.submitted = dict(z)
+        nv = len(self.wl.visit_readout)
+        self.visit_left = [self.spec_detectors()] * nv
+        self.visit_latency = [math.nan] * nv
+        self.visit_min_latency = [0.0] * nv
+        self.prompt_latency: list[float] = []
+        self.demand_core_s = 0.0
+        self.counters = Counters()
+        self.samples: list[Sample] = []
+        self.nodes: dict[str, SimNode] = {}
+        self.startds: dict[str, SimStartd] = {}
+        self.on_apply: list[Callable[[str], None]] = []
+        self.nb_node: dict[int, SimNode] = {}
+        self.nb_pending: deque[int] = deque()
+        nb = self.sc.notebooks
+        self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
+        self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
+        self._build_nodes()
+        self._schedule_inputs()
+        policy.setup(self)
+        self._touch_cap()
+
+    # ------------------------------------------------------------------ setup
+
+    def spec_detectors(self) -> int:
+        return self.sc.prompt.detectors if self.sc.prompt is not None else 0
+
+    def _build_nodes(self) -> None:
+        lay = self.sc.layout
+        for g in self.spec.cluster.node_groups:
+            if g.role == NodeRole.CONTROL_PLANE:
+                continue
+            for i in range(1, g.count + 1):
+                n = SimNode(f"{g.name}-{i:03d}", g.name, g.role, g.cores, int(g.memory_gib * 1024))
+                if g.role == NodeRole.WORKER:
+                    n.svc_cpu = lay.services_cpu_per_node
+                    n.svc_mem = int(lay.services_memory_gib_per_node * 1024)
+                self.nodes[n.name] = n
+
+    def _schedule_inputs(self) -> None:
+        push = self.q.push
+        for arrival in self.wl.arrivals:
+            push(arrival.t, EV_BLOCK, arrival)
+        for i, t in enumerate(self.wl.sessions.t):
+            push(t, EV_NB_ARRIVE, i)
+        for f in self.wl.failures:
+            push(f.t, EV_FAIL, f)
+        push(0.0, EV_SAMPLE, None)
+        push(0.0, EV_TICK, None)
+
+    # ------------------------------------------------------------ capacity
+
+    def _touch_cap(self) -> None:
+        """Integrate labelled capacity up to now; call before any change to ``cap``."""
+        dt = self.now - self._cap_t
+        if dt > 0:
+            for p, c in self.cap.items():
+                self.cap_core_s[p] = self.cap_core_s.get(p, 0.0) + c * dt
+            self.shared_cap_core_s += self.shared_cap * dt
+        self._cap_t = self.now
+
+    def _cap_add(self, s: SimStartd, sign: int) -> None:
+        self._touch_cap()
+        if s.pool in self.cap:
+            self.cap[s.pool] += sign * s.cores
+        else:
+            self.shared_cap += sign * s.cores
+
+    def add_startd(self, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int, name: str,
+                   ready_at: float | None = None) -> SimStartd:
+        s = SimStartd(name, node, kind, pool, cores, mem, self.now)
+        self.startds[name] = s
+        if kind == StartdKind.POD:
+            node.pods[name] = s
+        else:
+            node.startd = s
+        if ready_at is None:
+            self._ready(s)
+        else:
+            self.q.push(ready_at, EV_POD_READY, s)
+        return s
+
+    def _ready(self, s: SimStartd) -> None:
+        if self.startds.get(s.name) is not s or s.ready:
+            return
+        s.ready = True
+        s.accepting = s.removing is None
+        self._cap_add(s, +1)
+        self.fill_startd(s)
+
+    def _remove_startd(self, s: SimStartd) -> None:
+        if self.startds.get(s.name) is not s:
+            return
+        self._evict(s)
+        if s.ready:
+            self._cap_add(s, -1)
+        del self.startds[s.name]
+        s.ready = s.accepting = False
+        if s.kind == StartdKind.POD:
+            s.node.pods.pop(s.name, None)
+            self._retry_notebooks()
+        elif s.node.startd is s:
+            s.node.startd = None
+
+    def total_batch_cores(self) -> int:
+        return sum(self.cap.values()) + self.shared_cap
+
+    # ------------------------------------------------------------ matchmaking
+
+    def fill_startd(self, s: SimStartd) -> None:
+        """Start queued jobs on a slot with room, pools in the policy's negotiation order."""
+        if not s.accepting or s.free_cores <= 0:
+            return
+        idle = self.idle
+        queues = self.queues
+        acs = self.acs
+        matches = self.matcher.matches
+        for pool in self.policy.order(self):
+            if not idle[pool]:
+                continue
+            allowed = self.policy.admit(self, pool)
+            if allowed <= 0:
+                continue
+            for ac in self.pool_acs[pool]:
+                if not queues[ac]:
+                    continue
+                a = acs[ac]
+                if s.free_cores < a.cpus or s.free_mem < a.memory_mib or not matches(ac, s.sig):
+                    continue
+                k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
+                if k > 0:
+                    allowed -= self._start(ac, s, k) * a.cpus
+                if s.free_cores <= 0:
+                    return
+                if allowed <= 0:
+                    break
+
+    def _fill_from_ac(self, ac: int) -> None:
+        """Place queued jobs of one autocluster on any matching slot with room (after an arrival)."""
+        a = self.acs[ac]
+        q = self.queues[ac]
+        matches = self.matcher.matches
+        for s in self.startds.values():
+            if not q:
+                return
+            if s.accepting and s.free_cores >= a.cpus and s.free_mem >= a.memory_mib and matches(ac, s.sig):
+                allowed = self.policy.admit(self, a.pool)
+                if allowed < a.cpus:
+                    return
+                self._start(ac, s, min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus))
+
+    def _start(self, ac: int, s: SimStartd, k: int) -> int:
+        q = self.queues[ac]
+        a = self.acs[ac]
+        t = self.now
+        heap = self.q.heap
+        seq = self.q._seq
+        running = self.running
+        state = self.state
+        sr = s.running
+        waits = self.waits[a.pool]
+        started = 0
+        while q and started < k:
+            b = q[0]
+            take = min(b.n - b.pos, k - started)
+            first = b.first + b.pos
+            rts = b.runtimes
+            pos = b.pos
+            submit = b.submit
+            visit = b.visit
+            for i in range(take):
+                jid = first + i
+                rt = rts[pos + i]
+                end = t + rt
+                running[jid] = (s, end, ac, submit, visit, rt, t)
+                state[jid] = RUNNING
+                sr.add(jid)
+                heapq.heappush(heap, (end, next(seq), EV_END, jid))
+            waits.extend([t - submit] * take)
+            b.pos += take
+            if b.pos == b.n:
+                q.popleft()
+            started += take
+        cpus = started * a.cpus
+        s.free_cores -= cpus
+        s.free_mem -= started * a.memory_mib
+        self.idle[a.pool] -= started
+        self.busy[a.pool] += cpus
+        return started
+
+    def _evict(self, s: SimStartd, pool: str | None = None) -> None:
+        """Stop jobs on a slot (failure, vacate, removal) and queue them again at the front, same ids."""
+        if not s.running:
+            return
+        touched: set[int] = set()
+        for jid in sorted(s.running):
+            _, _, ac, submit, visit, rt, start = self.running[jid]
+            a = self.acs[ac]
+            if pool is not None and a.pool != pool:
+                continue
+            del self.running[jid]
+            s.running.discard(jid)
+            self.state[jid] = QUEUED
+            s.free_cores += a.cpus
+            s.free_mem += a.memory_mib
+            self.busy[a.pool] -= a.cpus
+            self.idle[a.pool] += 1
+            self.counters.evicted_jobs += 1
+            self.counters.wasted_core_s += (self.now - start) * a.cpus
+            self.queues[ac].appendleft(Block(jid, [rt], submit, visit))
+            touched.add(ac)
+        for ac in sorted(touched):
+            self._fill_from_ac(ac)
+
+    # ------------------------------------------------------------ notebooks
+
+    def _place_notebook(self, i: int) -> bool:
+        cpu = self.wl.sessions.cpu[i]
+        mem = self.wl.sessions.memory_mib[i]
+        best: SimNode | None = None
+        best_free = -1.0
+        # The default kube-scheduler scores LeastAllocated: spread onto the emptiest node that fits.
+        for n in self.nodes.values():
+            free_cpu, free_mem = n.k8s_free()
+            if free_cpu >= cpu and free_mem >= mem and free_cpu > best_free:
+                best, best_free = n, free_cpu
+        if best is None:
+            return False
+        best.nb_cpu += cpu
+        best.nb_mem += mem
+        best.notebooks.add(i)
+        self.nb_node[i] = best
+        self.counters.nb_placed += 1
+        self.counters.nb_waits.append(self.now - self.wl.sessions.t[i] + self.nb_spawn_s)
+        self.q.push(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], EV_NB_END, i)
+        return True
+
+    def _end_notebook(self, i: int) -> None:
+        n = self.nb_node.pop(i, None)
+        if n is None:
+            return
+        n.nb_cpu -= self.wl.sessions.cpu[i]
+        n.nb_mem -= self.wl.sessions.memory_mib[i]
+        n.notebooks.discard(i)
+
+    def _retry_notebooks(self) -> None:
+        if not self.nb_pending:
+            return
+        keep: deque[int] = deque()
+        while self.nb_pending:
+            i = self.nb_pending.popleft()
+            if not self._place_notebook(i):
+                keep.append(i)
+        self.nb_pending = keep
+
+    # ------------------------------------------------------------ BCS operations (TwinBackend.apply)
+
+    def _moved(self, kind: str) -> None:
+        self.counters.moves[kind] = self.counters.moves.get(kind, 0) + 1
+        for hook in self.on_apply:
+            hook(kind)
+
+    def node(self, name: str) -> SimNode:
+        n = self.nodes.get(name)
+        if n is None:
+            raise NotFound(f"no node '{name}' in the twin", where="twin", fix="use a node name from observe()")
+        return n
+
+    def startd(self, name: str) -> SimStartd:
+        s = self.startds.get(name)
+        if s is None:
+            raise NotFound(f"no startd '{name}' in the twin", where="twin", fix="use a startd name from observe()")
+        return s
+
+    def relabel(self, name: str, to_pool: str, vacate_after: float | None = None) -> None:
+        s = self.startd(name)
+        if to_pool not in self.spec.pools and to_pool not in self.cap:
+            raise NotFound(f"no pool '{to_pool}'", where="Relabel.to_pool", fix="use a pool from the spec")
+        if s.pool == to_pool:
+            return
+        old = s.pool
+        if s.ready:
+            self._cap_add(s, -1)
+        s.pool = to_pool
+        s.sig = (to_pool, s.kind.value, s.cores, s.mem)
+        s.since = self.now
+        if s.ready:
+            self._cap_add(s, +1)
+        if s.removing == "drain":
+            s.removing = None
+            s.accepting = s.ready
+        self._moved("Relabel")
+        if vacate_after is not None:
+            self.q.push(self.now + vacate_after, EV_VACATE, (s, old))
+        self.fill_startd(s)
+
+    def deploy_pods(self, node_name: str, pool: str, pods: tuple[str, ...], cores: int, mem: int) -> int:
+        n = self.node(node_name)
+        if n.role != NodeRole.WORKER:
+            raise InvalidTransition(f"node '{node_name}' is {n.role.value}, not a Kubernetes worker",
+                                    where="DeployPods.node", fix="deploy HTCondor pods on worker nodes")
+        made = 0
+        for name in pods:
+            if name in self.startds:
+                continue
+            free_cpu, free_mem = n.k8s_free()
+            if free_cpu < cores or free_mem < mem:
+                # The pod would stay Pending; the twin does not create it, and counts it so reports show it.
+                self.counters.pods_unschedulable += 1
+                continue
+            self.add_startd(n, StartdKind.POD, pool, cores, mem, name,
+                            ready_at=self.now + self.sc.layout.pod_startup_s)
+            made += 1
+        if made:
+            self._moved("DeployPods")
+        return made
+
+    def delete_pods(self, pods: tuple[str, ...]) -> None:
+        acted = False
+        for name in pods:
+            s = self.startds.get(name)
+            if s is None or s.removing == "delete":
+                continue
+            if s.kind != StartdKind.POD:
+                raise InvalidTransition(f"startd '{name}' is not an HTCondor pod", where="DeletePods.pods",
+                                        fix="use ReturnNode for BCS 5 nodes")
+            acted = True
+            s.removing = "delete"
+            s.accepting = False
+            pool = self.spec.pools.get(s.pool)
+            if not s.running or not s.ready:
+                self._remove_startd(s)
+            elif pool is not None and pool.take_away == Drain.VACATE:
+                self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+        if acted:
+            self._moved("DeletePods")
+
+    def drain_startd(self, name: str, vacate_after: float | None) -> None:
+        s = self.startd(name)
+        if s.removing is not None:
+            return
+        s.removing = "drain"
+        s.accepting = False
+        if vacate_after is not None:
+            self.q.push(self.now + vacate_after, EV_VACATE, (s, None))
+        self._moved("DrainStartd")
+
+    def drain_node(self, name: str) -> None:
+        n = self.node(name)
+        if n.state in (NodeState.DRAINING, NodeState.HTCONDOR):
+            return
+        if n.role != NodeRole.WORKER or n.state != NodeState.READY:
+            raise InvalidTransition(f"node '{name}' is {n.role.value}/{n.state.value}; only a ready worker can "
+                                    "be drained", where="DrainNode.node", fix="pick a ready Kubernetes worker")
+        n.state = NodeState.DRAINING
+        n.since = self.now
+        n.drained = False
+        n.unserving_since = self.now
+        self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, n)
+        self._moved("DrainNode")
+
+    def start_htcondor(self, name: str, pool: str) -> None:
+        n = self.node(name)
+        if n.state == NodeState.HTCONDOR or n.pending_pool == pool:
+            return
+        if n.state != NodeState.DRAINING:
+            raise InvalidTransition(f"node '{name}' is {n.state.value}; HTCondor starts only on a drained node",
+                                    where="StartHTCondor.node", fix="apply DrainNode first (BCS 5 step 1)")
+        n.pending_pool = pool
+        if n.drained:
+            self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
+        self._moved("StartHTCondor")
+
+    def return_node(self, name: str) -> None:
+        n = self.node(name)
+        if n.state == NodeState.READY or n.state == NodeState.DOWN:
+            return
+        if n.state == NodeState.HTCONDOR and n.startd is not None:
+            s = n.startd
+            if s.removing == "return":
+                return
+            s.removing = "return"
+            s.accepting = False
+            if not s.running:
+                self._finish_return(n)
+            else:
+                pool = self.spec.pools.get(s.pool)
+                if pool is not None and pool.take_away == Drain.VACATE:
+                    self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+        else:
+            n.pending_pool = None
+            self._finish_return(n)
+        self._moved("ReturnNode")
+
+    def _finish_return(self, n: SimNode) -> None:
+        if n.startd is not None:
+            self._remove_startd(n.startd)
+        if n.unserving_since is None:
+            n.unserving_since = self.now
+        n.state = NodeState.DRAINING
+        n.pending_pool = None
+        self.q.push(self.now + self.sc.timing.return_s, EV_RETURN_DONE, n)
+
+    def _startd_idle(self, s: SimStartd) -> None:
+        if s.removing == "delete":
+            self._remove_startd(s)
+        elif s.removing == "return":
+            self._finish_return(s.node)
+
+    # ------------------------------------------------------------ failures
+
+    def _fail(self, n: SimNode, repair_s: float) -> None:
+        if n.state == NodeState.DOWN:
+            return
+        self.counters.failures += 1
+        for s in list(n.pods.values()):
+            self._remove_startd(s)
+        if n.startd is not None:
+            if n.startd.kind == StartdKind.STANDALONE:
+                n.standalone_pool = n.startd.pool
+            self._remove_startd(n.startd)
+        for i in sorted(n.notebooks):
+            self._end_notebook(i)
+            self.counters.nb_evicted += 1
+        if n.unserving_since is not None:
+            self.counters.downtime_node_s += self.now - n.unserving_since
+            n.unserving_since = None
+        n.state = NodeState.DOWN
+        n.since = self.now
+        n.drained = False
+        n.pending_pool = None
+        self.q.push(self.now + repair_s, EV_REPAIR, n)
+
+    def _repair(self, n: SimNode) -> None:
+        self.counters.failed_node_s += self.now - n.since
+        n.state = NodeState.READY
+        n.since = self.now
+        if n.role == NodeRole.BATCH_ONLY:
+            pool = n.standalone_pool or self.policy.default_label(self)
+            self.add_startd(n, StartdKind.STANDALONE, pool, n.cores, n.mem, n.name)
+        else:
+            self._retry_notebooks()
+        self.policy.on_repair(self, n)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self, progress: Callable[[float], None] | None = None) -> None:
+        self.run_until(self.horizon, progress)
+        self.finish()
+
+    def run_until(self, until: float, progress: Callable[[float], None] | None = None) -> None:
+        heap = self.q.heap
+        running = self.running
+        state = self.state
+        acs = self.acs
+        busy = self.busy
+        done = self.done
+        core_s = self.core_s
+        visit_left = self.visit_left
+        visit_latency = self.visit_latency
+        prompt_latency = self.prompt_latency
+        pop = heapq.heappop
+        next_progress = 0.0
+        step = max(until / 200.0, 1.0)
+        processed = 0
+        while heap and heap[0][0] <= until:
+            t, _, kind, payload = pop(heap)
+            processed += 1
+            self.now = t
+            if kind == EV_END:
+                rec = running.get(payload)
+                if rec is None or rec[1] != t:
+                    continue  # a stale end: the job was evicted and requeued
+                del running[payload]
+                s, _, ac, submit, visit, rt, _ = rec
+                a = acs[ac]
+                s.running.discard(payload)
+                state[payload] = DONE
+                s.free_cores += a.cpus
+                s.free_mem += a.memory_mib
+                busy[a.pool] -= a.cpus
+                done[a.pool] += 1
+                core_s[a.pool] += rt * a.cpus
+                if visit >= 0:
+                    prompt_latency.append(t - submit)
+                    left = visit_left[visit] - 1
+                    visit_left[visit] = left
+                    if left == 0:
+                        visit_latency[visit] = t - submit
+                if s.accepting:
+                    self.fill_startd(s)
+                elif not s.running:
+                    self._startd_idle(s)
+            else:
+                self._dispatch(kind, payload)
+            if progress is not None and t >= next_progress:
+                progress(t)
+                next_progress = t + step
+        self.q.processed += processed
+        self.now = max(self.now, until)
+
+    def _dispatch(self, kind: int, payload: object) -> None:
+        if kind == EV_BLOCK:
+            from enclave.twin.workloads import Arrival
+
+            assert isinstance(payload, Arrival)
+            self._arrive(payload)
+        elif kind == EV_NB_ARRIVE:
+            assert isinstance(payload, int)
+            self.counters.nb_requested += 1
+            if not self._place_notebook(payload):
+                self.nb_pending.append(payload)
+                self.q.push(self.now + self.nb_timeout_s, EV_NB_TIMEOUT, payload)
+        elif kind == EV_NB_END:
+            assert isinstance(payload, int)
+            self._end_notebook(payload)
+            self._retry_notebooks()
+        elif kind == EV_NB_TIMEOUT:
+            assert isinstance(payload, int)
+            if payload in self.nb_pending:
+                self.nb_pending.remove(payload)
+                self.counters.nb_refused += 1
+        elif kind == EV_POD_READY:
+            assert isinstance(payload, SimStartd)
+            self._ready(payload)
+        elif kind == EV_FAIL:
+            from enclave.twin.workloads import Failure
+
+            assert isinstance(payload, Failure)
+            self._fail(self.nodes[payload.node], payload.repair_s)
+        elif kind == EV_REPAIR:
+            assert isinstance(payload, SimNode)
+            self._repair(payload)
+        elif kind == EV_DRAIN_DONE:
+            assert isinstance(payload, SimNode)
+            self._drain_done(payload)
+        elif kind == EV_HTC_READY:
+            assert isinstance(payload, SimNode)
+            self._htcondor_ready(payload)
+        elif kind == EV_RETURN_DONE:
+            assert isinstance(payload, SimNode)
+            n = payload
+            if n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None:
+                n.state = NodeState.READY
+                n.since = self.now
+                n.drained = False
+                if n.unserving_since is not None:
+                    self.counters.downtime_node_s += self.now - n.unserving_since
+                    n.unserving_since = None
+                self._retry_notebooks()
+        elif kind == EV_VACATE:
+            assert isinstance(payload, tuple)
+            s, pool = payload
+            if self.startds.get(s.name) is s and (pool is not None or not s.accepting):
+                self._evict(s, pool)
+                if not s.running and not s.accepting:
+                    self._startd_idle(s)
+                elif s.accepting:
+                    self.fill_startd(s)
+        elif kind == EV_TICK:
+            nxt = self.policy.tick(self)
+            if nxt is not None:
+                self.q.push(self.now + nxt, EV_TICK, None)
+        elif kind == EV_SAMPLE:
+            self._sample()
+            self.q.push(self.now + self.sc.timing.sample_s, EV_SAMPLE, None)
+        if self.audit:
+            self.check()
+
+    def _arrive(self, arrival: object) -> None:
+        from enclave.twin.workloads import Arrival
+
+        assert isinstance(arrival, Arrival)
+        n = len(arrival.runtimes)
+        first = len(self.state)
+        self.state.extend(bytes(n))
+        a = self.acs[arrival.ac]
+        self.idle[a.pool] += n
+        self.submitted[a.pool] += n
+        # Clairvoyant bookkeeping: the work that could at best be done before the horizon.
+        left = self.horizon - arrival.t
+        self.demand_core_s += a.cpus * sum(min(rt, left) for rt in arrival.runtimes)
+        if arrival.visit >= 0:
+            self.visit_min_latency[arrival.visit] = max(arrival.runtimes)
+        self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
+        self._fill_from_ac(arrival.ac)
+
+    def _drain_done(self, n: SimNode) -> None:
+        if n.state != NodeState.DRAINING or n.drained:
+            return
+        for s in list(n.pods.values()):
+            self._remove_startd(s)
+        for i in sorted(n.notebooks):
+            self._end_notebook(i)
+            self.counters.nb_evicted += 1
+        n.drained = True
+        if n.pending_pool is not None:
+            self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
+        self._retry_notebooks()
+
+    def _htcondor_ready(self, n: SimNode) -> None:
+        if n.state != NodeState.DRAINING or not n.drained or n.pending_pool is None or n.startd is not None:
+            return
+        pool = n.pending_pool
+        n.pending_pool = None
+        n.state = NodeState.HTCONDOR
+        n.since = self.now
+        if n.unserving_since is not None:
+            self.counters.downtime_node_s += self.now - n.unserving_since
+            n.unserving_since = None
+        self.add_startd(n, StartdKind.NODE, pool, n.cores, n.mem, n.name)
+
+    def _sample(self) -> None:
+        cap = dict(self.cap)
+        if self.shared_cap:
+            cap["shared"] = self.shared_cap
+        self.samples.append(Sample(
+            self.now, cap, dict(self.busy), dict(self.idle), len(self.nb_node),
+            sum(n.nb_cpu for n in self.nodes.values()), len(self.nb_pending)))
+
+    def finish(self) -> None:
+        """Close the books at the horizon: capacity integrals and the partial work of running jobs."""
+        self.now = max(self.now, self.horizon)
+        self._touch_cap()
+        for n in self.nodes.values():
+            if n.unserving_since is not None:
+                self.counters.downtime_node_s += self.now - n.unserving_since
+                n.unserving_since = None
+            if n.state == NodeState.DOWN:
+                self.counters.failed_node_s += self.now - n.since
+                n.since = self.now
+
+    def running_core_s(self) -> dict[str, float]:
+        out = dict.fromkeys(self.pools, 0.0)
+        for _, _, ac, _, _, _, start in self.running.values():
+            a = self.acs[ac]
+            out[a.pool] += (self.now - start) * a.cpus
+        return out
+
+    # ------------------------------------------------------------ invariants
+
+    def check(self) -> None:
+        """Conservation and no double booking; raise IntegrityError on the first violation."""
+        problems: list[str] = []
+        total = len(self.state)
+        running_ids = set(self.running)
+        queued = 0
+        for q in self.queues:
+            for b in q:
+                for i in range(b.pos, b.n):
+                    if self.state[b.first + i] != QUEUED:
+                        problems.append(f"job {b.first + i} is queued but in state {self.state[b.first + i]}")
+                queued += b.n - b.pos
+        n_running = self.state.count(RUNNING)
+        n_done = self.state.count(DONE)
+        if queued + n_running + n_done != total:
+            problems.append(f"{total} jobs submitted but {queued} queued + {n_running} running + {n_done} done")
+        if n_running != len(running_ids):
+            problems.append(f"{n_running} jobs in state running but {len(running_ids)} running records")
+        if n_done != sum(self.done.values()):
+            problems.append(f"{n_done} jobs done but the pools count {sum(self.done.values())}")
+        if queued != sum(self.idle.values()):
+            problems.append(f"{queued} jobs queued but the pools count {sum(self.idle.values())} idle")
+        seen: set[int] = set()
+        for s in self.startds.values():
+            cores = sum(self.acs[self.running[j][2]].cpus for j in s.running)
+            mem = sum(self.acs[self.running[j][2]].memory_mib for j in s.running)
+            if s.running & seen:
+                problems.append(f"jobs {sorted(s.running & seen)} run on two startds")
+            seen |= s.running
+            if cores + s.free_cores != s.cores or mem + s.free_mem != s.mem or s.free_cores < 0 or s.free_mem < 0:
+                problems.append(f"startd {s.name}: {cores} cores / {mem} MiB claimed, {s.free_cores} / "
+                                f"{s.free_mem} free of {s.cores} / {s.mem}")
+            if not s.ready and s.running:
+                problems.append(f"startd {s.name} runs jobs before it is ready")
+        if seen != running_ids:
+            problems.append("running jobs and startd claims disagree")
+        for n in self.nodes.values():
+            used = n.svc_cpu + n.nb_cpu + n.pod_cpu if n.role == NodeRole.WORKER else 0
+            bare = n.startd.cores if n.startd is not None else 0
+            if n.role == NodeRole.WORKER and n.startd is not None and (n.pods or n.notebooks):
+                problems.append(f"node {n.name} runs HTCondor on the bare node and Kubernetes pods at once")
+            if used > n.cores + 1e-9 or bare > n.cores:
+                problems.append(f"node {n.name}: {used} cores of Kubernetes requests, {bare} bare HTCondor cores, "
+                                f"only {n.cores} cores")
+            mem_used = n.svc_mem + n.nb_mem + n.pod_mem if n.role == NodeRole.WORKER else 0
+            if mem_used > n.mem:
+                problems.append(f"node {n.name}: {mem_used} MiB requested of {n.mem}")
+            if n.state == NodeState.DOWN and (n.pods or n.startd is not None or n.notebooks):
+                problems.append(f"node {n.name} is down but still hosts work")
+        if problems:
+            raise IntegrityError("; ".join(problems[:5]), where=f"twin at t={self.now:.1f}s",
+                                 fix="this is a twin bug: report the scenario and seed")
