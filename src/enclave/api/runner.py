@@ -14,12 +14,39 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session
+
+from enclave.access.permissions import Permission, require
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
-from enclave.broker.model import Action, Observed
+from enclave.broker.model import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Observed,
+    Relabel,
+    ReturnNode,
+    StartHTCondor,
+)
+from enclave.errors import Conflict
+from enclave.journal import record
 from enclave.spec.models import EnclaveSpec
 
 T = TypeVar("T")
+
+# Seed §7.1: the HTCondor administrator changes ClassAds and starts HTCondor (BCS 1, 2, 4 step 2, 5 steps 2–3);
+# the Kubernetes service administrator deploys and deletes worker pods and drains nodes (BCS 3, 4, 5 step 1).
+PERMISSION_OF: dict[type[Action], Permission] = {
+    Relabel: Permission.BATCH_RELABEL,
+    StartHTCondor: Permission.BATCH_RELABEL,
+    DrainStartd: Permission.BATCH_RELABEL,
+    DeployPods: Permission.BATCH_PODS,
+    DeletePods: Permission.BATCH_PODS,
+    DrainNode: Permission.BATCH_PODS,
+    ReturnNode: Permission.BATCH_PODS,
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,8 @@ class BrokerRunner:
     """Decide and apply (role-checked and journaled by the broker's executor); returns what was applied."""
     metrics: Metrics
     history: History
+    apply: Callable[[Action], None] | None = None
+    """Carry one action out on the backend (manual procedures); None when the backend is read-only."""
     advance: Callable[[float], None] | None = None
     """Move the backend clock forward by this many seconds (the twin); None for a live backend."""
     extras: Callable[[], Extras] | None = None
@@ -119,6 +148,25 @@ class BrokerRunner:
         self.recent.appendleft(describe(action, at))
         self.actions_total += 1
         self.metrics.broker_actions.labels(action.kind).inc()
+
+    def permission_for(self, action: Action) -> Permission:
+        return PERMISSION_OF[type(action)]
+
+    def apply_manual(self, session: Session, action: Action) -> None:
+        """A BCS procedure run by a person: role check, apply, journal — in the caller's transaction, so a
+        refused or failed procedure leaves neither a change nor a journal entry behind."""
+        require(session, action.actor, self.permission_for(action))
+        if self.apply is None:
+            raise Conflict(f"the {self.backend_name} backend is read-only here", where="broker",
+                           fix="run the procedure where the backend accepts actions")
+        with self.lock:
+            before = self.observe()
+            # Journal first: if the backend then refuses, the exception rolls the entry back with everything else.
+            record(session, actor=action.actor, action=f"broker.{action.kind}", target=action_target(action),
+                   reason=action.reason, before=None, after=describe(action, before.now).__dict__)
+            self.apply(action)
+            self.record(action, before.now)
+            self.snapshot()
 
     def exclusive(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` between two broker cycles (manual procedures, reads that need a consistent backend)."""
