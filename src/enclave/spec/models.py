@@ -114,6 +114,10 @@ class Pool(Strict):
     accounting_group: str | None = Field(
         default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
     )
+    submit_hosts: list[Host] | None = Field(
+        default=None,
+        description="Submit hosts whose jobs this pool's nodes accept (seed §7.1); default: all of batch.submit_hosts.",
+    )
 
 
 class Batch(Strict):

@@ -1,0 +1,622 @@
+"""ClassAd policy of the enclave's HTCondor pool (seed §7, §7.1), built and evaluated with classad2.
+
+One HTCondor pool serves several kinds of processing (prompt, drp, user, general). Each startd carries
+a pool label in ``spec.batch.pool_attribute``; every startd runs the *same* START expression, which
+looks the label up in two tables the startd also publishes (pool → accounting group, pool → trusted
+submit hosts). Relabelling a startd (BCS 1/2) therefore changes one config knob and nothing else.
+
+Anti-spoofing. A user can put any ``+Attr`` in a submit file, so START trusts only attributes the
+user cannot set:
+
+- ``Owner``: set by the schedd from the authenticated identity;
+- ``EnclaveSchedd``: the schedd part of ``GlobalJobId`` (which the schedd writes in NewProc), copied by
+  the schedd's submit transform into its own attribute. START does not read ``GlobalJobId`` itself
+  because it is unique per job: an attribute START references is *significant* for autoclustering,
+  and a unique one would make every job its own autocluster;
+- ``AcctGroup`` / ``AccountingGroup``: forced by the schedd's submit transform from the owner's
+  membership (``userMap``), whatever the user wrote.
+
+The transform uses EVALSET (evaluate, store the literal), so a user cannot smuggle in an expression
+such as ``+EnclavePool = TARGET.EnclavePool`` that would compare equal to every node. The transform
+and submit requirements are rendered from the same ExprTrees this module evaluates in
+``schedd_admit``, so what the tests prove is what the schedd runs. The remaining trust — that a claim
+really comes from a trusted schedd — is enforced by the security config (``ALLOW_DAEMON``) rendered
+for every startd.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import classad2
+import htcondor2  # registers HTCondor's ClassAd functions (split, userMap, …) with classad2
+from classad2 import ClassAd, ExprTree
+
+from enclave.broker.model import Startd, StartdKind
+from enclave.errors import InputError, NotFound, Problem, SpecError
+from enclave.spec.models import EnclaveSpec
+
+SCHEDD_ATTR = "EnclaveSchedd"
+"""Job attribute: the schedd part of GlobalJobId, written by the schedd's submit transform."""
+GROUPS_ATTR = "EnclavePoolGroups"
+"""Machine attribute: record pool → accounting group its jobs must carry."""
+SCHEDDS_ATTR = "EnclavePoolSchedds"
+"""Machine attribute: record pool → list of submit hosts whose jobs it accepts."""
+KIND_ATTR = "EnclaveStartdKind"
+NODE_ATTR = "EnclaveNode"
+GROUP_MAP = "EnclaveGroups"
+"""Name of the schedd's ClassAd user map: owner → accounting groups the owner may use."""
+ARCH = "X86_64"
+OPSYS = "LINUX"
+EVERYONE = "*"
+"""Membership key meaning every owner not listed by name."""
+
+_OWNER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_expr(text: str, *, where: str = "expression") -> ExprTree:
+    """Parse ClassAd text, turning the binding's exception into a typed error that says where."""
+    try:
+        return ExprTree(text)
+    except classad2.ClassAdException as exc:
+        raise InputError([Problem(where, f"not a valid ClassAd expression: {text!r} ({exc})",
+                                  "check quotes and parentheses")]) from exc
+
+
+def _str_list(items: Iterable[str]) -> str:
+    return "{" + ", ".join(classad2.quote(i) for i in items) + "}"
+
+
+# --- Spec-derived tables ---------------------------------------------------------------------------
+
+
+def pool_names(spec: EnclaveSpec) -> tuple[str, ...]:
+    return tuple(spec.pools)
+
+
+def require_pool(spec: EnclaveSpec, pool: str, *, where: str = "pool") -> None:
+    if pool not in spec.pools:
+        raise NotFound(f"pool '{pool}' is not defined in the spec", where=where,
+                       fix=f"use one of: {', '.join(spec.pools)}")
+
+
+def accounting_group(spec: EnclaveSpec, pool: str) -> str:
+    """The accounting group the schedd forces on jobs of ``pool`` (default ``group_<pool>``)."""
+    require_pool(spec, pool)
+    return _pool_group(spec, pool)
+
+
+def _pool_group(spec: EnclaveSpec, pool: str) -> str:
+    return spec.pools[pool].accounting_group or "group_" + pool.replace("-", "_")
+
+
+def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
+    """Submit hosts whose jobs ``pool``'s nodes accept."""
+    require_pool(spec, pool)
+    hosts = spec.pools[pool].submit_hosts
+    return tuple(spec.batch.submit_hosts if hosts is None else hosts)
+
+
+def check(spec: EnclaveSpec) -> list[Problem]:
+    """Batch rules the spec models cannot express on their own."""
+    problems: list[Problem] = []
+    if spec.batch.default_pool not in spec.pools:
+        problems.append(Problem("batch.default_pool", f"default pool '{spec.batch.default_pool}' is not defined",
+                                f"use one of: {', '.join(spec.pools)}"))
+    for name, pool in spec.pools.items():
+        for host in pool.submit_hosts or ():
+            if host not in spec.batch.submit_hosts:
+                problems.append(Problem(f"pools.{name}.submit_hosts", f"'{host}' is not a batch submit host",
+                                        "list only hosts that appear in batch.submit_hosts"))
+        if pool.submit_hosts is not None and not pool.submit_hosts:
+            problems.append(Problem(f"pools.{name}.submit_hosts", "empty: no job could ever run in this pool",
+                                    "remove the key to accept every batch submit host, or list some"))
+        group = accounting_group(spec, name)
+        if not _GROUP_RE.match(group):
+            problems.append(Problem(f"pools.{name}.accounting_group", f"'{group}' is not an HTCondor group name",
+                                    "use letters, digits and '_' (e.g. group_prompt)"))
+    return problems
+
+
+def validate(spec: EnclaveSpec) -> EnclaveSpec:
+    """Raise SpecError listing every batch problem of ``spec``; return it unchanged when sound."""
+    problems = check(spec)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def groups_table(spec: EnclaveSpec) -> ClassAd:
+    return ClassAd({p: accounting_group(spec, p) for p in spec.pools})
+
+
+def schedds_table(spec: EnclaveSpec) -> ClassAd:
+    return ClassAd({p: list(pool_submit_hosts(spec, p)) for p in spec.pools})
+
+
+# --- START ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One named conjunct of START, with what it protects against."""
+
+    name: str
+    expr: ExprTree
+    why: str
+
+
+def start_clauses(spec: EnclaveSpec) -> list[Clause]:
+    a = spec.batch.pool_attribute
+    return [
+        Clause("pool", parse_expr(f"TARGET.{a} =?= MY.{a}"),
+               f"the job asks for the pool this node serves ({a})"),
+        Clause("accounting-group", parse_expr(f"TARGET.AcctGroup =?= MY.{GROUPS_ATTR}[MY.{a}]"),
+               "the accounting group the schedd forced on the job is this pool's"),
+        Clause("accounting-user",
+               parse_expr('TARGET.AccountingGroup =?= strcat(TARGET.AcctGroup, ".", TARGET.Owner)'),
+               "usage is charged to the job's authenticated owner"),
+        Clause("submit-host", parse_expr(f"member(TARGET.{SCHEDD_ATTR}, MY.{SCHEDDS_ATTR}[MY.{a}]) =?= true"),
+               "the job came through a schedd this pool trusts"),
+    ]
+
+
+def start_expr(spec: EnclaveSpec) -> ExprTree:
+    """The START expression every startd of the enclave runs."""
+    return parse_expr(" && ".join(f"({c.expr!r})" for c in start_clauses(spec)), where="START")
+
+
+def default_requirements(spec: EnclaveSpec) -> ExprTree:
+    """What condor_submit would give an enclave job: its pool, platform and resources."""
+    a = spec.batch.pool_attribute
+    return parse_expr(
+        f"(TARGET.{a} =?= MY.{a}) && (TARGET.Arch == {classad2.quote(ARCH)}) && "
+        f"(TARGET.OpSys == {classad2.quote(OPSYS)}) && (TARGET.Cpus >= MY.RequestCpus) && "
+        "(TARGET.Memory >= MY.RequestMemory)", where="Requirements")
+
+
+# --- Ads ------------------------------------------------------------------------------------------
+
+
+def machine_ad(
+    spec: EnclaveSpec,
+    startd: Startd,
+    *,
+    cpus: int | None = None,
+    memory_mib: int | None = None,
+    arch: str = ARCH,
+    opsys: str = OPSYS,
+) -> ClassAd:
+    """The partitionable-slot ad a startd publishes: pool label, policy tables and START.
+
+    ``cpus``/``memory_mib`` are what is still free on the slot (default: the startd's cores minus its
+    busy cores, and all its memory).
+    """
+    require_pool(spec, startd.pool, where=f"startd {startd.name}")
+    free_cpus = startd.cores - startd.busy_cores if cpus is None else cpus
+    free_mem = startd.memory_mib if memory_mib is None else memory_mib
+    if free_cpus < 0 or free_mem < 0:
+        raise InputError([Problem(f"startd {startd.name}", "free cpus or memory is negative",
+                                  "busy_cores must not exceed cores")])
+    ad = ClassAd({
+        "MyType": "Machine",
+        "TargetType": "Job",
+        "Name": f"slot1@{startd.name}",
+        "Machine": startd.name,
+        NODE_ATTR: startd.node,
+        KIND_ATTR: startd.kind.value,
+        spec.batch.pool_attribute: startd.pool,
+        "Arch": arch,
+        "OpSys": opsys,
+        "PartitionableSlot": True,
+        "SlotType": "Partitionable",
+        "Cpus": free_cpus,
+        "Memory": free_mem,
+        "TotalSlotCpus": startd.cores,
+        "TotalSlotMemory": startd.memory_mib,
+    })
+    ad[GROUPS_ATTR] = groups_table(spec)
+    ad[SCHEDDS_ATTR] = schedds_table(spec)
+    ad["Start"] = start_expr(spec)
+    # The startd publishes Requirements = START (plus platform checks that are always true here).
+    ad["Requirements"] = ExprTree("START")
+    return ad
+
+
+def job_ad(
+    spec: EnclaveSpec,
+    *,
+    owner: str,
+    pool: str,
+    schedd: str,
+    accounting_group: str | None = None,
+    request_cpus: int = 1,
+    request_memory_mib: int = 2048,
+    cluster_id: int = 1,
+    proc_id: int = 0,
+    qdate: int = 0,
+    requirements: ExprTree | str | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> ClassAd:
+    """An idle job as the schedd stores it, *after* its submit transform ran.
+
+    The arguments are what the schedd decided (authenticated owner, its own name, the enforced
+    group); to model what a user *wrote* and let the schedd decide, use ``schedd_admit``.
+    ``accounting_group`` defaults to the pool's group (or ``group_<pool>`` for an unknown pool).
+    """
+    problems = []
+    if not _OWNER_RE.match(owner):
+        problems.append(Problem("owner", f"'{owner}' is not a user name", "use letters, digits, '_', '.', '-'"))
+    if request_cpus < 1:
+        problems.append(Problem("request_cpus", f"{request_cpus} is below 1", "request at least one core"))
+    if request_memory_mib < 1:
+        problems.append(Problem("request_memory_mib", f"{request_memory_mib} is below 1", "request some memory"))
+    if not pool or not schedd:
+        problems.append(Problem("pool/schedd", "must not be empty", "name the pool and the submitting schedd"))
+    if problems:
+        raise InputError(problems)
+    if accounting_group is not None:
+        group = accounting_group
+    elif pool in spec.pools:
+        group = _pool_group(spec, pool)
+    else:
+        group = "group_" + pool.replace("-", "_")
+    ad = ClassAd({
+        "MyType": "Job",
+        "TargetType": "Machine",
+        "Owner": owner,
+        "ClusterId": cluster_id,
+        "ProcId": proc_id,
+        "QDate": qdate,
+        "GlobalJobId": f"{schedd}#{cluster_id}.{proc_id}#{qdate}",
+        SCHEDD_ATTR: schedd,
+        spec.batch.pool_attribute: pool,
+        "AcctGroup": group,
+        "AcctGroupUser": owner,
+        "AccountingGroup": f"{group}.{owner}",
+        "RequestCpus": request_cpus,
+        "RequestMemory": request_memory_mib,
+        "JobStatus": 1,
+        "JobUniverse": 5,
+    })
+    if isinstance(requirements, str):
+        requirements = parse_expr(requirements, where="requirements")
+    ad["Requirements"] = requirements if requirements is not None else default_requirements(spec)
+    for key, value in (extra or {}).items():
+        ad[key] = value
+    return ad
+
+
+# --- The schedd side: submit transform, submit requirements, membership --------------------------
+
+
+def transform_rules(spec: EnclaveSpec) -> list[tuple[str, ExprTree]]:
+    """EVALSET rules of the schedd's submit transform, in order."""
+    a = spec.batch.pool_attribute
+    groups = repr(groups_table(spec))
+    return [
+        (SCHEDD_ATTR, parse_expr('split(GlobalJobId, "#")[0]')),
+        # A missing pool means the default pool; anything else is kept (as a string) so the submit
+        # requirement can refuse an unknown pool by name. EVALSET turns an expression into its value.
+        (a, parse_expr(f"ifThenElse(isUndefined({a}), {classad2.quote(spec.batch.default_pool)}, string({a}))")),
+        ("AcctGroup", parse_expr(f"userMap({classad2.quote(GROUP_MAP)}, Owner, {groups}[{a}])")),
+        ("AcctGroupUser", parse_expr("Owner")),
+        ("AccountingGroup", parse_expr('strcat(AcctGroup, ".", Owner)')),
+    ]
+
+
+@dataclass(frozen=True)
+class SubmitRequirement:
+    name: str
+    expr: ExprTree
+    reason: ExprTree
+
+
+def submit_requirements(spec: EnclaveSpec) -> list[SubmitRequirement]:
+    """Checked by the schedd after the transform: refuse at submit what START would never run."""
+    a = spec.batch.pool_attribute
+    pools = _str_list(spec.pools)
+    groups = repr(groups_table(spec))
+    schedds = repr(schedds_table(spec))
+    return [
+        SubmitRequirement(
+            "EnclaveKnownPool", parse_expr(f"identicalMember({a}, {pools})"),
+            parse_expr(f'strcat("unknown pool ", {a}, "; set +{a} to one of ", '
+                       f'{classad2.quote(", ".join(spec.pools))})'),
+        ),
+        SubmitRequirement(
+            "EnclavePoolMember", parse_expr(f"AcctGroup =?= {groups}[{a}]"),
+            parse_expr(f'strcat("user ", Owner, " may not submit to pool ", {a}, '
+                       '"; ask the HTCondor administrator for membership")'),
+        ),
+        SubmitRequirement(
+            "EnclaveSubmitHost", parse_expr(f"member({SCHEDD_ATTR}, {schedds}[{a}]) =?= true"),
+            parse_expr(f'strcat("pool ", {a}, " does not accept jobs submitted from ", {SCHEDD_ATTR})'),
+        ),
+    ]
+
+
+def membership_map(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The schedd's user map file (owner → accounting groups), from owner → pools.
+
+    ``members`` maps an owner (or ``"*"`` for everyone else) to the pools they may use; the default
+    lets everyone use only the default pool. Owners listed by name do not also get the ``"*"`` pools.
+    """
+    members = {EVERYONE: [spec.batch.default_pool]} if members is None else members
+    lines = ["# owner -> accounting groups (enclave render condor); first group is the fallback"]
+    problems = []
+    for owner, pools in members.items():
+        if owner != EVERYONE and not _OWNER_RE.match(owner):
+            problems.append(Problem(f"members.{owner}", "not a user name", "use letters, digits, '_', '.', '-'"))
+            continue
+        unknown = [p for p in pools if p not in spec.pools]
+        if unknown or not pools:
+            problems.append(Problem(f"members.{owner}", f"unknown or no pools: {', '.join(unknown) or '(none)'}",
+                                    f"use pools from: {', '.join(spec.pools)}"))
+            continue
+        groups = ",".join(dict.fromkeys(accounting_group(spec, p) for p in pools))
+        if owner != EVERYONE:
+            lines.append(f"* {owner} {groups}")
+    if problems:
+        raise InputError(problems)
+    if EVERYONE in members:
+        groups = ",".join(dict.fromkeys(accounting_group(spec, p) for p in members[EVERYONE]))
+        lines.append(f"* /.*/ {groups}")
+    return "\n".join(lines) + "\n"
+
+
+def load_membership(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = None,
+                    directory: Path | None = None) -> Path:
+    """Load the membership map into this process's userMap() (what the schedd does at reconfig)."""
+    text = membership_map(spec, members)
+    directory = directory or Path(tempfile.mkdtemp(prefix="enclave-usermap-"))
+    path = directory / "enclave-groups.map"
+    path.write_text(text)
+    htcondor2.load_a_config_usermap_file(GROUP_MAP, str(path))
+    return path
+
+
+# Attributes only the schedd sets; whatever the user wrote for them is discarded.
+SCHEDD_OWNED = ("Owner", "ClusterId", "ProcId", "QDate", "GlobalJobId", "MyType", "JobStatus")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A job after the schedd: the stored ad, and why the schedd refused it (empty when accepted)."""
+
+    ad: ClassAd
+    refused: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def accepted(self) -> bool:
+        return not self.refused
+
+
+def schedd_admit(
+    spec: EnclaveSpec,
+    submitted: ClassAd,
+    *,
+    owner: str,
+    schedd: str,
+    cluster_id: int = 1,
+    proc_id: int = 0,
+    qdate: int = 0,
+) -> Admission:
+    """What a trusted enclave schedd stores for a submitted job ad.
+
+    Sets the schedd-owned attributes from the authenticated ``owner`` and its own name, then runs
+    the rendered submit transform (each EVALSET evaluated with classad2 in the job's context) and the
+    submit requirements. Needs the membership map loaded (``load_membership``) for userMap().
+    """
+    ad = ClassAd(repr(submitted))
+    for key, value in {
+        "MyType": "Job", "Owner": owner, "ClusterId": cluster_id, "ProcId": proc_id, "QDate": qdate,
+        "GlobalJobId": f"{schedd}#{cluster_id}.{proc_id}#{qdate}", "JobStatus": 1,
+    }.items():
+        ad[key] = value
+    for attr, rule in transform_rules(spec):
+        value = rule.eval(ad)
+        if isinstance(value, classad2.Value):
+            ad[attr] = ExprTree("undefined") if value == classad2.Value.Undefined else ExprTree("error")
+        else:
+            ad[attr] = value
+    refused = []
+    for req in submit_requirements(spec):
+        if req.expr.eval(ad) is not True:
+            reason = req.reason.eval(ad)
+            refused.append(reason if isinstance(reason, str) else f"{req.name} is not true")
+    return Admission(ad=ad, refused=tuple(refused))
+
+
+# --- Matchmaking with autoclusters ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Refs:
+    own: frozenset[str]
+    """Attributes of the ad the expression is evaluated in (MY.x and unscoped x)."""
+    other: frozenset[str]
+    """Attributes of the match candidate (TARGET.x and unscoped x: HTCondor looks unscoped names up in
+    MY first, then TARGET, so they are significant on both sides)."""
+
+
+_REFS_CACHE: dict[str, _Refs] = {}
+_EMPTY = ClassAd()
+
+
+def _refs(text: str) -> _Refs:
+    """Which attributes an expression references, from classad2's own reference analysis."""
+    found = _REFS_CACHE.get(text)
+    if found is None:
+        own: set[str] = set()
+        other: set[str] = set()
+        for ref in _EMPTY.externalRefs(ExprTree(text)):
+            if not ref:
+                continue
+            scope, _, rest = ref.partition(".")
+            if rest and scope.lower() == "my":
+                own.add(rest.split(".")[0].lower())
+            elif rest and scope.lower() == "target":
+                other.add(rest.split(".")[0].lower())
+            else:
+                own.add(scope.lower())
+                other.add(scope.lower())
+        found = _REFS_CACHE[text] = _Refs(frozenset(own), frozenset(other))
+    return found
+
+
+_SIGNATURES: dict[tuple[tuple[str, str | None], ...], int] = {}
+"""Interned projections: equal projections get the same small integer, so cache keys hash fast."""
+
+
+def _attribute_texts(ad: ClassAd) -> dict[str, str]:
+    """Every attribute of ``ad`` as lower-case name → unevaluated expression text.
+
+    One ``printOld`` call (HTCondor's own one-attribute-per-line serialisation) instead of a binding
+    call per attribute: a per-attribute lookup costs microseconds, and autoclustering 100,000 jobs
+    per cycle cannot afford many of them. The texts are only compared, never interpreted here; their
+    references come from classad2 (``_refs``).
+    """
+    out: dict[str, str] = {}
+    for line in ad.printOld().splitlines():
+        name, sep, text = line.partition(" = ")
+        if sep:
+            out[name.lower()] = text
+    return out
+
+
+class AdView:
+    """An ad prepared for autoclustering: the closure of what its Requirements depend on.
+
+    ``project(names)`` identifies the unevaluated text of the ad's own significant attributes plus
+    ``names`` (what the other side's expression references): two ads with equal projections are
+    indistinguishable to matchmaking, so one classad2 evaluation answers for all of them.
+    """
+
+    __slots__ = ("ad", "other", "cacheable", "_attrs", "_own", "_proj")
+
+    def __init__(self, ad: ClassAd) -> None:
+        self.ad = ad
+        self._attrs = attrs = _attribute_texts(ad)
+        self._proj: dict[frozenset[str], int] = {}
+        own: dict[str, str | None] = {}
+        other: set[str] = set()
+        todo = ["requirements"]
+        while todo:
+            name = todo.pop()
+            if name in own:
+                continue
+            text = own[name] = attrs.get(name)
+            if text is not None:
+                refs = _refs(text)
+                other |= refs.other
+                todo.extend(refs.own - own.keys())
+        self._own = own
+        self.other = frozenset(other)
+        self.cacheable = True
+
+    def project(self, names: frozenset[str]) -> int:
+        found = self._proj.get(names)
+        if found is None:
+            values = dict(self._own)
+            for name in names - values.keys():
+                text = values[name] = self._attrs.get(name)
+                # An attribute the other side reads that is itself an expression over TARGET would make
+                # the answer depend on more than the projection: such pairs are evaluated uncached.
+                if text is not None and _refs(text).other:
+                    self.cacheable = False
+            found = self._proj[names] = _SIGNATURES.setdefault(tuple(sorted(values.items())), len(_SIGNATURES))
+        return found
+
+
+class Matcher:
+    """Can this job run on this slot? Real classad2 evaluation, cached by autocluster signature.
+
+    Both sides must agree (HTCondor's symmetric match): the slot's START (via its Requirements) with
+    the job as TARGET, and the job's Requirements with the slot as TARGET. The cache key is the pair of
+    projections of the attributes those expressions reference, so a simulator asking millions of times
+    pays for one evaluation per distinct (job autocluster, slot autocluster).
+
+    Use ``view`` once per ad and ``match`` per pair for the fastest path; ``matches`` for one-offs;
+    ``can_run`` with hashable shapes when you have no ads at all (the twin).
+    """
+
+    def __init__(self, spec: EnclaveSpec) -> None:
+        self.spec = spec
+        self._cache: dict[tuple[int, int], bool] = {}
+        self._shape_cache: dict[tuple[JobShape, SlotShape], bool] = {}
+        self.evaluations = 0
+        self.lookups = 0
+
+    @staticmethod
+    def view(ad: ClassAd) -> AdView:
+        return AdView(ad)
+
+    def match(self, job: AdView, slot: AdView) -> bool:
+        self.lookups += 1
+        jsig = job.project(slot.other)
+        ssig = slot.project(job.other)
+        if not (job.cacheable and slot.cacheable):
+            return self._evaluate(job.ad, slot.ad)
+        key = (jsig, ssig)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._evaluate(job.ad, slot.ad)
+        return hit
+
+    def matches(self, job: ClassAd, slot: ClassAd) -> bool:
+        return self.match(AdView(job), AdView(slot))
+
+    def _evaluate(self, job: ClassAd, slot: ClassAd) -> bool:
+        self.evaluations += 1
+        return bool(slot.symmetricMatch(job))
+
+    def can_run(self, job: JobShape, slot: SlotShape) -> bool:
+        """The same answer as ``matches`` on the ads these shapes describe, from a dict lookup."""
+        key = (job, slot)
+        hit = self._shape_cache.get(key)
+        if hit is None:
+            hit = self._shape_cache[key] = self.matches(job.ad(self.spec), slot.ad(self.spec))
+        return hit
+
+    @property
+    def autoclusters(self) -> int:
+        """Distinct (job, slot) signature pairs evaluated so far."""
+        return len(self._cache)
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """Everything job_ad() needs, hashable: how the twin describes an idle job."""
+
+    owner: str
+    pool: str
+    schedd: str
+    accounting_group: str | None = None
+    request_cpus: int = 1
+    request_memory_mib: int = 2048
+
+    def ad(self, spec: EnclaveSpec) -> ClassAd:
+        return job_ad(spec, owner=self.owner, pool=self.pool, schedd=self.schedd,
+                      accounting_group=self.accounting_group, request_cpus=self.request_cpus,
+                      request_memory_mib=self.request_memory_mib)
+
+
+@dataclass(frozen=True)
+class SlotShape:
+    """Everything machine_ad() needs about a slot's free resources, hashable."""
+
+    pool: str
+    cpus: int
+    memory_mib: int
+    kind: StartdKind = StartdKind.STANDALONE
+
+    def ad(self, spec: EnclaveSpec) -> ClassAd:
+        startd = Startd(name="slot-shape", node="slot-shape", kind=self.kind, pool=self.pool,
+                        cores=self.cpus, memory_mib=self.memory_mib)
+        return machine_ad(spec, startd)
