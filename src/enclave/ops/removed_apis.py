@@ -6,12 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from enclave.errors import InputError, NotFound, Problem
+from enclave.errors import InputError, Problem
 from enclave.ops.versions import Version
 
 
@@ -79,33 +78,4 @@ def scan(objects: Iterable[tuple[str, Mapping[str, Any]]], source: Version, targ
             continue
         release = e.deprecated_in.minor_name if status == "deprecated" else e.removed_in.minor_name
         out.append(ApiFinding(where, name, e.api, e.kind, status, release, e.replacement))
-    return out
-
-
-def load_manifests(paths: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """Every Kubernetes object in the given YAML/JSON files or directories (multi-document, `List` kinds)."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for path in paths:
-        if not path.exists():
-            raise NotFound(f"{path} does not exist", where=str(path), fix="give a manifest file or directory")
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
-            else [path]
-        for f in files:
-            try:
-                docs = list(yaml.safe_load_all(f.read_text()))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = f":{mark.line + 1}" if mark is not None else ""
-                raise InputError([Problem(f"{f}{line}", "not valid YAML", "fix the syntax")]) from None
-            for i, doc in enumerate(docs):
-                if doc is None:
-                    continue
-                if not isinstance(doc, dict):
-                    raise InputError([Problem(f"{f}#{i}", "a document is not a Kubernetes object",
-                                              "each document must be a mapping with apiVersion and kind")])
-                items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else None
-                if isinstance(items, list):
-                    out.extend((f"{f}#{i}.items[{j}]", it) for j, it in enumerate(items) if isinstance(it, dict))
-                else:
-                    out.append((f"{f}#{i}", doc))
     return out

@@ -1,0 +1,79 @@
+"""Reading Kubernetes objects from files and walking the pod specs inside workloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enclave.errors import InputError, NotFound, Problem
+
+Located = tuple[str, dict[str, Any]]
+"""An object and where it came from (file#document, or renderer name)."""
+
+
+def load_manifests(paths: Iterable[Path]) -> list[Located]:
+    """Every Kubernetes object in the given YAML/JSON files or directories (multi-document, `List` kinds)."""
+    out: list[Located] = []
+    for path in paths:
+        if not path.exists():
+            raise NotFound(f"{path} does not exist", where=str(path), fix="give a manifest file or directory")
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
+            else [path]
+        for f in files:
+            out.extend(parse_manifests(f.read_text(), str(f)))
+    return out
+
+
+def parse_manifests(text: str, where: str) -> list[Located]:
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError([Problem(f"{where}{line}", "not valid YAML", "fix the syntax")]) from None
+    out: list[Located] = []
+    for i, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict) or "kind" not in doc:
+            raise InputError([Problem(f"{where}#{i}", "a document is not a Kubernetes object",
+                                      "each document must be a mapping with apiVersion and kind")])
+        items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else None
+        if isinstance(items, list):
+            out.extend((f"{where}#{i}.items[{j}]", it) for j, it in enumerate(items) if isinstance(it, dict))
+        else:
+            out.append((f"{where}#{i}", doc))
+    return out
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind', '?')}/{ns + '/' if ns else ''}{meta.get('name', '?')}"
+
+
+def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pod spec a workload object runs, wherever the kind keeps it."""
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind == "Pod":
+        return spec if isinstance(spec, dict) else None
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"):
+        tpl = (spec.get("template") or {}).get("spec")
+        return tpl if isinstance(tpl, dict) else None
+    if kind == "PodTemplate":
+        tpl = (obj.get("template") or {}).get("spec")
+        return tpl if isinstance(tpl, dict) else None
+    return None
+
+
+def containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for i, c in enumerate(spec.get(field) or []):
+            if isinstance(c, dict):
+                yield f"{field}[{i}]({c.get('name', '?')})", c
