@@ -26,8 +26,8 @@ from enclave.broker.model import (
     PoolDemand,
     Relabel,
     ReturnNode,
-    StartHTCondor,
     Startd,
+    StartHTCondor,
 )
 from enclave.errors import InputError, NotFound, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole

@@ -15,7 +15,7 @@ the Backend protocol (observe → decide → apply), exactly as it would against
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from enclave.broker.model import Action, StartdKind
@@ -25,7 +25,7 @@ from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout
 
 if TYPE_CHECKING:
-    from enclave.twin.sim import SimNode, Sim
+    from enclave.twin.sim import Sim, SimNode
 
 UNLIMITED = 1 << 40
 
@@ -53,7 +53,6 @@ class Policy:
     """Startds carry one pool label each; False: all are shared and group quotas arbitrate."""
 
     def __init__(self) -> None:
-        self._order: list[str] = []
         self.pod_plan: list[tuple[str, str, str, int, int]] = []
         """(node, pool, pod name, cores, MiB) of the HTCondor pods this policy keeps deployed."""
 
@@ -62,7 +61,6 @@ class Policy:
 
     def setup(self, sim: Sim) -> None:
         spec = sim.spec
-        self._order = sorted(spec.pools, key=lambda p: -spec.pools[p].priority)
         w = shares(spec)
         batch_nodes = sorted((n for n in sim.nodes.values() if n.role == NodeRole.BATCH_ONLY), key=lambda n: n.name)
         labels = self._labels(split(len(batch_nodes), w))
@@ -96,8 +94,9 @@ class Policy:
             if n.role == NodeRole.WORKER and n.k8s_free()[0] >= cores:
                 sim.deploy_pods(node, pool, tuple(names), cores, mem)
 
-    def order(self, sim: Sim) -> Sequence[str]:
-        return self._order
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        """Negotiation order among ``pools`` (those with idle jobs, given by priority): keep it."""
+        return pools
 
     def admit(self, sim: Sim, pool: str) -> int:
         return UNLIMITED
@@ -158,20 +157,20 @@ class GroupQuotas(Policy):
     name = "quotas"
     labelled = False
 
-    def order(self, sim: Sim) -> Sequence[str]:
-        total = max(1, sim.total_batch_cores())
-        pools = sim.spec.pools
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        total = max(1, sim.total_cap)
+        spec = sim.spec.pools
         busy = sim.busy
 
         def key(p: str) -> tuple[int, float, int]:
-            quota = pools[p].guaranteed_share * total
+            quota = spec[p].guaranteed_share * total
             ratio = busy[p] / quota if quota > 0 else float("inf")
-            return (0 if busy[p] < quota else 1, ratio, -pools[p].priority)
+            return (0 if busy[p] < quota else 1, ratio, -spec[p].priority)
 
-        return sorted(sim.pools, key=key)
+        return sorted(pools, key=key)
 
     def admit(self, sim: Sim, pool: str) -> int:
-        cap = int(sim.spec.pools[pool].max_share * sim.total_batch_cores())
+        cap = int(sim.spec.pools[pool].max_share * sim.total_cap)
         return cap - sim.busy[pool]
 
 

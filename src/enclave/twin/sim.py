@@ -155,6 +155,7 @@ class Sim:
         self.acs = self.wl.acs
         self.matcher = Matcher(self.spec, self.acs)
         self.pools = list(self.spec.pools)
+        self.by_priority = sorted(self.pools, key=lambda p: -self.spec.pools[p].priority)
         self.pool_acs: dict[str, list[int]] = {p: [a.index for a in self.acs if a.pool == p] for p in self.pools}
         self.queues: list[deque[Block]] = [deque() for _ in self.acs]
         self.state = bytearray()
@@ -168,6 +169,8 @@ class Sim:
         self.cap_core_s: dict[str, float] = {}
         self._cap_t = 0.0
         self.shared_cap = 0
+        self.total_cap = 0
+        self.n_idle = 0
         self.shared_cap_core_s = 0.0
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         self.submitted = dict(z)
@@ -184,6 +187,9 @@ class Sim:
         self.on_apply: list[Callable[[str], None]] = []
         self.nb_node: dict[int, SimNode] = {}
         self.nb_pending: deque[int] = deque()
+        self.nb_cpu_total = 0.0
+        self.nb_core_s = 0.0
+        self._nb_t = 0.0
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
@@ -237,6 +243,7 @@ class Sim:
             self.cap[s.pool] += sign * s.cores
         else:
             self.shared_cap += sign * s.cores
+        self.total_cap += sign * s.cores
 
     def add_startd(self, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int, name: str,
                    ready_at: float | None = None) -> SimStartd:
@@ -275,21 +282,22 @@ class Sim:
             s.node.startd = None
 
     def total_batch_cores(self) -> int:
-        return sum(self.cap.values()) + self.shared_cap
+        return self.total_cap
 
     # ------------------------------------------------------------ matchmaking
 
     def fill_startd(self, s: SimStartd) -> None:
         """Start queued jobs on a slot with room, pools in the policy's negotiation order."""
-        if not s.accepting or s.free_cores <= 0:
+        if not self.n_idle or not s.accepting or s.free_cores <= 0:
             return
         idle = self.idle
         queues = self.queues
         acs = self.acs
         matches = self.matcher.matches
-        for pool in self.policy.order(self):
-            if not idle[pool]:
-                continue
+        pools = [p for p in self.by_priority if idle[p]]
+        if len(pools) > 1:
+            pools = self.policy.order(self, pools)
+        for pool in pools:
             allowed = self.policy.admit(self, pool)
             if allowed <= 0:
                 continue
@@ -357,6 +365,7 @@ class Sim:
         s.free_cores -= cpus
         s.free_mem -= started * a.memory_mib
         self.idle[a.pool] -= started
+        self.n_idle -= started
         self.busy[a.pool] += cpus
         return started
 
@@ -377,6 +386,7 @@ class Sim:
             s.free_mem += a.memory_mib
             self.busy[a.pool] -= a.cpus
             self.idle[a.pool] += 1
+            self.n_idle += 1
             self.counters.evicted_jobs += 1
             self.counters.wasted_core_s += (self.now - start) * a.cpus
             self.queues[ac].appendleft(Block(jid, [rt], submit, visit))
@@ -398,6 +408,8 @@ class Sim:
                 best, best_free = n, free_cpu
         if best is None:
             return False
+        self.nb_integrate()
+        self.nb_cpu_total += cpu
         best.nb_cpu += cpu
         best.nb_mem += mem
         best.notebooks.add(i)
@@ -411,9 +423,16 @@ class Sim:
         n = self.nb_node.pop(i, None)
         if n is None:
             return
+        self.nb_integrate()
+        self.nb_cpu_total -= self.wl.sessions.cpu[i]
         n.nb_cpu -= self.wl.sessions.cpu[i]
         n.nb_mem -= self.wl.sessions.memory_mib[i]
         n.notebooks.discard(i)
+
+    def nb_integrate(self) -> None:
+        """Integrate notebook CPU requests over time (for utilization) up to now."""
+        self.nb_core_s += self.nb_cpu_total * (self.now - self._nb_t)
+        self._nb_t = self.now
 
     def _retry_notebooks(self) -> None:
         if not self.nb_pending:
@@ -722,13 +741,14 @@ class Sim:
                 self._retry_notebooks()
         elif kind == EV_VACATE:
             assert isinstance(payload, tuple)
-            s, pool = payload
-            if self.startds.get(s.name) is s and (pool is not None or not s.accepting):
-                self._evict(s, pool)
-                if not s.running and not s.accepting:
-                    self._startd_idle(s)
-                elif s.accepting:
-                    self.fill_startd(s)
+            st: SimStartd = payload[0]
+            pool: str | None = payload[1]
+            if self.startds.get(st.name) is st and (pool is not None or not st.accepting):
+                self._evict(st, pool)
+                if not st.running and not st.accepting:
+                    self._startd_idle(st)
+                elif st.accepting:
+                    self.fill_startd(st)
         elif kind == EV_TICK:
             nxt = self.policy.tick(self)
             if nxt is not None:
@@ -748,6 +768,7 @@ class Sim:
         self.state.extend(bytes(n))
         a = self.acs[arrival.ac]
         self.idle[a.pool] += n
+        self.n_idle += n
         self.submitted[a.pool] += n
         # Clairvoyant bookkeeping: the work that could at best be done before the horizon.
         left = self.horizon - arrival.t
@@ -788,12 +809,13 @@ class Sim:
             cap["shared"] = self.shared_cap
         self.samples.append(Sample(
             self.now, cap, dict(self.busy), dict(self.idle), len(self.nb_node),
-            sum(n.nb_cpu for n in self.nodes.values()), len(self.nb_pending)))
+            self.nb_cpu_total, len(self.nb_pending)))
 
     def finish(self) -> None:
         """Close the books at the horizon: capacity integrals and the partial work of running jobs."""
         self.now = max(self.now, self.horizon)
         self._touch_cap()
+        self.nb_integrate()
         for n in self.nodes.values():
             if n.unserving_since is not None:
                 self.counters.downtime_node_s += self.now - n.unserving_since

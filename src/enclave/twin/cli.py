@@ -1,0 +1,103 @@
+"""`enclave twin run|compare|scenarios`: simulate the enclave under LSST-like load."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from enclave.errors import InputError, Problem
+from enclave.spec.load import load
+from enclave.twin import report
+from enclave.twin.run import simulate
+from enclave.twin.scenario import SCENARIOS, load_scenario
+from enclave.twin.sim import Sim
+
+twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-like load.", no_args_is_help=True)
+console = Console(highlight=False, width=140)
+
+ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or the name of one in examples/scenarios.")]
+PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report.html and metrics.json.")]
+SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Enclave spec to use instead of the scenario's.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")]
+
+
+def _run(scenario: str, policy: str, spec: Path | None, seed: int | None,
+         progress: Progress) -> tuple[Sim, dict[str, Any], float]:
+    loaded = load_scenario(scenario, spec=load(spec) if spec is not None else None)
+    task = progress.add_task(f"{loaded.scenario.name} · {policy}", total=loaded.scenario.duration_s)
+    update: Callable[[float], None] = lambda t: progress.update(task, completed=t)  # noqa: E731
+    start = time.perf_counter()
+    sim, metrics = simulate(loaded, policy, seed=seed, progress=update)
+    progress.update(task, completed=loaded.scenario.duration_s)
+    return sim, metrics, time.perf_counter() - start
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}% sim time"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _print_table(runs: list[dict[str, Any]]) -> None:
+    header, rows = report.table(runs)
+    t = Table(title=f"Twin: {', '.join(sorted({r['scenario'] for r in runs}))}")
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+
+
+@twin_app.command("run")
+def run_cmd(scenario: ScenarioArg, out: OutOpt, policy: PolicyOpt = "static", spec: SpecOpt = None,
+            seed: SeedOpt = None) -> None:
+    """Simulate one scenario under one policy; write report.html and metrics.json to --out."""
+    with _progress() as progress:
+        sim, metrics, wall = _run(scenario, policy, spec, seed, progress)
+    path = report.write(out, [sim], [metrics])
+    _print_table([metrics])
+    console.print(f"{metrics['events']:,} events in {wall:.2f} s wall; report: {path}")
+
+
+@twin_app.command("compare")
+def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more scenarios (names or files).")],
+                out: OutOpt,
+                policy: Annotated[list[str], typer.Option("--policy", "-p", help="Repeat: static, quotas, broker.")],
+                spec: SpecOpt = None, seed: SeedOpt = None) -> None:
+    """Run every scenario under every --policy; print a side-by-side table and write one report."""
+    if not policy:
+        raise InputError([Problem("--policy", "no policy given", "repeat --policy, e.g. -p static -p quotas")])
+    sims: list[Sim] = []
+    runs: list[dict[str, Any]] = []
+    with _progress() as progress:
+        for sc in scenarios:
+            for p in policy:
+                sim, metrics, _ = _run(sc, p, spec, seed, progress)
+                sims.append(sim)
+                runs.append(metrics)
+    path = report.write(out, sims, runs)
+    _print_table(runs)
+    console.print(f"report: {path}")
+
+
+@twin_app.command("scenarios")
+def scenarios_cmd() -> None:
+    """List the shipped scenarios."""
+    t = Table(title=f"Scenarios in {SCENARIOS}")
+    t.add_column("name", justify="left")
+    t.add_column("description", justify="left")
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        loaded = load_scenario(str(path))
+        t.add_row(path.stem, loaded.scenario.description)
+    console.print(t)
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(twin_app, name="twin")

@@ -1,0 +1,150 @@
+"""Metrics of a twin run, and the clairvoyant bounds of its scenario.
+
+Everything here is computed from the simulator's records after the run, so the hot loop only keeps
+counters. ``metrics.json`` holds only simulated quantities (never wall time), so the same scenario and
+seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from enclave.spec.models import NodeRole
+from enclave.twin.sim import Sim
+
+
+def _pct(values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
+        return {f"p{q}": None for q in qs}
+    return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in qs}
+
+
+def _r(x: float, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def compute(sim: Sim) -> dict[str, Any]:
+    sc = sim.sc
+    horizon = sim.horizon
+    running_core_s = sim.running_core_s()
+    out: dict[str, Any] = {"scenario": sc.name, "policy": sim.policy.name, "seed": sc.seed,
+                           "layout": {"batch": sc.layout.batch.value, "pod_cores": sc.layout.pod_cores},
+                           "simulated_hours": _r(horizon / 3600, 3), "events": sim.q.processed}
+
+    deadline = sc.prompt.deadline_s if sc.prompt is not None else 60.0
+    visits = np.asarray(sim.visit_latency, dtype=float)
+    jobs = np.asarray(sim.prompt_latency, dtype=float)
+    waits = sim.waits.get("prompt", [])
+    n_prompt = sim.submitted.get("prompt", 0)
+    finished_visits = int(np.count_nonzero(~np.isnan(visits)))
+    out["prompt"] = {
+        "visits": len(visits),
+        "visits_finished": finished_visits,
+        "wait_s": _pct(waits),
+        "visit_latency_s": _pct(visits),
+        "job_latency_s": _pct(jobs),
+        "deadline_s": deadline,
+        # A visit that never finished missed its deadline.
+        "visits_within_deadline": _r(float(np.count_nonzero(visits <= deadline)) / len(visits))
+        if len(visits) else None,
+        # Per detector job (OTR1 counts alerts): jobs not yet finished count as late.
+        "jobs_within_deadline": _r(float(np.count_nonzero(jobs <= deadline)) / n_prompt) if n_prompt else None,
+    }
+
+    pools: dict[str, Any] = {}
+    total_busy = 0.0
+    n_running: dict[str, int] = {}
+    for r in sim.running.values():
+        pool = sim.acs[r[2]].pool
+        n_running[pool] = n_running.get(pool, 0) + 1
+    for p in sim.pools:
+        busy = sim.core_s[p] + running_core_s[p]
+        total_busy += busy
+        cap = sim.cap_core_s.get(p, 0.0)
+        pools[p] = {
+            "submitted": sim.submitted[p], "finished": sim.done[p], "running": n_running.get(p, 0),
+            "queued": sim.idle[p],
+            "busy_core_hours": _r(busy / 3600, 2), "mean_busy_cores": _r(busy / horizon, 2),
+            "labelled_core_hours": _r(cap / 3600, 2),
+            "utilization": _r(busy / cap) if cap > 0 else None,
+            "wait_s": _pct(sim.waits[p]),
+        }
+    out["pools"] = pools
+    batch_cap = sum(sim.cap_core_s.values()) + sim.shared_cap_core_s
+    all_cores = sum(n.cores for n in sim.nodes.values())
+    nb_core_s = _notebook_core_s(sim)
+    out["utilization"] = {
+        "batch": _r(total_busy / batch_cap) if batch_cap > 0 else None,
+        # No policy could keep the capacity it offered busier than all the work submitted would.
+        "batch_upper": _r(min(1.0, sim.demand_core_s / batch_cap)) if batch_cap > 0 else None,
+        "batch_capacity_mean_cores": _r(batch_cap / horizon, 2),
+        "enclave": _r((total_busy + nb_core_s) / (all_cores * horizon)),
+        "notebook_mean_cores": _r(nb_core_s / horizon, 2),
+    }
+    drp_hours = horizon / 3600
+    out["drp"] = {"jobs_finished": sim.done.get("drp", 0),
+                  "jobs_per_hour": _r(sim.done.get("drp", 0) / drp_hours, 2),
+                  "core_hours": _r((sim.core_s.get("drp", 0.0)) / 3600, 2)}
+    c = sim.counters
+    out["notebooks"] = {"requested": c.nb_requested, "placed": c.nb_placed, "refused": c.nb_refused,
+                        "pending_at_end": len(sim.nb_pending), "evicted": c.nb_evicted,
+                        "refused_share": _r(c.nb_refused / c.nb_requested) if c.nb_requested else 0.0,
+                        "spawn_wait_s": _pct(c.nb_waits),
+                        "peak_concurrent": max((s.notebooks for s in sim.samples), default=0),
+                        "sizes_capped_by_spec": sim.wl.sessions.capped}
+    out["moves"] = {"actions": dict(sorted(c.moves.items())), "total": sum(c.moves.values()),
+                    "downtime_node_hours": _r(c.downtime_node_s / 3600, 3),
+                    "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
+                    "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
+                    "pods_unschedulable": c.pods_unschedulable}
+    rejected = getattr(sim.policy, "rejected", None)
+    if rejected is not None:
+        out["moves"]["rejected_actions"] = len(rejected)
+    out["jobs"] = conservation(sim)
+    out["bounds"] = bounds(sim)
+    out["matchmaking"] = {"classad_evaluations": sim.matcher.evaluations, "ads_from": sim.matcher.source,
+                          "autoclusters": len(sim.acs)}
+    return out
+
+
+def _notebook_core_s(sim: Sim) -> float:
+    sim.nb_integrate()
+    return sim.nb_core_s
+
+
+def conservation(sim: Sim) -> dict[str, int]:
+    queued = sum(b.n - b.pos for q in sim.queues for b in q)
+    return {"submitted": len(sim.state), "finished": sim.state.count(2), "running": sim.state.count(1),
+            "queued": queued}
+
+
+def bounds(sim: Sim) -> dict[str, Any]:
+    """Clairvoyant bounds: no policy can beat them on this scenario and seed.
+
+    - Prompt latency: a visit cannot finish before its slowest detector job, even if every job starts
+      at readout (zero wait, unlimited cores) — so these percentiles bound every policy's from below.
+    - Utilization: the enclave can at most run all work submitted (each job clipped to the horizon) on
+      every non-control-plane core, so busy / (cores x horizon) bounds batch utilization from above.
+    """
+    deadline = sim.sc.prompt.deadline_s if sim.sc.prompt is not None else 60.0
+    lat = np.asarray(sim.visit_min_latency, dtype=float)
+    cores = sum(n.cores for n in sim.nodes.values())
+    batch_cores = sum(n.cores for n in sim.nodes.values() if n.role == NodeRole.BATCH_ONLY)
+    sess = sim.wl.sessions
+    nb_demand = sum(c * min(d, sim.horizon - t) for t, c, d in zip(sess.t, sess.cpu, sess.duration, strict=True))
+    ub_all = min(1.0, (sim.demand_core_s + nb_demand) / (cores * sim.horizon)) if cores else 0.0
+    ub_batch = min(1.0, sim.demand_core_s / (batch_cores * sim.horizon)) if batch_cores else None
+    return {
+        "prompt_visit_latency_lower_s": _pct(lat),
+        "prompt_visits_within_deadline_upper": _r(float(np.count_nonzero(lat <= deadline)) / len(lat))
+        if len(lat) else None,
+        "batch_work_core_hours": _r(sim.demand_core_s / 3600, 2),
+        "notebook_work_core_hours": _r(nb_demand / 3600, 2),
+        "utilization_upper_all_cores": _r(ub_all),
+        "utilization_upper_batch_only_cores": None if ub_batch is None or math.isnan(ub_batch) else _r(ub_batch),
+    }
