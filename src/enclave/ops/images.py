@@ -1,0 +1,223 @@
+"""Image vetting (seed §10): security staff vet every container image in the local registry.
+
+Someone who deploys (service or cluster administrator, or security staff) submits an image digest;
+a security actor other than the submitter approves or rejects it. Only approved digests are offered to
+notebooks (``vetter``/``approved``) and allowed by the rendered admission policy. Every decision is
+checked against the actor's role and journaled in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from enclave import journal
+from enclave.access.permissions import Permission, find_account, permissions_of, require
+from enclave.db import Base, UTCDateTime, utcnow
+from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
+from enclave.spec.models import EnclaveSpec
+
+IMAGE_REF = re.compile(
+    r"^(?P<repository>(?P<registry>[A-Za-z0-9][-A-Za-z0-9.]*(:\d+)?)/[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$")
+SUBMITTERS = (Permission.SERVICES_DEPLOY, Permission.CLUSTER_SYSTEM, Permission.IMAGES_VET)
+
+
+class ImageStatus(StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class VettedImage(Base):
+    __tablename__ = "ops_images"
+    __table_args__ = (sa.UniqueConstraint("repository", "digest", name="uq_ops_images_repository_digest"),
+                      sa.CheckConstraint("status IN ('submitted', 'approved', 'rejected')", name="status"),
+                      sa.Index("ix_ops_images_status", "status"))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(sa.String(255))
+    tag: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
+    digest: Mapped[str] = mapped_column(sa.String(71))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    submitted_by: Mapped[str] = mapped_column(sa.String(64))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    def state(self) -> dict[str, object]:
+        return {"repository": self.repository, "tag": self.tag, "digest": self.digest, "status": self.status,
+                "submitted_by": self.submitted_by, "decided_by": self.decided_by, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    repository: str
+    registry: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def pinned(self) -> str | None:
+        return f"{self.repository}@{self.digest}" if self.digest else None
+
+
+def parse_ref(image: str, *, where: str = "image") -> ImageRef:
+    m = IMAGE_REF.match(image.strip())
+    if m is None:
+        raise InputError([Problem(where, f"{image!r} is not an image reference",
+                                  "write registry/repository[:tag]@sha256:<64 hex>")])
+    return ImageRef(m.group("repository"), m.group("registry"), m.group("tag"), m.group("digest"))
+
+
+@dataclass(frozen=True)
+class ApprovedImage:
+    repository: str
+    tag: str | None
+    digest: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def _find(session: Session, ref: ImageRef) -> VettedImage | None:
+    return session.execute(sa.select(VettedImage).where(VettedImage.repository == ref.repository,
+                                                        VettedImage.digest == ref.digest)).scalar_one_or_none()
+
+
+def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reason: str = "") -> VettedImage:
+    """Ask security to vet one digest. The image must come from the local registry and carry its digest."""
+    ref = parse_ref(image)
+    if ref.digest is None:
+        raise InputError([Problem("image", f"{image!r} has no digest; a tag can be moved after vetting",
+                                  "append @sha256:<digest> (`skopeo inspect` or the registry shows it)")])
+    if spec.registry.vetting_required and ref.registry != spec.registry.host:
+        raise InputError([Problem("image", f"{ref.registry} is not the local registry {spec.registry.host}",
+                                  f"mirror the image into {spec.registry.host} first (seed §10)")])
+    granted = permissions_of(session, actor)
+    if not granted & set(SUBMITTERS):
+        find_account(session, actor)
+        raise PermissionDenied(f"{actor!r} may not submit images for vetting",
+                               where=f"--as {actor}",
+                               fix="submit as a service administrator, cluster administrator or security staff")
+    row = _find(session, ref)
+    before = row.state() if row else None
+    if row is not None and row.status != ImageStatus.REJECTED:
+        raise Conflict(f"{row.pinned} is already {row.status}", where="image",
+                       fix="nothing to do" if row.status == ImageStatus.APPROVED else "wait for security's decision")
+    now = utcnow()
+    if row is None:
+        row = VettedImage(repository=ref.repository, tag=ref.tag, digest=ref.digest, status=ImageStatus.SUBMITTED,
+                          submitted_by=actor, submitted_at=now, reason=reason)
+        session.add(row)
+    else:  # a rejected digest may be submitted again, e.g. after the finding was explained
+        row.status, row.submitted_by, row.submitted_at = ImageStatus.SUBMITTED, actor, now
+        row.decided_by = row.decided_at = None
+        row.tag, row.reason = ref.tag or row.tag, reason
+    session.flush()
+    journal.record(session, actor=actor, action="images.submit", target=row.pinned, reason=reason or "submitted",
+                   before=before, after=row.state())
+    return row
+
+
+def _decide(session: Session, actor: str, image: str, status: ImageStatus, reason: str) -> VettedImage:
+    require(session, actor, Permission.IMAGES_VET)
+    if not reason.strip():
+        raise InputError([Problem("--reason", "a vetting decision needs a reason",
+                                  "say what was checked (scan report, base image, provenance)")])
+    ref = parse_ref(image)
+    if ref.digest is None:
+        raise InputError([Problem("image", "decisions are about digests, not tags", "give image@sha256:<digest>")])
+    row = _find(session, ref)
+    if row is None:
+        raise NotFound(f"{ref.pinned} was never submitted", where="image", fix="`enclave images submit` it first")
+    allowed = {ImageStatus.APPROVED: {ImageStatus.SUBMITTED},
+               ImageStatus.REJECTED: {ImageStatus.SUBMITTED, ImageStatus.APPROVED}}[status]
+    if row.status not in allowed:
+        raise InvalidTransition(f"{row.pinned} is {row.status}; it cannot become {status}", where="image",
+                                fix="a rejected image must be submitted again before it can be approved"
+                                if row.status == ImageStatus.REJECTED else "it already is")
+    if status == ImageStatus.APPROVED and row.submitted_by == actor:
+        raise PermissionDenied(f"{actor!r} submitted {row.pinned} and may not approve it too",
+                               where=f"--as {actor}", fix="another member of security staff must approve it")
+    before = row.state()
+    row.status, row.decided_by, row.decided_at, row.reason = status, actor, utcnow(), reason
+    session.flush()
+    journal.record(session, actor=actor, action=f"images.{'approve' if status == ImageStatus.APPROVED else 'reject'}",
+                   target=row.pinned, reason=reason, before=before, after=row.state())
+    return row
+
+
+def approve(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:
+    return _decide(session, actor, image, ImageStatus.APPROVED, reason)
+
+
+def reject(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:
+    """Reject a submitted digest, or withdraw an approval (the admission policy then refuses it)."""
+    return _decide(session, actor, image, ImageStatus.REJECTED, reason)
+
+
+def listing(session: Session, status: ImageStatus | None = None) -> list[VettedImage]:
+    q = sa.select(VettedImage).order_by(VettedImage.repository, VettedImage.submitted_at, VettedImage.id)
+    if status is not None:
+        q = q.where(VettedImage.status == status)
+    return list(session.execute(q).scalars())
+
+
+def approved(session: Session, registry: str | None = None) -> list[ApprovedImage]:
+    """Approved digests, optionally of one registry: what notebooks may offer and admission may allow."""
+    rows = listing(session, ImageStatus.APPROVED)
+    out = [ApprovedImage(r.repository, r.tag, r.digest) for r in rows]
+    if registry is not None:
+        out = [a for a in out if a.repository.startswith(registry + "/")]
+    return out
+
+
+def approved_digests(session: Session, registry: str | None = None) -> list[str]:
+    """``repository@sha256:…`` of every approved image — the list the notebook spawner offers."""
+    return [a.pinned for a in approved(session, registry)]
+
+
+def vetter(session: Session) -> Callable[[str], bool]:
+    """An ImageVetter for enclave.notebooks: True for an image whose digest is approved, or whose tag was
+    approved with a digest (the spawner should then launch ``pin(image)``). Reads the table once."""
+    rows = approved(session)
+    digests = {(a.repository, a.digest) for a in rows}
+    tags = {(a.repository, a.tag) for a in rows if a.tag}
+
+    def vetted(image: str) -> bool:
+        m = IMAGE_REF.match(image.strip())
+        if m is None:
+            return False
+        if m.group("digest"):
+            return (m.group("repository"), m.group("digest")) in digests
+        return (m.group("repository"), m.group("tag")) in tags
+
+    return vetted
+
+
+def pin(session: Session, image: str) -> str:
+    """The approved ``repository@digest`` an image reference stands for (newest approval of a tag)."""
+    ref = parse_ref(image)
+    if ref.digest:
+        row = _find(session, ref)
+        if row is None or row.status != ImageStatus.APPROVED:
+            raise NotFound(f"{ref.pinned} is not approved", where="image", fix="ask security to vet it")
+        return row.pinned
+    hit = [a for a in approved(session) if a.repository == ref.repository and a.tag == ref.tag]
+    if not hit:
+        raise NotFound(f"no approved digest for {image}", where="image",
+                       fix="submit the digest this tag points to and have security approve it")
+    return hit[-1].pinned
