@@ -68,9 +68,8 @@ def unchanged(db: Database) -> Iterator[Callable[[Callable[[Session], object], t
 
     def refuse(fn: Callable[[Session], object], error: type[Exception]) -> Exception:
         before = snapshot(db)
-        with db.session() as s:
-            with pytest.raises(error) as info:
-                fn(s)
+        with db.session() as s, pytest.raises(error) as info:
+            fn(s)
         assert snapshot(db) == before, f"{error.__name__} was raised but the database changed"
         return info.value
 
