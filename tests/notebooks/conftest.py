@@ -72,7 +72,7 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
     accounts: dict[str, FakeAccount] = {}
     tokens: dict[str, str] = {}
 
-    def authenticate(username: str, token: str) -> FakeAccount:
+    def authenticate(username: str, token: str, write: bool) -> FakeAccount:
         who = tokens.get(token)
         if who is None:
             raise Unauthenticated("unknown token")
@@ -84,3 +84,34 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
         yield Dav(running.url, jhome, accounts, tokens)
     finally:
         running.stop()
+
+
+def raw(url: str, method: str, path: str, user: str, token: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """Send a request with the path exactly as given (no client-side normalisation of '..' or %2e)."""
+    import base64
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=10)
+    auth = base64.b64encode(f"{user}:{token}".encode()).decode()
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.putheader("Authorization", f"Basic {auth}")
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    if body is not None and "Transfer-Encoding" not in (headers or {}):
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    if body is not None:
+        if (headers or {}).get("Transfer-Encoding") == "chunked":
+            for i in range(0, len(body), 1000):
+                chunk = body[i:i + 1000]
+                conn.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        else:
+            conn.send(body)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from enclave.errors import EnclaveError, InputError, NotFound, Problem, http_status
+from enclave.errors import EnclaveError, InputError, Problem, http_status
 from enclave.notebooks.account import AccountLike
 from enclave.notebooks.options import Choice, ImageVetter, Spawn, options_for, validate
 from enclave.notebooks.profiles import IMAGE_OPTION, image_keys, profile_list, spawner_settings
@@ -113,8 +113,7 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
 
 
 def _database_lookup() -> AccountLookup:
-    def lookup(username: str) -> AccountLike:
-        raise NotFound(f"no account database is wired yet to look up '{username}'", where="enclave.accounts",
-                       fix="pass lookup= to configure()")
+    from enclave.db import Database
+    from enclave.notebooks.repository import account_lookup
 
-    return lookup
+    return account_lookup(Database())

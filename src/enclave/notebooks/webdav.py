@@ -37,13 +37,15 @@ from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderReso
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
+from wsgidav.util import normalize_path, re_encode_wsgi
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from enclave.errors import Unauthenticated
 from enclave.notebooks.account import Access, AccountLike, access_of
 
-Authenticator = Callable[[str, str], AccountLike]
-"""(username, password) → account, raising Unauthenticated. The password is an enclave token."""
+Authenticator = Callable[[str, str, bool], AccountLike]
+"""(username, password, wants_write) → account, raising Unauthenticated. The password is an enclave
+token; ``wants_write`` lets the authenticator require a write scope for requests that change files."""
 
 Clock = Callable[[], datetime | None]
 
@@ -172,7 +174,8 @@ class WorkspaceDC(BaseDomainController):  # type: ignore[misc]
     def basic_auth_user(self, realm: str, user_name: str, password: str, environ: dict[str, Any]) -> bool:
         authenticate: Authenticator = self.config["enclave"]["authenticator"]
         try:
-            account = authenticate(user_name, password)
+            write = environ["REQUEST_METHOD"].upper() not in READ_METHODS
+            account = authenticate(user_name, password, write)
         except Unauthenticated:
             return False
         if account.username != user_name:
@@ -215,7 +218,7 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
             used = usage(Path(account.home_path))
             quota = quota_bytes(account)
             if method == "PUT":
-                target = _map(root, environ["PATH_INFO"])
+                target = _map(root, account.username, environ["PATH_INFO"])
                 replaced = os.path.getsize(target) if os.path.isfile(target) and not os.path.islink(target) else 0
                 allowance = upload_allowance(quota, used, replaced)
                 length = environ.get("CONTENT_LENGTH") or ""
@@ -225,26 +228,23 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
                             f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
                 environ[_ALLOWANCE] = allowance
             else:
-                source = _map(root, environ["PATH_INFO"])
+                source = _map(root, account.username, environ["PATH_INFO"])
                 if os.path.exists(source) and not os.path.islink(source):
                     size = usage(Path(source)) if os.path.isdir(source) else os.path.getsize(source)
                     if size > upload_allowance(quota, used, 0):
                         return (HTTP_INSUFFICIENT_STORAGE,
                                 f"copy of {size} bytes exceeds the quota of '{account.username}'")
-            if method == "COPY":
-                dest = environ.get("HTTP_DESTINATION", "")
-                dest_user, _ = _url_user(unquote(urlparse(dest).path))
-                if dest_user != account.username:
-                    return (403, "copies stay inside your own workspace")
-        if method == "MOVE":
-            dest_user, _ = _url_user(unquote(urlparse(environ.get("HTTP_DESTINATION", "")).path))
-            if dest_user != account.username:
-                return (403, "moves stay inside your own workspace")
+        if method in ("COPY", "MOVE"):
+            # Judge the destination as WsgiDAV will route it: decoded, then normalised.
+            dest = normalize_path(unquote(urlparse(environ.get("HTTP_DESTINATION", "")).path))
+            if _url_user(dest)[0] != account.username:
+                return (403, "copies and moves stay inside your own workspace")
+            _map(root, account.username, dest)
         return None
 
 
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
-    phrases = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 507: "Insufficient Storage"}
+    phrases = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 507: "Insufficient Storage"}
     body = (reason + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if status == 401:
@@ -253,13 +253,15 @@ def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[
     return [body]
 
 
-def _map(root: str, path: str) -> str:
+def _map(root: str, username: str, path: str) -> str:
     """URL path '/<user>/a/b' → file path under root, refusing anything that resolves outside it.
 
     realpath resolves every symlink on the way, so a link anywhere in the path that points out of the
     workspace (or a '..' that survived URL decoding) lands outside root and is refused.
     """
-    _, rest = _url_user(path)
+    user, rest = _url_user(path)
+    if user != username:
+        raise DAVError(HTTP_FORBIDDEN, f"'{username}' may only reach /{username}/")
     parts = [p for p in rest.split("/") if p]
     if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
         raise DAVError(HTTP_FORBIDDEN, "path segments '.' and '..' are not allowed")
@@ -341,9 +343,10 @@ class WorkspaceProvider(FilesystemProvider):  # type: ignore[misc]
 
     def _loc_to_file_path(self, path: str, environ: dict[str, Any] | None = None) -> str:
         root = environ.get(_ROOT) if environ else None
-        if root is None:
+        account: AccountLike | None = environ.get(_ACCOUNT) if environ else None
+        if root is None or account is None:
             raise DAVError(HTTP_FORBIDDEN, "no workspace for this request")
-        return _map(root, path)
+        return _map(root, account.username, path)
 
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> FileResource | FolderResource | None:
         fp = self._loc_to_file_path(path, environ)
@@ -362,8 +365,29 @@ class WorkspaceProvider(FilesystemProvider):  # type: ignore[misc]
 # Assembly
 
 
+class WorkspaceApp:
+    """The WsgiDAV application behind one guard of our own.
+
+    WsgiDAV 4.4 refuses a path that climbs above '/' ('/../x') from inside a generator, which drops
+    the error body while keeping its Content-Length, so the client waits for bytes that never come.
+    We refuse those paths here, with a complete response, before WsgiDAV sees them.
+    """
+
+    def __init__(self, dav: WsgiDAVApp) -> None:
+        self.dav = dav
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path != "*":
+            try:
+                normalize_path(re_encode_wsgi(path))
+            except DAVError:
+                return _deny(start_response, 400, "the path climbs above the root; '..' cannot leave your workspace")
+        return self.dav(environ, start_response)
+
+
 def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: Clock = lambda: None,
-             verbose: int = 1) -> WsgiDAVApp:
+             verbose: int = 1) -> WorkspaceApp:
     """The WSGI application. ``anchor`` is any existing directory (WsgiDAV wants one at start-up);
     files are only ever served from the per-request workspace root."""
     config = {
@@ -385,7 +409,7 @@ def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: C
         "dir_browser": {"enable": True, "response_trailer": "enclave File Workspace", "davmount": False,
                         "ms_sharepoint_support": False},
     }
-    return WsgiDAVApp(config)
+    return WorkspaceApp(WsgiDAVApp(config))
 
 
 @dataclass
@@ -403,11 +427,11 @@ class Running:
         self.thread.join(timeout=10)
 
 
-def make_server(app: WsgiDAVApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
+def make_server(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
     return wsgi.Server((host, port), app, numthreads=threads)
 
 
-def start(app: WsgiDAVApp, host: str = "127.0.0.1", port: int = 0) -> Running:
+def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0) -> Running:
     """Serve in a background thread (port 0: pick a free one). For tests and embedding."""
     server = make_server(app, host, port)
     server.prepare()

@@ -1,0 +1,60 @@
+"""Adapter to the accounts database: account lookups for the hub and token authentication for WebDAV.
+
+Returns frozen snapshots rather than ORM rows, so nothing downstream can lazily touch a closed
+session (the WebDAV server answers many requests per token check, from several threads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from enclave.access.tokens import DATA_READ, DATA_WRITE, verify
+from enclave.accounts.models import Account
+from enclave.accounts.service import get
+from enclave.db import Database
+from enclave.notebooks.account import AccountLike
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    username: str
+    uid: int
+    gid: int
+    kind: str
+    status: str
+    home_path: str
+    workspace_path: str
+    quota_gib: float
+    allocation_expires: datetime | None
+
+
+def snapshot(account: Account) -> AccountSnapshot:
+    return AccountSnapshot(username=account.username, uid=account.uid, gid=account.gid, kind=account.kind,
+                           status=account.status, home_path=account.home_path,
+                           workspace_path=account.workspace_path, quota_gib=account.quota_gib,
+                           allocation_expires=account.allocation_expires)
+
+
+def account_lookup(db: Database) -> Callable[[str], AccountLike]:
+    """username → account, for the JupyterHub hook (NotFound for an unknown user)."""
+
+    def lookup(username: str) -> AccountLike:
+        with db.session() as session:
+            return snapshot(get(session, username))
+
+    return lookup
+
+
+def token_authenticator(db: Database, clock: Callable[[], datetime | None] = lambda: None
+                        ) -> Callable[[str, str, bool], AccountLike]:
+    """WebDAV Basic auth: the password is an enclave token with scope data.read (data.write to change
+    files). Expired accounts still authenticate for reading (seed §4); departed ones never do."""
+
+    def authenticate(username: str, token: str, write: bool) -> AccountLike:
+        with db.session() as session:
+            account = verify(session, token, scope=DATA_WRITE if write else DATA_READ, data_read=True, now=clock())
+            return snapshot(account)
+
+    return authenticate
