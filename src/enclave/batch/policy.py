@@ -300,7 +300,9 @@ def transform_rules(spec: EnclaveSpec) -> list[tuple[str, ExprTree]]:
     a = spec.batch.pool_attribute
     groups = repr(groups_table(spec))
     return [
-        (SCHEDD_ATTR, parse_expr('split(GlobalJobId, "#")[0]')),
+        # GlobalJobId is "<schedd name>#<cluster>.<proc>#<qdate>". A schedd name may come out as
+        # "<SCHEDD_NAME>@<host>" when HTCondor qualifies it: the configured part is what we trust.
+        (SCHEDD_ATTR, parse_expr('split(split(GlobalJobId, "#")[0], "@")[0]')),
         # A missing pool means the default pool; anything else is kept (as a string) so the submit
         # requirement can refuse an unknown pool by name. EVALSET turns an expression into its value.
         (a, parse_expr(f"ifThenElse(isUndefined({a}), {classad2.quote(spec.batch.default_pool)}, string({a}))")),

@@ -1,0 +1,309 @@
+"""HTCondor configuration for every role of the enclave's pool, rendered from the spec (seed §7, §7.1).
+
+Files (one self-contained config each, so HTCondor's own parser can read any of them alone):
+
+- ``central-manager.conf``: collector + negotiator, outside Kubernetes at a fixed address (seed §7),
+  with one accounting group per pool whose dynamic quota is the pool's guaranteed share;
+- ``submit-<host>.conf``: a schedd: the submit transform and submit requirements of ``policy``, the
+  membership user map, and job attributes users may not change afterwards;
+- ``enclave-groups.map``: owner → accounting groups, read by the schedd's ``userMap()``;
+- ``execute-<pool>.conf``: a standalone execute node serving one pool;
+- ``worker-pod-whole.conf`` / ``worker-pod-partitioned.conf``: the HTCondor worker container run as a
+  Kubernetes pod (seed §7.1): whole node (HTCondor sees and partitions every core) or a fixed share of
+  the node (cores and memory from the pod's limits, so HTCondor never overcommits its pod).
+
+Every startd carries its pool in one knob, ``ENCLAVE_POOL``, from which both the published pool
+attribute and ``ALLOW_DAEMON``/``ALLOW_WRITE`` (which schedds may claim it) are derived: relabelling a
+node (BCS 1/2) is ``ENCLAVE_POOL`` through RemoteParam plus a reconfig, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from enclave.batch import policy
+from enclave.errors import ExternalError, InputError, Problem
+from enclave.spec.models import EnclaveSpec
+
+POOL_KNOB = "ENCLAVE_POOL"
+"""The one config knob that says which pool a startd serves (set at runtime to relabel)."""
+POD_CPUS_ENV = "ENCLAVE_POD_CPUS"
+POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
+POD_POOL_ENV = "ENCLAVE_POOL"
+POD_NODE_ENV = "ENCLAVE_NODE"
+TRANSFORM = "EnclavePolicy"
+DEFAULT_CONFIG_DIR = "/etc/condor/config.d"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    role: str
+    """central-manager | submit | execute | worker-pod | usermap"""
+    subsystem: str
+    """The HTCondor subsystem whose view of the file matters (for read-back)."""
+    text: str
+
+
+def _header(spec: EnclaveSpec, what: str) -> list[str]:
+    return [
+        f"# {what}",
+        f"# Rendered by `enclave render condor` from the spec of enclave '{spec.cluster.name}'.",
+        "# Do not edit by hand: change enclave.yaml and render again.",
+        "",
+    ]
+
+
+def _security(spec: EnclaveSpec) -> list[str]:
+    # Identities are authenticated (IDTOKENS between daemons, FS for local tools) and every hop is
+    # signed and encrypted, so the host-and-identity lists below are trustworthy.
+    return [
+        f"CONDOR_HOST = {spec.batch.central_manager}",
+        "COLLECTOR_HOST = $(CONDOR_HOST)",
+        "SEC_DEFAULT_AUTHENTICATION = REQUIRED",
+        "SEC_DEFAULT_AUTHENTICATION_METHODS = FS, IDTOKENS",
+        "SEC_DEFAULT_ENCRYPTION = REQUIRED",
+        "SEC_DEFAULT_INTEGRITY = REQUIRED",
+        "SEC_READ_AUTHENTICATION = OPTIONAL",
+        "ALLOW_READ = *",
+        "ALLOW_ADMINISTRATOR = condor@*/$(CONDOR_HOST)",
+        "ALLOW_CONFIG = condor@*/$(CONDOR_HOST)",
+        "ALLOW_NEGOTIATOR = condor@*/$(CONDOR_HOST)",
+        "",
+    ]
+
+
+def _daemons(hosts: Sequence[str]) -> str:
+    return ", ".join(f"condor@*/{h}" for h in hosts)
+
+
+def _ad_value(text: str) -> str:
+    """A ClassAd expression as a config value: one line, and no '$' for the macro expander to eat."""
+    if "$" in text or "\n" in text:
+        raise InputError([Problem("render", f"cannot write {text!r} into HTCondor config",
+                                  "remove '$' and line breaks from names in the spec")])
+    return text
+
+
+def central_manager(spec: EnclaveSpec) -> Rendered:
+    lines = _header(spec, "Central manager: collector and negotiator, outside Kubernetes (seed §7).")
+    lines += _security(spec)
+    groups = [policy.accounting_group(spec, p) for p in spec.pools]
+    lines += [
+        "# The workers' configs point here: the manager keeps one address, and its logs and state live on",
+        "# a disk that survives restarts, which a container would not give it (seed §7).",
+        "DAEMON_LIST = MASTER, COLLECTOR, NEGOTIATOR",
+        f"COLLECTOR_NAME = enclave {spec.cluster.name}",
+        f"ALLOW_ADVERTISE_SCHEDD = {_daemons(spec.batch.submit_hosts)}",
+        "ALLOW_ADVERTISE_STARTD = condor@*/*",
+        "ALLOW_ADVERTISE_MASTER = condor@*/*",
+        f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), {_daemons(spec.batch.submit_hosts)}",
+        "",
+        "# One accounting group per pool; a pool's guaranteed share is its dynamic quota, and a group may",
+        "# use idle capacity beyond it. Nodes move between pools by ClassAd (the broker), not by quota.",
+        f"GROUP_NAMES = {', '.join(dict.fromkeys(groups))}",
+        "GROUP_ACCEPT_SURPLUS = True",
+        "GROUP_SORT_EXPR = ifThenElse(AccountingGroup =?= \"<none>\", 3.4e+38, "
+        "ifThenElse(GroupQuota > 0, GroupResourcesInUse / GroupQuota, 3.3e+38))",
+    ]
+    seen: set[str] = set()
+    for name, pool in spec.pools.items():
+        group = policy.accounting_group(spec, name)
+        if group in seen:
+            continue
+        seen.add(group)
+        lines.append(f"GROUP_QUOTA_DYNAMIC_{group} = {pool.guaranteed_share:g}")
+    return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
+
+
+def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFIG_DIR) -> Rendered:
+    if host not in spec.batch.submit_hosts:
+        raise InputError([Problem("submit host", f"'{host}' is not in batch.submit_hosts",
+                                  f"use one of: {', '.join(spec.batch.submit_hosts)}")])
+    lines = _header(spec, f"Submit host {host}: a schedd trusted by the enclave's startds (seed §7).")
+    lines += _security(spec)
+    lines += [
+        "DAEMON_LIST = MASTER, SCHEDD",
+        "# START trusts this name (the schedd part of GlobalJobId): it must be what the pool lists.",
+        f"SCHEDD_NAME = {host}",
+        "# Users submit on this host (lsst-dev) or, for the commons schedd, from notebook pods that the",
+        "# NetworkPolicy lets reach it; nobody else can write to the queue.",
+        "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)",
+        "ALLOW_DAEMON = condor@*/$(CONDOR_HOST), condor@*/*",
+        "",
+        "# Membership: owner -> accounting groups the owner may use (userMap in the transform below).",
+        f"SCHEDD_CLASSAD_USER_MAP_NAMES = $(SCHEDD_CLASSAD_USER_MAP_NAMES) {policy.GROUP_MAP}",
+        f"CLASSAD_USER_MAPFILE_{policy.GROUP_MAP} = {config_dir}/enclave-groups.map",
+        "",
+        "# Whatever the user wrote, the schedd decides the pool, accounting group and submit host. EVALSET",
+        "# stores each value as a literal, so an expression that would read the machine ad cannot survive.",
+        f"JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) {TRANSFORM}",
+        f"JOB_TRANSFORM_{TRANSFORM} @=end",
+    ]
+    for attr, rule in policy.transform_rules(spec):
+        lines.append(f"   EVALSET {attr} {_ad_value(repr(rule))}")
+    lines.append("@end")
+    reqs = policy.submit_requirements(spec)
+    lines += ["", f"SUBMIT_REQUIREMENT_NAMES = $(SUBMIT_REQUIREMENT_NAMES) {' '.join(r.name for r in reqs)}"]
+    for r in reqs:
+        lines.append(f"SUBMIT_REQUIREMENT_{r.name} = {_ad_value(repr(r.expr))}")
+        lines.append(f"SUBMIT_REQUIREMENT_{r.name}_REASON = {_ad_value(repr(r.reason))}")
+    protected = [policy.SCHEDD_ATTR, spec.batch.pool_attribute, "AcctGroup", "AcctGroupUser", "AccountingGroup"]
+    lines += [
+        "",
+        "# After submit, only the schedd and queue superusers may change what START relies on.",
+        "IMMUTABLE_JOB_ATTRS = $(IMMUTABLE_JOB_ATTRS) GlobalJobId",
+        f"PROTECTED_JOB_ATTRS = $(PROTECTED_JOB_ATTRS) {' '.join(protected)}",
+    ]
+    return Rendered(f"submit-{host}.conf", "submit", "SCHEDD", "\n".join(lines) + "\n")
+
+
+def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = None) -> Rendered:
+    return Rendered("enclave-groups.map", "usermap", "SCHEDD", policy.membership_map(spec, members))
+
+
+def _startd_common(spec: EnclaveSpec) -> list[str]:
+    a = spec.batch.pool_attribute
+    lines = [
+        "DAEMON_LIST = MASTER, STARTD",
+        "",
+        f"# The pool this startd serves. Relabel (BCS 1/2): set {POOL_KNOB} at runtime and reconfig.",
+        f'{a} = "$({POOL_KNOB})"',
+        f"{policy.GROUPS_ATTR} = {_ad_value(repr(policy.groups_table(spec)))}",
+        f"{policy.SCHEDDS_ATTR} = {_ad_value(repr(policy.schedds_table(spec)))}",
+        f"STARTD_ATTRS = $(STARTD_ATTRS) {a} {policy.GROUPS_ATTR} {policy.SCHEDDS_ATTR} "
+        f"{policy.KIND_ATTR} {policy.NODE_ATTR}",
+        f"START = {_ad_value(repr(policy.start_expr(spec)))}",
+        "",
+        "# Only the schedds this pool trusts (and the manager) may claim or write to this startd.",
+    ]
+    for pool in spec.pools:
+        lines.append(f"ENCLAVE_SCHEDDS_{pool} = {_daemons(policy.pool_submit_hosts(spec, pool))}")
+    lines += [
+        f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
+        f"ALLOW_WRITE = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
+        "",
+        "# Runtime relabelling from the manager host, and of nothing but the pool knob.",
+        "ENABLE_RUNTIME_CONFIG = True",
+        f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}",
+        f"SETTABLE_ATTRS_ADMINISTRATOR = {POOL_KNOB}",
+        "",
+        "# One partitionable slot: jobs carve the cores and memory they request.",
+        "NUM_SLOTS = 1",
+        "NUM_SLOTS_TYPE_1 = 1",
+        "SLOT_TYPE_1 = 100%",
+        "SLOT_TYPE_1_PARTITIONABLE = True",
+    ]
+    return lines
+
+
+def execute_node(spec: EnclaveSpec, pool: str) -> Rendered:
+    policy.require_pool(spec, pool)
+    lines = _header(spec, f"Standalone execute node serving pool '{pool}'.")
+    lines += _security(spec)
+    lines += [f"{POOL_KNOB} = {pool}", f'{policy.KIND_ATTR} = "standalone"',
+              f'{policy.NODE_ATTR} = "$(HOSTNAME)"']
+    lines += _startd_common(spec)
+    return Rendered(f"execute-{pool}.conf", "execute", "STARTD", "\n".join(lines) + "\n")
+
+
+def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
+    variant = "whole" if whole_node else "partitioned"
+    what = ("HTCondor worker pod that takes a whole Kubernetes node" if whole_node
+            else "HTCondor worker pod holding a fixed share of a Kubernetes node")
+    lines = _header(spec, f"{what} (seed §7.1).")
+    lines += _security(spec)
+    lines += [
+        "# The pod spec sets these from the broker's DeployPods action and the downward API.",
+        f"{POOL_KNOB} = $ENV({POD_POOL_ENV})",
+        f'{policy.KIND_ATTR} = "pod"',
+        f'{policy.NODE_ATTR} = "$ENV({POD_NODE_ENV})"',
+        "# Pod IPs are not routable from the manager outside the cluster: connect back through it.",
+        "CCB_ADDRESS = $(COLLECTOR_HOST)",
+        "USE_SHARED_PORT = True",
+        "# Long-running service (seed §7.1 assumption 2): never shut down when idle.",
+        "STARTD_NOCLAIM_SHUTDOWN = 0",
+        "# /software holds the stack and HTCondor binaries; the image stays small (seed §7.1).",
+        "ENCLAVE_SOFTWARE = /software",
+    ]
+    if whole_node:
+        lines += ["# The pod owns the node: HTCondor detects every core and all memory and lets jobs",
+                  "# partition them, as on a standalone node."]
+    else:
+        lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
+                  f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
+                  f"MEMORY = $ENV({POD_MEMORY_ENV})"]
+    lines += _startd_common(spec)
+    return Rendered(f"worker-pod-{variant}.conf", "worker-pod", "STARTD", "\n".join(lines) + "\n")
+
+
+def render_all(spec: EnclaveSpec, *, members: Mapping[str, Sequence[str]] | None = None,
+               config_dir: str = DEFAULT_CONFIG_DIR) -> list[Rendered]:
+    """Every config file of the pool, in a stable order."""
+    policy.validate(spec)
+    files = [central_manager(spec)]
+    files += [submit_host(spec, h, config_dir=config_dir) for h in spec.batch.submit_hosts]
+    files.append(usermap(spec, members))
+    files += [execute_node(spec, p) for p in spec.pools]
+    files += [worker_pod(spec, whole_node=True), worker_pod(spec, whole_node=False)]
+    return files
+
+
+def write(files: Sequence[Rendered], out: Path) -> list[Path]:
+    """Write rendered files under ``out`` (created if missing); returns the paths written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError([Problem(str(out), f"cannot create the output directory: {exc.strerror}",
+                                  "choose a writable --out directory")]) from exc
+    paths = []
+    for f in files:
+        path = out / f.name
+        path.write_text(f.text)
+        paths.append(path)
+    return paths
+
+
+_READ_BACK = """
+import json, sys
+import classad2, htcondor2
+subsystem, names, exprs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+htcondor2.set_subsystem(subsystem)
+htcondor2.reload_config()
+htcondor2.reload_config_usermaps()
+out = {}
+for name in names:
+    value = htcondor2.param.get(name)
+    out[name] = None if value is None else str(value)
+for text in exprs:
+    out[text] = repr(classad2.ExprTree(text).eval())
+json.dump(out, sys.stdout)
+"""
+
+
+def read_back(path: Path, names: Sequence[str], *, subsystem: str = "TOOL",
+              env: Mapping[str, str] | None = None, expressions: Sequence[str] = ()) -> dict[str, str | None]:
+    """What HTCondor's own config parser reads from ``path`` for each knob in ``names``.
+
+    ``expressions`` are evaluated with classad2 in the configured process (after the subsystem's
+    ClassAd user maps are loaded), keyed by their text, as Python reprs of the values.
+    Runs in a child process: the bindings' configuration is process-global, and reading one file
+    must not leave its settings behind for the next (or for the caller).
+    """
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("_CONDOR_")}
+    child_env.update(env or {})
+    child_env["CONDOR_CONFIG"] = str(path)
+    result = subprocess.run([sys.executable, "-c", _READ_BACK, subsystem, json.dumps(list(names)),
+                             json.dumps(list(expressions))],
+                            capture_output=True, text=True, env=child_env, timeout=60, check=False)
+    if result.returncode != 0:
+        raise ExternalError(f"HTCondor could not read {path}: {result.stderr.strip()[-500:]}", where=str(path),
+                            fix="check the rendered file; `condor_config_val -config` shows what HTCondor reads")
+    data: dict[str, str | None] = json.loads(result.stdout)
+    return data

@@ -1,0 +1,154 @@
+"""Every rendered config file, read back through HTCondor's own config parser (one child process each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from classad2 import ClassAd, ExprTree
+
+from enclave.batch import policy, render
+from enclave.errors import InputError
+from enclave.spec.models import EnclaveSpec
+
+from .conftest import DEV, NOTEBOOK_SCHEDD
+
+POD_ENV = {render.POD_POOL_ENV: "user", render.POD_NODE_ENV: "kub-003", render.POD_CPUS_ENV: "8",
+           render.POD_MEMORY_ENV: "32768"}
+
+
+@pytest.fixture(scope="module")
+def rendered(ldf: EnclaveSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("condor")
+    members = {"alice": ["drp", "user"], "prompt-svc": ["prompt"], "*": ["general"]}
+    render.write(render.render_all(ldf, members=members, config_dir=str(out)), out)
+    return out
+
+
+def test_every_role_is_rendered(rendered: Path, ldf: EnclaveSpec) -> None:
+    names = sorted(p.name for p in rendered.iterdir())
+    assert names == sorted(["central-manager.conf", "enclave-groups.map", "worker-pod-whole.conf",
+                            "worker-pod-partitioned.conf",
+                            *(f"submit-{h}.conf" for h in ldf.batch.submit_hosts),
+                            *(f"execute-{p}.conf" for p in ldf.pools)])
+
+
+def test_every_config_file_parses(rendered: Path) -> None:
+    for path in sorted(rendered.glob("*.conf")):
+        got = render.read_back(path, ["CONDOR_HOST", "DAEMON_LIST", "SEC_DEFAULT_AUTHENTICATION"],
+                               env=POD_ENV)
+        assert got["CONDOR_HOST"] == "lsst-condor-cm.ncsa.illinois.edu", path.name
+        assert got["SEC_DEFAULT_AUTHENTICATION"] == "REQUIRED", path.name
+        assert got["DAEMON_LIST"] and got["DAEMON_LIST"].startswith("MASTER"), path.name
+
+
+def test_central_manager(rendered: Path, ldf: EnclaveSpec) -> None:
+    got = render.read_back(rendered / "central-manager.conf",
+                           ["DAEMON_LIST", "GROUP_NAMES", "GROUP_ACCEPT_SURPLUS", "ALLOW_ADVERTISE_SCHEDD",
+                            *(f"GROUP_QUOTA_DYNAMIC_group_{p}" for p in ldf.pools)], subsystem="NEGOTIATOR")
+    assert got["DAEMON_LIST"] == "MASTER, COLLECTOR, NEGOTIATOR"
+    assert got["GROUP_NAMES"] == "group_prompt, group_drp, group_user, group_general"
+    assert {p: float(got[f"GROUP_QUOTA_DYNAMIC_group_{p}"] or "nan") for p in ldf.pools} == {
+        p: pool.guaranteed_share for p, pool in ldf.pools.items()}
+    assert got["ALLOW_ADVERTISE_SCHEDD"] == ", ".join(f"condor@*/{h}" for h in ldf.batch.submit_hosts)
+
+
+@pytest.mark.parametrize("pool", ["prompt", "drp", "user", "general"])
+def test_execute_node_start_label_and_authorization(rendered: Path, ldf: EnclaveSpec, pool: str) -> None:
+    a = ldf.batch.pool_attribute
+    got = render.read_back(rendered / f"execute-{pool}.conf",
+                           ["START", a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR, "STARTD_ATTRS", "ALLOW_DAEMON",
+                            "ALLOW_WRITE", "SETTABLE_ATTRS_CONFIG", "SLOT_TYPE_1_PARTITIONABLE",
+                            "ENABLE_RUNTIME_CONFIG"], subsystem="STARTD")
+    assert ExprTree(got["START"] or "") == policy.start_expr(ldf)
+    assert ExprTree(got[a] or "").eval() == pool
+    assert ExprTree(got[policy.GROUPS_ATTR] or "").eval() == policy.groups_table(ldf)
+    assert ExprTree(got[policy.SCHEDDS_ATTR] or "").eval() == policy.schedds_table(ldf)
+    assert set((got["STARTD_ATTRS"] or "").split()) >= {a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR}
+    trusted = ["lsst-condor-cm.ncsa.illinois.edu", *policy.pool_submit_hosts(ldf, pool)]
+    assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
+    if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
+        assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
+    assert got["SETTABLE_ATTRS_CONFIG"] == render.POOL_KNOB
+    assert got["SLOT_TYPE_1_PARTITIONABLE"] == "True" and got["ENABLE_RUNTIME_CONFIG"] == "True"
+
+
+def test_rendered_start_matches_like_the_policy(rendered: Path, ldf: EnclaveSpec) -> None:
+    """A machine ad assembled from the values HTCondor read back matches exactly like machine_ad()."""
+    a = ldf.batch.pool_attribute
+    got = render.read_back(rendered / "execute-prompt.conf", ["START", a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR],
+                           subsystem="STARTD")
+    machine = ClassAd({"Cpus": 24, "Memory": 131072, "Arch": policy.ARCH, "OpSys": policy.OPSYS})
+    for key in (a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR):
+        machine[key] = ExprTree(got[key] or "")
+    machine["Start"] = ExprTree(got["START"] or "")
+    machine["Requirements"] = ExprTree("START")
+    good = policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV)
+    bad = policy.job_ad(ldf, owner="bob", pool="prompt", schedd=NOTEBOOK_SCHEDD)
+    assert machine.symmetricMatch(good) and not machine.symmetricMatch(bad)
+
+
+def test_relabel_is_one_knob(rendered: Path, ldf: EnclaveSpec) -> None:
+    """Setting ENCLAVE_POOL (what RemoteParam does at runtime) moves the label and the ALLOW lists together."""
+    a = ldf.batch.pool_attribute
+    got = render.read_back(rendered / "execute-user.conf", [a, "ALLOW_DAEMON"], subsystem="STARTD",
+                           env={f"_CONDOR_{render.POOL_KNOB}": "prompt"})
+    assert ExprTree(got[a] or "").eval() == "prompt"
+    assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
+
+
+def test_worker_pods(rendered: Path) -> None:
+    knobs = ["EnclavePool", "EnclaveNode", "EnclaveStartdKind", "NUM_CPUS", "MEMORY", "CCB_ADDRESS",
+             "STARTD_NOCLAIM_SHUTDOWN", "ALLOW_DAEMON"]
+    part = render.read_back(rendered / "worker-pod-partitioned.conf", knobs, subsystem="STARTD", env=POD_ENV)
+    whole = render.read_back(rendered / "worker-pod-whole.conf", knobs, subsystem="STARTD", env=POD_ENV)
+    for got in (part, whole):
+        assert ExprTree(got["EnclavePool"] or "").eval() == "user"
+        assert ExprTree(got["EnclaveNode"] or "").eval() == "kub-003"
+        assert ExprTree(got["EnclaveStartdKind"] or "").eval() == "pod"
+        assert got["CCB_ADDRESS"] == "lsst-condor-cm.ncsa.illinois.edu"
+        assert got["STARTD_NOCLAIM_SHUTDOWN"] == "0"
+        assert NOTEBOOK_SCHEDD in (got["ALLOW_DAEMON"] or "")
+    assert part["NUM_CPUS"] == "8" and part["MEMORY"] == "32768"
+    # The whole-node pod leaves detection to HTCondor: it reports the machine's own cores.
+    assert whole["NUM_CPUS"] != "8"
+
+
+def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: EnclaveSpec) -> None:
+    names = [f"JOB_TRANSFORM_{render.TRANSFORM}", "JOB_TRANSFORM_NAMES", "SUBMIT_REQUIREMENT_NAMES", "SCHEDD_NAME",
+             "PROTECTED_JOB_ATTRS", "IMMUTABLE_JOB_ATTRS",
+             *(f"SUBMIT_REQUIREMENT_{r.name}" for r in policy.submit_requirements(ldf)),
+             *(f"SUBMIT_REQUIREMENT_{r.name}_REASON" for r in policy.submit_requirements(ldf))]
+    probes = ['userMap("EnclaveGroups", "alice")', 'userMap("EnclaveGroups", "alice", "group_prompt")',
+              'userMap("EnclaveGroups", "prompt-svc")', 'userMap("EnclaveGroups", "mallory")']
+    got = render.read_back(rendered / f"submit-{DEV}.conf", names, subsystem="SCHEDD", expressions=probes)
+    rules = []
+    for line in (got[f"JOB_TRANSFORM_{render.TRANSFORM}"] or "").splitlines():
+        verb, attr, text = line.strip().split(" ", 2)
+        assert verb == "EVALSET"
+        rules.append((attr, ExprTree(text)))
+    assert rules == policy.transform_rules(ldf)
+    for r in policy.submit_requirements(ldf):
+        assert ExprTree(got[f"SUBMIT_REQUIREMENT_{r.name}"] or "") == r.expr
+        assert ExprTree(got[f"SUBMIT_REQUIREMENT_{r.name}_REASON"] or "") == r.reason
+    assert render.TRANSFORM in (got["JOB_TRANSFORM_NAMES"] or "").split()
+    assert got["SCHEDD_NAME"] == DEV
+    assert set((got["PROTECTED_JOB_ATTRS"] or "").split()) >= {"AcctGroup", "AccountingGroup", "EnclavePool",
+                                                               policy.SCHEDD_ATTR}
+    assert "GlobalJobId" in (got["IMMUTABLE_JOB_ATTRS"] or "")
+    # The schedd's own userMap, loaded from the rendered map through the rendered config.
+    assert got[probes[0]] == "'group_drp,group_user'"
+    assert got[probes[1]] == "'group_drp'"  # not a member of prompt: falls back to the first group
+    assert got[probes[2]] == "'group_prompt'"
+    assert got[probes[3]] == "'group_general'"
+
+
+def test_bad_inputs(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not in batch.submit_hosts"):
+        render.submit_host(ldf, "elsewhere.example.org")
+    with pytest.raises(InputError, match="unknown or no pools"):
+        render.usermap(ldf, {"alice": ["nightly"]})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot create the output directory"):
+        render.write(render.render_all(ldf), blocker / "sub")
