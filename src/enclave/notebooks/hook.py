@@ -71,7 +71,8 @@ def make_profile_list(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: Image
 
 
 def make_pre_spawn_hook(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: ImageVetter | None = None,
-                        clock: Clock = lambda: None) -> Callable[[Any], None]:
+                        clock: Clock = lambda: None, pin: Callable[[str], str] | None = None
+                        ) -> Callable[[Any], None]:
     def pre_spawn_hook(spawner: Any) -> None:
         try:
             account = lookup(spawner.user.name)
@@ -81,6 +82,10 @@ def make_pre_spawn_hook(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: Ima
             spawner.log.warning("enclave refused spawn for %s: %s", spawner.user.name, error)
             raise SpawnRefused(error) from error
         apply(spawner, spec, spawn)
+        if pin is not None:
+            # Launch the approved digest, not the tag: a tag re-pushed after vetting must not run.
+            spawner.image = pin(spawn.image)
+            spawner.profile_list = []
 
     return pre_spawn_hook
 
@@ -105,15 +110,17 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
     from enclave.spec.load import load
 
     the_spec = spec or load(default_spec_path())
-    the_lookup = lookup or _database_lookup()
+    pin: Callable[[str], str] | None = None
+    if lookup is None or vetted is None:
+        from enclave.db import Database
+        from enclave.notebooks.repository import account_lookup, image_pinner, image_vetter
+
+        db = Database()
+        lookup = lookup or account_lookup(db)
+        if vetted is None:
+            vetted = image_vetter(db, the_spec)
+            pin = image_pinner(db) if the_spec.registry.vetting_required else None
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.namespace = the_spec.notebooks.namespace
-    c.KubeSpawner.profile_list = make_profile_list(the_spec, the_lookup, vetted=vetted)
-    c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, the_lookup, vetted=vetted)
-
-
-def _database_lookup() -> AccountLookup:
-    from enclave.db import Database
-    from enclave.notebooks.repository import account_lookup
-
-    return account_lookup(Database())
+    c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
+    c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)

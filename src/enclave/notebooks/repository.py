@@ -15,6 +15,10 @@ from enclave.accounts.models import Account
 from enclave.accounts.service import get
 from enclave.db import Database
 from enclave.notebooks.account import AccountLike
+from enclave.notebooks.options import ImageVetter, spec_vetter
+from enclave.ops.images import pin
+from enclave.ops.images import vetter as ops_vetter
+from enclave.spec.models import EnclaveSpec
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,29 @@ def token_authenticator(db: Database, clock: Callable[[], datetime | None] = lam
             return snapshot(account)
 
     return authenticate
+
+
+def image_vetter(db: Database, spec: EnclaveSpec) -> ImageVetter:
+    """Vetting as enclave.ops records it (seed §10): an image is offered only if the spec lists it and,
+    when the registry requires vetting, security approved its digest (or a tag with a digest)."""
+    listed = spec_vetter(spec)
+    if not spec.registry.vetting_required:
+        return listed
+    def vetted(image: str) -> bool:
+        # Read approvals at each check: an approval (or a withdrawal) counts from the next spawn on.
+        if not listed(image):
+            return False
+        with db.session() as session:
+            return ops_vetter(session)(image)
+
+    return vetted
+
+
+def image_pinner(db: Database) -> Callable[[str], str]:
+    """image → the approved ``repository@sha256:…`` to launch, so a re-pushed tag cannot swap the image."""
+
+    def pinned(image: str) -> str:
+        with db.session() as session:
+            return pin(session, image)
+
+    return pinned
