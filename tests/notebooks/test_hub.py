@@ -1,0 +1,189 @@
+"""JupyterHub integration with the real KubeSpawner (offline) and kubernetes-validate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from enclave.cli import app
+from enclave.notebooks.hook import SpawnRefused, configure, make_pre_spawn_hook, make_profile_list
+from enclave.notebooks.profiles import image_keys, render, spec_profile_list, z2jh_values
+from enclave.spec import EnclaveSpec
+from tests.notebooks.conftest import NOW, FakeAccount, make_account
+
+W18 = "registry.lsst.local/lsstsqre/sciplat-lab:w_2018_25"
+R16 = "registry.lsst.local/lsstsqre/sciplat-lab:r16_0"
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: offline, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: hub, user: {token: offline}}]
+contexts: [{name: offline, context: {cluster: offline, user: hub, namespace: jupyter-lsst}}]
+current-context: offline
+"""
+
+
+def schema_version(spec: EnclaveSpec) -> str:
+    """The spec's Kubernetes version if kubernetes-validate has its schema, else the oldest it has (1.9
+    schemas are not shipped; Pod fields used here are unchanged since)."""
+    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
+    return f"{major}.{minor}.0" if (major, minor) >= (1, 25) else "1.25.0"
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # KubeSpawner loads a client config at construction; an offline kubeconfig is the narrowest
+    # replacement (no request is made to build a pod manifest).
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(KUBECONFIG)
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(path)
+    yield
+    if old is None:
+        os.environ.pop("KUBECONFIG", None)
+    else:
+        os.environ["KUBECONFIG"] = old
+
+
+class User:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.id = 1
+        self.url = f"/user/{name}/"
+
+
+def spawner(name: str) -> Any:
+    from kubespawner import KubeSpawner
+
+    return KubeSpawner(_mock=True, user=User(name))
+
+
+def pod_for(spec: EnclaveSpec, account: FakeAccount, user_options: dict[str, Any],
+            vetted: Any = None) -> dict[str, Any]:
+    from kubernetes_asyncio.client import ApiClient
+
+    lookup = {account.username: account}.__getitem__
+
+    async def build() -> Any:
+        # KubeSpawner wants a running event loop from construction on, as inside the hub.
+        s = spawner(account.username)
+        s.profile_list = make_profile_list(spec, lookup, vetted=vetted, clock=lambda: NOW)
+        s.user_options = user_options
+        make_pre_spawn_hook(spec, lookup, vetted=vetted, clock=lambda: NOW)(s)
+        await s.load_user_options()
+        async with ApiClient() as api:
+            return api.sanitize_for_serialization(await s.get_pod_manifest())
+
+    manifest: dict[str, Any] = asyncio.run(build())
+    return manifest
+
+
+@pytest.fixture()
+def alice(tmp_path: Path) -> FakeAccount:
+    return make_account(tmp_path, "alice", 40001)
+
+
+def test_pod_from_profile_has_account_identity_mounts_and_resources(kubeconfig: None, ldf: EnclaveSpec,
+                                                                   alice: FakeAccount) -> None:
+    pod = pod_for(ldf, alice, {"profile": "large", "image": image_keys(ldf.notebooks.images)[R16]})
+    kubernetes_validate.validate(pod, schema_version(ldf), strict=True)
+    c = pod["spec"]["containers"][0]
+    assert c["image"] == R16
+    assert c["resources"]["limits"] == {"cpu": 4.0, "memory": 8192 * 1024**2}
+    assert c["resources"]["requests"] == {"cpu": 2.0, "memory": 4096 * 1024**2}
+    assert c["securityContext"]["runAsUser"] == 40001 and c["securityContext"]["runAsGroup"] == 40001
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["spec"]["securityContext"]["fsGroup"] == 40001
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {"home": "/home/alice", "workspace": "/workspace"}
+    vols = {v["name"]: v["hostPath"]["path"] for v in pod["spec"]["volumes"]}
+    assert vols == {"home": alice.home_path, "workspace": alice.workspace_path}
+    assert pod["spec"]["nodeSelector"] == {"lsst.io/commons": "true"}
+
+
+def test_default_profile_and_minimal_spec_validate(kubeconfig: None, minimal: EnclaveSpec,
+                                                   alice: FakeAccount) -> None:
+    pod = pod_for(minimal, alice, {})
+    kubernetes_validate.validate(pod, schema_version(minimal), strict=True)
+    assert pod["spec"]["containers"][0]["image"] == "registry.example.org/lab:1.0"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"profile": "huge"}, "size 'huge' is not defined"),
+    ({"profile": "small", "image": "docker.io/evil/miner:latest"}, "is not offered"),
+    ({"cpu": 16, "memory_mib": 4096}, "too big"),
+    ({"cpu": "lots", "memory_mib": 1}, "are not numbers"),
+])
+def test_hook_refuses_what_enclave_refuses(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount,
+                                           options: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpawnRefused, match=message) as info:
+        pod_for(ldf, alice, options)
+    assert "enclave refused this notebook" in info.value.jupyterhub_message
+
+
+def test_hook_refuses_unvetted_image_and_lapsed_accounts(kubeconfig: None, ldf: EnclaveSpec,
+                                                         alice: FakeAccount) -> None:
+    key = image_keys(ldf.notebooks.images)[W18]
+    with pytest.raises(SpawnRefused, match="not been vetted") as info:
+        pod_for(ldf, alice, {"profile": "small", "image": key}, vetted=lambda i: i == R16)
+    assert info.value.status_code == 403
+    for status in ("expired", "departed"):
+        alice.status = status
+        with pytest.raises(SpawnRefused, match=status if status == "departed" else "expired"):
+            pod_for(ldf, alice, {"profile": "small"})
+
+
+def test_profile_list_is_narrowed_per_account(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:
+    async def make() -> Any:
+        return spawner("alice")
+
+    profiles = make_profile_list(ldf, {"alice": alice}.__getitem__, vetted=lambda i: i == R16, clock=lambda: NOW)(
+        asyncio.run(make()))
+    assert [p["slug"] for p in profiles] == ["small", "medium", "large"]
+    for p in profiles:
+        assert [c["display_name"] for c in p["profile_options"]["image"]["choices"].values()] == [R16]
+
+
+def test_custom_size_reaches_the_pod(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:
+    pod = pod_for(ldf, alice, {"cpu": 3, "memory_mib": 6144})
+    kubernetes_validate.validate(pod, schema_version(ldf), strict=True)
+    r = pod["spec"]["containers"][0]["resources"]
+    assert r["limits"] == {"cpu": 3.0, "memory": 6144 * 1024**2} and r["requests"] == r["limits"]
+
+
+def test_configure_installs_hooks_on_a_jupyterhub_config(ldf: EnclaveSpec, alice: FakeAccount) -> None:
+    from traitlets.config import Config
+
+    c = Config()
+    configure(c, spec=ldf, lookup={"alice": alice}.__getitem__, vetted=lambda i: True)
+    assert c.KubeSpawner.namespace == "jupyter-lsst"
+    assert callable(c.KubeSpawner.pre_spawn_hook) and callable(c.KubeSpawner.profile_list)
+
+
+def test_rendered_values_and_cli(tmp_path: Path, ldf: EnclaveSpec) -> None:
+    values = z2jh_values(ldf)
+    su = values["singleuser"]
+    assert su["profileList"] == spec_profile_list(ldf)
+    assert su["image"] == {"name": "registry.lsst.local/lsstsqre/sciplat-lab", "tag": "w_2018_25"}
+    assert su["memory"] == {"guarantee": "2048M", "limit": "4096M"}
+    assert values["cull"] == {"enabled": True, "timeout": 432000, "maxAge": 864000}
+    assert values["prePuller"]["hook"]["enabled"] is True  # 2 images ≤ 5 cache slots
+    big = ldf.model_copy(update={"notebooks": ldf.notebooks.model_copy(update={"images": [
+        f"registry.lsst.local/lab:{i}" for i in range(6)]})})
+    assert z2jh_values(big)["prePuller"]["hook"]["enabled"] is False
+    assert {p.name for p in render(ldf, tmp_path / "a")} == {"values.yaml", "profile_list.yaml",
+                                                            "jupyterhub_config.py"}
+    result = CliRunner().invoke(app, ["render", "notebooks", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    loaded = yaml.safe_load((tmp_path / "b" / "values.yaml").read_text())
+    assert loaded == yaml.safe_load(yaml.safe_dump(values))
+    assert "configure(c)" in (tmp_path / "b" / "jupyterhub_config.py").read_text()
