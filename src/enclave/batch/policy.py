@@ -38,7 +38,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.broker.model import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem, SpecError
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import EnclaveSpec, NodeRole
 
 SCHEDD_ATTR = "EnclaveSchedd"
 """Job attribute: the schedd part of GlobalJobId, written by the schedd's submit transform."""
@@ -492,6 +492,11 @@ def _attribute_texts(ad: ClassAd) -> dict[str, str]:
     return out
 
 
+def target_refs(expr: ExprTree) -> frozenset[str]:
+    """Lower-case names of the match candidate's attributes ``expr`` may read (TARGET.x and unscoped x)."""
+    return _refs(repr(expr)).other
+
+
 class AdView:
     """An ad prepared for autoclustering: the closure of what its Requirements depend on.
 
@@ -622,3 +627,29 @@ class SlotShape:
         startd = Startd(name="slot-shape", node="slot-shape", kind=self.kind, pool=self.pool,
                         cores=self.cpus, memory_mib=self.memory_mib)
         return machine_ad(spec, startd)
+
+
+# --- Static layout --------------------------------------------------------------------------------
+
+
+def static_labels(spec: EnclaveSpec) -> dict[str, str]:
+    """Standalone batch node → the pool its rendered execute config starts it in.
+
+    Each pool gets its guaranteed share of the nodes (whole nodes, largest remainders first, ties to
+    higher priority); what is left goes to the default pool. The broker moves nodes from here.
+    """
+    nodes = spec.node_names(NodeRole.BATCH_ONLY)
+    exact = {p: len(nodes) * pool.guaranteed_share for p, pool in spec.pools.items()}
+    counts = {p: int(x + 1e-9) for p, x in exact.items()}
+    left = len(nodes) - sum(counts.values())
+    for p in sorted(exact, key=lambda p: (-(exact[p] - counts[p]), -spec.pools[p].priority, p)):
+        if left > 0 and exact[p] - counts[p] > 1e-9:
+            counts[p] += 1
+            left -= 1
+    counts[spec.batch.default_pool] = counts.get(spec.batch.default_pool, 0) + left
+    labels: dict[str, str] = {}
+    it = iter(nodes)
+    for p in sorted(counts, key=lambda p: (-spec.pools[p].priority, p)):
+        for _ in range(counts[p]):
+            labels[next(it)] = p
+    return labels

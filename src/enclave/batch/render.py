@@ -29,10 +29,16 @@ from pathlib import Path
 
 from enclave.batch import policy
 from enclave.errors import ExternalError, InputError, Problem
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import Drain, EnclaveSpec
 
 POOL_KNOB = "ENCLAVE_POOL"
 """The one config knob that says which pool a startd serves (set at runtime to relabel)."""
+SINCE_KNOB = "ENCLAVE_POOL_SINCE"
+"""When the label last changed (Unix seconds), published as EnclavePoolSince."""
+RETIREMENT_KNOB = "ENCLAVE_RETIREMENT_SECONDS"
+"""How long running jobs may retire when the startd drains (MaxJobRetirementTime)."""
+LET_FINISH_SECONDS = 7 * 24 * 3600
+"""Retirement for pools whose jobs are let finish (take_away: drain)."""
 POD_CPUS_ENV = "ENCLAVE_POD_CPUS"
 POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
 POD_POOL_ENV = "ENCLAVE_POOL"
@@ -189,10 +195,23 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
         f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
         f"ALLOW_WRITE = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
         "",
-        "# Runtime relabelling from the manager host, and of nothing but the pool knob.",
+        f"EnclavePoolSince = $({SINCE_KNOB}:0)",
+        "STARTD_ATTRS = $(STARTD_ATTRS) EnclavePoolSince",
+        "",
+        "# When the startd drains, jobs retire for as long as their pool allows (take_away: drain lets",
+        "# them finish; vacate gives them grace_seconds); the broker may set a deadline at runtime.",
+    ]
+    for name, settings in spec.pools.items():
+        grace = LET_FINISH_SECONDS if settings.take_away == Drain.DRAIN else int(settings.grace_seconds)
+        lines.append(f"ENCLAVE_GRACE_{name} = {grace}")
+    lines += [
+        f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))",
+        f"MAXJOBRETIREMENTTIME = $({RETIREMENT_KNOB})",
+        "",
+        "# Runtime changes come from the manager host only, and only to these knobs.",
         "ENABLE_RUNTIME_CONFIG = True",
-        f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}",
-        f"SETTABLE_ATTRS_ADMINISTRATOR = {POOL_KNOB}",
+        f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}, {SINCE_KNOB}, {RETIREMENT_KNOB}",
+        "SETTABLE_ATTRS_ADMINISTRATOR = $(SETTABLE_ATTRS_CONFIG)",
         "",
         "# One partitionable slot: jobs carve the cores and memory they request.",
         "NUM_SLOTS = 1",

@@ -1,0 +1,224 @@
+"""The live HTCondor adapter: observe slots and demand, relabel and drain startds, through htcondor2.
+
+It covers the HTCondor half of the broker's Backend (``enclave.broker.model``): ``startds()`` and
+``demand()`` fill ``Observed.startds`` / ``Observed.demand``; ``apply()`` carries out ``Relabel`` and
+``DrainStartd``. The broker composes it with the Kubernetes adapter for the node and pod actions.
+
+Pointing it at a real pool: run it on a host the central manager's ``ALLOW_ADMINISTRATOR`` and
+``ALLOW_CONFIG`` admit (the rendered configs admit ``condor@<central manager>``), with an IDTOKEN for
+that identity in ``~/.condor/tokens.d``; ``CONDOR_CONFIG`` may point at the rendered
+``central-manager.conf``. The collector address comes from ``spec.batch.central_manager``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import classad2
+import htcondor2
+from classad2 import ClassAd
+
+from enclave.batch import policy
+from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
+from enclave.broker.model import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
+from enclave.spec.models import EnclaveSpec
+
+SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "PartitionableSlot", "Cpus",
+                   "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
+                   "EnclavePoolSince"]
+JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "QDate"]
+IDLE, RUNNING = 1, 2
+
+
+def _external(what: str, exc: Exception) -> ExternalError:
+    return ExternalError(f"{what}: {exc}", where="HTCondor",
+                         fix="check that the daemon is up and that this host is allowed (ALLOW_ADMINISTRATOR/CONFIG)")
+
+
+def _int(ad: ClassAd, attr: str, default: int = 0) -> int:
+    try:
+        value = ad.eval(attr)
+    except KeyError:
+        return default
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _str(ad: ClassAd, attr: str) -> str | None:
+    value = ad.get(attr)
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class LiveSlot:
+    """A partitionable slot as the collector reports it, with the ad that locates its startd."""
+
+    startd: Startd
+    draining: bool
+    location: ClassAd
+
+
+class HTCondorBatch:
+    """HTCondor through the official bindings. One instance per enclave spec."""
+
+    def __init__(self, spec: EnclaveSpec, *, collector: htcondor2.Collector | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec
+        self.collector = collector or htcondor2.Collector(spec.batch.central_manager)
+        self.clock = clock
+
+    # --- observe ------------------------------------------------------------------------------
+
+    def slots(self, constraint: str | None = None) -> list[LiveSlot]:
+        a = self.spec.batch.pool_attribute
+        where = f"(PartitionableSlot =?= true) && ({a} =!= undefined)"
+        if constraint:
+            where = f"{where} && ({constraint})"
+        try:
+            ads = self.collector.query(htcondor2.AdType.Startd, constraint=where, projection=[*SLOT_PROJECTION, a])
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
+        out = []
+        for ad in ads:
+            machine = _str(ad, "Machine") or _str(ad, "Name") or "?"
+            kind = _str(ad, policy.KIND_ATTR) or StartdKind.STANDALONE.value
+            total = _int(ad, "TotalSlotCpus", _int(ad, "Cpus"))
+            startd = Startd(
+                name=machine,
+                node=_str(ad, policy.NODE_ATTR) or machine,
+                kind=StartdKind(kind) if kind in StartdKind.__members__.values() else StartdKind.STANDALONE,
+                pool=_str(ad, a) or "",
+                cores=total,
+                memory_mib=_int(ad, "TotalSlotMemory", _int(ad, "Memory")),
+                busy_cores=max(0, total - _int(ad, "Cpus")),
+                since=float(_int(ad, "EnclavePoolSince")),
+            )
+            out.append(LiveSlot(startd=startd, draining=ad.get("Draining") is True, location=ad))
+        return sorted(out, key=lambda s: s.startd.name)
+
+    def startds(self) -> tuple[Startd, ...]:
+        """``Observed.startds``: one per partitionable slot carrying a pool label."""
+        return tuple(s.startd for s in self.slots())
+
+    def slot(self, startd: str) -> LiveSlot:
+        found = self.slots(f"Machine == {classad2.quote(startd)}")
+        if not found:
+            raise NotFound(f"startd '{startd}' is not in the collector of {self.spec.batch.central_manager}",
+                           where="startd", fix="check the name with `enclave batch pools --live`; is the node up?")
+        return found[0]
+
+    def _schedd(self, host: str) -> htcondor2.Schedd:
+        try:
+            location = self.collector.locate(htcondor2.DaemonType.Schedd, host)
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"cannot locate schedd {host}", exc) from exc
+        if location is None:
+            # Demand without one schedd's jobs would look like no demand: refuse to guess.
+            raise ExternalError(f"schedd {host} is not advertised in the collector", where=host,
+                                fix="start the schedd or remove it from batch.submit_hosts")
+        return htcondor2.Schedd(location)
+
+    def jobs(self, host: str) -> list[ClassAd]:
+        a = self.spec.batch.pool_attribute
+        schedd = self._schedd(host)
+        try:
+            ads: list[ClassAd] = schedd.query(constraint=f"JobStatus == {IDLE} || JobStatus == {RUNNING}",
+                                              projection=[*JOB_PROJECTION, a])
+            return ads
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"schedd {host} query failed", exc) from exc
+
+    def demand(self) -> dict[str, PoolDemand]:
+        """``Observed.demand``: idle and running jobs and cores per pool, over every submit host."""
+        return demand_of((ad for host in self.spec.batch.submit_hosts for ad in self.jobs(host)),
+                         self.spec, now=self.clock())
+
+    # --- act ----------------------------------------------------------------------------------
+
+    def apply(self, action: Action) -> None:
+        if isinstance(action, Relabel):
+            self.relabel(action)
+        elif isinstance(action, DrainStartd):
+            self.drain(action)
+        else:
+            raise InvalidTransition(f"{action.kind} is not an HTCondor action", where="batch.live",
+                                    fix="send node and pod actions to the Kubernetes adapter")
+
+    def relabel(self, action: Relabel) -> None:
+        """BCS 1/2: set the startd's pool knob at runtime and reconfig it. A no-op if already done."""
+        policy.require_pool(self.spec, action.to_pool, where="Relabel.to_pool")
+        slot = self.slot(action.startd)
+        if slot.startd.pool == action.to_pool:
+            return
+        if slot.startd.pool != action.from_pool:
+            raise Conflict(f"startd {action.startd} serves pool '{slot.startd.pool}', not '{action.from_pool}'",
+                           where=action.startd, fix="observe again: someone else moved it")
+        self._set_and_reconfig(slot, {POOL_KNOB: action.to_pool, SINCE_KNOB: str(int(self.clock()))})
+
+    def drain(self, action: DrainStartd) -> None:
+        """Stop new matches and let jobs retire: within their retirement time, or the vacate deadline."""
+        slot = self.slot(action.startd)
+        if slot.draining:
+            return
+        if action.vacate_after_seconds is not None:
+            # A graceful drain evicts what is still running once MaxJobRetirementTime has passed.
+            self._set_and_reconfig(slot, {RETIREMENT_KNOB: str(int(action.vacate_after_seconds))})
+        try:
+            htcondor2.Startd(slot.location).drainJobs(
+                drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,
+                reason=f"enclave: {action.actor}: {action.reason}")
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"drain of startd {action.startd} failed", exc) from exc
+
+    def cancel_drain(self, startd: str) -> None:
+        slot = self.slot(startd)
+        try:
+            htcondor2.Startd(slot.location).cancelDrainJobs()
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"cancelling the drain of {startd} failed", exc) from exc
+
+    def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str]) -> None:
+        """Runtime-set knobs on the startd, then reconfig it through its host's master.
+
+        The reconfig goes to the master (as ``condor_reconfig <host>`` does), which passes it on to
+        the startd: htcondor2 cannot address a startd by a slot ad, whose MyType "Machine" it maps to
+        no daemon type.
+        """
+        try:
+            remote = htcondor2.RemoteParam(slot.location)
+            for key, value in knobs.items():
+                remote[key] = value
+            master = self.collector.locate(htcondor2.DaemonType.Master, slot.startd.name)
+            if master is None:
+                raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
+                                    fix="the knob is set but takes effect only after `condor_reconfig` on the host")
+            htcondor2.send_command(master, htcondor2.DaemonCommand.Reconfig)
+        except EnclaveError:
+            raise
+        except (htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
+            raise _external(f"runtime config of startd {slot.startd.name} failed", exc) from exc
+
+
+def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict[str, PoolDemand]:
+    """Aggregate job ads (idle and running) into per-pool demand. Pure: also used on recorded ads."""
+    a = spec.batch.pool_attribute
+    acc = {p: [0, 0, 0, 0, now] for p in spec.pools}
+    for ad in jobs:
+        pool = _str(ad, a) or spec.batch.default_pool
+        row = acc.get(pool)
+        if row is None:
+            continue  # a job for no pool of ours cannot be served by moving nodes
+        cpus = max(1, _int(ad, "RequestCpus", 1))
+        status = _int(ad, "JobStatus")
+        if status == IDLE:
+            row[0] += 1
+            row[1] += cpus
+            row[4] = min(row[4], float(_int(ad, "QDate", int(now))))
+        elif status == RUNNING:
+            row[2] += 1
+            row[3] += cpus
+    return {p: PoolDemand(idle_jobs=int(r[0]), idle_cores=int(r[1]), running_jobs=int(r[2]),
+                          running_cores=int(r[3]), oldest_idle_seconds=max(0.0, now - r[4]))
+            for p, r in acc.items()}

@@ -1,0 +1,127 @@
+"""The live adapter through the real htcondor2 classes, with only the daemon calls replaced (conftest)."""
+
+from __future__ import annotations
+
+import htcondor2
+import pytest
+
+from enclave.batch import policy, render
+from enclave.batch.live import HTCondorBatch, demand_of
+from enclave.broker.model import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
+from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
+from enclave.spec.models import EnclaveSpec
+
+from .conftest import DEV, NOTEBOOK_SCHEDD, Daemons
+
+
+def adapter(spec: EnclaveSpec, now: float = 1_000_000.0) -> HTCondorBatch:
+    return HTCondorBatch(spec, collector=htcondor2.Collector(spec.batch.central_manager), clock=lambda: now)
+
+
+def test_startds_map_onto_the_broker_model(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    startds = adapter(ldf).startds()
+    assert [s.name for s in startds] == ["condor-001", "condor-002", "condor-011", "kub-003"]
+    first = startds[0]
+    assert (first.pool, first.kind, first.cores, first.memory_mib, first.busy_cores) == (
+        "prompt", StartdKind.STANDALONE, 24, 131072, 4)
+    assert startds[-1].kind == StartdKind.POD
+    kind, ad_type, constraint = daemons.calls[0]
+    assert kind == "collector_query" and ad_type == int(htcondor2.AdType.Startd)
+    assert "EnclavePool =!= undefined" in constraint
+
+
+def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    now = 1_000_000
+    daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, cluster_id=i,
+                                       qdate=now - 30 * i) for i in range(1, 4)]
+    daemons.jobs[NOTEBOOK_SCHEDD] = [
+        policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, request_cpus=4, qdate=now - 5),
+        policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, request_cpus=2,
+                      extra={"JobStatus": 2}),
+        policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 4}),
+    ]
+    demand = adapter(ldf, now).demand()
+    assert demand["prompt"] == PoolDemand(idle_jobs=3, idle_cores=3, oldest_idle_seconds=90.0)
+    assert demand["user"] == PoolDemand(idle_jobs=1, idle_cores=4, running_jobs=1, running_cores=2,
+                                        oldest_idle_seconds=5.0)
+    assert demand["drp"] == PoolDemand()
+    queried = [c for c in daemons.calls if c[0] == "schedd_query"]
+    assert len(queried) == len(ldf.batch.submit_hosts)
+    assert all(c[2] == "JobStatus == 1 || JobStatus == 2" for c in queried)
+
+
+def test_missing_schedd_is_an_external_error(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    del daemons.jobs[NOTEBOOK_SCHEDD]
+    with pytest.raises(ExternalError, match=f"schedd {NOTEBOOK_SCHEDD} is not advertised"):
+        adapter(ldf).demand()
+
+
+def test_relabel_sets_the_pool_knob_and_reconfigs(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    live = adapter(ldf, now=1234.0)
+    live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="prompt"))
+    address = daemons.startds["condor-011"].address
+    sets = [c for c in daemons.calls if c[0] == "set"]
+    assert sets == [("set", address, render.POOL_KNOB, "prompt"), ("set", address, render.SINCE_KNOB, "1234")]
+    master = Daemons.master_address(daemons.startds["condor-011"])
+    assert ("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig) in daemons.calls
+    after = {s.name: s for s in live.startds()}
+    assert after["condor-011"].pool == "prompt" and after["condor-011"].since == 1234.0
+    # Idempotent: the same action again changes nothing.
+    calls = len(daemons.calls)
+    live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="prompt"))
+    assert not [c for c in daemons.calls[calls:] if c[0] in ("set", "command")]
+
+
+def test_relabel_refuses_stale_and_unknown(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    live = adapter(ldf)
+    with pytest.raises(Conflict, match="serves pool 'prompt', not 'drp'"):
+        live.relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="drp", to_pool="user"))
+    with pytest.raises(NotFound, match="pool 'nightly'"):
+        live.relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt", to_pool="nightly"))
+    with pytest.raises(NotFound, match="startd 'condor-999'"):
+        live.relabel(Relabel(actor="a", reason="r", startd="condor-999", from_pool="prompt", to_pool="user"))
+    assert not [c for c in daemons.calls if c[0] in ("set", "command")]
+
+
+def test_runtime_config_denied_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    daemons.fail = "config"
+    with pytest.raises(ExternalError, match="DENIED"):
+        adapter(ldf).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt", to_pool="user"))
+
+
+def test_collector_down_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    daemons.fail = "collector"
+    with pytest.raises(ExternalError, match="collector lsst-condor-cm.ncsa.illinois.edu query failed"):
+        adapter(ldf).startds()
+
+
+def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    live = adapter(ldf)
+    live.apply(DrainStartd(actor="broker", reason="BCS 3", startd="kub-003"))
+    drains = [c for c in daemons.calls if c[0] == "drain"]
+    assert drains == [("drain", daemons.startds["kub-003"].address, int(htcondor2.DrainType.Graceful),
+                       "enclave: broker: BCS 3")]
+    assert not [c for c in daemons.calls if c[0] == "set"]  # the pool's own retirement time applies
+    live.apply(DrainStartd(actor="broker", reason="again", startd="kub-003"))
+    assert len([c for c in daemons.calls if c[0] == "drain"]) == 1  # already draining: no-op
+
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=600))
+    address = daemons.startds["condor-011"].address
+    assert ("set", address, render.RETIREMENT_KNOB, "600") in daemons.calls
+    master = Daemons.master_address(daemons.startds["condor-011"])
+    reconfig = daemons.calls.index(("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig))
+    assert reconfig < daemons.calls.index(("drain", address, int(htcondor2.DrainType.Graceful),
+                                           "enclave: broker: BCS 1"))
+
+
+def test_other_actions_belong_to_kubernetes(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    with pytest.raises(InvalidTransition, match="DeletePods is not an HTCondor action"):
+        adapter(ldf).apply(DeletePods(actor="a", reason="r", pods=("p",)))
+
+
+def test_demand_of_ignores_foreign_pools_and_defaults(ldf: EnclaveSpec) -> None:
+    jobs = [policy.job_ad(ldf, owner="x", pool="elsewhere", schedd=DEV),
+            policy.job_ad(ldf, owner="x", pool="general", schedd=DEV, request_cpus=3)]
+    del jobs[1]["EnclavePool"]
+    demand = demand_of(jobs, ldf, now=10.0)
+    assert demand["general"].idle_cores == 3 and sum(d.idle_jobs for d in demand.values()) == 1
