@@ -204,7 +204,8 @@ def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None) -> l
               "# uid/fsGid are null on purpose: the pre-spawn hook sets each account's own.\n")
     files = {
         out / "values.yaml": header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True),
-        out / "profile_list.yaml": yaml.safe_dump(values["singleuser"]["profileList"], sort_keys=False, allow_unicode=True),
+        out / "profile_list.yaml": yaml.safe_dump(values["singleuser"]["profileList"], sort_keys=False,
+                                                  allow_unicode=True),
         out / "jupyterhub_config.py": HUB_CONFIG,
     }
     for path, text in files.items():
