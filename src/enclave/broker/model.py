@@ -64,6 +64,8 @@ class Startd:
     """Cores claimed by running jobs (of any pool: a relabelled startd may still run the old pool's jobs)."""
     since: float = 0.0
     """When the pool label last changed."""
+    draining: bool = False
+    """Accepts no new jobs (DrainStartd): on its way out of batch, to be deleted or returned once idle."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class Relabel(Action):
     startd: str
     from_pool: str
     to_pool: str
+    vacate_after_seconds: float | None = None
+    """None: jobs of ``from_pool`` still running on the startd finish (drain). A number: they are evicted
+    after that grace period (the old pool's ``take_away: vacate``)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,452 @@
+"""The broker's policy: ``decide(spec, observed) -> [Action]``, pure and deterministic.
+
+How a decision is made (seed §7.1, BCS 1–5):
+
+1. **Targets.** Shares are of the batch pool's own capacity ``B`` (cores of the standalone batch-only
+   startds that are up). A pool with work (queued or running jobs, or the night's pre-warm) is promised
+   ``G = floor(B·guaranteed_share)``; no pool ever holds more than ``M = ceil(B·max_share)`` cores, lent
+   Kubernetes capacity included. Each pool's *need* is its running + idle cores (at least the pre-warm
+   cores through the night for the pre-warmed pool), capped at ``M``. Targets ``T`` over the standalone
+   capacity: first every pool with work gets its guarantee, then the rest goes to needs in priority order.
+   ``T`` depends on the spec and demand only, never on where startds are now, which is what makes deciding
+   again on the result a no-op.
+2. **Relabel (BCS 1, 2).** A pool below its guarantee takes startds at once (cooldown and hysteresis do not
+   delay a promise). A pool short of its target by at least ``hysteresis`` of a startd takes one from a pool
+   above its target — lowest priority first, idle startds first, none that moved within the cooldown.
+   Relabelling lets running jobs of the old pool finish (``take_away: drain``) or evicts them after the old
+   pool's grace period (``take_away: vacate``).
+3. **Borrow from Kubernetes (BCS 4, 5).** What a lending pool (default: pools with a latency objective)
+   still needs beyond its standalone target is borrowed from the commons: HTCondor worker pods on workers
+   with free cores (BCS 4), or whole workers drained and given to HTCondor (BCS 5). Notebooks keep
+   ``notebook_headroom_cores`` plus whatever spawns are waiting.
+4. **Give back (BCS 3, reverse of 5).** Borrowed startds beyond the need, or needed by waiting notebook
+   spawns, are drained first (``DrainStartd``) and deleted or returned once idle (or after the pool's grace
+   period when it vacates).
+
+At most ``max_moves_per_cycle`` actions are returned, the most urgent first (guarantees, notebook
+reclaims, finishing drains, then demand).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from enclave.broker.model import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Node,
+    NodeState,
+    Observed,
+    PoolDemand,
+    Relabel,
+    ReturnNode,
+    StartdKind,
+    StartHTCondor,
+)
+from enclave.broker.model import Startd as StartdT
+from enclave.broker.night import Night, night_at
+from enclave.errors import Problem, SpecError
+from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole
+
+BROKER_ACTOR = "enclave-broker"
+"""The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
+
+_EPS = 1e-9
+_UNKNOWN_PRIORITY = -1
+
+
+@dataclass
+class PoolState:
+    """One pool as the broker sees it in a cycle (also what ``enclave broker plan`` prints)."""
+
+    name: str
+    priority: int
+    guaranteed: int
+    maximum: int
+    has_work: bool
+    need: int
+    target: int
+    """Standalone cores this pool should hold."""
+    lend: int
+    """Kubernetes cores it should borrow on top of ``target``."""
+    standalone: int = 0
+    lent: int = 0
+    prewarm: bool = False
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    pools: dict[str, PoolState]
+    night: Night | None
+    standalone_cores: int
+    capped: bool = False
+    """True when the move limit cut the decision short: deciding again will continue the work."""
+    notes: list[str] = field(default_factory=list)
+
+
+def decide(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> list[Action]:
+    """The actions to take now. Pure: same spec and observation, same actions."""
+    return plan(spec, observed, actor).actions
+
+
+def validate(spec: EnclaveSpec) -> None:
+    """Refuse a broker section that names pools the spec does not define."""
+    b = spec.broker
+    problems = [
+        Problem(where=f"broker.lend_to[{i}]", what=f"pool {p!r} is not defined",
+                fix=f"use one of: {', '.join(spec.pools)}")
+        for i, p in enumerate(b.lend_to or []) if p not in spec.pools
+    ]
+    if b.prewarm_pool is not None and b.prewarm_pool not in spec.pools:
+        problems.append(Problem(where="broker.prewarm_pool", what=f"pool {b.prewarm_pool!r} is not defined",
+                                fix=f"use one of: {', '.join(spec.pools)}"))
+    if problems:
+        raise SpecError(problems)
+
+
+def lending_pools(spec: EnclaveSpec) -> list[str]:
+    if spec.broker.lend_to is not None:
+        return list(spec.broker.lend_to)
+    return [n for n, p in spec.pools.items() if p.latency_objective is not None]
+
+
+def prewarm_pool(spec: EnclaveSpec) -> str | None:
+    if spec.broker.prewarm_pool is not None:
+        return spec.broker.prewarm_pool
+    with_objective = [(p.priority, n) for n, p in spec.pools.items() if p.latency_objective is not None]
+    return max(with_objective)[1] if with_objective else None
+
+
+def current_night(spec: EnclaveSpec, now: float) -> Night | None:
+    site = spec.cluster.site
+    if site is None or prewarm_pool(spec) is None:
+        return None
+    return night_at(site, now, spec.broker.twilight_altitude_deg)
+
+
+def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
+    nodes = {n.name: n for n in observed.nodes}
+    up = [s for s in observed.startds
+          if not (s.node in nodes and nodes[s.node].state == NodeState.DOWN)]
+    return nodes, up
+
+
+def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> tuple[dict[str, PoolState], int]:
+    """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of."""
+    nodes, startds = _live(observed)
+    base = sum(s.cores for s in startds if s.kind == StartdKind.STANDALONE and not s.draining)
+    warm = prewarm_pool(spec)
+    warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
+    pools: dict[str, PoolState] = {}
+    for name, p in spec.pools.items():
+        d = observed.demand.get(name, PoolDemand())
+        g = math.floor(base * p.guaranteed_share + _EPS)
+        m = max(g, math.ceil(base * p.max_share - _EPS))
+        need = d.running_cores + d.idle_cores
+        prewarm = warm_now and name == warm
+        if prewarm:
+            need = max(need, m if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+        has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
+        pools[name] = PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
+                                need=min(need, m), target=0, lend=0, prewarm=prewarm)
+    # Pools the spec no longer defines (a label left behind) get nothing: their startds are free to take.
+    for s in startds:
+        if s.pool not in pools:
+            pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
+                                      has_work=False, need=0, target=0, lend=0)
+    for s in startds:
+        if s.draining:
+            continue
+        if s.kind == StartdKind.STANDALONE:
+            pools[s.pool].standalone += s.cores
+        else:
+            pools[s.pool].lent += s.cores
+
+    free = base
+    order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
+    for ps in order:
+        if ps.has_work:
+            ps.target = min(ps.guaranteed, free)
+            free -= ps.target
+    for ps in order:
+        extra = max(0, min(ps.need - ps.target, free))
+        ps.target += extra
+        free -= extra
+    lenders = set(lending_pools(spec))
+    for ps in order:
+        if ps.name in lenders:
+            ps.lend = max(0, ps.need - ps.target)
+    del nodes
+    return pools, base
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.capped = False
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            self.capped = True
+            return False
+        self.left -= 1
+        return True
+
+
+def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Plan:
+    """Decide, and explain: the pool figures behind the actions and whether the move limit was reached."""
+    validate(spec)
+    b = spec.broker
+    night = current_night(spec, observed.now)
+    pools, base = pool_states(spec, observed, night)
+    nodes, startds = _live(observed)
+    budget = _Budget(b.max_moves_per_cycle)
+    actions: list[Action] = []
+    moved: set[str] = set()
+
+    def cool(since: float) -> bool:
+        return observed.now - since >= b.cooldown_seconds
+
+    def vacate_after(pool: str) -> float | None:
+        p = spec.pools.get(pool)
+        return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+
+    # --- 1+2. Relabel standalone startds toward the targets. ---------------------------------------
+    standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
+    by_pool: dict[str, list[StartdT]] = {}
+    for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
+        by_pool.setdefault(s.pool, []).append(s)
+    receivers = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
+    donors_order = sorted(pools.values(), key=lambda ps: (ps.priority, ps.name))
+
+    def take_one(dst: PoolState, *, promise: bool) -> bool:
+        for src in donors_order:
+            if src is dst or src.standalone <= src.target:
+                continue
+            for s in by_pool.get(src.name, []):
+                if s.name in moved:
+                    continue
+                # A promise may take a donor below its target, never below its own guarantee.
+                keep = (src.guaranteed if src.has_work else 0) if promise else src.target
+                if src.standalone - s.cores < keep:
+                    continue
+                if dst.standalone + dst.lent + s.cores > dst.maximum:
+                    continue
+                if not promise and not cool(s.since):
+                    continue
+                if not promise and dst.target - dst.standalone < b.hysteresis * s.cores - _EPS:
+                    continue
+                if not budget.take():
+                    return False
+                why = (f"{dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores)" if promise
+                       else f"{dst.name} short of its target ({dst.standalone} of {dst.target} cores)")
+                bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
+                actions.append(Relabel(actor=actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
+                                       f"for a target of {src.target}", startd=s.name, from_pool=src.name,
+                                       to_pool=dst.name, vacate_after_seconds=vacate_after(src.name)))
+                moved.add(s.name)
+                src.standalone -= s.cores
+                dst.standalone += s.cores
+                return True
+        return False
+
+    # --- 4a. Notebooks waiting for room take borrowed capacity back first. ---------------------------
+    lent = [s for s in startds if s.kind != StartdKind.STANDALONE]
+    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
+    pod_cores_on: dict[str, int] = {}
+    for s in lent:
+        if s.kind == StartdKind.POD:
+            pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
+
+    def k8s_free() -> float:
+        return sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
+                   for n in workers if n.state == NodeState.READY)
+
+    reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
+    short = reserve - k8s_free()
+
+    def release(s: StartdT, why: str) -> None:
+        """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
+        if s.name in moved or not budget.take():
+            return
+        moved.add(s.name)
+        if not s.draining:
+            pools[s.pool].lent -= s.cores
+        if s.busy_cores == 0:
+            actions.append(_remove(s, actor, f"{why}; no job runs there"))
+        elif vacate_after(s.pool) == 0:
+            actions.append(_remove(s, actor, f"{why}; {s.pool} vacates at once"))
+        else:
+            actions.append(DrainStartd(actor=actor, reason=f"{why}; let its {s.busy_cores} busy cores finish",
+                                       startd=s.name, vacate_after_seconds=vacate_after(s.pool)))
+
+    if short > _EPS:
+        prio = {n: ps.priority for n, ps in pools.items()}
+        for s in sorted((s for s in lent if not s.draining),
+                        key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
+            if short <= _EPS:
+                break
+            release(s, f"notebook spawns wait for {observed.notebook_pending_cores:g} cores "
+                       f"in the commons")
+            short -= s.cores
+
+    # Borrowed startds beyond what their pool should borrow go back (BCS 3); done before the promises so a
+    # pod about to leave does not count against a pool's maximum.
+    for ps in receivers:
+        surplus = ps.lent - ps.lend
+        for s in sorted((s for s in lent if s.pool == ps.name and not s.draining and s.name not in moved),
+                        key=lambda s: (s.busy_cores, -s.cores, s.name)):
+            if surplus < s.cores or not cool(s.since):
+                continue
+            release(s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
+            surplus -= s.cores
+
+    for ps in receivers:
+        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(ps, promise=True):
+            pass
+
+    # --- 4b. Finish drains: remove borrowed startds that are idle or past their pool's grace period. --
+    for s in sorted((s for s in lent if s.draining), key=lambda s: s.name):
+        grace = vacate_after(s.pool)
+        overdue = grace is not None and observed.now - s.since >= grace
+        if (s.busy_cores == 0 or overdue) and s.name not in moved and budget.take():
+            moved.add(s.name)
+            why = "drained" if s.busy_cores == 0 else f"grace period of {grace:g} s is over, vacating"
+            actions.append(_remove(s, actor, f"{s.name} {why}"))
+
+    # --- 2 (demand). Relabel toward targets, with hysteresis and cooldown. --------------------------
+    for ps in receivers:
+        while ps.has_work and ps.standalone < ps.target and take_one(ps, promise=False):
+            pass
+
+    # --- 3/4. Borrow what lending pools still need; give back what they no longer need. --------------
+    room = b.max_lend_share * sum(n.cores for n in workers) - sum(s.cores for s in lent if not s.draining)
+    if b.lend_mode == LendMode.NODES:
+        room -= sum(n.cores for n in workers if n.state == NodeState.DRAINING
+                    or (n.state == NodeState.HTCONDOR and not any(s.node == n.name for s in lent)))
+    in_flight = _in_flight_nodes(workers, lent)
+    claimed: set[str] = set()
+    for ps in receivers:
+        if ps.lend <= 0 and ps.lent <= 0:
+            continue
+        if ps.lend <= 0:
+            continue
+        # Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
+        lacking = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+        if b.lend_mode == LendMode.PODS:
+            for node in sorted(workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0),
+                                                       n.name)):
+                if lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
+                    break
+                if node.state != NodeState.READY:
+                    continue
+                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0), b.pod_cores, b.pod_memory_mib,
+                                      startds)
+                fits = min(fits, math.ceil(lacking / b.pod_cores), int(room // b.pod_cores),
+                           int(max(0.0, k8s_free() - reserve) // b.pod_cores))
+                if fits <= 0:
+                    continue
+                if not budget.take():
+                    break
+                existing = {s.name for s in startds}
+                names = _pod_names(node.name, fits, existing)
+                actions.append(DeployPods(actor=actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
+                                          f"its {ps.target} standalone and holds {ps.lent} borrowed",
+                                          node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
+                                          memory_mib_per_pod=b.pod_memory_mib))
+                added = fits * b.pod_cores
+                pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
+                ps.lent += added
+                lacking -= added
+                room -= added
+        else:
+            for node in in_flight:
+                if lacking < b.hysteresis * node.cores - _EPS or node.name in claimed:
+                    continue
+                claimed.add(node.name)
+                if node.state != NodeState.DRAINING or node.k8s_cores_requested > _EPS:
+                    lacking -= node.cores  # still emptying, or HTCondor starting: already on its way
+                    continue
+                if not budget.take():
+                    break
+                moved.add(node.name)
+                actions.append(StartHTCondor(actor=actor, reason=f"BCS 5: {node.name} is drained; {ps.name} "
+                                             f"needs {lacking} more cores", node=node.name, pool=ps.name))
+                ps.lent += node.cores
+                lacking -= node.cores
+            candidates = sorted((n for n in workers if n.state == NodeState.READY and cool(n.since)
+                                 and pod_cores_on.get(n.name, 0) == 0),
+                                key=lambda n: (n.k8s_cores_requested, n.name))
+            for node in candidates:
+                if lacking < b.hysteresis * node.cores - _EPS or room < node.cores:
+                    break
+                # The node's pods move to the other workers; what is left must still hold the reserve.
+                if k8s_free() - node.cores < reserve - _EPS:
+                    continue
+                if not budget.take():
+                    break
+                moved.add(node.name)
+                claimed.add(node.name)
+                actions.append(DrainNode(actor=actor, reason=f"BCS 5: {ps.name} needs {lacking} more cores; "
+                                         f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
+                                         node=node.name))
+                workers = [n if n.name != node.name else _draining(n) for n in workers]
+                lacking -= node.cores
+                room -= node.cores
+    # Drained workers that no pool needs any more go back to the commons (also after a broker restart).
+    for node in in_flight:
+        if node.name not in claimed and node.name not in moved and cool(node.since) and budget.take():
+            moved.add(node.name)
+            actions.append(ReturnNode(actor=actor, reason=f"{node.name} was taken for batch but no pool "
+                                      f"needs it now", node=node.name))
+
+    notes = []
+    if night is not None:
+        notes.append(f"night {night.start:.0f}–{night.end:.0f} (sun below {b.twilight_altitude_deg:g}°); "
+                     f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}")
+    return Plan(actions=actions, pools=pools, night=night, standalone_cores=base, capped=budget.capped,
+                notes=notes)
+
+
+def _remove(s: StartdT, actor: str, reason: str) -> Action:
+    if s.kind == StartdKind.POD:
+        return DeletePods(actor=actor, reason=f"BCS 3: {reason}", pods=(s.name,))
+    return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
+
+
+def _draining(n: Node) -> Node:
+    from dataclasses import replace
+
+    return replace(n, state=NodeState.DRAINING)
+
+
+def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
+    """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet."""
+    with_startd = {s.node for s in lent if s.kind == StartdKind.NODE}
+    return sorted((n for n in workers if n.state == NodeState.DRAINING
+                   or (n.state == NodeState.HTCONDOR and n.name not in with_startd)), key=lambda n: n.name)
+
+
+def _pods_that_fit(node: Node, pod_cores_there: int, cores: int, memory_mib: int, startds: list[StartdT]) -> int:
+    pod_mem = sum(s.memory_mib for s in startds if s.node == node.name and s.kind == StartdKind.POD)
+    by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
+    by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
+    return max(0, int(min(by_cpu, by_mem)))
+
+
+def _pod_names(node: str, count: int, existing: set[str]) -> tuple[str, ...]:
+    """Deterministic pod names, ``htcondor-<node>-<n>``, skipping numbers in use."""
+    names: list[str] = []
+    i = 1
+    while len(names) < count:
+        name = f"htcondor-{node}-{i}"
+        if name not in existing:
+            names.append(name)
+        i += 1
+    return tuple(names)

@@ -1,0 +1,97 @@
+"""The observing night at the site: when the sun crosses the twilight altitude.
+
+The telescope observes between evening and morning twilight (−12° by default, PSTN-051), so prompt
+processing needs its capacity from a little before evening twilight until the last visit is processed.
+The sun's altitude comes from astropy (``get_sun`` + ``AltAz``); crossings are found on a coarse grid and
+refined by bisection, and each (site, day) is computed once and cached, so ``decide()`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from enclave.spec.models import Site
+
+_DAY = 86_400.0
+_GRID = 600.0  # a 10-minute grid cannot skip a twilight crossing: the sun takes > 1 h between −18° and 0°
+
+
+@dataclass(frozen=True)
+class Night:
+    """One observing night: the sun is below ``altitude_deg`` from ``start`` to ``end`` (Unix seconds)."""
+
+    start: float
+    end: float
+
+    def contains(self, t: float, lead: float = 0.0) -> bool:
+        return self.start - lead <= t < self.end
+
+
+def sun_altitude_deg(site: Site, times: np.ndarray) -> np.ndarray:
+    """Apparent altitude of the sun's centre, degrees, at Unix times ``times``."""
+    import astropy.units as u
+    from astropy.coordinates import AltAz, EarthLocation, get_sun
+    from astropy.time import Time
+
+    location = EarthLocation.from_geodetic(lon=site.longitude_deg * u.deg, lat=site.latitude_deg * u.deg,
+                                           height=site.elevation_m * u.m)
+    t = Time(times, format="unix")
+    altaz = get_sun(t).transform_to(AltAz(obstime=t, location=location))
+    return np.asarray(altaz.alt.deg, dtype=float)
+
+
+def _key(site: Site) -> tuple[float, float, float]:
+    return (site.latitude_deg, site.longitude_deg, site.elevation_m)
+
+
+@lru_cache(maxsize=64)
+def _nights_around(key: tuple[float, float, float], local_noon: float, altitude_deg: float) -> tuple[Night, ...]:
+    """The nights that start within the 24 h after ``local_noon`` (zero or one; none in polar summer)."""
+    site = Site(latitude_deg=key[0], longitude_deg=key[1], elevation_m=key[2])
+    grid = local_noon + np.arange(0.0, 2 * _DAY + _GRID, _GRID)
+    below = sun_altitude_deg(site, grid) < altitude_deg
+    crossings = np.flatnonzero(below[1:] != below[:-1])
+    edges: list[tuple[float, bool]] = []
+    for i in crossings:
+        edges.append((_refine(site, float(grid[i]), float(grid[i + 1]), altitude_deg), bool(below[i + 1])))
+    nights: list[Night] = []
+    start: float | None = local_noon if below[0] else None
+    for t, goes_below in edges:
+        if goes_below:
+            start = t
+        elif start is not None:
+            nights.append(Night(start, t))
+            start = None
+    if start is not None:
+        nights.append(Night(start, float(grid[-1])))
+    return tuple(n for n in nights if local_noon <= n.start < local_noon + _DAY)
+
+
+def _refine(site: Site, lo: float, hi: float, altitude_deg: float) -> float:
+    """Locate the crossing on a 10 s grid, then interpolate linearly: the sun moves ~0.04° in 10 s, so the
+    altitude is linear there to well under a second of time."""
+    ts = np.linspace(lo, hi, int((hi - lo) / 10.0) + 1)
+    alt = sun_altitude_deg(site, ts) - altitude_deg
+    i = int(np.flatnonzero(np.sign(alt[1:]) != np.sign(alt[:-1]))[0])
+    a, b = float(alt[i]), float(alt[i + 1])
+    return float(ts[i] + (ts[i + 1] - ts[i]) * a / (a - b))
+
+
+def _local_noon_before(site: Site, t: float) -> float:
+    """Mean local noon (by longitude) at or before ``t``: nights never straddle it."""
+    offset = site.longitude_deg / 360.0 * _DAY
+    return math.floor((t + offset - _DAY / 2) / _DAY) * _DAY + _DAY / 2 - offset
+
+
+def night_at(site: Site, t: float, altitude_deg: float = -12.0) -> Night | None:
+    """The night that contains ``t``, or the next one if ``t`` is in daytime (None if no night soon)."""
+    noon = _local_noon_before(site, t)
+    for n in _nights_around(_key(site), noon, altitude_deg) + _nights_around(_key(site), noon + _DAY,
+                                                                             altitude_deg):
+        if t < n.end:
+            return n
+    return None

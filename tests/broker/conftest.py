@@ -1,0 +1,154 @@
+"""Builders for broker tests: small specs, random observed states, and an in-memory backend.
+
+The in-memory backend is not an imitation of a library: it is the broker's own Backend protocol carried
+out by ``enclave.broker.effects.project``, plus a crude job model, so executor and restart behaviour can
+be tested without the twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import strategies as st
+
+from enclave.broker.effects import apply_one
+from enclave.broker.model import Action, Node, NodeState, Observed, PoolDemand, Startd, StartdKind
+from enclave.spec import EnclaveSpec, parse
+from enclave.spec.models import NodeRole
+
+POOLS = ("prompt", "drp", "user", "general")
+
+BASE = """
+cluster:
+  name: t
+  kubernetes_version: "1.29.4"
+  network_overlay: weave
+  site: {latitude_deg: -30.2444, longitude_deg: -70.7494, elevation_m: 2663}
+  node_groups:
+    - {name: master, role: control-plane, count: 1, cores: 4, memory_gib: 16, local_disk_gib: 100}
+    - {name: kub, role: worker, count: %(workers)d, cores: 48, memory_gib: 256, local_disk_gib: 100}
+    - {name: condor, role: batch-only, count: %(batch)d, cores: 24, memory_gib: 128, local_disk_gib: 100}
+pools:
+%(pools)s
+batch: {central_manager: cm.example.org, submit_hosts: [login.example.org]}
+notebooks:
+  images: [registry.example.org/lab:1.0]
+  sizes: {small: {cpu_request: 0.5, cpu_limit: 1, memory_request_mib: 1024, memory_limit_mib: 2048}}
+  default_size: small
+registry: {host: registry.example.org}
+broker: %(broker)s
+"""
+
+
+def make_spec(workers: int = 4, batch: int = 10, guaranteed: tuple[int, ...] = (3, 4, 1, 0),
+              maximum: tuple[int, ...] = (6, 9, 5, 5), broker: dict[str, Any] | None = None) -> EnclaveSpec:
+    """A spec whose guarantees and maxima are whole numbers of batch nodes (shares = nodes / batch)."""
+    prio = (100, 50, 30, 10)
+    pools = "\n".join(
+        f"  {p}: {{guaranteed_share: {g / batch!r}, max_share: {max(m, 1) / batch!r}, priority: {pr}"
+        + (", latency_objective: {seconds: 60, fraction: 0.98}" if p == "prompt" else "")
+        + (", take_away: vacate, grace_seconds: 600" if p == "drp" else "") + "}"
+        for p, g, m, pr in zip(POOLS, guaranteed, maximum, prio, strict=True)
+    )
+    import json
+
+    return parse(BASE % {"workers": workers, "batch": batch, "pools": pools, "broker": json.dumps(broker or {})})
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> EnclaveSpec:
+    batch = draw(st.integers(1, 12))
+    guaranteed = []
+    left = batch
+    for _ in POOLS:
+        g = draw(st.integers(0, left))
+        guaranteed.append(g)
+        left -= g
+    maximum = tuple(draw(st.integers(max(g, 1), batch)) for g in guaranteed)
+    broker = {
+        "max_moves_per_cycle": draw(st.integers(1, 30)),
+        "hysteresis": draw(st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+        "cooldown_seconds": draw(st.sampled_from([0, 300, 900])),
+        "lend_mode": draw(st.sampled_from(["pods", "nodes"])),
+        "pod_cores": draw(st.sampled_from([4, 8, 16])),
+        "pod_memory_mib": 8192,
+        "notebook_headroom_cores": draw(st.sampled_from([0, 16])),
+        "max_lend_share": draw(st.sampled_from([0.0, 0.5, 1.0])),
+    }
+    return make_spec(workers=draw(st.integers(0, 4)), batch=batch, guaranteed=tuple(guaranteed),
+                     maximum=maximum, broker=broker)
+
+
+NOW = 1_776_000_000.0  # 2026-04-12 13:20 UTC: daytime at Cerro Pachón
+
+
+@st.composite
+def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
+    now = NOW + draw(st.sampled_from([0.0, 10 * 3600.0, 14 * 3600.0]))  # day, night, night
+    ages = st.sampled_from([0.0, 100.0, 1000.0, 100_000.0])
+    nodes: list[Node] = []
+    startds: list[Startd] = []
+    pool_names = [*POOLS]
+    mode = spec.broker.lend_mode.value
+    for g in spec.cluster.node_groups:
+        for i in range(1, g.count + 1):
+            name = f"{g.name}-{i:03d}"
+            mem = int(g.memory_gib * 1024)
+            if g.role == NodeRole.BATCH_ONLY:
+                down = draw(st.integers(0, 9)) == 0
+                nodes.append(Node(name, g.name, g.role, g.cores, mem,
+                                  state=NodeState.DOWN if down else NodeState.READY))
+                busy = draw(st.integers(0, g.cores))
+                startds.append(Startd(name, name, StartdKind.STANDALONE, draw(st.sampled_from(pool_names)),
+                                      g.cores, mem, busy_cores=busy, since=now - draw(ages)))
+            elif g.role == NodeRole.WORKER:
+                state = draw(st.sampled_from([NodeState.READY, NodeState.READY, NodeState.DRAINING,
+                                              NodeState.HTCONDOR]) if mode == "nodes" else
+                             st.just(NodeState.READY))
+                req = 0.0 if state == NodeState.HTCONDOR else float(draw(st.integers(0, g.cores)))
+                nodes.append(Node(name, g.name, g.role, g.cores, mem, state=state, k8s_cores_requested=req,
+                                  k8s_memory_requested_mib=int(req * 1024), since=now - draw(ages)))
+                if state == NodeState.HTCONDOR and draw(st.booleans()):
+                    startds.append(Startd(name, name, StartdKind.NODE, draw(st.sampled_from(pool_names)),
+                                          g.cores, mem, busy_cores=draw(st.integers(0, g.cores)),
+                                          since=now - draw(ages), draining=draw(st.booleans())))
+                elif state == NodeState.READY and mode == "pods":
+                    pc = spec.broker.pod_cores
+                    for k in range(1, draw(st.integers(0, max(0, int(g.cores - req) // pc))) + 1):
+                        startds.append(Startd(f"htcondor-{name}-{k}", name, StartdKind.POD,
+                                              draw(st.sampled_from(pool_names)), pc, 8192,
+                                              busy_cores=draw(st.integers(0, pc)), since=now - draw(ages),
+                                              draining=draw(st.booleans())))
+            else:
+                nodes.append(Node(name, g.name, g.role, g.cores, mem))
+    demand = {}
+    for p in POOLS:
+        idle = draw(st.integers(0, 400))
+        running = draw(st.integers(0, 300))
+        demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running)
+    pending = float(draw(st.sampled_from([0, 0, 10, 100])))
+    return Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
+                    notebook_pending_cores=pending)
+
+
+class MemoryBackend:
+    """The Backend protocol over an Observed value; jobs finish when ``tick`` says so."""
+
+    def __init__(self, observed: Observed) -> None:
+        self.state = observed
+        self.applied: list[Action] = []
+
+    def observe(self) -> Observed:
+        return self.state
+
+    def apply(self, action: Action) -> None:
+        self.state = apply_one(self.state, action)
+        self.applied.append(action)
+
+    def tick(self, seconds: float, *, finish_jobs: bool = True, evict: bool = True) -> None:
+        """Time passes: running jobs on draining startds finish, drained nodes empty."""
+        startds = tuple(replace(s, busy_cores=0) if finish_jobs and s.draining else s for s in self.state.startds)
+        nodes = tuple(replace(n, k8s_cores_requested=0.0, k8s_memory_requested_mib=0)
+                      if evict and n.state == NodeState.DRAINING else n for n in self.state.nodes)
+        self.state = replace(self.state, now=self.state.now + seconds, startds=startds, nodes=nodes)

@@ -1,0 +1,168 @@
+"""Invariants of decide() over random observed states (hypothesis)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from enclave.broker.decide import Plan, plan, pool_states
+from enclave.broker.effects import project
+from enclave.broker.model import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    NodeState,
+    Observed,
+    Relabel,
+    ReturnNode,
+    StartdKind,
+    StartHTCondor,
+)
+from enclave.spec import EnclaveSpec
+from enclave.spec.models import NodeRole
+from tests.broker.conftest import observed_states, specs
+
+# Shrinking these wide states takes minutes, so it is off: a failure prints the whole unshrunk case.
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    spec = draw(specs())
+    return spec, draw(observed_states(spec))
+
+
+def _held(o: Observed, standalone_only: bool = False) -> dict[str, int]:
+    """Cores each pool holds in startds that are up and not on their way out."""
+    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    held: Counter[str] = Counter()
+    for s in o.startds:
+        if standalone_only and s.kind != StartdKind.STANDALONE:
+            continue
+        if not s.draining and s.node not in down:
+            held[s.pool] += s.cores
+    return dict(held)
+
+
+def _targets(a: Action) -> list[str]:
+    match a:
+        case Relabel(startd=s) | DrainStartd(startd=s):
+            return [s]
+        case DeletePods(pods=pods):
+            return list(pods)
+        case DeployPods(node=n) | DrainNode(node=n) | StartHTCondor(node=n) | ReturnNode(node=n):
+            return [n]
+    raise AssertionError(a)
+
+
+@FAST
+@given(cases())
+def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    p = plan(spec, o)
+    after = _held(project(o, p.actions))
+    for name, ps in p.pools.items():
+        if not ps.has_work or name not in spec.pools:
+            continue
+        if after.get(name, 0) >= ps.guaranteed or p.capped:
+            continue
+        # Below its guarantee only when no startd could be taken without breaking another promise or a cap.
+        left = _held(project(o, p.actions), standalone_only=True)
+        moved = {a.startd for a in p.actions if isinstance(a, Relabel)}
+        for s in project(o, p.actions).startds:
+            q = p.pools.get(s.pool)
+            if s.pool == name or s.draining or s.kind != StartdKind.STANDALONE or q is None or s.name in moved:
+                continue
+            if any(n.name == s.node and n.state == NodeState.DOWN for n in o.nodes):
+                continue
+            keep = q.guaranteed if q.has_work else 0
+            fits = after.get(name, 0) + s.cores <= ps.maximum
+            assert not (fits and left.get(s.pool, 0) - s.cores >= keep and left[s.pool] > q.target), (
+                f"{name} holds {after.get(name, 0)} < guarantee {ps.guaranteed} although {s.name} "
+                f"({s.pool}) could be taken: {p.actions}")
+
+
+@FAST
+@given(cases())
+def test_maxima_kept(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    p = plan(spec, o)
+    before, after = _held(o), _held(project(o, p.actions))
+    for name, ps in p.pools.items():
+        assert after.get(name, 0) <= max(ps.maximum, before.get(name, 0)), (name, p.actions)
+
+
+@FAST
+@given(cases())
+def test_no_double_assignment_and_no_node_lost(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    r = project(o, plan(spec, o).actions)
+    names = [s.name for s in r.startds]
+    assert len(names) == len(set(names))
+    roles = {n.name: n.role for n in r.nodes}
+    states = {n.name: n.state for n in r.nodes}
+    per_node: Counter[str] = Counter(s.node for s in r.startds if s.kind != StartdKind.POD)
+    for n, role in roles.items():
+        if role == NodeRole.BATCH_ONLY:
+            assert per_node[n] == 1, f"batch node {n} must be in exactly one pool"
+        else:
+            assert per_node[n] <= 1
+    for s in r.startds:
+        assert s.pool in spec.pools or s.pool in {x.pool for x in o.startds}
+        if s.kind == StartdKind.POD:
+            assert states[s.node] == NodeState.READY, f"pod {s.name} on a {states[s.node]} node"
+        if s.kind == StartdKind.NODE:
+            assert states[s.node] == NodeState.HTCONDOR
+
+
+@FAST
+@given(cases())
+def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    actions = plan(spec, o).actions
+    assert len(actions) <= spec.broker.max_moves_per_cycle
+    touched = [t for a in actions for t in _targets(a)]
+    assert len(touched) == len(set(touched)), actions
+
+
+@FAST
+@given(cases())
+def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    first = plan(spec, o)
+    second: Plan = plan(spec, project(o, first.actions))
+    if not first.capped:
+        assert second.actions == [], (first.actions, second.actions)
+    # Even when capped, the second decision never undoes the first.
+    relabelled = {a.startd: a.from_pool for a in first.actions if isinstance(a, Relabel)}
+    for a in second.actions:
+        if isinstance(a, Relabel):
+            assert relabelled.get(a.startd) != a.to_pool, (first.actions, second.actions)
+        deployed = {p for b in first.actions if isinstance(b, DeployPods) for p in b.pods}
+        if isinstance(a, DeletePods):
+            assert not deployed & set(a.pods)
+
+
+@FAST
+@given(cases())
+def test_deterministic(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    assert plan(spec, o).actions == plan(spec, o).actions
+
+
+@FAST
+@given(cases())
+def test_targets_respect_shares(case: tuple[EnclaveSpec, Observed]) -> None:
+    spec, o = case
+    pools, base = pool_states(spec, o, None)
+    assert sum(ps.target for ps in pools.values()) <= base
+    for name, ps in pools.items():
+        if name in spec.pools:
+            assert ps.target + ps.lend <= ps.maximum
+            if ps.has_work:
+                assert ps.target >= ps.guaranteed
