@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,10 @@ from enclave.access import tokens
 from enclave.accounts import service as accounts
 from enclave.accounts.models import AccountKind
 from enclave.api.app import create_app
+from enclave.api.runner import BrokerRunner
+from enclave.broker.effects import apply_one
+from enclave.broker.layout import initial_state
+from enclave.broker.model import Action, DrainNode, Observed
 from enclave.api.service import Service
 from enclave.db import Database
 from enclave.spec import EnclaveSpec, Role, load
@@ -44,6 +48,29 @@ def role_user(role: Role) -> str:
     return SCIENCE if role == Role.SCIENCE_USER else STAFF_ROLE_USERS[role]
 
 
+T0 = 1_782_043_200.0  # 2026-06-21 12:00 UTC
+
+
+class ProjectedBackend:
+    """The broker's own model of the enclave as a backend: the spec's initial layout, changed by each action
+    exactly as ``enclave.broker.effects`` projects it. No workload and no clock of its own: the role and
+    refusal tests need a backend that is fast and holds still. The twin drives the runner tests."""
+
+    def __init__(self, spec: EnclaveSpec) -> None:
+        self.state = initial_state(spec, now=T0)
+        # One worker already draining, so a start-htcondor procedure has somewhere legal to go.
+        self.state = apply_one(self.state, DrainNode(actor="setup", reason="fixture", node="kub-017"))
+
+    def observe(self) -> Observed:
+        return self.state
+
+    def apply(self, action: Action) -> None:
+        self.state = apply_one(self.state, action)
+
+    def advance(self, seconds: float) -> None:
+        self.state = replace(self.state, now=self.state.now + seconds)
+
+
 @pytest.fixture(scope="session")
 def spec() -> EnclaveSpec:
     return load(EXAMPLES / "lsst-ldf.yaml")
@@ -59,6 +86,14 @@ def populate(db: Database, spec: EnclaveSpec) -> dict[str, str]:
         accounts.onboard(s, ADMIN, spec, SCIENCE, name="Science Person", email="sci@example.org",
                          kind=AccountKind.SCIENCE, reason="test fixture",
                          allocation=accounts.Allocation(proposal_id="P-1"))
+        # Targets for the lifecycle endpoints, one per transition so any of them can be tried on a fresh copy.
+        accounts.onboard(s, ADMIN, spec, "victim", name="Victim Staff", email="victim@example.org",
+                         kind=AccountKind.STAFF, reason="test fixture", namespaces=["qserv"])
+        for user in ("scivictim", "scipromo", "sciexpired"):
+            accounts.onboard(s, ADMIN, spec, user, name=f"{user} person", email=f"{user}@example.org",
+                             kind=AccountKind.SCIENCE, reason="test fixture",
+                             allocation=accounts.Allocation(proposal_id="P-2"))
+        accounts.expire(s, ADMIN, "sciexpired", reason="test fixture")
         for user in [ADMIN, *STAFF_ROLE_USERS.values(), SCIENCE]:
             out[user] = tokens.issue(s, user, user, ["*"], 3600)
     return out
@@ -83,6 +118,11 @@ def world(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, 
     path.write_bytes(template_db[0].read_bytes())
     db = Database(f"sqlite:///{path}")
     service = Service(spec=spec, db=db)
+    backend = ProjectedBackend(spec)
+    service.runner = BrokerRunner(spec=spec, observe=backend.observe, decide=lambda o: [], db=db,
+                                  metrics=service.metrics, history=service.history, apply=backend.apply,
+                                  advance=backend.advance, backend_name="projected")
+    service.runner.snapshot()
     with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield World(spec=spec, db=db, service=service, client=client, tokens=dict(template_db[1]))
     db.dispose()

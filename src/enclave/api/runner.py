@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission, require
 from enclave.api.metrics import Metrics
+from enclave.api.plain import plain
 from enclave.api.snapshot import History, summarise
 from enclave.broker.model import (
     Action,
@@ -30,7 +31,8 @@ from enclave.broker.model import (
     ReturnNode,
     StartHTCondor,
 )
-from enclave.errors import Conflict
+from enclave.db import Database
+from enclave.errors import Conflict, EnclaveError
 from enclave.journal import record
 from enclave.spec.models import EnclaveSpec
 
@@ -89,8 +91,9 @@ class Extras:
 class BrokerRunner:
     spec: EnclaveSpec
     observe: Callable[[], Observed]
-    cycle: Callable[[Observed], Sequence[Action]]
-    """Decide and apply (role-checked and journaled by the broker's executor); returns what was applied."""
+    decide: Callable[[Observed], Sequence[Action]]
+    """The broker's pure decision for an observed state."""
+    db: Database
     metrics: Metrics
     history: History
     apply: Callable[[Action], None] | None = None
@@ -117,16 +120,27 @@ class BrokerRunner:
             if self.advance is not None:
                 self.advance(self.sim_seconds_per_cycle)
             observed = self.observe()
+            refused: list[str] = []
             try:
-                applied = list(self.cycle(observed))
+                actions = list(self.decide(observed))
+                with self.db.session() as session:
+                    for action in actions:
+                        try:
+                            # One savepoint per action: a refused action leaves no journal entry behind,
+                            # and the others still go ahead.
+                            with session.begin_nested():
+                                self.execute(session, action, observed.now)
+                        except EnclaveError as error:
+                            refused.append(f"{action.kind} {action_target(action)}: {error}")
+                            continue
+                        self.record(action, observed.now)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self.metrics.broker_errors.inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                applied = []
             else:
-                self.last_error = None
-            for action in applied:
-                self.record(action, observed.now)
+                self.last_error = "; ".join(refused[:3]) or None
+                if refused:
+                    self.metrics.broker_errors.inc()
             self.cycles += 1
             self.metrics.broker_cycles.inc()
             self.snapshot(observed)
@@ -152,20 +166,23 @@ class BrokerRunner:
     def permission_for(self, action: Action) -> Permission:
         return PERMISSION_OF[type(action)]
 
-    def apply_manual(self, session: Session, action: Action) -> None:
-        """A BCS procedure run by a person: role check, apply, journal — in the caller's transaction, so a
-        refused or failed procedure leaves neither a change nor a journal entry behind."""
+    def execute(self, session: Session, action: Action, now: float) -> None:
+        """Role check, journal, apply — in the caller's transaction. The journal entry is written first: if
+        the backend then refuses, the exception rolls it back with everything else."""
         require(session, action.actor, self.permission_for(action))
         if self.apply is None:
             raise Conflict(f"the {self.backend_name} backend is read-only here", where="broker",
                            fix="run the procedure where the backend accepts actions")
+        record(session, actor=action.actor, action=f"broker.{action.kind}", target=action_target(action),
+               reason=action.reason, before=None, after=plain(action))
+        self.apply(action)
+
+    def apply_manual(self, session: Session, action: Action) -> None:
+        """A BCS procedure run by a person, between two broker cycles."""
         with self.lock:
-            before = self.observe()
-            # Journal first: if the backend then refuses, the exception rolls the entry back with everything else.
-            record(session, actor=action.actor, action=f"broker.{action.kind}", target=action_target(action),
-                   reason=action.reason, before=None, after=describe(action, before.now).__dict__)
-            self.apply(action)
-            self.record(action, before.now)
+            now = self.observe().now
+            self.execute(session, action, now)
+            self.record(action, now)
             self.snapshot()
 
     def exclusive(self, fn: Callable[[], T]) -> T:
@@ -203,5 +220,9 @@ class BrokerRunner:
             if self.finished is not None and self.finished():
                 self._stop.wait(self.wall_seconds_per_cycle)
                 continue
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # observe/advance failed (backend unreachable): report, keep trying
+                self.metrics.broker_errors.inc()
+                self.last_error = f"{type(exc).__name__}: {exc}"
             self._stop.wait(max(0.0, self.wall_seconds_per_cycle - (time.monotonic() - started)))

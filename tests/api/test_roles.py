@@ -1,0 +1,157 @@
+"""Every endpoint as every actor role: allowed where the role table grants it, refused (403) elsewhere, and a
+refusal changes nothing — neither the database (every table, including the journal) nor the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from enclave.access.permissions import ROLE_PERMISSIONS, Permission
+from enclave.db import Base
+from enclave.spec import Role
+from tests.api.conftest import World, role_user
+
+P = Permission
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    method: str
+    path: str | Callable[[World, str], str]
+    body: dict[str, Any] | None = None
+    needs: Permission | None = None
+    """None: any authenticated account may call it."""
+    ok: tuple[int, ...] = (200,)
+
+
+def other_token_key(world: World, user: str) -> str:
+    return world.tokens["victim" if "victim" in world.tokens else "root"].split("_")[1]
+
+
+CALLS = [
+    Call("whoami", "GET", "/whoami"),
+    Call("status", "GET", "/status"),
+    Call("history", "GET", "/history"),
+    Call("pools", "GET", "/pools"),
+    Call("nodes", "GET", "/nodes"),
+    Call("node", "GET", "/nodes/condor-001"),
+    Call("own account", "GET", lambda w, u: f"/accounts/{u}"),
+    Call("own tokens", "GET", "/tokens"),
+    Call("issue own token", "POST", "/tokens", {"scopes": ["*"], "ttl_seconds": 600}, ok=(201,)),
+    Call("broker status", "GET", "/broker/status"),
+    Call("broker plan", "GET", "/broker/plan"),
+    Call("broker actions", "GET", "/broker/actions"),
+    Call("upgrade plan", "GET", "/ops/upgrade-plan"),
+    Call("journal", "GET", "/journal", needs=P.JOURNAL_READ),
+    Call("journal verify", "GET", "/journal/verify", needs=P.JOURNAL_READ),
+    Call("list accounts", "GET", "/accounts", needs=P.ACCOUNTS_MANAGE),
+    Call("other account", "GET", "/accounts/victim", needs=P.ACCOUNTS_MANAGE),
+    Call("other tokens", "GET", "/tokens?username=victim", needs=P.ACCOUNTS_MANAGE),
+    Call("notebook options", "GET", "/notebooks/options", needs=P.NOTEBOOKS_SPAWN),
+    Call("notebook validate", "POST", "/notebooks/validate", {"size": "small"}, needs=P.NOTEBOOKS_SPAWN),
+    Call("onboard", "POST", "/accounts", {"username": "newbie", "name": "New Person", "email": "new@example.org",
+                                          "kind": "science", "reason": "joins",
+                                          "allocation": {"proposal_id": "P-9"}}, needs=P.ACCOUNTS_MANAGE, ok=(201,)),
+    Call("depart", "POST", "/accounts/victim/depart", {"reason": "left"}, needs=P.ACCOUNTS_MANAGE),
+    Call("expire", "POST", "/accounts/scivictim/expire", {"reason": "ended"}, needs=P.ACCOUNTS_MANAGE),
+    Call("renew", "POST", "/accounts/sciexpired/renew",
+         {"reason": "new proposal", "allocation": {"proposal_id": "P-10", "quota_gib": 200, "expires": "2030-01-31T00:00:00Z"}},
+         needs=P.ACCOUNTS_MANAGE),
+    Call("promote", "POST", "/accounts/scipromo/promote", {"reason": "hired"}, needs=P.ACCOUNTS_MANAGE),
+    Call("demote", "POST", "/accounts/victim/demote", {"reason": "contract ended", "new_username": "victim2",
+                                                       "allocation": {"proposal_id": "P-11"}},
+         needs=P.ACCOUNTS_MANAGE, ok=(201,)),
+    Call("grow quota", "POST", "/accounts/victim/quota", {"reason": "big proposal", "quota_gib": 500},
+         needs=P.ACCOUNTS_MANAGE),
+    Call("join namespace", "POST", "/accounts/victim/namespaces", {"namespace": "firefly", "reason": "team"},
+         needs=P.ACCOUNTS_MANAGE),
+    Call("leave namespace", "DELETE", "/accounts/victim/namespaces/qserv?reason=moved", needs=P.ACCOUNTS_MANAGE),
+    Call("grant role", "POST", "/accounts/victim/roles", {"role": "security", "reason": "joins security"},
+         needs=P.ROLES_GRANT),
+    Call("revoke role", "DELETE", "/accounts/victim/roles/developer?reason=changed", needs=P.ROLES_GRANT),
+    Call("token for other", "POST", "/tokens", {"username": "victim", "scopes": ["*"]}, needs=P.ACCOUNTS_MANAGE,
+         ok=(201,)),
+    Call("revoke other's token", "DELETE", lambda w, u: f"/tokens/{w.tokens['root'].split('_')[1]}",
+         needs=P.ACCOUNTS_MANAGE),
+    Call("relabel (BCS 1/2)", "POST", "/broker/actions",
+         {"kind": "relabel", "startd": "condor-001", "to_pool": "general", "reason": "BCS 2 by hand"},
+         needs=P.BATCH_RELABEL, ok=(201,)),
+    Call("start htcondor (BCS 5)", "POST", "/broker/actions",
+         {"kind": "start-htcondor", "node": "kub-017", "pool": "prompt", "reason": "BCS 5 by hand"},
+         needs=P.BATCH_RELABEL, ok=(201,)),
+    Call("drain startd", "POST", "/broker/actions",
+         {"kind": "drain-startd", "startd": "condor-002", "reason": "maintenance"}, needs=P.BATCH_RELABEL,
+         ok=(201,)),
+    Call("deploy pods (BCS 4)", "POST", "/broker/actions",
+         {"kind": "deploy-pods", "node": "kub-001", "pool": "prompt", "count": 2, "cores_per_pod": 8,
+          "memory_mib_per_pod": 16384, "reason": "BCS 4 by hand"}, needs=P.BATCH_PODS, ok=(201,)),
+    Call("delete pods (BCS 3)", "POST", "/broker/actions",
+         {"kind": "delete-pods", "pods": ["kub-001-htcondor-1"], "reason": "BCS 3 by hand"}, needs=P.BATCH_PODS,
+         ok=(201,)),
+    Call("drain node (BCS 5)", "POST", "/broker/actions",
+         {"kind": "drain-node", "node": "kub-002", "reason": "BCS 5 by hand"}, needs=P.BATCH_PODS, ok=(201,)),
+    Call("return node", "POST", "/broker/actions",
+         {"kind": "return-node", "node": "kub-017", "reason": "give back"}, needs=P.BATCH_PODS, ok=(201,)),
+]
+
+
+def fingerprint(world: World) -> tuple[Any, ...]:
+    """Every row of every table, plus the backend's whole state and the runner's action count."""
+    with world.db.engine.connect() as c:
+        rows = tuple(tuple(map(tuple, c.execute(sa.select(t)).all())) for t in Base.metadata.sorted_tables)
+    runner = world.service.runner
+    assert runner is not None
+    return rows, runner.observe(), runner.actions_total
+
+
+def allowed(role: Role, call: Call) -> bool:
+    return call.needs is None or call.needs in ROLE_PERMISSIONS[role]
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+@pytest.mark.parametrize("call", CALLS, ids=lambda c: c.name)
+def test_endpoint_as_role(world: World, call: Call, role: Role) -> None:
+    user = role_user(role)
+    path = call.path(world, user) if callable(call.path) else call.path
+    before = fingerprint(world)
+    r = world.client.request(call.method, f"/api/v1{path}", json=call.body, headers=world.as_(user))
+    if allowed(role, call):
+        assert r.status_code in call.ok, (r.status_code, r.text)
+    else:
+        assert r.status_code == 403, (r.status_code, r.text)
+        body = r.json()
+        assert body["error"] == "PermissionDenied" and body["problems"][0]["fix"], body
+        assert fingerprint(world) == before, "a refused call changed state"
+
+
+def test_every_route_is_in_the_matrix(world: World) -> None:
+    """A new endpoint must be added to CALLS, so no route escapes the role tests."""
+    schema = world.client.get("/api/v1/openapi.json").json()
+    tried = set()
+    for call in CALLS:
+        path = call.path(world, "x") if callable(call.path) else call.path
+        tried.add((call.method, path.split("?")[0]))
+    for route, methods in schema["paths"].items():
+        for method in methods:
+            concrete = any(m == method.upper() and _matches(route.removeprefix("/api/v1"), p) for m, p in tried)
+            assert concrete or route == "/api/v1/health", f"{method.upper()} {route} is not in CALLS"
+
+
+def _matches(template: str, path: str) -> bool:
+    t, p = template.split("/"), path.split("/")
+    return len(t) == len(p) and all(a == b or a.startswith("{") for a, b in zip(t, p, strict=True))
+
+
+def test_allowed_writes_are_journaled_as_the_caller(world: World) -> None:
+    r = world.client.post("/api/v1/broker/actions", headers=world.as_("htcondoradmin"),
+                          json={"kind": "relabel", "startd": "condor-001", "to_pool": "general", "reason": "why"})
+    assert r.status_code == 201, r.text
+    entries = world.client.get("/api/v1/journal?limit=1", headers=world.as_("root")).json()
+    assert entries[0]["actor"] == "htcondoradmin" and entries[0]["action"] == "broker.Relabel"
+    assert entries[0]["target"] == "condor-001" and entries[0]["reason"] == "why"
+    assert world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["ok"] is True
