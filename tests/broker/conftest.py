@@ -152,3 +152,37 @@ class MemoryBackend:
         nodes = tuple(replace(n, k8s_cores_requested=0.0, k8s_memory_requested_mib=0)
                       if evict and n.state == NodeState.DRAINING else n for n in self.state.nodes)
         self.state = replace(self.state, now=self.state.now + seconds, startds=startds, nodes=nodes)
+
+
+# --- database with the broker's accounts -------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from enclave.db import Database  # noqa: E402
+from enclave.spec.models import Role  # noqa: E402
+
+BROKER = "enclave-broker"
+CONDOR_ADMIN = "condor-admin"
+K8S_ADMIN = "k8s-admin"
+
+
+@pytest.fixture
+def db(tmp_path: Any) -> Database:
+    """A migrated SQLite database with a sysadmin, the broker (both batch roles) and one admin per role."""
+    from enclave.accounts import service
+    from enclave.accounts.models import AccountKind
+    from enclave.spec.defaults import DEFAULT_SPEC
+    from enclave.spec.load import load
+
+    spec = load(DEFAULT_SPEC)
+    database = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
+    database.migrate()
+    with database.session() as s:
+        service.bootstrap(s, spec, "root", name="Root Admin", email="root@example.org")
+    for name, roles in ((BROKER, [Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN]),
+                        (CONDOR_ADMIN, [Role.HTCONDOR_ADMIN]), (K8S_ADMIN, [Role.K8S_SERVICE_ADMIN])):
+        with database.session() as s:
+            service.onboard(s, "root", spec, name, name=name.title(), email=f"{name}@example.org",
+                            kind=AccountKind.STAFF, roles=roles, reason="broker tests")
+    yield database  # type: ignore[misc]
+    database.dispose()

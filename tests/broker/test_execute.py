@@ -1,0 +1,129 @@
+"""The executor: role checks, journal in the same transaction, idempotence, convergence after a crash."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+
+from enclave.broker.decide import decide
+from enclave.broker.execute import Executor, cycle
+from enclave.broker.layout import initial_state
+from enclave.broker.model import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
+from enclave.db import Database
+from enclave.errors import ExternalError, PermissionDenied
+from enclave.journal import query, verify
+from enclave.journal.models import JournalEntry
+from enclave.spec.models import NodeRole
+from tests.broker.conftest import BROKER, CONDOR_ADMIN, K8S_ADMIN, NOW, MemoryBackend, make_spec
+
+SPEC = make_spec(workers=3, batch=10, maximum=(10, 9, 5, 5), broker={"max_moves_per_cycle": 4, "cooldown_seconds": 0})
+
+
+def busy_drp() -> Observed:
+    o = initial_state(SPEC, NOW - 100_000)
+    return replace(o, now=NOW, demand={"drp": PoolDemand(idle_jobs=500, idle_cores=500, running_jobs=10,
+                                                         running_cores=10),
+                                       "prompt": PoolDemand(idle_jobs=400, idle_cores=400)})
+
+
+def entries(db: Database) -> int:
+    with db.session() as s:
+        return int(s.execute(sa.select(sa.func.count()).select_from(JournalEntry)).scalar_one())
+
+
+def test_cycle_applies_and_journals_each_action(db: Database) -> None:
+    backend = MemoryBackend(busy_drp())
+    report = cycle(SPEC, Executor(backend, db), BROKER)
+    assert report.plan.actions and all(o.applied for o in report.outcomes)
+    assert backend.applied == report.plan.actions
+    with db.session() as s:
+        assert verify(s) >= len(report.outcomes)
+        got = query(s, action="broker.*")
+    assert len(got) == len(report.outcomes)
+    first = got[0]
+    assert first.actor == BROKER and first.reason == report.plan.actions[0].reason
+    assert first.before != first.after
+
+
+def test_role_is_checked_and_refusal_changes_nothing(db: Database) -> None:
+    backend = MemoryBackend(busy_drp())
+    state = backend.state
+    deploy = DeployPods(actor=CONDOR_ADMIN, reason="test", node="kub-001", pool="prompt",
+                        pods=("htcondor-kub-001-1",), cores_per_pod=8, memory_mib_per_pod=8192)
+    n = entries(db)
+    with pytest.raises(PermissionDenied) as err:
+        Executor(backend, db).apply(deploy)
+    assert "k8s-service-admin" in str(err.value)
+    assert backend.state == state and entries(db) == n
+    relabel = Relabel(actor=K8S_ADMIN, reason="test", startd="condor-001", from_pool="prompt", to_pool="drp")
+    with pytest.raises(PermissionDenied):
+        Executor(backend, db).apply(relabel)
+    assert backend.state == state and entries(db) == n
+    # The right role may.
+    assert Executor(backend, db).apply(replace(deploy, actor=K8S_ADMIN)).applied
+    assert Executor(backend, db).apply(replace(relabel, actor=CONDOR_ADMIN)).applied
+    assert entries(db) == n + 2
+
+
+def test_applying_twice_is_a_no_op(db: Database) -> None:
+    backend = MemoryBackend(busy_drp())
+    a = Relabel(actor=CONDOR_ADMIN, reason="test", startd="condor-001", from_pool="prompt", to_pool="drp")
+    ex = Executor(backend, db)
+    assert ex.apply(a).applied
+    n = entries(db)
+    again = ex.apply(a)
+    assert not again.applied and entries(db) == n and backend.applied == [a]
+
+
+class Failing(MemoryBackend):
+    def apply(self, action: Action) -> None:
+        raise ExternalError("kubernetes API unreachable")
+
+
+def test_backend_failure_rolls_the_journal_back(db: Database) -> None:
+    backend = Failing(busy_drp())
+    n = entries(db)
+    with pytest.raises(ExternalError):
+        Executor(backend, db).apply(decide(SPEC, backend.observe(), BROKER)[0])
+    assert entries(db) == n
+
+
+def _run(db: Database, crash_after: int | None) -> MemoryBackend:
+    """Broker cycles a minute apart; optionally the first cycle dies after ``crash_after`` actions."""
+    backend = MemoryBackend(busy_drp())
+    ex = Executor(backend, db)
+    if crash_after is not None:
+        actions = decide(SPEC, backend.observe(), BROKER)
+        assert len(actions) > crash_after
+        for a in actions[:crash_after]:
+            ex.apply(a)
+        backend.tick(60)  # the broker is down for a cycle; then it restarts with no memory
+    for _ in range(30):
+        report = cycle(SPEC, ex, BROKER)
+        backend.tick(60)
+        if not report.plan.actions:
+            break
+    assert decide(SPEC, backend.observe(), BROKER) == []
+    return backend
+
+
+def holdings(b: MemoryBackend) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for s in b.state.startds:
+        c[s.pool] += s.cores
+    return c
+
+
+def test_broker_killed_between_actions_converges_after_restart(db: Database) -> None:
+    clean = _run(db, None)
+    assert any(s.kind == StartdKind.POD for s in clean.state.startds), "the run should borrow pods too"
+    for k in (1, 2, 3):
+        crashed = _run(db, k)
+        assert holdings(crashed) == holdings(clean)
+        batch = [s for s in crashed.state.startds if s.kind == StartdKind.STANDALONE]
+        assert sorted(s.node for s in batch) == sorted(SPEC.node_names(NodeRole.BATCH_ONLY))
+    with db.session() as s:
+        verify(s)
