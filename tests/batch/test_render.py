@@ -59,7 +59,7 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     got = render.read_back(rendered / f"execute-{pool}.conf",
                            ["START", a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR, "STARTD_ATTRS", "ALLOW_DAEMON",
                             "ALLOW_WRITE", "SETTABLE_ATTRS_CONFIG", "SLOT_TYPE_1_PARTITIONABLE",
-                            "ENABLE_RUNTIME_CONFIG"], subsystem="STARTD")
+                            "ENABLE_RUNTIME_CONFIG", "MAXJOBRETIREMENTTIME"], subsystem="STARTD")
     assert ExprTree(got["START"] or "") == policy.start_expr(ldf)
     assert ExprTree(got[a] or "").eval() == pool
     assert ExprTree(got[policy.GROUPS_ATTR] or "").eval() == policy.groups_table(ldf)
@@ -69,7 +69,9 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
     if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
         assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
-    assert got["SETTABLE_ATTRS_CONFIG"] == render.POOL_KNOB
+    assert got["SETTABLE_ATTRS_CONFIG"] == f"{render.POOL_KNOB}, {render.SINCE_KNOB}, {render.RETIREMENT_KNOB}"
+    grace = render.LET_FINISH_SECONDS if pool != "drp" else int(ldf.pools["drp"].grace_seconds)  # drp: vacate
+    assert got["MAXJOBRETIREMENTTIME"] == str(grace)
     assert got["SLOT_TYPE_1_PARTITIONABLE"] == "True" and got["ENABLE_RUNTIME_CONFIG"] == "True"
 
 

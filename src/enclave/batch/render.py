@@ -27,8 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from classad2 import ExprTree
+
 from enclave.batch import policy
-from enclave.errors import ExternalError, InputError, Problem
+from enclave.errors import ExternalError, InputError, IntegrityError, Problem
 from enclave.spec.models import Drain, EnclaveSpec
 
 POOL_KNOB = "ENCLAVE_POOL"
@@ -326,3 +328,23 @@ def read_back(path: Path, names: Sequence[str], *, subsystem: str = "TOOL",
                             fix="check the rendered file; `condor_config_val -config` shows what HTCondor reads")
     data: dict[str, str | None] = json.loads(result.stdout)
     return data
+
+
+def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
+    """Read a written file back through HTCondor and check the policy-bearing knobs; say what was read."""
+    env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024"}
+    if rendered.role in ("execute", "worker-pod"):
+        got = read_back(path, ["START", "ALLOW_DAEMON"], subsystem=rendered.subsystem, env=env)
+        if got["START"] is None or ExprTree(got["START"]) != policy.start_expr(spec):
+            raise IntegrityError(f"HTCondor reads a different START from {path}", where=str(path),
+                                 fix="render again; do not edit the file by hand")
+        return f"START as rendered, ALLOW_DAEMON = {got['ALLOW_DAEMON']}"
+    if rendered.role == "submit":
+        got = read_back(path, [f"JOB_TRANSFORM_{TRANSFORM}"], subsystem=rendered.subsystem)
+        rules = [line.strip().split(" ", 2) for line in (got[f"JOB_TRANSFORM_{TRANSFORM}"] or "").splitlines()]
+        if [(attr, ExprTree(text)) for _, attr, text in rules] != policy.transform_rules(spec):
+            raise IntegrityError(f"HTCondor reads a different submit transform from {path}", where=str(path),
+                                 fix="render again; do not edit the file by hand")
+        return f"submit transform as rendered ({len(rules)} rules)"
+    got = read_back(path, ["CONDOR_HOST", "GROUP_NAMES"], subsystem=rendered.subsystem)
+    return f"CONDOR_HOST = {got['CONDOR_HOST']}, GROUP_NAMES = {got['GROUP_NAMES']}"

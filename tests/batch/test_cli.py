@@ -1,0 +1,91 @@
+"""The `enclave batch …` and `enclave render condor` commands, through the real CLI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from enclave.cli import app
+from enclave.errors import EnclaveError, exit_code
+from enclave.spec.defaults import EXAMPLES
+
+SUBMIT = EXAMPLES / "submit"
+MEMBERS = str(SUBMIT / "members.yaml")
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Exit code and text as `enclave` reports them (main() turns an EnclaveError into code + message)."""
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    if isinstance(result.exception, EnclaveError):
+        return exit_code(result.exception), str(result.exception)
+    return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_explain_names_the_failing_clause() -> None:
+    code, out = run("batch", "explain", str(SUBMIT / "user-spoof.sub"), "--owner", "bob", "--schedd",
+                    "schedd.jupyter-lsst.svc", "--members", MEMBERS, "--node", "condor-001")
+    assert code == 0, out
+    assert "refused at submit: user bob may not submit to pool prompt" in out
+    assert "condor-001 (pool prompt): no match" in out
+    assert "START clause 'accounting-group' is false" in out
+    assert "START clause 'submit-host' is false" in out
+    assert "AcctGroup='group_user'" in out
+
+
+def test_explain_legitimate_and_too_big() -> None:
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--owner", "prompt-svc", "--members", MEMBERS)
+    assert code == 0, out
+    assert "matches 10 of 40 node(s)" in out  # the ten prompt nodes of the rendered layout
+    assert "condor-001 (pool prompt): matches" in out
+    code, out = run("batch", "explain", str(SUBMIT / "drp-big.sub"), "--owner", "alice", "--members", MEMBERS,
+                    "--node", "condor-011")
+    assert "matches 0 of 1" in out
+    assert "Requirements clause 'cpus' is false" in out and "Requirements clause 'memory' is false" in out
+    assert "START clause" not in out  # the pool and credentials are right: only the size is wrong
+
+
+def test_explain_user_requirements_and_labels() -> None:
+    code, out = run("batch", "explain", str(SUBMIT / "user.sub"), "--owner", "bob", "--schedd",
+                    "schedd.jupyter-lsst.svc", "--members", MEMBERS, "--node", "kub-004", "--label", "kub-004=user",
+                    "--node", "condor-001")
+    assert code == 0, out
+    assert "kub-004 (pool user): matches" in out
+    assert "condor-001 (pool prompt): no match" in out
+
+
+def test_explain_bad_inputs(tmp_path: Path) -> None:
+    code, out = run("batch", "explain", str(tmp_path / "missing.sub"))
+    assert code == 1 and "cannot read the submit file" in out
+    bad = tmp_path / "bad.sub"
+    bad.write_text("this is not a submit line\n")
+    code, out = run("batch", "explain", str(bad))
+    assert code == 1 and "HTCondor cannot parse the submit description" in out
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--node", "condor-999")
+    assert code == 3 and "node 'condor-999' is not in the spec" in out
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--node", "kub-master-001")
+    assert code == 1 and "control-plane" in out
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--label", "condor-001")
+    assert code == 1 and "is not NODE=POOL" in out
+    members = tmp_path / "m.yaml"
+    members.write_text("alice: [nightly]\n")
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--members", str(members))
+    assert code == 1 and "unknown or no pools: nightly" in out
+
+
+def test_pools_and_spoof() -> None:
+    code, out = run("batch", "pools")
+    assert code == 0, out
+    assert "group_prompt" in out and "240" in out
+    code, out = run("batch", "spoof")
+    assert code == 0, out
+    assert "all 14 verdicts as expected" in out
+
+
+def test_render_condor_check(tmp_path: Path) -> None:
+    code, out = run("render", "condor", "--out", str(tmp_path / "cfg"), "--check", "--spec",
+                    str(EXAMPLES / "minimal.yaml"))
+    assert code == 0, out
+    assert out.count("HTCondor reads it back") == 8
+    assert (tmp_path / "cfg" / "execute-prompt.conf").exists()
