@@ -15,7 +15,7 @@ from enclave.ops import security
 from enclave.ops.security import NodeConfig, evaluate, parse_checks, parse_flags, resolve, run_check, shipped_checks
 
 FIXTURES = yaml.safe_load((Path(__file__).parent / "security_fixtures.yaml").read_text())
-PARAMS = {"registry": "registry.lsst.local"}
+PARAMS = {"registry": "registry.lsst.local", "home_root": "/jhome"}
 _, CHECKS = shipped_checks()
 BY_ID = {c.id: c for c in CHECKS}
 

@@ -208,6 +208,22 @@ def vetter(session: Session) -> Callable[[str], bool]:
     return vetted
 
 
+def pinner(rows: list[ApprovedImage]) -> Callable[[str], str | None]:
+    """Pure: the approved ``repository@digest`` for an image reference, or None when it is not vetted."""
+    by_digest = {(a.repository, a.digest): a.pinned for a in rows}
+    by_tag = {(a.repository, a.tag): a.pinned for a in rows if a.tag}  # later approvals win
+
+    def pinned(image: str) -> str | None:
+        m = IMAGE_REF.match(image.strip())
+        if m is None:
+            return None
+        if m.group("digest"):
+            return by_digest.get((m.group("repository"), m.group("digest")))
+        return by_tag.get((m.group("repository"), m.group("tag")))
+
+    return pinned
+
+
 def pin(session: Session, image: str) -> str:
     """The approved ``repository@digest`` an image reference stands for (newest approval of a tag)."""
     ref = parse_ref(image)

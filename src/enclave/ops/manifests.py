@@ -14,8 +14,11 @@ Located = tuple[str, dict[str, Any]]
 """An object and where it came from (file#document, or renderer name)."""
 
 
-def load_manifests(paths: Iterable[Path]) -> list[Located]:
-    """Every Kubernetes object in the given YAML/JSON files or directories (multi-document, `List` kinds)."""
+def load_manifests(paths: Iterable[Path], *, strict: bool = True) -> list[Located]:
+    """Every Kubernetes object in the given YAML/JSON files or directories (multi-document, `List` kinds).
+
+    ``strict=False`` skips documents that are not Kubernetes objects (Helm values, HTCondor settings written
+    as YAML next to rendered objects) instead of refusing them."""
     out: list[Located] = []
     for path in paths:
         if not path.exists():
@@ -23,11 +26,11 @@ def load_manifests(paths: Iterable[Path]) -> list[Located]:
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
             else [path]
         for f in files:
-            out.extend(parse_manifests(f.read_text(), str(f)))
+            out.extend(parse_manifests(f.read_text(), str(f), strict=strict))
     return out
 
 
-def parse_manifests(text: str, where: str) -> list[Located]:
+def parse_manifests(text: str, where: str, *, strict: bool = True) -> list[Located]:
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
@@ -38,7 +41,9 @@ def parse_manifests(text: str, where: str) -> list[Located]:
     for i, doc in enumerate(docs):
         if doc is None:
             continue
-        if not isinstance(doc, dict) or "kind" not in doc:
+        if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
+            if not strict:
+                continue
             raise InputError([Problem(f"{where}#{i}", "a document is not a Kubernetes object",
                                       "each document must be a mapping with apiVersion and kind")])
         items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else None

@@ -44,6 +44,7 @@ MISSING = _Missing()
 class Test:
     op: str
     value: Any = None
+    missing: str | None = None  # "pass" or "fail" overrides what the op does with an absent value
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def parse_checks(text: str, where: str = "security-checks.yaml") -> tuple[str, t
         at = f"{where}: checks[{i}]"
         try:
             c = Check(id=str(r["id"]), section=str(r["section"]), text=str(r["text"]), target=str(r["target"]),
-                      read=dict(r["read"]), test=Test(str(r["test"]["op"]), r["test"].get("value")),
+                      read=dict(r["read"]),
+                      test=Test(str(r["test"]["op"]), r["test"].get("value"), r["test"].get("missing")),
                       remediation=str(r["remediation"]), scored=bool(r.get("scored", True)),
                       kinds=tuple(str(k) for k in r.get("kinds", ())))
         except (KeyError, TypeError, AttributeError) as exc:
@@ -189,6 +191,8 @@ def parse_checks(text: str, where: str = "security-checks.yaml") -> tuple[str, t
         if c.target not in NODE_TARGETS + MANIFEST_TARGETS:
             problems.append(Problem(at, f"unknown target {c.target!r}",
                                     f"use one of {NODE_TARGETS + MANIFEST_TARGETS}"))
+        if c.test.missing not in (None, "pass", "fail"):
+            problems.append(Problem(at, f"test.missing is {c.test.missing!r}", "use pass or fail"))
         if c.test.op not in OPS:
             problems.append(Problem(at, f"unknown test op {c.test.op!r}", f"use one of {OPS}"))
         key = "flag" if c.target in NODE_TARGETS[:4] else ("key" if c.target == "kubelet" else "path")
@@ -240,6 +244,8 @@ def evaluate(test: Test, value: Any, params: Mapping[str, str]) -> bool:
     """True when ``value`` (or MISSING) passes ``test``."""
     expected = _subst(test.value, params)
     missing = value is MISSING
+    if missing and test.missing is not None:
+        return test.missing == "pass"
     op = test.op
     if op == "set":
         return not missing

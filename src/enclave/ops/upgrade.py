@@ -322,10 +322,11 @@ def _check_path(start: Version, path: list[Version]) -> None:
 
 def plan_upgrade(current: Components, target: Version | None = None, *, today: dt.date | None = None,
                  data: ReleaseData | None = None, steps: list[Version] | None = None,
-                 patch_first: bool = True) -> Plan:
+                 patch_first: bool = False) -> Plan:
     """Plan the upgrade from ``current`` to ``target`` (default: the newest maintained release's latest patch).
 
-    ``steps`` names the versions to pass through explicitly (e.g. a plan someone wrote by hand); it is
+    ``patch_first`` adds a first step to the newest patch of the current minor (kubeadm allows, but does
+    not require, it). ``steps`` names the versions to pass through explicitly (e.g. a plan someone wrote by hand); it is
     refused if it skips a minor. Raises InvalidTransition when the cluster already breaks the skew policy,
     when the target is older than the cluster, or when a step would break it.
     """
@@ -344,12 +345,12 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
                                 fix="finish it with `kubeadm upgrade node` on the remaining control-plane nodes")
     start = min(current.apiservers)
     target = target or data.newest_maintained(today).latest_patch
-    data.release(start)
-    target_release = data.release(target)
-    notes: list[str] = []
     if target < start:
         raise InvalidTransition(f"target {target} is older than the cluster's {start}", where="--to",
                                 fix="Kubernetes does not support downgrades; restore a control-plane backup instead")
+    data.release(start)
+    target_release = data.release(target)
+    notes: list[str] = []
     if target.patch > target_release.latest_patch.patch:
         notes.append(f"{target} is newer than the latest {target.minor_name} patch in the release data "
                      f"({target_release.latest_patch}); confirm it exists before applying")

@@ -1,0 +1,150 @@
+"""Upgrade planning: the seed's 1.9.3 cluster to the newest maintained release, and plans that must be refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from enclave.errors import InputError, InvalidTransition, NotFound
+from enclave.ops.removed_apis import removed_apis, scan
+from enclave.ops.upgrade import components_from_mapping, components_from_spec, plan_upgrade
+from enclave.ops.versions import Version, parse_release_data, release_data
+from enclave.spec.defaults import DEFAULT_SPEC
+from enclave.spec.load import load
+
+TODAY = dt.date(2026, 11, 25)
+V = Version.parse
+
+
+def test_release_data_covers_1_9_to_newest_with_sources() -> None:
+    data = release_data()
+    minors = [r.minor.minor_name for r in data.releases]
+    assert minors[0] == "1.9" and minors[-1] == "1.37" and len(minors) == 29
+    assert all(r.source and r.released < r.eol for r in data.releases)
+    assert [r.minor.minor_name for r in data.maintained(TODAY)] == ["1.35", "1.36", "1.37"]
+    assert [r.minor.minor_name for r in data.maintained(dt.date(2018, 6, 15))] == ["1.9", "1.10"]
+    assert data.release(V("1.10.4")).eol == dt.date(2019, 2, 13)
+
+
+def test_seed_cluster_to_newest_maintained_lists_every_minor() -> None:
+    spec = load(DEFAULT_SPEC)
+    current = components_from_spec(spec)
+    assert current.kubelet_count == 20  # the seed's "Kubelet 20 x v1.9.3"
+    plan = plan_upgrade(current, today=TODAY)
+    assert plan.target == V("1.37.1")
+    assert [s.target.minor for s in plan.steps] == list(range(10, 38))
+    assert all(s.kind == "minor" and s.ok for s in plan.steps)
+    for step in plan.steps:
+        rules = {c.rule for p in step.phases for c in p.checks}
+        assert "kube-apiserver instances within one minor" in rules
+        assert any(r.startswith("kubectl within") for r in rules)
+        assert "kubelet not newer than kube-apiserver" in rules
+        # during the control-plane phase the kubelets are one minor behind, which the policy allows
+        mid = step.phases[0]
+        assert {v for v, _ in mid.state.kubelets} == {step.source} and mid.ok
+    assert plan.steps[0].commands["repository"][0].startswith("packages for 1.10 are not on pkgs.k8s.io")
+    assert "pkgs.k8s.io/core:/stable:/v1.37/" in plan.steps[-1].commands["repository"][0]
+    assert any("apt-mark hold kubeadm kubelet kubectl" in x for x in plan.pinning["apt (Debian/Ubuntu)"])
+    assert any("versionlock add" in x for x in plan.pinning["dnf (RHEL/Rocky 8+)"])
+    rows = {r.component: r for r in plan.table}
+    assert rows["Kubelet"].current == "20 x v1.9.3" and rows["API Server"].target == "v1.37.1"
+
+
+def test_seed_plan_of_2018_matches_kubeadm() -> None:
+    """The seed planned 1.9.3 → 1.10.4 in June 2018: one kubeadm step, 1.9 and 1.10 maintained."""
+    plan = plan_upgrade(components_from_spec(load(DEFAULT_SPEC)), V("1.10.4"), today=dt.date(2018, 6, 15))
+    assert [(str(s.source), str(s.target)) for s in plan.steps] == [("1.9.3", "1.10.4")]
+    assert "newer than the latest" not in " ".join(plan.notes)
+    patch_first = plan_upgrade(components_from_spec(load(DEFAULT_SPEC)), V("1.10.4"), today=dt.date(2018, 6, 15),
+                               patch_first=True)
+    assert [str(s.target) for s in patch_first.steps] == ["1.9.11", "1.10.4"]
+
+
+def test_plan_skipping_a_minor_is_refused() -> None:
+    current = components_from_spec(load(DEFAULT_SPEC))
+    with pytest.raises(InvalidTransition, match=r"skips minor release\(s\) 1.10"):
+        plan_upgrade(current, V("1.11.10"), today=TODAY, steps=[V("1.11.10")])
+    with pytest.raises(InvalidTransition, match="1.11, 1.12"):
+        plan_upgrade(current, V("1.13.0"), today=TODAY, steps=[V("1.10.13"), V("1.13.0")])
+    ok = plan_upgrade(current, V("1.11.10"), today=TODAY, steps=[V("1.10.13")])
+    assert [str(s.target) for s in ok.steps] == ["1.10.13", "1.11.10"]
+
+
+def test_kubelet_newer_than_apiserver_is_refused() -> None:
+    observed = {"apiserver": ["1.9.3", "1.9.3"], "kubelets": {"1.9.3": 18, "1.10.4": 2}}
+    with pytest.raises(InvalidTransition, match="kubelet not newer than kube-apiserver"):
+        plan_upgrade(components_from_mapping(observed), today=TODAY)
+
+
+def test_other_refusals() -> None:
+    current = components_from_spec(load(DEFAULT_SPEC))
+    with pytest.raises(InvalidTransition, match="older than"):
+        plan_upgrade(current, V("1.8.15"), today=TODAY)
+    with pytest.raises(NotFound):
+        plan_upgrade(current, V("1.40.0"), today=TODAY)
+    too_old = {"apiserver": "1.20.0", "kubelets": {"1.17.0": 3}}  # 3 minors behind; 1.20 allows 2
+    with pytest.raises(InvalidTransition, match="at most 2 minors older"):
+        plan_upgrade(components_from_mapping(too_old), today=TODAY)
+    half_done = {"apiserver": ["1.10.4", "1.9.3"], "kubelets": {"1.9.3": 5}}
+    with pytest.raises(InvalidTransition, match="half done"):
+        plan_upgrade(components_from_mapping(half_done), today=TODAY)
+    with pytest.raises(InvalidTransition, match="kubectl"):
+        plan_upgrade(components_from_mapping({"apiserver": "1.20.0", "kubelets": {"1.20.0": 1},
+                                              "kubectl": "1.23.0"}), today=TODAY)
+
+
+def test_skew_window_grows_to_three_minors_from_1_28() -> None:
+    lagging = {"apiserver": "1.30.2", "kubelets": {"1.27.16": 10, "1.30.2": 3}}
+    plan = plan_upgrade(components_from_mapping(lagging), V("1.30.14"), today=TODAY)
+    assert plan.steps[0].ok and plan.steps[0].kind == "patch"
+    # one more control-plane minor would leave those kubelets four behind
+    with pytest.raises(InvalidTransition, match="kubelet at most 3 minors older"):
+        plan_upgrade(components_from_mapping(lagging), V("1.31.14"), today=TODAY)
+
+
+def test_observed_input_errors_are_clear() -> None:
+    with pytest.raises(InputError, match="unknown key"):
+        components_from_mapping({"apiserver": "1.9.3", "kubelets": {"1.9.3": 1}, "etcd": "3.1"})
+    with pytest.raises(InputError, match="not a Kubernetes version"):
+        components_from_mapping({"apiserver": "nine", "kubelets": {"1.9.3": 1}})
+    with pytest.raises(InputError, match="node count"):
+        components_from_mapping({"apiserver": "1.9.3", "kubelets": {"1.9.3": -1}})
+    with pytest.raises(InputError, match="required"):
+        components_from_mapping({"apiserver": "1.9.3"})
+
+
+def test_release_data_edits_are_checked() -> None:
+    text = """
+data_version: x
+skew: {apiserver_max_spread: 1, kubelet_max_older: 2, kube_proxy_max_older: 2,
+       controller_manager_max_older: 1, scheduler_max_older: 1, kubectl_max_distance: 1}
+releases:
+  - {minor: "1.9", released: 2017-12-15, eol: 2018-09-29, latest_patch: 1.9.11}
+  - {minor: "1.11", released: 2018-06-27, eol: 2019-05-01, latest_patch: 1.11.10}
+"""
+    with pytest.raises(InputError, match="jumps from 1.9 to 1.11"):
+        parse_release_data(text)
+    with pytest.raises(InputError, match="not in minor"):
+        parse_release_data(text.replace("latest_patch: 1.11.10", "latest_patch: 1.12.1"))
+    with pytest.raises(InputError, match="malformed"):
+        parse_release_data("releases: 3")
+
+
+def test_removed_api_scan() -> None:
+    objs = [
+        ("a.yaml#0", {"apiVersion": "extensions/v1beta1", "kind": "Deployment", "metadata": {"name": "jupyterhub"}}),
+        ("a.yaml#1", {"apiVersion": "rbac.authorization.k8s.io/v1beta1", "kind": "RoleBinding",
+                      "metadata": {"name": "b"}}),
+        ("a.yaml#2", {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "cull"}}),
+        ("a.yaml#3", {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fine"}}),
+    ]
+    found = {f.name: f for f in scan(objs, V("1.9.3"), V("1.22.17"))}
+    assert found["jupyterhub"].status == "removed" and found["jupyterhub"].release == "1.16"
+    assert found["b"].status == "removed" and found["b"].replacement == "rbac.authorization.k8s.io/v1"
+    assert found["cull"].status == "deprecated" and "fine" not in found
+    assert "is removed in 1.16" in str(found["jupyterhub"])
+    later = {f.name: f.status for f in scan(objs, V("1.23.0"), V("1.37.1"))}
+    assert later == {"jupyterhub": "already-removed", "b": "already-removed", "cull": "removed"}
+    version, rows = removed_apis()
+    assert version and len(rows) >= 50
