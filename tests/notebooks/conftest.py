@@ -79,7 +79,7 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
         return accounts[who]
 
     app = webdav.make_app(authenticate, anchor=jhome, clock=lambda: NOW)
-    running = webdav.start(app)
+    running = webdav.start(app, poll_seconds=0.05)
     try:
         yield Dav(running.url, jhome, accounts, tokens)
     finally:

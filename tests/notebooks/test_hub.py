@@ -67,7 +67,7 @@ def spawner(name: str) -> Any:
 
 
 def pod_for(spec: EnclaveSpec, account: FakeAccount, user_options: dict[str, Any],
-            vetted: Any = None) -> dict[str, Any]:
+            vetted: Any = None, pin: Any = None) -> dict[str, Any]:
     from kubernetes_asyncio.client import ApiClient
 
     lookup = {account.username: account}.__getitem__
@@ -77,7 +77,7 @@ def pod_for(spec: EnclaveSpec, account: FakeAccount, user_options: dict[str, Any
         s = spawner(account.username)
         s.profile_list = make_profile_list(spec, lookup, vetted=vetted, clock=lambda: NOW)
         s.user_options = user_options
-        make_pre_spawn_hook(spec, lookup, vetted=vetted, clock=lambda: NOW)(s)
+        make_pre_spawn_hook(spec, lookup, vetted=vetted, clock=lambda: NOW, pin=pin)(s)
         await s.load_user_options()
         async with ApiClient() as api:
             return api.sanitize_for_serialization(await s.get_pod_manifest())
@@ -151,6 +151,17 @@ def test_profile_list_is_narrowed_per_account(kubeconfig: None, ldf: EnclaveSpec
     assert [p["slug"] for p in profiles] == ["small", "medium", "large"]
     for p in profiles:
         assert [c["display_name"] for c in p["profile_options"]["image"]["choices"].values()] == [R16]
+
+
+def test_approved_digest_is_launched_not_the_tag(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:
+    digest = "sha256:" + "cd" * 32
+    pod = pod_for(ldf, alice, {"profile": "small", "image": image_keys(ldf.notebooks.images)[R16]},
+                  pin=lambda image: image.rsplit(":", 1)[0] + "@" + digest)
+    kubernetes_validate.validate(pod, schema_version(ldf), strict=True)
+    c = pod["spec"]["containers"][0]
+    assert c["image"] == f"registry.lsst.local/lsstsqre/sciplat-lab@{digest}"
+    # Pinning must not lose the chosen size.
+    assert c["resources"]["limits"] == {"cpu": 1.0, "memory": 2048 * 1024**2}
 
 
 def test_custom_size_reaches_the_pod(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:

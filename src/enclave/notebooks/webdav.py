@@ -431,9 +431,11 @@ def make_server(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 8090, th
     return wsgi.Server((host, port), app, numthreads=threads)
 
 
-def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0) -> Running:
-    """Serve in a background thread (port 0: pick a free one). For tests and embedding."""
+def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:
+    """Serve in a background thread (port 0: pick a free one). For tests and embedding; a shorter
+    ``poll_seconds`` makes ``stop()`` return sooner (cheroot checks for shutdown that often)."""
     server = make_server(app, host, port)
+    server.expiration_interval = poll_seconds
     server.prepare()
     thread = threading.Thread(target=server.serve, name="enclave-webdav", daemon=True)
     thread.start()
