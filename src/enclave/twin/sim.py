@@ -196,6 +196,7 @@ class Sim:
         self._build_nodes()
         self._schedule_inputs()
         policy.setup(self)
+        self.counters.moves.clear()  # the initial layout is not a move
         self._touch_cap()
 
     # ------------------------------------------------------------------ setup
@@ -270,6 +271,7 @@ class Sim:
     def _remove_startd(self, s: SimStartd) -> None:
         if self.startds.get(s.name) is not s:
             return
+        s.accepting = False  # else the evicted jobs would be matched straight back onto this slot
         self._evict(s)
         if s.ready:
             self._cap_add(s, -1)
@@ -435,12 +437,21 @@ class Sim:
         self._nb_t = self.now
 
     def _retry_notebooks(self) -> None:
+        """Place waiting spawns, oldest first, that fit now; skip cheaply those larger than any node's room."""
         if not self.nb_pending:
             return
+        cpu = self.wl.sessions.cpu
+        mem = self.wl.sessions.memory_mib
+        room = [n.k8s_free() for n in self.nodes.values()]
+        max_cpu = max((r[0] for r in room), default=0.0)
+        max_mem = max((r[1] for r in room), default=0)
         keep: deque[int] = deque()
-        while self.nb_pending:
-            i = self.nb_pending.popleft()
-            if not self._place_notebook(i):
+        for i in self.nb_pending:
+            if cpu[i] <= max_cpu and mem[i] <= max_mem and self._place_notebook(i):
+                room = [n.k8s_free() for n in self.nodes.values()]
+                max_cpu = max((r[0] for r in room), default=0.0)
+                max_mem = max((r[1] for r in room), default=0)
+            else:
                 keep.append(i)
         self.nb_pending = keep
 
