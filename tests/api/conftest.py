@@ -14,10 +14,10 @@ from enclave.accounts import service as accounts
 from enclave.accounts.models import AccountKind
 from enclave.api.app import create_app
 from enclave.api.runner import BrokerRunner
+from enclave.api.service import Service
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
 from enclave.broker.model import Action, DrainNode, Observed
-from enclave.api.service import Service
 from enclave.db import Database
 from enclave.spec import EnclaveSpec, Role, load
 from enclave.spec.defaults import EXAMPLES
@@ -106,9 +106,9 @@ def template_db(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec) -> 
     db = Database(f"sqlite:///{path}")
     db.migrate()
     made = populate(db, spec)
-    with db.engine.connect() as c:
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    # Closing the last connection checkpoints the WAL into the main file, which is then complete on its own.
     db.dispose()
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
     return path, made
 
 
