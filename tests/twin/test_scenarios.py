@@ -79,9 +79,9 @@ def test_prompt_workload_matches_the_lsst_figures(ldf: EnclaveSpec) -> None:
     prompt = [a for a in wl.arrivals if a.visit >= 0]
     assert len(prompt) == 1000 and all(len(a.runtimes) == 189 for a in prompt)
     gaps = [b.t - a.t for a, b in zip(prompt, prompt[1:], strict=False)]
-    assert 33 <= min(gaps) and max(gaps) <= 39
+    assert min(gaps) >= 33 and max(gaps) <= 39
     runtimes = [r for a in prompt for r in a.runtimes]
-    assert 20 <= min(runtimes) and max(runtimes) <= 45  # feasible against the 60 s objective
+    assert min(runtimes) >= 20 and max(runtimes) <= 45  # feasible against the 60 s objective
     ac = wl.acs[prompt[0].ac]
     assert (ac.cpus, ac.memory_mib) == (1, 2048)
 

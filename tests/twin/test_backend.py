@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from enclave.broker.model import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    NodeState,
+    Observed,
+    Relabel,
+    ReturnNode,
+    StartdKind,
+    StartHTCondor,
+)
+from enclave.errors import InputError, InvalidTransition, NotFound
+from enclave.spec.models import EnclaveSpec
+from enclave.twin.backend import TwinBackend
+from enclave.twin.metrics import compute
+from enclave.twin.policies import Broker
+from enclave.twin.scenario import Loaded, parse
+from enclave.twin.sim import Sim
+
+from .conftest import make_sim
+
+A = {"actor": "test", "reason": "test"}
+
+QUIET = """
+name: quiet
+duration_hours: 4
+prompt: null
+drp: {backlog_jobs: 200, jobs_per_hour: 100, mix: [{name: t, weight: 1, memory_gib: 2,
+      runtime: {dist: fixed, mean: 600}}]}
+user_batch: null
+notebooks: {peak_concurrent: 4, session_mean_s: 3600}
+timing: {drain_s: 100, htcondor_start_s: 50, return_s: 30}
+"""
+
+
+@pytest.fixture()
+def quiet(minimal: EnclaveSpec) -> Loaded:
+    return parse(QUIET, "quiet.yaml", spec=minimal)
+
+
+@pytest.fixture()
+def twin(quiet: Loaded) -> TwinBackend:
+    return TwinBackend(make_sim(quiet, audit=True))
+
+
+def test_observe_reports_nodes_startds_and_demand(twin: TwinBackend) -> None:
+    obs = twin.observe()
+    assert isinstance(obs, Observed)
+    assert obs.now == twin.sim.sc.start_epoch
+    assert {n.name for n in obs.nodes} == {"worker-001", "worker-002", "batch-001", "batch-002"}
+    assert {s.kind for s in obs.startds} == {StartdKind.STANDALONE}
+    twin.advance(60)
+    obs = twin.observe()
+    assert obs.now == twin.sim.sc.start_epoch + 60
+    assert obs.demand["drp"].running_cores == sum(s.busy_cores for s in obs.startds if s.pool == "drp")
+    assert obs.demand["drp"].idle_jobs + obs.demand["drp"].running_jobs == 200
+
+
+def test_relabel_is_idempotent_and_keeps_running_jobs(twin: TwinBackend) -> None:
+    twin.advance(10)
+    drp = next(s for s in twin.observe().startds if s.pool == "drp")
+    busy = drp.busy_cores
+    act = Relabel(**A, startd=drp.name, from_pool="drp", to_pool="user")
+    twin.apply(act)
+    twin.apply(act)
+    after = next(s for s in twin.observe().startds if s.name == drp.name)
+    assert after.pool == "user" and after.busy_cores == busy  # old pool's jobs keep running (drain)
+    assert twin.sim.counters.moves == {"Relabel": 1}
+    with pytest.raises(NotFound):
+        twin.apply(Relabel(**A, startd="nope", from_pool="drp", to_pool="user"))
+    with pytest.raises(NotFound):
+        twin.apply(Relabel(**A, startd=drp.name, from_pool="prompt", to_pool="general"))
+
+
+def test_bcs5_drain_start_return_with_downtime(twin: TwinBackend) -> None:
+    twin.advance(5)
+    twin.apply(DrainNode(**A, node="worker-001"))
+    twin.apply(StartHTCondor(**A, node="worker-001", pool="drp"))
+    node = next(n for n in twin.observe().nodes if n.name == "worker-001")
+    assert node.state == NodeState.DRAINING
+    twin.advance(149)  # drain 100 s + HTCondor start 50 s
+    assert "worker-001" not in {s.name for s in twin.observe().startds}
+    twin.advance(2)
+    obs = twin.observe()
+    node = next(n for n in obs.nodes if n.name == "worker-001")
+    startd = next(s for s in obs.startds if s.name == "worker-001")
+    assert node.state == NodeState.HTCONDOR and startd.kind == StartdKind.NODE and startd.pool == "drp"
+    assert node.k8s_cores_requested == 0
+    twin.apply(ReturnNode(**A, node="worker-001"))
+    twin.advance(700)  # running DRP jobs (600 s) drain, then 30 s to uncordon
+    node = next(n for n in twin.observe().nodes if n.name == "worker-001")
+    assert node.state == NodeState.READY
+    m = compute(twin.sim)
+    assert m["moves"]["actions"] == {"DrainNode": 1, "ReturnNode": 1, "StartHTCondor": 1}
+    # Neither Kubernetes nor HTCondor: 100 s drain + 50 s HTCondor start, then 30 s back to Kubernetes.
+    assert m["moves"]["downtime_node_hours"] == pytest.approx((150 + 30) / 3600, abs=0.001)
+
+
+def test_start_htcondor_needs_a_drained_node(twin: TwinBackend) -> None:
+    with pytest.raises(InvalidTransition, match="DrainNode first"):
+        twin.apply(StartHTCondor(**A, node="worker-002", pool="prompt"))
+    with pytest.raises(InvalidTransition):
+        twin.apply(DrainNode(**A, node="batch-001"))
+
+
+def test_pods_deploy_with_delay_and_delete_after_draining(twin: TwinBackend) -> None:
+    pods = ("htc-a", "htc-b")
+    twin.apply(DeployPods(**A, node="worker-002", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096))
+    twin.apply(DeployPods(**A, node="worker-002", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096))
+    assert "htc-a" not in {s.name for s in twin.observe().startds}  # starting: not yet in the collector
+    twin.advance(twin.sim.sc.layout.pod_startup_s + 1)
+    obs = twin.observe()
+    live = [s for s in obs.startds if s.name in pods]
+    assert len(live) == 2 and all(s.kind == StartdKind.POD for s in live)
+    assert sum(s.busy_cores for s in live) > 0  # the DRP backlog flowed onto the new pods
+    twin.apply(DeletePods(**A, pods=pods))
+    assert all(s.draining for s in twin.observe().startds if s.name in pods)
+    twin.advance(700)
+    assert not {s.name for s in twin.observe().startds} & set(pods)
+    assert twin.sim.counters.moves == {"DeployPods": 1, "DeletePods": 1}
+
+
+def test_pods_that_do_not_fit_are_not_created(twin: TwinBackend) -> None:
+    twin.apply(DeployPods(**A, node="worker-001", pool="drp", pods=("big",), cores_per_pod=64,
+                          memory_mib_per_pod=1024))
+    assert twin.sim.counters.pods_unschedulable == 1 and "big" not in twin.sim.startds
+    with pytest.raises(InvalidTransition):
+        twin.apply(DeployPods(**A, node="batch-001", pool="drp", pods=("x",), cores_per_pod=1,
+                              memory_mib_per_pod=1024))
+
+
+def test_drain_startd_with_vacate_requeues_jobs(twin: TwinBackend) -> None:
+    twin.advance(10)
+    s = next(s for s in twin.observe().startds if s.busy_cores)
+    twin.apply(DrainStartd(**A, startd=s.name, vacate_after_seconds=60))
+    twin.advance(61)
+    assert next(x for x in twin.observe().startds if x.name == s.name).busy_cores == 0
+    assert twin.sim.counters.evicted_jobs == s.busy_cores
+
+
+def test_unknown_action_is_an_input_error(twin: TwinBackend) -> None:
+    with pytest.raises(InputError):
+        twin.apply(Action(**A))
+    with pytest.raises(InputError):
+        twin.advance(-1)
+
+
+def test_broker_policy_drives_the_twin_only_through_the_backend(quiet: Loaded) -> None:
+    seen: list[Observed] = []
+
+    def decide(spec: EnclaveSpec, obs: Observed) -> list[Action]:
+        seen.append(obs)
+        # Give every idle standalone startd to the pool with the most idle jobs (a toy broker).
+        hungry = max(obs.demand, key=lambda p: obs.demand[p].idle_jobs)
+        return [Relabel(**A, startd=s.name, from_pool=s.pool, to_pool=hungry)
+                for s in obs.startds if s.busy_cores == 0 and s.pool != hungry]
+
+    sim = Sim(quiet, Broker(decide), audit=True)
+    sim.run()
+    assert len(seen) >= 4 * 3600 / 60 - 1
+    assert all(b.now > a.now for a, b in zip(seen, seen[1:], strict=False))
+    m: dict[str, Any] = compute(sim)
+    assert m["policy"] == "broker" and m["moves"]["rejected_actions"] == 0
