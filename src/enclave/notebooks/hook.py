@@ -78,29 +78,26 @@ def make_pre_spawn_hook(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: Ima
             account = lookup(spawner.user.name)
             spawn = validate(spec, account, choice_from_user_options(spec, spawner.user_options),
                              vetted=vetted, now=clock())
+            # Launch the approved digest, not the tag: a tag re-pushed after vetting must not run.
+            image = pin(spawn.image) if pin is not None else None
         except EnclaveError as error:
             spawner.log.warning("enclave refused spawn for %s: %s", spawner.user.name, error)
             raise SpawnRefused(error) from error
-        apply(spawner, spec, spawn)
-        if pin is not None:
-            # Launch the approved digest, not the tag: a tag re-pushed after vetting must not run.
-            spawner.image = pin(spawn.image)
-            spawner.profile_list = []
+        apply(spawner, spec, spawn, image)
 
     return pre_spawn_hook
 
 
-def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn) -> None:
-    """Set the accepted spawn's traits on the spawner, and pin user_options to what was validated so the
-    profile KubeSpawner applies next is exactly that one (not a default it would fall back to)."""
+def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn, image: str | None = None) -> None:
+    """Set every trait of the accepted spawn on the spawner — image, resources, identity, mounts — and
+    take the profile machinery out of the way, so KubeSpawner runs exactly what enclave validated and no
+    profile default can replace it afterwards."""
     for name, value in spawner_settings(spec, spawn).items():
         setattr(spawner, name, value)
-    if spawn.size != "custom":
-        spawner.user_options = {"profile": spawn.size, IMAGE_OPTION: image_keys(spec.notebooks.images)[spawn.image]}
-    else:
-        # No profile describes a custom size; an empty profile_list makes KubeSpawner keep our traits.
-        spawner.profile_list = []
-        spawner.user_options = {}
+    if image is not None:
+        spawner.image = image
+    spawner.profile_list = []
+    spawner.user_options = {}
 
 
 def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup | None = None,
