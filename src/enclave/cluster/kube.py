@@ -1,0 +1,249 @@
+"""The live Kubernetes adapter, through the official ``kubernetes`` client.
+
+Covers the Kubernetes half of the broker's Backend: which workers exist and what their pods request, the
+HTCondor worker pods (BCS 3, 4), cordon and drain through the Eviction API (BCS 5 step 1, so
+PodDisruptionBudgets are honoured), HTCondor on a drained node (BCS 5 steps 2–3) and the way back.
+Every call is idempotent: creating what exists (409) or deleting what is gone (404) is success.
+
+Connecting: ``KubeCluster.connect(spec)`` loads the in-cluster service account when run in a pod, else
+``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list/create/delete
+and pods/eviction create in the batch namespace and on the workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from enclave.broker.model import Node, NodeState, Startd, StartdKind
+from enclave.cluster import objects
+from enclave.errors import ExternalError, InvalidTransition, NotFound
+from enclave.spec.models import EnclaveSpec, NodeRole
+
+_MIB = Decimal(1024 * 1024)
+
+
+def _external(what: str, exc: ApiException) -> ExternalError:
+    return ExternalError(f"Kubernetes API: {what} failed ({exc.status} {exc.reason})", where="Kubernetes",
+                         fix="check the API server and that the broker's service account may do this (RBAC)")
+
+
+@dataclass(frozen=True)
+class WorkerPod:
+    name: str
+    node: str
+    pool: str
+    kind: StartdKind
+    cores: int
+    memory_mib: int
+
+
+class KubeCluster:
+    """Kubernetes for the broker. One instance per enclave spec."""
+
+    def __init__(self, spec: EnclaveSpec, api: k8s.ApiClient, *, namespace: str = objects.DEFAULT_NAMESPACE,
+                 image: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec
+        self.api = api
+        self.core = k8s.CoreV1Api(api)
+        self.namespace = namespace
+        self.image = image or f"{spec.registry.host}/htcondor/execute:25"
+        self.clock = clock
+        self.groups = {g.name: g for g in spec.cluster.node_groups}
+
+    @classmethod
+    def connect(cls, spec: EnclaveSpec, **kwargs: Any) -> KubeCluster:
+        from kubernetes import config
+
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            try:
+                config.load_kube_config()  # type: ignore[no-untyped-call]
+            except (config.ConfigException, OSError) as exc:
+                raise ExternalError(f"no Kubernetes credentials: {exc}", where="kubeconfig",
+                                    fix="run inside the cluster, or point $KUBECONFIG at a kubeconfig") from exc
+        return cls(spec, k8s.ApiClient(), **kwargs)
+
+    def _plain(self, obj: Any) -> Any:
+        return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+    # --- observe -----------------------------------------------------------------------------------
+
+    def _pods(self, **kwargs: Any) -> list[dict[str, Any]]:
+        try:
+            return list(self._plain(self.core.list_pod_for_all_namespaces(**kwargs)).get("items") or [])
+        except ApiException as exc:
+            raise _external("listing pods", exc) from exc
+
+    def nodes(self) -> list[Node]:
+        """The spec's Kubernetes nodes (control plane and workers) as the API reports them."""
+        try:
+            items = self._plain(self.core.list_node()).get("items") or []
+        except ApiException as exc:
+            raise _external("listing nodes", exc) from exc
+        cpu: dict[str, Decimal] = {}
+        mem: dict[str, Decimal] = {}
+        for pod in self._pods():
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or objects.is_worker_pod(pod) or not objects.counts_on_node(pod):
+                continue
+            c, m = objects.pod_requests(pod)
+            cpu[node] = cpu.get(node, Decimal(0)) + c
+            mem[node] = mem.get(node, Decimal(0)) + m
+        found = {}
+        for item in items:
+            name = item["metadata"]["name"]
+            group = self._group_of(name)
+            if group is None or group.role == NodeRole.BATCH_ONLY:
+                continue
+            found[name] = Node(name=name, group=group.name, role=group.role, cores=group.cores,
+                               memory_mib=int(group.memory_gib * 1024), state=objects.node_state(item),
+                               k8s_cores_requested=float(cpu.get(name, 0)),
+                               k8s_memory_requested_mib=int(mem.get(name, Decimal(0)) / _MIB),
+                               since=objects.node_since(item))
+        return [found[n] for n in sorted(found)]
+
+    def _group_of(self, node: str) -> Any:
+        group, _, index = node.rpartition("-")
+        g = self.groups.get(group)
+        return g if g is not None and index.isdigit() and 1 <= int(index) <= g.count else None
+
+    def worker_pods(self) -> list[WorkerPod]:
+        """HTCondor worker pods the broker deployed (whatever their phase: they are ours)."""
+        out = []
+        for pod in self._pods(label_selector=f"{objects.APP_LABEL}={objects.WORKER_APP}"):
+            meta, spec = pod["metadata"], pod.get("spec") or {}
+            if meta.get("deletionTimestamp"):
+                continue
+            labels = meta.get("labels") or {}
+            c, m = objects.pod_requests(pod)
+            kind = StartdKind.NODE if labels.get(objects.KIND_LABEL) == "node" else StartdKind.POD
+            group = self._group_of(spec.get("nodeName") or "")
+            if kind == StartdKind.NODE and group is not None:  # no requests: it owns the node
+                c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
+            out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
+                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB)))
+        return sorted(out, key=lambda p: p.name)
+
+    # --- act ---------------------------------------------------------------------------------------
+
+    def _node_patch(self, node: str, body: dict[str, Any]) -> None:
+        try:
+            self.core.patch_node(node, body)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(f"Kubernetes has no node {node!r}", where=node,
+                               fix="check `kubectl get nodes`; node names follow <group>-<NNN>") from exc
+            raise _external(f"patching node {node}", exc) from exc
+
+    def _mark(self, node: str, batch: str | None, unschedulable: bool) -> None:
+        self._node_patch(node, {
+            "metadata": {"labels": {objects.BATCH_LABEL: batch},
+                         "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}},
+            "spec": {"unschedulable": unschedulable or None},
+        })
+
+    def deploy_pods(self, node: str, pool: str, names: tuple[str, ...], cores: int, memory_mib: int) -> None:
+        """BCS 4: create the worker pods that do not exist yet."""
+        self._require_worker(node)
+        for name in names:
+            body = objects.worker_pod(self.spec, name=name, node=node, pool=pool, cores=cores,
+                                      memory_mib=memory_mib, image=self.image, namespace=self.namespace)
+            self._create(body)
+
+    def _create(self, body: dict[str, Any]) -> None:
+        pod = k8s.V1Pod.from_dict(body)
+        assert pod is not None  # from_dict returns None only for None
+        try:
+            self.core.create_namespaced_pod(self.namespace, pod)
+        except ApiException as exc:
+            if exc.status != 409:  # already there: the action is in effect
+                raise _external(f"creating pod {body['metadata']['name']}", exc) from exc
+
+    def delete_pods(self, names: tuple[str, ...]) -> None:
+        """BCS 3: delete worker pods (the broker drained them of jobs first)."""
+        for name in names:
+            try:
+                self.core.delete_namespaced_pod(name, self.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise _external(f"deleting pod {name}", exc) from exc
+
+    def drain(self, node: str) -> int:
+        """BCS 5 step 1: cordon, then ask the Eviction API to move every evictable pod. Returns how many
+        pods are still to go (a PodDisruptionBudget may refuse some for now; drain again later)."""
+        self._require_worker(node)
+        self._mark(node, "draining", True)
+        return self.evict(node)
+
+    def evict(self, node: str) -> int:
+        left = 0
+        for pod in self._pods(field_selector=f"spec.nodeName={node}"):
+            meta = pod["metadata"]
+            if objects.is_worker_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
+                continue
+            body = k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))
+            try:
+                self.core.create_namespaced_pod_eviction(meta["name"], meta["namespace"], body)
+            except ApiException as exc:
+                if exc.status == 429:  # a disruption budget says not now
+                    left += 1
+                elif exc.status != 404:
+                    raise _external(f"evicting pod {meta['namespace']}/{meta['name']}", exc) from exc
+        return left
+
+    def start_htcondor(self, node: str, pool: str) -> None:
+        """BCS 5 steps 2–3: HTCondor on the drained node, labelled for ``pool``."""
+        state = self._state(node)
+        if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
+            raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
+                                    where=node, fix=f"enclave batch drain-node {node}")
+        g = self._group_of(node)
+        self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
+                                        cores=g.cores, memory_mib=int(g.memory_gib * 1024), image=self.image,
+                                        namespace=self.namespace, whole_node=True))
+        if state != NodeState.HTCONDOR:
+            self._mark(node, "htcondor", True)
+
+    def return_node(self, node: str) -> None:
+        """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon)."""
+        state = self._state(node)
+        self.delete_pods((objects.node_pod_name(node),))
+        if state in (NodeState.DRAINING, NodeState.HTCONDOR):
+            self._mark(node, None, False)
+
+    def label_pod_pool(self, name: str, pool: str) -> None:
+        """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""
+        try:
+            self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"labels": {objects.POOL_LABEL: pool}}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _external(f"labelling pod {name}", exc) from exc
+
+    def _state(self, node: str) -> NodeState:
+        self._require_worker(node)
+        try:
+            return objects.node_state(self._plain(self.core.read_node(node)))
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(f"Kubernetes has no node {node!r}", where=node) from exc
+            raise _external(f"reading node {node}", exc) from exc
+
+    def _require_worker(self, node: str) -> None:
+        g = self._group_of(node)
+        if g is None or g.role != NodeRole.WORKER:
+            raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
+                                    fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
+
+
+def startds_of(pods: list[WorkerPod]) -> tuple[Startd, ...]:
+    """Worker pods as startds, for the moments the collector has not heard of them yet (tests, dry runs)."""
+    return tuple(Startd(name=p.node if p.kind == StartdKind.NODE else p.name, node=p.node, kind=p.kind,
+                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib) for p in pods)

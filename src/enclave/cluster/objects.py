@@ -1,0 +1,143 @@
+"""Kubernetes objects the broker creates, and how it reads the ones it finds — pure functions, no client.
+
+HTCondor worker pods (BCS 4) hold a fixed share of a worker: requests = limits, so the scheduler packs
+them like any other pod and HTCondor is told the same cores and memory (``ENCLAVE_POD_CPUS``/``_MIB``, read
+by the worker-pod config that ``enclave render condor`` writes). A whole-node pod (BCS 5) runs HTCondor on
+a drained worker with the host's network and every core, pinned by ``nodeName`` so the cordon does not
+stop it. Labels and annotations carry what the broker needs to observe the state back after a restart.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from enclave.broker.model import NodeState
+from enclave.spec.models import EnclaveSpec
+
+APP_LABEL = "app.kubernetes.io/name"
+WORKER_APP = "htcondor-worker"
+POOL_LABEL = "enclave.io/pool"
+KIND_LABEL = "enclave.io/startd-kind"
+BATCH_LABEL = "enclave.io/batch"
+"""On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node)."""
+SINCE_ANNOTATION = "enclave.io/since"
+"""Unix time of the node's last state change, so cooldowns survive a broker restart."""
+CONFIG_MAP = "htcondor-worker-config"
+DEFAULT_NAMESPACE = "htcondor"
+
+
+def node_pod_name(node: str) -> str:
+    return f"htcondor-node-{node}"
+
+
+def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int, memory_mib: int,
+               image: str, namespace: str = DEFAULT_NAMESPACE, whole_node: bool = False) -> dict[str, Any]:
+    """The manifest of one HTCondor worker pod (``whole_node``: BCS 5 on a drained node)."""
+    from enclave.batch.render import POD_CPUS_ENV, POD_MEMORY_ENV, POD_NODE_ENV, POD_POOL_ENV
+
+    env: list[dict[str, Any]] = [
+        {"name": POD_POOL_ENV, "value": pool},
+        {"name": POD_NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "CONDOR_HOST", "value": spec.batch.central_manager},
+    ]
+    container: dict[str, Any] = {
+        "name": "startd",
+        "image": image,
+        "env": env,
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/condor/config.d", "readOnly": True},
+            {"name": "software", "mountPath": "/software", "readOnly": True},
+        ],
+    }
+    pod_spec: dict[str, Any] = {
+        "nodeName": node,
+        "restartPolicy": "Always",
+        # Running jobs get the pool's grace to retire when the pod is deleted (BCS 3 drains first anyway).
+        "terminationGracePeriodSeconds": int(max((p.grace_seconds for p in spec.pools.values()), default=600)),
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": CONFIG_MAP}},
+            {"name": "software", "hostPath": {"path": "/software", "type": "Directory"}},
+        ],
+    }
+    if whole_node:
+        pod_spec["hostNetwork"] = True
+        pod_spec["tolerations"] = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
+                                    "effect": "NoSchedule"}]
+        container["securityContext"] = {"privileged": True}
+    else:
+        env += [{"name": POD_CPUS_ENV, "value": str(cores)}, {"name": POD_MEMORY_ENV, "value": str(memory_mib)}]
+        amount = {"cpu": str(cores), "memory": f"{memory_mib}Mi"}
+        container["resources"] = {"requests": dict(amount), "limits": dict(amount)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {APP_LABEL: WORKER_APP, POOL_LABEL: pool, KIND_LABEL: "node" if whole_node else "pod"},
+        },
+        "spec": pod_spec,
+    }
+
+
+def node_state(node: dict[str, Any]) -> NodeState:
+    """A node's broker state from its Kubernetes object (as a plain dict, the API's JSON)."""
+    status = node.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    if not ready:
+        return NodeState.DOWN
+    batch = ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL)
+    if batch == "htcondor":
+        return NodeState.HTCONDOR
+    if batch == "draining":
+        return NodeState.DRAINING
+    if (node.get("spec") or {}).get("unschedulable"):
+        return NodeState.DOWN  # cordoned by someone else (maintenance): not ours to use
+    return NodeState.READY
+
+
+def node_since(node: dict[str, Any]) -> float:
+    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(SINCE_ANNOTATION)
+    try:
+        return float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def pod_requests(pod: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    """(cores, bytes) a pod requests, as the scheduler counts them (init containers: the largest)."""
+    from kubernetes.utils import parse_quantity
+
+    def total(containers: list[dict[str, Any]], resource: str) -> Decimal:
+        amounts = (((c.get("resources") or {}).get("requests") or {}).get(resource, "0") for c in containers)
+        return sum((Decimal(parse_quantity(a)) for a in amounts), Decimal(0))  # type: ignore[no-untyped-call]
+
+    spec = pod.get("spec") or {}
+    main = spec.get("containers") or []
+    init = spec.get("initContainers") or []
+    cpu = max([total(main, "cpu")] + [total([c], "cpu") for c in init])
+    mem = max([total(main, "memory")] + [total([c], "memory") for c in init])
+    return cpu, mem
+
+
+def is_worker_pod(pod: dict[str, Any]) -> bool:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(APP_LABEL) == WORKER_APP
+
+
+def is_evictable(pod: dict[str, Any]) -> bool:
+    """What ``kubectl drain`` evicts: not DaemonSet pods, not static (mirror) pods, not finished pods."""
+    meta = pod.get("metadata") or {}
+    if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+        return False
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def counts_on_node(pod: dict[str, Any]) -> bool:
+    """Whether a pod still holds its requests on the node (not finished, not being deleted)."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
