@@ -159,6 +159,18 @@ def test_symlink_escape_fails(two: Dav, tmp_path: Path) -> None:
         assert status in (400, 403, 404, 409, 502)
     assert not list(two.jhome.rglob("stolen.txt"))
     assert (ws / "ok.txt").read_text() == "mine"
+    # Deleting a folder that holds a link to the home removes the link, never what it points to.
+    client(two, "alice").clean("sub")
+    assert not (ws / "sub").exists()
+    assert Path(alice.home_path, ".ssh", "id").read_text() == HOME_SECRET
+    assert Path(two.accounts["bob"].workspace_path, "secret.txt").read_text() == SECRET
+
+
+def test_half_written_uploads_are_not_listed(two: Dav) -> None:
+    ws = Path(two.accounts["alice"].workspace_path)
+    (ws / ".enclave-upload-0123").write_text("partial")
+    (ws / "done.txt").write_text("whole")
+    assert client(two, "alice").list() == ["done.txt"]
 
 
 def test_workspace_replaced_by_link_to_home_is_refused(two: Dav) -> None:

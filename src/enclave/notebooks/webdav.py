@@ -54,6 +54,8 @@ HTTP_INSUFFICIENT_STORAGE = 507
 _ACCOUNT = "enclave.account"
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
+UPLOAD_PREFIX = ".enclave-upload-"
+"""Uploads in progress are written beside their target under this prefix and renamed when complete."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -298,8 +300,8 @@ class QuotaFile(FileResource):  # type: ignore[misc]
 
     def begin_write(self, *, content_type: str | None = None) -> _LimitedWriter:
         allowance = self.environ.get(_ALLOWANCE, 0)
-        directory, name = os.path.split(self._file_path)
-        tmp = os.path.join(directory, f".{name}.upload-{uuid.uuid4().hex}")
+        directory = os.path.dirname(self._file_path)
+        tmp = os.path.join(directory, f"{UPLOAD_PREFIX}{uuid.uuid4().hex}")
         self._writer = _LimitedWriter(tmp, allowance)
         return self._writer
 
@@ -327,6 +329,11 @@ class WorkspaceFolder(FolderResource):  # type: ignore[misc]
         account: AccountLike = self.environ[_ACCOUNT]
         used = usage(Path(account.home_path))
         return used, max(0, quota_bytes(account) - used)
+
+    def get_member_names(self) -> list[str]:
+        # Half-written uploads are not files yet; listing them would let a client fetch partial data.
+        names: list[str] = super().get_member_names()
+        return [n for n in names if not n.startswith(UPLOAD_PREFIX)]
 
     def get_used_bytes(self) -> int:
         return self._quota()[0]
