@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +18,9 @@ from enclave.accounts import service as accounts
 from enclave.accounts.models import AccountKind
 from enclave.api.app import create_app
 from enclave.api.runner import BrokerRunner
+from enclave.api.server import ThreadedServer
 from enclave.api.service import Service
+from enclave.api.wiring import build_service, ensure_accounts
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
 from enclave.broker.model import Action, DrainNode, Observed
@@ -126,3 +132,78 @@ def world(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, 
     with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield World(spec=spec, db=db, service=service, client=client, tokens=dict(template_db[1]))
     db.dispose()
+
+
+# --- headless Chromium ---------------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OUTPUT = Path(os.environ.get("ENCLAVE_TEST_OUTPUT", Path(__file__).resolve().parents[2] / "test-output")) / "api"
+
+
+@dataclass
+class Browser:
+    """Debian's chromium, headless, with a fresh profile per call (no state leaks between page loads)."""
+
+    workdir: Path
+
+    def _run(self, url: str, *extra: str, budget_ms: int) -> str:
+        profile = tempfile.mkdtemp(dir=self.workdir, prefix="profile-")
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1100",
+               f"--virtual-time-budget={budget_ms}", *extra, url]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    def dom(self, url: str, budget_ms: int = 3000) -> str:
+        """The DOM after scripts ran for ``budget_ms`` of virtual time."""
+        return self._run(url, "--dump-dom", budget_ms=budget_ms)
+
+    def screenshot(self, url: str, name: str, budget_ms: int = 3000) -> Path:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        path = OUTPUT / f"{name}.png"
+        path.unlink(missing_ok=True)
+        self._run(url, f"--screenshot={path}", budget_ms=budget_ms)
+        assert path.exists() and path.stat().st_size > 10_000, f"no screenshot at {path}"
+        return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/test-deps.sh (Debian package chromium)")
+    return Browser(tmp_path_factory.mktemp("chromium"))
+
+
+@dataclass
+class Live:
+    """A real server on loopback with the twin and the broker loop running."""
+
+    world: World
+    server: ThreadedServer
+
+    def login_url(self, page: str, user: str = ADMIN) -> str:
+        return f"{self.server.url}/login?token={self.world.tokens[user]}&next={page}"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
+         template_db: tuple[Path, dict[str, str]]) -> Iterator[Live]:
+    path = tmp_path_factory.mktemp("live") / "enclave.db"
+    path.write_bytes(template_db[0].read_bytes())
+    db = Database(f"sqlite:///{path}")
+    ensure_accounts(db, spec, ADMIN)
+    service = build_service(spec, db, scenario="one-night", sim_seconds_per_cycle=600, wall_seconds_per_cycle=0.3)
+    assert service.runner is not None
+    for _ in range(3):  # some history before the first page load; the first cycle also warms the twilight cache
+        service.runner.step()
+    server = ThreadedServer(create_app(service)).start()
+    service.runner.start()
+    try:
+        yield Live(World(spec=spec, db=db, service=service, client=TestClient(create_app(service)),
+                         tokens=dict(template_db[1])), server)
+    finally:
+        service.runner.stop()
+        server.stop()
+        db.dispose()

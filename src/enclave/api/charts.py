@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
 # Colour-blind-safe palette (Okabe–Ito), one colour per series in order.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def nice_ceiling(v: float) -> float:
+    """The smallest 1, 2 or 5 × 10^k at or above ``v``: axis labels a person can read at a glance."""
+    if v <= 0:
+        return 1.0
+    scale = 10 ** math.floor(math.log10(v))
+    return next(m * scale for m in (1, 2, 5, 10) if m * scale >= v - 1e-12)
 
 
 def _fmt(v: float) -> str:
@@ -19,8 +28,7 @@ def line_chart(title: str, t: Sequence[float], series: Mapping[str, Sequence[flo
     pad_l, pad_r, pad_t, pad_b = 48, 110, 22, 26
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     values = [v for s in series.values() for v in s if v is not None]
-    top = max(values, default=0.0)
-    top = top * 1.1 if top > 0 else 1.0
+    top = nice_ceiling(max(values, default=0.0))
     t0 = t[0] if t else 0.0
     span = (t[-1] - t0) if len(t) > 1 else 1.0
     span = span or 1.0

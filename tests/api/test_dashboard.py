@@ -1,0 +1,104 @@
+"""Dashboard pages: sign-in, content, live updates. Server-side checks through the app, then the real thing in
+headless Chromium against a server on loopback with the broker driving the twin; screenshots are saved under
+test-output/api/ (or $ENCLAVE_TEST_OUTPUT/api/)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.api.conftest import ADMIN, SCIENCE, Browser, Live, World
+
+
+def test_pages_redirect_to_login_without_a_token(world: World) -> None:
+    for page in ("/", "/nodes", "/notebooks", "/journal"):
+        r = world.client.get(page, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), page
+
+
+def test_login_with_a_bad_token_says_why(world: World) -> None:
+    r = world.client.get("/login?token=enc_nope", follow_redirects=False)
+    assert r.status_code == 401 and "malformed token" in r.text and "set-cookie" not in r.headers
+
+
+def test_login_sets_an_httponly_cookie_and_refuses_open_redirects(world: World) -> None:
+    token = world.tokens[ADMIN]
+    for target, expected in (("/nodes", "/nodes"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
+        r = world.client.get(f"/login?token={token}&next={target}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == expected
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+
+
+def test_login_form_post(world: World) -> None:
+    r = world.client.post("/login", content=f"token={world.tokens[ADMIN]}&next=/journal",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/journal"
+
+
+def test_cookie_does_not_authenticate_the_api(world: World) -> None:
+    """The cookie is for read-only pages; the API wants the header, so a cross-site form cannot act."""
+    world.client.cookies.set("enclave_token", world.tokens[ADMIN])
+    r = world.client.post("/api/v1/accounts/victim/depart", json={"reason": "csrf"})
+    assert r.status_code == 401
+    world.client.cookies.clear()
+
+
+def test_overview_shows_every_pool_and_the_journal(world: World) -> None:
+    html = world.client.get("/", headers=world.as_(ADMIN)).text
+    for pool in world.spec.pools:
+        assert f'data-pool="{pool}"' in html
+    assert "Capacity per pool" in html and "<svg" in html
+    assert "tokens.issue" in html  # the journal section, newest entries
+
+
+def test_journal_hidden_without_journal_read(world: World) -> None:
+    html = world.client.get("/journal", headers=world.as_(SCIENCE)).text
+    assert "do not include journal.read" in html and "accounts.bootstrap" not in html
+
+
+def test_nodes_page_lists_nodes_and_what_they_run(world: World) -> None:
+    html = world.client.get("/nodes", headers=world.as_(ADMIN)).text
+    assert 'data-node="condor-001"' in html and 'data-node="kub-017"' in html
+    assert re.search(r'data-node="condor-001".*?(prompt|drp|user|general) startd', html, re.S)
+
+
+def test_fragment_requires_sign_in(world: World) -> None:
+    assert world.client.get("/fragments/overview").status_code == 401
+    assert world.client.get("/fragments/nope", headers=world.as_(ADMIN)).status_code == 404
+
+
+def test_chromium_overview_updates_live(live: Live, browser: Browser) -> None:
+    runner = live.world.service.runner
+    assert runner is not None
+    before = runner.cycles
+    dom = browser.dom(live.login_url("/"), budget_ms=6000)
+    assert "signed in as" in dom and ADMIN in dom
+    for pool in live.world.spec.pools:
+        assert f'data-pool="{pool}"' in dom
+    # The polling script swapped in a fresh server-rendered body, and the broker had moved on by then.
+    assert re.search(r'id="live"[^>]*data-updated="\d+"', dom), "the live update never ran"
+    cycles = int(re.search(r'id="cycles">(\d+)<', dom).group(1))  # type: ignore[union-attr]
+    assert cycles > before
+    assert "<polyline" in dom  # the charts have data
+
+
+def test_chromium_nodes_notebooks_journal(live: Live, browser: Browser) -> None:
+    nodes = browser.dom(live.login_url("/nodes"))
+    assert 'data-node="condor-040"' in nodes and 'data-node="kub-001"' in nodes
+    notebooks = browser.dom(live.login_url("/notebooks"))
+    assert "Sizes offered" in notebooks and "medium (default)" in notebooks
+    assert 'id="accounts"' in notebooks  # the admin may list accounts
+    journal = browser.dom(live.login_url("/journal"))
+    assert "accounts.bootstrap" in journal and "tokens.issue" in journal
+
+
+def test_chromium_sign_in_refused(live: Live, browser: Browser) -> None:
+    dom = browser.dom(f"{live.server.url}/login?token=enc_0000000000000000_{'x' * 43}&next=/")
+    assert 'id="login-error"' in dom and "unknown token" in dom
+
+
+def test_chromium_screenshots(live: Live, browser: Browser) -> None:
+    for page, name in (("/", "overview"), ("/nodes", "nodes"), ("/notebooks", "notebooks"),
+                       ("/journal", "journal")):
+        path = browser.screenshot(live.login_url(page), f"dashboard-{name}")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
