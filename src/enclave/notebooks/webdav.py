@@ -220,7 +220,7 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
             used = usage(Path(account.home_path))
             quota = quota_bytes(account)
             if method == "PUT":
-                target = _map(root, account.username, environ["PATH_INFO"])
+                target = resolve(root, account.username, environ["PATH_INFO"])
                 replaced = os.path.getsize(target) if os.path.isfile(target) and not os.path.islink(target) else 0
                 allowance = upload_allowance(quota, used, replaced)
                 length = environ.get("CONTENT_LENGTH") or ""
@@ -230,7 +230,7 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
                             f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
                 environ[_ALLOWANCE] = allowance
             else:
-                source = _map(root, account.username, environ["PATH_INFO"])
+                source = resolve(root, account.username, environ["PATH_INFO"])
                 if os.path.exists(source) and not os.path.islink(source):
                     size = usage(Path(source)) if os.path.isdir(source) else os.path.getsize(source)
                     if size > upload_allowance(quota, used, 0):
@@ -241,7 +241,7 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
             dest = normalize_path(unquote(urlparse(environ.get("HTTP_DESTINATION", "")).path))
             if _url_user(dest)[0] != account.username:
                 return (403, "copies and moves stay inside your own workspace")
-            _map(root, account.username, dest)
+            resolve(root, account.username, dest)
         return None
 
 
@@ -255,7 +255,7 @@ def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[
     return [body]
 
 
-def _map(root: str, username: str, path: str) -> str:
+def resolve(root: str, username: str, path: str) -> str:
     """URL path '/<user>/a/b' → file path under root, refusing anything that resolves outside it.
 
     realpath resolves every symlink on the way, so a link anywhere in the path that points out of the
@@ -353,7 +353,7 @@ class WorkspaceProvider(FilesystemProvider):  # type: ignore[misc]
         account: AccountLike | None = environ.get(_ACCOUNT) if environ else None
         if root is None or account is None:
             raise DAVError(HTTP_FORBIDDEN, "no workspace for this request")
-        return _map(root, account.username, path)
+        return resolve(root, account.username, path)
 
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> FileResource | FolderResource | None:
         fp = self._loc_to_file_path(path, environ)
