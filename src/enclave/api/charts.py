@@ -14,8 +14,8 @@ def nice_ceiling(v: float) -> float:
     """The smallest 1, 2 or 5 × 10^k at or above ``v``: axis labels a person can read at a glance."""
     if v <= 0:
         return 1.0
-    scale = 10 ** math.floor(math.log10(v))
-    return next(m * scale for m in (1, 2, 5, 10) if m * scale >= v - 1e-12)
+    scale = 10.0 ** math.floor(math.log10(v))
+    return next(float(m * scale) for m in (1, 2, 5, 10) if m * scale >= v - 1e-12)
 
 
 def _fmt(v: float) -> str:
