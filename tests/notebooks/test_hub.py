@@ -198,3 +198,17 @@ def test_rendered_values_and_cli(tmp_path: Path, ldf: EnclaveSpec) -> None:
     loaded = yaml.safe_load((tmp_path / "b" / "values.yaml").read_text())
     assert loaded == yaml.safe_load(yaml.safe_dump(values))
     assert "configure(c)" in (tmp_path / "b" / "jupyterhub_config.py").read_text()
+
+
+def test_every_rendered_profile_builds_a_valid_non_root_pod(tmp_path: Path, ldf: EnclaveSpec) -> None:
+    # enclave.ops turns rendered values into the pods KubeSpawner's make_pod would create; every
+    # profile × image choice must validate, and without the hook a pod runs as nobody, never as root.
+    from enclave.ops.notebook_pods import pods_in
+
+    render(ldf, tmp_path)
+    pods = pods_in([tmp_path], ldf.notebooks.namespace)
+    assert len(pods) == len(ldf.notebooks.sizes) * len(ldf.notebooks.images)
+    for where, pod in pods:
+        kubernetes_validate.validate(pod, schema_version(ldf), strict=True)
+        ctx = pod["spec"]["containers"][0]["securityContext"]
+        assert ctx["runAsUser"] == 65534 and ctx["allowPrivilegeEscalation"] is False, where

@@ -21,6 +21,7 @@ IMAGE_OPTION = "image"
 """The name of the profile option that picks the image (a key of ``user_options``)."""
 
 HOME_MOUNT = "/home/{username}"
+NOBODY = 65534
 WORKSPACE_MOUNT = "/workspace"
 
 
@@ -171,8 +172,10 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
             "image": _image_name_tag(first),
             "cpu": {"guarantee": default.cpu_request, "limit": default.cpu_limit},
             "memory": {"guarantee": mem(default.memory_request_mib), "limit": mem(default.memory_limit_mib)},
-            "uid": None,
-            "fsGid": None,
+            # Per-account uid/gid are set by the pre-spawn hook; if it were ever missing, the pod runs as
+            # nobody, which can write neither home nor workspace: failing closed, never as root.
+            "uid": NOBODY,
+            "fsGid": NOBODY,
             "nodeSelector": node_selector(spec),
             "allowPrivilegeEscalation": False,
             "storage": {
@@ -201,7 +204,7 @@ def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None) -> l
     out.mkdir(parents=True, exist_ok=True)
     values = z2jh_values(spec, vetted)
     header = ("# Zero-to-JupyterHub values rendered by `enclave render notebooks` from the enclave spec.\n"
-              "# uid/fsGid are null on purpose: the pre-spawn hook sets each account's own.\n")
+              "# uid/fsGid are nobody (65534) on purpose: the pre-spawn hook sets each account's own.\n")
     files = {
         out / "values.yaml": header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True),
         out / "profile_list.yaml": yaml.safe_dump(values["singleuser"]["profileList"], sort_keys=False,
