@@ -76,3 +76,33 @@ def test_tokens_gate_the_workspace(world: tuple[Database, str, dict[str, str]], 
     with pytest.raises(WebDavException):
         Client({"webdav_hostname": url, "webdav_login": "dev", "webdav_password": tokens["dev"],
                 "webdav_root": "/dev/"}).list()
+
+
+def test_enclave_webdav_command_serves(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db_url = f"sqlite:///{tmp_path / 'enclave.db'}"
+    Database(db_url).migrate()
+    exe = Path(sys.executable).parent / "enclave"
+    proc = subprocess.Popen([str(exe), "webdav", "--port", str(port), "--db", db_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _ = raw(f"http://127.0.0.1:{port}", "PROPFIND", "/sci/", "sci", "not-a-token")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert status == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
