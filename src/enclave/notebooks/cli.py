@@ -92,13 +92,13 @@ def options(
 def render_notebooks(
     out: Annotated[Path, typer.Option("--out", help="Directory to write values.yaml, profile_list.yaml, "
                                                     "jupyterhub_config.py.")],
-    spec_path: SpecOption = None,
+    spec: SpecOption = None,
 ) -> None:
     """Write the JupyterHub (Zero-to-JupyterHub) values and KubeSpawner profile_list derived from the spec."""
     from enclave.notebooks.profiles import render
 
-    spec = load_spec_option(spec_path)
-    for path in render(spec, out):
+    # The parameter is named `spec` so `enclave render all --spec FILE` hands its spec to this renderer.
+    for path in render(load_spec_option(spec), out):
         console.print(f"wrote {path}")
 
 
