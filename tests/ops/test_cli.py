@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from enclave.errors import EnclaveError, exit_code
 from enclave.journal import query
 from enclave.ops.admission import validate_policy
 from enclave.ops.etcd import EtcdServer
+from tests.pg import _sqlite_template
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -26,6 +28,8 @@ LAB = "registry.lsst.local/lsstsqre/sciplat-lab"
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    # A copy of a database migrated once per test process: migrating per test would dominate the run time.
+    shutil.copyfile(_sqlite_template(), tmp_path / "enclave.db")
     url = f"sqlite:///{tmp_path / 'enclave.db'}"
     monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ENCLAVE_DB", url)
