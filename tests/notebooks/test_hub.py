@@ -212,3 +212,20 @@ def test_every_rendered_profile_builds_a_valid_non_root_pod(tmp_path: Path, ldf:
         kubernetes_validate.validate(pod, schema_version(ldf), strict=True)
         ctx = pod["spec"]["containers"][0]["securityContext"]
         assert ctx["runAsUser"] == 65534 and ctx["allowPrivilegeEscalation"] is False, where
+
+
+def test_spawner_options_page_offers_only_what_enclave_allows(kubeconfig: None, ldf: EnclaveSpec,
+                                                               alice: FakeAccount) -> None:
+    # AA1 step 7: the 'Spawner Options' page, rendered by KubeSpawner from enclave's per-account list.
+    async def page() -> str:
+        s = spawner("alice")
+        s.profile_list = make_profile_list(ldf, {"alice": alice}.__getitem__, vetted=lambda i: i == R16,
+                                           clock=lambda: NOW)
+        form = s.options_form
+        html: str = await form(s) if callable(form) else form
+        return html
+
+    html = asyncio.run(page())
+    assert R16 in html and W18 not in html
+    for size in ("small", "medium", "large"):
+        assert f'value="{size}"' in html

@@ -274,3 +274,26 @@ def test_quota_is_enforced_on_upload(dav: Dav, tmp_path: Path) -> None:
     # Folder properties report the account's quota, not the disk underneath.
     status, body = raw(dav.url, "PROPFIND", "/carol/", "carol", "tok-carol", headers={"Depth": "0"})
     assert status == 207 and b"quota-used-bytes>3500<" in body and b"quota-available-bytes>596<" in body
+
+
+LOCKINFO = (b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+            b'</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>')
+
+
+def test_owner_can_lock_and_locks_are_per_user(two: Dav) -> None:
+    # Desktop clients (Finder, Explorer) LOCK before they write; locks are keyed by URL, and URLs carry
+    # the user, so one user's lock never blocks or reveals another's files.
+    Path(two.accounts["alice"].workspace_path, "doc.txt").write_text("v1")
+    Path(two.accounts["bob"].workspace_path, "doc.txt").write_text("b1")
+    status, body = raw(two.url, "LOCK", "/alice/doc.txt", "alice", "tok-alice", body=LOCKINFO,
+                       headers={"Content-Type": "application/xml", "Timeout": "Second-60"})
+    assert status == 200, body
+    token = body.split(b"<D:href>")[1].split(b"</D:href>")[0].decode()
+    assert raw(two.url, "PUT", "/alice/doc.txt", "alice", "tok-alice", body=b"v2")[0] == 423
+    status, _ = raw(two.url, "PUT", "/alice/doc.txt", "alice", "tok-alice", body=b"v2",
+                    headers={"If": f"(<{token}>)"})
+    assert status == 204
+    assert raw(two.url, "PUT", "/bob/doc.txt", "bob", "tok-bob", body=b"b2")[0] == 204
+    status, _ = raw(two.url, "UNLOCK", "/alice/doc.txt", "alice", "tok-alice", headers={"Lock-Token": f"<{token}>"})
+    assert status == 204
+    assert Path(two.accounts["alice"].workspace_path, "doc.txt").read_text() == "v2"
