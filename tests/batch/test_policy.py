@@ -94,8 +94,11 @@ def test_matcher_agrees_with_direct_evaluation_and_caches(ldf: EnclaveSpec) -> N
         for s, w in zip(slots, sv, strict=True):
             assert matcher.match(v, w) is bool(s.symmetricMatch(j))
     pairs = len(jobs) * len(slots)
-    # Jobs differ only by ClusterId/GlobalJobId within a cluster, slots only by name: those never count.
-    assert matcher.evaluations == matcher.autoclusters == 32 * 12 == pairs // 6
+    # START is evaluated once per (job credentials: 2 owners x 4 pools x 2 schedds) x (slot label: 4 pools),
+    # and Requirements only where START passed, once per (job size: pool x 2 sizes) x (slot: its pool's 3
+    # sizes). ClusterId, GlobalJobId and slot names are never significant.
+    assert matcher.evaluations == matcher.autoclusters == 16 * 4 + 4 * 2 * 3
+    assert matcher.evaluations < pairs / 25
     assert matcher.lookups == pairs
 
 

@@ -498,56 +498,65 @@ def target_refs(expr: ExprTree) -> frozenset[str]:
 
 
 class AdView:
-    """An ad prepared for autoclustering: the closure of what its Requirements depend on.
+    """An ad prepared for autoclustering.
 
-    ``project(names)`` identifies the unevaluated text of the ad's own significant attributes plus
-    ``names`` (what the other side's expression references): two ads with equal projections are
-    indistinguishable to matchmaking, so one classad2 evaluation answers for all of them.
+    ``own_sig`` identifies what the ad's own Requirements depend on in the ad itself (the
+    expression and, transitively, the attributes it reads); ``other`` names what it reads from a
+    match candidate; ``project(names)`` identifies the values of ``names`` (and what they read in
+    turn) in this ad. Equal identifiers mean indistinguishable to matchmaking.
     """
 
-    __slots__ = ("ad", "other", "cacheable", "_attrs", "_own", "_proj")
+    __slots__ = ("ad", "other", "own_sig", "cacheable", "_attrs", "_proj")
 
     def __init__(self, ad: ClassAd) -> None:
         self.ad = ad
-        self._attrs = attrs = _attribute_texts(ad)
+        self._attrs = _attribute_texts(ad)
         self._proj: dict[frozenset[str], int] = {}
-        own: dict[str, str | None] = {}
+        self.cacheable = True
+        own, other = self._closure(["requirements"])
+        self.own_sig = _SIGNATURES.setdefault(tuple(own.items()), len(_SIGNATURES))
+        self.other = frozenset(other)
+
+    def _closure(self, names: Iterable[str]) -> tuple[dict[str, str | None], set[str]]:
+        # The traversal order depends only on the texts met, so equal closures come out in equal order
+        # and their items can be interned without sorting.
+        values: dict[str, str | None] = {}
         other: set[str] = set()
-        todo = ["requirements"]
+        attrs = self._attrs
+        todo = sorted(names)
         while todo:
             name = todo.pop()
-            if name in own:
+            if name in values:
                 continue
-            text = own[name] = attrs.get(name)
+            text = values[name] = attrs.get(name)
             if text is not None:
-                refs = _refs(text)
-                other |= refs.other
-                todo.extend(refs.own - own.keys())
-        self._own = own
-        self.other = frozenset(other)
-        self.cacheable = True
+                refs = _REFS_CACHE.get(text) or _refs(text)
+                if refs.other:
+                    other |= refs.other
+                if refs.own:
+                    todo.extend(sorted(refs.own - values.keys()))
+        return values, other
 
     def project(self, names: frozenset[str]) -> int:
         found = self._proj.get(names)
         if found is None:
-            values = dict(self._own)
-            for name in names - values.keys():
-                text = values[name] = self._attrs.get(name)
-                # An attribute the other side reads that is itself an expression over TARGET would make
-                # the answer depend on more than the projection: such pairs are evaluated uncached.
-                if text is not None and _refs(text).other:
-                    self.cacheable = False
-            found = self._proj[names] = _SIGNATURES.setdefault(tuple(sorted(values.items())), len(_SIGNATURES))
+            values, reads_other = self._closure(names)
+            if reads_other:
+                # An attribute the other side reads that is itself an expression over TARGET makes the
+                # answer depend on more than this projection: such ads are matched uncached.
+                self.cacheable = False
+            found = self._proj[names] = _SIGNATURES.setdefault(tuple(values.items()), len(_SIGNATURES))
         return found
 
 
 class Matcher:
     """Can this job run on this slot? Real classad2 evaluation, cached by autocluster signature.
 
-    Both sides must agree (HTCondor's symmetric match): the slot's START (via its Requirements) with
-    the job as TARGET, and the job's Requirements with the slot as TARGET. The cache key is the pair of
-    projections of the attributes those expressions reference, so a simulator asking millions of times
-    pays for one evaluation per distinct (job autocluster, slot autocluster).
+    A match is symmetric: the slot's Requirements (its START) with the job as TARGET, and the job's
+    Requirements with the slot as TARGET. Each direction is cached on its own, by the signature of
+    the evaluating ad's expression and the projection of the attributes it reads from the other ad;
+    so START is evaluated once per (job credentials, slot label) and Requirements once per (job size,
+    slot size), and a simulator asking millions of times pays for few evaluations.
 
     Use ``view`` once per ad and ``match`` per pair for the fastest path; ``matches`` for one-offs;
     ``can_run`` with hashable shapes when you have no ads at all (the twin).
@@ -555,7 +564,8 @@ class Matcher:
 
     def __init__(self, spec: EnclaveSpec) -> None:
         self.spec = spec
-        self._cache: dict[tuple[int, int], bool] = {}
+        self._slot_side: dict[tuple[int, int], bool] = {}
+        self._job_side: dict[tuple[int, int], bool] = {}
         self._shape_cache: dict[tuple[JobShape, SlotShape], bool] = {}
         self.evaluations = 0
         self.lookups = 0
@@ -564,24 +574,26 @@ class Matcher:
     def view(ad: ClassAd) -> AdView:
         return AdView(ad)
 
+    def accepts(self, evaluator: AdView, candidate: AdView, *, slot_side: bool) -> bool:
+        """One direction: does ``evaluator``'s Requirements accept ``candidate``?"""
+        proj = candidate.project(evaluator.other)
+        if not (evaluator.cacheable and candidate.cacheable):
+            self.evaluations += 1
+            return bool(candidate.ad.matches(evaluator.ad))
+        cache = self._slot_side if slot_side else self._job_side
+        key = (evaluator.own_sig, proj)
+        hit = cache.get(key)
+        if hit is None:
+            self.evaluations += 1
+            hit = cache[key] = bool(candidate.ad.matches(evaluator.ad))
+        return hit
+
     def match(self, job: AdView, slot: AdView) -> bool:
         self.lookups += 1
-        jsig = job.project(slot.other)
-        ssig = slot.project(job.other)
-        if not (job.cacheable and slot.cacheable):
-            return self._evaluate(job.ad, slot.ad)
-        key = (jsig, ssig)
-        hit = self._cache.get(key)
-        if hit is None:
-            hit = self._cache[key] = self._evaluate(job.ad, slot.ad)
-        return hit
+        return self.accepts(slot, job, slot_side=True) and self.accepts(job, slot, slot_side=False)
 
     def matches(self, job: ClassAd, slot: ClassAd) -> bool:
         return self.match(AdView(job), AdView(slot))
-
-    def _evaluate(self, job: ClassAd, slot: ClassAd) -> bool:
-        self.evaluations += 1
-        return bool(slot.symmetricMatch(job))
 
     def can_run(self, job: JobShape, slot: SlotShape) -> bool:
         """The same answer as ``matches`` on the ads these shapes describe, from a dict lookup."""
@@ -593,8 +605,8 @@ class Matcher:
 
     @property
     def autoclusters(self) -> int:
-        """Distinct (job, slot) signature pairs evaluated so far."""
-        return len(self._cache)
+        """Distinct (evaluator, candidate) signature pairs evaluated so far, both directions."""
+        return len(self._slot_side) + len(self._job_side)
 
 
 @dataclass(frozen=True)
