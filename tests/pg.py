@@ -91,7 +91,8 @@ class PostgresServer:
     def create_database(self, name: str, template: str | None = None) -> str:
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            # FILE_COPY: with fsync off this is ~10x faster than PostgreSQL 15's default WAL_LOG copy.
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""))
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -144,9 +145,8 @@ def _sqlite_template() -> str:
         path = Path(tempfile.mkdtemp(prefix="enclave-sqlite-")) / "template.db"
         db = Database(f"sqlite:///{path}")
         db.migrate()
-        with db.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.dispose()
+        db.dispose()  # closing the last connection checkpoints the WAL into the file we copy
+        assert not path.with_name(path.name + "-wal").exists()
         _templates["sqlite"] = str(path)
     return _templates["sqlite"]
 

@@ -9,6 +9,8 @@ combines namespace and pod selectors needs Kubernetes 1.11.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,10 +124,20 @@ def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
     return [limit_range, quota]
 
 
+def object_name(username: str) -> str:
+    """A DNS-1123 name for a user's objects: usernames may hold '_', object names may not. A short hash
+    keeps 'a_b' and 'a-b' apart."""
+    safe = re.sub(r"[^a-z0-9-]", "-", username.lower())
+    if safe != username:
+        safe += "-" + hashlib.sha256(username.encode()).hexdigest()[:8]
+    return safe
+
+
 def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": _meta(f"enclave-{subject.username}-{role}", namespace, {"enclave/user": subject.username}),
+        "metadata": _meta(f"enclave-{object_name(subject.username)}-{role}", namespace,
+                          {"enclave/user": subject.username}),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": subject.username}],
     }

@@ -106,15 +106,16 @@ def verify(session: Session, token: str, *, scope: str | None = None, data_read:
     """
     row, account = _lookup(session, token)
     when = _now(now)
+    # The account's state comes first: it is the reason a person most needs to hear.
+    allowed = {AccountStatus.ACTIVE.value} | ({AccountStatus.EXPIRED.value} if data_read else set())
+    if account.status not in allowed:
+        raise Unauthenticated(f"account {account.username!r} is {account.status}", where="Authorization",
+                              fix="only active accounts may use enclave services")
     if row.revoked_at is not None:
         raise Unauthenticated("token was revoked", where="Authorization", fix="issue a new token")
     if row.expires_at <= when:
         raise Unauthenticated(f"token expired at {row.expires_at.isoformat()}", where="Authorization",
                               fix="issue a new token")
-    allowed = {AccountStatus.ACTIVE.value} | ({AccountStatus.EXPIRED.value} if data_read else set())
-    if account.status not in allowed:
-        raise Unauthenticated(f"account {account.username!r} is {account.status}", where="Authorization",
-                              fix="only active accounts may use enclave services")
     if scope is not None:
         held = set(row.scopes.split())
         if scope not in held and "*" not in held:

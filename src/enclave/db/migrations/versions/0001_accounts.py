@@ -108,13 +108,15 @@ def upgrade() -> None:
     )
     for column in ("at", "actor", "action", "target"):
         op.create_index(f"ix_journal_entries_{column}", "journal_entries", [column])
-    op.create_table(
+    head = op.create_table(
         "journal_head",
         sa.Column("id", sa.Integer, autoincrement=False, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_journal_head"),
     )
+    # The head row exists from the start, so the first writers already have a row to lock and queue on.
+    op.bulk_insert(head, [{"id": 1, "seq": 0, "hash": "0" * 64}])
 
 
 def downgrade() -> None:

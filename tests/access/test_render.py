@@ -1,0 +1,145 @@
+"""Rendered Kubernetes access, validated against the schema of the spec's Kubernetes version.
+
+kubernetes-validate ships schemas from 1.25 on. The LSST LDF spec runs Kubernetes 1.9.3 (seed §9), which
+it cannot validate against, so such specs are validated against the OLDEST schema it has (1.25) — and the
+renderer only uses API groups that already existed in 1.9 (rbac v1, networking v1, core v1), which the
+test below checks separately.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from enclave.access import repository
+from enclave.access.render import SERVICE_POD_ROOM, Subject, app_namespaces, render_access
+from enclave.accounts import service
+from enclave.accounts.models import AccountKind
+from enclave.db import Database
+from enclave.spec.defaults import EXAMPLES
+from enclave.spec.load import load
+from enclave.spec.models import EnclaveSpec, Role
+from tests.accounts.conftest import ADMIN, onboard
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+APIS_IN_1_9 = {"v1", "rbac.authorization.k8s.io/v1", "networking.k8s.io/v1"}
+
+
+def schema_version(kube_version: str) -> str:
+    """The spec's major.minor if kubernetes-validate has it, else its oldest (or newest) schema."""
+    available = sorted({tuple(map(int, v.split(".")[:2])) for v in kubernetes_validate.utils.all_versions()})
+    wanted = tuple(map(int, kube_version.lstrip("v").split(".")[:2]))
+    chosen = wanted if wanted in available else (available[0] if wanted < available[0] else available[-1])
+    return f"{chosen[0]}.{chosen[1]}.0"
+
+
+def validate_all(spec: EnclaveSpec, objects: dict[str, list[dict[str, Any]]]) -> int:
+    version = schema_version(spec.cluster.kubernetes_version)
+    count = 0
+    for docs in objects.values():
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)
+            assert doc["apiVersion"] in APIS_IN_1_9, doc["apiVersion"]
+            assert DNS_SUBDOMAIN.match(doc["metadata"]["name"]), doc["metadata"]["name"]
+            count += 1
+    return count
+
+
+SUBJECTS = [
+    Subject("dev", "staff", "active", frozenset({Role.DEVELOPER}), frozenset({"firefly"})),
+    Subject("ops", "staff", "active", frozenset({Role.K8S_SERVICE_ADMIN, Role.DEVELOPER}), frozenset({"qserv"})),
+    Subject("sec", "staff", "active", frozenset({Role.SECURITY}), frozenset()),
+    Subject("sys_admin", "staff", "active", frozenset({Role.SYSADMIN}), frozenset({"portal"})),
+    Subject("sci", "science", "active", frozenset({Role.SCIENCE_USER}), frozenset()),
+    Subject("gone", "staff", "departed", frozenset(), frozenset({"firefly"})),
+    Subject("old", "science", "expired", frozenset({Role.SCIENCE_USER}), frozenset()),
+    Subject("root", "staff", "departed", frozenset({Role.K8S_CLUSTER_ADMIN}), frozenset({"qserv"})),
+]
+
+
+@pytest.mark.parametrize("example", ["lsst-ldf.yaml", "minimal.yaml"])
+def test_every_object_validates(example: str) -> None:
+    spec = load(EXAMPLES / example)
+    objects = render_access(spec, SUBJECTS)
+    assert list(objects) == app_namespaces(spec)
+    assert validate_all(spec, objects) > 0
+
+
+def test_ldf_is_validated_against_the_oldest_schema() -> None:
+    assert schema_version("1.9.3") == "1.25.0"
+    assert schema_version("1.29.4") == "1.29.0"
+
+
+def test_bindings_follow_roles_and_membership() -> None:
+    spec = load(EXAMPLES / "lsst-ldf.yaml")
+    objects = render_access(spec, SUBJECTS)
+    got = {(ns, o["subjects"][0]["name"]): o["roleRef"]["name"]
+           for ns, docs in objects.items() for o in docs if o["kind"] == "RoleBinding"}
+    expected = {("firefly", "dev"): "edit", ("portal", "sys_admin"): "view"}
+    for ns in app_namespaces(spec):
+        expected[(ns, "ops")] = "admin"
+        expected[(ns, "sec")] = "view"
+    assert got == expected
+    names = {o["metadata"]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
+    assert any(n.startswith("enclave-sys-admin-") and len(n) > len("enclave-sys-admin-view") for n in names)
+
+
+def test_namespace_guards_and_notebook_limits() -> None:
+    spec = load(EXAMPLES / "lsst-ldf.yaml")
+    objects = render_access(spec, SUBJECTS)
+    for ns, docs in objects.items():
+        kinds = [(o["kind"], o["metadata"]["name"]) for o in docs if o["kind"] != "RoleBinding"]
+        assert ("Namespace", ns) in kinds
+        deny = next(o for o in docs if o["metadata"]["name"] == "default-deny")
+        assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        dns = next(o for o in docs if o["metadata"]["name"] == "allow-dns")
+        assert {p["port"] for p in dns["spec"]["egress"][0]["ports"]} == {53}
+        has_limits = ("LimitRange", "notebook-bounds") in kinds
+        assert has_limits is (ns == spec.notebooks.namespace)
+    docs = {o["kind"]: o for o in objects[spec.notebooks.namespace]}
+    limits = docs["LimitRange"]["spec"]["limits"][0]
+    assert limits["min"] == {"cpu": "500m", "memory": "512Mi"} and limits["max"] == {"cpu": "4", "memory": "8192Mi"}
+    assert limits["default"] == {"cpu": "2", "memory": "4096Mi"}  # the default size, medium
+    assert limits["defaultRequest"] == {"cpu": "1", "memory": "2048Mi"}
+    hard = docs["ResourceQuota"]["spec"]["hard"]
+    spawners = 3  # dev, ops, sci: active accounts that may spawn notebooks
+    assert hard["pods"] == str(spawners + SERVICE_POD_ROOM)
+    assert hard["limits.cpu"] == "12" and hard["requests.memory"] == f"{spawners * 8192}Mi"
+
+
+def test_quota_is_capped_by_worker_capacity() -> None:
+    spec = load(EXAMPLES / "minimal.yaml")  # 2 workers x 8 cores, 32 GiB
+    many = [Subject(f"u{i}", "science", "active", frozenset({Role.SCIENCE_USER})) for i in range(100)]
+    hard = next(o for o in render_access(spec, many)[spec.notebooks.namespace]
+                if o["kind"] == "ResourceQuota")["spec"]["hard"]
+    assert hard["requests.cpu"] == "16" and hard["requests.memory"] == f"{64 * 1024}Mi"
+    assert hard["limits.cpu"] == "400"
+
+
+def test_from_database_to_files_and_cli(db: Database, spec: EnclaveSpec, admin: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    onboard(db, spec, "dev1", kind=AccountKind.STAFF, namespaces=["firefly"])
+    onboard(db, spec, "dev2", kind=AccountKind.STAFF, namespaces=["firefly"])
+    onboard(db, spec, "sci1")
+    with db.session() as s:
+        service.depart(s, ADMIN, "dev2", reason="left")
+        subjects = repository.subjects(s)
+    objects = render_access(spec, subjects)
+    bound = {o["subjects"][0]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
+    assert bound == {"dev1"}  # root is sysadmin + developer with no namespace; dev2 departed; sci1 science
+
+    monkeypatch.setenv("ENCLAVE_DB", db.url)
+    from enclave.cli import app
+    result = CliRunner().invoke(app, ["render", "access", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == sorted(f"{ns}.yaml" for ns in app_namespaces(spec))
+    loaded = {p.stem: list(yaml.safe_load_all(p.read_text())) for p in (tmp_path / "out").iterdir()}
+    assert loaded == objects
+    validate_all(spec, loaded)

@@ -1,0 +1,131 @@
+"""API tokens: shown once, stored hashed, refused when malformed, unknown, expired, revoked or inactive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from enclave import journal
+from enclave.access import tokens
+from enclave.access.permissions import Permission
+from enclave.accounts import service
+from enclave.accounts.models import AccountKind
+from enclave.db import Database
+from enclave.errors import InputError, NotFound, PermissionDenied, Unauthenticated
+from enclave.spec.models import EnclaveSpec
+from tests.accounts.conftest import ADMIN, NOW, onboard, snapshot
+
+
+@pytest.fixture
+def users(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    onboard(db, spec, "ann")
+    onboard(db, spec, "ben", kind=AccountKind.STAFF)
+
+
+def issue(db: Database, actor: str, user: str, scopes: list[str] | None = None, ttl: int = 3600) -> str:
+    with db.session() as s:
+        return tokens.issue(s, actor, user, scopes or ["*"], ttl, now=NOW)
+
+
+def check(db: Database, token: str, **kw: Any) -> str:
+    with db.session() as s:
+        return tokens.verify(s, token, now=kw.pop("now", NOW), **kw).username
+
+
+def test_plaintext_is_shown_once_and_never_stored(db: Database, users: None) -> None:
+    token = issue(db, "ann", "ann")
+    secret = token.split("_", 2)[2]
+    assert check(db, token) == "ann"
+    dump = repr(snapshot(db))
+    assert secret not in dump and token not in dump
+    with db.session() as s:
+        entry = journal.query(s, action="tokens.issue")[0]
+        assert entry.actor == "ann" and entry.target == "account/ann" and secret not in repr(entry)
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "enc_short_secret", "Bearer enc_" + "a" * 16 + "_" + "b" * 43,
+                                 "enc_" + "a" * 16 + "_" + "b" * 42, "enc_" + "!" * 16 + "_" + "b" * 43])
+def test_malformed(db: Database, users: None, bad: str) -> None:
+    with pytest.raises(Unauthenticated, match="malformed"):
+        check(db, bad)
+
+
+def test_unknown_and_wrong_secret(db: Database, users: None) -> None:
+    token = issue(db, "ann", "ann")
+    prefix, key, secret = token.split("_", 2)
+    wrong = f"{prefix}_{key}_{'A' if secret[0] != 'A' else 'B'}{secret[1:]}"
+    with pytest.raises(Unauthenticated, match="unknown token"):
+        check(db, wrong)
+    with pytest.raises(Unauthenticated, match="unknown token"):
+        check(db, f"{prefix}_{'0' * 16}_{secret}")
+
+
+def test_expiry(db: Database, users: None) -> None:
+    token = issue(db, "ann", "ann", ttl=600)
+    assert check(db, token, now=NOW + timedelta(seconds=599)) == "ann"
+    with pytest.raises(Unauthenticated, match="expired"):
+        check(db, token, now=NOW + timedelta(seconds=600))
+
+
+def test_revocation_by_owner_and_by_admin(db: Database, users: None, unchanged: Any) -> None:
+    t1, t2 = issue(db, "ann", "ann"), issue(db, ADMIN, "ann")
+    unchanged(lambda s: tokens.revoke(s, "ben", t1), PermissionDenied)
+    with db.session() as s:
+        tokens.revoke(s, "ann", t1)
+        tokens.revoke(s, ADMIN, t2.split("_")[1])
+    for t in (t1, t2):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            check(db, t)
+    unchanged(lambda s: tokens.revoke(s, ADMIN, "nosuchkey"), NotFound)
+    with db.session() as s:
+        assert [e.actor for e in journal.query(s, action="tokens.revoke")] == ["ann", ADMIN]
+
+
+def test_departure_takes_effect_on_the_next_request(db: Database, users: None) -> None:
+    token = issue(db, "ben", "ben")
+    assert check(db, token) == "ben"
+    with db.session() as s:
+        service.depart(s, ADMIN, "ben", reason="left")
+    with pytest.raises(Unauthenticated, match="departed"):
+        check(db, token)
+    with pytest.raises(Unauthenticated, match="departed"):
+        check(db, token, data_read=True)
+    with db.session() as s:
+        assert all(t.revoked_at is not None for t in tokens.list_tokens(s, "ben"))
+
+
+def test_expired_science_account_keeps_data_read_only(db: Database, users: None, unchanged: Any) -> None:
+    token = issue(db, "ann", "ann", ["data.read", "data.write", "notebooks.spawn"])
+    with db.session() as s:
+        service.expire(s, ADMIN, "ann", reason="allocation ended")
+    with pytest.raises(Unauthenticated, match="expired"):
+        check(db, token)
+    assert check(db, token, data_read=True, scope="data.read") == "ann"
+    unchanged(lambda s: tokens.issue(s, "ann", "ann", ["data.read"], 3600), PermissionDenied)
+    unchanged(lambda s: tokens.issue(s, ADMIN, "ann", ["data.read"], 3600), PermissionDenied)
+
+
+def test_scopes_narrow_a_token(db: Database, users: None) -> None:
+    token = issue(db, "ben", "ben", ["data.read", "logs.read"])
+    assert check(db, token, scope="data.read") == "ben"
+    with pytest.raises(Unauthenticated, match="lacks scope 'notebooks.spawn'"):
+        check(db, token, scope="notebooks.spawn")
+    with db.session() as s:
+        assert tokens.token_permissions(s, token, now=NOW) == {Permission.LOGS_READ}
+        star = tokens.issue(s, "ben", "ben", ["*"], 3600, now=NOW)
+        assert Permission.BATCH_SUBMIT in tokens.token_permissions(s, star, now=NOW)
+
+
+@pytest.mark.parametrize("scopes,ttl,message", [([], 3600, "no scope"), (["root"], 3600, "unknown scope"),
+                                                (["*"], 10, "out of range"), (["*"], 10**9, "out of range")])
+def test_bad_issue_input(db: Database, users: None, unchanged: Any, scopes: list[str], ttl: int,
+                         message: str) -> None:
+    err = unchanged(lambda s: tokens.issue(s, "ann", "ann", scopes, ttl), InputError)
+    assert message in str(err)
+
+
+def test_only_account_managers_issue_for_others(db: Database, users: None, unchanged: Any) -> None:
+    unchanged(lambda s: tokens.issue(s, "ann", "ben", ["*"], 3600), PermissionDenied)
+    assert check(db, issue(db, ADMIN, "ben")) == "ben"
