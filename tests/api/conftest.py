@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,8 +24,9 @@ from enclave.api.service import Service
 from enclave.api.wiring import build_service, ensure_accounts
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
-from enclave.broker.model import Action, DrainNode, Observed
+from enclave.broker.model import Action, DeployPods, DrainNode, Observed
 from enclave.db import Database
+from enclave.ops import images
 from enclave.spec import EnclaveSpec, Role, load
 from enclave.spec.defaults import EXAMPLES
 
@@ -64,8 +66,12 @@ class ProjectedBackend:
 
     def __init__(self, spec: EnclaveSpec) -> None:
         self.state = initial_state(spec, now=T0)
-        # One worker already draining, so a start-htcondor procedure has somewhere legal to go.
+        # One worker already draining, so a start-htcondor procedure has somewhere legal to go, and two
+        # HTCondor worker pods that a delete-pods procedure can remove.
         self.state = apply_one(self.state, DrainNode(actor="setup", reason="fixture", node="kub-017"))
+        self.state = apply_one(self.state, DeployPods(actor="setup", reason="fixture", node="kub-003", pool="drp",
+                                                      pods=("kub-003-htcondor-1", "kub-003-htcondor-2"),
+                                                      cores_per_pod=8, memory_mib_per_pod=16384))
 
     def observe(self) -> Observed:
         return self.state
@@ -100,6 +106,11 @@ def populate(db: Database, spec: EnclaveSpec) -> dict[str, str]:
                              kind=AccountKind.SCIENCE, reason="test fixture",
                              allocation=accounts.Allocation(proposal_id="P-2"))
         accounts.expire(s, ADMIN, "sciexpired", reason="test fixture")
+        # Security vets the notebook images (seed §10), so notebook options have something to offer.
+        for image in spec.notebooks.images:
+            pinned = f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+            images.submit(s, spec, STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN], pinned, reason="fixture")
+            images.approve(s, STAFF_ROLE_USERS[Role.SECURITY], pinned, reason="scanned clean")
         for user in [ADMIN, *STAFF_ROLE_USERS.values(), SCIENCE]:
             out[user] = tokens.issue(s, user, user, ["*"], 3600)
     return out
@@ -125,9 +136,9 @@ def world(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, 
     db = Database(f"sqlite:///{path}")
     service = Service(spec=spec, db=db)
     backend = ProjectedBackend(spec)
-    service.runner = BrokerRunner(spec=spec, observe=backend.observe, decide=lambda o: [], db=db,
-                                  metrics=service.metrics, history=service.history, apply=backend.apply,
-                                  advance=backend.advance, backend_name="projected")
+    service.runner = BrokerRunner(spec=spec, backend=backend, decide=lambda o: [], db=db,
+                                  metrics=service.metrics, history=service.history, advance=backend.advance,
+                                  backend_name="projected")
     service.runner.snapshot()
     with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield World(spec=spec, db=db, service=service, client=client, tokens=dict(template_db[1]))

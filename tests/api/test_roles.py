@@ -24,8 +24,8 @@ class Call:
     method: str
     path: str | Callable[[World, str], str]
     body: dict[str, Any] | None = None
-    needs: Permission | None = None
-    """None: any authenticated account may call it."""
+    needs: Permission | tuple[Permission, ...] | None = None
+    """None: any authenticated account may call it; a tuple: it needs all of them."""
     ok: tuple[int, ...] = (200,)
     changes: bool | None = None
     """Whether success changes state; default: every method but GET does."""
@@ -99,12 +99,13 @@ CALLS = [
          {"kind": "deploy-pods", "node": "kub-001", "pool": "prompt", "count": 2, "cores_per_pod": 8,
           "memory_mib_per_pod": 16384, "reason": "BCS 4 by hand"}, needs=P.BATCH_PODS, ok=(201,)),
     Call("delete pods (BCS 3)", "POST", "/broker/actions",
-         {"kind": "delete-pods", "pods": ["kub-001-htcondor-1"], "reason": "BCS 3 by hand"}, needs=P.BATCH_PODS,
+         {"kind": "delete-pods", "pods": ["kub-003-htcondor-1"], "reason": "BCS 3 by hand"}, needs=P.BATCH_PODS,
          ok=(201,)),
     Call("drain node (BCS 5)", "POST", "/broker/actions",
          {"kind": "drain-node", "node": "kub-002", "reason": "BCS 5 by hand"}, needs=P.BATCH_PODS, ok=(201,)),
     Call("return node", "POST", "/broker/actions",
-         {"kind": "return-node", "node": "kub-017", "reason": "give back"}, needs=P.BATCH_PODS, ok=(201,)),
+         {"kind": "return-node", "node": "kub-017", "reason": "give back"}, needs=(P.BATCH_PODS, P.BATCH_RELABEL),
+         ok=(201,)),
 ]
 
 
@@ -117,8 +118,12 @@ def fingerprint(world: World) -> tuple[Any, ...]:
     return rows, runner.observe(), runner.actions_total
 
 
+def needs(call: Call) -> tuple[Permission, ...]:
+    return () if call.needs is None else call.needs if isinstance(call.needs, tuple) else (call.needs,)
+
+
 def allowed(role: Role, call: Call) -> bool:
-    return call.needs is None or call.needs in ROLE_PERMISSIONS[role]
+    return all(p in ROLE_PERMISSIONS[role] for p in needs(call))
 
 
 def _request(world: World, call: Call, user: str) -> Any:
@@ -164,7 +169,7 @@ def test_allowed_write(world: World, call: Call, role: Role) -> None:
 
 def test_every_role_is_refused_somewhere_and_allowed_somewhere() -> None:
     for role in Role:
-        assert any(allowed(role, c) and c.needs for c in CALLS), role
+        assert any(allowed(role, c) and needs(c) for c in CALLS), role
         assert any(not allowed(role, c) for c in CALLS), role
 
 
@@ -192,5 +197,28 @@ def test_allowed_writes_are_journaled_as_the_caller(world: World) -> None:
     assert r.status_code == 201, r.text
     entries = world.client.get("/api/v1/journal?limit=1", headers=world.as_("root")).json()
     assert entries[0]["actor"] == "htcondoradmin" and entries[0]["action"] == "broker.Relabel"
-    assert entries[0]["target"] == "condor-001" and entries[0]["reason"] == "why"
+    assert entries[0]["target"] == "startd/condor-001" and entries[0]["reason"] == "why"
     assert world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["ok"] is True
+
+
+def test_return_node_needs_both_administrators_roles(world: World) -> None:
+    """Giving a node back stops HTCondor (HTCondor admin) and uncordons it (service admin): one person
+    holding both roles may do it alone; the journal names them."""
+    body = {"kind": "return-node", "node": "kub-017", "reason": "give back"}
+    assert world.client.post("/api/v1/broker/actions", json=body,
+                             headers=world.as_("htcondoradmin")).status_code == 403
+    r = world.client.post("/api/v1/accounts/k8sserviceadmin/roles", headers=world.as_("root"),
+                          json={"role": "htcondor-admin", "reason": "covers both halves"})
+    assert r.status_code == 200, r.text
+    r = world.client.post("/api/v1/broker/actions", json=body, headers=world.as_("k8sserviceadmin"))
+    assert r.status_code == 201 and r.json()["applied"] is True
+    last = world.client.get("/api/v1/journal?limit=1", headers=world.as_("root")).json()[0]
+    assert last["actor"] == "k8sserviceadmin" and last["action"] == "broker.ReturnNode"
+
+
+def test_action_already_in_effect_is_not_journaled_again(world: World) -> None:
+    body = {"kind": "drain-node", "node": "kub-017", "reason": "already draining"}
+    before = world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["entries"]
+    r = world.client.post("/api/v1/broker/actions", json=body, headers=world.as_("k8sserviceadmin"))
+    assert r.status_code == 201 and r.json()["applied"] is False
+    assert world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["entries"] == before

@@ -1,8 +1,10 @@
 """The broker loop of a running service: advance the backend clock, observe, decide, act, record.
 
-The runner knows the backend only through three callables, so the twin (accelerated simulated clock) and a
-live cluster (wall clock, ``advance`` is None) run the same loop. One lock serialises the loop and manual
-actions sent through the API, so an administrator's BCS procedure never interleaves with a broker cycle.
+The runner drives any ``enclave.broker.model.Backend`` — the twin (accelerated simulated clock, ``advance``
+moves it on) or the live cluster (wall clock, ``advance`` is None) — through the broker's own ``Executor``,
+so every action, the broker's and a person's alike, is role-checked and journaled in one transaction exactly
+as ``enclave broker run`` and ``enclave batch move|add-pods|drain-node`` do. One lock serialises the loop and
+manual procedures, so an administrator's BCS procedure never interleaves with a broker cycle.
 """
 
 from __future__ import annotations
@@ -14,41 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
-
 from enclave.access.permissions import Permission, require
 from enclave.api.metrics import Metrics
-from enclave.api.plain import plain
 from enclave.api.snapshot import History, summarise
-from enclave.broker.model import (
-    Action,
-    DeletePods,
-    DeployPods,
-    DrainNode,
-    DrainStartd,
-    Observed,
-    Relabel,
-    ReturnNode,
-    StartHTCondor,
-)
+from enclave.broker.execute import Executor, Outcome, permissions
+from enclave.broker.model import Action, Backend, Observed
 from enclave.db import Database
-from enclave.errors import Conflict, EnclaveError
-from enclave.journal import record
+from enclave.errors import EnclaveError
 from enclave.spec.models import EnclaveSpec
 
 T = TypeVar("T")
-
-# Seed §7.1: the HTCondor administrator changes ClassAds and starts HTCondor (BCS 1, 2, 4 step 2, 5 steps 2–3);
-# the Kubernetes service administrator deploys and deletes worker pods and drains nodes (BCS 3, 4, 5 step 1).
-PERMISSION_OF: dict[type[Action], Permission] = {
-    Relabel: Permission.BATCH_RELABEL,
-    StartHTCondor: Permission.BATCH_RELABEL,
-    DrainStartd: Permission.BATCH_RELABEL,
-    DeployPods: Permission.BATCH_PODS,
-    DeletePods: Permission.BATCH_PODS,
-    DrainNode: Permission.BATCH_PODS,
-    ReturnNode: Permission.BATCH_PODS,
-}
 
 
 @dataclass(frozen=True)
@@ -59,6 +36,7 @@ class AppliedAction:
     target: str
     actor: str
     reason: str
+    journal_seq: int | None = None
 
 
 def action_target(action: Action) -> str:
@@ -69,11 +47,6 @@ def action_target(action: Action) -> str:
         if isinstance(value, str):
             return value
     return ""
-
-
-def describe(action: Action, at: float) -> AppliedAction:
-    return AppliedAction(at=at, kind=action.kind, target=action_target(action), actor=action.actor,
-                         reason=action.reason)
 
 
 @dataclass
@@ -90,14 +63,12 @@ class Extras:
 @dataclass
 class BrokerRunner:
     spec: EnclaveSpec
-    observe: Callable[[], Observed]
+    backend: Backend
     decide: Callable[[Observed], Sequence[Action]]
     """The broker's pure decision for an observed state."""
     db: Database
     metrics: Metrics
     history: History
-    apply: Callable[[Action], None] | None = None
-    """Carry one action out on the backend (manual procedures); None when the backend is read-only."""
     advance: Callable[[float], None] | None = None
     """Move the backend clock forward by this many seconds (the twin); None for a live backend."""
     extras: Callable[[], Extras] | None = None
@@ -114,6 +85,12 @@ class BrokerRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    def __post_init__(self) -> None:
+        self.executor = Executor(self.backend, self.db)
+
+    def observe(self) -> Observed:
+        return self.backend.observe()
+
     def step(self) -> Observed:
         """One cycle; safe to call from tests without the thread."""
         with self.lock:
@@ -122,18 +99,15 @@ class BrokerRunner:
             observed = self.observe()
             refused: list[str] = []
             try:
-                actions = list(self.decide(observed))
-                with self.db.session() as session:
-                    for action in actions:
-                        try:
-                            # One savepoint per action: a refused action leaves no journal entry behind,
-                            # and the others still go ahead.
-                            with session.begin_nested():
-                                self.execute(session, action, observed.now)
-                        except EnclaveError as error:
-                            refused.append(f"{action.kind} {action_target(action)}: {error}")
-                            continue
-                        self.record(action, observed.now)
+                for action in self.decide(observed):
+                    try:
+                        # Each action in its own transaction, re-observed first: one refusal (a role
+                        # missing, a node gone) leaves no trace and does not stop the others.
+                        outcome = self.executor.apply(action)
+                    except EnclaveError as error:
+                        refused.append(f"{action.kind} {action_target(action)}: {error}")
+                        continue
+                    self._record(outcome, observed.now)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self.metrics.broker_errors.inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -143,12 +117,12 @@ class BrokerRunner:
                     self.metrics.broker_errors.inc()
             self.cycles += 1
             self.metrics.broker_cycles.inc()
-            self.snapshot(observed)
+            self.snapshot()
             return observed
 
-    def snapshot(self, observed: Observed | None = None) -> None:
+    def snapshot(self) -> None:
         with self.lock:
-            observed = observed or self.observe()
+            observed = self.observe()
             extra = self.extras() if self.extras else Extras()
             for latency in extra.prompt_latencies:
                 self.metrics.prompt_latency.observe(latency)
@@ -158,35 +132,36 @@ class BrokerRunner:
             self.history.append(snap)
             self.metrics.observe_snapshot(snap)
 
-    def record(self, action: Action, at: float) -> None:
-        self.recent.appendleft(describe(action, at))
+    def _record(self, outcome: Outcome, at: float) -> None:
+        if not outcome.applied:
+            return
+        a = outcome.action
+        self.recent.appendleft(AppliedAction(at=at, kind=a.kind, target=action_target(a), actor=a.actor,
+                                             reason=a.reason, journal_seq=outcome.seq))
         self.actions_total += 1
-        self.metrics.broker_actions.labels(action.kind).inc()
+        self.metrics.broker_actions.labels(a.kind).inc()
 
-    def permission_for(self, action: Action) -> Permission:
-        return PERMISSION_OF[type(action)]
+    @staticmethod
+    def permissions_for(action: Action) -> list[Permission]:
+        return [Permission(p) for p in permissions(action)]
 
-    def execute(self, session: Session, action: Action, now: float) -> None:
-        """Role check, journal, apply — in the caller's transaction. The journal entry is written first: if
-        the backend then refuses, the exception rolls it back with everything else."""
-        require(session, action.actor, self.permission_for(action))
-        if self.apply is None:
-            raise Conflict(f"the {self.backend_name} backend is read-only here", where="broker",
-                           fix="run the procedure where the backend accepts actions")
-        record(session, actor=action.actor, action=f"broker.{action.kind}", target=action_target(action),
-               reason=action.reason, before=None, after=plain(action))
-        self.apply(action)
+    def apply_manual(self, action: Action) -> Outcome:
+        """A BCS procedure run by a person, between two broker cycles, through the broker's executor.
 
-    def apply_manual(self, session: Session, action: Action) -> None:
-        """A BCS procedure run by a person, between two broker cycles."""
+        The role check comes first, before the executor looks at the backend: a caller without the role is
+        refused even when the action happens to be in effect already (which the executor would skip)."""
+        with self.db.session() as session:
+            for permission in self.permissions_for(action):
+                require(session, action.actor, permission)
         with self.lock:
             now = self.observe().now
-            self.execute(session, action, now)
-            self.record(action, now)
+            outcome = self.executor.apply(action)
+            self._record(outcome, now)
             self.snapshot()
+            return outcome
 
     def exclusive(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` between two broker cycles (manual procedures, reads that need a consistent backend)."""
+        """Run ``fn`` between two broker cycles (reads that need a consistent backend)."""
         with self.lock:
             return fn()
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi import Request
-from sqlalchemy.orm import Session
 
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History
@@ -31,10 +30,12 @@ class Service:
     runner: BrokerRunner | None = None
     title: str = "enclave"
 
-    def image_vetter(self, session: Session) -> Callable[[str], bool] | None:
-        """Which notebook images security has approved. None means the spec's own rule (listed images of the
-        local registry), which is what the notebooks concept falls back to while no vetting records exist."""
-        return None
+    def image_vetter(self) -> Callable[[str], bool]:
+        """Which notebook images may be offered: as the notebooks CLI and the JupyterHub hook decide it
+        (listed in the spec and, when the registry requires vetting, approved by security)."""
+        from enclave.notebooks.repository import image_vetter
+
+        return image_vetter(self.db, self.spec)
 
 
 def get_service(request: Request) -> Service:

@@ -70,8 +70,8 @@ def twin_runner(spec: EnclaveSpec, db: Database, metrics: Metrics, history: Hist
         return decide(spec, observed)
 
     return BrokerRunner(
-        spec=spec, observe=twin.observe, decide=broker_decide, db=db, metrics=metrics, history=history,
-        apply=twin.apply, advance=twin.advance, extras=TwinFigures(twin.sim, deadline),
+        spec=spec, backend=twin, decide=broker_decide, db=db, metrics=metrics, history=history,
+        advance=twin.advance, extras=TwinFigures(twin.sim, deadline),
         backend_name=f"twin ({scenario})",
         sim_seconds_per_cycle=sim_seconds_per_cycle, wall_seconds_per_cycle=wall_seconds_per_cycle,
         finished=lambda: bool(twin.sim.now >= twin.sim.horizon),

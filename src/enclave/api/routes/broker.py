@@ -18,6 +18,7 @@ from enclave.api.routes.bodies import Body, Reason, Short
 from enclave.api.runner import BrokerRunner
 from enclave.api.service import Service, get_service
 from enclave.broker import decide as broker
+from enclave.broker.execute import Outcome
 from enclave.broker.model import (
     Action,
     DeletePods,
@@ -171,14 +172,12 @@ def act(body: Procedure, principal: Principal = Depends(api_principal),  # noqa:
         service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
     runner = _runner(service)
 
-    def run() -> Action:
+    def run() -> Outcome:
         action = to_action(body, principal.username, runner)
-        permission = runner.permission_for(action)
-        principal.need_scope(permission)
-        with service.db.session() as session:
-            runner.apply_manual(session, action)
-        return action
+        for permission in runner.permissions_for(action):
+            principal.need_scope(permission)
+        return runner.apply_manual(action)
 
-    action = runner.exclusive(run)
-    result: dict[str, Any] = plain(action)
-    return result
+    outcome = runner.exclusive(run)
+    return {"action": plain(outcome.action), "applied": outcome.applied, "journal_seq": outcome.seq,
+            "note": None if outcome.applied else "already in effect: nothing done, nothing journaled"}
