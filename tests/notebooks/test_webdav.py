@@ -297,3 +297,17 @@ def test_owner_can_lock_and_locks_are_per_user(two: Dav) -> None:
     status, _ = raw(two.url, "UNLOCK", "/alice/doc.txt", "alice", "tok-alice", headers={"Lock-Token": f"<{token}>"})
     assert status == 204
     assert Path(two.accounts["alice"].workspace_path, "doc.txt").read_text() == "v2"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+def test_server_created_files_belong_to_the_account(two: Dav, tmp_path: Path) -> None:
+    c = client(two, "alice")
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    c.mkdir("dir")
+    c.upload_sync(remote_path="dir/f.txt", local_path=str(src))
+    c.copy("dir/f.txt", "g.txt")
+    ws = Path(two.accounts["alice"].workspace_path)
+    for p in (ws / "dir", ws / "dir" / "f.txt", ws / "g.txt"):
+        st = p.stat()
+        assert (st.st_uid, st.st_gid) == (1001, 1001), p

@@ -78,3 +78,23 @@ def test_mapped_paths_stay_inside(tree: str, parts: list[str]) -> None:
 def test_map_refuses_other_users(tree: str) -> None:
     with pytest.raises(DAVError):
         resolve(tree, "alice", "/bob/x")
+
+
+def test_descriptor_check_catches_a_swapped_directory(tmp_path: Path) -> None:
+    # The race: after the path was checked, a directory on it became a link to elsewhere. O_NOFOLLOW
+    # guards only the last component; the check of what the descriptor really opened guards the rest.
+    from enclave.notebooks.webdav import _open_inside
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+    (ws / "d").symlink_to(outside)
+    with pytest.raises(DAVError):
+        _open_inside(str(ws), str(ws / "d" / "secret"), os.O_RDONLY)
+    (ws / "mine").write_text("m")
+    os.close(_open_inside(str(ws), str(ws / "mine"), os.O_RDONLY))
+    (ws / "last").symlink_to(outside / "secret")
+    with pytest.raises(OSError):
+        _open_inside(str(ws), str(ws / "last"), os.O_RDONLY)

@@ -273,14 +273,46 @@ def resolve(root: str, username: str, path: str) -> str:
     return file_path
 
 
-class _LimitedWriter:
-    """Writes an upload to a temporary file, refusing bytes beyond the allowance."""
+def _fd_inside(fd: int, root: str) -> bool:
+    """Is what this descriptor actually opened inside root? Checked after open, so a directory swapped
+    for a symlink between our path check and the open (a race a user can run from a notebook) is
+    caught: the kernel reports the real file, whatever path led to it."""
+    if not os.path.isdir("/proc/self/fd"):
+        return True  # not Linux: the path check before the open stands alone
+    try:
+        return _within(root, os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return False
 
-    def __init__(self, path: str, allowance: int) -> None:
-        self.path = path
+
+def _open_inside(root: str, path: str, flags: int, mode: int = 0o600, dir_fd: int | None = None) -> int:
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    if not _fd_inside(fd, root):
+        os.close(fd)
+        raise DAVError(HTTP_FORBIDDEN, "access outside your workspace is not allowed")
+    return fd
+
+
+def _own(path: str, account: AccountLike, dir_fd: int | None = None) -> None:
+    """Give what the server created to the account: run as root, the server would otherwise leave files
+    the user cannot change from their notebook."""
+    if os.geteuid() == 0:
+        os.chown(path, account.uid, account.gid, dir_fd=dir_fd, follow_symlinks=False)
+
+
+class _LimitedWriter:
+    """Writes an upload to a temporary file beside its target, refusing bytes beyond the allowance."""
+
+    def __init__(self, root: str, directory: str, allowance: int, account: AccountLike) -> None:
+        self.name = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
         self.allowance = allowance
         self.written = 0
-        self._fh: IO[bytes] = open(path, "xb")  # noqa: SIM115 - closed by close() / end_write
+        # Everything below goes through a descriptor of the (verified) directory, not through its path.
+        self.dir_fd = _open_inside(root, directory, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=self.dir_fd)
+        _own(self.name, account, dir_fd=self.dir_fd)
+        self._fh: IO[bytes] = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> int:
         self.written += len(data)
@@ -292,17 +324,29 @@ class _LimitedWriter:
     def close(self) -> None:
         self._fh.close()
 
+    def finish(self, target_name: str | None) -> None:
+        """Rename into place (``target_name``) or discard (None), then let go of the directory."""
+        try:
+            if target_name is None:
+                os.unlink(self.name, dir_fd=self.dir_fd)
+            else:
+                os.replace(self.name, target_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        finally:
+            os.close(self.dir_fd)
+
 
 class QuotaFile(FileResource):  # type: ignore[misc]
-    """A file whose upload lands atomically and only when within quota."""
+    """A file read through a verified descriptor, whose upload lands atomically and only within quota."""
 
     _writer: _LimitedWriter | None = None
 
+    def get_content(self) -> IO[bytes]:
+        fd = _open_inside(self.environ[_ROOT], self._file_path, os.O_RDONLY)
+        return os.fdopen(fd, "rb")
+
     def begin_write(self, *, content_type: str | None = None) -> _LimitedWriter:
-        allowance = self.environ.get(_ALLOWANCE, 0)
-        directory = os.path.dirname(self._file_path)
-        tmp = os.path.join(directory, f"{UPLOAD_PREFIX}{uuid.uuid4().hex}")
-        self._writer = _LimitedWriter(tmp, allowance)
+        self._writer = _LimitedWriter(self.environ[_ROOT], os.path.dirname(self._file_path),
+                                      self.environ.get(_ALLOWANCE, 0), self.environ[_ACCOUNT])
         return self._writer
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -311,14 +355,19 @@ class QuotaFile(FileResource):  # type: ignore[misc]
         if writer is None:
             return
         writer.close()
+        name = os.path.basename(self._file_path)
         if with_errors:
-            os.unlink(writer.path)
+            writer.finish(None)
             # do_PUT creates an empty file before writing a new one; a refused upload leaves nothing.
             if self.environ.get("enclave.put_new") and os.path.getsize(self._file_path) == 0:
                 os.unlink(self._file_path)
             return
-        os.replace(writer.path, self._file_path)
+        writer.finish(name)
         self.file_stat = os.stat(self._file_path)
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        super().copy_move_single(dest_path, is_move=is_move)
+        _own(self.provider._loc_to_file_path(dest_path, self.environ), self.environ[_ACCOUNT])
 
 
 class WorkspaceFolder(FolderResource):  # type: ignore[misc]
@@ -337,6 +386,19 @@ class WorkspaceFolder(FolderResource):  # type: ignore[misc]
 
     def get_used_bytes(self) -> int:
         return self._quota()[0]
+
+    def create_collection(self, name: str) -> None:
+        super().create_collection(name)
+        _own(os.path.join(self._file_path, name), self.environ[_ACCOUNT])
+
+    def create_empty_resource(self, name: str) -> QuotaFile:
+        res: QuotaFile = super().create_empty_resource(name)
+        _own(os.path.join(self._file_path, name), self.environ[_ACCOUNT])
+        return res
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        super().copy_move_single(dest_path, is_move=is_move)
+        _own(self.provider._loc_to_file_path(dest_path, self.environ), self.environ[_ACCOUNT])
 
     def get_available_bytes(self) -> int:
         return self._quota()[1]
