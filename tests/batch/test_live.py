@@ -125,3 +125,21 @@ def test_demand_of_ignores_foreign_pools_and_defaults(ldf: EnclaveSpec) -> None:
     del jobs[1]["EnclavePool"]
     demand = demand_of(jobs, ldf, now=10.0)
     assert demand["general"].idle_cores == 3 and sum(d.idle_jobs for d in demand.values()) == 1
+
+
+def test_reconfig_needs_the_hosts_master(ldf: EnclaveSpec, daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
+    query = daemons.collector_query
+
+    def no_masters(handle: object, ad_type: int, *rest: object) -> list[object]:
+        return [] if ad_type == int(htcondor2.AdType.Master) else query(handle, ad_type, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(htcondor2._collector, "_collector_query", no_masters)
+    with pytest.raises(ExternalError, match="the master of condor-001 is not advertised"):
+        adapter(ldf).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt", to_pool="user"))
+
+
+def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancelled: list[tuple[str, object]] = []
+    monkeypatch.setattr(htcondor2._startd, "_startd_cancel_drain_jobs", lambda addr, rid: cancelled.append((addr, rid)))
+    adapter(ldf).cancel_drain("condor-002")
+    assert cancelled == [(daemons.startds["condor-002"].address, None)]

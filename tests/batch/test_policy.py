@@ -132,3 +132,28 @@ def test_can_run_with_shapes(ldf: EnclaveSpec) -> None:
     for _ in range(1000):
         matcher.can_run(job, SlotShape(pool="prompt", cpus=2, memory_mib=4096))
     assert matcher.evaluations == before
+
+
+def test_membership_map_and_its_errors(ldf: EnclaveSpec) -> None:
+    text = policy.membership_map(ldf, {"alice": ["drp", "user"], "*": ["general"]})
+    assert text.splitlines()[1:] == ["* alice group_drp,group_user", "* /.*/ group_general"]
+    assert policy.membership_map(ldf).splitlines()[1:] == ["* /.*/ group_general"]
+    with pytest.raises(InputError, match="not a user name"):
+        policy.membership_map(ldf, {"bad name": ["user"]})
+    with pytest.raises(InputError, match="unknown or no pools"):
+        policy.membership_map(ldf, {"alice": []})
+
+
+def test_static_labels_follow_guaranteed_shares(ldf: EnclaveSpec, mini: EnclaveSpec) -> None:
+    from collections import Counter
+
+    labels = policy.static_labels(ldf)
+    assert len(labels) == 40 and all(n.startswith("condor-") for n in labels)
+    assert Counter(labels.values()) == {"prompt": 10, "drp": 16, "user": 4, "general": 10}
+    assert Counter(policy.static_labels(mini).values()) == {"prompt": 1, "drp": 1}
+
+
+def test_empty_pool_submit_hosts_is_a_spec_error(ldf: EnclaveSpec) -> None:
+    user = ldf.pools["user"].model_copy(update={"submit_hosts": []})
+    with pytest.raises(SpecError, match="no job could ever run"):
+        policy.validate(ldf.model_copy(update={"pools": {**ldf.pools, "user": user}}))
