@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
-
-from enclave.errors import InputError, Problem
-
-if TYPE_CHECKING:
-    from enclave.api.runner import BrokerRunner
-    from enclave.api.service import Service
-    from enclave.db import Database
-    from enclave.spec.models import EnclaveSpec
 
 console = Console(highlight=False)
 
@@ -43,7 +35,7 @@ def serve(
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
     from enclave.api.app import create_app
     from enclave.api.service import Service
-    from enclave.api.wiring import ensure_accounts, twin_runner
+    from enclave.api.wiring import ensure_accounts, live_runner, twin_runner
     from enclave.db import Database
     from enclave.spec.cli import load_spec_option
 
@@ -53,7 +45,8 @@ def serve(
     token = ensure_accounts(database, spec, admin)
     service = Service(spec=spec, db=database)
     if live:
-        service.runner = live_runner(spec, database, service, kubeconfig, collector)
+        service.runner = live_runner(spec, database, service.metrics, service.history, kubeconfig=kubeconfig,
+                                     collector=collector, wall_seconds_per_cycle=max(interval, 5.0))
     elif not no_broker:
         console.print(f"loading the twin with scenario [bold]{scenario}[/] …")
         service.runner = twin_runner(spec, database, service.metrics, service.history, scenario=scenario,
@@ -76,12 +69,6 @@ def serve(
     finally:
         if service.runner:
             service.runner.stop()
-
-
-def live_runner(spec: EnclaveSpec, database: Database, service: Service, kubeconfig: Path | None,
-                collector: str | None) -> BrokerRunner:
-    raise InputError([Problem("--live", "the live backend (Kubernetes + HTCondor adapters) is not wired into "
-                              "the service yet", "run without --live to use the twin")])
 
 
 def register(app: typer.Typer, render: typer.Typer) -> None:

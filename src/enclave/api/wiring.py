@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from enclave.api.metrics import Metrics
@@ -126,3 +127,41 @@ def ensure_accounts(db: Database, spec: EnclaveSpec, admin: str = BOOTSTRAP_ADMI
                              reason="the broker acts as this account: BCS 1–5 need htcondor-admin and "
                                     "k8s-service-admin", roles=[Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN])
         return tokens.issue(session, admin, admin, ["*"], ttl_seconds, reason="enclave serve: admin token")
+
+
+def live_runner(spec: EnclaveSpec, db: Database, metrics: Metrics, history: History, *,
+                kubeconfig: Path | None = None, collector: str | None = None,
+                wall_seconds_per_cycle: float = 30.0) -> BrokerRunner:
+    """The live backend: Kubernetes through the official client (``kubeconfig``, else in-cluster or
+    $KUBECONFIG) and HTCondor through the bindings (``collector``, else ``spec.batch.central_manager``)."""
+    import htcondor2
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from enclave.batch.live import HTCondorBatch
+    from enclave.broker.decide import decide
+    from enclave.cluster.kube import KubeCluster
+    from enclave.cluster.live import Condor, LiveBackend
+    from enclave.errors import ExternalError
+
+    if kubeconfig is None:
+        kube = KubeCluster.connect(spec)
+    else:
+        try:
+            api = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise ExternalError(f"cannot read kubeconfig {kubeconfig}: {exc}", where="--kubeconfig",
+                                fix="give a readable kubeconfig for the cluster") from exc
+        assert isinstance(api, k8s.ApiClient)
+        kube = KubeCluster(spec, api)
+    batch = HTCondorBatch(spec, collector=htcondor2.Collector(collector) if collector else None)
+    condor: Condor = batch  # type: ignore[assignment]
+    backend = LiveBackend(spec, kube, condor)
+
+    def broker_decide(observed: Observed) -> list[Action]:
+        # Evictions refused by a disruption budget are retried once per cycle, as `kubectl drain` does.
+        backend.progress()
+        return decide(spec, observed)
+
+    return BrokerRunner(spec=spec, backend=backend, decide=broker_decide, db=db, metrics=metrics, history=history,
+                        backend_name="live", wall_seconds_per_cycle=wall_seconds_per_cycle)

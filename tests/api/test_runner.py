@@ -1,0 +1,82 @@
+"""The broker loop inside the service: against the twin (the embedded default) and wired to a live cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from enclave.api.metrics import Metrics
+from enclave.api.snapshot import History
+from enclave.api.wiring import build_service, ensure_accounts, live_runner
+from enclave.broker.decide import BROKER_ACTOR
+from enclave.db import Database
+from enclave.errors import ExternalError
+from enclave.journal import query, verify
+from enclave.spec import EnclaveSpec
+from tests.api.conftest import ADMIN
+
+
+@pytest.fixture
+def fresh_db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    return db
+
+
+def test_broker_actions_in_the_twin_are_role_checked_and_journaled(fresh_db: Database, spec: EnclaveSpec) -> None:
+    assert ensure_accounts(fresh_db, spec, ADMIN) is not None
+    service = build_service(spec, fresh_db, scenario="one-night", sim_seconds_per_cycle=600)
+    runner = service.runner
+    assert runner is not None
+    for _ in range(4):
+        runner.step()
+    assert runner.cycles == 4 and runner.actions_total > 0, runner.last_error
+    with fresh_db.session() as s:
+        entries = query(s, actor=BROKER_ACTOR)
+        assert len(entries) == runner.actions_total
+        assert all(e.action.startswith("broker.") and e.reason for e in entries)
+        verify(s)
+    text = service.metrics.exposition().decode()
+    assert 'enclave_broker_actions_total{kind="Relabel"}' in text
+    assert 'enclave_pool_capacity_cores{pool="prompt"}' in text
+    # Capacity per pool over time, what the dashboard draws.
+    series = service.history.series()
+    assert len(series["t"]) == 5 and set(series["capacity"]) == set(spec.pools)
+
+
+def test_broker_without_its_roles_changes_nothing(fresh_db: Database, spec: EnclaveSpec) -> None:
+    """No broker account (no bootstrap ran): every action is refused and neither twin nor journal moves."""
+    service = build_service(spec, fresh_db, scenario="one-night", sim_seconds_per_cycle=600)
+    runner = service.runner
+    assert runner is not None
+    before = [(s.name, s.pool) for s in runner.observe().startds]
+    errors = []
+    for _ in range(4):
+        runner.step()
+        errors.append(runner.last_error)
+    assert runner.actions_total == 0
+    assert any(e and "no account named 'enclave-broker'" in e for e in errors), errors
+    assert [(s.name, s.pool) for s in runner.observe().startds] == before
+    with fresh_db.session() as s:
+        assert verify(s) == 0
+
+
+def test_live_runner_reports_an_unreachable_cluster(fresh_db: Database, spec: EnclaveSpec, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+""")
+    runner = live_runner(spec, fresh_db, Metrics(), History(), kubeconfig=kubeconfig, collector="127.0.0.1:9")
+    assert runner.advance is None and runner.backend_name == "live"
+    with pytest.raises(ExternalError):
+        runner.observe()
+
+
+def test_live_runner_refuses_a_missing_kubeconfig(fresh_db: Database, spec: EnclaveSpec, tmp_path: Path) -> None:
+    with pytest.raises(ExternalError, match="kubeconfig"):
+        live_runner(spec, fresh_db, Metrics(), History(), kubeconfig=tmp_path / "nope")
