@@ -71,3 +71,17 @@ def test_lookup_and_cli(db: Database, ldf: EnclaveSpec) -> None:
         expire(s, "root", "sci", reason="allocation ended")
     result = runner.invoke(app, ["notebooks", "options", "sci", "--db", db.url])
     assert result.exit_code != 0 and isinstance(result.exception, PermissionDenied)
+
+
+def test_spawning_needs_the_notebooks_spawn_permission(db: Database, ldf: EnclaveSpec) -> None:
+    from enclave.access.permissions import Permission
+    from enclave.notebooks.account import NOTEBOOKS_SPAWN
+
+    assert Permission.NOTEBOOKS_SPAWN.value == NOTEBOOKS_SPAWN
+    lookup = account_lookup(db)
+    with pytest.raises(PermissionDenied, match=r"no role that may spawn notebooks \(notebooks.spawn\)"):
+        options_for(ldf, lookup("sec1"), vetted=lambda i: True)
+    with pytest.raises(PermissionDenied, match="no role that may spawn"):
+        validate(ldf, lookup("sec1"), Choice(), vetted=lambda i: True)
+    assert validate(ldf, lookup("sci"), Choice(), vetted=lambda i: True).username == "sci"
+    assert validate(ldf, lookup("root"), Choice(), vetted=lambda i: True).username == "root"  # developer role

@@ -34,6 +34,10 @@ class AccountLike(Protocol):
     def quota_gib(self) -> float: ...
 
 
+NOTEBOOKS_SPAWN = "notebooks.spawn"
+"""The permission (enclave.access.permissions.Permission.NOTEBOOKS_SPAWN) a notebook needs."""
+
+
 class Access(StrEnum):
     """How much of the platform an account may use right now (seed §4)."""
 
@@ -91,4 +95,13 @@ def require_notebook_access(account: AccountLike, now: datetime | None = None) -
             "but notebooks are not available",
             where=f"account {account.username}",
             fix="ask for the allocation to be renewed (seed §4)",
+        )
+    # Accounts read from the database carry their permissions; a role without notebooks.spawn (security
+    # staff only, say) gets no notebook. Plain account objects without the attribute are not judged here.
+    permissions = getattr(account, "permissions", None)
+    if permissions is not None and NOTEBOOKS_SPAWN not in permissions:
+        raise PermissionDenied(
+            f"account '{account.username}' holds no role that may spawn notebooks ({NOTEBOOKS_SPAWN})",
+            where=f"account {account.username}",
+            fix="ask a sysadmin to grant the developer or science-user role",
         )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from enclave.access.permissions import account_permissions
 from enclave.access.tokens import DATA_READ, DATA_WRITE, verify
 from enclave.accounts.models import Account
 from enclave.accounts.service import get
@@ -32,13 +33,17 @@ class AccountSnapshot:
     workspace_path: str
     quota_gib: float
     allocation_expires: datetime | None
+    permissions: frozenset[str]
+    """What the account's roles allow right now (enclave.access.permissions); notebooks need
+    notebooks.spawn."""
 
 
 def snapshot(account: Account) -> AccountSnapshot:
     return AccountSnapshot(username=account.username, uid=account.uid, gid=account.gid, kind=account.kind,
                            status=account.status, home_path=account.home_path,
                            workspace_path=account.workspace_path, quota_gib=account.quota_gib,
-                           allocation_expires=account.allocation_expires)
+                           allocation_expires=account.allocation_expires,
+                           permissions=frozenset(p.value for p in account_permissions(account)))
 
 
 def account_lookup(db: Database) -> Callable[[str], AccountLike]:
