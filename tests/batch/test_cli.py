@@ -10,6 +10,8 @@ from enclave.cli import app
 from enclave.errors import EnclaveError, exit_code
 from enclave.spec.defaults import EXAMPLES
 
+from .conftest import Daemons
+
 SUBMIT = EXAMPLES / "submit"
 MEMBERS = str(SUBMIT / "members.yaml")
 runner = CliRunner()
@@ -89,3 +91,15 @@ def test_render_condor_check(tmp_path: Path) -> None:
     assert code == 0, out
     assert out.count("HTCondor reads it back") == 8
     assert (tmp_path / "cfg" / "execute-prompt.conf").exists()
+
+
+def test_explain_and_pools_live(daemons: Daemons) -> None:
+    code, out = run("batch", "explain", str(SUBMIT / "user.sub"), "--owner", "bob", "--schedd",
+                    "schedd.jupyter-lsst.svc", "--members", MEMBERS, "--live")
+    assert code == 0, out
+    assert "matches 1 of 4 node(s)" in out and "kub-003 (pool user): matches" in out
+    code, out = run("batch", "explain", str(SUBMIT / "user.sub"), "--live", "--node", "condor-999")
+    assert code == 3 and "no startd runs on or is named condor-999" in out
+    code, out = run("batch", "pools", "--live")
+    assert code == 0, out
+    assert "idle jobs" in out

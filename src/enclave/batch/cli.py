@@ -70,17 +70,18 @@ def explain_cmd(
         raise InputError([Problem(str(submit_file), f"cannot read the submit file: {exc.strerror}",
                                   "check the path")]) from exc
     labels: dict[str, str] | None = None
+    startds = None
     if live:
         from enclave.batch.live import HTCondorBatch
 
-        labels = {s.name: s.pool for s in HTCondorBatch(spec).startds()}
-    if label:
-        labels = {**(labels if labels is not None else policy.static_labels(spec)), **_labels(label)}
+        startds = HTCondorBatch(spec).startds()
+    elif label:
+        labels = {**policy.static_labels(spec), **_labels(label)}
     policy.load_membership(spec, _members(members))
     who = owner or os.environ.get("USER", "nobody")
     where = schedd or spec.batch.submit_hosts[0]
     result = explain_mod.explain(spec, text, owner=who, schedd=where, nodes=node, labels=labels,
-                                 where=str(submit_file))
+                                 startds=startds, where=str(submit_file))
     ad = result.admission.ad
     a = spec.batch.pool_attribute
     console.print(f"[bold]{submit_file}[/] (queue {result.submitted.queue}) — owner {who}, submitted on {where}")

@@ -172,12 +172,25 @@ class Explanation:
 
 
 def explain(spec: EnclaveSpec, text: str, *, owner: str, schedd: str, nodes: Sequence[str] | None = None,
-            labels: Mapping[str, str] | None = None, where: str = "submit file") -> Explanation:
-    """Explain a submit description against nodes. Needs the membership map loaded for userMap()."""
+            labels: Mapping[str, str] | None = None, startds: Sequence[Startd] | None = None,
+            where: str = "submit file") -> Explanation:
+    """Explain a submit description against nodes. Needs the membership map loaded for userMap().
+
+    ``startds`` (e.g. the live ones) replaces the spec's layout; ``nodes`` then selects among them by
+    startd or node name.
+    """
     submitted = job_from_submit(spec, read_submit(text, where=where), where=where)
     admission = policy.schedd_admit(spec, submitted.ad, owner=owner, schedd=schedd)
+    if startds is None:
+        chosen = node_startds(spec, nodes, labels)
+    else:
+        chosen = [sd for sd in startds if nodes is None or sd.name in nodes or sd.node in nodes]
+        missing = [n for n in nodes or () if not any(n in (sd.name, sd.node) for sd in startds)]
+        if missing:
+            raise NotFound(f"no startd runs on or is named {', '.join(missing)}", where="--node",
+                           fix="list the startds with `enclave batch pools --live`")
     analyses = []
-    for sd in node_startds(spec, nodes, labels):
+    for sd in chosen:
         machine = policy.machine_ad(spec, sd)
         analyses.append(analyze(spec, admission.ad, submitted.requirement_clauses, machine, sd.name, sd.pool))
     return Explanation(submitted=submitted, admission=admission, nodes=tuple(analyses))

@@ -156,8 +156,8 @@ def submitted_ad(attempt: Attempt) -> ClassAd:
 def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[str] | None = None) -> Verdict:
     """Run one attempt through schedd, START, Requirements and authorization.
 
-    ``allowed_schedds`` is what the startd's ALLOW_DAEMON admits (default: the spec's submit hosts,
-    as ``render`` writes it). Needs the membership map loaded (``policy.load_membership``).
+    ``allowed_schedds`` is what the startd's ALLOW_DAEMON admits (default: the target pool's submit
+    hosts, as ``render`` writes it). Needs the membership map loaded (``policy.load_membership``).
     """
     submitted = submitted_ad(attempt)
     submitted["Requirements"] = policy.default_requirements(spec)
@@ -178,7 +178,8 @@ def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[s
     whole = node.lookup("Start").eval(scope=node, target=job) is True
     if whole != (not failures):  # the clauses are the conjuncts of START: they must agree
         raise AssertionError(f"{attempt.name}: START and its clauses disagree")
-    trusted = list(spec.batch.submit_hosts if allowed_schedds is None else allowed_schedds)
+    trusted = list(policy.pool_submit_hosts(spec, attempt.target_pool) if allowed_schedds is None
+                   else allowed_schedds)
     return Verdict(
         attempt=attempt,
         admission=admission,
