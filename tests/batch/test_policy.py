@@ -157,3 +157,16 @@ def test_empty_pool_submit_hosts_is_a_spec_error(ldf: EnclaveSpec) -> None:
     user = ldf.pools["user"].model_copy(update={"submit_hosts": []})
     with pytest.raises(SpecError, match="no job could ever run"):
         policy.validate(ldf.model_copy(update={"pools": {**ldf.pools, "user": user}}))
+
+
+def test_line_breaks_in_values_cannot_forge_a_signature(ldf: EnclaveSpec) -> None:
+    """printOld writes a string's line break raw; such ads are fingerprinted attribute by attribute."""
+    matcher = Matcher(ldf)
+    slot = matcher.view(machine_ad(ldf, startd("user")))
+    honest = job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"Note": "x\nRequestCpus = 1"})
+    honest["RequestCpus"] = 99
+    plain = job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD)
+    assert matcher.match(matcher.view(plain), slot)
+    assert not matcher.match(matcher.view(honest), slot)
+    assert matcher.view(honest).project(frozenset({"requestcpus"})) != matcher.view(plain).project(
+        frozenset({"requestcpus"}))

@@ -484,11 +484,14 @@ def _attribute_texts(ad: ClassAd) -> dict[str, str]:
     per cycle cannot afford many of them. The texts are only compared, never interpreted here; their
     references come from classad2 (``_refs``).
     """
+    lines = ad.printOld().splitlines()
+    if len(lines) != len(ad):
+        # A string value with a line break spans lines (and could even forge one): ask per attribute.
+        return {name.lower(): repr(ad.lookup(name)) for name in ad}
     out: dict[str, str] = {}
-    for line in ad.printOld().splitlines():
-        name, sep, text = line.partition(" = ")
-        if sep:
-            out[name.lower()] = text
+    for line in lines:
+        name, _, text = line.partition(" = ")
+        out[name.lower()] = text
     return out
 
 
