@@ -102,6 +102,8 @@ def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
     assert drains == [("drain", daemons.startds["kub-003"].address, int(htcondor2.DrainType.Graceful),
                        "enclave: broker: BCS 3")]
     assert not [c for c in daemons.calls if c[0] == "set"]  # the pool's own retirement time applies
+    assert {s.name: s.draining for s in live.startds()} == {"condor-001": False, "condor-002": False,
+                                                           "condor-011": False, "kub-003": True}
     live.apply(DrainStartd(actor="broker", reason="again", startd="kub-003"))
     assert len([c for c in daemons.calls if c[0] == "drain"]) == 1  # already draining: no-op
 

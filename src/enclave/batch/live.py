@@ -94,8 +94,9 @@ class HTCondorBatch:
                 memory_mib=_int(ad, "TotalSlotMemory", _int(ad, "Memory")),
                 busy_cores=max(0, total - _int(ad, "Cpus")),
                 since=float(_int(ad, "EnclavePoolSince")),
+                draining=ad.get("Draining") is True,
             )
-            out.append(LiveSlot(startd=startd, draining=ad.get("Draining") is True, location=ad))
+            out.append(LiveSlot(startd=startd, draining=startd.draining, location=ad))
         return sorted(out, key=lambda s: s.startd.name)
 
     def startds(self) -> tuple[Startd, ...]:
