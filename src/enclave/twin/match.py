@@ -1,116 +1,62 @@
-"""Matchmaking for the twin: real ClassAd evaluation (classad2), cached per autocluster.
+"""Matchmaking for the twin: the batch concept's ClassAd policy, evaluated with classad2, autoclustered.
 
-HTCondor groups alike jobs into autoclusters and negotiates once per autocluster, not per job; the
-twin does the same. Whether an autocluster may ever run on a partitionable slot depends only on the
-job's request and on the slot's static attributes (pool label, kind, total cores and memory), so the
-symmetric ClassAd match is evaluated once per (autocluster, slot signature) and cached. Whether the slot
-has room *now* is plain arithmetic on its free cores and memory, done by the engine, exactly as a
-partitionable slot carves a dynamic slot out of what is left.
-
-The ads come from ``enclave.batch.policy`` (the batch concept's START policy) when it is installed,
-so the twin runs the production policy; otherwise from the minimal equivalent here.
+The twin does not write its own START: it asks ``enclave.batch.policy.Matcher`` — the same START and
+job Requirements that are rendered into the live pool's configuration — whether a job shape may run on
+a slot shape. HTCondor negotiates once per autocluster, not per job, and so does the twin: the verdict
+for an (autocluster, slot signature) pair is computed once with real classad2 evaluation and cached.
+A slot signature is everything START can see of a partitionable slot that does not change while jobs
+come and go (pool label, kind, total cores and memory); whether the slot has room *now* is arithmetic
+on its free cores and memory, done by the engine, as a partitionable slot carves out a dynamic slot.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
-import classad2
-
+from enclave.batch.policy import JobShape, SlotShape, pool_submit_hosts
+from enclave.batch.policy import Matcher as PolicyMatcher
+from enclave.broker.model import StartdKind
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.workloads import AutoCluster
 
 SHARED = "shared"
-"""Pool label of startds that serve every pool (HTCondor group quotas: the negotiator shares them)."""
+"""Label of startds that serve every pool (the ``quotas`` policy: one shared HTCondor pool in which the
+negotiator's group quotas, not node labels, decide who runs where)."""
 
 Signature = tuple[str, str, int, int]
-"""(pool label, startd kind, total cores, total memory MiB): everything a START policy can see of a slot."""
+"""(pool label, startd kind, total cores, total memory MiB)."""
 
 
-def _fallback_machine_ad(spec: EnclaveSpec, sig: Signature) -> classad2.ClassAd:
-    pool, kind, cores, memory = sig
-    attr = spec.batch.pool_attribute
-    ad = classad2.ClassAd({"Cpus": cores, "Memory": memory, "EnclaveStartdKind": kind})
-    if pool != SHARED:
-        ad[attr] = pool
-        ad["START"] = classad2.ExprTree(f"TARGET.{attr} =?= MY.{attr}")
-    else:
-        # A shared slot accepts any pool's job; group quotas in the negotiator decide who gets it.
-        ad["START"] = classad2.ExprTree(f"TARGET.{attr} =!= undefined")
-    ad["Requirements"] = classad2.ExprTree("START")
-    return ad
-
-
-def _fallback_job_ad(spec: EnclaveSpec, ac: AutoCluster) -> classad2.ClassAd:
-    ad = classad2.ClassAd({"RequestCpus": ac.cpus, "RequestMemory": ac.memory_mib,
-                           spec.batch.pool_attribute: ac.pool})
-    ad["Requirements"] = classad2.ExprTree("TARGET.Cpus >= MY.RequestCpus && TARGET.Memory >= MY.RequestMemory")
-    return ad
-
-
-def _batch_policy() -> Any | None:
-    try:
-        return importlib.import_module("enclave.batch.policy")
-    except ModuleNotFoundError:
-        return None
+def job_shape(spec: EnclaveSpec, ac: AutoCluster) -> JobShape:
+    """The jobs of an autocluster as the schedd holds them: a service owner submitting from the first
+    submit host the pool trusts, the accounting group the schedd's transform forces."""
+    schedd = pool_submit_hosts(spec, ac.pool)[0]
+    return JobShape(owner=f"svc_{ac.pool.replace('-', '_')}", pool=ac.pool, schedd=schedd,
+                    request_cpus=ac.cpus, request_memory_mib=ac.memory_mib)
 
 
 class Matcher:
-    """Answers 'may autocluster A ever run on a slot with signature S?' with one cached classad2 match."""
+    """May autocluster ``ac`` ever run on a slot with signature ``sig``? One cached classad2 match each."""
 
-    def __init__(self, spec: EnclaveSpec, acs: list[AutoCluster], use_batch_policy: bool = True) -> None:
+    def __init__(self, spec: EnclaveSpec, acs: list[AutoCluster]) -> None:
         self.spec = spec
         self.acs = acs
-        self.evaluations = 0
+        self.policy = PolicyMatcher(spec)
+        self.source = "enclave.batch.policy"
+        self._jobs = [job_shape(spec, ac) for ac in acs]
         self._cache: dict[tuple[int, Signature], bool] = {}
-        policy = _batch_policy() if use_batch_policy else None
-        self.source = "fallback"
-        self._machine: Callable[[Signature], classad2.ClassAd] = lambda sig: _fallback_machine_ad(spec, sig)
-        self._job: Callable[[AutoCluster], classad2.ClassAd] = lambda ac: _fallback_job_ad(spec, ac)
-        if policy is not None:
-            adapted = _adapt(policy, spec)
-            if adapted is not None:
-                self._machine, self._job = adapted
-                self.source = "enclave.batch.policy"
-        self._job_ads = [self._job(ac) for ac in acs]
-        self._machine_ads: dict[Signature, classad2.ClassAd] = {}
+
+    @property
+    def evaluations(self) -> int:
+        """ClassAd evaluations actually performed (the rest were autocluster cache hits)."""
+        return self.policy.evaluations
 
     def matches(self, ac: int, sig: Signature) -> bool:
         key = (ac, sig)
         hit = self._cache.get(key)
         if hit is None:
-            machine = self._machine_ads.get(sig)
-            if machine is None:
-                machine = self._machine_ads[sig] = self._machine(sig)
-            hit = self._cache[key] = bool(machine.symmetricMatch(self._job_ads[ac]))
-            self.evaluations += 1
+            pool, kind, cores, memory = sig
+            # A shared slot publishes whichever pool label the negotiator is matching it for; START then
+            # judges the job exactly as on a slot of that pool (credentials, schedd, resources).
+            label = self.acs[ac].pool if pool == SHARED else pool
+            slot = SlotShape(pool=label, cpus=cores, memory_mib=memory, kind=StartdKind(kind))
+            hit = self._cache[key] = self.policy.can_run(self._jobs[ac], slot)
         return hit
-
-
-def _adapt(policy: Any, spec: EnclaveSpec) -> tuple[Callable[[Signature], classad2.ClassAd],
-                                                     Callable[[AutoCluster], classad2.ClassAd]] | None:
-    """Bind the batch concept's ``machine_ad``/``job_ad`` if their signatures are the ones the twin knows."""
-    machine_ad = getattr(policy, "machine_ad", None)
-    job_ad = getattr(policy, "job_ad", None)
-    if machine_ad is None or job_ad is None:
-        return None
-
-    def machine(sig: Signature) -> classad2.ClassAd:
-        pool, kind, cores, memory = sig
-        return machine_ad(spec, pool=None if pool == SHARED else pool, cpus=cores, memory_mib=memory, kind=kind)
-
-    def job(ac: AutoCluster) -> classad2.ClassAd:
-        return job_ad(spec, pool=ac.pool, cpus=ac.cpus, memory_mib=ac.memory_mib)
-
-    try:
-        # Probe once: if the batch API differs from what the twin expects, keep the fallback ads.
-        probe_sig: Signature = (next(iter(spec.pools)), "standalone", 8, 32768)
-        m = machine(probe_sig)
-        j = job(AutoCluster(0, probe_sig[0], 1, 2048, "probe"))
-        if not bool(m.symmetricMatch(j)):
-            return None
-    except TypeError:
-        return None
-    return machine, job
