@@ -88,6 +88,10 @@ def spec() -> EnclaveSpec:
     return load(EXAMPLES / "lsst-ldf.yaml")
 
 
+def pinned_image(tag: str) -> str:
+    return f"registry.lsst.local/lsstsqre/sciplat-lab:{tag}@sha256:{hashlib.sha256(tag.encode()).hexdigest()}"
+
+
 def populate(db: Database, spec: EnclaveSpec) -> dict[str, str]:
     out: dict[str, str] = {}
     with db.session() as s:
@@ -111,6 +115,8 @@ def populate(db: Database, spec: EnclaveSpec) -> dict[str, str]:
             pinned = f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
             images.submit(s, spec, STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN], pinned, reason="fixture")
             images.approve(s, STAFF_ROLE_USERS[Role.SECURITY], pinned, reason="scanned clean")
+        for tag in ("approve-me", "reject-me"):
+            images.submit(s, spec, STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN], pinned_image(tag), reason="fixture")
         for user in [ADMIN, *STAFF_ROLE_USERS.values(), SCIENCE]:
             out[user] = tokens.issue(s, user, user, ["*"], 3600)
     return out

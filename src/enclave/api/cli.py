@@ -43,7 +43,7 @@ def serve(
     database = Database(db)
     database.migrate()
     token = ensure_accounts(database, spec, admin)
-    service = Service(spec=spec, db=database)
+    service = Service(spec=spec, db=database, spec_path=spec_path)
     if live:
         service.runner = live_runner(spec, database, service.metrics, service.history, kubeconfig=kubeconfig,
                                      collector=collector, wall_seconds_per_cycle=max(interval, 5.0))

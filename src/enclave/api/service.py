@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -29,6 +30,10 @@ class Service:
     history: History = field(default_factory=History)
     runner: BrokerRunner | None = None
     title: str = "enclave"
+    spec_path: Path | None = None
+    """Where the spec came from, for renderers that read it themselves; None: the embedded default."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Per-service state of individual routers (twin runs), keyed by router."""
 
     def image_vetter(self) -> Callable[[str], bool]:
         """Which notebook images may be offered: as the notebooks CLI and the JupyterHub hook decide it

@@ -1,14 +1,22 @@
-"""Operations reports: the Kubernetes upgrade plan (more as the ops concept lands)."""
+"""Operations: the Kubernetes upgrade plan and image vetting (seed §9, §10).
+
+Image decisions call ``enclave.ops.images`` exactly as ``enclave images`` does."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import Field, StringConstraints
 
+from enclave.access.permissions import Permission
 from enclave.api.auth import Principal, api_principal
 from enclave.api.plain import plain
+from enclave.api.routes.bodies import Body, Reason
 from enclave.api.service import Service, get_service
+from enclave.errors import PermissionDenied
+from enclave.ops import images
+from enclave.ops.images import ImageStatus
 from enclave.ops.upgrade import components_from_spec, plan_upgrade
 from enclave.ops.versions import Version
 
@@ -22,3 +30,52 @@ def upgrade_plan(target: str | None = Query(None, max_length=32, description="e.
     to = Version.parse(target, where="target") if target else None
     result: dict[str, Any] = plain(plan_upgrade(components_from_spec(service.spec), to))
     return result
+
+
+Image = Annotated[str, StringConstraints(min_length=3, max_length=512)]
+
+
+class ImageBody(Body):
+    image: Image = Field(description="registry/repository[:tag]@sha256:<digest>")
+    reason: Reason
+
+
+def _image_view(row: Any) -> dict[str, Any]:
+    state: dict[str, Any] = plain(row.state())
+    return {**state, "submitted_at": row.submitted_at.isoformat(),
+            "decided_at": row.decided_at.isoformat() if row.decided_at else None}
+
+
+@router.get("/images", summary="Container images and their vetting state")
+def list_images(status: ImageStatus | None = None, principal: Principal = Depends(api_principal),  # noqa: B008
+                service: Service = Depends(get_service)) -> list[dict[str, Any]]:  # noqa: B008
+    with service.db.session() as session:
+        return [_image_view(r) for r in images.listing(session, status)]
+
+
+@router.post("/images", status_code=201, summary="Submit an image digest for vetting (service or cluster "
+             "administrators, security)")
+def submit_image(body: ImageBody, principal: Principal = Depends(api_principal),  # noqa: B008
+                 service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+    if "*" not in principal.scopes and not principal.scopes & {p.value for p in images.SUBMITTERS}:
+        raise PermissionDenied("this token's scopes allow no image submission", where="Authorization",
+                               fix="use a token with scope services.deploy, cluster.system, images.vet or *")
+    with service.db.session() as session:
+        return _image_view(images.submit(session, service.spec, principal.username, body.image,
+                                         reason=body.reason))
+
+
+@router.post("/images/approve", summary="Approve a submitted digest (security; not the submitter)")
+def approve_image(body: ImageBody, principal: Principal = Depends(api_principal),  # noqa: B008
+                  service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+    principal.need_scope(Permission.IMAGES_VET)
+    with service.db.session() as session:
+        return _image_view(images.approve(session, principal.username, body.image, reason=body.reason))
+
+
+@router.post("/images/reject", summary="Reject a digest, or withdraw its approval (security)")
+def reject_image(body: ImageBody, principal: Principal = Depends(api_principal),  # noqa: B008
+                 service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+    principal.need_scope(Permission.IMAGES_VET)
+    with service.db.session() as session:
+        return _image_view(images.reject(session, principal.username, body.image, reason=body.reason))
