@@ -8,6 +8,7 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
+from enclave.broker.model import StartdKind
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 
@@ -107,10 +108,11 @@ def test_worker_pods(rendered: Path) -> None:
     for got in (part, whole):
         assert ExprTree(got["EnclavePool"] or "").eval() == "user"
         assert ExprTree(got["EnclaveNode"] or "").eval() == "kub-003"
-        assert ExprTree(got["EnclaveStartdKind"] or "").eval() == "pod"
         assert got["CCB_ADDRESS"] == "lsst-condor-cm.ncsa.illinois.edu"
         assert got["STARTD_NOCLAIM_SHUTDOWN"] == "0"
         assert NOTEBOOK_SCHEDD in (got["ALLOW_DAEMON"] or "")
+    assert ExprTree(part["EnclaveStartdKind"] or "").eval() == StartdKind.POD.value
+    assert ExprTree(whole["EnclaveStartdKind"] or "").eval() == StartdKind.NODE.value
     assert part["NUM_CPUS"] == "8" and part["MEMORY"] == "32768"
     # The whole-node pod leaves detection to HTCondor: it reports the machine's own cores.
     assert whole["NUM_CPUS"] != "8"

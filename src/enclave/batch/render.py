@@ -243,7 +243,8 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
     lines += [
         "# The pod spec sets these from the broker's DeployPods action and the downward API.",
         f"{POOL_KNOB} = $ENV({POD_POOL_ENV})",
-        f'{policy.KIND_ATTR} = "pod"',
+        # A whole-node pod is BCS 5's "node" startd (the broker's StartdKind.NODE); a share is a "pod".
+        f'{policy.KIND_ATTR} = "{"node" if whole_node else "pod"}"',
         f'{policy.NODE_ATTR} = "$ENV({POD_NODE_ENV})"',
         "# Pod IPs are not routable from the manager outside the cluster: connect back through it.",
         "CCB_ADDRESS = $(COLLECTOR_HOST)",
