@@ -9,6 +9,7 @@ refined by bisection, and each (site, day) is computed once and cached, so ``dec
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,9 +40,21 @@ def sun_altitude_deg(site: Site, times: np.ndarray) -> np.ndarray:
 
     location = EarthLocation.from_geodetic(lon=site.longitude_deg * u.deg, lat=site.latitude_deg * u.deg,
                                            height=site.elevation_m * u.m)
-    t = Time(times, format="unix")
-    altaz = get_sun(t).transform_to(AltAz(obstime=t, location=location))
-    return np.asarray(altaz.alt.deg, dtype=float)
+    from astropy.utils import iers
+    from astropy.utils.exceptions import AstropyWarning
+    from erfa import ErfaWarning  # type: ignore[import-untyped]
+
+    # Offline and far-future safe: Earth-orientation tables matter at the milliarcsecond level, while a
+    # twilight time needs the sun to ~0.01°. Never download them and accept the bundled ones' range.
+    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("auto_max_age", None), \
+            iers.conf.set_temp("iers_degraded_accuracy", "ignore"), warnings.catch_warnings():
+        # Leap seconds and polar motion are unknown for future years ("dubious year", "after IERS data"):
+        # a second of time or an arcsecond of pointing does not move twilight.
+        warnings.simplefilter("ignore", ErfaWarning)
+        warnings.simplefilter("ignore", AstropyWarning)
+        t = Time(times, format="unix")
+        altaz = get_sun(t).transform_to(AltAz(obstime=t, location=location))
+        return np.asarray(altaz.alt.deg, dtype=float)
 
 
 def _key(site: Site) -> tuple[float, float, float]:

@@ -56,6 +56,9 @@ class KubeCluster:
         self.image = image or f"{spec.registry.host}/htcondor/execute:25"
         self.clock = clock
         self.groups = {g.name: g for g in spec.cluster.node_groups}
+        major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
+        # policy/v1 Eviction exists from 1.22; older API servers (the seed's 1.9) take policy/v1beta1.
+        self._eviction_api = "policy/v1" if (major, minor) >= (1, 22) else "policy/v1beta1"
 
     @classmethod
     def connect(cls, spec: EnclaveSpec, **kwargs: Any) -> KubeCluster:
@@ -189,7 +192,8 @@ class KubeCluster:
             meta = pod["metadata"]
             if objects.is_worker_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
                 continue
-            body = k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))
+            body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction",
+                                  metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))
             try:
                 self.core.create_namespaced_pod_eviction(meta["name"], meta["namespace"], body)
             except ApiException as exc:

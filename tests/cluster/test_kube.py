@@ -1,0 +1,130 @@
+"""The live Kubernetes adapter, tested at the official client's HTTP boundary."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from enclave.broker.model import NodeState, StartdKind
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.errors import ExternalError, InvalidTransition, NotFound
+from enclave.spec import EnclaveSpec
+from tests.cluster.conftest import ApiServer, node_obj, pod_obj
+
+
+def schema_version(spec: EnclaveSpec) -> str:
+    """The spec's version if kubernetes-validate ships it, else its oldest (1.25); Pod fields used are older."""
+    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
+    return f"{major}.{minor}.0" if (major, minor) >= (1, 25) else "1.25.0"
+
+
+def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server: ApiServer) -> None:
+    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-001", cpu="1500m", memory="4Gi")
+    server.pods[("jupyter-lsst", "nb-bob")] = pod_obj("nb-bob", "kub-001", cpu="500m", memory="1Gi")
+    server.pods[("jupyter-lsst", "done")] = pod_obj("done", "kub-001", cpu="8", phase="Succeeded")
+    server.pods[("htcondor", "htcondor-kub-001-1")] = pod_obj(
+        "htcondor-kub-001-1", "kub-001", namespace="htcondor", cpu="8",
+        labels={objects.APP_LABEL: objects.WORKER_APP, objects.POOL_LABEL: "prompt"})
+    server.nodes["kub-002"] = node_obj("kub-002", ready=False)
+    server.nodes["kub-003"] = node_obj("kub-003", unschedulable=True)
+    server.nodes["kub-004"] = node_obj("kub-004", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    nodes = {n.name: n for n in kube.nodes()}
+    assert "stranger-1" not in nodes and "kub-master-001" in nodes and not any(n.startswith("condor") for n in nodes)
+    assert nodes["kub-001"].k8s_cores_requested == pytest.approx(2.0)  # worker pods and finished pods excluded
+    assert nodes["kub-001"].k8s_memory_requested_mib == 5 * 1024
+    assert nodes["kub-001"].state == NodeState.READY and nodes["kub-001"].cores == 48
+    assert nodes["kub-002"].state == NodeState.DOWN
+    assert nodes["kub-003"].state == NodeState.DOWN  # cordoned by someone else
+    assert nodes["kub-004"].state == NodeState.HTCONDOR
+
+
+def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServer, spec: EnclaveSpec) -> None:
+    names = ("htcondor-kub-001-1", "htcondor-kub-001-2")
+    kube.deploy_pods("kub-001", "prompt", names, 8, 32768)
+    kube.deploy_pods("kub-001", "prompt", names, 8, 32768)  # 409s are success
+    assert {k[1] for k in server.pods} == set(names)
+    posts = [r for r in server.requests if r[0] == "POST"]
+    assert len(posts) == 4
+    for _, path, body in posts:
+        assert path == "/api/v1/namespaces/htcondor/pods"
+        kubernetes_validate.validate(body, schema_version(spec), strict=True)
+    body = posts[0][2]
+    res = body["spec"]["containers"][0]["resources"]
+    assert res["requests"] == res["limits"] == {"cpu": "8", "memory": "32768Mi"}
+    assert body["spec"]["nodeName"] == "kub-001"
+    env = {e["name"]: e.get("value") for e in body["spec"]["containers"][0]["env"]}
+    assert env["ENCLAVE_POOL"] == "prompt" and env["ENCLAVE_POD_CPUS"] == "8"
+    pods = kube.worker_pods()
+    assert [(p.name, p.pool, p.kind, p.cores, p.memory_mib) for p in pods] == [
+        (n, "prompt", StartdKind.POD, 8, 32768) for n in names]
+
+
+def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> None:
+    kube.deploy_pods("kub-002", "drp", ("htcondor-kub-002-1",), 8, 8192)
+    kube.delete_pods(("htcondor-kub-002-1", "htcondor-kub-002-9"))
+    assert not server.pods
+
+
+def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
+    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-005")
+    server.pods[("jupyter-lsst", "nb-bob")] = pod_obj("nb-bob", "kub-005")
+    server.pods[("kube-system", "weave-net-x")] = pod_obj("weave-net-x", "kub-005", namespace="kube-system",
+                                                          daemonset=True)
+    server.pods[("firefly", "ff")] = pod_obj("ff", "kub-006")
+    server.pdb_blocked.add("nb-bob")
+    left = kube.drain("kub-005")
+    assert left == 1
+    node = server.nodes["kub-005"]
+    assert node["spec"]["unschedulable"] is True
+    assert node["metadata"]["labels"][objects.BATCH_LABEL] == "draining"
+    assert node["metadata"]["annotations"][objects.SINCE_ANNOTATION] == "1800000000"
+    evictions = [r for r in server.requests if r[1].endswith("/eviction")]
+    assert {r[1] for r in evictions} == {"/api/v1/namespaces/jupyter-lsst/pods/nb-alice/eviction",
+                                         "/api/v1/namespaces/jupyter-lsst/pods/nb-bob/eviction"}
+    assert evictions[0][2]["kind"] == "Eviction" and evictions[0][2]["apiVersion"] == "policy/v1beta1" and evictions[0][2]["metadata"]["name"] in ("nb-alice", "nb-bob")
+    assert ("kube-system", "weave-net-x") in server.pods and ("firefly", "ff") in server.pods
+    assert {n.name: n for n in kube.nodes()}["kub-005"].state == NodeState.DRAINING
+    server.pdb_blocked.clear()
+    assert kube.evict("kub-005") == 0
+    assert ("jupyter-lsst", "nb-bob") not in server.pods
+
+
+def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, server: ApiServer,
+                                                             spec: EnclaveSpec) -> None:
+    with pytest.raises(InvalidTransition, match="drain it before"):
+        kube.start_htcondor("kub-007", "prompt")
+    assert not server.pods
+    kube.drain("kub-007")
+    kube.start_htcondor("kub-007", "prompt")
+    kube.start_htcondor("kub-007", "prompt")  # again: no-op
+    pod = server.pods[("htcondor", "htcondor-node-kub-007")]
+    kubernetes_validate.validate(pod | {"status": {}}, schema_version(spec), strict=True)
+    assert pod["spec"]["hostNetwork"] is True and pod["metadata"]["labels"][objects.KIND_LABEL] == "node"
+    assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.HTCONDOR
+    [wp] = kube.worker_pods()
+    assert (wp.kind, wp.cores, wp.pool) == (StartdKind.NODE, 48, "prompt")
+    kube.return_node("kub-007")
+    node = server.nodes["kub-007"]
+    assert "unschedulable" not in node["spec"] and objects.BATCH_LABEL not in node["metadata"]["labels"]
+    assert not server.pods
+    assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.READY
+    kube.return_node("kub-007")  # again: no-op
+
+
+def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:
+    for node in ("kub-master-001", "condor-001", "kub-999"):
+        with pytest.raises(InvalidTransition, match="not a Kubernetes worker"):
+            kube.drain(node)
+    assert not [r for r in server.requests if r[0] != "GET"]
+
+
+def test_missing_node_and_api_failures_are_typed(kube: KubeCluster, server: ApiServer) -> None:
+    del server.nodes["kub-003"]
+    with pytest.raises(NotFound, match="kub-003"):
+        kube.drain("kub-003")
+    server.fail_with = 403
+    with pytest.raises(ExternalError, match="403"):
+        kube.nodes()
+    with pytest.raises(ExternalError, match="RBAC"):
+        kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)

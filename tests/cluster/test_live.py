@@ -1,0 +1,72 @@
+"""The live backend: Kubernetes through the client boundary, the HTCondor half as the protocol it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from enclave.broker.decide import decide
+from enclave.broker.model import (
+    Action,
+    DeployPods,
+    DrainStartd,
+    NodeState,
+    PoolDemand,
+    Relabel,
+    Startd,
+    StartdKind,
+)
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.live import LiveBackend
+from enclave.spec import EnclaveSpec
+from tests.cluster.conftest import ApiServer
+
+
+@dataclass
+class Slot:
+    startd: Startd
+    draining: bool = False
+
+
+@dataclass
+class CondorSide:
+    """Stands for enclave.batch.live.HTCondorBatch (tested by the batch suite against htcondor2)."""
+
+    slots_: list[Slot]
+    demand_: dict[str, PoolDemand]
+    applied: list[Action] = field(default_factory=list)
+
+    def slots(self, constraint: str | None = None) -> list[Slot]:
+        return self.slots_
+
+    def demand(self) -> dict[str, PoolDemand]:
+        return self.demand_
+
+    def apply(self, action: Action) -> None:
+        self.applied.append(action)
+
+
+def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeCluster, server: ApiServer) -> None:
+    spec = spec.model_copy(update={"broker": spec.broker.model_copy(update={"max_moves_per_cycle": 100})})
+    slots = [Slot(Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 131072),
+                  draining=i == 2) for i in range(1, 40)]  # condor-040 does not report: down
+    condor = CondorSide(slots, {"prompt": PoolDemand(idle_jobs=3000, idle_cores=3000)})
+    live = LiveBackend(spec, kube, condor, clock=lambda: 1_800_000_000.0)
+    o = live.observe()
+    states = {n.name: n.state for n in o.nodes}
+    assert states["condor-001"] == NodeState.READY and states["condor-040"] == NodeState.DOWN
+    assert states["kub-001"] == NodeState.READY and len(o.nodes) == 60
+    assert [s.draining for s in o.startds[:3]] == [False, True, False]
+    assert o.demand["prompt"].idle_cores == 3000 and o.now == 1_800_000_000.0
+
+    actions = decide(spec, o)
+    assert any(isinstance(a, Relabel) for a in actions) and any(isinstance(a, DeployPods) for a in actions)
+    for a in actions:
+        live.apply(a)
+    assert condor.applied == [a for a in actions if isinstance(a, Relabel | DrainStartd)]
+    deployed = {p for a in actions if isinstance(a, DeployPods) for p in a.pods}
+    assert {k[1] for k in server.pods} == deployed
+    # A relabelled worker pod carries its new pool on the Kubernetes side too.
+    pod = sorted(deployed)[0]
+    live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool="prompt", to_pool="drp"))
+    assert server.pods[("htcondor", pod)]["metadata"]["labels"][objects.POOL_LABEL] == "drp"
