@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from enclave.errors import Conflict, IntegrityError, NotFound
+from enclave.errors import Conflict, ExternalError, InputError, IntegrityError, NotFound
 from enclave.ops import backup
-from enclave.ops.etcd import Etcdctl, EtcdServer, snapshot_status
+from enclave.ops.etcd import Etcdctl, EtcdServer, free_port, snapshot_status
 from tests.ops.conftest import make_kubernetes_tree
 
 Made = tuple[Path, dict[bytes, bytes], Path]
@@ -195,3 +195,18 @@ def test_snapshot_status_of_garbage(tmp_path: Path) -> None:
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(IntegrityError):
         snapshot_status(junk)
+
+
+def test_unreachable_etcd_and_bad_inputs_leave_nothing(tmp_path: Path, kubernetes_tree: Path) -> None:
+    out = tmp_path / "x.tar.gz"
+    with pytest.raises(ExternalError, match="is not healthy"):
+        backup.create(Etcdctl((f"http://127.0.0.1:{free_port()}",)), out, kubernetes_dir=kubernetes_tree)
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    with pytest.raises(NotFound):
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=tmp_path / "missing")
+    with pytest.raises(InputError, match="exactly one"):
+        backup.create(Etcdctl(("http://127.0.0.1:9", "http://127.0.0.1:10")), out)
+    (kubernetes_tree / "link.conf").symlink_to(kubernetes_tree / "admin.conf")
+    with pytest.raises(InputError, match="symbolic links"):
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=kubernetes_tree)
+    assert not out.exists()

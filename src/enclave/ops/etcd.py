@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from enclave.errors import Conflict, ExternalError, IntegrityError, NotFound
+from enclave.errors import Conflict, ExternalError, InputError, IntegrityError, NotFound, Problem
 
 
 def _binary(name: str) -> str | None:
@@ -48,10 +48,12 @@ class Etcdctl:
     cacert: Path | None = None
     cert: Path | None = None
     key: Path | None = None
-    timeout_s: float = 60.0
+    timeout_s: float = 300.0
+    dial_timeout_s: float = 5.0
 
     def _base(self) -> list[str]:
-        args = [_need("etcdctl"), f"--endpoints={','.join(self.endpoints)}"]
+        # Without a dial timeout etcdctl keeps retrying an unreachable endpoint until our own timeout.
+        args = [_need("etcdctl"), f"--endpoints={','.join(self.endpoints)}", f"--dial-timeout={self.dial_timeout_s:g}s"]
         for flag, value in (("--cacert", self.cacert), ("--cert", self.cert), ("--key", self.key)):
             if value is not None:
                 args.append(f"{flag}={value}")
@@ -61,6 +63,15 @@ class Etcdctl:
         return _run([*self._base(), *args], self.timeout_s, what="etcdctl " + (args[0] if args else ""))
 
     def snapshot_save(self, dest: Path) -> None:
+        if len(self.endpoints) != 1:
+            raise InputError([Problem("--endpoints", "a snapshot is taken from exactly one etcd member",
+                                      "give the client URL of one healthy member")])
+        # etcdctl 3.4 `snapshot save` retries an unreachable member forever; `endpoint health` gives up.
+        try:
+            self.run("endpoint", "health")
+        except ExternalError as exc:
+            raise ExternalError(f"etcd at {self.endpoints[0]} is not healthy ({exc.problem.what})",
+                                where="--endpoints", fix="check the URL, the TLS files and that etcd runs") from None
         self.run("snapshot", "save", str(dest))
 
     def put(self, key: str, value: str) -> None:
