@@ -8,7 +8,7 @@ commits the session afterwards.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ from enclave.access.permissions import STAFF_ROLES, Permission, find_account, re
 from enclave.access.render import app_namespaces
 from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, Problem
-from enclave.journal import record
+from enclave.journal import Change, record, record_many
 from enclave.spec.models import EnclaveSpec, Role
 
 UID_BASE = 10_000
@@ -137,7 +137,7 @@ def _check_namespaces(spec: EnclaveSpec, namespaces: Iterable[str]) -> list[Prob
     return []
 
 
-def _grant(session: Session, person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
+def _grant(session: Session | None, person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
     held = {g.role for g in person.roles}
     added = []
     for role in sorted(set(roles)):
@@ -147,9 +147,11 @@ def _grant(session: Session, person: Person, roles: Iterable[Role], by: str, whe
     return added
 
 
-def _create(session: Session, spec: EnclaveSpec, person: Person, *, username: str, kind: AccountKind,
+def _create(session: Session | None, spec: EnclaveSpec, person: Person, *, username: str, kind: AccountKind,
             allocation: Allocation | None, uid: int | None, gid: int | None, when: datetime) -> Account:
-    uid = uid if uid is not None else _next_uid(session)
+    if uid is None:
+        assert session is not None
+        uid = _next_uid(session)
     home, workspace = _home(spec, username)
     account = Account(
         person=person, username=username, uid=uid, gid=gid if gid is not None else uid, kind=kind.value,
@@ -158,7 +160,8 @@ def _create(session: Session, spec: EnclaveSpec, person: Person, *, username: st
         allocation_quota_gib=allocation.quota_gib if allocation else None,
         allocation_expires=allocation.expires if allocation else None, created_at=when,
     )
-    session.add(account)
+    if session is not None:
+        session.add(account)
     return account
 
 
@@ -178,32 +181,75 @@ def onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, n
                     action="accounts.onboard")
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    """One account to onboard (see ``onboard_many``)."""
+
+    username: str
+    name: str
+    email: str
+    kind: AccountKind
+    roles: tuple[Role, ...] | None = None
+    allocation: Allocation | None = None
+    namespaces: tuple[str, ...] = ()
+    uid: int | None = None
+    gid: int | None = None
+
+
+def _static_problems(spec: EnclaveSpec, new: NewAccount, when: datetime) -> list[Problem]:
+    """Everything about a new account that can be checked without the database."""
+    problems = []
+    if not USERNAME.match(new.username):
+        problems.append(Problem("username", f"{new.username!r} is not a valid username",
+                                "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter"))
+    if not new.name.strip():
+        problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
+    if not EMAIL.match(new.email):
+        problems.append(Problem("email", f"{new.email!r} is not an email address", "give --email user@example.org"))
+    kind = AccountKind(new.kind)
+    problems += _check_roles(kind, _roles(new))
+    problems += _check_namespaces(spec, new.namespaces)
+    if new.namespaces and kind == AccountKind.SCIENCE:
+        problems.append(Problem("namespace", "science users reach the platform through JupyterLab, not through "
+                                "namespaces (seed §4)", "drop --namespace, or onboard a staff account"))
+    if new.allocation is not None:
+        problems += new.allocation.problems(when)
+    if kind == AccountKind.STAFF and new.allocation is not None:
+        problems.append(Problem("allocation", "staff accounts carry no science allocation",
+                                "drop the allocation, or onboard a science account"))
+    for label, value in (("uid", new.uid), ("gid", new.gid)):
+        if value is not None and not 1000 <= value <= 2**31 - 2:
+            problems.append(Problem(label, f"{value} is out of range", "use 1000 … 2147483646 or leave it out"))
+    return problems
+
+
+def _roles(new: NewAccount) -> list[Role]:
+    return list(new.roles) if new.roles is not None else _default_roles(AccountKind(new.kind))
+
+
+def _build(session: Session, spec: EnclaveSpec, person: Person, new: NewAccount, uid: int, actor: str,
+           when: datetime) -> Account:
+    # No autoflush while the graph is half built: reading person.roles must not flush a pending account.
+    with session.no_autoflush:
+        account = _create(session, spec, person, username=new.username, kind=AccountKind(new.kind),
+                          allocation=new.allocation, uid=uid, gid=new.gid, when=when)
+        for namespace in dict.fromkeys(new.namespaces):
+            account.namespaces.append(Membership(namespace=namespace))
+        _grant(session, person, _roles(new), actor, when)
+    return account
+
+
 def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, name: str, email: str,
              kind: AccountKind, reason: str, roles: Iterable[Role] | None, allocation: Allocation | None,
              namespaces: Iterable[str], uid: int | None, gid: int | None, now: datetime | None,
              action: str) -> Account:
     when = _now(now)
-    kind = AccountKind(kind)
-    role_list = list(roles) if roles is not None else _default_roles(kind)
-    ns_list = list(dict.fromkeys(namespaces))
-    problems = _check_username(session, username)
-    if not name.strip():
-        problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
-    if not EMAIL.match(email):
-        problems.append(Problem("email", f"{email!r} is not an email address", "give --email user@example.org"))
-    problems += _check_roles(kind, role_list)
-    problems += _check_namespaces(spec, ns_list)
-    if ns_list and kind == AccountKind.SCIENCE:
-        problems.append(Problem("namespace", "science users reach the platform through JupyterLab, not through "
-                                "namespaces (seed §4)", "drop --namespace, or onboard a staff account"))
-    if allocation is not None:
-        problems += allocation.problems(when)
-    if kind == AccountKind.STAFF and allocation is not None:
-        problems.append(Problem("allocation", "staff accounts carry no science allocation",
-                                "drop the allocation, or onboard a science account"))
-    for label, value in (("uid", uid), ("gid", gid)):
-        if value is not None and not 1000 <= value <= 2**31 - 2:
-            problems.append(Problem(label, f"{value} is out of range", "use 1000 … 2147483646 or leave it out"))
+    new = NewAccount(username=username, name=name, email=email, kind=AccountKind(kind),
+                     roles=tuple(roles) if roles is not None else None, allocation=allocation,
+                     namespaces=tuple(dict.fromkeys(namespaces)), uid=uid, gid=gid)
+    problems = _static_problems(spec, new, when)
+    if not any(p.where == "username" for p in problems):
+        problems[:0] = _check_username(session, username)
     if uid is not None and session.execute(sa.select(Account.id).where(Account.uid == uid)).first():
         problems.append(Problem("uid", f"{uid} is already in use", "leave --uid out to get the next free uid"))
     if problems:
@@ -217,15 +263,87 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
         if current is not None:
             raise Conflict(f"{email} already has the active account {current.username!r}", where="email",
                            fix="use promote/demote to change an account's kind, or depart it first")
-    account = _create(session, spec, person, username=username, kind=kind, allocation=allocation, uid=uid,
-                      gid=gid, when=when)
-    for namespace in ns_list:
-        account.namespaces.append(Membership(namespace=namespace))
-    _grant(session, person, role_list, actor, when)
+    account = _build(session, spec, person, new, uid if uid is not None else _next_uid(session), actor, when)
     session.flush()
     record(session, actor=actor, action=action, target=_target(username), reason=reason, before=None,
            after=_state(account) | {"person": {"name": person.name, "email": person.email}}, at=when)
     return account
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequence[NewAccount], *,
+                 reason: str, now: datetime | None = None) -> list[Account]:
+    """Onboard a cohort in one transaction: all of them or, if any row is wrong, none (every problem of
+    every row is reported at once). Each account gets its own journal entry, as with ``onboard``."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    when = _now(now)
+    problems: list[Problem] = []
+
+    def add(i: int, new: NewAccount, found: list[Problem]) -> None:
+        problems.extend(Problem(f"row {i + 1} ({new.username}) {p.where}", p.what, p.fix) for p in found)
+
+    seen_user: dict[str, int] = {}
+    seen_mail: dict[str, int] = {}
+    seen_uid: dict[int, int] = {}
+    for i, new in enumerate(accounts):
+        add(i, new, _static_problems(spec, new, when))
+        for key, seen, label in ((new.username, seen_user, "username"), (new.email.lower(), seen_mail, "email")):
+            if key in seen:
+                add(i, new, [Problem(label, f"repeats row {seen[key] + 1}", "list each person once")])
+            seen.setdefault(key, i)
+        if new.uid is not None:
+            if new.uid in seen_uid:
+                add(i, new, [Problem("uid", f"repeats row {seen_uid[new.uid] + 1}", "give each account its own")])
+            seen_uid.setdefault(new.uid, i)
+    taken: set[str] = set()
+    for chunk in _chunks(list(seen_user)):
+        taken |= set(session.execute(sa.select(Account.username).where(Account.username.in_(chunk))).scalars())
+    used_uids: set[int] = set()
+    for chunk in _chunks([str(u) for u in seen_uid]):
+        ids = [int(u) for u in chunk]
+        used_uids |= set(session.execute(sa.select(Account.uid).where(Account.uid.in_(ids))).scalars())
+    people: dict[str, Person] = {}
+    for chunk in _chunks(list(seen_mail)):
+        stmt = sa.select(Person).where(Person.email.in_(chunk)).options(selectinload(Person.accounts))
+        people.update({p.email: p for p in session.execute(stmt).scalars()})
+    for i, new in enumerate(accounts):
+        if new.username in taken:
+            add(i, new, [Problem("username", f"{new.username!r} is taken (usernames are never reused)",
+                                 "choose another username")])
+        if new.uid is not None and new.uid in used_uids:
+            add(i, new, [Problem("uid", f"{new.uid} is already in use", "leave the uid out")])
+        person = people.get(new.email.lower())
+        current = active_account(person) if person else None
+        if current is not None:
+            add(i, new, [Problem("email", f"{new.email} already has the active account {current.username!r}",
+                                 "use promote/demote, or depart it first")])
+    if problems:
+        raise InputError(problems)
+
+    next_uid = _next_uid(session)
+    explicit = set(seen_uid)
+    created = []
+    for new in accounts:
+        uid = new.uid
+        if uid is None:
+            while next_uid in explicit:
+                next_uid += 1
+            uid, next_uid = next_uid, next_uid + 1
+        person = people.get(new.email.lower())
+        if person is None:
+            person = Person(name=new.name.strip(), email=new.email.lower(), created_at=when)
+            people[person.email] = person
+        created.append(_build(session, spec, person, new, uid, actor, when))
+    session.flush()
+    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
+                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
+                          for a in created])
+    return created
 
 
 def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, email: str,
@@ -534,7 +652,7 @@ def roles_of(session: Session, username: str) -> list[Role]:
 
 
 __all__ = [
-    "Allocation", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "demote", "depart", "expire",
-    "expire_due", "get", "grant_role", "grow_quota", "join_namespace", "leave_namespace", "list_accounts",
-    "onboard", "person_of", "promote", "renew", "revoke_role", "roles_of",
+    "Allocation", "NewAccount", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "demote", "depart",
+    "expire", "expire_due", "get", "grant_role", "grow_quota", "join_namespace", "leave_namespace", "list_accounts",
+    "onboard", "onboard_many", "person_of", "promote", "renew", "revoke_role", "roles_of",
 ]

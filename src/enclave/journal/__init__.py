@@ -6,6 +6,6 @@ the last sequence number and hash, so editing, deleting, reordering or truncatin
 ``verify``.
 """
 
-from enclave.journal.chain import Entry, query, record, verify
+from enclave.journal.chain import Change, Entry, query, record, record_many, verify
 
-__all__ = ["Entry", "query", "record", "verify"]
+__all__ = ["Change", "Entry", "query", "record", "record_many", "verify"]

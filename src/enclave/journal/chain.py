@@ -61,26 +61,59 @@ def _format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime(TIME_FORMAT)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change to journal: who, what, on what, why, and the state before and after."""
+
+    actor: str
+    action: str
+    target: str
+    reason: str
+    before: Any
+    after: Any
+    at: datetime | None = None
+
+
 def record(session: Session, *, actor: str, action: str, target: str, reason: str,
            before: Any, after: Any, at: datetime | None = None) -> Entry:
     """Append one entry in the caller's transaction (nothing is committed here)."""
-    for name, text in (("actor", actor), ("action", action), ("target", target)):
-        if not text or not text.strip():
-            raise InputError([Problem(f"journal {name}", "is empty", f"every change names its {name}")])
-    before_text, after_text = canonical(before), canonical(after)
-    stamp = _format_time(at or datetime.now(UTC))
-    # Lock the head row: concurrent writers on PostgreSQL queue here instead of forking the chain.
+    return record_many(session, [Change(actor, action, target, reason, before, after, at)])[0]
+
+
+def record_many(session: Session, changes: list[Change]) -> list[Entry]:
+    """Append several entries at once (one head lock, one flush), in the caller's transaction."""
+    prepared = []
+    for change in changes:
+        for name in ("actor", "action", "target"):
+            text = getattr(change, name)
+            if not isinstance(text, str) or not text.strip():
+                raise InputError([Problem(f"journal {name}", "is empty", f"every change names its {name}")])
+        prepared.append((change, canonical(change.before), canonical(change.after),
+                         _format_time(change.at or datetime.now(UTC))))
+    if not prepared:
+        return []
+    # Lock the head row: concurrent writers queue here instead of forking the chain (SQLite gets the
+    # same effect from BEGIN IMMEDIATE, see enclave.db.core).
     head = session.execute(sa.select(JournalHead).where(JournalHead.id == 1).with_for_update()).scalar_one_or_none()
     if head is None:
         head = JournalHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
-    seq = head.seq + 1
-    digest = entry_hash(head.hash, seq, stamp, actor, action, target, reason, before_text, after_text)
-    session.add(JournalEntry(seq=seq, at=stamp, actor=actor, action=action, target=target, reason=reason,
-                             before=before_text, after=after_text, prev_hash=head.hash, hash=digest))
-    head.seq, head.hash = seq, digest
+    seq, prev = head.seq, head.hash
+    rows, entries = [], []
+    for change, before_text, after_text, stamp in prepared:
+        seq += 1
+        digest = entry_hash(prev, seq, stamp, change.actor, change.action, change.target, change.reason,
+                            before_text, after_text)
+        rows.append(JournalEntry(seq=seq, at=stamp, actor=change.actor, action=change.action, target=change.target,
+                                 reason=change.reason, before=before_text, after=after_text, prev_hash=prev,
+                                 hash=digest))
+        entries.append(Entry(seq, stamp, change.actor, change.action, change.target, change.reason, change.before,
+                             change.after, digest))
+        prev = digest
+    session.add_all(rows)
+    head.seq, head.hash = seq, prev
     session.flush()
-    return Entry(seq, stamp, actor, action, target, reason, before, after, digest)
+    return entries
 
 
 def verify(session: Session, *, batch: int = 5000) -> int:
