@@ -82,10 +82,8 @@ class TwinBackend:
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
                          default=sim.now)
-            idle_cores = sum(sum(b.n - b.pos for b in sim.queues[ac]) * sim.acs[ac].cpus
-                             for ac in sim.pool_acs[pool])
-            running = sum(1 for r in sim.running.values() if sim.acs[r[2]].pool == pool)
-            demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=idle_cores, running_jobs=running,
+            demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=sim.idle_cores[pool],
+                                      running_jobs=sim.run_jobs[pool],
                                       running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest)
         pending = sum(sim.wl.sessions.cpu[i] for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,

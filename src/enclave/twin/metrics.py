@@ -58,10 +58,7 @@ def compute(sim: Sim) -> dict[str, Any]:
 
     pools: dict[str, Any] = {}
     total_busy = 0.0
-    n_running: dict[str, int] = {}
-    for r in sim.running.values():
-        pool = sim.acs[r[2]].pool
-        n_running[pool] = n_running.get(pool, 0) + 1
+    n_running = sim.run_jobs
     for p in sim.pools:
         busy = sim.core_s[p] + running_core_s[p]
         total_busy += busy

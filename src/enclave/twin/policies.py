@@ -51,6 +51,8 @@ class Policy:
     name = "policy"
     labelled = True
     """Startds carry one pool label each; False: all are shared and group quotas arbitrate."""
+    limited = False
+    """Whether ``admit`` may refuse (group quotas); if not, the engine skips the call in its hot loop."""
 
     def __init__(self) -> None:
         self.pod_plan: list[tuple[str, str, str, int, int]] = []
@@ -156,6 +158,7 @@ class Static(Policy):
 class GroupQuotas(Policy):
     name = "quotas"
     labelled = False
+    limited = True
 
     def order(self, sim: Sim, pools: list[str]) -> list[str]:
         total = max(1, sim.total_cap)

@@ -157,12 +157,15 @@ class Sim:
         self.pools = list(self.spec.pools)
         self.by_priority = sorted(self.pools, key=lambda p: -self.spec.pools[p].priority)
         self.pool_acs: dict[str, list[int]] = {p: [a.index for a in self.acs if a.pool == p] for p in self.pools}
+        self._sig_acs: dict[Signature, dict[str, list[int]]] = {}
         self.queues: list[deque[Block]] = [deque() for _ in self.acs]
         self.state = bytearray()
         self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float]] = {}
         z = dict.fromkeys(self.pools, 0)
         self.idle = dict(z)
         self.busy = dict(z)
+        self.run_jobs = dict(z)
+        self.idle_cores = dict(z)
         self.cap = dict(z)
         self.done = dict(z)
         self.core_s = dict.fromkeys(self.pools, 0.0)
@@ -292,22 +295,27 @@ class Sim:
         """Start queued jobs on a slot with room, pools in the policy's negotiation order."""
         if not self.n_idle or not s.accepting or s.free_cores <= 0:
             return
+        table = self._sig_acs.get(s.sig)
+        if table is None:
+            table = self._sig_table(s.sig)
         idle = self.idle
-        queues = self.queues
-        acs = self.acs
-        matches = self.matcher.matches
-        pools = [p for p in self.by_priority if idle[p]]
+        pools = [p for p in table if idle[p]]
+        if not pools:
+            return
         if len(pools) > 1:
             pools = self.policy.order(self, pools)
+        queues = self.queues
+        acs = self.acs
+        limited = self.policy.limited
         for pool in pools:
-            allowed = self.policy.admit(self, pool)
+            allowed = self.policy.admit(self, pool) if limited else 1 << 40
             if allowed <= 0:
                 continue
-            for ac in self.pool_acs[pool]:
+            for ac in table[pool]:
                 if not queues[ac]:
                     continue
                 a = acs[ac]
-                if s.free_cores < a.cpus or s.free_mem < a.memory_mib or not matches(ac, s.sig):
+                if s.free_cores < a.cpus or s.free_mem < a.memory_mib:
                     continue
                 k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
                 if k > 0:
@@ -316,6 +324,16 @@ class Sim:
                     return
                 if allowed <= 0:
                     break
+
+    def _sig_table(self, sig: Signature) -> dict[str, list[int]]:
+        """The autoclusters each pool may run on slots of this signature (pools by priority), cached."""
+        table: dict[str, list[int]] = {}
+        for p in self.by_priority:
+            matching = [ac for ac in self.pool_acs[p] if self.matcher.matches(ac, sig)]
+            if matching:
+                table[p] = matching
+        self._sig_acs[sig] = table
+        return table
 
     def _fill_from_ac(self, ac: int) -> None:
         """Place queued jobs of one autocluster on any matching slot with room (after an arrival)."""
@@ -367,6 +385,8 @@ class Sim:
         s.free_cores -= cpus
         s.free_mem -= started * a.memory_mib
         self.idle[a.pool] -= started
+        self.idle_cores[a.pool] -= cpus
+        self.run_jobs[a.pool] += started
         self.n_idle -= started
         self.busy[a.pool] += cpus
         return started
@@ -388,6 +408,8 @@ class Sim:
             s.free_mem += a.memory_mib
             self.busy[a.pool] -= a.cpus
             self.idle[a.pool] += 1
+            self.idle_cores[a.pool] += a.cpus
+            self.run_jobs[a.pool] -= 1
             self.n_idle += 1
             self.counters.evicted_jobs += 1
             self.counters.wasted_core_s += (self.now - start) * a.cpus
@@ -656,6 +678,7 @@ class Sim:
         state = self.state
         acs = self.acs
         busy = self.busy
+        run_jobs = self.run_jobs
         done = self.done
         core_s = self.core_s
         visit_left = self.visit_left
@@ -681,6 +704,7 @@ class Sim:
                 s.free_cores += a.cpus
                 s.free_mem += a.memory_mib
                 busy[a.pool] -= a.cpus
+                run_jobs[a.pool] -= 1
                 done[a.pool] += 1
                 core_s[a.pool] += rt * a.cpus
                 if visit >= 0:
@@ -779,6 +803,7 @@ class Sim:
         self.state.extend(bytes(n))
         a = self.acs[arrival.ac]
         self.idle[a.pool] += n
+        self.idle_cores[a.pool] += n * a.cpus
         self.n_idle += n
         self.submitted[a.pool] += n
         # Clairvoyant bookkeeping: the work that could at best be done before the horizon.
@@ -864,6 +889,13 @@ class Sim:
             problems.append(f"{n_running} jobs in state running but {len(running_ids)} running records")
         if n_done != sum(self.done.values()):
             problems.append(f"{n_done} jobs done but the pools count {sum(self.done.values())}")
+        for p in self.pools:
+            runs = [r for r in self.running.values() if self.acs[r[2]].pool == p]
+            if len(runs) != self.run_jobs[p] or sum(self.acs[r[2]].cpus for r in runs) != self.busy[p]:
+                problems.append(f"pool {p}: running counters disagree with the running jobs")
+            idle_cores = sum((b.n - b.pos) * self.acs[ac].cpus for ac in self.pool_acs[p] for b in self.queues[ac])
+            if idle_cores != self.idle_cores[p]:
+                problems.append(f"pool {p}: {idle_cores} idle cores queued but the counter says {self.idle_cores[p]}")
         if queued != sum(self.idle.values()):
             problems.append(f"{queued} jobs queued but the pools count {sum(self.idle.values())} idle")
         seen: set[int] = set()

@@ -1,0 +1,111 @@
+"""Benchmark: one full LSST night in the twin, and the same prompt-processing load in SimPy.
+
+    .venv/bin/python -m bench.twin_night [--repeat N]
+
+1. The full night (``examples/scenarios/one-night.yaml``: 1,000 visits x 189 detector jobs, DRP around the
+   clock, user bursts, the notebook day) under the static policy: wall time, events/s, peak memory.
+2. Prompt processing only, twin vs SimPy: identical visits and runtimes (the twin's own workload), the
+   twin on the LDF's prompt nodes (partitionable slots, ClassAd matchmaking), SimPy as one
+   ``simpy.Resource`` of the same number of cores with a process per job — the idiomatic SimPy model.
+   Both must agree on the latencies; the ratio is SimPy wall time / twin wall time (best of N).
+Targets (issue 5): the night under 5 s, twin at least 5x SimPy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import simpy
+
+from enclave.twin.metrics import compute
+from enclave.twin.policies import make
+from enclave.twin.run import with_changes
+from enclave.twin.scenario import Loaded, load_scenario
+from enclave.twin.sim import Sim
+from enclave.twin.workloads import Workload, build
+
+
+def _best(fn: Any, repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run_twin(loaded: Loaded, workload: Workload | None = None) -> Sim:
+    sim = Sim(loaded, make("static"), workload=workload)
+    sim.run()
+    return sim
+
+
+def run_simpy(workload: Workload, cores: int) -> list[float]:
+    """Prompt processing in SimPy: each detector job a process holding one core of a shared Resource."""
+    env = simpy.Environment()
+    cpu = simpy.Resource(env, capacity=cores)
+    latencies: list[float] = []
+
+    def job(readout: float, runtime: float) -> Any:
+        with cpu.request() as req:
+            yield req
+            yield env.timeout(runtime)
+        latencies.append(env.now - readout)
+
+    def visits() -> Any:
+        for arrival in workload.arrivals:
+            yield env.timeout(arrival.t - env.now)
+            for rt in arrival.runtimes:
+                env.process(job(arrival.t, rt))
+
+    env.process(visits())
+    env.run()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    night = load_scenario("one-night")
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wall, sim = _best(lambda: run_twin(night), args.repeat)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    m = compute(sim)
+    events = sim.q.processed
+    print("== one full LSST night (twin, static policy) ==")
+    print(f"jobs submitted            {m['jobs']['submitted']:,} (prompt {m['pools']['prompt']['submitted']:,}, "
+          f"DRP {m['pools']['drp']['submitted']:,}, user {m['pools']['user']['submitted']:,}); "
+          f"notebook spawns {m['notebooks']['requested']:,}")
+    print(f"wall time (best of {args.repeat})     {wall:.2f} s   (target < 5 s)")
+    print(f"events                    {events:,}  ->  {events / wall:,.0f} events/s")
+    print(f"peak RSS                  {rss1 / 1024:.0f} MiB (process; grew {max(0, rss1 - rss0) / 1024:.0f} MiB "
+          "during the runs)")
+    print(f"prompt visits within 60 s {m['prompt']['visits_within_deadline']:.4f}; "
+          f"visit latency p50/p95/p99 {m['prompt']['visit_latency_s']}")
+
+    prompt_only = with_changes(night, drp=None, user_batch=None, notebooks=None)
+    workload = build(prompt_only.scenario, prompt_only.spec)
+    twin_wall, tsim = _best(lambda: run_twin(prompt_only, workload), args.repeat)
+    cores = tsim.cap["prompt"]
+    simpy_wall, lat = _best(lambda: run_simpy(workload, cores), args.repeat)
+    twin_lat = np.asarray(tsim.prompt_latency)
+    sp_lat = np.asarray(lat)
+    print(f"\n== prompt processing only: {len(workload.arrivals):,} visits x 189 jobs on {cores} cores ==")
+    print(f"twin   {twin_wall:.2f} s  ({tsim.q.processed:,} events)")
+    print(f"SimPy  {simpy_wall:.2f} s")
+    print(f"ratio  {simpy_wall / twin_wall:.1f}x   (target >= 5x)")
+    for name, arr in (("twin ", twin_lat), ("SimPy", sp_lat)):
+        print(f"{name}  job latency p50/p95/p99 {np.percentile(arr, [50, 95, 99]).round(2).tolist()}  "
+              f"jobs {arr.size:,}")
+
+
+if __name__ == "__main__":
+    main()
