@@ -82,7 +82,9 @@ def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, se
     evictions = [r for r in server.requests if r[1].endswith("/eviction")]
     assert {r[1] for r in evictions} == {"/api/v1/namespaces/jupyter-lsst/pods/nb-alice/eviction",
                                          "/api/v1/namespaces/jupyter-lsst/pods/nb-bob/eviction"}
-    assert evictions[0][2]["kind"] == "Eviction" and evictions[0][2]["apiVersion"] == "policy/v1beta1" and evictions[0][2]["metadata"]["name"] in ("nb-alice", "nb-bob")
+    first = evictions[0][2]
+    assert first["kind"] == "Eviction" and first["apiVersion"] == "policy/v1beta1"
+    assert first["metadata"]["name"] in ("nb-alice", "nb-bob")
     assert ("kube-system", "weave-net-x") in server.pods and ("firefly", "ff") in server.pods
     assert {n.name: n for n in kube.nodes()}["kub-005"].state == NodeState.DRAINING
     server.pdb_blocked.clear()

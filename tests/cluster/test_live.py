@@ -50,7 +50,8 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     spec = spec.model_copy(update={"broker": spec.broker.model_copy(update={"max_moves_per_cycle": 100})})
     slots = [Slot(Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 131072),
                   draining=i == 2) for i in range(1, 40)]  # condor-040 does not report: down
-    condor = CondorSide(slots, {"prompt": PoolDemand(idle_jobs=3000, idle_cores=3000)})
+    busy = PoolDemand(idle_jobs=3000, idle_cores=3000)
+    condor = CondorSide(slots, {"prompt": busy, "drp": busy, "user": busy, "general": busy})
     live = LiveBackend(spec, kube, condor, clock=lambda: 1_800_000_000.0)
     o = live.observe()
     states = {n.name: n.state for n in o.nodes}
