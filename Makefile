@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/enclave spec show examples/lsst-ldf.yaml
+	$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week
 
 test: $(STAMP)
 	bash scripts/test-deps.sh

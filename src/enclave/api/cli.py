@@ -9,7 +9,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never wrap a token or a URL
 
 
 def serve(
