@@ -169,3 +169,17 @@ def test_broker_policy_drives_the_twin_only_through_the_backend(quiet: Loaded) -
     assert all(b.now > a.now for a, b in zip(seen, seen[1:], strict=False))
     m: dict[str, Any] = compute(sim)
     assert m["policy"] == "broker" and m["moves"]["rejected_actions"] == 0
+
+
+def test_the_real_broker_drives_the_twin_without_breaking_invariants(minimal: EnclaveSpec) -> None:
+    from enclave.broker.decide import decide
+
+    text = ("name: b\nduration_hours: 3\nprompt: {nights: 1, visits_per_night: 100, night_start_h: 1, "
+            "night_hours: 1.5, detectors: 8}\ndrp: {backlog_jobs: 300, jobs_per_hour: 200}\n"
+            "user_batch: {bursts_per_day: 24, jobs_per_burst: 20}\nnotebooks: {peak_concurrent: 6}\n")
+    sim = Sim(parse(text, "b.yaml", spec=minimal), Broker(decide), audit=True)
+    sim.run()
+    sim.check()
+    m = compute(sim)
+    assert m["policy"] == "broker" and m["moves"]["rejected_actions"] == 0
+    assert m["prompt"]["visits_finished"] == 100

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from enclave.cli import app
+
+from .conftest import small_text
+
+runner = CliRunner()
+
+
+def _scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    text = small_text().replace("visits_per_night: 120", "visits_per_night: 40").replace("duration_hours: 3",
+                                                                                          "duration_hours: 2")
+    path.write_text(text + f"spec: {Path(__file__).resolve().parents[2] / 'examples' / 'lsst-ldf.yaml'}\n")
+    return path
+
+
+def test_twin_run_writes_report_and_metrics(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["twin", "run", str(_scenario(tmp_path)), "--policy", "quotas", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["policy"] == "quotas" and metrics["prompt"]["visits"] == 40
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "clairvoyant bound" in html
+    assert "prompt visits within deadline" in result.output
+
+
+def test_twin_compare_puts_policies_side_by_side(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["twin", "compare", str(_scenario(tmp_path)), "-p", "static", "-p", "quotas",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "metrics.json").read_text())
+    assert [r["policy"] for r in runs] == ["static", "quotas"]
+    assert "static" in result.output and "quotas" in result.output
+
+
+def test_unknown_policy_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["twin", "run", str(_scenario(tmp_path)), "--policy", "magic", "--out",
+                                 str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "unknown policy" in str(result.exception) or "unknown policy" in result.output
+    assert not (tmp_path / "x").exists()
