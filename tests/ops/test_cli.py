@@ -100,7 +100,7 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     report = {x["id"]: x for x in json.loads(r.stdout)["results"]}
     assert not [i for i, x in report.items() if x["status"] == "fail"]
     # The notebook pods KubeSpawner would start were really examined, with their pinned digests.
-    for cid in ("POD-02", "POD-07", "POD-08", "IMG-01", "IMG-02"):
+    for cid in ("RBAC-01", "RBAC-05", "POD-02", "POD-07", "POD-08", "IMG-01", "IMG-02"):
         assert report[cid]["status"] == "pass" and report[cid]["reason"] == "", cid
     r = run("security", "check", "--format", "junit", "--output", str(tmp_path / "junit.xml"))
     root = ET.fromstring((tmp_path / "junit.xml").read_text())
