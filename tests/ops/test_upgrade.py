@@ -9,7 +9,7 @@ import pytest
 from enclave.errors import InputError, InvalidTransition, NotFound
 from enclave.ops.removed_apis import removed_apis, scan
 from enclave.ops.upgrade import components_from_mapping, components_from_spec, plan_upgrade
-from enclave.ops.versions import Version, parse_release_data, release_data
+from enclave.ops.versions import Version, parse_release_data, release_data, target_version
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 
@@ -148,3 +148,10 @@ def test_removed_api_scan() -> None:
     assert later == {"jupyterhub": "already-removed", "b": "already-removed", "cull": "removed"}
     version, rows = removed_apis()
     assert version and len(rows) >= 50
+
+
+def test_target_by_minor_and_already_there() -> None:
+    assert target_version("1.31") == V("1.31.14") and target_version("v1.31.2") == V("1.31.2")
+    at_target = components_from_mapping({"apiserver": "1.37.1", "kubelets": {"1.37.1": 4}})
+    plan = plan_upgrade(at_target, today=TODAY)
+    assert plan.steps == () and plan.target == V("1.37.1")

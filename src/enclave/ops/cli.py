@@ -24,7 +24,7 @@ from enclave.ops.manifests import Located, load_manifests
 from enclave.ops.removed_apis import scan
 from enclave.ops.report import plan_to_dict, plan_to_text
 from enclave.ops.upgrade import components_from_mapping, components_from_spec, plan_upgrade
-from enclave.ops.versions import Version, release_data
+from enclave.ops.versions import Version, release_data, target_version
 from enclave.spec.cli import SpecOption, load_spec_option
 from enclave.spec.defaults import default_spec_path
 from enclave.spec.models import EnclaveSpec
@@ -92,7 +92,8 @@ def plan_command(
     spec: SpecOption = None,
     observed: Annotated[Path | None, typer.Option("--observed", help="YAML of observed component versions "
                                                   "(apiserver, kubelets, …) instead of the spec's version.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Target version (default: newest maintained).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Target version, e.g. 1.31.4, or 1.31 for its latest "
+                                           "patch (default: newest maintained).")] = None,
     step: Annotated[list[str] | None, typer.Option("--step", help="Pass through this version (repeat); the "
                                                    "plan is refused if the steps skip a minor.")] = None,
     manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Scan these files/dirs for "
@@ -111,7 +112,7 @@ def plan_command(
         current = components_from_mapping(yaml.safe_load(observed.read_text()), where=str(observed))
     else:
         current = components_from_spec(s)
-    target = Version.parse(to, where="--to") if to else None
+    target = target_version(to) if to else None
     steps = [Version.parse(v, where="--step") for v in step] if step else None
     plan = plan_upgrade(current, target, today=_date(today), steps=steps, patch_first=patch_first)
     objects = load_manifests(manifests) if manifests else _own_objects(spec)

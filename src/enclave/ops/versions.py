@@ -180,3 +180,11 @@ def release_data() -> ReleaseData:
     """The release data shipped with enclave."""
     text = resources.files("enclave.ops").joinpath("data/kubernetes-releases.yaml").read_text()
     return parse_release_data(text)
+
+
+def target_version(text: str, data: ReleaseData | None = None, *, where: str = "--to") -> Version:
+    """A requested target: MAJOR.MINOR.PATCH as given, or MAJOR.MINOR meaning that minor's latest patch."""
+    v = Version.parse(text, where=where)
+    if text.strip().lstrip("v").count(".") == 1:
+        return (data or release_data()).release(v).latest_patch
+    return v
