@@ -233,8 +233,8 @@ def _build(session: Session, spec: EnclaveSpec, person: Person, new: NewAccount,
     with session.no_autoflush:
         account = _create(session, spec, person, username=new.username, kind=AccountKind(new.kind),
                           allocation=new.allocation, uid=uid, gid=new.gid, when=when)
-        for namespace in dict.fromkeys(new.namespaces):
-            account.namespaces.append(Membership(namespace=namespace))
+        # Assigning the collection (even empty) marks it loaded, so journaling it later needs no query.
+        account.namespaces = [Membership(namespace=ns) for ns in dict.fromkeys(new.namespaces)]
         _grant(session, person, _roles(new), actor, when)
     return account
 
