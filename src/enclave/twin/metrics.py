@@ -103,6 +103,7 @@ def compute(sim: Sim) -> dict[str, Any]:
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)
     out["jobs"] = conservation(sim)
+    out["unrunnable_queued"] = unrunnable(sim)
     out["bounds"] = bounds(sim)
     out["matchmaking"] = {"classad_evaluations": sim.matcher.evaluations, "ads_from": sim.matcher.source,
                           "autoclusters": len(sim.acs)}
@@ -112,6 +113,19 @@ def compute(sim: Sim) -> dict[str, Any]:
 def _notebook_core_s(sim: Sim) -> float:
     sim.nb_integrate()
     return sim.nb_core_s
+
+
+def unrunnable(sim: Sim) -> dict[str, int]:
+    """Queued jobs, by kind, that no slot existing at the end could ever run (START, cores or memory)."""
+    sigs = {s.sig for s in sim.startds.values()}
+    out: dict[str, int] = {}
+    for ac, q in enumerate(sim.queues):
+        if not q:
+            continue
+        a = sim.acs[ac]
+        if not any(sig[2] >= a.cpus and sig[3] >= a.memory_mib and sim.matcher.matches(ac, sig) for sig in sigs):
+            out[a.kind] = out.get(a.kind, 0) + sum(b.n - b.pos for b in q)
+    return dict(sorted(out.items()))
 
 
 def conservation(sim: Sim) -> dict[str, int]:
