@@ -137,7 +137,7 @@ def releases_command(today: Annotated[str | None, typer.Option("--today")] = Non
     console.print(t)
 
 
-def _own_objects(spec: Path | None) -> list[Located]:
+def _own_objects(spec: Path | None, *, notes: bool = False) -> list[Located]:
     """Every object `enclave render all` produces, plus the notebook pods KubeSpawner would start."""
     if _render is None:
         return []
@@ -145,11 +145,12 @@ def _own_objects(spec: Path | None) -> list[Located]:
 
     skipped: list[str] = []
     with rendered_objects(_render, spec or default_spec_path(), skipped) as (objects, results):
-        for r in results:
-            if not r.ok:
-                err_console.print(f"note: render {r.name} did not run: {r.detail}")
-        for line in skipped:
-            err_console.print(f"note: {line}")
+        if notes:
+            for r in results:
+                if not r.ok:
+                    err_console.print(f"note: render {r.name} did not run: {r.detail}")
+            for image in sorted({line.split(": ", 1)[1] for line in skipped if ": " in line}):
+                err_console.print(f"note: notebook image {image} (no pod checked)")
         return objects
 
 
@@ -255,7 +256,7 @@ def security_check(
     node_cfg = security.load_node_dir(node, kubelet_config) if node else None
     objects: list[Located] = load_manifests(manifests) if manifests else []
     if rendered or (node is None and not manifests):
-        objects += _own_objects(spec)
+        objects += _own_objects(spec, notes=True)
     report = security.run(defs, node=node_cfg, objects=objects, params=security_params(s),
                           data_version=version)
     text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
