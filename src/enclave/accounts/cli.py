@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,8 +12,10 @@ from rich.table import Table
 
 from enclave.access.permissions import account_permissions
 from enclave.accounts import service
+from enclave.accounts.cohort import parse_cohort
 from enclave.accounts.models import Account, AccountKind, AccountStatus
 from enclave.db.cli import cli_session, db_app, parse_date
+from enclave.errors import InputError, Problem
 from enclave.spec.cli import SpecOption, load_spec_option
 from enclave.spec.models import Role
 
@@ -74,6 +77,22 @@ def onboard(
                                   namespaces=namespace or (), uid=uid)
         console.print(f"onboarded {account.username}: {account.kind}, uid {account.uid}, home {account.home_path}, "
                       f"quota {account.quota_gib:g} GiB")
+
+
+@accounts_app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,kind[,roles,namespaces,proposal,"
+                                                      "quota_gib,expires,uid].")],
+            actor: As, reason: Reason, spec: SpecOption = None) -> None:
+    """Onboard a cohort from CSV in one transaction: every row, or none if any row is wrong."""
+    s = load_spec_option(spec)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InputError([Problem(str(file), f"cannot read: {exc.strerror}", "check the path")]) from exc
+    rows = parse_cohort(text, str(file))
+    with cli_session() as session:
+        created = service.onboard_many(session, actor, s, rows, reason=reason)
+    console.print(f"onboarded {len(created)} account(s) from {file}")
 
 
 @accounts_app.command("show")

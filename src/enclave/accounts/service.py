@@ -282,10 +282,10 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     when = _now(now)
-    problems: list[Problem] = []
+    problems: list[tuple[int, Problem]] = []
 
     def add(i: int, new: NewAccount, found: list[Problem]) -> None:
-        problems.extend(Problem(f"row {i + 1} ({new.username}) {p.where}", p.what, p.fix) for p in found)
+        problems.extend((i, Problem(f"row {i + 1} ({new.username}) {p.where}", p.what, p.fix)) for p in found)
 
     seen_user: dict[str, int] = {}
     seen_mail: dict[str, int] = {}
@@ -323,7 +323,7 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
             add(i, new, [Problem("email", f"{new.email} already has the active account {current.username!r}",
                                  "use promote/demote, or depart it first")])
     if problems:
-        raise InputError(problems)
+        raise InputError([p for _, p in sorted(problems, key=lambda item: item[0])])
 
     next_uid = _next_uid(session)
     explicit = set(seen_uid)

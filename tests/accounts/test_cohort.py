@@ -1,0 +1,109 @@
+"""Onboarding a cohort: all rows or none, every problem reported, one journal entry per account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from enclave import journal
+from enclave.access.permissions import permissions_of
+from enclave.accounts import service
+from enclave.accounts.cohort import parse_cohort
+from enclave.accounts.models import AccountKind
+from enclave.accounts.service import Allocation, NewAccount
+from enclave.db import Database
+from enclave.errors import InputError, PermissionDenied
+from enclave.spec.models import EnclaveSpec, Role
+from tests.accounts.conftest import ADMIN, LATER, NOW, onboard
+
+CSV = """username,name,email,kind,roles,namespaces,proposal,quota_gib,expires,uid
+amy,Amy A,amy@uni.edu,science,,,P-1,400,2099-01-01,
+bob,Bob B,bob@lsst.org,staff,developer;security,firefly;qserv,,,,
+cat,Cat C,cat@uni.edu,science,,,,,,60000
+"""
+
+
+def test_parse_cohort() -> None:
+    rows = parse_cohort(CSV)
+    assert [r.username for r in rows] == ["amy", "bob", "cat"]
+    assert rows[0].allocation is not None and rows[0].allocation.quota_gib == 400
+    assert rows[0].allocation.expires is not None and rows[0].allocation.expires.tzinfo is not None
+    assert rows[1].roles == (Role.DEVELOPER, Role.SECURITY) and rows[1].namespaces == ("firefly", "qserv")
+    assert rows[2].uid == 60000 and rows[2].roles is None
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ("username,name\nx,y\n", "c.csv:1", "missing column(s) email, kind"),
+    ("username,name,email,kind,colour\n", "c.csv:1", "unknown column(s) colour"),
+    ("username,name,email,kind\n", "c.csv", "has no rows"),
+    ("username,name,email,kind\nx,X,x@y.org,admin\n", "c.csv:2: kind", "not staff or science"),
+    ("username,name,email,kind,roles\nx,X,x@y.org,staff,wizard\n", "c.csv:2: roles", "unknown role"),
+    ("username,name,email,kind,expires\nx,X,x@y.org,science,soon\n", "c.csv:2: expires", "not a date"),
+    ("username,name,email,kind,uid\nx,X,x@y.org,science,1.5\n", "c.csv:2: uid", "not a whole number"),
+])
+def test_parse_errors_point_at_the_line(text: str, where: str, what: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_cohort(text, "c.csv")
+    assert info.value.problems[0].where == where and what in info.value.problems[0].what
+
+
+def test_cohort_onboards_everyone_with_journal(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    with db.session() as s:
+        created = service.onboard_many(s, ADMIN, spec, parse_cohort(CSV), reason="spring cohort", now=NOW)
+        assert [a.uid for a in created] == [10_001, 10_002, 60_000]
+    with db.session() as s:
+        assert service.get(s, "amy").quota_gib == 400
+        assert permissions_of(s, "bob") >= {*permissions_of(s, "amy")}
+        entries = journal.query(s, action="accounts.onboard")
+        assert [e.target for e in entries] == ["account/amy", "account/bob", "account/cat"]
+        assert all(e.reason == "spring cohort" and e.actor == ADMIN for e in entries)
+        assert entries[1].after["namespaces"] == ["firefly", "qserv"]
+        assert journal.verify(s) == 4
+
+
+def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    onboard(db, spec, "taken", email="taken@uni.edu")
+    rows = [
+        NewAccount("ok1", "Ok", "ok1@uni.edu", AccountKind.SCIENCE),
+        NewAccount("taken", "T", "t2@uni.edu", AccountKind.SCIENCE),
+        NewAccount("dup", "D", "taken@uni.edu", AccountKind.SCIENCE),
+        NewAccount("ok1", "Again", "ok1b@uni.edu", AccountKind.SCIENCE),
+        NewAccount("sci", "S", "s@uni.edu", AccountKind.SCIENCE, roles=(Role.SYSADMIN,)),
+        NewAccount("old", "O", "o@uni.edu", AccountKind.SCIENCE,
+                   allocation=Allocation("P", expires=NOW.replace(year=2000))),
+        NewAccount("u1", "U", "u1@uni.edu", AccountKind.SCIENCE, uid=70_000),
+        NewAccount("u2", "U", "u2@uni.edu", AccountKind.SCIENCE, uid=70_000),
+    ]
+    err = unchanged(lambda s: service.onboard_many(s, ADMIN, spec, rows, reason="r", now=NOW), InputError)
+    wheres = [p.where for p in err.problems]
+    assert wheres == ["row 2 (taken) username", "row 3 (dup) email", "row 4 (ok1) username", "row 5 (sci) roles",
+                      "row 6 (old) allocation expiry", "row 8 (u2) uid"], wheres
+
+
+def test_cohort_needs_accounts_manage(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    onboard(db, spec, "plain")
+    unchanged(lambda s: service.onboard_many(s, "plain", spec, parse_cohort(CSV), reason="r"), PermissionDenied)
+
+
+def test_import_cli(db: Database, admin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from enclave.cli import app
+    monkeypatch.setenv("ENCLAVE_DB", db.url)
+    (tmp_path / "c.csv").write_text(CSV)
+    result = CliRunner().invoke(app, ["accounts", "import", str(tmp_path / "c.csv"), "--as", ADMIN, "--reason", "c"])
+    assert result.exit_code == 0 and "onboarded 3 account(s)" in result.output, result.output
+    missing = CliRunner().invoke(app, ["accounts", "import", str(tmp_path / "nope.csv"), "--as", ADMIN,
+                                       "--reason", "c"])
+    assert isinstance(missing.exception, InputError) and "cannot read" in str(missing.exception)
+
+
+def test_record_many_chains_like_record(db: Database) -> None:
+    with db.session() as s:
+        journal.record(s, actor="a", action="x.one", target="t/1", reason="r", before=None, after=1, at=LATER)
+        entries = journal.record_many(s, [journal.Change("b", "x.many", f"t/{i}", "r", None, i) for i in range(3)])
+        assert [e.seq for e in entries] == [2, 3, 4]
+        assert journal.record_many(s, []) == []
+    with db.session() as s:
+        assert journal.verify(s) == 4
