@@ -164,7 +164,8 @@ def _unpack(archive: Path, dest: Path) -> BackupManifest:
                     raise IntegrityError(f"unexpected {member.type!r} entry {name!r}", where=str(archive),
                                          fix="do not restore this archive; it was not written by enclave")
                 fobj = tar.extractfile(member)
-                assert fobj is not None  # a regular file always has contents
+                if fobj is None:
+                    raise IntegrityError(f"{name} has no contents", where=str(archive), fix="use another backup")
                 if manifest is None:
                     if name != MANIFEST:
                         raise IntegrityError(f"the archive does not start with {MANIFEST}", where=str(archive),
