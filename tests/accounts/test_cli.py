@@ -48,12 +48,12 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
        "--proposal", "P-7", "--quota", "300", "--expires", "2099-01-31")
     ok(cli, "accounts", "onboard", "ben", *me, "--reason", "hired", "--name", "Ben", "--email", "ben@lsst.org",
        "--kind", "staff", "--namespace", "firefly", "--role", "developer", "--role", "security")
-    shown = json.loads(ok(cli, "accounts", "show", "ann", "--json"))
+    shown = json.loads(ok(cli, "accounts", "show", "ann", "--as", "ann", "--json"))
     assert shown["quota_gib"] == 300 and shown["allocation_id"] == "P-7" and shown["roles"] == ["science-user"]
     assert shown["allocation_expires"].startswith("2099-01-31")
     ok(cli, "accounts", "grow-quota", "ann", *me, "--reason", "bigger", "--quota", "800")
     ok(cli, "roles", "grant", "ben", "htcondor-admin", *me, "--reason", "pool duty")
-    assert json.loads(ok(cli, "roles", "list", "ben", "--json")) == {
+    assert json.loads(ok(cli, "roles", "list", "ben", "--as", "root", "--json")) == {
         "ben": ["developer", "htcondor-admin", "security"]}
     ok(cli, "roles", "revoke", "ben", "security", *me, "--reason", "rotation")
     ok(cli, "accounts", "expire", "ann", *me, "--reason", "ended")
@@ -61,9 +61,9 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     ok(cli, "accounts", "promote", "ann", *me, "--reason", "hired")
     ok(cli, "accounts", "demote", "ben", *me, "--reason", "now an affiliate", "--new-username", "ben2")
     ok(cli, "accounts", "depart", "ann", *me, "--reason", "left")
-    listed = {a["username"]: a["status"] for a in json.loads(ok(cli, "accounts", "list", "--json"))}
+    listed = {a["username"]: a["status"] for a in json.loads(ok(cli, "accounts", "list", *me, "--json"))}
     assert listed == {"root": "active", "ann": "departed", "ben": "departed", "ben2": "active"}
-    assert [a["username"] for a in json.loads(ok(cli, "accounts", "list", "--status", "active", "--json"))] == [
+    assert [a["username"] for a in json.loads(ok(cli, "accounts", "list", *me, "--status", "active", "--json"))] == [
         "ben2", "root"]
 
     token = ok(cli, "tokens", "issue", "--as", "ben2", "--scope", "data.read", "--ttl", "600").strip()
@@ -80,6 +80,11 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     assert "may notebooks.spawn" in ok(cli, "access", "check", "ben2", "notebooks.spawn")
     assert code(run(cli, "access", "check", "ben2", "logs.read")) == 4
     assert "cluster.system" in ok(cli, "access", "matrix")
+    assert code(run(cli, "accounts", "show", "root", "--as", "ben2")) == 4  # others' accounts need accounts.manage
+    assert code(run(cli, "accounts", "list", "--as", "ben2")) == 4
+    assert code(run(cli, "accounts", "show", "ben", "--as", "ben")) == 4  # departed: no access at all
+    assert json.loads(ok(cli, "roles", "list", "--as", "root", "--json")) == {
+        "ben2": ["science-user"], "root": ["developer", "sysadmin"]}
 
 
 @pytest.mark.parametrize("args,exit_status,message", [

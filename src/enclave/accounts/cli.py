@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.access.permissions import account_permissions
+from enclave.access.permissions import Permission, account_permissions, require
 from enclave.accounts import service
 from enclave.accounts.cohort import parse_cohort
 from enclave.accounts.models import Account, AccountKind, AccountStatus
@@ -96,10 +96,11 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,
 
 
 @accounts_app.command("show")
-def show(username: User, as_json: Json = False) -> None:
-    """Everything about one account: person, roles, permissions, paths, allocation."""
+def show(username: User, actor: As, as_json: Json = False) -> None:
+    """Everything about one account: person, roles, permissions, paths, allocation (yours, or any with
+    accounts.manage)."""
     with cli_session() as session:
-        data = _describe(service.get(session, username))
+        data = _describe(service.visible(session, actor, username))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -110,10 +111,11 @@ def show(username: User, as_json: Json = False) -> None:
 
 
 @accounts_app.command("list")
-def list_(status: Annotated[AccountStatus | None, typer.Option("--status")] = None,
+def list_(actor: As, status: Annotated[AccountStatus | None, typer.Option("--status")] = None,
           kind: Annotated[AccountKind | None, typer.Option("--kind")] = None, as_json: Json = False) -> None:
-    """All accounts, optionally filtered by status and kind."""
+    """All accounts, optionally filtered by status and kind (needs accounts.manage)."""
     with cli_session() as session:
+        require(session, actor, Permission.ACCOUNTS_MANAGE)
         rows = [_describe(a) for a in service.list_accounts(session, status=status, kind=kind)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -240,11 +242,13 @@ def revoke(username: User, role: Annotated[Role, typer.Argument(help="Role to re
 
 
 @roles_app.command("list")
-def list_roles(username: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+def list_roles(actor: As, username: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
                as_json: Json = False) -> None:
-    """Roles held, per active account (or for one account)."""
+    """Roles held, per active account (needs roles.grant), or for one account (yours, or any with roles.grant)."""
     with cli_session() as session:
-        accounts = [service.get(session, username)] if username else \
+        if username is None:
+            require(session, actor, Permission.ROLES_GRANT)
+        accounts = [service.visible(session, actor, username)] if username else \
             service.list_accounts(session, status=AccountStatus.ACTIVE)
         rows = {a.username: [r.value for r in service.roles_of(session, a.username)] for a in accounts}
     if as_json:

@@ -19,7 +19,7 @@ from enclave.access import tokens
 from enclave.access.permissions import STAFF_ROLES, Permission, find_account, require
 from enclave.access.render import app_namespaces
 from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
-from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, Problem
+from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.journal import Change, record, record_many
 from enclave.spec.models import EnclaveSpec, Role
 
@@ -77,6 +77,21 @@ def _state(account: Account) -> dict[str, object]:
 
 def get(session: Session, username: str) -> Account:
     """The account named ``username`` (NotFound otherwise). Reading needs no role."""
+    return find_account(session, username)
+
+
+def visible(session: Session, actor: str, username: str) -> Account:
+    """``username``'s account if ``actor`` may see it: their own (while active or expired), or anyone's
+    with accounts.manage or roles.grant."""
+    if actor == username:
+        account = find_account(session, actor)
+        if account.status == AccountStatus.DEPARTED:
+            raise PermissionDenied(f"account {actor!r} has departed", where=f"--as {actor}")
+        return account
+    try:
+        require(session, actor, Permission.ACCOUNTS_MANAGE)
+    except PermissionDenied:
+        require(session, actor, Permission.ROLES_GRANT)
     return find_account(session, username)
 
 
@@ -654,5 +669,5 @@ def roles_of(session: Session, username: str) -> list[Role]:
 __all__ = [
     "Allocation", "NewAccount", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "demote", "depart",
     "expire", "expire_due", "get", "grant_role", "grow_quota", "join_namespace", "leave_namespace", "list_accounts",
-    "onboard", "onboard_many", "person_of", "promote", "renew", "revoke_role", "roles_of",
+    "onboard", "onboard_many", "person_of", "promote", "renew", "revoke_role", "roles_of", "visible",
 ]
