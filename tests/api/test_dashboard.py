@@ -102,3 +102,10 @@ def test_chromium_screenshots(live: Live, browser: Browser) -> None:
                        ("/journal", "journal")):
         path = browser.screenshot(live.login_url(page), f"dashboard-{name}")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_notebooks_page_lists_accounts_only_for_account_managers(world: World) -> None:
+    html = world.client.get("/notebooks", headers=world.as_(ADMIN)).text
+    assert 'id="accounts"' in html and "victim" in html and "medium (default)" in html
+    html = world.client.get("/notebooks", headers=world.as_(SCIENCE)).text
+    assert 'id="accounts"' not in html and "needs accounts.manage" in html

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -109,7 +108,8 @@ def nodes(service: Service, principal: Principal) -> dict[str, Any]:
 
 
 def notebooks(service: Service, principal: Principal) -> dict[str, Any]:
-    from enclave.accounts.models import Account
+    from enclave.accounts import service as accounts
+    from enclave.accounts.models import AccountStatus
 
     snap = service.history.latest()
     spec = service.spec
@@ -119,18 +119,17 @@ def notebooks(service: Service, principal: Principal) -> dict[str, Any]:
              for n, s in spec.notebooks.sizes.items()]
     with service.db.session() as session:
         if principal.allows(Permission.ACCOUNTS_MANAGE):
-            rows = session.execute(sa.select(Account).where(Account.status == "active")
-                                   .order_by(Account.username).limit(500)).scalars()
-            accounts = [{"username": a.username, "kind": a.kind, "status": a.status,
+            rows = accounts.list_accounts(session, status=AccountStatus.ACTIVE)[:500]
+            listed = [{"username": a.username, "kind": a.kind, "status": a.status,
                          "roles": ", ".join(sorted(r.value for r in account_roles(a))),
                          "workspace": a.workspace_path} for a in rows]
             note = None
         else:
-            accounts, note = [], "Listing accounts needs accounts.manage."
+            listed, note = [], "Listing accounts needs accounts.manage."
     return {
         "notebook_running": snap.notebook_users if snap and snap.notebook_users is not None else "—",
         "notebook_pending": f"{snap.notebook_pending_cores:g}" if snap else "—",
-        "sizes": sizes, "accounts": accounts, "accounts_note": note,
+        "sizes": sizes, "accounts": listed, "accounts_note": note,
     }
 
 
