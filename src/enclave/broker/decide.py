@@ -29,6 +29,7 @@ reclaims, finishing drains, then demand).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -151,7 +152,7 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         need = d.running_cores + d.idle_cores
         prewarm = warm_now and name == warm
         if prewarm:
-            need = max(need, m if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+            need = max(need, g if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
         has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
         pools[name] = PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                                 need=min(need, m), target=0, lend=0, prewarm=prewarm)
@@ -219,9 +220,14 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
 
     # --- 1+2. Relabel standalone startds toward the targets. ---------------------------------------
     standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
-    by_pool: dict[str, list[StartdT]] = {}
+    # Per donor pool, idle startds first; a second list holds only those out of cooldown. Cursors skip the
+    # moved prefix, so a cycle with thousands of moves stays linear.
+    by_pool: dict[tuple[str, bool], list[StartdT]] = {}
     for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
-        by_pool.setdefault(s.pool, []).append(s)
+        by_pool.setdefault((s.pool, True), []).append(s)
+        if cool(s.since):
+            by_pool.setdefault((s.pool, False), []).append(s)
+    cursor: dict[tuple[str, bool], int] = {}
     receivers = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     donors_order = sorted(pools.values(), key=lambda ps: (ps.priority, ps.name))
 
@@ -229,7 +235,13 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         for src in donors_order:
             if src is dst or src.standalone <= src.target:
                 continue
-            for s in by_pool.get(src.name, []):
+            key = (src.name, promise)
+            candidates = by_pool.get(key, [])
+            start = cursor.get(key, 0)
+            while start < len(candidates) and candidates[start].name in moved:
+                start += 1
+            cursor[key] = start
+            for s in itertools.islice(candidates, start, None):
                 if s.name in moved:
                     continue
                 # A promise may take a donor below its target, never below its own guarantee.
@@ -237,8 +249,6 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 if src.standalone - s.cores < keep:
                     continue
                 if dst.standalone + dst.lent + s.cores > dst.maximum:
-                    continue
-                if not promise and not cool(s.since):
                     continue
                 if not promise and dst.target - dst.standalone < b.hysteresis * s.cores - _EPS:
                     continue
@@ -264,12 +274,14 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         if s.kind == StartdKind.POD:
             pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
 
-    def k8s_free() -> float:
-        return sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
-                   for n in workers if n.state == NodeState.READY)
-
+    # Free commons cores: what ready workers have left, less what pods on draining workers still need
+    # elsewhere once evicted. Kept up to date below instead of recounted.
+    free_k8s = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
+                    for n in workers if n.state == NodeState.READY)
+                - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
     reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
-    short = reserve - k8s_free()
+    # Borrowed startds already draining come back to the commons soon: count them as on their way.
+    short = reserve - free_k8s - sum(s.cores for s in lent if s.draining)
 
     def release(s: StartdT, why: str) -> None:
         """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
@@ -328,8 +340,14 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     # --- 3/4. Borrow what lending pools still need; give back what they no longer need. --------------
     room = b.max_lend_share * sum(n.cores for n in workers) - sum(s.cores for s in lent if not s.draining)
     if b.lend_mode == LendMode.NODES:
+        hosting = {s.node for s in lent}
         room -= sum(n.cores for n in workers if n.state == NodeState.DRAINING
-                    or (n.state == NodeState.HTCONDOR and not any(s.node == n.name for s in lent)))
+                    or (n.state == NodeState.HTCONDOR and n.name not in hosting))
+    existing = {s.name for s in startds}
+    pod_mem_on: dict[str, int] = {}
+    for s in lent:
+        if s.kind == StartdKind.POD:
+            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
     in_flight = _in_flight_nodes(workers, lent)
     claimed: set[str] = set()
     for ps in receivers:
@@ -346,22 +364,24 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     break
                 if node.state != NodeState.READY:
                     continue
-                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0), b.pod_cores, b.pod_memory_mib,
-                                      startds)
+                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0), pod_mem_on.get(node.name, 0),
+                                      b.pod_cores, b.pod_memory_mib)
                 fits = min(fits, math.ceil(lacking / b.pod_cores), int(room // b.pod_cores),
-                           int(max(0.0, k8s_free() - reserve) // b.pod_cores))
+                           int(max(0.0, free_k8s - reserve) // b.pod_cores))
                 if fits <= 0:
                     continue
                 if not budget.take():
                     break
-                existing = {s.name for s in startds}
                 names = _pod_names(node.name, fits, existing)
+                existing.update(names)
                 actions.append(DeployPods(actor=actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
                                           f"its {ps.target} standalone and holds {ps.lent} borrowed",
                                           node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
                                           memory_mib_per_pod=b.pod_memory_mib))
                 added = fits * b.pod_cores
                 pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
+                pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * b.pod_memory_mib
+                free_k8s -= added
                 ps.lent += added
                 lacking -= added
                 room -= added
@@ -387,7 +407,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 if lacking < b.hysteresis * node.cores - _EPS or room < node.cores:
                     break
                 # The node's pods move to the other workers; what is left must still hold the reserve.
-                if k8s_free() - node.cores < reserve - _EPS:
+                if free_k8s - node.cores < reserve - _EPS:
                     continue
                 if not budget.take():
                     break
@@ -396,7 +416,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 actions.append(DrainNode(actor=actor, reason=f"BCS 5: {ps.name} needs {lacking} more cores; "
                                          f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
                                          node=node.name))
-                workers = [n if n.name != node.name else _draining(n) for n in workers]
+                free_k8s -= node.cores
                 lacking -= node.cores
                 room -= node.cores
     # Drained workers that no pool needs any more go back to the commons (also after a broker restart).
@@ -420,12 +440,6 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
     return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
 
 
-def _draining(n: Node) -> Node:
-    from dataclasses import replace
-
-    return replace(n, state=NodeState.DRAINING)
-
-
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
     """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet."""
     with_startd = {s.node for s in lent if s.kind == StartdKind.NODE}
@@ -433,8 +447,7 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
                    or (n.state == NodeState.HTCONDOR and n.name not in with_startd)), key=lambda n: n.name)
 
 
-def _pods_that_fit(node: Node, pod_cores_there: int, cores: int, memory_mib: int, startds: list[StartdT]) -> int:
-    pod_mem = sum(s.memory_mib for s in startds if s.node == node.name and s.kind == StartdKind.POD)
+def _pods_that_fit(node: Node, pod_cores_there: int, pod_mem: int, cores: int, memory_mib: int) -> int:
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
     return max(0, int(min(by_cpu, by_mem)))

@@ -210,9 +210,13 @@ class BrokerPolicy(Strict):
         "with a latency objective. Needs cluster.site."
     )
     prewarm_cores: int | None = Field(
-        default=None, ge=0, description="Cores the pre-warmed pool holds through the night; default: its maximum."
+        default=None, ge=0, description="Cores the pre-warmed pool holds through the night; default: its "
+        "guarantee (what it gives away in the day), more only as its queue asks."
     )
-    prewarm_lead_seconds: float = Field(default=1800, ge=0)
+    prewarm_lead_seconds: float = Field(
+        default=3600, ge=0, description="How long before evening twilight the pre-warm starts: time for the "
+        "nodes to drain or reach their grace period."
+    )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
 
 
