@@ -88,3 +88,10 @@ def test_metrics_exposes_api_latency(world: World) -> None:
     world.client.get("/api/v1/health")
     text = world.client.get("/metrics").text
     assert 'enclave_api_request_seconds_count{method="GET",route="/api/v1/health",status="200"}' in text
+
+
+def test_security_report_on_own_rendered_objects_passes(world: World) -> None:
+    """Seed §14: enclave's own rendered objects pass every scored check of the shipped benchmark."""
+    report = world.client.get("/api/v1/ops/security-report", headers=world.as_(SCIENCE)).json()
+    assert report["summary"]["fail"] == 0, [r for r in report["results"] if r.get("status") == "fail"]
+    assert report["summary"]["pass"] >= 10

@@ -56,6 +56,7 @@ CALLS = [
     Call("broker actions", "GET", "/broker/actions"),
     Call("upgrade plan", "GET", "/ops/upgrade-plan"),
     Call("images", "GET", "/ops/images"),
+    Call("security report", "GET", "/ops/security-report"),
     Call("twin scenarios", "GET", "/twin/scenarios"),
     Call("start twin run", "POST", "/twin/runs",
          {"scenario": "one-night", "policy": "static", "duration_hours": 0.25}, ok=(202,), changes=False),
