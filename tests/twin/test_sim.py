@@ -79,6 +79,7 @@ def test_prompt_meets_its_deadline_with_enough_capacity(small: Loaded) -> None:
     for q in ("p50", "p95", "p99"):
         assert m["prompt"]["visit_latency_s"][q] >= lower[q]
     assert m["utilization"]["batch"] <= m["utilization"]["batch_upper"]
+    assert 0 < m["utilization"]["batch_memory"] <= 1
     assert m["utilization"]["enclave"] <= m["bounds"]["utilization_upper_all_cores"] + 1e-9
 
 

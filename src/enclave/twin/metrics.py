@@ -80,6 +80,10 @@ def compute(sim: Sim) -> dict[str, Any]:
         # No policy could keep the capacity it offered busier than all the work submitted would.
         "batch_upper": _r(min(1.0, sim.demand_core_s / batch_cap)) if batch_cap > 0 else None,
         "batch_capacity_mean_cores": _r(batch_cap / horizon, 2),
+        # Memory held by running jobs over slot memory: DRP is memory-bound (8-32 GiB per core), so its
+        # slots can be full while cores sit idle.
+        "batch_memory": _r((sum(sim.mem_s.values()) + sum(sim.running_core_s(memory=True).values()))
+                           / sim.mem_cap_s) if sim.mem_cap_s > 0 else None,
         "enclave": _r((total_busy + nb_core_s) / (all_cores * horizon)),
         "notebook_mean_cores": _r(nb_core_s / horizon, 2),
     }

@@ -31,6 +31,7 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("prompt wait p95 s", ("prompt", "wait_s", "p95"), "s"),
     ("prompt wait p99 s", ("prompt", "wait_s", "p99"), "s"),
     ("batch utilization", ("utilization", "batch"), "share"),
+    ("batch memory utilization", ("utilization", "batch_memory"), "share"),
     ("enclave utilization", ("utilization", "enclave"), "share"),
     ("batch capacity, mean cores", ("utilization", "batch_capacity_mean_cores"), "n"),
     ("DRP jobs per hour", ("drp", "jobs_per_hour"), "n"),

@@ -169,6 +169,9 @@ class Sim:
         self.cap = dict(z)
         self.done = dict(z)
         self.core_s = dict.fromkeys(self.pools, 0.0)
+        self.mem_s = dict.fromkeys(self.pools, 0.0)
+        self.total_mem = 0
+        self.mem_cap_s = 0.0
         self.cap_core_s: dict[str, float] = {}
         self._cap_t = 0.0
         self.shared_cap = 0
@@ -239,6 +242,7 @@ class Sim:
             for p, c in self.cap.items():
                 self.cap_core_s[p] = self.cap_core_s.get(p, 0.0) + c * dt
             self.shared_cap_core_s += self.shared_cap * dt
+            self.mem_cap_s += self.total_mem * dt
         self._cap_t = self.now
 
     def _cap_add(self, s: SimStartd, sign: int) -> None:
@@ -248,6 +252,7 @@ class Sim:
         else:
             self.shared_cap += sign * s.cores
         self.total_cap += sign * s.cores
+        self.total_mem += sign * s.mem
 
     def add_startd(self, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int, name: str,
                    ready_at: float | None = None) -> SimStartd:
@@ -681,6 +686,7 @@ class Sim:
         run_jobs = self.run_jobs
         done = self.done
         core_s = self.core_s
+        mem_s = self.mem_s
         visit_left = self.visit_left
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
@@ -707,6 +713,7 @@ class Sim:
                 run_jobs[a.pool] -= 1
                 done[a.pool] += 1
                 core_s[a.pool] += rt * a.cpus
+                mem_s[a.pool] += rt * a.memory_mib
                 if visit >= 0:
                     prompt_latency.append(t - submit)
                     left = visit_left[visit] - 1
@@ -860,11 +867,12 @@ class Sim:
                 self.counters.failed_node_s += self.now - n.since
                 n.since = self.now
 
-    def running_core_s(self) -> dict[str, float]:
+    def running_core_s(self, memory: bool = False) -> dict[str, float]:
+        """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
         out = dict.fromkeys(self.pools, 0.0)
         for _, _, ac, _, _, _, start in self.running.values():
             a = self.acs[ac]
-            out[a.pool] += (self.now - start) * a.cpus
+            out[a.pool] += (self.now - start) * (a.memory_mib if memory else a.cpus)
         return out
 
     # ------------------------------------------------------------ invariants
