@@ -229,3 +229,33 @@ def test_the_last_sysadmin_cannot_be_removed(db: Database, spec: EnclaveSpec, ad
         service.depart(s, "second", ADMIN, reason="handover", now=NOW)
     with db.session() as s:
         assert service.get(s, ADMIN).status == "departed"
+
+
+def test_concurrent_onboarding_gets_distinct_uids(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    import threading
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(5):
+                onboard(db, spec, f"c{n}x{i}")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with db.session() as s:
+        uids = [a.uid for a in service.list_accounts(s)]
+        assert len(uids) == 21 and len(set(uids)) == 21
+        assert journal.verify(s) == 21
+
+
+def test_a_lost_race_is_a_conflict(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    from enclave.accounts.models import Person
+    from enclave.errors import Conflict
+    with pytest.raises(Conflict, match="concurrent"), db.session() as s:
+        s.add(Person(name="X", email="root@lsst.org", created_at=NOW))

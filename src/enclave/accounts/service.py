@@ -21,6 +21,7 @@ from enclave.access.render import app_namespaces
 from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.journal import Change, record, record_many
+from enclave.journal import lock as journal_lock
 from enclave.spec.models import EnclaveSpec, Role
 
 UID_BASE = 10_000
@@ -129,6 +130,7 @@ def _check_roles(kind: AccountKind, roles: Iterable[Role]) -> list[Problem]:
 
 
 def _next_uid(session: Session) -> int:
+    journal_lock(session)  # serialise uid allocation between concurrent transactions
     highest = session.execute(sa.select(sa.func.max(Account.uid))).scalar()
     return max(UID_BASE, (highest or 0) + 1)
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from enclave.errors import ExternalError, InputError, Problem
+from enclave.errors import Conflict, ExternalError, InputError, Problem
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -119,6 +119,11 @@ class Database:
         try:
             yield session
             session.commit()
+        except sa.exc.IntegrityError as exc:
+            session.rollback()
+            # Checks run before writes, so a constraint failure here means a concurrent change won the race.
+            raise Conflict(f"the change clashed with a concurrent one: {exc.orig}", where=self.safe_url,
+                           fix="retry the command") from exc
         except OperationalError as exc:
             session.rollback()
             raise ExternalError(f"database {self.safe_url} failed: {exc.orig}",

@@ -74,6 +74,13 @@ class Change:
     at: datetime | None = None
 
 
+def lock(session: Session) -> None:
+    """Take the journal's head lock now (it is held until the transaction ends). Writers that derive
+    something from current state — the next free uid — call this first, so concurrent transactions on
+    PostgreSQL queue instead of computing the same value."""
+    session.execute(sa.select(JournalHead.id).where(JournalHead.id == 1).with_for_update())
+
+
 def record(session: Session, *, actor: str, action: str, target: str, reason: str,
            before: Any, after: Any, at: datetime | None = None) -> Entry:
     """Append one entry in the caller's transaction (nothing is committed here)."""
