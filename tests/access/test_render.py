@@ -110,7 +110,16 @@ def test_namespace_guards_and_notebook_limits() -> None:
     hard = docs["ResourceQuota"]["spec"]["hard"]
     spawners = 3  # dev, ops, sci: active accounts that may spawn notebooks
     assert hard["pods"] == str(spawners + SERVICE_POD_ROOM)
-    assert hard["limits.cpu"] == "12" and hard["requests.memory"] == f"{spawners * 8192}Mi"
+    # one maximal notebook per spawner, plus the service pods at the smallest request / default limit
+    assert hard["requests.cpu"] == "17" and hard["requests.memory"] == f"{spawners * 8192 + 10 * 512}Mi"
+    assert hard["limits.cpu"] == "32" and hard["limits.memory"] == f"{spawners * 8192 + 10 * 4096}Mi"
+
+
+def test_an_empty_enclave_still_runs_its_services() -> None:
+    spec = load(EXAMPLES / "lsst-ldf.yaml")
+    hard = next(o for o in render_access(spec, [])[spec.notebooks.namespace]
+                if o["kind"] == "ResourceQuota")["spec"]["hard"]
+    assert hard["pods"] == str(SERVICE_POD_ROOM) and hard["requests.cpu"] == "5" and hard["limits.cpu"] == "20"
 
 
 def test_quota_is_capped_by_worker_capacity() -> None:
@@ -119,7 +128,7 @@ def test_quota_is_capped_by_worker_capacity() -> None:
     hard = next(o for o in render_access(spec, many)[spec.notebooks.namespace]
                 if o["kind"] == "ResourceQuota")["spec"]["hard"]
     assert hard["requests.cpu"] == "16" and hard["requests.memory"] == f"{64 * 1024}Mi"
-    assert hard["limits.cpu"] == "400"
+    assert hard["limits.cpu"] == "410"  # 100 x the 4-core bound + 10 service pods x the default 1-core limit
 
 
 def test_from_database_to_files_and_cli(db: Database, spec: EnclaveSpec, admin: str, tmp_path: Path,

@@ -111,14 +111,17 @@ def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
             "defaultRequest": {"cpu": _cpu(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
         }]},
     }
+    # Room for the service pods (hub, proxy, schedd) at the smallest request and the default limit, so
+    # the namespace keeps working with no notebook users at all.
+    room = SERVICE_POD_ROOM
     quota = {
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("notebook-quota", nb.namespace),
         "spec": {"hard": {
-            "pods": str(spawners + SERVICE_POD_ROOM),
-            "requests.cpu": _cpu(min(spawners * bounds.max_cpu, worker_cores)),
-            "requests.memory": f"{min(spawners * bounds.max_memory_mib, worker_mib)}Mi",
-            "limits.cpu": _cpu(max(spawners * bounds.max_cpu, bounds.max_cpu)),
-            "limits.memory": f"{max(spawners * bounds.max_memory_mib, bounds.max_memory_mib)}Mi",
+            "pods": str(spawners + room),
+            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room * bounds.min_cpu, worker_cores)),
+            "requests.memory": f"{min(spawners * bounds.max_memory_mib + room * bounds.min_memory_mib, worker_mib)}Mi",
+            "limits.cpu": _cpu(spawners * bounds.max_cpu + room * default.cpu_limit),
+            "limits.memory": f"{spawners * bounds.max_memory_mib + room * default.memory_limit_mib}Mi",
         }},
     }
     return [limit_range, quota]
