@@ -238,3 +238,25 @@ def test_action_already_in_effect_is_not_journaled_again(world: World) -> None:
     r = world.client.post("/api/v1/broker/actions", json=body, headers=world.as_("k8sserviceadmin"))
     assert r.status_code == 201 and r.json()["applied"] is False
     assert world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["entries"] == before
+
+
+def test_api_and_cli_journal_a_change_the_same_way(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both go through enclave.accounts.service: the same action, target, actor and before/after shape."""
+    from typer.testing import CliRunner
+
+    from enclave.cli import app
+
+    r = world.client.post("/api/v1/accounts/victim/quota", headers=world.as_("root"),
+                          json={"quota_gib": 300, "reason": "via API"})
+    assert r.status_code == 200, r.text
+    monkeypatch.setenv("ENCLAVE_DB", world.db.url)
+    done = CliRunner().invoke(app, ["accounts", "grow-quota", "victim", "--quota", "400", "--as", "root",
+                                    "--reason", "via CLI"])
+    assert done.exit_code == 0, done.output
+    via_api, via_cli = reversed(world.client.get("/api/v1/journal?action=accounts.grow-quota&limit=2",
+                                                 headers=world.as_("root")).json())
+    assert via_api["reason"] == "via API" and via_cli["reason"] == "via CLI"
+    for key in ("action", "target", "actor"):
+        assert via_api[key] == via_cli[key]
+    assert set(via_api["after"]) == set(via_cli["after"])
+    assert via_cli["before"]["quota_gib"] == via_api["after"]["quota_gib"] == 300
