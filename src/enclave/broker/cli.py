@@ -192,8 +192,8 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario
             for o in report.outcomes:
                 if o.applied:
                     applied[o.action.kind] = applied.get(o.action.kind, 0) + 1
-                    console.print(f"{_when(backend.observe().now) if live else _when(twin.observe().now)}  "
-                                  f"{o.action.kind:<14} {target(o.action):<28} {o.action.reason}")
+                    console.print(f"{_when(backend.observe().now)}  {o.action.kind:<14} "
+                                  f"{target(o.action):<28} {o.action.reason}", overflow="ellipsis", no_wrap=True)
             n += 1
             if live:
                 time.sleep(step)
@@ -203,7 +203,7 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario
                     break
     summary = ", ".join(f"{k} {v}" for k, v in sorted(applied.items())) or "no actions"
     console.print(f"[bold]{n} cycle(s)[/]: {summary}")
-    if twin is not None:
+    if twin is not None and twin.sim.now >= twin.sim.horizon:  # the figures cover the whole scenario
         _twin_figures(twin)
 
 

@@ -27,6 +27,7 @@ from enclave.broker.model import (
     StartHTCondor,
 )
 from enclave.errors import InvalidTransition, NotFound
+from enclave.spec.models import NodeRole
 
 
 def project(observed: Observed, actions: Iterable[Action]) -> Observed:
@@ -39,6 +40,12 @@ def apply_one(o: Observed, action: Action) -> Observed:
     now = o.now
     nodes = {n.name: n for n in o.nodes}
     startds = {s.name: s for s in o.startds}
+    if isinstance(action, DeployPods | DrainNode | StartHTCondor | ReturnNode):
+        n = _node(nodes, action.node)
+        if n.role != NodeRole.WORKER:
+            raise InvalidTransition(f"{n.name!r} is not a Kubernetes worker ({n.role.value})", where=n.name,
+                                    fix="only worker nodes lend capacity to batch; batch-only nodes change pool "
+                                        "with `enclave batch move`")
     match action:
         case Relabel(startd=name, to_pool=to_pool):
             s = _startd(startds, name)
