@@ -170,16 +170,16 @@ def render_condor(
                                             "(the schedd reads the user map from there).")] = render.DEFAULT_CONFIG_DIR,
     check: Annotated[bool, typer.Option("--check", help="Read every file back through HTCondor's config "
                                                         "parser.")] = False,
-    spec_path: SpecOption = None,
+    spec: SpecOption = None,
 ) -> None:
     """Write HTCondor config: central manager, submit hosts, execute nodes per pool, worker pods."""
-    spec: EnclaveSpec = load_spec_option(spec_path)
-    files = render.render_all(spec, members=_members(members), config_dir=config_dir)
+    enclave_spec: EnclaveSpec = load_spec_option(spec)
+    files = render.render_all(enclave_spec, members=_members(members), config_dir=config_dir)
     paths = render.write(files, out)
     for f, path in zip(files, paths, strict=True):
         line = f"wrote {path} ({f.role})"
         if check and path.suffix == ".conf":
-            line += f" — HTCondor reads it back: {render.verify(spec, f, path)}"
+            line += f" — HTCondor reads it back: {render.verify(enclave_spec, f, path)}"
         console.print(line)
 
 
