@@ -270,9 +270,11 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     lent = [s for s in startds if s.kind != StartdKind.STANDALONE]
     workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
     pod_cores_on: dict[str, int] = {}
+    pod_mem_on: dict[str, int] = {}
     for s in lent:
         if s.kind == StartdKind.POD:
             pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
+            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
 
     # Free commons cores: what ready workers have left, less what pods on draining workers still need
     # elsewhere once evicted. Kept up to date below instead of recounted.
@@ -283,6 +285,18 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     # Borrowed startds already draining come back to the commons soon: count them as on their way.
     short = reserve - free_k8s - sum(s.cores for s in lent if s.draining)
 
+    ready = {n.name for n in workers if n.state == NodeState.READY}
+
+    def remove(s: StartdT, why: str) -> None:
+        """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
+        nonlocal free_k8s
+        actions.append(_remove(s, actor, why))
+        if s.kind == StartdKind.POD:
+            pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) - s.cores
+            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) - s.memory_mib
+            if s.node in ready:
+                free_k8s += s.cores
+
     def release(s: StartdT, why: str) -> None:
         """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
         if s.name in moved or not budget.take():
@@ -291,9 +305,9 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         if not s.draining:
             pools[s.pool].lent -= s.cores
         if s.busy_cores == 0:
-            actions.append(_remove(s, actor, f"{why}; no job runs there"))
+            remove(s, f"{why}; no job runs there")
         elif vacate_after(s.pool) == 0:
-            actions.append(_remove(s, actor, f"{why}; {s.pool} vacates at once"))
+            remove(s, f"{why}; {s.pool} vacates at once")
         else:
             actions.append(DrainStartd(actor=actor, reason=f"{why}; let its {s.busy_cores} busy cores finish",
                                        startd=s.name, vacate_after_seconds=vacate_after(s.pool)))
@@ -330,7 +344,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         if (s.busy_cores == 0 or overdue) and s.name not in moved and budget.take():
             moved.add(s.name)
             why = "drained" if s.busy_cores == 0 else f"grace period of {grace:g} s is over, vacating"
-            actions.append(_remove(s, actor, f"{s.name} {why}"))
+            remove(s, f"{s.name} {why}")
 
     # --- 2 (demand). Relabel toward targets, with hysteresis and cooldown. --------------------------
     for ps in receivers:
@@ -344,10 +358,6 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         room -= sum(n.cores for n in workers if n.state == NodeState.DRAINING
                     or (n.state == NodeState.HTCONDOR and n.name not in hosting))
     existing = {s.name for s in startds}
-    pod_mem_on: dict[str, int] = {}
-    for s in lent:
-        if s.kind == StartdKind.POD:
-            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
     in_flight = _in_flight_nodes(workers, lent)
     claimed: set[str] = set()
     for ps in receivers:
