@@ -95,3 +95,29 @@ def test_security_report_on_own_rendered_objects_passes(world: World) -> None:
     report = world.client.get("/api/v1/ops/security-report", headers=world.as_(SCIENCE)).json()
     assert report["summary"]["fail"] == 0, [r for r in report["results"] if r.get("status") == "fail"]
     assert report["summary"]["pass"] >= 10
+
+
+def test_oversized_bodies_are_refused_before_reading(world: World) -> None:
+    headers = world.as_(ADMIN)
+    big = b'{"reason": "' + b"x" * (2 << 20) + b'"}'
+    r = world.client.post("/api/v1/accounts/victim/depart", content=big,
+                          headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["problems"]
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b"x" * 65536
+
+    r = world.client.post("/api/v1/accounts/victim/depart", content=chunks(),
+                          headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert world.client.get("/api/v1/accounts/victim", headers=headers).json()["status"] == "active"
+
+
+def test_malformed_json_is_a_clear_error(world: World) -> None:
+    r = world.client.post("/api/v1/accounts/victim/depart", content=b'{"reason": ',
+                          headers={**world.as_(ADMIN), "Content-Type": "application/json"})
+    assert r.status_code in (400, 422) and r.json()["problems"]
+    r = world.client.post("/api/v1/accounts/victim/depart", json={"reason": "x", "extra": 1},
+                          headers=world.as_(ADMIN))
+    assert r.status_code == 422 and any(p["where"].endswith("extra") for p in r.json()["problems"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from fastapi import FastAPI, Response
@@ -54,6 +55,65 @@ class TimingMiddleware:
                 time.perf_counter() - started)
 
 
+MAX_BODY_BYTES = 1 << 20
+"""No request of this API needs more than a few kilobytes; a megabyte is generous and bounds memory."""
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413 before they are read into memory, whether the
+    client declares a Content-Length or streams the body chunked."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+        too_large = False
+
+        async def counting() -> Message:
+            nonlocal seen, too_large
+            if too_large:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # Stop reading here; whatever the app answers to the cut body is replaced by the 413.
+                    too_large = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        refused = passed = False
+
+        async def sending(message: Message) -> None:
+            nonlocal refused, passed
+            if not too_large or passed:  # a response already under way is left alone
+                passed = passed or message["type"] == "http.response.start"
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(send)
+
+        await self.app(scope, counting, sending)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"error": "HTTPError", "message": f"request body over {self.limit} bytes",
+                           "problems": [{"where": "request body", "what": f"larger than {self.limit} bytes",
+                                         "fix": "send a smaller body"}]}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(service: Service) -> FastAPI:
     """One app over one service. Routers of concepts that are not installed are simply absent."""
     from enclave.api import dashboard
@@ -81,6 +141,7 @@ def create_app(service: Service) -> FastAPI:
 
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(TimingMiddleware, metrics=service.metrics)
 
     return app
