@@ -183,3 +183,6 @@ def test_the_real_broker_drives_the_twin_without_breaking_invariants(minimal: En
     m = compute(sim)
     assert m["policy"] == "broker" and m["moves"]["rejected_actions"] == 0
     assert m["prompt"]["visits_finished"] == 100
+    again = Sim(parse(text, "b.yaml", spec=minimal), Broker(decide))
+    again.run()
+    assert compute(again) == m  # the broker loop is as deterministic as the rest
