@@ -107,3 +107,29 @@ def test_record_many_chains_like_record(db: Database) -> None:
         assert journal.record_many(s, []) == []
     with db.session() as s:
         assert journal.verify(s) == 4
+
+
+def test_cohort_reuses_a_returning_person_and_matches_single_onboard(db: Database, spec: EnclaveSpec,
+                                                                      admin: str) -> None:
+    onboard(db, spec, "gone", kind=AccountKind.STAFF, email="back@lsst.org", namespaces=["qserv"])
+    with db.session() as s:
+        service.depart(s, ADMIN, "gone", reason="left", now=NOW)
+    rows = [NewAccount("back", "Back Again", "Back@LSST.org", AccountKind.STAFF, roles=(Role.DEVELOPER,),
+                       namespaces=("firefly", "qserv", "firefly")),
+            NewAccount("zed", "Zed", "zed@uni.edu", AccountKind.SCIENCE,
+                       allocation=Allocation("P-5", quota_gib=250, expires=LATER))]
+    with db.session() as s:
+        created = service.onboard_many(s, ADMIN, spec, rows, reason="cohort", now=NOW)
+        assert [a.username for a in created] == ["back", "zed"]
+    onboard(db, spec, "single", allocation=Allocation("P-5", quota_gib=250, expires=LATER), name="Zed",
+            email="single@uni.edu")
+    with db.session() as s:
+        back = service.get(s, "back")
+        assert [a.username for a in back.person.accounts] == ["gone", "back"]
+        assert [m.namespace for m in back.namespaces] == ["firefly", "qserv"]
+        assert service.roles_of(s, "back") == [Role.DEVELOPER]
+        by_target = {e.target: e.after for e in journal.query(s, action="accounts.onboard")}
+        zed, single = by_target["account/zed"], by_target["account/single"]
+        differing = {k for k in zed if zed[k] != single[k]}
+        assert differing == {"username", "uid", "gid", "home", "workspace", "person"}, differing
+        assert journal.verify(s) == 6

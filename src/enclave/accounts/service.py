@@ -326,7 +326,8 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
         used_uids |= set(session.execute(sa.select(Account.uid).where(Account.uid.in_(ids))).scalars())
     people: dict[str, Person] = {}
     for chunk in _chunks(list(seen_mail)):
-        stmt = sa.select(Person).where(Person.email.in_(chunk)).options(selectinload(Person.accounts))
+        stmt = sa.select(Person).where(Person.email.in_(chunk)).options(selectinload(Person.accounts),
+                                                                         selectinload(Person.roles))
         people.update({p.email: p for p in session.execute(stmt).scalars()})
     for i, new in enumerate(accounts):
         if new.username in taken:
@@ -342,25 +343,68 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     if problems:
         raise InputError([p for _, p in sorted(problems, key=lambda item: item[0])])
 
+    uids = _assign_uids(session, accounts, set(seen_uid))
+    # Bulk INSERTs (one statement per table, not one per object): a cohort of thousands would otherwise
+    # spend most of its time in the ORM's per-object unit of work.
+    new_people = [{"name": n.name.strip(), "email": n.email.lower(), "created_at": when}
+                  for n in {n.email.lower(): n for n in accounts if n.email.lower() not in people}.values()]
+    person_ids = {p.email: p.id for p in people.values()}
+    if new_people:
+        inserted = session.execute(sa.insert(Person).returning(Person.id, Person.email, sort_by_parameter_order=True),
+                                   new_people)
+        person_ids.update({email: pid for pid, email in inserted})
+    account_rows = []
+    for new, uid in zip(accounts, uids, strict=True):
+        home, workspace = _home(spec, new.username)
+        alloc = new.allocation
+        account_rows.append({
+            "person_id": person_ids[new.email.lower()], "username": new.username, "uid": uid,
+            "gid": new.gid if new.gid is not None else uid, "kind": AccountKind(new.kind).value,
+            "status": AccountStatus.ACTIVE.value, "home_path": home, "workspace_path": workspace,
+            "quota_gib": _quota(spec, alloc), "allocation_id": alloc.proposal_id if alloc else None,
+            "allocation_quota_gib": alloc.quota_gib if alloc else None,
+            "allocation_expires": alloc.expires if alloc else None, "created_at": when})
+    account_ids = list(session.execute(sa.insert(Account).returning(Account.id, sort_by_parameter_order=True),
+                                       account_rows).scalars())
+    held = {(p.id, g.role) for p in people.values() for g in p.roles}
+    grants, members = [], []
+    for new, account_id in zip(accounts, account_ids, strict=True):
+        pid = person_ids[new.email.lower()]
+        for role in sorted(set(_roles(new))):
+            if (pid, role.value) not in held:
+                held.add((pid, role.value))
+                grants.append({"person_id": pid, "role": role.value, "granted_by": actor, "granted_at": when})
+        members += [{"account_id": account_id, "namespace": ns} for ns in dict.fromkeys(new.namespaces)]
+    if grants:
+        session.execute(sa.insert(RoleGrant), grants)
+    if members:
+        session.execute(sa.insert(Membership), members)
+    created: list[Account] = []
+    for chunk in _chunks([str(i) for i in account_ids]):
+        created += session.execute(
+            sa.select(Account).where(Account.id.in_([int(i) for i in chunk]))
+            .options(selectinload(Account.person).selectinload(Person.roles), selectinload(Account.namespaces))
+            .execution_options(populate_existing=True)).scalars()
+    order = {account_id: i for i, account_id in enumerate(account_ids)}
+    created.sort(key=lambda a: order[a.id])
+    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
+                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
+                          for a in created])
+    return created
+
+
+def _assign_uids(session: Session, accounts: Sequence[NewAccount], explicit: set[int]) -> list[int]:
+    """Each row's uid: its own, or the next free one after the highest in use, skipping explicit ones."""
     next_uid = _next_uid(session)
-    explicit = set(seen_uid)
-    created = []
+    out = []
     for new in accounts:
         uid = new.uid
         if uid is None:
             while next_uid in explicit:
                 next_uid += 1
             uid, next_uid = next_uid, next_uid + 1
-        person = people.get(new.email.lower())
-        if person is None:
-            person = Person(name=new.name.strip(), email=new.email.lower(), created_at=when)
-            people[person.email] = person
-        created.append(_build(session, spec, person, new, uid, actor, when))
-    session.flush()
-    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
-                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
-                          for a in created])
-    return created
+        out.append(uid)
+    return out
 
 
 def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, email: str,
