@@ -283,22 +283,31 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
     reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
     # Borrowed startds already draining come back to the commons soon: count them as on their way.
-    short = reserve - free_k8s - sum(s.cores for s in lent if s.draining)
+    returning = sum(s.cores for s in lent if s.draining)
+
+    def short() -> float:
+        """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
+        return reserve - free_k8s - returning
 
     ready = {n.name for n in workers if n.state == NodeState.READY}
 
     def remove(s: StartdT, why: str) -> None:
         """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
-        nonlocal free_k8s
+        nonlocal free_k8s, returning
         actions.append(_remove(s, actor, why))
+        if s.draining:
+            returning -= s.cores
         if s.kind == StartdKind.POD:
             pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) - s.cores
             pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) - s.memory_mib
             if s.node in ready:
                 free_k8s += s.cores
+        else:
+            free_k8s += s.cores  # the node is back in the commons, empty
 
     def release(s: StartdT, why: str) -> None:
         """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
+        nonlocal returning
         if s.name in moved or not budget.take():
             return
         moved.add(s.name)
@@ -309,18 +318,18 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         elif vacate_after(s.pool) == 0:
             remove(s, f"{why}; {s.pool} vacates at once")
         else:
+            returning += s.cores
             actions.append(DrainStartd(actor=actor, reason=f"{why}; let its {s.busy_cores} busy cores finish",
                                        startd=s.name, vacate_after_seconds=vacate_after(s.pool)))
 
-    if short > _EPS:
+    if short() > _EPS:
         prio = {n: ps.priority for n, ps in pools.items()}
         for s in sorted((s for s in lent if not s.draining),
                         key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
-            if short <= _EPS:
+            if short() <= _EPS:
                 break
             release(s, f"notebook spawns wait for {observed.notebook_pending_cores:g} cores "
                        f"in the commons")
-            short -= s.cores
 
     # Borrowed startds beyond what their pool should borrow go back (BCS 3); done before the promises so a
     # pod about to leave does not count against a pool's maximum.
@@ -395,7 +404,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 ps.lent += added
                 lacking -= added
                 room -= added
-        else:
+        elif short() <= _EPS:  # waiting notebooks come first: no node goes to HTCondor while they wait
             for node in in_flight:
                 if lacking < b.hysteresis * node.cores - _EPS or node.name in claimed:
                     continue
