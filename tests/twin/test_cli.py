@@ -47,3 +47,12 @@ def test_unknown_policy_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "unknown policy" in str(result.exception) or "unknown policy" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_bad_seed_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from enclave.errors import InputError
+
+    out = tmp_path / "neg"
+    result = runner.invoke(app, ["twin", "run", str(_scenario(tmp_path)), "--seed", "-3", "--out", str(out)])
+    assert isinstance(result.exception, InputError)
+    assert "seed" in str(result.exception) and not out.exists()

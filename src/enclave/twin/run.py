@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
+from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.metrics import compute
 from enclave.twin.policies import make
@@ -16,7 +19,13 @@ def with_changes(loaded: Loaded, **changes: Any) -> Loaded:
     """The same scenario with top-level fields replaced (``seed=…``, ``duration_hours=…``), re-validated."""
     data = loaded.scenario.model_dump()
     data.update(changes)
-    return Loaded(scenario=Scenario.model_validate(data), spec=loaded.spec, source=loaded.source)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise InputError([Problem(f"{loaded.source}: {'.'.join(str(x) for x in e['loc'])}", e["msg"],
+                                  "give a value the scenario reference allows (docs/twin.md)")
+                          for e in err.errors()]) from None
+    return Loaded(scenario=scenario, spec=loaded.spec, source=loaded.source)
 
 
 def simulate(scenario: str | Loaded, policy: str = "static", *, spec: EnclaveSpec | None = None,
