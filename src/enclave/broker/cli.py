@@ -189,10 +189,11 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario
             if live:
                 backend.progress()  # type: ignore[attr-defined]
             report = cycle(spec, executor, actor)
+            stamp = _when(backend.observe().now) if any(o.applied for o in report.outcomes) else ""
             for o in report.outcomes:
                 if o.applied:
                     applied[o.action.kind] = applied.get(o.action.kind, 0) + 1
-                    console.print(f"{_when(backend.observe().now)}  {o.action.kind:<14} "
+                    console.print(f"{stamp}  {o.action.kind:<14} "
                                   f"{target(o.action):<28} {o.action.reason}", overflow="ellipsis", no_wrap=True)
             n += 1
             if live:

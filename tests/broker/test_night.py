@@ -1,0 +1,83 @@
+"""Twilight at the site and the predictive pre-warm of prompt processing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from enclave.broker.decide import plan
+from enclave.broker.layout import initial_state
+from enclave.broker.model import PoolDemand, Relabel
+from enclave.broker.night import night_at
+from enclave.spec import EnclaveSpec
+from enclave.spec.models import Site
+from tests.broker.conftest import make_spec
+
+PACHON = Site(latitude_deg=-30.2444, longitude_deg=-70.7494, elevation_m=2663)
+
+
+def ts(*args: int) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()
+
+
+def test_twilight_matches_a_real_night_summary() -> None:
+    # USDF night summary 2026-04-13: evening 12° twilight 23:17Z, morning 12° twilight 10:09Z.
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    assert abs(n.start - ts(2026, 4, 13, 23, 17)) < 120
+    assert abs(n.end - ts(2026, 4, 14, 10, 9)) < 120
+    assert night_at(PACHON, ts(2026, 4, 14, 3)) == n  # inside the night: the same night
+    nxt = night_at(PACHON, ts(2026, 4, 14, 11))
+    assert nxt is not None and nxt.start > n.end  # after it: the next one
+
+
+def test_no_night_in_polar_summer() -> None:
+    svalbard = Site(latitude_deg=78.2, longitude_deg=15.6)
+    assert night_at(svalbard, ts(2026, 6, 21, 12)) is None
+
+
+@pytest.fixture
+def spec() -> EnclaveSpec:
+    return make_spec(batch=10, guaranteed=(3, 4, 1, 0), maximum=(6, 10, 5, 5),
+                     broker={"prewarm_lead_seconds": 3600, "cooldown_seconds": 0, "max_moves_per_cycle": 50})
+
+
+def _prompt_cores(spec: EnclaveSpec, now: float) -> tuple[bool, int]:
+    o = initial_state(spec, now - 100_000)
+    # Prompt holds nothing (it gave its nodes to DRP in the day); DRP has a backlog, no prompt job queued.
+    o = replace(o, now=now, startds=tuple(replace(s, pool="drp") for s in o.startds),
+                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
+    p = plan(spec, o)
+    moved = sum(24 for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt")
+    return p.pools["prompt"].prewarm, moved
+
+
+def test_prewarm_moves_capacity_before_the_first_visit(spec: EnclaveSpec) -> None:
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    assert _prompt_cores(spec, n.start - 7200) == (False, 0)           # two hours before: nothing yet
+    warm, cores = _prompt_cores(spec, n.start - 1800)                   # within the lead: its guarantee
+    assert warm and cores == 72
+    assert _prompt_cores(spec, n.end - 600)[0]                          # still night
+    assert _prompt_cores(spec, n.end + 600) == (False, 0)               # after the last visit: given back
+
+
+def test_no_site_no_prewarm() -> None:
+    spec = make_spec()
+    spec = spec.model_copy(update={"cluster": spec.cluster.model_copy(update={"site": None})})
+    o = initial_state(spec, 0.0)
+    p = plan(spec, replace(o, now=ts(2026, 4, 14, 3)))
+    assert p.night is None and not p.pools["prompt"].prewarm
+
+
+def test_prompt_gives_its_nodes_back_after_the_night(spec: EnclaveSpec) -> None:
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)  # prompt holds its 3 nodes from the static layout
+    demand = {"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)}
+    during = plan(spec, replace(o, now=n.end - 600, demand=demand))
+    assert not any(isinstance(a, Relabel) and a.from_pool == "prompt" for a in during.actions)
+    after = plan(spec, replace(o, now=n.end + 600, demand=demand))
+    assert sum(1 for a in after.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
