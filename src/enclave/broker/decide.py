@@ -173,7 +173,7 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
-            ps.target = min(_floor(ps), free)
+            ps.target = min(ps.guaranteed, free)
             free -= ps.target
     for ps in order:
         extra = max(0, min(ps.need - ps.target, free))
@@ -185,13 +185,6 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
             ps.lend = max(0, ps.need - ps.target)
     del nodes
     return pools, base
-
-
-_FLOOR_BY_DEMAND = False  # experiment switch
-
-
-def _floor(ps: PoolState) -> int:
-    return min(ps.guaranteed, ps.need) if _FLOOR_BY_DEMAND else ps.guaranteed
 
 
 class _Budget:
@@ -252,7 +245,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 if s.name in moved:
                     continue
                 # A promise may take a donor below its target, never below its own guarantee.
-                keep = (_floor(src) if src.has_work else 0) if promise else src.target
+                keep = (src.guaranteed if src.has_work else 0) if promise else src.target
                 if src.standalone - s.cores < keep:
                     continue
                 if dst.standalone + dst.lent + s.cores > dst.maximum:
@@ -350,7 +343,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
             surplus -= s.cores
 
     for ps in receivers:
-        while ps.has_work and ps.standalone < min(_floor(ps), ps.target) and take_one(ps, promise=True):
+        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(ps, promise=True):
             pass
 
     # --- 4b. Finish drains: remove borrowed startds that are idle or past their pool's grace period. --
