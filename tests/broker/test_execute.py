@@ -127,3 +127,32 @@ def test_broker_killed_between_actions_converges_after_restart(db: Database) -> 
         assert sorted(s.node for s in batch) == sorted(SPEC.node_names(NodeRole.BATCH_ONLY))
     with db.session() as s:
         verify(s)
+
+
+def test_bcs5_whole_nodes_lent_and_returned(db: Database) -> None:
+    from enclave.broker.model import NodeState, ReturnNode, StartHTCondor
+
+    spec = make_spec(workers=3, batch=10, maximum=(10, 9, 5, 5),
+                     broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 10})
+    backend = MemoryBackend(busy_drp())
+    ex = Executor(backend, db)
+    for _ in range(10):
+        cycle(spec, ex, BROKER)
+        backend.tick(60)
+    kinds = [a.kind for a in backend.applied]
+    assert "DrainNode" in kinds and "StartHTCondor" in kinds
+    assert kinds.index("DrainNode") < kinds.index("StartHTCondor")
+    lent = [s for s in backend.state.startds if s.kind == StartdKind.NODE]
+    assert lent and all(s.pool == "prompt" for s in lent)
+    states = {n.name: n.state for n in backend.state.nodes}
+    assert all(states[s.node] == NodeState.HTCONDOR for s in lent)
+    assert decide(spec, backend.observe(), BROKER) == []
+    # Prompt's queue empties: the nodes go back to the commons (after draining their jobs).
+    backend.state = replace(backend.state, demand={"drp": backend.state.demand["drp"]})
+    for _ in range(10):
+        cycle(spec, ex, BROKER)
+        backend.tick(60)
+    assert any(isinstance(a, ReturnNode) for a in backend.applied)
+    assert not [s for s in backend.state.startds if s.kind == StartdKind.NODE]
+    assert all(n.state == NodeState.READY for n in backend.state.nodes if n.role == NodeRole.WORKER)
+    assert any(isinstance(a, StartHTCondor) for a in backend.applied)
