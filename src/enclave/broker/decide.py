@@ -368,10 +368,85 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     or (n.state == NodeState.HTCONDOR and n.name not in hosting))
     existing = {s.name for s in startds}
     in_flight = _in_flight_nodes(workers, lent)
-    claimed: set[str] = set()
+
+    def _lend_nodes(lend: bool) -> None:
+        """BCS 5: claim the workers already on their way, give back the rest, then drain more if needed.
+        With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
+        nonlocal free_k8s
+        lacking: dict[str, int] = {}
+        claim_of: dict[str, PoolState] = {}
+        for ps in receivers:
+            if ps.lend <= 0 or not lend:
+                continue
+            want = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+            coming = 0
+            for node in in_flight:
+                if want <= 0 or want < b.hysteresis * node.cores - _EPS or node.name in claim_of:
+                    continue
+                if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
+                    continue
+                claim_of[node.name] = ps
+                coming += node.cores
+                want -= node.cores
+            lacking[ps.name] = want
+
+        def give_back(node: Node, why: str) -> None:
+            nonlocal free_k8s
+            moved.add(node.name)
+            actions.append(ReturnNode(actor=actor, reason=why, node=node.name))
+            free_k8s += node.cores  # back in the commons; its evicted pods no longer wait for room
+
+        # Workers taken for batch that no pool needs any more go back (also after a broker restart).
+        for node in in_flight:
+            if node.name not in claim_of and node.name not in moved and cool(node.since) and budget.take():
+                give_back(node, f"{node.name} was taken for batch but no pool needs it now")
+        # Waiting notebooks (or pods evicted with nowhere to go) come first: return claimed ones too.
+        for node in sorted((n for n in in_flight if n.name in claim_of),
+                           key=lambda n: (claim_of[n.name].priority, n.name)):
+            if short() <= _EPS:
+                break
+            if node.name not in moved and budget.take():
+                lacking[claim_of.pop(node.name).name] += node.cores
+                give_back(node, f"{node.name} goes back: pods in the commons wait for "
+                                f"{reserve:g} cores of room")
+        if short() > _EPS or not lend:
+            return
+        for node in in_flight:
+            owner = claim_of.get(node.name)
+            if owner is None or node.name in moved:
+                continue
+            if node.state == NodeState.DRAINING and node.k8s_cores_requested <= _EPS and budget.take():
+                moved.add(node.name)
+                actions.append(StartHTCondor(actor=actor, reason=f"BCS 5: {node.name} is drained; {owner.name} "
+                                             f"borrows {owner.lend} cores beyond its {owner.target} standalone",
+                                             node=node.name, pool=owner.name))
+        room_left = room
+        for ps in receivers:
+            want = lacking.get(ps.name, 0)
+            coming = sum(n.cores for n in in_flight if claim_of.get(n.name) is ps)
+            candidates = sorted((n for n in workers if n.state == NodeState.READY and cool(n.since)
+                                 and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved),
+                                key=lambda n: (n.k8s_cores_requested, n.name))
+            for node in candidates:
+                if want <= 0 or want < b.hysteresis * node.cores - _EPS or room_left < node.cores:
+                    break
+                if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
+                    continue
+                # The node's pods move to the other workers; what is left must still hold the reserve.
+                if free_k8s - node.cores < reserve - _EPS:
+                    continue
+                if not budget.take():
+                    return
+                moved.add(node.name)
+                actions.append(DrainNode(actor=actor, reason=f"BCS 5: {ps.name} needs {want} more cores; "
+                                         f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
+                                         node=node.name))
+                free_k8s -= node.cores
+                want -= node.cores
+                coming += node.cores
+                room_left -= node.cores
+
     for ps in receivers:
-        if ps.lend <= 0 and ps.lent <= 0:
-            continue
         if ps.lend <= 0:
             continue
         # Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
@@ -379,14 +454,15 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         if b.lend_mode == LendMode.PODS:
             for node in sorted(workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0),
                                                        n.name)):
-                if lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
+                if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
                     break
                 if node.state != NodeState.READY:
                     continue
                 fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0), pod_mem_on.get(node.name, 0),
                                       b.pod_cores, b.pod_memory_mib)
+                under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores  # a cap is a cap
                 fits = min(fits, math.ceil(lacking / b.pod_cores), int(room // b.pod_cores),
-                           int(max(0.0, free_k8s - reserve) // b.pod_cores))
+                           int(max(0.0, free_k8s - reserve) // b.pod_cores), under_max)
                 if fits <= 0:
                     continue
                 if not budget.take():
@@ -404,46 +480,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 ps.lent += added
                 lacking -= added
                 room -= added
-        elif short() <= _EPS:  # waiting notebooks come first: no node goes to HTCondor while they wait
-            for node in in_flight:
-                if lacking < b.hysteresis * node.cores - _EPS or node.name in claimed:
-                    continue
-                claimed.add(node.name)
-                if node.state != NodeState.DRAINING or node.k8s_cores_requested > _EPS:
-                    lacking -= node.cores  # still emptying, or HTCondor starting: already on its way
-                    continue
-                if not budget.take():
-                    break
-                moved.add(node.name)
-                actions.append(StartHTCondor(actor=actor, reason=f"BCS 5: {node.name} is drained; {ps.name} "
-                                             f"needs {lacking} more cores", node=node.name, pool=ps.name))
-                ps.lent += node.cores
-                lacking -= node.cores
-            candidates = sorted((n for n in workers if n.state == NodeState.READY and cool(n.since)
-                                 and pod_cores_on.get(n.name, 0) == 0),
-                                key=lambda n: (n.k8s_cores_requested, n.name))
-            for node in candidates:
-                if lacking < b.hysteresis * node.cores - _EPS or room < node.cores:
-                    break
-                # The node's pods move to the other workers; what is left must still hold the reserve.
-                if free_k8s - node.cores < reserve - _EPS:
-                    continue
-                if not budget.take():
-                    break
-                moved.add(node.name)
-                claimed.add(node.name)
-                actions.append(DrainNode(actor=actor, reason=f"BCS 5: {ps.name} needs {lacking} more cores; "
-                                         f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
-                                         node=node.name))
-                free_k8s -= node.cores
-                lacking -= node.cores
-                room -= node.cores
-    # Drained workers that no pool needs any more go back to the commons (also after a broker restart).
-    for node in in_flight:
-        if node.name not in claimed and node.name not in moved and cool(node.since) and budget.take():
-            moved.add(node.name)
-            actions.append(ReturnNode(actor=actor, reason=f"{node.name} was taken for batch but no pool "
-                                      f"needs it now", node=node.name))
+    _lend_nodes(b.lend_mode == LendMode.NODES)
 
     notes = []
     if night is not None:
