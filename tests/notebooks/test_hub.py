@@ -42,11 +42,21 @@ def schema_version(spec: EnclaveSpec) -> str:
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # KubeSpawner loads a client config at construction; an offline kubeconfig is the narrowest
     # replacement (no request is made to build a pod manifest).
+    # kubernetes_asyncio reads $KUBECONFIG once, when first imported (another suite may have imported it
+    # already), and KubeSpawner caches the loaded config: point both at the offline file explicitly.
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner.clients import load_config
+
     path = tmp_path_factory.mktemp("kube") / "config"
     path.write_text(KUBECONFIG)
     old = os.environ.get("KUBECONFIG")
+    old_default = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
     os.environ["KUBECONFIG"] = str(path)
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
+    load_config.cache_clear()
     yield
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = old_default
+    load_config.cache_clear()
     if old is None:
         os.environ.pop("KUBECONFIG", None)
     else:
