@@ -137,7 +137,11 @@ def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, O
     first = plan(spec, o)
     second: Plan = plan(spec, project(o, first.actions))
     if not first.capped:
-        assert second.actions == [], (first.actions, second.actions)
+        # The one follow-up allowed: BCS 5 step 2 on a worker the first decision drained and that had no pods
+        # to move (the projection cannot know evictions take time, so it is empty at once).
+        drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
+        rest = [a for a in second.actions if not (isinstance(a, StartHTCondor) and a.node in drained)]
+        assert rest == [], (first.actions, second.actions)
     # Even when capped, the second decision never undoes the first.
     relabelled = {a.startd: a.from_pool for a in first.actions if isinstance(a, Relabel)}
     for a in second.actions:

@@ -400,13 +400,17 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         for node in in_flight:
             if node.name not in claim_of and node.name not in moved and cool(node.since) and budget.take():
                 give_back(node, f"{node.name} was taken for batch but no pool needs it now")
-        # Waiting notebooks (or pods evicted with nowhere to go) come first: return claimed ones too.
-        for node in sorted((n for n in in_flight if n.name in claim_of),
-                           key=lambda n: (claim_of[n.name].priority, n.name)):
+        # Waiting notebooks (or pods evicted with nowhere to go) come first: return any worker on its way to
+        # batch, cooldown or not, unclaimed ones first, then those of the lowest-priority pools.
+        for node in sorted((n for n in in_flight if n.name not in moved),
+                           key=lambda n: (n.name in claim_of,
+                                          claim_of[n.name].priority if n.name in claim_of else 0, n.name)):
             if short() <= _EPS:
                 break
-            if node.name not in moved and budget.take():
-                lacking[claim_of.pop(node.name).name] += node.cores
+            if budget.take():
+                owner = claim_of.pop(node.name, None)
+                if owner is not None:
+                    lacking[owner.name] += node.cores
                 give_back(node, f"{node.name} goes back: pods in the commons wait for "
                                 f"{reserve:g} cores of room")
         if short() > _EPS or not lend:
