@@ -75,6 +75,7 @@ def compute(sim: Sim) -> dict[str, Any]:
     batch_cap = sum(sim.cap_core_s.values()) + sim.shared_cap_core_s
     all_cores = sum(n.cores for n in sim.nodes.values())
     nb_core_s = _notebook_core_s(sim)
+    dom_s = sim.dominant_core_s()
     out["utilization"] = {
         "batch": _r(total_busy / batch_cap) if batch_cap > 0 else None,
         # No policy could keep the capacity it offered busier than all the work submitted would.
@@ -85,6 +86,10 @@ def compute(sim: Sim) -> dict[str, Any]:
         "batch_memory": _r((sum(sim.mem_s.values()) + sum(sim.running_core_s(memory=True).values()))
                            / sim.mem_cap_s) if sim.mem_cap_s > 0 else None,
         "enclave": _r((total_busy + nb_core_s) / (all_cores * horizon)),
+        # As HTCondor sees a partitionable slot: used up once ANY resource is claimed (docs/twin.md).
+        "batch_dominant": _r(dom_s / batch_cap) if batch_cap > 0 else None,
+        "batch_dominant_upper": _r(min(1.0, dominant_demand_core_s(sim) / batch_cap)) if batch_cap > 0 else None,
+        "enclave_dominant": _r((dom_s + sim.nb_dom_s) / (all_cores * horizon)),
         "notebook_mean_cores": _r(nb_core_s / horizon, 2),
     }
     drp_hours = horizon / 3600
@@ -114,9 +119,44 @@ def compute(sim: Sim) -> dict[str, Any]:
     return out
 
 
+def _mib_core_worker(sim: Sim) -> float:
+    """Cores per MiB of the leanest worker group: a notebook's memory counted in cores at most that dearly."""
+    ratios = [g.cores / (g.memory_gib * 1024) for g in sim.spec.cluster.node_groups
+              if g.role == NodeRole.WORKER and g.memory_gib > 0]
+    return max(ratios, default=0.0)
+
+
 def _notebook_core_s(sim: Sim) -> float:
     sim.nb_integrate()
     return sim.nb_core_s
+
+
+def min_mib_per_core(sim: Sim) -> float:
+    """The least memory per core of any slot shape the spec and scenario allow (nodes, pods of the static
+    layout, the broker's pods): the shape on which a memory-heavy job claims the largest share of a slot."""
+    shapes: list[float] = []
+    lay = sim.sc.layout
+    for g in sim.spec.cluster.node_groups:
+        if g.role == NodeRole.CONTROL_PLANE or g.cores <= 0:
+            continue
+        shapes.append(g.memory_gib * 1024 / g.cores)
+        if g.role == NodeRole.WORKER and g.cores > lay.services_cpu_per_node:
+            shapes.append((g.memory_gib - lay.services_memory_gib_per_node) * 1024
+                          / (g.cores - lay.services_cpu_per_node))
+    b = sim.spec.broker
+    shapes.append(b.pod_memory_mib / b.pod_cores)
+    return min(shapes)
+
+
+def dominant_demand_core_s(sim: Sim) -> float:
+    """All work submitted (clipped to the horizon) in dominant-resource cores on the leanest slot shape.
+
+    A job of c cores and m MiB on a slot of C cores and M MiB raises that slot's max(cores share, memory
+    share) x C by at most max(c, m x C / M) <= max(c, m / min(M / C)); summing over jobs bounds the slots'
+    dominant-resource core-seconds from above, whatever the policy."""
+    r = min_mib_per_core(sim)
+    return sum(work * max(1.0, a.memory_mib / (a.cpus * r)) for a, work in zip(sim.acs, sim.demand_core_s_ac,
+                                                                                 strict=True))
 
 
 def unrunnable(sim: Sim) -> dict[str, int]:
@@ -154,6 +194,9 @@ def bounds(sim: Sim) -> dict[str, Any]:
     nb_demand = sum(c * min(d, sim.horizon - t) for t, c, d in zip(sess.t, sess.cpu, sess.duration, strict=True))
     ub_all = min(1.0, (sim.demand_core_s + nb_demand) / (cores * sim.horizon)) if cores else 0.0
     ub_batch = min(1.0, sim.demand_core_s / (batch_cores * sim.horizon)) if batch_cores else None
+    dom = dominant_demand_core_s(sim)
+    nb_dom = sum(max(c, m * _mib_core_worker(sim)) * min(d, sim.horizon - t)
+                 for t, c, m, d in zip(sess.t, sess.cpu, sess.memory_mib, sess.duration, strict=True))
     return {
         "prompt_visit_latency_lower_s": _pct(lat),
         "prompt_visits_within_deadline_upper": _r(float(np.count_nonzero(lat <= deadline)) / len(lat))
@@ -162,4 +205,8 @@ def bounds(sim: Sim) -> dict[str, Any]:
         "notebook_work_core_hours": _r(nb_demand / 3600, 2),
         "utilization_upper_all_cores": _r(ub_all),
         "utilization_upper_batch_only_cores": None if ub_batch is None or math.isnan(ub_batch) else _r(ub_batch),
+        "dominant_work_core_hours": _r(dom / 3600, 2),
+        "dominant_upper_all_cores": _r(min(1.0, (dom + nb_dom) / (cores * sim.horizon))) if cores else None,
+        "dominant_upper_batch_only_cores": _r(min(1.0, dom / (batch_cores * sim.horizon))) if batch_cores
+        else None,
     }

@@ -33,6 +33,8 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("batch utilization", ("utilization", "batch"), "share"),
     ("batch memory utilization", ("utilization", "batch_memory"), "share"),
     ("enclave utilization", ("utilization", "enclave"), "share"),
+    ("batch dominant-resource utilization", ("utilization", "batch_dominant"), "share"),
+    ("enclave dominant-resource utilization", ("utilization", "enclave_dominant"), "share"),
     ("batch capacity, mean cores", ("utilization", "batch_capacity_mean_cores"), "n"),
     ("DRP jobs per hour", ("drp", "jobs_per_hour"), "n"),
     ("DRP core-hours", ("drp", "core_hours"), "n"),
@@ -77,6 +79,9 @@ def bounds_row(metrics: dict[str, Any]) -> dict[str, str]:
         "prompt wait p95 s": "0 (lower)", "prompt wait p99 s": "0 (lower)",
         "enclave utilization": fmt(b["utilization_upper_all_cores"], "share") + " (upper)",
         "batch utilization": fmt(metrics["utilization"]["batch_upper"], "share") + " (upper, first run's capacity)",
+        "batch dominant-resource utilization": fmt(metrics["utilization"].get("batch_dominant_upper"), "share")
+        + " (upper, first run's capacity)",
+        "enclave dominant-resource utilization": fmt(b.get("dominant_upper_all_cores"), "share") + " (upper)",
     }
 
 

@@ -79,7 +79,7 @@ class SimNode:
 
 class SimStartd:
     __slots__ = ("name", "node", "kind", "pool", "cores", "mem", "free_cores", "free_mem", "since", "ready",
-                 "accepting", "running", "sig", "removing")
+                 "accepting", "running", "sig", "removing", "dom_t")
 
     def __init__(self, name: str, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int,
                  now: float) -> None:
@@ -98,6 +98,13 @@ class SimStartd:
         self.sig: Signature = (pool, kind.value, cores, mem)
         self.removing: str | None = None
         """Why it accepts no new work: 'delete' (pod), 'return' (BCS 5 reverse), 'drain' (DrainStartd)."""
+        self.dom_t = now
+        """Since when its claimed share has been what it is now (for dominant-resource utilization)."""
+
+    def dominant_cores(self) -> float:
+        """Cores this partitionable slot counts as used: all of them once ANY resource is fully claimed, as
+        HTCondor sees it (a slot with its memory claimed runs nothing more, however many cores are idle)."""
+        return max((self.cores - self.free_cores) / self.cores, (self.mem - self.free_mem) / self.mem) * self.cores
 
 
 class Block:
@@ -181,6 +188,8 @@ class Sim:
         self.total_cap = 0
         self.n_idle = 0
         self.shared_cap_core_s = 0.0
+        self.dom_core_s = 0.0
+        """Integral of every slot's dominant-resource cores (``SimStartd.dominant_cores``) up to its ``dom_t``."""
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         self.submitted = dict(z)
         nv = len(self.wl.visit_readout)
@@ -189,6 +198,7 @@ class Sim:
         self.visit_min_latency = [0.0] * nv
         self.prompt_latency: list[float] = []
         self.demand_core_s = 0.0
+        self.demand_core_s_ac = [0.0] * len(self.acs)
         self.counters = Counters()
         self.samples: list[Sample] = []
         self.nodes: dict[str, SimNode] = {}
@@ -198,6 +208,9 @@ class Sim:
         self.nb_pending: deque[int] = deque()
         self.nb_cpu_total = 0.0
         self.nb_core_s = 0.0
+        self.nb_dom_total = 0.0
+        """Notebook requests in dominant-resource cores: max(CPU, memory x node cores / node memory)."""
+        self.nb_dom_s = 0.0
         self._nb_t = 0.0
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
@@ -390,6 +403,8 @@ class Sim:
                 q.popleft()
             started += take
         cpus = started * a.cpus
+        self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+        s.dom_t = t
         s.free_cores -= cpus
         s.free_mem -= started * a.memory_mib
         self.idle[a.pool] -= started
@@ -412,6 +427,8 @@ class Sim:
             del self.running[jid]
             s.running.discard(jid)
             self.state[jid] = QUEUED
+            self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
+            s.dom_t = self.now
             s.free_cores += a.cpus
             s.free_mem += a.memory_mib
             self.busy[a.pool] -= a.cpus
@@ -442,6 +459,7 @@ class Sim:
             return False
         self.nb_integrate()
         self.nb_cpu_total += cpu
+        self.nb_dom_total += max(cpu, mem * best.cores / best.mem)
         best.nb_cpu += cpu
         best.nb_mem += mem
         best.notebooks.add(i)
@@ -457,6 +475,7 @@ class Sim:
             return
         self.nb_integrate()
         self.nb_cpu_total -= self.wl.sessions.cpu[i]
+        self.nb_dom_total -= max(self.wl.sessions.cpu[i], self.wl.sessions.memory_mib[i] * n.cores / n.mem)
         n.nb_cpu -= self.wl.sessions.cpu[i]
         n.nb_mem -= self.wl.sessions.memory_mib[i]
         n.notebooks.discard(i)
@@ -464,6 +483,7 @@ class Sim:
     def nb_integrate(self) -> None:
         """Integrate notebook CPU requests over time (for utilization) up to now."""
         self.nb_core_s += self.nb_cpu_total * (self.now - self._nb_t)
+        self.nb_dom_s += self.nb_dom_total * (self.now - self._nb_t)
         self._nb_t = self.now
 
     def _retry_notebooks(self) -> None:
@@ -720,6 +740,8 @@ class Sim:
                 a = acs[ac]
                 s.running.discard(payload)
                 state[payload] = DONE
+                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+                s.dom_t = t
                 s.free_cores += a.cpus
                 s.free_mem += a.memory_mib
                 busy[a.pool] -= a.cpus
@@ -830,7 +852,9 @@ class Sim:
         left = self.horizon - arrival.t
         rts = arrival.runtimes
         longest = max(rts)
-        self.demand_core_s += a.cpus * (sum(rts) if longest <= left else sum(min(rt, left) for rt in rts))
+        work = a.cpus * (sum(rts) if longest <= left else sum(min(rt, left) for rt in rts))
+        self.demand_core_s += work
+        self.demand_core_s_ac[arrival.ac] += work
         if arrival.visit >= 0:
             self.visit_min_latency[arrival.visit] = longest
         self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
@@ -905,6 +929,11 @@ class Sim:
     def mem_s(self) -> dict[str, float]:
         """MiB-seconds of finished jobs per pool."""
         return self._per_pool(self.rt_ac, "memory_mib")
+
+    def dominant_core_s(self) -> float:
+        """Dominant-resource core-seconds of every slot up to now (the slots still claimed included)."""
+        return self.dom_core_s + sum(s.dominant_cores() * (self.now - s.dom_t) for s in self.startds.values()
+                                     if s.running)
 
     def running_core_s(self, memory: bool = False) -> dict[str, float]:
         """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
