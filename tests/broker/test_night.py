@@ -9,10 +9,10 @@ import pytest
 
 from enclave.broker.decide import plan
 from enclave.broker.layout import initial_state
-from enclave.broker.model import PoolDemand, Relabel
+from enclave.broker.model import DeployPods, PoolDemand, Relabel
 from enclave.broker.night import night_at
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import Site
+from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec
 
 PACHON = Site(latitude_deg=-30.2444, longitude_deg=-70.7494, elevation_m=2663)
@@ -44,14 +44,20 @@ def spec() -> EnclaveSpec:
                      broker={"prewarm_lead_seconds": 3600, "cooldown_seconds": 0, "max_moves_per_cycle": 50})
 
 
-def _prompt_cores(spec: EnclaveSpec, now: float) -> tuple[bool, int]:
+def _prompt_cores(spec: EnclaveSpec, now: float, *, commons_full: bool = False,
+                  by: str = "any") -> tuple[bool, int]:
+    """Whether prompt is pre-warmed at ``now``, and the cores moved to it: relabelled batch nodes (``by=
+    "relabel"``), worker pods borrowed from the commons (``"pods"``) or both."""
     o = initial_state(spec, now - 100_000)
     # Prompt holds nothing (it gave its nodes to DRP in the day); DRP has a backlog, no prompt job queued.
-    o = replace(o, now=now, startds=tuple(replace(s, pool="drp") for s in o.startds),
+    nodes = tuple(replace(n, k8s_cores_requested=n.cores, k8s_memory_requested_mib=n.memory_mib)
+                  if commons_full and n.role == NodeRole.WORKER else n for n in o.nodes)
+    o = replace(o, now=now, nodes=nodes, startds=tuple(replace(s, pool="drp") for s in o.startds),
                 demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
     p = plan(spec, o)
-    moved = sum(24 for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt")
-    return p.pools["prompt"].prewarm, moved
+    relabelled = sum(24 for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt")
+    pods = sum(a.cores_per_pod * len(a.pods) for a in p.actions if isinstance(a, DeployPods) and a.pool == "prompt")
+    return p.pools["prompt"].prewarm, {"any": relabelled + pods, "relabel": relabelled, "pods": pods}[by]
 
 
 def test_prewarm_moves_capacity_before_the_first_visit(spec: EnclaveSpec) -> None:
@@ -60,6 +66,12 @@ def test_prewarm_moves_capacity_before_the_first_visit(spec: EnclaveSpec) -> Non
     assert _prompt_cores(spec, n.start - 7200) == (False, 0)           # two hours before: nothing yet
     warm, cores = _prompt_cores(spec, n.start - 1800)                   # within the lead: its guarantee
     assert warm and cores == 72
+    # From the idle commons (BCS 4), so the batch-only nodes keep running DRP through the night ...
+    assert _prompt_cores(spec, n.start - 1800, by="pods") == (True, 72)
+    assert _prompt_cores(spec, n.start - 1800, by="relabel") == (True, 0)
+    # ... and from the batch nodes (BCS 1) when notebooks leave no room in the commons.
+    assert _prompt_cores(spec, n.start - 1800, commons_full=True, by="relabel") == (True, 72)
+    assert _prompt_cores(spec, n.start - 1800, commons_full=True, by="pods") == (True, 0)
     assert _prompt_cores(spec, n.end - 600)[0]                          # still night
     assert _prompt_cores(spec, n.end + 600) == (False, 0)               # after the last visit: given back
 
@@ -77,7 +89,14 @@ def test_prompt_gives_its_nodes_back_after_the_night(spec: EnclaveSpec) -> None:
     assert n is not None
     o = initial_state(spec, n.start - 100_000)  # prompt holds its 3 nodes from the static layout
     demand = {"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)}
-    during = plan(spec, replace(o, now=n.end - 600, demand=demand))
+    # The commons is full (notebooks): through the night prompt keeps its batch nodes.
+    full = tuple(replace(x, k8s_cores_requested=x.cores, k8s_memory_requested_mib=x.memory_mib)
+                 if x.role == NodeRole.WORKER else x for x in o.nodes)
+    during = plan(spec, replace(o, now=n.end - 600, demand=demand, nodes=full))
     assert not any(isinstance(a, Relabel) and a.from_pool == "prompt" for a in during.actions)
-    after = plan(spec, replace(o, now=n.end + 600, demand=demand))
+    # The commons is idle: prompt borrows worker pods for its guarantee and its nodes go back to DRP.
+    idle = plan(spec, replace(o, now=n.end - 600, demand=demand))
+    assert sum(a.cores_per_pod * len(a.pods) for a in idle.actions if isinstance(a, DeployPods)) == 72
+    assert sum(1 for a in idle.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
+    after = plan(spec, replace(o, now=n.end + 600, demand=demand, nodes=full))
     assert sum(1 for a in after.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3

@@ -169,22 +169,74 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         else:
             pools[s.pool].lent += s.cores
 
+    lenders = set(lending_pools(spec))
+    # Seed §7.1, BCS 4: through the night the pre-warmed pool takes what it needs from idle commons
+    # capacity first (notebook load is low at night), so the batch-only nodes keep running the backlog.
+    cover: dict[str, int] = {}
+    if warm is not None and warm in pools and pools[warm].prewarm and warm in lenders \
+            and spec.broker.lend_mode == LendMode.PODS:
+        cover[warm] = min(pools[warm].need, lendable_pod_cores(spec, observed, warm))
     free = base
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
-            ps.target = min(ps.guaranteed, free)
+            ps.target = min(max(0, ps.guaranteed - cover.get(ps.name, 0)), free)
             free -= ps.target
     for ps in order:
-        extra = max(0, min(ps.need - ps.target, free))
+        extra = max(0, min(ps.need - cover.get(ps.name, 0) - ps.target, free))
         ps.target += extra
         free -= extra
-    lenders = set(lending_pools(spec))
     for ps in order:
         if ps.name in lenders:
             ps.lend = max(0, ps.need - ps.target)
     del nodes
     return pools, base
+
+
+def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
+    """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
+    still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
+    lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys them
+    (deciding again on the result stays a no-op)."""
+    b = spec.broker
+    _, startds = _live(observed)
+    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
+    cores_on: dict[str, int] = {}
+    mem_on: dict[str, int] = {}
+    other_lent = 0
+    lenders = set(lending_pools(spec))
+    for s in startds:
+        if s.kind == StartdKind.STANDALONE or (s.pool == pool and not s.draining):
+            continue
+        # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
+        # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
+        if s.kind == StartdKind.POD and _removed_now(spec, observed, s, lenders):
+            continue
+        if not s.draining:
+            other_lent += s.cores
+        if s.kind == StartdKind.POD:
+            cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
+            mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
+    ready = [n for n in workers if n.state == NodeState.READY]
+    free = (sum(n.cores - n.k8s_cores_requested - cores_on.get(n.name, 0) for n in ready)
+            - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
+    reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
+    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), b.pod_cores, b.pod_memory_mib)
+              for n in ready)
+    room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
+    pods = min(fit, math.floor((free - reserve + _EPS) / b.pod_cores), math.floor((room + _EPS) / b.pod_cores))
+    return max(0, pods) * b.pod_cores
+
+
+def _removed_now(spec: EnclaveSpec, observed: Observed, s: StartdT, lenders: set[str]) -> bool:
+    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside)."""
+    p = spec.pools.get(s.pool)
+    grace = p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+    if s.draining:
+        return s.busy_cores == 0 or (grace is not None and observed.now - s.since >= grace)
+    if s.pool in lenders or observed.now - s.since < spec.broker.cooldown_seconds:
+        return False
+    return s.busy_cores == 0 or grace == 0
 
 
 class _Budget:

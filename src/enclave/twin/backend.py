@@ -28,6 +28,7 @@ from enclave.broker.model import (
     Relabel,
     ReturnNode,
     Startd,
+    StartdKind,
     StartHTCondor,
 )
 from enclave.errors import InputError, NotFound, Problem
@@ -71,11 +72,13 @@ class TwinBackend:
                               since=epoch + n.since))
         startds = []
         for s in sim.startds.values():
-            if not s.ready:
+            # A worker pod still starting is already a Kubernetes pod: the live backend lists it too
+            # (enclave.cluster.kube.startds_of), so the broker does not deploy it twice.
+            if not s.ready and s.kind != StartdKind.POD:
                 continue
             extra: dict[str, Any] = {}
             if "draining" in _STARTD_FIELDS:
-                extra["draining"] = not s.accepting
+                extra["draining"] = not s.accepting if s.ready else s.removing is not None
             startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                   memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
                                   **extra))
