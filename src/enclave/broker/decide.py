@@ -212,7 +212,10 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
         if s.kind == StartdKind.POD and _removed_now(spec, observed, s, lenders):
             continue
-        if not s.draining:
+        # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
+        # it no longer counts against the lending cap, though it still takes room on its worker.
+        given_back = s.pool not in lenders and observed.now - s.since >= b.cooldown_seconds
+        if not s.draining and not given_back:
             other_lent += s.cores
         if s.kind == StartdKind.POD:
             cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
@@ -413,7 +416,9 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
             pass
 
     # --- 3/4. Borrow what lending pools still need; give back what they no longer need. --------------
-    room = b.max_lend_share * sum(n.cores for n in workers) - sum(s.cores for s in lent if not s.draining)
+    # Startds given back above (drained or removed) no longer count against the lending cap.
+    room = b.max_lend_share * sum(n.cores for n in workers) - sum(s.cores for s in lent
+                                                                 if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in lent}
         room -= sum(n.cores for n in workers if n.state == NodeState.DRAINING
