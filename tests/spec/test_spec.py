@@ -144,29 +144,26 @@ def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
 runner = CliRunner()
 
 
-def test_cli_validate_ok_and_bad(tmp_path: Path) -> None:
+def test_cli_validate_ok_and_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from enclave.cli import main
+
     ok = runner.invoke(app, ["spec", "validate", str(MINIMAL)])
     assert ok.exit_code == 0, ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(MINIMAL.read_text().replace("default_size: small", "default_size: huge"))
-    from enclave.cli import main
-
+    monkeypatch.setattr("sys.argv", ["enclave", "spec", "validate", str(bad)])
     with pytest.raises(SystemExit) as info:
-        import sys
-
-        sys.argv = ["enclave", "spec", "validate", str(bad)]
         main()
     assert info.value.code == 1
 
 
-def test_cli_main_prints_one_line_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import sys
-
+def test_cli_main_prints_one_line_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from enclave.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("cluster: {name: x, extra: 1\n")
-    sys.argv = ["enclave", "spec", "validate", str(bad)]
+    monkeypatch.setattr("sys.argv", ["enclave", "spec", "validate", str(bad)])
     with pytest.raises(SystemExit) as info:
         main()
     err = capsys.readouterr().err

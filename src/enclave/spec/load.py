@@ -29,8 +29,8 @@ def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             name = key.value
-            out[(*loc, name)] = key.start_mark.line + 1
             _lines(value, (*loc, name), out)
+            # A key's problem is reported at the key's line, not where its value starts.
             out[(*loc, name)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
