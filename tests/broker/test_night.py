@@ -100,3 +100,48 @@ def test_prompt_gives_its_nodes_back_after_the_night(spec: EnclaveSpec) -> None:
     assert sum(1 for a in idle.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
     after = plan(spec, replace(o, now=n.end + 600, demand=demand, nodes=full))
     assert sum(1 for a in after.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
+
+
+def test_prewarm_ends_after_the_last_visit_and_returns_with_the_next(spec: EnclaveSpec) -> None:
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    quiet = spec.broker.prewarm_quiet_seconds
+    o = initial_state(spec, n.start - 100_000)
+    drp = PoolDemand(idle_jobs=5000, idle_cores=5000)
+
+    def warm(now: float, prompt: PoolDemand) -> bool:
+        return plan(spec, replace(o, now=now, demand={"drp": drp, "prompt": prompt})).pools["prompt"].prewarm
+
+    mid = n.start + 4 * 3600
+    # Before the first visit nothing was submitted tonight: last night's jobs do not end tonight's pre-warm.
+    assert warm(n.start - 600, PoolDemand(newest_submit=n.start - 86_400 + 3600))
+    # Visits keep coming: pre-warmed, even in a gap shorter than the quiet period.
+    assert warm(mid, PoolDemand(newest_submit=mid - quiet + 60))
+    # The last visit was longer ago than the quiet period and nothing is queued or running: given back.
+    assert not warm(mid, PoolDemand(newest_submit=mid - quiet - 60))
+    # Jobs still queued or running keep it, however old the newest submission.
+    assert warm(mid, PoolDemand(running_jobs=1, running_cores=1, newest_submit=mid - quiet - 60))
+    # A backend that cannot tell when jobs were submitted keeps the pre-warm until morning twilight.
+    assert warm(mid, PoolDemand())
+    # A new visit (clouds clearing) pre-warms it again.
+    assert warm(mid + 600, PoolDemand(idle_jobs=189, idle_cores=189, newest_submit=mid + 590))
+
+
+def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
+    from enclave.broker.effects import project
+    from enclave.broker.model import DeletePods
+
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
+                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
+    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    lent = [s for s in o.startds if s.pool == "prompt"]
+    assert sum(s.cores for s in lent) == 72
+    later = n.start + 3 * 3600
+    done = replace(o, now=later, demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000),
+                                         "prompt": PoolDemand(newest_submit=later - 1800)})
+    p = plan(spec, done)
+    assert not p.pools["prompt"].prewarm
+    assert {name for a in p.actions if isinstance(a, DeletePods) for name in a.pods} == {s.name for s in lent}

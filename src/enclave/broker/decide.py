@@ -150,7 +150,7 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         g = math.floor(base * p.guaranteed_share + _EPS)
         m = max(g, math.ceil(base * p.max_share - _EPS))
         need = d.running_cores + d.idle_cores
-        prewarm = warm_now and name == warm
+        prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         if prewarm:
             need = max(need, g if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
         has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
@@ -191,6 +191,16 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
             ps.lend = max(0, ps.need - ps.target)
     del nodes
     return pools, base
+
+
+def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
+    """Whether tonight's visits are over: the pool had work submitted since the pre-warm began, none is left,
+    and nothing new came for ``prewarm_quiet_seconds``. Capacity then goes back after the last visit instead of
+    at morning twilight; a new submission (clouds clearing) makes the pool pre-warmed again."""
+    b = spec.broker
+    if night is None or d.newest_submit is None or d.idle_jobs + d.running_jobs > 0:
+        return False
+    return d.newest_submit >= night.start - b.prewarm_lead_seconds and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
 def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:

@@ -75,6 +75,17 @@ class PoolDemand:
     running_jobs: int = 0
     running_cores: int = 0
     oldest_idle_seconds: float = 0.0
+    newest_submit: float | None = None
+    """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
+    None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""
+
+
+@dataclass(frozen=True)
+class PendingSpawn:
+    """A notebook pod waiting for a worker with room: it needs all of its request on one node."""
+
+    cpu: float
+    memory_mib: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,9 @@ class Observed:
     demand: dict[str, PoolDemand] = field(default_factory=dict)
     notebook_pending_cores: float = 0.0
     """CPU requested by notebook spawns that are waiting for room in the commons."""
+    notebook_spawns: tuple[PendingSpawn, ...] = ()
+    """The waiting spawns one by one, when the backend can tell (the broker then frees room on one worker for
+    each; with only the total it frees cores anywhere, which fragmentation can defeat)."""
 
 
 # --- Actions: one per BCS procedure and its reverse. Every action names its actor and reason. ---

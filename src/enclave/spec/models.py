@@ -217,6 +217,10 @@ class BrokerPolicy(Strict):
         default=3600, ge=0, description="How long before evening twilight the pre-warm starts: time for the "
         "nodes to drain or reach their grace period."
     )
+    prewarm_quiet_seconds: float = Field(
+        default=900, gt=0, description="The pre-warm ends once the pre-warmed pool has had visits this night and "
+        "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
+    )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
 
 

@@ -88,7 +88,9 @@ class TwinBackend:
                          default=sim.now)
             demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=sim.idle_cores[pool],
                                       running_jobs=sim.run_jobs[pool],
-                                      running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest)
+                                      running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest,
+                                      newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
+                                      else None)
         pending = sum(sim.wl.sessions.cpu[i] for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
                         notebook_pending_cores=pending)

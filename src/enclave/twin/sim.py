@@ -192,6 +192,8 @@ class Sim:
         """Integral of every slot's dominant-resource cores (``SimStartd.dominant_cores``) up to its ``dom_t``."""
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         self.submitted = dict(z)
+        self.last_submit: dict[str, float] = {}
+        """Simulated time of each pool's newest submission (what the schedd's queue and history tell)."""
         nv = len(self.wl.visit_readout)
         self.visit_left = [self.spec_detectors()] * nv
         self.visit_latency = [math.nan] * nv
@@ -848,6 +850,7 @@ class Sim:
         self.idle_cores[a.pool] += n * a.cpus
         self.n_idle += n
         self.submitted[a.pool] += n
+        self.last_submit[a.pool] = arrival.t
         # Clairvoyant bookkeeping: the work that could at best be done before the horizon.
         left = self.horizon - arrival.t
         rts = arrival.runtimes
