@@ -58,6 +58,8 @@ class Daemons:
     startds: dict[str, FakeStartd] = field(default_factory=dict)
     jobs: dict[str, list[ClassAd]] = field(default_factory=dict)
     """schedd name → job ads"""
+    finished: dict[str, list[ClassAd]] = field(default_factory=dict)
+    """schedd name → its history: ads of jobs that left the queue, most recently finished first"""
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     handles: dict[int, str] = field(default_factory=dict)
     fail: str | None = None
@@ -109,6 +111,16 @@ class Daemons:
         where = ExprTree(constraint)
         return [ad for ad in self.jobs[name] if where.eval(ad) is True]
 
+    def history_query(self, addr: str, constraint: str, projection: str, match: int, since: str, ad_type: str,
+                      src: int, command: int) -> list[ClassAd]:
+        self.calls.append(("history_query", addr, constraint, projection, match))
+        if self.fail == "history":
+            raise htcondor2.HTCondorException("Failed to connect to schedd")
+        name = addr.split("name=")[1].rstrip(">")
+        where = ExprTree(constraint or "true")
+        found = [ad for ad in self.finished.get(name, []) if where.eval(ad) is True]
+        return found if match < 0 else found[:match]
+
     def remote_param_keys(self, handle: object) -> str:
         return ",".join([render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB])
 
@@ -153,6 +165,7 @@ def daemons(ldf: EnclaveSpec, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemo
         d.jobs[host] = []
     monkeypatch.setattr(htcondor2._collector, "_collector_query", d.collector_query)
     monkeypatch.setattr(htcondor2._schedd, "_schedd_query", d.schedd_query)
+    monkeypatch.setattr(htcondor2._schedd, "_history_query", d.history_query)
     monkeypatch.setattr(htcondor2._remote_param, "_remote_param_keys", d.remote_param_keys)
     monkeypatch.setattr(htcondor2._remote_param, "_remote_param_get", d.remote_param_get)
     monkeypatch.setattr(htcondor2._remote_param, "_remote_param_set", d.remote_param_set)

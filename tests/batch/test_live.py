@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import htcondor2
 import pytest
+from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
-from enclave.batch.live import HTCondorBatch, demand_of
+from enclave.batch.live import HTCondorBatch, demand_of, pool_constraint
 from enclave.broker.model import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
@@ -41,13 +42,79 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
         policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 4}),
     ]
     demand = adapter(ldf, now).demand()
-    assert demand["prompt"] == PoolDemand(idle_jobs=3, idle_cores=3, oldest_idle_seconds=90.0)
+    assert demand["prompt"] == PoolDemand(idle_jobs=3, idle_cores=3, oldest_idle_seconds=90.0,
+                                          newest_submit=now - 30)
     assert demand["user"] == PoolDemand(idle_jobs=1, idle_cores=4, running_jobs=1, running_cores=2,
-                                        oldest_idle_seconds=5.0)
+                                        oldest_idle_seconds=5.0, newest_submit=now - 5)
     assert demand["drp"] == PoolDemand()
     queried = [c for c in daemons.calls if c[0] == "schedd_query"]
     assert len(queried) == len(ldf.batch.submit_hosts)
     assert all(c[2] == "JobStatus == 1 || JobStatus == 2" for c in queried)
+
+
+def finished(spec: EnclaveSpec, pool: str, qdate: int, schedd: str = DEV, cluster_id: int = 100) -> ClassAd:
+    return policy.job_ad(spec, owner="prompt-svc", pool=pool, schedd=schedd, cluster_id=cluster_id, qdate=qdate,
+                         extra={"JobStatus": 4})
+
+
+def test_newest_submit_from_the_queue_only(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    now = 1_000_000
+    daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, qdate=now - 40),
+                         policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, qdate=now - 20,
+                                       extra={"JobStatus": 2})]
+    daemons.jobs[NOTEBOOK_SCHEDD] = [policy.job_ad(ldf, owner="bob", pool="drp", schedd=NOTEBOOK_SCHEDD,
+                                                   qdate=now - 7)]
+    demand = adapter(ldf, now).demand()
+    assert demand["prompt"].newest_submit == now - 20  # running jobs count: they were submitted too
+    assert demand["drp"].newest_submit == now - 7  # queue only: drp has no latency objective
+    assert demand["user"].newest_submit is None
+
+
+def test_newest_submit_from_the_history_only(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    now = 1_000_000
+    daemons.finished[DEV] = [finished(ldf, "drp", now - 10), finished(ldf, "prompt", now - 600),
+                             finished(ldf, "prompt", now - 900)]
+    daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 300, schedd=NOTEBOOK_SCHEDD)]
+    demand = adapter(ldf, now).demand()
+    assert demand["prompt"] == PoolDemand(newest_submit=now - 300)  # the newer of the two schedds
+    assert demand["drp"].newest_submit is None  # only pre-warmed pools look into the history
+
+
+def test_newest_submit_is_the_later_of_queue_and_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    now = 1_000_000
+    daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, qdate=now - 100)]
+    daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 50, schedd=NOTEBOOK_SCHEDD)]
+    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 50
+    daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 500, schedd=NOTEBOOK_SCHEDD)]
+    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 100
+
+
+def test_newest_submit_unknown_without_jobs(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    assert all(d.newest_submit is None for d in adapter(ldf).demand().values())
+
+
+def test_history_is_asked_for_the_newest_prompt_job(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    adapter(ldf).demand()
+    asked = [c for c in daemons.calls if c[0] == "history_query"]
+    assert [c[1] for c in asked] == [daemons.schedd_ad(h)["MyAddress"] for h in ldf.batch.submit_hosts]
+    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', "QDate,EnclavePool", 1)}
+
+
+def test_history_constraint_of_the_default_pool_matches_demand_of(ldf: EnclaveSpec) -> None:
+    jobs = [policy.job_ad(ldf, owner="x", pool="general", schedd=DEV, extra={"EnclavePool": value})
+            for value in ("general", "prompt", "", "General", 3)]
+    del jobs[0]["EnclavePool"]
+    for pool in ("general", "prompt"):
+        where = ExprTree(pool_constraint(ldf, pool))
+        selected = [ad for ad in jobs if where.eval(ad) is True]
+        assert demand_of(selected, ldf, now=0.0)[pool].idle_jobs == len(selected) > 0
+        assert demand_of(jobs, ldf, now=0.0)[pool].idle_jobs == len(selected)
+
+
+def test_history_failure_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    daemons.fail = "history"
+    with pytest.raises(ExternalError, match=f"schedd {DEV} history query failed: Failed to connect"):
+        adapter(ldf).demand()
 
 
 def test_missing_schedd_is_an_external_error(ldf: EnclaveSpec, daemons: Daemons) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import classad2
 import htcondor2
@@ -38,12 +38,17 @@ def _external(what: str, exc: Exception) -> ExternalError:
                          fix="check that the daemon is up and that this host is allowed (ALLOW_ADMINISTRATOR/CONFIG)")
 
 
-def _int(ad: ClassAd, attr: str, default: int = 0) -> int:
+def _number(ad: ClassAd, attr: str) -> float | None:
     try:
         value = ad.eval(attr)
     except KeyError:
-        return default
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+        return None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(ad: ClassAd, attr: str, default: int = 0) -> int:
+    value = _number(ad, attr)
+    return int(value) if value is not None else default
 
 
 def _str(ad: ClassAd, attr: str) -> str | None:
@@ -121,9 +126,9 @@ class HTCondorBatch:
                                 fix="start the schedd or remove it from batch.submit_hosts")
         return htcondor2.Schedd(location)
 
-    def jobs(self, host: str) -> list[ClassAd]:
+    def jobs(self, host: str, schedd: htcondor2.Schedd | None = None) -> list[ClassAd]:
         a = self.spec.batch.pool_attribute
-        schedd = self._schedd(host)
+        schedd = schedd or self._schedd(host)
         try:
             ads: list[ClassAd] = schedd.query(constraint=f"JobStatus == {IDLE} || JobStatus == {RUNNING}",
                                               projection=[*JOB_PROJECTION, a])
@@ -131,10 +136,35 @@ class HTCondorBatch:
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} query failed", exc) from exc
 
+    def newest_finished(self, host: str, pool: str, schedd: htcondor2.Schedd | None = None) -> float | None:
+        """When the pool's most recently finished job on the schedd was submitted; None if it has none."""
+        schedd = schedd or self._schedd(host)
+        try:
+            ads = schedd.history(constraint=pool_constraint(self.spec, pool),
+                                 projection=["QDate", self.spec.batch.pool_attribute], match=1)
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"schedd {host} history query failed", exc) from exc
+        return _number(ads[0], "QDate") if ads else None
+
     def demand(self) -> dict[str, PoolDemand]:
-        """``Observed.demand``: idle and running jobs and cores per pool, over every submit host."""
-        return demand_of((ad for host in self.spec.batch.submit_hosts for ad in self.jobs(host)),
-                         self.spec, now=self.clock())
+        """``Observed.demand``: idle and running jobs and cores per pool, over every submit host.
+
+        The pools with a latency objective (the ones the broker pre-warms) also look in the schedds'
+        history: their jobs last under a minute, so the queue alone would soon forget the last submission.
+        """
+        prewarmed = [name for name, pool in self.spec.pools.items() if pool.latency_objective is not None]
+        jobs: list[ClassAd] = []
+        finished: dict[str, list[float | None]] = {name: [] for name in prewarmed}
+        for host in self.spec.batch.submit_hosts:
+            schedd = self._schedd(host)
+            jobs += self.jobs(host, schedd)
+            for name in prewarmed:
+                finished[name].append(self.newest_finished(host, name, schedd))
+        demand = demand_of(jobs, self.spec, now=self.clock())
+        for name, times in finished.items():
+            known = [t for t in (demand[name].newest_submit, *times) if t is not None]
+            demand[name] = replace(demand[name], newest_submit=max(known, default=None))
+        return demand
 
     # --- act ----------------------------------------------------------------------------------
 
@@ -202,10 +232,20 @@ class HTCondorBatch:
             raise _external(f"runtime config of startd {slot.startd.name} failed", exc) from exc
 
 
+def pool_constraint(spec: EnclaveSpec, pool: str) -> str:
+    """A constraint selecting the jobs ``demand_of`` attributes to ``pool``."""
+    a = spec.batch.pool_attribute
+    own = f"{a} =?= {classad2.quote(pool)}"
+    if pool != spec.batch.default_pool:
+        return own
+    return f'({own}) || !isString({a}) || ({a} =?= "")'
+
+
 def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict[str, PoolDemand]:
     """Aggregate job ads (idle and running) into per-pool demand. Pure: also used on recorded ads."""
     a = spec.batch.pool_attribute
     acc = {p: [0, 0, 0, 0, now] for p in spec.pools}
+    newest: dict[str, float] = {}
     for ad in jobs:
         pool = _str(ad, a) or spec.batch.default_pool
         row = acc.get(pool)
@@ -213,13 +253,19 @@ def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict
             continue  # a job for no pool of ours cannot be served by moving nodes
         cpus = max(1, _int(ad, "RequestCpus", 1))
         status = _int(ad, "JobStatus")
+        qdate = _number(ad, "QDate")
         if status == IDLE:
             row[0] += 1
             row[1] += cpus
-            row[4] = min(row[4], float(_int(ad, "QDate", int(now))))
+            row[4] = min(row[4], qdate if qdate is not None else now)
         elif status == RUNNING:
             row[2] += 1
             row[3] += cpus
+        else:
+            continue
+        if qdate is not None:
+            newest[pool] = max(qdate, newest.get(pool, qdate))
     return {p: PoolDemand(idle_jobs=int(r[0]), idle_cores=int(r[1]), running_jobs=int(r[2]),
-                          running_cores=int(r[3]), oldest_idle_seconds=max(0.0, now - r[4]))
+                          running_cores=int(r[3]), oldest_idle_seconds=max(0.0, now - r[4]),
+                          newest_submit=newest.get(p))
             for p, r in acc.items()}
