@@ -31,15 +31,31 @@ def node_obj(name: str, *, ready: bool = True, labels: dict[str, str] | None = N
 
 
 def pod_obj(name: str, node: str, *, namespace: str = "jupyter-lsst", cpu: str = "1", memory: str = "2Gi",
-            daemonset: bool = False, phase: str = "Running", labels: dict[str, str] | None = None) -> dict[str, Any]:
+            daemonset: bool = False, phase: str = "Running", labels: dict[str, str] | None = None,
+            conditions: list[dict[str, str]] | None = None, deleting: bool = False) -> dict[str, Any]:
+    """A pod; ``node=""`` for one not bound to a node yet."""
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
     if daemonset:
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "weave", "uid": "u1",
                                     "controller": True}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x",
-                                                        "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
-            "status": {"phase": phase}}
+    if deleting:
+        meta["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "x",
+                                            "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
+    if node:
+        spec["nodeName"] = node
+    status: dict[str, Any] = {"phase": phase}
+    if conditions is not None:
+        status["conditions"] = conditions
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def unschedulable_pod(name: str, *, namespace: str = "jupyter-lsst", cpu: str = "1", memory: str = "2Gi",
+                      deleting: bool = False) -> dict[str, Any]:
+    """A pending pod the scheduler found no node with room for, as kube-scheduler marks it."""
+    return pod_obj(name, "", namespace=namespace, cpu=cpu, memory=memory, phase="Pending", deleting=deleting,
+                   conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                "message": "0/60 nodes are available: 58 Insufficient cpu."}])
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -58,6 +74,8 @@ class ApiServer:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
+        self.queries: list[dict[str, str]] = []
+        """The query parameters of each request, in step with ``requests``."""
         self.pdb_blocked: set[str] = set()
         self.fail_with: int | None = None
 
@@ -67,6 +85,7 @@ class ApiServer:
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         data = json.loads(body) if body else None
         self.requests.append((method, parsed.path, data))
+        self.queries.append(q)
         if self.fail_with:
             return self._resp(self.fail_with, {"kind": "Status", "message": "injected"})
         status, payload = self._route(method, parsed.path, q, data)
@@ -76,6 +95,18 @@ class ApiServer:
     def _resp(status: int, payload: Any) -> urllib3.HTTPResponse:
         return urllib3.HTTPResponse(body=json.dumps(payload).encode(), status=status,
                                     headers={"Content-Type": "application/json"}, preload_content=False)
+
+    @staticmethod
+    def _pod_list(items: list[dict[str, Any]], q: dict[str, str]) -> dict[str, Any]:
+        for sel in filter(None, q.get("labelSelector", "").split(",")):
+            k, v = sel.split("=")
+            items = [p for p in items if (p["metadata"].get("labels") or {}).get(k) == v]
+        for sel in filter(None, q.get("fieldSelector", "").split(",")):
+            k, v = sel.split("=")
+            section, _, field = k.partition(".")
+            assert k in ("spec.nodeName", "status.phase"), f"field selector {k} is not served"
+            items = [p for p in items if (p.get(section) or {}).get(field) == v]
+        return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
 
     def _route(self, method: str, path: str, q: dict[str, str], data: Any) -> tuple[int, Any]:
         if m := re.fullmatch(r"/api/v1/nodes", path):
@@ -88,15 +119,9 @@ class ApiServer:
                 _merge(node, data)
             return 200, node
         if path == "/api/v1/pods":
-            items = list(self.pods.values())
-            for sel in filter(None, q.get("labelSelector", "").split(",")):
-                k, v = sel.split("=")
-                items = [p for p in items if (p["metadata"].get("labels") or {}).get(k) == v]
-            for sel in filter(None, q.get("fieldSelector", "").split(",")):
-                k, v = sel.split("=")
-                assert k == "spec.nodeName"
-                items = [p for p in items if p["spec"].get("nodeName") == v]
-            return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+            return 200, self._pod_list(list(self.pods.values()), q)
+        if (m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path)) and method == "GET":
+            return 200, self._pod_list([p for (ns, _), p in self.pods.items() if ns == m[1]], q)
         if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path):
             key = (m[1], data["metadata"]["name"])
             if key in self.pods:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from enclave.broker.model import NodeState, StartdKind
+from enclave.broker.model import NodeState, PendingSpawn, StartdKind
 from enclave.cluster import objects
 from enclave.cluster.kube import KubeCluster
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec
-from tests.cluster.conftest import ApiServer, node_obj, pod_obj
+from tests.cluster.conftest import ApiServer, node_obj, pod_obj, unschedulable_pod
 
 
 def schema_version(spec: EnclaveSpec) -> str:
@@ -130,3 +130,26 @@ def test_missing_node_and_api_failures_are_typed(kube: KubeCluster, server: ApiS
         kube.nodes()
     with pytest.raises(ExternalError, match="RBAC"):
         kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)
+
+
+def test_pending_notebooks_are_the_spawns_that_found_no_room(kube: KubeCluster, server: ApiServer) -> None:
+    nb = "jupyter-lsst"
+    server.pods[(nb, "nb-carol")] = unschedulable_pod("nb-carol", cpu="2500m", memory="8Gi")
+    server.pods[(nb, "nb-dave")] = unschedulable_pod("nb-dave", cpu="1", memory="1536Mi")
+    server.pods[(nb, "nb-alice")] = pod_obj("nb-alice", "kub-001")  # running
+    server.pods[(nb, "nb-bound")] = pod_obj(  # scheduled, still pulling its image
+        "nb-bound", "kub-002", phase="Pending", conditions=[{"type": "PodScheduled", "status": "True"}])
+    server.pods[("firefly", "ff")] = unschedulable_pod("ff", namespace="firefly")
+    server.pods[(nb, "nb-gone")] = unschedulable_pod("nb-gone", deleting=True)
+    server.pods[(nb, "nb-new")] = pod_obj("nb-new", "", phase="Pending", conditions=[])  # not tried yet
+    server.pods[(nb, "nb-gated")] = pod_obj("nb-gated", "", phase="Pending", conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}])
+    assert kube.pending_notebooks() == [PendingSpawn(cpu=2.5, memory_mib=8192), PendingSpawn(cpu=1.0, memory_mib=1536)]
+    assert server.requests == [("GET", "/api/v1/namespaces/jupyter-lsst/pods", None)]
+    assert server.queries == [{"fieldSelector": "status.phase=Pending"}]
+
+
+def test_pending_notebooks_api_failure_is_typed(kube: KubeCluster, server: ApiServer) -> None:
+    server.fail_with = 403
+    with pytest.raises(ExternalError, match="listing pods in jupyter-lsst failed \\(403"):
+        kube.pending_notebooks()

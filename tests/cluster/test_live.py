@@ -10,6 +10,7 @@ from enclave.broker.model import (
     DeployPods,
     DrainStartd,
     NodeState,
+    PendingSpawn,
     PoolDemand,
     Relabel,
     Startd,
@@ -19,7 +20,7 @@ from enclave.cluster import objects
 from enclave.cluster.kube import KubeCluster
 from enclave.cluster.live import LiveBackend
 from enclave.spec import EnclaveSpec
-from tests.cluster.conftest import ApiServer
+from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
 
 
 @dataclass
@@ -59,6 +60,7 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     assert states["kub-001"] == NodeState.READY and len(o.nodes) == 60
     assert [s.draining for s in o.startds[:3]] == [False, True, False]
     assert o.demand["prompt"].idle_cores == 3000 and o.now == 1_800_000_000.0
+    assert o.notebook_spawns == () and o.notebook_pending_cores == 0.0
 
     actions = decide(spec, o)
     assert any(isinstance(a, Relabel) for a in actions) and any(isinstance(a, DeployPods) for a in actions)
@@ -71,3 +73,14 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     pod = sorted(deployed)[0]
     live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool="prompt", to_pool="drp"))
     assert server.pods[("htcondor", pod)]["metadata"]["labels"][objects.POOL_LABEL] == "drp"
+
+
+def test_observe_reports_notebook_spawns_waiting_for_room(spec: EnclaveSpec, kube: KubeCluster,
+                                                          server: ApiServer) -> None:
+    server.pods[("jupyter-lsst", "nb-carol")] = unschedulable_pod("nb-carol", cpu="2500m", memory="8Gi")
+    server.pods[("jupyter-lsst", "nb-dave")] = unschedulable_pod("nb-dave", cpu="4", memory="16Gi")
+    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-001", cpu="8")
+    live = LiveBackend(spec, kube, CondorSide([], {}), clock=lambda: 1_800_000_000.0)
+    o = live.observe()
+    assert o.notebook_spawns == (PendingSpawn(cpu=2.5, memory_mib=8192), PendingSpawn(cpu=4.0, memory_mib=16384))
+    assert o.notebook_pending_cores == 6.5

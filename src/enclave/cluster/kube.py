@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from enclave.broker.model import Node, NodeState, Startd, StartdKind
+from enclave.broker.model import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.cluster import objects
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, NodeRole
@@ -135,6 +135,22 @@ class KubeCluster:
                 objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB)))
         return sorted(out, key=lambda p: p.name)
 
+    def pending_notebooks(self) -> list[PendingSpawn]:
+        """Notebook pods the scheduler found no node with room for, with what each requests."""
+        namespace = self.spec.notebooks.namespace
+        try:
+            listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending")
+        except ApiException as exc:
+            raise _external(f"listing pods in {namespace}", exc) from exc
+        out = []
+        for pod in self._plain(listed).get("items") or []:
+            if ((pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp")
+                    or not _unschedulable(pod)):
+                continue
+            c, m = objects.pod_requests(pod)
+            out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB)))
+        return out
+
     # --- act ---------------------------------------------------------------------------------------
 
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
@@ -245,6 +261,12 @@ class KubeCluster:
         if g is None or g.role != NodeRole.WORKER:
             raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
+
+
+def _unschedulable(pod: dict[str, Any]) -> bool:
+    """The scheduler found no node with room. A pod it has not tried yet may still fit: not waiting for room."""
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def startds_of(pods: list[WorkerPod]) -> tuple[Startd, ...]:

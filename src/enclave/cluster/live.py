@@ -77,7 +77,9 @@ class LiveBackend:
                 nodes.append(Node(name=name, group=g.name, role=g.role, cores=g.cores,
                                   memory_mib=int(g.memory_gib * 1024),
                                   state=NodeState.READY if name in reporting else NodeState.DOWN))
-        return Observed(now=self.clock(), nodes=tuple(nodes), startds=startds, demand=self.condor.demand())
+        spawns = tuple(self.kube.pending_notebooks())
+        return Observed(now=self.clock(), nodes=tuple(nodes), startds=startds, demand=self.condor.demand(),
+                        notebook_pending_cores=sum((s.cpu for s in spawns), 0.0), notebook_spawns=spawns)
 
     def progress(self) -> int:
         """Retry evictions on nodes still draining (a disruption budget may have refused some); returns
