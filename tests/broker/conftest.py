@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from enclave.broker.effects import apply_one
-from enclave.broker.model import Action, Node, NodeState, Observed, PoolDemand, Startd, StartdKind
+from enclave.broker.model import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
 from enclave.spec import EnclaveSpec, parse
 from enclave.spec.models import NodeRole
 
@@ -126,8 +126,15 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
     for p in POOLS:
         idle = draw(st.integers(0, 400))
         running = draw(st.integers(0, 300))
-        demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running)
-    pending = float(draw(st.sampled_from([0, 0, 10, 100])))
+        newest = draw(st.sampled_from([None, now - 60.0, now - 3600.0, now - 100_000.0]))
+        demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,
+                               newest_submit=newest)
+    if draw(st.booleans()):  # a backend that tells each waiting spawn (the twin, live) ...
+        spawns = tuple(PendingSpawn(cpu, int(cpu * 4096)) for cpu in draw(
+            st.lists(st.sampled_from([0.5, 1.0, 2.0, 4.0, 16.0, 40.0]), max_size=12)))
+        return Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
+                        notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)
+    pending = float(draw(st.sampled_from([0, 0, 10, 100])))  # ... or only their total
     return Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
                     notebook_pending_cores=pending)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from enclave.broker.model import (
@@ -43,6 +43,7 @@ from enclave.broker.model import (
     Node,
     NodeState,
     Observed,
+    PendingSpawn,
     PoolDemand,
     Relabel,
     ReturnNode,
@@ -370,11 +371,11 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         else:
             free_k8s += s.cores  # the node is back in the commons, empty
 
-    def release(s: StartdT, why: str) -> None:
+    def release(s: StartdT, why: str) -> bool:
         """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
         nonlocal returning
         if s.name in moved or not budget.take():
-            return
+            return False
         moved.add(s.name)
         if not s.draining:
             pools[s.pool].lent -= s.cores
@@ -386,10 +387,17 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
             returning += s.cores
             actions.append(DrainStartd(actor=actor, reason=f"{why}; let its {s.busy_cores} busy cores finish",
                                        startd=s.name, vacate_after_seconds=vacate_after(s.pool)))
+        return True
+
+    prio = {n: ps.priority for n, ps in pools.items()}
+    # Room held for each waiting spawn on one worker this cycle, so no pod is deployed into it below.
+    held_cores: dict[str, float] = {}
+    held_mem: dict[str, int] = {}
+    if observed.notebook_spawns:
+        _room_for_spawns(observed, workers, lent, prio, held_cores, held_mem, release)
 
     if short() > _EPS:
-        prio = {n: ps.priority for n, ps in pools.items()}
-        for s in sorted((s for s in lent if not s.draining),
+        for s in sorted((s for s in lent if not s.draining and s.name not in moved),
                         key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
             if short() <= _EPS:
                 break
@@ -529,7 +537,8 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     break
                 if node.state != NodeState.READY:
                     continue
-                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0), pod_mem_on.get(node.name, 0),
+                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0) + held_cores.get(node.name, 0),
+                                      pod_mem_on.get(node.name, 0) + held_mem.get(node.name, 0),
                                       b.pod_cores, b.pod_memory_mib)
                 under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores  # a cap is a cap
                 fits = min(fits, math.ceil(lacking / b.pod_cores), int(room // b.pod_cores),
@@ -561,6 +570,66 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 notes=notes)
 
 
+def _room_for_spawns(observed: Observed, workers: list[Node], lent: list[StartdT], prio: dict[str, int],
+                     held_cores: dict[str, float], held_mem: dict[str, int],
+                     release: Callable[[StartdT, str], bool]) -> None:
+    """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
+    so free cores scattered over the commons do not help it. A spawn that fits nowhere, even counting the
+    pods already on their way out, gets the worker where the fewest worker pods, then the fewest busy cores,
+    must go (lowest-priority pool and least busy pods first there) and those pods are released. Largest
+    spawns first; each one's room is held, so the next spawn and this cycle's pod deployments do not count
+    on it."""
+    ready = [n for n in workers if n.state == NodeState.READY]
+    pods_on: dict[str, list[StartdT]] = {}
+    used_c: dict[str, float] = {n.name: n.k8s_cores_requested for n in ready}
+    used_m: dict[str, int] = {n.name: n.k8s_memory_requested_mib for n in ready}
+    for s in lent:
+        if s.kind != StartdKind.POD or s.node not in used_c or s.draining:
+            continue  # a draining pod leaves soon: its room already counts as free for a spawn
+        used_c[s.node] += s.cores
+        used_m[s.node] += s.memory_mib
+        pods_on.setdefault(s.node, []).append(s)
+
+    def room(n: Node) -> tuple[float, int]:
+        return (n.cores - used_c[n.name] - held_cores.get(n.name, 0.0),
+                n.memory_mib - used_m[n.name] - held_mem.get(n.name, 0))
+
+    def hold(n: Node, sp: PendingSpawn) -> None:
+        held_cores[n.name] = held_cores.get(n.name, 0.0) + sp.cpu
+        held_mem[n.name] = held_mem.get(n.name, 0) + sp.memory_mib
+
+    for sp in sorted(observed.notebook_spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
+        fits = [n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib]
+        if fits:
+            hold(max(fits, key=lambda n: (room(n)[0], n.name)), sp)
+            continue
+        best: tuple[tuple[int, int], Node, list[StartdT]] | None = None
+        for n in ready:
+            c, m = room(n)
+            take: list[StartdT] = []
+            for s in sorted(pods_on.get(n.name, []), key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY),
+                                                                      s.busy_cores, s.name)):
+                if c >= sp.cpu - _EPS and m >= sp.memory_mib:
+                    break
+                take.append(s)
+                c += s.cores
+                m += s.memory_mib
+            cost = (len(take), sum(s.busy_cores for s in take))
+            if take and c >= sp.cpu - _EPS and m >= sp.memory_mib and (best is None or cost < best[0]):
+                best = (cost, n, take)
+        if best is None:
+            continue  # no worker could hold it even without worker pods: not the broker's to solve
+        _, node, take = best
+        for s in take:
+            if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
+                              f"{node.name} only without this pod"):
+                return  # the move limit: the next cycle goes on
+            used_c[node.name] -= s.cores
+            used_m[node.name] -= s.memory_mib
+            pods_on[node.name].remove(s)
+        hold(node, sp)
+
+
 def _remove(s: StartdT, actor: str, reason: str) -> Action:
     if s.kind == StartdKind.POD:
         return DeletePods(actor=actor, reason=f"BCS 3: {reason}", pods=(s.name,))
@@ -574,7 +643,7 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
                    or (n.state == NodeState.HTCONDOR and n.name not in with_startd)), key=lambda n: n.name)
 
 
-def _pods_that_fit(node: Node, pod_cores_there: int, pod_mem: int, cores: int, memory_mib: int) -> int:
+def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
     return max(0, int(min(by_cpu, by_mem)))

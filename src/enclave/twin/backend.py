@@ -24,6 +24,7 @@ from enclave.broker.model import (
     Node,
     NodeState,
     Observed,
+    PendingSpawn,
     PoolDemand,
     Relabel,
     ReturnNode,
@@ -91,9 +92,10 @@ class TwinBackend:
                                       running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest,
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
                                       else None)
-        pending = sum(sim.wl.sessions.cpu[i] for i in sim.nb_pending)
+        spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])
+                       for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
-                        notebook_pending_cores=pending)
+                        notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)
 
     def apply(self, action: Action) -> None:
         """Carry one BCS action out in the twin; idempotent like the live adapters."""

@@ -1,0 +1,69 @@
+"""Waiting notebook spawns get room on one worker: free cores scattered over the commons do not place a pod."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from enclave.broker.decide import plan
+from enclave.broker.effects import project
+from enclave.broker.layout import initial_state
+from enclave.broker.model import DeletePods, DeployPods, DrainStartd, Observed, PendingSpawn, Startd, StartdKind
+from enclave.spec import EnclaveSpec
+from enclave.spec.models import NodeRole
+from tests.broker.conftest import NOW, make_spec
+
+
+def _commons(spec: EnclaveSpec, busy: int = 0) -> Observed:
+    """Two workers of 48 cores, each with 40 cores of notebooks and one 8-core prompt pod: 0 cores free on
+    either. The pods were deployed 100 s ago, so the cooldown keeps them from going back as surplus: whatever
+    is freed here is freed for the spawns."""
+    o = initial_state(spec, NOW - 100_000)
+    nodes = tuple(replace(n, k8s_cores_requested=40.0, k8s_memory_requested_mib=40 * 1024)
+                  if n.role == NodeRole.WORKER else n for n in o.nodes)
+    pods = tuple(Startd(f"htcondor-{n.name}-1", n.name, StartdKind.POD, "prompt", 8, 32768,
+                        busy_cores=busy if n.name == "kub-001" else 0, since=NOW - 100)
+                 for n in nodes if n.role == NodeRole.WORKER)
+    return replace(o, now=NOW, nodes=nodes, startds=o.startds + pods)
+
+
+def test_a_spawn_gets_a_whole_worker_freed_not_scattered_cores() -> None:
+    spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
+    o = _commons(spec)
+    # 4 cores wait. Two 4-core halves on two workers would satisfy a total count; one pod must go.
+    spawn = replace(o, notebook_spawns=(PendingSpawn(4.0, 8192),), notebook_pending_cores=4.0)
+    p = plan(spec, spawn)
+    deleted = [pod for a in p.actions if isinstance(a, DeletePods) for pod in a.pods]
+    assert len(deleted) == 1
+    assert "fits on" in next(a.reason for a in p.actions if isinstance(a, DeletePods))
+    # No pod goes back into the room just freed in the same cycle.
+    assert not any(isinstance(a, DeployPods) for a in p.actions)
+    # Deciding again on the result: the spawn fits, nothing more to free.
+    again = plan(spec, project(spawn, p.actions))
+    assert not any(isinstance(a, DeletePods | DrainStartd) for a in again.actions)
+
+
+def test_a_busy_pod_is_drained_for_a_spawn_and_its_room_counts_as_coming() -> None:
+    spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
+    o = _commons(spec, busy=8)
+    # Both workers are full; kub-002's pod is idle, kub-001's busy: the idle one is cheaper to free.
+    one = replace(o, notebook_spawns=(PendingSpawn(4.0, 8192),), notebook_pending_cores=4.0)
+    p = plan(spec, one)
+    assert [a.pods for a in p.actions if isinstance(a, DeletePods)] == [("htcondor-kub-002-1",)]
+    assert not any(isinstance(a, DrainStartd) for a in p.actions)
+    # Two spawns of 8 cores: one per worker, so kub-001's busy pod drains too (its jobs finish first) ...
+    two = replace(o, notebook_spawns=(PendingSpawn(8.0, 8192), PendingSpawn(8.0, 8192)),
+                  notebook_pending_cores=16.0)
+    p = plan(spec, two)
+    assert [a.pods for a in p.actions if isinstance(a, DeletePods)] == [("htcondor-kub-002-1",)]
+    assert [a.startd for a in p.actions if isinstance(a, DrainStartd)] == ["htcondor-kub-001-1"]
+    # ... and its room counts as coming: the drain is not repeated, nothing else is taken.
+    again = plan(spec, project(two, p.actions))
+    assert not any(isinstance(a, DrainStartd | DeletePods) for a in again.actions)
+
+
+def test_a_spawn_larger_than_any_worker_frees_nothing() -> None:
+    spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
+    o = _commons(spec)
+    p = plan(spec, replace(o, notebook_spawns=(PendingSpawn(64.0, 8192),), notebook_pending_cores=64.0))
+    # No single worker can hold 64 cores; the total-shortfall rule still gives pods back (it cannot tell).
+    assert all("fits on" not in a.reason for a in p.actions)
