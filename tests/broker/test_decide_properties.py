@@ -84,7 +84,7 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
             fits = after.get(name, 0) + s.cores <= ps.maximum
             assert not (fits and left.get(s.pool, 0) - s.cores >= keep and left[s.pool] > q.target), (
                 f"{name} holds {after.get(name, 0)} < guarantee {ps.guaranteed} although {s.name} "
-                f"({s.pool}) could be taken: {p.actions}")
+                f"({s.pool}) could be taken: {p.actions}; pools {p.pools}; base {p.standalone_cores}")
 
 
 @FAST
@@ -141,7 +141,7 @@ def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, O
         # to move (the projection cannot know evictions take time, so it is empty at once).
         drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
         rest = [a for a in second.actions if not (isinstance(a, StartHTCondor) and a.node in drained)]
-        assert rest == [], (first.actions, second.actions)
+        assert rest == [], (first.actions, second.actions, o, first.pools, second.pools)
     # Even when capped, the second decision never undoes the first.
     relabelled = {a.startd: a.from_pool for a in first.actions if isinstance(a, Relabel)}
     for a in second.actions:

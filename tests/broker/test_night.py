@@ -145,3 +145,19 @@ def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
     p = plan(spec, done)
     assert not p.pools["prompt"].prewarm
     assert {name for a in p.actions if isinstance(a, DeletePods) for name in a.pods} == {s.name for s in lent}
+
+
+def test_failed_batch_nodes_do_not_shrink_the_prewarm(spec: EnclaveSpec) -> None:
+    from enclave.broker.model import NodeState
+
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    # Half the batch nodes are down: every share shrinks, but the night's visits need as much as ever.
+    down = {f"condor-{i:03d}" for i in range(1, 6)}
+    nodes = tuple(replace(x, state=NodeState.DOWN) if x.name in down else x for x in o.nodes)
+    p = plan(spec, replace(o, now=n.start + 3600, nodes=nodes,
+                           demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)}))
+    prompt = p.pools["prompt"]
+    assert prompt.prewarm and prompt.guaranteed == 36  # 0.3 of the 120 cores still up
+    assert prompt.need == 72                           # 0.3 of the spec's 240 batch cores

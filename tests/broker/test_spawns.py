@@ -14,11 +14,11 @@ from tests.broker.conftest import NOW, make_spec
 
 
 def _commons(spec: EnclaveSpec, busy: int = 0) -> Observed:
-    """Two workers of 48 cores, each with 40 cores of notebooks and one 8-core prompt pod: 0 cores free on
-    either. The pods were deployed 100 s ago, so the cooldown keeps them from going back as surplus: whatever
+    """Two workers of 48 cores, each with 38 cores of notebooks and one 8-core prompt pod: 2 cores free on
+    each, 4 in all. The pods were deployed 100 s ago, so the cooldown keeps them from going back as surplus: whatever
     is freed here is freed for the spawns."""
     o = initial_state(spec, NOW - 100_000)
-    nodes = tuple(replace(n, k8s_cores_requested=40.0, k8s_memory_requested_mib=40 * 1024)
+    nodes = tuple(replace(n, k8s_cores_requested=38.0, k8s_memory_requested_mib=38 * 1024)
                   if n.role == NodeRole.WORKER else n for n in o.nodes)
     pods = tuple(Startd(f"htcondor-{n.name}-1", n.name, StartdKind.POD, "prompt", 8, 32768,
                         busy_cores=busy if n.name == "kub-001" else 0, since=NOW - 100)
@@ -29,7 +29,7 @@ def _commons(spec: EnclaveSpec, busy: int = 0) -> Observed:
 def test_a_spawn_gets_a_whole_worker_freed_not_scattered_cores() -> None:
     spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
     o = _commons(spec)
-    # 4 cores wait. Two 4-core halves on two workers would satisfy a total count; one pod must go.
+    # 4 cores wait and 4 are free, but 2 on each worker: counting the total, nothing would be freed.
     spawn = replace(o, notebook_spawns=(PendingSpawn(4.0, 8192),), notebook_pending_cores=4.0)
     p = plan(spec, spawn)
     deleted = [pod for a in p.actions if isinstance(a, DeletePods) for pod in a.pods]
@@ -45,7 +45,7 @@ def test_a_spawn_gets_a_whole_worker_freed_not_scattered_cores() -> None:
 def test_a_busy_pod_is_drained_for_a_spawn_and_its_room_counts_as_coming() -> None:
     spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
     o = _commons(spec, busy=8)
-    # Both workers are full; kub-002's pod is idle, kub-001's busy: the idle one is cheaper to free.
+    # Neither worker has 4 cores free; kub-002's pod is idle, kub-001's busy: the idle one is cheaper to free.
     one = replace(o, notebook_spawns=(PendingSpawn(4.0, 8192),), notebook_pending_cores=4.0)
     p = plan(spec, one)
     assert [a.pods for a in p.actions if isinstance(a, DeletePods)] == [("htcondor-kub-002-1",)]

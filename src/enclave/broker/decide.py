@@ -153,7 +153,10 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         need = d.running_cores + d.idle_cores
         prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         if prewarm:
-            need = max(need, g if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+            # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
+            # whole batch capacity, not on what is up now.
+            full = math.floor(spec.cores(NodeRole.BATCH_ONLY) * p.guaranteed_share + _EPS)
+            need = max(need, full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
         has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
         pools[name] = PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                                 need=min(need, m), target=0, lend=0, prewarm=prewarm)
@@ -318,6 +321,11 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     continue
                 if not promise and dst.target - dst.standalone < b.hysteresis * s.cores - _EPS:
                     continue
+                # Hysteresis may carry a pool past its target, but not while another is short of its
+                # promise: that startd could be the one the other pool needs.
+                if not promise and dst.standalone + s.cores > dst.target and any(
+                        p.has_work and p.standalone < min(p.guaranteed, p.target) for p in pools.values()):
+                    continue
                 if not budget.take():
                     return False
                 why = (f"{dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores)" if promise
@@ -390,12 +398,6 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         return True
 
     prio = {n: ps.priority for n, ps in pools.items()}
-    # Room held for each waiting spawn on one worker this cycle, so no pod is deployed into it below.
-    held_cores: dict[str, float] = {}
-    held_mem: dict[str, int] = {}
-    if observed.notebook_spawns:
-        _room_for_spawns(observed, workers, lent, prio, held_cores, held_mem, release)
-
     if short() > _EPS:
         for s in sorted((s for s in lent if not s.draining and s.name not in moved),
                         key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
@@ -414,6 +416,15 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                 continue
             release(s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
             surplus -= s.cores
+
+    # --- 4c. Room for each waiting notebook spawn, held from the borrowing below. ----------------------
+    # After the other give-backs, so the room it sees is the room deciding again would see (drained pods
+    # finishing below already count as room), and before the promises, which count borrowed cores.
+    held_cores: dict[str, float] = {}
+    held_mem: dict[str, int] = {}
+    if observed.notebook_spawns:
+        _room_for_spawns(observed, workers, [s for s in lent if s.name not in moved], prio, held_cores, held_mem,
+                         release)
 
     for ps in receivers:
         while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(ps, promise=True):
@@ -574,12 +585,12 @@ def _room_for_spawns(observed: Observed, workers: list[Node], lent: list[StartdT
                      held_cores: dict[str, float], held_mem: dict[str, int],
                      release: Callable[[StartdT, str], bool]) -> None:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
-    so free cores scattered over the commons do not help it. A spawn that fits nowhere, even counting the
-    pods already on their way out, gets the worker where the fewest worker pods, then the fewest busy cores,
-    must go (lowest-priority pool and least busy pods first there) and those pods are released. Largest
-    spawns first; each one's room is held, so the next spawn and this cycle's pod deployments do not count
-    on it."""
-    ready = [n for n in workers if n.state == NodeState.READY]
+    so free cores scattered over the commons do not help it. ``lent`` leaves out what this decision already
+    gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
+    where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
+    pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
+    spawn and this cycle's pod deployments do not count on it."""
+    ready = sorted((n for n in workers if n.state == NodeState.READY), key=lambda n: n.name)
     pods_on: dict[str, list[StartdT]] = {}
     used_c: dict[str, float] = {n.name: n.k8s_cores_requested for n in ready}
     used_m: dict[str, int] = {n.name: n.k8s_memory_requested_mib for n in ready}
@@ -599,9 +610,11 @@ def _room_for_spawns(observed: Observed, workers: list[Node], lent: list[StartdT
         held_mem[n.name] = held_mem.get(n.name, 0) + sp.memory_mib
 
     for sp in sorted(observed.notebook_spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
-        fits = [n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib]
-        if fits:
-            hold(max(fits, key=lambda n: (room(n)[0], n.name)), sp)
+        # The first worker by name where it fits: the broker's own deployments only ever shrink other
+        # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
+        fits = next((n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)
+        if fits is not None:
+            hold(fits, sp)
             continue
         best: tuple[tuple[int, int], Node, list[StartdT]] | None = None
         for n in ready:

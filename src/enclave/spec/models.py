@@ -211,7 +211,8 @@ class BrokerPolicy(Strict):
     )
     prewarm_cores: int | None = Field(
         default=None, ge=0, description="Cores the pre-warmed pool holds through the night; default: its "
-        "guarantee (what it gives away in the day), more only as its queue asks."
+        "guarantee on the whole batch capacity (what it gives away in the day; failed nodes do not shrink the "
+        "night's visits), more only as its queue asks."
     )
     prewarm_lead_seconds: float = Field(
         default=3600, ge=0, description="How long before evening twilight the pre-warm starts: time for the "
