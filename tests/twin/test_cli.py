@@ -56,3 +56,28 @@ def test_bad_seed_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     result = runner.invoke(app, ["twin", "run", str(_scenario(tmp_path)), "--seed", "-3", "--out", str(out)])
     assert isinstance(result.exception, InputError)
     assert "seed" in str(result.exception) and not out.exists()
+
+
+def test_the_broker_refuses_a_spec_without_batch_only_nodes_and_compare_runs_the_rest(tmp_path: Path) -> None:
+    import yaml
+
+    from enclave.errors import SpecError
+
+    ldf = Path(__file__).resolve().parents[2] / "examples" / "lsst-ldf.yaml"
+    data = yaml.safe_load(ldf.read_text())
+    data["cluster"]["node_groups"] = [g for g in data["cluster"]["node_groups"] if g["role"] != "batch-only"]
+    spec = tmp_path / "pods-only.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(small_text().replace("duration_hours: 3", "duration_hours: 1")
+                        + f"spec: {spec}\nlayout: {{batch: pods, pod_cores: 8}}\n")
+
+    # Alone it is an error, before anything is simulated: shares of no batch-only cores would give back every pod.
+    alone = runner.invoke(app, ["twin", "run", str(scenario), "-p", "broker", "--out", str(tmp_path / "b")])
+    assert isinstance(alone.exception, SpecError) and "no batch-only node group" in str(alone.exception)
+    # Beside other policies it is reported as not run, and their figures stand.
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["twin", "compare", str(scenario), "-p", "static", "-p", "broker", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["policy"] == "static"  # one run: one object
+    assert "broker: not run" in result.output

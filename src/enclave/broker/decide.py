@@ -105,6 +105,12 @@ def validate(spec: EnclaveSpec) -> None:
                 fix=f"use one of: {', '.join(spec.pools)}")
         for i, p in enumerate(b.lend_to or []) if p not in spec.pools
     ]
+    if spec.cores(NodeRole.BATCH_ONLY) == 0:
+        # Shares are of the batch-only cores: with none, every pool's maximum is 0 and each HTCondor worker pod
+        # would be given back as surplus. Refuse rather than take the batch system apart.
+        problems.append(Problem(where="cluster.node_groups", what="no batch-only node group: the broker shares out "
+                                "batch-only capacity and would give back every HTCondor worker pod",
+                                fix="add a batch-only node group, or run HTCondor in static pods without the broker"))
     if b.prewarm_pool is not None and b.prewarm_pool not in spec.pools:
         problems.append(Problem(where="broker.prewarm_pool", what=f"pool {b.prewarm_pool!r} is not defined",
                                 fix=f"use one of: {', '.join(spec.pools)}"))

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from enclave.errors import InputError, Problem
+from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.load import load
 from enclave.twin import report
 from enclave.twin.run import simulate
@@ -76,14 +76,27 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
         raise InputError([Problem("--policy", "no policy given", "repeat --policy, e.g. -p static -p quotas")])
     sims: list[Sim] = []
     runs: list[dict[str, Any]] = []
+    skipped: list[str] = []
     with _progress() as progress:
         for sc in scenarios:
             for p in policy:
-                sim, metrics, _ = _run(sc, p, spec, seed, progress)
+                try:
+                    sim, metrics, _ = _run(sc, p, spec, seed, progress)
+                except SpecError as err:
+                    # The broker refuses specs the other policies run (no batch-only nodes): one policy that cannot
+                    # run on one scenario does not void the others' figures.
+                    if p != "broker":
+                        raise
+                    skipped.append(f"{sc} · {p}: not run — " + "; ".join(f"{x.where}: {x.what}" for x in err.problems))
+                    continue
                 sims.append(sim)
                 runs.append(metrics)
+    if not runs:
+        raise InputError([Problem("--policy", "no scenario could run under any policy given", s) for s in skipped])
     path = report.write(out, sims, runs)
     _print_table(runs)
+    for line in skipped:
+        console.print(f"[yellow]{line}[/yellow]")
     console.print(f"report: {path}")
 
 

@@ -194,6 +194,9 @@ class Broker(Policy):
 
         if self._decide is None:
             self._decide = load_decide()
+            from enclave.broker.decide import validate
+
+            validate(sim.spec)  # before the first cycle: a spec the broker refuses is not simulated at all
         super().setup(sim)
         # The broker owns the layout from here on: it moves pods and nodes itself.
         self.pod_plan = []
