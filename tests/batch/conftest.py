@@ -60,6 +60,8 @@ class Daemons:
     """schedd name → job ads"""
     finished: dict[str, list[ClassAd]] = field(default_factory=dict)
     """schedd name → its history: ads of jobs that left the queue, most recently finished first"""
+    scanned: list[int] = field(default_factory=list)
+    """How many history records each history query read before it stopped, in call order."""
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     handles: dict[int, str] = field(default_factory=dict)
     fail: str | None = None
@@ -113,13 +115,24 @@ class Daemons:
 
     def history_query(self, addr: str, constraint: str, projection: str, match: int, since: str, ad_type: str,
                       src: int, command: int) -> list[ClassAd]:
-        self.calls.append(("history_query", addr, constraint, projection, match))
+        self.calls.append(("history_query", addr, constraint, projection, match, since))
         if self.fail == "history":
             raise htcondor2.HTCondorException("Failed to connect to schedd")
         name = addr.split("name=")[1].rstrip(">")
         where = ExprTree(constraint or "true")
-        found = [ad for ad in self.finished.get(name, []) if where.eval(ad) is True]
-        return found if match < 0 else found[:match]
+        stop = ExprTree(since) if since else None
+        found: list[ClassAd] = []
+        read = 0
+        # As the schedd does: newest first, stop at the first record ``since`` is true of (not returned),
+        # or once ``match`` ads matched.
+        for ad in self.finished.get(name, []):
+            if stop is not None and stop.eval(ad) is True or 0 <= match <= len(found):
+                break
+            read += 1
+            if where.eval(ad) is True:
+                found.append(ad)
+        self.scanned.append(read)
+        return found
 
     def remote_param_keys(self, handle: object) -> str:
         return ",".join([render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB])

@@ -52,9 +52,11 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
     assert all(c[2] == "JobStatus == 1 || JobStatus == 2" for c in queried)
 
 
-def finished(spec: EnclaveSpec, pool: str, qdate: int, schedd: str = DEV, cluster_id: int = 100) -> ClassAd:
+def finished(spec: EnclaveSpec, pool: str, qdate: int, schedd: str = DEV, cluster_id: int = 100,
+             completed: int | None = None) -> ClassAd:
+    """A job in the history; it completed 30 s after submission unless told otherwise."""
     return policy.job_ad(spec, owner="prompt-svc", pool=pool, schedd=schedd, cluster_id=cluster_id, qdate=qdate,
-                         extra={"JobStatus": 4})
+                         extra={"JobStatus": 4, "CompletionDate": qdate + 30 if completed is None else completed})
 
 
 def test_newest_submit_from_the_queue_only(ldf: EnclaveSpec, daemons: Daemons) -> None:
@@ -94,10 +96,40 @@ def test_newest_submit_unknown_without_jobs(ldf: EnclaveSpec, daemons: Daemons) 
 
 
 def test_history_is_asked_for_the_newest_prompt_job(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    adapter(ldf).demand()
+    adapter(ldf, now=1_000_000.5).demand()
     asked = [c for c in daemons.calls if c[0] == "history_query"]
     assert [c[1] for c in asked] == [daemons.schedd_ad(h)["MyAddress"] for h in ldf.batch.submit_hosts]
-    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', "QDate,EnclavePool", 1)}
+    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', "QDate,EnclavePool", 1,
+                                       f"CompletionDate < {1_000_000 - 86400}")}
+
+
+def test_history_scan_stops_a_day_back(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    now = 10_000_000
+    day = 86400
+    # A schedd that ran only drp jobs for a week, one an hour, and a prompt job eight days ago.
+    daemons.finished[DEV] = [finished(ldf, "drp", now - 3600 * h, cluster_id=h) for h in range(1, 7 * 24)]
+    daemons.finished[DEV].append(finished(ldf, "prompt", now - 8 * day))
+    demand = adapter(ldf, now).demand()
+    assert demand["prompt"].newest_submit is None  # older than a day: not tonight's
+    asked = [c[1] for c in daemons.calls if c[0] == "history_query"]
+    dev = asked.index(daemons.schedd_ad(DEV)["MyAddress"])
+    assert daemons.scanned[dev] == 24  # the last day of drp jobs, not the week
+    # Within the day it is found, whatever else finished after it.
+    daemons.finished[DEV].insert(5, finished(ldf, "prompt", now - 6 * 3600, completed=now - 5 * 3600 - 60))
+    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 6 * 3600
+
+
+def test_history_looks_up_the_prewarmed_pool_without_a_latency_objective(ldf: EnclaveSpec,
+                                                                          daemons: Daemons) -> None:
+    now = 1_000_000
+    spec = ldf.model_copy(update={"broker": ldf.broker.model_copy(update={"prewarm_pool": "drp"})})
+    daemons.spec = spec
+    daemons.finished[DEV] = [finished(spec, "drp", now - 120), finished(spec, "user", now - 60)]
+    demand = adapter(spec, now).demand()
+    assert demand["drp"].newest_submit == now - 120
+    assert demand["user"].newest_submit is None  # neither pre-warmed nor with a latency objective
+    asked = {c[2] for c in daemons.calls if c[0] == "history_query"}
+    assert asked == {'EnclavePool =?= "prompt"', 'EnclavePool =?= "drp"'}
 
 
 def test_history_constraint_of_the_default_pool_matches_demand_of(ldf: EnclaveSpec) -> None:

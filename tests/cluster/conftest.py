@@ -23,11 +23,14 @@ from enclave.spec.defaults import EXAMPLES
 
 
 def node_obj(name: str, *, ready: bool = True, labels: dict[str, str] | None = None,
-             unschedulable: bool = False) -> dict[str, Any]:
+             unschedulable: bool = False, allocatable: dict[str, str] | None = None) -> dict[str, Any]:
+    """A node; ``allocatable`` as the kubelet reports it (absent unless given)."""
+    status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if allocatable is not None:
+        status["allocatable"] = dict(allocatable)
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": dict(labels or {}), "annotations": {}},
-            "spec": {"unschedulable": True} if unschedulable else {},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            "spec": {"unschedulable": True} if unschedulable else {}, "status": status}
 
 
 def pod_obj(name: str, node: str, *, namespace: str = "jupyter-lsst", cpu: str = "1", memory: str = "2Gi",
@@ -50,12 +53,19 @@ def pod_obj(name: str, node: str, *, namespace: str = "jupyter-lsst", cpu: str =
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
+# The labels KubeSpawner puts on a user's server pod (Zero to JupyterHub's user-placeholder pods carry
+# component=user-placeholder).
+SINGLEUSER = {"app": "jupyterhub", "component": "singleuser-server", "hub.jupyter.org/username": "user"}
+
+
 def unschedulable_pod(name: str, *, namespace: str = "jupyter-lsst", cpu: str = "1", memory: str = "2Gi",
-                      deleting: bool = False) -> dict[str, Any]:
-    """A pending pod the scheduler found no node with room for, as kube-scheduler marks it."""
+                      deleting: bool = False, labels: dict[str, str] | None = None,
+                      message: str = "0/60 nodes are available: 58 Insufficient cpu.") -> dict[str, Any]:
+    """A pending notebook server pod the scheduler found no node for, as kube-scheduler marks it."""
     return pod_obj(name, "", namespace=namespace, cpu=cpu, memory=memory, phase="Pending", deleting=deleting,
+                   labels=SINGLEUSER if labels is None else labels,
                    conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                "message": "0/60 nodes are available: 58 Insufficient cpu."}])
+                                "message": message}])
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

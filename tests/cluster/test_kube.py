@@ -7,10 +7,11 @@ import pytest
 
 from enclave.broker.model import NodeState, PendingSpawn, StartdKind
 from enclave.cluster import objects
-from enclave.cluster.kube import KubeCluster
+from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster
 from enclave.errors import ExternalError, InvalidTransition, NotFound
-from enclave.spec import EnclaveSpec
-from tests.cluster.conftest import ApiServer, node_obj, pod_obj, unschedulable_pod
+from enclave.spec import EnclaveSpec, load
+from enclave.spec.defaults import EXAMPLES
+from tests.cluster.conftest import SINGLEUSER, ApiServer, node_obj, pod_obj, unschedulable_pod
 
 
 def schema_version(spec: EnclaveSpec) -> str:
@@ -37,6 +38,19 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     assert nodes["kub-002"].state == NodeState.DOWN
     assert nodes["kub-003"].state == NodeState.DOWN  # cordoned by someone else
     assert nodes["kub-004"].state == NodeState.HTCONDOR
+
+
+def test_nodes_report_what_the_scheduler_may_allocate(kube: KubeCluster, server: ApiServer) -> None:
+    # 48 cores and 256 GiB of hardware, less kube-reserved, system-reserved and the eviction threshold.
+    server.nodes["kub-001"] = node_obj("kub-001", allocatable={"cpu": "47900m", "memory": "262043860Ki",
+                                                                "pods": "110"})
+    server.nodes["kub-002"] = node_obj("kub-002", allocatable={"cpu": "46"})  # memory not reported
+    server.nodes["kub-master-001"] = node_obj("kub-master-001", allocatable={"cpu": "8", "memory": "31Gi"})
+    nodes = {n.name: n for n in kube.nodes()}
+    assert (nodes["kub-001"].cores, nodes["kub-001"].memory_mib) == (47, 255902)  # rounded down
+    assert (nodes["kub-002"].cores, nodes["kub-002"].memory_mib) == (46, 262144)  # the spec's memory
+    assert (nodes["kub-003"].cores, nodes["kub-003"].memory_mib) == (48, 262144)  # nothing reported: the spec's
+    assert (nodes["kub-master-001"].cores, nodes["kub-master-001"].memory_mib) == (8, 31 * 1024)
 
 
 def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServer, spec: EnclaveSpec) -> None:
@@ -141,12 +155,49 @@ def test_pending_notebooks_are_the_spawns_that_found_no_room(kube: KubeCluster, 
         "nb-bound", "kub-002", phase="Pending", conditions=[{"type": "PodScheduled", "status": "True"}])
     server.pods[("firefly", "ff")] = unschedulable_pod("ff", namespace="firefly")
     server.pods[(nb, "nb-gone")] = unschedulable_pod("nb-gone", deleting=True)
-    server.pods[(nb, "nb-new")] = pod_obj("nb-new", "", phase="Pending", conditions=[])  # not tried yet
-    server.pods[(nb, "nb-gated")] = pod_obj("nb-gated", "", phase="Pending", conditions=[
+    server.pods[(nb, "nb-new")] = pod_obj("nb-new", "", phase="Pending", labels=SINGLEUSER,
+                                          conditions=[])  # not tried yet
+    server.pods[(nb, "nb-gated")] = pod_obj("nb-gated", "", phase="Pending", labels=SINGLEUSER, conditions=[
         {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}])
     assert kube.pending_notebooks() == [PendingSpawn(cpu=2.5, memory_mib=8192), PendingSpawn(cpu=1.0, memory_mib=1536)]
     assert server.requests == [("GET", "/api/v1/namespaces/jupyter-lsst/pods", None)]
-    assert server.queries == [{"fieldSelector": "status.phase=Pending"}]
+    assert server.queries == [{"fieldSelector": "status.phase=Pending", "labelSelector": "component=singleuser-server"}]
+
+
+def test_pending_notebooks_leave_out_placeholders_and_pods_room_would_not_place(kube: KubeCluster,
+                                                                                server: ApiServer) -> None:
+    nb = "jupyter-lsst"
+    server.pods[(nb, "user-placeholder-0")] = unschedulable_pod(  # Z2JH keeps these pending on purpose
+        "user-placeholder-0", cpu="2", labels={"app": "jupyterhub", "component": "user-placeholder"})
+    server.pods[(nb, "hook-image-puller")] = unschedulable_pod("hook-image-puller", labels={})
+    server.pods[(nb, "nb-affinity")] = unschedulable_pod(
+        "nb-affinity", message="0/60 nodes are available: 60 node(s) didn't match Pod's node affinity/selector.")
+    server.pods[(nb, "nb-taint")] = unschedulable_pod(
+        "nb-taint", message="0/60 nodes are available: 60 node(s) had untolerated taint {lsst.io/batch: }.")
+    server.pods[(nb, "nb-gpu")] = unschedulable_pod(
+        "nb-gpu", message="0/60 nodes are available: 60 Insufficient nvidia.com/gpu.")
+    server.pods[(nb, "nb-memory")] = unschedulable_pod(
+        "nb-memory", cpu="2", memory="6Gi",
+        message="0/20 nodes are available: 3 Insufficient cpu, 17 Insufficient memory.")
+    server.pods[(nb, "nb-mixed")] = unschedulable_pod(  # short of memory on some nodes: room would place it
+        "nb-mixed", cpu="1", memory="1Gi", message="0/60 nodes are available: 2 Insufficient memory, "
+        "58 node(s) didn't match Pod's node affinity/selector. preemption: 0/60 nodes are available.")
+    assert kube.pending_notebooks() == [PendingSpawn(cpu=2.0, memory_mib=6144), PendingSpawn(cpu=1.0, memory_mib=1024)]
+
+
+def test_the_selected_label_is_the_one_kubespawner_puts_on_server_pods() -> None:
+    import inspect
+
+    from kubespawner import KubeSpawner
+
+    from enclave.notebooks import hook
+    from enclave.notebooks.profiles import HUB_CONFIG, z2jh_values
+
+    key, value = NOTEBOOK_SELECTOR.split("=")
+    assert key == "component" and KubeSpawner.class_traits()["component_label"].default_value == value
+    # enclave's hub configuration leaves the trait at its default.
+    values = z2jh_values(load(EXAMPLES / "lsst-ldf.yaml"))
+    assert not any("component_label" in text for text in (repr(values), HUB_CONFIG, inspect.getsource(hook)))
 
 
 def test_pending_notebooks_api_failure_is_typed(kube: KubeCluster, server: ApiServer) -> None:

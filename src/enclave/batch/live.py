@@ -22,6 +22,7 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
+from enclave.broker.decide import prewarm_pool
 from enclave.broker.model import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
@@ -31,6 +32,7 @@ SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "P
                    "EnclavePoolSince"]
 JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "QDate"]
 IDLE, RUNNING = 1, 2
+HISTORY_LOOKBACK_SECONDS = 86400
 
 
 def _external(what: str, exc: Exception) -> ExternalError:
@@ -137,11 +139,19 @@ class HTCondorBatch:
             raise _external(f"schedd {host} query failed", exc) from exc
 
     def newest_finished(self, host: str, pool: str, schedd: htcondor2.Schedd | None = None) -> float | None:
-        """When the pool's most recently finished job on the schedd was submitted; None if it has none."""
+        """The submit time of the pool's most recently finished job on the schedd, among those finished in the
+        last day; None if there is none.
+
+        That is not always the newest submission, but for jobs of under a minute (prompt processing) it is within
+        a minute of it, which is all the broker needs to tell whether tonight's visits have gone quiet.
+        """
         schedd = schedd or self._schedd(host)
+        # The schedd scans its history newest first until ``since`` is true: without it, a schedd that never
+        # ran the pool's jobs would read its whole history file every broker cycle. A day back covers any night.
+        since = f"CompletionDate < {int(self.clock()) - HISTORY_LOOKBACK_SECONDS}"
         try:
             ads = schedd.history(constraint=pool_constraint(self.spec, pool),
-                                 projection=["QDate", self.spec.batch.pool_attribute], match=1)
+                                 projection=["QDate", self.spec.batch.pool_attribute], match=1, since=since)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} history query failed", exc) from exc
         return _number(ads[0], "QDate") if ads else None
@@ -149,10 +159,13 @@ class HTCondorBatch:
     def demand(self) -> dict[str, PoolDemand]:
         """``Observed.demand``: idle and running jobs and cores per pool, over every submit host.
 
-        The pools with a latency objective (the ones the broker pre-warms) also look in the schedds'
-        history: their jobs last under a minute, so the queue alone would soon forget the last submission.
+        The pool the broker pre-warms and the pools with a latency objective also look in the schedds' history:
+        the broker ends the night's pre-warm on their newest submission, and jobs of under a minute leave the
+        queue too soon for the queue alone to remember it.
         """
-        prewarmed = [name for name, pool in self.spec.pools.items() if pool.latency_objective is not None]
+        warm = prewarm_pool(self.spec)
+        prewarmed = [name for name, pool in self.spec.pools.items()
+                     if pool.latency_objective is not None or name == warm]
         jobs: list[ClassAd] = []
         finished: dict[str, list[float | None]] = {name: [] for name in prewarmed}
         for host in self.spec.batch.submit_hosts:

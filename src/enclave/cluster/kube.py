@@ -27,6 +27,13 @@ from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, NodeRole
 
 _MIB = Decimal(1024 * 1024)
+# KubeSpawner labels every user server pod with its ``component_label`` trait, "singleuser-server" unless
+# configured otherwise; enclave.notebooks (hook.configure, profiles.z2jh_values) leaves it at that default.
+# Z2JH's user-placeholder pods carry component=user-placeholder instead.
+NOTEBOOK_SELECTOR = "component=singleuser-server"
+# kube-scheduler's NodeResourcesFit reasons, as they appear in the PodScheduled condition's message
+# ("0/20 nodes are available: 3 Insufficient cpu, 17 Insufficient memory.").
+_SHORT_OF = ("Insufficient cpu", "Insufficient memory")
 
 
 def _external(what: str, exc: ApiException) -> ExternalError:
@@ -86,7 +93,12 @@ class KubeCluster:
             raise _external("listing pods", exc) from exc
 
     def nodes(self) -> list[Node]:
-        """The spec's Kubernetes nodes (control plane and workers) as the API reports them."""
+        """The spec's Kubernetes nodes (control plane and workers) as the API reports them.
+
+        Cores and memory are the node's ``status.allocatable``, not the spec's hardware: the scheduler fits pods
+        against capacity less kube-reserved, system-reserved and the eviction threshold, and a broker counting
+        the hardware would believe a spawn fits where the scheduler says Insufficient cpu.
+        """
         try:
             items = self._plain(self.core.list_node()).get("items") or []
         except ApiException as exc:
@@ -106,8 +118,9 @@ class KubeCluster:
             group = self._group_of(name)
             if group is None or group.role == NodeRole.BATCH_ONLY:
                 continue
-            found[name] = Node(name=name, group=group.name, role=group.role, cores=group.cores,
-                               memory_mib=int(group.memory_gib * 1024), state=objects.node_state(item),
+            cores, memory_mib = _allocatable(item, group.cores, int(group.memory_gib * 1024))
+            found[name] = Node(name=name, group=group.name, role=group.role, cores=cores,
+                               memory_mib=memory_mib, state=objects.node_state(item),
                                k8s_cores_requested=float(cpu.get(name, 0)),
                                k8s_memory_requested_mib=int(mem.get(name, Decimal(0)) / _MIB),
                                since=objects.node_since(item))
@@ -136,16 +149,21 @@ class KubeCluster:
         return sorted(out, key=lambda p: p.name)
 
     def pending_notebooks(self) -> list[PendingSpawn]:
-        """Notebook pods the scheduler found no node with room for, with what each requests."""
+        """Notebook servers the scheduler found no node with room for, with what each requests.
+
+        Only users' servers: Zero to JupyterHub's user-placeholder pods in the same namespace are unschedulable
+        on purpose (they keep room warm), and freeing cores for them would only be taken back by the next one.
+        """
         namespace = self.spec.notebooks.namespace
         try:
-            listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending")
+            listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending",
+                                                   label_selector=NOTEBOOK_SELECTOR)
         except ApiException as exc:
             raise _external(f"listing pods in {namespace}", exc) from exc
         out = []
         for pod in self._plain(listed).get("items") or []:
             if ((pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp")
-                    or not _unschedulable(pod)):
+                    or not _short_of_resources(pod)):
                 continue
             c, m = objects.pod_requests(pod)
             out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB)))
@@ -263,9 +281,27 @@ class KubeCluster:
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
 
 
-def _unschedulable(pod: dict[str, Any]) -> bool:
-    """The scheduler found no node with room. A pod it has not tried yet may still fit: not waiting for room."""
+def _allocatable(node: dict[str, Any], cores: int, memory_mib: int) -> tuple[int, int]:
+    """(cores, MiB) the scheduler may place pods in, each falling back to the given value when not reported."""
+    from kubernetes.utils import parse_quantity
+
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    if "cpu" in allocatable:
+        # Node.cores is whole cores: round down, so the broker never counts room the scheduler does not have.
+        cores = int(Decimal(parse_quantity(allocatable["cpu"])))  # type: ignore[no-untyped-call]
+    if "memory" in allocatable:
+        memory_mib = int(Decimal(parse_quantity(allocatable["memory"])) / _MIB)  # type: ignore[no-untyped-call]
+    return cores, memory_mib
+
+
+def _short_of_resources(pod: dict[str, Any]) -> bool:
+    """The scheduler tried the pod and found no node with enough cpu or memory for it.
+
+    A pod it has not tried yet may still fit; one held back by taints, affinity, a node selector, a GPU or a
+    volume would wait just as long after the broker freed cores, so neither is waiting for room.
+    """
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+               and any(why in (c.get("message") or "") for why in _SHORT_OF)
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
