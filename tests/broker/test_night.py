@@ -161,3 +161,33 @@ def test_failed_batch_nodes_do_not_shrink_the_prewarm(spec: EnclaveSpec) -> None
     prompt = p.pools["prompt"]
     assert prompt.prewarm and prompt.guaranteed == 36  # 0.3 of the 120 cores still up
     assert prompt.need == 72                           # 0.3 of the spec's 240 batch cores
+
+
+def test_a_job_before_twilight_does_not_end_the_prewarm(spec: EnclaveSpec) -> None:
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    quiet = spec.broker.prewarm_quiet_seconds
+    # A check-out job inside the lead window, then quiet: the night's visits have not begun.
+    early = PoolDemand(newest_submit=n.start - 1800)
+    p = plan(spec, replace(o, now=n.start - 1800 + quiet + 60, demand={"prompt": early}))
+    assert p.pools["prompt"].prewarm
+
+
+def test_with_every_batch_node_down_prompt_keeps_its_borrowed_pods(spec: EnclaveSpec) -> None:
+    from enclave.broker.effects import project
+    from enclave.broker.model import DeletePods, DrainStartd, NodeState
+
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
+                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
+    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    assert sum(s.cores for s in o.startds if s.pool == "prompt") == 72
+    # The batch-only nodes all go down (or the collector restarts and none has reported yet): shares of the
+    # cores up are 0, but the night's visits are not, and the pods stay.
+    down = tuple(replace(x, state=NodeState.DOWN) if x.role == NodeRole.BATCH_ONLY else x for x in o.nodes)
+    p = plan(spec, replace(o, nodes=down, demand={"prompt": PoolDemand(running_jobs=60, running_cores=60)}))
+    assert p.pools["prompt"].need == 72
+    assert not any(isinstance(a, DeletePods | DrainStartd) for a in p.actions)

@@ -64,6 +64,9 @@ def test_a_busy_pod_is_drained_for_a_spawn_and_its_room_counts_as_coming() -> No
 def test_a_spawn_larger_than_any_worker_frees_nothing() -> None:
     spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
     o = _commons(spec)
-    p = plan(spec, replace(o, notebook_spawns=(PendingSpawn(64.0, 8192),), notebook_pending_cores=64.0))
-    # No single worker can hold 64 cores; the total-shortfall rule still gives pods back (it cannot tell).
-    assert all("fits on" not in a.reason for a in p.actions)
+    # No worker could ever hold 64 cores: nothing the broker gives back would place it, so nothing is.
+    big = replace(o, notebook_spawns=(PendingSpawn(64.0, 8192),), notebook_pending_cores=64.0)
+    assert not any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, big).actions)
+    # A backend that only tells the total cannot say so, and pods go back until the total fits.
+    total = replace(o, notebook_pending_cores=64.0)
+    assert any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, total).actions)

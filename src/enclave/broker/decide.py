@@ -23,8 +23,8 @@ How a decision is made (seed §7.1, BCS 1–5):
    spawns, are drained first (``DrainStartd``) and deleted or returned once idle (or after the pool's grace
    period when it vacates).
 
-At most ``max_moves_per_cycle`` actions are returned, the most urgent first (guarantees, notebook
-reclaims, finishing drains, then demand).
+At most ``max_moves_per_cycle`` actions are returned, the most urgent first (notebook reclaims and
+surplus give-backs, guarantees, finishing drains, demand, then borrowing).
 """
 
 from __future__ import annotations
@@ -160,9 +160,12 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         if prewarm:
             # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
-            # whole batch capacity, not on what is up now.
-            full = math.floor(spec.cores(NodeRole.BATCH_ONLY) * p.guaranteed_share + _EPS)
-            need = max(need, full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+            # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
+            # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
+            full = spec.cores(NodeRole.BATCH_ONLY)
+            g_full = math.floor(full * p.guaranteed_share + _EPS)
+            need = max(need, g_full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+            m = max(m, math.ceil(full * p.max_share - _EPS))
         has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
         pools[name] = PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                                 need=min(need, m), target=0, lend=0, prewarm=prewarm)
@@ -203,14 +206,25 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
     return pools, base
 
 
+def pending_notebook_cores(observed: Observed) -> float:
+    """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker is left out:
+    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle."""
+    if not observed.notebook_spawns:
+        return observed.notebook_pending_cores
+    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER and n.state != NodeState.DOWN]
+    return sum(sp.cpu for sp in observed.notebook_spawns
+               if any(n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib for n in workers))
+
+
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
-    """Whether tonight's visits are over: the pool had work submitted since the pre-warm began, none is left,
+    """Whether tonight's visits are over: the pool had work submitted since evening twilight, none is left,
     and nothing new came for ``prewarm_quiet_seconds``. Capacity then goes back after the last visit instead of
     at morning twilight; a new submission (clouds clearing) makes the pool pre-warmed again."""
     b = spec.broker
     if night is None or d.newest_submit is None or d.idle_jobs + d.running_jobs > 0:
         return False
-    return d.newest_submit >= night.start - b.prewarm_lead_seconds and now - d.newest_submit >= b.prewarm_quiet_seconds
+    # Since evening twilight: a test job in the lead window is not the night's first visit.
+    return d.newest_submit >= night.start and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
 def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
@@ -243,7 +257,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
     ready = [n for n in workers if n.state == NodeState.READY]
     free = (sum(n.cores - n.k8s_cores_requested - cores_on.get(n.name, 0) for n in ready)
             - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-    reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
     fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), b.pod_cores, b.pod_memory_mib)
               for n in ready)
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
@@ -306,7 +320,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     receivers = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     donors_order = sorted(pools.values(), key=lambda ps: (ps.priority, ps.name))
 
-    def take_one(dst: PoolState, *, promise: bool) -> bool:
+    def take_one(dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
         for src in donors_order:
             if src is dst or src.standalone <= src.target:
                 continue
@@ -327,10 +341,11 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     continue
                 if not promise and dst.target - dst.standalone < b.hysteresis * s.cores - _EPS:
                     continue
-                # Hysteresis may carry a pool past its target, but not while another is short of its
-                # promise: that startd could be the one the other pool needs.
-                if not promise and dst.standalone + s.cores > dst.target and any(
-                        p.has_work and p.standalone < min(p.guaranteed, p.target) for p in pools.values()):
+                # Hysteresis may carry a pool past its target (second pass only, once every pool has had its
+                # moves within target), and not while another is short of its promise: that startd could be
+                # the one the other pool needs.
+                if not promise and dst.standalone + s.cores > dst.target and (not overshoot or any(
+                        p.has_work and p.standalone < min(p.guaranteed, p.target) for p in pools.values())):
                     continue
                 if not budget.take():
                     return False
@@ -361,7 +376,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     free_k8s = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
                     for n in workers if n.state == NodeState.READY)
                 - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-    reserve = b.notebook_headroom_cores + observed.notebook_pending_cores
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
     # Borrowed startds already draining come back to the commons soon: count them as on their way.
     returning = sum(s.cores for s in lent if s.draining)
 
@@ -409,7 +424,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                         key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
             if short() <= _EPS:
                 break
-            release(s, f"notebook spawns wait for {observed.notebook_pending_cores:g} cores "
+            release(s, f"notebook spawns wait for {pending_notebook_cores(observed):g} cores "
                        f"in the commons")
 
     # Borrowed startds beyond what their pool should borrow go back (BCS 3); done before the promises so a
@@ -446,6 +461,9 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
             remove(s, f"{s.name} {why}")
 
     # --- 2 (demand). Relabel toward targets, with hysteresis and cooldown. --------------------------
+    for ps in receivers:
+        while ps.has_work and ps.standalone < ps.target and take_one(ps, promise=False, overshoot=False):
+            pass
     for ps in receivers:
         while ps.has_work and ps.standalone < ps.target and take_one(ps, promise=False):
             pass
