@@ -376,7 +376,8 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     free_k8s = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
                     for n in workers if n.state == NodeState.READY)
                 - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
+    pending = pending_notebook_cores(observed)
+    reserve = b.notebook_headroom_cores + pending
     # Borrowed startds already draining come back to the commons soon: count them as on their way.
     returning = sum(s.cores for s in lent if s.draining)
 
@@ -424,7 +425,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                         key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
             if short() <= _EPS:
                 break
-            release(s, f"notebook spawns wait for {pending_notebook_cores(observed):g} cores "
+            release(s, f"notebook spawns wait for {pending:g} cores "
                        f"in the commons")
 
     # Borrowed startds beyond what their pool should borrow go back (BCS 3); done before the promises so a
