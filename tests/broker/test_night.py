@@ -191,3 +191,30 @@ def test_with_every_batch_node_down_prompt_keeps_its_borrowed_pods(spec: Enclave
     p = plan(spec, replace(o, nodes=down, demand={"prompt": PoolDemand(running_jobs=60, running_cores=60)}))
     assert p.pools["prompt"].need == 72
     assert not any(isinstance(a, DeletePods | DrainStartd) for a in p.actions)
+
+
+def test_a_surplus_pod_drained_at_night_does_not_shrink_what_the_pool_may_borrow() -> None:
+    from enclave.broker.effects import project
+    from enclave.broker.model import DrainStartd, Startd, StartdKind
+
+    # Prompt's guarantee is one batch node (24 cores); it holds 32 cores of busy pods on two workers whose
+    # notebooks leave just those 32 cores, and 8 of them must stay free for notebooks.
+    spec = make_spec(workers=2, batch=10, guaranteed=(1, 4, 1, 0), maximum=(6, 10, 5, 5),
+                     broker={"cooldown_seconds": 0, "max_moves_per_cycle": 50, "notebook_headroom_cores": 8})
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    nodes = tuple(replace(x, k8s_cores_requested=32.0, k8s_memory_requested_mib=32 * 1024)
+                  if x.role == NodeRole.WORKER else x for x in o.nodes)
+    pods = tuple(Startd(f"htcondor-{w}-{k}", w, StartdKind.POD, "prompt", 8, 8192, busy_cores=3,
+                        since=n.start - 3600) for w in ("kub-001", "kub-002") for k in (1, 2))
+    o = replace(o, now=n.start + 3600, nodes=nodes,
+                startds=tuple(replace(s, pool="drp") for s in o.startds) + pods,
+                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000),
+                        "prompt": PoolDemand(running_jobs=12, running_cores=12, newest_submit=n.start + 3590)})
+    first = plan(spec, o)
+    # The commons can lend 24 of the 32 cores: one busy pod drains (its jobs finish first) ...
+    assert [a.kind for a in first.actions] == ["DrainStartd"]
+    assert isinstance(first.actions[0], DrainStartd)
+    # ... and while it drains it still counts as the pool's: nothing is relabelled to make up for it.
+    assert plan(spec, project(o, first.actions)).actions == []

@@ -230,8 +230,8 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
 def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
     """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
     still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
-    lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys them
-    (deciding again on the result stays a no-op)."""
+    lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
+    them (deciding again on the result stays a no-op)."""
     b = spec.broker
     _, startds = _live(observed)
     workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
@@ -240,7 +240,9 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
     other_lent = 0
     lenders = set(lending_pools(spec))
     for s in startds:
-        if s.kind == StartdKind.STANDALONE or (s.pool == pool and not s.draining):
+        # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
+        # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
+        if s.kind == StartdKind.STANDALONE or s.pool == pool:
             continue
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
