@@ -21,7 +21,7 @@ from enclave.batch import policy
 from enclave.batch.policy import Admission, Clause
 from enclave.broker.model import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _MIB_PER_UNIT = {"": 1.0, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
@@ -142,7 +142,7 @@ def node_startds(spec: EnclaveSpec, nodes: Sequence[str] | None,
     against the pool as it is now. A Kubernetes worker named here is taken as an HTCondor pod on it.
     """
     labels = dict(policy.static_labels(spec) if labels is None else labels)
-    groups = {f"{g.name}-{i:03d}": g for g in spec.cluster.node_groups for i in range(1, g.count + 1)}
+    groups = {node_name(g.name, i): g for g in spec.cluster.node_groups for i in range(1, g.count + 1)}
     wanted = list(labels) if nodes is None else list(nodes)
     out = []
     for name in wanted:

@@ -287,13 +287,13 @@ def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker nod
                  live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
                  spec_path: SpecOption = None, db_url: DbUrl = None) -> None:
     """BCS 4: deploy HTCondor worker pods on a worker, labelled for a pool (Kubernetes service administrator)."""
-    from enclave.broker.decide import _pod_names
+    from enclave.broker.naming import pod_names
 
     spec = load_spec_option(spec_path)
     _pool(spec, pool, "--pool")
     backend, _ = _backend(spec, live, scenario, at_hours)
     existing = {s.name for s in backend.observe().startds}
-    action = DeployPods(actor=actor, reason=reason, node=node, pool=pool, pods=_pod_names(node, count, existing),
+    action = DeployPods(actor=actor, reason=reason, node=node, pool=pool, pods=pod_names(node, count, existing),
                         cores_per_pod=cores or spec.broker.pod_cores,
                         memory_mib_per_pod=memory_mib or spec.broker.pod_memory_mib)
     _apply_on(spec, backend, action, live, scenario, db_url)

@@ -51,6 +51,7 @@ from enclave.broker.model import (
     StartHTCondor,
 )
 from enclave.broker.model import Startd as StartdT
+from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
 from enclave.errors import Problem, SpecError
 from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole
@@ -585,7 +586,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
                     continue
                 if not budget.take():
                     break
-                names = _pod_names(node.name, fits, existing)
+                names = pod_names(node.name, fits, existing)
                 existing.update(names)
                 actions.append(DeployPods(actor=actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
                                           f"its {ps.target} standalone and holds {ps.lent} borrowed",
@@ -687,15 +688,3 @@ def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int,
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
     return max(0, int(min(by_cpu, by_mem)))
-
-
-def _pod_names(node: str, count: int, existing: set[str]) -> tuple[str, ...]:
-    """Deterministic pod names, ``htcondor-<node>-<n>``, skipping numbers in use."""
-    names: list[str] = []
-    i = 1
-    while len(names) < count:
-        name = f"htcondor-{node}-{i}"
-        if name not in existing:
-            names.append(name)
-        i += 1
-    return tuple(names)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from enclave.batch.policy import static_labels
 from enclave.broker.model import Node, Observed, Startd, StartdKind
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
 
 def nodes_of(spec: EnclaveSpec, now: float = 0.0) -> tuple[Node, ...]:
     return tuple(
-        Node(name=f"{g.name}-{i:03d}", group=g.name, role=g.role, cores=g.cores,
+        Node(name=node_name(g.name, i), group=g.name, role=g.role, cores=g.cores,
              memory_mib=int(g.memory_gib * 1024), since=now)
         for g in spec.cluster.node_groups for i in range(1, g.count + 1)
     )

@@ -31,7 +31,7 @@ from enclave.broker.model import (
 )
 from enclave.cluster.kube import KubeCluster
 from enclave.errors import InputError, Problem
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
 
 class Slot(Protocol):
@@ -73,7 +73,7 @@ class LiveBackend:
         nodes: list[Node] = list(self.kube.nodes())
         for g in self.spec.groups(NodeRole.BATCH_ONLY):
             for i in range(1, g.count + 1):
-                name = f"{g.name}-{i:03d}"
+                name = node_name(g.name, i)
                 nodes.append(Node(name=name, group=g.name, role=g.role, cores=g.cores,
                                   memory_mib=int(g.memory_gib * 1024),
                                   state=NodeState.READY if name in reporting else NodeState.DOWN))

@@ -225,6 +225,11 @@ class BrokerPolicy(Strict):
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
 
 
+def node_name(group: str, index: int) -> str:
+    """The one naming rule for the spec's machines: ``<group>-<index>``, the index from 001."""
+    return f"{group}-{index:03d}"
+
+
 class EnclaveSpec(Strict):
     """A whole enclave. Everything else enclave does is derived from this."""
 
@@ -249,7 +254,7 @@ class EnclaveSpec(Strict):
     def node_names(self, role: NodeRole | None = None) -> list[str]:
         """Stable node names derived from the groups: <group>-<index>, starting at 001."""
         return [
-            f"{g.name}-{i:03d}"
+            node_name(g.name, i)
             for g in self.cluster.node_groups
             if role is None or g.role == role
             for i in range(1, g.count + 1)

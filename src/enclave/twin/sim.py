@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from enclave.broker.model import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
-from enclave.spec.models import Drain, NodeRole
+from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.scenario import Loaded
@@ -234,7 +234,7 @@ class Sim:
             if g.role == NodeRole.CONTROL_PLANE:
                 continue
             for i in range(1, g.count + 1):
-                n = SimNode(f"{g.name}-{i:03d}", g.name, g.role, g.cores, int(g.memory_gib * 1024))
+                n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024))
                 if g.role == NodeRole.WORKER:
                     n.svc_cpu = lay.services_cpu_per_node
                     n.svc_mem = int(lay.services_memory_gib_per_node * 1024)

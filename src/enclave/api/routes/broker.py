@@ -29,6 +29,7 @@ from enclave.broker.model import (
     ReturnNode,
     StartHTCondor,
 )
+from enclave.broker.naming import pod_names
 from enclave.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/broker", tags=["broker"])
@@ -122,15 +123,8 @@ def to_action(body: Procedure, actor: str, runner: BrokerRunner) -> Action:
                        to_pool=body.to_pool)
     if isinstance(body, DeployPodsBody):
         observed = runner.observe()
-        existing = {s.name for s in observed.startds}
-        names: list[str] = []
-        i = 1
-        while len(names) < body.count:
-            candidate = f"{body.node}-htcondor-{i}"
-            if candidate not in existing:
-                names.append(candidate)
-            i += 1
-        return DeployPods(actor=actor, reason=body.reason, node=body.node, pool=body.pool, pods=tuple(names),
+        names = pod_names(body.node, body.count, {s.name for s in observed.startds})
+        return DeployPods(actor=actor, reason=body.reason, node=body.node, pool=body.pool, pods=names,
                           cores_per_pod=body.cores_per_pod, memory_mib_per_pod=body.memory_mib_per_pod)
     if isinstance(body, DeletePodsBody):
         return DeletePods(actor=actor, reason=body.reason, pods=tuple(body.pods))

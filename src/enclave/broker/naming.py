@@ -1,0 +1,20 @@
+"""The one naming rule for HTCondor worker pods, shared by the broker, the manual procedures and the twin."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+
+def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ...]:
+    """``count`` new worker pod names on ``node``, ``htcondor-<node>-<n>``, the lowest numbers not in use.
+
+    Deterministic, so deciding twice on the same state names the same pods, and a valid DNS-1123 name for
+    every spec node name (lower-case group names, a number)."""
+    names: list[str] = []
+    i = 1
+    while len(names) < count:
+        name = f"htcondor-{node}-{i}"
+        if name not in existing:
+            names.append(name)
+        i += 1
+    return tuple(names)
