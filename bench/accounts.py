@@ -21,7 +21,7 @@ from pathlib import Path
 from enclave.access import repository
 from enclave.access.render import render_access
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.journal import verify
 from enclave.spec.defaults import DEFAULT_SPEC

@@ -6,7 +6,7 @@ import pytest
 
 from enclave.access import data
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
 from enclave.spec.models import EnclaveSpec

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from enclave.access import tokens
-from enclave.access.permissions import ROLE_PERMISSIONS, Permission, require
+from enclave.accounts import tokens
+from enclave.access.permissions import ROLE_PERMISSIONS, Permission
+from enclave.accounts.authorize import require
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation
+from enclave.accounts.types import AccountKind
+from enclave.accounts.lifecycle import Allocation
 from enclave.db import Database
 from enclave.errors import NotFound, PermissionDenied
 from enclave.spec.models import EnclaveSpec, Role

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from enclave.access import repository
 from enclave.access.render import SERVICE_POD_ROOM, Subject, app_namespaces, render_access
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load

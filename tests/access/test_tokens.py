@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from enclave import journal
-from enclave.access import tokens
+from enclave.accounts import tokens
 from enclave.access.permissions import Permission
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, NotFound, PermissionDenied, Unauthenticated
 from enclave.spec.models import EnclaveSpec

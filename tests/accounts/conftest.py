@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.journal.models import JournalEntry
 from enclave.spec.defaults import DEFAULT_SPEC

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from enclave import journal
-from enclave.access.permissions import permissions_of
+from enclave.accounts.authorize import permissions_of
 from enclave.accounts import service
 from enclave.accounts.cohort import parse_cohort
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, NewAccount
+from enclave.accounts.types import AccountKind
+from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
 from enclave.spec.models import EnclaveSpec, Role

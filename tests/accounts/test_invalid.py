@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation
+from enclave.accounts.types import AccountKind
+from enclave.accounts.lifecycle import Allocation
 from enclave.db import Database
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, Role

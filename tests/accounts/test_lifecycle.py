@@ -10,11 +10,12 @@ import pytest
 
 from enclave import journal
 from enclave.access import data, repository, tokens
-from enclave.access.permissions import Permission, permissions_of
+from enclave.access.permissions import Permission
+from enclave.accounts.authorize import permissions_of
 from enclave.access.render import render_access
 from enclave.accounts import service
-from enclave.accounts.models import AccountKind, AccountStatus
-from enclave.accounts.service import Allocation
+from enclave.accounts.types import AccountKind, AccountStatus
+from enclave.accounts.lifecycle import Allocation
 from enclave.db import Database
 from enclave.errors import Unauthenticated
 from enclave.spec.models import EnclaveSpec, Role

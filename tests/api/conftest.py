@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from enclave.access import tokens
-from enclave.accounts import service as accounts
-from enclave.accounts.models import AccountKind
+from enclave.accounts import tokens
+from enclave.accounts import lifecycle as accounts
+from enclave.accounts.types import AccountKind
 from enclave.api.app import create_app
 from enclave.api.runner import BrokerRunner
 from enclave.api.server import ThreadedServer

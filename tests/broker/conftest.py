@@ -177,7 +177,7 @@ K8S_ADMIN = "k8s-admin"
 def db(tmp_path: Any) -> Database:
     """A migrated SQLite database with a sysadmin, the broker (both batch roles) and one admin per role."""
     from enclave.accounts import service
-    from enclave.accounts.models import AccountKind
+    from enclave.accounts.types import AccountKind
     from enclave.spec.defaults import DEFAULT_SPEC
     from enclave.spec.load import load
 

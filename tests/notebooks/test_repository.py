@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import bootstrap, expire, onboard
+from enclave.accounts.types import AccountKind
+from enclave.accounts.lifecycle import bootstrap, expire, onboard
 from enclave.cli import app
 from enclave.db import Database
 from enclave.errors import NotFound, PermissionDenied

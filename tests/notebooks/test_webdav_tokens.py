@@ -1,4 +1,4 @@
-"""The WebDAV server with the real token check (enclave.access.tokens) against a migrated database."""
+"""The WebDAV server with the real token check (enclave.accounts.tokens) against a migrated database."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from webdav3.client import Client
 from webdav3.exceptions import WebDavException
 
-from enclave.access.tokens import DATA_READ, DATA_WRITE, issue
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, bootstrap, depart, expire, onboard
+from enclave.accounts.tokens import DATA_READ, DATA_WRITE, issue
+from enclave.accounts.types import AccountKind
+from enclave.accounts.lifecycle import Allocation, bootstrap, depart, expire, onboard
 from enclave.db import Database
 from enclave.notebooks import webdav
 from enclave.notebooks.repository import account_lookup, token_authenticator

@@ -11,8 +11,8 @@ import csv
 import io
 from datetime import UTC, datetime
 
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, NewAccount
+from enclave.accounts.lifecycle import Allocation, NewAccount
+from enclave.accounts.types import AccountKind
 from enclave.errors import InputError, Problem
 from enclave.spec.models import Role
 

@@ -5,29 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from enclave.cli.options import SpecOption, services
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
 from enclave.ops import security
 from enclave.ops.etcd import Etcdctl, Member
-from enclave.ops.manifests import Located, load_manifests
-from enclave.ops.removed_apis import scan
+from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
-from enclave.ops.upgrade import components_from_mapping, components_from_spec, plan_upgrade
+from enclave.ops.upgrade import components_from_mapping
 from enclave.ops.versions import Version, release_data, target_version
-from enclave.spec.cli import SpecOption, load_spec_option
-from enclave.spec.defaults import default_spec_path
-from enclave.spec.models import EnclaveSpec
 
 upgrade_app = typer.Typer(help="Plan Kubernetes upgrades one minor at a time (seed §9).", no_args_is_help=True)
 backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot + PKI, kubeconfigs, manifests "
@@ -44,7 +39,6 @@ ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
                                                       "journaled (or $ENCLAVE_AS).")]
 As = Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="The acting account (or $ENCLAVE_AS).")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the journal).")]
-_render: typer.Typer | None = None  # the `enclave render` app, kept for `render all`
 
 
 class Format(StrEnum):
@@ -67,24 +61,6 @@ def _date(text: str | None) -> dt.date:
         raise InputError([Problem("--today", f"{text!r} is not a date", "write YYYY-MM-DD")]) from None
 
 
-@contextmanager
-def _audited(actor: str | None, action: str, target: str, reason: str) -> Iterator[Callable[[Any, Any], None]]:
-    """Check the actor's CLUSTER_SYSTEM permission, run the block, journal it in the same transaction."""
-    if actor is None:
-        yield lambda before, after: None
-        return
-    from enclave import journal
-    from enclave.access.permissions import Permission, require
-    from enclave.db.cli import cli_session
-
-    with cli_session() as session:
-        require(session, actor, Permission.CLUSTER_SYSTEM)
-        record: dict[str, Any] = {}
-        yield lambda before, after: record.update(before=before, after=after)
-        journal.record(session, actor=actor, action=action, target=target, reason=reason,
-                       before=record.get("before"), after=record.get("after"))
-
-
 # ------------------------------------------------------------------------------------------------ upgrade
 
 @upgrade_app.command("plan")
@@ -105,18 +81,16 @@ def plan_command(
                                               "current minor.")] = False,
 ) -> None:
     """Steps from the cluster's version to the target, skew-checked at every phase, with package pinning."""
-    s = load_spec_option(spec)
+    current = None
     if observed is not None:
         if not observed.is_file():
             raise InputError([Problem(str(observed), "file not found", "give a YAML file of observed versions")])
         current = components_from_mapping(yaml.safe_load(observed.read_text()), where=str(observed))
-    else:
-        current = components_from_spec(s)
     target = target_version(to) if to else None
     steps = [Version.parse(v, where="--step") for v in step] if step else None
-    plan = plan_upgrade(current, target, today=_date(today), steps=steps, patch_first=patch_first)
-    objects = load_manifests(manifests) if manifests else _own_objects(spec)
-    findings = scan(objects, min(current.apiservers), plan.target)
+    with services(spec) as factory:
+        plan, findings = factory.upgrades.plan(observed=current, to=target, steps=steps, manifests=manifests or (),
+                                               today=_date(today), patch_first=patch_first)
     if fmt == Format.JSON:
         typer.echo(json.dumps(plan_to_dict(plan, findings), indent=2))
     else:
@@ -135,23 +109,6 @@ def releases_command(today: Annotated[str | None, typer.Option("--today")] = Non
         t.add_row(r.minor.minor_name, str(r.released), str(r.eol), str(r.latest_patch),
                   "yes" if r.maintained_on(day) else "", r.source)
     console.print(t)
-
-
-def _own_objects(spec: Path | None, *, notes: bool = False) -> list[Located]:
-    """Every object `enclave render all` produces, plus the notebook pods KubeSpawner would start."""
-    if _render is None:
-        return []
-    from enclave.ops.render_all import rendered_objects
-
-    skipped: list[str] = []
-    with rendered_objects(_render, spec or default_spec_path(), skipped) as (objects, results):
-        if notes:
-            for r in results:
-                if not r.ok:
-                    err_console.print(f"note: render {r.name} did not run: {r.detail}")
-            for image in sorted({line.split(": ", 1)[1] for line in skipped if ": " in line}):
-                err_console.print(f"note: notebook image {image} (no pod checked)")
-        return objects
 
 
 # ------------------------------------------------------------------------------------------------ backup
@@ -177,11 +134,9 @@ def backup_create(
     spec: SpecOption = None,
 ) -> None:
     """Snapshot etcd and pack it with the control-plane files and a checksum manifest."""
-    cluster = load_spec_option(spec).cluster.name
-    with _audited(actor, "backup.create", str(out), reason) as note:
-        m = backups.create(_etcdctl(endpoints, cacert, cert, key), out, kubernetes_dir=kubernetes_dir,
-                           kubeadm_config=kubeadm_config, cluster=cluster)
-        note(None, backups.summary(m))
+    with services(spec) as factory:
+        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, actor=actor, reason=reason,
+                                   kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
     console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
 
@@ -212,21 +167,15 @@ def backup_restore(
     reason: Reason = "control-plane restore",
 ) -> None:
     """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
-    with _audited(actor, "backup.restore", str(data_dir), reason) as note:
-        m = backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
-                            kubernetes_dir=kubernetes_dir)
-        note(None, {"archive": str(archive), **backups.summary(m)})
+    with services() as factory:
+        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token), actor=actor,
+                                    reason=reason, kubernetes_dir=kubernetes_dir)
     console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
                   + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
     console.print("next: point the etcd static pod at the data directory, then add further members one by one")
 
 
 # ------------------------------------------------------------------------------------------------ security
-
-def security_params(s: EnclaveSpec) -> dict[str, str]:
-    """Values the check definitions may refer to as {name}."""
-    return {"registry": s.registry.host, "home_root": s.storage.home_root.rstrip("/")}
-
 
 @security_app.command("check")
 def security_check(
@@ -246,19 +195,12 @@ def security_check(
     exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
 ) -> None:
     """Run the benchmark; exit --exit-code (8) when any scored check fails."""
-    s = load_spec_option(spec)
-    version, defs = security.parse_checks(checks.read_text(), str(checks)) if checks else security.shipped_checks()
-    if only:
-        unknown = sorted(set(only) - {c.id for c in defs})
-        if unknown:
-            raise InputError([Problem("--only", f"unknown check id {unknown[0]}", "see `enclave security list`")])
-        defs = tuple(c for c in defs if c.id in only)
-    node_cfg = security.load_node_dir(node, kubelet_config) if node else None
-    objects: list[Located] = load_manifests(manifests) if manifests else []
-    if rendered or (node is None and not manifests):
-        objects += _own_objects(spec, notes=True)
-    report = security.run(defs, node=node_cfg, objects=objects, params=security_params(s),
-                          data_version=version)
+    notes: list[str] = []
+    with services(spec) as factory:
+        report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
+                                        manifests=manifests or (), rendered=rendered, notes=notes)
+    for note in notes:
+        err_console.print(f"note: {note}")
     text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
             ReportFormat.JUNIT: security.to_junit}[fmt](report)
     if output is not None:
@@ -287,57 +229,40 @@ def security_list() -> None:
 def images_submit(image: Annotated[str, typer.Argument(help="registry/repo[:tag]@sha256:<digest>")], actor: As,
                   reason: Reason = "", spec: SpecOption = None) -> None:
     """Ask security staff to vet an image digest from the local registry."""
-    from enclave.db.cli import cli_session
-    from enclave.ops import images
-
-    s = load_spec_option(spec)
-    with cli_session() as session:
-        row = images.submit(session, s, actor, image, reason=reason)
-        console.print(f"{row.pinned}: {row.status}")
-
-
-def _decide(fn: Callable[..., T], image: str, actor: str, reason: str) -> None:
-    from enclave.db.cli import cli_session
-
-    with cli_session() as session:
-        row = fn(session, actor, image, reason=reason)
-        console.print(f"{row.pinned}: {row.status} by {row.decided_by}")  # type: ignore[attr-defined]
+    with services(spec) as factory:
+        row = factory.images.submit(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status}")
 
 
 @images_app.command("approve")
 def images_approve(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
                    reason: Annotated[str, typer.Option("--reason", help="What was checked.")]) -> None:
     """Approve a submitted digest (security staff; not the submitter)."""
-    from enclave.ops import images
-
-    _decide(images.approve, image, actor, reason)
+    with services() as factory:
+        row = factory.images.approve(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
 
 
 @images_app.command("reject")
 def images_reject(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
                   reason: Annotated[str, typer.Option("--reason", help="Why.")]) -> None:
     """Reject a submitted digest, or withdraw an approval."""
-    from enclave.ops import images
-
-    _decide(images.reject, image, actor, reason)
+    with services() as factory:
+        row = factory.images.reject(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
 
 
 @images_app.command("list")
 def images_list(status: Annotated[str | None, typer.Option("--status", help="submitted|approved|rejected")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Images and their vetting state."""
-    from enclave.db.cli import cli_session
-    from enclave.ops import images
-
     try:
-        wanted = images.ImageStatus(status) if status else None
+        wanted = ImageStatus(status) if status else None
     except ValueError:
         raise InputError([Problem("--status", f"{status!r} is not a status",
                                   "use submitted, approved or rejected")]) from None
-    with cli_session() as session:
-        rows = images.listing(session, wanted)
-        data = [{**r.state(), "submitted_at": r.submitted_at.isoformat(),
-                 "decided_at": r.decided_at.isoformat() if r.decided_at else None} for r in rows]
+    with services() as factory:
+        data = [r.model_dump(mode="json") for r in factory.images.listing(wanted)]
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -355,19 +280,8 @@ def images_list(status: Annotated[str | None, typer.Option("--status", help="sub
 def render_admission_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
                              spec: SpecOption = None) -> None:
     """Kyverno ClusterPolicy admitting only approved image digests (validated against its schema)."""
-    from enclave.db.cli import cli_session
-    from enclave.ops import images
-    from enclave.ops.admission import render_admission, validate_policy
-
-    s = load_spec_option(spec)
-    with cli_session() as session:
-        objects = render_admission(s, images.approved(session, s.registry.host))
-    for obj in objects:
-        validate_policy(obj)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "kyverno-vetted-images.yaml"
-    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
-    allowed = objects[0]["metadata"]["annotations"]["enclave.lsst.io/approved-digests"]
+    with services(spec) as factory:
+        path, allowed = factory.renders.admission(out)
     console.print(f"wrote {path}: {allowed} approved digest(s) admitted")
 
 
@@ -375,11 +289,8 @@ def render_all_command(out: Annotated[Path, typer.Option("--out", help="Director
                                                          "renderer.")],
                        spec: SpecOption = None) -> None:
     """Everything enclave renders (access, batch, notebooks, admission, …): rebuild from the spec (§12 option 1)."""
-    from enclave.ops.render_all import render_everything
-
-    assert _render is not None
-    load_spec_option(spec)  # a bad spec is reported once, before any renderer runs
-    results = render_everything(_render, out, spec or default_spec_path())
+    with services(spec) as factory:
+        results = factory.renders.everything(out)
     for r in results:
         detail = f"  {r.detail}" if r.detail else ""
         console.print(f"{'ok  ' if r.ok else 'FAIL'} {r.name:<12} {r.directory}{detail}")
@@ -390,8 +301,6 @@ def render_all_command(out: Annotated[Path, typer.Option("--out", help="Director
 
 
 def register(app: typer.Typer, render: typer.Typer) -> None:
-    global _render
-    _render = render
     app.add_typer(upgrade_app, name="upgrade")
     app.add_typer(backup_app, name="backup")
     app.add_typer(security_app, name="security")

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from enclave.access import tokens
-from enclave.access.permissions import STAFF_ROLES, Permission, find_account, require
+from enclave.access.permissions import STAFF_ROLES, Permission
 from enclave.access.render import app_namespaces
-from enclave.accounts.models import Account, AccountKind, AccountStatus, Membership, Person, RoleGrant
+from enclave.accounts import storage, tokens
+from enclave.accounts.authorize import find_account, require
+from enclave.accounts.models import Account, Membership, Person, RoleGrant
+from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.journal import Change, record, record_many
 from enclave.journal import lock as journal_lock
@@ -98,13 +99,7 @@ def visible(session: Session, actor: str, username: str) -> Account:
 
 def list_accounts(session: Session, *, status: AccountStatus | None = None,
                   kind: AccountKind | None = None) -> list[Account]:
-    stmt = sa.select(Account).options(selectinload(Account.person).selectinload(Person.roles),
-                                      selectinload(Account.namespaces)).order_by(Account.username)
-    if status is not None:
-        stmt = stmt.where(Account.status == status.value)
-    if kind is not None:
-        stmt = stmt.where(Account.kind == kind.value)
-    return list(session.execute(stmt).scalars())
+    return storage.list_accounts(session, status=status, kind=kind)
 
 
 def active_account(person: Person) -> Account | None:
@@ -115,7 +110,7 @@ def _check_username(session: Session, username: str) -> list[Problem]:
     if not USERNAME.match(username):
         return [Problem("username", f"{username!r} is not a valid username",
                         "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter")]
-    if session.execute(sa.select(Account.id).where(Account.username == username)).first():
+    if storage.username_taken(session, username):
         return [Problem("username", f"{username!r} is taken (usernames are never reused)",
                         "choose another username")]
     return []
@@ -131,7 +126,7 @@ def _check_roles(kind: AccountKind, roles: Iterable[Role]) -> list[Problem]:
 
 def _next_uid(session: Session) -> int:
     journal_lock(session)  # serialise uid allocation between concurrent transactions
-    highest = session.execute(sa.select(sa.func.max(Account.uid))).scalar()
+    highest = storage.highest_uid(session)
     return max(UID_BASE, (highest or 0) + 1)
 
 
@@ -178,7 +173,7 @@ def _create(session: Session | None, spec: EnclaveSpec, person: Person, *, usern
         allocation_expires=allocation.expires if allocation else None, created_at=when,
     )
     if session is not None:
-        session.add(account)
+        storage.add(session, account)
     return account
 
 
@@ -267,14 +262,14 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
     problems = _static_problems(spec, new, when)
     if not any(p.where == "username" for p in problems):
         problems[:0] = _check_username(session, username)
-    if uid is not None and session.execute(sa.select(Account.id).where(Account.uid == uid)).first():
+    if uid is not None and storage.uid_taken(session, uid):
         problems.append(Problem("uid", f"{uid} is already in use", "leave --uid out to get the next free uid"))
     if problems:
         raise InputError(problems)
-    person = session.execute(sa.select(Person).where(Person.email == email.lower())).scalar_one_or_none()
+    person = storage.person_by_email(session, email)
     if person is None:
         person = Person(name=name.strip(), email=email.lower(), created_at=when)
-        session.add(person)
+        storage.add(session, person)
     else:
         current = active_account(person)
         if current is not None:
@@ -287,11 +282,6 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
     return account
 
 
-def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
 def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequence[NewAccount], *,
                  reason: str, now: datetime | None = None) -> list[Account]:
     """Onboard a cohort in one transaction: all of them or, if any row is wrong, none (every problem of
@@ -299,73 +289,73 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     when = _now(now)
-    problems: list[tuple[int, Problem]] = []
+    problems = _cohort_problems(spec, accounts, when)
+    people = storage.people_by_email(session, list(dict.fromkeys(n.email.lower() for n in accounts)))
+    problems += _cohort_clashes(session, accounts, people)
+    if problems:
+        raise InputError([p for _, p in sorted(problems, key=lambda item: item[0])])
+    created = _insert_cohort(session, spec, accounts, people, actor, when)
+    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
+                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
+                          for a in created])
+    return created
 
-    def add(i: int, new: NewAccount, found: list[Problem]) -> None:
-        problems.extend((i, Problem(f"row {i + 1} ({new.username}) {p.where}", p.what, p.fix)) for p in found)
 
-    seen_user: dict[str, int] = {}
-    seen_mail: dict[str, int] = {}
-    seen_uid: dict[int, int] = {}
+RowProblem = tuple[int, Problem]
+
+
+def _row_problems(i: int, new: NewAccount, found: list[Problem]) -> list[RowProblem]:
+    return [(i, Problem(f"row {i + 1} ({new.username}) {p.where}", p.what, p.fix)) for p in found]
+
+
+def _cohort_problems(spec: EnclaveSpec, accounts: Sequence[NewAccount], when: datetime) -> list[RowProblem]:
+    """What is wrong with each row on its own, and rows that repeat another's username, email or uid."""
+    problems: list[RowProblem] = []
+    first: dict[tuple[str, object], int] = {}
     for i, new in enumerate(accounts):
-        add(i, new, _static_problems(spec, new, when))
-        for key, seen, label in ((new.username, seen_user, "username"), (new.email.lower(), seen_mail, "email")):
-            if key in seen:
-                add(i, new, [Problem(label, f"repeats row {seen[key] + 1}", "list each person once")])
-            seen.setdefault(key, i)
-        if new.uid is not None:
-            if new.uid in seen_uid:
-                add(i, new, [Problem("uid", f"repeats row {seen_uid[new.uid] + 1}", "give each account its own")])
-            seen_uid.setdefault(new.uid, i)
-    taken: set[str] = set()
-    for chunk in _chunks(list(seen_user)):
-        taken |= set(session.execute(sa.select(Account.username).where(Account.username.in_(chunk))).scalars())
-    used_uids: set[int] = set()
-    for chunk in _chunks([str(u) for u in seen_uid]):
-        ids = [int(u) for u in chunk]
-        used_uids |= set(session.execute(sa.select(Account.uid).where(Account.uid.in_(ids))).scalars())
-    people: dict[str, Person] = {}
-    for chunk in _chunks(list(seen_mail)):
-        stmt = sa.select(Person).where(Person.email.in_(chunk)).options(selectinload(Person.accounts),
-                                                                         selectinload(Person.roles))
-        people.update({p.email: p for p in session.execute(stmt).scalars()})
+        problems += _row_problems(i, new, _static_problems(spec, new, when))
+        keys: list[tuple[str, object]] = [("username", new.username), ("email", new.email.lower())]
+        keys += [("uid", new.uid)] if new.uid is not None else []
+        for label, key in keys:
+            if (label, key) in first:
+                fix = "give each account its own" if label == "uid" else "list each person once"
+                problems += _row_problems(i, new, [Problem(label, f"repeats row {first[label, key] + 1}", fix)])
+            first.setdefault((label, key), i)
+    return problems
+
+
+def _cohort_clashes(session: Session, accounts: Sequence[NewAccount],
+                    people: dict[str, Person]) -> list[RowProblem]:
+    """Rows that clash with what the database holds: a taken username or uid, a person already active."""
+    taken = storage.taken_usernames(session, list(dict.fromkeys(n.username for n in accounts)))
+    used = storage.used_uids(session, sorted({n.uid for n in accounts if n.uid is not None}))
+    problems: list[RowProblem] = []
     for i, new in enumerate(accounts):
+        found = []
         if new.username in taken:
-            add(i, new, [Problem("username", f"{new.username!r} is taken (usernames are never reused)",
-                                 "choose another username")])
-        if new.uid is not None and new.uid in used_uids:
-            add(i, new, [Problem("uid", f"{new.uid} is already in use", "leave the uid out")])
+            found.append(Problem("username", f"{new.username!r} is taken (usernames are never reused)",
+                                 "choose another username"))
+        if new.uid is not None and new.uid in used:
+            found.append(Problem("uid", f"{new.uid} is already in use", "leave the uid out"))
         person = people.get(new.email.lower())
         current = active_account(person) if person else None
         if current is not None:
-            add(i, new, [Problem("email", f"{new.email} already has the active account {current.username!r}",
-                                 "use promote/demote, or depart it first")])
-    if problems:
-        raise InputError([p for _, p in sorted(problems, key=lambda item: item[0])])
+            found.append(Problem("email", f"{new.email} already has the active account {current.username!r}",
+                                 "use promote/demote, or depart it first"))
+        problems += _row_problems(i, new, found)
+    return problems
 
-    uids = _assign_uids(session, accounts, set(seen_uid))
-    # Bulk INSERTs (one statement per table, not one per object): a cohort of thousands would otherwise
-    # spend most of its time in the ORM's per-object unit of work.
+
+def _insert_cohort(session: Session, spec: EnclaveSpec, accounts: Sequence[NewAccount], people: dict[str, Person],
+                   actor: str, when: datetime) -> list[Account]:
+    """Bulk INSERTs, one statement per table: a cohort of thousands would otherwise spend most of its time
+    in the ORM's per-object unit of work."""
+    uids = _assign_uids(session, accounts, {n.uid for n in accounts if n.uid is not None})
     new_people = [{"name": n.name.strip(), "email": n.email.lower(), "created_at": when}
                   for n in {n.email.lower(): n for n in accounts if n.email.lower() not in people}.values()]
-    person_ids = {p.email: p.id for p in people.values()}
-    if new_people:
-        inserted = session.execute(sa.insert(Person).returning(Person.id, Person.email, sort_by_parameter_order=True),
-                                   new_people)
-        person_ids.update({email: pid for pid, email in inserted})
-    account_rows = []
-    for new, uid in zip(accounts, uids, strict=True):
-        home, workspace = _home(spec, new.username)
-        alloc = new.allocation
-        account_rows.append({
-            "person_id": person_ids[new.email.lower()], "username": new.username, "uid": uid,
-            "gid": new.gid if new.gid is not None else uid, "kind": AccountKind(new.kind).value,
-            "status": AccountStatus.ACTIVE.value, "home_path": home, "workspace_path": workspace,
-            "quota_gib": _quota(spec, alloc), "allocation_id": alloc.proposal_id if alloc else None,
-            "allocation_quota_gib": alloc.quota_gib if alloc else None,
-            "allocation_expires": alloc.expires if alloc else None, "created_at": when})
-    account_ids = list(session.execute(sa.insert(Account).returning(Account.id, sort_by_parameter_order=True),
-                                       account_rows).scalars())
+    person_ids = {p.email: p.id for p in people.values()} | storage.insert_people(session, new_people)
+    account_ids = storage.insert_accounts(session, [_account_row(spec, new, uid, person_ids[new.email.lower()], when)
+                                                    for new, uid in zip(accounts, uids, strict=True)])
     held = {(p.id, g.role) for p in people.values() for g in p.roles}
     grants, members = [], []
     for new, account_id in zip(accounts, account_ids, strict=True):
@@ -375,22 +365,19 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
                 held.add((pid, role.value))
                 grants.append({"person_id": pid, "role": role.value, "granted_by": actor, "granted_at": when})
         members += [{"account_id": account_id, "namespace": ns} for ns in dict.fromkeys(new.namespaces)]
-    if grants:
-        session.execute(sa.insert(RoleGrant), grants)
-    if members:
-        session.execute(sa.insert(Membership), members)
-    created: list[Account] = []
-    for chunk in _chunks([str(i) for i in account_ids]):
-        created += session.execute(
-            sa.select(Account).where(Account.id.in_([int(i) for i in chunk]))
-            .options(selectinload(Account.person).selectinload(Person.roles), selectinload(Account.namespaces))
-            .execution_options(populate_existing=True)).scalars()
-    order = {account_id: i for i, account_id in enumerate(account_ids)}
-    created.sort(key=lambda a: order[a.id])
-    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
-                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
-                          for a in created])
-    return created
+    storage.insert_grants_and_memberships(session, grants, members)
+    return storage.accounts_by_ids(session, account_ids)
+
+
+def _account_row(spec: EnclaveSpec, new: NewAccount, uid: int, person_id: int, when: datetime) -> dict[str, object]:
+    home, workspace = _home(spec, new.username)
+    alloc = new.allocation
+    return {"person_id": person_id, "username": new.username, "uid": uid,
+            "gid": new.gid if new.gid is not None else uid, "kind": AccountKind(new.kind).value,
+            "status": AccountStatus.ACTIVE.value, "home_path": home, "workspace_path": workspace,
+            "quota_gib": _quota(spec, alloc), "allocation_id": alloc.proposal_id if alloc else None,
+            "allocation_quota_gib": alloc.quota_gib if alloc else None,
+            "allocation_expires": alloc.expires if alloc else None, "created_at": when}
 
 
 def _assign_uids(session: Session, accounts: Sequence[NewAccount], explicit: set[int]) -> list[int]:
@@ -410,7 +397,7 @@ def _assign_uids(session: Session, accounts: Sequence[NewAccount], explicit: set
 def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, email: str,
               now: datetime | None = None) -> Account:
     """Create the first sysadmin (staff, roles sysadmin + developer) — only while no account exists."""
-    existing = session.execute(sa.select(sa.func.count()).select_from(Account)).scalar_one()
+    existing = storage.count_accounts(session)
     if existing:
         raise Conflict(f"enclave already has {existing} account(s); bootstrap creates only the first one",
                        where="accounts bootstrap", fix="ask an existing sysadmin to onboard you")
@@ -420,11 +407,7 @@ def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, 
 
 
 def _active_sysadmins(session: Session) -> set[int]:
-    rows = session.execute(
-        sa.select(Account.id).join(Person, Account.person_id == Person.id).join(RoleGrant)
-        .where(Account.status == AccountStatus.ACTIVE.value, RoleGrant.role == Role.SYSADMIN.value)
-    )
-    return {r[0] for r in rows}
+    return storage.active_sysadmin_ids(session)
 
 
 def _guard_last_sysadmin(session: Session, account: Account, what: str) -> None:
@@ -494,11 +477,8 @@ def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> 
     """Expire every active science account whose allocation expiry has passed."""
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     when = _now(now)
-    due = session.execute(sa.select(Account.username).where(
-        Account.status == AccountStatus.ACTIVE.value, Account.kind == AccountKind.SCIENCE.value,
-        Account.allocation_expires.is_not(None), Account.allocation_expires <= when).order_by(Account.username))
     return [expire(session, actor, name, reason="allocation expiry date passed", now=when)
-            for name in due.scalars().all()]
+            for name in storage.science_due(session, when)]
 
 
 def renew(session: Session, actor: str, username: str, allocation: Allocation, *, reason: str,

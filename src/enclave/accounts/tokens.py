@@ -13,12 +13,13 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from enclave.access.models import Token
-from enclave.access.permissions import Permission, account_permissions, find_account, require
-from enclave.accounts.models import Account, AccountStatus
+from enclave.access.permissions import Permission
+from enclave.accounts import storage
+from enclave.accounts.authorize import account_permissions, find_account, require
+from enclave.accounts.models import Account, Token
+from enclave.accounts.types import AccountStatus
 from enclave.errors import InputError, NotFound, PermissionDenied, Problem, Unauthenticated
 from enclave.journal import record
 
@@ -74,7 +75,7 @@ def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple
     secret = secrets.token_urlsafe(32)
     token = Token(key=key, secret_hash=_hash(secret), account_id=holder.id, scopes=" ".join(sorted(set(scopes))),
                   issued_by=actor, created_at=when, expires_at=when + timedelta(seconds=ttl_seconds))
-    session.add(token)
+    storage.add(session, token)
     session.flush()
     record(session, actor=actor, action="tokens.issue", target=f"account/{holder.username}", reason=reason,
            before=None, after={"token": key, "scopes": sorted(set(scopes)), "expires": token.expires_at})
@@ -87,12 +88,12 @@ def _lookup(session: Session, token: str) -> tuple[Token, Account]:
         raise Unauthenticated("malformed token", where="Authorization",
                               fix="send the token exactly as `enclave tokens issue` printed it")
     key, secret = match.groups()
-    row = session.execute(sa.select(Token).where(Token.key == key)).scalar_one_or_none()
+    row = storage.token_by_key(session, key)
     # Compare even when the key is unknown, so timing does not reveal which keys exist.
     stored = row.secret_hash if row else _hash("")
     if not hmac.compare_digest(stored, _hash(secret)) or row is None:
         raise Unauthenticated("unknown token", where="Authorization", fix="issue a new token")
-    return row, session.get_one(Account, row.account_id)
+    return row, storage.account_by_id(session, row.account_id)
 
 
 def verify(session: Session, token: str, *, scope: str | None = None, data_read: bool = False,
@@ -101,7 +102,7 @@ def verify(session: Session, token: str, *, scope: str | None = None, data_read:
 
     Refuses malformed, unknown, expired and revoked tokens, and accounts that are no longer active.
     With ``data_read=True`` an EXPIRED account is accepted too: a science user whose allocation ended
-    keeps read access to their own data (seed §4); pair it with ``enclave.access.data`` checks.
+    keeps read access to their own data (seed §4); pair it with ``enclave.accounts.data`` checks.
     ``scope`` additionally requires the token to carry that scope (or ``*``).
     """
     row, account = _lookup(session, token)
@@ -138,10 +139,10 @@ def revoke(session: Session, actor: str, token_or_key: str, *, reason: str = "to
     """Revoke one token, by plaintext or by key. Owners may revoke their own; accounts.manage any."""
     match = _TOKEN.match(token_or_key.strip())
     key = match.group(1) if match else token_or_key.strip()
-    row = session.execute(sa.select(Token).where(Token.key == key)).scalar_one_or_none()
+    row = storage.token_by_key(session, key)
     if row is None:
         raise NotFound(f"no token with key {key!r}", where="token", fix="`enclave tokens list USER` shows keys")
-    owner = session.get_one(Account, row.account_id)
+    owner = storage.account_by_id(session, row.account_id)
     if owner.username != actor:
         require(session, actor, Permission.ACCOUNTS_MANAGE)
     else:
@@ -155,9 +156,8 @@ def revoke(session: Session, actor: str, token_or_key: str, *, reason: str = "to
 
 def revoke_all(session: Session, account: Account, *, now: datetime | None = None) -> list[str]:
     """Revoke every live token of an account (part of a lifecycle change, journaled by the caller)."""
-    rows = session.execute(sa.select(Token).where(Token.account_id == account.id, Token.revoked_at.is_(None)))
     keys = []
-    for row in rows.scalars():
+    for row in storage.live_tokens(session, account.id):
         row.revoked_at = _now(now)
         keys.append(row.key)
     return keys
@@ -165,4 +165,4 @@ def revoke_all(session: Session, account: Account, *, now: datetime | None = Non
 
 def list_tokens(session: Session, username: str) -> list[Token]:
     account = find_account(session, username)
-    return list(session.execute(sa.select(Token).where(Token.account_id == account.id).order_by(Token.id)).scalars())
+    return storage.tokens_of(session, account.id)

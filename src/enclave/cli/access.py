@@ -7,31 +7,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from enclave.access import permissions, repository, tokens
 from enclave.access.permissions import ROLE_PERMISSIONS, Permission
-from enclave.access.render import render_access
-from enclave.db.cli import cli_session
-from enclave.spec.cli import SpecOption, load_spec_option
+from enclave.cli.options import As, SpecOption, console, services
 from enclave.spec.models import Role
 
 tokens_app = typer.Typer(help="API tokens for the REST API and WebDAV.", no_args_is_help=True)
 access_app = typer.Typer(help="Who may do what.", no_args_is_help=True)
-console = Console(highlight=False, width=140)
-
-As = Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="The acting account (or $ENCLAVE_AS).")]
 
 
 def render_access_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
                           spec: SpecOption = None) -> None:
     """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange — one YAML file per namespace."""
-    s = load_spec_option(spec)
-    with cli_session() as session:
-        objects = render_access(s, repository.subjects(session))
-    files = repository.write_yaml(objects, out)
-    total = sum(len(v) for v in objects.values())
+    with services(spec) as factory:
+        files, total = factory.renders.access(out)
     console.print(f"wrote {total} objects to {len(files)} files in {out}")
 
 
@@ -41,31 +31,32 @@ def issue(actor: As, username: Annotated[str | None, typer.Argument(help="Holder
           ttl: Annotated[int, typer.Option("--ttl", help="Lifetime in seconds.")] = 86400,
           reason: Annotated[str, typer.Option("--reason")] = "token issued") -> None:
     """Issue a token; it is printed once and only its hash is stored."""
-    with cli_session() as session:
-        plaintext = tokens.issue(session, actor, username or actor, scope or ["*"], ttl, reason=reason)
-    typer.echo(plaintext)
+    with services() as factory:
+        issued = factory.tokens.issue(actor, username, scope or ["*"], ttl, reason=reason)
+    typer.echo(issued.token)
 
 
 @tokens_app.command("revoke")
 def revoke(key: Annotated[str, typer.Argument(help="Token or its key.")], actor: As,
            reason: Annotated[str, typer.Option("--reason")] = "token revoked") -> None:
     """Revoke a token."""
-    with cli_session() as session:
-        tokens.revoke(session, actor, key, reason=reason)
+    with services() as factory:
+        factory.tokens.revoke(actor, key, reason=reason)
     console.print("revoked")
 
 
 @tokens_app.command("list")
-def list_tokens(username: Annotated[str, typer.Argument(help="Holder.")]) -> None:
-    """Tokens of an account (keys, scopes, expiry; never secrets)."""
-    with cli_session() as session:
-        rows = tokens.list_tokens(session, username)
-        table = Table()
-        for col in ("key", "scopes", "issued by", "expires", "revoked"):
-            table.add_column(col)
-        for t in rows:
-            table.add_row(t.key, t.scopes, t.issued_by, t.expires_at.isoformat(),
-                          t.revoked_at.isoformat() if t.revoked_at else "")
+def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")]
+                = None) -> None:
+    """Tokens of an account (yours, or anyone's with accounts.manage): keys, scopes, expiry; never secrets."""
+    with services() as factory:
+        rows = factory.tokens.listing(actor, username)
+    table = Table()
+    for col in ("key", "scopes", "issued by", "expires", "revoked"):
+        table.add_column(col)
+    for t in rows:
+        table.add_row(t.key, " ".join(t.scopes), t.issued_by, t.expires_at.isoformat(),
+                      t.revoked_at.isoformat() if t.revoked_at else "")
     console.print(table)
 
 
@@ -87,8 +78,8 @@ def matrix(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @access_app.command("check")
 def check(username: Annotated[str, typer.Argument()], permission: Annotated[Permission, typer.Argument()]) -> None:
     """Exit 0 if USER may PERMISSION now, else explain and exit 4."""
-    with cli_session() as session:
-        permissions.require(session, username, permission)
+    with services() as factory:
+        factory.accounts.check(username, permission)
     console.print(f"{username} may {permission.value}")
 
 

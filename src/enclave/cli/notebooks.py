@@ -11,14 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
+from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
-from enclave.spec.cli import SpecOption, load_spec_option
 
 notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
 console = Console(highlight=False, width=120)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL; default $ENCLAVE_DB or SQLite in "
-                                                           "$ENCLAVE_HOME.")]
 
 
 @notebooks_app.command("capacity")
@@ -73,13 +72,8 @@ def options(
     db: DbOption = None,
 ) -> None:
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
-    from enclave.db import Database
-    from enclave.notebooks.options import options_for
-    from enclave.notebooks.repository import account_lookup, image_vetter
-
-    spec = load_spec_option(spec_path)
-    database = Database(db)
-    opts = options_for(spec, account_lookup(database)(username), vetted=image_vetter(database, spec))
+    with services(spec_path, db) as factory:
+        opts = factory.notebooks.options_of(username)
     console.print(f"[bold]{username}[/] may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:")
     for image in opts.images:
         console.print(f"  image {image}" + (" (default)" if image == opts.default_image else ""))
@@ -95,10 +89,9 @@ def render_notebooks(
     spec: SpecOption = None,
 ) -> None:
     """Write the JupyterHub (Zero-to-JupyterHub) values and KubeSpawner profile_list derived from the spec."""
-    from enclave.notebooks.profiles import render
-
-    # The parameter is named `spec` so `enclave render all --spec FILE` hands its spec to this renderer.
-    for path in render(load_spec_option(spec), out):
+    with services(spec) as factory:
+        written = factory.renders.notebooks(out)
+    for path in written:
         console.print(f"wrote {path}")
 
 
@@ -110,19 +103,15 @@ def webdav(
 ) -> None:
     """Serve each user's File Workspace over WebDAV (seed §6.2). Log in with your user name and an enclave
     token (scope data.read; data.write to change files) as the password; your files are at /<username>/."""
-    from enclave.db import Database
-    from enclave.notebooks import webdav as dav
-    from enclave.notebooks.repository import token_authenticator
-
-    spec = load_spec_option(spec_path)
-    anchor = spec.storage.home_root if Path(spec.storage.home_root).is_dir() else "/"
-    app = dav.make_app(token_authenticator(Database(db)), anchor=anchor)
-    server = dav.make_server(app, host, port)
-    console.print(f"WebDAV File Workspace on http://{host}:{port}/<username>/ (Ctrl-C stops)")
-    try:
-        server.safe_start()
-    finally:
-        server.stop()
+    with services(spec_path, db) as factory:
+        home = factory.spec.storage.home_root
+        app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
+        server = dav.make_server(app, host, port)
+        console.print(f"WebDAV File Workspace on http://{host}:{port}/<username>/ (Ctrl-C stops)")
+        try:
+            server.safe_start()
+        finally:
+            server.stop()
 
 
 def register(app: typer.Typer, render: typer.Typer) -> None:

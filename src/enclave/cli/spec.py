@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.spec.defaults import default_spec_path
 from enclave.spec.load import load
 from enclave.spec.models import ROLE_DESCRIPTIONS, EnclaveSpec, NodeRole
 from enclave.spec.summary import batch_cores, notebook_users, pool_capacity, storage_totals
@@ -18,16 +17,6 @@ spec_app = typer.Typer(help="Validate and summarise an enclave spec.", no_args_i
 console = Console(highlight=False, width=120)
 
 SpecFile = Annotated[Path, typer.Argument(help="Path of the enclave spec (YAML).")]
-SpecOption = Annotated[
-    Path | None, typer.Option("--spec", help="Enclave spec; default $ENCLAVE_SPEC or examples/lsst-ldf.yaml.")
-]
-
-
-def load_spec_option(path: Path | None) -> EnclaveSpec:
-    """Load the spec named by a --spec option, or the embedded default."""
-    return load(path or default_spec_path())
-
-
 @spec_app.command("validate")
 def validate(file: SpecFile) -> None:
     """Check a spec and report every problem at once (exit 0 when valid, 1 otherwise)."""

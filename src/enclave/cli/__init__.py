@@ -1,21 +1,28 @@
 """The `enclave` command.
 
-Each concept folder contributes its commands through ``enclave.<concept>.cli.register(app, render)``;
+Each module of this package contributes the commands of one concept through ``register(app, render)``;
 this module only assembles them and turns every EnclaveError into one readable message and the exit
 code that enclave.errors assigns to it, so no Python traceback reaches a person.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 from rich.console import Console
 
+from enclave.cli import access as access_cli
+from enclave.cli import accounts as accounts_cli
+from enclave.cli import batch as batch_cli
+from enclave.cli import broker as broker_cli
+from enclave.cli import journal as journal_cli
+from enclave.cli import notebooks as notebooks_cli
+from enclave.cli import ops as ops_cli
+from enclave.cli import serve as serve_cli
+from enclave.cli import spec as spec_cli
+from enclave.cli import twin as twin_cli
 from enclave.errors import EnclaveError, exit_code
-
-CONCEPTS = ("spec", "accounts", "access", "journal", "batch", "notebooks", "twin", "broker", "ops", "api")
 
 app = typer.Typer(
     name="enclave",
@@ -30,19 +37,9 @@ app.add_typer(render, name="render")
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _register_all() -> None:
-    for concept in CONCEPTS:
-        name = f"enclave.{concept}.cli"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name in (name, f"enclave.{concept}"):
-                continue
-            raise
-        module.register(app, render)
-
-
-_register_all()
+for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
+                ops_cli, serve_cli):
+    _module.register(app, render)
 
 
 def report(error: EnclaveError) -> int:

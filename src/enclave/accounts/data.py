@@ -11,8 +11,9 @@ import posixpath
 
 from sqlalchemy.orm import Session
 
-from enclave.access.permissions import find_account
-from enclave.accounts.models import Account, AccountStatus
+from enclave.accounts.authorize import find_account
+from enclave.accounts.models import Account
+from enclave.accounts.types import AccountStatus
 from enclave.errors import InputError, PermissionDenied, Problem
 
 

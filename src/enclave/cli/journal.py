@@ -9,25 +9,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.access.permissions import Permission, require
-from enclave.db.cli import cli_session, parse_date
-from enclave.journal import query, verify
+from enclave.cli.options import As, parse_date, services
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, width=160)
 
 
 @journal_app.command("verify")
-def verify_command() -> None:
-    """Check the hash chain; exit 6 naming the first bad entry if anything was edited, removed or reordered."""
-    with cli_session() as session:
-        count = verify(session)
+def verify_command(actor: As) -> None:
+    """Check the hash chain; exit 6 naming the first bad entry if anything was edited, removed or reordered
+    (needs journal.read)."""
+    with services() as factory:
+        count = factory.journal.verify(actor)
     console.print(f"journal intact: {count} entries")
 
 
 @journal_app.command("show")
 def show(
-    actor: Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="Who is reading (needs journal.read).")],
+    actor: As,
     by: Annotated[str | None, typer.Option("--actor", help="Only changes by this actor.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Action, or prefix ending in * (accounts.*).")]
     = None,
@@ -37,11 +36,11 @@ def show(
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Journal entries, oldest first, filtered."""
-    with cli_session() as session:
-        require(session, actor, Permission.JOURNAL_READ)
-        entries = query(session, actor=by, action=action, target=target, since=parse_date(since, "--since"),
-                        until=parse_date(until, "--until"), limit=limit, newest_first=limit is not None)
+    """Journal entries, oldest first, filtered (needs journal.read)."""
+    with services() as factory:
+        entries = factory.journal.entries(actor, by=by, action=action, target=target,
+                                          since=parse_date(since, "--since"), until=parse_date(until, "--until"),
+                                          limit=limit, newest_first=False)
     entries.sort(key=lambda e: e.seq)
     if as_json:
         typer.echo(json.dumps([e.__dict__ for e in entries], indent=2, default=str))

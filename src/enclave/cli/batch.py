@@ -1,8 +1,5 @@
-"""`enclave batch explain|pools|spoof` and `enclave render condor`.
-
-``batch_app`` is importable at module level so other concepts (the broker) can add their own
-``enclave batch …`` commands to it.
-"""
+"""`enclave batch explain|pools|spoof` and `enclave render condor`. The BCS procedures under `enclave batch` are
+the broker's (``enclave.cli.broker``)."""
 
 from __future__ import annotations
 
@@ -17,9 +14,8 @@ from rich.table import Table
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
+from enclave.cli.options import SpecOption, load_spec_option, services
 from enclave.errors import InputError, Problem
-from enclave.spec.cli import SpecOption, load_spec_option
-from enclave.spec.models import EnclaveSpec
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
@@ -72,9 +68,8 @@ def explain_cmd(
     labels: dict[str, str] | None = None
     startds = None
     if live:
-        from enclave.batch.live import HTCondorBatch
-
-        startds = HTCondorBatch(spec).startds()
+        with services(spec_path) as factory:
+            startds = factory.batch.startds()
     elif label:
         labels = {**policy.static_labels(spec), **_labels(label)}
     policy.load_membership(spec, _members(members))
@@ -117,13 +112,10 @@ def pools_cmd(live: LiveOption = False, spec_path: SpecOption = None) -> None:
     for col in ("pool", "accounting group", "guaranteed", "max", "submit hosts", "startds", "cores"):
         table.add_column(col)
     if live:
-        from enclave.batch.live import HTCondorBatch
-
-        adapter = HTCondorBatch(spec)
-        startds = adapter.startds()
+        with services(spec_path) as factory:
+            startds, demand = factory.batch.pools_now()
         counts = Counter(s.pool for s in startds)
         cores = Counter({p: sum(s.cores for s in startds if s.pool == p) for p in spec.pools})
-        demand = adapter.demand()
         table.add_column("idle jobs")
         table.add_column("running jobs")
     else:
@@ -173,10 +165,10 @@ def render_condor(
     spec: SpecOption = None,
 ) -> None:
     """Write HTCondor config: central manager, submit hosts, execute nodes per pool, worker pods."""
-    enclave_spec: EnclaveSpec = load_spec_option(spec)
-    files = render.render_all(enclave_spec, members=_members(members), config_dir=config_dir)
-    paths = render.write(files, out)
-    for f, path in zip(files, paths, strict=True):
+    with services(spec) as factory:
+        written = factory.renders.condor(out, members=_members(members), config_dir=config_dir)
+        enclave_spec = factory.spec
+    for f, path in written:
         line = f"wrote {path} ({f.role})"
         if check and path.suffix == ".conf":
             line += f" — HTCondor reads it back: {render.verify(enclave_spec, f, path)}"

@@ -9,6 +9,11 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from enclave.api.app import create_app
+from enclave.api.service import Service
+from enclave.api.wiring import live_runner, twin_runner
+from enclave.cli.options import services
+
 console = Console(highlight=False, soft_wrap=True)  # never wrap a token or a URL
 
 
@@ -33,29 +38,25 @@ def serve(
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
-    from enclave.api.app import create_app
-    from enclave.api.service import Service
-    from enclave.api.wiring import ensure_accounts, live_runner, twin_runner
-    from enclave.db import Database
-    from enclave.spec.cli import load_spec_option
+    with services(spec_path, db) as factory:
+        token = factory.ensure_accounts(admin)
+        service = Service(factory=factory)
+        if live:
+            service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
+                                         wall_seconds_per_cycle=max(interval, 5.0))
+        elif not no_broker:
+            console.print(f"loading the twin with scenario [bold]{scenario}[/] …")
+            service.runner = twin_runner(service, scenario=scenario, sim_seconds_per_cycle=speed,
+                                         wall_seconds_per_cycle=interval)
+            service.runner.snapshot()
+        _run(service, host, port, admin, token)
 
-    spec = load_spec_option(spec_path)
-    database = Database(db)
-    database.migrate()
-    token = ensure_accounts(database, spec, admin)
-    service = Service(spec=spec, db=database, spec_path=spec_path)
-    if live:
-        service.runner = live_runner(spec, database, service.metrics, service.history, kubeconfig=kubeconfig,
-                                     collector=collector, wall_seconds_per_cycle=max(interval, 5.0))
-    elif not no_broker:
-        console.print(f"loading the twin with scenario [bold]{scenario}[/] …")
-        service.runner = twin_runner(spec, database, service.metrics, service.history, scenario=scenario,
-                                     sim_seconds_per_cycle=speed, wall_seconds_per_cycle=interval)
-        service.runner.snapshot()
+
+def _run(service: Service, host: str, port: int, admin: str, token: str | None) -> None:
     app = create_app(service)
     url = f"http://{host}:{port}"
-    console.print(f"enclave control plane for [bold]{spec.cluster.name}[/] at [bold]{url}/[/]  "
-                  f"(API {url}/api/v1/docs, metrics {url}/metrics, database {database.safe_url})")
+    console.print(f"enclave control plane for [bold]{service.spec.cluster.name}[/] at [bold]{url}/[/]  "
+                  f"(API {url}/api/v1/docs, metrics {url}/metrics, database {service.factory.db.safe_url})")
     if token:
         console.print(f"admin token for [bold]{admin}[/]: {token}")
         console.print(f"dashboard sign-in link: {url}/login?token={token}")
