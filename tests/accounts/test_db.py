@@ -12,7 +12,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import enclave.accounts.models
-import enclave.accounts.models
 import enclave.journal.models  # noqa: F401  (register the tables on Base)
 from enclave.db import Base, Database, default_url
 from enclave.db.core import MIGRATIONS
