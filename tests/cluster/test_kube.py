@@ -129,9 +129,11 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
 
 
 def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:
-    for node in ("kub-master-001", "condor-001", "kub-999"):
+    for node in ("kub-master-001", "condor-001"):
         with pytest.raises(InvalidTransition, match="not a Kubernetes worker"):
             kube.drain(node)
+    with pytest.raises(NotFound, match="'kub-999' is no node of this enclave"):  # kub has 40 nodes
+        kube.drain("kub-999")
     assert not [r for r in server.requests if r[0] != "GET"]
 
 

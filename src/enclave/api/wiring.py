@@ -155,7 +155,7 @@ def live_runner(spec: EnclaveSpec, db: Database, metrics: Metrics, history: Hist
         assert isinstance(api, k8s.ApiClient)
         kube = KubeCluster(spec, api)
     batch = HTCondorBatch(spec, collector=htcondor2.Collector(collector) if collector else None)
-    condor: Condor = batch  # type: ignore[assignment]
+    condor: Condor = batch
     backend = LiveBackend(spec, kube, condor)
 
     def broker_decide(observed: Observed) -> list[Action]:
