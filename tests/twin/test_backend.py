@@ -55,7 +55,8 @@ def test_observe_reports_nodes_startds_and_demand(twin: TwinBackend) -> None:
     obs = twin.observe()
     assert isinstance(obs, Observed)
     assert obs.now == twin.sim.sc.start_epoch
-    assert {n.name for n in obs.nodes} == {"worker-001", "worker-002", "batch-001", "batch-002"}
+    # Every node of the minimal spec, the control plane included (the live backend lists it from the API).
+    assert {n.name for n in obs.nodes} == {"master-001", "worker-001", "worker-002", "batch-001", "batch-002"}
     assert {s.kind for s in obs.startds} == {StartdKind.STANDALONE}
     twin.advance(60)
     obs = twin.observe()

@@ -33,7 +33,7 @@ from enclave.broker.model import (
 )
 from enclave.broker.transitions import NodeFacts, StartdFacts, changes
 from enclave.errors import InputError, Problem
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 from enclave.twin.sim import Sim, SimStartd
 
 
@@ -51,14 +51,16 @@ class SimWorld:
     """``enclave.broker.transitions.World`` over the simulator: the facts ``observe`` reports, plus what only
     the simulator knows — the pool of HTCondor still starting on a drained node, and returns under way."""
 
-    def __init__(self, sim: Sim, returned: set[str]) -> None:
+    def __init__(self, sim: Sim, returned: set[str], control_plane: dict[str, Node]) -> None:
         self.sim = sim
         self.returned = returned
+        self.control_plane = control_plane
 
     def node(self, name: str) -> NodeFacts | None:
         n = self.sim.nodes.get(name)
         if n is None:
-            return None
+            cp = self.control_plane.get(name)
+            return None if cp is None else NodeFacts(role=cp.role, state=cp.state)
         bare = n.startd if n.startd is not None and n.startd.kind == StartdKind.NODE else None
         # After ReturnNode the node stays DRAINING (no startd, nothing starting) until the return completes.
         returning = (bare is not None and bare.removing == "return") or (
@@ -80,6 +82,13 @@ class TwinBackend:
         self.applied: list[Action] = []
         """The actions that changed something, in order."""
         self._returned: set[str] = set()
+        # The simulator leaves the control plane out (it runs neither notebooks nor jobs); the live backend
+        # reports it, so the twin does too: the broker then sees the same nodes from both.
+        self._control_plane = {
+            node_name(g.name, i): Node(name=node_name(g.name, i), group=g.name, role=g.role, cores=g.cores,
+                                       memory_mib=int(g.memory_gib * 1024), since=sim.sc.start_epoch)
+            for g in sim.spec.groups(NodeRole.CONTROL_PLANE) for i in range(1, g.count + 1)
+            if node_name(g.name, i) not in sim.nodes}
 
     @classmethod
     def from_scenario(cls, scenario: str = "one-night", spec: EnclaveSpec | None = None,
@@ -108,7 +117,7 @@ class TwinBackend:
     def observe(self) -> Observed:
         sim = self.sim
         epoch = sim.sc.start_epoch
-        nodes = []
+        nodes = list(self._control_plane.values())
         for n in sim.nodes.values():
             k8s_cpu = n.svc_cpu + n.nb_cpu if n.role == NodeRole.WORKER else 0.0
             k8s_mem = n.svc_mem + n.nb_mem if n.role == NodeRole.WORKER else 0
@@ -142,7 +151,7 @@ class TwinBackend:
     def apply(self, action: Action) -> bool:
         """Carry one BCS action out in the twin; True if the simulator changed something."""
         self._returned = {n for n in self._returned if self.sim.nodes[n].state != NodeState.READY}
-        if not changes(action, SimWorld(self.sim, self._returned)):
+        if not changes(action, SimWorld(self.sim, self._returned, self._control_plane)):
             return False
         moves = sum(self.sim.counters.moves.values())
         _carry_out(self.sim, action)
