@@ -13,7 +13,7 @@ from enclave.broker.decide import decide
 from enclave.broker.layout import initial_state
 from enclave.broker.model import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
 from enclave.db import Database
-from enclave.errors import ExternalError, PermissionDenied
+from enclave.errors import Conflict, ExternalError, PermissionDenied
 from enclave.journal import query, verify
 from enclave.journal.models import JournalEntry
 from enclave.services.broker import BrokerService
@@ -77,6 +77,18 @@ def test_applying_twice_is_a_no_op(db: Database) -> None:
     n = entries(db)
     again = ex.apply(a)
     assert not again.applied and entries(db) == n and backend.applied == [a]
+
+
+def test_a_stale_action_is_refused_before_anything_is_done(db: Database) -> None:
+    backend = MemoryBackend(busy_drp())
+    pool = next(s.pool for s in backend.state.startds if s.name == "condor-001")
+    to = "user" if pool != "user" else "general"
+    stale = Relabel(actor=CONDOR_ADMIN, reason="test", startd="condor-001", from_pool=f"not-{pool}", to_pool=to)
+    n = entries(db)
+    # broker.transitions: a startd labelled neither from_pool nor to_pool was moved since the decision.
+    with pytest.raises(Conflict, match="observe again"):
+        BrokerService(SPEC, db, backend, "memory").apply(stale)
+    assert backend.applied == [] and entries(db) == n
 
 
 class Failing(MemoryBackend):

@@ -8,6 +8,10 @@ Pointing it at a real pool: run it on a host the central manager's ``ALLOW_ADMIN
 ``ALLOW_CONFIG`` admit (the rendered configs admit ``condor@<central manager>``), with an IDTOKEN for
 that identity in ``~/.condor/tokens.d``; ``CONDOR_CONFIG`` may point at the rendered
 ``central-manager.conf``. The collector address comes from ``spec.batch.central_manager``.
+
+Every call into HTCondor goes through the public htcondor2 API — ``Collector``, ``Schedd``, ``Startd``,
+``RemoteParam`` and ``send_command`` — taken from a ``Bindings`` the adapter is given, so tests hand it stand-ins
+with the same signatures (``tests/batch/conftest.py``) instead of patching the bindings' internals.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import classad2
 import htcondor2
@@ -59,6 +64,22 @@ def _str(ad: ClassAd, attr: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Bindings:
+    """The htcondor2 entry points the adapter calls (the real ones unless told otherwise)."""
+
+    collector: Callable[..., Any] = htcondor2.Collector
+    schedd: Callable[..., Any] = htcondor2.Schedd
+    startd: Callable[..., Any] = htcondor2.Startd
+    remote_param: Callable[..., Any] = htcondor2.RemoteParam
+    send_command: Callable[..., None] = htcondor2.send_command
+
+
+DEFAULT_BINDINGS = Bindings()
+"""What an ``HTCondorBatch`` built without ``bindings`` calls. Front ends build their adapter from the spec
+alone; their tests point this at stand-ins (tests/batch/conftest.py ``daemons``)."""
+
+
+@dataclass(frozen=True)
 class LiveSlot:
     """A partitionable slot as the collector reports it, with the ad that locates its startd."""
 
@@ -71,9 +92,10 @@ class HTCondorBatch:
     """HTCondor through the official bindings. One instance per enclave spec."""
 
     def __init__(self, spec: EnclaveSpec, *, collector: htcondor2.Collector | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 bindings: Bindings | None = None, clock: Callable[[], float] = time.time) -> None:
         self.spec = spec
-        self.collector = collector or htcondor2.Collector(spec.batch.central_manager)
+        self.bindings = bindings or DEFAULT_BINDINGS
+        self.collector = collector or self.bindings.collector(spec.batch.central_manager)
         self.clock = clock
 
     # --- observe ------------------------------------------------------------------------------
@@ -126,7 +148,7 @@ class HTCondorBatch:
             # Demand without one schedd's jobs would look like no demand: refuse to guess.
             raise ExternalError(f"schedd {host} is not advertised in the collector", where=host,
                                 fix="start the schedd or remove it from batch.submit_hosts")
-        return htcondor2.Schedd(location)
+        return self.bindings.schedd(location)
 
     def jobs(self, host: str, schedd: htcondor2.Schedd | None = None) -> list[ClassAd]:
         a = self.spec.batch.pool_attribute
@@ -210,7 +232,7 @@ class HTCondorBatch:
             # A graceful drain evicts what is still running once MaxJobRetirementTime has passed.
             self._set_and_reconfig(slot, {RETIREMENT_KNOB: str(int(action.vacate_after_seconds))})
         try:
-            htcondor2.Startd(slot.location).drainJobs(
+            self.bindings.startd(slot.location).drainJobs(
                 drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,
                 reason=f"enclave: {action.actor}: {action.reason}")
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
@@ -219,7 +241,7 @@ class HTCondorBatch:
     def cancel_drain(self, startd: str) -> None:
         slot = self.slot(startd)
         try:
-            htcondor2.Startd(slot.location).cancelDrainJobs()
+            self.bindings.startd(slot.location).cancelDrainJobs()
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
 
@@ -231,14 +253,14 @@ class HTCondorBatch:
         no daemon type.
         """
         try:
-            remote = htcondor2.RemoteParam(slot.location)
+            remote = self.bindings.remote_param(slot.location)
             for key, value in knobs.items():
                 remote[key] = value
             master = self.collector.locate(htcondor2.DaemonType.Master, slot.startd.name)
             if master is None:
                 raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
                                     fix="the knob is set but takes effect only after `condor_reconfig` on the host")
-            htcondor2.send_command(master, htcondor2.DaemonCommand.Reconfig)
+            self.bindings.send_command(master, htcondor2.DaemonCommand.Reconfig)
         except EnclaveError:
             raise
         except (htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:

@@ -1,8 +1,10 @@
 """The contract between the broker and the backends that carry its actions out.
 
 A backend (the twin, or live Kubernetes + HTCondor) reports an ``Observed`` snapshot; the broker's pure
-``decide(spec, observed)`` returns ``Action``s; the backend applies them one by one. Both backends pass
-the same conformance tests, so the twin exercises exactly the code that runs in production.
+``decide(spec, observed)`` returns ``Action``s; the backend applies them one by one. Whether an action changes
+anything, is in effect already or is refused is one rule, ``enclave.broker.transitions``, which the broker's
+projection and both backends apply; both backends pass the same conformance suite
+(``tests/broker/test_conformance.py``), so the twin exercises the contract the live backend keeps.
 
 Vocabulary:
 - a *node* is a machine from the spec (``<group>-<NNN>``);
@@ -176,10 +178,28 @@ class DrainStartd(Action):
 
 
 class Backend(Protocol):
-    """What the broker needs from the world. Implemented by the twin and by the live adapters."""
+    """What the broker and its runners need from the world: the twin (``enclave.twin.backend``) and the live
+    Kubernetes + HTCondor adapters (``enclave.cluster.live``) implement it, clock included."""
 
-    def observe(self) -> Observed: ...
+    def observe(self) -> Observed:
+        """A snapshot of nodes, startds and demand, stamped with the backend's clock."""
+        ...
 
-    def apply(self, action: Action) -> None:
-        """Carry one action out. Must be idempotent: applying an action already in effect is a no-op."""
+    def apply(self, action: Action) -> bool:
+        """Carry one action out; True if it changed something, False if it was in effect already (a no-op).
+        Refuses a stale or impossible action with the error ``enclave.broker.transitions`` names for it."""
+        ...
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of the backend's clock pass: the twin simulates them, the live backend waits them."""
+        ...
+
+    def progress(self) -> int:
+        """Push on work still under way (evictions a disruption budget refused, as ``kubectl drain`` retries);
+        returns how many items are still pending. Call once per broker cycle."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """True once the backend has nothing more to run (the twin's scenario is over); never for live."""
         ...

@@ -126,6 +126,11 @@ def is_worker_pod(pod: dict[str, Any]) -> bool:
     return ((pod.get("metadata") or {}).get("labels") or {}).get(APP_LABEL) == WORKER_APP
 
 
+def is_node_pod(pod: dict[str, Any]) -> bool:
+    """The pod that runs HTCondor on a whole drained node (BCS 5)."""
+    return is_worker_pod(pod) and ((pod.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) == "node"
+
+
 def is_evictable(pod: dict[str, Any]) -> bool:
     """What ``kubectl drain`` evicts: not DaemonSet pods, not static (mirror) pods, not finished pods."""
     meta = pod.get("metadata") or {}

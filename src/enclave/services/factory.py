@@ -165,7 +165,7 @@ class Factory:
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
-        return LiveBackend(self.spec, kube, batch)  # type: ignore[arg-type]  # fixed by the Backend contract work
+        return LiveBackend(self.spec, kube, batch)
 
     # --- a fresh database ----------------------------------------------------------------------------------
 
