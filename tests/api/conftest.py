@@ -24,8 +24,8 @@ from enclave.api.service import Service
 from enclave.api.wiring import build_service
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
-from enclave.broker.model import Action, DeployPods, DrainNode, Observed
 from enclave.db import Database
+from enclave.domain.capacity import Action, DeployPods, DrainNode, Observed
 from enclave.ops import images
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec, Role, load

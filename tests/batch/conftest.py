@@ -13,7 +13,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import live, policy, render
 from enclave.batch.live import Bindings
-from enclave.broker.model import Startd, StartdKind
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec

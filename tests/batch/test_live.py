@@ -10,7 +10,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch, demand_of, pool_constraint
-from enclave.broker.model import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
+from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from enclave.broker.effects import apply_one
-from enclave.broker.model import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
+from enclave.domain.capacity import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
 from enclave.spec import EnclaveSpec, parse
 from enclave.spec.models import NodeRole
 

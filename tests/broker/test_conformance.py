@@ -25,7 +25,10 @@ from kubernetes import client as k8s
 
 from enclave.batch.live import HTCondorBatch
 from enclave.broker.effects import apply_one
-from enclave.broker.model import (
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.live import LiveBackend
+from enclave.domain.capacity import (
     Action,
     Backend,
     DeletePods,
@@ -40,9 +43,6 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.cluster import objects
-from enclave.cluster.kube import KubeCluster
-from enclave.cluster.live import LiveBackend
 from enclave.errors import Conflict, EnclaveError, InvalidTransition, NotFound
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from enclave.broker.decide import decide
 from enclave.broker.layout import initial_state
-from enclave.broker.model import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
 from enclave.db import Database
+from enclave.domain.capacity import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
 from enclave.errors import Conflict, ExternalError, PermissionDenied
 from enclave.journal import query, verify
 from enclave.journal.models import JournalEntry
@@ -143,7 +143,7 @@ def test_broker_killed_between_actions_converges_after_restart(db: Database) -> 
 
 
 def test_bcs5_whole_nodes_lent_and_returned(db: Database) -> None:
-    from enclave.broker.model import NodeState, ReturnNode, StartHTCondor
+    from enclave.domain.capacity import NodeState, ReturnNode, StartHTCondor
 
     spec = make_spec(workers=3, batch=10, maximum=(10, 9, 5, 5),
                      broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 10})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from enclave.broker.model import NodeState, PendingSpawn, StartdKind
 from enclave.cluster import objects
 from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster
+from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from enclave.broker.decide import decide
-from enclave.broker.model import (
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.live import LiveBackend
+from enclave.domain.capacity import (
     Action,
     DeployPods,
     DrainStartd,
@@ -16,9 +19,6 @@ from enclave.broker.model import (
     Startd,
     StartdKind,
 )
-from enclave.cluster import objects
-from enclave.cluster.kube import KubeCluster
-from enclave.cluster.live import LiveBackend
 from enclave.spec import EnclaveSpec
 from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,

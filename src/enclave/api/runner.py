@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
 from enclave.broker.execute import Outcome, target
-from enclave.broker.model import Backend, Observed
+from enclave.domain.capacity import Backend, Observed
 from enclave.services.broker import BrokerService
 from enclave.spec.models import EnclaveSpec
 

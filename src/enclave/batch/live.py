@@ -1,6 +1,6 @@
 """The live HTCondor adapter: observe slots and demand, relabel and drain startds, through htcondor2.
 
-It covers the HTCondor half of the broker's Backend (``enclave.broker.model``): ``startds()`` and
+It covers the HTCondor half of the broker's Backend (``enclave.domain.capacity``): ``startds()`` and
 ``demand()`` fill ``Observed.startds`` / ``Observed.demand``; ``apply()`` carries out ``Relabel`` and
 ``DrainStartd``. The broker composes it with the Kubernetes adapter for the node and pod actions.
 
@@ -27,8 +27,7 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
-from enclave.broker.decide import prewarm_pool
-from enclave.broker.model import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.domain.capacity import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -185,7 +184,7 @@ class HTCondorBatch:
         the broker ends the night's pre-warm on their newest submission, and jobs of under a minute leave the
         queue too soon for the queue alone to remember it.
         """
-        warm = prewarm_pool(self.spec)
+        warm = self.spec.prewarmed_pool()
         prewarmed = [name for name, pool in self.spec.pools.items()
                      if pool.latency_objective is not None or name == warm]
         jobs: list[ClassAd] = []

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from enclave.broker.model import (
+from enclave.broker.transitions import ObservedWorld, changes
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -29,7 +30,6 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.broker.transitions import ObservedWorld, changes
 
 Nodes = dict[str, Node]
 Startds = dict[str, Startd]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enclave.access.permissions import Permission as P
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,

@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -121,7 +121,7 @@ def changes(action: Action, world: World) -> bool:
     rule = _RULES.get(type(action))
     if rule is None:
         raise InputError([Problem(f"action {action.kind}", "not a broker action",
-                                  "use one of the BCS actions in enclave.broker.model")])
+                                  "use one of the BCS actions in enclave.domain.capacity")])
     return rule(action, world)
 
 

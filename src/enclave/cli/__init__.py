@@ -19,7 +19,6 @@ from enclave.cli import broker as broker_cli
 from enclave.cli import journal as journal_cli
 from enclave.cli import notebooks as notebooks_cli
 from enclave.cli import ops as ops_cli
-from enclave.cli import serve as serve_cli
 from enclave.cli import spec as spec_cli
 from enclave.cli import twin as twin_cli
 from enclave.errors import EnclaveError, exit_code
@@ -38,7 +37,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
-                ops_cli, serve_cli):
+                ops_cli):
     _module.register(app, render)
 
 
@@ -48,8 +47,13 @@ def report(error: EnclaveError) -> int:
     return exit_code(error)
 
 
-def main() -> None:
+def run(program: typer.Typer) -> None:
+    """Run a command line; an EnclaveError becomes its message and exit code, never a traceback."""
     try:
-        app()
+        program()
     except EnclaveError as error:
         sys.exit(report(error))
+
+
+def main() -> None:
+    run(app)

@@ -22,9 +22,9 @@ from rich.table import Table
 
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
-from enclave.broker.model import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.cli.batch import batch_app
 from enclave.cli.options import As, DbOption, Reason, SpecOption, load_spec_option
+from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.services.broker import BrokerService
 from enclave.services.factory import Factory
 

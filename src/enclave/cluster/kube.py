@@ -21,8 +21,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from enclave.broker.model import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.cluster import objects
+from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, NodeRole
 

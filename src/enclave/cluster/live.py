@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from enclave.broker.model import (
+from enclave.broker.transitions import NodeFacts, StartdFacts, changes
+from enclave.cluster.kube import KubeCluster, WorkerPod, startds_of
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -32,8 +34,6 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.broker.transitions import NodeFacts, StartdFacts, changes
-from enclave.cluster.kube import KubeCluster, WorkerPod, startds_of
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 

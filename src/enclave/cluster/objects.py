@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from enclave.broker.model import NodeState
+from enclave.domain.capacity import NodeState
 from enclave.spec.models import EnclaveSpec
 
 APP_LABEL = "app.kubernetes.io/name"

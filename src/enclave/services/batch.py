@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from enclave.batch.live import HTCondorBatch
-from enclave.broker.model import PoolDemand, Startd
+from enclave.domain.capacity import PoolDemand, Startd
 from enclave.spec.models import EnclaveSpec
 
 

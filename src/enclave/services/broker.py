@@ -29,7 +29,9 @@ from enclave.accounts.authorize import require
 from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
 from enclave.broker.execute import Outcome, details, permissions, target, touched
-from enclave.broker.model import (
+from enclave.broker.naming import pod_names
+from enclave.db import Database
+from enclave.domain.capacity import (
     Action,
     Backend,
     DeletePods,
@@ -42,8 +44,6 @@ from enclave.broker.model import (
     Startd,
     StartHTCondor,
 )
-from enclave.broker.naming import pod_names
-from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, NotFound, Problem
 from enclave.spec.models import Drain, EnclaveSpec
 

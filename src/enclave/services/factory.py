@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from enclave.broker.decide import BROKER_ACTOR
-from enclave.broker.model import Backend
 from enclave.db import Database
+from enclave.domain.capacity import Backend
 from enclave.errors import ExternalError
 from enclave.services.accounts import AccountService
 from enclave.services.batch import BatchService

@@ -13,7 +13,8 @@ simulator's own dicts (``SimWorld``); the simulator then carries the change out.
 
 from __future__ import annotations
 
-from enclave.broker.model import (
+from enclave.broker.transitions import NodeFacts, StartdFacts, changes
+from enclave.domain.capacity import (
     Action,
     Backend,
     DeletePods,
@@ -31,7 +32,6 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.broker.transitions import NodeFacts, StartdFacts, changes
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 from enclave.twin.sim import Sim, SimStartd

@@ -18,7 +18,7 @@ from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason, Short
 from enclave.api.runner import AppliedAction
 from enclave.broker.execute import PERMISSIONS, Outcome
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,

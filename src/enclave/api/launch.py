@@ -1,4 +1,5 @@
-"""`enclave serve`: the API, the dashboard and the broker loop in one process."""
+"""`enclave serve`: the API, the dashboard and the broker loop in one process. The API front end's own launcher;
+``enclave.main`` adds it to the command line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
-from enclave.cli.options import services
+from enclave.services.factory import Factory
 
 console = Console(highlight=False, soft_wrap=True)  # never wrap a token or a URL
 
@@ -38,7 +39,7 @@ def serve(
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
-    with services(spec_path, db) as factory:
+    with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
         service = Service(factory=factory)
         if live:
@@ -71,6 +72,3 @@ def _run(service: Service, host: str, port: int, admin: str, token: str | None) 
         if service.runner:
             service.runner.stop()
 
-
-def register(app: typer.Typer, render: typer.Typer) -> None:
-    app.command("serve")(serve)
