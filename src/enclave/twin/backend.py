@@ -128,8 +128,6 @@ class TwinBackend:
                               since=epoch + n.since))
         startds = []
         for s in sim.startds.values():
-            # A worker pod still starting is already a Kubernetes pod: the live backend lists it too
-            # (enclave.cluster.kube.startds_of), so the broker does not deploy it twice.
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
