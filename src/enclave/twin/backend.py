@@ -73,7 +73,7 @@ class SimWorld:
         if s is None or not _reported(s):
             return None
         return StartdFacts(node=s.node.name, kind=s.kind, pool=s.pool, draining=_draining(s),
-                           leaving=s.removing in ("delete", "return"))
+                           leaving=s.removing in ("delete", "return"), starting=not s.ready)
 
 
 class TwinBackend:
