@@ -272,6 +272,19 @@ def test_stale_actions_are_refused_alike(world: World) -> None:
     assert refusal(backend, other) is Conflict and projected_refusal(backend, other) is Conflict
 
 
+def test_a_pod_still_starting_has_no_startd_to_relabel_or_drain(world: World) -> None:
+    backend = world.backend
+    pod = "htcondor-worker-001-1"
+    assert backend.apply(DeployPods(**A, node="worker-001", pool="drp", pods=(pod,), cores_per_pod=2,
+                                    memory_mib_per_pod=4096))
+    relabel = Relabel(**A, startd=pod, from_pool="drp", to_pool="user")
+    assert pod in view(backend.observe())[1]  # listed at once, so the broker does not deploy it twice
+    assert refusal(backend, relabel) is Conflict and refusal(backend, DrainStartd(**A, startd=pod)) is Conflict
+    world.settle()  # its startd reports: now it can be relabelled
+    assert backend.apply(relabel) is True
+    assert view(backend.observe())[1][pod] == ("worker-001", StartdKind.POD, "user", False)
+
+
 def test_unknown_names(world: World) -> None:
     backend = world.backend
     first = standalone(backend.observe())[0]

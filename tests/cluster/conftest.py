@@ -99,7 +99,9 @@ def schema_version(spec: EnclaveSpec) -> str:
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 # https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/ — the serialisation format
 # <signedNumber><suffix>; apimachinery's resource.ParseQuantity refuses anything else with this message while
-# decoding the body, so the API server answers 400 BadRequest before it validates anything.
+# decoding the body, so the API server answers 400 BadRequest before it validates anything (the server's Status,
+# "Pod in version \"v1\" cannot be handled as a Pod: ... quantities must match ...", code 400, is quoted in
+# https://github.com/kubernetes-client/java/issues/699 and https://github.com/kubeflow/spark-operator/issues/2199).
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 QUANTITY_ERROR = f"quantities must match the regular expression '{QUANTITY.pattern}'"
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "htcondor", "jupyter-lsst", "firefly")

@@ -56,8 +56,8 @@ def test_names_must_be_dns1123_subdomains(core: k8s.CoreV1Api, server: ApiServer
 
 def test_bad_quantities_cannot_be_decoded(core: k8s.CoreV1Api, server: ApiServer) -> None:
     # https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/: <signedNumber><suffix>.
-    # apimachinery parses quantities while decoding the body, so "lots" is a 400 before any validation —
-    # also for a pod whose name is invalid too.
+    # apimachinery parses quantities while decoding the body, so "lots" is a 400 BadRequest before any
+    # validation — also for a pod whose name is invalid too (real Status: kubernetes-client/java#699).
     for name in ("ok", "Bad_Name!"):
         status, text = refused(core.create_namespaced_pod, "htcondor", body(name, cpu="lots"))
         assert status == 400 and "quantities must match the regular expression" in text

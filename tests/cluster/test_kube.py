@@ -200,3 +200,15 @@ def test_pending_notebooks_api_failure_is_typed(kube: KubeCluster, server: ApiSe
     server.fail_with = 403
     with pytest.raises(ExternalError, match="listing pods in jupyter-lsst failed \\(403"):
         kube.pending_notebooks()
+
+
+def test_drain_evicts_htcondor_worker_pods_but_not_htcondor_on_the_bare_node(kube: KubeCluster,
+                                                                             server: ApiServer) -> None:
+    # BCS 5 takes the whole node: its HTCondor worker pods go with the rest (the projection and the twin drop
+    # them too); the whole-node pod of a node already running HTCondor is what stays.
+    kube.deploy_pods("kub-008", "drp", ("htcondor-kub-008-1",), 8, 8192)
+    assert kube.drain("kub-008") == 0
+    assert ("htcondor", "htcondor-kub-008-1") not in server.pods
+    kube.start_htcondor("kub-008", "drp")
+    assert kube.evict("kub-008") == 0
+    assert ("htcondor", "htcondor-node-kub-008") in server.pods

@@ -71,7 +71,9 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     assert {k[1] for k in server.pods} == deployed
     # A relabelled worker pod carries its new pool on the Kubernetes side too.
     pod = sorted(deployed)[0]
-    live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool="prompt", to_pool="drp"))
+    [wp] = [p for p in kube.worker_pods() if p.name == pod]
+    condor.slots_.append(Slot(Startd(pod, wp.node, StartdKind.POD, wp.pool, wp.cores, wp.memory_mib)))  # reports
+    assert live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool=wp.pool, to_pool="drp"))
     assert server.pods[("htcondor", pod)]["metadata"]["labels"][objects.POOL_LABEL] == "drp"
 
 

@@ -21,8 +21,9 @@ The errors (``enclave.errors``), one rule each:
 action         NotFound          InvalidTransition    Conflict (stale)                     already in effect (False)
 =============  ================  ===================  ===================================  =========================
 Relabel        no such startd    —                    labelled neither from_pool nor        labelled to_pool
-                                                      to_pool; draining (leaving batch)
-DrainStartd    no such startd    —                    —                                    draining already
+                                                      to_pool; draining (leaving batch);
+                                                      still starting
+DrainStartd    no such startd    —                    still starting                       draining already
 DeployPods     no such node      node not a worker    node not ready; a named pod is on     every named pod is there,
                                                       another node, in another pool, or      on the node, for the pool
                                                       being deleted
@@ -38,6 +39,8 @@ ReturnNode     no such node      node not a worker    —                       
 =============  ================  ===================  ===================================  =========================
 
 Pool names are checked against the spec by the backends, which know it (``NotFound``, as for any other name).
+A worker pod whose startd has not reported to the collector yet is listed (so it is not deployed twice) but
+has no daemon to relabel or drain; the backends know it is starting, an ``Observed`` does not tell.
 An action of a kind not listed here is an ``InputError``.
 """
 
@@ -89,6 +92,8 @@ class StartdFacts:
     """Accepts no new jobs (drained, or on its way out)."""
     leaving: bool = False
     """Deleted (a pod) or returned (a node) already: gone once its jobs finish."""
+    starting: bool = False
+    """A worker pod Kubernetes runs whose startd has not reported to the collector yet."""
 
 
 class World(Protocol):
@@ -160,6 +165,11 @@ def _stale(what: str, where: str) -> Conflict:
 # --- one rule per action kind ---------------------------------------------------------------------------
 
 
+def _not_started(s: StartdFacts, name: str) -> None:
+    if s.starting:
+        raise _stale(f"startd {name!r} is still starting: no daemon reports yet to take the change", name)
+
+
 def _relabel(a: Relabel, world: World) -> bool:
     s = _startd(world, a.startd)
     if s.pool == a.to_pool:
@@ -168,11 +178,16 @@ def _relabel(a: Relabel, world: World) -> bool:
         raise _stale(f"startd {a.startd!r} is labelled {s.pool!r}, not {a.from_pool!r}", a.startd)
     if s.draining:
         raise _stale(f"startd {a.startd!r} is draining out of batch: it takes no pool's jobs any more", a.startd)
+    _not_started(s, a.startd)
     return True
 
 
 def _drain_startd(a: DrainStartd, world: World) -> bool:
-    return not _startd(world, a.startd).draining
+    s = _startd(world, a.startd)
+    if s.draining:
+        return False
+    _not_started(s, a.startd)
+    return True
 
 
 def _deploy_pods(a: DeployPods, world: World) -> bool:

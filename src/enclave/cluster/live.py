@@ -65,6 +65,8 @@ class View:
     pods: tuple[WorkerPod, ...]
     leaving: frozenset[str]
     """Startds whose worker pod is deleted (or whose node's HTCondor pod is): still reporting while they stop."""
+    starting: frozenset[str]
+    """Worker pods whose startd has not reported to the collector yet."""
 
 
 class LiveWorld:
@@ -83,7 +85,8 @@ class LiveWorld:
     def startd(self, name: str) -> StartdFacts | None:
         s = self.startds.get(name)
         return None if s is None else StartdFacts(node=s.node, kind=s.kind, pool=s.pool, draining=s.draining,
-                                                  leaving=name in self.view.leaving)
+                                                  leaving=name in self.view.leaving,
+                                                  starting=name in self.view.starting)
 
 
 class LiveBackend:
@@ -137,7 +140,8 @@ class LiveBackend:
                 nodes.append(Node(name=name, group=g.name, role=g.role, cores=g.cores,
                                   memory_mib=int(g.memory_gib * 1024),
                                   state=NodeState.READY if name in reporting else NodeState.DOWN))
-        return View(nodes=tuple(nodes), startds=reported + starting, pods=pods, leaving=leaving)
+        return View(nodes=tuple(nodes), startds=reported + starting, pods=pods, leaving=leaving,
+                    starting=frozenset(s.name for s in starting))
 
     def observe(self) -> Observed:
         view = self.view()

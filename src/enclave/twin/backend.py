@@ -73,7 +73,7 @@ class SimWorld:
         if s is None or not _reported(s):
             return None
         return StartdFacts(node=s.node.name, kind=s.kind, pool=s.pool, draining=_draining(s),
-                           leaving=s.removing in ("delete", "return"))
+                           leaving=s.removing in ("delete", "return"), starting=not s.ready)
 
 
 class TwinBackend:
@@ -128,8 +128,6 @@ class TwinBackend:
                               since=epoch + n.since))
         startds = []
         for s in sim.startds.values():
-            # A worker pod still starting is already a Kubernetes pod: the live backend lists it too
-            # (enclave.cluster.kube.startds_of), so the broker does not deploy it twice.
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
