@@ -16,7 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from enclave.broker.model import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
@@ -25,9 +25,6 @@ from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.scenario import Loaded
 from enclave.twin.workloads import Arrival, Failure, Workload, build
-
-if TYPE_CHECKING:
-    from enclave.twin.policies import Policy
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE) = range(14)
@@ -146,6 +143,41 @@ class Counters:
     nb_waits: list[float] = field(default_factory=list)
     pods_unschedulable: int = 0
     failures: int = 0
+
+
+class Policy(Protocol):
+    """What the simulator asks of a capacity policy (``enclave.twin.policies`` has the ones it compares)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def limited(self) -> bool:
+        """Whether ``admit`` may refuse; if not, the engine skips the call in its hot loop."""
+        ...
+
+    @property
+    def rejected(self) -> list[str] | None:
+        """Actions a backend refused; None: the policy takes no actions."""
+        ...
+
+    def setup(self, sim: Sim) -> None:
+        """Lay capacity out at time 0."""
+
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        """Negotiation order among ``pools`` (those with idle jobs, given by priority)."""
+        ...
+
+    def admit(self, sim: Sim, pool: str) -> int:
+        """How many more cores ``pool`` may claim now."""
+        ...
+
+    def tick(self, sim: Sim) -> float | None:
+        """Periodic work; returns the seconds to the next tick, or None for no more ticks."""
+        ...
+
+    def on_repair(self, sim: Sim, node: SimNode) -> None:
+        """A failed node is back."""
 
 
 class Sim:
@@ -691,8 +723,12 @@ class Sim:
         n.state = NodeState.READY
         n.since = self.now
         if n.role == NodeRole.BATCH_ONLY:
-            pool = n.standalone_pool or self.policy.default_label(self)
-            self.add_startd(n, StartdKind.STANDALONE, pool, n.cores, n.mem, n.name)
+            # The standalone startd returns with the label it had: every batch-only node has one from setup
+            # on, and only a failure (which notes the label) removes it.
+            if n.standalone_pool is None:
+                raise IntegrityError(f"batch-only node {n.name} was repaired but had no startd", where="twin",
+                                     fix="this is a twin bug: report the scenario and seed")
+            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name)
         else:
             self._retry_notebooks()
         self.policy.on_repair(self, n)
