@@ -342,9 +342,6 @@ class Sim:
         elif s.node.startd is s:
             s.node.startd = None
 
-    def total_batch_cores(self) -> int:
-        return self.total_cap
-
     # ------------------------------------------------------------ matchmaking
 
     def fill_startd(self, s: SimStartd) -> None:
