@@ -20,12 +20,12 @@ from enclave.broker.naming import pod_names
 from enclave.errors import InputError
 from enclave.spec.defaults import DEFAULT_SPEC, EXAMPLES
 from enclave.spec.load import load
-from enclave.spec.models import NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole
 from enclave.twin.match import SHARED
-from enclave.twin.scenario import BatchLayout, Loaded, load_scenario
+from enclave.twin.scenario import BatchLayout, Loaded, load_scenario, parse
 from enclave.twin.sim import Sim
 
-from .conftest import SCENARIO_DIR, make_sim
+from .conftest import SCENARIO_DIR, make_sim, small_text
 
 SPECS = sorted(Path(EXAMPLES).glob("*.yaml"))
 SCENARIOS = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
@@ -118,3 +118,10 @@ def test_pods_8_splits_its_pods_by_guaranteed_share() -> None:
     assert {p.node.name for p in pods} == {f"kub-{i:03d}" for i in range(1, 46)}
     assert sorted(p.name for p in pods if p.node.name == "kub-001") == [
         "htcondor-kub-001-1", "htcondor-kub-001-2", "htcondor-kub-001-3"]
+
+
+def test_batch_nodes_keep_their_rendered_pools_beside_worker_pods(ldf: EnclaveSpec) -> None:
+    # The pods layout on an enclave that also has batch-only nodes: those still start as rendered.
+    sim = make_sim(parse(small_text(layout="{batch: pods, pod_cores: 8, pod_batch_share: 0.5}"), "p.yaml", spec=ldf))
+    assert _standalone(sim) == static_labels(ldf)
+    assert any(s.kind == StartdKind.POD for s in sim.startds.values())
