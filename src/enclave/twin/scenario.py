@@ -170,7 +170,6 @@ class Timing(Strict):
     drain_s: float = Field(default=180.0, ge=0, description="Cordon and evict the pods of a node (BCS 5 step 1).")
     htcondor_start_s: float = Field(default=60.0, ge=0, description="Start HTCondor on a drained node.")
     return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
-    broker_interval_s: float = Field(default=60.0, gt=0)
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
 
