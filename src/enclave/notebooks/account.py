@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from enclave.clock import or_now
 from enclave.errors import PermissionDenied
 
 
@@ -67,7 +68,7 @@ def access_of(account: AccountLike, now: datetime | None = None) -> Access:
     if status == "expired":
         return Access.DATA_ONLY
     expiry = allocation_expiry(account)
-    if expiry is not None and expiry <= (now or datetime.now(UTC)):
+    if expiry is not None and expiry <= or_now(now):
         # The status column may lag behind the clock (the sweep that marks expiry runs periodically);
         # the allocation end date is the truth.
         return Access.DATA_ONLY
