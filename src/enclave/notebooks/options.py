@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from enclave.errors import InputError, PermissionDenied, Problem
@@ -61,12 +61,13 @@ class SizeOption:
     memory_limit_mib: int
     description: str
     default: bool
+    label: str = field(init=False)
+    """What the spawner's options page shows."""
 
-    @property
-    def label(self) -> str:
-        return (f"{self.name}: {self.cpu_request:g}–{self.cpu_limit:g} CPU, "
-                f"{_gib(self.memory_request_mib)}–{_gib(self.memory_limit_mib)} GiB"
-                + (f" ({self.description})" if self.description else ""))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.name}: {self.cpu_request:g}–{self.cpu_limit:g} CPU, "
+                           f"{_gib(self.memory_request_mib)}–{_gib(self.memory_limit_mib)} GiB"
+                           + (f" ({self.description})" if self.description else ""))
 
 
 def _gib(mib: int) -> str:
