@@ -23,6 +23,8 @@ class _Account:
         self.home_path = str(root / "bench")
         self.workspace_path = str(root / "bench" / "workspace")
         self.quota_gib = 100.0
+        self.allocation_expires = None
+        self.permissions = frozenset({"notebooks.spawn"})
         Path(self.workspace_path).mkdir(parents=True)
 
 
