@@ -436,9 +436,10 @@ class RelabelQueue:
 def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Plan:
     """Decide, and explain: the pool figures behind the actions and whether the move limit was reached.
 
-    The phases run most urgent first, each on what the ones before it left, so the move limit cuts the later
-    ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains finish,
-    pools move toward their targets, then lending pools borrow."""
+    First the night and every pool's figures (``pool_states``: guarantee, maximum, need, target, what to
+    borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
+    the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
+    finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
     validate(spec)
     night = current_night(spec, observed.now)
     pools, base = pool_states(spec, observed, night)
