@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from enclave.access import repository
-from enclave.access.render import render_access
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.access.render import render_access, write_yaml
+from enclave.accounts import lifecycle, storage
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.journal import verify
 from enclave.spec.defaults import DEFAULT_SPEC
@@ -32,7 +31,7 @@ STAFF_EVERY = 10
 """One account in ten is staff (developers in one or two namespaces; a few admins); the rest science."""
 
 
-def cohort(n: int, namespaces: list[str]) -> list[service.NewAccount]:
+def cohort(n: int, namespaces: list[str]) -> list[lifecycle.NewAccount]:
     out = []
     for i in range(n):
         if i % STAFF_EVERY == 0:
@@ -42,11 +41,11 @@ def cohort(n: int, namespaces: list[str]) -> list[service.NewAccount]:
             elif i % (STAFF_EVERY * 70) == 0:
                 roles += (Role.SECURITY,)
             ns = (namespaces[i % len(namespaces)],) + ((namespaces[(i + 1) % len(namespaces)],) if i % 3 == 0 else ())
-            out.append(service.NewAccount(f"staff{i:05d}", f"Staff {i}", f"staff{i}@lsst.org", AccountKind.STAFF,
+            out.append(lifecycle.NewAccount(f"staff{i:05d}", f"Staff {i}", f"staff{i}@lsst.org", AccountKind.STAFF,
                                           roles=roles, namespaces=ns))
         else:
-            alloc = service.Allocation(f"P-{i % 97}", quota_gib=100 + (i % 5) * 100) if i % 4 == 0 else None
-            out.append(service.NewAccount(f"sci{i:05d}", f"Scientist {i}", f"sci{i}@uni.edu", AccountKind.SCIENCE,
+            alloc = lifecycle.Allocation(f"P-{i % 97}", quota_gib=100 + (i % 5) * 100) if i % 4 == 0 else None
+            out.append(lifecycle.NewAccount(f"sci{i:05d}", f"Scientist {i}", f"sci{i}@uni.edu", AccountKind.SCIENCE,
                                           allocation=alloc))
     return out
 
@@ -69,29 +68,29 @@ def main(argv: list[str] | None = None) -> int:
         db = Database(args.db or f"sqlite:///{Path(tmp) / 'bench.db'}")
         db.migrate()
         with db.session() as s:
-            service.bootstrap(s, spec, "root", name="Bench Root", email="root@lsst.org")
+            lifecycle.bootstrap(s, spec, "root", name="Bench Root", email="root@lsst.org")
         people = cohort(args.accounts, list(spec.cluster.namespaces))
 
         t0 = time.perf_counter()
         for i in range(0, len(people), args.batch):
             with db.session() as s:
-                service.onboard_many(s, "root", spec, people[i:i + args.batch], reason="bench cohort")
+                lifecycle.onboard_many(s, "root", spec, people[i:i + args.batch], reason="bench cohort")
         t_onboard = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         for i in range(args.single):
             with db.session() as s:
-                service.onboard(s, "root", spec, f"one{i:05d}", name="One", email=f"one{i}@uni.edu",
+                lifecycle.onboard(s, "root", spec, f"one{i:05d}", name="One", email=f"one{i}@uni.edu",
                                 kind=AccountKind.SCIENCE, reason="bench single")
         t_single = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         with db.session() as s:
-            subjects = repository.subjects(s)
+            subjects = storage.subjects(s)
         objects = render_access(spec, subjects)
         t_render = time.perf_counter() - t0
         t0 = time.perf_counter()
-        files = repository.write_yaml(objects, Path(tmp) / "access")
+        files = write_yaml(objects, Path(tmp) / "access")
         t_write = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in files)
 

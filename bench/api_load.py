@@ -30,10 +30,11 @@ def serve(db_url: str, port: int) -> None:
     from enclave.api.app import create_app
     from enclave.api.service import Service
     from enclave.db import Database
+    from enclave.services.factory import Factory
     from enclave.spec import load
     from enclave.spec.defaults import DEFAULT_SPEC
 
-    service = Service(spec=load(DEFAULT_SPEC), db=Database(db_url))
+    service = Service(Factory(load(DEFAULT_SPEC), Database(db_url)))
     uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False,
                 lifespan="off")
 
@@ -93,8 +94,8 @@ def main() -> None:
         return
 
     from enclave.api.server import free_port
-    from enclave.api.wiring import ensure_accounts
     from enclave.db import Database
+    from enclave.services.factory import Factory
     from enclave.spec import load
     from enclave.spec.defaults import DEFAULT_SPEC
 
@@ -102,7 +103,7 @@ def main() -> None:
     db_url = f"sqlite:///{workdir / 'enclave.db'}"
     db = Database(db_url)
     db.migrate()
-    token = ensure_accounts(db, load(DEFAULT_SPEC), "admin")
+    token = Factory(load(DEFAULT_SPEC), db).ensure_accounts("admin")
     assert token is not None
     db.dispose()
     port = free_port()

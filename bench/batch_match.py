@@ -25,7 +25,7 @@ import numpy as np
 
 from enclave.batch import policy
 from enclave.batch.policy import AdView, Matcher
-from enclave.broker.model import Startd, StartdKind
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 
 from enclave.broker.decide import plan
-from enclave.broker.model import Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
+from enclave.domain.capacity import Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole

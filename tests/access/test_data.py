@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enclave.access import data
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts import data, lifecycle
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
 from enclave.spec.models import EnclaveSpec
@@ -29,7 +28,7 @@ PATHS = [
 
 def test_paths(db: Database, users: None) -> None:
     with db.session() as s:
-        account = service.get(s, "al")
+        account = lifecycle.get(s, "al")
         for path, read in PATHS:
             assert data.can_read(account, path) is read, path
             assert data.can_write(account, path) is read, path
@@ -42,8 +41,8 @@ def test_require_data_explains(db: Database, users: None) -> None:
             data.require_data(s, "al", "/jhome/alice/f")
         with pytest.raises(InputError, match="not absolute"):
             data.require_data(s, "al", "jhome/al/f")
-        service.expire(s, ADMIN, "al", reason="ended")
-        service.depart(s, ADMIN, "sam", reason="left")
+        lifecycle.expire(s, ADMIN, "al", reason="ended")
+        lifecycle.depart(s, ADMIN, "sam", reason="left")
     with db.session() as s:
         assert data.require_data(s, "al", "/jhome/al/f").username == "al"
         with pytest.raises(PermissionDenied, match="read-only"):

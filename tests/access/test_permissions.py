@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from enclave.access import tokens
-from enclave.access.permissions import ROLE_PERMISSIONS, Permission, require
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation
+from enclave.access.permissions import ROLE_PERMISSIONS, Permission
+from enclave.accounts import lifecycle, tokens
+from enclave.accounts.authorize import require
+from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import NotFound, PermissionDenied
 from enclave.spec.models import EnclaveSpec, Role
@@ -46,7 +46,7 @@ def holders(db: Database, spec: EnclaveSpec, admin: str) -> None:
     onboard(db, spec, "t-old")
     onboard(db, spec, "t-staff", kind=AccountKind.STAFF, namespaces=["firefly"])
     with db.session() as s:
-        service.expire(s, ADMIN, "t-old", reason="ended", now=NOW)
+        lifecycle.expire(s, ADMIN, "t-old", reason="ended", now=NOW)
 
 
 def test_table_is_the_documented_one() -> None:
@@ -94,21 +94,21 @@ def actions(spec: EnclaveSpec) -> dict[str, tuple[Permission, Callable[[Session,
     """Every state-changing service function, with the permission it needs."""
     m, g = P.ACCOUNTS_MANAGE, P.ROLES_GRANT
     return {
-        "onboard": (m, lambda s, a: service.onboard(s, a, spec, "newbie", name="N", email="n@x.org",
+        "onboard": (m, lambda s, a: lifecycle.onboard(s, a, spec, "newbie", name="N", email="n@x.org",
                                                     kind=AccountKind.SCIENCE, reason="r")),
-        "depart": (m, lambda s, a: service.depart(s, a, "t-staff", reason="r")),
-        "expire": (m, lambda s, a: service.expire(s, a, "t-sci", reason="r")),
-        "expire-due": (m, lambda s, a: service.expire_due(s, a)),
-        "renew": (m, lambda s, a: service.renew(s, a, "t-old", Allocation("P-2", expires=LATER), reason="r",
+        "depart": (m, lambda s, a: lifecycle.depart(s, a, "t-staff", reason="r")),
+        "expire": (m, lambda s, a: lifecycle.expire(s, a, "t-sci", reason="r")),
+        "expire-due": (m, lambda s, a: lifecycle.expire_due(s, a)),
+        "renew": (m, lambda s, a: lifecycle.renew(s, a, "t-old", Allocation("P-2", expires=LATER), reason="r",
                                                 spec=spec)),
-        "promote": (m, lambda s, a: service.promote(s, a, "t-sci", reason="r")),
-        "demote": (m, lambda s, a: service.demote(s, a, spec, "t-staff", new_username="t-new", reason="r")),
-        "grow-quota": (m, lambda s, a: service.grow_quota(s, a, "t-sci", 900, reason="r")),
-        "join-namespace": (m, lambda s, a: service.join_namespace(s, a, spec, "t-staff", "qserv", reason="r")),
-        "leave-namespace": (m, lambda s, a: service.leave_namespace(s, a, "t-staff", "firefly", reason="r")),
+        "promote": (m, lambda s, a: lifecycle.promote(s, a, "t-sci", reason="r")),
+        "demote": (m, lambda s, a: lifecycle.demote(s, a, spec, "t-staff", new_username="t-new", reason="r")),
+        "grow-quota": (m, lambda s, a: lifecycle.grow_quota(s, a, "t-sci", 900, reason="r")),
+        "join-namespace": (m, lambda s, a: lifecycle.join_namespace(s, a, spec, "t-staff", "qserv", reason="r")),
+        "leave-namespace": (m, lambda s, a: lifecycle.leave_namespace(s, a, "t-staff", "firefly", reason="r")),
         "issue token for another": (m, lambda s, a: tokens.issue(s, a, "t-sci", ["*"], 3600)),
-        "grant role": (g, lambda s, a: service.grant_role(s, a, "t-staff", Role.SECURITY, reason="r")),
-        "revoke role": (g, lambda s, a: service.revoke_role(s, a, "t-staff", Role.DEVELOPER, reason="r")),
+        "grant role": (g, lambda s, a: lifecycle.grant_role(s, a, "t-staff", Role.SECURITY, reason="r")),
+        "revoke role": (g, lambda s, a: lifecycle.revoke_role(s, a, "t-staff", Role.DEVELOPER, reason="r")),
     }
 
 

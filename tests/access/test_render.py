@@ -17,10 +17,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from enclave.access import repository
 from enclave.access.render import SERVICE_POD_ROOM, Subject, app_namespaces, render_access
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts import lifecycle, storage
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
@@ -137,8 +136,8 @@ def test_from_database_to_files_and_cli(db: Database, spec: EnclaveSpec, admin: 
     onboard(db, spec, "dev2", kind=AccountKind.STAFF, namespaces=["firefly"])
     onboard(db, spec, "sci1")
     with db.session() as s:
-        service.depart(s, ADMIN, "dev2", reason="left")
-        subjects = repository.subjects(s)
+        lifecycle.depart(s, ADMIN, "dev2", reason="left")
+        subjects = storage.subjects(s)
     objects = render_access(spec, subjects)
     bound = {o["subjects"][0]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
     assert bound == {"dev1"}  # root is sysadmin + developer with no namespace; dev2 departed; sci1 science

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from enclave import journal
-from enclave.access import tokens
 from enclave.access.permissions import Permission
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts import lifecycle, tokens
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, NotFound, PermissionDenied, Unauthenticated
 from enclave.spec.models import EnclaveSpec
@@ -87,7 +86,7 @@ def test_departure_takes_effect_on_the_next_request(db: Database, users: None) -
     token = issue(db, "ben", "ben")
     assert check(db, token) == "ben"
     with db.session() as s:
-        service.depart(s, ADMIN, "ben", reason="left")
+        lifecycle.depart(s, ADMIN, "ben", reason="left")
     with pytest.raises(Unauthenticated, match="departed"):
         check(db, token)
     with pytest.raises(Unauthenticated, match="departed"):
@@ -99,7 +98,7 @@ def test_departure_takes_effect_on_the_next_request(db: Database, users: None) -
 def test_expired_science_account_keeps_data_read_only(db: Database, users: None, unchanged: Any) -> None:
     token = issue(db, "ann", "ann", ["data.read", "data.write", "notebooks.spawn"])
     with db.session() as s:
-        service.expire(s, ADMIN, "ann", reason="allocation ended")
+        lifecycle.expire(s, ADMIN, "ann", reason="allocation ended")
     with pytest.raises(Unauthenticated, match="expired"):
         check(db, token)
     assert check(db, token, data_read=True, scope="data.read") == "ann"

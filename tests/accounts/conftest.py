@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
+from enclave.accounts import lifecycle
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.journal.models import JournalEntry
 from enclave.spec.defaults import DEFAULT_SPEC
@@ -38,14 +38,14 @@ def db(database: Database) -> Database:  # noqa: F811
 def admin(db: Database, spec: EnclaveSpec) -> str:
     """A bootstrapped sysadmin named 'root'."""
     with db.session() as s:
-        service.bootstrap(s, spec, ADMIN, name="Root Admin", email="root@lsst.org", now=NOW)
+        lifecycle.bootstrap(s, spec, ADMIN, name="Root Admin", email="root@lsst.org", now=NOW)
     return ADMIN
 
 
 def onboard(db: Database, spec: EnclaveSpec, username: str, *, kind: AccountKind = AccountKind.SCIENCE,
             roles: list[Role] | None = None, actor: str = ADMIN, **kw: Any) -> None:
     with db.session() as s:
-        service.onboard(s, actor, spec, username, name=kw.pop("name", username.title()),
+        lifecycle.onboard(s, actor, spec, username, name=kw.pop("name", username.title()),
                         email=kw.pop("email", f"{username}@example.org"), kind=kind, roles=roles,
                         reason=kw.pop("reason", "test"), now=kw.pop("now", NOW), **kw)
 

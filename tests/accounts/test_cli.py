@@ -68,9 +68,12 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
 
     token = ok(cli, "tokens", "issue", "--as", "ben2", "--scope", "data.read", "--ttl", "600").strip()
     assert token.startswith("enc_")
-    assert "data.read" in ok(cli, "tokens", "list", "ben2")
+    assert "data.read" in ok(cli, "tokens", "list", "--as", "ben2")
+    assert "data.read" in ok(cli, "tokens", "list", "ben2", *me)  # an account manager lists anyone's
+    assert code(run(cli, "tokens", "list", "root", "--as", "ben2")) == 4  # nobody else's without accounts.manage
 
-    assert "intact: 13 entries" in ok(cli, "journal", "verify")
+    assert "intact: 13 entries" in ok(cli, "journal", "verify", *me)
+    assert code(run(cli, "journal", "verify", "--as", "ben2")) == 4  # verifying reads the journal: journal.read
     entries = json.loads(ok(cli, "journal", "show", "--as", "root", "--action", "accounts.*", "--json"))
     assert [e["action"] for e in entries][-3:] == ["accounts.demote", "accounts.onboard", "accounts.depart"]
     assert entries[-1]["reason"] == "left" and entries[-1]["actor"] == "root"

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from enclave import journal
-from enclave.access.permissions import permissions_of
-from enclave.accounts import service
+from enclave.accounts import lifecycle
+from enclave.accounts.authorize import permissions_of
 from enclave.accounts.cohort import parse_cohort
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, NewAccount
+from enclave.accounts.lifecycle import Allocation, NewAccount
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
 from enclave.spec.models import EnclaveSpec, Role
@@ -52,10 +52,10 @@ def test_parse_errors_point_at_the_line(text: str, where: str, what: str) -> Non
 
 def test_cohort_onboards_everyone_with_journal(db: Database, spec: EnclaveSpec, admin: str) -> None:
     with db.session() as s:
-        created = service.onboard_many(s, ADMIN, spec, parse_cohort(CSV), reason="spring cohort", now=NOW)
+        created = lifecycle.onboard_many(s, ADMIN, spec, parse_cohort(CSV), reason="spring cohort", now=NOW)
         assert [a.uid for a in created] == [10_001, 10_002, 60_000]
     with db.session() as s:
-        assert service.get(s, "amy").quota_gib == 400
+        assert lifecycle.get(s, "amy").quota_gib == 400
         assert permissions_of(s, "bob") >= {*permissions_of(s, "amy")}
         entries = journal.query(s, action="accounts.onboard")
         assert [e.target for e in entries] == ["account/amy", "account/bob", "account/cat"]
@@ -77,7 +77,7 @@ def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str
         NewAccount("u1", "U", "u1@uni.edu", AccountKind.SCIENCE, uid=70_000),
         NewAccount("u2", "U", "u2@uni.edu", AccountKind.SCIENCE, uid=70_000),
     ]
-    err = unchanged(lambda s: service.onboard_many(s, ADMIN, spec, rows, reason="r", now=NOW), InputError)
+    err = unchanged(lambda s: lifecycle.onboard_many(s, ADMIN, spec, rows, reason="r", now=NOW), InputError)
     wheres = [p.where for p in err.problems]
     assert wheres == ["row 2 (taken) username", "row 3 (dup) email", "row 4 (ok1) username", "row 5 (sci) roles",
                       "row 6 (old) allocation expiry", "row 8 (u2) uid"], wheres
@@ -85,7 +85,7 @@ def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str
 
 def test_cohort_needs_accounts_manage(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
     onboard(db, spec, "plain")
-    unchanged(lambda s: service.onboard_many(s, "plain", spec, parse_cohort(CSV), reason="r"), PermissionDenied)
+    unchanged(lambda s: lifecycle.onboard_many(s, "plain", spec, parse_cohort(CSV), reason="r"), PermissionDenied)
 
 
 def test_import_cli(db: Database, admin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,21 +113,21 @@ def test_cohort_reuses_a_returning_person_and_matches_single_onboard(db: Databas
                                                                       admin: str) -> None:
     onboard(db, spec, "gone", kind=AccountKind.STAFF, email="back@lsst.org", namespaces=["qserv"])
     with db.session() as s:
-        service.depart(s, ADMIN, "gone", reason="left", now=NOW)
+        lifecycle.depart(s, ADMIN, "gone", reason="left", now=NOW)
     rows = [NewAccount("back", "Back Again", "Back@LSST.org", AccountKind.STAFF, roles=(Role.DEVELOPER,),
                        namespaces=("firefly", "qserv", "firefly")),
             NewAccount("zed", "Zed", "zed@uni.edu", AccountKind.SCIENCE,
                        allocation=Allocation("P-5", quota_gib=250, expires=LATER))]
     with db.session() as s:
-        created = service.onboard_many(s, ADMIN, spec, rows, reason="cohort", now=NOW)
+        created = lifecycle.onboard_many(s, ADMIN, spec, rows, reason="cohort", now=NOW)
         assert [a.username for a in created] == ["back", "zed"]
     onboard(db, spec, "single", allocation=Allocation("P-5", quota_gib=250, expires=LATER), name="Zed",
             email="single@uni.edu")
     with db.session() as s:
-        back = service.get(s, "back")
+        back = lifecycle.get(s, "back")
         assert [a.username for a in back.person.accounts] == ["gone", "back"]
         assert [m.namespace for m in back.namespaces] == ["firefly", "qserv"]
-        assert service.roles_of(s, "back") == [Role.DEVELOPER]
+        assert lifecycle.roles_of(s, "back") == [Role.DEVELOPER]
         by_target = {e.target: e.after for e in journal.query(s, action="accounts.onboard")}
         zed, single = by_target["account/zed"], by_target["account/single"]
         differing = {k for k in zed if zed[k] != single[k]}

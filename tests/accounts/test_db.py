@@ -11,7 +11,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import enclave.access.models
 import enclave.accounts.models
 import enclave.journal.models  # noqa: F401  (register the tables on Base)
 from enclave.db import Base, Database, default_url

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation
+from enclave.accounts import lifecycle
+from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, Role
@@ -25,76 +25,76 @@ def people(db: Database, spec: EnclaveSpec, admin: str) -> None:
     onboard(db, spec, "gone", kind=AccountKind.STAFF)
     onboard(db, spec, "old")
     with db.session() as s:
-        service.depart(s, ADMIN, "gone", reason="left", now=NOW)
-        service.expire(s, ADMIN, "old", reason="ended", now=NOW)
+        lifecycle.depart(s, ADMIN, "gone", reason="left", now=NOW)
+        lifecycle.expire(s, ADMIN, "old", reason="ended", now=NOW)
 
 
 def cases(spec: EnclaveSpec) -> dict[str, tuple[Callable[[Session], Any], type[Exception], str]]:
     a = ADMIN
     return {
-        "depart twice": (lambda s: service.depart(s, a, "gone", reason="x"), InvalidTransition, "already departed"),
-        "depart a science account": (lambda s: service.depart(s, a, "sci", reason="x"), InvalidTransition,
+        "depart twice": (lambda s: lifecycle.depart(s, a, "gone", reason="x"), InvalidTransition, "already departed"),
+        "depart a science account": (lambda s: lifecycle.depart(s, a, "sci", reason="x"), InvalidTransition,
                                      "accounts expire sci"),
-        "expire staff": (lambda s: service.expire(s, a, "staff", reason="x"), InvalidTransition, "no allocation"),
-        "expire twice": (lambda s: service.expire(s, a, "old", reason="x"), InvalidTransition, "already expired"),
-        "renew without allocation": (lambda s: service.renew(s, a, "old", None, reason="x", spec=spec),  # type: ignore[arg-type]
+        "expire staff": (lambda s: lifecycle.expire(s, a, "staff", reason="x"), InvalidTransition, "no allocation"),
+        "expire twice": (lambda s: lifecycle.expire(s, a, "old", reason="x"), InvalidTransition, "already expired"),
+        "renew without allocation": (lambda s: lifecycle.renew(s, a, "old", None, reason="x", spec=spec),  # type: ignore[arg-type]
                                      InvalidTransition, "without a new allocation"),
-        "renew with a past allocation": (lambda s: service.renew(
+        "renew with a past allocation": (lambda s: lifecycle.renew(
             s, a, "old", Allocation("P-2", expires=NOW - timedelta(days=1)), reason="x", spec=spec, now=NOW),
             InputError, "not in the future"),
-        "renew without expiry": (lambda s: service.renew(s, a, "old", Allocation("P-2"), reason="x", spec=spec),
+        "renew without expiry": (lambda s: lifecycle.renew(s, a, "old", Allocation("P-2"), reason="x", spec=spec),
                                  InputError, "needs an expiry"),
-        "renew an active account": (lambda s: service.renew(s, a, "sci", Allocation("P-2", expires=LATER),
+        "renew an active account": (lambda s: lifecycle.renew(s, a, "sci", Allocation("P-2", expires=LATER),
                                                             reason="x", spec=spec), InvalidTransition, "grow-quota"),
-        "renew a departed account": (lambda s: service.renew(s, a, "gone", Allocation("P-2", expires=LATER),
+        "renew a departed account": (lambda s: lifecycle.renew(s, a, "gone", Allocation("P-2", expires=LATER),
                                                              reason="x", spec=spec), InvalidTransition, "departed"),
-        "promote staff": (lambda s: service.promote(s, a, "staff", reason="x"), InvalidTransition, "already a staff"),
-        "promote departed": (lambda s: service.promote(s, a, "gone", reason="x"), InvalidTransition,
+        "promote staff": (lambda s: lifecycle.promote(s, a, "staff", reason="x"), InvalidTransition, "already a staff"),
+        "promote departed": (lambda s: lifecycle.promote(s, a, "gone", reason="x"), InvalidTransition,
                              "already a staff"),
-        "demote science": (lambda s: service.demote(s, a, spec, "sci", new_username="s2", reason="x"),
+        "demote science": (lambda s: lifecycle.demote(s, a, spec, "sci", new_username="s2", reason="x"),
                            InvalidTransition, "only an active staff"),
-        "demote departed": (lambda s: service.demote(s, a, spec, "gone", new_username="g2", reason="x"),
+        "demote departed": (lambda s: lifecycle.demote(s, a, spec, "gone", new_username="g2", reason="x"),
                             InvalidTransition, "only an active staff"),
-        "demote to a taken name": (lambda s: service.demote(s, a, spec, "staff", new_username="sci", reason="x"),
+        "demote to a taken name": (lambda s: lifecycle.demote(s, a, spec, "staff", new_username="sci", reason="x"),
                                    InputError, "is taken"),
-        "shrink quota": (lambda s: service.grow_quota(s, a, "sci", 50, reason="x"), InvalidTransition,
+        "shrink quota": (lambda s: lifecycle.grow_quota(s, a, "sci", 50, reason="x"), InvalidTransition,
                          "not larger"),
-        "quota of expired": (lambda s: service.grow_quota(s, a, "old", 500, reason="x"), InvalidTransition,
+        "quota of expired": (lambda s: lifecycle.grow_quota(s, a, "old", 500, reason="x"), InvalidTransition,
                              "only an active"),
-        "no reason": (lambda s: service.grow_quota(s, a, "sci", 500, reason=" "), InputError, "--reason"),
-        "duplicate username": (lambda s: service.onboard(s, a, spec, "sci", name="X", email="x@y.org",
+        "no reason": (lambda s: lifecycle.grow_quota(s, a, "sci", 500, reason=" "), InputError, "--reason"),
+        "duplicate username": (lambda s: lifecycle.onboard(s, a, spec, "sci", name="X", email="x@y.org",
                                                          kind=AccountKind.SCIENCE, reason="x"), InputError,
                                "is taken"),
-        "bad username": (lambda s: service.onboard(s, a, spec, "Bad Name", name="X", email="x@y.org",
+        "bad username": (lambda s: lifecycle.onboard(s, a, spec, "Bad Name", name="X", email="x@y.org",
                                                    kind=AccountKind.SCIENCE, reason="x"), InputError,
                          "not a valid username"),
-        "bad email": (lambda s: service.onboard(s, a, spec, "newbie", name="X", email="nope",
+        "bad email": (lambda s: lifecycle.onboard(s, a, spec, "newbie", name="X", email="nope",
                                                 kind=AccountKind.SCIENCE, reason="x"), InputError,
                       "not an email"),
-        "second active account": (lambda s: service.onboard(s, a, spec, "staff2", name="X",
+        "second active account": (lambda s: lifecycle.onboard(s, a, spec, "staff2", name="X",
                                                             email="staff@lsst.org", kind=AccountKind.STAFF,
                                                             reason="x"), Conflict, "already has the active"),
-        "staff role on science": (lambda s: service.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
+        "staff role on science": (lambda s: lifecycle.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
                                                             kind=AccountKind.SCIENCE, roles=[Role.SYSADMIN],
                                                             reason="x"), InputError, "staff only"),
-        "unknown namespace": (lambda s: service.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
+        "unknown namespace": (lambda s: lifecycle.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
                                                         kind=AccountKind.STAFF, namespaces=["nope"], reason="x"),
                               InputError, "not an application namespace"),
-        "science in a namespace": (lambda s: service.join_namespace(s, a, spec, "sci", "firefly", reason="x"),
+        "science in a namespace": (lambda s: lifecycle.join_namespace(s, a, spec, "sci", "firefly", reason="x"),
                                    InvalidTransition, "namespaces are for staff"),
-        "grant staff role to science": (lambda s: service.grant_role(s, a, "sci", Role.SECURITY, reason="x"),
+        "grant staff role to science": (lambda s: lifecycle.grant_role(s, a, "sci", Role.SECURITY, reason="x"),
                                         InputError, "staff only"),
-        "grant a held role": (lambda s: service.grant_role(s, a, "staff", Role.DEVELOPER, reason="x"), Conflict,
+        "grant a held role": (lambda s: lifecycle.grant_role(s, a, "staff", Role.DEVELOPER, reason="x"), Conflict,
                               "already holds"),
-        "grant to departed": (lambda s: service.grant_role(s, a, "gone", Role.DEVELOPER, reason="x"),
+        "grant to departed": (lambda s: lifecycle.grant_role(s, a, "gone", Role.DEVELOPER, reason="x"),
                               InvalidTransition, "active accounts only"),
-        "revoke an unheld role": (lambda s: service.revoke_role(s, a, "staff", Role.SECURITY, reason="x"),
+        "revoke an unheld role": (lambda s: lifecycle.revoke_role(s, a, "staff", Role.SECURITY, reason="x"),
                                   NotFound, "does not hold"),
-        "unknown account": (lambda s: service.depart(s, a, "nobody", reason="x"), NotFound, "no account named"),
-        "uid in use": (lambda s: service.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
+        "unknown account": (lambda s: lifecycle.depart(s, a, "nobody", reason="x"), NotFound, "no account named"),
+        "uid in use": (lambda s: lifecycle.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
                                                  kind=AccountKind.SCIENCE, uid=10_000, reason="x"), InputError,
                        "already in use"),
-        "staff with allocation": (lambda s: service.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
+        "staff with allocation": (lambda s: lifecycle.onboard(s, a, spec, "newbie", name="X", email="n@y.org",
                                                             kind=AccountKind.STAFF, allocation=Allocation("P"),
                                                             reason="x"), InputError, "no science allocation"),
     }
@@ -112,6 +112,6 @@ def test_refused_and_nothing_changes(db: Database, spec: EnclaveSpec, people: No
 
 
 def test_several_problems_reported_at_once(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
-    err = unchanged(lambda s: service.onboard(s, ADMIN, spec, "Bad!", name=" ", email="x", reason="x",
+    err = unchanged(lambda s: lifecycle.onboard(s, ADMIN, spec, "Bad!", name=" ", email="x", reason="x",
                                               kind=AccountKind.SCIENCE), InputError)
     assert [p.where for p in err.problems] == ["username", "name", "email"]

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from enclave import journal
-from enclave.access import data, repository, tokens
-from enclave.access.permissions import Permission, permissions_of
+from enclave.access.permissions import Permission
 from enclave.access.render import render_access
-from enclave.accounts import service
-from enclave.accounts.models import AccountKind, AccountStatus
-from enclave.accounts.service import Allocation
+from enclave.accounts import data, lifecycle, storage, tokens
+from enclave.accounts.authorize import permissions_of
+from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.db import Database
 from enclave.errors import Unauthenticated
 from enclave.spec.models import EnclaveSpec, Role
@@ -37,8 +37,8 @@ class View:
 
 def view(db: Database, spec: EnclaveSpec, username: str) -> View:
     with db.session() as s:
-        a = service.get(s, username)
-        objects = render_access(spec, repository.subjects(s))
+        a = lifecycle.get(s, username)
+        objects = render_access(spec, storage.subjects(s))
         bindings = {ns: o["roleRef"]["name"] for ns, objs in objects.items() for o in objs
                     if o["kind"] == "RoleBinding" and o["subjects"][0]["name"] == username}
         last = journal.query(s, target=f"account/{username}", newest_first=True, limit=1)[0]
@@ -48,7 +48,7 @@ def view(db: Database, spec: EnclaveSpec, username: str) -> View:
 
 def reach(db: Database, username: str, path: str) -> tuple[bool, bool]:
     with db.session() as s:
-        a = service.get(s, username)
+        a = lifecycle.get(s, username)
         return data.can_read(a, path), data.can_write(a, path)
 
 
@@ -80,14 +80,14 @@ def test_one_person_through_every_transition(db: Database, spec: EnclaveSpec, ad
 
     # 2. A larger allocation raises the quota.
     with db.session() as s:
-        service.grow_quota(s, ADMIN, "carol", 500, reason="proposal P-100 amended", proposal_id="P-100", now=NOW)
+        lifecycle.grow_quota(s, ADMIN, "carol", 500, reason="proposal P-100 amended", proposal_id="P-100", now=NOW)
     v = view(db, spec, "carol")
     assert v.quota == 500 and v.last.action == "accounts.grow-quota"
     assert (v.last.before["quota_gib"], v.last.after["quota_gib"]) == (100, 500)
 
     # 3. The allocation expires: read access to own data only; every other service gone.
     with db.session() as s:
-        service.expire(s, ADMIN, "carol", reason="allocation ended", now=NOW)
+        lifecycle.expire(s, ADMIN, "carol", reason="allocation ended", now=NOW)
     v = view(db, spec, "carol")
     assert v.status == "expired" and v.perms == frozenset() and not v.bindings
     assert reach(db, "carol", "/jhome/carol/workspace/a.fits") == (True, False)
@@ -98,7 +98,7 @@ def test_one_person_through_every_transition(db: Database, spec: EnclaveSpec, ad
 
     # 4. A new allocation reactivates the same account.
     with db.session() as s:
-        service.renew(s, ADMIN, "carol", Allocation("P-200", quota_gib=200, expires=LATER), reason="P-200",
+        lifecycle.renew(s, ADMIN, "carol", Allocation("P-200", quota_gib=200, expires=LATER), reason="P-200",
                       spec=spec, now=NOW)
     v = view(db, spec, "carol")
     assert v.status == "active" and v.perms == PLATFORM and v.quota == 500 and v.uid == uid
@@ -106,8 +106,8 @@ def test_one_person_through_every_transition(db: Database, spec: EnclaveSpec, ad
 
     # 5. Science user becomes staff: same account, same data, staff access.
     with db.session() as s:
-        service.promote(s, ADMIN, "carol", reason="hired by the project", now=NOW)
-        service.join_namespace(s, ADMIN, spec, "carol", "firefly", reason="firefly developer", now=NOW)
+        lifecycle.promote(s, ADMIN, "carol", reason="hired by the project", now=NOW)
+        lifecycle.join_namespace(s, ADMIN, spec, "carol", "firefly", reason="firefly developer", now=NOW)
     v = view(db, spec, "carol")
     assert (v.kind, v.uid, v.home, v.status) == ("staff", uid, home, "active")
     assert Permission.LOGS_READ in v.perms and v.perms >= PLATFORM
@@ -117,7 +117,7 @@ def test_one_person_through_every_transition(db: Database, spec: EnclaveSpec, ad
 
     # 6. Staff becomes a science user: a NEW account; the old one is deactivated; old data unreachable.
     with db.session() as s:
-        new = service.demote(s, ADMIN, spec, "carol", new_username="cng", reason="left the project, kept a proposal",
+        new = lifecycle.demote(s, ADMIN, spec, "carol", new_username="cng", reason="left the project, kept a proposal",
                              allocation=Allocation("P-300", expires=LATER), now=NOW)
         new_uid = new.uid
     old, fresh = view(db, spec, "carol"), view(db, spec, "cng")
@@ -130,14 +130,14 @@ def test_one_person_through_every_transition(db: Database, spec: EnclaveSpec, ad
     assert reach(db, "cng", "/jhome/cng/workspace/b.fits") == (True, True)
     assert not token_ok(db, token) and not token_ok(db, token, data_read=True)
     with db.session() as s:
-        person = service.person_of(s, "cng")
+        person = lifecycle.person_of(s, "cng")
         assert [a.username for a in person.accounts] == ["carol", "cng"]
-        assert service.get(s, "carol").replaced_by == service.get(s, "cng").id
-        assert service.get(s, "cng").gid != service.get(s, "carol").gid
+        assert lifecycle.get(s, "carol").replaced_by == lifecycle.get(s, "cng").id
+        assert lifecycle.get(s, "cng").gid != lifecycle.get(s, "carol").gid
 
     # 7. The new science account's allocation expires in turn.
     with db.session() as s:
-        service.expire(s, ADMIN, "cng", reason="P-300 ended", now=NOW)
+        lifecycle.expire(s, ADMIN, "cng", reason="P-300 ended", now=NOW)
     assert reach(db, "cng", "/jhome/cng/workspace/b.fits") == (True, False)
 
     with db.session() as s:
@@ -158,7 +158,7 @@ def test_staff_departure_revokes_everything_at_once_and_keeps_data(db: Database,
     assert v.bindings == {ns: "admin" for ns in ("jupyter-lsst", "firefly", "qserv", "portal")}
     assert Permission.BATCH_PODS in v.perms
     with db.session() as s:
-        service.depart(s, ADMIN, "dave", reason="left LSST", now=NOW)
+        lifecycle.depart(s, ADMIN, "dave", reason="left LSST", now=NOW)
     v = view(db, spec, "dave")
     assert (v.status, v.perms, v.bindings, v.home) == ("departed", frozenset(), {}, "/jhome/dave")
     assert v.last.before["roles"] == ["developer", "k8s-service-admin"] and v.last.after["roles"] == []
@@ -167,17 +167,17 @@ def test_staff_departure_revokes_everything_at_once_and_keeps_data(db: Database,
     assert reach(db, "dave", "/jhome/dave") == (False, False)
     with db.session() as s:
         assert all(t.revoked_at is not None for t in tokens.list_tokens(s, "dave"))
-        assert service.get(s, "dave").ended_at is not None
+        assert lifecycle.get(s, "dave").ended_at is not None
 
 
 def test_returning_person_gets_a_new_account(db: Database, spec: EnclaveSpec, admin: str) -> None:
     onboard(db, spec, "erin", kind=AccountKind.STAFF, email="erin@lsst.org")
     with db.session() as s:
-        service.depart(s, ADMIN, "erin", reason="contract ended", now=NOW)
+        lifecycle.depart(s, ADMIN, "erin", reason="contract ended", now=NOW)
     onboard(db, spec, "erin2", kind=AccountKind.STAFF, email="erin@lsst.org")
     with db.session() as s:
-        assert [a.username for a in service.person_of(s, "erin2").accounts] == ["erin", "erin2"]
-        assert service.get(s, "erin").status == AccountStatus.DEPARTED
+        assert [a.username for a in lifecycle.person_of(s, "erin2").accounts] == ["erin", "erin2"]
+        assert lifecycle.get(s, "erin").status == AccountStatus.DEPARTED
 
 
 def test_uids_homes_and_quota_follow_the_spec(db: Database, spec: EnclaveSpec, admin: str) -> None:
@@ -186,7 +186,7 @@ def test_uids_homes_and_quota_follow_the_spec(db: Database, spec: EnclaveSpec, a
     onboard(db, spec, "f3", uid=50_000)
     onboard(db, spec, "f4")
     with db.session() as s:
-        a = {n: service.get(s, n) for n in ("root", "f1", "f2", "f3", "f4")}
+        a = {n: lifecycle.get(s, n) for n in ("root", "f1", "f2", "f3", "f4")}
     assert [a[n].uid for n in ("root", "f1", "f2", "f3", "f4")] == [10_000, 10_001, 10_002, 50_000, 50_001]
     assert all(x.gid == x.uid for x in a.values())
     assert a["f1"].quota_gib == spec.storage.home_quota_gib == 100
@@ -199,18 +199,18 @@ def test_expire_due_expires_only_past_allocations(db: Database, spec: EnclaveSpe
     onboard(db, spec, "g2", allocation=Allocation("P-2", expires=NOW + timedelta(days=100)))
     onboard(db, spec, "g3")
     with db.session() as s:
-        done = service.expire_due(s, ADMIN, now=NOW + timedelta(days=30))
+        done = lifecycle.expire_due(s, ADMIN, now=NOW + timedelta(days=30))
         assert [a.username for a in done] == ["g1"]
-        assert service.get(s, "g2").status == "active" and service.get(s, "g3").status == "active"
+        assert lifecycle.get(s, "g2").status == "active" and lifecycle.get(s, "g3").status == "active"
         assert journal.query(s, action="accounts.expire")[0].reason == "allocation expiry date passed"
 
 
 def test_bootstrap_only_on_an_empty_enclave(db: Database, spec: EnclaveSpec, unchanged: Any) -> None:
     with db.session() as s:
-        first = service.bootstrap(s, spec, "root", name="Root", email="root@lsst.org", now=NOW)
-        assert service.roles_of(s, "root") == [Role.DEVELOPER, Role.SYSADMIN] and first.kind == "staff"
+        first = lifecycle.bootstrap(s, spec, "root", name="Root", email="root@lsst.org", now=NOW)
+        assert lifecycle.roles_of(s, "root") == [Role.DEVELOPER, Role.SYSADMIN] and first.kind == "staff"
     from enclave.errors import Conflict
-    err = unchanged(lambda s: service.bootstrap(s, spec, "other", name="O", email="o@x.org"), Conflict)
+    err = unchanged(lambda s: lifecycle.bootstrap(s, spec, "other", name="O", email="o@x.org"), Conflict)
     assert "already has 1 account" in str(err)
     with db.session() as s:
         entry = journal.query(s)[0]
@@ -221,14 +221,14 @@ def test_bootstrap_only_on_an_empty_enclave(db: Database, spec: EnclaveSpec, unc
 def test_the_last_sysadmin_cannot_be_removed(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any,
                                              role: Role) -> None:
     from enclave.errors import InvalidTransition
-    unchanged(lambda s: service.depart(s, ADMIN, ADMIN, reason="bye"), InvalidTransition)
-    unchanged(lambda s: service.revoke_role(s, ADMIN, ADMIN, role, reason="oops"), InvalidTransition)
-    unchanged(lambda s: service.demote(s, ADMIN, spec, ADMIN, new_username="r2", reason="x"), InvalidTransition)
+    unchanged(lambda s: lifecycle.depart(s, ADMIN, ADMIN, reason="bye"), InvalidTransition)
+    unchanged(lambda s: lifecycle.revoke_role(s, ADMIN, ADMIN, role, reason="oops"), InvalidTransition)
+    unchanged(lambda s: lifecycle.demote(s, ADMIN, spec, ADMIN, new_username="r2", reason="x"), InvalidTransition)
     onboard(db, spec, "second", kind=AccountKind.STAFF, roles=[Role.SYSADMIN])
     with db.session() as s:
-        service.depart(s, "second", ADMIN, reason="handover", now=NOW)
+        lifecycle.depart(s, "second", ADMIN, reason="handover", now=NOW)
     with db.session() as s:
-        assert service.get(s, ADMIN).status == "departed"
+        assert lifecycle.get(s, ADMIN).status == "departed"
 
 
 def test_concurrent_onboarding_gets_distinct_uids(db: Database, spec: EnclaveSpec, admin: str) -> None:
@@ -249,7 +249,7 @@ def test_concurrent_onboarding_gets_distinct_uids(db: Database, spec: EnclaveSpe
         t.join()
     assert not errors, errors
     with db.session() as s:
-        uids = [a.uid for a in service.list_accounts(s)]
+        uids = [a.uid for a in lifecycle.list_accounts(s)]
         assert len(uids) == 21 and len(set(uids)) == 21
         assert journal.verify(s) == 21
 

@@ -14,19 +14,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from enclave.access import tokens
-from enclave.accounts import service as accounts
-from enclave.accounts.models import AccountKind
+from enclave.accounts import lifecycle as accounts
+from enclave.accounts import tokens
+from enclave.accounts.types import AccountKind
 from enclave.api.app import create_app
 from enclave.api.runner import BrokerRunner
 from enclave.api.server import ThreadedServer
 from enclave.api.service import Service
-from enclave.api.wiring import build_service, ensure_accounts
+from enclave.api.wiring import build_service
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
-from enclave.broker.model import Action, DeployPods, DrainNode, Observed
 from enclave.db import Database
+from enclave.domain.capacity import Action, DeployPods, DrainNode, Observed
 from enclave.ops import images
+from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec, Role, load
 from enclave.spec.defaults import EXAMPLES
 
@@ -81,6 +82,13 @@ class ProjectedBackend:
 
     def advance(self, seconds: float) -> None:
         self.state = replace(self.state, now=self.state.now + seconds)
+
+    def progress(self) -> None:
+        """Nothing is under way: every action takes effect at once."""
+
+    @property
+    def finished(self) -> bool:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -140,11 +148,10 @@ def world(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, 
     path = tmp_path / "enclave.db"
     path.write_bytes(template_db[0].read_bytes())
     db = Database(f"sqlite:///{path}")
-    service = Service(spec=spec, db=db)
+    service = Service(Factory(spec, db))
     backend = ProjectedBackend(spec)
-    service.runner = BrokerRunner(spec=spec, backend=backend, decide=lambda o: [], db=db,
-                                  metrics=service.metrics, history=service.history, advance=backend.advance,
-                                  backend_name="projected")
+    service.runner = BrokerRunner(broker=service.factory.broker(backend, "projected"), metrics=service.metrics,
+                                  history=service.history, backend_name="projected")
     service.runner.snapshot()
     with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield World(spec=spec, db=db, service=service, client=client, tokens=dict(template_db[1]))
@@ -210,8 +217,9 @@ def live(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
     path = tmp_path_factory.mktemp("live") / "enclave.db"
     path.write_bytes(template_db[0].read_bytes())
     db = Database(f"sqlite:///{path}")
-    ensure_accounts(db, spec, ADMIN)
-    service = build_service(spec, db, scenario="one-night", sim_seconds_per_cycle=600, wall_seconds_per_cycle=0.3)
+    factory = Factory(spec, db)
+    factory.ensure_accounts(ADMIN)
+    service = build_service(factory, scenario="one-night", sim_seconds_per_cycle=600, wall_seconds_per_cycle=0.3)
     assert service.runner is not None
     for _ in range(3):  # some history before the first page load; the first cycle also warms the twilight cache
         service.runner.step()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from enclave.access import tokens
-from enclave.accounts import service as accounts
+from enclave.accounts import lifecycle as accounts
+from enclave.accounts import tokens
 from tests.api.conftest import ADMIN, SCIENCE, World
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.db import Database
+from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
 from tests.api.conftest import ADMIN, populate
 from tests.pg import PostgresServer, postgres_server  # noqa: F401  (session fixture)
@@ -23,7 +24,7 @@ def pg_client(postgres_server: PostgresServer, spec: EnclaveSpec) -> Iterator[tu
     db.migrate()
     made = populate(db, spec)
     try:
-        with TestClient(create_app(Service(spec=spec, db=db)), raise_server_exceptions=False) as client:
+        with TestClient(create_app(Service(Factory(spec, db))), raise_server_exceptions=False) as client:
             yield client, made
     finally:
         db.dispose()

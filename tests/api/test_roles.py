@@ -241,7 +241,7 @@ def test_action_already_in_effect_is_not_journaled_again(world: World) -> None:
 
 
 def test_api_and_cli_journal_a_change_the_same_way(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both go through enclave.accounts.service: the same action, target, actor and before/after shape."""
+    """Both go through enclave.accounts.lifecycle: the same action, target, actor and before/after shape."""
     from typer.testing import CliRunner
 
     from enclave.cli import app

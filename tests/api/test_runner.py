@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from enclave.api.metrics import Metrics
-from enclave.api.snapshot import History
-from enclave.api.wiring import build_service, ensure_accounts, live_runner
+from enclave.api.service import Service
+from enclave.api.wiring import build_service, live_runner
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.errors import ExternalError
 from enclave.journal import query, verify
+from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
 from tests.api.conftest import ADMIN
 
@@ -25,8 +25,8 @@ def fresh_db(tmp_path: Path) -> Database:
 
 
 def test_broker_actions_in_the_twin_are_role_checked_and_journaled(fresh_db: Database, spec: EnclaveSpec) -> None:
-    assert ensure_accounts(fresh_db, spec, ADMIN) is not None
-    service = build_service(spec, fresh_db, scenario="one-night", sim_seconds_per_cycle=600)
+    assert Factory(spec, fresh_db).ensure_accounts(ADMIN) is not None
+    service = build_service(Factory(spec, fresh_db), scenario="one-night", sim_seconds_per_cycle=600)
     runner = service.runner
     assert runner is not None
     for _ in range(4):
@@ -47,7 +47,7 @@ def test_broker_actions_in_the_twin_are_role_checked_and_journaled(fresh_db: Dat
 
 def test_broker_without_its_roles_changes_nothing(fresh_db: Database, spec: EnclaveSpec) -> None:
     """No broker account (no bootstrap ran): every action is refused and neither twin nor journal moves."""
-    service = build_service(spec, fresh_db, scenario="one-night", sim_seconds_per_cycle=600)
+    service = build_service(Factory(spec, fresh_db), scenario="one-night", sim_seconds_per_cycle=600)
     runner = service.runner
     assert runner is not None
     before = [(s.name, s.pool) for s in runner.observe().startds]
@@ -71,12 +71,12 @@ users: [{name: u, user: {token: x}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
 """)
-    runner = live_runner(spec, fresh_db, Metrics(), History(), kubeconfig=kubeconfig, collector="127.0.0.1:9")
-    assert runner.advance is None and runner.backend_name == "live"
+    runner = live_runner(Service(Factory(spec, fresh_db)), kubeconfig=kubeconfig, collector="127.0.0.1:9")
+    assert not runner.simulate and runner.backend_name == "live"
     with pytest.raises(ExternalError):
         runner.observe()
 
 
 def test_live_runner_refuses_a_missing_kubeconfig(fresh_db: Database, spec: EnclaveSpec, tmp_path: Path) -> None:
     with pytest.raises(ExternalError, match="kubeconfig"):
-        live_runner(spec, fresh_db, Metrics(), History(), kubeconfig=tmp_path / "nope")
+        live_runner(Service(Factory(spec, fresh_db)), kubeconfig=tmp_path / "nope")

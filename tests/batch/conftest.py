@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import htcondor2
 import pytest
 from classad2 import ClassAd, ExprTree
 
-from enclave.batch import policy, render
-from enclave.broker.model import Startd, StartdKind
+from enclave.batch import live, policy, render
+from enclave.batch.live import Bindings
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
@@ -36,10 +37,14 @@ def startd(pool: str, *, name: str = "condor-001", cores: int = 24, memory_mib: 
     return Startd(name=name, node=name, kind=kind, pool=pool, cores=cores, memory_mib=memory_mib, busy_cores=busy)
 
 
-# --- The HTCondor daemons, replaced at the bindings' C boundary ------------------------------------
-# The htcondor2 Python classes (Collector, Schedd, Startd, RemoteParam, send_command) run for real;
-# only the functions of htcondor2_impl that would open a socket to a daemon are swapped for these,
-# which answer from ClassAds built by the policy module and evaluate constraints with classad2.
+# --- The HTCondor daemons, behind stand-ins for the public htcondor2 API -----------------------------------
+# The adapter (enclave.batch.live.HTCondorBatch) takes the bindings it calls as a ``Bindings``; these stand-ins
+# replace htcondor2.Collector, Schedd, Startd, RemoteParam and send_command with the same signatures
+# (test_live.test_the_stand_ins_have_the_bindings_signatures checks them against the installed htcondor2), answer
+# from ClassAds built by the policy module, evaluate constraints with classad2, and fail loudly on any method
+# they do not implement. Nothing of htcondor2 is patched.
+
+VERSION = "$CondorVersion: 25.14.1 $"
 
 
 @dataclass
@@ -63,20 +68,25 @@ class Daemons:
     scanned: list[int] = field(default_factory=list)
     """How many history records each history query read before it stopped, in call order."""
     calls: list[tuple[Any, ...]] = field(default_factory=list)
-    handles: dict[int, str] = field(default_factory=dict)
     fail: str | None = None
+    masters: bool = True
+    """Whether each startd host's condor_master advertises itself."""
 
     def slot_ad(self, fs: FakeStartd) -> ClassAd:
         ad = policy.machine_ad(self.spec, fs.startd)
         ad["MyAddress"] = fs.address
-        ad["CondorVersion"] = "$CondorVersion: 25.14.1 $"
+        ad["CondorVersion"] = VERSION
         ad["Draining"] = fs.draining
         ad["EnclavePoolSince"] = fs.since
         return ad
 
     def schedd_ad(self, name: str) -> ClassAd:
         return ClassAd({"MyType": "Scheduler", "Name": name, "MyAddress": f"<10.0.0.{len(name)}:9618?name={name}>",
-                        "CondorVersion": "$CondorVersion: 25.14.1 $"})
+                        "CondorVersion": VERSION})
+
+    def master_ad(self, name: str, fs: FakeStartd) -> ClassAd:
+        return ClassAd({"MyType": "DaemonMaster", "Name": name, "MyAddress": self.master_address(fs),
+                        "CondorVersion": VERSION})
 
     @staticmethod
     def master_address(fs: FakeStartd) -> str:
@@ -85,103 +95,178 @@ class Daemons:
     def by_address(self, address: str) -> FakeStartd:
         return next(fs for fs in self.startds.values() if address in (fs.address, self.master_address(fs)))
 
-    # htcondor2_impl replacements ----------------------------------------------------------------
+    def schedd_named(self, address: str) -> str:
+        return next(n for n in self.jobs if self.schedd_ad(n)["MyAddress"] == address)
 
-    def collector_query(self, handle: object, ad_type: int, constraint: str, projection: list[str],
-                        statistics: object, name: object) -> list[ClassAd]:
-        self.calls.append(("collector_query", ad_type, constraint))
-        if self.fail == "collector":
+    def ads(self, ad_type: htcondor2.AdType) -> list[ClassAd]:
+        if ad_type == htcondor2.AdType.Startd:
+            return [self.slot_ad(fs) for fs in self.startds.values()]
+        if ad_type == htcondor2.AdType.Schedd:
+            return [self.schedd_ad(n) for n in self.jobs]
+        if ad_type == htcondor2.AdType.Master and self.masters:
+            return [self.master_ad(n, fs) for n, fs in self.startds.items()]
+        return []
+
+    def add(self, s: Startd, address: str) -> None:
+        """A startd starts and advertises itself to the collector."""
+        self.startds[s.name] = FakeStartd(startd=s, address=address)
+
+    @property
+    def bindings(self) -> Bindings:
+        bound = {"daemons": self}
+        return Bindings(collector=type("Collector", (FakeCollector,), bound),
+                        schedd=type("Schedd", (FakeSchedd,), bound),
+                        startd=type("Startd", (FakeStartdClient,), bound),
+                        remote_param=type("RemoteParam", (FakeRemoteParam,), bound),
+                        send_command=self.send_command)
+
+    def send_command(self, ad: ClassAd, dc: htcondor2.DaemonCommand, target: str | None = None) -> None:
+        # htcondor2.send_command takes the daemon type from the ad's MyType.
+        daemon = {"DaemonMaster": htcondor2.DaemonType.Master}.get(ad["MyType"])
+        self.calls.append(("command", ad["MyAddress"], daemon, dc))
+        if dc == htcondor2.DaemonCommand.Reconfig and daemon == htcondor2.DaemonType.Master:
+            fs = self.by_address(ad["MyAddress"])
+            fs.runtime.update(fs.pending)
+            fs.pending.clear()
+            if render.POOL_KNOB in fs.runtime:
+                fs.startd = replace(fs.startd, pool=fs.runtime[render.POOL_KNOB])
+            fs.since = int(fs.runtime.get(render.SINCE_KNOB, fs.since))
+
+
+class Unfaked:
+    """Any attribute a stand-in does not define is a test that reaches past what the fake knows: fail."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"htcondor2.{type(self).__name__}.{name} is not implemented by the fake")
+
+
+def _location(location: ClassAd | None) -> str:
+    # As htcondor2's daemon clients do: a location is a ClassAd carrying the daemon's MyAddress.
+    if not isinstance(location, ClassAd):
+        raise TypeError("location must be a ClassAd")
+    address: str = location["MyAddress"]
+    return address
+
+
+class FakeCollector(Unfaked):
+    daemons: Daemons
+
+    def __init__(self, pool: str | ClassAd | list[str] | tuple[str, ...] | None = None,
+                 security: object | None = None) -> None:
+        self.pool = pool
+
+    def query(self, ad_type: htcondor2.AdType = htcondor2.AdType.Any, constraint: str | None = None,
+              projection: list[str] | None = None, statistics: str | None = None) -> list[ClassAd]:
+        d = self.daemons
+        d.calls.append(("collector_query", int(ad_type), constraint))
+        if d.fail == "collector":
             raise htcondor2.HTCondorException("Failed communication with collector")
-        if ad_type == int(htcondor2.AdType.Startd):
-            ads = [self.slot_ad(fs) for fs in self.startds.values()]
-        elif ad_type == int(htcondor2.AdType.Schedd):
-            ads = [self.schedd_ad(n) for n in self.jobs]
-        elif ad_type == int(htcondor2.AdType.Master):
-            ads = [ClassAd({"MyType": "DaemonMaster", "Name": n, "MyAddress": self.master_address(fs),
-                            "CondorVersion": "$CondorVersion: 25.14.1 $"}) for n, fs in self.startds.items()]
-        else:
-            ads = []
         where = ExprTree(constraint or "true")
-        out = [ad for ad in ads if where.eval(ad) is True]
-        for ad in out:
-            self.handles[id(ad._handle)] = ad["MyAddress"]
-        return out
+        out = [ad for ad in d.ads(ad_type) if where.eval(ad) is True]
+        # The collector returns only the projected attributes.
+        return [ClassAd({k: ad[k] for k in projection if k in ad}) for ad in out] if projection else out
 
-    def schedd_query(self, addr: str, constraint: str, projection: list[str], limit: int, opts: int) -> list[ClassAd]:
-        self.calls.append(("schedd_query", addr, constraint))
-        name = addr.split("name=")[1].rstrip(">")
-        where = ExprTree(constraint)
-        return [ad for ad in self.jobs[name] if where.eval(ad) is True]
+    def locate(self, daemon_type: htcondor2.DaemonType, name: str | None = None) -> ClassAd | None:
+        # htcondor2.Collector.locate: the first ad of that daemon type whose Name matches, else None.
+        ad_type = {htcondor2.DaemonType.Schedd: htcondor2.AdType.Schedd,
+                   htcondor2.DaemonType.Master: htcondor2.AdType.Master}[daemon_type]
+        found = [ad for ad in self.daemons.ads(ad_type) if ad.get("Name") == name]
+        return found[0] if found else None
 
-    def history_query(self, addr: str, constraint: str, projection: str, match: int, since: str, ad_type: str,
-                      src: int, command: int) -> list[ClassAd]:
-        self.calls.append(("history_query", addr, constraint, projection, match, since))
-        if self.fail == "history":
+
+class FakeSchedd(Unfaked):
+    daemons: Daemons
+
+    def __init__(self, location: ClassAd | None = None) -> None:
+        self.address = _location(location)
+
+    def query(self, constraint: str | ExprTree = "True", projection: list[str] = [],  # noqa: B006 (the real default)
+              callback: Any = None, limit: int = -1,
+              opts: htcondor2.QueryOpt = htcondor2.QueryOpt.Default) -> list[ClassAd]:
+        d = self.daemons
+        d.calls.append(("schedd_query", self.address, str(constraint)))
+        where = ExprTree(str(constraint))
+        return [ad for ad in d.jobs[d.schedd_named(self.address)] if where.eval(ad) is True]
+
+    def history(self, constraint: str | ExprTree | None = None, projection: list[str] = [],  # noqa: B006
+                match: int = -1, since: int | str | ExprTree | None = None) -> list[ClassAd]:
+        d = self.daemons
+        d.calls.append(("history_query", self.address, constraint, tuple(projection), match, since))
+        if d.fail == "history":
             raise htcondor2.HTCondorException("Failed to connect to schedd")
-        name = addr.split("name=")[1].rstrip(">")
-        where = ExprTree(constraint or "true")
-        stop = ExprTree(since) if since else None
+        where = ExprTree(str(constraint or "true"))
+        stop = ExprTree(str(since)) if since else None
         found: list[ClassAd] = []
         read = 0
         # As the schedd does: newest first, stop at the first record ``since`` is true of (not returned),
         # or once ``match`` ads matched.
-        for ad in self.finished.get(name, []):
+        for ad in d.finished.get(d.schedd_named(self.address), []):
             if stop is not None and stop.eval(ad) is True or 0 <= match <= len(found):
                 break
             read += 1
             if where.eval(ad) is True:
                 found.append(ad)
-        self.scanned.append(read)
+        d.scanned.append(read)
         return found
 
-    def remote_param_keys(self, handle: object) -> str:
-        return ",".join([render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB])
 
-    def remote_param_get(self, handle: object, key: str) -> str:
-        return self.by_address(self.handles[id(handle)]).runtime.get(key, "")
+class FakeStartdClient(Unfaked):
+    daemons: Daemons
 
-    def remote_param_set(self, handle: object, key: str, value: str) -> None:
-        address = self.handles[id(handle)]
-        self.calls.append(("set", address, key, value))
-        if self.fail == "config":
-            raise htcondor2.HTCondorException("SECMAN:2010:Received \"DENIED\" from server for user condor")
-        self.by_address(address).pending[key] = value
+    def __init__(self, location: ClassAd | None = None) -> None:
+        self.address = _location(location)
 
-    def send_command(self, handle: object, daemon_type: object, command: object, target: object) -> None:
-        address = self.handles[id(handle)]
-        self.calls.append(("command", address, daemon_type, command))
-        if command == htcondor2.DaemonCommand.Reconfig and daemon_type == htcondor2.DaemonType.Master:
-            fs = self.by_address(address)
-            fs.runtime.update(fs.pending)
-            fs.pending.clear()
-            if render.POOL_KNOB in fs.runtime:
-                fs.startd = Startd(**{**fs.startd.__dict__, "pool": fs.runtime[render.POOL_KNOB]})
-            fs.since = int(fs.runtime.get(render.SINCE_KNOB, fs.since))
-
-    def drain_jobs(self, addr: str, drain_type: int, on_completion: int, check_expr: object, start_expr: object,
-                   reason: object) -> str:
-        self.calls.append(("drain", addr, drain_type, reason))
-        self.by_address(addr).draining = True
+    def drainJobs(self, drain_type: htcondor2.DrainType = htcondor2.DrainType.Graceful,  # noqa: N802 (real name)
+                  on_completion: htcondor2.CompletionType = htcondor2.CompletionType.Nothing,
+                  check_expr: str | None = None, start_expr: str | None = None, reason: str | None = None) -> str:
+        self.daemons.calls.append(("drain", self.address, int(drain_type), reason))
+        self.daemons.by_address(self.address).draining = True
         return "drain-request-1"
+
+    def cancelDrainJobs(self, request_id: str | None = None) -> None:  # noqa: N802 (real name)
+        self.daemons.calls.append(("cancel", self.address, request_id))
+        self.daemons.by_address(self.address).draining = False
+
+
+class FakeRemoteParam(Unfaked, MutableMapping[str, str]):
+    """A startd's runtime configuration: assignments take effect at the next reconfig (ENABLE_RUNTIME_CONFIG)."""
+
+    daemons: Daemons
+
+    def __init__(self, location: ClassAd) -> None:
+        self.address = _location(location)
+        self.fs = self.daemons.by_address(self.address)
+
+    def __getitem__(self, key: str) -> str:
+        return {**self.fs.runtime, **self.fs.pending}[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.daemons.calls.append(("set", self.address, key, value))
+        if self.daemons.fail == "config":
+            raise htcondor2.HTCondorException('SECMAN:2010:Received "DENIED" from server for user condor')
+        self.fs.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise AssertionError("RemoteParam.__delitem__ is not implemented by the fake")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self.fs.runtime, **self.fs.pending})
+
+    def __len__(self) -> int:
+        return len({**self.fs.runtime, **self.fs.pending})
 
 
 @pytest.fixture
-def daemons(ldf: EnclaveSpec, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemons]:
+def daemons(ldf: EnclaveSpec, monkeypatch: pytest.MonkeyPatch) -> Daemons:
+    """The daemons of the LDF pool; adapters built without bindings (the CLI's ``--live``) talk to them too."""
     d = Daemons(spec=ldf)
     counter = itertools.count(1)
     for pool, names in (("prompt", ["condor-001", "condor-002"]), ("drp", ["condor-011"]), ("user", ["kub-003"])):
         for name in names:
             kind = StartdKind.POD if name.startswith("kub") else StartdKind.STANDALONE
             sd = Startd(name=name, node=name, kind=kind, pool=pool, cores=24, memory_mib=131072, busy_cores=4)
-            d.startds[name] = FakeStartd(startd=sd, address=f"<10.0.1.{next(counter)}:9618>")
+            d.add(sd, f"<10.0.1.{next(counter)}:9618>")
     for host in ldf.batch.submit_hosts:
         d.jobs[host] = []
-    monkeypatch.setattr(htcondor2._collector, "_collector_query", d.collector_query)
-    monkeypatch.setattr(htcondor2._schedd, "_schedd_query", d.schedd_query)
-    monkeypatch.setattr(htcondor2._schedd, "_history_query", d.history_query)
-    monkeypatch.setattr(htcondor2._remote_param, "_remote_param_keys", d.remote_param_keys)
-    monkeypatch.setattr(htcondor2._remote_param, "_remote_param_get", d.remote_param_get)
-    monkeypatch.setattr(htcondor2._remote_param, "_remote_param_set", d.remote_param_set)
-    monkeypatch.setattr(htcondor2._loose_functions, "_send_command", d.send_command)
-    monkeypatch.setattr(htcondor2._startd, "_startd_drain_jobs", d.drain_jobs)
-    yield d
+    monkeypatch.setattr(live, "DEFAULT_BINDINGS", d.bindings)
+    return d

@@ -1,6 +1,8 @@
-"""The live adapter through the real htcondor2 classes, with only the daemon calls replaced (conftest)."""
+"""The live adapter against stand-ins for the public htcondor2 API (conftest), with real classad2 ads."""
 
 from __future__ import annotations
+
+import inspect
 
 import htcondor2
 import pytest
@@ -8,19 +10,60 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch, demand_of, pool_constraint
-from enclave.broker.model import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
+from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
-from .conftest import DEV, NOTEBOOK_SCHEDD, Daemons
+from .conftest import (
+    DEV,
+    NOTEBOOK_SCHEDD,
+    Daemons,
+    FakeCollector,
+    FakeRemoteParam,
+    FakeSchedd,
+    FakeStartdClient,
+)
 
 
-def adapter(spec: EnclaveSpec, now: float = 1_000_000.0) -> HTCondorBatch:
-    return HTCondorBatch(spec, collector=htcondor2.Collector(spec.batch.central_manager), clock=lambda: now)
+def adapter(daemons: Daemons, now: float = 1_000_000.0) -> HTCondorBatch:
+    """The adapter for ``daemons.spec``, talking to ``daemons`` through the stand-ins."""
+    return HTCondorBatch(daemons.spec, bindings=daemons.bindings, clock=lambda: now)
+
+
+def _parameters(f: object) -> list[tuple[str, object, object]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fake", "real", "methods"), [
+    (FakeCollector, htcondor2.Collector, ["__init__", "query", "locate"]),
+    (FakeSchedd, htcondor2.Schedd, ["__init__", "query", "history"]),
+    (FakeStartdClient, htcondor2.Startd, ["__init__", "drainJobs", "cancelDrainJobs"]),
+    (FakeRemoteParam, htcondor2.RemoteParam, ["__init__", "__getitem__", "__setitem__"]),
+])
+def test_the_stand_ins_have_the_bindings_signatures(fake: type, real: type, methods: list[str]) -> None:
+    for name in methods:
+        assert _parameters(getattr(fake, name)) == _parameters(getattr(real, name)), name
+
+
+def test_send_command_stand_in_has_the_bindings_signature(daemons: Daemons) -> None:
+    assert _parameters(daemons.send_command) == _parameters(htcondor2.send_command)
+
+
+def test_the_stand_ins_refuse_what_they_do_not_implement(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    b = daemons.bindings
+    with pytest.raises(AssertionError, match="Collector.advertise is not implemented"):
+        b.collector(ldf.batch.central_manager).advertise([])
+    location = daemons.schedd_ad(DEV)
+    with pytest.raises(AssertionError, match="Schedd.submit is not implemented"):
+        b.schedd(location).submit(None)
+    with pytest.raises(AssertionError, match="Startd.vacate is not implemented"):
+        b.startd(daemons.slot_ad(daemons.startds["condor-001"])).vacate()
+    with pytest.raises(TypeError, match="location must be a ClassAd"):
+        b.schedd("not an ad")
 
 
 def test_startds_map_onto_the_broker_model(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    startds = adapter(ldf).startds()
+    startds = adapter(daemons).startds()
     assert [s.name for s in startds] == ["condor-001", "condor-002", "condor-011", "kub-003"]
     first = startds[0]
     assert (first.pool, first.kind, first.cores, first.memory_mib, first.busy_cores) == (
@@ -41,7 +84,7 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
                       extra={"JobStatus": 2}),
         policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 4}),
     ]
-    demand = adapter(ldf, now).demand()
+    demand = adapter(daemons, now).demand()
     assert demand["prompt"] == PoolDemand(idle_jobs=3, idle_cores=3, oldest_idle_seconds=90.0,
                                           newest_submit=now - 30)
     assert demand["user"] == PoolDemand(idle_jobs=1, idle_cores=4, running_jobs=1, running_cores=2,
@@ -66,7 +109,7 @@ def test_newest_submit_from_the_queue_only(ldf: EnclaveSpec, daemons: Daemons) -
                                        extra={"JobStatus": 2})]
     daemons.jobs[NOTEBOOK_SCHEDD] = [policy.job_ad(ldf, owner="bob", pool="drp", schedd=NOTEBOOK_SCHEDD,
                                                    qdate=now - 7)]
-    demand = adapter(ldf, now).demand()
+    demand = adapter(daemons, now).demand()
     assert demand["prompt"].newest_submit == now - 20  # running jobs count: they were submitted too
     assert demand["drp"].newest_submit == now - 7  # queue only: drp has no latency objective
     assert demand["user"].newest_submit is None
@@ -77,7 +120,7 @@ def test_newest_submit_from_the_history_only(ldf: EnclaveSpec, daemons: Daemons)
     daemons.finished[DEV] = [finished(ldf, "drp", now - 10), finished(ldf, "prompt", now - 600),
                              finished(ldf, "prompt", now - 900)]
     daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 300, schedd=NOTEBOOK_SCHEDD)]
-    demand = adapter(ldf, now).demand()
+    demand = adapter(daemons, now).demand()
     assert demand["prompt"] == PoolDemand(newest_submit=now - 300)  # the newer of the two schedds
     assert demand["drp"].newest_submit is None  # only pre-warmed pools look into the history
 
@@ -86,20 +129,20 @@ def test_newest_submit_is_the_later_of_queue_and_history(ldf: EnclaveSpec, daemo
     now = 1_000_000
     daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, qdate=now - 100)]
     daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 50, schedd=NOTEBOOK_SCHEDD)]
-    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 50
+    assert adapter(daemons, now).demand()["prompt"].newest_submit == now - 50
     daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 500, schedd=NOTEBOOK_SCHEDD)]
-    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 100
+    assert adapter(daemons, now).demand()["prompt"].newest_submit == now - 100
 
 
 def test_newest_submit_unknown_without_jobs(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    assert all(d.newest_submit is None for d in adapter(ldf).demand().values())
+    assert all(d.newest_submit is None for d in adapter(daemons).demand().values())
 
 
 def test_history_is_asked_for_the_newest_prompt_job(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    adapter(ldf, now=1_000_000.5).demand()
+    adapter(daemons, now=1_000_000.5).demand()
     asked = [c for c in daemons.calls if c[0] == "history_query"]
     assert [c[1] for c in asked] == [daemons.schedd_ad(h)["MyAddress"] for h in ldf.batch.submit_hosts]
-    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', "QDate,EnclavePool", 1,
+    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', ("QDate", "EnclavePool"), 1,
                                        f"CompletionDate < {1_000_000 - 86400}")}
 
 
@@ -109,14 +152,14 @@ def test_history_scan_stops_a_day_back(ldf: EnclaveSpec, daemons: Daemons) -> No
     # A schedd that ran only drp jobs for a week, one an hour, and a prompt job eight days ago.
     daemons.finished[DEV] = [finished(ldf, "drp", now - 3600 * h, cluster_id=h) for h in range(1, 7 * 24)]
     daemons.finished[DEV].append(finished(ldf, "prompt", now - 8 * day))
-    demand = adapter(ldf, now).demand()
+    demand = adapter(daemons, now).demand()
     assert demand["prompt"].newest_submit is None  # older than a day: not tonight's
     asked = [c[1] for c in daemons.calls if c[0] == "history_query"]
     dev = asked.index(daemons.schedd_ad(DEV)["MyAddress"])
     assert daemons.scanned[dev] == 24  # the last day of drp jobs, not the week
     # Within the day it is found, whatever else finished after it.
     daemons.finished[DEV].insert(5, finished(ldf, "prompt", now - 6 * 3600, completed=now - 5 * 3600 - 60))
-    assert adapter(ldf, now).demand()["prompt"].newest_submit == now - 6 * 3600
+    assert adapter(daemons, now).demand()["prompt"].newest_submit == now - 6 * 3600
 
 
 def test_history_looks_up_the_prewarmed_pool_without_a_latency_objective(ldf: EnclaveSpec,
@@ -125,7 +168,7 @@ def test_history_looks_up_the_prewarmed_pool_without_a_latency_objective(ldf: En
     spec = ldf.model_copy(update={"broker": ldf.broker.model_copy(update={"prewarm_pool": "drp"})})
     daemons.spec = spec
     daemons.finished[DEV] = [finished(spec, "drp", now - 120), finished(spec, "user", now - 60)]
-    demand = adapter(spec, now).demand()
+    demand = adapter(daemons, now).demand()
     assert demand["drp"].newest_submit == now - 120
     assert demand["user"].newest_submit is None  # neither pre-warmed nor with a latency objective
     asked = {c[2] for c in daemons.calls if c[0] == "history_query"}
@@ -146,17 +189,17 @@ def test_history_constraint_of_the_default_pool_matches_demand_of(ldf: EnclaveSp
 def test_history_failure_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
     daemons.fail = "history"
     with pytest.raises(ExternalError, match=f"schedd {DEV} history query failed: Failed to connect"):
-        adapter(ldf).demand()
+        adapter(daemons).demand()
 
 
 def test_missing_schedd_is_an_external_error(ldf: EnclaveSpec, daemons: Daemons) -> None:
     del daemons.jobs[NOTEBOOK_SCHEDD]
     with pytest.raises(ExternalError, match=f"schedd {NOTEBOOK_SCHEDD} is not advertised"):
-        adapter(ldf).demand()
+        adapter(daemons).demand()
 
 
 def test_relabel_sets_the_pool_knob_and_reconfigs(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    live = adapter(ldf, now=1234.0)
+    live = adapter(daemons, now=1234.0)
     live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="prompt"))
     address = daemons.startds["condor-011"].address
     sets = [c for c in daemons.calls if c[0] == "set"]
@@ -172,7 +215,7 @@ def test_relabel_sets_the_pool_knob_and_reconfigs(ldf: EnclaveSpec, daemons: Dae
 
 
 def test_relabel_refuses_stale_and_unknown(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    live = adapter(ldf)
+    live = adapter(daemons)
     with pytest.raises(Conflict, match="serves pool 'prompt', not 'drp'"):
         live.relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="drp", to_pool="user"))
     with pytest.raises(NotFound, match="pool 'nightly'"):
@@ -185,17 +228,18 @@ def test_relabel_refuses_stale_and_unknown(ldf: EnclaveSpec, daemons: Daemons) -
 def test_runtime_config_denied_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
     daemons.fail = "config"
     with pytest.raises(ExternalError, match="DENIED"):
-        adapter(ldf).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt", to_pool="user"))
+        adapter(daemons).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt",
+                                         to_pool="user"))
 
 
 def test_collector_down_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
     daemons.fail = "collector"
     with pytest.raises(ExternalError, match="collector lsst-condor-cm.ncsa.illinois.edu query failed"):
-        adapter(ldf).startds()
+        adapter(daemons).startds()
 
 
 def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    live = adapter(ldf)
+    live = adapter(daemons)
     live.apply(DrainStartd(actor="broker", reason="BCS 3", startd="kub-003"))
     drains = [c for c in daemons.calls if c[0] == "drain"]
     assert drains == [("drain", daemons.startds["kub-003"].address, int(htcondor2.DrainType.Graceful),
@@ -217,7 +261,7 @@ def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
 
 def test_other_actions_belong_to_kubernetes(ldf: EnclaveSpec, daemons: Daemons) -> None:
     with pytest.raises(InvalidTransition, match="DeletePods is not an HTCondor action"):
-        adapter(ldf).apply(DeletePods(actor="a", reason="r", pods=("p",)))
+        adapter(daemons).apply(DeletePods(actor="a", reason="r", pods=("p",)))
 
 
 def test_demand_of_ignores_foreign_pools_and_defaults(ldf: EnclaveSpec) -> None:
@@ -228,19 +272,16 @@ def test_demand_of_ignores_foreign_pools_and_defaults(ldf: EnclaveSpec) -> None:
     assert demand["general"].idle_cores == 3 and sum(d.idle_jobs for d in demand.values()) == 1
 
 
-def test_reconfig_needs_the_hosts_master(ldf: EnclaveSpec, daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
-    query = daemons.collector_query
-
-    def no_masters(handle: object, ad_type: int, *rest: object) -> list[object]:
-        return [] if ad_type == int(htcondor2.AdType.Master) else query(handle, ad_type, *rest)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(htcondor2._collector, "_collector_query", no_masters)
+def test_reconfig_needs_the_hosts_master(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    daemons.masters = False
     with pytest.raises(ExternalError, match="the master of condor-001 is not advertised"):
-        adapter(ldf).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt", to_pool="user"))
+        adapter(daemons).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt",
+                                         to_pool="user"))
 
 
-def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
-    cancelled: list[tuple[str, object]] = []
-    monkeypatch.setattr(htcondor2._startd, "_startd_cancel_drain_jobs", lambda addr, rid: cancelled.append((addr, rid)))
-    adapter(ldf).cancel_drain("condor-002")
-    assert cancelled == [(daemons.startds["condor-002"].address, None)]
+def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    live = adapter(daemons)
+    live.apply(DrainStartd(actor="broker", reason="BCS 3", startd="condor-002"))
+    live.cancel_drain("condor-002")
+    assert daemons.calls[-1] == ("cancel", daemons.startds["condor-002"].address, None)
+    assert not {s.name: s for s in live.startds()}["condor-002"].draining

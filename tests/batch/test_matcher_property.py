@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enclave.batch.policy import Matcher, job_ad, machine_ad
-from enclave.broker.model import StartdKind
+from enclave.domain.capacity import StartdKind
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 

@@ -7,7 +7,7 @@ from classad2 import ExprTree
 
 from enclave.batch import policy
 from enclave.batch.policy import JobShape, Matcher, SlotShape, job_ad, machine_ad
-from enclave.broker.model import StartdKind
+from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError, NotFound, SpecError
 from enclave.spec.models import EnclaveSpec
 

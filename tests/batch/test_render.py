@@ -8,7 +8,7 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
-from enclave.broker.model import StartdKind
+from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 

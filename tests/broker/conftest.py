@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from enclave.broker.effects import apply_one
-from enclave.broker.model import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
+from enclave.domain.capacity import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
 from enclave.spec import EnclaveSpec, parse
 from enclave.spec.models import NodeRole
 
@@ -176,8 +176,8 @@ K8S_ADMIN = "k8s-admin"
 @pytest.fixture
 def db(tmp_path: Any) -> Database:
     """A migrated SQLite database with a sysadmin, the broker (both batch roles) and one admin per role."""
-    from enclave.accounts import service
-    from enclave.accounts.models import AccountKind
+    from enclave.accounts import lifecycle
+    from enclave.accounts.types import AccountKind
     from enclave.spec.defaults import DEFAULT_SPEC
     from enclave.spec.load import load
 
@@ -185,11 +185,11 @@ def db(tmp_path: Any) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
     database.migrate()
     with database.session() as s:
-        service.bootstrap(s, spec, "root", name="Root Admin", email="root@example.org")
+        lifecycle.bootstrap(s, spec, "root", name="Root Admin", email="root@example.org")
     for name, roles in ((BROKER, [Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN]),
                         (CONDOR_ADMIN, [Role.HTCONDOR_ADMIN]), (K8S_ADMIN, [Role.K8S_SERVICE_ADMIN])):
         with database.session() as s:
-            service.onboard(s, "root", spec, name, name=name.title(), email=f"{name}@example.org",
+            lifecycle.onboard(s, "root", spec, name, name=name.title(), email=f"{name}@example.org",
                             kind=AccountKind.STAFF, roles=roles, reason="broker tests")
     yield database  # type: ignore[misc]
     database.dispose()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from enclave.broker.decide import Plan, plan, pool_states
 from enclave.broker.effects import project
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,

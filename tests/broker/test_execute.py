@@ -1,4 +1,5 @@
-"""The executor: role checks, journal in the same transaction, idempotence, convergence after a crash."""
+"""The broker service carrying actions out: role checks, journal in the same transaction, idempotence, and
+convergence after a crash."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from enclave.broker.decide import decide
-from enclave.broker.execute import Executor, cycle
 from enclave.broker.layout import initial_state
-from enclave.broker.model import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
 from enclave.db import Database
-from enclave.errors import ExternalError, PermissionDenied
+from enclave.domain.capacity import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
+from enclave.errors import Conflict, ExternalError, PermissionDenied
 from enclave.journal import query, verify
 from enclave.journal.models import JournalEntry
+from enclave.services.broker import BrokerService
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import BROKER, CONDOR_ADMIN, K8S_ADMIN, NOW, MemoryBackend, make_spec
 
@@ -36,7 +37,7 @@ def entries(db: Database) -> int:
 
 def test_cycle_applies_and_journals_each_action(db: Database) -> None:
     backend = MemoryBackend(busy_drp())
-    report = cycle(SPEC, Executor(backend, db), BROKER)
+    report = BrokerService(SPEC, db, backend, "memory").cycle(BROKER)
     assert report.plan.actions and all(o.applied for o in report.outcomes)
     assert backend.applied == report.plan.actions
     with db.session() as s:
@@ -55,27 +56,39 @@ def test_role_is_checked_and_refusal_changes_nothing(db: Database) -> None:
                         pods=("htcondor-kub-001-1",), cores_per_pod=8, memory_mib_per_pod=8192)
     n = entries(db)
     with pytest.raises(PermissionDenied) as err:
-        Executor(backend, db).apply(deploy)
+        BrokerService(SPEC, db, backend, "memory").apply(deploy)
     assert "k8s-service-admin" in str(err.value)
     assert backend.state == state and entries(db) == n
     relabel = Relabel(actor=K8S_ADMIN, reason="test", startd="condor-001", from_pool="prompt", to_pool="drp")
     with pytest.raises(PermissionDenied):
-        Executor(backend, db).apply(relabel)
+        BrokerService(SPEC, db, backend, "memory").apply(relabel)
     assert backend.state == state and entries(db) == n
     # The right role may.
-    assert Executor(backend, db).apply(replace(deploy, actor=K8S_ADMIN)).applied
-    assert Executor(backend, db).apply(replace(relabel, actor=CONDOR_ADMIN)).applied
+    assert BrokerService(SPEC, db, backend, "memory").apply(replace(deploy, actor=K8S_ADMIN)).applied
+    assert BrokerService(SPEC, db, backend, "memory").apply(replace(relabel, actor=CONDOR_ADMIN)).applied
     assert entries(db) == n + 2
 
 
 def test_applying_twice_is_a_no_op(db: Database) -> None:
     backend = MemoryBackend(busy_drp())
     a = Relabel(actor=CONDOR_ADMIN, reason="test", startd="condor-001", from_pool="prompt", to_pool="drp")
-    ex = Executor(backend, db)
+    ex = BrokerService(SPEC, db, backend, "memory")
     assert ex.apply(a).applied
     n = entries(db)
     again = ex.apply(a)
     assert not again.applied and entries(db) == n and backend.applied == [a]
+
+
+def test_a_stale_action_is_refused_before_anything_is_done(db: Database) -> None:
+    backend = MemoryBackend(busy_drp())
+    pool = next(s.pool for s in backend.state.startds if s.name == "condor-001")
+    to = "user" if pool != "user" else "general"
+    stale = Relabel(actor=CONDOR_ADMIN, reason="test", startd="condor-001", from_pool=f"not-{pool}", to_pool=to)
+    n = entries(db)
+    # broker.transitions: a startd labelled neither from_pool nor to_pool was moved since the decision.
+    with pytest.raises(Conflict, match="observe again"):
+        BrokerService(SPEC, db, backend, "memory").apply(stale)
+    assert backend.applied == [] and entries(db) == n
 
 
 class Failing(MemoryBackend):
@@ -87,14 +100,14 @@ def test_backend_failure_rolls_the_journal_back(db: Database) -> None:
     backend = Failing(busy_drp())
     n = entries(db)
     with pytest.raises(ExternalError):
-        Executor(backend, db).apply(decide(SPEC, backend.observe(), BROKER)[0])
+        BrokerService(SPEC, db, backend, "memory").apply(decide(SPEC, backend.observe(), BROKER)[0])
     assert entries(db) == n
 
 
 def _run(db: Database, crash_after: int | None) -> MemoryBackend:
     """Broker cycles a minute apart; optionally the first cycle dies after ``crash_after`` actions."""
     backend = MemoryBackend(busy_drp())
-    ex = Executor(backend, db)
+    ex = BrokerService(SPEC, db, backend, "memory")
     if crash_after is not None:
         actions = decide(SPEC, backend.observe(), BROKER)
         assert len(actions) > crash_after
@@ -102,7 +115,7 @@ def _run(db: Database, crash_after: int | None) -> MemoryBackend:
             ex.apply(a)
         backend.tick(60)  # the broker is down for a cycle; then it restarts with no memory
     for _ in range(30):
-        report = cycle(SPEC, ex, BROKER)
+        report = ex.cycle(BROKER)
         backend.tick(60)
         if not report.plan.actions:
             break
@@ -130,14 +143,14 @@ def test_broker_killed_between_actions_converges_after_restart(db: Database) -> 
 
 
 def test_bcs5_whole_nodes_lent_and_returned(db: Database) -> None:
-    from enclave.broker.model import NodeState, ReturnNode, StartHTCondor
+    from enclave.domain.capacity import NodeState, ReturnNode, StartHTCondor
 
     spec = make_spec(workers=3, batch=10, maximum=(10, 9, 5, 5),
                      broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 10})
     backend = MemoryBackend(busy_drp())
-    ex = Executor(backend, db)
+    ex = BrokerService(spec, db, backend, "memory")
     for _ in range(10):
-        cycle(spec, ex, BROKER)
+        ex.cycle(BROKER)
         backend.tick(60)
     kinds = [a.kind for a in backend.applied]
     assert "DrainNode" in kinds and "StartHTCondor" in kinds
@@ -150,7 +163,7 @@ def test_bcs5_whole_nodes_lent_and_returned(db: Database) -> None:
     # Prompt's queue empties: the nodes go back to the commons (after draining their jobs).
     backend.state = replace(backend.state, demand={"drp": backend.state.demand["drp"]})
     for _ in range(10):
-        cycle(spec, ex, BROKER)
+        ex.cycle(BROKER)
         backend.tick(60)
     assert any(isinstance(a, ReturnNode) for a in backend.applied)
     assert not [s for s in backend.state.startds if s.kind == StartdKind.NODE]

@@ -9,8 +9,8 @@ import pytest
 
 from enclave.broker.decide import plan
 from enclave.broker.layout import initial_state
-from enclave.broker.model import DeployPods, PoolDemand, Relabel
 from enclave.broker.night import night_at
+from enclave.domain.capacity import DeployPods, PoolDemand, Relabel
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec
@@ -129,7 +129,7 @@ def test_prewarm_ends_after_the_last_visit_and_returns_with_the_next(spec: Encla
 
 def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
     from enclave.broker.effects import project
-    from enclave.broker.model import DeletePods
+    from enclave.domain.capacity import DeletePods
 
     n = night_at(PACHON, ts(2026, 4, 13, 18))
     assert n is not None
@@ -148,7 +148,7 @@ def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
 
 
 def test_failed_batch_nodes_do_not_shrink_the_prewarm(spec: EnclaveSpec) -> None:
-    from enclave.broker.model import NodeState
+    from enclave.domain.capacity import NodeState
 
     n = night_at(PACHON, ts(2026, 4, 13, 18))
     assert n is not None
@@ -176,7 +176,7 @@ def test_a_job_before_twilight_does_not_end_the_prewarm(spec: EnclaveSpec) -> No
 
 def test_with_every_batch_node_down_prompt_keeps_its_borrowed_pods(spec: EnclaveSpec) -> None:
     from enclave.broker.effects import project
-    from enclave.broker.model import DeletePods, DrainStartd, NodeState
+    from enclave.domain.capacity import DeletePods, DrainStartd, NodeState
 
     n = night_at(PACHON, ts(2026, 4, 13, 18))
     assert n is not None
@@ -195,7 +195,7 @@ def test_with_every_batch_node_down_prompt_keeps_its_borrowed_pods(spec: Enclave
 
 def test_a_surplus_pod_drained_at_night_does_not_shrink_what_the_pool_may_borrow() -> None:
     from enclave.broker.effects import project
-    from enclave.broker.model import DrainStartd, Startd, StartdKind
+    from enclave.domain.capacity import DrainStartd, Startd, StartdKind
 
     # Prompt's guarantee is one batch node (24 cores); it holds 32 cores of busy pods on two workers whose
     # notebooks leave just those 32 cores, and 8 of them must stay free for notebooks.

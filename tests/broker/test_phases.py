@@ -33,7 +33,7 @@ from enclave.broker.decide import (
     return_unclaimed,
     start_htcondor,
 )
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,

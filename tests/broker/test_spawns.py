@@ -7,7 +7,7 @@ from dataclasses import replace
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
-from enclave.broker.model import DeletePods, DeployPods, DrainStartd, Observed, PendingSpawn, Startd, StartdKind
+from enclave.domain.capacity import DeletePods, DeployPods, DrainStartd, Observed, PendingSpawn, Startd, StartdKind
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec

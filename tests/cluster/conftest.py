@@ -2,17 +2,35 @@
 
 The client (``kubernetes.client``) is real: it builds the URLs, serialises bodies, parses responses and
 raises ApiException. Only ``RESTClientObject.pool_manager`` — the urllib3 pool that would open a socket
-— is replaced by ``ApiServer``, which answers the handful of endpoints the adapter uses from a dict of
-objects, the way the API server would (201/200/404/409/429 and JSON bodies).
+— is replaced by ``ApiServer``, which answers the endpoints the adapter uses from dicts of objects and refuses
+what an API server refuses (each rule cited where it is enforced; tests/cluster/test_fake.py shows each):
+undecodable bodies and bad quantities (400), bodies the OpenAPI schema of the spec's Kubernetes version
+rejects (kubernetes-validate: 400 undecodable or unknown fields, 422 invalid), names that are not DNS-1123
+subdomains (422), objects whose namespace is not the
+URL's (400) or does not exist (404), missing objects (404), existing names and stale resourceVersions (409).
+A request for an endpoint, method or selector it does not implement fails the test at once
+(AssertionError), as ``safir.testing.kubernetes`` fails on an API it does not mock: a fake that answered
+404 to what it does not know would let a test pass on a call the real server would answer otherwise.
+
+Why our own fake and not a maintained one (judged at their PyPI versions, kmock 0.8 and mockernetes 0.2.0):
+kmock's Kubernetes emulator is, in its own words, "essentially a database-over-http ... it only stores and
+retrieves the objects as is" (https://kmock.readthedocs.io/kubernetes/handlers/): no schema, name, quantity
+or resourceVersion checks, and it runs an aiohttp server the synchronous client would have to reach over a
+socket. mockernetes patches ``kubernetes.client.ApiClient`` (so the client's own serialisation is not what
+runs) and lists no validation among its features (https://pypi.org/project/mockernetes/). Neither refuses a
+pod named ``Bad_Name!`` with a CPU request of ``"lots"``, which is the point of this fake.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import kubernetes_validate
 import pytest
 import urllib3
 from kubernetes import client as k8s
@@ -68,8 +86,35 @@ def unschedulable_pod(name: str, *, namespace: str = "jupyter-lsst", cpu: str = 
                                 "message": message}])
 
 
+def schema_version(spec: EnclaveSpec) -> str:
+    """The OpenAPI schema kubernetes-validate checks bodies against: the spec's Kubernetes version if it ships
+    one, else its oldest (1.25; the Pod and Node fields the adapter writes are older than that)."""
+    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
+    return f"{major}.{minor}.0" if (major, minor) >= (1, 25) else "1.25.0"
+
+
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names: at most 253
+# characters, lower case alphanumerics, '-' or '.', starting and ending with an alphanumeric. Pod and node
+# names are DNS subdomains; namespace names are DNS labels (at most 63, no '.').
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/ — the serialisation format
+# <signedNumber><suffix>; apimachinery's resource.ParseQuantity refuses anything else with this message while
+# decoding the body, so the API server answers 400 BadRequest before it validates anything (the server's Status,
+# "Pod in version \"v1\" cannot be handled as a Pod: ... quantities must match ...", code 400, is quoted in
+# https://github.com/kubernetes-client/java/issues/699 and https://github.com/kubeflow/spark-operator/issues/2199).
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+QUANTITY_ERROR = f"quantities must match the regular expression '{QUANTITY.pattern}'"
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "htcondor", "jupyter-lsst", "firefly")
+
+
+def _patched(obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(obj))
+    _merge(out, patch)
+    return out
+
+
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """JSON merge / strategic merge for plain maps: null deletes a key."""
+    """JSON merge patch (RFC 7386) for plain maps: null deletes a key."""
     for k, v in patch.items():
         if v is None:
             target.pop(k, None)
@@ -79,15 +124,66 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[k] = v
 
 
+class Refused(Exception):
+    """An API error: the Status the server answers with (https://kubernetes.io/docs/reference/using-api/api-concepts/
+    — "Kubernetes always returns the Status kind from any API endpoint when an error occurs")."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+                "reason": self.reason, "code": self.code}
+
+
+def _not_found(kind: str, name: str) -> Refused:
+    return Refused(404, "NotFound", f'{kind} "{name}" not found')
+
+
+def _quantities(body: dict[str, Any]) -> None:
+    spec = body.get("spec") or {}
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for section in ("requests", "limits"):
+            for value in ((c.get("resources") or {}).get(section) or {}).values():
+                if not QUANTITY.match(str(value)):
+                    raise Refused(400, "BadRequest", f"Pod in version \"v1\" cannot be handled as a Pod: "
+                                                     f"{QUANTITY_ERROR}")
+
+
+def _name(kind: str, name: str) -> None:
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
+        raise Refused(422, "Invalid", f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": a '
+                                      "lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                                      "characters, '-' or '.', and must start and end with an alphanumeric character")
+
+
 class ApiServer:
-    def __init__(self) -> None:
+    def __init__(self, version: str = "1.25.0") -> None:
+        self.version = version
+        """The OpenAPI schema version bodies are validated against (kubernetes-validate)."""
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.namespaces: set[str] = set(NAMESPACES)
         self.requests: list[tuple[str, str, Any]] = []
         self.queries: list[dict[str, str]] = []
         """The query parameters of each request, in step with ``requests``."""
         self.pdb_blocked: set[str] = set()
         self.fail_with: int | None = None
+        self._versions = itertools.count(1)
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
+            ("GET", re.compile(r"/api/v1/nodes"), self._list_nodes),
+            ("GET", re.compile(r"/api/v1/nodes/([^/]+)"), self._read_node),
+            ("PATCH", re.compile(r"/api/v1/nodes/([^/]+)"), self._patch_node),
+            ("GET", re.compile(r"/api/v1/pods"), self._list_all_pods),
+            ("GET", re.compile(r"/api/v1/namespaces/([^/]+)/pods"), self._list_pods),
+            ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/pods"), self._create_pod),
+            ("GET", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._read_pod),
+            ("PATCH", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._patch_pod),
+            ("PUT", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._replace_pod),
+            ("DELETE", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._delete_pod),
+            ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction"), self._evict),
+        ]
 
     # urllib3.PoolManager.request, as RESTClientObject calls it
     def request(self, method: str, url: str, body: str | None = None, **_: Any) -> urllib3.HTTPResponse:
@@ -98,17 +194,107 @@ class ApiServer:
         self.queries.append(q)
         if self.fail_with:
             return self._resp(self.fail_with, {"kind": "Status", "message": "injected"})
-        status, payload = self._route(method, parsed.path, q, data)
+        self._stamp()
+        try:
+            status, payload = self._route(method, parsed.path, q, data)
+        except Refused as refused:
+            status, payload = refused.code, refused.status()
         return self._resp(status, payload)
+
+    def _route(self, method: str, path: str, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        for verb, pattern, handler in self._routes:
+            if verb == method and (m := pattern.fullmatch(path)):
+                return handler(*m.groups(), q=q, data=data)
+        raise AssertionError(f"the fake API server does not implement {method} {path}")
 
     @staticmethod
     def _resp(status: int, payload: Any) -> urllib3.HTTPResponse:
         return urllib3.HTTPResponse(body=json.dumps(payload).encode(), status=status,
                                     headers={"Content-Type": "application/json"}, preload_content=False)
 
+    # --- object bookkeeping ------------------------------------------------------------------------------
+
+    def _stamp(self) -> None:
+        """Objects a test put straight into the dicts get what the server gives every stored object."""
+        for obj in [*self.nodes.values(), *self.pods.values()]:
+            meta = obj.setdefault("metadata", {})
+            if "resourceVersion" not in meta:
+                meta["resourceVersion"] = str(next(self._versions))
+                meta.setdefault("uid", f"uid-{meta['resourceVersion']}")
+
+    def _update(self, obj: dict[str, Any], new: dict[str, Any], data: dict[str, Any] | None) -> dict[str, Any]:
+        """Store ``new`` in place of ``obj``. Optimistic concurrency: a write naming a resourceVersion other
+        than the stored one is a 409 Conflict (https://github.com/kubernetes/community/blob/master/contributors/
+        devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency); every accepted write
+        gets a new resourceVersion."""
+        wanted = ((data or {}).get("metadata") or {}).get("resourceVersion")
+        meta = obj["metadata"]
+        if wanted is not None and wanted != meta["resourceVersion"]:
+            raise Refused(409, "Conflict", f'Operation cannot be fulfilled on {obj.get("kind", "object").lower()}s '
+                                           f'"{meta["name"]}": the object has been modified; please apply your '
+                                           "changes to the latest version and try again")
+        self._validate(new)
+        obj.clear()
+        obj.update(json.loads(json.dumps(new)))
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        obj["metadata"]["uid"] = meta["uid"]
+        return obj
+
+    def _validate(self, obj: dict[str, Any]) -> None:
+        """The body against the OpenAPI schema. A value of the wrong JSON type cannot be decoded (400), nor can
+        a field the schema does not know: the fake always decodes as with ``fieldValidation=Strict`` (kubectl's
+        default since 1.27; the server's own default, Warn, would drop the field with a warning —
+        https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation). A missing required
+        field or a value the schema does not allow is invalid (422)."""
+        try:
+            kubernetes_validate.validate(obj, self.version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            if exc.validator == "additionalProperties":
+                raise Refused(400, "BadRequest", f"strict decoding error: {where}: {exc.message}") from exc
+            if exc.validator == "type":
+                raise Refused(400, "BadRequest", f"{where}: {exc.message}") from exc
+            raise Refused(422, "Invalid", f"{where}: {exc.message}") from exc
+
+    def _namespace(self, namespace: str, data: dict[str, Any] | None = None) -> None:
+        if namespace not in self.namespaces:
+            raise _not_found("namespaces", namespace)
+        given = ((data or {}).get("metadata") or {}).get("namespace")
+        if given is not None and given != namespace:
+            # apiserver's rest.BeforeCreate / BeforeUpdate: the object's namespace must be the request's.
+            raise Refused(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                                             "sent on the request")
+
+    def _pod(self, namespace: str, name: str) -> dict[str, Any]:
+        pod = self.pods.get((namespace, name))
+        if pod is None:
+            raise _not_found("pods", name)
+        return pod
+
+    # --- nodes -------------------------------------------------------------------------------------------
+
+    def _list_nodes(self, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert not q, f"node list with {q} is not served"
+        return 200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": list(self.nodes.values())}
+
+    def _read_node(self, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        node = self.nodes.get(name)
+        if node is None:
+            raise _not_found("nodes", name)
+        return 200, node
+
+    def _patch_node(self, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert isinstance(data, dict), "only merge patches (a map) are served"
+        _, node = self._read_node(name, q=q, data=None)
+        return 200, self._update(node, _patched(node, data), data)
+
+    # --- pods ------------------------------------------------------------------------------------------------
+
     @staticmethod
     def _pod_list(items: list[dict[str, Any]], q: dict[str, str]) -> dict[str, Any]:
+        assert set(q) <= {"labelSelector", "fieldSelector"}, f"pod list with {q} is not served"
         for sel in filter(None, q.get("labelSelector", "").split(",")):
+            assert re.fullmatch(r"[^!=]+=[^!=]*", sel), f"label selector {sel!r}: only key=value is served"
             k, v = sel.split("=")
             items = [p for p in items if (p["metadata"].get("labels") or {}).get(k) == v]
         for sel in filter(None, q.get("fieldSelector", "").split(",")):
@@ -118,44 +304,60 @@ class ApiServer:
             items = [p for p in items if (p.get(section) or {}).get(field) == v]
         return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
 
-    def _route(self, method: str, path: str, q: dict[str, str], data: Any) -> tuple[int, Any]:
-        if m := re.fullmatch(r"/api/v1/nodes", path):
-            return 200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": list(self.nodes.values())}
-        if m := re.fullmatch(r"/api/v1/nodes/([^/]+)", path):
-            node = self.nodes.get(m[1])
-            if node is None:
-                return 404, {"kind": "Status", "reason": "NotFound"}
-            if method == "PATCH":
-                _merge(node, data)
-            return 200, node
-        if path == "/api/v1/pods":
-            return 200, self._pod_list(list(self.pods.values()), q)
-        if (m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path)) and method == "GET":
-            return 200, self._pod_list([p for (ns, _), p in self.pods.items() if ns == m[1]], q)
-        if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path):
-            key = (m[1], data["metadata"]["name"])
-            if key in self.pods:
-                return 409, {"kind": "Status", "reason": "AlreadyExists"}
-            self.pods[key] = {**data, "status": {"phase": "Pending"}}
-            return 201, self.pods[key]
-        if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction", path):
-            if (m[1], m[2]) not in self.pods:
-                return 404, {"kind": "Status", "reason": "NotFound"}
-            if m[2] in self.pdb_blocked:
-                return 429, {"kind": "Status", "reason": "TooManyRequests",
-                             "message": "Cannot evict pod as it would violate the pod's disruption budget."}
-            del self.pods[(m[1], m[2])]
-            return 201, {"kind": "Status", "status": "Success"}
-        if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", path):
-            pod = self.pods.get((m[1], m[2]))
-            if pod is None:
-                return 404, {"kind": "Status", "reason": "NotFound"}
-            if method == "DELETE":
-                del self.pods[(m[1], m[2])]
-            elif method == "PATCH":
-                _merge(pod, data)
-            return 200, pod
-        raise AssertionError(f"unexpected request {method} {path}")
+    def _list_all_pods(self, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        return 200, self._pod_list(list(self.pods.values()), q)
+
+    def _list_pods(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        return 200, self._pod_list([p for (ns, _), p in self.pods.items() if ns == namespace], q)
+
+    def _create_pod(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert not q, f"pod create with {q} is not served"
+        _quantities(data)
+        self._validate(data)
+        self._namespace(namespace, data)
+        name = (data.get("metadata") or {}).get("name") or ""
+        _name("Pod", name)
+        if (namespace, name) in self.pods:
+            raise Refused(409, "AlreadyExists", f'pods "{name}" already exists')
+        pod = {**data, "metadata": {**data["metadata"], "namespace": namespace}, "status": {"phase": "Pending"}}
+        self.pods[(namespace, name)] = pod
+        self._stamp()
+        return 201, pod
+
+    def _read_pod(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        return 200, self._pod(namespace, name)
+
+    def _patch_pod(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert isinstance(data, dict), "only merge patches (a map) are served"
+        pod = self._pod(namespace, name)
+        self._namespace(namespace, data)
+        patched = _patched(pod, data)
+        _quantities(patched)
+        return 200, self._update(pod, patched, data)
+
+    def _replace_pod(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        pod = self._pod(namespace, name)
+        self._namespace(namespace, data)
+        if (data.get("metadata") or {}).get("name") != name:
+            raise Refused(400, "BadRequest", "the name of the object does not match the name on the URL")
+        _quantities(data)
+        return 200, self._update(pod, data, data)
+
+    def _delete_pod(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        pod = self._pod(namespace, name)
+        del self.pods[(namespace, name)]
+        return 200, pod
+
+    def _evict(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        self._pod(namespace, name)
+        if (data.get("metadata") or {}).get("name") != name:
+            raise Refused(400, "BadRequest", "name in URL does not match name in Eviction object")
+        if name in self.pdb_blocked:
+            # https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/: 429 while a budget says no.
+            raise Refused(429, "TooManyRequests",
+                          "Cannot evict pod as it would violate the pod's disruption budget.")
+        del self.pods[(namespace, name)]
+        return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
 @pytest.fixture
@@ -165,7 +367,7 @@ def spec() -> EnclaveSpec:
 
 @pytest.fixture
 def server(spec: EnclaveSpec) -> ApiServer:
-    s = ApiServer()
+    s = ApiServer(schema_version(spec))
     for name in spec.node_names():
         if not name.startswith("condor-"):
             s.nodes[name] = node_obj(name)

@@ -5,19 +5,13 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from enclave.broker.model import NodeState, PendingSpawn, StartdKind
 from enclave.cluster import objects
 from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster
+from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
-from tests.cluster.conftest import SINGLEUSER, ApiServer, node_obj, pod_obj, unschedulable_pod
-
-
-def schema_version(spec: EnclaveSpec) -> str:
-    """The spec's version if kubernetes-validate ships it, else its oldest (1.25); Pod fields used are older."""
-    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
-    return f"{major}.{minor}.0" if (major, minor) >= (1, 25) else "1.25.0"
+from tests.cluster.conftest import SINGLEUSER, ApiServer, node_obj, pod_obj, schema_version, unschedulable_pod
 
 
 def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server: ApiServer) -> None:
@@ -129,9 +123,11 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
 
 
 def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:
-    for node in ("kub-master-001", "condor-001", "kub-999"):
+    for node in ("kub-master-001", "condor-001"):
         with pytest.raises(InvalidTransition, match="not a Kubernetes worker"):
             kube.drain(node)
+    with pytest.raises(NotFound, match="'kub-999' is no node of this enclave"):  # kub has 40 nodes
+        kube.drain("kub-999")
     assert not [r for r in server.requests if r[0] != "GET"]
 
 
@@ -204,3 +200,15 @@ def test_pending_notebooks_api_failure_is_typed(kube: KubeCluster, server: ApiSe
     server.fail_with = 403
     with pytest.raises(ExternalError, match="listing pods in jupyter-lsst failed \\(403"):
         kube.pending_notebooks()
+
+
+def test_drain_evicts_htcondor_worker_pods_but_not_htcondor_on_the_bare_node(kube: KubeCluster,
+                                                                             server: ApiServer) -> None:
+    # BCS 5 takes the whole node: its HTCondor worker pods go with the rest (the projection and the twin drop
+    # them too); the whole-node pod of a node already running HTCondor is what stays.
+    kube.deploy_pods("kub-008", "drp", ("htcondor-kub-008-1",), 8, 8192)
+    assert kube.drain("kub-008") == 0
+    assert ("htcondor", "htcondor-kub-008-1") not in server.pods
+    kube.start_htcondor("kub-008", "drp")
+    assert kube.evict("kub-008") == 0
+    assert ("htcondor", "htcondor-node-kub-008") in server.pods

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from enclave.broker.decide import decide
-from enclave.broker.model import (
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.live import LiveBackend
+from enclave.domain.capacity import (
     Action,
     DeployPods,
     DrainStartd,
@@ -16,9 +19,6 @@ from enclave.broker.model import (
     Startd,
     StartdKind,
 )
-from enclave.cluster import objects
-from enclave.cluster.kube import KubeCluster
-from enclave.cluster.live import LiveBackend
 from enclave.spec import EnclaveSpec
 from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
 
@@ -71,7 +71,9 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     assert {k[1] for k in server.pods} == deployed
     # A relabelled worker pod carries its new pool on the Kubernetes side too.
     pod = sorted(deployed)[0]
-    live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool="prompt", to_pool="drp"))
+    [wp] = [p for p in kube.worker_pods() if p.name == pod]
+    condor.slots_.append(Slot(Startd(pod, wp.node, StartdKind.POD, wp.pool, wp.cores, wp.memory_mib)))  # reports
+    assert live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool=wp.pool, to_pool="drp"))
     assert server.pods[("htcondor", pod)]["metadata"]["labels"][objects.POOL_LABEL] == "drp"
 
 

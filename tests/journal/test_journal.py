@@ -13,6 +13,7 @@ from enclave import journal
 from enclave.db import Database
 from enclave.errors import InputError, IntegrityError
 from enclave.journal.models import JournalEntry, JournalHead
+from enclave.spec import EnclaveSpec
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -128,15 +129,20 @@ def test_a_forged_head_is_detected(db: Database) -> None:
         verify(db)
 
 
-def test_cli_verify_names_the_first_bad_entry(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_verify_names_the_first_bad_entry(db: Database, spec: EnclaveSpec,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from enclave.accounts import lifecycle
     from enclave.cli import app, report
+
+    with db.session() as s:  # verifying reads the journal, which needs journal.read: a sysadmin (entry 1)
+        lifecycle.bootstrap(s, spec, "root", name="Root", email="root@example.org")
     fill(db)
     monkeypatch.setenv("ENCLAVE_DB", db.url)
-    ok = CliRunner().invoke(app, ["journal", "verify"])
-    assert ok.exit_code == 0 and "6 entries" in ok.output
+    ok = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])
+    assert ok.exit_code == 0 and "7 entries" in ok.output
     sql(db, "UPDATE journal_entries SET reason = 'edited' WHERE seq = 2")
     sql(db, "UPDATE journal_entries SET reason = 'edited' WHERE seq = 5")
-    bad = CliRunner().invoke(app, ["journal", "verify"])
+    bad = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])
     assert isinstance(bad.exception, IntegrityError) and "journal entry 2 " in str(bad.exception)
     assert report(bad.exception) == 6
 

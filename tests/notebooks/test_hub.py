@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from enclave.cli import app
-from enclave.notebooks.hook import SpawnRefused, configure, make_pre_spawn_hook, make_profile_list
+from enclave.hub import configure
+from enclave.notebooks.hook import SpawnRefused, make_pre_spawn_hook, make_profile_list
 from enclave.notebooks.profiles import image_keys, render, spec_profile_list, z2jh_values
 from enclave.spec import EnclaveSpec
 from tests.notebooks.conftest import NOW, FakeAccount, make_account

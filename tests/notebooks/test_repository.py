@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import bootstrap, expire, onboard
+from enclave.accounts.lifecycle import bootstrap, expire, onboard
+from enclave.accounts.types import AccountKind
 from enclave.cli import app
 from enclave.db import Database
 from enclave.errors import NotFound, PermissionDenied
 from enclave.notebooks.options import Choice, options_for, validate
-from enclave.notebooks.repository import account_lookup, image_pinner, image_vetter
 from enclave.ops.images import approve, submit
+from enclave.services.factory import Factory
+from enclave.services.notebooks import NotebookService
 from enclave.spec import EnclaveSpec, Role
 from tests.notebooks.conftest import NOW
 
@@ -40,9 +41,13 @@ def db(tmp_path: Path, ldf: EnclaveSpec) -> Iterator[Database]:
     database.dispose()
 
 
+
+def notebooks(db: Database, spec: EnclaveSpec) -> NotebookService:
+    return Factory(spec, db).notebooks
+
 def test_only_approved_digests_are_offered_and_pinned(db: Database, ldf: EnclaveSpec) -> None:
-    sci = account_lookup(db)("sci")
-    vetted = image_vetter(db, ldf)
+    sci = notebooks(db, ldf).lookup("sci")
+    vetted = notebooks(db, ldf).vetter()
     with pytest.raises(PermissionDenied, match="no notebook image is vetted"):
         options_for(ldf, sci, vetted=vetted)
     with db.session() as s:
@@ -53,12 +58,12 @@ def test_only_approved_digests_are_offered_and_pinned(db: Database, ldf: Enclave
     with pytest.raises(PermissionDenied, match="not been vetted"):
         validate(ldf, sci, Choice(image=W18), vetted=vetted)
     assert validate(ldf, sci, Choice(image=R16), vetted=vetted).image == R16
-    assert image_pinner(db)(R16) == f"registry.lsst.local/lsstsqre/sciplat-lab@{DIGEST}"
+    assert notebooks(db, ldf).images.pin(R16) == f"registry.lsst.local/lsstsqre/sciplat-lab@{DIGEST}"
 
 
 def test_lookup_and_cli(db: Database, ldf: EnclaveSpec) -> None:
     with pytest.raises(NotFound):
-        account_lookup(db)("nobody")
+        notebooks(db, ldf).lookup("nobody")
     with db.session() as s:
         submit(s, ldf, "sec1", f"{W18}@{DIGEST}", reason="scan clean")
         approve(s, "sec2", f"{W18}@{DIGEST}", reason="ok")
@@ -78,7 +83,7 @@ def test_spawning_needs_the_notebooks_spawn_permission(db: Database, ldf: Enclav
     from enclave.notebooks.account import NOTEBOOKS_SPAWN
 
     assert Permission.NOTEBOOKS_SPAWN.value == NOTEBOOKS_SPAWN
-    lookup = account_lookup(db)
+    lookup = notebooks(db, ldf).lookup
     with pytest.raises(PermissionDenied, match=r"no role that may spawn notebooks \(notebooks.spawn\)"):
         options_for(ldf, lookup("sec1"), vetted=lambda i: True)
     with pytest.raises(PermissionDenied, match="no role that may spawn"):

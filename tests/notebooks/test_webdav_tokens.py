@@ -1,4 +1,4 @@
-"""The WebDAV server with the real token check (enclave.access.tokens) against a migrated database."""
+"""The WebDAV server with the real token check (enclave.accounts.tokens) against a migrated database."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from webdav3.client import Client
 from webdav3.exceptions import WebDavException
 
-from enclave.access.tokens import DATA_READ, DATA_WRITE, issue
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, bootstrap, depart, expire, onboard
+from enclave.accounts.lifecycle import Allocation, bootstrap, depart, expire, onboard
+from enclave.accounts.tokens import DATA_READ, DATA_WRITE, issue
+from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.notebooks import webdav
-from enclave.notebooks.repository import account_lookup, token_authenticator
+from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
 from tests.notebooks.conftest import NOW, raw
 
@@ -38,8 +38,8 @@ def world(tmp_path: Path, minimal: EnclaveSpec) -> Iterator[tuple[Database, str,
             Path(account.workspace_path).mkdir(parents=True)
             tokens[user] = issue(s, "root", user, [DATA_READ, DATA_WRITE], 3600, now=NOW)
         tokens["sci-ro"] = issue(s, "root", "sci", [DATA_READ], 3600, now=NOW)
-    running = webdav.start(webdav.make_app(token_authenticator(db, clock=lambda: NOW + timedelta(minutes=1)),
-                                           anchor=jhome, clock=lambda: NOW + timedelta(minutes=1)))
+    authenticate = Factory(spec, db).notebooks.authenticator(clock=lambda: NOW + timedelta(minutes=1))
+    running = webdav.start(webdav.make_app(authenticate, anchor=jhome, clock=lambda: NOW + timedelta(minutes=1)))
     try:
         yield db, running.url, tokens
     finally:
@@ -47,9 +47,10 @@ def world(tmp_path: Path, minimal: EnclaveSpec) -> Iterator[tuple[Database, str,
         db.dispose()
 
 
-def test_tokens_gate_the_workspace(world: tuple[Database, str, dict[str, str]], tmp_path: Path) -> None:
+def test_tokens_gate_the_workspace(world: tuple[Database, str, dict[str, str]], tmp_path: Path,
+                                   minimal: EnclaveSpec) -> None:
     db, url, tokens = world
-    sci = account_lookup(db)("sci")
+    sci = Factory(minimal, db).notebooks.lookup("sci")
     c = Client({"webdav_hostname": url, "webdav_login": "sci", "webdav_password": tokens["sci"],
                 "webdav_root": "/sci/"})
     src = tmp_path / "a.txt"

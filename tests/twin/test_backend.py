@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from enclave.broker.model import (
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -17,7 +17,7 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.errors import InputError, InvalidTransition, NotFound
+from enclave.errors import Conflict, InputError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
 from enclave.twin.metrics import compute
@@ -55,7 +55,8 @@ def test_observe_reports_nodes_startds_and_demand(twin: TwinBackend) -> None:
     obs = twin.observe()
     assert isinstance(obs, Observed)
     assert obs.now == twin.sim.sc.start_epoch
-    assert {n.name for n in obs.nodes} == {"worker-001", "worker-002", "batch-001", "batch-002"}
+    # Every node of the minimal spec, the control plane included (the live backend lists it from the API).
+    assert {n.name for n in obs.nodes} == {"master-001", "worker-001", "worker-002", "batch-001", "batch-002"}
     assert {s.kind for s in obs.startds} == {StartdKind.STANDALONE}
     twin.advance(60)
     obs = twin.observe()
@@ -69,14 +70,17 @@ def test_relabel_is_idempotent_and_keeps_running_jobs(twin: TwinBackend) -> None
     drp = next(s for s in twin.observe().startds if s.pool == "drp")
     busy = drp.busy_cores
     act = Relabel(**A, startd=drp.name, from_pool="drp", to_pool="user")
-    twin.apply(act)
-    twin.apply(act)
+    assert twin.apply(act) is True
+    assert twin.apply(act) is False  # in effect already: nothing changes
     after = next(s for s in twin.observe().startds if s.name == drp.name)
     assert after.pool == "user" and after.busy_cores == busy  # old pool's jobs keep running (drain)
-    assert twin.sim.counters.moves == {"Relabel": 1}
+    assert twin.sim.counters.moves == {"Relabel": 1} and twin.applied == [act]
     with pytest.raises(NotFound):
         twin.apply(Relabel(**A, startd="nope", from_pool="drp", to_pool="user"))
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no pool 'nightly'"):
+        twin.apply(Relabel(**A, startd=drp.name, from_pool="user", to_pool="nightly"))
+    # Stale: decided when the startd was labelled prompt; it is labelled user now (transitions rule).
+    with pytest.raises(Conflict, match="labelled 'user', not 'prompt'"):
         twin.apply(Relabel(**A, startd=drp.name, from_pool="prompt", to_pool="general"))
 
 
@@ -105,7 +109,7 @@ def test_bcs5_drain_start_return_with_downtime(twin: TwinBackend) -> None:
 
 
 def test_start_htcondor_needs_a_drained_node(twin: TwinBackend) -> None:
-    with pytest.raises(InvalidTransition, match="DrainNode first"):
+    with pytest.raises(Conflict, match="drain it before starting HTCondor"):
         twin.apply(StartHTCondor(**A, node="worker-002", pool="prompt"))
     with pytest.raises(InvalidTransition):
         twin.apply(DrainNode(**A, node="batch-001"))
@@ -149,6 +153,14 @@ def test_drain_startd_with_vacate_requeues_jobs(twin: TwinBackend) -> None:
     twin.advance(61)
     assert next(x for x in twin.observe().startds if x.name == s.name).busy_cores == 0
     assert twin.sim.counters.evicted_jobs == s.busy_cores
+
+
+def test_the_clock_and_the_end_of_the_scenario(twin: TwinBackend) -> None:
+    assert twin.progress() == 0 and not twin.finished
+    twin.advance(3 * 3600)
+    assert not twin.finished
+    twin.advance(2 * 3600)  # past the 4 h of the quiet scenario: the clock stops at the horizon
+    assert twin.finished and twin.observe().now == twin.sim.sc.start_epoch + 4 * 3600
 
 
 def test_unknown_action_is_an_input_error(twin: TwinBackend) -> None:

@@ -1,14 +1,12 @@
-"""Who may do what: one table from actor role (seed §2) to the actions it may take across enclave."""
+"""Who may do what: one table from actor role (seed §2) to the actions it may take across enclave.
+
+Pure: it knows roles, not accounts. Whether an account holds a role is asked of
+``enclave.accounts.authorize``."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
-
-from enclave.accounts.models import Account, AccountStatus, Person
-from enclave.errors import NotFound, PermissionDenied
 from enclave.spec.models import Role
 
 
@@ -62,45 +60,3 @@ def permissions_for(roles: set[Role] | frozenset[Role] | list[Role]) -> frozense
     for role in roles:
         granted |= ROLE_PERMISSIONS[role]
     return frozenset(granted)
-
-
-def find_account(session: Session, username: str) -> Account:
-    account = session.execute(
-        sa.select(Account).where(Account.username == username)
-        .options(selectinload(Account.person).selectinload(Person.roles))
-    ).scalar_one_or_none()
-    if account is None:
-        raise NotFound(f"no account named {username!r}", where="--as / username",
-                       fix="check the spelling; `enclave accounts list` shows every account")
-    return account
-
-
-def account_roles(account: Account) -> frozenset[Role]:
-    """The roles an account acts with: its person's roles while the account is active, none otherwise."""
-    if account.status != AccountStatus.ACTIVE:
-        return frozenset()
-    return frozenset(Role(g.role) for g in account.person.roles)
-
-
-def account_permissions(account: Account) -> frozenset[Permission]:
-    return permissions_for(account_roles(account))
-
-
-def permissions_of(session: Session, username: str) -> frozenset[Permission]:
-    """Everything ``username`` may do right now (empty for departed or expired accounts)."""
-    return account_permissions(find_account(session, username))
-
-
-def require(session: Session, actor: str, permission: Permission) -> Account:
-    """The acting account, if it is active and one of its roles grants ``permission``; else a clear refusal."""
-    account = find_account(session, actor)
-    needed = ", ".join(r.value for r in roles_granting(permission))
-    if account.status != AccountStatus.ACTIVE:
-        raise PermissionDenied(f"account {actor!r} is {account.status}, so it may not {permission.value}",
-                               where=f"--as {actor}", fix="act as an active account")
-    if permission not in account_permissions(account):
-        held = ", ".join(sorted(r.value for r in account_roles(account))) or "no roles"
-        raise PermissionDenied(f"{actor!r} ({held}) may not {permission.value}: that needs one of the roles "
-                               f"{needed}", where=f"--as {actor}",
-                               fix=f"act as someone holding {needed}, or ask a sysadmin to grant it")
-    return account

@@ -13,7 +13,10 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from enclave.access.permissions import Permission, permissions_for
 from enclave.spec.models import EnclaveSpec, NodeRole, Role
@@ -162,3 +165,18 @@ def render_access(spec: EnclaveSpec, subjects: Iterable[Subject]) -> dict[str, l
                 objects.append(binding(subject, namespace, role))
         out[namespace] = objects
     return out
+
+
+# The C dumper is an order of magnitude faster for the thousands of bindings a large enclave renders.
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def write_yaml(objects: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
+    """One multi-document file per namespace: DIR/<namespace>.yaml. Returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for namespace, docs in objects.items():
+        path = out / f"{namespace}.yaml"
+        path.write_text(yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
+        written.append(path)
+    return written

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from enclave.accounts.models import AccountKind
-from enclave.accounts.service import Allocation, NewAccount
+from enclave.accounts.lifecycle import Allocation, NewAccount
+from enclave.accounts.types import AccountKind
 from enclave.errors import InputError, Problem
 from enclave.spec.models import Role
 

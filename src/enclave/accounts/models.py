@@ -1,29 +1,15 @@
-"""Tables of people, their accounts, role grants and namespace memberships."""
+"""Tables of people, their accounts, role grants, namespace memberships and API tokens (ORM: only storage
+modules and the lifecycle rules use them; other concepts use ``enclave.accounts.types``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.db import Base, UTCDateTime
-
-
-class AccountKind(StrEnum):
-    STAFF = "staff"
-    """LSST development staff: development resources (lsst-dev) and the science platform (seed §4)."""
-    SCIENCE = "science"
-    """LSST science user: the science platform only."""
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    DEPARTED = "departed"
-    """Staff who left (or an account replaced by a new one): no access at all; data kept."""
-    EXPIRED = "expired"
-    """Science allocation ended: read access to its own data only."""
 
 
 class Person(Base):
@@ -113,3 +99,17 @@ class Membership(Base):
     namespace: Mapped[str] = mapped_column(sa.String(63))
 
     account: Mapped[Account] = relationship(back_populates="namespaces")
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64))
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    scopes: Mapped[str] = mapped_column(sa.Text)
+    issued_by: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -10,8 +10,9 @@ from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from enclave.api import errors
-from enclave.api.metrics import Metrics
+from enclave.api import dashboard, errors
+from enclave.api.metrics import CONTENT_TYPE, Metrics
+from enclave.api.routes import ROUTERS
 from enclave.api.service import Service
 
 API_PREFIX = "/api/v1"
@@ -115,10 +116,7 @@ class BodyLimitMiddleware:
 
 
 def create_app(service: Service) -> FastAPI:
-    """One app over one service. Routers of concepts that are not installed are simply absent."""
-    from enclave.api import dashboard
-    from enclave.api.routes import ROUTERS
-
+    """One app over one running control plane."""
     app = FastAPI(
         title="enclave control plane",
         version="1",
@@ -137,8 +135,6 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        from enclave.api.metrics import CONTENT_TYPE
-
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.add_middleware(BodyLimitMiddleware)

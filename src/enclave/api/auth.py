@@ -1,6 +1,6 @@
 """Bearer-token authentication.
 
-Every request re-verifies its token against the database through ``enclave.access.tokens.verify``: a revoked
+Every request re-verifies its token against the database through ``enclave.accounts.tokens.verify``: a revoked
 token, an expired one, or an account that departed since the token was issued is refused on the very next
 request, not when the token would have expired. Nothing about a caller is cached between requests.
 
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
 
-from enclave.access.permissions import Permission, account_permissions
+from enclave.access.permissions import Permission
 from enclave.api.service import Service, get_service
 from enclave.errors import PermissionDenied, Unauthenticated
 
@@ -35,13 +34,14 @@ class Principal:
     def allows(self, permission: Permission) -> bool:
         return permission in self.permissions
 
-    def need_scope(self, permission: Permission) -> None:
-        """Refuse when the token's scopes exclude ``permission``. The role check itself stays in the service
-        function (the same one the CLI calls), so a scope can only narrow what the account may do."""
-        if "*" not in self.scopes and permission.value not in self.scopes:
+    def need_scope(self, *permissions: Permission) -> None:
+        """Refuse unless the token's scopes include one of ``permissions``. The role check itself stays in the
+        service (the same one the CLI calls), so a scope can only narrow what the account may do."""
+        wanted = [p.value for p in permissions]
+        if "*" not in self.scopes and not self.scopes & set(wanted):
             raise PermissionDenied(f"this token's scopes ({', '.join(sorted(self.scopes))}) do not include "
-                                   f"{permission.value}", where="Authorization",
-                                   fix=f"use a token issued with scope {permission.value} or *")
+                                   f"{' or '.join(wanted)}", where="Authorization",
+                                   fix=f"use a token issued with scope {' or '.join(wanted)}, or *")
 
 
 def _bearer(request: Request) -> str | None:
@@ -56,18 +56,9 @@ def _bearer(request: Request) -> str | None:
 
 
 def verify_token(service: Service, token: str) -> Principal:
-    from enclave.access import tokens
-    from enclave.access.models import Token
-
-    with service.db.session() as session:
-        account = tokens.verify(session, token)
-        # verify() accepted the token, so it has the documented enc_<key>_<secret> form.
-        key = token.strip().split("_", 2)[1]
-        scopes = frozenset(session.execute(sa.select(Token.scopes).where(Token.key == key)).scalar_one().split())
-        perms = account_permissions(account)
-        if "*" not in scopes:
-            perms = frozenset(p for p in perms if p.value in scopes)
-        return Principal(username=account.username, scopes=scopes, permissions=perms)
+    caller = service.factory.tokens.authenticate(token)
+    return Principal(username=caller.username, scopes=caller.scopes,
+                     permissions=frozenset(Permission(p) for p in caller.permissions))
 
 
 def _missing() -> Unauthenticated:

@@ -17,11 +17,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from enclave.access.permissions import Permission, account_roles
+from enclave.access.permissions import Permission
+from enclave.accounts.types import AccountStatus
 from enclave.api.auth import COOKIE, Principal, verify_token
 from enclave.api.charts import line_chart
 from enclave.api.service import Service, get_service
-from enclave.api.views import journal_rows
 from enclave.errors import EnclaveError, Unauthenticated
 from enclave.spec.summary import notebook_users, pool_capacity
 
@@ -97,9 +97,8 @@ def journal_context(service: Service, principal: Principal, limit: int) -> dict[
     if not principal.allows(Permission.JOURNAL_READ):
         return {"journal": [], "journal_note": "Your roles (or this token's scopes) do not include journal.read.",
                 "journal_status": "not shown"}
-    with service.db.session() as session:
-        return {"journal": journal_rows(session, limit=limit), "journal_note": None,
-                "journal_status": "newest first"}
+    rows = [e.__dict__ for e in service.factory.journal.entries(principal.username, limit=limit)]
+    return {"journal": rows, "journal_note": None, "journal_status": "newest first"}
 
 
 def nodes(service: Service, principal: Principal) -> dict[str, Any]:
@@ -108,24 +107,19 @@ def nodes(service: Service, principal: Principal) -> dict[str, Any]:
 
 
 def notebooks(service: Service, principal: Principal) -> dict[str, Any]:
-    from enclave.accounts import service as accounts
-    from enclave.accounts.models import AccountStatus
-
     snap = service.history.latest()
     spec = service.spec
     fits = notebook_users(spec)
     sizes = [{"name": n, "default": n == spec.notebooks.default_size, "cpu": f"{s.cpu_request:g}/{s.cpu_limit:g}",
               "mem": f"{s.memory_request_mib}/{s.memory_limit_mib}", "fit": fits[n], "description": s.description}
              for n, s in spec.notebooks.sizes.items()]
-    with service.db.session() as session:
-        if principal.allows(Permission.ACCOUNTS_MANAGE):
-            rows = accounts.list_accounts(session, status=AccountStatus.ACTIVE)[:500]
-            listed = [{"username": a.username, "kind": a.kind, "status": a.status,
-                         "roles": ", ".join(sorted(r.value for r in account_roles(a))),
-                         "workspace": a.workspace_path} for a in rows]
-            note = None
-        else:
-            listed, note = [], "Listing accounts needs accounts.manage."
+    if principal.allows(Permission.ACCOUNTS_MANAGE):
+        rows = service.factory.accounts.list_accounts(principal.username, status=AccountStatus.ACTIVE)[:500]
+        listed = [{"username": a.username, "kind": a.kind.value, "status": a.status.value,
+                   "roles": ", ".join(a.roles), "workspace": a.workspace} for a in rows]
+        note = None
+    else:
+        listed, note = [], "Listing accounts needs accounts.manage."
     return {
         "notebook_running": snap.notebook_users if snap and snap.notebook_users is not None else "—",
         "notebook_pending": f"{snap.notebook_pending_cores:g}" if snap else "—",

@@ -1,10 +1,9 @@
-"""The broker loop of a running service: advance the backend clock, observe, decide, act, record.
+"""The broker loop of a running service: advance the backend clock, run one broker cycle, record.
 
-The runner drives any ``enclave.broker.model.Backend`` — the twin (accelerated simulated clock, ``advance``
-moves it on) or the live cluster (wall clock, ``advance`` is None) — through the broker's own ``Executor``,
-so every action, the broker's and a person's alike, is role-checked and journaled in one transaction exactly
-as ``enclave broker run`` and ``enclave batch move|add-pods|drain-node`` do. One lock serialises the loop and
-manual procedures, so an administrator's BCS procedure never interleaves with a broker cycle.
+The runner drives ``enclave.services.broker.BrokerService`` over any backend — the twin (accelerated simulated
+clock, moved on by ``simulate``) or the live cluster (wall clock) — so every action, the broker's and a
+person's alike, is role-checked and journaled exactly as ``enclave broker run`` and ``enclave batch move``
+do. The broker service's lock serialises the loop and manual procedures.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from enclave.access.permissions import Permission, require
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
-from enclave.broker.execute import Executor, Outcome, permissions
-from enclave.broker.model import Action, Backend, Observed
-from enclave.db import Database
-from enclave.errors import EnclaveError
+from enclave.broker.execute import Outcome, target
+from enclave.domain.capacity import Backend, Observed
+from enclave.services.broker import BrokerService
 from enclave.spec.models import EnclaveSpec
 
 T = TypeVar("T")
@@ -39,16 +36,6 @@ class AppliedAction:
     journal_seq: int | None = None
 
 
-def action_target(action: Action) -> str:
-    for name in ("startd", "node", "pods"):
-        value = getattr(action, name, None)
-        if isinstance(value, tuple):
-            return ", ".join(value)
-        if isinstance(value, str):
-            return value
-    return ""
-
-
 @dataclass
 class Extras:
     """Figures the backend can report beyond ``Observed`` (the twin's running metrics)."""
@@ -62,22 +49,16 @@ class Extras:
 
 @dataclass
 class BrokerRunner:
-    spec: EnclaveSpec
-    backend: Backend
-    decide: Callable[[Observed], Sequence[Action]]
-    """The broker's pure decision for an observed state."""
-    db: Database
+    broker: BrokerService
     metrics: Metrics
     history: History
-    advance: Callable[[float], None] | None = None
-    """Move the backend clock forward by this many seconds (the twin); None for a live backend."""
+    simulate: bool = True
+    """Move the backend's clock on by ``sim_seconds_per_cycle`` each cycle (the twin); False for a live backend,
+    whose clock moves by itself."""
     extras: Callable[[], Extras] | None = None
     backend_name: str = "twin"
     sim_seconds_per_cycle: float = 60.0
     wall_seconds_per_cycle: float = 1.0
-    finished: Callable[[], bool] | None = None
-    """True once the backend has nothing more to simulate (end of the scenario)."""
-    lock: threading.RLock = field(default_factory=threading.RLock)
     recent: deque[AppliedAction] = field(default_factory=lambda: deque(maxlen=200))
     cycles: int = 0
     actions_total: int = 0
@@ -85,35 +66,34 @@ class BrokerRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __post_init__(self) -> None:
-        self.executor = Executor(self.backend, self.db)
+    @property
+    def spec(self) -> EnclaveSpec:
+        return self.broker.spec
+
+    @property
+    def backend(self) -> Backend:
+        return self.broker.backend
 
     def observe(self) -> Observed:
-        return self.backend.observe()
+        return self.broker.observe()
 
     def step(self) -> Observed:
         """One cycle; safe to call from tests without the thread."""
-        with self.lock:
-            if self.advance is not None:
-                self.advance(self.sim_seconds_per_cycle)
+        with self.broker.lock:
+            if self.simulate:
+                self.backend.advance(self.sim_seconds_per_cycle)
             observed = self.observe()
-            refused: list[str] = []
             try:
-                for action in self.decide(observed):
-                    try:
-                        # Each action in its own transaction, re-observed first: one refusal (a role
-                        # missing, a node gone) leaves no trace and does not stop the others.
-                        outcome = self.executor.apply(action)
-                    except EnclaveError as error:
-                        refused.append(f"{action.kind} {action_target(action)}: {error}")
-                        continue
-                    self._record(outcome, observed.now)
+                self.backend.progress()
+                report = self.broker.cycle()
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self.metrics.broker_errors.inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
             else:
-                self.last_error = "; ".join(refused[:3]) or None
-                if refused:
+                for outcome in report.outcomes:
+                    self._record(outcome, observed.now)
+                self.last_error = "; ".join(report.refused[:3]) or None
+                if report.refused:
                     self.metrics.broker_errors.inc()
             self.cycles += 1
             self.metrics.broker_cycles.inc()
@@ -121,7 +101,7 @@ class BrokerRunner:
             return observed
 
     def snapshot(self) -> None:
-        with self.lock:
+        with self.broker.lock:
             observed = self.observe()
             extra = self.extras() if self.extras else Extras()
             for latency in extra.prompt_latencies:
@@ -136,41 +116,25 @@ class BrokerRunner:
         if not outcome.applied:
             return
         a = outcome.action
-        self.recent.appendleft(AppliedAction(at=at, kind=a.kind, target=action_target(a), actor=a.actor,
+        self.recent.appendleft(AppliedAction(at=at, kind=a.kind, target=target(a), actor=a.actor,
                                              reason=a.reason, journal_seq=outcome.seq))
         self.actions_total += 1
         self.metrics.broker_actions.labels(a.kind).inc()
 
-    @staticmethod
-    def permissions_for(action: Action) -> list[Permission]:
-        return [Permission(p) for p in permissions(action)]
-
-    def apply_manual(self, action: Action) -> Outcome:
-        """A BCS procedure run by a person, between two broker cycles, through the broker's executor.
-
-        The role check comes first, before the executor looks at the backend: a caller without the role is
-        refused even when the action happens to be in effect already (which the executor would skip)."""
-        with self.db.session() as session:
-            for permission in self.permissions_for(action):
-                require(session, action.actor, permission)
-        with self.lock:
+    def manual(self, procedure: Callable[[BrokerService], Outcome]) -> Outcome:
+        """A BCS procedure run by a person, between two broker cycles, recorded like the broker's actions."""
+        with self.broker.lock:
             now = self.observe().now
-            outcome = self.executor.apply(action)
+            outcome = procedure(self.broker)
             self._record(outcome, now)
             self.snapshot()
             return outcome
 
-    def exclusive(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` between two broker cycles (reads that need a consistent backend)."""
-        with self.lock:
-            return fn()
-
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend_name, "running": self.running, "cycles": self.cycles,
                 "actions_total": self.actions_total, "last_error": self.last_error,
-                "sim_seconds_per_cycle": self.sim_seconds_per_cycle if self.advance else None,
-                "wall_seconds_per_cycle": self.wall_seconds_per_cycle,
-                "finished": bool(self.finished and self.finished())}
+                "sim_seconds_per_cycle": self.sim_seconds_per_cycle if self.simulate else None,
+                "wall_seconds_per_cycle": self.wall_seconds_per_cycle, "finished": self.backend.finished}
 
     @property
     def running(self) -> bool:
@@ -192,7 +156,7 @@ class BrokerRunner:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            if self.finished is not None and self.finished():
+            if self.backend.finished:
                 self._stop.wait(self.wall_seconds_per_cycle)
                 continue
             try:

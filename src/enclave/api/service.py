@@ -1,21 +1,19 @@
-"""The running control plane: spec, database, backend loop, metrics and history, held by one object.
+"""The running control plane: the services (built by one factory), the broker loop, metrics and history.
 
-Routes get it from ``request.app.state.service``; nothing here is a module-level global, so tests and the
-benchmark can run several independent services in one process.
+Routes reach it through the typed dependencies in ``enclave.api.deps``; nothing here is a module-level global,
+so tests and the benchmark can run several independent control planes in one process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History
-from enclave.db import Database
+from enclave.services.factory import Factory
 from enclave.spec.models import EnclaveSpec
 
 if TYPE_CHECKING:
@@ -24,23 +22,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Service:
-    spec: EnclaveSpec
-    db: Database
+    factory: Factory
     metrics: Metrics = field(default_factory=Metrics)
     history: History = field(default_factory=History)
     runner: BrokerRunner | None = None
     title: str = "enclave"
-    spec_path: Path | None = None
-    """Where the spec came from, for renderers that read it themselves; None: the embedded default."""
-    state: dict[str, Any] = field(default_factory=dict)
-    """Per-service state of individual routers (twin runs), keyed by router."""
 
-    def image_vetter(self) -> Callable[[str], bool]:
-        """Which notebook images may be offered: as the notebooks CLI and the JupyterHub hook decide it
-        (listed in the spec and, when the registry requires vetting, approved by security)."""
-        from enclave.notebooks.repository import image_vetter
-
-        return image_vetter(self.db, self.spec)
+    @property
+    def spec(self) -> EnclaveSpec:
+        return self.factory.spec
 
 
 def get_service(request: Request) -> Service:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from threading import Lock
 from typing import Any
 
-from enclave.broker.model import NodeState, Observed, StartdKind
+from enclave.domain.capacity import NodeState, Observed, StartdKind
 from enclave.spec.models import EnclaveSpec
 
 

@@ -19,7 +19,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy
 from enclave.batch.policy import Admission, Clause
-from enclave.broker.model import Startd, StartdKind
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 

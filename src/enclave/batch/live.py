@@ -1,6 +1,6 @@
 """The live HTCondor adapter: observe slots and demand, relabel and drain startds, through htcondor2.
 
-It covers the HTCondor half of the broker's Backend (``enclave.broker.model``): ``startds()`` and
+It covers the HTCondor half of the broker's Backend (``enclave.domain.capacity``): ``startds()`` and
 ``demand()`` fill ``Observed.startds`` / ``Observed.demand``; ``apply()`` carries out ``Relabel`` and
 ``DrainStartd``. The broker composes it with the Kubernetes adapter for the node and pod actions.
 
@@ -8,6 +8,10 @@ Pointing it at a real pool: run it on a host the central manager's ``ALLOW_ADMIN
 ``ALLOW_CONFIG`` admit (the rendered configs admit ``condor@<central manager>``), with an IDTOKEN for
 that identity in ``~/.condor/tokens.d``; ``CONDOR_CONFIG`` may point at the rendered
 ``central-manager.conf``. The collector address comes from ``spec.batch.central_manager``.
+
+Every call into HTCondor goes through the public htcondor2 API — ``Collector``, ``Schedd``, ``Startd``,
+``RemoteParam`` and ``send_command`` — taken from a ``Bindings`` the adapter is given, so tests hand it stand-ins
+with the same signatures (``tests/batch/conftest.py``) instead of patching the bindings' internals.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import classad2
 import htcondor2
@@ -22,8 +27,7 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
-from enclave.broker.decide import prewarm_pool
-from enclave.broker.model import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.domain.capacity import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -59,6 +63,22 @@ def _str(ad: ClassAd, attr: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Bindings:
+    """The htcondor2 entry points the adapter calls (the real ones unless told otherwise)."""
+
+    collector: Callable[..., Any] = htcondor2.Collector
+    schedd: Callable[..., Any] = htcondor2.Schedd
+    startd: Callable[..., Any] = htcondor2.Startd
+    remote_param: Callable[..., Any] = htcondor2.RemoteParam
+    send_command: Callable[..., None] = htcondor2.send_command
+
+
+DEFAULT_BINDINGS = Bindings()
+"""What an ``HTCondorBatch`` built without ``bindings`` calls. Front ends build their adapter from the spec
+alone; their tests point this at stand-ins (tests/batch/conftest.py ``daemons``)."""
+
+
+@dataclass(frozen=True)
 class LiveSlot:
     """A partitionable slot as the collector reports it, with the ad that locates its startd."""
 
@@ -71,9 +91,10 @@ class HTCondorBatch:
     """HTCondor through the official bindings. One instance per enclave spec."""
 
     def __init__(self, spec: EnclaveSpec, *, collector: htcondor2.Collector | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 bindings: Bindings | None = None, clock: Callable[[], float] = time.time) -> None:
         self.spec = spec
-        self.collector = collector or htcondor2.Collector(spec.batch.central_manager)
+        self.bindings = bindings or DEFAULT_BINDINGS
+        self.collector = collector or self.bindings.collector(spec.batch.central_manager)
         self.clock = clock
 
     # --- observe ------------------------------------------------------------------------------
@@ -126,7 +147,7 @@ class HTCondorBatch:
             # Demand without one schedd's jobs would look like no demand: refuse to guess.
             raise ExternalError(f"schedd {host} is not advertised in the collector", where=host,
                                 fix="start the schedd or remove it from batch.submit_hosts")
-        return htcondor2.Schedd(location)
+        return self.bindings.schedd(location)
 
     def jobs(self, host: str, schedd: htcondor2.Schedd | None = None) -> list[ClassAd]:
         a = self.spec.batch.pool_attribute
@@ -163,7 +184,7 @@ class HTCondorBatch:
         the broker ends the night's pre-warm on their newest submission, and jobs of under a minute leave the
         queue too soon for the queue alone to remember it.
         """
-        warm = prewarm_pool(self.spec)
+        warm = self.spec.prewarmed_pool()
         prewarmed = [name for name, pool in self.spec.pools.items()
                      if pool.latency_objective is not None or name == warm]
         jobs: list[ClassAd] = []
@@ -210,7 +231,7 @@ class HTCondorBatch:
             # A graceful drain evicts what is still running once MaxJobRetirementTime has passed.
             self._set_and_reconfig(slot, {RETIREMENT_KNOB: str(int(action.vacate_after_seconds))})
         try:
-            htcondor2.Startd(slot.location).drainJobs(
+            self.bindings.startd(slot.location).drainJobs(
                 drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,
                 reason=f"enclave: {action.actor}: {action.reason}")
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
@@ -219,7 +240,7 @@ class HTCondorBatch:
     def cancel_drain(self, startd: str) -> None:
         slot = self.slot(startd)
         try:
-            htcondor2.Startd(slot.location).cancelDrainJobs()
+            self.bindings.startd(slot.location).cancelDrainJobs()
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
 
@@ -231,14 +252,14 @@ class HTCondorBatch:
         no daemon type.
         """
         try:
-            remote = htcondor2.RemoteParam(slot.location)
+            remote = self.bindings.remote_param(slot.location)
             for key, value in knobs.items():
                 remote[key] = value
             master = self.collector.locate(htcondor2.DaemonType.Master, slot.startd.name)
             if master is None:
                 raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
                                     fix="the knob is set but takes effect only after `condor_reconfig` on the host")
-            htcondor2.send_command(master, htcondor2.DaemonCommand.Reconfig)
+            self.bindings.send_command(master, htcondor2.DaemonCommand.Reconfig)
         except EnclaveError:
             raise
         except (htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:

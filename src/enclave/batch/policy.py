@@ -36,7 +36,7 @@ import classad2
 import htcondor2  # registers HTCondor's ClassAd functions (split, userMap, …) with classad2
 from classad2 import ClassAd, ExprTree
 
-from enclave.broker.model import Startd, StartdKind
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem, SpecError
 from enclave.spec.models import EnclaveSpec, NodeRole
 

@@ -21,7 +21,7 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.policy import Admission
-from enclave.broker.model import Startd, StartdKind
+from enclave.domain.capacity import Startd, StartdKind
 from enclave.spec.models import EnclaveSpec
 
 ROGUE_SCHEDD = "jupyter-bob.jupyter-lsst.svc"

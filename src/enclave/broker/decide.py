@@ -34,7 +34,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from enclave.broker.model import (
+from enclave.broker.naming import pod_names
+from enclave.broker.night import Night, night_at
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -50,9 +52,7 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.broker.model import Startd as StartdT
-from enclave.broker.naming import pod_names
-from enclave.broker.night import Night, night_at
+from enclave.domain.capacity import Startd as StartdT
 from enclave.errors import Problem, SpecError
 from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole
 
@@ -126,10 +126,7 @@ def lending_pools(spec: EnclaveSpec) -> list[str]:
 
 
 def prewarm_pool(spec: EnclaveSpec) -> str | None:
-    if spec.broker.prewarm_pool is not None:
-        return spec.broker.prewarm_pool
-    with_objective = [(p.priority, n) for n, p in spec.pools.items() if p.latency_objective is not None]
-    return max(with_objective)[1] if with_objective else None
+    return spec.prewarmed_pool()
 
 
 def current_night(spec: EnclaveSpec, now: float) -> Night | None:

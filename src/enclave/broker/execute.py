@@ -1,29 +1,16 @@
-"""Carrying actions out: role check, backend call and journal entry in one transaction.
+"""What an action means for permission and the journal: the roles each BCS procedure needs, its target, and
+the part of the state it touches. Pure; ``enclave.services.broker`` carries actions out with these.
 
-For each action the executor opens one database transaction, checks that the acting account holds the
-permission the BCS procedure needs (HTCondor admin relabels and starts HTCondor; Kubernetes service admin
-manages pods and drains nodes), applies the action to the backend, and journals it with the before and
-after state of what it touched. A refused action touches nothing; a backend failure rolls the journal back.
-
-Idempotence and restarts: an action already in effect (the fresh observation projects to itself) is
-skipped and not journaled again. The broker keeps no state of its own between cycles — every cycle starts
-from ``backend.observe()`` — so a broker killed between two actions simply re-observes after a restart and
-decides from what is really there; no node is left in two pools or in none, because every action moves a
-whole startd or node from one well-defined state to the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
-from enclave.broker.decide import BROKER_ACTOR, Plan, plan
-from enclave.broker.effects import apply_one
-from enclave.broker.model import (
+from enclave.access.permissions import Permission as P
+from enclave.domain.capacity import (
     Action,
-    Backend,
     DeletePods,
     DeployPods,
     DrainNode,
@@ -33,22 +20,20 @@ from enclave.broker.model import (
     ReturnNode,
     StartHTCondor,
 )
-from enclave.db import Database
-from enclave.spec.models import EnclaveSpec
+
+PERMISSIONS: dict[type[Action], tuple[P, ...]] = {
+    # HTCondor administrator: ClassAds, startd drain, condor services
+    Relabel: (P.BATCH_RELABEL,), DrainStartd: (P.BATCH_RELABEL,), StartHTCondor: (P.BATCH_RELABEL,),
+    # Kubernetes service administrator: pods and node drains
+    DeployPods: (P.BATCH_PODS,), DeletePods: (P.BATCH_PODS,), DrainNode: (P.BATCH_PODS,),
+    ReturnNode: (P.BATCH_RELABEL, P.BATCH_PODS),  # stop HTCondor, then uncordon
+}
+"""The permissions each BCS procedure needs (seed §7.1 BCS 1–5 names who does each step)."""
 
 
-def permissions(action: Action) -> tuple[str, ...]:
-    """Permissions (``enclave.access.permissions.Permission`` values) an action needs, per seed BCS 1–5."""
-    from enclave.access.permissions import Permission as P
-
-    match action:
-        case Relabel() | DrainStartd() | StartHTCondor():
-            return (P.BATCH_RELABEL.value,)  # HTCondor administrator: ClassAds, startd drain, condor services
-        case DeployPods() | DeletePods() | DrainNode():
-            return (P.BATCH_PODS.value,)  # Kubernetes service administrator: pods and node drains
-        case ReturnNode():
-            return (P.BATCH_RELABEL.value, P.BATCH_PODS.value)  # stop HTCondor, then uncordon
-    return (P.BATCH_RELABEL.value, P.BATCH_PODS.value)
+def permissions(action: Action) -> tuple[P, ...]:
+    """The permissions ``action`` needs."""
+    return PERMISSIONS[type(action)]
 
 
 def target(action: Action) -> str:
@@ -94,46 +79,3 @@ class Outcome:
     """False when the action was already in effect (nothing done, nothing journaled)."""
     seq: int | None = None
     """Journal sequence number of the entry."""
-
-
-class Executor:
-    """Applies actions to a backend, each role-checked and journaled in one database transaction."""
-
-    def __init__(self, backend: Backend, db: Database, clock: Callable[[], datetime] | None = None) -> None:
-        self.backend = backend
-        self.db = db
-        self.clock = clock or (lambda: datetime.now(UTC))
-
-    def apply(self, action: Action, observed: Observed | None = None) -> Outcome:
-        from enclave.access.permissions import Permission, require
-        from enclave.journal import record
-
-        before_state = observed if observed is not None else self.backend.observe()
-        expected = apply_one(before_state, action)  # also refuses an action impossible in this state
-        if expected == before_state:
-            return Outcome(action, applied=False)
-        with self.db.session() as session:
-            for p in permissions(action):
-                require(session, action.actor, Permission(p))
-            self.backend.apply(action)
-            entry = record(session, actor=action.actor, action=f"broker.{action.kind}", target=target(action),
-                           reason=action.reason, before=touched(before_state, action),
-                           after={**touched(expected, action), "action": details(action)}, at=self.clock())
-        return Outcome(action, applied=True, seq=entry.seq)
-
-    def apply_all(self, actions: Iterable[Action]) -> list[Outcome]:
-        """Apply in order, re-observing before each so that an action made moot by the last one is skipped."""
-        return [self.apply(a) for a in actions]
-
-
-@dataclass
-class CycleReport:
-    plan: Plan
-    outcomes: list[Outcome] = field(default_factory=list)
-
-
-def cycle(spec: EnclaveSpec, executor: Executor, actor: str = BROKER_ACTOR) -> CycleReport:
-    """One observe → decide → act round."""
-    observed = executor.backend.observe()
-    decision = plan(spec, observed, actor)
-    return CycleReport(decision, executor.apply_all(decision.actions))

@@ -8,7 +8,7 @@ remainders first), and what the guarantees leave over goes to the default pool.
 from __future__ import annotations
 
 from enclave.batch.policy import static_labels
-from enclave.broker.model import Node, Observed, Startd, StartdKind
+from enclave.domain.capacity import Node, Observed, Startd, StartdKind
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
 

@@ -21,8 +21,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from enclave.broker.model import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.cluster import objects
+from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec, NodeRole
 
@@ -224,7 +224,8 @@ class KubeCluster:
         left = 0
         for pod in self._pods(field_selector=f"spec.nodeName={node}"):
             meta = pod["metadata"]
-            if objects.is_worker_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
+            # HTCondor worker pods go too (BCS 5 takes the whole node); HTCondor on the bare node stays.
+            if objects.is_node_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
                 continue
             body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction",
                                   metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))
@@ -276,7 +277,10 @@ class KubeCluster:
 
     def _require_worker(self, node: str) -> None:
         g = self._group_of(node)
-        if g is None or g.role != NodeRole.WORKER:
+        if g is None:
+            raise NotFound(f"{node!r} is no node of this enclave", where=node,
+                           fix="node names follow <group>-<NNN> for the spec's node groups")
+        if g.role != NodeRole.WORKER:
             raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
 

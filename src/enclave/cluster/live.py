@@ -1,19 +1,24 @@
 """The live backend: Kubernetes (``enclave.cluster.kube``) + HTCondor (``enclave.batch.live``).
 
 ``observe()`` merges the two views: nodes from the spec and the Kubernetes API (batch-only nodes are up
-when the collector has their startd), startds from the collector with their drain state. ``apply()``
-routes each BCS action to the system that carries it out; a relabel of a worker pod also updates the
-pod's pool label so ``kubectl`` shows the same pool as ``condor_status``.
+when the collector has their startd), startds from the collector with their drain state, plus the worker
+pods Kubernetes runs whose startd has not reported yet (the twin lists a starting pod too, so the broker
+never deploys it twice). ``apply()`` asks ``enclave.broker.transitions`` whether the action changes anything
+(the rule the twin and the projection follow), then routes it to the system that carries it out; a relabel
+of a worker pod also updates the pod's pool label so ``kubectl`` shows the same pool as ``condor_status``.
+The clock is the real one: ``advance`` waits, ``progress`` retries the evictions a disruption budget refused.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from enclave.broker.model import (
+from enclave.broker.transitions import NodeFacts, StartdFacts, changes
+from enclave.cluster.kube import KubeCluster, WorkerPod, startds_of
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -29,7 +34,6 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.cluster.kube import KubeCluster
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
@@ -45,31 +49,90 @@ class Slot(Protocol):
 class Condor(Protocol):
     """What the live backend needs of ``enclave.batch.live.HTCondorBatch``."""
 
-    def slots(self, constraint: str | None = None) -> list[Slot]: ...
+    def slots(self, constraint: str | None = None) -> Sequence[Slot]: ...
 
     def demand(self) -> dict[str, PoolDemand]: ...
 
     def apply(self, action: Action) -> None: ...
 
 
+@dataclass(frozen=True)
+class View:
+    """Nodes and startds as both systems report them now (no demand: that costs a query per schedd)."""
+
+    nodes: tuple[Node, ...]
+    startds: tuple[Startd, ...]
+    pods: tuple[WorkerPod, ...]
+    leaving: frozenset[str]
+    """Startds whose worker pod is deleted (or whose node's HTCondor pod is): still reporting while they stop."""
+    starting: frozenset[str]
+    """Worker pods whose startd has not reported to the collector yet."""
+
+
+class LiveWorld:
+    """``enclave.broker.transitions.World`` over a ``View``."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.nodes = {n.name: n for n in view.nodes}
+        self.startds = {s.name: s for s in view.startds}
+        self.node_pools = {p.node: p.pool for p in view.pods if p.kind == StartdKind.NODE}
+
+    def node(self, name: str) -> NodeFacts | None:
+        n = self.nodes.get(name)
+        return None if n is None else NodeFacts(role=n.role, state=n.state, htcondor_pool=self.node_pools.get(name))
+
+    def startd(self, name: str) -> StartdFacts | None:
+        s = self.startds.get(name)
+        return None if s is None else StartdFacts(node=s.node, kind=s.kind, pool=s.pool, draining=s.draining,
+                                                  leaving=name in self.view.leaving,
+                                                  starting=name in self.view.starting)
+
+
 class LiveBackend:
     def __init__(self, spec: EnclaveSpec, kube: KubeCluster, condor: Condor,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.spec = spec
         self.kube = kube
         self.condor = condor
         self.clock = clock
+        self.sleep = sleep
 
     @classmethod
     def connect(cls, spec: EnclaveSpec) -> LiveBackend:
         from enclave.batch.live import HTCondorBatch
 
-        condor: Condor = HTCondorBatch(spec)  # type: ignore[assignment]
-        return cls(spec, KubeCluster.connect(spec), condor)
+        return cls(spec, KubeCluster.connect(spec), HTCondorBatch(spec))
 
-    def observe(self) -> Observed:
-        startds = tuple(replace(s.startd, draining=s.draining) for s in self.condor.slots())
-        reporting = {s.node for s in startds}
+    # --- the clock -------------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """The real clock moves by itself: wait ``seconds``."""
+        if seconds < 0:
+            raise InputError([Problem("advance", f"cannot go back in time ({seconds} s)", "give seconds >= 0")])
+        self.sleep(seconds)
+
+    @property
+    def finished(self) -> bool:
+        """A live enclave never runs out of scenario."""
+        return False
+
+    def progress(self) -> int:
+        """Retry evictions on nodes still draining (a disruption budget may have refused some); returns
+        how many pods are still to go. Call once per broker cycle, like ``kubectl drain`` retries."""
+        return sum(self.kube.evict(n.name) for n in self.kube.nodes() if n.state == NodeState.DRAINING)
+
+    # --- observe ---------------------------------------------------------------------------------------
+
+    def view(self) -> View:
+        slots = self.condor.slots()
+        pods = tuple(self.kube.worker_pods())
+        backed = {p.node if p.kind == StartdKind.NODE else p.name for p in pods}
+        leaving = frozenset(s.startd.name for s in slots
+                            if s.startd.kind != StartdKind.STANDALONE and s.startd.name not in backed)
+        reported = tuple(replace(s.startd, draining=s.draining or s.startd.name in leaving) for s in slots)
+        starting = tuple(s for s in startds_of(list(pods)) if s.name not in {r.name for r in reported})
+        reporting = {s.node for s in reported}
         nodes: list[Node] = list(self.kube.nodes())
         for g in self.spec.groups(NodeRole.BATCH_ONLY):
             for i in range(1, g.count + 1):
@@ -77,21 +140,26 @@ class LiveBackend:
                 nodes.append(Node(name=name, group=g.name, role=g.role, cores=g.cores,
                                   memory_mib=int(g.memory_gib * 1024),
                                   state=NodeState.READY if name in reporting else NodeState.DOWN))
+        return View(nodes=tuple(nodes), startds=reported + starting, pods=pods, leaving=leaving,
+                    starting=frozenset(s.name for s in starting))
+
+    def observe(self) -> Observed:
+        view = self.view()
         spawns = tuple(self.kube.pending_notebooks())
-        return Observed(now=self.clock(), nodes=tuple(nodes), startds=startds, demand=self.condor.demand(),
+        return Observed(now=self.clock(), nodes=view.nodes, startds=view.startds, demand=self.condor.demand(),
                         notebook_pending_cores=sum((s.cpu for s in spawns), 0.0), notebook_spawns=spawns)
 
-    def progress(self) -> int:
-        """Retry evictions on nodes still draining (a disruption budget may have refused some); returns
-        how many pods are still to go. Call once per broker cycle, like ``kubectl drain`` retries."""
-        return sum(self.kube.evict(n.name) for n in self.kube.nodes() if n.state == NodeState.DRAINING)
+    # --- act -------------------------------------------------------------------------------------------
 
-    def apply(self, action: Action) -> None:
+    def apply(self, action: Action) -> bool:
+        view = self.view()
+        if not changes(action, LiveWorld(view)):
+            return False
         match action:
             case Relabel() | DrainStartd():
                 self.condor.apply(action)
-                if isinstance(action, Relabel) and any(
-                        p.name == action.startd and p.kind == StartdKind.POD for p in self.kube.worker_pods()):
+                if isinstance(action, Relabel) and any(p.name == action.startd and p.kind == StartdKind.POD
+                                                       for p in view.pods):
                     self.kube.label_pod_pool(action.startd, action.to_pool)
             case DeployPods(node=node, pool=pool, pods=pods, cores_per_pod=cores, memory_mib_per_pod=mem):
                 self.kube.deploy_pods(node, pool, pods, cores, mem)
@@ -103,6 +171,4 @@ class LiveBackend:
                 self.kube.start_htcondor(node, pool)
             case ReturnNode(node=node):
                 self.kube.return_node(node)
-            case _:
-                raise InputError([Problem(f"action {action.kind}", "the live backend does not know this action",
-                                          "use one of the BCS actions in enclave.broker.model")])
+        return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from enclave.broker.model import NodeState
+from enclave.domain.capacity import NodeState
 from enclave.spec.models import EnclaveSpec
 
 APP_LABEL = "app.kubernetes.io/name"
@@ -124,6 +124,11 @@ def pod_requests(pod: dict[str, Any]) -> tuple[Decimal, Decimal]:
 
 def is_worker_pod(pod: dict[str, Any]) -> bool:
     return ((pod.get("metadata") or {}).get("labels") or {}).get(APP_LABEL) == WORKER_APP
+
+
+def is_node_pod(pod: dict[str, Any]) -> bool:
+    """The pod that runs HTCondor on a whole drained node (BCS 5)."""
+    return is_worker_pod(pod) and ((pod.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) == "node"
 
 
 def is_evictable(pod: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ the last sequence number and hash, so editing, deleting, reordering or truncatin
 ``verify``.
 """
 
-from enclave.journal.chain import Change, Entry, lock, query, record, record_many, verify
+from enclave.journal.chain import Change, Entry
+from enclave.journal.storage import lock, query, record, record_many, verify
 
 __all__ = ["Change", "Entry", "lock", "query", "record", "record_many", "verify"]

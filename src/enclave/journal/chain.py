@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from enclave.errors import InputError, IntegrityError, Problem
-from enclave.journal.models import JournalEntry, JournalHead
+from enclave.errors import InputError, Problem
 
 GENESIS = "0" * 64
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -55,7 +51,7 @@ def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, targe
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _format_time(when: datetime) -> str:
+def format_time(when: datetime) -> str:
     if when.tzinfo is None:
         raise InputError([Problem("journal time", "naive datetime", "pass a timezone-aware datetime")])
     return when.astimezone(UTC).strftime(TIME_FORMAT)
@@ -72,113 +68,3 @@ class Change:
     before: Any
     after: Any
     at: datetime | None = None
-
-
-def lock(session: Session) -> None:
-    """Take the journal's head lock now (it is held until the transaction ends). Writers that derive
-    something from current state — the next free uid — call this first, so concurrent transactions on
-    PostgreSQL queue instead of computing the same value."""
-    session.execute(sa.select(JournalHead.id).where(JournalHead.id == 1).with_for_update())
-
-
-def record(session: Session, *, actor: str, action: str, target: str, reason: str,
-           before: Any, after: Any, at: datetime | None = None) -> Entry:
-    """Append one entry in the caller's transaction (nothing is committed here)."""
-    return record_many(session, [Change(actor, action, target, reason, before, after, at)])[0]
-
-
-def record_many(session: Session, changes: list[Change]) -> list[Entry]:
-    """Append several entries at once (one head lock, one flush), in the caller's transaction."""
-    prepared = []
-    for change in changes:
-        for name in ("actor", "action", "target"):
-            text = getattr(change, name)
-            if not isinstance(text, str) or not text.strip():
-                raise InputError([Problem(f"journal {name}", "is empty", f"every change names its {name}")])
-        prepared.append((change, canonical(change.before), canonical(change.after),
-                         _format_time(change.at or datetime.now(UTC))))
-    if not prepared:
-        return []
-    # Lock the head row: concurrent writers queue here instead of forking the chain (SQLite gets the
-    # same effect from BEGIN IMMEDIATE, see enclave.db.core).
-    head = session.execute(sa.select(JournalHead).where(JournalHead.id == 1).with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = JournalHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-    seq, prev = head.seq, head.hash
-    rows, entries = [], []
-    for change, before_text, after_text, stamp in prepared:
-        seq += 1
-        digest = entry_hash(prev, seq, stamp, change.actor, change.action, change.target, change.reason,
-                            before_text, after_text)
-        rows.append(JournalEntry(seq=seq, at=stamp, actor=change.actor, action=change.action, target=change.target,
-                                 reason=change.reason, before=before_text, after=after_text, prev_hash=prev,
-                                 hash=digest))
-        entries.append(Entry(seq, stamp, change.actor, change.action, change.target, change.reason, change.before,
-                             change.after, digest))
-        prev = digest
-    session.add_all(rows)
-    head.seq, head.hash = seq, prev
-    session.flush()
-    return entries
-
-
-def verify(session: Session, *, batch: int = 5000) -> int:
-    """Walk the chain; return the number of entries, or raise IntegrityError naming the first bad one."""
-    expected_prev, expected_seq = GENESIS, 1
-    last_seq = 0
-    stmt = sa.select(JournalEntry).order_by(JournalEntry.seq).execution_options(yield_per=batch)
-    for row in session.execute(stmt).scalars():
-        where = f"journal entry {row.seq} ({row.action} {row.target} by {row.actor} at {row.at})"
-        if row.seq != expected_seq:
-            raise IntegrityError(f"journal entry {expected_seq} is missing (next stored entry is {row.seq})",
-                                 where="journal", fix="restore the journal from a backup and investigate")
-        if row.prev_hash != expected_prev:
-            raise IntegrityError(f"{where} does not follow entry {expected_seq - 1}: entries were removed, "
-                                 "reordered or rewritten", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        digest = entry_hash(row.prev_hash, row.seq, row.at, row.actor, row.action, row.target, row.reason,
-                            row.before, row.after)
-        if digest != row.hash:
-            raise IntegrityError(f"{where} was altered after it was written (hash mismatch)", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        expected_prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
-    head = session.get(JournalHead, 1)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    if head_seq != last_seq or head_hash != expected_prev:
-        if head_seq > last_seq:
-            raise IntegrityError(f"journal entry {last_seq + 1} is missing: the journal ends at {last_seq} but "
-                                 f"its head says {head_seq}", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        raise IntegrityError(f"journal head (entry {head_seq}) does not match the last entry {last_seq}",
-                             where="journal", fix="restore the journal from a backup and investigate")
-    return last_seq
-
-
-def query(session: Session, *, actor: str | None = None, action: str | None = None, target: str | None = None,
-          since: datetime | None = None, until: datetime | None = None, after_seq: int | None = None,
-          limit: int | None = None, newest_first: bool = False) -> list[Entry]:
-    """Entries matching every given filter. ``action`` ending in '.' or '*' matches a prefix (``accounts.*``)."""
-    stmt = sa.select(JournalEntry)
-    if actor:
-        stmt = stmt.where(JournalEntry.actor == actor)
-    if action:
-        if action.endswith("*"):
-            stmt = stmt.where(JournalEntry.action.startswith(action[:-1], autoescape=True))
-        else:
-            stmt = stmt.where(JournalEntry.action == action)
-    if target:
-        stmt = stmt.where(JournalEntry.target == target)
-    if since:
-        stmt = stmt.where(JournalEntry.at >= _format_time(since))
-    if until:
-        stmt = stmt.where(JournalEntry.at < _format_time(until))
-    if after_seq is not None:
-        stmt = stmt.where(JournalEntry.seq > after_seq)
-    if limit is not None and limit < 1:
-        raise InputError([Problem("limit", f"must be at least 1, got {limit}")])
-    stmt = stmt.order_by(JournalEntry.seq.desc() if newest_first else JournalEntry.seq)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [Entry(r.seq, r.at, r.actor, r.action, r.target, r.reason, json.loads(r.before), json.loads(r.after),
-                  r.hash) for r in session.execute(stmt).scalars()]

@@ -98,26 +98,3 @@ def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn, image: str | None = Non
         spawner.image = image
     spawner.profile_list = []
     spawner.user_options = {}
-
-
-def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup | None = None,
-              vetted: ImageVetter | None = None) -> None:
-    """Install enclave's profile_list and pre_spawn_hook on a JupyterHub config object."""
-    from enclave.spec.defaults import default_spec_path
-    from enclave.spec.load import load
-
-    the_spec = spec or load(default_spec_path())
-    pin: Callable[[str], str] | None = None
-    if lookup is None or vetted is None:
-        from enclave.db import Database
-        from enclave.notebooks.repository import account_lookup, image_pinner, image_vetter
-
-        db = Database()
-        lookup = lookup or account_lookup(db)
-        if vetted is None:
-            vetted = image_vetter(db, the_spec)
-            pin = image_pinner(db) if the_spec.registry.vetting_required else None
-    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-    c.KubeSpawner.namespace = the_spec.notebooks.namespace
-    c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
-    c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)

@@ -136,7 +136,7 @@ def spawner_settings(spec: EnclaveSpec, spawn: Spawn) -> dict[str, Any]:
 
 HUB_CONFIG = """\
 # Written by `enclave render notebooks`: the hub asks enclave before every spawn.
-from enclave.notebooks.hook import configure
+from enclave.hub import configure
 configure(c)
 """
 

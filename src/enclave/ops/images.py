@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from enclave import journal
-from enclave.access.permissions import Permission, find_account, permissions_of, require
-from enclave.db import Base, UTCDateTime, utcnow
+from enclave.access.permissions import Permission
+from enclave.accounts.authorize import find_account, permissions_of, require
+from enclave.db import utcnow
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
+from enclave.ops import storage
+from enclave.ops.storage import VettedImage
 from enclave.spec.models import EnclaveSpec
 
 IMAGE_REF = re.compile(
@@ -33,32 +34,6 @@ class ImageStatus(StrEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
-
-
-class VettedImage(Base):
-    __tablename__ = "ops_images"
-    __table_args__ = (sa.UniqueConstraint("repository", "digest", name="uq_ops_images_repository_digest"),
-                      sa.CheckConstraint("status IN ('submitted', 'approved', 'rejected')", name="status"),
-                      sa.Index("ix_ops_images_status", "status"))
-
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    repository: Mapped[str] = mapped_column(sa.String(255))
-    tag: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
-    digest: Mapped[str] = mapped_column(sa.String(71))
-    status: Mapped[str] = mapped_column(sa.String(16))
-    submitted_by: Mapped[str] = mapped_column(sa.String(64))
-    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    reason: Mapped[str] = mapped_column(sa.Text, default="")
-
-    @property
-    def pinned(self) -> str:
-        return f"{self.repository}@{self.digest}"
-
-    def state(self) -> dict[str, object]:
-        return {"repository": self.repository, "tag": self.tag, "digest": self.digest, "status": self.status,
-                "submitted_by": self.submitted_by, "decided_by": self.decided_by, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -93,8 +68,8 @@ class ApprovedImage:
 
 
 def _find(session: Session, ref: ImageRef) -> VettedImage | None:
-    return session.execute(sa.select(VettedImage).where(VettedImage.repository == ref.repository,
-                                                        VettedImage.digest == ref.digest)).scalar_one_or_none()
+    assert ref.digest is not None
+    return storage.find(session, ref.repository, ref.digest)
 
 
 def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reason: str = "") -> VettedImage:
@@ -121,7 +96,7 @@ def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reaso
     if row is None:
         row = VettedImage(repository=ref.repository, tag=ref.tag, digest=ref.digest, status=ImageStatus.SUBMITTED,
                           submitted_by=actor, submitted_at=now, reason=reason)
-        session.add(row)
+        storage.add(session, row)
     else:  # a rejected digest may be submitted again, e.g. after the finding was explained
         row.status, row.submitted_by, row.submitted_at = ImageStatus.SUBMITTED, actor, now
         row.decided_by = row.decided_at = None
@@ -170,10 +145,7 @@ def reject(session: Session, actor: str, image: str, *, reason: str) -> VettedIm
 
 
 def listing(session: Session, status: ImageStatus | None = None) -> list[VettedImage]:
-    q = sa.select(VettedImage).order_by(VettedImage.repository, VettedImage.submitted_at, VettedImage.id)
-    if status is not None:
-        q = q.where(VettedImage.status == status)
-    return list(session.execute(q).scalars())
+    return storage.listing(session, status)
 
 
 def approved(session: Session, registry: str | None = None) -> list[ApprovedImage]:

@@ -251,6 +251,14 @@ class EnclaveSpec(Strict):
     def memory_gib(self, role: NodeRole) -> float:
         return sum(g.count * g.memory_gib for g in self.groups(role))
 
+    def prewarmed_pool(self) -> str | None:
+        """The pool the broker pre-warms for the night: ``broker.prewarm_pool``, else the highest-priority pool
+        with a latency objective (prompt processing), else none."""
+        if self.broker.prewarm_pool is not None:
+            return self.broker.prewarm_pool
+        with_objective = [(p.priority, n) for n, p in self.pools.items() if p.latency_objective is not None]
+        return max(with_objective)[1] if with_objective else None
+
     def node_names(self, role: NodeRole | None = None) -> list[str]:
         """Stable node names derived from the groups: <group>-<index>, starting at 001."""
         return [

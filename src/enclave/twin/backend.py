@@ -2,7 +2,9 @@
 
 This is enclave's embedded default backend: the broker and the service drive it exactly as they drive
 the live Kubernetes + HTCondor adapters — ``observe()`` a snapshot, ``apply(action)`` one BCS action —
-and ``advance(seconds)`` moves simulated time on (a live cluster's clock moves by itself).
+and ``advance(seconds)`` moves simulated time on (a live cluster's clock moves by itself). Whether an action
+changes anything, is in effect already or is refused follows ``enclave.broker.transitions``, answered from the
+simulator's own dicts (``SimWorld``); the simulator then carries the change out.
 
     from enclave.twin.backend import TwinBackend
     twin = TwinBackend.from_scenario("one-night")      # or TwinBackend(sim) around a Sim you built
@@ -11,10 +13,8 @@ and ``advance(seconds)`` moves simulated time on (a live cluster's clock moves b
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
-from enclave.broker.model import (
+from enclave.broker.transitions import NodeFacts, StartdFacts, changes
+from enclave.domain.capacity import (
     Action,
     Backend,
     DeletePods,
@@ -32,17 +32,63 @@ from enclave.broker.model import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.errors import InputError, NotFound, Problem
-from enclave.spec.models import EnclaveSpec, NodeRole
-from enclave.twin.sim import Sim
+from enclave.errors import InputError, Problem
+from enclave.spec.models import EnclaveSpec, NodeRole, node_name
+from enclave.twin.sim import Sim, SimStartd
 
-_STARTD_FIELDS = {f.name for f in dataclasses.fields(Startd)}
+
+def _reported(s: SimStartd) -> bool:
+    """Whether ``observe`` shows the startd: a worker pod still starting is already a Kubernetes pod, which the
+    live backend lists too (``LiveBackend.observe``), so the broker does not deploy it twice."""
+    return s.ready or s.kind == StartdKind.POD
+
+
+def _draining(s: SimStartd) -> bool:
+    return not s.accepting if s.ready else s.removing is not None
+
+
+class SimWorld:
+    """``enclave.broker.transitions.World`` over the simulator: the facts ``observe`` reports, plus what only
+    the simulator knows — the pool of HTCondor still starting on a drained node, and returns under way."""
+
+    def __init__(self, sim: Sim, returned: set[str], control_plane: dict[str, Node]) -> None:
+        self.sim = sim
+        self.returned = returned
+        self.control_plane = control_plane
+
+    def node(self, name: str) -> NodeFacts | None:
+        n = self.sim.nodes.get(name)
+        if n is None:
+            cp = self.control_plane.get(name)
+            return None if cp is None else NodeFacts(role=cp.role, state=cp.state)
+        bare = n.startd if n.startd is not None and n.startd.kind == StartdKind.NODE else None
+        # After ReturnNode the node stays DRAINING (no startd, nothing starting) until the return completes.
+        returning = (bare is not None and bare.removing == "return") or (
+            name in self.returned and n.state == NodeState.DRAINING and bare is None and n.pending_pool is None)
+        return NodeFacts(role=n.role, state=n.state, htcondor_pool=bare.pool if bare else n.pending_pool,
+                         returning=returning)
+
+    def startd(self, name: str) -> StartdFacts | None:
+        s = self.sim.startds.get(name)
+        if s is None or not _reported(s):
+            return None
+        return StartdFacts(node=s.node.name, kind=s.kind, pool=s.pool, draining=_draining(s),
+                           leaving=s.removing in ("delete", "return"), starting=not s.ready)
 
 
 class TwinBackend:
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
         self.applied: list[Action] = []
+        """The actions that changed something, in order."""
+        self._returned: set[str] = set()
+        # The simulator leaves the control plane out (it runs neither notebooks nor jobs); the live backend
+        # reports it, so the twin does too: the broker then sees the same nodes from both.
+        self._control_plane = {
+            node_name(g.name, i): Node(name=node_name(g.name, i), group=g.name, role=g.role, cores=g.cores,
+                                       memory_mib=int(g.memory_gib * 1024), since=sim.sc.start_epoch)
+            for g in sim.spec.groups(NodeRole.CONTROL_PLANE) for i in range(1, g.count + 1)
+            if node_name(g.name, i) not in sim.nodes}
 
     @classmethod
     def from_scenario(cls, scenario: str = "one-night", spec: EnclaveSpec | None = None,
@@ -59,10 +105,19 @@ class TwinBackend:
             raise InputError([Problem("advance", f"cannot go back in time ({seconds} s)", "give seconds >= 0")])
         self.sim.run_until(min(self.sim.now + seconds, self.sim.horizon))
 
+    def progress(self) -> int:
+        """Nothing is ever pending outside the simulation: evictions and starts are its events."""
+        return 0
+
+    @property
+    def finished(self) -> bool:
+        """The scenario's horizon is reached: ``advance`` moves the clock no further."""
+        return self.sim.now >= self.sim.horizon
+
     def observe(self) -> Observed:
         sim = self.sim
         epoch = sim.sc.start_epoch
-        nodes = []
+        nodes = list(self._control_plane.values())
         for n in sim.nodes.values():
             k8s_cpu = n.svc_cpu + n.nb_cpu if n.role == NodeRole.WORKER else 0.0
             k8s_mem = n.svc_mem + n.nb_mem if n.role == NodeRole.WORKER else 0
@@ -73,16 +128,10 @@ class TwinBackend:
                               since=epoch + n.since))
         startds = []
         for s in sim.startds.values():
-            # A worker pod still starting is already a Kubernetes pod: the live backend lists it too
-            # (enclave.cluster.kube.startds_of), so the broker does not deploy it twice.
-            if not s.ready and s.kind != StartdKind.POD:
-                continue
-            extra: dict[str, Any] = {}
-            if "draining" in _STARTD_FIELDS:
-                extra["draining"] = not s.accepting if s.ready else s.removing is not None
-            startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
-                                  memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
-                                  **extra))
+            if _reported(s):
+                startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
+                                      memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
+                                      draining=_draining(s)))
         demand = {}
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
@@ -97,31 +146,41 @@ class TwinBackend:
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
                         notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)
 
-    def apply(self, action: Action) -> None:
-        """Carry one BCS action out in the twin; idempotent like the live adapters."""
-        sim = self.sim
-        if isinstance(action, Relabel):
-            s = sim.startd(action.startd)
-            if s.pool != action.from_pool and s.pool != action.to_pool:
-                raise NotFound(f"startd '{action.startd}' is labelled '{s.pool}', not '{action.from_pool}'",
-                               where="Relabel.from_pool", fix="observe again and decide from the fresh state")
-            sim.relabel(action.startd, action.to_pool, getattr(action, "vacate_after_seconds", None))
-        elif isinstance(action, DeployPods):
+    def apply(self, action: Action) -> bool:
+        """Carry one BCS action out in the twin; True if the simulator changed something."""
+        self._returned = {n for n in self._returned if self.sim.nodes[n].state != NodeState.READY}
+        if not changes(action, SimWorld(self.sim, self._returned, self._control_plane)):
+            return False
+        moves = sum(self.sim.counters.moves.values())
+        _carry_out(self.sim, action)
+        match action:
+            case ReturnNode(node=node):
+                self._returned.add(node)
+            case DrainNode(node=node) | StartHTCondor(node=node):
+                self._returned.discard(node)
+        # A pod the node has no room for is not created (the simulator counts it as unschedulable).
+        changed = sum(self.sim.counters.moves.values()) > moves
+        if changed:
+            self.applied.append(action)
+        return changed
+
+
+def _carry_out(sim: Sim, action: Action) -> None:
+    match action:
+        case Relabel():
+            sim.relabel(action.startd, action.to_pool, action.vacate_after_seconds)
+        case DeployPods():
             sim.deploy_pods(action.node, action.pool, action.pods, action.cores_per_pod, action.memory_mib_per_pod)
-        elif isinstance(action, DeletePods):
+        case DeletePods():
             sim.delete_pods(action.pods)
-        elif isinstance(action, DrainNode):
+        case DrainNode():
             sim.drain_node(action.node)
-        elif isinstance(action, StartHTCondor):
+        case StartHTCondor():
             sim.start_htcondor(action.node, action.pool)
-        elif isinstance(action, ReturnNode):
+        case ReturnNode():
             sim.return_node(action.node)
-        elif isinstance(action, DrainStartd):
+        case DrainStartd():
             sim.drain_startd(action.startd, action.vacate_after_seconds)
-        else:
-            raise InputError([Problem(f"action {action.kind}", "the twin does not know this action",
-                                      "use one of the BCS actions in enclave.broker.model")])
-        self.applied.append(action)
 
 
 def _conforms(twin: TwinBackend) -> Backend:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enclave.batch.policy import JobShape, SlotShape, pool_submit_hosts
 from enclave.batch.policy import Matcher as PolicyMatcher
-from enclave.broker.model import StartdKind
+from enclave.domain.capacity import StartdKind
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.workloads import AutoCluster
 

@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from enclave.broker.model import Action, StartdKind
+from enclave.domain.capacity import Action, StartdKind
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole
 from enclave.twin.match import SHARED

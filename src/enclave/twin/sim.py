@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from enclave.broker.model import NodeState, StartdKind
+from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue

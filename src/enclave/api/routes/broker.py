@@ -1,25 +1,24 @@
 """The capacity broker: its plan for now, the actions it applied, and the manual BCS procedures.
 
-A manual procedure is the same ``Action`` the broker would emit, with the caller as actor. It runs between
-two broker cycles, is role-checked (HTCondor admin relabels; Kubernetes service admin manages pods and
-drains) and journaled in the transaction that applies it, as ``enclave batch move`` etc. do from the CLI.
+A manual procedure is one call of ``enclave.services.broker.BrokerService`` — the call ``enclave batch move``
+etc. make — with the caller as actor. It runs between two broker cycles, is role-checked (HTCondor admin
+relabels; Kubernetes service admin manages pods and drains) and journaled in the transaction that applies it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
-from enclave.api.auth import Principal, api_principal
+from enclave.api.deps import Caller, Runner
 from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason, Short
-from enclave.api.runner import BrokerRunner
-from enclave.api.service import Service, get_service
-from enclave.broker import decide as broker
-from enclave.broker.execute import Outcome
-from enclave.broker.model import (
+from enclave.api.runner import AppliedAction
+from enclave.broker.execute import PERMISSIONS, Outcome
+from enclave.domain.capacity import (
     Action,
     DeletePods,
     DeployPods,
@@ -29,8 +28,7 @@ from enclave.broker.model import (
     ReturnNode,
     StartHTCondor,
 )
-from enclave.broker.naming import pod_names
-from enclave.errors import Conflict, NotFound
+from enclave.services.broker import BrokerService
 
 router = APIRouter(prefix="/broker", tags=["broker"])
 
@@ -40,6 +38,8 @@ PodName = Annotated[str, Field(min_length=1, max_length=253)]
 class RelabelBody(Body):
     """BCS 1/2: change which pool a startd serves (its ClassAd)."""
 
+    action: ClassVar[type[Action]] = Relabel
+
     kind: Literal["relabel"]
     startd: Short
     to_pool: Short
@@ -48,6 +48,8 @@ class RelabelBody(Body):
 
 class DeployPodsBody(Body):
     """BCS 4: run HTCondor worker pods on a Kubernetes node, labelled for a pool."""
+
+    action: ClassVar[type[Action]] = DeployPods
 
     kind: Literal["deploy-pods"]
     node: Short
@@ -61,6 +63,8 @@ class DeployPodsBody(Body):
 class DeletePodsBody(Body):
     """BCS 3: delete HTCondor worker pods."""
 
+    action: ClassVar[type[Action]] = DeletePods
+
     kind: Literal["delete-pods"]
     pods: list[PodName] = Field(min_length=1, max_length=256)
     reason: Reason
@@ -69,6 +73,8 @@ class DeletePodsBody(Body):
 class DrainNodeBody(Body):
     """BCS 5 step 1: cordon a Kubernetes node and evict its pods."""
 
+    action: ClassVar[type[Action]] = DrainNode
+
     kind: Literal["drain-node"]
     node: Short
     reason: Reason
@@ -76,6 +82,8 @@ class DrainNodeBody(Body):
 
 class StartHTCondorBody(Body):
     """BCS 5 steps 2–3: start HTCondor on a drained node, labelled for a pool."""
+
+    action: ClassVar[type[Action]] = StartHTCondor
 
     kind: Literal["start-htcondor"]
     node: Short
@@ -86,6 +94,8 @@ class StartHTCondorBody(Body):
 class ReturnNodeBody(Body):
     """Reverse of BCS 5: stop HTCondor on the node and give it back to Kubernetes."""
 
+    action: ClassVar[type[Action]] = ReturnNode
+
     kind: Literal["return-node"]
     node: Short
     reason: Reason
@@ -93,6 +103,8 @@ class ReturnNodeBody(Body):
 
 class DrainStartdBody(Body):
     """Stop new matches on a startd (drain), optionally evicting after a grace period (vacate)."""
+
+    action: ClassVar[type[Action]] = DrainStartd
 
     kind: Literal["drain-startd"]
     startd: Short
@@ -104,74 +116,54 @@ Procedure = Annotated[RelabelBody | DeployPodsBody | DeletePodsBody | DrainNodeB
                       | ReturnNodeBody | DrainStartdBody, Field(discriminator="kind")]
 
 
-def _runner(service: Service) -> BrokerRunner:
-    if service.runner is None:
-        raise Conflict("this service runs without a backend, so there is nothing to plan or act on",
-                       where="enclave serve", fix="start the service with the twin (default) or --live")
-    return service.runner
+def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]:
+    """The one service call a procedure body stands for."""
+    match body:
+        case RelabelBody():
+            return lambda b: b.move(actor, body.startd, body.to_pool, reason=body.reason)
+        case DeployPodsBody():
+            return lambda b: b.add_pods(actor, body.node, body.pool, reason=body.reason, count=body.count,
+                                        cores=body.cores_per_pod, memory_mib=body.memory_mib_per_pod)
+        case DeletePodsBody():
+            return lambda b: b.delete_pods(actor, body.pods, reason=body.reason)
+        case DrainNodeBody():
+            return lambda b: b.drain_node(actor, body.node, reason=body.reason)
+        case StartHTCondorBody():
+            return lambda b: b.start_htcondor(actor, body.node, body.pool, reason=body.reason)
+        case ReturnNodeBody():
+            return lambda b: b.return_node(actor, body.node, reason=body.reason)
+    return lambda b: b.drain_startd(actor, body.startd, reason=body.reason, vacate_after=body.vacate_after_seconds)
 
 
-def to_action(body: Procedure, actor: str, runner: BrokerRunner) -> Action:
-    """Build the domain action. Relabel needs the startd's current pool, read from a fresh observation."""
-    if isinstance(body, RelabelBody):
-        observed = runner.observe()
-        current = next((s for s in observed.startds if s.name == body.startd), None)
-        if current is None:
-            raise NotFound(f"no startd named {body.startd!r}", where="startd",
-                           fix="GET /api/v1/nodes lists the startds each node runs")
-        return Relabel(actor=actor, reason=body.reason, startd=body.startd, from_pool=current.pool,
-                       to_pool=body.to_pool)
-    if isinstance(body, DeployPodsBody):
-        observed = runner.observe()
-        names = pod_names(body.node, body.count, {s.name for s in observed.startds})
-        return DeployPods(actor=actor, reason=body.reason, node=body.node, pool=body.pool, pods=names,
-                          cores_per_pod=body.cores_per_pod, memory_mib_per_pod=body.memory_mib_per_pod)
-    if isinstance(body, DeletePodsBody):
-        return DeletePods(actor=actor, reason=body.reason, pods=tuple(body.pods))
-    if isinstance(body, DrainNodeBody):
-        return DrainNode(actor=actor, reason=body.reason, node=body.node)
-    if isinstance(body, StartHTCondorBody):
-        return StartHTCondor(actor=actor, reason=body.reason, node=body.node, pool=body.pool)
-    if isinstance(body, ReturnNodeBody):
-        return ReturnNode(actor=actor, reason=body.reason, node=body.node)
-    return DrainStartd(actor=actor, reason=body.reason, startd=body.startd,
-                       vacate_after_seconds=body.vacate_after_seconds)
+class ActionDone(BaseModel):
+    action: dict[str, Any]
+    applied: bool
+    journal_seq: int | None
+    note: str | None
 
 
 @router.get("/status", summary="The broker loop: backend, cycles, actions applied, last error")
-def status(principal: Principal = Depends(api_principal),  # noqa: B008
-           service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
-    return _runner(service).status()
+def status(caller: Caller, runner: Runner) -> dict[str, Any]:
+    return runner.status()
 
 
 @router.get("/plan", summary="What the broker would do now, and why (pure decide() on a fresh observation)")
-def plan(principal: Principal = Depends(api_principal),  # noqa: B008
-         service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
-    runner = _runner(service)
-    observed = runner.exclusive(runner.observe)
-    result: dict[str, Any] = plain(broker.plan(service.spec, observed))
+def plan(caller: Caller, runner: Runner) -> dict[str, Any]:
+    decided, observed = runner.broker.plan()
+    result: dict[str, Any] = plain(decided)
     result["observed_at"] = observed.now
     return result
 
 
 @router.get("/actions", summary="Actions applied recently, newest first (broker and manual)")
-def actions(limit: int = Query(50, ge=1, le=200), principal: Principal = Depends(api_principal),  # noqa: B008
-            service: Service = Depends(get_service)) -> list[dict[str, Any]]:  # noqa: B008
-    recent: list[dict[str, Any]] = plain(list(_runner(service).recent)[:limit])
-    return recent
+def actions(caller: Caller, runner: Runner, limit: int = Query(50, ge=1, le=200)) -> list[AppliedAction]:
+    return list(runner.recent)[:limit]
 
 
 @router.post("/actions", status_code=201, summary="Run one BCS procedure by hand (role-checked, journaled)")
-def act(body: Procedure, principal: Principal = Depends(api_principal),  # noqa: B008
-        service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
-    runner = _runner(service)
-
-    def run() -> Outcome:
-        action = to_action(body, principal.username, runner)
-        for permission in runner.permissions_for(action):
-            principal.need_scope(permission)
-        return runner.apply_manual(action)
-
-    outcome = runner.exclusive(run)
-    return {"action": plain(outcome.action), "applied": outcome.applied, "journal_seq": outcome.seq,
-            "note": None if outcome.applied else "already in effect: nothing done, nothing journaled"}
+def act(body: Procedure, caller: Caller, runner: Runner) -> ActionDone:
+    for permission in PERMISSIONS[body.action]:
+        caller.need_scope(permission)
+    outcome = runner.manual(procedure(body, caller.username))
+    return ActionDone(action=plain(outcome.action), applied=outcome.applied, journal_seq=outcome.seq,
+                      note=None if outcome.applied else "already in effect: nothing done, nothing journaled")

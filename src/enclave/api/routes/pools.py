@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from enclave.api.auth import Principal, api_principal
+from enclave.api.deps import Caller, ServiceDep
 from enclave.api.plain import plain
-from enclave.api.service import Service, get_service
 from enclave.errors import NotFound
 from enclave.spec.summary import pool_capacity
 
@@ -16,8 +15,7 @@ router = APIRouter(tags=["pools and nodes"])
 
 
 @router.get("/pools", summary="Each batch pool: spec shares, guaranteed and maximum cores, current supply and demand")
-def pools(principal: Principal = Depends(api_principal),  # noqa: B008
-          service: Service = Depends(get_service)) -> list[dict[str, Any]]:  # noqa: B008
+def pools(caller: Caller, service: ServiceDep) -> list[dict[str, Any]]:  # noqa: B008
     snap = service.history.latest()
     limits = {p.name: p for p in pool_capacity(service.spec)}
     out = []
@@ -31,15 +29,13 @@ def pools(principal: Principal = Depends(api_principal),  # noqa: B008
 
 
 @router.get("/nodes", summary="Every node: state, Kubernetes load and the startds it runs")
-def nodes(principal: Principal = Depends(api_principal),  # noqa: B008
-          service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+def nodes(caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
     snap = service.history.latest()
     return {"observed_at": snap.now if snap else None, "nodes": plain(snap.nodes) if snap else []}
 
 
 @router.get("/nodes/{name}", summary="One node")
-def node(name: str, principal: Principal = Depends(api_principal),  # noqa: B008
-         service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+def node(name: str, caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
     snap = service.history.latest()
     for n in snap.nodes if snap else ():
         if n.name == name:

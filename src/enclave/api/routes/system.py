@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
+from pydantic import BaseModel
 
-from enclave.api.auth import Principal, api_principal
-from enclave.api.service import Service, get_service
+from enclave.api.deps import Accounts, Caller, ServiceDep
 
 router = APIRouter(tags=["system"])
+
+
+class Identity(BaseModel):
+    username: str
+    roles: list[str]
+    permissions: list[str]
 
 
 @router.get("/health", summary="Liveness: no authentication")
@@ -18,18 +24,13 @@ def health() -> dict[str, str]:
 
 
 @router.get("/whoami", summary="The calling account, its roles and permissions")
-def whoami(principal: Principal = Depends(api_principal),  # noqa: B008
-           service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
-    from enclave.api.views import roles_and_permissions
-
-    with service.db.session() as session:
-        roles, permissions = roles_and_permissions(session, principal.username)
-    return {"username": principal.username, "roles": roles, "permissions": permissions}
+def whoami(caller: Caller, accounts: Accounts) -> Identity:
+    roles, permissions = accounts.whoami(caller.username)
+    return Identity(username=caller.username, roles=roles, permissions=permissions)
 
 
 @router.get("/status", summary="Broker loop and backend: cycles, actions, clock, latest snapshot")
-def status(principal: Principal = Depends(api_principal),  # noqa: B008
-           service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+def status(caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
     snap = service.history.latest()
     return {
         "broker": service.runner.status() if service.runner else None,
@@ -38,6 +39,5 @@ def status(principal: Principal = Depends(api_principal),  # noqa: B008
 
 
 @router.get("/history", summary="Capacity, queue depth and prompt latency per pool over time")
-def history(principal: Principal = Depends(api_principal),  # noqa: B008
-            service: Service = Depends(get_service)) -> dict[str, Any]:  # noqa: B008
+def history(caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
     return service.history.series()

@@ -1,0 +1,88 @@
+"""The account concept's domain types: what other concepts and the front ends may import (the ORM tables in
+``models`` stay behind the storage and service layers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AccountKind(StrEnum):
+    STAFF = "staff"
+    """LSST development staff: development resources (lsst-dev) and the science platform (seed §4)."""
+    SCIENCE = "science"
+    """LSST science user: the science platform only."""
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    DEPARTED = "departed"
+    """Staff who left (or an account replaced by a new one): no access at all; data kept."""
+    EXPIRED = "expired"
+    """Science allocation ended: read access to its own data only."""
+
+
+class Person(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    email: str
+
+
+class AccountView(BaseModel):
+    """One account as the services return it: the journaled summary, the person, and what the account may do
+    right now (roles and permissions are empty once it is no longer active)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    username: str
+    uid: int
+    gid: int
+    kind: AccountKind
+    status: AccountStatus
+    home: str
+    workspace: str
+    quota_gib: float
+    allocation_id: str | None
+    allocation_quota_gib: float | None
+    allocation_expires: str | None
+    namespaces: list[str]
+    roles: list[str]
+    permissions: list[str]
+    person: Person
+    other_accounts: list[str]
+
+
+class TokenView(BaseModel):
+    """A token as listed: never its secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    scopes: list[str]
+    issued_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedToken(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    token: str = Field(description="The token itself: shown this once; only its hash is stored.")
+    username: str
+    scopes: list[str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who presented a token, verified on this very request: the account's permissions narrowed to the
+    token's scopes."""
+
+    username: str
+    scopes: frozenset[str]
+    permissions: frozenset[str]

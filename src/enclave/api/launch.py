@@ -1,0 +1,74 @@
+"""`enclave serve`: the API, the dashboard and the broker loop in one process. The API front end's own launcher;
+``enclave.main`` adds it to the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from enclave.api.app import create_app
+from enclave.api.service import Service
+from enclave.api.wiring import live_runner, twin_runner
+from enclave.services.factory import Factory
+
+console = Console(highlight=False, soft_wrap=True)  # never wrap a token or a URL
+
+
+def serve(
+    spec_path: Annotated[Path | None, typer.Option("--spec", help="Enclave spec; default the embedded LSST LDF.")]
+    = None,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL; default $ENCLAVE_DB or SQLite in "
+                                                         "$ENCLAVE_HOME.")] = None,
+    scenario: Annotated[str, typer.Option(help="Twin scenario (name in examples/scenarios or a file).")]
+    = "one-week",
+    speed: Annotated[float, typer.Option(min=1, help="Simulated seconds per broker cycle (twin).")] = 300.0,
+    interval: Annotated[float, typer.Option(min=0.05, help="Wall-clock seconds between broker cycles.")] = 1.0,
+    admin: Annotated[str, typer.Option(help="Bootstrap sysadmin to create on an empty database and to print a "
+                                            "token for.")] = "admin",
+    live: Annotated[bool, typer.Option("--live", help="Drive a real cluster instead of the twin.")] = False,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig of the live cluster (--live).")] = None,
+    collector: Annotated[str | None, typer.Option(help="HTCondor collector host[:port] (--live).")] = None,
+    no_broker: Annotated[bool, typer.Option("--no-broker", help="Serve the API and dashboard only.")] = False,
+) -> None:
+    """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
+    (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
+    with Factory.standalone(spec_path, db) as factory:
+        token = factory.ensure_accounts(admin)
+        service = Service(factory=factory)
+        if live:
+            service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
+                                         wall_seconds_per_cycle=max(interval, 5.0))
+        elif not no_broker:
+            console.print(f"loading the twin with scenario [bold]{scenario}[/] …")
+            service.runner = twin_runner(service, scenario=scenario, sim_seconds_per_cycle=speed,
+                                         wall_seconds_per_cycle=interval)
+            service.runner.snapshot()
+        _run(service, host, port, admin, token)
+
+
+def _run(service: Service, host: str, port: int, admin: str, token: str | None) -> None:
+    app = create_app(service)
+    url = f"http://{host}:{port}"
+    console.print(f"enclave control plane for [bold]{service.spec.cluster.name}[/] at [bold]{url}/[/]  "
+                  f"(API {url}/api/v1/docs, metrics {url}/metrics, database {service.factory.db.safe_url})")
+    if token:
+        console.print(f"admin token for [bold]{admin}[/]: {token}")
+        console.print(f"dashboard sign-in link: {url}/login?token={token}")
+    else:
+        console.print(f"no token printed: {admin!r} is not an active sysadmin here; "
+                      "use `enclave tokens issue` as one")
+    if service.runner:
+        service.runner.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")
+    finally:
+        if service.runner:
+            service.runner.stop()
+

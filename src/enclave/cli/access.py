@@ -1,0 +1,89 @@
+"""`enclave render access`, `enclave tokens …`, `enclave access …`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from enclave.access.permissions import ROLE_PERMISSIONS, Permission
+from enclave.cli.options import As, SpecOption, console, services
+from enclave.spec.models import Role
+
+tokens_app = typer.Typer(help="API tokens for the REST API and WebDAV.", no_args_is_help=True)
+access_app = typer.Typer(help="Who may do what.", no_args_is_help=True)
+
+
+def render_access_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
+                          spec: SpecOption = None) -> None:
+    """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange — one YAML file per namespace."""
+    with services(spec) as factory:
+        files, total = factory.renders.access(out)
+    console.print(f"wrote {total} objects to {len(files)} files in {out}")
+
+
+@tokens_app.command("issue")
+def issue(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")] = None,
+          scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope (repeat); default '*'.")] = None,
+          ttl: Annotated[int, typer.Option("--ttl", help="Lifetime in seconds.")] = 86400,
+          reason: Annotated[str, typer.Option("--reason")] = "token issued") -> None:
+    """Issue a token; it is printed once and only its hash is stored."""
+    with services() as factory:
+        issued = factory.tokens.issue(actor, username, scope or ["*"], ttl, reason=reason)
+    typer.echo(issued.token)
+
+
+@tokens_app.command("revoke")
+def revoke(key: Annotated[str, typer.Argument(help="Token or its key.")], actor: As,
+           reason: Annotated[str, typer.Option("--reason")] = "token revoked") -> None:
+    """Revoke a token."""
+    with services() as factory:
+        factory.tokens.revoke(actor, key, reason=reason)
+    console.print("revoked")
+
+
+@tokens_app.command("list")
+def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")]
+                = None) -> None:
+    """Tokens of an account (yours, or anyone's with accounts.manage): keys, scopes, expiry; never secrets."""
+    with services() as factory:
+        rows = factory.tokens.listing(actor, username)
+    table = Table()
+    for col in ("key", "scopes", "issued by", "expires", "revoked"):
+        table.add_column(col)
+    for t in rows:
+        table.add_row(t.key, " ".join(t.scopes), t.issued_by, t.expires_at.isoformat(),
+                      t.revoked_at.isoformat() if t.revoked_at else "")
+    console.print(table)
+
+
+@access_app.command("matrix")
+def matrix(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The role → permission table."""
+    if as_json:
+        typer.echo(json.dumps({r.value: sorted(p.value for p in ROLE_PERMISSIONS[r]) for r in Role}, indent=2))
+        return
+    table = Table(title="Role → permission")
+    table.add_column("permission")
+    for role in Role:
+        table.add_column(role.value)
+    for perm in Permission:
+        table.add_row(perm.value, *("✓" if perm in ROLE_PERMISSIONS[r] else "" for r in Role))
+    console.print(table)
+
+
+@access_app.command("check")
+def check(username: Annotated[str, typer.Argument()], permission: Annotated[Permission, typer.Argument()]) -> None:
+    """Exit 0 if USER may PERMISSION now, else explain and exit 4."""
+    with services() as factory:
+        factory.accounts.check(username, permission)
+    console.print(f"{username} may {permission.value}")
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    render.command("access")(render_access_command)
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(access_app, name="access")

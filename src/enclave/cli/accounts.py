@@ -1,0 +1,246 @@
+"""`enclave accounts …` and `enclave roles …`. Every change takes --as USER and --reason; each command is one call
+of ``enclave.services.accounts.AccountService``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from enclave.accounts.cohort import parse_cohort
+from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.types import AccountKind, AccountStatus, AccountView
+from enclave.cli.db import db_app
+from enclave.cli.options import As, Json, Reason, SpecOption, console, parse_date, services
+from enclave.errors import InputError, Problem
+from enclave.spec.models import Role
+
+accounts_app = typer.Typer(help="People and their accounts: onboard, depart, expire, promote, demote.",
+                           no_args_is_help=True)
+roles_app = typer.Typer(help="Actor roles (seed §2) held by people.", no_args_is_help=True)
+User = Annotated[str, typer.Argument(help="Username of the account.")]
+
+
+def _allocation(proposal: str | None, quota: float | None, expires: str | None) -> Allocation | None:
+    if proposal is None and quota is None and expires is None:
+        return None
+    return Allocation(proposal_id=proposal or "", quota_gib=quota, expires=parse_date(expires, "--expires"))
+
+
+def _describe(account: AccountView) -> dict[str, object]:
+    return account.model_dump(mode="json")
+
+
+@accounts_app.command("bootstrap")
+def bootstrap(username: User, name: Annotated[str, typer.Option("--name")],
+              email: Annotated[str, typer.Option("--email")], spec: SpecOption = None) -> None:
+    """Create the first sysadmin; refused once any account exists."""
+    with services(spec) as factory:
+        account = factory.accounts.bootstrap(username, name=name, email=email)
+        console.print(f"bootstrapped {account.username} (uid {account.uid}) as sysadmin, developer")
+
+
+@accounts_app.command("onboard")
+def onboard(
+    username: User, actor: As, reason: Reason,
+    name: Annotated[str, typer.Option("--name", help="Full name of the person.")],
+    email: Annotated[str, typer.Option("--email", help="Email; identifies the person across accounts.")],
+    kind: Annotated[AccountKind, typer.Option("--kind", help="staff or science.")] = AccountKind.SCIENCE,
+    role: Annotated[list[Role] | None, typer.Option("--role", help="Roles (repeat); default by kind.")] = None,
+    namespace: Annotated[list[str] | None, typer.Option("--namespace", help="Application namespace (staff).")] = None,
+    proposal: Annotated[str | None, typer.Option("--proposal", help="Allocation proposal id.")] = None,
+    quota: Annotated[float | None, typer.Option("--quota", help="Allocation storage quota, GiB.")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="Allocation expiry, YYYY-MM-DD.")] = None,
+    uid: Annotated[int | None, typer.Option("--uid", help="Fixed uid (default: next free).")] = None,
+    spec: SpecOption = None,
+) -> None:
+    """Add a staff member (development resources + platform) or a science user (platform only)."""
+    with services(spec) as factory:
+        account = factory.accounts.onboard(actor, username, name=name, email=email, kind=kind, reason=reason,
+                                           roles=role or None, allocation=_allocation(proposal, quota, expires),
+                                           namespaces=namespace or (), uid=uid)
+        console.print(f"onboarded {account.username}: {account.kind}, uid {account.uid}, home {account.home}, "
+                      f"quota {account.quota_gib:g} GiB")
+
+
+@accounts_app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,kind[,roles,namespaces,proposal,"
+                                                      "quota_gib,expires,uid].")],
+            actor: As, reason: Reason, spec: SpecOption = None) -> None:
+    """Onboard a cohort from CSV in one transaction: every row, or none if any row is wrong."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InputError([Problem(str(file), f"cannot read: {exc.strerror}", "check the path")]) from exc
+    rows = parse_cohort(text, str(file))
+    with services(spec) as factory:
+        created = factory.accounts.onboard_many(actor, rows, reason=reason)
+    console.print(f"onboarded {len(created)} account(s) from {file}")
+
+
+@accounts_app.command("show")
+def show(username: User, actor: As, as_json: Json = False) -> None:
+    """Everything about one account: person, roles, permissions, paths, allocation (yours, or any with
+    accounts.manage)."""
+    with services() as factory:
+        data = _describe(factory.accounts.show(actor, username))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    console.print(table)
+
+
+@accounts_app.command("list")
+def list_(actor: As, status: Annotated[AccountStatus | None, typer.Option("--status")] = None,
+          kind: Annotated[AccountKind | None, typer.Option("--kind")] = None, as_json: Json = False) -> None:
+    """All accounts, optionally filtered by status and kind (needs accounts.manage)."""
+    with services() as factory:
+        rows = [_describe(a) for a in factory.accounts.list_accounts(actor, status=status, kind=kind)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} account(s)")
+    for col in ("username", "uid", "kind", "status", "roles", "quota GiB", "home"):
+        table.add_column(col)
+    for r in rows:
+        roles = r["roles"]
+        table.add_row(str(r["username"]), str(r["uid"]), str(r["kind"]), str(r["status"]),
+                      ", ".join(roles) if isinstance(roles, list) else "", f"{r['quota_gib']:g}", str(r["home"]))
+    console.print(table)
+
+
+@accounts_app.command("depart")
+def depart(username: User, actor: As, reason: Reason) -> None:
+    """Staff leaves: every access revoked at once; data kept."""
+    with services() as factory:
+        factory.accounts.depart(actor, username, reason=reason)
+    console.print(f"{username} departed: roles, namespaces and tokens revoked; data kept")
+
+
+@accounts_app.command("expire")
+def expire(username: User, actor: As, reason: Reason) -> None:
+    """A science allocation ends: read access to own data only."""
+    with services() as factory:
+        factory.accounts.expire(actor, username, reason=reason)
+    console.print(f"{username} expired: read-only access to its own data; other services revoked")
+
+
+@accounts_app.command("expire-due")
+def expire_due(actor: As) -> None:
+    """Expire every science account whose allocation expiry date has passed."""
+    with services() as factory:
+        done = factory.accounts.expire_due(actor)
+    console.print(f"expired {len(done)} account(s): {', '.join(a.username for a in done) or '-'}")
+
+
+@accounts_app.command("renew")
+def renew(username: User, actor: As, reason: Reason,
+          proposal: Annotated[str, typer.Option("--proposal", help="New allocation proposal id.")],
+          expires: Annotated[str, typer.Option("--expires", help="New allocation expiry, YYYY-MM-DD.")],
+          quota: Annotated[float | None, typer.Option("--quota", help="Allocation storage quota, GiB.")] = None,
+          spec: SpecOption = None) -> None:
+    """Reactivate an expired science account with a new allocation."""
+    alloc = Allocation(proposal_id=proposal, quota_gib=quota, expires=parse_date(expires, "--expires"))
+    with services(spec) as factory:
+        factory.accounts.renew(actor, username, alloc, reason=reason)
+    console.print(f"{username} renewed under {proposal}")
+
+
+@accounts_app.command("promote")
+def promote(username: User, actor: As, reason: Reason,
+            role: Annotated[list[Role] | None, typer.Option("--role", help="Staff roles (default developer).")]
+            = None) -> None:
+    """A science user becomes staff: same account and data, staff access."""
+    with services() as factory:
+        factory.accounts.promote(actor, username, reason=reason, roles=role or None)
+    console.print(f"{username} is now staff (same account, data kept)")
+
+
+@accounts_app.command("demote")
+def demote(username: User, actor: As, reason: Reason,
+           new_username: Annotated[str, typer.Option("--new-username", help="Username of the new science account.")],
+           proposal: Annotated[str | None, typer.Option("--proposal")] = None,
+           quota: Annotated[float | None, typer.Option("--quota")] = None,
+           expires: Annotated[str | None, typer.Option("--expires")] = None,
+           spec: SpecOption = None) -> None:
+    """Staff becomes a science user: a new account; the old one is deactivated, its data unreachable."""
+    with services(spec) as factory:
+        new = factory.accounts.demote(actor, username, new_username=new_username, reason=reason,
+                                      allocation=_allocation(proposal, quota, expires))
+        console.print(f"{username} deactivated; new science account {new.username} (uid {new.uid}, "
+                      f"home {new.home})")
+
+
+@accounts_app.command("grow-quota")
+def grow_quota(username: User, actor: As, reason: Reason,
+               quota: Annotated[float, typer.Option("--quota", help="New storage quota, GiB (larger).")],
+               proposal: Annotated[str | None, typer.Option("--proposal")] = None) -> None:
+    """Raise an account's storage quota (a larger allocation)."""
+    with services() as factory:
+        account = factory.accounts.grow_quota(actor, username, quota, reason=reason, proposal_id=proposal)
+        console.print(f"{username}: quota {account.quota_gib:g} GiB")
+
+
+@accounts_app.command("join")
+def join(username: User, namespace: Annotated[str, typer.Argument(help="Application namespace.")], actor: As,
+         reason: Reason, spec: SpecOption = None) -> None:
+    """Add a staff account to an application namespace (logs, RoleBinding)."""
+    with services(spec) as factory:
+        factory.accounts.join_namespace(actor, username, namespace, reason=reason)
+    console.print(f"{username} joined {namespace}")
+
+
+@accounts_app.command("leave")
+def leave(username: User, namespace: Annotated[str, typer.Argument(help="Application namespace.")], actor: As,
+          reason: Reason) -> None:
+    """Remove an account from an application namespace."""
+    with services() as factory:
+        factory.accounts.leave_namespace(actor, username, namespace, reason=reason)
+    console.print(f"{username} left {namespace}")
+
+
+@roles_app.command("grant")
+def grant(username: User, role: Annotated[Role, typer.Argument(help="Role to grant.")], actor: As,
+          reason: Reason) -> None:
+    """Grant an actor role to the person behind an account."""
+    with services() as factory:
+        factory.accounts.grant_role(actor, username, role, reason=reason)
+    console.print(f"{username} now holds {role.value}")
+
+
+@roles_app.command("revoke")
+def revoke(username: User, role: Annotated[Role, typer.Argument(help="Role to revoke.")], actor: As,
+           reason: Reason) -> None:
+    """Revoke an actor role."""
+    with services() as factory:
+        factory.accounts.revoke_role(actor, username, role, reason=reason)
+    console.print(f"{username} no longer holds {role.value}")
+
+
+@roles_app.command("list")
+def list_roles(actor: As, username: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+               as_json: Json = False) -> None:
+    """Roles held, per active account (needs roles.grant), or for one account (yours, or any with roles.grant)."""
+    with services() as factory:
+        rows = factory.accounts.roles(actor, username)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    table.add_column("username")
+    table.add_column("roles")
+    for name, roles in rows.items():
+        table.add_row(name, ", ".join(roles) or "-")
+    console.print(table)
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(accounts_app, name="accounts")
+    app.add_typer(roles_app, name="roles")
+    app.add_typer(db_app, name="db")

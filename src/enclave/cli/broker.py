@@ -1,0 +1,254 @@
+"""`enclave broker plan|run` and the BCS procedures by hand: `enclave batch move|add-pods|delete-pods|
+drain-node|start-htcondor|return-node|drain-startd`.
+
+Every command works on the twin (the embedded default, a fresh simulated enclave of the spec loaded with a
+scenario) or, with ``--live``, on Kubernetes + HTCondor. Each procedure is one call of
+``enclave.services.broker.BrokerService`` — the same call the API makes — so both build the same action and
+journal the same entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from enclave.broker.decide import BROKER_ACTOR, Plan
+from enclave.broker.execute import Outcome, target
+from enclave.cli.batch import batch_app
+from enclave.cli.options import As, DbOption, Reason, SpecOption, load_spec_option
+from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
+from enclave.services.broker import BrokerService
+from enclave.services.factory import Factory
+
+broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
+                              "HTCondor (seed §7.1, BCS 1–5).", no_args_is_help=True)
+console = Console(highlight=False, width=140)
+
+DEFAULT_SCENARIO = "one-night"
+Live = Annotated[bool, typer.Option("--live", help="Act on the real Kubernetes cluster and HTCondor pool.")]
+Scenario = Annotated[str, typer.Option("--scenario", help="Twin scenario (name or file) when not --live.")]
+AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin this long first (hours).")]
+
+
+@contextmanager
+def _broker(spec_path: Path | None, live: bool, scenario: str, at_hours: float, db_url: str | None,
+            scratch: bool = False) -> Iterator[BrokerService]:
+    """The broker service over the backend a command names. ``scratch``: a throw-away database for a twin run
+    (its own accounts and journal; nothing simulated enters the real journal)."""
+    spec = load_spec_option(spec_path)
+    if scratch and not live and db_url is None:
+        with Factory.scratch(spec) as factory:
+            yield factory.broker(factory.twin_backend(scenario, at_hours), f"twin ({scenario})")
+        return
+    with Factory.standalone(spec_path, db_url) as factory:
+        if live:
+            yield factory.broker(factory.live_backend(), "live")
+        else:
+            yield factory.broker(factory.twin_backend(scenario, at_hours), f"twin ({scenario})")
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render_plan(p: Plan, observed: Observed, out: Console) -> None:
+    out.print(f"[bold]broker plan[/] at {_when(observed.now)} — {p.standalone_cores} standalone batch cores; "
+              + "; ".join(p.notes or ["no observing night (no site in the spec)"]))
+    pools = Table(title="Pools (cores)")
+    for col in ("pool", "priority", "work", "guaranteed", "max", "need", "target", "borrow", "holds", "borrowed"):
+        pools.add_column(col, justify="left" if col in ("pool", "work") else "right")
+    for ps in sorted(p.pools.values(), key=lambda x: -x.priority):
+        work = ("pre-warm" if ps.prewarm else "yes") if ps.has_work else "no"
+        pools.add_row(ps.name, str(ps.priority), work, str(ps.guaranteed), str(ps.maximum), str(ps.need),
+                      str(ps.target), str(ps.lend), str(_holds(observed, ps.name, standalone=True)),
+                      str(_holds(observed, ps.name, standalone=False)))
+    out.print(pools)
+    if not p.actions:
+        out.print("nothing to do: every pool is where its targets put it (within hysteresis and cooldown)")
+        return
+    acts = Table(title=f"{len(p.actions)} action(s)" + (" — move limit reached, more next cycle" if p.capped else ""))
+    for col in ("#", "action", "target", "detail", "why"):
+        acts.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
+    for i, a in enumerate(p.actions, 1):
+        acts.add_row(str(i), a.kind, target(a), _detail(a), a.reason)
+    out.print(acts)
+
+
+def _holds(o: Observed, pool: str, *, standalone: bool) -> int:
+    return sum(s.cores for s in o.startds
+               if s.pool == pool and not s.draining and (s.kind == StartdKind.STANDALONE) == standalone)
+
+
+def _detail(a: Action) -> str:
+    match a:
+        case Relabel(from_pool=f, to_pool=t, vacate_after_seconds=v):
+            return f"{f} → {t}" + (f", vacate after {v:g} s" if v is not None else ", running jobs finish")
+        case DeployPods(pool=pool, pods=pods, cores_per_pod=c):
+            return f"{len(pods)} × {c} cores for {pool}"
+        case StartHTCondor(pool=pool):
+            return f"for {pool}"
+        case DrainStartd(vacate_after_seconds=v):
+            return "let jobs finish" if v is None else f"vacate after {v:g} s"
+    return ""
+
+
+@broker_app.command("plan")
+def plan_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
+             at_hours: AtHours = 0.0,
+             as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False) -> None:
+    """What the broker would do now and why (changes nothing)."""
+    with _broker(spec_path, live, scenario, at_hours, None, scratch=True) as broker:
+        p, observed = broker.plan()
+    if as_json:
+        typer.echo(json.dumps({"now": observed.now, "capped": p.capped, "notes": p.notes,
+                               "pools": {n: vars(ps) for n, ps in p.pools.items()},
+                               "actions": [{"kind": a.kind, **vars(a)} for a in p.actions]}, default=list, indent=2))
+        return
+    render_plan(p, observed, console)
+
+
+@broker_app.command("run")
+def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
+            hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
+            cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
+            = None, actor: Annotated[str, typer.Option("--as", help="Account the broker acts as.")] = BROKER_ACTOR,
+            db_url: DbOption = None) -> None:
+    """The broker loop: observe → decide → act every broker.cycle_seconds, each action journaled.
+
+    On the twin (default) the loop runs in simulated time with a throwaway journal unless --db is given;
+    with --live it runs in real time against the cluster and journals in the enclave database."""
+    spec = load_spec_option(spec_path)
+    step = spec.broker.cycle_seconds
+    total = cycles if cycles is not None else (None if live else max(1, int(hours * 3600 // step)))
+    applied: dict[str, int] = {}
+    n = 0
+    with _broker(spec_path, live, scenario, 0.0, db_url, scratch=True) as broker:
+        backend = broker.backend
+        while (total is None or n < total) and not backend.finished:
+            backend.progress()
+            report = broker.cycle(actor)
+            _print_applied(report.outcomes, broker.observe().now, applied)
+            n += 1
+            backend.advance(step)
+        console.print(f"[bold]{n} cycle(s)[/]: " + (", ".join(f"{k} {v}" for k, v in sorted(applied.items()))
+                                                    or "no actions"))
+        if backend.finished:  # the figures cover the whole scenario
+            _twin_figures(backend)
+
+
+def _print_applied(outcomes: list[Outcome], now: float, applied: dict[str, int]) -> None:
+    for o in outcomes:
+        if o.applied:
+            applied[o.action.kind] = applied.get(o.action.kind, 0) + 1
+            console.print(f"{_when(now)}  {o.action.kind:<14} {target(o.action):<28} {o.action.reason}",
+                          overflow="ellipsis", no_wrap=True)
+
+
+def _twin_figures(twin: Any) -> None:
+    from enclave.twin.metrics import compute  # the figures of a finished twin run
+
+    m = compute(twin.sim)
+    prompt, util = m.get("prompt") or {}, m.get("utilization") or {}
+    within = prompt.get("visits_within_deadline")
+    console.print(f"twin: {prompt.get('visits', 0)} visits, "
+                  + (f"{within:.2%} within {prompt.get('deadline_s', 60):g} s" if within is not None else "no visits")
+                  + f"; batch utilization {util.get('batch', 0) or 0:.2%}, enclave {util.get('enclave', 0) or 0:.2%}")
+
+
+# --- BCS procedures by hand, under `enclave batch` ------------------------------------------------------
+
+Twin = Annotated[str, typer.Option("--scenario", help="Twin scenario to try it on when not --live.")]
+
+
+def _done(broker: BrokerService, outcome: Outcome) -> None:
+    action = outcome.action
+    if outcome.applied:
+        console.print(f"{action.kind} {target(action)} done on {broker.where}; journal entry {outcome.seq}")
+    else:
+        console.print(f"{action.kind} {target(action)}: already in effect on {broker.where}; nothing to do")
+
+
+def move_cmd(node: Annotated[str, typer.Argument(help="Startd: a batch-only node, drained node or worker pod.")],
+             to: Annotated[str, typer.Option("--to", help="The pool it should serve.")], actor: As, reason: Reason,
+             live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+             spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """BCS 1/2: relabel a startd's pool (HTCondor administrator)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.move(actor, node, to, reason=reason))
+
+
+def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")],
+                 pool: Annotated[str, typer.Option("--pool", help="Pool the pods serve.")], actor: As, reason: Reason,
+                 count: Annotated[int, typer.Option("--count", min=1, max=1024)] = 1,
+                 cores: Annotated[int | None, typer.Option("--cores", min=1, help="Default broker.pod_cores.")] = None,
+                 memory_mib: Annotated[int | None, typer.Option("--memory-mib", min=1)] = None,
+                 live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                 spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """BCS 4: deploy HTCondor worker pods on a worker, labelled for a pool (Kubernetes service administrator)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.add_pods(actor, node, pool, reason=reason, count=count, cores=cores,
+                                      memory_mib=memory_mib))
+
+
+def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod names.")], actor: As, reason: Reason,
+                    live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                    spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """BCS 3: delete HTCondor worker pods (drain them first with drain-startd so jobs finish)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.delete_pods(actor, pods, reason=reason))
+
+
+def drain_node_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
+                   live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                   spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.drain_node(actor, node, reason=reason))
+
+
+def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kubernetes worker.")],
+                       pool: Annotated[str, typer.Option("--pool", help="Pool it serves.")], actor: As,
+                       reason: Reason, live: Live = False, scenario: Twin = DEFAULT_SCENARIO,
+                       at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool (HTCondor administrator)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.start_htcondor(actor, node, pool, reason=reason))
+
+
+def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained or running HTCondor.")],
+                    actor: As, reason: Reason, live: Live = False, scenario: Twin = DEFAULT_SCENARIO,
+                    at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """Reverse of BCS 5: stop HTCondor on the node and uncordon it (needs both administrator roles)."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.return_node(actor, node, reason=reason))
+
+
+def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop matching new jobs.")],
+                     actor: As, reason: Reason,
+                     vacate_after: Annotated[float | None, typer.Option(
+                         "--vacate-after", min=0, help="Evict what still runs after this many seconds.")] = None,
+                     live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                     spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+    """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
+    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+        _done(broker, broker.drain_startd(actor, startd, reason=reason, vacate_after=vacate_after))
+
+
+BATCH_COMMANDS: dict[str, Callable[..., None]] = {
+    "move": move_cmd, "add-pods": add_pods_cmd, "delete-pods": delete_pods_cmd, "drain-node": drain_node_cmd,
+    "start-htcondor": start_htcondor_cmd, "return-node": return_node_cmd, "drain-startd": drain_startd_cmd,
+}
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(broker_app, name="broker")
+    for name, fn in BATCH_COMMANDS.items():
+        batch_app.command(name)(fn)

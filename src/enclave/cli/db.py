@@ -1,0 +1,23 @@
+"""`enclave db migrate|status` (registered with the accounts commands)."""
+
+from __future__ import annotations
+
+import typer
+
+from enclave.services import database
+
+db_app = typer.Typer(help="The enclave database ($ENCLAVE_DB or ~/.enclave/enclave.db).", no_args_is_help=True)
+
+
+@db_app.command("migrate")
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    done = database.migrate()
+    typer.echo(f"{done.url}: at {', '.join(done.revisions)}")
+
+
+@db_app.command("status")
+def status() -> None:
+    """Show the database URL and its schema revision."""
+    now = database.status()
+    typer.echo(f"{now.url}: {', '.join(now.revisions) if now.revisions else 'not migrated (run `enclave db migrate`)'}")

@@ -1,0 +1,64 @@
+"""`enclave journal verify|show`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from enclave.cli.options import As, parse_date, services
+
+journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
+console = Console(highlight=False, width=160)
+
+
+@journal_app.command("verify")
+def verify_command(actor: As) -> None:
+    """Check the hash chain; exit 6 naming the first bad entry if anything was edited, removed or reordered
+    (needs journal.read)."""
+    with services() as factory:
+        count = factory.journal.verify(actor)
+    console.print(f"journal intact: {count} entries")
+
+
+@journal_app.command("show")
+def show(
+    actor: As,
+    by: Annotated[str | None, typer.Option("--actor", help="Only changes by this actor.")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="Action, or prefix ending in * (accounts.*).")]
+    = None,
+    target: Annotated[str | None, typer.Option("--target", help="e.g. account/alice")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD or ISO time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD or ISO time.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Journal entries, oldest first, filtered (needs journal.read)."""
+    with services() as factory:
+        entries = factory.journal.entries(actor, by=by, action=action, target=target,
+                                          since=parse_date(since, "--since"), until=parse_date(until, "--until"),
+                                          limit=limit, newest_first=False)
+    entries.sort(key=lambda e: e.seq)
+    if as_json:
+        typer.echo(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        return
+    table = Table(title=f"{len(entries)} entries")
+    for col in ("seq", "at", "actor", "action", "target", "reason", "change"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(str(e.seq), e.at, e.actor, e.action, e.target, e.reason, _change(e.before, e.after))
+    console.print(table)
+
+
+def _change(before: object, after: object) -> str:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        return "; ".join(f"{k}: {before.get(k)} → {after.get(k)}" for k in keys)
+    return json.dumps(after, default=str)[:200]
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(journal_app, name="journal")

@@ -1,0 +1,120 @@
+"""`enclave notebooks capacity|options`, `enclave render notebooks`, `enclave webdav`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
+from enclave.notebooks import webdav as dav
+from enclave.notebooks.capacity import Capacity, parse_mix, plan
+
+notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
+console = Console(highlight=False, width=120)
+
+
+
+@notebooks_app.command("capacity")
+def capacity(
+    spec_path: SpecOption = None,
+    mix: Annotated[str, typer.Option("--mix", help="Size shares, e.g. small=5,medium=3,large=2 "
+                                                   "(default: everyone on the default size).")] = "",
+    users: Annotated[int | None, typer.Option("--users", help="Target concurrent users: what to add to reach "
+                                                              "them.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """How many concurrent notebook users fit, what a mix does, image caches, and what to add for N users."""
+    spec = load_spec_option(spec_path)
+    result = plan(spec, parse_mix(mix, spec), users)
+    if as_json:
+        console.print_json(json.dumps(asdict(result)))
+        return
+    print_capacity(result)
+
+
+def print_capacity(c: Capacity) -> None:
+    console.print(f"[bold]Notebook capacity[/] on {c.worker_nodes} worker nodes "
+                  f"({c.worker_cores} cores, {c.worker_memory_gib:g} GiB), packed by request")
+    t = Table(title="Concurrent users if everyone picks one size")
+    for col in ("size", "per node", "users", "bound by", "users at limits"):
+        t.add_column(col, justify="left" if col in ("size", "bound by", "per node") else "right")
+    for f in c.sizes:
+        t.add_row(f.size, ", ".join(f"{g}: {n}" for g, n in f.per_node.items()), str(f.users), f.bound_by,
+                  str(f.users_at_limit))
+    console.print(t)
+    m = c.mix
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in m.mix.items())
+    console.print(f"Mix {shares}: [bold]{m.users}[/] concurrent users fit today.")
+    if m.target is not None:
+        counts = ", ".join(f"{n} {k}" for k, n in m.counts.items())
+        if m.add_nodes:
+            console.print(f"To reach {m.target} users ({counts}): add [bold]{m.add_nodes}[/] '{m.add_group}' "
+                          f"nodes (+{m.add_cores} cores, +{m.add_memory_gib:g} GiB).")
+        else:
+            console.print(f"{m.target} users ({counts}) fit already; nothing to add.")
+    cache = c.cache
+    console.print(f"Images: {cache.images_offered} offered; a node caches {cache.slots_per_node} (§13.4); "
+                  f"the container cache holds {cache.registry_cache_images} (§13.6).")
+    for note in (*cache.notes, *c.warnings):
+        console.print(f"[yellow]note:[/] {note}")
+
+
+@notebooks_app.command("options")
+def options(
+    username: Annotated[str, typer.Argument(help="Account whose spawner options to show.")],
+    spec_path: SpecOption = None,
+    db: DbOption = None,
+) -> None:
+    """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
+    with services(spec_path, db) as factory:
+        opts = factory.notebooks.options_of(username)
+    console.print(f"[bold]{username}[/] may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:")
+    for image in opts.images:
+        console.print(f"  image {image}" + (" (default)" if image == opts.default_image else ""))
+    for size in opts.sizes:
+        console.print(f"  size  {size.label}" + (" (default)" if size.default else ""))
+    for image in opts.withheld_images:
+        console.print(f"  [yellow]withheld, not vetted:[/] {image}")
+
+
+def render_notebooks(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write values.yaml, profile_list.yaml, "
+                                                    "jupyterhub_config.py.")],
+    spec: SpecOption = None,
+) -> None:
+    """Write the JupyterHub (Zero-to-JupyterHub) values and KubeSpawner profile_list derived from the spec."""
+    with services(spec) as factory:
+        written = factory.renders.notebooks(out)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def webdav(
+    spec_path: SpecOption = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8090,
+) -> None:
+    """Serve each user's File Workspace over WebDAV (seed §6.2). Log in with your user name and an enclave
+    token (scope data.read; data.write to change files) as the password; your files are at /<username>/."""
+    with services(spec_path, db) as factory:
+        home = factory.spec.storage.home_root
+        app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
+        server = dav.make_server(app, host, port)
+        console.print(f"WebDAV File Workspace on http://{host}:{port}/<username>/ (Ctrl-C stops)")
+        try:
+            server.safe_start()
+        finally:
+            server.stop()
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(notebooks_app, name="notebooks")
+    render.command("notebooks")(render_notebooks)
+    app.command("webdav")(webdav)

@@ -1,0 +1,309 @@
+"""`enclave upgrade …`, `enclave backup …`, `enclave security …`, `enclave images …`,
+`enclave render admission` and `enclave render all`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from enclave.cli.options import SpecOption, services
+from enclave.errors import InputError, Problem
+from enclave.ops import backup as backups
+from enclave.ops import security
+from enclave.ops.etcd import Etcdctl, Member
+from enclave.ops.images import ImageStatus
+from enclave.ops.report import plan_to_dict, plan_to_text
+from enclave.ops.upgrade import components_from_mapping
+from enclave.ops.versions import Version, release_data, target_version
+
+upgrade_app = typer.Typer(help="Plan Kubernetes upgrades one minor at a time (seed §9).", no_args_is_help=True)
+backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot + PKI, kubeconfigs, manifests "
+                              "(seed §12 option 2).", no_args_is_help=True)
+security_app = typer.Typer(help="Hardening benchmark of node configuration and manifests (seed §14).",
+                           no_args_is_help=True)
+images_app = typer.Typer(help="Security vetting of registry images (seed §10).", no_args_is_help=True)
+console = Console(highlight=False, width=140)
+err_console = Console(stderr=True, highlight=False, width=140)
+T = TypeVar("T")
+
+ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
+                                                 help="Acting account; checked for the cluster-admin role and "
+                                                      "journaled (or $ENCLAVE_AS).")]
+As = Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="The acting account (or $ENCLAVE_AS).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the journal).")]
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    JUNIT = "junit"
+
+
+def _date(text: str | None) -> dt.date:
+    if text is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError([Problem("--today", f"{text!r} is not a date", "write YYYY-MM-DD")]) from None
+
+
+# ------------------------------------------------------------------------------------------------ upgrade
+
+@upgrade_app.command("plan")
+def plan_command(
+    spec: SpecOption = None,
+    observed: Annotated[Path | None, typer.Option("--observed", help="YAML of observed component versions "
+                                                  "(apiserver, kubelets, …) instead of the spec's version.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Target version, e.g. 1.31.4, or 1.31 for its latest "
+                                           "patch (default: newest maintained).")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", help="Pass through this version (repeat); the "
+                                                   "plan is refused if the steps skip a minor.")] = None,
+    manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Scan these files/dirs for "
+                                                         "removed APIs (default: enclave's rendered objects).")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Date to judge maintained releases by.")] = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.TEXT,
+    commands: Annotated[bool, typer.Option("--commands", help="Print each step's phases and commands.")] = False,
+    patch_first: Annotated[bool, typer.Option("--patch-first", help="First move to the newest patch of the "
+                                              "current minor.")] = False,
+) -> None:
+    """Steps from the cluster's version to the target, skew-checked at every phase, with package pinning."""
+    current = None
+    if observed is not None:
+        if not observed.is_file():
+            raise InputError([Problem(str(observed), "file not found", "give a YAML file of observed versions")])
+        current = components_from_mapping(yaml.safe_load(observed.read_text()), where=str(observed))
+    target = target_version(to) if to else None
+    steps = [Version.parse(v, where="--step") for v in step] if step else None
+    with services(spec) as factory:
+        plan, findings = factory.upgrades.plan(observed=current, to=target, steps=steps, manifests=manifests or (),
+                                               today=_date(today), patch_first=patch_first)
+    if fmt == Format.JSON:
+        typer.echo(json.dumps(plan_to_dict(plan, findings), indent=2))
+    else:
+        typer.echo(plan_to_text(plan, findings, commands=commands))
+
+
+@upgrade_app.command("releases")
+def releases_command(today: Annotated[str | None, typer.Option("--today")] = None) -> None:
+    """The release data: every minor from 1.9, its dates, latest patch and whether it is maintained."""
+    day = _date(today)
+    data = release_data()
+    t = Table(title=f"Kubernetes releases (data {data.data_version}; maintained on {day})")
+    for col in ("minor", "released", "end of life", "latest patch", "maintained", "source"):
+        t.add_column(col)
+    for r in data.releases:
+        t.add_row(r.minor.minor_name, str(r.released), str(r.eol), str(r.latest_patch),
+                  "yes" if r.maintained_on(day) else "", r.source)
+    console.print(t)
+
+
+# ------------------------------------------------------------------------------------------------ backup
+
+def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path | None) -> Etcdctl:
+    return Etcdctl(tuple(e.strip() for e in endpoints.split(",") if e.strip()), cacert, cert, key)
+
+
+@backup_app.command("create")
+def backup_create(
+    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz); never overwritten.")],
+    endpoints: Annotated[str, typer.Option("--endpoints", help="etcd client URLs, comma-separated.")]
+    = "https://127.0.0.1:2379",
+    cacert: Annotated[Path | None, typer.Option("--cacert", help="e.g. /etc/kubernetes/pki/etcd/ca.crt")] = None,
+    cert: Annotated[Path | None, typer.Option("--cert", help="e.g. …/etcd/healthcheck-client.crt")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="e.g. …/etcd/healthcheck-client.key")] = None,
+    kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="PKI, kubeconfigs and static "
+                                                        "manifests, usually /etc/kubernetes.")] = None,
+    kubeadm_config: Annotated[Path | None, typer.Option("--kubeadm-config", help="kubeadm ClusterConfiguration "
+                                                        "file.")] = None,
+    actor: ActorOption = None,
+    reason: Reason = "control-plane backup",
+    spec: SpecOption = None,
+) -> None:
+    """Snapshot etcd and pack it with the control-plane files and a checksum manifest."""
+    with services(spec) as factory:
+        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, actor=actor, reason=reason,
+                                   kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+    console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
+                  f"{len(m.files)} files (mode 0600: it holds private keys)")
+
+
+@backup_app.command("verify")
+def backup_verify(archive: Annotated[Path, typer.Argument(help="Backup archive.")],
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check every checksum and open the etcd snapshot (exit 6 if the archive is damaged)."""
+    m = backups.verify(archive)
+    if as_json:
+        typer.echo(json.dumps(backups.summary(m), indent=2))
+    else:
+        console.print(f"{archive}: OK — cluster {m.cluster or '?'}, created {m.created}, etcd revision "
+                      f"{m.etcd.revision}, {m.etcd.total_keys} keys, {len(m.files)} files verified")
+
+
+@backup_app.command("restore")
+def backup_restore(
+    archive: Annotated[Path, typer.Argument(help="Backup archive.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="New etcd data directory (must be empty).")],
+    name: Annotated[str, typer.Option("--name", help="etcd member name (the control-plane node).")],
+    peer_url: Annotated[str, typer.Option("--peer-url", help="Member peer URL, e.g. https://10.0.0.1:2380")],
+    client_url: Annotated[str, typer.Option("--client-url")] = "https://127.0.0.1:2379",
+    kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="Empty directory to put "
+                                                        "PKI, kubeconfigs and manifests into.")] = None,
+    token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    actor: ActorOption = None,
+    reason: Reason = "control-plane restore",
+) -> None:
+    """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
+    with services() as factory:
+        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token), actor=actor,
+                                    reason=reason, kubernetes_dir=kubernetes_dir)
+    console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
+                  + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
+    console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+
+
+# ------------------------------------------------------------------------------------------------ security
+
+@security_app.command("check")
+def security_check(
+    spec: SpecOption = None,
+    node: Annotated[Path | None, typer.Option("--node", help="kubeadm directory of a node (/etc/kubernetes: "
+                                              "manifests/, optional kubelet/config.yaml).")] = None,
+    kubelet_config: Annotated[Path | None, typer.Option("--kubelet-config",
+                                                        help="/var/lib/kubelet/config.yaml")] = None,
+    manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Manifest files or dirs (repeat).")]
+    = None,
+    rendered: Annotated[bool, typer.Option("--rendered", help="Check enclave's own rendered objects (default "
+                                           "when nothing else is given).")] = False,
+    checks: Annotated[Path | None, typer.Option("--checks", help="Another check definition file.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these check ids (repeat).")] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.TEXT,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the report here too.")] = None,
+    exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
+) -> None:
+    """Run the benchmark; exit --exit-code (8) when any scored check fails."""
+    notes: list[str] = []
+    with services(spec) as factory:
+        report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
+                                        manifests=manifests or (), rendered=rendered, notes=notes)
+    for note in notes:
+        err_console.print(f"note: {note}")
+    text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
+            ReportFormat.JUNIT: security.to_junit}[fmt](report)
+    if output is not None:
+        output.write_text(text + "\n")
+    typer.echo(text)
+    if report.failed:
+        raise typer.Exit(exit_code)
+
+
+@security_app.command("list")
+def security_list() -> None:
+    """The checks: id, what is read, whether it is scored."""
+    version, defs = security.shipped_checks()
+    t = Table(title=f"Security checks (data {version}, {len(defs)} checks)")
+    for col in ("id", "section", "check", "reads", "scored"):
+        t.add_column(col)
+    for c in defs:
+        reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k != "default")
+        t.add_row(c.id, c.section, c.text, reads, "yes" if c.scored else "no")
+    console.print(t)
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+@images_app.command("submit")
+def images_submit(image: Annotated[str, typer.Argument(help="registry/repo[:tag]@sha256:<digest>")], actor: As,
+                  reason: Reason = "", spec: SpecOption = None) -> None:
+    """Ask security staff to vet an image digest from the local registry."""
+    with services(spec) as factory:
+        row = factory.images.submit(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status}")
+
+
+@images_app.command("approve")
+def images_approve(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
+                   reason: Annotated[str, typer.Option("--reason", help="What was checked.")]) -> None:
+    """Approve a submitted digest (security staff; not the submitter)."""
+    with services() as factory:
+        row = factory.images.approve(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
+
+
+@images_app.command("reject")
+def images_reject(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
+                  reason: Annotated[str, typer.Option("--reason", help="Why.")]) -> None:
+    """Reject a submitted digest, or withdraw an approval."""
+    with services() as factory:
+        row = factory.images.reject(actor, image, reason=reason)
+    console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
+
+
+@images_app.command("list")
+def images_list(status: Annotated[str | None, typer.Option("--status", help="submitted|approved|rejected")] = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Images and their vetting state."""
+    try:
+        wanted = ImageStatus(status) if status else None
+    except ValueError:
+        raise InputError([Problem("--status", f"{status!r} is not a status",
+                                  "use submitted, approved or rejected")]) from None
+    with services() as factory:
+        data = [r.model_dump(mode="json") for r in factory.images.listing(wanted)]
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    t = Table(title=f"Images ({len(data)})")
+    for col in ("repository", "tag", "digest", "status", "submitted by", "decided by", "reason"):
+        t.add_column(col)
+    for d in data:
+        t.add_row(str(d["repository"]), str(d["tag"] or ""), str(d["digest"])[:19] + "…", str(d["status"]),
+                  str(d["submitted_by"]), str(d["decided_by"] or ""), str(d["reason"]))
+    console.print(t)
+
+
+# ------------------------------------------------------------------------------------------------ render
+
+def render_admission_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
+                             spec: SpecOption = None) -> None:
+    """Kyverno ClusterPolicy admitting only approved image digests (validated against its schema)."""
+    with services(spec) as factory:
+        path, allowed = factory.renders.admission(out)
+    console.print(f"wrote {path}: {allowed} approved digest(s) admitted")
+
+
+def render_all_command(out: Annotated[Path, typer.Option("--out", help="Directory; one sub-directory per "
+                                                         "renderer.")],
+                       spec: SpecOption = None) -> None:
+    """Everything enclave renders (access, batch, notebooks, admission, …): rebuild from the spec (§12 option 1)."""
+    with services(spec) as factory:
+        results = factory.renders.everything(out)
+    for r in results:
+        detail = f"  {r.detail}" if r.detail else ""
+        console.print(f"{'ok  ' if r.ok else 'FAIL'} {r.name:<12} {r.directory}{detail}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise InputError([Problem(f"render {r.name}", r.detail, "run it alone to see the full error")
+                          for r in failed])
+
+
+def register(app: typer.Typer, render: typer.Typer) -> None:
+    app.add_typer(upgrade_app, name="upgrade")
+    app.add_typer(backup_app, name="backup")
+    app.add_typer(security_app, name="security")
+    app.add_typer(images_app, name="images")
+    render.command("admission")(render_admission_command)
+    render.command("all")(render_all_command)

@@ -1,0 +1,205 @@
+"""The contract between the broker and the backends that carry its actions out.
+
+A backend (the twin, or live Kubernetes + HTCondor) reports an ``Observed`` snapshot; the broker's pure
+``decide(spec, observed)`` returns ``Action``s; the backend applies them one by one. Whether an action changes
+anything, is in effect already or is refused is one rule, ``enclave.broker.transitions``, which the broker's
+projection and both backends apply; both backends pass the same conformance suite
+(``tests/broker/test_conformance.py``), so the twin exercises the contract the live backend keeps.
+
+Vocabulary:
+- a *node* is a machine from the spec (``<group>-<NNN>``);
+- a *startd* is one HTCondor execute daemon, and carries exactly one pool label. It is either a
+  standalone batch-only node, a whole Kubernetes node drained and given to HTCondor (BCS 5), or an
+  HTCondor worker pod running inside the Kubernetes commons (BCS 3, 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from enclave.spec.models import NodeRole
+
+
+class NodeState(StrEnum):
+    READY = "ready"
+    """Serving its normal role: Kubernetes workloads on a worker, HTCondor on a batch-only node."""
+    DRAINING = "draining"
+    """Cordoned; Kubernetes pods are being evicted (BCS 5 step 1). Runs neither new pods nor jobs."""
+    HTCONDOR = "htcondor"
+    """A Kubernetes worker taken out of the commons and running HTCondor on the bare node (BCS 5)."""
+    DOWN = "down"
+    """Failed or unreachable."""
+
+
+class StartdKind(StrEnum):
+    STANDALONE = "standalone"
+    NODE = "node"
+    POD = "pod"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    group: str
+    role: NodeRole
+    cores: int
+    memory_mib: int
+    state: NodeState = NodeState.READY
+    k8s_cores_requested: float = 0.0
+    """CPU requested by Kubernetes pods on the node other than HTCondor worker pods (notebooks, services)."""
+    k8s_memory_requested_mib: int = 0
+    since: float = 0.0
+    """When the node entered its current state (seconds, backend clock): drives cooldown and drain timing."""
+
+
+@dataclass(frozen=True)
+class Startd:
+    name: str
+    node: str
+    kind: StartdKind
+    pool: str
+    cores: int
+    memory_mib: int
+    busy_cores: int = 0
+    """Cores claimed by running jobs (of any pool: a relabelled startd may still run the old pool's jobs)."""
+    since: float = 0.0
+    """When the pool label last changed."""
+    draining: bool = False
+    """Accepts no new jobs (DrainStartd): on its way out of batch, to be deleted or returned once idle."""
+
+
+@dataclass(frozen=True)
+class PoolDemand:
+    idle_jobs: int = 0
+    idle_cores: int = 0
+    running_jobs: int = 0
+    running_cores: int = 0
+    oldest_idle_seconds: float = 0.0
+    newest_submit: float | None = None
+    """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
+    None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""
+
+
+@dataclass(frozen=True)
+class PendingSpawn:
+    """A notebook pod waiting for a worker with room: it needs all of its request on one node."""
+
+    cpu: float
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class Observed:
+    now: float
+    """Backend clock, seconds since the Unix epoch (simulated in the twin)."""
+    nodes: tuple[Node, ...]
+    startds: tuple[Startd, ...]
+    demand: dict[str, PoolDemand] = field(default_factory=dict)
+    notebook_pending_cores: float = 0.0
+    """CPU requested by notebook spawns that are waiting for room in the commons."""
+    notebook_spawns: tuple[PendingSpawn, ...] = ()
+    """The waiting spawns one by one, when the backend can tell (the broker then frees room on one worker for
+    each; with only the total it frees cores anywhere, which fragmentation can defeat)."""
+
+
+# --- Actions: one per BCS procedure and its reverse. Every action names its actor and reason. ---
+
+
+@dataclass(frozen=True)
+class Action:
+    actor: str
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Relabel(Action):
+    """BCS 1/2 (and BCS 4/5 step "change ClassAds"): set a startd's pool label."""
+
+    startd: str
+    from_pool: str
+    to_pool: str
+    vacate_after_seconds: float | None = None
+    """None: jobs of ``from_pool`` still running on the startd finish (drain). A number: they are evicted
+    after that grace period (the old pool's ``take_away: vacate``)."""
+
+
+@dataclass(frozen=True)
+class DeployPods(Action):
+    """BCS 4: start HTCondor worker pods on a Kubernetes node, labelled for a pool."""
+
+    node: str
+    pool: str
+    pods: tuple[str, ...]
+    cores_per_pod: int
+    memory_mib_per_pod: int
+
+
+@dataclass(frozen=True)
+class DeletePods(Action):
+    """BCS 3: delete HTCondor worker pods (after draining them of running jobs)."""
+
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DrainNode(Action):
+    """BCS 5 step 1: cordon a Kubernetes node and evict its pods."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class StartHTCondor(Action):
+    """BCS 5 steps 2–3: start HTCondor on a drained node, labelled for a pool."""
+
+    node: str
+    pool: str
+
+
+@dataclass(frozen=True)
+class ReturnNode(Action):
+    """Reverse of BCS 5: stop HTCondor on the node (after its jobs drain) and uncordon it."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class DrainStartd(Action):
+    """Stop new matches on a startd so running jobs finish (drain), or evict after grace (vacate)."""
+
+    startd: str
+    vacate_after_seconds: float | None = None
+
+
+class Backend(Protocol):
+    """What the broker and its runners need from the world: the twin (``enclave.twin.backend``) and the live
+    Kubernetes + HTCondor adapters (``enclave.cluster.live``) implement it, clock included."""
+
+    def observe(self) -> Observed:
+        """A snapshot of nodes, startds and demand, stamped with the backend's clock."""
+        ...
+
+    def apply(self, action: Action) -> bool:
+        """Carry one action out; True if it changed something, False if it was in effect already (a no-op).
+        Refuses a stale or impossible action with the error ``enclave.broker.transitions`` names for it."""
+        ...
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of the backend's clock pass: the twin simulates them, the live backend waits them."""
+        ...
+
+    def progress(self) -> int:
+        """Push on work still under way (evictions a disruption budget refused, as ``kubectl drain`` retries);
+        returns how many items are still pending. Call once per broker cycle."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """True once the backend has nothing more to run (the twin's scenario is over); never for live."""
+        ...

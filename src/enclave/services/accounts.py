@@ -1,0 +1,162 @@
+"""Accounts and roles: every lifecycle transition of seed §4 as one method.
+
+Each method opens and commits one transaction; the rule it applies (``enclave.accounts.lifecycle``) checks the
+actor's permission and journals the change inside that transaction, so a refused or failed call leaves nothing
+behind. Reads check permission here, once, for the CLI and the API alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from enclave.access.permissions import Permission
+from enclave.accounts import lifecycle
+from enclave.accounts.authorize import account_permissions, account_roles, find_account, require
+from enclave.accounts.lifecycle import Allocation, NewAccount
+from enclave.accounts.models import Account
+from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
+from enclave.db import Database
+from enclave.errors import NotFound, PermissionDenied
+from enclave.spec.models import EnclaveSpec, Role
+
+
+def view(account: Account) -> AccountView:
+    summary = account.summary()
+    return AccountView(
+        **summary, roles=sorted(r.value for r in account_roles(account)),
+        permissions=sorted(p.value for p in account_permissions(account)),
+        person=Person(name=account.person.name, email=account.person.email),
+        other_accounts=[a.username for a in account.person.accounts if a.id != account.id])
+
+
+@dataclass
+class AccountService:
+    db: Database
+    spec: EnclaveSpec
+
+    def _change(self, fn: Callable[[Session], Account]) -> AccountView:
+        with self.db.session() as session:
+            return view(fn(session))
+
+    # --- reads -------------------------------------------------------------------------------------------
+
+    def show(self, actor: str, username: str) -> AccountView:
+        """``username``'s account: your own (unless departed), or anyone's with accounts.manage or roles.grant."""
+        with self.db.session() as session:
+            return view(lifecycle.visible(session, actor, username))
+
+    def list_accounts(self, actor: str, *, status: AccountStatus | None = None,
+             kind: AccountKind | None = None) -> list[AccountView]:
+        with self.db.session() as session:
+            require(session, actor, Permission.ACCOUNTS_MANAGE)
+            return [view(a) for a in lifecycle.list_accounts(session, status=status, kind=kind)]
+
+    def roles(self, actor: str, username: str | None = None) -> dict[str, list[str]]:
+        """Roles held: by one account (yours, or any with roles.grant) or by every active one (roles.grant)."""
+        with self.db.session() as session:
+            if username is not None:
+                accounts = [lifecycle.visible(session, actor, username)]
+            else:
+                require(session, actor, Permission.ROLES_GRANT)
+                accounts = lifecycle.list_accounts(session, status=AccountStatus.ACTIVE)
+            return {a.username: sorted(r.value for r in account_roles(a)) for a in accounts}
+
+    def whoami(self, username: str) -> tuple[list[str], list[str]]:
+        """The roles and permissions ``username`` acts with now."""
+        with self.db.session() as session:
+            account = find_account(session, username)
+            return (sorted(r.value for r in account_roles(account)),
+                    sorted(p.value for p in account_permissions(account)))
+
+    def check(self, username: str, permission: Permission) -> None:
+        """PermissionDenied (naming the roles that would grant it) unless ``username`` may do it now."""
+        with self.db.session() as session:
+            require(session, username, permission)
+
+    # --- transitions -------------------------------------------------------------------------------------
+
+    def bootstrap(self, username: str, *, name: str, email: str) -> AccountView:
+        return self._change(lambda s: lifecycle.bootstrap(s, self.spec, username, name=name, email=email))
+
+    def onboard(self, actor: str, username: str, *, name: str, email: str, kind: AccountKind, reason: str,
+                roles: Iterable[Role] | None = None, allocation: Allocation | None = None,
+                namespaces: Iterable[str] = (), uid: int | None = None) -> AccountView:
+        return self._change(lambda s: lifecycle.onboard(
+            s, actor, self.spec, username, name=name, email=email, kind=kind, reason=reason, roles=roles,
+            allocation=allocation, namespaces=namespaces, uid=uid))
+
+    def onboard_many(self, actor: str, rows: Sequence[NewAccount], *, reason: str) -> list[AccountView]:
+        with self.db.session() as session:
+            return [view(a) for a in lifecycle.onboard_many(session, actor, self.spec, rows, reason=reason)]
+
+    def depart(self, actor: str, username: str, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.depart(s, actor, username, reason=reason))
+
+    def expire(self, actor: str, username: str, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.expire(s, actor, username, reason=reason))
+
+    def expire_due(self, actor: str, *, now: datetime | None = None) -> list[AccountView]:
+        with self.db.session() as session:
+            return [view(a) for a in lifecycle.expire_due(session, actor, now=now)]
+
+    def renew(self, actor: str, username: str, allocation: Allocation, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.renew(s, actor, username, allocation, reason=reason,
+                                                      spec=self.spec))
+
+    def promote(self, actor: str, username: str, *, reason: str, roles: Iterable[Role] | None = None) -> AccountView:
+        return self._change(lambda s: lifecycle.promote(s, actor, username, reason=reason, roles=roles))
+
+    def demote(self, actor: str, username: str, *, new_username: str, reason: str,
+               allocation: Allocation | None = None) -> AccountView:
+        """The NEW science account; the staff one is deactivated."""
+        return self._change(lambda s: lifecycle.demote(s, actor, self.spec, username, new_username=new_username,
+                                                       reason=reason, allocation=allocation))
+
+    def grow_quota(self, actor: str, username: str, quota_gib: float, *, reason: str,
+                   proposal_id: str | None = None) -> AccountView:
+        return self._change(lambda s: lifecycle.grow_quota(s, actor, username, quota_gib, reason=reason,
+                                                           proposal_id=proposal_id))
+
+    def grant_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.grant_role(s, actor, username, role, reason=reason))
+
+    def revoke_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.revoke_role(s, actor, username, role, reason=reason))
+
+    def join_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.join_namespace(s, actor, self.spec, username, namespace,
+                                                               reason=reason))
+
+    def leave_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
+        return self._change(lambda s: lifecycle.leave_namespace(s, actor, username, namespace, reason=reason))
+
+    # --- a fresh database --------------------------------------------------------------------------------
+
+    def ensure_admin(self, admin: str) -> bool:
+        """On an empty database, bootstrap ``admin`` as the first sysadmin; True when ``admin`` is then an
+        active account manager (the one ``enclave serve`` prints a token for)."""
+        with self.db.session() as session:
+            if not lifecycle.list_accounts(session):
+                lifecycle.bootstrap(session, self.spec, admin, name="Enclave Administrator",
+                                    email=f"{admin}@enclave.local")
+            try:
+                require(session, admin, Permission.ACCOUNTS_MANAGE)
+            except (NotFound, PermissionDenied):
+                return False
+            return True
+
+    def ensure_service_account(self, admin: str, username: str, *, name: str, roles: list[Role],
+                               reason: str) -> None:
+        """Onboard a staff service account (the broker's) once, by ``admin``; its actions are role-checked and
+        journaled like anyone's."""
+        with self.db.session() as session:
+            try:
+                find_account(session, username)
+            except NotFound:
+                lifecycle.onboard(session, admin, self.spec, username, name=name,
+                                  email=f"{username}@enclave.local", kind=AccountKind.STAFF, reason=reason,
+                                  roles=roles)

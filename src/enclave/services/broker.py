@@ -1,0 +1,184 @@
+"""The capacity broker over one backend: its plan, its cycles, and the BCS procedures run by hand.
+
+Every action, the broker's and a person's alike, goes through ``apply``: the acting account's permission for
+that BCS procedure is checked first, then the backend carries the action out and the journal records it with
+the before and after state of what it touched, all in one database transaction. A refused action touches
+nothing; a backend failure rolls the journal entry back.
+
+A manual procedure is built here and nowhere else, so the CLI and the API produce the same action — the same
+pod names, the same grace period, the same journal entry. One lock serialises broker cycles and manual
+procedures: a person's procedure never interleaves with a cycle.
+
+Idempotence and restarts: an action already in effect (the fresh observation projects to itself) is skipped
+and not journaled again. The broker keeps no state of its own between cycles — every cycle starts from
+``backend.observe()`` — so a broker killed between two actions re-observes after a restart and decides from
+what is really there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from enclave import journal
+from enclave.accounts.authorize import require
+from enclave.broker.decide import BROKER_ACTOR, Plan, plan
+from enclave.broker.effects import apply_one
+from enclave.broker.execute import Outcome, details, permissions, target, touched
+from enclave.broker.naming import pod_names
+from enclave.db import Database
+from enclave.domain.capacity import (
+    Action,
+    Backend,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Observed,
+    Relabel,
+    ReturnNode,
+    Startd,
+    StartHTCondor,
+)
+from enclave.errors import EnclaveError, InputError, NotFound, Problem
+from enclave.spec.models import Drain, EnclaveSpec
+
+
+def _authorize(session: Session, action: Action) -> None:
+    """The actor holds every permission the action's BCS procedure needs (``broker.execute.permissions``)."""
+    for permission in permissions(action):
+        require(session, action.actor, permission)
+
+
+@dataclass
+class CycleReport:
+    plan: Plan
+    outcomes: list[Outcome] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    """Actions of the plan refused on the way (a role missing, a node gone), as ``kind target: why``."""
+
+
+@dataclass
+class BrokerService:
+    spec: EnclaveSpec
+    db: Database
+    backend: Backend
+    where: str
+    """Which backend this is, as a person reads it: ``live`` or ``twin (<scenario>)``."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # --- the broker ----------------------------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        with self.lock:
+            return self.backend.observe()
+
+    def plan(self, actor: str = BROKER_ACTOR) -> tuple[Plan, Observed]:
+        """What the broker would do now and why (changes nothing)."""
+        with self.lock:
+            observed = self.backend.observe()
+            return plan(self.spec, observed, actor), observed
+
+    def cycle(self, actor: str = BROKER_ACTOR) -> CycleReport:
+        """One observe → decide → act round. Each action in its own transaction, re-observed first, so one
+        refusal leaves no trace and does not stop the others."""
+        with self.lock:
+            decision = plan(self.spec, self.backend.observe(), actor)
+            report = CycleReport(decision)
+            for action in decision.actions:
+                try:
+                    report.outcomes.append(self._apply(action))
+                except EnclaveError as error:
+                    report.refused.append(f"{action.kind} {target(action)}: {error}")
+            return report
+
+    # --- actions -------------------------------------------------------------------------------------------
+
+    def apply(self, action: Action) -> Outcome:
+        """One action by its actor. The role check comes first, before the backend is looked at: a caller
+        without the role is refused even when the action happens to be in effect already."""
+        with self.db.session() as session:
+            _authorize(session, action)
+        with self.lock:
+            return self._apply(action)
+
+    def _apply(self, action: Action, observed: Observed | None = None) -> Outcome:
+        before = observed if observed is not None else self.backend.observe()
+        expected = apply_one(before, action)  # also refuses an action impossible in this state
+        if expected == before:
+            return Outcome(action, applied=False)
+        with self.db.session() as session:
+            _authorize(session, action)
+            self.backend.apply(action)
+            entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
+                                   target=target(action), reason=action.reason, before=touched(before, action),
+                                   after={**touched(expected, action), "action": details(action)}, at=self.clock())
+        return Outcome(action, applied=True, seq=entry.seq)
+
+    def apply_all(self, actions: Iterable[Action]) -> list[Outcome]:
+        """Apply in order, re-observing before each so that an action made moot by the last one is skipped."""
+        return [self.apply(a) for a in actions]
+
+    # --- the BCS procedures by hand (seed §7.1) ------------------------------------------------------------
+
+    def move(self, actor: str, startd: str, to_pool: str, *, reason: str) -> Outcome:
+        """BCS 1/2: relabel a startd. Jobs of a pool whose ``take_away`` is vacate are evicted after that pool's
+        grace period; other pools' jobs finish (drain)."""
+        self._pool(to_pool, "to_pool")
+        with self.lock:
+            current = self._startd(startd)
+            old = self.spec.pools.get(current.pool)
+            grace = old.grace_seconds if old is not None and old.take_away == Drain.VACATE else None
+            return self.apply(Relabel(actor=actor, reason=reason, startd=startd, from_pool=current.pool,
+                                      to_pool=to_pool, vacate_after_seconds=grace))
+
+    def add_pods(self, actor: str, node: str, pool: str, *, reason: str, count: int = 1, cores: int | None = None,
+                 memory_mib: int | None = None) -> Outcome:
+        """BCS 4: HTCondor worker pods on a worker, labelled for a pool (sized by the spec's broker.pod_* unless
+        given), named by the one naming rule."""
+        self._pool(pool, "pool")
+        with self.lock:
+            existing = {s.name for s in self.backend.observe().startds}
+            return self.apply(DeployPods(actor=actor, reason=reason, node=node, pool=pool,
+                                         pods=pod_names(node, count, existing),
+                                         cores_per_pod=cores or self.spec.broker.pod_cores,
+                                         memory_mib_per_pod=memory_mib or self.spec.broker.pod_memory_mib))
+
+    def delete_pods(self, actor: str, pods: Iterable[str], *, reason: str) -> Outcome:
+        """BCS 3: delete HTCondor worker pods (drain them first with drain_startd so jobs finish)."""
+        return self.apply(DeletePods(actor=actor, reason=reason, pods=tuple(pods)))
+
+    def drain_node(self, actor: str, node: str, *, reason: str) -> Outcome:
+        """BCS 5 step 1: cordon a worker and evict its pods."""
+        return self.apply(DrainNode(actor=actor, reason=reason, node=node))
+
+    def start_htcondor(self, actor: str, node: str, pool: str, *, reason: str) -> Outcome:
+        """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool."""
+        self._pool(pool, "pool")
+        return self.apply(StartHTCondor(actor=actor, reason=reason, node=node, pool=pool))
+
+    def return_node(self, actor: str, node: str, *, reason: str) -> Outcome:
+        """Reverse of BCS 5: stop HTCondor on the node and uncordon it."""
+        return self.apply(ReturnNode(actor=actor, reason=reason, node=node))
+
+    def drain_startd(self, actor: str, startd: str, *, reason: str, vacate_after: float | None = None) -> Outcome:
+        """Stop new matches on a startd: running jobs finish, or are vacated after ``vacate_after`` seconds."""
+        return self.apply(DrainStartd(actor=actor, reason=reason, startd=startd, vacate_after_seconds=vacate_after))
+
+    def _pool(self, pool: str, where: str) -> None:
+        if pool not in self.spec.pools:
+            raise InputError([Problem(where, f"pool {pool!r} is not defined",
+                                      f"use one of: {', '.join(self.spec.pools)}")])
+
+    def _startd(self, name: str) -> Startd:
+        for s in self.backend.observe().startds:
+            if s.name == name:
+                return s
+        raise NotFound(f"no HTCondor startd named {name!r}", where=name,
+                       fix="batch-only nodes, drained nodes and worker pods are startds; `enclave broker plan` lists "
+                           "the pools")

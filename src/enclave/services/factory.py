@@ -1,0 +1,183 @@
+"""The composition root: one place that builds enclave's services and backends, for the CLI, the API and the
+broker loop alike (as lsst-sqre/gafaelfawr's ``Factory`` does). Front ends never open a database, a Kubernetes
+client or an HTCondor collector themselves; they ask the factory for a service.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from enclave.broker.decide import BROKER_ACTOR
+from enclave.db import Database
+from enclave.domain.capacity import Backend
+from enclave.errors import ExternalError
+from enclave.services.accounts import AccountService
+from enclave.services.batch import BatchService
+from enclave.services.broker import BrokerService
+from enclave.services.images import ImageService
+from enclave.services.journal import JournalService
+from enclave.services.notebooks import NotebookService
+from enclave.services.ops import BackupService, RenderService, SecurityService, UpgradeService
+from enclave.services.tokens import TokenService
+from enclave.services.twin import TwinRunService
+from enclave.spec.defaults import default_spec_path
+from enclave.spec.load import load
+from enclave.spec.models import EnclaveSpec, Role
+from enclave.twin.backend import TwinBackend
+
+_migrated: set[str] = set()
+
+BOOTSTRAP_ADMIN = "admin"
+
+
+def open_database(url: str | None = None) -> Database:
+    """The database named by ``url``, $ENCLAVE_DB or the default SQLite file, migrated to the newest schema
+    (once per process)."""
+    db = Database(url)
+    if db.url not in _migrated:
+        db.migrate()
+        _migrated.add(db.url)
+    return db
+
+
+@dataclass
+class Factory:
+    spec: EnclaveSpec
+    db: Database
+    spec_path: Path | None = None
+    """Where the spec came from; None: the embedded default."""
+    _brokers: dict[str, BrokerService] = field(default_factory=dict)
+
+    @classmethod
+    @contextmanager
+    def standalone(cls, spec_path: Path | None = None, db_url: str | None = None) -> Iterator[Factory]:
+        """A factory for one CLI command: the spec (default the embedded LDF spec) and the database, closed
+        when the command ends."""
+        spec = load(spec_path or default_spec_path())
+        db = open_database(db_url)
+        try:
+            yield cls(spec, db, spec_path)
+        finally:
+            db.dispose()
+
+    @classmethod
+    @contextmanager
+    def scratch(cls, spec: EnclaveSpec) -> Iterator[Factory]:
+        """A throw-away database for a simulated enclave: its own admin and broker account and journal, so
+        nothing simulated ever enters the real journal."""
+        with tempfile.TemporaryDirectory(prefix="enclave-twin-") as tmp:
+            db = Database(f"sqlite:///{Path(tmp) / 'twin.db'}")
+            db.migrate()
+            factory = cls(spec, db)
+            factory.ensure_accounts()
+            try:
+                yield factory
+            finally:
+                db.dispose()
+
+    # --- services ------------------------------------------------------------------------------------------
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.db, self.spec)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        return TokenService(self.db)
+
+    @cached_property
+    def journal(self) -> JournalService:
+        return JournalService(self.db)
+
+    @cached_property
+    def images(self) -> ImageService:
+        return ImageService(self.db, self.spec)
+
+    @cached_property
+    def notebooks(self) -> NotebookService:
+        return NotebookService(self.db, self.spec, self.images)
+
+    @cached_property
+    def renders(self) -> RenderService:
+        return RenderService(self.db, self.spec, self.images)
+
+    @cached_property
+    def security(self) -> SecurityService:
+        return SecurityService(self.spec, self.renders)
+
+    @cached_property
+    def upgrades(self) -> UpgradeService:
+        return UpgradeService(self.spec, self.renders)
+
+    @cached_property
+    def backups(self) -> BackupService:
+        return BackupService(self.db, self.spec)
+
+    @cached_property
+    def batch(self) -> BatchService:
+        return BatchService(self.spec)
+
+    @cached_property
+    def twin_runs(self) -> TwinRunService:
+        return TwinRunService(self.spec)
+
+    def broker(self, backend: Backend, where: str) -> BrokerService:
+        """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
+        key = f"{where}:{id(backend)}"
+        if key not in self._brokers:
+            self._brokers[key] = BrokerService(self.spec, self.db, backend, where)
+        return self._brokers[key]
+
+    # --- backends ------------------------------------------------------------------------------------------
+
+    def twin_backend(self, scenario: str, at_hours: float = 0.0) -> TwinBackend:
+        """A fresh twin of the spec loaded with ``scenario``, run ``at_hours`` forward. "static" lays capacity
+        out as the rendered configs do and makes no moves of its own: whoever holds the backend drives it."""
+        twin = TwinBackend.from_scenario(scenario, spec=self.spec, policy="static")
+        if at_hours:
+            twin.advance(at_hours * 3600)
+        return twin
+
+    def live_backend(self, *, kubeconfig: Path | None = None, collector: str | None = None) -> Backend:
+        """Kubernetes through the official client (``kubeconfig``, else in-cluster or $KUBECONFIG) and HTCondor
+        through the bindings (``collector``, else the spec's central manager)."""
+        import htcondor2
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+
+        from enclave.batch.live import HTCondorBatch
+        from enclave.cluster.kube import KubeCluster
+        from enclave.cluster.live import LiveBackend
+
+        if kubeconfig is None:
+            kube = KubeCluster.connect(self.spec)
+        else:
+            try:
+                api = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+            except (k8s_config.ConfigException, OSError) as exc:
+                raise ExternalError(f"cannot read kubeconfig {kubeconfig}: {exc}", where="--kubeconfig",
+                                    fix="give a readable kubeconfig for the cluster") from exc
+            assert isinstance(api, k8s.ApiClient)
+            kube = KubeCluster(self.spec, api)
+        batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
+        return LiveBackend(self.spec, kube, batch)
+
+    # --- a fresh database ----------------------------------------------------------------------------------
+
+    def ensure_accounts(self, admin: str = BOOTSTRAP_ADMIN, *, ttl_seconds: int = 7 * 86400) -> str | None:
+        """Make a fresh database usable: bootstrap ``admin`` on an empty one, make sure the broker's own
+        account exists (staff; htcondor-admin + k8s-service-admin: BCS 1–5 need both), and return a token for
+        ``admin`` when it is an active account manager (else None: an operator with a different admin issues
+        tokens with ``enclave tokens issue``)."""
+        if not self.accounts.ensure_admin(admin):
+            return None
+        self.accounts.ensure_service_account(
+            admin, BROKER_ACTOR, name="Capacity broker (service account)",
+            roles=[Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN],
+            reason="the broker acts as this account: BCS 1–5 need htcondor-admin and k8s-service-admin")
+        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: admin token").token

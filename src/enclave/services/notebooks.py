@@ -1,0 +1,97 @@
+"""Notebooks (seed §5, §6.2, §13): what an account may spawn, checking a choice, and the lookups the JupyterHub
+hook and the WebDAV server are given (they are front ends and never open the database themselves)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from enclave.access.permissions import Permission
+from enclave.accounts import lifecycle, tokens
+from enclave.accounts.authorize import account_permissions, require
+from enclave.accounts.models import Account
+from enclave.accounts.tokens import DATA_READ, DATA_WRITE
+from enclave.db import Database
+from enclave.notebooks.account import AccountLike
+from enclave.notebooks.options import Choice, ImageVetter, Options, Spawn, options_for, spec_vetter, validate
+from enclave.services.images import ImageService
+from enclave.spec.models import EnclaveSpec
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """An account detached from its session: what notebooks and WebDAV decide with."""
+
+    username: str
+    uid: int
+    gid: int
+    kind: str
+    status: str
+    home_path: str
+    workspace_path: str
+    quota_gib: float
+    allocation_expires: datetime | None
+    permissions: frozenset[str]
+    """What the account's roles allow right now (enclave.access.permissions); notebooks need notebooks.spawn."""
+
+
+def snapshot(account: Account) -> AccountSnapshot:
+    return AccountSnapshot(username=account.username, uid=account.uid, gid=account.gid, kind=account.kind,
+                           status=account.status, home_path=account.home_path,
+                           workspace_path=account.workspace_path, quota_gib=account.quota_gib,
+                           allocation_expires=account.allocation_expires,
+                           permissions=frozenset(p.value for p in account_permissions(account)))
+
+
+@dataclass
+class NotebookService:
+    db: Database
+    spec: EnclaveSpec
+    images: ImageService
+
+    def vetter(self) -> ImageVetter:
+        """Vetting as enclave.ops records it (seed §10): an image is offered only if the spec lists it and, when
+        the registry requires vetting, security approved its digest (or a tag with a digest)."""
+        listed = spec_vetter(self.spec)
+        if not self.spec.registry.vetting_required:
+            return listed
+        approved = self.images.vetter()
+        return lambda image: listed(image) and approved(image)
+
+    def pinner(self) -> Callable[[str], str] | None:
+        """image → the approved ``repository@digest`` to launch, so a re-pushed tag cannot swap the image."""
+        return self.images.pin if self.spec.registry.vetting_required else None
+
+    def lookup(self, username: str) -> AccountLike:
+        """username → account, for the JupyterHub hook (NotFound for an unknown user)."""
+        with self.db.session() as session:
+            return snapshot(lifecycle.get(session, username))
+
+    def _spawner(self, actor: str) -> AccountSnapshot:
+        with self.db.session() as session:
+            return snapshot(require(session, actor, Permission.NOTEBOOKS_SPAWN))
+
+    def options(self, actor: str) -> Options:
+        """The images and sizes ``actor`` may pick (notebooks.spawn; vetted images only)."""
+        return options_for(self.spec, self._spawner(actor), vetted=self.vetter())
+
+    def options_of(self, username: str) -> Options:
+        """The operator's view of someone's options (refused for expired or departed accounts by the rule)."""
+        return options_for(self.spec, self.lookup(username), vetted=self.vetter())
+
+    def validate(self, actor: str, choice: Choice) -> Spawn:
+        return validate(self.spec, self._spawner(actor), choice, vetted=self.vetter())
+
+    def authenticator(self, clock: Callable[[], datetime | None] = lambda: None
+                      ) -> Callable[[str, str, bool], AccountLike]:
+        """WebDAV Basic auth: the password is an enclave token with scope data.read (data.write to change
+        files). Expired accounts still authenticate for reading (seed §4); departed ones never do."""
+
+        def authenticate(username: str, token: str, write: bool) -> AccountLike:
+            with self.db.session() as session:
+                account = tokens.verify(session, token, scope=DATA_WRITE if write else DATA_READ, data_read=True,
+                                        now=clock())
+                return snapshot(account)
+
+        return authenticate

@@ -1,0 +1,229 @@
+"""Operations (seed §8–10, §12, §14): everything enclave renders, the security benchmark, the upgrade plan and
+control-plane backups.
+
+``RenderService`` names every renderer explicitly: ``render all`` (seed §12 option 1), the security report
+and the upgrade planner's removed-API scan all read the same rendered objects, from the database this service
+was built on — never from a process-wide environment variable.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enclave import journal
+from enclave.access.permissions import Permission
+from enclave.access.render import render_access, write_yaml
+from enclave.accounts import storage as account_storage
+from enclave.accounts.authorize import require
+from enclave.batch import render as condor
+from enclave.db import Database
+from enclave.errors import EnclaveError, InputError, Problem
+from enclave.notebooks import profiles
+from enclave.ops import backup as backups
+from enclave.ops import security
+from enclave.ops.admission import render_admission, validate_policy
+from enclave.ops.etcd import Etcdctl, Member
+from enclave.ops.images import pinner
+from enclave.ops.manifests import Located, load_manifests
+from enclave.ops.notebook_pods import pods_in
+from enclave.ops.removed_apis import ApiFinding, scan
+from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upgrade
+from enclave.ops.versions import Version
+from enclave.services.images import ImageService
+from enclave.spec.models import EnclaveSpec
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    directory: Path
+    ok: bool
+    detail: str = ""
+    files: tuple[Path, ...] = ()
+
+
+@dataclass
+class RenderService:
+    db: Database
+    spec: EnclaveSpec
+    images: ImageService
+
+    def access(self, out: Path) -> tuple[list[Path], int]:
+        """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange: one YAML file per namespace.
+        Returns the files and the number of objects."""
+        with self.db.session() as session:
+            objects = render_access(self.spec, account_storage.subjects(session))
+        return write_yaml(objects, out), sum(len(v) for v in objects.values())
+
+    def condor(self, out: Path, *, members: Mapping[str, Sequence[str]] | None = None,
+               config_dir: str = condor.DEFAULT_CONFIG_DIR) -> list[tuple[condor.Rendered, Path]]:
+        files = condor.render_all(self.spec, members=members, config_dir=config_dir)
+        return list(zip(files, condor.write(files, out), strict=True))
+
+    def notebooks(self, out: Path) -> list[Path]:
+        return profiles.render(self.spec, out)
+
+    def admission(self, out: Path) -> tuple[Path, int]:
+        """Kyverno ClusterPolicy admitting only approved image digests (validated against its schema)."""
+        objects = render_admission(self.spec, self.images.approved(self.spec.registry.host))
+        for obj in objects:
+            validate_policy(obj)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "kyverno-vetted-images.yaml"
+        path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        return path, int(objects[0]["metadata"]["annotations"]["enclave.lsst.io/approved-digests"])
+
+    def everything(self, out: Path) -> list[Rendered]:
+        """Every renderer into its own sub-directory of ``out`` (seed §12 option 1: rebuild from the spec)."""
+        renderers: dict[str, Callable[[Path], object]] = {
+            "access": self.access, "admission": self.admission, "condor": self.condor, "notebooks": self.notebooks,
+        }
+        results = []
+        for name, fn in renderers.items():
+            target = out / name
+            try:
+                fn(target)
+            except EnclaveError as exc:
+                results.append(Rendered(name, target, False, str(exc)))
+                continue
+            results.append(Rendered(name, target, True))
+        return results
+
+    @contextmanager
+    def objects(self, skipped: list[str] | None = None) -> Iterator[tuple[list[Located], list[Rendered]]]:
+        """Everything rendered, as Kubernetes objects, plus the notebook pods KubeSpawner would start from the
+        rendered JupyterHub values (images pinned as the pre-spawn hook pins them)."""
+        pin = pinner(self.images.approved(self.spec.registry.host)) if self.spec.registry.vetting_required else None
+        with tempfile.TemporaryDirectory(prefix="enclave-render-") as tmp:
+            results = self.everything(Path(tmp))
+            dirs = [r.directory for r in results if r.ok and r.directory.exists()]
+            pods = pods_in(dirs, self.spec.notebooks.namespace, pin, skipped)
+            yield load_manifests(dirs, strict=False) + pods, results
+
+
+def security_params(spec: EnclaveSpec) -> dict[str, str]:
+    """Values the check definitions may refer to as {name}."""
+    return {"registry": spec.registry.host, "home_root": spec.storage.home_root.rstrip("/")}
+
+
+@dataclass
+class SecurityService:
+    spec: EnclaveSpec
+    renders: RenderService
+    ttl_seconds: float = 300.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache: dict[tuple[str, ...], tuple[float, security.Report, list[str]]] = field(default_factory=dict)
+
+    def check(self, *, checks: Path | None = None, only: Sequence[str] = (), node: Path | None = None,
+              kubelet_config: Path | None = None, manifests: Sequence[Path] = (), rendered: bool = False,
+              notes: list[str] | None = None) -> security.Report:
+        """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
+        enclave's own rendered objects."""
+        version, defs = security.parse_checks(checks.read_text(), str(checks)) if checks else security.shipped_checks()
+        if only:
+            unknown = sorted(set(only) - {c.id for c in defs})
+            if unknown:
+                raise InputError([Problem("--only", f"unknown check id {unknown[0]}", "see `enclave security list`")])
+            defs = tuple(c for c in defs if c.id in only)
+        node_cfg = security.load_node_dir(node, kubelet_config) if node else None
+        objects: list[Located] = load_manifests(manifests) if manifests else []
+        if rendered or (node is None and not manifests):
+            objects += self._own(notes)
+        return security.run(defs, node=node_cfg, objects=objects, params=security_params(self.spec),
+                            data_version=version)
+
+    def report(self) -> tuple[security.Report, list[str]]:
+        """The benchmark on enclave's own rendered objects. Rendering takes seconds and the objects depend only
+        on the spec and on which images are approved, so a report is kept ``ttl_seconds`` per approval set and
+        computed by one caller at a time."""
+        key = tuple(a.pinned for a in self.renders.images.approved())
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl_seconds:
+                return cached[1], cached[2]
+            notes: list[str] = []
+            report = self.check(rendered=True, notes=notes)
+            self._cache[key] = (time.monotonic(), report, notes)
+            return report, notes
+
+    def _own(self, notes: list[str] | None) -> list[Located]:
+        skipped: list[str] = []
+        with self.renders.objects(skipped) as (objects, results):
+            if notes is not None:
+                notes += [f"render {r.name} did not run: {r.detail}" for r in results if not r.ok]
+                notes += [f"notebook image {image} (no pod checked)"
+                          for image in sorted({line.split(": ", 1)[1] for line in skipped if ": " in line})]
+            return objects
+
+
+@dataclass
+class UpgradeService:
+    spec: EnclaveSpec
+    renders: RenderService
+
+    def plan(self, *, observed: Components | None = None, to: Version | None = None,
+             steps: list[Version] | None = None, manifests: Sequence[Path] = (), today: date | None = None,
+             patch_first: bool = False) -> tuple[Plan, list[ApiFinding]]:
+        """Steps from the observed (default: the spec's) versions to ``to``, and the removed APIs the objects
+        (``manifests``, default enclave's own rendered ones) still use."""
+        current = observed or components_from_spec(self.spec)
+        kwargs: dict[str, Any] = {"steps": steps, "patch_first": patch_first}
+        if today is not None:
+            kwargs["today"] = today
+        plan = plan_upgrade(current, to, **kwargs)
+        if manifests:
+            objects = load_manifests(manifests)
+        else:
+            with self.renders.objects() as (own, _):
+                objects = own
+        return plan, scan(objects, min(current.apiservers), plan.target)
+
+
+@dataclass
+class BackupService:
+    """Control-plane backups (seed §12 option 2). With an actor, creating and restoring need cluster.system and
+    are journaled; without one (a cluster administrator on the node, no enclave database) they are not."""
+
+    db: Database
+    spec: EnclaveSpec
+
+    @contextmanager
+    def _audited(self, actor: str | None, action: str, target: str, reason: str
+                 ) -> Iterator[Callable[[Any], None]]:
+        if actor is None:
+            yield lambda after: None
+            return
+        with self.db.session() as session:
+            require(session, actor, Permission.CLUSTER_SYSTEM)
+            record: dict[str, Any] = {}
+            yield lambda after: record.update(after=after)
+            journal.record(session, actor=actor, action=action, target=target, reason=reason, before=None,
+                           after=record.get("after"))
+
+    def create(self, etcd: Etcdctl, out: Path, *, actor: str | None, reason: str,
+               kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None) -> backups.BackupManifest:
+        with self._audited(actor, "backup.create", str(out), reason) as note:
+            m = backups.create(etcd, out, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
+                               cluster=self.spec.cluster.name)
+            note(backups.summary(m))
+        return m
+
+    def verify(self, archive: Path) -> backups.BackupManifest:
+        return backups.verify(archive)
+
+    def restore(self, archive: Path, data_dir: Path, member: Member, *, actor: str | None, reason: str,
+                kubernetes_dir: Path | None = None) -> backups.BackupManifest:
+        with self._audited(actor, "backup.restore", str(data_dir), reason) as note:
+            m = backups.restore(archive, data_dir, member, kubernetes_dir=kubernetes_dir)
+            note({"archive": str(archive), **backups.summary(m)})
+        return m

@@ -1,0 +1,74 @@
+"""API tokens: issue (the plaintext is returned once), list, revoke, and authenticate a presented token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from enclave.access.permissions import Permission
+from enclave.accounts import storage, tokens
+from enclave.accounts.authorize import account_permissions, find_account, require
+from enclave.accounts.types import Caller, IssuedToken, TokenView
+from enclave.db import Database
+from enclave.errors import PermissionDenied
+
+
+@dataclass
+class TokenService:
+    db: Database
+
+    def issue(self, actor: str, username: str | None, scopes: list[str], ttl_seconds: int, *,
+              reason: str = "token issued", caller_scopes: frozenset[str] | None = None) -> IssuedToken:
+        """A token for ``username`` (default the actor). ``caller_scopes``: the scopes of the token the request
+        came with, if any — a token can only hand on what it holds itself, so a narrowly scoped token cannot
+        mint a ``*`` one."""
+        holder = username or actor
+        if caller_scopes is not None and "*" not in caller_scopes and not set(scopes) <= caller_scopes:
+            raise PermissionDenied(f"this token's scopes ({', '.join(sorted(caller_scopes))}) do not cover "
+                                   f"{', '.join(sorted(set(scopes) - caller_scopes))}", where="scopes",
+                                   fix="request only scopes your token carries, or use a token with scope *")
+        with self.db.session() as session:
+            plaintext = tokens.issue(session, actor, holder, scopes, ttl_seconds, reason=reason)
+            key = plaintext.split("_", 2)[1]
+            row = storage.token_by_key(session, key)
+            assert row is not None
+            return IssuedToken(token=plaintext, username=holder, scopes=row.scopes.split(),
+                               expires_at=row.expires_at)
+
+    def listing(self, actor: str, username: str | None = None) -> list[TokenView]:
+        """Tokens of an account: your own, or anyone's with accounts.manage. Never the secrets."""
+        who = username or actor
+        with self.db.session() as session:
+            if who != actor:
+                require(session, actor, Permission.ACCOUNTS_MANAGE)
+            return [TokenView(key=t.key, scopes=t.scopes.split(), issued_by=t.issued_by, created_at=t.created_at,
+                              expires_at=t.expires_at, revoked_at=t.revoked_at)
+                    for t in tokens.list_tokens(session, who)]
+
+    def revoke(self, actor: str, token_or_key: str, *, reason: str = "token revoked") -> None:
+        """Owners revoke their own tokens; accounts.manage any. Refused on the token's very next use."""
+        with self.db.session() as session:
+            tokens.revoke(session, actor, token_or_key, reason=reason)
+
+    def owner(self, key: str) -> str | None:
+        """The username a token key belongs to (None for an unknown key)."""
+        with self.db.session() as session:
+            row = storage.token_by_key(session, key)
+            return storage.account_by_id(session, row.account_id).username if row else None
+
+    def authenticate(self, token: str) -> Caller:
+        """The caller behind a token, verified now: unknown, expired or revoked tokens and accounts that are no
+        longer active are refused (Unauthenticated). Nothing is cached between calls."""
+        with self.db.session() as session:
+            account = tokens.verify(session, token)
+            row = storage.token_by_key(session, token.strip().split("_", 2)[1])
+            assert row is not None
+            scopes = frozenset(row.scopes.split())
+            perms = account_permissions(account)
+            if "*" not in scopes:
+                perms = frozenset(p for p in perms if p.value in scopes)
+            return Caller(username=account.username, scopes=scopes, permissions=frozenset(p.value for p in perms))
+
+    def exists(self, username: str) -> None:
+        """NotFound unless ``username`` names an account."""
+        with self.db.session() as session:
+            find_account(session, username)

@@ -1,0 +1,334 @@
+"""The Backend contract, held by both backends: the same action sequences give the same outcomes.
+
+Each test runs on the twin (``TwinBackend`` over the simulator) and on the live backend (``LiveBackend`` over
+the Kubernetes fake of tests/cluster and the HTCondor stand-ins of tests/batch), both starting from the same
+state: the twin of the minimal spec at t=0 with no workload, and fakes seeded with the nodes and startds the
+twin reports. What is compared is what the broker decides on — each node's state, and each startd's node,
+kind, pool and drain state — and the expectation is the broker's own projection (``effects.apply_one``) of
+the state before the action, so backends and projection are held to one another.
+
+Effects take time in both worlds: the twin simulates drains, HTCondor starts and returns (``settle`` runs it
+past them); live, a worker pod's startd reports to the collector only once the kubelet has started it and
+leaves once the pod is gone (``settle`` plays kubelet and startd on the fakes). Refusals and duplicates are
+answered at once, before anything settles.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from enclave.batch.live import HTCondorBatch
+from enclave.broker.effects import apply_one
+from enclave.cluster import objects
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.live import LiveBackend
+from enclave.domain.capacity import (
+    Action,
+    Backend,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    NodeState,
+    Observed,
+    Relabel,
+    ReturnNode,
+    Startd,
+    StartdKind,
+    StartHTCondor,
+)
+from enclave.errors import Conflict, EnclaveError, InvalidTransition, NotFound
+from enclave.spec.defaults import EXAMPLES
+from enclave.spec.load import load
+from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.twin.backend import TwinBackend
+from enclave.twin.policies import make
+from enclave.twin.scenario import parse
+from enclave.twin.sim import Sim
+from tests.batch.conftest import Daemons
+from tests.cluster.conftest import ApiServer, node_obj, schema_version
+
+A = {"actor": "conformance", "reason": "conformance"}
+
+# No jobs, no notebooks, no failures: only the actions move anything.
+IDLE = """
+name: conformance
+duration_hours: 12
+prompt: null
+drp: null
+user_batch: null
+notebooks: null
+timing: {drain_s: 100, htcondor_start_s: 50, return_s: 30}
+"""
+
+View = tuple[dict[str, NodeState], dict[str, tuple[str, StartdKind, str, bool]]]
+
+
+def view(o: Observed) -> View:
+    """What the broker decides on, by name."""
+    return ({n.name: n.state for n in o.nodes},
+            {s.name: (s.node, s.kind, s.pool, s.draining) for s in o.startds})
+
+
+@dataclass
+class World:
+    """A backend and the means to let its effects take place."""
+
+    name: str
+    backend: Backend
+    settle: Callable[[], None]
+    slept: list[float] = field(default_factory=list)
+
+
+def twin_world(spec: EnclaveSpec) -> World:
+    twin = TwinBackend(Sim(parse(IDLE, "conformance.yaml", spec=spec), make("static")))
+    timing, layout = twin.sim.sc.timing, twin.sim.sc.layout
+    longest = timing.drain_s + timing.htcondor_start_s + timing.return_s + layout.pod_startup_s
+    return World("twin", twin, lambda: twin.advance(longest + 1))
+
+
+class Kubelet:
+    """Plays what the fakes cannot do alone: a started worker pod's startd reports to the collector, and a
+    deleted one's startd stops reporting (the batch ``Daemons`` hold the collector's view)."""
+
+    def __init__(self, spec: EnclaveSpec, server: ApiServer, daemons: Daemons) -> None:
+        self.spec, self.server, self.daemons = spec, server, daemons
+        self.addresses = (f"<10.0.2.{i}:9618>" for i in itertools.count(1))
+
+    def settle(self) -> None:
+        groups = {g.name: g for g in self.spec.cluster.node_groups}
+        backed = set()
+        for pod in self.server.pods.values():
+            if not objects.is_worker_pod(pod):
+                continue
+            labels, node = pod["metadata"]["labels"], pod["spec"]["nodeName"]
+            whole = objects.is_node_pod(pod)
+            name = node if whole else pod["metadata"]["name"]
+            backed.add(name)
+            if name not in self.daemons.startds:
+                g = groups[node.rsplit("-", 1)[0]]
+                cpu, mem = objects.pod_requests(pod)
+                cores, mib = (g.cores, int(g.memory_gib * 1024)) if whole else (int(cpu), int(mem / 2**20))
+                self.daemons.add(Startd(name=name, node=node, kind=StartdKind.NODE if whole else StartdKind.POD,
+                                        pool=labels[objects.POOL_LABEL], cores=cores, memory_mib=mib),
+                                 next(self.addresses))
+        for name, fs in list(self.daemons.startds.items()):
+            if fs.startd.kind != StartdKind.STANDALONE and name not in backed:
+                del self.daemons.startds[name]
+
+
+def live_world(spec: EnclaveSpec, start: Observed) -> World:
+    """The live backend over fakes seeded with ``start``'s nodes and startds."""
+    server = ApiServer(schema_version(spec))
+    for n in start.nodes:
+        if n.role != NodeRole.BATCH_ONLY:
+            server.nodes[n.name] = node_obj(n.name, allocatable={"cpu": str(n.cores), "memory": f"{n.memory_mib}Mi"})
+    daemons = Daemons(spec=spec, jobs={host: [] for host in spec.batch.submit_hosts})
+    for i, s in enumerate(start.startds, 1):
+        assert s.kind == StartdKind.STANDALONE, "the idle twin starts with standalone startds only"
+        daemons.add(s, f"<10.0.1.{i}:9618>")
+    api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
+    api.rest_client.pool_manager = server
+    clock = itertools.count(int(start.now))
+    kube = KubeCluster(spec, api, clock=lambda: float(next(clock)))
+    world = World("live", LiveBackend(spec, kube, HTCondorBatch(spec, bindings=daemons.bindings)),
+                  Kubelet(spec, server, daemons).settle)
+    backend = world.backend
+    assert isinstance(backend, LiveBackend)
+    backend.sleep = world.slept.append
+    backend.clock = lambda: start.now + sum(world.slept)
+    return world
+
+
+@pytest.fixture(scope="module")
+def spec() -> EnclaveSpec:
+    return load(EXAMPLES / "minimal.yaml")
+
+
+@pytest.fixture(params=["twin", "live"])
+def world(request: pytest.FixtureRequest, spec: EnclaveSpec) -> World:
+    twin = twin_world(spec)
+    if request.param == "twin":
+        return twin
+    return live_world(spec, twin.backend.observe())
+
+
+def test_both_backends_start_from_the_same_state(spec: EnclaveSpec) -> None:
+    twin = twin_world(spec)
+    start = twin.backend.observe()
+    live = live_world(spec, start)
+    assert view(live.backend.observe()) == view(start)
+    nodes, startds = view(start)
+    assert set(nodes) == set(spec.node_names()) and all(s == NodeState.READY for s in nodes.values())
+    assert {s[1] for s in startds.values()} == {StartdKind.STANDALONE} and len(startds) == 2
+
+
+def standalone(o: Observed) -> list[Startd]:
+    return sorted((s for s in o.startds if s.kind == StartdKind.STANDALONE), key=lambda s: s.name)
+
+
+def other_pool(pool: str) -> str:
+    return "drp" if pool != "drp" else "user"
+
+
+def every_kind(o: Observed) -> list[Action]:
+    """A legal path through every action kind, from the idle start."""
+    first, second = standalone(o)
+    pods = ("htcondor-worker-001-1", "htcondor-worker-001-2")
+    return [
+        Relabel(**A, startd=first.name, from_pool=first.pool, to_pool=other_pool(first.pool)),
+        DrainStartd(**A, startd=second.name),
+        DeployPods(**A, node="worker-001", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096),
+        DeletePods(**A, pods=pods[:1]),
+        DrainNode(**A, node="worker-002"),
+        StartHTCondor(**A, node="worker-002", pool="prompt"),
+        ReturnNode(**A, node="worker-002"),
+    ]
+
+
+def test_every_action_has_the_effect_the_projection_predicts(world: World) -> None:
+    backend = world.backend
+    kinds = set()
+    for action in every_kind(backend.observe()):
+        before = backend.observe()
+        expected = view(apply_one(before, action))
+        assert expected != view(before), f"{action.kind} should change something"
+        assert backend.apply(action) is True, action
+        world.settle()
+        assert view(backend.observe()) == expected, f"{world.name}: {action}"
+        kinds.add(action.kind)
+    assert kinds == {"Relabel", "DrainStartd", "DeployPods", "DeletePods", "DrainNode", "StartHTCondor",
+                     "ReturnNode"}
+
+
+def test_an_action_applied_twice_changes_nothing_the_second_time(world: World) -> None:
+    backend = world.backend
+    for action in every_kind(backend.observe()):
+        assert backend.apply(action) is True, action
+        # At once, while the first is still taking effect ...
+        assert backend.apply(action) is False, f"{world.name}: {action} applied twice"
+        world.settle()
+        settled = view(backend.observe())
+        # ... and once it has: the projection agrees it is in effect, and the backend does nothing.
+        assert view(apply_one(backend.observe(), action)) == settled
+        assert backend.apply(action) is False, f"{world.name}: {action} applied after it took effect"
+        world.settle()
+        assert view(backend.observe()) == settled
+
+
+def refusal(backend: Backend, action: Action) -> type[EnclaveError]:
+    before = view(backend.observe())
+    with pytest.raises(EnclaveError) as err:
+        backend.apply(action)
+    assert view(backend.observe()) == before, f"a refused {action.kind} changed the state"
+    return type(err.value)
+
+
+def projected_refusal(backend: Backend, action: Action) -> type[EnclaveError]:
+    with pytest.raises(EnclaveError) as err:
+        apply_one(backend.observe(), action)
+    return type(err.value)
+
+
+def test_stale_actions_are_refused_alike(world: World) -> None:
+    """The transitions table: Conflict for a state the action does not start from, InvalidTransition for a
+    target of the wrong kind — the same error from the backend and from the projection."""
+    backend = world.backend
+    first, second = standalone(backend.observe())
+    wrong_pool = next(p for p in ("prompt", "drp", "user", "general") if p not in (first.pool, "drp"))
+    pods = ("htcondor-worker-001-1",)
+    deploy = DeployPods(**A, node="worker-001", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096)
+    assert backend.apply(deploy) and backend.apply(DrainNode(**A, node="worker-002"))
+    assert backend.apply(DrainStartd(**A, startd=second.name))
+    world.settle()
+    cases: list[tuple[Action, type[EnclaveError]]] = [
+        # Labelled neither from_pool nor to_pool: someone moved it since the decision.
+        (Relabel(**A, startd=first.name, from_pool=wrong_pool, to_pool="general"), Conflict),
+        (Relabel(**A, startd=second.name, from_pool=second.pool, to_pool=other_pool(second.pool)), Conflict),
+        (StartHTCondor(**A, node="worker-001", pool="prompt"), Conflict),  # ready, not drained
+        (DeployPods(**A, node="worker-002", pool="drp", pods=("htcondor-worker-002-1",), cores_per_pod=2,
+                    memory_mib_per_pod=4096), Conflict),  # draining
+        (DeployPods(**A, node="worker-001", pool="prompt", pods=pods, cores_per_pod=2,
+                    memory_mib_per_pod=4096), Conflict),  # that pod serves drp
+        (DrainNode(**A, node="batch-001"), InvalidTransition),
+        (DeployPods(**A, node="master-001", pool="drp", pods=("p",), cores_per_pod=1, memory_mib_per_pod=1024),
+         InvalidTransition),
+        (DeletePods(**A, pods=(first.name,)), InvalidTransition),  # a standalone startd is no pod
+        (ReturnNode(**A, node="batch-002"), InvalidTransition),
+    ]
+    for action, error in cases:
+        assert refusal(backend, action) is error, f"{world.name}: {action}"
+        assert projected_refusal(backend, action) is error, action
+    assert backend.apply(StartHTCondor(**A, node="worker-002", pool="prompt"))
+    other = StartHTCondor(**A, node="worker-002", pool="drp")  # HTCondor there serves prompt
+    assert refusal(backend, other) is Conflict
+    world.settle()
+    assert refusal(backend, other) is Conflict and projected_refusal(backend, other) is Conflict
+
+
+def test_a_pod_still_starting_has_no_startd_to_relabel_or_drain(world: World) -> None:
+    backend = world.backend
+    pod = "htcondor-worker-001-1"
+    assert backend.apply(DeployPods(**A, node="worker-001", pool="drp", pods=(pod,), cores_per_pod=2,
+                                    memory_mib_per_pod=4096))
+    relabel = Relabel(**A, startd=pod, from_pool="drp", to_pool="user")
+    assert pod in view(backend.observe())[1]  # listed at once, so the broker does not deploy it twice
+    assert refusal(backend, relabel) is Conflict and refusal(backend, DrainStartd(**A, startd=pod)) is Conflict
+    world.settle()  # its startd reports: now it can be relabelled
+    assert backend.apply(relabel) is True
+    assert view(backend.observe())[1][pod] == ("worker-001", StartdKind.POD, "user", False)
+
+
+def test_unknown_names(world: World) -> None:
+    backend = world.backend
+    first = standalone(backend.observe())[0]
+    for action in (Relabel(**A, startd="nope", from_pool="drp", to_pool="user"),
+                   DrainStartd(**A, startd="nope"),
+                   DrainNode(**A, node="worker-099"),
+                   StartHTCondor(**A, node="worker-099", pool="drp"),
+                   ReturnNode(**A, node="worker-099"),
+                   DeployPods(**A, node="worker-099", pool="drp", pods=("p",), cores_per_pod=1,
+                              memory_mib_per_pod=1024)):
+        assert refusal(backend, action) is NotFound, f"{world.name}: {action}"
+        assert projected_refusal(backend, action) is NotFound
+    # A pool the spec does not define: the backends know the spec (the projection does not).
+    assert refusal(backend, Relabel(**A, startd=first.name, from_pool=first.pool, to_pool="nightly")) is NotFound
+    # A pod that is not there is deleted already: nothing to do, on both.
+    before = view(backend.observe())
+    assert backend.apply(DeletePods(**A, pods=("htcondor-worker-001-9",))) is False
+    assert view(backend.observe()) == before
+
+
+def test_the_clock(world: World) -> None:
+    backend = world.backend
+    start = backend.observe().now
+    backend.advance(600)
+    assert backend.observe().now == start + 600
+    assert backend.progress() == 0 and not backend.finished
+    if world.name == "live":
+        assert world.slept == [600]  # the live clock moves by itself: advance waits (here, injected)
+    else:
+        backend.advance(24 * 3600)  # past the 12 h scenario: the twin's clock stops at its horizon
+        assert backend.finished and backend.observe().now == start + 12 * 3600
+
+
+def test_live_progress_retries_evictions_a_budget_refused(spec: EnclaveSpec) -> None:
+    world = live_world(spec, twin_world(spec).backend.observe())
+    backend = world.backend
+    assert isinstance(backend, LiveBackend)
+    server: Any = backend.kube.api.rest_client.pool_manager
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nb-alice", "namespace": "jupyter-lsst"},
+           "spec": {"nodeName": "worker-002", "containers": [{"name": "c", "image": "x"}]},
+           "status": {"phase": "Running"}}
+    server.pods[("jupyter-lsst", "nb-alice")] = pod
+    server.pdb_blocked.add("nb-alice")
+    assert backend.apply(DrainNode(**A, node="worker-002"))
+    assert backend.progress() == 1 and ("jupyter-lsst", "nb-alice") in server.pods
+    server.pdb_blocked.clear()  # the budget allows it now: `kubectl drain` retries until it does
+    assert backend.progress() == 0 and ("jupyter-lsst", "nb-alice") not in server.pods
