@@ -77,8 +77,9 @@ class ProjectedBackend:
     def observe(self) -> Observed:
         return self.state
 
-    def apply(self, action: Action) -> None:
-        self.state = apply_one(self.state, action)
+    def apply(self, action: Action) -> bool:
+        before, self.state = self.state, apply_one(self.state, action)
+        return self.state != before
 
     def advance(self, seconds: float) -> None:
         self.state = replace(self.state, now=self.state.now + seconds)

@@ -22,7 +22,7 @@ LINT = Path(sys.executable).parent / "lint-imports"
 def lint(source_root: Path) -> subprocess.CompletedProcess[str]:
     """lint-imports with the project's contracts over the package found under ``source_root``."""
     env = {**os.environ, "PYTHONPATH": str(source_root)}
-    return subprocess.run([str(LINT), "--config", str(ROOT / ".importlinter"), "--no-cache"], cwd=source_root,
+    return subprocess.run([str(LINT), str(ROOT / ".importlinter"), "--no-cache"], cwd=source_root,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

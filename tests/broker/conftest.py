@@ -149,9 +149,10 @@ class MemoryBackend:
     def observe(self) -> Observed:
         return self.state
 
-    def apply(self, action: Action) -> None:
-        self.state = apply_one(self.state, action)
+    def apply(self, action: Action) -> bool:
+        before, self.state = self.state, apply_one(self.state, action)
         self.applied.append(action)
+        return self.state != before
 
     def tick(self, seconds: float, *, finish_jobs: bool = True, evict: bool = True) -> None:
         """Time passes: running jobs on draining startds finish, drained nodes empty."""

@@ -114,7 +114,8 @@ class BrokerService:
             return Outcome(action, applied=False)
         with self.db.session() as session:
             _authorize(session, action)
-            self.backend.apply(action)
+            if not self.backend.apply(action):  # in effect by the time it arrived (a step still under way)
+                return Outcome(action, applied=False)
             entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
                                    target=target(action), reason=action.reason, before=touched(before, action),
                                    after={**touched(expected, action), "action": details(action)}, at=self.clock())
