@@ -143,14 +143,17 @@ def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
     return nodes, up
 
 
-def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> tuple[dict[str, PoolState], int]:
-    """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of."""
-    _, startds = _live(observed)
+def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
+                startds: list[StartdT] | None = None) -> tuple[dict[str, PoolState], int]:
+    """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
+    ``startds``: the startds that are up (``_live``), when the caller has them already."""
+    if startds is None:
+        _, startds = _live(observed)
     base = sum(s.cores for s in startds if s.kind == StartdKind.STANDALONE and not s.draining)
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders), lenders)
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders)
     return pools, base
 
 
@@ -207,8 +210,8 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
             pools[s.pool].lent += s.cores
 
 
-def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState],
-                  lenders: set[str]) -> dict[str, int]:
+def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
+                  startds: list[StartdT] | None = None) -> dict[str, int]:
     """Cores of the pre-warmed pool's need that idle commons capacity covers (seed §7.1, BCS 4): through the
     night it takes what it needs from the commons first (notebook load is low at night), so the batch-only
     nodes keep running the backlog. Only in pods mode, and only for a pool that may borrow."""
@@ -216,7 +219,7 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
     if warm is None or warm not in pools or not pools[warm].prewarm or warm not in lenders \
             or spec.broker.lend_mode != LendMode.PODS:
         return {}
-    return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm))}
+    return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str]) -> None:
@@ -262,13 +265,14 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
     return d.newest_submit >= night.start and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
-def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
+def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None) -> int:
     """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
     still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
     lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
-    them (deciding again on the result stays a no-op)."""
+    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
     b = spec.broker
-    _, startds = _live(observed)
+    if startds is None:
+        _, startds = _live(observed)
     workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
@@ -414,20 +418,22 @@ class RelabelQueue:
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
         by_pool: dict[tuple[str, bool], list[StartdT]] = {}
         standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
+        cool = cycle.cool
         for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
             by_pool.setdefault((s.pool, True), []).append(s)
-            if cycle.cool(s.since):
+            if cool(s.since):
                 by_pool.setdefault((s.pool, False), []).append(s)
         return cls(by_pool=by_pool, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)))
 
-    def unmoved(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
+    def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
+        """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
         key = (pool, promise)
         candidates = self.by_pool.get(key, [])
         start = self.cursor.get(key, 0)
         while start < len(candidates) and candidates[start].name in moved:
             start += 1
         self.cursor[key] = start
-        return (s for s in itertools.islice(candidates, start, None) if s.name not in moved)
+        return itertools.islice(candidates, start, None)
 
 
 def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Plan:
@@ -439,8 +445,8 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
     validate(spec)
     night = current_night(spec, observed.now)
-    pools, base = pool_states(spec, observed, night)
     _, startds = _live(observed)
+    pools, base = pool_states(spec, observed, night, startds)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     commons = Commons.observe(spec, observed, startds)
     reclaim_for_notebooks(cycle, commons)
@@ -509,26 +515,24 @@ def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
     as back), borrowed startds are given back: lowest-priority pool first, then the least busy."""
     if commons.short() <= _EPS:
         return
-    for s in sorted((s for s in commons.lent if not s.draining and s.name not in cycle.moved),
-                    key=lambda s: (_priority(cycle, s.pool), s.busy_cores, s.name)):
+    moved = cycle.moved
+    prio = {n: ps.priority for n, ps in cycle.pools.items()}
+    for s in sorted((s for s in commons.lent if not s.draining and s.name not in moved),
+                    key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
         if commons.short() <= _EPS:
             break
         release(cycle, commons, s, f"notebook spawns wait for {commons.pending:g} cores in the commons")
-
-
-def _priority(cycle: Cycle, pool: str) -> int:
-    ps = cycle.pools.get(pool)
-    return ps.priority if ps is not None else _UNKNOWN_PRIORITY
 
 
 def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
     and largest first, those out of cooldown only, never taking a pool below what it should borrow. Done
     before the promises so a pod about to leave does not count against a pool's maximum."""
+    moved = cycle.moved
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining
-                         and s.name not in cycle.moved), key=lambda s: (s.busy_cores, -s.cores, s.name)):
+        for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining and s.name not in moved),
+                        key=lambda s: (s.busy_cores, -s.cores, s.name)):
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
             release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
@@ -595,11 +599,12 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
 def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
     """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
     the rules allow (``may_give``). False when none may move or the move limit is reached."""
+    moved = cycle.moved
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
             continue
-        for s in queue.unmoved(src.name, promise, cycle.moved):
-            if may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
+        for s in queue.candidates(src.name, promise, moved):
+            if s.name not in moved and may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
                 if not cycle.budget.take():
                     return False
                 _relabel(cycle, s, src, dst, promise)
@@ -645,8 +650,9 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
     borrowed (startds given back above no longer count). In nodes mode, workers on their way to HTCondor
     count as lent too."""
     b = cycle.spec.broker
+    moved = cycle.moved
     room = b.max_lend_share * sum(n.cores for n in commons.workers) - sum(
-        s.cores for s in commons.lent if not s.draining and s.name not in cycle.moved)
+        s.cores for s in commons.lent if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in commons.lent}
         room -= sum(n.cores for n in commons.workers if n.state == NodeState.DRAINING
@@ -669,8 +675,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
-    for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + commons.pod_cores_on.get(n.name, 0),
-                                                       n.name)):
+    pod_cores_on = commons.pod_cores_on
+    for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
         if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
             break
         if node.state != NodeState.READY:
@@ -807,8 +813,9 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     lacks at least ``hysteresis`` of a worker, the lending room holds it, the pool stays within its maximum
     and the rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
     hysteresis = cycle.spec.broker.hysteresis
-    candidates = sorted((n for n in commons.workers if n.state == NodeState.READY and cycle.cool(n.since)
-                         and commons.pod_cores_on.get(n.name, 0) == 0 and n.name not in cycle.moved),
+    cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
+    candidates = sorted((n for n in commons.workers if n.state == NodeState.READY and cool(n.since)
+                         and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved),
                         key=lambda n: (n.k8s_cores_requested, n.name))
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
