@@ -18,6 +18,7 @@ test: $(STAMP)
 	bash scripts/test-deps.sh
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	bash scripts/run-tests.sh
 
 bench: $(STAMP)

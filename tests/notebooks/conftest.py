@@ -31,6 +31,7 @@ class FakeAccount:
     status: str = "active"
     quota_gib: float = 100.0
     allocation_expires: datetime | None = field(default_factory=lambda: NOW + timedelta(days=30))
+    permissions: frozenset[str] = frozenset({"notebooks.spawn"})
 
 
 @pytest.fixture(scope="session")

@@ -37,18 +37,6 @@ def test_unvetted_images_are_withheld(ldf: EnclaveSpec, alice: FakeAccount) -> N
         options_for(ldf, alice, vetted=lambda i: False, now=NOW)
 
 
-def test_account_quota_narrows_sizes(ldf: EnclaveSpec, alice: FakeAccount) -> None:
-    capped = replace(alice)
-    capped.notebook_cpu_quota = 2.0  # type: ignore[attr-defined]
-    opts = options_for(ldf, capped, now=NOW)
-    assert [s.name for s in opts.sizes] == ["small", "medium"]
-    with pytest.raises(PermissionDenied, match="too big for account 'alice'"):
-        validate(ldf, capped, Choice(size="large"), now=NOW)
-    capped.notebook_cpu_quota = 0.25  # type: ignore[attr-defined]
-    with pytest.raises(PermissionDenied, match="no notebook size is that small"):
-        options_for(ldf, capped, now=NOW)
-
-
 def test_valid_choice_resolves_everything_the_pod_needs(ldf: EnclaveSpec, alice: FakeAccount) -> None:
     spawn = validate(ldf, alice, Choice(image=R16, size="large"), now=NOW)
     assert (spawn.image, spawn.size, spawn.cpu_request, spawn.cpu_limit) == (R16, "large", 2, 4)

@@ -4,8 +4,9 @@ import pytest
 
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
+from enclave.twin.layout import plan_pods
 from enclave.twin.metrics import unrunnable
-from enclave.twin.policies import make, plan_pods, shares, split
+from enclave.twin.policies import make
 from enclave.twin.scenario import parse
 
 from .conftest import make_sim
@@ -23,16 +24,6 @@ notebooks: null
 """
 
 
-def test_split_is_exact_and_follows_the_shares(ldf: EnclaveSpec) -> None:
-    w = shares(ldf)
-    assert sum(w.values()) == pytest.approx(1.0)
-    for units in (0, 1, 7, 40, 1000):
-        counts = split(units, w)
-        assert sum(counts.values()) == units
-        for p, c in counts.items():
-            assert abs(c - units * w[p]) < 1
-
-
 @pytest.mark.parametrize(("size", "share", "pods", "cores"), [
     (0, "1.0", 4, 120),   # whole-node pods: 32 cores minus the 2 reserved for services
     (16, "1.0", 4, 64),   # one 16-core pod per 30 allocatable cores: 14 stranded on every node
@@ -41,11 +32,11 @@ def test_split_is_exact_and_follows_the_shares(ldf: EnclaveSpec) -> None:
 ])
 def test_pod_plans_show_fragmentation(ldf: EnclaveSpec, size: int, share: str, pods: int, cores: int) -> None:
     sim = make_sim(parse(HW % (size, share), "hw.yaml", spec=ldf))
-    plan = plan_pods(sim, shares(sim.spec), labelled=True)
-    assert (len(plan), sum(p[3] for p in plan)) == (pods, cores)
+    plan = plan_pods(sim)
+    assert (len(plan), sum(p.cores for p in plan)) == (pods, cores)
     if size == 4:
         # Memory follows the cores: a 4-core pod gets 4/30 of the node's allocatable 184 GiB.
-        assert plan[0][4] == int(184 * 1024 * 4 / 30)
+        assert plan[0].mem == int(184 * 1024 * 4 / 30)
 
 
 def test_small_pods_cannot_run_the_largest_drp_jobs(ldf: EnclaveSpec) -> None:

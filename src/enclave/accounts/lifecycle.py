@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from enclave.accounts import storage, tokens
 from enclave.accounts.authorize import find_account, require
 from enclave.accounts.models import Account, Membership, Person, RoleGrant
 from enclave.accounts.types import AccountKind, AccountStatus
+from enclave.clock import or_now
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.journal import Change, record, record_many
 from enclave.journal import lock as journal_lock
@@ -55,10 +56,6 @@ class Allocation:
                 out.append(Problem("allocation expiry", f"{self.expires.date()} is not in the future",
                                    "give an expiry date after today"))
         return out
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
 
 
 def _reason(reason: str) -> str:
@@ -255,7 +252,7 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
              kind: AccountKind, reason: str, roles: Iterable[Role] | None, allocation: Allocation | None,
              namespaces: Iterable[str], uid: int | None, gid: int | None, now: datetime | None,
              action: str) -> Account:
-    when = _now(now)
+    when = or_now(now)
     new = NewAccount(username=username, name=name, email=email, kind=AccountKind(kind),
                      roles=tuple(roles) if roles is not None else None, allocation=allocation,
                      namespaces=tuple(dict.fromkeys(namespaces)), uid=uid, gid=gid)
@@ -288,7 +285,7 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     every row is reported at once). Each account gets its own journal entry, as with ``onboard``."""
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
-    when = _now(now)
+    when = or_now(now)
     problems = _cohort_problems(spec, accounts, when)
     people = storage.people_by_email(session, list(dict.fromkeys(n.email.lower() for n in accounts)))
     problems += _cohort_clashes(session, accounts, people)
@@ -441,7 +438,7 @@ def depart(session: Session, actor: str, username: str, *, reason: str, now: dat
         raise InvalidTransition(f"{username!r} is a science account; science access ends when its allocation "
                                 "expires", where=_target(username), fix=f"use `enclave accounts expire {username}`")
     _guard_last_sysadmin(session, account, "departing")
-    when = _now(now)
+    when = or_now(now)
     before = _state(account)
     _end_access(session, account, when)
     account.status, account.ended_at = AccountStatus.DEPARTED.value, when
@@ -462,7 +459,7 @@ def expire(session: Session, actor: str, username: str, *, reason: str, now: dat
     if account.status != AccountStatus.ACTIVE:
         raise InvalidTransition(f"{username!r} is already {account.status}; only an active account can expire",
                                 where=_target(username))
-    when = _now(now)
+    when = or_now(now)
     before = _state(account)
     account.person.roles.clear()
     account.namespaces.clear()
@@ -476,7 +473,7 @@ def expire(session: Session, actor: str, username: str, *, reason: str, now: dat
 def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> list[Account]:
     """Expire every active science account whose allocation expiry has passed."""
     require(session, actor, Permission.ACCOUNTS_MANAGE)
-    when = _now(now)
+    when = or_now(now)
     return [expire(session, actor, name, reason="allocation expiry date passed", now=when)
             for name in storage.science_due(session, when)]
 
@@ -487,7 +484,7 @@ def renew(session: Session, actor: str, username: str, allocation: Allocation, *
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
-    when = _now(now)
+    when = or_now(now)
     if account.status != AccountStatus.EXPIRED:
         raise InvalidTransition(f"{username!r} is {account.status}; only an expired science account is renewed",
                                 where=_target(username),
@@ -524,7 +521,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     if account.status == AccountStatus.DEPARTED:
         raise InvalidTransition(f"{username!r} has departed and cannot be promoted", where=_target(username),
                                 fix="onboard a new staff account")
-    when = _now(now)
+    when = or_now(now)
     before = _state(account)
     account.kind = AccountKind.STAFF.value
     account.status, account.ended_at = AccountStatus.ACTIVE.value, None
@@ -552,7 +549,7 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
     if old.kind != AccountKind.STAFF or old.status != AccountStatus.ACTIVE:
         raise InvalidTransition(f"{username!r} is a {old.status} {old.kind} account; only an active staff "
                                 "account can become a science user", where=_target(username))
-    when = _now(now)
+    when = or_now(now)
     problems = _check_username(session, new_username)
     if allocation is not None:
         problems += allocation.problems(when)
@@ -595,7 +592,7 @@ def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *,
             account.allocation_id = proposal_id
     session.flush()
     record(session, actor=actor, action="accounts.grow-quota", target=_target(username), reason=why, before=before,
-           after=_state(account), at=_now(now))
+           after=_state(account), at=or_now(now))
     return account
 
 
@@ -613,7 +610,7 @@ def grant_role(session: Session, actor: str, username: str, role: Role, *, reaso
         raise InputError(problems)
     if role.value in {g.role for g in account.person.roles}:
         raise Conflict(f"{username!r} already holds {role.value}", where=_target(username))
-    when = _now(now)
+    when = or_now(now)
     before = _state(account)
     _grant(session, account.person, [role], actor, when)
     session.flush()
@@ -638,7 +635,7 @@ def revoke_role(session: Session, actor: str, username: str, role: Role, *, reas
     account.person.roles.remove(grant)
     session.flush()
     record(session, actor=actor, action="roles.revoke", target=_target(username), reason=why, before=before,
-           after=_state(account), at=_now(now))
+           after=_state(account), at=or_now(now))
     return account
 
 
@@ -662,7 +659,7 @@ def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: st
     account.namespaces.append(Membership(namespace=namespace))
     session.flush()
     record(session, actor=actor, action="accounts.join-namespace", target=_target(username), reason=why,
-           before=before, after=_state(account), at=_now(now))
+           before=before, after=_state(account), at=or_now(now))
     return account
 
 
@@ -678,7 +675,7 @@ def leave_namespace(session: Session, actor: str, username: str, namespace: str,
     account.namespaces.remove(membership)
     session.flush()
     record(session, actor=actor, action="accounts.leave-namespace", target=_target(username), reason=why,
-           before=before, after=_state(account), at=_now(now))
+           before=before, after=_state(account), at=or_now(now))
     return account
 
 

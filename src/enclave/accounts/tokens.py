@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from enclave.accounts import storage
 from enclave.accounts.authorize import account_permissions, find_account, require
 from enclave.accounts.models import Account, Token
 from enclave.accounts.types import AccountStatus
+from enclave.clock import or_now
 from enclave.errors import InputError, NotFound, PermissionDenied, Problem, Unauthenticated
 from enclave.journal import record
 
@@ -34,10 +35,6 @@ _TOKEN = re.compile(r"^enc_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$")
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
 
 
 def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple[str, ...] | frozenset[str],
@@ -70,7 +67,7 @@ def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple
         if holder.status != AccountStatus.ACTIVE:
             raise PermissionDenied(f"account {username!r} is {holder.status}; tokens are issued to active "
                                    "accounts only", where="username")
-    when = _now(now)
+    when = or_now(now)
     key = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     token = Token(key=key, secret_hash=_hash(secret), account_id=holder.id, scopes=" ".join(sorted(set(scopes))),
@@ -106,7 +103,7 @@ def verify(session: Session, token: str, *, scope: str | None = None, data_read:
     ``scope`` additionally requires the token to carry that scope (or ``*``).
     """
     row, account = _lookup(session, token)
-    when = _now(now)
+    when = or_now(now)
     # The account's state comes first: it is the reason a person most needs to hear.
     allowed = {AccountStatus.ACTIVE.value} | ({AccountStatus.EXPIRED.value} if data_read else set())
     if account.status not in allowed:
@@ -149,7 +146,7 @@ def revoke(session: Session, actor: str, token_or_key: str, *, reason: str = "to
         find_account(session, actor)
     if row.revoked_at is not None:
         return
-    row.revoked_at = _now(now)
+    row.revoked_at = or_now(now)
     record(session, actor=actor, action="tokens.revoke", target=f"account/{owner.username}", reason=reason,
            before={"token": key, "revoked": False}, after={"token": key, "revoked": True})
 
@@ -158,7 +155,7 @@ def revoke_all(session: Session, account: Account, *, now: datetime | None = Non
     """Revoke every live token of an account (part of a lifecycle change, journaled by the caller)."""
     keys = []
     for row in storage.live_tokens(session, account.id):
-        row.revoked_at = _now(now)
+        row.revoked_at = or_now(now)
         keys.append(row.key)
     return keys
 

@@ -13,7 +13,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
@@ -34,6 +36,19 @@ class AppliedAction:
     actor: str
     reason: str
     journal_seq: int | None = None
+
+
+class BrokerStatus(BaseModel):
+    backend: str
+    running: bool
+    cycles: int
+    actions_total: int
+    last_error: str | None
+    sim_seconds_per_cycle: float | None
+    """Simulated seconds per cycle (the twin); None for a live backend."""
+    wall_seconds_per_cycle: float
+    finished: bool
+    """The twin reached the end of its scenario."""
 
 
 @dataclass
@@ -130,11 +145,11 @@ class BrokerRunner:
             self.snapshot()
             return outcome
 
-    def status(self) -> dict[str, Any]:
-        return {"backend": self.backend_name, "running": self.running, "cycles": self.cycles,
-                "actions_total": self.actions_total, "last_error": self.last_error,
-                "sim_seconds_per_cycle": self.sim_seconds_per_cycle if self.simulate else None,
-                "wall_seconds_per_cycle": self.wall_seconds_per_cycle, "finished": self.backend.finished}
+    def status(self) -> BrokerStatus:
+        return BrokerStatus(backend=self.backend_name, running=self.running, cycles=self.cycles,
+                            actions_total=self.actions_total, last_error=self.last_error,
+                            sim_seconds_per_cycle=self.sim_seconds_per_cycle if self.simulate else None,
+                            wall_seconds_per_cycle=self.wall_seconds_per_cycle, finished=self.backend.finished)
 
     @property
     def running(self) -> bool:

@@ -647,24 +647,31 @@ class SlotShape:
 # --- Static layout --------------------------------------------------------------------------------
 
 
-def static_labels(spec: EnclaveSpec) -> dict[str, str]:
-    """Standalone batch node → the pool its rendered execute config starts it in.
+def apportion(units: Sequence[str], spec: EnclaveSpec) -> dict[str, str]:
+    """Unit → pool: the one rule that lays batch capacity out by guaranteed share.
 
-    Each pool gets its guaranteed share of the nodes (whole nodes, largest remainders first, ties to
-    higher priority); what is left goes to the default pool. The broker moves nodes from here.
+    Each pool gets its guaranteed share of the units (whole units, largest remainders first, ties to
+    higher priority); what is left goes to the default pool. Units are handed out in the order given, in
+    blocks, pools by priority. Used for the standalone nodes (``static_labels``) and for any other whole
+    units laid out the same way (the twin's static worker pods).
     """
-    nodes = spec.node_names(NodeRole.BATCH_ONLY)
-    exact = {p: len(nodes) * pool.guaranteed_share for p, pool in spec.pools.items()}
+    exact = {p: len(units) * pool.guaranteed_share for p, pool in spec.pools.items()}
     counts = {p: int(x + 1e-9) for p, x in exact.items()}
-    left = len(nodes) - sum(counts.values())
+    left = len(units) - sum(counts.values())
     for p in sorted(exact, key=lambda p: (-(exact[p] - counts[p]), -spec.pools[p].priority, p)):
         if left > 0 and exact[p] - counts[p] > 1e-9:
             counts[p] += 1
             left -= 1
     counts[spec.batch.default_pool] = counts.get(spec.batch.default_pool, 0) + left
     labels: dict[str, str] = {}
-    it = iter(nodes)
+    it = iter(units)
     for p in sorted(counts, key=lambda p: (-spec.pools[p].priority, p)):
         for _ in range(counts[p]):
             labels[next(it)] = p
     return labels
+
+
+def static_labels(spec: EnclaveSpec) -> dict[str, str]:
+    """Standalone batch node → the pool its rendered execute config starts it in (``apportion``d by
+    guaranteed share). The broker moves nodes from here."""
+    return apportion(spec.node_names(NodeRole.BATCH_ONLY), spec)

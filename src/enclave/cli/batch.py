@@ -14,7 +14,7 @@ from rich.table import Table
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
-from enclave.cli.options import SpecOption, load_spec_option, services
+from enclave.cli.options import Live, SpecOption, load_spec_option, services
 from enclave.errors import InputError, Problem
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
@@ -24,7 +24,6 @@ console = Console(highlight=False, width=120)
 MembersOption = Annotated[
     Path | None, typer.Option("--members", help="YAML owner → pools the schedd's user map grants "
                                                 "(default: everyone may use the default pool).")]
-LiveOption = Annotated[bool, typer.Option("--live", help="Ask the real pool (collector and schedds of the spec).")]
 
 
 def _members(path: Path | None) -> dict[str, list[str]] | None:
@@ -55,7 +54,7 @@ def explain_cmd(
     label: Annotated[list[str] | None, typer.Option("--label", help="NODE=POOL: the node's current pool "
                                                     "(default: the rendered layout).")] = None,
     members: MembersOption = None,
-    live: LiveOption = False,
+    live: Live = False,
     spec_path: SpecOption = None,
 ) -> None:
     """Does this job match each node, and if not, which clause of START or Requirements fails?"""
@@ -103,7 +102,7 @@ def _value(value: object) -> str:
 
 
 @batch_app.command("pools")
-def pools_cmd(live: LiveOption = False, spec_path: SpecOption = None) -> None:
+def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
     """Each pool: accounting group, shares, trusted submit hosts, and its nodes (rendered layout or live)."""
     spec = load_spec_option(spec_path)
     policy.validate(spec)

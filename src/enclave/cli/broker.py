@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +22,8 @@ from rich.table import Table
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
-from enclave.cli.options import As, DbOption, Reason, SpecOption, load_spec_option
+from enclave.cli.options import As, DbOption, Live, Reason, Scenario, SpecOption, load_spec_option
+from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.services.broker import BrokerService
 from enclave.services.factory import Factory
@@ -33,8 +33,6 @@ broker_app = typer.Typer(help="The capacity broker: move capacity between pools 
 console = Console(highlight=False, width=140)
 
 DEFAULT_SCENARIO = "one-night"
-Live = Annotated[bool, typer.Option("--live", help="Act on the real Kubernetes cluster and HTCondor pool.")]
-Scenario = Annotated[str, typer.Option("--scenario", help="Twin scenario (name or file) when not --live.")]
 AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin this long first (hours).")]
 
 
@@ -55,12 +53,8 @@ def _broker(spec_path: Path | None, live: bool, scenario: str, at_hours: float, 
             yield factory.broker(factory.twin_backend(scenario, at_hours), f"twin ({scenario})")
 
 
-def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def render_plan(p: Plan, observed: Observed, out: Console) -> None:
-    out.print(f"[bold]broker plan[/] at {_when(observed.now)} — {p.standalone_cores} standalone batch cores; "
+    out.print(f"[bold]broker plan[/] at {stamp(observed.now)} — {p.standalone_cores} standalone batch cores; "
               + "; ".join(p.notes or ["no observing night (no site in the spec)"]))
     pools = Table(title="Pools (cores)")
     for col in ("pool", "priority", "work", "guaranteed", "max", "need", "target", "borrow", "holds", "borrowed"):
@@ -148,7 +142,7 @@ def _print_applied(outcomes: list[Outcome], now: float, applied: dict[str, int])
     for o in outcomes:
         if o.applied:
             applied[o.action.kind] = applied.get(o.action.kind, 0) + 1
-            console.print(f"{_when(now)}  {o.action.kind:<14} {target(o.action):<28} {o.action.reason}",
+            console.print(f"{stamp(now)}  {o.action.kind:<14} {target(o.action):<28} {o.action.reason}",
                           overflow="ellipsis", no_wrap=True)
 
 
@@ -165,9 +159,6 @@ def _twin_figures(twin: Any) -> None:
 
 # --- BCS procedures by hand, under `enclave batch` ------------------------------------------------------
 
-Twin = Annotated[str, typer.Option("--scenario", help="Twin scenario to try it on when not --live.")]
-
-
 def _done(broker: BrokerService, outcome: Outcome) -> None:
     action = outcome.action
     if outcome.applied:
@@ -178,7 +169,7 @@ def _done(broker: BrokerService, outcome: Outcome) -> None:
 
 def move_cmd(node: Annotated[str, typer.Argument(help="Startd: a batch-only node, drained node or worker pod.")],
              to: Annotated[str, typer.Option("--to", help="The pool it should serve.")], actor: As, reason: Reason,
-             live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+             live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
              spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 1/2: relabel a startd's pool (HTCondor administrator)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -190,7 +181,7 @@ def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker nod
                  count: Annotated[int, typer.Option("--count", min=1, max=1024)] = 1,
                  cores: Annotated[int | None, typer.Option("--cores", min=1, help="Default broker.pod_cores.")] = None,
                  memory_mib: Annotated[int | None, typer.Option("--memory-mib", min=1)] = None,
-                 live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                 live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
                  spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 4: deploy HTCondor worker pods on a worker, labelled for a pool (Kubernetes service administrator)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -199,7 +190,7 @@ def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker nod
 
 
 def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod names.")], actor: As, reason: Reason,
-                    live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                    live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
                     spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 3: delete HTCondor worker pods (drain them first with drain-startd so jobs finish)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -207,7 +198,7 @@ def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod n
 
 
 def drain_node_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
-                   live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                   live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
                    spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -216,7 +207,7 @@ def drain_node_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker n
 
 def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kubernetes worker.")],
                        pool: Annotated[str, typer.Option("--pool", help="Pool it serves.")], actor: As,
-                       reason: Reason, live: Live = False, scenario: Twin = DEFAULT_SCENARIO,
+                       reason: Reason, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
                        at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool (HTCondor administrator)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -224,7 +215,7 @@ def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kuber
 
 
 def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained or running HTCondor.")],
-                    actor: As, reason: Reason, live: Live = False, scenario: Twin = DEFAULT_SCENARIO,
+                    actor: As, reason: Reason, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
                     at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """Reverse of BCS 5: stop HTCondor on the node and uncordon it (needs both administrator roles)."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
@@ -235,7 +226,7 @@ def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop 
                      actor: As, reason: Reason,
                      vacate_after: Annotated[float | None, typer.Option(
                          "--vacate-after", min=0, help="Evict what still runs after this many seconds.")] = None,
-                     live: Live = False, scenario: Twin = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                     live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
                      spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
     with _broker(spec_path, live, scenario, at_hours, db_url) as broker:

@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import SpecOption, services
+from enclave.cli.options import As, Reason, SpecOption, services
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
 from enclave.ops import security
@@ -37,8 +37,6 @@ T = TypeVar("T")
 ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
                                                  help="Acting account; checked for the cluster-admin role and "
                                                       "journaled (or $ENCLAVE_AS).")]
-As = Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="The acting account (or $ENCLAVE_AS).")]
-Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the journal).")]
 
 
 class Format(StrEnum):

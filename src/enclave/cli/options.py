@@ -24,6 +24,8 @@ SpecOption = Annotated[
 As = Annotated[str, typer.Option("--as", envvar="ENCLAVE_AS", help="The acting account (or $ENCLAVE_AS).")]
 Reason = Annotated[str, typer.Option("--reason", help="Why: every change is documented (seed §8).")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Live = Annotated[bool, typer.Option("--live", help="The real Kubernetes cluster and HTCondor pool, not the twin.")]
+Scenario = Annotated[str, typer.Option("--scenario", help="Twin scenario (name or file) when not --live.")]
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL; default $ENCLAVE_DB or SQLite in "
                                                            "$ENCLAVE_HOME.")]
 

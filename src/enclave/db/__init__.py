@@ -6,6 +6,6 @@ created with ``metadata.create_all``: the migration chain is the only source of 
 PostgreSQL databases built from it are identical.
 """
 
-from enclave.db.core import Base, Database, UTCDateTime, default_url, utcnow
+from enclave.db.core import Base, Database, UTCDateTime, default_url
 
-__all__ = ["Base", "Database", "UTCDateTime", "default_url", "utcnow"]
+__all__ = ["Base", "Database", "UTCDateTime", "default_url"]

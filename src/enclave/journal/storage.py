@@ -4,12 +4,13 @@ is here; the hashing rule is ``enclave.journal.chain``."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from enclave.clock import or_now
 from enclave.errors import InputError, IntegrityError, Problem
 from enclave.journal.chain import GENESIS, Change, Entry, canonical, entry_hash, format_time
 from enclave.journal.models import JournalEntry, JournalHead
@@ -37,7 +38,7 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
             if not isinstance(text, str) or not text.strip():
                 raise InputError([Problem(f"journal {name}", "is empty", f"every change names its {name}")])
         prepared.append((change, canonical(change.before), canonical(change.after),
-                         format_time(change.at or datetime.now(UTC))))
+                         format_time(or_now(change.at))))
     if not prepared:
         return []
     # Lock the head row: concurrent writers queue here instead of forking the chain (SQLite gets the

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from enclave.clock import or_now
 from enclave.errors import PermissionDenied
 
 
 class AccountLike(Protocol):
-    """The attributes of ``enclave.accounts.Account`` this package reads."""
+    """What this package reads of an account (``enclave.services.notebooks.AccountSnapshot`` provides it)."""
 
     @property
     def username(self) -> str: ...
@@ -32,6 +33,10 @@ class AccountLike(Protocol):
     def workspace_path(self) -> str: ...
     @property
     def quota_gib(self) -> float: ...
+    @property
+    def allocation_expires(self) -> datetime | None: ...
+    @property
+    def permissions(self) -> frozenset[str]: ...
 
 
 NOTEBOOKS_SPAWN = "notebooks.spawn"
@@ -50,30 +55,20 @@ class Access(StrEnum):
     """Departed: 'lose all access'."""
 
 
-def _value(x: object) -> str:
-    return str(getattr(x, "value", x))
-
-
-def allocation_expiry(account: object) -> datetime | None:
-    """The account's allocation end, if the model carries one (the attribute names vary by model)."""
-    for name in ("allocation_expires", "allocation_expiry", "allocation_expires_at", "expires_at"):
-        value = getattr(account, name, None)
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-    allocation = getattr(account, "allocation", None)
-    if allocation is not None and allocation is not account:
-        return allocation_expiry(allocation)
-    return None
+def allocation_expiry(account: AccountLike) -> datetime | None:
+    """The account's allocation end (naive times are UTC, as the database stores them)."""
+    value = account.allocation_expires
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def access_of(account: AccountLike, now: datetime | None = None) -> Access:
-    status = _value(account.status)
+    status = str(account.status)
     if status == "departed":
         return Access.NONE
     if status == "expired":
         return Access.DATA_ONLY
     expiry = allocation_expiry(account)
-    if expiry is not None and expiry <= (now or datetime.now(UTC)):
+    if expiry is not None and expiry <= or_now(now):
         # The status column may lag behind the clock (the sweep that marks expiry runs periodically);
         # the allocation end date is the truth.
         return Access.DATA_ONLY
@@ -96,10 +91,8 @@ def require_notebook_access(account: AccountLike, now: datetime | None = None) -
             where=f"account {account.username}",
             fix="ask for the allocation to be renewed (seed §4)",
         )
-    # Accounts read from the database carry their permissions; a role without notebooks.spawn (security
-    # staff only, say) gets no notebook. Plain account objects without the attribute are not judged here.
-    permissions = getattr(account, "permissions", None)
-    if permissions is not None and NOTEBOOKS_SPAWN not in permissions:
+    # A role without notebooks.spawn (security staff only, say) gets no notebook.
+    if NOTEBOOKS_SPAWN not in account.permissions:
         raise PermissionDenied(
             f"account '{account.username}' holds no role that may spawn notebooks ({NOTEBOOKS_SPAWN})",
             where=f"account {account.username}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from enclave.errors import InputError, PermissionDenied, Problem
@@ -41,24 +41,15 @@ def spec_vetter(spec: EnclaveSpec) -> ImageVetter:
 
 @dataclass(frozen=True)
 class Limit:
-    """The most one account's notebook may take: the spec's bounds, lowered by the account's quota."""
+    """The most one notebook may take: the spec's bounds (seed §13.2–13.3)."""
 
     max_cpu: float
     max_memory_mib: int
 
 
-def limit_for(spec: EnclaveSpec, account: AccountLike) -> Limit:
-    """Spec bounds (§13.2–13.3), lowered by a per-account notebook quota when the account model has one."""
+def limit_for(spec: EnclaveSpec) -> Limit:
     b = spec.notebooks.bounds
-    cpu = b.max_cpu
-    mem = b.max_memory_mib
-    quota_cpu = getattr(account, "notebook_cpu_quota", None)
-    quota_mem = getattr(account, "notebook_memory_quota_mib", None)
-    if isinstance(quota_cpu, int | float) and quota_cpu > 0:
-        cpu = min(cpu, float(quota_cpu))
-    if isinstance(quota_mem, int) and quota_mem > 0:
-        mem = min(mem, quota_mem)
-    return Limit(max_cpu=cpu, max_memory_mib=mem)
+    return Limit(max_cpu=b.max_cpu, max_memory_mib=b.max_memory_mib)
 
 
 @dataclass(frozen=True)
@@ -70,12 +61,13 @@ class SizeOption:
     memory_limit_mib: int
     description: str
     default: bool
+    label: str = field(init=False)
+    """What the spawner's options page shows."""
 
-    @property
-    def label(self) -> str:
-        return (f"{self.name}: {self.cpu_request:g}–{self.cpu_limit:g} CPU, "
-                f"{_gib(self.memory_request_mib)}–{_gib(self.memory_limit_mib)} GiB"
-                + (f" ({self.description})" if self.description else ""))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.name}: {self.cpu_request:g}–{self.cpu_limit:g} CPU, "
+                           f"{_gib(self.memory_request_mib)}–{_gib(self.memory_limit_mib)} GiB"
+                           + (f" ({self.description})" if self.description else ""))
 
 
 def _gib(mib: int) -> str:
@@ -141,7 +133,7 @@ def options_for(spec: EnclaveSpec, account: AccountLike, *, vetted: ImageVetter 
             where="notebooks.images",
             fix="have security vet at least one image of the local registry (seed §10)",
         )
-    limit = limit_for(spec, account)
+    limit = limit_for(spec)
     all_sizes = [
         SizeOption(name, s.cpu_request, s.cpu_limit, s.memory_request_mib, s.memory_limit_mib, s.description,
                    default=False)
@@ -153,7 +145,7 @@ def options_for(spec: EnclaveSpec, account: AccountLike, *, vetted: ImageVetter 
             f"account '{account.username}' may use at most {limit.max_cpu:g} CPU and {limit.max_memory_mib} MiB, "
             "and no notebook size is that small",
             where=f"account {account.username}",
-            fix="raise the account's notebook quota or define a smaller size in notebooks.sizes",
+            fix="define a size within notebooks.bounds in notebooks.sizes",
         )
     default = nb.default_size if any(s.name == nb.default_size for s in fitting) else fitting[0].name
     sizes = tuple(SizeOption(s.name, s.cpu_request, s.cpu_limit, s.memory_request_mib, s.memory_limit_mib,
@@ -201,14 +193,6 @@ def validate(spec: EnclaveSpec, account: AccountLike, choice: Choice, *, vetted:
                                f"{b.min_memory_mib} MiB", f"pick at least {b.min_memory_mib} MiB (seed §13.3)"))
     if too_big:
         raise InputError(too_big)
-    limit = limit_for(spec, account)
-    if cpu_lim > limit.max_cpu + _EPS or mem_lim > limit.max_memory_mib:
-        raise PermissionDenied(
-            f"{cpu_lim:g} CPU / {mem_lim} MiB is too big for account '{account.username}', whose quota is "
-            f"{limit.max_cpu:g} CPU / {limit.max_memory_mib} MiB",
-            where="size",
-            fix="pick a smaller size, or ask for a larger allocation",
-        )
     return Spawn(username=account.username, uid=account.uid, gid=account.gid, image=image, size=size_name,
                  cpu_request=cpu_req, cpu_limit=cpu_lim, memory_request_mib=mem_req, memory_limit_mib=mem_lim,
                  home_path=account.home_path, workspace_path=account.workspace_path)

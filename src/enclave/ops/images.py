@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import find_account, permissions_of, require
-from enclave.db import utcnow
+from enclave.clock import utcnow
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.ops import storage
 from enclave.ops.storage import VettedImage

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from enclave.errors import InputError, NotFound, Problem
+from enclave.spec.document import syntax_problem
 
 Located = tuple[str, dict[str, Any]]
 """An object and where it came from (file#document, or renderer name)."""
@@ -34,9 +35,7 @@ def parse_manifests(text: str, where: str, *, strict: bool = True) -> list[Locat
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError([Problem(f"{where}{line}", "not valid YAML", "fix the syntax")]) from None
+        raise InputError([syntax_problem(exc, where)]) from None
     out: list[Located] = []
     for i, doc in enumerate(docs):
         if doc is None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
 from enclave.broker.execute import Outcome, details, permissions, target, touched
 from enclave.broker.naming import pod_names
+from enclave.clock import utcnow
 from enclave.db import Database
 from enclave.domain.capacity import (
     Action,
@@ -69,7 +70,7 @@ class BrokerService:
     backend: Backend
     where: str
     """Which backend this is, as a person reads it: ``live`` or ``twin (<scenario>)``."""
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = utcnow
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- the broker ----------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from enclave.domain.capacity import (
 )
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
+from enclave.twin.layout import fixed
+from enclave.twin.scenario import load_scenario
 from enclave.twin.sim import Sim, SimStartd
 
 
@@ -93,11 +95,9 @@ class TwinBackend:
     @classmethod
     def from_scenario(cls, scenario: str = "one-night", spec: EnclaveSpec | None = None,
                       policy: str = "static") -> TwinBackend:
-        """A twin of ``spec`` (default: the scenario's) loaded with a shipped scenario or scenario file."""
-        from enclave.twin.policies import make
-        from enclave.twin.scenario import load_scenario
-
-        return cls(Sim(load_scenario(scenario, spec=spec), make(policy)))
+        """A twin of ``spec`` (default: the scenario's) loaded with a shipped scenario or scenario file, laid
+        out by a policy that makes no moves of its own (``static`` or ``quotas``): the caller drives it."""
+        return cls(Sim(load_scenario(scenario, spec=spec), fixed(policy)))
 
     def advance(self, seconds: float) -> None:
         """Run the simulation ``seconds`` further (never past the scenario's horizon)."""

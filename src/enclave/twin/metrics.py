@@ -108,7 +108,7 @@ def compute(sim: Sim) -> dict[str, Any]:
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
                     "pods_unschedulable": c.pods_unschedulable}
-    rejected = getattr(sim.policy, "rejected", None)
+    rejected = sim.policy.rejected
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)
     out["jobs"] = conservation(sim)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from enclave.errors import InputError, Problem
 from enclave.spec.defaults import EXAMPLES, default_spec_path
-from enclave.spec.load import Loc, _lines, _pydantic_problems, load
+from enclave.spec.document import load_model
+from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
 
 SCENARIOS = EXAMPLES / "scenarios"
@@ -170,7 +169,6 @@ class Timing(Strict):
     drain_s: float = Field(default=180.0, ge=0, description="Cordon and evict the pods of a node (BCS 5 step 1).")
     htcondor_start_s: float = Field(default=60.0, ge=0, description="Start HTCondor on a drained node.")
     return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
-    broker_interval_s: float = Field(default=60.0, gt=0)
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
 
@@ -225,23 +223,8 @@ def find(name_or_path: str) -> Path:
 def parse(text: str, source: str = "<scenario>", base: Path | None = None,
           spec: EnclaveSpec | None = None) -> Loaded:
     """Validate scenario text; raise InputError (file:line: path — what — fix) for every problem."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError([Problem(f"{source}{line}", f"malformed YAML: {getattr(exc, 'problem', exc)}",
-                                  "fix the YAML syntax at that line")]) from None
-    if not isinstance(data, dict) or node is None:
-        raise InputError([Problem(source, "a scenario must be a YAML mapping",
-                                  "start from examples/scenarios/one-night.yaml")])
-    lines: dict[Loc, int] = {}
-    _lines(node, (), lines)
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as err:
-        raise InputError(_pydantic_problems(err, source, lines)) from None
+    scenario, _ = load_model(text, source, Scenario, what="a scenario",
+                             example="examples/scenarios/one-night.yaml")
     if spec is None:
         spec_path = default_spec_path() if scenario.spec is None else (base or Path.cwd()) / scenario.spec
         spec = load(spec_path)

@@ -16,7 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
@@ -24,10 +24,7 @@ from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.scenario import Loaded
-from enclave.twin.workloads import Workload, build
-
-if TYPE_CHECKING:
-    from enclave.twin.policies import Policy
+from enclave.twin.workloads import Arrival, Failure, Workload, build
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE) = range(14)
@@ -148,6 +145,41 @@ class Counters:
     failures: int = 0
 
 
+class Policy(Protocol):
+    """What the simulator asks of a capacity policy (``enclave.twin.policies`` has the ones it compares)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def limited(self) -> bool:
+        """Whether ``admit`` may refuse; if not, the engine skips the call in its hot loop."""
+        ...
+
+    @property
+    def rejected(self) -> list[str] | None:
+        """Actions a backend refused; None: the policy takes no actions."""
+        ...
+
+    def setup(self, sim: Sim) -> None:
+        """Lay capacity out at time 0."""
+
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        """Negotiation order among ``pools`` (those with idle jobs, given by priority)."""
+        ...
+
+    def admit(self, sim: Sim, pool: str) -> int:
+        """How many more cores ``pool`` may claim now."""
+        ...
+
+    def tick(self, sim: Sim) -> float | None:
+        """Periodic work; returns the seconds to the next tick, or None for no more ticks."""
+        ...
+
+    def on_repair(self, sim: Sim, node: SimNode) -> None:
+        """A failed node is back."""
+
+
 class Sim:
     def __init__(self, loaded: Loaded, policy: Policy, *, audit: bool = False,
                  workload: Workload | None = None) -> None:
@@ -217,6 +249,7 @@ class Sim:
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
+        self._handlers = self._event_handlers()
         self._build_nodes()
         self._schedule_inputs()
         policy.setup(self)
@@ -308,9 +341,6 @@ class Sim:
             self._retry_notebooks()
         elif s.node.startd is s:
             s.node.startd = None
-
-    def total_batch_cores(self) -> int:
-        return self.total_cap
 
     # ------------------------------------------------------------ matchmaking
 
@@ -690,8 +720,12 @@ class Sim:
         n.state = NodeState.READY
         n.since = self.now
         if n.role == NodeRole.BATCH_ONLY:
-            pool = n.standalone_pool or self.policy.default_label(self)
-            self.add_startd(n, StartdKind.STANDALONE, pool, n.cores, n.mem, n.name)
+            # The standalone startd returns with the label it had: every batch-only node has one from setup
+            # on, and only a failure (which notes the label) removes it.
+            if n.standalone_pool is None:
+                raise IntegrityError(f"batch-only node {n.name} was repaired but had no startd", where="twin",
+                                     fix="this is a twin bug: report the scenario and seed")
+            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name)
         else:
             self._retry_notebooks()
         self.policy.on_repair(self, n)
@@ -769,79 +803,67 @@ class Sim:
         self.q.processed += processed
         self.now = max(self.now, until)
 
-    def _dispatch(self, kind: int, payload: object) -> None:
-        if kind == EV_BLOCK:
-            from enclave.twin.workloads import Arrival
-
-            assert isinstance(payload, Arrival)
-            self._arrive(payload)
-        elif kind == EV_NB_ARRIVE:
-            assert isinstance(payload, int)
-            self.counters.nb_requested += 1
-            if not self._place_notebook(payload):
-                self.nb_pending.append(payload)
-                self.q.push(self.now + self.nb_timeout_s, EV_NB_TIMEOUT, payload)
-        elif kind == EV_NB_END:
-            assert isinstance(payload, int)
-            self._end_notebook(payload)
-            self._retry_notebooks()
-        elif kind == EV_NB_TIMEOUT:
-            assert isinstance(payload, int)
-            if payload in self.nb_pending:
-                self.nb_pending.remove(payload)
-                self.counters.nb_refused += 1
-        elif kind == EV_POD_READY:
-            assert isinstance(payload, SimStartd)
-            self._ready(payload)
-        elif kind == EV_FAIL:
-            from enclave.twin.workloads import Failure
-
-            assert isinstance(payload, Failure)
-            self._fail(self.nodes[payload.node], payload.repair_s)
-        elif kind == EV_REPAIR:
-            assert isinstance(payload, SimNode)
-            self._repair(payload)
-        elif kind == EV_DRAIN_DONE:
-            assert isinstance(payload, SimNode)
-            self._drain_done(payload)
-        elif kind == EV_HTC_READY:
-            assert isinstance(payload, SimNode)
-            self._htcondor_ready(payload)
-        elif kind == EV_RETURN_DONE:
-            assert isinstance(payload, SimNode)
-            n = payload
-            if n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None:
-                n.state = NodeState.READY
-                n.since = self.now
-                n.drained = False
-                if n.unserving_since is not None:
-                    self.counters.downtime_node_s += self.now - n.unserving_since
-                    n.unserving_since = None
-                self._retry_notebooks()
-        elif kind == EV_VACATE:
-            assert isinstance(payload, tuple)
-            st: SimStartd = payload[0]
-            pool: str | None = payload[1]
-            if self.startds.get(st.name) is st and (pool is not None or not st.accepting):
-                self._evict(st, pool)
-                if not st.running and not st.accepting:
-                    self._startd_idle(st)
-                elif st.accepting:
-                    self.fill_startd(st)
-        elif kind == EV_TICK:
-            nxt = self.policy.tick(self)
-            if nxt is not None:
-                self.q.push(self.now + nxt, EV_TICK, None)
-        elif kind == EV_SAMPLE:
-            self._sample()
-            self.q.push(self.now + self.sc.timing.sample_s, EV_SAMPLE, None)
+    def _dispatch(self, kind: int, payload: Any) -> None:
+        self._handlers[kind](payload)
         if self.audit:
             self.check()
 
-    def _arrive(self, arrival: object) -> None:
-        from enclave.twin.workloads import Arrival
+    def _event_handlers(self) -> dict[int, Callable[[Any], None]]:
+        """Every event kind but EV_END (the hot path, handled inline in ``_loop``) → its handler."""
+        return {EV_BLOCK: self._arrive, EV_NB_ARRIVE: self._notebook_arrives, EV_NB_END: self._notebook_ends,
+                EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
+                EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
+                EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
+                EV_SAMPLE: self._sample_and_schedule}
 
-        assert isinstance(arrival, Arrival)
+    def _notebook_arrives(self, i: int) -> None:
+        self.counters.nb_requested += 1
+        if not self._place_notebook(i):
+            self.nb_pending.append(i)
+            self.q.push(self.now + self.nb_timeout_s, EV_NB_TIMEOUT, i)
+
+    def _notebook_ends(self, i: int) -> None:
+        self._end_notebook(i)
+        self._retry_notebooks()
+
+    def _notebook_times_out(self, i: int) -> None:
+        if i in self.nb_pending:
+            self.nb_pending.remove(i)
+            self.counters.nb_refused += 1
+
+    def _failure(self, f: Failure) -> None:
+        self._fail(self.nodes[f.node], f.repair_s)
+
+    def _return_done(self, n: SimNode) -> None:
+        if n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None:
+            n.state = NodeState.READY
+            n.since = self.now
+            n.drained = False
+            if n.unserving_since is not None:
+                self.counters.downtime_node_s += self.now - n.unserving_since
+                n.unserving_since = None
+            self._retry_notebooks()
+
+    def _vacate(self, payload: tuple[SimStartd, str | None]) -> None:
+        """Evict what a startd still runs after its grace: jobs of ``pool`` (a relabel), or all (None)."""
+        st, pool = payload
+        if self.startds.get(st.name) is st and (pool is not None or not st.accepting):
+            self._evict(st, pool)
+            if not st.running and not st.accepting:
+                self._startd_idle(st)
+            elif st.accepting:
+                self.fill_startd(st)
+
+    def _tick(self, _: None) -> None:
+        nxt = self.policy.tick(self)
+        if nxt is not None:
+            self.q.push(self.now + nxt, EV_TICK, None)
+
+    def _sample_and_schedule(self, _: None) -> None:
+        self._sample()
+        self.q.push(self.now + self.sc.timing.sample_s, EV_SAMPLE, None)
+
+    def _arrive(self, arrival: Arrival) -> None:
         n = len(arrival.runtimes)
         first = len(self.state)
         self.state.extend(bytes(n))
@@ -950,24 +972,37 @@ class Sim:
 
     def check(self) -> None:
         """Conservation and no double booking; raise IntegrityError on the first violation."""
+        problems = self._check_jobs() + self._check_pools() + self._check_startds() + self._check_nodes()
+        if problems:
+            raise IntegrityError("; ".join(problems[:5]), where=f"twin at t={self.now:.1f}s",
+                                 fix="this is a twin bug: report the scenario and seed")
+
+    def _queued(self) -> int:
+        return sum(b.n - b.pos for q in self.queues for b in q)
+
+    def _check_jobs(self) -> list[str]:
+        """Every job is queued, running or done, exactly once, and the records agree with its state."""
         problems: list[str] = []
-        total = len(self.state)
-        running_ids = set(self.running)
-        queued = 0
         for q in self.queues:
             for b in q:
                 for i in range(b.pos, b.n):
                     if self.state[b.first + i] != QUEUED:
                         problems.append(f"job {b.first + i} is queued but in state {self.state[b.first + i]}")
-                queued += b.n - b.pos
+        total = len(self.state)
+        queued = self._queued()
         n_running = self.state.count(RUNNING)
         n_done = self.state.count(DONE)
         if queued + n_running + n_done != total:
             problems.append(f"{total} jobs submitted but {queued} queued + {n_running} running + {n_done} done")
-        if n_running != len(running_ids):
-            problems.append(f"{n_running} jobs in state running but {len(running_ids)} running records")
+        if n_running != len(self.running):
+            problems.append(f"{n_running} jobs in state running but {len(self.running)} running records")
         if n_done != sum(self.done.values()):
             problems.append(f"{n_done} jobs done but the pools count {sum(self.done.values())}")
+        return problems
+
+    def _check_pools(self) -> list[str]:
+        """The per-pool counters equal what the queues and running records add up to."""
+        problems: list[str] = []
         for p in self.pools:
             runs = [r for r in self.running.values() if self.acs[r[2]].pool == p]
             if len(runs) != self.run_jobs[p] or sum(self.acs[r[2]].cpus for r in runs) != self.busy[p]:
@@ -975,8 +1010,14 @@ class Sim:
             idle_cores = sum((b.n - b.pos) * self.acs[ac].cpus for ac in self.pool_acs[p] for b in self.queues[ac])
             if idle_cores != self.idle_cores[p]:
                 problems.append(f"pool {p}: {idle_cores} idle cores queued but the counter says {self.idle_cores[p]}")
+        queued = self._queued()
         if queued != sum(self.idle.values()):
             problems.append(f"{queued} jobs queued but the pools count {sum(self.idle.values())} idle")
+        return problems
+
+    def _check_startds(self) -> list[str]:
+        """No job on two slots, no slot claimed beyond its cores or memory, nothing on a slot not yet ready."""
+        problems: list[str] = []
         seen: set[int] = set()
         for s in self.startds.values():
             cores = sum(self.acs[self.running[j][2]].cpus for j in s.running)
@@ -989,8 +1030,13 @@ class Sim:
                                 f"{s.free_mem} free of {s.cores} / {s.mem}")
             if not s.ready and s.running:
                 problems.append(f"startd {s.name} runs jobs before it is ready")
-        if seen != running_ids:
+        if seen != set(self.running):
             problems.append("running jobs and startd claims disagree")
+        return problems
+
+    def _check_nodes(self) -> list[str]:
+        """No node hosts more than it has, nor Kubernetes and bare HTCondor at once, nor anything while down."""
+        problems: list[str] = []
         for n in self.nodes.values():
             used = n.svc_cpu + n.nb_cpu + n.pod_cpu if n.role == NodeRole.WORKER else 0
             bare = n.startd.cores if n.startd is not None else 0
@@ -1004,6 +1050,4 @@ class Sim:
                 problems.append(f"node {n.name}: {mem_used} MiB requested of {n.mem}")
             if n.state == NodeState.DOWN and (n.pods or n.startd is not None or n.notebooks):
                 problems.append(f"node {n.name} is down but still hosts work")
-        if problems:
-            raise IntegrityError("; ".join(problems[:5]), where=f"twin at t={self.now:.1f}s",
-                                 fix="this is a twin bug: report the scenario and seed")
+        return problems

@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field
 from enclave.api.deps import Caller, Runner
 from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason, Short
-from enclave.api.runner import AppliedAction
+from enclave.api.runner import AppliedAction, BrokerStatus
+from enclave.broker.decide import PoolState
 from enclave.broker.execute import PERMISSIONS, Outcome
+from enclave.broker.night import Night
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -135,6 +137,18 @@ def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]
     return lambda b: b.drain_startd(actor, body.startd, reason=body.reason, vacate_after=body.vacate_after_seconds)
 
 
+class PlanView(BaseModel):
+    observed_at: float
+    """Backend clock of the observation the plan was made on (seconds since the epoch)."""
+    actions: list[dict[str, Any]]
+    """Each action with its ``kind`` and fields, in the order the broker would apply them."""
+    pools: dict[str, PoolState]
+    night: Night | None
+    standalone_cores: int
+    capped: bool
+    notes: list[str]
+
+
 class ActionDone(BaseModel):
     action: dict[str, Any]
     applied: bool
@@ -143,16 +157,15 @@ class ActionDone(BaseModel):
 
 
 @router.get("/status", summary="The broker loop: backend, cycles, actions applied, last error")
-def status(caller: Caller, runner: Runner) -> dict[str, Any]:
+def status(caller: Caller, runner: Runner) -> BrokerStatus:
     return runner.status()
 
 
 @router.get("/plan", summary="What the broker would do now, and why (pure decide() on a fresh observation)")
-def plan(caller: Caller, runner: Runner) -> dict[str, Any]:
+def plan(caller: Caller, runner: Runner) -> PlanView:
     decided, observed = runner.broker.plan()
-    result: dict[str, Any] = plain(decided)
-    result["observed_at"] = observed.now
-    return result
+    return PlanView(observed_at=observed.now, actions=plain(decided.actions), pools=decided.pools, night=decided.night,
+                    standalone_cores=decided.standalone_cores, capped=decided.capped, notes=decided.notes)
 
 
 @router.get("/actions", summary="Actions applied recently, newest first (broker and manual)")

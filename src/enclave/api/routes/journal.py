@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from enclave.access.permissions import Permission
 from enclave.api.deps import Caller, Journal
+from enclave.journal import Entry
 
 router = APIRouter(prefix="/journal", tags=["journal"])
-
-
-class EntryView(BaseModel):
-    seq: int
-    at: str
-    actor: str
-    action: str
-    target: str
-    reason: str
-    before: Any
-    after: Any
-    hash: str
 
 
 class Verified(BaseModel):
@@ -35,10 +23,10 @@ class Verified(BaseModel):
 def entries(caller: Caller, journal: Journal, actor: str | None = Query(None, max_length=64),
             action: str | None = Query(None, max_length=64), target: str | None = Query(None, max_length=255),
             since: datetime | None = None, until: datetime | None = None,
-            limit: int = Query(50, ge=1, le=1000)) -> list[EntryView]:
+            limit: int = Query(50, ge=1, le=1000)) -> list[Entry]:
     caller.need_scope(Permission.JOURNAL_READ)
-    return [EntryView(**e.__dict__) for e in journal.entries(caller.username, by=actor, action=action, target=target,
-                                                              since=since, until=until, limit=limit)]
+    return journal.entries(caller.username, by=actor, action=action, target=target, since=since, until=until,
+                           limit=limit)
 
 
 @router.get("/verify", summary="Walk the hash chain; 200 with the entry count, 422 naming the first bad entry")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import Field
 
@@ -24,10 +21,9 @@ class ChoiceBody(Body):
 
 
 @router.get("/options", summary="Images and sizes the calling account may pick")
-def options(caller: Caller, notebooks: Notebooks) -> dict[str, Any]:
+def options(caller: Caller, notebooks: Notebooks) -> nb.Options:
     caller.need_scope(Permission.NOTEBOOKS_SPAWN)
-    found = notebooks.options(caller.username)
-    return {**asdict(found), "sizes": [{**asdict(s), "label": s.label} for s in found.sizes]}
+    return notebooks.options(caller.username)
 
 
 @router.post("/validate", summary="Check a spawn choice as the hub's pre-spawn hook would; returns the pod sizing")

@@ -8,8 +8,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from enclave.api.deps import Accounts, Caller, ServiceDep
+from enclave.api.runner import BrokerStatus
 
 router = APIRouter(tags=["system"])
+
+
+class Status(BaseModel):
+    broker: BrokerStatus | None
+    """None when the service runs without a backend (`enclave serve --no-broker`)."""
+    snapshot: dict[str, Any] | None
+    """The latest observation summarised: pools, node states, prompt latency (None before the first)."""
 
 
 class Identity(BaseModel):
@@ -30,14 +38,12 @@ def whoami(caller: Caller, accounts: Accounts) -> Identity:
 
 
 @router.get("/status", summary="Broker loop and backend: cycles, actions, clock, latest snapshot")
-def status(caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
+def status(caller: Caller, service: ServiceDep) -> Status:
     snap = service.history.latest()
-    return {
-        "broker": service.runner.status() if service.runner else None,
-        "snapshot": snap.to_json(with_nodes=False) if snap else None,
-    }
+    return Status(broker=service.runner.status() if service.runner else None,
+                  snapshot=snap.to_json(with_nodes=False) if snap else None)
 
 
 @router.get("/history", summary="Capacity, queue depth and prompt latency per pool over time")
-def history(caller: Caller, service: ServiceDep) -> dict[str, Any]:  # noqa: B008
+def history(caller: Caller, service: ServiceDep) -> dict[str, Any]:
     return service.history.series()

@@ -1,0 +1,167 @@
+"""Where the twin's capacity starts, and the two policies that keep it there (static, quotas).
+
+The start is the enclave's rendered layout: every batch-only node runs one standalone startd in the pool
+its rendered execute config names (``enclave.batch.policy.static_labels``, the rule the broker also starts
+from). In the ``pods`` layout, HTCondor worker pods also hold ``pod_batch_share`` of the commons; the
+rendered worker-pod config takes its pool from the pod's environment (``ENCLAVE_POOL``, set by DeployPods),
+so the pods are given their pools by the same rule (``enclave.batch.policy.apportion``) and named by the
+broker's (``enclave.broker.naming.pod_names``).
+
+- ``static``: the seed's starting point — that layout, never moved.
+- ``quotas``: the same startds in one shared HTCondor pool with hierarchical group quotas
+  (GROUP_QUOTA_DYNAMIC = guaranteed share) and surplus sharing up to the max share (GROUP_ACCEPT_SURPLUS),
+  no preemption; the negotiator serves the most starved group first (usage / quota), as HTCondor's
+  default group sort does. Its slots carry no pool label (``SHARED``): that configuration is a
+  counterfactual the renderer does not produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from enclave.batch.policy import apportion, static_labels
+from enclave.broker.naming import pod_names
+from enclave.domain.capacity import StartdKind
+from enclave.errors import InputError, Problem
+from enclave.spec.models import NodeRole
+from enclave.twin.match import SHARED
+from enclave.twin.scenario import BatchLayout
+from enclave.twin.sim import Policy, Sim, SimNode
+
+UNLIMITED = 1 << 40
+
+
+class PlannedPod(NamedTuple):
+    node: str
+    pool: str
+    name: str
+    cores: int
+    mem: int
+
+
+def pod_slots(sim: Sim) -> list[tuple[str, int, int]]:
+    """(node, cores, MiB) of the pods layout's pods: ``pod_batch_share`` of the commons' allocatable cores,
+    packed node after node so that whole nodes stay free for notebooks."""
+    lay = sim.sc.layout
+    workers = sorted((n for n in sim.nodes.values() if n.role == NodeRole.WORKER), key=lambda n: n.name)
+    slots: list[tuple[str, int, int]] = []
+    for n in workers:
+        alloc_cpu = int(n.cores - n.svc_cpu)
+        alloc_mem = n.mem - n.svc_mem
+        size = lay.pod_cores or alloc_cpu
+        if size <= 0 or size > alloc_cpu:
+            continue
+        mem = alloc_mem if size == alloc_cpu else int(alloc_mem * size / alloc_cpu)
+        slots += [(n.name, size, mem)] * (alloc_cpu // size)
+    target = lay.pod_batch_share * sum(int(n.cores - n.svc_cpu) for n in workers)
+    chosen: list[tuple[str, int, int]] = []
+    acc = 0
+    for s in slots:
+        if acc + s[1] > target + 1e-9:
+            break
+        chosen.append(s)
+        acc += s[1]
+    return chosen
+
+
+def plan_pods(sim: Sim, labelled: bool = True) -> list[PlannedPod]:
+    """The pods layout's worker pods, named as the broker names pods, in pools by guaranteed share."""
+    slots = pod_slots(sim)
+    per_node: dict[str, int] = {}
+    for node, _, _ in slots:
+        per_node[node] = per_node.get(node, 0) + 1
+    names = [name for node, k in per_node.items() for name in pod_names(node, k, sim.startds)]
+    pools = apportion(names, sim.spec) if labelled else dict.fromkeys(names, SHARED)
+    return [PlannedPod(node, pools[name], name, cores, mem)
+            for (node, cores, mem), name in zip(slots, names, strict=True)]
+
+
+class LayoutPolicy:
+    """Starts from the rendered layout and keeps its planned pods deployed; the negotiator's defaults."""
+
+    name = "layout"
+    labelled = True
+    """Startds carry their pool label; False: all are shared and group quotas arbitrate."""
+    limited = False
+    """Whether ``admit`` may refuse (group quotas); if not, the engine skips the call in its hot loop."""
+    rejected: list[str] | None = None
+    """Actions a backend refused; None: the policy takes no actions."""
+
+    def __init__(self) -> None:
+        self.pod_plan: list[PlannedPod] = []
+        """The HTCondor pods this policy keeps deployed."""
+
+    def setup(self, sim: Sim) -> None:
+        for name, pool in static_labels(sim.spec).items():
+            n = sim.nodes[name]
+            sim.add_startd(n, StartdKind.STANDALONE, pool if self.labelled else SHARED, n.cores, n.mem, n.name)
+        if sim.sc.layout.batch == BatchLayout.PODS:
+            self.pod_plan = plan_pods(sim, self.labelled)
+            self.reconcile(sim)
+
+    def reconcile(self, sim: Sim) -> None:
+        """Keep the planned HTCondor pods deployed (a Deployment's replicas): redeploy what is missing."""
+        by_node: dict[tuple[str, str, int, int], list[str]] = {}
+        for node, pool, name, cores, mem in self.pod_plan:
+            if name not in sim.startds:
+                by_node.setdefault((node, pool, cores, mem), []).append(name)
+        for (node, pool, cores, mem), names in by_node.items():
+            n = sim.nodes[node]
+            if n.role == NodeRole.WORKER and n.k8s_free()[0] >= cores:
+                sim.deploy_pods(node, pool, tuple(names), cores, mem)
+
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        """Negotiation order among ``pools`` (those with idle jobs, given by priority): keep it."""
+        return pools
+
+    def admit(self, sim: Sim, pool: str) -> int:
+        return UNLIMITED
+
+    def tick(self, sim: Sim) -> float | None:
+        if self.pod_plan:
+            self.reconcile(sim)
+            return sim.sc.timing.reconcile_s
+        return None
+
+    def on_repair(self, sim: Sim, node: SimNode) -> None:
+        if self.pod_plan:
+            self.reconcile(sim)
+
+
+class Static(LayoutPolicy):
+    name = "static"
+
+
+class GroupQuotas(LayoutPolicy):
+    name = "quotas"
+    labelled = False
+    limited = True
+
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        total = max(1, sim.total_cap)
+        spec = sim.spec.pools
+        busy = sim.busy
+
+        def key(p: str) -> tuple[int, float, int]:
+            quota = spec[p].guaranteed_share * total
+            ratio = busy[p] / quota if quota > 0 else float("inf")
+            return (0 if busy[p] < quota else 1, ratio, -spec[p].priority)
+
+        return sorted(pools, key=key)
+
+    def admit(self, sim: Sim, pool: str) -> int:
+        cap = int(sim.spec.pools[pool].max_share * sim.total_cap)
+        return cap - sim.busy[pool]
+
+
+FIXED: dict[str, Callable[[], Policy]] = {"static": Static, "quotas": GroupQuotas}
+"""The policies that make no moves of their own: a twin driven from outside (the broker service) uses one."""
+
+
+def fixed(name: str) -> Policy:
+    factory = FIXED.get(name)
+    if factory is None:
+        raise InputError([Problem(f"policy {name}", "not a fixed-layout policy",
+                                  f"use one of: {', '.join(FIXED)} (whoever drives this twin moves capacity)")])
+    return factory()
