@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.types import AccountKind
@@ -19,14 +21,44 @@ from enclave.spec.models import Role
 REQUIRED = ("username", "name", "email", "kind")
 OPTIONAL = ("roles", "namespaces", "proposal", "quota_gib", "expires", "uid")
 
+T = TypeVar("T")
+
+
+class Bad(Protocol):
+    """Told about one wrong value of a row."""
+
+    def __call__(self, column: str, what: str, fix: str = "") -> None: ...
+
 
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.replace(",", ";").split(";") if v.strip()]
 
 
 def parse_cohort(text: str, source: str = "cohort.csv") -> list[NewAccount]:
+    """The rows of a cohort CSV as new accounts; every problem of the header, or of every row, raised at once."""
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+    _check_header([h.strip() for h in reader.fieldnames or []], source)
+    problems: list[Problem] = []
+    rows: list[NewAccount] = []
+    for raw in reader:
+        line = reader.line_num
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+
+        def bad(column: str, what: str, fix: str = "", line: int = line) -> None:
+            problems.append(Problem(f"{source}:{line}: {column}", what, fix))
+
+        account = _account(row, bad)
+        if account is not None:
+            rows.append(account)
+    if problems:
+        raise InputError(problems)
+    if not rows:
+        raise InputError([Problem(source, "has no rows", "add one line per account below the header")])
+    return rows
+
+
+def _check_header(header: list[str], source: str) -> None:
+    """Refuse a header that lacks a required column or names one this format does not have."""
     problems = []
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
@@ -38,50 +70,51 @@ def parse_cohort(text: str, source: str = "cohort.csv") -> list[NewAccount]:
                                 f"columns are {', '.join(REQUIRED + OPTIONAL)}"))
     if problems:
         raise InputError(problems)
-    rows: list[NewAccount] = []
-    for raw in reader:
-        line = reader.line_num
-        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
 
-        def bad(column: str, what: str, fix: str = "", line: int = line) -> None:
-            problems.append(Problem(f"{source}:{line}: {column}", what, fix))
 
+def _account(row: dict[str, str], bad: Bad) -> NewAccount | None:
+    """One row as a new account, telling ``bad`` about each wrong value; None when the kind is wrong (nothing
+    else about the row can be judged without it)."""
+    try:
+        kind = AccountKind(row["kind"].lower())
+    except ValueError:
+        bad("kind", f"{row['kind']!r} is not staff or science")
+        return None
+    roles = _roles(row.get("roles", ""), bad)
+    quota = _optional(row, "quota_gib", float, "is not a number", "", bad)
+    expires = _optional(row, "expires", _utc_date, "is not a date", "write YYYY-MM-DD", bad)
+    uid = _optional(row, "uid", int, "is not a whole number", "", bad)
+    allocation = None
+    if row.get("proposal") or quota is not None or expires is not None:
+        allocation = Allocation(row.get("proposal", ""), quota_gib=quota, expires=expires)
+    return NewAccount(username=row["username"], name=row["name"], email=row["email"], kind=kind,
+                      roles=tuple(roles) if roles else None, allocation=allocation,
+                      namespaces=tuple(_split(row.get("namespaces", ""))), uid=uid)
+
+
+def _roles(value: str, bad: Bad) -> list[Role]:
+    roles: list[Role] = []
+    for name in _split(value):
         try:
-            kind = AccountKind(row["kind"].lower())
+            roles.append(Role(name))
         except ValueError:
-            bad("kind", f"{row['kind']!r} is not staff or science")
-            continue
-        roles: list[Role] = []
-        for value in _split(row.get("roles", "")):
-            try:
-                roles.append(Role(value))
-            except ValueError:
-                bad("roles", f"unknown role {value!r}", f"use {', '.join(r.value for r in Role)}")
-        quota = expires = uid = None
-        if row.get("quota_gib"):
-            try:
-                quota = float(row["quota_gib"])
-            except ValueError:
-                bad("quota_gib", f"{row['quota_gib']!r} is not a number")
-        if row.get("expires"):
-            try:
-                parsed = datetime.fromisoformat(row["expires"])
-                expires = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-            except ValueError:
-                bad("expires", f"{row['expires']!r} is not a date", "write YYYY-MM-DD")
-        if row.get("uid"):
-            try:
-                uid = int(row["uid"])
-            except ValueError:
-                bad("uid", f"{row['uid']!r} is not a whole number")
-        allocation = None
-        if row.get("proposal") or quota is not None or expires is not None:
-            allocation = Allocation(row.get("proposal", ""), quota_gib=quota, expires=expires)
-        rows.append(NewAccount(username=row["username"], name=row["name"], email=row["email"], kind=kind,
-                               roles=tuple(roles) if roles else None, allocation=allocation,
-                               namespaces=tuple(_split(row.get("namespaces", ""))), uid=uid))
-    if problems:
-        raise InputError(problems)
-    if not rows:
-        raise InputError([Problem(source, "has no rows", "add one line per account below the header")])
-    return rows
+            bad("roles", f"unknown role {name!r}", f"use {', '.join(r.value for r in Role)}")
+    return roles
+
+
+def _utc_date(value: str) -> datetime:
+    """A date or time; one without a zone is UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _optional(row: dict[str, str], column: str, convert: Callable[[str], T], what: str, fix: str,
+              bad: Bad) -> T | None:
+    """An optional column converted, or None when it is empty or wrong (``bad`` is told)."""
+    if not row.get(column):
+        return None
+    try:
+        return convert(row[column])
+    except ValueError:
+        bad(column, f"{row[column]!r} {what}", fix)
+        return None

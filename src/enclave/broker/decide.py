@@ -143,31 +143,60 @@ def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
     return nodes, up
 
 
-def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> tuple[dict[str, PoolState], int]:
-    """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of."""
-    nodes, startds = _live(observed)
+def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
+                startds: list[StartdT] | None = None) -> tuple[dict[str, PoolState], int]:
+    """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
+    ``startds``: the startds that are up (``_live``), when the caller has them already."""
+    if startds is None:
+        _, startds = _live(observed)
     base = sum(s.cores for s in startds if s.kind == StartdKind.STANDALONE and not s.draining)
+    pools = pool_figures(spec, observed, night, base)
+    count_holdings(pools, startds)
+    lenders = set(lending_pools(spec))
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders)
+    return pools, base
+
+
+def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int) -> dict[str, PoolState]:
+    """Guarantee, maximum and need of every pool the spec defines, in the spec's order; targets come later.
+
+    A pool is pre-warmed from the lead before evening twilight until morning twilight, or until its night's
+    visits are over (``observing_done``)."""
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
     pools: dict[str, PoolState] = {}
-    for name, p in spec.pools.items():
+    for name in spec.pools:
         d = observed.demand.get(name, PoolDemand())
-        g = math.floor(base * p.guaranteed_share + _EPS)
-        m = max(g, math.ceil(base * p.max_share - _EPS))
-        need = d.running_cores + d.idle_cores
         prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
-        if prewarm:
-            # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
-            # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
-            # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
-            full = spec.cores(NodeRole.BATCH_ONLY)
-            g_full = math.floor(full * p.guaranteed_share + _EPS)
-            need = max(need, g_full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
-            m = max(m, math.ceil(full * p.max_share - _EPS))
-        has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
-        pools[name] = PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
-                                need=min(need, m), target=0, lend=0, prewarm=prewarm)
-    # Pools the spec no longer defines (a label left behind) get nothing: their startds are free to take.
+        pools[name] = pool_figure(spec, name, d, base, prewarm)
+    return pools
+
+
+def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm: bool) -> PoolState:
+    """One pool's figures: guarantee ``floor(B·guaranteed_share)``, maximum ``ceil(B·max_share)`` (never below
+    the guarantee), need = running + idle cores capped at the maximum. A pool has work when jobs are queued
+    or running, or it needs cores (the pre-warm)."""
+    p = spec.pools[name]
+    g = math.floor(base * p.guaranteed_share + _EPS)
+    m = max(g, math.ceil(base * p.max_share - _EPS))
+    need = d.running_cores + d.idle_cores
+    if prewarm:
+        # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
+        # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
+        # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
+        full = spec.cores(NodeRole.BATCH_ONLY)
+        g_full = math.floor(full * p.guaranteed_share + _EPS)
+        need = max(need, g_full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+        m = max(m, math.ceil(full * p.max_share - _EPS))
+    has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
+    return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
+                     need=min(need, m), target=0, lend=0, prewarm=prewarm)
+
+
+def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:
+    """Add to each pool the cores it holds now, standalone and borrowed; startds on their way out (draining)
+    hold nothing. A pool the spec no longer defines (a label left behind) is added with no guarantee, no
+    maximum and no priority: its startds are free to take."""
     for s in startds:
         if s.pool not in pools:
             pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
@@ -180,13 +209,26 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
         else:
             pools[s.pool].lent += s.cores
 
-    lenders = set(lending_pools(spec))
-    # Seed §7.1, BCS 4: through the night the pre-warmed pool takes what it needs from idle commons
-    # capacity first (notebook load is low at night), so the batch-only nodes keep running the backlog.
-    cover: dict[str, int] = {}
-    if warm is not None and warm in pools and pools[warm].prewarm and warm in lenders \
-            and spec.broker.lend_mode == LendMode.PODS:
-        cover[warm] = min(pools[warm].need, lendable_pod_cores(spec, observed, warm))
+
+def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
+                  startds: list[StartdT] | None = None) -> dict[str, int]:
+    """Cores of the pre-warmed pool's need that idle commons capacity covers (seed §7.1, BCS 4): through the
+    night it takes what it needs from the commons first (notebook load is low at night), so the batch-only
+    nodes keep running the backlog. Only in pods mode, and only for a pool that may borrow."""
+    warm = prewarm_pool(spec)
+    if warm is None or warm not in pools or not pools[warm].prewarm or warm not in lenders \
+            or spec.broker.lend_mode != LendMode.PODS:
+        return {}
+    return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
+
+
+def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str]) -> None:
+    """Set each pool's standalone ``target`` and what it should borrow (``lend``).
+
+    Out of the ``base`` standalone cores, highest priority first: every pool with work gets its guarantee,
+    then the rest goes to needs, less what the commons cover (``cover``). A lending pool borrows the part of
+    its need its target does not hold. Targets depend on the spec and demand only, never on where startds are
+    now, which is what makes deciding again on the result a no-op."""
     free = base
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
@@ -200,8 +242,6 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None) -> t
     for ps in order:
         if ps.name in lenders:
             ps.lend = max(0, ps.need - ps.target)
-    del nodes
-    return pools, base
 
 
 def pending_notebook_cores(observed: Observed) -> float:
@@ -225,13 +265,14 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
     return d.newest_submit >= night.start and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
-def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str) -> int:
+def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None) -> int:
     """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
     still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
     lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
-    them (deciding again on the result stays a no-op)."""
+    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
     b = spec.broker
-    _, startds = _live(observed)
+    if startds is None:
+        _, startds = _live(observed)
     workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
@@ -289,324 +330,515 @@ class _Budget:
         return True
 
 
-def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Plan:
-    """Decide, and explain: the pool figures behind the actions and whether the move limit was reached."""
-    validate(spec)
-    b = spec.broker
-    night = current_night(spec, observed.now)
-    pools, base = pool_states(spec, observed, night)
-    nodes, startds = _live(observed)
-    budget = _Budget(b.max_moves_per_cycle)
-    actions: list[Action] = []
-    moved: set[str] = set()
+@dataclass
+class Cycle:
+    """The working state of one decision: the pools' figures as this decision's moves change them, the actions
+    so far, what they touched (nothing is touched twice in a cycle) and the moves left under the limit."""
 
-    def cool(since: float) -> bool:
-        return observed.now - since >= b.cooldown_seconds
+    spec: EnclaveSpec
+    now: float
+    actor: str
+    pools: dict[str, PoolState]
+    budget: _Budget
+    actions: list[Action] = field(default_factory=list)
+    moved: set[str] = field(default_factory=set)
+    receivers: list[PoolState] = field(default_factory=list)
+    """Pools highest priority first: the order in which they are served."""
 
-    def vacate_after(pool: str) -> float | None:
-        p = spec.pools.get(pool)
+    @classmethod
+    def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
+        return cls(spec=spec, now=now, actor=actor, pools=pools, budget=_Budget(spec.broker.max_moves_per_cycle),
+                   receivers=sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name)))
+
+    def cool(self, since: float) -> bool:
+        """Out of the cooldown: what changed less than ``cooldown_seconds`` ago is not moved again yet."""
+        return self.now - since >= self.spec.broker.cooldown_seconds
+
+    def vacate_after(self, pool: str) -> float | None:
+        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains."""
+        p = self.spec.pools.get(pool)
         return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
 
-    # --- 1+2. Relabel standalone startds toward the targets. ---------------------------------------
-    standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
-    # Per donor pool, idle startds first; a second list holds only those out of cooldown. Cursors skip the
-    # moved prefix, so a cycle with thousands of moves stays linear.
-    by_pool: dict[tuple[str, bool], list[StartdT]] = {}
-    for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
-        by_pool.setdefault((s.pool, True), []).append(s)
-        if cool(s.since):
-            by_pool.setdefault((s.pool, False), []).append(s)
-    cursor: dict[tuple[str, bool], int] = {}
-    receivers = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
-    donors_order = sorted(pools.values(), key=lambda ps: (ps.priority, ps.name))
 
-    def take_one(dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
-        for src in donors_order:
-            if src is dst or src.standalone <= src.target:
-                continue
-            key = (src.name, promise)
-            candidates = by_pool.get(key, [])
-            start = cursor.get(key, 0)
-            while start < len(candidates) and candidates[start].name in moved:
-                start += 1
-            cursor[key] = start
-            for s in itertools.islice(candidates, start, None):
-                if s.name in moved:
-                    continue
-                # A promise may take a donor below its target, never below its own guarantee.
-                keep = (src.guaranteed if src.has_work else 0) if promise else src.target
-                if src.standalone - s.cores < keep:
-                    continue
-                if dst.standalone + dst.lent + s.cores > dst.maximum:
-                    continue
-                if not promise and dst.target - dst.standalone < b.hysteresis * s.cores - _EPS:
-                    continue
-                # Hysteresis may carry a pool past its target (second pass only, once every pool has had its
-                # moves within target), and not while another is short of its promise: that startd could be
-                # the one the other pool needs.
-                if not promise and dst.standalone + s.cores > dst.target and (not overshoot or any(
-                        p.has_work and p.standalone < min(p.guaranteed, p.target) for p in pools.values())):
-                    continue
-                if not budget.take():
-                    return False
-                why = (f"{dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores)" if promise
-                       else f"{dst.name} short of its target ({dst.standalone} of {dst.target} cores)")
-                bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
-                actions.append(Relabel(actor=actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
-                                       f"for a target of {src.target}", startd=s.name, from_pool=src.name,
-                                       to_pool=dst.name, vacate_after_seconds=vacate_after(src.name)))
-                moved.add(s.name)
-                src.standalone -= s.cores
-                dst.standalone += s.cores
-                return True
-        return False
+@dataclass
+class Commons:
+    """The Kubernetes commons as this decision changes it: borrowed startds, worker pods' cores and memory per
+    worker, free cores, and the room notebooks need (``reserve``)."""
 
-    # --- 4a. Notebooks waiting for room take borrowed capacity back first. ---------------------------
-    lent = [s for s in startds if s.kind != StartdKind.STANDALONE]
-    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
-    pod_cores_on: dict[str, int] = {}
-    pod_mem_on: dict[str, int] = {}
-    for s in lent:
-        if s.kind == StartdKind.POD:
-            pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
-            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
+    workers: list[Node]
+    lent: list[StartdT]
+    """Borrowed startds (worker pods and whole workers) that are up, as observed."""
+    ready: set[str]
+    pod_cores_on: dict[str, int]
+    pod_mem_on: dict[str, int]
+    free: float
+    """Free commons cores: what ready workers have left, less what pods on draining workers still need
+    elsewhere once evicted. Kept up to date as actions are planned instead of recounted."""
+    returning: int
+    """Cores of borrowed startds already draining: they come back to the commons soon."""
+    pending: float
+    reserve: float
 
-    # Free commons cores: what ready workers have left, less what pods on draining workers still need
-    # elsewhere once evicted. Kept up to date below instead of recounted.
-    free_k8s = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
+    @classmethod
+    def observe(cls, spec: EnclaveSpec, observed: Observed, startds: Iterable[StartdT]) -> Commons:
+        lent = [s for s in startds if s.kind != StartdKind.STANDALONE]
+        workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
+        pod_cores_on: dict[str, int] = {}
+        pod_mem_on: dict[str, int] = {}
+        for s in lent:
+            if s.kind == StartdKind.POD:
+                pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
+                pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
+        free = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
                     for n in workers if n.state == NodeState.READY)
                 - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-    pending = pending_notebook_cores(observed)
-    reserve = b.notebook_headroom_cores + pending
-    # Borrowed startds already draining come back to the commons soon: count them as on their way.
-    returning = sum(s.cores for s in lent if s.draining)
+        pending = pending_notebook_cores(observed)
+        return cls(workers=workers, lent=lent, ready={n.name for n in workers if n.state == NodeState.READY},
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=free,
+                   returning=sum(s.cores for s in lent if s.draining), pending=pending,
+                   reserve=spec.broker.notebook_headroom_cores + pending)
 
-    def short() -> float:
+    def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
-        return reserve - free_k8s - returning
+        return self.reserve - self.free - self.returning
 
-    ready = {n.name for n in workers if n.state == NodeState.READY}
 
-    def remove(s: StartdT, why: str) -> None:
-        """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
-        nonlocal free_k8s, returning
-        actions.append(_remove(s, actor, why))
-        if s.draining:
-            returning -= s.cores
-        if s.kind == StartdKind.POD:
-            pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) - s.cores
-            pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) - s.memory_mib
-            if s.node in ready:
-                free_k8s += s.cores
-        else:
-            free_k8s += s.cores  # the node is back in the commons, empty
+@dataclass
+class RelabelQueue:
+    """Standalone startds each pool could give up, idle ones first; a second list per pool holds only those out
+    of cooldown (a promise ignores the cooldown). Cursors skip the moved prefix, so a cycle with thousands of
+    moves stays linear."""
 
-    def release(s: StartdT, why: str) -> bool:
-        """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there."""
-        nonlocal returning
-        if s.name in moved or not budget.take():
-            return False
-        moved.add(s.name)
-        if not s.draining:
-            pools[s.pool].lent -= s.cores
-        if s.busy_cores == 0:
-            remove(s, f"{why}; no job runs there")
-        elif vacate_after(s.pool) == 0:
-            remove(s, f"{why}; {s.pool} vacates at once")
-        else:
-            returning += s.cores
-            actions.append(DrainStartd(actor=actor, reason=f"{why}; let its {s.busy_cores} busy cores finish",
-                                       startd=s.name, vacate_after_seconds=vacate_after(s.pool)))
-        return True
+    by_pool: dict[tuple[str, bool], list[StartdT]]
+    donors: list[PoolState]
+    """Pools lowest priority first: the order in which they give."""
+    cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
 
-    prio = {n: ps.priority for n, ps in pools.items()}
-    if short() > _EPS:
-        for s in sorted((s for s in lent if not s.draining and s.name not in moved),
-                        key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
-            if short() <= _EPS:
-                break
-            release(s, f"notebook spawns wait for {pending:g} cores "
-                       f"in the commons")
+    @classmethod
+    def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
+        by_pool: dict[tuple[str, bool], list[StartdT]] = {}
+        standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
+        cool = cycle.cool
+        for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
+            by_pool.setdefault((s.pool, True), []).append(s)
+            if cool(s.since):
+                by_pool.setdefault((s.pool, False), []).append(s)
+        return cls(by_pool=by_pool, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)))
 
-    # Borrowed startds beyond what their pool should borrow go back (BCS 3); done before the promises so a
-    # pod about to leave does not count against a pool's maximum.
-    for ps in receivers:
+    def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
+        """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
+        key = (pool, promise)
+        candidates = self.by_pool.get(key, [])
+        start = self.cursor.get(key, 0)
+        while start < len(candidates) and candidates[start].name in moved:
+            start += 1
+        self.cursor[key] = start
+        return itertools.islice(candidates, start, None)
+
+
+def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Plan:
+    """Decide, and explain: the pool figures behind the actions and whether the move limit was reached.
+
+    First the night and every pool's figures (``pool_states``: guarantee, maximum, need, target, what to
+    borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
+    the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
+    finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
+    validate(spec)
+    night = current_night(spec, observed.now)
+    _, startds = _live(observed)
+    pools, base = pool_states(spec, observed, night, startds)
+    cycle = Cycle.start(spec, observed.now, actor, pools)
+    commons = Commons.observe(spec, observed, startds)
+    reclaim_for_notebooks(cycle, commons)
+    give_back_surplus(cycle, commons)
+    held = hold_room_for_spawns(cycle, commons, observed.notebook_spawns)
+    queue = RelabelQueue.of(cycle, startds)
+    keep_promises(cycle, queue)
+    finish_drains(cycle, commons)
+    move_toward_targets(cycle, queue)
+    room = lending_room(cycle, commons)
+    if spec.broker.lend_mode == LendMode.PODS:
+        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
+    lend_nodes(cycle, commons, room, lend=spec.broker.lend_mode == LendMode.NODES)
+    return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
+                capped=cycle.budget.capped, notes=_notes(spec, night, pools))
+
+
+def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState]) -> list[str]:
+    if night is None:
+        return []
+    return [f"night {night.start:.0f}–{night.end:.0f} (sun below {spec.broker.twilight_altitude_deg:g}°); "
+            f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}"]
+
+
+# --- Giving borrowed capacity back ------------------------------------------------------------------------
+
+
+def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
+    """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
+    cycle.actions.append(_remove(s, cycle.actor, why))
+    if s.draining:
+        commons.returning -= s.cores
+    if s.kind == StartdKind.POD:
+        commons.pod_cores_on[s.node] = commons.pod_cores_on.get(s.node, 0) - s.cores
+        commons.pod_mem_on[s.node] = commons.pod_mem_on.get(s.node, 0) - s.memory_mib
+        if s.node in commons.ready:
+            commons.free += s.cores
+    else:
+        commons.free += s.cores  # the node is back in the commons, empty
+
+
+def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
+    """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
+    vacates at once. False when it was already touched this cycle or the move limit is reached."""
+    if s.name in cycle.moved or not cycle.budget.take():
+        return False
+    cycle.moved.add(s.name)
+    if not s.draining:
+        cycle.pools[s.pool].lent -= s.cores
+    grace = cycle.vacate_after(s.pool)
+    if s.busy_cores == 0:
+        remove_now(cycle, commons, s, f"{why}; no job runs there")
+    elif grace == 0:
+        remove_now(cycle, commons, s, f"{why}; {s.pool} vacates at once")
+    else:
+        commons.returning += s.cores
+        cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores "
+                                         f"finish", startd=s.name, vacate_after_seconds=grace))
+    return True
+
+
+def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
+    """Phase 1 (BCS 3): notebooks waiting for room take borrowed capacity back before anything else.
+
+    While the commons lack room for the waiting spawns plus the headroom (counting startds already draining
+    as back), borrowed startds are given back: lowest-priority pool first, then the least busy."""
+    if commons.short() <= _EPS:
+        return
+    moved = cycle.moved
+    prio = {n: ps.priority for n, ps in cycle.pools.items()}
+    for s in sorted((s for s in commons.lent if not s.draining and s.name not in moved),
+                    key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
+        if commons.short() <= _EPS:
+            break
+        release(cycle, commons, s, f"notebook spawns wait for {commons.pending:g} cores in the commons")
+
+
+def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
+    """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
+    and largest first, those out of cooldown only, never taking a pool below what it should borrow. Done
+    before the promises so a pod about to leave does not count against a pool's maximum."""
+    moved = cycle.moved
+    for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        for s in sorted((s for s in lent if s.pool == ps.name and not s.draining and s.name not in moved),
+        for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining and s.name not in moved),
                         key=lambda s: (s.busy_cores, -s.cores, s.name)):
-            if surplus < s.cores or not cool(s.since):
+            if surplus < s.cores or not cycle.cool(s.since):
                 continue
-            release(s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
+            release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
             surplus -= s.cores
 
-    # --- 4c. Room for each waiting notebook spawn, held from the borrowing below. ----------------------
-    # After the other give-backs, so the room it sees is the room deciding again would see (drained pods
-    # finishing below already count as room), and before the promises, which count borrowed cores.
-    held_cores: dict[str, float] = {}
-    held_mem: dict[str, int] = {}
-    if observed.notebook_spawns:
-        _room_for_spawns(observed, workers, [s for s in lent if s.name not in moved], prio, held_cores, held_mem,
-                         release)
 
-    for ps in receivers:
-        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(ps, promise=True):
-            pass
+@dataclass
+class Held:
+    """Room held on each worker (cores, MiB) for waiting notebook spawns: the borrowing does not use it."""
 
-    # --- 4b. Finish drains: remove borrowed startds that are idle or past their pool's grace period. --
-    for s in sorted((s for s in lent if s.draining), key=lambda s: s.name):
-        grace = vacate_after(s.pool)
-        overdue = grace is not None and observed.now - s.since >= grace
-        if (s.busy_cores == 0 or overdue) and s.name not in moved and budget.take():
-            moved.add(s.name)
+    cores: dict[str, float] = field(default_factory=dict)
+    mem: dict[str, int] = field(default_factory=dict)
+
+
+def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn]) -> Held:
+    """Phase 3: room for each waiting notebook spawn on one worker, freeing worker pods where none has it.
+
+    After the other give-backs, so the room it sees is the room deciding again would see (drained pods
+    finishing below already count as room), and before the promises, which count borrowed cores."""
+    held = Held()
+    spawns = tuple(spawns)
+    if spawns:
+        _room_for_spawns(spawns, commons.workers, [s for s in commons.lent if s.name not in cycle.moved],
+                         {n: ps.priority for n, ps in cycle.pools.items()}, held.cores, held.mem,
+                         lambda s, why: release(cycle, commons, s, why))
+    return held
+
+
+def finish_drains(cycle: Cycle, commons: Commons) -> None:
+    """Phase 5: borrowed startds that were draining are removed once idle, or once their pool's grace period
+    is over when it vacates (``take_away: vacate``)."""
+    for s in sorted((s for s in commons.lent if s.draining), key=lambda s: s.name):
+        grace = cycle.vacate_after(s.pool)
+        overdue = grace is not None and cycle.now - s.since >= grace
+        if (s.busy_cores == 0 or overdue) and s.name not in cycle.moved and cycle.budget.take():
+            cycle.moved.add(s.name)
             why = "drained" if s.busy_cores == 0 else f"grace period of {grace:g} s is over, vacating"
-            remove(s, f"{s.name} {why}")
+            remove_now(cycle, commons, s, f"{s.name} {why}")
 
-    # --- 2 (demand). Relabel toward targets, with hysteresis and cooldown. --------------------------
-    for ps in receivers:
-        while ps.has_work and ps.standalone < ps.target and take_one(ps, promise=False, overshoot=False):
-            pass
-    for ps in receivers:
-        while ps.has_work and ps.standalone < ps.target and take_one(ps, promise=False):
+
+# --- Relabelling standalone startds (BCS 1, 2) ------------------------------------------------------------
+
+
+def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
+    """Phase 4 (BCS 1, 2): a pool with work below its guarantee (or its target, if smaller) takes startds at
+    once, highest priority first: cooldown and hysteresis do not delay a promise."""
+    for ps in cycle.receivers:
+        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(cycle, queue, ps,
+                                                                                          promise=True):
             pass
 
-    # --- 3/4. Borrow what lending pools still need; give back what they no longer need. --------------
-    # Startds given back above (drained or removed) no longer count against the lending cap.
-    room = b.max_lend_share * sum(n.cores for n in workers) - sum(s.cores for s in lent
-                                                                 if not s.draining and s.name not in moved)
+
+def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
+    """Phase 6 (BCS 1, 2): pools short of their target take startds from pools above theirs, with hysteresis
+    and cooldown. First every pool's moves that stay within its target; then, once all have had those, moves
+    that hysteresis lets carry a pool past it."""
+    for overshoot in (False, True):
+        for ps in cycle.receivers:
+            while ps.has_work and ps.standalone < ps.target and take_one(cycle, queue, ps, promise=False,
+                                                                          overshoot=overshoot):
+                pass
+
+
+def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
+    """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
+    the rules allow (``may_give``). False when none may move or the move limit is reached."""
+    moved = cycle.moved
+    for src in queue.donors:
+        if src is dst or src.standalone <= src.target:
+            continue
+        for s in queue.candidates(src.name, promise, moved):
+            if s.name not in moved and may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
+                if not cycle.budget.take():
+                    return False
+                _relabel(cycle, s, src, dst, promise)
+                return True
+    return False
+
+
+def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
+    """Whether startd ``s`` may go from ``src`` to ``dst``.
+
+    A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
+    target. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
+    missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
+    another pool is short of its promise: that startd could be the one the other pool needs."""
+    keep = (src.guaranteed if src.has_work else 0) if promise else src.target
+    if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
+        return False
+    if promise:
+        return True
+    if dst.target - dst.standalone < cycle.spec.broker.hysteresis * s.cores - _EPS:
+        return False
+    return dst.standalone + s.cores <= dst.target or (overshoot and not any(
+        p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
+
+
+def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: bool) -> None:
+    why = (f"{dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores)" if promise
+           else f"{dst.name} short of its target ({dst.standalone} of {dst.target} cores)")
+    bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
+    cycle.actions.append(Relabel(actor=cycle.actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
+                                 f"for a target of {src.target}", startd=s.name, from_pool=src.name,
+                                 to_pool=dst.name, vacate_after_seconds=cycle.vacate_after(src.name)))
+    cycle.moved.add(s.name)
+    src.standalone -= s.cores
+    dst.standalone += s.cores
+
+
+# --- Borrowing from the commons (BCS 4, 5) ----------------------------------------------------------------
+
+
+def lending_room(cycle: Cycle, commons: Commons) -> float:
+    """Phase 7: cores the commons may still lend: ``max_lend_share`` of the workers' cores less what stays
+    borrowed (startds given back above no longer count). In nodes mode, workers on their way to HTCondor
+    count as lent too."""
+    b = cycle.spec.broker
+    moved = cycle.moved
+    room = b.max_lend_share * sum(n.cores for n in commons.workers) - sum(
+        s.cores for s in commons.lent if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
-        hosting = {s.node for s in lent}
-        room -= sum(n.cores for n in workers if n.state == NodeState.DRAINING
+        hosting = {s.node for s in commons.lent}
+        room -= sum(n.cores for n in commons.workers if n.state == NodeState.DRAINING
                     or (n.state == NodeState.HTCONDOR and n.name not in hosting))
-    existing = {s.name for s in startds}
-    in_flight = _in_flight_nodes(workers, lent)
+    return room
 
-    def _lend_nodes(lend: bool) -> None:
-        """BCS 5: claim the workers already on their way, give back the rest, then drain more if needed.
-        With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
-        nonlocal free_k8s
-        lacking: dict[str, int] = {}
-        claim_of: dict[str, PoolState] = {}
-        for ps in receivers:
-            if ps.lend <= 0 or not lend:
-                continue
-            want = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
-            coming = 0
-            for node in in_flight:
-                if want <= 0 or want < b.hysteresis * node.cores - _EPS or node.name in claim_of:
-                    continue
-                if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
-                    continue
-                claim_of[node.name] = ps
-                coming += node.cores
-                want -= node.cores
-            lacking[ps.name] = want
 
-        def give_back(node: Node, why: str) -> None:
-            nonlocal free_k8s
-            moved.add(node.name)
-            actions.append(ReturnNode(actor=actor, reason=why, node=node.name))
-            free_k8s += node.cores  # back in the commons; its evicted pods no longer wait for room
+def lend_pods(cycle: Cycle, commons: Commons, held: Held, room: float, existing: set[str]) -> None:
+    """Phase 8 (BCS 4): each lending pool, highest priority first, borrows what it still lacks as HTCondor
+    worker pods. Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
+    ``existing`` holds the startd names already taken, so new pods get fresh names."""
+    for ps in cycle.receivers:
+        if ps.lend > 0:
+            lacking = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+            room = _deploy_for(cycle, commons, held, ps, lacking, room, existing)
 
-        # Workers taken for batch that no pool needs any more go back (also after a broker restart).
-        for node in in_flight:
-            if node.name not in claim_of and node.name not in moved and cool(node.since) and budget.take():
-                give_back(node, f"{node.name} was taken for batch but no pool needs it now")
-        # Waiting notebooks (or pods evicted with nowhere to go) come first: return any worker on its way to
-        # batch, cooldown or not, unclaimed ones first, then those of the lowest-priority pools.
-        for node in sorted((n for n in in_flight if n.name not in moved),
-                           key=lambda n: (n.name in claim_of,
-                                          claim_of[n.name].priority if n.name in claim_of else 0, n.name)):
-            if short() <= _EPS:
-                break
-            if budget.take():
-                owner = claim_of.pop(node.name, None)
-                if owner is not None:
-                    lacking[owner.name] += node.cores
-                give_back(node, f"{node.name} goes back: pods in the commons wait for "
-                                f"{reserve:g} cores of room")
-        if short() > _EPS or not lend:
-            return
-        for node in in_flight:
-            owner = claim_of.get(node.name)
-            if owner is None or node.name in moved:
-                continue
-            if node.state == NodeState.DRAINING and node.k8s_cores_requested <= _EPS and budget.take():
-                moved.add(node.name)
-                actions.append(StartHTCondor(actor=actor, reason=f"BCS 5: {node.name} is drained; {owner.name} "
-                                             f"borrows {owner.lend} cores beyond its {owner.target} standalone",
-                                             node=node.name, pool=owner.name))
-        room_left = room
-        for ps in receivers:
-            want = lacking.get(ps.name, 0)
-            coming = sum(n.cores for n in in_flight if claim_of.get(n.name) is ps)
-            candidates = sorted((n for n in workers if n.state == NodeState.READY and cool(n.since)
-                                 and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved),
-                                key=lambda n: (n.k8s_cores_requested, n.name))
-            for node in candidates:
-                if want <= 0 or want < b.hysteresis * node.cores - _EPS or room_left < node.cores:
-                    break
-                if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
-                    continue
-                # The node's pods move to the other workers; what is left must still hold the reserve.
-                if free_k8s - node.cores < reserve - _EPS:
-                    continue
-                if not budget.take():
-                    return
-                moved.add(node.name)
-                actions.append(DrainNode(actor=actor, reason=f"BCS 5: {ps.name} needs {want} more cores; "
-                                         f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
-                                         node=node.name))
-                free_k8s -= node.cores
-                want -= node.cores
-                coming += node.cores
-                room_left -= node.cores
 
-    for ps in receivers:
+def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
+                existing: set[str]) -> float:
+    """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
+    a pod or the lending room runs out; returns the room left."""
+    b = cycle.spec.broker
+    pod_cores_on = commons.pod_cores_on
+    for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
+        if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
+            break
+        if node.state != NodeState.READY:
+            continue
+        fits = min(_pods_for(cycle, commons, held, node, ps), math.ceil(lacking / b.pod_cores),
+                   int(room // b.pod_cores))
+        if fits <= 0:
+            continue
+        if not cycle.budget.take():
+            break
+        names = pod_names(node.name, fits, existing)
+        existing.update(names)
+        cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
+                                        f"its {ps.target} standalone and holds {ps.lent} borrowed",
+                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
+                                        memory_mib_per_pod=b.pod_memory_mib))
+        added = fits * b.pod_cores
+        commons.pod_cores_on[node.name] = commons.pod_cores_on.get(node.name, 0) + added
+        commons.pod_mem_on[node.name] = commons.pod_mem_on.get(node.name, 0) + fits * b.pod_memory_mib
+        commons.free -= added
+        ps.lent += added
+        lacking -= added
+        room -= added
+    return room
+
+
+def _pods_for(cycle: Cycle, commons: Commons, held: Held, node: Node, ps: PoolState) -> int:
+    """Pods that fit on ``node`` next to its pods and the room held for spawns, keep the notebook reserve free
+    in the commons, and keep ``ps`` within its maximum (a cap is a cap)."""
+    b = cycle.spec.broker
+    fits = _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
+                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0),
+                          b.pod_cores, b.pod_memory_mib)
+    under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores
+    return min(fits, int(max(0.0, commons.free - commons.reserve) // b.pod_cores), under_max)
+
+
+def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
+    """Phase 9 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
+    if needed. With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
+    in_flight = _in_flight_nodes(commons.workers, commons.lent)
+    claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
+    return_unclaimed(cycle, commons, in_flight, claim_of)
+    return_for_notebooks(cycle, commons, in_flight, claim_of, lacking)
+    if commons.short() > _EPS or not lend:
+        return
+    start_htcondor(cycle, in_flight, claim_of)
+    drain_for_batch(cycle, commons, in_flight, claim_of, lacking, room)
+
+
+def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, PoolState], dict[str, int]]:
+    """Which lending pool each worker on its way to HTCondor is for, highest priority first, each pool
+    claiming while it lacks at least ``hysteresis`` of the worker and stays within its maximum; and the cores
+    each pool still lacks after its claims."""
+    hysteresis = cycle.spec.broker.hysteresis
+    claim_of: dict[str, PoolState] = {}
+    lacking: dict[str, int] = {}
+    for ps in cycle.receivers:
         if ps.lend <= 0:
             continue
-        # Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
-        lacking = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
-        if b.lend_mode == LendMode.PODS:
-            for node in sorted(workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0),
-                                                       n.name)):
-                if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
-                    break
-                if node.state != NodeState.READY:
-                    continue
-                fits = _pods_that_fit(node, pod_cores_on.get(node.name, 0) + held_cores.get(node.name, 0),
-                                      pod_mem_on.get(node.name, 0) + held_mem.get(node.name, 0),
-                                      b.pod_cores, b.pod_memory_mib)
-                under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores  # a cap is a cap
-                fits = min(fits, math.ceil(lacking / b.pod_cores), int(room // b.pod_cores),
-                           int(max(0.0, free_k8s - reserve) // b.pod_cores), under_max)
-                if fits <= 0:
-                    continue
-                if not budget.take():
-                    break
-                names = pod_names(node.name, fits, existing)
-                existing.update(names)
-                actions.append(DeployPods(actor=actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
-                                          f"its {ps.target} standalone and holds {ps.lent} borrowed",
-                                          node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
-                                          memory_mib_per_pod=b.pod_memory_mib))
-                added = fits * b.pod_cores
-                pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
-                pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * b.pod_memory_mib
-                free_k8s -= added
-                ps.lent += added
-                lacking -= added
-                room -= added
-    _lend_nodes(b.lend_mode == LendMode.NODES)
-
-    notes = []
-    if night is not None:
-        notes.append(f"night {night.start:.0f}–{night.end:.0f} (sun below {b.twilight_altitude_deg:g}°); "
-                     f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}")
-    return Plan(actions=actions, pools=pools, night=night, standalone_cores=base, capped=budget.capped,
-                notes=notes)
+        want = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+        coming = 0
+        for node in in_flight:
+            if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of:
+                continue
+            if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
+                continue
+            claim_of[node.name] = ps
+            coming += node.cores
+            want -= node.cores
+        lacking[ps.name] = want
+    return claim_of, lacking
 
 
-def _room_for_spawns(observed: Observed, workers: list[Node], lent: list[StartdT], prio: dict[str, int],
+def _give_back_node(cycle: Cycle, commons: Commons, node: Node, why: str) -> None:
+    cycle.moved.add(node.name)
+    cycle.actions.append(ReturnNode(actor=cycle.actor, reason=why, node=node.name))
+    commons.free += node.cores  # back in the commons; its evicted pods no longer wait for room
+
+
+def return_unclaimed(cycle: Cycle, commons: Commons, in_flight: list[Node], claim_of: dict[str, PoolState]) -> None:
+    """Workers taken for batch that no pool claims go back once out of cooldown (also after a broker restart)."""
+    for node in in_flight:
+        if node.name not in claim_of and node.name not in cycle.moved and cycle.cool(node.since) \
+                and cycle.budget.take():
+            _give_back_node(cycle, commons, node, f"{node.name} was taken for batch but no pool needs it now")
+
+
+def return_for_notebooks(cycle: Cycle, commons: Commons, in_flight: list[Node], claim_of: dict[str, PoolState],
+                         lacking: dict[str, int]) -> None:
+    """Waiting notebooks (or pods evicted with nowhere to go) come first: while the commons are short, return
+    workers on their way to batch, cooldown or not, unclaimed ones first, then those of the lowest-priority
+    pools. A pool whose claimed worker goes back lacks its cores again."""
+    for node in sorted((n for n in in_flight if n.name not in cycle.moved),
+                       key=lambda n: (n.name in claim_of, claim_of[n.name].priority if n.name in claim_of else 0,
+                                      n.name)):
+        if commons.short() <= _EPS:
+            break
+        if cycle.budget.take():
+            owner = claim_of.pop(node.name, None)
+            if owner is not None:
+                lacking[owner.name] += node.cores
+            _give_back_node(cycle, commons, node, f"{node.name} goes back: pods in the commons wait for "
+                                                  f"{commons.reserve:g} cores of room")
+
+
+def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, PoolState]) -> None:
+    """BCS 5 step 2: a claimed worker that has drained (no Kubernetes pods left) starts HTCondor for its pool."""
+    for node in in_flight:
+        owner = claim_of.get(node.name)
+        if owner is None or node.name in cycle.moved:
+            continue
+        if node.state == NodeState.DRAINING and node.k8s_cores_requested <= _EPS and cycle.budget.take():
+            cycle.moved.add(node.name)
+            cycle.actions.append(StartHTCondor(actor=cycle.actor, reason=f"BCS 5: {node.name} is drained; "
+                                               f"{owner.name} borrows {owner.lend} cores beyond its {owner.target} "
+                                               f"standalone", node=node.name, pool=owner.name))
+
+
+def drain_for_batch(cycle: Cycle, commons: Commons, in_flight: list[Node], claim_of: dict[str, PoolState],
+                    lacking: dict[str, int], room: float) -> None:
+    """BCS 5 step 1: each lending pool, highest priority first, drains more ready workers for what it still
+    lacks beyond its claims."""
+    for ps in cycle.receivers:
+        coming = sum(n.cores for n in in_flight if claim_of.get(n.name) is ps)
+        left = _drain_for(cycle, commons, ps, lacking.get(ps.name, 0), coming, room)
+        if left is None:
+            return
+        room = left
+
+
+def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming: int, room: float) -> float | None:
+    """Drain workers for one pool: out of cooldown, without worker pods, fewest Kubernetes cores first, while it
+    lacks at least ``hysteresis`` of a worker, the lending room holds it, the pool stays within its maximum
+    and the rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
+    hysteresis = cycle.spec.broker.hysteresis
+    cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
+    candidates = sorted((n for n in commons.workers if n.state == NodeState.READY and cool(n.since)
+                         and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved),
+                        key=lambda n: (n.k8s_cores_requested, n.name))
+    for node in candidates:
+        if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
+            break
+        if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
+            continue
+        # The node's pods move to the other workers; what is left must still hold the reserve.
+        if commons.free - node.cores < commons.reserve - _EPS:
+            continue
+        if not cycle.budget.take():
+            return None
+        cycle.moved.add(node.name)
+        cycle.actions.append(DrainNode(actor=cycle.actor, reason=f"BCS 5: {ps.name} needs {want} more cores; "
+                                       f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
+                                       node=node.name))
+        commons.free -= node.cores
+        want -= node.cores
+        coming += node.cores
+        room -= node.cores
+    return room
+
+
+def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: list[StartdT], prio: dict[str, int],
                      held_cores: dict[str, float], held_mem: dict[str, int],
                      release: Callable[[StartdT, str], bool]) -> None:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
@@ -634,7 +866,7 @@ def _room_for_spawns(observed: Observed, workers: list[Node], lent: list[StartdT
         held_cores[n.name] = held_cores.get(n.name, 0.0) + sp.cpu
         held_mem[n.name] = held_mem.get(n.name, 0) + sp.memory_mib
 
-    for sp in sorted(observed.notebook_spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
+    for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
         fits = next((n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)

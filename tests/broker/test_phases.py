@@ -1,0 +1,491 @@
+"""Each phase of ``broker.decide.plan`` on its own, on small hand-built states.
+
+Expected results follow from the rule each phase's docstring states (and seed §7.1, BCS 1–5), worked out by
+hand in the comments. The spec is ``make_spec``'s: pools prompt (priority 100, borrows: it has a latency
+objective), drp (50, vacates after a 600 s grace period), user (30), general (10); cooldown 900 s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enclave.broker.decide import (
+    Commons,
+    Cycle,
+    Held,
+    PoolState,
+    RelabelQueue,
+    assign_targets,
+    claim_in_flight,
+    count_holdings,
+    drain_for_batch,
+    finish_drains,
+    give_back_surplus,
+    hold_room_for_spawns,
+    keep_promises,
+    lend_pods,
+    lending_room,
+    move_toward_targets,
+    pool_figure,
+    prewarm_cover,
+    reclaim_for_notebooks,
+    return_for_notebooks,
+    return_unclaimed,
+    start_htcondor,
+)
+from enclave.domain.capacity import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Node,
+    NodeState,
+    Observed,
+    PendingSpawn,
+    PoolDemand,
+    Relabel,
+    ReturnNode,
+    Startd,
+    StartdKind,
+    StartHTCondor,
+)
+from enclave.spec import EnclaveSpec
+from enclave.spec.models import NodeRole
+from tests.broker.conftest import NOW, make_spec
+
+OLD = NOW - 100_000.0  # out of the 900 s cooldown
+RECENT = NOW - 100.0  # inside it
+
+
+def _spec(**broker: Any) -> EnclaveSpec:
+    return make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900, **broker})
+
+
+def _pool(name: str, priority: int, **figures: Any) -> PoolState:
+    base: dict[str, Any] = {"guaranteed": 0, "maximum": 1000, "has_work": True, "need": 0, "target": 0, "lend": 0}
+    return PoolState(name=name, priority=priority, **{**base, **figures})
+
+
+def _cycle(spec: EnclaveSpec, *pools: PoolState) -> Cycle:
+    return Cycle.start(spec, NOW, "broker", {p.name: p for p in pools})
+
+
+def _worker(name: str, requested: float = 0.0, state: NodeState = NodeState.READY, since: float = OLD) -> Node:
+    return Node(name, "kub", NodeRole.WORKER, 48, 256 * 1024, state, requested, int(requested * 1024), since)
+
+
+def _pod(name: str, node: str, pool: str, busy: int = 0, since: float = OLD, draining: bool = False) -> Startd:
+    return Startd(name, node, StartdKind.POD, pool, 8, 8192, busy_cores=busy, since=since, draining=draining)
+
+
+def _batch(name: str, pool: str, busy: int = 0, since: float = OLD, cores: int = 24) -> Startd:
+    return Startd(name, name, StartdKind.STANDALONE, pool, cores, cores * 1024, busy_cores=busy, since=since)
+
+
+def _commons(spec: EnclaveSpec, nodes: list[Node], startds: list[Startd], pending: float = 0.0,
+             spawns: tuple[PendingSpawn, ...] = ()) -> Commons:
+    o = Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), notebook_pending_cores=pending,
+                 notebook_spawns=spawns)
+    return Commons.observe(spec, o, startds)
+
+
+def _what(actions: list[Action]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for a in actions:
+        match a:
+            case Relabel(startd=s, from_pool=f, to_pool=t):
+                out.append(("relabel", s, f, t))
+            case DeletePods(pods=pods):
+                out.append(("delete", *pods))
+            case DrainStartd(startd=s):
+                out.append(("drain", s))
+            case DeployPods(node=n, pool=p, pods=pods):
+                out.append(("deploy", n, p, len(pods)))
+            case DrainNode(node=n):
+                out.append(("drain node", n))
+            case StartHTCondor(node=n, pool=p):
+                out.append(("start", n, p))
+            case ReturnNode(node=n):
+                out.append(("return", n))
+    return out
+
+
+# --- Figures and targets -----------------------------------------------------------------------------------
+
+
+def test_pool_figure_shares_of_the_standalone_capacity() -> None:
+    spec = _spec()  # prompt: guaranteed_share 0.3, max_share 0.6
+    ps = pool_figure(spec, "prompt", PoolDemand(idle_jobs=100, idle_cores=100, running_jobs=100, running_cores=100),
+                     base=240, prewarm=False)
+    assert (ps.guaranteed, ps.maximum) == (72, 144)  # floor(240·0.3), ceil(240·0.6)
+    assert ps.need == 144  # 200 running + idle, capped at the maximum
+    assert ps.has_work
+
+
+def test_pool_figure_prewarm_needs_the_guarantee_on_the_whole_batch_capacity() -> None:
+    # Half the 10 batch nodes of 24 cores are down: base 120, but the spec's batch capacity is 240.
+    ps = pool_figure(_spec(), "prompt", PoolDemand(), base=120, prewarm=True)
+    assert ps.guaranteed == 36  # floor(120·0.3): the promise is on what is up
+    assert ps.need == 72  # floor(240·0.3), with no job queued
+    assert ps.maximum == 144  # ceil(240·0.6)
+    assert ps.has_work  # the pre-warm is work
+    idle = pool_figure(_spec(), "prompt", PoolDemand(), base=120, prewarm=False)
+    assert (idle.need, idle.has_work) == (0, False)
+
+
+def test_count_holdings_draining_holds_nothing_and_unknown_pools_are_free() -> None:
+    pools = {"prompt": _pool("prompt", 100)}
+    count_holdings(pools, [_batch("b1", "prompt"), _pod("p1", "w1", "prompt"),
+                           _pod("p2", "w1", "prompt", draining=True), _batch("b2", "retired")])
+    assert (pools["prompt"].standalone, pools["prompt"].lent) == (24, 8)
+    gone = pools["retired"]
+    assert (gone.priority, gone.guaranteed, gone.maximum, gone.has_work, gone.standalone) == (-1, 0, 0, False, 24)
+
+
+def test_assign_targets_guarantees_first_then_needs_by_priority() -> None:
+    a = _pool("a", 100, guaranteed=3, need=8)
+    b = _pool("b", 50, guaranteed=4, need=2)
+    c = _pool("c", 10, guaranteed=2, need=0, has_work=False)
+    assign_targets({p.name: p for p in (a, b, c)}, base=10, cover={}, lenders={"a"})
+    # Guarantees of pools with work: a 3, b 4 (c has none); 3 left go to a's need (8 − 3 = 5 wanted).
+    assert (a.target, b.target, c.target) == (6, 4, 0)
+    assert (a.lend, b.lend, c.lend) == (2, 0, 0)  # only a lender borrows; a's need 8 − target 6
+
+
+def test_assign_targets_guarantees_run_out_in_priority_order() -> None:
+    a, b = _pool("a", 100, guaranteed=3), _pool("b", 50, guaranteed=4)
+    assign_targets({"a": a, "b": b}, base=5, cover={}, lenders=set())
+    assert (a.target, b.target) == (3, 2)
+
+
+def test_assign_targets_what_the_commons_cover_is_not_taken_from_batch() -> None:
+    a = _pool("a", 100, guaranteed=3, need=8)
+    assign_targets({"a": a}, base=10, cover={"a": 5}, lenders={"a"})
+    # Guarantee 3 less 5 covered → 0; need 8 less 5 covered → 3 standalone; the other 5 are borrowed.
+    assert (a.target, a.lend) == (3, 5)
+
+
+def test_prewarm_cover_only_in_pods_mode_for_a_prewarmed_lender() -> None:
+    o = Observed(now=NOW, nodes=(), startds=())
+    warm = {"prompt": _pool("prompt", 100, need=48, prewarm=True)}
+    assert prewarm_cover(_spec(lend_mode="nodes"), o, warm, {"prompt"}) == {}
+    assert prewarm_cover(_spec(), o, warm, set()) == {}
+    assert prewarm_cover(_spec(), o, {"prompt": _pool("prompt", 100, need=48)}, {"prompt"}) == {}
+    # No workers: the commons cover nothing, but the pool is covered (by 0).
+    assert prewarm_cover(_spec(), o, warm, {"prompt"}) == {"prompt": 0}
+
+
+# --- Giving back -------------------------------------------------------------------------------------------
+
+
+def _crowded() -> tuple[list[Node], list[Startd]]:
+    """One worker: 24 cores of notebooks and three 8-core pods (general idle, user busy, prompt idle): 0 free."""
+    return [_worker("w1", requested=24)], [_pod("g1", "w1", "general"), _pod("u1", "w1", "user", busy=4),
+                                           _pod("p1", "w1", "prompt")]
+
+
+def test_reclaim_for_notebooks_lowest_priority_first_until_the_spawns_fit() -> None:
+    spec = _spec()
+    nodes, pods = _crowded()
+    pools = [_pool("prompt", 100, lent=8), _pool("user", 30, lent=8), _pool("general", 10, lent=8)]
+    c = _cycle(spec, *pools)
+    reclaim_for_notebooks(c, _commons(spec, nodes, pods, pending=8))
+    assert _what(c.actions) == [("delete", "g1")]  # general's idle pod frees 8: enough
+    c = _cycle(spec, *pools)
+    k = _commons(spec, nodes, pods, pending=16)
+    reclaim_for_notebooks(c, k)
+    # Then user's busy pod drains: its 8 cores count as on their way back.
+    assert _what(c.actions) == [("delete", "g1"), ("drain", "u1")]
+    assert (k.free, k.returning, k.short()) == (8, 8, 0)
+    assert c.pools["user"].lent == 0
+
+
+def test_reclaim_for_notebooks_nothing_when_the_room_is_there() -> None:
+    spec = _spec(notebook_headroom_cores=8)
+    _, pods = _crowded()
+    c = _cycle(spec, _pool("general", 10, lent=8))
+    reclaim_for_notebooks(c, _commons(spec, [_worker("w1", requested=16)], pods))  # 8 free = the headroom
+    assert c.actions == []
+
+
+def test_give_back_surplus_least_busy_first_out_of_cooldown_only() -> None:
+    spec = _spec()
+    pods = [_pod("p1", "w1", "prompt"), _pod("p2", "w1", "prompt", busy=2), _pod("p3", "w1", "prompt", since=RECENT)]
+    prompt = _pool("prompt", 100, lend=8, lent=24)
+    c = _cycle(spec, prompt)
+    give_back_surplus(c, _commons(spec, [_worker("w1")], pods))
+    # 16 cores too many: p1 (idle) goes at once, p3 is idle but in cooldown, p2 drains.
+    assert _what(c.actions) == [("delete", "p1"), ("drain", "p2")]
+    assert prompt.lent == 8
+
+
+def test_give_back_surplus_largest_first_among_equally_busy() -> None:
+    spec = _spec()
+    big = Startd("p-big", "w1", StartdKind.POD, "prompt", 16, 16384, since=OLD)
+    prompt = _pool("prompt", 100, lend=8, lent=24)
+    c = _cycle(spec, prompt)
+    give_back_surplus(c, _commons(spec, [_worker("w1")], [_pod("p-a", "w1", "prompt"), big]))
+    assert _what(c.actions) == [("delete", "p-big")]  # 16 too many: the one 16-core pod, not p-a
+
+
+def test_give_back_surplus_vacating_pool_is_deleted_at_once() -> None:
+    spec = make_spec(workers=1, broker={"cooldown_seconds": 0})
+    # drp vacates: with a grace period of 0 its busy pod is deleted, not drained.
+    spec = spec.model_copy(update={"pools": {**spec.pools,
+                                             "drp": spec.pools["drp"].model_copy(update={"grace_seconds": 0})}})
+    c = _cycle(spec, _pool("drp", 50, lent=8))
+    give_back_surplus(c, _commons(spec, [_worker("w1")], [_pod("d1", "w1", "drp", busy=8)]))
+    assert _what(c.actions) == [("delete", "d1")]
+    assert "vacates at once" in c.actions[0].reason
+
+
+def test_hold_room_for_spawns_first_worker_with_room_no_action() -> None:
+    spec = _spec()
+    nodes = [_worker("w1", requested=46), _worker("w2", requested=42)]  # 2 and 6 cores free
+    k = _commons(spec, nodes, [])
+    c = _cycle(spec, _pool("prompt", 100))
+    held = hold_room_for_spawns(c, k, (PendingSpawn(4.0, 4096),))
+    assert (held.cores, held.mem, c.actions) == ({"w2": 4.0}, {"w2": 4096}, [])  # w1 has 2 cores only
+    assert hold_room_for_spawns(c, k, ()) == Held()
+
+
+def test_hold_room_for_spawns_frees_the_cheapest_worker() -> None:
+    spec = _spec()
+    # Each worker: 38 cores of notebooks + one 8-core pod → 2 free. w1's pod is busy, w2's idle: w2 is cheaper.
+    nodes = [_worker("w1", requested=38), _worker("w2", requested=38)]
+    pods = [_pod("a", "w1", "prompt", busy=8), _pod("b", "w2", "prompt")]
+    k = _commons(spec, nodes, pods)
+    c = _cycle(spec, _pool("prompt", 100, lent=16))
+    held = hold_room_for_spawns(c, k, (PendingSpawn(4.0, 4096),))
+    assert _what(c.actions) == [("delete", "b")]
+    assert held.cores == {"w2": 4.0}
+
+
+def test_finish_drains_idle_or_past_the_grace_period() -> None:
+    spec = _spec()
+    pods = [_pod("a-idle", "w1", "prompt", draining=True),
+            _pod("b-busy", "w1", "prompt", busy=4, draining=True),  # prompt drains: waits for its jobs
+            _pod("c-drp-late", "w1", "drp", busy=4, since=NOW - 700, draining=True),  # 700 s ≥ drp's 600 s grace
+            _pod("d-drp-early", "w1", "drp", busy=4, since=NOW - 500, draining=True),
+            _pod("e-up", "w1", "prompt")]  # not draining: not this phase's
+    k = _commons(spec, [_worker("w1")], pods)
+    c = _cycle(spec, _pool("prompt", 100), _pool("drp", 50))
+    finish_drains(c, k)
+    assert _what(c.actions) == [("delete", "a-idle"), ("delete", "c-drp-late")]
+    assert k.returning == 16  # b and d, still draining
+
+
+# --- Relabelling ---------------------------------------------------------------------------------------------
+
+
+def _queue(c: Cycle, startds: list[Startd]) -> RelabelQueue:
+    count_holdings(c.pools, startds)
+    return RelabelQueue.of(c, startds)
+
+
+def test_keep_promises_ignores_cooldown_and_takes_from_the_lowest_priority_first() -> None:
+    spec = _spec()
+    prompt = _pool("prompt", 100, guaranteed=48, target=48)
+    user = _pool("user", 30, guaranteed=0, target=0)
+    general = _pool("general", 10, target=0, has_work=False)
+    c = _cycle(spec, prompt, user, general)
+    q = _queue(c, [_batch("u1", "user", since=RECENT), _batch("g1", "general", since=RECENT),
+                   _batch("g2", "general", busy=3, since=RECENT)])
+    keep_promises(c, q)
+    # Both of general's (idle one first), in cooldown or not; user's stays: prompt holds its guarantee.
+    assert _what(c.actions) == [("relabel", "g1", "general", "prompt"), ("relabel", "g2", "general", "prompt")]
+    assert (prompt.standalone, general.standalone, user.standalone) == (48, 0, 24)
+
+
+def test_keep_promises_takes_a_donor_below_its_target_never_below_its_guarantee() -> None:
+    spec = _spec()
+    prompt = _pool("prompt", 100, guaranteed=48, target=48)
+    user = _pool("user", 30, guaranteed=24, target=36)
+    c = _cycle(spec, prompt, user)
+    q = _queue(c, [_batch("u1", "user"), _batch("u2", "user")])
+    keep_promises(c, q)
+    # user 48 > target 36: one 24-core startd may go (48 − 24 = 24 ≥ guarantee 24); then user is at 24 ≤ 36.
+    assert _what(c.actions) == [("relabel", "u1", "user", "prompt")]
+    assert "below its guarantee" in c.actions[0].reason and c.actions[0].reason.startswith("BCS 1")
+
+
+def test_keep_promises_stops_at_the_maximum() -> None:
+    spec = _spec()
+    prompt = _pool("prompt", 100, guaranteed=48, target=48, maximum=40)
+    c = _cycle(spec, prompt, _pool("general", 10, has_work=False))
+    q = _queue(c, [_batch("g1", "general"), _batch("g2", "general"), _pod("p1", "w1", "prompt")])
+    keep_promises(c, q)
+    # The maximum counts borrowed cores too: 8 + 24 = 32 ≤ 40, g1 moves; 8 + 48 > 40, g2 stays.
+    assert _what(c.actions) == [("relabel", "g1", "general", "prompt")]
+
+
+def test_move_toward_targets_every_pool_within_target_before_any_overshoot() -> None:
+    spec = _spec(hysteresis=0.5)
+    prompt = _pool("prompt", 100, target=12)
+    drp = _pool("drp", 50, target=24)
+    general = _pool("general", 10, target=12)
+    c = _cycle(spec, prompt, drp, general)
+    q = _queue(c, [_batch("g1", "general"), _batch("g2", "general")])
+    move_toward_targets(c, q)
+    # prompt lacks 12 of a 24-core startd (≥ hysteresis 0.5·24) but would pass its target: not in the first
+    # pass. drp takes one within its target; then general (24) may give no more without going below 12.
+    assert _what(c.actions) == [("relabel", "g1", "general", "drp")]
+    assert c.actions[0].reason.startswith("BCS 1")
+
+
+def test_move_toward_targets_overshoot_needs_hysteresis() -> None:
+    for hysteresis, moves in ((0.5, 1), (0.75, 0)):  # 12 missing ≥ 0.5·24, < 0.75·24
+        spec = _spec(hysteresis=hysteresis)
+        prompt, general = _pool("prompt", 100, target=12), _pool("general", 10, target=12)
+        c = _cycle(spec, prompt, general)
+        move_toward_targets(c, _queue(c, [_batch("g1", "general"), _batch("g2", "general")]))
+        assert len(c.actions) == moves, hysteresis
+
+
+def test_move_toward_targets_respects_cooldown_and_no_work() -> None:
+    spec = _spec()
+    prompt = _pool("prompt", 100, target=48)
+    idle = _pool("user", 30, target=48, has_work=False)
+    general = _pool("general", 10, target=0)
+    c = _cycle(spec, prompt, idle, general)
+    q = _queue(c, [_batch("g1", "general", since=RECENT), _batch("g2", "general")])
+    move_toward_targets(c, q)
+    assert _what(c.actions) == [("relabel", "g2", "general", "prompt")]  # g1 moved 100 s ago; user has no work
+    assert c.actions[0].vacate_after_seconds is None  # general drains
+
+
+def test_relabel_from_a_vacating_pool_carries_its_grace_period() -> None:
+    spec = _spec()
+    c = _cycle(spec, _pool("prompt", 100, target=24), _pool("drp", 50, target=0))
+    move_toward_targets(c, _queue(c, [_batch("d1", "drp")]))
+    assert _what(c.actions) == [("relabel", "d1", "drp", "prompt")]
+    assert c.actions[0].vacate_after_seconds == 600
+
+
+def test_the_move_limit_stops_a_phase() -> None:
+    spec = _spec(max_moves_per_cycle=1)
+    c = _cycle(spec, _pool("prompt", 100, guaranteed=48, target=48), _pool("general", 10, has_work=False))
+    keep_promises(c, _queue(c, [_batch("g1", "general"), _batch("g2", "general")]))
+    assert len(c.actions) == 1 and c.budget.capped
+
+
+# --- Borrowing ------------------------------------------------------------------------------------------------
+
+
+def test_lending_room_share_of_worker_cores_less_what_stays_borrowed() -> None:
+    spec = _spec(max_lend_share=0.5)
+    pods = [_pod("a", "w1", "prompt"), _pod("b", "w1", "prompt", draining=True), _pod("c", "w2", "prompt")]
+    c = _cycle(spec, _pool("prompt", 100))
+    c.moved.add("c")  # given back earlier in this decision
+    assert lending_room(c, _commons(spec, [_worker("w1"), _worker("w2")], pods)) == 0.5 * 96 - 8
+
+
+def test_lending_room_nodes_mode_counts_workers_on_their_way() -> None:
+    spec = _spec(lend_mode="nodes")
+    nodes = [_worker("w1", state=NodeState.DRAINING), _worker("w2", state=NodeState.HTCONDOR),
+             _worker("w3", state=NodeState.HTCONDOR), _worker("w4")]
+    node_startd = Startd("w3", "w3", StartdKind.NODE, "prompt", 48, 256 * 1024)
+    c = _cycle(spec, _pool("prompt", 100))
+    # 192 cores; w3 is borrowed (its startd is up); w1 draining and w2 started without a startd yet count too.
+    assert lending_room(c, _commons(spec, nodes, [node_startd])) == 192 - 48 - 48 - 48
+
+
+def test_lend_pods_least_loaded_worker_first_as_many_as_lacking() -> None:
+    spec = _spec()
+    prompt = _pool("prompt", 100, lend=16, need=16)
+    k = _commons(spec, [_worker("w1", requested=40), _worker("w2", requested=10)], [])
+    c = _cycle(spec, prompt)
+    lend_pods(c, k, Held(), room=96, existing=set())
+    assert _what(c.actions) == [("deploy", "w2", "prompt", 2)]  # ceil(16 / 8) pods on the emptier worker
+    assert (prompt.lent, k.free) == (16, 8 + 38 - 16)
+
+
+def test_lend_pods_keeps_the_reserve_the_held_room_and_the_maximum() -> None:
+    spec = _spec(notebook_headroom_cores=20)
+    prompt = _pool("prompt", 100, lend=48, need=48, maximum=40, standalone=16)
+    k = _commons(spec, [_worker("w1", requested=10)], [])  # 38 free
+    c = _cycle(spec, prompt)
+    lend_pods(c, k, Held(cores={"w1": 4.0}, mem={"w1": 4096}), room=48, existing=set())
+    # Free after the reserve: (38 − 20) // 8 = 2; on the worker (48 − 10 − 4 held) // 8 = 4; under the
+    # maximum (40 − 16) // 8 = 3; lacking 32 → 4: two pods.
+    assert _what(c.actions) == [("deploy", "w1", "prompt", 2)]
+
+
+def test_lend_pods_hysteresis_and_room() -> None:
+    spec = _spec(hysteresis=0.75)
+    c = _cycle(spec, _pool("prompt", 100, lend=4, need=4))  # lacks 4 < 0.75 · 8
+    lend_pods(c, _commons(spec, [_worker("w1")], []), Held(), room=96, existing=set())
+    assert c.actions == []
+    c = _cycle(spec, _pool("prompt", 100, lend=16, need=16))
+    lend_pods(c, _commons(spec, [_worker("w1")], []), Held(), room=7, existing=set())  # room for no pod
+    assert c.actions == []
+    c = _cycle(spec, _pool("prompt", 100, lend=16, need=16))
+    lend_pods(c, _commons(spec, [_worker("w1")], []), Held(), room=8, existing=set())  # room for one
+    assert _what(c.actions) == [("deploy", "w1", "prompt", 1)]
+
+
+def test_claim_in_flight_by_priority_within_need_and_maximum() -> None:
+    spec = _spec(lend_mode="nodes", hysteresis=0.5)
+    flying = [_worker("w1", state=NodeState.DRAINING), _worker("w2", state=NodeState.DRAINING)]
+    prompt = _pool("prompt", 100, lend=48, need=48)
+    user = _pool("user", 30, lend=20, need=20)  # lacks 20 < 0.5 · 48
+    c = _cycle(spec, prompt, user)
+    claim_of, lacking = claim_in_flight(c, flying)
+    assert claim_of == {"w1": prompt} and lacking == {"prompt": 0, "user": 20}
+    capped = _pool("prompt", 100, lend=96, need=96, maximum=60)
+    claim_of, lacking = claim_in_flight(_cycle(spec, capped), flying)
+    assert claim_of == {"w1": capped} and lacking == {"prompt": 48}  # a second worker would pass 60
+
+
+def test_return_unclaimed_out_of_cooldown() -> None:
+    spec = _spec(lend_mode="nodes")
+    flying = [_worker("w1", state=NodeState.DRAINING), _worker("w2", state=NodeState.DRAINING, since=RECENT),
+              _worker("w3", state=NodeState.DRAINING)]
+    c = _cycle(spec, prompt := _pool("prompt", 100))
+    k = _commons(spec, flying, [])
+    return_unclaimed(c, k, flying, {"w3": prompt})
+    assert _what(c.actions) == [("return", "w1")]
+    assert k.free == 48  # back in the commons
+
+
+def test_return_for_notebooks_unclaimed_first_then_lowest_priority() -> None:
+    spec = _spec(lend_mode="nodes")
+    flying = [_worker(n, state=NodeState.DRAINING, since=RECENT) for n in ("w1", "w2", "w3")]
+    prompt, user = _pool("prompt", 100), _pool("user", 30)
+    lacking = {"prompt": 0, "user": 0}
+    c = _cycle(spec, prompt, user)
+    k = _commons(spec, flying, [], pending=60)
+    return_for_notebooks(c, k, flying, claim := {"w1": user, "w2": prompt}, lacking)
+    # 60 cores wait, none free: w3 (unclaimed, cooldown or not) then w1 (user's) go back; 96 ≥ 60.
+    assert _what(c.actions) == [("return", "w3"), ("return", "w1")]
+    assert lacking == {"prompt": 0, "user": 48} and claim == {"w2": prompt}
+
+
+def test_start_htcondor_on_claimed_workers_once_empty() -> None:
+    spec = _spec(lend_mode="nodes")
+    flying = [_worker("w1", state=NodeState.DRAINING), _worker("w2", requested=4, state=NodeState.DRAINING),
+              _worker("w3", state=NodeState.DRAINING)]
+    c = _cycle(spec, prompt := _pool("prompt", 100))
+    start_htcondor(c, flying, {"w1": prompt, "w2": prompt})
+    assert _what(c.actions) == [("start", "w1", "prompt")]  # w2 still has pods; w3 is nobody's
+
+
+def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> None:
+    spec = _spec(lend_mode="nodes", notebook_headroom_cores=40)
+    tight = _spec(lend_mode="nodes", notebook_headroom_cores=50)
+    nodes = [_worker("w1", requested=30), _worker("w2", requested=5), _worker("w3", requested=0, since=RECENT),
+             _worker("w4", requested=10)]
+    pods = [_pod("p", "w4", "prompt")]  # w4 has a worker pod: never drained whole
+    c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
+    k = _commons(spec, nodes, pods)  # free: 18 + 43 + 48 + 30 = 139
+    drain_for_batch(c, k, [], {}, {"prompt": 96}, room=1000)
+    # w3 is in cooldown; w2 first (5 cores of pods): 139 − 48 = 91 ≥ 40; then w1: 91 − 48 = 43 ≥ 40.
+    assert _what(c.actions) == [("drain node", "w2"), ("drain node", "w1")]
+    c = _cycle(tight, _pool("prompt", 100, lend=96, need=96))
+    drain_for_batch(c, _commons(tight, nodes, pods), [], {}, {"prompt": 96}, room=1000)
+    assert _what(c.actions) == [("drain node", "w2")]  # 91 − 48 = 43 < 50: w1's pods would have no room
+    for room, drained in ((96, 2), (95, 1)):  # the lending room holds two workers, or one
+        c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
+        drain_for_batch(c, _commons(spec, nodes, pods), [], {}, {"prompt": 96}, room=room)
+        assert len(c.actions) == drained, room
