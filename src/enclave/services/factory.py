@@ -5,6 +5,7 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +36,17 @@ _migrated: set[str] = set()
 BOOTSTRAP_ADMIN = "admin"
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
 def open_database(url: str | None = None) -> Database:
     """The database named by ``url``, $ENCLAVE_DB or the default SQLite file, migrated to the newest schema
-    (once per process)."""
-    db = Database(url)
+    (once per process). $ENCLAVE_JOURNAL_KEY and $ENCLAVE_JOURNAL_ANCHOR place the journal's key and anchor
+    files (default: beside a SQLite file), e.g. on a volume the database's writers cannot reach."""
+    db = Database(url, journal_key=_env_path("ENCLAVE_JOURNAL_KEY"),
+                  journal_anchor=_env_path("ENCLAVE_JOURNAL_ANCHOR"))
     if db.url not in _migrated:
         db.migrate()
         _migrated.add(db.url)
@@ -67,14 +75,19 @@ class Factory:
 
     @classmethod
     @contextmanager
-    def scratch(cls, spec: EnclaveSpec) -> Iterator[Factory]:
+    def scratch(cls, spec: EnclaveSpec, mirror: dict[str, list[Role]] | None = None) -> Iterator[Factory]:
         """A throw-away database for a simulated enclave: its own admin and broker account and journal, so
-        nothing simulated ever enters the real journal."""
+        nothing simulated ever enters the real journal. ``mirror``: accounts to create in it with these roles
+        (the real roles of whoever acts on the twin, so the twin refuses what the enclave would refuse)."""
         with tempfile.TemporaryDirectory(prefix="enclave-twin-") as tmp:
             db = Database(f"sqlite:///{Path(tmp) / 'twin.db'}")
             db.migrate()
             factory = cls(spec, db)
             factory.ensure_accounts()
+            for username, roles in (mirror or {}).items():
+                factory.accounts.ensure_service_account(
+                    BOOTSTRAP_ADMIN, username, name=f"{username} (mirrored into the twin)", roles=roles,
+                    reason="mirrors the roles this account holds in the enclave")
             try:
                 yield factory
             finally:
