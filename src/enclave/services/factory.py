@@ -156,6 +156,14 @@ class Factory:
             twin.advance(at_hours * 3600)
         return twin
 
+    @staticmethod
+    def live_configured() -> bool:
+        """Is a live enclave configured here? The credentials ``live_backend`` would use: in-cluster (the
+        KUBERNETES_SERVICE_HOST the kubelet sets, kubernetes client ``config/incluster_config.py``), $KUBECONFIG,
+        or ~/.kube/config (``KUBE_CONFIG_DEFAULT_LOCATION``, ``config/kube_config.py``)."""
+        return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG")
+                    or (Path.home() / ".kube" / "config").exists())
+
     def live_backend(self, *, kubeconfig: Path | None = None, collector: str | None = None) -> Backend:
         """Kubernetes through the official client (``kubeconfig``, else in-cluster or $KUBECONFIG) and HTCondor
         through the bindings (``collector``, else the spec's central manager)."""
