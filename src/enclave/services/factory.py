@@ -193,12 +193,15 @@ class Factory:
     def ensure_accounts(self, admin: str = BOOTSTRAP_ADMIN, *, ttl_seconds: int = 7 * 86400) -> str | None:
         """Make a fresh database usable: bootstrap ``admin`` on an empty one, make sure the broker's own
         account exists (staff; htcondor-admin + k8s-service-admin: BCS 1–5 need both), and return a token for
-        ``admin`` when it is an active account manager (else None: an operator with a different admin issues
-        tokens with ``enclave tokens issue``)."""
-        if not self.accounts.ensure_admin(admin):
+        ``admin`` only when it was bootstrapped now. The bootstrap token is made once, with the database: a
+        restart mints nothing (the operator issues further tokens with ``enclave tokens issue``)."""
+        state = self.accounts.ensure_admin(admin)
+        if state is None:
             return None
         self.accounts.ensure_service_account(
             admin, BROKER_ACTOR, name="Capacity broker (service account)",
             roles=[Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN],
             reason="the broker acts as this account: BCS 1–5 need htcondor-admin and k8s-service-admin")
-        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: admin token").token
+        if not state:
+            return None
+        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: bootstrap token").token
