@@ -19,7 +19,6 @@ entries is reported, never silently replaced. docs/accounts.md states the threat
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -50,7 +49,7 @@ class Seal:
     anchor: Path | None
 
     def mac(self, body: bytes) -> str:
-        return hmac.new(self.key, body, hashlib.sha256).hexdigest()
+        return hmac.digest(self.key, body, "sha256").hex()
 
 
 def _database(session: Session) -> Any:
