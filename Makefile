@@ -11,8 +11,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: its broker journals
+# simulated moves, which must not land in an operator's real database.
+DEMO_HOME ?= $(CURDIR)/.demo-home
+
 demo: $(STAMP)
-	$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week
+	@echo "enclave demo: database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
+	env -u ENCLAVE_DB -u ENCLAVE_JOURNAL_KEY -u ENCLAVE_JOURNAL_ANCHOR ENCLAVE_HOME=$(DEMO_HOME) \
+		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week
 
 test: $(STAMP)
 	bash scripts/test-deps.sh

@@ -164,6 +164,16 @@ def _pg_template(server: PostgresServer) -> str:
     return _templates[key]
 
 
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite enclave database with its journal key and anchor (enclave.journal.seal): the journal of
+    a copy verifies only with the key and anchor it was written with."""
+    shutil.copyfile(source, target)
+    for suffix in (".journal-key", ".journal-anchor"):
+        side = source.with_name(source.stem + suffix)
+        if side.exists():
+            shutil.copy2(side, target.with_name(target.stem + suffix))
+
+
 def fresh_database(kind: str, tmp_path: Path, server: PostgresServer | None = None) -> Iterator[object]:
     """Yield a migrated enclave.db.Database of ``kind`` ('sqlite' or 'postgresql'), dropped afterwards."""
     from enclave.db import Database
@@ -179,8 +189,20 @@ def fresh_database(kind: str, tmp_path: Path, server: PostgresServer | None = No
     assert server is not None
     _counter += 1
     name = f"t{os.getpid()}_{_counter}"
-    db = Database(server.create_database(name, template=_pg_template(server)))
-    yield db
+    # The journal's key and anchor live outside the database: here in the test's own directory, named through
+    # the environment too, so a CLI command the test runs on this database (ENCLAVE_DB) finds them.
+    key, anchor = tmp_path / "pg.journal-key", tmp_path / "pg.journal-anchor"
+    db = Database(server.create_database(name, template=_pg_template(server)), journal_key=key, journal_anchor=anchor)
+    saved = {k: os.environ.get(k) for k in ("ENCLAVE_JOURNAL_KEY", "ENCLAVE_JOURNAL_ANCHOR")}
+    os.environ.update(ENCLAVE_JOURNAL_KEY=str(key), ENCLAVE_JOURNAL_ANCHOR=str(anchor))
+    try:
+        yield db
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     db.dispose()
     server.drop_database(name)
 

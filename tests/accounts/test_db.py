@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -89,3 +90,22 @@ def test_bad_urls() -> None:
         Database("not a url")
     with pytest.raises(ExternalError, match="cannot migrate"):
         Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1").migrate()
+
+
+def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
+    """Created 0600 (not the umask's 0644): it holds token hashes and the journal. SQLite gives the -wal and
+    -shm files the database file's mode (``findCreateFileMode``, sqlite src/os_unix.c)."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        db = Database(f"sqlite:///{tmp_path / 'private.db'}")
+        db.migrate()
+        with db.session() as s:
+            s.execute(sa.text("SELECT 1"))
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        db.dispose()
+    finally:
+        os.umask(old)
+    assert modes["private.db"] == 0o600
+    assert all(mode == 0o600 for mode in modes.values()), modes

@@ -30,6 +30,7 @@ from enclave.ops import images
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec, Role, load
 from enclave.spec.defaults import EXAMPLES
+from tests.pg import copy_sqlite
 
 ADMIN = "root"
 STAFF_ROLE_USERS = {role: role.value.replace("-", "") for role in Role if role != Role.SCIENCE_USER}
@@ -147,7 +148,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec) -> 
 @pytest.fixture
 def world(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, str]]) -> Iterator[World]:
     path = tmp_path / "enclave.db"
-    path.write_bytes(template_db[0].read_bytes())
+    copy_sqlite(template_db[0], path)
     db = Database(f"sqlite:///{path}")
     service = Service(Factory(spec, db))
     backend = ProjectedBackend(spec)
@@ -216,7 +217,7 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
          template_db: tuple[Path, dict[str, str]]) -> Iterator[Live]:
     path = tmp_path_factory.mktemp("live") / "enclave.db"
-    path.write_bytes(template_db[0].read_bytes())
+    copy_sqlite(template_db[0], path)
     db = Database(f"sqlite:///{path}")
     factory = Factory(spec, db)
     factory.ensure_accounts(ADMIN)

@@ -24,6 +24,7 @@ from enclave.domain.capacity import Observed
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec, Role
 from tests.api.conftest import ADMIN, STAFF_ROLE_USERS, ProjectedBackend
+from tests.pg import copy_sqlite
 
 CONDOR = STAFF_ROLE_USERS[Role.HTCONDOR_ADMIN]
 K8S = STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN]
@@ -52,7 +53,7 @@ class Side:
 
 def _side(tmp_path: Path, name: str, template: Path, spec: EnclaveSpec) -> Side:
     path = tmp_path / f"{name}.db"
-    path.write_bytes(template.read_bytes())
+    copy_sqlite(template, path)
     db = Database(f"sqlite:///{path}")
     with db.session() as s:
         seq = journal.verify(s)
@@ -63,8 +64,9 @@ def _side(tmp_path: Path, name: str, template: Path, spec: EnclaveSpec) -> Side:
 def sides(tmp_path: Path, spec: EnclaveSpec, template_db: tuple[Path, dict[str, str]],
           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Side, Side, Callable[..., Any], Callable[..., Any]]]:
     cli_side, api_side = (_side(tmp_path, n, template_db[0], spec) for n in ("cli", "api"))
-    # The CLI's twin is the CLI side's backend, so its state can be read after the command ended.
-    monkeypatch.setattr(Factory, "twin_backend", lambda self, scenario, at_hours=0.0: cli_side.backend)
+    # The CLI's live enclave is the CLI side's backend, so its state can be read after the command ended (a
+    # command journals in the enclave's database only when it acts on the live enclave: --live).
+    monkeypatch.setattr(Factory, "live_backend", lambda self, **kw: cli_side.backend)
     monkeypatch.setenv("ENCLAVE_DB", cli_side.db.url)
     service = Service(Factory(spec, api_side.db))
     service.runner = BrokerRunner(broker=service.factory.broker(api_side.backend, "projected"),
@@ -131,8 +133,8 @@ BCS: dict[str, tuple[list[tuple[str, ...]], list[tuple[str, str, dict[str, Any],
 def test_each_bcs_procedure_is_the_same_through_cli_and_api(name: str, spec: EnclaveSpec, sides: Any) -> None:
     cli_side, api_side, cli, api = sides
     commands, calls = BCS[name]
-    for command in commands:
-        cli(*command)
+    for command in commands:  # a procedure journals in the enclave only on the live enclave: --live
+        cli(*command, *(("--live",) if command[0] == "batch" else ()))
     for method, path, body, user in calls:
         api(method, path, body, as_=user)
     agree(spec, cli_side, api_side)
@@ -143,7 +145,7 @@ def test_a_relabel_of_a_vacating_pool_carries_its_grace_either_way(spec: Enclave
     pool's grace period, whoever moves it."""
     cli_side, api_side, cli, api = sides
     drp = next(s.name for s in cli_side.observed().startds if s.pool == "drp")
-    cli("batch", "move", drp, "--to", "prompt", "--as", CONDOR, "--reason", "night")
+    cli("batch", "move", drp, "--to", "prompt", "--as", CONDOR, "--reason", "night", "--live")
     api("POST", "/broker/actions", {"kind": "relabel", "startd": drp, "to_pool": "prompt", "reason": "night"},
         as_=CONDOR)
     agree(spec, cli_side, api_side)

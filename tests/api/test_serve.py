@@ -54,3 +54,20 @@ def test_enclave_serve_on_a_fresh_machine(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+    assert not any("token=" in x for x in lines), "a token never travels in a URL"
+    # A restart mints no new bootstrap token (issue 16: every start used to print a fresh 7-day '*' token).
+    again = subprocess.Popen([str(enclave), "serve", "--port", str(free_port()), "--no-broker"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert again.stdout is not None
+        second = []
+        while not any("no token printed" in x for x in second) and time.monotonic() < deadline + 60:
+            line = again.stdout.readline()
+            if not line:
+                break
+            second.append(line)
+    finally:
+        again.terminate()
+        again.wait(20)
+    assert any("no token printed" in x for x in second), "".join(second)
+    assert not any("enc_" in x for x in second), "".join(second)

@@ -45,26 +45,47 @@ def test_plan_shows_pools_and_actions_with_reasons() -> None:
 
 
 def test_run_on_the_twin_journals_in_a_throwaway_database() -> None:
-    code, out = enclave("broker", "run", "--scenario", TINY, "--cycles", "5")
+    code, out = enclave("broker", "run", "--twin", TINY, "--cycles", "5")
     assert code == 0, out
-    assert "5 cycle(s)" in out
+    assert "5 cycle(s) on twin" in out and "SIMULATED" in out
 
 
-def test_move_is_role_checked_and_journaled(db: Database) -> None:
+def broker_entries(db: Database) -> int:
+    with db.session() as s:
+        return len(query(s, action="broker.*"))
+
+
+def test_move_on_the_twin_is_role_checked_and_never_enters_the_enclave_journal(db: Database) -> None:
+    """Issue 16: a twin move used to print "done on twin" and write a real broker.Relabel entry each time."""
     url = db.url
-    code, out = enclave("batch", "move", "condor-001", "--to", "drp", "--as", CONDOR_ADMIN, "--reason",
-                        "DRP campaign needs it", "--scenario", TINY, "--db", url)
-    assert code == 0, out
-    assert "journal entry" in out or "already in effect" in out
-    with db.session() as s:
-        entries = query(s, action="broker.*")
-    assert all(e.actor == CONDOR_ADMIN for e in entries)
-    # The Kubernetes service admin may not relabel; exit code 4 and nothing journaled.
+    for _ in range(2):
+        code, out = enclave("batch", "move", "condor-001", "--to", "drp", "--as", CONDOR_ADMIN, "--reason",
+                            "DRP campaign needs it", "--twin", TINY, "--db", url)
+        assert code == 0, out
+        said = " ".join(out.split())  # the console wraps long lines
+        assert "on twin" in said and "SIMULATED" in said and "nothing recorded in the enclave's" in said
+    assert broker_entries(db) == 0
+    # The twin mirrors the actor's real roles: the Kubernetes service admin may not relabel there either.
     code, out = enclave("batch", "move", "condor-002", "--to", "user", "--as", K8S_ADMIN, "--reason", "x",
-                        "--scenario", TINY, "--db", url)
+                        "--twin", TINY, "--db", url)
     assert code == 4 and "htcondor-admin" in out
-    with db.session() as s:
-        assert len(query(s, action="broker.*")) == len(entries)
+    assert broker_entries(db) == 0
+
+
+def test_without_a_live_enclave_a_change_is_refused_not_simulated(db: Database, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    for command in (("batch", "move", "condor-001", "--to", "drp", "--as", CONDOR_ADMIN, "--reason", "x"),
+                    ("broker", "run", "--cycles", "1")):
+        code, out = enclave(*command, "--db", db.url)
+        said = " ".join(out.split())
+        assert code == 1 and "no live enclave is configured" in said and "--twin one-night" in said, out
+    code, out = enclave("batch", "move", "condor-001", "--to", "drp", "--as", CONDOR_ADMIN, "--reason", "x",
+                        "--live", "--twin", TINY, "--db", db.url)
+    assert code == 1 and "not both" in out
+    assert broker_entries(db) == 0
 
 
 @pytest.mark.parametrize(("args", "code", "text"), [
@@ -75,17 +96,15 @@ def test_move_is_role_checked_and_journaled(db: Database) -> None:
 ])
 def test_bad_input_is_refused_clearly(db: Database, args: tuple[str, ...], code: int, text: str) -> None:
     actor = K8S_ADMIN if args[1] == "drain-node" else CONDOR_ADMIN
-    got, out = enclave(*args, "--as", actor, "--reason", "test", "--scenario", TINY, "--db", db.url)
+    got, out = enclave(*args, "--as", actor, "--reason", "test", "--twin", TINY, "--db", db.url)
     assert got == code and text in out, out
 
 
 def test_add_pods_by_the_kubernetes_service_admin(db: Database) -> None:
     code, out = enclave("batch", "add-pods", "kub-001", "--pool", "prompt", "--count", "2", "--as", K8S_ADMIN,
-                        "--reason", "BCS 4 by hand", "--scenario", TINY, "--db", db.url)
-    assert code == 0 and "DeployPods" in out, out
-    with db.session() as s:
-        [entry] = query(s, action="broker.DeployPods")
-    assert entry.after["action"]["pods"] == ["htcondor-kub-001-1", "htcondor-kub-001-2"]
+                        "--reason", "BCS 4 by hand", "--twin", TINY, "--db", db.url)
+    assert code == 0 and "DeployPods" in out and "on twin" in out, out
     code, out = enclave("batch", "add-pods", "kub-001", "--pool", "prompt", "--as", CONDOR_ADMIN, "--reason", "x",
-                        "--scenario", TINY, "--db", db.url)
+                        "--twin", TINY, "--db", db.url)
     assert code == 4
+    assert broker_entries(db) == 0

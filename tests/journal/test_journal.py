@@ -65,13 +65,17 @@ def test_any_edit_is_detected_and_named(db: Database, column: str, value: str) -
 
 
 def test_rehashing_an_edit_breaks_the_next_link(db: Database) -> None:
+    """Even someone holding the key who re-hashes only the edited entry breaks the link of the next one."""
     from enclave.journal.chain import entry_hash
+    from enclave.journal.seal import seal_of
     fill(db)
     with db.session() as s:
+        seal = seal_of(s, journal_empty=False)
+        assert seal is not None
         row = s.get_one(JournalEntry, 3)
         row.actor = "mallory"
-        row.hash = entry_hash(row.prev_hash, row.seq, row.at, row.actor, row.action, row.target, row.reason,
-                              row.before, row.after)
+        row.hash = entry_hash(seal.mac, row.prev_hash, row.seq, row.at, row.actor, row.action, row.target,
+                              row.reason, row.before, row.after)
     with pytest.raises(IntegrityError, match="journal entry 4 .* does not follow entry 3"):
         verify(db)
 
@@ -138,6 +142,8 @@ def test_cli_verify_names_the_first_bad_entry(db: Database, spec: EnclaveSpec,
         lifecycle.bootstrap(s, spec, "root", name="Root", email="root@example.org")
     fill(db)
     monkeypatch.setenv("ENCLAVE_DB", db.url)
+    monkeypatch.setenv("ENCLAVE_JOURNAL_KEY", str(db.journal_key))
+    monkeypatch.setenv("ENCLAVE_JOURNAL_ANCHOR", str(db.journal_anchor))
     ok = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])
     assert ok.exit_code == 0 and "7 entries" in ok.output
     sql(db, "UPDATE journal_entries SET reason = 'edited' WHERE seq = 2")

@@ -103,6 +103,21 @@ def active_account(person: Person) -> Account | None:
     return next((a for a in person.accounts if a.status == AccountStatus.ACTIVE), None)
 
 
+def _one_active_per_person(account: Account, doing: str) -> None:
+    """Refuse a transition that would leave ``account``'s person with a second active account.
+
+    Roles belong to the person (seed §2), so a second active account would act with every role the person
+    holds — a renewed science account with the staff roles of its twin — and a two-person rule that compared
+    usernames could be met by one person alone. Run before anything is modified."""
+    other = next((a for a in account.person.accounts
+                  if a.id != account.id and a.status == AccountStatus.ACTIVE), None)
+    if other is not None:
+        raise Conflict(f"{account.person.email} already has the active account {other.username!r}; {doing} "
+                       f"{account.username!r} would give one person two active accounts",
+                       where=_target(account.username),
+                       fix=f"work on {other.username!r} instead, or end it first (depart or expire)")
+
+
 def _check_username(session: Session, username: str) -> list[Problem]:
     if not USERNAME.match(username):
         return [Problem("username", f"{username!r} is not a valid username",
@@ -497,6 +512,7 @@ def renew(session: Session, actor: str, username: str, allocation: Allocation, *
         problems.append(Problem("allocation expiry", "a renewal needs an expiry date", "pass --expires"))
     if problems:
         raise InputError(problems)
+    _one_active_per_person(account, "renewing")
     before = _state(account)
     account.status, account.ended_at = AccountStatus.ACTIVE.value, None
     account.allocation_id, account.allocation_quota_gib = allocation.proposal_id, allocation.quota_gib
@@ -521,6 +537,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     if account.status == AccountStatus.DEPARTED:
         raise InvalidTransition(f"{username!r} has departed and cannot be promoted", where=_target(username),
                                 fix="onboard a new staff account")
+    _one_active_per_person(account, "promoting")
     when = or_now(now)
     before = _state(account)
     account.kind = AccountKind.STAFF.value
@@ -555,6 +572,7 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
         problems += allocation.problems(when)
     if problems:
         raise InputError(problems)
+    _one_active_per_person(old, "demoting")
     _guard_last_sysadmin(session, old, "demoting")
     before = _state(old)
     _end_access(session, old, when)

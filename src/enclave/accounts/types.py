@@ -64,6 +64,8 @@ class TokenView(BaseModel):
     key: str
     scopes: list[str]
     issued_by: str
+    on_behalf: bool = False
+    """Issued by someone other than the holder (a sysadmin, for them): it cannot satisfy a second approval."""
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
@@ -86,3 +88,6 @@ class Caller:
     username: str
     scopes: frozenset[str]
     permissions: frozenset[str]
+    delegated_by: str | None = None
+    """Who issued the token, when that was someone else (a token issued on the holder's behalf): such a token
+    acts for the holder but is not the holder's own act, so it cannot satisfy a second approval."""

@@ -30,6 +30,8 @@ class Principal:
     scopes: frozenset[str]
     permissions: frozenset[Permission]
     """The account's permissions narrowed to the token's scopes."""
+    delegated_by: str | None = None
+    """Who issued the token, when someone other than its holder did (see ``accounts.types.Caller``)."""
 
     def allows(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -57,7 +59,7 @@ def _bearer(request: Request) -> str | None:
 
 def verify_token(service: Service, token: str) -> Principal:
     caller = service.factory.tokens.authenticate(token)
-    return Principal(username=caller.username, scopes=caller.scopes,
+    return Principal(username=caller.username, scopes=caller.scopes, delegated_by=caller.delegated_by,
                      permissions=frozenset(Permission(p) for p in caller.permissions))
 
 

@@ -59,11 +59,12 @@ def _run(service: Service, host: str, port: int, admin: str, token: str | None) 
     console.print(f"enclave control plane for [bold]{service.spec.cluster.name}[/] at [bold]{url}/[/]  "
                   f"(API {url}/api/v1/docs, metrics {url}/metrics, database {service.factory.db.safe_url})")
     if token:
-        console.print(f"admin token for [bold]{admin}[/]: {token}")
-        console.print(f"dashboard sign-in link: {url}/login?token={token}")
+        # Once, when the database is created; never in a URL (URLs end up in browser history and proxy logs).
+        console.print(f"admin token for [bold]{admin}[/]: {token}  (shown once: made with this new database)")
+        console.print(f"dashboard sign-in: open {url}/login and paste the token")
     else:
-        console.print(f"no token printed: {admin!r} is not an active sysadmin here; "
-                      "use `enclave tokens issue` as one")
+        console.print(f"no token printed: the bootstrap token was shown when this database was created; "
+                      f"a sysadmin issues more with `enclave tokens issue` (dashboard sign-in: {url}/login)")
     if service.runner:
         service.runner.start()
     try:

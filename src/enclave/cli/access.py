@@ -55,7 +55,8 @@ def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="
     for col in ("key", "scopes", "issued by", "expires", "revoked"):
         table.add_column(col)
     for t in rows:
-        table.add_row(t.key, " ".join(t.scopes), t.issued_by, t.expires_at.isoformat(),
+        by = f"{t.issued_by} (on behalf)" if t.on_behalf else t.issued_by
+        table.add_row(t.key, " ".join(t.scopes), by, t.expires_at.isoformat(),
                       t.revoked_at.isoformat() if t.revoked_at else "")
     console.print(table)
 

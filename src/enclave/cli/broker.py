@@ -1,8 +1,11 @@
 """`enclave broker plan|run` and the BCS procedures by hand: `enclave batch move|add-pods|delete-pods|
 drain-node|start-htcondor|return-node|drain-startd`.
 
-Every command works on the twin (the embedded default, a fresh simulated enclave of the spec loaded with a
-scenario) or, with ``--live``, on Kubernetes + HTCondor. Each procedure is one call of
+A command that changes an enclave (a procedure, `broker run`) acts on the configured live enclave — Kubernetes
++ HTCondor — and journals there; with ``--twin SCENARIO`` it acts on a fresh simulated enclave of the spec in
+a throw-away store of its own (``Factory.scratch``), says so, and leaves the enclave's journal alone. Without a
+live enclave and without ``--twin`` it refuses. `broker plan` changes nothing and looks at the twin unless
+``--live``. Each procedure is one call of
 ``enclave.services.broker.BrokerService`` — the same call the API makes — so both build the same action and
 journal the same entry.
 """
@@ -22,11 +25,13 @@ from rich.table import Table
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
-from enclave.cli.options import As, DbOption, Live, Reason, Scenario, SpecOption, load_spec_option
+from enclave.cli.options import As, DbOption, Live, Reason, Scenario, SpecOption, Twin, load_spec_option
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
+from enclave.errors import InputError, Problem
 from enclave.services.broker import BrokerService
 from enclave.services.factory import Factory
+from enclave.spec.models import Role
 
 broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
                               "HTCondor (seed §7.1, BCS 1–5).", no_args_is_help=True)
@@ -37,20 +42,49 @@ AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin 
 
 
 @contextmanager
-def _broker(spec_path: Path | None, live: bool, scenario: str, at_hours: float, db_url: str | None,
-            scratch: bool = False) -> Iterator[BrokerService]:
-    """The broker service over the backend a command names. ``scratch``: a throw-away database for a twin run
-    (its own accounts and journal; nothing simulated enters the real journal)."""
+def _broker(spec_path: Path | None, live: bool, scenario: str, at_hours: float) -> Iterator[BrokerService]:
+    """The broker service a read-only command (plan) looks through: live, or a twin in a scratch store."""
     spec = load_spec_option(spec_path)
-    if scratch and not live and db_url is None:
+    if not live:
         with Factory.scratch(spec) as factory:
             yield factory.broker(factory.twin_backend(scenario, at_hours), f"twin ({scenario})")
         return
-    with Factory.standalone(spec_path, db_url) as factory:
-        if live:
+    with Factory.standalone(spec_path) as factory:
+        yield factory.broker(factory.live_backend(), "live")
+
+
+def _target(live: bool, twin: str | None) -> bool:
+    """True for the twin. A command that changes an enclave acts on the configured live one unless the twin
+    is named explicitly, and refuses when there is no live enclave to act on."""
+    if live and twin is not None:
+        raise InputError([Problem("--live/--twin", "name one target, not both",
+                                  "--live acts on the real enclave, --twin SCENARIO on a throw-away simulation")])
+    if twin is None and not live and not Factory.live_configured():
+        raise InputError([Problem("target", "no live enclave is configured here (no in-cluster credentials, "
+                                  "$KUBECONFIG or ~/.kube/config), and the twin is never chosen for you",
+                                  f"act on a simulation explicitly: --twin {DEFAULT_SCENARIO}; or configure "
+                                  "Kubernetes credentials and pass --live")])
+    return twin is not None
+
+
+@contextmanager
+def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
+               actor: str) -> Iterator[BrokerService]:
+    """The broker service a changing command acts through: the live enclave and its journal, or — named with
+    --twin — a twin in its own scratch store (``Factory.scratch``), where ``actor`` holds the roles it holds in
+    the enclave, so the twin refuses what the enclave would. Nothing simulated reaches the enclave's journal."""
+    if not _target(live, twin):
+        with Factory.standalone(spec_path, db_url) as factory:
             yield factory.broker(factory.live_backend(), "live")
-        else:
-            yield factory.broker(factory.twin_backend(scenario, at_hours), f"twin ({scenario})")
+        return
+    assert twin is not None
+    spec = load_spec_option(spec_path)
+    mirror: dict[str, list[Role]] = {}
+    if actor != BROKER_ACTOR:  # the broker's service account has fixed roles, made in every scratch store
+        with Factory.standalone(spec_path, db_url) as real:
+            mirror[actor] = [Role(r) for r in real.accounts.show(actor, actor).roles]
+    with Factory.scratch(spec, mirror) as factory:
+        yield factory.broker(factory.twin_backend(twin, at_hours), f"twin ({twin})")
 
 
 def render_plan(p: Plan, observed: Observed, out: Console) -> None:
@@ -99,7 +133,7 @@ def plan_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenari
              at_hours: AtHours = 0.0,
              as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False) -> None:
     """What the broker would do now and why (changes nothing)."""
-    with _broker(spec_path, live, scenario, at_hours, None, scratch=True) as broker:
+    with _broker(spec_path, live, scenario, at_hours) as broker:
         p, observed = broker.plan()
     if as_json:
         typer.echo(json.dumps({"now": observed.now, "capped": p.capped, "notes": p.notes,
@@ -110,21 +144,22 @@ def plan_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenari
 
 
 @broker_app.command("run")
-def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
+def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
             hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
             cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
             = None, actor: Annotated[str, typer.Option("--as", help="Account the broker acts as.")] = BROKER_ACTOR,
             db_url: DbOption = None) -> None:
     """The broker loop: observe → decide → act every broker.cycle_seconds, each action journaled.
 
-    On the twin (default) the loop runs in simulated time with a throwaway journal unless --db is given;
-    with --live it runs in real time against the cluster and journals in the enclave database."""
+    On the live enclave (the default; --live to insist) it runs in real time and journals in the enclave
+    database. With --twin SCENARIO it runs in simulated time in a throw-away store with its own journal."""
     spec = load_spec_option(spec_path)
     step = spec.broker.cycle_seconds
-    total = cycles if cycles is not None else (None if live else max(1, int(hours * 3600 // step)))
+    simulated = _target(live, twin)
+    total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
     applied: dict[str, int] = {}
     n = 0
-    with _broker(spec_path, live, scenario, 0.0, db_url, scratch=True) as broker:
+    with _procedure(spec_path, live, twin, 0.0, db_url, actor) as broker:
         backend = broker.backend
         while (total is None or n < total) and not backend.finished:
             backend.progress()
@@ -132,10 +167,13 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario
             _print_applied(report.outcomes, broker.observe().now, applied)
             n += 1
             backend.advance(step)
-        console.print(f"[bold]{n} cycle(s)[/]: " + (", ".join(f"{k} {v}" for k, v in sorted(applied.items()))
-                                                    or "no actions"))
+        console.print(f"[bold]{n} cycle(s)[/] on {broker.where}: "
+                      + (", ".join(f"{k} {v}" for k, v in sorted(applied.items())) or "no actions"))
         if backend.finished:  # the figures cover the whole scenario
             _twin_figures(backend)
+        if simulated:
+            console.print(f"SIMULATED on {broker.where}: the enclave itself was not changed and its journal has "
+                          "no entry of this run")
 
 
 def _print_applied(outcomes: list[Outcome], now: float, applied: dict[str, int]) -> None:
@@ -161,18 +199,23 @@ def _twin_figures(twin: Any) -> None:
 
 def _done(broker: BrokerService, outcome: Outcome) -> None:
     action = outcome.action
+    simulated = broker.where.startswith("twin")
     if outcome.applied:
-        console.print(f"{action.kind} {target(action)} done on {broker.where}; journal entry {outcome.seq}")
+        journal = (f"entry {outcome.seq} of the twin's throw-away journal; nothing recorded in the enclave's"
+                   if simulated else f"journal entry {outcome.seq}")
+        console.print(f"{action.kind} {target(action)} done on {broker.where}; {journal}")
     else:
         console.print(f"{action.kind} {target(action)}: already in effect on {broker.where}; nothing to do")
+    if simulated:
+        console.print(f"SIMULATED on {broker.where}: the enclave itself was not changed")
 
 
 def move_cmd(node: Annotated[str, typer.Argument(help="Startd: a batch-only node, drained node or worker pod.")],
              to: Annotated[str, typer.Option("--to", help="The pool it should serve.")], actor: As, reason: Reason,
-             live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+             live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
              spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 1/2: relabel a startd's pool (HTCondor administrator)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.move(actor, node, to, reason=reason))
 
 
@@ -181,44 +224,44 @@ def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker nod
                  count: Annotated[int, typer.Option("--count", min=1, max=1024)] = 1,
                  cores: Annotated[int | None, typer.Option("--cores", min=1, help="Default broker.pod_cores.")] = None,
                  memory_mib: Annotated[int | None, typer.Option("--memory-mib", min=1)] = None,
-                 live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                 live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
                  spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 4: deploy HTCondor worker pods on a worker, labelled for a pool (Kubernetes service administrator)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.add_pods(actor, node, pool, reason=reason, count=count, cores=cores,
                                       memory_mib=memory_mib))
 
 
 def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod names.")], actor: As, reason: Reason,
-                    live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                    live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
                     spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 3: delete HTCondor worker pods (drain them first with drain-startd so jobs finish)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.delete_pods(actor, pods, reason=reason))
 
 
 def drain_node_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
-                   live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                   live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
                    spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.drain_node(actor, node, reason=reason))
 
 
 def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kubernetes worker.")],
                        pool: Annotated[str, typer.Option("--pool", help="Pool it serves.")], actor: As,
-                       reason: Reason, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
+                       reason: Reason, live: Live = False, twin: Twin = None,
                        at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool (HTCondor administrator)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.start_htcondor(actor, node, pool, reason=reason))
 
 
 def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained or running HTCondor.")],
-                    actor: As, reason: Reason, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
+                    actor: As, reason: Reason, live: Live = False, twin: Twin = None,
                     at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """Reverse of BCS 5: stop HTCondor on the node and uncordon it (needs both administrator roles)."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.return_node(actor, node, reason=reason))
 
 
@@ -226,10 +269,10 @@ def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop 
                      actor: As, reason: Reason,
                      vacate_after: Annotated[float | None, typer.Option(
                          "--vacate-after", min=0, help="Evict what still runs after this many seconds.")] = None,
-                     live: Live = False, scenario: Scenario = DEFAULT_SCENARIO, at_hours: AtHours = 0.0,
+                     live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
                      spec_path: SpecOption = None, db_url: DbOption = None) -> None:
     """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
-    with _broker(spec_path, live, scenario, at_hours, db_url) as broker:
+    with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.drain_startd(actor, startd, reason=reason, vacate_after=vacate_after))
 
 

@@ -17,8 +17,8 @@ console = Console(highlight=False, width=160)
 
 @journal_app.command("verify")
 def verify_command(actor: As) -> None:
-    """Check the hash chain; exit 6 naming the first bad entry if anything was edited, removed or reordered
-    (needs journal.read)."""
+    """Check the keyed hash chain and the anchor file; exit 6 naming the first bad entry or anchored head if
+    anything was edited, removed, reordered, truncated or wiped (needs journal.read)."""
     with services() as factory:
         count = factory.journal.verify(actor)
     console.print(f"journal intact: {count} entries")

@@ -26,6 +26,10 @@ Reason = Annotated[str, typer.Option("--reason", help="Why: every change is docu
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Live = Annotated[bool, typer.Option("--live", help="The real Kubernetes cluster and HTCondor pool, not the twin.")]
 Scenario = Annotated[str, typer.Option("--scenario", help="Twin scenario (name or file) when not --live.")]
+Twin = Annotated[str | None, typer.Option(
+    "--twin", metavar="SCENARIO", help="Act on a throw-away twin of the spec loaded with SCENARIO (name or file): "
+    "its own store and journal; nothing is recorded in the enclave's journal. Without --twin a command acts on "
+    "the configured live enclave.")]
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL; default $ENCLAVE_DB or SQLite in "
                                                            "$ENCLAVE_HOME.")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,10 +85,36 @@ def _sqlite_begin(connection: sa.Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class Database:
-    """One database: SQLite by default, PostgreSQL by URL (``postgresql+psycopg://user@host:port/name``)."""
+def _create_private(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use 0644 under the usual umask): the
+    database holds token hashes and the journal, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
-    def __init__(self, url: str | None = None) -> None:
+
+def _sidecars(parsed: sa.engine.URL) -> tuple[Path | None, Path | None]:
+    """Default places of the journal key and anchor: beside a SQLite file (``enclave.db`` → ``enclave.journal-key``,
+    ``enclave.journal-anchor``); under $ENCLAVE_HOME/journal for a server database; none for an in-memory one."""
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None, None
+        path = Path(parsed.database).expanduser()
+        return path.with_name(path.stem + ".journal-key"), path.with_name(path.stem + ".journal-anchor")
+    name = f"{parsed.database}@{parsed.host or 'local'}-{parsed.port or 'default'}"
+    root = enclave_home() / "journal"
+    return root / f"{name}.key", root / f"{name}.anchor"
+
+
+class Database:
+    """One database: SQLite by default, PostgreSQL by URL (``postgresql+psycopg://user@host:port/name``).
+
+    ``journal_key`` and ``journal_anchor`` are files outside the database that the journal uses
+    (``enclave.journal.seal``); by default they sit beside a SQLite file or under $ENCLAVE_HOME/journal.
+    """
+
+    def __init__(self, url: str | None = None, *, journal_key: Path | None = None,
+                 journal_anchor: Path | None = None) -> None:
         self.url = url or default_url()
         try:
             parsed = sa.engine.make_url(self.url)
@@ -98,7 +124,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(parsed.database).expanduser())
         elif self.dialect != "postgresql":
             raise InputError([Problem("database URL", f"unsupported database {self.dialect!r}",
                                       "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")])
@@ -106,7 +132,13 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        default_key, default_anchor = _sidecars(parsed)
+        self.journal_key: Path | None = journal_key or default_key
+        self.journal_anchor: Path | None = journal_anchor or default_anchor
+        self.cache: dict[str, Any] = {}
+        """Per-database values other layers keep between sessions (the journal's key, read once)."""
+        # Sessions know their database, so rules that get only a session reach its journal files.
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True, info={"database": self})
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,9 +1,9 @@
-"""Hash chain over journal entries."""
+"""Hash chain over journal entries (each hash keyed: see ``enclave.journal.seal``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +44,18 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, target: str, reason: str,
-               before: str, after: str) -> str:
-    body = json.dumps([prev_hash, seq, at, actor, action, target, reason, before, after],
-                      separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(body.encode()).hexdigest()
+def entry_body(prev_hash: str, seq: int, at: str, actor: str, action: str, target: str, reason: str,
+               before: str, after: str) -> bytes:
+    """The bytes an entry's hash covers: its own fields and the previous entry's hash."""
+    return json.dumps([prev_hash, seq, at, actor, action, target, reason, before, after],
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(mac: Callable[[bytes], str], prev_hash: str, seq: int, at: str, actor: str, action: str,
+               target: str, reason: str, before: str, after: str) -> str:
+    """The entry's hash under ``mac`` (``Seal.mac``: HMAC-SHA256 with the journal's key, which the database
+    does not hold — so whoever writes the database cannot recompute it)."""
+    return mac(entry_body(prev_hash, seq, at, actor, action, target, reason, before, after))
 
 
 def format_time(when: datetime) -> str:

@@ -3,6 +3,7 @@ is here; the hashing rule is ``enclave.journal.chain``."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from enclave.clock import or_now
 from enclave.errors import InputError, IntegrityError, Problem
 from enclave.journal.chain import GENESIS, Change, Entry, canonical, entry_hash, format_time
 from enclave.journal.models import JournalEntry, JournalHead
+from enclave.journal.seal import Seal, anchor_after_commit, anchored, seal_of, writing_seal
 
 
 def lock(session: Session) -> None:
@@ -48,10 +50,11 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
         head = JournalHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
     seq, prev = head.seq, head.hash
+    seal = writing_seal(session, journal_empty=seq == 0)
     rows, entries = [], []
     for change, before_text, after_text, stamp in prepared:
         seq += 1
-        digest = entry_hash(prev, seq, stamp, change.actor, change.action, change.target, change.reason,
+        digest = entry_hash(seal.mac, prev, seq, stamp, change.actor, change.action, change.target, change.reason,
                             before_text, after_text)
         rows.append(JournalEntry(seq=seq, at=stamp, actor=change.actor, action=change.action, target=change.target,
                                  reason=change.reason, before=before_text, after=after_text, prev_hash=prev,
@@ -62,38 +65,70 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
     session.add_all(rows)
     head.seq, head.hash = seq, prev
     session.flush()
+    anchor_after_commit(session, seal, seq, prev)
     return entries
 
 
-def verify(session: Session, *, batch: int = 5000) -> int:
-    """Walk the chain; return the number of entries, or raise IntegrityError naming the first bad one."""
-    expected_prev, expected_seq = GENESIS, 1
-    last_seq = 0
-    stmt = sa.select(JournalEntry).order_by(JournalEntry.seq).execution_options(yield_per=batch)
-    for row in session.execute(stmt).scalars():
-        where = f"journal entry {row.seq} ({row.action} {row.target} by {row.actor} at {row.at})"
-        if row.seq != expected_seq:
-            raise IntegrityError(f"journal entry {expected_seq} is missing (next stored entry is {row.seq})",
-                                 where="journal", fix="restore the journal from a backup and investigate")
-        if row.prev_hash != expected_prev:
-            raise IntegrityError(f"{where} does not follow entry {expected_seq - 1}: entries were removed, "
-                                 "reordered or rewritten", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        digest = entry_hash(row.prev_hash, row.seq, row.at, row.actor, row.action, row.target, row.reason,
-                            row.before, row.after)
-        if digest != row.hash:
-            raise IntegrityError(f"{where} was altered after it was written (hash mismatch)", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        expected_prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
+def _restore(what: str) -> IntegrityError:
+    return IntegrityError(what, where="journal", fix="restore the database, its journal key and its anchor from one "
+                          "backup and investigate")
+
+
+def _check_row(row: JournalEntry, seal: Seal, expected_seq: int, expected_prev: str) -> None:
+    where = f"journal entry {row.seq} ({row.action} {row.target} by {row.actor} at {row.at})"
+    if row.seq != expected_seq:
+        raise _restore(f"journal entry {expected_seq} is missing (next stored entry is {row.seq})")
+    if row.prev_hash != expected_prev:
+        raise _restore(f"{where} does not follow entry {expected_seq - 1}: entries were removed, reordered or "
+                       "rewritten")
+    digest = entry_hash(seal.mac, row.prev_hash, row.seq, row.at, row.actor, row.action, row.target, row.reason,
+                        row.before, row.after)
+    if not hmac.compare_digest(digest, row.hash):
+        raise _restore(f"{where} was altered after it was written (its hash does not verify under the journal key)")
+
+
+def _check_head(session: Session, last_seq: int, last_hash: str) -> None:
     head = session.get(JournalHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    if head_seq != last_seq or head_hash != expected_prev:
+    if head_seq != last_seq or head_hash != last_hash:
         if head_seq > last_seq:
-            raise IntegrityError(f"journal entry {last_seq + 1} is missing: the journal ends at {last_seq} but "
-                                 f"its head says {head_seq}", where="journal",
-                                 fix="restore the journal from a backup and investigate")
-        raise IntegrityError(f"journal head (entry {head_seq}) does not match the last entry {last_seq}",
-                             where="journal", fix="restore the journal from a backup and investigate")
+            raise _restore(f"journal entry {last_seq + 1} is missing: the journal ends at {last_seq} but its head "
+                           f"says {head_seq}")
+        raise _restore(f"journal head (entry {head_seq}) does not match the last entry {last_seq}")
+
+
+def _check_anchor(anchor: dict[int, str], hashes: dict[int, str], last_seq: int, where: str) -> None:
+    """Every head the anchor recorded must still be in the chain, unchanged."""
+    if anchor and max(anchor) > last_seq:
+        gone = "the journal is empty" if last_seq == 0 else f"the journal ends at entry {last_seq}"
+        raise _restore(f"the anchor {where} records entry {max(anchor)}, but {gone}: entries were removed "
+                       "(or the database was restored without the anchor of the same backup)")
+    for seq, digest in sorted(anchor.items()):
+        if hashes.get(seq) != digest:
+            raise _restore(f"journal entry {seq} is not the entry the anchor {where} recorded: it was rewritten")
+
+
+def verify(session: Session, *, batch: int = 5000) -> int:
+    """Walk the chain, checking each entry's keyed hash, the head row and the anchor file; return the number of
+    entries, or raise IntegrityError naming the first problem."""
+    head = session.get(JournalHead, 1)
+    db = session.info.get("database")
+    anchor_path = db.journal_anchor if db is not None else None
+    anchor = anchored(anchor_path)
+    seal = seal_of(session, journal_empty=head is None or head.seq == 0)
+    expected_prev, expected_seq, last_seq = GENESIS, 1, 0
+    hashes: dict[int, str] = {}
+    stmt = sa.select(JournalEntry).order_by(JournalEntry.seq).execution_options(yield_per=batch)
+    for row in session.execute(stmt).scalars():
+        if seal is None:  # entries but no key and a head saying empty: the head was reset
+            seal = seal_of(session, journal_empty=False)
+        assert seal is not None
+        _check_row(row, seal, expected_seq, expected_prev)
+        if row.seq in anchor:
+            hashes[row.seq] = row.hash
+        expected_prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
+    _check_head(session, last_seq, expected_prev)
+    _check_anchor(anchor, hashes, last_seq, str(anchor_path))
     return last_seq
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import find_account, permissions_of, require
+from enclave.accounts.models import Account
 from enclave.clock import utcnow
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.ops import storage
@@ -107,8 +108,28 @@ def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reaso
     return row
 
 
-def _decide(session: Session, actor: str, image: str, status: ImageStatus, reason: str) -> VettedImage:
-    require(session, actor, Permission.IMAGES_VET)
+def _second_pair_of_eyes(session: Session, row: VettedImage, approver: Account, delegated_by: str | None) -> None:
+    """The two-person rule (seed §10) compares people, not usernames: one person may have held several
+    accounts (a science account, later a staff one), and roles belong to the person. A token someone else
+    issued on the approver's behalf (``delegated_by``) is not the approver's own act, so it cannot be the
+    second pair of eyes either: otherwise one sysadmin could issue tokens for two people and push an image
+    through both steps alone."""
+    if delegated_by is not None and delegated_by != approver.username:
+        raise PermissionDenied(f"this token was issued for {approver.username!r} by {delegated_by!r}; a token "
+                               "issued on someone's behalf cannot approve an image", where="Authorization",
+                               fix=f"{approver.username!r} approves with a token they issued themselves")
+    submitter = find_account(session, row.submitted_by)  # accounts are never deleted (usernames never reused)
+    if submitter.person_id == approver.person_id:
+        same = "" if submitter.id == approver.id else \
+            f" ({row.submitted_by!r} and {approver.username!r} are both {approver.person.email})"
+        raise PermissionDenied(f"{approver.username!r} submitted {row.pinned}{same} and may not approve it too",
+                               where=f"--as {approver.username}",
+                               fix="another person of security staff must approve it")
+
+
+def _decide(session: Session, actor: str, image: str, status: ImageStatus, reason: str,
+            delegated_by: str | None = None) -> VettedImage:
+    approver = require(session, actor, Permission.IMAGES_VET)
     if not reason.strip():
         raise InputError([Problem("--reason", "a vetting decision needs a reason",
                                   "say what was checked (scan report, base image, provenance)")])
@@ -124,9 +145,8 @@ def _decide(session: Session, actor: str, image: str, status: ImageStatus, reaso
         raise InvalidTransition(f"{row.pinned} is {row.status}; it cannot become {status}", where="image",
                                 fix="a rejected image must be submitted again before it can be approved"
                                 if row.status == ImageStatus.REJECTED else "it already is")
-    if status == ImageStatus.APPROVED and row.submitted_by == actor:
-        raise PermissionDenied(f"{actor!r} submitted {row.pinned} and may not approve it too",
-                               where=f"--as {actor}", fix="another member of security staff must approve it")
+    if status == ImageStatus.APPROVED:
+        _second_pair_of_eyes(session, row, approver, delegated_by)
     before = row.state()
     row.status, row.decided_by, row.decided_at, row.reason = status, actor, utcnow(), reason
     session.flush()
@@ -135,8 +155,11 @@ def _decide(session: Session, actor: str, image: str, status: ImageStatus, reaso
     return row
 
 
-def approve(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:
-    return _decide(session, actor, image, ImageStatus.APPROVED, reason)
+def approve(session: Session, actor: str, image: str, *, reason: str,
+            delegated_by: str | None = None) -> VettedImage:
+    """Approve a submitted digest. ``delegated_by``: who issued the credential ``actor`` acts with, when that
+    is someone else (a token issued on the actor's behalf)."""
+    return _decide(session, actor, image, ImageStatus.APPROVED, reason, delegated_by)
 
 
 def reject(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:

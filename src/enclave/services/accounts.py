@@ -136,18 +136,19 @@ class AccountService:
 
     # --- a fresh database --------------------------------------------------------------------------------
 
-    def ensure_admin(self, admin: str) -> bool:
-        """On an empty database, bootstrap ``admin`` as the first sysadmin; True when ``admin`` is then an
-        active account manager (the one ``enclave serve`` prints a token for)."""
+    def ensure_admin(self, admin: str) -> bool | None:
+        """On an empty database, bootstrap ``admin`` as the first sysadmin. True: ``admin`` was bootstrapped
+        now; False: it already was an active account manager; None: it is not one."""
         with self.db.session() as session:
-            if not lifecycle.list_accounts(session):
+            created = not lifecycle.list_accounts(session)
+            if created:
                 lifecycle.bootstrap(session, self.spec, admin, name="Enclave Administrator",
                                     email=f"{admin}@enclave.local")
             try:
                 require(session, admin, Permission.ACCOUNTS_MANAGE)
             except (NotFound, PermissionDenied):
-                return False
-            return True
+                return None
+            return created
 
     def ensure_service_account(self, admin: str, username: str, *, name: str, roles: list[Role],
                                reason: str) -> None:

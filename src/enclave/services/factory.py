@@ -5,6 +5,7 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +36,17 @@ _migrated: set[str] = set()
 BOOTSTRAP_ADMIN = "admin"
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
 def open_database(url: str | None = None) -> Database:
     """The database named by ``url``, $ENCLAVE_DB or the default SQLite file, migrated to the newest schema
-    (once per process)."""
-    db = Database(url)
+    (once per process). $ENCLAVE_JOURNAL_KEY and $ENCLAVE_JOURNAL_ANCHOR place the journal's key and anchor
+    files (default: beside a SQLite file), e.g. on a volume the database's writers cannot reach."""
+    db = Database(url, journal_key=_env_path("ENCLAVE_JOURNAL_KEY"),
+                  journal_anchor=_env_path("ENCLAVE_JOURNAL_ANCHOR"))
     if db.url not in _migrated:
         db.migrate()
         _migrated.add(db.url)
@@ -67,14 +75,19 @@ class Factory:
 
     @classmethod
     @contextmanager
-    def scratch(cls, spec: EnclaveSpec) -> Iterator[Factory]:
+    def scratch(cls, spec: EnclaveSpec, mirror: dict[str, list[Role]] | None = None) -> Iterator[Factory]:
         """A throw-away database for a simulated enclave: its own admin and broker account and journal, so
-        nothing simulated ever enters the real journal."""
+        nothing simulated ever enters the real journal. ``mirror``: accounts to create in it with these roles
+        (the real roles of whoever acts on the twin, so the twin refuses what the enclave would refuse)."""
         with tempfile.TemporaryDirectory(prefix="enclave-twin-") as tmp:
             db = Database(f"sqlite:///{Path(tmp) / 'twin.db'}")
             db.migrate()
             factory = cls(spec, db)
             factory.ensure_accounts()
+            for username, roles in (mirror or {}).items():
+                factory.accounts.ensure_service_account(
+                    BOOTSTRAP_ADMIN, username, name=f"{username} (mirrored into the twin)", roles=roles,
+                    reason="mirrors the roles this account holds in the enclave")
             try:
                 yield factory
             finally:
@@ -143,6 +156,14 @@ class Factory:
             twin.advance(at_hours * 3600)
         return twin
 
+    @staticmethod
+    def live_configured() -> bool:
+        """Is a live enclave configured here? The credentials ``live_backend`` would use: in-cluster (the
+        KUBERNETES_SERVICE_HOST the kubelet sets, kubernetes client ``config/incluster_config.py``), $KUBECONFIG,
+        or ~/.kube/config (``KUBE_CONFIG_DEFAULT_LOCATION``, ``config/kube_config.py``)."""
+        return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG")
+                    or (Path.home() / ".kube" / "config").exists())
+
     def live_backend(self, *, kubeconfig: Path | None = None, collector: str | None = None) -> Backend:
         """Kubernetes through the official client (``kubeconfig``, else in-cluster or $KUBECONFIG) and HTCondor
         through the bindings (``collector``, else the spec's central manager)."""
@@ -172,12 +193,15 @@ class Factory:
     def ensure_accounts(self, admin: str = BOOTSTRAP_ADMIN, *, ttl_seconds: int = 7 * 86400) -> str | None:
         """Make a fresh database usable: bootstrap ``admin`` on an empty one, make sure the broker's own
         account exists (staff; htcondor-admin + k8s-service-admin: BCS 1–5 need both), and return a token for
-        ``admin`` when it is an active account manager (else None: an operator with a different admin issues
-        tokens with ``enclave tokens issue``)."""
-        if not self.accounts.ensure_admin(admin):
+        ``admin`` only when it was bootstrapped now. The bootstrap token is made once, with the database: a
+        restart mints nothing (the operator issues further tokens with ``enclave tokens issue``)."""
+        state = self.accounts.ensure_admin(admin)
+        if state is None:
             return None
         self.accounts.ensure_service_account(
             admin, BROKER_ACTOR, name="Capacity broker (service account)",
             roles=[Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN],
             reason="the broker acts as this account: BCS 1–5 need htcondor-admin and k8s-service-admin")
-        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: admin token").token
+        if not state:
+            return None
+        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: bootstrap token").token

@@ -49,8 +49,9 @@ class ImageService:
     def submit(self, actor: str, image: str, *, reason: str = "") -> ImageView:
         return self._one(lambda s: images.submit(s, self.spec, actor, image, reason=reason))
 
-    def approve(self, actor: str, image: str, *, reason: str) -> ImageView:
-        return self._one(lambda s: images.approve(s, actor, image, reason=reason))
+    def approve(self, actor: str, image: str, *, reason: str, delegated_by: str | None = None) -> ImageView:
+        """``delegated_by``: who issued the token ``actor`` acts with, when someone else did (it cannot approve)."""
+        return self._one(lambda s: images.approve(s, actor, image, reason=reason, delegated_by=delegated_by))
 
     def reject(self, actor: str, image: str, *, reason: str) -> ImageView:
         return self._one(lambda s: images.reject(s, actor, image, reason=reason))

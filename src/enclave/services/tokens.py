@@ -40,7 +40,9 @@ class TokenService:
         with self.db.session() as session:
             if who != actor:
                 require(session, actor, Permission.ACCOUNTS_MANAGE)
-            return [TokenView(key=t.key, scopes=t.scopes.split(), issued_by=t.issued_by, created_at=t.created_at,
+            holder = find_account(session, who)
+            return [TokenView(key=t.key, scopes=t.scopes.split(), issued_by=t.issued_by,
+                              on_behalf=t.issued_by != holder.username, created_at=t.created_at,
                               expires_at=t.expires_at, revoked_at=t.revoked_at)
                     for t in tokens.list_tokens(session, who)]
 
@@ -66,7 +68,8 @@ class TokenService:
             perms = account_permissions(account)
             if "*" not in scopes:
                 perms = frozenset(p for p in perms if p.value in scopes)
-            return Caller(username=account.username, scopes=scopes, permissions=frozenset(p.value for p in perms))
+            return Caller(username=account.username, scopes=scopes, permissions=frozenset(p.value for p in perms),
+                          delegated_by=row.issued_by if row.issued_by != account.username else None)
 
     def exists(self, username: str) -> None:
         """NotFound unless ``username`` names an account."""
