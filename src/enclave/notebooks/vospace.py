@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, quote, urlparse
 from xml.etree import ElementTree as ET
 
 from cheroot import wsgi
+from lxml import etree as LX
 
 from enclave.errors import Unauthenticated
 from enclave.notebooks.account import AccountLike, access_of
@@ -92,10 +93,16 @@ MAX_JOBS = 1000
 """Transfer jobs kept in memory (oldest dropped first); a job lives as long as a client needs to read it back."""
 BLOCK = 1 << 16
 
-ET.register_namespace("vos", VOS_NS)
-ET.register_namespace("xsi", XSI_NS)
-ET.register_namespace("uws", UWS_NS)
-ET.register_namespace("xlink", XLINK_NS)
+NSMAP = {"vos": VOS_NS, "xsi": XSI_NS, "uws": UWS_NS, "xlink": XLINK_NS}
+"""Prefixes of the documents we write (lxml keeps them per document; ElementTree's are process-wide and would
+leak into a client in the same process). xsi:type values name types as 'vos:...', so 'vos' must be bound."""
+Element = Any  # an lxml element
+
+# Incoming documents are parsed with ElementTree (expat: no external entities, no network).
+
+
+def new(tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str, str] | None = None) -> Element:
+    return LX.Element(tag, attrib or {}, nsmap=nsmap or NSMAP)
 
 
 def q(ns: str, tag: str) -> str:
@@ -129,8 +136,8 @@ class Response:
     content_type: str = "text/xml; charset=utf-8"
 
 
-def xml_response(status: str, element: ET.Element) -> Response:
-    return Response(status, ET.tostring(element, encoding="utf-8", xml_declaration=True))
+def xml_response(status: str, element: Element) -> Response:
+    return Response(status, LX.tostring(element, encoding="utf-8", xml_declaration=True))
 
 
 def text_response(status: str, text: str) -> Response:
@@ -191,26 +198,26 @@ def visible(name: str, path: str) -> bool:
     return not name.startswith(UPLOAD_PREFIX) and not os.path.islink(path)
 
 
-def add_properties(node: ET.Element, props: list[tuple[str, str]]) -> None:
-    properties = ET.SubElement(node, q(VOS_NS, "properties"))
+def add_properties(node: Element, props: list[tuple[str, str]]) -> None:
+    properties = LX.SubElement(node, q(VOS_NS, "properties"))
     for uri, value in props:
-        ET.SubElement(properties, q(VOS_NS, "property"), {"uri": uri, "readOnly": "true"}).text = value
+        LX.SubElement(properties, q(VOS_NS, "property"), {"uri": uri, "readOnly": "true"}).text = value
 
 
-def node_element(uri: str, path: str, *, children: list[ET.Element] | None = None,
-                 extra: Iterable[tuple[str, str]] = (), tag: str = "node") -> ET.Element:
+def node_element(uri: str, path: str, *, children: list[Element] | None = None,
+                 extra: Iterable[tuple[str, str]] = (), tag: str = "node") -> Element:
     """One node; a container lists ``children`` (empty when it is itself a child in a listing)."""
     is_dir = os.path.isdir(path)
     st = os.stat(path, follow_symlinks=False)
-    node = ET.Element(q(VOS_NS, tag), {"uri": uri})
+    node = new(q(VOS_NS, tag), {"uri": uri})
     node.set(q(XSI_NS, "type"), "vos:ContainerNode" if is_dir else "vos:DataNode")
     length = usage(Path(path)) if is_dir and children is not None else (0 if is_dir else st.st_size)
     add_properties(node, [(PROP_LENGTH, str(length)), (PROP_DATE, iso_date(st.st_mtime)), *extra])
-    ET.SubElement(node, q(VOS_NS, "accepts"))
-    ET.SubElement(node, q(VOS_NS, "provides"))
-    ET.SubElement(node, q(VOS_NS, "capabilities"))
+    LX.SubElement(node, q(VOS_NS, "accepts"))
+    LX.SubElement(node, q(VOS_NS, "provides"))
+    LX.SubElement(node, q(VOS_NS, "capabilities"))
     if is_dir:
-        nodes = ET.SubElement(node, q(VOS_NS, "nodes"))
+        nodes = LX.SubElement(node, q(VOS_NS, "nodes"))
         for child in children or []:
             nodes.append(child)
     return node
@@ -235,30 +242,30 @@ class Job:
     def fail(self, fault: Fault) -> None:
         self.phase, self.error = "ERROR", str(fault)
 
-    def transfer_element(self) -> ET.Element:
-        root = ET.Element(q(VOS_NS, "transfer"), {"version": VOS_VERSION})
-        ET.SubElement(root, q(VOS_NS, "target")).text = self.target
-        ET.SubElement(root, q(VOS_NS, "direction")).text = self.direction
+    def transfer_element(self) -> Element:
+        root = new(q(VOS_NS, "transfer"), {"version": VOS_VERSION})
+        LX.SubElement(root, q(VOS_NS, "target")).text = self.target
+        LX.SubElement(root, q(VOS_NS, "direction")).text = self.direction
         for uri, endpoint in self.protocols:
-            ET.SubElement(ET.SubElement(root, q(VOS_NS, "protocol"), {"uri": uri}), q(VOS_NS, "endpoint")).text = \
+            LX.SubElement(LX.SubElement(root, q(VOS_NS, "protocol"), {"uri": uri}), q(VOS_NS, "endpoint")).text = \
                 endpoint
         if self.direction not in (PUSH, PULL):
-            ET.SubElement(root, q(VOS_NS, "keepBytes")).text = "true" if self.keep_bytes else "false"
+            LX.SubElement(root, q(VOS_NS, "keepBytes")).text = "true" if self.keep_bytes else "false"
         return root
 
-    def uws_element(self, base: str) -> ET.Element:
-        job = ET.Element(q(UWS_NS, "job"))
-        ET.SubElement(job, q(UWS_NS, "jobId")).text = self.id
-        ET.SubElement(job, q(UWS_NS, "ownerId")).text = self.owner
-        ET.SubElement(job, q(UWS_NS, "phase")).text = self.phase
-        results = ET.SubElement(job, q(UWS_NS, "results"))
+    def uws_element(self, base: str) -> Element:
+        job = new(q(UWS_NS, "job"))
+        LX.SubElement(job, q(UWS_NS, "jobId")).text = self.id
+        LX.SubElement(job, q(UWS_NS, "ownerId")).text = self.owner
+        LX.SubElement(job, q(UWS_NS, "phase")).text = self.phase
+        results = LX.SubElement(job, q(UWS_NS, "results"))
         if self.protocols:
-            result = ET.SubElement(results, q(UWS_NS, "result"), {"id": "transferDetails"})
+            result = LX.SubElement(results, q(UWS_NS, "result"), {"id": "transferDetails"})
             result.set(q(XLINK_NS, "href"), f"{base}/transfers/{self.id}/results/transferDetails")
         if self.error:
-            summary = ET.SubElement(job, q(UWS_NS, "errorSummary"), {"type": "fatal", "hasDetail": "true"})
-            ET.SubElement(summary, q(UWS_NS, "message")).text = self.error
-        ET.SubElement(job, q(UWS_NS, "jobInfo")).append(self.transfer_element())
+            summary = LX.SubElement(job, q(UWS_NS, "errorSummary"), {"type": "fatal", "hasDetail": "true"})
+            LX.SubElement(summary, q(UWS_NS, "message")).text = self.error
+        LX.SubElement(job, q(UWS_NS, "jobInfo")).append(self.transfer_element())
         return job
 
 
@@ -425,7 +432,7 @@ class VOSpaceApp:
         node.set("version", VOS_VERSION)
         return xml_response("200 OK", node)
 
-    def children(self, request: Request, node_path: str, path: str) -> list[ET.Element]:
+    def children(self, request: Request, node_path: str, path: str) -> list[Element]:
         """A container's direct children, sorted by name; ``uri`` and ``limit`` page through them (§6.3.1)."""
         params = request.query()
         names = sorted(n for n in os.listdir(path) if visible(n, os.path.join(path, n)))
@@ -567,7 +574,7 @@ class VOSpaceApp:
         if tail == "phase":
             return self.phase(request, job)
         if tail == "error" and request.method == "GET":
-            return text_response("200 OK", job.error or "no error")
+            return Response("200 OK", (job.error or "no error").encode(), content_type="text/plain")
         if tail == "results/transferDetails" and request.method == "GET":
             return xml_response("200 OK", job.transfer_element())
         raise Fault(404, "NodeNotFound", f"no such job resource: {rest}")
@@ -586,7 +593,8 @@ class VOSpaceApp:
 
     def phase(self, request: Request, job: Job) -> Response:
         if request.method == "GET":
-            return text_response("200 OK", job.phase)
+            # UWS 1.0 §2.2.3.1: the phase alone, as plain text (clients compare it verbatim).
+            return Response("200 OK", job.phase.encode(), content_type="text/plain")
         if request.method != "POST":
             raise Fault(405, "InvalidArgument", "GET or POST PHASE=RUN")
         form = parse_qs(request.read().decode(errors="replace"))
@@ -664,26 +672,26 @@ class VOSpaceApp:
 
     # -- VOSI (the capabilities document vos reads first) ------------------------------------------------
 
-    def capabilities(self, base: str) -> ET.Element:
-        root = ET.Element(q(CAPS_NS, "capabilities"), {"xmlns:vs": VS_NS})  # the prefix of vs:ParamHTTP below
+    def capabilities(self, base: str) -> Element:
+        root = new(q(CAPS_NS, "capabilities"), nsmap={"vosi": CAPS_NS, "xsi": XSI_NS, "vs": VS_NS, "vr": VR_NS})
         for standard, path, secured in ((STD_CAPABILITIES, "/capabilities", False),
                                         (STD_AVAILABILITY, "/availability", False),
                                         (STD_NODES, "/nodes", True), (STD_TRANSFERS, "/transfers", True),
                                         (STD_SYNC, "/synctrans", True), (STD_FILES, "/files", True)):
-            capability = ET.SubElement(root, "capability", {"standardID": standard})
+            capability = LX.SubElement(root, "capability", {"standardID": standard})
             methods = (SSO_TOKEN, SSO_BASIC) if secured else (None,)
             for method in methods:
-                interface = ET.SubElement(capability, "interface", {"role": "std"})
+                interface = LX.SubElement(capability, "interface", {"role": "std"})
                 interface.set(q(XSI_NS, "type"), "vs:ParamHTTP")
-                ET.SubElement(interface, "accessURL", {"use": "base"}).text = base + path
+                LX.SubElement(interface, "accessURL", {"use": "base"}).text = base + path
                 if method:
-                    ET.SubElement(interface, "securityMethod", {"standardID": method})
+                    LX.SubElement(interface, "securityMethod", {"standardID": method})
         return root
 
 
-def availability() -> ET.Element:
-    root = ET.Element(q(AVAIL_NS, "availability"))
-    ET.SubElement(root, q(AVAIL_NS, "available")).text = "true"
+def availability() -> Element:
+    root = new(q(AVAIL_NS, "availability"), nsmap={"vosi": AVAIL_NS})
+    LX.SubElement(root, q(AVAIL_NS, "available")).text = "true"
     return root
 
 
