@@ -515,3 +515,20 @@ def test_documents_validate_against_the_schema(two: Vo) -> None:
     broken.remove(broken.find(f"{VOS}nodes"))
     with pytest.raises(etree.DocumentInvalid):
         assert_valid(etree.tostring(broken))
+
+
+def test_basic_login_from_netrc(two: Vo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `vos -n`: user name and token from ~/.netrc, sent as HTTP Basic (cadcutils Subject(netrc=True)).
+    (two.home / ".netrc").write_text("machine 127.0.0.1 login alice password tok-alice\n")
+    (two.home / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(two.home))
+    c = Client()
+    src = tmp_path / "n.txt"
+    src.write_text("via netrc")
+    c.copy(str(src), vos_uri("alice/n.txt"))
+    assert c.listdir(vos_uri("alice"), force=True) == ["n.txt"]
+    assert (two.ws("alice") / "n.txt").read_text() == "via netrc"
+    # Bob's name with Alice's token: the token decides the identity, and they disagree.
+    (two.home / ".netrc").write_text("machine 127.0.0.1 login bob password tok-alice\n")
+    with pytest.raises(Exception, match="token was not accepted"):
+        Client().listdir(vos_uri("bob"), force=True)
