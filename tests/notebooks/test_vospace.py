@@ -532,3 +532,24 @@ def test_basic_login_from_netrc(two: Vo, tmp_path: Path, monkeypatch: pytest.Mon
     (two.home / ".netrc").write_text("machine 127.0.0.1 login bob password tok-alice\n")
     with pytest.raises(Exception, match="token was not accepted"):
         Client().listdir(vos_uri("bob"), force=True)
+
+
+def test_listing_pages_and_head(two: Vo) -> None:
+    ws = two.ws("alice")
+    for name in ("a", "b", "c", "d"):
+        (ws / name).write_text(name * 3)
+    first = ET.fromstring(raw(two.url, "GET", "/nodes/alice?limit=2", "alice", "tok-alice")[1])
+    uris = [n.get("uri") for n in first.iter(f"{VOS}node") if n is not first]
+    assert uris == [vos_uri("alice/a"), vos_uri("alice/b")]
+    rest = ET.fromstring(raw(two.url, "GET", f"/nodes/alice?limit=5&uri={vos_uri('alice/b')}", "alice",
+                             "tok-alice")[1])
+    assert [n.get("uri") for n in rest.iter(f"{VOS}node") if n is not rest] == [vos_uri("alice/c"),
+                                                                               vos_uri("alice/d")]
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(two.url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=10)
+    conn.request("HEAD", "/files/alice/c", headers={"Authorization": "Bearer tok-alice"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Length") == "3" and resp.read() == b""

@@ -326,8 +326,11 @@ class VOSpaceApp:
         except Refused as refusal:
             refused = fault_of(refusal)
             response = text_response(f"{refused.status} {refused.name}", str(refused))
+        except OSError as err:
+            # §6.5 InternalFault: what the file system said, without paths (they are the server's business).
+            response = text_response("500 InternalFault", f"InternalFault: {err.strerror or 'file system error'}")
         headers = [("Content-Type", response.content_type), *response.headers]
-        if isinstance(response.body, bytes):
+        if isinstance(response.body, bytes) and not any(k == "Content-Length" for k, _ in headers):
             headers.append(("Content-Length", str(len(response.body))))
         start_response(response.status, headers)
         if environ.get("REQUEST_METHOD", "").upper() == "HEAD":
@@ -433,17 +436,18 @@ class VOSpaceApp:
         return xml_response("200 OK", node)
 
     def children(self, request: Request, node_path: str, path: str) -> list[Element]:
-        """A container's direct children, sorted by name; ``uri`` and ``limit`` page through them (§6.3.1)."""
+        """A container's direct children, sorted by name (§6.3.1): ``uri`` starts the page after that child,
+        ``limit`` caps its length (vos pages through large containers with both)."""
         params = request.query()
+        base = node_path.rstrip("/")
         names = sorted(n for n in os.listdir(path) if visible(n, os.path.join(path, n)))
         after = params.get("uri", [""])[0]
-        if after:
-            names = [n for n in names if self.uri(f"{node_path.rstrip('/')}/{n}") > after] \
-                if after != self.uri(node_path) else names
+        if after.startswith(self.uri(base) + "/"):
+            last = after[len(self.uri(base)) + 1:]
+            names = [n for n in names if n > last]
         limit = params.get("limit", [""])[0]
         if limit.isdigit():
             names = names[:int(limit)]
-        base = node_path.rstrip("/")
         return [node_element(self.uri(f"{base}/{n}"), os.path.join(path, n), children=None) for n in names]
 
     def create_node(self, request: Request, node_path: str) -> Response:
@@ -503,7 +507,10 @@ class VOSpaceApp:
         size = os.fstat(fd).st_size
         name = quote(os.path.basename(path))
         headers = [("Content-Length", str(size)), ("Content-Disposition", f"inline; filename*=utf-8''{name}")]
-        return Response("200 OK", stream(fd), headers, content_type="application/octet-stream")
+        if request.method == "HEAD":
+            os.close(fd)
+            return Response("200 OK", b"", headers, content_type="application/octet-stream")
+        return Response("200 OK", FileStream(fd), headers, content_type="application/octet-stream")
 
     def write_file(self, request: Request, node_path: str) -> Response:
         caller, path = self.enter(request, "PUT", node_path, write=True)
@@ -695,10 +702,19 @@ def availability() -> Element:
     return root
 
 
-def stream(fd: int) -> Iterator[bytes]:
-    with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(BLOCK):
+class FileStream:
+    """A file's bytes for the WSGI server, from a verified descriptor. ``close`` (which the server calls when
+    the response ends, finished or not, PEP 3333) releases the descriptor even if no byte was sent."""
+
+    def __init__(self, fd: int) -> None:
+        self.fh = os.fdopen(fd, "rb")
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.fh.read(BLOCK):
             yield chunk
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def receive(request: Request, caller: Caller, path: str, allowance: int) -> bytes:
