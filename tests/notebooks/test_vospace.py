@@ -553,3 +553,53 @@ def test_listing_pages_and_head(two: Vo) -> None:
     conn.request("HEAD", "/files/alice/c", headers={"Authorization": "Bearer tok-alice"})
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Content-Length") == "3" and resp.read() == b""
+
+
+def test_vospace_webservice_over_tls(two: Vo, tmp_path: Path) -> None:
+    """The operator's second way (docs/notebooks.md): VOSPACE_WEBSERVICE=<host:port> makes cadcutils read the
+    registry from https://<host:port>/reg/resource-caps (cadcutils/net/ws.py, WsCapabilities), which the service
+    answers; no registry file is written. Over TLS the negotiation offers the https protocols (§3.5.4)."""
+    import threading
+
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    from tests.notebooks.vos_support import self_signed
+
+    def authenticate(username: str, token: str, write: bool) -> FakeAccount:
+        if token != "tok-alice":
+            raise Unauthenticated("unknown token")
+        return two.accounts["alice"]
+
+    server = vospace.make_server(vospace.make_app(authenticate, clock=lambda: NOW), "127.0.0.1", 0)
+    server.ssl_adapter = BuiltinSSLAdapter(*map(str, self_signed(tmp_path)))
+    server.expiration_interval = 0.05
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    home = tmp_path / "fresh-home"
+    versions = home / ".config" / "vos" / "caches"
+    versions.mkdir(parents=True)
+    (versions / ".pypi_versions.json").write_text('{"releases": {"3.7": []}}')
+    env = {"VOSPACE_WEBSERVICE": f"127.0.0.1:{server.bind_addr[1]}"}
+    try:
+        (two.ws("alice") / "x.txt").write_text("over tls")
+        listing = run_tool(home, "vls", "--insecure", vos_uri("alice"), token="tok-alice", env=env)
+        assert listing.returncode == 0 and listing.stdout.split() == ["x.txt"], listing
+        done = run_tool(home, "vcp", "--insecure", vos_uri("alice/x.txt"), str(tmp_path / "down"), token="tok-alice",
+                        env=env)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "down").read_text() == "over tls"
+        assert not (home / ".config" / "cadc-registry" / "resource-caps").exists()
+        caps = home / ".config" / "cadc-registry" / "alt-domains" / env["VOSPACE_WEBSERVICE"] / "resource-caps"
+        assert caps.read_text().startswith("ivo://enclave.local/vospace = https://127.0.0.1:")
+        import requests
+
+        response = requests.post(f"https://{env['VOSPACE_WEBSERVICE']}/synctrans", verify=False, timeout=10,
+                                 data=transfer_doc(vos_uri("alice/x.txt"), "pullFromVoSpace"),
+                                 headers={"Authorization": "Bearer tok-alice"})  # follows the 303 to the details
+        protocol = ET.fromstring(response.content).find(f"{VOS}protocol")
+        assert protocol is not None and protocol.get("uri") == "ivo://ivoa.net/vospace/core#httpsget"
+        assert protocol.findtext(f"{VOS}endpoint") == f"https://{env['VOSPACE_WEBSERVICE']}/files/alice/x.txt"
+    finally:
+        server.stop()
+        thread.join(timeout=10)

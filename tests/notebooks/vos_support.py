@@ -53,9 +53,37 @@ def vos_uri(path: str) -> str:
     return f"vos://{AUTHORITY}/{path.lstrip('/')}"
 
 
-def run_tool(home: Path, tool: str, *args: str, token: str) -> subprocess.CompletedProcess[str]:
+def run_tool(home: Path, tool: str, *args: str, token: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
     """One of the vos command-line tools (vls, vcp, vmkdir, vrm, vmv) as a user runs it, with its own home."""
     exe = Path(sys.executable).parent / tool
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOSPACE_", "LOCAL_VOSPACE"))}
-    env["HOME"] = str(home)
-    return subprocess.run([str(exe), "--token", token, *args], env=env, capture_output=True, text=True, timeout=120)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VOSPACE_", "LOCAL_VOSPACE"))}
+    environ.update(env or {}, HOME=str(home))
+    return subprocess.run([str(exe), "--token", token, *args], env=environ, capture_output=True, text=True,
+                          timeout=120)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, valid for a day (the client then runs with --insecure)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
