@@ -603,3 +603,27 @@ def test_vospace_webservice_over_tls(two: Vo, tmp_path: Path) -> None:
     finally:
         server.stop()
         thread.join(timeout=10)
+
+
+def test_async_jobs_run_once_abort_and_run_on_creation(two: Vo) -> None:
+    """UWS phases of a move (§6.4): PHASE=RUN on creation runs it at once; an aborted job never runs."""
+    ws = two.ws("alice")
+    (ws / "a.txt").write_text("a")
+    session = client().get_session(vos_uri("alice"))
+
+    def create(source: str, dest: str, query: str = "") -> str:
+        response = session.post(f"{two.url}/transfers{query}", data=transfer_doc(source, dest, keep=False),
+                                allow_redirects=False)
+        assert response.status_code == 303
+        return str(response.headers["Location"])
+
+    job = create(vos_uri("alice/a.txt"), vos_uri("alice/b.txt"), "?PHASE=RUN")
+    assert session.get(job + "/phase").text == "COMPLETED" and os.listdir(ws) == ["b.txt"]
+    job = create(vos_uri("alice/b.txt"), vos_uri("alice/c.txt"))
+    assert session.get(job + "/phase").text == "PENDING"
+    session.post(job + "/phase", data="PHASE=ABORT", headers={"Content-type": "application/x-www-form-urlencoded"})
+    session.post(job + "/phase", data="PHASE=RUN", headers={"Content-type": "application/x-www-form-urlencoded"})
+    assert session.get(job + "/phase").text == "ABORTED" and os.listdir(ws) == ["b.txt"]
+    uws = etree.fromstring(session.get(job).content)
+    assert uws.findtext("{http://www.ivoa.net/xml/UWS/v1.0}phase") == "ABORTED"
+    assert uws.find(f".//{VOS}transfer/{VOS}keepBytes").text == "false"

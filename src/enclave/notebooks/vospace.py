@@ -205,11 +205,13 @@ def add_properties(node: Element, props: list[tuple[str, str]]) -> None:
 
 
 def node_element(uri: str, path: str, *, children: list[Element] | None = None,
-                 extra: Iterable[tuple[str, str]] = (), tag: str = "node") -> Element:
-    """One node; a container lists ``children`` (empty when it is itself a child in a listing)."""
+                 extra: Iterable[tuple[str, str]] = ()) -> Element:
+    """One node; a container lists ``children`` (None when it is itself a child in a listing). A container's
+    length is the bytes under it when it is the node asked for; in its parent's listing it is 0, so listing a
+    folder never walks every subtree below it."""
     is_dir = os.path.isdir(path)
     st = os.stat(path, follow_symlinks=False)
-    node = new(q(VOS_NS, tag), {"uri": uri})
+    node = new(q(VOS_NS, "node"), {"uri": uri})
     node.set(q(XSI_NS, "type"), "vos:ContainerNode" if is_dir else "vos:DataNode")
     length = usage(Path(path)) if is_dir and children is not None else (0 if is_dir else st.st_size)
     add_properties(node, [(PROP_LENGTH, str(length)), (PROP_DATE, iso_date(st.st_mtime)), *extra])
@@ -594,7 +596,8 @@ class VOSpaceApp:
         for uri in (target, direction):
             self.node_path(uri)  # both must be nodes of this service
         job = self.new_job(account.username, target, direction, keep)
-        if request.query().get("PHASE", [""])[0].upper() == "RUN":
+        if request.query().get("PHASE", [""])[0].upper() == "RUN":  # §6.4: run on creation when asked
+            job.phase = "EXECUTING"
             self.run(request, job, account)
         return redirect(f"{self.base(request)}/transfers/{job.id}")
 
@@ -606,12 +609,15 @@ class VOSpaceApp:
             raise Fault(405, "InvalidArgument", "GET or POST PHASE=RUN")
         form = parse_qs(request.read().decode(errors="replace"))
         action = form.get("PHASE", [""])[0].upper()
-        if action == "RUN" and job.phase == "PENDING":
-            self.run(request, job, self.caller(request, write=True))
-        elif action == "ABORT" and job.phase == "PENDING":
-            job.phase = "ABORTED"
-        elif action not in ("RUN", "ABORT"):
+        if action not in ("RUN", "ABORT"):
             raise Fault(400, "InvalidArgument", f"PHASE={action}: use RUN or ABORT")
+        account = self.caller(request, write=True)
+        with self.lock:  # a job runs once, however many RUNs arrive at the same time
+            pending = job.phase == "PENDING"
+            if pending:
+                job.phase = "EXECUTING" if action == "RUN" else "ABORTED"
+        if pending and action == "RUN":
+            self.run(request, job, account)
         return redirect(f"{self.base(request)}/transfers/{job.id}")
 
     def run(self, request: Request, job: Job, account: AccountLike) -> None:
