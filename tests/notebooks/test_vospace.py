@@ -28,7 +28,27 @@ SECRET = "bob's secret"
 HOME_SECRET = "alice's ssh key"
 VOS = "{http://www.ivoa.net/xml/VOSpace/v2.0}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
-SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "schemas" / "VOSpace-2.1.xsd")))
+SCHEMAS = Path(__file__).parent / "schemas"
+SCHEMA = etree.XMLSchema(etree.parse(str(SCHEMAS / "VOSpace-2.1.xsd")))
+XLINK_STUB = b"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="http://www.w3.org/1999/xlink">
+  <xs:attribute name="type" type="xs:string"/><xs:attribute name="href" type="xs:anyURI"/></xs:schema>"""
+
+
+class _Xlink(etree.Resolver):
+    """UWS.xsd imports http://www.ivoa.net/xml/Xlink/xlink.xsd; offline, a stand-in declares the two attributes
+    UWS uses (xlink:type, xlink:href)."""
+
+    def resolve(self, url: str, pubid: str, context: object) -> object:
+        return self.resolve_string(XLINK_STUB, context) if "xlink" in url.lower() else None
+
+
+def _uws_schema() -> etree.XMLSchema:
+    parser = etree.XMLParser()
+    parser.resolvers.add(_Xlink())
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / "UWS-1.1.xsd"), parser))
+
+
+UWS_SCHEMA = _uws_schema()
 
 
 @dataclass
@@ -627,3 +647,33 @@ def test_async_jobs_run_once_abort_and_run_on_creation(two: Vo) -> None:
     uws = etree.fromstring(session.get(job).content)
     assert uws.findtext("{http://www.ivoa.net/xml/UWS/v1.0}phase") == "ABORTED"
     assert uws.find(f".//{VOS}transfer/{VOS}keepBytes").text == "false"
+
+
+def test_uws_jobs_validate_against_the_uws_schema(two: Vo) -> None:
+    (two.ws("alice") / "x").write_text("x")
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(two.url)
+    jobs = []
+    for target in ("alice/x", "bob/x"):
+        body = transfer_doc(vos_uri(target), "pullFromVoSpace")
+        conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=10)
+        conn.request("POST", "/synctrans", body=body, headers={"Authorization": "Bearer tok-alice"})
+        jobs.append(urlparse(conn.getresponse().getheader("Location") or "").path.removesuffix(
+            "/results/transferDetails"))
+    phases = []
+    for job in jobs:
+        doc = etree.fromstring(raw(two.url, "GET", job, "alice", "tok-alice")[1])
+        UWS_SCHEMA.assertValid(doc)
+        phases.append(doc.findtext("{http://www.ivoa.net/xml/UWS/v1.0}phase"))
+        # The transfer inside jobInfo is a VOSpace document of its own (§3.6.1).
+        transfer = doc.find(f"{{http://www.ivoa.net/xml/UWS/v1.0}}jobInfo/{VOS}transfer")
+        assert transfer is not None
+        assert_valid(etree.tostring(transfer))
+    assert phases == ["COMPLETED", "ERROR"]
+    # The schema does catch a wrong job: without its executionDuration (required) it fails.
+    broken = etree.fromstring(raw(two.url, "GET", jobs[0], "alice", "tok-alice")[1])
+    broken.remove(broken.find("{http://www.ivoa.net/xml/UWS/v1.0}executionDuration"))
+    with pytest.raises(etree.DocumentInvalid):
+        UWS_SCHEMA.assertValid(broken)

@@ -240,6 +240,7 @@ class Job:
     error: str = ""
     protocols: list[tuple[str, str]] = field(default_factory=list)
     """(protocol URI, endpoint) of a negotiated external transfer."""
+    created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
     def fail(self, fault: Fault) -> None:
         self.phase, self.error = "ERROR", str(fault)
@@ -256,10 +257,17 @@ class Job:
         return root
 
     def uws_element(self, base: str) -> Element:
+        """The UWS job (UWS 1.1 REC, https://www.ivoa.net/documents/UWS/20161024/; UWS.xsd type JobSummary, its
+        elements in the schema's order; the times nobody tracks here are nil, as the schema allows)."""
         job = new(q(UWS_NS, "job"))
         LX.SubElement(job, q(UWS_NS, "jobId")).text = self.id
         LX.SubElement(job, q(UWS_NS, "ownerId")).text = self.owner
         LX.SubElement(job, q(UWS_NS, "phase")).text = self.phase
+        LX.SubElement(job, q(UWS_NS, "creationTime")).text = self.created
+        for name in ("startTime", "endTime"):
+            LX.SubElement(job, q(UWS_NS, name)).set(q(XSI_NS, "nil"), "true")
+        LX.SubElement(job, q(UWS_NS, "executionDuration")).text = "0"  # 0: unlimited
+        LX.SubElement(job, q(UWS_NS, "destruction")).set(q(XSI_NS, "nil"), "true")
         results = LX.SubElement(job, q(UWS_NS, "results"))
         if self.protocols:
             result = LX.SubElement(results, q(UWS_NS, "result"), {"id": "transferDetails"})
