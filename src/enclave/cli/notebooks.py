@@ -1,4 +1,4 @@
-"""`enclave notebooks capacity|options`, `enclave render notebooks`, `enclave webdav`."""
+"""`enclave notebooks capacity|options`, `enclave render notebooks`, `enclave webdav`, `enclave vospace`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
+from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
 
@@ -114,7 +115,37 @@ def webdav(
             server.stop()
 
 
+def vospace(
+    spec_path: SpecOption = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8091,
+    resource_id: Annotated[str, typer.Option("--resource-id", help="The service's IVOA identifier; node URIs are "
+                                                                   "vos://<authority>~<path>/<username>/...")]
+    = vo.DEFAULT_RESOURCE_ID,
+    public_url: Annotated[str | None, typer.Option("--public-url", help="The URL clients reach the service at "
+                                                                        "(behind a TLS proxy); default: the "
+                                                                        "request's own host.")] = None,
+) -> None:
+    """Serve each user's File Workspace over VOSpace 2.1 (seed §6.2), for the IVOA `vos` tools. Authenticate with
+    an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`."""
+    with services(spec_path, db) as factory:
+        try:
+            app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)
+        except ValueError as err:
+            console.print(f"[red]error:[/] --resource-id: {err}")
+            raise typer.Exit(2) from None
+        server = vo.make_server(app, host, port)
+        console.print(f"VOSpace File Workspace on http://{host}:{port} as {resource_id}: node URIs "
+                      f"vos://{app.authority}/<username>/... (Ctrl-C stops)")
+        try:
+            server.safe_start()
+        finally:
+            server.stop()
+
+
 def register(app: typer.Typer, render: typer.Typer) -> None:
     app.add_typer(notebooks_app, name="notebooks")
     render.command("notebooks")(render_notebooks)
     app.command("webdav")(webdav)
+    app.command("vospace")(vospace)

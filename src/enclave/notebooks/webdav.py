@@ -23,7 +23,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlparse
@@ -41,123 +40,55 @@ from wsgidav.util import normalize_path, re_encode_wsgi
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from enclave.errors import Unauthenticated
-from enclave.notebooks.account import Access, AccountLike, access_of
+from enclave.notebooks import workspace
+from enclave.notebooks.account import AccountLike, access_of
+from enclave.notebooks.workspace import (
+    HTTP_INSUFFICIENT_STORAGE,
+    READ_METHODS,
+    UPLOAD_PREFIX,
+    Authenticator,
+    Clock,
+    Refused,
+    decide,
+    quota_bytes,
+    upload_allowance,
+    usage,
+)
+from enclave.notebooks.workspace import own as _own
+from enclave.notebooks.workspace import url_user as _url_user
 
-Authenticator = Callable[[str, str, bool], AccountLike]
-"""(username, password, wants_write) → account, raising Unauthenticated. The password is an enclave
-token; ``wants_write`` lets the authenticator require a write scope for requests that change files."""
-
-Clock = Callable[[], datetime | None]
-
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
-HTTP_INSUFFICIENT_STORAGE = 507
 _ACCOUNT = "enclave.account"
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
-UPLOAD_PREFIX = ".enclave-upload-"
-"""Uploads in progress are written beside their target under this prefix and renamed when complete."""
 
 
 # ---------------------------------------------------------------------------------------------------
-# Pure decisions
+# The workspace rules (enclave.notebooks.workspace, shared with VOSpace), raising WsgiDAV's error type
 
 
-@dataclass(frozen=True)
-class Verdict:
-    status: int
-    reason: str
-
-    @property
-    def allowed(self) -> bool:
-        return self.status == 0
-
-
-ALLOW = Verdict(0, "")
-
-
-def decide(account: AccountLike, access: Access, method: str, url_user: str | None) -> Verdict:
-    """May this account make this request? Independent of the filesystem."""
-    if access is Access.NONE:
-        return Verdict(403, f"account '{account.username}' has departed: no access to the workspace (seed §4)")
-    if url_user is None:
-        if method in READ_METHODS:
-            return Verdict(403, f"the File Workspace of '{account.username}' is at /{account.username}/")
-        return Verdict(403, "nothing can be written outside /<username>/")
-    if url_user != account.username:
-        return Verdict(403, f"'{account.username}' may not access the workspace of another user")
-    if access is Access.DATA_ONLY and method not in READ_METHODS:
-        return Verdict(403, f"the allocation of '{account.username}' has expired: the workspace is read-only "
-                            "(seed §4); renew the allocation to write again")
-    return ALLOW
-
-
-def quota_bytes(account: AccountLike) -> int:
-    return int(account.quota_gib * 1024**3)
-
-
-def upload_allowance(quota: int, used: int, replaced: int) -> int:
-    """Bytes an upload may take: what is free under the quota, plus the size of the file it replaces."""
-    return max(0, quota - used + replaced)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Filesystem helpers
-
-
-def usage(path: Path) -> int:
-    """Bytes under path, not following symlinks (a link to a big file outside costs nothing)."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
-
-
-def _within(root: str, path: str) -> bool:
-    try:
-        return os.path.commonpath([root, path]) == root
-    except ValueError:
-        return False
+def _dav(refusal: Refused) -> DAVError:
+    return DAVError(refusal.status, refusal.reason)
 
 
 def workspace_root(account: AccountLike) -> str:
-    """The real path of the account's workspace, after checking it is a proper subdirectory of its home.
-
-    A user can replace ``~/workspace`` with a symlink from a notebook (to ``~`` or ``/``); resolving
-    both paths and insisting the workspace is strictly inside the home keeps the home itself, and
-    everything else, off WebDAV whatever the user did to the link.
-    """
-    home = os.path.realpath(account.home_path)
-    ws = account.workspace_path
-    if os.path.islink(ws):
-        raise DAVError(HTTP_FORBIDDEN, f"the workspace of '{account.username}' is a symbolic link; it must be a "
-                                       "real directory — replace the link with a directory")
-    real = os.path.realpath(ws)
-    if real == home or not _within(home, real):
-        raise DAVError(HTTP_FORBIDDEN, f"the workspace of '{account.username}' is not a subdirectory of its home; "
-                                       "a sysadmin must fix the account's workspace path (seed §6.2)")
-    if not os.path.isdir(real):
-        raise DAVError(404, f"the workspace of '{account.username}' does not exist yet; a sysadmin creates it "
-                            "with the account")
-    return real
+    try:
+        return workspace.workspace_root(account)
+    except Refused as refusal:
+        raise _dav(refusal) from None
 
 
-def _url_user(path_info: str) -> tuple[str | None, str]:
-    parts = path_info.split("/")
-    user = parts[1] if len(parts) > 1 and parts[1] else None
-    rest = "/" + "/".join(parts[2:])
-    return user, rest
+def resolve(root: str, username: str, path: str) -> str:
+    try:
+        return workspace.resolve(root, username, path)
+    except Refused as refusal:
+        raise _dav(refusal) from None
+
+
+def _open_inside(root: str, path: str, flags: int, mode: int = 0o600, dir_fd: int | None = None) -> int:
+    try:
+        return workspace.open_inside(root, path, flags, mode, dir_fd)
+    except Refused as refusal:
+        raise _dav(refusal) from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -253,51 +184,6 @@ def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[
         headers.append(("WWW-Authenticate", 'Basic realm="enclave workspace"'))
     start_response(f"{status} {phrases.get(status, 'Error')}", headers)
     return [body]
-
-
-def resolve(root: str, username: str, path: str) -> str:
-    """URL path '/<user>/a/b' → file path under root, refusing anything that resolves outside it.
-
-    realpath resolves every symlink on the way, so a link anywhere in the path that points out of the
-    workspace (or a '..' that survived URL decoding) lands outside root and is refused.
-    """
-    user, rest = _url_user(path)
-    if user != username:
-        raise DAVError(HTTP_FORBIDDEN, f"'{username}' may only reach /{username}/")
-    parts = [p for p in rest.split("/") if p]
-    if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
-        raise DAVError(HTTP_FORBIDDEN, "path segments '.' and '..' are not allowed")
-    file_path = os.path.join(root, *parts)
-    if not _within(root, os.path.realpath(file_path)):
-        raise DAVError(HTTP_FORBIDDEN, "access outside your workspace is not allowed")
-    return file_path
-
-
-def _fd_inside(fd: int, root: str) -> bool:
-    """Is what this descriptor actually opened inside root? Checked after open, so a directory swapped
-    for a symlink between our path check and the open (a race a user can run from a notebook) is
-    caught: the kernel reports the real file, whatever path led to it."""
-    if not os.path.isdir("/proc/self/fd"):
-        return True  # not Linux: the path check before the open stands alone
-    try:
-        return _within(root, os.readlink(f"/proc/self/fd/{fd}"))
-    except OSError:
-        return False
-
-
-def _open_inside(root: str, path: str, flags: int, mode: int = 0o600, dir_fd: int | None = None) -> int:
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
-    if not _fd_inside(fd, root):
-        os.close(fd)
-        raise DAVError(HTTP_FORBIDDEN, "access outside your workspace is not allowed")
-    return fd
-
-
-def _own(path: str, account: AccountLike, dir_fd: int | None = None) -> None:
-    """Give what the server created to the account: run as root, the server would otherwise leave files
-    the user cannot change from their notebook."""
-    if os.geteuid() == 0:
-        os.chown(path, account.uid, account.gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 class _LimitedWriter:
