@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +22,7 @@ from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
 from enclave.ops.upgrade import components_from_mapping
 from enclave.ops.versions import Version, release_data, target_version
+from enclave.spec.document import parse, read_text
 
 upgrade_app = typer.Typer(help="Plan Kubernetes upgrades one minor at a time (seed §9).", no_args_is_help=True)
 backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot + PKI, kubeconfigs, manifests "
@@ -83,7 +83,7 @@ def plan_command(
     if observed is not None:
         if not observed.is_file():
             raise InputError([Problem(str(observed), "file not found", "give a YAML file of observed versions")])
-        current = components_from_mapping(yaml.safe_load(observed.read_text()), where=str(observed))
+        current = components_from_mapping(parse(read_text(observed), str(observed))[0], where=str(observed))
     target = target_version(to) if to else None
     steps = [Version.parse(v, where="--step") for v in step] if step else None
     with services(spec) as factory:
