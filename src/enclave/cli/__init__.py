@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from enclave.cli import access as access_cli
 from enclave.cli import accounts as accounts_cli
@@ -33,7 +34,7 @@ render = typer.Typer(help="Write derived configuration (Kubernetes objects, HTCo
                      no_args_is_help=True)
 app.add_typer(render, name="render")
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
@@ -43,7 +44,8 @@ for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, note
 
 def report(error: EnclaveError) -> int:
     for problem in error.problems:
-        err_console.print(f"[bold red]error:[/] {problem}", markup=True)
+        # Text.assemble never parses markup: '[/bold]' in a spec key or a username is printed as written.
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(problem)))
     return exit_code(error)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
@@ -19,7 +20,7 @@ from enclave.errors import InputError, Problem
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
-console = Console(highlight=False, width=120)
+console = Console(highlight=False, markup=False, width=120)
 
 MembersOption = Annotated[
     Path | None, typer.Option("--members", help="YAML owner → pools the schedd's user map grants "
@@ -78,20 +79,21 @@ def explain_cmd(
                                  startds=startds, where=str(submit_file))
     ad = result.admission.ad
     a = spec.batch.pool_attribute
-    console.print(f"[bold]{submit_file}[/] (queue {result.submitted.queue}) — owner {who}, submitted on {where}")
+    console.print(Text.assemble((str(submit_file), "bold"),
+                                f" (queue {result.submitted.queue}) — owner {who}, submitted on {where}"))
     console.print(f"  after the schedd: {a}={ad.get(a)!r} AcctGroup={ad.get('AcctGroup')!r} "
                   f"EnclaveSchedd={ad.get(policy.SCHEDD_ATTR)!r} RequestCpus={ad.get('RequestCpus')!r} "
                   f"RequestMemory={ad.get('RequestMemory')!r}")
     if result.admission.refused:
         for reason in result.admission.refused:
-            console.print(f"  [red]refused at submit:[/] {reason}")
+            console.print(Text.assemble("  ", ("refused at submit:", "red"), f" {reason}"))
     matched = [n for n in result.nodes if n.matches]
     console.print(f"  matches {len(matched)} of {len(result.nodes)} node(s)")
     for n in result.nodes:
         if n.matches:
-            console.print(f"  [green]{n.node}[/] (pool {n.pool}): matches")
+            console.print(Text.assemble("  ", (n.node, "green"), f" (pool {n.pool}): matches"))
             continue
-        console.print(f"  [red]{n.node}[/] (pool {n.pool}): no match")
+        console.print(Text.assemble("  ", (n.node, "red"), f" (pool {n.pool}): no match"))
         for r in n.failing:
             console.print(f"      {r.side} clause '{r.clause.name}' is {_value(r.value)}: {r.clause.expr!r}"
                           f"  — {r.clause.why}")
@@ -144,12 +146,13 @@ def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None) -> No
         table.add_column(col)
     for v in verdicts:
         table.add_row(v.attempt.name, "runs" if v.attempt.legitimate else "refused",
-                      ("runs" if v.runs else "refused") + ("" if v.as_expected else "  [red]UNEXPECTED[/]"),
+                      Text.assemble("runs" if v.runs else "refused",
+                                    "" if v.as_expected else ("  UNEXPECTED", "red")),
                       "\n".join(v.refused_by()))
     console.print(table)
     bad = [v.attempt.name for v in verdicts if not v.as_expected]
     if bad:
-        console.print(f"[red]{len(bad)} unexpected verdict(s): {', '.join(bad)}[/]")
+        console.print(Text(f"{len(bad)} unexpected verdict(s): {', '.join(bad)}", style="red"))
         raise typer.Exit(1)
     console.print(f"all {len(verdicts)} verdicts as expected")
 

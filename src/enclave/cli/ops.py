@@ -30,8 +30,8 @@ backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot +
 security_app = typer.Typer(help="Hardening benchmark of node configuration and manifests (seed §14).",
                            no_args_is_help=True)
 images_app = typer.Typer(help="Security vetting of registry images (seed §10).", no_args_is_help=True)
-console = Console(highlight=False, width=140)
-err_console = Console(stderr=True, highlight=False, width=140)
+console = Console(highlight=False, markup=False, width=140)
+err_console = Console(stderr=True, highlight=False, markup=False, width=140)
 T = TypeVar("T")
 
 ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
