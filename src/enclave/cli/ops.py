@@ -111,6 +111,11 @@ def releases_command(today: Annotated[str | None, typer.Option("--today")] = Non
 
 # ------------------------------------------------------------------------------------------------ backup
 
+SigningKey = Annotated[Path | None, typer.Option(
+    "--signing-key", help="HMAC key that signs and authenticates backups; default $ENCLAVE_BACKUP_KEY, else "
+    "$ENCLAVE_HOME/backup.key. Keep it apart from the archives (docs/hardening.md).")]
+
+
 def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path | None) -> Etcdctl:
     return Etcdctl(tuple(e.strip() for e in endpoints.split(",") if e.strip()), cacert, cert, key)
 
@@ -127,23 +132,30 @@ def backup_create(
                                                         "manifests, usually /etc/kubernetes.")] = None,
     kubeadm_config: Annotated[Path | None, typer.Option("--kubeadm-config", help="kubeadm ClusterConfiguration "
                                                         "file.")] = None,
+    signing_key: SigningKey = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane backup",
     spec: SpecOption = None,
 ) -> None:
-    """Snapshot etcd and pack it with the control-plane files and a checksum manifest."""
+    """Snapshot etcd and pack it with the control-plane files and a signed checksum manifest."""
+    signing = signing_key or backups.default_key_path()
+    new_key = not signing.exists()
     with services(spec) as factory:
-        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, actor=actor, reason=reason,
-                                   kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, key=signing, actor=actor,
+                                   reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+    if new_key:
+        console.print(f"created signing key {signing} (mode 0600): keep a copy apart from the archives; "
+                      "verify and restore need it")
     console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
 
 
 @backup_app.command("verify")
 def backup_verify(archive: Annotated[Path, typer.Argument(help="Backup archive.")],
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check every checksum and open the etcd snapshot (exit 6 if the archive is damaged)."""
-    m = backups.verify(archive)
+                  as_json: Annotated[bool, typer.Option("--json")] = False,
+                  signing_key: SigningKey = None) -> None:
+    """Check the signature, every checksum, and open the etcd snapshot (exit 6 if damaged or forged)."""
+    m = backups.verify(archive, key=signing_key or backups.default_key_path())
     if as_json:
         typer.echo(json.dumps(backups.summary(m), indent=2))
     else:
@@ -161,13 +173,15 @@ def backup_restore(
     kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="Empty directory to put "
                                                         "PKI, kubeconfigs and manifests into.")] = None,
     token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    signing_key: SigningKey = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane restore",
 ) -> None:
     """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
     with services() as factory:
-        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token), actor=actor,
-                                    reason=reason, kubernetes_dir=kubernetes_dir)
+        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
+                                    key=signing_key or backups.default_key_path(), actor=actor, reason=reason,
+                                    kubernetes_dir=kubernetes_dir)
     console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
                   + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
     console.print("next: point the etcd static pod at the data directory, then add further members one by one")
