@@ -104,3 +104,11 @@ def test_parallel_uploads_never_exceed_the_quota(dav: Dav) -> None:
     # Every reservation was given back: one more upload of what is free still fits.
     status, _ = raw(dav.url, "PUT", "/dana/last.bin", "dana", "tok-dana", body=b"y" * (quota - 2 * size))
     assert status == 201
+
+
+def test_a_quota_stored_as_infinity_refuses_uploads_instead_of_a_500(dav: Dav) -> None:
+    dav.add("erin", 1005, quota_gib=float("inf"))  # what grow-quota accepted before quotas were bounded
+    status, body = raw(dav.url, "PUT", "/erin/a.txt", "erin", "tok-erin", body=b"hello")
+    assert status == 507 and b"quota" in body
+    status, _ = raw(dav.url, "PROPFIND", "/erin/", "erin", "tok-erin", headers={"Depth": "0"})
+    assert status == 207

@@ -28,6 +28,7 @@ PUT bodies stream to disk and stop at the reservation; a path that is not UTF-8 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import uuid
@@ -111,7 +112,10 @@ def decide(account: AccountLike, access: Access, method: str, url_user: str | No
 
 
 def quota_bytes(account: AccountLike) -> int:
-    return int(account.quota_gib * 1024**3)
+    """The quota in bytes; a quota that is not a finite positive number (stored before quotas were bounded)
+    allows nothing until an administrator corrects it (`enclave accounts correct-quota`)."""
+    q = account.quota_gib
+    return int(q * 1024**3) if math.isfinite(q) and q > 0 else 0
 
 
 def upload_allowance(quota: int, used: int, replaced: int) -> int:
