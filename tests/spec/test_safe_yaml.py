@@ -112,3 +112,15 @@ def test_observed_versions_bomb_exits_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["upgrade", "plan", "--observed", str(observed)])
     # The CLI's run() turns this InputError into its message and exit code 1 (tests/spec/test_spec.py).
     assert isinstance(result.exception, InputError) and "aliases repeat" in str(result.exception)
+
+
+def test_self_referring_alias_is_refused_not_a_recursion_error() -> None:
+    # PyYAML registers an anchor before composing its children, so '&a [*a]' is a list that contains itself
+    # (found by tests/fuzz).
+    with pytest.raises(SpecError, match="an alias refers to a node that contains it"):
+        parse(MINIMAL + "x: &a [*a, *a]\n", "loop.yaml")
+
+
+def test_control_characters_are_refused_cleanly() -> None:
+    with pytest.raises(SpecError, match="malformed YAML"):  # PyYAML's reader, before any parsing (tests/fuzz)
+        parse("\x1f" + MINIMAL, "ctl.yaml")

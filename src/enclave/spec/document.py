@@ -98,22 +98,27 @@ _SafeLoader.add_constructor("tag:yaml.org,2002:float", _SafeLoader.construct_yam
 # check above therefore covers every mapping, merge keys included.
 
 
-def _expansion(node: yaml.Node, sizes: dict[int, int]) -> int:
+def _expansion(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
     """Nodes under ``node`` counting every alias as a full copy (memoised, so linear in the document)."""
     if id(node) in sizes:
         return sizes[id(node)]
+    if id(node) in open_:  # '&a [*a]': PyYAML builds a node that contains itself
+        raise Refused("an alias refers to a node that contains it", node.start_mark,
+                      "a document must be a tree: write the value out instead of referring to its own anchor")
+    open_.add(id(node))
     total = 1
     if isinstance(node, yaml.MappingNode):
-        total += sum(_expansion(k, sizes) + _expansion(v, sizes) for k, v in node.value)
+        total += sum(_expansion(k, sizes, open_) + _expansion(v, sizes, open_) for k, v in node.value)
     elif isinstance(node, yaml.SequenceNode):
-        total += sum(_expansion(item, sizes) for item in node.value)
+        total += sum(_expansion(item, sizes, open_) for item in node.value)
+    open_.discard(id(node))
     sizes[id(node)] = total
     return total
 
 
 def _check_expansion(node: yaml.Node) -> None:
     sizes: dict[int, int] = {}
-    expanded = _expansion(node, sizes)
+    expanded = _expansion(node, sizes, set())
     if expanded - len(sizes) > MAX_ALIAS_NODES:
         raise Refused(f"aliases repeat {expanded - len(sizes)} nodes (more than {MAX_ALIAS_NODES})",
                       node.start_mark, "write the repeated values out instead of referring to an anchor")
@@ -121,19 +126,20 @@ def _check_expansion(node: yaml.Node) -> None:
 
 def parse_all(text: str, source: str, error: type[InputError] = InputError) -> list[tuple[Any, yaml.Node]]:
     """Every document of ``text`` as (data, node), through the safe loader; ``error`` on anything refused."""
-    loader = _SafeLoader(text)
     out: list[tuple[Any, yaml.Node]] = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:  # check_node() said a document follows
-                break
-            _check_expansion(node)
-            out.append((loader.construct_document(node), node))
+        loader = _SafeLoader(text)  # the reader refuses control characters already here
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                if node is None:  # check_node() said a document follows
+                    break
+                _check_expansion(node)
+                out.append((loader.construct_document(node), node))
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise error([syntax_problem(exc, source)]) from None
-    finally:
-        loader.dispose()
     return out
 
 
