@@ -127,10 +127,10 @@ def fuzz_dav(dav: Dav) -> Dav:  # noqa: F811
     return dav
 
 
-def _outside(dav: Dav) -> dict[str, bytes]:
+def _outside(server: Dav) -> dict[str, bytes]:
     """Every file outside alice's workspace: what no request of alice's may change."""
-    ws = Path(dav.accounts["alice"].workspace_path)
-    return {str(p): p.read_bytes() for p in dav.jhome.rglob("*") if p.is_file() and ws not in p.parents}
+    ws = Path(server.accounts["alice"].workspace_path)
+    return {str(p): p.read_bytes() for p in server.jhome.rglob("*") if p.is_file() and ws not in p.parents}
 
 
 @FUZZ
