@@ -112,3 +112,16 @@ def test_a_quota_stored_as_infinity_refuses_uploads_instead_of_a_500(dav: Dav) -
     assert status == 507 and b"quota" in body
     status, _ = raw(dav.url, "PROPFIND", "/erin/", "erin", "tok-erin", headers={"Depth": "0"})
     assert status == 207
+
+
+def test_ledger_gives_back_written_bytes_and_the_rest_on_close() -> None:
+    ledger = webdav.Ledger()
+    first = ledger.reserve("dana", lambda others: (100, 100))
+    assert first is not None and ledger.outstanding == {"dana": 100}
+    # A second request sees the first one's outstanding bytes and may refuse on them.
+    assert ledger.reserve("dana", lambda others: None if others + 50 > 120 else (50, 50)) is None
+    first.written(30)  # 30 bytes reached the disk: the disk counts them now, not the ledger
+    assert ledger.outstanding == {"dana": 70}
+    # The server closes a response it never iterated (client gone): PEP 3333 close() still releases.
+    webdav._Releasing([b"x"], first).close()
+    assert ledger.outstanding == {}

@@ -286,7 +286,7 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
         if reservation is None:
             return self.next_app(environ, start_response)
         try:
-            return _releasing(self.next_app(environ, start_response), reservation)
+            return _Releasing(self.next_app(environ, start_response), reservation)
         except BaseException:
             reservation.release()
             raise
@@ -350,17 +350,23 @@ def _size(path: str) -> int:
     return usage(Path(path)) if os.path.isdir(path) else os.path.getsize(path)
 
 
-def _releasing(body: Iterable[bytes], reservation: Reservation) -> Iterator[bytes]:
-    """The response, giving the reservation back when the server is done with it (WSGI close())."""
-    try:
-        yield from body
-    finally:
+class _Releasing:
+    """The response, giving the reservation back when the server is done with it. PEP 3333 has the server
+    call close() whatever happened, even if it never iterated (a generator's ``finally`` would not run then)."""
+
+    def __init__(self, body: Iterable[bytes], reservation: Reservation) -> None:
+        self.body, self.reservation = body, reservation
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
         try:
-            close = getattr(body, "close", None)
+            close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            reservation.release()
+            self.reservation.release()
 
 
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
