@@ -17,6 +17,7 @@ from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
 from enclave.cli.options import Live, SpecOption, load_spec_option, services
 from enclave.errors import InputError, Problem
+from enclave.spec.document import read_text
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
@@ -60,11 +61,7 @@ def explain_cmd(
 ) -> None:
     """Does this job match each node, and if not, which clause of START or Requirements fails?"""
     spec = load_spec_option(spec_path)
-    try:
-        text = submit_file.read_text()
-    except OSError as exc:
-        raise InputError([Problem(str(submit_file), f"cannot read the submit file: {exc.strerror}",
-                                  "check the path")]) from exc
+    text = read_text(submit_file)  # unreadable or not UTF-8: an InputError naming the file
     labels: dict[str, str] | None = None
     startds = None
     if live:

@@ -40,6 +40,7 @@ from enclave.ops.removed_apis import ApiFinding, scan
 from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upgrade
 from enclave.ops.versions import Version
 from enclave.services.images import ImageService
+from enclave.spec.document import read_text
 from enclave.spec.models import EnclaveSpec
 
 
@@ -129,7 +130,7 @@ class SecurityService:
               notes: list[str] | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
         enclave's own rendered objects."""
-        version, defs = security.parse_checks(checks.read_text(), str(checks)) if checks else security.shipped_checks()
+        version, defs = security.parse_checks(read_text(checks), str(checks)) if checks else security.shipped_checks()
         if only:
             unknown = sorted(set(only) - {c.id for c in defs})
             if unknown:
