@@ -75,16 +75,17 @@ def bench_backup(keys: int) -> None:
             (root / "k8s" / "pki" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
             (root / "k8s" / "admin.conf").write_text("apiVersion: v1\nkind: Config\n")
             t0 = time.perf_counter()
-            m = backup.create(src.client, root / "b.tar.gz", kubernetes_dir=root / "k8s", cluster="bench")
+            m = backup.create(src.client, root / "b.tar.gz", key=root / "backup.key", kubernetes_dir=root / "k8s",
+                              cluster="bench")
             create = time.perf_counter() - t0
         size = (root / "b.tar.gz").stat().st_size
         t0 = time.perf_counter()
-        backup.verify(root / "b.tar.gz")
+        backup.verify(root / "b.tar.gz", key=root / "backup.key")
         verify = time.perf_counter() - t0
         fresh = EtcdServer(root / "dst" / "data", name="restored")
         fresh.data_dir.parent.mkdir()
         t0 = time.perf_counter()
-        backup.restore(root / "b.tar.gz", fresh.data_dir, fresh.member)
+        backup.restore(root / "b.tar.gz", fresh.data_dir, fresh.member, key=root / "backup.key")
         restore = time.perf_counter() - t0
         with fresh:
             same = fresh.client.get_all() == before

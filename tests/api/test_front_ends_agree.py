@@ -171,6 +171,8 @@ ACCOUNTS: dict[str, tuple[tuple[str, ...], tuple[str, str, dict[str, Any] | None
                ("POST", "/accounts/victim/demote", {"new_username": "victim2", "reason": "affiliate"})),
     "grow quota": (("accounts", "grow-quota", "victim", "--quota", "400", "--reason", "big proposal"),
                    ("POST", "/accounts/victim/quota", {"quota_gib": 400, "reason": "big proposal"})),
+    "correct quota": (("accounts", "correct-quota", "victim", "--quota", "50", "--reason", "typo in grow-quota"),
+                      ("PUT", "/accounts/victim/quota", {"quota_gib": 50, "reason": "typo in grow-quota"})),
     "grant role": (("roles", "grant", "victim", "security", "--reason", "joins security"),
                    ("POST", "/accounts/victim/roles", {"role": "security", "reason": "joins security"})),
     "revoke role": (("roles", "revoke", "victim", "developer", "--reason", "changed"),

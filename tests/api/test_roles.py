@@ -91,6 +91,8 @@ CALLS = [
          needs=P.ACCOUNTS_MANAGE, ok=(201,)),
     Call("grow quota", "POST", "/accounts/victim/quota", {"reason": "big proposal", "quota_gib": 500},
          needs=P.ACCOUNTS_MANAGE),
+    Call("correct quota", "PUT", "/accounts/victim/quota", {"reason": "typo", "quota_gib": 50},
+         needs=P.ACCOUNTS_MANAGE),
     Call("join namespace", "POST", "/accounts/victim/namespaces", {"namespace": "firefly", "reason": "team"},
          needs=P.ACCOUNTS_MANAGE),
     Call("leave namespace", "DELETE", "/accounts/victim/namespaces/qserv?reason=moved", needs=P.ACCOUNTS_MANAGE),

@@ -59,7 +59,11 @@ def test_explain_user_requirements_and_labels() -> None:
 
 def test_explain_bad_inputs(tmp_path: Path) -> None:
     code, out = run("batch", "explain", str(tmp_path / "missing.sub"))
-    assert code == 1 and "cannot read the submit file" in out
+    assert code == 1 and "missing.sub: cannot read" in out
+    binary = tmp_path / "binary.sub"
+    binary.write_bytes(b"queue\n\xff\xfe")
+    code, out = run("batch", "explain", str(binary))
+    assert code == 1 and "binary.sub: not UTF-8 text" in out
     bad = tmp_path / "bad.sub"
     bad.write_text("this is not a submit line\n")
     code, out = run("batch", "explain", str(bad))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
+import io
 import json
 import os
 import shutil
 import stat
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +38,13 @@ def _fill(server: EtcdServer) -> dict[bytes, bytes]:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[bytes, bytes], Path]:
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The signing key, kept outside the archive (created, mode 0600, by the first backup)."""
+    return tmp_path_factory.mktemp("keys") / "backup.key"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, key: Path) -> tuple[Path, dict[bytes, bytes], Path]:
     """One backup of a real etcd, taken once for the module; the source member is then stopped and wiped."""
     tmp = tmp_path_factory.mktemp("backup")
     tree = make_kubernetes_tree(tmp / "etc-kubernetes")
@@ -45,20 +55,21 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[bytes, by
     archive = tmp / "out" / "lsst-ldf.tar.gz"
     with server:
         keys = _fill(server)
-        manifest = backup.create(server.client, archive, kubernetes_dir=tree, kubeadm_config=cfg, cluster="lsst-ldf")
+        manifest = backup.create(server.client, archive, kubernetes_dir=tree, kubeadm_config=cfg, cluster="lsst-ldf",
+                                 key=key)
     assert manifest.etcd.total_keys >= 43
     shutil.rmtree(server.data_dir)  # wipe: only the archive is left
     return archive, keys, tree
 
 
-def test_round_trip_restores_every_key_into_a_fresh_member(tmp_path: Path, made: Made) -> None:
+def test_round_trip_restores_every_key_into_a_fresh_member(key: Path, tmp_path: Path, made: Made) -> None:
     archive, keys, kubernetes_tree = made
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # it holds private keys
 
     fresh = EtcdServer(tmp_path / "restored" / "data", name="kub-master-001")
     fresh.data_dir.parent.mkdir()
     restored_k8s = tmp_path / "restored" / "etc-kubernetes"
-    manifest = backup.restore(archive, fresh.data_dir, fresh.member, kubernetes_dir=restored_k8s)
+    manifest = backup.restore(archive, fresh.data_dir, fresh.member, kubernetes_dir=restored_k8s, key=key)
     assert manifest.cluster == "lsst-ldf"
     with fresh:
         assert fresh.client.get_all() == keys
@@ -72,47 +83,55 @@ def test_round_trip_restores_every_key_into_a_fresh_member(tmp_path: Path, made:
     assert "ClusterConfiguration" in (restored_k8s / "kubeadm" / "kubeadm-config.yaml").read_text()
 
 
-def test_verify_reports_contents(made: Made) -> None:
+def test_verify_reports_contents(key: Path, made: Made) -> None:
     archive, _, _ = made
-    m = backup.verify(archive)
+    m = backup.verify(archive, key=key)
     paths = m.paths
     assert backup.SNAPSHOT in paths and "kubernetes/pki/ca.key" in paths and "kubernetes/admin.conf" in paths
     assert "kubernetes/manifests/kube-apiserver.yaml" in paths and backup.KUBEADM_CONFIG in paths
     assert backup.summary(m)["files"] == len(m.files)
 
 
-def test_truncated_archive_is_refused(tmp_path: Path, made: Made) -> None:
+def test_truncated_archive_is_refused(key: Path, tmp_path: Path, made: Made) -> None:
     archive, _, _ = made
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
     with pytest.raises(IntegrityError, match="truncated or damaged"):
-        backup.verify(cut)
+        backup.verify(cut, key=key)
     data = tmp_path / "never"
     with pytest.raises(IntegrityError):
-        backup.restore(cut, data, EtcdServer(data).member)
+        backup.restore(cut, data, EtcdServer(data).member, key=key)
     assert not data.exists()  # nothing was changed
 
 
-def _rewrite(src: Path, dst: Path, change: dict[str, bytes]) -> None:
+def _rewrite(src: Path, dst: Path, change: dict[str, bytes], sign_with: Path | None = None) -> None:
+    """Copy an archive changing some members; ``sign_with``: re-sign a changed manifest with that key (an
+    attacker holding the key, or a damaged snapshot that was signed as it was)."""
+    if sign_with is not None and backup.MANIFEST in change:
+        digest = hmac.new(backup.load_key(sign_with), change[backup.MANIFEST], hashlib.sha256).hexdigest()
+        change = {**change, backup.SIGNATURE: digest.encode()}
     with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz") as tout:
         for m in tin:
             f = tin.extractfile(m)
             assert f is not None
             data = change.get(m.name, f.read())
             m.size = len(data)
-            import io
             tout.addfile(m, io.BytesIO(data))
 
 
-def test_altered_file_is_refused_by_checksum(tmp_path: Path, made: Made) -> None:
-    archive, _, _ = made
+def test_altered_file_is_refused_by_checksum(key: Path, tmp_path: Path, made: Made) -> None:
+    archive, _, tree = made
     bad = tmp_path / "bad.tar.gz"
-    _rewrite(archive, bad, {"kubernetes/admin.conf": b"apiVersion: v1\nkind: Config\n"})
+    original = (tree / "admin.conf").read_bytes()
+    _rewrite(archive, bad, {"kubernetes/admin.conf": original[:-1] + b"#"})  # same size, other bytes
     with pytest.raises(IntegrityError, match="kubernetes/admin.conf does not match its checksum"):
-        backup.verify(bad)
+        backup.verify(bad, key=key)
+    _rewrite(archive, tmp_path / "longer.tar.gz", {"kubernetes/admin.conf": original + b"# more\n"})
+    with pytest.raises(IntegrityError, match="kubernetes/admin.conf is .* bytes but the manifest says"):
+        backup.verify(tmp_path / "longer.tar.gz", key=key)
 
 
-def test_damaged_snapshot_with_matching_checksum_is_refused(tmp_path: Path,
+def test_damaged_snapshot_with_matching_checksum_is_refused(key: Path, tmp_path: Path,
                                                             made: Made) -> None:
     archive, _, _ = made
     with tarfile.open(archive, "r:gz") as t:
@@ -123,39 +142,38 @@ def test_damaged_snapshot_with_matching_checksum_is_refused(tmp_path: Path,
         assert mf is not None
         manifest = json.loads(mf.read())
     snap = snap[: len(snap) // 2]
-    import hashlib
     for entry in manifest["files"]:
         if entry["path"] == backup.SNAPSHOT:
             entry["sha256"], entry["size"] = hashlib.sha256(snap).hexdigest(), len(snap)
     bad = tmp_path / "forged.tar.gz"
-    _rewrite(archive, bad, {backup.SNAPSHOT: bytes(snap), backup.MANIFEST: json.dumps(manifest).encode()})
+    _rewrite(archive, bad, {backup.SNAPSHOT: bytes(snap), backup.MANIFEST: json.dumps(manifest).encode()},
+             sign_with=key)
     with pytest.raises(IntegrityError, match="snapshot"):
-        backup.verify(bad)
+        backup.verify(bad, key=key)
 
 
-def test_not_gzip_and_missing_and_unsafe(tmp_path: Path, made: Made) -> None:
+def test_not_gzip_and_missing_and_unsafe(key: Path, tmp_path: Path, made: Made) -> None:
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"this is not an archive")
     with pytest.raises(IntegrityError):
-        backup.verify(junk)
+        backup.verify(junk, key=key)
     with pytest.raises(NotFound):
-        backup.verify(tmp_path / "nope.tar.gz")
+        backup.verify(tmp_path / "nope.tar.gz", key=key)
     evil = tmp_path / "evil.tar.gz"
     with tarfile.open(evil, "w:gz") as t:
         info = tarfile.TarInfo("../../etc/passwd")
         info.size = 0
-        import io
         t.addfile(info, io.BytesIO(b""))
     with pytest.raises(IntegrityError, match="unsafe path"):
-        backup.verify(evil)
+        backup.verify(evil, key=key)
     empty = tmp_path / "empty.tar.gz"
     with gzip.open(empty, "wb") as g:
         g.write(b"\0" * 1024)
     with pytest.raises(IntegrityError, match="empty"):
-        backup.verify(empty)
+        backup.verify(empty, key=key)
 
 
-def test_extra_and_missing_members_are_refused(tmp_path: Path, made: Made) -> None:
+def test_extra_and_missing_members_are_refused(key: Path, tmp_path: Path, made: Made) -> None:
     archive, _, _ = made
     missing = tmp_path / "missing.tar.gz"
     with tarfile.open(archive, "r:gz") as tin, tarfile.open(missing, "w:gz") as tout:
@@ -163,29 +181,30 @@ def test_extra_and_missing_members_are_refused(tmp_path: Path, made: Made) -> No
             if m.name != "kubernetes/pki/sa.key":
                 tout.addfile(m, tin.extractfile(m))
     with pytest.raises(IntegrityError, match="missing"):
-        backup.verify(missing)
+        backup.verify(missing, key=key)
 
 
-def test_restore_refuses_non_empty_targets(tmp_path: Path, made: Made) -> None:
+def test_restore_refuses_non_empty_targets(key: Path, tmp_path: Path, made: Made) -> None:
     archive, _, _ = made
     data = tmp_path / "busy"
     data.mkdir()
     (data / "member").mkdir()
     with pytest.raises(Conflict):
-        backup.restore(archive, data, EtcdServer(data).member)
+        backup.restore(archive, data, EtcdServer(data).member, key=key)
     k8s = tmp_path / "k8s"
     k8s.mkdir()
     (k8s / "admin.conf").write_text("keep me")
     with pytest.raises(Conflict):
-        backup.restore(archive, tmp_path / "d2", EtcdServer(tmp_path / "d2").member, kubernetes_dir=k8s)
+        backup.restore(archive, tmp_path / "d2", EtcdServer(tmp_path / "d2").member, kubernetes_dir=k8s,
+                       key=key)
     assert (k8s / "admin.conf").read_text() == "keep me"
 
 
-def test_create_never_overwrites(made: Made) -> None:
+def test_create_never_overwrites(key: Path, made: Made) -> None:
     archive, _, _ = made
     before = archive.read_bytes()
     with pytest.raises(Conflict):
-        backup.create(Etcdctl(("http://127.0.0.1:9",)), archive)
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), archive, key=key)
     assert archive.read_bytes() == before
     assert not list(archive.parent.glob("*.partial"))
 
@@ -197,16 +216,117 @@ def test_snapshot_status_of_garbage(tmp_path: Path) -> None:
         snapshot_status(junk)
 
 
-def test_unreachable_etcd_and_bad_inputs_leave_nothing(tmp_path: Path, kubernetes_tree: Path) -> None:
+def test_unreachable_etcd_and_bad_inputs_leave_nothing(key: Path, tmp_path: Path, kubernetes_tree: Path) -> None:
     out = tmp_path / "x.tar.gz"
     with pytest.raises(ExternalError, match="is not healthy"):
-        backup.create(Etcdctl((f"http://127.0.0.1:{free_port()}",)), out, kubernetes_dir=kubernetes_tree)
+        backup.create(Etcdctl((f"http://127.0.0.1:{free_port()}",)), out, kubernetes_dir=kubernetes_tree, key=key)
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
     with pytest.raises(NotFound):
-        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=tmp_path / "missing")
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=tmp_path / "missing", key=key)
     with pytest.raises(InputError, match="exactly one"):
-        backup.create(Etcdctl(("http://127.0.0.1:9", "http://127.0.0.1:10")), out)
+        backup.create(Etcdctl(("http://127.0.0.1:9", "http://127.0.0.1:10")), out, key=key)
     (kubernetes_tree / "link.conf").symlink_to(kubernetes_tree / "admin.conf")
     with pytest.raises(InputError, match="symbolic links"):
-        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=kubernetes_tree)
+        backup.create(Etcdctl(("http://127.0.0.1:9",)), out, kubernetes_dir=kubernetes_tree, key=key)
     assert not out.exists()
+
+
+# ---- hardening (issue 20): authenticated manifest, bounded fields, suitable targets ------------------------
+
+def _manifest(archive: Path) -> dict[str, Any]:
+    with tarfile.open(archive, "r:gz") as t:
+        f = t.extractfile(backup.MANIFEST)
+        assert f is not None
+        data: dict[str, Any] = json.loads(f.read())
+    return data
+
+
+def _with_mode(archive: Path, out: Path, path: str, mode: object, sign_with: Path | None) -> Path:
+    manifest = _manifest(archive)
+    for entry in manifest["files"]:
+        if entry["path"] == path:
+            entry["mode"] = mode
+    _rewrite(archive, out, {backup.MANIFEST: json.dumps(manifest).encode()}, sign_with=sign_with)
+    return out
+
+
+def test_forged_manifest_without_the_key_is_refused(key: Path, tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    # Checksums intact, manifest changed, signature left as it was: what anyone without the key can do.
+    forged = _with_mode(archive, tmp_path / "forged.tar.gz", "kubernetes/admin.conf", 0o644, sign_with=None)
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        backup.verify(forged, key=key)
+    other = tmp_path / "other.key"
+    backup.ensure_key(other)
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        backup.verify(archive, key=other)  # a genuine archive under another key is not vouched for either
+    unsigned = tmp_path / "unsigned.tar.gz"
+    with tarfile.open(archive, "r:gz") as tin, tarfile.open(unsigned, "w:gz") as tout:
+        for m in tin:
+            if m.name != backup.SIGNATURE:
+                tout.addfile(m, tin.extractfile(m))
+    with pytest.raises(IntegrityError, match="not followed by its signature"):
+        backup.verify(unsigned, key=key)
+
+
+@pytest.mark.parametrize("mode", [0o6777, 0o4755, 0o1777, 0o666, 2**40, -1, "0o644", True, 1.5])
+def test_manifest_mode_out_of_bounds_is_refused_even_when_signed(key: Path, tmp_path: Path, made: Made,
+                                                                   mode: object) -> None:
+    archive, _, _ = made
+    bad = _with_mode(archive, tmp_path / "mode.tar.gz", "kubernetes/admin.conf", mode, sign_with=key)
+    with pytest.raises(IntegrityError, match="out of bounds"):
+        backup.verify(bad, key=key)
+    data = tmp_path / "data"
+    k8s = tmp_path / "k8s"
+    with pytest.raises(IntegrityError):
+        backup.restore(bad, data, EtcdServer(data).member, kubernetes_dir=k8s, key=key)
+    assert not data.exists() and not k8s.exists()  # nothing written
+
+
+def test_other_manifest_fields_are_bounded(key: Path, tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    changes: list[tuple[str, object]] = [("size", -1), ("size", 2**41), ("sha256", "x" * 64), ("path", "../x"),
+                                         ("path", "/etc/shadow"), ("path", backup.SIGNATURE)]
+    for field, value in changes:
+        manifest = _manifest(archive)
+        manifest["files"][1][field] = value
+        bad = tmp_path / f"{field}.tar.gz"
+        bad.unlink(missing_ok=True)
+        _rewrite(archive, bad, {backup.MANIFEST: json.dumps(manifest).encode()}, sign_with=key)
+        with pytest.raises(IntegrityError, match="out of bounds"):
+            backup.verify(bad, key=key)
+    manifest = _manifest(archive)
+    manifest["files"].append(dict(manifest["files"][1]))
+    dup = tmp_path / "dup.tar.gz"
+    _rewrite(archive, dup, {backup.MANIFEST: json.dumps(manifest).encode()}, sign_with=key)
+    with pytest.raises(IntegrityError, match="listed twice"):
+        backup.verify(dup, key=key)
+
+
+def test_signing_key_is_checked(key: Path, tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    with pytest.raises(NotFound, match="signing key"):
+        backup.verify(archive, key=tmp_path / "none.key")
+    loose = tmp_path / "loose.key"
+    loose.write_text(key.read_text())
+    loose.chmod(0o644)
+    with pytest.raises(InputError, match="readable or writable by others"):
+        backup.verify(archive, key=loose)
+    short = tmp_path / "short.key"
+    short.write_text("abcd\n")
+    short.chmod(0o600)
+    with pytest.raises(InputError, match="shorter than 32 bytes"):
+        backup.verify(archive, key=short)
+
+
+def test_restore_target_that_is_a_file_is_refused(key: Path, tmp_path: Path, made: Made) -> None:
+    archive, _, _ = made
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        backup.restore(archive, target, EtcdServer(target).member, key=key)
+    data = tmp_path / "data"
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        backup.restore(archive, data, EtcdServer(data).member, kubernetes_dir=target, key=key)
+    assert target.read_text() == "keep me" and not data.exists()

@@ -151,6 +151,8 @@ def test_backup_commands_with_roles_and_journal(env: dict[str, str], tmp_path: P
     r = run("backup", "create", "--endpoints", url, "--kubernetes-dir", str(kubernetes_tree), "--out", str(archive),
             "--as", "kadmin", "--reason", "before upgrade to 1.10")
     assert r.exit_code == 0, r.output
+    # The first backup creates the signing key in $ENCLAVE_HOME, outside the archive (docs/hardening.md).
+    assert "created signing key" in r.output and (tmp_path / "home" / "backup.key").is_file()
     assert json.loads(run("backup", "verify", str(archive), "--json").stdout)["cluster"] == "lsst-ldf"
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-4000])

@@ -34,8 +34,25 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.replace(",", ";").split(";") if v.strip()]
 
 
+MAX_FIELD = 4096
+"""Longest field accepted (characters): names, e-mails and role lists are far shorter; the csv module's own
+limit (131072) raises an error mid-file, which is reported the same way."""
+
+
 def parse_cohort(text: str, source: str = "cohort.csv") -> list[NewAccount]:
-    """The rows of a cohort CSV as new accounts; every problem of the header, or of every row, raised at once."""
+    """The rows of a cohort CSV as new accounts; every problem of the header, or of every row, raised at once
+    (``file:line: column: what``)."""
+    if "\x00" in text:  # the csv module refuses NUL with an error of its own, mid-file
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InputError([Problem(f"{source}:{line}", "holds a NUL byte: not a text CSV file",
+                                  "export the sheet as CSV (UTF-8)")])
+    try:
+        return _parse(text, source)
+    except csv.Error as exc:
+        raise InputError([Problem(source, f"is not valid CSV ({exc})", "export the sheet as CSV (UTF-8)")]) from None
+
+
+def _parse(text: str, source: str) -> list[NewAccount]:
     reader = csv.DictReader(io.StringIO(text))
     _check_header([h.strip() for h in reader.fieldnames or []], source)
     problems: list[Problem] = []
@@ -47,6 +64,10 @@ def parse_cohort(text: str, source: str = "cohort.csv") -> list[NewAccount]:
         def bad(column: str, what: str, fix: str = "", line: int = line) -> None:
             problems.append(Problem(f"{source}:{line}: {column}", what, fix))
 
+        long = [k for k, v in row.items() if len(v) > MAX_FIELD]
+        if long:
+            bad(long[0], f"is longer than {MAX_FIELD} characters", "check the row; a field this long is a mistake")
+            continue
         account = _account(row, bad)
         if account is not None:
             rows.append(account)

@@ -7,6 +7,7 @@ commits the session afterwards.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from enclave.clock import or_now
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.journal import Change, record, record_many
 from enclave.journal import lock as journal_lock
-from enclave.spec.models import EnclaveSpec, Role
+from enclave.spec.models import MAX_GIB, EnclaveSpec, Role
 
 UID_BASE = 10_000
 """First uid handed out; each account's primary group is its own (gid = uid), so no group bit ever
@@ -33,6 +34,15 @@ exposes one account's files to another — the property a staff → science move
 USERNAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 BOOTSTRAP_ACTOR = "bootstrap"
+
+
+def quota_problems(quota_gib: float, where: str) -> list[Problem]:
+    """A storage quota is a finite, positive number of GiB no larger than the spec's largest quantity
+    (spec.models.MAX_GIB, about a petabyte): an infinite or absurd quota could never be lowered again by
+    grow-quota and broke WebDAV's accounting."""
+    if not math.isfinite(quota_gib) or not 0 < quota_gib <= MAX_GIB:
+        return [Problem(where, f"{quota_gib:g} GiB is not a quota", f"give a number of GiB in (0, {MAX_GIB}]")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,8 @@ class Allocation:
         out = []
         if not self.proposal_id.strip():
             out.append(Problem("allocation", "proposal id is empty", "give the proposal id, e.g. --proposal P-123"))
-        if self.quota_gib is not None and self.quota_gib <= 0:
-            out.append(Problem("allocation quota", f"{self.quota_gib} GiB is not positive"))
+        if self.quota_gib is not None:
+            out += quota_problems(self.quota_gib, "allocation quota")
         if self.expires is not None:
             if self.expires.tzinfo is None:
                 out.append(Problem("allocation expiry", "has no time zone", "give a UTC date, e.g. 2027-01-31"))
@@ -545,8 +555,13 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     # Staff carry no allocation; the quota it bought stays, since the data stays.
     account.allocation_id = account.allocation_quota_gib = None
     account.allocation_expires = None
-    account.person.roles.clear()
-    _grant(session, account.person, list(roles) if roles is not None else [Role.DEVELOPER], actor, when)
+    wanted = {Role(r).value for r in (roles if roles is not None else [Role.DEVELOPER])}
+    # Keep a grant the person already holds instead of deleting and re-inserting it: the unit of work
+    # inserts before it deletes, so re-granting a held role broke the (person, role) unique key and the
+    # promote failed as a "concurrent change" on every retry.
+    for grant in [g for g in account.person.roles if g.role not in wanted]:
+        account.person.roles.remove(grant)
+    _grant(session, account.person, [Role(r) for r in wanted], actor, when)
     session.flush()
     record(session, actor=actor, action="accounts.promote", target=_target(username), reason=why, before=before,
            after=_state(account), at=when)
@@ -599,6 +614,9 @@ def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *,
     if account.status != AccountStatus.ACTIVE:
         raise InvalidTransition(f"{username!r} is {account.status}; only an active account's quota grows",
                                 where=_target(username))
+    problems = quota_problems(quota_gib, "quota")
+    if problems:
+        raise InputError(problems)
     if not quota_gib > account.quota_gib:
         raise InvalidTransition(f"{quota_gib:g} GiB is not larger than the current quota {account.quota_gib:g} GiB",
                                 where="quota", fix="quotas only grow; give a larger size")
@@ -611,6 +629,30 @@ def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *,
     session.flush()
     record(session, actor=actor, action="accounts.grow-quota", target=_target(username), reason=why, before=before,
            after=_state(account), at=or_now(now))
+    return account
+
+
+def correct_quota(session: Session, actor: str, username: str, quota_gib: float, *, reason: str,
+                  now: datetime | None = None) -> Account:
+    """An administrator sets a quota to any valid value, lower included — to undo a mistaken grow-quota. The
+    reason is journaled with the before and after; whether the data already fills the lower quota is for the
+    administrator to check (`du -s` of the home), since uploads beyond it are then refused, never deleted."""
+    why = _reason(reason)
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    account = _load(session, username)
+    problems = quota_problems(quota_gib, "quota")
+    if problems:
+        raise InputError(problems)
+    if quota_gib == account.quota_gib:
+        raise InvalidTransition(f"the quota of {username!r} is already {quota_gib:g} GiB; nothing to change",
+                                where="quota", fix="give a different size")
+    before = _state(account)
+    account.quota_gib = float(quota_gib)
+    if account.kind == AccountKind.SCIENCE and account.allocation_id is not None:
+        account.allocation_quota_gib = float(quota_gib)
+    session.flush()
+    record(session, actor=actor, action="accounts.correct-quota", target=_target(username), reason=why,
+           before=before, after=_state(account), at=or_now(now))
     return account
 
 
@@ -708,7 +750,8 @@ def roles_of(session: Session, username: str) -> list[Role]:
 
 
 __all__ = [
-    "Allocation", "NewAccount", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "demote", "depart",
-    "expire", "expire_due", "get", "grant_role", "grow_quota", "join_namespace", "leave_namespace", "list_accounts",
-    "onboard", "onboard_many", "person_of", "promote", "renew", "revoke_role", "roles_of", "visible",
+    "Allocation", "NewAccount", "UID_BASE", "active_account", "app_namespaces", "bootstrap", "correct_quota",
+    "demote", "depart", "expire", "expire_due", "get", "grant_role", "grow_quota", "join_namespace",
+    "leave_namespace", "list_accounts", "onboard", "onboard_many", "person_of", "promote", "renew", "revoke_role",
+    "roles_of", "visible",
 ]

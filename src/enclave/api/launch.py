@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.text import Text
 
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
 from enclave.services.factory import Factory
 
-console = Console(highlight=False, soft_wrap=True)  # never wrap a token or a URL
+console = Console(highlight=False, markup=False, soft_wrap=True)  # never wrap a token or a URL
 
 
 def serve(
@@ -46,7 +47,7 @@ def serve(
             service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
                                          wall_seconds_per_cycle=max(interval, 5.0))
         elif not no_broker:
-            console.print(f"loading the twin with scenario [bold]{scenario}[/] …")
+            console.print(Text.assemble("loading the twin with scenario ", (str(scenario), "bold"), " …"))
             service.runner = twin_runner(service, scenario=scenario, sim_seconds_per_cycle=speed,
                                          wall_seconds_per_cycle=interval)
             service.runner.snapshot()
@@ -56,11 +57,13 @@ def serve(
 def _run(service: Service, host: str, port: int, admin: str, token: str | None) -> None:
     app = create_app(service)
     url = f"http://{host}:{port}"
-    console.print(f"enclave control plane for [bold]{service.spec.cluster.name}[/] at [bold]{url}/[/]  "
-                  f"(API {url}/api/v1/docs, metrics {url}/metrics, database {service.factory.db.safe_url})")
+    console.print(Text.assemble("enclave control plane for ", (service.spec.cluster.name, "bold"), " at ",
+                                (f"{url}/", "bold"), f"  (API {url}/api/v1/docs, metrics {url}/metrics, "
+                                f"database {service.factory.db.safe_url})"))
     if token:
         # Once, when the database is created; never in a URL (URLs end up in browser history and proxy logs).
-        console.print(f"admin token for [bold]{admin}[/]: {token}  (shown once: made with this new database)")
+        console.print(Text.assemble("admin token for ", (admin, "bold"),
+                                    f": {token}  (shown once: made with this new database)"))
         console.print(f"dashboard sign-in: open {url}/login and paste the token")
     else:
         console.print(f"no token printed: the bootstrap token was shown when this database was created; "

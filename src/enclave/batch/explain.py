@@ -21,6 +21,7 @@ from enclave.batch import policy
 from enclave.batch.policy import Admission, Clause
 from enclave.domain.capacity import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem
+from enclave.spec.document import parse
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
@@ -198,14 +199,13 @@ def explain(spec: EnclaveSpec, text: str, *, owner: str, schedd: str, nodes: Seq
 
 def read_members(path: Path) -> dict[str, list[str]]:
     """A membership file: YAML mapping owner (or '*') → list of pools."""
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise NotFound(f"cannot read {path}: {exc.strerror}", where=str(path), fix="check the --members path") from exc
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(str(path), f"not YAML: {exc}", "write 'owner: [pool, …]' lines")]) from exc
+    except UnicodeDecodeError:
+        raise InputError([Problem(str(path), "not UTF-8 text", "save the members file as UTF-8")]) from None
+    data, _ = parse(text, str(path))
     if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v) for k, v in data.items()):
         raise InputError([Problem(str(path), "expected a mapping of owner to a list of pools",

@@ -92,7 +92,7 @@ def accounting_group(spec: EnclaveSpec, pool: str) -> str:
 
 
 def _pool_group(spec: EnclaveSpec, pool: str) -> str:
-    return spec.pools[pool].accounting_group or "group_" + pool.replace("-", "_")
+    return spec.accounting_group(pool)
 
 
 def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:

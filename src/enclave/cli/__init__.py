@@ -7,10 +7,12 @@ code that enclave.errors assigns to it, so no Python traceback reaches a person.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from enclave.cli import access as access_cli
 from enclave.cli import accounts as accounts_cli
@@ -21,7 +23,7 @@ from enclave.cli import notebooks as notebooks_cli
 from enclave.cli import ops as ops_cli
 from enclave.cli import spec as spec_cli
 from enclave.cli import twin as twin_cli
-from enclave.errors import EnclaveError, exit_code
+from enclave.errors import EnclaveError, InputError, Problem, exit_code
 
 app = typer.Typer(
     name="enclave",
@@ -33,7 +35,7 @@ render = typer.Typer(help="Write derived configuration (Kubernetes objects, HTCo
                      no_args_is_help=True)
 app.add_typer(render, name="render")
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
@@ -43,13 +45,30 @@ for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, note
 
 def report(error: EnclaveError) -> int:
     for problem in error.problems:
-        err_console.print(f"[bold red]error:[/] {problem}", markup=True)
+        # Text.assemble never parses markup: '[/bold]' in a spec key or a username is printed as written.
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(problem)))
     return exit_code(error)
+
+
+def check_arguments(argv: list[str]) -> None:
+    """Python decodes arguments that are not UTF-8 with lone surrogates (PEP 383), which fail later, deep in a
+    database driver or a print, as a traceback: refuse them here, naming the argument."""
+    problems = []
+    for i, arg in enumerate(argv[1:], start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")  # the bytes as given: \xff
+            problems.append(Problem(f"argument {i}", f"'{shown}' is not UTF-8 (character {exc.start + 1})",
+                                    "give the argument as UTF-8 text"))
+    if problems:
+        raise InputError(problems)
 
 
 def run(program: typer.Typer) -> None:
     """Run a command line; an EnclaveError becomes its message and exit code, never a traceback."""
     try:
+        check_arguments(sys.argv)
         program()
     except EnclaveError as error:
         sys.exit(report(error))

@@ -15,7 +15,7 @@ from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.cli.db import db_app
 from enclave.cli.options import As, Json, Reason, SpecOption, console, parse_date, services
-from enclave.errors import InputError, Problem
+from enclave.spec.document import read_text
 from enclave.spec.models import Role
 
 accounts_app = typer.Typer(help="People and their accounts: onboard, depart, expire, promote, demote.",
@@ -71,11 +71,7 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,
                                                       "quota_gib,expires,uid].")],
             actor: As, reason: Reason, spec: SpecOption = None) -> None:
     """Onboard a cohort from CSV in one transaction: every row, or none if any row is wrong."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InputError([Problem(str(file), f"cannot read: {exc.strerror}", "check the path")]) from exc
-    rows = parse_cohort(text, str(file))
+    rows = parse_cohort(read_text(file), str(file))
     with services(spec) as factory:
         created = factory.accounts.onboard_many(actor, rows, reason=reason)
     console.print(f"onboarded {len(created)} account(s) from {file}")
@@ -184,6 +180,15 @@ def grow_quota(username: User, actor: As, reason: Reason,
     """Raise an account's storage quota (a larger allocation)."""
     with services() as factory:
         account = factory.accounts.grow_quota(actor, username, quota, reason=reason, proposal_id=proposal)
+        console.print(f"{username}: quota {account.quota_gib:g} GiB")
+
+
+@accounts_app.command("correct-quota")
+def correct_quota(username: User, actor: As, reason: Reason,
+                  quota: Annotated[float, typer.Option("--quota", help="Storage quota, GiB (may be lower).")]) -> None:
+    """Set an account's storage quota to any valid size, lower included, to correct a mistake (journaled)."""
+    with services() as factory:
+        account = factory.accounts.correct_quota(actor, username, quota, reason=reason)
         console.print(f"{username}: quota {account.quota_gib:g} GiB")
 
 

@@ -11,15 +11,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
 from enclave.cli.options import Live, SpecOption, load_spec_option, services
 from enclave.errors import InputError, Problem
+from enclave.spec.document import read_text
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
-console = Console(highlight=False, width=120)
+console = Console(highlight=False, markup=False, width=120)
 
 MembersOption = Annotated[
     Path | None, typer.Option("--members", help="YAML owner → pools the schedd's user map grants "
@@ -59,11 +61,7 @@ def explain_cmd(
 ) -> None:
     """Does this job match each node, and if not, which clause of START or Requirements fails?"""
     spec = load_spec_option(spec_path)
-    try:
-        text = submit_file.read_text()
-    except OSError as exc:
-        raise InputError([Problem(str(submit_file), f"cannot read the submit file: {exc.strerror}",
-                                  "check the path")]) from exc
+    text = read_text(submit_file)  # unreadable or not UTF-8: an InputError naming the file
     labels: dict[str, str] | None = None
     startds = None
     if live:
@@ -78,20 +76,21 @@ def explain_cmd(
                                  startds=startds, where=str(submit_file))
     ad = result.admission.ad
     a = spec.batch.pool_attribute
-    console.print(f"[bold]{submit_file}[/] (queue {result.submitted.queue}) — owner {who}, submitted on {where}")
+    console.print(Text.assemble((str(submit_file), "bold"),
+                                f" (queue {result.submitted.queue}) — owner {who}, submitted on {where}"))
     console.print(f"  after the schedd: {a}={ad.get(a)!r} AcctGroup={ad.get('AcctGroup')!r} "
                   f"EnclaveSchedd={ad.get(policy.SCHEDD_ATTR)!r} RequestCpus={ad.get('RequestCpus')!r} "
                   f"RequestMemory={ad.get('RequestMemory')!r}")
     if result.admission.refused:
         for reason in result.admission.refused:
-            console.print(f"  [red]refused at submit:[/] {reason}")
+            console.print(Text.assemble("  ", ("refused at submit:", "red"), f" {reason}"))
     matched = [n for n in result.nodes if n.matches]
     console.print(f"  matches {len(matched)} of {len(result.nodes)} node(s)")
     for n in result.nodes:
         if n.matches:
-            console.print(f"  [green]{n.node}[/] (pool {n.pool}): matches")
+            console.print(Text.assemble("  ", (n.node, "green"), f" (pool {n.pool}): matches"))
             continue
-        console.print(f"  [red]{n.node}[/] (pool {n.pool}): no match")
+        console.print(Text.assemble("  ", (n.node, "red"), f" (pool {n.pool}): no match"))
         for r in n.failing:
             console.print(f"      {r.side} clause '{r.clause.name}' is {_value(r.value)}: {r.clause.expr!r}"
                           f"  — {r.clause.why}")
@@ -144,12 +143,13 @@ def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None) -> No
         table.add_column(col)
     for v in verdicts:
         table.add_row(v.attempt.name, "runs" if v.attempt.legitimate else "refused",
-                      ("runs" if v.runs else "refused") + ("" if v.as_expected else "  [red]UNEXPECTED[/]"),
+                      Text.assemble("runs" if v.runs else "refused",
+                                    "" if v.as_expected else ("  UNEXPECTED", "red")),
                       "\n".join(v.refused_by()))
     console.print(table)
     bad = [v.attempt.name for v in verdicts if not v.as_expected]
     if bad:
-        console.print(f"[red]{len(bad)} unexpected verdict(s): {', '.join(bad)}[/]")
+        console.print(Text(f"{len(bad)} unexpected verdict(s): {', '.join(bad)}", style="red"))
         raise typer.Exit(1)
     console.print(f"all {len(verdicts)} verdicts as expected")
 

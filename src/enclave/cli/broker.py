@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
@@ -35,7 +36,7 @@ from enclave.spec.models import Role
 
 broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
                               "HTCondor (seed §7.1, BCS 1–5).", no_args_is_help=True)
-console = Console(highlight=False, width=140)
+console = Console(highlight=False, markup=False, width=140)
 
 DEFAULT_SCENARIO = "one-night"
 AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin this long first (hours).")]
@@ -88,8 +89,8 @@ def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: f
 
 
 def render_plan(p: Plan, observed: Observed, out: Console) -> None:
-    out.print(f"[bold]broker plan[/] at {stamp(observed.now)} — {p.standalone_cores} standalone batch cores; "
-              + "; ".join(p.notes or ["no observing night (no site in the spec)"]))
+    out.print(Text.assemble(("broker plan", "bold"), f" at {stamp(observed.now)} — {p.standalone_cores} standalone "
+                            "batch cores; " + "; ".join(p.notes or ["no observing night (no site in the spec)"])))
     pools = Table(title="Pools (cores)")
     for col in ("pool", "priority", "work", "guaranteed", "max", "need", "target", "borrow", "holds", "borrowed"):
         pools.add_column(col, justify="left" if col in ("pool", "work") else "right")
@@ -167,8 +168,8 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
             _print_applied(report.outcomes, broker.observe().now, applied)
             n += 1
             backend.advance(step)
-        console.print(f"[bold]{n} cycle(s)[/] on {broker.where}: "
-                      + (", ".join(f"{k} {v}" for k, v in sorted(applied.items())) or "no actions"))
+        console.print(Text.assemble((f"{n} cycle(s)", "bold"), f" on {broker.where}: " + (
+            ", ".join(f"{k} {v}" for k, v in sorted(applied.items())) or "no actions")))
         if backend.finished:  # the figures cover the whole scenario
             _twin_figures(backend)
         if simulated:

@@ -12,7 +12,7 @@ from rich.table import Table
 from enclave.cli.options import As, parse_date, services
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
-console = Console(highlight=False, width=160)
+console = Console(highlight=False, markup=False, width=160)
 
 
 @journal_app.command("verify")

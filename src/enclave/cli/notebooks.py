@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
 from enclave.notebooks import vospace as vo
@@ -17,7 +18,7 @@ from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
 
 notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
-console = Console(highlight=False, width=120)
+console = Console(highlight=False, markup=False, width=120)
 
 
 
@@ -40,8 +41,8 @@ def capacity(
 
 
 def print_capacity(c: Capacity) -> None:
-    console.print(f"[bold]Notebook capacity[/] on {c.worker_nodes} worker nodes "
-                  f"({c.worker_cores} cores, {c.worker_memory_gib:g} GiB), packed by request")
+    console.print(Text.assemble(("Notebook capacity", "bold"), f" on {c.worker_nodes} worker nodes "
+                                f"({c.worker_cores} cores, {c.worker_memory_gib:g} GiB), packed by request"))
     t = Table(title="Concurrent users if everyone picks one size")
     for col in ("size", "per node", "users", "bound by", "users at limits"):
         t.add_column(col, justify="left" if col in ("size", "bound by", "per node") else "right")
@@ -51,19 +52,19 @@ def print_capacity(c: Capacity) -> None:
     console.print(t)
     m = c.mix
     shares = ", ".join(f"{k} {v:.0%}" for k, v in m.mix.items())
-    console.print(f"Mix {shares}: [bold]{m.users}[/] concurrent users fit today.")
+    console.print(Text.assemble(f"Mix {shares}: ", (str(m.users), "bold"), " concurrent users fit today."))
     if m.target is not None:
         counts = ", ".join(f"{n} {k}" for k, n in m.counts.items())
         if m.add_nodes:
-            console.print(f"To reach {m.target} users ({counts}): add [bold]{m.add_nodes}[/] '{m.add_group}' "
-                          f"nodes (+{m.add_cores} cores, +{m.add_memory_gib:g} GiB).")
+            console.print(Text.assemble(f"To reach {m.target} users ({counts}): add ", (str(m.add_nodes), "bold"),
+                                        f" '{m.add_group}' nodes (+{m.add_cores} cores, +{m.add_memory_gib:g} GiB)."))
         else:
             console.print(f"{m.target} users ({counts}) fit already; nothing to add.")
     cache = c.cache
     console.print(f"Images: {cache.images_offered} offered; a node caches {cache.slots_per_node} (§13.4); "
                   f"the container cache holds {cache.registry_cache_images} (§13.6).")
     for note in (*cache.notes, *c.warnings):
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note:", "yellow"), f" {note}"))
 
 
 @notebooks_app.command("options")
@@ -75,13 +76,14 @@ def options(
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
     with services(spec_path, db) as factory:
         opts = factory.notebooks.options_of(username)
-    console.print(f"[bold]{username}[/] may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:")
+    console.print(Text.assemble((username, "bold"),
+                                f" may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:"))
     for image in opts.images:
         console.print(f"  image {image}" + (" (default)" if image == opts.default_image else ""))
     for size in opts.sizes:
         console.print(f"  size  {size.label}" + (" (default)" if size.default else ""))
     for image in opts.withheld_images:
-        console.print(f"  [yellow]withheld, not vetted:[/] {image}")
+        console.print(Text.assemble("  ", ("withheld, not vetted:", "yellow"), f" {image}"))
 
 
 def render_notebooks(

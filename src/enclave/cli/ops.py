@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +22,7 @@ from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
 from enclave.ops.upgrade import components_from_mapping
 from enclave.ops.versions import Version, release_data, target_version
+from enclave.spec.document import parse, read_text
 
 upgrade_app = typer.Typer(help="Plan Kubernetes upgrades one minor at a time (seed §9).", no_args_is_help=True)
 backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot + PKI, kubeconfigs, manifests "
@@ -30,8 +30,8 @@ backup_app = typer.Typer(help="Control-plane backup and restore: etcd snapshot +
 security_app = typer.Typer(help="Hardening benchmark of node configuration and manifests (seed §14).",
                            no_args_is_help=True)
 images_app = typer.Typer(help="Security vetting of registry images (seed §10).", no_args_is_help=True)
-console = Console(highlight=False, width=140)
-err_console = Console(stderr=True, highlight=False, width=140)
+console = Console(highlight=False, markup=False, width=140)
+err_console = Console(stderr=True, highlight=False, markup=False, width=140)
 T = TypeVar("T")
 
 ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
@@ -83,7 +83,7 @@ def plan_command(
     if observed is not None:
         if not observed.is_file():
             raise InputError([Problem(str(observed), "file not found", "give a YAML file of observed versions")])
-        current = components_from_mapping(yaml.safe_load(observed.read_text()), where=str(observed))
+        current = components_from_mapping(parse(read_text(observed), str(observed))[0], where=str(observed))
     target = target_version(to) if to else None
     steps = [Version.parse(v, where="--step") for v in step] if step else None
     with services(spec) as factory:
@@ -111,6 +111,11 @@ def releases_command(today: Annotated[str | None, typer.Option("--today")] = Non
 
 # ------------------------------------------------------------------------------------------------ backup
 
+SigningKey = Annotated[Path | None, typer.Option(
+    "--signing-key", help="HMAC key that signs and authenticates backups; default $ENCLAVE_BACKUP_KEY, else "
+    "$ENCLAVE_HOME/backup.key. Keep it apart from the archives (docs/hardening.md).")]
+
+
 def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path | None) -> Etcdctl:
     return Etcdctl(tuple(e.strip() for e in endpoints.split(",") if e.strip()), cacert, cert, key)
 
@@ -127,23 +132,30 @@ def backup_create(
                                                         "manifests, usually /etc/kubernetes.")] = None,
     kubeadm_config: Annotated[Path | None, typer.Option("--kubeadm-config", help="kubeadm ClusterConfiguration "
                                                         "file.")] = None,
+    signing_key: SigningKey = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane backup",
     spec: SpecOption = None,
 ) -> None:
-    """Snapshot etcd and pack it with the control-plane files and a checksum manifest."""
+    """Snapshot etcd and pack it with the control-plane files and a signed checksum manifest."""
+    signing = signing_key or backups.default_key_path()
+    new_key = not signing.exists()
     with services(spec) as factory:
-        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, actor=actor, reason=reason,
-                                   kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, key=signing, actor=actor,
+                                   reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+    if new_key:
+        console.print(f"created signing key {signing} (mode 0600): keep a copy apart from the archives; "
+                      "verify and restore need it")
     console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
 
 
 @backup_app.command("verify")
 def backup_verify(archive: Annotated[Path, typer.Argument(help="Backup archive.")],
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check every checksum and open the etcd snapshot (exit 6 if the archive is damaged)."""
-    m = backups.verify(archive)
+                  as_json: Annotated[bool, typer.Option("--json")] = False,
+                  signing_key: SigningKey = None) -> None:
+    """Check the signature, every checksum, and open the etcd snapshot (exit 6 if damaged or forged)."""
+    m = backups.verify(archive, key=signing_key or backups.default_key_path())
     if as_json:
         typer.echo(json.dumps(backups.summary(m), indent=2))
     else:
@@ -161,13 +173,15 @@ def backup_restore(
     kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="Empty directory to put "
                                                         "PKI, kubeconfigs and manifests into.")] = None,
     token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    signing_key: SigningKey = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane restore",
 ) -> None:
     """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
     with services() as factory:
-        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token), actor=actor,
-                                    reason=reason, kubernetes_dir=kubernetes_dir)
+        m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
+                                    key=signing_key or backups.default_key_path(), actor=actor, reason=reason,
+                                    kubernetes_dir=kubernetes_dir)
     console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
                   + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
     console.print("next: point the etcd static pod at the data directory, then add further members one by one")

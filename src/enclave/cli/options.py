@@ -17,7 +17,7 @@ from enclave.spec.defaults import default_spec_path
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
 
-console = Console(highlight=False, width=140)
+console = Console(highlight=False, markup=False, width=140)
 
 SpecOption = Annotated[
     Path | None, typer.Option("--spec", help="Enclave spec; default $ENCLAVE_SPEC or examples/lsst-ldf.yaml.")]

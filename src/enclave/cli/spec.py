@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from enclave.spec.load import load
 from enclave.spec.models import ROLE_DESCRIPTIONS, EnclaveSpec, NodeRole
 from enclave.spec.summary import batch_cores, notebook_users, pool_capacity, storage_totals
 
 spec_app = typer.Typer(help="Validate and summarise an enclave spec.", no_args_is_help=True)
-console = Console(highlight=False, width=120)
+console = Console(highlight=False, markup=False, width=120)
 
 SpecFile = Annotated[Path, typer.Argument(help="Path of the enclave spec (YAML).")]
 @spec_app.command("validate")
@@ -34,7 +35,7 @@ def show(file: SpecFile) -> None:
 
 def render_summary(spec: EnclaveSpec, out: Console) -> None:
     c = spec.cluster
-    out.print(f"[bold]{c.name}[/] — Kubernetes {c.kubernetes_version}, overlay {c.network_overlay}")
+    out.print(Text.assemble((c.name, "bold"), f" — Kubernetes {c.kubernetes_version}, overlay {c.network_overlay}"))
 
     nodes = Table(title="Nodes")
     for col in ("group", "role", "count", "cores/node", "GiB/node", "disk GiB", "cores", "memory GiB"):

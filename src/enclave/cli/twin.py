@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.load import load
@@ -20,7 +21,7 @@ from enclave.twin.scenario import SCENARIOS, load_scenario
 from enclave.twin.sim import Sim
 
 twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-like load.", no_args_is_help=True)
-console = Console(highlight=False, width=140)
+console = Console(highlight=False, markup=False, width=140)
 
 ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or the name of one in examples/scenarios.")]
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
@@ -41,8 +42,9 @@ def _run(scenario: str, policy: str, spec: Path | None, seed: int | None,
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}% sim time"),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}% sim time"), TimeElapsedColumn(), console=console,
+                    transient=False)
 
 
 def _print_table(runs: list[dict[str, Any]]) -> None:
@@ -96,7 +98,7 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
     path = report.write(out, sims, runs)
     _print_table(runs)
     for line in skipped:
-        console.print(f"[yellow]{line}[/yellow]")
+        console.print(Text(line, style="yellow"))
     console.print(f"report: {path}")
 
 

@@ -14,6 +14,16 @@ Layers: ``WorkspaceDC`` authenticates (HTTP Basic; the password is an enclave to
 decides per request (pure decision in ``decide``), ``WorkspaceProvider`` maps URLs to files with
 symlink-resolving containment checks, and ``QuotaFile`` streams uploads to a temporary file that only
 replaces the target when complete and within quota.
+
+Quota under concurrency: every PUT and COPY reserves its bytes in the app's ``Ledger`` before it starts
+(measure the home and add up the other requests' outstanding reservations under one lock), and a writer can
+never write more than it reserved; so however many uploads run at once, the home never ends above its quota
+once they are done (a replaced file's old bytes stay on disk until the new file is renamed over it). An
+upload without Content-Length reserves all the free space: concurrent ones then wait their turn (507).
+
+Limits (docs/hardening.md): request headers at most ``MAX_HEADER_BYTES`` (cheroot answers 413), request
+bodies other than PUT's at most ``MAX_XML_BODY_BYTES`` (WsgiDAV reads them into memory to parse XML),
+PUT bodies stream to disk and stop at the reservation; a path that is not UTF-8 is a 400.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -48,7 +58,9 @@ from enclave.notebooks.workspace import (
     UPLOAD_PREFIX,
     Authenticator,
     Clock,
+    Ledger,
     Refused,
+    Reservation,
     decide,
     quota_bytes,
     upload_allowance,
@@ -60,6 +72,15 @@ from enclave.notebooks.workspace import url_user as _url_user
 _ACCOUNT = "enclave.account"
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
+_RESERVATION = "enclave.reservation"
+MAX_HEADER_BYTES = 64 * 1024
+"""Twice nginx's default total (large_client_header_buffers 4 8k, https://nginx.org/en/docs/http/
+ngx_http_core_module.html#large_client_header_buffers): room for long lock tokens in If/Destination headers,
+while one unauthenticated request can no longer make the server buffer megabytes (cheroot's default is 0,
+no limit: cheroot/server.py, HTTPServer.max_request_header_size)."""
+MAX_XML_BODY_BYTES = 1024 * 1024
+"""PROPFIND/PROPPATCH/LOCK bodies are XML that WsgiDAV reads whole (wsgidav/util.py parse_xml_body); real
+clients send well under a few KiB."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -142,31 +163,25 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
             return _deny(start_response, err.value, str(err.context_info))
         if refusal is not None:
             return _deny(start_response, *refusal)
-        return self.next_app(environ, start_response)
+        reservation: Reservation | None = environ.get(_RESERVATION)
+        if reservation is None:
+            return self.next_app(environ, start_response)
+        try:
+            return _Releasing(self.next_app(environ, start_response), reservation)
+        except BaseException:
+            reservation.release()
+            raise
 
     def _check(self, environ: dict[str, Any], account: AccountLike, method: str) -> tuple[int, str] | None:
         root = workspace_root(account)
         environ[_ROOT] = root
+        length = environ.get("CONTENT_LENGTH") or ""
+        if method != "PUT" and length.isdigit() and int(length) > MAX_XML_BODY_BYTES:
+            return (413, f"a {method} body may be at most {MAX_XML_BODY_BYTES} bytes")
         if method in ("PUT", "COPY"):
-            used = usage(Path(account.home_path))
-            quota = quota_bytes(account)
-            if method == "PUT":
-                target = resolve(root, account.username, environ["PATH_INFO"])
-                replaced = os.path.getsize(target) if os.path.isfile(target) and not os.path.islink(target) else 0
-                allowance = upload_allowance(quota, used, replaced)
-                length = environ.get("CONTENT_LENGTH") or ""
-                if length.isdigit() and int(length) > allowance:
-                    return (HTTP_INSUFFICIENT_STORAGE,
-                            f"upload of {int(length)} bytes exceeds the quota of '{account.username}' "
-                            f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
-                environ[_ALLOWANCE] = allowance
-            else:
-                source = resolve(root, account.username, environ["PATH_INFO"])
-                if os.path.exists(source) and not os.path.islink(source):
-                    size = usage(Path(source)) if os.path.isdir(source) else os.path.getsize(source)
-                    if size > upload_allowance(quota, used, 0):
-                        return (HTTP_INSUFFICIENT_STORAGE,
-                                f"copy of {size} bytes exceeds the quota of '{account.username}'")
+            refusal = self._reserve(environ, account, root, method, int(length) if length.isdigit() else None)
+            if refusal is not None:
+                return refusal
         if method in ("COPY", "MOVE"):
             # Judge the destination as WsgiDAV will route it: decoded, then normalised.
             dest = normalize_path(unquote(urlparse(environ.get("HTTP_DESTINATION", "")).path))
@@ -176,8 +191,68 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
         return None
 
 
+    def _reserve(self, environ: dict[str, Any], account: AccountLike, root: str, method: str,
+                 length: int | None) -> tuple[int, str] | None:
+        """Reserve what this PUT or COPY may add to the home, or say why not (507)."""
+        ledger: Ledger = self.config["enclave"]["ledger"]
+        quota = quota_bytes(account)
+        path = resolve(root, account.username, environ["PATH_INFO"])
+        why: list[str] = []
+
+        def measure(others: int) -> tuple[int, int] | None:
+            used = usage(Path(account.home_path))
+            if method == "COPY":
+                size = _size(path)
+                if size > upload_allowance(quota, used + others, 0):
+                    why.append(f"copy of {size} bytes exceeds the quota of '{account.username}'")
+                    return None
+                return size, size
+            replaced = os.path.getsize(path) if os.path.isfile(path) and not os.path.islink(path) else 0
+            allowance = upload_allowance(quota, used + others, replaced)
+            if length is not None and length > allowance:
+                why.append(f"upload of {length} bytes exceeds the quota of '{account.username}' "
+                           f"({account.quota_gib:g} GiB, {used} bytes used, {others} bytes reserved by uploads in "
+                           "progress); delete files or ask for more space")
+                return None
+            cap = allowance if length is None else length
+            return max(0, cap - replaced), cap
+
+        reservation = ledger.reserve(account.username, measure)
+        if reservation is None:
+            return (HTTP_INSUFFICIENT_STORAGE, why[0])
+        environ[_RESERVATION] = reservation
+        environ[_ALLOWANCE] = reservation.cap
+        return None
+
+
+def _size(path: str) -> int:
+    if not os.path.exists(path) or os.path.islink(path):
+        return 0
+    return usage(Path(path)) if os.path.isdir(path) else os.path.getsize(path)
+
+
+class _Releasing:
+    """The response, giving the reservation back when the server is done with it. PEP 3333 has the server
+    call close() whatever happened, even if it never iterated (a generator's ``finally`` would not run then)."""
+
+    def __init__(self, body: Iterable[bytes], reservation: Reservation) -> None:
+        self.body, self.reservation = body, reservation
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.reservation.release()
+
+
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
-    phrases = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 507: "Insufficient Storage"}
+    phrases = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+               413: "Content Too Large", 507: "Insufficient Storage"}
     body = (reason + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if status == 401:
@@ -189,23 +264,32 @@ def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[
 class _LimitedWriter:
     """Writes an upload to a temporary file beside its target, refusing bytes beyond the allowance."""
 
-    def __init__(self, root: str, directory: str, allowance: int, account: AccountLike) -> None:
+    def __init__(self, root: str, directory: str, allowance: int, account: AccountLike,
+                 reservation: Reservation | None) -> None:
         self.name = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
         self.allowance = allowance
+        self.reservation = reservation
         self.written = 0
         # Everything below goes through a descriptor of the (verified) directory, not through its path.
         self.dir_fd = _open_inside(root, directory, os.O_RDONLY | os.O_DIRECTORY)
         fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=self.dir_fd)
         _own(self.name, account, dir_fd=self.dir_fd)
-        self._fh: IO[bytes] = os.fdopen(fd, "wb")
+        # Unbuffered: a byte counts as written (and leaves the reservation) only once it is on disk.
+        self._fh: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> int:
         self.written += len(data)
         if self.written > self.allowance:
             raise DAVError(HTTP_INSUFFICIENT_STORAGE, f"upload exceeds the storage quota ({self.allowance} bytes "
                                                       "were free); delete files or ask for more space")
-        return self._fh.write(data)
+        view = memoryview(data)
+        while view:
+            n = self._fh.write(view) or 0
+            view = view[n:]
+        if self.reservation is not None:
+            self.reservation.written(len(data))
+        return len(data)
 
     def close(self) -> None:
         self._fh.close()
@@ -232,7 +316,8 @@ class QuotaFile(FileResource):  # type: ignore[misc]
 
     def begin_write(self, *, content_type: str | None = None) -> _LimitedWriter:
         self._writer = _LimitedWriter(self.environ[_ROOT], os.path.dirname(self._file_path),
-                                      self.environ.get(_ALLOWANCE, 0), self.environ[_ACCOUNT])
+                                      self.environ.get(_ALLOWANCE, 0), self.environ[_ACCOUNT],
+                                      self.environ.get(_RESERVATION))
         return self._writer
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -338,6 +423,8 @@ class WorkspaceApp:
                 normalize_path(re_encode_wsgi(path))
             except DAVError:
                 return _deny(start_response, 400, "the path climbs above the root; '..' cannot leave your workspace")
+            except UnicodeDecodeError:  # WsgiDAV would raise it later, as a 500
+                return _deny(start_response, 400, "the path is not UTF-8; percent-encode the UTF-8 bytes of the name")
         return self.dav(environ, start_response)
 
 
@@ -354,7 +441,7 @@ def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: C
             "default_to_digest": False,
         },
         "middleware_stack": [ErrorPrinter, HTTPAuthenticator, WorkspaceGate, WsgiDavDirBrowser, RequestResolver],
-        "enclave": {"authenticator": authenticator, "clock": clock},
+        "enclave": {"authenticator": authenticator, "clock": clock, "ledger": Ledger()},
         "verbose": verbose,
         "logging": {"enable": False, "enable_loggers": []},
         "lock_storage": True,
@@ -383,7 +470,9 @@ class Running:
 
 
 def make_server(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
-    return wsgi.Server((host, port), app, numthreads=threads)
+    server = wsgi.Server((host, port), app, numthreads=threads)
+    server.max_request_header_size = MAX_HEADER_BYTES  # cheroot's default, 0, means no limit
+    return server
 
 
 def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:

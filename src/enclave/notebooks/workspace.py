@@ -10,7 +10,9 @@ URL layout shared by both: ``/<username>/<path>`` is ``<workspace of username>/<
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,12 +81,63 @@ def decide(account: AccountLike, access: Access, method: str, url_user: str | No
 
 
 def quota_bytes(account: AccountLike) -> int:
-    return int(account.quota_gib * 1024**3)
+    """The quota in bytes; a quota that is not a finite positive number (stored before quotas were bounded)
+    allows nothing until an administrator corrects it (`enclave accounts correct-quota`)."""
+    q = account.quota_gib
+    return int(q * 1024**3) if math.isfinite(q) and q > 0 else 0
 
 
 def upload_allowance(quota: int, used: int, replaced: int) -> int:
-    """Bytes an upload may take: what is free under the quota, plus the size of the file it replaces."""
+    """Bytes an upload may take: what is free under the quota (``used`` counts the bytes other uploads in
+    progress have reserved), plus the size of the file it replaces."""
     return max(0, quota - used + replaced)
+
+
+class Ledger:
+    """Bytes reserved by requests in progress, per account: a PUT or COPY reserves what it may write before it
+    starts and gives back, as it writes, what has reached the disk (so the home's usage plus the outstanding
+    reservations never double-count and never undercount)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.outstanding: dict[str, int] = {}
+
+    def reserve(self, username: str, measure: Callable[[int], tuple[int, int] | None]) -> Reservation | None:
+        """Under the lock: ``measure(outstanding of others)`` returns (bytes to reserve, writer cap) or None
+        to refuse; the reservation is recorded before the lock is let go."""
+        with self.lock:
+            decided = measure(self.outstanding.get(username, 0))
+            if decided is None:
+                return None
+            amount, cap = decided
+            self.outstanding[username] = self.outstanding.get(username, 0) + amount
+            return Reservation(self, username, amount, cap)
+
+    def _give_back(self, username: str, amount: int) -> None:
+        with self.lock:
+            left = self.outstanding.get(username, 0) - amount
+            if left > 0:
+                self.outstanding[username] = left
+            else:
+                self.outstanding.pop(username, None)
+
+
+class Reservation:
+    """One request's share of the ledger: ``cap`` bytes may be written, ``held`` are still reserved."""
+
+    def __init__(self, ledger: Ledger, username: str, held: int, cap: int) -> None:
+        self.ledger, self.username, self.held, self.cap = ledger, username, held, cap
+
+    def written(self, n: int) -> None:
+        """``n`` more bytes are on disk now: they stop being outstanding (the disk counts them)."""
+        n = min(n, self.held)
+        self.held -= n
+        self.ledger._give_back(self.username, n)
+
+    def release(self) -> None:
+        held, self.held = self.held, 0
+        if held:
+            self.ledger._give_back(self.username, held)
 
 
 def usage(path: Path) -> int:

@@ -5,28 +5,50 @@ kubeadm configuration, with MANIFEST.json listing a SHA-256 for every file and t
 hash, revision and key count. `verify` recomputes all of them and opens the snapshot with etcd's tools;
 `restore` refuses any archive `verify` refuses, so a damaged or truncated backup never reaches a data
 directory.
+
+The manifest is authenticated: MANIFEST.sig, the archive's second member, is HMAC-SHA256 (RFC 2104) of the
+manifest's bytes under a signing key kept OUTSIDE the archive — by default ``$ENCLAVE_HOME/backup.key``
+(``$ENCLAVE_BACKUP_KEY`` or ``--signing-key`` to choose another), created with mode 0600 by the first backup.
+Since the manifest holds every file's SHA-256, a valid signature vouches for every byte; without the key
+nobody can produce an archive `verify` accepts. Every manifest field is bounded and checked before use: a file
+mode must lie in 0..0o777 without set-id, sticky or world-write bits (restore runs as root and must never
+create a set-uid or world-writable file), paths must be safe and unique, sizes and counts bounded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import os
+import re
+import secrets
 import shutil
 import tarfile
 import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
+from enclave.db.core import enclave_home
 from enclave.errors import Conflict, InputError, IntegrityError, NotFound, Problem
 from enclave.ops.etcd import Etcdctl, Member, SnapshotStatus, snapshot_restore, snapshot_status
 
-FORMAT = "enclave-control-plane-backup/1"
+FORMAT = "enclave-control-plane-backup/2"  # /2: signed manifest (MANIFEST.sig)
 MANIFEST = "MANIFEST.json"
+SIGNATURE = "MANIFEST.sig"
+KEY_BYTES = 32  # HMAC-SHA256 key: RFC 2104 §3 recommends at least the hash's output length (32 bytes)
+# Bounds on what a manifest may claim, far above a real control plane (a few hundred files, a few GiB of etcd):
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_FILES = 100_000
+MAX_FILE_BYTES = 1 << 40  # 1 TiB; etcd's own backend quota tops out at 8 GiB (etcd docs, --quota-backend-bytes)
+MAX_INT = (1 << 63) - 1  # etcd's hash, revision and counts are int64 (etcdctl snapshot status)
+MODE_BITS = 0o777
+FORBIDDEN_MODE = 0o7002  # set-uid, set-gid, sticky, world-write: restore (as root) never creates these
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT = "etcd/snapshot.db"
 KUBERNETES = "kubernetes"  # /etc/kubernetes: pki/, *.conf kubeconfigs, manifests/
 KUBEADM_CONFIG = "kubeadm/kubeadm-config.yaml"
@@ -56,19 +78,98 @@ class BackupManifest:
     def from_json(cls, text: bytes, where: str) -> BackupManifest:
         try:
             raw = json.loads(text)
-            if raw.get("format") != FORMAT:
-                raise IntegrityError(f"unknown backup format {raw.get('format')!r} (expected {FORMAT})", where=where,
+            if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+                found = raw.get("format") if isinstance(raw, dict) else None
+                raise IntegrityError(f"unknown backup format {found!r} (expected {FORMAT})", where=where,
                                      fix="restore it with the enclave version that wrote it")
-            return cls(raw["format"], str(raw["created"]), str(raw["cluster"]), SnapshotStatus(**raw["etcd"]),
-                       tuple(FileEntry(str(f["path"]), str(f["sha256"]), int(f["size"]), int(f["mode"]))
-                             for f in raw["files"]))
+            etcd = SnapshotStatus(**{k: _bounded(raw["etcd"][k], 0, MAX_INT, f"etcd.{k}")
+                                     for k in ("hash", "revision", "total_keys", "total_size")})
+            files = raw["files"]
+            if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
+                raise ValueError(f"files must be a list of 1 to {MAX_FILES} entries")
+            entries = tuple(_entry(f) for f in files)
+            if len({e.path for e in entries}) != len(entries):
+                raise ValueError("a path is listed twice")
+            return cls(raw["format"], _text(raw["created"], "created"), _text(raw["cluster"], "cluster"), etcd,
+                       entries)
         except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{MANIFEST} is unreadable ({exc})", where=where,
-                                 fix="the archive is damaged; use another backup") from None
+            raise IntegrityError(f"{MANIFEST} is unreadable or out of bounds ({exc})", where=where,
+                                 fix="the archive is damaged or forged; use another backup") from None
 
     @property
     def paths(self) -> set[str]:
         return {f.path for f in self.files}
+
+
+def _bounded(value: Any, low: int, high: int, what: str) -> int:
+    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused too
+        raise ValueError(f"{what} must be an integer in {low}..{high}, not {value!r}")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) > 256:
+        raise ValueError(f"{what} must be a string of at most 256 characters")
+    return value
+
+
+def _entry(f: Any) -> FileEntry:
+    if not isinstance(f, dict):
+        raise TypeError("a files entry is not an object")
+    path, digest = f["path"], f["sha256"]
+    if not isinstance(path, str) or _unsafe(path) or path in (MANIFEST, SIGNATURE):
+        raise ValueError(f"unsafe path {path!r}")
+    if not isinstance(digest, str) or not _HEX64.match(digest):
+        raise ValueError(f"{path}: sha256 is not 64 hex digits")
+    mode = _bounded(f["mode"], 0, MODE_BITS, f"{path}: mode")
+    if mode & FORBIDDEN_MODE:
+        raise ValueError(f"{path}: mode {mode:#o} has a set-id, sticky or world-write bit")
+    return FileEntry(path, digest, _bounded(f["size"], 0, MAX_FILE_BYTES, f"{path}: size"), mode)
+
+
+def _unsafe(name: str) -> bool:
+    p = PurePosixPath(name)
+    return p.is_absolute() or ".." in p.parts or not p.parts or p.as_posix() != name
+
+
+# ---- the signing key ------------------------------------------------------------------------------------
+
+def default_key_path() -> Path:
+    """Where the signing key lives unless ``--signing-key`` says otherwise: ``$ENCLAVE_BACKUP_KEY``, else
+    ``$ENCLAVE_HOME/backup.key`` — on the administrator's host, never next to (or inside) the archives."""
+    return Path(os.environ.get("ENCLAVE_BACKUP_KEY") or enclave_home() / "backup.key")
+
+
+def ensure_key(path: Path) -> bool:
+    """Create a random signing key at ``path`` (mode 0600) unless one exists; True if it was created."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(KEY_BYTES) + "\n")
+    return True
+
+
+def load_key(path: Path) -> bytes:
+    """The signing key: a file of hex digits, readable by its owner only (like an ssh private key)."""
+    fix = f"give the signing key written by the first backup (default {default_key_path()}), with --signing-key"
+    if not path.is_file():
+        raise NotFound(f"signing key {path} does not exist", where="--signing-key", fix=fix)
+    if path.stat().st_mode & 0o077:
+        raise InputError([Problem(str(path), "the signing key is readable or writable by others",
+                                  f"chmod 600 {path}")])
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError([Problem(str(path), "the signing key is not hex digits", fix)]) from None
+    if len(key) < KEY_BYTES:
+        raise InputError([Problem(str(path), f"the signing key is shorter than {KEY_BYTES} bytes", fix)])
+    return key
+
+
+def _sign(key: bytes, manifest: bytes) -> bytes:
+    return hmac.new(key, manifest, hashlib.sha256).hexdigest().encode()
 
 
 def _sha256(path: Path) -> str:
@@ -103,12 +204,15 @@ def _collect(kubernetes_dir: Path | None, kubeadm_config: Path | None) -> list[t
     return files
 
 
-def create(etcd: Etcdctl, out: Path, *, kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None,
-           cluster: str = "", now: dt.datetime | None = None) -> BackupManifest:
-    """Snapshot etcd and pack it with the control-plane files into ``out`` (written atomically, mode 0600)."""
+def create(etcd: Etcdctl, out: Path, *, key: Path, kubernetes_dir: Path | None = None,
+           kubeadm_config: Path | None = None, cluster: str = "", now: dt.datetime | None = None) -> BackupManifest:
+    """Snapshot etcd and pack it with the control-plane files into ``out`` (written atomically, mode 0600),
+    its manifest signed with the key at ``key`` (created, mode 0600, if there is none yet)."""
     if out.exists():
         raise Conflict(f"{out} already exists", where=str(out),
                        fix="choose a new file name; backups are never overwritten")
+    ensure_key(key)
+    secret = load_key(key)
     files = _collect(kubernetes_dir, kubeadm_config)
     with tempfile.TemporaryDirectory(prefix="enclave-backup-") as tmp:
         snap = Path(tmp) / "snapshot.db"
@@ -125,9 +229,10 @@ def create(etcd: Etcdctl, out: Path, *, kubernetes_dir: Path | None = None, kube
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 data = manifest.to_json().encode()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mode = len(data), 0o600
-                tar.addfile(info, io.BytesIO(data))
+                for name, body in ((MANIFEST, data), (SIGNATURE, _sign(secret, data))):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode = len(body), 0o600
+                    tar.addfile(info, io.BytesIO(body))
                 for entry, src in zip(entries, [snap, *[p for _, p in files]], strict=True):
                     info = tar.gettarinfo(str(src), arcname=entry.path)
                     info.uid = info.gid = 0
@@ -150,49 +255,81 @@ def _safe_name(name: str, archive: Path) -> str:
     return p.as_posix()
 
 
-def _unpack(archive: Path, dest: Path) -> BackupManifest:
-    """Extract into ``dest`` checking every member against the manifest as it streams past."""
+def _open(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path, limit: int) -> tuple[str, IO[bytes]]:
+    name = _safe_name(member.name, archive)
+    if not member.isfile():
+        raise IntegrityError(f"unexpected {member.type!r} entry {name!r}", where=str(archive),
+                             fix="do not restore this archive; it was not written by enclave")
+    if member.size > limit:
+        raise IntegrityError(f"{name} is {member.size} bytes, more than {limit}", where=str(archive),
+                             fix="the archive was altered; use another backup")
+    fobj = tar.extractfile(member)
+    if fobj is None:
+        raise IntegrityError(f"{name} has no contents", where=str(archive), fix="use another backup")
+    return name, fobj
+
+
+def _signed_manifest(tar: tarfile.TarFile, archive: Path, key: bytes) -> BackupManifest:
+    """The first two members: the manifest and its signature, checked before the manifest is parsed."""
+    first = tar.next()
+    if first is None:
+        raise IntegrityError("the archive is empty", where=str(archive), fix="use another backup")
+    name, fobj = _open(tar, first, archive, MAX_MANIFEST_BYTES)
+    if name != MANIFEST:
+        raise IntegrityError(f"the archive does not start with {MANIFEST}", where=str(archive),
+                             fix="this is not an enclave backup")
+    data = fobj.read()
+    second = tar.next()
+    if second is None or second.name != SIGNATURE:
+        raise IntegrityError(f"{MANIFEST} is not followed by its signature {SIGNATURE}", where=str(archive),
+                             fix="the archive is unsigned (written before format /2) or altered; use another backup")
+    _, fobj = _open(tar, second, archive, 64)  # hex of a SHA-256 HMAC
+    if not hmac.compare_digest(fobj.read(), _sign(key, data)):
+        raise IntegrityError("the manifest's signature does not match the signing key", where=str(archive),
+                             fix="give the key this backup was made with (--signing-key); otherwise the archive "
+                                 "was altered or forged — do not restore it")
+    manifest = BackupManifest.from_json(data, f"{archive}:{MANIFEST}")
+    if SNAPSHOT not in manifest.paths:
+        raise IntegrityError(f"the manifest lists no {SNAPSHOT}", where=str(archive), fix="use another backup")
+    return manifest
+
+
+def _extract(fobj: IO[bytes], target: Path, expected: FileEntry, archive: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    with target.open("wb") as out:
+        for chunk in iter(lambda: fobj.read(1 << 20), b""):
+            h.update(chunk)
+            out.write(chunk)
+    os.chmod(target, expected.mode)  # validated: within 0o777, no set-id, sticky or world-write bit
+    if h.hexdigest() != expected.sha256:
+        raise IntegrityError(f"{expected.path} does not match its checksum", where=str(archive),
+                             fix="the archive is damaged; use another backup")
+
+
+def _unpack(archive: Path, dest: Path, key: bytes) -> BackupManifest:
+    """Extract into ``dest`` checking the signature, then every member against the manifest as it streams past."""
     if not archive.is_file():
         raise NotFound(f"{archive} does not exist", where=str(archive), fix="give the path of a backup archive")
-    manifest: BackupManifest | None = None
     seen: set[str] = set()
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
-            for member in tar:
-                name = _safe_name(member.name, archive)
-                if not member.isfile():
-                    raise IntegrityError(f"unexpected {member.type!r} entry {name!r}", where=str(archive),
-                                         fix="do not restore this archive; it was not written by enclave")
-                fobj = tar.extractfile(member)
-                if fobj is None:
-                    raise IntegrityError(f"{name} has no contents", where=str(archive), fix="use another backup")
-                if manifest is None:
-                    if name != MANIFEST:
-                        raise IntegrityError(f"the archive does not start with {MANIFEST}", where=str(archive),
-                                             fix="this is not an enclave backup")
-                    manifest = BackupManifest.from_json(fobj.read(), f"{archive}:{MANIFEST}")
-                    continue
-                expected = {f.path: f for f in manifest.files}.get(name)
-                if expected is None or name in seen:
+            manifest = _signed_manifest(tar, archive, key)
+            expected = {f.path: f for f in manifest.files}
+            while (member := tar.next()) is not None:  # iter(tar) would start again at the manifest
+                name, fobj = _open(tar, member, archive, MAX_FILE_BYTES)
+                entry = expected.get(name)
+                if entry is None or name in seen:
                     raise IntegrityError(f"{name} is not listed in the manifest (or appears twice)",
                                          where=str(archive), fix="the archive was altered; use another backup")
+                if member.size != entry.size:  # checked before a byte is written: no bomb past the manifest
+                    raise IntegrityError(f"{name} is {member.size} bytes but the manifest says {entry.size}",
+                                         where=str(archive), fix="the archive was altered; use another backup")
                 seen.add(name)
-                target = dest / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                h = hashlib.sha256()
-                with target.open("wb") as out:
-                    for chunk in iter(lambda: fobj.read(1 << 20), b""):  # noqa: B023 — consumed in this iteration
-                        h.update(chunk)
-                        out.write(chunk)
-                os.chmod(target, expected.mode)
-                if h.hexdigest() != expected.sha256:
-                    raise IntegrityError(f"{name} does not match its checksum", where=str(archive),
-                                         fix="the archive is damaged; use another backup")
+                _extract(fobj, dest / name, entry, archive)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise IntegrityError(f"the archive is truncated or damaged ({type(exc).__name__}: {exc})",
                              where=str(archive), fix="use another backup; this one cannot be read to its end") from None
-    if manifest is None:
-        raise IntegrityError("the archive is empty", where=str(archive), fix="use another backup")
     missing = sorted(manifest.paths - seen)
     if missing:
         raise IntegrityError(f"{len(missing)} file(s) listed in the manifest are missing, e.g. {missing[0]}",
@@ -204,23 +341,34 @@ def _unpack(archive: Path, dest: Path) -> BackupManifest:
     return manifest
 
 
-def verify(archive: Path) -> BackupManifest:
-    """Check every checksum and open the etcd snapshot; raise IntegrityError on any damage."""
+def verify(archive: Path, *, key: Path) -> BackupManifest:
+    """Check the manifest's signature under ``key``, every checksum, and open the etcd snapshot; raise
+    IntegrityError on any damage or forgery."""
+    secret = load_key(key)
     with tempfile.TemporaryDirectory(prefix="enclave-verify-") as tmp:
-        return _unpack(archive, Path(tmp))
+        return _unpack(archive, Path(tmp), secret)
 
 
-def restore(archive: Path, data_dir: Path, member: Member, *, kubernetes_dir: Path | None = None) -> BackupManifest:
+def _empty_dir_or_new(path: Path, option: str) -> None:
+    """A restore target must be a new path or an empty directory (never a file, a link or live data)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise InputError([Problem(option, f"{path} exists and is not a directory",
+                                  "give a new path or an empty directory")])
+    if path.exists() and any(path.iterdir()):
+        raise Conflict(f"{path} is not empty", where=option,
+                       fix="restore into an empty or new directory, then move it into place after checking it")
+
+
+def restore(archive: Path, data_dir: Path, member: Member, *, key: Path,
+            kubernetes_dir: Path | None = None) -> BackupManifest:
     """Verify, then build a fresh etcd data directory and (optionally) put the control-plane files back."""
-    if kubernetes_dir is not None and kubernetes_dir.exists() and any(kubernetes_dir.iterdir()):
-        raise Conflict(f"{kubernetes_dir} is not empty", where="--kubernetes-dir",
-                       fix="restore into an empty directory and move it into place after checking it")
-    if data_dir.exists() and any(data_dir.iterdir()):
-        raise Conflict(f"{data_dir} already holds data", where="--data-dir",
-                       fix="restore into an empty or new directory, then point etcd at it")
+    if kubernetes_dir is not None:
+        _empty_dir_or_new(kubernetes_dir, "--kubernetes-dir")
+    _empty_dir_or_new(data_dir, "--data-dir")
+    secret = load_key(key)
     with tempfile.TemporaryDirectory(prefix="enclave-restore-") as tmp:
         unpacked = Path(tmp)
-        manifest = _unpack(archive, unpacked)
+        manifest = _unpack(archive, unpacked, secret)
         snapshot_restore(unpacked / SNAPSHOT, data_dir, member)
         if kubernetes_dir is not None:
             kubernetes_dir.mkdir(parents=True, exist_ok=True)

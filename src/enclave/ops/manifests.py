@@ -6,10 +6,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from enclave.errors import InputError, NotFound, Problem
-from enclave.spec.document import syntax_problem
+from enclave.spec.document import parse_all, read_text
 
 Located = tuple[str, dict[str, Any]]
 """An object and where it came from (file#document, or renderer name)."""
@@ -27,15 +25,12 @@ def load_manifests(paths: Iterable[Path], *, strict: bool = True) -> list[Locate
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
             else [path]
         for f in files:
-            out.extend(parse_manifests(f.read_text(), str(f), strict=strict))
+            out.extend(parse_manifests(read_text(f), str(f), strict=strict))
     return out
 
 
 def parse_manifests(text: str, where: str, *, strict: bool = True) -> list[Located]:
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise InputError([syntax_problem(exc, where)]) from None
+    docs = [data for data, _ in parse_all(text, where)]
     out: list[Located] = []
     for i, doc in enumerate(docs):
         if doc is None:

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from enclave.ops.manifests import Located
+from enclave.spec.document import parse_all, read_text
 
 EXAMPLE_USER = "example-user"
 
@@ -113,7 +112,7 @@ def pods_in(paths: Iterable[Path], namespace: str, pin: Pinner | None = None,
     for root in paths:
         files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml")) if root.is_dir() else [root]
         for f in files:
-            for i, doc in enumerate(yaml.safe_load_all(f.read_text())):
+            for i, (doc, _) in enumerate(parse_all(read_text(f), str(f))):
                 if isinstance(doc, dict) and isinstance(doc.get("singleuser"), dict) and "kind" not in doc:
                     out.extend(notebook_pods(doc, f"{f}#{i}", namespace, pin, skipped))
     return out

@@ -8,10 +8,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from enclave.errors import InputError, Problem
 from enclave.ops.versions import Version
+from enclave.spec.document import parse
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,12 @@ class ApiFinding:
 
 def parse_removed_apis(text: str, where: str = "removed-apis.yaml") -> tuple[str, tuple[ApiEntry, ...]]:
     try:
-        raw = yaml.safe_load(text)
+        raw, _ = parse(text, where)
         rows = tuple(ApiEntry(str(r["api"]), str(r["kind"]), Version.parse(str(r["deprecated_in"]), where=where),
                               Version.parse(str(r["removed_in"]), where=where), str(r["replacement"]))
                      for r in raw["apis"])
         return str(raw["data_version"]), rows
-    except (KeyError, TypeError, yaml.YAMLError) as exc:
+    except (KeyError, TypeError) as exc:
         raise InputError([Problem(where, f"removed-API data is malformed ({exc!r})",
                                   "compare it with the shipped removed-apis.yaml")]) from None
 

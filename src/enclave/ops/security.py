@@ -19,10 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from enclave.errors import InputError, NotFound, Problem
 from enclave.ops.manifests import Located, containers, name_of, pod_spec
+from enclave.spec.document import parse, read_text
 
 NODE_TARGETS = ("apiserver", "controller-manager", "scheduler", "etcd", "kubelet")
 MANIFEST_TARGETS = ("pod", "container", "volume", "rbac-rule", "binding", "object")
@@ -147,7 +146,7 @@ def load_node_dir(root: Path, kubelet_config: Path | None = None) -> NodeConfig:
     kubelet_path = kubelet_config or (root / "kubelet" / "config.yaml")
     kubelet: dict[str, Any] | None = None
     if kubelet_path.is_file():
-        raw = yaml.safe_load(kubelet_path.read_text())
+        raw, _ = parse(read_text(kubelet_path), str(kubelet_path))
         if not isinstance(raw, dict):
             raise InputError([Problem(str(kubelet_path), "kubelet configuration is not a mapping",
                                       "give a KubeletConfiguration YAML file")])
@@ -165,9 +164,9 @@ def load_node_dir(root: Path, kubelet_config: Path | None = None) -> NodeConfig:
 
 def parse_checks(text: str, where: str = "security-checks.yaml") -> tuple[str, tuple[Check, ...]]:
     try:
-        raw = yaml.safe_load(text)
+        raw, _ = parse(text, where)
         rows = raw["checks"]
-    except (yaml.YAMLError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise InputError([Problem(where, "check data is not a mapping with a checks list",
                                   "compare with the shipped security-checks.yaml")]) from None
     checks: list[Check] = []

@@ -9,9 +9,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from enclave.errors import InputError, NotFound, Problem
+from enclave.spec.document import parse
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
 
@@ -136,7 +135,7 @@ def _table(rows: Any, where: str) -> tuple[tuple[Version, int], ...]:
 def parse_release_data(text: str, where: str = "kubernetes-releases.yaml") -> ReleaseData:
     """Parse release data; every row is checked so one bad edit is reported with its row."""
     try:
-        raw = yaml.safe_load(text)
+        raw, _ = parse(text, where)
         skew = raw["skew"]
         releases: list[Release] = []
         for i, row in enumerate(raw["releases"]):
@@ -170,7 +169,7 @@ def parse_release_data(text: str, where: str = "kubernetes-releases.yaml") -> Re
             ),
             sources={str(k): str(v) for k, v in (raw.get("sources") or {}).items()},
         )
-    except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InputError([Problem(where, f"release data is malformed ({exc!r})",
                                   "compare it with the shipped kubernetes-releases.yaml")]) from None
 

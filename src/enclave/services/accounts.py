@@ -121,6 +121,10 @@ class AccountService:
         return self._change(lambda s: lifecycle.grow_quota(s, actor, username, quota_gib, reason=reason,
                                                            proposal_id=proposal_id))
 
+    def correct_quota(self, actor: str, username: str, quota_gib: float, *, reason: str) -> AccountView:
+        """Set a quota to any valid size, lower included (undo a mistaken grow-quota); journaled."""
+        return self._change(lambda s: lifecycle.correct_quota(s, actor, username, quota_gib, reason=reason))
+
     def grant_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.grant_role(s, actor, username, role, reason=reason))
 

@@ -40,6 +40,7 @@ from enclave.ops.removed_apis import ApiFinding, scan
 from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upgrade
 from enclave.ops.versions import Version
 from enclave.services.images import ImageService
+from enclave.spec.document import read_text
 from enclave.spec.models import EnclaveSpec
 
 
@@ -129,7 +130,7 @@ class SecurityService:
               notes: list[str] | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
         enclave's own rendered objects."""
-        version, defs = security.parse_checks(checks.read_text(), str(checks)) if checks else security.shipped_checks()
+        version, defs = security.parse_checks(read_text(checks), str(checks)) if checks else security.shipped_checks()
         if only:
             unknown = sorted(set(only) - {c.id for c in defs})
             if unknown:
@@ -210,20 +211,20 @@ class BackupService:
             journal.record(session, actor=actor, action=action, target=target, reason=reason, before=None,
                            after=record.get("after"))
 
-    def create(self, etcd: Etcdctl, out: Path, *, actor: str | None, reason: str,
+    def create(self, etcd: Etcdctl, out: Path, *, key: Path, actor: str | None, reason: str,
                kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None) -> backups.BackupManifest:
         with self._audited(actor, "backup.create", str(out), reason) as note:
-            m = backups.create(etcd, out, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
+            m = backups.create(etcd, out, key=key, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
                                cluster=self.spec.cluster.name)
             note(backups.summary(m))
         return m
 
-    def verify(self, archive: Path) -> backups.BackupManifest:
-        return backups.verify(archive)
+    def verify(self, archive: Path, *, key: Path) -> backups.BackupManifest:
+        return backups.verify(archive, key=key)
 
-    def restore(self, archive: Path, data_dir: Path, member: Member, *, actor: str | None, reason: str,
+    def restore(self, archive: Path, data_dir: Path, member: Member, *, key: Path, actor: str | None, reason: str,
                 kubernetes_dir: Path | None = None) -> backups.BackupManifest:
         with self._audited(actor, "backup.restore", str(data_dir), reason) as note:
-            m = backups.restore(archive, data_dir, member, kubernetes_dir=kubernetes_dir)
+            m = backups.restore(archive, data_dir, member, key=key, kubernetes_dir=kubernetes_dir)
             note({"archive": str(archive), **backups.summary(m)})
         return m

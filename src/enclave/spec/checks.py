@@ -61,9 +61,25 @@ def _pools(spec: EnclaveSpec) -> Iterator[Finding]:
             yield (("pools", name, "guaranteed_share"),
                    f"guaranteed_share {pool.guaranteed_share} is above max_share {pool.max_share}",
                    "lower guaranteed_share or raise max_share")
+    yield from _shared_groups(spec)
     if spec.batch.default_pool not in spec.pools:
         yield (("batch", "default_pool"), f"default pool '{spec.batch.default_pool}' is not defined",
                f"use one of: {', '.join(spec.pools)}")
+
+
+def _shared_groups(spec: EnclaveSpec) -> Iterator[Finding]:
+    """Each pool's effective accounting group must be its own: membership and matching are decided by the
+    group (batch.policy), so two pools sharing one let a member of either run on the other's nodes. Names are
+    compared ignoring case so that two groups differing only in case are refused too (a reader cannot tell
+    them apart in a negotiator log)."""
+    owner: dict[str, str] = {}
+    for name in spec.pools:
+        group = spec.accounting_group(name)
+        first = owner.setdefault(group.casefold(), name)
+        if first != name:
+            yield (("pools", name, "accounting_group"),
+                   f"accounting group '{group}' is also pool '{first}'s: a member of one could run on the "
+                   "other's nodes", "give each pool its own accounting_group (or remove the key for group_<pool>)")
 
 
 def _notebooks(spec: EnclaveSpec) -> Iterator[Finding]:

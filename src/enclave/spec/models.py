@@ -20,8 +20,18 @@ KubeVersion = Annotated[str, StringConstraints(pattern=r"^v?\d+\.\d+\.\d+$")]
 Host = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$")]
 
 
+# Upper bounds of the spec's quantities: far above any real enclave, low enough that every derived number
+# (cores × count, MiB, seconds in HTCondor expressions) stays an exact, finite integer or float.
+MAX_SECONDS = 31_536_000  # one year: longer than any grace, cull age, cycle or latency objective is meaningful
+MAX_CORES = 1024  # per node or pod; the largest servers today have a few hundred cores
+MAX_MIB = 64 * 1024 * 1024  # 64 TiB in MiB, the node memory bound (memory_gib le 65536) in MiB
+MAX_GIB = 1_000_000  # 1 PB in GiB for any one disk, quota or cache
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: pydantic otherwise accepts inf, nan and the strings "inf"/"nan" for a float field;
+    # no quantity of the spec is infinite, and an infinite one crashed `render condor`.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Role(StrEnum):
@@ -91,7 +101,7 @@ class Cluster(Strict):
 
 
 class LatencyObjective(Strict):
-    seconds: float = Field(gt=0)
+    seconds: float = Field(gt=0, le=MAX_SECONDS)
     fraction: float = Field(gt=0, le=1)
 
 
@@ -110,7 +120,7 @@ class Pool(Strict):
     priority: int = Field(ge=0, le=1000)
     latency_objective: LatencyObjective | None = None
     take_away: Drain = Drain.DRAIN
-    grace_seconds: float = Field(default=600.0, ge=0)
+    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_SECONDS)
     accounting_group: str | None = Field(
         default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
     )
@@ -132,20 +142,20 @@ class Batch(Strict):
 
 
 class NotebookSize(Strict):
-    cpu_request: float = Field(gt=0)
-    cpu_limit: float = Field(gt=0)
-    memory_request_mib: int = Field(gt=0)
-    memory_limit_mib: int = Field(gt=0)
+    cpu_request: float = Field(gt=0, le=MAX_CORES)
+    cpu_limit: float = Field(gt=0, le=MAX_CORES)
+    memory_request_mib: int = Field(gt=0, le=MAX_MIB)
+    memory_limit_mib: int = Field(gt=0, le=MAX_MIB)
     description: str = ""
 
 
 class NotebookBounds(Strict):
     """What one user's notebook may use (seed §13.2–13.3: 0.5–4 cores, 512 MB–8 GB)."""
 
-    min_cpu: float = Field(default=0.5, gt=0)
-    max_cpu: float = Field(default=4.0, gt=0)
-    min_memory_mib: int = Field(default=512, gt=0)
-    max_memory_mib: int = Field(default=8192, gt=0)
+    min_cpu: float = Field(default=0.5, gt=0, le=MAX_CORES)
+    max_cpu: float = Field(default=4.0, gt=0, le=MAX_CORES)
+    min_memory_mib: int = Field(default=512, gt=0, le=MAX_MIB)
+    max_memory_mib: int = Field(default=8192, gt=0, le=MAX_MIB)
 
 
 class Notebooks(Strict):
@@ -154,19 +164,19 @@ class Notebooks(Strict):
     sizes: dict[Name, NotebookSize] = Field(min_length=1)
     default_size: str
     bounds: NotebookBounds = NotebookBounds()
-    idle_cull_seconds: int = Field(default=432_000, gt=0)
-    max_age_seconds: int = Field(default=864_000, gt=0)
+    idle_cull_seconds: int = Field(default=432_000, gt=0, le=MAX_SECONDS)
+    max_age_seconds: int = Field(default=864_000, gt=0, le=MAX_SECONDS)
 
 
 class Storage(Strict):
     home_root: str = "/jhome"
-    home_quota_gib: float = Field(default=100, gt=0)
+    home_quota_gib: float = Field(default=100, gt=0, le=MAX_GIB)
     workspace_subdir: str = "workspace"
-    shared_tib: float = Field(default=10, ge=0)
-    node_local_gib: float = Field(default=100, gt=0)
-    container_cache_gib: float = Field(default=250, ge=0)
-    image_size_gib: float = Field(default=10, gt=0)
-    cached_images_per_node: int = Field(default=5, ge=1)
+    shared_tib: float = Field(default=10, ge=0, le=MAX_GIB)
+    node_local_gib: float = Field(default=100, gt=0, le=MAX_GIB)
+    container_cache_gib: float = Field(default=250, ge=0, le=MAX_GIB)
+    image_size_gib: float = Field(default=10, gt=0, le=MAX_GIB)
+    cached_images_per_node: int = Field(default=5, ge=1, le=100_000)
 
 
 class Registry(Strict):
@@ -188,8 +198,10 @@ class LendMode(StrEnum):
 class BrokerPolicy(Strict):
     """How the capacity broker moves capacity (issue 6). Every field has a default so specs may omit it."""
 
-    cycle_seconds: float = Field(default=60, gt=0, description="Time between two observe-decide-act cycles.")
-    cooldown_seconds: float = Field(default=900, ge=0, description="A startd or node that just moved stays put.")
+    cycle_seconds: float = Field(default=60, gt=0, le=MAX_SECONDS,
+        description="Time between two observe-decide-act cycles.")
+    cooldown_seconds: float = Field(default=900, ge=0, le=MAX_SECONDS,
+        description="A startd or node that just moved stays put.")
     hysteresis: float = Field(
         default=0.5, ge=0, le=1,
         description="A pool gets another startd only when it lacks at least this fraction of the startd's cores.",
@@ -201,25 +213,29 @@ class BrokerPolicy(Strict):
     )
     max_lend_share: float = Field(default=1.0, ge=0, le=1, description="Most of the worker cores batch may borrow.")
     notebook_headroom_cores: float = Field(
-        default=0.0, ge=0, description="Worker cores kept free for notebook spawns when lending to batch."
+        default=0.0, ge=0, le=MAX_CORES * 100_000,
+        description="Worker cores kept free for notebook spawns when lending to batch."
     )
     pod_cores: int = Field(default=8, gt=0, le=1024)
-    pod_memory_mib: int = Field(default=32768, gt=0)
+    pod_memory_mib: int = Field(default=32768, gt=0, le=MAX_MIB)
     prewarm_pool: Name | None = Field(
         default=None, description="Pool that gets capacity before the night; default: the highest-priority pool "
         "with a latency objective. Needs cluster.site."
     )
     prewarm_cores: int | None = Field(
-        default=None, ge=0, description="Cores the pre-warmed pool holds through the night; default: its "
+        default=None, ge=0, le=MAX_CORES * 100_000,
+        description="Cores the pre-warmed pool holds through the night; default: its "
         "guarantee on the whole batch capacity (what it gives away in the day; failed nodes do not shrink the "
         "night's visits), more only as its queue asks."
     )
     prewarm_lead_seconds: float = Field(
-        default=3600, ge=0, description="How long before evening twilight the pre-warm starts: time for the "
+        default=3600, ge=0, le=MAX_SECONDS,
+        description="How long before evening twilight the pre-warm starts: time for the "
         "nodes to drain or reach their grace period."
     )
     prewarm_quiet_seconds: float = Field(
-        default=900, gt=0, description="The pre-warm ends once the pre-warmed pool has had visits this night and "
+        default=900, gt=0, le=MAX_SECONDS,
+        description="The pre-warm ends once the pre-warmed pool has had visits this night and "
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
@@ -258,6 +274,11 @@ class EnclaveSpec(Strict):
             return self.broker.prewarm_pool
         with_objective = [(p.priority, n) for n, p in self.pools.items() if p.latency_objective is not None]
         return max(with_objective)[1] if with_objective else None
+
+    def accounting_group(self, pool: str) -> str:
+        """The accounting group the schedd forces on jobs of ``pool``: its ``accounting_group``, else
+        ``group_<pool>`` ('-' becomes '_', which HTCondor group names do not allow)."""
+        return self.pools[pool].accounting_group or "group_" + pool.replace("-", "_")
 
     def node_names(self, role: NodeRole | None = None) -> list[str]:
         """Stable node names derived from the groups: <group>-<index>, starting at 001."""

@@ -22,7 +22,7 @@ SCENARIOS = EXAMPLES / "scenarios"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no infinite quantity
 
 
 class Runtime(Strict):

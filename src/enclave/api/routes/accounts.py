@@ -15,7 +15,7 @@ from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.api.deps import Accounts, Caller
 from enclave.api.routes.bodies import AllocationBody, Body, Reason, Short, Username, Why
-from enclave.spec.models import Role
+from enclave.spec.models import MAX_GIB, Role
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -54,9 +54,14 @@ class Promote(Body):
 
 
 class Quota(Body):
-    quota_gib: float = Field(gt=0, le=1e9)
+    quota_gib: float = Field(gt=0, le=MAX_GIB, allow_inf_nan=False)
     reason: Reason
     proposal_id: Short | None = None
+
+
+class QuotaCorrection(Body):
+    quota_gib: float = Field(gt=0, le=MAX_GIB, allow_inf_nan=False)
+    reason: Reason
 
 
 class RoleChange(Body):
@@ -130,6 +135,12 @@ def grow_quota(username: Username, body: Quota, caller: Caller, accounts: Accoun
     caller.need_scope(Permission.ACCOUNTS_MANAGE)
     return accounts.grow_quota(caller.username, username, body.quota_gib, reason=body.reason,
                                proposal_id=body.proposal_id)
+
+
+@router.put("/{username}/quota", summary="Correct the storage quota to any valid size, lower included")
+def correct_quota(username: Username, body: QuotaCorrection, caller: Caller, accounts: Accounts) -> AccountView:
+    caller.need_scope(Permission.ACCOUNTS_MANAGE)
+    return accounts.correct_quota(caller.username, username, body.quota_gib, reason=body.reason)
 
 
 @router.post("/{username}/roles", summary="Grant an actor role to the account's person")
