@@ -48,6 +48,7 @@ class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     JUNIT = "junit"
+    KUBE_BENCH = "kube-bench"
 
 
 def _date(text: str | None) -> dt.date:
@@ -182,6 +183,9 @@ def security_check(
                                               "manifests/, optional kubelet/config.yaml).")] = None,
     kubelet_config: Annotated[Path | None, typer.Option("--kubelet-config",
                                                         help="/var/lib/kubelet/config.yaml")] = None,
+    kubelet_flags: Annotated[Path | None, typer.Option("--kubelet-flags", help="The kubelet's command line: "
+                                                       "/var/lib/kubelet/kubeadm-flags.env or the systemd drop-in "
+                                                       "10-kubeadm.conf (flags win over the config file).")] = None,
     manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Manifest files or dirs (repeat).")]
     = None,
     rendered: Annotated[bool, typer.Option("--rendered", help="Check enclave's own rendered objects (default "
@@ -192,15 +196,17 @@ def security_check(
     output: Annotated[Path | None, typer.Option("--output", help="Write the report here too.")] = None,
     exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
 ) -> None:
-    """Run the benchmark; exit --exit-code (8) when any scored check fails."""
+    """Run the benchmark; exit --exit-code (8) when any scored check fails. --format kube-bench writes
+    kube-bench's --json shape."""
     notes: list[str] = []
     with services(spec) as factory:
         report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
-                                        manifests=manifests or (), rendered=rendered, notes=notes)
+                                        kubelet_flags=kubelet_flags, manifests=manifests or (), rendered=rendered,
+                                        notes=notes)
     for note in notes:
         err_console.print(f"note: {note}")
     text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
-            ReportFormat.JUNIT: security.to_junit}[fmt](report)
+            ReportFormat.JUNIT: security.to_junit, ReportFormat.KUBE_BENCH: security.to_kube_bench}[fmt](report)
     if output is not None:
         output.write_text(text + "\n")
     typer.echo(text)
@@ -210,14 +216,15 @@ def security_check(
 
 @security_app.command("list")
 def security_list() -> None:
-    """The checks: id, what is read, whether it is scored."""
-    version, defs = security.shipped_checks()
-    t = Table(title=f"Security checks (data {version}, {len(defs)} checks)")
-    for col in ("id", "section", "check", "reads", "scored"):
+    """The checks: id, the CIS item each encodes (or why none), what is read, whether it is scored."""
+    version, defs, bench = security.shipped_benchmark()
+    t = Table(title=f"Security checks ({bench.name} {bench.version}; data {version}, {len(defs)} checks)")
+    for col in ("id", "CIS", "check", "reads", "scored"):
         t.add_column(col)
     for c in defs:
-        reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k != "default")
-        t.add_row(c.id, c.section, c.text, reads, "yes" if c.scored else "no")
+        reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k not in ("default", "flag_default"))
+        cis = f"{c.cis.id} ({c.cis.type})" if c.cis.id else f"— {c.cis.note}"
+        t.add_row(c.id, cis, c.text, reads, "yes" if c.scored else "no")
     console.print(t)
 
 

@@ -125,22 +125,27 @@ class SecurityService:
     _cache: dict[tuple[str, ...], tuple[float, security.Report, list[str]]] = field(default_factory=dict)
 
     def check(self, *, checks: Path | None = None, only: Sequence[str] = (), node: Path | None = None,
-              kubelet_config: Path | None = None, manifests: Sequence[Path] = (), rendered: bool = False,
+              kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
+              manifests: Sequence[Path] = (), rendered: bool = False,
               notes: list[str] | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
-        enclave's own rendered objects."""
-        version, defs = security.parse_checks(checks.read_text(), str(checks)) if checks else security.shipped_checks()
+        enclave's own rendered objects. Files skipped in a manifest directory are named in ``notes``."""
+        version, defs, bench = (security.parse_benchmark(checks.read_text(), str(checks)) if checks
+                                else security.shipped_benchmark())
         if only:
             unknown = sorted(set(only) - {c.id for c in defs})
             if unknown:
                 raise InputError([Problem("--only", f"unknown check id {unknown[0]}", "see `enclave security list`")])
             defs = tuple(c for c in defs if c.id in only)
-        node_cfg = security.load_node_dir(node, kubelet_config) if node else None
-        objects: list[Located] = load_manifests(manifests) if manifests else []
+        node_cfg = security.load_node_dir(node, kubelet_config, kubelet_flags, notes) if node else None
+        objects: list[Located] = load_manifests(manifests, notes=notes) if manifests else []
         if rendered or (node is None and not manifests):
             objects += self._own(notes)
+        # The node's own version (its API server image tag) decides version-bound items; else the spec's.
+        kube = (node_cfg.version if node_cfg and node_cfg.version
+                else Version.parse(self.spec.cluster.kubernetes_version, where="cluster.kubernetes_version"))
         return security.run(defs, node=node_cfg, objects=objects, params=security_params(self.spec),
-                            data_version=version)
+                            data_version=version, benchmark=bench, version=kube)
 
     def report(self) -> tuple[security.Report, list[str]]:
         """The benchmark on enclave's own rendered objects. Rendering takes seconds and the objects depend only
