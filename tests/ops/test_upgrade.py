@@ -223,3 +223,30 @@ def test_observed_controller_newer_than_api_server_is_reported_as_it_is() -> Non
     assert observed.control_plane[0].controller_manager == V("1.31.2")
     with pytest.raises(InvalidTransition, match="kube-controller-manager not newer than kube-apiserver"):
         plan_upgrade(observed, V("1.31.14"), today=TODAY)
+
+
+def test_removed_api_rows_cite_their_source_and_cover_what_pluto_and_the_guide_list() -> None:
+    """Rows the deprecation guide lists (v1.16: apps/v1beta1 ReplicaSet; v1.22: every
+    authorization.k8s.io/v1beta1 kind) and pluto's for what the guide omits (audit.k8s.io v1alpha1/v1beta1,
+    removed in 1.24; alpha APIs up to 1.35)."""
+    _, rows = removed_apis()
+    by = {(r.api, r.kind): r for r in rows}
+    assert all(r.source for r in rows)
+    for r in rows:
+        if r.source.startswith("guide#v"):
+            assert r.source.split()[0].rstrip(",") == f"guide#v1-{r.removed_in.minor}", r
+    assert by[("apps/v1beta1", "ReplicaSet")].removed_in == V("1.16")
+    assert by[("authorization.k8s.io/v1beta1", "SelfSubjectRulesReview")].removed_in == V("1.22")
+    for api in ("audit.k8s.io/v1alpha1", "audit.k8s.io/v1beta1"):
+        assert by[(api, "Policy")].removed_in == V("1.24")
+    assert max(r.removed_in for r in rows) >= V("1.35")
+    policy = [("p.yaml#0", {"apiVersion": "audit.k8s.io/v1beta1", "kind": "Policy", "metadata": {"name": "a"}})]
+    assert [f.status for f in scan(policy, V("1.9.3"), V("1.24.17"))] == ["removed"]
+
+
+def test_removed_api_row_without_source_is_refused() -> None:
+    from enclave.ops.removed_apis import parse_removed_apis
+
+    text = 'data_version: x\napis:\n  - {api: a/v1, kind: K, deprecated_in: "1.1", removed_in: "1.2", replacement: b}\n'
+    with pytest.raises(InputError, match="cites no source"):
+        parse_removed_apis(text)
