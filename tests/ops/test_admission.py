@@ -111,3 +111,10 @@ def test_render_all_admits_enclaves_own_pods_with_nothing_approved(tmp_path: Pat
     policy = yaml.safe_load((out / "admission" / "kyverno-vetted-images.yaml").read_text())
     validate_policy(policy)
     assert allows(policy, SYSTEM["htcondor-worker"], "htcondor") and not allows(policy, LAB, "jupyter-lsst")
+
+
+@pytest.mark.usefixtures("env")
+def test_render_all_names_own_images_not_pinned(tmp_path: Path) -> None:
+    r = run("render", "all", "--out", str(tmp_path / "out"))
+    assert r.exit_code == 0
+    assert "registry.system_images lacks htcondor-worker, hub, webdav" in " ".join(r.output.split())

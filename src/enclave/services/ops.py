@@ -96,8 +96,17 @@ class RenderService:
             except EnclaveError as exc:
                 results.append(Rendered(name, target, False, str(exc)))
                 continue
-            results.append(Rendered(name, target, True))
+            results.append(Rendered(name, target, True, self._caveat(name)))
         return results
+
+    def _caveat(self, name: str) -> str:
+        """What a successful rendering still leaves open, said where the operator sees it."""
+        if name == "admission" and self.spec.registry.vetting_required:
+            missing = sorted({"htcondor-worker", "hub", "webdav"} - set(self.spec.registry.system_images))
+            if missing:
+                return (f"registry.system_images lacks {', '.join(missing)}: those pods of enclave's own are "
+                        "refused until pinned by digest")
+        return ""
 
     @contextmanager
     def objects(self, skipped: list[str] | None = None) -> Iterator[tuple[list[Located], list[Rendered]]]:
