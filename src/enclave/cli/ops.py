@@ -162,16 +162,55 @@ def backup_restore(
     kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="Empty directory to put "
                                                         "PKI, kubeconfigs and manifests into.")] = None,
     token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    member: Annotated[list[str] | None, typer.Option("--member", help="Every member of the restored cluster as "
+                                                     "NAME=PEER_URL (repeat; this node included). Without it "
+                                                     "the restore builds a one-member cluster.")] = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane restore",
 ) -> None:
-    """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
+    """Verify the archive, then build this member's fresh etcd data directory (and control-plane files)."""
+    cluster = tuple(Member(n, u, "", token) for n, u in _members(member))
     with services() as factory:
         m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token), actor=actor,
-                                    reason=reason, kubernetes_dir=kubernetes_dir)
+                                    reason=reason, kubernetes_dir=kubernetes_dir, cluster=cluster)
     console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
                   + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
-    console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+    if cluster:
+        console.print(f"next: restore the other {len(cluster) - 1} member(s) the same way, point each etcd static "
+                      "pod at its data directory, and start them together (quorum needs a majority)")
+    else:
+        console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+
+
+def _members(raw: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for item in raw or []:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise InputError([Problem("--member", f"{item!r} is not NAME=PEER_URL",
+                                      "e.g. --member kub-master-001=https://10.0.0.1:2380")])
+        out.append((name, url))
+    return out
+
+
+@backup_app.command("restore-plan")
+def backup_restore_plan(
+    archive: Annotated[str, typer.Argument(help="The backup archive every member restores from.")],
+    member: Annotated[list[str] | None, typer.Option("--member", help="NAME=PEER_URL per member (default: every "
+                                                     "control-plane node of the spec, https://NAME:2380).")] = None,
+    token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    spec: SpecOption = None,
+) -> None:
+    """What to run on each control-plane node to restore the whole etcd cluster from one backup."""
+    given = tuple(Member(n, u, u.replace(":2380", ":2379"), token) for n, u in _members(member))
+    with services(spec) as factory:
+        plan = factory.backups.restore_plan(archive, given, token=token)
+    for i, step in enumerate(plan, 1):
+        console.print(f"{i}. on {step.member.name} ({step.member.peer_url}):", soft_wrap=True)
+        for line in step.steps:
+            console.print(f"   {line}", soft_wrap=True)
+    console.print(f"then start all {len(plan)} etcd members together (kubelet restarts the static pods); "
+                  "etcd answers once a majority is up", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ security

@@ -18,6 +18,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -210,8 +211,10 @@ def verify(archive: Path) -> BackupManifest:
         return _unpack(archive, Path(tmp))
 
 
-def restore(archive: Path, data_dir: Path, member: Member, *, kubernetes_dir: Path | None = None) -> BackupManifest:
-    """Verify, then build a fresh etcd data directory and (optionally) put the control-plane files back."""
+def restore(archive: Path, data_dir: Path, member: Member, *, kubernetes_dir: Path | None = None,
+            cluster: Sequence[Member] = ()) -> BackupManifest:
+    """Verify, then build a fresh etcd data directory for ``member`` of ``cluster`` (default: alone) and
+    (optionally) put the control-plane files back."""
     if kubernetes_dir is not None and kubernetes_dir.exists() and any(kubernetes_dir.iterdir()):
         raise Conflict(f"{kubernetes_dir} is not empty", where="--kubernetes-dir",
                        fix="restore into an empty directory and move it into place after checking it")
@@ -221,7 +224,7 @@ def restore(archive: Path, data_dir: Path, member: Member, *, kubernetes_dir: Pa
     with tempfile.TemporaryDirectory(prefix="enclave-restore-") as tmp:
         unpacked = Path(tmp)
         manifest = _unpack(archive, unpacked)
-        snapshot_restore(unpacked / SNAPSHOT, data_dir, member)
+        snapshot_restore(unpacked / SNAPSHOT, data_dir, member, cluster)
         if kubernetes_dir is not None:
             kubernetes_dir.mkdir(parents=True, exist_ok=True)
             for entry in manifest.files:

@@ -32,7 +32,7 @@ from enclave.notebooks import profiles
 from enclave.ops import backup as backups
 from enclave.ops import security
 from enclave.ops.admission import render_admission, validate_policy
-from enclave.ops.etcd import Etcdctl, Member
+from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan
 from enclave.ops.images import pinner
 from enclave.ops.manifests import Located, load_manifests
 from enclave.ops.notebook_pods import pods_in
@@ -40,7 +40,7 @@ from enclave.ops.removed_apis import ApiFinding, scan
 from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upgrade
 from enclave.ops.versions import Version
 from enclave.services.images import ImageService
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import EnclaveSpec, NodeRole
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,22 @@ class BackupService:
         return backups.verify(archive)
 
     def restore(self, archive: Path, data_dir: Path, member: Member, *, actor: str | None, reason: str,
-                kubernetes_dir: Path | None = None) -> backups.BackupManifest:
+                kubernetes_dir: Path | None = None, cluster: Sequence[Member] = ()) -> backups.BackupManifest:
         with self._audited(actor, "backup.restore", str(data_dir), reason) as note:
-            m = backups.restore(archive, data_dir, member, kubernetes_dir=kubernetes_dir)
-            note({"archive": str(archive), **backups.summary(m)})
+            m = backups.restore(archive, data_dir, member, kubernetes_dir=kubernetes_dir, cluster=cluster)
+            note({"archive": str(archive), "members": [c.name for c in cluster] or [member.name],
+                  **backups.summary(m)})
         return m
+
+    def members(self, given: Sequence[Member] = ()) -> tuple[Member, ...]:
+        """The etcd members to restore: those given, else one per control-plane node of the spec (kubeadm's
+        stacked etcd: a member on every control-plane node, peer port 2380, client port 2379)."""
+        if given:
+            return tuple(given)
+        names = self.spec.node_names(NodeRole.CONTROL_PLANE)
+        return tuple(Member(n, f"https://{n}:2380", f"https://{n}:2379") for n in names)
+
+    def restore_plan(self, archive: str, given: Sequence[Member] = (), *, token: str = "enclave-restored"
+                     ) -> tuple[MemberRestore, ...]:
+        members = tuple(Member(m.name, m.peer_url, m.client_url, token) for m in self.members(given))
+        return restore_plan(archive, members)
