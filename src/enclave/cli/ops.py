@@ -118,7 +118,8 @@ def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path |
 
 @backup_app.command("create")
 def backup_create(
-    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz); never overwritten.")],
+    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz; never overwritten), or a "
+                                      "directory to write the next named archive into.")],
     endpoints: Annotated[str, typer.Option("--endpoints", help="etcd client URLs, comma-separated.")]
     = "https://127.0.0.1:2379",
     cacert: Annotated[Path | None, typer.Option("--cacert", help="e.g. /etc/kubernetes/pki/etcd/ca.crt")] = None,
@@ -132,12 +133,74 @@ def backup_create(
     reason: Reason = "control-plane backup",
     spec: SpecOption = None,
 ) -> None:
-    """Snapshot etcd and pack it with the control-plane files and a checksum manifest."""
+    """Snapshot etcd and pack it with the control-plane files and a checksum manifest. Given a directory
+    (existing, or ending in /), the archive is named `<cluster>-<UTC time>.tar.gz` inside it."""
     with services(spec) as factory:
+        out = factory.backups.target(out)
         m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, actor=actor, reason=reason,
                                    kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
     console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
+
+
+@backup_app.command("list")
+def backup_list(directory: Annotated[Path, typer.Argument(help="Directory of named backups.")],
+                spec: SpecOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The named backups in a directory, oldest first, with what each manifest says."""
+    with services(spec) as factory:
+        rows = factory.backups.listing(directory)
+    data = [{"name": b.path.name, "created": b.created.isoformat(), "bytes": b.size,
+             "revision": b.manifest.etcd.revision if b.manifest else None,
+             "keys": b.manifest.etcd.total_keys if b.manifest else None, "problem": b.problem or None}
+            for b in rows]
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    t = Table(title=f"Backups in {directory} ({len(rows)})")
+    for col in ("name", "created", "size", "etcd revision", "keys", "problem"):
+        t.add_column(col)
+    for d in data:
+        t.add_row(str(d["name"]), str(d["created"]), f"{int(d['bytes'] or 0) / 1e6:.1f} MB",
+                  str(d["revision"] or ""), str(d["keys"] or ""), str(d["problem"] or ""))
+    console.print(t)
+
+
+@backup_app.command("prune")
+def backup_prune(
+    directory: Annotated[Path, typer.Argument(help="Directory of named backups.")],
+    keep_last: Annotated[int, typer.Option("--keep-last", help="Always keep this many newest good backups.")] = 7,
+    keep_days: Annotated[int | None, typer.Option("--keep-days", help="Also keep every good backup younger "
+                                                  "than this.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    actor: ActorOption = None,
+    reason: Reason = "backup retention",
+    spec: SpecOption = None,
+) -> None:
+    """Delete backups retention lets go; unreadable archives are kept for someone to look at."""
+    with services(spec) as factory:
+        keep, removed = factory.backups.prune(directory, keep_last=keep_last, keep_days=keep_days, actor=actor,
+                                              reason=reason, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {len(removed)} backup(s), kept {len(keep)}"
+                  + "".join(f"\n  {verb}: {p.name}" for p in removed))
+
+
+@backup_app.command("schedule")
+def backup_schedule(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the CronJob YAML into.")],
+    schedule: Annotated[str, typer.Option("--schedule", help="Cron schedule (UTC on most clusters).")]
+    = "30 2 * * *",
+    keep_last: Annotated[int, typer.Option("--keep-last")] = 7,
+    keep_days: Annotated[int | None, typer.Option("--keep-days")] = None,
+    spec: SpecOption = None,
+) -> None:
+    """A CronJob taking a named backup on a control-plane node and pruning old ones (live clusters)."""
+    with services(spec) as factory:
+        job = factory.backups.schedule(schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "enclave-etcd-backup.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    console.print(f"wrote {path}: {job['apiVersion']} CronJob, schedule {schedule!r}, keep last {keep_last}")
 
 
 @backup_app.command("verify")

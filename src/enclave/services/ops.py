@@ -8,6 +8,7 @@ was built on — never from a process-wide environment variable.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import threading
 import time
@@ -30,6 +31,7 @@ from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.notebooks import profiles
 from enclave.ops import backup as backups
+from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
 from enclave.ops.admission import render_admission, validate_policy
 from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan
@@ -224,8 +226,36 @@ class BackupService:
             journal.record(session, actor=actor, action=action, target=target, reason=reason, before=None,
                            after=record.get("after"))
 
+    def target(self, out: Path, now: dt.datetime | None = None) -> Path:
+        """``out`` itself, or inside a directory (an existing one, or a path ending in /) the next named
+        archive: `<cluster>-<UTC time>.tar.gz`."""
+        if out.is_dir() or str(out).endswith("/"):
+            return out / catalog.backup_name(self.spec.cluster.name, now or dt.datetime.now(dt.UTC))
+        return out
+
+    def listing(self, directory: Path) -> list[catalog.Listed]:
+        return catalog.list_backups(directory)
+
+    def prune(self, directory: Path, *, keep_last: int, keep_days: int | None, actor: str | None, reason: str,
+              dry_run: bool = False, now: dt.datetime | None = None) -> tuple[list[catalog.Listed], list[Path]]:
+        """Delete the backups retention lets go (audited like create and restore); returns what stays and what
+        was (or, with ``dry_run``, would be) removed."""
+        keep, remove = catalog.retention(catalog.list_backups(directory), keep_last=keep_last, keep_days=keep_days,
+                                         now=now or dt.datetime.now(dt.UTC))
+        if dry_run:
+            return keep, [b.path for b in remove]
+        with self._audited(actor, "backup.prune", str(directory), reason) as note:
+            for b in remove:
+                b.path.unlink()
+            note({"removed": [b.path.name for b in remove], "kept": [b.path.name for b in keep]})
+        return keep, [b.path for b in remove]
+
+    def schedule(self, *, schedule: str, keep_last: int, keep_days: int | None = None) -> dict[str, Any]:
+        return catalog.render_schedule(self.spec, schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+
     def create(self, etcd: Etcdctl, out: Path, *, actor: str | None, reason: str,
                kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None) -> backups.BackupManifest:
+        out = self.target(out)
         with self._audited(actor, "backup.create", str(out), reason) as note:
             m = backups.create(etcd, out, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
                                cluster=self.spec.cluster.name)
