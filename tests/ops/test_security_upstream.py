@@ -168,6 +168,7 @@ COMMON = {
 EXPECTED_19 = {
     **COMMON,
     "API-02": "pass",  # --basic-auth-file not set (item applies before 1.19)
+    "API-26": "na",  # cis-1.12's 1.2.30 is written for 1.32+
     "API-09": "pass",  # --insecure-port=0 set by kubeadm 1.9
     "API-16": "fail", "API-17": "fail",  # kubeadm 1.9's etcd is plain http: no etcd client pair, no CA
     "ETCD-01": "fail", "ETCD-03": "fail", "ETCD-05": "fail", "ETCD-06": "fail",
@@ -177,6 +178,7 @@ EXPECTED_19 = {
 EXPECTED_133 = {
     **COMMON,
     "API-02": "na", "API-09": "na",  # the flags are gone (1.19, 1.24)
+    "API-26": "fail",  # --service-account-extend-token-expiration defaults to true; kubeadm leaves it
     "API-16": "pass", "API-17": "pass",
     "ETCD-01": "pass", "ETCD-03": "pass", "ETCD-05": "pass", "ETCD-06": "pass",
     "KUBELET-01": "pass", "KUBELET-04": "pass",  # readOnlyPort absent: 0 in the config file
@@ -355,7 +357,7 @@ def _kubeadm_files(root: Path) -> None:
         (root / rel).chmod(0o644)
 
 
-FILE_CHECKS = [c for c in CHECKS if c.target == "file" and c.read["file"] != "@kubelet-config"]
+FILE_CHECKS = [c for c in CHECKS if c.target == "file" and not str(c.read["file"]).startswith("@")]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="ownership root:root needs files owned by root")
@@ -390,3 +392,26 @@ def test_kube_bench_json_shape(current_node: NodeConfig) -> None:
     assert by_number["API-10"]["test_number"] == "1.2.15" and by_number["API-10"]["status"] == "FAIL"
     assert data["Totals"]["total_fail"] == sum(1 for v in EXPECTED_133.values() if v == "fail")
 
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership root:root needs files owned by root")
+def test_named_node_files_etcd_data_dir_and_kubelet_service(tmp_path: Path) -> None:
+    """1.1.11/1.1.12 read etcd's --data-dir, 4.1.1/4.1.2 the kubelet's systemd drop-in. kubeadm runs etcd as
+    root (data directory root:root, 0700), so 1.1.12's etcd:etcd fails on a kubeadm node as kube-bench says;
+    the packages install the drop-in 0644, more than 4.1.1's 600."""
+    data = tmp_path / "var-lib-etcd"
+    data.mkdir(mode=0o700)
+    drop_in = tmp_path / "10-kubeadm.conf"
+    drop_in.write_text(DROP_IN_19)
+    drop_in.chmod(0o644)
+    node = NodeConfig(root=tmp_path, files={"etcd-data-dir": data, "kubelet-service": drop_in})
+    got = {cid: run_check(BY_ID[cid], node=node).status for cid in ("FILE-18", "FILE-19", "KFILE-05", "KFILE-06")}
+    assert got == {"FILE-18": "pass", "FILE-19": "fail", "KFILE-05": "fail", "KFILE-06": "pass"}
+    assert run_check(BY_ID["FILE-18"], node=NodeConfig(root=tmp_path)).status == "na"
+
+
+def test_load_node_dir_finds_the_named_files(tmp_path: Path) -> None:
+    root = _write_node(tmp_path / "k", KUBEADM_19, None, DROP_IN_19, "10-kubeadm.conf")
+    node = security.load_node_dir(root, kubelet_flags=root / "kubelet" / "10-kubeadm.conf")
+    assert node.files["etcd-data-dir"] == Path("/var/lib/etcd")  # from etcd's --data-dir
+    assert node.files["kubelet-service"] == root / "kubelet" / "10-kubeadm.conf"

@@ -250,6 +250,11 @@ def load_node_dir(root: Path, kubelet_config: Path | None = None, kubelet_flags:
     if flags_path.is_file():
         cfg.kubelet_flags = parse_kubelet_env(flags_path.read_text())
         cfg.sources["kubelet-flags"] = str(flags_path)
+        if flags_path.suffix == ".conf":  # the systemd drop-in is kube-bench's "kubelet service file" (4.1.1)
+            cfg.files["kubelet-service"] = flags_path
+    data_dir = cfg.flags.get("etcd", {}).get("--data-dir")
+    if data_dir:  # on the node itself: etcd's data directory (CIS 1.1.11, 1.1.12)
+        cfg.files["etcd-data-dir"] = Path(data_dir)
     return cfg
 
 
