@@ -415,3 +415,13 @@ def test_load_node_dir_finds_the_named_files(tmp_path: Path) -> None:
     node = security.load_node_dir(root, kubelet_flags=root / "kubelet" / "10-kubeadm.conf")
     assert node.files["etcd-data-dir"] == Path("/var/lib/etcd")  # from etcd's --data-dir
     assert node.files["kubelet-service"] == root / "kubelet" / "10-kubeadm.conf"
+
+
+def test_report_says_when_the_cluster_is_older_than_the_benchmark(seed_node: NodeConfig,
+                                                                  current_node: NodeConfig) -> None:
+    """kube-bench maps 1.32–1.34 to cis-1.12 (cfg/config.yaml version_mapping)."""
+    old = security.run(NODE_CHECKS, node=seed_node, benchmark=BENCH)
+    assert "written for Kubernetes 1.32–1.34; this cluster runs 1.9.3" in security.to_text(old)
+    assert json.loads(security.to_json(old))["benchmark_note"]
+    new = security.run(NODE_CHECKS, node=current_node, benchmark=BENCH)
+    assert json.loads(security.to_json(new))["benchmark_note"] is None

@@ -98,6 +98,18 @@ class Benchmark:
     name: str = ""
     version: str = ""
     source: str = ""
+    written_for: tuple[Version, Version] | None = None  # the Kubernetes minors kube-bench maps to it
+
+    def note_for(self, version: Version | None) -> str:
+        """Say so when the cluster runs a release the benchmark was not written for (its items for other
+        releases are then read with `since`/`until` and the older benchmark named in each note)."""
+        if version is None or self.written_for is None:
+            return ""
+        low, high = self.written_for
+        if low.minor_key <= version.minor_key <= high.minor_key:
+            return ""
+        return (f"{self.version} is written for Kubernetes {low.minor_name}–{high.minor_name}; this cluster runs "
+                f"{version}: withdrawn items are checked with the benchmark that had them (see each note)")
 
 
 @dataclass(frozen=True)
@@ -364,7 +376,9 @@ def parse_benchmark(text: str, where: str = "security-checks.yaml") -> tuple[str
     if problems:
         raise InputError(problems)
     b = raw.get("benchmark") or {}
-    bench = Benchmark(str(b.get("name", "")), str(b.get("version", "")), str(b.get("source", "")))
+    span = b.get("kubernetes")
+    written = (Version.parse(str(span[0])), Version.parse(str(span[1]))) if span else None
+    bench = Benchmark(str(b.get("name", "")), str(b.get("version", "")), str(b.get("source", "")), written)
     return str(raw.get("data_version", "")), tuple(checks), bench
 
 
@@ -764,6 +778,8 @@ def to_text(report: Report) -> str:
     b = report.benchmark
     lines: list[str] = [f"== {b.name} {b.version}".rstrip() + (f" · Kubernetes {report.kubernetes}"
                                                                 if report.kubernetes else "")]
+    if b.note_for(report.kubernetes):
+        lines.append(f"== note: {b.note_for(report.kubernetes)}")
     section = None
     for r in report.results:
         if r.check.section != section:
@@ -790,6 +806,7 @@ def to_json(report: Report) -> str:
         "benchmark": {"name": report.benchmark.name, "version": report.benchmark.version,
                       "source": report.benchmark.source},
         "kubernetes": str(report.kubernetes) if report.kubernetes else None,
+        "benchmark_note": report.benchmark.note_for(report.kubernetes) or None,
         "summary": {s: report.count(s) for s in SUMMARY},
         "results": [{"id": r.check.id, "section": r.check.section, "text": r.check.text, "status": r.status,
                      "scored": r.check.scored, "cis": _cis_dict(r.check), "reason": r.reason,
