@@ -407,9 +407,10 @@ def _items(v: Any) -> list[str]:
 
 
 def capability(name: Any) -> str:
-    """A Linux capability as the runtime applies it: case-insensitive, with or without CAP_ (containerd
-    upper-cases each name and adds the CAP_ prefix: containerd pkg/cri oci spec opts, `WithCapabilities`;
-    CRI-O does the same in `capabilities.go`), so `sys_admin` grants CAP_SYS_ADMIN."""
+    """A Linux capability as the runtime applies it: containerd upper-cases each name and prefixes CAP_
+    (pkg/cri opts `WithCapabilities`: "Capabilities in CRI doesn't have `CAP_` prefix, so add it"), so
+    `sys_admin` grants CAP_SYS_ADMIN. A name already written with CAP_ is read as the capability it names
+    (conservative: a runtime that accepts that spelling grants it)."""
     text = _norm(name).strip().upper()
     return text.removeprefix("CAP_")
 
