@@ -19,9 +19,10 @@ PACKAGES = ("kubeadm", "kubelet", "kubectl")
 # that carried older releases were frozen in 2023 and shut down in 2024.
 PKGS_K8S_IO_FIRST = Version(1, 24)
 # kubeadm ≤ 1.27 upgrades the kube-proxy and CoreDNS add-ons inside `kubeadm upgrade apply` on the first
-# control-plane node; from 1.28 it waits until every control-plane node runs the new version (kubeadm
-# CHANGELOG-1.28: add-ons upgraded after all control-plane instances; the feature gate
-# UpgradeAddonsBeforeControlPlane kept the old order for one release).
+# control-plane node; from 1.28 it waits until every control-plane node runs the new version (CHANGELOG-1.28:
+# "Kubeadm: introduce a new feature gate UpgradeAddonsBeforeControlPlane to fix a kube-proxy skew policy
+# misalignment … Upgrade of the CoreDNS and kube-proxy addons will now trigger after all the control plane
+# instances have been upgraded"; the gate, default false, was removed in 1.31).
 KUBEADM_ADDONS_AFTER_CONTROL_PLANE = Version(1, 28)
 
 
