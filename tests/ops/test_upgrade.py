@@ -196,6 +196,7 @@ def test_kubeadm_1_28_upgrades_add_ons_after_the_control_plane() -> None:
 @pytest.mark.parametrize(("to", "control_plane", "worker"), [
     ("1.10.13", "kubeadm upgrade apply v1.10.13", None),
     ("1.12.10", "kubeadm upgrade apply v1.12.10", "kubeadm upgrade node config --kubelet-version v1.12.10"),
+    ("1.13.12", "kubeadm upgrade apply v1.13.12", "kubeadm upgrade node config --kubelet-version v1.13.12"),
     ("1.14.10", "kubeadm upgrade node experimental-control-plane",
      "kubeadm upgrade node config --kubelet-version v1.14.10"),
     ("1.15.12", "kubeadm upgrade node", "kubeadm upgrade node"),

@@ -227,13 +227,15 @@ def node_commands(to: Version) -> tuple[str, str | None]:
     kubeadm-upgrade/ and its v1-NN archives):
     < 1.11  no `kubeadm upgrade node`: `kubeadm upgrade apply` on every control-plane node, nothing on workers;
     1.11–1.14  `kubeadm upgrade node config --kubelet-version vX` writes the kubelet configuration on every node;
-               further control-plane nodes: `kubeadm upgrade apply` (1.11–1.12), `kubeadm upgrade node
-               experimental-control-plane` (1.13–1.14);
-    ≥ 1.15  `kubeadm upgrade node` on further control-plane nodes and on workers."""
+               further control-plane nodes: `kubeadm upgrade apply` (1.11–1.13), `kubeadm upgrade node
+               experimental-control-plane` (1.14);
+    ≥ 1.15  `kubeadm upgrade node` on further control-plane nodes and on workers (CHANGELOG-1.15, #78408:
+            "`kubeadm upgrade node config` and `kubeadm upgrade node experimental-control-plane` … are
+            deprecated in favor of `kubeadm upgrade node`")."""
     if to.minor_key < (1, 11):
         return f"kubeadm upgrade apply {to.v}", None
     if to.minor_key < (1, 15):
-        cp = f"kubeadm upgrade apply {to.v}" if to.minor_key < (1, 13) else \
+        cp = f"kubeadm upgrade apply {to.v}" if to.minor_key < (1, 14) else \
             "kubeadm upgrade node experimental-control-plane"
         return cp, f"kubeadm upgrade node config --kubelet-version {to.v}"
     return "kubeadm upgrade node", "kubeadm upgrade node"
