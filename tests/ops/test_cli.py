@@ -102,9 +102,35 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     # The notebook pods KubeSpawner would start were really examined, with their pinned digests.
     for cid in ("RBAC-01", "RBAC-05", "POD-02", "POD-07", "POD-08", "IMG-01", "IMG-02"):
         assert report[cid]["status"] == "pass" and report[cid]["reason"] == "", cid
+    # A PASS always names what it read; nothing read is NOT APPLICABLE (no node was given here).
+    assert all(x["checked"] for x in report.values() if x["status"] == "pass")
+    assert report["API-10"]["status"] == "na" and report["RBAC-02"]["status"] in ("pass", "na")
     r = run("security", "check", "--format", "junit", "--output", str(tmp_path / "junit.xml"))
     root = ET.fromstring((tmp_path / "junit.xml").read_text())
     assert r.exit_code == 0 and root.get("failures") == "0"
+
+
+@pytest.mark.parametrize("era", ["1.9", "1.33"])
+def test_security_check_on_kubeadm_nodes(era: str, env: dict[str, str], tmp_path: Path) -> None:
+    """`enclave security check --node` on the seed's 1.9 kubeadm node and a current one gives the CIS results
+    worked out in test_security_upstream (file checks aside: these files are not root's 0600 ones)."""
+    from tests.ops import test_security_upstream as up
+
+    if era == "1.9":
+        root = up._write_node(tmp_path / "k", up.KUBEADM_19, None, up.DROP_IN_19, "10-kubeadm.conf")
+        extra, expected = ["--kubelet-flags", str(root / "kubelet" / "10-kubeadm.conf")], up.EXPECTED_19
+    else:
+        root = up._write_node(tmp_path / "k", up.KUBEADM_133, up.KUBELET_CONFIG_133, up.KUBEADM_FLAGS_133,
+                              "kubeadm-flags.env")
+        extra, expected = [], up.EXPECTED_133
+    r = run("security", "check", "--node", str(root), *extra, "--format", "json")
+    assert r.exit_code == 8, r.output  # scored CIS items fail on both (profiling, audit log, …)
+    data = json.loads(r.stdout)
+    got = {x["id"]: x["status"] for x in data["results"]}
+    assert {k: got[k] for k in expected} == expected
+    assert data["kubernetes"] == ("1.9.3" if era == "1.9" else "1.33.0")
+    r = run("security", "check", "--node", str(root), *extra, "--format", "kube-bench")
+    assert json.loads(r.stdout)["Totals"]["total_fail"] == sum(1 for v in got.values() if v == "fail")
 
 
 def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str], tmp_path: Path) -> None:
@@ -117,6 +143,13 @@ def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str
     r = run("security", "check", "--manifests", str(bad), "--only", "POD-03", "--exit-code", "3")
     assert r.exit_code == 3
     assert run("security", "check", "--manifests", str(bad), "--only", "NOPE").exit_code == 1
+    # A foreign YAML file next to the manifests is skipped with a note, not the end of the run.
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "pod.yaml").write_text(bad.read_text())
+    (d / "values.yaml").write_text("singleuser:\n  image: x\n")
+    r = run("security", "check", "--manifests", str(d))
+    assert r.exit_code == 8 and "[FAIL] POD-03" in r.stdout and "values.yaml#0 skipped" in r.output
     assert run("security", "list").exit_code == 0
 
 

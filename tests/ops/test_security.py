@@ -23,6 +23,8 @@ BY_ID = {c.id: c for c in CHECKS}
 def _inputs(check: security.Check, raw: dict[str, Any]) -> dict[str, Any]:
     if "flags" in raw:
         return {"node": NodeConfig(flags={check.target: parse_flags(raw["flags"])})}
+    if "kubelet_flags" in raw:
+        return {"node": NodeConfig(kubelet=raw.get("kubelet"), kubelet_flags=parse_flags(raw["kubelet_flags"]))}
     if "kubelet" in raw:
         return {"node": NodeConfig(kubelet=raw["kubelet"])}
     if "container" in raw:
@@ -35,14 +37,17 @@ def _inputs(check: security.Check, raw: dict[str, Any]) -> dict[str, Any]:
     return {"objects": [(f"fixture#{i}", o) for i, o in enumerate(raw["objects"])]}
 
 
+FLAG_CHECKS = {cid: c for cid, c in BY_ID.items() if c.target != "file"}  # file checks: test_security_upstream
+
+
 def test_at_least_thirty_checks_each_with_both_fixtures() -> None:
     assert len(CHECKS) >= 30
-    assert sorted(FIXTURES) == sorted(BY_ID), "every check needs a fixture and every fixture a check"
+    assert sorted(FIXTURES) == sorted(FLAG_CHECKS), "every check needs a fixture and every fixture a check"
     for cid, fx in FIXTURES.items():
         assert set(fx) == {"fail", "pass"}, cid
 
 
-@pytest.mark.parametrize("cid", sorted(BY_ID))
+@pytest.mark.parametrize("cid", sorted(FLAG_CHECKS))
 def test_check_fails_bad_and_passes_good(cid: str) -> None:
     check = BY_ID[cid]
     bad = run_check(check, params=PARAMS, **_inputs(check, FIXTURES[cid]["fail"]))
@@ -73,10 +78,10 @@ def test_waiver_annotation_keeps_the_finding_visible() -> None:
     assert r.status == "waived" and r.findings[0].waived == "GPFS, approved by sec"
 
 
-def test_skip_when_component_absent() -> None:
-    assert run_check(BY_ID["API-01"], node=None).status == "skip"
-    assert run_check(BY_ID["API-01"], node=NodeConfig()).status == "skip"
-    assert run_check(BY_ID["KUBELET-01"], node=NodeConfig()).status == "skip"
+def test_not_applicable_when_component_absent() -> None:
+    assert run_check(BY_ID["API-01"], node=None).status == "na"
+    assert run_check(BY_ID["API-01"], node=NodeConfig()).status == "na"
+    assert run_check(BY_ID["KUBELET-01"], node=NodeConfig()).status == "na"
 
 
 def test_flag_parsing_and_evaluation_edges() -> None:
@@ -90,8 +95,13 @@ def test_flag_parsing_and_evaluation_edges() -> None:
 def test_bad_check_data_is_reported_with_every_problem() -> None:
     text = """
 checks:
-  - {id: X-1, section: s, text: t, target: nowhere, read: {path: a}, test: {op: eq, value: 1}, remediation: r}
-  - {id: X-1, section: s, text: t, target: container, read: {flag: a}, test: {op: frobnicate}, remediation: r}
+  - {id: X-1, section: s, text: t, target: nowhere, read: {path: a}, test: {op: eq, value: 1}, remediation: r,
+     cis: {id: null, note: n}}
+  - {id: X-1, section: s, text: t, target: container, read: {flag: a}, test: {op: frobnicate}, remediation: r,
+     cis: {id: "1.2.1", type: Manual}, scored: true}
+  - {id: X-2, section: s, text: t, target: pod, read: {path: a}, test: {op: set}, remediation: r,
+     cis: {id: "9.9", type: Sometimes}}
+  - {id: X-4, section: s, text: t, target: pod, read: {path: a}, test: {op: set}, remediation: r}
   - {id: X-3}
 """
     with pytest.raises(InputError) as e:
@@ -99,6 +109,8 @@ checks:
     msgs = " | ".join(str(p) for p in e.value.problems)
     assert "unknown target" in msgs and "duplicate id" in msgs and "unknown test op" in msgs
     assert "read needs 'path'" in msgs and "missing or malformed" in msgs
+    assert "Manual item is scored without a policy" in msgs and "cis.type is 'Sometimes'" in msgs
+    assert "no cis mapping" in msgs
 
 
 def test_outputs_text_json_junit() -> None:
@@ -114,7 +126,7 @@ def test_outputs_text_json_junit() -> None:
     root = ET.fromstring(security.to_junit(report))
     assert root.tag == "testsuite" and int(root.get("tests", "0")) == len(CHECKS)
     assert int(root.get("failures", "0")) == len(root.findall("testcase/failure")) == report.count("fail")
-    assert len(root.findall("testcase/skipped")) == report.count("skip")
+    assert len(root.findall("testcase/skipped")) == report.count("na")
 
 
 def test_node_dir_from_kubeadm_layout(kubernetes_tree: Path) -> None:
@@ -123,5 +135,6 @@ def test_node_dir_from_kubeadm_layout(kubernetes_tree: Path) -> None:
     node = security.load_node_dir(kubernetes_tree)
     assert node.flags["apiserver"]["--anonymous-auth"] == "false"
     assert run_check(BY_ID["API-01"], node=node).status == "pass"
-    assert run_check(BY_ID["API-21"], node=node).status == "fail"
+    assert run_check(BY_ID["API-21"], node=node).status == "warn"  # CIS 1.2.27 is Manual
+    assert run_check(BY_ID["API-16"], node=node).status == "fail"  # no etcd client pair in the tree
     assert run_check(BY_ID["KUBELET-01"], node=node).status == "pass"

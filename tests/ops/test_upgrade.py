@@ -8,7 +8,7 @@ import pytest
 
 from enclave.errors import InputError, InvalidTransition, NotFound
 from enclave.ops.removed_apis import removed_apis, scan
-from enclave.ops.upgrade import components_from_mapping, components_from_spec, plan_upgrade
+from enclave.ops.upgrade import components_from_mapping, components_from_spec, node_commands, plan_upgrade
 from enclave.ops.versions import Version, parse_release_data, release_data, target_version
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
@@ -34,7 +34,11 @@ def test_seed_cluster_to_newest_maintained_lists_every_minor() -> None:
     plan = plan_upgrade(current, today=TODAY)
     assert plan.target == V("1.37.1")
     assert [s.target.minor for s in plan.steps] == list(range(10, 38))
-    assert all(s.kind == "minor" and s.ok for s in plan.steps)
+    assert all(s.kind == "minor" for s in plan.steps)
+    # kubeadm < 1.28 moves kube-proxy inside `kubeadm upgrade apply`: those steps leave the skew policy
+    # (reported, not refused); from 1.28 kubeadm waits for every control-plane node and the steps are clean.
+    assert [s.target.minor for s in plan.steps if not s.ok] == list(range(10, 28))
+    assert all(s.kubeadm_skew for s in plan.steps if not s.ok)
     for step in plan.steps:
         rules = {c.rule for p in step.phases for c in p.checks}
         assert "kube-apiserver instances within one minor" in rules
@@ -42,7 +46,8 @@ def test_seed_cluster_to_newest_maintained_lists_every_minor() -> None:
         assert "kubelet not newer than kube-apiserver" in rules
         # during the control-plane phase the kubelets are one minor behind, which the policy allows
         mid = step.phases[0]
-        assert {v for v, _ in mid.state.kubelets} == {step.source} and mid.ok
+        assert {v for v, _ in mid.state.kubelets} == {step.source}
+        assert not [c for c in mid.checks if not c.ok and c.rule.startswith("kubelet")]
     assert plan.steps[0].commands["repository"][0].startswith("packages for 1.10 are not on pkgs.k8s.io")
     assert "pkgs.k8s.io/core:/stable:/v1.37/" in plan.steps[-1].commands["repository"][0]
     assert any("apt-mark hold kubeadm kubelet kubectl" in x for x in plan.pinning["apt (Debian/Ubuntu)"])
@@ -155,3 +160,94 @@ def test_target_by_minor_and_already_there() -> None:
     at_target = components_from_mapping({"apiserver": "1.37.1", "kubelets": {"1.37.1": 4}})
     plan = plan_upgrade(at_target, today=TODAY)
     assert plan.steps == () and plan.target == V("1.37.1")
+
+
+def test_seed_1_9_to_1_10_reports_the_kube_proxy_skew_kubeadm_causes() -> None:
+    """kubeadm 1.10 upgrades kube-proxy during `kubeadm upgrade apply` on the first of the seed's three
+    control-plane nodes (kubeadm < 1.28, CHANGELOG-1.28): kube-proxy 1.10 then runs beside two 1.9 API servers
+    ("kube-proxy must not be newer than kube-apiserver") and next to 1.9 kubelets ("kube-proxy must be the
+    same minor version as kubelet on the node", version-skew-policy.md up to 1.27)."""
+    plan = plan_upgrade(components_from_spec(load(DEFAULT_SPEC)), V("1.10.4"), today=dt.date(2018, 6, 15))
+    step = plan.steps[0]
+    assert not step.ok
+    first = step.phases[0]
+    assert first.state.kube_proxy == V("1.10.4") and "kube-proxy" in first.name
+    broken = {c.rule for c in first.checks if not c.ok}
+    assert broken == {"kube-proxy not newer than kube-apiserver",
+                      "kube-proxy within 0 minor(s) of the kubelet beside it"}
+    assert any("kube-proxy not newer than kube-apiserver" in x for x in step.kubeadm_skew)
+    assert any("step 1 (1.9.3 → 1.10.4): kubeadm 1.10 upgrades kube-proxy" in n for n in plan.notes)
+    # bare `kubeadm upgrade node` does not exist in kubeadm 1.10
+    assert not any("kubeadm upgrade node" in line for line in step.commands["apt"])
+    assert "kubeadm upgrade apply v1.10.4   # every other control-plane node" in step.commands["apt"]
+
+
+def test_kubeadm_1_28_upgrades_add_ons_after_the_control_plane() -> None:
+    current = components_from_mapping({"apiserver": ["1.27.16"] * 3, "kubelets": {"1.27.16": 20}})
+    plan = plan_upgrade(current, V("1.28.15"), today=dt.date(2024, 9, 1))
+    step = plan.steps[0]
+    assert step.ok and not step.kubeadm_skew
+    assert step.phases[0].state.kube_proxy == V("1.27.16")  # apply on the first node leaves the add-ons
+    addon = [p for p in step.phases if p.name.startswith("kube-proxy and CoreDNS")]
+    assert addon and addon[0].state.kube_proxy == V("1.28.15")
+    assert all(n.apiserver == V("1.28.15") for n in addon[0].state.control_plane)
+
+
+@pytest.mark.parametrize(("to", "control_plane", "worker"), [
+    ("1.10.13", "kubeadm upgrade apply v1.10.13", None),
+    ("1.12.10", "kubeadm upgrade apply v1.12.10", "kubeadm upgrade node config --kubelet-version v1.12.10"),
+    ("1.13.12", "kubeadm upgrade apply v1.13.12", "kubeadm upgrade node config --kubelet-version v1.13.12"),
+    ("1.14.10", "kubeadm upgrade node experimental-control-plane",
+     "kubeadm upgrade node config --kubelet-version v1.14.10"),
+    ("1.15.12", "kubeadm upgrade node", "kubeadm upgrade node"),
+    ("1.37.1", "kubeadm upgrade node", "kubeadm upgrade node"),
+])
+def test_node_commands_exist_in_that_kubeadm(to: str, control_plane: str, worker: str | None) -> None:
+    assert node_commands(V(to)) == (control_plane, worker)
+    plan = plan_upgrade(components_from_mapping({"apiserver": [to] * 3, "kubelets": {to: 3}}), V(to),
+                        today=TODAY)
+    assert plan.steps == ()
+
+
+def test_worker_steps_run_kubeadm_upgrade_node_from_1_15() -> None:
+    current = components_from_mapping({"apiserver": "1.30.14", "kubelets": {"1.30.14": 5}})
+    step = plan_upgrade(current, V("1.31.14"), today=TODAY).steps[0]
+    apt = step.commands["apt"]
+    worker = [i for i, line in enumerate(apt) if line.startswith("kubeadm upgrade node   # on each worker")]
+    drain = [i for i, line in enumerate(apt) if line.startswith("kubectl drain")]
+    assert worker and drain and worker[0] < drain[0]
+
+
+def test_observed_controller_newer_than_api_server_is_reported_as_it_is() -> None:
+    observed = components_from_mapping({"apiserver": "1.30.14", "controller_manager": "1.31.2",
+                                        "kubelets": {"1.30.14": 5}})
+    assert observed.control_plane[0].controller_manager == V("1.31.2")
+    with pytest.raises(InvalidTransition, match="kube-controller-manager not newer than kube-apiserver"):
+        plan_upgrade(observed, V("1.31.14"), today=TODAY)
+
+
+def test_removed_api_rows_cite_their_source_and_cover_what_pluto_and_the_guide_list() -> None:
+    """Rows the deprecation guide lists (v1.16: apps/v1beta1 ReplicaSet; v1.22: every
+    authorization.k8s.io/v1beta1 kind) and pluto's for what the guide omits (audit.k8s.io v1alpha1/v1beta1,
+    removed in 1.24; alpha APIs up to 1.35)."""
+    _, rows = removed_apis()
+    by = {(r.api, r.kind): r for r in rows}
+    assert all(r.source for r in rows)
+    for r in rows:
+        if r.source.startswith("guide#v"):
+            assert r.source.split()[0].rstrip(",") == f"guide#v1-{r.removed_in.minor}", r
+    assert by[("apps/v1beta1", "ReplicaSet")].removed_in == V("1.16")
+    assert by[("authorization.k8s.io/v1beta1", "SelfSubjectRulesReview")].removed_in == V("1.22")
+    for api in ("audit.k8s.io/v1alpha1", "audit.k8s.io/v1beta1"):
+        assert by[(api, "Policy")].removed_in == V("1.24")
+    assert max(r.removed_in for r in rows) >= V("1.35")
+    policy = [("p.yaml#0", {"apiVersion": "audit.k8s.io/v1beta1", "kind": "Policy", "metadata": {"name": "a"}})]
+    assert [f.status for f in scan(policy, V("1.9.3"), V("1.24.17"))] == ["removed"]
+
+
+def test_removed_api_row_without_source_is_refused() -> None:
+    from enclave.ops.removed_apis import parse_removed_apis
+
+    text = 'data_version: x\napis:\n  - {api: a/v1, kind: K, deprecated_in: "1.1", removed_in: "1.2", replacement: b}\n'
+    with pytest.raises(InputError, match="cites no source"):
+        parse_removed_apis(text)

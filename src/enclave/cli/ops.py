@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +49,7 @@ class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     JUNIT = "junit"
+    KUBE_BENCH = "kube-bench"
 
 
 def _date(text: str | None) -> dt.date:
@@ -122,7 +124,8 @@ def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path |
 
 @backup_app.command("create")
 def backup_create(
-    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz); never overwritten.")],
+    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz; never overwritten), or a "
+                                      "directory to write the next named archive into.")],
     endpoints: Annotated[str, typer.Option("--endpoints", help="etcd client URLs, comma-separated.")]
     = "https://127.0.0.1:2379",
     cacert: Annotated[Path | None, typer.Option("--cacert", help="e.g. /etc/kubernetes/pki/etcd/ca.crt")] = None,
@@ -137,10 +140,12 @@ def backup_create(
     reason: Reason = "control-plane backup",
     spec: SpecOption = None,
 ) -> None:
-    """Snapshot etcd and pack it with the control-plane files and a signed checksum manifest."""
+    """Snapshot etcd and pack it with the control-plane files and a signed checksum manifest. Given a directory
+    (existing, or ending in /), the archive is named `<cluster>-<UTC time>.tar.gz` inside it."""
     signing = signing_key or backups.default_key_path()
     new_key = not signing.exists()
     with services(spec) as factory:
+        out = factory.backups.target(out)
         m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, key=signing, actor=actor,
                                    reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
     if new_key:
@@ -148,6 +153,66 @@ def backup_create(
                       "verify and restore need it")
     console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
+
+
+@backup_app.command("list")
+def backup_list(directory: Annotated[Path, typer.Argument(help="Directory of named backups.")],
+                spec: SpecOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The named backups in a directory, oldest first, with what each manifest says."""
+    with services(spec) as factory:
+        rows = factory.backups.listing(directory)
+    data = [{"name": b.path.name, "created": b.created.isoformat(), "bytes": b.size,
+             "revision": b.manifest.etcd.revision if b.manifest else None,
+             "keys": b.manifest.etcd.total_keys if b.manifest else None, "problem": b.problem or None}
+            for b in rows]
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    t = Table(title=f"Backups in {directory} ({len(rows)})")
+    for col in ("name", "created", "size", "etcd revision", "keys", "problem"):
+        t.add_column(col)
+    for d in data:
+        t.add_row(str(d["name"]), str(d["created"]), f"{int(d['bytes'] or 0) / 1e6:.1f} MB",
+                  str(d["revision"] or ""), str(d["keys"] or ""), str(d["problem"] or ""))
+    console.print(t)
+
+
+@backup_app.command("prune")
+def backup_prune(
+    directory: Annotated[Path, typer.Argument(help="Directory of named backups.")],
+    keep_last: Annotated[int, typer.Option("--keep-last", help="Always keep this many newest good backups.")] = 7,
+    keep_days: Annotated[int | None, typer.Option("--keep-days", help="Also keep every good backup younger "
+                                                  "than this.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    actor: ActorOption = None,
+    reason: Reason = "backup retention",
+    spec: SpecOption = None,
+) -> None:
+    """Delete backups retention lets go; unreadable archives are kept for someone to look at."""
+    with services(spec) as factory:
+        keep, removed = factory.backups.prune(directory, keep_last=keep_last, keep_days=keep_days, actor=actor,
+                                              reason=reason, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {len(removed)} backup(s), kept {len(keep)}"
+                  + "".join(f"\n  {verb}: {p.name}" for p in removed))
+
+
+@backup_app.command("schedule")
+def backup_schedule(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the CronJob YAML into.")],
+    schedule: Annotated[str, typer.Option("--schedule", help="Cron schedule (UTC on most clusters).")]
+    = "30 2 * * *",
+    keep_last: Annotated[int, typer.Option("--keep-last")] = 7,
+    keep_days: Annotated[int | None, typer.Option("--keep-days")] = None,
+    spec: SpecOption = None,
+) -> None:
+    """A CronJob taking a named backup on a control-plane node and pruning old ones (live clusters)."""
+    with services(spec) as factory:
+        job = factory.backups.schedule(schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "enclave-etcd-backup.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    console.print(f"wrote {path}: {job['apiVersion']} CronJob, schedule {schedule!r}, keep last {keep_last}")
 
 
 @backup_app.command("verify")
@@ -174,17 +239,56 @@ def backup_restore(
                                                         "PKI, kubeconfigs and manifests into.")] = None,
     token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
     signing_key: SigningKey = None,
+    member: Annotated[list[str] | None, typer.Option("--member", help="Every member of the restored cluster as "
+                                                     "NAME=PEER_URL (repeat; this node included). Without it "
+                                                     "the restore builds a one-member cluster.")] = None,
     actor: ActorOption = None,
     reason: Reason = "control-plane restore",
 ) -> None:
-    """Verify the archive, then build a fresh one-member etcd data directory (and control-plane files)."""
+    """Verify the archive, then build this member's fresh etcd data directory (and control-plane files)."""
+    cluster = tuple(Member(n, u, "", token) for n, u in _members(member))
     with services() as factory:
         m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
                                     key=signing_key or backups.default_key_path(), actor=actor, reason=reason,
-                                    kubernetes_dir=kubernetes_dir)
+                                    kubernetes_dir=kubernetes_dir, cluster=cluster)
     console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
                   + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
-    console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+    if cluster:
+        console.print(f"next: restore the other {len(cluster) - 1} member(s) the same way, point each etcd static "
+                      "pod at its data directory, and start them together (quorum needs a majority)")
+    else:
+        console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+
+
+def _members(raw: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for item in raw or []:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise InputError([Problem("--member", f"{item!r} is not NAME=PEER_URL",
+                                      "e.g. --member kub-master-001=https://10.0.0.1:2380")])
+        out.append((name, url))
+    return out
+
+
+@backup_app.command("restore-plan")
+def backup_restore_plan(
+    archive: Annotated[str, typer.Argument(help="The backup archive every member restores from.")],
+    member: Annotated[list[str] | None, typer.Option("--member", help="NAME=PEER_URL per member (default: every "
+                                                     "control-plane node of the spec, https://NAME:2380).")] = None,
+    token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    spec: SpecOption = None,
+) -> None:
+    """What to run on each control-plane node to restore the whole etcd cluster from one backup."""
+    given = tuple(Member(n, u, u.replace(":2380", ":2379"), token) for n, u in _members(member))
+    with services(spec) as factory:
+        plan = factory.backups.restore_plan(archive, given, token=token)
+    for i, step in enumerate(plan, 1):
+        console.print(f"{i}. on {step.member.name} ({step.member.peer_url}):", soft_wrap=True)
+        for line in step.steps:
+            console.print(f"   {line}", soft_wrap=True)
+    console.print(f"then start all {len(plan)} etcd members together (kubelet restarts the static pods); "
+                  "etcd answers once a majority is up", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ security
@@ -196,6 +300,9 @@ def security_check(
                                               "manifests/, optional kubelet/config.yaml).")] = None,
     kubelet_config: Annotated[Path | None, typer.Option("--kubelet-config",
                                                         help="/var/lib/kubelet/config.yaml")] = None,
+    kubelet_flags: Annotated[Path | None, typer.Option("--kubelet-flags", help="The kubelet's command line: "
+                                                       "/var/lib/kubelet/kubeadm-flags.env or the systemd drop-in "
+                                                       "10-kubeadm.conf (flags win over the config file).")] = None,
     manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Manifest files or dirs (repeat).")]
     = None,
     rendered: Annotated[bool, typer.Option("--rendered", help="Check enclave's own rendered objects (default "
@@ -206,15 +313,17 @@ def security_check(
     output: Annotated[Path | None, typer.Option("--output", help="Write the report here too.")] = None,
     exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
 ) -> None:
-    """Run the benchmark; exit --exit-code (8) when any scored check fails."""
+    """Run the benchmark; exit --exit-code (8) when any scored check fails. --format kube-bench writes
+    kube-bench's --json shape."""
     notes: list[str] = []
     with services(spec) as factory:
         report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
-                                        manifests=manifests or (), rendered=rendered, notes=notes)
+                                        kubelet_flags=kubelet_flags, manifests=manifests or (), rendered=rendered,
+                                        notes=notes)
     for note in notes:
         err_console.print(f"note: {note}")
     text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
-            ReportFormat.JUNIT: security.to_junit}[fmt](report)
+            ReportFormat.JUNIT: security.to_junit, ReportFormat.KUBE_BENCH: security.to_kube_bench}[fmt](report)
     if output is not None:
         output.write_text(text + "\n")
     typer.echo(text)
@@ -224,14 +333,15 @@ def security_check(
 
 @security_app.command("list")
 def security_list() -> None:
-    """The checks: id, what is read, whether it is scored."""
-    version, defs = security.shipped_checks()
-    t = Table(title=f"Security checks (data {version}, {len(defs)} checks)")
-    for col in ("id", "section", "check", "reads", "scored"):
+    """The checks: id, the CIS item each encodes (or why none), what is read, whether it is scored."""
+    version, defs, bench = security.shipped_benchmark()
+    t = Table(title=f"Security checks ({bench.name} {bench.version}; data {version}, {len(defs)} checks)")
+    for col in ("id", "CIS", "check", "reads", "scored"):
         t.add_column(col)
     for c in defs:
-        reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k != "default")
-        t.add_row(c.id, c.section, c.text, reads, "yes" if c.scored else "no")
+        reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k not in ("default", "flag_default"))
+        cis = f"{c.cis.id} ({c.cis.type})" if c.cis.id else f"— {c.cis.note}"
+        t.add_row(c.id, cis, c.text, reads, "yes" if c.scored else "no")
     console.print(t)
 
 

@@ -60,7 +60,9 @@ class KubeCluster:
         self.api = api
         self.core = k8s.CoreV1Api(api)
         self.namespace = namespace
-        self.image = image or f"{spec.registry.host}/htcondor/execute:25"
+        # The worker image by digest when the spec pins it (the admission policy admits only digests).
+        self.image = image or spec.registry.system_images.get("htcondor-worker") \
+            or f"{spec.registry.host}/htcondor/execute:25"
         self.clock = clock
         self.groups = {g.name: g for g in spec.cluster.node_groups}
         major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])

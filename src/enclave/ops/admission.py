@@ -1,7 +1,11 @@
 """The admission policy that lets only vetted images run (seed §10): a Kyverno ClusterPolicy.
 
-Pure: it renders from the spec and the approved digests. An empty approval list renders a policy that
-refuses every image — vetting fails closed.
+Pure: it renders from the spec and the approved digests, for the Kyverno version the spec names
+(``registry.kyverno_version``). Two rules: pods in the notebook namespace, and pods everywhere else (but the
+exempt namespaces). Each admits the approved digests plus enclave's own images (``registry.system_images``:
+the HTCondor worker the broker starts, the hub, WebDAV), so with nothing approved yet notebook pods are
+refused with a message saying how to approve an image and enclave's own pods still run — vetting fails
+closed for everything else.
 """
 
 from __future__ import annotations
@@ -21,11 +25,56 @@ from enclave.spec.models import EnclaveSpec
 POLICY_NAME = "enclave-vetted-images"
 # Control-plane pods come from kubeadm's own images and Kyverno must be able to restart itself.
 EXEMPT_NAMESPACES = ("kube-system", "kyverno")
+CONTAINERS = "request.object.spec.[ephemeralContainers, initContainers, containers][]"
+# Kyverno 1.13 moved the failure action into each validate rule (`validate.failureAction`) and the webhook
+# failure policy under `webhookConfiguration`; the policy-level `spec.validationFailureAction` and
+# `spec.failurePolicy` are deprecated from 1.13 (their CRD descriptions: "Deprecated, use …").
+RULE_LEVEL_FROM = (1, 13)
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _rule(name: str, match: dict[str, Any], exclude: list[str], allowed: list[str], message: str,
+          action: str | None) -> dict[str, Any]:
+    validate: dict[str, Any] = {"message": message}
+    if action is not None:
+        validate["failureAction"] = action
+    validate["foreach"] = [{"list": CONTAINERS, "deny": {"conditions": {"all": [
+        {"key": "{{ element.image }}", "operator": "AnyNotIn", "value": allowed}]}}}]
+    return {"name": name, "match": {"any": [{"resources": match}]},
+            "exclude": {"any": [{"resources": {"namespaces": exclude}}]}, "validate": validate}
 
 
 def render_admission(spec: EnclaveSpec, approved: Iterable[ApprovedImage]) -> list[dict[str, Any]]:
     registry = spec.registry.host
-    allowed = sorted({a.pinned for a in approved if a.repository.startswith(registry + "/")})
+    version = spec.registry.kyverno_version
+    rule_level = _minor(version) >= RULE_LEVEL_FROM
+    action = "Enforce" if spec.registry.vetting_required else "Audit"
+    vetted = sorted({a.pinned for a in approved if a.repository.startswith(registry + "/")})
+    system = sorted(set(spec.registry.system_images.values()))
+    allowed = sorted(set(vetted) | set(system))
+    nb = spec.notebooks.namespace
+    how = (f"security staff approve an image with `enclave images submit {registry}/<repository>@sha256:<digest>` "
+           "then `enclave images approve … --reason …`, and the policy is rendered again")
+    notebook_msg = (f"no notebook image is approved yet: {how}" if not vetted else
+                    f"image {{{{ element.image }}}} is not an approved digest from {registry}: {how}; "
+                    "refer to images as repository@sha256:<digest>")
+    other_msg = (f"image {{{{ element.image }}}} is neither an approved digest from {registry} nor one of "
+                 f"enclave's own images (registry.system_images): {how}")
+    spec_body: dict[str, Any] = {"background": True}
+    if rule_level:
+        spec_body["webhookConfiguration"] = {"failurePolicy": "Fail"}
+    else:
+        spec_body |= {"validationFailureAction": action, "failurePolicy": "Fail"}
+    spec_body["rules"] = [
+        _rule("vetted-notebook-images", {"kinds": ["Pod"], "namespaces": [nb]}, list(EXEMPT_NAMESPACES), allowed,
+              notebook_msg, action if rule_level else None),
+        _rule("vetted-images", {"kinds": ["Pod"]}, [*EXEMPT_NAMESPACES, nb], allowed, other_msg,
+              action if rule_level else None),
+    ]
     policy: dict[str, Any] = {
         "apiVersion": "kyverno.io/v1",
         "kind": "ClusterPolicy",
@@ -36,52 +85,61 @@ def render_admission(spec: EnclaveSpec, approved: Iterable[ApprovedImage]) -> li
                 "policies.kyverno.io/title": "Vetted images only",
                 "policies.kyverno.io/description":
                     f"Every container must run an image from {registry} by a digest security staff approved "
-                    "(`enclave images list --status approved`).",
-                "enclave.lsst.io/approved-digests": str(len(allowed)),
+                    "(`enclave images list --status approved`), or one of enclave's own pinned images.",
+                "policies.kyverno.io/minversion": version,
+                "enclave.lsst.io/approved-digests": str(len(vetted)),
+                "enclave.lsst.io/system-images": str(len(system)),
             },
         },
-        "spec": {
-            "validationFailureAction": "Enforce" if spec.registry.vetting_required else "Audit",
-            "background": True,
-            "failurePolicy": "Fail",
-            "rules": [{
-                "name": "vetted-digest",
-                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
-                "exclude": {"any": [{"resources": {"namespaces": list(EXEMPT_NAMESPACES)}}]},
-                "validate": {
-                    "message": f"image {{{{ element.image }}}} is not an approved digest from {registry}; "
-                               "ask security to vet it (enclave images submit/approve) and refer to it as "
-                               "repository@sha256:<digest>",
-                    "foreach": [{
-                        "list": "request.object.spec.[ephemeralContainers, initContainers, containers][]",
-                        "deny": {"conditions": {"all": [
-                            {"key": "{{ element.image }}", "operator": "AnyNotIn", "value": allowed},
-                        ]}},
-                    }],
-                },
-            }],
-        },
+        "spec": spec_body,
     }
     return [policy]
 
 
-@lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    text = resources.files("enclave.ops").joinpath("data/schemas/kyverno-clusterpolicy-v1.json").read_text()
+SUPPORTED_KYVERNO = tuple(f"1.{m}" for m in range(10, 17))
+
+
+@lru_cache(maxsize=len(SUPPORTED_KYVERNO))
+def _schema(version: str) -> dict[str, Any]:
+    if version not in SUPPORTED_KYVERNO:
+        raise InputError([Problem("registry.kyverno_version", f"Kyverno {version} has no shipped schema",
+                                  f"use one of {', '.join(SUPPORTED_KYVERNO)}")])
+    text = resources.files("enclave.ops").joinpath(f"data/schemas/kyverno-clusterpolicy-{version}.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
-def validate_policy(obj: Mapping[str, Any]) -> None:
-    """Check a rendered policy against the shipped Kyverno ClusterPolicy schema."""
-    errors = sorted(jsonschema.Draft7Validator(_schema()).iter_errors(obj), key=lambda e: list(e.absolute_path))
+def validate_policy(obj: Mapping[str, Any], version: str | None = None) -> None:
+    """Check a rendered policy against the schema restated from that Kyverno version's CRD (default: the version
+    the policy names in policies.kyverno.io/minversion)."""
+    version = version or str(((obj.get("metadata") or {}).get("annotations") or {})
+                             .get("policies.kyverno.io/minversion", "1.13"))
+    errors = sorted(jsonschema.Draft7Validator(_schema(version)).iter_errors(obj),
+                    key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError([Problem("/".join(str(p) for p in e.absolute_path) or "(root)", e.message,
-                                  "fix the admission renderer") for e in errors])
+                                  f"fix the admission renderer for Kyverno {version}") for e in errors])
 
 
-def allows(policy: Mapping[str, Any], image: str) -> bool:
-    """What the policy decides for one container image (the deny condition, evaluated as Kyverno does)."""
-    rule = policy["spec"]["rules"][0]
-    cond = rule["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]
-    return image in cond["value"]
+def allows(policy: Mapping[str, Any], image: str, namespace: str = "default") -> bool:
+    """What the policy decides for one container image in a namespace (match, exclude and the deny
+    condition, evaluated as Kyverno does: a rule applies when the pod's namespace matches and is not
+    excluded; AnyNotIn denies an image not in the list)."""
+    for rule in policy["spec"]["rules"]:
+        match = rule["match"]["any"][0]["resources"]
+        excluded = rule.get("exclude", {}).get("any", [{}])[0].get("resources", {}).get("namespaces", [])
+        if "namespaces" in match and namespace not in match["namespaces"] or namespace in excluded:
+            continue
+        cond = rule["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]
+        if image not in cond["value"]:
+            return False
+    return True
+
+
+def message_for(policy: Mapping[str, Any], namespace: str) -> str:
+    """The message the rule covering ``namespace`` gives a refused pod."""
+    for rule in policy["spec"]["rules"]:
+        match = rule["match"]["any"][0]["resources"]
+        if namespace in match.get("namespaces", [namespace]):
+            return str(rule["validate"]["message"])
+    return ""

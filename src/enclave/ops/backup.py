@@ -29,6 +29,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -359,9 +360,10 @@ def _empty_dir_or_new(path: Path, option: str) -> None:
                        fix="restore into an empty or new directory, then move it into place after checking it")
 
 
-def restore(archive: Path, data_dir: Path, member: Member, *, key: Path,
-            kubernetes_dir: Path | None = None) -> BackupManifest:
-    """Verify, then build a fresh etcd data directory and (optionally) put the control-plane files back."""
+def restore(archive: Path, data_dir: Path, member: Member, *, key: Path, kubernetes_dir: Path | None = None,
+            cluster: Sequence[Member] = ()) -> BackupManifest:
+    """Verify, then build a fresh etcd data directory for ``member`` of ``cluster`` (default: alone) and
+    (optionally) put the control-plane files back."""
     if kubernetes_dir is not None:
         _empty_dir_or_new(kubernetes_dir, "--kubernetes-dir")
     _empty_dir_or_new(data_dir, "--data-dir")
@@ -369,7 +371,7 @@ def restore(archive: Path, data_dir: Path, member: Member, *, key: Path,
     with tempfile.TemporaryDirectory(prefix="enclave-restore-") as tmp:
         unpacked = Path(tmp)
         manifest = _unpack(archive, unpacked, secret)
-        snapshot_restore(unpacked / SNAPSHOT, data_dir, member)
+        snapshot_restore(unpacked / SNAPSHOT, data_dir, member, cluster)
         if kubernetes_dir is not None:
             kubernetes_dir.mkdir(parents=True, exist_ok=True)
             for entry in manifest.files:

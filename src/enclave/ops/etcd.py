@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -134,17 +135,63 @@ class Member:
         return f"{self.name}={self.peer_url}"
 
 
-def snapshot_restore(snapshot: Path, data_dir: Path, member: Member) -> None:
-    """Build a fresh single-member data directory from a snapshot (the snapshot's integrity hash is checked)."""
+def initial_cluster(members: Sequence[Member]) -> str:
+    """`--initial-cluster` naming every member: `name=peer-url,…`."""
+    return ",".join(f"{m.name}={m.peer_url}" for m in members)
+
+
+def restore_args(snapshot: str, data_dir: str, member: Member, cluster: Sequence[Member] = ()) -> list[str]:
+    """`etcdutl snapshot restore` for one member of a cluster restored from one snapshot. etcd's disaster
+    recovery guide (etcd-io/website content/en/docs/v3.5/op-guide/recovery.md, "Restoring a cluster"): every
+    member restores the same snapshot with its own --name and --initial-advertise-peer-urls, one
+    --initial-cluster listing all members and one --initial-cluster-token, then each starts on its new data
+    directory; a one-member --initial-cluster builds a one-member cluster."""
+    members = tuple(cluster) or (member,)
+    if member.name not in {m.name for m in members}:
+        raise InputError([Problem("--member", f"{member.name} is not among the cluster's members",
+                                  "list every member, this one included")])
+    return ["snapshot", "restore", snapshot, f"--data-dir={data_dir}", f"--name={member.name}",
+            f"--initial-cluster={initial_cluster(members)}", f"--initial-cluster-token={member.cluster_token}",
+            f"--initial-advertise-peer-urls={member.peer_url}"]
+
+
+@dataclass(frozen=True)
+class MemberRestore:
+    member: Member
+    steps: tuple[str, ...]
+
+
+def restore_plan(archive: str, cluster: Sequence[Member], data_dir: str = "/var/lib/etcd-restored",
+                 kubernetes_dir: str = "/root/etc-kubernetes-restored") -> tuple[MemberRestore, ...]:
+    """What to run on every control-plane node to bring the whole etcd cluster back from one backup (the
+    recovery guide's order: restore every member's data directory from the same snapshot, then start them
+    all; a member alone has no quorum)."""
+    if not cluster:
+        raise InputError([Problem("--member", "no etcd member given", "name every control-plane node")])
+    flags = " ".join(f"--member {m.name}={m.peer_url}" for m in cluster)
+    out = []
+    for m in cluster:
+        out.append(MemberRestore(m, (
+            f"copy {archive} to {m.name} (mode 0600: it holds private keys)",
+            f"enclave backup restore {archive} --data-dir {data_dir} --name {m.name} --peer-url {m.peer_url} "
+            f"--client-url {m.client_url} --cluster-token {m.cluster_token} {flags} --kubernetes-dir {kubernetes_dir}",
+            f"# same as: etcdutl {' '.join(restore_args('<snapshot.db>', data_dir, m, cluster))}",
+            f"in /etc/kubernetes/manifests/etcd.yaml: --data-dir={data_dir} (and its hostPath volume), "
+            f"--initial-cluster={initial_cluster(cluster)}, --initial-cluster-state=new, "
+            f"--initial-cluster-token={m.cluster_token}",
+        )))
+    return tuple(out)
+
+
+def snapshot_restore(snapshot: Path, data_dir: Path, member: Member, cluster: Sequence[Member] = ()) -> None:
+    """Build a fresh data directory for ``member`` from a snapshot (its integrity hash is checked), as one
+    member of ``cluster`` (default: a one-member cluster)."""
     if data_dir.exists() and any(data_dir.iterdir()):
         raise Conflict(f"{data_dir} already holds data", where=str(data_dir),
                        fix="restore into an empty or new directory, then point etcd at it")
+    args = [_binary("etcdutl") or _need("etcdctl"), *restore_args(str(snapshot), str(data_dir), member, cluster)]
     if data_dir.exists():
         data_dir.rmdir()
-    tool = _binary("etcdutl") or _need("etcdctl")
-    args = [tool, "snapshot", "restore", str(snapshot), f"--data-dir={data_dir}", f"--name={member.name}",
-            f"--initial-cluster={member.initial_cluster}", f"--initial-cluster-token={member.cluster_token}",
-            f"--initial-advertise-peer-urls={member.peer_url}"]
     try:
         _run(args, 120, what="snapshot restore")
     except ExternalError as exc:
@@ -169,6 +216,7 @@ class EtcdServer:
     client_port: int = field(default_factory=free_port)
     peer_port: int = field(default_factory=free_port)
     cluster_token: str = "enclave-restored"
+    cluster: tuple[Member, ...] = ()  # every member when this one is part of a larger cluster
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -180,17 +228,26 @@ class EtcdServer:
     def client(self) -> Etcdctl:
         return Etcdctl((self.member.client_url,))
 
-    def start(self, timeout_s: float = 30.0) -> EtcdServer:
+    def launch(self) -> EtcdServer:
+        """Start the process without waiting (the members of a cluster wait for each other's quorum)."""
         m = self.member
         log = open(self.data_dir.parent / f"{self.name}.log", "ab")  # noqa: SIM115 — kept open for the process
         self._proc = subprocess.Popen(
             [_need("etcd"), f"--name={m.name}", f"--data-dir={self.data_dir}",
              f"--listen-client-urls={m.client_url}", f"--advertise-client-urls={m.client_url}",
              f"--listen-peer-urls={m.peer_url}", f"--initial-advertise-peer-urls={m.peer_url}",
-             f"--initial-cluster={m.initial_cluster}", f"--initial-cluster-token={m.cluster_token}",
-             "--initial-cluster-state=new"],
+             f"--initial-cluster={initial_cluster(self.cluster or (m,))}",
+             f"--initial-cluster-token={m.cluster_token}", "--initial-cluster-state=new"],
             stdout=log, stderr=log)
         log.close()
+        return self
+
+    def start(self, timeout_s: float = 30.0) -> EtcdServer:
+        return self.launch().wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float = 30.0) -> EtcdServer:
+        m = self.member
+        assert self._proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -13,23 +13,39 @@ Located = tuple[str, dict[str, Any]]
 """An object and where it came from (file#document, or renderer name)."""
 
 
-def load_manifests(paths: Iterable[Path], *, strict: bool = True) -> list[Located]:
+def load_manifests(paths: Iterable[Path], *, strict: bool = True, notes: list[str] | None = None) -> list[Located]:
     """Every Kubernetes object in the given YAML/JSON files or directories (multi-document, `List` kinds).
 
-    ``strict=False`` skips documents that are not Kubernetes objects (Helm values, HTCondor settings written
-    as YAML next to rendered objects) instead of refusing them."""
+    A file named explicitly must hold only Kubernetes objects (unless ``strict=False``). Inside a directory a
+    file that cannot be read or parsed, and a document that is not a Kubernetes object (Helm values, a
+    kubeadm or HTCondor configuration next to the manifests), is skipped and named in ``notes``: one foreign
+    file does not stop the others being read."""
     out: list[Located] = []
     for path in paths:
         if not path.exists():
             raise NotFound(f"{path} does not exist", where=str(path), fix="give a manifest file or directory")
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
-            else [path]
-        for f in files:
-            out.extend(parse_manifests(read_text(f), str(f), strict=strict))
+        if not path.is_dir():
+            out.extend(parse_manifests(read_text(path), str(path), strict=strict))
+            continue
+        for f in sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()):
+            out.extend(_lenient(f, strict, notes))
     return out
 
 
-def parse_manifests(text: str, where: str, *, strict: bool = True) -> list[Located]:
+def _lenient(f: Path, strict: bool, notes: list[str] | None) -> list[Located]:
+    try:
+        found = parse_manifests(read_text(f), str(f), strict=False, skipped=notes if strict else None)
+    except InputError as exc:  # unreadable, not UTF-8, or refused YAML (enclave.spec.document)
+        found, why = [], f"was refused ({exc.problems[0].what})"
+    else:
+        return found
+    if notes is not None:
+        notes.append(f"{f} skipped: it {why}")
+    return found
+
+
+def parse_manifests(text: str, where: str, *, strict: bool = True,
+                    skipped: list[str] | None = None) -> list[Located]:
     docs = [data for data, _ in parse_all(text, where)]
     out: list[Located] = []
     for i, doc in enumerate(docs):
@@ -37,6 +53,8 @@ def parse_manifests(text: str, where: str, *, strict: bool = True) -> list[Locat
             continue
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
             if not strict:
+                if skipped is not None:
+                    skipped.append(f"{where}#{i} skipped: not a Kubernetes object (no apiVersion and kind)")
                 continue
             raise InputError([Problem(f"{where}#{i}", "a document is not a Kubernetes object",
                                       "each document must be a mapping with apiVersion and kind")])

@@ -20,6 +20,7 @@ class ApiEntry:
     deprecated_in: Version
     removed_in: Version
     replacement: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,20 @@ class ApiFinding:
 
 
 def parse_removed_apis(text: str, where: str = "removed-apis.yaml") -> tuple[str, tuple[ApiEntry, ...]]:
+    """Every row must cite where its dates come from (the deprecation guide, or pluto for what it omits)."""
     try:
         raw, _ = parse(text, where)
-        rows = tuple(ApiEntry(str(r["api"]), str(r["kind"]), Version.parse(str(r["deprecated_in"]), where=where),
-                              Version.parse(str(r["removed_in"]), where=where), str(r["replacement"]))
-                     for r in raw["apis"])
-        return str(raw["data_version"]), rows
-    except (KeyError, TypeError) as exc:
+        rows = []
+        for i, r in enumerate(raw["apis"]):
+            at = f"{where}: apis[{i}]"
+            if not str(r.get("source", "")).strip():
+                raise InputError([Problem(at, f"{r.get('api')} {r.get('kind')} cites no source",
+                                          "add source: guide#v1-NN (the deprecation guide section) or pluto")])
+            rows.append(ApiEntry(str(r["api"]), str(r["kind"]), Version.parse(str(r["deprecated_in"]), where=at),
+                                 Version.parse(str(r["removed_in"]), where=at), str(r["replacement"]),
+                                 str(r["source"])))
+        return str(raw["data_version"]), tuple(rows)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InputError([Problem(where, f"removed-API data is malformed ({exc!r})",
                                   "compare it with the shipped removed-apis.yaml")]) from None
 

@@ -24,6 +24,7 @@ def plan_to_dict(plan: Plan, findings: list[ApiFinding] | None = None) -> dict[s
                         "checks": [{"rule": c.rule, "ok": c.ok, "detail": c.detail} for c in p.checks]}
                        for p in s.phases],
             "commands": {k: list(v) for k, v in s.commands.items()},
+            "kubeadm_skew": list(s.kubeadm_skew),
         } for s in plan.steps],
         "pinning": {k: list(v) for k, v in plan.pinning.items()},
         "removed_apis": [{"where": f.where, "name": f.name, "api": f.api, "kind": f.kind, "status": f.status,
@@ -49,7 +50,8 @@ def plan_to_text(plan: Plan, findings: list[ApiFinding] | None = None, *, comman
     for s in plan.steps:
         status = "maintained" if s.maintained else f"end of life {s.release.eol}: pass through"
         checks = sum(len(p.checks) for p in s.phases)
-        ok = "all skew checks pass" if s.ok else "SKEW VIOLATION"
+        ok = "all skew checks pass" if s.ok else \
+            "SKEW VIOLATION kubeadm's add-on timing causes (see notes)" if s.kubeadm_skew else "SKEW VIOLATION"
         lines.append(f"  {s.number:2d}. {s.source} → {s.target}  [{s.kind}; {status}; {checks} checks, {ok}]")
         if commands:
             for p in s.phases:

@@ -1,18 +1,24 @@
-"""Security benchmark (seed §14): kube-bench-style checks kept as data, run against node configuration
-(API server, controller-manager, scheduler and etcd flags from static-pod manifests; kubelet configuration)
-and against Kubernetes manifests (pods, RBAC, images).
+"""Security benchmark (seed §14): the CIS Kubernetes Benchmark items kube-bench automates, plus enclave's own
+policy, kept as data and run against a node's files (static-pod manifests, kubeconfigs, PKI, the kubelet's
+configuration file and command line) and against Kubernetes manifests (pods, RBAC, images).
 
-Checks live in data/security-checks.yaml; this module only knows how to read a value and test it, so a
-new check is a new YAML entry. Pure: callers pass already-loaded objects.
+Checks live in data/security-checks.yaml; each names the CIS item it encodes (benchmark version in the file's
+``benchmark``), so a new check is a new YAML entry. Pure apart from reading the node directory it is given.
+
+Results are those kube-bench reports (PASS, FAIL, WARN, INFO) plus NOT APPLICABLE (nothing of the kind was given or
+the item does not exist for the cluster's version: never reported as PASS) and WAIVED (enclave's annotation).
 """
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
 import re
 import shlex
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -21,14 +27,20 @@ from typing import Any
 
 from enclave.errors import InputError, NotFound, Problem
 from enclave.ops.manifests import Located, containers, name_of, pod_spec
+from enclave.ops.versions import Version
 from enclave.spec.document import parse, read_text
 
 NODE_TARGETS = ("apiserver", "controller-manager", "scheduler", "etcd", "kubelet")
+FLAG_TARGETS = NODE_TARGETS[:4]
 MANIFEST_TARGETS = ("pod", "container", "volume", "rbac-rule", "binding", "object")
-OPS = ("eq", "ne", "set", "not_set", "has", "lacks", "none_of", "gte", "lte", "prefix", "matches", "in")
+TARGETS = (*NODE_TARGETS, "file", *MANIFEST_TARGETS)
+OPS = ("eq", "ne", "set", "not_set", "has", "has_any", "lacks", "none_of", "gte", "lte", "prefix", "matches", "in",
+       "mode_max")
+STATUSES = ("pass", "fail", "warn", "info", "na", "waived")
 WAIVER_PREFIX = "security.enclave.lsst.io/waive-"
 COMPONENT_BINARIES = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller-manager",
                       "kube-scheduler": "scheduler", "etcd": "etcd"}
+CIS_TYPES = ("Automated", "Manual")
 
 
 class _Missing:
@@ -47,6 +59,17 @@ class Test:
 
 
 @dataclass(frozen=True)
+class Cis:
+    """The CIS Kubernetes Benchmark item a check encodes, as the benchmark names it (None: no item; ``note``
+    then says why: withdrawn from this benchmark version, or enclave's own policy)."""
+
+    id: str | None
+    type: str = ""  # Automated | Manual, as CIS marks the item
+    title: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     section: str
@@ -57,6 +80,35 @@ class Check:
     remediation: str
     scored: bool = True
     kinds: tuple[str, ...] = ()
+    cis: Cis = Cis(None)
+    since: Version | None = None  # the first Kubernetes minor the item applies to
+    until: Version | None = None  # the first minor it no longer applies to (the flag is gone)
+    skip_kinds: tuple[str, ...] = ()
+
+    def applies_to(self, version: Version | None) -> bool:
+        if version is None:
+            return True
+        return not ((self.since and version.minor_key < self.since.minor_key)
+                    or (self.until and version.minor_key >= self.until.minor_key))
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str = ""
+    version: str = ""
+    source: str = ""
+    written_for: tuple[Version, Version] | None = None  # the Kubernetes minors kube-bench maps to it
+
+    def note_for(self, version: Version | None) -> str:
+        """Say so when the cluster runs a release the benchmark was not written for (its items for other
+        releases are then read with `since`/`until` and the older benchmark named in each note)."""
+        if version is None or self.written_for is None:
+            return ""
+        low, high = self.written_for
+        if low.minor_key <= version.minor_key <= high.minor_key:
+            return ""
+        return (f"{self.version} is written for Kubernetes {low.minor_name}–{high.minor_name}; this cluster runs "
+                f"{version}: withdrawn items are checked with the benchmark that had them (see each note)")
 
 
 @dataclass(frozen=True)
@@ -69,15 +121,18 @@ class Finding:
 @dataclass(frozen=True)
 class CheckResult:
     check: Check
-    status: str  # pass | fail | warn | skip | waived
+    status: str  # one of STATUSES
     findings: tuple[Finding, ...] = ()
     reason: str = ""
+    checked: tuple[str, ...] = ()  # what was read: "where: value" (kube-bench's actual_value)
 
 
 @dataclass(frozen=True)
 class Report:
     results: tuple[CheckResult, ...]
     data_version: str
+    benchmark: Benchmark = Benchmark()
+    kubernetes: Version | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -89,15 +144,21 @@ class Report:
 
 @dataclass
 class NodeConfig:
-    """Flags of each control-plane component and the kubelet's configuration, as found on one node."""
+    """Flags of each control-plane component, the kubelet's configuration file and command line, and the node
+    directory (/etc/kubernetes) whose files are checked, as found on one node."""
 
     flags: dict[str, dict[str, str]] = field(default_factory=dict)
     kubelet: dict[str, Any] | None = None
+    kubelet_flags: dict[str, str] | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)  # named files outside root (kubelet-config)
+    version: Version | None = None  # from the control-plane images' tags
 
 
 def parse_flags(args: Iterable[str]) -> dict[str, str]:
-    """`--a=b`, `--a b` and bare `--a` (a boolean switch, "true")."""
+    """`--a=b`, `--a b` and bare `--a` (a boolean switch, "true"). A repeated flag keeps its last value, as
+    spf13/pflag (which every Kubernetes component parses its command line with) does for scalar flags."""
     out: dict[str, str] = {}
     items = list(args)
     i = 0
@@ -116,8 +177,17 @@ def parse_flags(args: Iterable[str]) -> dict[str, str]:
     return out
 
 
+_IMAGE_TAG = re.compile(r":v?(\d+\.\d+\.\d+)(?:[-+@].*)?$")
+
+
+def _image_version(image: str) -> Version | None:
+    m = _IMAGE_TAG.search(image)
+    return Version.parse(m.group(1)) if m else None
+
+
 def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str, Any] | None = None) -> NodeConfig:
-    """Read component flags from static-pod manifests (kubeadm: /etc/kubernetes/manifests)."""
+    """Read component flags from static-pod manifests (kubeadm: /etc/kubernetes/manifests) and the Kubernetes
+    version from the API server's image tag (kubeadm tags every control-plane image with it)."""
     cfg = NodeConfig(kubelet=dict(kubelet) if kubelet is not None else None)
     for where, obj in objects:
         spec = pod_spec(obj)
@@ -132,37 +202,154 @@ def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str,
             if component:
                 cfg.flags[component] = parse_flags(argv[1:])
                 cfg.sources[component] = where
+                if component == "apiserver":
+                    cfg.version = _image_version(str(c.get("image", "")))
     return cfg
 
 
-def load_node_dir(root: Path, kubelet_config: Path | None = None) -> NodeConfig:
-    """A node's configuration laid out as kubeadm leaves it: ROOT/manifests/*.yaml and a kubelet config
-    (default ROOT/kubelet/config.yaml, else /var/lib/kubelet/config.yaml given explicitly)."""
+_ENV_LINE = re.compile(r"^\s*(?:export\s+|Environment=\"?)?(KUBELET_\w*ARGS)\s*=\s*(.*?)\"?\s*$")
+
+
+def parse_kubelet_env(text: str) -> dict[str, str]:
+    """The kubelet's command-line flags from kubeadm's /var/lib/kubelet/kubeadm-flags.env and
+    /etc/default/kubelet (KUBELET_KUBEADM_ARGS, KUBELET_EXTRA_ARGS), which kubeadm's systemd drop-in
+    10-kubeadm.conf appends to ExecStart (kubeadm docs, "Configuring each kubelet in your cluster using
+    kubeadm": https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/kubelet-integration/),
+    and the drop-in's own `Environment="KUBELET_…_ARGS=…"` lines (kubeadm ≤ 1.10 put every flag there).
+    Variables are taken in file order; EXTRA_ARGS comes last on ExecStart, so it wins."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _ENV_LINE.match(line)
+        if m:
+            found[m.group(1)] = " ".join(shlex.split(m.group(2).strip('"')))
+    ordered = [v for k, v in sorted(found.items(), key=lambda kv: kv[0] == "KUBELET_EXTRA_ARGS")]
+    return parse_flags(shlex.split(" ".join(ordered)))
+
+
+def _read_kubelet_config(path: Path) -> dict[str, Any]:
+    raw, _ = parse(read_text(path), str(path))
+    if not isinstance(raw, dict):
+        raise InputError([Problem(str(path), "kubelet configuration is not a mapping",
+                                  "give a KubeletConfiguration YAML file")])
+    return raw
+
+
+def load_node_dir(root: Path, kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
+                  notes: list[str] | None = None) -> NodeConfig:
+    """A node's configuration laid out as kubeadm leaves it: ROOT/manifests/*.yaml, kubeconfigs and pki/ under
+    ROOT (/etc/kubernetes), a kubelet config (ROOT/kubelet/config.yaml, or /var/lib/kubelet/config.yaml given
+    explicitly) and the kubelet's flags (ROOT/kubelet/kubeadm-flags.env, or the file given)."""
     from enclave.ops.manifests import load_manifests
 
     mdir = root / "manifests"
     if not mdir.is_dir():
         raise NotFound(f"{mdir} does not exist", where="--node", fix="give the kubeadm directory (/etc/kubernetes)")
     kubelet_path = kubelet_config or (root / "kubelet" / "config.yaml")
-    kubelet: dict[str, Any] | None = None
-    if kubelet_path.is_file():
-        raw, _ = parse(read_text(kubelet_path), str(kubelet_path))
-        if not isinstance(raw, dict):
-            raise InputError([Problem(str(kubelet_path), "kubelet configuration is not a mapping",
-                                      "give a KubeletConfiguration YAML file")])
-        kubelet = raw
-    elif kubelet_config is not None:
+    if kubelet_config is not None and not kubelet_config.is_file():
         raise NotFound(f"{kubelet_config} does not exist", where="--kubelet-config",
                        fix="give the kubelet's config.yaml")
-    cfg = node_config_from_manifests(load_manifests([mdir]), kubelet)
-    if kubelet is not None:
+    flags_path = kubelet_flags or (root / "kubelet" / "kubeadm-flags.env")
+    if kubelet_flags is not None and not kubelet_flags.is_file():
+        raise NotFound(f"{kubelet_flags} does not exist", where="--kubelet-flags",
+                       fix="give kubeadm's /var/lib/kubelet/kubeadm-flags.env")
+    cfg = node_config_from_manifests(load_manifests([mdir], notes=notes),
+                                     _read_kubelet_config(kubelet_path) if kubelet_path.is_file() else None)
+    cfg.root = root
+    if cfg.kubelet is not None:
         cfg.sources["kubelet"] = str(kubelet_path)
+        cfg.files["kubelet-config"] = kubelet_path
+    if flags_path.is_file():
+        cfg.kubelet_flags = parse_kubelet_env(read_text(flags_path))
+        cfg.sources["kubelet-flags"] = str(flags_path)
+        if flags_path.suffix == ".conf":  # the systemd drop-in is kube-bench's "kubelet service file" (4.1.1)
+            cfg.files["kubelet-service"] = flags_path
+    data_dir = cfg.flags.get("etcd", {}).get("--data-dir")
+    if data_dir:  # on the node itself: etcd's data directory (CIS 1.1.11, 1.1.12)
+        cfg.files["etcd-data-dir"] = Path(data_dir)
     return cfg
 
 
 # ---- check data ---------------------------------------------------------------------------------------
 
+def _version(raw: Any, at: str, problems: list[Problem]) -> Version | None:
+    if raw is None:
+        return None
+    try:
+        return Version.parse(str(raw), where=at)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _cis(r: Mapping[str, Any], at: str, problems: list[Problem]) -> Cis:
+    raw = r.get("cis")
+    if not isinstance(raw, dict):
+        problems.append(Problem(at, "no cis mapping", "add cis: {id, type, title} or cis: {id: null, note: why}"))
+        return Cis(None)
+    cis = Cis(None if raw.get("id") is None else str(raw["id"]), str(raw.get("type", "")),
+              str(raw.get("title", "")), str(raw.get("note", "")))
+    if cis.id is not None and cis.type not in CIS_TYPES:
+        problems.append(Problem(at, f"cis.type is {cis.type!r}", f"use one of {CIS_TYPES}, as CIS marks the item"))
+    if cis.id is None and not cis.note:
+        problems.append(Problem(at, "cis.id is null without a note",
+                                "say why no CIS item fits (withdrawn in …, enclave policy of seed §…)"))
+    return cis
+
+
+def _scored(r: Mapping[str, Any], cis: Cis, at: str, problems: list[Problem]) -> bool:
+    """CIS Manual items are not scored (kube-bench reports them as WARN, never FAIL); enclave may score one as its
+    own stricter policy only by saying so (``policy``)."""
+    if "scored" not in r:
+        return cis.type != "Manual"
+    scored = bool(r["scored"])
+    if scored and cis.type == "Manual" and not r.get("policy"):
+        problems.append(Problem(at, "a CIS Manual item is scored without a policy note",
+                                "drop scored: true, or add policy: <why enclave scores it>"))
+    return scored
+
+
+def _check(r: Mapping[str, Any], at: str, problems: list[Problem]) -> Check:
+    cis = _cis(r, at, problems)
+    return Check(id=str(r["id"]), section=str(r["section"]), text=str(r["text"]), target=str(r["target"]),
+                 read=dict(r["read"]),
+                 test=Test(str(r["test"]["op"]), r["test"].get("value"), r["test"].get("missing")),
+                 remediation=str(r["remediation"]), scored=_scored(r, cis, at, problems),
+                 kinds=tuple(str(k) for k in r.get("kinds", ())), cis=cis,
+                 since=_version(r.get("since"), f"{at}.since", problems),
+                 until=_version(r.get("until"), f"{at}.until", problems),
+                 skip_kinds=tuple(str(k) for k in r.get("skip_kinds", ())))
+
+
+def _read_problem(c: Check) -> tuple[str, str] | None:
+    if c.target in FLAG_TARGETS:
+        return None if ("flag" in c.read) != ("flags" in c.read) else ("flag", "read: {flag: …} or {flags: […]}")
+    if c.target == "kubelet":
+        return None if "key" in c.read else ("key", "read: {key: …, flag: …}")
+    if c.target == "file":
+        ok = "file" in c.read and c.read.get("stat") in ("mode", "owner")
+        return None if ok else ("file", "read: {file: …, stat: mode|owner}")
+    return None if "path" in c.read else ("path", "read: {path: …}")
+
+
+def _validate(c: Check, at: str, problems: list[Problem]) -> None:
+    if c.target not in TARGETS:
+        problems.append(Problem(at, f"unknown target {c.target!r}", f"use one of {TARGETS}"))
+        return
+    if c.test.missing not in (None, "pass", "fail"):
+        problems.append(Problem(at, f"test.missing is {c.test.missing!r}", "use pass or fail"))
+    if c.test.op not in OPS:
+        problems.append(Problem(at, f"unknown test op {c.test.op!r}", f"use one of {OPS}"))
+    bad = _read_problem(c)
+    if bad:
+        problems.append(Problem(at, f"read needs {bad[0]!r} for target {c.target}", f"write {bad[1]}"))
+
+
 def parse_checks(text: str, where: str = "security-checks.yaml") -> tuple[str, tuple[Check, ...]]:
+    version, checks, _ = parse_benchmark(text, where)
+    return version, checks
+
+
+def parse_benchmark(text: str, where: str = "security-checks.yaml") -> tuple[str, tuple[Check, ...], Benchmark]:
     try:
         raw, _ = parse(text, where)
         rows = raw["checks"]
@@ -175,37 +362,33 @@ def parse_checks(text: str, where: str = "security-checks.yaml") -> tuple[str, t
     for i, r in enumerate(rows):
         at = f"{where}: checks[{i}]"
         try:
-            c = Check(id=str(r["id"]), section=str(r["section"]), text=str(r["text"]), target=str(r["target"]),
-                      read=dict(r["read"]),
-                      test=Test(str(r["test"]["op"]), r["test"].get("value"), r["test"].get("missing")),
-                      remediation=str(r["remediation"]), scored=bool(r.get("scored", True)),
-                      kinds=tuple(str(k) for k in r.get("kinds", ())))
+            c = _check(r, at, problems)
         except (KeyError, TypeError, AttributeError) as exc:
             problems.append(Problem(at, f"missing or malformed field {exc}",
-                                    "every check needs id, section, text, target, read, test, remediation"))
+                                    "every check needs id, section, text, target, read, test, remediation, cis"))
             continue
         if c.id in seen:
             problems.append(Problem(at, f"duplicate id {c.id}", "give every check its own id"))
         seen.add(c.id)
-        if c.target not in NODE_TARGETS + MANIFEST_TARGETS:
-            problems.append(Problem(at, f"unknown target {c.target!r}",
-                                    f"use one of {NODE_TARGETS + MANIFEST_TARGETS}"))
-        if c.test.missing not in (None, "pass", "fail"):
-            problems.append(Problem(at, f"test.missing is {c.test.missing!r}", "use pass or fail"))
-        if c.test.op not in OPS:
-            problems.append(Problem(at, f"unknown test op {c.test.op!r}", f"use one of {OPS}"))
-        key = "flag" if c.target in NODE_TARGETS[:4] else ("key" if c.target == "kubelet" else "path")
-        if key not in c.read:
-            problems.append(Problem(at, f"read needs {key!r} for target {c.target}", f"add read: {{{key}: …}}"))
+        _validate(c, at, problems)
         checks.append(c)
     if problems:
         raise InputError(problems)
-    return str(raw.get("data_version", "")), tuple(checks)
+    b = raw.get("benchmark") or {}
+    span = b.get("kubernetes")
+    written = (Version.parse(str(span[0])), Version.parse(str(span[1]))) if span else None
+    bench = Benchmark(str(b.get("name", "")), str(b.get("version", "")), str(b.get("source", "")), written)
+    return str(raw.get("data_version", "")), tuple(checks), bench
 
 
 @lru_cache(maxsize=1)
+def shipped_benchmark() -> tuple[str, tuple[Check, ...], Benchmark]:
+    return parse_benchmark(resources.files("enclave.ops").joinpath("data/security-checks.yaml").read_text())
+
+
 def shipped_checks() -> tuple[str, tuple[Check, ...]]:
-    return parse_checks(resources.files("enclave.ops").joinpath("data/security-checks.yaml").read_text())
+    version, checks, _ = shipped_benchmark()
+    return version, checks
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------
@@ -220,6 +403,15 @@ def _items(v: Any) -> list[str]:
     if isinstance(v, list):
         return [_norm(x) for x in v]
     return [s.strip() for s in _norm(v).split(",") if s.strip()]
+
+
+def capability(name: Any) -> str:
+    """A Linux capability as the runtime applies it: containerd upper-cases each name and prefixes CAP_
+    (pkg/cri opts `WithCapabilities`: "Capabilities in CRI doesn't have `CAP_` prefix, so add it"), so
+    `sys_admin` grants CAP_SYS_ADMIN. A name already written with CAP_ is read as the capability it names
+    (conservative: a runtime that accepts that spelling grants it)."""
+    text = _norm(name).strip().upper()
+    return text.removeprefix("CAP_")
 
 
 def _num(v: Any) -> float | None:
@@ -237,6 +429,37 @@ def _subst(value: Any, params: Mapping[str, str]) -> Any:
     for k, v in params.items():
         value = value.replace("{" + k + "}", v)
     return value
+
+
+def _mode_within(value: Any, limit: Any) -> bool:
+    """kube-bench's `bitmask` compare: the file's permission bits set no bit the limit does not."""
+    try:
+        return int(_norm(value), 8) & ~int(_norm(limit), 8) == 0
+    except ValueError:
+        return False
+
+
+def _evaluate_present(op: str, value: Any, expected: Any) -> bool:
+    if op == "eq":
+        return _norm(value) == _norm(expected)
+    if op == "in":
+        return _norm(value) in {_norm(e) for e in expected}
+    if op == "has":
+        return _norm(expected) in _items(value)
+    if op == "has_any":
+        return bool(set(_items(value)) & {_norm(e) for e in expected})
+    if op in ("gte", "lte"):
+        got, want = _num(value), _num(expected)
+        if got is None or want is None:
+            return False
+        return got >= want if op == "gte" else got <= want
+    if op == "prefix":
+        return _norm(value).startswith(str(expected))
+    if op == "matches":
+        return re.fullmatch(str(expected), _norm(value)) is not None
+    if op == "mode_max":
+        return _mode_within(value, expected)
+    raise InputError([Problem("test.op", f"unknown op {op!r}", f"use one of {OPS}")])
 
 
 def evaluate(test: Test, value: Any, params: Mapping[str, str]) -> bool:
@@ -257,22 +480,7 @@ def evaluate(test: Test, value: Any, params: Mapping[str, str]) -> bool:
         return missing or not set(_items(value)) & {_norm(b) for b in banned}
     if missing:
         return False
-    if op == "eq":
-        return _norm(value) == _norm(expected)
-    if op == "in":
-        return _norm(value) in {_norm(e) for e in expected}
-    if op == "has":
-        return _norm(expected) in _items(value)
-    if op in ("gte", "lte"):
-        got, want = _num(value), _num(expected)
-        if got is None or want is None:
-            return False
-        return got >= want if op == "gte" else got <= want
-    if op == "prefix":
-        return _norm(value).startswith(str(expected))
-    if op == "matches":
-        return re.fullmatch(str(expected), _norm(value)) is not None
-    raise InputError([Problem("test.op", f"unknown op {op!r}", f"use one of {OPS}")])
+    return _evaluate_present(op, value, expected)
 
 
 def resolve(obj: Any, path: str) -> list[Any]:
@@ -290,10 +498,13 @@ def resolve(obj: Any, path: str) -> list[Any]:
     return current or [MISSING]
 
 
+def _shown(value: Any) -> str:
+    return "not set" if value is MISSING else value if isinstance(value, str) else json.dumps(value)
+
+
 def _describe(test: Test, value: Any, params: Mapping[str, str]) -> str:
     want = _subst(test.value, params)
-    shown = "not set" if value is MISSING else json.dumps(value) if not isinstance(value, str) else value
-    return f"found {shown}; expected {test.op}{'' if want is None else ' ' + json.dumps(want)}"
+    return f"found {_shown(value)}; expected {test.op}{'' if want is None else ' ' + json.dumps(want)}"
 
 
 def _waiver(obj: Mapping[str, Any], check_id: str) -> str | None:
@@ -302,112 +513,356 @@ def _waiver(obj: Mapping[str, Any], check_id: str) -> str | None:
     return str(reason) if reason else None
 
 
+# ---- reading node values -------------------------------------------------------------------------------
+
+Read = tuple[str, Any]  # (where, value or MISSING)
+
+
+def default_for(read: Mapping[str, Any], version: Version | None) -> Any:
+    """The component's built-in value when the setting is absent. ``default`` is a value, or a list of
+    {value, since?, until?} rows for a default that changed between releases (first row that fits wins; an
+    unknown version takes the newest row, the last)."""
+    d = read.get("default", MISSING)
+    if not isinstance(d, list):
+        return d
+    for row in d:
+        since = Version.parse(str(row["since"])) if "since" in row else None
+        until = Version.parse(str(row["until"])) if "until" in row else None
+        if version is None:
+            continue
+        if (since is None or version.minor_key >= since.minor_key) and \
+                (until is None or version.minor_key < until.minor_key):
+            return row["value"]
+    return d[-1]["value"] if d else MISSING
+
+
+def _flag_names(spec: Any, version: Version | None) -> list[str]:
+    """A flag, or alternatives read in order (the first one set wins): a name, or {name, since?, until?} for a
+    flag that only meant this setting in some releases."""
+    names: list[str] = []
+    for item in spec if isinstance(spec, list) else [spec]:
+        if isinstance(item, str):
+            names.append(item)
+            continue
+        since = Version.parse(str(item["since"])) if "since" in item else None
+        until = Version.parse(str(item["until"])) if "until" in item else None
+        if version is None or ((since is None or version.minor_key >= since.minor_key)
+                               and (until is None or version.minor_key < until.minor_key)):
+            names.append(str(item["name"]))
+    return names
+
+
+def _flag_value(flags: Mapping[str, str], spec: Any, version: Version | None) -> tuple[str, Any]:
+    names = _flag_names(spec, version)
+    for name in names:
+        if name in flags:
+            return name, flags[name]
+    return (names[0] if names else str(spec)), MISSING
+
+
+def _component_reads(check: Check, node: NodeConfig, version: Version | None) -> list[Read] | str:
+    flags = node.flags.get(check.target)
+    if flags is None:
+        return f"no {check.target} static-pod manifest found"
+    source = node.sources.get(check.target, check.target)
+    specs = check.read["flags"] if "flags" in check.read else [check.read["flag"]]
+    out: list[Read] = []
+    for spec in specs:  # `flags`: a certificate and its key, every one must pass (kube-bench bin_op: and)
+        name, value = _flag_value(flags, spec, version)
+        if value is MISSING:
+            value = default_for(check.read, version)
+        out.append((f"{source} {name}", value))
+    return out
+
+
+def _kubelet_reads(check: Check, node: NodeConfig, version: Version | None) -> list[Read] | str:
+    """A kubelet command-line flag wins over the config file: "flags on the command line take precedence over
+    the corresponding values in the config file" (kubelet docs, "Set Kubelet parameters via a configuration
+    file": https://kubernetes.io/docs/tasks/administer-cluster/kubelet-config-file/); kube-bench reads both the
+    same way (cfg/cis-1.12/node.yaml: `flag` and `path` on each test item)."""
+    if node.kubelet is None and node.kubelet_flags is None:
+        return "no kubelet configuration or command line found"
+    if "flag" in check.read and node.kubelet_flags is not None:
+        name, value = _flag_value(node.kubelet_flags, check.read["flag"], version)
+        if value is not MISSING:
+            return [(f"{node.sources.get('kubelet-flags', 'kubelet command line')} {name}", value)]
+    if node.kubelet is None:  # flags only: the command-line default applies
+        flag = (_flag_names(check.read.get("flag", ""), version) or [""])[0]
+        default = check.read.get("flag_default", check.read.get("default", MISSING))
+        return [(f"{node.sources.get('kubelet-flags', 'kubelet command line')} {flag}", default)]
+    values = resolve(node.kubelet, str(check.read["key"]))
+    where = f"{node.sources.get('kubelet', 'kubelet config')} {check.read['key']}"
+    # KubeletConfiguration v1beta1 defaulting fills absent fields and, for durations, zero ones too
+    # (`if obj.StreamingConnectionIdleTimeout == zeroDuration { … 4h }`; kubeadm writes such fields as 0s).
+    zero_defaults = bool(check.read.get("zero_is_default"))
+    if values == [MISSING] or (zero_defaults and all(_num(v) == 0 for v in values)):
+        values = [default_for(check.read, version)]
+    return [(where, v) for v in values]
+
+
+def _owner(st: os.stat_result) -> str:
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return f"{user}:{group}"
+
+
+def _node_files(patterns: Any, node: NodeConfig) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in patterns if isinstance(patterns, list) else [patterns]:
+        if str(pattern).startswith("@"):  # a named file outside the node directory
+            path = node.files.get(str(pattern)[1:])
+            found.update([path] if path is not None and path.exists() else [])
+        elif node.root is not None:
+            found.update(node.root.glob(str(pattern)))
+    return sorted(found)
+
+
+def _file_reads(check: Check, node: NodeConfig) -> list[Read] | str:
+    """Permissions (octal) or owner (user:group) of files, as kube-bench's `stat -c %a` / `%U:%G` audits read
+    them. A file that is not there is not applicable (kube-bench prints nothing to test then)."""
+    if node.root is None:
+        return "no node directory given (--node)"
+    paths = _node_files(check.read["file"], node)
+    if not paths:
+        return f"{check.read['file']} not present"
+    out: list[Read] = []
+    for path in paths:
+        st = path.stat()
+        value = f"{st.st_mode & 0o777:o}" if check.read["stat"] == "mode" else _owner(st)
+        out.append((str(path), value))
+    return out
+
+
+def _node_reads(check: Check, node: NodeConfig | None, version: Version | None) -> list[Read] | str:
+    if node is None:
+        return "no node configuration given (--node)"
+    if check.target == "kubelet":
+        return _kubelet_reads(check, node, version)
+    if check.target == "file":
+        return _file_reads(check, node)
+    return _component_reads(check, node, version)
+
+
+# ---- reading manifest values ---------------------------------------------------------------------------
+
+def _pod_items(check: Check, at: str, spec: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    if check.target == "pod":
+        yield at, spec
+    elif check.target == "container":
+        for cwhere, c in containers(spec):
+            yield f"{at} {cwhere}", _with_pod_defaults(check, spec, c)
+    else:
+        for i, v in enumerate(spec.get("volumes") or []):
+            yield f"{at} volumes[{i}]({v.get('name', '?')})", v
+
+
+def _with_pod_defaults(check: Check, spec: Mapping[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """A container's securityContext over the pod's: "settings specified in the container's securityContext
+    override settings made at the pod level" for the fields both have (runAsUser, runAsNonRoot, runAsGroup,
+    seLinuxOptions, seccompProfile; Kubernetes API reference, PodSecurityContext / SecurityContext)."""
+    pod_path = check.read.get("pod_path")
+    if not pod_path:
+        return container
+    here = resolve(container, str(check.read["path"]))
+    pod_values = resolve(spec, str(pod_path))
+    if here != [MISSING] or pod_values == [MISSING]:
+        return container
+    merged = json.loads(json.dumps(container))
+    at = merged
+    parts = str(check.read["path"]).split(".")
+    for part in parts[:-1]:
+        nxt = at.get(part)
+        if not isinstance(nxt, dict):
+            nxt = at[part] = {}
+        at = nxt
+    at[parts[-1]] = pod_values[0]
+    return dict(merged)
+
+
 def _manifest_items(check: Check, objects: Iterable[Located]) -> Iterator[tuple[str, Mapping[str, Any], Any]]:
     """(where, owning object, item the path is read from) for the check's target."""
     for where, obj in objects:
-        if check.kinds and obj.get("kind") not in check.kinds:
+        kind = obj.get("kind")
+        if (check.kinds and kind not in check.kinds) or kind in check.skip_kinds:
             continue
         at = f"{where} {name_of(obj)}"
-        is_binding = obj.get("kind") in ("RoleBinding", "ClusterRoleBinding")
+        is_binding = kind in ("RoleBinding", "ClusterRoleBinding")
         if check.target == "object" or (check.target == "binding" and is_binding):
             yield at, obj, obj
-        elif check.target == "rbac-rule" and obj.get("kind") in ("Role", "ClusterRole"):
+        elif check.target == "rbac-rule" and kind in ("Role", "ClusterRole"):
             for i, rule in enumerate(obj.get("rules") or []):
                 yield f"{at} rules[{i}]", obj, rule
         elif check.target in ("pod", "container", "volume"):
             spec = pod_spec(obj)
-            if spec is None:
-                continue
-            if check.target == "pod":
-                yield at, obj, spec
-            elif check.target == "container":
-                for cwhere, c in containers(spec):
-                    yield f"{at} {cwhere}", obj, c
-            else:
-                for i, v in enumerate(spec.get("volumes") or []):
-                    yield f"{at} volumes[{i}]({v.get('name', '?')})", obj, v
+            if spec is not None:
+                for item_at, item in _pod_items(check, at, spec):
+                    yield item_at, obj, item
+
+
+def _normalized(check: Check, value: Any) -> Any:
+    if check.read.get("normalize") != "capability" or value is MISSING:
+        return value
+    return [capability(v) for v in value] if isinstance(value, list) else capability(value)
+
+
+# ---- running -------------------------------------------------------------------------------------------
+
+def _verdict(check: Check, findings: list[Finding], checked: list[str]) -> CheckResult:
+    open_findings = [f for f in findings if f.waived is None]
+    if open_findings:
+        return CheckResult(check, "fail" if check.scored else "warn", tuple(findings), checked=tuple(checked))
+    if findings:
+        return CheckResult(check, "waived", tuple(findings), checked=tuple(checked))
+    return CheckResult(check, "pass", checked=tuple(checked))
 
 
 def run_check(check: Check, *, node: NodeConfig | None = None, objects: Iterable[Located] = (),
-              params: Mapping[str, str] | None = None) -> CheckResult:
+              params: Mapping[str, str] | None = None, version: Version | None = None) -> CheckResult:
     params = params or {}
+    version = version or (node.version if node else None)
+    if not check.applies_to(version):
+        bounds = f"{check.since or '…'} ≤ v < {check.until or '…'}"
+        return CheckResult(check, "na", reason=f"applies to Kubernetes {bounds}, not {version}")
     findings: list[Finding] = []
-    if check.target in NODE_TARGETS:
-        if node is None:
-            return CheckResult(check, "skip", reason="no node configuration given (--node)")
-        if check.target == "kubelet":
-            if node.kubelet is None:
-                return CheckResult(check, "skip", reason="no kubelet configuration found")
-            values = resolve(node.kubelet, str(check.read["key"]))
-            where = node.sources.get("kubelet", "kubelet config")
-        else:
-            flags = node.flags.get(check.target)
-            if flags is None:
-                return CheckResult(check, "skip", reason=f"no {check.target} static-pod manifest found")
-            flag = str(check.read["flag"])
-            values = [flags[flag]] if flag in flags else [MISSING]
-            where = f"{node.sources.get(check.target, check.target)} {flag}"
-        if "default" in check.read and values == [MISSING]:
-            values = [check.read["default"]]  # the component's built-in default when the setting is absent
-        for v in values:
+    checked: list[str] = []
+    if check.target in NODE_TARGETS or check.target == "file":
+        reads = _node_reads(check, node, version)
+        if isinstance(reads, str):
+            return CheckResult(check, "na", reason=reads)
+        for where, v in reads:
+            checked.append(f"{where}: {_shown(v)}")
             if not evaluate(check.test, v, params):
                 findings.append(Finding(where, _describe(check.test, v, params)))
-    else:
-        seen_any = False
-        for where, owner, item in _manifest_items(check, objects):
-            seen_any = True
-            for v in resolve(item, str(check.read["path"])):
-                if not evaluate(check.test, v, params):
-                    findings.append(Finding(where, _describe(check.test, v, params), _waiver(owner, check.id)))
-        if not seen_any and not findings:
-            return CheckResult(check, "pass", reason="no matching objects")
-    open_findings = [f for f in findings if f.waived is None]
-    if open_findings:
-        return CheckResult(check, "fail" if check.scored else "warn", tuple(findings))
-    if findings:
-        return CheckResult(check, "waived", tuple(findings))
-    return CheckResult(check, "pass")
+        return _verdict(check, findings, checked)
+    for where, owner, item in _manifest_items(check, objects):
+        values = resolve(item, str(check.read["path"]))
+        if values == [MISSING] and "default" in check.read:
+            values = [check.read["default"]]  # what the API server fills in (e.g. the namespace)
+        for v in values:
+            v = _normalized(check, v)
+            checked.append(f"{where}: {_shown(v)}")
+            if not evaluate(check.test, v, params):
+                findings.append(Finding(where, _describe(check.test, v, params), _waiver(owner, check.id)))
+    if not checked:
+        return CheckResult(check, "na", reason="no matching objects")
+    return _verdict(check, findings, checked)
 
 
 def run(checks: Iterable[Check], *, node: NodeConfig | None = None, objects: Iterable[Located] = (),
-        params: Mapping[str, str] | None = None, data_version: str = "") -> Report:
+        params: Mapping[str, str] | None = None, data_version: str = "", benchmark: Benchmark | None = None,
+        version: Version | None = None) -> Report:
     objs = list(objects)
-    return Report(tuple(run_check(c, node=node, objects=objs, params=params) for c in checks), data_version)
+    version = version or (node.version if node else None)
+    return Report(tuple(run_check(c, node=node, objects=objs, params=params, version=version) for c in checks),
+                  data_version, benchmark or Benchmark(), version)
 
 
 # ---- output -------------------------------------------------------------------------------------------
 
+SUMMARY = ("pass", "fail", "warn", "info", "na", "waived")
+
+
+def _cis_label(c: Check) -> str:
+    if c.cis.id is None:
+        return "no CIS item"
+    return f"CIS {c.cis.id} ({c.cis.type})"
+
+
 def to_text(report: Report) -> str:
-    lines: list[str] = []
+    b = report.benchmark
+    lines: list[str] = [f"== {b.name} {b.version}".rstrip() + (f" · Kubernetes {report.kubernetes}"
+                                                                if report.kubernetes else "")]
+    if b.note_for(report.kubernetes):
+        lines.append(f"== note: {b.note_for(report.kubernetes)}")
     section = None
     for r in report.results:
         if r.check.section != section:
             section = r.check.section
             lines.append(f"== {section}")
-        lines.append(f"[{r.status.upper()}] {r.check.id} {r.check.text}" + (f" ({r.reason})" if r.reason else ""))
+        lines.append(f"[{'N/A' if r.status == 'na' else r.status.upper()}] {r.check.id} [{_cis_label(r.check)}] "
+                     f"{r.check.text}" + (f" ({r.reason})" if r.reason else ""))
         for f in r.findings:
             lines.append(f"    {f.where}: {f.detail}" + (f" — waived: {f.waived}" if f.waived else ""))
         if r.status in ("fail", "warn"):
             lines.append(f"    remediation: {r.check.remediation}")
-    lines.append(f"== summary: {report.count('pass')} pass, {report.count('fail')} fail, {report.count('warn')} warn, "
-                 f"{report.count('waived')} waived, {report.count('skip')} skip")
+    lines.append("== summary: " + ", ".join(f"{report.count(s)} {'not applicable' if s == 'na' else s}"
+                                           for s in SUMMARY))
     return "\n".join(lines)
+
+
+def _cis_dict(c: Check) -> dict[str, Any]:
+    return {"id": c.cis.id, "type": c.cis.type or None, "title": c.cis.title or None, "note": c.cis.note or None}
 
 
 def to_json(report: Report) -> str:
     return json.dumps({
         "data_version": report.data_version,
-        "summary": {s: report.count(s) for s in ("pass", "fail", "warn", "waived", "skip")},
+        "benchmark": {"name": report.benchmark.name, "version": report.benchmark.version,
+                      "source": report.benchmark.source},
+        "kubernetes": str(report.kubernetes) if report.kubernetes else None,
+        "benchmark_note": report.benchmark.note_for(report.kubernetes) or None,
+        "summary": {s: report.count(s) for s in SUMMARY},
         "results": [{"id": r.check.id, "section": r.check.section, "text": r.check.text, "status": r.status,
-                     "scored": r.check.scored, "reason": r.reason, "remediation": r.check.remediation,
+                     "scored": r.check.scored, "cis": _cis_dict(r.check), "reason": r.reason,
+                     "remediation": r.check.remediation, "checked": list(r.checked),
                      "findings": [{"where": f.where, "detail": f.detail, "waived": f.waived} for f in r.findings]}
                     for r in report.results],
     }, indent=2)
 
 
+KUBE_BENCH_STATUS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "info": "INFO", "na": "INFO",
+                     "waived": "WARN"}
+
+
+def _kb_result(r: CheckResult) -> dict[str, Any]:
+    c = r.check
+    return {"test_number": c.cis.id or c.id, "test_desc": c.cis.title or c.text, "audit": _audit(c),
+            "AuditEnv": "", "AuditConfig": "", "type": "manual" if c.cis.type == "Manual" else "",
+            "remediation": c.remediation, "test_info": [c.remediation], "status": KUBE_BENCH_STATUS[r.status],
+            "actual_value": "\n".join(r.checked) or r.reason, "scored": c.scored, "IsMultiple": False,
+            "expected_result": _expected(c), "reason": r.reason,
+            "enclave_id": c.id, "enclave_status": r.status}
+
+
+def _audit(c: Check) -> str:
+    return " ".join(f"{k}={v}" for k, v in c.read.items() if k != "default")
+
+
+def _expected(c: Check) -> str:
+    return f"{c.test.op}{'' if c.test.value is None else ' ' + json.dumps(c.test.value)}"
+
+
+def _totals(results: Sequence[CheckResult]) -> dict[str, int]:
+    kb = [KUBE_BENCH_STATUS[r.status] for r in results]
+    return {f"total_{s.lower()}": kb.count(s) for s in ("PASS", "FAIL", "WARN", "INFO")}
+
+
+def to_kube_bench(report: Report) -> str:
+    """kube-bench's `--json` shape (check/controls.go: Controls → Groups (`tests`) → Checks (`results`),
+    with per-control and overall totals), one control per section. NOT APPLICABLE is INFO there and WAIVED
+    is WARN, kube-bench having neither; `enclave_status` keeps enclave's own."""
+    controls: list[dict[str, Any]] = []
+    sections: dict[str, list[CheckResult]] = {}
+    for r in report.results:
+        sections.setdefault(r.check.section, []).append(r)
+    for i, (section, results) in enumerate(sections.items(), start=1):
+        group = {"section": str(i), "type": "", "desc": section, **{k[6:]: v for k, v in _totals(results).items()},
+                 "results": [_kb_result(r) for r in results]}
+        controls.append({"id": str(i), "version": report.benchmark.version, "detected_version":
+                         report.kubernetes.minor_name if report.kubernetes else "", "text": section,
+                         "node_type": "", "tests": [group], **_totals(results)})
+    return json.dumps({"Controls": controls, "Totals": _totals(report.results)}, indent=2)
+
+
 def to_junit(report: Report) -> str:
     suite = ET.Element("testsuite", name="enclave-security", tests=str(len(report.results)),
-                       failures=str(report.count("fail")), skipped=str(report.count("skip")))
+                       failures=str(report.count("fail")), skipped=str(report.count("na")))
     for r in report.results:
         case = ET.SubElement(suite, "testcase", classname=f"enclave.security.{r.check.section}",
                              name=f"{r.check.id} {r.check.text}")
@@ -415,7 +870,7 @@ def to_junit(report: Report) -> str:
         if r.status == "fail":
             el = ET.SubElement(case, "failure", message=r.check.remediation)
             el.text = detail
-        elif r.status == "skip":
+        elif r.status == "na":
             ET.SubElement(case, "skipped", message=r.reason)
         elif detail:
             out = ET.SubElement(case, "system-out")

@@ -18,6 +18,12 @@ PACKAGES = ("kubeadm", "kubelet", "kubectl")
 # pkgs.k8s.io serves one repository per minor, from 1.24 on; the Google-hosted apt/yum repositories
 # that carried older releases were frozen in 2023 and shut down in 2024.
 PKGS_K8S_IO_FIRST = Version(1, 24)
+# kubeadm ≤ 1.27 upgrades the kube-proxy and CoreDNS add-ons inside `kubeadm upgrade apply` on the first
+# control-plane node; from 1.28 it waits until every control-plane node runs the new version (CHANGELOG-1.28:
+# "Kubeadm: introduce a new feature gate UpgradeAddonsBeforeControlPlane to fix a kube-proxy skew policy
+# misalignment … Upgrade of the CoreDNS and kube-proxy addons will now trigger after all the control plane
+# instances have been upgraded"; the gate, default false, was removed in 1.31).
+KUBEADM_ADDONS_AFTER_CONTROL_PLANE = Version(1, 28)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,8 @@ def components_from_mapping(raw: Any, where: str = "observed") -> Components:
 
     oldest = min(apis)
     cm, sch = one("controller_manager", oldest), one("scheduler", oldest)
-    cps = tuple(ControlPlaneNode(f"control-plane-{i + 1}", a, min(cm, a), min(sch, a)) for i, a in enumerate(apis))
+    # As observed: a controller newer than its API server is a skew violation to report, not to round down.
+    cps = tuple(ControlPlaneNode(f"control-plane-{i + 1}", a, cm, sch) for i, a in enumerate(apis))
     if not isinstance(raw["kubelets"], dict) or not raw["kubelets"]:
         raise InputError([Problem(f"{where}.kubelets", "kubelets must map version → node count",
                                   "e.g. kubelets: {1.9.3: 20}")])
@@ -135,6 +142,11 @@ def check_skew(c: Components, policy: SkewPolicy) -> list[SkewCheck]:
     out.append(SkewCheck(f"kube-proxy at most {p_older} minors older than kube-apiserver",
                          newest.minors_after(c.kube_proxy) <= p_older,
                          f"kube-proxy {c.kube_proxy} vs newest apiserver {newest}"))
+    beside = policy.kube_proxy_kubelet(newest)
+    for v, n in c.kubelets:
+        out.append(SkewCheck(f"kube-proxy within {beside} minor(s) of the kubelet beside it",
+                             abs(c.kube_proxy.minors_after(v)) <= beside,
+                             f"kube-proxy {c.kube_proxy} vs {n} kubelet(s) at {v}"))
     for node in c.control_plane:
         for name, v, limit in (("kube-controller-manager", node.controller_manager,
                                 policy.controller_manager_max_older),
@@ -173,6 +185,7 @@ class Step:
     maintained: bool
     phases: tuple[Phase, ...]
     commands: dict[str, tuple[str, ...]]
+    kubeadm_skew: tuple[str, ...] = ()  # violations kubeadm itself causes (add-on timing), reported not refused
 
     @property
     def ok(self) -> bool:
@@ -203,18 +216,46 @@ def _violations(checks: list[SkewCheck]) -> list[SkewCheck]:
     return [c for c in checks if not c.ok]
 
 
+def addons_with_apply(kubeadm: Version) -> bool:
+    """Whether `kubeadm upgrade apply` of this version upgrades kube-proxy and CoreDNS on the first node."""
+    return kubeadm.minor_key < KUBEADM_ADDONS_AFTER_CONTROL_PLANE.minor_key
+
+
+def node_commands(to: Version) -> tuple[str, str | None]:
+    """The kubeadm command for further control-plane nodes and for workers, as kubeadm ``to`` has them
+    (kubeadm upgrade docs of each release, https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/
+    kubeadm-upgrade/ and its v1-NN archives):
+    < 1.11  no `kubeadm upgrade node`: `kubeadm upgrade apply` on every control-plane node, nothing on workers;
+    1.11–1.14  `kubeadm upgrade node config --kubelet-version vX` writes the kubelet configuration on every node;
+               further control-plane nodes: `kubeadm upgrade apply` (1.11–1.13), `kubeadm upgrade node
+               experimental-control-plane` (1.14);
+    ≥ 1.15  `kubeadm upgrade node` on further control-plane nodes and on workers (CHANGELOG-1.15, #78408:
+            "`kubeadm upgrade node config` and `kubeadm upgrade node experimental-control-plane` … are
+            deprecated in favor of `kubeadm upgrade node`")."""
+    if to.minor_key < (1, 11):
+        return f"kubeadm upgrade apply {to.v}", None
+    if to.minor_key < (1, 15):
+        cp = f"kubeadm upgrade apply {to.v}" if to.minor_key < (1, 14) else \
+            "kubeadm upgrade node experimental-control-plane"
+        return cp, f"kubeadm upgrade node config --kubelet-version {to.v}"
+    return "kubeadm upgrade node", "kubeadm upgrade node"
+
+
 def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase, ...]:
     """The cluster states one kubeadm step passes through, each checked against the skew policy."""
     states: list[tuple[str, Components]] = []
     first, *rest = before.control_plane
     up = ControlPlaneNode(first.name, to, to, to)
-    c = replace(before, kubeadm=to, control_plane=(up, *rest))
-    states.append((f"kubeadm upgrade apply {to.v} on {first.name}", c))
+    early = addons_with_apply(to)
+    c = replace(before, kubeadm=to, control_plane=(up, *rest), kube_proxy=to if early else before.kube_proxy)
+    states.append((f"kubeadm upgrade apply {to.v} on {first.name}"
+                   + (" (kubeadm < 1.28 upgrades kube-proxy and CoreDNS here)" if early else ""), c))
     if rest:
         c = replace(c, control_plane=tuple(ControlPlaneNode(n.name, to, to, to) for n in before.control_plane))
-        states.append((f"kubeadm upgrade node on {', '.join(n.name for n in rest)}", c))
-    c = replace(c, kube_proxy=to)
-    states.append(("kube-proxy and CoreDNS add-ons upgraded (after every control-plane node)", c))
+        states.append((f"{node_commands(to)[0]} on {', '.join(n.name for n in rest)}", c))
+    if not early:
+        c = replace(c, kube_proxy=to)
+        states.append(("kube-proxy and CoreDNS add-ons upgraded once every control-plane node runs " + to.v, c))
     c = replace(c, kubelets=((to, before.kubelet_count),))
     states.append((f"drain, upgrade and uncordon each of {before.kubelet_count} kubelet(s)", c))
     c = replace(c, kubectl=to)
@@ -222,8 +263,30 @@ def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase,
     return tuple(Phase(name, s, tuple(check_skew(s, policy))) for name, s in states)
 
 
+def _manager_commands(to: Version, unhold: str, install: str, hold: str, sep: str) -> tuple[str, ...]:
+    """One package manager's sequence; ``sep`` joins a package to its version (apt `kubeadm='1.10.4-*'`,
+    dnf `kubeadm-'1.10.4-*'`)."""
+    cp_cmd, worker_cmd = node_commands(to)
+    worker = (f"{worker_cmd}   # on each worker, after installing its kubeadm, before its kubelet",) \
+        if worker_cmd else ()
+    return (
+        f"{unhold} kubeadm",
+        install.format(pkgs=f"kubeadm{sep}'{to}-*'"),
+        f"{hold} kubeadm",
+        f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
+        f"{cp_cmd}   # every other control-plane node",
+        *worker,
+        "kubectl drain <node> --ignore-daemonsets   # then on that node:",
+        f"{unhold} kubelet kubectl",
+        install.format(pkgs=f"kubelet{sep}'{to}-*' kubectl{sep}'{to}-*'"),
+        f"{hold} kubelet kubectl",
+        "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
+    )
+
+
 def package_commands(to: Version) -> dict[str, tuple[str, ...]]:
-    """Commands that move the pinned packages to one version and pin them again (never automatic updates)."""
+    """Commands that move the pinned packages to one version and pin them again (never automatic updates),
+    with the kubeadm node commands that exist in that version."""
     pkgs = " ".join(PACKAGES)
     if to.minor_key >= PKGS_K8S_IO_FIRST.minor_key:
         repo = (f"point the kubernetes repository at https://pkgs.k8s.io/core:/stable:/v{to.minor_name}/"
@@ -233,30 +296,10 @@ def package_commands(to: Version) -> dict[str, tuple[str, ...]]:
                 "is shut down: serve them from the enclave's local package mirror")
     return {
         "repository": (repo,),
-        "apt": (
-            "apt-mark unhold kubeadm",
-            f"apt-get update && apt-get install -y kubeadm='{to}-*'",
-            "apt-mark hold kubeadm",
-            f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
-            "kubeadm upgrade node   # every other control-plane node",
-            "kubectl drain <node> --ignore-daemonsets   # then on that node:",
-            "apt-mark unhold kubelet kubectl",
-            f"apt-get install -y kubelet='{to}-*' kubectl='{to}-*'",
-            "apt-mark hold kubelet kubectl",
-            "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
-        ),
-        "dnf": (
-            "dnf versionlock delete kubeadm",
-            f"dnf install -y kubeadm-'{to}-*' --disableexcludes=kubernetes",
-            "dnf versionlock add kubeadm",
-            f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
-            "kubeadm upgrade node   # every other control-plane node",
-            "kubectl drain <node> --ignore-daemonsets   # then on that node:",
-            "dnf versionlock delete kubelet kubectl",
-            f"dnf install -y kubelet-'{to}-*' kubectl-'{to}-*' --disableexcludes=kubernetes",
-            "dnf versionlock add kubelet kubectl",
-            "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
-        ),
+        "apt": _manager_commands(to, "apt-mark unhold", "apt-get update && apt-get install -y {pkgs}",
+                                 "apt-mark hold", "="),
+        "dnf": _manager_commands(to, "dnf versionlock delete", "dnf install -y {pkgs} --disableexcludes=kubernetes",
+                                 "dnf versionlock add", "-"),
         "check": (f"kubeadm version -o short   # must print {to.v} before apply", f"# packages: {pkgs}"),
     }
 
@@ -320,6 +363,12 @@ def _check_path(start: Version, path: list[Version]) -> None:
         at = nxt
 
 
+def _kubeadm_caused(check: SkewCheck, kubeadm: Version) -> bool:
+    """A kube-proxy skew violation that kubeadm's own add-on timing causes (kubeadm < 1.28 moves kube-proxy
+    with the first control-plane node): unavoidable with that kubeadm, so reported on the step, not refused."""
+    return addons_with_apply(kubeadm) and check.rule.startswith("kube-proxy")
+
+
 def plan_upgrade(current: Components, target: Version | None = None, *, today: dt.date | None = None,
                  data: ReleaseData | None = None, steps: list[Version] | None = None,
                  patch_first: bool = False) -> Plan:
@@ -377,14 +426,20 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
     for i, to in enumerate(path, 1):
         rel = data.release(to)
         phases = _phases(state, to, data.skew)
-        step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
-                    phases, package_commands(to))
         bad = [(p.name, c) for p in phases for c in p.checks if not c.ok]
-        if bad:
-            name, check = bad[0]
+        caused = [f"{c.rule} during '{name}' ({c.detail})" for name, c in bad if _kubeadm_caused(c, to)]
+        hard = [(name, c) for name, c in bad if not _kubeadm_caused(c, to)]
+        if hard:
+            name, check = hard[0]
             raise InvalidTransition(f"{check.rule} breaks during '{name}' ({check.detail})",
                                     where=f"step {i} ({at} → {to})",
                                     fix="upgrade the lagging components first, then plan again")
+        step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
+                    phases, package_commands(to), tuple(caused))
+        if caused:
+            notes.append(f"step {i} ({at} → {to}): kubeadm {to.minor_name} upgrades kube-proxy inside "
+                         f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every node is "
+                         f"upgraded: {'; '.join(caused)} — keep that window short")
         out.append(step)
         state, at = phases[-1].state, to
     if any(not s.maintained for s in out):

@@ -73,6 +73,7 @@ class SkewPolicy:
     controller_manager_max_older: int
     scheduler_max_older: int
     kubectl_max_distance: int
+    kube_proxy_kubelet_max_distance: tuple[tuple[Version, int], ...] = ((Version(1, 0), 0),)
 
     @staticmethod
     def _lookup(table: tuple[tuple[Version, int], ...], apiserver: Version) -> int:
@@ -87,6 +88,9 @@ class SkewPolicy:
 
     def kube_proxy_older(self, apiserver: Version) -> int:
         return self._lookup(self.kube_proxy_max_older, apiserver)
+
+    def kube_proxy_kubelet(self, apiserver: Version) -> int:
+        return self._lookup(self.kube_proxy_kubelet_max_distance, apiserver)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ def parse_release_data(text: str, where: str = "kubernetes-releases.yaml") -> Re
                 controller_manager_max_older=int(skew["controller_manager_max_older"]),
                 scheduler_max_older=int(skew["scheduler_max_older"]),
                 kubectl_max_distance=int(skew["kubectl_max_distance"]),
+                kube_proxy_kubelet_max_distance=_table(skew.get("kube_proxy_kubelet_max_distance", 0),
+                                                       f"{where}: skew"),
             ),
             sources={str(k): str(v) for k, v in (raw.get("sources") or {}).items()},
         )

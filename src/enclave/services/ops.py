@@ -8,6 +8,7 @@ was built on — never from a process-wide environment variable.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import threading
 import time
@@ -30,9 +31,10 @@ from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.notebooks import profiles
 from enclave.ops import backup as backups
+from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
 from enclave.ops.admission import render_admission, validate_policy
-from enclave.ops.etcd import Etcdctl, Member
+from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan
 from enclave.ops.images import pinner
 from enclave.ops.manifests import Located, load_manifests
 from enclave.ops.notebook_pods import pods_in
@@ -41,7 +43,7 @@ from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upg
 from enclave.ops.versions import Version
 from enclave.services.images import ImageService
 from enclave.spec.document import read_text
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import EnclaveSpec, NodeRole
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,17 @@ class RenderService:
             except EnclaveError as exc:
                 results.append(Rendered(name, target, False, str(exc)))
                 continue
-            results.append(Rendered(name, target, True))
+            results.append(Rendered(name, target, True, self._caveat(name)))
         return results
+
+    def _caveat(self, name: str) -> str:
+        """What a successful rendering still leaves open, said where the operator sees it."""
+        if name == "admission" and self.spec.registry.vetting_required:
+            missing = sorted({"htcondor-worker", "hub", "webdav"} - set(self.spec.registry.system_images))
+            if missing:
+                return (f"registry.system_images lacks {', '.join(missing)}: those pods of enclave's own are "
+                        "refused until pinned by digest")
+        return ""
 
     @contextmanager
     def objects(self, skipped: list[str] | None = None) -> Iterator[tuple[list[Located], list[Rendered]]]:
@@ -126,22 +137,27 @@ class SecurityService:
     _cache: dict[tuple[str, ...], tuple[float, security.Report, list[str]]] = field(default_factory=dict)
 
     def check(self, *, checks: Path | None = None, only: Sequence[str] = (), node: Path | None = None,
-              kubelet_config: Path | None = None, manifests: Sequence[Path] = (), rendered: bool = False,
+              kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
+              manifests: Sequence[Path] = (), rendered: bool = False,
               notes: list[str] | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
-        enclave's own rendered objects."""
-        version, defs = security.parse_checks(read_text(checks), str(checks)) if checks else security.shipped_checks()
+        enclave's own rendered objects. Files skipped in a manifest directory are named in ``notes``."""
+        version, defs, bench = (security.parse_benchmark(read_text(checks), str(checks)) if checks
+                                else security.shipped_benchmark())
         if only:
             unknown = sorted(set(only) - {c.id for c in defs})
             if unknown:
                 raise InputError([Problem("--only", f"unknown check id {unknown[0]}", "see `enclave security list`")])
             defs = tuple(c for c in defs if c.id in only)
-        node_cfg = security.load_node_dir(node, kubelet_config) if node else None
-        objects: list[Located] = load_manifests(manifests) if manifests else []
+        node_cfg = security.load_node_dir(node, kubelet_config, kubelet_flags, notes) if node else None
+        objects: list[Located] = load_manifests(manifests, notes=notes) if manifests else []
         if rendered or (node is None and not manifests):
             objects += self._own(notes)
+        # The node's own version (its API server image tag) decides version-bound items; else the spec's.
+        kube = (node_cfg.version if node_cfg and node_cfg.version
+                else Version.parse(self.spec.cluster.kubernetes_version, where="cluster.kubernetes_version"))
         return security.run(defs, node=node_cfg, objects=objects, params=security_params(self.spec),
-                            data_version=version)
+                            data_version=version, benchmark=bench, version=kube)
 
     def report(self) -> tuple[security.Report, list[str]]:
         """The benchmark on enclave's own rendered objects. Rendering takes seconds and the objects depend only
@@ -211,8 +227,36 @@ class BackupService:
             journal.record(session, actor=actor, action=action, target=target, reason=reason, before=None,
                            after=record.get("after"))
 
+    def target(self, out: Path, now: dt.datetime | None = None) -> Path:
+        """``out`` itself, or inside a directory (an existing one, or a path ending in /) the next named
+        archive: `<cluster>-<UTC time>.tar.gz`."""
+        if out.is_dir() or str(out).endswith("/"):
+            return out / catalog.backup_name(self.spec.cluster.name, now or dt.datetime.now(dt.UTC))
+        return out
+
+    def listing(self, directory: Path) -> list[catalog.Listed]:
+        return catalog.list_backups(directory)
+
+    def prune(self, directory: Path, *, keep_last: int, keep_days: int | None, actor: str | None, reason: str,
+              dry_run: bool = False, now: dt.datetime | None = None) -> tuple[list[catalog.Listed], list[Path]]:
+        """Delete the backups retention lets go (audited like create and restore); returns what stays and what
+        was (or, with ``dry_run``, would be) removed."""
+        keep, remove = catalog.retention(catalog.list_backups(directory), keep_last=keep_last, keep_days=keep_days,
+                                         now=now or dt.datetime.now(dt.UTC))
+        if dry_run:
+            return keep, [b.path for b in remove]
+        with self._audited(actor, "backup.prune", str(directory), reason) as note:
+            for b in remove:
+                b.path.unlink()
+            note({"removed": [b.path.name for b in remove], "kept": [b.path.name for b in keep]})
+        return keep, [b.path for b in remove]
+
+    def schedule(self, *, schedule: str, keep_last: int, keep_days: int | None = None) -> dict[str, Any]:
+        return catalog.render_schedule(self.spec, schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+
     def create(self, etcd: Etcdctl, out: Path, *, key: Path, actor: str | None, reason: str,
                kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None) -> backups.BackupManifest:
+        out = self.target(out)
         with self._audited(actor, "backup.create", str(out), reason) as note:
             m = backups.create(etcd, out, key=key, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
                                cluster=self.spec.cluster.name)
@@ -223,8 +267,22 @@ class BackupService:
         return backups.verify(archive, key=key)
 
     def restore(self, archive: Path, data_dir: Path, member: Member, *, key: Path, actor: str | None, reason: str,
-                kubernetes_dir: Path | None = None) -> backups.BackupManifest:
+                kubernetes_dir: Path | None = None, cluster: Sequence[Member] = ()) -> backups.BackupManifest:
         with self._audited(actor, "backup.restore", str(data_dir), reason) as note:
-            m = backups.restore(archive, data_dir, member, key=key, kubernetes_dir=kubernetes_dir)
-            note({"archive": str(archive), **backups.summary(m)})
+            m = backups.restore(archive, data_dir, member, key=key, kubernetes_dir=kubernetes_dir, cluster=cluster)
+            note({"archive": str(archive), "members": [c.name for c in cluster] or [member.name],
+                  **backups.summary(m)})
         return m
+
+    def members(self, given: Sequence[Member] = ()) -> tuple[Member, ...]:
+        """The etcd members to restore: those given, else one per control-plane node of the spec (kubeadm's
+        stacked etcd: a member on every control-plane node, peer port 2380, client port 2379)."""
+        if given:
+            return tuple(given)
+        names = self.spec.node_names(NodeRole.CONTROL_PLANE)
+        return tuple(Member(n, f"https://{n}:2380", f"https://{n}:2379") for n in names)
+
+    def restore_plan(self, archive: str, given: Sequence[Member] = (), *, token: str = "enclave-restored"
+                     ) -> tuple[MemberRestore, ...]:
+        members = tuple(Member(m.name, m.peer_url, m.client_url, token) for m in self.members(given))
+        return restore_plan(archive, members)

@@ -179,9 +179,19 @@ class Storage(Strict):
     cached_images_per_node: int = Field(default=5, ge=1, le=100_000)
 
 
+KyvernoVersion = Annotated[str, StringConstraints(pattern=r"^1\.1[0-6]$")]
+PinnedImage = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@sha256:[0-9a-f]{64}$")]
+
+
 class Registry(Strict):
     host: Host
     vetting_required: bool = True
+    kyverno_version: KyvernoVersion = Field(
+        default="1.13", description="Kyverno minor the admission policy is rendered for (1.10–1.16).")
+    system_images: dict[Name, PinnedImage] = Field(
+        default_factory=dict,
+        description="enclave's own images by role (htcondor-worker, hub, webdav) as repository@sha256:<digest>; "
+                    "the admission policy admits them without an approval row.")
 
 
 class RoleSpec(Strict):

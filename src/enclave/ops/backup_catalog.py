@@ -1,0 +1,140 @@
+"""Backups operators can manage (seed §12 option 2): names, a listing, retention and a schedule.
+
+The archive format itself is ``backup.py``'s; this module only names archives, reads their manifests,
+decides which to keep and renders the CronJob that takes them on a live cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enclave.errors import EnclaveError, InputError, Problem
+from enclave.ops.backup import MANIFEST, BackupManifest
+from enclave.ops.versions import Version
+from enclave.spec.models import EnclaveSpec
+
+STAMP = "%Y%m%dT%H%M%SZ"
+_NAME = re.compile(r"^(?P<cluster>[a-z0-9]([-a-z0-9]*[a-z0-9])?)-(?P<stamp>\d{8}T\d{6}Z)\.tar\.gz$")
+BACKUP_DIR = "/var/backups/enclave"
+
+
+def backup_name(cluster: str, when: dt.datetime) -> str:
+    """`<cluster>-<UTC time>.tar.gz`: sorts by time, says whose it is, never collides within a second."""
+    return f"{cluster}-{when.astimezone(dt.UTC).strftime(STAMP)}.tar.gz"
+
+
+@dataclass(frozen=True)
+class Listed:
+    path: Path
+    created: dt.datetime
+    size: int
+    manifest: BackupManifest | None
+    problem: str = ""
+
+
+def _read_manifest(path: Path) -> BackupManifest:
+    """MANIFEST.json, the archive's first member (backup.create writes it first), without unpacking the rest;
+    `enclave backup verify` checks the whole archive."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            first = tar.next()
+            if first is None or first.name != MANIFEST:
+                raise InputError([Problem(str(path), f"does not start with {MANIFEST}", "verify it")])
+            fobj = tar.extractfile(first)
+            assert fobj is not None
+            return BackupManifest.from_json(fobj.read(), f"{path}:{MANIFEST}")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise InputError([Problem(str(path), f"cannot be read ({exc})", "run `enclave backup verify` on it")]) \
+            from None
+
+
+def list_backups(directory: Path) -> list[Listed]:
+    """Every archive named by ``backup_name`` in ``directory``, oldest first; one that cannot be read is
+    listed with its problem (and never counted as a good backup)."""
+    out: list[Listed] = []
+    for path in sorted(directory.glob("*.tar.gz")):
+        m = _NAME.match(path.name)
+        if not m:
+            continue
+        created = dt.datetime.strptime(m.group("stamp"), STAMP).replace(tzinfo=dt.UTC)
+        try:
+            out.append(Listed(path, created, path.stat().st_size, _read_manifest(path)))
+        except EnclaveError as exc:
+            out.append(Listed(path, created, path.stat().st_size, None, str(exc)))
+    return sorted(out, key=lambda b: b.created)
+
+
+def retention(backups: list[Listed], *, keep_last: int, keep_days: int | None, now: dt.datetime
+              ) -> tuple[list[Listed], list[Listed]]:
+    """(keep, remove): the ``keep_last`` newest readable backups always stay, and with ``keep_days`` every
+    readable backup younger than that too; unreadable archives are never deleted automatically (someone
+    should look at them) and never count towards ``keep_last``."""
+    if keep_last < 1:
+        raise InputError([Problem("--keep-last", f"{keep_last} would delete every backup", "keep at least 1")])
+    good = [b for b in backups if b.manifest is not None]
+    newest = set(id(b) for b in good[-keep_last:])
+    young = {id(b) for b in good if keep_days is not None and now - b.created < dt.timedelta(days=keep_days)}
+    remove = [b for b in good if id(b) not in newest | young]
+    keep = [b for b in backups if b not in remove]
+    return keep, remove
+
+
+def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_days: int | None = None,
+                    directory: str = BACKUP_DIR) -> dict[str, Any]:
+    """A CronJob that runs `enclave backup create` and `enclave backup prune` on a control-plane node.
+
+    It reads etcd on the node's loopback (kubeadm's stacked etcd listens on 127.0.0.1:2379, so hostNetwork)
+    with kubeadm's healthcheck-client certificate (kubeadm "PKI certificates and requirements": etcd/
+    healthcheck-client), or over plain http before kubeadm 1.10 (kubeadm 1.9's local etcd had no TLS)."""
+    image = spec.registry.system_images.get("enclave")
+    if not image:
+        raise InputError([Problem("registry.system_images.enclave", "no pinned enclave image",
+                                  "add enclave: <registry>/…/enclave@sha256:<digest> (the admission policy admits "
+                                  "only pinned images)")])
+    version = Version.parse(spec.cluster.kubernetes_version, where="cluster.kubernetes_version")
+    pki = "/etc/kubernetes/pki/etcd"
+    etcd = ("--endpoints http://127.0.0.1:2379" if version.minor_key < (1, 10) else
+            f"--endpoints https://127.0.0.1:2379 --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
+            f"--key {pki}/healthcheck-client.key")
+    prune = f"enclave backup prune {directory} --keep-last {keep_last}" + \
+        (f" --keep-days {keep_days}" if keep_days is not None else "")
+    script = (f"enclave backup create --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes "
+              f"&& {prune}")
+    # batch/v1 CronJob from 1.21 (batch/v1beta1 before); the control-plane node label and taint are
+    # node-role.kubernetes.io/control-plane from 1.20 and …/master before 1.24 (kubeadm sets both in between).
+    api = "batch/v1" if version.minor_key >= (1, 21) else "batch/v1beta1"
+    roles = ["control-plane"] if version.minor_key >= (1, 24) else \
+        ["master"] if version.minor_key < (1, 20) else ["control-plane", "master"]
+    waive = "security.enclave.lsst.io/waive-"
+    pod = {
+        "spec": {
+            "hostNetwork": True, "restartPolicy": "OnFailure",
+            "nodeSelector": {f"node-role.kubernetes.io/{roles[0]}": ""},
+            "tolerations": [{"key": f"node-role.kubernetes.io/{r}", "operator": "Exists", "effect": "NoSchedule"}
+                            for r in roles],
+            "containers": [{
+                "name": "backup", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/sh", "-c", script],
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "kubernetes", "mountPath": "/etc/kubernetes", "readOnly": True},
+                                 {"name": "backups", "mountPath": directory}],
+            }],
+            "volumes": [{"name": "kubernetes", "hostPath": {"path": "/etc/kubernetes", "type": "Directory"}},
+                        {"name": "backups", "hostPath": {"path": directory, "type": "DirectoryOrCreate"}}],
+        },
+    }
+    return {"apiVersion": api, "kind": "CronJob",
+            "metadata": {"name": "enclave-etcd-backup", "namespace": "kube-system",
+                         "labels": {"app.kubernetes.io/managed-by": "enclave"},
+                         "annotations": {
+                             f"{waive}POD-03": "etcd listens on the node's 127.0.0.1 only (kubeadm stacked etcd)",
+                             f"{waive}POD-02": "reads /etc/kubernetes (the etcd client certificate) and writes "
+                                               "the backup directory"}},
+            "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
+                     "failedJobsHistoryLimit": 3, "jobTemplate": {"spec": {"template": pod}}}}

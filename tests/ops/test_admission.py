@@ -1,0 +1,120 @@
+"""The Kyverno policy against Kyverno's own CRDs (kyverno/kyverno config/crds, tags v1.10.0–v1.16.0) and the
+pods enclave itself starts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from enclave.errors import InputError
+from enclave.ops.admission import SUPPORTED_KYVERNO, allows, message_for, render_admission, validate_policy
+from enclave.ops.images import ApprovedImage
+from enclave.spec.defaults import DEFAULT_SPEC
+from enclave.spec.load import load
+from enclave.spec.models import EnclaveSpec
+from tests.ops.test_cli import env, run  # noqa: F401  (the CLI harness and its per-test database)
+
+REG = "registry.lsst.local"
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+SYSTEM = {"htcondor-worker": f"{REG}/htcondor/execute@{_digest('worker')}",
+          "hub": f"{REG}/jupyterhub/k8s-hub@{_digest('hub')}",
+          "webdav": f"{REG}/enclave/webdav@{_digest('webdav')}"}
+LAB = f"{REG}/lsstsqre/sciplat-lab@{_digest('lab')}"
+
+
+def _spec(kyverno: str = "1.13", system: dict[str, str] | None = None) -> EnclaveSpec:
+    raw = load(DEFAULT_SPEC).model_dump(mode="json")
+    raw["registry"] |= {"kyverno_version": kyverno, "system_images": system or SYSTEM}
+    return EnclaveSpec.model_validate(raw)
+
+
+def _approved(image: str) -> ApprovedImage:
+    repo, digest = image.split("@")
+    return ApprovedImage(repository=repo, digest=digest, tag=None)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KYVERNO)
+def test_policy_renders_the_fields_of_that_kyverno(version: str) -> None:
+    """Kyverno 1.13 deprecated spec.validationFailureAction / spec.failurePolicy ("Deprecated, use …" in the
+    1.13 CRD) for validate.failureAction and webhookConfiguration.failurePolicy, which earlier CRDs lack."""
+    policy = render_admission(_spec(version), [])[0]
+    validate_policy(policy, version)
+    minor = int(version.split(".")[1])
+    if minor >= 13:
+        assert "validationFailureAction" not in policy["spec"] and "failurePolicy" not in policy["spec"]
+        assert policy["spec"]["webhookConfiguration"] == {"failurePolicy": "Fail"}
+        assert all(r["validate"]["failureAction"] == "Enforce" for r in policy["spec"]["rules"])
+    else:
+        assert policy["spec"]["validationFailureAction"] == "Enforce"
+        assert all("failureAction" not in r["validate"] for r in policy["spec"]["rules"])
+
+
+def test_schemas_refuse_fields_a_version_lacks() -> None:
+    new = render_admission(_spec("1.13"), [])[0]
+    with pytest.raises(InputError, match="failureAction"):
+        validate_policy(new, "1.12")  # no rule-level failureAction in the 1.12 CRD
+    old = render_admission(_spec("1.10"), [])[0]
+    old["spec"]["admission"] = True  # spec.admission appears in the 1.11 CRD
+    validate_policy(old, "1.11")
+    with pytest.raises(InputError, match="admission"):
+        validate_policy(old, "1.10")
+
+
+def test_no_approved_image_refuses_notebooks_with_how_to_and_admits_enclaves_own_pods() -> None:
+    spec = _spec()
+    policy = render_admission(spec, [])[0]
+    nb = spec.notebooks.namespace
+    assert not allows(policy, LAB, nb)
+    assert "no notebook image is approved yet" in message_for(policy, nb)
+    assert "enclave images approve" in message_for(policy, nb)
+    assert allows(policy, SYSTEM["hub"], nb) and allows(policy, SYSTEM["webdav"], nb)
+    assert allows(policy, SYSTEM["htcondor-worker"], "htcondor")
+    assert not allows(policy, f"{REG}/htcondor/execute:25", "htcondor")  # a tag is never admitted
+    assert allows(policy, "registry.k8s.io/kube-apiserver:v1.33.0", "kube-system")  # exempt
+    approved = render_admission(spec, [_approved(LAB)])[0]
+    assert allows(approved, LAB, nb) and "not an approved digest" in message_for(approved, nb)
+
+
+def test_system_images_must_be_pinned() -> None:
+    with pytest.raises(ValidationError):
+        _spec(system={"hub": f"{REG}/jupyterhub/k8s-hub:4.0.0"})
+    with pytest.raises(ValidationError):
+        _spec("1.9")
+
+
+def test_the_broker_starts_its_worker_by_the_pinned_digest() -> None:
+    from enclave.cluster.kube import KubeCluster
+
+    cluster = KubeCluster(_spec(), None)  # type: ignore[arg-type]
+    assert cluster.image == SYSTEM["htcondor-worker"]
+
+
+@pytest.mark.usefixtures("env")
+def test_render_all_admits_enclaves_own_pods_with_nothing_approved(tmp_path: Path) -> None:
+    """`enclave render all` on a spec that pins enclave's own images, before any approval."""
+    raw = yaml.safe_load(DEFAULT_SPEC.read_text())
+    raw["registry"]["system_images"] = SYSTEM
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    r = run("render", "all", "--out", str(out), "--spec", str(spec_file))
+    assert r.exit_code == 0, r.output
+    policy = yaml.safe_load((out / "admission" / "kyverno-vetted-images.yaml").read_text())
+    validate_policy(policy)
+    assert allows(policy, SYSTEM["htcondor-worker"], "htcondor") and not allows(policy, LAB, "jupyter-lsst")
+
+
+@pytest.mark.usefixtures("env")
+def test_render_all_names_own_images_not_pinned(tmp_path: Path) -> None:
+    r = run("render", "all", "--out", str(tmp_path / "out"))
+    assert r.exit_code == 0
+    assert "registry.system_images lacks htcondor-worker, hub, webdav" in " ".join(r.output.split())
