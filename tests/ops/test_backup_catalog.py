@@ -15,7 +15,7 @@ from enclave.services.ops import BackupService, security_params
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
-from tests.ops.test_backup import Made, made  # noqa: F401  (one real backup archive per module)
+from tests.ops.test_backup import Made, key, made  # noqa: F401  (one real backup archive per module, its key)
 from tests.ops.test_cli import env, run  # noqa: F401
 
 T0 = dt.datetime(2026, 11, 1, 2, 30, tzinfo=dt.UTC)

@@ -14,17 +14,18 @@ from enclave.services.ops import BackupService
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 from enclave.spec.models import NodeRole
-from tests.ops.test_backup import Made, made  # noqa: F401  (one real backup archive per module)
+from tests.ops.test_backup import Made, key, made  # noqa: F401  (one real backup archive per module, its key)
 from tests.ops.test_cli import env, run  # noqa: F401
 
 
-def test_three_members_restored_from_one_backup_form_one_cluster(tmp_path: Path, made: Made) -> None:  # noqa: F811
+def test_three_members_restored_from_one_backup_form_one_cluster(tmp_path: Path, made: Made,  # noqa: F811
+                                                                key: Path) -> None:  # noqa: F811
     archive, keys, _ = made
     servers = [EtcdServer(tmp_path / f"m{i}" / "data", name=f"kub-master-00{i}") for i in (1, 2, 3)]
     cluster = tuple(s.member for s in servers)
     for s in servers:
         s.data_dir.parent.mkdir()
-        backup.restore(archive, s.data_dir, s.member, cluster=cluster)
+        backup.restore(archive, s.data_dir, s.member, key=key, cluster=cluster)
         s.cluster = cluster
     try:
         for s in servers:
