@@ -173,6 +173,51 @@ class Timing(Strict):
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
 
 
+class Matching(StrEnum):
+    NEGOTIATOR = "negotiator"
+    """HTCondor as it schedules: negotiation cycles, claim reuse, the schedd's start throttle."""
+    INSTANT = "instant"
+    """Frictionless: every idle job is matched the instant a slot has room (the twin before issue 14)."""
+
+
+class HTCondor(Strict):
+    """How the pool's daemons pace matching and starts. Defaults are HTCondor's own; the source of each is
+    cited beside it (htcondor/htcondor at 7491a14, ``src/condor_utils/param_info.in`` unless said otherwise).
+    The cycle-duration terms are not HTCondor settings but this twin's estimate of the negotiator's work."""
+
+    matching: Matching = Matching.NEGOTIATOR
+    negotiator_interval_s: float = Field(
+        default=60.0, gt=0, description="NEGOTIATOR_INTERVAL (param_info.in: default=60): the negotiator's timer; "
+        "after a cycle of d seconds the next starts max(cycle delay, interval - d) later (matchmaker.cpp).")
+    negotiator_cycle_delay_s: float = Field(
+        default=20.0, ge=0, description="NEGOTIATOR_CYCLE_DELAY (matchmaker.cpp: param_integer(..., 20, 0)): no "
+        "cycle starts sooner than this after the previous one finished, a reschedule included "
+        "(condor_reschedule(1): 'cannot occur more frequently than every 20 seconds').")
+    negotiator_min_interval_s: float = Field(
+        default=5.0, ge=0, description="NEGOTIATOR_MIN_INTERVAL (param_info.in: default=5): nor sooner than this "
+        "after the previous one started.")
+    reschedule_on_submit: bool = Field(
+        default=True, description="A submit of idle jobs to a submitter with none idle sends RESCHEDULE to the "
+        "negotiator (schedd.cpp Scheduler::endSubmitTransaction; condor_submit's SUBMIT_SEND_RESCHEDULE did so "
+        "for schedds before 26.0).")
+    cycle_base_s: float = Field(default=1.0, ge=0, description="Estimate: a cycle's fixed cost (collector query, "
+                                "accounting).")
+    cycle_per_submitter_s: float = Field(default=0.5, ge=0, description="Estimate: per submitter with idle jobs "
+                                         "(one schedd conversation each).")
+    cycle_per_autocluster_s: float = Field(default=0.05, ge=0, description="Estimate: per idle autocluster "
+                                           "(one match pass over the slots each).")
+    claim_worklife_s: float = Field(
+        default=1200.0, ge=0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
+        "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
+        "old; 0 switches reuse off.")
+    job_start_count: int = Field(default=1, ge=1, description="JOB_START_COUNT (param_info.in: default=1).")
+    job_start_delay_s: float = Field(
+        default=0.0, ge=0, description="JOB_START_DELAY (param_info.in: default=0): the schedd starts at most "
+        "JOB_START_COUNT jobs, then waits this long before the next ones.")
+    job_startup_s: float = Field(default=1.0, ge=0, description="Estimate: shadow and starter start-up, from the "
+                                 "claim's activation to the job's first instruction.")
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -192,6 +237,7 @@ class Scenario(Strict):
     failures: Failures = Failures()
     layout: Layout = Layout()
     timing: Timing = Timing()
+    htcondor: HTCondor = HTCondor()
 
     @property
     def duration_s(self) -> float:

@@ -18,16 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from enclave.batch.policy import pool_submit_hosts
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
-from enclave.twin.scenario import Loaded
+from enclave.twin.scenario import Loaded, Matching
 from enclave.twin.workloads import Arrival, Failure, Workload, build
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
- EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE) = range(14)
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
 
 QUEUED, RUNNING, DONE = 0, 1, 2
 
@@ -200,7 +201,8 @@ class Sim:
         self._sig_acs: dict[Signature, dict[str, list[int]]] = {}
         self.queues: list[deque[Block]] = [deque() for _ in self.acs]
         self.state = bytearray()
-        self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float]] = {}
+        self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float, float]] = {}
+        """Job id → (slot, end, autocluster, submit, visit, runtime, matched at, claimed at)."""
         z = dict.fromkeys(self.pools, 0)
         self.idle = dict(z)
         self.busy = dict(z)
@@ -249,6 +251,7 @@ class Sim:
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
+        self._setup_htcondor()
         self._handlers = self._event_handlers()
         self._build_nodes()
         self._schedule_inputs()
@@ -257,6 +260,27 @@ class Sim:
         self._touch_cap()
 
     # ------------------------------------------------------------------ setup
+
+    def _setup_htcondor(self) -> None:
+        """The pacing of matches and starts (``scenario.HTCondor``; each default's source is cited there)."""
+        h = self.sc.htcondor
+        self.htc = h
+        self.instant = h.matching == Matching.INSTANT
+        self.worklife = 0.0 if self.instant else h.claim_worklife_s
+        self.startup = 0.0 if self.instant else h.job_startup_s
+        self.throttled = not self.instant and h.job_start_delay_s > 0
+        self.schedd_of = {p: pool_submit_hosts(self.spec, p)[0] for p in self.pools}
+        self.throttle: dict[str, tuple[float, int]] = {}
+        """Schedd → (time of its current batch of starts, starts in that batch)."""
+        self.cycles = 0
+        self.cycle_s = 0.0
+        self.reuses = 0
+        self._cycle_gen = 0
+        self._cycle_at = math.inf
+        self._in_cycle = False
+        self._cycle_started = -math.inf
+        self._cycle_done = -math.inf
+        self._resched = False
 
     def spec_detectors(self) -> int:
         return self.sc.prompt.detectors if self.sc.prompt is not None else 0
@@ -283,6 +307,8 @@ class Sim:
             push(f.t, EV_FAIL, f)
         push(0.0, EV_SAMPLE, None)
         push(0.0, EV_TICK, None)
+        if not self.instant:
+            self._schedule_cycle(0.0)  # the negotiator registers its timer to fire at once (matchmaker.cpp)
 
     # ------------------------------------------------------------ capacity
 
@@ -325,7 +351,8 @@ class Sim:
         s.ready = True
         s.accepting = s.removing is None
         self._cap_add(s, +1)
-        self.fill_startd(s)
+        if self.instant:
+            self.fill_startd(s)  # else the slot waits for the next negotiation cycle
 
     def _remove_startd(self, s: SimStartd) -> None:
         if self.startds.get(s.name) is not s:
@@ -402,7 +429,8 @@ class Sim:
                     return
                 self._start(ac, s, min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus))
 
-    def _start(self, ac: int, s: SimStartd, k: int) -> int:
+    def _start(self, ac: int, s: SimStartd, k: int, claim: float | None = None) -> int:
+        """Start ``k`` queued jobs of ``ac`` on ``s``: on a new claim, or on ``claim`` (made then) reused."""
         q = self.queues[ac]
         a = self.acs[ac]
         t = self.now
@@ -412,6 +440,9 @@ class Sim:
         state = self.state
         sr = s.running
         waits = self.waits[a.pool]
+        claimed = t if claim is None else claim
+        begin = t + self.startup
+        schedd = self.schedd_of[a.pool] if self.throttled else ""
         started = 0
         while q and started < k:
             b = q[0]
@@ -424,12 +455,16 @@ class Sim:
             for i in range(take):
                 jid = first + i
                 rt = rts[pos + i]
-                end = t + rt
-                running[jid] = (s, end, ac, submit, visit, rt, t)
+                if schedd:
+                    begin = self._throttled_start(schedd) + self.startup
+                    waits.append(begin - submit)
+                end = begin + rt
+                running[jid] = (s, end, ac, submit, visit, rt, t, claimed)
                 state[jid] = RUNNING
                 sr.add(jid)
                 heapq.heappush(heap, (end, next(seq), EV_END, jid))
-            waits.extend([t - submit] * take)
+            if not schedd:
+                waits.extend([begin - submit] * take)
             b.pos += take
             if b.pos == b.n:
                 q.popleft()
@@ -446,13 +481,90 @@ class Sim:
         self.busy[a.pool] += cpus
         return started
 
+    def _throttled_start(self, schedd: str) -> float:
+        """When the schedd may start one more job: JOB_START_COUNT starts, then JOB_START_DELAY seconds, then
+        the next batch (``scenario.HTCondor``)."""
+        t = self.now
+        bt, used = self.throttle.get(schedd, (-math.inf, 0))
+        if t >= bt + self.htc.job_start_delay_s:
+            bt, used = t, 0
+        elif used >= self.htc.job_start_count:
+            bt, used = bt + self.htc.job_start_delay_s, 0
+        self.throttle[schedd] = (bt, used + 1)
+        return max(bt, t)
+
+    def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
+        """The schedd keeps a claim whose job ended and runs the next idle job of the same autocluster on it,
+        without a negotiation cycle, while the claim is younger than CLAIM_WORKLIFE."""
+        a = self.acs[ac]
+        if self.policy.limited and self.policy.admit(self, a.pool) < a.cpus:
+            return
+        if self.matcher.matches(ac, s.sig):  # a relabelled slot no longer serves the claim's owner
+            self.reuses += 1
+            self._start(ac, s, 1, claim)
+
+    # ------------------------------------------------------------ negotiation cycles
+
+    def _schedule_cycle(self, at: float) -> None:
+        """(Re)arm the negotiator's timer; an earlier armed time becomes stale (generation check)."""
+        self._cycle_gen += 1
+        self._cycle_at = at
+        self.q.push(at, EV_NEGOTIATE, self._cycle_gen)
+
+    def _reschedule(self) -> None:
+        """A RESCHEDULE command: a cycle as soon as NEGOTIATOR_CYCLE_DELAY (since the last one finished) and
+        NEGOTIATOR_MIN_INTERVAL (since it started) allow; during a cycle, once it finishes (matchmaker.cpp:
+        RESCHEDULE_commandHandler resets the timer to 0, negotiationTime defers it)."""
+        if self._in_cycle:
+            self._resched = True
+            return
+        h = self.htc
+        at = max(self.now, self._cycle_done + h.negotiator_cycle_delay_s,
+                 self._cycle_started + h.negotiator_min_interval_s)
+        if at < self._cycle_at:
+            self._schedule_cycle(at)
+
+    def _negotiate(self, gen: int) -> None:
+        """A cycle starts; its length grows with the submitters and autoclusters that have idle jobs."""
+        if gen != self._cycle_gen:
+            return  # a timer that was re-armed
+        h = self.htc
+        self._cycle_at = math.inf
+        self._in_cycle = True
+        self._cycle_started = self.now
+        submitters = sum(1 for p in self.pools if self.idle[p])
+        autoclusters = sum(1 for q in self.queues if q)
+        d = h.cycle_base_s + h.cycle_per_submitter_s * submitters + h.cycle_per_autocluster_s * autoclusters
+        self.q.push(self.now + d, EV_CYCLE_END, None)
+
+    def _cycle_end(self, _: None) -> None:
+        """The cycle's matches reach the schedds, which claim the slots; the timer is re-armed."""
+        for s in list(self.startds.values()):
+            if not self.n_idle:
+                break
+            if s.accepting and s.free_cores > 0:
+                self.fill_startd(s)
+        h = self.htc
+        d = self.now - self._cycle_started
+        self.cycles += 1
+        self.cycle_s += d
+        self._in_cycle = False
+        self._cycle_done = self.now
+        if self._resched:
+            self._resched = False
+            self._schedule_cycle(max(self.now + h.negotiator_cycle_delay_s,
+                                     self._cycle_started + h.negotiator_min_interval_s))
+        else:
+            # "reduce negotiator delay drift" (matchmaker.cpp): interval start to start, at least the delay.
+            self._schedule_cycle(self.now + max(h.negotiator_cycle_delay_s, h.negotiator_interval_s - d))
+
     def _evict(self, s: SimStartd, pool: str | None = None) -> None:
         """Stop jobs on a slot (failure, vacate, removal) and queue them again at the front, same ids."""
         if not s.running:
             return
         touched: set[int] = set()
         for jid in sorted(s.running):
-            _, _, ac, submit, visit, rt, start = self.running[jid]
+            _, _, ac, submit, visit, rt, start, _ = self.running[jid]
             a = self.acs[ac]
             if pool is not None and a.pool != pool:
                 continue
@@ -472,8 +584,9 @@ class Sim:
             self.counters.wasted_core_s += (self.now - start) * a.cpus
             self.queues[ac].appendleft(Block(jid, [rt], submit, visit))
             touched.add(ac)
-        for ac in sorted(touched):
-            self._fill_from_ac(ac)
+        if self.instant:
+            for ac in sorted(touched):
+                self._fill_from_ac(ac)
 
     # ------------------------------------------------------------ notebooks
 
@@ -576,7 +689,8 @@ class Sim:
         self._moved("Relabel")
         if vacate_after is not None:
             self.q.push(self.now + vacate_after, EV_VACATE, (s, old))
-        self.fill_startd(s)
+        if self.instant:
+            self.fill_startd(s)
 
     def deploy_pods(self, node_name: str, pool: str, pods: tuple[str, ...], cores: int, mem: int) -> int:
         n = self.node(node_name)
@@ -772,7 +886,7 @@ class Sim:
                 if rec is None or rec[1] != t:
                     continue  # a stale end: the job was evicted and requeued
                 del running[payload]
-                s, _, ac, submit, visit, rt, _ = rec
+                s, _, ac, submit, visit, rt, _, claim = rec
                 a = acs[ac]
                 s.running.discard(payload)
                 state[payload] = DONE
@@ -792,7 +906,10 @@ class Sim:
                         visit_latency[visit] = t - submit
                 if s.accepting:
                     if self.n_idle:
-                        self.fill_startd(s)
+                        if self.instant:
+                            self.fill_startd(s)
+                        elif t - claim < self.worklife and self.queues[ac]:
+                            self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)
             else:
@@ -814,7 +931,7 @@ class Sim:
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
-                EV_SAMPLE: self._sample_and_schedule}
+                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end}
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
@@ -851,7 +968,7 @@ class Sim:
             self._evict(st, pool)
             if not st.running and not st.accepting:
                 self._startd_idle(st)
-            elif st.accepting:
+            elif st.accepting and self.instant:
                 self.fill_startd(st)
 
     def _tick(self, _: None) -> None:
@@ -883,7 +1000,10 @@ class Sim:
         if arrival.visit >= 0:
             self.visit_min_latency[arrival.visit] = longest
         self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
-        self._fill_from_ac(arrival.ac)
+        if self.instant:
+            self._fill_from_ac(arrival.ac)
+        elif self.htc.reschedule_on_submit and self.idle[a.pool] == n:
+            self._reschedule()  # the submitter had no idle jobs: the schedd asks for a cycle now
 
     def _drain_done(self, n: SimNode) -> None:
         if n.state != NodeState.DRAINING or n.drained:
@@ -963,7 +1083,7 @@ class Sim:
     def running_core_s(self, memory: bool = False) -> dict[str, float]:
         """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
         out = dict.fromkeys(self.pools, 0.0)
-        for _, _, ac, _, _, _, start in self.running.values():
+        for _, _, ac, _, _, _, start, _ in self.running.values():
             a = self.acs[ac]
             out[a.pool] += (self.now - start) * (a.memory_mib if memory else a.cpus)
         return out
