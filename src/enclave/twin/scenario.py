@@ -158,7 +158,10 @@ class Layout(Strict):
     pod_batch_share: float = Field(
         default=0.6, ge=0, le=1, description="Share of commons cores the static pods layout gives to HTCondor pods."
     )
-    pod_startup_s: float = Field(default=90.0, ge=0)
+    pod_startup_s: float = Field(
+        default=30.0, ge=0, description="Estimate: container start to the startd's first ad in the collector "
+        "(condor_master starts the startd, which advertises at once; UPDATE_INTERVAL, default 300 s in "
+        "param_info.in, paces only its later ads). Scheduling and any image pull come first (kubernetes:).")
     services_cpu_per_node: float = Field(default=2.0, ge=0)
     services_memory_gib_per_node: float = Field(default=8.0, ge=0)
 
@@ -171,6 +174,18 @@ class Timing(Strict):
     return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
+
+
+class Kubernetes(Strict):
+    """How a pod gets to run: the scheduler binds it, the kubelet pulls its image unless the node has it,
+    then the container starts (``layout.pod_startup_s``). The image's size is the spec's
+    ``storage.image_size_gib``; a pull of an image already being pulled to the node waits for that pull."""
+
+    schedule_s: float = Field(default=1.0, ge=0, description="Estimate: from creation to binding to a node.")
+    pull_gbit_s: float = Field(default=1.0, gt=0, description="Estimate: registry-to-node bandwidth, Gbit/s.")
+    images_cached_at_start: bool = Field(
+        default=True, description="Every worker holds the HTCondor worker image at t = 0 (a running enclave); "
+        "false: the first pod on each node pulls it cold.")
 
 
 class Matching(StrEnum):
@@ -238,6 +253,7 @@ class Scenario(Strict):
     layout: Layout = Layout()
     timing: Timing = Timing()
     htcondor: HTCondor = HTCondor()
+    kubernetes: Kubernetes = Kubernetes()
 
     @property
     def duration_s(self) -> float:

@@ -31,12 +31,14 @@ from enclave.twin.workloads import Arrival, Failure, Workload, build
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
 
 QUEUED, RUNNING, DONE = 0, 1, 2
+WORKER_IMAGE = "htcondor-worker"
+"""The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
 
 
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool")
+                 "standalone_pool", "images")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int) -> None:
         self.name = name
@@ -58,6 +60,8 @@ class SimNode:
         self.pending_pool: str | None = None
         self.unserving_since: float | None = None
         self.standalone_pool: str | None = None
+        self.images: dict[str, float] = {}
+        """Image → when it is (or will be) on the node's disk: pulled once, kept across pods and failures."""
 
     @property
     def pod_cpu(self) -> int:
@@ -281,6 +285,10 @@ class Sim:
         self._cycle_started = -math.inf
         self._cycle_done = -math.inf
         self._resched = False
+        self._seen: list[int] = []
+        self._budget: list[int] | None = None
+        """During a cycle's matching: the idle jobs per autocluster the cycle saw when it started (a job
+        submitted later waits for the next cycle; the submitter ads are read at the cycle's start)."""
 
     def spec_detectors(self) -> int:
         return self.sc.prompt.detectors if self.sc.prompt is not None else 0
@@ -293,6 +301,8 @@ class Sim:
             for i in range(1, g.count + 1):
                 n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024))
                 if g.role == NodeRole.WORKER:
+                    if self.sc.kubernetes.images_cached_at_start:
+                        n.images[WORKER_IMAGE] = -math.inf
                     n.svc_cpu = lay.services_cpu_per_node
                     n.svc_mem = int(lay.services_memory_gib_per_node * 1024)
                 self.nodes[n.name] = n
@@ -387,6 +397,7 @@ class Sim:
         queues = self.queues
         acs = self.acs
         limited = self.policy.limited
+        budget = self._budget
         for pool in pools:
             allowed = self.policy.admit(self, pool) if limited else 1 << 40
             if allowed <= 0:
@@ -398,8 +409,13 @@ class Sim:
                 if s.free_cores < a.cpus or s.free_mem < a.memory_mib:
                     continue
                 k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
+                if budget is not None:
+                    k = min(k, budget[ac])
                 if k > 0:
-                    allowed -= self._start(ac, s, k) * a.cpus
+                    started = self._start(ac, s, k)
+                    allowed -= started * a.cpus
+                    if budget is not None:
+                        budget[ac] -= started
                 if s.free_cores <= 0:
                     return
                 if allowed <= 0:
@@ -534,16 +550,19 @@ class Sim:
         self._cycle_started = self.now
         submitters = sum(1 for p in self.pools if self.idle[p])
         autoclusters = sum(1 for q in self.queues if q)
+        self._seen = [sum(b.n - b.pos for b in q) for q in self.queues]
         d = h.cycle_base_s + h.cycle_per_submitter_s * submitters + h.cycle_per_autocluster_s * autoclusters
         self.q.push(self.now + d, EV_CYCLE_END, None)
 
     def _cycle_end(self, _: None) -> None:
         """The cycle's matches reach the schedds, which claim the slots; the timer is re-armed."""
+        self._budget = self._seen
         for s in list(self.startds.values()):
-            if not self.n_idle:
+            if not self.n_idle or not any(self._budget):
                 break
             if s.accepting and s.free_cores > 0:
                 self.fill_startd(s)
+        self._budget = None
         h = self.htc
         d = self.now - self._cycle_started
         self.cycles += 1
@@ -706,12 +725,21 @@ class Sim:
                 # The pod would stay Pending; the twin does not create it, and counts it so reports show it.
                 self.counters.pods_unschedulable += 1
                 continue
-            self.add_startd(n, StartdKind.POD, pool, cores, mem, name,
-                            ready_at=self.now + self.sc.layout.pod_startup_s)
+            self.add_startd(n, StartdKind.POD, pool, cores, mem, name, ready_at=self.pod_ready_at(n))
             made += 1
         if made:
             self._moved("DeployPods")
         return made
+
+    def pod_ready_at(self, n: SimNode, image: str = WORKER_IMAGE) -> float:
+        """When a pod created now on ``n`` reports to the collector: bound after ``schedule_s``, then its image
+        (pulled at ``pull_gbit_s`` unless the node has it or is already pulling it), then the container start."""
+        k = self.sc.kubernetes
+        bound = self.now + k.schedule_s
+        have = n.images.get(image)
+        if have is None:
+            have = n.images[image] = bound + self.spec.storage.image_size_gib * 8 / k.pull_gbit_s
+        return max(bound, have) + self.sc.layout.pod_startup_s
 
     def delete_pods(self, pods: tuple[str, ...]) -> None:
         acted = False
