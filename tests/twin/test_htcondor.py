@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
 from enclave.twin.sim import EV_BLOCK, Sim
@@ -35,17 +36,17 @@ drp: {backlog_jobs: 0, jobs_per_hour: 0,
 """
 
 
-def _sim(minimal: EnclaveSpec, **htcondor: object) -> Sim:
+def _sim(minimal: EnclaveSpec, base: str = BASE, **htcondor: object) -> Sim:
     settings = {"cycle_base_s": IDLE_CYCLE, "cycle_per_submitter_s": 1.0, "cycle_per_autocluster_s": 0.5,
-                "job_startup_s": S, "reschedule_on_submit": False, **htcondor}
+                "job_startup_s": S, "reschedule_on_submit": "never", **htcondor}
     body = ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items())
-    sim = make_sim(parse(BASE + f"htcondor: {{{body}}}\n", "h.yaml", spec=minimal))
+    sim = make_sim(parse(base + f"htcondor: {{{body}}}\n", "h.yaml", spec=minimal))
     assert sim.cap["drp"] == 8 and sim.acs[0].pool == "drp"
     return sim
 
 
-def _submit(sim: Sim, t: float, jobs: int) -> None:
-    sim.q.push(t, EV_BLOCK, Arrival(t, 0, [R] * jobs))
+def _submit(sim: Sim, t: float, jobs: int, ac: int = 0) -> None:
+    sim.q.push(t, EV_BLOCK, Arrival(t, ac, [R] * jobs))
 
 
 def _waits(sim: Sim, until: float = 1000.0) -> list[float]:
@@ -70,7 +71,7 @@ def test_a_long_cycle_delays_the_next_by_the_cycle_delay_only(minimal: EnclaveSp
 
 
 def test_a_submit_sends_a_reschedule(minimal: EnclaveSpec) -> None:
-    sim = _sim(minimal, reschedule_on_submit=True)
+    sim = _sim(minimal, reschedule_on_submit="always")
     _submit(sim, 30.0, 1)
     # The reschedule at 30 is past 2 + 20 (cycle delay) and 0 + 5 (min interval): a cycle starts at once.
     assert _waits(sim, until=100) == [pytest.approx(BUSY_CYCLE + S)]
@@ -79,10 +80,51 @@ def test_a_submit_sends_a_reschedule(minimal: EnclaveSpec) -> None:
 
 
 def test_a_reschedule_waits_out_the_cycle_delay(minimal: EnclaveSpec) -> None:
-    sim = _sim(minimal, reschedule_on_submit=True)
+    sim = _sim(minimal, reschedule_on_submit="always")
     _submit(sim, 10.0, 1)
     # At 10 the last cycle finished at 2: the next may start at 2 + 20 = 22 (condor_reschedule(1)).
     assert _waits(sim) == [pytest.approx(22 + BUSY_CYCLE + S - 10)]
+
+
+# A second DRP autocluster whose 64 GiB no 32 GiB slot holds: idle all along, like a DRP backlog.
+STUCK = BASE.replace("runtime: {dist: fixed, mean: 100}}]}", "runtime: {dist: fixed, mean: 100}},\n"
+                     "           {name: big, weight: 1, memory_gib: 64, runtime: {dist: fixed, mean: 100}}]}")
+
+
+@pytest.mark.parametrize(("rule", "start"), [("schedd-idle", 82 + 4.0), ("always", 45.5 + 4.0)])
+def test_a_schedd_with_idle_jobs_sends_no_reschedule(minimal: EnclaveSpec, rule: str, start: float) -> None:
+    sim = _sim(minimal, base=STUCK, reschedule_on_submit=rule)
+    _submit(sim, 0.0, 1, ac=1)
+    _submit(sim, 30.0, 1)
+    # t=0: the first cycle runs (nothing idle: 0-2); the stuck job arrives during it, the schedd had nothing
+    # idle, so a reschedule waits for the cycle delay: 22-25.5 (one submitter, one autocluster); the timer is
+    # re-armed for 25.5 + 56.5 = 82. At 30 the schedd already has an idle job: a 26.x schedd sends nothing
+    # and the job waits for the cycle at 82; 'always' reschedules at 25.5 + 20 = 45.5. Either cycle sees one
+    # submitter and two autoclusters: 2 + 1 + 2 x 0.5 = 4 s.
+    assert _waits(sim) == [pytest.approx(start + S - 30)]
+
+
+# A user job (the static layout gives 'user' no slot) that stays idle on the shared submit host; the user
+# load draws no arrivals of its own in the hour (rate 1e-4 bursts a day).
+USER_STUCK = BASE.replace("user_batch: null", "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1}")
+
+
+@pytest.mark.parametrize(("dedicated", "start"), [("[]", 82 + 5.0), ("[drp]", 45.5 + 5.0)])
+def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: EnclaveSpec, dedicated: str,
+                                                                  start: float) -> None:
+    sim = _sim(minimal, base=USER_STUCK, reschedule_on_submit="schedd-idle", dedicated_schedds=dedicated)
+    assert sim.wl.arrivals == [] and sim.acs[1].pool == "user" and sim.cap["user"] == 0
+    _submit(sim, 0.0, 1, ac=1)
+    _submit(sim, 30.0, 1)
+    # As above, the stuck job's reschedule gives the cycle 22-25.5 and the timer 82. At 30 the shared submit
+    # host holds the user job (no reschedule: the cycle at 82), a DRP schedd of its own holds nothing (a
+    # reschedule, run at 25.5 + 20 = 45.5). Either cycle sees two submitters and two autoclusters: 5 s.
+    assert _waits(sim) == [pytest.approx(start + S - 30)]
+
+
+def test_an_unknown_dedicated_schedd_pool_is_an_error(minimal: EnclaveSpec) -> None:
+    with pytest.raises(InputError, match="no pool 'nightly'"):
+        _sim(minimal, dedicated_schedds="[nightly]")
 
 
 def test_a_claimed_slot_runs_the_next_job_without_a_cycle(minimal: EnclaveSpec) -> None:

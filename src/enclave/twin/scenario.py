@@ -195,6 +195,19 @@ class Matching(StrEnum):
     """Frictionless: every idle job is matched the instant a slot has room (the twin before issue 14)."""
 
 
+class Reschedule(StrEnum):
+    """When a submit makes the negotiator start a cycle before its timer fires."""
+
+    SCHEDD_IDLE = "schedd-idle"
+    """A 26.x schedd: only when it had no idle job of any submitter before (schedd.cpp: endSubmitTransaction
+    triggers a reschedule when ``LastSubmitterPressure`` is 0, the sum of JobsIdle over its submitters)."""
+    ALWAYS = "always"
+    """Every submit: a dedicated schedd for the load, ``condor_reschedule`` after each submit, or
+    ``SUBMIT_SEND_RESCHEDULE = True`` for schedds before 26.0."""
+    NEVER = "never"
+    """Only the negotiator's timer."""
+
+
 class HTCondor(Strict):
     """How the pool's daemons pace matching and starts. Defaults are HTCondor's own; the source of each is
     cited beside it (htcondor/htcondor at 7491a14, ``src/condor_utils/param_info.in`` unless said otherwise).
@@ -211,10 +224,13 @@ class HTCondor(Strict):
     negotiator_min_interval_s: float = Field(
         default=5.0, ge=0, description="NEGOTIATOR_MIN_INTERVAL (param_info.in: default=5): nor sooner than this "
         "after the previous one started.")
-    reschedule_on_submit: bool = Field(
-        default=True, description="A submit of idle jobs to a submitter with none idle sends RESCHEDULE to the "
-        "negotiator (schedd.cpp Scheduler::endSubmitTransaction; condor_submit's SUBMIT_SEND_RESCHEDULE did so "
-        "for schedds before 26.0).")
+    reschedule_on_submit: Reschedule = Field(
+        default=Reschedule.SCHEDD_IDLE, description="Which submits send RESCHEDULE to the negotiator; the "
+        "default is a 26.x schedd's rule (SUBMIT_SEND_RESCHEDULE, param_info.in: default=false, 'Obsolete, use "
+        "when Schedd version is before 26.0'). A pool submits through its first submit host (its schedd).")
+    dedicated_schedds: list[str] = Field(
+        default_factory=list, description="Pools that submit through a schedd of their own instead of their first "
+        "submit host (whose reschedule rule and start throttle they then share with no other pool).")
     cycle_base_s: float = Field(default=1.0, ge=0, description="Estimate: a cycle's fixed cost (collector query, "
                                 "accounting).")
     cycle_per_submitter_s: float = Field(default=0.5, ge=0, description="Estimate: per submitter with idle jobs "
@@ -312,6 +328,10 @@ def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
             problems.append(Problem(f"{source}: {'user_batch' if pool == 'user' else pool}",
                                     f"the spec has no pool '{pool}' for this load",
                                     f"add pool '{pool}' to the spec, or set this load to null"))
+    for i, pool in enumerate(sc.htcondor.dedicated_schedds):
+        if pool not in spec.pools:
+            problems.append(Problem(f"{source}: htcondor.dedicated_schedds[{i}]", f"no pool '{pool}' in the spec",
+                                    f"use one of: {', '.join(spec.pools)}"))
     if sc.layout.batch == BatchLayout.PODS and not spec.groups(NodeRole.WORKER):
         problems.append(Problem(f"{source}: layout.batch", "the pods layout needs Kubernetes worker nodes",
                                 "add a worker node group, or use layout.batch: standalone"))

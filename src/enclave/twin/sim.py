@@ -24,7 +24,7 @@ from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
-from enclave.twin.scenario import Loaded, Matching
+from enclave.twin.scenario import Loaded, Matching, Reschedule
 from enclave.twin.workloads import Arrival, Failure, Workload, build
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
@@ -273,7 +273,8 @@ class Sim:
         self.worklife = 0.0 if self.instant else h.claim_worklife_s
         self.startup = 0.0 if self.instant else h.job_startup_s
         self.throttled = not self.instant and h.job_start_delay_s > 0
-        self.schedd_of = {p: pool_submit_hosts(self.spec, p)[0] for p in self.pools}
+        self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
+                          for p in self.pools}
         self.throttle: dict[str, tuple[float, int]] = {}
         """Schedd → (time of its current batch of starts, starts in that batch)."""
         self.cycles = 0
@@ -1030,8 +1031,16 @@ class Sim:
         self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
         if self.instant:
             self._fill_from_ac(arrival.ac)
-        elif self.htc.reschedule_on_submit and self.idle[a.pool] == n:
-            self._reschedule()  # the submitter had no idle jobs: the schedd asks for a cycle now
+        elif self._sends_reschedule(a.pool, n):
+            self._reschedule()
+
+    def _sends_reschedule(self, pool: str, n: int) -> bool:
+        """Whether the submit of ``n`` idle jobs to ``pool`` (already counted) makes its schedd ask for a cycle."""
+        rule = self.htc.reschedule_on_submit
+        if rule == Reschedule.SCHEDD_IDLE:
+            schedd = self.schedd_of[pool]
+            return sum(self.idle[p] for p in self.pools if self.schedd_of[p] == schedd) == n
+        return rule == Reschedule.ALWAYS
 
     def _drain_done(self, n: SimNode) -> None:
         if n.state != NodeState.DRAINING or n.drained:
