@@ -520,6 +520,31 @@ class Sim:
             self.reuses += 1
             self._start(ac, s, 1, claim)
 
+    def _handoff(self, ac: int, s: SimStartd, claim: float) -> None:
+        """``_reuse_claim`` for one job of the autocluster whose job just ended on ``s``: the slot's claimed
+        share, the pool's busy cores and the running count stay as they are; the next queued job takes over
+        (the single-job form of ``_start``)."""
+        a = self.acs[ac]
+        q = self.queues[ac]
+        b = q[0]
+        jid = b.first + b.pos
+        rt = b.runtimes[b.pos]
+        b.pos += 1
+        if b.pos == b.n:
+            q.popleft()
+        t = self.now
+        begin = (self._throttled_start(self.schedd_of[a.pool]) if self.throttled else t) + self.startup
+        end = begin + rt
+        self.running[jid] = (s, end, ac, b.submit, b.visit, rt, t, claim)
+        self.state[jid] = RUNNING
+        s.running.add(jid)
+        heapq.heappush(self.q.heap, (end, next(self.q._seq), EV_END, jid))
+        self.waits[a.pool].append(begin - b.submit)
+        self.idle[a.pool] -= 1
+        self.idle_cores[a.pool] -= a.cpus
+        self.n_idle -= 1
+        self.reuses += 1
+
     # ------------------------------------------------------------ negotiation cycles
 
     def _schedule_cycle(self, at: float) -> None:
@@ -903,6 +928,11 @@ class Sim:
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
         pop = heapq.heappop
+        queues = self.queues
+        worklife = self.worklife
+        matches = self.matcher.matches
+        # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
+        handoff = not self.instant and not self.policy.limited
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
@@ -919,12 +949,6 @@ class Sim:
                 a = acs[ac]
                 s.running.discard(payload)
                 state[payload] = DONE
-                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
-                s.dom_t = t
-                s.free_cores += a.cpus
-                s.free_mem += a.memory_mib
-                busy[a.pool] -= a.cpus
-                run_ac[ac] -= 1
                 done_ac[ac] += 1
                 rt_ac[ac] += rt
                 if visit >= 0:
@@ -933,6 +957,15 @@ class Sim:
                     visit_left[visit] = left
                     if left == 0:
                         visit_latency[visit] = t - submit
+                if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
+                    self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
+                    continue
+                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+                s.dom_t = t
+                s.free_cores += a.cpus
+                s.free_mem += a.memory_mib
+                busy[a.pool] -= a.cpus
+                run_ac[ac] -= 1
                 if s.accepting:
                     if self.n_idle:
                         if self.instant:
