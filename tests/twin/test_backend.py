@@ -125,7 +125,13 @@ def test_pods_deploy_with_delay_and_delete_after_draining(twin: TwinBackend) -> 
     assert [(s.name, s.kind, s.busy_cores, s.draining) for s in starting] == [
         ("htc-a", StartdKind.POD, 0, False), ("htc-b", StartdKind.POD, 0, False)]
     assert twin.sim.startds["htc-a"].ready is False
-    twin.advance(twin.sim.sc.layout.pod_startup_s + 1)
+    # Bound after schedule_s; the node holds the worker image (images_cached_at_start); the container starts.
+    twin.advance(twin.sim.sc.kubernetes.schedule_s + twin.sim.sc.layout.pod_startup_s + 1)
+    assert all(s.busy_cores == 0 for s in twin.observe().startds if s.name in pods)  # ready, not yet negotiated
+    # A new slot is matched by the next negotiation cycle: one starts within NEGOTIATOR_INTERVAL, and lasts
+    # cycle_base_s + cycle_per_submitter_s + cycle_per_autocluster_s here (one submitter, one autocluster).
+    h = twin.sim.sc.htcondor
+    twin.advance(h.negotiator_interval_s + h.cycle_base_s + h.cycle_per_submitter_s + h.cycle_per_autocluster_s)
     obs = twin.observe()
     live = [s for s in obs.startds if s.name in pods]
     assert len(live) == 2 and all(s.kind == StartdKind.POD for s in live)

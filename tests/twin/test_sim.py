@@ -70,10 +70,13 @@ def test_evicted_jobs_keep_their_ids_and_finish_once(ldf: EnclaveSpec) -> None:
     assert conservation(sim)["submitted"] == len(sim.state)
 
 
-def test_prompt_meets_its_deadline_with_enough_capacity(small: Loaded) -> None:
-    _, m = simulate(small, "static")
+@pytest.mark.parametrize("matching", ["instant", "negotiator"])
+def test_prompt_meets_its_deadline_with_enough_capacity(small: Loaded, matching: str) -> None:
+    _, m = simulate(with_changes(small, htcondor={"matching": matching}), "static")
     assert m["prompt"]["visits_finished"] == m["prompt"]["visits"] == 120
-    assert m["prompt"]["visits_within_deadline"] == 1.0
+    if matching == "instant":
+        # Frictionless matching on enough cores: every visit ends with its longest job, <= 45 s after readout.
+        assert m["prompt"]["visits_within_deadline"] == 1.0
     # The clairvoyant bound is a bound: no run does better.
     lower = m["bounds"]["prompt_visit_latency_lower_s"]
     for q in ("p50", "p95", "p99"):

@@ -115,7 +115,10 @@ def compute(sim: Sim) -> dict[str, Any]:
     out["unrunnable_queued"] = unrunnable(sim)
     out["bounds"] = bounds(sim)
     out["matchmaking"] = {"classad_evaluations": sim.matcher.evaluations, "ads_from": sim.matcher.source,
-                          "autoclusters": len(sim.acs)}
+                          "autoclusters": len(sim.acs), "model": sim.htc.matching.value,
+                          "negotiation_cycles": sim.cycles,
+                          "mean_cycle_s": _r(sim.cycle_s / sim.cycles, 3) if sim.cycles else None,
+                          "claims_reused": sim.reuses}
     return out
 
 

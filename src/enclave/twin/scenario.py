@@ -158,7 +158,10 @@ class Layout(Strict):
     pod_batch_share: float = Field(
         default=0.6, ge=0, le=1, description="Share of commons cores the static pods layout gives to HTCondor pods."
     )
-    pod_startup_s: float = Field(default=90.0, ge=0)
+    pod_startup_s: float = Field(
+        default=30.0, ge=0, description="Estimate: container start to the startd's first ad in the collector "
+        "(condor_master starts the startd, which advertises at once; UPDATE_INTERVAL, default 300 s in "
+        "param_info.in, paces only its later ads). Scheduling and any image pull come first (kubernetes:).")
     services_cpu_per_node: float = Field(default=2.0, ge=0)
     services_memory_gib_per_node: float = Field(default=8.0, ge=0)
 
@@ -171,6 +174,79 @@ class Timing(Strict):
     return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
+
+
+class Kubernetes(Strict):
+    """How a pod gets to run: the scheduler binds it, the kubelet pulls its image unless the node has it,
+    then the container starts (``layout.pod_startup_s``). The image's size is the spec's
+    ``storage.image_size_gib``; a pull of an image already being pulled to the node waits for that pull."""
+
+    schedule_s: float = Field(default=1.0, ge=0, description="Estimate: from creation to binding to a node.")
+    pull_gbit_s: float = Field(default=1.0, gt=0, description="Estimate: registry-to-node bandwidth, Gbit/s.")
+    images_cached_at_start: bool = Field(
+        default=True, description="Every worker holds the HTCondor worker image at t = 0 (a running enclave); "
+        "false: the first pod on each node pulls it cold.")
+
+
+class Matching(StrEnum):
+    NEGOTIATOR = "negotiator"
+    """HTCondor as it schedules: negotiation cycles, claim reuse, the schedd's start throttle."""
+    INSTANT = "instant"
+    """Frictionless: every idle job is matched the instant a slot has room (the twin before issue 14)."""
+
+
+class Reschedule(StrEnum):
+    """When a submit makes the negotiator start a cycle before its timer fires."""
+
+    SCHEDD_IDLE = "schedd-idle"
+    """A 26.x schedd: only when it had no idle job of any submitter before (schedd.cpp: endSubmitTransaction
+    triggers a reschedule when ``LastSubmitterPressure`` is 0, the sum of JobsIdle over its submitters)."""
+    ALWAYS = "always"
+    """Every submit: a dedicated schedd for the load, ``condor_reschedule`` after each submit, or
+    ``SUBMIT_SEND_RESCHEDULE = True`` for schedds before 26.0."""
+    NEVER = "never"
+    """Only the negotiator's timer."""
+
+
+class HTCondor(Strict):
+    """How the pool's daemons pace matching and starts. Defaults are HTCondor's own; the source of each is
+    cited beside it (htcondor/htcondor at 7491a14, ``src/condor_utils/param_info.in`` unless said otherwise).
+    The cycle-duration terms are not HTCondor settings but this twin's estimate of the negotiator's work."""
+
+    matching: Matching = Matching.NEGOTIATOR
+    negotiator_interval_s: float = Field(
+        default=60.0, gt=0, description="NEGOTIATOR_INTERVAL (param_info.in: default=60): the negotiator's timer; "
+        "after a cycle of d seconds the next starts max(cycle delay, interval - d) later (matchmaker.cpp).")
+    negotiator_cycle_delay_s: float = Field(
+        default=20.0, ge=0, description="NEGOTIATOR_CYCLE_DELAY (matchmaker.cpp: param_integer(..., 20, 0)): no "
+        "cycle starts sooner than this after the previous one finished, a reschedule included "
+        "(condor_reschedule(1): 'cannot occur more frequently than every 20 seconds').")
+    negotiator_min_interval_s: float = Field(
+        default=5.0, ge=0, description="NEGOTIATOR_MIN_INTERVAL (param_info.in: default=5): nor sooner than this "
+        "after the previous one started.")
+    reschedule_on_submit: Reschedule = Field(
+        default=Reschedule.SCHEDD_IDLE, description="Which submits send RESCHEDULE to the negotiator; the "
+        "default is a 26.x schedd's rule (SUBMIT_SEND_RESCHEDULE, param_info.in: default=false, 'Obsolete, use "
+        "when Schedd version is before 26.0'). A pool submits through its first submit host (its schedd).")
+    dedicated_schedds: list[str] = Field(
+        default_factory=list, description="Pools that submit through a schedd of their own instead of their first "
+        "submit host (whose reschedule rule and start throttle they then share with no other pool).")
+    cycle_base_s: float = Field(default=1.0, ge=0, description="Estimate: a cycle's fixed cost (collector query, "
+                                "accounting).")
+    cycle_per_submitter_s: float = Field(default=0.5, ge=0, description="Estimate: per submitter with idle jobs "
+                                         "(one schedd conversation each).")
+    cycle_per_autocluster_s: float = Field(default=0.05, ge=0, description="Estimate: per idle autocluster "
+                                           "(one match pass over the slots each).")
+    claim_worklife_s: float = Field(
+        default=1200.0, ge=0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
+        "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
+        "old; 0 switches reuse off.")
+    job_start_count: int = Field(default=1, ge=1, description="JOB_START_COUNT (param_info.in: default=1).")
+    job_start_delay_s: float = Field(
+        default=0.0, ge=0, description="JOB_START_DELAY (param_info.in: default=0): the schedd starts at most "
+        "JOB_START_COUNT jobs, then waits this long before the next ones.")
+    job_startup_s: float = Field(default=1.0, ge=0, description="Estimate: shadow and starter start-up, from the "
+                                 "claim's activation to the job's first instruction.")
 
 
 class Scenario(Strict):
@@ -192,6 +268,8 @@ class Scenario(Strict):
     failures: Failures = Failures()
     layout: Layout = Layout()
     timing: Timing = Timing()
+    htcondor: HTCondor = HTCondor()
+    kubernetes: Kubernetes = Kubernetes()
 
     @property
     def duration_s(self) -> float:
@@ -250,6 +328,10 @@ def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
             problems.append(Problem(f"{source}: {'user_batch' if pool == 'user' else pool}",
                                     f"the spec has no pool '{pool}' for this load",
                                     f"add pool '{pool}' to the spec, or set this load to null"))
+    for i, pool in enumerate(sc.htcondor.dedicated_schedds):
+        if pool not in spec.pools:
+            problems.append(Problem(f"{source}: htcondor.dedicated_schedds[{i}]", f"no pool '{pool}' in the spec",
+                                    f"use one of: {', '.join(spec.pools)}"))
     if sc.layout.batch == BatchLayout.PODS and not spec.groups(NodeRole.WORKER):
         problems.append(Problem(f"{source}: layout.batch", "the pods layout needs Kubernetes worker nodes",
                                 "add a worker node group, or use layout.batch: standalone"))

@@ -18,24 +18,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from enclave.batch.policy import pool_submit_hosts
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
-from enclave.twin.scenario import Loaded
+from enclave.twin.scenario import Loaded, Matching, Reschedule
 from enclave.twin.workloads import Arrival, Failure, Workload, build
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
- EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE) = range(14)
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
 
 QUEUED, RUNNING, DONE = 0, 1, 2
+WORKER_IMAGE = "htcondor-worker"
+"""The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
 
 
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool")
+                 "standalone_pool", "images")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int) -> None:
         self.name = name
@@ -57,6 +60,8 @@ class SimNode:
         self.pending_pool: str | None = None
         self.unserving_since: float | None = None
         self.standalone_pool: str | None = None
+        self.images: dict[str, float] = {}
+        """Image → when it is (or will be) on the node's disk: pulled once, kept across pods and failures."""
 
     @property
     def pod_cpu(self) -> int:
@@ -200,7 +205,8 @@ class Sim:
         self._sig_acs: dict[Signature, dict[str, list[int]]] = {}
         self.queues: list[deque[Block]] = [deque() for _ in self.acs]
         self.state = bytearray()
-        self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float]] = {}
+        self.running: dict[int, tuple[SimStartd, float, int, float, int, float, float, float]] = {}
+        """Job id → (slot, end, autocluster, submit, visit, runtime, matched at, claimed at)."""
         z = dict.fromkeys(self.pools, 0)
         self.idle = dict(z)
         self.busy = dict(z)
@@ -249,6 +255,7 @@ class Sim:
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
+        self._setup_htcondor()
         self._handlers = self._event_handlers()
         self._build_nodes()
         self._schedule_inputs()
@@ -257,6 +264,32 @@ class Sim:
         self._touch_cap()
 
     # ------------------------------------------------------------------ setup
+
+    def _setup_htcondor(self) -> None:
+        """The pacing of matches and starts (``scenario.HTCondor``; each default's source is cited there)."""
+        h = self.sc.htcondor
+        self.htc = h
+        self.instant = h.matching == Matching.INSTANT
+        self.worklife = 0.0 if self.instant else h.claim_worklife_s
+        self.startup = 0.0 if self.instant else h.job_startup_s
+        self.throttled = not self.instant and h.job_start_delay_s > 0
+        self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
+                          for p in self.pools}
+        self.throttle: dict[str, tuple[float, int]] = {}
+        """Schedd → (time of its current batch of starts, starts in that batch)."""
+        self.cycles = 0
+        self.cycle_s = 0.0
+        self.reuses = 0
+        self._cycle_gen = 0
+        self._cycle_at = math.inf
+        self._in_cycle = False
+        self._cycle_started = -math.inf
+        self._cycle_done = -math.inf
+        self._resched = False
+        self._seen: list[int] = []
+        self._budget: list[int] | None = None
+        """During a cycle's matching: the idle jobs per autocluster the cycle saw when it started (a job
+        submitted later waits for the next cycle; the submitter ads are read at the cycle's start)."""
 
     def spec_detectors(self) -> int:
         return self.sc.prompt.detectors if self.sc.prompt is not None else 0
@@ -269,6 +302,8 @@ class Sim:
             for i in range(1, g.count + 1):
                 n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024))
                 if g.role == NodeRole.WORKER:
+                    if self.sc.kubernetes.images_cached_at_start:
+                        n.images[WORKER_IMAGE] = -math.inf
                     n.svc_cpu = lay.services_cpu_per_node
                     n.svc_mem = int(lay.services_memory_gib_per_node * 1024)
                 self.nodes[n.name] = n
@@ -283,6 +318,8 @@ class Sim:
             push(f.t, EV_FAIL, f)
         push(0.0, EV_SAMPLE, None)
         push(0.0, EV_TICK, None)
+        if not self.instant:
+            self._schedule_cycle(0.0)  # the negotiator registers its timer to fire at once (matchmaker.cpp)
 
     # ------------------------------------------------------------ capacity
 
@@ -325,7 +362,8 @@ class Sim:
         s.ready = True
         s.accepting = s.removing is None
         self._cap_add(s, +1)
-        self.fill_startd(s)
+        if self.instant:
+            self.fill_startd(s)  # else the slot waits for the next negotiation cycle
 
     def _remove_startd(self, s: SimStartd) -> None:
         if self.startds.get(s.name) is not s:
@@ -360,6 +398,7 @@ class Sim:
         queues = self.queues
         acs = self.acs
         limited = self.policy.limited
+        budget = self._budget
         for pool in pools:
             allowed = self.policy.admit(self, pool) if limited else 1 << 40
             if allowed <= 0:
@@ -371,8 +410,13 @@ class Sim:
                 if s.free_cores < a.cpus or s.free_mem < a.memory_mib:
                     continue
                 k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
+                if budget is not None:
+                    k = min(k, budget[ac])
                 if k > 0:
-                    allowed -= self._start(ac, s, k) * a.cpus
+                    started = self._start(ac, s, k)
+                    allowed -= started * a.cpus
+                    if budget is not None:
+                        budget[ac] -= started
                 if s.free_cores <= 0:
                     return
                 if allowed <= 0:
@@ -402,7 +446,8 @@ class Sim:
                     return
                 self._start(ac, s, min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus))
 
-    def _start(self, ac: int, s: SimStartd, k: int) -> int:
+    def _start(self, ac: int, s: SimStartd, k: int, claim: float | None = None) -> int:
+        """Start ``k`` queued jobs of ``ac`` on ``s``: on a new claim, or on ``claim`` (made then) reused."""
         q = self.queues[ac]
         a = self.acs[ac]
         t = self.now
@@ -412,6 +457,9 @@ class Sim:
         state = self.state
         sr = s.running
         waits = self.waits[a.pool]
+        claimed = t if claim is None else claim
+        begin = t + self.startup
+        schedd = self.schedd_of[a.pool] if self.throttled else ""
         started = 0
         while q and started < k:
             b = q[0]
@@ -424,12 +472,16 @@ class Sim:
             for i in range(take):
                 jid = first + i
                 rt = rts[pos + i]
-                end = t + rt
-                running[jid] = (s, end, ac, submit, visit, rt, t)
+                if schedd:
+                    begin = self._throttled_start(schedd) + self.startup
+                    waits.append(begin - submit)
+                end = begin + rt
+                running[jid] = (s, end, ac, submit, visit, rt, t, claimed)
                 state[jid] = RUNNING
                 sr.add(jid)
                 heapq.heappush(heap, (end, next(seq), EV_END, jid))
-            waits.extend([t - submit] * take)
+            if not schedd:
+                waits.extend([begin - submit] * take)
             b.pos += take
             if b.pos == b.n:
                 q.popleft()
@@ -446,13 +498,118 @@ class Sim:
         self.busy[a.pool] += cpus
         return started
 
+    def _throttled_start(self, schedd: str) -> float:
+        """When the schedd may start one more job: JOB_START_COUNT starts, then JOB_START_DELAY seconds, then
+        the next batch (``scenario.HTCondor``)."""
+        t = self.now
+        bt, used = self.throttle.get(schedd, (-math.inf, 0))
+        if t >= bt + self.htc.job_start_delay_s:
+            bt, used = t, 0
+        elif used >= self.htc.job_start_count:
+            bt, used = bt + self.htc.job_start_delay_s, 0
+        self.throttle[schedd] = (bt, used + 1)
+        return max(bt, t)
+
+    def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
+        """The schedd keeps a claim whose job ended and runs the next idle job of the same autocluster on it,
+        without a negotiation cycle, while the claim is younger than CLAIM_WORKLIFE."""
+        a = self.acs[ac]
+        if self.policy.limited and self.policy.admit(self, a.pool) < a.cpus:
+            return
+        if self.matcher.matches(ac, s.sig):  # a relabelled slot no longer serves the claim's owner
+            self.reuses += 1
+            self._start(ac, s, 1, claim)
+
+    def _handoff(self, ac: int, s: SimStartd, claim: float) -> None:
+        """``_reuse_claim`` for one job of the autocluster whose job just ended on ``s``: the slot's claimed
+        share, the pool's busy cores and the running count stay as they are; the next queued job takes over
+        (the single-job form of ``_start``)."""
+        a = self.acs[ac]
+        q = self.queues[ac]
+        b = q[0]
+        jid = b.first + b.pos
+        rt = b.runtimes[b.pos]
+        b.pos += 1
+        if b.pos == b.n:
+            q.popleft()
+        t = self.now
+        begin = (self._throttled_start(self.schedd_of[a.pool]) if self.throttled else t) + self.startup
+        end = begin + rt
+        self.running[jid] = (s, end, ac, b.submit, b.visit, rt, t, claim)
+        self.state[jid] = RUNNING
+        s.running.add(jid)
+        heapq.heappush(self.q.heap, (end, next(self.q._seq), EV_END, jid))
+        self.waits[a.pool].append(begin - b.submit)
+        self.idle[a.pool] -= 1
+        self.idle_cores[a.pool] -= a.cpus
+        self.n_idle -= 1
+        self.reuses += 1
+
+    # ------------------------------------------------------------ negotiation cycles
+
+    def _schedule_cycle(self, at: float) -> None:
+        """(Re)arm the negotiator's timer; an earlier armed time becomes stale (generation check)."""
+        self._cycle_gen += 1
+        self._cycle_at = at
+        self.q.push(at, EV_NEGOTIATE, self._cycle_gen)
+
+    def _reschedule(self) -> None:
+        """A RESCHEDULE command: a cycle as soon as NEGOTIATOR_CYCLE_DELAY (since the last one finished) and
+        NEGOTIATOR_MIN_INTERVAL (since it started) allow; during a cycle, once it finishes (matchmaker.cpp:
+        RESCHEDULE_commandHandler resets the timer to 0, negotiationTime defers it)."""
+        if self._in_cycle:
+            self._resched = True
+            return
+        h = self.htc
+        at = max(self.now, self._cycle_done + h.negotiator_cycle_delay_s,
+                 self._cycle_started + h.negotiator_min_interval_s)
+        if at < self._cycle_at:
+            self._schedule_cycle(at)
+
+    def _negotiate(self, gen: int) -> None:
+        """A cycle starts; its length grows with the submitters and autoclusters that have idle jobs."""
+        if gen != self._cycle_gen:
+            return  # a timer that was re-armed
+        h = self.htc
+        self._cycle_at = math.inf
+        self._in_cycle = True
+        self._cycle_started = self.now
+        submitters = sum(1 for p in self.pools if self.idle[p])
+        autoclusters = sum(1 for q in self.queues if q)
+        self._seen = [sum(b.n - b.pos for b in q) for q in self.queues]
+        d = h.cycle_base_s + h.cycle_per_submitter_s * submitters + h.cycle_per_autocluster_s * autoclusters
+        self.q.push(self.now + d, EV_CYCLE_END, None)
+
+    def _cycle_end(self, _: None) -> None:
+        """The cycle's matches reach the schedds, which claim the slots; the timer is re-armed."""
+        self._budget = self._seen
+        for s in list(self.startds.values()):
+            if not self.n_idle or not any(self._budget):
+                break
+            if s.accepting and s.free_cores > 0:
+                self.fill_startd(s)
+        self._budget = None
+        h = self.htc
+        d = self.now - self._cycle_started
+        self.cycles += 1
+        self.cycle_s += d
+        self._in_cycle = False
+        self._cycle_done = self.now
+        if self._resched:
+            self._resched = False
+            self._schedule_cycle(max(self.now + h.negotiator_cycle_delay_s,
+                                     self._cycle_started + h.negotiator_min_interval_s))
+        else:
+            # "reduce negotiator delay drift" (matchmaker.cpp): interval start to start, at least the delay.
+            self._schedule_cycle(self.now + max(h.negotiator_cycle_delay_s, h.negotiator_interval_s - d))
+
     def _evict(self, s: SimStartd, pool: str | None = None) -> None:
         """Stop jobs on a slot (failure, vacate, removal) and queue them again at the front, same ids."""
         if not s.running:
             return
         touched: set[int] = set()
         for jid in sorted(s.running):
-            _, _, ac, submit, visit, rt, start = self.running[jid]
+            _, _, ac, submit, visit, rt, start, _ = self.running[jid]
             a = self.acs[ac]
             if pool is not None and a.pool != pool:
                 continue
@@ -472,8 +629,9 @@ class Sim:
             self.counters.wasted_core_s += (self.now - start) * a.cpus
             self.queues[ac].appendleft(Block(jid, [rt], submit, visit))
             touched.add(ac)
-        for ac in sorted(touched):
-            self._fill_from_ac(ac)
+        if self.instant:
+            for ac in sorted(touched):
+                self._fill_from_ac(ac)
 
     # ------------------------------------------------------------ notebooks
 
@@ -576,7 +734,8 @@ class Sim:
         self._moved("Relabel")
         if vacate_after is not None:
             self.q.push(self.now + vacate_after, EV_VACATE, (s, old))
-        self.fill_startd(s)
+        if self.instant:
+            self.fill_startd(s)
 
     def deploy_pods(self, node_name: str, pool: str, pods: tuple[str, ...], cores: int, mem: int) -> int:
         n = self.node(node_name)
@@ -592,12 +751,21 @@ class Sim:
                 # The pod would stay Pending; the twin does not create it, and counts it so reports show it.
                 self.counters.pods_unschedulable += 1
                 continue
-            self.add_startd(n, StartdKind.POD, pool, cores, mem, name,
-                            ready_at=self.now + self.sc.layout.pod_startup_s)
+            self.add_startd(n, StartdKind.POD, pool, cores, mem, name, ready_at=self.pod_ready_at(n))
             made += 1
         if made:
             self._moved("DeployPods")
         return made
+
+    def pod_ready_at(self, n: SimNode, image: str = WORKER_IMAGE) -> float:
+        """When a pod created now on ``n`` reports to the collector: bound after ``schedule_s``, then its image
+        (pulled at ``pull_gbit_s`` unless the node has it or is already pulling it), then the container start."""
+        k = self.sc.kubernetes
+        bound = self.now + k.schedule_s
+        have = n.images.get(image)
+        if have is None:
+            have = n.images[image] = bound + self.spec.storage.image_size_gib * 8 / k.pull_gbit_s
+        return max(bound, have) + self.sc.layout.pod_startup_s
 
     def delete_pods(self, pods: tuple[str, ...]) -> None:
         acted = False
@@ -760,6 +928,11 @@ class Sim:
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
         pop = heapq.heappop
+        queues = self.queues
+        worklife = self.worklife
+        matches = self.matcher.matches
+        # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
+        handoff = not self.instant and not self.policy.limited
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
@@ -772,16 +945,10 @@ class Sim:
                 if rec is None or rec[1] != t:
                     continue  # a stale end: the job was evicted and requeued
                 del running[payload]
-                s, _, ac, submit, visit, rt, _ = rec
+                s, _, ac, submit, visit, rt, _, claim = rec
                 a = acs[ac]
                 s.running.discard(payload)
                 state[payload] = DONE
-                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
-                s.dom_t = t
-                s.free_cores += a.cpus
-                s.free_mem += a.memory_mib
-                busy[a.pool] -= a.cpus
-                run_ac[ac] -= 1
                 done_ac[ac] += 1
                 rt_ac[ac] += rt
                 if visit >= 0:
@@ -790,9 +957,21 @@ class Sim:
                     visit_left[visit] = left
                     if left == 0:
                         visit_latency[visit] = t - submit
+                if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
+                    self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
+                    continue
+                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+                s.dom_t = t
+                s.free_cores += a.cpus
+                s.free_mem += a.memory_mib
+                busy[a.pool] -= a.cpus
+                run_ac[ac] -= 1
                 if s.accepting:
                     if self.n_idle:
-                        self.fill_startd(s)
+                        if self.instant:
+                            self.fill_startd(s)
+                        elif t - claim < self.worklife and self.queues[ac]:
+                            self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)
             else:
@@ -814,7 +993,7 @@ class Sim:
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
-                EV_SAMPLE: self._sample_and_schedule}
+                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end}
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
@@ -851,7 +1030,7 @@ class Sim:
             self._evict(st, pool)
             if not st.running and not st.accepting:
                 self._startd_idle(st)
-            elif st.accepting:
+            elif st.accepting and self.instant:
                 self.fill_startd(st)
 
     def _tick(self, _: None) -> None:
@@ -883,7 +1062,18 @@ class Sim:
         if arrival.visit >= 0:
             self.visit_min_latency[arrival.visit] = longest
         self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
-        self._fill_from_ac(arrival.ac)
+        if self.instant:
+            self._fill_from_ac(arrival.ac)
+        elif self._sends_reschedule(a.pool, n):
+            self._reschedule()
+
+    def _sends_reschedule(self, pool: str, n: int) -> bool:
+        """Whether the submit of ``n`` idle jobs to ``pool`` (already counted) makes its schedd ask for a cycle."""
+        rule = self.htc.reschedule_on_submit
+        if rule == Reschedule.SCHEDD_IDLE:
+            schedd = self.schedd_of[pool]
+            return sum(self.idle[p] for p in self.pools if self.schedd_of[p] == schedd) == n
+        return rule == Reschedule.ALWAYS
 
     def _drain_done(self, n: SimNode) -> None:
         if n.state != NodeState.DRAINING or n.drained:
@@ -963,7 +1153,7 @@ class Sim:
     def running_core_s(self, memory: bool = False) -> dict[str, float]:
         """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
         out = dict.fromkeys(self.pools, 0.0)
-        for _, _, ac, _, _, _, start in self.running.values():
+        for _, _, ac, _, _, _, start, _ in self.running.values():
             a = self.acs[ac]
             out[a.pool] += (self.now - start) * (a.memory_mib if memory else a.cpus)
         return out

@@ -1,0 +1,164 @@
+"""HTCondor as it schedules, on hand-built timelines: every expected time below is derived from the rules
+cited in ``enclave.twin.scenario.HTCondor`` (negotiator timer, cycle delay, reschedule, claim reuse, start
+throttle), never read off a run.
+
+The enclave is the minimal spec under the static policy: DRP owns one 8-core, 32 GiB partitionable slot
+(batch-002). Each test submits jobs of one DRP autocluster (1 core, 1 GiB, R = 100 s) at a chosen time.
+The cycle-length terms are set so that a cycle with nothing idle lasts B = 2 s and one with one submitter
+and one autocluster idle lasts B + 1 + 0.5 = 3.5 s; the shadow and starter take S = 3 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from enclave.errors import InputError
+from enclave.spec.models import EnclaveSpec
+from enclave.twin.scenario import parse
+from enclave.twin.sim import EV_BLOCK, Sim
+from enclave.twin.workloads import Arrival
+
+from .conftest import make_sim
+
+R = 100.0
+S = 3.0
+IDLE_CYCLE = 2.0
+BUSY_CYCLE = 3.5
+
+BASE = """
+name: htcondor-rules
+duration_hours: 1
+prompt: null
+user_batch: null
+notebooks: null
+drp: {backlog_jobs: 0, jobs_per_hour: 0,
+      mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]}
+"""
+
+
+def _sim(minimal: EnclaveSpec, base: str = BASE, **htcondor: object) -> Sim:
+    settings = {"cycle_base_s": IDLE_CYCLE, "cycle_per_submitter_s": 1.0, "cycle_per_autocluster_s": 0.5,
+                "job_startup_s": S, "reschedule_on_submit": "never", **htcondor}
+    body = ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items())
+    sim = make_sim(parse(base + f"htcondor: {{{body}}}\n", "h.yaml", spec=minimal))
+    assert sim.cap["drp"] == 8 and sim.acs[0].pool == "drp"
+    return sim
+
+
+def _submit(sim: Sim, t: float, jobs: int, ac: int = 0) -> None:
+    sim.q.push(t, EV_BLOCK, Arrival(t, ac, [R] * jobs))
+
+
+def _waits(sim: Sim, until: float = 1000.0) -> list[float]:
+    """Submit-to-start of each DRP job that started, in start order."""
+    sim.run_until(until)
+    return sorted(sim.waits["drp"])
+
+
+def test_a_job_waits_for_the_next_cycle(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal)
+    _submit(sim, 30.0, 1)
+    # Cycle 1 at t = 0 (the timer fires at once) finds nothing idle: ends at 2; the timer is re-armed for
+    # 2 + max(20, 60 - 2) = 60. That cycle lasts 3.5 s; the schedd claims at 63.5, the job starts at 66.5.
+    assert _waits(sim) == [pytest.approx(60 + BUSY_CYCLE + S - 30)]
+
+
+def test_a_long_cycle_delays_the_next_by_the_cycle_delay_only(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, cycle_base_s=50)
+    _submit(sim, 1.0, 1)
+    # Cycle 1: 0 to 50; next at 50 + max(20, 60 - 50) = 70, lasting 50 + 1.5; the job starts at 121.5 + S.
+    assert _waits(sim) == [pytest.approx(70 + 51.5 + S - 1)]
+
+
+def test_a_submit_sends_a_reschedule(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, reschedule_on_submit="always")
+    _submit(sim, 30.0, 1)
+    # The reschedule at 30 is past 2 + 20 (cycle delay) and 0 + 5 (min interval): a cycle starts at once.
+    assert _waits(sim, until=100) == [pytest.approx(BUSY_CYCLE + S)]
+    # The timer armed for 60 was superseded: cycles ran 0-2, 30-33.5, then 33.5 + max(20, 56.5) = 90-92.
+    assert sim.cycles == 3
+
+
+def test_a_reschedule_waits_out_the_cycle_delay(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, reschedule_on_submit="always")
+    _submit(sim, 10.0, 1)
+    # At 10 the last cycle finished at 2: the next may start at 2 + 20 = 22 (condor_reschedule(1)).
+    assert _waits(sim) == [pytest.approx(22 + BUSY_CYCLE + S - 10)]
+
+
+# A second DRP autocluster whose 64 GiB no 32 GiB slot holds: idle all along, like a DRP backlog.
+STUCK = BASE.replace("runtime: {dist: fixed, mean: 100}}]}", "runtime: {dist: fixed, mean: 100}},\n"
+                     "           {name: big, weight: 1, memory_gib: 64, runtime: {dist: fixed, mean: 100}}]}")
+
+
+@pytest.mark.parametrize(("rule", "start"), [("schedd-idle", 82 + 4.0), ("always", 45.5 + 4.0)])
+def test_a_schedd_with_idle_jobs_sends_no_reschedule(minimal: EnclaveSpec, rule: str, start: float) -> None:
+    sim = _sim(minimal, base=STUCK, reschedule_on_submit=rule)
+    _submit(sim, 0.0, 1, ac=1)
+    _submit(sim, 30.0, 1)
+    # t=0: the first cycle runs (nothing idle: 0-2); the stuck job arrives during it, the schedd had nothing
+    # idle, so a reschedule waits for the cycle delay: 22-25.5 (one submitter, one autocluster); the timer is
+    # re-armed for 25.5 + 56.5 = 82. At 30 the schedd already has an idle job: a 26.x schedd sends nothing
+    # and the job waits for the cycle at 82; 'always' reschedules at 25.5 + 20 = 45.5. Either cycle sees one
+    # submitter and two autoclusters: 2 + 1 + 2 x 0.5 = 4 s.
+    assert _waits(sim) == [pytest.approx(start + S - 30)]
+
+
+# A user job (the static layout gives 'user' no slot) that stays idle on the shared submit host; the user
+# load draws no arrivals of its own in the hour (rate 1e-4 bursts a day).
+USER_STUCK = BASE.replace("user_batch: null", "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1}")
+
+
+@pytest.mark.parametrize(("dedicated", "start"), [("[]", 82 + 5.0), ("[drp]", 45.5 + 5.0)])
+def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: EnclaveSpec, dedicated: str,
+                                                                  start: float) -> None:
+    sim = _sim(minimal, base=USER_STUCK, reschedule_on_submit="schedd-idle", dedicated_schedds=dedicated)
+    assert sim.wl.arrivals == [] and sim.acs[1].pool == "user" and sim.cap["user"] == 0
+    _submit(sim, 0.0, 1, ac=1)
+    _submit(sim, 30.0, 1)
+    # As above, the stuck job's reschedule gives the cycle 22-25.5 and the timer 82. At 30 the shared submit
+    # host holds the user job (no reschedule: the cycle at 82), a DRP schedd of its own holds nothing (a
+    # reschedule, run at 25.5 + 20 = 45.5). Either cycle sees two submitters and two autoclusters: 5 s.
+    assert _waits(sim) == [pytest.approx(start + S - 30)]
+
+
+def test_an_unknown_dedicated_schedd_pool_is_an_error(minimal: EnclaveSpec) -> None:
+    with pytest.raises(InputError, match="no pool 'nightly'"):
+        _sim(minimal, dedicated_schedds="[nightly]")
+
+
+def test_a_claimed_slot_runs_the_next_job_without_a_cycle(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal)
+    _submit(sim, 30.0, 9)  # one more job than the slot's 8 cores
+    # Eight start at 66.5 and end at 166.5; the ninth is idle. Its autocluster's claim (made at 63.5, 103 s
+    # old, under CLAIM_WORKLIFE's 1200) is reused at 166.5: it starts S later, with no negotiation.
+    first = 60 + BUSY_CYCLE + S
+    assert _waits(sim) == [pytest.approx(first - 30)] * 8 + [pytest.approx(first + R + S - 30)]
+    assert sim.reuses == 1
+
+
+@pytest.mark.parametrize("worklife", [0, 100])
+def test_an_expired_claim_is_released_and_the_job_waits_for_a_cycle(minimal: EnclaveSpec, worklife: int) -> None:
+    sim = _sim(minimal, claim_worklife_s=worklife)
+    _submit(sim, 30.0, 9)
+    # The claims are 103 s old at 166.5, past the worklife: released. Cycles start every 60 s (each shorter
+    # than 40 s): the one at 180 (3.5 s, one idle job) matches the ninth job, which starts at 183.5 + S.
+    first = 60 + BUSY_CYCLE + S
+    assert _waits(sim) == [pytest.approx(first - 30)] * 8 + [pytest.approx(180 + BUSY_CYCLE + S - 30)]
+    assert sim.reuses == 0
+
+
+@pytest.mark.parametrize(("count", "offsets"), [(1, [0, 2, 4, 6, 8]), (2, [0, 0, 2, 2, 4])])
+def test_the_start_throttle_spaces_starts(minimal: EnclaveSpec, count: int, offsets: list[float]) -> None:
+    sim = _sim(minimal, job_start_count=count, job_start_delay_s=2)
+    _submit(sim, 30.0, 5)
+    # All five are matched at 63.5; the schedd starts JOB_START_COUNT of them, then waits JOB_START_DELAY.
+    assert _waits(sim) == [pytest.approx(60 + BUSY_CYCLE + S - 30 + o) for o in offsets]
+
+
+def test_instant_matching_is_frictionless(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, matching="instant")
+    _submit(sim, 30.0, 9)
+    # The twin before issue 14: start on submit, the ninth the moment a core frees (no start-up either).
+    assert _waits(sim) == [0.0] * 8 + [pytest.approx(R)]
+    assert sim.cycles == 0
