@@ -121,3 +121,21 @@ def test_malformed_json_is_a_clear_error(world: World) -> None:
     r = world.client.post("/api/v1/accounts/victim/depart", json={"reason": "x", "extra": 1},
                           headers=world.as_(ADMIN))
     assert r.status_code == 422 and any(p["where"].endswith("extra") for p in r.json()["problems"])
+
+
+def test_pools_api_and_metrics_carry_memory_and_dominant_share(world: World) -> None:
+    """Memory beside cores, per pool, in the pools API and in Prometheus (base unit bytes,
+    https://prometheus.io/docs/practices/naming/#base-units); the fixture lends drp two 8-core pods."""
+    observed = world.service.runner.observe()  # type: ignore[union-attr]
+    pools = {p["name"]: p["now"] for p in world.client.get("/api/v1/pools", headers=world.as_(ADMIN)).json()}
+    drp = [s for s in observed.startds if s.pool == "drp"]
+    assert pools["drp"]["memory_mib"] == sum(s.memory_mib for s in drp)
+    assert pools["drp"]["borrowed_pod_cores"] == 16
+    assert pools["drp"]["standalone_cores"] == sum(s.cores for s in drp) - 16
+    assert pools["drp"]["dominant_utilization"] == 0.0  # nothing runs in the projected backend
+    assert pools["general"]["guarantee"] in ("held", "lent")
+    text = world.client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith('enclave_pool_memory_bytes{pool="drp"}'))
+    assert float(line.split()[-1]) == sum(s.memory_mib for s in drp) * 2**20
+    assert 'enclave_pool_capacity_cores_by_source{pool="drp",source="pod"} 16.0' in text
+    assert 'enclave_pool_utilization_ratio{pool="drp",resource="dominant"} 0.0' in text
