@@ -16,6 +16,7 @@ from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
 from enclave.cli.options import Live, SpecOption, load_spec_option, services
 from enclave.errors import InputError, Problem
+from enclave.spec.models import EnclaveSpec
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
@@ -53,11 +54,16 @@ def explain_cmd(
                                                                 "batch.submit_hosts).")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="NODE=POOL: the node's current pool "
                                                     "(default: the rendered layout).")] = None,
+    details: Annotated[bool, typer.Option("--details", help="After the summary, every node's failing clauses "
+                                                            "(default: only for the nodes named with --node).")]
+    = False,
     members: MembersOption = None,
     live: Live = False,
     spec_path: SpecOption = None,
 ) -> None:
-    """Does this job match each node, and if not, which clause of START or Requirements fails?"""
+    """Does this job match, and if not, which clause rules out how many slots (as condor_q -better-analyze);
+    then, for the nodes named with --node (or all with --details), each failing clause of START or
+    Requirements."""
     spec = load_spec_option(spec_path)
     try:
         text = submit_file.read_text()
@@ -76,17 +82,40 @@ def explain_cmd(
     where = schedd or spec.batch.submit_hosts[0]
     result = explain_mod.explain(spec, text, owner=who, schedd=where, nodes=node, labels=labels,
                                  startds=startds, where=str(submit_file))
+    _print_header(spec, submit_file, result, who, where)
+    _print_summary(explain_mod.summarise(result), bool(node) or details)
+    if node or details:
+        _print_nodes(result)
+
+
+def _print_header(spec: EnclaveSpec, submit_file: Path, result: explain_mod.Explanation, who: str,
+                  where: str) -> None:
     ad = result.admission.ad
     a = spec.batch.pool_attribute
     console.print(f"[bold]{submit_file}[/] (queue {result.submitted.queue}) — owner {who}, submitted on {where}")
     console.print(f"  after the schedd: {a}={ad.get(a)!r} AcctGroup={ad.get('AcctGroup')!r} "
                   f"EnclaveSchedd={ad.get(policy.SCHEDD_ATTR)!r} RequestCpus={ad.get('RequestCpus')!r} "
                   f"RequestMemory={ad.get('RequestMemory')!r}")
-    if result.admission.refused:
-        for reason in result.admission.refused:
-            console.print(f"  [red]refused at submit:[/] {reason}")
-    matched = [n for n in result.nodes if n.matches]
-    console.print(f"  matches {len(matched)} of {len(result.nodes)} node(s)")
+    for reason in result.admission.refused:
+        console.print(f"  [red]refused at submit:[/] {reason}")
+
+
+def _print_summary(summary: explain_mod.Summary, detailed: bool) -> None:
+    """The -better-analyze layout: per clause the slots it rules out, then the run analysis summary."""
+    console.print(f"  matches {summary.matched} of {summary.slots} node(s): "
+                  f"{summary.rejected_by_job} rejected by the job's Requirements, "
+                  f"{summary.reject_job} reject the job by their own START policy")
+    console.print(f"  {'clause':<30} {'rules out':>9} {'only blocker':>12}")
+    for c in summary.clauses:
+        mark = "red" if c.ruled_out else "green"
+        console.print(f"  {c.side + ' ' + c.clause.name:<30} [{mark}]{c.ruled_out:>9}[/] {c.only:>12}  "
+                      f"— {c.clause.why}")
+    console.print("  matching by pool: " + ", ".join(f"{p} {ok} of {n}" for p, (n, ok) in summary.pools.items()))
+    if not detailed and summary.matched < summary.slots:
+        console.print("  per-node detail: --node NAME (repeatable) or --details")
+
+
+def _print_nodes(result: explain_mod.Explanation) -> None:
     for n in result.nodes:
         if n.matches:
             console.print(f"  [green]{n.node}[/] (pool {n.pool}): matches")
