@@ -11,8 +11,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week
+# The demo needs only the runtime dependencies (not the dev extras) and says what it is doing.
+DEMO_STAMP := $(VENV)/.installed-runtime
+
+$(DEMO_STAMP): pyproject.toml
+	@echo "==> creating $(VENV)"
+	python3 -m venv $(VENV)
+	@echo "==> installing enclave and its runtime dependencies (a minute or two the first time)"
+	$(PY) -m pip install --progress-bar on -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	@echo "==> starting enclave: the twin's one-week scenario, demo accounts and vetted images"
+	$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week --demo
 
 test: $(STAMP)
 	bash scripts/test-deps.sh
