@@ -74,7 +74,7 @@ def vet_spec_images() -> None:
 def test_images_commands_and_refusals(env: dict[str, str]) -> None:
     people()
     vet_spec_images()
-    listed = json.loads(run("images", "list", "--status", "approved", "--json").stdout)
+    listed = json.loads(run("images", "list", "--status", "approved", "-o", "json").stdout)
     assert {(i["tag"], i["digest"]) for i in listed} == {("w_2018_25", D1), ("r16_0", D2)}
     r = run("images", "approve", f"{LAB}@{D1}", "--as", "dev", "--reason", "x")
     assert r.exit_code == 4
@@ -95,14 +95,14 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     assert sorted(policy["spec"]["rules"][0]["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]["value"]) \
         == [f"{LAB}@{D1}", f"{LAB}@{D2}"]
 
-    r = run("security", "check", "--format", "json")
+    r = run("security", "check", "-o", "json")
     assert r.exit_code == 0, r.output
     report = {x["id"]: x for x in json.loads(r.stdout)["results"]}
     assert not [i for i, x in report.items() if x["status"] == "fail"]
     # The notebook pods KubeSpawner would start were really examined, with their pinned digests.
     for cid in ("RBAC-01", "RBAC-05", "POD-02", "POD-07", "POD-08", "IMG-01", "IMG-02"):
         assert report[cid]["status"] == "pass" and report[cid]["reason"] == "", cid
-    r = run("security", "check", "--format", "junit", "--output", str(tmp_path / "junit.xml"))
+    r = run("security", "check", "--junit", str(tmp_path / "junit.xml"))
     root = ET.fromstring((tmp_path / "junit.xml").read_text())
     assert r.exit_code == 0 and root.get("failures") == "0"
 
@@ -121,7 +121,7 @@ def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str
 
 
 def test_upgrade_plan_commands(env: dict[str, str], tmp_path: Path) -> None:
-    r = run("upgrade", "plan", "--today", "2026-11-25", "--format", "json")
+    r = run("upgrade", "plan", "--today", "2026-11-25", "-o", "json")
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert plan["current"] == "1.9.3" and plan["target"] == "1.37.1" and len(plan["steps"]) == 28
@@ -151,7 +151,8 @@ def test_backup_commands_with_roles_and_journal(env: dict[str, str], tmp_path: P
     r = run("backup", "create", "--endpoints", url, "--kubernetes-dir", str(kubernetes_tree), "--out", str(archive),
             "--as", "kadmin", "--reason", "before upgrade to 1.10")
     assert r.exit_code == 0, r.output
-    assert json.loads(run("backup", "verify", str(archive), "--json").stdout)["cluster"] == "lsst-ldf"
+    assert json.loads(run("backup", "verify", str(archive), "-o", "json").stdout)["cluster"] == "lsst-ldf"
+    assert yaml.safe_load(run("backup", "verify", str(archive), "-o", "yaml").stdout)["cluster"] == "lsst-ldf"
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-4000])
     r = run("backup", "verify", str(cut))

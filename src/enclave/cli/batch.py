@@ -14,7 +14,7 @@ from rich.table import Table
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
-from enclave.cli.options import Live, SpecOption, load_spec_option, services
+from enclave.cli.options import Live, Output, OutputFormat, SpecOption, emit, load_spec_option, services
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec
 
@@ -60,6 +60,7 @@ def explain_cmd(
     members: MembersOption = None,
     live: Live = False,
     spec_path: SpecOption = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Does this job match, and if not, which clause rules out how many slots (as condor_q -better-analyze);
     then, for the nodes named with --node (or all with --details), each failing clause of START or
@@ -82,10 +83,31 @@ def explain_cmd(
     where = schedd or spec.batch.submit_hosts[0]
     result = explain_mod.explain(spec, text, owner=who, schedd=where, nodes=node, labels=labels,
                                  startds=startds, where=str(submit_file))
+    if output != OutputFormat.TABLE:
+        emit(_explain_data(result, who, where, bool(node) or details), output)
+        return
     _print_header(spec, submit_file, result, who, where)
     _print_summary(explain_mod.summarise(result), bool(node) or details)
     if node or details:
         _print_nodes(result)
+
+
+def _explain_data(result: explain_mod.Explanation, who: str, where: str, detailed: bool) -> dict[str, object]:
+    summary = explain_mod.summarise(result)
+    data: dict[str, object] = {
+        "owner": who, "schedd": where, "queue": result.submitted.queue,
+        "refused_at_submit": list(result.admission.refused),
+        "slots": summary.slots, "matched": summary.matched, "rejected_by_job": summary.rejected_by_job,
+        "reject_job": summary.reject_job,
+        "clauses": [{"side": c.side, "clause": c.clause.name, "expression": repr(c.clause.expr),
+                     "rules_out": c.ruled_out, "only_blocker": c.only, "why": c.clause.why} for c in summary.clauses],
+        "pools": {p: {"slots": n, "matched": ok} for p, (n, ok) in summary.pools.items()},
+    }
+    if detailed:
+        data["nodes"] = [{"node": n.node, "pool": n.pool, "matches": n.matches,
+                          "failing": [{"side": r.side, "clause": r.clause.name, "value": _value(r.value)}
+                                      for r in n.failing]} for n in result.nodes]
+    return data
 
 
 def _print_header(spec: EnclaveSpec, submit_file: Path, result: explain_mod.Explanation, who: str,
@@ -131,7 +153,7 @@ def _value(value: object) -> str:
 
 
 @batch_app.command("pools")
-def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
+def pools_cmd(live: Live = False, spec_path: SpecOption = None, output: Output = OutputFormat.TABLE) -> None:
     """Each pool: accounting group, shares, trusted submit hosts, and its nodes (rendered layout or live)."""
     spec = load_spec_option(spec_path)
     policy.validate(spec)
@@ -153,6 +175,13 @@ def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
         cores = Counter()
         for node_name, pool_name in labels.items():
             cores[pool_name] += per_node[node_name.rsplit("-", 1)[0]]
+    if output != OutputFormat.TABLE:
+        emit([{"pool": name, "accounting_group": policy.accounting_group(spec, name),
+               "guaranteed_share": s.guaranteed_share, "max_share": s.max_share,
+               "submit_hosts": policy.pool_submit_hosts(spec, name), "startds": counts[name], "cores": cores[name],
+               **({"idle_jobs": demand[name].idle_jobs, "running_jobs": demand[name].running_jobs} if live else {})}
+              for name, s in spec.pools.items()], output)
+        return
     for name, settings in spec.pools.items():
         row = [name, policy.accounting_group(spec, name), f"{settings.guaranteed_share:.0%}",
                f"{settings.max_share:.0%}",
@@ -164,10 +193,17 @@ def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
 
 
 @batch_app.command("spoof")
-def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None) -> None:
+def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None,
+              output: Output = OutputFormat.TABLE) -> None:
     """Run the spoofing catalogue: every attempt must be refused and every legitimate job run."""
     spec = load_spec_option(spec_path)
     verdicts = spoof.run(spec, _members(members))
+    if output != OutputFormat.TABLE:
+        emit([{"attempt": v.attempt.name, "legitimate": v.attempt.legitimate, "runs": v.runs,
+               "as_expected": v.as_expected, "refused_by": list(v.refused_by())} for v in verdicts], output)
+        if not all(v.as_expected for v in verdicts):
+            raise typer.Exit(1)
+        return
     table = Table(title="Spoofing catalogue (classad2 evaluation of the rendered policy)")
     for col in ("attempt", "expected", "outcome", "refused by"):
         table.add_column(col)

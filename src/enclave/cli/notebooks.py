@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
+from enclave.cli.options import DbOption, Output, OutputFormat, SpecOption, emit, load_spec_option, services
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
 
@@ -27,13 +25,13 @@ def capacity(
                                                    "(default: everyone on the default size).")] = "",
     users: Annotated[int | None, typer.Option("--users", help="Target concurrent users: what to add to reach "
                                                               "them.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """How many concurrent notebook users fit, what a mix does, image caches, and what to add for N users."""
     spec = load_spec_option(spec_path)
     result = plan(spec, parse_mix(mix, spec), users)
-    if as_json:
-        console.print_json(json.dumps(asdict(result)))
+    if output != OutputFormat.TABLE:
+        emit(result, output)
         return
     print_capacity(result)
 
@@ -70,10 +68,14 @@ def options(
     username: Annotated[str, typer.Argument(help="Account whose spawner options to show.")],
     spec_path: SpecOption = None,
     db: DbOption = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
     with services(spec_path, db) as factory:
         opts = factory.notebooks.options_of(username)
+    if output != OutputFormat.TABLE:
+        emit(opts, output)
+        return
     console.print(f"[bold]{username}[/] may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:")
     for image in opts.images:
         console.print(f"  image {image}" + (" (default)" if image == opts.default_image else ""))
