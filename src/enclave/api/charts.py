@@ -1,11 +1,12 @@
 """Inline SVG time charts, rendered on the server so the dashboard needs no JavaScript build or chart library.
 
 Why hand-drawn rather than a charting library (issue 19 compared them): matplotlib draws all of this (log axes,
-date ticks, shaded spans, stacked areas) but took 0.3–0.5 s and 83 kB per chart here (4 charts every 2 s poll
-would keep one of the box's 2 cores busy per viewer); plotly and Vega-Lite render in the browser from a
+date ticks, shaded spans, stacked areas), but on a full 720-snapshot history of 4 series it took 130–180 ms and
+89 kB per chart here (plus 2 s to import) against 19 ms and 34 kB for these; with five charts per page re-rendered
+every 2 s that is most of one of the box's 2 cores per viewer. plotly and Vega-Lite render in the browser from a
 3–5 MB script that would have to be vendored and served locally (no CDN) and need a JSON endpoint per chart;
-uPlot and Chart.js are npm-only. These charts render in about a millisecond, are a few kB, carry <title>
-tooltips for screen readers, and are tested as XML.
+uPlot and Chart.js come from npm, which the build does not use. These charts carry <title> tooltips for screen
+readers and are tested as XML.
 
 Every chart has an absolute time axis on one named clock, optional shaded bands (observing nights), an optional
 objective line and strips marking intervals (a guarantee lent out), a linear or log scale, lines or stacked

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from threading import Lock
 from typing import Any
 
@@ -82,8 +83,12 @@ class Snapshot:
     """Prompt visit latencies completed since the previous snapshot (seconds): per-night percentiles."""
 
     def to_json(self, *, with_nodes: bool = True) -> dict[str, Any]:
+        """The API's form: the time in ISO 8601 UTC, latencies to 0.1 s."""
         data = asdict(self)
         data.pop("prompt_latencies")
+        data["now"] = iso(self.now)
+        if self.prompt_latency_p95 is not None:
+            data["prompt_latency_p95"] = round(self.prompt_latency_p95, 1)
         if not with_nodes:
             data.pop("nodes")
         return data
@@ -156,6 +161,11 @@ def summarise(spec: EnclaveSpec, observed: Observed, *, prompt_latency_p95: floa
         prompt_latency_p95=prompt_latency_p95, prompt_within_objective=prompt_within_objective,
         notebook_users=notebook_users, prompt_latencies=tuple(prompt_latencies),
     )
+
+
+def iso(seconds: float) -> str:
+    """A backend clock reading as ISO 8601 in UTC, to the second: the one time format of the API."""
+    return datetime.fromtimestamp(round(seconds), UTC).isoformat().replace("+00:00", "Z")
 
 
 class History:
