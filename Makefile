@@ -11,14 +11,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo needs only the runtime dependencies (not the dev extras) and says what it is doing.
+DEMO_STAMP := $(VENV)/.installed-runtime
 # The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: its broker journals
 # simulated moves, which must not land in an operator's real database.
 DEMO_HOME ?= $(CURDIR)/.demo-home
 
-demo: $(STAMP)
-	@echo "enclave demo: database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
+$(DEMO_STAMP): pyproject.toml
+	@echo "==> creating $(VENV)"
+	python3 -m venv $(VENV)
+	@echo "==> installing enclave and its runtime dependencies (a minute or two the first time)"
+	$(PY) -m pip install --progress-bar on -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	@echo "==> starting enclave: the twin's one-week scenario, demo accounts and vetted images"
+	@echo "==> database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
 	env -u ENCLAVE_DB -u ENCLAVE_JOURNAL_KEY -u ENCLAVE_JOURNAL_ANCHOR ENCLAVE_HOME=$(DEMO_HOME) \
-		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week
+		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week --demo
 
 test: $(STAMP)
 	bash scripts/test-deps.sh

@@ -48,12 +48,12 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
        "--proposal", "P-7", "--quota", "300", "--expires", "2099-01-31")
     ok(cli, "accounts", "onboard", "ben", *me, "--reason", "hired", "--name", "Ben", "--email", "ben@lsst.org",
        "--kind", "staff", "--namespace", "firefly", "--role", "developer", "--role", "security")
-    shown = json.loads(ok(cli, "accounts", "show", "ann", "--as", "ann", "--json"))
+    shown = json.loads(ok(cli, "accounts", "show", "ann", "--as", "ann", "-o", "json"))
     assert shown["quota_gib"] == 300 and shown["allocation_id"] == "P-7" and shown["roles"] == ["science-user"]
     assert shown["allocation_expires"].startswith("2099-01-31")
     ok(cli, "accounts", "grow-quota", "ann", *me, "--reason", "bigger", "--quota", "800")
     ok(cli, "roles", "grant", "ben", "htcondor-admin", *me, "--reason", "pool duty")
-    assert json.loads(ok(cli, "roles", "list", "ben", "--as", "root", "--json")) == {
+    assert json.loads(ok(cli, "roles", "list", "ben", "--as", "root", "-o", "json")) == {
         "ben": ["developer", "htcondor-admin", "security"]}
     ok(cli, "roles", "revoke", "ben", "security", *me, "--reason", "rotation")
     ok(cli, "accounts", "expire", "ann", *me, "--reason", "ended")
@@ -61,10 +61,10 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     ok(cli, "accounts", "promote", "ann", *me, "--reason", "hired")
     ok(cli, "accounts", "demote", "ben", *me, "--reason", "now an affiliate", "--new-username", "ben2")
     ok(cli, "accounts", "depart", "ann", *me, "--reason", "left")
-    listed = {a["username"]: a["status"] for a in json.loads(ok(cli, "accounts", "list", *me, "--json"))}
+    listed = {a["username"]: a["status"] for a in json.loads(ok(cli, "accounts", "list", *me, "-o", "json"))}
     assert listed == {"root": "active", "ann": "departed", "ben": "departed", "ben2": "active"}
-    assert [a["username"] for a in json.loads(ok(cli, "accounts", "list", *me, "--status", "active", "--json"))] == [
-        "ben2", "root"]
+    active = json.loads(ok(cli, "accounts", "list", *me, "--status", "active", "-o", "json"))
+    assert [a["username"] for a in active] == ["ben2", "root"]
 
     token = ok(cli, "tokens", "issue", "--as", "ben2", "--scope", "data.read", "--ttl", "600").strip()
     assert token.startswith("enc_")
@@ -74,10 +74,10 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
 
     assert "intact: 13 entries" in ok(cli, "journal", "verify", *me)
     assert code(run(cli, "journal", "verify", "--as", "ben2")) == 4  # verifying reads the journal: journal.read
-    entries = json.loads(ok(cli, "journal", "show", "--as", "root", "--action", "accounts.*", "--json"))
+    entries = json.loads(ok(cli, "journal", "show", "--as", "root", "--action", "accounts.*", "-o", "json"))
     assert [e["action"] for e in entries][-3:] == ["accounts.demote", "accounts.onboard", "accounts.depart"]
     assert entries[-1]["reason"] == "left" and entries[-1]["actor"] == "root"
-    assert json.loads(ok(cli, "journal", "show", "--as", "root", "--target", "account/ben2", "--json"))[0][
+    assert json.loads(ok(cli, "journal", "show", "--as", "root", "--target", "account/ben2", "-o", "json"))[0][
         "reason"].startswith("replaces staff account ben")
     assert code(run(cli, "journal", "show", "--as", "ben2")) == 4  # a science user may not read the journal
     assert "may notebooks.spawn" in ok(cli, "access", "check", "ben2", "notebooks.spawn")
@@ -86,7 +86,7 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     assert code(run(cli, "accounts", "show", "root", "--as", "ben2")) == 4  # others' accounts need accounts.manage
     assert code(run(cli, "accounts", "list", "--as", "ben2")) == 4
     assert code(run(cli, "accounts", "show", "ben", "--as", "ben")) == 4  # departed: no access at all
-    assert json.loads(ok(cli, "roles", "list", "--as", "root", "--json")) == {
+    assert json.loads(ok(cli, "roles", "list", "--as", "root", "-o", "json")) == {
         "ben2": ["science-user"], "root": ["developer", "sysadmin"]}
 
 

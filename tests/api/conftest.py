@@ -172,11 +172,11 @@ class Browser:
 
     workdir: Path
 
-    def _run(self, url: str, *extra: str, budget_ms: int) -> str:
+    def _run(self, url: str, *extra: str, budget_ms: int, height: int = 1100) -> str:
         profile = tempfile.mkdtemp(dir=self.workdir, prefix="profile-")
         cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1100",
+               "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size=1400,{height}",
                f"--virtual-time-budget={budget_ms}", *extra, url]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -186,11 +186,11 @@ class Browser:
         """The DOM after scripts ran for ``budget_ms`` of virtual time."""
         return self._run(url, "--dump-dom", budget_ms=budget_ms)
 
-    def screenshot(self, url: str, name: str, budget_ms: int = 3000) -> Path:
+    def screenshot(self, url: str, name: str, budget_ms: int = 3000, height: int = 1100) -> Path:
         OUTPUT.mkdir(parents=True, exist_ok=True)
         path = OUTPUT / f"{name}.png"
         path.unlink(missing_ok=True)
-        self._run(url, f"--screenshot={path}", budget_ms=budget_ms)
+        self._run(url, f"--screenshot={path}", budget_ms=budget_ms, height=height)
         assert path.exists() and path.stat().st_size > 10_000, f"no screenshot at {path}"
         return path
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
 
 from enclave.accounts import lifecycle as accounts
 from enclave.accounts import tokens
+from enclave.cli import app
 from tests.api.conftest import ADMIN, SCIENCE, World
 
 
@@ -121,3 +126,46 @@ def test_malformed_json_is_a_clear_error(world: World) -> None:
     r = world.client.post("/api/v1/accounts/victim/depart", json={"reason": "x", "extra": 1},
                           headers=world.as_(ADMIN))
     assert r.status_code == 422 and any(p["where"].endswith("extra") for p in r.json()["problems"])
+
+
+def test_pools_api_and_metrics_carry_memory_and_dominant_share(world: World) -> None:
+    """Memory beside cores, per pool, in the pools API and in Prometheus (base unit bytes,
+    https://prometheus.io/docs/practices/naming/#base-units); the fixture lends drp two 8-core pods."""
+    observed = world.service.runner.observe()  # type: ignore[union-attr]
+    pools = {p["name"]: p["now"] for p in world.client.get("/api/v1/pools", headers=world.as_(ADMIN)).json()}
+    drp = [s for s in observed.startds if s.pool == "drp"]
+    assert pools["drp"]["memory_mib"] == sum(s.memory_mib for s in drp)
+    assert pools["drp"]["borrowed_pod_cores"] == 16
+    assert pools["drp"]["standalone_cores"] == sum(s.cores for s in drp) - 16
+    assert pools["drp"]["dominant_utilization"] == 0.0  # nothing runs in the projected backend
+    assert pools["general"]["guarantee"] in ("held", "lent")
+    text = world.client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith('enclave_pool_memory_bytes{pool="drp"}'))
+    assert float(line.split()[-1]) == sum(s.memory_mib for s in drp) * 2**20
+    assert 'enclave_pool_capacity_cores_by_source{pool="drp",source="pod"} 16.0' in text
+    assert 'enclave_pool_utilization_ratio{pool="drp",resource="dominant"} 0.0' in text
+
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def test_api_times_are_iso_8601_utc(world: World) -> None:
+    """One time format in every payload: ISO 8601 in UTC to the second (RFC 3339's profile of it)."""
+    h = world.as_(ADMIN)
+    assert ISO_UTC.match(world.client.get("/api/v1/nodes", headers=h).json()["observed_at"])
+    assert ISO_UTC.match(world.client.get("/api/v1/status", headers=h).json()["snapshot"]["now"])
+    assert all(ISO_UTC.match(t) for t in world.client.get("/api/v1/history", headers=h).json()["t"])
+    plan = world.client.get("/api/v1/broker/plan", headers=h).json()
+    assert ISO_UTC.match(plan["observed_at"])
+    world.client.post("/api/v1/broker/actions", headers=world.as_(ADMIN),
+                      json={"kind": "drain-node", "node": "kub-005", "reason": "iso test"})
+    for a in world.client.get("/api/v1/broker/actions", headers=h).json():
+        assert ISO_UTC.match(a["at"]), a
+
+
+def test_upgrade_plan_is_the_same_document_in_api_and_cli(world: World) -> None:
+    """One rendering of the plan (enclave.ops.report.plan_to_dict) for both front ends."""
+    api = world.client.get("/api/v1/ops/upgrade-plan", headers=world.as_(ADMIN)).json()
+    cli = json.loads(CliRunner().invoke(app, ["upgrade", "plan", "-o", "json"]).stdout)
+    assert api["current"] == cli["current"] and api["target"] == cli["target"]
+    assert [s["to"] for s in api["steps"]] == [s["to"] for s in cli["steps"]]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from enclave.batch import policy
 from enclave.cli import app
 from enclave.errors import EnclaveError, exit_code
+from enclave.spec import load
 from enclave.spec.defaults import EXAMPLES
 
 from .conftest import Daemons
@@ -37,7 +40,8 @@ def test_explain_names_the_failing_clause() -> None:
 
 
 def test_explain_legitimate_and_too_big() -> None:
-    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--owner", "prompt-svc", "--members", MEMBERS)
+    code, out = run("batch", "explain", str(SUBMIT / "prompt.sub"), "--owner", "prompt-svc", "--members", MEMBERS,
+                    "--details")
     assert code == 0, out
     assert "matches 10 of 40 node(s)" in out  # the ten prompt nodes of the rendered layout
     assert "condor-001 (pool prompt): matches" in out
@@ -99,7 +103,7 @@ def test_render_condor_check(tmp_path: Path) -> None:
 
 def test_explain_and_pools_live(daemons: Daemons) -> None:
     code, out = run("batch", "explain", str(SUBMIT / "user.sub"), "--owner", "bob", "--schedd",
-                    "schedd.jupyter-lsst.svc", "--members", MEMBERS, "--live")
+                    "schedd.jupyter-lsst.svc", "--members", MEMBERS, "--live", "--details")
     assert code == 0, out
     assert "matches 1 of 4 node(s)" in out and "kub-003 (pool user): matches" in out
     code, out = run("batch", "explain", str(SUBMIT / "user.sub"), "--live", "--node", "condor-999")
@@ -107,3 +111,44 @@ def test_explain_and_pools_live(daemons: Daemons) -> None:
     code, out = run("batch", "pools", "--live")
     assert code == 0, out
     assert "idle jobs" in out
+
+
+def _raw(*args: str) -> list[str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
+def test_explain_summary_first_like_better_analyze() -> None:
+    """condor_q -better-analyze prints, per clause of the Requirements, how many slots match it, then "Of N
+    machines, X are rejected by your job's requirements, Y reject your job because of their own requirements"
+    (HTCondor manual: condor_q "Analyze"; users' manual "Managing a Job", "Why is the job not running?"), and
+    shows one machine's detail only when asked (-machine). So does explain, in at most 20 lines on the LDF spec.
+
+    drp-big.sub asks 64 cores and 256 GiB for pool drp: no LDF node has that (condor nodes are 24 cores,
+    128 GiB), so 'cpus' and 'memory' each rule out all 40 batch nodes, and 'pool' rules out every node the
+    rendered layout labels for another pool."""
+    labels = policy.static_labels(load(EXAMPLES / "lsst-ldf.yaml"))
+    not_drp = sum(1 for p in labels.values() if p != "drp")
+    lines = _raw("batch", "explain", str(SUBMIT / "drp-big.sub"), "--owner", "alice", "--members", MEMBERS)
+    assert len(lines) <= 20, "\n".join(lines)
+    text = " ".join(" ".join(lines).split())
+    assert f"matches 0 of {len(labels)} node(s): {len(labels)} rejected by the job's Requirements, " \
+           f"{not_drp} reject the job by their own START policy" in text
+    assert re.search(rf"Requirements cpus {len(labels)} 0 ", text)
+    assert re.search(rf"Requirements memory {len(labels)} 0 ", text)
+    assert re.search(rf"Requirements pool {not_drp} 0 ", text)
+    assert "no match" not in text  # no per-node detail unless asked
+    assert "per-node detail: --node NAME" in text
+    for sub in ("prompt.sub", "user.sub", "user-spoof.sub"):
+        assert len(_raw("batch", "explain", str(SUBMIT / sub), "--owner", "alice", "--members", MEMBERS)) <= 20
+
+
+def test_explain_only_blocker_counts_slots_one_fix_away() -> None:
+    """user-spoof.sub claims pool prompt with drp's accounting group: on the prompt nodes the accounting group is
+    the only failing START clause (one fix away); elsewhere the pool is wrong too."""
+    labels = policy.static_labels(load(EXAMPLES / "lsst-ldf.yaml"))
+    prompt = sum(1 for p in labels.values() if p == "prompt")
+    text = " ".join(" ".join(_raw("batch", "explain", str(SUBMIT / "user-spoof.sub"), "--owner", "bob",
+                                  "--members", MEMBERS)).split())
+    assert re.search(rf"START accounting-group \d+ {prompt} ", text), text

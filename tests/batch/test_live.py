@@ -10,7 +10,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch, demand_of, pool_constraint
-from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, StartdKind
+from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -69,9 +69,19 @@ def test_startds_map_onto_the_broker_model(ldf: EnclaveSpec, daemons: Daemons) -
     assert (first.pool, first.kind, first.cores, first.memory_mib, first.busy_cores) == (
         "prompt", StartdKind.STANDALONE, 24, 131072, 4)
     assert startds[-1].kind == StartdKind.POD
+    assert first.busy_memory_mib == 0  # the fixture's slots have all their memory free
     kind, ad_type, constraint = daemons.calls[0]
     assert kind == "collector_query" and ad_type == int(htcondor2.AdType.Startd)
     assert "EnclavePool =!= undefined" in constraint
+
+
+def test_claimed_memory_is_total_minus_free(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """A partitionable slot advertises what is left in Memory and its size in TotalSlotMemory (HTCondor admin
+    manual, "Partitionable slots"): claimed memory is the difference."""
+    daemons.add(Startd(name="condor-012", node="condor-012", kind=StartdKind.STANDALONE, pool="drp", cores=24,
+                       memory_mib=131072, busy_cores=6, busy_memory_mib=6 * 20480), "<10.0.1.99:9618>")
+    got = next(s for s in adapter(daemons).startds() if s.name == "condor-012")
+    assert (got.busy_cores, got.busy_memory_mib) == (6, 6 * 20480)
 
 
 def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -> None:

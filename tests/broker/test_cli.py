@@ -37,7 +37,7 @@ def test_plan_shows_pools_and_actions_with_reasons() -> None:
     code, out = enclave("broker", "plan", "--scenario", TINY, "--at-hours", "0.2")
     assert code == 0, out
     assert "Pools (cores)" in out and "prompt" in out and "guaranteed" in out
-    code, out = enclave("broker", "plan", "--scenario", TINY, "--at-hours", "0.2", "--json")
+    code, out = enclave("broker", "plan", "--scenario", TINY, "--at-hours", "0.2", "-o", "json")
     data = json.loads(out)
     assert set(data["pools"]) >= {"prompt", "drp", "user", "general"}
     for a in data["actions"]:

@@ -79,7 +79,7 @@ def test_cli(ldf: EnclaveSpec) -> None:
     result = runner.invoke(app, ["notebooks", "capacity", "--mix", "small=5,medium=3,large=2", "--users", "2000"])
     assert result.exit_code == 0, result.output
     assert "858 concurrent users fit today" in result.output and "add 23 'kub' nodes" in result.output
-    result = runner.invoke(app, ["notebooks", "capacity", "--json"])
+    result = runner.invoke(app, ["notebooks", "capacity", "-o", "json"])
     data = json.loads(result.output)
     assert data["mix"]["users"] == 816 and data["cache"]["slots_per_node"] == 5
     result = runner.invoke(app, ["notebooks", "capacity", "--mix", "huge=1"])

@@ -104,7 +104,7 @@ def test_schedule_cronjob_per_release(version: str, api: str, label: str, endpoi
 
 @pytest.mark.usefixtures("env")
 def test_backup_list_and_prune_commands(shelf: Path) -> None:
-    r = run("backup", "list", str(shelf), "--json")
+    r = run("backup", "list", str(shelf), "-o", "json")
     assert r.exit_code == 0, r.output
     assert len(__import__("json").loads(r.stdout)) == 7
     r = run("backup", "prune", str(shelf), "--keep-last", "5", "--dry-run")

@@ -74,7 +74,7 @@ def vet_spec_images() -> None:
 def test_images_commands_and_refusals(env: dict[str, str]) -> None:
     people()
     vet_spec_images()
-    listed = json.loads(run("images", "list", "--status", "approved", "--json").stdout)
+    listed = json.loads(run("images", "list", "--status", "approved", "-o", "json").stdout)
     assert {(i["tag"], i["digest"]) for i in listed} == {("w_2018_25", D1), ("r16_0", D2)}
     r = run("images", "approve", f"{LAB}@{D1}", "--as", "dev", "--reason", "x")
     assert r.exit_code == 4
@@ -95,7 +95,7 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     assert sorted(policy["spec"]["rules"][0]["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]["value"]) \
         == [f"{LAB}@{D1}", f"{LAB}@{D2}"]
 
-    r = run("security", "check", "--format", "json")
+    r = run("security", "check", "-o", "json")
     assert r.exit_code == 0, r.output
     report = {x["id"]: x for x in json.loads(r.stdout)["results"]}
     assert not [i for i, x in report.items() if x["status"] == "fail"]
@@ -105,7 +105,7 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     # A PASS always names what it read; nothing read is NOT APPLICABLE (no node was given here).
     assert all(x["checked"] for x in report.values() if x["status"] == "pass")
     assert report["API-10"]["status"] == "na" and report["RBAC-02"]["status"] in ("pass", "na")
-    r = run("security", "check", "--format", "junit", "--output", str(tmp_path / "junit.xml"))
+    r = run("security", "check", "--junit", str(tmp_path / "junit.xml"))
     root = ET.fromstring((tmp_path / "junit.xml").read_text())
     assert r.exit_code == 0 and root.get("failures") == "0"
 
@@ -123,14 +123,15 @@ def test_security_check_on_kubeadm_nodes(era: str, env: dict[str, str], tmp_path
         root = up._write_node(tmp_path / "k", up.KUBEADM_133, up.KUBELET_CONFIG_133, up.KUBEADM_FLAGS_133,
                               "kubeadm-flags.env")
         extra, expected = [], up.EXPECTED_133
-    r = run("security", "check", "--node", str(root), *extra, "--format", "json")
+    r = run("security", "check", "--node", str(root), *extra, "-o", "json")
     assert r.exit_code == 8, r.output  # scored CIS items fail on both (profiling, audit log, …)
     data = json.loads(r.stdout)
     got = {x["id"]: x["status"] for x in data["results"]}
     assert {k: got[k] for k in expected} == expected
     assert data["kubernetes"] == ("1.9.3" if era == "1.9" else "1.33.0")
-    r = run("security", "check", "--node", str(root), *extra, "--format", "kube-bench")
-    assert json.loads(r.stdout)["Totals"]["total_fail"] == sum(1 for v in got.values() if v == "fail")
+    run("security", "check", "--node", str(root), *extra, "--kube-bench", str(tmp_path / "kb.json"))
+    kube_bench = json.loads((tmp_path / "kb.json").read_text())
+    assert kube_bench["Totals"]["total_fail"] == sum(1 for v in got.values() if v == "fail")
 
 
 def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str], tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str
 
 
 def test_upgrade_plan_commands(env: dict[str, str], tmp_path: Path) -> None:
-    r = run("upgrade", "plan", "--today", "2026-11-25", "--format", "json")
+    r = run("upgrade", "plan", "--today", "2026-11-25", "-o", "json")
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert plan["current"] == "1.9.3" and plan["target"] == "1.37.1" and len(plan["steps"]) == 28
@@ -186,7 +187,8 @@ def test_backup_commands_with_roles_and_journal(env: dict[str, str], tmp_path: P
     assert r.exit_code == 0, r.output
     # The first backup creates the signing key in $ENCLAVE_HOME, outside the archive (docs/hardening.md).
     assert "created signing key" in r.output and (tmp_path / "home" / "backup.key").is_file()
-    assert json.loads(run("backup", "verify", str(archive), "--json").stdout)["cluster"] == "lsst-ldf"
+    assert json.loads(run("backup", "verify", str(archive), "-o", "json").stdout)["cluster"] == "lsst-ldf"
+    assert yaml.safe_load(run("backup", "verify", str(archive), "-o", "yaml").stdout)["cluster"] == "lsst-ldf"
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-4000])
     r = run("backup", "verify", str(cut))

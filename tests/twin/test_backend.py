@@ -63,6 +63,11 @@ def test_observe_reports_nodes_startds_and_demand(twin: TwinBackend) -> None:
     assert obs.now == twin.sim.sc.start_epoch + 60
     assert obs.demand["drp"].running_cores == sum(s.busy_cores for s in obs.startds if s.pool == "drp")
     assert obs.demand["drp"].idle_jobs + obs.demand["drp"].running_jobs == 200
+    # Claimed memory is what the simulator's slots gave out: each running job's request.
+    for s in obs.startds:
+        slot = twin.sim.startds[s.name]
+        assert s.busy_memory_mib == slot.mem - slot.free_mem
+    assert any(s.busy_memory_mib > 0 for s in obs.startds)
 
 
 def test_relabel_is_idempotent_and_keeps_running_jobs(twin: TwinBackend) -> None:

@@ -7,6 +7,7 @@ seconds, so the page updates live while the broker runs, with a single rendering
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,33 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from enclave.access.permissions import Permission
 from enclave.accounts.types import AccountStatus
 from enclave.api.auth import COOKIE, Principal, verify_token
-from enclave.api.charts import line_chart
+from enclave.api.charts import Span, heatmap, line_chart
 from enclave.api.service import Service, get_service
+from enclave.api.snapshot import PoolView
+from enclave.broker.night import night_at
 from enclave.errors import EnclaveError, Unauthenticated
+from enclave.spec.models import EnclaveSpec
 from enclave.spec.summary import notebook_users, pool_capacity
 
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def _iso(value: Any) -> str:
+    """Any time the templates show, as ISO 8601 UTC: datetimes from the database, floats from a backend clock."""
+    if isinstance(value, datetime):  # SQLite hands back naive datetimes; the journal stores UTC
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, str):
+        try:
+            return _iso(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value)
+
+
+env.filters["iso"] = _iso
 
 PAGES: dict[str, tuple[str, str]] = {
     "overview": ("/", "Overview"),
@@ -41,9 +62,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def clock(seconds: float | None) -> str:
+    """ISO 8601 in UTC to the minute: one format for every time the dashboard shows."""
     if seconds is None:
         return "—"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%MZ")
 
 
 def duration(seconds: float | None) -> str:
@@ -56,37 +78,141 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def percent(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
+
+
+def gib(mib: int) -> str:
+    return f"{mib / 1024:,.0f}"
+
+
+def clock_name(service: Service) -> str:
+    """Which clock a panel's times are on: the twin's simulated one or the wall clock of a live backend."""
+    runner = service.runner
+    return "twin clock (simulated), UTC" if runner is not None and runner.simulate else "wall clock, UTC"
+
+
+def nights(spec: EnclaveSpec, t0: float, t1: float) -> list[Span]:
+    """Observing nights overlapping [t0, t1] at the spec's site (sun below the broker's twilight altitude,
+    broker/night.py); none without a site."""
+    site = spec.cluster.site
+    out: list[Span] = []
+    t = t0 - 86400.0  # the night in progress at t0 started up to a day before
+    while site is not None and t < t1:
+        n = night_at(site, t, spec.broker.twilight_altitude_deg)
+        if n is None or n.start >= t1:
+            break
+        if n.end > t0:
+            start = datetime.fromtimestamp(n.start, UTC).strftime("%H:%MZ")
+            end = datetime.fromtimestamp(n.end, UTC).strftime("%H:%MZ")
+            out.append(Span(n.start, n.end, f"night {start}–{end} (sun below {spec.broker.twilight_altitude_deg:g}°)"))
+        t = n.end + 1.0
+    return out
+
+
+def p95(values: list[float]) -> float | None:
+    """The nearest-rank 95th percentile (as the twin's running figure, api/wiring.py)."""
+    if not values:
+        return None
+    done = sorted(values)
+    return done[min(len(done) - 1, math.ceil(0.95 * len(done)) - 1)]
+
+
+def per_night_p95(t: list[float], latencies: list[tuple[float, ...]], spans: list[Span]) -> list[float | None]:
+    """The p95 of the visits completed so far in the current night, reset at each evening twilight; visits
+    finishing after morning twilight still count for the night that ended (the backlog of its last visits)."""
+    out: list[float | None] = []
+    key: float | None = None
+    acc: list[float] = []
+    for now, new in zip(t, latencies, strict=True):
+        k = max((sp.start for sp in spans if sp.start <= now), default=None)
+        if k != key:
+            key, acc = k, []
+        acc.extend(new)
+        out.append(p95(acc))
+    return out
+
+
+def lent_spans(t: list[float], states: list[str], pool: str) -> list[Span]:
+    out: list[Span] = []
+    for i, state in enumerate(states):
+        if state != "lent":
+            continue
+        end = t[i + 1] if i + 1 < len(t) else t[i]
+        if out and out[-1].end == t[i]:
+            out[-1] = Span(out[-1].start, end, out[-1].label)
+        else:
+            out.append(Span(t[i], end, f"{pool} guarantee lent: no {pool} work, its cores serve other pools"))
+    return out
+
+
+def _pool_rows(service: Service) -> list[dict[str, Any]]:
+    snap = service.history.latest()
+    limits = {p.name: p for p in pool_capacity(service.spec)}
+    rows = []
+    for name in service.spec.pools:
+        v = (snap.pools.get(name) if snap else None) or PoolView()
+        rows.append({
+            "name": name, "capacity_cores": v.capacity_cores, "busy_cores": v.busy_cores,
+            "standalone": v.standalone_cores, "borrowed": v.borrowed_node_cores + v.borrowed_pod_cores,
+            "memory": f"{gib(v.busy_memory_mib)} / {gib(v.memory_mib)}",
+            "cores_pct": percent(v.core_utilization), "memory_pct": percent(v.memory_utilization),
+            "dominant_pct": percent(v.dominant_utilization), "startds": v.startds,
+            "idle_jobs": v.idle_jobs, "idle_cores": v.idle_cores, "running_jobs": v.running_jobs,
+            "oldest_idle": duration(v.oldest_idle_seconds) if snap else "—",
+            "guaranteed": limits[name].guaranteed_cores, "guarantee": v.guarantee, "max": limits[name].max_cores,
+        })
+    return rows
+
+
+def _charts(service: Service) -> dict[str, str]:
+    spec = service.spec
+    series = service.history.series()
+    t = series["t"]
+    spans = nights(spec, t[0], t[-1]) if t else []
+    when = clock_name(service)
+    warm = spec.prewarmed_pool()
+    objective = spec.pools[warm].latency_objective if warm else None
+    lent = lent_spans(t, series["guarantee"].get(warm, []), warm) if warm else []
+    prompt: dict[str, list[float | None]] = {"p95 this night": per_night_p95(
+        t, series["prompt_latencies"], spans)}
+    if warm:
+        prompt[f"oldest waiting {warm}"] = list(series["oldest_idle"].get(warm, []))
+    dominant = {p: [None if v is None else v * 100 for v in vs] for p, vs in series["dominant_utilization"].items()}
+    return {
+        "source_chart": line_chart("Batch capacity by source (cores)", t, series["by_source"], clock=when,
+                                   stacked=True, bands=spans),
+        "capacity_chart": line_chart("Capacity per pool (cores)", t, series["capacity"], clock=when, bands=spans,
+                                     marks=lent, mark_label=f"{warm} guarantee lent" if warm else ""),
+        "dominant_chart": line_chart("Dominant-resource utilization per pool (%)", t, dominant, clock=when,
+                                     bands=spans),
+        "queue_chart": line_chart("Queue depth (idle jobs)", t, series["idle_jobs"], clock=when, log=True,
+                                  bands=spans),
+        "latency_chart": line_chart(f"Prompt latency (s), objective {objective.fraction:.0%} within "
+                                    f"{objective.seconds:g} s" if objective else "Prompt latency (s)", t, prompt,
+                                    clock=when, log=True, bands=spans,
+                                    objective=(objective.seconds, f"objective {objective.seconds:g} s")
+                                    if objective else None),
+    }
+
+
 def overview(service: Service, principal: Principal) -> dict[str, Any]:
     snap = service.history.latest()
     runner = service.runner
-    limits = {p.name: p for p in pool_capacity(service.spec)}
-    pools = []
-    for name in service.spec.pools:
-        view = snap.pools.get(name) if snap else None
-        pools.append({
-            "name": name, "capacity_cores": view.capacity_cores if view else 0,
-            "busy_cores": view.busy_cores if view else 0, "startds": view.startds if view else 0,
-            "idle_jobs": view.idle_jobs if view else 0, "idle_cores": view.idle_cores if view else 0,
-            "running_jobs": view.running_jobs if view else 0,
-            "oldest_idle": duration(view.oldest_idle_seconds) if view else "—",
-            "guaranteed": limits[name].guaranteed_cores, "max": limits[name].max_cores,
-        })
-    series = service.history.series()
     ok = snap.prompt_within_objective if snap else None
+    spans = nights(service.spec, snap.now, snap.now + 1) if snap else []
     return {
         "clock": clock(snap.now if snap else None),
+        "clock_name": clock_name(service),
+        "daylight": "night" if spans and spans[0].start <= snap.now else "day",  # type: ignore[union-attr]
         "backend": runner.backend_name if runner else "none",
         "cycles": runner.cycles if runner else 0,
         "actions_total": runner.actions_total if runner else 0,
         "runner_error": runner.last_error if runner else None,
         "prompt_p95": duration(snap.prompt_latency_p95) if snap else "—",
         "prompt_ok": f"{ok:.1%}" if ok is not None else "—",
-        "pools": pools,
-        "capacity_chart": line_chart("Capacity per pool (cores)", series["t"], series["capacity"]),
-        "queue_chart": line_chart("Queue depth (idle jobs)", series["t"], series["idle_jobs"]),
-        "latency_chart": line_chart("Prompt: oldest waiting job and p95 visit latency (s)", series["t"],
-                                    {"oldest idle": series["oldest_idle"].get("prompt", []),
-                                     "p95 latency": series["prompt_p95"]}),
+        "pools": _pool_rows(service),
+        **_charts(service),
         "recent_actions": [{"when": clock(a.at), "kind": a.kind, "target": a.target, "reason": a.reason}
                            for a in list(runner.recent)[:15]] if runner else [],
         **journal_context(service, principal, 10),
@@ -103,7 +229,11 @@ def journal_context(service: Service, principal: Principal, limit: int) -> dict[
 
 def nodes(service: Service, principal: Principal) -> dict[str, Any]:
     snap = service.history.latest()
-    return {"nodes": list(snap.nodes) if snap else [], "node_states": snap.node_states if snap else {}}
+    listed = list(snap.nodes) if snap else []
+    cells = [(n.name, n.in_use, n.state) for n in listed]
+    return {"nodes": listed, "node_states": snap.node_states if snap else {},
+            "clock": clock(snap.now if snap else None), "clock_name": clock_name(service), "percent": percent,
+            "heatmap": heatmap("Share of each node in use (dominant of cores and memory)", cells, columns=25)}
 
 
 def notebooks(service: Service, principal: Principal) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from rich.text import Text
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
+from enclave.services.demo import seed as demo_seed
 from enclave.services.factory import Factory
 
 console = Console(highlight=False, markup=False, soft_wrap=True)  # never wrap a token or a URL
@@ -37,11 +38,16 @@ def serve(
     kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig of the live cluster (--live).")] = None,
     collector: Annotated[str | None, typer.Option(help="HTCondor collector host[:port] (--live).")] = None,
     no_broker: Annotated[bool, typer.Option("--no-broker", help="Serve the API and dashboard only.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Also onboard demo staff (an HTCondor admin, a service "
+                                                      "admin, security) and science users, vet the spec's "
+                                                      "notebook images, and print their sign-in links.")]
+    = False,
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
     with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
+        demo_tokens = demo_seed(factory, admin) if demo and token else {}
         service = Service(factory=factory)
         if live:
             service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
@@ -51,10 +57,11 @@ def serve(
             service.runner = twin_runner(service, scenario=scenario, sim_seconds_per_cycle=speed,
                                          wall_seconds_per_cycle=interval)
             service.runner.snapshot()
-        _run(service, host, port, admin, token)
+        _run(service, host, port, admin, token, demo_tokens)
 
 
-def _run(service: Service, host: str, port: int, admin: str, token: str | None) -> None:
+def _run(service: Service, host: str, port: int, admin: str, token: str | None,
+         demo_tokens: dict[str, str] | None = None) -> None:
     app = create_app(service)
     url = f"http://{host}:{port}"
     console.print(Text.assemble("enclave control plane for ", (service.spec.cluster.name, "bold"), " at ",
@@ -68,6 +75,8 @@ def _run(service: Service, host: str, port: int, admin: str, token: str | None) 
     else:
         console.print(f"no token printed: the bootstrap token was shown when this database was created; "
                       f"a sysadmin issues more with `enclave tokens issue` (dashboard sign-in: {url}/login)")
+    for user, user_token in (demo_tokens or {}).items():
+        console.print(Text.assemble("demo account ", (user, "bold"), f": sign in at {url}/login with {user_token}"))
     if service.runner:
         service.runner.start()
     try:

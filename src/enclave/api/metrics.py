@@ -33,6 +33,17 @@ class Metrics:
         self.pool_running_jobs = Gauge("enclave_pool_running_jobs", "Running jobs per pool.", ["pool"], registry=r)
         self.pool_oldest_idle = Gauge("enclave_pool_oldest_idle_seconds", "Age of the oldest waiting job.",
                                       ["pool"], registry=r)
+        self.pool_memory = Gauge("enclave_pool_memory_bytes", "Memory of a pool's startds.", ["pool"], registry=r)
+        self.pool_busy_memory = Gauge("enclave_pool_busy_memory_bytes", "Memory claimed by a pool's running jobs.",
+                                      ["pool"], registry=r)
+        self.pool_cores_by_source = Gauge("enclave_pool_capacity_cores_by_source",
+                                          "A pool's cores by where they come from: standalone batch nodes, whole "
+                                          "Kubernetes nodes (BCS 5) or worker pods (BCS 4).", ["pool", "source"],
+                                          registry=r)
+        self.pool_utilization = Gauge("enclave_pool_utilization_ratio",
+                                      "Share of a pool's startds in use by resource: cores, memory, or dominant "
+                                      "(per slot the larger of the two, as HTCondor matches).",
+                                      ["pool", "resource"], registry=r)
         self.nodes = Gauge("enclave_nodes", "Nodes by state.", ["state"], registry=r)
         self.broker_actions = Counter("enclave_broker_actions", "Actions the broker applied, by kind.", ["kind"],
                                       registry=r)
@@ -54,6 +65,15 @@ class Metrics:
             self.pool_idle_cores.labels(pool).set(p.idle_cores)
             self.pool_running_jobs.labels(pool).set(p.running_jobs)
             self.pool_oldest_idle.labels(pool).set(p.oldest_idle_seconds)
+            # Prometheus base units are bytes (https://prometheus.io/docs/practices/naming/#base-units).
+            self.pool_memory.labels(pool).set(p.memory_mib * 2**20)
+            self.pool_busy_memory.labels(pool).set(p.busy_memory_mib * 2**20)
+            for source, cores in (("standalone", p.standalone_cores), ("node", p.borrowed_node_cores),
+                                  ("pod", p.borrowed_pod_cores)):
+                self.pool_cores_by_source.labels(pool, source).set(cores)
+            for resource, share in (("cores", p.core_utilization), ("memory", p.memory_utilization),
+                                    ("dominant", p.dominant_utilization)):
+                self.pool_utilization.labels(pool, resource).set(share if share is not None else float("nan"))
         for state, count in snap.node_states.items():
             self.nodes.labels(state).set(count)
 

@@ -123,7 +123,8 @@ class BrokerRunner:
                 self.metrics.prompt_latency.observe(latency)
             snap = summarise(self.spec, observed, prompt_latency_p95=extra.prompt_latency_p95,
                              prompt_within_objective=extra.prompt_within_objective,
-                             notebook_users=extra.notebook_users)
+                             notebook_users=extra.notebook_users,
+                             prompt_latencies=tuple(extra.prompt_latencies))
             self.history.append(snap)
             self.metrics.observe_snapshot(snap)
 

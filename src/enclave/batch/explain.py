@@ -197,6 +197,55 @@ def explain(spec: EnclaveSpec, text: str, *, owner: str, schedd: str, nodes: Seq
     return Explanation(submitted=submitted, admission=admission, nodes=tuple(analyses))
 
 
+@dataclass(frozen=True)
+class ClauseCount:
+    side: str
+    """'START' (the node's policy) or 'Requirements' (the job's)."""
+    clause: Clause
+    ruled_out: int
+    """Slots on which this clause is false (other clauses may rule them out too)."""
+    only: int
+    """Slots on which this is the only false clause: fixing it alone would let the job match there."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``condor_q -better-analyze`` prints before any per-slot detail: per clause how many slots it rules
+    out, then the run analysis summary (HTCondor manual, condor_q, "Analyze"; users' manual "Managing a Job",
+    "Why is the job not running?": "Of N machines, X are rejected by your job's requirements, Y reject your job
+    because of their own requirements, Z ... are available to run your job")."""
+
+    slots: int
+    matched: int
+    rejected_by_job: int
+    """Slots where a Requirements clause (the job's) is false."""
+    reject_job: int
+    """Slots where a START clause (the node's policy) is false."""
+    clauses: tuple[ClauseCount, ...]
+    pools: dict[str, tuple[int, int]]
+    """pool → (slots, slots that match)."""
+
+
+def summarise(explanation: Explanation) -> Summary:
+    nodes = explanation.nodes
+    clauses: list[ClauseCount] = []
+    if nodes:
+        for i, first in enumerate(nodes[0].results):
+            out = [n for n in nodes if not n.results[i].ok]
+            only = sum(1 for n in out if len(n.failing) == 1)
+            clauses.append(ClauseCount(first.side, first.clause, len(out), only))
+    pools: dict[str, tuple[int, int]] = {}
+    for n in nodes:
+        total, ok = pools.get(n.pool, (0, 0))
+        pools[n.pool] = (total + 1, ok + int(n.matches))
+    return Summary(
+        slots=len(nodes), matched=sum(1 for n in nodes if n.matches),
+        rejected_by_job=sum(1 for n in nodes if any(r.side == "Requirements" for r in n.failing)),
+        reject_job=sum(1 for n in nodes if any(r.side == "START" for r in n.failing)),
+        clauses=tuple(clauses), pools=dict(sorted(pools.items())),
+    )
+
+
 def read_members(path: Path) -> dict[str, list[str]]:
     """A membership file: YAML mapping owner (or '*') → list of pools."""
     try:

@@ -121,6 +121,9 @@ class HTCondorBatch:
                 cores=total,
                 memory_mib=_int(ad, "TotalSlotMemory", _int(ad, "Memory")),
                 busy_cores=max(0, total - _int(ad, "Cpus")),
+                # A partitionable slot's Memory is what is left unclaimed (HTCondor manual, "Partitionable
+                # slots" in the admin manual's Policy Configuration chapter), as Cpus is for cores.
+                busy_memory_mib=max(0, _int(ad, "TotalSlotMemory", _int(ad, "Memory")) - _int(ad, "Memory")),
                 since=float(_int(ad, "EnclavePoolSince")),
                 draining=ad.get("Draining") is True,
             )

@@ -195,11 +195,11 @@ def machine_ad(
     """The partitionable-slot ad a startd publishes: pool label, policy tables and START.
 
     ``cpus``/``memory_mib`` are what is still free on the slot (default: the startd's cores minus its
-    busy cores, and all its memory).
+    busy cores and its memory minus its busy memory).
     """
     require_pool(spec, startd.pool, where=f"startd {startd.name}")
     free_cpus = startd.cores - startd.busy_cores if cpus is None else cpus
-    free_mem = startd.memory_mib if memory_mib is None else memory_mib
+    free_mem = startd.memory_mib - startd.busy_memory_mib if memory_mib is None else memory_mib
     if free_cpus < 0 or free_mem < 0:
         raise InputError([Problem(f"startd {startd.name}", "free cpus or memory is negative",
                                   "busy_cores must not exceed cores")])

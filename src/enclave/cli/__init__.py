@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,17 +27,41 @@ from enclave.cli import spec as spec_cli
 from enclave.cli import twin as twin_cli
 from enclave.errors import EnclaveError, InputError, Problem, exit_code
 
+# -h as well as --help on every command (click's help_option_names, inherited by every sub-command).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="enclave",
-    help="Control plane for a shared science enclave: Kubernetes commons, HTCondor pool, notebooks.",
+    help="Control plane for a shared science enclave: Kubernetes commons, HTCondor pool, notebooks. "
+         "Read commands print a table, or JSON or YAML with -o json|yaml.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
 render = typer.Typer(help="Write derived configuration (Kubernetes objects, HTCondor config) to files.",
                      no_args_is_help=True)
 app.add_typer(render, name="render")
 
 err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+def version() -> str:
+    try:
+        return metadata.version("enclave")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"enclave {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(show: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                             help="Print the version and exit.")] = False) -> None:
+    """Control plane for a shared science enclave: Kubernetes commons, HTCondor pool, notebooks. Read commands
+    print a table, or JSON or YAML with -o json|yaml."""
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,

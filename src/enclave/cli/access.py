@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 from rich.table import Table
 
 from enclave.access.permissions import ROLE_PERMISSIONS, Permission
-from enclave.cli.options import As, SpecOption, console, services
+from enclave.cli.options import As, Output, OutputFormat, SpecOption, console, emit, services
 from enclave.spec.models import Role
 
 tokens_app = typer.Typer(help="API tokens for the REST API and WebDAV.", no_args_is_help=True)
@@ -47,10 +46,13 @@ def revoke(key: Annotated[str, typer.Argument(help="Token or its key.")], actor:
 
 @tokens_app.command("list")
 def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")]
-                = None) -> None:
+                = None, output: Output = OutputFormat.TABLE) -> None:
     """Tokens of an account (yours, or anyone's with accounts.manage): keys, scopes, expiry; never secrets."""
     with services() as factory:
         rows = factory.tokens.listing(actor, username)
+    if output != OutputFormat.TABLE:
+        emit(rows, output)
+        return
     table = Table()
     for col in ("key", "scopes", "issued by", "expires", "revoked"):
         table.add_column(col)
@@ -62,10 +64,10 @@ def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="
 
 
 @access_app.command("matrix")
-def matrix(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def matrix(output: Output = OutputFormat.TABLE) -> None:
     """The role → permission table."""
-    if as_json:
-        typer.echo(json.dumps({r.value: sorted(p.value for p in ROLE_PERMISSIONS[r]) for r in Role}, indent=2))
+    if output != OutputFormat.TABLE:
+        emit({r.value: sorted(p.value for p in ROLE_PERMISSIONS[r]) for r in Role}, output)
         return
     table = Table(title="Role → permission")
     table.add_column("permission")
@@ -77,10 +79,14 @@ def matrix(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @access_app.command("check")
-def check(username: Annotated[str, typer.Argument()], permission: Annotated[Permission, typer.Argument()]) -> None:
+def check(username: Annotated[str, typer.Argument()], permission: Annotated[Permission, typer.Argument()],
+          output: Output = OutputFormat.TABLE) -> None:
     """Exit 0 if USER may PERMISSION now, else explain and exit 4."""
     with services() as factory:
         factory.accounts.check(username, permission)
+    if output != OutputFormat.TABLE:
+        emit({"username": username, "permission": permission, "allowed": True}, output)
+        return
     console.print(f"{username} may {permission.value}")
 
 

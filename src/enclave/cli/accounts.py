@@ -3,7 +3,6 @@ of ``enclave.services.accounts.AccountService``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from enclave.accounts.cohort import parse_cohort
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.cli.db import db_app
-from enclave.cli.options import As, Json, Reason, SpecOption, console, parse_date, services
+from enclave.cli.options import As, Output, OutputFormat, Reason, SpecOption, console, emit, parse_date, services
 from enclave.spec.document import read_text
 from enclave.spec.models import Role
 
@@ -78,13 +77,13 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,
 
 
 @accounts_app.command("show")
-def show(username: User, actor: As, as_json: Json = False) -> None:
+def show(username: User, actor: As, output: Output = OutputFormat.TABLE) -> None:
     """Everything about one account: person, roles, permissions, paths, allocation (yours, or any with
     accounts.manage)."""
     with services() as factory:
         data = _describe(factory.accounts.show(actor, username))
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
+    if output != OutputFormat.TABLE:
+        emit(data, output)
         return
     table = Table(show_header=False)
     for key, value in data.items():
@@ -94,12 +93,13 @@ def show(username: User, actor: As, as_json: Json = False) -> None:
 
 @accounts_app.command("list")
 def list_(actor: As, status: Annotated[AccountStatus | None, typer.Option("--status")] = None,
-          kind: Annotated[AccountKind | None, typer.Option("--kind")] = None, as_json: Json = False) -> None:
+          kind: Annotated[AccountKind | None, typer.Option("--kind")] = None,
+          output: Output = OutputFormat.TABLE) -> None:
     """All accounts, optionally filtered by status and kind (needs accounts.manage)."""
     with services() as factory:
         rows = [_describe(a) for a in factory.accounts.list_accounts(actor, status=status, kind=kind)]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+    if output != OutputFormat.TABLE:
+        emit(rows, output)
         return
     table = Table(title=f"{len(rows)} account(s)")
     for col in ("username", "uid", "kind", "status", "roles", "quota GiB", "home"):
@@ -230,12 +230,12 @@ def revoke(username: User, role: Annotated[Role, typer.Argument(help="Role to re
 
 @roles_app.command("list")
 def list_roles(actor: As, username: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
-               as_json: Json = False) -> None:
+               output: Output = OutputFormat.TABLE) -> None:
     """Roles held, per active account (needs roles.grant), or for one account (yours, or any with roles.grant)."""
     with services() as factory:
         rows = factory.accounts.roles(actor, username)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+    if output != OutputFormat.TABLE:
+        emit(rows, output)
         return
     table = Table()
     table.add_column("username")

@@ -15,9 +15,10 @@ from rich.text import Text
 
 from enclave.batch import explain as explain_mod
 from enclave.batch import policy, render, spoof
-from enclave.cli.options import Live, SpecOption, load_spec_option, services
+from enclave.cli.options import Live, Output, OutputFormat, SpecOption, emit, load_spec_option, services
 from enclave.errors import InputError, Problem
 from enclave.spec.document import read_text
+from enclave.spec.models import EnclaveSpec
 
 batch_app = typer.Typer(help="HTCondor pools by ClassAd: explain matches, list pools, prove anti-spoofing.",
                         no_args_is_help=True)
@@ -55,11 +56,17 @@ def explain_cmd(
                                                                 "batch.submit_hosts).")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="NODE=POOL: the node's current pool "
                                                     "(default: the rendered layout).")] = None,
+    details: Annotated[bool, typer.Option("--details", help="After the summary, every node's failing clauses "
+                                                            "(default: only for the nodes named with --node).")]
+    = False,
     members: MembersOption = None,
     live: Live = False,
     spec_path: SpecOption = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
-    """Does this job match each node, and if not, which clause of START or Requirements fails?"""
+    """Does this job match, and if not, which clause rules out how many slots (as condor_q -better-analyze);
+    then, for the nodes named with --node (or all with --details), each failing clause of START or
+    Requirements."""
     spec = load_spec_option(spec_path)
     text = read_text(submit_file)  # unreadable or not UTF-8: an InputError naming the file
     labels: dict[str, str] | None = None
@@ -74,6 +81,35 @@ def explain_cmd(
     where = schedd or spec.batch.submit_hosts[0]
     result = explain_mod.explain(spec, text, owner=who, schedd=where, nodes=node, labels=labels,
                                  startds=startds, where=str(submit_file))
+    if output != OutputFormat.TABLE:
+        emit(_explain_data(result, who, where, bool(node) or details), output)
+        return
+    _print_header(spec, submit_file, result, who, where)
+    _print_summary(explain_mod.summarise(result), bool(node) or details)
+    if node or details:
+        _print_nodes(result)
+
+
+def _explain_data(result: explain_mod.Explanation, who: str, where: str, detailed: bool) -> dict[str, object]:
+    summary = explain_mod.summarise(result)
+    data: dict[str, object] = {
+        "owner": who, "schedd": where, "queue": result.submitted.queue,
+        "refused_at_submit": list(result.admission.refused),
+        "slots": summary.slots, "matched": summary.matched, "rejected_by_job": summary.rejected_by_job,
+        "reject_job": summary.reject_job,
+        "clauses": [{"side": c.side, "clause": c.clause.name, "expression": repr(c.clause.expr),
+                     "rules_out": c.ruled_out, "only_blocker": c.only, "why": c.clause.why} for c in summary.clauses],
+        "pools": {p: {"slots": n, "matched": ok} for p, (n, ok) in summary.pools.items()},
+    }
+    if detailed:
+        data["nodes"] = [{"node": n.node, "pool": n.pool, "matches": n.matches,
+                          "failing": [{"side": r.side, "clause": r.clause.name, "value": _value(r.value)}
+                                      for r in n.failing]} for n in result.nodes]
+    return data
+
+
+def _print_header(spec: EnclaveSpec, submit_file: Path, result: explain_mod.Explanation, who: str,
+                  where: str) -> None:
     ad = result.admission.ad
     a = spec.batch.pool_attribute
     console.print(Text.assemble((str(submit_file), "bold"),
@@ -81,11 +117,26 @@ def explain_cmd(
     console.print(f"  after the schedd: {a}={ad.get(a)!r} AcctGroup={ad.get('AcctGroup')!r} "
                   f"EnclaveSchedd={ad.get(policy.SCHEDD_ATTR)!r} RequestCpus={ad.get('RequestCpus')!r} "
                   f"RequestMemory={ad.get('RequestMemory')!r}")
-    if result.admission.refused:
-        for reason in result.admission.refused:
-            console.print(Text.assemble("  ", ("refused at submit:", "red"), f" {reason}"))
-    matched = [n for n in result.nodes if n.matches]
-    console.print(f"  matches {len(matched)} of {len(result.nodes)} node(s)")
+    for reason in result.admission.refused:
+        console.print(Text.assemble("  ", ("refused at submit:", "red"), f" {reason}"))
+
+
+def _print_summary(summary: explain_mod.Summary, detailed: bool) -> None:
+    """The -better-analyze layout: per clause the slots it rules out, then the run analysis summary."""
+    console.print(f"  matches {summary.matched} of {summary.slots} node(s): "
+                  f"{summary.rejected_by_job} rejected by the job's Requirements, "
+                  f"{summary.reject_job} reject the job by their own START policy")
+    console.print(f"  {'clause':<30} {'rules out':>9} {'only blocker':>12}")
+    for c in summary.clauses:
+        mark = "red" if c.ruled_out else "green"
+        console.print(Text.assemble(f"  {c.side + ' ' + c.clause.name:<30} ", (f"{c.ruled_out:>9}", mark),
+                                    f" {c.only:>12}  — {c.clause.why}"))
+    console.print("  matching by pool: " + ", ".join(f"{p} {ok} of {n}" for p, (n, ok) in summary.pools.items()))
+    if not detailed and summary.matched < summary.slots:
+        console.print("  per-node detail: --node NAME (repeatable) or --details")
+
+
+def _print_nodes(result: explain_mod.Explanation) -> None:
     for n in result.nodes:
         if n.matches:
             console.print(Text.assemble("  ", (n.node, "green"), f" (pool {n.pool}): matches"))
@@ -101,7 +152,7 @@ def _value(value: object) -> str:
 
 
 @batch_app.command("pools")
-def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
+def pools_cmd(live: Live = False, spec_path: SpecOption = None, output: Output = OutputFormat.TABLE) -> None:
     """Each pool: accounting group, shares, trusted submit hosts, and its nodes (rendered layout or live)."""
     spec = load_spec_option(spec_path)
     policy.validate(spec)
@@ -123,6 +174,13 @@ def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
         cores = Counter()
         for node_name, pool_name in labels.items():
             cores[pool_name] += per_node[node_name.rsplit("-", 1)[0]]
+    if output != OutputFormat.TABLE:
+        emit([{"pool": name, "accounting_group": policy.accounting_group(spec, name),
+               "guaranteed_share": s.guaranteed_share, "max_share": s.max_share,
+               "submit_hosts": policy.pool_submit_hosts(spec, name), "startds": counts[name], "cores": cores[name],
+               **({"idle_jobs": demand[name].idle_jobs, "running_jobs": demand[name].running_jobs} if live else {})}
+              for name, s in spec.pools.items()], output)
+        return
     for name, settings in spec.pools.items():
         row = [name, policy.accounting_group(spec, name), f"{settings.guaranteed_share:.0%}",
                f"{settings.max_share:.0%}",
@@ -134,10 +192,17 @@ def pools_cmd(live: Live = False, spec_path: SpecOption = None) -> None:
 
 
 @batch_app.command("spoof")
-def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None) -> None:
+def spoof_cmd(members: MembersOption = None, spec_path: SpecOption = None,
+              output: Output = OutputFormat.TABLE) -> None:
     """Run the spoofing catalogue: every attempt must be refused and every legitimate job run."""
     spec = load_spec_option(spec_path)
     verdicts = spoof.run(spec, _members(members))
+    if output != OutputFormat.TABLE:
+        emit([{"attempt": v.attempt.name, "legitimate": v.attempt.legitimate, "runs": v.runs,
+               "as_expected": v.as_expected, "refused_by": list(v.refused_by())} for v in verdicts], output)
+        if not all(v.as_expected for v in verdicts):
+            raise typer.Exit(1)
+        return
     table = Table(title="Spoofing catalogue (classad2 evaluation of the rendered policy)")
     for col in ("attempt", "expected", "outcome", "refused by"):
         table.add_column(col)

@@ -12,9 +12,9 @@ journal the same entry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +26,19 @@ from rich.text import Text
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
-from enclave.cli.options import As, DbOption, Live, Reason, Scenario, SpecOption, Twin, load_spec_option
+from enclave.cli.options import (
+    As,
+    DbOption,
+    Live,
+    Output,
+    OutputFormat,
+    Reason,
+    Scenario,
+    SpecOption,
+    Twin,
+    emit,
+    load_spec_option,
+)
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.errors import InputError, Problem
@@ -131,15 +143,14 @@ def _detail(a: Action) -> str:
 
 @broker_app.command("plan")
 def plan_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenario = DEFAULT_SCENARIO,
-             at_hours: AtHours = 0.0,
-             as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False) -> None:
+             at_hours: AtHours = 0.0, output: Output = OutputFormat.TABLE) -> None:
     """What the broker would do now and why (changes nothing)."""
     with _broker(spec_path, live, scenario, at_hours) as broker:
         p, observed = broker.plan()
-    if as_json:
-        typer.echo(json.dumps({"now": observed.now, "capped": p.capped, "notes": p.notes,
-                               "pools": {n: vars(ps) for n, ps in p.pools.items()},
-                               "actions": [{"kind": a.kind, **vars(a)} for a in p.actions]}, default=list, indent=2))
+    if output != OutputFormat.TABLE:
+        emit({"now": datetime.fromtimestamp(observed.now, UTC), "capped": p.capped, "notes": p.notes,
+              "pools": {n: vars(ps) for n, ps in p.pools.items()},
+              "actions": [{"kind": a.kind, **vars(a)} for a in p.actions]}, output)
         return
     render_plan(p, observed, console)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from enclave.cli.options import Output, OutputFormat, emit
 from enclave.services import database
 
 db_app = typer.Typer(help="The enclave database ($ENCLAVE_DB or ~/.enclave/enclave.db).", no_args_is_help=True)
@@ -17,7 +18,10 @@ def migrate() -> None:
 
 
 @db_app.command("status")
-def status() -> None:
+def status(output: Output = OutputFormat.TABLE) -> None:
     """Show the database URL and its schema revision."""
     now = database.status()
+    if output != OutputFormat.TABLE:
+        emit({"url": now.url, "revisions": list(now.revisions), "migrated": bool(now.revisions)}, output)
+        return
     typer.echo(f"{now.url}: {', '.join(now.revisions) if now.revisions else 'not migrated (run `enclave db migrate`)'}")

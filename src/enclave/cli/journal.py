@@ -9,18 +9,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, parse_date, services
+from enclave.cli.options import As, Output, OutputFormat, emit, parse_date, services
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=160)
 
 
 @journal_app.command("verify")
-def verify_command(actor: As) -> None:
+def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
     """Check the keyed hash chain and the anchor file; exit 6 naming the first bad entry or anchored head if
     anything was edited, removed, reordered, truncated or wiped (needs journal.read)."""
     with services() as factory:
         count = factory.journal.verify(actor)
+    if output != OutputFormat.TABLE:
+        emit({"intact": True, "entries": count}, output)
+        return
     console.print(f"journal intact: {count} entries")
 
 
@@ -34,7 +37,7 @@ def show(
     since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD or ISO time.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD or ISO time.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Journal entries, oldest first, filtered (needs journal.read)."""
     with services() as factory:
@@ -42,8 +45,8 @@ def show(
                                           since=parse_date(since, "--since"), until=parse_date(until, "--until"),
                                           limit=limit, newest_first=False)
     entries.sort(key=lambda e: e.seq)
-    if as_json:
-        typer.echo(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+    if output != OutputFormat.TABLE:
+        emit(entries, output)
         return
     table = Table(title=f"{len(entries)} entries")
     for col in ("seq", "at", "actor", "action", "target", "reason", "change"):

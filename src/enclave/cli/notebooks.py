@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from enclave.cli.options import DbOption, SpecOption, load_spec_option, services
+from enclave.cli.options import DbOption, Output, OutputFormat, SpecOption, emit, load_spec_option, services
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
@@ -29,13 +27,13 @@ def capacity(
                                                    "(default: everyone on the default size).")] = "",
     users: Annotated[int | None, typer.Option("--users", help="Target concurrent users: what to add to reach "
                                                               "them.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """How many concurrent notebook users fit, what a mix does, image caches, and what to add for N users."""
     spec = load_spec_option(spec_path)
     result = plan(spec, parse_mix(mix, spec), users)
-    if as_json:
-        console.print_json(json.dumps(asdict(result)))
+    if output != OutputFormat.TABLE:
+        emit(result, output)
         return
     print_capacity(result)
 
@@ -72,10 +70,14 @@ def options(
     username: Annotated[str, typer.Argument(help="Account whose spawner options to show.")],
     spec_path: SpecOption = None,
     db: DbOption = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
     with services(spec_path, db) as factory:
         opts = factory.notebooks.options_of(username)
+    if output != OutputFormat.TABLE:
+        emit(opts, output)
+        return
     console.print(Text.assemble((username, "bold"),
                                 f" may spawn, up to {opts.limit.max_cpu:g} CPU / {opts.limit.max_memory_mib} MiB:"))
     for image in opts.images:
@@ -135,7 +137,7 @@ def vospace(
         try:
             app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)
         except ValueError as err:
-            console.print(f"[red]error:[/] --resource-id: {err}")
+            console.print(Text.assemble(("error:", "red"), f" --resource-id: {err}"))
             raise typer.Exit(2) from None
         server = vo.make_server(app, host, port)
         console.print(f"VOSpace File Workspace on http://{host}:{port} as {resource_id}: node URIs "

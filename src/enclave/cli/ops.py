@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,7 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, Reason, SpecOption, services
+from enclave.cli.options import As, Output, OutputFormat, Reason, SpecOption, emit, services
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
 from enclave.ops import security
@@ -40,18 +39,6 @@ ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
                                                       "journaled (or $ENCLAVE_AS).")]
 
 
-class Format(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
-
-class ReportFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    JUNIT = "junit"
-    KUBE_BENCH = "kube-bench"
-
-
 def _date(text: str | None) -> dt.date:
     if text is None:
         return dt.datetime.now(dt.UTC).date()
@@ -75,7 +62,7 @@ def plan_command(
     manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Scan these files/dirs for "
                                                          "removed APIs (default: enclave's rendered objects).")] = None,
     today: Annotated[str | None, typer.Option("--today", help="Date to judge maintained releases by.")] = None,
-    fmt: Annotated[Format, typer.Option("--format")] = Format.TEXT,
+    output: Output = OutputFormat.TABLE,
     commands: Annotated[bool, typer.Option("--commands", help="Print each step's phases and commands.")] = False,
     patch_first: Annotated[bool, typer.Option("--patch-first", help="First move to the newest patch of the "
                                               "current minor.")] = False,
@@ -91,17 +78,24 @@ def plan_command(
     with services(spec) as factory:
         plan, findings = factory.upgrades.plan(observed=current, to=target, steps=steps, manifests=manifests or (),
                                                today=_date(today), patch_first=patch_first)
-    if fmt == Format.JSON:
-        typer.echo(json.dumps(plan_to_dict(plan, findings), indent=2))
+    if output != OutputFormat.TABLE:
+        emit(plan_to_dict(plan, findings), output)
     else:
         typer.echo(plan_to_text(plan, findings, commands=commands))
 
 
 @upgrade_app.command("releases")
-def releases_command(today: Annotated[str | None, typer.Option("--today")] = None) -> None:
+def releases_command(today: Annotated[str | None, typer.Option("--today")] = None,
+                     output: Output = OutputFormat.TABLE) -> None:
     """The release data: every minor from 1.9, its dates, latest patch and whether it is maintained."""
     day = _date(today)
     data = release_data()
+    if output != OutputFormat.TABLE:
+        emit({"data_version": data.data_version, "maintained_on": day,
+              "releases": [{"minor": r.minor.minor_name, "released": r.released, "eol": r.eol,
+                            "latest_patch": str(r.latest_patch), "maintained": r.maintained_on(day),
+                            "source": r.source} for r in data.releases]}, output)
+        return
     t = Table(title=f"Kubernetes releases (data {data.data_version}; maintained on {day})")
     for col in ("minor", "released", "end of life", "latest patch", "maintained", "source"):
         t.add_column(col)
@@ -157,7 +151,7 @@ def backup_create(
 
 @backup_app.command("list")
 def backup_list(directory: Annotated[Path, typer.Argument(help="Directory of named backups.")],
-                spec: SpecOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                spec: SpecOption = None, output: Output = OutputFormat.TABLE) -> None:
     """The named backups in a directory, oldest first, with what each manifest says."""
     with services(spec) as factory:
         rows = factory.backups.listing(directory)
@@ -165,8 +159,8 @@ def backup_list(directory: Annotated[Path, typer.Argument(help="Directory of nam
              "revision": b.manifest.etcd.revision if b.manifest else None,
              "keys": b.manifest.etcd.total_keys if b.manifest else None, "problem": b.problem or None}
             for b in rows]
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
+    if output != OutputFormat.TABLE:
+        emit(data, output)
         return
     t = Table(title=f"Backups in {directory} ({len(rows)})")
     for col in ("name", "created", "size", "etcd revision", "keys", "problem"):
@@ -217,12 +211,11 @@ def backup_schedule(
 
 @backup_app.command("verify")
 def backup_verify(archive: Annotated[Path, typer.Argument(help="Backup archive.")],
-                  as_json: Annotated[bool, typer.Option("--json")] = False,
-                  signing_key: SigningKey = None) -> None:
+                  output: Output = OutputFormat.TABLE, signing_key: SigningKey = None) -> None:
     """Check the signature, every checksum, and open the etcd snapshot (exit 6 if damaged or forged)."""
     m = backups.verify(archive, key=signing_key or backups.default_key_path())
-    if as_json:
-        typer.echo(json.dumps(backups.summary(m), indent=2))
+    if output != OutputFormat.TABLE:
+        emit(backups.summary(m), output)
     else:
         console.print(f"{archive}: OK — cluster {m.cluster or '?'}, created {m.created}, etcd revision "
                       f"{m.etcd.revision}, {m.etcd.total_keys} keys, {len(m.files)} files verified")
@@ -309,11 +302,14 @@ def security_check(
                                            "when nothing else is given).")] = False,
     checks: Annotated[Path | None, typer.Option("--checks", help="Another check definition file.")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these check ids (repeat).")] = None,
-    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.TEXT,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the report here too.")] = None,
+    output: Output = OutputFormat.TABLE,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here (for CI).")]
+    = None,
+    kube_bench: Annotated[Path | None, typer.Option("--kube-bench", help="Also write the report in kube-bench's "
+                                                    "--json shape here.")] = None,
     exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
 ) -> None:
-    """Run the benchmark; exit --exit-code (8) when any scored check fails. --format kube-bench writes
+    """Run the benchmark; exit --exit-code (8) when any scored check fails. --kube-bench FILE also writes
     kube-bench's --json shape."""
     notes: list[str] = []
     with services(spec) as factory:
@@ -322,19 +318,27 @@ def security_check(
                                         notes=notes)
     for note in notes:
         err_console.print(f"note: {note}")
-    text = {ReportFormat.TEXT: security.to_text, ReportFormat.JSON: security.to_json,
-            ReportFormat.JUNIT: security.to_junit, ReportFormat.KUBE_BENCH: security.to_kube_bench}[fmt](report)
-    if output is not None:
-        output.write_text(text + "\n")
-    typer.echo(text)
+    if junit is not None:
+        junit.write_text(security.to_junit(report) + "\n")
+    if kube_bench is not None:
+        kube_bench.write_text(security.to_kube_bench(report) + "\n")
+    if output == OutputFormat.TABLE:
+        typer.echo(security.to_text(report))
+    else:
+        emit(json.loads(security.to_json(report)), output)
     if report.failed:
         raise typer.Exit(exit_code)
 
 
 @security_app.command("list")
-def security_list() -> None:
+def security_list(output: Output = OutputFormat.TABLE) -> None:
     """The checks: id, the CIS item each encodes (or why none), what is read, whether it is scored."""
     version, defs, bench = security.shipped_benchmark()
+    if output != OutputFormat.TABLE:
+        emit({"data_version": version, "benchmark": f"{bench.name} {bench.version}",
+              "checks": [{"id": c.id, "cis": c.cis.id, "section": c.section, "check": c.text,
+                          "target": c.target, "scored": c.scored} for c in defs]}, output)
+        return
     t = Table(title=f"Security checks ({bench.name} {bench.version}; data {version}, {len(defs)} checks)")
     for col in ("id", "CIS", "check", "reads", "scored"):
         t.add_column(col)
@@ -376,7 +380,7 @@ def images_reject(image: Annotated[str, typer.Argument(help="registry/repo@sha25
 
 @images_app.command("list")
 def images_list(status: Annotated[str | None, typer.Option("--status", help="submitted|approved|rejected")] = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                output: Output = OutputFormat.TABLE) -> None:
     """Images and their vetting state."""
     try:
         wanted = ImageStatus(status) if status else None
@@ -385,8 +389,8 @@ def images_list(status: Annotated[str | None, typer.Option("--status", help="sub
                                   "use submitted, approved or rejected")]) from None
     with services() as factory:
         data = [r.model_dump(mode="json") for r in factory.images.listing(wanted)]
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
+    if output != OutputFormat.TABLE:
+        emit(data, output)
         return
     t = Table(title=f"Images ({len(data)})")
     for col in ("repository", "tag", "digest", "status", "submitted by", "decided by", "reason"):

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from enclave.cli.options import Output, OutputFormat, emit
 from enclave.spec.load import load
 from enclave.spec.models import ROLE_DESCRIPTIONS, EnclaveSpec, NodeRole
 from enclave.spec.summary import batch_cores, notebook_users, pool_capacity, storage_totals
@@ -19,17 +20,26 @@ console = Console(highlight=False, markup=False, width=120)
 
 SpecFile = Annotated[Path, typer.Argument(help="Path of the enclave spec (YAML).")]
 @spec_app.command("validate")
-def validate(file: SpecFile) -> None:
+def validate(file: SpecFile, output: Output = OutputFormat.TABLE) -> None:
     """Check a spec and report every problem at once (exit 0 when valid, 1 otherwise)."""
     spec = load(file)
+    if output != OutputFormat.TABLE:
+        emit({"file": file, "valid": True, "cluster": spec.cluster.name,
+              "nodes": sum(g.count for g in spec.cluster.node_groups), "pools": len(spec.pools)}, output)
+        return
     console.print(f"{file}: valid — cluster {spec.cluster.name}, "
                   f"{sum(g.count for g in spec.cluster.node_groups)} nodes, {len(spec.pools)} pools")
 
 
 @spec_app.command("show")
-def show(file: SpecFile) -> None:
+def show(file: SpecFile, output: Output = OutputFormat.TABLE) -> None:
     """Summarise a spec: nodes, cores per pool, notebook users that fit, storage."""
     spec = load(file)
+    if output != OutputFormat.TABLE:
+        emit({"spec": spec.model_dump(mode="json"), "batch_cores": batch_cores(spec),
+              "pools": pool_capacity(spec), "notebook_users": notebook_users(spec),
+              "storage": storage_totals(spec)}, output)
+        return
     render_summary(spec, console)
 
 

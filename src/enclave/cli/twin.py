@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from enclave.cli.options import Output, OutputFormat, emit
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.load import load
 from enclave.twin import report
@@ -25,7 +26,8 @@ console = Console(highlight=False, markup=False, width=140)
 
 ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or the name of one in examples/scenarios.")]
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report.html and metrics.json.")]
+# --out-dir, not -o: -o is every read command's output format (enclave.cli.options.Output); --out still works.
+OutOpt = Annotated[Path, typer.Option("--out-dir", "--out", help="Directory for report.html and metrics.json.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Enclave spec to use instead of the scenario's.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")]
 
@@ -103,8 +105,12 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
 
 
 @twin_app.command("scenarios")
-def scenarios_cmd() -> None:
+def scenarios_cmd(output: Output = OutputFormat.TABLE) -> None:
     """List the shipped scenarios."""
+    if output != OutputFormat.TABLE:
+        emit([{"name": p.stem, "description": load_scenario(str(p)).scenario.description}
+              for p in sorted(SCENARIOS.glob("*.yaml"))], output)
+        return
     t = Table(title=f"Scenarios in {SCENARIOS}")
     t.add_column("name", justify="left")
     t.add_column("description", justify="left")

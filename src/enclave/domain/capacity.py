@@ -64,6 +64,9 @@ class Startd:
     memory_mib: int
     busy_cores: int = 0
     """Cores claimed by running jobs (of any pool: a relabelled startd may still run the old pool's jobs)."""
+    busy_memory_mib: int = 0
+    """Memory claimed by running jobs (MiB). A partitionable slot whose memory is claimed runs nothing more,
+    however many cores are idle: the dashboard's dominant-resource figure needs both (docs/twin.md)."""
     since: float = 0.0
     """When the pool label last changed."""
     draining: bool = False

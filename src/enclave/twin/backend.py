@@ -130,7 +130,8 @@ class TwinBackend:
         for s in sim.startds.values():
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
-                                      memory_mib=s.mem, busy_cores=s.cores - s.free_cores, since=epoch + s.since,
+                                      memory_mib=s.mem, busy_cores=s.cores - s.free_cores,
+                                      busy_memory_mib=s.mem - s.free_mem, since=epoch + s.since,
                                       draining=_draining(s)))
         demand = {}
         for pool in sim.pools:

@@ -8,6 +8,7 @@ relabels; Kubernetes service admin manages pods and drains) and journaled in the
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Query
@@ -16,10 +17,9 @@ from pydantic import BaseModel, Field
 from enclave.api.deps import Caller, Runner
 from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason, Short
-from enclave.api.runner import AppliedAction, BrokerStatus
+from enclave.api.runner import BrokerStatus
 from enclave.broker.decide import PoolState
 from enclave.broker.execute import PERMISSIONS, Outcome
-from enclave.broker.night import Night
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -137,13 +137,32 @@ def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]
     return lambda b: b.drain_startd(actor, body.startd, reason=body.reason, vacate_after=body.vacate_after_seconds)
 
 
+class NightView(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class AppliedView(BaseModel):
+    at: datetime
+    """Backend clock when it was applied (ISO 8601 UTC; simulated in the twin)."""
+    kind: str
+    target: str
+    actor: str
+    reason: str
+    journal_seq: int | None
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(round(seconds), UTC)
+
+
 class PlanView(BaseModel):
-    observed_at: float
-    """Backend clock of the observation the plan was made on (seconds since the epoch)."""
+    observed_at: datetime
+    """Backend clock of the observation the plan was made on (ISO 8601 UTC)."""
     actions: list[dict[str, Any]]
     """Each action with its ``kind`` and fields, in the order the broker would apply them."""
     pools: dict[str, PoolState]
-    night: Night | None
+    night: NightView | None
     standalone_cores: int
     capped: bool
     notes: list[str]
@@ -164,13 +183,15 @@ def status(caller: Caller, runner: Runner) -> BrokerStatus:
 @router.get("/plan", summary="What the broker would do now, and why (pure decide() on a fresh observation)")
 def plan(caller: Caller, runner: Runner) -> PlanView:
     decided, observed = runner.broker.plan()
-    return PlanView(observed_at=observed.now, actions=plain(decided.actions), pools=decided.pools, night=decided.night,
+    night = NightView(start=_utc(decided.night.start), end=_utc(decided.night.end)) if decided.night else None
+    return PlanView(observed_at=_utc(observed.now), actions=plain(decided.actions), pools=decided.pools, night=night,
                     standalone_cores=decided.standalone_cores, capped=decided.capped, notes=decided.notes)
 
 
 @router.get("/actions", summary="Actions applied recently, newest first (broker and manual)")
-def actions(caller: Caller, runner: Runner, limit: int = Query(50, ge=1, le=200)) -> list[AppliedAction]:
-    return list(runner.recent)[:limit]
+def actions(caller: Caller, runner: Runner, limit: int = Query(50, ge=1, le=200)) -> list[AppliedView]:
+    return [AppliedView(at=_utc(a.at), kind=a.kind, target=a.target, actor=a.actor, reason=a.reason,
+                        journal_seq=a.journal_seq) for a in list(runner.recent)[:limit]]
 
 
 @router.post("/actions", status_code=201, summary="Run one BCS procedure by hand (role-checked, journaled)")

@@ -11,10 +11,10 @@ from pydantic import Field, StringConstraints
 
 from enclave.access.permissions import Permission
 from enclave.api.deps import Caller, Images, Security, Upgrades
-from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason
 from enclave.ops import security
 from enclave.ops.images import SUBMITTERS, ImageStatus
+from enclave.ops.report import plan_to_dict
 from enclave.ops.versions import Version
 from enclave.services.images import ImageView
 
@@ -26,9 +26,9 @@ def upgrade_plan(caller: Caller, upgrades: Upgrades,
                  target: str | None = Query(None, max_length=32, description="e.g. 1.31 or 1.31.4")
                  ) -> dict[str, Any]:
     to = Version.parse(target, where="target") if target else None
-    plan, _ = upgrades.plan(to=to)
-    result: dict[str, Any] = plain(plan)
-    return result
+    plan, findings = upgrades.plan(to=to)
+    # The same document `enclave upgrade plan -o json` prints: versions as "1.10.13", dates as ISO 8601.
+    return plan_to_dict(plan, findings)
 
 
 Image = Annotated[str, StringConstraints(min_length=3, max_length=512)]

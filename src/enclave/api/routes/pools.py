@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 from pydantic import BaseModel
 
@@ -24,7 +26,8 @@ class Pool(BaseModel):
 
 
 class Nodes(BaseModel):
-    observed_at: float | None
+    observed_at: datetime | None
+    """Backend clock of the observation, ISO 8601 UTC."""
     nodes: list[NodeView]
 
 
@@ -40,7 +43,8 @@ def pools(caller: Caller, service: ServiceDep) -> list[Pool]:
 @router.get("/nodes", summary="Every node: state, Kubernetes load and the startds it runs")
 def nodes(caller: Caller, service: ServiceDep) -> Nodes:
     snap = service.history.latest()
-    return Nodes(observed_at=snap.now if snap else None, nodes=list(snap.nodes) if snap else [])
+    return Nodes(observed_at=datetime.fromtimestamp(round(snap.now), UTC) if snap else None,
+                 nodes=list(snap.nodes) if snap else [])
 
 
 @router.get("/nodes/{name}", summary="One node")

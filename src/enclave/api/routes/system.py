@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from enclave.api.deps import Accounts, Caller, ServiceDep
 from enclave.api.runner import BrokerStatus
+from enclave.api.snapshot import iso
 
 router = APIRouter(tags=["system"])
 
@@ -46,4 +47,7 @@ def status(caller: Caller, service: ServiceDep) -> Status:
 
 @router.get("/history", summary="Capacity, queue depth and prompt latency per pool over time")
 def history(caller: Caller, service: ServiceDep) -> dict[str, Any]:
-    return service.history.series()
+    series = service.history.series()
+    series.pop("prompt_latencies")  # per-visit detail the charts fold into per-night percentiles
+    return {**series, "t": [iso(t) for t in series["t"]],
+            "prompt_p95": [None if v is None else round(v, 1) for v in series["prompt_p95"]]}
