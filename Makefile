@@ -26,7 +26,7 @@ $(DEMO_STAMP): pyproject.toml
 
 demo: $(DEMO_STAMP)
 	@echo "==> starting enclave: the twin's one-week scenario, demo accounts and vetted images"
-	@echo "==> database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
+	@echo "enclave demo: database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
 	env -u ENCLAVE_DB -u ENCLAVE_JOURNAL_KEY -u ENCLAVE_JOURNAL_ANCHOR ENCLAVE_HOME=$(DEMO_HOME) \
 		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week --demo
 

@@ -24,6 +24,7 @@ from enclave.db import Database
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
 from tests.api.conftest import ADMIN, Browser, Live, World
+from tests.pg import copy_sqlite
 
 PAGES = (("/", "overview"), ("/nodes", "nodes"), ("/notebooks", "notebooks"), ("/journal", "journal"))
 
@@ -32,7 +33,7 @@ PAGES = (("/", "overview"), ("/nodes", "nodes"), ("/notebooks", "notebooks"), ("
 def still(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
           template_db: tuple[Path, dict[str, str]]) -> Iterator[Live]:
     path = tmp_path_factory.mktemp("still") / "enclave.db"
-    path.write_bytes(template_db[0].read_bytes())
+    copy_sqlite(template_db[0], path)
     db = Database(f"sqlite:///{path}")
     factory = Factory(spec, db)
     factory.ensure_accounts(ADMIN)

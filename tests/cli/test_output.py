@@ -35,6 +35,7 @@ READ: dict[str, list[str]] = {
     "accounts show": ["ann", "--as", "root"],
     "batch explain": [str(SUBMIT / "prompt.sub"), "--owner", "prompt-svc", "--members", str(SUBMIT / "members.yaml")],
     "batch pools": [],
+    "backup restore-plan": ["backup.tar.gz"],
     "batch spoof": [],
     "broker plan": ["--scenario", TINY, "--at-hours", "0.2"],
     "db status": [],
@@ -55,12 +56,14 @@ READ: dict[str, list[str]] = {
 }
 VARIES = {"security check": "summary"}
 # Read commands run with -o json and -o yaml elsewhere, needing what this file does not set up.
-READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archive of a real etcd)"}
+READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archive of a real etcd)",
+                  "backup list": "tests/ops/test_backup_catalog.py (needs named archives of a real etcd)"}
 # Commands that change state, serve, or run a simulation and write a report: no -o.
 NOT_READ = {
     "accounts bootstrap", "accounts demote", "accounts depart", "accounts expire", "accounts expire-due",
     "accounts grow-quota", "accounts import", "accounts join", "accounts leave", "accounts onboard",
-    "accounts promote", "accounts renew", "backup create", "backup restore", "batch add-pods", "batch delete-pods",
+    "accounts promote", "accounts renew", "accounts correct-quota", "backup create", "backup restore",
+    "backup prune", "backup schedule", "vospace", "batch add-pods", "batch delete-pods",
     "batch drain-node", "batch drain-startd", "batch move", "batch return-node", "batch start-htcondor",
     "broker run", "db migrate", "images approve", "images reject", "images submit", "render access",
     "render admission", "render all", "render condor", "render notebooks", "roles grant", "roles revoke", "serve",

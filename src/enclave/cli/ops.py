@@ -271,11 +271,16 @@ def backup_restore_plan(
                                                      "control-plane node of the spec, https://NAME:2380).")] = None,
     token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
     spec: SpecOption = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """What to run on each control-plane node to restore the whole etcd cluster from one backup."""
     given = tuple(Member(n, u, u.replace(":2380", ":2379"), token) for n, u in _members(member))
     with services(spec) as factory:
         plan = factory.backups.restore_plan(archive, given, token=token)
+    if output != OutputFormat.TABLE:
+        emit([{"member": step.member.name, "peer_url": step.member.peer_url, "steps": list(step.steps)}
+              for step in plan], output)
+        return
     for i, step in enumerate(plan, 1):
         console.print(f"{i}. on {step.member.name} ({step.member.peer_url}):", soft_wrap=True)
         for line in step.steps:
