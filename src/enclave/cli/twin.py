@@ -22,7 +22,7 @@ from enclave.twin.sim import Sim
 twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-like load.", no_args_is_help=True)
 console = Console(highlight=False, width=140)
 
-ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or the name of one in examples/scenarios.")]
+ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or a shipped one by name (twin scenarios).")]
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report.html and metrics.json.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Enclave spec to use instead of the scenario's.")]
