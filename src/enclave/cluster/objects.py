@@ -149,6 +149,29 @@ def is_node_pod(pod: dict[str, Any]) -> bool:
     return is_worker_pod(pod) and ((pod.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) == "node"
 
 
+def drain_refusal(pod: dict[str, Any], *, force: bool, ignore_daemonsets: bool,
+                  delete_emptydir_data: bool) -> str | None:
+    """Why ``kubectl drain`` with these flags would refuse to drain a node holding ``pod`` (None: it would not).
+
+    The rules and messages of kubectl's pod filters (pkg/drain/filters.go: daemonSetFilter, localStorageFilter,
+    unreplicatedFilter; https://github.com/kubernetes/kubectl/blob/master/pkg/drain/filters.go). Pods
+    ``is_evictable`` passes over (mirror and finished pods) are never refused. enclave's own HTCondor worker
+    pods have no controller object, but enclave is their controller: they never need --force.
+    """
+    meta = pod.get("metadata") or {}
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    if any(o.get("kind") == "DaemonSet" for o in owners):
+        return None if ignore_daemonsets else "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+    if not is_evictable(pod):
+        return None
+    volumes = (pod.get("spec") or {}).get("volumes") or []
+    if not delete_emptydir_data and any("emptyDir" in v for v in volumes):
+        return "cannot delete Pods with local storage (use --delete-emptydir-data to override)"
+    if not force and not owners and not is_worker_pod(pod):
+        return "cannot delete Pods that declare no controller (use --force to override)"
+    return None
+
+
 def is_evictable(pod: dict[str, Any]) -> bool:
     """What ``kubectl drain`` evicts: not DaemonSet pods, not static (mirror) pods, not finished pods."""
     meta = pod.get("metadata") or {}
