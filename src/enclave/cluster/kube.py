@@ -6,8 +6,9 @@ PodDisruptionBudgets are honoured), HTCondor on a drained node (BCS 5 steps 2–
 Every call is idempotent: creating what exists (409) or deleting what is gone (404) is success.
 
 Connecting: ``KubeCluster.connect(spec)`` loads the in-cluster service account when run in a pod, else
-``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list/create/delete
-and pods/eviction create in the batch namespace and on the workers.
+``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list and pods/eviction
+create in every namespace, and pods create/delete/patch in the batch namespace: ``enclave.cluster.deploy``
+renders exactly that, and tests/deploy/test_rbac.py checks it against every request this module makes.
 """
 
 from __future__ import annotations
