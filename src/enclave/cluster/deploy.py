@@ -101,13 +101,13 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
 
 
 def _deployment(name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]], *,
-                automount: bool) -> dict[str, Any]:
+                automount: bool, replicas: int) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, component=name),
         "spec": {
-            "replicas": 1,
-            # Recreate: the old pod stops before the new one starts, so two broker loops never overlap.
-            "strategy": {"type": "Recreate"},
+            # Several API replicas are safe: only the holder of the PostgreSQL advisory lock runs the broker
+            # loop (enclave.db.leader); the others serve the API and wait for the lock.
+            "replicas": replicas,
             "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
             "template": {
                 "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
@@ -176,12 +176,12 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
             *cluster_objects.worker_config_maps(spec, batch_ns),
         ],
         "api.yaml": [
-            _deployment("enclave-api", BROKER_ACCOUNT, api, [], automount=True),
+            _deployment("enclave-api", BROKER_ACCOUNT, api, [], automount=True, replicas=2),
             _service("enclave-api", API_PORT),
             {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
-             # At most one API pod down by a voluntary disruption (a drain); with one replica a drain may
-             # still take it, which a single broker loop needs (minAvailable: 1 would block every drain).
-             "spec": {"maxUnavailable": 1,
+             # A drain may take one of the two API pods at a time, never both: the API and a standby for
+             # the broker loop stay up.
+             "spec": {"minAvailable": 1,
                       "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": "enclave-api"}}}},
         ],
         "webdav.yaml": [
@@ -189,7 +189,8 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
              "spec": {"accessModes": ["ReadWriteMany"],
                       "resources": {"requests": {"storage": f"{int(spec.storage.shared_tib * 1024)}Gi"}}}},
             _deployment("enclave-webdav", WEBDAV_ACCOUNT, webdav,
-                        [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}], automount=False),
+                        [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}], automount=False,
+                        replicas=1),
             _service("enclave-webdav", WEBDAV_PORT),
         ],
     }

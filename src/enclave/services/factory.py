@@ -6,7 +6,7 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -125,6 +125,14 @@ class Factory:
     @cached_property
     def twin_runs(self) -> TwinRunService:
         return TwinRunService(self.spec)
+
+    @cached_property
+    def broker_leadership(self) -> Callable[[], bool]:
+        """Whether this process may run the broker loop now: a PostgreSQL advisory lock shared by every replica
+        on this database (enclave.db.leader); always True on SQLite."""
+        from enclave.db.leader import LeaderLock
+
+        return LeaderLock(self.db.engine, "broker-loop").held
 
     def broker(self, backend: Backend, where: str) -> BrokerService:
         """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
