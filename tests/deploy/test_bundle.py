@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from enclave.cli import app
 from enclave.cluster import deploy, objects
+from enclave.notebooks.profiles import z2jh_values
 from enclave.spec import EnclaveSpec, load, parse
 from enclave.spec.defaults import EXAMPLES
 from tests.access.test_render import schema_version
@@ -75,9 +76,28 @@ def test_objects_refer_to_each_other(rendered: tuple[EnclaveSpec, Path]) -> None
     # The worker pods' ConfigMaps are in the batch namespace, under the names the pods mount.
     for whole in (True, False):
         assert ("ConfigMap", objects.DEFAULT_NAMESPACE, objects.config_map_name(whole)) in have
-    # The spec the pods read is the spec rendered from.
-    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "enclave-spec"]
-    assert parse(cm["data"]["enclave.yaml"]) == spec
+    # The spec the pods (enclave's and the JupyterHub hub's) read is the spec rendered from.
+    cms = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "ConfigMap"
+           and d["metadata"]["name"] == "enclave-spec"}
+    assert set(cms) == {deploy.NAMESPACE, spec.notebooks.namespace}
+    assert all(parse(cm["data"]["enclave.yaml"]) == spec for cm in cms.values())
+
+
+def test_hub_values_find_what_the_bundle_makes(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """The hub (values of `render notebooks`) mounts the spec ConfigMap and reads the database Secret of its own
+    namespace, and runs the image hub.Dockerfile defines."""
+    spec, out = rendered
+    hub = z2jh_values(spec)["hub"]
+    ns = spec.notebooks.namespace
+    have = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in _objects(out)}
+    for v in hub["extraVolumes"]:
+        assert ("ConfigMap", ns, v["configMap"]["name"]) in have
+    ref = hub["extraEnv"]["ENCLAVE_DB"]["valueFrom"]["secretKeyRef"]
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert {"name": ref["name"], "namespace": ns, "files": [f"{ref['key']}=database-url"]} in kust["secretGenerator"]
+    assert f"-t {hub['image']['name']}:{hub['image']['tag']} " in (out / "hub.Dockerfile").read_text()
+    [mount] = hub["extraVolumeMounts"]
+    assert hub["extraEnv"]["ENCLAVE_SPEC"].startswith(mount["mountPath"] + "/")
 
 
 def test_pdb_api_follows_the_kubernetes_version(rendered: tuple[EnclaveSpec, Path]) -> None:
@@ -104,6 +124,8 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
-    [secret] = [d for d in docs if d["kind"] == "Secret"]
-    assert secret["metadata"] == {"name": deploy.DATABASE_SECRET, "namespace": deploy.NAMESPACE}
-    assert len(docs) == len(_objects(out)) + 1
+    secrets = [d["metadata"] for d in docs if d["kind"] == "Secret"]
+    spec = rendered[0]
+    assert sorted(secrets, key=str) == sorted([{"name": deploy.DATABASE_SECRET, "namespace": ns}
+                                               for ns in (deploy.NAMESPACE, spec.notebooks.namespace)], key=str)
+    assert len(docs) == len(_objects(out)) + 2

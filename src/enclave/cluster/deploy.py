@@ -81,6 +81,22 @@ def dockerfile(spec: EnclaveSpec) -> str:
     ])
 
 
+def hub_dockerfile(spec: EnclaveSpec, hub_ref: str) -> str:
+    """The JupyterHub hub image ``hub_ref`` (what `render notebooks` values name): Zero to JupyterHub's hub
+    (JupyterHub and KubeSpawner) plus enclave, whose ``enclave.hub.configure`` the values' extraConfig calls."""
+    return "\n".join([
+        f"# JupyterHub hub for {spec.cluster.name} with enclave's profile list and pre-spawn hook. Build:",
+        f"#   docker build -f hub.Dockerfile -t {hub_ref} . (dist/ holds the enclave wheel)",
+        "# Base: the hub image of the Zero to JupyterHub chart 4.1.0 (quay.io/jupyterhub/k8s-hub).",
+        "FROM quay.io/jupyterhub/k8s-hub:4.1.0",
+        "USER root",
+        "COPY dist/enclave-*.whl /tmp/",
+        "RUN pip install --no-cache-dir /tmp/enclave-*.whl && rm /tmp/enclave-*.whl",
+        "USER ${NB_USER}",
+        "",
+    ])
+
+
 def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any]:
     return {
         "name": name,
@@ -173,6 +189,9 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
         "configmaps.yaml": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("enclave-spec"),
              "data": {"enclave.yaml": spec_text}},
+            # The JupyterHub hub reads the same spec (values from `render notebooks` mount it).
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("enclave-spec", spec.notebooks.namespace),
+             "data": {"enclave.yaml": spec_text}},
             *cluster_objects.worker_config_maps(spec, batch_ns),
         ],
         "api.yaml": [
@@ -196,17 +215,19 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     }
 
 
-def kustomization(files: list[str]) -> dict[str, Any]:
+def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": files,
-        # The database URL never goes into a rendered file: write it to database-url, kustomize makes the Secret.
-        "secretGenerator": [{"name": DATABASE_SECRET, "namespace": NAMESPACE, "files": ["url=database-url"]}],
+        # The database URL never goes into a rendered file: write it to database-url, kustomize makes the Secret
+        # (for enclave, and for the JupyterHub hub in the notebook namespace).
+        "secretGenerator": [{"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
+                            for ns in (NAMESPACE, notebook_namespace)],
         "generatorOptions": {"disableNameSuffixHash": True},
     }
 
 
-def write(spec: EnclaveSpec, spec_text: str, out: Path, pinned: str | None = None) -> list[Path]:
+def write(spec: EnclaveSpec, spec_text: str, out: Path, pinned: str | None = None, *, hub_ref: str) -> list[Path]:
     """Write the bundle under ``out``: Dockerfile, one YAML file per concern, kustomization.yaml."""
     out.mkdir(parents=True, exist_ok=True)
     bundle = render_deploy(spec, spec_text, pinned)
@@ -215,8 +236,9 @@ def write(spec: EnclaveSpec, spec_text: str, out: Path, pinned: str | None = Non
         path = out / name
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         paths.append(path)
-    for name, text in (("Dockerfile", dockerfile(spec)),
-                       ("kustomization.yaml", yaml.safe_dump(kustomization(list(bundle)), sort_keys=False))):
+    for name, text in (("Dockerfile", dockerfile(spec)), ("hub.Dockerfile", hub_dockerfile(spec, hub_ref)),
+                       ("kustomization.yaml", yaml.safe_dump(kustomization(list(bundle), spec.notebooks.namespace),
+                                                            sort_keys=False))):
         (out / name).write_text(text)
         paths.append(out / name)
     return paths

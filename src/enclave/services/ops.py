@@ -89,7 +89,8 @@ class RenderService:
         """What runs enclave itself in the commons: image definition, namespaces, service accounts, least-
         privilege RBAC, Deployments, Services, PodDisruptionBudget, ConfigMaps, kustomization (docs/deploy.md)."""
         pinned = pinner(self.images.approved(self.spec.registry.host))(deploy.image(self.spec))
-        return deploy.write(self.spec, dump(self.spec), out, pinned)
+        hub = profiles.hub_image(self.spec)
+        return deploy.write(self.spec, dump(self.spec), out, pinned, hub_ref=f"{hub['name']}:{hub['tag']}")
 
     def everything(self, out: Path) -> list[Rendered]:
         """Every renderer into its own sub-directory of ``out`` (seed §12 option 1: rebuild from the spec)."""
