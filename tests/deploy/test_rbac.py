@@ -1,5 +1,5 @@
-"""Least privilege, proven (issue 18): every request the live Kubernetes adapter makes is allowed by the RBAC
-`enclave render deploy` writes, and that RBAC grants nothing the adapter never uses.
+"""Least privilege, proven (issue 18): every request the live Kubernetes adapter (and the broker's Lease) makes
+is allowed by the RBAC `enclave render deploy` writes, and that RBAC grants nothing the adapter never uses.
 
 The adapter runs against the strict in-memory API server of tests/cluster/conftest.py, which records each
 request. Each request is turned into an RBAC attribute set as the API server does: the verb from the HTTP method
@@ -21,6 +21,7 @@ import pytest
 
 from enclave.cluster import deploy
 from enclave.cluster.kube import KubeCluster
+from enclave.cluster.lease import LeaseLock
 from enclave.spec import EnclaveSpec
 from enclave.spec.load import dump
 from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
@@ -98,6 +99,12 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")
     call("return_node", "kub-005")
+    # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
+    server.namespaces.add(deploy.NAMESPACE)
+    lease = LeaseLock(kube.api, namespace=deploy.NAMESPACE, name="enclave-broker", identity="enclave-api-0",
+                      duration_s=90)
+    assert lease.held() and lease.held()
+    called.add("LeaseLock.held")
     return called
 
 
@@ -105,6 +112,7 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
 def recorded(kube: KubeCluster, server: ApiServer) -> list[Attrs]:
     called = exercise(kube, server)
     public = {n for n, _ in inspect.getmembers(KubeCluster, inspect.isfunction) if not n.startswith("_")}
+    public |= {f"LeaseLock.{n}" for n, _ in inspect.getmembers(LeaseLock, inspect.isfunction) if not n.startswith("_")}
     assert public - {"connect"} <= called, f"exercise() misses {sorted(public - called)}: add them"
     return [attrs(method, path) for method, path, _ in server.requests]
 

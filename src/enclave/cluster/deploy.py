@@ -39,6 +39,10 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     # drain()/evict(): the Eviction API, in whatever namespace a pod on the node lives.
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
 ]
+LEASE_RULES: list[dict[str, Any]] = [
+    # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
 BATCH_RULES: list[dict[str, Any]] = [
     # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
     # only HTCondor worker pods, only in the batch namespace.
@@ -153,6 +157,11 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "enclave-broker"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": _meta("enclave-broker", batch_ns), "rules": BATCH_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta("enclave-leader"), "rules": LEASE_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta("enclave-leader"), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},
@@ -173,6 +182,9 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     batch_ns = cluster_objects.DEFAULT_NAMESPACE
     ref = pinned or image(spec)
     api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
+    # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
+    api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
     webdav = _container(ref, "webdav", ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     return {

@@ -5,6 +5,7 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,11 @@ def open_database(url: str | None = None) -> Database:
     return db
 
 
+LEASE_NAME = "enclave-broker"
+LEASE_SECONDS = 90
+"""Three cycles of the live broker loop (30 s each): a leader renews once per cycle."""
+
+
 @dataclass
 class Factory:
     spec: EnclaveSpec
@@ -52,6 +58,8 @@ class Factory:
     spec_path: Path | None = None
     """Where the spec came from; None: the embedded default."""
     _brokers: dict[str, BrokerService] = field(default_factory=dict)
+    _lease: Callable[[], bool] | None = None
+    """Set by ``live_backend`` when running as a pod of the commons: leadership by a Kubernetes Lease."""
 
     @classmethod
     @contextmanager
@@ -132,7 +140,9 @@ class Factory:
         on this database (enclave.db.leader); always True on SQLite."""
         from enclave.db.leader import LeaderLock
 
-        return LeaderLock(self.db.engine, "broker-loop").held
+        advisory = LeaderLock(self.db.engine, "broker-loop").held
+        # In the commons (a live backend inside a pod) a Kubernetes Lease decides; elsewhere the advisory lock.
+        return lambda: self._lease() if self._lease is not None else advisory()
 
     def broker(self, backend: Backend, where: str) -> BrokerService:
         """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
@@ -173,6 +183,12 @@ class Factory:
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
+        pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+        if pod and namespace:  # set by the downward API in the Deployment `enclave render deploy` writes
+            from enclave.cluster.lease import LeaseLock
+
+            self._lease = LeaseLock(kube.api, namespace=namespace, name=LEASE_NAME, identity=pod,
+                                    duration_s=LEASE_SECONDS).held
         return LiveBackend(self.spec, kube, batch)
 
     # --- a fresh database ----------------------------------------------------------------------------------
