@@ -66,7 +66,8 @@ NOT_READ = {
     "backup prune", "backup schedule", "vospace", "batch add-pods", "batch delete-pods",
     "batch drain-node", "batch drain-startd", "batch move", "batch return-node", "batch start-htcondor",
     "broker run", "db migrate", "images approve", "images reject", "images submit", "render access",
-    "render admission", "render all", "render condor", "render notebooks", "roles grant", "roles revoke", "serve",
+    "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
+    "roles revoke", "serve",
     "tokens issue", "tokens revoke", "twin compare", "twin run", "webdav",
 }
 

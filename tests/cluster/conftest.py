@@ -164,6 +164,7 @@ class ApiServer:
         """The OpenAPI schema version bodies are validated against (kubernetes-validate)."""
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.namespaces: set[str] = set(NAMESPACES)
         self.requests: list[tuple[str, str, Any]] = []
         self.queries: list[dict[str, str]] = []
@@ -183,6 +184,10 @@ class ApiServer:
             ("PUT", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._replace_pod),
             ("DELETE", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._delete_pod),
             ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction"), self._evict),
+            ("GET", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"), self._read_lease),
+            ("POST", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases"), self._create_lease),
+            ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
+             self._replace_lease),
         ]
 
     # urllib3.PoolManager.request, as RESTClientObject calls it
@@ -216,7 +221,7 @@ class ApiServer:
 
     def _stamp(self) -> None:
         """Objects a test put straight into the dicts get what the server gives every stored object."""
-        for obj in [*self.nodes.values(), *self.pods.values()]:
+        for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values()]:
             meta = obj.setdefault("metadata", {})
             if "resourceVersion" not in meta:
                 meta["resourceVersion"] = str(next(self._versions))
@@ -347,6 +352,29 @@ class ApiServer:
         pod = self._pod(namespace, name)
         del self.pods[(namespace, name)]
         return 200, pod
+
+    # --- leases (coordination.k8s.io/v1) -----------------------------------------------------------------
+
+    def _read_lease(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        lease = self.leases.get((namespace, name))
+        if lease is None:
+            raise _not_found("leases.coordination.k8s.io", name)
+        return 200, lease
+
+    def _create_lease(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        self._validate(data)
+        self._namespace(namespace, data)
+        name = data["metadata"]["name"]
+        if (namespace, name) in self.leases:
+            raise Refused(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists')
+        self.leases[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace}}
+        self._stamp()
+        return 201, self.leases[(namespace, name)]
+
+    def _replace_lease(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        _, lease = self._read_lease(namespace, name, q=q, data=None)
+        self._namespace(namespace, data)
+        return 200, self._update(lease, data, data)
 
     def _evict(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         self._pod(namespace, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
+from kubernetes import client as k8s
 
 from enclave.cluster import objects
 from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster
@@ -212,3 +213,49 @@ def test_drain_evicts_htcondor_worker_pods_but_not_htcondor_on_the_bare_node(kub
     kube.start_htcondor("kub-008", "drp")
     assert kube.evict("kub-008") == 0
     assert ("htcondor", "htcondor-node-kub-008") in server.pods
+
+
+def _kubectl_defaults(spec: EnclaveSpec, server: ApiServer, **flags: bool) -> KubeCluster:
+    """The adapter with ``kubectl drain``'s default flags (all off), or the ones given."""
+    from enclave.spec.models import DrainFlags
+
+    cluster = spec.cluster.model_copy(update={"drain": DrainFlags(**flags)})
+    api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
+    api.rest_client.pool_manager = server
+    return KubeCluster(spec.model_copy(update={"cluster": cluster}), api, clock=lambda: 1_800_000_000.0)
+
+
+# kubectl pkg/drain/filters.go: a pod with no controller needs --force, an emptyDir needs --delete-emptydir-data,
+# a DaemonSet pod needs --ignore-daemonsets; any one refused pod stops the whole drain.
+REFUSALS = [("bare", {}, "force", "declare no controller"),
+            ("daemon", {"daemonset": True}, "ignore_daemonsets", "DaemonSet-managed"),
+            ("scratch", {"empty_dir": True}, "delete_emptydir_data", "local storage")]
+
+
+@pytest.mark.parametrize(("name", "shape", "flag", "message"), REFUSALS)
+def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, server: ApiServer, name: str,
+                                                             shape: dict[str, bool], flag: str, message: str) -> None:
+    pod = pod_obj(name, "kub-005", daemonset=shape.get("daemonset", False))
+    if not shape.get("daemonset"):  # give it a controller, so only the property under test can refuse it
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                               "uid": "u2", "controller": True}]
+    if name == "bare":
+        del pod["metadata"]["ownerReferences"]
+    if shape.get("empty_dir"):
+        pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    server.pods[("jupyter-lsst", name)] = pod
+    with pytest.raises(InvalidTransition, match=message):
+        _kubectl_defaults(spec, server).drain("kub-005")
+    assert not [r for r in server.requests if r[0] != "GET"]  # nothing changed: not even cordoned
+    left = _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005")
+    assert server.nodes["kub-005"]["spec"]["unschedulable"] is True and left == 0
+    evicted = [r for r in server.requests if r[1].endswith("/eviction")]
+    # --ignore-daemonsets leaves the DaemonSet pod where it is; the other two flags let it be evicted.
+    assert len(evicted) == (0 if flag == "ignore_daemonsets" else 1)
+
+
+def test_drain_never_needs_force_for_enclaves_own_worker_pods(spec: EnclaveSpec, server: ApiServer) -> None:
+    kube = _kubectl_defaults(spec, server)
+    kube.deploy_pods("kub-008", "drp", ("htcondor-kub-008-1",), 8, 8192)
+    assert kube.drain("kub-008") == 0
+    assert ("htcondor", "htcondor-kub-008-1") not in server.pods

@@ -14,15 +14,19 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from enclave.cli import app
+from enclave.cluster import deploy
 from enclave.db import Database
 from enclave.errors import EnclaveError, exit_code
 from enclave.journal import query
 from enclave.ops.admission import validate_policy
 from enclave.ops.etcd import EtcdServer
+from enclave.spec import load
+from enclave.spec.defaults import EXAMPLES
 from tests.pg import _sqlite_template
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
+D3 = "sha256:" + "3" * 64
 LAB = "registry.lsst.local/lsstsqre/sciplat-lab"
 
 
@@ -86,6 +90,11 @@ def test_images_commands_and_refusals(env: dict[str, str]) -> None:
 def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], tmp_path: Path) -> None:
     people()
     vet_spec_images()
+    # enclave's own image (render deploy) is vetted like any other before the cluster may run it (seed §10).
+    enclave_image = deploy.image(load(EXAMPLES / "lsst-ldf.yaml"))
+    repository = enclave_image.rsplit(":", 1)[0]
+    assert run("images", "submit", f"{enclave_image}@{D3}", "--as", "svc", "--reason", "enclave").exit_code == 0
+    assert run("images", "approve", f"{repository}@{D3}", "--as", "sec1", "--reason", "scanned").exit_code == 0
     out = tmp_path / "rendered"
     r = run("render", "all", "--out", str(out))
     assert r.exit_code == 0, r.output
@@ -93,7 +102,9 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     policy = yaml.safe_load((out / "admission" / "kyverno-vetted-images.yaml").read_text())
     validate_policy(policy)
     assert sorted(policy["spec"]["rules"][0]["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]["value"]) \
-        == [f"{LAB}@{D1}", f"{LAB}@{D2}"]
+        == sorted([f"{LAB}@{D1}", f"{LAB}@{D2}", f"{repository}@{D3}"])
+    api = next(yaml.safe_load_all((out / "deploy" / "api.yaml").read_text()))
+    assert api["spec"]["template"]["spec"]["containers"][0]["image"] == f"{repository}@{D3}"
 
     r = run("security", "check", "-o", "json")
     assert r.exit_code == 0, r.output

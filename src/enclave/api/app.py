@@ -7,6 +7,7 @@ import time
 
 from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -117,7 +118,9 @@ class BodyLimitMiddleware:
 
 def create_app(service: Service) -> FastAPI:
     """One app over one running control plane."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel, not from a CDN: an enclave
+    # behind the seed's local registry has no internet, and the CDN page would be blank (issue 18).
+    app = FastAPIOffline(
         title="enclave control plane",
         version="1",
         description="Accounts and roles, lifecycle transitions, notebook options, pools and nodes, the capacity "
@@ -125,7 +128,8 @@ def create_app(service: Service) -> FastAPI:
         "Authenticate with `Authorization: Bearer <token>`.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
+        redoc_url=f"{API_PREFIX}/redoc",
+        static_url=f"{API_PREFIX}/docs-assets",
     )
     app.state.service = service
     errors.install(app)

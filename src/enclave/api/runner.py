@@ -49,6 +49,8 @@ class BrokerStatus(BaseModel):
     wall_seconds_per_cycle: float
     finished: bool
     """The twin reached the end of its scenario."""
+    leading: bool = True
+    """This replica runs the broker loop; False: a standby waiting for the leader's lock (enclave.db.leader)."""
 
 
 @dataclass
@@ -78,6 +80,9 @@ class BrokerRunner:
     cycles: int = 0
     actions_total: int = 0
     last_error: str | None = None
+    leader: Callable[[], bool] | None = None
+    """Asked before every cycle: may this replica run the broker now? None: always (one replica)."""
+    leading: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -150,7 +155,8 @@ class BrokerRunner:
         return BrokerStatus(backend=self.backend_name, running=self.running, cycles=self.cycles,
                             actions_total=self.actions_total, last_error=self.last_error,
                             sim_seconds_per_cycle=self.sim_seconds_per_cycle if self.simulate else None,
-                            wall_seconds_per_cycle=self.wall_seconds_per_cycle, finished=self.backend.finished)
+                            wall_seconds_per_cycle=self.wall_seconds_per_cycle, finished=self.backend.finished,
+                            leading=self.leading)
 
     @property
     def running(self) -> bool:
@@ -172,7 +178,8 @@ class BrokerRunner:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            if self.backend.finished:
+            self.leading = self.leader is None or self.leader()
+            if self.backend.finished or not self.leading:  # a standby only waits for the lock
                 self._stop.wait(self.wall_seconds_per_cycle)
                 continue
             try:

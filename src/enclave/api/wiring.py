@@ -58,7 +58,7 @@ def twin_runner(service: Service, *, scenario: str = DEFAULT_SCENARIO, sim_secon
     return BrokerRunner(broker=service.factory.broker(twin, f"twin ({scenario})"), metrics=service.metrics,
                         history=service.history, simulate=True, extras=TwinFigures(sim, deadline),
                         backend_name=f"twin ({scenario})", sim_seconds_per_cycle=sim_seconds_per_cycle,
-                        wall_seconds_per_cycle=wall_seconds_per_cycle)
+                        wall_seconds_per_cycle=wall_seconds_per_cycle, leader=service.factory.broker_leadership)
 
 
 def live_runner(service: Service, *, kubeconfig: Path | None = None, collector: str | None = None,
@@ -67,7 +67,7 @@ def live_runner(service: Service, *, kubeconfig: Path | None = None, collector: 
     backend = service.factory.live_backend(kubeconfig=kubeconfig, collector=collector)
     return BrokerRunner(broker=service.factory.broker(backend, "live"), metrics=service.metrics,
                         history=service.history, simulate=False, backend_name="live",
-                        wall_seconds_per_cycle=wall_seconds_per_cycle)
+                        wall_seconds_per_cycle=wall_seconds_per_cycle, leader=service.factory.broker_leadership)
 
 
 def build_service(factory: Factory, *, backend: str = "twin", scenario: str = DEFAULT_SCENARIO,

@@ -416,6 +416,16 @@ def render_admission_command(out: Annotated[Path, typer.Option("--out", help="Di
     console.print(f"wrote {path}: {allowed} approved digest(s) admitted")
 
 
+def render_deploy_command(out: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")],
+                          spec: SpecOption = None) -> None:
+    """What runs enclave in the commons: Dockerfile, manifests and kustomization (`kubectl apply -k`); see
+    docs/deploy.md."""
+    with services(spec) as factory:
+        paths = factory.renders.deploy(out)
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
 def render_all_command(out: Annotated[Path, typer.Option("--out", help="Directory; one sub-directory per "
                                                          "renderer.")],
                        spec: SpecOption = None) -> None:
@@ -437,4 +447,5 @@ def register(app: typer.Typer, render: typer.Typer) -> None:
     app.add_typer(security_app, name="security")
     app.add_typer(images_app, name="images")
     render.command("admission")(render_admission_command)
+    render.command("deploy")(render_deploy_command)
     render.command("all")(render_all_command)

@@ -24,7 +24,7 @@ from enclave.twin.sim import Sim
 twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-like load.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=140)
 
-ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or the name of one in examples/scenarios.")]
+ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or a shipped one by name (twin scenarios).")]
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
 # --out-dir, not -o: -o is every read command's output format (enclave.cli.options.Output); --out still works.
 OutOpt = Annotated[Path, typer.Option("--out-dir", "--out", help="Directory for report.html and metrics.json.")]

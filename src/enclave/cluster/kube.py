@@ -6,8 +6,9 @@ PodDisruptionBudgets are honoured), HTCondor on a drained node (BCS 5 steps 2–
 Every call is idempotent: creating what exists (409) or deleting what is gone (404) is success.
 
 Connecting: ``KubeCluster.connect(spec)`` loads the in-cluster service account when run in a pod, else
-``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list/create/delete
-and pods/eviction create in the batch namespace and on the workers.
+``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list and pods/eviction
+create in every namespace, and pods create/delete/patch in the batch namespace: ``enclave.cluster.deploy``
+renders exactly that, and tests/deploy/test_rbac.py checks it against every request this module makes.
 """
 
 from __future__ import annotations
@@ -215,19 +216,46 @@ class KubeCluster:
                 if exc.status != 404:
                     raise _external(f"deleting pod {name}", exc) from exc
 
+    def _refusals(self, pods: list[dict[str, Any]]) -> dict[str, str]:
+        """``namespace/name`` → why kubectl drain with the spec's ``cluster.drain`` flags would refuse it."""
+        flags = self.spec.cluster.drain
+        out = {}
+        for pod in pods:
+            why = objects.drain_refusal(pod, force=flags.force, ignore_daemonsets=flags.ignore_daemonsets,
+                                        delete_emptydir_data=flags.delete_emptydir_data)
+            if why is not None:
+                out[f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"] = why
+        return out
+
     def drain(self, node: str) -> int:
-        """BCS 5 step 1: cordon, then ask the Eviction API to move every evictable pod. Returns how many
-        pods are still to go (a PodDisruptionBudget may refuse some for now; drain again later)."""
+        """BCS 5 step 1 as ``kubectl drain``: cordon, then ask the Eviction API to move every evictable pod, so
+        PodDisruptionBudgets are honoured. Returns how many pods are still to go (a budget may refuse some for
+        now; ``evict`` again later). Pods kubectl would refuse without --force, --ignore-daemonsets or
+        --delete-emptydir-data (the spec's ``cluster.drain``) stop the drain before anything changes: unlike
+        kubectl, which cordons first, a refused drain leaves the node as it was."""
         self._require_worker(node)
+        refused = self._refusals(self._pods(field_selector=f"spec.nodeName={node}"))
+        if refused:
+            listed = "; ".join(f"{pod}: {why}" for pod, why in sorted(refused.items()))
+            raise InvalidTransition(f"cannot drain {node}: {listed}", where=node,
+                                    fix="move those pods away, or set the flag named in the message under "
+                                        "cluster.drain in the spec (force, ignore_daemonsets, delete_emptydir_data)")
         self._mark(node, "draining", True)
         return self.evict(node)
 
     def evict(self, node: str) -> int:
+        """One eviction round on a draining node; pods the drain flags refuse (arrived after the cordon, e.g.
+        tolerating it) are not evicted and count as still to go, as kubectl would not evict them either."""
+        pods = self._pods(field_selector=f"spec.nodeName={node}")
+        refused = self._refusals(pods)
         left = 0
-        for pod in self._pods(field_selector=f"spec.nodeName={node}"):
+        for pod in pods:
             meta = pod["metadata"]
             # HTCondor worker pods go too (BCS 5 takes the whole node); HTCondor on the bare node stays.
             if objects.is_node_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
+                continue
+            if f"{meta.get('namespace')}/{meta['name']}" in refused:
+                left += 1
                 continue
             body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction",
                                   metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))

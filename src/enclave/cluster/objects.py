@@ -23,8 +23,26 @@ BATCH_LABEL = "enclave.io/batch"
 """On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node)."""
 SINCE_ANNOTATION = "enclave.io/since"
 """Unix time of the node's last state change, so cooldowns survive a broker restart."""
-CONFIG_MAP = "htcondor-worker-config"
 DEFAULT_NAMESPACE = "htcondor"
+CONFIG_FILE = "50-enclave-worker.conf"
+"""The key of each worker ConfigMap: the file HTCondor reads from /etc/condor/config.d."""
+
+
+def config_map_name(whole_node: bool) -> str:
+    """Each pod shape has its own ConfigMap: a whole-node pod must not read the partitioned file, whose
+    ``NUM_CPUS = $ENV(ENCLAVE_POD_CPUS)`` is empty (0 cores) without the env var only share pods set."""
+    return "htcondor-worker-whole" if whole_node else "htcondor-worker-partitioned"
+
+
+def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
+    """The ConfigMaps the worker pods mount, one per pod shape, holding the rendered worker-pod config."""
+    from enclave.batch.render import worker_pod as worker_config
+
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": config_map_name(whole), "namespace": namespace,
+                          "labels": {APP_LABEL: WORKER_APP, KIND_LABEL: "node" if whole else "pod"}},
+             "data": {CONFIG_FILE: worker_config(spec, whole_node=whole).text}}
+            for whole in (True, False)]
 
 
 def node_pod_name(node: str) -> str:
@@ -57,7 +75,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "terminationGracePeriodSeconds": int(max((p.grace_seconds for p in spec.pools.values()), default=600)),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": CONFIG_MAP}},
+            {"name": "config", "configMap": {"name": config_map_name(whole_node)}},
             {"name": "software", "hostPath": {"path": "/software", "type": "Directory"}},
         ],
     }
@@ -129,6 +147,29 @@ def is_worker_pod(pod: dict[str, Any]) -> bool:
 def is_node_pod(pod: dict[str, Any]) -> bool:
     """The pod that runs HTCondor on a whole drained node (BCS 5)."""
     return is_worker_pod(pod) and ((pod.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) == "node"
+
+
+def drain_refusal(pod: dict[str, Any], *, force: bool, ignore_daemonsets: bool,
+                  delete_emptydir_data: bool) -> str | None:
+    """Why ``kubectl drain`` with these flags would refuse to drain a node holding ``pod`` (None: it would not).
+
+    The rules and messages of kubectl's pod filters (pkg/drain/filters.go: daemonSetFilter, localStorageFilter,
+    unreplicatedFilter; https://github.com/kubernetes/kubectl/blob/master/pkg/drain/filters.go). Pods
+    ``is_evictable`` passes over (mirror and finished pods) are never refused. enclave's own HTCondor worker
+    pods have no controller object, but enclave is their controller: they never need --force.
+    """
+    meta = pod.get("metadata") or {}
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    if any(o.get("kind") == "DaemonSet" for o in owners):
+        return None if ignore_daemonsets else "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+    if not is_evictable(pod):
+        return None
+    volumes = (pod.get("spec") or {}).get("volumes") or []
+    if not delete_emptydir_data and any("emptyDir" in v for v in volumes):
+        return "cannot delete Pods with local storage (use --delete-emptydir-data to override)"
+    if not force and not owners and not is_worker_pod(pod):
+        return "cannot delete Pods that declare no controller (use --force to override)"
+    return None
 
 
 def is_evictable(pod: dict[str, Any]) -> bool:

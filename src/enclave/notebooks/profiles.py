@@ -148,6 +148,34 @@ def _image_name_tag(image: str) -> dict[str, str]:
     return {"name": name, "tag": tag}
 
 
+HUB_SPEC_MOUNT = "/etc/enclave"
+HUB_DATABASE_SECRET = "enclave-database"
+"""Secret (key ``url``) with the enclave database URL, in the notebook namespace; `render deploy` makes it."""
+
+
+def hub_image(spec: EnclaveSpec) -> dict[str, str]:
+    """The hub image `enclave render deploy` defines (hub.Dockerfile): Z2JH's hub with enclave installed."""
+    return {"name": f"{spec.registry.host}/enclave/hub", "tag": "z2jh-4.1.0"}
+
+
+def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
+    """What the hub needs to ask enclave: the image with enclave's hook, the spec (ConfigMap ``enclave-spec``)
+    and the database URL from a Secret — the hook reads accounts and vetted images from enclave's database.
+    Z2JH's hub.image, hub.extraEnv (valueFrom allowed), hub.extraVolumes/extraVolumeMounts
+    (https://z2jh.jupyter.org/en/stable/resources/reference.html#hub)."""
+    return {
+        "image": hub_image(spec),
+        "extraConfig": {"enclave": HUB_CONFIG},
+        "extraEnv": {
+            "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
+            "ENCLAVE_SPEC": f"{HUB_SPEC_MOUNT}/enclave.yaml",
+            "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
+        },
+        "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
+        "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True}],
+    }
+
+
 def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[str, Any]:
     """Helm values in the shape of the Zero-to-JupyterHub chart.
 
@@ -164,10 +192,7 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
         if profiles else False
     home_tpl = f"{st.home_root.rstrip('/')}/{{username}}"
     return {
-        "hub": {
-            "extraConfig": {"enclave": HUB_CONFIG},
-            "extraEnv": {"ENCLAVE_NOTEBOOK_NAMESPACE": nb.namespace},
-        },
+        "hub": hub_values(spec),
         "singleuser": {
             "image": _image_name_tag(first),
             "cpu": {"guarantee": default.cpu_request, "limit": default.cpu_limit},

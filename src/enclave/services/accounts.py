@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission
-from enclave.accounts import lifecycle
+from enclave.accounts import homes, lifecycle
 from enclave.accounts.authorize import account_permissions, account_roles, find_account, require
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
@@ -85,13 +86,22 @@ class AccountService:
     def onboard(self, actor: str, username: str, *, name: str, email: str, kind: AccountKind, reason: str,
                 roles: Iterable[Role] | None = None, allocation: Allocation | None = None,
                 namespaces: Iterable[str] = (), uid: int | None = None) -> AccountView:
-        return self._change(lambda s: lifecycle.onboard(
+        return self._provision(self._change(lambda s: lifecycle.onboard(
             s, actor, self.spec, username, name=name, email=email, kind=kind, reason=reason, roles=roles,
-            allocation=allocation, namespaces=namespaces, uid=uid))
+            allocation=allocation, namespaces=namespaces, uid=uid)))
+
+    def _provision(self, account: AccountView) -> AccountView:
+        """Home and workspace on the home file system, when it is mounted here (as `enclave webdav` decides);
+        after the commit, so a refused onboarding creates nothing. Idempotent."""
+        root = self.spec.storage.home_root
+        if Path(root).is_dir():
+            homes.provision(account, root)
+        return account
 
     def onboard_many(self, actor: str, rows: Sequence[NewAccount], *, reason: str) -> list[AccountView]:
         with self.db.session() as session:
-            return [view(a) for a in lifecycle.onboard_many(session, actor, self.spec, rows, reason=reason)]
+            made = [view(a) for a in lifecycle.onboard_many(session, actor, self.spec, rows, reason=reason)]
+        return [self._provision(a) for a in made]
 
     def depart(self, actor: str, username: str, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.depart(s, actor, username, reason=reason))
@@ -113,8 +123,8 @@ class AccountService:
     def demote(self, actor: str, username: str, *, new_username: str, reason: str,
                allocation: Allocation | None = None) -> AccountView:
         """The NEW science account; the staff one is deactivated."""
-        return self._change(lambda s: lifecycle.demote(s, actor, self.spec, username, new_username=new_username,
-                                                       reason=reason, allocation=allocation))
+        return self._provision(self._change(lambda s: lifecycle.demote(
+            s, actor, self.spec, username, new_username=new_username, reason=reason, allocation=allocation)))
 
     def grow_quota(self, actor: str, username: str, quota_gib: float, *, reason: str,
                    proposal_id: str | None = None) -> AccountView:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,6 +53,11 @@ def open_database(url: str | None = None) -> Database:
     return db
 
 
+LEASE_NAME = "enclave-broker"
+LEASE_SECONDS = 90
+"""Three cycles of the live broker loop (30 s each): a leader renews once per cycle."""
+
+
 @dataclass
 class Factory:
     spec: EnclaveSpec
@@ -60,6 +65,8 @@ class Factory:
     spec_path: Path | None = None
     """Where the spec came from; None: the embedded default."""
     _brokers: dict[str, BrokerService] = field(default_factory=dict)
+    _lease: Callable[[], bool] | None = None
+    """Set by ``live_backend`` when running as a pod of the commons: leadership by a Kubernetes Lease."""
 
     @classmethod
     @contextmanager
@@ -139,6 +146,16 @@ class Factory:
     def twin_runs(self) -> TwinRunService:
         return TwinRunService(self.spec)
 
+    @cached_property
+    def broker_leadership(self) -> Callable[[], bool]:
+        """Whether this process may run the broker loop now: a PostgreSQL advisory lock shared by every replica
+        on this database (enclave.db.leader); always True on SQLite."""
+        from enclave.db.leader import LeaderLock
+
+        advisory = LeaderLock(self.db.engine, "broker-loop").held
+        # In the commons (a live backend inside a pod) a Kubernetes Lease decides; elsewhere the advisory lock.
+        return lambda: self._lease() if self._lease is not None else advisory()
+
     def broker(self, backend: Backend, where: str) -> BrokerService:
         """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
         key = f"{where}:{id(backend)}"
@@ -186,6 +203,12 @@ class Factory:
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
+        pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+        if pod and namespace:  # set by the downward API in the Deployment `enclave render deploy` writes
+            from enclave.cluster.lease import LeaseLock
+
+            self._lease = LeaseLock(kube.api, namespace=namespace, name=LEASE_NAME, identity=pod,
+                                    duration_s=LEASE_SECONDS).held
         return LiveBackend(self.spec, kube, batch)
 
     # --- a fresh database ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from enclave.access.render import render_access, write_yaml
 from enclave.accounts import storage as account_storage
 from enclave.accounts.authorize import require
 from enclave.batch import render as condor
+from enclave.cluster import deploy
 from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.notebooks import profiles
@@ -43,6 +44,7 @@ from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upg
 from enclave.ops.versions import Version
 from enclave.services.images import ImageService
 from enclave.spec.document import read_text
+from enclave.spec.load import dump
 from enclave.spec.models import EnclaveSpec, NodeRole
 
 
@@ -86,10 +88,18 @@ class RenderService:
         path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
         return path, int(objects[0]["metadata"]["annotations"]["enclave.lsst.io/approved-digests"])
 
+    def deploy(self, out: Path) -> list[Path]:
+        """What runs enclave itself in the commons: image definition, namespaces, service accounts, least-
+        privilege RBAC, Deployments, Services, PodDisruptionBudget, ConfigMaps, kustomization (docs/deploy.md)."""
+        pinned = pinner(self.images.approved(self.spec.registry.host))(deploy.image(self.spec))
+        hub = profiles.hub_image(self.spec)
+        return deploy.write(self.spec, dump(self.spec), out, pinned, hub_ref=f"{hub['name']}:{hub['tag']}")
+
     def everything(self, out: Path) -> list[Rendered]:
         """Every renderer into its own sub-directory of ``out`` (seed §12 option 1: rebuild from the spec)."""
         renderers: dict[str, Callable[[Path], object]] = {
             "access": self.access, "admission": self.admission, "condor": self.condor, "notebooks": self.notebooks,
+            "deploy": self.deploy,
         }
         results = []
         for name, fn in renderers.items():

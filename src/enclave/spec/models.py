@@ -89,6 +89,19 @@ class Site(Strict):
     elevation_m: float = Field(default=0.0, ge=-500, le=9000)
 
 
+class DrainFlags(Strict):
+    """How draining a worker for batch (BCS 5 step 1) treats the pods it finds, as ``kubectl drain`` does with
+    the flags of the same names; each defaults as kubectl's does (kubectl pkg/drain/filters.go,
+    https://github.com/kubernetes/kubectl/blob/master/pkg/drain/filters.go)."""
+
+    force: bool = Field(False, description="kubectl drain --force: evict pods that declare no controller "
+                        "(KubeSpawner's notebook pods are such pods).")
+    ignore_daemonsets: bool = Field(False, description="kubectl drain --ignore-daemonsets: leave DaemonSet pods "
+                                    "in place instead of refusing to drain.")
+    delete_emptydir_data: bool = Field(False, description="kubectl drain --delete-emptydir-data: evict pods "
+                                       "with emptyDir volumes (their data is lost).")
+
+
 class Cluster(Strict):
     name: Name
     kubernetes_version: KubeVersion
@@ -98,6 +111,7 @@ class Cluster(Strict):
         default_factory=list, description="Application namespaces (seed §11), e.g. jupyter-lsst."
     )
     site: Site | None = None
+    drain: DrainFlags = Field(default_factory=DrainFlags)
 
 
 class LatencyObjective(Strict):

@@ -286,7 +286,7 @@ class Loaded(BaseModel):
 
 
 def find(name_or_path: str) -> Path:
-    """A scenario file by path, or by name among the shipped ``examples/scenarios``."""
+    """A scenario file by path, or by name among the shipped ones (package data ``enclave/examples/scenarios``)."""
     p = Path(name_or_path)
     if p.is_file():
         return p

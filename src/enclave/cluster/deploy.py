@@ -1,0 +1,256 @@
+"""What runs enclave itself in the commons (issue 18): `enclave render deploy` — pure, no client.
+
+Plain manifests plus a kustomization (no Helm engine installs from PyPI, so a chart could not be templated in
+the tests), applied with ``kubectl apply -k``. docs/deploy.md walks through installing them and says what each
+object is for. The broker's permissions are the narrowest the live adapter (``enclave.cluster.kube``) needs;
+``tests/ops/test_deploy.py`` records every request the adapter makes against the strict API-server fake and
+checks that these rules allow each one and grant nothing the adapter never uses.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enclave.cluster import objects as cluster_objects
+from enclave.spec.models import EnclaveSpec
+
+NAMESPACE = "enclave"
+BROKER_ACCOUNT = "enclave"
+WEBDAV_ACCOUNT = "enclave-webdav"
+API_PORT = 8000
+WEBDAV_PORT = 8090
+SPEC_MOUNT = "/etc/enclave"
+DATABASE_SECRET = "enclave-database"
+"""Secret with key ``url``: the SQLAlchemy URL of the PostgreSQL database (kustomize secretGenerator)."""
+HOMES_CLAIM = "enclave-homes"
+LABEL = "app.kubernetes.io/name"
+
+# RBAC rules, each one a call of the live adapter (verbs as the API server derives them from the HTTP method:
+# https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb).
+CLUSTER_RULES: list[dict[str, Any]] = [
+    # nodes(): list; _state(): get; cordon, uncordon and the batch label (_mark): patch.
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
+    # nodes() counts every pod's requests and drain() finds the pods on a node: pods in all namespaces.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    # drain()/evict(): the Eviction API, in whatever namespace a pod on the node lives.
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+]
+LEASE_RULES: list[dict[str, Any]] = [
+    # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
+BATCH_RULES: list[dict[str, Any]] = [
+    # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
+    # only HTCondor worker pods, only in the batch namespace.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "patch"]},
+]
+
+
+def _meta(name: str, namespace: str | None = NAMESPACE, component: str = "enclave") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {LABEL: "enclave", "app.kubernetes.io/component": component}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def image(spec: EnclaveSpec) -> str:
+    return f"{spec.registry.host}/enclave/enclave:{_version()}"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("enclave")
+    except metadata.PackageNotFoundError:  # running from a checkout without an install
+        return "0.1.0"
+
+
+def dockerfile(spec: EnclaveSpec) -> str:
+    """The image: the wheel on python:3.11-slim (the Python enclave requires), running as a non-root user."""
+    return "\n".join([
+        f"# enclave {_version()} for {spec.cluster.name}. Build from a checkout:",
+        "#   python -m pip wheel --no-deps -w dist .",
+        f"#   docker build -f Dockerfile -t {image(spec)} . && docker push {image(spec)}",
+        "# The registry is the enclave's own (seed §10): vet the image before the cluster may run it.",
+        "FROM python:3.11-slim",
+        "COPY dist/enclave-*.whl /tmp/",
+        "RUN pip install --no-cache-dir /tmp/enclave-*.whl && rm /tmp/enclave-*.whl \\",
+        "    && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin enclave",
+        "USER 10001:10001",
+        'ENTRYPOINT ["enclave"]',
+        "",
+    ])
+
+
+def hub_dockerfile(spec: EnclaveSpec, hub_ref: str) -> str:
+    """The JupyterHub hub image ``hub_ref`` (what `render notebooks` values name): Zero to JupyterHub's hub
+    (JupyterHub and KubeSpawner) plus enclave, whose ``enclave.hub.configure`` the values' extraConfig calls."""
+    return "\n".join([
+        f"# JupyterHub hub for {spec.cluster.name} with enclave's profile list and pre-spawn hook. Build:",
+        f"#   docker build -f hub.Dockerfile -t {hub_ref} . (dist/ holds the enclave wheel)",
+        "# Base: the hub image of the Zero to JupyterHub chart 4.1.0 (quay.io/jupyterhub/k8s-hub).",
+        "FROM quay.io/jupyterhub/k8s-hub:4.1.0",
+        "USER root",
+        "COPY dist/enclave-*.whl /tmp/",
+        "RUN pip install --no-cache-dir /tmp/enclave-*.whl && rm /tmp/enclave-*.whl",
+        "USER ${NB_USER}",
+        "",
+    ])
+
+
+def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": ref,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "env": [{"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
+                {"name": "ENCLAVE_DB", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}],
+        "ports": [{"name": "http", "containerPort": port}],
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _deployment(name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]], *,
+                automount: bool, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, component=name),
+        "spec": {
+            # Several API replicas are safe: only the holder of the PostgreSQL advisory lock runs the broker
+            # loop (enclave.db.leader); the others serve the API and wait for the lock.
+            "replicas": replicas,
+            "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
+            "template": {
+                "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
+                "spec": {"serviceAccountName": account, "automountServiceAccountToken": automount,
+                         "containers": [container],
+                         "volumes": [{"name": "spec", "configMap": {"name": "enclave-spec"}},
+                                     {"name": "tmp", "emptyDir": {}}, *volumes]},
+            },
+        },
+    }
+
+
+def _service(name: str, port: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, component=name),
+            "spec": {"selector": {LABEL: "enclave", "app.kubernetes.io/component": name},
+                     "ports": [{"name": "http", "port": port, "targetPort": "http"}]}}
+
+
+def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
+    subject = [{"kind": "ServiceAccount", "name": BROKER_ACCOUNT, "namespace": NAMESPACE}]
+    batch_ns = cluster_objects.DEFAULT_NAMESPACE
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta("enclave-broker", None), "rules": CLUSTER_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta("enclave-broker", None), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "enclave-broker"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta("enclave-broker", batch_ns), "rules": BATCH_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta("enclave-leader"), "rules": LEASE_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta("enclave-leader"), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},
+    ]
+
+
+def _pdb_api(spec: EnclaveSpec) -> str:
+    """policy/v1 PodDisruptionBudget is GA from Kubernetes 1.21; older servers (the seed's 1.9) serve v1beta1
+    (https://kubernetes.io/docs/reference/using-api/deprecation-guide/#poddisruptionbudget-v125)."""
+    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
+    return "policy/v1" if (major, minor) >= (1, 21) else "policy/v1beta1"
+
+
+def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """File name → the objects in it, in the order ``kubectl apply`` should see them. ``pinned``: the vetted
+    ``repository@digest`` of enclave's image (seed §10); without one the pods name the tag, and the security
+    benchmark (IMG-02) and the admission policy refuse them until security staff approve the image."""
+    batch_ns = cluster_objects.DEFAULT_NAMESPACE
+    ref = pinned or image(spec)
+    api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
+    # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
+    api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    webdav = _container(ref, "webdav", ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
+    webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
+    return {
+        "namespace.yaml": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, None)},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(batch_ns, None, "htcondor-worker")},
+        ],
+        "serviceaccounts.yaml": [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(BROKER_ACCOUNT)},
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(WEBDAV_ACCOUNT),
+             "automountServiceAccountToken": False},
+        ],
+        "rbac.yaml": _rbac(spec),
+        "configmaps.yaml": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("enclave-spec"),
+             "data": {"enclave.yaml": spec_text}},
+            # The JupyterHub hub reads the same spec (values from `render notebooks` mount it).
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("enclave-spec", spec.notebooks.namespace),
+             "data": {"enclave.yaml": spec_text}},
+            *cluster_objects.worker_config_maps(spec, batch_ns),
+        ],
+        "api.yaml": [
+            _deployment("enclave-api", BROKER_ACCOUNT, api, [], automount=True, replicas=2),
+            _service("enclave-api", API_PORT),
+            {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
+             # A drain may take one of the two API pods at a time, never both: the API and a standby for
+             # the broker loop stay up.
+             "spec": {"minAvailable": 1,
+                      "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": "enclave-api"}}}},
+        ],
+        "webdav.yaml": [
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(HOMES_CLAIM),
+             "spec": {"accessModes": ["ReadWriteMany"],
+                      "resources": {"requests": {"storage": f"{int(spec.storage.shared_tib * 1024)}Gi"}}}},
+            _deployment("enclave-webdav", WEBDAV_ACCOUNT, webdav,
+                        [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}], automount=False,
+                        replicas=1),
+            _service("enclave-webdav", WEBDAV_PORT),
+        ],
+    }
+
+
+def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": files,
+        # The database URL never goes into a rendered file: write it to database-url, kustomize makes the Secret
+        # (for enclave, and for the JupyterHub hub in the notebook namespace).
+        "secretGenerator": [{"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
+                            for ns in (NAMESPACE, notebook_namespace)],
+        "generatorOptions": {"disableNameSuffixHash": True},
+    }
+
+
+def write(spec: EnclaveSpec, spec_text: str, out: Path, pinned: str | None = None, *, hub_ref: str) -> list[Path]:
+    """Write the bundle under ``out``: Dockerfile, one YAML file per concern, kustomization.yaml."""
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = render_deploy(spec, spec_text, pinned)
+    paths = []
+    for name, docs in bundle.items():
+        path = out / name
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        paths.append(path)
+    for name, text in (("Dockerfile", dockerfile(spec)), ("hub.Dockerfile", hub_dockerfile(spec, hub_ref)),
+                       ("kustomization.yaml", yaml.safe_dump(kustomization(list(bundle), spec.notebooks.namespace),
+                                                            sort_keys=False))):
+        (out / name).write_text(text)
+        paths.append(out / name)
+    return paths

@@ -1,0 +1,92 @@
+"""Leader election among enclave replicas in the commons by a Kubernetes Lease (coordination.k8s.io/v1), the
+way client-go's leader election does it (tools/leaderelection/leaderelection.go, tryAcquireOrRenew:
+https://github.com/kubernetes/client-go/blob/master/tools/leaderelection/leaderelection.go): a replica may take
+the Lease when nobody holds it or the holder has not renewed it for ``leaseDurationSeconds``, and it renews it
+while it leads. Every write names the resourceVersion it read, so of two replicas racing for an expired Lease
+the API server lets one win and answers 409 Conflict to the other
+(https://kubernetes.io/docs/concepts/architecture/leases/).
+
+``held()`` is asked before every broker cycle, so the Lease is renewed once per cycle: its duration must be
+longer than a cycle (the rendered Deployment sets three cycles' worth).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from enclave.errors import ExternalError
+
+
+def _micro(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class LeaseLock:
+    def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str, duration_s: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.coordination = k8s.CoordinationV1Api(api)
+        self.api = api
+        self.namespace, self.name, self.identity, self.duration_s = namespace, name, identity, duration_s
+        self.clock = clock
+
+    def _body(self, now: float, *, acquired: float, transitions: int, version: str | None) -> k8s.V1Lease:
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if version is not None:
+            meta["resourceVersion"] = version
+        lease = k8s.V1Lease.from_dict({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+            "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration_s,
+                     "acquireTime": _micro(acquired), "renewTime": _micro(now), "leaseTransitions": transitions}})
+        assert lease is not None  # from_dict returns None only for None
+        return lease
+
+    def held(self) -> bool:
+        """Take or renew the Lease; True while this replica holds it."""
+        now = self.clock()
+        try:
+            lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+                self.coordination.read_namespaced_lease(self.name, self.namespace))
+        except ApiException as exc:
+            if exc.status != 404:
+                return self._unreachable(exc)
+            return self._write(lambda: self.coordination.create_namespaced_lease(
+                self.namespace, self._body(now, acquired=now, transitions=0, version=None)))
+        spec = lease.get("spec") or {}
+        mine = spec.get("holderIdentity") == self.identity
+        expires = _seconds(spec.get("renewTime")) + float(spec.get("leaseDurationSeconds") or 0)
+        if not mine and spec.get("holderIdentity") and expires > now:
+            return False  # someone else leads and renewed in time
+        transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
+        acquired = _seconds(spec.get("acquireTime")) if mine else now
+        body = self._body(now, acquired=acquired, transitions=transitions,
+                          version=lease["metadata"]["resourceVersion"])
+        return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body))
+
+    def _write(self, call: Callable[[], object]) -> bool:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status in (409, 422):  # another replica wrote first (or created it first)
+                return False
+            return self._unreachable(exc)
+        return True
+
+    def _unreachable(self, exc: ApiException) -> bool:
+        if exc.status in (401, 403):
+            raise ExternalError(f"Kubernetes API: the Lease {self.namespace}/{self.name} is refused ({exc.status})",
+                                where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (leases)")
+        return False  # cannot renew: stop leading, the others will take over when it expires

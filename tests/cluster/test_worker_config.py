@@ -1,0 +1,77 @@
+"""Each HTCondor worker pod mounts the ConfigMap of its shape, and HTCondor reading that ConfigMap with the
+pod's own environment sees the cores the pod owns (issue 18, "Worker config").
+
+HTCondor's ``$ENV(name)`` expands to the empty string when the variable is unset (HTCondor manual,
+"Configuration File Macros": https://htcondor.readthedocs.io/en/latest/admin-manual/introduction-to-configuration.html),
+so the partitioned file, read by a whole-node pod (which sets no ENCLAVE_POD_CPUS), would say NUM_CPUS is empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enclave.batch import render
+from enclave.cluster import objects
+from enclave.spec import EnclaveSpec, load
+from enclave.spec.defaults import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def ldf() -> EnclaveSpec:
+    return load(EXAMPLES / "lsst-ldf.yaml")
+
+
+def _pod(spec: EnclaveSpec, whole: bool) -> dict[str, Any]:
+    return objects.worker_pod(spec, name="p", node="kub-003", pool="user", cores=8, memory_mib=32768,
+                              image="registry/htcondor:25", whole_node=whole)
+
+
+def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ConfigMap behind the volume mounted at HTCondor's config.d."""
+    [container] = pod["spec"]["containers"]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == render.DEFAULT_CONFIG_DIR]
+    [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    [cm] = [m for m in maps if m["metadata"]["name"] == volume["configMap"]["name"]]
+    assert cm["metadata"]["namespace"] == pod["metadata"]["namespace"]  # a pod mounts only its own namespace's maps
+    return cm
+
+
+def _env(pod: dict[str, Any]) -> dict[str, str]:
+    """The pod's environment as the kubelet sets it (the downward-API node name filled in)."""
+    out = {}
+    for e in pod["spec"]["containers"][0]["env"]:
+        out[e["name"]] = e["value"] if "value" in e else pod["spec"]["nodeName"]
+    return out
+
+
+def _read(cm: dict[str, Any], env: dict[str, str], tmp_path: Path, knobs: list[str]) -> dict[str, str | None]:
+    path = tmp_path / f"{cm['metadata']['name']}.conf"
+    [(key, text)] = cm["data"].items()
+    path.write_text(text)
+    return render.read_back(path, knobs, subsystem="STARTD", env=env)
+
+
+def test_one_config_map_per_pod_shape(ldf: EnclaveSpec) -> None:
+    maps = objects.worker_config_maps(ldf)
+    assert len({m["metadata"]["name"] for m in maps}) == 2
+    assert _mounted(_pod(ldf, True), maps) is not _mounted(_pod(ldf, False), maps)
+
+
+def test_partitioned_pod_reads_its_own_cores_and_memory(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    pod = _pod(ldf, False)
+    got = _read(_mounted(pod, objects.worker_config_maps(ldf)), _env(pod), tmp_path, ["NUM_CPUS", "MEMORY"])
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert got["NUM_CPUS"] == limits["cpu"] and f"{got['MEMORY']}Mi" == limits["memory"]
+
+
+def test_whole_node_pod_is_not_left_with_zero_cores(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    pod = _pod(ldf, True)
+    maps = objects.worker_config_maps(ldf)
+    got = _read(_mounted(pod, maps), _env(pod), tmp_path, ["NUM_CPUS", "EnclaveStartdKind"])
+    assert got["NUM_CPUS"] not in (None, "", "0") and got["EnclaveStartdKind"] == '"node"'
+    # The failure the split prevents: the partitioned file under the whole-node pod's environment.
+    [shared] = [m for m in maps if m["metadata"]["name"] == objects.config_map_name(False)]
+    assert _read(shared, _env(pod), tmp_path, ["NUM_CPUS"])["NUM_CPUS"] in (None, "", "0")

@@ -1,0 +1,131 @@
+"""`enclave render deploy`: every object validates against the Kubernetes OpenAPI schema (kubernetes-validate),
+the kustomization lists every file, and the objects refer to each other consistently (issue 18)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from enclave.cli import app
+from enclave.cluster import deploy, objects
+from enclave.notebooks.profiles import z2jh_values
+from enclave.spec import EnclaveSpec, load, parse
+from enclave.spec.defaults import EXAMPLES
+from tests.access.test_render import schema_version
+
+
+@pytest.fixture(scope="module", params=["lsst-ldf.yaml", "minimal.yaml"])
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[EnclaveSpec, Path]:
+    out = tmp_path_factory.mktemp("deploy")
+    spec_path = EXAMPLES / request.param
+    result = CliRunner().invoke(app, ["render", "deploy", "--spec", str(spec_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return load(spec_path), out
+
+
+def _objects(out: Path) -> list[dict[str, Any]]:
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    return [d for f in kust["resources"] for d in yaml.safe_load_all((out / f).read_text()) if d]
+
+
+def test_kustomization_lists_every_manifest(rendered: tuple[EnclaveSpec, Path]) -> None:
+    _, out = rendered
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert sorted(kust["resources"]) == sorted(p.name for p in out.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert (out / "Dockerfile").read_text().startswith("# enclave")
+
+
+def test_every_object_validates(rendered: tuple[EnclaveSpec, Path]) -> None:
+    spec, out = rendered
+    version = schema_version(spec.cluster.kubernetes_version)
+    for doc in _objects(out):
+        if doc["apiVersion"] == "policy/v1beta1":
+            # The seed's 1.9 serves PDBs as v1beta1, which the oldest schema here (1.25) no longer has; v1 kept
+            # the fields used (maxUnavailable, selector), so check them against v1.
+            assert spec.cluster.kubernetes_version.startswith("1.")
+            doc = doc | {"apiVersion": "policy/v1"}
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_objects_refer_to_each_other(rendered: tuple[EnclaveSpec, Path]) -> None:
+    spec, out = rendered
+    docs = _objects(out)
+    have = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs}
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        ns, pod = d["metadata"]["namespace"], d["spec"]["template"]["spec"]
+        assert ("Namespace", None, ns) in have and ("ServiceAccount", ns, pod["serviceAccountName"]) in have
+        for v in pod["volumes"]:
+            if "configMap" in v:
+                assert ("ConfigMap", ns, v["configMap"]["name"]) in have
+            if "persistentVolumeClaim" in v:
+                assert ("PersistentVolumeClaim", ns, v["persistentVolumeClaim"]["claimName"]) in have
+        sel = d["spec"]["selector"]["matchLabels"]
+        assert sel.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        assert any(s["kind"] == "Service" and s["spec"]["selector"] == sel for s in docs)
+    # Only the broker's pod gets an API token; the WebDAV pod talks to no Kubernetes API.
+    tokens = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["automountServiceAccountToken"] for d in docs
+              if d["kind"] == "Deployment"}
+    assert tokens == {"enclave-api": True, "enclave-webdav": False}
+    # The worker pods' ConfigMaps are in the batch namespace, under the names the pods mount.
+    for whole in (True, False):
+        assert ("ConfigMap", objects.DEFAULT_NAMESPACE, objects.config_map_name(whole)) in have
+    # The spec the pods (enclave's and the JupyterHub hub's) read is the spec rendered from.
+    cms = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "ConfigMap"
+           and d["metadata"]["name"] == "enclave-spec"}
+    assert set(cms) == {deploy.NAMESPACE, spec.notebooks.namespace}
+    assert all(parse(cm["data"]["enclave.yaml"]) == spec for cm in cms.values())
+
+
+def test_hub_values_find_what_the_bundle_makes(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """The hub (values of `render notebooks`) mounts the spec ConfigMap and reads the database Secret of its own
+    namespace, and runs the image hub.Dockerfile defines."""
+    spec, out = rendered
+    hub = z2jh_values(spec)["hub"]
+    ns = spec.notebooks.namespace
+    have = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in _objects(out)}
+    for v in hub["extraVolumes"]:
+        assert ("ConfigMap", ns, v["configMap"]["name"]) in have
+    ref = hub["extraEnv"]["ENCLAVE_DB"]["valueFrom"]["secretKeyRef"]
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert {"name": ref["name"], "namespace": ns, "files": [f"{ref['key']}=database-url"]} in kust["secretGenerator"]
+    assert f"-t {hub['image']['name']}:{hub['image']['tag']} " in (out / "hub.Dockerfile").read_text()
+    [mount] = hub["extraVolumeMounts"]
+    assert hub["extraEnv"]["ENCLAVE_SPEC"].startswith(mount["mountPath"] + "/")
+
+
+def test_pdb_api_follows_the_kubernetes_version(rendered: tuple[EnclaveSpec, Path]) -> None:
+    spec, out = rendered
+    [pdb] = [d for d in _objects(out) if d["kind"] == "PodDisruptionBudget"]
+    minor = int(spec.cluster.kubernetes_version.split(".")[1])
+    assert pdb["apiVersion"] == ("policy/v1" if minor >= 21 else "policy/v1beta1")
+    assert pdb["metadata"]["namespace"] == deploy.NAMESPACE
+
+
+def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: tuple[EnclaveSpec, Path],
+                                                                      tmp_path: Path) -> None:
+    """kustomize (client side, no cluster) reads the kustomization and makes the Secret from database-url."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    _, out = rendered
+    work = tmp_path / "bundle"
+    shutil.copytree(out, work)
+    (work / "database-url").write_text("postgresql+psycopg://enclave@db.example.org/enclave")
+    built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    secrets = [d["metadata"] for d in docs if d["kind"] == "Secret"]
+    spec = rendered[0]
+    assert sorted(secrets, key=str) == sorted([{"name": deploy.DATABASE_SECRET, "namespace": ns}
+                                               for ns in (deploy.NAMESPACE, spec.notebooks.namespace)], key=str)
+    assert len(docs) == len(_objects(out)) + 2

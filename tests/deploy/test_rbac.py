@@ -1,0 +1,149 @@
+"""Least privilege, proven (issue 18): every request the live Kubernetes adapter (and the broker's Lease) makes
+is allowed by the RBAC `enclave render deploy` writes, and that RBAC grants nothing the adapter never uses.
+
+The adapter runs against the strict in-memory API server of tests/cluster/conftest.py, which records each
+request. Each request is turned into an RBAC attribute set as the API server does: the verb from the HTTP method
+(GET on an object: get, on a collection: list; POST: create; PATCH: patch; DELETE: delete —
+https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb), the
+resource and subresource and the namespace from the path
+(https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-uris). A ClusterRole bound by a
+ClusterRoleBinding allows its rules in every namespace and on cluster-scoped resources; a Role bound by a
+RoleBinding only in the Role's namespace (https://kubernetes.io/docs/reference/access-authn-authz/rbac/).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from enclave.cluster import deploy
+from enclave.cluster.kube import KubeCluster
+from enclave.cluster.lease import LeaseLock
+from enclave.spec import EnclaveSpec
+from enclave.spec.load import dump
+from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
+
+
+@dataclass(frozen=True)
+class Attrs:
+    verb: str
+    group: str
+    resource: str
+    """resource, or resource/subresource"""
+    namespace: str | None
+
+
+def attrs(method: str, path: str) -> Attrs:
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":  # /api/v1/...: the core group ""
+        group, rest = "", parts[2:]
+    else:  # /apis/<group>/<version>/...
+        group, rest = parts[1], parts[3:]
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) > 2:
+        namespace, rest = rest[1], rest[2:]
+    resource, name, sub = rest[0], (rest[1] if len(rest) > 1 else None), (rest[2] if len(rest) > 2 else None)
+    verb = {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method)
+    if verb is None:
+        verb = ("get" if name else "list") if method == "GET" else ("delete" if name else "deletecollection")
+    return Attrs(verb, group, f"{resource}/{sub}" if sub else resource, namespace)
+
+
+def grants(bundle: dict[str, list[dict[str, Any]]]) -> list[tuple[str | None, dict[str, Any], str]]:
+    """(namespace the rule applies in — None: everywhere —, rule, which object) for every rule bound to the
+    broker's ServiceAccount."""
+    docs = [d for docs in bundle.values() for d in docs]
+    subject = {"kind": "ServiceAccount", "name": deploy.BROKER_ACCOUNT, "namespace": deploy.NAMESPACE}
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs
+             if d["kind"] in ("Role", "ClusterRole")}
+    out = []
+    for b in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if subject not in b["subjects"]:
+            continue
+        ref = b["roleRef"]
+        scope = b["metadata"].get("namespace")  # a RoleBinding grants in its own namespace only
+        role = roles[(ref["kind"], None if ref["kind"] == "ClusterRole" else scope, ref["name"])]
+        out += [(scope, rule, f"{role['kind']}/{role['metadata']['name']}") for rule in role["rules"]]
+    return out
+
+
+def allows(scope: str | None, rule: dict[str, Any], a: Attrs) -> bool:
+    return ((scope is None or scope == a.namespace) and a.group in rule["apiGroups"]
+            and a.resource in rule["resources"] and a.verb in rule["verbs"])
+
+
+def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
+    """Every public operation of the adapter, on a cluster where each has something to do. Returns the
+    names of the methods called."""
+    called: set[str] = set()
+    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-005")
+    server.pods[("firefly", "ff")] = pod_obj("ff", "kub-005", namespace="firefly")
+    server.pdb_blocked.add("ff")
+    server.pods[("jupyter-lsst", "waiting")] = unschedulable_pod("waiting")
+
+    def call(name: str, *args: Any) -> Any:
+        called.add(name)
+        return getattr(kube, name)(*args)
+
+    call("nodes")
+    call("pending_notebooks")
+    call("deploy_pods", "kub-006", "drp", ("htcondor-kub-006-1",), 8, 8192)
+    call("worker_pods")
+    call("label_pod_pool", "htcondor-kub-006-1", "user")
+    call("delete_pods", ("htcondor-kub-006-1",))
+    assert call("drain", "kub-005") == 1  # the budget holds ff back
+    server.pdb_blocked.clear()
+    assert call("evict", "kub-005") == 0
+    call("start_htcondor", "kub-005", "prompt")
+    call("return_node", "kub-005")
+    # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
+    server.namespaces.add(deploy.NAMESPACE)
+    lease = LeaseLock(kube.api, namespace=deploy.NAMESPACE, name="enclave-broker", identity="enclave-api-0",
+                      duration_s=90)
+    assert lease.held() and lease.held()
+    called.add("LeaseLock.held")
+    return called
+
+
+@pytest.fixture
+def recorded(kube: KubeCluster, server: ApiServer) -> list[Attrs]:
+    called = exercise(kube, server)
+    public = {n for n, _ in inspect.getmembers(KubeCluster, inspect.isfunction) if not n.startswith("_")}
+    public |= {f"LeaseLock.{n}" for n, _ in inspect.getmembers(LeaseLock, inspect.isfunction) if not n.startswith("_")}
+    assert public - {"connect"} <= called, f"exercise() misses {sorted(public - called)}: add them"
+    return [attrs(method, path) for method, path, _ in server.requests]
+
+
+def test_every_request_of_the_adapter_is_allowed(recorded: list[Attrs], spec: EnclaveSpec) -> None:
+    rules = grants(deploy.render_deploy(spec, dump(spec)))
+    denied = [a for a in set(recorded) if not any(allows(scope, rule, a) for scope, rule, _ in rules)]
+    assert not denied, f"the rendered RBAC refuses {denied}"
+
+
+def test_the_rbac_grants_nothing_the_adapter_never_uses(recorded: list[Attrs], spec: EnclaveSpec) -> None:
+    unused = []
+    for scope, rule, where in grants(deploy.render_deploy(spec, dump(spec))):
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    used = [a for a in recorded if a.group == group and a.resource == resource and a.verb == verb
+                            and (scope is None or a.namespace == scope)]
+                    if not used:
+                        unused.append((where, scope, group, resource, verb))
+                    # A ClusterRole grant used only inside one namespace should have been a Role there.
+                    elif scope is None and resource != "nodes" and len({a.namespace for a in used}) < 2:
+                        unused.append((where, "cluster-wide", group, resource, verb))
+    assert not unused, f"granted but never needed: {unused}"
+
+
+def test_the_checker_refuses_what_rbac_refuses() -> None:
+    # The matching rules themselves, on requests an RBAC authorizer would refuse.
+    rule = {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
+    assert allows("htcondor", rule, attrs("POST", "/api/v1/namespaces/htcondor/pods"))
+    assert not allows("htcondor", rule, attrs("POST", "/api/v1/namespaces/jupyter-lsst/pods"))
+    assert not allows("htcondor", rule, attrs("POST", "/api/v1/namespaces/htcondor/pods/x/eviction"))
+    assert not allows(None, rule, attrs("GET", "/api/v1/namespaces/htcondor/pods"))
+    assert attrs("GET", "/apis/apps/v1/namespaces/a/deployments/d") == Attrs("get", "apps", "deployments", "a")
