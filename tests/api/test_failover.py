@@ -72,7 +72,7 @@ def start(database: str, tmp_path: Path) -> Iterator[object]:
             proc.wait(20)
 
 
-def test_one_broker_loop_and_failover(start: object, database: str) -> None:
+def test_one_broker_loop_and_failover(start: object, database: str, tmp_path: Path) -> None:
     a_port, b_port = free_port(), free_port()
     a = start(a_port)  # type: ignore[operator]
     _wait("the first replica leads", lambda: (_cycles(a_port) or 0) >= 3, 90)
@@ -89,7 +89,9 @@ def test_one_broker_loop_and_failover(start: object, database: str) -> None:
     # The lock is free as soon as the server sees the socket close; the standby asks every cycle.
     assert took < 10, took
 
-    result = CliRunner().invoke(app, ["journal", "verify", "--as", "admin"], env={"ENCLAVE_DB": database})
+    # The replicas' journal key and anchor live in their ENCLAVE_HOME (enclave.journal.seal).
+    result = CliRunner().invoke(app, ["journal", "verify", "--as", "admin"],
+                                env={"ENCLAVE_DB": database, "ENCLAVE_HOME": str(tmp_path)})
     assert result.exit_code == 0, result.output
 
 

@@ -10,6 +10,8 @@ from enclave.errors import InputError, NotFound, Problem
 from enclave.spec.document import parse_all, read_text
 
 Located = tuple[str, dict[str, Any]]
+BUILD_CONFIG_GROUPS = ("kustomize.config.k8s.io/",)
+"""API groups of build-time configuration files that live beside manifests but are never cluster objects."""
 """An object and where it came from (file#document, or renderer name)."""
 
 
@@ -58,6 +60,12 @@ def parse_manifests(text: str, where: str, *, strict: bool = True,
                 continue
             raise InputError([Problem(f"{where}#{i}", "a document is not a Kubernetes object",
                                       "each document must be a mapping with apiVersion and kind")])
+        if str(doc["apiVersion"]).startswith(BUILD_CONFIG_GROUPS):
+            # kustomize's own configuration (a Kustomization, a Component) is read by `kubectl kustomize`, never
+            # sent to the API server (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/).
+            if skipped is not None:
+                skipped.append(f"{where}#{i} skipped: {doc['kind']} is kustomize's configuration, not an object")
+            continue
         items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else None
         if isinstance(items, list):
             out.extend((f"{where}#{i}.items[{j}]", it) for j, it in enumerate(items) if isinstance(it, dict))
