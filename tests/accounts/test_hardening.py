@@ -19,6 +19,7 @@ from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, InvalidTransition
+from enclave.services.factory import Factory
 from enclave.spec.models import MAX_GIB, EnclaveSpec, Role
 from tests.accounts.conftest import ADMIN, LATER, NOW, onboard
 
@@ -73,8 +74,9 @@ def test_promote_with_a_role_already_held_succeeds_once(db: Database, spec: Encl
         assert account.kind == "staff"
     with db.session() as s:
         assert sorted(lifecycle.roles_of(s, "sci")) == sorted([Role.SCIENCE_USER, Role.DEVELOPER])
-    with db.session() as s, pytest.raises(InvalidTransition, match="already a staff account"):
-        lifecycle.promote(s, ADMIN, "sci", reason="again")
+    # Asking again for what already holds is a no-op with a message, not an error to retry (issue 20 item 5).
+    again = Factory(spec, db).accounts.promote(ADMIN, "sci", reason="again")
+    assert again.note == "sci is already a staff account: nothing to change"
 
 
 @pytest.mark.parametrize(("text", "what"), [
@@ -99,3 +101,24 @@ def test_cli_import_of_binary_csv_and_non_utf8_argument(db: Database, tmp_path: 
                           env=env, capture_output=True, check=False)
     err = done.stderr.decode()
     assert done.returncode == 1 and "argument 3" in err and "not UTF-8" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("ask", "note"), [
+    (lambda a: a.grant_role(ADMIN, "held", Role.DEVELOPER, reason="again"), "held already holds developer"),
+    (lambda a: a.revoke_role(ADMIN, "held", Role.SECURITY, reason="gone"), "held does not hold security"),
+    (lambda a: a.promote(ADMIN, "held", reason="again"), "held is already a staff account"),
+])
+def test_asking_for_what_already_holds_changes_nothing_and_says_so(db: Database, spec: EnclaveSpec, admin: str,
+                                                                   ask: Any, note: str) -> None:
+    """Issue 20 item 5: a state that already holds is a no-op with a clear message — no journal entry, no change,
+    never an error (the old refusal of a held role looped as a 'concurrent change' on promote)."""
+    accounts = Factory(spec, db).accounts
+    before = accounts.onboard(ADMIN, "held", name="Held", email="held@x.org", kind=AccountKind.STAFF, reason="t",
+                              roles=[Role.DEVELOPER])
+    with db.session() as s:
+        entries = journal.verify(s)
+    done = ask(accounts)
+    assert done.note == f"{note}: nothing to change"
+    assert done.model_copy(update={"note": None}) == before
+    with db.session() as s:
+        assert journal.verify(s) == entries

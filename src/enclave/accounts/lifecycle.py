@@ -199,6 +199,17 @@ def _create(session: Session | None, spec: EnclaveSpec, person: Person, *, usern
     return account
 
 
+UNCHANGED = "enclave.unchanged"
+"""Where a transition asked for a state that already holds leaves its message, in the session's info."""
+
+
+def unchanged(session: Session, account: Account, message: str) -> Account:
+    """Asking for a state that already holds is a no-op: nothing written, nothing journaled, and a message that
+    says so (never an error to retry)."""
+    session.info[UNCHANGED] = f"{message}: nothing to change"
+    return account
+
+
 def _default_roles(kind: AccountKind) -> list[Role]:
     return [Role.DEVELOPER] if kind == AccountKind.STAFF else [Role.SCIENCE_USER]
 
@@ -542,11 +553,11 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
-    if account.kind != AccountKind.SCIENCE:
-        raise InvalidTransition(f"{username!r} is already a staff account", where=_target(username))
     if account.status == AccountStatus.DEPARTED:
         raise InvalidTransition(f"{username!r} has departed and cannot be promoted", where=_target(username),
                                 fix="onboard a new staff account")
+    if account.kind != AccountKind.SCIENCE:
+        return unchanged(session, account, f"{username} is already a staff account")
     _one_active_per_person(account, "promoting")
     when = or_now(now)
     before = _state(account)
@@ -669,7 +680,7 @@ def grant_role(session: Session, actor: str, username: str, role: Role, *, reaso
     if problems:
         raise InputError(problems)
     if role.value in {g.role for g in account.person.roles}:
-        raise Conflict(f"{username!r} already holds {role.value}", where=_target(username))
+        return unchanged(session, account, f"{username} already holds {role.value}")
     when = or_now(now)
     before = _state(account)
     _grant(session, account.person, [role], actor, when)
@@ -687,8 +698,7 @@ def revoke_role(session: Session, actor: str, username: str, role: Role, *, reas
     role = Role(role)
     grant = next((g for g in account.person.roles if g.role == role.value), None)
     if grant is None or account.status != AccountStatus.ACTIVE:
-        raise NotFound(f"{username!r} does not hold {role.value}", where=_target(username),
-                       fix=f"`enclave roles list {username}` shows the roles held")
+        return unchanged(session, account, f"{username} does not hold {role.value}")
     if role == Role.SYSADMIN:
         _guard_last_sysadmin(session, account, "revoking sysadmin")
     before = _state(account)

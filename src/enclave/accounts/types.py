@@ -54,6 +54,8 @@ class AccountView(BaseModel):
     permissions: list[str]
     person: Person
     other_accounts: list[str]
+    note: str | None = None
+    """Set when the request asked for a state that already held: what was found, nothing changed."""
 
 
 class TokenView(BaseModel):

@@ -154,8 +154,8 @@ def promote(username: User, actor: As, reason: Reason,
             = None) -> None:
     """A science user becomes staff: same account and data, staff access."""
     with services() as factory:
-        factory.accounts.promote(actor, username, reason=reason, roles=role or None)
-    console.print(f"{username} is now staff (same account, data kept)")
+        done = factory.accounts.promote(actor, username, reason=reason, roles=role or None)
+    console.print(done.note or f"{username} is now staff (same account, data kept)")
 
 
 @accounts_app.command("demote")
@@ -215,8 +215,8 @@ def grant(username: User, role: Annotated[Role, typer.Argument(help="Role to gra
           reason: Reason) -> None:
     """Grant an actor role to the person behind an account."""
     with services() as factory:
-        factory.accounts.grant_role(actor, username, role, reason=reason)
-    console.print(f"{username} now holds {role.value}")
+        done = factory.accounts.grant_role(actor, username, role, reason=reason)
+    console.print(done.note or f"{username} now holds {role.value}")
 
 
 @roles_app.command("revoke")
@@ -224,8 +224,8 @@ def revoke(username: User, role: Annotated[Role, typer.Argument(help="Role to re
            reason: Reason) -> None:
     """Revoke an actor role."""
     with services() as factory:
-        factory.accounts.revoke_role(actor, username, role, reason=reason)
-    console.print(f"{username} no longer holds {role.value}")
+        done = factory.accounts.revoke_role(actor, username, role, reason=reason)
+    console.print(done.note or f"{username} no longer holds {role.value}")
 
 
 @roles_app.command("list")

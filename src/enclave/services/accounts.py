@@ -41,7 +41,9 @@ class AccountService:
 
     def _change(self, fn: Callable[[Session], Account]) -> AccountView:
         with self.db.session() as session:
-            return view(fn(session))
+            done = view(fn(session))
+            note = session.info.pop(lifecycle.UNCHANGED, None)
+            return done.model_copy(update={"note": note}) if note else done
 
     # --- reads -------------------------------------------------------------------------------------------
 
