@@ -13,7 +13,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from enclave.notebooks import webdav
-from enclave.notebooks.webdav import MAX_HEADER_BYTES, MAX_XML_BODY_BYTES, usage
+from enclave.notebooks.serving import MAX_HEADER_BYTES
+from enclave.notebooks.webdav import MAX_XML_BODY_BYTES, usage
 from tests.notebooks.conftest import Dav, raw
 
 
@@ -125,3 +126,18 @@ def test_ledger_gives_back_written_bytes_and_the_rest_on_close() -> None:
     # The server closes a response it never iterated (client gone): PEP 3333 close() still releases.
     webdav._Releasing([b"x"], first).close()
     assert ledger.outstanding == {}
+
+
+def test_vospace_has_the_same_header_limit() -> None:
+    """Both protocols are served by one copy of the server settings (enclave.notebooks.serving)."""
+    from enclave.notebooks import vospace
+
+    def refuse(username: str, token: str, write: bool) -> object:
+        raise AssertionError("never reached: the head is refused before authentication")
+
+    running = vospace.start(vospace.make_app(refuse), poll_seconds=0.05)
+    try:
+        big = "a" * (MAX_HEADER_BYTES + 1024)
+        assert _send_head(running.url, ["GET /nodes/x HTTP/1.1", "Host: x", f"X-Junk: {big}"]) == 413
+    finally:
+        running.stop()

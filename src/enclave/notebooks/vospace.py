@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 from xml.etree import ElementTree as ET
 
@@ -40,7 +40,9 @@ from cheroot import wsgi
 from lxml import etree as LX
 
 from enclave.errors import Unauthenticated
+from enclave.notebooks import serving
 from enclave.notebooks.account import AccountLike, access_of
+from enclave.notebooks.serving import Running
 from enclave.notebooks.workspace import (
     UPLOAD_PREFIX,
     Authenticator,
@@ -777,30 +779,10 @@ def make_app(authenticator: Authenticator, *, clock: Clock = lambda: None, resou
     return VOSpaceApp(authenticator, clock=clock, resource_id=resource_id, public_url=public_url)
 
 
-@dataclass
-class Running:
-    server: wsgi.Server
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        host, port = cast(tuple[str, int], self.server.bind_addr)
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(timeout=10)
-
-
 def make_server(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 8091, threads: int = 4) -> wsgi.Server:
-    return wsgi.Server((host, port), app, numthreads=threads)
+    return serving.make_server(app, host, port, threads)
 
 
 def start(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:
     """Serve in a background thread (port 0: pick a free one), for tests and embedding."""
-    server = make_server(app, host, port)
-    server.expiration_interval = poll_seconds
-    server.prepare()
-    thread = threading.Thread(target=server.serve, name="enclave-vospace", daemon=True)
-    thread.start()
-    return Running(server, thread)
+    return serving.start(app, "enclave-vospace", host, port, poll_seconds)

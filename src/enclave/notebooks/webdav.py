@@ -21,7 +21,7 @@ never write more than it reserved; so however many uploads run at once, the home
 once they are done (a replaced file's old bytes stay on disk until the new file is renamed over it). An
 upload without Content-Length reserves all the free space: concurrent ones then wait their turn (507).
 
-Limits (docs/hardening.md): request headers at most ``MAX_HEADER_BYTES`` (cheroot answers 413), request
+Limits (docs/hardening.md): request headers at most ``serving.MAX_HEADER_BYTES`` (cheroot answers 413), request
 bodies other than PUT's at most ``MAX_XML_BODY_BYTES`` (WsgiDAV reads them into memory to parse XML),
 PUT bodies stream to disk and stop at the reservation; a path that is not UTF-8 is a 400.
 """
@@ -29,12 +29,10 @@ PUT bodies stream to disk and stop at the reservation; a path that is not UTF-8 
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from cheroot import wsgi
@@ -50,8 +48,9 @@ from wsgidav.util import normalize_path, re_encode_wsgi
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from enclave.errors import Unauthenticated
-from enclave.notebooks import workspace
+from enclave.notebooks import serving, workspace
 from enclave.notebooks.account import AccountLike, access_of
+from enclave.notebooks.serving import Running
 from enclave.notebooks.workspace import (
     HTTP_INSUFFICIENT_STORAGE,
     READ_METHODS,
@@ -73,11 +72,6 @@ _ACCOUNT = "enclave.account"
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
 _RESERVATION = "enclave.reservation"
-MAX_HEADER_BYTES = 64 * 1024
-"""Twice nginx's default total (large_client_header_buffers 4 8k, https://nginx.org/en/docs/http/
-ngx_http_core_module.html#large_client_header_buffers): room for long lock tokens in If/Destination headers,
-while one unauthenticated request can no longer make the server buffer megabytes (cheroot's default is 0,
-no limit: cheroot/server.py, HTTPServer.max_request_header_size)."""
 MAX_XML_BODY_BYTES = 1024 * 1024
 """PROPFIND/PROPPATCH/LOCK bodies are XML that WsgiDAV reads whole (wsgidav/util.py parse_xml_body); real
 clients send well under a few KiB."""
@@ -454,34 +448,11 @@ def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: C
     return WorkspaceApp(WsgiDAVApp(config))
 
 
-@dataclass
-class Running:
-    server: wsgi.Server
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        host, port = cast(tuple[str, int], self.server.bind_addr)
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(timeout=10)
-
-
 def make_server(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
-    server = wsgi.Server((host, port), app, numthreads=threads)
-    server.max_request_header_size = MAX_HEADER_BYTES  # cheroot's default, 0, means no limit
-    return server
+    return serving.make_server(app, host, port, threads)
 
 
 def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:
-    """Serve in a background thread (port 0: pick a free one). For tests and embedding; a shorter
-    ``poll_seconds`` makes ``stop()`` return sooner (cheroot checks for shutdown that often)."""
-    server = make_server(app, host, port)
-    server.expiration_interval = poll_seconds
-    server.prepare()
-    thread = threading.Thread(target=server.serve, name="enclave-webdav", daemon=True)
-    thread.start()
-    return Running(server, thread)
+    """Serve in a background thread (port 0: pick a free one), for tests and embedding."""
+    return serving.start(app, "enclave-webdav", host, port, poll_seconds)
 
