@@ -109,26 +109,28 @@ def _axes(f: _Frame, t1: float, unit: str, clock: str, height: int) -> list[str]
     return out
 
 
-def _bands(f: _Frame, bands: Sequence[Span], t1: float) -> list[str]:
+def _spans(f: _Frame, spans: Sequence[Span], t1: float, *, cls: str, y: float, height: float, min_width: float,
+           fill: str, opacity: float) -> list[str]:
+    """One rectangle per span inside the chart's time range, its label as the tooltip."""
     out = []
-    for b in bands:
-        if b.end <= f.t0 or b.start >= t1:
+    for sp in spans:
+        if sp.end <= f.t0 or sp.start >= t1:
             continue
-        x0, x1 = f.x(b.start), f.x(b.end)
-        out.append(f'<rect class="night" x="{x0:.1f}" y="{f.top}" width="{max(x1 - x0, 0.5):.1f}" height="{f.h}" '
-                   f'fill="#1d2951" fill-opacity="0.12"><title>{escape(b.label)}</title></rect>')
+        x0, x1 = f.x(sp.start), f.x(sp.end)
+        out.append(f'<rect class="{cls}" x="{x0:.1f}" y="{y}" width="{max(x1 - x0, min_width):.1f}" '
+                   f'height="{height}" fill="{fill}" fill-opacity="{opacity}"><title>{escape(sp.label)}</title>'
+                   "</rect>")
     return out
+
+
+def _bands(f: _Frame, bands: Sequence[Span], t1: float) -> list[str]:
+    """Night shading over the whole plot height."""
+    return _spans(f, bands, t1, cls="night", y=f.top, height=f.h, min_width=0.5, fill="#1d2951", opacity=0.12)
 
 
 def _marks(f: _Frame, marks: Sequence[Span], t1: float) -> list[str]:
-    out = []
-    for m in marks:
-        if m.end <= f.t0 or m.start >= t1:
-            continue
-        x0, x1 = f.x(m.start), f.x(m.end)
-        out.append(f'<rect class="mark" x="{x0:.1f}" y="{f.top + f.h - 6}" width="{max(x1 - x0, 1.0):.1f}" '
-                   f'height="6" fill="#999" fill-opacity="0.8"><title>{escape(m.label)}</title></rect>')
-    return out
+    """A strip along the bottom (a lent guarantee)."""
+    return _spans(f, marks, t1, cls="mark", y=f.top + f.h - 6, height=6, min_width=1.0, fill="#999", opacity=0.8)
 
 
 def _objective(f: _Frame, value: float, label: str) -> list[str]:
