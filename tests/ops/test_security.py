@@ -94,6 +94,7 @@ def test_flag_parsing_and_evaluation_edges() -> None:
 
 def test_bad_check_data_is_reported_with_every_problem() -> None:
     text = """
+benchmark: {version: cis-1.12}
 checks:
   - {id: X-1, section: s, text: t, target: nowhere, read: {path: a}, test: {op: eq, value: 1}, remediation: r,
      cis: {id: null, note: n}}
@@ -101,6 +102,8 @@ checks:
      cis: {id: "1.2.1", type: Manual}, scored: true}
   - {id: X-2, section: s, text: t, target: pod, read: {path: a}, test: {op: set}, remediation: r,
      cis: {id: "9.9", type: Sometimes}}
+  - {id: X-5, section: s, text: t, target: pod, read: {path: a}, test: {op: set}, remediation: r,
+     cis: {id: "1.2.1", type: Automated, title: Ensure that the --anonymous-auth argument is set to false}}
   - {id: X-4, section: s, text: t, target: pod, read: {path: a}, test: {op: set}, remediation: r}
   - {id: X-3}
 """
@@ -109,7 +112,9 @@ checks:
     msgs = " | ".join(str(p) for p in e.value.problems)
     assert "unknown target" in msgs and "duplicate id" in msgs and "unknown test op" in msgs
     assert "read needs 'path'" in msgs and "missing or malformed" in msgs
-    assert "Manual item is scored without a policy" in msgs and "cis.type is 'Sometimes'" in msgs
+    assert "Manual item is scored without a policy" in msgs and "cis-1.12 has no item 9.9" in msgs
+    # kube-bench cfg/cis-1.12/master.yaml: 1.2.1 is "(Manual)"; the data must say so
+    assert "cis-1.12 1.2.1 is Manual: 'Ensure that the --anonymous-auth argument is set to false'" in msgs
     assert "no cis mapping" in msgs
 
 

@@ -1,9 +1,12 @@
 """The benchmark against what its upstream sources say for the same inputs.
 
 Two nodes are written the way kubeadm writes them: the seed's 1.9 cluster (DMTN-084 §9: v1.9.3) and a current
-kubeadm (1.33). Each expected result is worked out from the CIS item the check names (kube-bench
-cfg/cis-1.12 test items, commit a73ce378), the component's documented default for an absent flag, and the
-version rules cited in security-checks.yaml — never from enclave's output.
+kubeadm (1.33). Each is checked under the benchmark kube-bench chooses for its release (cfg/config.yaml
+version_mapping, commit a73ce378): 1.33 → cis-1.12; 1.9 is older than every mapped release, so the oldest,
+cis-1.5. Each expected result is worked out from that benchmark's item (kube-bench cfg/<benchmark>/*.yaml: number,
+"(Automated)"/"(Manual)" — "(Scored)"/"(Not Scored)" in cis-1.5 — and the expected value), the component's
+documented default for an absent flag, and the version rules cited in security-checks.yaml — never from enclave's
+output.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ KUBEADM_FLAGS_133 = 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///
                     '--pod-infra-container-image=registry.k8s.io/pause:3.10"\n'
 
 # Expected results. Scored CIS Automated items FAIL, CIS Manual items (and enclave's unscored ones) WARN,
-# items for other releases NOT APPLICABLE.
+# items the chosen benchmark lacks, or for other releases, NOT APPLICABLE.
 COMMON = {
     "API-01": "warn",  # 1.2.1 Manual; --anonymous-auth unset, default true
     "API-03": "pass", "API-04": "pass", "API-05": "pass", "API-06": "pass", "API-07": "pass",
@@ -163,26 +166,36 @@ COMMON = {
     "SCH-01": "fail", "SCH-02": "pass",
     "ETCD-02": "pass", "ETCD-04": "pass",
     "KUBELET-02": "pass", "KUBELET-03": "pass", "KUBELET-05": "pass", "KUBELET-07": "pass", "KUBELET-08": "pass",
-    "KUBELET-06": "warn",  # withdrawn from CIS, reported only; protectKernelDefaults defaults to false
 }
-EXPECTED_19 = {
+EXPECTED_19 = {  # under cis-1.5
     **COMMON,
-    "API-02": "pass",  # --basic-auth-file not set (item applies before 1.19)
-    "API-26": "na",  # cis-1.12's 1.2.30 is written for 1.32+
+    "API-02": "pass",  # cis-1.5/master.yaml 1.2.2 (Scored): --basic-auth-file not set
+    "API-26": "na",  # cis-1.5 has no --service-account-extend-token-expiration item (cis-1.11 added 1.2.30)
     "API-09": "pass",  # --insecure-port=0 set by kubeadm 1.9
     "API-16": "fail", "API-17": "fail",  # kubeadm 1.9's etcd is plain http: no etcd client pair, no CA
     "ETCD-01": "fail", "ETCD-03": "fail", "ETCD-05": "fail", "ETCD-06": "fail",
     "KUBELET-01": "fail",  # flags only: --anonymous-auth defaults to true on the command line
-    "KUBELET-04": "warn",  # 4.2.4 Manual; --read-only-port defaults to 10255 on the command line
+    # cis-1.5/node.yaml 4.2.4 "(Scored)": --read-only-port defaults to 10255 on the command line (cis-1.6 made
+    # the item Manual)
+    "KUBELET-04": "fail",
+    "KUBELET-06": "fail",  # cis-1.5/node.yaml 4.2.6 (Scored) --protect-kernel-defaults; it defaults to false
 }
-EXPECTED_133 = {
+EXPECTED_133 = {  # under cis-1.12
     **COMMON,
-    "API-02": "na", "API-09": "na",  # the flags are gone (1.19, 1.24)
+    "API-02": "na", "API-09": "na",  # the flags are gone (1.19, 1.24); cis-1.12 has neither item
+    "KUBELET-06": "na",  # --protect-kernel-defaults: withdrawn from cis-1.7 on, so not in cis-1.12
     "API-26": "fail",  # --service-account-extend-token-expiration defaults to true; kubeadm leaves it
     "API-16": "pass", "API-17": "pass",
     "ETCD-01": "pass", "ETCD-03": "pass", "ETCD-05": "pass", "ETCD-06": "pass",
     "KUBELET-01": "pass", "KUBELET-04": "pass",  # readOnlyPort absent: 0 in the config file
 }
+# Item numbers and types as each benchmark states them (kube-bench cfg/cis-1.5/master.yaml, node.yaml;
+# cfg/cis-1.12/master.yaml, node.yaml): API-09 --insecure-port, API-08 NodeRestriction, API-10 --profiling,
+# API-01 --anonymous-auth, KUBELET-04 --read-only-port, KUBELET-07 --make-iptables-util-chains.
+ITEMS_19 = {"API-09": ("1.2.19", "Automated"), "API-08": ("1.2.17", "Automated"), "API-10": ("1.2.21", "Automated"),
+            "API-01": ("1.2.1", "Manual"), "KUBELET-04": ("4.2.4", "Automated"), "KUBELET-07": ("4.2.7", "Automated")}
+ITEMS_133 = {"API-09": (None, ""), "API-08": ("1.2.14", "Automated"), "API-10": ("1.2.15", "Automated"),
+             "API-01": ("1.2.1", "Manual"), "KUBELET-04": ("4.2.4", "Manual"), "KUBELET-07": ("4.2.6", "Automated")}
 NODE_CHECKS = [c for c in CHECKS if c.target in security.NODE_TARGETS]
 
 
@@ -210,9 +223,15 @@ def current_node(tmp_path: Path) -> security.NodeConfig:
     return security.load_node_dir(root)
 
 
-def _statuses(node: NodeConfig) -> dict[str, str]:
+def _statuses(node: NodeConfig, benchmark: str) -> dict[str, str]:
     report = security.run(NODE_CHECKS, node=node)
+    assert report.benchmark.version == benchmark
     return {r.check.id: r.status for r in report.results}
+
+
+def _items(node: NodeConfig) -> dict[str, tuple[str | None, str]]:
+    report = security.run(NODE_CHECKS, node=node)
+    return {r.check.id: (r.check.cis.id, r.check.cis.type) for r in report.results if r.check.id in ITEMS_19}
 
 
 def test_every_node_check_has_an_expected_result() -> None:
@@ -221,12 +240,14 @@ def test_every_node_check_has_an_expected_result() -> None:
 
 def test_seed_19_kubeadm_node_gives_the_cis_results(seed_node: NodeConfig) -> None:
     assert seed_node.version == Version(1, 9, 3)  # from the API server's image tag
-    assert _statuses(seed_node) == EXPECTED_19
+    assert _statuses(seed_node, "cis-1.5") == EXPECTED_19
+    assert _items(seed_node) == ITEMS_19
 
 
 def test_current_kubeadm_node_gives_the_cis_results(current_node: NodeConfig) -> None:
     assert current_node.version == Version(1, 33, 0)
-    assert _statuses(current_node) == EXPECTED_133
+    assert _statuses(current_node, "cis-1.12") == EXPECTED_133
+    assert _items(current_node) == ITEMS_133
 
 
 # ---- the single upstream rules -------------------------------------------------------------------------
@@ -239,10 +260,25 @@ def test_every_check_names_its_cis_item_or_says_why_not() -> None:
         if c.cis.id is None:
             assert c.cis.note, c.id
             continue
+        if c.cis.benchmark != "cis-1.12":  # withdrawn before cis-1.12: test_withdrawn_items_name_their_benchmark
+            continue
         assert c.cis.id in kb, (c.id, c.cis.id)
         assert kb[c.cis.id]["type"] == c.cis.type, (c.id, c.cis.id)
         assert c.cis.title in kb[c.cis.id]["text"], (c.id, c.cis.title)
         assert c.scored == (c.cis.type == "Automated") or c.cis.type == "Manual" and c.scored, c.id
+
+
+def test_withdrawn_items_name_their_benchmark() -> None:
+    """Items CIS withdrew before cis-1.12 are numbered in the last benchmark that had them, as kube-bench states
+    them: cfg/cis-1.6/master.yaml 1.2.2, cfg/cis-1.20/master.yaml 1.2.18, cfg/cis-1.24/node.yaml 4.2.6."""
+    got = {c.id: (c.cis.benchmark, c.cis.id, c.cis.type, c.cis.title) for c in CHECKS
+           if c.cis.id is not None and c.cis.benchmark != "cis-1.12"}
+    assert got == {
+        "API-02": ("cis-1.6", "1.2.2", "Automated", "Ensure that the --basic-auth-file argument is not set"),
+        "API-09": ("cis-1.20", "1.2.18", "Automated", "Ensure that the --insecure-port argument is set to 0"),
+        "KUBELET-06": ("cis-1.24", "4.2.6", "Automated",
+                       "Ensure that the --protect-kernel-defaults argument is set to true"),
+    }
 
 
 def _kube_bench_items() -> dict[str, dict[str, str]]:
@@ -383,7 +419,7 @@ def test_mode_is_a_bitmask_not_a_number() -> None:
 def test_kube_bench_json_shape(current_node: NodeConfig) -> None:
     """check/controls.go: {Controls: [{id, version, detected_version, text, node_type, tests: [{section, pass,
     fail, warn, info, desc, results: [{test_number, test_desc, status, scored, …}]}], total_*}], Totals}."""
-    report = security.run(NODE_CHECKS, node=current_node, benchmark=BENCH)
+    report = security.run(NODE_CHECKS, node=current_node)
     data = json.loads(security.to_kube_bench(report))
     results = [res for c in data["Controls"] for t in c["tests"] for res in t["results"]]
     assert len(results) == len(NODE_CHECKS)
@@ -417,11 +453,17 @@ def test_load_node_dir_finds_the_named_files(tmp_path: Path) -> None:
     assert node.files["kubelet-service"] == root / "kubelet" / "10-kubeadm.conf"
 
 
-def test_report_says_when_the_cluster_is_older_than_the_benchmark(seed_node: NodeConfig,
-                                                                  current_node: NodeConfig) -> None:
-    """kube-bench maps 1.32–1.34 to cis-1.12 (cfg/config.yaml version_mapping)."""
-    old = security.run(NODE_CHECKS, node=seed_node, benchmark=BENCH)
-    assert "written for Kubernetes 1.32–1.34; this cluster runs 1.9.3" in security.to_text(old)
-    assert json.loads(security.to_json(old))["benchmark_note"]
-    new = security.run(NODE_CHECKS, node=current_node, benchmark=BENCH)
+def test_report_names_the_benchmark_and_says_when_the_cluster_is_older_than_all(seed_node: NodeConfig,
+                                                                                 current_node: NodeConfig) -> None:
+    """kube-bench's oldest mapping is 1.15 → cis-1.5 (cfg/config.yaml version_mapping); for 1.9 kube-bench
+    itself stops ("unable to find a matching Benchmark Version", cmd/common.go mapToBenchmarkVersion)."""
+    old = security.run(NODE_CHECKS, node=seed_node)
+    text = security.to_text(old)
+    assert text.startswith("== CIS Kubernetes Benchmark cis-1.5 · Kubernetes 1.9.3")
+    assert "older than every CIS benchmark kube-bench ships" in text and "written for 1.15" in text
+    assert json.loads(security.to_json(old))["benchmark"]["version"] == "cis-1.5"
+    kb = json.loads(security.to_kube_bench(old))
+    assert {c["version"] for c in kb["Controls"]} == {"cis-1.5"} and kb["enclave_benchmark"]["note"]
+    new = security.run(NODE_CHECKS, node=current_node)
     assert json.loads(security.to_json(new))["benchmark_note"] is None
+    assert json.loads(security.to_json(new))["benchmark"]["version"] == "cis-1.12"

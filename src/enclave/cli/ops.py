@@ -16,7 +16,7 @@ from rich.table import Table
 from enclave.cli.options import As, Output, OutputFormat, Reason, SpecOption, emit, services
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
-from enclave.ops import security
+from enclave.ops import cis, security
 from enclave.ops.etcd import Etcdctl, Member
 from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
@@ -313,6 +313,9 @@ def security_check(
     kube_bench: Annotated[Path | None, typer.Option("--kube-bench", help="Also write the report in kube-bench's "
                                                     "--json shape here.")] = None,
     exit_code: Annotated[int, typer.Option("--exit-code", help="Exit code when a scored check fails.")] = 8,
+    benchmark: Annotated[str | None, typer.Option("--benchmark", help="CIS benchmark to report against (e.g. "
+                                                  "cis-1.8), as kube-bench's --benchmark; default: the one kube-bench "
+                                                  "maps the cluster's release to.")] = None,
 ) -> None:
     """Run the benchmark; exit --exit-code (8) when any scored check fails. --kube-bench FILE also writes
     kube-bench's --json shape."""
@@ -320,7 +323,7 @@ def security_check(
     with services(spec) as factory:
         report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
                                         kubelet_flags=kubelet_flags, manifests=manifests or (), rendered=rendered,
-                                        notes=notes)
+                                        notes=notes, benchmark=benchmark)
     for note in notes:
         err_console.print(f"note: {note}")
     if junit is not None:
@@ -336,9 +339,14 @@ def security_check(
 
 
 @security_app.command("list")
-def security_list(output: Output = OutputFormat.TABLE) -> None:
-    """The checks: id, the CIS item each encodes (or why none), what is read, whether it is scored."""
-    version, defs, bench = security.shipped_benchmark()
+def security_list(output: Output = OutputFormat.TABLE,
+                  benchmark: Annotated[str, typer.Option("--benchmark", help="Number the items as this CIS "
+                                                         "benchmark does (kube-bench cfg/).")] = "cis-1.12") -> None:
+    """The checks: id, the CIS item each encodes in a benchmark (or why none), what is read, whether it is
+    scored."""
+    version, defs, _ = security.shipped_benchmark()
+    bench = cis.catalogue().choose(None, benchmark)
+    defs = security.for_benchmark(defs, bench.version)
     if output != OutputFormat.TABLE:
         emit({"data_version": version, "benchmark": f"{bench.name} {bench.version}",
               "checks": [{"id": c.id, "cis": c.cis.id, "section": c.section, "check": c.text,
@@ -349,8 +357,8 @@ def security_list(output: Output = OutputFormat.TABLE) -> None:
         t.add_column(col)
     for c in defs:
         reads = f"{c.target}: " + ", ".join(f"{v}" for k, v in c.read.items() if k not in ("default", "flag_default"))
-        cis = f"{c.cis.id} ({c.cis.type})" if c.cis.id else f"— {c.cis.note}"
-        t.add_row(c.id, cis, c.text, reads, "yes" if c.scored else "no")
+        label = f"{c.cis.id} ({c.cis.type})" if c.cis.id else f"— {c.cis.note}"
+        t.add_row(c.id, label, c.text, reads, "yes" if c.scored else "no")
     console.print(t)
 
 

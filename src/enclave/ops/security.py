@@ -3,7 +3,10 @@ policy, kept as data and run against a node's files (static-pod manifests, kubec
 configuration file and command line) and against Kubernetes manifests (pods, RBAC, images).
 
 Checks live in data/security-checks.yaml; each names the CIS item it encodes (benchmark version in the file's
-``benchmark``), so a new check is a new YAML entry. Pure apart from reading the node directory it is given.
+``benchmark``), so a new check is a new YAML entry. A run follows each item into the benchmark kube-bench would
+choose for the cluster's release (``enclave.ops.cis``) and reports that benchmark's number, title and
+Automated/Manual; an item the chosen benchmark lacks is NOT APPLICABLE. Pure apart from reading the node directory
+it is given.
 
 Results are those kube-bench reports (PASS, FAIL, WARN, INFO) plus NOT APPLICABLE (nothing of the kind was given or
 the item does not exist for the cluster's version: never reported as PASS) and WAIVED (enclave's annotation).
@@ -19,13 +22,17 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from enclave.errors import InputError, NotFound, Problem
+from enclave.ops import cis as cis_catalogue
+from enclave.ops.cis import Chosen
 from enclave.ops.manifests import Located, containers, name_of, pod_spec
 from enclave.ops.versions import Version
 from enclave.spec.document import parse, read_text
@@ -33,7 +40,7 @@ from enclave.spec.document import parse, read_text
 NODE_TARGETS = ("apiserver", "controller-manager", "scheduler", "etcd", "kubelet")
 FLAG_TARGETS = NODE_TARGETS[:4]
 MANIFEST_TARGETS = ("pod", "container", "volume", "rbac-rule", "binding", "object")
-TARGETS = (*NODE_TARGETS, "file", *MANIFEST_TARGETS)
+TARGETS = (*NODE_TARGETS, "file", "kube-proxy", *MANIFEST_TARGETS)
 OPS = ("eq", "ne", "set", "not_set", "has", "has_any", "lacks", "none_of", "gte", "lte", "prefix", "matches", "in",
        "mode_max")
 STATUSES = ("pass", "fail", "warn", "info", "na", "waived")
@@ -61,12 +68,13 @@ class Test:
 @dataclass(frozen=True)
 class Cis:
     """The CIS Kubernetes Benchmark item a check encodes, as the benchmark names it (None: no item; ``note``
-    then says why: withdrawn from this benchmark version, or enclave's own policy)."""
+    then says why: not in the chosen benchmark, or enclave's own policy)."""
 
     id: str | None
     type: str = ""  # Automated | Manual, as CIS marks the item
     title: str = ""
     note: str = ""
+    benchmark: str = ""  # the benchmark ``id`` is numbered in
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ class Check:
     since: Version | None = None  # the first Kubernetes minor the item applies to
     until: Version | None = None  # the first minor it no longer applies to (the flag is gone)
     skip_kinds: tuple[str, ...] = ()
+    policy_scored: bool | None = None  # enclave's own say on scoring (``scored`` in the data), else CIS's type
+    absent: str = ""  # why the chosen benchmark has no such item (the result is then NOT APPLICABLE)
 
     def applies_to(self, version: Version | None) -> bool:
         if version is None:
@@ -94,21 +104,11 @@ class Check:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """The benchmark the check data is numbered in (the file's ``benchmark``)."""
+
     name: str = ""
     version: str = ""
     source: str = ""
-    written_for: tuple[Version, Version] | None = None  # the Kubernetes minors kube-bench maps to it
-
-    def note_for(self, version: Version | None) -> str:
-        """Say so when the cluster runs a release the benchmark was not written for (its items for other
-        releases are then read with `since`/`until` and the older benchmark named in each note)."""
-        if version is None or self.written_for is None:
-            return ""
-        low, high = self.written_for
-        if low.minor_key <= version.minor_key <= high.minor_key:
-            return ""
-        return (f"{self.version} is written for Kubernetes {low.minor_name}–{high.minor_name}; this cluster runs "
-                f"{version}: withdrawn items are checked with the benchmark that had them (see each note)")
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class CheckResult:
 class Report:
     results: tuple[CheckResult, ...]
     data_version: str
-    benchmark: Benchmark = Benchmark()
+    benchmark: Chosen
     kubernetes: Version | None = None
 
     def count(self, status: str) -> int:
@@ -281,39 +281,53 @@ def _version(raw: Any, at: str, problems: list[Problem]) -> Version | None:
         return None
 
 
-def _cis(r: Mapping[str, Any], at: str, problems: list[Problem]) -> Cis:
+def _cis(r: Mapping[str, Any], at: str, problems: list[Problem], numbered_in: str) -> Cis:
     raw = r.get("cis")
     if not isinstance(raw, dict):
         problems.append(Problem(at, "no cis mapping", "add cis: {id, type, title} or cis: {id: null, note: why}"))
         return Cis(None)
     cis = Cis(None if raw.get("id") is None else str(raw["id"]), str(raw.get("type", "")),
-              str(raw.get("title", "")), str(raw.get("note", "")))
-    if cis.id is not None and cis.type not in CIS_TYPES:
-        problems.append(Problem(at, f"cis.type is {cis.type!r}", f"use one of {CIS_TYPES}, as CIS marks the item"))
+              str(raw.get("title", "")), str(raw.get("note", "")),
+              str(raw.get("benchmark", numbered_in)) if raw.get("id") is not None else "")
     if cis.id is None and not cis.note:
         problems.append(Problem(at, "cis.id is null without a note",
-                                "say why no CIS item fits (withdrawn in …, enclave policy of seed §…)"))
+                                "say why no CIS item fits (enclave policy of seed §…)"))
+    if cis.id is not None:
+        _agrees_with_kube_bench(cis, at, problems)
     return cis
 
 
-def _scored(r: Mapping[str, Any], cis: Cis, at: str, problems: list[Problem]) -> bool:
+def _agrees_with_kube_bench(cis: Cis, at: str, problems: list[Problem]) -> None:
+    """The item named in the data is the one kube-bench's cfg/<benchmark> has (number, title, type)."""
+    item = cis_catalogue.catalogue().item(cis.benchmark, str(cis.id))
+    if item is None:
+        problems.append(Problem(at, f"{cis.benchmark} has no item {cis.id}",
+                                "name an item of kube-bench cfg/<benchmark> (data/cis-benchmarks.yaml)"))
+    elif (item.title, item.type) != (cis.title, cis.type):
+        problems.append(Problem(at, f"{cis.benchmark} {cis.id} is {item.type}: {item.title!r}",
+                                "copy the title and type as kube-bench's cfg states them"))
+
+
+def _scored(r: Mapping[str, Any], cis: Cis, at: str, problems: list[Problem]) -> tuple[bool, bool | None]:
     """CIS Manual items are not scored (kube-bench reports them as WARN, never FAIL); enclave may score one as its
-    own stricter policy only by saying so (``policy``)."""
+    own stricter policy only by saying so (``policy``). Returns the scoring in the numbering benchmark and
+    enclave's own say (None: follow the chosen benchmark's type)."""
     if "scored" not in r:
-        return cis.type != "Manual"
+        return cis.type != "Manual", None
     scored = bool(r["scored"])
     if scored and cis.type == "Manual" and not r.get("policy"):
         problems.append(Problem(at, "a CIS Manual item is scored without a policy note",
                                 "drop scored: true, or add policy: <why enclave scores it>"))
-    return scored
+    return scored, scored
 
 
-def _check(r: Mapping[str, Any], at: str, problems: list[Problem]) -> Check:
-    cis = _cis(r, at, problems)
+def _check(r: Mapping[str, Any], at: str, problems: list[Problem], numbered_in: str) -> Check:
+    cis = _cis(r, at, problems, numbered_in)
+    scored, policy_scored = _scored(r, cis, at, problems)
     return Check(id=str(r["id"]), section=str(r["section"]), text=str(r["text"]), target=str(r["target"]),
                  read=dict(r["read"]),
                  test=Test(str(r["test"]["op"]), r["test"].get("value"), r["test"].get("missing")),
-                 remediation=str(r["remediation"]), scored=_scored(r, cis, at, problems),
+                 remediation=str(r["remediation"]), scored=scored, policy_scored=policy_scored,
                  kinds=tuple(str(k) for k in r.get("kinds", ())), cis=cis,
                  since=_version(r.get("since"), f"{at}.since", problems),
                  until=_version(r.get("until"), f"{at}.until", problems),
@@ -328,6 +342,8 @@ def _read_problem(c: Check) -> tuple[str, str] | None:
     if c.target == "file":
         ok = "file" in c.read and c.read.get("stat") in ("mode", "owner")
         return None if ok else ("file", "read: {file: …, stat: mode|owner}")
+    if c.target == "kube-proxy":
+        return None if "flag" in c.read and "key" in c.read else ("key", "read: {flag: …, key: …, default: …}")
     return None if "path" in c.read else ("path", "read: {path: …}")
 
 
@@ -359,10 +375,12 @@ def parse_benchmark(text: str, where: str = "security-checks.yaml") -> tuple[str
     checks: list[Check] = []
     problems: list[Problem] = []
     seen: set[str] = set()
+    b = raw.get("benchmark") or {}
+    bench = Benchmark(str(b.get("name", "")), str(b.get("version", "")), str(b.get("source", "")))
     for i, r in enumerate(rows):
         at = f"{where}: checks[{i}]"
         try:
-            c = _check(r, at, problems)
+            c = _check(r, at, problems, bench.version)
         except (KeyError, TypeError, AttributeError) as exc:
             problems.append(Problem(at, f"missing or malformed field {exc}",
                                     "every check needs id, section, text, target, read, test, remediation, cis"))
@@ -374,11 +392,33 @@ def parse_benchmark(text: str, where: str = "security-checks.yaml") -> tuple[str
         checks.append(c)
     if problems:
         raise InputError(problems)
-    b = raw.get("benchmark") or {}
-    span = b.get("kubernetes")
-    written = (Version.parse(str(span[0])), Version.parse(str(span[1]))) if span else None
-    bench = Benchmark(str(b.get("name", "")), str(b.get("version", "")), str(b.get("source", "")), written)
     return str(raw.get("data_version", "")), tuple(checks), bench
+
+
+def for_benchmark(checks: Iterable[Check], benchmark: str) -> tuple[Check, ...]:
+    """The checks as ``benchmark`` numbers, titles and types their items (kube-bench cfg/<benchmark>); a
+    permission item also takes the mode that benchmark expects (CIS 1.5 asked 644 where 1.12 asks 600). An item
+    the benchmark lacks makes its check NOT APPLICABLE, saying which benchmark had it — unless enclave scores the
+    check as its own policy (``policy`` in the data), which holds whatever the benchmark."""
+    cat = cis_catalogue.catalogue()
+    out: list[Check] = []
+    for c in checks:
+        if c.cis.id is None:
+            out.append(c)
+            continue
+        item = cat.follow(c.cis.benchmark, c.cis.id, benchmark)
+        if item is None:
+            why = f"{benchmark} has no such item ({c.cis.benchmark} {c.cis.id}: {c.cis.title})"
+            if c.policy_scored is not None:  # enclave's own rule (``policy``) stands without the CIS item
+                out.append(replace(c, cis=Cis(None, note=f"{why}; checked as enclave policy")))
+            else:
+                out.append(replace(c, cis=Cis(None, note=why), absent=why))
+            continue
+        test = replace(c.test, value=item.mode) if c.test.op == "mode_max" and item.mode else c.test
+        scored = c.policy_scored if c.policy_scored is not None else item.type != "Manual"
+        out.append(replace(c, cis=Cis(item.id, item.type, item.title, benchmark=benchmark), scored=scored,
+                           test=test))
+    return tuple(out)
 
 
 @lru_cache(maxsize=1)
@@ -639,6 +679,84 @@ def _file_reads(check: Check, node: NodeConfig) -> list[Read] | str:
     return out
 
 
+def _namespace(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _configmap_value(check: Check, found: Located, key: str) -> Read | str:
+    """kube-proxy's setting in a KubeProxyConfiguration kept in a ConfigMap; empty or absent takes the default
+    (kube-proxy's v1alpha1 defaulting fills an empty metricsBindAddress)."""
+    where, cm = found
+    at = f"{where} {name_of(cm)} {key}"
+    text = (cm.get("data") or {}).get(key)
+    if text is None:
+        return f"{at} is not in the ConfigMap"
+    try:
+        config = yaml.safe_load(str(text))
+    except yaml.YAMLError:
+        return f"{at} is not YAML"
+    if not isinstance(config, dict):
+        return f"{at} is not a KubeProxyConfiguration"
+    value = config.get(str(check.read["key"]))
+    return f"{at} {check.read['key']}", check.read["default"] if value in (None, "") else value
+
+
+def _mounted_configmap(path: str, spec: Mapping[str, Any], container: Mapping[str, Any],
+                       namespace: str) -> tuple[tuple[str, str], str] | None:
+    """The ConfigMap (namespace, name) and key a file path in the container comes from, via its volume mount."""
+    for mount in container.get("volumeMounts") or []:
+        root = str(mount.get("mountPath", "")).rstrip("/")
+        if root and path.startswith(root + "/"):
+            for volume in spec.get("volumes") or []:
+                source = volume.get("configMap") if volume.get("name") == mount.get("name") else None
+                if isinstance(source, dict) and source.get("name"):
+                    return (namespace, str(source["name"])), path[len(root) + 1:]
+    return None
+
+
+def _kube_proxy_container(check: Check, at: str, argv: Sequence[str], spec: Mapping[str, Any],
+                          container: Mapping[str, Any], namespace: str,
+                          configmaps: Mapping[tuple[str, str], Located]) -> Read | str:
+    flags = parse_flags(argv[1:])
+    if "--config" not in flags:
+        return f"{at} {check.read['flag']}", flags.get(str(check.read["flag"]), check.read["default"])
+    mounted = _mounted_configmap(flags["--config"], spec, container, namespace)
+    if mounted is None:
+        return f"{at}: --config {flags['--config']} does not come from a ConfigMap"
+    (ns, name), key = mounted
+    found = configmaps.get((ns, name))
+    return _configmap_value(check, found, key) if found else f"{at} reads ConfigMap {ns}/{name}, not given"
+
+
+def _kube_proxy_reads(check: Check, objects: Iterable[Located]) -> list[Read] | str:
+    """kube-proxy's setting from its DaemonSet's command line, or, with --config, from the ConfigMap mounted there
+    (flags other than --config are then ignored); with only kubeadm's ConfigMap (kube-system/kube-proxy,
+    config.conf), from that."""
+    objs = list(objects)
+    configmaps = {(_namespace(o), _name(o)): (w, o) for w, o in objs if o.get("kind") == "ConfigMap"}
+    reads: list[Read] = []
+    unresolved: list[str] = []
+    for where, obj in objs:
+        spec = pod_spec(obj)
+        for cwhere, c in containers(spec) if spec is not None else ():
+            argv = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+            if argv and Path(argv[0]).name == "kube-proxy":
+                got = _kube_proxy_container(check, f"{where} {name_of(obj)} {cwhere}", argv, spec or {}, c,
+                                            _namespace(obj), configmaps)
+                (unresolved.append if isinstance(got, str) else reads.append)(got)  # type: ignore[arg-type]
+    if not reads and not unresolved and ("kube-system", "kube-proxy") in configmaps:
+        got = _configmap_value(check, configmaps[("kube-system", "kube-proxy")], "config.conf")
+        (unresolved.append if isinstance(got, str) else reads.append)(got)  # type: ignore[arg-type]
+    if reads:
+        return reads
+    return "; ".join(unresolved) or ("no kube-proxy DaemonSet or ConfigMap given (--manifests the output of "
+                                     "kubectl -n kube-system get ds,cm kube-proxy -o yaml)")
+
+
 def _node_reads(check: Check, node: NodeConfig | None, version: Version | None) -> list[Read] | str:
     if node is None:
         return "no node configuration given (--node)"
@@ -726,13 +844,15 @@ def run_check(check: Check, *, node: NodeConfig | None = None, objects: Iterable
               params: Mapping[str, str] | None = None, version: Version | None = None) -> CheckResult:
     params = params or {}
     version = version or (node.version if node else None)
+    if check.absent:
+        return CheckResult(check, "na", reason=check.absent)
     if not check.applies_to(version):
         bounds = f"{check.since or '…'} ≤ v < {check.until or '…'}"
         return CheckResult(check, "na", reason=f"applies to Kubernetes {bounds}, not {version}")
     findings: list[Finding] = []
     checked: list[str] = []
-    if check.target in NODE_TARGETS or check.target == "file":
-        reads = _node_reads(check, node, version)
+    if check.target in (*NODE_TARGETS, "file", "kube-proxy"):
+        reads = _kube_proxy_reads(check, objects) if check.target == "kube-proxy" else _node_reads(check, node, version)
         if isinstance(reads, str):
             return CheckResult(check, "na", reason=reads)
         for where, v in reads:
@@ -755,12 +875,16 @@ def run_check(check: Check, *, node: NodeConfig | None = None, objects: Iterable
 
 
 def run(checks: Iterable[Check], *, node: NodeConfig | None = None, objects: Iterable[Located] = (),
-        params: Mapping[str, str] | None = None, data_version: str = "", benchmark: Benchmark | None = None,
+        params: Mapping[str, str] | None = None, data_version: str = "", benchmark: str | None = None,
         version: Version | None = None) -> Report:
+    """Run the checks under the CIS benchmark that fits ``version`` (the node's, when a node is given), as
+    kube-bench chooses it, or under ``benchmark`` (kube-bench's --benchmark, e.g. "cis-1.8")."""
     objs = list(objects)
     version = version or (node.version if node else None)
-    return Report(tuple(run_check(c, node=node, objects=objs, params=params, version=version) for c in checks),
-                  data_version, benchmark or Benchmark(), version)
+    chosen = cis_catalogue.catalogue().choose(version, benchmark)
+    resolved = for_benchmark(checks, chosen.version)
+    return Report(tuple(run_check(c, node=node, objects=objs, params=params, version=version) for c in resolved),
+                  data_version, chosen, version)
 
 
 # ---- output -------------------------------------------------------------------------------------------
@@ -778,8 +902,8 @@ def to_text(report: Report) -> str:
     b = report.benchmark
     lines: list[str] = [f"== {b.name} {b.version}".rstrip() + (f" · Kubernetes {report.kubernetes}"
                                                                 if report.kubernetes else "")]
-    if b.note_for(report.kubernetes):
-        lines.append(f"== note: {b.note_for(report.kubernetes)}")
+    if b.note:
+        lines.append(f"== note: {b.note}")
     section = None
     for r in report.results:
         if r.check.section != section:
@@ -804,9 +928,9 @@ def to_json(report: Report) -> str:
     return json.dumps({
         "data_version": report.data_version,
         "benchmark": {"name": report.benchmark.name, "version": report.benchmark.version,
-                      "source": report.benchmark.source},
+                      "source": report.benchmark.source, "written_for": list(report.benchmark.written_for)},
         "kubernetes": str(report.kubernetes) if report.kubernetes else None,
-        "benchmark_note": report.benchmark.note_for(report.kubernetes) or None,
+        "benchmark_note": report.benchmark.note or None,
         "summary": {s: report.count(s) for s in SUMMARY},
         "results": [{"id": r.check.id, "section": r.check.section, "text": r.check.text, "status": r.status,
                      "scored": r.check.scored, "cis": _cis_dict(r.check), "reason": r.reason,
@@ -857,7 +981,9 @@ def to_kube_bench(report: Report) -> str:
         controls.append({"id": str(i), "version": report.benchmark.version, "detected_version":
                          report.kubernetes.minor_name if report.kubernetes else "", "text": section,
                          "node_type": "", "tests": [group], **_totals(results)})
-    return json.dumps({"Controls": controls, "Totals": _totals(report.results)}, indent=2)
+    return json.dumps({"Controls": controls, "Totals": _totals(report.results),
+                       "enclave_benchmark": {"version": report.benchmark.version, "source": report.benchmark.source,
+                                             "note": report.benchmark.note or None}}, indent=2)
 
 
 def to_junit(report: Report) -> str:

@@ -149,10 +149,11 @@ class SecurityService:
     def check(self, *, checks: Path | None = None, only: Sequence[str] = (), node: Path | None = None,
               kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
               manifests: Sequence[Path] = (), rendered: bool = False,
-              notes: list[str] | None = None) -> security.Report:
+              notes: list[str] | None = None, benchmark: str | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
-        enclave's own rendered objects. Files skipped in a manifest directory are named in ``notes``."""
-        version, defs, bench = (security.parse_benchmark(read_text(checks), str(checks)) if checks
+        enclave's own rendered objects, under the CIS benchmark kube-bench would choose for the cluster's release
+        (or ``benchmark``). Files skipped in a manifest directory are named in ``notes``."""
+        version, defs, _ = (security.parse_benchmark(read_text(checks), str(checks)) if checks
                                 else security.shipped_benchmark())
         if only:
             unknown = sorted(set(only) - {c.id for c in defs})
@@ -167,7 +168,7 @@ class SecurityService:
         kube = (node_cfg.version if node_cfg and node_cfg.version
                 else Version.parse(self.spec.cluster.kubernetes_version, where="cluster.kubernetes_version"))
         return security.run(defs, node=node_cfg, objects=objects, params=security_params(self.spec),
-                            data_version=version, benchmark=bench, version=kube)
+                            data_version=version, benchmark=benchmark, version=kube)
 
     def report(self) -> tuple[security.Report, list[str]]:
         """The benchmark on enclave's own rendered objects. Rendering takes seconds and the objects depend only
