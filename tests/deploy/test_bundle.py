@@ -95,7 +95,8 @@ def test_hub_values_find_what_the_bundle_makes(rendered: tuple[EnclaveSpec, Path
     ref = hub["extraEnv"]["ENCLAVE_DB"]["valueFrom"]["secretKeyRef"]
     kust = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert {"name": ref["name"], "namespace": ns, "files": [f"{ref['key']}=database-url"]} in kust["secretGenerator"]
-    assert f"-t {hub['image']['name']}:{hub['image']['tag']} " in (out / "hub.Dockerfile").read_text()
+    # A pinned hub's tag field is tag@sha256:<digest> (Z2JH writes name:tag); the build names the tag alone.
+    assert f"-t {hub['image']['name']}:{hub['image']['tag'].split('@')[0]} " in (out / "hub.Dockerfile").read_text()
     [mount] = hub["extraVolumeMounts"]
     assert hub["extraEnv"]["ENCLAVE_SPEC"].startswith(mount["mountPath"] + "/")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from enclave.errors import InputError
 from enclave.ops.admission import SUPPORTED_KYVERNO, allows, message_for, render_admission, validate_policy
 from enclave.ops.images import ApprovedImage
+from enclave.ops.manifests import load_manifests
+from enclave.ops.notebook_pods import pods_in
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
@@ -98,23 +101,81 @@ def test_the_broker_starts_its_worker_by_the_pinned_digest() -> None:
     assert cluster.image == SYSTEM["htcondor-worker"]
 
 
+def _containers(pod_spec: dict[str, Any]) -> list[str]:
+    return [c["image"] for key in ("initContainers", "containers") for c in pod_spec.get(key) or []]
+
+
+def _rendered_pods(out: Path, spec: EnclaveSpec) -> dict[str, tuple[str, list[str]]]:
+    """Every pod `render all` defines, as (namespace, container images): the deploy bundle's Deployments, the hub
+    of the Zero-to-JupyterHub values (the chart writes its container image as ``{{ .Values.hub.image.name }}:
+    {{ .Values.hub.image.tag }}``, templates/hub/deployment.yaml), and the HTCondor worker pod the broker starts
+    (cluster.objects.worker_pod with the image KubeCluster takes)."""
+    from enclave.cluster import objects
+    from enclave.cluster.kube import KubeCluster
+
+    pods: dict[str, tuple[str, list[str]]] = {}
+    for where, obj in load_manifests([out / "deploy"], strict=False):
+        if obj.get("kind") == "Deployment":
+            pods[f"{where} {obj['metadata']['name']}"] = (obj["metadata"]["namespace"],
+                                                          _containers(obj["spec"]["template"]["spec"]))
+    values = [d for f in sorted((out / "notebooks").rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+              if isinstance(d, dict) and "hub" in d and "singleuser" in d]
+    assert len(values) == 1
+    hub = values[0]["hub"]["image"]
+    pods["hub"] = (spec.notebooks.namespace, [f"{hub['name']}:{hub['tag']}"])
+    worker = objects.worker_pod(spec, name="htcondor-worker-0", node="kub-node-001", pool="prompt", cores=4,
+                                memory_mib=8192, image=KubeCluster(spec, None).image)  # type: ignore[arg-type]
+    pods["htcondor-worker"] = (worker["metadata"]["namespace"], _containers(worker["spec"]))
+    return pods
+
+
 @pytest.mark.usefixtures("env")
-def test_render_all_admits_enclaves_own_pods_with_nothing_approved(tmp_path: Path) -> None:
-    """`enclave render all` on a spec that pins enclave's own images, before any approval."""
-    raw = yaml.safe_load(DEFAULT_SPEC.read_text())
-    raw["registry"]["system_images"] = SYSTEM
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(raw))
+def test_render_all_on_the_shipped_spec_admits_enclaves_own_pods_and_refuses_notebooks(tmp_path: Path) -> None:
+    """`enclave render all` on src/enclave/examples/lsst-ldf.yaml with no approved image: the policy admits every
+    pod of enclave's own (each pinned from registry.system_images) and refuses notebook pods, saying how to
+    approve an image."""
+    spec = load(DEFAULT_SPEC)
     out = tmp_path / "out"
-    r = run("render", "all", "--out", str(out), "--spec", str(spec_file))
+    r = run("render", "all", "--out", str(out))
     assert r.exit_code == 0, r.output
+    assert "lacks" not in r.output  # nothing of enclave's own is left unpinned
     policy = yaml.safe_load((out / "admission" / "kyverno-vetted-images.yaml").read_text())
     validate_policy(policy)
-    assert allows(policy, SYSTEM["htcondor-worker"], "htcondor") and not allows(policy, LAB, "jupyter-lsst")
+    assert policy["metadata"]["annotations"]["enclave.lsst.io/approved-digests"] == "0"
+    pods = _rendered_pods(out, spec)
+    assert {"hub", "htcondor-worker"} < set(pods) and len(pods) >= 4  # + the API and WebDAV Deployments
+    for name, (namespace, images) in pods.items():
+        assert images, name
+        for image in images:
+            assert image in spec.registry.system_images.values(), (name, image)  # pinned from the spec
+            assert allows(policy, image, namespace), (name, image, namespace)
+    notebooks = pods_in([out / "notebooks"], spec.notebooks.namespace)  # as KubeSpawner would build them
+    assert notebooks
+    for where, pod in notebooks:
+        assert not any(allows(policy, image, spec.notebooks.namespace) for image in _containers(pod["spec"])), where
+    message = message_for(policy, spec.notebooks.namespace)
+    assert "no notebook image is approved yet" in message and "enclave images approve" in message
+
+
+def test_hub_pin_keeps_its_tag_for_the_chart() -> None:
+    """Z2JH renders hub.image as name:tag, so a pinned hub is split into name and tag@digest (the pod's image is
+    then the pin itself); a pin without a tag cannot be rendered and is refused with the form to use."""
+    from enclave.notebooks.profiles import hub_image
+
+    tagged = f"{REG}/enclave/hub:z2jh-4.1.0@{_digest('hub')}"
+    image = hub_image(_spec(system={**SYSTEM, "hub": tagged}))
+    assert image == {"name": f"{REG}/enclave/hub", "tag": f"z2jh-4.1.0@{_digest('hub')}"}
+    assert f"{image['name']}:{image['tag']}" == tagged
+    with pytest.raises(InputError, match="repository:tag@sha256"):
+        hub_image(_spec())  # SYSTEM's hub has no tag
 
 
 @pytest.mark.usefixtures("env")
 def test_render_all_names_own_images_not_pinned(tmp_path: Path) -> None:
-    r = run("render", "all", "--out", str(tmp_path / "out"))
+    raw = yaml.safe_load(DEFAULT_SPEC.read_text())
+    del raw["registry"]["system_images"]
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(raw))
+    r = run("render", "all", "--out", str(tmp_path / "out"), "--spec", str(spec_file))
     assert r.exit_code == 0
-    assert "registry.system_images lacks htcondor-worker, hub, webdav" in " ".join(r.output.split())
+    assert "registry.system_images lacks enclave, htcondor-worker, hub, webdav" in " ".join(r.output.split())

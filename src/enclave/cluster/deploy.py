@@ -61,6 +61,11 @@ def image(spec: EnclaveSpec) -> str:
     return f"{spec.registry.host}/enclave/enclave:{_version()}"
 
 
+# enclave's own images by role in registry.system_images: the API (and broker), the WebDAV server (enclave's
+# `webdav` command), the JupyterHub hub (hub.Dockerfile) and the HTCondor worker the broker starts.
+SYSTEM_IMAGES = ("enclave", "htcondor-worker", "hub", "webdav")
+
+
 def _version() -> str:
     try:
         return metadata.version("enclave")
@@ -177,15 +182,19 @@ def _pdb_api(spec: EnclaveSpec) -> str:
 
 def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """File name → the objects in it, in the order ``kubectl apply`` should see them. ``pinned``: the vetted
-    ``repository@digest`` of enclave's image (seed §10); without one the pods name the tag, and the security
-    benchmark (IMG-02) and the admission policy refuse them until security staff approve the image."""
+    ``repository@digest`` of enclave's image (seed §10); else the spec's pin (``registry.system_images``:
+    ``enclave`` for the API, ``webdav`` for the WebDAV server, which the admission policy admits without an
+    approval); without either the pods name the tag, and the security benchmark (IMG-02) and the admission policy
+    refuse them until security staff approve the image."""
     batch_ns = cluster_objects.DEFAULT_NAMESPACE
-    ref = pinned or image(spec)
+    system = spec.registry.system_images
+    ref = pinned or system.get("enclave") or image(spec)
     api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
-    webdav = _container(ref, "webdav", ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
+    webdav = _container(system.get("webdav", ref), "webdav",
+                        ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     return {
         "namespace.yaml": [

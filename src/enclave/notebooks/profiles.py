@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from enclave.errors import InputError, Problem
 from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
 from enclave.spec.models import EnclaveSpec, NodeRole
 
@@ -153,9 +154,33 @@ HUB_DATABASE_SECRET = "enclave-database"
 """Secret (key ``url``) with the enclave database URL, in the notebook namespace; `render deploy` makes it."""
 
 
+HUB_TAG = "z2jh-4.1.0"
+
+
 def hub_image(spec: EnclaveSpec) -> dict[str, str]:
-    """The hub image `enclave render deploy` defines (hub.Dockerfile): Z2JH's hub with enclave installed."""
-    return {"name": f"{spec.registry.host}/enclave/hub", "tag": "z2jh-4.1.0"}
+    """The hub image `enclave render deploy` defines (hub.Dockerfile): Z2JH's hub with enclave installed, as
+    Z2JH's ``hub.image`` {name, tag}. When the spec pins it (``registry.system_images.hub``), by that digest:
+    the chart writes the container's image as ``{{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}``
+    (jupyterhub/zero-to-jupyterhub-k8s templates/hub/deployment.yaml), so the pin is given as
+    repository:tag@sha256:<digest> and its tag field carries ``tag@sha256:<digest>`` — the pod's image is then
+    the pinned string itself, which the admission policy admits; the runtime pulls by the digest."""
+    pinned = spec.registry.system_images.get("hub")
+    if pinned is None:
+        return {"name": f"{spec.registry.host}/enclave/hub", "tag": HUB_TAG}
+    ref, digest = pinned.split("@", 1)
+    name, _, tag = ref.rpartition(":")
+    if not name or "/" in tag:
+        raise InputError([Problem("registry.system_images.hub", f"{pinned} has no tag",
+                                  "the Zero-to-JupyterHub chart renders hub.image as name:tag; give the hub as "
+                                  f"repository:tag@sha256:<digest>, e.g. {spec.registry.host}/enclave/hub:"
+                                  f"{HUB_TAG}@{digest}")])
+    return {"name": name, "tag": f"{tag}@{digest}"}
+
+
+def hub_build_ref(spec: EnclaveSpec) -> str:
+    """What `docker build -t` names the hub image (the pin without its digest)."""
+    image = hub_image(spec)
+    return f"{image['name']}:{image['tag'].split('@', 1)[0]}"
 
 
 def hub_values(spec: EnclaveSpec) -> dict[str, Any]:

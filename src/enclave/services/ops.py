@@ -92,8 +92,7 @@ class RenderService:
         """What runs enclave itself in the commons: image definition, namespaces, service accounts, least-
         privilege RBAC, Deployments, Services, PodDisruptionBudget, ConfigMaps, kustomization (docs/deploy.md)."""
         pinned = pinner(self.images.approved(self.spec.registry.host))(deploy.image(self.spec))
-        hub = profiles.hub_image(self.spec)
-        return deploy.write(self.spec, dump(self.spec), out, pinned, hub_ref=f"{hub['name']}:{hub['tag']}")
+        return deploy.write(self.spec, dump(self.spec), out, pinned, hub_ref=profiles.hub_build_ref(self.spec))
 
     def everything(self, out: Path) -> list[Rendered]:
         """Every renderer into its own sub-directory of ``out`` (seed §12 option 1: rebuild from the spec)."""
@@ -115,7 +114,7 @@ class RenderService:
     def _caveat(self, name: str) -> str:
         """What a successful rendering still leaves open, said where the operator sees it."""
         if name == "admission" and self.spec.registry.vetting_required:
-            missing = sorted({"htcondor-worker", "hub", "webdav"} - set(self.spec.registry.system_images))
+            missing = sorted(set(deploy.SYSTEM_IMAGES) - set(self.spec.registry.system_images))
             if missing:
                 return (f"registry.system_images lacks {', '.join(missing)}: those pods of enclave's own are "
                         "refused until pinned by digest")
