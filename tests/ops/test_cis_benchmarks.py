@@ -13,6 +13,7 @@ import pytest
 from enclave.errors import InputError
 from enclave.ops import cis, security
 from enclave.ops.versions import Version
+from tests.ops.test_cli import env  # noqa: F401  (the CLI harness and its per-test database)
 
 _, CHECKS, _BENCH = security.shipped_benchmark()
 CATALOGUE = cis.catalogue()
@@ -180,3 +181,19 @@ def test_kube_proxy_not_given_or_config_missing_is_not_applicable() -> None:
     assert security.run_check(check, objects=[]).status == "na"
     missing = security.run_check(check, objects=[KUBE_PROXY_133[0]])
     assert missing.status == "na" and "reads ConfigMap kube-system/kube-proxy, not given" in missing.reason
+
+
+@pytest.mark.usefixtures("env")
+def test_cli_benchmark_option_names_the_benchmark_used() -> None:
+    """`enclave security check --benchmark` as kube-bench's --benchmark; the shipped spec runs 1.9.3, so without
+    it the report is under cis-1.5 with the note."""
+    import json
+
+    from tests.ops.test_cli import run
+
+    default = json.loads(run("security", "check", "-o", "json").stdout)
+    assert default["benchmark"]["version"] == "cis-1.5" and "older than every" in default["benchmark_note"]
+    chosen = json.loads(run("security", "check", "--benchmark", "cis-1.8", "-o", "json").stdout)
+    assert chosen["benchmark"]["version"] == "cis-1.8"
+    bad = run("security", "check", "--benchmark", "cis-9")
+    assert bad.exit_code == 1 and "unknown benchmark 'cis-9'" in bad.output
