@@ -738,19 +738,18 @@ def _kube_proxy_reads(check: Check, objects: Iterable[Located]) -> list[Read] | 
     config.conf), from that."""
     objs = list(objects)
     configmaps = {(_namespace(o), _name(o)): (w, o) for w, o in objs if o.get("kind") == "ConfigMap"}
-    reads: list[Read] = []
-    unresolved: list[str] = []
+    found: list[Read | str] = []  # a value read, or why it could not be
     for where, obj in objs:
         spec = pod_spec(obj)
         for cwhere, c in containers(spec) if spec is not None else ():
             argv = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
             if argv and Path(argv[0]).name == "kube-proxy":
-                got = _kube_proxy_container(check, f"{where} {name_of(obj)} {cwhere}", argv, spec or {}, c,
-                                            _namespace(obj), configmaps)
-                (unresolved.append if isinstance(got, str) else reads.append)(got)  # type: ignore[arg-type]
-    if not reads and not unresolved and ("kube-system", "kube-proxy") in configmaps:
-        got = _configmap_value(check, configmaps[("kube-system", "kube-proxy")], "config.conf")
-        (unresolved.append if isinstance(got, str) else reads.append)(got)  # type: ignore[arg-type]
+                found.append(_kube_proxy_container(check, f"{where} {name_of(obj)} {cwhere}", argv, spec or {}, c,
+                                                   _namespace(obj), configmaps))
+    if not found and ("kube-system", "kube-proxy") in configmaps:
+        found.append(_configmap_value(check, configmaps[("kube-system", "kube-proxy")], "config.conf"))
+    reads = [r for r in found if not isinstance(r, str)]
+    unresolved = [r for r in found if isinstance(r, str)]
     if reads:
         return reads
     return "; ".join(unresolved) or ("no kube-proxy DaemonSet or ConfigMap given (--manifests the output of "
