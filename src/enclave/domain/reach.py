@@ -111,7 +111,7 @@ class ReachReport(BaseModel):
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status != Status.DONE]
+        return [o for o in self.outcomes if o.status == Status.FAILED]
 
 
 class JobSystem(Protocol):

@@ -30,7 +30,7 @@ from enclave.domain.reach import (
     Transition,
     job_action,
 )
-from enclave.errors import EnclaveError, InvalidTransition
+from enclave.errors import Conflict, EnclaveError, InvalidTransition
 from enclave.journal import record
 
 HTCONDOR, JUPYTERHUB = "htcondor", "jupyterhub"
@@ -114,4 +114,7 @@ class ReachService:
         with self.db.session() as session:
             require(session, actor, Permission.ACCOUNTS_MANAGE)
             transition = transition_of(find_account(session, username))
+        if self.systems.jobs is None and self.systems.hub is None:
+            raise Conflict("no running system (HTCondor, JupyterHub) is configured here, so there is nothing to reach",
+                           where="accounts reach", fix="pass --live, or ask the control plane served with --live")
         return self.after(actor, transition, username, reason)
