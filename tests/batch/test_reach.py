@@ -96,7 +96,7 @@ def test_the_owner_constraint_selects_exactly_the_owners_jobs() -> None:
 
 def test_the_verbs_are_the_bindings_job_actions() -> None:
     # htcondor2/_job_action.py: Hold = 1, Remove = 3 (condor_hold, condor_rm).
-    assert JOB_ACTIONS == {JobVerb.HOLD: htcondor2.JobAction.Hold, JobVerb.REMOVE: htcondor2.JobAction.Remove}
+    assert {JobVerb.HOLD: htcondor2.JobAction.Hold, JobVerb.REMOVE: htcondor2.JobAction.Remove} == JOB_ACTIONS
     assert (int(htcondor2.JobAction.Hold), int(htcondor2.JobAction.Remove)) == (1, 3)
 
 
