@@ -38,7 +38,8 @@ def test_since_tail_container_and_follow_are_the_api_options(kube: KubeCluster, 
 
 
 def test_a_pod_with_two_containers_needs_one_named(kube: KubeCluster, logged: ApiServer) -> None:
-    with pytest.raises(InputError, match=r"a container name must be specified for pod qs, choose one of: \[c sidecar\]"):
+    must = r"a container name must be specified for pod qs, choose one of: \[c sidecar\]"
+    with pytest.raises(InputError, match=must):
         kube.pod_log(LogRequest("firefly", "qs"))
     with pytest.raises(InputError, match="container web is not valid for pod qs"):
         kube.pod_log(LogRequest("firefly", "qs", container="web"))
