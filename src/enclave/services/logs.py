@@ -42,13 +42,17 @@ class LogService:
             raise PermissionDenied(
                 f"{actor!r} may not read logs in {request.namespace}: that needs logs.read (developer, "
                 f"k8s-service-admin) and, for a developer, membership of {request.namespace}", where=f"--as {actor}",
-                fix=f"ask an account manager: `enclave accounts join-namespace {actor} {request.namespace}`")
+                fix=f"ask an account manager: `enclave accounts join {actor} {request.namespace}`")
 
     def _record(self, actor: str, request: LogRequest, refused: str | None) -> None:
         if not self.journaled:
             return
         with self.db.session() as session:
-            record(session, actor=actor, action="logs.read", target=f"pod/{request.namespace}/{request.pod}",
+            # The journal's actor and target columns hold 64 and 255 characters (journal.models): an unknown --as
+            # is cut to fit, a pod name near DNS's 253 too; ``after`` keeps the names whole.
+            target = f"pod/{request.namespace}/{request.pod}"
+            target = target if len(target) <= 255 else target[:254] + "…"
+            record(session, actor=actor[:64], action="logs.read", target=target,
                    reason=f"refused: {refused}" if refused else "developer log read (AA2/AA3)", before=None,
                    after={**request.recorded(), "allowed": refused is None})
 
