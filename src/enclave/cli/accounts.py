@@ -57,8 +57,8 @@ def _reached(report: ReachReport | None) -> None:
     skipped = sorted({o.system for o in report.outcomes if o.status == Status.NOT_CONFIGURED})
     retry = f"enclave accounts reach {report.username} --live --as ... --reason ..."
     if skipped:
-        console.print(f"note: not reached (not configured here): {', '.join(skipped)}; to end the account's "
-                      f"running work there: {retry}")
+        console.print(f"note: not reached, as none is configured here: {', '.join(skipped)} (the CLI reaches "
+                      f"HTCondor with --live); to end the account's running work there: {retry}")
     failed = [o for o in report.outcomes if o.status == Status.FAILED]
     if failed:
         listed = "; ".join(f"{o.system} {o.where}: {o.action}: {o.error}" for o in failed)
