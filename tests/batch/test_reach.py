@@ -188,7 +188,8 @@ def test_the_cli_reports_what_each_schedd_did(factory: Factory, daemons: Daemons
     monkeypatch.setenv("ENCLAVE_DB", factory.db.url)
     runner = CliRunner()
     plain = runner.invoke(app, ["accounts", "expire", "carol", "--as", BOOTSTRAP_ADMIN, "--reason", "ended"])
-    assert plain.exit_code == 0 and "note: not reached, as none is configured here: htcondor, jupyterhub" in plain.output
+    assert plain.exit_code == 0
+    assert "note: not reached, as none is configured here: htcondor, jupyterhub" in plain.output
     assert "enclave accounts reach carol --live" in plain.output and not acts(daemons)
     daemons.jobs.pop(NOTEBOOK_SCHEDD)
     live = runner.invoke(app, ["accounts", "reach", "carol", "--live", "--as", BOOTSTRAP_ADMIN, "--reason", "r"])
