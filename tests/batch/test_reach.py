@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import htcondor2
@@ -16,6 +17,7 @@ import pytest
 from classad2 import ClassAd, ExprTree
 from typer.testing import CliRunner
 
+from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind
 from enclave.batch import policy
 from enclave.batch.live import JOB_ACTIONS, owner_constraint
@@ -201,3 +203,14 @@ def test_the_cli_reports_what_each_schedd_did(factory: Factory, daemons: Daemons
     shown = json.loads(runner.invoke(app, ["journal", "show", "--as", BOOTSTRAP_ADMIN, "--action",
                                            "accounts.reach", "-o", "json"]).output)
     assert [e["target"] for e in shown] == ["account/carol"]
+
+
+def test_expire_due_reaches_each_expired_account(factory: Factory, daemons: Daemons) -> None:
+    ends = datetime(2099, 1, 31, tzinfo=UTC)
+    factory.accounts.onboard(BOOTSTRAP_ADMIN, "dora", name="Dora", email="dora@example.org",
+                             kind=AccountKind.SCIENCE, allocation=Allocation("P-1", expires=ends), reason="test")
+    daemons.jobs[DEV].append(job("dora", 900, RUNNING))
+    done = factory.accounts.expire_due(BOOTSTRAP_ADMIN, now=ends + timedelta(days=1))
+    assert [a.username for a in done] == ["dora"]
+    assert done[0].reach is not None and done[0].reach.transition == Transition.EXPIRE
+    assert [o for o in owners(daemons, DEV) if o[0] == "dora"] == [("dora", 900, HELD)]
