@@ -61,6 +61,12 @@ def test_a_pod_with_two_containers_needs_one_named(kube: KubeCluster, logged: Ap
     assert list(kube.pod_log(LogRequest("firefly", "qs", container="sidecar"))) == ["sidecar up"]
 
 
+def test_the_fake_refuses_log_options_it_does_not_implement(kube: KubeCluster, logged: ApiServer) -> None:
+    # As for every endpoint: an option the fake does not model fails the test instead of being ignored.
+    with pytest.raises(AssertionError, match="pod log with .*previous.* is not served"):
+        kube.core.read_namespaced_pod_log("ff", "firefly", previous=True)
+
+
 def test_no_such_pod(kube: KubeCluster, logged: ApiServer) -> None:
     with pytest.raises(NotFound, match="there is no pod firefly/gone"):
         kube.pod_log(LogRequest("firefly", "gone"))
