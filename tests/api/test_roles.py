@@ -31,6 +31,8 @@ class Call:
     """Alternatively: it needs at least one of these."""
     changes: bool | None = None
     """Whether success changes state; default: every method but GET does."""
+    journals_refusal: str | None = None
+    """A refusal writes exactly one journal entry of this action (and changes nothing else)."""
 
     @property
     def writes(self) -> bool:
@@ -80,6 +82,15 @@ CALLS = [
                                           "kind": "science", "reason": "joins",
                                           "allocation": {"proposal_id": "P-9"}}, needs=P.ACCOUNTS_MANAGE, ok=(201,)),
     Call("depart", "POST", "/accounts/victim/depart", {"reason": "left"}, needs=P.ACCOUNTS_MANAGE),
+    # Allowed, it is a conflict here: victim is active and no running system is configured in this world
+    # (tests/batch/test_reach.py carries a reach to the schedds).
+    Call("reach", "POST", "/accounts/victim/reach", {"reason": "retry"}, needs=P.ACCOUNTS_MANAGE, ok=(409,),
+         changes=False),
+    # Logs in a namespace nobody here belongs to: logs.read and an administrator's binding in every application
+    # namespace (k8s-service-admin; services.deploy stands for that binding). Allowed, it is a conflict here (no
+    # cluster in this world: tests/cluster/test_logs.py reads the fake one); refused, it is journaled.
+    Call("pod log", "GET", "/namespaces/qserv/pods/qserv-0/log", needs=(P.LOGS_READ, P.SERVICES_DEPLOY),
+         ok=(409,), journals_refusal="logs.read"),
     Call("expire", "POST", "/accounts/scivictim/expire", {"reason": "ended"}, needs=P.ACCOUNTS_MANAGE),
     Call("renew", "POST", "/accounts/sciexpired/renew",
          {"reason": "new proposal",
@@ -126,13 +137,21 @@ CALLS = [
 ]
 
 
-def fingerprint(world: World) -> tuple[Any, ...]:
-    """Every row of every table, plus the backend's whole state and the runner's action count."""
+def fingerprint(world: World, *, journal: bool = True) -> tuple[Any, ...]:
+    """Every row of every table (the journal's unless told not to), plus the backend's whole state and the
+    runner's action count."""
+    tables = [t for t in Base.metadata.sorted_tables if journal or not t.name.startswith("journal")]
     with world.db.engine.connect() as c:
-        rows = tuple(tuple(map(tuple, c.execute(sa.select(t)).all())) for t in Base.metadata.sorted_tables)
+        rows = tuple(tuple(map(tuple, c.execute(sa.select(t)).all())) for t in tables)
     runner = world.service.runner
     assert runner is not None
     return rows, runner.observe(), runner.actions_total
+
+
+def _journal(world: World) -> list[tuple[str, str]]:
+    with world.db.engine.connect() as c:
+        rows = c.execute(sa.text("SELECT action, actor FROM journal_entries ORDER BY seq"))
+        return [(r.action, r.actor) for r in rows]
 
 
 def needs(call: Call) -> tuple[Permission, ...]:
@@ -157,12 +176,15 @@ def test_refused_calls_change_nothing(world: World, role: Role) -> None:
     for call in CALLS:
         if allowed(role, call):
             continue
-        before = fingerprint(world)
+        before, entries = fingerprint(world, journal=not call.journals_refusal), _journal(world)
         r = _request(world, call, user)
         assert r.status_code == 403, (call.name, r.status_code, r.text)
         body = r.json()
         assert body["error"] == "PermissionDenied" and body["problems"][0]["fix"], body
-        assert fingerprint(world) == before, f"refused {call.name} changed state"
+        assert fingerprint(world, journal=not call.journals_refusal) == before, f"refused {call.name} changed state"
+        if call.journals_refusal:
+            added = _journal(world)[len(entries):]
+            assert [(a, actor) for a, actor in added] == [(call.journals_refusal, user)], call.name
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)

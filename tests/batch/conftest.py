@@ -210,6 +210,35 @@ class FakeSchedd(Unfaked):
         return found
 
 
+    def act(self, action: htcondor2.JobAction, job_spec: list[str] | str | ExprTree | int,
+            reason: str | None = None) -> ClassAd:
+        """As the schedd does for condor_rm / condor_hold by constraint: a removed job leaves the queue (JobStatus
+        3, then gone), a held one stays with JobStatus 5 and HoldReasonCode 1, "the user put the job on hold"
+        (HTCondor manual, "Job ClassAd Attributes"). The answer carries htcondor2's Total* counts (_schedd.py)."""
+        if not isinstance(action, htcondor2.JobAction):
+            raise TypeError("action must be a JobAction")  # as htcondor2.Schedd.act
+        if not isinstance(job_spec, str | ExprTree) or str(job_spec).replace(".", "").isdigit():
+            raise AssertionError("Schedd.act by job id is not implemented by the fake: give a constraint")
+        d = self.daemons
+        d.calls.append(("act", d.schedd_named(self.address), action, str(job_spec), reason))
+        if d.fail == "act":
+            raise htcondor2.HTCondorException("Failed to connect to schedd")
+        where = ExprTree(str(job_spec))
+        queue = d.jobs[d.schedd_named(self.address)]
+        hit = [ad for ad in queue if where.eval(ad) is True]
+        if d.fail == "act-denied":
+            return ClassAd({"TotalSuccess": 0, "TotalPermissionDenied": len(hit), "TotalError": 0,
+                            "TotalJobAds": len(hit)})
+        assert action in (htcondor2.JobAction.Remove, htcondor2.JobAction.Hold), f"{action!r} is not faked"
+        for ad in hit:
+            if action == htcondor2.JobAction.Remove:
+                queue.remove(ad)
+            else:
+                ad["JobStatus"], ad["HoldReasonCode"] = 5, 1
+        return ClassAd({"TotalSuccess": len(hit), "TotalPermissionDenied": 0, "TotalError": 0, "TotalNotFound": 0,
+                        "TotalBadStatus": 0, "TotalAlreadyDone": 0, "TotalJobAds": len(hit)})
+
+
 class FakeStartdClient(Unfaked):
     daemons: Daemons
 

@@ -36,7 +36,7 @@ def _parameters(f: object) -> list[tuple[str, object, object]]:
 
 @pytest.mark.parametrize(("fake", "real", "methods"), [
     (FakeCollector, htcondor2.Collector, ["__init__", "query", "locate"]),
-    (FakeSchedd, htcondor2.Schedd, ["__init__", "query", "history"]),
+    (FakeSchedd, htcondor2.Schedd, ["__init__", "query", "history", "act"]),
     (FakeStartdClient, htcondor2.Startd, ["__init__", "drainJobs", "cancelDrainJobs"]),
     (FakeRemoteParam, htcondor2.RemoteParam, ["__init__", "__getitem__", "__setitem__"]),
 ])

@@ -62,12 +62,14 @@ READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archiv
 NOT_READ = {
     "accounts bootstrap", "accounts demote", "accounts depart", "accounts expire", "accounts expire-due",
     "accounts grow-quota", "accounts import", "accounts join", "accounts leave", "accounts onboard",
-    "accounts promote", "accounts renew", "accounts correct-quota", "backup create", "backup restore",
+    "accounts promote", "accounts reach", "accounts renew", "accounts correct-quota", "backup create",
+    "backup restore",
     "backup prune", "backup schedule", "vospace", "batch add-pods", "batch delete-pods",
     "batch drain-node", "batch drain-startd", "batch move", "batch return-node", "batch start-htcondor",
     "broker run", "db migrate", "images approve", "images reject", "images submit", "render access",
     "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
     "roles revoke", "serve",
+    "logs",  # prints the log's own lines, as `kubectl logs` does (no -o), and journals the read
     "tokens issue", "tokens revoke", "twin compare", "twin run", "webdav",
 }
 

@@ -23,6 +23,7 @@ pod named ``Bad_Name!`` with a CPU request of ``"lots"``, which is the point of 
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -170,6 +171,10 @@ class ApiServer:
         self.queries: list[dict[str, str]] = []
         """The query parameters of each request, in step with ``requests``."""
         self.pdb_blocked: set[str] = set()
+        self.logs: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
+        """(namespace, pod, container) → the container's log: (time written, line), oldest first."""
+        self.now = 1_800_000_000.0
+        """The server's clock, for sinceSeconds."""
         self.fail_with: int | None = None
         self._versions = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
@@ -184,6 +189,7 @@ class ApiServer:
             ("PUT", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._replace_pod),
             ("DELETE", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), self._delete_pod),
             ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction"), self._evict),
+            ("GET", re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log"), self._pod_log),
             ("GET", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"), self._read_lease),
             ("POST", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases"), self._create_lease),
             ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
@@ -214,6 +220,9 @@ class ApiServer:
 
     @staticmethod
     def _resp(status: int, payload: Any) -> urllib3.HTTPResponse:
+        if isinstance(payload, str):  # the pod log endpoint answers text/plain
+            return urllib3.HTTPResponse(body=io.BytesIO(payload.encode()), status=status,
+                                        headers={"Content-Type": "text/plain"}, preload_content=False)
         return urllib3.HTTPResponse(body=json.dumps(payload).encode(), status=status,
                                     headers={"Content-Type": "application/json"}, preload_content=False)
 
@@ -352,6 +361,31 @@ class ApiServer:
         pod = self._pod(namespace, name)
         del self.pods[(namespace, name)]
         return 200, pod
+
+    def _pod_log(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        """GET .../pods/{name}/log (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/
+        #get-read-log-of-the-specified-pod). The container rules and their messages are the API server's
+        (kubernetes pkg/registry/core/pod/strategy.go, LogLocation): without ``container`` the pod's only
+        container, else 400 naming the choices; a container not in the pod is 400. sinceSeconds keeps the lines
+        written in that many seconds before now, tailLines the last lines; a followed log here ends with the
+        lines stored, as it does when the container has terminated."""
+        assert set(q) <= {"container", "follow", "sinceSeconds", "tailLines"}, f"pod log with {q} is not served"
+        pod = self._pod(namespace, name)
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        container = q.get("container")
+        if container is None:
+            if len(containers) != 1:
+                raise Refused(400, "BadRequest", f"a container name must be specified for pod {name}, choose one "
+                                                 f"of: [{' '.join(containers)}]")
+            container = containers[0]
+        elif container not in containers:
+            raise Refused(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        lines = self.logs.get((namespace, name, container), [])
+        if "sinceSeconds" in q:
+            lines = [(t, line) for t, line in lines if t >= self.now - int(q["sinceSeconds"])]
+        if "tailLines" in q:
+            lines = lines[len(lines) - int(q["tailLines"]):] if int(q["tailLines"]) else []
+        return 200, "".join(f"{line}\n" for _, line in lines)
 
     # --- leases (coordination.k8s.io/v1) -----------------------------------------------------------------
 

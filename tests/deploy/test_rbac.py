@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 
+from enclave.access.render import app_namespaces
 from enclave.cluster import deploy
 from enclave.cluster.kube import KubeCluster
 from enclave.cluster.lease import LeaseLock
+from enclave.domain.logs import LogRequest
 from enclave.spec import EnclaveSpec
 from enclave.spec.load import dump
 from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
@@ -99,6 +101,11 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")
     call("return_node", "kub-005")
+    # Developers' logs (AA2/AA3): a pod's log in every application namespace of the spec.
+    for ns in app_namespaces(kube.spec):
+        server.namespaces.add(ns)
+        server.pods[(ns, "svc")] = pod_obj("svc", "kub-005", namespace=ns)
+        assert list(call("pod_log", LogRequest(ns, "svc"))) == []
     # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
     server.namespaces.add(deploy.NAMESPACE)
     lease = LeaseLock(kube.api, namespace=deploy.NAMESPACE, name="enclave-broker", identity="enclave-api-0",

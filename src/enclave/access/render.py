@@ -69,6 +69,13 @@ def cluster_role(subject: Subject, namespace: str) -> str | None:
     return best
 
 
+def may_read_logs(subject: Subject, namespace: str) -> bool:
+    """AA2/AA3: logs.read, in a namespace the subject's rendered RoleBinding reaches (``cluster_role``): a
+    developer in the namespaces they belong to, a Kubernetes service administrator in every one; nobody with
+    logs.read but no binding there (a developer of another namespace), nobody bound there without logs.read."""
+    return Permission.LOGS_READ in permissions_for(subject.roles) and cluster_role(subject, namespace) is not None
+
+
 def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {**MANAGED, **(labels or {})}}
     if namespace:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission, permissions_for, roles_granting
+from enclave.access.render import Subject
 from enclave.accounts import storage
 from enclave.accounts.models import Account
 from enclave.accounts.types import AccountStatus
@@ -50,3 +51,9 @@ def require(session: Session, actor: str, permission: Permission) -> Account:
                                f"{needed}", where=f"--as {actor}",
                                fix=f"act as someone holding {needed}, or ask a sysadmin to grant it")
     return account
+
+
+def subject_of(account: Account) -> Subject:
+    """The account as the access rules see it: kind, status, the roles it acts with, its namespaces."""
+    return Subject(username=account.username, kind=account.kind, status=account.status, roles=account_roles(account),
+                   namespaces=frozenset(m.namespace for m in account.namespaces))

@@ -506,11 +506,14 @@ def expire(session: Session, actor: str, username: str, *, reason: str, now: dat
     return account
 
 
+EXPIRY_REASON = "allocation expiry date passed"
+
+
 def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> list[Account]:
     """Expire every active science account whose allocation expiry has passed."""
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     when = or_now(now)
-    return [expire(session, actor, name, reason="allocation expiry date passed", now=when)
+    return [expire(session, actor, name, reason=EXPIRY_REASON, now=when)
             for name in storage.science_due(session, when)]
 
 

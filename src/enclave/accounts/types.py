@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from enclave.domain.reach import ReachReport
+
 
 class AccountKind(StrEnum):
     STAFF = "staff"
@@ -56,6 +58,8 @@ class AccountView(BaseModel):
     other_accounts: list[str]
     note: str | None = None
     """Set when the request asked for a state that already held: what was found, nothing changed."""
+    reach: ReachReport | None = None
+    """After depart, expire or demote: what each running system (schedds, hub) did for the ended account."""
 
 
 class TokenView(BaseModel):

@@ -14,6 +14,7 @@ from enclave.errors import Conflict
 from enclave.services.accounts import AccountService
 from enclave.services.images import ImageService
 from enclave.services.journal import JournalService
+from enclave.services.logs import LogService
 from enclave.services.notebooks import NotebookService
 from enclave.services.ops import SecurityService, UpgradeService
 from enclave.services.tokens import TokenService
@@ -81,3 +82,10 @@ def _twin_runs(service: ServiceDep) -> TwinRunService:
 
 
 TwinRuns = Annotated[TwinRunService, Depends(_twin_runs)]
+
+
+def _logs(service: ServiceDep) -> LogService:
+    return service.factory.logs
+
+
+Logs = Annotated[LogService, Depends(_logs)]

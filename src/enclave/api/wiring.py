@@ -53,6 +53,7 @@ def twin_runner(service: Service, *, scenario: str = DEFAULT_SCENARIO, sim_secon
     """The embedded default: the twin of the spec loaded with ``scenario``, its clock advanced
     ``sim_seconds_per_cycle`` per broker cycle (every ``wall_seconds_per_cycle`` of real time)."""
     twin = service.factory.twin_backend(scenario)
+    service.factory.use_twin_logs(twin)  # GET .../pods/{pod}/log reads the simulated pods' events
     sim = twin.sim
     deadline = sim.sc.prompt.deadline_s if sim.sc.prompt is not None else 60.0
     return BrokerRunner(broker=service.factory.broker(twin, f"twin ({scenario})"), metrics=service.metrics,

@@ -28,6 +28,7 @@ from classad2 import ClassAd
 from enclave.batch import policy
 from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
 from enclave.domain.capacity import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.domain.reach import JobState, JobVerb
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -35,7 +36,9 @@ SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "P
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
 JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "QDate"]
-IDLE, RUNNING = 1, 2
+# JobStatus values (HTCondor manual, "Job ClassAd Attributes": JobStatus): 1 Idle, 2 Running, 3 Removed,
+# 4 Completed, 5 Held, 6 Transferring Output, 7 Suspended.
+IDLE, RUNNING, HELD, SUSPENDED = 1, 2, 5, 7
 HISTORY_LOOKBACK_SECONDS = 86400
 
 
@@ -306,3 +309,58 @@ def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict
                           running_cores=int(r[3]), oldest_idle_seconds=max(0.0, now - r[4]),
                           newest_submit=newest.get(p))
             for p, r in acc.items()}
+
+
+# --- an account's jobs (issue 21: transitions reach the running systems) ----------------------------------------
+
+JOB_STATUSES: dict[JobState, tuple[int, ...]] = {JobState.QUEUED: (IDLE, HELD),
+                                                 JobState.RUNNING: (RUNNING, SUSPENDED)}
+JOB_ACTIONS: dict[JobVerb, htcondor2.JobAction] = {JobVerb.REMOVE: htcondor2.JobAction.Remove,
+                                                   JobVerb.HOLD: htcondor2.JobAction.Hold}
+
+
+def owner_constraint(owner: str, state: JobState) -> classad2.ExprTree:
+    """``owner``'s jobs in ``state``, as a ClassAd expression built by classad2, never by pasting the name.
+
+    ``Owner`` is the submitting user's login name (HTCondor manual, "Job ClassAd Attributes"), which for enclave's
+    accounts is the username. The name is a ClassAd string literal made by ``classad2.quote`` (quotes and
+    backslashes escaped), and compared with ``=?=``: ``==`` compares strings case-insensitively (HTCondor manual,
+    "ClassAd Evaluation Semantics", the ``=?=`` "is identical to" operator is case-sensitive and never
+    UNDEFINED), and login names are case-sensitive, so another account "Alice" on a submit host stays untouched.
+    """
+    statuses = " || ".join(f"JobStatus == {s}" for s in JOB_STATUSES[state])
+    return classad2.ExprTree(f"(Owner =?= {classad2.quote(owner)}) && ({statuses})")
+
+
+class HTCondorJobs:
+    """``enclave.domain.reach.JobSystem`` through the bindings: ``htcondor2.Schedd.act`` on every schedd the spec
+    names (batch.submit_hosts and every pool's submit_hosts), each located through the collector.
+
+    The identity enclave runs as must be a queue super user on each schedd (``QUEUE_SUPER_USERS``, HTCondor
+    manual "Configuration Macros") to hold or remove another owner's jobs; otherwise the schedd answers
+    TotalPermissionDenied, reported here as a failure."""
+
+    def __init__(self, batch: HTCondorBatch) -> None:
+        self.batch = batch
+
+    def schedds(self) -> list[str]:
+        return policy.schedds(self.batch.spec)
+
+    def act(self, schedd: str, verb: JobVerb, owner: str, state: JobState, reason: str) -> int:
+        handle = self.batch._schedd(schedd)
+        # htcondor2 25.x Schedd.act(action, job_spec, reason=None) -> ClassAd of Total* counts (_schedd.py). Its
+        # 25.14 body passes a str reason on as None, so the schedd may log its default reason; the journal entry
+        # enclave writes carries ours either way.
+        try:
+            result = handle.act(JOB_ACTIONS[verb], owner_constraint(owner, state), reason=reason)
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"schedd {schedd}: {verb.value} of {owner}'s {state.value} jobs failed", exc) from exc
+        if result is None:
+            return 0
+        denied, errors = _int(result, "TotalPermissionDenied"), _int(result, "TotalError")
+        if denied or errors:
+            raise ExternalError(f"schedd {schedd} refused to {verb.value} {denied + errors} of {owner}'s "
+                                f"{state.value} jobs ({denied} permission denied, {errors} errors)", where=schedd,
+                                fix="make enclave's identity a QUEUE_SUPER_USER on that schedd, then "
+                                    f"`enclave accounts reach {owner} --live`")
+        return _int(result, "TotalSuccess")

@@ -102,6 +102,12 @@ def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
     return tuple(spec.batch.submit_hosts if hosts is None else hosts)
 
 
+def schedds(spec: EnclaveSpec) -> list[str]:
+    """Every schedd the spec names: batch.submit_hosts, then any other a pool lists, in order, once each."""
+    hosts = [*spec.batch.submit_hosts, *(h for p in spec.pools for h in pool_submit_hosts(spec, p))]
+    return list(dict.fromkeys(hosts))
+
+
 def check(spec: EnclaveSpec) -> list[Problem]:
     """Batch rules the spec models cannot express on their own."""
     problems: list[Problem] = []

@@ -21,6 +21,7 @@ from enclave.cli import accounts as accounts_cli
 from enclave.cli import batch as batch_cli
 from enclave.cli import broker as broker_cli
 from enclave.cli import journal as journal_cli
+from enclave.cli import logs as logs_cli
 from enclave.cli import notebooks as notebooks_cli
 from enclave.cli import ops as ops_cli
 from enclave.cli import spec as spec_cli
@@ -65,7 +66,7 @@ def _root(show: Annotated[bool, typer.Option("--version", callback=_show_version
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
-                ops_cli):
+                ops_cli, logs_cli):
     _module.register(app, render)
 
 

@@ -13,7 +13,20 @@ from enclave.accounts.cohort import parse_cohort
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.cli.db import db_app
-from enclave.cli.options import As, Output, OutputFormat, Reason, SpecOption, console, emit, parse_date, services
+from enclave.cli.options import (
+    As,
+    Live,
+    Output,
+    OutputFormat,
+    Reason,
+    SpecOption,
+    console,
+    emit,
+    parse_date,
+    services,
+)
+from enclave.domain.reach import ReachReport, Status
+from enclave.errors import ExternalError
 from enclave.spec.document import read_text
 from enclave.spec.models import Role
 
@@ -27,6 +40,30 @@ def _allocation(proposal: str | None, quota: float | None, expires: str | None) 
     if proposal is None and quota is None and expires is None:
         return None
     return Allocation(proposal_id=proposal or "", quota_gib=quota, expires=parse_date(expires, "--expires"))
+
+
+LiveReach = Annotated[bool, typer.Option(
+    "--live", help="Also end the account's running work in the live HTCondor pool (and hub, when configured).")]
+
+
+def _reached(report: ReachReport | None) -> None:
+    """What each running system did (docs/accounts.md, "Reaching the running systems"). A step that failed is an
+    error (exit 7) after the transition itself succeeded: it says how to retry."""
+    if report is None:
+        return
+    for o in report.outcomes:
+        if o.status == Status.DONE:
+            console.print(f"  {o.system} {o.where}: {o.action}: {o.count}")
+    skipped = sorted({o.system for o in report.outcomes if o.status == Status.NOT_CONFIGURED})
+    retry = f"enclave accounts reach {report.username} --live --as ... --reason ..."
+    if skipped:
+        console.print(f"note: not reached, as none is configured here: {', '.join(skipped)} (the CLI reaches "
+                      f"HTCondor with --live); to end the account's running work there: {retry}")
+    failed = [o for o in report.outcomes if o.status == Status.FAILED]
+    if failed:
+        listed = "; ".join(f"{o.system} {o.where}: {o.action}: {o.error}" for o in failed)
+        raise ExternalError(f"{len(failed)} step(s) did not reach their system (recorded in the journal): {listed}",
+                            where=f"account/{report.username}", fix=f"fix the cause, then run: {retry}")
 
 
 def _describe(account: AccountView) -> dict[str, object]:
@@ -112,27 +149,45 @@ def list_(actor: As, status: Annotated[AccountStatus | None, typer.Option("--sta
 
 
 @accounts_app.command("depart")
-def depart(username: User, actor: As, reason: Reason) -> None:
-    """Staff leaves: every access revoked at once; data kept."""
+def depart(username: User, actor: As, reason: Reason, live: LiveReach = False) -> None:
+    """Staff leaves: every access revoked at once; data kept; their servers stop and jobs go (docs/accounts.md)."""
     with services() as factory:
-        factory.accounts.depart(actor, username, reason=reason)
+        if live:
+            factory.use_live_systems()
+        done = factory.accounts.depart(actor, username, reason=reason)
     console.print(f"{username} departed: roles, namespaces and tokens revoked; data kept")
+    _reached(done.reach)
 
 
 @accounts_app.command("expire")
-def expire(username: User, actor: As, reason: Reason) -> None:
-    """A science allocation ends: read access to own data only."""
+def expire(username: User, actor: As, reason: Reason, live: LiveReach = False) -> None:
+    """A science allocation ends: read access to own data only; queued jobs removed, running ones held."""
     with services() as factory:
-        factory.accounts.expire(actor, username, reason=reason)
+        if live:
+            factory.use_live_systems()
+        done = factory.accounts.expire(actor, username, reason=reason)
     console.print(f"{username} expired: read-only access to its own data; other services revoked")
+    _reached(done.reach)
 
 
 @accounts_app.command("expire-due")
-def expire_due(actor: As) -> None:
+def expire_due(actor: As, live: LiveReach = False) -> None:
     """Expire every science account whose allocation expiry date has passed."""
     with services() as factory:
+        if live:
+            factory.use_live_systems()
         done = factory.accounts.expire_due(actor)
     console.print(f"expired {len(done)} account(s): {', '.join(a.username for a in done) or '-'}")
+    errors = []
+    for account in done:
+        try:
+            _reached(account.reach)
+        except ExternalError as exc:  # report every account's failures, then fail once
+            errors.append(exc)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ExternalError(
+            "; ".join(str(e) for e in errors), where="accounts expire-due",
+            fix="fix the causes, then run `enclave accounts reach USER --live` for each account named")
 
 
 @accounts_app.command("renew")
@@ -164,13 +219,28 @@ def demote(username: User, actor: As, reason: Reason,
            proposal: Annotated[str | None, typer.Option("--proposal")] = None,
            quota: Annotated[float | None, typer.Option("--quota")] = None,
            expires: Annotated[str | None, typer.Option("--expires")] = None,
-           spec: SpecOption = None) -> None:
+           spec: SpecOption = None, live: LiveReach = False) -> None:
     """Staff becomes a science user: a new account; the old one is deactivated, its data unreachable."""
     with services(spec) as factory:
+        if live:
+            factory.use_live_systems()
         new = factory.accounts.demote(actor, username, new_username=new_username, reason=reason,
                                       allocation=_allocation(proposal, quota, expires))
         console.print(f"{username} deactivated; new science account {new.username} (uid {new.uid}, "
                       f"home {new.home})")
+    _reached(new.reach)
+
+
+@accounts_app.command("reach")
+def reach(username: User, actor: As, reason: Reason, live: Live = False, spec: SpecOption = None) -> None:
+    """Carry a departure, demotion or expiry to the running systems again (after one failed): stop servers, revoke
+    hub tokens, remove or hold jobs in every schedd, as docs/accounts.md's table says."""
+    with services(spec) as factory:
+        if live:
+            factory.use_live_systems()
+        report = factory.accounts.reach(actor, username, reason=reason)
+    console.print(f"{username}: {report.transition.value} carried to the running systems")
+    _reached(report)
 
 
 @accounts_app.command("grow-quota")

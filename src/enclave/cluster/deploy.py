@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from enclave.access.render import app_namespaces
 from enclave.cluster import objects as cluster_objects
 from enclave.spec.models import EnclaveSpec
 
@@ -42,6 +43,11 @@ CLUSTER_RULES: list[dict[str, Any]] = [
 LEASE_RULES: list[dict[str, Any]] = [
     # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
+LOG_RULES: list[dict[str, Any]] = [
+    # pod_log(): developers' logs (AA2/AA3), read for them after enclave's own check (logs.read in a namespace they
+    # belong to) — only in the spec's application namespaces, so a Role in each, not a ClusterRole.
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]
 BATCH_RULES: list[dict[str, Any]] = [
     # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
@@ -170,6 +176,12 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},
+        *(doc for ns in app_namespaces(spec) for doc in (
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta("enclave-logs", ns),
+             "rules": LOG_RULES},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": _meta("enclave-logs", ns), "subjects": subject,
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-logs"}})),
     ]
 
 

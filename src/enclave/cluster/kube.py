@@ -7,14 +7,16 @@ Every call is idempotent: creating what exists (409) or deleting what is gone (4
 
 Connecting: ``KubeCluster.connect(spec)`` loads the in-cluster service account when run in a pod, else
 ``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list and pods/eviction
-create in every namespace, and pods create/delete/patch in the batch namespace: ``enclave.cluster.deploy``
+create in every namespace, pods create/delete/patch in the batch namespace, and pods/log get in the application
+namespaces (developers' logs, ``pod_log``): ``enclave.cluster.deploy``
 renders exactly that, and tests/deploy/test_rbac.py checks it against every request this module makes.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,7 +26,8 @@ from kubernetes.client.exceptions import ApiException
 
 from enclave.cluster import objects
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
-from enclave.errors import ExternalError, InvalidTransition, NotFound
+from enclave.domain.logs import LogRequest
+from enclave.errors import ExternalError, InputError, InvalidTransition, NotFound, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole
 
 _MIB = Decimal(1024 * 1024)
@@ -172,6 +175,28 @@ class KubeCluster:
             out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB)))
         return out
 
+    def pod_log(self, request: LogRequest) -> Iterator[str]:
+        """AA2/AA3, ``kubectl logs``: ``CoreV1Api.read_namespaced_pod_log`` (GET
+        /api/v1/namespaces/{namespace}/pods/{name}/log with container, sinceSeconds, tailLines, follow —
+        https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#get-read-log-of-the-specified-pod).
+        Unpreloaded (``_preload_content=False``: the client hands back the urllib3 response, ``api_client.py``
+        ``_call_with_legacy_options``), so a followed log streams line by line. Errors are raised before the
+        first line: no such pod (404), a container to choose or not in the pod (400, the server's words)."""
+        try:
+            response = self.core.read_namespaced_pod_log(
+                request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
+                tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False)
+        except ApiException as exc:
+            what = f"pod {request.namespace}/{request.pod}"
+            if exc.status == 404:
+                raise NotFound(f"there is no {what}", where=what,
+                               fix=f"list the pods with `kubectl get pods -n {request.namespace}`") from exc
+            if exc.status == 400:
+                raise InputError([Problem("--container" if "container" in _message(exc) else what,
+                                          _message(exc), "name one of the pod's containers with -c")]) from exc
+            raise _external(f"reading the log of {what}", exc) from exc
+        return _lines(response)
+
     # --- act ---------------------------------------------------------------------------------------
 
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
@@ -313,6 +338,23 @@ class KubeCluster:
         if g.role != NodeRole.WORKER:
             raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
+
+
+def _message(exc: ApiException) -> str:
+    """The API server's own words from the Status it answered with."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _lines(response: Any) -> Iterator[str]:
+    """A log response's lines as they arrive (urllib3's HTTPResponse iterates by line), then the connection back."""
+    try:
+        for chunk in response:
+            yield chunk.decode("utf-8", errors="replace").rstrip("\n")
+    finally:
+        response.release_conn()
 
 
 def _allocatable(node: dict[str, Any], cores: int, memory_mib: int) -> tuple[int, int]:

@@ -21,7 +21,9 @@ from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
 from enclave.db import Database
+from enclave.domain.reach import ReachReport, Transition
 from enclave.errors import NotFound, PermissionDenied
+from enclave.services.reach import ReachService
 from enclave.spec.models import EnclaveSpec, Role
 
 
@@ -38,6 +40,8 @@ def view(account: Account) -> AccountView:
 class AccountService:
     db: Database
     spec: EnclaveSpec
+    reacher: ReachService | None = None
+    """Carries depart, expire and demote to the running systems once committed (``enclave.services.reach``)."""
 
     def _change(self, fn: Callable[[Session], Account]) -> AccountView:
         with self.db.session() as session:
@@ -92,6 +96,16 @@ class AccountService:
             s, actor, self.spec, username, name=name, email=email, kind=kind, reason=reason, roles=roles,
             allocation=allocation, namespaces=namespaces, uid=uid)))
 
+    def _reached(self, actor: str, transition: Transition, username: str, reason: str,
+                 done: AccountView) -> AccountView:
+        if self.reacher is None:
+            return done
+        return done.model_copy(update={"reach": self.reacher.after(actor, transition, username, reason)})
+
+    def reach(self, actor: str, username: str, *, reason: str) -> ReachReport:
+        """Carry the transition that ended ``username`` to the running systems again (a retry after a failure)."""
+        return (self.reacher or ReachService(self.db)).retry(actor, username, reason=reason)
+
     def _provision(self, account: AccountView) -> AccountView:
         """Home and workspace on the home file system, when it is mounted here (as `enclave webdav` decides);
         after the commit, so a refused onboarding creates nothing. Idempotent."""
@@ -106,14 +120,17 @@ class AccountService:
         return [self._provision(a) for a in made]
 
     def depart(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._change(lambda s: lifecycle.depart(s, actor, username, reason=reason))
+        done = self._change(lambda s: lifecycle.depart(s, actor, username, reason=reason))
+        return self._reached(actor, Transition.DEPART, username, reason, done)
 
     def expire(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._change(lambda s: lifecycle.expire(s, actor, username, reason=reason))
+        done = self._change(lambda s: lifecycle.expire(s, actor, username, reason=reason))
+        return self._reached(actor, Transition.EXPIRE, username, reason, done)
 
     def expire_due(self, actor: str, *, now: datetime | None = None) -> list[AccountView]:
         with self.db.session() as session:
-            return [view(a) for a in lifecycle.expire_due(session, actor, now=now)]
+            done = [view(a) for a in lifecycle.expire_due(session, actor, now=now)]
+        return [self._reached(actor, Transition.EXPIRE, a.username, lifecycle.EXPIRY_REASON, a) for a in done]
 
     def renew(self, actor: str, username: str, allocation: Allocation, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.renew(s, actor, username, allocation, reason=reason,
@@ -124,9 +141,10 @@ class AccountService:
 
     def demote(self, actor: str, username: str, *, new_username: str, reason: str,
                allocation: Allocation | None = None) -> AccountView:
-        """The NEW science account; the staff one is deactivated."""
-        return self._provision(self._change(lambda s: lifecycle.demote(
+        """The NEW science account; the staff one is deactivated (and its running work ends: ``reach``)."""
+        new = self._provision(self._change(lambda s: lifecycle.demote(
             s, actor, self.spec, username, new_username=new_username, reason=reason, allocation=allocation)))
+        return self._reached(actor, Transition.DEMOTE, username, reason, new)
 
     def grow_quota(self, actor: str, username: str, quota_gib: float, *, reason: str,
                    proposal_id: str | None = None) -> AccountView:

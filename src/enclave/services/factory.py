@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
@@ -22,14 +23,20 @@ from enclave.services.batch import BatchService
 from enclave.services.broker import BrokerService
 from enclave.services.images import ImageService
 from enclave.services.journal import JournalService
+from enclave.services.logs import LogService
 from enclave.services.notebooks import NotebookService
 from enclave.services.ops import BackupService, RenderService, SecurityService, UpgradeService
+from enclave.services.reach import ReachService, Systems
 from enclave.services.tokens import TokenService
 from enclave.services.twin import TwinRunService
 from enclave.spec.defaults import default_spec_path
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, Role
 from enclave.twin.backend import TwinBackend
+
+if TYPE_CHECKING:
+    from enclave.batch.live import HTCondorBatch
+    from enclave.domain.logs import LogSource
 
 _migrated: set[str] = set()
 
@@ -67,6 +74,12 @@ class Factory:
     _brokers: dict[str, BrokerService] = field(default_factory=dict)
     _lease: Callable[[], bool] | None = None
     """Set by ``live_backend`` when running as a pod of the commons: leadership by a Kubernetes Lease."""
+    systems: Systems = field(default_factory=Systems)
+    """The running systems account transitions reach from here (``enclave.services.reach``): none unless
+    ``live_backend`` or ``use_live_systems`` configured them (or a caller set the twin's)."""
+    _log_source: tuple[LogSource, bool] | None = None
+    """Where pod logs are read (and whether reads are journaled): set by ``live_backend``, ``use_live_logs``,
+    ``use_twin_logs``."""
 
     @classmethod
     @contextmanager
@@ -104,7 +117,12 @@ class Factory:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.db, self.spec)
+        return AccountService(self.db, self.spec, ReachService(self.db, self.systems))
+
+    @property
+    def logs(self) -> LogService:
+        source, journaled = self._log_source or (None, True)
+        return LogService(self.db, self.spec, source, journaled)
 
     @cached_property
     def tokens(self) -> TokenService:
@@ -203,6 +221,8 @@ class Factory:
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
+        self.use_live_systems(batch)
+        self._log_source = (kube, True)
         pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
         if pod and namespace:  # set by the downward API in the Deployment `enclave render deploy` writes
             from enclave.cluster.lease import LeaseLock
@@ -210,6 +230,26 @@ class Factory:
             self._lease = LeaseLock(kube.api, namespace=namespace, name=LEASE_NAME, identity=pod,
                                     duration_s=LEASE_SECONDS).held
         return LiveBackend(self.spec, kube, batch)
+
+    def use_live_systems(self, batch: HTCondorBatch | None = None) -> None:
+        """Account transitions reach the live schedds (through the bindings, every schedd the spec names);
+        ``batch``: the HTCondor adapter to use, else one on the spec's central manager."""
+        from enclave.batch.live import HTCondorBatch, HTCondorJobs
+
+        self.systems.jobs = HTCondorJobs(batch or HTCondorBatch(self.spec))
+
+    def use_live_logs(self) -> None:
+        """Pod logs from the cluster through the official client (in-cluster or kubeconfig credentials)."""
+        from enclave.cluster.kube import KubeCluster
+
+        self._log_source = (KubeCluster.connect(self.spec), True)
+
+    def use_twin_logs(self, twin: TwinBackend) -> None:
+        """Pod logs from ``twin``'s simulated pods; reads are checked but not journaled (nothing simulated enters
+        the enclave's journal)."""
+        from enclave.twin.logs import TwinLogs
+
+        self._log_source = (TwinLogs(twin.sim), False)
 
     # --- a fresh database ----------------------------------------------------------------------------------
 

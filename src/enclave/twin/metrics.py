@@ -112,6 +112,10 @@ def compute(sim: Sim) -> dict[str, Any]:
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)
     out["jobs"] = conservation(sim)
+    if c.jobs_removed or c.jobs_held or c.nb_stopped:  # an account transition reached the twin (issue 21)
+        out["jobs"]["ended"] = sim.state.count(3)
+        out["account_transitions"] = {"jobs_removed": c.jobs_removed, "jobs_held": c.jobs_held,
+                                      "notebooks_stopped": c.nb_stopped}
     out["unrunnable_queued"] = unrunnable(sim)
     out["bounds"] = bounds(sim)
     out["matchmaking"] = {"classad_evaluations": sim.matcher.evaluations, "ads_from": sim.matcher.source,

@@ -14,7 +14,7 @@ import gc
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,7 +30,8 @@ from enclave.twin.workloads import Arrival, Failure, Workload, build
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
 
-QUEUED, RUNNING, DONE = 0, 1, 2
+QUEUED, RUNNING, DONE, ENDED = 0, 1, 2, 3
+"""A job's state; ENDED: removed or held by its owner's account transition (``end_jobs``), never to run again."""
 WORKER_IMAGE = "htcondor-worker"
 """The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
 
@@ -148,6 +149,10 @@ class Counters:
     nb_waits: list[float] = field(default_factory=list)
     pods_unschedulable: int = 0
     failures: int = 0
+    jobs_removed: int = 0
+    jobs_held: int = 0
+    nb_stopped: int = 0
+    """Jobs and notebook servers an account transition ended (``end_jobs``, ``stop_notebooks``)."""
 
 
 class Policy(Protocol):
@@ -1158,6 +1163,86 @@ class Sim:
             out[a.pool] += (self.now - start) * (a.memory_mib if memory else a.cpus)
         return out
 
+    # ------------------------------------------------------------ an account transition (issue 21)
+
+    def end_jobs(self, jids: Collection[int], pools: Collection[str], *, running: bool, hold: bool) -> int:
+        """condor_rm (or condor_hold) of the jobs among ``jids`` in ``pools`` that are running (``running``) or
+        queued (not): they leave the queue and the slot for good (a held job waits for a release the twin's horizon
+        never sees). Returns how many."""
+        wanted = {j for j in jids if j < len(self.state) and self.state[j] == (RUNNING if running else QUEUED)}
+        ended = self._end_running(wanted, pools) if running else self._end_queued(wanted, pools)
+        if hold:
+            self.counters.jobs_held += ended
+        else:
+            self.counters.jobs_removed += ended
+        return ended
+
+    def _end_running(self, jids: set[int], pools: Collection[str]) -> int:
+        ended = 0
+        for jid in sorted(jids):
+            s, _, ac, _, _, _, start, _ = self.running[jid]
+            a = self.acs[ac]
+            if a.pool not in pools:
+                continue
+            del self.running[jid]
+            s.running.discard(jid)
+            self.state[jid] = ENDED
+            self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
+            s.dom_t = self.now
+            s.free_cores += a.cpus
+            s.free_mem += a.memory_mib
+            self.busy[a.pool] -= a.cpus
+            self.run_ac[ac] -= 1
+            self.counters.wasted_core_s += (self.now - start) * a.cpus
+            ended += 1
+            if s.accepting and self.instant:
+                self.fill_startd(s)
+            elif not s.accepting and not s.running:
+                self._startd_idle(s)
+        return ended
+
+    def _end_queued(self, jids: set[int], pools: Collection[str]) -> int:
+        ended = 0
+        for ac, q in enumerate(self.queues):
+            a = self.acs[ac]
+            if a.pool not in pools or not any(b.first + b.pos <= j < b.first + b.n for b in q for j in jids):
+                continue
+            kept: deque[Block] = deque()
+            for b in q:
+                run: list[float] = []
+                for i in range(b.pos, b.n):
+                    jid = b.first + i
+                    if jid in jids:
+                        self.state[jid] = ENDED
+                        ended += 1
+                        self.idle[a.pool] -= 1
+                        self.idle_cores[a.pool] -= a.cpus
+                        self.n_idle -= 1
+                        if run:
+                            kept.append(Block(jid - len(run), run, b.submit, b.visit))
+                        run = []
+                    else:
+                        run.append(b.runtimes[i])
+                if run:
+                    kept.append(Block(b.first + b.n - len(run), run, b.submit, b.visit))
+            self.queues[ac] = kept
+        return ended
+
+    def stop_notebooks(self, sessions: Collection[int]) -> int:
+        """The hub stops these notebook servers (running or still waiting for room); returns how many."""
+        stopped = 0
+        for i in sessions:
+            if i in self.nb_node:
+                self._end_notebook(i)
+                stopped += 1
+            elif i in self.nb_pending:
+                self.nb_pending.remove(i)
+                stopped += 1
+        self.counters.nb_stopped += stopped
+        if stopped:
+            self._retry_notebooks()
+        return stopped
+
     # ------------------------------------------------------------ invariants
 
     def check(self) -> None:
@@ -1182,8 +1267,10 @@ class Sim:
         queued = self._queued()
         n_running = self.state.count(RUNNING)
         n_done = self.state.count(DONE)
-        if queued + n_running + n_done != total:
-            problems.append(f"{total} jobs submitted but {queued} queued + {n_running} running + {n_done} done")
+        n_ended = self.state.count(ENDED)
+        if queued + n_running + n_done + n_ended != total:
+            problems.append(f"{total} jobs submitted but {queued} queued + {n_running} running + {n_done} done + "
+                            f"{n_ended} ended")
         if n_running != len(self.running):
             problems.append(f"{n_running} jobs in state running but {len(self.running)} running records")
         if n_done != sum(self.done.values()):

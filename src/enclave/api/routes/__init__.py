@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from enclave.api.routes import accounts, broker, journal, notebooks, ops, pools, system, tokens, twin
+from enclave.api.routes import accounts, broker, journal, logs, notebooks, ops, pools, system, tokens, twin
 
 ROUTERS: tuple[APIRouter, ...] = tuple(m.router for m in (system, accounts, tokens, notebooks, pools, broker, twin,
-                                                          journal, ops))
+                                                          journal, ops, logs))

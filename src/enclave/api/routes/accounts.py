@@ -15,6 +15,7 @@ from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.api.deps import Accounts, Caller
 from enclave.api.routes.bodies import AllocationBody, Body, Reason, Short, Username, Why
+from enclave.domain.reach import ReachReport
 from enclave.spec.models import MAX_GIB, Role
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -106,6 +107,12 @@ def depart(username: Username, body: Why, caller: Caller, accounts: Accounts) ->
 def expire(username: Username, body: Why, caller: Caller, accounts: Accounts) -> AccountView:
     caller.need_scope(Permission.ACCOUNTS_MANAGE)
     return accounts.expire(caller.username, username, reason=body.reason)
+
+
+@router.post("/{username}/reach", summary="Carry a departure, demotion or expiry to the running systems again")
+def reach(username: Username, body: Why, caller: Caller, accounts: Accounts) -> ReachReport:
+    caller.need_scope(Permission.ACCOUNTS_MANAGE)
+    return accounts.reach(caller.username, username, reason=body.reason)
 
 
 @router.post("/{username}/renew", summary="An expired science account gets a new allocation")
