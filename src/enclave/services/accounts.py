@@ -21,7 +21,8 @@ from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
 from enclave.db import Database
-from enclave.errors import NotFound, PermissionDenied
+from enclave.errors import ExternalError, NotFound, PermissionDenied
+from enclave.notebooks.hubapi import HubAdmin
 from enclave.spec.models import EnclaveSpec, Role
 
 
@@ -38,6 +39,8 @@ def view(account: Account) -> AccountView:
 class AccountService:
     db: Database
     spec: EnclaveSpec
+    hub: HubAdmin | None = None
+    """JupyterHub's REST API as the enclave-lifecycle service ($ENCLAVE_HUB_URL, $ENCLAVE_HUB_TOKEN), or None."""
 
     def _change(self, fn: Callable[[Session], Account]) -> AccountView:
         with self.db.session() as session:
@@ -106,14 +109,31 @@ class AccountService:
         return [self._provision(a) for a in made]
 
     def depart(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._change(lambda s: lifecycle.depart(s, actor, username, reason=reason))
+        return self._end_hub_sessions(username, self._change(lambda s: lifecycle.depart(s, actor, username,
+                                                                                        reason=reason)))
 
     def expire(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._change(lambda s: lifecycle.expire(s, actor, username, reason=reason))
+        return self._end_hub_sessions(username, self._change(lambda s: lifecycle.expire(s, actor, username,
+                                                                                        reason=reason)))
 
     def expire_due(self, actor: str, *, now: datetime | None = None) -> list[AccountView]:
         with self.db.session() as session:
-            return [view(a) for a in lifecycle.expire_due(session, actor, now=now)]
+            done = [view(a) for a in lifecycle.expire_due(session, actor, now=now)]
+        return [self._end_hub_sessions(a.username, a) for a in done]
+
+    def _end_hub_sessions(self, username: str, done: AccountView) -> AccountView:
+        """After the transition committed (seed §4: departed, expired and demoted accounts lose every service):
+        stop ``username``'s notebook servers and revoke its hub tokens. The hub refuses the account from now on
+        by itself (its Authenticator's refresh_user and the pre-spawn hook read the account), so an unreachable
+        hub is reported in the view's note, not raised: the account change stands. Issue 21 plans one dispatch
+        for every running service here (hub, HTCondor pools); until it lands, the hub is called directly."""
+        if self.hub is None:
+            return done
+        try:
+            said = self.hub.end_sessions(username).summary()
+        except ExternalError as error:
+            said = f"hub NOT reached, running servers of {username} still run: {error}"
+        return done.model_copy(update={"note": f"{done.note}; {said}" if done.note else said})
 
     def renew(self, actor: str, username: str, allocation: Allocation, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.renew(s, actor, username, allocation, reason=reason,
@@ -124,9 +144,10 @@ class AccountService:
 
     def demote(self, actor: str, username: str, *, new_username: str, reason: str,
                allocation: Allocation | None = None) -> AccountView:
-        """The NEW science account; the staff one is deactivated."""
-        return self._provision(self._change(lambda s: lifecycle.demote(
+        """The NEW science account; the staff one is deactivated (and its hub sessions ended)."""
+        new = self._provision(self._change(lambda s: lifecycle.demote(
             s, actor, self.spec, username, new_username=new_username, reason=reason, allocation=allocation)))
+        return self._end_hub_sessions(username, new)
 
     def grow_quota(self, actor: str, username: str, quota_gib: float, *, reason: str,
                    proposal_id: str | None = None) -> AccountView:

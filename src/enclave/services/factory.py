@@ -17,6 +17,7 @@ from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
 from enclave.errors import ExternalError
+from enclave.notebooks.hubapi import HubAdmin
 from enclave.services.accounts import AccountService
 from enclave.services.batch import BatchService
 from enclave.services.broker import BrokerService
@@ -104,7 +105,7 @@ class Factory:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.db, self.spec)
+        return AccountService(self.db, self.spec, hub=HubAdmin.from_env())
 
     @cached_property
     def tokens(self) -> TokenService:
