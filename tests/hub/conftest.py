@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -195,15 +196,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(STOP_SECONDS)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def lsst_spec(where: Path, **notebooks: Any) -> EnclaveSpec:
+    """examples/lsst-ldf.yaml with homes under ``where`` (and any notebooks settings given)."""
+    ldf = load(EXAMPLES / "lsst-ldf.yaml")
+    return ldf.model_copy(update={"storage": ldf.storage.model_copy(update={"home_root": str(where / "jhome")}),
+                                  "notebooks": ldf.notebooks.model_copy(update=notebooks)})
+
+
+@contextmanager
+def running_hub(where: Path, spec: EnclaveSpec) -> Iterator[Hub]:
+    """A hub over a fresh enclave database of ``spec``; skips only when a dependency of the hub is missing."""
     missing = missing_dependencies()
     if missing:
         pytest.skip(f"the hub cannot start: {', '.join(missing)} not installed — run scripts/test-deps.sh and "
                     "pip install -e '.[dev]'")
-    where = tmp_path_factory.mktemp("hub")
-    ldf = load(EXAMPLES / "lsst-ldf.yaml")
-    spec = ldf.model_copy(update={"storage": ldf.storage.model_copy(update={"home_root": str(where / "jhome")})})
     (where / "jhome").mkdir()
     (where / "enclave.yaml").write_text(dump(spec))
     db = Database(f"sqlite:///{where / 'enclave.db'}")
@@ -212,30 +218,36 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     tokens = _people(factory, spec)
     render(spec, where, vetted=factory.notebooks.vetter())
     service_token = secrets.token_hex(32)
-    ports = {name: free_port() for name in ("PORT", "API_PORT", "PROXY_API_PORT")}
+    ports = {name: free_port() for name in ("HUB_PORT", "HUB_API_PORT", "PROXY_API_PORT")}
     env = {**os.environ, "ENCLAVE_DB": db.url, "ENCLAVE_SPEC": str(where / "enclave.yaml"),
            "ENCLAVE_HUB_TOKEN": service_token, "ENCLAVE_TEST_HUB_DIR": str(where), "ENCLAVE_TEST_CHP": str(chp()),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-           **{f"ENCLAVE_TEST_HUB_{k}" if k != "PROXY_API_PORT" else "ENCLAVE_TEST_PROXY_API_PORT": str(v)
-              for k, v in ports.items()}}
+           **{f"ENCLAVE_TEST_{k}": str(v) for k, v in ports.items()}}
     # KubeSpawner loads a client configuration when built; an offline one is enough (the stand-in makes no request).
     (where / "kubeconfig").write_text(KUBECONFIG)
     env["KUBECONFIG"] = str(where / "kubeconfig")
     shutil.copy(HERE / "hub_config.py", where / "jupyterhub_config.py")
     log = where / "hub.log"
-    url = f"http://127.0.0.1:{ports['PORT']}"
+    url = f"http://127.0.0.1:{ports['HUB_PORT']}"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(where / "jupyterhub_config.py")],
                                    cwd=where, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    admin = HubAdmin(f"{url}/hub/api", service_token)
     try:
         _wait_up(process, url, log)
-        admin = HubAdmin(f"{url}/hub/api", service_token)
         yield Hub(url=url, dir=where, process=process, spec=spec, db=db, factory=factory,
                   accounts=AccountService(db, spec, hub=admin), tokens=tokens)
-        admin.close()
     finally:
+        admin.close()
         _stop(process)
         db.dispose()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    where = tmp_path_factory.mktemp("hub")
+    with running_hub(where, lsst_spec(where)) as running:
+        yield running
 
 
 def options_in(html: str) -> tuple[list[str], dict[str, list[str]]]:

@@ -131,7 +131,7 @@ def test_departure_stops_the_server_and_refuses_the_next_request_and_login(hub: 
     # 401: enclave's token check answers first (the account is departed; its tokens were revoked with it).
     assert again.status_code == 401 and "enclave refused this login" in again.text
     assert "account &#39;dave&#39; is departed" in again.text, again.text[-3000:]
-    # The hub's side as its API shows it: no server, no token (read with the admin's view of the hub database).
+    # The hub's side as its API shows it to the lifecycle service: no server, no token left.
     model = httpx.get(f"{hub.api}/users/dave", headers={"Authorization": f"token {hub_admin_token(hub)}"}).json()
     assert model["servers"] == {}
     listed = httpx.get(f"{hub.api}/users/dave/tokens",
@@ -140,8 +140,7 @@ def test_departure_stops_the_server_and_refuses_the_next_request_and_login(hub: 
 
 
 def hub_admin_token(hub: Hub) -> str:
-    from enclave.notebooks.hubapi import HUB_TOKEN_ENV  # noqa: F401  (the lifecycle service's token)
-
+    """The lifecycle service's token: what enclave itself sees of the hub."""
     admin = hub.accounts.hub
     assert admin is not None
     return admin.token
@@ -158,7 +157,8 @@ def test_expiry_refuses_login_while_webdav_still_reads(hub: Hub) -> None:
     refused = hub.session().login("carol", hub.tokens["carol"])
     assert refused.status_code == 401 and "enclave refused this login" in refused.text
     assert "account &#39;carol&#39; is expired" in refused.text, refused.text[-3000:]
-    running = webdav.start(webdav.make_app(hub.factory.notebooks.authenticator(), anchor=Path(hub.spec.storage.home_root)))
+    authenticate = hub.factory.notebooks.authenticator()
+    running = webdav.start(webdav.make_app(authenticate, anchor=Path(hub.spec.storage.home_root)))
     try:
         read = httpx.get(f"{running.url}/carol/result.csv", auth=("carol", hub.tokens["carol"]))
         assert read.status_code == 200 and read.text == "ra,dec\n"

@@ -110,11 +110,16 @@ class EnclaveTokenAuthenticator(EnclaveAdmission):
         return {"name": username}
 
 
-def _refused(status: int, reason: str) -> web.HTTPError:
-    """The error page JupyterHub renders shows ``jupyterhub_message`` (handlers/base.py, ``write_error``)."""
-    error = web.HTTPError(status, "enclave refused this login: %s", reason)
-    error.jupyterhub_message = f"enclave refused this login: {reason}"
-    return error
+class LoginRefused(web.HTTPError):
+    """The error page JupyterHub renders shows ``jupyterhub_message`` (jupyterhub/handlers/base.py, ``write_error``)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, "enclave refused this login: %s", reason)
+        self.jupyterhub_message = f"enclave refused this login: {reason}"
+
+
+def _refused(status: int, reason: str) -> LoginRefused:
+    return LoginRefused(status, reason)
 
 
 async def _maybe(value: Any) -> Any:
