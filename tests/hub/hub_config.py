@@ -2,7 +2,7 @@
 # notebooks` writes for production (HUB_CONFIG: enclave's profile callable, pre-spawn hook and refresh settings);
 # then what differs on a machine without a cluster: the local stand-in spawner, enclave-token logins, loopback
 # ports, and the rendered values' hub.services / hub.loadRoles passed to JupyterHub as Z2JH passes them
-# (key -> name, apiToken -> api_token).
+# (key -> name; zero-to-jupyterhub-k8s images/hub/jupyterhub_config.py).
 import os
 import sys
 from pathlib import Path

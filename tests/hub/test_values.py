@@ -45,8 +45,9 @@ def test_culler_and_lifecycle_services_with_least_scope_roles(ldf: EnclaveSpec) 
     assert lifecycle["services"] == ["enclave-lifecycle"]
     assert sorted(lifecycle["scopes"]) == ["delete:servers", "read:servers", "tokens"]
     assert not {"admin:users", "admin:servers", "users", "servers"} & set(lifecycle["scopes"])
-    assert hub["extraEnv"]["ENCLAVE_HUB_TOKEN"] == {"valueFrom": {"secretKeyRef": {"name": "enclave-hub",
-                                                                                   "key": "token"}}}
+    assert hub["extraEnv"]["ENCLAVE_HUB_TOKEN"] == {"valueFrom": {"secretKeyRef": {
+        "name": "enclave-hub", "key": "token", "optional": True}}}
+    assert z2jh_values(ldf)["cull"] == {"enabled": False}  # one culler: enclave's service, not Z2JH's too
     # A short timeout is looked at twice per timeout (the culler's own default interval).
     short = ldf.model_copy(update={"notebooks": ldf.notebooks.model_copy(update={"idle_cull_seconds": 300})})
     assert "--cull-every=150" in z2jh_values(short)["hub"]["services"]["idle-culler"]["command"]

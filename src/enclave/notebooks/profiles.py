@@ -184,7 +184,8 @@ def culler_command(spec: EnclaveSpec, python: str = "python3") -> list[str]:
 
 def hub_services(spec: EnclaveSpec, python: str = "python3") -> dict[str, Any]:
     """Z2JH ``hub.services`` and ``hub.loadRoles`` (https://z2jh.jupyter.org/en/stable/resources/reference.html
-    #hub-services, #hub-loadroles; Z2JH passes them to JupyterHub's ``services`` and ``load_roles``): the idle
+    #hub-services, #hub-loadroles; Z2JH's images/hub/jupyterhub_config.py appends each to JupyterHub's ``services`` and
+    ``load_roles`` with its key as the name, and gives a service the token its chart Secret holds): the idle
     culler, run by the hub, and the lifecycle service enclave's control plane calls after depart, expire and
     demote; each with a role holding only the scopes it needs."""
     return {
@@ -222,7 +223,10 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
             "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
             "ENCLAVE_SPEC": f"{HUB_SPEC_MOUNT}/enclave.yaml",
             "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
-            "ENCLAVE_HUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": HUB_TOKEN_SECRET, "key": "token"}}},
+            # optional (Kubernetes SecretKeySelector.optional): without the Secret the hub still runs, only the
+            # lifecycle service has no token and transitions report the hub as not reached.
+            "ENCLAVE_HUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": HUB_TOKEN_SECRET, "key": "token",
+                                                                 "optional": True}}},
         },
         **hub_services(spec),
         "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
