@@ -131,15 +131,15 @@ class Session:
     def spawn_form(self, form: dict[str, str]) -> httpx.Response:
         return self.request("POST", "/hub/spawn", data={**form, "_xsrf": self._xsrf() or ""})
 
-    def wait_ready(self, username: str, seconds: float = START_SECONDS) -> dict[str, Any]:
+    def wait_ready(self, username: str, server: str = "", seconds: float = START_SECONDS) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             model = self.request("GET", f"/hub/api/users/{username}").json()
-            server = (model.get("servers") or {}).get("")
-            if server and server.get("ready"):
-                return dict(server)
-            if not (model.get("pending") or server):
-                raise AssertionError(f"{username}'s server is neither starting nor running: {model}")
+            state = (model.get("servers") or {}).get(server)
+            if state and state.get("ready"):
+                return dict(state)
+            if not state:
+                raise AssertionError(f"{username}'s server {server!r} is neither starting nor running: {model}")
             time.sleep(0.3)
         raise AssertionError(f"{username}'s server was not ready within {seconds} s:\n{self.hub.log()[-3000:]}")
 

@@ -42,3 +42,4 @@ c.Spawner.args = ["--ServerApp.allow_root=True"]  # the test machine runs as roo
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 c.KubeSpawner.namespace = "jupyter-lsst"
+c.JupyterHub.allow_named_servers = True  # a site may allow them; a departure must stop those too

@@ -112,12 +112,17 @@ def test_departure_stops_the_server_and_refuses_the_next_request_and_login(hub: 
     dave = _logged_in(hub, "dave")
     _spawn(dave, "dave")
     assert _server_answers(dave, "dave").status_code == 200
+    # A second, named server (REST API, the same hook validates its options).
+    named = dave.request("POST", "/hub/api/users/dave/servers/second",
+                         json={"profile": "small", "image": image_keys([W18, R16])[W18]})
+    assert named.status_code in (201, 202), named.text
+    dave.wait_ready("dave", "second")
     hub_tokens = dave.request("GET", "/hub/api/users/dave/tokens").json()["api_tokens"]
     assert hub_tokens, "a running server holds an OAuth token for its user"
 
     view = hub.accounts.depart("root", "dave", reason="left the project")
     assert view.status == "departed"
-    assert view.note and "stopped servers: default" in view.note, view.note
+    assert view.note and "stopped servers: default, 'second'; revoked" in view.note, view.note
 
     time.sleep(1.1)  # Authenticator.auth_refresh_age = 1 s: the hub asks enclave again on the next request
     home = dave.request("GET", "/hub/home")
