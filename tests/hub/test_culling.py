@@ -12,6 +12,7 @@ import pytest
 from tests.hub.conftest import Hub, lsst_spec, running_hub
 from tests.hub.test_hub_e2e import _logged_in, _spawn
 
+pytestmark = pytest.mark.hub
 IDLE = 4
 
 

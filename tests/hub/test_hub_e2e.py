@@ -19,6 +19,7 @@ from enclave.notebooks.profiles import image_keys
 from tests.api.conftest import CHROMIUM
 from tests.hub.conftest import R16, W18, Hub, Session, options_in
 
+pytestmark = pytest.mark.hub
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "hub"
 SIZES = ["small", "medium", "large"]  # examples/lsst-ldf.yaml notebooks.sizes, in the spec's order
 
