@@ -197,7 +197,8 @@ def test_rendered_values_and_cli(tmp_path: Path, ldf: EnclaveSpec) -> None:
     assert su["profileList"] == spec_profile_list(ldf)
     assert su["image"] == {"name": "registry.lsst.local/lsstsqre/sciplat-lab", "tag": "w_2018_25"}
     assert su["memory"] == {"guarantee": "2048M", "limit": "4096M"}
-    assert values["cull"] == {"enabled": True, "timeout": 432000, "maxAge": 864000}
+    # Culling is enclave's own hub service (tests/hub/test_values.py), so Z2JH's built-in culler stays off.
+    assert values["cull"] == {"enabled": False}
     assert values["prePuller"]["hook"]["enabled"] is True  # 2 images ≤ 5 cache slots
     big = ldf.model_copy(update={"notebooks": ldf.notebooks.model_copy(update={"images": [
         f"registry.lsst.local/lab:{i}" for i in range(6)]})})

@@ -150,6 +150,59 @@ def _image_name_tag(image: str) -> dict[str, str]:
 
 
 HUB_SPEC_MOUNT = "/etc/enclave"
+HUB_TOKEN_SECRET = "enclave-hub"
+"""Secret (key ``token``) with the API token of the ``enclave-lifecycle`` hub service, in the notebook namespace;
+the hub registers it (``enclave.hub.configure``) and enclave's control plane presents it ($ENCLAVE_HUB_TOKEN)."""
+
+LIFECYCLE_SERVICE = "enclave-lifecycle"
+LIFECYCLE_SCOPES = ("read:servers", "delete:servers", "tokens")
+"""What enclave's lifecycle transitions do on the hub, and nothing more (JupyterHub's scopes,
+https://jupyterhub.readthedocs.io/en/stable/rbac/scopes.html#available-scopes): ``read:servers`` to see a user's
+servers (GET /users/{name}), ``delete:servers`` to stop them (DELETE /users/{name}/server), ``tokens`` to list
+and revoke the user's hub tokens (GET, DELETE /users/{name}/tokens[/{id}]). No ``admin:users``: it never
+creates, renames or deletes hub users."""
+
+CULLER_SERVICE = "idle-culler"
+CULLER_SCOPES = ("list:users", "read:users:activity", "read:servers", "delete:servers")
+"""The scopes jupyterhub-idle-culler's README lists as required (section "Permissions",
+https://github.com/jupyterhub/jupyterhub-idle-culler#permissions); ``admin:users`` only with --cull-users,
+which enclave does not pass (hub users are enclave's accounts, not temporary ones)."""
+
+CULL_EVERY_MAX_SECONDS = 600
+"""Z2JH's default ``cull.every`` (https://z2jh.jupyter.org/en/stable/resources/reference.html#cull-every)."""
+
+
+def culler_command(spec: EnclaveSpec, python: str = "python3") -> list[str]:
+    """The idle culler as a hub-managed service (jupyterhub-idle-culler README, "As a hub managed service"):
+    ``--timeout`` stops a server idle that long, ``--max-age`` one that old even if active, ``--cull-every`` is how
+    often it looks. The culler's own default interval is half the timeout (``IdleCuller.cull_every``); enclave
+    looks every 10 minutes at most, as Z2JH does, so a server outlives its timeout by at most that."""
+    nb = spec.notebooks
+    every = max(1, min(CULL_EVERY_MAX_SECONDS, nb.idle_cull_seconds // 2))
+    return [python, "-m", "jupyterhub_idle_culler", f"--timeout={nb.idle_cull_seconds}",
+            f"--cull-every={every}", f"--max-age={nb.max_age_seconds}"]
+
+
+def hub_services(spec: EnclaveSpec, python: str = "python3") -> dict[str, Any]:
+    """Z2JH ``hub.services`` and ``hub.loadRoles`` (https://z2jh.jupyter.org/en/stable/resources/reference.html
+    #hub-services, #hub-loadroles; Z2JH's images/hub/jupyterhub_config.py appends each to JupyterHub's ``services`` and
+    ``load_roles`` with its key as the name, and gives a service the token its chart Secret holds): the idle
+    culler, run by the hub, and the lifecycle service enclave's control plane calls after depart, expire and
+    demote; each with a role holding only the scopes it needs."""
+    return {
+        "services": {
+            CULLER_SERVICE: {"command": culler_command(spec, python), "display": False},
+            LIFECYCLE_SERVICE: {"display": False},
+        },
+        "loadRoles": {
+            CULLER_SERVICE: {"description": "stop idle and old notebook servers (spec notebooks.idle_cull_seconds,"
+                                            " max_age_seconds)",
+                             "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]},
+            LIFECYCLE_SERVICE: {"description": "enclave: stop the servers and revoke the hub tokens of an account "
+                                               "that departed, expired or was demoted (seed §4)",
+                                "scopes": list(LIFECYCLE_SCOPES), "services": [LIFECYCLE_SERVICE]},
+        },
+    }
 HUB_DATABASE_SECRET = "enclave-database"
 """Secret (key ``url``) with the enclave database URL, in the notebook namespace; `render deploy` makes it."""
 
@@ -195,7 +248,12 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
             "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
             "ENCLAVE_SPEC": f"{HUB_SPEC_MOUNT}/enclave.yaml",
             "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
+            # optional (Kubernetes SecretKeySelector.optional): without the Secret the hub still runs, only the
+            # lifecycle service has no token and transitions report the hub as not reached.
+            "ENCLAVE_HUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": HUB_TOKEN_SECRET, "key": "token",
+                                                                 "optional": True}}},
         },
+        **hub_services(spec),
         "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
         "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True}],
     }
@@ -242,7 +300,9 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
             },
             "profileList": profiles,
         },
-        "cull": {"enabled": True, "timeout": nb.idle_cull_seconds, "maxAge": nb.max_age_seconds},
+        # The culler runs as enclave's own hub service (hub.services.idle-culler, with its role), so Z2JH's
+        # built-in one, which would run a second culler, is off.
+        "cull": {"enabled": False},
         # Pre-pulling every image only helps while they all fit in a node's image cache (§13.4);
         # beyond that the puller would evict what users are running from.
         "prePuller": {"hook": {"enabled": pull}, "continuous": {"enabled": pull}},

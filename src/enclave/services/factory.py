@@ -232,11 +232,13 @@ class Factory:
         return LiveBackend(self.spec, kube, batch)
 
     def use_live_systems(self, batch: HTCondorBatch | None = None) -> None:
-        """Account transitions reach the live schedds (through the bindings, every schedd the spec names);
-        ``batch``: the HTCondor adapter to use, else one on the spec's central manager."""
+        """Account transitions reach the live schedds (through the bindings, every schedd the spec names) and
+        JupyterHub when $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN name it; ``batch``: the HTCondor adapter to use, else one on the spec's central manager."""
         from enclave.batch.live import HTCondorBatch, HTCondorJobs
+        from enclave.notebooks.hubapi import HubAdmin
 
         self.systems.jobs = HTCondorJobs(batch or HTCondorBatch(self.spec))
+        self.systems.hub = HubAdmin.from_env()
 
     def use_live_logs(self) -> None:
         """Pod logs from the cluster through the official client (in-cluster or kubeconfig credentials)."""

@@ -13,7 +13,8 @@ from enclave.accounts.authorize import account_permissions, require
 from enclave.accounts.models import Account
 from enclave.accounts.tokens import DATA_READ, DATA_WRITE
 from enclave.db import Database
-from enclave.notebooks.account import AccountLike
+from enclave.errors import Unauthenticated
+from enclave.notebooks.account import AccountLike, require_notebook_access
 from enclave.notebooks.options import Choice, ImageVetter, Options, Spawn, options_for, spec_vetter, validate
 from enclave.services.images import ImageService
 from enclave.spec.models import EnclaveSpec
@@ -95,3 +96,22 @@ class NotebookService:
                 return snapshot(account)
 
         return authenticate
+
+    def admit(self, username: str, *, now: datetime | None = None) -> AccountSnapshot:
+        """May ``username`` use the hub now? The account, or PermissionDenied saying why not (departed, allocation
+        expired, no role with notebooks.spawn) or NotFound. The hub's Authenticator asks at login and again in
+        ``refresh_user``, so an account that changes loses its hub session on its next request."""
+        with self.db.session() as session:
+            account = snapshot(lifecycle.get(session, username))
+        require_notebook_access(account, now)
+        return account
+
+    def hub_login(self, username: str, token: str, *, now: datetime | None = None) -> AccountSnapshot:
+        """A hub login with an enclave token (scope notebooks.spawn) as the password: the token must be ``username``'s
+        own, and the account admitted (``admit``). For hubs without a site login (tests, small sites)."""
+        with self.db.session() as session:
+            owner = tokens.verify(session, token, scope=Permission.NOTEBOOKS_SPAWN.value, now=now).username
+        if owner != username:
+            raise Unauthenticated(f"the token belongs to {owner!r}, not {username!r}", where="password",
+                                  fix="log in with your own user name and one of your tokens")
+        return self.admit(username, now=now)

@@ -1,0 +1,63 @@
+"""The JupyterHub front end: ``jupyterhub_config.py`` (rendered by `enclave render notebooks`) calls
+``configure(c)`` to install enclave's profile_list and pre-spawn hook, the refresh settings its Authenticator
+(``enclave.hub.auth``) relies on, and the token of the ``enclave-lifecycle`` hub service. The hooks decide from the
+account lookups and image vetting the notebook service provides; they never open the database themselves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from enclave.notebooks.hook import make_pre_spawn_hook, make_profile_list
+from enclave.notebooks.hubapi import HUB_TOKEN_ENV
+from enclave.notebooks.options import ImageVetter
+from enclave.notebooks.profiles import LIFECYCLE_SERVICE
+from enclave.services.factory import Factory, open_database
+from enclave.services.notebooks import NotebookService
+from enclave.spec.defaults import default_spec_path
+from enclave.spec.load import load
+from enclave.spec.models import EnclaveSpec
+
+AccountLookup = Callable[[str], Any]
+
+AUTH_REFRESH_AGE = 1
+"""Seconds before JupyterHub asks the Authenticator again (``Authenticator.auth_refresh_age``, default 300): the
+smallest non-zero value (0 turns refreshing off), so a departed or expired account loses its hub session on its
+next request rather than up to five minutes later."""
+
+
+@cache
+def notebook_service() -> NotebookService:
+    """The notebook service of the enclave database ($ENCLAVE_DB) and spec ($ENCLAVE_SPEC), once per hub process."""
+    return Factory(load(default_spec_path()), open_database()).notebooks
+
+
+def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup | None = None,
+              vetted: ImageVetter | None = None) -> None:
+    """Install enclave's profile_list, pre_spawn_hook and Authenticator settings on a JupyterHub config object.
+    ``lookup`` and ``vetted`` default to the enclave database's ($ENCLAVE_DB)."""
+    the_spec = spec or load(default_spec_path())
+    pin: Callable[[str], str] | None = None
+    if lookup is None or vetted is None:
+        notebooks = Factory(the_spec, open_database()).notebooks
+        lookup = lookup or notebooks.lookup
+        if vetted is None:
+            vetted = notebooks.vetter()
+            pin = notebooks.pinner()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.KubeSpawner.namespace = the_spec.notebooks.namespace
+    c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
+    c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)
+    # enclave.hub.auth.EnclaveAdmission answers refresh_user from the account; these make JupyterHub ask it on the
+    # next request (auth_refresh_age), before every spawn (refresh_pre_spawn) and for token-authenticated API
+    # requests too (auth_refresh_strict) — https://jupyterhub.readthedocs.io/en/stable/reference/api/auth.html
+    c.Authenticator.auth_refresh_age = AUTH_REFRESH_AGE
+    c.Authenticator.refresh_pre_spawn = True
+    c.Authenticator.auth_refresh_strict = True
+    # The lifecycle service (hub.services / hub.loadRoles in the rendered values) presents this token; JupyterHub's
+    # service_tokens registers a token for a service ahead of time (JupyterHub.service_tokens).
+    token = os.environ.get(HUB_TOKEN_ENV)
+    if token:
+        c.JupyterHub.service_tokens.update({token: LIFECYCLE_SERVICE})  # keeps tokens configured elsewhere

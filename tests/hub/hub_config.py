@@ -1,0 +1,45 @@
+# jupyterhub_config.py of the test hub (tests/hub/conftest.py starts it). First exactly what `enclave render
+# notebooks` writes for production (HUB_CONFIG: enclave's profile callable, pre-spawn hook and refresh settings);
+# then what differs on a machine without a cluster: the local stand-in spawner, enclave-token logins, loopback
+# ports, and the rendered values' hub.services / hub.loadRoles passed to JupyterHub as Z2JH passes them
+# (key -> name; zero-to-jupyterhub-k8s images/hub/jupyterhub_config.py).
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from enclave.notebooks.profiles import HUB_CONFIG
+
+c = get_config()  # noqa: F821  (JupyterHub's config loader defines it)
+exec(HUB_CONFIG)
+
+here = Path(os.environ["ENCLAVE_TEST_HUB_DIR"])
+values = yaml.safe_load((here / "values.yaml").read_text())["hub"]
+services = []
+for name, service in values["services"].items():
+    service = {"name": name, **service}
+    if "command" in service and service["command"][0] == "python3":
+        service["command"] = [sys.executable, *service["command"][1:]]  # the hub image's python3
+    services.append(service)
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = [{"name": name, **role} for name, role in values["loadRoles"].items()]
+
+c.JupyterHub.spawner_class = "tests.hub.localspawner.LocalKubeSpawner"
+c.JupyterHub.authenticator_class = "enclave.hub.auth.EnclaveTokenAuthenticator"
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(os.environ["ENCLAVE_TEST_HUB_PORT"])
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ["ENCLAVE_TEST_HUB_API_PORT"])
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['ENCLAVE_TEST_PROXY_API_PORT']}"
+c.ConfigurableHTTPProxy.command = [os.environ["ENCLAVE_TEST_CHP"]]
+c.JupyterHub.db_url = f"sqlite:///{here / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(here / "cookie_secret")
+c.JupyterHub.pid_file = str(here / "jupyterhub.pid")
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = ["--ServerApp.allow_root=True"]  # the test machine runs as root; pods never do
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
+c.KubeSpawner.namespace = "jupyter-lsst"
+c.JupyterHub.allow_named_servers = True  # a site may allow them; a departure must stop those too
