@@ -233,7 +233,8 @@ class Factory:
 
     def use_live_systems(self, batch: HTCondorBatch | None = None) -> None:
         """Account transitions reach the live schedds (through the bindings, every schedd the spec names) and
-        JupyterHub when $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN name it; ``batch``: the HTCondor adapter to use, else one on the spec's central manager."""
+        JupyterHub when $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN name it; ``batch``: the HTCondor adapter to use,
+        else one on the spec's central manager."""
         from enclave.batch.live import HTCondorBatch, HTCondorJobs
         from enclave.notebooks.hubapi import HubAdmin
 
