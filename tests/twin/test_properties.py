@@ -40,7 +40,7 @@ def test_invariants_hold_for_any_seed_and_failures(seed: int, backlog: int, note
     sim.run()
     sim.check()
     jobs = compute(sim)["jobs"]
-    assert jobs["submitted"] == jobs["finished"] + jobs["running"] + jobs["queued"]
+    assert jobs["submitted"] == jobs["finished"] + jobs["running"] + jobs["queued"] + jobs["held"]
 
 
 def test_an_enclave_with_no_load_runs_and_reports() -> None:
@@ -48,5 +48,5 @@ def test_an_enclave_with_no_load_runs_and_reports() -> None:
     sim = make_sim(parse(text, "idle.yaml", spec=MINIMAL), audit=True)
     sim.run()
     m = compute(sim)
-    assert m["jobs"] == {"submitted": 0, "finished": 0, "running": 0, "queued": 0}
+    assert m["jobs"] == {"submitted": 0, "finished": 0, "running": 0, "queued": 0, "held": 0}
     assert m["prompt"]["visits"] == 0 and m["utilization"]["batch"] == 0.0
