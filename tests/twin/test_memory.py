@@ -123,3 +123,46 @@ def test_partitionable_slot_split_uses_the_retry_request(minimal: EnclaveSpec) -
     assert sorted(sim.waits["drp"]) == [0.0] * 8 + [60.0] * 2 + [160.0] * 2 + [260.0] * 2 + [360.0] * 2
     assert sim.counters.oom_wasted_core_s == pytest.approx(8 * R * 2048 / 12288)
     sim.check()
+
+
+@pytest.mark.parametrize("policy", ["static", "quotas", "broker"])
+def test_kills_retries_and_failures_keep_every_job_accounted_for(ldf: EnclaveSpec, policy: str) -> None:
+    from enclave.twin.metrics import compute
+
+    from .conftest import small_text
+
+    text = small_text(failures="{storms: [{at_h: 1.0, fraction: 0.2, group: condor, repair_h: 0.5}]}",
+                      memory="{retries: 1, multiplier: 1.5}")
+    text = text.replace("prompt: {nights: 1,", "prompt: {memory_use: {dist: uniform, low: 1, high: 2.5}, nights: 1,")
+    text = text.replace("user_batch: {bursts_per_day: 48, jobs_per_burst: 100}",
+                        "user_batch: {bursts_per_day: 48, jobs_per_burst: 100, "
+                        "memory_use: {dist: lognormal, mean: 5, sigma: 0.8}}")
+    sim = make_sim(parse(text, "k.yaml", spec=ldf), policy, audit=True)
+    sim.run()
+    sim.check()
+    m = compute(sim)
+    jobs, mem = m["jobs"], m["memory"]
+    assert jobs["submitted"] == jobs["finished"] + jobs["running"] + jobs["queued"] + jobs["held"]
+    # Prompt peaks above 2 GiB (a third of its jobs) are killed once and retried at 3 GiB (multiplier 1.5), which
+    # covers the 2.5 GiB ceiling; user jobs may need more than one retry and, with 1 allowed, some stay held.
+    assert mem["by_kind"]["prompt"]["held"] == 0 and mem["oom_kills"] >= mem["retries"] > 0
+    assert mem["held"] == sum(row["held"] for row in mem["by_kind"].values())
+    assert mem["wasted_core_hours"] > 0 and m["moves"]["failures"] >= 1
+
+
+def test_a_released_job_waits_for_the_next_negotiation_cycle(minimal: EnclaveSpec) -> None:
+    # Negotiator timing as in test_htcondor: a cycle lasts 2 s idle, 3.5 s with one submitter and one autocluster
+    # idle; start-up 3 s; no reschedule on submit. The job submitted at 0 is matched by the cycle 0-3.5 and starts
+    # at 6.5; killed at 6.5 + 100 x 2048 / 3072 = 73.17. Cycles: 60-62 (nothing idle), then 62 + max(20, 58) = 120.
+    # Released at 100 (periodic evaluation every 50 s), it is matched by the cycle 120-123.5 and starts at 126.5.
+    text = BASE.format(jobs=1, peak_gib=3, memory="periodic_expr_interval_s: 50").replace(
+        "htcondor: {matching: instant}", "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, "
+        "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: never}")
+    sim = make_sim(parse(text, "n.yaml", spec=minimal))
+    kill = 6.5 + R * 2048 / 3072
+    assert _state_at(sim, kill - 0.01) == RUNNING
+    assert _state_at(sim, kill + 0.01) == HELD
+    assert _state_at(sim, 100.01) == 0  # QUEUED: released, waiting for a cycle
+    assert _state_at(sim, 126.49) == RUNNING and sim.running[0][1] == pytest.approx(126.5 + R)
+    assert sorted(sim.waits["drp"]) == [6.5, 126.5]
+    assert _state_at(sim, 126.5 + R + 0.01) == DONE
