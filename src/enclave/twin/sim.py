@@ -192,6 +192,9 @@ class Policy(Protocol):
 
 
 class Sim:
+    mem_limit: int
+    """memoryLimit in MiB: no retry requests more (``scenario.Memory.limit_gib``, or the largest slot)."""
+
     def __init__(self, loaded: Loaded, policy: Policy, *, audit: bool = False,
                  workload: Workload | None = None) -> None:
         self.loaded = loaded

@@ -8,8 +8,8 @@ Arrivals are batched: one block per visit (all its detectors), per DRP submit in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
