@@ -182,6 +182,10 @@ def write(out_dir: Path, sims: list[Sim], runs: list[dict[str, Any]]) -> Path:
         jobs = m["jobs"]
         parts.append(f"<p>Jobs: {jobs['submitted']:,} submitted = {jobs['finished']:,} finished + "
                      f"{jobs['running']:,} running + {jobs['queued']:,} queued + {jobs['held']:,} held.</p>")
+        mem = m["memory"]
+        parts.append(f"<p>Memory ({esc(mem['policy'])} limit): {mem['oom_kills']:,} jobs killed over their "
+                     f"request, {mem['retries']:,} retried larger, {mem['held']:,} held for good, "
+                     f"{mem['wasted_core_hours']:,} core-hours wasted.</p>")
         for title, png in plots(sim):
             parts.append(f"<h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")

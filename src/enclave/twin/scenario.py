@@ -359,7 +359,8 @@ class Memory(Strict):
     limit_gib: float | None = Field(
         default=None, gt=0, description="memoryLimit: no retry requests more; a job killed at it stays held "
         "(_create_periodic_remove_expr). Default: the largest slot's memory, as ctrl_bps_htcondor detects it "
-        "from TotalSlotMemory when memoryLimit is unset (_gather_site_values).")
+        "from TotalSlotMemory when memoryLimit is unset (prepare_utils.py, _gather_site_values); its shipped "
+        "etc/htcondor_defaults.yaml sets 491520 MiB (480 GiB) for SLAC's S3DF instead.")
     periodic_expr_interval_s: float = Field(
         default=60.0, gt=0, description="PERIODIC_EXPR_INTERVAL (param_info.in: default=60): the schedd "
         "evaluates periodic_release every this many seconds (from t = 0), so a held job is released at the "
@@ -372,9 +373,9 @@ class Site(Strict):
 
     name: str = Field(default="Cerro Pachon", min_length=1)
     timezone: str = Field(default="America/Santiago", min_length=1)
-    latitude: float = Field(default=-30.2446, ge=-90, le=90, description="Degrees, north positive (Rubin "
-                            "Observatory, LSE-30 site coordinates).")
-    longitude: float = Field(default=-70.7494, ge=-180, le=180, description="Degrees, east positive.")
+    latitude: float = Field(default=-30.244639, ge=-90, le=90, description="Degrees, north positive. Default: "
+                            "Rubin Observatory as the LSST software stack gives it (-30.244639, -70.749417, 2663 m).")
+    longitude: float = Field(default=-70.749417, ge=-180, le=180, description="Degrees, east positive.")
 
     @model_validator(mode="after")
     def _zone(self) -> Site:
