@@ -174,11 +174,31 @@ def test_a_surge_larger_than_the_room_is_refused_after_the_timeout(minimal: Encl
 
 
 def test_twilight_at_the_site() -> None:
-    # At the equinox on the equator at longitude 0 the Sun sets near 18:00 UTC and reaches -12° 48 min later
-    # (12° at 15°/h, straight down), give or take the equation of time (~7 min on 20 March).
+    # At the equinox on the equator at longitude 0 the Sun sets at 18:00 local solar time and, moving straight
+    # down at 15°/h, reaches -12° 48 min later; local solar noon is 12:00 UTC minus the equation of time
+    # (-7.5 min on 20 March): 18:48 + 7.5 min = 6.925 h after 12:00 UTC.
     equator = Site(name="x", timezone="UTC", latitude=0.0, longitude=0.0)
     noon = dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC).timestamp()
-    assert twilight_h(equator, noon) == pytest.approx(6.0 + 12 / 15, abs=0.15)
+    assert twilight_h(equator, noon) == pytest.approx(6.0 + 12 / 15 + 7.5 / 60, abs=0.03)
     # Moving the site 15° west delays every solar event by exactly one hour.
     west = Site(name="x", timezone="UTC", latitude=0.0, longitude=-15.0)
     assert twilight_h(west, noon) - twilight_h(equator, noon) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_twilight_at_cerro_pachon_on_the_default_night() -> None:
+    # 2026-06-21 (declination 23.44°), latitude -30.2446°: cos H = (sin -12° - sin lat sin dec) / (cos lat cos dec)
+    # = -0.0095, H = 90.54° = 6.036 h after solar noon; noon is 12:00 + 70.7494° / 15 h + 1.7 min (equation of
+    # time) = 16:44.7 UTC, so twilight is 22:46.9 UTC = 10.782 h after t = 0 (12:00 UTC). The shipped night starts
+    # at 10.85 h (22:50 UTC, docs/twin.md), within 4 min of it.
+    pachon = Site()
+    start = dt.datetime(2026, 6, 21, 12, tzinfo=dt.UTC).timestamp()
+    assert twilight_h(pachon, start) == pytest.approx(10.782, abs=0.02)
+
+
+def test_night_start_twilight_moves_the_first_readout(minimal: EnclaveSpec) -> None:
+    text = QUIET.replace("duration_hours: 2", "duration_hours: 24") + (
+        "prompt: {night_start_h: twilight, night_hours: 1, visits_per_night: 3, visit_gap_s: [36, 36], "
+        "detectors: 1}\n")
+    loaded = parse(text, "t.yaml", spec=minimal)
+    start = twilight_h(loaded.scenario.site, loaded.scenario.start_epoch) * 3600.0
+    assert build(loaded.scenario, loaded.spec).visit_readout == pytest.approx([start + 36, start + 72, start + 108])

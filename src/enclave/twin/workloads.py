@@ -7,6 +7,7 @@ Arrivals are batched: one block per visit (all its detectors), per DRP submit in
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -127,8 +128,6 @@ def twilight_h(site: Site, day_epoch: float, altitude_deg: float = -12.0) -> flo
     """Hours after ``day_epoch`` (a UTC instant) of the evening twilight at ``altitude_deg`` on that UTC day:
     the NOAA solar-position approximation (declination and equation of time from the fractional year,
     https://gml.noaa.gov/grad/solcalc/solareqns.PDF), good to a minute or two."""
-    import datetime as dt
-
     t = dt.datetime.fromtimestamp(day_epoch, tz=dt.UTC)
     g = 2 * math.pi / 365.0 * (t.timetuple().tm_yday - 1 + (t.hour - 12) / 24.0)
     eqtime = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g) - 0.014615 * math.cos(2 * g)
