@@ -352,7 +352,8 @@ class Memory(Strict):
     multiplier: float = Field(
         default=2.0, ge=1, le=16, description="memoryMultiplier (lsst/ctrl_bps etc/bps_defaults.yaml: 2): the "
         "k-th retry requests min(int(request x multiplier^k), limit) (ctrl_bps_htcondor prepare_utils.py, "
-        "_create_request_memory_expr); 1 retries at the same request.")
+        "_create_request_memory_expr); 1: BPS writes no periodic_release (_create_periodic_release_expr), so a "
+        "killed job stays held.")
     retries: int = Field(
         default=5, ge=0, le=100, description="numberOfRetries (lsst/ctrl_bps etc/bps_defaults.yaml: 5): "
         "released while NumJobStarts <= JobMaxRetries (_create_periodic_release_expr).")
