@@ -37,7 +37,7 @@ def test_conservation_and_no_double_booking_under_failures(ldf: EnclaveSpec, pol
     sim.run()
     sim.check()
     c = conservation(sim)
-    assert c["submitted"] == c["finished"] + c["running"] + c["queued"] > 0
+    assert c["submitted"] == c["finished"] + c["running"] + c["queued"] + c["held"] > 0
     assert sim.counters.failures >= 9 and sim.counters.evicted_jobs > 0
     # Each job finished at most once: the done counters equal the number of ids in state DONE.
     assert sum(sim.done.values()) == c["finished"]
@@ -138,5 +138,5 @@ def test_one_week_runs_reduced() -> None:
     sim, m = simulate(reduced, "quotas")
     assert m["prompt"]["visits"] == 300
     c = m["jobs"]
-    assert c["submitted"] == c["finished"] + c["running"] + c["queued"]
+    assert c["submitted"] == c["finished"] + c["running"] + c["queued"] + c["held"]
     assert m["simulated_hours"] == 40 and m["moves"]["failures"] >= 0

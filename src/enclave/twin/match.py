@@ -44,6 +44,10 @@ class Matcher:
         self._jobs = [job_shape(spec, ac) for ac in acs]
         self._cache: dict[tuple[int, Signature], bool] = {}
 
+    def extend(self, ac: AutoCluster) -> None:
+        """A new autocluster (a retry with a larger request) appended to the shared ``acs`` list."""
+        self._jobs.append(job_shape(self.spec, ac))
+
     @property
     def evaluations(self) -> int:
         """ClassAd evaluations actually performed (the rest were autocluster cache hits)."""

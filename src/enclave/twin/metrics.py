@@ -111,6 +111,9 @@ def compute(sim: Sim) -> dict[str, Any]:
     rejected = sim.policy.rejected
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)
+    out["memory"] = {"policy": sim.sc.memory.policy.value, "oom_kills": c.oom_kills, "retries": c.oom_retries,
+                     "held": c.oom_held, "wasted_core_hours": _r(c.oom_wasted_core_s / 3600, 3),
+                     "limit_mib": sim.mem_limit, "by_kind": _oom_by_kind(sim)}
     out["jobs"] = conservation(sim)
     if c.jobs_removed or c.jobs_held or c.nb_stopped:  # an account transition reached the twin (issue 21)
         out["jobs"]["ended"] = sim.state.count(3)
@@ -180,9 +183,22 @@ def unrunnable(sim: Sim) -> dict[str, int]:
 
 
 def conservation(sim: Sim) -> dict[str, int]:
+    """submitted = finished + running + queued + held (held: killed over their memory limit, awaiting a
+    release or held for good)."""
     queued = sum(b.n - b.pos for q in sim.queues for b in q)
     return {"submitted": len(sim.state), "finished": sim.state.count(2), "running": sim.state.count(1),
-            "queued": queued}
+            "queued": queued, "held": sim.state.count(3)}
+
+
+def _oom_by_kind(sim: Sim) -> dict[str, dict[str, int]]:
+    """Per job kind: jobs killed at least once over their memory limit, and those held for good."""
+    out: dict[str, dict[str, int]] = {}
+    for jid, (first_ac, kills) in sorted(sim.kills.items()):
+        row = out.setdefault(sim.acs[first_ac].kind, {"jobs_killed": 0, "kills": 0, "held": 0})
+        row["jobs_killed"] += 1
+        row["kills"] += kills
+        row["held"] += int(jid in sim.held_jobs)
+    return out
 
 
 def bounds(sim: Sim) -> dict[str, Any]:

@@ -45,6 +45,10 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("node moves (actions)", ("moves", "total"), "n"),
     ("node downtime, node-hours", ("moves", "downtime_node_hours"), "n"),
     ("jobs evicted", ("moves", "evicted_jobs"), "n"),
+    ("memory kills (over the request)", ("memory", "oom_kills"), "n"),
+    ("memory retries, larger request", ("memory", "retries"), "n"),
+    ("jobs held for memory", ("memory", "held"), "n"),
+    ("core-hours lost to memory kills", ("memory", "wasted_core_hours"), "n"),
 ]
 
 
@@ -181,7 +185,7 @@ def write(out_dir: Path, sims: list[Sim], runs: list[dict[str, Any]]) -> Path:
         parts.append(f"<h2>{esc(m['policy'])} · {esc(m['layout']['batch'])}</h2>")
         jobs = m["jobs"]
         parts.append(f"<p>Jobs: {jobs['submitted']:,} submitted = {jobs['finished']:,} finished + "
-                     f"{jobs['running']:,} running + {jobs['queued']:,} queued.</p>")
+                     f"{jobs['running']:,} running + {jobs['queued']:,} queued + {jobs['held']:,} held.</p>")
         for title, png in plots(sim):
             parts.append(f"<h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from enclave.errors import InputError, Problem
 from enclave.spec.defaults import EXAMPLES, default_spec_path
@@ -42,25 +44,83 @@ class Runtime(Strict):
         return self
 
 
+class MemoryUse(Strict):
+    """A job's peak memory use in GiB: fixed(mean), uniform(low, high), triangular(low, mode, high) or
+    lognormal(mean, sigma). Drawn per job from the workload's own seeded random stream."""
+
+    dist: str = Field(pattern="^(fixed|uniform|triangular|lognormal)$")
+    low: float = Field(default=0.0, ge=0)
+    mode: float = Field(default=0.0, ge=0)
+    high: float = Field(default=0.0, ge=0)
+    mean: float = Field(default=0.0, ge=0)
+    sigma: float = Field(default=0.0, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _complete(self) -> MemoryUse:
+        if self.dist in ("fixed", "lognormal") and self.mean <= 0:
+            raise ValueError(f"{self.dist} memory use needs mean > 0 (GiB)")
+        if self.dist == "uniform" and not (self.low <= self.high and self.high > 0):
+            raise ValueError("uniform memory use needs low <= high and high > 0 (GiB)")
+        if self.dist == "triangular" and not (self.low <= self.mode <= self.high and self.high > 0):
+            raise ValueError("triangular memory use needs low <= mode <= high and high > 0 (GiB)")
+        return self
+
+
+class Gap(Strict):
+    """A stretch without observing (weather, a fault): no visit is read out in [at_h, at_h + minutes)."""
+
+    at_h: float = Field(ge=0, description="Hours after t = 0.")
+    minutes: float = Field(gt=0, le=24 * 60)
+
+
+class Visits(Strict):
+    """The observing schedule as a next_visit feed would give it: readout times, or the cadence with gaps."""
+
+    times: list[float] | None = Field(
+        default=None, description="Readout times, seconds after t = 0, ascending; replaces the drawn cadence.")
+    file: str | None = Field(
+        default=None, description="A file (relative to the scenario) with one readout time in seconds per line; "
+        "'#' starts a comment. Read into `times`.")
+    gaps: list[Gap] = Field(default_factory=list, description="No visit is read out inside a gap.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Visits:
+        if self.times is not None and self.file is not None:
+            raise ValueError("give visit times either inline (times) or in a file (file), not both")
+        if self.times is not None:
+            for i, (a, b) in enumerate(zip(self.times, self.times[1:], strict=False)):
+                if b <= a:
+                    raise ValueError(f"times[{i + 1}] = {b} is not after times[{i}] = {a}: list readout times in "
+                                     "ascending order, each once")
+            if self.times and self.times[0] < 0:
+                raise ValueError("times must be >= 0 (seconds after t = 0)")
+        return self
+
+
 class Prompt(Strict):
     """Prompt processing: one HTCondor job per detector per visit, submitted at readout (DMTN-092)."""
 
     nights: int = Field(default=1, ge=0, le=366)
     visits_per_night: int = Field(default=1000, ge=0, le=5000)
-    night_start_h: float = Field(
-        default=10.85, ge=0, le=24,
-        description="Hours after each day's start; default: -12° twilight at Cerro Pachon on the default start day.",
-    )
+    night_start_h: float | Literal["twilight"] = Field(
+        default=10.85, description="Hours after each day's start (0-24); default: -12° twilight at Cerro Pachon "
+        "on the default start day. 'twilight': each night's -12° twilight at the scenario's site.")
     night_hours: float = Field(default=11.5, gt=0, le=16)
     visit_gap_s: tuple[float, float] = (33.0, 39.0)
     detectors: int = Field(default=189, ge=1, le=1000)
     cpus: int = Field(default=1, ge=1)
-    memory_gib: float = Field(default=2.0, gt=0)
+    memory_gib: float = Field(default=2.0, gt=0, description="RequestMemory (phalanx prompt-keda-lsstcam pod "
+                              "requests 2 GiB).")
+    memory_use: MemoryUse | None = Field(
+        default=None, description="Peak use per job; none: every job stays within its request (no OOM kill).")
     runtime: Runtime = Runtime()
     deadline_s: float = Field(default=60.0, gt=0)
+    visits: Visits | None = Field(default=None, description="The observing schedule; default: the drawn cadence.")
 
     @model_validator(mode="after")
     def _gap(self) -> Prompt:
+        if isinstance(self.night_start_h, float) and not 0 <= self.night_start_h <= 24:
+            raise ValueError("night_start_h must be between 0 and 24 hours, or 'twilight'")
         if not 0 < self.visit_gap_s[0] <= self.visit_gap_s[1]:
             raise ValueError("visit_gap_s must be [low, high] with 0 < low <= high")
         return self
@@ -68,8 +128,11 @@ class Prompt(Strict):
 
 class DrpTask(Strict):
     name: str
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, validation_alias=AliasChoices("weight", "share"),
+                          description="Share of the DRP jobs (normalised over the mix); `share` is accepted too.")
+    cpus: int = Field(default=1, ge=1, le=1024)
     memory_gib: float = Field(gt=0, le=1024)
+    memory_use: MemoryUse | None = None
     runtime: Runtime
 
 
@@ -105,6 +168,7 @@ class UserBatch(Strict):
     jobs_per_burst: int = Field(default=400, ge=0)
     cpus: int = Field(default=1, ge=1)
     memory_gib: float = Field(default=4.0, gt=0)
+    memory_use: MemoryUse | None = None
     runtime: Runtime = Runtime(dist="lognormal", mean=900, sigma=0.8)
 
 
@@ -120,6 +184,16 @@ def _default_choices() -> list[NotebookChoice]:
             NotebookChoice(cpu=4, memory_gib=16, weight=0.15)]
 
 
+class Surge(Strict):
+    """``count`` users spawn a lab of one size at once (a tutorial, a data release)."""
+
+    at_h: float = Field(ge=0, description="Hours after t = 0.")
+    count: int = Field(ge=1, le=100_000)
+    cpu: float = Field(default=1.0, gt=0)
+    memory_gib: float = Field(default=4.0, gt=0)
+    session_h: float = Field(default=2.0, gt=0, description="Every session of the surge lasts this long.")
+
+
 class NotebookLoad(Strict):
     """A daily cycle of sessions; each spawn is placed on a commons worker or refused after a timeout."""
 
@@ -130,13 +204,26 @@ class NotebookLoad(Strict):
     sizes: list[NotebookChoice] = Field(default_factory=_default_choices, min_length=1)
     spawn_s: float = Field(default=20.0, ge=0)
     spawn_timeout_s: float = Field(default=300.0, ge=0)
+    surges: list[Surge] = Field(default_factory=list)
 
 
 class Storm(Strict):
+    """Nodes failing at once, repaired together ``repair_h`` later: a count or a fraction drawn at random from
+    ``group`` (or every non-control-plane node), or the nodes named."""
+
     at_h: float = Field(ge=0)
-    nodes: int = Field(ge=1)
+    nodes: int | None = Field(default=None, ge=1)
+    fraction: float | None = Field(default=None, gt=0, le=1, description="ceil(fraction x nodes of the group).")
+    names: list[str] | None = Field(default=None, min_length=1)
     group: str | None = None
     repair_h: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> Storm:
+        given = [k for k in ("nodes", "fraction", "names") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of nodes, fraction, names (got {', '.join(given) or 'none'})")
+        return self
 
 
 class Failures(Strict):
@@ -249,6 +336,58 @@ class HTCondor(Strict):
                                  "claim's activation to the job's first instruction.")
 
 
+class MemoryPolicy(StrEnum):
+    HARD = "hard"
+    NONE = "none"
+
+
+class Memory(Strict):
+    """What happens to a job that uses more memory than it requested: the execute point's cgroup limit, and
+    the automatic retry with a larger request that Rubin's BPS configures (docs/twin.md, "Memory")."""
+
+    policy: MemoryPolicy = Field(
+        default=MemoryPolicy.HARD, description="CGROUP_MEMORY_LIMIT_POLICY (param_info.in: default=hard; "
+        "HTCondor manual, starter configuration: 'when the job tries to use more memory than the slot size, it "
+        "will be put on hold'); none: no limit, nobody is killed.")
+    multiplier: float = Field(
+        default=2.0, ge=1, le=16, description="memoryMultiplier (lsst/ctrl_bps etc/bps_defaults.yaml: 2): the "
+        "k-th retry requests min(int(request x multiplier^k), limit) (ctrl_bps_htcondor prepare_utils.py, "
+        "_create_request_memory_expr); 1: BPS writes no periodic_release (_create_periodic_release_expr), so a "
+        "killed job stays held.")
+    retries: int = Field(
+        default=5, ge=0, le=100, description="numberOfRetries (lsst/ctrl_bps etc/bps_defaults.yaml: 5): "
+        "released while NumJobStarts <= JobMaxRetries (_create_periodic_release_expr).")
+    limit_gib: float | None = Field(
+        default=None, gt=0, description="memoryLimit: no retry requests more; a job killed at it stays held "
+        "(_create_periodic_remove_expr). Default: the largest slot's memory, as ctrl_bps_htcondor detects it "
+        "from TotalSlotMemory when memoryLimit is unset (prepare_utils.py, _gather_site_values); its shipped "
+        "etc/htcondor_defaults.yaml sets 491520 MiB (480 GiB) for SLAC's S3DF instead.")
+    periodic_expr_interval_s: float = Field(
+        default=60.0, gt=0, description="PERIODIC_EXPR_INTERVAL (param_info.in: default=60): the schedd "
+        "evaluates periodic_release every this many seconds (from t = 0), so a held job is released at the "
+        "first evaluation after its kill.")
+
+
+class Site(Strict):
+    """Where the enclave observes from: named in reports; its latitude and longitude give the twilight that
+    starts the night when ``prompt.night_start_h`` is ``twilight``."""
+
+    name: str = Field(default="Cerro Pachon", min_length=1)
+    timezone: str = Field(default="America/Santiago", min_length=1)
+    latitude: float = Field(default=-30.244639, ge=-90, le=90, description="Degrees, north positive. Default: "
+                            "Rubin Observatory as the LSST software stack gives it (-30.244639, -70.749417, 2663 m).")
+    longitude: float = Field(default=-70.749417, ge=-180, le=180, description="Degrees, east positive.")
+
+    @model_validator(mode="after")
+    def _zone(self) -> Site:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{self.timezone}': use an IANA name such as "
+                             "America/Santiago") from None
+        return self
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -270,6 +409,8 @@ class Scenario(Strict):
     timing: Timing = Timing()
     htcondor: HTCondor = HTCondor()
     kubernetes: Kubernetes = Kubernetes()
+    memory: Memory = Memory()
+    site: Site = Site()
 
     @property
     def duration_s(self) -> float:
@@ -303,6 +444,7 @@ def parse(text: str, source: str = "<scenario>", base: Path | None = None,
     """Validate scenario text; raise InputError (file:line: path — what — fix) for every problem."""
     scenario, _ = load_model(text, source, Scenario, what="a scenario",
                              example="examples/scenarios/one-night.yaml")
+    scenario = _read_visits(scenario, source, base or Path.cwd())
     if spec is None:
         spec_path = default_spec_path() if scenario.spec is None else (base or Path.cwd()) / scenario.spec
         spec = load(spec_path)
@@ -315,6 +457,37 @@ def parse(text: str, source: str = "<scenario>", base: Path | None = None,
     return Loaded(scenario=scenario, spec=spec, source=source)
 
 
+def _read_visits(sc: Scenario, source: str, base: Path) -> Scenario:
+    """Load ``prompt.visits.file`` (one readout time in seconds per line, '#' comments) into ``times``."""
+    visits = sc.prompt.visits if sc.prompt is not None else None
+    if sc.prompt is None or visits is None or visits.file is None:
+        return sc
+    path = base / visits.file
+    where = f"{source}: prompt.visits.file"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(where, f"cannot read {path}: {exc}",
+                                  "give a path relative to the scenario file")]) from None
+    times: list[float] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            times.append(float(text))
+        except ValueError:
+            raise InputError([Problem(f"{path}:{number}", f"'{text}' is not a time in seconds",
+                                      "write one number (seconds after t = 0) per line")]) from None
+    try:
+        checked = Visits(times=times, gaps=visits.gaps)
+    except ValueError as exc:
+        raise InputError([Problem(f"{path}", str(exc).splitlines()[-1].strip(),
+                                  "list readout times >= 0 in ascending order")]) from None
+    prompt = sc.prompt.model_copy(update={"visits": checked})
+    return sc.model_copy(update={"prompt": prompt})
+
+
 def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
     problems: list[Problem] = []
     groups = {g.name for g in spec.cluster.node_groups}
@@ -322,6 +495,12 @@ def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
         if storm.group is not None and storm.group not in groups:
             problems.append(Problem(f"{source}: failures.storms[{i}].group", f"no node group '{storm.group}'",
                                     f"use one of: {', '.join(sorted(groups))}"))
+        unknown = sorted(set(storm.names or ()) - set(spec.node_names()) |
+                         set(storm.names or ()) & set(spec.node_names(NodeRole.CONTROL_PLANE)))
+        if unknown:
+            problems.append(Problem(f"{source}: failures.storms[{i}].names",
+                                    f"no such worker or batch node: {', '.join(unknown)}",
+                                    "name nodes as <group>-<n> (enclave spec show), not control-plane nodes"))
     needed = {"prompt": sc.prompt, "drp": sc.drp, "user": sc.user_batch}
     for pool, load_ in needed.items():
         if load_ is not None and pool not in spec.pools:

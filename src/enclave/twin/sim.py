@@ -24,14 +24,15 @@ from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
-from enclave.twin.scenario import Loaded, Matching, Reschedule
-from enclave.twin.workloads import Arrival, Failure, Workload, build
+from enclave.twin.scenario import Loaded, Matching, MemoryPolicy, Reschedule
+from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
- EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END, EV_RELEASE) = range(17)
 
-QUEUED, RUNNING, DONE, ENDED = 0, 1, 2, 3
-"""A job's state; ENDED: removed or held by its owner's account transition (``end_jobs``), never to run again."""
+QUEUED, RUNNING, DONE, HELD, ENDED = 0, 1, 2, 3, 4
+"""A job's state; HELD: killed over its memory limit (``_oom_kill``), waiting for its release or held for good;
+ENDED: removed or held by its owner's account transition (``end_jobs``), never to run again."""
 WORKER_IMAGE = "htcondor-worker"
 """The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
 
@@ -111,17 +112,19 @@ class SimStartd:
 
 
 class Block:
-    """Queued jobs with consecutive ids and their pre-drawn runtimes; ``pos`` jobs already left."""
+    """Queued jobs with consecutive ids and their pre-drawn runtimes; ``pos`` jobs already left. ``oom``: some
+    job of the block peaks above its first request (``Sim.peak_over``), so starts must check the limit."""
 
-    __slots__ = ("first", "n", "pos", "runtimes", "submit", "visit")
+    __slots__ = ("first", "n", "pos", "runtimes", "submit", "visit", "oom")
 
-    def __init__(self, first: int, runtimes: list[float], submit: float, visit: int) -> None:
+    def __init__(self, first: int, runtimes: list[float], submit: float, visit: int, oom: bool = False) -> None:
         self.first = first
         self.n = len(runtimes)
         self.pos = 0
         self.runtimes = runtimes
         self.submit = submit
         self.visit = visit
+        self.oom = oom
 
 
 @dataclass
@@ -153,6 +156,10 @@ class Counters:
     jobs_held: int = 0
     nb_stopped: int = 0
     """Jobs and notebook servers an account transition ended (``end_jobs``, ``stop_notebooks``)."""
+    oom_kills: int = 0
+    oom_retries: int = 0
+    oom_held: int = 0
+    oom_wasted_core_s: float = 0.0
 
 
 class Policy(Protocol):
@@ -191,6 +198,9 @@ class Policy(Protocol):
 
 
 class Sim:
+    mem_limit: int
+    """memoryLimit in MiB: no retry requests more (``scenario.Memory.limit_gib``, or the largest slot)."""
+
     def __init__(self, loaded: Loaded, policy: Policy, *, audit: bool = False,
                  workload: Workload | None = None) -> None:
         self.loaded = loaded
@@ -202,7 +212,7 @@ class Sim:
         self.horizon = self.sc.duration_s
         self.q = EventQueue()
         self.wl = workload if workload is not None else build(self.sc, self.spec)
-        self.acs = self.wl.acs
+        self.acs = list(self.wl.acs)  # a copy: retries add autoclusters, and a workload may be shared by runs
         self.matcher = Matcher(self.spec, self.acs)
         self.pools = list(self.spec.pools)
         self.by_priority = sorted(self.pools, key=lambda p: -self.spec.pools[p].priority)
@@ -261,10 +271,15 @@ class Sim:
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
         self._setup_htcondor()
+        self._setup_memory()
         self._handlers = self._event_handlers()
         self._build_nodes()
         self._schedule_inputs()
         policy.setup(self)
+        if self.mem_limit == 0:
+            # memoryLimit unset: the largest slot, as ctrl_bps_htcondor detects it from TotalSlotMemory.
+            self.mem_limit = max((st.mem for st in self.startds.values()), default=0) or max(
+                (n.mem for n in self.nodes.values()), default=0)
         self.counters.moves.clear()  # the initial layout is not a move
         self._touch_cap()
 
@@ -295,6 +310,22 @@ class Sim:
         self._budget: list[int] | None = None
         """During a cycle's matching: the idle jobs per autocluster the cycle saw when it started (a job
         submitted later waits for the next cycle; the submitter ads are read at the cycle's start)."""
+
+    def _setup_memory(self) -> None:
+        """Memory limits and BPS's retry with a larger request (``scenario.Memory``; sources cited there)."""
+        m = self.sc.memory
+        self.mem_hard = m.policy == MemoryPolicy.HARD
+        self.mem_limit = quantize_mib(m.limit_gib * 1024) if m.limit_gib is not None else 0
+        self.peak_over: dict[int, float] = {}
+        """Job id → peak memory use (MiB) of the jobs that peak above their first request."""
+        self.ooms: set[int] = set()
+        """Running jobs that will be killed at their (early) end event, not finish."""
+        self.kills: dict[int, tuple[int, int]] = {}
+        """Job id → (its first autocluster, how often it has been killed)."""
+        self.held_jobs: set[int] = set()
+        """Jobs held for good: out of retries, or killed at memoryLimit."""
+        self._ac_of: dict[tuple[str, int, int, str], int] = {(a.pool, a.cpus, a.memory_mib, a.kind): a.index
+                                                           for a in self.acs}
 
     def spec_detectors(self) -> int:
         return self.sc.prompt.detectors if self.sc.prompt is not None else 0
@@ -465,6 +496,7 @@ class Sim:
         claimed = t if claim is None else claim
         begin = t + self.startup
         schedd = self.schedd_of[a.pool] if self.throttled else ""
+        limit = a.memory_mib
         started = 0
         while q and started < k:
             b = q[0]
@@ -474,6 +506,7 @@ class Sim:
             pos = b.pos
             submit = b.submit
             visit = b.visit
+            over = self.peak_over if b.oom and self.mem_hard else None
             for i in range(take):
                 jid = first + i
                 rt = rts[pos + i]
@@ -481,6 +514,8 @@ class Sim:
                     begin = self._throttled_start(schedd) + self.startup
                     waits.append(begin - submit)
                 end = begin + rt
+                if over is not None:
+                    end = self._oom_end(jid, begin, rt, limit)
                 running[jid] = (s, end, ac, submit, visit, rt, t, claimed)
                 state[jid] = RUNNING
                 sr.add(jid)
@@ -539,7 +574,7 @@ class Sim:
             q.popleft()
         t = self.now
         begin = (self._throttled_start(self.schedd_of[a.pool]) if self.throttled else t) + self.startup
-        end = begin + rt
+        end = self._oom_end(jid, begin, rt, a.memory_mib) if b.oom and self.mem_hard else begin + rt
         self.running[jid] = (s, end, ac, b.submit, b.visit, rt, t, claim)
         self.state[jid] = RUNNING
         s.running.add(jid)
@@ -549,6 +584,79 @@ class Sim:
         self.idle_cores[a.pool] -= a.cpus
         self.n_idle -= 1
         self.reuses += 1
+
+    # ------------------------------------------------------------ memory: kills and retries
+
+    def _oom_end(self, jid: int, begin: float, rt: float, limit: int) -> float:
+        """When a job starting at ``begin`` ends: at ``begin + rt``, or, if its peak use exceeds the hard limit
+        (its dynamic slot's memory, i.e. its quantized request), when its use crosses the limit. Use is modelled
+        as rising linearly from 0 at the start to the peak at the end of the run, so the crossing is at
+        ``begin + rt x limit / peak``."""
+        peak = self.peak_over.get(jid)
+        if peak is None or peak <= limit:
+            return begin + rt
+        self.ooms.add(jid)
+        return begin + rt * limit / peak
+
+    def _oom_kill(self, jid: int, rec: tuple[SimStartd, float, int, float, int, float, float, float]) -> None:
+        """The starter puts the job on hold (CGROUP_MEMORY_LIMIT_POLICY = hard; HoldReasonCode 34,
+        JobOutOfResources). BPS's periodic_release releases it, with RequestMemory min(int(request x
+        memoryMultiplier^starts), memoryLimit), while NumJobStarts <= JobMaxRetries and the request that failed
+        was below memoryLimit (lsst/ctrl_bps_htcondor prepare_utils.py: _create_periodic_release_expr,
+        _create_request_memory_expr); otherwise it stays held (and BPS's periodic_remove takes it away)."""
+        self.ooms.discard(jid)
+        _, _, ac, submit, visit, rt, start, _ = rec
+        a = self.acs[ac]
+        first_ac, kills = self.kills.get(jid, (ac, 0))
+        starts = kills + 1
+        self.kills[jid] = (first_ac, starts)
+        self.state[jid] = HELD
+        c = self.counters
+        c.oom_kills += 1
+        c.oom_wasted_core_s += (self.now - start) * a.cpus
+        m = self.sc.memory
+        request0 = self.acs[first_ac].memory_mib
+        failed_request = min(int(request0 * m.multiplier ** kills), self.mem_limit)
+        if m.multiplier <= 1 or starts > m.retries or failed_request >= self.mem_limit:
+            c.oom_held += 1
+            self.held_jobs.add(jid)
+            return
+        request = quantize_mib(min(int(request0 * m.multiplier ** starts), self.mem_limit))
+        interval = m.periodic_expr_interval_s
+        release = (math.floor(self.now / interval) + 1) * interval
+        self.q.push(release, EV_RELEASE, (jid, self._retry_ac(a, request), submit, visit, rt))
+
+    def _retry_ac(self, a: AutoCluster, memory_mib: int) -> int:
+        """The autocluster of ``a``'s jobs with a larger request (HTCondor autoclusters by RequestMemory)."""
+        key = (a.pool, a.cpus, memory_mib, a.kind)
+        idx = self._ac_of.get(key)
+        if idx is None:
+            idx = self._ac_of[key] = len(self.acs)
+            self.acs.append(AutoCluster(idx, a.pool, a.cpus, memory_mib, a.kind))
+            self.matcher.extend(self.acs[idx])
+            for per_ac in (self.run_ac, self.done_ac):
+                per_ac.append(0)
+            for totals in (self.rt_ac, self.demand_core_s_ac):
+                totals.append(0.0)
+            self.queues.append(deque())
+            self.pool_acs[a.pool].append(idx)
+            self._sig_acs.clear()  # rebuilt on demand with the new autocluster
+        return idx
+
+    def _release(self, payload: tuple[int, int, float, int, float]) -> None:
+        """periodic_release: the held job is idle again, in its larger autocluster, same id and runtime."""
+        jid, ac, submit, visit, rt = payload
+        if self.state[jid] != HELD:  # its owner's account transition removed it meanwhile (``end_jobs``)
+            return
+        a = self.acs[ac]
+        self.state[jid] = QUEUED
+        self.counters.oom_retries += 1
+        self.queues[ac].append(Block(jid, [rt], submit, visit, True))
+        self.idle[a.pool] += 1
+        self.idle_cores[a.pool] += a.cpus
+        self.n_idle += 1
+        if self.instant:
+            self._fill_from_ac(ac)
 
     # ------------------------------------------------------------ negotiation cycles
 
@@ -587,7 +695,8 @@ class Sim:
 
     def _cycle_end(self, _: None) -> None:
         """The cycle's matches reach the schedds, which claim the slots; the timer is re-armed."""
-        self._budget = self._seen
+        # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
+        self._budget = self._seen + [0] * (len(self.acs) - len(self._seen))
         for s in list(self.startds.values()):
             if not self.n_idle or not any(self._budget):
                 break
@@ -632,7 +741,8 @@ class Sim:
             self.n_idle += 1
             self.counters.evicted_jobs += 1
             self.counters.wasted_core_s += (self.now - start) * a.cpus
-            self.queues[ac].appendleft(Block(jid, [rt], submit, visit))
+            self.ooms.discard(jid)
+            self.queues[ac].appendleft(Block(jid, [rt], submit, visit, jid in self.peak_over))
             touched.add(ac)
         if self.instant:
             for ac in sorted(touched):
@@ -936,6 +1046,7 @@ class Sim:
         queues = self.queues
         worklife = self.worklife
         matches = self.matcher.matches
+        ooms = self.ooms
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
         handoff = not self.instant and not self.policy.limited
         next_progress = 0.0
@@ -953,15 +1064,18 @@ class Sim:
                 s, _, ac, submit, visit, rt, _, claim = rec
                 a = acs[ac]
                 s.running.discard(payload)
-                state[payload] = DONE
-                done_ac[ac] += 1
-                rt_ac[ac] += rt
-                if visit >= 0:
-                    prompt_latency.append(t - submit)
-                    left = visit_left[visit] - 1
-                    visit_left[visit] = left
-                    if left == 0:
-                        visit_latency[visit] = t - submit
+                if ooms and payload in ooms:
+                    self._oom_kill(payload, rec)  # then its share of the slot is freed or reused as after an end
+                else:
+                    state[payload] = DONE
+                    done_ac[ac] += 1
+                    rt_ac[ac] += rt
+                    if visit >= 0:
+                        prompt_latency.append(t - submit)
+                        left = visit_left[visit] - 1
+                        visit_left[visit] = left
+                        if left == 0:
+                            visit_latency[visit] = t - submit
                 if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
                     self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
                     continue
@@ -998,7 +1112,8 @@ class Sim:
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
-                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end}
+                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
+                EV_RELEASE: self._release}
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
@@ -1066,7 +1181,9 @@ class Sim:
         self.demand_core_s_ac[arrival.ac] += work
         if arrival.visit >= 0:
             self.visit_min_latency[arrival.visit] = longest
-        self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit))
+        if arrival.over:
+            self.peak_over.update({first + i: peak for i, peak in arrival.over.items()})
+        self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit, bool(arrival.over)))
         if self.instant:
             self._fill_from_ac(arrival.ac)
         elif self._sends_reschedule(a.pool, n):
@@ -1171,11 +1288,20 @@ class Sim:
         never sees). Returns how many."""
         wanted = {j for j in jids if j < len(self.state) and self.state[j] == (RUNNING if running else QUEUED)}
         ended = self._end_running(wanted, pools) if running else self._end_queued(wanted, pools)
+        if not running:  # condor_rm/condor_hold take held jobs too: those waiting for periodic_release
+            ended += self._end_held({j for j in jids if j < len(self.state) and self.state[j] == HELD}, pools)
         if hold:
             self.counters.jobs_held += ended
         else:
             self.counters.jobs_removed += ended
         return ended
+
+    def _end_held(self, jids: set[int], pools: Collection[str]) -> int:
+        ended = [j for j in jids if self.acs[self.kills[j][0]].pool in pools]
+        for jid in ended:
+            self.state[jid] = ENDED
+            self.held_jobs.discard(jid)
+        return len(ended)
 
     def _end_running(self, jids: set[int], pools: Collection[str]) -> int:
         ended = 0
@@ -1186,6 +1312,7 @@ class Sim:
                 continue
             del self.running[jid]
             s.running.discard(jid)
+            self.ooms.discard(jid)
             self.state[jid] = ENDED
             self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
             s.dom_t = self.now
@@ -1267,10 +1394,10 @@ class Sim:
         queued = self._queued()
         n_running = self.state.count(RUNNING)
         n_done = self.state.count(DONE)
-        n_ended = self.state.count(ENDED)
-        if queued + n_running + n_done + n_ended != total:
+        n_held, n_ended = self.state.count(HELD), self.state.count(ENDED)
+        if queued + n_running + n_done + n_held + n_ended != total:
             problems.append(f"{total} jobs submitted but {queued} queued + {n_running} running + {n_done} done + "
-                            f"{n_ended} ended")
+                            f"{n_held} held + {n_ended} ended")
         if n_running != len(self.running):
             problems.append(f"{n_running} jobs in state running but {len(self.running)} running records")
         if n_done != sum(self.done.values()):
