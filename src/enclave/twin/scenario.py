@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from enclave.errors import InputError, Problem
+from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.document import load_model
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
+from enclave.twin.config import pool_htcondor
 
 SCENARIOS = EXAMPLES / "scenarios"
 
@@ -309,10 +310,24 @@ def parse(text: str, source: str = "<scenario>", base: Path | None = None,
     if scenario.node_groups is not None:
         cluster = spec.cluster.model_copy(update={"node_groups": scenario.node_groups})
         spec = spec.model_copy(update={"cluster": cluster})
+    scenario = _with_pool_config(scenario, spec, source)
     problems = _check(scenario, spec, source)
     if problems:
         raise InputError(problems)
     return Loaded(scenario=scenario, spec=spec, source=source)
+
+
+def _with_pool_config(sc: Scenario, spec: EnclaveSpec, source: str) -> Scenario:
+    """The scenario with every ``htcondor:`` setting it does not give taken from the spec's rendered pool config
+    (``enclave.twin.config``); with ``matching: instant`` no setting is used, so none is read."""
+    if sc.htcondor.matching == Matching.INSTANT:
+        return sc
+    try:
+        base = pool_htcondor(spec)
+    except SpecError as err:
+        raise InputError([Problem(f"{source}: spec: {p.where}", p.what, p.fix) for p in err.problems]) from None
+    htcondor = HTCondor.model_validate({**base, **sc.htcondor.model_dump(exclude_unset=True)})
+    return sc.model_copy(update={"htcondor": htcondor})
 
 
 def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:
