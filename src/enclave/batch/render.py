@@ -116,7 +116,9 @@ def _settings(spec: EnclaveSpec, role: str) -> list[str]:
         "startd": [("CLAIM_WORKLIFE", h.claim_worklife)],
     }[role]
     lines = [f"{name} = {value}" for name, value in knobs if value is not None]
-    return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines] if lines else []
+    if not lines:
+        return []
+    return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines]
 
 
 def central_manager(spec: EnclaveSpec) -> Rendered:
