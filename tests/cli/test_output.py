@@ -68,7 +68,7 @@ NOT_READ = {
     "broker run", "db migrate", "images approve", "images reject", "images submit", "render access",
     "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
     "roles revoke", "serve",
-    "tokens issue", "tokens revoke", "twin compare", "twin run", "webdav",
+    "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav",
 }
 
 
