@@ -23,7 +23,7 @@ from enclave.twin import sweep as sweeps
 from enclave.twin.run import simulate, with_changes
 from enclave.twin.scenario import SCENARIOS, load_scenario
 
-PolicyName = Literal["static", "quotas", "broker"]
+PolicyName = Literal["static", "quotas", "broker", "service"]
 
 
 class TwinRunView(BaseModel):

@@ -108,6 +108,9 @@ def compute(sim: Sim) -> dict[str, Any]:
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
                     "pods_unschedulable": c.pods_unschedulable}
+    extra = getattr(sim.policy, "metrics", None)
+    if extra is not None:  # a policy's own figures (service_prompt: its Knative workers)
+        out.update(extra(sim))
     rejected = sim.policy.rejected
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)

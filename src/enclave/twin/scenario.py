@@ -18,6 +18,7 @@ from enclave.spec.document import load_model
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
 from enclave.twin.config import pool_htcondor
+from enclave.twin.knative import Knative
 
 SCENARIOS = EXAMPLES / "scenarios"
 
@@ -271,6 +272,8 @@ class Scenario(Strict):
     timing: Timing = Timing()
     htcondor: HTCondor = HTCondor()
     kubernetes: Kubernetes = Kubernetes()
+    knative: Knative = Knative()
+    """Prompt processing as Knative service workers: used by the ``service`` policy (enclave.twin.service_prompt)."""
 
     @property
     def duration_s(self) -> float:
