@@ -47,7 +47,7 @@ PARAMS: dict[str, tuple[str, str]] = {
 """Short names for the parameters an answer's sensitivity is usually asked about: name → (scenario path, meaning)."""
 
 COLUMNS = ("visits_within_deadline", "visit_p50_s", "visit_p95_s", "drp_jobs_per_hour", "batch_dominant_util",
-           "moves")
+           "notebooks_refused", "moves")
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,7 @@ def _row(metrics: dict[str, Any]) -> dict[str, Any]:
             "visit_p50_s": latency.get("p50"), "visit_p95_s": latency.get("p95"),
             "drp_jobs_per_hour": drp.get("jobs_per_hour"),
             "batch_dominant_util": (metrics.get("utilization") or {}).get("batch_dominant"),
+            "notebooks_refused": (metrics.get("notebooks") or {}).get("refused"),
             "moves": moves.get("total")}
 
 
@@ -206,7 +207,7 @@ def _fmt(value: Any, column: str) -> str:
 
 def markdown(scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], deadline: float) -> str:
     header = [*names, "policy", f"visits ≤ {deadline:g} s", "visit p50 s", "visit p95 s", "DRP jobs/h",
-              "dominant util", "moves"]
+              "dominant util", "notebooks refused", "moves"]
     lines = [f"# Sweep of {scenario}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [str(r[n]) for n in names] + [r["policy"]] + [_fmt(r[c], c) for c in COLUMNS]
