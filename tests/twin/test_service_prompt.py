@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from enclave.cli import app
 from enclave.spec.models import EnclaveSpec
+from enclave.twin.metrics import compute
 from enclave.twin.run import simulate
 from enclave.twin.scenario import parse
 from enclave.twin.service_prompt import PromptService, shifted_spec
@@ -60,9 +61,13 @@ def test_a_warm_worker_per_detector_processes_right_at_readout(minimal: EnclaveS
 def test_a_request_waits_for_a_worker_and_then_preloads(minimal: EnclaveSpec) -> None:
     # The 5th request waits in the buffer for the first worker to free at R + 30; it preloads until R + 50 and
     # ends at R + 80.
-    visit, jobs = _latencies(_sim(minimal, 5, "{min_scale: 4, max_scale: 4}"))
+    sim = _sim(minimal, 5, "{min_scale: 4, max_scale: 4}")
+    visit, jobs = _latencies(sim)
     assert jobs == pytest.approx([RT] * 4 + [30 + PRELOAD + RT])
     assert visit == pytest.approx(80.0)
+    # 4 of the 5 detectors within the 60 s deadline; the visit is late.
+    prompt = compute(sim)["prompt"]
+    assert prompt["jobs_within_deadline"] == pytest.approx(4 / 5) and prompt["visits_within_deadline"] == 0.0
 
 
 def test_scale_from_zero_sizes_by_the_buffer_and_scales_back_to_zero(minimal: EnclaveSpec) -> None:

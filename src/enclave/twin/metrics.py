@@ -41,6 +41,8 @@ def compute(sim: Sim) -> dict[str, Any]:
     jobs = np.asarray(sim.prompt_latency, dtype=float)
     waits = sim.waits.get("prompt", [])
     n_prompt = sim.submitted.get("prompt", 0)
+    if sim.divert is not None:  # prompt served outside HTCondor (service_prompt): one request per detector
+        n_prompt = len(visits) * sim.spec_detectors()
     finished_visits = int(np.count_nonzero(~np.isnan(visits)))
     out["prompt"] = {
         "visits": len(visits),
