@@ -106,11 +106,6 @@ def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
     return tuple(h for h in spec.batch.submit_hosts if h not in others)
 
 
-def pool_schedd(spec: EnclaveSpec, pool: str) -> str:
-    """The submit host ``pool``'s work is submitted through: its dedicated schedd, else its first submit host."""
-    return spec.batch.htcondor.dedicated_schedds.get(pool) or pool_submit_hosts(spec, pool)[0]
-
-
 def _dedicated_problems(spec: EnclaveSpec) -> list[Problem]:
     problems: list[Problem] = []
     dedicated = spec.batch.htcondor.dedicated_schedds
