@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from enclave.api.charts import Span, heatmap, line_chart, nice_ceiling, time_ticks
 from enclave.api.dashboard import per_night_p95
 from enclave.api.snapshot import History, summarise
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
+from enclave.charts import Span, heatmap, line_chart, nice_ceiling, time_ticks
 from enclave.domain.capacity import DeployPods, Observed, PoolDemand
 from enclave.spec import EnclaveSpec
 

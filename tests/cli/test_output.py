@@ -70,7 +70,7 @@ NOT_READ = {
     "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
     "roles revoke", "serve",
     "logs",  # prints the log's own lines, as `kubectl logs` does (no -o), and journals the read
-    "tokens issue", "tokens revoke", "twin compare", "twin run", "webdav",
+    "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav",
 }
 
 

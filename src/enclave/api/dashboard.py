@@ -21,10 +21,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from enclave.access.permissions import Permission
 from enclave.accounts.types import AccountStatus
 from enclave.api.auth import COOKIE, Principal, verify_token
-from enclave.api.charts import Span, heatmap, line_chart
 from enclave.api.service import Service, get_service
 from enclave.api.snapshot import PoolView
 from enclave.broker.night import night_at
+from enclave.charts import Span, heatmap, line_chart
 from enclave.errors import EnclaveError, Unauthenticated
 from enclave.spec.models import EnclaveSpec
 from enclave.spec.summary import notebook_users, pool_capacity

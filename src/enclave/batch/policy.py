@@ -99,7 +99,33 @@ def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
     """Submit hosts whose jobs ``pool``'s nodes accept."""
     require_pool(spec, pool)
     hosts = spec.pools[pool].submit_hosts
-    return tuple(spec.batch.submit_hosts if hosts is None else hosts)
+    if hosts is not None:
+        return tuple(hosts)
+    # By default every submit host, but not one dedicated to another pool: its schedd refuses this pool's jobs.
+    others = {h for p, h in spec.batch.htcondor.dedicated_schedds.items() if p != pool}
+    return tuple(h for h in spec.batch.submit_hosts if h not in others)
+
+
+def _dedicated_problems(spec: EnclaveSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    dedicated = spec.batch.htcondor.dedicated_schedds
+    where = "batch.htcondor.dedicated_schedds"
+    for pool, host in dedicated.items():
+        if pool not in spec.pools:
+            problems.append(Problem(f"{where}.{pool}", f"no pool '{pool}'", f"use one of: {', '.join(spec.pools)}"))
+        elif host not in spec.batch.submit_hosts:
+            problems.append(Problem(f"{where}.{pool}", f"'{host}' is not a batch submit host",
+                                    "add it to batch.submit_hosts"))
+        elif host not in pool_submit_hosts(spec, pool):
+            problems.append(Problem(f"{where}.{pool}", f"pool '{pool}' does not accept jobs from '{host}'",
+                                    f"add '{host}' to pools.{pool}.submit_hosts"))
+        for other, settings in spec.pools.items():
+            if other != pool and host in (settings.submit_hosts or ()):
+                problems.append(Problem(f"pools.{other}.submit_hosts", f"'{host}' is dedicated to pool '{pool}'",
+                                        f"remove it here, or from {where}"))
+    if len(set(dedicated.values())) < len(dedicated):
+        problems.append(Problem(where, "two pools name the same schedd", "give each pool a host of its own"))
+    return problems
 
 
 def schedds(spec: EnclaveSpec) -> list[str]:
@@ -126,7 +152,7 @@ def check(spec: EnclaveSpec) -> list[Problem]:
         if not _GROUP_RE.match(group):
             problems.append(Problem(f"pools.{name}.accounting_group", f"'{group}' is not an HTCondor group name",
                                     "use letters, digits and '_' (e.g. group_prompt)"))
-    return problems
+    return problems + _dedicated_problems(spec)
 
 
 def validate(spec: EnclaveSpec) -> EnclaveSpec:
@@ -347,6 +373,14 @@ def submit_requirements(spec: EnclaveSpec) -> list[SubmitRequirement]:
             parse_expr(f'strcat("pool ", {a}, " does not accept jobs submitted from ", {SCHEDD_ATTR})'),
         ),
     ]
+
+
+def dedicated_requirement(spec: EnclaveSpec, pool: str) -> SubmitRequirement:
+    """On a schedd dedicated to ``pool``: refuse every other pool's jobs (after the transform set the pool)."""
+    a = spec.batch.pool_attribute
+    return SubmitRequirement(
+        "EnclaveDedicatedSchedd", parse_expr(f"{a} =?= {classad2.quote(pool)}"),
+        parse_expr(f'strcat("this schedd serves pool {pool} only; submit pool ", {a}, " elsewhere")'))
 
 
 def membership_map(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = None) -> str:

@@ -99,6 +99,28 @@ def _ad_value(text: str) -> str:
     return text
 
 
+DEDICATED_KNOB = "ENCLAVE_DEDICATED_POOL"
+"""On a schedd dedicated to one pool (batch.htcondor.dedicated_schedds): that pool, whose jobs alone it takes."""
+
+
+def _settings(spec: EnclaveSpec, role: str) -> list[str]:
+    """The operator's HTCondor settings (spec batch.htcondor) that the daemons of ``role`` read; a setting the
+    spec leaves out is not written, so HTCondor's own default holds."""
+    h = spec.batch.htcondor
+    knobs = {
+        "central-manager": [("NEGOTIATOR_INTERVAL", h.negotiator_interval),
+                            ("NEGOTIATOR_CYCLE_DELAY", h.negotiator_cycle_delay),
+                            ("NEGOTIATOR_MIN_INTERVAL", h.negotiator_min_interval)],
+        "submit": [("JOB_START_COUNT", h.job_start_count), ("JOB_START_DELAY", h.job_start_delay),
+                   ("SUBMIT_SEND_RESCHEDULE", h.submit_send_reschedule)],
+        "startd": [("CLAIM_WORKLIFE", h.claim_worklife)],
+    }[role]
+    lines = [f"{name} = {value}" for name, value in knobs if value is not None]
+    if not lines:
+        return []
+    return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines]
+
+
 def central_manager(spec: EnclaveSpec) -> Rendered:
     lines = _header(spec, "Central manager: collector and negotiator, outside Kubernetes (seed §7).")
     lines += _security(spec)
@@ -127,6 +149,7 @@ def central_manager(spec: EnclaveSpec) -> Rendered:
             continue
         seen.add(group)
         lines.append(f"GROUP_QUOTA_DYNAMIC_{group} = {pool.guaranteed_share:g}")
+    lines += _settings(spec, "central-manager")
     return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
 
 
@@ -158,10 +181,17 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         lines.append(f"   EVALSET {attr} {_ad_value(repr(rule))}")
     lines.append("@end")
     reqs = policy.submit_requirements(spec)
+    dedicated = [p for p, h in spec.batch.htcondor.dedicated_schedds.items() if h == host]
+    if dedicated:
+        reqs = [*reqs, policy.dedicated_requirement(spec, dedicated[0])]
     lines += ["", f"SUBMIT_REQUIREMENT_NAMES = $(SUBMIT_REQUIREMENT_NAMES) {' '.join(r.name for r in reqs)}"]
     for r in reqs:
         lines.append(f"SUBMIT_REQUIREMENT_{r.name} = {_ad_value(repr(r.expr))}")
         lines.append(f"SUBMIT_REQUIREMENT_{r.name}_REASON = {_ad_value(repr(r.reason))}")
+    if dedicated:
+        lines += [f"# This schedd serves pool '{dedicated[0]}' alone (batch.htcondor.dedicated_schedds).",
+                  f"{DEDICATED_KNOB} = {dedicated[0]}"]
+    lines += _settings(spec, "submit")
     protected = [policy.SCHEDD_ATTR, spec.batch.pool_attribute, "AcctGroup", "AcctGroupUser", "AccountingGroup"]
     lines += [
         "",
@@ -221,7 +251,7 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
         "SLOT_TYPE_1 = 100%",
         "SLOT_TYPE_1_PARTITIONABLE = True",
     ]
-    return lines
+    return lines + _settings(spec, "startd")
 
 
 def execute_node(spec: EnclaveSpec, pool: str) -> Rendered:

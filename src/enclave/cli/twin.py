@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from enclave.cli.options import Output, OutputFormat, emit
+from enclave.cli.options import Output, OutputFormat, emit, services
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.load import load
 from enclave.twin import report
@@ -25,7 +25,7 @@ twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-l
 console = Console(highlight=False, markup=False, width=140)
 
 ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or a shipped one by name (twin scenarios).")]
-PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker")]
+PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker | service")]
 # --out-dir, not -o: -o is every read command's output format (enclave.cli.options.Output); --out still works.
 OutOpt = Annotated[Path, typer.Option("--out-dir", "--out", help="Directory for report.html and metrics.json.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Enclave spec to use instead of the scenario's.")]
@@ -73,7 +73,8 @@ def run_cmd(scenario: ScenarioArg, out: OutOpt, policy: PolicyOpt = "static", sp
 @twin_app.command("compare")
 def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more scenarios (names or files).")],
                 out: OutOpt,
-                policy: Annotated[list[str], typer.Option("--policy", "-p", help="Repeat: static, quotas, broker.")],
+                policy: Annotated[list[str], typer.Option("--policy", "-p",
+                                                          help="Repeat: static, quotas, broker, service.")],
                 spec: SpecOpt = None, seed: SeedOpt = None) -> None:
     """Run every scenario under every --policy; print a side-by-side table and write one report."""
     if not policy:
@@ -102,6 +103,34 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
     for line in skipped:
         console.print(Text(line, style="yellow"))
     console.print(f"report: {path}")
+
+
+@twin_app.command("sweep")
+def sweep_cmd(scenario: ScenarioArg, out: OutOpt,
+              param: Annotated[list[str], typer.Option("--param", help="NAME=V1,V2,… (repeat for a grid), e.g. "
+                                                       "negotiator_interval=5,10,20,60.")],
+              policy: Annotated[list[str], typer.Option("--policy", "-p", help="Repeat: static, quotas, broker, "
+                                                        "service.")],
+              spec: SpecOpt = None, seed: SeedOpt = None,
+              jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at once (processes); default 1.")] = 1,
+              ) -> None:
+    """Run a scenario over a grid of parameter values under each --policy; write sweep.md, .csv, .json and .svg."""
+    with services(spec) as factory, Progress(TextColumn("sweep {task.completed}/{task.total}"), BarColumn(),
+                                             TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("sweep", total=None)
+        result = factory.twin_runs.sweep(
+            scenario, param, policy, out, use_spec=spec is not None, seed=seed, jobs=jobs,
+            progress=lambda done, total: progress.update(task, completed=done, total=total))
+    t = Table(title=f"Sweep of {result.scenario}")
+    header = [*result.params, "policy", "visits ≤ deadline", "visit p95 s", "DRP jobs/h", "dominant util"]
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i <= len(result.params) else "right")
+    for r in result.rows:
+        t.add_row(*(str(r[n]) for n in result.params), r["policy"],
+                  *(report.fmt(r[c], u) for c, u in (("visits_within_deadline", "share"), ("visit_p95_s", "s"),
+                                                     ("drp_jobs_per_hour", ""), ("batch_dominant_util", "share"))))
+    console.print(t)
+    console.print("wrote " + ", ".join(result.files))
 
 
 @twin_app.command("scenarios")

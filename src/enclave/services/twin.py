@@ -10,17 +10,20 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from enclave.errors import Conflict, EnclaveError, InputError, NotFound, Problem
 from enclave.spec.models import EnclaveSpec
+from enclave.twin import sweep as sweeps
 from enclave.twin.run import simulate, with_changes
 from enclave.twin.scenario import SCENARIOS, load_scenario
 
-PolicyName = Literal["static", "quotas", "broker"]
+PolicyName = Literal["static", "quotas", "broker", "service"]
 
 
 class TwinRunView(BaseModel):
@@ -107,6 +110,16 @@ class TwinRunService:
 
         threading.Thread(target=work, name=f"twin-run-{run.id}", daemon=True).start()
         return run.view(full=False)
+
+    def sweep(self, scenario: str, params: list[str], policies: list[str], out_dir: Path, *,
+              use_spec: bool = False, seed: int | None = None, jobs: int = 1,
+              progress: Callable[[int, int], None] | None = None) -> sweeps.SweepResult:
+        """Run ``scenario`` over the grid of ``params`` (``name=v1,v2``) under each policy, in the foreground, and
+        write the table and plot to ``out_dir`` (``enclave.twin.sweep``). For local front ends (the CLI): a
+        scenario may be a file and files are written, which a remote caller must not choose. ``use_spec``: run on
+        this service's spec rather than the one the scenario names."""
+        return sweeps.run(scenario, params, policies, out_dir, spec=self.spec if use_spec else None, seed=seed,
+                          jobs=jobs, progress=progress)
 
     def runs(self) -> list[TwinRunView]:
         """Runs of this service, newest first."""

@@ -144,6 +144,35 @@ class Pool(Strict):
     )
 
 
+class HTCondorSettings(Strict):
+    """HTCondor settings an operator sets for the pool, rendered into its config by ``enclave render condor``
+    (enclave.batch.render) and read back from there by the twin (enclave.twin.config). A setting left out is
+    not rendered, so HTCondor's own default holds (htcondor/htcondor ``src/condor_utils/param_info.in``)."""
+
+    negotiator_interval: int | None = Field(
+        default=None, ge=1, le=MAX_SECONDS, description="NEGOTIATOR_INTERVAL, seconds between negotiation "
+        "cycles (HTCondor default 60).")
+    negotiator_cycle_delay: int | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="NEGOTIATOR_CYCLE_DELAY, the least time from one "
+        "cycle's end to the next one's start, a reschedule included (default 20, matchmaker.cpp).")
+    negotiator_min_interval: int | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="NEGOTIATOR_MIN_INTERVAL (default 5).")
+    claim_worklife: int | None = Field(
+        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on every startd: seconds a schedd may "
+        "keep starting jobs on a claim (default 1200; -1 forever, 0 one job per claim).")
+    job_start_count: int | None = Field(default=None, ge=1, le=100_000, description="JOB_START_COUNT on every "
+                                        "schedd (default 1).")
+    job_start_delay: int | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="JOB_START_DELAY on every schedd: seconds between "
+        "batches of JOB_START_COUNT starts (default 0).")
+    submit_send_reschedule: bool | None = Field(
+        default=None, description="SUBMIT_SEND_RESCHEDULE on every submit host (default false; obsolete from "
+        "26.0, whose schedd reschedules only when it had no idle job).")
+    dedicated_schedds: dict[Name, Host] = Field(
+        default_factory=dict, description="Pool -> a submit host whose schedd serves that pool alone (its "
+        "submit requirement refuses other pools' jobs); e.g. {prompt: prompt-schedd.example.org}.")
+
+
 class Batch(Strict):
     """Where the HTCondor pool lives and who may submit to it (seed §7)."""
 
@@ -153,6 +182,7 @@ class Batch(Strict):
     )
     pool_attribute: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "EnclavePool"
     default_pool: str = "general"
+    htcondor: HTCondorSettings = HTCondorSettings()
 
 
 class NotebookSize(Strict):

@@ -41,6 +41,8 @@ def compute(sim: Sim) -> dict[str, Any]:
     jobs = np.asarray(sim.prompt_latency, dtype=float)
     waits = sim.waits.get("prompt", [])
     n_prompt = sim.submitted.get("prompt", 0)
+    if sim.divert is not None:  # prompt served outside HTCondor (service_prompt): one request per detector
+        n_prompt = len(visits) * sim.spec_detectors()
     finished_visits = int(np.count_nonzero(~np.isnan(visits)))
     out["prompt"] = {
         "visits": len(visits),
@@ -108,6 +110,9 @@ def compute(sim: Sim) -> dict[str, Any]:
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
                     "pods_unschedulable": c.pods_unschedulable}
+    extra = getattr(sim.policy, "metrics", None)
+    if extra is not None:  # a policy's own figures (service_prompt: its Knative workers)
+        out.update(extra(sim))
     rejected = sim.policy.rejected
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)

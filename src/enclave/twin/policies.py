@@ -5,6 +5,8 @@ are offered a free slot and how many more cores a pool may take (``order``/``adm
 view), and what it does periodically (``tick``).
 
 - ``static`` and ``quotas``: the rendered layout, kept as it is (``enclave.twin.layout``).
+- ``service``: prompt as Knative service workers in the commons, HTCondor laid out without it
+  (``enclave.twin.service_prompt``).
 - ``broker``: the same layout, then the broker's pure ``decide(spec, observed)`` every broker cycle,
   through a Backend (observe → decide → apply), exactly as it would run against a live cluster.
 """
@@ -20,9 +22,10 @@ from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
 from enclave.twin.layout import FIXED, GroupQuotas, LayoutPolicy, Static
+from enclave.twin.service_prompt import PromptService
 from enclave.twin.sim import Policy, Sim
 
-__all__ = ["POLICIES", "Broker", "GroupQuotas", "Static", "make"]
+__all__ = ["POLICIES", "Broker", "GroupQuotas", "PromptService", "Static", "make"]
 
 Decide = Callable[[EnclaveSpec, Observed], list[Action]]
 Connect = Callable[[Sim], Backend]
@@ -60,7 +63,7 @@ class Broker(LayoutPolicy):
         return sim.spec.broker.cycle_seconds
 
 
-POLICIES: dict[str, Callable[[], Policy]] = {**FIXED, "broker": Broker}
+POLICIES: dict[str, Callable[[], Policy]] = {**FIXED, "broker": Broker, "service": PromptService}
 
 
 def make(name: str) -> Policy:

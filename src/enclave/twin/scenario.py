@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from enclave.errors import InputError, Problem
+from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.document import load_model
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
+from enclave.twin.config import pool_htcondor
+from enclave.twin.knative import Knative
 
 SCENARIOS = EXAMPLES / "scenarios"
 
@@ -411,6 +413,8 @@ class Scenario(Strict):
     kubernetes: Kubernetes = Kubernetes()
     memory: Memory = Memory()
     site: Site = Site()
+    knative: Knative = Knative()
+    """Prompt processing as Knative service workers: used by the ``service`` policy (enclave.twin.service_prompt)."""
 
     @property
     def duration_s(self) -> float:
@@ -451,6 +455,7 @@ def parse(text: str, source: str = "<scenario>", base: Path | None = None,
     if scenario.node_groups is not None:
         cluster = spec.cluster.model_copy(update={"node_groups": scenario.node_groups})
         spec = spec.model_copy(update={"cluster": cluster})
+    scenario = _with_pool_config(scenario, spec, source)
     problems = _check(scenario, spec, source)
     if problems:
         raise InputError(problems)
@@ -486,6 +491,19 @@ def _read_visits(sc: Scenario, source: str, base: Path) -> Scenario:
                                   "list readout times >= 0 in ascending order")]) from None
     prompt = sc.prompt.model_copy(update={"visits": checked})
     return sc.model_copy(update={"prompt": prompt})
+
+
+def _with_pool_config(sc: Scenario, spec: EnclaveSpec, source: str) -> Scenario:
+    """The scenario with every ``htcondor:`` setting it does not give taken from the spec's rendered pool config
+    (``enclave.twin.config``); with ``matching: instant`` no setting is used, so none is read."""
+    if sc.htcondor.matching == Matching.INSTANT:
+        return sc
+    try:
+        base = pool_htcondor(spec)
+    except SpecError as err:
+        raise InputError([Problem(f"{source}: spec: {p.where}", p.what, p.fix) for p in err.problems]) from None
+    htcondor = HTCondor.model_validate({**base, **sc.htcondor.model_dump(exclude_unset=True)})
+    return sc.model_copy(update={"htcondor": htcondor})
 
 
 def _check(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Problem]:

@@ -28,7 +28,10 @@ from enclave.twin.scenario import Loaded, Matching, MemoryPolicy, Reschedule
 from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
- EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END, EV_RELEASE) = range(17)
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END, EV_RELEASE,
+ EV_CALL) = range(18)
+"""EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own events; the payload is a
+zero-argument callable."""
 
 QUEUED, RUNNING, DONE, HELD, ENDED = 0, 1, 2, 3, 4
 """A job's state; HELD: killed over its memory limit (``_oom_kill``), waiting for its release or held for good;
@@ -270,6 +273,8 @@ class Sim:
         nb = self.sc.notebooks
         self.nb_spawn_s = nb.spawn_s if nb is not None else 0.0
         self.nb_timeout_s = nb.spawn_timeout_s if nb is not None else 0.0
+        self.divert: Callable[[Arrival], None] | None = None
+        """Set by a policy that serves prompt visits outside HTCondor (service_prompt): their arrivals go there."""
         self._setup_htcondor()
         self._setup_memory()
         self._handlers = self._event_handlers()
@@ -1113,7 +1118,11 @@ class Sim:
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
                 EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
-                EV_RELEASE: self._release}
+                EV_RELEASE: self._release, EV_CALL: self._call}
+
+    @staticmethod
+    def _call(fn: Callable[[], None]) -> None:
+        fn()
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
@@ -1163,6 +1172,9 @@ class Sim:
         self.q.push(self.now + self.sc.timing.sample_s, EV_SAMPLE, None)
 
     def _arrive(self, arrival: Arrival) -> None:
+        if arrival.visit >= 0 and self.divert is not None:
+            self.divert(arrival)
+            return
         n = len(arrival.runtimes)
         first = len(self.state)
         self.state.extend(bytes(n))

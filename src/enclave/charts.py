@@ -8,7 +8,8 @@ every 2 s that is most of one of the box's 2 cores per viewer. plotly and Vega-L
 uPlot and Chart.js come from npm, which the build does not use. These charts carry <title> tooltips for screen
 readers and are tested as XML.
 
-Every chart has an absolute time axis on one named clock, optional shaded bands (observing nights), an optional
+``value_chart`` draws the same lines over a parameter's values instead of time (the twin's sensitivity sweeps).
+Every time chart has an absolute time axis on one named clock, optional shaded bands (observing nights), an optional
 objective line and strips marking intervals (a guarantee lent out), a linear or log scale, lines or stacked
 areas.
 """
@@ -251,3 +252,44 @@ def _blue(share: float) -> str:
     s = min(max(share, 0.0), 1.0)
     r, g, b = (round(255 + (c - 255) * s) for c in (0x08, 0x30, 0x6B))
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _x_axis(f: _Frame, ticks: Sequence[tuple[float, str]], unit: str, x_label: str, height: int) -> list[str]:
+    out = [f'<rect x="{f.left}" y="{f.top}" width="{f.w}" height="{f.h}" fill="none" stroke="#bbb"/>']
+    for v in _value_ticks(f.vmax, f.log):
+        y = f.y(v)
+        out.append(f'<line x1="{f.left}" x2="{f.left + f.w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+        out.append(f'<text x="{f.left - 4}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{_fmt(v)}{escape(unit)}</text>")
+    for x, label in ticks:
+        px = f.x(x)
+        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{f.top + f.h}" y2="{f.top + f.h + 4}" stroke="#888"/>')
+        out.append(f'<text x="{px:.1f}" y="{f.top + f.h + 15}" text-anchor="middle" class="tick">'
+                   f"{escape(label)}</text>")
+    out.append(f'<text x="{f.left + f.w}" y="{height - 3}" text-anchor="end" class="tick axis-clock">'
+               f"{escape(x_label)}</text>")
+    return out
+
+
+def value_chart(title: str, x: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
+                x_label: str, x_ticks: Sequence[str] | None = None, unit: str = "",
+                objective: tuple[float, str] | None = None, top: float | None = None, width: int = 640,
+                height: int = 230) -> str:
+    """An SVG chart of several series over the values ``x`` of one parameter (ticks at each value, labelled
+    ``x_ticks`` or the value itself); ``top`` fixes the value axis (e.g. 100 for a share in %)."""
+    pad_l, pad_r, pad_t, pad_b = 48, 170, 22, 34
+    x0 = min(x) if x else 0.0
+    x1 = max(x) if x else 1.0
+    f = _Frame(pad_l + 8, pad_t, width - pad_l - pad_r - 16, height - pad_t - pad_b, x0, (x1 - x0) or 1.0,
+               top if top is not None else _top(series, False, objective[0] if objective else None, False), False)
+    labels = list(x_ticks) if x_ticks is not None else [_fmt(v) for v in x]
+    out = [f'<svg class="chart" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+           f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+           f'<text x="{pad_l}" y="14" class="chart-title">{escape(title)}</text>']
+    out += _x_axis(f, list(zip(x, labels, strict=True)), unit, x_label, height)
+    out += _lines(f, x, series)
+    if objective is not None:
+        out += _objective(f, *objective)
+    out += _legend(f, list(series), [])
+    out.append("</svg>")
+    return "".join(out)

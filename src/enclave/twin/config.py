@@ -1,0 +1,75 @@
+"""The twin's HTCondor settings, read from the pool's rendered configuration: one source of truth.
+
+The spec's ``batch.htcondor`` is rendered into the pool's config files (``enclave.batch.render``); this module
+renders them, writes them to a scratch directory and asks HTCondor's own config machinery what each daemon
+would read (``render.read_back``: ``htcondor2.param`` after ``htcondor2.reload_config`` with CONDOR_CONFIG on
+the file, in a child process so nothing is left in this one). Where the rendered config is silent the
+bindings answer with HTCondor's compiled-in default (``param_info.in``), so the twin and a rendered pool
+agree by construction. A scenario's own ``htcondor:`` keys still override (``enclave.twin.scenario.parse``).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from enclave.batch import render
+from enclave.spec.models import EnclaveSpec
+
+CYCLE_DELAY_DEFAULT = 20.0
+"""NEGOTIATOR_CYCLE_DELAY has no entry in param_info.in; the negotiator's default is in the code
+(htcondor/htcondor 7491a14, src/condor_negotiator.V6/matchmaker.cpp:1883: param_integer("NEGOTIATOR_CYCLE_DELAY",
+20, 0)), so the bindings return nothing for it when the config is silent."""
+
+FOREVER_S = 400 * 24 * 3600.0
+"""CLAIM_WORKLIFE = -1 is "an infinite claim work life" (manual, admin-manual/configuration/startd.rst): the
+twin uses a worklife longer than any scenario (at most 400 days)."""
+
+
+def _number(value: str | None, knob: str) -> float:
+    if value is None:
+        raise ValueError(f"HTCondor has no value for {knob}")
+    return float(value)
+
+
+def pool_htcondor(spec: EnclaveSpec) -> dict[str, Any]:
+    """The twin's ``htcondor:`` fields as the rendered pool config of ``spec`` sets them (cached per spec)."""
+    return dict(_read(spec.model_dump_json()))
+
+
+@functools.lru_cache(maxsize=32)
+def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
+    spec = EnclaveSpec.model_validate_json(spec_json)
+    files = {f.name: f for f in render.render_all(spec)}
+    with tempfile.TemporaryDirectory(prefix="enclave-twin-config-") as tmp:
+        out = Path(tmp)
+        render.write(list(files.values()), out)
+        cm = render.read_back(out / "central-manager.conf", ["NEGOTIATOR_INTERVAL", "NEGOTIATOR_CYCLE_DELAY",
+                                                              "NEGOTIATOR_MIN_INTERVAL"], subsystem="NEGOTIATOR")
+        first = f"submit-{spec.batch.submit_hosts[0]}.conf"
+        schedd = render.read_back(out / first, ["JOB_START_COUNT", "JOB_START_DELAY"], subsystem="SCHEDD")
+        # condor_submit (subsystem SUBMIT) reads SUBMIT_SEND_RESCHEDULE on the submit host.
+        submit = render.read_back(out / first, ["SUBMIT_SEND_RESCHEDULE"], subsystem="SUBMIT")
+        dedicated = []
+        for host in spec.batch.submit_hosts:
+            got = render.read_back(out / f"submit-{host}.conf", [render.DEDICATED_KNOB], subsystem="SCHEDD")
+            if got[render.DEDICATED_KNOB]:
+                dedicated.append(got[render.DEDICATED_KNOB])
+        startd = render.read_back(out / f"execute-{spec.batch.default_pool}.conf", ["CLAIM_WORKLIFE"],
+                                  subsystem="STARTD", env={render.POD_POOL_ENV: spec.batch.default_pool})
+    worklife = _number(startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+    delay = cm["NEGOTIATOR_CYCLE_DELAY"]
+    values: dict[str, Any] = {
+        "negotiator_interval_s": _number(cm["NEGOTIATOR_INTERVAL"], "NEGOTIATOR_INTERVAL"),
+        "negotiator_cycle_delay_s": CYCLE_DELAY_DEFAULT if delay is None else float(delay),
+        "negotiator_min_interval_s": _number(cm["NEGOTIATOR_MIN_INTERVAL"], "NEGOTIATOR_MIN_INTERVAL"),
+        "claim_worklife_s": FOREVER_S if worklife < 0 else worklife,
+        "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),
+        "job_start_delay_s": _number(schedd["JOB_START_DELAY"], "JOB_START_DELAY"),
+        # True: every submit asks for a cycle (a schedd before 26.0); otherwise a 26.x schedd's own rule.
+        "reschedule_on_submit": "always" if submit["SUBMIT_SEND_RESCHEDULE"] == "True" else "schedd-idle",
+        "dedicated_schedds": [p for p in dedicated if p in spec.pools],
+    }
+    return tuple(values.items())

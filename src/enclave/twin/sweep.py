@@ -1,0 +1,256 @@
+"""Sensitivity sweeps: one scenario run over a grid of parameter values and policies (issue 14 item 7).
+
+``enclave twin sweep one-night --param negotiator_interval=5,10,20,60 -p static -p quotas`` runs every
+combination and writes ``sweep.md``, ``sweep.csv``, ``sweep.json`` and ``sweep.svg`` (share of visits within
+the deadline over the first parameter, one line per policy and combination of the others), so an answer from
+the twin comes with the range of settings over which it holds.
+
+A parameter is one of the names in ``PARAMS`` (each a field of the scenario, so the scenario's own validation
+checks every value) or any scenario field by its dotted path (``htcondor.claim_worklife_s``, ``prompt.detectors``).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from enclave.charts import value_chart
+from enclave.errors import InputError, Problem
+from enclave.spec.models import EnclaveSpec
+from enclave.twin.run import simulate
+from enclave.twin.scenario import Loaded, Scenario, load_scenario
+
+PARAMS: dict[str, tuple[str, str]] = {
+    "negotiator_interval": ("htcondor.negotiator_interval_s", "NEGOTIATOR_INTERVAL, s"),
+    "negotiator_cycle_delay": ("htcondor.negotiator_cycle_delay_s", "NEGOTIATOR_CYCLE_DELAY, s"),
+    "negotiator_min_interval": ("htcondor.negotiator_min_interval_s", "NEGOTIATOR_MIN_INTERVAL, s"),
+    "claim_worklife": ("htcondor.claim_worklife_s", "CLAIM_WORKLIFE, s (0: one job per claim)"),
+    "job_start_count": ("htcondor.job_start_count", "JOB_START_COUNT"),
+    "job_start_delay": ("htcondor.job_start_delay_s", "JOB_START_DELAY, s"),
+    "job_startup": ("htcondor.job_startup_s", "shadow and starter start-up, s (estimate)"),
+    "reschedule_on_submit": ("htcondor.reschedule_on_submit", "schedd-idle | always | never"),
+    "dedicated_schedds": ("htcondor.dedicated_schedds", "pools with a schedd of their own, '+'-joined; none"),
+    "matching": ("htcondor.matching", "negotiator | instant"),
+    "pod_cores": ("layout.pod_cores", "cores per HTCondor pod (0: whole node)"),
+    "pod_startup": ("layout.pod_startup_s", "container start to first ad, s"),
+    "pull_gbit_s": ("kubernetes.pull_gbit_s", "image pull bandwidth, Gbit/s"),
+    "seed": ("seed", "random seed"),
+}
+"""Short names for the parameters an answer's sensitivity is usually asked about: name → (scenario path, meaning)."""
+
+COLUMNS = ("visits_within_deadline", "visit_p50_s", "visit_p95_s", "drp_jobs_per_hour", "batch_dominant_util",
+           "notebooks_refused", "moves")
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    path: tuple[str, ...]
+    values: tuple[Any, ...]
+    texts: tuple[str, ...]
+
+
+def _convert(text: str, path: tuple[str, ...]) -> Any:
+    """A value as YAML would give it for this field: a number if it reads as one, a list for pool lists."""
+    if path[-1] == "dedicated_schedds":
+        return [] if text in ("", "none") else text.split("+")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        child = data.get(key)
+        if not isinstance(child, dict):
+            raise KeyError(key)
+        data = child
+    if path[-1] not in data:
+        raise KeyError(path[-1])
+    data[path[-1]] = value
+
+
+def apply(loaded: Loaded, changes: Sequence[tuple[Axis, int]], where: str = "--param") -> Loaded:
+    """The scenario with each axis set to its ``index``-th value, validated as a scenario file would be."""
+    data = loaded.scenario.model_dump()
+    for axis, i in changes:
+        try:
+            _set(data, axis.path, axis.values[i])
+        except KeyError:
+            raise InputError([Problem(f"{where} {axis.name}", f"the scenario has no {'.'.join(axis.path)} "
+                                      "(is that part of the load switched off?)",
+                                      "sweep a part the scenario has, or give a scenario that has it")]) from None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        text = ", ".join(f"{a.name}={a.texts[i]}" for a, i in changes)
+        raise InputError([Problem(f"{where} {text}", f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}",
+                                  "give values the scenario reference allows (docs/twin.md)")
+                          for e in err.errors()]) from None
+    return Loaded(scenario=scenario, spec=loaded.spec, source=loaded.source)
+
+
+def parse_params(texts: Sequence[str]) -> list[Axis]:
+    """``name=v1,v2,…`` options as axes; a clear error for a malformed option or an unknown parameter."""
+    axes: list[Axis] = []
+    for text in texts:
+        name, sep, values = text.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise InputError([Problem(f"--param {text}", "not NAME=VALUE[,VALUE…]",
+                                      "e.g. --param negotiator_interval=5,10,20,60")])
+        if name in PARAMS:
+            path = tuple(PARAMS[name][0].split("."))
+        elif "." in name or name in Scenario.model_fields:
+            path = tuple(name.split("."))
+        else:
+            raise InputError([Problem(f"--param {name}", "unknown parameter",
+                                      f"use one of: {', '.join(PARAMS)}; or a scenario field by its dotted path "
+                                      "(e.g. htcondor.claim_worklife_s)")])
+        if any(a.name == name for a in axes):
+            raise InputError([Problem(f"--param {name}", "given twice", "give each parameter once, values "
+                                      "comma-separated")])
+        items = tuple(v.strip() for v in values.split(","))
+        axes.append(Axis(name, path, tuple(_convert(v, path) for v in items), items))
+    if not axes:
+        raise InputError([Problem("--param", "no parameter to sweep", "e.g. --param negotiator_interval=5,10,20,60")])
+    return axes
+
+
+def _row(metrics: dict[str, Any]) -> dict[str, Any]:
+    prompt = metrics.get("prompt") or {}
+    latency = prompt.get("visit_latency_s") or {}
+    drp = metrics.get("drp") or {}
+    moves = metrics.get("moves") or {}
+    return {"visits_within_deadline": prompt.get("visits_within_deadline"),
+            "visit_p50_s": latency.get("p50"), "visit_p95_s": latency.get("p95"),
+            "drp_jobs_per_hour": drp.get("jobs_per_hour"),
+            "batch_dominant_util": (metrics.get("utilization") or {}).get("batch_dominant"),
+            "notebooks_refused": (metrics.get("notebooks") or {}).get("refused"),
+            "moves": moves.get("total")}
+
+
+def _one(job: tuple[Loaded, str]) -> dict[str, Any]:
+    loaded, policy = job
+    _, metrics = simulate(loaded, policy)
+    return _row(metrics)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    scenario: str
+    params: list[str]
+    policies: list[str]
+    rows: list[dict[str, Any]]
+    """One per grid point: each parameter's value (as given), ``policy``, then ``COLUMNS``."""
+    files: list[str]
+
+
+def run(scenario: str | Loaded, params: Sequence[str], policies: Sequence[str], out_dir: Path, *,
+        spec: EnclaveSpec | None = None, seed: int | None = None, jobs: int = 1,
+        progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Run the grid (every combination of the parameters' values, under every policy) and write its table and plot."""
+    if not policies:
+        raise InputError([Problem("--policy", "no policy given", "repeat --policy, e.g. -p static -p broker")])
+    if jobs < 1:
+        raise InputError([Problem("--jobs", f"{jobs} is not a number of processes", "give 1 or more")])
+    loaded = load_scenario(scenario, spec=spec) if isinstance(scenario, str) else scenario
+    axes = parse_params([*params, *([f"seed={seed}"] if seed is not None else [])])
+    points = list(itertools.product(*(range(len(a.values)) for a in axes)))
+    grid = [(apply(loaded, list(zip(axes, p, strict=True))), policy) for p in points for policy in policies]
+    results: list[dict[str, Any]] = []
+    if jobs == 1:
+        for i, item in enumerate(grid):
+            results.append(_one(item))
+            if progress is not None:
+                progress(i + 1, len(grid))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for i, result in enumerate(pool.map(_one, grid)):
+                results.append(result)
+                if progress is not None:
+                    progress(i + 1, len(grid))
+    rows = []
+    for (p, policy), result in zip(((p, q) for p in points for q in policies), results, strict=True):
+        rows.append({**{a.name: a.texts[i] for a, i in zip(axes, p, strict=True)}, "policy": policy, **result})
+    names = [a.name for a in axes]
+    files = write(out_dir, loaded.scenario.name, names, rows, deadline=_deadline(loaded))
+    return SweepResult(loaded.scenario.name, names, list(policies), rows, files)
+
+
+def _deadline(loaded: Loaded) -> float:
+    return loaded.scenario.prompt.deadline_s if loaded.scenario.prompt is not None else 60.0
+
+
+def _fmt(value: Any, column: str) -> str:
+    if value is None:
+        return "–"
+    if column == "visits_within_deadline":
+        return f"{100 * value:.1f} %"
+    if column == "batch_dominant_util":
+        return f"{100 * value:.1f} %"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def markdown(scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], deadline: float) -> str:
+    header = [*names, "policy", f"visits ≤ {deadline:g} s", "visit p50 s", "visit p95 s", "DRP jobs/h",
+              "dominant util", "notebooks refused", "moves"]
+    lines = [f"# Sweep of {scenario}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [str(r[n]) for n in names] + [r["policy"]] + [_fmt(r[c], c) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_STYLE = ("<style>.tick{font:10px sans-serif;fill:#444}.chart-title{font:bold 12px sans-serif}"
+          ".legend{font:11px sans-serif}</style>")
+
+
+def plot(scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], deadline: float) -> str:
+    """Share of visits within the deadline over the first parameter; a line per policy × other parameters.
+    A categorical first parameter (e.g. reschedule_on_submit) is spaced evenly in the order given."""
+    first = names[0]
+    xs_text = list(dict.fromkeys(r[first] for r in rows))
+    numeric = all(isinstance(_convert(x, ("x",)), int | float) for x in xs_text)
+    xs = [float(_convert(x, ("x",))) for x in xs_text] if numeric else [float(i) for i in range(len(xs_text))]
+    series: dict[str, list[float | None]] = {}
+    for r in rows:
+        label = " · ".join([r["policy"], *(f"{n}={r[n]}" for n in names[1:])])
+        line = series.setdefault(label, [None] * len(xs_text))
+        share = r["visits_within_deadline"]
+        line[xs_text.index(r[first])] = None if share is None else 100 * share
+    svg = value_chart(f"{scenario}: visits within {deadline:g} s", xs, series, x_label=first, x_ticks=xs_text,
+                      unit="%", top=100.0, objective=(98.0, "98 % (OTR1)"))
+    return svg.replace(">", ">" + _STYLE, 1)
+
+
+def write(out_dir: Path, scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], *,
+          deadline: float) -> list[str]:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError([Problem(str(out_dir), f"cannot create the output directory: {exc.strerror}",
+                                  "choose a writable --out-dir")]) from exc
+    paths = {name: out_dir / f"sweep.{name}" for name in ("md", "csv", "json", "svg")}
+    paths["md"].write_text(markdown(scenario, names, rows, deadline), encoding="utf-8")
+    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*names, "policy", *COLUMNS])
+        w.writeheader()
+        w.writerows(rows)
+    paths["json"].write_text(json.dumps({"scenario": scenario, "params": list(names), "deadline_s": deadline,
+                                         "rows": list(rows)}, indent=1), encoding="utf-8")
+    paths["svg"].write_text(plot(scenario, names, rows, deadline), encoding="utf-8")
+    return [str(p) for p in paths.values()]

@@ -1,0 +1,123 @@
+"""One source of truth: the twin's HTCondor settings are what the pool's rendered config says (issue 14 item 4).
+
+A spec sets ``batch.htcondor``; ``enclave.batch.render`` writes it into the pool's config; the twin reads it
+back through HTCondor's own config machinery. The expected values are the spec's (what the operator wrote) and,
+where the spec is silent, HTCondor's defaults as htcondor/htcondor 7491a14 declares them: param_info.in
+NEGOTIATOR_INTERVAL 60, NEGOTIATOR_MIN_INTERVAL 5, CLAIM_WORKLIFE 1200, JOB_START_COUNT 1, JOB_START_DELAY 0,
+SUBMIT_SEND_RESCHEDULE false; matchmaker.cpp NEGOTIATOR_CYCLE_DELAY 20.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from classad2 import ClassAd
+
+from enclave.batch import policy, render
+from enclave.errors import SpecError
+from enclave.spec.models import EnclaveSpec
+from enclave.twin.scenario import parse
+from enclave.twin.sim import Sim
+
+from .conftest import make_sim
+
+SCENARIO = """
+name: config
+duration_hours: 1
+prompt: null
+user_batch: null
+notebooks: null
+drp: {backlog_jobs: 0, jobs_per_hour: 0}
+"""
+DEDICATED = "prompt.example.org"
+
+
+def _with(spec: EnclaveSpec, **htcondor: Any) -> EnclaveSpec:
+    batch = spec.batch.model_copy(update={
+        "htcondor": spec.batch.htcondor.model_copy(update=htcondor),
+        "submit_hosts": [*spec.batch.submit_hosts, DEDICATED]})
+    return EnclaveSpec.model_validate(spec.model_copy(update={"batch": batch}).model_dump())
+
+
+@pytest.fixture(scope="module")
+def tuned(minimal: EnclaveSpec) -> EnclaveSpec:
+    return _with(minimal, negotiator_interval=15, negotiator_cycle_delay=7, negotiator_min_interval=3,
+                 claim_worklife=600, job_start_count=5, job_start_delay=2, submit_send_reschedule=True,
+                 dedicated_schedds={"prompt": DEDICATED})
+
+
+def _rendered(spec: EnclaveSpec, tmp: Path) -> dict[str, str | None]:
+    """What HTCondor reads from each rendered file (the check is independent of enclave.twin.config's reads)."""
+    render.write(render.render_all(spec), tmp)
+    got = render.read_back(tmp / "central-manager.conf", ["NEGOTIATOR_INTERVAL", "NEGOTIATOR_CYCLE_DELAY",
+                                                           "NEGOTIATOR_MIN_INTERVAL"], subsystem="NEGOTIATOR")
+    got |= render.read_back(tmp / "submit-login.example.org.conf", ["JOB_START_COUNT", "JOB_START_DELAY"],
+                            subsystem="SCHEDD")
+    got |= render.read_back(tmp / "submit-login.example.org.conf", ["SUBMIT_SEND_RESCHEDULE"], subsystem="SUBMIT")
+    got |= render.read_back(tmp / f"submit-{DEDICATED}.conf", [render.DEDICATED_KNOB], subsystem="SCHEDD")
+    got |= render.read_back(tmp / "execute-drp.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD",
+                            env={render.POD_POOL_ENV: "drp"})
+    return got
+
+
+def test_the_twin_takes_what_the_rendered_config_says(tuned: EnclaveSpec, tmp_path: Path) -> None:
+    conf = _rendered(tuned, tmp_path)
+    # The rendered config carries the operator's values ...
+    assert conf == {"NEGOTIATOR_INTERVAL": "15", "NEGOTIATOR_CYCLE_DELAY": "7", "NEGOTIATOR_MIN_INTERVAL": "3",
+                    "JOB_START_COUNT": "5", "JOB_START_DELAY": "2", "SUBMIT_SEND_RESCHEDULE": "True",
+                    render.DEDICATED_KNOB: "prompt", "CLAIM_WORKLIFE": "600"}
+    # ... and the twin runs with exactly those.
+    h = parse(SCENARIO, "c.yaml", spec=tuned).scenario.htcondor
+    assert (h.negotiator_interval_s, h.negotiator_cycle_delay_s, h.negotiator_min_interval_s) == (15, 7, 3)
+    assert (h.claim_worklife_s, h.job_start_count, h.job_start_delay_s) == (600, 5, 2)
+    assert h.reschedule_on_submit == "always" and h.dedicated_schedds == ["prompt"]
+
+
+def test_a_silent_config_gives_htcondors_defaults(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    conf = _rendered(_with(minimal), tmp_path)
+    assert conf["NEGOTIATOR_INTERVAL"] == "60" and conf["NEGOTIATOR_CYCLE_DELAY"] is None
+    h = parse(SCENARIO, "c.yaml", spec=minimal).scenario.htcondor
+    assert (h.negotiator_interval_s, h.negotiator_cycle_delay_s, h.negotiator_min_interval_s) == (60, 20, 5)
+    assert (h.claim_worklife_s, h.job_start_count, h.job_start_delay_s) == (1200, 1, 0)
+    assert h.reschedule_on_submit == "schedd-idle" and h.dedicated_schedds == []
+
+
+def test_a_scenario_still_overrides_the_config(tuned: EnclaveSpec) -> None:
+    h = parse(SCENARIO + "htcondor: {negotiator_interval_s: 42, dedicated_schedds: []}\n", "c.yaml",
+              spec=tuned).scenario.htcondor
+    assert h.negotiator_interval_s == 42 and h.dedicated_schedds == []
+    assert h.job_start_count == 5  # not overridden: still the config's
+
+
+def test_forever_claims_and_the_dedicated_schedd_in_the_simulator(minimal: EnclaveSpec) -> None:
+    spec = _with(minimal, claim_worklife=-1, dedicated_schedds={"prompt": DEDICATED})
+    sim: Sim = make_sim(parse(SCENARIO, "c.yaml", spec=spec))
+    # -1 is an infinite claim work life (manual, startd configuration: CLAIM_WORKLIFE)
+    assert sim.worklife > 365 * 24 * 3600
+    # prompt submits through a schedd of its own; the others keep the shared login host
+    assert sim.schedd_of["prompt"] != sim.schedd_of["drp"] == sim.schedd_of["user"] == "login.example.org"
+
+
+def test_a_dedicated_schedd_refuses_other_pools(minimal: EnclaveSpec) -> None:
+    spec = _with(minimal, dedicated_schedds={"prompt": DEDICATED})
+    assert DEDICATED not in policy.pool_submit_hosts(spec, "drp")
+    assert DEDICATED in policy.pool_submit_hosts(spec, "prompt")
+    text = render.submit_host(spec, DEDICATED).text
+    assert "SUBMIT_REQUIREMENT_EnclaveDedicatedSchedd = EnclavePool is \"prompt\"" in text
+    requirement = policy.dedicated_requirement(spec, "prompt").expr
+    assert ClassAd({"Req": requirement, "EnclavePool": "prompt"}).eval("Req") is True
+    assert ClassAd({"Req": requirement, "EnclavePool": "drp"}).eval("Req") is False
+    assert "EnclaveDedicatedSchedd" not in render.submit_host(spec, "login.example.org").text
+
+
+@pytest.mark.parametrize(("dedicated", "where"), [
+    ({"nightly": DEDICATED}, "batch.htcondor.dedicated_schedds.nightly"),
+    ({"prompt": "elsewhere.example.org"}, "batch.htcondor.dedicated_schedds.prompt"),
+    ({"prompt": DEDICATED, "drp": DEDICATED}, "batch.htcondor.dedicated_schedds"),
+])
+def test_a_wrong_dedicated_schedd_is_refused(minimal: EnclaveSpec, dedicated: dict[str, str], where: str) -> None:
+    with pytest.raises(SpecError) as err:
+        policy.validate(_with(minimal, dedicated_schedds=dedicated))
+    assert where in [p.where for p in err.value.problems]

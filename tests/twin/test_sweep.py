@@ -1,0 +1,87 @@
+"""`enclave twin sweep`: the grid, its files, and clear errors for a bad parameter or value (issue 14 item 7)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+import enclave
+from enclave.errors import InputError
+from enclave.spec.models import EnclaveSpec
+from enclave.twin import sweep
+from enclave.twin.run import simulate
+from enclave.twin.scenario import Loaded, parse
+
+TINY = """
+name: tiny
+duration_hours: 0.5
+prompt: {nights: 1, visits_per_night: 20, night_start_h: 0.05, night_hours: 0.3, detectors: 8}
+drp: {backlog_jobs: 50, jobs_per_hour: 100}
+user_batch: null
+notebooks: null
+"""
+
+
+@pytest.fixture()
+def tiny(minimal: EnclaveSpec) -> Loaded:
+    return parse(TINY, "tiny.yaml", spec=minimal)
+
+
+def test_the_grid_is_every_combination_under_every_policy(tiny: Loaded, tmp_path: Path) -> None:
+    result = sweep.run(tiny, ["negotiator_interval=10,60", "claim_worklife=0,1200"], ["static", "quotas"], tmp_path)
+    assert len(result.rows) == 2 * 2 * 2
+    assert [(r["negotiator_interval"], r["claim_worklife"], r["policy"]) for r in result.rows[:4]] == [
+        ("10", "0", "static"), ("10", "0", "quotas"), ("10", "1200", "static"), ("10", "1200", "quotas")]
+    # Each row is the run of that scenario with those settings: the same figures as one run on its own.
+    changed = sweep.apply(tiny, [(sweep.parse_params(["negotiator_interval=60"])[0], 0),
+                                 (sweep.parse_params(["claim_worklife=0"])[0], 0)])
+    assert changed.scenario.htcondor.negotiator_interval_s == 60 and changed.scenario.htcondor.claim_worklife_s == 0
+    _, metrics = simulate(changed, "quotas")
+    row = next(r for r in result.rows if (r["negotiator_interval"], r["claim_worklife"], r["policy"])
+               == ("60", "0", "quotas"))
+    assert row["visits_within_deadline"] == metrics["prompt"]["visits_within_deadline"]
+    assert row["drp_jobs_per_hour"] == metrics["drp"]["jobs_per_hour"]
+    # The files: a table a person reads, two for programs, and a plot.
+    with (tmp_path / "sweep.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 8
+    assert json.loads((tmp_path / "sweep.json").read_text())["params"] == ["negotiator_interval", "claim_worklife"]
+    assert (tmp_path / "sweep.md").read_text().count("\n| 10 |") == 4
+    svg = ElementTree.fromstring((tmp_path / "sweep.svg").read_text())
+    lines = [e for e in svg.iter() if e.tag.endswith("polyline")]
+    assert len(lines) == 4  # policy × the other parameter's values, over the first parameter
+
+
+@pytest.mark.parametrize(("param", "where", "what"), [
+    ("negotiatorinterval=5", "--param negotiatorinterval", "unknown parameter"),
+    ("negotiator_interval", "--param negotiator_interval", "not NAME=VALUE"),
+    ("negotiator_interval=5,abc", "--param negotiator_interval=abc", "valid number"),
+    ("negotiator_interval=0", "--param negotiator_interval=0", "greater than 0"),
+    ("reschedule_on_submit=sometimes", "--param reschedule_on_submit=sometimes", "schedd-idle"),
+    ("user_batch.jobs_per_burst=5", "--param user_batch.jobs_per_burst", "switched off"),
+])
+def test_a_bad_parameter_or_value_is_refused_before_anything_runs(tiny: Loaded, tmp_path: Path, param: str,
+                                                                   where: str, what: str) -> None:
+    with pytest.raises(InputError) as err:
+        sweep.run(tiny, [param], ["static"], tmp_path / "out")
+    problem = err.value.problems[0]
+    assert problem.where == where and what in problem.what, problem
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_exits_non_zero_with_the_problem(tmp_path: Path) -> None:
+    """The program as a user runs it: the error's where/what/fix on stderr, a non-zero exit, nothing written."""
+    env = {**os.environ, "ENCLAVE_DB": f"sqlite:///{tmp_path / 'e.db'}", "ENCLAVE_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": str(Path(enclave.__file__).parents[1])}
+    r = subprocess.run([sys.executable, "-c", "from enclave.main import main; main()", "twin", "sweep", "one-night",
+                        "--param", "negotiator_intervl=5,10", "-p", "static", "--out-dir", str(tmp_path / "out")],
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert r.returncode != 0
+    assert "negotiator_intervl" in r.stderr and "unknown parameter" in r.stderr and "negotiator_interval" in r.stderr
+    assert not (tmp_path / "out").exists()
