@@ -46,6 +46,19 @@ POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
 POD_POOL_ENV = "ENCLAVE_POOL"
 POD_NODE_ENV = "ENCLAVE_NODE"
 TRANSFORM = "EnclavePolicy"
+PREEMPTION_REQUIREMENTS = ("(SubmitterGroupResourcesInUse < SubmitterGroupQuota) && "
+                           "(RemoteGroupResourcesInUse > RemoteGroupQuota) && (RemoteGroup =!= SubmitterGroup)")
+"""Group-quota preemption (render option ``preemption``), the clause the HTCondor manual gives for pools with
+groups and quotas (Configuration Macros, Negotiator: PREEMPTION_REQUIREMENTS: "(SubmitterGroupResourcesInUse <
+SubmitterGroupQuota) && (RemoteGroupResourcesInUse > RemoteGroupQuota)"): a group below its quota may take a
+slot from a group running beyond its quota, i.e. on surplus (manual, "Group Accounting": jobs of a group
+using surplus may be preempted when the owning group wants its quota back). The negotiator inserts
+Submitter* into the candidate job's ad and Remote* into the claimed slot's ad. Evaluated by the twin's
+``quotas-preempt`` policy with classad2, so the rule simulated is the rule rendered."""
+PREEMPTION_RANK = "-ifThenElse(isUndefined(TotalJobRuntime), 0, TotalJobRuntime)"
+"""Which claimed slot to preempt first: the one whose job has run least (the least work lost). HTCondor's
+default also weighs the running user's priority (``RemoteUserPrio * 1000000 - TotalJobRuntime``); the
+enclave's pools submit as service owners of equal priority, so only the runtime term is kept."""
 DEFAULT_CONFIG_DIR = "/etc/condor/config.d"
 
 
@@ -99,7 +112,19 @@ def _ad_value(text: str) -> str:
     return text
 
 
-def central_manager(spec: EnclaveSpec) -> Rendered:
+def _preemption() -> list[str]:
+    return [
+        "",
+        "# Group-quota preemption: a group below its quota may preempt jobs running on another group's surplus.",
+        "# Defaults changed: PREEMPTION_REQUIREMENTS is False (no preemption); NEGOTIATOR_CONSIDER_PREEMPTION",
+        "# is True already and is set so the file says it.",
+        "NEGOTIATOR_CONSIDER_PREEMPTION = True",
+        f"PREEMPTION_REQUIREMENTS = {PREEMPTION_REQUIREMENTS}",
+        f"PREEMPTION_RANK = {PREEMPTION_RANK}",
+    ]
+
+
+def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
     lines = _header(spec, "Central manager: collector and negotiator, outside Kubernetes (seed §7).")
     lines += _security(spec)
     groups = [policy.accounting_group(spec, p) for p in spec.pools]
@@ -127,6 +152,8 @@ def central_manager(spec: EnclaveSpec) -> Rendered:
             continue
         seen.add(group)
         lines.append(f"GROUP_QUOTA_DYNAMIC_{group} = {pool.guaranteed_share:g}")
+    if preemption:
+        lines += _preemption()
     return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
 
 
@@ -176,7 +203,7 @@ def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = Non
     return Rendered("enclave-groups.map", "usermap", "SCHEDD", policy.membership_map(spec, members))
 
 
-def _startd_common(spec: EnclaveSpec) -> list[str]:
+def _startd_common(spec: EnclaveSpec, preemption: bool = False) -> list[str]:
     a = spec.batch.pool_attribute
     lines = [
         "DAEMON_LIST = MASTER, STARTD",
@@ -210,6 +237,15 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
         f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))",
         f"MAXJOBRETIREMENTTIME = $({RETIREMENT_KNOB})",
         "",
+    ]
+    if preemption:
+        lines += [
+            "# Group-quota preemption: a preempted job retires for MaxJobRetirementTime before it is vacated,",
+            "# and the preempting job waits as long; for prompt's 60 s objective it must be 0 (the default).",
+            "MAXJOBRETIREMENTTIME = 0",
+            "",
+        ]
+    lines += [
         "# Runtime changes come from the manager host only, and only to these knobs.",
         "ENABLE_RUNTIME_CONFIG = True",
         f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}, {SINCE_KNOB}, {RETIREMENT_KNOB}",
@@ -224,17 +260,17 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
     return lines
 
 
-def execute_node(spec: EnclaveSpec, pool: str) -> Rendered:
+def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False) -> Rendered:
     policy.require_pool(spec, pool)
     lines = _header(spec, f"Standalone execute node serving pool '{pool}'.")
     lines += _security(spec)
     lines += [f"{POOL_KNOB} = {pool}", f'{policy.KIND_ATTR} = "standalone"',
               f'{policy.NODE_ATTR} = "$(HOSTNAME)"']
-    lines += _startd_common(spec)
+    lines += _startd_common(spec, preemption)
     return Rendered(f"execute-{pool}.conf", "execute", "STARTD", "\n".join(lines) + "\n")
 
 
-def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
+def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False) -> Rendered:
     variant = "whole" if whole_node else "partitioned"
     what = ("HTCondor worker pod that takes a whole Kubernetes node" if whole_node
             else "HTCondor worker pod holding a fixed share of a Kubernetes node")
@@ -261,19 +297,21 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
         lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
                   f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
                   f"MEMORY = $ENV({POD_MEMORY_ENV})"]
-    lines += _startd_common(spec)
+    lines += _startd_common(spec, preemption)
     return Rendered(f"worker-pod-{variant}.conf", "worker-pod", "STARTD", "\n".join(lines) + "\n")
 
 
 def render_all(spec: EnclaveSpec, *, members: Mapping[str, Sequence[str]] | None = None,
-               config_dir: str = DEFAULT_CONFIG_DIR) -> list[Rendered]:
-    """Every config file of the pool, in a stable order."""
+               config_dir: str = DEFAULT_CONFIG_DIR, preemption: bool = False) -> list[Rendered]:
+    """Every config file of the pool, in a stable order; ``preemption``: with group-quota preemption
+    (the ``quotas-preempt`` baseline of the twin)."""
     policy.validate(spec)
-    files = [central_manager(spec)]
+    files = [central_manager(spec, preemption=preemption)]
     files += [submit_host(spec, h, config_dir=config_dir) for h in spec.batch.submit_hosts]
     files.append(usermap(spec, members))
-    files += [execute_node(spec, p) for p in spec.pools]
-    files += [worker_pod(spec, whole_node=True), worker_pod(spec, whole_node=False)]
+    files += [execute_node(spec, p, preemption=preemption) for p in spec.pools]
+    files += [worker_pod(spec, whole_node=True, preemption=preemption),
+              worker_pod(spec, whole_node=False, preemption=preemption)]
     return files
 
 

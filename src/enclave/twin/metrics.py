@@ -107,7 +107,8 @@ def compute(sim: Sim) -> dict[str, Any]:
                     "downtime_node_hours": _r(c.downtime_node_s / 3600, 3),
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
-                    "pods_unschedulable": c.pods_unschedulable}
+                    "pods_unschedulable": c.pods_unschedulable, "preempted_jobs": c.preempted_jobs,
+                    "preempted_core_hours": _r(c.preempted_core_s / 3600, 3)}
     rejected = sim.policy.rejected
     if rejected is not None:
         out["moves"]["rejected_actions"] = len(rejected)

@@ -5,6 +5,8 @@ are offered a free slot and how many more cores a pool may take (``order``/``adm
 view), and what it does periodically (``tick``).
 
 - ``static`` and ``quotas``: the rendered layout, kept as it is (``enclave.twin.layout``).
+- ``quotas-preempt``, ``quotas-reserved`` (``enclave.twin.preempt``) and ``cohorts``
+  (``enclave.twin.cohorts``): HTCondor with preemption or a reservation for prompt, and Kueue-style cohorts.
 - ``broker``: the same layout, then the broker's pure ``decide(spec, observed)`` every broker cycle,
   through a Backend (observe → decide → apply), exactly as it would run against a live cluster.
 """
@@ -19,10 +21,12 @@ from enclave.domain.capacity import Action, Backend, Observed
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
+from enclave.twin.cohorts import Cohorts
 from enclave.twin.layout import FIXED, GroupQuotas, LayoutPolicy, Static
+from enclave.twin.preempt import QuotasPreempt, QuotasReserved
 from enclave.twin.sim import Policy, Sim
 
-__all__ = ["POLICIES", "Broker", "GroupQuotas", "Static", "make"]
+__all__ = ["POLICIES", "Broker", "Cohorts", "GroupQuotas", "QuotasPreempt", "QuotasReserved", "Static", "make"]
 
 Decide = Callable[[EnclaveSpec, Observed], list[Action]]
 Connect = Callable[[Sim], Backend]
@@ -60,7 +64,11 @@ class Broker(LayoutPolicy):
         return sim.spec.broker.cycle_seconds
 
 
-POLICIES: dict[str, Callable[[], Policy]] = {**FIXED, "broker": Broker}
+POLICIES: dict[str, Callable[[], Policy]] = {
+    **FIXED, "quotas-preempt": QuotasPreempt, "quotas-reserved": QuotasReserved, "cohorts": Cohorts,
+    "broker": Broker}
+"""The baselines (``enclave.twin.preempt``, ``enclave.twin.cohorts``: the strongest a site could configure
+without a broker) and the broker."""
 
 
 def make(name: str) -> Policy:

@@ -1,0 +1,131 @@
+"""HTCondor configured as an expert would: group quotas with preemption, and a reservation for prompt.
+
+- ``quotas-preempt``: the ``quotas`` pool (one shared pool, GROUP_QUOTA_DYNAMIC = guaranteed share,
+  GROUP_ACCEPT_SURPLUS) with the negotiator allowed to preempt. HTCondor manual, "Configuration Macros",
+  Negotiator: with NEGOTIATOR_CONSIDER_PREEMPTION True (its default), a job that finds no free slot is matched
+  against claimed slots for which PREEMPTION_REQUIREMENTS is true, best PREEMPTION_RANK first, and the
+  slot's job is vacated. The rule is ``enclave.batch.render.PREEMPTION_REQUIREMENTS`` (the clause the manual
+  gives for pools with groups and quotas), evaluated here with classad2 on a slot ad carrying the running
+  group's Remote* attributes and a job ad carrying the submitter group's Submitter* attributes, as the
+  negotiator inserts them; ranking follows ``render.PREEMPTION_RANK`` (the victim that ran least first).
+  ALLOW_PSLOT_PREEMPTION is left at its default (False): one preemption vacates one dynamic slot, whose
+  cores and memory must hold the preempting job, and the preempting job takes it. MaxJobRetirementTime is
+  0 (rendered so with ``preemption``): the victim is vacated at once and restarts from zero later (no
+  checkpointing), which the twin counts (``moves.preempted_jobs``, ``moves.preempted_core_hours``).
+- ``quotas-reserved``: the same shared pool, but the startds the rendered layout gives prompt keep prompt's
+  label, so the production START (``enclave.batch.policy``) admits only prompt's jobs there — a dedicated
+  partitionable-slot reservation for latency work inside one pool. The other startds are shared under
+  group quotas, and prompt may use them beyond its reservation too; nothing is preempted.
+"""
+
+from __future__ import annotations
+
+from classad2 import ClassAd, ExprTree
+
+from enclave.batch import policy as batch_policy
+from enclave.batch.policy import static_labels
+from enclave.batch.render import PREEMPTION_REQUIREMENTS
+from enclave.domain.capacity import StartdKind
+from enclave.twin.layout import GroupQuotas, plan_pods
+from enclave.twin.match import SHARED
+from enclave.twin.scenario import BatchLayout
+from enclave.twin.sim import Sim
+
+
+class PreemptionRule:
+    """PREEMPTION_REQUIREMENTS as rendered, evaluated with classad2 as the negotiator does: the claimed slot
+    is MY (Remote* attributes), the candidate job is TARGET (Submitter* attributes)."""
+
+    def __init__(self, text: str = PREEMPTION_REQUIREMENTS) -> None:
+        self.expr = ExprTree(text)
+        self.evaluations = 0
+
+    def allows(self, submitter: tuple[str, float, float], remote: tuple[str, float, float]) -> bool:
+        """``submitter``/``remote``: (accounting group, cores in use, quota in cores)."""
+        self.evaluations += 1
+        slot = ClassAd({"RemoteGroup": remote[0], "RemoteGroupResourcesInUse": remote[1],
+                        "RemoteGroupQuota": remote[2]})
+        slot["Requirements"] = self.expr
+        job = ClassAd({"SubmitterGroup": submitter[0], "SubmitterGroupResourcesInUse": submitter[1],
+                       "SubmitterGroupQuota": submitter[2], "Requirements": True})
+        return bool(slot.matches(job))
+
+
+def quota(sim: Sim, pool: str) -> float:
+    """GROUP_QUOTA_DYNAMIC: the pool's guaranteed share of the cores the pool has now."""
+    return sim.spec.pools[pool].guaranteed_share * max(1, sim.total_cap)
+
+
+def victims_for(sim: Sim, ac: int, pool: str) -> list[tuple[float, int]]:
+    """(run so far, job) of every running job of another pool on a slot the job of ``ac`` may use, whose
+    dynamic slot could hold it, best PREEMPTION_RANK first (the one that ran least: least work lost)."""
+    a = sim.acs[ac]
+    out: list[tuple[float, int]] = []
+    now = sim.now
+    for jid, (s, _, vac, _, _, _, start, _) in sim.running.items():
+        v = sim.acs[vac]
+        if (v.pool != pool and s.accepting and v.cpus >= a.cpus and v.memory_mib >= a.memory_mib
+                and sim.matcher.matches(ac, s.sig)):
+            out.append((now - start, jid))
+    out.sort()
+    return out
+
+
+class QuotasPreempt(GroupQuotas):
+    name = "quotas-preempt"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rule = PreemptionRule()
+
+    def preempt(self, sim: Sim) -> None:
+        """After the cycle's free slots are matched: each group below its quota, most starved first, preempts
+        for its idle jobs (those the cycle saw) while the rule allows."""
+        idle = [p for p in sim.pools if sim.idle[p]]
+        for pool in self.order(sim, idle):
+            if sim.busy[pool] >= quota(sim, pool):
+                continue  # SubmitterGroupResourcesInUse < SubmitterGroupQuota fails for every slot
+            for ac in sim.pool_acs[pool]:
+                if sim.queues[ac]:
+                    self._preempt_for(sim, ac, pool)
+
+    def _preempt_for(self, sim: Sim, ac: int, pool: str) -> None:
+        group = batch_policy.accounting_group(sim.spec, pool)
+        refused: set[str] = set()  # a group the rule refused stays refused this cycle: its use only falls
+        for _, jid in victims_for(sim, ac, pool):
+            if not sim.queues[ac] or sim.busy[pool] >= quota(sim, pool):
+                return
+            rec = sim.running.get(jid)
+            if rec is None:
+                continue
+            s, vac = rec[0], rec[2]
+            victim = sim.acs[vac].pool
+            if victim in refused:
+                continue
+            submitter = (group, float(sim.busy[pool]), quota(sim, pool))
+            remote = (batch_policy.accounting_group(sim.spec, victim), float(sim.busy[victim]),
+                      quota(sim, victim))
+            if not self.rule.allows(submitter, remote):
+                refused.add(victim)
+                continue
+            if sim.preempt([jid], ac, s, 1) == 0:
+                return  # the cycle's budget for this autocluster is spent
+
+
+class QuotasReserved(GroupQuotas):
+    """Group quotas on a shared pool, with prompt's slots reserved for prompt by the production START."""
+
+    name = "quotas-reserved"
+
+    def reserved(self, sim: Sim) -> set[str]:
+        """The pools with a latency objective: their rendered slots keep their label."""
+        return {p for p, s in sim.spec.pools.items() if s.latency_objective is not None}
+
+    def setup(self, sim: Sim) -> None:
+        keep = self.reserved(sim)
+        for name, pool in static_labels(sim.spec).items():
+            n = sim.nodes[name]
+            sim.add_startd(n, StartdKind.STANDALONE, pool if pool in keep else SHARED, n.cores, n.mem, n.name)
+        if sim.sc.layout.batch == BatchLayout.PODS:
+            self.pod_plan = [p if p.pool in keep else p._replace(pool=SHARED) for p in plan_pods(sim, True)]
+            self.reconcile(sim)
