@@ -33,8 +33,10 @@ from enclave.twin.sim import Sim
 
 
 class PreemptionRule:
-    """PREEMPTION_REQUIREMENTS as rendered, evaluated with classad2 as the negotiator does: the claimed slot
-    is MY (Remote* attributes), the candidate job is TARGET (Submitter* attributes)."""
+    """PREEMPTION_REQUIREMENTS as rendered, evaluated with classad2 on the attributes the negotiator provides:
+    Remote* of the claimed slot's running group, Submitter* of the candidate job's group. The expression
+    references them unscoped, which HTCondor resolves in the slot ad and then in the job ad; classad2 does
+    not fall back to the target ad, so both sets are put in one ad (same values, same result)."""
 
     def __init__(self, text: str = PREEMPTION_REQUIREMENTS) -> None:
         self.expr = ExprTree(text)
@@ -43,12 +45,10 @@ class PreemptionRule:
     def allows(self, submitter: tuple[str, float, float], remote: tuple[str, float, float]) -> bool:
         """``submitter``/``remote``: (accounting group, cores in use, quota in cores)."""
         self.evaluations += 1
-        slot = ClassAd({"RemoteGroup": remote[0], "RemoteGroupResourcesInUse": remote[1],
-                        "RemoteGroupQuota": remote[2]})
-        slot["Requirements"] = self.expr
-        job = ClassAd({"SubmitterGroup": submitter[0], "SubmitterGroupResourcesInUse": submitter[1],
-                       "SubmitterGroupQuota": submitter[2], "Requirements": True})
-        return bool(slot.matches(job))
+        ad = ClassAd({"RemoteGroup": remote[0], "RemoteGroupResourcesInUse": remote[1],
+                      "RemoteGroupQuota": remote[2], "SubmitterGroup": submitter[0],
+                      "SubmitterGroupResourcesInUse": submitter[1], "SubmitterGroupQuota": submitter[2]})
+        return self.expr.eval(ad) is True
 
 
 def quota(sim: Sim, pool: str) -> float:
