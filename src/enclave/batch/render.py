@@ -31,7 +31,7 @@ from classad2 import ExprTree
 
 from enclave.batch import policy
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
-from enclave.spec.models import Drain, EnclaveSpec
+from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
 POOL_KNOB = "ENCLAVE_POOL"
 """The one config knob that says which pool a startd serves (set at runtime to relabel)."""
@@ -110,6 +110,21 @@ def _ad_value(text: str) -> str:
         raise InputError([Problem("render", f"cannot write {text!r} into HTCondor config",
                                   "remove '$' and line breaks from names in the spec")])
     return text
+
+
+def memory_per_core_mib(spec: EnclaveSpec) -> int:
+    """MiB per core of the batch-only nodes (all non-control-plane nodes if there are none): the memory that
+    counts as one core in a memory-aware SLOT_WEIGHT."""
+    groups = [g for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY] or [
+        g for g in spec.cluster.node_groups if g.role != NodeRole.CONTROL_PLANE]
+    return int(sum(g.count * g.memory_gib * 1024 for g in groups) // sum(g.count * g.cores for g in groups))
+
+
+def slot_weight(spec: EnclaveSpec) -> str:
+    """SLOT_WEIGHT counting a slot's memory as cores (HTCondor manual, Configuration Macros, startd:
+    SLOT_WEIGHT, default ``Cpus``; group quotas and usage are in slot weight): a 1-core job holding a
+    quarter of a node's memory weighs a quarter of the node, as the dominant resource it uses."""
+    return f"ifThenElse(Memory / {memory_per_core_mib(spec)} > Cpus, Memory / {memory_per_core_mib(spec)}, Cpus)"
 
 
 def _preemption() -> list[str]:
@@ -203,7 +218,7 @@ def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = Non
     return Rendered("enclave-groups.map", "usermap", "SCHEDD", policy.membership_map(spec, members))
 
 
-def _startd_common(spec: EnclaveSpec, preemption: bool = False) -> list[str]:
+def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: bool = False) -> list[str]:
     a = spec.batch.pool_attribute
     lines = [
         "DAEMON_LIST = MASTER, STARTD",
@@ -245,6 +260,12 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False) -> list[str]:
             "MAXJOBRETIREMENTTIME = 0",
             "",
         ]
+    if memory_weight:
+        lines += [
+            "# Quotas and usage count memory as cores: a slot weighs its dominant resource.",
+            f"SLOT_WEIGHT = {slot_weight(spec)}",
+            "",
+        ]
     lines += [
         "# Runtime changes come from the manager host only, and only to these knobs.",
         "ENABLE_RUNTIME_CONFIG = True",
@@ -260,17 +281,19 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False) -> list[str]:
     return lines
 
 
-def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False) -> Rendered:
+def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False,
+                 memory_weight: bool = False) -> Rendered:
     policy.require_pool(spec, pool)
     lines = _header(spec, f"Standalone execute node serving pool '{pool}'.")
     lines += _security(spec)
     lines += [f"{POOL_KNOB} = {pool}", f'{policy.KIND_ATTR} = "standalone"',
               f'{policy.NODE_ATTR} = "$(HOSTNAME)"']
-    lines += _startd_common(spec, preemption)
+    lines += _startd_common(spec, preemption, memory_weight)
     return Rendered(f"execute-{pool}.conf", "execute", "STARTD", "\n".join(lines) + "\n")
 
 
-def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False) -> Rendered:
+def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
+               memory_weight: bool = False) -> Rendered:
     variant = "whole" if whole_node else "partitioned"
     what = ("HTCondor worker pod that takes a whole Kubernetes node" if whole_node
             else "HTCondor worker pod holding a fixed share of a Kubernetes node")
@@ -297,21 +320,23 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False)
         lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
                   f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
                   f"MEMORY = $ENV({POD_MEMORY_ENV})"]
-    lines += _startd_common(spec, preemption)
+    lines += _startd_common(spec, preemption, memory_weight)
     return Rendered(f"worker-pod-{variant}.conf", "worker-pod", "STARTD", "\n".join(lines) + "\n")
 
 
 def render_all(spec: EnclaveSpec, *, members: Mapping[str, Sequence[str]] | None = None,
-               config_dir: str = DEFAULT_CONFIG_DIR, preemption: bool = False) -> list[Rendered]:
-    """Every config file of the pool, in a stable order; ``preemption``: with group-quota preemption
-    (the ``quotas-preempt`` baseline of the twin)."""
+               config_dir: str = DEFAULT_CONFIG_DIR, preemption: bool = False,
+               memory_weight: bool = False) -> list[Rendered]:
+    """Every config file of the pool, in a stable order; ``preemption``: with group-quota preemption,
+    ``memory_weight``: with a memory-aware SLOT_WEIGHT (the twin's ``quotas-preempt`` and
+    ``quotas-preempt-mem`` baselines)."""
     policy.validate(spec)
     files = [central_manager(spec, preemption=preemption)]
     files += [submit_host(spec, h, config_dir=config_dir) for h in spec.batch.submit_hosts]
     files.append(usermap(spec, members))
-    files += [execute_node(spec, p, preemption=preemption) for p in spec.pools]
-    files += [worker_pod(spec, whole_node=True, preemption=preemption),
-              worker_pod(spec, whole_node=False, preemption=preemption)]
+    files += [execute_node(spec, p, preemption=preemption, memory_weight=memory_weight) for p in spec.pools]
+    files += [worker_pod(spec, whole_node=True, preemption=preemption, memory_weight=memory_weight),
+              worker_pod(spec, whole_node=False, preemption=preemption, memory_weight=memory_weight)]
     return files
 
 

@@ -24,7 +24,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy as batch_policy
 from enclave.batch.policy import static_labels
-from enclave.batch.render import PREEMPTION_REQUIREMENTS
+from enclave.batch.render import PREEMPTION_REQUIREMENTS, memory_per_core_mib
 from enclave.domain.capacity import StartdKind
 from enclave.twin.layout import GroupQuotas, plan_pods
 from enclave.twin.match import SHARED
@@ -78,12 +78,19 @@ class QuotasPreempt(GroupQuotas):
         super().__init__()
         self.rule = PreemptionRule()
 
+    def used(self, sim: Sim, pool: str) -> float:
+        """SubmitterGroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus by default)."""
+        return sim.busy[pool]
+
+    def quota(self, sim: Sim, pool: str) -> float:
+        return quota(sim, pool)
+
     def preempt(self, sim: Sim) -> None:
         """After the cycle's free slots are matched: each group below its quota, most starved first, preempts
         for its idle jobs (those the cycle saw) while the rule allows."""
         idle = [p for p in sim.pools if sim.idle[p]]
         for pool in self.order(sim, idle):
-            if sim.busy[pool] >= quota(sim, pool):
+            if self.used(sim, pool) >= self.quota(sim, pool):
                 continue  # SubmitterGroupResourcesInUse < SubmitterGroupQuota fails for every slot
             for ac in sim.pool_acs[pool]:
                 if sim.queues[ac]:
@@ -93,7 +100,7 @@ class QuotasPreempt(GroupQuotas):
         group = batch_policy.accounting_group(sim.spec, pool)
         refused: set[str] = set()  # a group the rule refused stays refused this cycle: its use only falls
         for _, jid in victims_for(sim, ac, pool):
-            if not sim.queues[ac] or sim.busy[pool] >= quota(sim, pool):
+            if not sim.queues[ac] or self.used(sim, pool) >= self.quota(sim, pool):
                 return
             rec = sim.running.get(jid)
             if rec is None:
@@ -102,14 +109,60 @@ class QuotasPreempt(GroupQuotas):
             victim = sim.acs[vac].pool
             if victim in refused:
                 continue
-            submitter = (group, float(sim.busy[pool]), quota(sim, pool))
-            remote = (batch_policy.accounting_group(sim.spec, victim), float(sim.busy[victim]),
-                      quota(sim, victim))
+            submitter = (group, float(self.used(sim, pool)), self.quota(sim, pool))
+            remote = (batch_policy.accounting_group(sim.spec, victim), float(self.used(sim, victim)),
+                      self.quota(sim, victim))
             if not self.rule.allows(submitter, remote):
                 refused.add(victim)
                 continue
             if sim.preempt([jid], ac, s, 1) == 0:
                 return  # the cycle's budget for this autocluster is spent
+
+
+class QuotasPreemptMemory(QuotasPreempt):
+    """``quotas-preempt`` with SLOT_WEIGHT counting memory as cores (``render.slot_weight``): a group's usage
+    and quota are in dominant-resource cores, so a group holding memory beyond its share is on surplus even
+    when its cores are not — DRP's 4–32 GiB single-core jobs are, on 5.3 GiB-per-core nodes."""
+
+    name = "quotas-preempt-mem"
+
+    def setup(self, sim: Sim) -> None:
+        super().setup(sim)
+        self.mib_per_core = memory_per_core_mib(sim.spec)
+        self.weights = [max(a.cpus, a.memory_mib / self.mib_per_core) for a in sim.acs]
+        self._cap_key = (-1, -1)
+        self._cap = 1.0
+
+    def used(self, sim: Sim, pool: str) -> float:
+        return sum(sim.run_ac[ac] * self.weights[ac] for ac in sim.pool_acs[pool])
+
+    def capacity(self, sim: Sim) -> float:
+        """The pool's slot weight: each partitionable slot weighs max(cores, memory / MiB per core); summed
+        again only when the pool's cores or memory change."""
+        key = (sim.total_cap, sim.total_mem)
+        if key != self._cap_key:
+            self._cap_key = key
+            self._cap = max(1.0, sum(max(s.cores, s.mem / self.mib_per_core) for s in sim.startds.values()
+                                     if s.ready))
+        return self._cap
+
+    def quota(self, sim: Sim, pool: str) -> float:
+        return sim.spec.pools[pool].guaranteed_share * self.capacity(sim)
+
+    def order(self, sim: Sim, pools: list[str]) -> list[str]:
+        def key(p: str) -> tuple[int, float, int]:
+            q, u = self.quota(sim, p), self.used(sim, p)
+            return (0 if u < q else 1, u / q if q > 0 else float("inf"), -sim.spec.pools[p].priority)
+
+        return sorted(pools, key=key)
+
+    def admit(self, sim: Sim, pool: str) -> int:
+        """Cores the group may still claim within its max share of the slot weight, counting each core at
+        the heaviest weight per core among its idle jobs (never beyond the share)."""
+        room = sim.spec.pools[pool].max_share * self.capacity(sim) - self.used(sim, pool)
+        per_core = max((self.weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
+                       default=1.0)
+        return int(room / per_core)
 
 
 class QuotasReserved(GroupQuotas):
