@@ -44,9 +44,9 @@ htcondor: {matching: instant}
 """
 
 
-def _world(minimal: EnclaveSpec, policy: str) -> Sim:
+def _world(minimal: EnclaveSpec, policy: str, drp_gib: int = 4) -> Sim:
     """The minimal enclave with one autocluster per pool and no arrivals of its own (the test submits)."""
-    loaded = parse(WORLD, "baselines.yaml", spec=minimal)
+    loaded = parse(WORLD.replace("memory_gib: 4", f"memory_gib: {drp_gib}"), "baselines.yaml", spec=minimal)
     wl = build(loaded.scenario, minimal)
     empty = Workload(wl.acs, [], wl.sessions, [], [])
     sim = Sim(loaded, make(policy), audit=True, workload=empty)
@@ -114,6 +114,21 @@ def test_quotas_without_preemption_never_preempt(minimal: EnclaveSpec) -> None:
     _submit(sim, 10.0, "prompt", 10, 100.0)
     sim.run_until(20.0)
     assert sim.counters.preempted_jobs == 0 and sim.idle["prompt"] == 10
+
+
+@pytest.mark.parametrize(("policy", "preempted"), [("quotas-preempt", 0), ("quotas-preempt-mem", 3)])
+def test_memory_weight_makes_a_memory_heavy_group_preemptible(minimal: EnclaveSpec, policy: str,
+                                                              preempted: int) -> None:
+    # DRP jobs of 1 core / 16 GiB: two fill a 32 GiB slot, so four hold all 64 GiB on 4 cores.
+    sim = _world(minimal, policy, drp_gib=16)
+    _submit(sim, 0.0, "drp", 4)
+    _submit(sim, 10.0, "prompt", 4, 100.0)  # 2 GiB each: no slot has memory left
+    sim.run_until(20.0)
+    # Cores: DRP uses 4 = its quota (0.25 x 16), not above it: no victim. SLOT_WEIGHT with 4096 MiB per core
+    # (minimal: 64 GiB / 16 cores): each DRP job weighs 4, DRP 16 > 4; each preemption frees one dynamic
+    # slot for one prompt job, DRP falls 16 -> 12 -> 8 -> 4, and at 4 (not above its quota) it stops.
+    assert sim.counters.preempted_jobs == preempted
+    assert sim.busy["prompt"] == preempted and sim.busy["drp"] == 4 - preempted
 
 
 # ---------------------------------------------------------------- quotas-reserved
@@ -234,10 +249,22 @@ def test_rendered_startd_retires_preempted_jobs_at_once(tmp_path: Path, ldf: Enc
     assert got["MAXJOBRETIREMENTTIME"] == "0"
 
 
+def test_rendered_slot_weight_counts_memory_as_cores(tmp_path: Path, ldf: EnclaveSpec) -> None:
+    ex = render.execute_node(ldf, "drp", memory_weight=True)
+    path = tmp_path / ex.name
+    path.write_text(ex.text)
+    weight = ExprTree(render.read_back(path, ["SLOT_WEIGHT"], subsystem="STARTD")["SLOT_WEIGHT"] or "")
+    # LDF batch nodes: 128 GiB / 24 cores = 5461 MiB per core (floored).
+    assert render.memory_per_core_mib(ldf) == 5461
+    assert weight.eval(ClassAd({"Cpus": 1, "Memory": 32768})) == pytest.approx(32768 / 5461)
+    assert weight.eval(ClassAd({"Cpus": 4, "Memory": 8192})) == 4
+    assert "SLOT_WEIGHT" not in render.execute_node(ldf, "drp").text
+
+
 # ---------------------------------------------------------------- every shipped scenario
 
 
-NEW = ["quotas-preempt", "quotas-reserved", "cohorts"]
+NEW = ["quotas-preempt", "quotas-preempt-mem", "quotas-reserved", "cohorts"]
 
 
 def test_the_new_policies_are_registered() -> None:

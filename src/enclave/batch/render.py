@@ -124,7 +124,8 @@ def slot_weight(spec: EnclaveSpec) -> str:
     """SLOT_WEIGHT counting a slot's memory as cores (HTCondor manual, Configuration Macros, startd:
     SLOT_WEIGHT, default ``Cpus``; group quotas and usage are in slot weight): a 1-core job holding a
     quarter of a node's memory weighs a quarter of the node, as the dominant resource it uses."""
-    return f"ifThenElse(Memory / {memory_per_core_mib(spec)} > Cpus, Memory / {memory_per_core_mib(spec)}, Cpus)"
+    per_core = f"{memory_per_core_mib(spec)}.0"  # a real: ClassAd division of two integers truncates
+    return f"ifThenElse(Memory / {per_core} > Cpus, Memory / {per_core}, Cpus)"
 
 
 def _preemption() -> list[str]:
