@@ -131,6 +131,18 @@ def test_memory_weight_makes_a_memory_heavy_group_preemptible(minimal: EnclaveSp
     assert sim.busy["prompt"] == preempted and sim.busy["drp"] == 4 - preempted
 
 
+@pytest.mark.parametrize("policy", ["quotas-preempt", "cohorts"])
+def test_the_victim_is_the_job_that_started_last(minimal: EnclaveSpec, policy: str) -> None:
+    # PREEMPTION_RANK (least TotalJobRuntime first) and Kueue's "most recently admitted" agree.
+    sim = _world(minimal, policy)
+    _submit(sim, 0.0, "drp", 8)
+    _submit(sim, 6.0, "drp", 8)
+    _submit(sim, 10.0, "prompt", 1, 100.0)
+    sim.run_until(20.0)
+    assert sim.counters.preempted_jobs == 1
+    assert sim.counters.preempted_core_s == pytest.approx(4.0)  # a job started at 6, not one started at 0
+
+
 # ---------------------------------------------------------------- quotas-reserved
 
 

@@ -191,7 +191,7 @@ class Cohorts(LayoutPolicy):
             if (v.pool != pool and s.accepting and v.cpus >= a.cpus and v.memory_mib >= a.memory_mib
                     and sim.matcher.matches(ac, s.sig)):
                 # Lowest priority first, then the most recently admitted.
-                candidates.append((sim.spec.pools[v.pool].priority, start - sim.now, jid))
+                candidates.append((sim.spec.pools[v.pool].priority, sim.now - start, jid))
         candidates.sort()
         for _, _, jid in candidates:
             if not sim.queues[ac] or not self._fits_nominal(sim, ac, pool):
