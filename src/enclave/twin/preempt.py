@@ -12,6 +12,9 @@
   cores and memory must hold the preempting job, and the preempting job takes it. MaxJobRetirementTime is
   0 (rendered so with ``preemption``): the victim is vacated at once and restarts from zero later (no
   checkpointing), which the twin counts (``moves.preempted_jobs``, ``moves.preempted_core_hours``).
+- ``quotas-preempt-mem``: the same, with SLOT_WEIGHT counting memory as cores (``render.slot_weight``), so
+  group usage and quotas are in dominant-resource cores: a group holding memory beyond its share is on
+  surplus, and preemptible, even while its cores are within quota.
 - ``quotas-reserved``: the same shared pool, but the startds the rendered layout gives prompt keep prompt's
   label, so the production START (``enclave.batch.policy``) admits only prompt's jobs there — a dedicated
   partitionable-slot reservation for latency work inside one pool. The other startds are shared under
