@@ -24,10 +24,10 @@ from enclave.batch import render
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.cohorts import Cohorts, kueue_objects, parse_quotas
 from enclave.twin.policies import POLICIES, make
-from enclave.twin.preempt import PreemptionRule
+from enclave.twin.preempt import PreemptionRule, QuotasPreempt
 from enclave.twin.run import simulate, with_changes
 from enclave.twin.scenario import load_scenario, parse
-from enclave.twin.sim import EV_BLOCK, Sim
+from enclave.twin.sim import EV_BLOCK, Policy, Sim
 from enclave.twin.workloads import Arrival, Workload, build
 
 from .conftest import SCENARIO_DIR
@@ -44,12 +44,12 @@ htcondor: {matching: instant}
 """
 
 
-def _world(minimal: EnclaveSpec, policy: str, drp_gib: int = 4) -> Sim:
+def _world(minimal: EnclaveSpec, policy: str | Policy, drp_gib: int = 4) -> Sim:
     """The minimal enclave with one autocluster per pool and no arrivals of its own (the test submits)."""
     loaded = parse(WORLD.replace("memory_gib: 4", f"memory_gib: {drp_gib}"), "baselines.yaml", spec=minimal)
     wl = build(loaded.scenario, minimal)
     empty = Workload(wl.acs, [], wl.sessions, [], [])
-    sim = Sim(loaded, make(policy), audit=True, workload=empty)
+    sim = Sim(loaded, make(policy) if isinstance(policy, str) else policy, audit=True, workload=empty)
     assert [a.pool for a in sim.acs] == ["prompt", "drp", "user"] and sim.total_cap == 16
     return sim
 
@@ -114,6 +114,28 @@ def test_quotas_without_preemption_never_preempt(minimal: EnclaveSpec) -> None:
     _submit(sim, 10.0, "prompt", 10, 100.0)
     sim.run_until(20.0)
     assert sim.counters.preempted_jobs == 0 and sim.idle["prompt"] == 10
+
+
+def test_a_preempted_job_retires_for_max_job_retirement_time(minimal: EnclaveSpec) -> None:
+    sim = _world(minimal, QuotasPreempt(retirement_s=30.0))
+    _submit(sim, 0.0, "drp", 16)
+    _submit(sim, 10.0, "prompt", 2, 100.0)
+    sim.run_until(39.0)
+    assert sim.counters.preempted_jobs == 0 and sim.busy["drp"] == 16   # still retiring
+    sim.run_until(45.0)
+    # Matched at 10, the victims are vacated at 10 + 30 (they had run 40 s) and prompt starts then.
+    assert sim.counters.preempted_jobs == 2
+    assert sim.counters.preempted_core_s == pytest.approx(2 * 40.0)
+    assert sorted(sim.waits["prompt"]) == [pytest.approx(30.0)] * 2
+
+
+def test_a_victim_that_finishes_while_retiring_loses_nothing(minimal: EnclaveSpec) -> None:
+    sim = _world(minimal, QuotasPreempt(retirement_s=30.0))
+    _submit(sim, 0.0, "drp", 16, 20.0)    # every DRP job ends at 20, inside the 10 + 30 grace
+    _submit(sim, 10.0, "prompt", 1, 100.0)
+    sim.run_until(45.0)
+    assert sim.counters.preempted_jobs == 0 and sim.counters.wasted_core_s == 0
+    assert sim.waits["prompt"] == [pytest.approx(10.0)]  # the first free core, at 20
 
 
 @pytest.mark.parametrize(("policy", "preempted"), [("quotas-preempt", 0), ("quotas-preempt-mem", 3)])

@@ -23,6 +23,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy as batch_policy
@@ -32,7 +35,7 @@ from enclave.domain.capacity import StartdKind
 from enclave.twin.layout import GroupQuotas, plan_pods
 from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout
-from enclave.twin.sim import Sim
+from enclave.twin.sim import Sim, SimStartd
 
 
 class PreemptionRule:
@@ -74,16 +77,45 @@ def victims_for(sim: Sim, ac: int, pool: str) -> list[tuple[float, int]]:
     return out
 
 
+class Retiring(NamedTuple):
+    deadline: float
+    victim: int
+    claimant: int
+    """The autocluster whose job takes the slot when the victim has retired."""
+    slot: SimStartd
+
+
 class QuotasPreempt(GroupQuotas):
     name = "quotas-preempt"
+    TICK_S = 1.0
+    """How often retirements are checked when ``retirement_s`` > 0 (the granularity of the grace period)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retirement_s: float = 0.0) -> None:
         super().__init__()
         self.rule = PreemptionRule()
+        self.retirement_s = retirement_s
+        """MaxJobRetirementTime: a preempted job runs on for up to this long (it may finish), and the job that
+        preempted it starts only then. 0 (HTCondor's default, and the rendered ``preemption`` setting):
+        vacated at once."""
+        self.retiring: list[Retiring] = []
+        self.pending = [0]
+        """Per autocluster: its jobs waiting for a victim to retire (already matched)."""
+        self._next_reconcile = 0.0
+
+    def setup(self, sim: Sim) -> None:
+        super().setup(sim)
+        self.pending = [0] * len(sim.acs)
 
     def used(self, sim: Sim, pool: str) -> float:
         """SubmitterGroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus by default)."""
         return sim.busy[pool]
+
+    def weight(self, sim: Sim, ac: int) -> float:
+        return sim.acs[ac].cpus
+
+    def claimed(self, sim: Sim, pool: str) -> float:
+        """In use, plus the matches waiting for a victim to retire (the negotiator has charged them)."""
+        return self.used(sim, pool) + sum(self.pending[ac] * self.weight(sim, ac) for ac in sim.pool_acs[pool])
 
     def quota(self, sim: Sim, pool: str) -> float:
         return quota(sim, pool)
@@ -93,33 +125,58 @@ class QuotasPreempt(GroupQuotas):
         for its idle jobs (those the cycle saw) while the rule allows."""
         idle = [p for p in sim.pools if sim.idle[p]]
         for pool in self.order(sim, idle):
-            if self.used(sim, pool) >= self.quota(sim, pool):
+            if self.claimed(sim, pool) >= self.quota(sim, pool):
                 continue  # SubmitterGroupResourcesInUse < SubmitterGroupQuota fails for every slot
             for ac in sim.pool_acs[pool]:
-                if sim.queues[ac]:
+                if self._waiting(sim, ac):
                     self._preempt_for(sim, ac, pool)
+
+    def _waiting(self, sim: Sim, ac: int) -> int:
+        """Idle jobs of ``ac`` not yet matched to a retiring slot."""
+        return sum(b.n - b.pos for b in sim.queues[ac]) - self.pending[ac]
 
     def _preempt_for(self, sim: Sim, ac: int, pool: str) -> None:
         group = batch_policy.accounting_group(sim.spec, pool)
         refused: set[str] = set()  # a group the rule refused stays refused this cycle: its use only falls
+        doomed = {r.victim for r in self.retiring}
         for _, jid in victims_for(sim, ac, pool):
-            if not sim.queues[ac] or self.used(sim, pool) >= self.quota(sim, pool):
+            if self._waiting(sim, ac) <= 0 or self.claimed(sim, pool) >= self.quota(sim, pool):
                 return
             rec = sim.running.get(jid)
-            if rec is None:
+            if rec is None or jid in doomed:
                 continue
             s, vac = rec[0], rec[2]
             victim = sim.acs[vac].pool
             if victim in refused:
                 continue
-            submitter = (group, float(self.used(sim, pool)), self.quota(sim, pool))
+            submitter = (group, float(self.claimed(sim, pool)), self.quota(sim, pool))
             remote = (batch_policy.accounting_group(sim.spec, victim), float(self.used(sim, victim)),
                       self.quota(sim, victim))
             if not self.rule.allows(submitter, remote):
                 refused.add(victim)
-                continue
-            if sim.preempt([jid], ac, s, 1) == 0:
+            elif self.retirement_s > 0:
+                self.retiring.append(Retiring(sim.now + self.retirement_s, jid, ac, s))
+                self.pending[ac] += 1
+            elif sim.preempt([jid], ac, s, 1) == 0:
                 return  # the cycle's budget for this autocluster is spent
+
+    def tick(self, sim: Sim) -> float | None:
+        """Vacate the victims whose retirement is over (those that finished meanwhile free their slot) and
+        start the preempting jobs; the layout's own periodic work keeps its period."""
+        if self.retirement_s <= 0:
+            return super().tick(sim)
+        due = [r for r in self.retiring if r.deadline <= sim.now]
+        self.retiring = [r for r in self.retiring if r.deadline > sim.now]
+        for r in due:
+            self.pending[r.claimant] -= 1
+            rec = sim.running.get(r.victim)
+            victims = [r.victim] if rec is not None and rec[0] is r.slot else []
+            if sim.queues[r.claimant] and sim.startds.get(r.slot.name) is r.slot:
+                sim.preempt(victims, r.claimant, r.slot, 1)
+        if sim.now >= self._next_reconcile:
+            period = super().tick(sim)
+            self._next_reconcile = math.inf if period is None else sim.now + period
+        return self.TICK_S
 
 
 class QuotasPreemptMemory(QuotasPreempt):
@@ -138,6 +195,9 @@ class QuotasPreemptMemory(QuotasPreempt):
 
     def used(self, sim: Sim, pool: str) -> float:
         return sum(sim.run_ac[ac] * self.weights[ac] for ac in sim.pool_acs[pool])
+
+    def weight(self, sim: Sim, ac: int) -> float:
+        return self.weights[ac]
 
     def capacity(self, sim: Sim) -> float:
         """The pool's slot weight: each partitionable slot weighs max(cores, memory / MiB per core); summed
