@@ -138,7 +138,7 @@ def test_a_victim_that_finishes_while_retiring_loses_nothing(minimal: EnclaveSpe
     assert sim.waits["prompt"] == [pytest.approx(10.0)]  # the first free core, at 20
 
 
-@pytest.mark.parametrize(("policy", "preempted"), [("quotas-preempt", 0), ("quotas-preempt-mem", 3)])
+@pytest.mark.parametrize(("policy", "preempted"), [("quotas-preempt", 0), ("quotas-preempt-mem", 3), ("quotas-mem", 0)])
 def test_memory_weight_makes_a_memory_heavy_group_preemptible(minimal: EnclaveSpec, policy: str,
                                                               preempted: int) -> None:
     # DRP jobs of 1 core / 16 GiB: two fill a 32 GiB slot, so four hold all 64 GiB on 4 cores.
@@ -163,6 +163,26 @@ def test_the_victim_is_the_job_that_started_last(minimal: EnclaveSpec, policy: s
     sim.run_until(20.0)
     assert sim.counters.preempted_jobs == 1
     assert sim.counters.preempted_core_s == pytest.approx(4.0)  # a job started at 6, not one started at 0
+
+
+@pytest.mark.parametrize(("policy", "prompt_busy"), [("quotas", 7), ("quotas-mem", 11)])
+def test_memory_weight_serves_the_group_below_its_memory_share_first(minimal: EnclaveSpec, policy: str,
+                                                                     prompt_busy: int) -> None:
+    sim = _world(minimal, policy, drp_gib=16)
+    _submit(sim, 0.0, "prompt", 7, 5000.0)  # batch-001: 7 cores, 14 GiB
+    _submit(sim, 1.0, "drp", 3, 50.0)       # one on batch-001 (1 core, 18 GiB left), two fill batch-002
+    _submit(sim, 2.0, "drp", 4)             # no memory left anywhere
+    _submit(sim, 10.0, "prompt", 4)
+    sim.run_until(60.0)
+    # At 51 the three DRP jobs end, batch-001's first; each freed slot goes to the group first in the
+    # order (below quota first, then usage / quota, then priority).
+    # Cores: prompt at 7/8 of its quota, DRP at 2/4 after each end: DRP is more starved every time and
+    # takes every freed core and its 16 GiB back; prompt stays at 7.
+    # Slot weight (4096 MiB per core: a DRP job weighs 4, a prompt job 1): after the first end DRP is at
+    # 8/4, over its quota, so prompt (7/8) takes batch-001's core. After the second both are at their
+    # quota (prompt 8/8, DRP 4/4): the tie goes to prompt's higher priority, which fills batch-002's 16 GiB
+    # with its 3 remaining jobs (11). After the third DRP (0/4) comes first.
+    assert sim.busy["prompt"] == prompt_busy and sim.counters.preempted_jobs == 0
 
 
 # ---------------------------------------------------------------- quotas-reserved
@@ -298,7 +318,7 @@ def test_rendered_slot_weight_counts_memory_as_cores(tmp_path: Path, ldf: Enclav
 # ---------------------------------------------------------------- every shipped scenario
 
 
-NEW = ["quotas-preempt", "quotas-preempt-mem", "quotas-reserved", "cohorts"]
+NEW = ["quotas-mem", "quotas-preempt", "quotas-preempt-mem", "quotas-reserved", "cohorts"]
 
 
 def test_the_new_policies_are_registered() -> None:

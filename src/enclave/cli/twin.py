@@ -25,7 +25,7 @@ twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-l
 console = Console(highlight=False, markup=False, width=140)
 
 ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or a shipped one by name (twin scenarios).")]
-POLICY_NAMES = "static, quotas, quotas-preempt, quotas-preempt-mem, quotas-reserved, cohorts, broker"
+POLICY_NAMES = "static, quotas, quotas-mem, quotas-preempt, quotas-preempt-mem, quotas-reserved, cohorts, broker"
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help=POLICY_NAMES)]
 # --out-dir, not -o: -o is every read command's output format (enclave.cli.options.Output); --out still works.
 OutOpt = Annotated[Path, typer.Option("--out-dir", "--out", help="Directory for report.html and metrics.json.")]

@@ -23,7 +23,7 @@ from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
 from enclave.twin.cohorts import Cohorts
 from enclave.twin.layout import FIXED, GroupQuotas, LayoutPolicy, Static
-from enclave.twin.preempt import QuotasPreempt, QuotasPreemptMemory, QuotasReserved
+from enclave.twin.preempt import QuotasMemory, QuotasPreempt, QuotasPreemptMemory, QuotasReserved
 from enclave.twin.sim import Policy, Sim
 
 __all__ = ["POLICIES", "Broker", "Cohorts", "GroupQuotas", "QuotasPreempt", "QuotasReserved", "Static", "make"]
@@ -65,7 +65,7 @@ class Broker(LayoutPolicy):
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
-    **FIXED, "quotas-preempt": QuotasPreempt, "quotas-preempt-mem": QuotasPreemptMemory,
+    **FIXED, "quotas-mem": QuotasMemory, "quotas-preempt": QuotasPreempt, "quotas-preempt-mem": QuotasPreemptMemory,
     "quotas-reserved": QuotasReserved, "cohorts": Cohorts,
     "broker": Broker}
 """The baselines (``enclave.twin.preempt``, ``enclave.twin.cohorts``: the strongest a site could configure

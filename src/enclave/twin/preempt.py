@@ -15,6 +15,7 @@
 - ``quotas-preempt-mem``: the same, with SLOT_WEIGHT counting memory as cores (``render.slot_weight``), so
   group usage and quotas are in dominant-resource cores: a group holding memory beyond its share is on
   surplus, and preemptible, even while its cores are within quota.
+- ``quotas-mem``: that weight without preemption.
 - ``quotas-reserved``: the same shared pool, but the startds the rendered layout gives prompt keep prompt's
   label, so the production START (``enclave.batch.policy``) admits only prompt's jobs there — a dedicated
   partitionable-slot reservation for latency work inside one pool. The other startds are shared under
@@ -87,6 +88,8 @@ class Retiring(NamedTuple):
 
 class QuotasPreempt(GroupQuotas):
     name = "quotas-preempt"
+    preemption = True
+    """False: the same quotas and slot weights, PREEMPTION_REQUIREMENTS left at its default (no preemption)."""
     TICK_S = 1.0
     """How often retirements are checked when ``retirement_s`` > 0 (the granularity of the grace period)."""
 
@@ -123,6 +126,8 @@ class QuotasPreempt(GroupQuotas):
     def preempt(self, sim: Sim) -> None:
         """After the cycle's free slots are matched: each group below its quota, most starved first, preempts
         for its idle jobs (those the cycle saw) while the rule allows."""
+        if not self.preemption:
+            return
         idle = [p for p in sim.pools if sim.idle[p]]
         for pool in self.order(sim, idle):
             if self.claimed(sim, pool) >= self.quota(sim, pool):
@@ -226,6 +231,15 @@ class QuotasPreemptMemory(QuotasPreempt):
         per_core = max((self.weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
                        default=1.0)
         return int(room / per_core)
+
+
+class QuotasMemory(QuotasPreemptMemory):
+    """Group quotas with the memory-aware SLOT_WEIGHT and no preemption: the order in which groups are
+    offered slots (most starved first, usage / quota) then sees DRP's memory, so a group holding memory
+    beyond its share is served after those that are not."""
+
+    name = "quotas-mem"
+    preemption = False
 
 
 class QuotasReserved(GroupQuotas):
