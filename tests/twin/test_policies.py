@@ -49,5 +49,6 @@ def test_small_pods_cannot_run_the_largest_drp_jobs(ldf: EnclaveSpec) -> None:
 
 
 def test_unknown_policy_lists_the_known_ones() -> None:
-    with pytest.raises(InputError, match="static, quotas, broker"):
+    known = "static, quotas, quotas-mem, quotas-preempt, quotas-preempt-mem, quotas-reserved, cohorts, broker"
+    with pytest.raises(InputError, match=known):
         make("fifo")

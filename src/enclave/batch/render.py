@@ -31,7 +31,7 @@ from classad2 import ExprTree
 
 from enclave.batch import policy
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
-from enclave.spec.models import Drain, EnclaveSpec
+from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
 POOL_KNOB = "ENCLAVE_POOL"
 """The one config knob that says which pool a startd serves (set at runtime to relabel)."""
@@ -46,6 +46,19 @@ POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
 POD_POOL_ENV = "ENCLAVE_POOL"
 POD_NODE_ENV = "ENCLAVE_NODE"
 TRANSFORM = "EnclavePolicy"
+PREEMPTION_REQUIREMENTS = ("(SubmitterGroupResourcesInUse < SubmitterGroupQuota) && "
+                           "(RemoteGroupResourcesInUse > RemoteGroupQuota) && (RemoteGroup =!= SubmitterGroup)")
+"""Group-quota preemption (render option ``preemption``), the clause the HTCondor manual gives for pools with
+groups and quotas (Configuration Macros, Negotiator: PREEMPTION_REQUIREMENTS: "(SubmitterGroupResourcesInUse <
+SubmitterGroupQuota) && (RemoteGroupResourcesInUse > RemoteGroupQuota)"): a group below its quota may take a
+slot from a group running beyond its quota, i.e. on surplus (manual, "Group Accounting": jobs of a group
+using surplus may be preempted when the owning group wants its quota back). The negotiator inserts
+Submitter* into the candidate job's ad and Remote* into the claimed slot's ad. Evaluated by the twin's
+``quotas-preempt`` policy with classad2, so the rule simulated is the rule rendered."""
+PREEMPTION_RANK = "-ifThenElse(isUndefined(TotalJobRuntime), 0, TotalJobRuntime)"
+"""Which claimed slot to preempt first: the one whose job has run least (the least work lost). HTCondor's
+default also weighs the running user's priority (``RemoteUserPrio * 1000000 - TotalJobRuntime``); the
+enclave's pools submit as service owners of equal priority, so only the runtime term is kept."""
 DEFAULT_CONFIG_DIR = "/etc/condor/config.d"
 
 
@@ -121,7 +134,35 @@ def _settings(spec: EnclaveSpec, role: str) -> list[str]:
     return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines]
 
 
-def central_manager(spec: EnclaveSpec) -> Rendered:
+def memory_per_core_mib(spec: EnclaveSpec) -> int:
+    """MiB per core of the batch-only nodes (all non-control-plane nodes if there are none): the memory that
+    counts as one core in a memory-aware SLOT_WEIGHT."""
+    groups = [g for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY] or [
+        g for g in spec.cluster.node_groups if g.role != NodeRole.CONTROL_PLANE]
+    return int(sum(g.count * g.memory_gib * 1024 for g in groups) // sum(g.count * g.cores for g in groups))
+
+
+def slot_weight(spec: EnclaveSpec) -> str:
+    """SLOT_WEIGHT counting a slot's memory as cores (HTCondor manual, Configuration Macros, startd:
+    SLOT_WEIGHT, default ``Cpus``; group quotas and usage are in slot weight): a 1-core job holding a
+    quarter of a node's memory weighs a quarter of the node, as the dominant resource it uses."""
+    per_core = f"{memory_per_core_mib(spec)}.0"  # a real: ClassAd division of two integers truncates
+    return f"ifThenElse(Memory / {per_core} > Cpus, Memory / {per_core}, Cpus)"
+
+
+def _preemption() -> list[str]:
+    return [
+        "",
+        "# Group-quota preemption: a group below its quota may preempt jobs running on another group's surplus.",
+        "# Defaults changed: PREEMPTION_REQUIREMENTS is False (no preemption); NEGOTIATOR_CONSIDER_PREEMPTION",
+        "# is True already and is set so the file says it.",
+        "NEGOTIATOR_CONSIDER_PREEMPTION = True",
+        f"PREEMPTION_REQUIREMENTS = {PREEMPTION_REQUIREMENTS}",
+        f"PREEMPTION_RANK = {PREEMPTION_RANK}",
+    ]
+
+
+def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
     lines = _header(spec, "Central manager: collector and negotiator, outside Kubernetes (seed §7).")
     lines += _security(spec)
     groups = [policy.accounting_group(spec, p) for p in spec.pools]
@@ -150,6 +191,8 @@ def central_manager(spec: EnclaveSpec) -> Rendered:
         seen.add(group)
         lines.append(f"GROUP_QUOTA_DYNAMIC_{group} = {pool.guaranteed_share:g}")
     lines += _settings(spec, "central-manager")
+    if preemption:
+        lines += _preemption()
     return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
 
 
@@ -206,7 +249,7 @@ def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = Non
     return Rendered("enclave-groups.map", "usermap", "SCHEDD", policy.membership_map(spec, members))
 
 
-def _startd_common(spec: EnclaveSpec) -> list[str]:
+def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: bool = False) -> list[str]:
     a = spec.batch.pool_attribute
     lines = [
         "DAEMON_LIST = MASTER, STARTD",
@@ -240,6 +283,21 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
         f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))",
         f"MAXJOBRETIREMENTTIME = $({RETIREMENT_KNOB})",
         "",
+    ]
+    if preemption:
+        lines += [
+            "# Group-quota preemption: a preempted job retires for MaxJobRetirementTime before it is vacated,",
+            "# and the preempting job waits as long; for prompt's 60 s objective it must be 0 (the default).",
+            "MAXJOBRETIREMENTTIME = 0",
+            "",
+        ]
+    if memory_weight:
+        lines += [
+            "# Quotas and usage count memory as cores: a slot weighs its dominant resource.",
+            f"SLOT_WEIGHT = {slot_weight(spec)}",
+            "",
+        ]
+    lines += [
         "# Runtime changes come from the manager host only, and only to these knobs.",
         "ENABLE_RUNTIME_CONFIG = True",
         f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}, {SINCE_KNOB}, {RETIREMENT_KNOB}",
@@ -254,17 +312,19 @@ def _startd_common(spec: EnclaveSpec) -> list[str]:
     return lines + _settings(spec, "startd")
 
 
-def execute_node(spec: EnclaveSpec, pool: str) -> Rendered:
+def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False,
+                 memory_weight: bool = False) -> Rendered:
     policy.require_pool(spec, pool)
     lines = _header(spec, f"Standalone execute node serving pool '{pool}'.")
     lines += _security(spec)
     lines += [f"{POOL_KNOB} = {pool}", f'{policy.KIND_ATTR} = "standalone"',
               f'{policy.NODE_ATTR} = "$(HOSTNAME)"']
-    lines += _startd_common(spec)
+    lines += _startd_common(spec, preemption, memory_weight)
     return Rendered(f"execute-{pool}.conf", "execute", "STARTD", "\n".join(lines) + "\n")
 
 
-def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
+def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
+               memory_weight: bool = False) -> Rendered:
     variant = "whole" if whole_node else "partitioned"
     what = ("HTCondor worker pod that takes a whole Kubernetes node" if whole_node
             else "HTCondor worker pod holding a fixed share of a Kubernetes node")
@@ -291,19 +351,23 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool) -> Rendered:
         lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
                   f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
                   f"MEMORY = $ENV({POD_MEMORY_ENV})"]
-    lines += _startd_common(spec)
+    lines += _startd_common(spec, preemption, memory_weight)
     return Rendered(f"worker-pod-{variant}.conf", "worker-pod", "STARTD", "\n".join(lines) + "\n")
 
 
 def render_all(spec: EnclaveSpec, *, members: Mapping[str, Sequence[str]] | None = None,
-               config_dir: str = DEFAULT_CONFIG_DIR) -> list[Rendered]:
-    """Every config file of the pool, in a stable order."""
+               config_dir: str = DEFAULT_CONFIG_DIR, preemption: bool = False,
+               memory_weight: bool = False) -> list[Rendered]:
+    """Every config file of the pool, in a stable order; ``preemption``: with group-quota preemption,
+    ``memory_weight``: with a memory-aware SLOT_WEIGHT (the twin's ``quotas-preempt`` and
+    ``quotas-preempt-mem`` baselines)."""
     policy.validate(spec)
-    files = [central_manager(spec)]
+    files = [central_manager(spec, preemption=preemption)]
     files += [submit_host(spec, h, config_dir=config_dir) for h in spec.batch.submit_hosts]
     files.append(usermap(spec, members))
-    files += [execute_node(spec, p) for p in spec.pools]
-    files += [worker_pod(spec, whole_node=True), worker_pod(spec, whole_node=False)]
+    files += [execute_node(spec, p, preemption=preemption, memory_weight=memory_weight) for p in spec.pools]
+    files += [worker_pod(spec, whole_node=True, preemption=preemption, memory_weight=memory_weight),
+              worker_pod(spec, whole_node=False, preemption=preemption, memory_weight=memory_weight)]
     return files
 
 

@@ -25,7 +25,9 @@ twin_app = typer.Typer(help="The digital twin: simulate the enclave under LSST-l
 console = Console(highlight=False, markup=False, width=140)
 
 ScenarioArg = Annotated[str, typer.Argument(help="Scenario file, or a shipped one by name (twin scenarios).")]
-PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="static | quotas | broker | service")]
+POLICY_NAMES = ("static, quotas, quotas-mem, quotas-preempt, quotas-preempt-mem, quotas-reserved, cohorts, broker, "
+                "service")
+PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help=POLICY_NAMES)]
 # --out-dir, not -o: -o is every read command's output format (enclave.cli.options.Output); --out still works.
 OutOpt = Annotated[Path, typer.Option("--out-dir", "--out", help="Directory for report.html and metrics.json.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Enclave spec to use instead of the scenario's.")]
@@ -73,8 +75,7 @@ def run_cmd(scenario: ScenarioArg, out: OutOpt, policy: PolicyOpt = "static", sp
 @twin_app.command("compare")
 def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more scenarios (names or files).")],
                 out: OutOpt,
-                policy: Annotated[list[str], typer.Option("--policy", "-p",
-                                                          help="Repeat: static, quotas, broker, service.")],
+                policy: Annotated[list[str], typer.Option("--policy", "-p", help=f"Repeat: {POLICY_NAMES}.")],
                 spec: SpecOpt = None, seed: SeedOpt = None) -> None:
     """Run every scenario under every --policy; print a side-by-side table and write one report."""
     if not policy:

@@ -109,7 +109,8 @@ def compute(sim: Sim) -> dict[str, Any]:
                     "downtime_node_hours": _r(c.downtime_node_s / 3600, 3),
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),
-                    "pods_unschedulable": c.pods_unschedulable}
+                    "pods_unschedulable": c.pods_unschedulable, "preempted_jobs": c.preempted_jobs,
+                    "preempted_core_hours": _r(c.preempted_core_s / 3600, 3)}
     extra = getattr(sim.policy, "metrics", None)
     if extra is not None:  # a policy's own figures (service_prompt: its Knative workers)
         out.update(extra(sim))

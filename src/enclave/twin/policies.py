@@ -5,6 +5,8 @@ are offered a free slot and how many more cores a pool may take (``order``/``adm
 view), and what it does periodically (``tick``).
 
 - ``static`` and ``quotas``: the rendered layout, kept as it is (``enclave.twin.layout``).
+- ``quotas-preempt``, ``quotas-reserved`` (``enclave.twin.preempt``) and ``cohorts``
+  (``enclave.twin.cohorts``): HTCondor with preemption or a reservation for prompt, and Kueue-style cohorts.
 - ``service``: prompt as Knative service workers in the commons, HTCondor laid out without it
   (``enclave.twin.service_prompt``).
 - ``broker``: the same layout, then the broker's pure ``decide(spec, observed)`` every broker cycle,
@@ -21,11 +23,14 @@ from enclave.domain.capacity import Action, Backend, Observed
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
+from enclave.twin.cohorts import Cohorts
 from enclave.twin.layout import FIXED, GroupQuotas, LayoutPolicy, Static
+from enclave.twin.preempt import QuotasMemory, QuotasPreempt, QuotasPreemptMemory, QuotasReserved
 from enclave.twin.service_prompt import PromptService
 from enclave.twin.sim import Policy, Sim
 
-__all__ = ["POLICIES", "Broker", "GroupQuotas", "PromptService", "Static", "make"]
+__all__ = ["POLICIES", "Broker", "Cohorts", "GroupQuotas", "PromptService", "QuotasPreempt", "QuotasReserved", "Static",
+           "make"]
 
 Decide = Callable[[EnclaveSpec, Observed], list[Action]]
 Connect = Callable[[Sim], Backend]
@@ -63,7 +68,12 @@ class Broker(LayoutPolicy):
         return sim.spec.broker.cycle_seconds
 
 
-POLICIES: dict[str, Callable[[], Policy]] = {**FIXED, "broker": Broker, "service": PromptService}
+POLICIES: dict[str, Callable[[], Policy]] = {
+    **FIXED, "quotas-mem": QuotasMemory, "quotas-preempt": QuotasPreempt, "quotas-preempt-mem": QuotasPreemptMemory,
+    "quotas-reserved": QuotasReserved, "cohorts": Cohorts,
+    "broker": Broker, "service": PromptService}
+"""The baselines (``enclave.twin.preempt``, ``enclave.twin.cohorts``: the strongest a site could configure
+without a broker), the broker, and prompt as Knative service workers (``service``)."""
 
 
 def make(name: str) -> Policy:

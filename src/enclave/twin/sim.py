@@ -163,6 +163,10 @@ class Counters:
     oom_retries: int = 0
     oom_held: int = 0
     oom_wasted_core_s: float = 0.0
+    preempted_jobs: int = 0
+    """Jobs a policy's preemption evicted (``Sim.preempt``; also counted in ``evicted_jobs``)."""
+    preempted_core_s: float = 0.0
+    """Core-seconds those jobs had run and lost (they restart from zero: no checkpointing)."""
 
 
 class Policy(Protocol):
@@ -707,6 +711,7 @@ class Sim:
                 break
             if s.accepting and s.free_cores > 0:
                 self.fill_startd(s)
+        self._policy_preempts()  # the negotiator considers preemption in the same cycle, after free slots
         self._budget = None
         h = self.htc
         d = self.now - self._cycle_started
@@ -722,12 +727,37 @@ class Sim:
             # "reduce negotiator delay drift" (matchmaker.cpp): interval start to start, at least the delay.
             self._schedule_cycle(self.now + max(h.negotiator_cycle_delay_s, h.negotiator_interval_s - d))
 
-    def _evict(self, s: SimStartd, pool: str | None = None) -> None:
-        """Stop jobs on a slot (failure, vacate, removal) and queue them again at the front, same ids."""
+    def _policy_preempts(self) -> None:
+        """A policy that preempts (``preempt(sim)``: quotas-preempt, cohorts) does so now."""
+        preempt = getattr(self.policy, "preempt", None)
+        if preempt is not None and self.n_idle:
+            preempt(self)
+
+    def preempt(self, victims: list[int], ac: int, s: SimStartd, k: int) -> int:
+        """Preemption's entry point for policies: evict ``victims`` (running on ``s``) and start up to ``k``
+        jobs of ``ac`` in their place (within the cycle's budget); the victims go back to the front of their
+        queues and restart from zero. Returns the jobs started."""
+        lost = sum((self.now - self.running[j][6]) * self.acs[self.running[j][2]].cpus for j in victims)
+        self._evict(s, only=set(victims), refill=False)
+        self.counters.preempted_jobs += len(victims)
+        self.counters.preempted_core_s += lost
+        a = self.acs[ac]
+        k = min(k, s.free_cores // a.cpus, s.free_mem // a.memory_mib)
+        if self._budget is not None:
+            k = min(k, self._budget[ac])
+        started = self._start(ac, s, k) if k > 0 and self.queues[ac] else 0
+        if self._budget is not None:
+            self._budget[ac] -= started
+        return started
+
+    def _evict(self, s: SimStartd, pool: str | None = None, *, only: set[int] | None = None,
+               refill: bool = True) -> None:
+        """Stop jobs on a slot (failure, vacate, removal, preemption: ``only`` those) and queue them again at
+        the front, same ids; ``refill``: in the instant model, match them again at once."""
         if not s.running:
             return
         touched: set[int] = set()
-        for jid in sorted(s.running):
+        for jid in sorted(s.running if only is None else only & s.running):
             _, _, ac, submit, visit, rt, start, _ = self.running[jid]
             a = self.acs[ac]
             if pool is not None and a.pool != pool:
@@ -749,7 +779,7 @@ class Sim:
             self.ooms.discard(jid)
             self.queues[ac].appendleft(Block(jid, [rt], submit, visit, jid in self.peak_over))
             touched.add(ac)
-        if self.instant:
+        if self.instant and refill:
             for ac in sorted(touched):
                 self._fill_from_ac(ac)
 
@@ -1198,6 +1228,7 @@ class Sim:
         self.queues[arrival.ac].append(Block(first, arrival.runtimes, arrival.t, arrival.visit, bool(arrival.over)))
         if self.instant:
             self._fill_from_ac(arrival.ac)
+            self._policy_preempts()
         elif self._sends_reschedule(a.pool, n):
             self._reschedule()
 
