@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import NamedTuple
 
 from classad2 import ClassAd, ExprTree
@@ -101,13 +102,14 @@ class QuotasPreempt(GroupQuotas):
         preempted it starts only then. 0 (HTCondor's default, and the rendered ``preemption`` setting):
         vacated at once."""
         self.retiring: list[Retiring] = []
-        self.pending = [0]
-        """Per autocluster: its jobs waiting for a victim to retire (already matched)."""
+        self.pending: defaultdict[int, int] = defaultdict(int)
+        """Per autocluster: its jobs waiting for a victim to retire (already matched). A mapping, not a list:
+        memory retries add autoclusters during the run (``Sim._retry_ac``)."""
         self._next_reconcile = 0.0
 
     def setup(self, sim: Sim) -> None:
         super().setup(sim)
-        self.pending = [0] * len(sim.acs)
+        self.pending = defaultdict(int)
 
     def used(self, sim: Sim, pool: str) -> float:
         """SubmitterGroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus by default)."""
@@ -194,15 +196,22 @@ class QuotasPreemptMemory(QuotasPreempt):
     def setup(self, sim: Sim) -> None:
         super().setup(sim)
         self.mib_per_core = memory_per_core_mib(sim.spec)
-        self.weights = [max(a.cpus, a.memory_mib / self.mib_per_core) for a in sim.acs]
+        self.weights: list[float] = []
         self._cap_key = (-1, -1)
         self._cap = 1.0
 
+    def _weights(self, sim: Sim) -> list[float]:
+        """Each autocluster's slot weight; extended as memory retries add autoclusters (``Sim._retry_ac``)."""
+        for a in sim.acs[len(self.weights):]:
+            self.weights.append(max(a.cpus, a.memory_mib / self.mib_per_core))
+        return self.weights
+
     def used(self, sim: Sim, pool: str) -> float:
-        return sum(sim.run_ac[ac] * self.weights[ac] for ac in sim.pool_acs[pool])
+        weights = self._weights(sim)
+        return sum(sim.run_ac[ac] * weights[ac] for ac in sim.pool_acs[pool])
 
     def weight(self, sim: Sim, ac: int) -> float:
-        return self.weights[ac]
+        return self._weights(sim)[ac]
 
     def capacity(self, sim: Sim) -> float:
         """The pool's slot weight: each partitionable slot weighs max(cores, memory / MiB per core); summed
@@ -228,7 +237,8 @@ class QuotasPreemptMemory(QuotasPreempt):
         """Cores the group may still claim within its max share of the slot weight, counting each core at
         the heaviest weight per core among its idle jobs (never beyond the share)."""
         room = sim.spec.pools[pool].max_share * self.capacity(sim) - self.used(sim, pool)
-        per_core = max((self.weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
+        weights = self._weights(sim)
+        per_core = max((weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
                        default=1.0)
         return int(room / per_core)
 
