@@ -28,7 +28,7 @@ demo: $(DEMO_STAMP)
 	@echo "==> starting enclave: the twin's one-week scenario, demo accounts and vetted images"
 	@echo "enclave demo: database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
 	env -u ENCLAVE_DB -u ENCLAVE_JOURNAL_KEY -u ENCLAVE_JOURNAL_ANCHOR ENCLAVE_HOME=$(DEMO_HOME) \
-		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week --demo
+		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --twin one-week --demo
 
 test: $(STAMP)
 	bash scripts/test-deps.sh

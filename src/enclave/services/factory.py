@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -67,6 +67,8 @@ class Factory:
     _brokers: dict[str, BrokerService] = field(default_factory=dict)
     _lease: Callable[[], bool] | None = None
     """Set by ``live_backend`` when running as a pod of the commons: leadership by a Kubernetes Lease."""
+    _closing: ExitStack = field(default_factory=ExitStack)
+    """What ``close`` releases: the scratch stores of twin brokers."""
 
     @classmethod
     @contextmanager
@@ -75,10 +77,16 @@ class Factory:
         when the command ends."""
         spec = load(spec_path or default_spec_path())
         db = open_database(db_url)
+        factory = cls(spec, db, spec_path)
         try:
-            yield cls(spec, db, spec_path)
+            yield factory
         finally:
+            factory.close()
             db.dispose()
+
+    def close(self) -> None:
+        """Remove the scratch stores this factory made (``twin_broker``)."""
+        self._closing.close()
 
     @classmethod
     @contextmanager
@@ -161,6 +169,17 @@ class Factory:
         key = f"{where}:{id(backend)}"
         if key not in self._brokers:
             self._brokers[key] = BrokerService(self.spec, self.db, backend, where)
+        return self._brokers[key]
+
+    def twin_broker(self, twin: Backend, where: str) -> BrokerService:
+        """The broker service over a twin of this enclave run by a serving process: it journals in a scratch
+        store of its own (``scratch``), removed by ``close``, so nothing simulated enters this database's
+        journal (issue 16); each actor's permission is still checked here, so a person acts on the twin with
+        the roles they hold in the enclave and the broker with its service account's."""
+        key = f"{where}:{id(twin)}"
+        if key not in self._brokers:
+            store = self._closing.enter_context(Factory.scratch(self.spec))
+            self._brokers[key] = BrokerService(self.spec, store.db, twin, where, roles=self.db)
         return self._brokers[key]
 
     # --- backends ------------------------------------------------------------------------------------------
