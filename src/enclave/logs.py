@@ -26,7 +26,10 @@ import re
 import sys
 import time
 from enum import StrEnum
-from typing import IO, Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import IO, Annotated, Any
+
+import typer
 
 from enclave.errors import InputError, Problem
 
@@ -37,6 +40,13 @@ LEVEL_ENV = "ENCLAVE_LOG_LEVEL"
 FORMAT_ENV = "ENCLAVE_LOG_FORMAT"
 LEVELS = ("debug", "info", "warning", "error")
 
+LevelOption = Annotated[str | None, typer.Option(
+    "--log-level", help="Log level: debug, info (default), warning or error; or $ENCLAVE_LOG_LEVEL.")]
+FormatOption = Annotated[str | None, typer.Option(
+    "--log-format", help="Log format on stdout: text (default) or json, one object per line; or "
+    "$ENCLAVE_LOG_FORMAT.")]
+"""The two options of every server command (`serve`, `webdav`, `vospace`), defined once."""
+
 _TOKEN = re.compile(r"enc_[A-Za-z0-9_\-]{8,}")
 """An enclave token as ``accounts.tokens`` makes them (``enc_`` and URL-safe base64)."""
 
@@ -44,6 +54,14 @@ _TOKEN = re.compile(r"enc_[A-Za-z0-9_\-]{8,}")
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
+
+
+def enclave_version() -> str:
+    """The installed enclave's version, for the start-up event."""
+    try:
+        return version("enclave")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def logger(name: str) -> logging.Logger:

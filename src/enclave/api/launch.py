@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
@@ -25,17 +24,6 @@ from enclave.services.factory import Factory
 console = Console(highlight=False, markup=False, soft_wrap=True)  # never wrap a token or a URL
 log = logs.logger("serve")
 
-LogLevel = Annotated[str | None, typer.Option("--log-level", help="debug, info (default), warning or error; "
-                                                                   "or $ENCLAVE_LOG_LEVEL.")]
-LogFormatOption = Annotated[str | None, typer.Option("--log-format", help="text (default) or json, one object "
-                                                                          "per line; or $ENCLAVE_LOG_FORMAT.")]
-
-
-def enclave_version() -> str:
-    try:
-        return version("enclave")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
 
 def _twin_scenario(live: bool, twin: str | None, scenario: str | None, no_broker: bool) -> str | None:
@@ -78,15 +66,15 @@ def serve(
                                                       "admin, security) and science users, vet the spec's "
                                                       "notebook images, and print their sign-in links.")]
     = False,
-    log_level: LogLevel = None,
-    log_format: LogFormatOption = None,
+    log_level: logs.LevelOption = None,
+    log_format: logs.FormatOption = None,
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop on a twin (--twin SCENARIO, accelerated simulated clock, its own journal) or,
     with --live, a cluster. Logs go to stdout (--log-format json: one object per line, and the banner for
     people goes to stderr)."""
-    chosen = logs.configure(log_level, log_format)
     scenario_name = _twin_scenario(live, twin, scenario, no_broker)
+    chosen = logs.configure(log_level, log_format)
     if chosen == logs.LogFormat.JSON:
         console.file = sys.stderr  # stdout carries only the log stream
     with Factory.standalone(spec_path, db) as factory:
@@ -101,7 +89,7 @@ def serve(
             service.runner = twin_runner(service, scenario=scenario_name, sim_seconds_per_cycle=speed,
                                          wall_seconds_per_cycle=interval)
             service.runner.snapshot()
-        logs.event(log, logging.INFO, "enclave serve starting", version=enclave_version(),
+        logs.event(log, logging.INFO, "enclave serve starting", version=logs.enclave_version(),
                    spec=str(spec_path) if spec_path else "embedded lsst-ldf", cluster=factory.spec.cluster.name,
                    database=factory.db.dialect, broker="live" if live else (
                        f"twin ({scenario_name})" if scenario_name else "none"), host=host, port=port)
