@@ -108,3 +108,37 @@ def test_add_pods_by_the_kubernetes_service_admin(db: Database) -> None:
                         "--twin", TINY, "--db", db.url)
     assert code == 4
     assert broker_entries(db) == 0
+
+
+def test_drain_node_takes_kubectls_flags(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubectl drain's flag names on the command (https://kubernetes.io/docs/reference/kubectl/generated/
+    kubectl_drain/): each given one reaches the action, which the journal records; the rest stay the spec's."""
+    from enclave.services.broker import BrokerService
+
+    seen = []
+    real = BrokerService.apply
+
+    def recording(self: BrokerService, action: object) -> object:
+        seen.append(action)
+        return real(self, action)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BrokerService, "apply", recording)
+    code, out = enclave("batch", "drain-node", "kub-001", "--force", "--no-delete-emptydir-data",
+                        "--grace-period", "30", "--timeout", "1m30s", "--as", K8S_ADMIN, "--reason", "BCS 5",
+                        "--twin", TINY, "--db", db.url)
+    assert code == 0 and "DrainNode node/kub-001 done on twin" in " ".join(out.split()), out
+    (action,) = seen
+    assert (action.force, action.ignore_daemonsets, action.delete_emptydir_data,  # type: ignore[attr-defined]
+            action.grace_period_seconds) == (True, None, False, 30)  # type: ignore[attr-defined]
+    seen.clear()
+    code, out = enclave("batch", "drain-node", "kub-002", "--grace-period", "-1", "--as", K8S_ADMIN, "--reason",
+                        "BCS 5", "--twin", TINY, "--db", db.url)
+    assert code == 0, out
+    assert seen[0].grace_period_seconds is None and seen[0].force is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("timeout", ["soon", "-5s", "5x"])
+def test_drain_node_refuses_a_bad_timeout(db: Database, timeout: str) -> None:
+    code, out = enclave("batch", "drain-node", "kub-001", "--timeout", timeout, "--as", K8S_ADMIN, "--reason", "x",
+                        "--twin", TINY, "--db", db.url)
+    assert code == 1 and "--timeout" in out, out
