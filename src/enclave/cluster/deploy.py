@@ -43,6 +43,10 @@ LEASE_RULES: list[dict[str, Any]] = [
     # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
 ]
+HOME_RULES: list[dict[str, Any]] = [
+    # provision_home(): the Job that makes a home where the API pods do not mount the homes (enclave.cluster.homes).
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+]
 BATCH_RULES: list[dict[str, Any]] = [
     # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
     # only HTCondor worker pods, only in the batch namespace.
@@ -162,6 +166,11 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-leader"), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta("enclave-homes"), "rules": HOME_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta("enclave-homes"), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-homes"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},

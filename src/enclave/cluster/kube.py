@@ -22,10 +22,13 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from enclave.accounts.homes import Provisioned
+from enclave.accounts.types import AccountView
 from enclave.cluster import objects
+from enclave.cluster.homes import home_job
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
-from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole
+from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole, QuotaTool
 
 _MIB = Decimal(1024 * 1024)
 # KubeSpawner labels every user server pod with its ``component_label`` trait, "singleuser-server" unless
@@ -307,6 +310,25 @@ class KubeCluster:
         self.delete_pods((objects.node_pod_name(node),))
         if state in (NodeState.DRAINING, NodeState.HTCONDOR):
             self._mark(node, None, False)
+
+    def provision_home(self, account: AccountView) -> Provisioned:
+        """Home, workspace and quota of ``account`` through a Job in enclave's namespace
+        (``enclave.cluster.homes``), for when the home file system is not mounted here. Submitting is enough:
+        the Job retries on its own (backoffLimit) and reports in its pod's log; one already there (a re-run
+        within its TTL) is success."""
+        body = home_job(self.spec, account)
+        meta = body["metadata"]
+        job = k8s.V1Job.from_dict(body)
+        assert job is not None  # from_dict returns None only for None
+        try:
+            k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _external(f"creating Job {meta['namespace']}/{meta['name']} for {account.username}'s home",
+                                exc) from exc
+        quota = "submitted" if self.spec.storage.quota.tool != QuotaTool.NONE else "advisory"
+        return Provisioned(paths=(account.home, account.workspace), quota=quota,
+                           how=f"job {meta['namespace']}/{meta['name']}")
 
     def label_pod_pool(self, name: str, pool: str) -> None:
         """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""

@@ -12,7 +12,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from enclave.accounts.homes import Provisioned
+from enclave.accounts.types import AccountView
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
@@ -30,6 +33,9 @@ from enclave.spec.defaults import default_spec_path
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, Role
 from enclave.twin.backend import TwinBackend
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only when a live backend is made
+    from enclave.cluster.kube import KubeCluster
 
 _migrated: set[str] = set()
 
@@ -67,6 +73,8 @@ class Factory:
     _brokers: dict[str, BrokerService] = field(default_factory=dict)
     _lease: Callable[[], bool] | None = None
     """Set by ``live_backend`` when running as a pod of the commons: leadership by a Kubernetes Lease."""
+    _kube: KubeCluster | None = None
+    """The live cluster adapter (``KubeCluster``) once ``live_backend`` made it, for home provisioning."""
     _closing: ExitStack = field(default_factory=ExitStack)
     """What ``close`` releases: the scratch stores of twin brokers."""
 
@@ -112,7 +120,12 @@ class Factory:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.db, self.spec)
+        return AccountService(self.db, self.spec, remote_homes=self._remote_home)
+
+    def _remote_home(self, account: AccountView) -> Provisioned | None:
+        """Provision through the live cluster when this process drives one (``live_backend``): the API pods in
+        the commons, which do not mount the homes. None elsewhere."""
+        return self._kube.provision_home(account) if self._kube is not None else None
 
     @cached_property
     def tokens(self) -> TokenService:
@@ -221,6 +234,7 @@ class Factory:
                                     fix="give a readable kubeconfig for the cluster") from exc
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
+        self._kube = kube
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
         pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
         if pod and namespace:  # set by the downward API in the Deployment `enclave render deploy` writes
