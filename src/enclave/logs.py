@@ -150,8 +150,8 @@ def configure(level: str | None = None, fmt: str | None = None, stream: IO[str] 
     root.setLevel(number)
     logging.getLogger(ROOT).setLevel(number)
     # Servers' own chatter: uvicorn's access log is replaced by ours (it would log query strings); the rest
-    # of uvicorn and WsgiDAV pass through at warning and above.
-    for name in ("uvicorn", "uvicorn.error", "wsgidav", "cheroot"):
+    # of uvicorn, WsgiDAV and alembic's migration notes pass through at warning and above.
+    for name in ("uvicorn", "uvicorn.error", "wsgidav", "cheroot", "alembic"):
         third = logging.getLogger(name)
         third.handlers.clear()
         third.propagate = True

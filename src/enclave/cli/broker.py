@@ -13,6 +13,7 @@ journal the same entry.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from enclave import logs
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
@@ -162,11 +164,15 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
             hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
             cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
             = None, actor: Annotated[str, typer.Option("--as", help="Account the broker acts as.")] = BROKER_ACTOR,
-            db_url: DbOption = None) -> None:
+            db_url: DbOption = None, log_level: logs.LevelOption = None, log_format: logs.FormatOption = None) -> None:
     """The broker loop: observe → decide → act every broker.cycle_seconds, each action journaled.
 
     On the live enclave (the default; --live to insist) it runs in real time and journals in the enclave
-    database. With --twin SCENARIO it runs in simulated time in a throw-away store with its own journal."""
+    database. With --twin SCENARIO it runs in simulated time in a throw-away store with its own journal.
+    With --log-level/--log-format (or $ENCLAVE_LOG_LEVEL/$ENCLAVE_LOG_FORMAT) it also logs each action applied
+    or refused to stdout, as `enclave serve` does."""
+    if log_level or log_format or os.environ.get(logs.LEVEL_ENV) or os.environ.get(logs.FORMAT_ENV):
+        logs.configure(log_level, log_format)
     spec = load_spec_option(spec_path)
     step = spec.broker.cycle_seconds
     simulated = _target(live, twin)
