@@ -101,6 +101,10 @@ def test_serve_writes_json_logs_and_never_a_token(tmp_path: Path) -> None:
     assert any(e["actor"] == "admin" and e["kind"] == "Relabel" and e["error"] == "PermissionDenied"
                and "batch.relabel" in e["cause"] and e["reason"] == "try" for e in no), no
     assert any(e["message"] == "broker loop leads" for e in events)
+    why = [e for e in events if e["message"] == "request refused"]
+    assert any(e["path"] == "/api/v1/broker/actions" and e["status"] == 403 and e["account"] == "admin"
+               and "batch.relabel" in e["cause"] for e in why), why
+    assert sum(e["path"] == "/api/v1/accounts" and e["status"] == 401 for e in why) == 2
 
 
 def test_serve_refuses_to_pick_the_twin_for_you(tmp_path: Path) -> None:
