@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 
 # The demo needs only the runtime dependencies (not the dev extras) and says what it is doing.
 DEMO_STAMP := $(VENV)/.installed-runtime
-# The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: its broker journals
-# simulated moves, which must not land in an operator's real database.
+# The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: it seeds demo accounts
+# and vetted stand-in images, which must not land in an operator's real database (the twin's moves go to the
+# twin's own scratch store in any case).
 DEMO_HOME ?= $(CURDIR)/.demo-home
 
 $(DEMO_STAMP): pyproject.toml

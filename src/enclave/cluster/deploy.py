@@ -111,7 +111,9 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
         "image": ref,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "env": [{"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
+        # One JSON object per log line for the cluster's log collector (enclave.logs).
+        "env": [{"name": "ENCLAVE_LOG_FORMAT", "value": "json"},
+                {"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
                 {"name": "ENCLAVE_DB", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}],
         "ports": [{"name": "http", "containerPort": port}],
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
