@@ -19,6 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from enclave.api.server import free_port
+from enclave.db import Database
+from enclave.journal import query, verify
 from enclave.logs import configure, settings
 
 
@@ -84,6 +86,11 @@ def test_serve_writes_json_logs_and_never_a_token(tmp_path: Path) -> None:
         proc.wait(20)
     text = out.read_text()
     assert token not in text and forged not in text and "enc_" not in text
+    # The twin's moves went to its own scratch store: the served database's journal has none (issue 16).
+    db = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
+    with db.session() as session:
+        assert query(session, action="broker.*") == [] and verify(session) > 0
+    db.dispose()
     events = _events(out)
     start = next(e for e in events if e["message"] == "enclave serve starting")
     assert start["database"] == "sqlite" and start["broker"] == "twin (one-night)" and start["version"]
