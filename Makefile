@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 
 # The demo needs only the runtime dependencies (not the dev extras) and says what it is doing.
 DEMO_STAMP := $(VENV)/.installed-runtime
-# The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: its broker journals
-# simulated moves, which must not land in an operator's real database.
+# The demo's own home (database, journal key and anchor), never the shell's $$ENCLAVE_DB: it seeds demo accounts
+# and vetted stand-in images, which must not land in an operator's real database (the twin's moves go to the
+# twin's own scratch store in any case).
 DEMO_HOME ?= $(CURDIR)/.demo-home
 
 $(DEMO_STAMP): pyproject.toml
@@ -28,7 +29,7 @@ demo: $(DEMO_STAMP)
 	@echo "==> starting enclave: the twin's one-week scenario, demo accounts and vetted images"
 	@echo "enclave demo: database, journal key and anchor in $(DEMO_HOME) (not \$$ENCLAVE_DB)"
 	env -u ENCLAVE_DB -u ENCLAVE_JOURNAL_KEY -u ENCLAVE_JOURNAL_ANCHOR ENCLAVE_HOME=$(DEMO_HOME) \
-		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --scenario one-week --demo
+		$(VENV)/bin/enclave serve --host 127.0.0.1 --port $${PORT:-8000} --twin one-week --demo
 
 test: $(STAMP)
 	bash scripts/test-deps.sh

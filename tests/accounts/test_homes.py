@@ -4,18 +4,24 @@ refused onboarding creates nothing; departure and expiry leave the data in place
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import stat
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from enclave.accounts import homes
 from enclave.accounts.lifecycle import Allocation
-from enclave.accounts.types import AccountKind
+from enclave.accounts.types import AccountKind, AccountView
 from enclave.db import Database
 from enclave.errors import EnclaveError
 from enclave.services.accounts import AccountService
 from enclave.spec import EnclaveSpec
+from enclave.spec.models import HomeQuota, QuotaTool
 
 
 @pytest.fixture
@@ -68,3 +74,97 @@ def test_no_home_file_system_here_means_nothing_to_create(db: Database, spec: En
     service.onboard(admin, "carol", name="Carol", email="c@example.org", kind=AccountKind.SCIENCE, reason="test",
                     allocation=Allocation("P-4"))
     assert not (tmp_path / "not-mounted").exists()
+
+
+# --- quotas (issue 18 item 6) ----------------------------------------------------------------------------------
+
+GIB_100_IN_KIB = 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("tool", "filesystem", "argv"), [
+    # setquota(8): -u NAME block-soft block-hard inode-soft inode-hard FILESYSTEM; blocks of 1 KiB, 0 = no limit.
+    (QuotaTool.SETQUOTA, "/jhome", ["setquota", "-u", "70001", str(GIB_100_IN_KIB), str(GIB_100_IN_KIB), "0", "0",
+                                    "/jhome"]),
+    # xfs_quota(8): expert mode (-x), administrator command `limit -u bsoft=N bhard=N ID`, k = KiB.
+    (QuotaTool.XFS_QUOTA, "/jhome", ["xfs_quota", "-x", "-c",
+                                     f"limit -u bsoft={GIB_100_IN_KIB}k bhard={GIB_100_IN_KIB}k 70001", "/jhome"]),
+    # mmsetquota (IBM Storage Scale): Device:Fileset --user ID --block Soft:Hard, K = KiB.
+    (QuotaTool.MMSETQUOTA, "lsstfs:jhome", ["mmsetquota", "lsstfs:jhome", "--user", "70001", "--block",
+                                            f"{GIB_100_IN_KIB}K:{GIB_100_IN_KIB}K"]),
+])
+def test_quota_command_per_tool(tool: QuotaTool, filesystem: str, argv: list[str]) -> None:
+    assert homes.quota_command(HomeQuota(tool=tool, filesystem=filesystem), 70001, 100) == argv
+
+
+def test_no_quota_tool_means_the_quota_is_advisory() -> None:
+    assert homes.quota_command(HomeQuota(), 70001, 100) is None
+    with pytest.raises(ValueError, match="needs storage.quota.filesystem"):
+        HomeQuota(tool=QuotaTool.SETQUOTA)
+
+
+def _quota_service(db: Database, spec: EnclaveSpec, tmp_path: Path, quota: HomeQuota) -> AccountService:
+    root = tmp_path / "jhome"
+    root.mkdir(exist_ok=True)
+    storage = spec.storage.model_copy(update={"home_root": str(root), "quota": quota})
+    return AccountService(db, spec.model_copy(update={"storage": storage}))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root (as on the storage host)")
+def test_local_provisioning_sets_the_quota_with_the_spec_tool(db: Database, spec: EnclaveSpec, admin: str,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _quota_service(db, spec, tmp_path, HomeQuota(tool=QuotaTool.SETQUOTA, filesystem="/jhome"))
+    # On a host without the tool (an empty PATH here) the onboarding stands, its directories are made, and the
+    # missing quota is an error naming the command to run on the storage host — never silently skipped.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(EnclaveError, match="quota is not set: setquota is not installed here") as missing:
+        service.onboard(admin, "dora", name="Dora", email="d@example.org", kind=AccountKind.STAFF, reason="t")
+    monkeypatch.undo()
+    made = service.show(admin, "dora")
+    assert Path(made.workspace).is_dir() and "setquota -u" in missing.value.problem.fix
+    ran: list[list[str]] = []
+
+    def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        ran.append(list(argv))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    done = homes.provision(made, service.spec.storage.home_root, service.spec.storage.quota, run=run)
+    kib = math.ceil(made.quota_gib * 1024 * 1024)
+    assert ran == [["setquota", "-u", str(made.uid), str(kib), str(kib), "0", "0", "/jhome"]]
+    assert done.quota == "set" and done.how == "local"
+
+    def refuse(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 1, "", "setquota: Cannot find filesystem to set quota.")
+
+    with pytest.raises(EnclaveError, match="quota is not set: setquota exited 1: setquota: Cannot find") as err:
+        homes.provision(made, service.spec.storage.home_root, service.spec.storage.quota, run=refuse)
+    assert "setquota -u" in err.value.problem.fix  # the command to run by hand
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root (as on the storage host)")
+def test_without_a_quota_tool_the_log_says_the_quota_is_recorded_only(db: Database, spec: EnclaveSpec, admin: str,
+                                                                      tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    service = _quota_service(db, spec, tmp_path, HomeQuota())
+    with caplog.at_level(logging.INFO, logger="enclave.accounts"):
+        service.onboard(admin, "finn", name="Finn", email="f@example.org", kind=AccountKind.STAFF, reason="t")
+    events = {r.getMessage(): getattr(r, "fields", {}) for r in caplog.records}
+    assert events["home provisioned"]["quota"] == "advisory" and events["home provisioned"]["how"] == "local"
+    assert "nothing on the file system enforces" in events["home quota recorded only"]["cause"]
+
+
+def test_homes_not_mounted_go_through_the_live_cluster(db: Database, spec: EnclaveSpec, admin: str,
+                                                       tmp_path: Path) -> None:
+    """Where the homes are not mounted (the API pods in the commons) the service hands the account to the live
+    cluster's Job (``KubeCluster.provision_home``, tests/cluster/test_homes.py); expiry submits nothing."""
+    storage = spec.storage.model_copy(update={"home_root": str(tmp_path / "not-mounted")})
+    handed: list[str] = []
+
+    def job(account: AccountView) -> homes.Provisioned:
+        handed.append(account.username)
+        return homes.Provisioned((account.home, account.workspace), "advisory", "job enclave/enclave-home-x")
+
+    service = AccountService(db, spec.model_copy(update={"storage": storage}), remote_homes=job)
+    service.onboard(admin, "gail", name="Gail", email="g@example.org", kind=AccountKind.SCIENCE, reason="test",
+                    allocation=Allocation("P-5"))
+    service.expire(admin, "gail", reason="allocation over")
+    assert handed == ["gail"] and not (tmp_path / "not-mounted").exists()

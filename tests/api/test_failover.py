@@ -59,7 +59,7 @@ def start(database: str, tmp_path: Path) -> Iterator[object]:
     def launch(port: int) -> subprocess.Popen[str]:
         env = {**os.environ, "ENCLAVE_HOME": str(tmp_path), "ENCLAVE_DB": database, "PYTHONUNBUFFERED": "1"}
         enclave = Path(sys.executable).parent / "enclave"
-        proc = subprocess.Popen([str(enclave), "serve", "--port", str(port), "--scenario", "one-night",
+        proc = subprocess.Popen([str(enclave), "serve", "--port", str(port), "--twin", "one-night",
                                  "--interval", str(INTERVAL), "--speed", "600"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env)
         procs.append(proc)

@@ -24,19 +24,29 @@ def fresh_db(tmp_path: Path) -> Database:
     return db
 
 
-def test_broker_actions_in_the_twin_are_role_checked_and_journaled(fresh_db: Database, spec: EnclaveSpec) -> None:
+def test_broker_actions_in_the_twin_are_role_checked_and_journaled_apart(fresh_db: Database,
+                                                                         spec: EnclaveSpec) -> None:
+    """The twin's moves are journaled in the twin's own scratch store, never in the database the service
+    serves (issue 16: `enclave serve` without --live used to journal simulated moves there)."""
     assert Factory(spec, fresh_db).ensure_accounts(ADMIN) is not None
+    with fresh_db.session() as s:
+        served_before = verify(s)
     service = build_service(Factory(spec, fresh_db), scenario="one-night", sim_seconds_per_cycle=600)
     runner = service.runner
     assert runner is not None
     for _ in range(4):
         runner.step()
     assert runner.cycles == 4 and runner.actions_total > 0, runner.last_error
-    with fresh_db.session() as s:
+    with runner.broker.db.session() as s:  # the twin's scratch store
         entries = query(s, actor=BROKER_ACTOR)
         assert len(entries) == runner.actions_total
         assert all(e.action.startswith("broker.") and e.reason for e in entries)
         verify(s)
+    assert runner.broker.db.url != fresh_db.url
+    with fresh_db.session() as s:
+        assert query(s, action="broker.*") == []
+        assert verify(s) == served_before, "a simulated move entered the served journal"
+    service.factory.close()
     text = service.metrics.exposition().decode()
     assert 'enclave_broker_actions_total{kind="Relabel"}' in text
     assert 'enclave_pool_capacity_cores{pool="prompt"}' in text

@@ -20,7 +20,7 @@ def test_enclave_serve_on_a_fresh_machine(tmp_path: Path) -> None:
     env = {**os.environ, "ENCLAVE_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("ENCLAVE_DB", None)
     enclave = Path(sys.executable).parent / "enclave"
-    proc = subprocess.Popen([str(enclave), "serve", "--port", str(port), "--scenario", "one-night",
+    proc = subprocess.Popen([str(enclave), "serve", "--port", str(port), "--twin", "one-night",
                              "--interval", "0.2", "--speed", "600"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,60 @@ def test_add_pods_by_the_kubernetes_service_admin(db: Database) -> None:
                         "--twin", TINY, "--db", db.url)
     assert code == 4
     assert broker_entries(db) == 0
+
+
+def test_drain_node_takes_kubectls_flags(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubectl drain's flag names on the command (https://kubernetes.io/docs/reference/kubectl/generated/
+    kubectl_drain/): each given one reaches the action, which the journal records; the rest stay the spec's."""
+    from enclave.services.broker import BrokerService
+
+    seen = []
+    real = BrokerService.apply
+
+    def recording(self: BrokerService, action: object) -> object:
+        seen.append(action)
+        return real(self, action)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BrokerService, "apply", recording)
+    code, out = enclave("batch", "drain-node", "kub-001", "--force", "--no-delete-emptydir-data",
+                        "--grace-period", "30", "--timeout", "1m30s", "--as", K8S_ADMIN, "--reason", "BCS 5",
+                        "--twin", TINY, "--db", db.url)
+    assert code == 0 and "DrainNode node/kub-001 done on twin" in " ".join(out.split()), out
+    (action,) = seen
+    assert (action.force, action.ignore_daemonsets, action.delete_emptydir_data,  # type: ignore[attr-defined]
+            action.grace_period_seconds) == (True, None, False, 30)  # type: ignore[attr-defined]
+    seen.clear()
+    code, out = enclave("batch", "drain-node", "kub-002", "--grace-period", "-1", "--as", K8S_ADMIN, "--reason",
+                        "BCS 5", "--twin", TINY, "--db", db.url)
+    assert code == 0, out
+    assert seen[0].grace_period_seconds is None and seen[0].force is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("timeout", ["soon", "-5s", "5x"])
+def test_drain_node_refuses_a_bad_timeout(db: Database, timeout: str) -> None:
+    code, out = enclave("batch", "drain-node", "kub-001", "--timeout", timeout, "--as", K8S_ADMIN, "--reason", "x",
+                        "--twin", TINY, "--db", db.url)
+    assert code == 1 and "--timeout" in out, out
+
+
+def test_broker_run_logs_each_action_when_asked() -> None:
+    """`broker run --log-format json`: each applied action is one JSON line with actor and reason (the loop's
+    log, as `enclave serve` writes it); without the option the command prints only its own lines."""
+    import logging
+
+    try:
+        code, out = enclave("broker", "run", "--twin", "one-night", "--cycles", "40", "--log-format", "json")
+    finally:
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if h.get_name() == "enclave-logs"]:
+            root.removeHandler(handler)
+    assert code == 0, out
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert all(e["logger"].startswith("enclave.") for e in events), "third-party chatter stays below warning"
+    applied = [e for e in events if e["message"] == "broker action applied"]
+    summary = next(line for line in out.splitlines() if "cycle(s) on twin" in line)  # "…: Relabel 24, DrainNode 1"
+    assert len(applied) == sum(int(n) for n in re.findall(r"[A-Za-z]+ (\d+)", summary.split(":", 1)[1])) > 0
+    assert applied and all(e["actor"] == "enclave-broker" and e["reason"] and e["where"].startswith("twin")
+                           for e in applied)
+    code, out = enclave("broker", "run", "--twin", TINY, "--cycles", "5")
+    assert code == 0 and not any(line.startswith("{") for line in out.splitlines())

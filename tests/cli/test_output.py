@@ -68,7 +68,7 @@ NOT_READ = {
     "batch drain-node", "batch drain-startd", "batch move", "batch return-node", "batch start-htcondor",
     "broker run", "db migrate", "images approve", "images reject", "images submit", "render access",
     "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
-    "roles revoke", "serve",
+    "roles revoke", "serve", "journal rekey",
     "logs",  # prints the log's own lines, as `kubectl logs` does (no -o), and journals the read
     "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav",
 }

@@ -36,6 +36,7 @@ import pytest
 import urllib3
 from kubernetes import client as k8s
 
+from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
 from enclave.cluster.kube import KubeCluster
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
@@ -166,6 +167,7 @@ class ApiServer:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.namespaces: set[str] = set(NAMESPACES)
         self.requests: list[tuple[str, str, Any]] = []
         self.queries: list[dict[str, str]] = []
@@ -194,6 +196,7 @@ class ApiServer:
             ("POST", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases"), self._create_lease),
             ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
              self._replace_lease),
+            ("POST", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs"), self._create_job),
         ]
 
     # urllib3.PoolManager.request, as RESTClientObject calls it
@@ -410,6 +413,20 @@ class ApiServer:
         self._namespace(namespace, data)
         return 200, self._update(lease, data, data)
 
+    # --- jobs (batch/v1) ----------------------------------------------------------------------------------
+
+    def _create_job(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert not q, f"job create with {q} is not served"
+        _quantities((data.get("spec") or {}).get("template") or {})
+        self._validate(data)
+        self._namespace(namespace, data)
+        name = (data.get("metadata") or {}).get("name") or ""
+        _name("Job", name)
+        if (namespace, name) in self.jobs:
+            raise Refused(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
+        self.jobs[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace}}
+        return 201, self.jobs[(namespace, name)]
+
     def _evict(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         self._pod(namespace, name)
         if (data.get("metadata") or {}).get("name") != name:
@@ -420,6 +437,15 @@ class ApiServer:
                           "Cannot evict pod as it would violate the pod's disruption budget.")
         del self.pods[(namespace, name)]
         return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+def account_view(username: str, uid: int, home_root: str = "/jhome", quota_gib: float = 100.0) -> AccountView:
+    """An account as the services return it, for the home-provisioning paths."""
+    home = f"{home_root}/{username}"
+    return AccountView(username=username, uid=uid, gid=uid, kind=AccountKind.SCIENCE, status=AccountStatus.ACTIVE,
+                       home=home, workspace=f"{home}/workspace", quota_gib=quota_gib, allocation_id=None,
+                       allocation_quota_gib=None, allocation_expires=None, namespaces=[], roles=[], permissions=[],
+                       person=Person(name=username.title(), email=f"{username}@example.org"), other_accounts=[])
 
 
 @pytest.fixture

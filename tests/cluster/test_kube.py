@@ -259,3 +259,50 @@ def test_drain_never_needs_force_for_enclaves_own_worker_pods(spec: EnclaveSpec,
     kube.deploy_pods("kub-008", "drp", ("htcondor-kub-008-1",), 8, 8192)
     assert kube.drain("kub-008") == 0
     assert ("htcondor", "htcondor-kub-008-1") not in server.pods
+
+
+@pytest.mark.parametrize(("name", "shape", "flag", "message"), REFUSALS)
+def test_drain_flags_given_override_the_spec(spec: EnclaveSpec, server: ApiServer, name: str,
+                                            shape: dict[str, bool], flag: str, message: str) -> None:
+    """`enclave batch drain-node --force …` overrides cluster.drain both ways: a flag given lets the drain
+    through a spec that says no, and --no-<flag> refuses where the spec says yes."""
+    pod = pod_obj(name, "kub-005", daemonset=shape.get("daemonset", False))
+    if not shape.get("daemonset"):
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                               "uid": "u2", "controller": True}]
+    if name == "bare":
+        del pod["metadata"]["ownerReferences"]
+    if shape.get("empty_dir"):
+        pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    server.pods[("jupyter-lsst", name)] = pod
+    with pytest.raises(InvalidTransition, match=message):
+        _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005", **{flag: False})
+    assert not [r for r in server.requests if r[0] != "GET"]
+    assert _kubectl_defaults(spec, server).drain("kub-005", **{flag: True}) == 0
+    assert server.nodes["kub-005"]["spec"]["unschedulable"] is True
+
+
+def test_drain_grace_period_goes_in_every_eviction(spec: EnclaveSpec, server: ApiServer) -> None:
+    """kubectl drain --grace-period N sets the Eviction's deleteOptions.gracePeriodSeconds (kubectl
+    pkg/drain/drain.go, makeDeleteOptions), in the first round and in the retries after a budget said no."""
+    for name in ("web-1", "web-2"):
+        pod = pod_obj(name, "kub-006")
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                               "uid": "u3", "controller": True}]
+        server.pods[("jupyter-lsst", name)] = pod
+    server.pdb_blocked.add("web-2")
+    kube = _kubectl_defaults(spec, server)
+    assert kube.drain("kub-006", grace_period_seconds=30) == 1
+    server.pdb_blocked.discard("web-2")
+    assert kube.evict("kub-006") == 0
+    bodies = [r[2] for r in server.requests if r[1].endswith("/eviction")]
+    assert len(bodies) == 3  # web-1, web-2 refused, web-2 again
+    assert all(b["deleteOptions"]["gracePeriodSeconds"] == 30 for b in bodies), bodies
+    # Without --grace-period the pod's own period holds: no deleteOptions at all.
+    server.requests.clear()
+    server.pods[("jupyter-lsst", "web-3")] = {**pod_obj("web-3", "kub-007"), "metadata": {
+        **pod_obj("web-3", "kub-007")["metadata"], "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u4", "controller": True}]}}
+    assert kube.drain("kub-007") == 0
+    (body,) = [r[2] for r in server.requests if r[1].endswith("/eviction")]
+    assert "deleteOptions" not in body

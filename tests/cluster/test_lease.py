@@ -4,9 +4,19 @@ leaderelection's tryAcquireOrRenew), and a lost race answered 409 by the server'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubernetes import client as k8s
 
+from enclave.api.metrics import Metrics
+from enclave.api.runner import BrokerRunner
+from enclave.api.snapshot import History
 from enclave.cluster.lease import LeaseLock
+from enclave.db import Database
+from enclave.journal import query
+from enclave.services.factory import Factory
+from enclave.spec.defaults import default_spec_path
+from enclave.spec.load import load
 from tests.cluster.conftest import ApiServer
 
 NS = "htcondor"  # any namespace the fake serves
@@ -50,3 +60,71 @@ def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> No
     b.coordination.read_namespaced_lease = read_then_a_renews  # type: ignore[method-assign]
     assert not b.held()
     assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-a"
+
+
+
+class SlowTwin:
+    """A twin whose actions take time on the (fake) wall clock — ``seconds[i]`` for the i-th action: a slow API
+    server, a call that blocks — while a rival replica keeps trying to take the Lease, as its own loop would."""
+
+    def __init__(self, twin: object, clock: list[float], seconds: list[float], rival: LeaseLock) -> None:
+        self.twin, self.clock, self.seconds, self.rival = twin, clock, seconds, rival
+        self.applied = 0
+        self.rival_took_after: int | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.twin, name)
+
+    def apply(self, action: object) -> bool:
+        changed: bool = self.twin.apply(action)  # type: ignore[attr-defined]
+        self.clock[0] += self.seconds[min(self.applied, len(self.seconds) - 1)]
+        self.applied += 1
+        if self.rival_took_after is None and self.rival.held():
+            self.rival_took_after = self.applied
+        return changed
+
+
+def _slow_runner(server: ApiServer, tmp_path: Path, seconds: list[float]) -> tuple[BrokerRunner, SlowTwin, int]:
+    now = [1_800_000_000.0]
+    a, b = _lock(server, "api-a", now), _lock(server, "api-b", now)  # 30 s leases
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    factory = Factory(load(default_spec_path()), db)
+    factory.ensure_accounts("admin")
+    slow = SlowTwin(factory.twin_backend("one-night", at_hours=2), now, seconds, rival=b)
+    broker = factory.broker(slow, "twin (slow)")  # type: ignore[arg-type]
+    planned = len(broker.plan()[0].actions)
+    assert a.held()
+    return BrokerRunner(broker=broker, metrics=Metrics(), history=History(), simulate=False, leader=a.held), \
+        slow, planned
+
+
+def _journaled(runner: BrokerRunner) -> int:
+    with runner.broker.db.session() as s:
+        return len(query(s, action="broker.*"))
+
+
+def test_a_cycle_longer_than_the_lease_keeps_it_by_renewing(server: ApiServer, tmp_path: Path) -> None:
+    """20 actions × 12 s outlast a 30 s lease, but the leader renews before each action: the rival never
+    takes over and the whole plan is applied."""
+    runner, slow, planned = _slow_runner(server, tmp_path, [12.0])
+    assert planned * 12 > 30
+    runner.step()
+    assert slow.rival_took_after is None
+    assert runner.actions_total == slow.applied == planned == _journaled(runner)
+    runner.broker.db.dispose()
+
+
+def test_no_action_is_applied_after_leadership_is_lost(server: ApiServer, tmp_path: Path) -> None:
+    """Issue 18: a cycle longer than the lease could overlap its successor's first cycle. Here the second
+    action blocks for 40 s (longer than the 30 s lease): the rival takes the Lease meanwhile, and the old
+    leader, asking before its next action, stops — nothing more applied or journaled, the cause reported."""
+    runner, slow, planned = _slow_runner(server, tmp_path, [5.0, 40.0, 5.0])
+    assert planned > 3
+    runner.step()
+    assert slow.rival_took_after == 2
+    assert slow.applied == 2 == runner.actions_total == _journaled(runner)
+    assert runner.last_error is not None and "leadership lost" in runner.last_error
+    assert f"{planned - 2} of {planned}" in runner.last_error
+    assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-b"
+    runner.broker.db.dispose()

@@ -26,7 +26,7 @@ from enclave.cluster.lease import LeaseLock
 from enclave.domain.logs import LogRequest
 from enclave.spec import EnclaveSpec
 from enclave.spec.load import dump
-from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
+from tests.cluster.conftest import ApiServer, account_view, pod_obj, unschedulable_pod
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
                       duration_s=90)
     assert lease.held() and lease.held()
     called.add("LeaseLock.held")
+    # A home made through a Job where the API pods do not mount the homes (enclave.cluster.homes).
+    call("provision_home", account_view("alice", 70001))
     return called
 
 

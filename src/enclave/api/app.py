@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from fastapi import FastAPI, Response
@@ -12,9 +13,13 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enclave.api import dashboard, errors
+from enclave.api.auth import ACCOUNT_KEY
 from enclave.api.metrics import CONTENT_TYPE, Metrics
 from enclave.api.routes import ROUTERS
 from enclave.api.service import Service
+from enclave.logs import event, logger
+
+access_log = logger("api.access")
 
 API_PREFIX = "/api/v1"
 
@@ -52,9 +57,12 @@ class TimingMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
+            took = time.perf_counter() - started
             name = route_template(HTTPConnection(scope))
-            self.metrics.api_latency.labels(scope["method"], name, str(status)).observe(
-                time.perf_counter() - started)
+            self.metrics.api_latency.labels(scope["method"], name, str(status)).observe(took)
+            # The path only: a query string may carry what must not be kept (tokens pasted into a URL).
+            event(access_log, logging.INFO, "request", method=scope["method"], path=scope["path"], status=status,
+                  duration_ms=round(took * 1000, 1), account=scope.get(ACCOUNT_KEY))
 
 
 MAX_BODY_BYTES = 1 << 20

@@ -19,6 +19,9 @@ from enclave.access.permissions import Permission
 from enclave.api.service import Service, get_service
 from enclave.errors import PermissionDenied, Unauthenticated
 
+ACCOUNT_KEY = "enclave.account"
+"""Where the authenticated caller's account name is left in the ASGI scope, for the access log."""
+
 COOKIE = "enclave_token"
 
 
@@ -68,15 +71,21 @@ def _missing() -> Unauthenticated:
                            fix="send 'Authorization: Bearer <token>' with a token from `enclave tokens issue`")
 
 
+def _known(request: Request, principal: Principal) -> Principal:
+    """Name the caller for the access log (``enclave.api.app``): the account, never the credential."""
+    request.scope[ACCOUNT_KEY] = principal.username
+    return principal
+
+
 def api_principal(request: Request, service: Service = Depends(get_service)) -> Principal:  # noqa: B008
     token = _bearer(request)
     if token is None:
         raise _missing()
-    return verify_token(service, token)
+    return _known(request, verify_token(service, token))
 
 
 def page_principal(request: Request, service: Service = Depends(get_service)) -> Principal:  # noqa: B008
     token = _bearer(request) or request.cookies.get(COOKIE)
     if not token:
         raise _missing()
-    return verify_token(service, token)
+    return _known(request, verify_token(service, token))

@@ -7,6 +7,7 @@ whatever layer refused it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from enclave.api.auth import ACCOUNT_KEY
 from enclave.errors import EnclaveError, InputError, Problem, Unauthenticated, http_status
+from enclave.logs import event, logger
+
+log = logger("api")
 
 
 def error_body(error: EnclaveError) -> dict[str, Any]:
@@ -42,6 +47,10 @@ def validation_problems(errors: Any) -> list[Problem]:
 def install(app: FastAPI) -> None:
     async def on_enclave_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, EnclaveError)
+        # Every refusal with its cause (the access log has the status only); the caller by account name.
+        event(log, logging.WARNING, "request refused", method=request.method, path=request.url.path,
+              status=http_status(exc), error=type(exc).__name__, cause=str(exc),
+              account=request.scope.get(ACCOUNT_KEY))
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +13,33 @@ import uvicorn
 from rich.console import Console
 from rich.text import Text
 
+from enclave import logs
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
+from enclave.errors import InputError, Problem
 from enclave.services.demo import seed as demo_seed
 from enclave.services.factory import Factory
 
 console = Console(highlight=False, markup=False, soft_wrap=True)  # never wrap a token or a URL
+log = logs.logger("serve")
+
+
+
+def _twin_scenario(live: bool, twin: str | None, scenario: str | None, no_broker: bool) -> str | None:
+    """The twin scenario the broker loop runs, None for live or no loop. The twin is never chosen for you
+    (issue 16): without --live the loop needs --twin SCENARIO (or --no-broker)."""
+    named = twin or scenario
+    if live and named:
+        raise InputError([Problem("--live/--twin", "name one target, not both",
+                                  "--live drives the real cluster, --twin SCENARIO a simulation")])
+    if live or no_broker:
+        return None
+    if named is None:
+        raise InputError([Problem("--twin", "the broker loop needs a target and the twin is never chosen for you",
+                                  "run a simulation explicitly: --twin one-week; drive the cluster: --live; "
+                                  "or serve the API and dashboard only: --no-broker")])
+    return named
 
 
 def serve(
@@ -28,8 +50,10 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option("--db", help="Database URL; default $ENCLAVE_DB or SQLite in "
                                                          "$ENCLAVE_HOME.")] = None,
-    scenario: Annotated[str, typer.Option(help="Twin scenario (name in examples/scenarios or a file).")]
-    = "one-week",
+    twin: Annotated[str | None, typer.Option("--twin", metavar="SCENARIO", help="Run the broker loop on a twin "
+                                             "loaded with SCENARIO (name in examples/scenarios or a file); its "
+                                             "moves are journaled in a scratch store, never in --db.")] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", hidden=True, help="Old name of --twin.")] = None,
     speed: Annotated[float, typer.Option(min=1, help="Simulated seconds per broker cycle (twin).")] = 300.0,
     interval: Annotated[float, typer.Option(min=0.05, help="Wall-clock seconds between broker cycles.")] = 1.0,
     admin: Annotated[str, typer.Option(help="Bootstrap sysadmin to create on an empty database and to print a "
@@ -42,9 +66,17 @@ def serve(
                                                       "admin, security) and science users, vet the spec's "
                                                       "notebook images, and print their sign-in links.")]
     = False,
+    log_level: logs.LevelOption = None,
+    log_format: logs.FormatOption = None,
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
-    (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
+    (/metrics) and the broker loop on a twin (--twin SCENARIO, accelerated simulated clock, its own journal) or,
+    with --live, a cluster. Logs go to stdout (--log-format json: one object per line, and the banner for
+    people goes to stderr)."""
+    scenario_name = _twin_scenario(live, twin, scenario, no_broker)
+    chosen = logs.configure(log_level, log_format)
+    if chosen == logs.LogFormat.JSON:
+        console.file = sys.stderr  # stdout carries only the log stream
     with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
         demo_tokens = demo_seed(factory, admin) if demo and token else {}
@@ -52,11 +84,15 @@ def serve(
         if live:
             service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
                                          wall_seconds_per_cycle=max(interval, 5.0))
-        elif not no_broker:
-            console.print(Text.assemble("loading the twin with scenario ", (str(scenario), "bold"), " …"))
-            service.runner = twin_runner(service, scenario=scenario, sim_seconds_per_cycle=speed,
+        elif scenario_name is not None:
+            console.print(Text.assemble("loading the twin with scenario ", (scenario_name, "bold"), " …"))
+            service.runner = twin_runner(service, scenario=scenario_name, sim_seconds_per_cycle=speed,
                                          wall_seconds_per_cycle=interval)
             service.runner.snapshot()
+        logs.event(log, logging.INFO, "enclave serve starting", version=logs.enclave_version(),
+                   spec=str(spec_path) if spec_path else "embedded lsst-ldf", cluster=factory.spec.cluster.name,
+                   database=factory.db.dialect, broker="live" if live else (
+                       f"twin ({scenario_name})" if scenario_name else "none"), host=host, port=port)
         _run(service, host, port, admin, token, demo_tokens)
 
 
@@ -80,7 +116,8 @@ def _run(service: Service, host: str, port: int, admin: str, token: str | None,
     if service.runner:
         service.runner.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")
+        # log_config=None: uvicorn's records go through enclave.logs, in its format (its access log is ours).
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
     finally:
         if service.runner:
             service.runner.stop()

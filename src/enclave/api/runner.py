@@ -8,6 +8,7 @@ do. The broker service's lock serialises the loop and manual procedures.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -21,10 +22,12 @@ from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
 from enclave.broker.execute import Outcome, target
 from enclave.domain.capacity import Backend, Observed
+from enclave.logs import event, logger
 from enclave.services.broker import BrokerService
 from enclave.spec.models import EnclaveSpec
 
 T = TypeVar("T")
+log = logger("broker.loop")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class BrokerRunner:
     leader: Callable[[], bool] | None = None
     """Asked before every cycle: may this replica run the broker now? None: always (one replica)."""
     leading: bool = True
+    _announced: bool | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -105,20 +109,25 @@ class BrokerRunner:
             observed = self.observe()
             try:
                 self.backend.progress()
-                report = self.broker.cycle()
+                report = self.broker.cycle(leading=self.leader)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
-                self.metrics.broker_errors.inc()
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._failed(exc)
             else:
                 for outcome in report.outcomes:
                     self._record(outcome, observed.now)
-                self.last_error = "; ".join(report.refused[:3]) or None
+                self.last_error = "; ".join(report.refused[:3]) or report.stopped
                 if report.refused:
                     self.metrics.broker_errors.inc()
             self.cycles += 1
             self.metrics.broker_cycles.inc()
             self.snapshot()
             return observed
+
+    def _failed(self, exc: Exception) -> None:
+        self.metrics.broker_errors.inc()
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        event(log, logging.ERROR, "broker cycle failed", backend=self.backend_name, error=type(exc).__name__,
+              cause=str(exc))
 
     def snapshot(self) -> None:
         with self.broker.lock:
@@ -175,16 +184,22 @@ class BrokerRunner:
             self._thread.join(timeout)
             self._thread = None
 
+    def _lead(self, now: bool) -> None:
+        if now != self._announced:  # once at start, then at every change of leadership
+            event(log, logging.INFO, "broker loop leads" if now else "broker loop stands by",
+                  backend=self.backend_name)
+            self._announced = now
+        self.leading = now
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self.leading = self.leader is None or self.leader()
+            self._lead(self.leader is None or self.leader())
             if self.backend.finished or not self.leading:  # a standby only waits for the lock
                 self._stop.wait(self.wall_seconds_per_cycle)
                 continue
             try:
                 self.step()
             except Exception as exc:  # observe/advance failed (backend unreachable): report, keep trying
-                self.metrics.broker_errors.inc()
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._failed(exc)
             self._stop.wait(max(0.0, self.wall_seconds_per_cycle - (time.monotonic() - started)))

@@ -50,13 +50,14 @@ class TwinFigures:
 
 def twin_runner(service: Service, *, scenario: str = DEFAULT_SCENARIO, sim_seconds_per_cycle: float = 300.0,
                 wall_seconds_per_cycle: float = 1.0) -> BrokerRunner:
-    """The embedded default: the twin of the spec loaded with ``scenario``, its clock advanced
-    ``sim_seconds_per_cycle`` per broker cycle (every ``wall_seconds_per_cycle`` of real time)."""
+    """The twin of the spec loaded with ``scenario``, its clock advanced ``sim_seconds_per_cycle`` per broker
+    cycle (every ``wall_seconds_per_cycle`` of real time). Its moves, the broker's and people's, are journaled
+    in the twin's own scratch store, never in the served database (``Factory.twin_broker``)."""
     twin = service.factory.twin_backend(scenario)
     service.factory.use_twin_logs(twin)  # GET .../pods/{pod}/log reads the simulated pods' events
     sim = twin.sim
     deadline = sim.sc.prompt.deadline_s if sim.sc.prompt is not None else 60.0
-    return BrokerRunner(broker=service.factory.broker(twin, f"twin ({scenario})"), metrics=service.metrics,
+    return BrokerRunner(broker=service.factory.twin_broker(twin, f"twin ({scenario})"), metrics=service.metrics,
                         history=service.history, simulate=True, extras=TwinFigures(sim, deadline),
                         backend_name=f"twin ({scenario})", sim_seconds_per_cycle=sim_seconds_per_cycle,
                         wall_seconds_per_cycle=wall_seconds_per_cycle, leader=service.factory.broker_leadership)

@@ -12,6 +12,9 @@ journal the same entry.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from enclave import logs
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
@@ -42,7 +46,7 @@ from enclave.cli.options import (
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.errors import InputError, Problem
-from enclave.services.broker import BrokerService
+from enclave.services.broker import BrokerService, DrainOverrides
 from enclave.services.factory import Factory
 from enclave.spec.models import Role
 
@@ -160,11 +164,15 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
             hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
             cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
             = None, actor: Annotated[str, typer.Option("--as", help="Account the broker acts as.")] = BROKER_ACTOR,
-            db_url: DbOption = None) -> None:
+            db_url: DbOption = None, log_level: logs.LevelOption = None, log_format: logs.FormatOption = None) -> None:
     """The broker loop: observe → decide → act every broker.cycle_seconds, each action journaled.
 
     On the live enclave (the default; --live to insist) it runs in real time and journals in the enclave
-    database. With --twin SCENARIO it runs in simulated time in a throw-away store with its own journal."""
+    database. With --twin SCENARIO it runs in simulated time in a throw-away store with its own journal.
+    With --log-level/--log-format (or $ENCLAVE_LOG_LEVEL/$ENCLAVE_LOG_FORMAT) it also logs each action applied
+    or refused to stdout, as `enclave serve` does."""
+    if log_level or log_format or os.environ.get(logs.LEVEL_ENV) or os.environ.get(logs.FORMAT_ENV):
+        logs.configure(log_level, log_format)
     spec = load_spec_option(spec_path)
     step = spec.broker.cycle_seconds
     simulated = _target(live, twin)
@@ -252,12 +260,60 @@ def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod n
         _done(broker, broker.delete_pods(actor, pods, reason=reason))
 
 
-def drain_node_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
-                   live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-                   spec_path: SpecOption = None, db_url: DbOption = None) -> None:
-    """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator)."""
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str | None, option: str) -> float | None:
+    """kubectl's duration flags take Go durations (``0s``, ``90s``, ``5m``, ``1h30m``: Go time.ParseDuration,
+    https://pkg.go.dev/time#ParseDuration); a bare number is seconds."""
+    if text is None:
+        return None
+    value = text.strip()
+    with contextlib.suppress(ValueError):
+        return float(value)
+    if not value or _GO_DURATION.sub("", value) != "":
+        raise InputError([Problem(option, f"{text!r} is not a duration", "write e.g. 0s, 90s, 5m or 1h30m")])
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _GO_DURATION.findall(value))
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    seconds = parse_duration(text, option)
+    if seconds is not None and seconds < 0:
+        raise InputError([Problem(option, f"{text!r} is negative", "give 0s (no limit) or a positive duration")])
+    return seconds
+
+
+def drain_node_cmd(
+    node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
+    force: Annotated[bool | None, typer.Option(
+        "--force/--no-force", help="kubectl drain --force: also evict pods no controller manages (notebook "
+        "pods). Default: the spec's cluster.drain.force.")] = None,
+    ignore_daemonsets: Annotated[bool | None, typer.Option(
+        "--ignore-daemonsets/--no-ignore-daemonsets", help="kubectl drain --ignore-daemonsets: leave DaemonSet "
+        "pods in place instead of refusing. Default: the spec's.")] = None,
+    delete_emptydir_data: Annotated[bool | None, typer.Option(
+        "--delete-emptydir-data/--no-delete-emptydir-data", help="kubectl drain --delete-emptydir-data: evict "
+        "pods with emptyDir volumes (their data is lost). Default: the spec's.")] = None,
+    grace_period: Annotated[int, typer.Option(
+        "--grace-period", help="kubectl drain --grace-period: seconds each pod gets to stop; negative (the "
+        "default, -1): the pod's own terminationGracePeriodSeconds.")] = -1,
+    timeout: Annotated[str | None, typer.Option(
+        "--timeout", help="kubectl drain --timeout: wait this long (Go duration: 90s, 5m) for the evictions, "
+        "0s without limit; exit non-zero if pods remain. Default: do not wait (the broker retries each "
+        "cycle).")] = None,
+    live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
+    spec_path: SpecOption = None, db_url: DbOption = None,
+) -> None:
+    """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator), with kubectl
+    drain's flags (https://kubernetes.io/docs/reference/kubectl/generated/kubectl_drain/); flags given here
+    override the spec's cluster.drain for this drain."""
+    flags = DrainOverrides(force=force, ignore_daemonsets=ignore_daemonsets,
+                           delete_emptydir_data=delete_emptydir_data,
+                           grace_period_seconds=grace_period if grace_period >= 0 else None,
+                           timeout_seconds=_duration(timeout, "--timeout"))
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
-        _done(broker, broker.drain_node(actor, node, reason=reason))
+        _done(broker, broker.drain_node(actor, node, reason=reason, flags=flags))
 
 
 def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kubernetes worker.")],

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, Output, OutputFormat, emit, parse_date, services
+from enclave.cli.options import As, Output, OutputFormat, Reason, emit, parse_date, services
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=160)
@@ -25,6 +25,18 @@ def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
         emit({"intact": True, "entries": count}, output)
         return
     console.print(f"journal intact: {count} entries")
+
+
+@journal_app.command("rekey")
+def rekey_command(actor: As, reason: Reason) -> None:
+    """Upgrade a journal written before the keyed hash: verify it under the old unkeyed rule first (refuse,
+    changing nothing, if it does not verify), then re-seal every entry under the journal key and journal that
+    it did (needs journal.read and roles.grant)."""
+    with services() as factory:
+        count, old_head, entry = factory.journal.rekey(actor, reason=reason)
+        key = factory.db.journal_key
+    console.print(f"journal re-sealed: {count} entries verified under the old unkeyed rule (head {old_head[:16]}…), "
+                  f"now sealed under the key {key}; entry {entry.seq} records it")
 
 
 @journal_app.command("show")

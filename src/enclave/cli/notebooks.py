@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from enclave import logs
 from enclave.cli.options import DbOption, Output, OutputFormat, SpecOption, emit, load_spec_option, services
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
@@ -100,18 +103,34 @@ def render_notebooks(
         console.print(f"wrote {path}")
 
 
+def _logging(level: str | None, fmt: str | None) -> None:
+    """Configure the logs; with JSON logs the lines for people go to stderr, so stdout is only the log."""
+    if logs.configure(level, fmt) == logs.LogFormat.JSON:
+        console.file = sys.stderr
+
+
+def _started(server: str, database: str, host: str, port: int, **fields: object) -> None:
+    logs.event(logs.logger(server), logging.INFO, f"enclave {server} starting", version=logs.enclave_version(),
+               database=database, host=host, port=port, **fields)
+
+
 def webdav(
     spec_path: SpecOption = None,
     db: DbOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8090,
+    log_level: logs.LevelOption = None,
+    log_format: logs.FormatOption = None,
 ) -> None:
     """Serve each user's File Workspace over WebDAV (seed §6.2). Log in with your user name and an enclave
-    token (scope data.read; data.write to change files) as the password; your files are at /<username>/."""
+    token (scope data.read; data.write to change files) as the password; your files are at /<username>/.
+    Logs (start-up, one line per request) go to stdout."""
+    _logging(log_level, log_format)
     with services(spec_path, db) as factory:
         home = factory.spec.storage.home_root
         app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
         server = dav.make_server(app, host, port)
+        _started("webdav", factory.db.dialect, host, port, home_root=home, home_mounted=Path(home).is_dir())
         console.print(f"WebDAV File Workspace on http://{host}:{port}/<username>/ (Ctrl-C stops)")
         try:
             server.safe_start()
@@ -130,9 +149,13 @@ def vospace(
     public_url: Annotated[str | None, typer.Option("--public-url", help="The URL clients reach the service at "
                                                                         "(behind a TLS proxy); default: the "
                                                                         "request's own host.")] = None,
+    log_level: logs.LevelOption = None,
+    log_format: logs.FormatOption = None,
 ) -> None:
     """Serve each user's File Workspace over VOSpace 2.1 (seed §6.2), for the IVOA `vos` tools. Authenticate with
-    an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`."""
+    an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`.
+    Logs (start-up, one line per request) go to stdout."""
+    _logging(log_level, log_format)
     with services(spec_path, db) as factory:
         try:
             app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)
@@ -140,6 +163,7 @@ def vospace(
             console.print(Text.assemble(("error:", "red"), f" --resource-id: {err}"))
             raise typer.Exit(2) from None
         server = vo.make_server(app, host, port)
+        _started("vospace", factory.db.dialect, host, port, resource_id=resource_id)
         console.print(f"VOSpace File Workspace on http://{host}:{port} as {resource_id}: node URIs "
                       f"vos://{app.authority}/<username>/... (Ctrl-C stops)")
         try:

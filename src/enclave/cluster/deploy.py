@@ -49,6 +49,10 @@ LOG_RULES: list[dict[str, Any]] = [
     # belong to) — only in the spec's application namespaces, so a Role in each, not a ClusterRole.
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]
+HOME_RULES: list[dict[str, Any]] = [
+    # provision_home(): the Job that makes a home where the API pods do not mount the homes (enclave.cluster.homes).
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+]
 BATCH_RULES: list[dict[str, Any]] = [
     # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
     # only HTCondor worker pods, only in the batch namespace.
@@ -118,7 +122,9 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
         "image": ref,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "env": [{"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
+        # One JSON object per log line for the cluster's log collector (enclave.logs).
+        "env": [{"name": "ENCLAVE_LOG_FORMAT", "value": "json"},
+                {"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
                 {"name": "ENCLAVE_DB", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}],
         "ports": [{"name": "http", "containerPort": port}],
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
@@ -173,6 +179,11 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-leader"), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta("enclave-homes"), "rules": HOME_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta("enclave-homes"), "subjects": subject,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-homes"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},

@@ -24,11 +24,14 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from enclave.accounts.homes import Provisioned
+from enclave.accounts.types import AccountView
 from enclave.cluster import objects
+from enclave.cluster.homes import home_job
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.domain.logs import LogRequest
 from enclave.errors import ExternalError, InputError, InvalidTransition, NotFound, Problem
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole, QuotaTool
 
 _MIB = Decimal(1024 * 1024)
 # KubeSpawner labels every user server pod with its ``component_label`` trait, "singleuser-server" unless
@@ -69,6 +72,8 @@ class KubeCluster:
             or f"{spec.registry.host}/htcondor/execute:25"
         self.clock = clock
         self.groups = {g.name: g for g in spec.cluster.node_groups}
+        self._drains: dict[str, tuple[DrainFlags, int | None]] = {}
+        """Node → the flags and grace period it was drained with (``drain``), for its later eviction rounds."""
         major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
         # policy/v1 Eviction exists from 1.22; older API servers (the seed's 1.9) take policy/v1beta1.
         self._eviction_api = "policy/v1" if (major, minor) >= (1, 22) else "policy/v1beta1"
@@ -241,9 +246,8 @@ class KubeCluster:
                 if exc.status != 404:
                     raise _external(f"deleting pod {name}", exc) from exc
 
-    def _refusals(self, pods: list[dict[str, Any]]) -> dict[str, str]:
-        """``namespace/name`` → why kubectl drain with the spec's ``cluster.drain`` flags would refuse it."""
-        flags = self.spec.cluster.drain
+    def _refusals(self, pods: list[dict[str, Any]], flags: DrainFlags) -> dict[str, str]:
+        """``namespace/name`` → why kubectl drain with these flags would refuse it."""
         out = {}
         for pod in pods:
             why = objects.drain_refusal(pod, force=flags.force, ignore_daemonsets=flags.ignore_daemonsets,
@@ -252,27 +256,38 @@ class KubeCluster:
                 out[f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"] = why
         return out
 
-    def drain(self, node: str) -> int:
+    def drain(self, node: str, *, force: bool | None = None, ignore_daemonsets: bool | None = None,
+              delete_emptydir_data: bool | None = None, grace_period_seconds: int | None = None) -> int:
         """BCS 5 step 1 as ``kubectl drain``: cordon, then ask the Eviction API to move every evictable pod, so
         PodDisruptionBudgets are honoured. Returns how many pods are still to go (a budget may refuse some for
         now; ``evict`` again later). Pods kubectl would refuse without --force, --ignore-daemonsets or
-        --delete-emptydir-data (the spec's ``cluster.drain``) stop the drain before anything changes: unlike
-        kubectl, which cordons first, a refused drain leaves the node as it was."""
+        --delete-emptydir-data (given here, else the spec's ``cluster.drain``) stop the drain before anything
+        changes: unlike kubectl, which cordons first, a refused drain leaves the node as it was. The flags
+        and ``grace_period_seconds`` (kubectl's --grace-period) hold for this node's later eviction rounds
+        too, until it is drained again or this process restarts (then the spec's flags apply)."""
         self._require_worker(node)
-        refused = self._refusals(self._pods(field_selector=f"spec.nodeName={node}"))
+        spec = self.spec.cluster.drain
+        flags = DrainFlags(force=spec.force if force is None else force,
+                           ignore_daemonsets=spec.ignore_daemonsets if ignore_daemonsets is None else ignore_daemonsets,
+                           delete_emptydir_data=spec.delete_emptydir_data if delete_emptydir_data is None
+                           else delete_emptydir_data)
+        refused = self._refusals(self._pods(field_selector=f"spec.nodeName={node}"), flags)
         if refused:
             listed = "; ".join(f"{pod}: {why}" for pod, why in sorted(refused.items()))
             raise InvalidTransition(f"cannot drain {node}: {listed}", where=node,
-                                    fix="move those pods away, or set the flag named in the message under "
-                                        "cluster.drain in the spec (force, ignore_daemonsets, delete_emptydir_data)")
+                                    fix="move those pods away, or give the flag named in the message (enclave "
+                                        "batch drain-node --force/--ignore-daemonsets/--delete-emptydir-data, "
+                                        "or cluster.drain in the spec)")
+        self._drains[node] = (flags, grace_period_seconds)
         self._mark(node, "draining", True)
         return self.evict(node)
 
     def evict(self, node: str) -> int:
         """One eviction round on a draining node; pods the drain flags refuse (arrived after the cordon, e.g.
         tolerating it) are not evicted and count as still to go, as kubectl would not evict them either."""
+        flags, grace = self._drains.get(node, (self.spec.cluster.drain, None))
         pods = self._pods(field_selector=f"spec.nodeName={node}")
-        refused = self._refusals(pods)
+        refused = self._refusals(pods, flags)
         left = 0
         for pod in pods:
             meta = pod["metadata"]
@@ -282,16 +297,24 @@ class KubeCluster:
             if f"{meta.get('namespace')}/{meta['name']}" in refused:
                 left += 1
                 continue
-            body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction",
-                                  metadata=k8s.V1ObjectMeta(name=meta["name"], namespace=meta["namespace"]))
-            try:
-                self.core.create_namespaced_pod_eviction(meta["name"], meta["namespace"], body)
-            except ApiException as exc:
-                if exc.status == 429:  # a disruption budget says not now
-                    left += 1
-                elif exc.status != 404:
-                    raise _external(f"evicting pod {meta['namespace']}/{meta['name']}", exc) from exc
+            left += self._evict_one(meta["namespace"], meta["name"], grace)
         return left
+
+    def _evict_one(self, namespace: str, name: str, grace: int | None) -> int:
+        """1 if a disruption budget refused the eviction for now, else 0. A grace period goes in the Eviction's
+        deleteOptions, as kubectl drain --grace-period does (kubectl pkg/drain/drain.go, makeDeleteOptions:
+        set only when >= 0, else the pod's own terminationGracePeriodSeconds)."""
+        options = k8s.V1DeleteOptions(grace_period_seconds=grace) if grace is not None else None
+        body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction", delete_options=options,
+                              metadata=k8s.V1ObjectMeta(name=name, namespace=namespace))
+        try:
+            self.core.create_namespaced_pod_eviction(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 429:  # a disruption budget says not now
+                return 1
+            if exc.status != 404:
+                raise _external(f"evicting pod {namespace}/{name}", exc) from exc
+        return 0
 
     def start_htcondor(self, node: str, pool: str) -> None:
         """BCS 5 steps 2–3: HTCondor on the drained node, labelled for ``pool``."""
@@ -312,6 +335,25 @@ class KubeCluster:
         self.delete_pods((objects.node_pod_name(node),))
         if state in (NodeState.DRAINING, NodeState.HTCONDOR):
             self._mark(node, None, False)
+
+    def provision_home(self, account: AccountView) -> Provisioned:
+        """Home, workspace and quota of ``account`` through a Job in enclave's namespace
+        (``enclave.cluster.homes``), for when the home file system is not mounted here. Submitting is enough:
+        the Job retries on its own (backoffLimit) and reports in its pod's log; one already there (a re-run
+        within its TTL) is success."""
+        body = home_job(self.spec, account)
+        meta = body["metadata"]
+        job = k8s.V1Job.from_dict(body)
+        assert job is not None  # from_dict returns None only for None
+        try:
+            k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _external(f"creating Job {meta['namespace']}/{meta['name']} for {account.username}'s home",
+                                exc) from exc
+        quota = "submitted" if self.spec.storage.quota.tool != QuotaTool.NONE else "advisory"
+        return Provisioned(paths=(account.home, account.workspace), quota=quota,
+                           how=f"job {meta['namespace']}/{meta['name']}")
 
     def label_pod_pool(self, name: str, pool: str) -> None:
         """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""

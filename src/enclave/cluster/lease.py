@@ -6,8 +6,13 @@ while it leads. Every write names the resourceVersion it read, so of two replica
 the API server lets one win and answers 409 Conflict to the other
 (https://kubernetes.io/docs/concepts/architecture/leases/).
 
-``held()`` is asked before every broker cycle, so the Lease is renewed once per cycle: its duration must be
-longer than a cycle (the rendered Deployment sets three cycles' worth).
+``held()`` is asked before every broker cycle and again before each action of a cycle
+(``BrokerService.cycle(leading=...)``), so a cycle longer than the Lease keeps renewing it, and a leader that
+lost it — an action that blocked past ``leaseDurationSeconds``, an API server it could not reach to renew —
+applies nothing more: its successor decides afresh from what it observes. What remains is the one action under
+way when the Lease ran out: it is not cut off (the Kubernetes API has no fencing token to refuse a stale
+leader's write), so a single call must stay well under the Lease (the rendered Deployment sets 90 s, three
+cycles' worth).
 """
 
 from __future__ import annotations

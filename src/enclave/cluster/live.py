@@ -166,7 +166,9 @@ class LiveBackend:
             case DeletePods(pods=pods):
                 self.kube.delete_pods(pods)
             case DrainNode(node=node):
-                self.kube.drain(node)
+                self.kube.drain(node, force=action.force, ignore_daemonsets=action.ignore_daemonsets,
+                                delete_emptydir_data=action.delete_emptydir_data,
+                                grace_period_seconds=action.grace_period_seconds)
             case StartHTCondor(node=node, pool=pool):
                 self.kube.start_htcondor(node, pool)
             case ReturnNode(node=node):

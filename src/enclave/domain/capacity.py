@@ -152,9 +152,15 @@ class DeletePods(Action):
 
 @dataclass(frozen=True)
 class DrainNode(Action):
-    """BCS 5 step 1: cordon a Kubernetes node and evict its pods."""
+    """BCS 5 step 1: cordon a Kubernetes node and evict its pods. The optional fields are ``kubectl drain``'s
+    flags given for this drain (``enclave batch drain-node --force …``); None: the spec's ``cluster.drain``."""
 
     node: str
+    force: bool | None = None
+    ignore_daemonsets: bool | None = None
+    delete_emptydir_data: bool | None = None
+    grace_period_seconds: int | None = None
+    """kubectl's --grace-period: seconds each evicted pod gets to stop; None (kubectl's -1): the pod's own."""
 
 
 @dataclass(frozen=True)

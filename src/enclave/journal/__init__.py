@@ -9,6 +9,6 @@ wipe the journal unseen.
 """
 
 from enclave.journal.chain import Change, Entry
-from enclave.journal.storage import lock, query, record, record_many, verify
+from enclave.journal.storage import lock, query, record, record_many, rekey, verify
 
-__all__ = ["Change", "Entry", "lock", "query", "record", "record_many", "verify"]
+__all__ = ["Change", "Entry", "lock", "query", "record", "record_many", "rekey", "verify"]

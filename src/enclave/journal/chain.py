@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,13 @@ def entry_hash(mac: Callable[[bytes], str], prev_hash: str, seq: int, at: str, a
     """The entry's hash under ``mac`` (``Seal.mac``: HMAC-SHA256 with the journal's key, which the database
     does not hold — so whoever writes the database cannot recompute it)."""
     return mac(entry_body(prev_hash, seq, at, actor, action, target, reason, before, after))
+
+
+def unkeyed_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, target: str, reason: str,
+                 before: str, after: str) -> str:
+    """The rule journals were written with before the keyed hash (until commit 80fecdb): plain SHA-256 of the
+    same body. Only ``storage.rekey`` uses it, to check an old journal before re-sealing it under the key."""
+    return hashlib.sha256(entry_body(prev_hash, seq, at, actor, action, target, reason, before, after)).hexdigest()
 
 
 def format_time(when: datetime) -> str:

@@ -120,7 +120,9 @@ def seal_of(session: Session, *, journal_empty: bool) -> Seal | None:
     elif not journal_empty or anchored(db.journal_anchor):
         raise IntegrityError(f"the journal key {path} is missing, but the journal "
                              f"{'has entries' if not journal_empty else 'anchor records entries'}",
-                             where=str(path), fix=f"restore the key file; {_RESTORE}")
+                             where=str(path), fix=f"restore the key file; {_RESTORE}. A journal written "
+                             "before the keyed hash has no key: `enclave journal rekey --reason ...` checks it "
+                             "under the old rule and seals it")
     else:
         return None
     db.cache["journal.seal"] = seal
@@ -134,6 +136,17 @@ def writing_seal(session: Session, *, journal_empty: bool) -> Seal:
         return seal
     db = _database(session)
     seal = Seal(_create_key(db.journal_key), db.journal_anchor)
+    db.cache["journal.seal"] = seal
+    return seal
+
+
+def rekey_seal(session: Session) -> Seal:
+    """The seal to re-seal an old, unkeyed journal with (``storage.rekey``, after it verified the old chain):
+    the existing key, or a new one. Every other writer refuses to make a key for a journal with entries."""
+    db = _database(session)
+    path: Path | None = db.journal_key
+    seal = Seal(secrets.token_bytes(32), None) if path is None else Seal(
+        _read_key(path) if path.exists() else _create_key(path), db.journal_anchor)
     db.cache["journal.seal"] = seal
     return seal
 

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from enclave.clock import or_now
-from enclave.errors import InputError, IntegrityError, Problem
-from enclave.journal.chain import GENESIS, Change, Entry, canonical, entry_hash, format_time
+from enclave.errors import Conflict, InputError, IntegrityError, Problem
+from enclave.journal.chain import GENESIS, Change, Entry, canonical, entry_hash, format_time, unkeyed_hash
 from enclave.journal.models import JournalEntry, JournalHead
-from enclave.journal.seal import Seal, anchor_after_commit, anchored, seal_of, writing_seal
+from enclave.journal.seal import Seal, anchor_after_commit, anchored, rekey_seal, seal_of, writing_seal
 
 
 def lock(session: Session) -> None:
@@ -130,6 +130,63 @@ def verify(session: Session, *, batch: int = 5000) -> int:
     _check_head(session, last_seq, expected_prev)
     _check_anchor(anchor, hashes, last_seq, str(anchor_path))
     return last_seq
+
+
+def _fields(row: JournalEntry, prev: str) -> tuple[str, int, str, str, str, str, str, str, str]:
+    return (prev, row.seq, row.at, row.actor, row.action, row.target, row.reason, row.before, row.after)
+
+
+def _check_unkeyed(session: Session, head: JournalHead, rows: list[JournalEntry]) -> None:
+    """The whole chain, head row included, verifies under the old unkeyed rule; else nothing may be re-sealed:
+    sealing a tampered journal would make its tampering verify."""
+    prev, expected = GENESIS, 1
+    for row in rows:
+        where = f"journal entry {row.seq} ({row.action} {row.target} by {row.actor} at {row.at})"
+        if row.seq != expected or row.prev_hash != prev:
+            raise _refuse_rekey(f"journal entry {expected} is missing or out of order (found {row.seq})")
+        if not hmac.compare_digest(unkeyed_hash(*_fields(row, prev)), row.hash):
+            db = session.info.get("database")
+            if db is not None and db.journal_key is not None and db.journal_key.exists() and \
+                    hmac.compare_digest(entry_hash(seal_of(session, journal_empty=False).mac,  # type: ignore[union-attr]
+                                                   *_fields(row, prev)), row.hash):
+                raise Conflict("the journal is already sealed under its key: nothing to rekey", where="journal",
+                               fix="enclave journal verify")
+            raise _refuse_rekey(f"{where} does not verify under the old unkeyed rule: it was altered")
+        prev, expected = row.hash, row.seq + 1
+    if (head.seq, head.hash) != (expected - 1, prev):
+        raise _refuse_rekey(f"the journal head (entry {head.seq}) does not match the last entry {expected - 1}")
+
+
+def _refuse_rekey(what: str) -> IntegrityError:
+    return IntegrityError(f"{what}; the journal is not re-sealed (that would make the damage verify)",
+                          where="journal", fix="restore the database from a backup taken before the damage, "
+                          "verify it, then rekey")
+
+
+def rekey(session: Session, *, actor: str, reason: str, at: datetime | None = None) -> tuple[int, str, Entry]:
+    """Upgrade a journal written before the keyed hash: verify its whole chain under the old unkeyed rule
+    (``chain.unkeyed_hash``) first — refusing, with nothing changed and no key made, if it does not verify —
+    then re-seal every entry under the journal key (made now if absent), in the caller's transaction, and
+    journal that it did (``journal.rekey``, with the old and new head). Returns (entries re-sealed, the old
+    head hash, the rekey entry)."""
+    head = session.execute(sa.select(JournalHead).where(JournalHead.id == 1).with_for_update()).scalar_one_or_none()
+    if head is None or head.seq == 0:
+        raise Conflict("the journal is empty: there is nothing to rekey", where="journal",
+                       fix="a new journal is sealed from its first entry")
+    rows = list(session.execute(sa.select(JournalEntry).order_by(JournalEntry.seq)).scalars())
+    _check_unkeyed(session, head, rows)
+    old_head = head.hash
+    seal = rekey_seal(session)
+    prev = GENESIS
+    for row in rows:
+        row.prev_hash = prev
+        row.hash = prev = entry_hash(seal.mac, *_fields(row, prev))
+    head.hash = prev
+    session.flush()
+    entry = record(session, actor=actor, action="journal.rekey", target="journal", reason=reason, at=at,
+                   before={"rule": "sha256, unkeyed", "entries": len(rows), "head": old_head},
+                   after={"rule": "hmac-sha256 under the journal key", "entries": len(rows), "head": prev})
+    return len(rows), old_head, entry
 
 
 def query(session: Session, *, actor: str | None = None, action: str | None = None, target: str | None = None,

@@ -375,13 +375,17 @@ class VOSpaceApp:
         scheme, _, value = header.partition(" ")
         try:
             if scheme.lower() == "bearer" and value.strip():
-                return self.authenticate("", value.strip(), write)
-            if scheme.lower() == "basic":
+                account = self.authenticate("", value.strip(), write)
+            elif scheme.lower() == "basic":
                 user, _, token = base64.b64decode(value.strip()).decode().partition(":")
                 account = self.authenticate(user, token, write)
                 if account.username != user:
                     # A valid token of someone else: never let the Basic user name pick the identity.
                     raise Unauthenticated("the token does not belong to this user")
+            else:
+                account = None
+            if account is not None:
+                request.environ[serving.ACCOUNT] = account  # for the access log (serving.AccessLog)
                 return account
         except (Unauthenticated, binascii.Error, UnicodeError):
             raise Fault(401, "PermissionDenied", "the token was not accepted: present a valid enclave token "
@@ -780,7 +784,7 @@ def make_app(authenticator: Authenticator, *, clock: Clock = lambda: None, resou
 
 
 def make_server(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 8091, threads: int = 4) -> wsgi.Server:
-    return serving.make_server(app, host, port, threads)
+    return serving.make_server(app, host, port, threads, name="vospace")
 
 
 def start(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:

@@ -68,7 +68,7 @@ from enclave.notebooks.workspace import (
 from enclave.notebooks.workspace import own as _own
 from enclave.notebooks.workspace import url_user as _url_user
 
-_ACCOUNT = "enclave.account"
+_ACCOUNT = serving.ACCOUNT
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
 _RESERVATION = "enclave.reservation"
@@ -449,7 +449,7 @@ def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: C
 
 
 def make_server(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 8090, threads: int = 4) -> wsgi.Server:
-    return serving.make_server(app, host, port, threads)
+    return serving.make_server(app, host, port, threads, name="webdav")
 
 
 def start(app: WorkspaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:

@@ -7,6 +7,7 @@ behind. Reads check permission here, once, for the CLI and the API alike.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +24,11 @@ from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Pers
 from enclave.db import Database
 from enclave.domain.reach import ReachReport, Transition
 from enclave.errors import NotFound, PermissionDenied
+from enclave.logs import event, logger
 from enclave.services.reach import ReachService
 from enclave.spec.models import EnclaveSpec, Role
+
+log = logger("accounts")
 
 
 def view(account: Account) -> AccountView:
@@ -42,6 +46,9 @@ class AccountService:
     spec: EnclaveSpec
     reacher: ReachService | None = None
     """Carries depart, expire and demote to the running systems once committed (``enclave.services.reach``)."""
+    remote_homes: Callable[[AccountView], homes.Provisioned | None] | None = None
+    """Provisioning through the live cluster (a Job, ``KubeCluster.provision_home``) for when the home file
+    system is not mounted here; None, or returning None: no cluster at hand."""
 
     def _change(self, fn: Callable[[Session], Account]) -> AccountView:
         with self.db.session() as session:
@@ -107,11 +114,24 @@ class AccountService:
         return (self.reacher or ReachService(self.db)).retry(actor, username, reason=reason)
 
     def _provision(self, account: AccountView) -> AccountView:
-        """Home and workspace on the home file system, when it is mounted here (as `enclave webdav` decides);
-        after the commit, so a refused onboarding creates nothing. Idempotent."""
+        """Home, workspace and quota on the home file system: here when it is mounted here (as `enclave webdav`
+        decides), else through the live cluster's Job; after the commit, so a refused onboarding creates
+        nothing. Idempotent. What was done is logged; a quota the spec gives no tool for is advisory."""
         root = self.spec.storage.home_root
         if Path(root).is_dir():
-            homes.provision(account, root)
+            done: homes.Provisioned | None = homes.provision(account, root, self.spec.storage.quota)
+        else:
+            done = self.remote_homes(account) if self.remote_homes is not None else None
+        if done is None:
+            event(log, logging.WARNING, "home not provisioned", account=account.username, home=account.home,
+                  cause=f"{root} is not mounted here and no live cluster is at hand; run the onboarding where "
+                        "homes are mounted, or through the API in the commons")
+            return account
+        event(log, logging.INFO, "home provisioned", account=account.username, home=account.home, how=done.how,
+              quota_gib=account.quota_gib, quota=done.quota)
+        if done.quota == "advisory":
+            event(log, logging.WARNING, "home quota recorded only", account=account.username,
+                  cause="storage.quota.tool is none: nothing on the file system enforces the quota")
         return account
 
     def onboard_many(self, actor: str, rows: Sequence[NewAccount], *, reason: str) -> list[AccountView]:

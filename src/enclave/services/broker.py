@@ -17,7 +17,9 @@ what is really there.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,8 +47,33 @@ from enclave.domain.capacity import (
     Startd,
     StartHTCondor,
 )
-from enclave.errors import EnclaveError, InputError, NotFound, Problem
+from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Problem
+from enclave.logs import event, logger
 from enclave.spec.models import Drain, EnclaveSpec
+
+log = logger("broker")
+
+DRAIN_POLL_SECONDS = 1.0
+"""How often a waiting drain looks again: kubectl drain polls each evicted pod's deletion every second
+(kubectl pkg/drain/drain.go, waitForDelete with ``interval: 1 * time.Second``)."""
+
+
+class DrainTimedOut(ExternalError):
+    """kubectl drain --timeout ran out with pods still on the node."""
+
+
+@dataclass(frozen=True)
+class DrainOverrides:
+    """``kubectl drain``'s flags for one drain (https://kubernetes.io/docs/reference/kubectl/generated/
+    kubectl_drain/): --force, --ignore-daemonsets, --delete-emptydir-data (None: the spec's ``cluster.drain``),
+    --grace-period (None, kubectl's -1: each pod's own) and --timeout (None: do not wait, the broker retries
+    each cycle; 0: wait without limit, as kubectl's default 0s; N: at most N seconds)."""
+
+    force: bool | None = None
+    ignore_daemonsets: bool | None = None
+    delete_emptydir_data: bool | None = None
+    grace_period_seconds: int | None = None
+    timeout_seconds: float | None = None
 
 
 def _authorize(session: Session, action: Action) -> None:
@@ -61,6 +88,8 @@ class CycleReport:
     outcomes: list[Outcome] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     """Actions of the plan refused on the way (a role missing, a node gone), as ``kind target: why``."""
+    stopped: str | None = None
+    """Why the cycle stopped before its last action (this replica lost the leadership), else None."""
 
 
 @dataclass
@@ -72,6 +101,10 @@ class BrokerService:
     """Which backend this is, as a person reads it: ``live`` or ``twin (<scenario>)``."""
     clock: Callable[[], datetime] = utcnow
     lock: threading.RLock = field(default_factory=threading.RLock)
+    sleep: Callable[[float], None] = time.sleep
+    roles: Database | None = None
+    """Where each actor's permission is checked when it is not ``db``: a twin journals in a scratch store of
+    its own (``Factory.twin_broker``) while people act on it with the roles they hold in the enclave."""
 
     # --- the broker ----------------------------------------------------------------------------------------
 
@@ -85,13 +118,22 @@ class BrokerService:
             observed = self.backend.observe()
             return plan(self.spec, observed, actor), observed
 
-    def cycle(self, actor: str = BROKER_ACTOR) -> CycleReport:
+    def cycle(self, actor: str = BROKER_ACTOR, leading: Callable[[], bool] | None = None) -> CycleReport:
         """One observe → decide → act round. Each action in its own transaction, re-observed first, so one
-        refusal leaves no trace and does not stop the others."""
+        refusal leaves no trace and does not stop the others.
+
+        ``leading`` (the replica's Lease or advisory lock, renewed by asking) is asked again before each
+        action: a cycle that outlasts the lease — a slow API server, a long drain — stops applying the moment
+        another replica may have taken over, so two leaders never act in the same interval."""
         with self.lock:
             decision = plan(self.spec, self.backend.observe(), actor)
             report = CycleReport(decision)
-            for action in decision.actions:
+            for i, action in enumerate(decision.actions):
+                if leading is not None and not leading():
+                    report.stopped = (f"leadership lost: {len(decision.actions) - i} of {len(decision.actions)} "
+                                      "action(s) not applied; the new leader decides afresh")
+                    event(log, logging.WARNING, "broker cycle stopped", where=self.where, cause=report.stopped)
+                    break
                 try:
                     report.outcomes.append(self._apply(action))
                 except EnclaveError as error:
@@ -103,24 +145,46 @@ class BrokerService:
     def apply(self, action: Action) -> Outcome:
         """One action by its actor. The role check comes first, before the backend is looked at: a caller
         without the role is refused even when the action happens to be in effect already."""
-        with self.db.session() as session:
-            _authorize(session, action)
+        try:
+            self._check_roles(action)
+        except EnclaveError as error:
+            self._refused(action, error)
+            raise
         with self.lock:
             return self._apply(action)
 
-    def _apply(self, action: Action, observed: Observed | None = None) -> Outcome:
-        before = observed if observed is not None else self.backend.observe()
-        expected = apply_one(before, action)  # also refuses an action impossible in this state
-        if expected == before:
-            return Outcome(action, applied=False)
-        with self.db.session() as session:
+    def _check_roles(self, action: Action, session: Session | None = None) -> None:
+        if session is not None and self.roles is None:
             _authorize(session, action)
-            if not self.backend.apply(action):  # in effect by the time it arrived (a step still under way)
+            return
+        with (self.roles or self.db).session() as own:
+            _authorize(own, action)
+
+    def _apply(self, action: Action, observed: Observed | None = None) -> Outcome:
+        try:
+            before = observed if observed is not None else self.backend.observe()
+            expected = apply_one(before, action)  # also refuses an action impossible in this state
+            if expected == before:
                 return Outcome(action, applied=False)
-            entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
-                                   target=target(action), reason=action.reason, before=touched(before, action),
-                                   after={**touched(expected, action), "action": details(action)}, at=self.clock())
+            with self.db.session() as session:
+                self._check_roles(action, session)
+                if not self.backend.apply(action):  # in effect by the time it arrived (a step still under way)
+                    return Outcome(action, applied=False)
+                entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
+                                       target=target(action), reason=action.reason, before=touched(before, action),
+                                       after={**touched(expected, action), "action": details(action)},
+                                       at=self.clock())
+        except EnclaveError as error:
+            self._refused(action, error)
+            raise
+        event(log, logging.INFO, "broker action applied", where=self.where, kind=action.kind, target=target(action),
+              actor=action.actor, reason=action.reason, journal_seq=entry.seq)
         return Outcome(action, applied=True, seq=entry.seq)
+
+    def _refused(self, action: Action, error: EnclaveError) -> None:
+        event(log, logging.WARNING, "broker action refused", where=self.where, kind=action.kind,
+              target=target(action), actor=action.actor, reason=action.reason, error=type(error).__name__,
+              cause=str(error))
 
     def apply_all(self, actions: Iterable[Action]) -> list[Outcome]:
         """Apply in order, re-observing before each so that an action made moot by the last one is skipped."""
@@ -155,9 +219,36 @@ class BrokerService:
         """BCS 3: delete HTCondor worker pods (drain them first with drain_startd so jobs finish)."""
         return self.apply(DeletePods(actor=actor, reason=reason, pods=tuple(pods)))
 
-    def drain_node(self, actor: str, node: str, *, reason: str) -> Outcome:
-        """BCS 5 step 1: cordon a worker and evict its pods."""
-        return self.apply(DrainNode(actor=actor, reason=reason, node=node))
+    def drain_node(self, actor: str, node: str, *, reason: str, flags: DrainOverrides | None = None) -> Outcome:
+        """BCS 5 step 1: cordon a worker and evict its pods, with kubectl drain's flags when given (else the
+        spec's ``cluster.drain``). With ``flags.timeout_seconds`` it then waits, as kubectl drain does, for the
+        evictions to finish; ``DrainTimedOut`` when pods are still there after it (the drain stays in effect and
+        journaled, the node cordoned, as kubectl leaves it; the broker goes on retrying each cycle)."""
+        f = flags or DrainOverrides()
+        outcome = self.apply(DrainNode(actor=actor, reason=reason, node=node, force=f.force,
+                                       ignore_daemonsets=f.ignore_daemonsets,
+                                       delete_emptydir_data=f.delete_emptydir_data,
+                                       grace_period_seconds=f.grace_period_seconds))
+        if f.timeout_seconds is not None:
+            left = self._wait_drained(f.timeout_seconds)
+            if left:
+                raise DrainTimedOut(f"{node}: {left} pod(s) still to evict after {f.timeout_seconds:g} s "
+                                    f"(journal entry {outcome.seq}: the node stays cordoned and draining)",
+                                    where=node, fix="a PodDisruptionBudget may be holding them: see `kubectl get "
+                                    "pdb -A`; the broker retries every cycle, or run drain-node again later")
+        return outcome
+
+    def _wait_drained(self, timeout: float) -> int:
+        """Evict again every ``DRAIN_POLL_SECONDS`` until nothing is pending or ``timeout`` passed (0: no limit,
+        kubectl's --timeout=0s); returns the pods still to go."""
+        deadline = None if timeout == 0 else time.monotonic() + timeout
+        while True:
+            with self.lock:
+                left = self.backend.progress()
+            if not left or (deadline is not None and time.monotonic() >= deadline):
+                return left
+            self.sleep(DRAIN_POLL_SECONDS if deadline is None else
+                       max(0.0, min(DRAIN_POLL_SECONDS, deadline - time.monotonic())))
 
     def start_htcondor(self, actor: str, node: str, pool: str, *, reason: str) -> Outcome:
         """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool."""

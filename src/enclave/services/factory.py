@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from enclave.accounts.homes import Provisioned
+from enclave.accounts.types import AccountView
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
@@ -34,8 +36,9 @@ from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, Role
 from enclave.twin.backend import TwinBackend
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the Kubernetes client is imported only when a live backend is made
     from enclave.batch.live import HTCondorBatch
+    from enclave.cluster.kube import KubeCluster
     from enclave.domain.logs import LogSource
 
 _migrated: set[str] = set()
@@ -80,6 +83,10 @@ class Factory:
     _log_source: tuple[LogSource, bool] | None = None
     """Where pod logs are read (and whether reads are journaled): set by ``live_backend``, ``use_live_logs``,
     ``use_twin_logs``."""
+    _kube: KubeCluster | None = None
+    """The live cluster adapter (``KubeCluster``) once ``live_backend`` made it, for home provisioning."""
+    _closing: ExitStack = field(default_factory=ExitStack)
+    """What ``close`` releases: the scratch stores of twin brokers."""
 
     @classmethod
     @contextmanager
@@ -88,10 +95,16 @@ class Factory:
         when the command ends."""
         spec = load(spec_path or default_spec_path())
         db = open_database(db_url)
+        factory = cls(spec, db, spec_path)
         try:
-            yield cls(spec, db, spec_path)
+            yield factory
         finally:
+            factory.close()
             db.dispose()
+
+    def close(self) -> None:
+        """Remove the scratch stores this factory made (``twin_broker``)."""
+        self._closing.close()
 
     @classmethod
     @contextmanager
@@ -117,7 +130,12 @@ class Factory:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.db, self.spec, ReachService(self.db, self.systems))
+        return AccountService(self.db, self.spec, ReachService(self.db, self.systems), remote_homes=self._remote_home)
+
+    def _remote_home(self, account: AccountView) -> Provisioned | None:
+        """Provision through the live cluster when this process drives one (``live_backend``): the API pods in
+        the commons, which do not mount the homes. None elsewhere."""
+        return self._kube.provision_home(account) if self._kube is not None else None
 
     @property
     def logs(self) -> LogService:
@@ -181,6 +199,17 @@ class Factory:
             self._brokers[key] = BrokerService(self.spec, self.db, backend, where)
         return self._brokers[key]
 
+    def twin_broker(self, twin: Backend, where: str) -> BrokerService:
+        """The broker service over a twin of this enclave run by a serving process: it journals in a scratch
+        store of its own (``scratch``), removed by ``close``, so nothing simulated enters this database's
+        journal (issue 16); each actor's permission is still checked here, so a person acts on the twin with
+        the roles they hold in the enclave and the broker with its service account's."""
+        key = f"{where}:{id(twin)}"
+        if key not in self._brokers:
+            store = self._closing.enter_context(Factory.scratch(self.spec))
+            self._brokers[key] = BrokerService(self.spec, store.db, twin, where, roles=self.db)
+        return self._brokers[key]
+
     # --- backends ------------------------------------------------------------------------------------------
 
     def twin_backend(self, scenario: str, at_hours: float = 0.0) -> TwinBackend:
@@ -220,6 +249,7 @@ class Factory:
                                     fix="give a readable kubeconfig for the cluster") from exc
             assert isinstance(api, k8s.ApiClient)
             kube = KubeCluster(self.spec, api)
+        self._kube = kube
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
         self.use_live_systems(batch)
         self._log_source = (kube, True)

@@ -25,6 +25,14 @@ class JournalService:
             return journal.query(session, actor=by, action=action, target=target, since=since, until=until,
                                  limit=limit, newest_first=newest_first or limit is not None)
 
+    def rekey(self, actor: str, *, reason: str) -> tuple[int, str, Entry]:
+        """Upgrade a journal written before the keyed hash (``journal.rekey``): needs journal.read and
+        roles.grant (the sysadmin's). Returns (entries re-sealed, old head hash, the journal entry saying so)."""
+        with self.db.session() as session:
+            require(session, actor, Permission.JOURNAL_READ)
+            require(session, actor, Permission.ROLES_GRANT)
+            return journal.rekey(session, actor=actor, reason=reason)
+
     def verify(self, actor: str) -> int:
         """Walk the hash chain: the number of entries, or IntegrityError naming the first bad one."""
         with self.db.session() as session:

@@ -212,9 +212,38 @@ class Notebooks(Strict):
     max_age_seconds: int = Field(default=864_000, gt=0, le=MAX_SECONDS)
 
 
+class QuotaTool(StrEnum):
+    """The command that sets a user's block quota on the home file system (``enclave.accounts.homes``)."""
+
+    NONE = "none"
+    """No quota tool: the quota is recorded by enclave and advisory (nothing enforces it)."""
+    SETQUOTA = "setquota"
+    """Linux disk quotas (ext4 and other VFS quota file systems): quota-tools' setquota(8)."""
+    XFS_QUOTA = "xfs_quota"
+    """XFS user quotas: xfs_quota(8) ``limit``."""
+    MMSETQUOTA = "mmsetquota"
+    """IBM Storage Scale (GPFS, the seed's jhome fileset): mmsetquota per fileset."""
+
+
+class HomeQuota(Strict):
+    tool: QuotaTool = Field(QuotaTool.NONE, description="How each account's home quota is set on the file "
+                            "system; none: recorded only (advisory).")
+    filesystem: str | None = Field(None, min_length=1, description="setquota and xfs_quota: the mount point of "
+                                   "the home file system; mmsetquota: Device:Fileset (e.g. lsstfs:jhome).")
+    image: str | None = Field(None, min_length=1, description="Image of the provisioning Job when homes are "
+                              "not mounted where enclave runs; it must carry the quota tool. Default: enclave's "
+                              "own image.")
+
+    def model_post_init(self, _context: object) -> None:
+        if self.tool != QuotaTool.NONE and not self.filesystem:
+            raise ValueError(f"storage.quota.tool {self.tool.value} needs storage.quota.filesystem (the mount "
+                             "point, or Device:Fileset for mmsetquota)")
+
+
 class Storage(Strict):
     home_root: str = "/jhome"
     home_quota_gib: float = Field(default=100, gt=0, le=MAX_GIB)
+    quota: HomeQuota = Field(default_factory=HomeQuota)
     workspace_subdir: str = "workspace"
     shared_tib: float = Field(default=10, ge=0, le=MAX_GIB)
     node_local_gib: float = Field(default=100, gt=0, le=MAX_GIB)
