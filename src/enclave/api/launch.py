@@ -14,6 +14,7 @@ from rich.text import Text
 from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
+from enclave.services import local
 from enclave.services.demo import seed as demo_seed
 from enclave.services.factory import Factory
 
@@ -45,6 +46,7 @@ def serve(
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
+    local.check_owner(db, local.os_user(), may_create=True)  # the server runs as the database's owner
     with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
         demo_tokens = demo_seed(factory, admin) if demo and token else {}

@@ -9,17 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, Output, OutputFormat, emit, parse_date, services
+from enclave.cli.options import SELF, As, Output, OutputFormat, emit, enclave, parse_date
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=160)
 
 
 @journal_app.command("verify")
-def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
+def verify_command(output: Output = OutputFormat.TABLE, actor: As = SELF) -> None:
     """Check the keyed hash chain and the anchor file; exit 6 naming the first bad entry or anchored head if
     anything was edited, removed, reordered, truncated or wiped (needs journal.read)."""
-    with services() as factory:
+    with enclave() as factory:
         count = factory.journal.verify(actor)
     if output != OutputFormat.TABLE:
         emit({"intact": True, "entries": count}, output)
@@ -29,7 +29,6 @@ def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
 
 @journal_app.command("show")
 def show(
-    actor: As,
     by: Annotated[str | None, typer.Option("--actor", help="Only changes by this actor.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Action, or prefix ending in * (accounts.*).")]
     = None,
@@ -37,10 +36,9 @@ def show(
     since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD or ISO time.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD or ISO time.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest).")] = None,
-    output: Output = OutputFormat.TABLE,
-) -> None:
+    output: Output = OutputFormat.TABLE, actor: As = SELF) -> None:
     """Journal entries, oldest first, filtered (needs journal.read)."""
-    with services() as factory:
+    with enclave() as factory:
         entries = factory.journal.entries(actor, by=by, action=action, target=target,
                                           since=parse_date(since, "--since"), until=parse_date(until, "--until"),
                                           limit=limit, newest_first=False)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from enclave.cli.options import DbOption, Output, OutputFormat, SpecOption, emit, load_spec_option, services
+from enclave.cli.options import host as on_host
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
@@ -73,7 +74,7 @@ def options(
     output: Output = OutputFormat.TABLE,
 ) -> None:
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
-    with services(spec_path, db) as factory:
+    with on_host(spec_path, db) as factory:
         opts = factory.notebooks.options_of(username)
     if output != OutputFormat.TABLE:
         emit(opts, output)
@@ -108,7 +109,7 @@ def webdav(
 ) -> None:
     """Serve each user's File Workspace over WebDAV (seed §6.2). Log in with your user name and an enclave
     token (scope data.read; data.write to change files) as the password; your files are at /<username>/."""
-    with services(spec_path, db) as factory:
+    with on_host(spec_path, db) as factory:
         home = factory.spec.storage.home_root
         app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
         server = dav.make_server(app, host, port)
@@ -133,7 +134,7 @@ def vospace(
 ) -> None:
     """Serve each user's File Workspace over VOSpace 2.1 (seed §6.2), for the IVOA `vos` tools. Authenticate with
     an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`."""
-    with services(spec_path, db) as factory:
+    with on_host(spec_path, db) as factory:
         try:
             app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)
         except ValueError as err:
