@@ -18,8 +18,8 @@ from enclave.clock import or_now
 from enclave.errors import InputError, InvalidTransition, PermissionDenied, Problem
 from enclave.journal import record
 
-MAP_ACTION = "accounts.local-map"
-UNMAP_ACTION = "accounts.local-unmap"
+MAP_ACTION = "local.map"
+UNMAP_ACTION = "local.unmap"
 HOW_TO_MAP = ("a sysadmin maps it on the server host: `enclave local map {os_user} ACCOUNT --reason ...`; or act "
               "through the API with a token: `enclave login SERVER` and `--context NAME`")
 
