@@ -48,15 +48,26 @@ HOST: frozenset[str] = frozenset({
     "batch start-htcondor", "batch return-node", "batch drain-startd", "broker run", "serve", "webdav", "vospace"})
 """Commands on the server host's database with no API route (bootstrap, recovery, the servers themselves, the
 procedures on the live pool): always local mode, whatever the context — only the database's owner, as a mapped
-account. Every other command acts on nobody's state (specs, renders, simulations, files) and needs no identity."""
+account."""
+NOBODY: frozenset[str] = frozenset({
+    "spec validate", "spec show", "render access", "render admission", "render all", "render condor",
+    "render deploy", "render notebooks", "twin run", "twin compare", "twin scenarios", "security check",
+    "security list", "upgrade plan", "upgrade releases", "backup list", "backup verify", "backup schedule",
+    "backup restore-plan", "access matrix", "notebooks capacity", "batch explain", "batch pools", "batch spoof",
+    "broker plan", "login", "config get-contexts", "config use-context", "config current-context"})
+"""Commands that act on nobody's state — specs, renders, simulations, checks of files, etcd archives, the
+client's own contexts — and need no identity. (``backup create|prune|restore`` act on etcd's files; given --as
+they journal in the enclave's database and run in local mode.) tests/cli/test_identity.py checks that every
+command is in exactly one of API, HOST and NOBODY."""
 
 
 def command_name(ctx: typer.Context) -> str:
     """``accounts show`` for the click context of `enclave accounts show`."""
     names = []
-    while ctx.parent is not None:
-        names.append(ctx.info_name or "")
-        ctx = ctx.parent
+    node: Any = ctx
+    while node.parent is not None:
+        names.append(node.info_name or "")
+        node = node.parent
     return " ".join(reversed(names))
 
 
