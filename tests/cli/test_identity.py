@@ -28,6 +28,7 @@ from typer.testing import CliRunner, Result
 from enclave.accounts.types import AccountKind
 from enclave.api.app import create_app
 from enclave.api.errors import error_body
+from enclave.api.runner import BrokerRunner
 from enclave.api.server import ThreadedServer
 from enclave.api.service import Service
 from enclave.client.config import load_config
@@ -39,7 +40,9 @@ from enclave.services import local
 from enclave.services.factory import Factory
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
+from enclave.spec.models import Role
 from tests.accounts.conftest import snapshot
+from tests.api.conftest import ProjectedBackend
 from tests.pg import _sqlite_template
 
 SPEC = load(DEFAULT_SPEC)
@@ -68,8 +71,9 @@ def test_every_command_is_classified_once_and_api_commands_alone_take_the_api_pa
     assert set(found) == API | HOST | NOBODY, "classify each new command in enclave.cli.options"
     for name, cmd in found.items():
         source = inspect.getsource(cmd.callback)
-        # An API command gets its services from options.enclave (API or local mode); no other command may.
-        assert ("with enclave(" in source) == (name in API), name
+        # An API command gets its services from options.enclave (API or local mode) — the BCS procedures through
+        # broker._procedure, which asks it — and no other command does.
+        assert ("with enclave(" in source or "with _procedure(" in source) == (name in API), name
 
 
 # --- local mode ------------------------------------------------------------------------------------------------
@@ -233,7 +237,11 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
     monkeypatch.setenv("ENCLAVE_DB", f"sqlite:///{home / 'absent.db'}")  # local mode would find nothing here
     for name in ("ENCLAVE_AS", "ENCLAVE_CONTEXT", "ENCLAVE_DB_FILE", "ENCLAVE_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    running = ThreadedServer(create_app(Service(factory))).start()
+    service = Service(factory)
+    # The server's broker acts on the broker's own model of the enclave (the api suite's test backend).
+    service.runner = BrokerRunner(broker=factory.broker(ProjectedBackend(SPEC), "projected"),
+                                  metrics=service.metrics, history=service.history, backend_name="projected")
+    running = ThreadedServer(create_app(service)).start()
     try:
         yield Remote(db, running.url, tokens, home)
     finally:
@@ -311,4 +319,26 @@ def test_with_a_permitted_token_it_succeeds_and_the_journal_records_the_tokens_a
     refused = cli("accounts", "depart", "newbie", "--reason", "x", "--as", "sci")
     assert code(refused) == 4 and "acts as 'root'" in str(refused.exception)
     assert snapshot(server.db) == before
+    assert not (server.home / "absent.db").exists()
+
+
+def test_a_bcs_procedure_with_a_context_is_applied_by_the_server_as_the_tokens_account(server: Remote) -> None:
+    login(server, "admin", server.tokens["root"])
+    move = ("batch", "move", "condor-001", "--to", "user", "--reason", "prompt caught up")
+    # root is a sysadmin, not an HTCondor administrator: refused exactly as the API refuses the same token.
+    before = snapshot(server.db)
+    refused = cli(*move)
+    r = httpx.post(f"{server.url}/api/v1/broker/actions", headers={"Authorization": f"Bearer {server.tokens['root']}"},
+                   json={"kind": "relabel", "startd": "condor-001", "to_pool": "user", "reason": "prompt caught up"})
+    assert snapshot(server.db) == before
+    assert r.status_code == 403 and code(refused) == 4 and isinstance(refused.exception, EnclaveError)
+    assert error_body(refused.exception) == r.json()
+    Factory(SPEC, server.db).accounts.grant_role("root", "root", Role.HTCONDOR_ADMIN, reason="pool duty")
+    done = cli(*move)
+    assert code(done) == 0, (done.output, done.exception)
+    said = " ".join(done.output.split())
+    assert "Relabel startd/condor-001 done on http://127.0.0.1" in said and "SIMULATED" not in said
+    with server.db.session() as s:
+        entry = query(s, action="broker.*")[-1]
+    assert entry.actor == "root" and entry.reason == "prompt caught up" and entry.target.endswith("condor-001")
     assert not (server.home / "absent.db").exists()

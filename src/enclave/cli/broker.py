@@ -38,10 +38,13 @@ from enclave.cli.options import (
     SpecOption,
     Twin,
     emit,
+    enclave,
     host,
     load_spec_option,
     resolve_actor,
+    selected_context,
 )
+from enclave.client.remote import Remote, RemoteBroker
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.errors import InputError, Problem
@@ -84,11 +87,12 @@ def _target(live: bool, twin: str | None) -> bool:
 
 
 @contextmanager
-def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
-               actor: str) -> Iterator[BrokerService]:
-    """The broker service a changing command acts through: the live enclave and its journal, or — named with
-    --twin — a twin in its own scratch store (``Factory.scratch``), where ``actor`` holds the roles it holds in
-    the enclave, so the twin refuses what the enclave would. Nothing simulated reaches the enclave's journal."""
+def _on_host(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
+             actor: str, roles: list[Role] | None = None) -> Iterator[BrokerService]:
+    """The broker service a changing command acts through on this host: the live enclave and its journal (local
+    mode), or — named with --twin — a twin in its own scratch store (``Factory.scratch``), where ``actor`` holds
+    the roles it holds in the enclave (``roles``, else read in local mode), so the twin refuses what the enclave
+    would. Nothing simulated reaches the enclave's journal."""
     if not _target(live, twin):
         with host(spec_path, db_url) as factory:
             yield factory.broker(factory.live_backend(), "live")
@@ -97,10 +101,32 @@ def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: f
     spec = load_spec_option(spec_path)
     mirror: dict[str, list[Role]] = {}
     if actor != BROKER_ACTOR:  # the broker's service account has fixed roles, made in every scratch store
-        with host(spec_path, db_url) as real:
-            mirror[actor] = [Role(r) for r in real.accounts.show(actor, actor).roles]
+        if roles is None:
+            with host(spec_path, db_url) as real:
+                roles = [Role(r) for r in real.accounts.show(actor, actor).roles]
+        mirror[actor] = roles
     with Factory.scratch(spec, mirror) as factory:
         yield factory.broker(factory.twin_backend(twin, at_hours), f"twin ({twin})")
+
+
+@contextmanager
+def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
+               actor: str) -> Iterator[BrokerService | RemoteBroker]:
+    """A BCS procedure's broker: with a context, the server's (``POST /broker/actions``, as the token's account;
+    with --twin, a local twin where the token's account holds its real roles, read from ``/whoami``); without
+    one, this host's (``_on_host``)."""
+    roles = None
+    if selected_context() is not None:
+        if live and twin is not None:
+            _target(live, twin)  # the same refusal as locally
+        with enclave(spec_path, db_url) as services:
+            assert isinstance(services, Remote)  # a context is selected: enclave() goes through the API
+            if twin is None:
+                yield services.broker
+                return
+            roles = [Role(r) for r in services.whoami()["roles"]]
+    with _on_host(spec_path, live, twin, at_hours, db_url, actor, roles) as broker:
+        yield broker
 
 
 def render_plan(p: Plan, observed: Observed, out: Console) -> None:
@@ -182,7 +208,7 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
     total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
     applied: dict[str, int] = {}
     n = 0
-    with _procedure(spec_path, live, twin, 0.0, db_url, actor) as broker:
+    with _on_host(spec_path, live, twin, 0.0, db_url, actor) as broker:
         backend = broker.backend
         while (total is None or n < total) and not backend.finished:
             backend.progress()
@@ -220,7 +246,7 @@ def _twin_figures(twin: Any) -> None:
 
 # --- BCS procedures by hand, under `enclave batch` ------------------------------------------------------
 
-def _done(broker: BrokerService, outcome: Outcome) -> None:
+def _done(broker: BrokerService | RemoteBroker, outcome: Outcome) -> None:
     action = outcome.action
     simulated = broker.where.startswith("twin")
     if outcome.applied:

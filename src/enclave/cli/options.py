@@ -39,13 +39,14 @@ API: frozenset[str] = frozenset({
     "accounts show", "accounts list", "accounts onboard", "accounts depart", "accounts expire", "accounts renew",
     "accounts promote", "accounts demote", "accounts grow-quota", "accounts correct-quota", "accounts join",
     "accounts leave", "roles grant", "roles revoke", "tokens issue", "tokens list", "tokens revoke",
-    "journal show", "journal verify", "images submit", "images approve", "images reject", "images list"})
+    "journal show", "journal verify", "images submit", "images approve", "images reject", "images list",
+    "batch move", "batch add-pods", "batch delete-pods", "batch drain-node", "batch start-htcondor",
+    "batch return-node", "batch drain-startd"})
 """Commands with an API route: with a context they go through the API; without one, local mode."""
 HOST: frozenset[str] = frozenset({
     "accounts bootstrap", "accounts import", "accounts expire-due", "roles list", "access check", "db migrate",
     "db status", "local map", "local unmap", "local list", "notebooks options", "backup create", "backup prune",
-    "backup restore", "batch move", "batch add-pods", "batch delete-pods", "batch drain-node",
-    "batch start-htcondor", "batch return-node", "batch drain-startd", "broker run", "serve", "webdav", "vospace"})
+    "backup restore", "broker run", "serve", "webdav", "vospace"})
 """Commands on the server host's database with no API route (bootstrap, recovery, the servers themselves, the
 procedures on the live pool): always local mode, whatever the context — only the database's owner, as a mapped
 account."""

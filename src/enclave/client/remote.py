@@ -5,7 +5,7 @@ route of ``enclave.api.routes``; the server checks the token's permission and jo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,18 @@ from pydantic import TypeAdapter
 
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, IssuedToken, TokenView
+from enclave.broker.execute import Outcome
 from enclave.client.http import Api
+from enclave.domain.capacity import (
+    Action,
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Relabel,
+    ReturnNode,
+    StartHTCondor,
+)
 from enclave.journal import Entry
 from enclave.ops.images import ImageStatus
 from enclave.services.images import ImageView
@@ -168,6 +179,57 @@ class RemoteImages:
         return _IMAGES.validate_python(self.api.call("GET", "/images", params={"status": status}))
 
 
+_ACTIONS: dict[str, Callable[..., Action]] = {cls.__name__: cls for cls in (
+    Relabel, DeployPods, DeletePods, DrainNode, StartHTCondor, ReturnNode, DrainStartd)}
+
+
+def _action(data: dict[str, Any]) -> Action:
+    """The action the server applied, from its JSON (``enclave.api.plain``: fields plus ``kind``)."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
+    return _ACTIONS[str(data["kind"])](**fields)
+
+
+@dataclass
+class RemoteBroker:
+    """The manual BCS procedures of ``BrokerService``, as ``POST /broker/actions``: applied by the server's broker
+    to the enclave it runs, role-checked and journaled there."""
+
+    api: Api
+
+    @property
+    def where(self) -> str:
+        return f"{self.api.context.server} (context {self.api.context.name})"
+
+    def _act(self, actor: str, body: dict[str, Any]) -> Outcome:
+        self.api.acting(actor)
+        done = self.api.call("POST", "/broker/actions", json=body)
+        return Outcome(_action(done["action"]), bool(done["applied"]), done["journal_seq"])
+
+    def move(self, actor: str, startd: str, to_pool: str, *, reason: str) -> Outcome:
+        return self._act(actor, {"kind": "relabel", "startd": startd, "to_pool": to_pool, "reason": reason})
+
+    def add_pods(self, actor: str, node: str, pool: str, *, reason: str, count: int = 1, cores: int | None = None,
+                 memory_mib: int | None = None) -> Outcome:
+        return self._act(actor, {"kind": "deploy-pods", "node": node, "pool": pool, "count": count,
+                                 "cores_per_pod": cores, "memory_mib_per_pod": memory_mib, "reason": reason})
+
+    def delete_pods(self, actor: str, pods: Iterable[str], *, reason: str) -> Outcome:
+        return self._act(actor, {"kind": "delete-pods", "pods": list(pods), "reason": reason})
+
+    def drain_node(self, actor: str, node: str, *, reason: str) -> Outcome:
+        return self._act(actor, {"kind": "drain-node", "node": node, "reason": reason})
+
+    def start_htcondor(self, actor: str, node: str, pool: str, *, reason: str) -> Outcome:
+        return self._act(actor, {"kind": "start-htcondor", "node": node, "pool": pool, "reason": reason})
+
+    def return_node(self, actor: str, node: str, *, reason: str) -> Outcome:
+        return self._act(actor, {"kind": "return-node", "node": node, "reason": reason})
+
+    def drain_startd(self, actor: str, startd: str, *, reason: str, vacate_after: float | None = None) -> Outcome:
+        return self._act(actor, {"kind": "drain-startd", "startd": startd, "vacate_after_seconds": vacate_after,
+                                 "reason": reason})
+
+
 class Remote:
     """What ``enclave.services.factory.Factory`` offers the commands that have API routes, over one context."""
 
@@ -177,6 +239,7 @@ class Remote:
         self.tokens = RemoteTokens(api)
         self.journal = RemoteJournal(api)
         self.images = RemoteImages(api)
+        self.broker = RemoteBroker(api)
 
     def whoami(self) -> dict[str, Any]:
         """The token's account, roles and permissions (``GET /whoami``), checked by the server now."""

@@ -57,8 +57,9 @@ class DeployPodsBody(Body):
     node: Short
     pool: Short
     count: int = Field(default=1, ge=1, le=256)
-    cores_per_pod: int = Field(ge=1, le=1024)
-    memory_mib_per_pod: int = Field(ge=256, le=16 * 1024 * 1024)
+    cores_per_pod: int | None = Field(default=None, ge=1, le=1024, description="Default: the spec's broker.pod_cores.")
+    memory_mib_per_pod: int | None = Field(default=None, ge=256, le=16 * 1024 * 1024,
+                                           description="Default: the spec's broker.pod_memory_mib.")
     reason: Reason
 
 
