@@ -46,7 +46,7 @@ def serve(
 ) -> None:
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop against the twin (accelerated simulated clock) or, with --live, a cluster."""
-    local.check_owner(db, local.os_user(), may_create=True)  # the server runs as the database's owner
+    local.check_server(db, local.os_user())  # a SQLite database: the server runs as its owner
     with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
         demo_tokens = demo_seed(factory, admin) if demo and token else {}

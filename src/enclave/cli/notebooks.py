@@ -15,6 +15,7 @@ from enclave.cli.options import host as on_host
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
+from enclave.services import local
 
 notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=120)
@@ -109,7 +110,8 @@ def webdav(
 ) -> None:
     """Serve each user's File Workspace over WebDAV (seed §6.2). Log in with your user name and an enclave
     token (scope data.read; data.write to change files) as the password; your files are at /<username>/."""
-    with on_host(spec_path, db) as factory:
+    local.check_server(db, local.os_user())
+    with services(spec_path, db) as factory:
         home = factory.spec.storage.home_root
         app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
         server = dav.make_server(app, host, port)
@@ -134,7 +136,8 @@ def vospace(
 ) -> None:
     """Serve each user's File Workspace over VOSpace 2.1 (seed §6.2), for the IVOA `vos` tools. Authenticate with
     an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`."""
-    with on_host(spec_path, db) as factory:
+    local.check_server(db, local.os_user())
+    with services(spec_path, db) as factory:
         try:
             app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)
         except ValueError as err:

@@ -96,6 +96,16 @@ def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> N
     _check_file(path, user, "the database URL file", stat.S_IRWXG | stat.S_IRWXO, f"chmod 600 {path}")
 
 
+def check_server(url: str | None, user: OsUser) -> None:
+    """Before a server (`serve`, `webdav`, `vospace`) opens the database: a SQLite file must be this OS user's, as in
+    local mode (a missing one it creates). A PostgreSQL URL is taken from wherever it is given — a pod gets it
+    from a Secret as $ENCLAVE_DB (``enclave render deploy``) — because a server acts as nobody in local mode:
+    its password is what authorizes the process, and every client of the server authenticates with a token."""
+    url = url or default_url()
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        check_owner(url, user, may_create=True)
+
+
 def enter(db: Database, user: OsUser) -> None:
     """Mark ``db`` as used in local mode by ``user``: its journal entries name the OS user."""
     db.origin = user.origin
