@@ -38,7 +38,7 @@ from enclave.journal import query
 from enclave.main import app
 from enclave.services import local
 from enclave.services.factory import Factory
-from enclave.spec.defaults import DEFAULT_SPEC
+from enclave.spec.defaults import DEFAULT_SPEC, EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import Role
 from tests.accounts.conftest import snapshot
@@ -255,6 +255,18 @@ def login(remote: Remote, name: str, token: str) -> None:
     token_file.write_text(token + "\n")
     done = cli("login", remote.url, "--context", name, "--token-file", str(token_file))
     assert code(done) == 0, (done.output, done.exception)
+
+
+def test_a_contexts_default_spec_is_used_when_spec_is_not_given(server: Remote) -> None:
+    token_file = server.home / "t"
+    token_file.parent.mkdir(exist_ok=True)
+    token_file.write_text(server.tokens["root"])
+    minimal = str(EXAMPLES / "minimal.yaml")
+    assert code(cli("login", server.url, "--context", "m", "--token-file", str(token_file), "--spec", minimal)) == 0
+    def capacity(*spec: str) -> Any:
+        return json.loads(cli("notebooks", "capacity", *spec, "-o", "json").stdout)
+
+    assert capacity() == capacity("--spec", minimal) != capacity("--spec", str(EXAMPLES / "lsst-ldf.yaml"))
 
 
 def test_login_checks_the_token_and_writes_a_private_config(server: Remote) -> None:

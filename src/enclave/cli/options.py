@@ -143,15 +143,23 @@ DbOption = Annotated[str | None, typer.Option("--db", is_eager=True, help="Datab
                                                                          "SQLite in $ENCLAVE_HOME.")]
 
 
+def spec_path_of(path: Path | None) -> Path | None:
+    """--spec, else the selected context's default spec, else None (the embedded default)."""
+    if path is not None:
+        return path
+    context = selected_context()
+    return Path(context.spec).expanduser() if context is not None and context.spec else None
+
+
 def load_spec_option(path: Path | None) -> EnclaveSpec:
-    """The spec named by a --spec option, or the embedded default."""
-    return load(path or default_spec_path())
+    """The spec named by a --spec option, or the context's default spec, or the embedded default."""
+    return load(spec_path_of(path) or default_spec_path())
 
 
 @contextmanager
 def services(spec: Path | None = None, db: str | None = None) -> Iterator[Factory]:
     """The factory for a command that acts on nobody's state (renders, checks, simulations): no identity."""
-    with Factory.standalone(spec, db) as factory:
+    with Factory.standalone(spec_path_of(spec), db) as factory:
         yield factory
 
 
@@ -161,7 +169,7 @@ def host(spec: Path | None = None, db: str | None = None, *, may_create: bool = 
     it makes names that OS user."""
     user = local.os_user()
     local.check_owner(db, user, may_create=may_create)
-    with Factory.standalone(spec, db) as factory:
+    with Factory.standalone(spec_path_of(spec), db) as factory:
         local.enter(factory.db, user)
         yield factory
 
