@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from enclave.accounts import local
 from enclave.db import Database
-from enclave.db.core import default_url
+from enclave.db.core import default_url, url_from_file
 from enclave.errors import NotFound, PermissionDenied
 
 HOW = "act through the API instead: `enclave login SERVER`, then `--context NAME`"
@@ -87,7 +87,7 @@ def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> N
         _check_file(path, user, "the database", stat.S_IWGRP | stat.S_IWOTH, f"chmod 600 {path}")
         return
     url_file = os.environ.get("ENCLAVE_DB_FILE")
-    if os.environ.get("ENCLAVE_DB") or not url_file or Path(url_file).expanduser().read_text().strip() != url:
+    if os.environ.get("ENCLAVE_DB") or not url_file or url_from_file(Path(url_file)) != url:
         raise PermissionDenied("local mode takes a PostgreSQL URL only from a file its OS user owns: a URL in "
                                "$ENCLAVE_DB or --db proves nothing about who runs the command", where="local mode",
                                fix="write the URL into a file of mode 0600 you own, point $ENCLAVE_DB_FILE at it "
