@@ -13,12 +13,13 @@ from typer.testing import CliRunner, Result
 
 from enclave.db import Database
 from enclave.errors import EnclaveError, exit_code
+from enclave.services.local import os_user
+from tests.local import database_env, use_database
 
 
 @pytest.fixture
-def cli(db: Database, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("ENCLAVE_DB", db.url)
-    monkeypatch.delenv("ENCLAVE_AS", raising=False)
+def cli(db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    use_database(monkeypatch, db.url, tmp_path)
     return CliRunner()
 
 
@@ -48,6 +49,8 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
        "--proposal", "P-7", "--quota", "300", "--expires", "2099-01-31")
     ok(cli, "accounts", "onboard", "ben", *me, "--reason", "hired", "--name", "Ben", "--email", "ben@lsst.org",
        "--kind", "staff", "--namespace", "firefly", "--role", "developer", "--role", "security")
+    for who in ("ann", "ben"):  # the test's OS user acts as these too (local mode), each mapping journaled
+        ok(cli, "local", "map", os_user().name, who, *me, "--reason", f"the test acts as {who} too")
     shown = json.loads(ok(cli, "accounts", "show", "ann", "--as", "ann", "-o", "json"))
     assert shown["quota_gib"] == 300 and shown["allocation_id"] == "P-7" and shown["roles"] == ["science-user"]
     assert shown["allocation_expires"].startswith("2099-01-31")
@@ -66,17 +69,21 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     active = json.loads(ok(cli, "accounts", "list", *me, "--status", "active", "-o", "json"))
     assert [a["username"] for a in active] == ["ben2", "root"]
 
+    ok(cli, "local", "map", os_user().name, "ben2", *me, "--reason", "the test acts as ben2 too")
     token = ok(cli, "tokens", "issue", "--as", "ben2", "--scope", "data.read", "--ttl", "600").strip()
     assert token.startswith("enc_")
     assert "data.read" in ok(cli, "tokens", "list", "--as", "ben2")
     assert "data.read" in ok(cli, "tokens", "list", "ben2", *me)  # an account manager lists anyone's
     assert code(run(cli, "tokens", "list", "root", "--as", "ben2")) == 4  # nobody else's without accounts.manage
 
-    assert "intact: 13 entries" in ok(cli, "journal", "verify", *me)
+    # 13 changes, the bootstrap's mapping of the OS user to root and the three mappings above.
+    assert "intact: 17 entries" in ok(cli, "journal", "verify", *me)
     assert code(run(cli, "journal", "verify", "--as", "ben2")) == 4  # verifying reads the journal: journal.read
     entries = json.loads(ok(cli, "journal", "show", "--as", "root", "--action", "accounts.*", "-o", "json"))
     assert [e["action"] for e in entries][-3:] == ["accounts.demote", "accounts.onboard", "accounts.depart"]
-    assert entries[-1]["reason"] == "left" and entries[-1]["actor"] == "root"
+    # Local mode: each entry also names the OS user who acted (enclave.services.local).
+    assert entries[-1]["reason"] == f"left [local mode, OS user {os_user().name} (uid {os_user().uid})]"
+    assert entries[-1]["actor"] == "root"
     assert json.loads(ok(cli, "journal", "show", "--as", "root", "--target", "account/ben2", "-o", "json"))[0][
         "reason"].startswith("replaces staff account ben")
     assert code(run(cli, "journal", "show", "--as", "ben2")) == 4  # a science user may not read the journal
@@ -93,7 +100,7 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
 @pytest.mark.parametrize("args,exit_status,message", [
     (["accounts", "depart", "root", "--as", "root", "--reason", "x"], 5, "last active sysadmin"),
     (["accounts", "depart", "nobody", "--as", "root", "--reason", "x"], 3, "no account named 'nobody'"),
-    (["accounts", "depart", "root", "--as", "nobody", "--reason", "x"], 3, "no account named 'nobody'"),
+    (["accounts", "depart", "root", "--as", "nobody", "--reason", "x"], 4, "may not act as 'nobody' in local mode"),
     (["accounts", "onboard", "x", "--as", "root", "--reason", "r", "--name", "X", "--email", "bad"], 1,
      "not an email"),
     (["accounts", "onboard", "x", "--as", "root", "--reason", "r", "--name", "X", "--email", "x@y.org",
@@ -107,9 +114,10 @@ def test_errors_are_typed_and_clear(cli: CliRunner, args: list[str], exit_status
 
 
 def test_real_command_reports_without_traceback(db: Database, tmp_path: Path) -> None:
-    env = {**os.environ, "ENCLAVE_DB": db.url}
+    env = {**os.environ, **database_env(db.url, tmp_path)}
+    env.pop("ENCLAVE_DB", None) if not db.url.startswith("sqlite") else None
     enclave = Path(sys.executable).parent / "enclave"
     done = subprocess.run([str(enclave), "accounts", "depart", "ghost", "--as", "ghost", "--reason", "x"],
                           env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 3
-    assert "error:" in done.stderr and "no account named 'ghost'" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 4  # PermissionDenied: nobody maps this OS user to 'ghost' (enclave.errors)
+    assert "error:" in done.stderr and "may not act as 'ghost'" in done.stderr and "Traceback" not in done.stderr

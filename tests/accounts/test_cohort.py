@@ -18,6 +18,7 @@ from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
 from enclave.spec.models import EnclaveSpec, Role
 from tests.accounts.conftest import ADMIN, LATER, NOW, onboard
+from tests.local import map_me, use_database
 
 CSV = """username,name,email,kind,roles,namespaces,proposal,quota_gib,expires,uid
 amy,Amy A,amy@uni.edu,science,,,P-1,400,2099-01-01,
@@ -90,7 +91,8 @@ def test_cohort_needs_accounts_manage(db: Database, spec: EnclaveSpec, admin: st
 
 def test_import_cli(db: Database, admin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from enclave.cli import app
-    monkeypatch.setenv("ENCLAVE_DB", db.url)
+    use_database(monkeypatch, db.url, tmp_path)
+    map_me(db)
     (tmp_path / "c.csv").write_text(CSV)
     result = CliRunner().invoke(app, ["accounts", "import", str(tmp_path / "c.csv"), "--as", ADMIN, "--reason", "c"])
     assert result.exit_code == 0 and "onboarded 3 account(s)" in result.output, result.output

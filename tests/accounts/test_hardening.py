@@ -22,6 +22,7 @@ from enclave.errors import InputError, InvalidTransition
 from enclave.services.factory import Factory
 from enclave.spec.models import MAX_GIB, EnclaveSpec, Role
 from tests.accounts.conftest import ADMIN, LATER, NOW, onboard
+from tests.local import database_env, map_me
 
 HEADER = "username,name,email,kind,quota_gib\n"
 
@@ -89,8 +90,10 @@ def test_hostile_csv_is_an_input_error(text: str, what: str) -> None:
         parse_cohort(text, "c.csv")
 
 
-def test_cli_import_of_binary_csv_and_non_utf8_argument(db: Database, tmp_path: Path) -> None:
-    env = {**os.environ, "ENCLAVE_DB": db.url}
+def test_cli_import_of_binary_csv_and_non_utf8_argument(db: Database, admin: str, tmp_path: Path) -> None:
+    map_me(db)  # the test's OS user acts as root in local mode, so the input itself is what gets refused
+    env = {k: v for k, v in os.environ.items() if k not in ("ENCLAVE_DB", "ENCLAVE_DB_FILE")}
+    env.update(database_env(db.url, tmp_path))
     enclave = Path(sys.executable).parent / "enclave"
     binary = tmp_path / "cohort.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(256))

@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 
 from enclave.api.server import free_port
 from enclave.cli import app
+from enclave.db import Database
+from tests.local import database_env, map_me
 from tests.pg import PostgresServer, postgres_server  # noqa: F401  (session fixture)
 
 INTERVAL = 0.2  # wall seconds per broker cycle: also how often a standby asks for the lock
@@ -72,7 +74,8 @@ def start(database: str, tmp_path: Path) -> Iterator[object]:
             proc.wait(20)
 
 
-def test_one_broker_loop_and_failover(start: object, database: str, tmp_path: Path) -> None:
+def test_one_broker_loop_and_failover(start: object, database: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     a_port, b_port = free_port(), free_port()
     a = start(a_port)  # type: ignore[operator]
     _wait("the first replica leads", lambda: (_cycles(a_port) or 0) >= 3, 90)
@@ -89,9 +92,15 @@ def test_one_broker_loop_and_failover(start: object, database: str, tmp_path: Pa
     # The lock is free as soon as the server sees the socket close; the standby asks every cycle.
     assert took < 10, took
 
-    # The replicas' journal key and anchor live in their ENCLAVE_HOME (enclave.journal.seal).
-    result = CliRunner().invoke(app, ["journal", "verify", "--as", "admin"],
-                                env={"ENCLAVE_DB": database, "ENCLAVE_HOME": str(tmp_path)})
+    # The replicas' journal key and anchor live in their ENCLAVE_HOME (enclave.journal.seal). Local mode takes the
+    # PostgreSQL URL from a 0600 file only, and acts as an account mapped to the test's OS user.
+    monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path))
+    db = Database(database)
+    map_me(db, by="admin")
+    db.dispose()
+    env: dict[str, str | None] = {"ENCLAVE_DB": None, "ENCLAVE_HOME": str(tmp_path)}
+    env.update(database_env(database, tmp_path))
+    result = CliRunner().invoke(app, ["journal", "verify", "--as", "admin"], env=env)
     assert result.exit_code == 0, result.output
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +13,10 @@ import sqlalchemy as sa
 
 from enclave.access.permissions import ROLE_PERMISSIONS, Permission
 from enclave.db import Base
+from enclave.services.local import os_user
 from enclave.spec import Role
 from tests.api.conftest import World, pinned_image, role_user
+from tests.local import map_me, use_database
 
 P = Permission
 
@@ -264,7 +267,8 @@ def test_action_already_in_effect_is_not_journaled_again(world: World) -> None:
     assert world.client.get("/api/v1/journal/verify", headers=world.as_("root")).json()["entries"] == before
 
 
-def test_api_and_cli_journal_a_change_the_same_way(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_and_cli_journal_a_change_the_same_way(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
     """Both go through enclave.accounts.lifecycle: the same action, target, actor and before/after shape."""
     from typer.testing import CliRunner
 
@@ -273,13 +277,15 @@ def test_api_and_cli_journal_a_change_the_same_way(world: World, monkeypatch: py
     r = world.client.post("/api/v1/accounts/victim/quota", headers=world.as_("root"),
                           json={"quota_gib": 300, "reason": "via API"})
     assert r.status_code == 200, r.text
-    monkeypatch.setenv("ENCLAVE_DB", world.db.url)
+    use_database(monkeypatch, world.db.url, tmp_path)
+    map_me(world.db)  # the CLI acts in local mode: the test's OS user is mapped to root
     done = CliRunner().invoke(app, ["accounts", "grow-quota", "victim", "--quota", "400", "--as", "root",
                                     "--reason", "via CLI"])
     assert done.exit_code == 0, done.output
     via_api, via_cli = reversed(world.client.get("/api/v1/journal?action=accounts.grow-quota&limit=2",
                                                  headers=world.as_("root")).json())
-    assert via_api["reason"] == "via API" and via_cli["reason"] == "via CLI"
+    # Local mode also names the OS user who acted (enclave.services.local); the API, the token's account only.
+    assert via_api["reason"] == "via API" and via_cli["reason"] == f"via CLI [{os_user().origin}]"
     for key in ("action", "target", "actor"):
         assert via_api[key] == via_cli[key]
     assert set(via_api["after"]) == set(via_cli["after"])

@@ -13,6 +13,7 @@ from enclave.cli import app
 from enclave.db import Database
 from enclave.journal import query
 from tests.broker.conftest import CONDOR_ADMIN, K8S_ADMIN
+from tests.local import map_me
 
 TINY = str(Path(__file__).parent / "data" / "tiny.yaml")
 runner = CliRunner()
@@ -49,6 +50,12 @@ def test_run_on_the_twin_journals_in_a_throwaway_database() -> None:
     code, out = enclave("broker", "run", "--twin", TINY, "--cycles", "5")
     assert code == 0, out
     assert "5 cycle(s) on twin" in out and "SIMULATED" in out
+
+
+@pytest.fixture(autouse=True)
+def mapped(db: Database) -> None:
+    """Local mode: the test's OS user may act as each batch administrator (mapped by the sysadmin, journaled)."""
+    map_me(db, CONDOR_ADMIN, K8S_ADMIN)
 
 
 def broker_entries(db: Database) -> int:

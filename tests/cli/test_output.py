@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from enclave.main import app
+from enclave.services.local import os_user
 from enclave.spec.defaults import EXAMPLES
 from tests.pg import _sqlite_template
 
@@ -42,6 +43,7 @@ READ: dict[str, list[str]] = {
     "images list": [],
     "journal show": ["--as", "root", "--limit", "5"],
     "journal verify": ["--as", "root"],
+    "local list": [],
     "notebooks capacity": [],
     "notebooks options": ["ann"],
     "roles list": ["--as", "root"],
@@ -57,7 +59,9 @@ READ: dict[str, list[str]] = {
 VARIES = {"security check": "summary", "upgrade plan": "steps"}
 # Read commands run with -o json and -o yaml elsewhere, needing what this file does not set up.
 READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archive of a real etcd)",
-                  "backup list": "tests/ops/test_backup_catalog.py (needs named archives of a real etcd)"}
+                  "backup list": "tests/ops/test_backup_catalog.py (needs named archives of a real etcd)",
+                  "config get-contexts": "tests/cli/test_identity.py (needs a context, so a server to log in to)",
+                  "config current-context": "tests/cli/test_identity.py (needs a context)"}
 # Commands that change state, serve, or run a simulation and write a report: no -o.
 NOT_READ = {
     "accounts bootstrap", "accounts demote", "accounts depart", "accounts expire", "accounts expire-due",
@@ -70,7 +74,8 @@ NOT_READ = {
     "render admission", "render all", "render condor", "render deploy", "render notebooks", "roles grant",
     "roles revoke", "serve", "journal rekey",
     "logs",  # prints the log's own lines, as `kubectl logs` does (no -o), and journals the read
-    "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav",
+    "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav", "login", "config use-context",
+    "local map", "local unmap",
 }
 
 
@@ -115,6 +120,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
                   "--kind", "staff", "--role", "k8s-service-admin", "--reason", "test"],
                  ["accounts", "onboard", "sec1", "--as", "root", "--name", "Sec", "--email", "sec1@lsst.org",
                   "--kind", "staff", "--role", "security", "--reason", "test"],
+                 # The test's OS user acts as these two as well (local mode: explicitly mapped by a sysadmin).
+                 ["local", "map", os_user().name, "svc", "--as", "root", "--reason", "test"],
+                 ["local", "map", os_user().name, "sec1", "--as", "root", "--reason", "test"],
                  # A notebook image of the spec, vetted under the two-person rule (seed §10).
                  ["images", "submit", f"{LAB}:w_2018_25@{DIGEST}", "--as", "svc", "--reason", "spec image"],
                  ["images", "approve", f"{LAB}@{DIGEST}", "--as", "sec1", "--reason", "scanned, clean"],

@@ -23,6 +23,7 @@ from enclave.errors import IntegrityError
 from enclave.journal.chain import entry_body
 from enclave.journal.models import JournalEntry
 from tests.journal.test_journal import fill, sql, verify
+from tests.local import map_me, use_database
 
 RESTORE = "restore the database, its journal key and its anchor from one backup"
 
@@ -175,7 +176,7 @@ def test_restore_with_key_and_anchor_verifies_and_without_anchor_is_explained(db
     assert verify(db) == 2
 
 
-def test_cli_verify_fails_on_truncation(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_verify_fails_on_truncation(db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from enclave.accounts import lifecycle
     from enclave.cli import app, report
     from enclave.spec.defaults import DEFAULT_SPEC
@@ -183,14 +184,15 @@ def test_cli_verify_fails_on_truncation(db: Database, monkeypatch: pytest.Monkey
 
     with db.session() as s:
         lifecycle.bootstrap(s, load(DEFAULT_SPEC), "root", name="Root", email="root@example.org")
+    map_me(db)  # local mode: the test's OS user acts as root (entry 2)
     fill(db)
     with db.session() as s:
-        last = s.get_one(JournalEntry, 6).hash
-    sql(db, "DELETE FROM journal_entries WHERE seq = 7")
-    sql(db, "UPDATE journal_head SET seq = 6, hash = :h", h=last)
-    monkeypatch.setenv("ENCLAVE_DB", db.url)
+        last = s.get_one(JournalEntry, 7).hash
+    sql(db, "DELETE FROM journal_entries WHERE seq = 8")
+    sql(db, "UPDATE journal_head SET seq = 7, hash = :h", h=last)
+    use_database(monkeypatch, db.url, tmp_path)
     monkeypatch.setenv("ENCLAVE_JOURNAL_KEY", str(db.journal_key))
     monkeypatch.setenv("ENCLAVE_JOURNAL_ANCHOR", str(db.journal_anchor))
     bad = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])
-    assert isinstance(bad.exception, IntegrityError) and "records entry 7" in str(bad.exception)
+    assert isinstance(bad.exception, IntegrityError) and "records entry 8" in str(bad.exception)
     assert report(bad.exception) == 6

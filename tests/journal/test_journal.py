@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from enclave.db import Database
 from enclave.errors import InputError, IntegrityError
 from enclave.journal.models import JournalEntry, JournalHead
 from enclave.spec import EnclaveSpec
+from tests.local import map_me, use_database
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -133,19 +135,20 @@ def test_a_forged_head_is_detected(db: Database) -> None:
         verify(db)
 
 
-def test_cli_verify_names_the_first_bad_entry(db: Database, spec: EnclaveSpec,
+def test_cli_verify_names_the_first_bad_entry(db: Database, spec: EnclaveSpec, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from enclave.accounts import lifecycle
     from enclave.cli import app, report
 
     with db.session() as s:  # verifying reads the journal, which needs journal.read: a sysadmin (entry 1)
         lifecycle.bootstrap(s, spec, "root", name="Root", email="root@example.org")
+    map_me(db)  # local mode: the test's OS user acts as root (entry 2)
     fill(db)
-    monkeypatch.setenv("ENCLAVE_DB", db.url)
+    use_database(monkeypatch, db.url, tmp_path)
     monkeypatch.setenv("ENCLAVE_JOURNAL_KEY", str(db.journal_key))
     monkeypatch.setenv("ENCLAVE_JOURNAL_ANCHOR", str(db.journal_anchor))
     ok = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])
-    assert ok.exit_code == 0 and "7 entries" in ok.output
+    assert ok.exit_code == 0 and "8 entries" in ok.output
     sql(db, "UPDATE journal_entries SET reason = 'edited' WHERE seq = 2")
     sql(db, "UPDATE journal_entries SET reason = 'edited' WHERE seq = 5")
     bad = CliRunner().invoke(app, ["journal", "verify", "--as", "root"])

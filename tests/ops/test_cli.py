@@ -20,6 +20,7 @@ from enclave.errors import EnclaveError, exit_code
 from enclave.journal import query
 from enclave.ops.admission import validate_policy
 from enclave.ops.etcd import EtcdServer
+from enclave.services.local import os_user
 from enclave.spec import load
 from enclave.spec.defaults import EXAMPLES
 from tests.pg import _sqlite_template
@@ -64,6 +65,9 @@ def people() -> None:
                        ("dev", "developer")):
         r = run("accounts", "onboard", user, "--as", "root", "--reason", "staff", "--name", user.title(),
                 "--email", f"{user}@lsst.org", "--kind", "staff", "--role", role)
+        assert r.exit_code == 0, r.output
+        # Local mode: the test's OS user acts as each of them too, mapped explicitly by the sysadmin.
+        r = run("local", "map", os_user().name, user, "--as", "root", "--reason", "test acts as them")
         assert r.exit_code == 0, r.output
 
 
@@ -218,5 +222,5 @@ def test_backup_commands_with_roles_and_journal(env: dict[str, str], tmp_path: P
     with db.session() as s:
         entries = query(s, action="backup.*")
         assert [(e.actor, e.action) for e in entries] == [("kadmin", "backup.create"), ("kadmin", "backup.restore")]
-        assert entries[0].reason == "before upgrade to 1.10"
+        assert entries[0].reason == f"before upgrade to 1.10 [{os_user().origin}]"  # local mode names the OS user
     db.dispose()

@@ -113,3 +113,18 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LocalIdentity(Base):
+    """An OS user of the server host allowed to act, in local mode, as one account (docs/accounts.md)."""
+
+    __tablename__ = "local_identities"
+    __table_args__ = (sa.UniqueConstraint("os_user", "account_id", name="uq_local_identities_os_user_account"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    os_user: Mapped[str] = mapped_column(sa.String(64), index=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    mapped_by: Mapped[str] = mapped_column(sa.String(64))
+    mapped_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    account: Mapped[Account] = relationship()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from enclave.access.render import Subject
-from enclave.accounts.models import Account, Membership, Person, RoleGrant, Token
+from enclave.accounts.models import Account, LocalIdentity, Membership, Person, RoleGrant, Token
 from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.spec.models import Role
 
@@ -99,7 +99,7 @@ def science_due(session: Session, when: datetime) -> list[str]:
         .order_by(Account.username)).scalars())
 
 
-def add(session: Session, row: Account | Person | Token) -> None:
+def add(session: Session, row: Account | Person | Token | LocalIdentity) -> None:
     session.add(row)
 
 
@@ -193,3 +193,20 @@ def subjects(session: Session) -> list[Subject]:
                     namespaces=frozenset(members.get(account_id, ())))
             for account_id, person_id, username, kind, status in rows]
 
+
+
+# --- local mode: OS users mapped to accounts ------------------------------------------------------------------
+
+
+def local_accounts(session: Session, os_user: str) -> list[Account]:
+    """The accounts ``os_user`` is mapped to, by username."""
+    return list(session.execute(sa.select(Account).join(LocalIdentity, LocalIdentity.account_id == Account.id)
+                                .where(LocalIdentity.os_user == os_user).order_by(Account.username)).scalars())
+
+
+def local_identities(session: Session, os_user: str) -> list[LocalIdentity]:
+    return list(session.execute(sa.select(LocalIdentity).where(LocalIdentity.os_user == os_user)).scalars())
+
+
+def delete(session: Session, row: LocalIdentity) -> None:
+    session.delete(row)

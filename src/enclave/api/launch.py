@@ -18,6 +18,7 @@ from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
 from enclave.errors import InputError, Problem
+from enclave.services import local
 from enclave.services.demo import seed as demo_seed
 from enclave.services.factory import Factory
 
@@ -77,6 +78,7 @@ def serve(
     chosen = logs.configure(log_level, log_format)
     if chosen == logs.LogFormat.JSON:
         console.file = sys.stderr  # stdout carries only the log stream
+    local.check_server(db, local.os_user())  # a SQLite database: the server runs as its owner
     with Factory.standalone(spec_path, db) as factory:
         token = factory.ensure_accounts(admin)
         demo_tokens = demo_seed(factory, admin) if demo and token else {}

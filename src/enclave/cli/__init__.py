@@ -20,12 +20,14 @@ from enclave.cli import access as access_cli
 from enclave.cli import accounts as accounts_cli
 from enclave.cli import batch as batch_cli
 from enclave.cli import broker as broker_cli
+from enclave.cli import contexts as contexts_cli
 from enclave.cli import journal as journal_cli
 from enclave.cli import logs as logs_cli
 from enclave.cli import notebooks as notebooks_cli
 from enclave.cli import ops as ops_cli
 from enclave.cli import spec as spec_cli
 from enclave.cli import twin as twin_cli
+from enclave.cli.options import CONTEXT_OPTION
 from enclave.errors import EnclaveError, InputError, Problem, exit_code
 
 # -h as well as --help on every command (click's help_option_names, inherited by every sub-command).
@@ -60,13 +62,17 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(show: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
-                                             help="Print the version and exit.")] = False) -> None:
+                                             help="Print the version and exit.")] = False,
+          context: Annotated[str | None, typer.Option(
+              "--context", envvar="ENCLAVE_CONTEXT", help="Client context to act through (`enclave config "
+              "get-contexts`); default the current one. Without any: local mode on the server host.")] = None) -> None:
     """Control plane for a shared science enclave: Kubernetes commons, HTCondor pool, notebooks. Read commands
     print a table, or JSON or YAML with -o json|yaml."""
+    CONTEXT_OPTION.set(context)
 
 
 for _module in (spec_cli, accounts_cli, access_cli, journal_cli, batch_cli, notebooks_cli, twin_cli, broker_cli,
-                ops_cli, logs_cli):
+                ops_cli, logs_cli, contexts_cli):
     _module.register(app, render)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from enclave.access.permissions import ROLE_PERMISSIONS, Permission
-from enclave.cli.options import As, Output, OutputFormat, SpecOption, console, emit, services
+from enclave.cli.options import SELF, As, Output, OutputFormat, SpecOption, console, emit, enclave, host, services
 from enclave.spec.models import Role
 
 tokens_app = typer.Typer(help="API tokens for the REST API and WebDAV.", no_args_is_help=True)
@@ -25,30 +25,30 @@ def render_access_command(out: Annotated[Path, typer.Option("--out", help="Direc
 
 
 @tokens_app.command("issue")
-def issue(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")] = None,
+def issue(username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")] = None,
           scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope (repeat); default '*'.")] = None,
           ttl: Annotated[int, typer.Option("--ttl", help="Lifetime in seconds.")] = 86400,
-          reason: Annotated[str, typer.Option("--reason")] = "token issued") -> None:
+          reason: Annotated[str, typer.Option("--reason")] = "token issued", actor: As = SELF) -> None:
     """Issue a token; it is printed once and only its hash is stored."""
-    with services() as factory:
+    with enclave() as factory:
         issued = factory.tokens.issue(actor, username, scope or ["*"], ttl, reason=reason)
     typer.echo(issued.token)
 
 
 @tokens_app.command("revoke")
-def revoke(key: Annotated[str, typer.Argument(help="Token or its key.")], actor: As,
-           reason: Annotated[str, typer.Option("--reason")] = "token revoked") -> None:
+def revoke(key: Annotated[str, typer.Argument(help="Token or its key.")],
+           reason: Annotated[str, typer.Option("--reason")] = "token revoked", actor: As = SELF) -> None:
     """Revoke a token."""
-    with services() as factory:
+    with enclave() as factory:
         factory.tokens.revoke(actor, key, reason=reason)
     console.print("revoked")
 
 
 @tokens_app.command("list")
-def list_tokens(actor: As, username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")]
-                = None, output: Output = OutputFormat.TABLE) -> None:
+def list_tokens(username: Annotated[str | None, typer.Argument(help="Holder (default: yourself).")]
+                = None, output: Output = OutputFormat.TABLE, actor: As = SELF) -> None:
     """Tokens of an account (yours, or anyone's with accounts.manage): keys, scopes, expiry; never secrets."""
-    with services() as factory:
+    with enclave() as factory:
         rows = factory.tokens.listing(actor, username)
     if output != OutputFormat.TABLE:
         emit(rows, output)
@@ -82,7 +82,7 @@ def matrix(output: Output = OutputFormat.TABLE) -> None:
 def check(username: Annotated[str, typer.Argument()], permission: Annotated[Permission, typer.Argument()],
           output: Output = OutputFormat.TABLE) -> None:
     """Exit 0 if USER may PERMISSION now, else explain and exit 4."""
-    with services() as factory:
+    with host() as factory:
         factory.accounts.check(username, permission)
     if output != OutputFormat.TABLE:
         emit({"username": username, "permission": permission, "allowed": True}, output)

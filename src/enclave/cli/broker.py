@@ -31,6 +31,7 @@ from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
 from enclave.cli.options import (
+    SELF,
     As,
     DbOption,
     Live,
@@ -41,8 +42,13 @@ from enclave.cli.options import (
     SpecOption,
     Twin,
     emit,
+    enclave,
+    host,
     load_spec_option,
+    resolve_actor,
+    selected_context,
 )
+from enclave.client.remote import Remote, RemoteBroker
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.errors import InputError, Problem
@@ -85,23 +91,46 @@ def _target(live: bool, twin: str | None) -> bool:
 
 
 @contextmanager
-def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
-               actor: str) -> Iterator[BrokerService]:
-    """The broker service a changing command acts through: the live enclave and its journal, or — named with
-    --twin — a twin in its own scratch store (``Factory.scratch``), where ``actor`` holds the roles it holds in
-    the enclave, so the twin refuses what the enclave would. Nothing simulated reaches the enclave's journal."""
+def _on_host(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
+             actor: str, roles: list[Role] | None = None) -> Iterator[BrokerService]:
+    """The broker service a changing command acts through on this host: the live enclave and its journal (local
+    mode), or — named with --twin — a twin in its own scratch store (``Factory.scratch``), where ``actor`` holds
+    the roles it holds in the enclave (``roles``, else read in local mode), so the twin refuses what the enclave
+    would. Nothing simulated reaches the enclave's journal."""
     if not _target(live, twin):
-        with Factory.standalone(spec_path, db_url) as factory:
+        with host(spec_path, db_url) as factory:
             yield factory.broker(factory.live_backend(), "live")
         return
     assert twin is not None
     spec = load_spec_option(spec_path)
     mirror: dict[str, list[Role]] = {}
     if actor != BROKER_ACTOR:  # the broker's service account has fixed roles, made in every scratch store
-        with Factory.standalone(spec_path, db_url) as real:
-            mirror[actor] = [Role(r) for r in real.accounts.show(actor, actor).roles]
+        if roles is None:
+            with host(spec_path, db_url) as real:
+                roles = [Role(r) for r in real.accounts.show(actor, actor).roles]
+        mirror[actor] = roles
     with Factory.scratch(spec, mirror) as factory:
         yield factory.broker(factory.twin_backend(twin, at_hours), f"twin ({twin})")
+
+
+@contextmanager
+def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: float, db_url: str | None,
+               actor: str) -> Iterator[BrokerService | RemoteBroker]:
+    """A BCS procedure's broker: with a context, the server's (``POST /broker/actions``, as the token's account;
+    with --twin, a local twin where the token's account holds its real roles, read from ``/whoami``); without
+    one, this host's (``_on_host``)."""
+    roles = None
+    if selected_context() is not None:
+        if live and twin is not None:
+            _target(live, twin)  # the same refusal as locally
+        with enclave(spec_path, db_url) as services:
+            assert isinstance(services, Remote)  # a context is selected: enclave() goes through the API
+            if twin is None:
+                yield services.broker
+                return
+            roles = [Role(r) for r in services.whoami()["roles"]]
+    with _on_host(spec_path, live, twin, at_hours, db_url, actor, roles) as broker:
+        yield broker
 
 
 def render_plan(p: Plan, observed: Observed, out: Console) -> None:
@@ -159,11 +188,19 @@ def plan_cmd(spec_path: SpecOption = None, live: Live = False, scenario: Scenari
     render_plan(p, observed, console)
 
 
+def _broker_actor(ctx: typer.Context, value: str) -> str:
+    """The broker's own service account needs no mapping (the loop runs in local mode, as the database's owner);
+    any other account is resolved as every --as is."""
+    return value if value == BROKER_ACTOR else resolve_actor(ctx, value)
+
+
 @broker_app.command("run")
 def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
             hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
             cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
-            = None, actor: Annotated[str, typer.Option("--as", help="Account the broker acts as.")] = BROKER_ACTOR,
+            = None, actor: Annotated[str, typer.Option("--as", callback=_broker_actor, help="Account the broker acts "
+                                                       "as (another than the broker's: mapped to your OS user).")]
+            = BROKER_ACTOR,
             db_url: DbOption = None, log_level: logs.LevelOption = None, log_format: logs.FormatOption = None) -> None:
     """The broker loop: observe → decide → act every broker.cycle_seconds, each action journaled.
 
@@ -179,7 +216,7 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
     total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
     applied: dict[str, int] = {}
     n = 0
-    with _procedure(spec_path, live, twin, 0.0, db_url, actor) as broker:
+    with _on_host(spec_path, live, twin, 0.0, db_url, actor) as broker:
         backend = broker.backend
         while (total is None or n < total) and not backend.finished:
             backend.progress()
@@ -217,7 +254,7 @@ def _twin_figures(twin: Any) -> None:
 
 # --- BCS procedures by hand, under `enclave batch` ------------------------------------------------------
 
-def _done(broker: BrokerService, outcome: Outcome) -> None:
+def _done(broker: BrokerService | RemoteBroker, outcome: Outcome) -> None:
     action = outcome.action
     simulated = broker.where.startswith("twin")
     if outcome.applied:
@@ -231,30 +268,30 @@ def _done(broker: BrokerService, outcome: Outcome) -> None:
 
 
 def move_cmd(node: Annotated[str, typer.Argument(help="Startd: a batch-only node, drained node or worker pod.")],
-             to: Annotated[str, typer.Option("--to", help="The pool it should serve.")], actor: As, reason: Reason,
+             to: Annotated[str, typer.Option("--to", help="The pool it should serve.")], reason: Reason,
              live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-             spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+             spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF) -> None:
     """BCS 1/2: relabel a startd's pool (HTCondor administrator)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.move(actor, node, to, reason=reason))
 
 
 def add_pods_cmd(node: Annotated[str, typer.Argument(help="Kubernetes worker node.")],
-                 pool: Annotated[str, typer.Option("--pool", help="Pool the pods serve.")], actor: As, reason: Reason,
+                 pool: Annotated[str, typer.Option("--pool", help="Pool the pods serve.")], reason: Reason,
                  count: Annotated[int, typer.Option("--count", min=1, max=1024)] = 1,
                  cores: Annotated[int | None, typer.Option("--cores", min=1, help="Default broker.pod_cores.")] = None,
                  memory_mib: Annotated[int | None, typer.Option("--memory-mib", min=1)] = None,
                  live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-                 spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+                 spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF) -> None:
     """BCS 4: deploy HTCondor worker pods on a worker, labelled for a pool (Kubernetes service administrator)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.add_pods(actor, node, pool, reason=reason, count=count, cores=cores,
                                       memory_mib=memory_mib))
 
 
-def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod names.")], actor: As, reason: Reason,
+def delete_pods_cmd(pods: Annotated[list[str], typer.Argument(help="Worker pod names.")], reason: Reason,
                     live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-                    spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+                    spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF) -> None:
     """BCS 3: delete HTCondor worker pods (drain them first with drain-startd so jobs finish)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.delete_pods(actor, pods, reason=reason))
@@ -285,7 +322,7 @@ def _duration(text: str | None, option: str) -> float | None:
 
 
 def drain_node_cmd(
-    node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], actor: As, reason: Reason,
+    node: Annotated[str, typer.Argument(help="Kubernetes worker node.")], reason: Reason,
     force: Annotated[bool | None, typer.Option(
         "--force/--no-force", help="kubectl drain --force: also evict pods no controller manages (notebook "
         "pods). Default: the spec's cluster.drain.force.")] = None,
@@ -303,7 +340,7 @@ def drain_node_cmd(
         "0s without limit; exit non-zero if pods remain. Default: do not wait (the broker retries each "
         "cycle).")] = None,
     live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-    spec_path: SpecOption = None, db_url: DbOption = None,
+    spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF,
 ) -> None:
     """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator), with kubectl
     drain's flags (https://kubernetes.io/docs/reference/kubectl/generated/kubectl_drain/); flags given here
@@ -317,28 +354,30 @@ def drain_node_cmd(
 
 
 def start_htcondor_cmd(node: Annotated[str, typer.Argument(help="A drained Kubernetes worker.")],
-                       pool: Annotated[str, typer.Option("--pool", help="Pool it serves.")], actor: As,
-                       reason: Reason, live: Live = False, twin: Twin = None,
-                       at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+                       pool: Annotated[str, typer.Option("--pool", help="Pool it serves.")], reason: Reason,
+                       live: Live = False, twin: Twin = None,
+                       at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None,
+                       actor: As = SELF) -> None:
     """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool (HTCondor administrator)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.start_htcondor(actor, node, pool, reason=reason))
 
 
 def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained or running HTCondor.")],
-                    actor: As, reason: Reason, live: Live = False, twin: Twin = None,
-                    at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+                    reason: Reason, live: Live = False, twin: Twin = None,
+                    at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None,
+                    actor: As = SELF) -> None:
     """Reverse of BCS 5: stop HTCondor on the node and uncordon it (needs both administrator roles)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.return_node(actor, node, reason=reason))
 
 
 def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop matching new jobs.")],
-                     actor: As, reason: Reason,
+                     reason: Reason,
                      vacate_after: Annotated[float | None, typer.Option(
                          "--vacate-after", min=0, help="Evict what still runs after this many seconds.")] = None,
                      live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
-                     spec_path: SpecOption = None, db_url: DbOption = None) -> None:
+                     spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF) -> None:
     """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.drain_startd(actor, startd, reason=reason, vacate_after=vacate_after))

@@ -9,17 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, Output, OutputFormat, Reason, emit, parse_date, services
+from enclave.cli.options import SELF, As, Output, OutputFormat, Reason, emit, enclave, host, parse_date
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=160)
 
 
 @journal_app.command("verify")
-def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
+def verify_command(output: Output = OutputFormat.TABLE, actor: As = SELF) -> None:
     """Check the keyed hash chain and the anchor file; exit 6 naming the first bad entry or anchored head if
     anything was edited, removed, reordered, truncated or wiped (needs journal.read)."""
-    with services() as factory:
+    with enclave() as factory:
         count = factory.journal.verify(actor)
     if output != OutputFormat.TABLE:
         emit({"intact": True, "entries": count}, output)
@@ -28,11 +28,11 @@ def verify_command(actor: As, output: Output = OutputFormat.TABLE) -> None:
 
 
 @journal_app.command("rekey")
-def rekey_command(actor: As, reason: Reason) -> None:
+def rekey_command(reason: Reason, actor: As = SELF) -> None:
     """Upgrade a journal written before the keyed hash: verify it under the old unkeyed rule first (refuse,
     changing nothing, if it does not verify), then re-seal every entry under the journal key and journal that
-    it did (needs journal.read and roles.grant)."""
-    with services() as factory:
+    it did (needs journal.read and roles.grant). On the server host, in local mode."""
+    with host() as factory:
         count, old_head, entry = factory.journal.rekey(actor, reason=reason)
         key = factory.db.journal_key
     console.print(f"journal re-sealed: {count} entries verified under the old unkeyed rule (head {old_head[:16]}…), "
@@ -41,7 +41,6 @@ def rekey_command(actor: As, reason: Reason) -> None:
 
 @journal_app.command("show")
 def show(
-    actor: As,
     by: Annotated[str | None, typer.Option("--actor", help="Only changes by this actor.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Action, or prefix ending in * (accounts.*).")]
     = None,
@@ -49,10 +48,9 @@ def show(
     since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD or ISO time.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD or ISO time.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest).")] = None,
-    output: Output = OutputFormat.TABLE,
-) -> None:
+    output: Output = OutputFormat.TABLE, actor: As = SELF) -> None:
     """Journal entries, oldest first, filtered (needs journal.read)."""
-    with services() as factory:
+    with enclave() as factory:
         entries = factory.journal.entries(actor, by=by, action=action, target=target,
                                           since=parse_date(since, "--since"), until=parse_date(until, "--until"),
                                           limit=limit, newest_first=False)

@@ -14,9 +14,11 @@ from rich.text import Text
 
 from enclave import logs
 from enclave.cli.options import DbOption, Output, OutputFormat, SpecOption, emit, load_spec_option, services
+from enclave.cli.options import host as on_host
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
+from enclave.services import local
 
 notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=120)
@@ -76,7 +78,7 @@ def options(
     output: Output = OutputFormat.TABLE,
 ) -> None:
     """The images and sizes an account may pick (vetted images only; refused for expired/departed)."""
-    with services(spec_path, db) as factory:
+    with on_host(spec_path, db) as factory:
         opts = factory.notebooks.options_of(username)
     if output != OutputFormat.TABLE:
         emit(opts, output)
@@ -126,6 +128,7 @@ def webdav(
     token (scope data.read; data.write to change files) as the password; your files are at /<username>/.
     Logs (start-up, one line per request) go to stdout."""
     _logging(log_level, log_format)
+    local.check_server(db, local.os_user())
     with services(spec_path, db) as factory:
         home = factory.spec.storage.home_root
         app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
@@ -156,6 +159,7 @@ def vospace(
     an enclave token (scope data.read; data.write to change files): `vls --token TOKEN vos://.../<username>`.
     Logs (start-up, one line per request) go to stdout."""
     _logging(log_level, log_format)
+    local.check_server(db, local.os_user())
     with services(spec_path, db) as factory:
         try:
             app = vo.make_app(factory.notebooks.authenticator(), resource_id=resource_id, public_url=public_url)

@@ -13,7 +13,19 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import As, Output, OutputFormat, Reason, SpecOption, emit, services
+from enclave.cli.options import (
+    SELF,
+    As,
+    Output,
+    OutputFormat,
+    Reason,
+    SpecOption,
+    emit,
+    enclave,
+    host,
+    resolve_optional_actor,
+    services,
+)
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
 from enclave.ops import cis, security
@@ -34,9 +46,10 @@ console = Console(highlight=False, markup=False, width=140)
 err_console = Console(stderr=True, highlight=False, markup=False, width=140)
 T = TypeVar("T")
 
-ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS",
-                                                 help="Acting account; checked for the cluster-admin role and "
-                                                      "journaled (or $ENCLAVE_AS).")]
+ActorOption = Annotated[str | None, typer.Option("--as", envvar="ENCLAVE_AS", callback=resolve_optional_actor,
+                                                 help="Acting account (local mode: one mapped to your OS user); "
+                                                      "checked for the cluster-admin role and journaled (or "
+                                                      "$ENCLAVE_AS).")]
 
 
 def _date(text: str | None) -> dt.date:
@@ -138,7 +151,7 @@ def backup_create(
     (existing, or ending in /), the archive is named `<cluster>-<UTC time>.tar.gz` inside it."""
     signing = signing_key or backups.default_key_path()
     new_key = not signing.exists()
-    with services(spec) as factory:
+    with (host(spec) if actor else services(spec)) as factory:
         out = factory.backups.target(out)
         m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, key=signing, actor=actor,
                                    reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
@@ -183,7 +196,7 @@ def backup_prune(
     spec: SpecOption = None,
 ) -> None:
     """Delete backups retention lets go; unreadable archives are kept for someone to look at."""
-    with services(spec) as factory:
+    with (host(spec) if actor else services(spec)) as factory:
         keep, removed = factory.backups.prune(directory, keep_last=keep_last, keep_days=keep_days, actor=actor,
                                               reason=reason, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -240,7 +253,7 @@ def backup_restore(
 ) -> None:
     """Verify the archive, then build this member's fresh etcd data directory (and control-plane files)."""
     cluster = tuple(Member(n, u, "", token) for n, u in _members(member))
-    with services() as factory:
+    with (host() if actor else services()) as factory:
         m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
                                     key=signing_key or backups.default_key_path(), actor=actor, reason=reason,
                                     kubernetes_dir=kubernetes_dir, cluster=cluster)
@@ -365,28 +378,29 @@ def security_list(output: Output = OutputFormat.TABLE,
 # ------------------------------------------------------------------------------------------------ images
 
 @images_app.command("submit")
-def images_submit(image: Annotated[str, typer.Argument(help="registry/repo[:tag]@sha256:<digest>")], actor: As,
-                  reason: Reason = "", spec: SpecOption = None) -> None:
+def images_submit(image: Annotated[str, typer.Argument(help="registry/repo[:tag]@sha256:<digest>")],
+                  reason: Reason = "", spec: SpecOption = None, actor: As = SELF) -> None:
     """Ask security staff to vet an image digest from the local registry."""
-    with services(spec) as factory:
+    with enclave(spec) as factory:
         row = factory.images.submit(actor, image, reason=reason)
     console.print(f"{row.pinned}: {row.status}")
 
 
 @images_app.command("approve")
-def images_approve(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
-                   reason: Annotated[str, typer.Option("--reason", help="What was checked.")]) -> None:
+def images_approve(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")],
+                   reason: Annotated[str, typer.Option("--reason", help="What was checked.")],
+                   actor: As = SELF) -> None:
     """Approve a submitted digest (security staff; not the submitter)."""
-    with services() as factory:
+    with enclave() as factory:
         row = factory.images.approve(actor, image, reason=reason)
     console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
 
 
 @images_app.command("reject")
-def images_reject(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")], actor: As,
-                  reason: Annotated[str, typer.Option("--reason", help="Why.")]) -> None:
+def images_reject(image: Annotated[str, typer.Argument(help="registry/repo@sha256:<digest>")],
+                  reason: Annotated[str, typer.Option("--reason", help="Why.")], actor: As = SELF) -> None:
     """Reject a submitted digest, or withdraw an approval."""
-    with services() as factory:
+    with enclave() as factory:
         row = factory.images.reject(actor, image, reason=reason)
     console.print(f"{row.pinned}: {row.status} by {row.decided_by}")
 
@@ -400,7 +414,7 @@ def images_list(status: Annotated[str | None, typer.Option("--status", help="sub
     except ValueError:
         raise InputError([Problem("--status", f"{status!r} is not a status",
                                   "use submitted, approved or rejected")]) from None
-    with services() as factory:
+    with enclave() as factory:
         data = [r.model_dump(mode="json") for r in factory.images.listing(wanted)]
     if output != OutputFormat.TABLE:
         emit(data, output)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from enclave.errors import Conflict, ExternalError, InputError, Problem
+from enclave.home import enclave_home
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -55,16 +56,27 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
 
 
-def enclave_home() -> Path:
-    return Path(os.environ.get("ENCLAVE_HOME") or Path.home() / ".enclave").expanduser()
-
-
 def default_url() -> str:
-    """$ENCLAVE_DB, else a SQLite file under $ENCLAVE_HOME (default ~/.enclave)."""
+    """$ENCLAVE_DB, else the first line of the file $ENCLAVE_DB_FILE names (how a PostgreSQL URL with its password
+    is given for local mode, see ``enclave.services.local``), else a SQLite file under $ENCLAVE_HOME."""
     url = os.environ.get("ENCLAVE_DB")
     if url:
         return url
+    url_file = os.environ.get("ENCLAVE_DB_FILE")
+    if url_file:
+        return url_from_file(Path(url_file))
     return f"sqlite:///{enclave_home() / 'enclave.db'}"
+
+
+def url_from_file(path: Path) -> str:
+    try:
+        lines = path.expanduser().read_text(encoding="utf-8").strip().splitlines()
+    except OSError as exc:
+        raise InputError([Problem("$ENCLAVE_DB_FILE", f"cannot read {path}: {exc.strerror}",
+                                  "name a readable file holding the database URL")]) from exc
+    if not lines or not lines[0].strip():
+        raise InputError([Problem("$ENCLAVE_DB_FILE", f"{path} is empty", "write the database URL on its first line")])
+    return lines[0].strip()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -135,6 +147,9 @@ class Database:
         default_key, default_anchor = _sidecars(parsed)
         self.journal_key: Path | None = journal_key or default_key
         self.journal_anchor: Path | None = journal_anchor or default_anchor
+        self.origin: str | None = None
+        """Set by local mode (``enclave.services.local``): who acts without a token on this host, e.g. "local mode,
+        OS user root (uid 0)"; every journal entry made through this database then records it in its reason."""
         self.cache: dict[str, Any] = {}
         """Per-database values other layers keep between sessions (the journal's key, read once)."""
         # Sessions know their database, so rules that get only a session reach its journal files.

@@ -51,15 +51,17 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
         session.add(head)
     seq, prev = head.seq, head.hash
     seal = writing_seal(session, journal_empty=seq == 0)
+    origin = getattr(session.info.get("database"), "origin", None)
     rows, entries = [], []
     for change, before_text, after_text, stamp in prepared:
         seq += 1
-        digest = entry_hash(seal.mac, prev, seq, stamp, change.actor, change.action, change.target, change.reason,
+        # Local mode acts without a token: the entry also names the OS user who acted (hashed with the reason).
+        reason = f"{change.reason} [{origin}]" if origin else change.reason
+        digest = entry_hash(seal.mac, prev, seq, stamp, change.actor, change.action, change.target, reason,
                             before_text, after_text)
         rows.append(JournalEntry(seq=seq, at=stamp, actor=change.actor, action=change.action, target=change.target,
-                                 reason=change.reason, before=before_text, after=after_text, prev_hash=prev,
-                                 hash=digest))
-        entries.append(Entry(seq, stamp, change.actor, change.action, change.target, change.reason, change.before,
+                                 reason=reason, before=before_text, after=after_text, prev_hash=prev, hash=digest))
+        entries.append(Entry(seq, stamp, change.actor, change.action, change.target, reason, change.before,
                              change.after, digest))
         prev = digest
     session.add_all(rows)

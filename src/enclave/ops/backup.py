@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from enclave.db.core import enclave_home
 from enclave.errors import Conflict, InputError, IntegrityError, NotFound, Problem
+from enclave.home import enclave_home
 from enclave.ops.etcd import Etcdctl, Member, SnapshotStatus, snapshot_restore, snapshot_status
 
 FORMAT = "enclave-control-plane-backup/2"  # /2: signed manifest (MANIFEST.sig)

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission
-from enclave.accounts import homes, lifecycle
+from enclave.accounts import homes, lifecycle, local
 from enclave.accounts.authorize import account_permissions, account_roles, find_account, require
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
@@ -93,8 +93,16 @@ class AccountService:
 
     # --- transitions -------------------------------------------------------------------------------------
 
-    def bootstrap(self, username: str, *, name: str, email: str) -> AccountView:
-        return self._change(lambda s: lifecycle.bootstrap(s, self.spec, username, name=name, email=email))
+    def bootstrap(self, username: str, *, name: str, email: str, os_user: str | None = None) -> AccountView:
+        """The first sysadmin; ``os_user``: the OS user who ran the bootstrap on the server host, mapped to it for
+        local mode in the same transaction (journaled)."""
+        def first(session: Session) -> Account:
+            account = lifecycle.bootstrap(session, self.spec, username, name=name, email=email)
+            if os_user is not None:
+                local.map_os_user(session, username, os_user, username, reason="the OS user who bootstrapped")
+            return account
+
+        return self._change(first)
 
     def onboard(self, actor: str, username: str, *, name: str, email: str, kind: AccountKind, reason: str,
                 roles: Iterable[Role] | None = None, allocation: Allocation | None = None,
@@ -215,3 +223,18 @@ class AccountService:
                 lifecycle.onboard(session, admin, self.spec, username, name=name,
                                   email=f"{username}@enclave.local", kind=AccountKind.STAFF, reason=reason,
                                   roles=roles)
+
+    # --- local mode (enclave.services.local) --------------------------------------------------------------
+
+    def map_local(self, actor: str, os_user: str, username: str, *, reason: str) -> bool:
+        """Let ``os_user`` act as ``username`` in local mode; False if it already could."""
+        with self.db.session() as session:
+            return local.map_os_user(session, actor, os_user, username, reason=reason)
+
+    def unmap_local(self, actor: str, os_user: str, username: str, *, reason: str) -> bool:
+        with self.db.session() as session:
+            return local.unmap_os_user(session, actor, os_user, username, reason=reason)
+
+    def local_accounts(self, os_user: str) -> list[str]:
+        with self.db.session() as session:
+            return local.mapped(session, os_user)

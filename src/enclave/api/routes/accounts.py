@@ -36,6 +36,7 @@ class Onboard(Body):
     roles: list[Role] | None = Field(default=None, max_length=len(Role))
     allocation: AllocationBody | None = None
     namespaces: list[Short] = Field(default_factory=list, max_length=64)
+    uid: int | None = Field(default=None, ge=0, le=2**31 - 1, description="A fixed uid (default: the next free).")
 
 
 class Demote(Body):
@@ -87,7 +88,7 @@ def onboard(body: Onboard, caller: Caller, accounts: Accounts) -> AccountView:
     caller.need_scope(Permission.ACCOUNTS_MANAGE)
     return accounts.onboard(caller.username, body.username, name=body.name, email=str(body.email), kind=body.kind,
                             reason=body.reason, roles=body.roles, allocation=_allocation(body.allocation),
-                            namespaces=body.namespaces)
+                            namespaces=body.namespaces, uid=body.uid)
 
 
 @router.get("/{username}", summary="One account (your own, or any with accounts.manage or roles.grant)")

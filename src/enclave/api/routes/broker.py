@@ -30,7 +30,7 @@ from enclave.domain.capacity import (
     ReturnNode,
     StartHTCondor,
 )
-from enclave.services.broker import BrokerService
+from enclave.services.broker import BrokerService, DrainOverrides
 
 router = APIRouter(prefix="/broker", tags=["broker"])
 
@@ -57,8 +57,9 @@ class DeployPodsBody(Body):
     node: Short
     pool: Short
     count: int = Field(default=1, ge=1, le=256)
-    cores_per_pod: int = Field(ge=1, le=1024)
-    memory_mib_per_pod: int = Field(ge=256, le=16 * 1024 * 1024)
+    cores_per_pod: int | None = Field(default=None, ge=1, le=1024, description="Default: the spec's broker.pod_cores.")
+    memory_mib_per_pod: int | None = Field(default=None, ge=256, le=16 * 1024 * 1024,
+                                           description="Default: the spec's broker.pod_memory_mib.")
     reason: Reason
 
 
@@ -80,6 +81,19 @@ class DrainNodeBody(Body):
     kind: Literal["drain-node"]
     node: Short
     reason: Reason
+    # kubectl drain's flags (enclave.services.broker.DrainOverrides); None: the spec's cluster.drain.
+    force: bool | None = None
+    ignore_daemonsets: bool | None = None
+    delete_emptydir_data: bool | None = None
+    grace_period_seconds: int | None = Field(default=None, ge=0, le=86400)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=600, allow_inf_nan=False)
+    """Wait for the evictions within the request: more than 0 and at most 10 minutes (a request does not wait
+    without limit, as kubectl's --timeout 0s would)."""
+
+    def flags(self) -> DrainOverrides:
+        return DrainOverrides(force=self.force, ignore_daemonsets=self.ignore_daemonsets,
+                              delete_emptydir_data=self.delete_emptydir_data,
+                              grace_period_seconds=self.grace_period_seconds, timeout_seconds=self.timeout_seconds)
 
 
 class StartHTCondorBody(Body):
@@ -129,7 +143,7 @@ def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]
         case DeletePodsBody():
             return lambda b: b.delete_pods(actor, body.pods, reason=body.reason)
         case DrainNodeBody():
-            return lambda b: b.drain_node(actor, body.node, reason=body.reason)
+            return lambda b: b.drain_node(actor, body.node, reason=body.reason, flags=body.flags())
         case StartHTCondorBody():
             return lambda b: b.start_htcondor(actor, body.node, body.pool, reason=body.reason)
         case ReturnNodeBody():

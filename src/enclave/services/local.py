@@ -1,0 +1,117 @@
+"""Local mode: act on this host's enclave database without a token, for bootstrap and recovery on the server host.
+
+Who may: only the OS user who owns the database, because that user can already write it directly — local mode
+grants nothing the file's permissions do not (docs/accounts.md, "Who is acting"):
+
+- **SQLite**: the file (created 0600 by ``enclave.db``) must belong to the effective OS user and be writable by
+  nobody else (no group or other write bit). A database that does not exist yet is created by, and so owned by,
+  whoever runs the command, but only ``accounts bootstrap`` and ``db migrate`` may create one: any other command
+  refuses, so a client host never grows an empty database by accident.
+- **PostgreSQL**: ownership of the server's files says nothing about the client, and a URL in the environment or on
+  the command line proves nothing about who typed it; what gives write access is the URL's password. So local mode
+  takes a PostgreSQL URL only from the file $ENCLAVE_DB_FILE names, and only when that file belongs to the
+  effective OS user and is readable by nobody else (mode 0600 or 0400): the OS user who holds the credential.
+
+Which account: the OS user acts only as accounts a sysadmin mapped it to (``enclave.accounts.local``); every
+journal entry made in local mode records the OS user as well (``Database.origin``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from enclave.accounts import local
+from enclave.db import Database
+from enclave.db.core import default_url, url_from_file
+from enclave.errors import NotFound, PermissionDenied
+
+HOW = "act through the API instead: `enclave login SERVER`, then `--context NAME`"
+
+
+@dataclass(frozen=True)
+class OsUser:
+    uid: int
+    name: str
+
+    @property
+    def origin(self) -> str:
+        return f"local mode, OS user {self.name} (uid {self.uid})"
+
+
+def os_user() -> OsUser:
+    """The effective OS user of this process (the name from the password database, else the uid)."""
+    uid = os.geteuid()
+    try:
+        return OsUser(uid, pwd.getpwuid(uid).pw_name)
+    except KeyError:  # a uid with no passwd entry (some containers)
+        return OsUser(uid, str(uid))
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_file(path: Path, user: OsUser, what: str, forbidden_bits: int, fix: str) -> None:
+    info = path.stat()
+    if info.st_uid != user.uid:
+        raise PermissionDenied(f"{what} {path} belongs to OS user {_owner_name(info.st_uid)}, not "
+                               f"{user.name}: local mode acts only for the OS user who owns it", where="local mode",
+                               fix=f"run the command as {_owner_name(info.st_uid)} on the server host, or {HOW}")
+    if info.st_mode & forbidden_bits:
+        raise PermissionDenied(f"{what} {path} has mode {stat.filemode(info.st_mode)}: others could change it, so "
+                               "owning it proves nothing", where="local mode", fix=fix)
+
+
+def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> None:
+    """Refuse local mode unless ``user`` owns the database ``url`` names (see the module's rules)."""
+    url = url or default_url()
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return  # a private in-memory database: nobody else's state
+        path = Path(parsed.database).expanduser()
+        if not path.exists():
+            if may_create:
+                return
+            raise NotFound(f"there is no enclave database at {path}", where="local mode",
+                           fix=f"on the server host set $ENCLAVE_DB or $ENCLAVE_HOME; elsewhere {HOW}")
+        _check_file(path, user, "the database", stat.S_IWGRP | stat.S_IWOTH, f"chmod 600 {path}")
+        return
+    url_file = os.environ.get("ENCLAVE_DB_FILE")
+    if os.environ.get("ENCLAVE_DB") or not url_file or url_from_file(Path(url_file)) != url:
+        raise PermissionDenied("local mode takes a PostgreSQL URL only from a file its OS user owns: a URL in "
+                               "$ENCLAVE_DB or --db proves nothing about who runs the command", where="local mode",
+                               fix="write the URL into a file of mode 0600 you own, point $ENCLAVE_DB_FILE at it "
+                                   f"and unset $ENCLAVE_DB; or {HOW}")
+    path = Path(url_file).expanduser()
+    _check_file(path, user, "the database URL file", stat.S_IRWXG | stat.S_IRWXO, f"chmod 600 {path}")
+
+
+def check_server(url: str | None, user: OsUser) -> None:
+    """Before a server (`serve`, `webdav`, `vospace`) opens the database: a SQLite file must be this OS user's, as in
+    local mode (a missing one it creates). A PostgreSQL URL is taken from wherever it is given — a pod gets it
+    from a Secret as $ENCLAVE_DB (``enclave render deploy``) — because a server acts as nobody in local mode:
+    its password is what authorizes the process, and every client of the server authenticates with a token."""
+    url = url or default_url()
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        check_owner(url, user, may_create=True)
+
+
+def enter(db: Database, user: OsUser) -> None:
+    """Mark ``db`` as used in local mode by ``user``: its journal entries name the OS user."""
+    db.origin = user.origin
+
+
+def acting_account(db: Database, user: OsUser, requested: str | None) -> str:
+    """The account ``user`` acts as: ``requested`` if mapped to it, else its single mapped account."""
+    with db.session() as session:
+        return local.acting_account(session, user.name, requested)
