@@ -28,6 +28,7 @@ from enclave.errors import Conflict, ExternalError, InvalidTransition
 from enclave.journal import query
 from enclave.services.factory import BOOTSTRAP_ADMIN, Factory
 from enclave.spec.models import EnclaveSpec
+from tests.local import map_me
 
 from .conftest import DEV, NOTEBOOK_SCHEDD, Daemons
 
@@ -188,6 +189,7 @@ def test_reach_is_only_for_ended_accounts_and_needs_a_system(factory: Factory) -
 def test_the_cli_reports_what_each_schedd_did(factory: Factory, daemons: Daemons,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENCLAVE_DB", factory.db.url)
+    map_me(factory.db, BOOTSTRAP_ADMIN, by=BOOTSTRAP_ADMIN)  # local mode: the test's OS user acts as the admin
     runner = CliRunner()
     plain = runner.invoke(app, ["accounts", "expire", "carol", "--as", BOOTSTRAP_ADMIN, "--reason", "ended"])
     assert plain.exit_code == 0

@@ -24,6 +24,7 @@ from enclave.journal import query
 from enclave.services.factory import BOOTSTRAP_ADMIN, Factory
 from enclave.spec import EnclaveSpec, Role
 from tests.cluster.conftest import ApiServer, pod_obj
+from tests.local import map_me
 
 
 @pytest.fixture
@@ -151,6 +152,7 @@ def test_only_application_namespaces_and_only_well_formed_requests(enclave: Fact
 
 
 def test_the_cli_reads_as_kubectl_logs_does(enclave: Factory) -> None:
+    map_me(enclave.db, DEV, OTHER, by=BOOTSTRAP_ADMIN)  # local mode: the test's OS user may act as either
     runner = CliRunner()
     ok = runner.invoke(app, ["logs", "firefly", "ff", "--as", DEV, "--live", "--since", "2m", "--tail", "1"])
     assert ok.exit_code == 0, ok.output

@@ -204,6 +204,11 @@ def local_accounts(session: Session, os_user: str) -> list[Account]:
                                 .where(LocalIdentity.os_user == os_user).order_by(Account.username)).scalars())
 
 
+def any_local_identity(session: Session) -> bool:
+    """Whether any OS user is mapped to any account (none: a database from before local mode)."""
+    return session.execute(sa.select(LocalIdentity.id).limit(1)).first() is not None
+
+
 def local_identities(session: Session, os_user: str) -> list[LocalIdentity]:
     return list(session.execute(sa.select(LocalIdentity).where(LocalIdentity.os_user == os_user)).scalars())
 

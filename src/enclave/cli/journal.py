@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from enclave.cli.options import SELF, As, Output, OutputFormat, Reason, emit, enclave, host, parse_date
+from enclave.cli.options import SELF, As, Output, OutputFormat, Reason, emit, enclave, host, parse_date, resolve_actor
+from enclave.services import local
+from enclave.services.factory import open_database
 
 journal_app = typer.Typer(help="The tamper-evident journal of every change.", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=160)
@@ -27,14 +29,37 @@ def verify_command(output: Output = OutputFormat.TABLE, actor: As = SELF) -> Non
     console.print(f"journal intact: {count} entries")
 
 
+def _rekey_actor(ctx: typer.Context, value: str | None) -> str:
+    """A journal written before the keyed hash predates local mode too: nobody is mapped yet, so the database's
+    owner names the sysadmin to act as (the service checks the roles) and is mapped to it once the journal is
+    re-sealed, as `accounts bootstrap` maps whoever ran it. Otherwise --as as everywhere (``resolve_actor``)."""
+    if ctx.resilient_parsing or not value:
+        return resolve_actor(ctx, value)
+    user = local.os_user()
+    local.check_owner(None, user)
+    db = open_database()
+    try:
+        fresh = local.nobody_mapped(db)
+    finally:
+        db.dispose()
+    return value if fresh else resolve_actor(ctx, value)
+
+
 @journal_app.command("rekey")
-def rekey_command(reason: Reason, actor: As = SELF) -> None:
+def rekey_command(reason: Reason, actor: Annotated[str, typer.Option(
+        "--as", envvar="ENCLAVE_AS", callback=_rekey_actor, show_default=False,
+        help="A sysadmin account mapped to your OS user; on a database from before local mode (nobody mapped), "
+             "the sysadmin you will be mapped to.")] = SELF) -> None:
     """Upgrade a journal written before the keyed hash: verify it under the old unkeyed rule first (refuse,
     changing nothing, if it does not verify), then re-seal every entry under the journal key and journal that
     it did (needs journal.read and roles.grant). On the server host, in local mode."""
+    user = local.os_user()
     with host() as factory:
         count, old_head, entry = factory.journal.rekey(actor, reason=reason)
         key = factory.db.journal_key
+        if factory.accounts.map_local(actor, user.name, actor, reason=f"journal rekey by the database's owner: "
+                                                                       f"{reason}"):
+            console.print(f"OS user {user.name} may act as {actor} in local mode")
     console.print(f"journal re-sealed: {count} entries verified under the old unkeyed rule (head {old_head[:16]}…), "
                   f"now sealed under the key {key}; entry {entry.seq} records it")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from enclave.accounts import local
+from enclave.accounts import local, storage
 from enclave.db import Database
 from enclave.db.core import default_url, url_from_file
 from enclave.errors import NotFound, PermissionDenied
@@ -115,3 +115,10 @@ def acting_account(db: Database, user: OsUser, requested: str | None) -> str:
     """The account ``user`` acts as: ``requested`` if mapped to it, else its single mapped account."""
     with db.session() as session:
         return local.acting_account(session, user.name, requested)
+
+
+def nobody_mapped(db: Database) -> bool:
+    """No OS user is mapped to any account: a database written before local mode (its first mapping is made by
+    the database's owner, as ``accounts bootstrap`` and ``journal rekey`` do)."""
+    with db.session() as session:
+        return not storage.any_local_identity(session)
