@@ -24,6 +24,7 @@ from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import Drain, NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
+from enclave.twin.room import Room
 from enclave.twin.scenario import Loaded, Matching, Reschedule
 from enclave.twin.workloads import Arrival, Failure, Workload, build
 
@@ -38,10 +39,12 @@ WORKER_IMAGE = "htcondor-worker"
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool", "images")
+                 "standalone_pool", "images", "index")
 
-    def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int) -> None:
+    def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
+        self.index = index
+        """Its place in the spec's node order (``Sim.room`` and placement ties go by it)."""
         self.group = group
         self.role = role
         self.cores = cores
@@ -70,6 +73,9 @@ class SimNode:
     @property
     def pod_mem(self) -> int:
         return sum(p.mem for p in self.pods.values())
+
+    def schedulable(self) -> bool:
+        return self.role == NodeRole.WORKER and self.state == NodeState.READY
 
     def k8s_free(self) -> tuple[float, int]:
         """CPU and memory Kubernetes may still schedule here (requests), or nothing if not schedulable."""
@@ -242,6 +248,10 @@ class Sim:
         self.counters = Counters()
         self.samples: list[Sample] = []
         self.nodes: dict[str, SimNode] = {}
+        self.node_list: list[SimNode] = []
+        """The nodes in the spec's order (``SimNode.index``)."""
+        self.room = Room(0)
+        """Free Kubernetes requests of the schedulable workers (``_room_changed`` after every change)."""
         self.startds: dict[str, SimStartd] = {}
         self.on_apply: list[Callable[[str], None]] = []
         self.nb_node: dict[int, SimNode] = {}
@@ -300,13 +310,22 @@ class Sim:
             if g.role == NodeRole.CONTROL_PLANE:
                 continue
             for i in range(1, g.count + 1):
-                n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024))
+                n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024), len(self.nodes))
                 if g.role == NodeRole.WORKER:
                     if self.sc.kubernetes.images_cached_at_start:
                         n.images[WORKER_IMAGE] = -math.inf
                     n.svc_cpu = lay.services_cpu_per_node
                     n.svc_mem = int(lay.services_memory_gib_per_node * 1024)
                 self.nodes[n.name] = n
+        self.node_list = list(self.nodes.values())
+        self.room = Room(len(self.nodes))
+        for n in self.node_list:
+            self._room_changed(n)
+
+    def _room_changed(self, n: SimNode) -> None:
+        """Call after anything that changes what Kubernetes may still place on ``n`` (state, pods, notebooks)."""
+        cpu, mem = n.k8s_free()
+        self.room.update(n.index, cpu, mem, n.schedulable())
 
     def _schedule_inputs(self) -> None:
         push = self.q.push
@@ -348,6 +367,7 @@ class Sim:
         self.startds[name] = s
         if kind == StartdKind.POD:
             node.pods[name] = s
+            self._room_changed(node)
         else:
             node.startd = s
         if ready_at is None:
@@ -376,6 +396,7 @@ class Sim:
         s.ready = s.accepting = False
         if s.kind == StartdKind.POD:
             s.node.pods.pop(s.name, None)
+            self._room_changed(s.node)
             self._retry_notebooks()
         elif s.node.startd is s:
             s.node.startd = None
@@ -638,21 +659,18 @@ class Sim:
     def _place_notebook(self, i: int) -> bool:
         cpu = self.wl.sessions.cpu[i]
         mem = self.wl.sessions.memory_mib[i]
-        best: SimNode | None = None
-        best_free = -1.0
-        # The default kube-scheduler scores LeastAllocated: spread onto the emptiest node that fits.
-        for n in self.nodes.values():
-            free_cpu, free_mem = n.k8s_free()
-            if free_cpu >= cpu and free_mem >= mem and free_cpu > best_free:
-                best, best_free = n, free_cpu
-        if best is None:
+        # The default kube-scheduler scores LeastAllocated: spread onto the emptiest node that fits (room.py).
+        at = self.room.best(cpu, mem)
+        if at is None:
             return False
+        best = self.node_list[at]
         self.nb_integrate()
         self.nb_cpu_total += cpu
         self.nb_dom_total += max(cpu, mem * best.cores / best.mem)
         best.nb_cpu += cpu
         best.nb_mem += mem
         best.notebooks.add(i)
+        self._room_changed(best)
         self.nb_node[i] = best
         self.counters.nb_placed += 1
         self.counters.nb_waits.append(self.now - self.wl.sessions.t[i] + self.nb_spawn_s)
@@ -669,6 +687,7 @@ class Sim:
         n.nb_cpu -= self.wl.sessions.cpu[i]
         n.nb_mem -= self.wl.sessions.memory_mib[i]
         n.notebooks.discard(i)
+        self._room_changed(n)
 
     def nb_integrate(self) -> None:
         """Integrate notebook CPU requests over time (for utilization) up to now."""
@@ -682,15 +701,11 @@ class Sim:
             return
         cpu = self.wl.sessions.cpu
         mem = self.wl.sessions.memory_mib
-        room = [n.k8s_free() for n in self.nodes.values()]
-        max_cpu = max((r[0] for r in room), default=0.0)
-        max_mem = max((r[1] for r in room), default=0)
+        max_cpu, max_mem = self.room.most()
         keep: deque[int] = deque()
         for i in self.nb_pending:
             if cpu[i] <= max_cpu and mem[i] <= max_mem and self._place_notebook(i):
-                room = [n.k8s_free() for n in self.nodes.values()]
-                max_cpu = max((r[0] for r in room), default=0.0)
-                max_mem = max((r[1] for r in room), default=0)
+                max_cpu, max_mem = self.room.most()
             else:
                 keep.append(i)
         self.nb_pending = keep
@@ -805,6 +820,7 @@ class Sim:
             raise InvalidTransition(f"node '{name}' is {n.role.value}/{n.state.value}; only a ready worker can "
                                     "be drained", where="DrainNode.node", fix="pick a ready Kubernetes worker")
         n.state = NodeState.DRAINING
+        self._room_changed(n)
         n.since = self.now
         n.drained = False
         n.unserving_since = self.now
@@ -850,6 +866,7 @@ class Sim:
         if n.unserving_since is None:
             n.unserving_since = self.now
         n.state = NodeState.DRAINING
+        self._room_changed(n)
         n.pending_pool = None
         self.q.push(self.now + self.sc.timing.return_s, EV_RETURN_DONE, n)
 
@@ -878,6 +895,7 @@ class Sim:
             self.counters.downtime_node_s += self.now - n.unserving_since
             n.unserving_since = None
         n.state = NodeState.DOWN
+        self._room_changed(n)
         n.since = self.now
         n.drained = False
         n.pending_pool = None
@@ -886,6 +904,7 @@ class Sim:
     def _repair(self, n: SimNode) -> None:
         self.counters.failed_node_s += self.now - n.since
         n.state = NodeState.READY
+        self._room_changed(n)
         n.since = self.now
         if n.role == NodeRole.BATCH_ONLY:
             # The standalone startd returns with the label it had: every batch-only node has one from setup
@@ -1016,6 +1035,7 @@ class Sim:
     def _return_done(self, n: SimNode) -> None:
         if n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None:
             n.state = NodeState.READY
+            self._room_changed(n)
             n.since = self.now
             n.drained = False
             if n.unserving_since is not None:
@@ -1094,6 +1114,7 @@ class Sim:
         pool = n.pending_pool
         n.pending_pool = None
         n.state = NodeState.HTCONDOR
+        self._room_changed(n)
         n.since = self.now
         if n.unserving_since is not None:
             self.counters.downtime_node_s += self.now - n.unserving_since
@@ -1240,4 +1261,7 @@ class Sim:
                 problems.append(f"node {n.name}: {mem_used} MiB requested of {n.mem}")
             if n.state == NodeState.DOWN and (n.pods or n.startd is not None or n.notebooks):
                 problems.append(f"node {n.name} is down but still hosts work")
+            indexed = self.room.free(n.index)
+            if indexed != (n.k8s_free() if n.schedulable() else None):
+                problems.append(f"node {n.name}: the placement index holds {indexed}, the node has {n.k8s_free()}")
         return problems
