@@ -31,6 +31,9 @@ from enclave.twin.workloads import Arrival, Failure, Workload, build
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END) = range(16)
 
+EV_INPUT = 64
+"""The next scheduled input (an arrival, a notebook spawn, a failure): payload its index in ``Sim._inputs``."""
+
 QUEUED, RUNNING, DONE = 0, 1, 2
 WORKER_IMAGE = "htcondor-worker"
 """The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
@@ -328,13 +331,17 @@ class Sim:
         self.room.update(n.index, cpu, mem, n.schedulable())
 
     def _schedule_inputs(self) -> None:
+        """Number every input now, in the order it was always numbered, but keep only the next one on the heap:
+        the inputs of a large enclave (every notebook spawn of the day) would otherwise make up most of the heap
+        and slow every push and pop. Events are still taken in (time, number) order, so nothing changes."""
+        seq = self.q._seq
+        inputs: list[tuple[float, int, int, Any]] = [(a.t, next(seq), EV_BLOCK, a) for a in self.wl.arrivals]
+        inputs += [(t, next(seq), EV_NB_ARRIVE, i) for i, t in enumerate(self.wl.sessions.t)]
+        inputs += [(f.t, next(seq), EV_FAIL, f) for f in self.wl.failures]
+        inputs.sort(key=lambda e: (e[0], e[1]))
+        self._inputs = inputs
+        self._feed(0)
         push = self.q.push
-        for arrival in self.wl.arrivals:
-            push(arrival.t, EV_BLOCK, arrival)
-        for i, t in enumerate(self.wl.sessions.t):
-            push(t, EV_NB_ARRIVE, i)
-        for f in self.wl.failures:
-            push(f.t, EV_FAIL, f)
         push(0.0, EV_SAMPLE, None)
         push(0.0, EV_TICK, None)
         if not self.instant:
@@ -1012,7 +1019,19 @@ class Sim:
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
-                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end}
+                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
+                EV_INPUT: self._input}
+
+    def _feed(self, k: int) -> None:
+        """Put input ``k`` (if any) on the heap, under its own number."""
+        if k < len(self._inputs):
+            t, seq, _, _ = self._inputs[k]
+            heapq.heappush(self.q.heap, (t, seq, EV_INPUT, k))
+
+    def _input(self, k: int) -> None:
+        self._feed(k + 1)
+        _, _, kind, payload = self._inputs[k]
+        self._handlers[kind](payload)
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
