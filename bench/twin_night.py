@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import simpy
 
+from enclave.spec.models import NodeRole
 from enclave.twin.metrics import compute
 from enclave.twin.policies import make
 from enclave.twin.run import with_changes
-from enclave.spec.models import NodeRole
 from enclave.twin.scenario import Loaded, load_scenario
 from enclave.twin.sim import Sim
 from enclave.twin.workloads import Workload, build
