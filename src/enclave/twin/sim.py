@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from enclave.batch.policy import pool_submit_hosts
+from enclave.batch.render import pod_grace_seconds, retirement_seconds
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
-from enclave.spec.models import Drain, NodeRole, node_name
+from enclave.spec.models import NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.room import Room
@@ -33,6 +34,8 @@ from enclave.twin.workloads import Arrival, Failure, Workload, build
 
 EV_INPUT = 64
 """The next scheduled input (an arrival, a notebook spawn, a failure): payload its index in ``Sim._inputs``."""
+EV_NODE_FREE = 65
+"""A draining node's evicted notebook pods are past their termination grace: (node, drain number)."""
 
 QUEUED, RUNNING, DONE = 0, 1, 2
 WORKER_IMAGE = "htcondor-worker"
@@ -42,7 +45,7 @@ WORKER_IMAGE = "htcondor-worker"
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool", "images", "index")
+                 "standalone_pool", "images", "index", "evicting", "free_at", "drains")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
@@ -68,6 +71,11 @@ class SimNode:
         self.standalone_pool: str | None = None
         self.images: dict[str, float] = {}
         """Image → when it is (or will be) on the node's disk: pulled once, kept across pods and failures."""
+        self.evicting = False
+        """A drain has sent its evictions: the node is drained once its pods are gone and ``free_at`` is past."""
+        self.free_at = 0.0
+        self.drains = 0
+        """DrainNode count: events of an earlier drain (or one a failure cut short) are recognised as stale."""
 
     @property
     def pod_cpu(self) -> int:
@@ -404,6 +412,8 @@ class Sim:
         if s.kind == StartdKind.POD:
             s.node.pods.pop(s.name, None)
             self._room_changed(s.node)
+            if s.node.evicting:
+                self._check_drained(s.node)
             self._retry_notebooks()
         elif s.node.startd is s:
             s.node.startd = None
@@ -799,15 +809,27 @@ class Sim:
                 raise InvalidTransition(f"startd '{name}' is not an HTCondor pod", where="DeletePods.pods",
                                         fix="use ReturnNode for BCS 5 nodes")
             acted = True
-            s.removing = "delete"
-            s.accepting = False
-            pool = self.spec.pools.get(s.pool)
-            if not s.running or not s.ready:
-                self._remove_startd(s)
-            elif pool is not None and pool.take_away == Drain.VACATE:
-                self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+            self._terminate_pod(s)
         if acted:
             self._moved("DeletePods")
+
+    def _terminate_pod(self, s: SimStartd) -> None:
+        """SIGTERM to an HTCondor worker pod (deleted, or evicted by a drain): condor_master shuts down gracefully,
+        the startd matches nothing more and its jobs retire, as ``retire_s`` allows."""
+        s.removing = "delete"
+        s.accepting = False
+        if not s.running or not s.ready:
+            self._remove_startd(s)
+        else:
+            self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
+
+    def retire_s(self, pool: str) -> float:
+        """How long the jobs of a slot labelled ``pool`` keep running once its pod or node pod is deleted: their
+        MaxJobRetirementTime (the rendered ``ENCLAVE_GRACE_<pool>``: the pool's grace, or let finish), cut at
+        the pod's terminationGracePeriodSeconds (the kubelet then kills the container) — both from
+        ``enclave.batch.render``, the rules that render them. A shared slot (quotas) has no label: the pod's."""
+        grace = pod_grace_seconds(self.spec)
+        return min(retirement_seconds(self.spec, pool), grace) if pool in self.spec.pools else grace
 
     def drain_startd(self, name: str, vacate_after: float | None) -> None:
         s = self.startd(name)
@@ -830,8 +852,10 @@ class Sim:
         self._room_changed(n)
         n.since = self.now
         n.drained = False
+        n.evicting = False
+        n.drains += 1
         n.unserving_since = self.now
-        self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, n)
+        self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, (n, n.drains))
         self._moved("DrainNode")
 
     def start_htcondor(self, name: str, pool: str) -> None:
@@ -858,10 +882,8 @@ class Sim:
             s.accepting = False
             if not s.running:
                 self._finish_return(n)
-            else:
-                pool = self.spec.pools.get(s.pool)
-                if pool is not None and pool.take_away == Drain.VACATE:
-                    self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+            else:  # the node pod is deleted: its jobs retire as a deleted worker pod's do
+                self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
         else:
             n.pending_pool = None
             self._finish_return(n)
@@ -889,6 +911,7 @@ class Sim:
         if n.state == NodeState.DOWN:
             return
         self.counters.failures += 1
+        n.evicting = False  # a drain under way ends here (its pods go with the node)
         for s in list(n.pods.values()):
             self._remove_startd(s)
         if n.startd is not None:
@@ -905,6 +928,7 @@ class Sim:
         self._room_changed(n)
         n.since = self.now
         n.drained = False
+        n.drains += 1  # the pending events of that drain are stale
         n.pending_pool = None
         self.q.push(self.now + repair_s, EV_REPAIR, n)
 
@@ -919,7 +943,9 @@ class Sim:
             if n.standalone_pool is None:
                 raise IntegrityError(f"batch-only node {n.name} was repaired but had no startd", where="twin",
                                      fix="this is a twin bug: report the scenario and seed")
-            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name)
+            # HTCondor starts on the repaired node: its startd is matched only after its first ad.
+            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name,
+                            ready_at=self.now + self.sc.timing.htcondor_start_s)
         else:
             self._retry_notebooks()
         self.policy.on_repair(self, n)
@@ -1020,7 +1046,7 @@ class Sim:
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
                 EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
-                EV_INPUT: self._input}
+                EV_INPUT: self._input, EV_NODE_FREE: self._node_free}
 
     def _feed(self, k: int) -> None:
         """Put input ``k`` (if any) on the heap, under its own number."""
@@ -1057,6 +1083,7 @@ class Sim:
             self._room_changed(n)
             n.since = self.now
             n.drained = False
+            n.evicting = False
             if n.unserving_since is not None:
                 self.counters.downtime_node_s += self.now - n.unserving_since
                 n.unserving_since = None
@@ -1114,14 +1141,34 @@ class Sim:
             return sum(self.idle[p] for p in self.pools if self.schedd_of[p] == schedd) == n
         return rule == Reschedule.ALWAYS
 
-    def _drain_done(self, n: SimNode) -> None:
-        if n.state != NodeState.DRAINING or n.drained:
+    def _drain_done(self, payload: tuple[SimNode, int]) -> None:
+        """The drain's evictions (BCS 5 step 1, ``kubectl drain``): every pod gets SIGTERM. A notebook's session
+        ends now but its pod holds the node for its termination grace; an HTCondor pod's jobs retire
+        (``_terminate_pod``). The node is drained when all are gone (``_check_drained``)."""
+        n, drain = payload
+        if drain != n.drains or n.state != NodeState.DRAINING or n.drained or n.evicting:
             return
+        n.evicting = True
+        n.free_at = self.now
+        if n.notebooks:
+            for i in sorted(n.notebooks):
+                self._end_notebook(i)
+                self.counters.nb_evicted += 1
+            n.free_at = self.now + self.sc.kubernetes.termination_grace_s
+            self.q.push(n.free_at, EV_NODE_FREE, (n, drain))
         for s in list(n.pods.values()):
-            self._remove_startd(s)
-        for i in sorted(n.notebooks):
-            self._end_notebook(i)
-            self.counters.nb_evicted += 1
+            self._terminate_pod(s)
+        self._check_drained(n)
+
+    def _node_free(self, payload: tuple[SimNode, int]) -> None:
+        n, drain = payload
+        if drain == n.drains:
+            self._check_drained(n)
+
+    def _check_drained(self, n: SimNode) -> None:
+        """A draining node whose evicted pods have all terminated is drained: HTCondor may start there."""
+        if (n.state != NodeState.DRAINING or not n.evicting or n.drained or n.pods or self.now < n.free_at):
+            return
         n.drained = True
         if n.pending_pool is not None:
             self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
@@ -1134,6 +1181,7 @@ class Sim:
         n.pending_pool = None
         n.state = NodeState.HTCONDOR
         self._room_changed(n)
+        n.evicting = False
         n.since = self.now
         if n.unserving_since is not None:
             self.counters.downtime_node_s += self.now - n.unserving_since
