@@ -41,7 +41,7 @@ class Room:
         self._mem[i] = mem
         heapq.heappush(self._by_cpu, (-cpu, i, v))
         heapq.heappush(self._by_mem, (-float(mem), i, v))
-        if len(self._by_cpu) > 4 * self._live + 64:
+        if len(self._by_cpu) + len(self._by_mem) > 8 * self._live + 128:  # mostly stale entries: rebuild
             self._compact()
 
     def _compact(self) -> None:
