@@ -267,6 +267,8 @@ class Sim:
         self.on_apply: list[Callable[[str], None]] = []
         self.nb_node: dict[int, SimNode] = {}
         self.nb_pending: deque[int] = deque()
+        self._nb_main: list[tuple[float, int]] = []
+        self._nb_later: list[tuple[float, int, int, Any]] = []
         self.nb_cpu_total = 0.0
         self.nb_core_s = 0.0
         self.nb_dom_total = 0.0
@@ -691,7 +693,7 @@ class Sim:
         self.nb_node[i] = best
         self.counters.nb_placed += 1
         self.counters.nb_waits.append(self.now - self.wl.sessions.t[i] + self.nb_spawn_s)
-        self.q.push(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], EV_NB_END, i)
+        self._push_nb_end(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], i)
         return True
 
     def _end_notebook(self, i: int) -> None:
@@ -1065,7 +1067,25 @@ class Sim:
             self.nb_pending.append(i)
             self.q.push(self.now + self.nb_timeout_s, EV_NB_TIMEOUT, i)
 
+    def _push_nb_end(self, t: float, i: int) -> None:
+        """Schedule a session's end. Sessions last hours, so a large enclave has thousands pending: only the
+        earliest few wait on the event heap (``_nb_main``: their keys), the rest in ``_nb_later``, and the
+        earliest pending end is always on the heap, so events still come in (time, number) order."""
+        e = (t, next(self.q._seq), EV_NB_END, i)
+        if not self._nb_main or (t, e[1]) < self._nb_main[0]:
+            heapq.heappush(self._nb_main, (t, e[1]))
+            heapq.heappush(self.q.heap, e)
+        else:
+            heapq.heappush(self._nb_later, e)
+
     def _notebook_ends(self, i: int) -> None:
+        # This end was the earliest of those on the heap; bring the next one there if it is now the earliest.
+        heapq.heappop(self._nb_main)
+        later = self._nb_later
+        if later and (not self._nb_main or (later[0][0], later[0][1]) < self._nb_main[0]):
+            e = heapq.heappop(later)
+            heapq.heappush(self._nb_main, (e[0], e[1]))
+            heapq.heappush(self.q.heap, e)
         self._end_notebook(i)
         self._retry_notebooks()
 
