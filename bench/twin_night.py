@@ -12,7 +12,11 @@
    does (``htcondor: {matching: instant}``); the night itself runs with HTCondor's negotiation. The twin
    switches the cyclic GC off inside its event loop (it builds no reference cycles); SimPy runs as its
    users run it.
-Targets (issue 5): the night under 5 s, twin at least 5x SimPy.
+3. Scaling: the same night on the spec's enclave and on one ``--scale`` (8) times larger, built here by
+   scaling (``scaled``): every node group but the control plane k times the nodes, k times the notebook
+   users (peak concurrent sessions) and k times the jobs (detectors per visit, DRP backlog and stream, jobs
+   per user burst). Runs interleaved, best of N, wall and CPU time; the ratio is large / small.
+Targets (issue 5): the night under 5 s, twin at least 5x SimPy; (issue 14) 8x the enclave at most 9x the time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from enclave.spec.models import NodeRole
 from enclave.twin.metrics import compute
 from enclave.twin.policies import make
 from enclave.twin.run import with_changes
@@ -42,6 +47,62 @@ def _best(fn: Any, repeat: int) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def _best_times(fn: Any) -> tuple[float, float, Any]:
+    """One run: wall and CPU seconds (the CPU figure is what a shared machine's load disturbs least)."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def scaled(loaded: Loaded, k: int) -> Loaded:
+    """The same scenario on an enclave ``k`` times as large, with ``k`` times the load: ``k`` times the nodes of
+    every node group but the control plane (it runs no user work), ``k`` times the notebook users and ``k`` times
+    the jobs of every workload. Prompt scales by detectors per visit (a visit every ~36 s already fills the
+    night), which may exceed the 1,000 a scenario file may give: the copy is not re-validated for that bound."""
+    spec = loaded.spec
+    groups = [g if g.role == NodeRole.CONTROL_PLANE else g.model_copy(update={"count": g.count * k})
+              for g in spec.cluster.node_groups]
+    spec = spec.model_copy(update={"cluster": spec.cluster.model_copy(update={"node_groups": groups})})
+    sc = loaded.scenario
+    update: dict[str, Any] = {}
+    if sc.prompt is not None:
+        update["prompt"] = sc.prompt.model_copy(update={"detectors": sc.prompt.detectors * k})
+    if sc.drp is not None:
+        update["drp"] = sc.drp.model_copy(update={"backlog_jobs": sc.drp.backlog_jobs * k,
+                                                  "jobs_per_hour": sc.drp.jobs_per_hour * k})
+    if sc.user_batch is not None:
+        update["user_batch"] = sc.user_batch.model_copy(update={"jobs_per_burst": sc.user_batch.jobs_per_burst * k})
+    if sc.notebooks is not None:
+        update["notebooks"] = sc.notebooks.model_copy(
+            update={"peak_concurrent": sc.notebooks.peak_concurrent * k})
+    if sc.node_groups is not None:
+        update["node_groups"] = groups
+    return Loaded(scenario=sc.model_copy(update=update), spec=spec, source=f"{loaded.source} x{k}")
+
+
+def scaling(night: Loaded, k: int, repeat: int) -> None:
+    """Time the night and the ``k`` times larger night, interleaved; print each and the ratio."""
+    big = scaled(night, k)
+    best: dict[str, tuple[float, float]] = {}
+    sims: dict[str, Sim] = {}
+    for _ in range(repeat):
+        for name, loaded in (("1x", night), (f"{k}x", big)):
+            wall, cpu, sims[name] = _best_times(lambda ld=loaded: run_twin(ld))
+            w0, c0 = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(w0, wall), min(c0, cpu))
+    print(f"\n== scaling: the night on the spec's enclave and on one {k}x larger (best of {repeat}, interleaved) ==")
+    for name, sim in sims.items():
+        m = compute(sim)
+        print(f"{name:>3}  {len(sim.nodes):,} nodes, {m['jobs']['submitted']:,} jobs, "
+              f"{m['notebooks']['requested']:,} notebook spawns, {sim.q.processed:,} events: "
+              f"wall {best[name][0]:.2f} s, CPU {best[name][1]:.2f} s; prompt visits within 60 s "
+              f"{m['prompt']['visits_within_deadline']:.4f}")
+    small, large = best["1x"], best[f"{k}x"]
+    print(f"ratio  wall {large[0] / small[0]:.2f}x, CPU {large[1] / small[1]:.2f}x   "
+          f"(target <= {k + 1}x for {k}x the enclave)")
 
 
 def run_twin(loaded: Loaded, workload: Workload | None = None) -> Sim:
@@ -85,9 +146,14 @@ def run_simpy_gc_off(workload: Workload, cores: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=8, help="how many times larger the scaling case's enclave is")
+    parser.add_argument("--only-scaling", action="store_true", help="run the scaling case alone")
     args = parser.parse_args()
 
     night = load_scenario("one-night")
+    if args.only_scaling:
+        scaling(night, args.scale, args.repeat)
+        return
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wall, sim = _best(lambda: run_twin(night), args.repeat)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -128,6 +194,7 @@ def main() -> None:
     for name, arr in (("twin ", twin_lat), ("SimPy", sp_lat)):
         print(f"{name}  job latency p50/p95/p99 {np.percentile(arr, [50, 95, 99]).round(2).tolist()}  "
               f"jobs {arr.size:,}")
+    scaling(night, args.scale, args.repeat)
 
 
 if __name__ == "__main__":

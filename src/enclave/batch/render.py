@@ -41,6 +41,21 @@ RETIREMENT_KNOB = "ENCLAVE_RETIREMENT_SECONDS"
 """How long running jobs may retire when the startd drains (MaxJobRetirementTime)."""
 LET_FINISH_SECONDS = 7 * 24 * 3600
 """Retirement for pools whose jobs are let finish (take_away: drain)."""
+
+
+def retirement_seconds(spec: EnclaveSpec, pool: str) -> int:
+    """MaxJobRetirementTime of a startd labelled ``pool`` (the rendered ``ENCLAVE_GRACE_<pool>``): how long its
+    running jobs may keep running once it drains or shuts down gracefully."""
+    settings = spec.pools[pool]
+    return LET_FINISH_SECONDS if settings.take_away == Drain.DRAIN else int(settings.grace_seconds)
+
+
+def pod_grace_seconds(spec: EnclaveSpec) -> int:
+    """terminationGracePeriodSeconds of every HTCondor worker pod: the longest grace any pool gives its jobs, so a
+    deleted pod's jobs retire (``retirement_seconds``) up to that before the kubelet kills the container."""
+    return int(max((p.grace_seconds for p in spec.pools.values()), default=600))
+
+
 POD_CPUS_ENV = "ENCLAVE_POD_CPUS"
 POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
 POD_POOL_ENV = "ENCLAVE_POOL"
@@ -276,9 +291,8 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         "# When the startd drains, jobs retire for as long as their pool allows (take_away: drain lets",
         "# them finish; vacate gives them grace_seconds); the broker may set a deadline at runtime.",
     ]
-    for name, settings in spec.pools.items():
-        grace = LET_FINISH_SECONDS if settings.take_away == Drain.DRAIN else int(settings.grace_seconds)
-        lines.append(f"ENCLAVE_GRACE_{name} = {grace}")
+    for name in spec.pools:
+        lines.append(f"ENCLAVE_GRACE_{name} = {retirement_seconds(spec, name)}")
     lines += [
         f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))",
         f"MAXJOBRETIREMENTTIME = $({RETIREMENT_KNOB})",

@@ -52,7 +52,7 @@ def node_pod_name(node: str) -> str:
 def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int, memory_mib: int,
                image: str, namespace: str = DEFAULT_NAMESPACE, whole_node: bool = False) -> dict[str, Any]:
     """The manifest of one HTCondor worker pod (``whole_node``: BCS 5 on a drained node)."""
-    from enclave.batch.render import POD_CPUS_ENV, POD_MEMORY_ENV, POD_NODE_ENV, POD_POOL_ENV
+    from enclave.batch.render import POD_CPUS_ENV, POD_MEMORY_ENV, POD_NODE_ENV, POD_POOL_ENV, pod_grace_seconds
 
     env: list[dict[str, Any]] = [
         {"name": POD_POOL_ENV, "value": pool},
@@ -72,7 +72,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "nodeName": node,
         "restartPolicy": "Always",
         # Running jobs get the pool's grace to retire when the pod is deleted (BCS 3 drains first anyway).
-        "terminationGracePeriodSeconds": int(max((p.grace_seconds for p in spec.pools.values()), default=600)),
+        "terminationGracePeriodSeconds": pod_grace_seconds(spec),
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": config_map_name(whole_node)}},

@@ -258,8 +258,12 @@ class Layout(Strict):
 class Timing(Strict):
     """BCS timings: seed BCS 5 'means some downtime' — these are its lengths."""
 
-    drain_s: float = Field(default=180.0, ge=0, description="Cordon and evict the pods of a node (BCS 5 step 1).")
-    htcondor_start_s: float = Field(default=60.0, ge=0, description="Start HTCondor on a drained node.")
+    drain_s: float = Field(
+        default=0.0, ge=0, description="Estimate: from DrainNode (cordon) until the evictions are sent; kubectl "
+        "drain sends them at once and the twin has no PodDisruptionBudget to refuse one. The node is free once its "
+        "pods have terminated (kubernetes.termination_grace_s; HTCondor pods: their jobs' retirement).")
+    htcondor_start_s: float = Field(default=60.0, ge=0, description="Estimate: start HTCondor on a drained node, "
+                                    "or on a repaired batch-only node, until its startd's first ad.")
     return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
@@ -272,6 +276,12 @@ class Kubernetes(Strict):
 
     schedule_s: float = Field(default=1.0, ge=0, description="Estimate: from creation to binding to a node.")
     pull_gbit_s: float = Field(default=1.0, gt=0, description="Estimate: registry-to-node bandwidth, Gbit/s.")
+    termination_grace_s: float = Field(
+        default=30.0, ge=0, description="terminationGracePeriodSeconds of pods that set none, as notebook pods do: "
+        "Kubernetes' default, 30 s (Pod API reference, 'Defaults to 30 seconds', "
+        "https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#lifecycle). An evicted "
+        "pod gets SIGTERM and holds its node until it exits or this has passed (pod-lifecycle#pod-termination); "
+        "the twin takes the whole grace. HTCondor worker pods carry the rendered grace (the longest pool grace).")
     images_cached_at_start: bool = Field(
         default=True, description="Every worker holds the HTCondor worker image at t = 0 (a running enclave); "
         "false: the first pod on each node pulls it cold.")

@@ -243,16 +243,15 @@ class PromptService(LayoutPolicy):
     def _create(self) -> bool:
         sim, kn = self.sim, self.kn
         mem = int(kn.memory_gib * 1024)
-        best: SimNode | None = None
-        best_free = -1.0
-        for n in sim.nodes.values():  # kube-scheduler's LeastAllocated, as for notebooks
-            free_cpu, free_mem = n.k8s_free()
-            if free_cpu >= kn.cpu and free_mem >= mem and free_cpu > best_free:
-                best, best_free = n, free_cpu
-        if best is None:
+        # kube-scheduler's LeastAllocated, as for notebooks: the node with the most free CPU that fits (the
+        # simulator's index of free room, kept current by ``Sim._room_changed``; no scan of every node).
+        index = sim.room.best(kn.cpu, mem)
+        if index is None:
             return False
+        best = sim.node_list[index]
         best.svc_cpu += kn.cpu
         best.svc_mem += mem
+        sim._room_changed(best)
         w = Worker(best)
         self.workers.append(w)
         self.created += 1
@@ -273,6 +272,7 @@ class PromptService(LayoutPolicy):
             self.idle.remove(w)
         w.node.svc_cpu -= self.kn.cpu
         w.node.svc_mem -= int(self.kn.memory_gib * 1024)
+        self.sim._room_changed(w.node)
 
     def _lose_failed(self) -> None:
         """Workers on a node that is no longer ready are gone; what they held is buffered again at the front."""

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from enclave.batch.policy import pool_submit_hosts
+from enclave.batch.render import pod_grace_seconds, retirement_seconds
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
-from enclave.spec.models import Drain, NodeRole, node_name
+from enclave.spec.models import NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
+from enclave.twin.room import Room
 from enclave.twin.scenario import Loaded, Matching, MemoryPolicy, Reschedule
 from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
@@ -32,6 +34,11 @@ from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, buil
  EV_CALL) = range(18)
 """EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own events; the payload is a
 zero-argument callable."""
+
+EV_INPUT = 64
+"""The next scheduled input (an arrival, a notebook spawn, a failure): payload its index in ``Sim._inputs``."""
+EV_NODE_FREE = 65
+"""A draining node's evicted notebook pods are past their termination grace: (node, drain number)."""
 
 QUEUED, RUNNING, DONE, HELD, ENDED = 0, 1, 2, 3, 4
 """A job's state; HELD: killed over its memory limit (``_oom_kill``), waiting for its release or held for good;
@@ -43,10 +50,12 @@ WORKER_IMAGE = "htcondor-worker"
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool", "images")
+                 "standalone_pool", "images", "index", "evicting", "free_at", "drains")
 
-    def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int) -> None:
+    def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
+        self.index = index
+        """Its place in the spec's node order (``Sim.room`` and placement ties go by it)."""
         self.group = group
         self.role = role
         self.cores = cores
@@ -67,6 +76,11 @@ class SimNode:
         self.standalone_pool: str | None = None
         self.images: dict[str, float] = {}
         """Image → when it is (or will be) on the node's disk: pulled once, kept across pods and failures."""
+        self.evicting = False
+        """A drain has sent its evictions: the node is drained once its pods are gone and ``free_at`` is past."""
+        self.free_at = 0.0
+        self.drains = 0
+        """DrainNode count: events of an earlier drain (or one a failure cut short) are recognised as stale."""
 
     @property
     def pod_cpu(self) -> int:
@@ -75,6 +89,9 @@ class SimNode:
     @property
     def pod_mem(self) -> int:
         return sum(p.mem for p in self.pods.values())
+
+    def schedulable(self) -> bool:
+        return self.role == NodeRole.WORKER and self.state == NodeState.READY
 
     def k8s_free(self) -> tuple[float, int]:
         """CPU and memory Kubernetes may still schedule here (requests), or nothing if not schedulable."""
@@ -264,10 +281,16 @@ class Sim:
         self.counters = Counters()
         self.samples: list[Sample] = []
         self.nodes: dict[str, SimNode] = {}
+        self.node_list: list[SimNode] = []
+        """The nodes in the spec's order (``SimNode.index``)."""
+        self.room = Room(0)
+        """Free Kubernetes requests of the schedulable workers (``_room_changed`` after every change)."""
         self.startds: dict[str, SimStartd] = {}
         self.on_apply: list[Callable[[str], None]] = []
         self.nb_node: dict[int, SimNode] = {}
         self.nb_pending: deque[int] = deque()
+        self._nb_main: list[tuple[float, int]] = []
+        self._nb_later: list[tuple[float, int, int, Any]] = []
         self.nb_cpu_total = 0.0
         self.nb_core_s = 0.0
         self.nb_dom_total = 0.0
@@ -345,22 +368,35 @@ class Sim:
             if g.role == NodeRole.CONTROL_PLANE:
                 continue
             for i in range(1, g.count + 1):
-                n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024))
+                n = SimNode(node_name(g.name, i), g.name, g.role, g.cores, int(g.memory_gib * 1024), len(self.nodes))
                 if g.role == NodeRole.WORKER:
                     if self.sc.kubernetes.images_cached_at_start:
                         n.images[WORKER_IMAGE] = -math.inf
                     n.svc_cpu = lay.services_cpu_per_node
                     n.svc_mem = int(lay.services_memory_gib_per_node * 1024)
                 self.nodes[n.name] = n
+        self.node_list = list(self.nodes.values())
+        self.room = Room(len(self.nodes))
+        for n in self.node_list:
+            self._room_changed(n)
+
+    def _room_changed(self, n: SimNode) -> None:
+        """Call after anything that changes what Kubernetes may still place on ``n`` (state, pods, notebooks)."""
+        cpu, mem = n.k8s_free()
+        self.room.update(n.index, cpu, mem, n.schedulable())
 
     def _schedule_inputs(self) -> None:
+        """Number every input now, in the order it was always numbered, but keep only the next one on the heap:
+        the inputs of a large enclave (every notebook spawn of the day) would otherwise make up most of the heap
+        and slow every push and pop. Events are still taken in (time, number) order, so nothing changes."""
+        seq = self.q._seq
+        inputs: list[tuple[float, int, int, Any]] = [(a.t, next(seq), EV_BLOCK, a) for a in self.wl.arrivals]
+        inputs += [(t, next(seq), EV_NB_ARRIVE, i) for i, t in enumerate(self.wl.sessions.t)]
+        inputs += [(f.t, next(seq), EV_FAIL, f) for f in self.wl.failures]
+        inputs.sort(key=lambda e: (e[0], e[1]))
+        self._inputs = inputs
+        self._feed(0)
         push = self.q.push
-        for arrival in self.wl.arrivals:
-            push(arrival.t, EV_BLOCK, arrival)
-        for i, t in enumerate(self.wl.sessions.t):
-            push(t, EV_NB_ARRIVE, i)
-        for f in self.wl.failures:
-            push(f.t, EV_FAIL, f)
         push(0.0, EV_SAMPLE, None)
         push(0.0, EV_TICK, None)
         if not self.instant:
@@ -393,6 +429,7 @@ class Sim:
         self.startds[name] = s
         if kind == StartdKind.POD:
             node.pods[name] = s
+            self._room_changed(node)
         else:
             node.startd = s
         if ready_at is None:
@@ -421,6 +458,9 @@ class Sim:
         s.ready = s.accepting = False
         if s.kind == StartdKind.POD:
             s.node.pods.pop(s.name, None)
+            self._room_changed(s.node)
+            if s.node.evicting:
+                self._check_drained(s.node)
             self._retry_notebooks()
         elif s.node.startd is s:
             s.node.startd = None
@@ -788,25 +828,22 @@ class Sim:
     def _place_notebook(self, i: int) -> bool:
         cpu = self.wl.sessions.cpu[i]
         mem = self.wl.sessions.memory_mib[i]
-        best: SimNode | None = None
-        best_free = -1.0
-        # The default kube-scheduler scores LeastAllocated: spread onto the emptiest node that fits.
-        for n in self.nodes.values():
-            free_cpu, free_mem = n.k8s_free()
-            if free_cpu >= cpu and free_mem >= mem and free_cpu > best_free:
-                best, best_free = n, free_cpu
-        if best is None:
+        # The default kube-scheduler scores LeastAllocated: spread onto the emptiest node that fits (room.py).
+        at = self.room.best(cpu, mem)
+        if at is None:
             return False
+        best = self.node_list[at]
         self.nb_integrate()
         self.nb_cpu_total += cpu
         self.nb_dom_total += max(cpu, mem * best.cores / best.mem)
         best.nb_cpu += cpu
         best.nb_mem += mem
         best.notebooks.add(i)
+        self._room_changed(best)
         self.nb_node[i] = best
         self.counters.nb_placed += 1
         self.counters.nb_waits.append(self.now - self.wl.sessions.t[i] + self.nb_spawn_s)
-        self.q.push(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], EV_NB_END, i)
+        self._push_nb_end(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], i)
         return True
 
     def _end_notebook(self, i: int) -> None:
@@ -819,6 +856,7 @@ class Sim:
         n.nb_cpu -= self.wl.sessions.cpu[i]
         n.nb_mem -= self.wl.sessions.memory_mib[i]
         n.notebooks.discard(i)
+        self._room_changed(n)
 
     def nb_integrate(self) -> None:
         """Integrate notebook CPU requests over time (for utilization) up to now."""
@@ -832,15 +870,11 @@ class Sim:
             return
         cpu = self.wl.sessions.cpu
         mem = self.wl.sessions.memory_mib
-        room = [n.k8s_free() for n in self.nodes.values()]
-        max_cpu = max((r[0] for r in room), default=0.0)
-        max_mem = max((r[1] for r in room), default=0)
+        max_cpu, max_mem = self.room.most()
         keep: deque[int] = deque()
         for i in self.nb_pending:
             if cpu[i] <= max_cpu and mem[i] <= max_mem and self._place_notebook(i):
-                room = [n.k8s_free() for n in self.nodes.values()]
-                max_cpu = max((r[0] for r in room), default=0.0)
-                max_mem = max((r[1] for r in room), default=0)
+                max_cpu, max_mem = self.room.most()
             else:
                 keep.append(i)
         self.nb_pending = keep
@@ -927,15 +961,27 @@ class Sim:
                 raise InvalidTransition(f"startd '{name}' is not an HTCondor pod", where="DeletePods.pods",
                                         fix="use ReturnNode for BCS 5 nodes")
             acted = True
-            s.removing = "delete"
-            s.accepting = False
-            pool = self.spec.pools.get(s.pool)
-            if not s.running or not s.ready:
-                self._remove_startd(s)
-            elif pool is not None and pool.take_away == Drain.VACATE:
-                self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+            self._terminate_pod(s)
         if acted:
             self._moved("DeletePods")
+
+    def _terminate_pod(self, s: SimStartd) -> None:
+        """SIGTERM to an HTCondor worker pod (deleted, or evicted by a drain): condor_master shuts down gracefully,
+        the startd matches nothing more and its jobs retire, as ``retire_s`` allows."""
+        s.removing = "delete"
+        s.accepting = False
+        if not s.running or not s.ready:
+            self._remove_startd(s)
+        else:
+            self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
+
+    def retire_s(self, pool: str) -> float:
+        """How long the jobs of a slot labelled ``pool`` keep running once its pod or node pod is deleted: their
+        MaxJobRetirementTime (the rendered ``ENCLAVE_GRACE_<pool>``: the pool's grace, or let finish), cut at
+        the pod's terminationGracePeriodSeconds (the kubelet then kills the container) — both from
+        ``enclave.batch.render``, the rules that render them. A shared slot (quotas) has no label: the pod's."""
+        grace = pod_grace_seconds(self.spec)
+        return min(retirement_seconds(self.spec, pool), grace) if pool in self.spec.pools else grace
 
     def drain_startd(self, name: str, vacate_after: float | None) -> None:
         s = self.startd(name)
@@ -955,10 +1001,13 @@ class Sim:
             raise InvalidTransition(f"node '{name}' is {n.role.value}/{n.state.value}; only a ready worker can "
                                     "be drained", where="DrainNode.node", fix="pick a ready Kubernetes worker")
         n.state = NodeState.DRAINING
+        self._room_changed(n)
         n.since = self.now
         n.drained = False
+        n.evicting = False
+        n.drains += 1
         n.unserving_since = self.now
-        self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, n)
+        self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, (n, n.drains))
         self._moved("DrainNode")
 
     def start_htcondor(self, name: str, pool: str) -> None:
@@ -985,10 +1034,8 @@ class Sim:
             s.accepting = False
             if not s.running:
                 self._finish_return(n)
-            else:
-                pool = self.spec.pools.get(s.pool)
-                if pool is not None and pool.take_away == Drain.VACATE:
-                    self.q.push(self.now + pool.grace_seconds, EV_VACATE, (s, None))
+            else:  # the node pod is deleted: its jobs retire as a deleted worker pod's do
+                self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
         else:
             n.pending_pool = None
             self._finish_return(n)
@@ -1000,6 +1047,7 @@ class Sim:
         if n.unserving_since is None:
             n.unserving_since = self.now
         n.state = NodeState.DRAINING
+        self._room_changed(n)
         n.pending_pool = None
         self.q.push(self.now + self.sc.timing.return_s, EV_RETURN_DONE, n)
 
@@ -1015,6 +1063,7 @@ class Sim:
         if n.state == NodeState.DOWN:
             return
         self.counters.failures += 1
+        n.evicting = False  # a drain under way ends here (its pods go with the node)
         for s in list(n.pods.values()):
             self._remove_startd(s)
         if n.startd is not None:
@@ -1028,14 +1077,17 @@ class Sim:
             self.counters.downtime_node_s += self.now - n.unserving_since
             n.unserving_since = None
         n.state = NodeState.DOWN
+        self._room_changed(n)
         n.since = self.now
         n.drained = False
+        n.drains += 1  # the pending events of that drain are stale
         n.pending_pool = None
         self.q.push(self.now + repair_s, EV_REPAIR, n)
 
     def _repair(self, n: SimNode) -> None:
         self.counters.failed_node_s += self.now - n.since
         n.state = NodeState.READY
+        self._room_changed(n)
         n.since = self.now
         if n.role == NodeRole.BATCH_ONLY:
             # The standalone startd returns with the label it had: every batch-only node has one from setup
@@ -1043,7 +1095,9 @@ class Sim:
             if n.standalone_pool is None:
                 raise IntegrityError(f"batch-only node {n.name} was repaired but had no startd", where="twin",
                                      fix="this is a twin bug: report the scenario and seed")
-            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name)
+            # HTCondor starts on the repaired node: its startd is matched only after its first ad.
+            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name,
+                            ready_at=self.now + self.sc.timing.htcondor_start_s)
         else:
             self._retry_notebooks()
         self.policy.on_repair(self, n)
@@ -1148,11 +1202,22 @@ class Sim:
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
                 EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
-                EV_RELEASE: self._release, EV_CALL: self._call}
+                EV_RELEASE: self._release, EV_CALL: self._call, EV_INPUT: self._input, EV_NODE_FREE: self._node_free}
 
     @staticmethod
     def _call(fn: Callable[[], None]) -> None:
         fn()
+
+    def _feed(self, k: int) -> None:
+        """Put input ``k`` (if any) on the heap, under its own number."""
+        if k < len(self._inputs):
+            t, seq, _, _ = self._inputs[k]
+            heapq.heappush(self.q.heap, (t, seq, EV_INPUT, k))
+
+    def _input(self, k: int) -> None:
+        self._feed(k + 1)
+        _, _, kind, payload = self._inputs[k]
+        self._handlers[kind](payload)
 
     def _notebook_arrives(self, i: int) -> None:
         self.counters.nb_requested += 1
@@ -1160,7 +1225,25 @@ class Sim:
             self.nb_pending.append(i)
             self.q.push(self.now + self.nb_timeout_s, EV_NB_TIMEOUT, i)
 
+    def _push_nb_end(self, t: float, i: int) -> None:
+        """Schedule a session's end. Sessions last hours, so a large enclave has thousands pending: only the
+        earliest few wait on the event heap (``_nb_main``: their keys), the rest in ``_nb_later``, and the
+        earliest pending end is always on the heap, so events still come in (time, number) order."""
+        e = (t, next(self.q._seq), EV_NB_END, i)
+        if not self._nb_main or (t, e[1]) < self._nb_main[0]:
+            heapq.heappush(self._nb_main, (t, e[1]))
+            heapq.heappush(self.q.heap, e)
+        else:
+            heapq.heappush(self._nb_later, e)
+
     def _notebook_ends(self, i: int) -> None:
+        # This end was the earliest of those on the heap; bring the next one there if it is now the earliest.
+        heapq.heappop(self._nb_main)
+        later = self._nb_later
+        if later and (not self._nb_main or (later[0][0], later[0][1]) < self._nb_main[0]):
+            e = heapq.heappop(later)
+            heapq.heappush(self._nb_main, (e[0], e[1]))
+            heapq.heappush(self.q.heap, e)
         self._end_notebook(i)
         self._retry_notebooks()
 
@@ -1175,8 +1258,10 @@ class Sim:
     def _return_done(self, n: SimNode) -> None:
         if n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None:
             n.state = NodeState.READY
+            self._room_changed(n)
             n.since = self.now
             n.drained = False
+            n.evicting = False
             if n.unserving_since is not None:
                 self.counters.downtime_node_s += self.now - n.unserving_since
                 n.unserving_since = None
@@ -1240,14 +1325,34 @@ class Sim:
             return sum(self.idle[p] for p in self.pools if self.schedd_of[p] == schedd) == n
         return rule == Reschedule.ALWAYS
 
-    def _drain_done(self, n: SimNode) -> None:
-        if n.state != NodeState.DRAINING or n.drained:
+    def _drain_done(self, payload: tuple[SimNode, int]) -> None:
+        """The drain's evictions (BCS 5 step 1, ``kubectl drain``): every pod gets SIGTERM. A notebook's session
+        ends now but its pod holds the node for its termination grace; an HTCondor pod's jobs retire
+        (``_terminate_pod``). The node is drained when all are gone (``_check_drained``)."""
+        n, drain = payload
+        if drain != n.drains or n.state != NodeState.DRAINING or n.drained or n.evicting:
             return
+        n.evicting = True
+        n.free_at = self.now
+        if n.notebooks:
+            for i in sorted(n.notebooks):
+                self._end_notebook(i)
+                self.counters.nb_evicted += 1
+            n.free_at = self.now + self.sc.kubernetes.termination_grace_s
+            self.q.push(n.free_at, EV_NODE_FREE, (n, drain))
         for s in list(n.pods.values()):
-            self._remove_startd(s)
-        for i in sorted(n.notebooks):
-            self._end_notebook(i)
-            self.counters.nb_evicted += 1
+            self._terminate_pod(s)
+        self._check_drained(n)
+
+    def _node_free(self, payload: tuple[SimNode, int]) -> None:
+        n, drain = payload
+        if drain == n.drains:
+            self._check_drained(n)
+
+    def _check_drained(self, n: SimNode) -> None:
+        """A draining node whose evicted pods have all terminated is drained: HTCondor may start there."""
+        if (n.state != NodeState.DRAINING or not n.evicting or n.drained or n.pods or self.now < n.free_at):
+            return
         n.drained = True
         if n.pending_pool is not None:
             self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
@@ -1259,6 +1364,8 @@ class Sim:
         pool = n.pending_pool
         n.pending_pool = None
         n.state = NodeState.HTCONDOR
+        self._room_changed(n)
+        n.evicting = False
         n.since = self.now
         if n.unserving_since is not None:
             self.counters.downtime_node_s += self.now - n.unserving_since
@@ -1497,4 +1604,7 @@ class Sim:
                 problems.append(f"node {n.name}: {mem_used} MiB requested of {n.mem}")
             if n.state == NodeState.DOWN and (n.pods or n.startd is not None or n.notebooks):
                 problems.append(f"node {n.name} is down but still hosts work")
+            indexed = self.room.free(n.index)
+            if indexed != (n.k8s_free() if n.schedulable() else None):
+                problems.append(f"node {n.name}: the placement index holds {indexed}, the node has {n.k8s_free()}")
         return problems

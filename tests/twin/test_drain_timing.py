@@ -1,0 +1,148 @@
+"""Node drain and return take time, as Kubernetes and HTCondor take it, on hand-computed timelines.
+
+Rules (sources in ``enclave.twin.scenario`` and ``enclave.batch.render``):
+- ``kubectl drain`` cordons, then evicts every pod (here ``drain_s`` after DrainNode). An evicted pod gets SIGTERM
+  and holds the node until it has exited, at most its ``terminationGracePeriodSeconds``: 30 s unless set
+  (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination); the twin takes the whole
+  grace for a notebook pod, whose session ends at the eviction.
+- An HTCondor worker pod's grace is the longest pool grace (the rendered pod); on SIGTERM its startd retires the
+  running jobs for their MaxJobRetirementTime (the pool's grace if it vacates, unbounded if it lets jobs finish),
+  and the kubelet kills whatever still runs at the pod's grace. Deleting a pod (BCS 3) follows the same rule.
+- HTCondor starts ``htcondor_start_s`` after the node is drained; a repaired batch-only node's startd is matched
+  only ``htcondor_start_s`` after the repair (its first ad), not at once.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from enclave.domain.capacity import NodeState
+from enclave.spec.models import Drain, EnclaveSpec
+from enclave.twin.scenario import parse
+from enclave.twin.sim import Sim
+
+from .conftest import make_sim
+
+DRAIN = 7.0  # drain_s: DrainNode to the evictions
+HTC = 50.0  # htcondor_start_s
+NB_GRACE = 30.0  # Kubernetes' default terminationGracePeriodSeconds
+POD_GRACE = 400.0  # the longest pool grace below: the HTCondor pod's terminationGracePeriodSeconds
+DRP_GRACE = 200.0
+JOB_S = 1000.0  # every DRP job runs this long: longer than any grace
+
+
+def _spec(minimal: EnclaveSpec, drp_take_away: Drain) -> EnclaveSpec:
+    graces = {"prompt": (Drain.DRAIN, 100.0), "drp": (drp_take_away, DRP_GRACE), "user": (Drain.VACATE, 300.0),
+              "general": (Drain.VACATE, POD_GRACE)}
+    pools = {name: p.model_copy(update={"take_away": graces[name][0], "grace_seconds": graces[name][1]})
+             for name, p in minimal.pools.items()}
+    return minimal.model_copy(update={"pools": pools})
+
+
+def _sim(minimal: EnclaveSpec, *, drp_take_away: Drain = Drain.VACATE, notebooks: str = "null",
+         failures: str = "{}") -> Sim:
+    text = f"""
+name: drain-timing
+duration_hours: 3
+prompt: null
+user_batch: null
+drp: {{backlog_jobs: 400, jobs_per_hour: 0, mix: [{{name: t, weight: 1, memory_gib: 1,
+      runtime: {{dist: fixed, mean: {JOB_S}}}}}]}}
+notebooks: {notebooks}
+failures: {failures}
+htcondor: {{matching: instant}}
+layout: {{pod_startup_s: 0}}
+kubernetes: {{schedule_s: 0}}
+timing: {{drain_s: {DRAIN}, htcondor_start_s: {HTC}, return_s: 30}}
+"""
+    return make_sim(parse(text, "drain.yaml", spec=_spec(minimal, drp_take_away)), audit=True)
+
+
+def _htcondor_ready_at(sim: Sim, node: str, t: float) -> None:
+    """HTCondor on the drained node reports just at ``t``, not before."""
+    sim.run_until(t - 0.01)
+    assert node not in sim.startds or not sim.startds[node].ready
+    sim.run_until(t)
+    assert sim.startds[node].ready and sim.nodes[node].state == NodeState.HTCONDOR
+
+
+def test_the_rendered_graces_are_what_the_twin_uses(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal)
+    assert sim.retire_s("drp") == DRP_GRACE  # vacates: its grace, under the pod's
+    assert sim.retire_s("prompt") == POD_GRACE  # lets jobs finish: cut at the pod's grace
+    assert sim.retire_s("shared") == POD_GRACE
+
+
+def test_a_node_without_pods_is_drained_when_the_evictions_are_sent(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal)
+    sim.run_until(100.0)
+    sim.drain_node("worker-001")
+    sim.start_htcondor("worker-001", "drp")
+    _htcondor_ready_at(sim, "worker-001", 100 + DRAIN + HTC)
+
+
+def test_evicted_notebooks_end_at_the_eviction_but_hold_the_node_for_their_grace(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, notebooks="{peak_concurrent: 20, peak_hour: 0, session_mean_s: 7200}")
+    sim.run_until(1800.0)
+    node = max(sim.nodes.values(), key=lambda n: len(n.notebooks))
+    held = len(node.notebooks)
+    assert held > 0, "the scenario should have placed a notebook by now"
+    sim.drain_node(node.name)
+    sim.start_htcondor(node.name, "drp")
+    sim.run_until(1800 + DRAIN - 0.01)
+    assert len(node.notebooks) == held  # sessions run on until the eviction
+    evicted = sim.counters.nb_evicted
+    sim.run_until(1800 + DRAIN)
+    assert not node.notebooks and sim.counters.nb_evicted == evicted + held
+    assert not node.drained  # the pods are still terminating
+    _htcondor_ready_at(sim, node.name, 1800 + DRAIN + NB_GRACE + HTC)
+
+
+def _pod_with_jobs(sim: Sim, at: float) -> None:
+    sim.run_until(at)
+    assert sim.deploy_pods("worker-001", "drp", ("htc-a",), 4, 4096) == 1
+    sim.run_until(at)
+    assert len(sim.startds["htc-a"].running) == 4  # instant matching fills it from the DRP backlog
+
+
+@pytest.mark.parametrize(("take_away", "retire"), [(Drain.VACATE, DRP_GRACE), (Drain.DRAIN, POD_GRACE)])
+def test_a_drained_htcondor_pod_retires_its_jobs_within_its_grace(minimal: EnclaveSpec, take_away: Drain,
+                                                                   retire: float) -> None:
+    sim = _sim(minimal, drp_take_away=take_away)
+    _pod_with_jobs(sim, 10.0)
+    sim.drain_node("worker-001")
+    sim.start_htcondor("worker-001", "drp")
+    evicted = sim.counters.evicted_jobs
+    sim.run_until(10 + DRAIN + retire - 0.01)
+    assert len(sim.startds["htc-a"].running) == 4  # retiring: the 1,000 s jobs run on
+    assert not sim.startds["htc-a"].accepting
+    sim.run_until(10 + DRAIN + retire)
+    assert "htc-a" not in sim.startds and sim.counters.evicted_jobs == evicted + 4
+    assert sim.counters.wasted_core_s >= 4 * (DRAIN + retire)
+    _htcondor_ready_at(sim, "worker-001", 10 + DRAIN + retire + HTC)
+
+
+def test_a_deleted_pod_of_a_pool_that_lets_jobs_finish_is_killed_at_its_grace(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, drp_take_away=Drain.DRAIN)
+    _pod_with_jobs(sim, 10.0)
+    sim.delete_pods(("htc-a",))
+    sim.run_until(10 + POD_GRACE - 0.01)
+    assert len(sim.startds["htc-a"].running) == 4
+    sim.run_until(10 + POD_GRACE)  # not at 10 + 1,000 s, when the jobs would have ended
+    assert "htc-a" not in sim.startds
+
+
+def test_a_repaired_batch_node_serves_only_after_its_startd_comes_up(minimal: EnclaveSpec) -> None:
+    sim = _sim(minimal, failures="{storms: [{at_h: 0.1, nodes: 1, group: batch, repair_h: 0.5}]}")
+    sim.run_until(360.0)
+    down = [n for n in sim.nodes.values() if n.state == NodeState.DOWN]
+    assert len(down) == 1
+    name = down[0].name
+    repaired = 360 + 0.5 * 3600
+    sim.run_until(repaired)
+    assert sim.nodes[name].state == NodeState.READY
+    assert not sim.startds[name].ready and not sim.startds[name].running
+    sim.run_until(repaired + HTC - 0.01)
+    assert not sim.startds[name].ready
+    sim.run_until(repaired + HTC)
+    assert sim.startds[name].ready and sim.startds[name].running  # the queued DRP jobs start (instant matching)
