@@ -22,6 +22,7 @@ from enclave.twin.backend import TwinBackend
 from enclave.twin.logs import TwinLogs
 from enclave.twin.scenario import Loaded
 from enclave.twin.sim import Sim
+from tests.local import map_me
 
 from .conftest import make_sim
 
@@ -92,6 +93,7 @@ def test_the_cli_reads_the_twin(enclave: Factory) -> None:
     pods = TwinLogs(twin.sim).pods()
     assert pods, "the tiny scenario has a notebook server 90 minutes in"
     want = [*TwinLogs(twin.sim).pod_log(LogRequest("jupyter-lsst", pods[0]))]
+    map_me(enclave.db, "nbdev", by=BOOTSTRAP_ADMIN)  # local mode: the test's OS user acts as nbdev
     got = CliRunner().invoke(app, ["logs", "jupyter-lsst", pods[0], "--as", "nbdev", "--twin", TINY,
                                    "--at-hours", "1.5"])
     assert got.exit_code == 0, got.output

@@ -108,7 +108,7 @@ failures: {storms: [{at_h: 0.1, names: [batch-002], repair_h: 0.05}]}
 """
 
 
-def test_a_failed_node_requeues_its_jobs_and_takes_work_again_at_its_repair(minimal: EnclaveSpec) -> None:
+def test_a_failed_node_requeues_its_jobs_and_takes_work_again_after_its_repair(minimal: EnclaveSpec) -> None:
     sim = make_sim(parse(FAILING, "f.yaml", spec=minimal))
     assert sim.nodes["batch-002"].startd is not None and sim.nodes["batch-002"].startd.pool == "drp"
     # The 8 jobs start at 0 on DRP's only slot; the node fails at 0.1 h = 360 s: all 8 requeued, same ids.
@@ -117,14 +117,16 @@ def test_a_failed_node_requeues_its_jobs_and_takes_work_again_at_its_repair(mini
     sim.run_until(361.0)
     assert sim.state.count(RUNNING) == 0 and sim.idle["drp"] == 8
     assert sim.counters.evicted_jobs == 8 and sim.counters.wasted_core_s == pytest.approx(8 * 360)
-    # Repaired 0.05 h = 180 s later, at 540: the standalone startd returns with its label and takes the 8 jobs.
-    sim.run_until(539.0)
+    # Repaired 0.05 h = 180 s later, at 540; its standalone startd joins with its label htcondor_start_s (60 s by
+    # default) after that, at 600, and takes the 8 jobs.
+    assert sim.sc.timing.htcondor_start_s == 60.0
+    sim.run_until(599.0)
     assert sim.state.count(RUNNING) == 0
-    sim.run_until(541.0)
-    assert sim.state.count(RUNNING) == 8 and sorted(sim.waits["drp"]) == [0.0] * 8 + [540.0] * 8
-    sim.run_until(1539.0)
+    sim.run_until(601.0)
+    assert sim.state.count(RUNNING) == 8 and sorted(sim.waits["drp"]) == [0.0] * 8 + [600.0] * 8
+    sim.run_until(1599.0)
     assert sim.state.count(DONE) == 0
-    sim.run_until(1541.0)
+    sim.run_until(1601.0)
     assert sim.state.count(DONE) == 8 and sim.counters.failed_node_s == pytest.approx(180)
     sim.check()
 
