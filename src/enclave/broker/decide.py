@@ -80,6 +80,16 @@ class PoolState:
     standalone: int = 0
     lent: int = 0
     prewarm: bool = False
+    latency: bool = False
+    """The pool has a latency objective: what it needs must be running before anything it holds goes."""
+    ready_lent: int = 0
+    """Borrowed cores whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
+
+    def floor(self) -> int:
+        """Standalone cores a latency pool keeps whatever its target says (make before break): its need less
+        the borrowed cores already running. A target may fall as soon as pods are deployed, but the nodes
+        they replace go only once the pods' startds have joined. 0 for other pools."""
+        return max(0, self.need - self.ready_lent) if self.latency else 0
 
 
 @dataclass
@@ -190,7 +200,7 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
-                     need=min(need, m), target=0, lend=0, prewarm=prewarm)
+                     need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None)
 
 
 def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:
@@ -208,6 +218,8 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
             pools[s.pool].standalone += s.cores
         else:
             pools[s.pool].lent += s.cores
+            if s.ready:
+                pools[s.pool].ready_lent += s.cores
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -496,6 +508,8 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
     cycle.moved.add(s.name)
     if not s.draining:
         cycle.pools[s.pool].lent -= s.cores
+        if s.ready:
+            cycle.pools[s.pool].ready_lent -= s.cores
     grace = cycle.vacate_after(s.pool)
     if s.busy_cores == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
@@ -526,15 +540,18 @@ def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
 
 def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
-    and largest first, those out of cooldown only, never taking a pool below what it should borrow. Done
-    before the promises so a pod about to leave does not count against a pool's maximum."""
+    and largest first (those still starting before any that runs), those out of cooldown only, never taking a
+    pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
+    promises so a pod about to leave does not count against a pool's maximum."""
     moved = cycle.moved
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
         for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining and s.name not in moved),
-                        key=lambda s: (s.busy_cores, -s.cores, s.name)):
+                        key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
+            if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
+                continue  # make before break: what replaces it is not running yet
             release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
             surplus -= s.cores
 
@@ -616,10 +633,11 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     """Whether startd ``s`` may go from ``src`` to ``dst``.
 
     A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
-    target. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
+    target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
+    promise. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
     another pool is short of its promise: that startd could be the one the other pool needs."""
-    keep = (src.guaranteed if src.has_work else 0) if promise else src.target
+    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
     if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
         return False
     if promise:
@@ -666,8 +684,18 @@ def lend_pods(cycle: Cycle, commons: Commons, held: Held, room: float, existing:
     ``existing`` holds the startd names already taken, so new pods get fresh names."""
     for ps in cycle.receivers:
         if ps.lend > 0:
-            lacking = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+            lacking = _lacking(cycle, ps)
             room = _deploy_for(cycle, commons, held, ps, lacking, room, existing)
+
+
+def _lacking(cycle: Cycle, ps: PoolState) -> int:
+    """Borrowed cores ``ps`` still lacks. Standalone cores it holds beyond its target count toward its need
+    when nobody else wants them; those a latency pool holds only until their replacement runs (its ``floor``,
+    while another pool is short of its target) do not, or they would never be replaced."""
+    held = ps.standalone
+    if ps.latency and any(q.standalone < q.target for q in cycle.pools.values() if q is not ps):
+        held = min(held, ps.target)
+    return min(ps.lend - ps.lent, ps.need - held - ps.lent)
 
 
 def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
@@ -737,7 +765,7 @@ def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, Pool
     for ps in cycle.receivers:
         if ps.lend <= 0:
             continue
-        want = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+        want = _lacking(cycle, ps)
         coming = 0
         for node in in_flight:
             if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of:

@@ -71,6 +71,10 @@ class Startd:
     """When the pool label last changed."""
     draining: bool = False
     """Accepts no new jobs (DrainStartd): on its way out of batch, to be deleted or returned once idle."""
+    ready: bool = True
+    """Its startd has joined the pool (the collector lists it). False for a worker pod Kubernetes runs whose
+    startd has not reported yet: it takes room in the commons but runs no job, so the broker does not count
+    it as a latency pool's capacity (make before break, docs/broker.md)."""
 
 
 @dataclass(frozen=True)

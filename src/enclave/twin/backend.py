@@ -132,7 +132,7 @@ class TwinBackend:
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores,
                                       busy_memory_mib=s.mem - s.free_mem, since=epoch + s.since,
-                                      draining=_draining(s)))
+                                      draining=_draining(s), ready=s.ready))
         demand = {}
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
