@@ -127,7 +127,9 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
         idle = draw(st.integers(0, 400))
         running = draw(st.integers(0, 300))
         newest = draw(st.sampled_from([None, now - 60.0, now - 3600.0, now - 100_000.0]))
+        per_job = draw(st.sampled_from([0, 2048, 8192]))  # MiB per job: unknown, 2 GiB, 8 GiB
         demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,
+                               idle_memory_mib=idle * per_job, running_memory_mib=running * per_job,
                                newest_submit=newest)
     if draw(st.booleans()):  # a backend that tells each waiting spawn (the twin, live) ...
         spawns = tuple(PendingSpawn(cpu, int(cpu * 4096)) for cpu in draw(

@@ -63,3 +63,26 @@ def test_a_running_pod_is_not_given_back_before_the_standalone_that_replaces_it_
     assert any(isinstance(a, Relabel) and a.to_pool == "prompt" for a in p.actions)
     assert not any(getattr(a, "pods", None) == (pod.name,) or getattr(a, "startd", None) == pod.name
                    for a in p.actions)
+
+
+def test_memory_aware_need_counts_the_jobs_memory() -> None:
+    """32 prompt jobs of 1 core / 8 GiB wait (issue 15): pods of 8 cores / 32 GiB (the spec default) run 4 of
+    them each, so prompt needs 64 cores of that shape, not 32. Prompt's guarantee is 0 here, drp holds all ten
+    nodes (240 cores) and wants more."""
+    spec = make_spec(workers=2, batch=10, guaranteed=(0, 4, 1, 0), maximum=(10, 9, 5, 5),
+                     broker={"cooldown_seconds": 900})
+    nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD) for i in (1, 2)]
+    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD) for i in range(1, 11)]
+    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 128 * 1024,
+                      busy_cores=24, since=OLD) for i in range(1, 11)]
+    o = Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand={
+        "drp": PoolDemand(idle_jobs=1000, idle_cores=1000, running_jobs=240, running_cores=240),
+        "prompt": PoolDemand(idle_jobs=32, idle_cores=32, idle_memory_mib=32 * 8192)})
+    p = plan(spec, o)
+    # Memory: 256 GiB at 4 GiB per core of pod (the thinnest shape prompt may run on) = 64 cores; cores: 32.
+    assert p.pools["prompt"].need == 64
+    # Prompt (priority 100) is served first: its standalone target is all of its need, drp's the rest (176).
+    assert (p.pools["prompt"].target, p.pools["drp"].target) == (64, 176)
+    # Moves toward a target: 2 nodes (48 cores); a third would take drp below its target (192 − 24 < 176).
+    moved = [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert len(moved) == 2

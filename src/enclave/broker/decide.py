@@ -189,7 +189,7 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
-    need = d.running_cores + d.idle_cores
+    need = max(d.running_cores + d.idle_cores, memory_cores(spec, d, name in lending_pools(spec)))
     if prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
@@ -201,6 +201,26 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None)
+
+
+def memory_cores(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> int:
+    """The pool's jobs' memory (running + idle requests) in cores of the thinnest shape it may run on: MiB per
+    core of the batch-only nodes, and of the worker pods for a pool that borrows them. A pod of 8 cores /
+    32 GiB runs 4 jobs of 8 GiB, so 32 such jobs need 64 of its cores, not 32. The need is the larger of this
+    and the cores requested (HTCondor matches a job only where both fit: ``TARGET.Cpus >= MY.RequestCpus``
+    and ``TARGET.Memory >= MY.RequestMemory``, HTCondor manual, "Submitting a job: requirements")."""
+    mem = d.running_memory_mib + d.idle_memory_mib
+    if mem <= 0:
+        return 0
+    b = spec.broker
+    ratios = [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.BATCH_ONLY) if g.cores > 0]
+    if lender and b.lend_mode == LendMode.PODS and b.pod_cores > 0:
+        ratios.append(b.pod_memory_mib / b.pod_cores)
+    elif lender:
+        ratios += [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.WORKER) if g.cores > 0]
+    if not ratios:
+        return 0
+    return math.ceil(mem / min(ratios) - _EPS)
 
 
 def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:

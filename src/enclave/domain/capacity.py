@@ -84,6 +84,11 @@ class PoolDemand:
     running_jobs: int = 0
     running_cores: int = 0
     oldest_idle_seconds: float = 0.0
+    idle_memory_mib: int = 0
+    """Memory the idle jobs request (their autoclusters' RequestMemory, MiB); 0 when unknown."""
+    running_memory_mib: int = 0
+    """Memory the running jobs request (MiB). With the cores, the broker sizes a pool's need in both: a pod of
+    8 cores / 32 GiB runs 4 jobs of 8 GiB, not 8 (docs/broker.md, memory-aware)."""
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""
