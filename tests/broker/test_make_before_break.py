@@ -70,7 +70,7 @@ def test_memory_aware_need_counts_the_jobs_memory() -> None:
     them each, so prompt needs 64 cores of that shape, not 32. Prompt's guarantee is 0 here, drp holds all ten
     nodes (240 cores) and wants more."""
     spec = make_spec(workers=2, batch=10, guaranteed=(0, 4, 1, 0), maximum=(10, 9, 5, 5),
-                     broker={"cooldown_seconds": 900})
+                     broker={"cooldown_seconds": 900, "latency_headroom": 0})  # memory alone, no margin
     nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD) for i in (1, 2)]
     nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD) for i in range(1, 11)]
     startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 128 * 1024,

@@ -189,7 +189,11 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
-    need = max(d.running_cores + d.idle_cores, memory_cores(spec, d, name in lending_pools(spec)))
+    need = instant_need(spec, name, d)
+    if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
+        # Headroom for a latency pool: the most it needed over the recent window plus a margin, so capacity an
+        # overlap of visits pulled in stays until the window has passed (hysteresis on give-back).
+        need = math.ceil(max(need, d.peak_cores or 0) * (1 + spec.broker.latency_headroom) - _EPS)
     if prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
@@ -201,6 +205,12 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None)
+
+
+def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
+    """What the pool's jobs need now, in cores: running + idle cores, or their memory sized in cores of the
+    thinnest shape the pool may run on (``memory_cores``), whichever is larger."""
+    return max(d.running_cores + d.idle_cores, memory_cores(spec, d, name in lending_pools(spec)))
 
 
 def memory_cores(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> int:

@@ -89,6 +89,10 @@ class PoolDemand:
     running_memory_mib: int = 0
     """Memory the running jobs request (MiB). With the cores, the broker sizes a pool's need in both: a pod of
     8 cores / 32 GiB runs 4 jobs of 8 GiB, not 8 (docs/broker.md, memory-aware)."""
+    peak_cores: int | None = None
+    """The most cores (memory-sized) the pool needed over the broker's recent window
+    (``broker.need_window_seconds``), which the broker loop keeps (``enclave.broker.window``); None when no
+    window is kept: the need is then the one observed now."""
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""

@@ -30,6 +30,7 @@ from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
 from enclave.broker.execute import Outcome, details, permissions, target, touched
 from enclave.broker.naming import pod_names
+from enclave.broker.window import NeedWindow
 from enclave.clock import utcnow
 from enclave.db import Database
 from enclave.domain.capacity import (
@@ -72,6 +73,11 @@ class BrokerService:
     """Which backend this is, as a person reads it: ``live`` or ``twin (<scenario>)``."""
     clock: Callable[[], datetime] = utcnow
     lock: threading.RLock = field(default_factory=threading.RLock)
+    window: NeedWindow = field(init=False)
+    """Each pool's recent peak need, carried from cycle to cycle (``enclave.broker.window``)."""
+
+    def __post_init__(self) -> None:
+        self.window = NeedWindow(self.spec)
 
     # --- the broker ----------------------------------------------------------------------------------------
 
@@ -89,7 +95,7 @@ class BrokerService:
         """One observe → decide → act round. Each action in its own transaction, re-observed first, so one
         refusal leaves no trace and does not stop the others."""
         with self.lock:
-            decision = plan(self.spec, self.backend.observe(), actor)
+            decision = plan(self.spec, self.window.feed(self.backend.observe()), actor)
             report = CycleReport(decision)
             for action in decision.actions:
                 try:

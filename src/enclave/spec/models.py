@@ -294,6 +294,15 @@ class BrokerPolicy(Strict):
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
+    need_window_seconds: float = Field(
+        default=1800, ge=0, le=MAX_SECONDS,
+        description="A latency pool's need is the most it needed over this window (0: its need now), so the "
+        "capacity an overlap of visits pulled in is not given back between visits (docs/broker.md)."
+    )
+    latency_headroom: float = Field(
+        default=0.1, ge=0, le=10,
+        description="Margin on a latency pool's need: 0.1 holds 10 % more than its windowed need."
+    )
 
 
 def node_name(group: str, index: int) -> str:
