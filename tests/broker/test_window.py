@@ -39,3 +39,26 @@ def test_latency_pool_need_is_the_peak_plus_headroom_others_are_not() -> None:
     assert pool_figure(spec, "drp", d, base=240, prewarm=False).need == 20
     # Nothing needed now or recently: no headroom on nothing.
     assert pool_figure(spec, "prompt", PoolDemand(), base=240, prewarm=False).need == 0
+
+
+def test_a_latency_pool_bypasses_the_cooldown_only_while_its_jobs_wait() -> None:
+    """Prompt (guarantee 3 nodes) holds nothing; drp's ten nodes were relabelled 100 s ago (inside the 900 s
+    cooldown). By day, no commons: prompt's target is its guarantee either way."""
+    from enclave.broker.decide import plan
+    from enclave.domain.capacity import Node, Relabel, Startd, StartdKind
+    from enclave.spec.models import NodeRole
+
+    spec = make_spec(workers=0, batch=10, broker={"cooldown_seconds": 900})
+    nodes = tuple(Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024) for i in range(1, 11))
+    startds = tuple(Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 128 * 1024,
+                           since=NOW - 100) for i in range(1, 11))
+    drp = PoolDemand(idle_jobs=1000, idle_cores=1000)
+    # Prompt ran a visit a few minutes ago (its window holds 20 cores) but nothing waits now: not at risk,
+    # so the cooldown holds and nothing moves yet.
+    calm = Observed(now=NOW, nodes=nodes, startds=startds,
+                    demand={"drp": drp, "prompt": PoolDemand(peak_cores=20)})
+    assert not [a for a in plan(spec, calm).actions if isinstance(a, Relabel)]
+    # 20 prompt jobs wait and it runs none: the objective is at risk, the promise moves nodes at once.
+    risk = replace(calm, demand={"drp": drp, "prompt": PoolDemand(idle_jobs=20, idle_cores=20, peak_cores=20)})
+    moved = [a for a in plan(spec, risk).actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert len(moved) >= 1

@@ -84,6 +84,16 @@ class PoolState:
     """The pool has a latency objective: what it needs must be running before anything it holds goes."""
     ready_lent: int = 0
     """Borrowed cores whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
+    now_need: int = 0
+    """What its jobs need this moment (``instant_need``): no window, no headroom, no pre-warm."""
+
+    def urgent(self) -> bool:
+        """Whether a promise to this pool may bypass cooldown and hysteresis. Always for a pool without a
+        latency objective (a guarantee is kept at once); for a latency pool only while its jobs need more
+        than it runs now — jobs wait, the objective is at risk. Otherwise its guarantee, windowed need and
+        headroom move it like any target, with cooldown and hysteresis (issue 15: every overlap of two
+        visits pulled nodes in at once and gave them back after the cooldown)."""
+        return not self.latency or self.standalone + self.ready_lent < self.now_need
 
     def floor(self) -> int:
         """Standalone cores a latency pool keeps whatever its target says (make before break): its need less
@@ -189,7 +199,7 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
-    need = instant_need(spec, name, d)
+    need = now_need = instant_need(spec, name, d)
     if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
         # Headroom for a latency pool: the most it needed over the recent window plus a margin, so capacity an
         # overlap of visits pulled in stays until the window has passed (hysteresis on give-back).
@@ -204,7 +214,8 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
-                     need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None)
+                     need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
+                     now_need=min(now_need, m))
 
 
 def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
@@ -625,10 +636,11 @@ def finish_drains(cycle: Cycle, commons: Commons) -> None:
 
 def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
     """Phase 4 (BCS 1, 2): a pool with work below its guarantee (or its target, if smaller) takes startds at
-    once, highest priority first: cooldown and hysteresis do not delay a promise."""
+    once, highest priority first: cooldown and hysteresis do not delay a promise. A latency pool's promise
+    does so only while the pool is ``urgent`` (its jobs wait now)."""
     for ps in cycle.receivers:
-        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(cycle, queue, ps,
-                                                                                          promise=True):
+        while ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target) \
+                and take_one(cycle, queue, ps, promise=True):
             pass
 
 
