@@ -75,6 +75,7 @@ def specs(draw: st.DrawFn) -> EnclaveSpec:
         "pod_memory_mib": 8192,
         "notebook_headroom_cores": draw(st.sampled_from([0, 16])),
         "max_lend_share": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "surplus": draw(st.sampled_from(["priority", "weighted"])),
     }
     return make_spec(workers=draw(st.integers(0, 4)), batch=batch, guaranteed=tuple(guaranteed),
                      maximum=maximum, broker=broker)

@@ -62,3 +62,23 @@ def test_a_latency_pool_bypasses_the_cooldown_only_while_its_jobs_wait() -> None
     risk = replace(calm, demand={"drp": drp, "prompt": PoolDemand(idle_jobs=20, idle_cores=20, peak_cores=20)})
     moved = [a for a in plan(spec, risk).actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
     assert len(moved) >= 1
+
+
+def test_weighted_surplus_shares_by_guarantee_after_latency_needs() -> None:
+    """120 cores: prompt (latency) guarantee 10, need 30; drp guarantee 40, need 200; user guarantee 20,
+    need 100. Guarantees first (70 given, 50 left); prompt's need next (20 more, 30 left); then drp and
+    user share 30 as 40:20 → 20 and 10. Under priority drp would take all 30."""
+    from enclave.broker.decide import PoolState, assign_targets
+
+    def pools() -> dict[str, PoolState]:
+        return {p.name: p for p in (
+            PoolState("prompt", 100, 10, 120, True, 30, 0, 0, latency=True),
+            PoolState("drp", 50, 40, 120, True, 200, 0, 0),
+            PoolState("user", 30, 20, 120, True, 100, 0, 0))}
+
+    fair = pools()
+    assign_targets(fair, base=120, cover={}, lenders=set(), weighted=True)
+    assert {n: p.target for n, p in fair.items()} == {"prompt": 30, "drp": 60, "user": 30}
+    strict = pools()
+    assign_targets(strict, base=120, cover={}, lenders=set())
+    assert {n: p.target for n, p in strict.items()} == {"prompt": 30, "drp": 70, "user": 20}

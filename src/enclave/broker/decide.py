@@ -54,7 +54,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.capacity import Startd as StartdT
 from enclave.errors import Problem, SpecError
-from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole
+from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole, Surplus
 
 BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
@@ -173,7 +173,8 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders)
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders,
+                   weighted=spec.broker.surplus == Surplus.WEIGHTED)
     return pools, base
 
 
@@ -275,19 +276,22 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
     return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
 
 
-def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str]) -> None:
+def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
+                   weighted: bool = False) -> None:
     """Set each pool's standalone ``target`` and what it should borrow (``lend``).
 
     Out of the ``base`` standalone cores, highest priority first: every pool with work gets its guarantee,
     then the rest goes to needs, less what the commons cover (``cover``). A lending pool borrows the part of
     its need its target does not hold. Targets depend on the spec and demand only, never on where startds are
-    now, which is what makes deciding again on the result a no-op."""
+    now, which is what makes deciding again on the result a no-op. ``weighted``: see ``share_weighted``."""
     free = base
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
             ps.target = min(max(0, ps.guaranteed - cover.get(ps.name, 0)), free)
             free -= ps.target
+    if weighted:
+        free = share_weighted(order, free, cover)
     for ps in order:
         extra = max(0, min(ps.need - cover.get(ps.name, 0) - ps.target, free))
         ps.target += extra
@@ -295,6 +299,37 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
     for ps in order:
         if ps.name in lenders:
             ps.lend = max(0, ps.need - ps.target)
+
+
+def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> int:
+    """``broker.surplus: weighted``: after the guarantees, latency pools' needs first (their objective), in
+    priority order; then what is left is shared among the other pools still short of their need in proportion
+    to their guarantees, each capped at its need, until nothing more fits (water-filling). HTCondor shares a
+    group quota's surplus among groups that accept it in proportion to their quotas (HTCondor manual,
+    "Hierarchical Group Quotas", GROUP_ACCEPT_SURPLUS); Kueue's fair sharing does so by weight
+    (https://kueue.sigs.k8s.io/docs/concepts/fair_sharing/). Rounding leftovers go in priority order
+    afterwards (``assign_targets``). Returns the cores still free."""
+    def short(ps: PoolState) -> int:
+        return max(0, ps.need - cover.get(ps.name, 0) - ps.target)
+
+    for ps in order:
+        if ps.latency:
+            extra = min(short(ps), free)
+            ps.target += extra
+            free -= extra
+    rest = [ps for ps in order if not ps.latency and ps.guaranteed > 0 and short(ps) > 0]
+    while free > 0 and rest:
+        weight = sum(ps.guaranteed for ps in rest)
+        given = 0
+        for ps in rest:
+            extra = min(short(ps), free * ps.guaranteed // weight)
+            ps.target += extra
+            given += extra
+        if given == 0:
+            break
+        free -= given
+        rest = [ps for ps in rest if short(ps) > 0]
+    return free
 
 
 def pending_notebook_cores(observed: Observed) -> float:

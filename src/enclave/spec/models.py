@@ -243,6 +243,14 @@ class RoleSpec(Strict):
     description: str = ""
 
 
+class Surplus(StrEnum):
+    PRIORITY = "priority"
+    """After the guarantees, spare capacity goes to needs in priority order."""
+    WEIGHTED = "weighted"
+    """After the guarantees and the latency pools' needs, spare capacity is shared among the other pools with
+    demand in proportion to their guarantees (HTCondor group quotas with surplus; Kueue fair sharing)."""
+
+
 class LendMode(StrEnum):
     PODS = "pods"
     """BCS 4: run HTCondor worker pods beside the commons' other pods."""
@@ -298,6 +306,10 @@ class BrokerPolicy(Strict):
         default=1800, ge=0, le=MAX_SECONDS,
         description="A latency pool's need is the most it needed over this window (0: its need now), so the "
         "capacity an overlap of visits pulled in is not given back between visits (docs/broker.md)."
+    )
+    surplus: Surplus = Field(
+        default=Surplus.PRIORITY,
+        description="How capacity beyond the guarantees is shared: priority order, or weighted by guarantee."
     )
     latency_headroom: float = Field(
         default=0.1, ge=0, le=10,
