@@ -620,9 +620,15 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
     promises so a pod about to leave does not count against a pool's maximum."""
     moved = cycle.moved
+    by_pool: dict[str, list[StartdT]] = {}
+    for s in commons.lent:
+        if not s.draining:
+            by_pool.setdefault(s.pool, []).append(s)
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining and s.name not in moved),
+        if surplus <= 0:
+            continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
+        for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
                         key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
