@@ -95,10 +95,12 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
         policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 4}),
     ]
     demand = adapter(daemons, now).demand()
+    # job_ad's request_memory_mib defaults to 2048: 3 idle prompt jobs request 6144 MiB.
     assert demand["prompt"] == PoolDemand(idle_jobs=3, idle_cores=3, oldest_idle_seconds=90.0,
-                                          newest_submit=now - 30)
+                                          idle_memory_mib=3 * 2048, newest_submit=now - 30)
     assert demand["user"] == PoolDemand(idle_jobs=1, idle_cores=4, running_jobs=1, running_cores=2,
-                                        oldest_idle_seconds=5.0, newest_submit=now - 5)
+                                        oldest_idle_seconds=5.0, idle_memory_mib=2048, running_memory_mib=2048,
+                                        newest_submit=now - 5)
     assert demand["drp"] == PoolDemand()
     queried = [c for c in daemons.calls if c[0] == "schedd_query"]
     assert len(queried) == len(ldf.batch.submit_hosts)
@@ -295,3 +297,14 @@ def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons) -> None:
     live.cancel_drain("condor-002")
     assert daemons.calls[-1] == ("cancel", daemons.startds["condor-002"].address, None)
     assert not {s.name: s for s in live.startds()}["condor-002"].draining
+
+
+def test_demand_of_sums_the_jobs_memory_requests(ldf: EnclaveSpec) -> None:
+    """Idle and running jobs' RequestMemory (MiB, condor_submit's request_memory) per pool (issue 15); a job
+    without one adds nothing."""
+    ads = [ClassAd({"EnclavePool": "prompt", "JobStatus": 1, "RequestCpus": 1, "RequestMemory": 8192}),
+           ClassAd({"EnclavePool": "prompt", "JobStatus": 1, "RequestCpus": 1, "RequestMemory": 8192}),
+           ClassAd({"EnclavePool": "prompt", "JobStatus": 2, "RequestCpus": 2, "RequestMemory": 4096}),
+           ClassAd({"EnclavePool": "prompt", "JobStatus": 1, "RequestCpus": 1})]
+    d = demand_of(ads, ldf, now=0.0)["prompt"]
+    assert (d.idle_jobs, d.idle_memory_mib, d.running_memory_mib) == (3, 16384, 4096)

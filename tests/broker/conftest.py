@@ -75,6 +75,7 @@ def specs(draw: st.DrawFn) -> EnclaveSpec:
         "pod_memory_mib": 8192,
         "notebook_headroom_cores": draw(st.sampled_from([0, 16])),
         "max_lend_share": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "surplus": draw(st.sampled_from(["priority", "weighted"])),
     }
     return make_spec(workers=draw(st.integers(0, 4)), batch=batch, guaranteed=tuple(guaranteed),
                      maximum=maximum, broker=broker)
@@ -127,7 +128,9 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
         idle = draw(st.integers(0, 400))
         running = draw(st.integers(0, 300))
         newest = draw(st.sampled_from([None, now - 60.0, now - 3600.0, now - 100_000.0]))
+        per_job = draw(st.sampled_from([0, 2048, 8192]))  # MiB per job: unknown, 2 GiB, 8 GiB
         demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,
+                               idle_memory_mib=idle * per_job, running_memory_mib=running * per_job,
                                newest_submit=newest)
     if draw(st.booleans()):  # a backend that tells each waiting spawn (the twin, live) ...
         spawns = tuple(PendingSpawn(cpu, int(cpu * 4096)) for cpu in draw(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from enclave.broker.decide import plan
+from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
 from enclave.broker.night import night_at
 from enclave.domain.capacity import DeployPods, PoolDemand, Relabel
@@ -94,10 +95,14 @@ def test_prompt_gives_its_nodes_back_after_the_night(spec: EnclaveSpec) -> None:
                  if x.role == NodeRole.WORKER else x for x in o.nodes)
     during = plan(spec, replace(o, now=n.end - 600, demand=demand, nodes=full))
     assert not any(isinstance(a, Relabel) and a.from_pool == "prompt" for a in during.actions)
-    # The commons is idle: prompt borrows worker pods for its guarantee and its nodes go back to DRP.
+    # The commons is idle: prompt borrows worker pods for its guarantee, and its nodes go back to DRP once the
+    # pods' startds have joined, not in the same cycle (make before break).
     idle = plan(spec, replace(o, now=n.end - 600, demand=demand))
     assert sum(a.cores_per_pod * len(a.pods) for a in idle.actions if isinstance(a, DeployPods)) == 72
-    assert sum(1 for a in idle.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
+    assert not any(isinstance(a, Relabel) and a.from_pool == "prompt" for a in idle.actions)
+    started = project(replace(o, now=n.end - 600, demand=demand), idle.actions)
+    joined = replace(started, now=n.end - 540, startds=tuple(replace(s, ready=True) for s in started.startds))
+    assert sum(1 for a in plan(spec, joined).actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
     after = plan(spec, replace(o, now=n.end + 600, demand=demand, nodes=full))
     assert sum(1 for a in after.actions if isinstance(a, Relabel) and a.from_pool == "prompt") == 3
 

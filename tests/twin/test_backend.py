@@ -211,6 +211,10 @@ def test_the_real_broker_drives_the_twin_without_breaking_invariants(minimal: En
     m = compute(sim)
     assert m["policy"] == "broker" and m["moves"]["rejected_actions"] == 0
     assert m["prompt"]["visits_finished"] == 100
+    # Churn: 3 simulated hours are one night, so actions per night are all of its actions; evicted core-hours
+    # are every eviction's lost work, never negative.
+    assert m["moves"]["per_night"] == m["moves"]["total"] > 0
+    assert m["moves"]["wasted_core_hours"] >= 0
     again = Sim(parse(text, "b.yaml", spec=minimal), Broker(decide))
     again.run()
     assert compute(again) == m  # the broker loop is as deterministic as the rest

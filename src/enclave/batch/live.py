@@ -35,7 +35,7 @@ from enclave.spec.models import EnclaveSpec
 SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "PartitionableSlot", "Cpus",
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
-JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "QDate"]
+JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate"]
 # JobStatus values (HTCondor manual, "Job ClassAd Attributes": JobStatus): 1 Idle, 2 Running, 3 Removed,
 # 4 Completed, 5 Held, 6 Transferring Output, 7 Suspended.
 IDLE, RUNNING, HELD, SUSPENDED = 1, 2, 5, 7
@@ -284,7 +284,7 @@ def pool_constraint(spec: EnclaveSpec, pool: str) -> str:
 def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict[str, PoolDemand]:
     """Aggregate job ads (idle and running) into per-pool demand. Pure: also used on recorded ads."""
     a = spec.batch.pool_attribute
-    acc = {p: [0, 0, 0, 0, now] for p in spec.pools}
+    acc = {p: [0, 0, 0, 0, now, 0, 0] for p in spec.pools}
     newest: dict[str, float] = {}
     for ad in jobs:
         pool = _str(ad, a) or spec.batch.default_pool
@@ -292,21 +292,27 @@ def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict
         if row is None:
             continue  # a job for no pool of ours cannot be served by moving nodes
         cpus = max(1, _int(ad, "RequestCpus", 1))
+        # RequestMemory is in MiB (condor_submit manual, request_memory:
+        # https://htcondor.readthedocs.io/en/latest/man-pages/condor_submit.html); absent, 0: cores decide.
+        mem = max(0, _int(ad, "RequestMemory", 0))
         status = _int(ad, "JobStatus")
         qdate = _number(ad, "QDate")
         if status == IDLE:
             row[0] += 1
             row[1] += cpus
+            row[5] += mem
             row[4] = min(row[4], qdate if qdate is not None else now)
         elif status == RUNNING:
             row[2] += 1
             row[3] += cpus
+            row[6] += mem
         else:
             continue
         if qdate is not None:
             newest[pool] = max(qdate, newest.get(pool, qdate))
     return {p: PoolDemand(idle_jobs=int(r[0]), idle_cores=int(r[1]), running_jobs=int(r[2]),
                           running_cores=int(r[3]), oldest_idle_seconds=max(0.0, now - r[4]),
+                          idle_memory_mib=int(r[5]), running_memory_mib=int(r[6]),
                           newest_submit=newest.get(p))
             for p, r in acc.items()}
 

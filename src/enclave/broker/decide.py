@@ -54,7 +54,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.capacity import Startd as StartdT
 from enclave.errors import Problem, SpecError
-from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole
+from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole, Surplus
 
 BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
@@ -80,6 +80,26 @@ class PoolState:
     standalone: int = 0
     lent: int = 0
     prewarm: bool = False
+    latency: bool = False
+    """The pool has a latency objective: what it needs must be running before anything it holds goes."""
+    ready_lent: int = 0
+    """Borrowed cores whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
+    now_need: int = 0
+    """What its jobs need this moment (``instant_need``): no window, no headroom, no pre-warm."""
+
+    def urgent(self) -> bool:
+        """Whether a promise to this pool may bypass cooldown and hysteresis. Always for a pool without a
+        latency objective (a guarantee is kept at once); for a latency pool only while its jobs need more
+        than it runs now — jobs wait, the objective is at risk. Otherwise its guarantee, windowed need and
+        headroom move it like any target, with cooldown and hysteresis (issue 15: every overlap of two
+        visits pulled nodes in at once and gave them back after the cooldown)."""
+        return not self.latency or self.standalone + self.ready_lent < self.now_need
+
+    def floor(self) -> int:
+        """Standalone cores a latency pool keeps whatever its target says (make before break): its need less
+        the borrowed cores already running. A target may fall as soon as pods are deployed, but the nodes
+        they replace go only once the pods' startds have joined. 0 for other pools."""
+        return max(0, self.need - self.ready_lent) if self.latency else 0
 
 
 @dataclass
@@ -153,7 +173,8 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders)
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders,
+                   weighted=spec.broker.surplus == Surplus.WEIGHTED)
     return pools, base
 
 
@@ -179,7 +200,11 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
-    need = d.running_cores + d.idle_cores
+    need = now_need = instant_need(spec, name, d)
+    if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
+        # Headroom for a latency pool: the most it needed over the recent window plus a margin, so capacity an
+        # overlap of visits pulled in stays until the window has passed (hysteresis on give-back).
+        need = math.ceil(max(need, d.peak_cores or 0) * (1 + spec.broker.latency_headroom) - _EPS)
     if prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
@@ -190,7 +215,34 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
-                     need=min(need, m), target=0, lend=0, prewarm=prewarm)
+                     need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
+                     now_need=min(now_need, m))
+
+
+def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
+    """What the pool's jobs need now, in cores: running + idle cores, or their memory sized in cores of the
+    thinnest shape the pool may run on (``memory_cores``), whichever is larger."""
+    return max(d.running_cores + d.idle_cores, memory_cores(spec, d, name in lending_pools(spec)))
+
+
+def memory_cores(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> int:
+    """The pool's jobs' memory (running + idle requests) in cores of the thinnest shape it may run on: MiB per
+    core of the batch-only nodes, and of the worker pods for a pool that borrows them. A pod of 8 cores /
+    32 GiB runs 4 jobs of 8 GiB, so 32 such jobs need 64 of its cores, not 32. The need is the larger of this
+    and the cores requested (HTCondor matches a job only where both fit: ``TARGET.Cpus >= MY.RequestCpus``
+    and ``TARGET.Memory >= MY.RequestMemory``, HTCondor manual, "Submitting a job: requirements")."""
+    mem = d.running_memory_mib + d.idle_memory_mib
+    if mem <= 0:
+        return 0
+    b = spec.broker
+    ratios = [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.BATCH_ONLY) if g.cores > 0]
+    if lender and b.lend_mode == LendMode.PODS and b.pod_cores > 0:
+        ratios.append(b.pod_memory_mib / b.pod_cores)
+    elif lender:
+        ratios += [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.WORKER) if g.cores > 0]
+    if not ratios:
+        return 0
+    return math.ceil(mem / min(ratios) - _EPS)
 
 
 def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:
@@ -208,6 +260,8 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
             pools[s.pool].standalone += s.cores
         else:
             pools[s.pool].lent += s.cores
+            if s.ready:
+                pools[s.pool].ready_lent += s.cores
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -222,19 +276,22 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
     return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
 
 
-def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str]) -> None:
+def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
+                   weighted: bool = False) -> None:
     """Set each pool's standalone ``target`` and what it should borrow (``lend``).
 
     Out of the ``base`` standalone cores, highest priority first: every pool with work gets its guarantee,
     then the rest goes to needs, less what the commons cover (``cover``). A lending pool borrows the part of
     its need its target does not hold. Targets depend on the spec and demand only, never on where startds are
-    now, which is what makes deciding again on the result a no-op."""
+    now, which is what makes deciding again on the result a no-op. ``weighted``: see ``share_weighted``."""
     free = base
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
             ps.target = min(max(0, ps.guaranteed - cover.get(ps.name, 0)), free)
             free -= ps.target
+    if weighted:
+        free = share_weighted(order, free, cover)
     for ps in order:
         extra = max(0, min(ps.need - cover.get(ps.name, 0) - ps.target, free))
         ps.target += extra
@@ -242,6 +299,37 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
     for ps in order:
         if ps.name in lenders:
             ps.lend = max(0, ps.need - ps.target)
+
+
+def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> int:
+    """``broker.surplus: weighted``: after the guarantees, latency pools' needs first (their objective), in
+    priority order; then what is left is shared among the other pools still short of their need in proportion
+    to their guarantees, each capped at its need, until nothing more fits (water-filling). HTCondor shares a
+    group quota's surplus among groups that accept it in proportion to their quotas (HTCondor manual,
+    "Hierarchical Group Quotas", GROUP_ACCEPT_SURPLUS); Kueue's fair sharing does so by weight
+    (https://kueue.sigs.k8s.io/docs/concepts/fair_sharing/). Rounding leftovers go in priority order
+    afterwards (``assign_targets``). Returns the cores still free."""
+    def short(ps: PoolState) -> int:
+        return max(0, ps.need - cover.get(ps.name, 0) - ps.target)
+
+    for ps in order:
+        if ps.latency:
+            extra = min(short(ps), free)
+            ps.target += extra
+            free -= extra
+    rest = [ps for ps in order if not ps.latency and ps.guaranteed > 0 and short(ps) > 0]
+    while free > 0 and rest:
+        weight = sum(ps.guaranteed for ps in rest)
+        given = 0
+        for ps in rest:
+            extra = min(short(ps), free * ps.guaranteed // weight)
+            ps.target += extra
+            given += extra
+        if given == 0:
+            break
+        free -= given
+        rest = [ps for ps in rest if short(ps) > 0]
+    return free
 
 
 def pending_notebook_cores(observed: Observed) -> float:
@@ -496,6 +584,8 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
     cycle.moved.add(s.name)
     if not s.draining:
         cycle.pools[s.pool].lent -= s.cores
+        if s.ready:
+            cycle.pools[s.pool].ready_lent -= s.cores
     grace = cycle.vacate_after(s.pool)
     if s.busy_cores == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
@@ -526,15 +616,24 @@ def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
 
 def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
-    and largest first, those out of cooldown only, never taking a pool below what it should borrow. Done
-    before the promises so a pod about to leave does not count against a pool's maximum."""
+    and largest first (those still starting before any that runs), those out of cooldown only, never taking a
+    pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
+    promises so a pod about to leave does not count against a pool's maximum."""
     moved = cycle.moved
+    by_pool: dict[str, list[StartdT]] = {}
+    for s in commons.lent:
+        if not s.draining:
+            by_pool.setdefault(s.pool, []).append(s)
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        for s in sorted((s for s in commons.lent if s.pool == ps.name and not s.draining and s.name not in moved),
-                        key=lambda s: (s.busy_cores, -s.cores, s.name)):
+        if surplus <= 0:
+            continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
+        for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
+                        key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
+            if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
+                continue  # make before break: what replaces it is not running yet
             release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
             surplus -= s.cores
 
@@ -578,10 +677,11 @@ def finish_drains(cycle: Cycle, commons: Commons) -> None:
 
 def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
     """Phase 4 (BCS 1, 2): a pool with work below its guarantee (or its target, if smaller) takes startds at
-    once, highest priority first: cooldown and hysteresis do not delay a promise."""
+    once, highest priority first: cooldown and hysteresis do not delay a promise. A latency pool's promise
+    does so only while the pool is ``urgent`` (its jobs wait now)."""
     for ps in cycle.receivers:
-        while ps.has_work and ps.standalone < min(ps.guaranteed, ps.target) and take_one(cycle, queue, ps,
-                                                                                          promise=True):
+        while ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target) \
+                and take_one(cycle, queue, ps, promise=True):
             pass
 
 
@@ -616,10 +716,11 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     """Whether startd ``s`` may go from ``src`` to ``dst``.
 
     A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
-    target. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
+    target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
+    promise. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
     another pool is short of its promise: that startd could be the one the other pool needs."""
-    keep = (src.guaranteed if src.has_work else 0) if promise else src.target
+    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
     if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
         return False
     if promise:
@@ -666,8 +767,18 @@ def lend_pods(cycle: Cycle, commons: Commons, held: Held, room: float, existing:
     ``existing`` holds the startd names already taken, so new pods get fresh names."""
     for ps in cycle.receivers:
         if ps.lend > 0:
-            lacking = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+            lacking = _lacking(cycle, ps)
             room = _deploy_for(cycle, commons, held, ps, lacking, room, existing)
+
+
+def _lacking(cycle: Cycle, ps: PoolState) -> int:
+    """Borrowed cores ``ps`` still lacks. Standalone cores it holds beyond its target count toward its need
+    when nobody else wants them; those a latency pool holds only until their replacement runs (its ``floor``,
+    while another pool is short of its target) do not, or they would never be replaced."""
+    held = ps.standalone
+    if ps.latency and any(q.standalone < q.target for q in cycle.pools.values() if q is not ps):
+        held = min(held, ps.target)
+    return min(ps.lend - ps.lent, ps.need - held - ps.lent)
 
 
 def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
@@ -737,7 +848,7 @@ def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, Pool
     for ps in cycle.receivers:
         if ps.lend <= 0:
             continue
-        want = min(ps.lend - ps.lent, ps.need - ps.standalone - ps.lent)
+        want = _lacking(cycle, ps)
         coming = 0
         for node in in_flight:
             if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of:

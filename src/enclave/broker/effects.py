@@ -1,7 +1,8 @@
 """What an action does to an observed state, as a pure function.
 
 ``project(observed, actions)`` is the state the broker expects once the actions have taken effect (jobs
-and evictions aside: running jobs keep running and evicted pods take time to go). ``enclave broker plan``
+and evictions aside: running jobs keep running and evicted pods take time to go; new startds are not ready
+until their daemons join the pool, which no decision can bring about). ``enclave broker plan``
 uses it to show the result; the property tests use it to check that deciding again on that result changes
 nothing. Whether an action changes anything, is in effect already, or is refused is decided by
 ``enclave.broker.transitions.changes`` — the rule the twin and the live backend apply too; this module only
@@ -65,7 +66,8 @@ def _drain_startd(a: DrainStartd, now: float, nodes: Nodes, startds: Startds) ->
 def _deploy_pods(a: DeployPods, now: float, nodes: Nodes, startds: Startds) -> None:
     for pod in a.pods:
         startds.setdefault(pod, Startd(name=pod, node=a.node, kind=StartdKind.POD, pool=a.pool,
-                                       cores=a.cores_per_pod, memory_mib=a.memory_mib_per_pod, since=now))
+                                       cores=a.cores_per_pod, memory_mib=a.memory_mib_per_pod, since=now,
+                                       ready=False))
 
 
 def _delete_pods(a: DeletePods, now: float, nodes: Nodes, startds: Startds) -> None:
@@ -83,7 +85,7 @@ def _start_htcondor(a: StartHTCondor, now: float, nodes: Nodes, startds: Startds
     n = replace(nodes[a.node], state=NodeState.HTCONDOR, since=now)
     nodes[a.node] = n
     startds[a.node] = Startd(name=a.node, node=a.node, kind=StartdKind.NODE, pool=a.pool, cores=n.cores,
-                             memory_mib=n.memory_mib, since=now)
+                             memory_mib=n.memory_mib, since=now, ready=False)
 
 
 def _return_node(a: ReturnNode, now: float, nodes: Nodes, startds: Startds) -> None:

@@ -426,4 +426,4 @@ def _short_of_resources(pod: dict[str, Any]) -> bool:
 def startds_of(pods: list[WorkerPod]) -> tuple[Startd, ...]:
     """Worker pods as startds, for the moments the collector has not heard of them yet (tests, dry runs)."""
     return tuple(Startd(name=p.node if p.kind == StartdKind.NODE else p.name, node=p.node, kind=p.kind,
-                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib) for p in pods)
+                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib, ready=False) for p in pods)

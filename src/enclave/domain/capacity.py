@@ -71,6 +71,10 @@ class Startd:
     """When the pool label last changed."""
     draining: bool = False
     """Accepts no new jobs (DrainStartd): on its way out of batch, to be deleted or returned once idle."""
+    ready: bool = True
+    """Its startd has joined the pool (the collector lists it). False for a worker pod Kubernetes runs whose
+    startd has not reported yet: it takes room in the commons but runs no job, so the broker does not count
+    it as a latency pool's capacity (make before break, docs/broker.md)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,15 @@ class PoolDemand:
     running_jobs: int = 0
     running_cores: int = 0
     oldest_idle_seconds: float = 0.0
+    idle_memory_mib: int = 0
+    """Memory the idle jobs request (their autoclusters' RequestMemory, MiB); 0 when unknown."""
+    running_memory_mib: int = 0
+    """Memory the running jobs request (MiB). With the cores, the broker sizes a pool's need in both: a pod of
+    8 cores / 32 GiB runs 4 jobs of 8 GiB, not 8 (docs/broker.md, memory-aware)."""
+    peak_cores: int | None = None
+    """The most cores (memory-sized) the pool needed over the broker's recent window
+    (``broker.need_window_seconds``), which the broker loop keeps (``enclave.broker.window``); None when no
+    window is kept: the need is then the one observed now."""
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""

@@ -32,6 +32,7 @@ from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
 from enclave.broker.execute import Outcome, details, permissions, target, touched
 from enclave.broker.naming import pod_names
+from enclave.broker.window import NeedWindow
 from enclave.clock import utcnow
 from enclave.db import Database
 from enclave.domain.capacity import (
@@ -105,6 +106,11 @@ class BrokerService:
     roles: Database | None = None
     """Where each actor's permission is checked when it is not ``db``: a twin journals in a scratch store of
     its own (``Factory.twin_broker``) while people act on it with the roles they hold in the enclave."""
+    window: NeedWindow = field(init=False)
+    """Each pool's recent peak need, carried from cycle to cycle (``enclave.broker.window``)."""
+
+    def __post_init__(self) -> None:
+        self.window = NeedWindow(self.spec)
 
     # --- the broker ----------------------------------------------------------------------------------------
 
@@ -126,7 +132,7 @@ class BrokerService:
         action: a cycle that outlasts the lease — a slow API server, a long drain — stops applying the moment
         another replica may have taken over, so two leaders never act in the same interval."""
         with self.lock:
-            decision = plan(self.spec, self.backend.observe(), actor)
+            decision = plan(self.spec, self.window.feed(self.backend.observe()), actor)
             report = CycleReport(decision)
             for i, action in enumerate(decision.actions):
                 if leading is not None and not leading():

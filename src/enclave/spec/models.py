@@ -272,6 +272,14 @@ class RoleSpec(Strict):
     description: str = ""
 
 
+class Surplus(StrEnum):
+    PRIORITY = "priority"
+    """After the guarantees, spare capacity goes to needs in priority order."""
+    WEIGHTED = "weighted"
+    """After the guarantees and the latency pools' needs, spare capacity is shared among the other pools with
+    demand in proportion to their guarantees (HTCondor group quotas with surplus; Kueue fair sharing)."""
+
+
 class LendMode(StrEnum):
     PODS = "pods"
     """BCS 4: run HTCondor worker pods beside the commons' other pods."""
@@ -323,6 +331,21 @@ class BrokerPolicy(Strict):
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
+    need_window_seconds: float = Field(
+        default=1800, ge=0, le=MAX_SECONDS,
+        description="A latency pool's need is the most it needed over this window (0: its need now), so the "
+        "capacity an overlap of visits pulled in is not given back between visits (docs/broker.md)."
+    )
+    surplus: Surplus = Field(
+        default=Surplus.WEIGHTED,
+        description="How capacity beyond the guarantees is shared: weighted by guarantee after the latency "
+        "pools' needs (default: users' median wait 674-1,018 s against 1,715 s under priority, docs/broker.md), "
+        "or in priority order."
+    )
+    latency_headroom: float = Field(
+        default=0.1, ge=0, le=10,
+        description="Margin on a latency pool's need: 0.1 holds 10 % more than its windowed need."
+    )
 
 
 def node_name(group: str, index: int) -> str:

@@ -49,6 +49,12 @@ def _draining(s: SimStartd) -> bool:
     return not s.accepting if s.ready else s.removing is not None
 
 
+def _idle_memory(sim: Sim, pool: str) -> int:
+    """MiB the pool's queued jobs request: per autocluster, jobs still queued in its blocks times its request
+    (as the live backend sums RequestMemory over idle job ads)."""
+    return sum(sum(b.n - b.pos for b in sim.queues[ac]) * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool])
+
+
 class SimWorld:
     """``enclave.broker.transitions.World`` over the simulator: the facts ``observe`` reports, plus what only
     the simulator knows — the pool of HTCondor still starting on a drained node, and returns under way."""
@@ -132,7 +138,7 @@ class TwinBackend:
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores,
                                       busy_memory_mib=s.mem - s.free_mem, since=epoch + s.since,
-                                      draining=_draining(s)))
+                                      draining=_draining(s), ready=s.ready))
         demand = {}
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
@@ -140,6 +146,8 @@ class TwinBackend:
             demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=sim.idle_cores[pool],
                                       running_jobs=sim.run_jobs[pool],
                                       running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest,
+                                      idle_memory_mib=_idle_memory(sim, pool), running_memory_mib=sum(
+                                          sim.run_ac[ac] * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool]),
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
                                       else None)
         spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])

@@ -105,7 +105,9 @@ def compute(sim: Sim) -> dict[str, Any]:
                         "spawn_wait_s": _pct(c.nb_waits),
                         "peak_concurrent": max((s.notebooks for s in sim.samples), default=0),
                         "sizes_capped_by_spec": sim.wl.sessions.capped}
+    # Churn (issue 15): actions per 24 h of simulated time, one night each, so a week compares with a night.
     out["moves"] = {"actions": dict(sorted(c.moves.items())), "total": sum(c.moves.values()),
+                    "per_night": _r(sum(c.moves.values()) / max(1.0, horizon / 86400), 1),
                     "downtime_node_hours": _r(c.downtime_node_s / 3600, 3),
                     "failed_node_hours": _r(c.failed_node_s / 3600, 3), "failures": c.failures,
                     "evicted_jobs": c.evicted_jobs, "wasted_core_hours": _r(c.wasted_core_s / 3600, 3),

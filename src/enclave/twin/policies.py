@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from enclave.broker.decide import decide as broker_decide
 from enclave.broker.decide import validate
+from enclave.broker.window import NeedWindow
 from enclave.domain.capacity import Action, Backend, Observed
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec
@@ -56,10 +57,11 @@ class Broker(LayoutPolicy):
         # The broker owns the layout from here on: it moves pods and nodes itself.
         self.pod_plan = []
         self.backend = self._connect(sim)
+        self.window = NeedWindow(sim.spec)
 
     def tick(self, sim: Sim) -> float | None:
         self.cycles += 1
-        for action in self._decide(sim.spec, self.backend.observe()):
+        for action in self._decide(sim.spec, self.window.feed(self.backend.observe())):
             try:
                 self.backend.apply(action)
             except EnclaveError as err:

@@ -44,7 +44,11 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("notebooks evicted", ("notebooks", "evicted"), "n"),
     ("node moves (actions)", ("moves", "total"), "n"),
     ("node downtime, node-hours", ("moves", "downtime_node_hours"), "n"),
+    ("node moves per night", ("moves", "per_night"), "n"),
     ("jobs evicted", ("moves", "evicted_jobs"), "n"),
+    # Every eviction's lost work, preemption and the broker's relabels and drains alike (issue 15's churn).
+    ("evicted core-hours", ("moves", "wasted_core_hours"), "n"),
+    ("user wait p50 s", ("pools", "user", "wait_s", "p50"), "s"),
     ("memory kills (over the request)", ("memory", "oom_kills"), "n"),
     ("memory retries, larger request", ("memory", "retries"), "n"),
     ("jobs held for memory", ("memory", "held"), "n"),

@@ -1,0 +1,84 @@
+"""The windowed need of a latency pool (issue 15): the recent peak plus headroom, so an overlap of visits does
+not pull capacity in and push it back out every time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from enclave.broker.decide import pool_figure
+from enclave.broker.window import NeedWindow
+from enclave.domain.capacity import Observed, PoolDemand
+from tests.broker.conftest import NOW, make_spec
+
+
+def _at(t: float, prompt_cores: int) -> Observed:
+    return Observed(now=NOW + t, nodes=(), startds=(),
+                    demand={"prompt": PoolDemand(idle_jobs=prompt_cores, idle_cores=prompt_cores)})
+
+
+def test_window_keeps_the_peak_until_it_is_older_than_the_window() -> None:
+    spec = make_spec(broker={"need_window_seconds": 600})
+    w = NeedWindow(spec)
+    assert w.feed(_at(0, 100)).demand["prompt"].peak_cores == 100
+    assert w.feed(_at(60, 20)).demand["prompt"].peak_cores == 100   # the overlap is over; its peak stays
+    assert w.feed(_at(600, 30)).demand["prompt"].peak_cores == 100  # exactly 600 s old: still in the window
+    assert w.feed(_at(601, 10)).demand["prompt"].peak_cores == 30   # gone: the next largest within 600 s
+
+
+def test_no_window_leaves_the_observation_alone() -> None:
+    o = _at(0, 100)
+    assert NeedWindow(make_spec(broker={"need_window_seconds": 0})).feed(o) is o
+
+
+def test_latency_pool_need_is_the_peak_plus_headroom_others_are_not() -> None:
+    spec = make_spec(broker={"latency_headroom": 0.1})
+    d = replace(PoolDemand(idle_jobs=20, idle_cores=20), peak_cores=100)
+    # prompt has a latency objective: ceil(max(20, 100) · 1.1) = 110 (below its maximum, 6 of 10 nodes).
+    assert pool_figure(spec, "prompt", d, base=240, prewarm=False).need == 110
+    # drp has none: its need is what its jobs ask now.
+    assert pool_figure(spec, "drp", d, base=240, prewarm=False).need == 20
+    # Nothing needed now or recently: no headroom on nothing.
+    assert pool_figure(spec, "prompt", PoolDemand(), base=240, prewarm=False).need == 0
+
+
+def test_a_latency_pool_bypasses_the_cooldown_only_while_its_jobs_wait() -> None:
+    """Prompt (guarantee 3 nodes) holds nothing; drp's ten nodes were relabelled 100 s ago (inside the 900 s
+    cooldown). By day, no commons: prompt's target is its guarantee either way."""
+    from enclave.broker.decide import plan
+    from enclave.domain.capacity import Node, Relabel, Startd, StartdKind
+    from enclave.spec.models import NodeRole
+
+    spec = make_spec(workers=0, batch=10, broker={"cooldown_seconds": 900})
+    nodes = tuple(Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024) for i in range(1, 11))
+    startds = tuple(Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 128 * 1024,
+                           since=NOW - 100) for i in range(1, 11))
+    drp = PoolDemand(idle_jobs=1000, idle_cores=1000)
+    # Prompt ran a visit a few minutes ago (its window holds 20 cores) but nothing waits now: not at risk,
+    # so the cooldown holds and nothing moves yet.
+    calm = Observed(now=NOW, nodes=nodes, startds=startds,
+                    demand={"drp": drp, "prompt": PoolDemand(peak_cores=20)})
+    assert not [a for a in plan(spec, calm).actions if isinstance(a, Relabel)]
+    # 20 prompt jobs wait and it runs none: the objective is at risk, the promise moves nodes at once.
+    risk = replace(calm, demand={"drp": drp, "prompt": PoolDemand(idle_jobs=20, idle_cores=20, peak_cores=20)})
+    moved = [a for a in plan(spec, risk).actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert len(moved) >= 1
+
+
+def test_weighted_surplus_shares_by_guarantee_after_latency_needs() -> None:
+    """120 cores: prompt (latency) guarantee 10, need 30; drp guarantee 40, need 200; user guarantee 20,
+    need 100. Guarantees first (70 given, 50 left); prompt's need next (20 more, 30 left); then drp and
+    user share 30 as 40:20 → 20 and 10. Under priority drp would take all 30."""
+    from enclave.broker.decide import PoolState, assign_targets
+
+    def pools() -> dict[str, PoolState]:
+        return {p.name: p for p in (
+            PoolState("prompt", 100, 10, 120, True, 30, 0, 0, latency=True),
+            PoolState("drp", 50, 40, 120, True, 200, 0, 0),
+            PoolState("user", 30, 20, 120, True, 100, 0, 0))}
+
+    fair = pools()
+    assign_targets(fair, base=120, cover={}, lenders=set(), weighted=True)
+    assert {n: p.target for n, p in fair.items()} == {"prompt": 30, "drp": 60, "user": 30}
+    strict = pools()
+    assign_targets(strict, base=120, cover={}, lenders=set())
+    assert {n: p.target for n, p in strict.items()} == {"prompt": 30, "drp": 70, "user": 20}
