@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -43,24 +42,12 @@ from enclave.spec.load import load
 from enclave.spec.models import Role
 from tests.accounts.conftest import snapshot
 from tests.api.conftest import ProjectedBackend
+from tests.cli.test_output import commands
 from tests.pg import _sqlite_template
 
 SPEC = load(DEFAULT_SPEC)
 ME = local.os_user()
 
-
-def commands() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def walk(cmd: Any, path: list[str]) -> None:
-        if hasattr(cmd, "commands"):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*path, name])
-        else:
-            out[" ".join(path)] = cmd
-
-    walk(typer.main.get_command(app), [])
-    return out
 
 
 def test_every_command_is_classified_once_and_api_commands_alone_take_the_api_path() -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from enclave.notebooks import webdav
+from enclave.notebooks import serving, webdav
 from enclave.notebooks.serving import MAX_HEADER_BYTES
 from enclave.notebooks.webdav import MAX_XML_BODY_BYTES, usage
 from tests.notebooks.conftest import Dav, raw
@@ -124,7 +124,7 @@ def test_ledger_gives_back_written_bytes_and_the_rest_on_close() -> None:
     first.written(30)  # 30 bytes reached the disk: the disk counts them now, not the ledger
     assert ledger.outstanding == {"dana": 70}
     # The server closes a response it never iterated (client gone): PEP 3333 close() still releases.
-    webdav._Releasing([b"x"], first).close()
+    serving.Closing([b"x"], first.release).close()
     assert ledger.outstanding == {}
 
 

@@ -45,7 +45,7 @@ class AccessLog:
             return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
 
         body = self.app(environ, starting)
-        return _Logged(body, lambda: self._done(environ, status, started))
+        return Closing(body, lambda: self._done(environ, status, started))
 
     def _done(self, environ: dict[str, Any], status: list[str], started: float) -> None:
         account = environ.get(ACCOUNT)
@@ -56,7 +56,7 @@ class AccessLog:
               account=getattr(account, "username", None))
 
 
-class _Logged:
+class Closing:
     """A response body that calls ``done`` when the server closes it (PEP 3333: the server calls close())."""
 
     def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
@@ -161,7 +161,9 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
         if reservation is None:
             return self.next_app(environ, start_response)
         try:
-            return _Releasing(self.next_app(environ, start_response), reservation)
+            # PEP 3333 has the server call close() whatever happened, even if it never iterated (a generator's
+            # ``finally`` would not run then): the reservation is given back there.
+            return serving.Closing(self.next_app(environ, start_response), reservation.release)
         except BaseException:
             reservation.release()
             raise
@@ -223,25 +225,6 @@ def _size(path: str) -> int:
     if not os.path.exists(path) or os.path.islink(path):
         return 0
     return usage(Path(path)) if os.path.isdir(path) else os.path.getsize(path)
-
-
-class _Releasing:
-    """The response, giving the reservation back when the server is done with it. PEP 3333 has the server
-    call close() whatever happened, even if it never iterated (a generator's ``finally`` would not run then)."""
-
-    def __init__(self, body: Iterable[bytes], reservation: Reservation) -> None:
-        self.body, self.reservation = body, reservation
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.reservation.release()
 
 
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
