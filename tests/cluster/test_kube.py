@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import kubernetes_validate
 import pytest
 from kubernetes import client as k8s
@@ -232,9 +234,8 @@ REFUSALS = [("bare", {}, "force", "declare no controller"),
             ("scratch", {"empty_dir": True}, "delete_emptydir_data", "local storage")]
 
 
-@pytest.mark.parametrize(("name", "shape", "flag", "message"), REFUSALS)
-def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, server: ApiServer, name: str,
-                                                             shape: dict[str, bool], flag: str, message: str) -> None:
+def refusal_pod(name: str, shape: dict[str, bool]) -> dict[str, Any]:
+    """A pod on kub-005 with only the property a REFUSALS row tests (no controller, a DaemonSet's, emptyDir)."""
     pod = pod_obj(name, "kub-005", daemonset=shape.get("daemonset", False))
     if not shape.get("daemonset"):  # give it a controller, so only the property under test can refuse it
         pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
@@ -243,7 +244,13 @@ def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, 
         del pod["metadata"]["ownerReferences"]
     if shape.get("empty_dir"):
         pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    server.pods[("jupyter-lsst", name)] = pod
+    return pod
+
+
+@pytest.mark.parametrize(("name", "shape", "flag", "message"), REFUSALS)
+def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, server: ApiServer, name: str,
+                                                             shape: dict[str, bool], flag: str, message: str) -> None:
+    server.pods[("jupyter-lsst", name)] = refusal_pod(name, shape)
     with pytest.raises(InvalidTransition, match=message):
         _kubectl_defaults(spec, server).drain("kub-005")
     assert not [r for r in server.requests if r[0] != "GET"]  # nothing changed: not even cordoned
@@ -266,15 +273,7 @@ def test_drain_flags_given_override_the_spec(spec: EnclaveSpec, server: ApiServe
                                             shape: dict[str, bool], flag: str, message: str) -> None:
     """`enclave batch drain-node --force …` overrides cluster.drain both ways: a flag given lets the drain
     through a spec that says no, and --no-<flag> refuses where the spec says yes."""
-    pod = pod_obj(name, "kub-005", daemonset=shape.get("daemonset", False))
-    if not shape.get("daemonset"):
-        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
-                                               "uid": "u2", "controller": True}]
-    if name == "bare":
-        del pod["metadata"]["ownerReferences"]
-    if shape.get("empty_dir"):
-        pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    server.pods[("jupyter-lsst", name)] = pod
+    server.pods[("jupyter-lsst", name)] = refusal_pod(name, shape)
     with pytest.raises(InvalidTransition, match=message):
         _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005", **{flag: False})
     assert not [r for r in server.requests if r[0] != "GET"]

@@ -802,26 +802,32 @@ class Sim:
             a = self.acs[ac]
             if pool is not None and a.pool != pool:
                 continue
-            del self.running[jid]
-            s.running.discard(jid)
-            self.state[jid] = QUEUED
-            self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
-            s.dom_t = self.now
-            s.free_cores += a.cpus
-            s.free_mem += a.memory_mib
-            self.busy[a.pool] -= a.cpus
+            self._take_off(jid, s, ac, start, QUEUED)
             self.idle[a.pool] += 1
             self.idle_cores[a.pool] += a.cpus
-            self.run_ac[ac] -= 1
             self.n_idle += 1
             self.counters.evicted_jobs += 1
-            self.counters.wasted_core_s += (self.now - start) * a.cpus
-            self.ooms.discard(jid)
             self.queues[ac].appendleft(Block(jid, [rt], submit, visit, jid in self.peak_over))
             touched.add(ac)
         if self.instant and refill:
             for ac in sorted(touched):
                 self._fill_from_ac(ac)
+
+    def _take_off(self, jid: int, s: SimStartd, ac: int, start: float, state: int) -> None:
+        """A running job leaves its slot before its end (evicted, or ended by its owner's account transition):
+        its share of the slot is freed and the work it had done since ``start`` is lost."""
+        a = self.acs[ac]
+        del self.running[jid]
+        s.running.discard(jid)
+        self.ooms.discard(jid)
+        self.state[jid] = state
+        self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
+        s.dom_t = self.now
+        s.free_cores += a.cpus
+        s.free_mem += a.memory_mib
+        self.busy[a.pool] -= a.cpus
+        self.run_ac[ac] -= 1
+        self.counters.wasted_core_s += (self.now - start) * a.cpus
 
     # ------------------------------------------------------------ notebooks
 
@@ -1460,17 +1466,7 @@ class Sim:
             a = self.acs[ac]
             if a.pool not in pools:
                 continue
-            del self.running[jid]
-            s.running.discard(jid)
-            self.ooms.discard(jid)
-            self.state[jid] = ENDED
-            self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
-            s.dom_t = self.now
-            s.free_cores += a.cpus
-            s.free_mem += a.memory_mib
-            self.busy[a.pool] -= a.cpus
-            self.run_ac[ac] -= 1
-            self.counters.wasted_core_s += (self.now - start) * a.cpus
+            self._take_off(jid, s, ac, start, ENDED)
             ended += 1
             if s.accepting and self.instant:
                 self.fill_startd(s)
