@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
+from enclave.broker.schedule import Timing, prewarm_from_schedule
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -185,12 +186,26 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
     visits are over (``observing_done``)."""
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
+    by_schedule = scheduled_prewarm(spec, observed)
     pools: dict[str, PoolState] = {}
     for name in spec.pools:
         d = observed.demand.get(name, PoolDemand())
-        prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
+        if name == warm and by_schedule is not None:
+            prewarm = by_schedule
+        else:
+            prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         pools[name] = pool_figure(spec, name, d, base, prewarm)
     return pools
+
+
+def scheduled_prewarm(spec: EnclaveSpec, observed: Observed) -> bool | None:
+    """Whether the observing schedule (``Observed.schedule``) pre-warms the pre-warmed pool now; None when no
+    schedule covers now, and twilight decides as before (``enclave.broker.schedule``)."""
+    warm = prewarm_pool(spec)
+    if observed.schedule is None or warm is None:
+        return None
+    return prewarm_from_schedule(observed.schedule, observed.now,
+                                 Timing.of(spec, warm, lender=warm in lending_pools(spec)))
 
 
 def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm: bool) -> PoolState:
@@ -549,14 +564,22 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
     lend_nodes(cycle, commons, room, lend=spec.broker.lend_mode == LendMode.NODES)
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
-                capped=cycle.budget.capped, notes=_notes(spec, night, pools))
+                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed))
 
 
-def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState]) -> list[str]:
+def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState],
+           observed: Observed | None = None) -> list[str]:
+    notes = []
+    if observed is not None and observed.schedule is not None:
+        verdict = scheduled_prewarm(spec, observed)
+        notes.append(f"observing schedule ({len(observed.schedule.visits)} visits"
+                     + (f", {observed.schedule.source}" if observed.schedule.source else "") + "): "
+                     + ("does not cover now, twilight decides" if verdict is None else
+                        f"pre-warm {'on' if verdict else 'off'}"))
     if night is None:
-        return []
+        return notes
     return [f"night {night.start:.0f}–{night.end:.0f} (sun below {spec.broker.twilight_altitude_deg:g}°); "
-            f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}"]
+            f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}", *notes]
 
 
 # --- Giving borrowed capacity back ------------------------------------------------------------------------

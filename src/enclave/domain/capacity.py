@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from enclave.domain.schedule import ObservingSchedule
 from enclave.spec.models import NodeRole
 
 
@@ -118,6 +119,9 @@ class Observed:
     notebook_spawns: tuple[PendingSpawn, ...] = ()
     """The waiting spawns one by one, when the backend can tell (the broker then frees room on one worker for
     each; with only the total it frees cores anywhere, which fragmentation can defeat)."""
+    schedule: ObservingSchedule | None = None
+    """The observing schedule the broker pre-warms for (``enclave.domain.schedule``): a twin's next_visit feed,
+    or the one pushed to the enclave (``enclave broker schedule push``); None: twilight alone decides."""
 
 
 # --- Actions: one per BCS procedure and its reverse. Every action names its actor and reason. ---

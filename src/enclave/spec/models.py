@@ -331,6 +331,12 @@ class BrokerPolicy(Strict):
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
+    pod_start_seconds: float = Field(
+        default=120, ge=0, le=MAX_SECONDS,
+        description="From DeployPods until the pod's startd has joined: scheduling, an image pull when the worker "
+        "lacks the image, container start, first ad (the twin's estimates: 1 + 80 + 30 s). With an observing "
+        "schedule the pre-warm starts this (or a vacating donor's grace, if longer) plus a cycle before a visit."
+    )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
         description="A latency pool's need is the most it needed over this window (0: its need now), so the "

@@ -13,6 +13,8 @@ simulator's own dicts (``SimWorld``); the simulator then carries the change out.
 
 from __future__ import annotations
 
+import bisect
+
 from enclave.broker.transitions import NodeFacts, StartdFacts, changes
 from enclave.domain.capacity import (
     Action,
@@ -32,6 +34,7 @@ from enclave.domain.capacity import (
     StartdKind,
     StartHTCondor,
 )
+from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 from enclave.twin.layout import fixed
@@ -90,6 +93,8 @@ class TwinBackend:
         self.applied: list[Action] = []
         """The actions that changed something, in order."""
         self._returned: set[str] = set()
+        self._visits: tuple[Visit, ...] | None = None
+        self._starts: list[float] = []
         # The simulator leaves the control plane out (it runs neither notebooks nor jobs); the live backend
         # reports it, so the twin does too: the broker then sees the same nodes from both.
         self._control_plane = {
@@ -153,7 +158,32 @@ class TwinBackend:
         spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])
                        for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
-                        notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)
+                        notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns,
+                        schedule=self._schedule())
+
+    def _schedule(self) -> ObservingSchedule | None:
+        """The scenario's visits as a next_visit feed has announced them by now (``prompt.visits.feed``): each
+        ``lead_s`` before its start, so the schedule is complete from t = 0 up to now + ``lead_s``; with no lead,
+        the whole schedule from t = 0 (a night plan pushed ahead). None without a feed."""
+        p = self.sim.sc.prompt
+        feed = p.visits.feed if p is not None and p.visits is not None else None
+        if p is None or feed is None:
+            return None
+        epoch = self.sim.sc.start_epoch
+        if self._visits is None:
+            # Validated once; each observation takes a prefix without validating again.
+            self._visits = tuple(Visit(groupId=f"twin-{i:06d}", startTime=epoch + r - feed.duration_s + TAI_MINUS_UTC_S,
+                                       duration=feed.duration_s, detectors=p.detectors)
+                                 for i, r in enumerate(self.sim.wl.visit_readout))
+            self._starts = [v.start for v in self._visits]
+        now = epoch + self.sim.now
+        if feed.lead_s is None:
+            return ObservingSchedule.model_construct(visits=self._visits, complete_from=epoch,
+                                                     complete_until=epoch + self.sim.horizon, source="twin night plan")
+        until = now + feed.lead_s
+        return ObservingSchedule.model_construct(visits=self._visits[:bisect.bisect_right(self._starts, until)],
+                                                 complete_from=epoch, complete_until=until,
+                                                 source=f"twin next_visit feed, {feed.lead_s:g} s ahead")
 
     def apply(self, action: Action) -> bool:
         """Carry one BCS action out in the twin; True if the simulator changed something."""

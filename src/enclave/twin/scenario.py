@@ -75,6 +75,22 @@ class Gap(Strict):
     minutes: float = Field(gt=0, le=24 * 60)
 
 
+class Feed(Strict):
+    """The schedule fed to the broker as next_visit messages (``Observed.schedule``; docs/broker.md, "Observing
+    schedule"): each visit is announced ``lead_s`` before its first exposure, with ``startTime`` = readout −
+    ``duration_s``."""
+
+    lead_s: float | None = Field(
+        default=20.0, ge=0, le=7 * 86_400,
+        description="Announced this long before the visit's start: next_visit comes at least 20 s before the first "
+        "exposure (LSE-72 OCS-DM-COM-ICD-0031, via DMTN-219; prompt processing's own tester sends it 2 x duration "
+        "ahead, python/tester/upload.py). null: the whole schedule is known from t = 0, a night plan pushed "
+        "ahead (and so clairvoyant about the weather gaps).")
+    duration_s: float = Field(
+        default=33.0, gt=0, le=3600,
+        description="next_visit's duration: first exposure to readout (30 s + 1 s shutter + 2 s readout, DMTN-135).")
+
+
 class Visits(Strict):
     """The observing schedule as a next_visit feed would give it: readout times, or the cadence with gaps."""
 
@@ -84,6 +100,8 @@ class Visits(Strict):
         default=None, description="A file (relative to the scenario) with one readout time in seconds per line; "
         "'#' starts a comment. Read into `times`.")
     gaps: list[Gap] = Field(default_factory=list, description="No visit is read out inside a gap.")
+    feed: Feed | None = Field(default=None, description="Feed the schedule to the broker as next_visit messages; "
+                              "none: the broker sees only twilight (as before).")
 
     @model_validator(mode="after")
     def _one_source(self) -> Visits:
@@ -495,7 +513,7 @@ def _read_visits(sc: Scenario, source: str, base: Path) -> Scenario:
             raise InputError([Problem(f"{path}:{number}", f"'{text}' is not a time in seconds",
                                       "write one number (seconds after t = 0) per line")]) from None
     try:
-        checked = Visits(times=times, gaps=visits.gaps)
+        checked = Visits(times=times, gaps=visits.gaps, feed=visits.feed)
     except ValueError as exc:
         raise InputError([Problem(f"{path}", str(exc).splitlines()[-1].strip(),
                                   "list readout times >= 0 in ascending order")]) from None

@@ -1,0 +1,142 @@
+"""The observing schedule the broker pre-warms for: visits as Rubin's ``next_visit`` announces them.
+
+Rubin announces each visit before it is taken: the ScriptQueue's ``nextVisit`` event
+(https://ts-xml.lsst.io/sal_interfaces/ScriptQueue.html#nextvisit), fanned out at USDF to one message per active
+detector (lsst-dm/next_visit_fan_out ``src/shared/visit.py``, ``NextVisitModelBase`` and ``add_detectors``;
+commit 4add312). The fields enclave uses, with the meanings prompt processing gives them
+(lsst-dm/prompt_processing ``python/shared/visit.py``, ``BareVisit``; commit ee8e3a3):
+
+- ``groupId``: "Observatory-specific ID", one per visit;
+- ``startTime``: "expected start time in TAI", Unix seconds on the TAI scale;
+- ``duration``: "script execution, not exposure" (slew, exposures and readout), seconds;
+- ``nimages``: "number of snaps expected, 0 if unknown";
+- ``instrument``: the instrument's short name;
+- ``detectors``: enclave's own field: how many detector jobs the visit fans out to (the fan-out sends one
+  message per active detector; LSSTCam has 189 science detectors).
+
+A next_visit message can be pushed as it is: its other fields (salIndex, position, filters, private_* …) are
+accepted and dropped. Anything else is refused by name, so a typo is not silently ignored.
+
+A schedule also says over which span it is *complete* (``complete_from`` … ``complete_until``, Unix UTC):
+no visit it does not list starts inside it. A night's plan pushed at noon is complete from the push to its last
+visit; a visit-by-visit feed is complete up to the furthest time it has announced. Outside that span the broker
+falls back to twilight (docs/broker.md, "Observing schedule").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from enclave.errors import InputError, Problem
+
+TAI_MINUS_UTC_S = 37.0
+"""TAI − UTC since 2017-01-01 (IERS Bulletin C: no leap second has been announced since; astropy's
+``Time(t, format="unix_tai").unix`` is 37 s less, which is how prompt processing converts ``startTime``)."""
+
+MAX_VISITS = 20_000
+"""Far above a night's 1,000 visits (DMTN-135): a bound on what one push may store."""
+
+NEXT_VISIT_EXTRAS = frozenset({
+    "salIndex", "scriptSalIndex", "coordinateSystem", "position", "rotationSystem", "cameraAngle", "filters",
+    "dome", "survey", "totalCheckpoints", "detector", "private_sndStamp", "private_efdStamp", "private_kafkaStamp",
+    "private_identity", "private_revCode", "private_origin", "private_seqNum", "private_rcvStamp"})
+"""The other fields of a next_visit message (``BareVisit``, ``SummitVisit``, ``FannedOutVisit``): accepted, unused."""
+
+GroupId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+class Visit(BaseModel):
+    """One scheduled visit, in next_visit's own field names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    groupId: GroupId
+    startTime: float = Field(gt=0, description="Expected start of the visit, TAI Unix seconds (next_visit).")
+    duration: float = Field(gt=0, le=3600, description="Slew, exposures and readout, seconds (next_visit).")
+    nimages: int = Field(default=1, ge=0, le=100, description="Snaps expected; 0 if unknown (next_visit).")
+    instrument: str = Field(default="", max_length=64)
+    detectors: int = Field(default=189, ge=1, le=10_000, description="Detector jobs the visit fans out to.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_next_visit_extras(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in NEXT_VISIT_EXTRAS}
+        return data
+
+    @property
+    def start(self) -> float:
+        """The visit's start, Unix seconds (UTC), enclave's clock."""
+        return self.startTime - TAI_MINUS_UTC_S
+
+    @property
+    def readout(self) -> float:
+        """When its images are read out and its detector jobs arrive: start + duration (Unix UTC)."""
+        return self.start + self.duration
+
+
+class ObservingSchedule(BaseModel):
+    """The visits ahead, ascending by start, and the span over which the list is complete."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    visits: tuple[Visit, ...] = Field(default=(), max_length=MAX_VISITS)
+    complete_from: float | None = Field(
+        default=None, ge=0, description="Unix UTC: no unlisted visit starts from here on. Default: when it was pushed.")
+    complete_until: float | None = Field(
+        default=None, ge=0, description="Unix UTC: … up to here. Default: the last visit's readout.")
+    source: str = Field(default="", max_length=200, description="Where it came from (a file, the API, a feed).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ObservingSchedule:
+        seen: dict[str, int] = {}
+        for i, v in enumerate(self.visits):
+            if v.groupId in seen:
+                raise ValueError(f"visits[{i}].groupId {v.groupId!r} repeats visits[{seen[v.groupId]}]: each visit "
+                                 "once")
+            seen[v.groupId] = i
+            if i and v.startTime < self.visits[i - 1].startTime:
+                raise ValueError(f"visits[{i}].startTime {v.startTime} is before visits[{i - 1}]'s "
+                                 f"{self.visits[i - 1].startTime}: list visits in the order they are taken")
+        lo, hi = self.complete_from, self.complete_until
+        if lo is not None and hi is not None and hi < lo:
+            raise ValueError(f"complete_until {hi} is before complete_from {lo}")
+        return self
+
+    def known_until(self) -> float | None:
+        """The end of the span this schedule is complete over: ``complete_until``, else the last readout."""
+        if self.complete_until is not None:
+            return self.complete_until
+        return self.visits[-1].readout if self.visits else None
+
+
+def parse(data: Any, where: str) -> ObservingSchedule:
+    """A schedule from parsed YAML/JSON: a mapping with ``visits`` (and optionally ``complete_from``,
+    ``complete_until``, ``instrument`` and ``detectors`` defaults for every visit), or a bare list of next_visit
+    messages. Every problem is reported with its place (``where``: the file) and a fix."""
+    if isinstance(data, list):
+        data = {"visits": data}
+    if not isinstance(data, dict):
+        raise InputError([Problem(where, f"is a {type(data).__name__}, not a schedule",
+                                  "write a mapping with `visits: [...]` or a list of next_visit messages")])
+    defaults = {k: data.pop(k) for k in ("instrument", "detectors") if k in data}
+    visits = data.get("visits")
+    if isinstance(visits, list):
+        data["visits"] = [{**defaults, **v} if isinstance(v, dict) else v for v in visits]
+    try:
+        return ObservingSchedule.model_validate(data)
+    except ValidationError as exc:
+        raise InputError([_problem(where, e) for e in exc.errors()]) from exc
+
+
+def _problem(where: str, error: Any) -> Problem:
+    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
+    place = f"{where}: {loc}" if loc else where
+    if error["type"] == "extra_forbidden":
+        return Problem(place, "is not a field of a scheduled visit",
+                       "use groupId, startTime (TAI Unix seconds), duration, nimages, instrument, detectors")
+    if error["type"] == "missing":
+        return Problem(place, "is missing", "every visit needs groupId, startTime and duration (next_visit)")
+    return Problem(place, str(error["msg"]), "fix the value (docs/broker.md, \"Observing schedule\")")

@@ -1,0 +1,128 @@
+"""Pre-warm from an observing schedule: hand-computed timelines (docs/broker.md, "Observing schedule").
+
+The test spec (``make_spec``) keeps the broker's defaults: cycle 60 s, cooldown 900 s, pod start 120 s; DRP vacates
+with a 600 s grace and prompt's latency objective is 60 s. So, by the rule in ``enclave.broker.schedule``:
+lead L = 60 + max(120, 600) = 660 s, hold H = 60 s, release R = 60 + 60 = 120 s, margin M = 900 s, and a gap is
+released only when longer than L + R + M = 1,680 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from enclave.broker.decide import plan
+from enclave.broker.layout import initial_state
+from enclave.broker.night import night_at
+from enclave.broker.schedule import Timing, prewarm_from_schedule
+from enclave.domain.capacity import PoolDemand
+from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit, parse
+from enclave.errors import InputError
+from tests.broker.conftest import make_spec
+from tests.broker.test_night import PACHON
+
+T0 = datetime(2026, 4, 14, 1, tzinfo=UTC).timestamp()  # inside the night of 2026-04-13 at Cerro Pachón
+DURATION = 33.0
+
+
+def visits(*starts: float) -> tuple[Visit, ...]:
+    """Visits starting at ``starts`` (Unix UTC); next_visit's startTime is TAI, 37 s ahead."""
+    return tuple(Visit(groupId=f"v{i}", startTime=s + TAI_MINUS_UTC_S, duration=DURATION)
+                 for i, s in enumerate(starts))
+
+
+def schedule(*starts: float, since: float = T0 - 7200, until: float | None = None) -> ObservingSchedule:
+    return ObservingSchedule(visits=visits(*starts), complete_from=since, complete_until=until)
+
+
+TIMING = Timing.of(make_spec(), "prompt", lender=True)
+
+
+def test_the_timing_the_spec_implies() -> None:
+    assert (TIMING.lead, TIMING.hold, TIMING.release, TIMING.margin) == (660, 60, 120, 900)
+    assert TIMING.worth_releasing == 1680
+    # A pool that may not borrow pods and has no vacating donor needs only the cycle.
+    assert Timing.of(make_spec(), "drp", lender=False).lead == 60
+
+
+def test_ready_before_the_first_visit_kept_through_released_after_the_last() -> None:
+    first = T0
+    cadence = [first + 36 * i for i in range(10)]
+    last_end = cadence[-1] + DURATION + 60  # readout + hold
+    s = schedule(*cadence, until=last_end + 7200)
+    at = lambda t: prewarm_from_schedule(s, t, TIMING)  # noqa: E731
+    assert at(first - 661) is False  # a 2 h stretch before it: nothing to hold yet
+    assert at(first - 660) is True  # L before the first visit: startds join by its start
+    assert all(at(t) is True for t in (first, first + 18, cadence[5] + 20, last_end - 1))
+    assert at(last_end) is False  # after the last visit (its jobs done), released at once
+    assert at(last_end + 7200 - 660) is False
+    # Less than L before the end of what the schedule speaks for, a visit it does not list yet could not be warmed
+    # for in time: twilight decides, as it does past the end.
+    assert at(last_end + 7200 - 659) is None
+    assert at(last_end + 7201) is None
+
+
+def test_a_long_gap_is_released_and_rewarmed_a_short_one_kept() -> None:
+    a_end = T0 + DURATION + 60
+    long_next = a_end + 1681  # a gap of 1,681 s > 1,680 s
+    s = schedule(T0, long_next, until=long_next + 3600)
+    assert prewarm_from_schedule(s, a_end + 1, TIMING) is False
+    assert prewarm_from_schedule(s, long_next - 661, TIMING) is False
+    assert prewarm_from_schedule(s, long_next - 660, TIMING) is True  # re-warmed L ahead
+    short_next = a_end + 1680  # exactly the threshold: not worth it
+    s = schedule(T0, short_next, until=short_next + 3600)
+    assert all(prewarm_from_schedule(s, t, TIMING) is True for t in (a_end, a_end + 900, short_next - 661))
+
+
+def test_twilight_decides_where_no_schedule_covers() -> None:
+    s = schedule(T0, since=T0 - 600)
+    assert prewarm_from_schedule(None, T0, TIMING) is None
+    assert prewarm_from_schedule(s, T0 - 601, TIMING) is None  # before it was complete (pushed)
+    assert prewarm_from_schedule(ObservingSchedule(), T0, TIMING) is None  # no visit, no span
+
+
+def test_a_feed_announcing_visits_only_seconds_ahead_cannot_release_a_gap() -> None:
+    # A next_visit feed with a 53 s lead: complete up to now + 53 s. In a gap the broker cannot know how long it
+    # lasts, nor warm up in 53 s for the visit it would announce next, so twilight keeps deciding.
+    now = T0 + 3600
+    s = schedule(T0, since=T0 - 7200, until=now + 53)
+    assert prewarm_from_schedule(s, now, TIMING) is None
+
+
+def test_the_broker_follows_the_schedule_and_falls_back_to_twilight() -> None:
+    spec = make_spec(broker={"prewarm_lead_seconds": 3600})
+    n = night_at(PACHON, T0)
+    assert n is not None and n.contains(T0)
+    o = initial_state(spec, T0 - 100_000)
+    o = replace(o, now=T0, demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
+    assert plan(spec, o).pools["prompt"].prewarm  # twilight: the middle of the night
+    gap = replace(o, schedule=schedule(T0 - 7200, T0 + 7200, since=T0 - 9000, until=T0 + 9000))
+    p = plan(spec, gap)
+    assert not p.pools["prompt"].prewarm  # a 4 h gap in the schedule: released
+    assert any("observing schedule (2 visits): pre-warm off" in note for note in p.notes)
+    # The same schedule seen after its span: twilight again.
+    late = replace(gap, now=T0 + 9001)
+    assert plan(spec, late).pools["prompt"].prewarm == plan(spec, replace(late, schedule=None)).pools["prompt"].prewarm
+
+
+def test_a_next_visit_message_is_accepted_as_is_and_bad_input_is_named() -> None:
+    message = {"salIndex": 2, "scriptSalIndex": 42, "groupId": "2026-04-14T01:00:00.000", "coordinateSystem": 2,
+               "position": [150.3, 2.26], "startTime": T0 + 37, "rotationSystem": 2, "cameraAngle": 270.0,
+               "filters": "r_57", "dome": 2, "duration": 33.0, "nimages": 1, "instrument": "LSSTCam",
+               "survey": "BLOCK-365", "totalCheckpoints": 0, "private_sndStamp": T0 - 3}
+    s = parse([message], "night.yaml")
+    assert s.visits[0].start == T0 and s.visits[0].readout == T0 + 33 and s.visits[0].detectors == 189
+    with pytest.raises(InputError) as bad:
+        parse({"visits": [{"groupId": "a", "startTime": 10.0, "duration": 30, "exposure": 30}]}, "night.yaml")
+    assert "night.yaml: visits[0].exposure" in str(bad.value) and "not a field" in str(bad.value)
+    with pytest.raises(InputError) as bad:
+        parse({"visits": [{"groupId": "a", "startTime": 20.0, "duration": 30},
+                          {"groupId": "b", "startTime": 10.0, "duration": 30}]}, "night.yaml")
+    assert "visits[1].startTime 10.0 is before visits[0]" in str(bad.value)
+    with pytest.raises(InputError) as bad:
+        parse({"visits": [{"groupId": "a", "duration": 30}]}, "n.json")
+    assert "n.json: visits[0].startTime" in str(bad.value) and "missing" in str(bad.value)
+    with pytest.raises(InputError):
+        parse("tonight", "n.json")
