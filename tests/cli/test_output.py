@@ -61,7 +61,9 @@ VARIES = {"security check": "summary", "upgrade plan": "steps"}
 READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archive of a real etcd)",
                   "backup list": "tests/ops/test_backup_catalog.py (needs named archives of a real etcd)",
                   "config get-contexts": "tests/cli/test_identity.py (needs a context, so a server to log in to)",
-                  "config current-context": "tests/cli/test_identity.py (needs a context)"}
+                  "config current-context": "tests/cli/test_identity.py (needs a context)",
+                  "broker schedule show": "tests/broker/test_schedule_push.py (needs a schedule an HTCondor "
+                                          "administrator pushed)"}
 # Commands that change state, serve, or run a simulation and write a report: no -o.
 NOT_READ = {
     "accounts bootstrap", "accounts demote", "accounts depart", "accounts expire", "accounts expire-due",
@@ -75,7 +77,7 @@ NOT_READ = {
     "roles revoke", "serve", "journal rekey",
     "logs",  # prints the log's own lines, as `kubectl logs` does (no -o), and journals the read
     "tokens issue", "tokens revoke", "twin compare", "twin run", "twin sweep", "webdav", "login", "config use-context",
-    "local map", "local unmap",
+    "local map", "local unmap", "broker schedule push",
 }
 
 

@@ -17,6 +17,7 @@ from enclave.services.journal import JournalService
 from enclave.services.logs import LogService
 from enclave.services.notebooks import NotebookService
 from enclave.services.ops import SecurityService, UpgradeService
+from enclave.services.schedule import ScheduleService
 from enclave.services.tokens import TokenService
 from enclave.services.twin import TwinRunService
 
@@ -58,6 +59,12 @@ def _images(service: ServiceDep) -> ImageService:
 
 
 Images = Annotated[ImageService, Depends(_images)]
+
+def _schedules(service: ServiceDep) -> ScheduleService:
+    return service.factory.schedules
+
+
+Schedules = Annotated[ScheduleService, Depends(_schedules)]
 
 def _notebooks(service: ServiceDep) -> NotebookService:
     return service.factory.notebooks

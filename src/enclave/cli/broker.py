@@ -51,9 +51,12 @@ from enclave.cli.options import (
 from enclave.client.remote import Remote, RemoteBroker
 from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
+from enclave.domain.schedule import ObservingSchedule
+from enclave.domain.schedule import parse as parse_schedule
 from enclave.errors import InputError, Problem
 from enclave.services.broker import BrokerService, DrainOverrides
 from enclave.services.factory import Factory
+from enclave.spec import document
 from enclave.spec.models import Role
 
 broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
@@ -381,6 +384,66 @@ def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop 
     """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.drain_startd(actor, startd, reason=reason, vacate_after=vacate_after))
+
+
+# --- the observing schedule the broker pre-warms for (docs/broker.md, "Observing schedule") ---------------
+
+schedule_app = typer.Typer(help="The observing schedule the broker pre-warms for: next_visit-style visits pushed "
+                                "from a file (twilight decides where no schedule covers).", no_args_is_help=True)
+broker_app.add_typer(schedule_app, name="schedule")
+
+
+def read_schedule(path: Path) -> ObservingSchedule:
+    """A schedule file: YAML or JSON, a mapping with ``visits`` or a list of next_visit messages; every problem
+    named with the file and the field."""
+    data, _ = document.parse(document.read_text(path), str(path))
+    return parse_schedule(data, str(path))
+
+
+@schedule_app.command("push")
+def schedule_push_cmd(file: Annotated[Path, typer.Argument(help="YAML or JSON: `visits:` of next_visit messages "
+                                                           "(groupId, startTime in TAI Unix seconds, duration, "
+                                                           "nimages, instrument, detectors).")],
+                      reason: Reason, spec_path: SpecOption = None, db_url: DbOption = None,
+                      actor: As = SELF) -> None:
+    """Make FILE the observing schedule in force (HTCondor administrator); journaled. An empty `visits: []`
+    hands the pre-warm back to twilight."""
+    schedule = read_schedule(file)
+    with enclave(spec_path, db_url) as services:
+        done = services.schedules.push(actor, schedule, reason=reason)
+    console.print(f"observing schedule {done.digest[:19]}… in force: {_span(done.schedule)}; journal entry "
+                  f"{done.journal_seq}")
+
+
+@schedule_app.command("show")
+def schedule_show_cmd(spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF,
+                      output: Output = OutputFormat.TABLE) -> None:
+    """The observing schedule in force (journal readers)."""
+    with enclave(spec_path, db_url) as services:
+        shown = services.schedules.show(actor)
+    if output != OutputFormat.TABLE:
+        emit(shown, output)
+        return
+    if shown is None:
+        console.print("no observing schedule was pushed: twilight decides the pre-warm")
+        return
+    console.print(f"pushed by {shown.pushed_by} at {shown.pushed_at:%Y-%m-%d %H:%M:%S}Z ({shown.reason}); "
+                  f"{shown.digest[:19]}…; {_span(shown.schedule)}")
+    table = Table(title=f"{len(shown.schedule.visits)} visit(s)")
+    for col in ("groupId", "start (UTC)", "duration s", "nimages", "instrument", "detectors"):
+        table.add_column(col, justify="left" if col in ("groupId", "start (UTC)", "instrument") else "right")
+    for v in shown.schedule.visits:
+        table.add_row(v.groupId, stamp(v.start), f"{v.duration:g}", str(v.nimages), v.instrument, str(v.detectors))
+    console.print(table)
+
+
+def _span(s: ObservingSchedule) -> str:
+    until = s.known_until()
+    span = (f"complete from {stamp(s.complete_from) if s.complete_from is not None else 'the push'} to "
+            f"{stamp(until) if until is not None else '—'}")
+    if not s.visits:
+        return f"no visits ({span}: twilight decides)"
+    return f"{len(s.visits)} visits {stamp(s.visits[0].start)} … {stamp(s.visits[-1].readout)}, {span}"
 
 
 BATCH_COMMANDS: dict[str, Callable[..., None]] = {

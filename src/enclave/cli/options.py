@@ -41,7 +41,7 @@ API: frozenset[str] = frozenset({
     "accounts leave", "roles grant", "roles revoke", "tokens issue", "tokens list", "tokens revoke",
     "journal show", "journal verify", "images submit", "images approve", "images reject", "images list",
     "batch move", "batch add-pods", "batch delete-pods", "batch drain-node", "batch start-htcondor",
-    "batch return-node", "batch drain-startd", "logs"})
+    "batch return-node", "batch drain-startd", "logs", "broker schedule push", "broker schedule show"})
 """Commands with an API route: with a context they go through the API; without one, local mode."""
 HOST: frozenset[str] = frozenset({
     "accounts bootstrap", "accounts import", "accounts expire-due", "roles list", "access check", "db migrate",

@@ -28,10 +28,12 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.logs import LogRequest
+from enclave.domain.schedule import ObservingSchedule
 from enclave.journal import Entry
 from enclave.ops.images import ImageStatus
 from enclave.services.broker import DrainOverrides
 from enclave.services.images import ImageView
+from enclave.services.schedule import ScheduleView
 from enclave.spec.models import Role
 
 MAX_JOURNAL = 1000
@@ -238,6 +240,24 @@ class RemoteBroker:
                                  "reason": reason})
 
 
+@dataclass
+class RemoteSchedules:
+    """``enclave.services.schedule.ScheduleService`` over the API (``/broker/schedule``): the server checks the
+    role and journals the push as the token's account."""
+
+    api: Api
+
+    def push(self, actor: str, schedule: ObservingSchedule, *, reason: str) -> ScheduleView:
+        self.api.acting(actor)
+        body = {"schedule": schedule.model_dump(mode="json"), "reason": reason}
+        return ScheduleView.model_validate(self.api.call("POST", "/broker/schedule", json=body))
+
+    def show(self, actor: str) -> ScheduleView | None:
+        self.api.acting(actor)
+        data = self.api.call("GET", "/broker/schedule")
+        return None if data is None else ScheduleView.model_validate(data)
+
+
 class RemoteLogs:
     """``enclave.services.logs.LogService`` over the API: the server checks logs.read and journals the read."""
 
@@ -263,6 +283,7 @@ class Remote:
         self.images = RemoteImages(api)
         self.broker = RemoteBroker(api)
         self.logs = RemoteLogs(api)
+        self.schedules = RemoteSchedules(api)
 
     def whoami(self) -> dict[str, Any]:
         """The token's account, roles and permissions (``GET /whoami``), checked by the server now."""

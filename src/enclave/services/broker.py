@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -48,6 +48,7 @@ from enclave.domain.capacity import (
     Startd,
     StartHTCondor,
 )
+from enclave.domain.schedule import ObservingSchedule
 from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Problem
 from enclave.logs import event, logger
 from enclave.spec.models import Drain, EnclaveSpec
@@ -106,6 +107,9 @@ class BrokerService:
     roles: Database | None = None
     """Where each actor's permission is checked when it is not ``db``: a twin journals in a scratch store of
     its own (``Factory.twin_broker``) while people act on it with the roles they hold in the enclave."""
+    schedule: Callable[[], ObservingSchedule | None] | None = None
+    """The observing schedule pushed to the enclave (``ScheduleService.current``), attached to each observation
+    that carries none of its own (a twin's next_visit feed does); None: twilight alone decides."""
     window: NeedWindow = field(init=False)
     """Each pool's recent peak need, carried from cycle to cycle (``enclave.broker.window``)."""
 
@@ -121,8 +125,15 @@ class BrokerService:
     def plan(self, actor: str = BROKER_ACTOR) -> tuple[Plan, Observed]:
         """What the broker would do now and why (changes nothing)."""
         with self.lock:
-            observed = self.backend.observe()
+            observed = self._scheduled(self.backend.observe())
             return plan(self.spec, observed, actor), observed
+
+    def _scheduled(self, observed: Observed) -> Observed:
+        """The observation with the pushed observing schedule, unless the backend brought one."""
+        if observed.schedule is not None or self.schedule is None:
+            return observed
+        pushed = self.schedule()
+        return observed if pushed is None else replace(observed, schedule=pushed)
 
     def cycle(self, actor: str = BROKER_ACTOR, leading: Callable[[], bool] | None = None) -> CycleReport:
         """One observe → decide → act round. Each action in its own transaction, re-observed first, so one
@@ -132,7 +143,7 @@ class BrokerService:
         action: a cycle that outlasts the lease — a slow API server, a long drain — stops applying the moment
         another replica may have taken over, so two leaders never act in the same interval."""
         with self.lock:
-            decision = plan(self.spec, self.window.feed(self.backend.observe()), actor)
+            decision = plan(self.spec, self.window.feed(self._scheduled(self.backend.observe())), actor)
             report = CycleReport(decision)
             for i, action in enumerate(decision.actions):
                 if leading is not None and not leading():

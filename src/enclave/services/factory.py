@@ -29,6 +29,7 @@ from enclave.services.logs import LogService
 from enclave.services.notebooks import NotebookService
 from enclave.services.ops import BackupService, RenderService, SecurityService, UpgradeService
 from enclave.services.reach import ReachService, Systems
+from enclave.services.schedule import ScheduleService
 from enclave.services.tokens import TokenService
 from enclave.services.twin import TwinRunService
 from enclave.spec.defaults import default_spec_path
@@ -155,6 +156,10 @@ class Factory:
         return ImageService(self.db, self.spec)
 
     @cached_property
+    def schedules(self) -> ScheduleService:
+        return ScheduleService(self.db)
+
+    @cached_property
     def notebooks(self) -> NotebookService:
         return NotebookService(self.db, self.spec, self.images)
 
@@ -196,7 +201,7 @@ class Factory:
         """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
         key = f"{where}:{id(backend)}"
         if key not in self._brokers:
-            self._brokers[key] = BrokerService(self.spec, self.db, backend, where)
+            self._brokers[key] = BrokerService(self.spec, self.db, backend, where, schedule=self.schedules.current)
         return self._brokers[key]
 
     def twin_broker(self, twin: Backend, where: str) -> BrokerService:
@@ -207,7 +212,8 @@ class Factory:
         key = f"{where}:{id(twin)}"
         if key not in self._brokers:
             store = self._closing.enter_context(Factory.scratch(self.spec))
-            self._brokers[key] = BrokerService(self.spec, store.db, twin, where, roles=self.db)
+            self._brokers[key] = BrokerService(self.spec, store.db, twin, where, roles=self.db,
+                                               schedule=self.schedules.current)
         return self._brokers[key]
 
     # --- backends ------------------------------------------------------------------------------------------

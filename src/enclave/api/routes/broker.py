@@ -14,7 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from enclave.api.deps import Caller, Runner
+from enclave.access.permissions import Permission
+from enclave.api.deps import Caller, Runner, Schedules
 from enclave.api.plain import plain
 from enclave.api.routes.bodies import Body, Reason, Short
 from enclave.api.runner import BrokerStatus
@@ -30,7 +31,9 @@ from enclave.domain.capacity import (
     ReturnNode,
     StartHTCondor,
 )
+from enclave.domain.schedule import ObservingSchedule
 from enclave.services.broker import BrokerService, DrainOverrides
+from enclave.services.schedule import ScheduleView
 
 router = APIRouter(prefix="/broker", tags=["broker"])
 
@@ -215,3 +218,23 @@ def act(body: Procedure, caller: Caller, runner: Runner) -> ActionDone:
     outcome = runner.manual(procedure(body, caller.username))
     return ActionDone(action=plain(outcome.action), applied=outcome.applied, journal_seq=outcome.seq,
                       note=None if outcome.applied else "already in effect: nothing done, nothing journaled")
+
+
+class ScheduleBody(Body):
+    """An observing schedule (``enclave.domain.schedule``: next_visit's fields per visit) and why it is pushed."""
+
+    schedule: ObservingSchedule
+    reason: Reason
+
+
+@router.get("/schedule", summary="The observing schedule in force (null when none was pushed: twilight decides)")
+def show_schedule(caller: Caller, schedules: Schedules) -> ScheduleView | None:
+    caller.need_scope(Permission.JOURNAL_READ)
+    return schedules.show(caller.username)
+
+
+@router.post("/schedule", status_code=201, summary="Push the observing schedule the broker pre-warms for "
+             "(HTCondor administrators; journaled)")
+def push_schedule(body: ScheduleBody, caller: Caller, schedules: Schedules) -> ScheduleView:
+    caller.need_scope(Permission.BATCH_RELABEL)
+    return schedules.push(caller.username, body.schedule, reason=body.reason)

@@ -1,0 +1,63 @@
+"""Pushing an observing schedule (``enclave broker schedule push``, ``POST /broker/schedule``) and reading it.
+
+Pushing steers where the broker moves capacity, so it needs what a relabel needs (``batch.relabel``: HTCondor
+administrators); reading it needs ``journal.read``, as every staff role but developer has. Each push is journaled
+in the transaction that stores it, naming the document's digest and its span; the previous schedule's summary is
+the entry's "before"."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from enclave import journal
+from enclave.access.permissions import Permission
+from enclave.accounts.authorize import require
+from enclave.domain.schedule import ObservingSchedule
+from enclave.journal import Entry
+from enclave.observing import storage
+from enclave.observing.storage import ScheduleRow
+
+TARGET = "observing-schedule"
+
+
+def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: str,
+         at: datetime) -> tuple[ScheduleRow, Entry]:
+    """Store ``schedule`` as the one in force, journaled. A schedule that does not say from when it is complete
+    is complete from now: it lists every visit from the push on."""
+    require(session, actor, Permission.BATCH_RELABEL)
+    if schedule.complete_from is None:
+        schedule = schedule.model_copy(update={"complete_from": at.timestamp()})
+    document = schedule.model_dump_json()
+    before = storage.newest(session)
+    row = ScheduleRow(pushed_by=actor, pushed_at=at, reason=reason, document=document,
+                      digest="sha256:" + hashlib.sha256(document.encode()).hexdigest())
+    storage.add(session, row)
+    entry = journal.record(session, actor=actor, action="broker.schedule", target=TARGET, reason=reason,
+                           before=summary(before), after=summary(row), at=at)
+    return row, entry
+
+
+def newest(session: Session, actor: str | None) -> ScheduleRow | None:
+    """The schedule in force; ``actor`` is checked for ``journal.read`` (None: the broker loop's own read)."""
+    if actor is not None:
+        require(session, actor, Permission.JOURNAL_READ)
+    return storage.newest(session)
+
+
+def schedule_of(row: ScheduleRow) -> ObservingSchedule:
+    return ObservingSchedule.model_validate_json(row.document)
+
+
+def summary(row: ScheduleRow | None) -> dict[str, Any] | None:
+    """What the journal keeps of a schedule: its digest, size and span (the document itself is in the table)."""
+    if row is None:
+        return None
+    s = schedule_of(row)
+    return {"digest": row.digest, "visits": len(s.visits), "source": s.source,
+            "first_start": s.visits[0].start if s.visits else None,
+            "last_readout": s.visits[-1].readout if s.visits else None,
+            "complete_from": s.complete_from, "complete_until": s.known_until()}

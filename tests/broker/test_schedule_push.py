@@ -1,0 +1,95 @@
+"""The observing schedule's round trip: the service stores and journals a push (HTCondor administrators), the
+broker loop reads it, the CLI pushes a file and shows it; refusals change nothing (docs/broker.md, "Observing
+schedule")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from enclave.broker.layout import initial_state
+from enclave.cli import app, report
+from enclave.db import Database
+from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
+from enclave.errors import EnclaveError, PermissionDenied
+from enclave.journal import query
+from enclave.services.broker import BrokerService
+from enclave.services.schedule import ScheduleService
+from tests.broker.conftest import CONDOR_ADMIN, K8S_ADMIN, MemoryBackend, make_spec
+from tests.broker.test_schedule import T0
+from tests.local import map_me
+
+NIGHT = ObservingSchedule(visits=tuple(
+    Visit(groupId=f"2026-04-14T01:{i:02d}", startTime=T0 + 36 * i + TAI_MINUS_UTC_S, duration=33.0,
+          instrument="LSSTCam") for i in range(3)), source="tonight.yaml")
+
+
+def schedule_entries(db: Database) -> list[object]:
+    with db.session() as s:
+        return list(query(s, action="broker.schedule"))
+
+
+def test_push_is_stored_journaled_and_read_by_the_broker_loop(db: Database) -> None:
+    service = ScheduleService(db)
+    assert service.show(K8S_ADMIN) is None and service.current() is None
+    done = service.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
+    assert done.journal_seq is not None and done.digest.startswith("sha256:")
+    # Not said from when it is complete: from the push on.
+    assert done.schedule.complete_from == done.pushed_at.timestamp()
+    shown = service.show(K8S_ADMIN)  # journal.read: every staff role but developer
+    assert shown is not None and shown.schedule == done.schedule and shown.pushed_by == CONDOR_ADMIN
+    [entry] = schedule_entries(db)
+    assert entry.after["digest"] == done.digest and entry.after["visits"] == 3 and entry.before is None  # type: ignore[attr-defined]
+    # The broker loop attaches it to an observation that carries no schedule of its own.
+    spec = make_spec()
+    broker = BrokerService(spec, db, MemoryBackend(initial_state(spec, T0)), "memory", schedule=service.current)
+    decided, observed = broker.plan()
+    assert observed.schedule == done.schedule
+    assert any(note.startswith("observing schedule (3 visits, tonight.yaml)") for note in decided.notes)
+
+
+def test_push_without_the_role_is_refused_and_leaves_nothing(db: Database) -> None:
+    with pytest.raises(PermissionDenied) as refused:
+        ScheduleService(db).push(K8S_ADMIN, NIGHT, reason="not mine to push")
+    assert "batch.relabel" in str(refused.value) and "htcondor-admin" in str(refused.value)
+    assert ScheduleService(db).current() is None and schedule_entries(db) == []
+
+
+def enclave(*args: str) -> tuple[int, str]:
+    try:
+        r = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        return r.exit_code, r.output
+    except EnclaveError as err:
+        return report(err), str(err)
+
+
+def test_cli_push_and_show_and_their_refusals(db: Database, tmp_path: Path) -> None:
+    map_me(db, CONDOR_ADMIN, K8S_ADMIN)
+    good = tmp_path / "tonight.yaml"
+    good.write_text("instrument: LSSTCam\ndetectors: 189\nvisits:\n"
+                    + "".join(f"  - {{groupId: v{i}, startTime: {T0 + 36 * i + 37}, duration: 33}}\n"
+                              for i in range(2)))
+    code, out = enclave("broker", "schedule", "push", str(good), "--as", CONDOR_ADMIN, "--reason", "tonight",
+                        "--db", db.url)
+    assert code == 0, out
+    assert "2 visits" in out and "journal entry" in out
+    code, out = enclave("broker", "schedule", "show", "--as", K8S_ADMIN, "--db", db.url, "-o", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [v["groupId"] for v in data["schedule"]["visits"]] == ["v0", "v1"]
+    assert data["schedule"]["visits"][0]["instrument"] == "LSSTCam" and data["pushed_by"] == CONDOR_ADMIN
+    # A bad file: named with its field, non-zero exit, nothing stored.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("visits:\n  - {groupId: v0, startTime: 10, duration: -1}\n")
+    code, out = enclave("broker", "schedule", "push", str(bad), "--as", CONDOR_ADMIN, "--reason", "x", "--db", db.url)
+    assert code != 0 and f"{bad}: visits[0].duration" in out
+    code, out = enclave("broker", "schedule", "push", str(tmp_path / "missing.yaml"), "--as", CONDOR_ADMIN,
+                        "--reason", "x", "--db", db.url)
+    assert code != 0 and "cannot read" in out
+    # The wrong role: refused (exit 4, as every permission refusal), nothing stored.
+    code, out = enclave("broker", "schedule", "push", str(good), "--as", K8S_ADMIN, "--reason", "x", "--db", db.url)
+    assert code == 4 and "htcondor-admin" in out
+    assert len(schedule_entries(db)) == 1
