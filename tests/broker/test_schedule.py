@@ -12,15 +12,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from enclave.broker.decide import plan
 from enclave.broker.layout import initial_state
 from enclave.broker.night import night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
-from enclave.domain.capacity import PoolDemand
+from enclave.domain.capacity import Observed, PoolDemand
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit, parse
 from enclave.errors import InputError
+from enclave.spec import EnclaveSpec
+from tests.broker import test_decide_properties as properties
 from tests.broker.conftest import make_spec
+from tests.broker.test_decide_properties import cases
 from tests.broker.test_night import PACHON
 
 T0 = datetime(2026, 4, 14, 1, tzinfo=UTC).timestamp()  # inside the night of 2026-04-13 at Cerro Pachón
@@ -126,3 +131,53 @@ def test_a_next_visit_message_is_accepted_as_is_and_bad_input_is_named() -> None
     assert "n.json: visits[0].startTime" in str(bad.value) and "missing" in str(bad.value)
     with pytest.raises(InputError):
         parse("tonight", "n.json")
+
+
+# --- invariants over random schedules (hypothesis; small counts, as the shared machine asks) -------------------
+
+SMALL = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> tuple[ObservingSchedule, float]:
+    """A schedule of up to 12 visits whose gaps range from back-to-back to hours, and a time to ask about."""
+    gaps = draw(st.lists(st.floats(0, 3 * TIMING.worth_releasing), min_size=1, max_size=12))
+    starts, t = [], T0
+    for g in gaps:
+        t += DURATION + g
+        starts.append(t)
+    s = ObservingSchedule(visits=visits(*starts), complete_from=T0 - 7200, complete_until=starts[-1] + 7200)
+    return s, draw(st.floats(T0 - 7200, starts[-1] + 7200 - TIMING.lead))
+
+
+@SMALL
+@given(timelines())
+def test_ready_for_every_visit_and_never_held_through_a_long_gap(case: tuple[ObservingSchedule, float]) -> None:
+    s, now = case
+    verdict = prewarm_from_schedule(s, now, TIMING)
+    windows = [(v.start - TIMING.lead, v.readout + TIMING.hold) for v in s.visits]
+    if any(lo <= now < hi for lo, hi in windows):
+        assert verdict is True  # ready (startds joined) by each visit's start, held until its jobs are done
+        return
+    before = [hi for lo, hi in windows if hi <= now]
+    after = [v.start for (lo, _), v in zip(windows, s.visits, strict=True) if lo > now]
+    gap_start = max(before) if before else T0 - 7200
+    gap_end = min(after) if after else None
+    if gap_end is None:
+        assert verdict is (False if s.known_until() - gap_start > TIMING.worth_releasing else None)  # type: ignore[operator]
+    else:
+        assert verdict is (gap_end - gap_start <= TIMING.worth_releasing)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.lists(st.floats(-4 * 3600, 4 * 3600), min_size=0, max_size=6))
+def test_decide_invariants_still_hold_with_a_schedule(case: tuple[EnclaveSpec, Observed], offsets: list[float]) -> None:
+    spec, o = case
+    starts = sorted(o.now + x for x in offsets)
+    starts = [s for i, s in enumerate(starts) if i == 0 or s - starts[i - 1] >= 1]
+    o = replace(o, schedule=ObservingSchedule(visits=visits(*starts), complete_from=o.now - 5 * 3600,
+                                              complete_until=o.now + 5 * 3600))
+    for invariant in (properties.test_deciding_again_on_the_result_changes_nothing,
+                      properties.test_make_before_break_a_latency_pool_keeps_running_what_it_needs,
+                      properties.test_guarantees_kept_while_a_pool_has_work, properties.test_maxima_kept):
+        invariant.hypothesis.inner_test((spec, o))  # type: ignore[attr-defined]
