@@ -107,6 +107,10 @@ def test_the_broker_follows_the_schedule_and_falls_back_to_twilight() -> None:
     p = plan(spec, gap)
     assert not p.pools["prompt"].prewarm  # a 4 h gap in the schedule: released
     assert any("observing schedule (2 visits): pre-warm off" in note for note in p.notes)
+    # Nor does the need window hold prompt's recent peak through a gap the schedule says is long.
+    peaked = replace(gap, demand={**gap.demand, "prompt": PoolDemand(peak_cores=200)})
+    assert plan(spec, peaked).pools["prompt"].need == 0
+    assert plan(spec, replace(peaked, schedule=None)).pools["prompt"].need > 0
     # The same schedule seen after its span: twilight again.
     late = replace(gap, now=T0 + 9001)
     assert plan(spec, late).pools["prompt"].prewarm == plan(spec, replace(late, schedule=None)).pools["prompt"].prewarm

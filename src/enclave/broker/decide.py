@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
@@ -192,6 +192,10 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
         d = observed.demand.get(name, PoolDemand())
         if name == warm and by_schedule is not None:
             prewarm = by_schedule
+            if not by_schedule:
+                # The schedule says no visit comes for longer than a release is worth: the need window's
+                # hysteresis (kept for visits it cannot foresee) would only hold capacity through the gap.
+                d = replace(d, peak_cores=None)
         else:
             prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         pools[name] = pool_figure(spec, name, d, base, prewarm)
