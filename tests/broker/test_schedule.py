@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from enclave.domain.capacity import Observed, PoolDemand
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit, parse
 from enclave.errors import InputError
 from enclave.spec import EnclaveSpec
+from enclave.twin.backend import TwinBackend
 from tests.broker import test_decide_properties as properties
 from tests.broker.conftest import make_spec
 from tests.broker.test_decide_properties import cases
@@ -185,3 +188,28 @@ def test_decide_invariants_still_hold_with_a_schedule(case: tuple[EnclaveSpec, O
                       properties.test_make_before_break_a_latency_pool_keeps_running_what_it_needs,
                       properties.test_guarantees_kept_while_a_pool_has_work, properties.test_maxima_kept):
         invariant.hypothesis.inner_test((spec, o))  # type: ignore[attr-defined]
+
+
+TINY = Path(__file__).parent / "data" / "tiny.yaml"
+
+
+@pytest.mark.parametrize("lead", [20.0, None])
+def test_the_twin_feeds_its_visits_as_next_visit_announces_them(tmp_path: Path, lead: float | None) -> None:
+    scenario = yaml.safe_load(TINY.read_text())
+    scenario["prompt"]["visits"] = {"feed": {"lead_s": lead}}
+    path = tmp_path / "tiny-feed.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    twin = TwinBackend.from_scenario(str(path))
+    epoch, readouts = twin.sim.sc.start_epoch, twin.sim.wl.visit_readout
+    twin.advance(readouts[5] - 40)  # the 6th visit starts 33 s before its readout: 7 s from now
+    s = twin.observe().schedule
+    assert s is not None and s.complete_from == epoch
+    if lead is None:  # the night plan: every visit, complete to the scenario's end
+        assert len(s.visits) == len(readouts) and s.complete_until == epoch + twin.sim.horizon
+    else:  # announced 20 s before the start: the 6th (7 s away) and any other starting within 20 s
+        assert s.complete_until == twin.observe().now + 20
+        assert [v.readout for v in s.visits] == pytest.approx([epoch + r for r in readouts
+                                                              if epoch + r - 33 <= s.complete_until])
+        assert len(s.visits) >= 6
+    v = s.visits[5]
+    assert v.startTime == epoch + readouts[5] - 33 + TAI_MINUS_UTC_S and v.duration == 33 and v.detectors == 4
