@@ -5,6 +5,7 @@ all. Only the wall-clock time of an entry (and so its hash) may differ."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,3 +202,16 @@ def test_each_account_transition_is_the_same_through_cli_and_api(name: str, spec
     cli(*command, "--as", ADMIN)
     api(method, path, body)
     agree(spec, cli_side, api_side)
+
+
+def test_an_observing_schedule_push_is_the_same_through_cli_and_api(spec: EnclaveSpec, sides: Any,
+                                                                   tmp_path: Path) -> None:
+    cli_side, api_side, cli, api = sides
+    schedule = {"visits": [{"groupId": f"v{i}", "startTime": 1776128437.0 + 36 * i, "duration": 33.0}
+                           for i in range(3)], "complete_from": 1776120000.0, "source": "tonight"}
+    path = tmp_path / "tonight.json"
+    path.write_text(json.dumps(schedule))
+    cli("broker", "schedule", "push", str(path), "--as", CONDOR, "--reason", "tonight's plan")
+    api("POST", "/broker/schedule", {"schedule": schedule, "reason": "tonight's plan"}, as_=CONDOR)
+    agree(spec, cli_side, api_side)
+    assert cli_side.journal()[-1]["action"] == "broker.schedule"
