@@ -341,3 +341,21 @@ def test_a_bcs_procedure_with_a_context_is_applied_by_the_server_as_the_tokens_a
         entry = query(s, action="broker.*")[-1]
     assert entry.actor == "root" and entry.reason == "prompt caught up" and entry.target.endswith("condor-001")
     assert not (server.home / "absent.db").exists()
+
+
+def test_a_schedule_push_with_a_context_goes_through_the_api_as_the_tokens_account(server: Remote) -> None:
+    login(server, "admin", server.tokens["root"])
+    night = server.home / "tonight.yaml"
+    night.write_text("visits:\n  - {groupId: v0, startTime: 1776128437.0, duration: 33}\n")
+    push = ("broker", "schedule", "push", str(night), "--reason", "tonight")
+    refused = cli(*push)  # root is a sysadmin: a schedule needs batch.relabel (HTCondor administrators)
+    assert code(refused) == 4 and isinstance(refused.exception, PermissionDenied)
+    Factory(SPEC, server.db).accounts.grant_role("root", "root", Role.HTCONDOR_ADMIN, reason="pool duty")
+    done = cli(*push)
+    assert code(done) == 0, (done.output, done.exception)
+    with server.db.session() as s:
+        entry = query(s, action="broker.schedule")[-1]
+    assert entry.actor == "root" and entry.reason == "tonight"  # the token's account; no local-mode OS user
+    shown = json.loads(cli("broker", "schedule", "show", "-o", "json").stdout)
+    assert shown["schedule"]["visits"][0]["groupId"] == "v0" and shown["digest"] == entry.after["digest"]
+    assert not (server.home / "absent.db").exists()
