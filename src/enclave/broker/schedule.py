@@ -78,7 +78,10 @@ def prewarm_from_schedule(schedule: ObservingSchedule | None, now: float, timing
     prev_end = _last_end(visits[recent:begun] or visits[max(0, begun - 1):begun], timing.hold)
     if prev_end is not None and now < prev_end:
         return True  # inside a visit's window
-    gap_start = prev_end if prev_end is not None else (schedule.complete_from or -math.inf)
+    if prev_end is not None:
+        gap_start = prev_end
+    else:  # no visit before: the gap runs from where the schedule starts speaking
+        gap_start = schedule.complete_from if schedule.complete_from is not None else -math.inf
     if begun < len(visits):
         return visits[begun].start - gap_start <= timing.worth_releasing
     # The next visit is not known yet: release only when the known part of the gap is already long enough and
