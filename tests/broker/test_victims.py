@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from enclave.broker.decide import Commons as CommonsT
 from enclave.broker.decide import Cycle, PoolState, RelabelQueue, count_holdings, move_toward_targets, plan, release
-from enclave.broker.victims import MIN_TAIL, Cost, action_loss, cost, still_running, vacate_after, victim_cost
+from enclave.broker.victims import (
+    MIN_TAIL,
+    action_loss,
+    at_stake,
+    deadline,
+    expected_loss,
+    still_running,
+    vacate_after,
+    victim_cost,
+)
 from enclave.domain.capacity import (
     DeletePods,
     DeployPods,
@@ -69,38 +78,48 @@ def test_min_tail_needs_that_many_longer_runs() -> None:
     assert still_running(_job(1, 50), NOW, G, short + (900.0,) * MIN_TAIL) == 1.0
 
 
-def test_cost_sums_the_pools_jobs() -> None:
-    # A: 4 cores, age 200, q = 1: now 4·200 = 800, wait 1·4·(200 + 600) = 3,200.
-    # B: 1 core, age 500, q = 0: now 500, wait 0. A user job on the same startd is not the donor's: left out.
+def test_expected_loss_sums_the_pools_jobs() -> None:
+    # A: 4 cores, age 200, q = 1 at any deadline below 800 s. B: 1 core, age 500, ends by 1,000 s.
+    # A user job on the same startd is not the donor's: left out.
     s = _startd("c1", _job(4, 200), _job(1, 500), _job(2, 300, pool="user"))
-    c = cost(s, "drp", NOW, G, HISTORY)
-    assert c == Cost(now=1300.0, wait=3200.0)
-    assert c.evict_at_once() and c.lost() == 1300.0
+    assert at_stake(s, "drp", NOW) == 4 * 200 + 1 * 500
+    assert expected_loss(s, "drp", NOW, 0.0, HISTORY) == 1300.0
+    # At G: A still runs (4·800 = 3,200), B has ended (q = 0 at 500 + 600 > 1,000).
+    assert expected_loss(s, "drp", NOW, G, HISTORY) == 3200.0
+    # Deadlines 600, 450, 300, 150, 0: A loses 4·(200 + d), B 1·(500 + d) while d < 500: 3,200, 3,550, 2,800,
+    # 2,050, 1,300 — evicting at once loses least.
+    assert deadline(s, "drp", NOW, G, HISTORY) == (0.0, 1300.0)
     assert vacate_after(s, "drp", NOW, G, HISTORY) == 0.0
     # A job of unknown pool counts as the startd's.
-    assert cost(_startd("c2", _job(1, 500, pool=None)), "drp", NOW, G, HISTORY) == Cost(500.0, 0.0)
+    assert expected_loss(_startd("c2", _job(1, 500, pool=None)), "drp", NOW, G, HISTORY) == 0.0
 
 
 def test_drain_when_the_jobs_end_within_the_grace() -> None:
-    # 8 cores at age 500 (q = 0): evicting now loses 4,000, draining nothing expected.
+    # 8 cores at age 500 (ends by 1,000 s): evicting now loses 4,000; at 150 s 8·650 = 5,200 (still running);
+    # at 600 s nothing. The grace it is.
     s = _startd("c1", _job(8, 500))
-    c = cost(s, "drp", NOW, G, HISTORY)
-    assert c == Cost(now=4000.0, wait=0.0) and not c.evict_at_once() and c.lost() == 0.0
-    assert vacate_after(s, "drp", NOW, G, HISTORY) == G
+    assert deadline(s, "drp", NOW, G, HISTORY) == (G, 0.0)
+    assert victim_cost(s, "drp", NOW, G, HISTORY) == 0.0
 
 
-def test_a_half_chance_drains_when_waiting_loses_less() -> None:
-    # 2 cores at age 50, q = 0.5: now 100, wait 0.5·2·650 = 650 > 100: evict at once.
+def test_a_deadline_between_lets_the_short_jobs_finish_first() -> None:
+    # X: 8 cores, age 100, declared limit 200 s (gone by d = 100). Y: 1 core, age 200, q = 1 below 800 s.
+    # d = 0: 8·100 + 200 = 1,000; d = 150: Y only, 350; 300: 500; 450: 650; 600: 800. Best: 150 s.
+    s = _startd("c1", _job(8, 100, limit=200), _job(1, 200))
+    assert deadline(s, "drp", NOW, G, HISTORY) == (150.0, 350.0)
+
+
+def test_a_half_chance_evicts_when_waiting_loses_more() -> None:
+    # 2 cores at age 50, q = 0.5 from 150 s on: d = 0 loses 100, 150: 2·200·0.5 = 200, ..., 600: 650.
     assert vacate_after(_startd("c1", _job(2, 50)), "drp", NOW, G, HISTORY) == 0.0
-    # Ties drain: equal loss keeps the pool's own policy (age 0: now 0, wait 0.5·1·600 = 300 — not a tie, so
-    # build one: no job of the pool at all, both 0).
+    # Nothing of the pool runs there: every deadline loses 0, a tie, so the pool's own grace.
     assert vacate_after(_startd("c2", _job(1, 50, pool="user")), "drp", NOW, G, HISTORY) == G
 
 
 def test_unknown_history_keeps_the_grace_and_costs_the_work_done() -> None:
     s = _startd("c1", _job(3, 2000))  # older than anything in the history
-    assert cost(s, "drp", NOW, G, HISTORY) == Cost(now=6000.0, wait=None)
-    assert vacate_after(s, "drp", NOW, G, HISTORY) == G
+    assert expected_loss(s, "drp", NOW, G, HISTORY) is None
+    assert deadline(s, "drp", NOW, G, HISTORY) == (G, 6000.0)
     assert victim_cost(s, "drp", NOW, G, HISTORY) == 6000.0
 
 
@@ -109,12 +128,11 @@ def test_a_pool_that_drains_loses_nothing() -> None:
     assert victim_cost(s, "drp", NOW, None, HISTORY) == 0.0
     assert vacate_after(s, "drp", NOW, None, HISTORY) is None
     # Vacating at once (grace 0): every job loses its work now.
-    assert cost(s, "drp", NOW, 0.0, HISTORY) == Cost(now=120000.0, wait=120000.0)
-    assert vacate_after(s, "drp", NOW, 0.0, HISTORY) == 0.0
+    assert deadline(s, "drp", NOW, 0.0, HISTORY) == (0.0, 120000.0)
 
 
 def test_action_loss_for_the_journal() -> None:
-    s = _startd("c1", _job(4, 200), _job(1, 500))  # at stake 1,300; wait 3,200 (as above)
+    s = _startd("c1", _job(4, 200), _job(1, 500))  # at stake 1,300; 3,200 expected at G (as above)
     o = Observed(now=NOW, nodes=(), startds=(s,), demand={"drp": PoolDemand(runtimes=HISTORY)})
     at_once = Relabel(actor="b", reason="r", startd="c1", from_pool="drp", to_pool="user", vacate_after_seconds=0)
     assert action_loss(o, at_once) == {"at_stake_core_s": 1300.0, "lost_core_s": 1300.0}
@@ -148,8 +166,9 @@ def test_relabel_takes_the_startd_that_loses_least_and_evicts_only_when_waiting_
     user = _pool("user", 30, target=48)
     c = Cycle.start(spec, NOW, "broker", {"drp": drp, "user": user})
     c.runtimes = {"drp": HISTORY}
-    # Costs: young (8 cores, age 200, q = 1): now 1,600, wait 6,400 → evict, 1,600.
-    # old (8 cores, age 2,000, history cannot tell): 16,000. ending (20 cores, age 500, q = 0): drain, 0.
+    # Costs: young (8 cores, age 200, q = 1 below 800 s): 8·(200 + d), least at d = 0: evict, 1,600.
+    # old (8 cores, age 2,000, history cannot tell): 16,000. ending (20 cores, age 500, gone by 1,000 s;
+    # 20·(500 + d) for d < 500): drain, 0.
     # busy-but-ending has more busy cores than young, yet loses nothing: it goes first (idleness would
     # have picked young, the least busy). Then young, evicted at once; old stays (drp keeps its target).
     startds = [_startd("young", _job(8, 200)), _startd("old", _job(8, 2000)),

@@ -18,24 +18,28 @@ vacates after a grace period ``G`` (``take_away: vacate``; rendered as the start
 for the job to finish or to exceed this amount of time, whichever comes sooner", "Machine ClassAd Attributes",
 ``MaxJobRetirementTime``) puts a job that has run ``e`` seconds on ``c`` cores at risk of
 
-- ``c·e`` if it is evicted now (``condor_drain -fast`` rather than ``-graceful``, condor_drain manual), or
+- ``c·e`` if it is evicted now (a deadline of 0: ``batch.live`` drains with ``MaxJobRetirementTime`` 0, what
+  ``condor_drain -quick`` does — "MaxJobRetirementTime is not honored. Eviction of jobs is immediately
+  initiated", condor_drain manual — where ``-graceful`` honours it), or
 - ``q·c·(e + G)`` expected if it is left the grace period: it ends within it, losing nothing, or is evicted at
   its end with probability ``q = P(R > e + G | R > e)`` over the pool's finished runtimes ``R``; ``q = 0`` when
   its declared limit falls within ``e + G``; unknown while fewer than ``MIN_TAIL`` finished jobs ran longer
   than ``e`` (a job older than what the history shows).
 
-Summed over the startd's jobs of the pool, the move drains (keeps ``G``) unless waiting is known to lose more
-than evicting now; then its jobs are evicted at once (``vacate_after_seconds = 0``): a job that will not end
-within ``G`` loses ``G`` more seconds of work by waiting, and holds cores the receiving pool is waiting for.
-A startd's cost is the work the chosen way loses (evicting now's when the wait is unknown); the broker takes
-the cheapest startds first, idle ones (cost 0) before any that runs.
+Summed over the startd's jobs of the pool, evicting ``d`` seconds from now (``0 ≤ d ≤ G``) is expected to lose
+``Σ q(d)·c·(e + d)``. The broker tries ``d`` = 0, G/4, G/2, 3G/4 and G and takes the one that loses least, the
+longest on a tie: ``G`` drains (the jobs end within the grace), 0 evicts at once (they would not: waiting only
+adds ``G`` seconds of lost work and holds cores the receiving pool waits for), a deadline between lets the
+jobs that end soon finish first. The pool's policy is kept — its jobs are gone within ``G`` — and when the
+history cannot tell for some job the deadline is ``G``, as before. A startd's cost is what its deadline is
+expected to lose (the work done so far when the history cannot tell); the broker takes the cheapest startds
+first, idle ones (cost 0) before any that runs.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from enclave.domain.capacity import Action, DeletePods, DrainStartd, Observed, Relabel, ReturnNode, RunningJob, Startd
 
@@ -59,55 +63,64 @@ def still_running(job: RunningJob, now: float, grace: float, runtimes: Sequence[
     return (len(runtimes) - bisect_right(runtimes, age + grace)) / longer
 
 
-@dataclass(frozen=True)
-class Cost:
-    """Core-seconds of work a move loses: ``now`` if its jobs are evicted at once, ``wait`` (expected) if they
-    are left the grace period; ``wait`` None when the history cannot tell."""
-
-    now: float
-    wait: float | None
-
-    def evict_at_once(self) -> bool:
-        """Waiting is known to lose more than evicting now."""
-        return self.wait is not None and self.wait > self.now + _EPS
-
-    def lost(self) -> float:
-        """What the chosen way loses: evicting now's when that is chosen or the wait is unknown."""
-        return self.wait if self.wait is not None and not self.evict_at_once() else self.now
+DEADLINES = 4
+"""The deadlines tried within a grace period ``G``: 0, G/4, G/2, 3G/4 and G."""
 
 
-FREE = Cost(0.0, 0.0)
-
-
-def cost(s: Startd, pool: str, now: float, grace: float | None, runtimes: Sequence[float]) -> Cost:
-    """What taking ``s`` from ``pool`` costs: its running jobs of ``pool`` (a job of unknown pool counts as the
-    startd's). ``grace`` None: the pool drains, nothing is lost. A busy startd whose jobs are not reported costs
-    nothing known (the broker then orders by busy cores)."""
-    if grace is None or not s.jobs:
-        return FREE
-    at_stake = 0.0
-    wait: float | None = 0.0
+def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequence[float]) -> float | None:
+    """Core-seconds that evicting ``s``'s jobs of ``pool`` ``after`` seconds from now is expected to lose: each job
+    still running then loses ``cores × (age + after)``, a job that ended first nothing. None when the history
+    cannot tell for some job (``still_running``). A job of unknown pool counts as the startd's."""
+    lost = 0.0
     for job in s.jobs:
         if (job.pool if job.pool is not None else s.pool) != pool:
             continue
-        age = max(0.0, now - job.start)
-        at_stake += job.cores * age
-        q = still_running(job, now, grace, runtimes) if grace > 0 else 1.0
-        wait = None if wait is None or q is None else wait + q * job.cores * (age + grace)
-    return Cost(at_stake, wait)
+        q = still_running(job, now, after, runtimes) if after > 0 else 1.0
+        if q is None:
+            return None
+        lost += q * job.cores * (max(0.0, now - job.start) + after)
+    return lost
+
+
+def at_stake(s: Startd, pool: str, now: float) -> float:
+    """The work ``s``'s jobs of ``pool`` have done so far: what evicting them now loses (core-seconds)."""
+    return sum(j.cores * max(0.0, now - j.start) for j in s.jobs
+               if (j.pool if j.pool is not None else s.pool) == pool)
+
+
+def deadline(s: Startd, pool: str, now: float, grace: float | None,
+             runtimes: Sequence[float]) -> tuple[float | None, float]:
+    """When to evict what ``s``'s jobs of ``pool`` still run, and the work that is expected to lose.
+
+    ``grace`` None (the pool drains): never, nothing lost. Otherwise the deadline within the grace period that
+    loses the least (``DEADLINES`` + 1 tried, the longest first, so a tie keeps the pool's own grace): 0 evicts
+    at once (the jobs would not end within it), ``grace`` drains (they end within it), a deadline between lets
+    the jobs that end soon finish before the rest go. When the history cannot tell: the grace, and the work
+    done so far as the cost."""
+    if grace is None:
+        return None, 0.0
+    if not s.jobs:
+        return grace, 0.0
+    best: tuple[float, float] | None = None
+    for k in range(DEADLINES, -1, -1):
+        after = grace * k / DEADLINES
+        lost = expected_loss(s, pool, now, after, runtimes)
+        if lost is None:
+            return grace, at_stake(s, pool, now)
+        if best is None or lost < best[1] - _EPS:
+            best = (after, lost)
+    assert best is not None
+    return best
 
 
 def vacate_after(s: Startd, pool: str, now: float, grace: float | None, runtimes: Sequence[float]) -> float | None:
-    """The vacate deadline for taking ``s`` from ``pool``: None for a pool that drains, 0 when evicting now is
-    known to lose less than the grace period would (``Cost.evict_at_once``), else the pool's ``grace``."""
-    if grace is None or grace <= 0:
-        return grace
-    return 0.0 if cost(s, pool, now, grace, runtimes).evict_at_once() else grace
+    """The vacate deadline for taking ``s`` from ``pool`` (``deadline``): None for a pool that drains."""
+    return deadline(s, pool, now, grace, runtimes)[0]
 
 
 def victim_cost(s: Startd, pool: str, now: float, grace: float | None, runtimes: Sequence[float]) -> float:
-    """The order key for taking ``s`` from ``pool``: the work the chosen way loses (core-seconds)."""
-    return cost(s, pool, now, grace, runtimes).lost() if s.jobs and grace is not None else 0.0
+    """The order key for taking ``s`` from ``pool``: the work its best deadline is expected to lose."""
+    return deadline(s, pool, now, grace, runtimes)[1] if s.jobs and grace is not None else 0.0
 
 
 def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
@@ -136,7 +149,8 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
         if not s.jobs:
             return None
         d = o.demand.get(pool)
-        c = cost(s, pool, o.now, after, d.runtimes if d is not None else ())
-        stake += c.now
-        lost += c.now if after == 0 else (c.wait if c.wait is not None else c.now)
+        done = at_stake(s, pool, o.now)
+        expected = expected_loss(s, pool, o.now, after, d.runtimes if d is not None else ())
+        stake += done
+        lost += expected if expected is not None else done
     return {"at_stake_core_s": round(stake, 1), "lost_core_s": round(lost, 1)} if stake > 0 else None
