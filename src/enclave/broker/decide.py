@@ -15,7 +15,7 @@ How a decision is made (seed §7.1, BCS 1–5):
    above its target — lowest priority first, the startds whose jobs would lose the least work first
    (``enclave.broker.victims``; idle ones cost nothing), none that moved within the cooldown. Relabelling
    lets running jobs of the old pool finish (``take_away: drain``) or evicts them after the old pool's grace
-   period (``take_away: vacate``), at once when they are known not to end within it.
+   period (``take_away: vacate``) — or sooner, at the deadline within it expected to lose the least work.
 3. **Borrow from Kubernetes (BCS 4, 5).** What a lending pool (default: pools with a latency objective)
    still needs beyond its standalone target is borrowed from the commons: HTCondor worker pods on workers
    with free cores (BCS 4), or whole workers drained and given to HTCondor (BCS 5). Notebooks keep
@@ -459,8 +459,9 @@ class Cycle:
         return victims.victim_cost(s, pool, self.now, self.vacate_after(pool), self.runtimes.get(pool, ()))
 
     def vacate_for(self, s: StartdT, pool: str) -> float | None:
-        """The vacate deadline for taking ``s`` from ``pool``: the pool's grace, or 0 when its jobs are known not
-        to end within it (evicting now loses less, ``enclave.broker.victims.vacate_after``)."""
+        """The vacate deadline for taking ``s`` from ``pool``: None for a pool that drains; else the deadline within
+        its grace expected to lose the least work (``enclave.broker.victims.deadline``), the grace itself when
+        its jobs end within it or the history cannot tell."""
         grace = self.vacate_after(pool)
         if not s.jobs or not grace:
             return grace
@@ -615,8 +616,8 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
         remove_now(cycle, commons, s, f"{why}; {s.pool} vacates at once")
     else:
         commons.returning += s.cores
-        after = cycle.vacate_for(s, s.pool)  # the grace, or 0 when its jobs will not end within it
-        what = "finish" if after != 0 else f"go now (they would not end within {grace:g} s)"
+        after = cycle.vacate_for(s, s.pool)  # the grace, or sooner when waiting it out would lose more work
+        what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
         cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores "
                                          f"{what}", startd=s.name, vacate_after_seconds=after))
     return True
@@ -642,10 +643,10 @@ def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
 
 def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least work
-    lost (``Cycle.victim_cost``), least busy and largest first (those still starting before any that runs), those
-    out of cooldown only, never taking a
-    pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
-    promises so a pod about to leave does not count against a pool's maximum."""
+    lost (``Cycle.victim_cost``), least busy and largest first (those still starting before any that runs),
+    those out of cooldown only, never taking a pool below what it should borrow, nor a latency pool's running
+    capacity below its need. Done before the promises so a pod about to leave does not count against a pool's
+    maximum."""
     moved = cycle.moved
     by_pool: dict[str, list[StartdT]] = {}
     for s in commons.lent:
