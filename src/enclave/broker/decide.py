@@ -529,7 +529,11 @@ class RelabelQueue:
         standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
         cool = cycle.cool
         cost = cycle.victim_cost
-        for s in sorted(standalone, key=lambda s: (cost(s, s.pool), s.busy_cores, s.name)):
+        # Without reported jobs every cost is 0: the old key, without a call per startd (bench.broker_decide).
+        key: Callable[[StartdT], tuple[float | int | str, ...]] = (
+            (lambda s: (cost(s, s.pool), s.busy_cores, s.name)) if any(s.jobs for s in standalone)
+            else (lambda s: (s.busy_cores, s.name)))
+        for s in sorted(standalone, key=key):
             by_pool.setdefault((s.pool, True), []).append(s)
             if cool(s.since):
                 by_pool.setdefault((s.pool, False), []).append(s)
