@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from tests.api.conftest import ADMIN, SCIENCE, Browser, Live, World
+from enclave.spec import Role
+from tests.api.conftest import ADMIN, SCIENCE, Browser, Live, World, role_user
 
 
 def test_pages_redirect_to_login_without_a_token(world: World) -> None:
@@ -109,3 +110,23 @@ def test_notebooks_page_lists_accounts_only_for_account_managers(world: World) -
     assert 'id="accounts"' in html and "victim" in html and "medium (default)" in html
     html = world.client.get("/notebooks", headers=world.as_(SCIENCE)).text
     assert 'id="accounts"' not in html and "needs accounts.manage" in html
+
+
+def test_overview_shows_churn_per_night_from_the_journal(world: World) -> None:
+    """Actions per night and evicted core-hours (issue 15 item 7), read from the broker's journal entries."""
+    runner = world.service.runner
+    assert runner is not None
+    # A person's relabel (BCS 1/2) is a node move as much as the broker's: it counts, as journaled.
+    condor = role_user(Role.HTCONDOR_ADMIN)
+    for startd, pool in (("condor-001", "user"), ("condor-002", "general")):
+        outcome = runner.manual(lambda b, s=startd, p=pool: b.move(condor, s, p, reason="churn test"))
+        assert outcome.applied
+    assert runner.actions_total == 2
+    html = world.client.get("/", headers=world.as_(ADMIN)).text
+    nights = runner.broker.churn(ADMIN).nights()
+    assert 'id="churn"' in html and "Churn per night" in html
+    for n in nights:
+        assert f"<td class=\"l\">{n.night}</td><td>{n.actions}</td>" in html
+    assert sum(n.actions for n in nights) == runner.actions_total
+    hidden = world.client.get("/", headers=world.as_(SCIENCE)).text
+    assert 'id="churn"' not in hidden and "do not include journal.read" in hidden

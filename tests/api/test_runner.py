@@ -8,6 +8,7 @@ import pytest
 
 from enclave.api.service import Service
 from enclave.api.wiring import build_service, live_runner
+from enclave.broker.churn import lost_core_s
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.errors import ExternalError
@@ -90,3 +91,27 @@ current-context: c
 def test_live_runner_refuses_a_missing_kubeconfig(fresh_db: Database, spec: EnclaveSpec, tmp_path: Path) -> None:
     with pytest.raises(ExternalError, match="kubeconfig"):
         live_runner(Service(Factory(spec, fresh_db)), kubeconfig=tmp_path / "nope")
+
+
+def test_churn_per_night_in_the_metrics_and_from_the_journal(fresh_db: Database, spec: EnclaveSpec) -> None:
+    """Actions per night and evicted core-hours (issue 15): the loop counts what it applied, as the journal
+    records it; the journal read back night by night gives the same figures."""
+    assert Factory(spec, fresh_db).ensure_accounts(ADMIN) is not None
+    service = build_service(Factory(spec, fresh_db), scenario="one-night", sim_seconds_per_cycle=600)
+    runner = service.runner
+    assert runner is not None
+    for _ in range(4):
+        runner.step()
+    assert runner.actions_total > 0 and runner.churn is not None, runner.last_error
+    journaled = runner.broker.churn(ADMIN).nights()
+    assert journaled == runner.churn.nights()
+    assert sum(n.actions for n in journaled) == runner.actions_total
+    tonight = runner.churn.of(runner.observe().now)
+    text = service.metrics.exposition().decode()
+    assert f"enclave_broker_night_actions {float(tonight.actions)}" in text
+    assert f"enclave_broker_night_evicted_core_hours {float(tonight.evicted_core_hours)}" in text
+    with runner.broker.db.session() as s:
+        recorded = sum(lost_core_s(e.after) for e in query(s, action="broker.*"))
+    counted = service.metrics.registry.get_sample_value("enclave_broker_evicted_core_seconds_total")
+    assert counted == pytest.approx(recorded)
+    service.factory.close()

@@ -71,6 +71,9 @@ class Daemons:
     fail: str | None = None
     masters: bool = True
     """Whether each startd host's condor_master advertises itself."""
+    dynamic: list[ClassAd] = field(default_factory=list)
+    """Dynamic slots' ads (one per running job, ``run_job``), listed by the collector beside the partitionable
+    slots."""
 
     def slot_ad(self, fs: FakeStartd) -> ClassAd:
         ad = policy.machine_ad(self.spec, fs.startd)
@@ -98,9 +101,27 @@ class Daemons:
     def schedd_named(self, address: str) -> str:
         return next(n for n in self.jobs if self.schedd_ad(n)["MyAddress"] == address)
 
+    def run_job(self, startd: str, cores: int, start: int, group: str | None, *, limit: int | None = None,
+                running: bool = True) -> None:
+        """A job claims a dynamic slot of ``startd``'s partitionable slot: the slot ad the startd advertises for it
+        (HTCondor manual, "Machine ClassAd Attributes": DynamicSlot, Cpus, JobStart — undefined while the claim
+        runs no job —, RemoteGroup; the startd's STARTD_ATTRS, the pool label among them, and the job's
+        STARTD_JOB_ATTRS, AllowedExecuteDuration among them)."""
+        fs = self.startds[startd]
+        ad = ClassAd({"MyType": "Machine", "Name": f"slot1_{len(self.dynamic) + 1}@{startd}", "Machine": startd,
+                      "DynamicSlot": True, "PartitionableSlot": False, "SlotType": "Dynamic", "Cpus": cores,
+                      self.spec.batch.pool_attribute: fs.startd.pool})
+        if running:
+            ad["JobStart"] = start
+        if group is not None:
+            ad["RemoteGroup"] = group
+        if limit is not None:
+            ad["AllowedExecuteDuration"] = limit
+        self.dynamic.append(ad)
+
     def ads(self, ad_type: htcondor2.AdType) -> list[ClassAd]:
         if ad_type == htcondor2.AdType.Startd:
-            return [self.slot_ad(fs) for fs in self.startds.values()]
+            return [self.slot_ad(fs) for fs in self.startds.values()] + self.dynamic
         if ad_type == htcondor2.AdType.Schedd:
             return [self.schedd_ad(n) for n in self.jobs]
         if ad_type == htcondor2.AdType.Master and self.masters:

@@ -9,8 +9,8 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
-from enclave.batch.live import HTCondorBatch, demand_of, pool_constraint
-from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.batch.live import RUNTIME_HISTORY, HTCondorBatch, demand_of, pool_constraint
+from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, RunningJob, Startd, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -152,7 +152,7 @@ def test_newest_submit_unknown_without_jobs(ldf: EnclaveSpec, daemons: Daemons) 
 
 def test_history_is_asked_for_the_newest_prompt_job(ldf: EnclaveSpec, daemons: Daemons) -> None:
     adapter(daemons, now=1_000_000.5).demand()
-    asked = [c for c in daemons.calls if c[0] == "history_query"]
+    asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("QDate", "EnclavePool")]
     assert [c[1] for c in asked] == [daemons.schedd_ad(h)["MyAddress"] for h in ldf.batch.submit_hosts]
     assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', ("QDate", "EnclavePool"), 1,
                                        f"CompletionDate < {1_000_000 - 86400}")}
@@ -183,7 +183,7 @@ def test_history_looks_up_the_prewarmed_pool_without_a_latency_objective(ldf: En
     demand = adapter(daemons, now).demand()
     assert demand["drp"].newest_submit == now - 120
     assert demand["user"].newest_submit is None  # neither pre-warmed nor with a latency objective
-    asked = {c[2] for c in daemons.calls if c[0] == "history_query"}
+    asked = {c[2] for c in daemons.calls if c[0] == "history_query" and c[3] == ("QDate", "EnclavePool")}
     assert asked == {'EnclavePool =?= "prompt"', 'EnclavePool =?= "drp"'}
 
 
@@ -308,3 +308,49 @@ def test_demand_of_sums_the_jobs_memory_requests(ldf: EnclaveSpec) -> None:
            ClassAd({"EnclavePool": "prompt", "JobStatus": 1, "RequestCpus": 1})]
     d = demand_of(ads, ldf, now=0.0)["prompt"]
     assert (d.idle_jobs, d.idle_memory_mib, d.running_memory_mib) == (3, 16384, 4096)
+
+
+# --- what the broker's least-work-lost victims read (enclave.broker.victims) --------------------------------
+
+
+def test_running_jobs_from_the_dynamic_slots(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """Each running job is a dynamic slot of its startd's partitionable slot: its Cpus, its JobStart and the
+    accounting group that claimed it (RemoteGroup, whose pool the spec names: ldf's group_<pool>; a subgroup
+    ``group_drp.alice`` is drp's). A claimed slot that runs no job has no JobStart and is no running job."""
+    daemons.run_job("condor-011", 1, 999_000, "group_drp", limit=7200)
+    daemons.run_job("condor-011", 4, 998_000, "group_drp.alice")
+    daemons.run_job("condor-011", 2, 0, "group_drp", running=False)
+    daemons.run_job("condor-001", 2, 999_500, "group_user")  # a user job left on a startd relabelled to prompt
+    daemons.run_job("condor-002", 1, 999_600, "group_elsewhere")
+    startds = {s.name: s for s in adapter(daemons).startds()}
+    assert startds["condor-011"].jobs == (RunningJob(cores=4, start=998_000, pool="drp"),
+                                          RunningJob(cores=1, start=999_000, pool="drp", limit_seconds=7200))
+    assert startds["condor-001"].jobs == (RunningJob(cores=2, start=999_500, pool="user"),)
+    assert startds["condor-002"].jobs == (RunningJob(cores=1, start=999_600, pool=None),)
+    assert startds["kub-003"].jobs == ()
+    queried = [c[2] for c in daemons.calls if c[0] == "collector_query"]
+    assert any("DynamicSlot =?= true" in c and "JobStart =!= undefined" in c for c in queried)
+    # The partitionable slots are still one startd each: the dynamic slots' ads add no startd.
+    assert sorted(startds) == ["condor-001", "condor-002", "condor-011", "kub-003"]
+
+
+def _ran(spec: EnclaveSpec, pool: str, started: int, seconds: int, status: int = 4, cluster_id: int = 100) -> ClassAd:
+    return policy.job_ad(spec, owner="x", pool=pool, schedd=DEV, cluster_id=cluster_id,
+                         extra={"JobStatus": status, "JobCurrentStartDate": started,
+                                "CompletionDate": started + seconds, "QDate": started - 10})
+
+
+def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """drp vacates after its grace (lsst-ldf.yaml): its completed jobs' CompletionDate − JobCurrentStartDate over
+    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not read."""
+    now = 1_000_000
+    daemons.finished[DEV] = [_ran(ldf, "drp", now - 4000, 3600), _ran(ldf, "drp", now - 500, 90),
+                             _ran(ldf, "drp", now - 900, 300, status=3), _ran(ldf, "prompt", now - 100, 40)]
+    daemons.finished[NOTEBOOK_SCHEDD] = [_ran(ldf, "drp", now - 2000, 600)]
+    demand = adapter(daemons, now).demand()
+    assert demand["drp"].runtimes == (90.0, 600.0, 3600.0)
+    assert demand["prompt"].runtimes == ()
+    asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("CompletionDate", "JobCurrentStartDate")]
+    assert len(asked) == len(ldf.batch.submit_hosts)
+    assert {(c[2], c[4], c[5]) for c in asked} == {('(EnclavePool =?= "drp") && JobStatus == 4', RUNTIME_HISTORY,
+                                                    f"CompletionDate < {now - 86400}")}

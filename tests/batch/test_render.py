@@ -60,12 +60,14 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     got = render.read_back(rendered / f"execute-{pool}.conf",
                            ["START", a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR, "STARTD_ATTRS", "ALLOW_DAEMON",
                             "ALLOW_WRITE", "SETTABLE_ATTRS_CONFIG", "SLOT_TYPE_1_PARTITIONABLE",
-                            "ENABLE_RUNTIME_CONFIG", "MAXJOBRETIREMENTTIME"], subsystem="STARTD")
+                            "ENABLE_RUNTIME_CONFIG", "MAXJOBRETIREMENTTIME", "STARTD_JOB_ATTRS"], subsystem="STARTD")
     assert ExprTree(got["START"] or "") == policy.start_expr(ldf)
     assert ExprTree(got[a] or "").eval() == pool
     assert ExprTree(got[policy.GROUPS_ATTR] or "").eval() == policy.groups_table(ldf)
     assert ExprTree(got[policy.SCHEDDS_ATTR] or "").eval() == policy.schedds_table(ldf)
     assert set((got["STARTD_ATTRS"] or "").split()) >= {a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR}
+    # The job's declared limit reaches its dynamic slot's ad (batch.live.running_jobs reads it there).
+    assert "AllowedExecuteDuration" in (got["STARTD_JOB_ATTRS"] or "").split()
     trusted = ["lsst-condor-cm.ncsa.illinois.edu", *policy.pool_submit_hosts(ldf, pool)]
     assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
     if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them

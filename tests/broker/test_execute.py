@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from enclave.broker.decide import decide
 from enclave.broker.layout import initial_state
 from enclave.db import Database
-from enclave.domain.capacity import Action, DeployPods, Observed, PoolDemand, Relabel, StartdKind
+from enclave.domain.capacity import Action, DeployPods, Observed, PoolDemand, Relabel, RunningJob, StartdKind
 from enclave.errors import Conflict, ExternalError, PermissionDenied
 from enclave.journal import query, verify
 from enclave.journal.models import JournalEntry
@@ -169,3 +169,24 @@ def test_bcs5_whole_nodes_lent_and_returned(db: Database) -> None:
     assert not [s for s in backend.state.startds if s.kind == StartdKind.NODE]
     assert all(n.state == NodeState.READY for n in backend.state.nodes if n.role == NodeRole.WORKER)
     assert any(isinstance(a, StartHTCondor) for a in backend.applied)
+
+
+def test_the_journal_records_the_clock_and_the_work_an_action_evicts(db: Database) -> None:
+    """A relabel that evicts at once records the work its jobs had done (``enclave.broker.victims``: cores ×
+    time run, 4 cores for 500 s = 2,000 core-seconds), and every entry the backend clock it was decided at;
+    ``churn`` reads both back night by night."""
+    o = busy_drp()
+    drp = next(s for s in o.startds if s.pool == "drp" and s.kind == StartdKind.STANDALONE)
+    jobbed = replace(drp, busy_cores=4, jobs=(RunningJob(cores=4, start=NOW - 500, pool="drp"),))
+    o = replace(o, startds=tuple(jobbed if s.name == drp.name else s for s in o.startds))
+    service = BrokerService(SPEC, db, MemoryBackend(o), "memory")
+    evict = Relabel(actor=CONDOR_ADMIN, reason="test", startd=drp.name, from_pool="drp", to_pool="user",
+                    vacate_after_seconds=0)
+    outcome = service.apply(evict)
+    assert outcome.applied and outcome.lost_core_s == 2000.0
+    with db.session() as s:
+        [entry] = query(s, action="broker.Relabel")
+    assert entry.after["evicts"] == {"at_stake_core_s": 2000.0, "lost_core_s": 2000.0}
+    assert entry.after["clock"] == NOW
+    churn = service.churn(CONDOR_ADMIN).nights()
+    assert [(n.actions, n.evicted_core_hours) for n in churn] == [(1, round(2000 / 3600, 2))]

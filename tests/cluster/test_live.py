@@ -16,6 +16,7 @@ from enclave.domain.capacity import (
     PendingSpawn,
     PoolDemand,
     Relabel,
+    RunningJob,
     Startd,
     StartdKind,
 )
@@ -36,9 +37,13 @@ class CondorSide:
     slots_: list[Slot]
     demand_: dict[str, PoolDemand]
     applied: list[Action] = field(default_factory=list)
+    jobs_: dict[str, tuple[RunningJob, ...]] = field(default_factory=dict)
 
     def slots(self, constraint: str | None = None) -> list[Slot]:
         return self.slots_
+
+    def running_jobs(self) -> dict[str, tuple[RunningJob, ...]]:
+        return self.jobs_
 
     def demand(self) -> dict[str, PoolDemand]:
         return self.demand_
@@ -53,8 +58,11 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
                   draining=i == 2) for i in range(1, 40)]  # condor-040 does not report: down
     busy = PoolDemand(idle_jobs=3000, idle_cores=3000)
     condor = CondorSide(slots, {"prompt": busy, "drp": busy, "user": busy, "general": busy})
+    condor.jobs_ = {"condor-003": (RunningJob(cores=1, start=1_799_999_000.0, pool="drp"),)}
     live = LiveBackend(spec, kube, condor, clock=lambda: 1_800_000_000.0)
     o = live.observe()
+    # The running jobs reach their startds (what the broker's victims weigh); the others run none known.
+    assert {s.name: s.jobs for s in o.startds if s.jobs} == {"condor-003": condor.jobs_["condor-003"]}
     states = {n.name: n.state for n in o.nodes}
     assert states["condor-001"] == NodeState.READY and states["condor-040"] == NodeState.DOWN
     assert states["kub-001"] == NodeState.READY and len(o.nodes) == 60

@@ -18,7 +18,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import Drain, EnclaveSpec
 from enclave.twin.backend import TwinBackend
 from enclave.twin.metrics import compute
 from enclave.twin.policies import Broker
@@ -218,3 +218,25 @@ def test_the_real_broker_drives_the_twin_without_breaking_invariants(minimal: En
     again = Sim(parse(text, "b.yaml", spec=minimal), Broker(decide))
     again.run()
     assert compute(again) == m  # the broker loop is as deterministic as the rest
+
+
+def test_observe_reports_running_jobs_and_finished_runtimes_not_ends(minimal: EnclaveSpec) -> None:
+    """What a live pool would report (batch.live.running_jobs, finished_runtimes): each busy startd's jobs —
+    cores, when each was matched to the slot, its pool — and, for a pool that vacates, how long its finished
+    jobs held their slot; never a running job's end. QUIET's drp jobs run 600 s, plus the 1 s start-up the
+    twin charges a job on its slot (scenario ``htcondor.job_startup_s``)."""
+    pools = {**minimal.pools, "drp": minimal.pools["drp"].model_copy(update={"take_away": Drain.VACATE})}
+    twin = TwinBackend(make_sim(parse(QUIET, "quiet.yaml", spec=minimal.model_copy(update={"pools": pools}))))
+    twin.advance(60)
+    obs = twin.observe()
+    busy = [s for s in obs.startds if s.busy_cores]
+    assert busy and all(sum(j.cores for j in s.jobs) == s.busy_cores for s in busy)
+    assert all(j.pool == "drp" and obs.now - 60 <= j.start <= obs.now for s in busy for j in s.jobs)
+    assert all(j.limit_seconds is None for s in busy for j in s.jobs)  # QUIET's jobs declare no limit
+    assert all(s.jobs == () for s in obs.startds if not s.busy_cores)
+    assert obs.demand["drp"].runtimes == ()  # nothing has finished yet
+    twin.advance(1200)
+    obs = twin.observe()
+    done = obs.demand["drp"].runtimes
+    assert done and all(r == pytest.approx(601.0) for r in done)
+    assert obs.demand["prompt"].runtimes == ()  # prompt drains: its history is not read

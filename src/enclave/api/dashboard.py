@@ -8,7 +8,7 @@ seconds, so the page updates live while the broker runs, with a single rendering
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -25,6 +25,7 @@ from enclave.api.service import Service, get_service
 from enclave.api.snapshot import PoolView
 from enclave.broker.night import night_at
 from enclave.charts import Span, heatmap, line_chart
+from enclave.clock import utcnow
 from enclave.errors import EnclaveError, Unauthenticated
 from enclave.spec.models import EnclaveSpec
 from enclave.spec.summary import notebook_users, pool_capacity
@@ -216,7 +217,20 @@ def overview(service: Service, principal: Principal) -> dict[str, Any]:
         "recent_actions": [{"when": clock(a.at), "kind": a.kind, "target": a.target, "reason": a.reason}
                            for a in list(runner.recent)[:15]] if runner else [],
         **journal_context(service, principal, 10),
+        **churn_context(service, principal),
     }
+
+
+def churn_context(service: Service, principal: Principal) -> dict[str, Any]:
+    """Actions and evicted core-hours per night, from the broker's journal entries (the last eight nights):
+    what each action recorded when it was applied. Shown with journal.read, as the journal is."""
+    runner = service.runner
+    if runner is None:
+        return {"churn": [], "churn_note": "No broker runs in this service."}
+    if not principal.allows(Permission.JOURNAL_READ):
+        return {"churn": [], "churn_note": "Your roles (or this token's scopes) do not include journal.read."}
+    nights = runner.broker.churn(principal.username, since=utcnow() - timedelta(days=8)).nights()
+    return {"churn": nights[-8:], "churn_note": None}
 
 
 def journal_context(service: Service, principal: Principal, limit: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from enclave.api.snapshot import Snapshot
+from enclave.broker.churn import NightChurn
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -49,6 +50,16 @@ class Metrics:
                                       registry=r)
         self.broker_cycles = Counter("enclave_broker_cycles", "Broker observe-decide-act cycles run.", registry=r)
         self.broker_errors = Counter("enclave_broker_errors", "Broker cycles that failed.", registry=r)
+        # Churn (issue 15): actions per night and the running work they evicted, as the journal records them.
+        self.broker_evicted = Counter("enclave_broker_evicted_core_seconds",
+                                      "Running work the broker's applied actions were expected to evict "
+                                      "(core-seconds; each journal entry's evicts.lost_core_s).", registry=r)
+        self.broker_night_actions = Gauge("enclave_broker_night_actions",
+                                          "Actions the broker applied this night (local noon to noon at the site).",
+                                          registry=r)
+        self.broker_night_evicted = Gauge("enclave_broker_night_evicted_core_hours",
+                                          "Running work the broker's actions evicted this night (core-hours).",
+                                          registry=r)
         self.prompt_latency = Histogram("enclave_prompt_latency_seconds",
                                         "Prompt processing visit latency (readout to last detector job done).",
                                         buckets=_LATENCY_BUCKETS, registry=r)
@@ -76,6 +87,10 @@ class Metrics:
                 self.pool_utilization.labels(pool, resource).set(share if share is not None else float("nan"))
         for state, count in snap.node_states.items():
             self.nodes.labels(state).set(count)
+
+    def observe_churn(self, tonight: NightChurn) -> None:
+        self.broker_night_actions.set(tonight.actions)
+        self.broker_night_evicted.set(tonight.evicted_core_hours)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
+from enclave.broker.churn import Churn
 from enclave.broker.execute import Outcome, target
 from enclave.domain.capacity import Backend, Observed
 from enclave.logs import event, logger
@@ -86,6 +87,8 @@ class BrokerRunner:
     leader: Callable[[], bool] | None = None
     """Asked before every cycle: may this replica run the broker now? None: always (one replica)."""
     leading: bool = True
+    churn: Churn | None = None
+    """Actions and evicted work per night as this loop applied them (backend clock); set at the first record."""
     _announced: bool | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -141,6 +144,7 @@ class BrokerRunner:
                              prompt_latencies=tuple(extra.prompt_latencies))
             self.history.append(snap)
             self.metrics.observe_snapshot(snap)
+            self.metrics.observe_churn(self._churn().of(observed.now))
 
     def _record(self, outcome: Outcome, at: float) -> None:
         if not outcome.applied:
@@ -150,6 +154,13 @@ class BrokerRunner:
                                              reason=a.reason, journal_seq=outcome.seq))
         self.actions_total += 1
         self.metrics.broker_actions.labels(a.kind).inc()
+        self.metrics.broker_evicted.inc(outcome.lost_core_s)
+        self._churn().add(at, outcome.lost_core_s)
+
+    def _churn(self) -> Churn:
+        if self.churn is None:
+            self.churn = Churn(site=self.spec.cluster.site)
+        return self.churn
 
     def manual(self, procedure: Callable[[BrokerService], Outcome]) -> Outcome:
         """A BCS procedure run by a person, between two broker cycles, recorded like the broker's actions."""

@@ -27,7 +27,7 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
-from enclave.domain.capacity import Action, DrainStartd, PoolDemand, Relabel, Startd, StartdKind
+from enclave.domain.capacity import Action, DrainStartd, PoolDemand, Relabel, RunningJob, Startd, StartdKind
 from enclave.domain.reach import JobState, JobVerb
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
@@ -36,10 +36,21 @@ SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "P
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
 JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate"]
+# A dynamic slot runs one job (HTCondor manual, "Machine ClassAd Attributes"): Cpus are its cores, JobStart "the
+# time stamp in integer seconds of when the job began executing", RemoteGroup "the accounting group name
+# corresponding to the submitter that claimed this resource"; AllowedExecuteDuration is the job's own
+# ("Job ClassAd Attributes"), copied into the slot ad by the rendered STARTD_JOB_ATTRS.
+DYNAMIC_PROJECTION = ["Machine", "Name", "Cpus", "JobStart", "RemoteGroup", "AllowedExecuteDuration"]
+# How long a finished job ran: CompletionDate − JobCurrentStartDate ("the time when the job completed",
+# "time at which the job most recently began running", "Job ClassAd Attributes").
+RUNTIME_PROJECTION = ["CompletionDate", "JobCurrentStartDate"]
+RUNTIME_HISTORY = 2000
+"""Finished jobs read per schedd and pool for ``PoolDemand.runtimes`` (newest first)."""
 # JobStatus values (HTCondor manual, "Job ClassAd Attributes": JobStatus): 1 Idle, 2 Running, 3 Removed,
 # 4 Completed, 5 Held, 6 Transferring Output, 7 Suspended.
 IDLE, RUNNING, HELD, SUSPENDED = 1, 2, 5, 7
 HISTORY_LOOKBACK_SECONDS = 86400
+COMPLETED = 4
 
 
 def _external(what: str, exc: Exception) -> ExternalError:
@@ -134,8 +145,35 @@ class HTCondorBatch:
         return sorted(out, key=lambda s: s.startd.name)
 
     def startds(self) -> tuple[Startd, ...]:
-        """``Observed.startds``: one per partitionable slot carrying a pool label."""
-        return tuple(s.startd for s in self.slots())
+        """``Observed.startds``: one per partitionable slot carrying a pool label, with its running jobs."""
+        slots = self.slots()
+        jobs = self.running_jobs()
+        return tuple(replace(s.startd, jobs=jobs.get(s.startd.name, ())) for s in slots)
+
+    def running_jobs(self) -> dict[str, tuple[RunningJob, ...]]:
+        """Each startd's running jobs (by ``Machine``, as ``Startd.name``), from its dynamic slots' ads: the
+        collector lists a partitionable slot's claimed share as one dynamic slot per job (HTCondor manual,
+        "Partitionable slots"), with ``JobStart`` defined only while a job runs there."""
+        a = self.spec.batch.pool_attribute
+        where = f"(DynamicSlot =?= true) && (JobStart =!= undefined) && ({a} =!= undefined)"
+        try:
+            ads = self.collector.query(htcondor2.AdType.Startd, constraint=where, projection=DYNAMIC_PROJECTION)
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
+        groups = {self.spec.accounting_group(p): p for p in self.spec.pools}
+        out: dict[str, list[RunningJob]] = {}
+        for ad in ads:
+            start = _number(ad, "JobStart")
+            machine = _str(ad, "Machine") or _str(ad, "Name")
+            if start is None or machine is None:
+                continue
+            group = _str(ad, "RemoteGroup") or ""
+            # An accounting group's subgroups ("group_drp.alice") are its pool's too.
+            pool = groups.get(group) or groups.get(group.split(".")[0])
+            out.setdefault(machine, []).append(RunningJob(
+                cores=max(1, _int(ad, "Cpus", 1)), start=start, pool=pool,
+                limit_seconds=_number(ad, "AllowedExecuteDuration")))
+        return {m: tuple(sorted(jobs, key=lambda j: (j.start, j.cores))) for m, jobs in out.items()}
 
     def slot(self, startd: str) -> LiveSlot:
         found = self.slots(f"Machine == {classad2.quote(startd)}")
@@ -183,27 +221,50 @@ class HTCondorBatch:
             raise _external(f"schedd {host} history query failed", exc) from exc
         return _number(ads[0], "QDate") if ads else None
 
+    def finished_runtimes(self, host: str, pool: str, schedd: htcondor2.Schedd | None = None) -> list[float]:
+        """How long the pool's most recently completed jobs on the schedd ran (seconds), at most
+        ``RUNTIME_HISTORY`` of them from the last day: the history ``enclave.broker.victims`` reads."""
+        schedd = schedd or self._schedd(host)
+        since = f"CompletionDate < {int(self.clock()) - HISTORY_LOOKBACK_SECONDS}"
+        try:
+            ads = schedd.history(constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}",
+                                 projection=RUNTIME_PROJECTION, match=RUNTIME_HISTORY, since=since)
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"schedd {host} history query failed", exc) from exc
+        out = []
+        for ad in ads:
+            end, start = _number(ad, "CompletionDate"), _number(ad, "JobCurrentStartDate")
+            if end is not None and start is not None and end > start > 0:
+                out.append(end - start)
+        return out
+
     def demand(self) -> dict[str, PoolDemand]:
         """``Observed.demand``: idle and running jobs and cores per pool, over every submit host.
 
         The pool the broker pre-warms and the pools with a latency objective also look in the schedds' history:
         the broker ends the night's pre-warm on their newest submission, and jobs of under a minute leave the
-        queue too soon for the queue alone to remember it.
+        queue too soon for the queue alone to remember it. Pools that vacate after a grace period read their
+        finished jobs' runtimes there (``PoolDemand.runtimes``): the broker's victims by least work lost.
         """
         warm = self.spec.prewarmed_pool()
         prewarmed = [name for name, pool in self.spec.pools.items()
                      if pool.latency_objective is not None or name == warm]
         jobs: list[ClassAd] = []
         finished: dict[str, list[float | None]] = {name: [] for name in prewarmed}
+        runtimes: dict[str, list[float]] = {name: [] for name in policy.vacating_pools(self.spec)}
         for host in self.spec.batch.submit_hosts:
             schedd = self._schedd(host)
             jobs += self.jobs(host, schedd)
             for name in prewarmed:
                 finished[name].append(self.newest_finished(host, name, schedd))
+            for name, seen in runtimes.items():
+                seen += self.finished_runtimes(host, name, schedd)
         demand = demand_of(jobs, self.spec, now=self.clock())
         for name, times in finished.items():
             known = [t for t in (demand[name].newest_submit, *times) if t is not None]
             demand[name] = replace(demand[name], newest_submit=max(known, default=None))
+        for name, seen in runtimes.items():
+            demand[name] = replace(demand[name], runtimes=tuple(sorted(seen)))
         return demand
 
     # --- act ----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from classad2 import ClassAd, ExprTree
 
 from enclave.domain.capacity import Startd, StartdKind
 from enclave.errors import InputError, NotFound, Problem, SpecError
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
 SCHEDD_ATTR = "EnclaveSchedd"
 """Job attribute: the schedd part of GlobalJobId, written by the schedd's submit transform."""
@@ -93,6 +93,14 @@ def accounting_group(spec: EnclaveSpec, pool: str) -> str:
 
 def _pool_group(spec: EnclaveSpec, pool: str) -> str:
     return spec.accounting_group(pool)
+
+
+def vacating_pools(spec: EnclaveSpec) -> tuple[str, ...]:
+    """Pools whose jobs a move may evict after a grace period (``take_away: vacate``, ``grace_seconds`` > 0):
+    for these the observers report finished runtimes (``PoolDemand.runtimes``), from which the broker tells
+    whether a running job ends within the grace (``enclave.broker.victims``). A pool that drains loses no work,
+    one that vacates at once has no grace to wait out."""
+    return tuple(name for name, p in spec.pools.items() if p.take_away == Drain.VACATE and p.grace_seconds > 0)
 
 
 def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:

@@ -288,6 +288,10 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         f"EnclavePoolSince = $({SINCE_KNOB}:0)",
         "STARTD_ATTRS = $(STARTD_ATTRS) EnclavePoolSince",
         "",
+        "# A running job's declared limit in its slot's ad, for the broker's least-work-lost victims",
+        "# (STARTD_JOB_ATTRS: job attributes the startd advertises while claimed, HTCondor manual).",
+        "STARTD_JOB_ATTRS = $(STARTD_JOB_ATTRS) AllowedExecuteDuration",
+        "",
         "# When the startd drains, jobs retire for as long as their pool allows (take_away: drain lets",
         "# them finish; vacate gives them grace_seconds); the broker may set a deadline at runtime.",
     ]

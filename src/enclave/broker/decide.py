@@ -12,9 +12,10 @@ How a decision is made (seed §7.1, BCS 1–5):
    again on the result a no-op.
 2. **Relabel (BCS 1, 2).** A pool below its guarantee takes startds at once (cooldown and hysteresis do not
    delay a promise). A pool short of its target by at least ``hysteresis`` of a startd takes one from a pool
-   above its target — lowest priority first, idle startds first, none that moved within the cooldown.
-   Relabelling lets running jobs of the old pool finish (``take_away: drain``) or evicts them after the old
-   pool's grace period (``take_away: vacate``).
+   above its target — lowest priority first, the startds whose jobs would lose the least work first
+   (``enclave.broker.victims``; idle ones cost nothing), none that moved within the cooldown. Relabelling
+   lets running jobs of the old pool finish (``take_away: drain``) or evicts them after the old pool's grace
+   period (``take_away: vacate``) — or sooner, at the deadline within it expected to lose the least work.
 3. **Borrow from Kubernetes (BCS 4, 5).** What a lending pool (default: pools with a latency objective)
    still needs beyond its standalone target is borrowed from the commons: HTCondor worker pods on workers
    with free cores (BCS 4), or whole workers drained and given to HTCondor (BCS 5). Notebooks keep
@@ -34,6 +35,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from enclave.broker import victims
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
@@ -451,6 +453,8 @@ class Cycle:
     moved: set[str] = field(default_factory=set)
     receivers: list[PoolState] = field(default_factory=list)
     """Pools highest priority first: the order in which they are served."""
+    runtimes: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Each pool's recently finished runtimes (``PoolDemand.runtimes``): whether a job ends within its grace."""
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -465,6 +469,22 @@ class Cycle:
         """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains."""
         p = self.spec.pools.get(pool)
         return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+
+    def victim_cost(self, s: StartdT, pool: str) -> float:
+        """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
+        pool's startds go, cheapest first. 0 for an idle startd or a pool that drains."""
+        if not s.jobs:
+            return 0.0
+        return victims.victim_cost(s, pool, self.now, self.vacate_after(pool), self.runtimes.get(pool, ()))
+
+    def vacate_for(self, s: StartdT, pool: str) -> float | None:
+        """The vacate deadline for taking ``s`` from ``pool``: None for a pool that drains; else the deadline within
+        its grace expected to lose the least work (``enclave.broker.victims.deadline``), the grace itself when
+        its jobs end within it or the history cannot tell."""
+        grace = self.vacate_after(pool)
+        if not s.jobs or not grace:
+            return grace
+        return victims.vacate_after(s, pool, self.now, grace, self.runtimes.get(pool, ()))
 
 
 @dataclass
@@ -512,7 +532,8 @@ class Commons:
 
 @dataclass
 class RelabelQueue:
-    """Standalone startds each pool could give up, idle ones first; a second list per pool holds only those out
+    """Standalone startds each pool could give up, those whose jobs would lose the least work first (idle ones
+    cost nothing; ``Cycle.victim_cost``), then the least busy; a second list per pool holds only those out
     of cooldown (a promise ignores the cooldown). Cursors skip the moved prefix, so a cycle with thousands of
     moves stays linear."""
 
@@ -526,7 +547,12 @@ class RelabelQueue:
         by_pool: dict[tuple[str, bool], list[StartdT]] = {}
         standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
         cool = cycle.cool
-        for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
+        cost = cycle.victim_cost
+        # Without reported jobs every cost is 0: the old key, without a call per startd (bench.broker_decide).
+        key: Callable[[StartdT], tuple[float | int | str, ...]] = (
+            (lambda s: (cost(s, s.pool), s.busy_cores, s.name)) if any(s.jobs for s in standalone)
+            else (lambda s: (s.busy_cores, s.name)))
+        for s in sorted(standalone, key=key):
             by_pool.setdefault((s.pool, True), []).append(s)
             if cool(s.since):
                 by_pool.setdefault((s.pool, False), []).append(s)
@@ -555,6 +581,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     _, startds = _live(observed)
     pools, base = pool_states(spec, observed, night, startds)
     cycle = Cycle.start(spec, observed.now, actor, pools)
+    cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
     commons = Commons.observe(spec, observed, startds)
     reclaim_for_notebooks(cycle, commons)
     give_back_surplus(cycle, commons)
@@ -620,8 +647,10 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
         remove_now(cycle, commons, s, f"{why}; {s.pool} vacates at once")
     else:
         commons.returning += s.cores
+        after = cycle.vacate_for(s, s.pool)  # the grace, or sooner when waiting it out would lose more work
+        what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
         cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores "
-                                         f"finish", startd=s.name, vacate_after_seconds=grace))
+                                         f"{what}", startd=s.name, vacate_after_seconds=after))
     return True
 
 
@@ -629,23 +658,26 @@ def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
     """Phase 1 (BCS 3): notebooks waiting for room take borrowed capacity back before anything else.
 
     While the commons lack room for the waiting spawns plus the headroom (counting startds already draining
-    as back), borrowed startds are given back: lowest-priority pool first, then the least busy."""
+    as back), borrowed startds are given back: lowest-priority pool first, then the least work lost
+    (``Cycle.victim_cost``), then the least busy."""
     if commons.short() <= _EPS:
         return
     moved = cycle.moved
     prio = {n: ps.priority for n, ps in cycle.pools.items()}
     for s in sorted((s for s in commons.lent if not s.draining and s.name not in moved),
-                    key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name)):
+                    key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), cycle.victim_cost(s, s.pool), s.busy_cores,
+                                   s.name)):
         if commons.short() <= _EPS:
             break
         release(cycle, commons, s, f"notebook spawns wait for {commons.pending:g} cores in the commons")
 
 
 def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
-    """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
-    and largest first (those still starting before any that runs), those out of cooldown only, never taking a
-    pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
-    promises so a pod about to leave does not count against a pool's maximum."""
+    """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least work
+    lost (``Cycle.victim_cost``), least busy and largest first (those still starting before any that runs),
+    those out of cooldown only, never taking a pool below what it should borrow, nor a latency pool's running
+    capacity below its need. Done before the promises so a pod about to leave does not count against a pool's
+    maximum."""
     moved = cycle.moved
     by_pool: dict[str, list[StartdT]] = {}
     for s in commons.lent:
@@ -656,7 +688,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if surplus <= 0:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
-                        key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
+                        key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores, s.name)):
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
@@ -764,7 +796,7 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
     bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
     cycle.actions.append(Relabel(actor=cycle.actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
                                  f"for a target of {src.target}", startd=s.name, from_pool=src.name,
-                                 to_pool=dst.name, vacate_after_seconds=cycle.vacate_after(src.name)))
+                                 to_pool=dst.name, vacate_after_seconds=cycle.vacate_for(s, src.name)))
     cycle.moved.add(s.name)
     src.standalone -= s.cores
     dst.standalone += s.cores

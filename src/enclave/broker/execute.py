@@ -79,3 +79,5 @@ class Outcome:
     """False when the action was already in effect (nothing done, nothing journaled)."""
     seq: int | None = None
     """Journal sequence number of the entry."""
+    lost_core_s: float = 0.0
+    """Running work the action was expected to evict, as its journal entry records it (``evicts``)."""

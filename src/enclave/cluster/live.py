@@ -30,6 +30,7 @@ from enclave.domain.capacity import (
     PoolDemand,
     Relabel,
     ReturnNode,
+    RunningJob,
     Startd,
     StartdKind,
     StartHTCondor,
@@ -52,6 +53,8 @@ class Condor(Protocol):
     def slots(self, constraint: str | None = None) -> Sequence[Slot]: ...
 
     def demand(self) -> dict[str, PoolDemand]: ...
+
+    def running_jobs(self) -> dict[str, tuple[RunningJob, ...]]: ...
 
     def apply(self, action: Action) -> None: ...
 
@@ -146,7 +149,10 @@ class LiveBackend:
     def observe(self) -> Observed:
         view = self.view()
         spawns = tuple(self.kube.pending_notebooks())
-        return Observed(now=self.clock(), nodes=view.nodes, startds=view.startds, demand=self.condor.demand(),
+        # Each startd's running jobs (its dynamic slots): what its jobs would lose, for the broker's victims.
+        jobs = self.condor.running_jobs()
+        startds = tuple(replace(s, jobs=jobs[s.name]) if s.name in jobs else s for s in view.startds)
+        return Observed(now=self.clock(), nodes=view.nodes, startds=startds, demand=self.condor.demand(),
                         notebook_pending_cores=sum((s.cpu for s in spawns), 0.0), notebook_spawns=spawns)
 
     # --- act -------------------------------------------------------------------------------------------

@@ -56,6 +56,23 @@ class Node:
 
 
 @dataclass(frozen=True)
+class RunningJob:
+    """One job running on a startd, as its dynamic slot reports it to the collector (HTCondor manual, "Machine
+    ClassAd Attributes": ``Cpus``, ``JobStart`` — when the job began executing, ``RemoteGroup`` — the accounting
+    group that claimed the slot). What the broker may know of a job without foreseeing its end: the work it
+    would lose if evicted now is ``cores × (now − start)`` (``enclave.broker.victims``)."""
+
+    cores: int
+    start: float
+    """When it began executing on this slot (``JobStart``), seconds since the epoch."""
+    pool: str | None = None
+    """The job's pool (its accounting group's); None when unknown: taken to be the startd's pool."""
+    limit_seconds: float | None = None
+    """The longest it may execute, when the job declares it (job attribute ``AllowedExecuteDuration``, copied
+    into the slot ad by ``STARTD_JOB_ATTRS``): it ends, or is held, by ``start + limit_seconds``."""
+
+
+@dataclass(frozen=True)
 class Startd:
     name: str
     node: str
@@ -76,6 +93,9 @@ class Startd:
     """Its startd has joined the pool (the collector lists it). False for a worker pod Kubernetes runs whose
     startd has not reported yet: it takes room in the commons but runs no job, so the broker does not count
     it as a latency pool's capacity (make before break, docs/broker.md)."""
+    jobs: tuple[RunningJob, ...] = ()
+    """Its running jobs, one per dynamic slot, when the backend reports them; () with busy cores: not known
+    (the broker then orders victims by busy cores alone, docs/broker.md, "Least work lost")."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,10 @@ class PoolDemand:
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""
+    runtimes: tuple[float, ...] = ()
+    """How long the pool's recently finished jobs ran (seconds, ascending): the schedds' history
+    (``CompletionDate − JobCurrentStartDate``). The broker estimates from it whether a running job ends within
+    its pool's grace period (``enclave.broker.victims``); () when not observed (pools that never vacate)."""
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from enclave import journal
+from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
+from enclave.broker.churn import Churn, from_entries
 from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
 from enclave.broker.execute import Outcome, details, permissions, target, touched
 from enclave.broker.naming import pod_names
+from enclave.broker.victims import action_loss
 from enclave.broker.window import NeedWindow
 from enclave.clock import utcnow
 from enclave.db import Database
@@ -50,6 +53,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.schedule import ObservingSchedule
 from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Problem
+from enclave.journal.chain import TIME_FORMAT
 from enclave.logs import event, logger
 from enclave.spec.models import Drain, EnclaveSpec
 
@@ -187,16 +191,29 @@ class BrokerService:
                 self._check_roles(action, session)
                 if not self.backend.apply(action):  # in effect by the time it arrived (a step still under way)
                     return Outcome(action, applied=False)
+                # The backend's clock (the twin's simulated one) dates the action for churn per night, and the
+                # work it may evict is recorded as the broker reckoned it (enclave.broker.victims).
+                loss = action_loss(before, action)
+                extra = {"clock": before.now, **({"evicts": loss} if loss is not None else {})}
                 entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
                                        target=target(action), reason=action.reason, before=touched(before, action),
-                                       after={**touched(expected, action), "action": details(action)},
+                                       after={**touched(expected, action), "action": details(action), **extra},
                                        at=self.clock())
         except EnclaveError as error:
             self._refused(action, error)
             raise
         event(log, logging.INFO, "broker action applied", where=self.where, kind=action.kind, target=target(action),
               actor=action.actor, reason=action.reason, journal_seq=entry.seq)
-        return Outcome(action, applied=True, seq=entry.seq)
+        return Outcome(action, applied=True, seq=entry.seq, lost_core_s=loss["lost_core_s"] if loss else 0.0)
+
+    def churn(self, actor: str, *, since: datetime | None = None) -> Churn:
+        """Actions and the work they evicted, night by night, from the broker's journal entries (since ``since``,
+        wall clock; all without). Needs journal.read."""
+        with (self.roles or self.db).session() as own:
+            require(own, actor, Permission.JOURNAL_READ)
+        with self.db.session() as session:
+            entries = journal.query(session, action="broker.*", since=since)
+        return from_entries(((e.after, _epoch(e.at)) for e in entries), self.spec.cluster.site)
 
     def _refused(self, action: Action, error: EnclaveError) -> None:
         event(log, logging.WARNING, "broker action refused", where=self.where, kind=action.kind,
@@ -292,3 +309,8 @@ class BrokerService:
         raise NotFound(f"no HTCondor startd named {name!r}", where=name,
                        fix="batch-only nodes, drained nodes and worker pods are startds; `enclave broker plan` lists "
                            "the pools")
+
+
+def _epoch(at: str) -> float:
+    """A journal time (``journal.chain.TIME_FORMAT``, UTC) in seconds since the epoch."""
+    return datetime.strptime(at, TIME_FORMAT).replace(tzinfo=UTC).timestamp()

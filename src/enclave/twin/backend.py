@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 
+from enclave.batch.policy import vacating_pools
 from enclave.broker.transitions import NodeFacts, StartdFacts, changes
 from enclave.domain.capacity import (
     Action,
@@ -30,6 +31,7 @@ from enclave.domain.capacity import (
     PoolDemand,
     Relabel,
     ReturnNode,
+    RunningJob,
     Startd,
     StartdKind,
     StartHTCondor,
@@ -50,6 +52,18 @@ def _reported(s: SimStartd) -> bool:
 
 def _draining(s: SimStartd) -> bool:
     return not s.accepting if s.ready else s.removing is not None
+
+
+def _jobs(sim: Sim, s: SimStartd, epoch: float) -> tuple[RunningJob, ...]:
+    """The startd's running jobs as its dynamic slots report them (``batch.live``: ``Cpus``, ``JobStart``, the
+    accounting group's pool): cores, when each was matched to the slot, and its pool — never its end."""
+    running, acs = sim.running, sim.acs
+    out = []
+    for jid in s.running:
+        rec = running[jid]
+        a = acs[rec[2]]
+        out.append(RunningJob(cores=a.cpus, start=epoch + rec[6], pool=a.pool))
+    return tuple(sorted(out, key=lambda j: (j.start, j.cores)))
 
 
 def _idle_memory(sim: Sim, pool: str) -> int:
@@ -143,8 +157,10 @@ class TwinBackend:
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores,
                                       busy_memory_mib=s.mem - s.free_mem, since=epoch + s.since,
-                                      draining=_draining(s), ready=s.ready))
+                                      draining=_draining(s), ready=s.ready,
+                                      jobs=_jobs(sim, s, epoch) if s.running else ()))
         demand = {}
+        vacating = set(vacating_pools(sim.spec))
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
                          default=sim.now)
@@ -154,7 +170,9 @@ class TwinBackend:
                                       idle_memory_mib=_idle_memory(sim, pool), running_memory_mib=sum(
                                           sim.run_ac[ac] * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool]),
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
-                                      else None)
+                                      else None,
+                                      runtimes=tuple(sorted(sim.finished_runtimes[pool])) if pool in vacating
+                                      else ())
         spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])
                        for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,

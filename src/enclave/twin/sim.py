@@ -45,6 +45,8 @@ QUEUED, RUNNING, DONE, HELD, ENDED = 0, 1, 2, 3, 4
 ENDED: removed or held by its owner's account transition (``end_jobs``), never to run again."""
 WORKER_IMAGE = "htcondor-worker"
 """The image of every HTCondor worker pod (one image: the node caches it after the first pull)."""
+RUNTIME_HISTORY = 2000
+"""Finished runtimes kept per pool (``Sim.finished_runtimes``): the broker's sample of the schedds' history."""
 
 
 class SimNode:
@@ -270,6 +272,9 @@ class Sim:
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         self.submitted = dict(z)
         self.last_submit: dict[str, float] = {}
+        self.finished_runtimes: dict[str, deque[float]] = {p: deque(maxlen=RUNTIME_HISTORY) for p in self.pools}
+        """How long each pool's most recently finished jobs held their slot (end − match), newest last: what
+        the schedd's history shows (``CompletionDate − JobCurrentStartDate``), never a running job's end."""
         """Simulated time of each pool's newest submission (what the schedd's queue and history tell)."""
         nv = len(self.wl.visit_readout)
         self.visit_left = [self.spec_detectors()] * nv
@@ -1144,6 +1149,7 @@ class Sim:
         ooms = self.ooms
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
         handoff = not self.instant and not self.policy.limited
+        finished_rt = self.finished_runtimes
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
@@ -1156,7 +1162,7 @@ class Sim:
                 if rec is None or rec[1] != t:
                     continue  # a stale end: the job was evicted and requeued
                 del running[payload]
-                s, _, ac, submit, visit, rt, _, claim = rec
+                s, _, ac, submit, visit, rt, matched, claim = rec
                 a = acs[ac]
                 s.running.discard(payload)
                 if ooms and payload in ooms:
@@ -1165,6 +1171,7 @@ class Sim:
                     state[payload] = DONE
                     done_ac[ac] += 1
                     rt_ac[ac] += rt
+                    finished_rt[a.pool].append(t - matched)
                     if visit >= 0:
                         prompt_latency.append(t - submit)
                         left = visit_left[visit] - 1

@@ -1,0 +1,108 @@
+"""Invariants of least work lost (``enclave.broker.victims``) over random observed states with running jobs.
+
+The states are ``observed_states``' with jobs drawn for each busy startd (their cores summing to its busy cores,
+ages from seconds to hours) and, for the pool that vacates (drp), a history of finished runtimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enclave.broker.decide import BROKER_ACTOR, Cycle, _live, plan, pool_states
+from enclave.broker.effects import project
+from enclave.broker.victims import expected_loss, victim_cost
+from enclave.domain.capacity import Action, Observed, Relabel, RunningJob, Startd, StartdKind
+from enclave.spec import EnclaveSpec
+from enclave.spec.models import Drain
+from tests.broker.conftest import observed_states, specs
+from tests.broker.test_decide_properties import FAST, _targets
+
+_EPS = 1e-6
+
+
+@st.composite
+def _jobs(draw: st.DrawFn, s: Startd, now: float) -> tuple[RunningJob, ...]:
+    left, jobs = s.busy_cores, []
+    while left > 0:
+        cores = draw(st.integers(1, left))
+        age = draw(st.sampled_from([5.0, 60.0, 300.0, 900.0, 3600.0, 20_000.0]))
+        jobs.append(RunningJob(cores=cores, start=now - age, pool=s.pool))
+        left -= cores
+    return tuple(jobs)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    spec = draw(specs())
+    o = draw(observed_states(spec))
+    startds = tuple(replace(s, jobs=draw(_jobs(s, o.now))) if s.busy_cores else s for s in o.startds)
+    history = tuple(sorted(draw(st.lists(st.sampled_from([30.0, 120.0, 600.0, 1200.0, 3600.0, 7200.0]),
+                                         max_size=60))))
+    demand = {**o.demand, "drp": replace(o.demand["drp"], runtimes=history)}
+    return spec, replace(o, startds=startds, demand=demand)
+
+
+def _grace(spec: EnclaveSpec, pool: str) -> float | None:
+    p = spec.pools.get(pool)
+    return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+
+
+@FAST
+@given(cases())
+def test_a_relabel_never_loses_more_than_draining_through_the_grace(case: tuple[EnclaveSpec, Observed]) -> None:
+    """Evicting before the grace period is over is chosen only when it is expected to lose no more work than
+    letting the jobs run it out; a pool that drains is never given a deadline."""
+    spec, o = case
+    by_name = {s.name: s for s in o.startds}
+    for a in plan(spec, o).actions:
+        if not isinstance(a, Relabel):
+            continue
+        grace = _grace(spec, a.from_pool)
+        if grace is None:
+            assert a.vacate_after_seconds is None
+            continue
+        assert a.vacate_after_seconds is not None and 0 <= a.vacate_after_seconds <= grace
+        runtimes = o.demand[a.from_pool].runtimes if a.from_pool in o.demand else ()
+        s = by_name[a.startd]
+        chosen = expected_loss(s, a.from_pool, o.now, a.vacate_after_seconds, runtimes)
+        waited = expected_loss(s, a.from_pool, o.now, grace, runtimes)
+        if waited is None:
+            assert a.vacate_after_seconds == grace  # the history cannot tell: the pool's own grace
+        else:
+            assert chosen is not None and chosen <= waited + _EPS
+
+
+@FAST
+@given(cases())
+def test_no_equally_useful_startd_left_would_have_lost_less(case: tuple[EnclaveSpec, Observed]) -> None:
+    """Each startd relabelled away from a pool is, among that pool's standalone startds of the same size that
+    could have gone instead (not moved by this decision, not draining, up, out of cooldown unless the move was
+    a promise), one whose jobs lose the least: ``decide`` never evicts more work than an equally useful
+    alternative it left in place."""
+    spec, o = case
+    p = plan(spec, o)
+    _, up = _live(o)
+    touched = {t for a in p.actions for t in _names(a)}
+    cycle = Cycle.start(spec, o.now, BROKER_ACTOR, pool_states(spec, o, p.night)[0])
+    cycle.runtimes = {n: d.runtimes for n, d in o.demand.items() if d.runtimes}
+    for a in p.actions:
+        if not isinstance(a, Relabel):
+            continue
+        s = next(x for x in up if x.name == a.startd)
+        promise = "below its guarantee" in a.reason
+        cost = victim_cost(s, a.from_pool, o.now, _grace(spec, a.from_pool), cycle.runtimes.get(a.from_pool, ()))
+        for t in up:
+            if (t.name in touched or t.pool != a.from_pool or t.kind != StartdKind.STANDALONE or t.draining
+                    or t.cores != s.cores or not (promise or cycle.cool(t.since))):
+                continue
+            assert cycle.victim_cost(t, a.from_pool) >= cost - _EPS, (a, t)
+    # Deciding on the result: the projection keeps each startd's jobs with it.
+    before = {s.name: s.jobs for s in o.startds}
+    assert all(s.jobs == before[s.name] for s in project(o, p.actions).startds if s.name in before)
+
+
+def _names(a: Action) -> list[str]:
+    return _targets(a)
