@@ -93,6 +93,10 @@ class PoolDemand:
     """The most cores (memory-sized) the pool needed over the broker's recent window
     (``broker.need_window_seconds``), which the broker loop keeps (``enclave.broker.window``); None when no
     window is kept: the need is then the one observed now."""
+    job_mib_per_core: float | None = None
+    """Memory per core the pool's jobs requested when it last had any (MiB), which the broker loop keeps
+    (``enclave.broker.window``); None when unknown. The broker fits the worker pods it lends to it
+    (``enclave.broker.decide.pod_shape``), also before tonight's first visit."""
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""
