@@ -654,8 +654,14 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     """Phase 2 (BCS 3): borrowed startds beyond what their pool should borrow (``lend``) go back, least busy
     and largest first (those still starting before any that runs), those out of cooldown only, never taking a
     pool below what it should borrow, nor a latency pool's running capacity below its need. Done before the
-    promises so a pod about to leave does not count against a pool's maximum."""
+    promises so a pod about to leave does not count against a pool's maximum.
+
+    Hysteresis on give-back: while a pool should still borrow something, a startd goes only if the pool holds
+    ``hysteresis`` of it more than that beyond what it should borrow. Borrowing starts when a pool lacks
+    ``hysteresis`` of a pod (``_deploy_for``), so a need (or a commons' room) that wavers by less than a pod
+    neither deploys nor deletes one (issue 15: pods given back and deployed again as notebooks came and went)."""
     moved = cycle.moved
+    hysteresis = cycle.spec.broker.hysteresis
     by_pool: dict[str, list[StartdT]] = {}
     for s in commons.lent:
         if not s.draining:
@@ -666,7 +672,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
                         key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
-            if surplus < s.cores or not cycle.cool(s.since):
+            if surplus < s.cores * (1 + (hysteresis if ps.lend > 0 else 0)) - _EPS or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
