@@ -205,16 +205,25 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     m = max(g, math.ceil(base * p.max_share - _EPS))
     need = now_need = instant_need(spec, name, d)
     if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
-        # Headroom for a latency pool: the most it needed over the recent window plus a margin, so capacity an
-        # overlap of visits pulled in stays until the window has passed (hysteresis on give-back).
-        need = math.ceil(max(need, d.peak_cores or 0) * (1 + spec.broker.latency_headroom) - _EPS)
+        # A latency pool needs what the window learned (``broker.window``: a high percentile of its recent needs)
+        # plus a margin, so capacity an overlap of visits pulled in stays until the window has passed. The window
+        # holds this observation too; a need above the learned one is met by claim reuse and, when jobs wait
+        # while the pool runs less than they need, by ``urgent`` promises, not by pods for every overlap.
+        learned = need if d.peak_cores is None else d.peak_cores
+        need = math.ceil(learned * (1 + spec.broker.latency_headroom) - _EPS)
     if prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
         # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
+        # Once tonight's visits have been measured (the window's learned need), that need replaces the default
+        # (what the pool needs is known, and the cap below still covers failed nodes); an operator's
+        # prewarm_cores stays a floor all night.
         full = spec.cores(NodeRole.BATCH_ONLY)
         g_full = math.floor(full * p.guaranteed_share + _EPS)
-        need = max(need, g_full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+        if spec.broker.prewarm_cores is not None:
+            need = max(need, spec.broker.prewarm_cores)
+        elif not d.peak_cores:
+            need = max(need, g_full)
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
@@ -324,7 +333,12 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
-            ps.target = min(max(0, ps.guaranteed - cover.get(ps.name, 0)), free)
+            # A pool the commons covers tonight (``prewarm_cover``) is promised its need, at most its guarantee,
+            # between the two: holding standalone cores for a guarantee above its need would hand back pods each
+            # time the commons' room moved by one.
+            covered = cover.get(ps.name, 0)
+            promise = min(ps.guaranteed, ps.need) if covered else ps.guaranteed
+            ps.target = min(max(0, promise - covered), free)
             free -= ps.target
     if weighted:
         free = share_weighted(order, free, cover)

@@ -331,6 +331,12 @@ class BrokerPolicy(Strict):
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
+    need_percentile: float = Field(
+        default=0.9, gt=0, le=1,
+        description="The share of a latency pool's needs over the window (those seen while it had work) that its "
+        "learned need covers: 1 holds the peak, 0.9 the 90th percentile (one-week: 99.59 % of visits within 60 s "
+        "at 90.1 % batch utilization, the peak 99.99 % at 88.9 %, 0.8 98.1 %; docs/broker.md)."
+    )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
         description="A latency pool's need is the most it needed over this window (0: its need now), so the "
