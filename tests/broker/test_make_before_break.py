@@ -66,9 +66,10 @@ def test_a_running_pod_is_not_given_back_before_the_standalone_that_replaces_it_
 
 
 def test_memory_aware_need_counts_the_jobs_memory() -> None:
-    """32 prompt jobs of 1 core / 8 GiB wait (issue 15): pods of 8 cores / 32 GiB (the spec default) run 4 of
-    them each, so prompt needs 64 cores of that shape, not 32. Prompt's guarantee is 0 here, drp holds all ten
-    nodes (240 cores) and wants more."""
+    """32 prompt jobs of 1 core / 8 GiB wait (issue 15). Pods of the spec's 8 cores / 32 GiB would run 4 of them
+    each; the broker fits its pods to the jobs instead (``pod_shape``: 8 cores / 64 GiB), so the thinnest shape
+    prompt may run on is a batch-only node, 24 cores / 128 GiB, which runs 16 of them: prompt needs 48 cores,
+    not 32. Prompt's guarantee is 0 here, drp holds all ten nodes (240 cores) and wants more."""
     spec = make_spec(workers=2, batch=10, guaranteed=(0, 4, 1, 0), maximum=(10, 9, 5, 5),
                      broker={"cooldown_seconds": 900, "latency_headroom": 0})  # memory alone, no margin
     nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD) for i in (1, 2)]
@@ -79,10 +80,11 @@ def test_memory_aware_need_counts_the_jobs_memory() -> None:
         "drp": PoolDemand(idle_jobs=1000, idle_cores=1000, running_jobs=240, running_cores=240),
         "prompt": PoolDemand(idle_jobs=32, idle_cores=32, idle_memory_mib=32 * 8192)})
     p = plan(spec, o)
-    # Memory: 256 GiB at 4 GiB per core of pod (the thinnest shape prompt may run on) = 64 cores; cores: 32.
-    assert p.pools["prompt"].need == 64
-    # Prompt (priority 100) is served first: its standalone target is all of its need, drp's the rest (176).
-    assert (p.pools["prompt"].target, p.pools["drp"].target) == (64, 176)
-    # Moves toward a target: 2 nodes (48 cores); a third would take drp below its target (192 − 24 < 176).
+    # Memory: 256 GiB at 128/24 GiB per core of a batch node (the thinnest shape) = 48 cores; cores: 32.
+    assert p.pools["prompt"].need == 48
+    assert p.pools["prompt"].pod == (8, 64 * 1024)
+    # Prompt (priority 100) is served first: its standalone target is all of its need, drp's the rest (192).
+    assert (p.pools["prompt"].target, p.pools["drp"].target) == (48, 192)
+    # Moves toward a target: 2 nodes (48 cores), prompt's whole target.
     moved = [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
     assert len(moved) == 2

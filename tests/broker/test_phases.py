@@ -210,7 +210,7 @@ def test_reclaim_for_notebooks_nothing_when_the_room_is_there() -> None:
 
 
 def test_give_back_surplus_least_busy_first_out_of_cooldown_only() -> None:
-    spec = _spec()
+    spec = _spec(hysteresis=0)  # the order alone; the hysteresis on give-back is the next test
     pods = [_pod("p1", "w1", "prompt"), _pod("p2", "w1", "prompt", busy=2), _pod("p3", "w1", "prompt", since=RECENT)]
     prompt = _pool("prompt", 100, lend=8, lent=24)
     c = _cycle(spec, prompt)
@@ -220,8 +220,27 @@ def test_give_back_surplus_least_busy_first_out_of_cooldown_only() -> None:
     assert prompt.lent == 8
 
 
+def test_give_back_surplus_hysteresis() -> None:
+    """Hysteresis 0.5: while prompt should borrow something, a pod goes only if prompt then still holds half a
+    pod or more beyond what it should borrow; with nothing to borrow every pod goes."""
+    spec = _spec(hysteresis=0.5)
+    pods = [_pod("p1", "w1", "prompt"), _pod("p2", "w1", "prompt")]
+    # 16 cores too many: p1 goes (16 >= 8 · 1.5), then 8 too many: p2 stays (8 < 12).
+    c = _cycle(spec, _pool("prompt", 100, lend=8, lent=24))
+    give_back_surplus(c, _commons(spec, [_worker("w1")], [*pods, _pod("p3", "w1", "prompt")]))
+    assert _what(c.actions) == [("delete", "p1")]
+    # 4 too many: nothing goes, so a need that falls by less than a pod deletes none.
+    c = _cycle(spec, _pool("prompt", 100, lend=12, lent=16))
+    give_back_surplus(c, _commons(spec, [_worker("w1")], pods))
+    assert c.actions == []
+    # Nothing to borrow (the night is over): both go.
+    c = _cycle(spec, _pool("prompt", 100, lend=0, lent=16))
+    give_back_surplus(c, _commons(spec, [_worker("w1")], pods))
+    assert _what(c.actions) == [("delete", "p1"), ("delete", "p2")]
+
+
 def test_give_back_surplus_largest_first_among_equally_busy() -> None:
-    spec = _spec()
+    spec = _spec(hysteresis=0)
     big = Startd("p-big", "w1", StartdKind.POD, "prompt", 16, 16384, since=OLD)
     prompt = _pool("prompt", 100, lend=8, lent=24)
     c = _cycle(spec, prompt)

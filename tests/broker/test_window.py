@@ -82,3 +82,54 @@ def test_weighted_surplus_shares_by_guarantee_after_latency_needs() -> None:
     strict = pools()
     assign_targets(strict, base=120, cover={}, lenders=set())
     assert {n: p.target for n, p in strict.items()} == {"prompt": 30, "drp": 70, "user": 20}
+
+
+def test_learned_need_is_a_percentile_of_the_needs_with_work() -> None:
+    from enclave.broker.window import learned_need
+
+    needs = [0, 0, *range(10, 101, 10)]  # two samples without work, then 10, 20, ..., 100
+    # Nearest rank over the ten with work: the 9th of 10 at 0.9, the 5th at 0.5, the largest at 1.
+    assert learned_need(needs, 0.9) == 90
+    assert learned_need(needs, 0.5) == 50
+    assert learned_need(needs, 1.0) == 100
+    assert learned_need([0, 0], 0.9) == 0 and learned_need([], 1.0) == 0
+
+
+def test_window_writes_the_percentile_of_its_samples() -> None:
+    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 0.9})
+    w = NeedWindow(spec)
+    for i, cores in enumerate(range(10, 101, 10)):
+        got = w.feed(_at(60 * i, cores)).demand["prompt"].peak_cores
+    assert got == 90  # ten samples 10..100 within 540 s: the 9th
+    # A gap (no prompt job) adds samples without work: the figure stays while the visits are in the window.
+    assert w.feed(_at(600, 0)).demand["prompt"].peak_cores == 90
+
+
+def test_the_prewarm_default_gives_way_to_the_measured_need() -> None:
+    """Prompt's guarantee on the whole batch capacity is 72 cores (3 of 10 nodes of 24)."""
+    spec = make_spec(broker={"latency_headroom": 0})
+    # Before tonight's first visit nothing is measured: the pre-warm holds the guarantee.
+    assert pool_figure(spec, "prompt", PoolDemand(), base=240, prewarm=True).need == 72
+    # Visits measured at 50 cores: that is what it needs.
+    assert pool_figure(spec, "prompt", PoolDemand(peak_cores=50), base=240, prewarm=True).need == 50
+    # An operator's prewarm_cores stays a floor.
+    set_ = make_spec(broker={"latency_headroom": 0, "prewarm_cores": 100})
+    assert pool_figure(set_, "prompt", PoolDemand(peak_cores=50), base=240, prewarm=True).need == 100
+
+
+def test_a_covered_pool_is_promised_its_need_up_to_its_guarantee() -> None:
+    """Prompt: guarantee 72, need 50, of which the commons covers 48 tonight. Its standalone target is the 2
+    cores left of its need, and it borrows the 48: not the guarantee's 72 - 48 = 24 standalone cores on top of
+    the pods. Without cover the guarantee stands (the hypothesis invariants)."""
+    from enclave.broker.decide import PoolState, assign_targets
+
+    def pools() -> dict[str, PoolState]:
+        return {p.name: p for p in (PoolState("prompt", 100, 72, 144, True, 50, 0, 0, latency=True),
+                                    PoolState("drp", 50, 96, 240, True, 500, 0, 0))}
+
+    covered = pools()
+    assign_targets(covered, base=240, cover={"prompt": 48}, lenders={"prompt"})
+    assert (covered["prompt"].target, covered["prompt"].lend, covered["drp"].target) == (2, 48, 238)
+    plain = pools()
+    assign_targets(plain, base=240, cover={}, lenders={"prompt"})
+    assert (plain["prompt"].target, plain["prompt"].lend, plain["drp"].target) == (72, 0, 168)

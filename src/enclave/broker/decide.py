@@ -89,6 +89,9 @@ class PoolState:
     """Borrowed cores whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
     now_need: int = 0
     """What its jobs need this moment (``instant_need``): no window, no headroom, no pre-warm."""
+    pod: tuple[int, int] | None = None
+    """Cores and MiB of each worker pod it borrows (``pod_shape``); None: the spec's ``pod_cores`` and
+    ``pod_memory_mib``."""
 
     def urgent(self) -> bool:
         """Whether a promise to this pool may bypass cooldown and hysteresis. Always for a pool without a
@@ -223,21 +226,30 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     m = max(g, math.ceil(base * p.max_share - _EPS))
     need = now_need = instant_need(spec, name, d)
     if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
-        # Headroom for a latency pool: the most it needed over the recent window plus a margin, so capacity an
-        # overlap of visits pulled in stays until the window has passed (hysteresis on give-back).
-        need = math.ceil(max(need, d.peak_cores or 0) * (1 + spec.broker.latency_headroom) - _EPS)
+        # A latency pool needs what the window learned (``broker.window``: a high percentile of its recent needs)
+        # plus a margin, so capacity an overlap of visits pulled in stays until the window has passed. The window
+        # holds this observation too; a need above the learned one is met by claim reuse and, when jobs wait
+        # while the pool runs less than they need, by ``urgent`` promises, not by pods for every overlap.
+        learned = need if d.peak_cores is None else d.peak_cores
+        need = math.ceil(learned * (1 + spec.broker.latency_headroom) - _EPS)
     if prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
         # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
+        # Once tonight's visits have been measured (the window's learned need), that need replaces the default
+        # (what the pool needs is known, and the cap below still covers failed nodes); an operator's
+        # prewarm_cores stays a floor all night.
         full = spec.cores(NodeRole.BATCH_ONLY)
         g_full = math.floor(full * p.guaranteed_share + _EPS)
-        need = max(need, g_full if spec.broker.prewarm_cores is None else spec.broker.prewarm_cores)
+        if spec.broker.prewarm_cores is not None:
+            need = max(need, spec.broker.prewarm_cores)
+        elif not d.peak_cores:
+            need = max(need, g_full)
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
-                     now_need=min(now_need, m))
+                     now_need=min(now_need, m), pod=pod_shape(spec, d))
 
 
 def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
@@ -258,12 +270,45 @@ def memory_cores(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> int:
     b = spec.broker
     ratios = [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.BATCH_ONLY) if g.cores > 0]
     if lender and b.lend_mode == LendMode.PODS and b.pod_cores > 0:
-        ratios.append(b.pod_memory_mib / b.pod_cores)
+        cores, mib = pod_shape(spec, d)
+        ratios.append(mib / cores)
     elif lender:
         ratios += [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.WORKER) if g.cores > 0]
     if not ratios:
         return 0
     return math.ceil(mem / min(ratios) - _EPS)
+
+
+def job_mib_per_core(d: PoolDemand) -> float | None:
+    """Memory per core the pool's jobs request now (running and idle), or as the loop last saw it; None when
+    unknown."""
+    cores = d.running_cores + d.idle_cores
+    mem = d.running_memory_mib + d.idle_memory_mib
+    if cores > 0 and mem > 0:
+        return mem / cores
+    return d.job_mib_per_core
+
+
+def pod_shape(spec: EnclaveSpec, d: PoolDemand) -> tuple[int, int]:
+    """The shape (cores, MiB) of the worker pods a pool borrows, fitted to its jobs (issue 15, item 2).
+
+    ``broker.pod_cores`` / ``pod_memory_mib`` is the shape for jobs of that memory per core. Thinner jobs get
+    more cores on the same memory (1-core / 2 GiB prompt jobs: 16 cores on 32 GiB), so no memory sits in a pod
+    with no core to use it and half as many pods come and go each night; fatter jobs get more memory on the
+    same cores (8 GiB jobs: 8 cores on 64 GiB), so a pod runs one job per core instead of four. HTCondor
+    starts a job only where both its cores and its memory fit (``memory_cores``). Never wider than the widest
+    worker, nor larger than its memory."""
+    b = spec.broker
+    cores, mib = b.pod_cores, b.pod_memory_mib
+    per_core = job_mib_per_core(d)
+    workers = spec.groups(NodeRole.WORKER)
+    if per_core is None or per_core <= 0 or not workers:
+        return cores, mib
+    if per_core < mib / cores:
+        widest = max(g.cores for g in workers)
+        return max(cores, min(widest, int(mib // per_core))), mib
+    largest = max(int(g.memory_gib * 1024) for g in workers)
+    return cores, max(mib, min(largest, math.ceil(cores * per_core)))
 
 
 def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:
@@ -309,7 +354,12 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
     order = sorted(pools.values(), key=lambda ps: (-ps.priority, ps.name))
     for ps in order:
         if ps.has_work:
-            ps.target = min(max(0, ps.guaranteed - cover.get(ps.name, 0)), free)
+            # A pool the commons covers tonight (``prewarm_cover``) is promised its need, at most its guarantee,
+            # between the two: holding standalone cores for a guarantee above its need would hand back pods each
+            # time the commons' room moved by one.
+            covered = cover.get(ps.name, 0)
+            promise = min(ps.guaranteed, ps.need) if covered else ps.guaranteed
+            ps.target = min(max(0, promise - covered), free)
             free -= ps.target
     if weighted:
         free = share_weighted(order, free, cover)
@@ -408,11 +458,11 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     free = (sum(n.cores - n.k8s_cores_requested - cores_on.get(n.name, 0) for n in ready)
             - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
-    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), b.pod_cores, b.pod_memory_mib)
-              for n in ready)
+    pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
+    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm) for n in ready)
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
-    pods = min(fit, math.floor((free - reserve + _EPS) / b.pod_cores), math.floor((room + _EPS) / b.pod_cores))
-    return max(0, pods) * b.pod_cores
+    pods = min(fit, math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
+    return max(0, pods) * pc
 
 
 def _removed_now(spec: EnclaveSpec, observed: Observed, s: StartdT, lenders: set[str]) -> bool:
@@ -677,8 +727,14 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     lost (``Cycle.victim_cost``), least busy and largest first (those still starting before any that runs),
     those out of cooldown only, never taking a pool below what it should borrow, nor a latency pool's running
     capacity below its need. Done before the promises so a pod about to leave does not count against a pool's
-    maximum."""
+    maximum.
+
+    Hysteresis on give-back: while a pool should still borrow something, a startd goes only if the pool holds
+    ``hysteresis`` of it more than that beyond what it should borrow. Borrowing starts when a pool lacks
+    ``hysteresis`` of a pod (``_deploy_for``), so a need (or a commons' room) that wavers by less than a pod
+    neither deploys nor deletes one (issue 15: pods given back and deployed again as notebooks came and went)."""
     moved = cycle.moved
+    hysteresis = cycle.spec.broker.hysteresis
     by_pool: dict[str, list[StartdT]] = {}
     for s in commons.lent:
         if not s.draining:
@@ -689,7 +745,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
                         key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores, s.name)):
-            if surplus < s.cores or not cycle.cool(s.since):
+            if surplus < s.cores * (1 + (hysteresis if ps.lend > 0 else 0)) - _EPS or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
@@ -845,14 +901,14 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
+    pc, pm = ps.pod or (b.pod_cores, b.pod_memory_mib)
     pod_cores_on = commons.pod_cores_on
     for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
-        if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
+        if lacking <= 0 or lacking < b.hysteresis * pc - _EPS or room < pc:
             break
         if node.state != NodeState.READY:
             continue
-        fits = min(_pods_for(cycle, commons, held, node, ps), math.ceil(lacking / b.pod_cores),
-                   int(room // b.pod_cores))
+        fits = min(_pods_for(cycle, commons, held, node, ps), math.ceil(lacking / pc), int(room // pc))
         if fits <= 0:
             continue
         if not cycle.budget.take():
@@ -861,11 +917,11 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         existing.update(names)
         cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
                                         f"its {ps.target} standalone and holds {ps.lent} borrowed",
-                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
-                                        memory_mib_per_pod=b.pod_memory_mib))
-        added = fits * b.pod_cores
+                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=pc,
+                                        memory_mib_per_pod=pm))
+        added = fits * pc
         commons.pod_cores_on[node.name] = commons.pod_cores_on.get(node.name, 0) + added
-        commons.pod_mem_on[node.name] = commons.pod_mem_on.get(node.name, 0) + fits * b.pod_memory_mib
+        commons.pod_mem_on[node.name] = commons.pod_mem_on.get(node.name, 0) + fits * pm
         commons.free -= added
         ps.lent += added
         lacking -= added
@@ -877,11 +933,11 @@ def _pods_for(cycle: Cycle, commons: Commons, held: Held, node: Node, ps: PoolSt
     """Pods that fit on ``node`` next to its pods and the room held for spawns, keep the notebook reserve free
     in the commons, and keep ``ps`` within its maximum (a cap is a cap)."""
     b = cycle.spec.broker
+    pc, pm = ps.pod or (b.pod_cores, b.pod_memory_mib)
     fits = _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
-                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0),
-                          b.pod_cores, b.pod_memory_mib)
-    under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores
-    return min(fits, int(max(0.0, commons.free - commons.reserve) // b.pod_cores), under_max)
+                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0), pc, pm)
+    under_max = (ps.maximum - ps.standalone - ps.lent) // pc
+    return min(fits, int(max(0.0, commons.free - commons.reserve) // pc), under_max)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:

@@ -111,9 +111,13 @@ class PoolDemand:
     """Memory the running jobs request (MiB). With the cores, the broker sizes a pool's need in both: a pod of
     8 cores / 32 GiB runs 4 jobs of 8 GiB, not 8 (docs/broker.md, memory-aware)."""
     peak_cores: int | None = None
-    """The most cores (memory-sized) the pool needed over the broker's recent window
-    (``broker.need_window_seconds``), which the broker loop keeps (``enclave.broker.window``); None when no
-    window is kept: the need is then the one observed now."""
+    """The cores (memory-sized) the pool needed over the broker's recent window (``broker.need_window_seconds``):
+    the ``broker.need_percentile`` of its needs there, the peak at 1, which the broker loop learns
+    (``enclave.broker.window``); None when no window is kept: the need is then the one observed now."""
+    job_mib_per_core: float | None = None
+    """Memory per core the pool's jobs requested when it last had any (MiB), which the broker loop keeps
+    (``enclave.broker.window``); None when unknown. The broker fits the worker pods it lends to it
+    (``enclave.broker.decide.pod_shape``), also before tonight's first visit."""
     newest_submit: float | None = None
     """When the pool's newest job (queued, running or already finished) was submitted, seconds since the epoch;
     None when unknown. The broker ends the night's pre-warm once this falls quiet after the last visit."""

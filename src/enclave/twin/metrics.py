@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from enclave.spec.models import NodeRole
+from enclave.twin.scenario import Matching
 from enclave.twin.sim import Sim
+from enclave.twin.timing_bound import Timing, visit_latency_bounds
 
 
 def _pct(values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
@@ -228,10 +230,15 @@ def bounds(sim: Sim) -> dict[str, Any]:
     dom = dominant_demand_core_s(sim)
     nb_dom = sum(max(c, m * _mib_core_worker(sim)) * min(d, sim.horizon - t)
                  for t, c, m, d in zip(sess.t, sess.cpu, sess.memory_mib, sess.duration, strict=True))
+    timed = timing_lower(sim)
     return {
         "prompt_visit_latency_lower_s": _pct(lat),
         "prompt_visits_within_deadline_upper": _r(float(np.count_nonzero(lat <= deadline)) / len(lat))
         if len(lat) else None,
+        # The same with the negotiator's cycles, claims, start throttle and start-up (twin.timing_bound).
+        "prompt_visit_latency_timing_lower_s": _pct(timed) if timed is not None else None,
+        "prompt_visits_within_deadline_timing_upper": _r(float(np.count_nonzero(timed <= deadline)) / len(timed))
+        if timed is not None and len(timed) else None,
         "batch_work_core_hours": _r(sim.demand_core_s / 3600, 2),
         "notebook_work_core_hours": _r(nb_demand / 3600, 2),
         "utilization_upper_all_cores": _r(ub_all),
@@ -241,3 +248,16 @@ def bounds(sim: Sim) -> dict[str, Any]:
         "dominant_upper_batch_only_cores": _r(min(1.0, dom / (batch_cores * sim.horizon))) if batch_cores
         else None,
     }
+
+
+def timing_lower(sim: Sim) -> np.ndarray | None:
+    """Each visit's latency bound under the scenario's HTCondor timing (``twin.timing_bound``), by visit number;
+    none when no negotiator paces prompt (``matching: instant``, or prompt served outside HTCondor)."""
+    if sim.htc.matching != Matching.NEGOTIATOR or sim.divert is not None:
+        return None
+    visits = sorted((a.t, a.visit, a.runtimes) for a in sim.wl.arrivals if a.visit >= 0)
+    lat = visit_latency_bounds([(t, rts) for t, _, rts in visits], Timing.of(sim.htc))
+    out = np.full(len(sim.visit_min_latency), np.nan)
+    for (_, v, _), x in zip(visits, lat, strict=True):
+        out[v] = x
+    return out

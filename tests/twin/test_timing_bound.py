@@ -1,0 +1,92 @@
+"""The clairvoyant prompt bound under HTCondor timing (``twin.timing_bound``), on timelines computed by hand.
+
+Each expected value is worked out in the comment beside it from the rules the module cites (NEGOTIATOR_INTERVAL,
+NEGOTIATOR_CYCLE_DELAY, NEGOTIATOR_MIN_INTERVAL, CLAIM_WORKLIFE, JOB_START_COUNT / JOB_START_DELAY; HTCondor
+manual, "Configuration Macros"). Unless a test says otherwise: interval 60 s, cycle delay 20 s, min interval 5 s
+(HTCondor's defaults), a cycle of 1 s with nothing idle and 1.55 s with a visit (the twin's estimates 1 + 0.5 per
+submitter + 0.05 per autocluster), a RESCHEDULE per visit, worklife 1,200 s, no throttle, 1 s start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from enclave.spec.models import EnclaveSpec
+from enclave.twin import metrics
+from enclave.twin.scenario import HTCondor, parse
+from enclave.twin.timing_bound import Timing, visit_latency_bounds
+
+from .conftest import make_sim, small_text
+
+BASE = Timing(interval_s=60, cycle_delay_s=20, min_interval_s=5, idle_cycle_s=1, visit_cycle_s=1.55,
+              reschedule=True, worklife_s=1200, start_count=1, start_delay_s=0, startup_s=1)
+
+
+def test_the_timing_is_the_scenarios_htcondor_fields() -> None:
+    tm = Timing.of(HTCondor())
+    assert (tm.interval_s, tm.cycle_delay_s, tm.min_interval_s) == (60, 20, 5)
+    assert tm.visit_cycle_s == pytest.approx(1.55) and tm.idle_cycle_s == 1 and tm.startup_s == 1
+    assert tm.reschedule  # schedd-idle is taken favourably
+    assert not Timing.of(HTCondor(reschedule_on_submit="never")).reschedule
+
+
+def test_a_reschedule_starts_a_cycle_at_readout() -> None:
+    # Timer cycles: 0-1, then 1 + max(20, 60 - 1) = 60: 60-61, next at 120. The visit at 100 reschedules:
+    # max(100, 61 + 20, 60 + 5) = 100; the cycle ends at 101.55, the jobs start at 102.55; the 30 s job ends
+    # at 132.55: 32.55 s after readout.
+    assert visit_latency_bounds([(100.0, [30.0, 10.0])], BASE) == [pytest.approx(32.55)]
+
+
+def test_without_a_reschedule_the_visit_waits_for_the_timer() -> None:
+    # The timer's next cycle is at 120 (above): 120 + 1.55 + 1 + 30 - 100 = 52.55.
+    tm = replace(BASE, reschedule=False)
+    assert visit_latency_bounds([(100.0, [30.0, 10.0])], tm) == [pytest.approx(52.55)]
+
+
+def test_the_cycle_delay_defers_a_reschedule() -> None:
+    # At 70 the last cycle ended at 61: max(70, 61 + 20, 60 + 5) = 81; 81 + 1.55 + 1 + 30 - 70 = 43.55.
+    assert visit_latency_bounds([(70.0, [30.0])], BASE) == [pytest.approx(43.55)]
+    # At 60.5 the 60 s cycle is running and did not see the jobs: the same 81; 81 + 2.55 + 30 - 60.5 = 53.05.
+    assert visit_latency_bounds([(60.5, [30.0])], BASE) == [pytest.approx(53.05)]
+
+
+def test_a_claim_freed_before_the_cycle_ends_runs_the_longest_job() -> None:
+    # Visit A at 100: cycle 100-101.55, its 30 s job runs 102.55-132.55 on a claim made at 101.55. Visit B at
+    # 131.5 reschedules at max(131.5, 101.55 + 20, 100 + 5) = 131.5; its cycle ends at 133.05. A's claim frees
+    # at 132.55, inside that window, and takes B's 40 s job at once: 133.55-173.55; the 5 s job starts after
+    # the cycle, 134.05-139.05. B: 173.55 - 131.5 = 42.05 (42.55 without the claim).
+    a, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [5.0, 40.0])], BASE)
+    assert a == pytest.approx(32.55) and b == pytest.approx(42.05)
+    # A claim older than CLAIM_WORKLIFE is not reused: 131 s old at 132.55 with a 20 s worklife.
+    _, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [5.0, 40.0])], replace(BASE, worklife_s=20))
+    assert b == pytest.approx(42.55)
+
+
+def test_the_start_throttle_spaces_a_visits_starts() -> None:
+    # JOB_START_COUNT 1, JOB_START_DELAY 2: the cycle ends at 101.55; starts 101.55, 103.55, 105.55, each + 1 s
+    # start-up; longest first: 30 at 102.55 (132.55), 30 at 104.55 (134.55), 10 at 106.55 (116.55): 34.55.
+    tm = replace(BASE, start_delay_s=2)
+    assert visit_latency_bounds([(100.0, [10.0, 30.0, 30.0])], tm) == [pytest.approx(34.55)]
+
+
+def test_a_run_reports_the_timing_bound_above_the_plain_one(ldf: EnclaveSpec) -> None:
+    loaded = parse(small_text(htcondor="{dedicated_schedds: [prompt]}"), "small.yaml", spec=ldf)
+    sim = make_sim(loaded)
+    sim.run()
+    m = metrics.compute(sim)["bounds"]
+    plain = np.asarray(sim.visit_min_latency)
+    timed = metrics.timing_lower(sim)
+    assert timed is not None
+    # Every job needs at least its start-up after readout, so each visit's timed bound is above its slowest job.
+    assert np.all(timed >= plain + loaded.scenario.htcondor.job_startup_s - 1e-9)
+    assert m["prompt_visits_within_deadline_timing_upper"] <= m["prompt_visits_within_deadline_upper"]
+
+
+def test_frictionless_matching_has_no_timing_bound(ldf: EnclaveSpec) -> None:
+    loaded = parse(small_text(htcondor="{matching: instant}"), "small.yaml", spec=ldf)
+    sim = make_sim(loaded)
+    sim.run()
+    assert metrics.compute(sim)["bounds"]["prompt_visit_latency_timing_lower_s"] is None
