@@ -173,7 +173,11 @@ def test_targets_respect_shares(case: tuple[EnclaveSpec, Observed]) -> None:
         if name in spec.pools:
             assert ps.target + ps.lend <= ps.maximum
             if ps.has_work:
-                assert ps.target >= ps.guaranteed
+                # A latency pool with work holds its whole guarantee; another pool is promised its guarantee
+                # up to its need, and lends the rest until it asks (Kueue: unused nominal quota is borrowed
+                # within the cohort and reclaimed on demand).
+                promised = ps.guaranteed if ps.latency else min(ps.guaranteed, ps.need)
+                assert ps.target >= promised
 
 
 def _running(o: Observed, pool: str) -> int:

@@ -51,7 +51,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import NodeRole
+from enclave.spec.models import NodeRole, Reclaim
 from tests.broker.conftest import NOW, make_spec
 
 OLD = NOW - 100_000.0  # out of the 900 s cooldown
@@ -144,19 +144,31 @@ def test_count_holdings_draining_holds_nothing_and_unknown_pools_are_free() -> N
 
 
 def test_assign_targets_guarantees_first_then_needs_by_priority() -> None:
-    a = _pool("a", 100, guaranteed=3, need=8)
+    a = _pool("a", 100, guaranteed=3, need=12)
     b = _pool("b", 50, guaranteed=4, need=2)
     c = _pool("c", 10, guaranteed=2, need=0, has_work=False)
     assign_targets({p.name: p for p in (a, b, c)}, base=10, cover={}, lenders={"a"})
-    # Guarantees of pools with work: a 3, b 4 (c has none); 3 left go to a's need (8 − 3 = 5 wanted).
-    assert (a.target, b.target, c.target) == (6, 4, 0)
-    assert (a.lend, b.lend, c.lend) == (2, 0, 0)  # only a lender borrows; a's need 8 − target 6
+    # Guarantees of pools with work, each up to its need: a 3, b 2 (c has none); the 5 left go to a's need
+    # (12 − 3 = 9 wanted).
+    assert (a.target, b.target, c.target) == (8, 2, 0)
+    assert (a.lend, b.lend, c.lend) == (4, 0, 0)  # only a lender borrows; a's need 12 − target 8
 
 
 def test_assign_targets_guarantees_run_out_in_priority_order() -> None:
-    a, b = _pool("a", 100, guaranteed=3), _pool("b", 50, guaranteed=4)
+    a, b = _pool("a", 100, guaranteed=3, need=10), _pool("b", 50, guaranteed=4, need=10)
     assign_targets({"a": a, "b": b}, base=5, cover={}, lenders=set())
     assert (a.target, b.target) == (3, 2)
+
+
+def test_assign_targets_a_throughput_pool_is_promised_its_guarantee_up_to_its_need() -> None:
+    # Kueue lends a ClusterQueue's unused nominal quota within its cohort and reclaims it on demand
+    # (https://kueue.sigs.k8s.io/docs/concepts/cluster_queue/, "Cohort" and "BorrowingLimit"): user
+    # (guarantee 10) needs 2, so 8 of its guarantee serve drp; a latency pool holds its whole guarantee.
+    prompt = _pool("prompt", 100, guaranteed=6, need=1, latency=True)
+    user = _pool("user", 30, guaranteed=10, need=2)
+    drp = _pool("drp", 50, guaranteed=4, need=100)
+    assign_targets({p.name: p for p in (prompt, user, drp)}, base=30, cover={}, lenders=set())
+    assert (prompt.target, user.target, drp.target) == (6, 2, 22)
 
 
 def test_assign_targets_what_the_commons_cover_is_not_taken_from_batch() -> None:
@@ -380,6 +392,18 @@ def test_relabel_from_a_vacating_pool_carries_its_grace_period() -> None:
     move_toward_targets(c, _queue(c, [_batch("d1", "drp")]))
     assert _what(c.actions) == [("relabel", "d1", "drp", "prompt")]
     assert c.actions[0].vacate_after_seconds == 600
+
+
+def test_relabel_to_a_pool_that_reclaims_by_waiting_evicts_nothing() -> None:
+    # user: reclaim: wait (Kueue reclaimWithinCohort: Never): drp's jobs on d1 run to their end, whatever drp's
+    # own grace period; prompt (the default, vacate) takes under drp's 600 s grace as above.
+    spec = _spec()
+    spec = spec.model_copy(update={"pools": {**spec.pools, "user": spec.pools["user"].model_copy(
+        update={"reclaim": Reclaim.WAIT})}})
+    c = _cycle(spec, _pool("user", 30, target=24), _pool("drp", 50, target=0))
+    move_toward_targets(c, _queue(c, [_batch("d1", "drp")]))
+    assert _what(c.actions) == [("relabel", "d1", "drp", "user")]
+    assert c.actions[0].vacate_after_seconds is None
 
 
 def test_the_move_limit_stops_a_phase() -> None:

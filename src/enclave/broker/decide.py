@@ -57,7 +57,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.capacity import Startd as StartdT
 from enclave.errors import Problem, SpecError
-from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole, Surplus
+from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
 
 BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
@@ -358,7 +358,7 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
             # between the two: holding standalone cores for a guarantee above its need would hand back pods each
             # time the commons' room moved by one.
             covered = cover.get(ps.name, 0)
-            promise = min(ps.guaranteed, ps.need) if covered else ps.guaranteed
+            promise = min(ps.guaranteed, ps.need) if covered or not ps.latency else ps.guaranteed
             ps.target = min(max(0, promise - covered), free)
             free -= ps.target
     if weighted:
@@ -852,13 +852,22 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
     bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
     cycle.actions.append(Relabel(actor=cycle.actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
                                  f"for a target of {src.target}", startd=s.name, from_pool=src.name,
-                                 to_pool=dst.name, vacate_after_seconds=cycle.vacate_for(s, src.name)))
+                                 to_pool=dst.name, vacate_after_seconds=_reclaim_deadline(cycle, s, src, dst)))
     cycle.moved.add(s.name)
     src.standalone -= s.cores
     dst.standalone += s.cores
 
 
 # --- Borrowing from the commons (BCS 4, 5) ----------------------------------------------------------------
+
+
+def _reclaim_deadline(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState) -> float | None:
+    """The relabel's vacate deadline: the donor's (``Cycle.vacate_for``), unless the receiving pool reclaims
+    without eviction (``reclaim: wait``): then the donor's jobs run to their end."""
+    p = cycle.spec.pools.get(dst.name)
+    if p is not None and p.reclaim == Reclaim.WAIT:
+        return None
+    return cycle.vacate_for(s, src.name)
 
 
 def lending_room(cycle: Cycle, commons: Commons) -> float:

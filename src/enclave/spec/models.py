@@ -126,6 +126,16 @@ class Drain(StrEnum):
     """Wait at most the grace period, then evict what still runs."""
 
 
+class Reclaim(StrEnum):
+    VACATE = "vacate"
+    """Take a node from another pool under that pool's ``take_away`` rule (drain, or vacate after its grace)."""
+    WAIT = "wait"
+    """Never evict another pool's jobs to take capacity: a node this pool takes runs them to their end and
+    serves this pool as they finish (Kueue ``ClusterQueue.spec.preemption.reclaimWithinCohort: Never``,
+    https://kueue.sigs.k8s.io/docs/concepts/preemption/; HTCondor group quotas without preemption: a group
+    below its quota waits for claims to end, manual "Group Accounting" / ``PREEMPTION_REQUIREMENTS``)."""
+
+
 class Pool(Strict):
     """One kind of HTCondor processing (seed §7.1), as shares of batch capacity."""
 
@@ -135,6 +145,11 @@ class Pool(Strict):
     latency_objective: LatencyObjective | None = None
     take_away: Drain = Drain.DRAIN
     grace_seconds: float = Field(default=600.0, ge=0, le=MAX_SECONDS)
+    reclaim: Reclaim = Field(
+        default=Reclaim.VACATE,
+        description="What this pool's moves do to the jobs of the pool it takes from: `vacate` applies that "
+        "pool's take_away (evicting after its grace when it vacates); `wait` never evicts them (for pools "
+        "whose objective is throughput: waiting costs their jobs queue time, evicting costs the other pool work).")
     accounting_group: str | None = Field(
         default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
     )
