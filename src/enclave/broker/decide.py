@@ -432,6 +432,12 @@ class Cycle:
     moved: set[str] = field(default_factory=set)
     receivers: list[PoolState] = field(default_factory=list)
     """Pools highest priority first: the order in which they are served."""
+    cooldown: float = field(init=False)
+    """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
+    _grace: dict[str, float | None] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cooldown = self.spec.broker.cooldown_seconds
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -440,12 +446,17 @@ class Cycle:
 
     def cool(self, since: float) -> bool:
         """Out of the cooldown: what changed less than ``cooldown_seconds`` ago is not moved again yet."""
-        return self.now - since >= self.spec.broker.cooldown_seconds
+        return self.now - since >= self.cooldown
 
     def vacate_after(self, pool: str) -> float | None:
-        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains."""
-        p = self.spec.pools.get(pool)
-        return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains.
+        Looked up once per pool and decision (it is asked for every startd released)."""
+        try:
+            return self._grace[pool]
+        except KeyError:
+            p = self.spec.pools.get(pool)
+            grace = self._grace[pool] = p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+            return grace
 
 
 @dataclass
