@@ -505,27 +505,48 @@ class Commons:
 @dataclass
 class RelabelQueue:
     """Standalone startds each pool could give up, idle ones first; a second list per pool holds only those out
-    of cooldown (a promise ignores the cooldown). Cursors skip the moved prefix, so a cycle with thousands of
-    moves stays linear."""
+    of cooldown (a promise ignores the cooldown). A pool's lists are sorted the first time it is asked for a
+    startd: most pools never give one, and sorting every standalone startd cost most of a small decision.
+    Cursors skip the moved prefix, so a cycle with thousands of moves stays linear."""
 
     by_pool: dict[tuple[str, bool], list[StartdT]]
     donors: list[PoolState]
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
+    unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
+    """Each pool's startds not sorted into ``by_pool`` yet."""
+    cool: Callable[[float], bool] = lambda since: True
+    sizes: dict[tuple[str, bool], set[int]] = field(default_factory=dict)
+    """The cores of the startds in each list: ``take_one`` leaves a donor once every size has been refused."""
 
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
-        by_pool: dict[tuple[str, bool], list[StartdT]] = {}
-        standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
-        cool = cycle.cool
-        for s in sorted(standalone, key=lambda s: (s.busy_cores, s.name)):
-            by_pool.setdefault((s.pool, True), []).append(s)
-            if cool(s.since):
-                by_pool.setdefault((s.pool, False), []).append(s)
-        return cls(by_pool=by_pool, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)))
+        unsorted: dict[str, list[StartdT]] = {}
+        for s in startds:
+            if s.kind == StartdKind.STANDALONE and not s.draining:
+                unsorted.setdefault(s.pool, []).append(s)
+        return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
+                   unsorted=unsorted, cool=cycle.cool)
+
+    def _sort(self, pool: str) -> None:
+        startds = self.unsorted.pop(pool, None)
+        if startds is None:
+            return
+        ordered = sorted(startds, key=lambda s: (s.busy_cores, s.name))
+        cool = self.cool
+        for promise, them in ((True, ordered), (False, [s for s in ordered if cool(s.since)])):
+            if them:
+                self.by_pool[(pool, promise)] = them
+                self.sizes[(pool, promise)] = {s.cores for s in them}
+
+    def cores_of(self, pool: str, promise: bool) -> set[int]:
+        """The sizes (cores) of ``pool``'s startds that ``candidates`` goes through."""
+        self._sort(pool)
+        return self.sizes.get((pool, promise), set())
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
         """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
+        self._sort(pool)
         key = (pool, promise)
         candidates = self.by_pool.get(key, [])
         start = self.cursor.get(key, 0)
@@ -714,12 +735,20 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
             continue
+        # may_give looks at a startd only for its size: once each size the donor has is refused, none may go.
+        sizes = queue.cores_of(src.name, promise)
+        refused: set[int] = set()
         for s in queue.candidates(src.name, promise, moved):
-            if s.name not in moved and may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
+            if s.name in moved or s.cores in refused:
+                continue
+            if may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
                 if not cycle.budget.take():
                     return False
                 _relabel(cycle, s, src, dst, promise)
                 return True
+            refused.add(s.cores)
+            if len(refused) == len(sizes):
+                break
     return False
 
 
@@ -730,7 +759,9 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
     promise. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
-    another pool is short of its promise: that startd could be the one the other pool needs."""
+    another pool is short of its promise: that startd could be the one the other pool needs.
+
+    Of ``s`` only its cores count (``take_one`` relies on it to skip a donor none of whose sizes may go)."""
     keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
     if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
         return False
