@@ -29,10 +29,12 @@ surplus give-backs, guarantees, finishing drains, demand, then borrowing).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
@@ -60,6 +62,7 @@ BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
 
 _EPS = 1e-9
+_T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 
 
@@ -829,13 +832,15 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
     pod_cores_on = commons.pod_cores_on
-    for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
+    for node in _in_order((n for n in commons.workers if n.state == NodeState.READY),
+                          key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
         if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
             break
-        if node.state != NodeState.READY:
-            continue
-        fits = min(_pods_for(cycle, commons, held, node, ps), math.ceil(lacking / b.pod_cores),
-                   int(room // b.pod_cores))
+        anywhere = _pods_allowed(commons, ps, b.pod_cores)
+        if anywhere <= 0:
+            break  # it only shrinks as pods are deployed: no later worker takes one
+        fits = min(_pods_for(commons, held, node, b.pod_cores, b.pod_memory_mib), anywhere,
+                   math.ceil(lacking / b.pod_cores), int(room // b.pod_cores))
         if fits <= 0:
             continue
         if not cycle.budget.take():
@@ -856,15 +861,16 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     return room
 
 
-def _pods_for(cycle: Cycle, commons: Commons, held: Held, node: Node, ps: PoolState) -> int:
-    """Pods that fit on ``node`` next to its pods and the room held for spawns, keep the notebook reserve free
-    in the commons, and keep ``ps`` within its maximum (a cap is a cap)."""
-    b = cycle.spec.broker
-    fits = _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
-                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0),
-                          b.pod_cores, b.pod_memory_mib)
-    under_max = (ps.maximum - ps.standalone - ps.lent) // b.pod_cores
-    return min(fits, int(max(0.0, commons.free - commons.reserve) // b.pod_cores), under_max)
+def _pods_for(commons: Commons, held: Held, node: Node, cores: int, memory_mib: int) -> int:
+    """Pods that fit on ``node`` next to its pods and the room held for spawns."""
+    return _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
+                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0), cores, memory_mib)
+
+
+def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
+    """Pods the commons may still take, keeping the notebook reserve free, and ``ps`` may still hold within its
+    maximum (a cap is a cap)."""
+    return min(int(max(0.0, commons.free - commons.reserve) // cores), (ps.maximum - ps.standalone - ps.lent) // cores)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
@@ -1070,3 +1076,13 @@ def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int,
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
     return max(0, int(min(by_cpu, by_mem)))
+
+
+def _in_order(items: Iterable[_T], key: Callable[[_T], Any]) -> Iterator[_T]:
+    """``sorted(items, key=key)``, one item at a time: the heap is built in linear time and each item costs
+    log n as it is taken, so a loop that a cap or the move limit ends early does not sort everything. Ties keep
+    the items' order, as ``sorted`` does."""
+    heap = [(key(x), i, x) for i, x in enumerate(items)]
+    heapq.heapify(heap)
+    while heap:
+        yield heapq.heappop(heap)[2]
