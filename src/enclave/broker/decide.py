@@ -572,19 +572,34 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     pools, base = pool_states(spec, observed, night, startds)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     commons = Commons.observe(spec, observed, startds)
-    reclaim_for_notebooks(cycle, commons)
-    give_back_surplus(cycle, commons)
-    held = hold_room_for_spawns(cycle, commons, observed.notebook_spawns)
-    queue = RelabelQueue.of(cycle, startds)
-    keep_promises(cycle, queue)
-    finish_drains(cycle, commons)
-    move_toward_targets(cycle, queue)
-    room = lending_room(cycle, commons)
-    if spec.broker.lend_mode == LendMode.PODS:
-        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
-    lend_nodes(cycle, commons, room, lend=spec.broker.lend_mode == LendMode.NODES)
+    for _ in _phases(cycle, commons, observed.notebook_spawns, startds):
+        if cycle.budget.capped:
+            break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
                 capped=cycle.budget.capped, notes=_notes(spec, night, pools))
+
+
+def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], startds: list[StartdT]) -> Iterator[None]:
+    """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit."""
+    reclaim_for_notebooks(cycle, commons)
+    yield
+    give_back_surplus(cycle, commons)
+    yield
+    held = hold_room_for_spawns(cycle, commons, spawns)
+    yield
+    queue = RelabelQueue.of(cycle, startds)
+    keep_promises(cycle, queue)
+    yield
+    finish_drains(cycle, commons)
+    yield
+    move_toward_targets(cycle, queue)
+    yield
+    room = lending_room(cycle, commons)
+    lend_mode = cycle.spec.broker.lend_mode
+    if lend_mode == LendMode.PODS:
+        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
+        yield
+    lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
 
 
 def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState]) -> list[str]:
@@ -661,10 +676,13 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             by_pool.setdefault(s.pool, []).append(s)
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        if surplus <= 0:
+        mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
+        if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
-        for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
-                        key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
+        smallest = min(s.cores for s in mine)
+        for s in _in_order(mine, key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
+            if surplus < smallest or cycle.budget.capped:
+                break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
