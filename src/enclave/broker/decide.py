@@ -166,10 +166,17 @@ def current_night(spec: EnclaveSpec, now: float) -> Night | None:
 
 
 def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
-    nodes = {n.name: n for n in observed.nodes}
-    up = [s for s in observed.startds
-          if not (s.node in nodes and nodes[s.node].state == _DOWN)]
-    return nodes, up
+    return {n.name: n for n in observed.nodes}, _up(observed)
+
+
+def _up(observed: Observed) -> list[StartdT]:
+    """The startds whose node is not down (one on a node the observation does not list counts as up)."""
+    down = {n.name for n in observed.nodes if n.state == _DOWN}
+    if down:
+        # A node listed twice is what its last entry says (the rule as a map of the nodes reads it).
+        last = {n.name: n for n in observed.nodes}
+        down = {name for name in down if last[name].state == _DOWN}
+    return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
 
 
 def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
@@ -177,7 +184,7 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
     ``startds``: the startds that are up (``_live``), when the caller has them already."""
     if startds is None:
-        _, startds = _live(observed)
+        startds = _up(observed)
     base = sum(s.cores for s in startds if s.kind == _STANDALONE and not s.draining)
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
@@ -259,18 +266,18 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
     hold nothing. A pool the spec no longer defines (a label left behind) is added with no guarantee, no
     maximum and no priority: its startds are free to take."""
     for s in startds:
-        if s.pool not in pools:
-            pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
-                                      has_work=False, need=0, target=0, lend=0)
-    for s in startds:
+        ps = pools.get(s.pool)
+        if ps is None:
+            ps = pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
+                                           has_work=False, need=0, target=0, lend=0)
         if s.draining:
             continue
         if s.kind == _STANDALONE:
-            pools[s.pool].standalone += s.cores
+            ps.standalone += s.cores
         else:
-            pools[s.pool].lent += s.cores
+            ps.lent += s.cores
             if s.ready:
-                pools[s.pool].ready_lent += s.cores
+                ps.ready_lent += s.cores
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -574,7 +581,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
     validate(spec)
     night = current_night(spec, observed.now)
-    _, startds = _live(observed)
+    startds = _up(observed)
     pools, base = pool_states(spec, observed, night, startds)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     commons = Commons.observe(spec, observed, startds)
