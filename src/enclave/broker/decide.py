@@ -376,24 +376,27 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
     b = spec.broker
     if startds is None:
-        _, startds = _live(observed)
+        startds = _up(observed)
     workers = [n for n in observed.nodes if n.role == _WORKER]
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
     other_lent = 0
     lenders = set(lending_pools(spec))
+    now, cooldown = observed.now, b.cooldown_seconds
+    grace = {name: _vacate_grace(spec, name) for name in {s.pool for s in startds if s.kind == _POD}}
     for s in startds:
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
         if s.kind == _STANDALONE or s.pool == pool:
             continue
+        lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if s.kind == _POD and _removed_now(spec, observed, s, lenders):
+        if s.kind == _POD and _removed_now(s, now, grace[s.pool], lender, cooldown):
             continue
         # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
         # it no longer counts against the lending cap, though it still takes room on its worker.
-        given_back = s.pool not in lenders and observed.now - s.since >= b.cooldown_seconds
+        given_back = not lender and now - s.since >= cooldown
         if not s.draining and not given_back:
             other_lent += s.cores
         if s.kind == _POD:
@@ -410,15 +413,21 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     return max(0, pods) * b.pod_cores
 
 
-def _removed_now(spec: EnclaveSpec, observed: Observed, s: StartdT, lenders: set[str]) -> bool:
-    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside)."""
-    p = spec.pools.get(s.pool)
-    grace = p.grace_seconds if p is not None and p.take_away == _VACATE else None
+def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
+    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside).
+    ``grace``: its pool's (``_vacate_grace``); ``lender``: whether its pool may borrow."""
     if s.draining:
-        return s.busy_cores == 0 or (grace is not None and observed.now - s.since >= grace)
-    if s.pool in lenders or observed.now - s.since < spec.broker.cooldown_seconds:
+        return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
+    if lender or now - s.since < cooldown:
         return False
     return s.busy_cores == 0 or grace == 0
+
+
+def _vacate_grace(spec: EnclaveSpec, pool: str) -> float | None:
+    """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and for a
+    pool the spec does not define)."""
+    p = spec.pools.get(pool)
+    return p.grace_seconds if p is not None and p.take_away == _VACATE else None
 
 
 class _Budget:
@@ -470,8 +479,7 @@ class Cycle:
         try:
             return self._grace[pool]
         except KeyError:
-            p = self.spec.pools.get(pool)
-            grace = self._grace[pool] = p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+            grace = self._grace[pool] = _vacate_grace(self.spec, pool)
             return grace
 
 
@@ -1106,7 +1114,9 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
 def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
-    return max(0, int(min(by_cpu, by_mem)))
+    # max(0, int(min(by_cpu, by_mem))) without the calls to min and max: this runs for every worker, twice.
+    fits = int(by_mem if by_mem < by_cpu else by_cpu)
+    return fits if fits > 0 else 0
 
 
 def _in_order(items: Iterable[_T], key: Callable[[_T], Any]) -> Iterator[_T]:
