@@ -701,7 +701,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         smallest = min(s.cores for s in mine)
-        for s in _in_order(mine, key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name)):
+        for s in _in_order(mine, key=lambda s: (s.ready, s.busy_cores, -s.cores, s.name), wanted=cycle.budget.left):
             if surplus < smallest or cycle.budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores or not cycle.cool(s.since):
@@ -872,7 +872,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     b = cycle.spec.broker
     pod_cores_on = commons.pod_cores_on
     for node in _in_order((n for n in commons.workers if n.state == _READY),
-                          key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
+                          key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name),
+                          wanted=cycle.budget.left):
         if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
             break
         anywhere = _pods_allowed(commons, ps, b.pod_cores)
@@ -1119,11 +1120,18 @@ def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int,
     return fits if fits > 0 else 0
 
 
-def _in_order(items: Iterable[_T], key: Callable[[_T], Any]) -> Iterator[_T]:
-    """``sorted(items, key=key)``, one item at a time: the heap is built in linear time and each item costs
-    log n as it is taken, so a loop that a cap or the move limit ends early does not sort everything. Ties keep
-    the items' order, as ``sorted`` does."""
-    heap = [(key(x), i, x) for i, x in enumerate(items)]
+def _in_order(items: Iterable[_T], key: Callable[[_T], Any], wanted: int) -> Iterator[_T]:
+    """``sorted(items, key=key)``. When the caller will likely take only ``wanted`` of many (the moves left under
+    the limit), one at a time from a heap, built in linear time: a loop the move limit ends early does not sort
+    everything. Taking most items, a heap is three times slower than sorting. Ties keep the items' order, as
+    ``sorted`` does."""
+    listed = list(items)
+    if wanted * 8 >= len(listed):
+        return iter(sorted(listed, key=key))
+    return _popped([(key(x), i, x) for i, x in enumerate(listed)])
+
+
+def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
     heapq.heapify(heap)
     while heap:
         yield heapq.heappop(heap)[2]
