@@ -529,19 +529,18 @@ class Commons:
 @dataclass
 class RelabelQueue:
     """Standalone startds each pool could give up, idle ones first; a second list per pool holds only those out
-    of cooldown (a promise ignores the cooldown). A pool's lists are sorted the first time it is asked for a
-    startd: most pools never give one, and sorting every standalone startd cost most of a small decision.
-    Cursors skip the moved prefix, so a cycle with thousands of moves stays linear."""
+    of cooldown (a promise ignores the cooldown). A list is made the first time it is asked for: most pools
+    never give a startd, and sorting every standalone startd cost most of a small decision. Cursors skip the
+    moved prefix, so a cycle with thousands of moves stays linear."""
 
     by_pool: dict[tuple[str, bool], list[StartdT]]
     donors: list[PoolState]
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
     unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
-    """Each pool's startds not sorted into ``by_pool`` yet."""
+    """Each pool's startds, in no order, until its first list is made."""
     cool: Callable[[float], bool] = lambda since: True
     sizes: dict[tuple[str, bool], set[int]] = field(default_factory=dict)
-    """The cores of the startds in each list: ``take_one`` leaves a donor once every size has been refused."""
 
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
@@ -552,27 +551,30 @@ class RelabelQueue:
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
                    unsorted=unsorted, cool=cycle.cool)
 
-    def _sort(self, pool: str) -> None:
-        startds = self.unsorted.pop(pool, None)
-        if startds is None:
-            return
-        ordered = sorted(startds, key=lambda s: (s.busy_cores, s.name))
-        cool = self.cool
-        for promise, them in ((True, ordered), (False, [s for s in ordered if cool(s.since)])):
-            if them:
-                self.by_pool[(pool, promise)] = them
-                self.sizes[(pool, promise)] = {s.cores for s in them}
+    def _listed(self, pool: str, promise: bool) -> list[StartdT]:
+        key = (pool, promise)
+        them = self.by_pool.get(key)
+        if them is None:
+            if promise:
+                them = sorted(self.unsorted.pop(pool, []), key=lambda s: (s.busy_cores, s.name))
+            else:
+                cool = self.cool
+                them = [s for s in self._listed(pool, True) if cool(s.since)]
+            self.by_pool[key] = them
+        return them
 
     def cores_of(self, pool: str, promise: bool) -> set[int]:
-        """The sizes (cores) of ``pool``'s startds that ``candidates`` goes through."""
-        self._sort(pool)
-        return self.sizes.get((pool, promise), set())
+        """The sizes (cores) of the startds ``candidates`` goes through: ``take_one`` leaves a donor once each
+        size has been refused."""
+        key = (pool, promise)
+        if key not in self.sizes:
+            self.sizes[key] = {s.cores for s in self._listed(pool, promise)}
+        return self.sizes[key]
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
         """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
-        self._sort(pool)
         key = (pool, promise)
-        candidates = self.by_pool.get(key, [])
+        candidates = self._listed(pool, promise)
         start = self.cursor.get(key, 0)
         while start < len(candidates) and candidates[start].name in moved:
             start += 1
@@ -778,7 +780,6 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
         if src is dst or src.standalone <= src.target:
             continue
         # may_give looks at a startd only for its size: once each size the donor has is refused, none may go.
-        sizes = queue.cores_of(src.name, promise)
         refused: set[int] = set()
         for s in queue.candidates(src.name, promise, moved):
             if s.name in moved or s.cores in refused:
@@ -789,7 +790,7 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
                 _relabel(cycle, s, src, dst, promise)
                 return True
             refused.add(s.cores)
-            if len(refused) == len(sizes):
+            if refused >= queue.cores_of(src.name, promise):
                 break
     return False
 
