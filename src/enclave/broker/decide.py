@@ -348,14 +348,17 @@ def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> 
     return free
 
 
-def pending_notebook_cores(observed: Observed) -> float:
+def pending_notebook_cores(observed: Observed, workers: list[Node] | None = None) -> float:
     """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker is left out:
-    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle."""
+    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle.
+    ``workers``: the observation's workers, when the caller has them already."""
     if not observed.notebook_spawns:
         return observed.notebook_pending_cores
-    workers = [n for n in observed.nodes if n.role == _WORKER and n.state != _DOWN]
+    if workers is None:
+        workers = [n for n in observed.nodes if n.role == _WORKER]
     return sum(sp.cpu for sp in observed.notebook_spawns
-               if any(n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib for n in workers))
+               if any(n.state != _DOWN and n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib
+                      for n in workers))
 
 
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
@@ -383,7 +386,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     other_lent = 0
     lenders = set(lending_pools(spec))
     now, cooldown = observed.now, b.cooldown_seconds
-    grace = {name: _vacate_grace(spec, name) for name in {s.pool for s in startds if s.kind == _POD}}
+    grace: dict[str, float | None] = {}
     for s in startds:
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
@@ -392,8 +395,11 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
         lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if s.kind == _POD and _removed_now(s, now, grace[s.pool], lender, cooldown):
-            continue
+        if s.kind == _POD:
+            if s.pool not in grace:
+                grace[s.pool] = _vacate_grace(spec, s.pool)
+            if _removed_now(s, now, grace[s.pool], lender, cooldown):
+                continue
         # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
         # it no longer counts against the lending cap, though it still takes room on its worker.
         given_back = not lender and now - s.since >= cooldown
@@ -402,15 +408,27 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
         if s.kind == _POD:
             cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
             mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
-    ready = [n for n in workers if n.state == _READY]
-    free = (sum(n.cores - n.k8s_cores_requested - cores_on.get(n.name, 0) for n in ready)
-            - sum(n.k8s_cores_requested for n in workers if n.state == _DRAINING))
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
-    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), b.pod_cores, b.pod_memory_mib)
-              for n in ready)
+    free = _free_cores(workers, cores_on)
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
+    pod_cores, pod_mem = b.pod_cores, b.pod_memory_mib
+    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pod_cores, pod_mem)
+              for n in workers if n.state == _READY)
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
     pods = min(fit, math.floor((free - reserve + _EPS) / b.pod_cores), math.floor((room + _EPS) / b.pod_cores))
     return max(0, pods) * b.pod_cores
+
+
+def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
+    """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
+    less what pods on draining workers still need elsewhere once evicted."""
+    left: list[float] = []
+    evicted: list[float] = []
+    for n in workers:
+        if n.state == _READY:
+            left.append(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0))
+        elif n.state == _DRAINING:
+            evicted.append(n.k8s_cores_requested)
+    return sum(left) - sum(evicted)
 
 
 def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
@@ -508,18 +526,17 @@ class Commons:
         workers = [n for n in observed.nodes if n.role == _WORKER]
         pod_cores_on: dict[str, int] = {}
         pod_mem_on: dict[str, int] = {}
+        returning = 0
         for s in lent:
             if s.kind == _POD:
                 pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
                 pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
-        free = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
-                    for n in workers if n.state == _READY)
-                - sum(n.k8s_cores_requested for n in workers if n.state == _DRAINING))
-        pending = pending_notebook_cores(observed)
+            if s.draining:
+                returning += s.cores
+        pending = pending_notebook_cores(observed, workers)
         return cls(workers=workers, lent=lent, ready={n.name for n in workers if n.state == _READY},
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=free,
-                   returning=sum(s.cores for s in lent if s.draining), pending=pending,
-                   reserve=spec.broker.notebook_headroom_cores + pending)
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
+                   returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
@@ -871,17 +888,19 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
-    pod_cores_on = commons.pod_cores_on
+    cores, memory_mib = b.pod_cores, b.pod_memory_mib
+    least = b.hysteresis * cores - _EPS
+    pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
     for node in _in_order((n for n in commons.workers if n.state == _READY),
                           key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name),
                           wanted=cycle.budget.left):
-        if lacking <= 0 or lacking < b.hysteresis * b.pod_cores - _EPS or room < b.pod_cores:
+        if lacking <= 0 or lacking < least or room < cores:
             break
-        anywhere = _pods_allowed(commons, ps, b.pod_cores)
+        anywhere = _pods_allowed(commons, ps, cores)
         if anywhere <= 0:
             break  # it only shrinks as pods are deployed: no later worker takes one
-        fits = min(_pods_for(commons, held, node, b.pod_cores, b.pod_memory_mib), anywhere,
-                   math.ceil(lacking / b.pod_cores), int(room // b.pod_cores))
+        fits = min(_pods_for(commons, held, node, cores, memory_mib), anywhere, math.ceil(lacking / cores),
+                   int(room // cores))
         if fits <= 0:
             continue
         if not cycle.budget.take():
@@ -890,11 +909,11 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         existing.update(names)
         cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
                                         f"its {ps.target} standalone and holds {ps.lent} borrowed",
-                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=b.pod_cores,
-                                        memory_mib_per_pod=b.pod_memory_mib))
-        added = fits * b.pod_cores
-        commons.pod_cores_on[node.name] = commons.pod_cores_on.get(node.name, 0) + added
-        commons.pod_mem_on[node.name] = commons.pod_mem_on.get(node.name, 0) + fits * b.pod_memory_mib
+                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=cores,
+                                        memory_mib_per_pod=memory_mib))
+        added = fits * cores
+        pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
+        pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * memory_mib
         commons.free -= added
         ps.lent += added
         lacking -= added
