@@ -5,7 +5,7 @@
 The enclave is the LSST LDF spec scaled up: 6,000 standalone batch nodes (24 cores) and 3,997 Kubernetes
 workers (48 cores) plus 3 control-plane nodes; startds are labelled at random, with random busy cores,
 and a third of the workers already run HTCondor worker pods. Idle jobs (one core each) are spread over
-the pools. Three cases: daytime with DRP and user backlog; the night's pre-warm (prompt pulls capacity
+the pools. Four cases: daytime with DRP and user backlog; the night's pre-warm (prompt pulls capacity
 and borrows pods); the same night with no move limit (every move computed); and the night with notebook
 spawns waiting (each needs room on one worker). Target: < 100 ms.
 Twilight for the site is computed once per night and cached; the first call's cost is reported apart.

@@ -30,10 +30,12 @@ surplus give-backs, guarantees, finishing drains, demand, then borrowing).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from enclave.broker import victims
 from enclave.broker.naming import pod_names
@@ -63,6 +65,13 @@ BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
 
 _EPS = 1e-9
+# Enum members the passes over every node and startd compare with, looked up once: reading a member off its
+# class (``StartdKind.POD``) costs ~0.25 us in Python 3.11, ~10 ms per pass over 40,000 nodes.
+_STANDALONE, _POD, _NODE = StartdKind.STANDALONE, StartdKind.POD, StartdKind.NODE
+_READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.HTCONDOR, NodeState.DOWN
+_WORKER = NodeRole.WORKER
+_VACATE = Drain.VACATE
+_T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 
 
@@ -163,10 +172,17 @@ def current_night(spec: EnclaveSpec, now: float) -> Night | None:
 
 
 def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
-    nodes = {n.name: n for n in observed.nodes}
-    up = [s for s in observed.startds
-          if not (s.node in nodes and nodes[s.node].state == NodeState.DOWN)]
-    return nodes, up
+    return {n.name: n for n in observed.nodes}, _up(observed)
+
+
+def _up(observed: Observed) -> list[StartdT]:
+    """The startds whose node is not down (one on a node the observation does not list counts as up)."""
+    down = {n.name for n in observed.nodes if n.state == _DOWN}
+    if down:
+        # A node listed twice is what its last entry says (the rule as a map of the nodes reads it).
+        last = {n.name: n for n in observed.nodes}
+        down = {name for name in down if last[name].state == _DOWN}
+    return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
 
 
 def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
@@ -174,8 +190,8 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
     ``startds``: the startds that are up (``_live``), when the caller has them already."""
     if startds is None:
-        _, startds = _live(observed)
-    base = sum(s.cores for s in startds if s.kind == StartdKind.STANDALONE and not s.draining)
+        startds = _up(observed)
+    base = sum(s.cores for s in startds if s.kind == _STANDALONE and not s.draining)
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
     lenders = set(lending_pools(spec))
@@ -316,18 +332,18 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
     hold nothing. A pool the spec no longer defines (a label left behind) is added with no guarantee, no
     maximum and no priority: its startds are free to take."""
     for s in startds:
-        if s.pool not in pools:
-            pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
-                                      has_work=False, need=0, target=0, lend=0)
-    for s in startds:
+        ps = pools.get(s.pool)
+        if ps is None:
+            ps = pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
+                                           has_work=False, need=0, target=0, lend=0)
         if s.draining:
             continue
-        if s.kind == StartdKind.STANDALONE:
-            pools[s.pool].standalone += s.cores
+        if s.kind == _STANDALONE:
+            ps.standalone += s.cores
         else:
-            pools[s.pool].lent += s.cores
+            ps.lent += s.cores
             if s.ready:
-                pools[s.pool].ready_lent += s.cores
+                ps.ready_lent += s.cores
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -403,14 +419,17 @@ def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> 
     return free
 
 
-def pending_notebook_cores(observed: Observed) -> float:
+def pending_notebook_cores(observed: Observed, workers: list[Node] | None = None) -> float:
     """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker is left out:
-    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle."""
+    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle.
+    ``workers``: the observation's workers, when the caller has them already."""
     if not observed.notebook_spawns:
         return observed.notebook_pending_cores
-    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER and n.state != NodeState.DOWN]
+    if workers is None:
+        workers = [n for n in observed.nodes if n.role == _WORKER]
     return sum(sp.cpu for sp in observed.notebook_spawns
-               if any(n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib for n in workers))
+               if any(n.state != _DOWN and n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib
+                      for n in workers))
 
 
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
@@ -431,49 +450,73 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
     b = spec.broker
     if startds is None:
-        _, startds = _live(observed)
-    workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
+        startds = _up(observed)
+    workers = [n for n in observed.nodes if n.role == _WORKER]
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
     other_lent = 0
     lenders = set(lending_pools(spec))
+    now, cooldown = observed.now, b.cooldown_seconds
+    grace: dict[str, float | None] = {}
     for s in startds:
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        if s.kind == StartdKind.STANDALONE or s.pool == pool:
+        if s.kind == _STANDALONE or s.pool == pool:
             continue
+        lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if s.kind == StartdKind.POD and _removed_now(spec, observed, s, lenders):
-            continue
+        if s.kind == _POD:
+            if s.pool not in grace:
+                grace[s.pool] = _vacate_grace(spec, s.pool)
+            if _removed_now(s, now, grace[s.pool], lender, cooldown):
+                continue
         # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
         # it no longer counts against the lending cap, though it still takes room on its worker.
-        given_back = s.pool not in lenders and observed.now - s.since >= b.cooldown_seconds
+        given_back = not lender and now - s.since >= cooldown
         if not s.draining and not given_back:
             other_lent += s.cores
-        if s.kind == StartdKind.POD:
+        if s.kind == _POD:
             cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
             mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
-    ready = [n for n in workers if n.state == NodeState.READY]
-    free = (sum(n.cores - n.k8s_cores_requested - cores_on.get(n.name, 0) for n in ready)
-            - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed)
+    free = _free_cores(workers, cores_on)
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm) for n in ready)
+    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
+              for n in workers if n.state == _READY)
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
     pods = min(fit, math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
     return max(0, pods) * pc
 
 
-def _removed_now(spec: EnclaveSpec, observed: Observed, s: StartdT, lenders: set[str]) -> bool:
-    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside)."""
-    p = spec.pools.get(s.pool)
-    grace = p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
+    """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
+    less what pods on draining workers still need elsewhere once evicted."""
+    left: list[float] = []
+    evicted: list[float] = []
+    for n in workers:
+        if n.state == _READY:
+            left.append(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0))
+        elif n.state == _DRAINING:
+            evicted.append(n.k8s_cores_requested)
+    return sum(left) - sum(evicted)
+
+
+def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
+    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside).
+    ``grace``: its pool's (``_vacate_grace``); ``lender``: whether its pool may borrow."""
     if s.draining:
-        return s.busy_cores == 0 or (grace is not None and observed.now - s.since >= grace)
-    if s.pool in lenders or observed.now - s.since < spec.broker.cooldown_seconds:
+        return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
+    if lender or now - s.since < cooldown:
         return False
     return s.busy_cores == 0 or grace == 0
+
+
+def _vacate_grace(spec: EnclaveSpec, pool: str) -> float | None:
+    """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and for a
+    pool the spec does not define)."""
+    p = spec.pools.get(pool)
+    return p.grace_seconds if p is not None and p.take_away == _VACATE else None
 
 
 class _Budget:
@@ -505,6 +548,12 @@ class Cycle:
     """Pools highest priority first: the order in which they are served."""
     runtimes: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Each pool's recently finished runtimes (``PoolDemand.runtimes``): whether a job ends within its grace."""
+    cooldown: float = field(init=False)
+    """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
+    _grace: dict[str, float | None] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cooldown = self.spec.broker.cooldown_seconds
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -513,12 +562,16 @@ class Cycle:
 
     def cool(self, since: float) -> bool:
         """Out of the cooldown: what changed less than ``cooldown_seconds`` ago is not moved again yet."""
-        return self.now - since >= self.spec.broker.cooldown_seconds
+        return self.now - since >= self.cooldown
 
     def vacate_after(self, pool: str) -> float | None:
-        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains."""
-        p = self.spec.pools.get(pool)
-        return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains.
+        Looked up once per pool and decision (it is asked for every startd released)."""
+        try:
+            return self._grace[pool]
+        except KeyError:
+            grace = self._grace[pool] = _vacate_grace(self.spec, pool)
+            return grace
 
     def victim_cost(self, s: StartdT, pool: str) -> float:
         """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
@@ -558,22 +611,21 @@ class Commons:
 
     @classmethod
     def observe(cls, spec: EnclaveSpec, observed: Observed, startds: Iterable[StartdT]) -> Commons:
-        lent = [s for s in startds if s.kind != StartdKind.STANDALONE]
-        workers = [n for n in observed.nodes if n.role == NodeRole.WORKER]
+        lent = [s for s in startds if s.kind != _STANDALONE]
+        workers = [n for n in observed.nodes if n.role == _WORKER]
         pod_cores_on: dict[str, int] = {}
         pod_mem_on: dict[str, int] = {}
+        returning = 0
         for s in lent:
-            if s.kind == StartdKind.POD:
+            if s.kind == _POD:
                 pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
                 pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
-        free = (sum(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0)
-                    for n in workers if n.state == NodeState.READY)
-                - sum(n.k8s_cores_requested for n in workers if n.state == NodeState.DRAINING))
-        pending = pending_notebook_cores(observed)
-        return cls(workers=workers, lent=lent, ready={n.name for n in workers if n.state == NodeState.READY},
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=free,
-                   returning=sum(s.cores for s in lent if s.draining), pending=pending,
-                   reserve=spec.broker.notebook_headroom_cores + pending)
+            if s.draining:
+                returning += s.cores
+        pending = pending_notebook_cores(observed, workers)
+        return cls(workers=workers, lent=lent, ready={n.name for n in workers if n.state == _READY},
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
+                   returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
@@ -584,34 +636,60 @@ class Commons:
 class RelabelQueue:
     """Standalone startds each pool could give up, those whose jobs would lose the least work first (idle ones
     cost nothing; ``Cycle.victim_cost``), then the least busy; a second list per pool holds only those out
-    of cooldown (a promise ignores the cooldown). Cursors skip the moved prefix, so a cycle with thousands of
-    moves stays linear."""
+    of cooldown (a promise ignores the cooldown). A list is made the first time it is asked for: most pools
+    never give a startd, and sorting every standalone startd cost most of a small decision. Cursors skip the
+    moved prefix, so a cycle with thousands of moves stays linear."""
 
     by_pool: dict[tuple[str, bool], list[StartdT]]
     donors: list[PoolState]
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
+    unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
+    """Each pool's startds, in no order, until its first list is made."""
+    cool: Callable[[float], bool] = lambda since: True
+    cost: Callable[[StartdT, str], float] = lambda s, pool: 0.0
+    """``Cycle.victim_cost``: the order in which a pool's startds go."""
+    sizes: dict[tuple[str, bool], set[int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
-        by_pool: dict[tuple[str, bool], list[StartdT]] = {}
-        standalone = [s for s in startds if s.kind == StartdKind.STANDALONE and not s.draining]
-        cool = cycle.cool
-        cost = cycle.victim_cost
-        # Without reported jobs every cost is 0: the old key, without a call per startd (bench.broker_decide).
-        key: Callable[[StartdT], tuple[float | int | str, ...]] = (
-            (lambda s: (cost(s, s.pool), s.busy_cores, s.name)) if any(s.jobs for s in standalone)
-            else (lambda s: (s.busy_cores, s.name)))
-        for s in sorted(standalone, key=key):
-            by_pool.setdefault((s.pool, True), []).append(s)
-            if cool(s.since):
-                by_pool.setdefault((s.pool, False), []).append(s)
-        return cls(by_pool=by_pool, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)))
+        unsorted: dict[str, list[StartdT]] = {}
+        for s in startds:
+            if s.kind == _STANDALONE and not s.draining:
+                unsorted.setdefault(s.pool, []).append(s)
+        return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
+                   unsorted=unsorted, cool=cycle.cool, cost=cycle.victim_cost)
+
+    def _listed(self, pool: str, promise: bool) -> list[StartdT]:
+        key = (pool, promise)
+        them = self.by_pool.get(key)
+        if them is None:
+            if promise:
+                mine = self.unsorted.pop(pool, [])
+                cost = self.cost
+                # Without reported jobs every cost is 0: the old key, without a call per startd (bench.broker_decide).
+                order: Callable[[StartdT], tuple[float | int | str, ...]] = (
+                    (lambda s: (cost(s, s.pool), s.busy_cores, s.name)) if any(s.jobs for s in mine)
+                    else (lambda s: (s.busy_cores, s.name)))
+                them = sorted(mine, key=order)
+            else:
+                cool = self.cool
+                them = [s for s in self._listed(pool, True) if cool(s.since)]
+            self.by_pool[key] = them
+        return them
+
+    def cores_of(self, pool: str, promise: bool) -> set[int]:
+        """The sizes (cores) of the startds ``candidates`` goes through: ``take_one`` leaves a donor once each
+        size has been refused."""
+        key = (pool, promise)
+        if key not in self.sizes:
+            self.sizes[key] = {s.cores for s in self._listed(pool, promise)}
+        return self.sizes[key]
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
         """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
         key = (pool, promise)
-        candidates = self.by_pool.get(key, [])
+        candidates = self._listed(pool, promise)
         start = self.cursor.get(key, 0)
         while start < len(candidates) and candidates[start].name in moved:
             start += 1
@@ -628,24 +706,39 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
     validate(spec)
     night = current_night(spec, observed.now)
-    _, startds = _live(observed)
+    startds = _up(observed)
     pools, base = pool_states(spec, observed, night, startds)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
     commons = Commons.observe(spec, observed, startds)
-    reclaim_for_notebooks(cycle, commons)
-    give_back_surplus(cycle, commons)
-    held = hold_room_for_spawns(cycle, commons, observed.notebook_spawns)
-    queue = RelabelQueue.of(cycle, startds)
-    keep_promises(cycle, queue)
-    finish_drains(cycle, commons)
-    move_toward_targets(cycle, queue)
-    room = lending_room(cycle, commons)
-    if spec.broker.lend_mode == LendMode.PODS:
-        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
-    lend_nodes(cycle, commons, room, lend=spec.broker.lend_mode == LendMode.NODES)
+    for _ in _phases(cycle, commons, observed.notebook_spawns, startds):
+        if cycle.budget.capped:
+            break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
                 capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed))
+
+
+def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], startds: list[StartdT]) -> Iterator[None]:
+    """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit."""
+    reclaim_for_notebooks(cycle, commons)
+    yield
+    give_back_surplus(cycle, commons)
+    yield
+    held = hold_room_for_spawns(cycle, commons, spawns)
+    yield
+    queue = RelabelQueue.of(cycle, startds)
+    keep_promises(cycle, queue)
+    yield
+    finish_drains(cycle, commons)
+    yield
+    move_toward_targets(cycle, queue)
+    yield
+    room = lending_room(cycle, commons)
+    lend_mode = cycle.spec.broker.lend_mode
+    if lend_mode == LendMode.PODS:
+        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
+        yield
+    lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
 
 
 def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState],
@@ -741,10 +834,14 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             by_pool.setdefault(s.pool, []).append(s)
     for ps in cycle.receivers:
         surplus = ps.lent - ps.lend
-        if surplus <= 0:
+        mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
+        if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
-        for s in sorted((s for s in by_pool.get(ps.name, ()) if s.name not in moved),
-                        key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores, s.name)):
+        smallest = min(s.cores for s in mine)
+        for s in _in_order(mine, key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores,
+                                                s.name), wanted=cycle.budget.left):
+            if surplus < smallest or cycle.budget.capped:
+                break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * (1 + (hysteresis if ps.lend > 0 else 0)) - _EPS or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
@@ -818,12 +915,19 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
             continue
+        # may_give looks at a startd only for its size: once each size the donor has is refused, none may go.
+        refused: set[int] = set()
         for s in queue.candidates(src.name, promise, moved):
-            if s.name not in moved and may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
+            if s.name in moved or s.cores in refused:
+                continue
+            if may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
                 if not cycle.budget.take():
                     return False
                 _relabel(cycle, s, src, dst, promise)
                 return True
+            refused.add(s.cores)
+            if refused >= queue.cores_of(src.name, promise):
+                break
     return False
 
 
@@ -834,7 +938,9 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
     promise. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
-    another pool is short of its promise: that startd could be the one the other pool needs."""
+    another pool is short of its promise: that startd could be the one the other pool needs.
+
+    Of ``s`` only its cores count (``take_one`` relies on it to skip a donor none of whose sizes may go)."""
     keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
     if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
         return False
@@ -880,8 +986,8 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
         s.cores for s in commons.lent if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in commons.lent}
-        room -= sum(n.cores for n in commons.workers if n.state == NodeState.DRAINING
-                    or (n.state == NodeState.HTCONDOR and n.name not in hosting))
+        room -= sum(n.cores for n in commons.workers if n.state == _DRAINING
+                    or (n.state == _HTCONDOR and n.name not in hosting))
     return room
 
 
@@ -910,14 +1016,19 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
-    pc, pm = ps.pod or (b.pod_cores, b.pod_memory_mib)
-    pod_cores_on = commons.pod_cores_on
-    for node in sorted(commons.workers, key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name)):
-        if lacking <= 0 or lacking < b.hysteresis * pc - _EPS or room < pc:
+    cores, memory_mib = ps.pod or (b.pod_cores, b.pod_memory_mib)
+    least = b.hysteresis * cores - _EPS
+    pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
+    for node in _in_order((n for n in commons.workers if n.state == _READY),
+                          key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name),
+                          wanted=cycle.budget.left):
+        if lacking <= 0 or lacking < least or room < cores:
             break
-        if node.state != NodeState.READY:
-            continue
-        fits = min(_pods_for(cycle, commons, held, node, ps), math.ceil(lacking / pc), int(room // pc))
+        anywhere = _pods_allowed(commons, ps, cores)
+        if anywhere <= 0:
+            break  # it only shrinks as pods are deployed: no later worker takes one
+        fits = min(_pods_for(commons, held, node, cores, memory_mib), anywhere, math.ceil(lacking / cores),
+                   int(room // cores))
         if fits <= 0:
             continue
         if not cycle.budget.take():
@@ -926,11 +1037,11 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         existing.update(names)
         cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
                                         f"its {ps.target} standalone and holds {ps.lent} borrowed",
-                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=pc,
-                                        memory_mib_per_pod=pm))
-        added = fits * pc
-        commons.pod_cores_on[node.name] = commons.pod_cores_on.get(node.name, 0) + added
-        commons.pod_mem_on[node.name] = commons.pod_mem_on.get(node.name, 0) + fits * pm
+                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=cores,
+                                        memory_mib_per_pod=memory_mib))
+        added = fits * cores
+        pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
+        pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * memory_mib
         commons.free -= added
         ps.lent += added
         lacking -= added
@@ -938,15 +1049,16 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     return room
 
 
-def _pods_for(cycle: Cycle, commons: Commons, held: Held, node: Node, ps: PoolState) -> int:
-    """Pods that fit on ``node`` next to its pods and the room held for spawns, keep the notebook reserve free
-    in the commons, and keep ``ps`` within its maximum (a cap is a cap)."""
-    b = cycle.spec.broker
-    pc, pm = ps.pod or (b.pod_cores, b.pod_memory_mib)
-    fits = _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
-                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0), pc, pm)
-    under_max = (ps.maximum - ps.standalone - ps.lent) // pc
-    return min(fits, int(max(0.0, commons.free - commons.reserve) // pc), under_max)
+def _pods_for(commons: Commons, held: Held, node: Node, cores: int, memory_mib: int) -> int:
+    """Pods that fit on ``node`` next to its pods and the room held for spawns."""
+    return _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
+                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0), cores, memory_mib)
+
+
+def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
+    """Pods the commons may still take, keeping the notebook reserve free, and ``ps`` may still hold within its
+    maximum (a cap is a cap)."""
+    return min(int(max(0.0, commons.free - commons.reserve) // cores), (ps.maximum - ps.standalone - ps.lent) // cores)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
@@ -1024,7 +1136,7 @@ def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, Pool
         owner = claim_of.get(node.name)
         if owner is None or node.name in cycle.moved:
             continue
-        if node.state == NodeState.DRAINING and node.k8s_cores_requested <= _EPS and cycle.budget.take():
+        if node.state == _DRAINING and node.k8s_cores_requested <= _EPS and cycle.budget.take():
             cycle.moved.add(node.name)
             cycle.actions.append(StartHTCondor(actor=cycle.actor, reason=f"BCS 5: {node.name} is drained; "
                                                f"{owner.name} borrows {owner.lend} cores beyond its {owner.target} "
@@ -1049,7 +1161,7 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     and the rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
     hysteresis = cycle.spec.broker.hysteresis
     cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
-    candidates = sorted((n for n in commons.workers if n.state == NodeState.READY and cool(n.since)
+    candidates = sorted((n for n in commons.workers if n.state == _READY and cool(n.since)
                          and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved),
                         key=lambda n: (n.k8s_cores_requested, n.name))
     for node in candidates:
@@ -1082,12 +1194,12 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: 
     where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
     spawn and this cycle's pod deployments do not count on it."""
-    ready = sorted((n for n in workers if n.state == NodeState.READY), key=lambda n: n.name)
+    ready = sorted((n for n in workers if n.state == _READY), key=lambda n: n.name)
     pods_on: dict[str, list[StartdT]] = {}
     used_c: dict[str, float] = {n.name: n.k8s_cores_requested for n in ready}
     used_m: dict[str, int] = {n.name: n.k8s_memory_requested_mib for n in ready}
     for s in lent:
-        if s.kind != StartdKind.POD or s.node not in used_c or s.draining:
+        if s.kind != _POD or s.node not in used_c or s.draining:
             continue  # a draining pod leaves soon: its room already counts as free for a spawn
         used_c[s.node] += s.cores
         used_m[s.node] += s.memory_mib
@@ -1143,12 +1255,31 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
 
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
     """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet."""
-    with_startd = {s.node for s in lent if s.kind == StartdKind.NODE}
-    return sorted((n for n in workers if n.state == NodeState.DRAINING
-                   or (n.state == NodeState.HTCONDOR and n.name not in with_startd)), key=lambda n: n.name)
+    with_startd = {s.node for s in lent if s.kind == _NODE}
+    return sorted((n for n in workers if n.state == _DRAINING
+                   or (n.state == _HTCONDOR and n.name not in with_startd)), key=lambda n: n.name)
 
 
 def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
     by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
-    return max(0, int(min(by_cpu, by_mem)))
+    # max(0, int(min(by_cpu, by_mem))) without the calls to min and max: this runs for every worker, twice.
+    fits = int(by_mem if by_mem < by_cpu else by_cpu)
+    return fits if fits > 0 else 0
+
+
+def _in_order(items: Iterable[_T], key: Callable[[_T], Any], wanted: int) -> Iterator[_T]:
+    """``sorted(items, key=key)``. When the caller will likely take only ``wanted`` of many (the moves left under
+    the limit), one at a time from a heap, built in linear time: a loop the move limit ends early does not sort
+    everything. Taking most items, a heap is three times slower than sorting. Ties keep the items' order, as
+    ``sorted`` does."""
+    listed = list(items)
+    if wanted * 8 >= len(listed):
+        return iter(sorted(listed, key=key))
+    return _popped([(key(x), i, x) for i, x in enumerate(listed)])
+
+
+def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
+    heapq.heapify(heap)
+    while heap:
+        yield heapq.heappop(heap)[2]
