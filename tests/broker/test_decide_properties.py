@@ -134,6 +134,17 @@ def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Obse
     assert len(touched) == len(set(touched)), actions
 
 
+def _replaced(o: Observed, first: Plan, a: object) -> bool:
+    """The other follow-up allowed, make before break's second step: a latency pool gives back a borrowed pod
+    it kept in the first decision because what replaces it (standalone startds relabelled to it by that same
+    decision, after the give-back phase) was not running yet."""
+    if not isinstance(a, DrainStartd):
+        return False
+    pool = next((s.pool for s in o.startds if s.name == a.startd and s.kind == StartdKind.POD), None)
+    return (pool is not None and first.pools[pool].latency
+            and any(isinstance(r, Relabel) and r.to_pool == pool for r in first.actions))
+
+
 @FAST
 @given(cases())
 def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, Observed]) -> None:
@@ -144,7 +155,8 @@ def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, O
         # The one follow-up allowed: BCS 5 step 2 on a worker the first decision drained and that had no pods
         # to move (the projection cannot know evictions take time, so it is empty at once).
         drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
-        rest = [a for a in second.actions if not (isinstance(a, StartHTCondor) and a.node in drained)]
+        rest = [a for a in second.actions if not (isinstance(a, StartHTCondor) and a.node in drained)
+                and not _replaced(o, first, a)]
         assert rest == [], (first.actions, second.actions, o, first.pools, second.pools)
     # Even when capped, the second decision never undoes the first.
     relabelled = {a.startd: a.from_pool for a in first.actions if isinstance(a, Relabel)}
