@@ -1194,7 +1194,10 @@ class Sim:
                 if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
                     self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
                     continue
-                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+                # s.dominant_cores(), inline (a call per job end in the instant model): same operations, same order
+                used_cores = (s.cores - s.free_cores) / s.cores
+                used_mem = (s.mem - s.free_mem) / s.mem
+                self.dom_core_s += (used_mem if used_mem > used_cores else used_cores) * s.cores * (t - s.dom_t)
                 s.dom_t = t
                 s.free_cores += a.cpus
                 s.free_mem += a.memory_mib
