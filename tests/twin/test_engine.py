@@ -51,3 +51,15 @@ def test_the_order_matches_a_heap_of_tuples_through_random_pushes_and_pops() -> 
             heapq.heappush(heap, (t, i, 0, i))
     while heap:
         assert q.pop()[::3] == heapq.heappop(heap)[::3]
+
+
+def test_an_event_queued_before_the_second_the_queue_has_moved_to_still_comes_first() -> None:
+    # Sim.run_until stops before an event past its bound, after the queue has moved to that event's second;
+    # the backend may then queue an event at the (earlier) stop time.
+    q = EventQueue()
+    q.push(10.5, 1, "later")
+    assert q.next_time() == 10.5
+    q.push(3.0, 1, "earlier")
+    q.push(10.5, 1, "later-still")
+    assert q.next_time() == 3.0
+    assert [q.pop()[3] for _ in range(3)] == ["earlier", "later", "later-still"]
