@@ -541,8 +541,10 @@ class Sim:
         q = self.queues[ac]
         a = self.acs[ac]
         t = self.now
-        heap = self.q.heap
-        seq = self.q._seq
+        eq = self.q
+        seq = eq._seq
+        due_s = eq.due_s
+        buckets = eq.buckets
         running = self.running
         state = self.state
         sr = s.running
@@ -573,7 +575,15 @@ class Sim:
                 running[jid] = (s, end, ac, submit, visit, rt, t, claimed)
                 state[jid] = RUNNING
                 sr.add(jid)
-                heapq.heappush(heap, (end, next(seq), EV_END, jid))
+                e = (end, next(seq), EV_END, jid)
+                sec = int(end)  # EventQueue.put, inline (a job's end is finite)
+                if sec <= due_s:
+                    eq.insert_due(e)
+                elif (events := buckets.get(sec)) is None:
+                    buckets[sec] = [e]
+                    heapq.heappush(eq.seconds, sec)
+                else:
+                    events.append(e)
             if not schedd:
                 waits.extend([begin - submit] * take)
             b.pos += take
@@ -632,7 +642,16 @@ class Sim:
         self.running[jid] = (s, end, ac, b.submit, b.visit, rt, t, claim)
         self.state[jid] = RUNNING
         s.running.add(jid)
-        heapq.heappush(self.q.heap, (end, next(self.q._seq), EV_END, jid))
+        eq = self.q
+        e = (end, next(eq._seq), EV_END, jid)
+        sec = int(end)  # EventQueue.put, inline (a job's end is finite)
+        if sec <= eq.due_s:
+            eq.insert_due(e)
+        elif (events := eq.buckets.get(sec)) is None:
+            eq.buckets[sec] = [e]
+            heapq.heappush(eq.seconds, sec)
+        else:
+            events.append(e)
         self.waits[a.pool].append(begin - b.submit)
         self.idle[a.pool] -= 1
         self.idle_cores[a.pool] -= a.cpus
@@ -1131,7 +1150,8 @@ class Sim:
                 gc.enable()
 
     def _loop(self, until: float, progress: Callable[[float], None] | None) -> None:
-        heap = self.q.heap
+        q = self.q
+        due = q.due
         running = self.running
         state = self.state
         acs = self.acs
@@ -1142,7 +1162,6 @@ class Sim:
         visit_left = self.visit_left
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
-        pop = heapq.heappop
         queues = self.queues
         worklife = self.worklife
         matches = self.matcher.matches
@@ -1153,8 +1172,9 @@ class Sim:
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
-        while heap and heap[0][0] <= until:
-            t, _, kind, payload = pop(heap)
+        # EventQueue.pop, inline: the current second's events, then the next second's (refill).
+        while (due or (due := q.refill())) and due[-1][0] <= until:
+            t, _, kind, payload = due.pop()
             processed += 1
             self.now = t
             if kind == EV_END:
@@ -1181,7 +1201,10 @@ class Sim:
                 if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
                     self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
                     continue
-                self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+                # s.dominant_cores(), inline (a call per job end in the instant model): same operations, same order
+                used_cores = (s.cores - s.free_cores) / s.cores
+                used_mem = (s.mem - s.free_mem) / s.mem
+                self.dom_core_s += (used_mem if used_mem > used_cores else used_cores) * s.cores * (t - s.dom_t)
                 s.dom_t = t
                 s.free_cores += a.cpus
                 s.free_mem += a.memory_mib
@@ -1225,7 +1248,7 @@ class Sim:
         """Put input ``k`` (if any) on the heap, under its own number."""
         if k < len(self._inputs):
             t, seq, _, _ = self._inputs[k]
-            heapq.heappush(self.q.heap, (t, seq, EV_INPUT, k))
+            self.q.put((t, seq, EV_INPUT, k))
 
     def _input(self, k: int) -> None:
         self._feed(k + 1)
@@ -1245,7 +1268,7 @@ class Sim:
         e = (t, next(self.q._seq), EV_NB_END, i)
         if not self._nb_main or (t, e[1]) < self._nb_main[0]:
             heapq.heappush(self._nb_main, (t, e[1]))
-            heapq.heappush(self.q.heap, e)
+            self.q.put(e)
         else:
             heapq.heappush(self._nb_later, e)
 
@@ -1256,7 +1279,7 @@ class Sim:
         if later and (not self._nb_main or (later[0][0], later[0][1]) < self._nb_main[0]):
             e = heapq.heappop(later)
             heapq.heappush(self._nb_main, (e[0], e[1]))
-            heapq.heappush(self.q.heap, e)
+            self.q.put(e)
         self._end_notebook(i)
         self._retry_notebooks()
 
