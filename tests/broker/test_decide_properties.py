@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from enclave.broker.decide import Commons, Plan, _live, plan, pool_states
+from enclave.broker.decide import Commons, Plan, PoolState, _live, plan, pool_states
 from enclave.broker.effects import project
 from enclave.domain.capacity import (
     Action,
@@ -60,6 +60,13 @@ def _targets(a: Action) -> list[str]:
     raise AssertionError(a)
 
 
+def _promised(ps: PoolState) -> int:
+    """What a pool with work is promised: a latency pool its whole guarantee; another pool its guarantee up to
+    its need, lending the rest until it asks (Kueue: unused nominal quota is borrowed within the cohort and
+    reclaimed on demand)."""
+    return ps.guaranteed if ps.latency else min(ps.guaranteed, ps.need)
+
+
 @FAST
 @given(cases())
 def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed]) -> None:
@@ -69,7 +76,7 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
     for name, ps in p.pools.items():
         if not ps.has_work or name not in spec.pools:
             continue
-        if after.get(name, 0) >= ps.guaranteed or p.capped:
+        if after.get(name, 0) >= _promised(ps) or p.capped:
             continue
         if not ps.urgent():
             continue  # a latency pool whose jobs do not wait moves toward its guarantee with cooldown (issue 15)
@@ -87,7 +94,7 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
             keep = max(q.guaranteed if q.has_work else 0, q.floor())
             fits = after.get(name, 0) + s.cores <= ps.maximum
             assert not (fits and left.get(s.pool, 0) - s.cores >= keep and left[s.pool] > q.target), (
-                f"{name} holds {after.get(name, 0)} < guarantee {ps.guaranteed} although {s.name} "
+                f"{name} holds {after.get(name, 0)} < promise {_promised(ps)} although {s.name} "
                 f"({s.pool}) could be taken: {p.actions}; pools {p.pools}; base {p.standalone_cores}")
 
 
@@ -135,14 +142,17 @@ def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Obse
 
 
 def _replaced(o: Observed, first: Plan, a: object) -> bool:
-    """The other follow-up allowed, make before break's second step: a latency pool gives back a borrowed pod
-    it kept in the first decision because what replaces it (standalone startds relabelled to it by that same
-    decision, after the give-back phase) was not running yet."""
+    """The other follow-up allowed, make before break's second step: a latency pool gives back a ready borrowed
+    pod that it had to keep in the first decision — without the pod, what it ran then was below its need — and
+    that startds relabelled to it by that same decision (after the give-back phase) now replace."""
     if not isinstance(a, DrainStartd):
         return False
-    pool = next((s.pool for s in o.startds if s.name == a.startd and s.kind == StartdKind.POD), None)
-    return (pool is not None and first.pools[pool].latency
-            and any(isinstance(r, Relabel) and r.to_pool == pool for r in first.actions))
+    pod = next((s for s in o.startds if s.name == a.startd and s.kind == StartdKind.POD), None)
+    if pod is None or not pod.ready or not first.pools[pod.pool].latency:
+        return False
+    ran = _running(o, pod.pool)
+    held_back = ran - pod.cores < first.pools[pod.pool].need
+    return held_back and any(isinstance(r, Relabel) and r.to_pool == pod.pool for r in first.actions)
 
 
 @FAST
@@ -185,11 +195,7 @@ def test_targets_respect_shares(case: tuple[EnclaveSpec, Observed]) -> None:
         if name in spec.pools:
             assert ps.target + ps.lend <= ps.maximum
             if ps.has_work:
-                # A latency pool with work holds its whole guarantee; another pool is promised its guarantee
-                # up to its need, and lends the rest until it asks (Kueue: unused nominal quota is borrowed
-                # within the cohort and reclaimed on demand).
-                promised = ps.guaranteed if ps.latency else min(ps.guaranteed, ps.need)
-                assert ps.target >= promised
+                assert ps.target >= _promised(ps)
 
 
 def _running(o: Observed, pool: str) -> int:

@@ -14,7 +14,7 @@ from enclave.broker.layout import initial_state
 from enclave.cli import app, report
 from enclave.db import Database
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
-from enclave.errors import EnclaveError, PermissionDenied
+from enclave.errors import EnclaveError, InputError, PermissionDenied
 from enclave.journal import query
 from enclave.services.broker import BrokerService
 from enclave.services.schedule import ScheduleService
@@ -56,6 +56,23 @@ def test_push_without_the_role_is_refused_and_leaves_nothing(db: Database) -> No
         ScheduleService(db).push(K8S_ADMIN, NIGHT, reason="not mine to push")
     assert "batch.relabel" in str(refused.value) and "htcondor-admin" in str(refused.value)
     assert ScheduleService(db).current() is None and schedule_entries(db) == []
+
+
+def test_a_schedule_that_ends_before_the_push_is_refused_with_the_fix_and_leaves_nothing(db: Database) -> None:
+    # Not said from when it is complete: from the push on; complete_until already past cannot follow it.
+    past = NIGHT.model_copy(update={"complete_until": 1_000_000.0})
+    with pytest.raises(InputError) as refused:
+        ScheduleService(db).push(CONDOR_ADMIN, past, reason="yesterday's plan")
+    assert "complete_until" in str(refused.value) and "complete_from" in str(refused.value)
+    assert ScheduleService(db).current() is None and schedule_entries(db) == []
+
+
+def test_pushes_are_not_broker_moves_in_the_churn(db: Database) -> None:
+    service = ScheduleService(db)
+    service.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
+    service.push(CONDOR_ADMIN, NIGHT, reason="again")
+    broker = BrokerService(make_spec(), db, MemoryBackend(initial_state(make_spec(), T0)), "memory")
+    assert broker.churn(K8S_ADMIN).nights() == []
 
 
 def enclave(*args: str) -> tuple[int, str]:

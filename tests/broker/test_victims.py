@@ -8,6 +8,8 @@ has run ``e`` seconds loses ``c·e`` if evicted now and, left a grace period ``G
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from enclave.broker.decide import Commons as CommonsT
 from enclave.broker.decide import Cycle, PoolState, RelabelQueue, count_holdings, move_toward_targets, plan, release
 from enclave.broker.victims import (
@@ -145,6 +147,9 @@ def test_action_loss_for_the_journal() -> None:
     deploy = DeployPods(actor="b", reason="r", node="w1", pool="drp", pods=("p",), cores_per_pod=8,
                         memory_mib_per_pod=1024)
     assert action_loss(o, deploy) is None
+    # Already draining: its DrainStartd recorded the loss; removing it later does not count it again.
+    draining = Observed(now=NOW, nodes=(), startds=(replace(s, draining=True),), demand=o.demand)
+    assert action_loss(draining, DeletePods(actor="b", reason="r", pods=("c1",))) is None
     # Busy, but its jobs are not reported: unknown, not zero.
     hidden = Observed(now=NOW, nodes=(), startds=(Startd("c1", "c1", StartdKind.STANDALONE, "drp", 24, 1024,
                                                          busy_cores=4),))

@@ -837,12 +837,15 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
-        smallest = min(s.cores for s in mine)
+        spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
+        smallest = min(s.cores for s in mine) * spare - _EPS
+        if surplus < smallest:
+            continue  # none fits (with hysteresis, the steady state): no victim costs to compute
         for s in _in_order(mine, key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores,
                                                 s.name), wanted=cycle.budget.left):
             if surplus < smallest or cycle.budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
-            if surplus < s.cores * (1 + (hysteresis if ps.lend > 0 else 0)) - _EPS or not cycle.cool(s.since):
+            if surplus < s.cores * spare - _EPS or not cycle.cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet

@@ -136,10 +136,11 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
         case DrainStartd(startd=name, vacate_after_seconds=after):
             s = by_name.get(name)
             targets = [(s, s.pool if s is not None else "", after)]
+        # A startd already draining had its loss recorded by its DrainStartd: not counted again.
         case DeletePods(pods=pods):
-            targets = [(by_name.get(p), by_name[p].pool if p in by_name else "", 0.0) for p in pods]
+            targets = [(s, s.pool, 0.0) for s in (by_name.get(p) for p in pods) if s is not None and not s.draining]
         case ReturnNode(node=node):
-            targets = [(s, s.pool, 0.0) for s in o.startds if s.node == node]
+            targets = [(s, s.pool, 0.0) for s in o.startds if s.node == node and not s.draining]
         case _:
             return None
     stake = lost = 0.0

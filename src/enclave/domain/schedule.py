@@ -14,8 +14,10 @@ commit 4add312). The fields enclave uses, with the meanings prompt processing gi
 - ``detectors``: enclave's own field: how many detector jobs the visit fans out to (the fan-out sends one
   message per active detector; LSSTCam has 189 science detectors).
 
-A next_visit message can be pushed as it is: its other fields (salIndex, position, filters, private_* …) are
-accepted and dropped. Anything else is refused by name, so a typo is not silently ignored.
+A next_visit message, as the summit sends it before the fan-out, can be pushed as it is: its other fields
+(salIndex, position, filters, private_* …) are accepted and dropped. Anything else is refused by name, so a typo
+is not silently ignored. The fanned-out messages (one per detector, the same groupId) are not: push one per
+visit with ``detectors`` set, as a repeated groupId is refused.
 
 A schedule also says over which span it is *complete* (``complete_from`` … ``complete_until``, Unix UTC):
 no visit it does not list starts inside it. A night's plan pushed at noon is complete from the push to its last
@@ -121,6 +123,7 @@ def parse(data: Any, where: str) -> ObservingSchedule:
     if not isinstance(data, dict):
         raise InputError([Problem(where, f"is a {type(data).__name__}, not a schedule",
                                   "write a mapping with `visits: [...]` or a list of next_visit messages")])
+    data = dict(data)  # the caller's document stays as it was
     defaults = {k: data.pop(k) for k in ("instrument", "detectors") if k in data}
     visits = data.get("visits")
     if isinstance(visits, list):

@@ -11,17 +11,20 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
 from enclave.domain.schedule import ObservingSchedule
+from enclave.errors import InputError, Problem
 from enclave.journal import Entry
 from enclave.observing import storage
 from enclave.observing.storage import ScheduleRow
 
 TARGET = "observing-schedule"
+SCHEDULE_ACTION = "broker.schedule"
 
 
 def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: str,
@@ -30,15 +33,25 @@ def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: s
     is complete from now: it lists every visit from the push on."""
     require(session, actor, Permission.BATCH_RELABEL)
     if schedule.complete_from is None:
-        schedule = schedule.model_copy(update={"complete_from": at.timestamp()})
+        schedule = complete_from_now(schedule, at)
     document = schedule.model_dump_json()
     before = storage.newest(session)
     row = ScheduleRow(pushed_by=actor, pushed_at=at, reason=reason, document=document,
                       digest="sha256:" + hashlib.sha256(document.encode()).hexdigest())
     storage.add(session, row)
-    entry = journal.record(session, actor=actor, action="broker.schedule", target=TARGET, reason=reason,
+    entry = journal.record(session, actor=actor, action=SCHEDULE_ACTION, target=TARGET, reason=reason,
                            before=summary(before), after=summary(row), at=at)
     return row, entry
+
+
+def complete_from_now(schedule: ObservingSchedule, at: datetime) -> ObservingSchedule:
+    """``schedule`` complete from ``at``, validated again (model_copy does not validate): a schedule that ends
+    before the push is refused with the model's own message, not stored."""
+    try:
+        return ObservingSchedule.model_validate({**schedule.model_dump(), "complete_from": at.timestamp()})
+    except ValidationError as e:
+        raise InputError([Problem("observing schedule", "; ".join(err["msg"] for err in e.errors()),
+                                 "push a schedule whose complete_until is after now, or give complete_from")]) from e
 
 
 def newest(session: Session, actor: str | None) -> ScheduleRow | None:

@@ -55,6 +55,7 @@ from enclave.domain.schedule import ObservingSchedule
 from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Problem
 from enclave.journal.chain import TIME_FORMAT
 from enclave.logs import event, logger
+from enclave.observing.schedules import SCHEDULE_ACTION
 from enclave.spec.models import Drain, EnclaveSpec
 
 log = logger("broker")
@@ -213,7 +214,9 @@ class BrokerService:
             require(own, actor, Permission.JOURNAL_READ)
         with self.db.session() as session:
             entries = journal.query(session, action="broker.*", since=since)
-        return from_entries(((e.after, _epoch(e.at)) for e in entries), self.spec.cluster.site)
+        # broker.schedule entries are pushes of the observing schedule, not moves.
+        return from_entries(((e.after, _epoch(e.at)) for e in entries if e.action != SCHEDULE_ACTION),
+                            self.spec.cluster.site)
 
     def _refused(self, action: Action, error: EnclaveError) -> None:
         event(log, logging.WARNING, "broker action refused", where=self.where, kind=action.kind,

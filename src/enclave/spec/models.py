@@ -360,8 +360,9 @@ class BrokerPolicy(Strict):
     )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
-        description="A latency pool's need is the most it needed over this window (0: its need now), so the "
-        "capacity an overlap of visits pulled in is not given back between visits (docs/broker.md)."
+        description="A latency pool's need is learned over this window (0: its need now; the share of its needs "
+        "covered is need_percentile), so the capacity an overlap of visits pulled in is not given back between "
+        "visits (docs/broker.md)."
     )
     surplus: Surplus = Field(
         default=Surplus.WEIGHTED,
@@ -372,8 +373,9 @@ class BrokerPolicy(Strict):
     latency_headroom: float = Field(
         default=0.0, ge=0, le=10,
         description="Margin on a latency pool's need: 0.1 holds 10 % more than its windowed need. The default holds "
-        "the window's peak, which already counts the overlap of two visits (one-week: 99.99 % of visits within "
-        "60 s either way, 0.7 points more batch utilization without the margin, docs/broker.md)."
+        "the window's figure (need_percentile) as it is: the window already counts the overlap of two visits "
+        "(one-week: 99.99 % of visits within 60 s either way, 0.7 points more batch utilization without the "
+        "margin, docs/broker.md)."
     )
 
 
