@@ -551,6 +551,7 @@ class Cycle:
     cooldown: float = field(init=False)
     """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
     _grace: dict[str, float | None] = field(init=False, default_factory=dict)
+    _deadlines: dict[tuple[str, str], tuple[float | None, float]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
@@ -578,7 +579,7 @@ class Cycle:
         pool's startds go, cheapest first. 0 for an idle startd or a pool that drains."""
         if not s.jobs:
             return 0.0
-        return victims.victim_cost(s, pool, self.now, self.vacate_after(pool), self.runtimes.get(pool, ()))
+        return self._deadline(s, pool)[1] if self.vacate_after(pool) is not None else 0.0
 
     def vacate_for(self, s: StartdT, pool: str) -> float | None:
         """The vacate deadline for taking ``s`` from ``pool``: None for a pool that drains; else the deadline within
@@ -587,7 +588,17 @@ class Cycle:
         grace = self.vacate_after(pool)
         if not s.jobs or not grace:
             return grace
-        return victims.vacate_after(s, pool, self.now, grace, self.runtimes.get(pool, ()))
+        return self._deadline(s, pool)[0]
+
+    def _deadline(self, s: StartdT, pool: str) -> tuple[float | None, float]:
+        """``victims.deadline`` for ``s`` in ``pool``, once per decision: the sort that orders a pool's startds and
+        the move that takes one ask for the same figure."""
+        key = (s.name, pool)
+        found = self._deadlines.get(key)
+        if found is None:
+            found = self._deadlines[key] = victims.deadline(s, pool, self.now, self.vacate_after(pool),
+                                                            self.runtimes.get(pool, ()))
+        return found
 
 
 @dataclass
