@@ -19,8 +19,6 @@ from enclave.broker.victims import (
     deadline,
     expected_loss,
     still_running,
-    vacate_after,
-    victim_cost,
 )
 from enclave.domain.capacity import (
     DeletePods,
@@ -91,7 +89,7 @@ def test_expected_loss_sums_the_pools_jobs() -> None:
     # Deadlines 600, 450, 300, 150, 0: A loses 4·(200 + d), B 1·(500 + d) while d < 500: 3,200, 3,550, 2,800,
     # 2,050, 1,300 — evicting at once loses least.
     assert deadline(s, "drp", NOW, G, HISTORY) == (0.0, 1300.0)
-    assert vacate_after(s, "drp", NOW, G, HISTORY) == 0.0
+    assert deadline(s, "drp", NOW, G, HISTORY)[0] == 0.0
     # A job of unknown pool counts as the startd's.
     assert expected_loss(_startd("c2", _job(1, 500, pool=None)), "drp", NOW, G, HISTORY) == 0.0
 
@@ -101,7 +99,7 @@ def test_drain_when_the_jobs_end_within_the_grace() -> None:
     # at 600 s nothing. The grace it is.
     s = _startd("c1", _job(8, 500))
     assert deadline(s, "drp", NOW, G, HISTORY) == (G, 0.0)
-    assert victim_cost(s, "drp", NOW, G, HISTORY) == 0.0
+    assert deadline(s, "drp", NOW, G, HISTORY)[1] == 0.0
 
 
 def test_a_deadline_between_lets_the_short_jobs_finish_first() -> None:
@@ -113,22 +111,22 @@ def test_a_deadline_between_lets_the_short_jobs_finish_first() -> None:
 
 def test_a_half_chance_evicts_when_waiting_loses_more() -> None:
     # 2 cores at age 50, q = 0.5 from 150 s on: d = 0 loses 100, 150: 2·200·0.5 = 200, ..., 600: 650.
-    assert vacate_after(_startd("c1", _job(2, 50)), "drp", NOW, G, HISTORY) == 0.0
+    assert deadline(_startd("c1", _job(2, 50)), "drp", NOW, G, HISTORY)[0] == 0.0
     # Nothing of the pool runs there: every deadline loses 0, a tie, so the pool's own grace.
-    assert vacate_after(_startd("c2", _job(1, 50, pool="user")), "drp", NOW, G, HISTORY) == G
+    assert deadline(_startd("c2", _job(1, 50, pool="user")), "drp", NOW, G, HISTORY)[0] == G
 
 
 def test_unknown_history_keeps_the_grace_and_costs_the_work_done() -> None:
     s = _startd("c1", _job(3, 2000))  # older than anything in the history
     assert expected_loss(s, "drp", NOW, G, HISTORY) is None
     assert deadline(s, "drp", NOW, G, HISTORY) == (G, 6000.0)
-    assert victim_cost(s, "drp", NOW, G, HISTORY) == 6000.0
+    assert deadline(s, "drp", NOW, G, HISTORY)[1] == 6000.0
 
 
 def test_a_pool_that_drains_loses_nothing() -> None:
     s = _startd("c1", _job(24, 5000))
-    assert victim_cost(s, "drp", NOW, None, HISTORY) == 0.0
-    assert vacate_after(s, "drp", NOW, None, HISTORY) is None
+    assert deadline(s, "drp", NOW, None, HISTORY)[1] == 0.0
+    assert deadline(s, "drp", NOW, None, HISTORY)[0] is None
     # Vacating at once (grace 0): every job loses its work now.
     assert deadline(s, "drp", NOW, 0.0, HISTORY) == (0.0, 120000.0)
 

@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 
 from enclave.broker.decide import BROKER_ACTOR, Cycle, _live, plan, pool_states
 from enclave.broker.effects import project
-from enclave.broker.victims import expected_loss, victim_cost
+from enclave.broker.victims import deadline, expected_loss
 from enclave.domain.capacity import Action, Observed, Relabel, RunningJob, Startd, StartdKind
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import Drain
 from tests.broker.conftest import observed_states, specs
 from tests.broker.test_decide_properties import FAST, _targets
 
@@ -47,7 +46,7 @@ def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
 
 def _grace(spec: EnclaveSpec, pool: str) -> float | None:
     p = spec.pools.get(pool)
-    return p.grace_seconds if p is not None and p.take_away == Drain.VACATE else None
+    return p.vacate_grace if p is not None else None
 
 
 @FAST
@@ -93,7 +92,7 @@ def test_no_equally_useful_startd_left_would_have_lost_less(case: tuple[EnclaveS
             continue
         s = next(x for x in up if x.name == a.startd)
         promise = "below its guarantee" in a.reason
-        cost = victim_cost(s, a.from_pool, o.now, _grace(spec, a.from_pool), cycle.runtimes.get(a.from_pool, ()))
+        cost = deadline(s, a.from_pool, o.now, _grace(spec, a.from_pool), cycle.runtimes.get(a.from_pool, ()))[1]
         for t in up:
             if (t.name in touched or t.pool != a.from_pool or t.kind != StartdKind.STANDALONE or t.draining
                     or t.cores != s.cores or not (promise or cycle.cool(t.since))):

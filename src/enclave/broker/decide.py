@@ -59,7 +59,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.capacity import Startd as StartdT
 from enclave.errors import Problem, SpecError
-from enclave.spec.models import Drain, EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
+from enclave.spec.models import EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
 
 BROKER_ACTOR = "enclave-broker"
 """The account the broker acts as; it must hold htcondor-admin and k8s-service-admin."""
@@ -70,7 +70,6 @@ _EPS = 1e-9
 _STANDALONE, _POD, _NODE = StartdKind.STANDALONE, StartdKind.POD, StartdKind.NODE
 _READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.HTCONDOR, NodeState.DOWN
 _WORKER = NodeRole.WORKER
-_VACATE = Drain.VACATE
 _T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 
@@ -516,7 +515,7 @@ def _vacate_grace(spec: EnclaveSpec, pool: str) -> float | None:
     """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and for a
     pool the spec does not define)."""
     p = spec.pools.get(pool)
-    return p.grace_seconds if p is not None and p.take_away == _VACATE else None
+    return p.vacate_grace if p is not None else None
 
 
 class _Budget:
@@ -577,22 +576,18 @@ class Cycle:
     def victim_cost(self, s: StartdT, pool: str) -> float:
         """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
         pool's startds go, cheapest first. 0 for an idle startd or a pool that drains."""
-        if not s.jobs:
-            return 0.0
-        return self._deadline(s, pool)[1] if self.vacate_after(pool) is not None else 0.0
+        return self._deadline(s, pool)[1] if s.jobs else 0.0
 
     def vacate_for(self, s: StartdT, pool: str) -> float | None:
         """The vacate deadline for taking ``s`` from ``pool``: None for a pool that drains; else the deadline within
         its grace expected to lose the least work (``enclave.broker.victims.deadline``), the grace itself when
         its jobs end within it or the history cannot tell."""
-        grace = self.vacate_after(pool)
-        if not s.jobs or not grace:
-            return grace
-        return self._deadline(s, pool)[0]
+        return self._deadline(s, pool)[0] if s.jobs else self.vacate_after(pool)
 
     def _deadline(self, s: StartdT, pool: str) -> tuple[float | None, float]:
-        """``victims.deadline`` for ``s`` in ``pool``, once per decision: the sort that orders a pool's startds and
-        the move that takes one ask for the same figure."""
+        """``victims.deadline`` for ``s`` in ``pool`` (which also answers a pool that drains and a startd without
+        jobs), once per decision: the sort that orders a pool's startds and the move that takes one ask for the
+        same figure."""
         key = (s.name, pool)
         found = self._deadlines.get(key)
         if found is None:

@@ -113,16 +113,6 @@ def deadline(s: Startd, pool: str, now: float, grace: float | None,
     return best
 
 
-def vacate_after(s: Startd, pool: str, now: float, grace: float | None, runtimes: Sequence[float]) -> float | None:
-    """The vacate deadline for taking ``s`` from ``pool`` (``deadline``): None for a pool that drains."""
-    return deadline(s, pool, now, grace, runtimes)[0]
-
-
-def victim_cost(s: Startd, pool: str, now: float, grace: float | None, runtimes: Sequence[float]) -> float:
-    """The order key for taking ``s`` from ``pool``: the work its best deadline is expected to lose."""
-    return deadline(s, pool, now, grace, runtimes)[1] if s.jobs and grace is not None else 0.0
-
-
 def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
     """For the journal: the work of the jobs an action may evict (``at_stake_core_s``: cores × time run so far)
     and the part it is expected to lose (``lost_core_s``), from the state observed before it, by the rule

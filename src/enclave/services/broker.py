@@ -56,7 +56,7 @@ from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Pr
 from enclave.journal.chain import TIME_FORMAT
 from enclave.logs import event, logger
 from enclave.observing.schedules import SCHEDULE_ACTION
-from enclave.spec.models import Drain, EnclaveSpec
+from enclave.spec.models import EnclaveSpec
 
 log = logger("broker")
 
@@ -236,7 +236,7 @@ class BrokerService:
         with self.lock:
             current = self._startd(startd)
             old = self.spec.pools.get(current.pool)
-            grace = old.grace_seconds if old is not None and old.take_away == Drain.VACATE else None
+            grace = old.vacate_grace if old is not None else None
             return self.apply(Relabel(actor=actor, reason=reason, startd=startd, from_pool=current.pool,
                                       to_pool=to_pool, vacate_after_seconds=grace))
 

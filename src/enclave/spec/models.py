@@ -153,6 +153,12 @@ class Pool(Strict):
     accounting_group: str | None = Field(
         default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
     )
+
+    @property
+    def vacate_grace(self) -> float | None:
+        """How long a move waits before it evicts this pool's jobs: ``grace_seconds`` when the pool vacates,
+        None when it drains (its jobs finish)."""
+        return self.grace_seconds if self.take_away == Drain.VACATE else None
     submit_hosts: list[Host] | None = Field(
         default=None,
         description="Submit hosts whose jobs this pool's nodes accept (seed §7.1); default: all of batch.submit_hosts.",
