@@ -198,11 +198,12 @@ def test_targets_respect_shares(case: tuple[EnclaveSpec, Observed]) -> None:
                 assert ps.target >= _promised(ps)
 
 
-def _running(o: Observed, pool: str) -> int:
+def _running(o: Observed, pool: str, ps: PoolState | None = None) -> int:
     """Cores ``pool`` runs jobs on now: standalone startds that are up and borrowed ones whose startds have
-    joined (``ready``), none on its way out."""
+    joined (``ready``), none on its way out. With ``ps``, in cores of need: a pod counts what it covers for the
+    pool's jobs (``PoolState.borrowed``: a pod of 8 cores / 8 GiB runs one job of 8 GiB, 1.5 cores of need)."""
     down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
-    return sum(s.cores for s in o.startds
+    return sum(s.cores if ps is None or s.kind == StartdKind.STANDALONE else ps.borrowed(s) for s in o.startds
                if s.pool == pool and s.ready and not s.draining and s.node not in down)
 
 
@@ -224,3 +225,6 @@ def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(case: tupl
             continue
         before = _running(o, name)
         assert _running(after, name) >= min(ps.need, before), (name, before, ps, p.actions)
+        # The need counts the jobs' memory (issue 15): so does what keeps running, pods by what they cover.
+        before = _running(o, name, ps)
+        assert _running(after, name, ps) >= min(ps.need, before), (name, before, ps, p.actions)
