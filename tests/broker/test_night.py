@@ -152,6 +152,37 @@ def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
     assert {name for a in p.actions if isinstance(a, DeletePods) for name in a.pods} == {s.name for s in lent}
 
 
+def test_after_the_last_visit_the_learned_need_stays_in_the_pods(spec: EnclaveSpec) -> None:
+    """The pre-warm has ended (the last visit was 30 minutes ago, nothing queued), but the need window still
+    holds tonight's visits (``peak_cores`` 60: ``broker.window``). Through the night the commons cover that need
+    (``prewarm_cover``): prompt keeps 60 of its 72 pod cores (one 8-core pod is surplus: 12 ≥ 1.5 · 8) and
+    takes no batch node. Without the cover its promise would be its whole guarantee (72) in batch nodes,
+    relabelled from DRP's backlog for the minutes until the window empties."""
+    from enclave.broker.effects import project
+    from enclave.domain.capacity import DeletePods
+
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = initial_state(spec, n.start - 100_000)
+    o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
+                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
+    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    o = replace(o, startds=tuple(replace(s, ready=True) for s in o.startds))
+    later = n.start + 3 * 3600
+    done = replace(o, now=later, demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000),
+                                         "prompt": PoolDemand(newest_submit=later - 1800, peak_cores=60)})
+    p = plan(spec, done)
+    prompt = p.pools["prompt"]
+    assert not prompt.prewarm and prompt.need == 60
+    assert (prompt.target, prompt.lend) == (0, 60)
+    assert not [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert sum(len(a.pods) for a in p.actions if isinstance(a, DeletePods)) == 1
+    # After morning twilight night lending is over (seed §7.1): what the window still holds is promised from
+    # batch nodes, as by day.
+    morning = plan(spec, replace(done, now=n.end + 600))
+    assert morning.pools["prompt"].lend == 0
+
+
 def test_failed_batch_nodes_do_not_shrink_the_prewarm(spec: EnclaveSpec) -> None:
     from enclave.domain.capacity import NodeState
 

@@ -209,7 +209,7 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     pools = pool_figures(spec, observed, night, base)
     count_holdings(pools, startds)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders,
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds, night=night), lenders,
                    weighted=spec.broker.surplus == Surplus.WEIGHTED)
     return pools, base
 
@@ -394,15 +394,23 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
-                  startds: list[StartdT] | None = None) -> dict[str, int]:
+                  startds: list[StartdT] | None = None, *, night: Night | None = None) -> dict[str, int]:
     """Cores of the pre-warmed pool's need that idle commons capacity covers (seed §7.1, BCS 4): through the
     night it takes what it needs from the commons first (notebook load is low at night), so the batch-only
-    nodes keep running the backlog. Only in pods mode, and only for a pool that may borrow."""
+    nodes keep running the backlog. Only in pods mode, and only for a pool that may borrow.
+
+    While pre-warmed, and through the rest of ``night`` (the pre-warm lead included) while it still needs
+    something: after its last visit the pre-warm ends (``observing_done``) but the window's learned need
+    holds for ``need_window_seconds``; covering it from the commons keeps the pods it has instead of swapping
+    them for batch nodes taken from the backlog and given back when the window empties."""
     warm = prewarm_pool(spec)
-    if warm is None or warm not in pools or not pools[warm].prewarm or warm not in lenders \
-            or spec.broker.lend_mode != LendMode.PODS:
+    if warm is None or warm not in pools or warm not in lenders or spec.broker.lend_mode != LendMode.PODS:
         return {}
-    return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
+    ps = pools[warm]
+    tonight = night is not None and ps.need > 0 and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
+    if not ps.prewarm and not tonight:
+        return {}
+    return {warm: min(ps.need, lendable_pod_cores(spec, observed, warm, startds))}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
