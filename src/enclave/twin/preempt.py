@@ -114,7 +114,7 @@ class QuotasPreempt(GroupQuotas):
         return self.used(sim, pool) + sum(self.pending[ac] * self.weight(sim, ac) for ac in sim.pool_acs[pool])
 
     def preempt(self, sim: Sim) -> None:
-        """After the cycle's free slots are matched: each group below its quota, most starved first, preempts
+        """After the cycle's free slots are matched: each group below its quota, in the negotiation order, preempts
         for its idle jobs (those the cycle saw) while the rule allows."""
         if not self.preemption:
             return
@@ -226,8 +226,8 @@ class QuotasPreemptMemory(QuotasPreempt):
 
 class QuotasMemory(QuotasPreemptMemory):
     """Group quotas with the memory-aware SLOT_WEIGHT and no preemption: the order in which groups are
-    offered slots (most starved first, usage / quota) then sees DRP's memory, so a group holding memory
-    beyond its share is served after those that are not."""
+    offered slots (after the latency pools, most starved first: usage / quota) then sees DRP's memory, so a
+    group holding memory beyond its share is served after those that are not."""
 
     name = "quotas-mem"
     preemption = False
