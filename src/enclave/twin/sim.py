@@ -787,9 +787,10 @@ class Sim:
         at once (matchmaker.cpp: negotiationTime -> GroupEntry::hgq_negotiate_with_all_groups -> negotiateWithGroup
         -> negotiate -> matchmakingProtocol, PERMISSION_AND_AD; schedd.cpp: MainScheddNegotiate::
         scheduler_handleMatch -> Scheduler::enqueueStartdContact, a zero-second timer). So a submitter's matches
-        are claimed when its turn ends: ``cycle_base_s`` (reading ads, accounting) plus, per turn so far,
-        ``cycle_per_submitter_s`` and ``cycle_per_autocluster_s`` per idle autocluster of that submitter. A
-        shared schedd changes nothing: each of its submitters has a session of its own."""
+        are claimed by the time its turn ends (the twin takes that time: exact for a submitter with one
+        autocluster, at most its own turn late otherwise): ``cycle_base_s`` (reading ads, accounting) plus, per
+        turn so far, ``cycle_per_submitter_s`` and ``cycle_per_autocluster_s`` per idle autocluster of that
+        submitter. A shared schedd changes nothing: each of its submitters has a session of its own."""
         if gen != self._cycle_gen:
             return  # a timer that was re-armed
         h = self.htc
