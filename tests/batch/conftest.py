@@ -37,6 +37,25 @@ def startd(pool: str, *, name: str = "condor-001", cores: int = 24, memory_mib: 
     return Startd(name=name, node=name, kind=kind, pool=pool, cores=cores, memory_mib=memory_mib, busy_cores=busy)
 
 
+def negotiator_order(expr: str, groups: dict[str, tuple[float, float]]) -> list[str]:
+    """The groups (name -> (GroupResourcesInUse, GroupQuota)) in the order the negotiator takes them: the
+    GROUP_SORT_EXPR ``expr`` put in each group's sort ad with the attributes GroupEntry.cpp assigns (as reals:
+    AccountingGroup, GroupQuota, GroupResourcesAllocated, GroupResourcesInUse), evaluated with classad2, and the
+    groups sorted by the value, ascending (GroupEntry.h ``group_order``; GroupEntry.cpp
+    ``hgq_negotiate_with_all_groups``). Each value must be a real: a failed evaluation is a broken expression
+    here, not HTCondor's FLT_MAX fallback."""
+    keys: dict[str, float] = {}
+    for name, (in_use, quota) in groups.items():
+        ad = ClassAd({"AccountingGroup": name, "GroupQuota": float(quota), "GroupResourcesAllocated": float(quota),
+                      "GroupResourcesInUse": float(in_use)})
+        ad["SortExpr"] = ExprTree(expr)
+        value = ad.eval("SortExpr")
+        assert isinstance(value, float), f"{name}: GROUP_SORT_EXPR gave {value!r}"
+        keys[name] = value
+    assert len(set(keys.values())) == len(keys), f"ties leave the order to std::sort: {keys}"
+    return sorted(groups, key=keys.__getitem__)
+
+
 # --- The HTCondor daemons, behind stand-ins for the public htcondor2 API -----------------------------------
 # The adapter (enclave.batch.live.HTCondorBatch) takes the bindings it calls as a ``Bindings``; these stand-ins
 # replace htcondor2.Collector, Schedd, Startd, RemoteParam and send_command with the same signatures

@@ -12,7 +12,7 @@ from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 
-from .conftest import DEV, NOTEBOOK_SCHEDD
+from .conftest import DEV, NOTEBOOK_SCHEDD, negotiator_order
 
 POD_ENV = {render.POD_POOL_ENV: "user", render.POD_NODE_ENV: "kub-003", render.POD_CPUS_ENV: "8",
            render.POD_MEMORY_ENV: "32768"}
@@ -52,6 +52,50 @@ def test_central_manager(rendered: Path, ldf: EnclaveSpec) -> None:
     assert {p: float(got[f"GROUP_QUOTA_DYNAMIC_group_{p}"] or "nan") for p in ldf.pools} == {
         p: pool.guaranteed_share for p, pool in ldf.pools.items()}
     assert got["ALLOW_ADVERTISE_SCHEDD"] == ", ".join(f"condor@*/{h}" for h in ldf.batch.submit_hosts)
+
+
+# LDF group quotas of a 960-core pool (GROUP_QUOTA_DYNAMIC x the pool): prompt 0.25 -> 240, drp 0.40 -> 384,
+# user 0.10 -> 96, general 0.05 -> 48. Prompt at 90 % of its quota, DRP at 10 %, user at 50 %, general at 20 %;
+# "<none>" (the root group) holds nothing.
+LOADS = {"group_general": (9.6, 48), "group_user": (48, 96), "<none>": (0, 0), "group_prompt": (216, 240),
+         "group_drp": (38.4, 384)}
+
+
+def test_group_sort_expr_puts_the_latency_group_first(rendered: Path) -> None:
+    expr = render.read_back(rendered / "central-manager.conf", ["GROUP_SORT_EXPR"],
+                            subsystem="NEGOTIATOR")["GROUP_SORT_EXPR"]
+    assert expr is not None
+    # HTCondor's default sorts by usage / quota alone: DRP (0.1), general (0.2), user (0.5), prompt (0.9),
+    # then "<none>" (3.4e+38). The rendered one takes prompt's group (the latency objective) first, the rest
+    # in that order.
+    assert negotiator_order(render.GROUP_SORT_DEFAULT, LOADS) == [
+        "group_drp", "group_general", "group_user", "group_prompt", "<none>"]
+    assert negotiator_order(expr, LOADS) == ["group_prompt", "group_drp", "group_general", "group_user", "<none>"]
+    # On surplus (twice its quota) prompt still goes first; without a quota too (1.0, below every other
+    # group's 2 + usage / quota); a group without a quota that is not a latency group goes after those with one.
+    assert negotiator_order(expr, {**LOADS, "group_prompt": (480, 240)})[0] == "group_prompt"
+    assert negotiator_order(expr, {**LOADS, "group_prompt": (0, 0)})[0] == "group_prompt"
+    assert negotiator_order(expr, {**LOADS, "group_drp": (38.4, 0)}) == [
+        "group_prompt", "group_general", "group_user", "group_drp", "<none>"]
+
+
+def test_several_latency_groups_go_most_starved_first(ldf: EnclaveSpec) -> None:
+    user = ldf.pools["user"].model_copy(update={"latency_objective": ldf.pools["prompt"].latency_objective})
+    expr = render.group_sort_expr(ldf.model_copy(update={"pools": {**ldf.pools, "user": user}}))
+    # Both latency groups first, user (0.5) before prompt (0.9); then DRP and general as before.
+    assert negotiator_order(expr, LOADS) == ["group_user", "group_prompt", "group_drp", "group_general", "<none>"]
+    # A latency group without a quota: after the latency groups with one, before every other group.
+    assert negotiator_order(expr, {**LOADS, "group_user": (48, 0)}) == [
+        "group_prompt", "group_user", "group_drp", "group_general", "<none>"]
+
+
+def test_without_a_latency_pool_the_group_sort_is_htcondor_s_default(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    pools = {n: p.model_copy(update={"latency_objective": None}) for n, p in ldf.pools.items()}
+    assert render.group_sort_expr(ldf.model_copy(update={"pools": pools})) == render.GROUP_SORT_DEFAULT
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    default = render.read_back(empty, ["GROUP_SORT_EXPR"], subsystem="NEGOTIATOR")["GROUP_SORT_EXPR"]
+    assert default is not None and ExprTree(default) == ExprTree(render.GROUP_SORT_DEFAULT)
 
 
 @pytest.mark.parametrize("pool", ["prompt", "drp", "user", "general"])

@@ -165,17 +165,28 @@ def test_the_victim_is_the_job_that_started_last(minimal: EnclaveSpec, policy: s
     assert sim.counters.preempted_core_s == pytest.approx(4.0)  # a job started at 6, not one started at 0
 
 
-@pytest.mark.parametrize(("policy", "prompt_busy"), [("quotas", 7), ("quotas-mem", 11)])
-def test_memory_weight_serves_the_group_below_its_memory_share_first(minimal: EnclaveSpec, policy: str,
-                                                                     prompt_busy: int) -> None:
-    sim = _world(minimal, policy, drp_gib=16)
+def _no_latency_objective(spec: EnclaveSpec) -> EnclaveSpec:
+    """The spec with no latency pool: the rendered GROUP_SORT_EXPR is then HTCondor's default starvation order
+    for every group (``render.group_sort_expr``), which the memory-weight case below is about."""
+    pools = {n: p.model_copy(update={"latency_objective": None}) for n, p in spec.pools.items()}
+    return spec.model_copy(update={"pools": pools})
+
+
+def _memory_heavy_drp(sim: Sim) -> None:
     _submit(sim, 0.0, "prompt", 7, 5000.0)  # batch-001: 7 cores, 14 GiB
     _submit(sim, 1.0, "drp", 3, 50.0)       # one on batch-001 (1 core, 18 GiB left), two fill batch-002
     _submit(sim, 2.0, "drp", 4)             # no memory left anywhere
     _submit(sim, 10.0, "prompt", 4)
     sim.run_until(60.0)
+
+
+@pytest.mark.parametrize(("policy", "prompt_busy"), [("quotas", 7), ("quotas-mem", 11)])
+def test_memory_weight_serves_the_group_below_its_memory_share_first(minimal: EnclaveSpec, policy: str,
+                                                                     prompt_busy: int) -> None:
+    sim = _world(_no_latency_objective(minimal), policy, drp_gib=16)
+    _memory_heavy_drp(sim)
     # At 51 the three DRP jobs end, batch-001's first; each freed slot goes to the group first in the
-    # order (below quota first, then usage / quota, then priority).
+    # order (usage / quota, then priority: no pool has a latency objective here).
     # Cores: prompt at 7/8 of its quota, DRP at 2/4 after each end: DRP is more starved every time and
     # takes every freed core and its 16 GiB back; prompt stays at 7.
     # Slot weight (4096 MiB per core: a DRP job weighs 4, a prompt job 1): after the first end DRP is at
@@ -183,6 +194,17 @@ def test_memory_weight_serves_the_group_below_its_memory_share_first(minimal: En
     # quota (prompt 8/8, DRP 4/4): the tie goes to prompt's higher priority, which fills batch-002's 16 GiB
     # with its 3 remaining jobs (11). After the third DRP (0/4) comes first.
     assert sim.busy["prompt"] == prompt_busy and sim.counters.preempted_jobs == 0
+
+
+@pytest.mark.parametrize("policy", ["quotas", "quotas-mem"])
+def test_a_latency_pool_is_served_first_whatever_the_weight(minimal: EnclaveSpec, policy: str) -> None:
+    sim = _world(minimal, policy, drp_gib=16)
+    _memory_heavy_drp(sim)
+    # The same load with prompt's latency objective: the rendered GROUP_SORT_EXPR puts group_prompt first
+    # however starved DRP is. At 51 batch-001's DRP job ends: prompt takes its core (8 running). The next end,
+    # on batch-002, frees 7 cores and 16 GiB: prompt's 3 remaining jobs (2 GiB each) take 3 of them (11), and
+    # the third end goes to DRP, prompt having nothing idle.
+    assert sim.busy["prompt"] == 11 and sim.counters.preempted_jobs == 0
 
 
 # ---------------------------------------------------------------- quotas-reserved

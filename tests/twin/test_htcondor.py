@@ -109,7 +109,7 @@ def test_a_schedd_with_idle_jobs_sends_no_reschedule(minimal: EnclaveSpec, rule:
 USER_STUCK = BASE.replace("user_batch: null", "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1}")
 
 
-@pytest.mark.parametrize(("dedicated", "start"), [("[]", 82 + 5.0), ("[drp]", 45.5 + 5.0)])
+@pytest.mark.parametrize(("dedicated", "start"), [("[]", 82.0), ("[drp]", 45.5)])
 def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: EnclaveSpec, dedicated: str,
                                                                   start: float) -> None:
     sim = _sim(minimal, base=USER_STUCK, reschedule_on_submit="schedd-idle", dedicated_schedds=dedicated)
@@ -118,8 +118,30 @@ def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: Enclav
     _submit(sim, 30.0, 1)
     # As above, the stuck job's reschedule gives the cycle 22-25.5 and the timer 82. At 30 the shared submit
     # host holds the user job (no reschedule: the cycle at 82), a DRP schedd of its own holds nothing (a
-    # reschedule, run at 25.5 + 20 = 45.5). Either cycle sees two submitters and two autoclusters: 5 s.
-    assert _waits(sim) == [pytest.approx(start + S - 30)]
+    # reschedule, run at 25.5 + 20 = 45.5). Either cycle sees two submitters, one autocluster each. DRP's
+    # group goes first (usage / quota 0 / 4; user's group has no quota: 3.3e+38, GROUP_SORT_EXPR), so its
+    # match reaches its schedd when its turn ends, B + 1 + 0.5 = 3.5 s into the cycle (the cycle ends at 5).
+    assert _waits(sim) == [pytest.approx(start + BUSY_CYCLE + S - 30)]
+
+
+def test_the_first_submitter_s_jobs_start_when_its_turn_ends(minimal: EnclaveSpec) -> None:
+    """Two submitters in one cycle: each one's matches are claimed when its own turn ends (the negotiator
+    sends them during its session, matchmaker.cpp ``negotiate``; the schedd claims at once, schedd.cpp
+    ``Scheduler::enqueueStartdContact``), the first's before the cycle ends."""
+    sim = make_sim(parse(USER_STUCK + "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, "
+                         "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: never}\n",
+                         "h.yaml", spec=minimal), policy="quotas")
+    # Group quotas on shared slots: the user job can run too (user's max share 0.5: 8 of the 16 cores).
+    _submit(sim, 30.0, 1)
+    _submit(sim, 30.0, 1, ac=1)
+    sim.run_until(100.0)
+    # Cycles: 0-2 (nothing idle), then the timer at 2 + max(20, 60 - 2) = 60. That cycle sees DRP and user,
+    # one autocluster each; the rendered GROUP_SORT_EXPR puts DRP (0 / 4 cores of quota: 2 + 0) before user
+    # (no quota: 3.3e+38). DRP's turn ends at 60 + B + 1 + 0.5 = 63.5, user's at 63.5 + 1 + 0.5 = 65, which is
+    # the cycle's end. Each job starts S = 3 s after its turn.
+    assert sim.waits["drp"] == [pytest.approx(63.5 + S - 30)]
+    assert sim.waits["user"] == [pytest.approx(65 + S - 30)]
+    assert sim.cycles == 2 and sim.cycle_s == pytest.approx(IDLE_CYCLE + 5)
 
 
 def test_an_unknown_dedicated_schedd_pool_is_an_error(minimal: EnclaveSpec) -> None:

@@ -21,9 +21,11 @@ from enclave.errors import InputError
 from enclave.spec.defaults import DEFAULT_SPEC, EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.twin.layout import LayoutPolicy
 from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout, Loaded, load_scenario, parse
 from enclave.twin.sim import Sim
+from tests.batch.conftest import negotiator_order
 
 from .conftest import SCENARIO_DIR, make_sim, small_text
 
@@ -125,3 +127,31 @@ def test_batch_nodes_keep_their_rendered_pools_beside_worker_pods(ldf: EnclaveSp
     sim = make_sim(parse(small_text(layout="{batch: pods, pod_cores: 8, pod_batch_share: 0.5}"), "p.yaml", spec=ldf))
     assert _standalone(sim) == static_labels(ldf)
     assert any(s.kind == StartdKind.POD for s in sim.startds.values())
+
+
+# Running cores per pool with jobs (prompt, drp, user), chosen so that no two groups tie: prompt more starved
+# than the others, less, on surplus; DRP idle; user beyond its quota.
+RUNNING = [(10, 300, 40), (230, 30, 60), (500, 100, 0), (120, 0, 200)]
+
+
+@pytest.mark.parametrize("policy", ["static", "quotas", "quotas-mem", "quotas-preempt", "quotas-preempt-mem",
+                                    "quotas-reserved", "broker"])
+def test_the_twin_negotiates_in_the_rendered_group_order(small: Loaded, policy: str) -> None:
+    """Every policy that stands for the rendered central manager orders its submitters as the rendered
+    GROUP_SORT_EXPR, evaluated with classad2 on group ads carrying the policy's own usage and quota, orders
+    their groups."""
+    sim = make_sim(small, policy)
+    expr = render.group_sort_expr(sim.spec)
+    pools = [p for p in sim.by_priority if sim.pool_acs[p]]
+    assert pools == ["prompt", "drp", "user"]
+    pol = sim.policy
+    assert isinstance(pol, LayoutPolicy)
+    for running in RUNNING:
+        for pool, n in zip(pools, running, strict=True):
+            ac = sim.pool_acs[pool][0]
+            sim.run_ac[ac] = n // sim.acs[ac].cpus
+            sim.busy[pool] = sim.run_ac[ac] * sim.acs[ac].cpus
+        groups = {render.policy.accounting_group(sim.spec, p): (pol.used(sim, p), pol.quota(sim, p)) for p in pools}
+        by_group = {render.policy.accounting_group(sim.spec, p): p for p in pools}
+        assert pol.order(sim, pools) == [by_group[g] for g in negotiator_order(expr, groups)], running
+        assert pol.order(sim, pools)[0] == "prompt"  # the latency pool, however starved the others

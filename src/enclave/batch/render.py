@@ -75,6 +75,36 @@ PREEMPTION_RANK = "-ifThenElse(isUndefined(TotalJobRuntime), 0, TotalJobRuntime)
 default also weighs the running user's priority (``RemoteUserPrio * 1000000 - TotalJobRuntime``); the
 enclave's pools submit as service owners of equal priority, so only the runtime term is kept."""
 DEFAULT_CONFIG_DIR = "/etc/condor/config.d"
+GROUP_SORT_DEFAULT = ("ifThenElse(AccountingGroup =?= \"<none>\", 3.4e+38, "
+                      "ifThenElse(GroupQuota > 0, GroupResourcesInUse / GroupQuota, 3.3e+38))")
+"""HTCondor's default GROUP_SORT_EXPR (htcondor/htcondor ``src/condor_utils/param_info.in``): the group using the
+smallest fraction of its quota first ("starvation order"), groups without a quota after, ``<none>`` last."""
+
+
+def group_sort_expr(spec: EnclaveSpec) -> str:
+    """GROUP_SORT_EXPR: the groups of pools with a latency objective first, most starved first among them, then
+    the others in HTCondor's default starvation order (``GROUP_SORT_DEFAULT``), ``<none>`` last.
+
+    HTCondor manual, Configuration Macros, Negotiator: GROUP_SORT_EXPR is "a floating point ClassAd expression
+    that controls the order in which the condor_negotiator considers groups when allocating resources. The
+    smallest magnitude positive value goes first" (the code sorts the values ascending: GroupEntry.h,
+    ``group_order``; GroupEntry.cpp, ``hgq_negotiate_with_all_groups``). The negotiator negotiates one group,
+    and within it one submitter, at a time and each submitter's schedd claims its matches during its session
+    (matchmaker.cpp: ``negotiateWithGroup``, ``negotiate``), so the group that goes first has its matches
+    claimed first, ``cycle_base_s`` plus one turn after the cycle starts (``enclave.twin.sim.Sim._negotiate``)
+    instead of after every other submitter's turn. Order is all it changes: each group is still held to the
+    slots its quota and surplus allocate it. Values: a latency group's usage / quota r maps to r / (1 + r), in
+    [0, 1), and to 1 without a quota; the others' to 2 + r, or 3.3e+38 without a quota; ``<none>`` 3.4e+38.
+    GroupResourcesInUse and GroupQuota are reals in the negotiator's group ad (GroupEntry.cpp assigns them as
+    doubles), so the divisions do not truncate."""
+    latency = [policy.accounting_group(spec, p) for p, pool in spec.pools.items() if pool.latency_objective]
+    if not latency:
+        return GROUP_SORT_DEFAULT
+    names = ", ".join(json.dumps(g) for g in dict.fromkeys(latency))
+    return ("ifThenElse(AccountingGroup =?= \"<none>\", 3.4e+38, "
+            f"ifThenElse(member(AccountingGroup, {{{names}}}), "
+            "ifThenElse(GroupQuota > 0, GroupResourcesInUse / (GroupResourcesInUse + GroupQuota), 1.0), "
+            "ifThenElse(GroupQuota > 0, 2.0 + GroupResourcesInUse / GroupQuota, 3.3e+38)))")
 
 
 @dataclass(frozen=True)
@@ -195,8 +225,9 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
         "# use idle capacity beyond it. Nodes move between pools by ClassAd (the broker), not by quota.",
         f"GROUP_NAMES = {', '.join(dict.fromkeys(groups))}",
         "GROUP_ACCEPT_SURPLUS = True",
-        "GROUP_SORT_EXPR = ifThenElse(AccountingGroup =?= \"<none>\", 3.4e+38, "
-        "ifThenElse(GroupQuota > 0, GroupResourcesInUse / GroupQuota, 3.3e+38))",
+        "# Latency pools' groups negotiate first (their matches are claimed one submitter's turn into the",
+        "# cycle), the others most starved first (HTCondor's default order).",
+        f"GROUP_SORT_EXPR = {group_sort_expr(spec)}",
     ]
     seen: set[str] = set()
     for name, pool in spec.pools.items():

@@ -10,13 +10,18 @@ broker's (``enclave.broker.naming.pod_names``).
 - ``static``: the seed's starting point — that layout, never moved.
 - ``quotas``: the same startds in one shared HTCondor pool with hierarchical group quotas
   (GROUP_QUOTA_DYNAMIC = guaranteed share) and surplus sharing up to the max share (GROUP_ACCEPT_SURPLUS),
-  no preemption; the negotiator serves the most starved group first (usage / quota), as HTCondor's
-  default group sort does. Its slots carry no pool label (``SHARED``): that configuration is a
+  no preemption. Its slots carry no pool label (``SHARED``): that configuration is a
   counterfactual the renderer does not produce.
+
+Both, and every policy built on them (``quotas-*``, ``broker``), negotiate in the order the rendered central
+manager's GROUP_SORT_EXPR gives (``group_order``): latency pools first, the others most starved (usage / quota)
+first, as HTCondor's default group sort does. Labelled slots make the order matter for timing only (each
+submitter's matches are claimed at the end of its turn, ``Sim._negotiate``); shared slots also for who gets them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -77,6 +82,21 @@ def plan_pods(sim: Sim, labelled: bool = True) -> list[PlannedPod]:
             for (node, cores, mem), name in zip(slots, names, strict=True)]
 
 
+def group_order(sim: Sim, pools: list[str], used: Callable[[Sim, str], float],
+                quota: Callable[[Sim, str], float]) -> list[str]:
+    """``pools`` in the order the rendered GROUP_SORT_EXPR sorts their groups (``enclave.batch.render.
+    group_sort_expr``; ``tests/twin/test_layout.py`` evaluates that expression with classad2 and compares):
+    pools with a latency objective first, then the others; within each, the smallest usage / quota first, a
+    pool without a quota last. Ties, which HTCondor leaves to std::sort, go to the higher priority."""
+    spec = sim.spec.pools
+
+    def key(p: str) -> tuple[bool, float, int]:
+        q = quota(sim, p)
+        return spec[p].latency_objective is None, used(sim, p) / q if q > 0 else math.inf, -spec[p].priority
+
+    return sorted(pools, key=key)
+
+
 class LayoutPolicy:
     """Starts from the rendered layout and keeps its planned pods deployed; the negotiator's defaults."""
 
@@ -112,8 +132,16 @@ class LayoutPolicy:
                 sim.deploy_pods(node, pool, tuple(names), cores, mem)
 
     def order(self, sim: Sim, pools: list[str]) -> list[str]:
-        """Negotiation order among ``pools`` (those with idle jobs, given by priority): keep it."""
-        return pools
+        """Negotiation order among ``pools`` (those with idle jobs): the rendered GROUP_SORT_EXPR's."""
+        return group_order(sim, pools, self.used, self.quota)
+
+    def used(self, sim: Sim, pool: str) -> float:
+        """GroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus, HTCondor's default)."""
+        return sim.busy[pool]
+
+    def quota(self, sim: Sim, pool: str) -> float:
+        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's cores now."""
+        return sim.spec.pools[pool].guaranteed_share * max(1, sim.total_cap)
 
     def admit(self, sim: Sim, pool: str) -> int:
         return UNLIMITED
@@ -137,18 +165,6 @@ class GroupQuotas(LayoutPolicy):
     name = "quotas"
     labelled = False
     limited = True
-
-    def order(self, sim: Sim, pools: list[str]) -> list[str]:
-        total = max(1, sim.total_cap)
-        spec = sim.spec.pools
-        busy = sim.busy
-
-        def key(p: str) -> tuple[int, float, int]:
-            quota = spec[p].guaranteed_share * total
-            ratio = busy[p] / quota if quota > 0 else float("inf")
-            return (0 if busy[p] < quota else 1, ratio, -spec[p].priority)
-
-        return sorted(pools, key=key)
 
     def admit(self, sim: Sim, pool: str) -> int:
         cap = int(sim.spec.pools[pool].max_share * sim.total_cap)

@@ -59,11 +59,6 @@ class PreemptionRule:
         return self.expr.eval(ad) is True
 
 
-def quota(sim: Sim, pool: str) -> float:
-    """GROUP_QUOTA_DYNAMIC: the pool's guaranteed share of the cores the pool has now."""
-    return sim.spec.pools[pool].guaranteed_share * max(1, sim.total_cap)
-
-
 def victims_for(sim: Sim, ac: int, pool: str) -> list[tuple[float, int]]:
     """(run so far, job) of every running job of another pool on a slot the job of ``ac`` may use, whose
     dynamic slot could hold it, best PREEMPTION_RANK first (the one that ran least: least work lost)."""
@@ -111,10 +106,6 @@ class QuotasPreempt(GroupQuotas):
         super().setup(sim)
         self.pending = defaultdict(int)
 
-    def used(self, sim: Sim, pool: str) -> float:
-        """SubmitterGroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus by default)."""
-        return sim.busy[pool]
-
     def weight(self, sim: Sim, ac: int) -> float:
         return sim.acs[ac].cpus
 
@@ -122,11 +113,8 @@ class QuotasPreempt(GroupQuotas):
         """In use, plus the matches waiting for a victim to retire (the negotiator has charged them)."""
         return self.used(sim, pool) + sum(self.pending[ac] * self.weight(sim, ac) for ac in sim.pool_acs[pool])
 
-    def quota(self, sim: Sim, pool: str) -> float:
-        return quota(sim, pool)
-
     def preempt(self, sim: Sim) -> None:
-        """After the cycle's free slots are matched: each group below its quota, most starved first, preempts
+        """After the cycle's free slots are matched: each group below its quota, in the negotiation order, preempts
         for its idle jobs (those the cycle saw) while the rule allows."""
         if not self.preemption:
             return
@@ -226,13 +214,6 @@ class QuotasPreemptMemory(QuotasPreempt):
     def quota(self, sim: Sim, pool: str) -> float:
         return sim.spec.pools[pool].guaranteed_share * self.capacity(sim)
 
-    def order(self, sim: Sim, pools: list[str]) -> list[str]:
-        def key(p: str) -> tuple[int, float, int]:
-            q, u = self.quota(sim, p), self.used(sim, p)
-            return (0 if u < q else 1, u / q if q > 0 else float("inf"), -sim.spec.pools[p].priority)
-
-        return sorted(pools, key=key)
-
     def admit(self, sim: Sim, pool: str) -> int:
         """Cores the group may still claim within its max share of the slot weight, counting each core at
         the heaviest weight per core among its idle jobs (never beyond the share)."""
@@ -245,8 +226,8 @@ class QuotasPreemptMemory(QuotasPreempt):
 
 class QuotasMemory(QuotasPreemptMemory):
     """Group quotas with the memory-aware SLOT_WEIGHT and no preemption: the order in which groups are
-    offered slots (most starved first, usage / quota) then sees DRP's memory, so a group holding memory
-    beyond its share is served after those that are not."""
+    offered slots (after the latency pools, most starved first: usage / quota) then sees DRP's memory, so a
+    group holding memory beyond its share is served after those that are not."""
 
     name = "quotas-mem"
     preemption = False

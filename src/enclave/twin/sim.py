@@ -30,10 +30,11 @@ from enclave.twin.scenario import Loaded, Matching, MemoryPolicy, Reschedule
 from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
- EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_CYCLE_END, EV_RELEASE,
+ EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_TURN_END, EV_RELEASE,
  EV_CALL) = range(18)
-"""EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own events; the payload is a
-zero-argument callable."""
+"""EV_TURN_END: a submitter's turn in the negotiation cycle ends, payload its index in ``Sim._turns`` (the
+last turn's end is the cycle's). EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own
+events; the payload is a zero-argument callable."""
 
 EV_INPUT = 64
 """The next scheduled input (an arrival, a notebook spawn, a failure): payload its index in ``Sim._inputs``."""
@@ -344,9 +345,13 @@ class Sim:
         self._cycle_done = -math.inf
         self._resched = False
         self._seen: list[int] = []
+        """During a cycle: the idle jobs per autocluster the cycle saw when it started, less those matched since
+        (a job submitted later waits for the next cycle; the submitter ads are read at the cycle's start)."""
+        self._turns: list[tuple[str, float]] = []
+        """During a cycle: (pool, when its turn ends) of each submitter with idle jobs at the cycle's start, in
+        the negotiation order (``_negotiate``)."""
         self._budget: list[int] | None = None
-        """During a cycle's matching: the idle jobs per autocluster the cycle saw when it started (a job
-        submitted later waits for the next cycle; the submitter ads are read at the cycle's start)."""
+        """``_seen`` while the cycle's preemption runs (``preempt`` starts no more than the cycle saw)."""
 
     def _setup_memory(self) -> None:
         """Memory limits and BPS's retry with a larger request (``scenario.Memory``; sources cited there)."""
@@ -473,7 +478,7 @@ class Sim:
     # ------------------------------------------------------------ matchmaking
 
     def fill_startd(self, s: SimStartd) -> None:
-        """Start queued jobs on a slot with room, pools in the policy's negotiation order."""
+        """Start queued jobs on a slot with room, pools in the policy's negotiation order (instant matching)."""
         if not self.n_idle or not s.accepting or s.free_cores <= 0:
             return
         table = self._sig_acs.get(s.sig)
@@ -488,7 +493,6 @@ class Sim:
         queues = self.queues
         acs = self.acs
         limited = self.policy.limited
-        budget = self._budget
         for pool in pools:
             allowed = self.policy.admit(self, pool) if limited else 1 << 40
             if allowed <= 0:
@@ -500,17 +504,41 @@ class Sim:
                 if s.free_cores < a.cpus or s.free_mem < a.memory_mib:
                     continue
                 k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
-                if budget is not None:
-                    k = min(k, budget[ac])
                 if k > 0:
-                    started = self._start(ac, s, k)
-                    allowed -= started * a.cpus
-                    if budget is not None:
-                        budget[ac] -= started
+                    allowed -= self._start(ac, s, k) * a.cpus
                 if s.free_cores <= 0:
                     return
                 if allowed <= 0:
                     break
+
+    def _fill_for(self, s: SimStartd, pool: str, budget: list[int]) -> int:
+        """``fill_startd`` for one submitter's turn: ``pool``'s jobs within the cycle's ``budget``; returns the
+        jobs started."""
+        table = self._sig_acs.get(s.sig)
+        if table is None:
+            table = self._sig_table(s.sig)
+        mine = table.get(pool)
+        if mine is None:
+            return 0
+        allowed = self.policy.admit(self, pool) if self.policy.limited else 1 << 40
+        queues = self.queues
+        acs = self.acs
+        total = 0
+        for ac in mine:
+            if allowed <= 0:
+                break
+            if not queues[ac] or not budget[ac]:
+                continue
+            a = acs[ac]
+            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus, budget[ac])
+            if k > 0:
+                started = self._start(ac, s, k)
+                budget[ac] -= started
+                allowed -= started * a.cpus
+                total += started
+                if s.free_cores <= 0:
+                    break
+        return total
 
     def _sig_table(self, sig: Signature) -> dict[str, list[int]]:
         """The autoclusters each pool may run on slots of this signature (pools by priority), cached."""
@@ -753,30 +781,67 @@ class Sim:
             self._schedule_cycle(at)
 
     def _negotiate(self, gen: int) -> None:
-        """A cycle starts; its length grows with the submitters and autoclusters that have idle jobs."""
+        """A cycle starts: the submitters with idle jobs, in the policy's negotiation order (the rendered
+        GROUP_SORT_EXPR; ``Policy.order``), each get a turn. The negotiator negotiates with one submitter at a
+        time and sends each match to its schedd during that submitter's session, and the schedd starts claiming
+        at once (matchmaker.cpp: negotiationTime -> GroupEntry::hgq_negotiate_with_all_groups -> negotiateWithGroup
+        -> negotiate -> matchmakingProtocol, PERMISSION_AND_AD; schedd.cpp: MainScheddNegotiate::
+        scheduler_handleMatch -> Scheduler::enqueueStartdContact, a zero-second timer). So a submitter's matches
+        are claimed by the time its turn ends (the twin takes that time: exact for a submitter with one
+        autocluster, at most its own turn late otherwise): ``cycle_base_s`` (reading ads, accounting) plus, per
+        turn so far, ``cycle_per_submitter_s`` and ``cycle_per_autocluster_s`` per idle autocluster of that
+        submitter. A shared schedd changes nothing: each of its submitters has a session of its own."""
         if gen != self._cycle_gen:
             return  # a timer that was re-armed
         h = self.htc
         self._cycle_at = math.inf
         self._in_cycle = True
         self._cycle_started = self.now
-        submitters = sum(1 for p in self.pools if self.idle[p])
-        autoclusters = sum(1 for q in self.queues if q)
-        self._seen = [sum(b.n - b.pos for b in q) for q in self.queues]
-        d = h.cycle_base_s + h.cycle_per_submitter_s * submitters + h.cycle_per_autocluster_s * autoclusters
-        self.q.push(self.now + d, EV_CYCLE_END, None)
+        queues = self.queues
+        self._seen = [sum(b.n - b.pos for b in q) for q in queues]
+        idle = self.idle
+        pools = [p for p in self.by_priority if idle[p]]
+        if len(pools) > 1:
+            pools = self.policy.order(self, pools)
+        t = self.now + h.cycle_base_s
+        turns = []
+        for p in pools:
+            t += h.cycle_per_submitter_s + h.cycle_per_autocluster_s * sum(1 for ac in self.pool_acs[p] if queues[ac])
+            turns.append((p, t))
+        self._turns = turns
+        self.q.push(turns[0][1] if turns else t, EV_TURN_END, 0)
 
-    def _cycle_end(self, _: None) -> None:
-        """The cycle's matches reach the schedds, which claim the slots; the timer is re-armed."""
+    def _turn_end(self, i: int) -> None:
+        """Turn ``i`` ends: its submitter's matches reach the schedd, which claims the slots (jobs the cycle saw,
+        within the policy's admit). The last turn's end is the cycle's: preemption, then the timer is re-armed."""
+        turns = self._turns
+        if i < len(turns):
+            self._match_pool(turns[i][0])
+            if i + 1 < len(turns):
+                self.q.push(turns[i + 1][1], EV_TURN_END, i + 1)
+                return
+        self._cycle_end()
+
+    def _match_pool(self, pool: str) -> None:
+        """Match ``pool``'s jobs the cycle saw on every slot with room, slots in the collector's order."""
+        budget = self._seen
         # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
-        self._budget = self._seen + [0] * (len(self.acs) - len(self._seen))
-        for s in list(self.startds.values()):
-            if not self.n_idle or not any(self._budget):
-                break
+        budget += [0] * (len(self.acs) - len(budget))
+        left = sum(budget[ac] for ac in self.pool_acs[pool])
+        for s in self.startds.values():
+            if left <= 0 or not self.idle[pool]:
+                return
             if s.accepting and s.free_cores > 0:
-                self.fill_startd(s)
-        self._policy_preempts()  # the negotiator considers preemption in the same cycle, after free slots
+                left -= self._fill_for(s, pool, budget)
+
+    def _cycle_end(self) -> None:
+        """The last turn is over: preemption (the negotiator considers it in the same cycle, after free slots),
+        then the timer is re-armed."""
+        self._seen += [0] * (len(self.acs) - len(self._seen))
+        self._budget = self._seen
+        self._policy_preempts()
         self._budget = None
+        self._turns = []
         h = self.htc
         d = self.now - self._cycle_started
         self.cycles += 1
@@ -1237,7 +1302,7 @@ class Sim:
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
-                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_CYCLE_END: self._cycle_end,
+                EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_TURN_END: self._turn_end,
                 EV_RELEASE: self._release, EV_CALL: self._call, EV_INPUT: self._input, EV_NODE_FREE: self._node_free}
 
     @staticmethod

@@ -17,9 +17,15 @@ https://htcondor.readthedocs.io/en/latest/admin-manual/configuration-macros.html
   as soon as NEGOTIATOR_CYCLE_DELAY has passed since the last cycle ended and NEGOTIATOR_MIN_INTERVAL since it
   started; one arriving during a cycle is served once the cycle ends. A cycle only matches jobs that were idle
   when it started.
-- A cycle lasts at least the twin's estimate for one submitter and one autocluster (``cycle_base_s +
-  cycle_per_submitter_s + cycle_per_autocluster_s``): the visit's own; a cycle with no visit waiting lasts
-  ``cycle_base_s``. Other pools' submitters can only lengthen cycles, so they are left out.
+- The negotiator negotiates one submitter at a time, and a submitter's schedd claims its matches when that
+  submitter's turn ends (``Sim._negotiate``; matchmaker.cpp ``negotiateWithGroup``/``negotiate``, schedd.cpp
+  ``Scheduler::enqueueStartdContact``). Prompt's matches are claimed at the earliest ``cycle_base_s +
+  cycle_per_submitter_s + cycle_per_autocluster_s`` after the cycle starts: its group negotiating first, as the
+  rendered GROUP_SORT_EXPR puts a latency pool's group (``render.group_sort_expr``), with one autocluster. The
+  bound's cycle ends there; a cycle with no visit waiting lasts ``cycle_base_s``. Other pools' turns come after
+  prompt's, so they only lengthen the cycle, which never brings the next one earlier (start to start is
+  max(length + NEGOTIATOR_CYCLE_DELAY, NEGOTIATOR_INTERVAL), and a RESCHEDULE waits for the delay after the end):
+  they are left out.
 - CLAIM_WORKLIFE (condor_startd entries): a claim whose job ends while a job of the same autocluster is idle runs
   it at once, without a cycle, while the claim is younger than this. So a visit's jobs may start on claims of the
   previous visits' jobs that end after its readout and before its cycle ends.
