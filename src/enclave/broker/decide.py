@@ -90,31 +90,16 @@ class PoolState:
     """Kubernetes cores it should borrow on top of ``target``."""
     standalone: int = 0
     lent: int = 0
-    """Borrowed capacity in cores of need (``borrowed``): what its need, target and lending are compared with."""
     prewarm: bool = False
     latency: bool = False
     """The pool has a latency objective: what it needs must be running before anything it holds goes."""
     ready_lent: int = 0
-    """Borrowed cores of need whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
-    lent_cores: int = 0
-    """Borrowed cores as such: what counts toward its ``maximum``."""
+    """Borrowed cores whose startds have joined the pool (``Startd.ready``): only these run its jobs now."""
     now_need: int = 0
     """What its jobs need this moment (``instant_need``): no window, no headroom, no pre-warm."""
     pod: tuple[int, int] | None = None
     """Cores and MiB of each worker pod it borrows (``pod_shape``); None: the spec's ``pod_cores`` and
     ``pod_memory_mib``."""
-    fit: tuple[float, float] | None = None
-    """MiB per core of its jobs and of the thinnest shape its need counts their memory in (``memory_cores``),
-    for a pool that borrows pods; None: a borrowed core is a core of need."""
-
-    def covers(self, cores: int, memory_mib: int) -> int:
-        """Cores of need a worker pod of ``cores`` / ``memory_mib`` covers for this pool's jobs
-        (``cores_of_need``)."""
-        return cores if self.fit is None else cores_of_need(cores, memory_mib, *self.fit)
-
-    def borrowed(self, s: StartdT) -> int:
-        """Cores of need borrowed startd ``s`` gives this pool: a pod's by ``covers``, a whole worker's cores."""
-        return self.covers(s.cores, s.memory_mib) if s.kind == _POD else s.cores
 
     def urgent(self) -> bool:
         """Whether a promise to this pool may bypass cooldown and hysteresis. Always for a pool without a
@@ -279,7 +264,7 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
-                     now_need=min(now_need, m), pod=pod_shape(spec, d), fit=pod_fit(spec, name, d))
+                     now_need=min(now_need, m), pod=pod_shape(spec, d))
 
 
 def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
@@ -297,14 +282,6 @@ def memory_cores(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> int:
     mem = d.running_memory_mib + d.idle_memory_mib
     if mem <= 0:
         return 0
-    thinnest = thinnest_mib_per_core(spec, d, lender)
-    if thinnest is None:
-        return 0
-    return math.ceil(mem / thinnest - _EPS)
-
-
-def thinnest_mib_per_core(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> float | None:
-    """MiB per core of the thinnest shape the pool may run on (``memory_cores``); None when there is none."""
     b = spec.broker
     ratios = [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.BATCH_ONLY) if g.cores > 0]
     if lender and b.lend_mode == LendMode.PODS and b.pod_cores > 0:
@@ -312,32 +289,9 @@ def thinnest_mib_per_core(spec: EnclaveSpec, d: PoolDemand, lender: bool) -> flo
         ratios.append(mib / cores)
     elif lender:
         ratios += [g.memory_gib * 1024 / g.cores for g in spec.groups(NodeRole.WORKER) if g.cores > 0]
-    return min(ratios) if ratios else None
-
-
-def pod_fit(spec: EnclaveSpec, name: str, d: PoolDemand) -> tuple[float, float] | None:
-    """``PoolState.fit`` for a pool that borrows pods and whose jobs' memory is known; else None."""
-    if spec.broker.lend_mode != LendMode.PODS or name not in lending_pools(spec):
-        return None
-    per_core = job_mib_per_core(d)
-    thinnest = thinnest_mib_per_core(spec, d, lender=True)
-    if per_core is None or per_core <= 0 or thinnest is None:
-        return None
-    return per_core, thinnest
-
-
-def cores_of_need(cores: int, memory_mib: int, job_mib_per_core: float, thinnest_mib_per_core: float) -> int:
-    """Cores of need a slot of ``cores`` / ``memory_mib`` covers for jobs of ``job_mib_per_core``, when the need
-    counts their memory in cores of ``thinnest_mib_per_core`` (``memory_cores``).
-
-    The slot runs ``min(cores, memory_mib / job_mib_per_core)`` of the jobs' cores (HTCondor starts a job only
-    where its cores and its memory both fit), and the need counts each of them as
-    ``max(1, job_mib_per_core / thinnest_mib_per_core)`` cores. A pod fitted to 8 GiB jobs, 8 cores / 64 GiB,
-    runs 8 of them, which the need counts as 12 cores of a 24-core / 128 GiB batch node (16 jobs there); counted
-    as 8, the pool borrowed half as much again as its jobs used. A pod of 8 cores / 32 GiB runs 4 of them: 6.
-    For jobs no fatter than the thinnest shape it is the cores the pod's memory holds, at most its cores."""
-    jobs = min(float(cores), memory_mib / job_mib_per_core)
-    return int(jobs * max(1.0, job_mib_per_core / thinnest_mib_per_core) + _EPS)
+    if not ratios:
+        return 0
+    return math.ceil(mem / min(ratios) - _EPS)
 
 
 def job_mib_per_core(d: PoolDemand) -> float | None:
@@ -386,11 +340,9 @@ def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> N
         if s.kind == _STANDALONE:
             ps.standalone += s.cores
         else:
-            held = s.cores if ps.fit is None else ps.borrowed(s)  # no call per startd in the common case
-            ps.lent += held
-            ps.lent_cores += s.cores
+            ps.lent += s.cores
             if s.ready:
-                ps.ready_lent += held
+                ps.ready_lent += s.cores
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -499,11 +451,10 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
 
 
 def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None) -> int:
-    """Cores of need (``cores_of_need``) HTCondor worker pods of ``pool``'s shape could cover in the commons now:
-    what its own pods hold plus what still fits next to notebooks, services and other pools' pods, keeping the
-    notebook reserve and the lending cap. Its own pods count as lendable, so the figure does not change as the
-    broker deploys or drains them (deciding again on the result stays a no-op). ``startds`` as for
-    ``pool_states``."""
+    """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
+    still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
+    lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
+    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
     b = spec.broker
     if startds is None:
         startds = _up(observed)
@@ -537,14 +488,12 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
             mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
     free = _free_cores(workers, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
-    d = observed.demand.get(pool, PoolDemand())
-    pc, pm = pod_shape(spec, d)
+    pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
     fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
               for n in workers if n.state == _READY)
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
     pods = min(fit, math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
-    shape = pod_fit(spec, pool, d)
-    return max(0, pods) * (pc if shape is None else cores_of_need(pc, pm, *shape))
+    return max(0, pods) * pc
 
 
 def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
@@ -845,12 +794,9 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
         return False
     cycle.moved.add(s.name)
     if not s.draining:
-        ps = cycle.pools[s.pool]
-        held = ps.borrowed(s)
-        ps.lent -= held
-        ps.lent_cores -= s.cores
+        cycle.pools[s.pool].lent -= s.cores
         if s.ready:
-            ps.ready_lent -= held
+            cycle.pools[s.pool].ready_lent -= s.cores
     grace = cycle.vacate_after(s.pool)
     if s.busy_cores == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
@@ -905,21 +851,20 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
-        spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores of need
-        smallest = min(ps.borrowed(s) for s in mine) * spare - _EPS
+        spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
+        smallest = min(s.cores for s in mine) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
         for s in _in_order(mine, key=lambda s: (s.ready, cycle.victim_cost(s, s.pool), s.busy_cores, -s.cores,
                                                 s.name), wanted=cycle.budget.left):
             if surplus < smallest or cycle.budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
-            held = ps.borrowed(s)
-            if surplus < held * spare - _EPS or not cycle.cool(s.since):
+            if surplus < s.cores * spare - _EPS or not cycle.cool(s.since):
                 continue
-            if s.ready and ps.latency and ps.standalone + ps.ready_lent - held < ps.need:
+            if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
             release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
-            surplus -= held
+            surplus -= s.cores
 
 
 @dataclass
@@ -1014,7 +959,7 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
 
     Of ``s`` only its cores count (``take_one`` relies on it to skip a donor none of whose sizes may go)."""
     keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
-    if src.standalone - s.cores < keep or dst.standalone + dst.lent_cores + s.cores > dst.maximum:
+    if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
         return False
     if promise:
         return True
@@ -1086,14 +1031,10 @@ def _lacking(cycle: Cycle, ps: PoolState) -> int:
 def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
                 existing: set[str]) -> float:
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
-    a pod or the lending room runs out; returns the room left. ``lacking`` is in cores of need, each pod
-    covering ``PoolState.covers`` of them; the room and the commons count the pods' cores."""
+    a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
     cores, memory_mib = ps.pod or (b.pod_cores, b.pod_memory_mib)
-    worth = ps.covers(cores, memory_mib)
-    if worth <= 0:
-        return room  # the pod holds none of the pool's jobs
-    least = b.hysteresis * worth - _EPS
+    least = b.hysteresis * cores - _EPS
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
     for node in _in_order((n for n in commons.workers if n.state == _READY),
                           key=lambda n: (n.k8s_cores_requested + pod_cores_on.get(n.name, 0), n.name),
@@ -1103,7 +1044,7 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         anywhere = _pods_allowed(commons, ps, cores)
         if anywhere <= 0:
             break  # it only shrinks as pods are deployed: no later worker takes one
-        fits = min(_pods_for(commons, held, node, cores, memory_mib), anywhere, math.ceil(lacking / worth),
+        fits = min(_pods_for(commons, held, node, cores, memory_mib), anywhere, math.ceil(lacking / cores),
                    int(room // cores))
         if fits <= 0:
             continue
@@ -1119,9 +1060,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
         pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * memory_mib
         commons.free -= added
-        ps.lent += fits * worth
-        ps.lent_cores += added
-        lacking -= fits * worth
+        ps.lent += added
+        lacking -= added
         room -= added
     return room
 
@@ -1135,8 +1075,7 @@ def _pods_for(commons: Commons, held: Held, node: Node, cores: int, memory_mib: 
 def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
     """Pods the commons may still take, keeping the notebook reserve free, and ``ps`` may still hold within its
     maximum (a cap is a cap)."""
-    return min(int(max(0.0, commons.free - commons.reserve) // cores),
-               (ps.maximum - ps.standalone - ps.lent_cores) // cores)
+    return min(int(max(0.0, commons.free - commons.reserve) // cores), (ps.maximum - ps.standalone - ps.lent) // cores)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
@@ -1167,7 +1106,7 @@ def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, Pool
         for node in in_flight:
             if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of:
                 continue
-            if ps.standalone + ps.lent_cores + coming + node.cores > ps.maximum:
+            if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
                 continue
             claim_of[node.name] = ps
             coming += node.cores
@@ -1245,7 +1184,7 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
             break
-        if ps.standalone + ps.lent_cores + coming + node.cores > ps.maximum:
+        if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
             continue
         # The node's pods move to the other workers; what is left must still hold the reserve.
         if commons.free - node.cores < commons.reserve - _EPS:
