@@ -89,6 +89,18 @@ def test_relabel_is_idempotent_and_keeps_running_jobs(twin: TwinBackend) -> None
         twin.apply(Relabel(**A, startd=drp.name, from_pool="prompt", to_pool="general"))
 
 
+def test_a_rendered_label_reports_the_rendered_since_and_a_move_its_time(twin: TwinBackend) -> None:
+    """The rendered startd config publishes ``EnclavePoolSince = $(ENCLAVE_POOL_SINCE:0)`` and only a relabel
+    sets the knob (batch/render.py, batch/live.py): a startd never moved reports 0, long before the run, so
+    the broker's cooldown does not hold the rendered layout for its first 15 minutes."""
+    twin.advance(120)
+    assert {s.since for s in twin.observe().startds} == {0.0}
+    drp = next(s for s in twin.observe().startds if s.pool == "drp")
+    twin.apply(Relabel(**A, startd=drp.name, from_pool="drp", to_pool="user"))
+    moved = next(s for s in twin.observe().startds if s.name == drp.name)
+    assert moved.since == twin.sim.sc.start_epoch + 120
+
+
 def test_bcs5_drain_start_return_with_downtime(twin: TwinBackend) -> None:
     twin.advance(5)
     twin.apply(DrainNode(**A, node="worker-001"))

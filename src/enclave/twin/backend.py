@@ -156,7 +156,7 @@ class TwinBackend:
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
                                       memory_mib=s.mem, busy_cores=s.cores - s.free_cores,
-                                      busy_memory_mib=s.mem - s.free_mem, since=epoch + s.since,
+                                      busy_memory_mib=s.mem - s.free_mem, since=max(0.0, epoch + s.since),
                                       draining=_draining(s), ready=s.ready,
                                       jobs=_jobs(sim, s, epoch) if s.running else ()))
         demand = {}

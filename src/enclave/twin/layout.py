@@ -115,7 +115,10 @@ class LayoutPolicy:
     def setup(self, sim: Sim) -> None:
         for name, pool in static_labels(sim.spec).items():
             n = sim.nodes[name]
-            sim.add_startd(n, StartdKind.STANDALONE, pool if self.labelled else SHARED, n.cores, n.mem, n.name)
+            s = sim.add_startd(n, StartdKind.STANDALONE, pool if self.labelled else SHARED, n.cores, n.mem, n.name)
+            # The rendered label was never moved: the startd publishes the rendered EnclavePoolSince default, 0
+            # (batch/render.py), which the broker reads as out of cooldown, as it does on the live pool.
+            s.since = -math.inf
         if sim.sc.layout.batch == BatchLayout.PODS:
             self.pod_plan = plan_pods(sim, self.labelled)
             self.reconcile(sim)
