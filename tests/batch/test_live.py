@@ -9,7 +9,7 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
-from enclave.batch.live import RUNTIME_HISTORY, HTCondorBatch, demand_of, pool_constraint
+from enclave.batch.live import RUNTIME_HISTORY, TURN_PROJECTION, HTCondorBatch, demand_of, pool_constraint
 from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, RunningJob, Startd, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
@@ -342,7 +342,8 @@ def _ran(spec: EnclaveSpec, pool: str, started: int, seconds: int, status: int =
 
 def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
     """drp vacates after its grace (lsst-ldf.yaml): its completed jobs' CompletionDate − JobCurrentStartDate over
-    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not read."""
+    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not reported
+    (its history is read for the longest runtime of its turn, ``test_a_latency_pools_turn_from_queue_and_history``)."""
     now = 1_000_000
     daemons.finished[DEV] = [_ran(ldf, "drp", now - 4000, 3600), _ran(ldf, "drp", now - 500, 90),
                              _ran(ldf, "drp", now - 900, 300, status=3), _ran(ldf, "prompt", now - 100, 40)]
@@ -350,7 +351,39 @@ def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, da
     demand = adapter(daemons, now).demand()
     assert demand["drp"].runtimes == (90.0, 600.0, 3600.0)
     assert demand["prompt"].runtimes == ()
-    asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("CompletionDate", "JobCurrentStartDate")]
+    asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("CompletionDate", "JobCurrentStartDate")
+             and "drp" in c[2]]
     assert len(asked) == len(ldf.batch.submit_hosts)
     assert {(c[2], c[4], c[5]) for c in asked} == {('(EnclavePool =?= "drp") && JobStatus == 4', RUNTIME_HISTORY,
                                                     f"CompletionDate < {now - 86400}")}
+
+
+def test_a_latency_pools_turn_from_queue_and_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """Prompt (latency objective) submitted 3 jobs at now − 30: two run since now − 28, one is idle, so half
+    started at now − 28 (the median start: the 2nd of [−28, −28, idle]), 2 s after QDate. Of the visit before
+    (QDate now − 60): one job still runs (28 s after the turn so far), one completed at now − 20, 8 s after the
+    turn, one at now − 40,
+    before the newest QDate (the history read stops there). The longest runtime in the history: 60 s."""
+    now = 1_000_000
+    new = {"QDate": now - 30}
+    daemons.jobs[DEV] = [
+        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3,
+                      extra={**new, "JobStatus": 2, "JobCurrentStartDate": now - 28}),
+        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3, proc_id=1,
+                      extra={**new, "JobStatus": 2, "JobCurrentStartDate": now - 28}),
+        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3, proc_id=2, extra=new),
+        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=2,
+                      extra={"QDate": now - 60, "JobStatus": 2, "JobCurrentStartDate": now - 58}),
+    ]
+    # Newest first, as the schedd reads its history: completed at now − 20 (started now − 58), then at
+    # now − 40 (started now − 100: 60 s).
+    daemons.finished[DEV] = [_ran(ldf, "prompt", now - 58, 38, cluster_id=2),
+                             _ran(ldf, "prompt", now - 100, 60, cluster_id=1)]
+    daemons.finished[DEV][0]["QDate"] = now - 60
+    turn = adapter(daemons, now).demand()["prompt"].turn
+    assert turn is not None
+    assert (turn.wait_s, turn.cores, turn.memory_mib, turn.longest_s) == (2.0, 3, 3 * 2048, 60.0)
+    assert sorted(turn.older) == [(8.0, 1, 2048), (28.0, 1, 2048)]
+    # The history read for the turn stops at the newest submission.
+    since = {c[5] for c in daemons.calls if c[0] == "history_query" and c[3] == tuple(TURN_PROJECTION)}
+    assert since == {f"CompletionDate <= {now - 30}"}

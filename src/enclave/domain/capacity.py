@@ -15,6 +15,8 @@ Vocabulary:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -99,6 +101,48 @@ class Startd:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """A latency pool's newest submission as the schedd's queue and history show it (``PoolDemand.turn``): the
+    jobs that shared QDate, and the pool's older jobs that had not finished when those started."""
+
+    at: float
+    """When the turn was, ``t`` below: the median JobCurrentStartDate of the submission's jobs (seconds since
+    the epoch)."""
+    wait_s: float
+    """``t`` − the submission's QDate."""
+    cores: int
+    memory_mib: int
+    """The submission's jobs' requests (RequestCpus, RequestMemory)."""
+    older: tuple[tuple[float, int, int], ...]
+    """Each older job of the pool not finished at ``t``: (how long it ran on after ``t``: CompletionDate − t, or
+    while it is still queued or running the time since ``t``, which it ran on at least; its cores; its memory,
+    MiB)."""
+    longest_s: float
+    """The longest runtime (CompletionDate − JobCurrentStartDate) among the pool's recently finished jobs."""
+
+    @classmethod
+    def of(cls, jobs: Iterable[tuple[float, float | None, float | None, int, int]], longest_s: float,
+           now: float) -> Turn | None:
+        """From the pool's jobs as the queue and the history show them at ``now``, each (QDate,
+        JobCurrentStartDate or None while idle, CompletionDate or None while queued or running, RequestCpus,
+        RequestMemory): the newest submission (its jobs share the largest QDate) once half of its jobs have
+        started, else None."""
+        rows = list(jobs)
+        if not rows:
+            return None
+        newest = max(q for q, _, _, _, _ in rows)
+        ours = [r for r in rows if r[0] == newest]
+        starts = sorted(math.inf if start is None else start for _, start, _, _, _ in ours)
+        t = starts[(len(starts) - 1) // 2]
+        if math.isinf(t):
+            return None
+        older = tuple((now - t if end is None else end - t, cores, mib) for q, _, end, cores, mib in rows
+                      if q < newest and (end is None or end > t))
+        return cls(at=t, wait_s=t - newest, cores=sum(r[3] for r in ours), memory_mib=sum(r[4] for r in ours),
+                   older=older, longest_s=longest_s)
+
+
+@dataclass(frozen=True)
 class PoolDemand:
     idle_jobs: int = 0
     idle_cores: int = 0
@@ -125,6 +169,9 @@ class PoolDemand:
     """How long the pool's recently finished jobs ran (seconds, ascending): the schedds' history
     (``CompletionDate − JobCurrentStartDate``). The broker estimates from it whether a running job ends within
     its pool's grace period (``enclave.broker.victims``); () when not observed (pools that never vacate)."""
+    turn: Turn | None = None
+    """For a pool with a latency objective, its newest submission once half of its jobs have started
+    (``enclave.broker.window``: the capacity its turns need); None otherwise or when not observed."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from enclave.domain.capacity import (
     Startd,
     StartdKind,
     StartHTCondor,
+    Turn,
 )
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
 from enclave.errors import InputError, Problem
@@ -70,6 +71,30 @@ def _idle_memory(sim: Sim, pool: str) -> int:
     """MiB the pool's queued jobs request: per autocluster, jobs still queued in its blocks times its request
     (as the live backend sums RequestMemory over idle job ads)."""
     return sum(sum(b.n - b.pos for b in sim.queues[ac]) * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool])
+
+
+def _turn(sim: Sim, pool: str) -> Turn | None:
+    """``PoolDemand.turn`` from what the schedd's queue and history show: the pool's queued and running jobs,
+    and its newest submission's finished ones with the older ones that finished after its turn
+    (``Sim.finished_jobs``); only for a pool with a latency objective."""
+    history = sim.finished_jobs.get(pool)
+    newest = sim.last_submit.get(pool)
+    if history is None or newest is None:
+        return None
+    acs = sim.acs
+    e = sim.sc.start_epoch
+    jobs: list[tuple[float, float | None, float | None, int, int]] = []
+    for submit, start, end, ac in history:
+        if end > newest:  # the history read back to the newest submission (older entries cannot matter)
+            jobs.append((e + submit, e + start, e + end, acs[ac].cpus, acs[ac].memory_mib))
+    for rec in sim.running.values():
+        a = acs[rec[2]]
+        if a.pool == pool:
+            jobs.append((e + rec[3], e + rec[6], None, a.cpus, a.memory_mib))
+    for ac in sim.pool_acs[pool]:
+        a = acs[ac]
+        jobs += [(e + b.submit, None, None, a.cpus, a.memory_mib) for b in sim.queues[ac] for _ in range(b.n - b.pos)]
+    return Turn.of(jobs, max(sim.finished_runtimes[pool], default=0.0), e + sim.now)
 
 
 class SimWorld:
@@ -172,7 +197,7 @@ class TwinBackend:
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
                                       else None,
                                       runtimes=tuple(sorted(sim.finished_runtimes[pool])) if pool in vacating
-                                      else ())
+                                      else (), turn=_turn(sim, pool))
         spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])
                        for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
