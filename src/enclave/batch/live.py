@@ -251,32 +251,33 @@ class HTCondorBatch:
                 out.append(end - start)
         return out
 
-    def finished_since(self, host: str, pool: str, qdate: float, schedd: htcondor2.Schedd | None = None
+    def finished_since(self, host: str, pool: str, since: float, schedd: htcondor2.Schedd | None = None
                        ) -> list[ClassAd]:
-        """The pool's jobs on the schedd completed after ``qdate`` (at most ``RUNTIME_HISTORY``, newest first):
-        what ``PoolDemand.turn`` needs of the history."""
+        """The pool's jobs on the schedd completed after ``since`` (at most ``RUNTIME_HISTORY``, newest first):
+        what ``PoolDemand.turns`` needs of the history."""
         schedd = schedd or self._schedd(host)
         try:
             ads: list[ClassAd] = schedd.history(
                 constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}",
-                projection=TURN_PROJECTION, match=RUNTIME_HISTORY, since=f"CompletionDate <= {int(qdate)}")
+                projection=TURN_PROJECTION, match=RUNTIME_HISTORY, since=f"CompletionDate <= {int(since)}")
             return ads
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} history query failed", exc) from exc
 
-    def turn(self, pool: str, jobs: list[ClassAd], newest: float | None) -> Turn | None:
-        """``PoolDemand.turn`` of a latency pool: its queued and running jobs (``jobs``, every schedd's), the
-        history since its newest submission, and the longest runtime there (``finished_runtimes``)."""
-        if newest is None:
-            return None
+    def turns(self, pool: str, jobs: list[ClassAd]) -> tuple[Turn, ...]:
+        """``PoolDemand.turns`` of a latency pool: the turns since the broker's last cycle, from its queued and
+        running jobs (``jobs``, every schedd's), the history of the last two cycles, and the longest runtime
+        there (``finished_runtimes``)."""
+        now = self.clock()
+        cycle = self.spec.broker.cycle_seconds
         a = self.spec.batch.pool_attribute
         rows = [turn_row(ad) for ad in jobs if (_str(ad, a) or self.spec.batch.default_pool) == pool]
         longest = 0.0
         for host in self.spec.batch.submit_hosts:
             schedd = self._schedd(host)
-            rows += [turn_row(ad) for ad in self.finished_since(host, pool, newest, schedd)]
+            rows += [turn_row(ad) for ad in self.finished_since(host, pool, now - 2 * cycle, schedd)]
             longest = max(longest, *self.finished_runtimes(host, pool, schedd), 0.0)
-        return Turn.of([r for r in rows if r is not None], longest, self.clock())
+        return Turn.after([r for r in rows if r is not None], longest, now, now - cycle)
 
     def demand(self) -> dict[str, PoolDemand]:
         """``Observed.demand``: idle and running jobs and cores per pool, over every submit host.
@@ -307,7 +308,7 @@ class HTCondorBatch:
             demand[name] = replace(demand[name], runtimes=tuple(sorted(seen)))
         for name, pool in self.spec.pools.items():
             if pool.latency_objective is not None:
-                demand[name] = replace(demand[name], turn=self.turn(name, jobs, demand[name].newest_submit))
+                demand[name] = replace(demand[name], turns=self.turns(name, jobs))
         return demand
 
     # --- act ----------------------------------------------------------------------------------
