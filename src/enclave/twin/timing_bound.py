@@ -45,16 +45,18 @@ prompt's turn, in the order they free, take the visit's first jobs, and the othe
 figure is what the twin would measure with prompt never short of a slot; an earlier version gave the claims to
 each visit's longest jobs (runtime foresight), 89.6 % on one-night-prompt-slow, which no schedd does.
 
-Why no capacity policy does better, visit by visit, than this schedule, under these rules: a policy decides how many
-of prompt's jobs have a slot when, not which job takes a slot (the schedd's order) nor when cycles run (they only
-lengthen with other submitters' turns, above). With a slot for every job, each job starts at the first of: the
-end of prompt's turn in the first cycle that sees it, or the first claim that frees for it in queue order; fewer
-slots can only remove starts from that list or move them later, and a job that starts later ends later, so the
-claims it frees come later too. The exception is a claim moved INTO a later visit's window: an earlier job held
-back (no slot at its turn) may end after the next readout instead of just before it, and its claim then serves a
-job of the next visit early. Claims go to the oldest idle job first (an earlier visit's jobs precede), so this needs
-the earlier visit's jobs all started yet one of them late by the right few seconds; the twin's per-visit
-latencies are checked against the bound in docs/broker.md (issue 15) and no policy's visit beat it there.
+Why a capacity policy does no better, visit by visit, under these rules, and the one exception: a policy decides
+how many of prompt's jobs have a slot when, not which job takes a slot (the schedd's order) nor when cycles run
+(they only lengthen with other submitters' turns, above). With a slot for every job, each job starts at the first
+of: the end of prompt's turn in the first cycle that sees it, or the first claim that frees for it in queue
+order; fewer slots can only remove starts from that list or move them later, and a job that starts later ends
+later, so the claims it frees come later too. The exception is a claim moved INTO a later visit's window: an
+earlier job held back (no slot at its turn) may end after the next readout instead of just before it, and its
+claim then serves a job of the next visit early. Claims go to the oldest idle job first (an earlier visit's jobs
+precede), so this needs the earlier visit's jobs all started yet one of them late by the right few seconds. So
+the bound is exact for unlimited slots and an upper bound up to that exception, which is not proven absent: on
+one-night-prompt-slow no visit of any policy beat its bound (docs/broker.md, issue 15).
+
 Whether prompt's schedd sends a RESCHEDULE is taken favourably: ``schedd-idle`` counts as sending one, as it does
 on a schedd of prompt's own (on a shared schedd it depends on other pools' idle jobs, which no bound can know).
 Pod start-up does not enter: with unlimited capacity every slot is already there.
