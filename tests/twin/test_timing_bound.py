@@ -53,23 +53,52 @@ def test_the_cycle_delay_defers_a_reschedule() -> None:
     assert visit_latency_bounds([(60.5, [30.0])], BASE) == [pytest.approx(53.05)]
 
 
-def test_a_claim_freed_before_the_cycle_ends_runs_the_longest_job() -> None:
+def test_a_claim_freed_before_the_cycle_ends_runs_the_next_job_in_queue_order() -> None:
     # Visit A at 100: cycle 100-101.55, its 30 s job runs 102.55-132.55 on a claim made at 101.55. Visit B at
     # 131.5 reschedules at max(131.5, 101.55 + 20, 100 + 5) = 131.5; its cycle ends at 133.05. A's claim frees
-    # at 132.55, inside that window, and takes B's 40 s job at once: 133.55-173.55; the 5 s job starts after
-    # the cycle, 134.05-139.05. B: 173.55 - 131.5 = 42.05 (42.55 without the claim).
+    # at 132.55, inside that window, and the schedd gives it to B's first job in queue order (FindRunnableJob:
+    # JobPrio, then cluster and proc id), whatever its runtime; the others start after the cycle, at 134.05.
+    # B = [5, 40]: the 5 s job runs 133.55-138.55, the 40 s one 134.05-174.05: 174.05 - 131.5 = 42.55.
     a, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [5.0, 40.0])], BASE)
-    assert a == pytest.approx(32.55) and b == pytest.approx(42.05)
+    assert a == pytest.approx(32.55) and b == pytest.approx(42.55)
+    # B = [40, 5]: the 40 s job is first and takes the claim: 133.55-173.55: 42.05.
+    _, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [40.0, 5.0])], BASE)
+    assert b == pytest.approx(42.05)
     # A claim older than CLAIM_WORKLIFE is not reused: 131 s old at 132.55 with a 20 s worklife.
-    _, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [5.0, 40.0])], replace(BASE, worklife_s=20))
+    _, b = visit_latency_bounds([(100.0, [30.0]), (131.5, [40.0, 5.0])], replace(BASE, worklife_s=20))
     assert b == pytest.approx(42.55)
+
+
+def test_claims_take_the_queue_in_the_order_they_free() -> None:
+    # Visit A at 100 with [30, 30.3]: both start at 102.55 and end at 132.55 and 132.85, before B's cycle ends
+    # (131.5 + 1.55 = 133.05). B = [10, 20, 40]: the claim freed first runs the 10 s job (133.55-143.55), the
+    # second the 20 s one (133.85-153.85), and the 40 s job starts after the cycle: 134.05-174.05, 42.55.
+    visits: list[tuple[float, list[float]]] = [(100.0, [30.0, 30.3]), (131.5, [10.0, 20.0, 40.0])]
+    assert visit_latency_bounds(visits, BASE)[1] == pytest.approx(42.55)
+    # Queued [40, 20, 10], the 40 s job takes the first claim: 133.55-173.55, 42.05.
+    visits[1] = (131.5, [40.0, 20.0, 10.0])
+    assert visit_latency_bounds(visits, BASE)[1] == pytest.approx(42.05)
+    # Claims keep the age of their first match: queued [10, 20, 40], B's 10 s job runs on the claim A's job
+    # made at 101.55, and with a 40 s worklife it is 42 s old at 143.55: visit C at 143 (cycle at max(143,
+    # 133.05 + 20, 131.5 + 5) = 153.05, ends 154.6) gets no claim from it; the 20 s job's claim frees at
+    # 153.85 (52.3 s old, also too old), the 40 s job's (made 133.05) at 174.05: C's 1 s job starts at 155.6
+    # and ends at 156.6: 13.6 s.
+    tm = replace(BASE, worklife_s=40)
+    chain = [(100.0, [30.0, 30.3]), (131.5, [10.0, 20.0, 40.0]), (143.0, [1.0])]
+    assert visit_latency_bounds(chain, tm)[2] == pytest.approx(13.6)
+    # Queued [40, 20, 10], the 10 s job starts on a claim made at 133.05 and ends at 144.05, 11 s old and in
+    # C's window: C's job runs 145.05-146.05, 3.05 s.
+    chain[1] = (131.5, [40.0, 20.0, 10.0])
+    assert visit_latency_bounds(chain, tm)[2] == pytest.approx(3.05)
 
 
 def test_the_start_throttle_spaces_a_visits_starts() -> None:
     # JOB_START_COUNT 1, JOB_START_DELAY 2: the cycle ends at 101.55; starts 101.55, 103.55, 105.55, each + 1 s
-    # start-up; longest first: 30 at 102.55 (132.55), 30 at 104.55 (134.55), 10 at 106.55 (116.55): 34.55.
+    # start-up, in queue order: 10 at 102.55 (112.55), 30 at 104.55 (134.55), 30 at 106.55 (136.55): 36.55.
     tm = replace(BASE, start_delay_s=2)
-    assert visit_latency_bounds([(100.0, [10.0, 30.0, 30.0])], tm) == [pytest.approx(34.55)]
+    assert visit_latency_bounds([(100.0, [10.0, 30.0, 30.0])], tm) == [pytest.approx(36.55)]
+    # Queued longest first the last start runs the 10 s job: 30 ends 132.55, 30 ends 134.55, 10 ends 116.55.
+    assert visit_latency_bounds([(100.0, [30.0, 30.0, 10.0])], tm) == [pytest.approx(34.55)]
 
 
 def test_a_run_reports_the_timing_bound_above_the_plain_one(ldf: EnclaveSpec) -> None:

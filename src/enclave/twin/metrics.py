@@ -255,6 +255,8 @@ def timing_lower(sim: Sim) -> np.ndarray | None:
     none when no negotiator paces prompt (``matching: instant``, or prompt served outside HTCondor)."""
     if sim.htc.matching != Matching.NEGOTIATOR or sim.divert is not None:
         return None
+    # Each visit's runtimes in its jobs' id order, the schedd's queue order (``Sim._arrive``): the bound gives
+    # freed claims to the first of them, as the schedd does (``timing_bound``).
     visits = sorted((a.t, a.visit, a.runtimes) for a in sim.wl.arrivals if a.visit >= 0)
     lat = visit_latency_bounds([(t, rts) for t, _, rts in visits], Timing.of(sim.htc))
     out = np.full(len(sim.visit_min_latency), np.nan)

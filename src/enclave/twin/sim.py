@@ -277,6 +277,11 @@ class Sim:
         """How long each pool's most recently finished jobs held their slot (end − match), newest last: what
         the schedd's history shows (``CompletionDate − JobCurrentStartDate``), never a running job's end."""
         """Simulated time of each pool's newest submission (what the schedd's queue and history tell)."""
+        self.finished_jobs: dict[str, deque[tuple[float, float, float, int]]] = {
+            p: deque(maxlen=RUNTIME_HISTORY) for p in self.pools if self.spec.pools[p].latency_objective is not None}
+        """Per latency pool, its most recently finished jobs (submit, match, end, autocluster), newest last: the
+        schedd's history (QDate, JobCurrentStartDate, CompletionDate, RequestCpus/Memory) that
+        ``TwinBackend.observe`` reads for ``PoolDemand.turn``."""
         nv = len(self.wl.visit_readout)
         self.visit_left = [self.spec_detectors()] * nv
         self.visit_latency = [math.nan] * nv
@@ -1234,6 +1239,7 @@ class Sim:
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
         handoff = not self.instant and not self.policy.limited
         finished_rt = self.finished_runtimes
+        finished_jobs = self.finished_jobs
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
@@ -1257,6 +1263,8 @@ class Sim:
                     done_ac[ac] += 1
                     rt_ac[ac] += rt
                     finished_rt[a.pool].append(t - matched)
+                    if (history := finished_jobs.get(a.pool)) is not None:
+                        history.append((submit, matched, t, ac))
                     if visit >= 0:
                         prompt_latency.append(t - submit)
                         left = visit_left[visit] - 1

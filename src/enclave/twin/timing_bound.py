@@ -4,7 +4,7 @@
 at readout. Under HTCondor's negotiator no job starts at readout: an idle job waits for a negotiation cycle that
 began after it was submitted, the cycle takes time, the schedd may throttle its starts, and the shadow and starter
 start up before the job's first instruction. This module replays those rules for prompt alone, with unlimited
-slots and perfect foresight, and gives each visit the earliest finish they allow.
+slots (a clairvoyant capacity), and gives each visit the earliest finish they allow.
 
 The rules, with the scenario's values (``scenario.HTCondor``, read from the rendered HTCondor config by
 ``twin.config``; the HTCondor manual, "Configuration Macros",
@@ -33,12 +33,33 @@ https://htcondor.readthedocs.io/en/latest/admin-manual/configuration-macros.html
   DELAY seconds before the next ones (the twin's ``Sim._throttled_start``).
 - ``job_startup_s``: the twin's estimate of shadow and starter start-up after each start.
 
-The replay is clairvoyant: each visit's longest jobs take its earliest starts (which minimises the visit's
-finish), and whether prompt's schedd sends a RESCHEDULE is taken favourably: ``schedd-idle`` counts as sending
-one, as it does on a schedd of prompt's own (on a shared schedd it depends on other pools' idle jobs, which no
-bound can know). Pod start-up does not enter: with unlimited capacity every slot is already there. Choosing
-longest-first per visit is greedy over the night (it fixes which claims the next visit can reuse), so the figure is
-the best a policy can do under these rules with unlimited slots, the bound the issue asks to come within a point of.
+Only the capacity is clairvoyant: every job has a slot the moment HTCondor would start it. Which job takes a
+claim is the schedd's rule, which knows no runtimes. A claim whose job ended runs the schedd's next idle job that
+matches it (schedd.cpp ``Scheduler::child_exit`` -> ``StartJob(match_rec*)`` -> ``FindRunnableJobForClaim``, and
+``RecycleShadow`` -> ``FindRunnableJobForClaim``; qmgmt.cpp ``FindRunnableJob`` walks the ``PrioRec`` array, jobs
+already matched skipped), an array sorted by submitter, then JobPrio (and the DAG pre/post priorities), then
+cluster and proc id (qmgmt.cpp ``prio_compar``); a visit's detector jobs have one priority, so it is their
+submission order, which is ``visits``' order of runtimes (the twin's queue: ``Sim._handoff`` takes the head of the
+autocluster's queue, job ids in the visit's order). So the claims that free between the readout and the end of
+prompt's turn, in the order they free, take the visit's first jobs, and the others start when the turn ends. The
+figure is what the twin would measure with prompt never short of a slot; an earlier version gave the claims to
+each visit's longest jobs (runtime foresight), 89.6 % on one-night-prompt-slow, which no schedd does.
+
+Why a capacity policy does no better, visit by visit, under these rules, and the one exception: a policy decides
+how many of prompt's jobs have a slot when, not which job takes a slot (the schedd's order) nor when cycles run
+(they only lengthen with other submitters' turns, above). With a slot for every job, each job starts at the first
+of: the end of prompt's turn in the first cycle that sees it, or the first claim that frees for it in queue
+order; fewer slots can only remove starts from that list or move them later, and a job that starts later ends
+later, so the claims it frees come later too. The exception is a claim moved INTO a later visit's window: an
+earlier job held back (no slot at its turn) may end after the next readout instead of just before it, and its
+claim then serves a job of the next visit early. Claims go to the oldest idle job first (an earlier visit's jobs
+precede), so this needs the earlier visit's jobs all started yet one of them late by the right few seconds. So
+the bound is exact for unlimited slots and an upper bound up to that exception, which is not proven absent: on
+one-night-prompt-slow no visit of any policy beat its bound (docs/broker.md, issue 15).
+
+Whether prompt's schedd sends a RESCHEDULE is taken favourably: ``schedd-idle`` counts as sending one, as it does
+on a schedd of prompt's own (on a shared schedd it depends on other pools' idle jobs, which no bound can know).
+Pod start-up does not enter: with unlimited capacity every slot is already there.
 """
 
 from __future__ import annotations
@@ -125,8 +146,8 @@ class _Throttle:
 
 
 def visit_latency_bounds(visits: Sequence[tuple[float, Sequence[float]]], tm: Timing) -> list[float]:
-    """For each visit (readout time, its jobs' runtimes), in readout order, the earliest its last job can end,
-    less its readout, under ``tm`` with unlimited slots."""
+    """For each visit (readout time, its jobs' runtimes in the schedd's queue order), in readout order, the
+    earliest its last job can end, less its readout, under ``tm`` with unlimited slots."""
     neg = _Negotiator(tm)
     throttle = _Throttle(tm)
     claims: list[tuple[float, float]] = []  # (when its job ends, when the claim was made)
@@ -140,11 +161,12 @@ def visit_latency_bounds(visits: Sequence[tuple[float, Sequence[float]]], tm: Ti
             free, made = heapq.heappop(claims)
             if free - made < tm.worklife_s:
                 reused.append((free, made))
+        # The schedd's order, not the runtimes': the claims in the order they free take the visit's jobs in
+        # queue order (FindRunnableJob), and the jobs left start when prompt's turn ends.
         starts = [(throttle.start(free) + tm.startup_s, made) for free, made in reused]
         starts += [(throttle.start(end) + tm.startup_s, end) for _ in range(len(runtimes) - len(reused))]
-        starts.sort()
         finish = -math.inf
-        for (begin, made), rt in zip(starts, sorted(runtimes, reverse=True), strict=True):
+        for (begin, made), rt in zip(starts, runtimes, strict=True):
             finish = max(finish, begin + rt)
             heapq.heappush(claims, (begin + rt, made))
         out.append(finish - t)
