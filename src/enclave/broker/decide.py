@@ -70,6 +70,7 @@ _EPS = 1e-9
 _STANDALONE, _POD, _NODE = StartdKind.STANDALONE, StartdKind.POD, StartdKind.NODE
 _READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.HTCONDOR, NodeState.DOWN
 _WORKER = NodeRole.WORKER
+_WAIT = Reclaim.WAIT
 _T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 # Sort keys read off a node or a startd, in C: a sort calls its key once per item.
@@ -789,24 +790,26 @@ def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
 def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
     vacates at once. False when it was already touched this cycle or the move limit is reached."""
-    if s.name in cycle.moved or not cycle.budget.take():
+    name, pool = s.name, s.pool
+    if name in cycle.moved or not cycle.budget.take():
         return False
-    cycle.moved.add(s.name)
+    cycle.moved.add(name)
     if not s.draining:
-        cycle.pools[s.pool].lent -= s.cores
+        ps = cycle.pools[pool]
+        ps.lent -= s.cores
         if s.ready:
-            cycle.pools[s.pool].ready_lent -= s.cores
-    grace = cycle.vacate_after(s.pool)
+            ps.ready_lent -= s.cores
+    grace = cycle.vacate_after(pool)
     if s.busy_cores == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
     elif grace == 0:
-        remove_now(cycle, commons, s, f"{why}; {s.pool} vacates at once")
+        remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
     else:
         commons.returning += s.cores
-        after = cycle.vacate_for(s, s.pool)  # the grace, or sooner when waiting it out would lose more work
+        after = cycle.vacate_for(s, pool)  # the grace, or sooner when waiting it out would lose more work
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
-        cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores "
-                                         f"{what}", startd=s.name, vacate_after_seconds=after))
+        cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores {what}",
+                                         startd=name, vacate_after_seconds=after))
     return True
 
 
@@ -846,6 +849,8 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if not s.draining:
             by_pool.setdefault(s.pool, []).append(s)
     for ps in cycle.receivers:
+        if cycle.budget.capped:
+            return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
         mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
         if not mine:
@@ -854,15 +859,17 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         smallest = min(s.cores for s in mine) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
+        needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
+        budget, cool = cycle.budget, cycle.cool
         for s in _in_order(mine, (_READY_STARTD, lambda s: cycle.victim_cost(s, s.pool), _BUSY, lambda s: -s.cores,
-                                  _NAME), wanted=cycle.budget.left):
-            if surplus < smallest or cycle.budget.capped:
+                                  _NAME), wanted=budget.left):
+            if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
-            if surplus < s.cores * spare - _EPS or not cycle.cool(s.since):
+            if surplus < s.cores * spare - _EPS or not cool(s.since):
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
-            release(cycle, commons, s, f"{ps.name} needs {ps.lend} borrowed cores and holds {ps.lent}")
+            release(cycle, commons, s, f"{needs}{ps.lent}")
             surplus -= s.cores
 
 
@@ -969,11 +976,11 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
 
 
 def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: bool) -> None:
-    why = (f"{dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores)" if promise
-           else f"{dst.name} short of its target ({dst.standalone} of {dst.target} cores)")
     bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
-    cycle.actions.append(Relabel(actor=cycle.actor, reason=f"{bcs}: {why}; {src.name} holds {src.standalone} "
-                                 f"for a target of {src.target}", startd=s.name, from_pool=src.name,
+    holds = f"{src.name} holds {src.standalone} for a target of {src.target}"
+    reason = (f"{bcs}: {dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores); {holds}" if promise
+              else f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); {holds}")
+    cycle.actions.append(Relabel(actor=cycle.actor, reason=reason, startd=s.name, from_pool=src.name,
                                  to_pool=dst.name, vacate_after_seconds=_reclaim_deadline(cycle, s, src, dst)))
     cycle.moved.add(s.name)
     src.standalone -= s.cores
@@ -987,7 +994,7 @@ def _reclaim_deadline(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState) 
     """The relabel's vacate deadline: the donor's (``Cycle.vacate_for``), unless the receiving pool reclaims
     without eviction (``reclaim: wait``): then the donor's jobs run to their end."""
     p = cycle.spec.pools.get(dst.name)
-    if p is not None and p.reclaim == Reclaim.WAIT:
+    if p is not None and p.reclaim == _WAIT:
         return None
     return cycle.vacate_for(s, src.name)
 
@@ -1035,6 +1042,7 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     cores, memory_mib = ps.pod or (b.pod_cores, b.pod_memory_mib)
     least = b.hysteresis * cores - _EPS
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
+    needs = f"BCS 4: {ps.name} needs {ps.lend} cores beyond its {ps.target} standalone and holds "  # and ps.lent
     for node in _in_order((n for n in commons.by_name if n.state == _READY),
                           (lambda n: n.k8s_cores_requested + pod_cores_on.get(n.name, 0),),
                           wanted=cycle.budget.left):  # ties by name: the workers come in name order
@@ -1049,15 +1057,14 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
             continue
         if not cycle.budget.take():
             break
-        names = pod_names(node.name, fits, existing)
+        name = node.name
+        names = pod_names(name, fits, existing)
         existing.update(names)
-        cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"BCS 4: {ps.name} needs {ps.lend} cores beyond "
-                                        f"its {ps.target} standalone and holds {ps.lent} borrowed",
-                                        node=node.name, pool=ps.name, pods=names, cores_per_pod=cores,
-                                        memory_mib_per_pod=memory_mib))
+        cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"{needs}{ps.lent} borrowed", node=name,
+                                        pool=ps.name, pods=names, cores_per_pod=cores, memory_mib_per_pod=memory_mib))
         added = fits * cores
-        pod_cores_on[node.name] = pod_cores_on.get(node.name, 0) + added
-        pod_mem_on[node.name] = pod_mem_on.get(node.name, 0) + fits * memory_mib
+        pod_cores_on[name] = pod_cores_on.get(name, 0) + added
+        pod_mem_on[name] = pod_mem_on.get(name, 0) + fits * memory_mib
         commons.free -= added
         ps.lent += added
         lacking -= added
