@@ -455,41 +455,51 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     if startds is None:
         startds = _up(observed)
     workers = [n for n in observed.nodes if n.role == _WORKER]
+    cores_on, mem_on, other_lent = _other_pods(spec, startds, pool, observed.now)
+    free = _free_cores(workers, cores_on)
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
+    pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
+    room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
+    cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
+    fit = 0  # pods that fit next to the others, counted only until the cap binds: min(fit, cap) is the same
+    for n in workers:
+        if fit >= cap:
+            break
+        if n.state == _READY:
+            fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
+    return max(0, min(fit, cap)) * pc
+
+
+def _other_pods(spec: EnclaveSpec, startds: Iterable[StartdT], pool: str,
+                now: float) -> tuple[dict[str, int], dict[str, int], int]:
+    """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
+    this decision, and the borrowed cores of other pools that still count against the lending cap."""
+    cooldown = spec.broker.cooldown_seconds
+    lenders = set(lending_pools(spec))
+    grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
     other_lent = 0
-    lenders = set(lending_pools(spec))
-    now, cooldown = observed.now, b.cooldown_seconds
-    grace: dict[str, float | None] = {}
     for s in startds:
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        if s.kind == _STANDALONE or s.pool == pool:
+        kind = s.kind
+        if kind == _STANDALONE or s.pool == pool:
             continue
         lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if s.kind == _POD:
-            if s.pool not in grace:
-                grace[s.pool] = _vacate_grace(spec, s.pool)
-            if _removed_now(s, now, grace[s.pool], lender, cooldown):
-                continue
+        if kind == _POD and _removed_now(s, now, grace.get(s.pool), lender, cooldown):
+            continue
         # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
         # it no longer counts against the lending cap, though it still takes room on its worker.
         given_back = not lender and now - s.since >= cooldown
         if not s.draining and not given_back:
             other_lent += s.cores
-        if s.kind == _POD:
+        if kind == _POD:
             cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
             mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
-    free = _free_cores(workers, cores_on)
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
-    pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    fit = sum(_pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
-              for n in workers if n.state == _READY)
-    room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
-    pods = min(fit, math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
-    return max(0, pods) * pc
+    return cores_on, mem_on, other_lent
 
 
 def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
