@@ -358,7 +358,8 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
     if warm is None or warm not in pools or not pools[warm].prewarm or warm not in lenders \
             or spec.broker.lend_mode != LendMode.PODS:
         return {}
-    return {warm: min(pools[warm].need, lendable_pod_cores(spec, observed, warm, startds))}
+    need = pools[warm].need
+    return {warm: min(need, lendable_pod_cores(spec, observed, warm, startds, at_most=need))}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
@@ -446,11 +447,14 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
     return d.newest_submit >= night.start and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
-def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None) -> int:
+def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None, *,
+                       at_most: int | None = None) -> int:
     """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
     still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
     lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
-    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``."""
+    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``. ``at_most``: the
+    figure is wanted up to there only (``prewarm_cover`` takes no more than the pool's need), so the workers
+    are counted only until it is reached; the answer is then ``min(at_most, figure)``."""
     b = spec.broker
     if startds is None:
         startds = _up(observed)
@@ -461,13 +465,16 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
     room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
     cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
+    if at_most is not None:
+        cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
     fit = 0  # pods that fit next to the others, counted only until the cap binds: min(fit, cap) is the same
     for n in workers:
         if fit >= cap:
             break
         if n.state == _READY:
             fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
-    return max(0, min(fit, cap)) * pc
+    lendable = max(0, min(fit, cap)) * pc
+    return lendable if at_most is None else min(at_most, lendable)
 
 
 def _other_pods(spec: EnclaveSpec, startds: Iterable[StartdT], pool: str,
@@ -871,8 +878,9 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
         budget, cool = cycle.budget, cycle.cool
-        for s in _in_order(mine, (_READY_STARTD, lambda s: cycle.victim_cost(s, s.pool), _BUSY, lambda s: -s.cores,
-                                  _NAME), wanted=budget.left):
+        # Without reported jobs every victim cost is 0: that key is left out (as in RelabelQueue).
+        costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(s.jobs for s in mine) else ()
+        for s in _in_order(mine, (_READY_STARTD, *costs, _BUSY, lambda s: -s.cores, _NAME), wanted=budget.left):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * spare - _EPS or not cool(s.since):
@@ -1052,6 +1060,7 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     cores, memory_mib = ps.pod or (b.pod_cores, b.pod_memory_mib)
     least = b.hysteresis * cores - _EPS
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
+    held_cores, held_mem = held.cores, held.mem
     needs = f"BCS 4: {ps.name} needs {ps.lend} cores beyond its {ps.target} standalone and holds "  # and ps.lent
     for node in _in_order((n for n in commons.by_name if n.state == _READY),
                           (lambda n: n.k8s_cores_requested + pod_cores_on.get(n.name, 0),),
@@ -1061,13 +1070,15 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         anywhere = _pods_allowed(commons, ps, cores)
         if anywhere <= 0:
             break  # it only shrinks as pods are deployed: no later worker takes one
-        fits = min(_pods_for(commons, held, node, cores, memory_mib), anywhere, math.ceil(lacking / cores),
-                   int(room // cores))
+        name = node.name
+        # Pods that fit next to its pods and the room held for spawns.
+        fits = min(_pods_that_fit(node, pod_cores_on.get(name, 0) + held_cores.get(name, 0),
+                                  pod_mem_on.get(name, 0) + held_mem.get(name, 0), cores, memory_mib),
+                   anywhere, math.ceil(lacking / cores), int(room // cores))
         if fits <= 0:
             continue
         if not cycle.budget.take():
             break
-        name = node.name
         names = pod_names(name, fits, existing)
         existing.update(names)
         cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"{needs}{ps.lent} borrowed", node=name,
@@ -1080,12 +1091,6 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         lacking -= added
         room -= added
     return room
-
-
-def _pods_for(commons: Commons, held: Held, node: Node, cores: int, memory_mib: int) -> int:
-    """Pods that fit on ``node`` next to its pods and the room held for spawns."""
-    return _pods_that_fit(node, commons.pod_cores_on.get(node.name, 0) + held.cores.get(node.name, 0),
-                          commons.pod_mem_on.get(node.name, 0) + held.mem.get(node.name, 0), cores, memory_mib)
 
 
 def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
@@ -1289,8 +1294,11 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
     """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet; in the order
     of ``workers`` (name order: ``Commons.by_name``)."""
+    maybe = [n for n in workers if n.state == _DRAINING or n.state == _HTCONDOR]
+    if not maybe:
+        return []  # the usual case in pods mode: no pass over the borrowed startds
     with_startd = {s.node for s in lent if s.kind == _NODE}
-    return [n for n in workers if n.state == _DRAINING or (n.state == _HTCONDOR and n.name not in with_startd)]
+    return [n for n in maybe if n.state == _DRAINING or n.name not in with_startd]
 
 
 def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:

@@ -10,7 +10,10 @@ def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ..
 
     Deterministic, so deciding twice on the same state names the same pods, and a valid DNS-1123 name for
     every spec node name (lower-case group names, a number)."""
-    prefix = f"htcondor-{node}-"  # formatted once: the broker names thousands of pods in a large decision
+    prefix = f"htcondor-{node}-"
+    lowest = tuple([f"{prefix}{i}" for i in range(1, count + 1)])
+    if not any(map(existing.__contains__, lowest)):
+        return lowest  # none of them in use (a worker's first pods): the broker names thousands in a decision
     names: list[str] = []
     i = 1
     while len(names) < count:
