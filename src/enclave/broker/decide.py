@@ -38,6 +38,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from enclave.broker import victims
+from enclave.broker.census import Census, Holding, down_nodes
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
@@ -179,26 +180,22 @@ def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
 
 
 def _up(observed: Observed) -> list[StartdT]:
-    """The startds whose node is not down (one on a node the observation does not list counts as up)."""
-    down = {n.name for n in observed.nodes if n.state == _DOWN}
-    if down:
-        # A node listed twice is what its last entry says (the rule as a map of the nodes reads it).
-        last = {n.name: n for n in observed.nodes}
-        down = {name for name in down if last[name].state == _DOWN}
+    """The startds whose node is not down (``enclave.broker.census.down_nodes``)."""
+    down = down_nodes(observed.nodes)
     return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
 
 
 def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
-                startds: list[StartdT] | None = None) -> tuple[dict[str, PoolState], int]:
+                census: Census | None = None) -> tuple[dict[str, PoolState], int]:
     """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
-    ``startds``: the startds that are up (``_live``), when the caller has them already."""
-    if startds is None:
-        startds = _up(observed)
-    base = sum(s.cores for s in startds if s.kind == _STANDALONE and not s.draining)
+    ``census``: the observation's (``Census.take``), when the caller has it already."""
+    if census is None:
+        census = Census.take(observed)
+    base = census.base
     pools = pool_figures(spec, observed, night, base)
-    count_holdings(pools, startds)
+    add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, startds), lenders,
+    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, census), lenders,
                    weighted=spec.broker.surplus == Surplus.WEIGHTED)
     return pools, base
 
@@ -331,26 +328,26 @@ def pod_shape(spec: EnclaveSpec, d: PoolDemand) -> tuple[int, int]:
 
 
 def count_holdings(pools: dict[str, PoolState], startds: Iterable[StartdT]) -> None:
-    """Add to each pool the cores it holds now, standalone and borrowed; startds on their way out (draining)
-    hold nothing. A pool the spec no longer defines (a label left behind) is added with no guarantee, no
-    maximum and no priority: its startds are free to take."""
-    for s in startds:
-        ps = pools.get(s.pool)
+    """Add to each pool the cores ``startds`` hold (``add_holdings``)."""
+    add_holdings(pools, Census.of(startds).holdings)
+
+
+def add_holdings(pools: dict[str, PoolState], holdings: dict[str, Holding]) -> None:
+    """Add to each pool the cores it holds now, standalone and borrowed (``Census.holdings``); startds on their
+    way out (draining) hold nothing. A pool the spec no longer defines (a label left behind) is added with no
+    guarantee, no maximum and no priority, in the order its startds were first seen: they are free to take."""
+    for pool, held in holdings.items():
+        ps = pools.get(pool)
         if ps is None:
-            ps = pools[s.pool] = PoolState(name=s.pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
-                                           has_work=False, need=0, target=0, lend=0)
-        if s.draining:
-            continue
-        if s.kind == _STANDALONE:
-            ps.standalone += s.cores
-        else:
-            ps.lent += s.cores
-            if s.ready:
-                ps.ready_lent += s.cores
+            ps = pools[pool] = PoolState(name=pool, priority=_UNKNOWN_PRIORITY, guaranteed=0, maximum=0,
+                                         has_work=False, need=0, target=0, lend=0)
+        ps.standalone += held.standalone
+        ps.lent += held.lent
+        ps.ready_lent += held.ready_lent
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
-                  startds: list[StartdT] | None = None) -> dict[str, int]:
+                  census: Census | None = None) -> dict[str, int]:
     """Cores of the pre-warmed pool's need that idle commons capacity covers (seed §7.1, BCS 4): through the
     night it takes what it needs from the commons first (notebook load is low at night), so the batch-only
     nodes keep running the backlog. Only in pods mode, and only for a pool that may borrow."""
@@ -359,7 +356,7 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
             or spec.broker.lend_mode != LendMode.PODS:
         return {}
     need = pools[warm].need
-    return {warm: min(need, lendable_pod_cores(spec, observed, warm, startds, at_most=need))}
+    return {warm: min(need, lendable_pod_cores(spec, observed, warm, census, at_most=need))}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
@@ -447,19 +444,19 @@ def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: f
     return d.newest_submit >= night.start and now - d.newest_submit >= b.prewarm_quiet_seconds
 
 
-def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds: list[StartdT] | None = None, *,
+def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census: Census | None = None, *,
                        at_most: int | None = None) -> int:
     """Cores of HTCondor worker pods ``pool`` could hold in the commons now: what its own pods hold plus what
     still fits next to notebooks, services and other pools' pods, keeping the notebook reserve and the
     lending cap. Its own pods count as lendable, so the figure does not change as the broker deploys or drains
-    them (deciding again on the result stays a no-op). ``startds`` as for ``pool_states``. ``at_most``: the
+    them (deciding again on the result stays a no-op). ``census`` as for ``pool_states``. ``at_most``: the
     figure is wanted up to there only (``prewarm_cover`` takes no more than the pool's need), so the workers
     are counted only until it is reached; the answer is then ``min(at_most, figure)``."""
     b = spec.broker
-    if startds is None:
-        startds = _up(observed)
-    workers = [n for n in observed.nodes if n.role == _WORKER]
-    cores_on, mem_on, other_lent = _other_pods(spec, startds, pool, observed.now)
+    if census is None:
+        census = Census.take(observed)
+    workers = census.workers
+    cores_on, mem_on, other_lent = _other_pods(spec, census.lent, pool, observed.now)
     free = _free_cores(workers, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
@@ -477,21 +474,22 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, startds
     return lendable if at_most is None else min(at_most, lendable)
 
 
-def _other_pods(spec: EnclaveSpec, startds: Iterable[StartdT], pool: str,
+def _other_pods(spec: EnclaveSpec, lent: Iterable[StartdT], pool: str,
                 now: float) -> tuple[dict[str, int], dict[str, int], int]:
     """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
-    this decision, and the borrowed cores of other pools that still count against the lending cap."""
+    this decision, and the borrowed cores of other pools that still count against the lending cap. ``lent``:
+    the borrowed startds that are up (``Census.lent``)."""
     cooldown = spec.broker.cooldown_seconds
     lenders = set(lending_pools(spec))
     grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
     cores_on: dict[str, int] = {}
     mem_on: dict[str, int] = {}
     other_lent = 0
-    for s in startds:
+    for s in lent:
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
         kind = s.kind
-        if kind == _STANDALONE or s.pool == pool:
+        if s.pool == pool:
             continue
         lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
@@ -640,8 +638,13 @@ class Commons:
 
     @classmethod
     def observe(cls, spec: EnclaveSpec, observed: Observed, startds: Iterable[StartdT]) -> Commons:
-        lent = [s for s in startds if s.kind != _STANDALONE]
-        workers = [n for n in observed.nodes if n.role == _WORKER]
+        """The commons of ``observed`` whose ``startds`` are up."""
+        return cls.of(spec, observed, Census.of(startds, (n for n in observed.nodes if n.role == _WORKER)))
+
+    @classmethod
+    def of(cls, spec: EnclaveSpec, observed: Observed, census: Census) -> Commons:
+        """The commons of ``observed``, whose census is taken."""
+        lent, workers = census.lent, census.workers
         pod_cores_on: dict[str, int] = {}
         pod_mem_on: dict[str, int] = {}
         returning = 0
@@ -683,12 +686,14 @@ class RelabelQueue:
 
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
-        unsorted: dict[str, list[StartdT]] = {}
-        for s in startds:
-            if s.kind == _STANDALONE and not s.draining:
-                unsorted.setdefault(s.pool, []).append(s)
+        """The queue of ``startds`` (those that are up)."""
+        return cls.start(cycle, Census.of(startds).standalone)
+
+    @classmethod
+    def start(cls, cycle: Cycle, standalone: dict[str, list[StartdT]]) -> RelabelQueue:
+        """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``)."""
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
-                   unsorted=unsorted, cool=cycle.cool, cost=cycle.victim_cost)
+                   unsorted=standalone, cool=cycle.cool, cost=cycle.victim_cost)
 
     def _listed(self, pool: str, promise: bool) -> list[StartdT]:
         key = (pool, promise)
@@ -737,27 +742,28 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
     validate(spec)
     night = current_night(spec, observed.now)
-    startds = _up(observed)
-    pools, base = pool_states(spec, observed, night, startds)
+    census = Census.take(observed)
+    pools, base = pool_states(spec, observed, night, census)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
-    commons = Commons.observe(spec, observed, startds)
-    for _ in _phases(cycle, commons, observed.notebook_spawns, startds):
+    commons = Commons.of(spec, observed, census)
+    for _ in _phases(cycle, commons, observed.notebook_spawns, census):
         if cycle.budget.capped:
             break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
                 capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed))
 
 
-def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], startds: list[StartdT]) -> Iterator[None]:
-    """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit."""
+def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
+    """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit. The
+    census is this decision's own: the queue takes its standalone lists, new pod names go into its names."""
     reclaim_for_notebooks(cycle, commons)
     yield
     give_back_surplus(cycle, commons)
     yield
     held = hold_room_for_spawns(cycle, commons, spawns)
     yield
-    queue = RelabelQueue.of(cycle, startds)
+    queue = RelabelQueue.start(cycle, census.standalone)
     keep_promises(cycle, queue)
     yield
     finish_drains(cycle, commons)
@@ -767,7 +773,7 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], star
     room = lending_room(cycle, commons)
     lend_mode = cycle.spec.broker.lend_mode
     if lend_mode == LendMode.PODS:
-        lend_pods(cycle, commons, held, room, existing={s.name for s in startds})
+        lend_pods(cycle, commons, held, room, existing=census.names)
         yield
     lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
 
