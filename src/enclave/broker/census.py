@@ -32,12 +32,14 @@ def down_nodes(nodes: Iterable[Node]) -> set[str]:
 
 @dataclass
 class Holding:
-    """Cores a pool's startds that are up and not draining hold: standalone, borrowed, and borrowed whose startd
-    has joined the pool (``Startd.ready``)."""
+    """What a pool's startds that are up and not draining hold: cores standalone, borrowed, and borrowed whose
+    startd has joined the pool (``Startd.ready``); and those startds, in the observation's order."""
 
     standalone: int = 0
     lent: int = 0
     ready_lent: int = 0
+    standalone_startds: list[StartdT] = field(default_factory=list)
+    lent_startds: list[StartdT] = field(default_factory=list)
 
 
 @dataclass
@@ -46,8 +48,6 @@ class Census:
     """The startds whose node is not down, in the observation's order."""
     lent: list[StartdT] = field(default_factory=list)
     """Those borrowed from the commons (worker pods and whole workers), in the same order."""
-    standalone: dict[str, list[StartdT]] = field(default_factory=dict)
-    """Per pool, its standalone startds that are up and not draining: the ones a relabel may move."""
     holdings: dict[str, Holding] = field(default_factory=dict)
     """Per pool label, in the order first seen (draining startds too), what its startds hold."""
     names: set[str] = field(default_factory=set)
@@ -60,6 +60,14 @@ class Census:
         """Cores of the standalone startds that are up and not draining: the capacity shares are of."""
         return sum(h.standalone for h in self.holdings.values())
 
+    def standalone(self) -> dict[str, list[StartdT]]:
+        """Per pool, its standalone startds that are up and not draining: the ones a relabel may move."""
+        return {pool: h.standalone_startds for pool, h in self.holdings.items() if h.standalone_startds}
+
+    def borrowed(self) -> dict[str, list[StartdT]]:
+        """Per pool, its borrowed startds that are up and not draining: the ones a give-back may take."""
+        return {pool: h.lent_startds for pool, h in self.holdings.items() if h.lent_startds}
+
     @classmethod
     def take(cls, observed: Observed) -> Census:
         """The census of an observation: its startds that are up, and its workers."""
@@ -71,7 +79,7 @@ class Census:
     def of(cls, up: Iterable[StartdT], workers: Iterable[Node] = ()) -> Census:
         """The census of startds known to be up (and of ``workers``)."""
         census = cls(up=list(up), workers=list(workers))
-        lent, names, holdings, standalone = census.lent, census.names, census.holdings, census.standalone
+        lent, names, holdings = census.lent, census.names, census.holdings
         for s in census.up:
             names.add(s.name)
             held = holdings.get(s.pool)
@@ -80,11 +88,12 @@ class Census:
             if s.kind == _STANDALONE:
                 if not s.draining:
                     held.standalone += s.cores
-                    standalone.setdefault(s.pool, []).append(s)
+                    held.standalone_startds.append(s)
                 continue
             lent.append(s)
             if not s.draining:
                 held.lent += s.cores
+                held.lent_startds.append(s)
                 if s.ready:
                     held.ready_lent += s.cores
         return census

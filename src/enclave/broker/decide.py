@@ -76,6 +76,7 @@ _T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 # Sort keys read off a node or a startd, in C: a sort calls its key once per item.
 _NAME, _BUSY, _READY_STARTD = attrgetter("name"), attrgetter("busy_cores"), attrgetter("ready")
+_CORES, _JOBS = attrgetter("cores"), attrgetter("jobs")
 _K8S_CORES = attrgetter("k8s_cores_requested")
 
 
@@ -573,6 +574,7 @@ class Cycle:
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
+        self._grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -584,13 +586,10 @@ class Cycle:
         return self.now - since >= self.cooldown
 
     def vacate_after(self, pool: str) -> float | None:
-        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains.
-        Looked up once per pool and decision (it is asked for every startd released)."""
-        try:
-            return self._grace[pool]
-        except KeyError:
-            grace = self._grace[pool] = _vacate_grace(self.spec, pool)
-            return grace
+        """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and
+        for a pool the spec does not define). Looked up once per pool and decision (it is asked for every
+        startd released)."""
+        return self._grace.get(pool)
 
     def victim_cost(self, s: StartdT, pool: str) -> float:
         """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
@@ -623,6 +622,8 @@ class Commons:
     workers: list[Node]
     lent: list[StartdT]
     """Borrowed startds (worker pods and whole workers) that are up, as observed."""
+    borrowed: dict[str, list[StartdT]]
+    """Those not draining, per pool (``Census.borrowed``)."""
     by_name: list[Node]
     """``workers`` in name order, sorted once: every order on workers breaks ties by name (``_ordered``)."""
     ready: set[str]
@@ -655,7 +656,7 @@ class Commons:
             if s.draining:
                 returning += s.cores
         pending = pending_notebook_cores(observed, workers)
-        return cls(workers=workers, lent=lent, by_name=sorted(workers, key=_NAME),
+        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=sorted(workers, key=_NAME),
                    ready={n.name for n in workers if n.state == _READY},
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
                    returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
@@ -687,11 +688,12 @@ class RelabelQueue:
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
         """The queue of ``startds`` (those that are up)."""
-        return cls.start(cycle, Census.of(startds).standalone)
+        return cls.start(cycle, Census.of(startds).standalone())
 
     @classmethod
     def start(cls, cycle: Cycle, standalone: dict[str, list[StartdT]]) -> RelabelQueue:
-        """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``)."""
+        """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``), which
+        it takes over."""
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
                    unsorted=standalone, cool=cycle.cool, cost=cycle.victim_cost)
 
@@ -704,7 +706,7 @@ class RelabelQueue:
                 cost = self.cost
                 # Without reported jobs every cost is 0: that key is left out, without a call per startd
                 # (bench.broker_decide).
-                costs = (lambda s: cost(s, s.pool),) if any(s.jobs for s in mine) else ()
+                costs = (lambda s: cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
                 them = _ordered(mine, *costs, _BUSY, _NAME)
             else:
                 cool = self.cool
@@ -763,7 +765,7 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], cens
     yield
     held = hold_room_for_spawns(cycle, commons, spawns)
     yield
-    queue = RelabelQueue.start(cycle, census.standalone)
+    queue = RelabelQueue.start(cycle, census.standalone())
     keep_promises(cycle, queue)
     yield
     finish_drains(cycle, commons)
@@ -829,7 +831,8 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
         remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
     else:
         commons.returning += s.cores
-        after = cycle.vacate_for(s, pool)  # the grace, or sooner when waiting it out would lose more work
+        # The grace, or sooner when waiting it out would lose more work (without jobs: the grace).
+        after = cycle.vacate_for(s, pool) if s.jobs else grace
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
         cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores {what}",
                                          startd=name, vacate_after_seconds=after))
@@ -867,10 +870,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     neither deploys nor deletes one (issue 15: pods given back and deployed again as notebooks came and went)."""
     moved = cycle.moved
     hysteresis = cycle.spec.broker.hysteresis
-    by_pool: dict[str, list[StartdT]] = {}
-    for s in commons.lent:
-        if not s.draining:
-            by_pool.setdefault(s.pool, []).append(s)
+    by_pool = commons.borrowed
     for ps in cycle.receivers:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
@@ -879,14 +879,17 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
-        smallest = min(s.cores for s in mine) * spare - _EPS
+        sizes = set(map(_CORES, mine))
+        smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
         budget, cool = cycle.budget, cycle.cool
-        # Without reported jobs every victim cost is 0: that key is left out (as in RelabelQueue).
-        costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(s.jobs for s in mine) else ()
-        for s in _in_order(mine, (_READY_STARTD, *costs, _BUSY, lambda s: -s.cores, _NAME), wanted=budget.left):
+        # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
+        # RelabelQueue), and a pool's pods are mostly of one size.
+        costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
+        largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
+        for s in _in_order(mine, (_READY_STARTD, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * spare - _EPS or not cool(s.since):
@@ -1068,9 +1071,9 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
     held_cores, held_mem = held.cores, held.mem
     needs = f"BCS 4: {ps.name} needs {ps.lend} cores beyond its {ps.target} standalone and holds "  # and ps.lent
-    for node in _in_order((n for n in commons.by_name if n.state == _READY),
-                          (lambda n: n.k8s_cores_requested + pod_cores_on.get(n.name, 0),),
-                          wanted=cycle.budget.left):  # ties by name: the workers come in name order
+    ready = [n for n in commons.by_name if n.state == _READY]
+    load = [n.k8s_cores_requested + pod_cores_on.get(n.name, 0) for n in ready]
+    for node in _least_first(ready, load, cycle.budget.left):  # ties by name: the workers come in name order
         if lacking <= 0 or lacking < least or room < cores:
             break
         anywhere = _pods_allowed(commons, ps, cores)
@@ -1338,6 +1341,14 @@ def _in_order(items: Iterable[_T], keys: tuple[Callable[[_T], Any], ...], wanted
         key = keys[0]
         return _popped([(key(x), i, x) for i, x in enumerate(listed)])
     return _popped([(tuple(k(x) for k in keys), i, x) for i, x in enumerate(listed)])
+
+
+def _least_first(items: list[_T], keys: list[Any], wanted: int) -> Iterator[_T]:
+    """``items`` by ``keys`` (computed ahead, one per item: a comprehension costs a third of a key function's
+    calls), ties in the items' order; a heap when only ``wanted`` of many will likely be taken (``_in_order``)."""
+    if wanted * 8 >= len(items):
+        return map(items.__getitem__, sorted(range(len(items)), key=keys.__getitem__))
+    return _popped(list(zip(keys, range(len(items)), items)))
 
 
 def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
