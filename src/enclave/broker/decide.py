@@ -190,10 +190,14 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
                 census: Census | None = None) -> tuple[dict[str, PoolState], int]:
     """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
     ``census``: the observation's (``Census.take``), when the caller has it already."""
-    if census is None:
-        census = Census.take(observed)
+    return _pool_states(spec, observed, night, census or Census.take(observed), scheduled_prewarm(spec, observed))
+
+
+def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, census: Census,
+                 by_schedule: bool | None) -> tuple[dict[str, PoolState], int]:
+    """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision."""
     base = census.base
-    pools = pool_figures(spec, observed, night, base)
+    pools = pool_figures(spec, observed, night, base, by_schedule)
     add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
     assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, census), lenders,
@@ -201,14 +205,15 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
     return pools, base
 
 
-def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int) -> dict[str, PoolState]:
+def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int,
+                 by_schedule: bool | None) -> dict[str, PoolState]:
     """Guarantee, maximum and need of every pool the spec defines, in the spec's order; targets come later.
 
     A pool is pre-warmed from the lead before evening twilight until morning twilight, or until its night's
-    visits are over (``observing_done``)."""
+    visits are over (``observing_done``); the observing schedule's verdict (``scheduled_prewarm``), when it
+    has one, decides instead."""
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
-    by_schedule = scheduled_prewarm(spec, observed)
     pools: dict[str, PoolState] = {}
     for name in spec.pools:
         d = observed.demand.get(name, PoolDemand())
@@ -745,7 +750,8 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     validate(spec)
     night = current_night(spec, observed.now)
     census = Census.take(observed)
-    pools, base = pool_states(spec, observed, night, census)
+    verdict = scheduled_prewarm(spec, observed)  # once: the pool figures and the notes both say it
+    pools, base = _pool_states(spec, observed, night, census, verdict)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
     commons = Commons.of(spec, observed, census)
@@ -753,7 +759,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
         if cycle.budget.capped:
             break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
-                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed))
+                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
 
 
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
@@ -780,11 +786,11 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], cens
     lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
 
 
-def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState],
-           observed: Observed | None = None) -> list[str]:
+def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], observed: Observed,
+           verdict: bool | None) -> list[str]:
+    """What ``plan`` says besides its figures; ``verdict``: ``scheduled_prewarm``'s."""
     notes = []
-    if observed is not None and observed.schedule is not None:
-        verdict = scheduled_prewarm(spec, observed)
+    if observed.schedule is not None:
         notes.append(f"observing schedule ({len(observed.schedule.visits)} visits"
                      + (f", {observed.schedule.source}" if observed.schedule.source else "") + "): "
                      + ("does not cover now, twilight decides" if verdict is None else
@@ -1348,7 +1354,7 @@ def _least_first(items: list[_T], keys: list[Any], wanted: int) -> Iterator[_T]:
     calls), ties in the items' order; a heap when only ``wanted`` of many will likely be taken (``_in_order``)."""
     if wanted * 8 >= len(items):
         return map(items.__getitem__, sorted(range(len(items)), key=keys.__getitem__))
-    return _popped(list(zip(keys, range(len(items)), items)))
+    return _popped(list(zip(keys, range(len(items)), items, strict=True)))
 
 
 def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
