@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from enclave.domain.capacity import Node, NodeState, Observed, StartdKind
 from enclave.domain.capacity import Startd as StartdT
@@ -17,12 +18,15 @@ from enclave.spec.models import NodeRole
 
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
 _STANDALONE, _DOWN, _WORKER = StartdKind.STANDALONE, NodeState.DOWN, NodeRole.WORKER
+_STATE = attrgetter("state")
 
 
 def down_nodes(nodes: Iterable[Node]) -> set[str]:
     """Names of the nodes that are down. A node listed twice is what its last entry says (the rule as a map of
     the nodes reads it); a startd on a node the observation does not list counts as up."""
     nodes = tuple(nodes)
+    if _DOWN not in map(_STATE, nodes):
+        return set()  # the usual case, told without a Python step per node
     down = {n.name for n in nodes if n.state == _DOWN}
     if down:
         last = {n.name: n for n in nodes}

@@ -516,13 +516,11 @@ def _other_pods(spec: EnclaveSpec, lent: Iterable[StartdT], pool: str,
 def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
     """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
     less what pods on draining workers still need elsewhere once evicted."""
-    left: list[float] = []
-    evicted: list[float] = []
-    for n in workers:
-        if n.state == _READY:
-            left.append(n.cores - n.k8s_cores_requested - pod_cores_on.get(n.name, 0))
-        elif n.state == _DRAINING:
-            evicted.append(n.k8s_cores_requested)
+    # Comprehensions, not a loop appending (half the interpreter's steps per worker); the same sums in the
+    # same order.
+    get = pod_cores_on.get
+    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in workers if n.state == _READY]
+    evicted = [n.k8s_cores_requested for n in workers if n.state == _DRAINING]
     return sum(left) - sum(evicted)
 
 
