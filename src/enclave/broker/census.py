@@ -1,0 +1,103 @@
+"""``Census``: the observation as ``enclave.broker.decide.plan`` reads it, taken in one pass over its startds.
+
+Why one pass: at 40,000 nodes a pass over the 35,000 startds costs 2–5 ms, most of it fetching each startd from
+memory (three times that once their running jobs are reported, which spread them over more memory), and the
+decision's phases made eight of them: the startds that are up, the standalone capacity, what each pool holds,
+the borrowed ones, each pool's standalone ones, their names (``bench.broker_decide``). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from operator import attrgetter
+
+from enclave.domain.capacity import Node, NodeState, Observed, StartdKind
+from enclave.domain.capacity import Startd as StartdT
+from enclave.spec.models import NodeRole
+
+# Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
+_STANDALONE, _DOWN, _WORKER = StartdKind.STANDALONE, NodeState.DOWN, NodeRole.WORKER
+_STATE = attrgetter("state")
+
+
+def down_nodes(nodes: Iterable[Node]) -> set[str]:
+    """Names of the nodes that are down. A node listed twice is what its last entry says (the rule as a map of
+    the nodes reads it); a startd on a node the observation does not list counts as up."""
+    nodes = tuple(nodes)
+    if _DOWN not in map(_STATE, nodes):
+        return set()  # the usual case, told without a Python step per node
+    down = {n.name for n in nodes if n.state == _DOWN}
+    if down:
+        last = {n.name: n for n in nodes}
+        down = {name for name in down if last[name].state == _DOWN}
+    return down
+
+
+@dataclass
+class Holding:
+    """What a pool's startds that are up and not draining hold: cores standalone, borrowed, and borrowed whose
+    startd has joined the pool (``Startd.ready``); and those startds, in the observation's order."""
+
+    standalone: int = 0
+    lent: int = 0
+    ready_lent: int = 0
+    standalone_startds: list[StartdT] = field(default_factory=list)
+    lent_startds: list[StartdT] = field(default_factory=list)
+
+
+@dataclass
+class Census:
+    up: list[StartdT] = field(default_factory=list)
+    """The startds whose node is not down, in the observation's order."""
+    lent: list[StartdT] = field(default_factory=list)
+    """Those borrowed from the commons (worker pods and whole workers), in the same order."""
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    """Per pool label, in the order first seen (draining startds too), what its startds hold."""
+    names: set[str] = field(default_factory=set)
+    """Names of the startds that are up: a new worker pod takes none of them."""
+    workers: list[Node] = field(default_factory=list)
+    """The observation's Kubernetes workers, whatever their state."""
+
+    @property
+    def base(self) -> int:
+        """Cores of the standalone startds that are up and not draining: the capacity shares are of."""
+        return sum(h.standalone for h in self.holdings.values())
+
+    def standalone(self) -> dict[str, list[StartdT]]:
+        """Per pool, its standalone startds that are up and not draining: the ones a relabel may move."""
+        return {pool: h.standalone_startds for pool, h in self.holdings.items() if h.standalone_startds}
+
+    def borrowed(self) -> dict[str, list[StartdT]]:
+        """Per pool, its borrowed startds that are up and not draining: the ones a give-back may take."""
+        return {pool: h.lent_startds for pool, h in self.holdings.items() if h.lent_startds}
+
+    @classmethod
+    def take(cls, observed: Observed) -> Census:
+        """The census of an observation: its startds that are up, and its workers."""
+        down = down_nodes(observed.nodes)
+        up = [s for s in observed.startds if s.node not in down] if down else observed.startds
+        return cls.of(up, [n for n in observed.nodes if n.role == _WORKER])
+
+    @classmethod
+    def of(cls, up: Iterable[StartdT], workers: Iterable[Node] = ()) -> Census:
+        """The census of startds known to be up (and of ``workers``)."""
+        census = cls(up=list(up), workers=list(workers))
+        lent, names, holdings = census.lent, census.names, census.holdings
+        for s in census.up:
+            names.add(s.name)
+            held = holdings.get(s.pool)
+            if held is None:
+                held = holdings[s.pool] = Holding()
+            if s.kind == _STANDALONE:
+                if not s.draining:
+                    held.standalone += s.cores
+                    held.standalone_startds.append(s)
+                continue
+            lent.append(s)
+            if not s.draining:
+                held.lent += s.cores
+                held.lent_startds.append(s)
+                if s.ready:
+                    held.ready_lent += s.cores
+        return census
