@@ -3,23 +3,26 @@
 # Usage (from the repository root, `enclave` on PATH):
 #   scripts/answers-runs.sh OUT_DIR [SECTION ...]
 # Sections, in the order the page's answers were refreshed: answer1 experiment answer2 baselines prompt
-# prompt-settings answer3 others one-week. Runs one at a time; seeds are fixed in the scenarios, so every
-# figure reproduces exactly. `+schedd` scenarios are the shipped ones with prompt on a schedd of its own
-# (`htcondor: {dedicated_schedds: [prompt]}`), written into OUT_DIR/scenarios/.
+# prompt-settings answer3 others one-week grace instant. Runs one at a time; seeds are fixed in the
+# scenarios, so every figure reproduces exactly. `+schedd` scenarios are the shipped ones with prompt on a
+# schedd of its own (`htcondor: {dedicated_schedds: [prompt]}`), `+instant` ones with frictionless matching
+# (`htcondor: {matching: instant}`), written into OUT_DIR/scenarios/.
 set -euo pipefail
 out=${1:?usage: scripts/answers-runs.sh OUT_DIR [SECTION ...]}
 shift
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(answer1 experiment answer2 baselines prompt prompt-settings answer3 others one-week)
+[ ${#sections[@]} -gt 0 ] || sections=(answer1 experiment answer2 baselines prompt prompt-settings answer3 others one-week grace instant)
 shipped=src/enclave/examples/scenarios
 mkdir -p "$out/scenarios"
 
-schedd() {  # print the path of NAME+schedd.yaml
-    local f="$out/scenarios/$1+schedd.yaml"
-    sed "s/^name: .*/name: $1+schedd/" "$shipped/$1.yaml" > "$f"
-    echo "htcondor: {dedicated_schedds: [prompt]}" >> "$f"
+variant() {  # NAME SUFFIX HTCONDOR: write NAME+SUFFIX.yaml, the shipped scenario with `htcondor: HTCONDOR`; print its path
+    local f="$out/scenarios/$1+$2.yaml"
+    sed -e "s/^name: .*/name: $1+$2/" -e "/^htcondor:/d" "$shipped/$1.yaml" > "$f"
+    echo "htcondor: $3" >> "$f"
     echo "$f"
 }
+schedd() { variant "$1" schedd "{dedicated_schedds: [prompt]}"; }
+instant() { variant "$1" instant "{matching: instant}"; }
 
 run() { echo "== $*" >&2; enclave twin "$@"; }
 
@@ -36,7 +39,7 @@ for section in "${sections[@]}"; do
         run sweep pods-8 --param pod_cores=4,8,16,0 --param negotiator_interval=10,60 --param dedicated_schedds=prompt -p static -p quotas --out-dir "$out/pod-size" ;;
     baselines)  # also the static / quotas / broker figures of "HTCondor for prompt" for these four scenarios
         for s in one-night-prompt-schedd one-night-instant one-night-reschedule one-night \
-                 "$(schedd node-failure-storm)" "$(schedd notebook-peak)" "$(schedd drp-campaign)"; do
+                 "$(schedd node-failure-storm)" "$(schedd notebook-peak)" "$(schedd drp-campaign)" one-week; do
             run compare "$s" -p static -p quotas -p quotas-mem -p quotas-preempt -p quotas-preempt-mem \
                 -p quotas-reserved -p cohorts -p broker --out-dir "$out/b/$(basename "$s" .yaml)"
         done ;;
@@ -59,6 +62,27 @@ for section in "${sections[@]}"; do
         run compare node-failure-storm notebook-peak drp-campaign -p static -p quotas -p broker --out-dir "$out/others" ;;
     one-week)
         run compare one-week -p static -p quotas -p broker --out-dir "$out/one-week" ;;
+    grace)  # quotas-preempt-mem with MaxJobRetirementTime R (no policy name of its own: the Python API)
+        for s in one-night-prompt-schedd "$(schedd node-failure-storm)"; do
+            for r in 0 10 60 600; do
+                echo "== grace $s R=$r" >&2
+                python -c 'import sys
+from enclave.twin.metrics import compute
+from enclave.twin.preempt import QuotasPreemptMemory
+from enclave.twin.scenario import load_scenario
+from enclave.twin.sim import Sim
+sim = Sim(load_scenario(sys.argv[1]), QuotasPreemptMemory(retirement_s=float(sys.argv[2])))
+sim.run(None)
+m = compute(sim)
+print(sys.argv[1], "R =", sys.argv[2], "s: visits within 60 s", m["prompt"]["visits_within_deadline"],
+      "preempted", m["moves"]["preempted_jobs"], "lost core-h", m["moves"]["preempted_core_hours"])' "$s" "$r"
+            done
+        done ;;
+    instant)  # frictionless matching, for the "Frictionless matching" tables
+        run compare "$(instant pods-standalone)" "$(instant pods-node)" "$(instant pods-16)" "$(instant pods-8)" "$(instant pods-4)" \
+            -p static -p quotas -p broker --out-dir "$out/sp-instant"
+        run compare one-night-instant "$(instant node-failure-storm)" "$(instant notebook-peak)" "$(instant drp-campaign)" \
+            "$(instant one-week)" -p static -p quotas -p broker --out-dir "$out/night-instant" ;;
     *) echo "unknown section '$section'" >&2; exit 2 ;;
     esac
 done
