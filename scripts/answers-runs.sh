@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The twin runs behind docs/answers.md, one section at a time, each the command printed above its table.
-# Usage (from the repository root, `enclave` on PATH):
+# Usage (from the repository root, with `enclave` and the `python` it runs on PATH):
 #   scripts/answers-runs.sh OUT_DIR [SECTION ...]
 # Sections, in the order the page's answers were refreshed: answer1 experiment answer2 baselines prompt
 # prompt-settings answer3 others one-week grace instant. Runs one at a time; seeds are fixed in the
