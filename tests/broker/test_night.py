@@ -10,8 +10,8 @@ import pytest
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
-from enclave.broker.night import night_at
-from enclave.domain.capacity import DeployPods, PoolDemand, Relabel
+from enclave.broker.night import Night, night_at
+from enclave.domain.capacity import DeployPods, Observed, PoolDemand, Relabel
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec
@@ -132,16 +132,20 @@ def test_prewarm_ends_after_the_last_visit_and_returns_with_the_next(spec: Encla
     assert warm(mid + 600, PoolDemand(idle_jobs=189, idle_cores=189, newest_submit=mid + 590))
 
 
-def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
-    from enclave.broker.effects import project
-    from enclave.domain.capacity import DeletePods
-
+def _prewarmed_in_pods(spec: EnclaveSpec) -> tuple[Night, Observed]:
+    """An hour into a night, every batch node labelled DRP with a backlog: prompt's guarantee pre-warmed in pods."""
     n = night_at(PACHON, ts(2026, 4, 13, 18))
     assert n is not None
     o = initial_state(spec, n.start - 100_000)
     o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
                 demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
-    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    return n, project(o, plan(spec, o).actions)
+
+
+def test_after_the_last_visit_prompt_pods_go_back(spec: EnclaveSpec) -> None:
+    from enclave.domain.capacity import DeletePods
+
+    n, o = _prewarmed_in_pods(spec)
     lent = [s for s in o.startds if s.pool == "prompt"]
     assert sum(s.cores for s in lent) == 72
     later = n.start + 3 * 3600
@@ -158,15 +162,9 @@ def test_after_the_last_visit_the_learned_need_stays_in_the_pods(spec: EnclaveSp
     (``prewarm_cover``): prompt keeps 60 of its 72 pod cores (one 8-core pod is surplus: 12 ≥ 1.5 · 8) and
     takes no batch node. Without the cover its promise would be its whole guarantee (72) in batch nodes,
     relabelled from DRP's backlog for the minutes until the window empties."""
-    from enclave.broker.effects import project
     from enclave.domain.capacity import DeletePods
 
-    n = night_at(PACHON, ts(2026, 4, 13, 18))
-    assert n is not None
-    o = initial_state(spec, n.start - 100_000)
-    o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
-                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
-    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    n, o = _prewarmed_in_pods(spec)
     o = replace(o, startds=tuple(replace(s, ready=True) for s in o.startds))
     later = n.start + 3 * 3600
     done = replace(o, now=later, demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000),
@@ -211,15 +209,9 @@ def test_a_job_before_twilight_does_not_end_the_prewarm(spec: EnclaveSpec) -> No
 
 
 def test_with_every_batch_node_down_prompt_keeps_its_borrowed_pods(spec: EnclaveSpec) -> None:
-    from enclave.broker.effects import project
     from enclave.domain.capacity import DeletePods, DrainStartd, NodeState
 
-    n = night_at(PACHON, ts(2026, 4, 13, 18))
-    assert n is not None
-    o = initial_state(spec, n.start - 100_000)
-    o = replace(o, now=n.start + 3600, startds=tuple(replace(s, pool="drp") for s in o.startds),
-                demand={"drp": PoolDemand(idle_jobs=5000, idle_cores=5000)})
-    o = project(o, plan(spec, o).actions)  # pre-warmed: prompt's guarantee in pods
+    n, o = _prewarmed_in_pods(spec)
     assert sum(s.cores for s in o.startds if s.pool == "prompt") == 72
     # The batch-only nodes all go down (or the collector restarts and none has reported yet): shares of the
     # cores up are 0, but the night's visits are not, and the pods stay.
