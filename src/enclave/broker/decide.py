@@ -361,15 +361,20 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
     While pre-warmed, and through the rest of ``night`` (the pre-warm lead included) while it still needs
     something: after its last visit the pre-warm ends (``observing_done``) but the window's learned need
     holds for ``need_window_seconds``; covering it from the commons keeps the pods it has instead of swapping
-    them for batch nodes taken from the backlog and given back when the window empties."""
+    them for batch nodes taken from the backlog and given back when the window empties. After the pre-warm
+    only the pods that run (``ready_lent``) cover it: a latency pool whose jobs wait takes a batch node at once
+    rather than waiting for a pod to start (its whole guarantee is promised, as by day)."""
     warm = prewarm_pool(spec)
     if warm is None or warm not in pools or warm not in lenders or spec.broker.lend_mode != LendMode.PODS:
         return {}
     ps = pools[warm]
-    tonight = night is not None and ps.need > 0 and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
-    if not ps.prewarm and not tonight:
+    if ps.prewarm:
+        return {warm: min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))}
+    if night is None or ps.need <= 0 or not night.contains(observed.now, spec.broker.prewarm_lead_seconds):
         return {}
-    return {warm: min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))}
+    # After the pre-warm: keep the pods that run, never wait for new ones while a batch node could serve now.
+    held = min(ps.need, ps.ready_lent)
+    return {warm: min(held, lendable_pod_cores(spec, observed, warm, census, at_most=held))} if held else {}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
