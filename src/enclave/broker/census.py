@@ -34,6 +34,12 @@ def down_nodes(nodes: Iterable[Node]) -> set[str]:
     return down
 
 
+def up_startds(observed: Observed) -> list[StartdT]:
+    """The startds whose node is not down (``down_nodes``), in the observation's order."""
+    down = down_nodes(observed.nodes)
+    return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
+
+
 @dataclass
 class Holding:
     """What a pool's startds that are up and not draining hold: cores standalone, borrowed, and borrowed whose
@@ -75,9 +81,7 @@ class Census:
     @classmethod
     def take(cls, observed: Observed) -> Census:
         """The census of an observation: its startds that are up, and its workers."""
-        down = down_nodes(observed.nodes)
-        up = [s for s in observed.startds if s.node not in down] if down else observed.startds
-        return cls.of(up, [n for n in observed.nodes if n.role == _WORKER])
+        return cls.of(up_startds(observed), [n for n in observed.nodes if n.role == _WORKER])
 
     @classmethod
     def of(cls, up: Iterable[StartdT], workers: Iterable[Node] = ()) -> Census:

@@ -38,7 +38,7 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from enclave.broker import victims
-from enclave.broker.census import Census, Holding, down_nodes
+from enclave.broker.census import Census, Holding, up_startds
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
@@ -177,13 +177,7 @@ def current_night(spec: EnclaveSpec, now: float) -> Night | None:
 
 
 def _live(observed: Observed) -> tuple[dict[str, Node], list[StartdT]]:
-    return {n.name: n for n in observed.nodes}, _up(observed)
-
-
-def _up(observed: Observed) -> list[StartdT]:
-    """The startds whose node is not down (``enclave.broker.census.down_nodes``)."""
-    down = down_nodes(observed.nodes)
-    return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
+    return {n.name: n for n in observed.nodes}, up_startds(observed)
 
 
 def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
