@@ -229,7 +229,7 @@ def start_clauses(spec: EnclaveSpec) -> list[Clause]:
     # forced group and come through a schedd its own pool trusts. The pool clause admits only those two cases.
     return [
         Clause("pool", parse_expr(_pool_clause(spec, "TARGET", "MY")),
-               f"the job asks for the pool this node serves ({a}), or its pool overflows onto every node"),
+               f"the job's pool ({a}) is this node's, or overflows onto every node"),
         Clause("accounting-group", parse_expr(f"TARGET.AcctGroup =?= MY.{GROUPS_ATTR}[TARGET.{a}]"),
                "the accounting group the schedd forced on the job is its pool's"),
         Clause("accounting-user",
@@ -246,12 +246,22 @@ def start_expr(spec: EnclaveSpec) -> ExprTree:
     return parse_expr(" && ".join(f"({c.expr!r})" for c in start_clauses(spec)), where="START")
 
 
+def requirement_clauses(spec: EnclaveSpec) -> list[Clause]:
+    """The Requirements condor_submit gives an enclave job where its submit file leaves them out, clause by
+    clause: its pool (or, for a latency pool, every pool: ``overflow_pools``), platform and resources."""
+    return [
+        Clause("pool", parse_expr(_pool_clause(spec, "MY", "TARGET")),
+               "a node of the job's pool, or any if it overflows"),
+        Clause("arch", parse_expr(f"TARGET.Arch == {classad2.quote(ARCH)}"), "the platform"),
+        Clause("opsys", parse_expr(f"TARGET.OpSys == {classad2.quote(OPSYS)}"), "the platform"),
+        Clause("cpus", parse_expr("TARGET.Cpus >= MY.RequestCpus"), "enough free cores"),
+        Clause("memory", parse_expr("TARGET.Memory >= MY.RequestMemory"), "enough free memory"),
+    ]
+
+
 def default_requirements(spec: EnclaveSpec) -> ExprTree:
     """What condor_submit would give an enclave job: its pool, platform and resources."""
-    return parse_expr(
-        f"({_pool_clause(spec, 'MY', 'TARGET')}) && (TARGET.Arch == {classad2.quote(ARCH)}) && "
-        f"(TARGET.OpSys == {classad2.quote(OPSYS)}) && (TARGET.Cpus >= MY.RequestCpus) && "
-        "(TARGET.Memory >= MY.RequestMemory)", where="Requirements")
+    return parse_expr(" && ".join(f"({c.expr!r})" for c in requirement_clauses(spec)), where="Requirements")
 
 
 # --- Ads ------------------------------------------------------------------------------------------
