@@ -33,7 +33,7 @@ def test_user_requirements_replace_the_defaults_they_mention(ldf: EnclaveSpec) -
     assert job.ad.lookup("Requirements") == ExprTree(
         '(TARGET.Memory > 9000 && TARGET.OpSys == "LINUX") && '
         # The pool clause from the job's side: its own pool's node, or any node, prompt (latency) overflowing.
-        '(MY.EnclavePool is TARGET.EnclavePool || member(MY.EnclavePool, { "prompt" }) is true) && '
+        '(MY.EnclavePool is TARGET.EnclavePool || identicalMember(MY.EnclavePool, { "prompt" }) is true) && '
         '(TARGET.Arch == "X86_64") && (TARGET.Cpus >= MY.RequestCpus)')
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,10 @@ def test_pre_job_rank_puts_the_job_s_own_pool_first(rendered: Path, ldf: Enclave
     job = policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV)
 
     def rank(rule: str, pool: str, cpus: int, memory_mib: int) -> float:
+        # The negotiator keeps the value as a float (matchmaker.cpp, EvalNegotiatorMatchRank: rank = (float)val).
         slot = policy.machine_ad(ldf, startd(pool, cores=cpus, memory_mib=memory_mib))
-        return float(ExprTree(rule).eval(scope=slot, target=job))
+        value = float(ExprTree(rule).eval(scope=slot, target=job))
+        return float(struct.unpack("f", struct.pack("f", value))[0])
 
     # HTCondor's default prefers the smallest slot (-100000 per core, -1 per MiB), whatever its pool: a DRP slot of
     # 4 cores before prompt's of 24. The rendered rule takes prompt's own first, and the default's order among
@@ -118,6 +121,9 @@ def test_pre_job_rank_puts_the_job_s_own_pool_first(rendered: Path, ldf: Enclave
     assert rank(default, "drp", 4, 16384) > rank(default, "prompt", 24, 131072)
     assert rank(expr, "prompt", 24, 131072) > rank(expr, "drp", 4, 16384)
     assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 24, 131072)
+    # ... and still tells slots apart by a core or by 16 MiB in the float the negotiator keeps.
+    assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 5, 16384)
+    assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 4, 16400)
     # The own-pool term outweighs the default's whole range: the largest node of the spec against a one-core slot.
     big = max(g.cores for g in ldf.cluster.node_groups)
     mem = max(int(g.memory_gib * 1024) for g in ldf.cluster.node_groups)

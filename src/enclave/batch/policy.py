@@ -22,6 +22,14 @@ and submit requirements are rendered from the same ExprTrees this module evaluat
 ``schedd_admit``, so what the tests prove is what the schedd runs. The remaining trust — that a claim
 really comes from a trusted schedd — is enforced by the security config (``ALLOW_DAEMON``) rendered
 for every startd.
+
+Overflow. A pool with a latency objective may run on every startd (``overflow_pools``): its jobs still need
+its own forced group and one of its own trusted schedds (the clauses look the job's pool up), and every startd
+admits its schedds as well as its own pool's (``claiming_hosts``). That widens whom a startd trusts: a schedd
+prompt trusts may now claim a DRP startd, so a compromised one of them could run forged DRP-labelled jobs there
+— which START still refuses unless they carry DRP's forced group, i.e. unless the schedd forges the transform.
+Where prompt has a schedd of its own (``htcondor.dedicated_schedds``) and ``pools.prompt.submit_hosts`` names
+it alone, only that schedd is added.
 """
 
 from __future__ import annotations
@@ -115,14 +123,15 @@ def overflow_pools(spec: EnclaveSpec) -> tuple[str, ...]:
 
 def _pool_clause(spec: EnclaveSpec, job: str, slot: str) -> str:
     """The job (``job``: MY or TARGET) may run on the slot (``slot``): the slot's pool is the job's, or the job's
-    pool overflows (``overflow_pools``). ``=?=`` and ``member(...) =?= true``: never undefined, so a job without a
-    pool is refused by a plain false."""
+    pool overflows (``overflow_pools``). ``=?=`` and ``identicalMember(...) =?= true``: case-sensitive and never
+    undefined, so a job without a pool is refused by a plain false."""
     a = spec.batch.pool_attribute
     same = f"{job}.{a} =?= {slot}.{a}"
     overflow = overflow_pools(spec)
     if not overflow:
         return same
-    return f"{same} || member({job}.{a}, {{{', '.join(classad2.quote(p) for p in overflow)}}}) =?= true"
+    # identicalMember, not member: member compares strings without case, and "PROMPT" must not pass for prompt.
+    return f"{same} || identicalMember({job}.{a}, {{{', '.join(classad2.quote(p) for p in overflow)}}}) =?= true"
 
 
 def claiming_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
@@ -306,7 +315,7 @@ def machine_ad(
         # The startd's RANK, which the enclave does not configure: the startd then publishes 0 (condor_startd.V6/
         # Resource.cpp, "if (!public_ad.Lookup(ATTR_RANK)) public_ad.Assign(ATTR_RANK, 0)"); the negotiator's
         # NEGOTIATOR_PRE_JOB_RANK reads it (render.PRE_JOB_RANK_DEFAULT).
-        "Rank": 0.0,
+        "Rank": 0,
     })
     ad[GROUPS_ATTR] = groups_table(spec)
     ad[SCHEDDS_ATTR] = schedds_table(spec)

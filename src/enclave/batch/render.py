@@ -114,9 +114,11 @@ PRE_JOB_RANK_DEFAULT = ("(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDE
 smallest. Evaluated with the slot as MY and the job as TARGET; the negotiator sorts a job's candidate slots by it
 first, then by the job's Rank (HTCondor manual, "The Negotiator's algorithm": "sort the potential match list, first
 by NEGOTIATOR_PRE_JOB_RANK ..."; matchmaker.cpp, ``calculateRanks``)."""
-OWN_POOL_RANK = 10**12
-"""Weight of the own-pool term in ``pre_job_rank``: above the default's whole range (a startd RANK of 0 or 1, 1e6
-for an unclaimed slot, -1e5 per core and -1 per MiB of any slot a node can hold)."""
+OWN_POOL_RANK = 10**8
+"""Weight of the own-pool term in ``pre_job_rank``: above the default's whole range for any slot a node can hold
+(a startd RANK of 0, 1e6 for an unclaimed slot, -1e5 per core and -1 per MiB: some -1.4e7 for 128 cores and
+1 TiB), and small enough that the negotiator, which keeps the rank as a float (matchmaker.cpp,
+``EvalNegotiatorMatchRank``: ``rank = (float)val``), still tells slots 8 MiB apart (float's step at 1e8: 8)."""
 
 
 def pre_job_rank(spec: EnclaveSpec) -> str:

@@ -380,9 +380,9 @@ class BrokerPolicy(Strict):
     latency_headroom: float = Field(
         default=0.0, ge=0, le=10,
         description="Margin on a latency pool's need: 0.1 holds 10 % more than its windowed need. The default holds "
-        "the window's figure (need_percentile) as it is: the window already counts the overlap of two visits "
-        "(one-week: 99.99 % of visits within 60 s either way, 0.7 points more batch utilization without the "
-        "margin, docs/broker.md)."
+        "the window's figure (need_percentile) as it is: what it does not hold at a peak overflows onto the slots "
+        "other pools free (measured before overflow, at the 0.9 percentile, one-week: 99.99 % of visits within "
+        "60 s either way, 0.7 points more batch utilization without the margin; docs/broker.md)."
     )
 
 
