@@ -31,7 +31,9 @@ def test_user_requirements_replace_the_defaults_they_mention(ldf: EnclaveSpec) -
     job = explain.job_from_submit(ldf, sub)
     assert [c.name for c in job.requirement_clauses] == ["requirements (submit file)", "pool", "arch", "cpus"]
     assert job.ad.lookup("Requirements") == ExprTree(
-        '(TARGET.Memory > 9000 && TARGET.OpSys == "LINUX") && (TARGET.EnclavePool is MY.EnclavePool) && '
+        '(TARGET.Memory > 9000 && TARGET.OpSys == "LINUX") && '
+        # The pool clause from the job's side: its own pool's node, or any node, prompt (latency) overflowing.
+        '(MY.EnclavePool is TARGET.EnclavePool || identicalMember(MY.EnclavePool, { "prompt" }) is true) && '
         '(TARGET.Arch == "X86_64") && (TARGET.Cpus >= MY.RequestCpus)')
 
 

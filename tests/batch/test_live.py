@@ -9,7 +9,7 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
-from enclave.batch.live import RUNTIME_HISTORY, TURN_PROJECTION, HTCondorBatch, demand_of, pool_constraint
+from enclave.batch.live import RUNTIME_HISTORY, HTCondorBatch, demand_of, pool_constraint
 from enclave.domain.capacity import DeletePods, DrainStartd, PoolDemand, Relabel, RunningJob, Startd, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec.models import EnclaveSpec
@@ -342,8 +342,7 @@ def _ran(spec: EnclaveSpec, pool: str, started: int, seconds: int, status: int =
 
 def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
     """drp vacates after its grace (lsst-ldf.yaml): its completed jobs' CompletionDate − JobCurrentStartDate over
-    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not reported
-    (its history is read for the longest runtime of its turn, ``test_a_latency_pools_turn_from_queue_and_history``)."""
+    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not reported."""
     now = 1_000_000
     daemons.finished[DEV] = [_ran(ldf, "drp", now - 4000, 3600), _ran(ldf, "drp", now - 500, 90),
                              _ran(ldf, "drp", now - 900, 300, status=3), _ran(ldf, "prompt", now - 100, 40)]
@@ -356,36 +355,3 @@ def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, da
     assert len(asked) == len(ldf.batch.submit_hosts)
     assert {(c[2], c[4], c[5]) for c in asked} == {('(EnclavePool =?= "drp") && JobStatus == 4', RUNTIME_HISTORY,
                                                     f"CompletionDate < {now - 86400}")}
-
-
-def test_a_latency_pools_turns_from_queue_and_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    """Prompt (latency objective) submitted 3 jobs at now − 30: two run since now − 28, one is idle, so half
-    started at now − 28 (the median start: the 2nd of [−28, −28, idle]), 2 s after QDate, within the broker's
-    last cycle (60 s). Of the visit before (QDate now − 60, turn at now − 58 when both of its jobs started: also
-    within the cycle): one job still runs (28 s after the newest turn so far), one completed at now − 20, 8 s
-    after it. A job completed at now − 200 is older than the two cycles the history is read for. The longest
-    runtime in the history: 60 s (started now − 260)."""
-    now = 1_000_000
-    new = {"QDate": now - 30}
-    daemons.jobs[DEV] = [
-        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3,
-                      extra={**new, "JobStatus": 2, "JobCurrentStartDate": now - 28}),
-        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3, proc_id=1,
-                      extra={**new, "JobStatus": 2, "JobCurrentStartDate": now - 28}),
-        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=3, proc_id=2, extra=new),
-        policy.job_ad(ldf, owner="p", pool="prompt", schedd=DEV, cluster_id=2,
-                      extra={"QDate": now - 60, "JobStatus": 2, "JobCurrentStartDate": now - 58}),
-    ]
-    # Newest first, as the schedd reads its history.
-    daemons.finished[DEV] = [_ran(ldf, "prompt", now - 58, 38, cluster_id=2),
-                             _ran(ldf, "prompt", now - 260, 60, cluster_id=1)]
-    daemons.finished[DEV][0]["QDate"] = now - 60
-    turns = adapter(daemons, now).demand()["prompt"].turns
-    assert [(t.at, t.wait_s, t.cores, t.memory_mib, t.longest_s) for t in turns] == [
-        (now - 58, 2.0, 2, 2 * 2048, 60.0), (now - 28, 2.0, 3, 3 * 2048, 60.0)]
-    # At the older turn (now − 58) nothing older ran; at the newest, the visit before's two jobs.
-    assert turns[0].older == ()
-    assert sorted(turns[1].older) == [(8.0, 1, 2048), (28.0, 1, 2048)]
-    # The history read for the turns goes back two cycles.
-    since = {c[5] for c in daemons.calls if c[0] == "history_query" and c[3] == tuple(TURN_PROJECTION)}
-    assert since == {f"CompletionDate <= {now - 120}"}

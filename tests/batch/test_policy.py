@@ -40,11 +40,38 @@ def test_pool_attribute_name_comes_from_the_spec(mini: EnclaveSpec) -> None:
 
 
 @pytest.mark.parametrize("pool", ["prompt", "drp", "user", "general"])
-def test_legitimate_job_matches_its_pool_only(ldf: EnclaveSpec, pool: str) -> None:
+def test_legitimate_job_matches_its_pool_and_a_latency_pool_every_pool(ldf: EnclaveSpec, pool: str) -> None:
+    # The LDF spec gives prompt alone a latency objective: its jobs overflow onto every pool's slots, the
+    # others' run on their own pool's only.
+    assert policy.overflow_pools(ldf) == ("prompt",)
     job = job_ad(ldf, owner="alice", pool=pool, schedd=DEV)
     for other in ldf.pools:
         ad = machine_ad(ldf, startd(other))
-        assert ad.symmetricMatch(job) is (other == pool), (pool, other)
+        assert ad.symmetricMatch(job) is (other == pool or pool == "prompt"), (pool, other)
+
+
+def test_an_overflowing_job_still_needs_its_own_group_and_schedd(ldf: EnclaveSpec) -> None:
+    drp_slot = machine_ad(ldf, startd("drp"))
+    # A prompt-labelled job whose forced group is the user pool's (an owner outside prompt's membership) is
+    # refused on a DRP slot as on a prompt one: the group clause reads the job's own pool's group.
+    forged = job_ad(ldf, owner="bob", pool="prompt", schedd=DEV, accounting_group="group_user")
+    assert not drp_slot.symmetricMatch(forged)
+    failing = [c.name for c in policy.start_clauses(ldf) if c.expr.eval(scope=drp_slot, target=forged) is not True]
+    assert failing == ["accounting-group"]
+    # Through a schedd prompt does not trust: refused by the submit-host clause on any slot.
+    rogue = job_ad(ldf, owner="alice", pool="prompt", schedd=NOTEBOOK_SCHEDD)
+    assert NOTEBOOK_SCHEDD not in policy.pool_submit_hosts(ldf, "prompt")
+    failing = [c.name for c in policy.start_clauses(ldf) if c.expr.eval(scope=drp_slot, target=rogue) is not True]
+    assert failing == ["submit-host"]
+
+
+def test_without_a_latency_pool_no_job_leaves_its_pool(ldf: EnclaveSpec) -> None:
+    pools = {n: p.model_copy(update={"latency_objective": None}) for n, p in ldf.pools.items()}
+    spec = ldf.model_copy(update={"pools": pools})
+    assert policy.overflow_pools(spec) == ()
+    job = job_ad(spec, owner="alice", pool="prompt", schedd=DEV)
+    assert not machine_ad(spec, startd("drp")).symmetricMatch(job)
+    assert machine_ad(spec, startd("prompt")).symmetricMatch(job)
 
 
 def test_resources_must_fit(ldf: EnclaveSpec) -> None:
@@ -96,9 +123,10 @@ def test_matcher_agrees_with_direct_evaluation_and_caches(ldf: EnclaveSpec) -> N
     pairs = len(jobs) * len(slots)
     # START is evaluated once per (job credentials: 2 owners x 4 pools x 2 schedds) x (slot label: 4 pools),
     # and Requirements only where START passed, once per (job size: pool x 2 sizes) x (slot: its pool's 3
-    # sizes). ClusterId, GlobalJobId and slot names are never significant.
-    assert matcher.evaluations == matcher.autoclusters == 16 * 4 + 4 * 2 * 3
-    assert matcher.evaluations < pairs / 25
+    # sizes, and a prompt job's, which overflows, on each other pool's 3 sizes too). ClusterId, GlobalJobId and
+    # slot names are never significant.
+    assert matcher.evaluations == matcher.autoclusters == 16 * 4 + 4 * 2 * 3 + 2 * 3 * 3
+    assert matcher.evaluations < pairs / 20
     assert matcher.lookups == pairs
 
 
@@ -125,7 +153,9 @@ def test_can_run_with_shapes(ldf: EnclaveSpec) -> None:
     job = JobShape(owner="carol", pool="prompt", schedd=DEV, request_cpus=2)
     assert matcher.can_run(job, SlotShape(pool="prompt", cpus=2, memory_mib=4096))
     assert not matcher.can_run(job, SlotShape(pool="prompt", cpus=1, memory_mib=4096))
-    assert not matcher.can_run(job, SlotShape(pool="drp", cpus=8, memory_mib=4096))
+    assert matcher.can_run(job, SlotShape(pool="drp", cpus=8, memory_mib=4096))  # prompt overflows
+    assert not matcher.can_run(JobShape(owner="carol", pool="drp", schedd=DEV),
+                               SlotShape(pool="prompt", cpus=8, memory_mib=4096))
     assert not matcher.can_run(JobShape(owner="carol", pool="prompt", schedd=NOTEBOOK_SCHEDD),
                                SlotShape(pool="prompt", cpus=8, memory_mib=4096))
     before = matcher.evaluations

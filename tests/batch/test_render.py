@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 
-from .conftest import DEV, NOTEBOOK_SCHEDD, negotiator_order
+from .conftest import DEV, NOTEBOOK_SCHEDD, negotiator_order, startd
 
 POD_ENV = {render.POD_POOL_ENV: "user", render.POD_NODE_ENV: "kub-003", render.POD_CPUS_ENV: "8",
            render.POD_MEMORY_ENV: "32768"}
@@ -98,6 +99,43 @@ def test_without_a_latency_pool_the_group_sort_is_htcondor_s_default(ldf: Enclav
     assert default is not None and ExprTree(default) == ExprTree(render.GROUP_SORT_DEFAULT)
 
 
+def test_pre_job_rank_puts_the_job_s_own_pool_first(rendered: Path, ldf: EnclaveSpec, tmp_path: Path) -> None:
+    expr = render.read_back(rendered / "central-manager.conf", ["NEGOTIATOR_PRE_JOB_RANK"],
+                            subsystem="NEGOTIATOR")["NEGOTIATOR_PRE_JOB_RANK"]
+    assert expr is not None
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    default = render.read_back(empty, ["NEGOTIATOR_PRE_JOB_RANK"], subsystem="NEGOTIATOR")["NEGOTIATOR_PRE_JOB_RANK"]
+    assert default is not None and ExprTree(default) == ExprTree(render.PRE_JOB_RANK_DEFAULT)
+    job = policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV)
+
+    def rank(rule: str, pool: str, cpus: int, memory_mib: int) -> float:
+        # The negotiator keeps the value as a float (matchmaker.cpp, EvalNegotiatorMatchRank: rank = (float)val).
+        slot = policy.machine_ad(ldf, startd(pool, cores=cpus, memory_mib=memory_mib))
+        value = float(ExprTree(rule).eval(scope=slot, target=job))
+        return float(struct.unpack("f", struct.pack("f", value))[0])
+
+    # HTCondor's default prefers the smallest slot (-100000 per core, -1 per MiB), whatever its pool: a DRP slot of
+    # 4 cores before prompt's of 24. The rendered rule takes prompt's own first, and the default's order among
+    # slots of the same pool.
+    assert rank(default, "drp", 4, 16384) > rank(default, "prompt", 24, 131072)
+    assert rank(expr, "prompt", 24, 131072) > rank(expr, "drp", 4, 16384)
+    assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 24, 131072)
+    # ... and still tells slots apart by a core or by 16 MiB in the float the negotiator keeps.
+    assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 5, 16384)
+    assert rank(expr, "prompt", 4, 16384) > rank(expr, "prompt", 4, 16400)
+    # The own-pool term outweighs the default's whole range: the largest node of the spec against a one-core slot.
+    big = max(g.cores for g in ldf.cluster.node_groups)
+    mem = max(int(g.memory_gib * 1024) for g in ldf.cluster.node_groups)
+    assert rank(expr, "prompt", big, mem) > rank(expr, "drp", 1, 1)
+
+
+def test_without_a_latency_pool_the_pre_job_rank_is_htcondor_s_default(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    pools = {n: p.model_copy(update={"latency_objective": None}) for n, p in ldf.pools.items()}
+    spec = ldf.model_copy(update={"pools": pools})
+    assert "NEGOTIATOR_PRE_JOB_RANK" not in render.central_manager(spec).text
+
+
 @pytest.mark.parametrize("pool", ["prompt", "drp", "user", "general"])
 def test_execute_node_start_label_and_authorization(rendered: Path, ldf: EnclaveSpec, pool: str) -> None:
     a = ldf.batch.pool_attribute
@@ -112,7 +150,10 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     assert set((got["STARTD_ATTRS"] or "").split()) >= {a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR}
     # The job's declared limit reaches its dynamic slot's ad (batch.live.running_jobs reads it there).
     assert "AllowedExecuteDuration" in (got["STARTD_JOB_ATTRS"] or "").split()
-    trusted = ["lsst-condor-cm.ncsa.illinois.edu", *policy.pool_submit_hosts(ldf, pool)]
+    # The pool's own schedds, then prompt's (its jobs overflow onto every startd), each once.
+    own = list(policy.pool_submit_hosts(ldf, pool))
+    trusted = ["lsst-condor-cm.ncsa.illinois.edu", *own,
+               *(h for h in policy.pool_submit_hosts(ldf, "prompt") if h not in own)]
     assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
     if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
         assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")

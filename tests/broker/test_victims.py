@@ -87,9 +87,12 @@ def test_expected_loss_sums_the_pools_jobs() -> None:
     # At G: A still runs (4·800 = 3,200), B has ended (q = 0 at 500 + 600 > 1,000).
     assert expected_loss(s, "drp", NOW, G, HISTORY) == 3200.0
     # Deadlines 600, 450, 300, 150, 0: A loses 4·(200 + d), B 1·(500 + d) while d < 500: 3,200, 3,550, 2,800,
-    # 2,050, 1,300 — evicting at once loses least.
-    assert deadline(s, "drp", NOW, G, HISTORY) == (0.0, 1300.0)
-    assert deadline(s, "drp", NOW, G, HISTORY)[0] == 0.0
+    # 2,050, 1,300 — evicting at once would lose least of the donor's work.
+    mine = _startd("c0", _job(4, 200), _job(1, 500))
+    assert deadline(mine, "drp", NOW, G, HISTORY) == (0.0, 1300.0)
+    # But the user job keeps its own pool's policy, and its end is unknown: the whole grace, and its work so far
+    # (2·300) added to what the donor's jobs lose then (3,200).
+    assert deadline(s, "drp", NOW, G, HISTORY) == (G, 3200.0 + 600.0)
     # A job of unknown pool counts as the startd's.
     assert expected_loss(_startd("c2", _job(1, 500, pool=None)), "drp", NOW, G, HISTORY) == 0.0
 
@@ -114,6 +117,22 @@ def test_a_half_chance_evicts_when_waiting_loses_more() -> None:
     assert deadline(_startd("c1", _job(2, 50)), "drp", NOW, G, HISTORY)[0] == 0.0
     # Nothing of the pool runs there: every deadline loses 0, a tie, so the pool's own grace.
     assert deadline(_startd("c2", _job(1, 50, pool="user")), "drp", NOW, G, HISTORY)[0] == G
+
+
+def test_a_latency_pools_overflowing_job_is_never_evicted_before_the_grace() -> None:
+    """Prompt's jobs may run on a DRP startd (overflow) and prompt drains: a move of that startd waits DRP's grace
+    whatever DRP's own jobs would lose, and prompt's job's work so far counts in the cost."""
+    # DRP's job alone: 2 cores at age 50, evicting at once loses least (100, as in the test below).
+    alone = _startd("c1", _job(2, 50))
+    assert deadline(alone, "drp", NOW, G, HISTORY)[0] == 0.0
+    # With a prompt job started 10 s ago beside it: the grace; DRP's job loses 2·650·0.5 = 650 then, prompt's
+    # counts its 10 s.
+    shared = _startd("c2", _job(2, 50), _job(1, 10, pool="prompt"))
+    assert deadline(shared, "drp", NOW, G, HISTORY) == (G, 650.0 + 10.0)
+    # The journal counts prompt's work as at stake and, its end unknown, as lost.
+    o = Observed(now=NOW, nodes=(), startds=(shared,), demand={"drp": PoolDemand(runtimes=HISTORY)})
+    loss = action_loss(o, DrainStartd(actor="broker", reason="r", startd="c2", vacate_after_seconds=G))
+    assert loss == {"at_stake_core_s": 2 * 50 + 10, "lost_core_s": 650.0 + 10}
 
 
 def test_unknown_history_keeps_the_grace_and_costs_the_work_done() -> None:

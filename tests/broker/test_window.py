@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from enclave.broker.decide import pool_figure
-from enclave.broker.window import NeedWindow, turn_need
-from enclave.domain.capacity import Observed, PoolDemand, Turn
+from enclave.broker.window import NeedWindow
+from enclave.domain.capacity import Observed, PoolDemand
 from tests.broker.conftest import NOW, make_spec
 
 
@@ -17,7 +17,7 @@ def _at(t: float, prompt_cores: int) -> Observed:
 
 
 def test_window_keeps_the_peak_until_it_is_older_than_the_window() -> None:
-    spec = make_spec(broker={"need_window_seconds": 600})
+    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 1})
     w = NeedWindow(spec)
     assert w.feed(_at(0, 100)).demand["prompt"].peak_cores == 100
     assert w.feed(_at(60, 20)).demand["prompt"].peak_cores == 100   # the overlap is over; its peak stays
@@ -133,52 +133,3 @@ def test_a_covered_pool_is_promised_its_need_up_to_its_guarantee() -> None:
     plain = pools()
     assign_targets(plain, base=240, cover={}, lenders={"prompt"})
     assert (plain["prompt"].target, plain["prompt"].lend, plain["drp"].target) == (72, 0, 168)
-
-
-def _turn(longest_s: float, wait_s: float = 2.5, at: float = NOW) -> Turn:
-    """A visit of 189 one-core jobs whose turn came ``wait_s`` after its readout, at ``at``; 180 jobs of the
-    previous visit had not finished then: 150 ran on 10 s more, 20 1 s more, 10 still run 30 s after it (memory
-    left out: 0 MiB)."""
-    older = ((10.0, 1, 0),) * 150 + ((1.0, 1, 0),) * 20 + ((30.0, 1, 0),) * 10
-    return Turn(at=at, wait_s=wait_s, cores=189, memory_mib=0, older=older, longest_s=longest_s)
-
-
-def test_a_turn_needs_the_older_jobs_that_outlast_its_slack() -> None:
-    spec = make_spec()  # prompt's objective: 60 s
-    d = PoolDemand()
-    # Slow jobs (longest 58 s): slack 60 − 2.5 − 58 = −0.5 s, every older job still running counts:
-    # 189 + 150 + 20 + 10 = 369.
-    assert turn_need(spec, "prompt", d, _turn(58.0)) == 369
-    # Jobs of at most 45 s: slack 60 − 2.5 − 45 = 12.5 s; a job waiting 10 s for an older job's claim still
-    # ends in time, so only the 10 that ran on 30 s count: 189 + 10 = 199.
-    assert turn_need(spec, "prompt", d, _turn(45.0)) == 199
-    # A turn 15 s after readout leaves −0.5 s with 45 s jobs: all count again.
-    assert turn_need(spec, "prompt", d, _turn(45.0, wait_s=15.0)) == 369
-    # Longest 20 s: slack 37.5 s, no older job ran on that long: the submission alone, left to the samples (0).
-    assert turn_need(spec, "prompt", d, _turn(20.0)) == 0
-    # A pool without an objective: nothing.
-    assert turn_need(spec, "drp", d, _turn(58.0)) == 0
-
-
-def test_the_window_holds_the_largest_turn_and_the_sampled_percentile() -> None:
-    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 0.5})
-    w = NeedWindow(spec)
-
-    def at(t: float, cores: int, *turns: Turn) -> int | None:
-        o = Observed(now=NOW + t, nodes=(), startds=(),
-                     demand={"prompt": PoolDemand(running_jobs=cores, running_cores=cores, turns=turns)})
-        return w.feed(o).demand["prompt"].peak_cores
-
-    # The first observation records no turn (the window cannot tell whether it saw it before): samples [200].
-    assert at(0, 200, _turn(58.0, at=NOW - 10)) == 200
-    # Two turns since the last observation (58 s jobs at 20 s: 369; 45 s jobs at 50 s: 199): the larger is
-    # recorded. The median of the samples [190, 200] is 190 (nearest rank ceil(0.5 · 2) = 1st); the turns'
-    # largest, 369.
-    assert at(60, 190, _turn(58.0, at=NOW + 20), _turn(45.0, at=NOW + 50)) == 369
-    # A turn seen before is not recorded again, and a smaller new one does not lower the largest: 369.
-    assert at(120, 180, _turn(58.0, at=NOW + 20), _turn(45.0, at=NOW + 110)) == 369
-    # Once the 369 has left the window (> 600 s old), the largest turn left is 199 (at 120 s): samples
-    # [150, 180] (median 150): 199.
-    assert at(661, 150) == 199
-    # Then the samples alone: [150], 150.
-    assert at(800, 150) == 150

@@ -252,32 +252,3 @@ def test_observe_reports_running_jobs_and_finished_runtimes_not_ends(minimal: En
     done = obs.demand["drp"].runtimes
     assert done and all(r == pytest.approx(601.0) for r in done)
     assert obs.demand["prompt"].runtimes == ()  # prompt drains: its history is not read
-
-
-TWO_VISITS = """
-name: two-visits
-duration_hours: 1
-prompt: {detectors: 4, runtime: {dist: fixed, mean: 50}, visits: {times: [610, 646]}}
-drp: null
-user_batch: null
-notebooks: {peak_concurrent: 1, session_mean_s: 600}
-htcondor: {dedicated_schedds: [prompt]}
-"""
-
-
-def test_observe_reports_a_latency_pools_turns_from_its_jobs(minimal: EnclaveSpec) -> None:
-    """Nothing else runs, so the negotiator's cycles are the timer's (at 0, 60, …, 600: 1 s each with nothing
-    idle) and the two RESCHEDULEs (HTCondor's defaults, ``test_timing_bound``): visit 1 at 610 waits for the
-    cycle delay, max(610, 601 + 20, 600 + 5) = 621, its jobs matched when prompt's turn ends, 622.55 (1 s + 0.5
-    per submitter + 0.05 per autocluster), and end at 622.55 + 1 s start-up + 50 = 673.55. Visit 2 at 646:
-    max(646, 622.55 + 20, 621 + 5) = 646, matched at 647.55. Observed at 700, the broker's last cycle (60 s)
-    reaches back to 640: visit 2's turn only, 1.55 s after its QDate, 4 one-core jobs, with visit 1's four jobs
-    not yet finished then; they ran on 673.55 − 647.55 = 26 s."""
-    twin = TwinBackend(make_sim(parse(TWO_VISITS, "two.yaml", spec=minimal)))
-    twin.advance(700)
-    epoch = twin.sim.sc.start_epoch
-    (turn,) = twin.observe().demand["prompt"].turns
-    assert turn.at == pytest.approx(epoch + 647.55) and turn.wait_s == pytest.approx(1.55)
-    assert turn.cores == 4 and turn.longest_s == pytest.approx(51)  # runtime as the history has it: start-up + 50
-    assert [cores for _, cores, _ in turn.older] == [1] * 4
-    assert [ran_on for ran_on, _, _ in turn.older] == pytest.approx([26.0] * 4)

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import classad2
 import htcondor2
 from classad2 import ClassAd, ExprTree
 
@@ -82,22 +81,11 @@ def job_from_submit(spec: EnclaveSpec, submit: htcondor2.Submit, *, where: str =
         clauses.append(Clause("requirements (submit file)", user, "what the submit file asks for"))
         referenced = set(policy.target_refs(user))
     # condor_submit adds a default clause only for what the user's requirements leave unmentioned.
-    for clause in default_requirement_clauses(spec):
+    for clause in policy.requirement_clauses(spec):
         if not (policy.target_refs(clause.expr) & referenced):
             clauses.append(clause)
     ad["Requirements"] = policy.parse_expr(" && ".join(f"({c.expr!r})" for c in clauses), where="requirements")
     return Submitted(ad=ad, requirement_clauses=tuple(clauses), queue=submit.getQArgs() or "1")
-
-
-def default_requirement_clauses(spec: EnclaveSpec) -> list[Clause]:
-    a = spec.batch.pool_attribute
-    return [
-        Clause("pool", policy.parse_expr(f"TARGET.{a} =?= MY.{a}"), "a node of the pool the job names"),
-        Clause("arch", policy.parse_expr(f"TARGET.Arch == {classad2.quote(policy.ARCH)}"), "the platform"),
-        Clause("opsys", policy.parse_expr(f"TARGET.OpSys == {classad2.quote(policy.OPSYS)}"), "the platform"),
-        Clause("cpus", policy.parse_expr("TARGET.Cpus >= MY.RequestCpus"), "enough free cores"),
-        Clause("memory", policy.parse_expr("TARGET.Memory >= MY.RequestMemory"), "enough free memory"),
-    ]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from enclave.domain.capacity import (
     RunningJob,
     Startd,
     StartdKind,
-    Turn,
 )
 from enclave.domain.reach import JobState, JobVerb
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
@@ -54,9 +53,6 @@ DYNAMIC_PROJECTION = ["Machine", "Name", "Cpus", "JobStart", "RemoteGroup", "All
 # How long a finished job ran: CompletionDate − JobCurrentStartDate ("the time when the job completed",
 # "time at which the job most recently began running", "Job ClassAd Attributes").
 RUNTIME_PROJECTION = ["CompletionDate", "JobCurrentStartDate"]
-# A latency pool's newest turn (``domain.capacity.Turn``): its jobs' QDate ("time at which the job was submitted"),
-# start, completion and requests, from the queue and from the history of jobs completed since that submission.
-TURN_PROJECTION = ["QDate", "JobCurrentStartDate", "CompletionDate", "RequestCpus", "RequestMemory"]
 RUNTIME_HISTORY = 2000
 """Finished jobs read per schedd and pool for ``PoolDemand.runtimes`` (newest first)."""
 # JobStatus values (HTCondor manual, "Job ClassAd Attributes": JobStatus): 1 Idle, 2 Running, 3 Removed,
@@ -251,34 +247,6 @@ class HTCondorBatch:
                 out.append(end - start)
         return out
 
-    def finished_since(self, host: str, pool: str, since: float, schedd: htcondor2.Schedd | None = None
-                       ) -> list[ClassAd]:
-        """The pool's jobs on the schedd completed after ``since`` (at most ``RUNTIME_HISTORY``, newest first):
-        what ``PoolDemand.turns`` needs of the history."""
-        schedd = schedd or self._schedd(host)
-        try:
-            ads: list[ClassAd] = schedd.history(
-                constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}",
-                projection=TURN_PROJECTION, match=RUNTIME_HISTORY, since=f"CompletionDate <= {int(since)}")
-            return ads
-        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
-            raise _external(f"schedd {host} history query failed", exc) from exc
-
-    def turns(self, pool: str, jobs: list[ClassAd]) -> tuple[Turn, ...]:
-        """``PoolDemand.turns`` of a latency pool: the turns since the broker's last cycle, from its queued and
-        running jobs (``jobs``, every schedd's), the history of the last two cycles, and the longest runtime
-        there (``finished_runtimes``)."""
-        now = self.clock()
-        cycle = self.spec.broker.cycle_seconds
-        a = self.spec.batch.pool_attribute
-        rows = [turn_row(ad) for ad in jobs if (_str(ad, a) or self.spec.batch.default_pool) == pool]
-        longest = 0.0
-        for host in self.spec.batch.submit_hosts:
-            schedd = self._schedd(host)
-            rows += [turn_row(ad) for ad in self.finished_since(host, pool, now - 2 * cycle, schedd)]
-            longest = max(longest, *self.finished_runtimes(host, pool, schedd), 0.0)
-        return Turn.after([r for r in rows if r is not None], longest, now, now - cycle)
-
     def demand(self) -> dict[str, PoolDemand]:
         """``Observed.demand``: idle and running jobs and cores per pool, over every submit host.
 
@@ -306,9 +274,6 @@ class HTCondorBatch:
             demand[name] = replace(demand[name], newest_submit=max(known, default=None))
         for name, seen in runtimes.items():
             demand[name] = replace(demand[name], runtimes=tuple(sorted(seen)))
-        for name, pool in self.spec.pools.items():
-            if pool.latency_objective is not None:
-                demand[name] = replace(demand[name], turns=self.turns(name, jobs))
         return demand
 
     # --- act ----------------------------------------------------------------------------------
@@ -384,18 +349,6 @@ def pool_constraint(spec: EnclaveSpec, pool: str) -> str:
     if pool != spec.batch.default_pool:
         return own
     return f'({own}) || !isString({a}) || ({a} =?= "")'
-
-
-def turn_row(ad: ClassAd) -> tuple[float, float | None, float | None, int, int] | None:
-    """A job ad (queue or history) as ``Turn.of`` reads it: QDate, JobCurrentStartDate while it runs or ran (None
-    while idle), CompletionDate once completed, RequestCpus, RequestMemory; None without a QDate."""
-    qdate = _number(ad, "QDate")
-    if qdate is None:
-        return None
-    status = _int(ad, "JobStatus", COMPLETED)
-    start = _number(ad, "JobCurrentStartDate") if status in (RUNNING, COMPLETED) else None
-    end = _number(ad, "CompletionDate") if status == COMPLETED else None
-    return qdate, start, end, max(1, _int(ad, "RequestCpus", 1)), max(0, _int(ad, "RequestMemory", 0))
 
 
 def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict[str, PoolDemand]:

@@ -22,6 +22,14 @@ and submit requirements are rendered from the same ExprTrees this module evaluat
 ``schedd_admit``, so what the tests prove is what the schedd runs. The remaining trust — that a claim
 really comes from a trusted schedd — is enforced by the security config (``ALLOW_DAEMON``) rendered
 for every startd.
+
+Overflow. A pool with a latency objective may run on every startd (``overflow_pools``): its jobs still need
+its own forced group and one of its own trusted schedds (the clauses look the job's pool up), and every startd
+admits its schedds as well as its own pool's (``claiming_hosts``). That widens whom a startd trusts: a schedd
+prompt trusts may now claim a DRP startd, so a compromised one of them could run forged DRP-labelled jobs there
+— which START still refuses unless they carry DRP's forced group, i.e. unless the schedd forges the transform.
+Where prompt has a schedd of its own (``htcondor.dedicated_schedds``) and ``pools.prompt.submit_hosts`` names
+it alone, only that schedd is added.
 """
 
 from __future__ import annotations
@@ -101,6 +109,38 @@ def vacating_pools(spec: EnclaveSpec) -> tuple[str, ...]:
     whether a running job ends within the grace (``enclave.broker.victims``). A pool that drains loses no work,
     one that vacates at once has no grace to wait out."""
     return tuple(name for name, p in spec.pools.items() if p.take_away == Drain.VACATE and p.grace_seconds > 0)
+
+
+def overflow_pools(spec: EnclaveSpec) -> tuple[str, ...]:
+    """Pools whose jobs may run on every startd of the enclave, not only their own: those with a latency
+    objective. Their groups negotiate first (``render.group_sort_expr``) and prefer their own pool's slots
+    (``render.PRE_JOB_RANK``), so what their own capacity cannot hold at a peak (two visits overlapping) runs on
+    the slots the other pools free, as HTCondor's group quotas with surplus would let it, while the capacity the
+    broker keeps for them stays theirs alone (issue 15: held for the peak it idled between visits, docs/broker.md
+    "Overflow")."""
+    return tuple(name for name, p in spec.pools.items() if p.latency_objective is not None)
+
+
+def _pool_clause(spec: EnclaveSpec, job: str, slot: str) -> str:
+    """The job (``job``: MY or TARGET) may run on the slot (``slot``): the slot's pool is the job's, or the job's
+    pool overflows (``overflow_pools``). ``=?=`` and ``identicalMember(...) =?= true``: case-sensitive and never
+    undefined, so a job without a pool is refused by a plain false."""
+    a = spec.batch.pool_attribute
+    same = f"{job}.{a} =?= {slot}.{a}"
+    overflow = overflow_pools(spec)
+    if not overflow:
+        return same
+    # identicalMember, not member: member compares strings without case, and "PROMPT" must not pass for prompt.
+    return f"{same} || identicalMember({job}.{a}, {{{', '.join(classad2.quote(p) for p in overflow)}}}) =?= true"
+
+
+def claiming_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
+    """Submit hosts whose schedds may claim a startd of ``pool``: the pool's own, then those of the pools that
+    overflow onto it (``overflow_pools``), each once. START still holds each job to its own pool's hosts."""
+    hosts = list(pool_submit_hosts(spec, pool))
+    for other in overflow_pools(spec):
+        hosts += [h for h in pool_submit_hosts(spec, other) if h not in hosts]
+    return tuple(hosts)
 
 
 def pool_submit_hosts(spec: EnclaveSpec, pool: str) -> tuple[str, ...]:
@@ -193,16 +233,20 @@ class Clause:
 
 def start_clauses(spec: EnclaveSpec) -> list[Clause]:
     a = spec.batch.pool_attribute
+    # The group and submit-host clauses look the job's own pool up (TARGET.pool): on a slot of its pool that is
+    # the slot's; an overflowing job (``overflow_pools``) on another pool's slot must still carry its own pool's
+    # forced group and come through a schedd its own pool trusts. The pool clause admits only those two cases.
     return [
-        Clause("pool", parse_expr(f"TARGET.{a} =?= MY.{a}"),
-               f"the job asks for the pool this node serves ({a})"),
-        Clause("accounting-group", parse_expr(f"TARGET.AcctGroup =?= MY.{GROUPS_ATTR}[MY.{a}]"),
-               "the accounting group the schedd forced on the job is this pool's"),
+        Clause("pool", parse_expr(_pool_clause(spec, "TARGET", "MY")),
+               f"the job's pool ({a}) is this node's, or overflows onto every node"),
+        Clause("accounting-group", parse_expr(f"TARGET.AcctGroup =?= MY.{GROUPS_ATTR}[TARGET.{a}]"),
+               "the accounting group the schedd forced on the job is its pool's"),
         Clause("accounting-user",
                parse_expr('TARGET.AccountingGroup =?= strcat(TARGET.AcctGroup, ".", TARGET.Owner)'),
                "usage is charged to the job's authenticated owner"),
-        Clause("submit-host", parse_expr(f"member(TARGET.{SCHEDD_ATTR}, MY.{SCHEDDS_ATTR}[MY.{a}]) =?= true"),
-               "the job came through a schedd this pool trusts"),
+        Clause("submit-host",
+               parse_expr(f"member(TARGET.{SCHEDD_ATTR}, MY.{SCHEDDS_ATTR}[TARGET.{a}]) =?= true"),
+               "the job came through a schedd its pool trusts"),
     ]
 
 
@@ -211,13 +255,22 @@ def start_expr(spec: EnclaveSpec) -> ExprTree:
     return parse_expr(" && ".join(f"({c.expr!r})" for c in start_clauses(spec)), where="START")
 
 
+def requirement_clauses(spec: EnclaveSpec) -> list[Clause]:
+    """The Requirements condor_submit gives an enclave job where its submit file leaves them out, clause by
+    clause: its pool (or, for a latency pool, every pool: ``overflow_pools``), platform and resources."""
+    return [
+        Clause("pool", parse_expr(_pool_clause(spec, "MY", "TARGET")),
+               "a node of the job's pool, or any if it overflows"),
+        Clause("arch", parse_expr(f"TARGET.Arch == {classad2.quote(ARCH)}"), "the platform"),
+        Clause("opsys", parse_expr(f"TARGET.OpSys == {classad2.quote(OPSYS)}"), "the platform"),
+        Clause("cpus", parse_expr("TARGET.Cpus >= MY.RequestCpus"), "enough free cores"),
+        Clause("memory", parse_expr("TARGET.Memory >= MY.RequestMemory"), "enough free memory"),
+    ]
+
+
 def default_requirements(spec: EnclaveSpec) -> ExprTree:
     """What condor_submit would give an enclave job: its pool, platform and resources."""
-    a = spec.batch.pool_attribute
-    return parse_expr(
-        f"(TARGET.{a} =?= MY.{a}) && (TARGET.Arch == {classad2.quote(ARCH)}) && "
-        f"(TARGET.OpSys == {classad2.quote(OPSYS)}) && (TARGET.Cpus >= MY.RequestCpus) && "
-        "(TARGET.Memory >= MY.RequestMemory)", where="Requirements")
+    return parse_expr(" && ".join(f"({c.expr!r})" for c in requirement_clauses(spec)), where="Requirements")
 
 
 # --- Ads ------------------------------------------------------------------------------------------
@@ -259,6 +312,10 @@ def machine_ad(
         "Memory": free_mem,
         "TotalSlotCpus": startd.cores,
         "TotalSlotMemory": startd.memory_mib,
+        # The startd's RANK, which the enclave does not configure: the startd then publishes 0 (condor_startd.V6/
+        # Resource.cpp, "if (!public_ad.Lookup(ATTR_RANK)) public_ad.Assign(ATTR_RANK, 0)"); the negotiator's
+        # NEGOTIATOR_PRE_JOB_RANK reads it (render.PRE_JOB_RANK_DEFAULT).
+        "Rank": 0,
     })
     ad[GROUPS_ATTR] = groups_table(spec)
     ad[SCHEDDS_ATTR] = schedds_table(spec)

@@ -107,6 +107,29 @@ def group_sort_expr(spec: EnclaveSpec) -> str:
             "ifThenElse(GroupQuota > 0, 2.0 + GroupResourcesInUse / GroupQuota, 3.3e+38)))")
 
 
+PRE_JOB_RANK_DEFAULT = ("(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDEFINED)) - (100000 * Cpus) - "
+                        "Memory")
+"""HTCondor's default NEGOTIATOR_PRE_JOB_RANK (htcondor/htcondor ``src/condor_utils/param_info.in``, read at
+7491a14; the test reads it back from the installed HTCondor): the startd's own RANK, then unclaimed slots, then the
+smallest. Evaluated with the slot as MY and the job as TARGET; the negotiator sorts a job's candidate slots by it
+first, then by the job's Rank (HTCondor manual, "The Negotiator's algorithm": "sort the potential match list, first
+by NEGOTIATOR_PRE_JOB_RANK ..."; matchmaker.cpp, ``calculateRanks``)."""
+OWN_POOL_RANK = 10**8
+"""Weight of the own-pool term in ``pre_job_rank``: above the default's whole range for any slot a node can hold
+(a startd RANK of 0, 1e6 for an unclaimed slot, -1e5 per core and -1 per MiB: some -1.4e7 for 128 cores and
+1 TiB), and small enough that the negotiator, which keeps the rank as a float (matchmaker.cpp,
+``EvalNegotiatorMatchRank``: ``rank = (float)val``), still tells slots 8 MiB apart (float's step at 1e8: 8)."""
+
+
+def pre_job_rank(spec: EnclaveSpec) -> str:
+    """NEGOTIATOR_PRE_JOB_RANK: a slot of the job's own pool before any other pool's, then HTCondor's default
+    order among them (``PRE_JOB_RANK_DEFAULT``). An overflowing job (``policy.overflow_pools``) so fills its own
+    pool's free slots first and takes another pool's only for what they cannot hold; the twin's negotiator offers a
+    submitter its own pool's slots first in the same way (``enclave.twin.sim.Sim._match_pool``)."""
+    a = spec.batch.pool_attribute
+    return f"({OWN_POOL_RANK} * (MY.{a} =?= TARGET.{a})) + {PRE_JOB_RANK_DEFAULT}"
+
+
 @dataclass(frozen=True)
 class Rendered:
     name: str
@@ -229,6 +252,10 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
         "# cycle), the others most starved first (HTCondor's default order).",
         f"GROUP_SORT_EXPR = {group_sort_expr(spec)}",
     ]
+    if policy.overflow_pools(spec):
+        lines += ["# A job goes to a slot of its own pool before any other: latency pools' jobs may run on every",
+                  "# startd, and take another pool's slots only where their own are full.",
+                  f"NEGOTIATOR_PRE_JOB_RANK = {pre_job_rank(spec)}"]
     seen: set[str] = set()
     for name, pool in spec.pools.items():
         group = policy.accounting_group(spec, name)
@@ -308,10 +335,11 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         f"{policy.KIND_ATTR} {policy.NODE_ATTR}",
         f"START = {_ad_value(repr(policy.start_expr(spec)))}",
         "",
-        "# Only the schedds this pool trusts (and the manager) may claim or write to this startd.",
+        "# Only the schedds this pool trusts, and those of the latency pools that overflow onto every startd",
+        "# (and the manager), may claim or write to this startd.",
     ]
     for pool in spec.pools:
-        lines.append(f"ENCLAVE_SCHEDDS_{pool} = {_daemons(policy.pool_submit_hosts(spec, pool))}")
+        lines.append(f"ENCLAVE_SCHEDDS_{pool} = {_daemons(policy.claiming_hosts(spec, pool))}")
     lines += [
         f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
         f"ALLOW_WRITE = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",

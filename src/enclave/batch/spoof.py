@@ -143,6 +143,13 @@ def catalogue(spec: EnclaveSpec) -> list[Attempt]:
             {a: '"drp"', policy.SCHEDD_ATTR: f'"{dev}"', "GlobalJobId": f'"{dev}#7.0#0"'}, legitimate=False))
         attempts.append(Attempt("legit-drp", "developer submits DRP work from a development host",
                                 DEVELOPER, dev, "drp", {a: '"drp"'}, legitimate=True))
+    if "prompt" in policy.overflow_pools(spec) and "drp" in spec.pools:
+        # Overflow: prompt's jobs may run on every startd, with prompt's own group and schedds still required.
+        attempts.append(Attempt("legit-prompt-overflow", "prompt service work overflowing onto a DRP node",
+                                PROMPT_SERVICE, dev, "drp", {a: '"prompt"'}, legitimate=True))
+        attempts.append(Attempt("forged-pool-overflow", "science user labels the job for prompt to reach a DRP "
+                                "node through the overflow", SCIENCE_USER, nb, "drp", {a: '"prompt"'},
+                                legitimate=False))
     return attempts
 
 
@@ -156,8 +163,9 @@ def submitted_ad(attempt: Attempt) -> ClassAd:
 def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[str] | None = None) -> Verdict:
     """Run one attempt through schedd, START, Requirements and authorization.
 
-    ``allowed_schedds`` is what the startd's ALLOW_DAEMON admits (default: the target pool's submit
-    hosts, as ``render`` writes it). Needs the membership map loaded (``policy.load_membership``).
+    ``allowed_schedds`` is what the startd's ALLOW_DAEMON admits (default: the schedds that may claim a startd of
+    the target pool, its own and the overflowing pools', ``policy.claiming_hosts``, as ``render`` writes it).
+    Needs the membership map loaded (``policy.load_membership``).
     """
     submitted = submitted_ad(attempt)
     submitted["Requirements"] = policy.default_requirements(spec)
@@ -178,7 +186,7 @@ def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[s
     whole = node.lookup("Start").eval(scope=node, target=job) is True
     if whole != (not failures):  # the clauses are the conjuncts of START: they must agree
         raise AssertionError(f"{attempt.name}: START and its clauses disagree")
-    trusted = list(policy.pool_submit_hosts(spec, attempt.target_pool) if allowed_schedds is None
+    trusted = list(policy.claiming_hosts(spec, attempt.target_pool) if allowed_schedds is None
                    else allowed_schedds)
     return Verdict(
         attempt=attempt,

@@ -34,6 +34,12 @@ jobs that end soon finish first. The pool's policy is kept — its jobs are gone
 history cannot tell for some job the deadline is ``G``, as before. A startd's cost is what its deadline is
 expected to lose (the work done so far when the history cannot tell); the broker takes the cheapest startds
 first, idle ones (cost 0) before any that runs.
+
+Jobs of another pool on the startd — a latency pool's, which overflow onto every startd
+(``enclave.batch.policy.overflow_pools``) — keep their own pool's policy, and the broker cannot tell when they end
+(only the vacating pools' history is read): a move of such a startd waits the whole grace period (its pool's
+own deadline, under which they were placed), never less, and their work so far counts in its cost, as for a job
+the history cannot tell about. Evicting at once would kill a prompt job whose pool drains.
 """
 
 from __future__ import annotations
@@ -67,13 +73,23 @@ DEADLINES = 4
 """The deadlines tried within a grace period ``G``: 0, G/4, G/2, 3G/4 and G."""
 
 
+def _pool_of(s: Startd, job: RunningJob) -> str:
+    """A job's pool: its own (the slot's ``RemoteGroup``), or the startd's when not reported."""
+    return job.pool if job.pool is not None else s.pool
+
+
+def guests(s: Startd, pool: str) -> list[RunningJob]:
+    """``s``'s jobs of pools other than ``pool``: a latency pool's, overflowing onto it."""
+    return [j for j in s.jobs if _pool_of(s, j) != pool]
+
+
 def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequence[float]) -> float | None:
     """Core-seconds that evicting ``s``'s jobs of ``pool`` ``after`` seconds from now is expected to lose: each job
     still running then loses ``cores × (age + after)``, a job that ended first nothing. None when the history
     cannot tell for some job (``still_running``). A job of unknown pool counts as the startd's."""
     lost = 0.0
     for job in s.jobs:
-        if (job.pool if job.pool is not None else s.pool) != pool:
+        if _pool_of(s, job) != pool:
             continue
         q = still_running(job, now, after, runtimes) if after > 0 else 1.0
         if q is None:
@@ -84,8 +100,11 @@ def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequ
 
 def at_stake(s: Startd, pool: str, now: float) -> float:
     """The work ``s``'s jobs of ``pool`` have done so far: what evicting them now loses (core-seconds)."""
-    return sum(j.cores * max(0.0, now - j.start) for j in s.jobs
-               if (j.pool if j.pool is not None else s.pool) == pool)
+    return sum(j.cores * max(0.0, now - j.start) for j in s.jobs if _pool_of(s, j) == pool)
+
+
+def _work(jobs: Sequence[RunningJob], now: float) -> float:
+    return sum(j.cores * max(0.0, now - j.start) for j in jobs)
 
 
 def deadline(s: Startd, pool: str, now: float, grace: float | None,
@@ -96,11 +115,16 @@ def deadline(s: Startd, pool: str, now: float, grace: float | None,
     loses the least (``DEADLINES`` + 1 tried, the longest first, so a tie keeps the pool's own grace): 0 evicts
     at once (the jobs would not end within it), ``grace`` drains (they end within it), a deadline between lets
     the jobs that end soon finish before the rest go. When the history cannot tell: the grace, and the work
-    done so far as the cost."""
+    done so far as the cost. With jobs of another pool on ``s`` (``guests``): the grace, and their work so far
+    added to the cost."""
     if grace is None:
         return None, 0.0
     if not s.jobs:
         return grace, 0.0
+    others = guests(s, pool)
+    if others:
+        lost = expected_loss(s, pool, now, grace, runtimes)
+        return grace, (at_stake(s, pool, now) if lost is None else lost) + _work(others, now)
     best: tuple[float, float] | None = None
     for k in range(DEADLINES, -1, -1):
         after = grace * k / DEADLINES
@@ -142,6 +166,8 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
         d = o.demand.get(pool)
         done = at_stake(s, pool, o.now)
         expected = expected_loss(s, pool, o.now, after, d.runtimes if d is not None else ())
-        stake += done
-        lost += expected if expected is not None else done
+        # Other pools' jobs (overflow): their end is not known, so their work so far counts as lost, as above.
+        others = _work(guests(s, pool), o.now)
+        stake += done + others
+        lost += (expected if expected is not None else done) + others
     return {"at_stake_core_s": round(stake, 1), "lost_core_s": round(lost, 1)} if stake > 0 else None

@@ -15,8 +15,6 @@ Vocabulary:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -101,51 +99,6 @@ class Startd:
 
 
 @dataclass(frozen=True)
-class Turn:
-    """A latency pool's submission as the schedd's queue and history show it (``PoolDemand.turns``): the jobs
-    that share its QDate, and the pool's older jobs that had not finished when those started."""
-
-    at: float
-    """When its turn was, ``t`` below: the median JobCurrentStartDate of the submission's jobs (seconds since
-    the epoch)."""
-    wait_s: float
-    """``t`` − the submission's QDate."""
-    cores: int
-    memory_mib: int
-    """The submission's jobs' requests (RequestCpus, RequestMemory)."""
-    older: tuple[tuple[float, int, int], ...]
-    """Each older job of the pool not finished at ``t``: (how long it ran on after ``t``: CompletionDate − t, or
-    while it is still queued or running the time since ``t``, which it ran on at least; its cores; its memory,
-    MiB)."""
-    longest_s: float
-    """The longest runtime (CompletionDate − JobCurrentStartDate) among the pool's recently finished jobs."""
-
-    @classmethod
-    def after(cls, jobs: Iterable[tuple[float, float | None, float | None, int, int]], longest_s: float,
-              now: float, since: float) -> tuple[Turn, ...]:
-        """The turns after ``since``, oldest first, from the pool's jobs as the queue and the history show them
-        at ``now`` (the history back to before ``since``), each job (QDate, JobCurrentStartDate or None while
-        idle, CompletionDate or None while queued or running, RequestCpus, RequestMemory). A submission's turn
-        is known once half of its jobs have started."""
-        rows = list(jobs)
-        by_qdate: dict[float, list[tuple[float, float | None, float | None, int, int]]] = {}
-        for r in rows:
-            by_qdate.setdefault(r[0], []).append(r)
-        out = []
-        for q in sorted(by_qdate):
-            ours = by_qdate[q]
-            starts = sorted(math.inf if start is None else start for _, start, _, _, _ in ours)
-            t = starts[(len(starts) - 1) // 2]
-            if not since < t < math.inf:
-                continue
-            older = tuple((now - t if end is None else end - t, cores, mib) for qd, _, end, cores, mib in rows
-                          if qd < q and (end is None or end > t))
-            out.append(cls(at=t, wait_s=t - q, cores=sum(r[3] for r in ours), memory_mib=sum(r[4] for r in ours),
-                           older=older, longest_s=longest_s))
-        return tuple(out)
-
-
-@dataclass(frozen=True)
 class PoolDemand:
     idle_jobs: int = 0
     idle_cores: int = 0
@@ -172,10 +125,6 @@ class PoolDemand:
     """How long the pool's recently finished jobs ran (seconds, ascending): the schedds' history
     (``CompletionDate − JobCurrentStartDate``). The broker estimates from it whether a running job ends within
     its pool's grace period (``enclave.broker.victims``); () when not observed (pools that never vacate)."""
-    turns: tuple[Turn, ...] = ()
-    """For a pool with a latency objective, the turns of its submissions since the broker's last cycle
-    (``broker.cycle_seconds`` back; ``enclave.broker.window``: the capacity its turns need); () otherwise or
-    when not observed."""
 
 
 @dataclass(frozen=True)

@@ -359,10 +359,11 @@ class BrokerPolicy(Strict):
         "schedule the pre-warm starts this (or a vacating donor's grace, if longer) plus a cycle before a visit."
     )
     need_percentile: float = Field(
-        default=0.9, gt=0, le=1,
+        default=0.5, gt=0, le=1,
         description="The share of a latency pool's needs over the window (those seen while it had work) that its "
-        "learned need covers: 1 holds the peak, 0.9 the 90th percentile (one-week: 99.59 % of visits within 60 s "
-        "at 90.1 % batch utilization, the peak 99.99 % at 88.9 %, 0.8 98.1 %; docs/broker.md)."
+        "learned need covers: 1 holds the peak, 0.5 the median. What its own capacity does not hold at a peak "
+        "overflows onto the slots other pools free, its group first (docs/broker.md, \"Overflow\": prompt runtimes "
+        "35-58 s at 0.9 / 0.7 / 0.5: 89.2 / 89.7 / 90.3 % batch utilization, 84.5 % of visits within 60 s each)."
     )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
@@ -379,9 +380,9 @@ class BrokerPolicy(Strict):
     latency_headroom: float = Field(
         default=0.0, ge=0, le=10,
         description="Margin on a latency pool's need: 0.1 holds 10 % more than its windowed need. The default holds "
-        "the window's figure (need_percentile) as it is: the window already counts the overlap of two visits "
-        "(one-week: 99.99 % of visits within 60 s either way, 0.7 points more batch utilization without the "
-        "margin, docs/broker.md)."
+        "the window's figure (need_percentile) as it is: what it does not hold at a peak overflows onto the slots "
+        "other pools free (measured before overflow, at the 0.9 percentile, one-week: 99.99 % of visits within "
+        "60 s either way, 0.7 points more batch utilization without the margin; docs/broker.md)."
     )
 
 

@@ -35,7 +35,6 @@ from enclave.domain.capacity import (
     Startd,
     StartdKind,
     StartHTCondor,
-    Turn,
 )
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
 from enclave.errors import InputError, Problem
@@ -71,32 +70,6 @@ def _idle_memory(sim: Sim, pool: str) -> int:
     """MiB the pool's queued jobs request: per autocluster, jobs still queued in its blocks times its request
     (as the live backend sums RequestMemory over idle job ads)."""
     return sum(sum(b.n - b.pos for b in sim.queues[ac]) * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool])
-
-
-def _turns(sim: Sim, pool: str) -> tuple[Turn, ...]:
-    """``PoolDemand.turns`` from what the schedd's queue and history show: the pool's queued and running jobs
-    and those finished in the last two broker cycles (``Sim.finished_jobs``); only for a pool with a latency
-    objective."""
-    history = sim.finished_jobs.get(pool)
-    if history is None:
-        return ()
-    acs = sim.acs
-    e = sim.sc.start_epoch
-    cycle = sim.spec.broker.cycle_seconds
-    since = sim.now - cycle
-    jobs: list[tuple[float, float | None, float | None, int, int]] = []
-    for submit, start, end, ac in reversed(history):
-        if end <= since - cycle:
-            break  # newest last: as the schedd's history read, back to the bound
-        jobs.append((e + submit, e + start, e + end, acs[ac].cpus, acs[ac].memory_mib))
-    for rec in sim.running.values():
-        a = acs[rec[2]]
-        if a.pool == pool:
-            jobs.append((e + rec[3], e + rec[6], None, a.cpus, a.memory_mib))
-    for ac in sim.pool_acs[pool]:
-        a = acs[ac]
-        jobs += [(e + b.submit, None, None, a.cpus, a.memory_mib) for b in sim.queues[ac] for _ in range(b.n - b.pos)]
-    return Turn.after(jobs, max(sim.finished_runtimes[pool], default=0.0), e + sim.now, e + since)
 
 
 class SimWorld:
@@ -199,7 +172,7 @@ class TwinBackend:
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
                                       else None,
                                       runtimes=tuple(sorted(sim.finished_runtimes[pool])) if pool in vacating
-                                      else (), turns=_turns(sim, pool))
+                                      else ())
         spawns = tuple(PendingSpawn(cpu=sim.wl.sessions.cpu[i], memory_mib=sim.wl.sessions.memory_mib[i])
                        for i in sim.nb_pending)
         return Observed(now=epoch + sim.now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,

@@ -14,7 +14,7 @@ import gc
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -277,11 +277,6 @@ class Sim:
         """How long each pool's most recently finished jobs held their slot (end − match), newest last: what
         the schedd's history shows (``CompletionDate − JobCurrentStartDate``), never a running job's end."""
         """Simulated time of each pool's newest submission (what the schedd's queue and history tell)."""
-        self.finished_jobs: dict[str, deque[tuple[float, float, float, int]]] = {
-            p: deque(maxlen=RUNTIME_HISTORY) for p in self.pools if self.spec.pools[p].latency_objective is not None}
-        """Per latency pool, its most recently finished jobs (submit, match, end, autocluster), newest last: the
-        schedd's history (QDate, JobCurrentStartDate, CompletionDate, RequestCpus/Memory) that
-        ``TwinBackend.observe`` reads for ``PoolDemand.turn``."""
         nv = len(self.wl.visit_readout)
         self.visit_left = [self.spec_detectors()] * nv
         self.visit_latency = [math.nan] * nv
@@ -560,7 +555,7 @@ class Sim:
         a = self.acs[ac]
         q = self.queues[ac]
         matches = self.matcher.matches
-        for s in self.startds.values():
+        for s in self._own_first(a.pool):
             if not q:
                 return
             if s.accepting and s.free_cores >= a.cpus and s.free_mem >= a.memory_mib and matches(ac, s.sig):
@@ -828,16 +823,25 @@ class Sim:
         self._cycle_end()
 
     def _match_pool(self, pool: str) -> None:
-        """Match ``pool``'s jobs the cycle saw on every slot with room, slots in the collector's order."""
+        """Match ``pool``'s jobs the cycle saw on every slot with room: the slots of its own pool first, then the
+        others (a latency pool's jobs overflow onto them), each in the collector's order. The rendered
+        NEGOTIATOR_PRE_JOB_RANK sorts a job's candidate slots so (``enclave.batch.render.pre_job_rank``); its
+        default's order among slots of one pool (the smallest first) is not modelled."""
         budget = self._seen
         # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
         budget += [0] * (len(self.acs) - len(budget))
         left = sum(budget[ac] for ac in self.pool_acs[pool])
-        for s in self.startds.values():
+        for s in self._own_first(pool):
             if left <= 0 or not self.idle[pool]:
                 return
             if s.accepting and s.free_cores > 0:
                 left -= self._fill_for(s, pool, budget)
+
+    def _own_first(self, pool: str) -> Iterator[SimStartd]:
+        """The startds, ``pool``'s own first (NEGOTIATOR_PRE_JOB_RANK), in the collector's order otherwise."""
+        startds = self.startds.values()
+        yield from (s for s in startds if s.pool == pool)
+        yield from (s for s in startds if s.pool != pool)
 
     def _cycle_end(self) -> None:
         """The last turn is over: preemption (the negotiator considers it in the same cycle, after free slots),
@@ -1239,7 +1243,6 @@ class Sim:
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
         handoff = not self.instant and not self.policy.limited
         finished_rt = self.finished_runtimes
-        finished_jobs = self.finished_jobs
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
         processed = 0
@@ -1263,8 +1266,6 @@ class Sim:
                     done_ac[ac] += 1
                     rt_ac[ac] += rt
                     finished_rt[a.pool].append(t - matched)
-                    if (history := finished_jobs.get(a.pool)) is not None:
-                        history.append((submit, matched, t, ac))
                     if visit >= 0:
                         prompt_latency.append(t - submit)
                         left = visit_left[visit] - 1
