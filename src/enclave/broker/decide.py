@@ -635,6 +635,8 @@ class Commons:
     """Those not draining, per pool (``Census.borrowed``)."""
     by_name: list[Node]
     """``workers`` in name order, sorted once: every order on workers breaks ties by name (``_ordered``)."""
+    ready_by_name: list[Node]
+    """The ready ones among them (where pods and spawns may go), in the same order."""
     ready: set[str]
     pod_cores_on: dict[str, int]
     pod_mem_on: dict[str, int]
@@ -665,8 +667,10 @@ class Commons:
             if s.draining:
                 returning += s.cores
         pending = pending_notebook_cores(observed, workers)
-        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=sorted(workers, key=_NAME),
-                   ready={n.name for n in workers if n.state == _READY},
+        by_name = sorted(workers, key=_NAME)
+        ready_by_name = [n for n in by_name if n.state == _READY]
+        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=by_name,
+                   ready_by_name=ready_by_name, ready=set(map(_NAME, ready_by_name)),
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
                    returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
@@ -688,7 +692,7 @@ class RelabelQueue:
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
     unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
-    """Each pool's startds, in no order, until its first list is made."""
+    """Each pool's startds, in no order: their sizes are known without ordering them (``cores_of``)."""
     cool: Callable[[float], bool] = lambda since: True
     cost: Callable[[StartdT, str], float] = lambda s, pool: 0.0
     """``Cycle.victim_cost``: the order in which a pool's startds go."""
@@ -711,7 +715,7 @@ class RelabelQueue:
         them = self.by_pool.get(key)
         if them is None:
             if promise:
-                mine = self.unsorted.pop(pool, [])
+                mine = self.unsorted.get(pool, [])
                 cost = self.cost
                 # Without reported jobs every cost is 0: that key is left out, without a call per startd
                 # (bench.broker_decide).
@@ -724,12 +728,15 @@ class RelabelQueue:
         return them
 
     def cores_of(self, pool: str, promise: bool) -> set[int]:
-        """The sizes (cores) of the startds ``candidates`` goes through: ``take_one`` leaves a donor once each
-        size has been refused."""
+        """The sizes (cores) of the startds ``candidates`` goes through, found without ordering them: ``take_one``
+        passes over a donor none of whose sizes may go."""
         key = (pool, promise)
-        if key not in self.sizes:
-            self.sizes[key] = {s.cores for s in self._listed(pool, promise)}
-        return self.sizes[key]
+        sizes = self.sizes.get(key)
+        if sizes is None:
+            mine = self.unsorted.get(pool, [])
+            cool = self.cool
+            sizes = self.sizes[key] = set(map(_CORES, mine)) if promise else {s.cores for s in mine if cool(s.since)}
+        return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
         """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
@@ -811,41 +818,44 @@ def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], 
 def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
     """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
     cycle.actions.append(_remove(s, cycle.actor, why))
+    cores, node = s.cores, s.node
     if s.draining:
-        commons.returning -= s.cores
-    if s.kind == StartdKind.POD:
-        commons.pod_cores_on[s.node] = commons.pod_cores_on.get(s.node, 0) - s.cores
-        commons.pod_mem_on[s.node] = commons.pod_mem_on.get(s.node, 0) - s.memory_mib
-        if s.node in commons.ready:
-            commons.free += s.cores
+        commons.returning -= cores
+    if s.kind == _POD:
+        pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
+        pod_cores_on[node] = pod_cores_on.get(node, 0) - cores
+        pod_mem_on[node] = pod_mem_on.get(node, 0) - s.memory_mib
+        if node in commons.ready:
+            commons.free += cores
     else:
-        commons.free += s.cores  # the node is back in the commons, empty
+        commons.free += cores  # the node is back in the commons, empty
 
 
 def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
     vacates at once. False when it was already touched this cycle or the move limit is reached."""
-    name, pool = s.name, s.pool
-    if name in cycle.moved or not cycle.budget.take():
+    name, moved = s.name, cycle.moved
+    if name in moved or not cycle.budget.take():
         return False
-    cycle.moved.add(name)
+    moved.add(name)
+    pool, cores, busy = s.pool, s.cores, s.busy_cores
     if not s.draining:
         ps = cycle.pools[pool]
-        ps.lent -= s.cores
+        ps.lent -= cores
         if s.ready:
-            ps.ready_lent -= s.cores
+            ps.ready_lent -= cores
     grace = cycle.vacate_after(pool)
-    if s.busy_cores == 0:
+    if busy == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
     elif grace == 0:
         remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
     else:
-        commons.returning += s.cores
+        commons.returning += cores
         # The grace, or sooner when waiting it out would lose more work (without jobs: the grace).
         after = cycle.vacate_for(s, pool) if s.jobs else grace
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
-        cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores {what}",
-                                         startd=name, vacate_after_seconds=after))
+        # Positional, as in _deploy_for: thousands of these a decision.
+        cycle.actions.append(DrainStartd(cycle.actor, f"{why}; let its {busy} busy cores {what}", name, after))
     return True
 
 
@@ -975,24 +985,24 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
             continue
-        # may_give looks at a startd only for its size: once each size the donor has is refused, none may go.
-        refused: set[int] = set()
+        # may_give looks at a startd only for its size: each size the donor has is asked once, and a donor none of
+        # whose sizes may go is passed over without ordering its startds (a pool at its target, most of the time).
+        allowed = {c for c in queue.cores_of(src.name, promise)
+                   if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+        if not allowed:
+            continue
         for s in queue.candidates(src.name, promise, moved):
-            if s.name in moved or s.cores in refused:
+            if s.name in moved or s.cores not in allowed:
                 continue
-            if may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
-                if not cycle.budget.take():
-                    return False
-                _relabel(cycle, s, src, dst, promise)
-                return True
-            refused.add(s.cores)
-            if refused >= queue.cores_of(src.name, promise):
-                break
+            if not cycle.budget.take():
+                return False
+            _relabel(cycle, s, src, dst, promise)
+            return True
     return False
 
 
-def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
-    """Whether startd ``s`` may go from ``src`` to ``dst``.
+def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
+    """Whether a startd of ``cores`` may go from ``src`` to ``dst``.
 
     A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
     target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
@@ -1000,15 +1010,15 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
     another pool is short of its promise: that startd could be the one the other pool needs.
 
-    Of ``s`` only its cores count (``take_one`` relies on it to skip a donor none of whose sizes may go)."""
+    Only the startd's size counts (``take_one`` asks once per size)."""
     keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
-    if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
+    if src.standalone - cores < keep or dst.standalone + dst.lent + cores > dst.maximum:
         return False
     if promise:
         return True
-    if dst.target - dst.standalone < cycle.spec.broker.hysteresis * s.cores - _EPS:
+    if dst.target - dst.standalone < cycle.spec.broker.hysteresis * cores - _EPS:
         return False
-    return dst.standalone + s.cores <= dst.target or (overshoot and not any(
+    return dst.standalone + cores <= dst.target or (overshoot and not any(
         p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
 
 
@@ -1017,8 +1027,9 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
     holds = f"{src.name} holds {src.standalone} for a target of {src.target}"
     reason = (f"{bcs}: {dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores); {holds}" if promise
               else f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); {holds}")
-    cycle.actions.append(Relabel(actor=cycle.actor, reason=reason, startd=s.name, from_pool=src.name,
-                                 to_pool=dst.name, vacate_after_seconds=_reclaim_deadline(cycle, s, src, dst)))
+    # Positional, as in _deploy_for: (actor, reason, startd, from_pool, to_pool, vacate_after_seconds).
+    cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
+                                 _reclaim_deadline(cycle, s, src, dst)))
     cycle.moved.add(s.name)
     src.standalone -= s.cores
     dst.standalone += s.cores
@@ -1081,14 +1092,20 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
     held_cores, held_mem = held.cores, held.mem
     needs = f"BCS 4: {ps.name} needs {ps.lend} cores beyond its {ps.target} standalone and holds "  # and ps.lent
-    ready = [n for n in commons.by_name if n.state == _READY]
+    ready = commons.ready_by_name
     load = [n.k8s_cores_requested + pod_cores_on.get(n.name, 0) for n in ready]
-    for node in _least_first(ready, load, cycle.budget.left):  # ties by name: the workers come in name order
+    budget, actions, actor, pool = cycle.budget, cycle.actions, cycle.actor, ps.name
+    # The commons' free cores and the pool's borrowed cores change only here while it deploys: kept in locals and
+    # written back once (they were read back from the objects for every worker).
+    free, reserve, lent, below_max = commons.free, commons.reserve, ps.lent, ps.maximum - ps.standalone
+    for node in _least_first(ready, load, budget.left):  # ties by name: the workers come in name order
         if lacking <= 0 or lacking < least or room < cores:
             break
-        anywhere = _pods_allowed(commons, ps, cores)
+        # Pods the commons may still take, keeping the notebook reserve free, and the pool may still hold within
+        # its maximum (a cap is a cap). It only shrinks as pods are deployed: no later worker takes one.
+        anywhere = min(int(max(0.0, free - reserve) // cores), (below_max - lent) // cores)
         if anywhere <= 0:
-            break  # it only shrinks as pods are deployed: no later worker takes one
+            break
         name = node.name
         # Pods that fit next to its pods and the room held for spawns.
         fits = min(_pods_that_fit(node, pod_cores_on.get(name, 0) + held_cores.get(name, 0),
@@ -1096,26 +1113,21 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
                    anywhere, math.ceil(lacking / cores), int(room // cores))
         if fits <= 0:
             continue
-        if not cycle.budget.take():
+        if not budget.take():
             break
         names = pod_names(name, fits, existing)
         existing.update(names)
-        cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"{needs}{ps.lent} borrowed", node=name,
-                                        pool=ps.name, pods=names, cores_per_pod=cores, memory_mib_per_pod=memory_mib))
+        # Positional: a frozen dataclass built from keywords costs a third more (7 fields, thousands a decision).
+        actions.append(DeployPods(actor, f"{needs}{lent} borrowed", name, pool, names, cores, memory_mib))
         added = fits * cores
         pod_cores_on[name] = pod_cores_on.get(name, 0) + added
         pod_mem_on[name] = pod_mem_on.get(name, 0) + fits * memory_mib
-        commons.free -= added
-        ps.lent += added
+        free -= added
+        lent += added
         lacking -= added
         room -= added
+    commons.free, ps.lent = free, lent
     return room
-
-
-def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
-    """Pods the commons may still take, keeping the notebook reserve free, and ``ps`` may still hold within its
-    maximum (a cap is a cap)."""
-    return min(int(max(0.0, commons.free - commons.reserve) // cores), (ps.maximum - ps.standalone - ps.lent) // cores)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
@@ -1305,8 +1317,8 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: 
 
 
 def _remove(s: StartdT, actor: str, reason: str) -> Action:
-    if s.kind == StartdKind.POD:
-        return DeletePods(actor=actor, reason=f"BCS 3: {reason}", pods=(s.name,))
+    if s.kind == _POD:
+        return DeletePods(actor, f"BCS 3: {reason}", (s.name,))  # positional, as in _deploy_for
     return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
 
 

@@ -11,8 +11,9 @@ def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ..
     Deterministic, so deciding twice on the same state names the same pods, and a valid DNS-1123 name for
     every spec node name (lower-case group names, a number)."""
     prefix = f"htcondor-{node}-"
-    # The lowest numbers, built and looked up without a Python step per name: a broker decision names thousands.
-    lowest = tuple(map(prefix.__add__, map(str, range(1, count + 1))))
+    # The lowest numbers, looked up without a Python step per name: a broker decision names thousands. A list
+    # comprehension builds them faster than chained maps (one call per name fewer).
+    lowest = tuple([prefix + str(i) for i in range(1, count + 1)])
     if not any(map(existing.__contains__, lowest)):
         return lowest  # none of them in use: a worker's first pods
     names: list[str] = []
