@@ -472,7 +472,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     free = _free_cores(workers, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
+    room = b.max_lend_share * sum(map(_CORES, workers)) - other_lent
     cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
     if at_most is not None:
         cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
@@ -637,6 +637,13 @@ class Commons:
     """``workers`` in name order, sorted once: every order on workers breaks ties by name (``_ordered``)."""
     ready_by_name: list[Node]
     """The ready ones among them (where pods and spawns may go), in the same order."""
+    not_ready_by_name: list[Node]
+    """The others (draining, given to HTCondor, down), in the same order: the few where workers on their way to
+    HTCondor are looked for, without a pass over every worker."""
+    cores: int
+    """Cores of all the workers: ``max_lend_share`` is of these."""
+    draining: list[StartdT]
+    """The borrowed startds already draining, in name order (``finish_drains``)."""
     ready: set[str]
     pod_cores_on: dict[str, int]
     pod_mem_on: dict[str, int]
@@ -660,17 +667,21 @@ class Commons:
         pod_cores_on: dict[str, int] = {}
         pod_mem_on: dict[str, int] = {}
         returning = 0
+        draining = []
         for s in lent:
             if s.kind == _POD:
                 pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
                 pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
             if s.draining:
                 returning += s.cores
+                draining.append(s)
         pending = pending_notebook_cores(observed, workers)
         by_name = sorted(workers, key=_NAME)
         ready_by_name = [n for n in by_name if n.state == _READY]
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=by_name,
-                   ready_by_name=ready_by_name, ready=set(map(_NAME, ready_by_name)),
+                   ready_by_name=ready_by_name, not_ready_by_name=[n for n in by_name if n.state != _READY],
+                   cores=sum(map(_CORES, workers)), draining=sorted(draining, key=_NAME),
+                   ready=set(map(_NAME, ready_by_name)),
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
                    returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
@@ -936,7 +947,7 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
     held = Held()
     spawns = tuple(spawns)
     if spawns:
-        _room_for_spawns(spawns, commons.by_name, [s for s in commons.lent if s.name not in cycle.moved],
+        _room_for_spawns(spawns, commons.ready_by_name, [s for s in commons.lent if s.name not in cycle.moved],
                          {n: ps.priority for n, ps in cycle.pools.items()}, held.cores, held.mem,
                          lambda s, why: release(cycle, commons, s, why))
     return held
@@ -945,7 +956,7 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
 def finish_drains(cycle: Cycle, commons: Commons) -> None:
     """Phase 5: borrowed startds that were draining are removed once idle, or once their pool's grace period
     is over when it vacates (``take_away: vacate``)."""
-    for s in sorted((s for s in commons.lent if s.draining), key=_NAME):
+    for s in commons.draining:
         grace = cycle.vacate_after(s.pool)
         overdue = grace is not None and cycle.now - s.since >= grace
         if (s.busy_cores == 0 or overdue) and s.name not in cycle.moved and cycle.budget.take():
@@ -1053,11 +1064,11 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
     count as lent too."""
     b = cycle.spec.broker
     moved = cycle.moved
-    room = b.max_lend_share * sum(n.cores for n in commons.workers) - sum(
+    room = b.max_lend_share * commons.cores - sum(
         s.cores for s in commons.lent if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in commons.lent}
-        room -= sum(n.cores for n in commons.workers if n.state == _DRAINING
+        room -= sum(n.cores for n in commons.not_ready_by_name if n.state == _DRAINING
                     or (n.state == _HTCONDOR and n.name not in hosting))
     return room
 
@@ -1133,7 +1144,7 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
     """Phase 9 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
     if needed. With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
-    in_flight = _in_flight_nodes(commons.by_name, commons.lent)
+    in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
     return_for_notebooks(cycle, commons, in_flight, claim_of, lacking)
@@ -1231,7 +1242,7 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     hysteresis = cycle.spec.broker.hysteresis
     cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
     # Ties by name: the workers come in name order and the sort is stable.
-    candidates = sorted((n for n in commons.by_name if n.state == _READY and cool(n.since)
+    candidates = sorted((n for n in commons.ready_by_name if cool(n.since)
                          and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved), key=_K8S_CORES)
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
@@ -1254,7 +1265,7 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     return room
 
 
-def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: list[StartdT], prio: dict[str, int],
+def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], lent: list[StartdT], prio: dict[str, int],
                      held_cores: dict[str, float], held_mem: dict[str, int],
                      release: Callable[[StartdT, str], bool]) -> None:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
@@ -1262,8 +1273,8 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: 
     gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
     where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
-    spawn and this cycle's pod deployments do not count on it. ``workers`` in name order (``Commons.by_name``)."""
-    ready = [n for n in workers if n.state == _READY]
+    spawn and this cycle's pod deployments do not count on it. ``ready``: the ready workers in name order
+    (``Commons.ready_by_name``)."""
     pods_on: dict[str, list[StartdT]] = {}
     used_c: dict[str, float] = {n.name: n.k8s_cores_requested for n in ready}
     used_m: dict[str, int] = {n.name: n.k8s_memory_requested_mib for n in ready}
@@ -1324,7 +1335,7 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
 
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
     """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet; in the order
-    of ``workers`` (name order: ``Commons.by_name``)."""
+    of ``workers`` (name order: ``Commons.not_ready_by_name``, the only ones that may be)."""
     maybe = [n for n in workers if n.state == _DRAINING or n.state == _HTCONDOR]
     if not maybe:
         return []  # the usual case in pods mode: no pass over the borrowed startds
