@@ -472,7 +472,8 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     free = _free_cores(workers, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    room = b.max_lend_share * sum(map(_CORES, workers)) - other_lent
+    cores: int = sum(map(_CORES, workers))
+    room = b.max_lend_share * cores - other_lent
     cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
     if at_most is not None:
         cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
