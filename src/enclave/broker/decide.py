@@ -634,12 +634,11 @@ class Commons:
     """Borrowed startds (worker pods and whole workers) that are up, as observed."""
     borrowed: dict[str, list[StartdT]]
     """Those not draining, per pool (``Census.borrowed``)."""
-    by_name: list[Node]
-    """``workers`` in name order, sorted once: every order on workers breaks ties by name (``_ordered``)."""
     ready_by_name: list[Node]
-    """The ready ones among them (where pods and spawns may go), in the same order."""
+    """The ready workers (where pods and spawns may go) in name order, sorted once: every order on workers
+    breaks ties by name (``_ordered``)."""
     not_ready_by_name: list[Node]
-    """The others (draining, given to HTCondor, down), in the same order: the few where workers on their way to
+    """The others (draining, given to HTCondor, down), in name order: the few where workers on their way to
     HTCondor are looked for, without a pass over every worker."""
     cores: int
     """Cores of all the workers: ``max_lend_share`` is of these."""
@@ -677,10 +676,9 @@ class Commons:
                 returning += s.cores
                 draining.append(s)
         pending = pending_notebook_cores(observed, workers)
-        by_name = sorted(workers, key=_NAME)
-        ready_by_name = [n for n in by_name if n.state == _READY]
-        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=by_name,
-                   ready_by_name=ready_by_name, not_ready_by_name=[n for n in by_name if n.state != _READY],
+        ready_by_name = sorted([n for n in workers if n.state == _READY], key=_NAME)
+        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
+                   not_ready_by_name=sorted([n for n in workers if n.state != _READY], key=_NAME),
                    cores=sum(map(_CORES, workers)), draining=sorted(draining, key=_NAME),
                    ready=set(map(_NAME, ready_by_name)),
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
@@ -974,9 +972,13 @@ def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
     once, highest priority first: cooldown and hysteresis do not delay a promise. A latency pool's promise
     does so only while the pool is ``urgent`` (its jobs wait now)."""
     for ps in cycle.receivers:
-        while ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target) \
-                and take_one(cycle, queue, ps, promise=True):
+        while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed):
             pass
+
+
+def _owed(ps: PoolState) -> bool:
+    """Whether a pool is owed startds at once (``keep_promises``)."""
+    return ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target)
 
 
 def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
@@ -990,9 +992,16 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
                 pass
 
 
-def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
+def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
+             again: Callable[[PoolState], bool] | None = None) -> bool:
     """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
-    the rules allow (``may_give``). False when none may move or the move limit is reached."""
+    the rules allow (``may_give``). False when none may move or the move limit is reached.
+
+    ``again`` (a promise only): go on taking from the same donor while ``again(dst)`` holds — the moves taking one
+    at a time would make. For a promise, each move only takes the donors before this one further from giving
+    (``may_give`` asks more of the receiver as it grows, and nothing of them changes), so the next search would
+    pass over them and start at this donor's next candidate; with thousands of moves the searches cost more
+    than the moves (``bench.broker_decide``). Not for targets: a move there may let an earlier donor overshoot."""
     moved = cycle.moved
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
@@ -1003,12 +1012,20 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
                    if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
         if not allowed:
             continue
+        took = False
         for s in queue.candidates(src.name, promise, moved):
             if s.name in moved or s.cores not in allowed:
                 continue
             if not cycle.budget.take():
                 return False
             _relabel(cycle, s, src, dst, promise)
+            if again is None or not again(dst) or src.standalone <= src.target:
+                return True
+            took = True
+            allowed = {c for c in allowed if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+            if not allowed:
+                return True
+        if took:
             return True
     return False
 
