@@ -3,7 +3,8 @@
 Why one pass: at 40,000 nodes a pass over the 35,000 startds costs 2–5 ms, most of it fetching each startd from
 memory (three times that once their running jobs are reported, which spread them over more memory), and the
 decision's phases made eight of them: the startds that are up, the standalone capacity, what each pool holds,
-the borrowed ones, each pool's standalone ones, their names (``bench.broker_decide``). Pure.
+the borrowed ones, each pool's standalone ones, their names, the worker pods on each worker, the draining ones
+(``bench.broker_decide``). Pure.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from enclave.domain.capacity import Startd as StartdT
 from enclave.spec.models import NodeRole
 
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
-_STANDALONE, _DOWN, _WORKER = StartdKind.STANDALONE, NodeState.DOWN, NodeRole.WORKER
+_STANDALONE, _POD, _DOWN, _WORKER = StartdKind.STANDALONE, StartdKind.POD, NodeState.DOWN, NodeRole.WORKER
 _STATE = attrgetter("state")
 
 
@@ -70,6 +71,12 @@ class Census:
     """Names of the startds that are up: a new worker pod takes none of them."""
     workers: list[Node] = field(default_factory=list)
     """The observation's Kubernetes workers, whatever their state."""
+    pod_cores: dict[str, int] = field(default_factory=dict)
+    """Per worker, the cores of the HTCondor worker pods on it (draining ones too)."""
+    pod_memory: dict[str, int] = field(default_factory=dict)
+    """Per worker, their memory (MiB)."""
+    draining: list[StartdT] = field(default_factory=list)
+    """The borrowed startds that are draining, in the observation's order."""
 
     @property
     def base(self) -> int:
@@ -96,6 +103,7 @@ class Census:
         census = cls(up=up if isinstance(up, Sequence) else list(up),
                      workers=workers if isinstance(workers, list) else list(workers))
         lent, names, holdings = census.lent, census.names, census.holdings
+        pod_cores, pod_memory, draining = census.pod_cores, census.pod_memory, census.draining
         for s in census.up:
             names.add(s.name)
             held = holdings.get(s.pool)
@@ -107,9 +115,15 @@ class Census:
                     held.standalone_startds.append(s)
                 continue
             lent.append(s)
-            if not s.draining:
-                held.lent += s.cores
-                held.lent_startds.append(s)
-                if s.ready:
-                    held.ready_lent += s.cores
+            if s.kind == _POD:
+                node = s.node
+                pod_cores[node] = pod_cores.get(node, 0) + s.cores
+                pod_memory[node] = pod_memory.get(node, 0) + s.memory_mib
+            if s.draining:
+                draining.append(s)
+                continue
+            held.lent += s.cores
+            held.lent_startds.append(s)
+            if s.ready:
+                held.ready_lent += s.cores
         return census

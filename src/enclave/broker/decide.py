@@ -664,25 +664,16 @@ class Commons:
     def of(cls, spec: EnclaveSpec, observed: Observed, census: Census) -> Commons:
         """The commons of ``observed``, whose census is taken."""
         lent, workers = census.lent, census.workers
-        pod_cores_on: dict[str, int] = {}
-        pod_mem_on: dict[str, int] = {}
-        returning = 0
-        draining = []
-        for s in lent:
-            if s.kind == _POD:
-                pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
-                pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
-            if s.draining:
-                returning += s.cores
-                draining.append(s)
+        # Copies: this decision's moves change them, the census stays what was observed.
+        pod_cores_on, pod_mem_on = dict(census.pod_cores), dict(census.pod_memory)
         pending = pending_notebook_cores(observed, workers)
         ready_by_name = sorted([n for n in workers if n.state == _READY], key=_NAME)
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
                    not_ready_by_name=sorted([n for n in workers if n.state != _READY], key=_NAME),
-                   cores=sum(map(_CORES, workers)), draining=sorted(draining, key=_NAME),
-                   ready=set(map(_NAME, ready_by_name)),
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
-                   returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
+                   cores=sum(map(_CORES, workers)), draining=sorted(census.draining, key=_NAME),
+                   ready=set(map(_NAME, ready_by_name)), pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on,
+                   free=_free_cores(workers, pod_cores_on), returning=sum(map(_CORES, census.draining)),
+                   pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
@@ -916,10 +907,11 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
         budget, cool = cycle.budget, cycle.cool
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
-        # RelabelQueue), and a pool's pods are mostly of one size.
+        # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
+        starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
         costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
         largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
-        for s in _in_order(mine, (_READY_STARTD, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
+        for s in _in_order(mine, (*starting, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * spare - _EPS or not cool(s.since):
