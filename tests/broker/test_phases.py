@@ -482,6 +482,19 @@ def test_lend_pods_least_loaded_worker_first_as_many_as_lacking() -> None:
     assert (prompt.lent, k.free) == (16, 8 + 38 - 16)
 
 
+def test_lend_pods_names_a_worker_twice_without_taking_a_name_twice() -> None:
+    # Two lending pools borrow on the one worker: the second's pods take the next free numbers there
+    # (enclave.broker.naming: the lowest numbers not in use), after the observed htcondor-w1-2 and the first's.
+    spec = _spec()
+    prompt = _pool("prompt", 100, lend=16, need=16)
+    drp = _pool("drp", 50, lend=8, need=8)
+    k = _commons(spec, [_worker("w1")], [_pod("htcondor-w1-2", "w1", "user")])
+    c = _cycle(spec, prompt, drp)
+    lend_pods(c, k, Held(), room=96, existing={"htcondor-w1-2"})
+    assert [a.pods for a in c.actions if isinstance(a, DeployPods)] == [("htcondor-w1-1", "htcondor-w1-3"),
+                                                                         ("htcondor-w1-4",)]
+
+
 def test_lend_pods_keeps_the_reserve_the_held_room_and_the_maximum() -> None:
     spec = _spec(notebook_headroom_cores=20)
     prompt = _pool("prompt", 100, lend=48, need=48, maximum=40, standalone=16)

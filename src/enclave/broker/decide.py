@@ -776,7 +776,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
 
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
     """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit. The
-    census is this decision's own: the queue takes its standalone lists, new pod names go into its names."""
+    census is this decision's own: the queue takes its standalone lists, ``lend_pods`` adds to its names."""
     reclaim_for_notebooks(cycle, commons)
     yield
     give_back_surplus(cycle, commons)
@@ -1086,11 +1086,17 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
 def lend_pods(cycle: Cycle, commons: Commons, held: Held, room: float, existing: set[str]) -> None:
     """Phase 8 (BCS 4): each lending pool, highest priority first, borrows what it still lacks as HTCondor
     worker pods. Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
-    ``existing`` holds the startd names already taken, so new pods get fresh names."""
+    ``existing`` holds the startd names already taken, so new pods get fresh names.
+
+    The names this decision gives are kept per worker and go into ``existing`` only when that worker is named
+    again: a pod's name names its worker (``htcondor-<node>-<n>``, ``enclave.broker.naming``; the number has no
+    dash, so the worker is what comes before the last one), so no other worker's new pods can take it, and
+    adding thousands of names to a set of tens of thousands cost more than naming them."""
+    given: dict[str, tuple[str, ...]] = {}
     for ps in cycle.receivers:
         if ps.lend > 0:
             lacking = _lacking(cycle, ps)
-            room = _deploy_for(cycle, commons, held, ps, lacking, room, existing)
+            room = _deploy_for(cycle, commons, held, ps, lacking, room, existing, given)
 
 
 def _lacking(cycle: Cycle, ps: PoolState) -> int:
@@ -1104,7 +1110,7 @@ def _lacking(cycle: Cycle, ps: PoolState) -> int:
 
 
 def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
-                existing: set[str]) -> float:
+                existing: set[str], given: dict[str, tuple[str, ...]]) -> float:
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
@@ -1136,8 +1142,10 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
             continue
         if not budget.take():
             break
-        names = pod_names(name, fits, existing)
-        existing.update(names)
+        earlier = given.get(name)
+        if earlier is not None:
+            existing.update(earlier)  # this worker is named again (another pool; a worker listed twice)
+        names = given[name] = pod_names(name, fits, existing)
         # Positional: a frozen dataclass built from keywords costs a third more (7 fields, thousands a decision).
         actions.append(DeployPods(actor, f"{needs}{lent} borrowed", name, pool, names, cores, memory_mib))
         added = fits * cores
