@@ -467,22 +467,19 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     b = spec.broker
     if census is None:
         census = Census.take(observed)
-    workers = census.workers
     cores_on, mem_on, other_lent = _other_pods(spec, census.lent, pool, observed.now)
-    free = _free_cores(workers, cores_on)
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
+    free = _free_cores(census, cores_on)
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    cores: int = sum(map(_CORES, workers))
-    room = b.max_lend_share * cores - other_lent
+    room = b.max_lend_share * census.worker_cores - other_lent
     cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
     if at_most is not None:
         cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
     fit = 0  # pods that fit next to the others, counted only until the cap binds: min(fit, cap) is the same
-    for n in workers:
+    for n in census.ready_workers:
         if fit >= cap:
             break
-        if n.state == _READY:
-            fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
+        fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
     lendable = max(0, min(fit, cap)) * pc
     return lendable if at_most is None else min(at_most, lendable)
 
@@ -520,15 +517,14 @@ def _other_pods(spec: EnclaveSpec, lent: Iterable[StartdT], pool: str,
     return cores_on, mem_on, other_lent
 
 
-def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
+def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
     """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
     less what pods on draining workers still need elsewhere once evicted."""
     # Comprehensions, not a loop appending (half the interpreter's steps per worker); the same sums in the
-    # same order.
+    # same order (the observation's).
     get = pod_cores_on.get
-    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in workers if n.state == _READY]
-    evicted = [n.k8s_cores_requested for n in workers if n.state == _DRAINING]
-    return sum(left) - sum(evicted)
+    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+    return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
 def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
@@ -667,12 +663,12 @@ class Commons:
         # Copies: this decision's moves change them, the census stays what was observed.
         pod_cores_on, pod_mem_on = dict(census.pod_cores), dict(census.pod_memory)
         pending = pending_notebook_cores(observed, workers)
-        ready_by_name = sorted([n for n in workers if n.state == _READY], key=_NAME)
+        ready_by_name = sorted(census.ready_workers, key=_NAME)
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
-                   not_ready_by_name=sorted([n for n in workers if n.state != _READY], key=_NAME),
-                   cores=sum(map(_CORES, workers)), draining=sorted(census.draining, key=_NAME),
-                   ready=set(map(_NAME, ready_by_name)), pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on,
-                   free=_free_cores(workers, pod_cores_on), returning=sum(map(_CORES, census.draining)),
+                   not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
+                   draining=sorted(census.draining, key=_NAME), ready=set(map(_NAME, ready_by_name)),
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
+                   returning=sum(map(_CORES, census.draining)),
                    pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
     def short(self) -> float:
