@@ -996,8 +996,11 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
             continue
         # may_give looks at a startd only for its size: each size the donor has is asked once, and a donor none of
         # whose sizes may go is passed over without ordering its startds (a pool at its target, most of the time).
-        allowed = {c for c in queue.cores_of(src.name, promise)
+        # Asked of all its sizes first: those out of cooldown take a pass over its startds to tell.
+        allowed = {c for c in queue.cores_of(src.name, True)
                    if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+        if allowed and not promise:
+            allowed &= queue.cores_of(src.name, False)
         if not allowed:
             continue
         took = False
