@@ -467,7 +467,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     b = spec.broker
     if census is None:
         census = Census.take(observed)
-    cores_on, mem_on, other_lent = _other_pods(spec, census.lent, pool, observed.now)
+    cores_on, mem_on, other_lent = _other_pods(spec, census, pool, observed.now)
     free = _free_cores(census, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
@@ -484,36 +484,34 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     return lendable if at_most is None else min(at_most, lendable)
 
 
-def _other_pods(spec: EnclaveSpec, lent: Iterable[StartdT], pool: str,
+def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
                 now: float) -> tuple[dict[str, int], dict[str, int], int]:
     """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
-    this decision, and the borrowed cores of other pools that still count against the lending cap. ``lent``:
-    the borrowed startds that are up (``Census.lent``)."""
+    this decision, and the borrowed cores of other pools that still count against the lending cap. ``census``:
+    the decision's (its borrowed startds that are up, and the pods on each worker)."""
     cooldown = spec.broker.cooldown_seconds
     lenders = set(lending_pools(spec))
     grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
-    cores_on: dict[str, int] = {}
-    mem_on: dict[str, int] = {}
+    # Every pod on each worker (the census's) less those that do not stay: most of them stay, and whole cores
+    # and MiB add up to the same in any order.
+    cores_on, mem_on = dict(census.pod_cores), dict(census.pod_memory)
     other_lent = 0
-    for s in lent:
+    for s in census.lent:
+        kind, owner = s.kind, s.pool
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        kind = s.kind
-        if s.pool == pool:
-            continue
-        lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if kind == _POD and _removed_now(s, now, grace.get(s.pool), lender, cooldown):
-            continue
-        # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
-        # it no longer counts against the lending cap, though it still takes room on its worker.
-        given_back = not lender and now - s.since >= cooldown
-        if not s.draining and not given_back:
-            other_lent += s.cores
-        if kind == _POD:
-            cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
-            mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
+        lender = owner in lenders
+        if owner != pool and not (kind == _POD and _removed_now(s, now, grace.get(owner), lender, cooldown)):
+            # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
+            # it no longer counts against the lending cap, though it still takes room on its worker.
+            if not s.draining and (lender or not now - s.since >= cooldown):
+                other_lent += s.cores
+        elif kind == _POD:
+            node = s.node
+            cores_on[node] -= s.cores
+            mem_on[node] -= s.memory_mib
     return cores_on, mem_on, other_lent
 
 
