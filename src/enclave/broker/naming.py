@@ -14,7 +14,12 @@ def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ..
     # The lowest numbers, looked up without a Python step per name: a broker decision names thousands. A list
     # comprehension builds them faster than chained maps (one call per name fewer).
     lowest = tuple([prefix + str(i) for i in range(1, count + 1)])
-    if not any(map(existing.__contains__, lowest)):
+    # A set tells for all of them at once; another collection (the twin's startds by name) one by one.
+    if isinstance(existing, (set, frozenset)):
+        taken = not existing.isdisjoint(lowest)
+    else:
+        taken = any(map(existing.__contains__, lowest))
+    if not taken:
         return lowest  # none of them in use: a worker's first pods
     names: list[str] = []
     i = 1
