@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+POD_PREFIX = "htcondor-"
+"""What every worker pod's name starts with: a name that does not is never one ``pod_names`` could give."""
+
 
 def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ...]:
     """``count`` new worker pod names on ``node``, ``htcondor-<node>-<n>``, the lowest numbers not in use.
 
     Deterministic, so deciding twice on the same state names the same pods, and a valid DNS-1123 name for
     every spec node name (lower-case group names, a number)."""
-    prefix = f"htcondor-{node}-"
+    prefix = f"{POD_PREFIX}{node}-"
     # The lowest numbers, looked up without a Python step per name: a broker decision names thousands. A list
     # comprehension builds them faster than chained maps (one call per name fewer).
     lowest = tuple([prefix + str(i) for i in range(1, count + 1)])
@@ -21,8 +24,8 @@ def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ..
         taken = any(map(existing.__contains__, lowest))
     if not taken:
         return lowest  # none of them in use: a worker's first pods
-    names: list[str] = []
-    i = 1
+    names = [name for name in lowest if name not in existing]
+    i = count + 1
     while len(names) < count:
         name = f"{prefix}{i}"
         if name not in existing:
