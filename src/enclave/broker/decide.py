@@ -890,7 +890,9 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
-        mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
+        # Nothing has moved yet unless notebooks reclaimed: then no name need be looked up.
+        held = by_pool.get(ps.name, ()) if surplus > 0 else ()
+        mine = [s for s in held if s.name not in moved] if moved else list(held)
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
