@@ -8,6 +8,8 @@ from enclave.broker.naming import pod_names
 def test_first_pods_of_a_worker_take_the_lowest_numbers() -> None:
     assert pod_names("kub-001", 3, set()) == ("htcondor-kub-001-1", "htcondor-kub-001-2", "htcondor-kub-001-3")
     assert pod_names("kub-001", 0, set()) == ()
+    many = pod_names("w", 100, set())  # more than the numbers written ahead (64)
+    assert many == tuple(f"htcondor-w-{i}" for i in range(1, 101))
 
 
 def test_names_in_use_are_skipped_the_same_for_a_set_a_dict_and_a_tuple() -> None:

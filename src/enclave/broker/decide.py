@@ -1134,10 +1134,10 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         if anywhere <= 0:
             break
         name = node.name
+        pods_c, pods_m = pod_cores_on.get(name, 0), pod_mem_on.get(name, 0)
         # Pods that fit next to its pods and the room held for spawns.
-        fits = min(_pods_that_fit(node, pod_cores_on.get(name, 0) + held_cores.get(name, 0),
-                                  pod_mem_on.get(name, 0) + held_mem.get(name, 0), cores, memory_mib),
-                   anywhere, math.ceil(lacking / cores), int(room // cores))
+        fits = min(_pods_that_fit(node, pods_c + held_cores.get(name, 0), pods_m + held_mem.get(name, 0), cores,
+                                  memory_mib), anywhere, math.ceil(lacking / cores), int(room // cores))
         if fits <= 0:
             continue
         if not budget.take():
@@ -1149,8 +1149,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         # Positional: a frozen dataclass built from keywords costs a third more (7 fields, thousands a decision).
         actions.append(DeployPods(actor, f"{needs}{lent} borrowed", name, pool, names, cores, memory_mib))
         added = fits * cores
-        pod_cores_on[name] = pod_cores_on.get(name, 0) + added
-        pod_mem_on[name] = pod_mem_on.get(name, 0) + fits * memory_mib
+        pod_cores_on[name] = pods_c + added
+        pod_mem_on[name] = pods_m + fits * memory_mib
         free -= added
         lent += added
         lacking -= added

@@ -7,6 +7,8 @@ from collections.abc import Collection
 POD_PREFIX = "htcondor-"
 """What every worker pod's name starts with: a name that does not is never one ``pod_names`` could give."""
 
+_NUMBERS = tuple(map(str, range(1, 65)))  # a worker's first pods' numbers, written once
+
 
 def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ...]:
     """``count`` new worker pod names on ``node``, ``htcondor-<node>-<n>``, the lowest numbers not in use.
@@ -15,8 +17,9 @@ def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ..
     every spec node name (lower-case group names, a number)."""
     prefix = f"{POD_PREFIX}{node}-"
     # The lowest numbers, looked up without a Python step per name: a broker decision names thousands. A list
-    # comprehension builds them faster than chained maps (one call per name fewer).
-    lowest = tuple([prefix + str(i) for i in range(1, count + 1)])
+    # comprehension over numbers written once builds them faster than chained maps or str() per name.
+    numbers = _NUMBERS[:count] if count <= len(_NUMBERS) else map(str, range(1, count + 1))
+    lowest = tuple([prefix + number for number in numbers])
     # A set tells for all of them at once; another collection (the twin's startds by name) one by one.
     if isinstance(existing, (set, frozenset)):
         taken = not existing.isdisjoint(lowest)
