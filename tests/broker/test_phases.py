@@ -32,6 +32,7 @@ from enclave.broker.decide import (
     return_for_notebooks,
     return_unclaimed,
     start_htcondor,
+    take_one,
 )
 from enclave.domain.capacity import (
     Action,
@@ -351,6 +352,43 @@ def test_keep_promises_stops_at_the_maximum() -> None:
     assert _what(c.actions) == [("relabel", "g1", "general", "prompt")]
 
 
+def test_keep_promises_moves_as_one_startd_at_a_time_would() -> None:
+    # keep_promises goes on with a donor while the promise holds (take_one's ``again``) instead of searching the
+    # donors again for each startd; the moves must be the ones a search per startd finds.
+    def state() -> tuple[Cycle, RelabelQueue]:
+        prompt = _pool("prompt", 100, guaranteed=96, target=96, maximum=56)
+        general = _pool("general", 10, target=0, has_work=False)
+        user = _pool("user", 30, guaranteed=24, target=24)
+        c = _cycle(_spec(), prompt, user, general)
+        return c, _queue(c, [_batch("g3", "general", cores=8), _batch("g2", "general", busy=1),
+                             _batch("g1", "general"), _batch("u1", "user"), _batch("u2", "user")])
+
+    c, q = state()
+    keep_promises(c, q)
+    # general first (lowest priority), least busy then by name: g1 (idle, 24: prompt 24), g3 (idle, 8: 32),
+    # g2 (busy, 24: 56 = the maximum). user's 24-core startds would take prompt past its maximum.
+    assert _what(c.actions) == [("relabel", "g1", "general", "prompt"), ("relabel", "g3", "general", "prompt"),
+                                ("relabel", "g2", "general", "prompt")]
+    one, q1 = state()
+    while one.pools["prompt"].standalone < 96 and take_one(one, q1, one.pools["prompt"], promise=True):
+        pass
+    assert _what(one.actions) == _what(c.actions)
+
+
+def test_keep_promises_skips_the_sizes_a_donor_may_no_longer_give() -> None:
+    prompt = _pool("prompt", 100, guaranteed=96, target=96, maximum=60)
+    general = _pool("general", 10, target=0, has_work=False)
+    user = _pool("user", 30, guaranteed=0, target=0)
+    c = _cycle(_spec(), prompt, user, general)
+    q = _queue(c, [_batch("g1", "general"), _batch("g2", "general"), _batch("g3", "general", busy=1),
+                   _batch("g4", "general", busy=2, cores=8), _batch("u1", "user", cores=8)])
+    keep_promises(c, q)
+    # Least busy first: g1 (24), g2 (48); g3 (24) would pass the maximum of 60 (72), g4 (8) fits (56); then
+    # user's 8-core startd would make 64 > 60, and prompt stays short of its promise.
+    assert _what(c.actions) == [("relabel", "g1", "general", "prompt"), ("relabel", "g2", "general", "prompt"),
+                                ("relabel", "g4", "general", "prompt")]
+
+
 def test_move_toward_targets_every_pool_within_target_before_any_overshoot() -> None:
     spec = _spec(hysteresis=0.5)
     prompt = _pool("prompt", 100, target=12)
@@ -442,6 +480,19 @@ def test_lend_pods_least_loaded_worker_first_as_many_as_lacking() -> None:
     lend_pods(c, k, Held(), room=96, existing=set())
     assert _what(c.actions) == [("deploy", "w2", "prompt", 2)]  # ceil(16 / 8) pods on the emptier worker
     assert (prompt.lent, k.free) == (16, 8 + 38 - 16)
+
+
+def test_lend_pods_names_a_worker_twice_without_taking_a_name_twice() -> None:
+    # Two lending pools borrow on the one worker: the second's pods take the next free numbers there
+    # (enclave.broker.naming: the lowest numbers not in use), after the observed htcondor-w1-2 and the first's.
+    spec = _spec()
+    prompt = _pool("prompt", 100, lend=16, need=16)
+    drp = _pool("drp", 50, lend=8, need=8)
+    k = _commons(spec, [_worker("w1")], [_pod("htcondor-w1-2", "w1", "user")])
+    c = _cycle(spec, prompt, drp)
+    lend_pods(c, k, Held(), room=96, existing={"htcondor-w1-2"})
+    assert [a.pods for a in c.actions if isinstance(a, DeployPods)] == [("htcondor-w1-1", "htcondor-w1-3"),
+                                                                         ("htcondor-w1-4",)]
 
 
 def test_lend_pods_keeps_the_reserve_the_held_room_and_the_maximum() -> None:

@@ -3,22 +3,25 @@
 Why one pass: at 40,000 nodes a pass over the 35,000 startds costs 2–5 ms, most of it fetching each startd from
 memory (three times that once their running jobs are reported, which spread them over more memory), and the
 decision's phases made eight of them: the startds that are up, the standalone capacity, what each pool holds,
-the borrowed ones, each pool's standalone ones, their names (``bench.broker_decide``). Pure.
+the borrowed ones, each pool's standalone ones, their names, the worker pods on each worker, the draining ones
+(``bench.broker_decide``). Pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from enclave.broker.naming import POD_PREFIX
 from enclave.domain.capacity import Node, NodeState, Observed, StartdKind
 from enclave.domain.capacity import Startd as StartdT
 from enclave.spec.models import NodeRole
 
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
-_STANDALONE, _DOWN, _WORKER = StartdKind.STANDALONE, NodeState.DOWN, NodeRole.WORKER
-_STATE = attrgetter("state")
+_STANDALONE, _POD, _WORKER = StartdKind.STANDALONE, StartdKind.POD, NodeRole.WORKER
+_READY, _DRAINING, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.DOWN
+_STATE, _CORES = attrgetter("state"), attrgetter("cores")
 
 
 def down_nodes(nodes: Iterable[Node]) -> set[str]:
@@ -36,8 +39,14 @@ def down_nodes(nodes: Iterable[Node]) -> set[str]:
 
 def up_startds(observed: Observed) -> list[StartdT]:
     """The startds whose node is not down (``down_nodes``), in the observation's order."""
+    return list(_up(observed))
+
+
+def _up(observed: Observed) -> Sequence[StartdT]:
+    """``up_startds``, without a copy of the observation's when none is down: a list of 35,000 startds costs
+    more than its making, every garbage collection while the decision runs walks it (``bench.broker_decide``)."""
     down = down_nodes(observed.nodes)
-    return [s for s in observed.startds if s.node not in down] if down else list(observed.startds)
+    return [s for s in observed.startds if s.node not in down] if down else observed.startds
 
 
 @dataclass
@@ -54,16 +63,33 @@ class Holding:
 
 @dataclass
 class Census:
-    up: list[StartdT] = field(default_factory=list)
+    up: Sequence[StartdT] = ()
     """The startds whose node is not down, in the observation's order."""
     lent: list[StartdT] = field(default_factory=list)
     """Those borrowed from the commons (worker pods and whole workers), in the same order."""
     holdings: dict[str, Holding] = field(default_factory=dict)
     """Per pool label, in the order first seen (draining startds too), what its startds hold."""
     names: set[str] = field(default_factory=set)
-    """Names of the startds that are up: a new worker pod takes none of them."""
+    """Names of the startds that are up which a new worker pod's could be: those of the borrowed ones, and of
+    the standalone ones named like a worker pod (``naming.POD_PREFIX``). A new pod takes none of them; the
+    other standalone names (node names, most of the startds) would only make the set a new name is looked up
+    in three times larger (``bench.broker_decide``)."""
     workers: list[Node] = field(default_factory=list)
     """The observation's Kubernetes workers, whatever their state."""
+    ready_workers: list[Node] = field(default_factory=list)
+    """Those ready, in the same order: where pods may go, what the commons' free cores are counted over."""
+    other_workers: list[Node] = field(default_factory=list)
+    """The others (draining, given to HTCondor, down), in the same order."""
+    draining_workers: list[Node] = field(default_factory=list)
+    """Those draining: their pods still need room elsewhere."""
+    worker_cores: int = 0
+    """Cores of all the workers."""
+    pod_cores: dict[str, int] = field(default_factory=dict)
+    """Per worker, the cores of the HTCondor worker pods on it (draining ones too)."""
+    pod_memory: dict[str, int] = field(default_factory=dict)
+    """Per worker, their memory (MiB)."""
+    draining: list[StartdT] = field(default_factory=list)
+    """The borrowed startds that are draining, in the observation's order."""
 
     @property
     def base(self) -> int:
@@ -81,15 +107,22 @@ class Census:
     @classmethod
     def take(cls, observed: Observed) -> Census:
         """The census of an observation: its startds that are up, and its workers."""
-        return cls.of(up_startds(observed), [n for n in observed.nodes if n.role == _WORKER])
+        return cls.of(_up(observed), [n for n in observed.nodes if n.role == _WORKER])
 
     @classmethod
     def of(cls, up: Iterable[StartdT], workers: Iterable[Node] = ()) -> Census:
-        """The census of startds known to be up (and of ``workers``)."""
-        census = cls(up=list(up), workers=list(workers))
+        """The census of startds known to be up (and of ``workers``), which it keeps without copying them when
+        they come as a sequence (``_up``) and a list."""
+        census = cls(up=up if isinstance(up, Sequence) else list(up),
+                     workers=workers if isinstance(workers, list) else list(workers))
+        workers = census.workers
+        census.ready_workers = [n for n in workers if n.state == _READY]
+        census.other_workers = [n for n in workers if n.state != _READY]
+        census.draining_workers = [n for n in census.other_workers if n.state == _DRAINING]
+        census.worker_cores = sum(map(_CORES, workers))
         lent, names, holdings = census.lent, census.names, census.holdings
+        pod_cores, pod_memory, draining = census.pod_cores, census.pod_memory, census.draining
         for s in census.up:
-            names.add(s.name)
             held = holdings.get(s.pool)
             if held is None:
                 held = holdings[s.pool] = Holding()
@@ -97,11 +130,20 @@ class Census:
                 if not s.draining:
                     held.standalone += s.cores
                     held.standalone_startds.append(s)
+                if s.name.startswith(POD_PREFIX):
+                    names.add(s.name)
                 continue
+            names.add(s.name)
             lent.append(s)
-            if not s.draining:
-                held.lent += s.cores
-                held.lent_startds.append(s)
-                if s.ready:
-                    held.ready_lent += s.cores
+            if s.kind == _POD:
+                node = s.node
+                pod_cores[node] = pod_cores.get(node, 0) + s.cores
+                pod_memory[node] = pod_memory.get(node, 0) + s.memory_mib
+            if s.draining:
+                draining.append(s)
+                continue
+            held.lent += s.cores
+            held.lent_startds.append(s)
+            if s.ready:
+                held.ready_lent += s.cores
         return census

@@ -470,67 +470,62 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     b = spec.broker
     if census is None:
         census = Census.take(observed)
-    workers = census.workers
-    cores_on, mem_on, other_lent = _other_pods(spec, census.lent, pool, observed.now)
-    free = _free_cores(workers, cores_on)
-    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, workers)
+    cores_on, mem_on, other_lent = _other_pods(spec, census, pool, observed.now)
+    free = _free_cores(census, cores_on)
+    reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
-    room = b.max_lend_share * sum(n.cores for n in workers) - other_lent
+    room = b.max_lend_share * census.worker_cores - other_lent
     cap = min(math.floor((free - reserve + _EPS) / pc), math.floor((room + _EPS) / pc))
     if at_most is not None:
         cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
     fit = 0  # pods that fit next to the others, counted only until the cap binds: min(fit, cap) is the same
-    for n in workers:
+    for n in census.ready_workers:
         if fit >= cap:
             break
-        if n.state == _READY:
-            fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
+        fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
     lendable = max(0, min(fit, cap)) * pc
     return lendable if at_most is None else min(at_most, lendable)
 
 
-def _other_pods(spec: EnclaveSpec, lent: Iterable[StartdT], pool: str,
+def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
                 now: float) -> tuple[dict[str, int], dict[str, int], int]:
     """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
-    this decision, and the borrowed cores of other pools that still count against the lending cap. ``lent``:
-    the borrowed startds that are up (``Census.lent``)."""
+    this decision, and the borrowed cores of other pools that still count against the lending cap. ``census``:
+    the decision's (its borrowed startds that are up, and the pods on each worker)."""
     cooldown = spec.broker.cooldown_seconds
     lenders = set(lending_pools(spec))
     grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
-    cores_on: dict[str, int] = {}
-    mem_on: dict[str, int] = {}
+    # Every pod on each worker (the census's) less those that do not stay: most of them stay, and whole cores
+    # and MiB add up to the same in any order.
+    cores_on, mem_on = dict(census.pod_cores), dict(census.pod_memory)
     other_lent = 0
-    for s in lent:
+    for s in census.lent:
+        kind, owner = s.kind, s.pool
         # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
         # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        kind = s.kind
-        if s.pool == pool:
-            continue
-        lender = s.pool in lenders
         # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
         # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        if kind == _POD and _removed_now(s, now, grace.get(s.pool), lender, cooldown):
-            continue
-        # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
-        # it no longer counts against the lending cap, though it still takes room on its worker.
-        given_back = not lender and now - s.since >= cooldown
-        if not s.draining and not given_back:
-            other_lent += s.cores
-        if kind == _POD:
-            cores_on[s.node] = cores_on.get(s.node, 0) + s.cores
-            mem_on[s.node] = mem_on.get(s.node, 0) + s.memory_mib
+        lender = owner in lenders
+        if owner != pool and not (kind == _POD and _removed_now(s, now, grace.get(owner), lender, cooldown)):
+            # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
+            # it no longer counts against the lending cap, though it still takes room on its worker.
+            if not s.draining and (lender or not now - s.since >= cooldown):
+                other_lent += s.cores
+        elif kind == _POD:
+            node = s.node
+            cores_on[node] -= s.cores
+            mem_on[node] -= s.memory_mib
     return cores_on, mem_on, other_lent
 
 
-def _free_cores(workers: Iterable[Node], pod_cores_on: dict[str, int]) -> float:
+def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
     """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
     less what pods on draining workers still need elsewhere once evicted."""
     # Comprehensions, not a loop appending (half the interpreter's steps per worker); the same sums in the
-    # same order.
+    # same order (the observation's).
     get = pod_cores_on.get
-    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in workers if n.state == _READY]
-    evicted = [n.k8s_cores_requested for n in workers if n.state == _DRAINING]
-    return sum(left) - sum(evicted)
+    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+    return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
 def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
@@ -636,8 +631,16 @@ class Commons:
     """Borrowed startds (worker pods and whole workers) that are up, as observed."""
     borrowed: dict[str, list[StartdT]]
     """Those not draining, per pool (``Census.borrowed``)."""
-    by_name: list[Node]
-    """``workers`` in name order, sorted once: every order on workers breaks ties by name (``_ordered``)."""
+    ready_by_name: list[Node]
+    """The ready workers (where pods and spawns may go) in name order, sorted once: every order on workers
+    breaks ties by name (``_ordered``)."""
+    not_ready_by_name: list[Node]
+    """The others (draining, given to HTCondor, down), in name order: the few where workers on their way to
+    HTCondor are looked for, without a pass over every worker."""
+    cores: int
+    """Cores of all the workers: ``max_lend_share`` is of these."""
+    draining: list[StartdT]
+    """The borrowed startds already draining, in name order (``finish_drains``)."""
     ready: set[str]
     pod_cores_on: dict[str, int]
     pod_mem_on: dict[str, int]
@@ -658,20 +661,16 @@ class Commons:
     def of(cls, spec: EnclaveSpec, observed: Observed, census: Census) -> Commons:
         """The commons of ``observed``, whose census is taken."""
         lent, workers = census.lent, census.workers
-        pod_cores_on: dict[str, int] = {}
-        pod_mem_on: dict[str, int] = {}
-        returning = 0
-        for s in lent:
-            if s.kind == _POD:
-                pod_cores_on[s.node] = pod_cores_on.get(s.node, 0) + s.cores
-                pod_mem_on[s.node] = pod_mem_on.get(s.node, 0) + s.memory_mib
-            if s.draining:
-                returning += s.cores
+        # Copies: this decision's moves change them, the census stays what was observed.
+        pod_cores_on, pod_mem_on = dict(census.pod_cores), dict(census.pod_memory)
         pending = pending_notebook_cores(observed, workers)
-        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), by_name=sorted(workers, key=_NAME),
-                   ready={n.name for n in workers if n.state == _READY},
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(workers, pod_cores_on),
-                   returning=returning, pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
+        ready_by_name = sorted(census.ready_workers, key=_NAME)
+        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
+                   not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
+                   draining=sorted(census.draining, key=_NAME), ready=set(map(_NAME, ready_by_name)),
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
+                   returning=sum(map(_CORES, census.draining)),
+                   pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
@@ -691,7 +690,7 @@ class RelabelQueue:
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
     unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
-    """Each pool's startds, in no order, until its first list is made."""
+    """Each pool's startds, in no order: their sizes are known without ordering them (``cores_of``)."""
     cool: Callable[[float], bool] = lambda since: True
     cost: Callable[[StartdT, str], float] = lambda s, pool: 0.0
     """``Cycle.victim_cost``: the order in which a pool's startds go."""
@@ -714,7 +713,7 @@ class RelabelQueue:
         them = self.by_pool.get(key)
         if them is None:
             if promise:
-                mine = self.unsorted.pop(pool, [])
+                mine = self.unsorted.get(pool, [])
                 cost = self.cost
                 # Without reported jobs every cost is 0: that key is left out, without a call per startd
                 # (bench.broker_decide).
@@ -727,12 +726,15 @@ class RelabelQueue:
         return them
 
     def cores_of(self, pool: str, promise: bool) -> set[int]:
-        """The sizes (cores) of the startds ``candidates`` goes through: ``take_one`` leaves a donor once each
-        size has been refused."""
+        """The sizes (cores) of the startds ``candidates`` goes through, found without ordering them: ``take_one``
+        passes over a donor none of whose sizes may go."""
         key = (pool, promise)
-        if key not in self.sizes:
-            self.sizes[key] = {s.cores for s in self._listed(pool, promise)}
-        return self.sizes[key]
+        sizes = self.sizes.get(key)
+        if sizes is None:
+            mine = self.unsorted.get(pool, [])
+            cool = self.cool
+            sizes = self.sizes[key] = set(map(_CORES, mine)) if promise else {s.cores for s in mine if cool(s.since)}
+        return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
         """``pool``'s startds in order from the first not moved yet (later ones may have moved: skip them)."""
@@ -771,7 +773,7 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
 
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
     """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit. The
-    census is this decision's own: the queue takes its standalone lists, new pod names go into its names."""
+    census is this decision's own: the queue takes its standalone lists, ``lend_pods`` adds to its names."""
     reclaim_for_notebooks(cycle, commons)
     yield
     give_back_surplus(cycle, commons)
@@ -814,41 +816,44 @@ def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], 
 def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
     """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
     cycle.actions.append(_remove(s, cycle.actor, why))
+    cores, node = s.cores, s.node
     if s.draining:
-        commons.returning -= s.cores
-    if s.kind == StartdKind.POD:
-        commons.pod_cores_on[s.node] = commons.pod_cores_on.get(s.node, 0) - s.cores
-        commons.pod_mem_on[s.node] = commons.pod_mem_on.get(s.node, 0) - s.memory_mib
-        if s.node in commons.ready:
-            commons.free += s.cores
+        commons.returning -= cores
+    if s.kind == _POD:
+        pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
+        pod_cores_on[node] = pod_cores_on.get(node, 0) - cores
+        pod_mem_on[node] = pod_mem_on.get(node, 0) - s.memory_mib
+        if node in commons.ready:
+            commons.free += cores
     else:
-        commons.free += s.cores  # the node is back in the commons, empty
+        commons.free += cores  # the node is back in the commons, empty
 
 
 def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
     vacates at once. False when it was already touched this cycle or the move limit is reached."""
-    name, pool = s.name, s.pool
-    if name in cycle.moved or not cycle.budget.take():
+    name, moved = s.name, cycle.moved
+    if name in moved or not cycle.budget.take():
         return False
-    cycle.moved.add(name)
+    moved.add(name)
+    pool, cores, busy = s.pool, s.cores, s.busy_cores
     if not s.draining:
         ps = cycle.pools[pool]
-        ps.lent -= s.cores
+        ps.lent -= cores
         if s.ready:
-            ps.ready_lent -= s.cores
+            ps.ready_lent -= cores
     grace = cycle.vacate_after(pool)
-    if s.busy_cores == 0:
+    if busy == 0:
         remove_now(cycle, commons, s, f"{why}; no job runs there")
     elif grace == 0:
         remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
     else:
-        commons.returning += s.cores
+        commons.returning += cores
         # The grace, or sooner when waiting it out would lose more work (without jobs: the grace).
         after = cycle.vacate_for(s, pool) if s.jobs else grace
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
-        cycle.actions.append(DrainStartd(actor=cycle.actor, reason=f"{why}; let its {s.busy_cores} busy cores {what}",
-                                         startd=name, vacate_after_seconds=after))
+        # Positional, as in _deploy_for: thousands of these a decision.
+        cycle.actions.append(DrainStartd(cycle.actor, f"{why}; let its {busy} busy cores {what}", name, after))
     return True
 
 
@@ -888,7 +893,9 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
-        mine = [s for s in by_pool.get(ps.name, ()) if s.name not in moved] if surplus > 0 else []
+        # Nothing has moved yet unless notebooks reclaimed: then no name need be looked up.
+        held = by_pool.get(ps.name, ()) if surplus > 0 else ()
+        mine = [s for s in held if s.name not in moved] if moved else list(held)
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
@@ -899,10 +906,11 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
         budget, cool = cycle.budget, cycle.cool
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
-        # RelabelQueue), and a pool's pods are mostly of one size.
+        # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
+        starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
         costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
         largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
-        for s in _in_order(mine, (_READY_STARTD, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
+        for s in _in_order(mine, (*starting, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * spare - _EPS or not cool(s.since):
@@ -929,7 +937,8 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
     held = Held()
     spawns = tuple(spawns)
     if spawns:
-        _room_for_spawns(spawns, commons.by_name, [s for s in commons.lent if s.name not in cycle.moved],
+        _room_for_spawns(spawns, commons.ready_by_name, commons.ready,
+                         [s for s in commons.lent if s.name not in cycle.moved],
                          {n: ps.priority for n, ps in cycle.pools.items()}, held.cores, held.mem,
                          lambda s, why: release(cycle, commons, s, why))
     return held
@@ -938,7 +947,7 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
 def finish_drains(cycle: Cycle, commons: Commons) -> None:
     """Phase 5: borrowed startds that were draining are removed once idle, or once their pool's grace period
     is over when it vacates (``take_away: vacate``)."""
-    for s in sorted((s for s in commons.lent if s.draining), key=_NAME):
+    for s in commons.draining:
         grace = cycle.vacate_after(s.pool)
         overdue = grace is not None and cycle.now - s.since >= grace
         if (s.busy_cores == 0 or overdue) and s.name not in cycle.moved and cycle.budget.take():
@@ -955,9 +964,13 @@ def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
     once, highest priority first: cooldown and hysteresis do not delay a promise. A latency pool's promise
     does so only while the pool is ``urgent`` (its jobs wait now)."""
     for ps in cycle.receivers:
-        while ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target) \
-                and take_one(cycle, queue, ps, promise=True):
+        while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed):
             pass
+
+
+def _owed(ps: PoolState) -> bool:
+    """Whether a pool is owed startds at once (``keep_promises``)."""
+    return ps.has_work and ps.urgent() and ps.standalone < min(ps.guaranteed, ps.target)
 
 
 def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
@@ -971,31 +984,49 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
                 pass
 
 
-def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True) -> bool:
+def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
+             again: Callable[[PoolState], bool] | None = None) -> bool:
     """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
-    the rules allow (``may_give``). False when none may move or the move limit is reached."""
+    the rules allow (``may_give``). False when none may move or the move limit is reached.
+
+    ``again`` (a promise only): go on taking from the same donor while ``again(dst)`` holds — the moves taking one
+    at a time would make. For a promise, each move only takes the donors before this one further from giving
+    (``may_give`` asks more of the receiver as it grows, and nothing of them changes), so the next search would
+    pass over them and start at this donor's next candidate; with thousands of moves the searches cost more
+    than the moves (``bench.broker_decide``). Not for targets: a move there may let an earlier donor overshoot."""
     moved = cycle.moved
     for src in queue.donors:
         if src is dst or src.standalone <= src.target:
             continue
-        # may_give looks at a startd only for its size: once each size the donor has is refused, none may go.
-        refused: set[int] = set()
+        # may_give looks at a startd only for its size: each size the donor has is asked once, and a donor none of
+        # whose sizes may go is passed over without ordering its startds (a pool at its target, most of the time).
+        # Asked of all its sizes first: those out of cooldown take a pass over its startds to tell.
+        allowed = {c for c in queue.cores_of(src.name, True)
+                   if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+        if allowed and not promise:
+            allowed &= queue.cores_of(src.name, False)
+        if not allowed:
+            continue
+        took = False
         for s in queue.candidates(src.name, promise, moved):
-            if s.name in moved or s.cores in refused:
+            if s.name in moved or s.cores not in allowed:
                 continue
-            if may_give(cycle, s, src, dst, promise=promise, overshoot=overshoot):
-                if not cycle.budget.take():
-                    return False
-                _relabel(cycle, s, src, dst, promise)
+            if not cycle.budget.take():
+                return False
+            _relabel(cycle, s, src, dst, promise)
+            if again is None or not again(dst) or src.standalone <= src.target:
                 return True
-            refused.add(s.cores)
-            if refused >= queue.cores_of(src.name, promise):
-                break
+            took = True
+            allowed = {c for c in allowed if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+            if not allowed:
+                return True
+        if took:
+            return True
     return False
 
 
-def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
-    """Whether startd ``s`` may go from ``src`` to ``dst``.
+def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
+    """Whether a startd of ``cores`` may go from ``src`` to ``dst``.
 
     A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
     target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
@@ -1003,15 +1034,15 @@ def may_give(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, *, promis
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
     another pool is short of its promise: that startd could be the one the other pool needs.
 
-    Of ``s`` only its cores count (``take_one`` relies on it to skip a donor none of whose sizes may go)."""
+    Only the startd's size counts (``take_one`` asks once per size)."""
     keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
-    if src.standalone - s.cores < keep or dst.standalone + dst.lent + s.cores > dst.maximum:
+    if src.standalone - cores < keep or dst.standalone + dst.lent + cores > dst.maximum:
         return False
     if promise:
         return True
-    if dst.target - dst.standalone < cycle.spec.broker.hysteresis * s.cores - _EPS:
+    if dst.target - dst.standalone < cycle.spec.broker.hysteresis * cores - _EPS:
         return False
-    return dst.standalone + s.cores <= dst.target or (overshoot and not any(
+    return dst.standalone + cores <= dst.target or (overshoot and not any(
         p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
 
 
@@ -1020,8 +1051,9 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
     holds = f"{src.name} holds {src.standalone} for a target of {src.target}"
     reason = (f"{bcs}: {dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores); {holds}" if promise
               else f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); {holds}")
-    cycle.actions.append(Relabel(actor=cycle.actor, reason=reason, startd=s.name, from_pool=src.name,
-                                 to_pool=dst.name, vacate_after_seconds=_reclaim_deadline(cycle, s, src, dst)))
+    # Positional, as in _deploy_for: (actor, reason, startd, from_pool, to_pool, vacate_after_seconds).
+    cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
+                                 _reclaim_deadline(cycle, s, src, dst)))
     cycle.moved.add(s.name)
     src.standalone -= s.cores
     dst.standalone += s.cores
@@ -1045,11 +1077,11 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
     count as lent too."""
     b = cycle.spec.broker
     moved = cycle.moved
-    room = b.max_lend_share * sum(n.cores for n in commons.workers) - sum(
+    room = b.max_lend_share * commons.cores - sum(
         s.cores for s in commons.lent if not s.draining and s.name not in moved)
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in commons.lent}
-        room -= sum(n.cores for n in commons.workers if n.state == _DRAINING
+        room -= sum(n.cores for n in commons.not_ready_by_name if n.state == _DRAINING
                     or (n.state == _HTCONDOR and n.name not in hosting))
     return room
 
@@ -1057,11 +1089,17 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
 def lend_pods(cycle: Cycle, commons: Commons, held: Held, room: float, existing: set[str]) -> None:
     """Phase 8 (BCS 4): each lending pool, highest priority first, borrows what it still lacks as HTCondor
     worker pods. Standalone cores held beyond the target (nobody else wanted them) also count toward the need.
-    ``existing`` holds the startd names already taken, so new pods get fresh names."""
+    ``existing`` holds the startd names already taken, so new pods get fresh names.
+
+    The names this decision gives are kept per worker and go into ``existing`` only when that worker is named
+    again: a pod's name names its worker (``htcondor-<node>-<n>``, ``enclave.broker.naming``; the number has no
+    dash, so the worker is what comes before the last one), so no other worker's new pods can take it, and
+    adding thousands of names to a set of tens of thousands cost more than naming them."""
+    given: dict[str, tuple[str, ...]] = {}
     for ps in cycle.receivers:
         if ps.lend > 0:
             lacking = _lacking(cycle, ps)
-            room = _deploy_for(cycle, commons, held, ps, lacking, room, existing)
+            room = _deploy_for(cycle, commons, held, ps, lacking, room, existing, given)
 
 
 def _lacking(cycle: Cycle, ps: PoolState) -> int:
@@ -1075,7 +1113,7 @@ def _lacking(cycle: Cycle, ps: PoolState) -> int:
 
 
 def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacking: int, room: float,
-                existing: set[str]) -> float:
+                existing: set[str], given: dict[str, tuple[str, ...]]) -> float:
     """Deploy pods for one pool, least loaded ready workers first, until it lacks less than ``hysteresis`` of
     a pod or the lending room runs out; returns the room left."""
     b = cycle.spec.broker
@@ -1084,47 +1122,50 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     pod_cores_on, pod_mem_on = commons.pod_cores_on, commons.pod_mem_on
     held_cores, held_mem = held.cores, held.mem
     needs = f"BCS 4: {ps.name} needs {ps.lend} cores beyond its {ps.target} standalone and holds "  # and ps.lent
-    ready = [n for n in commons.by_name if n.state == _READY]
+    ready = commons.ready_by_name
     load = [n.k8s_cores_requested + pod_cores_on.get(n.name, 0) for n in ready]
-    for node in _least_first(ready, load, cycle.budget.left):  # ties by name: the workers come in name order
+    budget, actions, actor, pool = cycle.budget, cycle.actions, cycle.actor, ps.name
+    # The commons' free cores and the pool's borrowed cores change only here while it deploys: kept in locals and
+    # written back once (they were read back from the objects for every worker).
+    free, reserve, lent, below_max = commons.free, commons.reserve, ps.lent, ps.maximum - ps.standalone
+    for node in _least_first(ready, load, budget.left):  # ties by name: the workers come in name order
         if lacking <= 0 or lacking < least or room < cores:
             break
-        anywhere = _pods_allowed(commons, ps, cores)
+        # Pods the commons may still take, keeping the notebook reserve free, and the pool may still hold within
+        # its maximum (a cap is a cap). It only shrinks as pods are deployed: no later worker takes one.
+        anywhere = min(int(max(0.0, free - reserve) // cores), (below_max - lent) // cores)
         if anywhere <= 0:
-            break  # it only shrinks as pods are deployed: no later worker takes one
+            break
         name = node.name
+        pods_c, pods_m = pod_cores_on.get(name, 0), pod_mem_on.get(name, 0)
         # Pods that fit next to its pods and the room held for spawns.
-        fits = min(_pods_that_fit(node, pod_cores_on.get(name, 0) + held_cores.get(name, 0),
-                                  pod_mem_on.get(name, 0) + held_mem.get(name, 0), cores, memory_mib),
-                   anywhere, math.ceil(lacking / cores), int(room // cores))
+        fits = min(_pods_that_fit(node, pods_c + held_cores.get(name, 0), pods_m + held_mem.get(name, 0), cores,
+                                  memory_mib), anywhere, math.ceil(lacking / cores), int(room // cores))
         if fits <= 0:
             continue
-        if not cycle.budget.take():
+        if not budget.take():
             break
-        names = pod_names(name, fits, existing)
-        existing.update(names)
-        cycle.actions.append(DeployPods(actor=cycle.actor, reason=f"{needs}{ps.lent} borrowed", node=name,
-                                        pool=ps.name, pods=names, cores_per_pod=cores, memory_mib_per_pod=memory_mib))
+        earlier = given.get(name)
+        if earlier is not None:
+            existing.update(earlier)  # this worker is named again (another pool; a worker listed twice)
+        names = given[name] = pod_names(name, fits, existing)
+        # Positional: a frozen dataclass built from keywords costs a third more (7 fields, thousands a decision).
+        actions.append(DeployPods(actor, f"{needs}{lent} borrowed", name, pool, names, cores, memory_mib))
         added = fits * cores
-        pod_cores_on[name] = pod_cores_on.get(name, 0) + added
-        pod_mem_on[name] = pod_mem_on.get(name, 0) + fits * memory_mib
-        commons.free -= added
-        ps.lent += added
+        pod_cores_on[name] = pods_c + added
+        pod_mem_on[name] = pods_m + fits * memory_mib
+        free -= added
+        lent += added
         lacking -= added
         room -= added
+    commons.free, ps.lent = free, lent
     return room
-
-
-def _pods_allowed(commons: Commons, ps: PoolState, cores: int) -> int:
-    """Pods the commons may still take, keeping the notebook reserve free, and ``ps`` may still hold within its
-    maximum (a cap is a cap)."""
-    return min(int(max(0.0, commons.free - commons.reserve) // cores), (ps.maximum - ps.standalone - ps.lent) // cores)
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
     """Phase 9 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
     if needed. With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
-    in_flight = _in_flight_nodes(commons.by_name, commons.lent)
+    in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
     return_for_notebooks(cycle, commons, in_flight, claim_of, lacking)
@@ -1222,7 +1263,7 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     hysteresis = cycle.spec.broker.hysteresis
     cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
     # Ties by name: the workers come in name order and the sort is stable.
-    candidates = sorted((n for n in commons.by_name if n.state == _READY and cool(n.since)
+    candidates = sorted((n for n in commons.ready_by_name if cool(n.since)
                          and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved), key=_K8S_CORES)
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
@@ -1245,29 +1286,22 @@ def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming:
     return room
 
 
-def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: list[StartdT], prio: dict[str, int],
-                     held_cores: dict[str, float], held_mem: dict[str, int],
+def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
+                     prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
                      release: Callable[[StartdT, str], bool]) -> None:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
     so free cores scattered over the commons do not help it. ``lent`` leaves out what this decision already
     gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
     where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
-    spawn and this cycle's pod deployments do not count on it. ``workers`` in name order (``Commons.by_name``)."""
-    ready = [n for n in workers if n.state == _READY]
-    pods_on: dict[str, list[StartdT]] = {}
-    used_c: dict[str, float] = {n.name: n.k8s_cores_requested for n in ready}
-    used_m: dict[str, int] = {n.name: n.k8s_memory_requested_mib for n in ready}
-    for s in lent:
-        if s.kind != _POD or s.node not in used_c or s.draining:
-            continue  # a draining pod leaves soon: its room already counts as free for a spawn
-        used_c[s.node] += s.cores
-        used_m[s.node] += s.memory_mib
-        pods_on.setdefault(s.node, []).append(s)
+    spawn and this cycle's pod deployments do not count on it. ``ready``: the ready workers in name order
+    (``Commons.ready_by_name``), ``ready_names`` their names."""
+    use = _WorkerUse(ready, ready_names, lent)
+    pods_on = use.pods_on
 
     def room(n: Node) -> tuple[float, int]:
-        return (n.cores - used_c[n.name] - held_cores.get(n.name, 0.0),
-                n.memory_mib - used_m[n.name] - held_mem.get(n.name, 0))
+        c, m = use.of(n)
+        return (n.cores - c - held_cores.get(n.name, 0.0), n.memory_mib - m - held_mem.get(n.name, 0))
 
     def hold(n: Node, sp: PendingSpawn) -> None:
         held_cores[n.name] = held_cores.get(n.name, 0.0) + sp.cpu
@@ -1301,21 +1335,58 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], workers: list[Node], lent: 
             if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
                               f"{node.name} only without this pod"):
                 return  # the move limit: the next cycle goes on
-            used_c[node.name] -= s.cores
-            used_m[node.name] -= s.memory_mib
-            pods_on[node.name].remove(s)
+            use.without(node.name, s)
         hold(node, sp)
 
 
+class _WorkerUse:
+    """What requests and the worker pods that stay take on each ready worker (cores, MiB), for
+    ``_room_for_spawns``. Counted when a worker is first looked at: most spawns fit on one of the first workers
+    (of 13,000 ready ones in ``bench.broker_decide``), and counting every worker ahead cost more than the
+    spawns' search. A worker listed twice counts the requests of its last entry, as a map by name reads them."""
+
+    def __init__(self, ready: list[Node], ready_names: set[str], lent: Iterable[StartdT]) -> None:
+        self.pods_on: dict[str, list[StartdT]] = {}
+        for s in lent:
+            if s.kind != _POD or s.draining or s.node not in ready_names:
+                continue  # a draining pod leaves soon: its room already counts as free for a spawn
+            on = self.pods_on.get(s.node)
+            if on is None:
+                self.pods_on[s.node] = [s]
+            else:
+                on.append(s)
+        self._cores: dict[str, float] = {}
+        self._mem: dict[str, int] = {}
+        self._last = {n.name: n for n in ready} if len(ready_names) != len(ready) else None
+
+    def of(self, n: Node) -> tuple[float, int]:
+        name = n.name
+        c = self._cores.get(name)
+        if c is None:
+            entry = n if self._last is None else self._last[name]
+            c, m = entry.k8s_cores_requested, entry.k8s_memory_requested_mib
+            for s in self.pods_on.get(name, ()):  # in the order observed: the sums as counted ahead before
+                c += s.cores
+                m += s.memory_mib
+            self._cores[name], self._mem[name] = c, m
+        return c, self._mem[name]
+
+    def without(self, node: str, s: StartdT) -> None:
+        """Pod ``s`` (counted: its worker was looked at) leaves ``node``."""
+        self._cores[node] -= s.cores
+        self._mem[node] -= s.memory_mib
+        self.pods_on[node].remove(s)
+
+
 def _remove(s: StartdT, actor: str, reason: str) -> Action:
-    if s.kind == StartdKind.POD:
-        return DeletePods(actor=actor, reason=f"BCS 3: {reason}", pods=(s.name,))
+    if s.kind == _POD:
+        return DeletePods(actor, f"BCS 3: {reason}", (s.name,))  # positional, as in _deploy_for
     return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
 
 
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
     """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet; in the order
-    of ``workers`` (name order: ``Commons.by_name``)."""
+    of ``workers`` (name order: ``Commons.not_ready_by_name``, the only ones that may be)."""
     maybe = [n for n in workers if n.state == _DRAINING or n.state == _HTCONDOR]
     if not maybe:
         return []  # the usual case in pods mode: no pass over the borrowed startds
@@ -1336,7 +1407,11 @@ def _ordered(items: Iterable[_T], *keys: Callable[[_T], Any]) -> list[_T]:
     Python's sort is stable, so each pass keeps the order of the ones before among its ties, and the result is
     the same. A sort on plain numbers or strings is two to three times faster than on tuples, which compare
     element by element through the generic comparison (40,000 workers or startds: several ms a sort)."""
-    listed = list(items)
+    return _sort_by(list(items), keys)
+
+
+def _sort_by(listed: list[_T], keys: tuple[Callable[[_T], Any], ...]) -> list[_T]:
+    """``listed`` sorted in place as ``_ordered`` says, and returned."""
     for key in reversed(keys):
         listed.sort(key=key)
     return listed
@@ -1349,7 +1424,7 @@ def _in_order(items: Iterable[_T], keys: tuple[Callable[[_T], Any], ...], wanted
     ``sorted`` does."""
     listed = list(items)
     if wanted * 8 >= len(listed):
-        return iter(_ordered(listed, *keys))
+        return iter(_sort_by(listed, keys))  # its own copy: sorted in place
     if len(keys) == 1:
         key = keys[0]
         return _popped([(key(x), i, x) for i, x in enumerate(listed)])

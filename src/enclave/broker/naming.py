@@ -4,19 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+POD_PREFIX = "htcondor-"
+"""What every worker pod's name starts with: a name that does not is never one ``pod_names`` could give."""
+
+_NUMBERS = tuple(map(str, range(1, 65)))  # a worker's first pods' numbers, written once
+
 
 def pod_names(node: str, count: int, existing: Collection[str]) -> tuple[str, ...]:
     """``count`` new worker pod names on ``node``, ``htcondor-<node>-<n>``, the lowest numbers not in use.
 
     Deterministic, so deciding twice on the same state names the same pods, and a valid DNS-1123 name for
     every spec node name (lower-case group names, a number)."""
-    prefix = f"htcondor-{node}-"
-    # The lowest numbers, built and looked up without a Python step per name: a broker decision names thousands.
-    lowest = tuple(map(prefix.__add__, map(str, range(1, count + 1))))
-    if not any(map(existing.__contains__, lowest)):
+    prefix = f"{POD_PREFIX}{node}-"
+    # The lowest numbers, looked up without a Python step per name: a broker decision names thousands. A list
+    # comprehension over numbers written once builds them faster than chained maps or str() per name.
+    numbers = _NUMBERS[:count] if count <= len(_NUMBERS) else map(str, range(1, count + 1))
+    lowest = tuple([prefix + number for number in numbers])
+    # A set tells for all of them at once; another collection (the twin's startds by name) one by one.
+    if isinstance(existing, (set, frozenset)):
+        taken = not existing.isdisjoint(lowest)
+    else:
+        taken = any(map(existing.__contains__, lowest))
+    if not taken:
         return lowest  # none of them in use: a worker's first pods
-    names: list[str] = []
-    i = 1
+    names = [name for name in lowest if name not in existing]
+    i = count + 1
     while len(names) < count:
         name = f"{prefix}{i}"
         if name not in existing:

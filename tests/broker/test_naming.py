@@ -1,0 +1,23 @@
+"""``enclave.broker.naming.pod_names``: the lowest numbers not in use, whatever collection holds the names in use."""
+
+from __future__ import annotations
+
+from enclave.broker.naming import pod_names
+
+
+def test_first_pods_of_a_worker_take_the_lowest_numbers() -> None:
+    assert pod_names("kub-001", 3, set()) == ("htcondor-kub-001-1", "htcondor-kub-001-2", "htcondor-kub-001-3")
+    assert pod_names("kub-001", 0, set()) == ()
+    many = pod_names("w", 100, set())  # more than the numbers written ahead (64)
+    assert many == tuple(f"htcondor-w-{i}" for i in range(1, 101))
+
+
+def test_names_in_use_are_skipped_the_same_for_a_set_a_dict_and_a_tuple() -> None:
+    # htcondor-kub-001-2 is taken: the three lowest free numbers are 1, 3 and 4. Another worker's names (kub-00)
+    # and the worker's own name do not count.
+    taken = ["htcondor-kub-001-2", "htcondor-kub-00-1", "kub-001"]
+    expected = ("htcondor-kub-001-1", "htcondor-kub-001-3", "htcondor-kub-001-4")
+    assert pod_names("kub-001", 3, set(taken)) == expected
+    assert pod_names("kub-001", 3, frozenset(taken)) == expected
+    assert pod_names("kub-001", 3, dict.fromkeys(taken)) == expected
+    assert pod_names("kub-001", 3, tuple(taken)) == expected
