@@ -43,8 +43,7 @@ from enclave.spec.models import EnclaveSpec
 SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "PartitionableSlot", "Cpus",
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
-JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate",
-                  "JobCurrentStartDate"]
+JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate"]
 # A dynamic slot runs one job (HTCondor manual, "Machine ClassAd Attributes"): Cpus are its cores, JobStart "the
 # time stamp in integer seconds of when the job began executing", RemoteGroup "the accounting group name
 # corresponding to the submitter that claimed this resource"; AllowedExecuteDuration is the job's own
