@@ -45,7 +45,7 @@ the history cannot tell about. Evicting at once would kill a prompt job whose po
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from enclave.domain.capacity import Action, DeletePods, DrainStartd, Observed, Relabel, ReturnNode, RunningJob, Startd
 
@@ -98,13 +98,14 @@ def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequ
     return lost
 
 
+def _work(jobs: Iterable[RunningJob], now: float) -> float:
+    """The work ``jobs`` have done so far (core-seconds): what evicting them now loses."""
+    return sum(j.cores * max(0.0, now - j.start) for j in jobs)
+
+
 def at_stake(s: Startd, pool: str, now: float) -> float:
     """The work ``s``'s jobs of ``pool`` have done so far: what evicting them now loses (core-seconds)."""
-    return sum(j.cores * max(0.0, now - j.start) for j in s.jobs if _pool_of(s, j) == pool)
-
-
-def _work(jobs: Sequence[RunningJob], now: float) -> float:
-    return sum(j.cores * max(0.0, now - j.start) for j in jobs)
+    return _work((j for j in s.jobs if _pool_of(s, j) == pool), now)
 
 
 def deadline(s: Startd, pool: str, now: float, grace: float | None,
