@@ -215,7 +215,9 @@ def test_relabel_sets_the_pool_knob_and_reconfigs(ldf: EnclaveSpec, daemons: Dae
     live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="prompt"))
     address = daemons.startds["condor-011"].address
     sets = [c for c in daemons.calls if c[0] == "set"]
-    assert sets == [("set", address, render.POOL_KNOB, "prompt"), ("set", address, render.SINCE_KNOB, "1234")]
+    # No vacate_after_seconds: DRP's jobs left there drain, and a deadline an earlier relabel set is cleared.
+    assert sets == [("set", address, render.POOL_KNOB, "prompt"), ("set", address, render.SINCE_KNOB, "1234"),
+                    ("set", address, render.vacate_knob("drp"), render.NO_DEADLINE)]
     master = Daemons.master_address(daemons.startds["condor-011"])
     assert ("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig) in daemons.calls
     after = {s.name: s for s in live.startds()}

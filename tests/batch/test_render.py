@@ -142,7 +142,8 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     got = render.read_back(rendered / f"execute-{pool}.conf",
                            ["START", a, policy.GROUPS_ATTR, policy.SCHEDDS_ATTR, "STARTD_ATTRS", "ALLOW_DAEMON",
                             "ALLOW_WRITE", "SETTABLE_ATTRS_CONFIG", "SLOT_TYPE_1_PARTITIONABLE",
-                            "ENABLE_RUNTIME_CONFIG", "MAXJOBRETIREMENTTIME", "STARTD_JOB_ATTRS"], subsystem="STARTD")
+                            "ENABLE_RUNTIME_CONFIG", "MAXJOBRETIREMENTTIME", "STARTD_JOB_ATTRS", policy.VACATE_ATTR],
+                           subsystem="STARTD")
     assert ExprTree(got["START"] or "") == policy.start_expr(ldf)
     assert ExprTree(got[a] or "").eval() == pool
     assert ExprTree(got[policy.GROUPS_ATTR] or "").eval() == policy.groups_table(ldf)
@@ -157,9 +158,15 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
     if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
         assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
-    assert got["SETTABLE_ATTRS_CONFIG"] == f"{render.POOL_KNOB}, {render.SINCE_KNOB}, {render.RETIREMENT_KNOB}"
+    # The label, its timestamp, the drain deadline and one relabel deadline per pool (test_vacate), nothing else.
+    assert got["SETTABLE_ATTRS_CONFIG"] == ", ".join([render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB,
+                                                      *(f"ENCLAVE_VACATE_{p}" for p in ldf.pools)])
     grace = render.LET_FINISH_SECONDS if pool != "drp" else int(ldf.pools["drp"].grace_seconds)  # drp: vacate
-    assert got["MAXJOBRETIREMENTTIME"] == str(grace)
+    # MaxJobRetirementTime is evaluated with the slot as MY and the job as TARGET (test_vacate): before any
+    # relabel, a job of the pool retires for the pool's grace.
+    slot = ClassAd({a: pool, "JobStart": 0, policy.VACATE_ATTR: ExprTree(got[policy.VACATE_ATTR] or "")})
+    job = policy.job_ad(ldf, owner="svc", pool=pool, schedd=DEV)
+    assert ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(slot, job) == grace
     assert got["SLOT_TYPE_1_PARTITIONABLE"] == "True" and got["ENABLE_RUNTIME_CONFIG"] == "True"
 
 

@@ -26,7 +26,7 @@ import htcondor2
 from classad2 import ClassAd
 
 from enclave.batch import policy
-from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB
+from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB, vacate_knob, vacate_value
 from enclave.domain.capacity import (
     Action,
     DrainStartd,
@@ -287,15 +287,27 @@ class HTCondorBatch:
                                     fix="send node and pod actions to the Kubernetes adapter")
 
     def relabel(self, action: Relabel) -> None:
-        """BCS 1/2: set the startd's pool knob at runtime and reconfig it. A no-op if already done."""
+        """BCS 1/2: set the startd's pool knob at runtime and reconfig it. A no-op if already done.
+
+        The old pool's jobs still running there are evicted at ``since + vacate_after_seconds`` (the rendered
+        PREEMPT, ``policy.vacate_expr``, reads the old pool's ``render.vacate_knob``), or left to finish when it
+        is None — which also clears a deadline an earlier relabel from that pool left. The jobs of the new pool,
+        and a latency pool's that start here after the relabel (overflow), are not touched."""
         policy.require_pool(self.spec, action.to_pool, where="Relabel.to_pool")
+        if action.vacate_after_seconds is not None:
+            # The rendered config has a deadline knob for the spec's pools only (SETTABLE_ATTRS_CONFIG).
+            policy.require_pool(self.spec, action.from_pool, where="Relabel.from_pool")
         slot = self.slot(action.startd)
         if slot.startd.pool == action.to_pool:
             return
         if slot.startd.pool != action.from_pool:
             raise Conflict(f"startd {action.startd} serves pool '{slot.startd.pool}', not '{action.from_pool}'",
                            where=action.startd, fix="observe again: someone else moved it")
-        self._set_and_reconfig(slot, {POOL_KNOB: action.to_pool, SINCE_KNOB: str(int(self.clock()))})
+        since = int(self.clock())
+        knobs = {POOL_KNOB: action.to_pool, SINCE_KNOB: str(since)}
+        if action.from_pool in self.spec.pools:
+            knobs[vacate_knob(action.from_pool)] = vacate_value(since, action.vacate_after_seconds)
+        self._set_and_reconfig(slot, knobs)
 
     def drain(self, action: DrainStartd) -> None:
         """Stop new matches and let jobs retire: within their retirement time, or the vacate deadline."""

@@ -54,6 +54,9 @@ GROUPS_ATTR = "EnclavePoolGroups"
 """Machine attribute: record pool → accounting group its jobs must carry."""
 SCHEDDS_ATTR = "EnclavePoolSchedds"
 """Machine attribute: record pool → list of submit hosts whose jobs it accepts."""
+VACATE_ATTR = "EnclaveVacate"
+"""Machine attribute: record pool → ``{since, deadline}`` of the last relabel that took the startd from that pool
+with a deadline (undefined: its jobs drain); read by ``vacate_expr``."""
 KIND_ATTR = "EnclaveStartdKind"
 NODE_ATTR = "EnclaveNode"
 GROUP_MAP = "EnclaveGroups"
@@ -253,6 +256,54 @@ def start_clauses(spec: EnclaveSpec) -> list[Clause]:
 def start_expr(spec: EnclaveSpec) -> ExprTree:
     """The START expression every startd of the enclave runs."""
     return parse_expr(" && ".join(f"({c.expr!r})" for c in start_clauses(spec)), where="START")
+
+
+# --- PREEMPT: a relabel's deadline ------------------------------------------------------------------
+
+
+def vacate_clauses(spec: EnclaveSpec) -> list[Clause]:
+    """The conjuncts of ``vacate_expr``. The slot's ``VACATE_ATTR`` entry for the job's pool is a list
+    ``{since, deadline}`` (Unix seconds) set by the last relabel that took the startd from that pool with a
+    deadline (``enclave.batch.live.HTCondorBatch.relabel``), undefined when that pool's jobs drain."""
+    a = spec.batch.pool_attribute
+    entry = f"MY.{VACATE_ATTR}[TARGET.{a}]"
+    clauses = [
+        Clause("other-pool", parse_expr(f"TARGET.{a} =!= MY.{a}"),
+               "a startd never evicts a job of the pool it serves (relabelled back, its jobs are home)"),
+        # time() is the startd's clock (ClassAd built-in: seconds since the epoch); =?= true: false, never
+        # undefined, when the pool has no deadline (eval_expr logs a WARNING for an undefined PREEMPT).
+        Clause("deadline", parse_expr(f"(time() >= {entry}[1]) =?= true"),
+               "the relabel's deadline (since + vacate_after_seconds) has passed"),
+    ]
+    overflow = overflow_pools(spec)
+    if overflow:
+        # A latency pool's jobs run on every startd (overflow_pools): those that started after the relabel took
+        # the startd from it are overflow, placed under the new label, and keep their own pool's policy. JobStart
+        # is the dynamic slot's "time stamp in integer seconds of when the job began executing" (HTCondor
+        # manual, "Machine ClassAd Attributes"; the startd assigns it, condor_startd.V6/claim.cpp).
+        names = ", ".join(classad2.quote(p) for p in overflow)
+        clauses.append(Clause(
+            "ran-before", parse_expr(f"identicalMember(TARGET.{a}, {{{names}}}) =!= true || "
+                                     f"(MY.JobStart < {entry}[0]) =?= true"),
+            "a latency pool's job is evicted only if it was running when the relabel took the startd"))
+    return clauses
+
+
+def vacate_expr(spec: EnclaveSpec) -> ExprTree:
+    """PREEMPT of every startd: true for a running job its startd must evict now, because a relabel took the
+    startd from the job's pool with a deadline (``Relabel.vacate_after_seconds``) and the deadline has passed.
+    Never true for the pool the startd serves, for a pool whose jobs drain (no deadline), nor for a latency pool's
+    job that started on the startd after the relabel (overflow). The twin's rule: ``enclave.twin.sim.Sim.relabel``
+    queues ``EV_VACATE`` at the deadline and ``Sim._vacate`` evicts the old pool's jobs then.
+
+    HTCondor evaluates PREEMPT on a claimed slot with the slot as MY and the running job as TARGET
+    (htcondor/htcondor 7491a14, condor_startd.V6/Resource.cpp ``Resource::eval_expr``), every POLLING_INTERVAL
+    (default 5 s) while claimed; when it is True the claim retires (Claimed/Retiring) until the job has run for
+    MaxJobRetirementTime, counted from the job's start, then is vacated (HTCondor manual, "Configuration for
+    Execution Points", "condor_startd Policy Configuration": "Claimed State" and "State/Activity Transition
+    Expression Summary", PREEMPT and MAXJOBRETIREMENTTIME). The rendered MAXJOBRETIREMENTTIME is therefore 0 for
+    the jobs this is true of (``enclave.batch.render``): they go at the deadline, not a retirement later."""
+    return parse_expr(" && ".join(f"({c.expr!r})" for c in vacate_clauses(spec)), where="PREEMPT")
 
 
 def requirement_clauses(spec: EnclaveSpec) -> list[Clause]:

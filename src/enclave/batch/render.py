@@ -20,7 +20,9 @@ node (BCS 1/2) is ``ENCLAVE_POOL`` through RemoteParam plus a reconfig, and noth
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,6 +43,25 @@ RETIREMENT_KNOB = "ENCLAVE_RETIREMENT_SECONDS"
 """How long running jobs may retire when the startd drains (MaxJobRetirementTime)."""
 LET_FINISH_SECONDS = 7 * 24 * 3600
 """Retirement for pools whose jobs are let finish (take_away: drain)."""
+VACATE_DUE_MACRO = "ENCLAVE_VACATE_DUE"
+"""Config macro holding ``policy.vacate_expr``: PREEMPT, and MAXJOBRETIREMENTTIME 0 for the jobs it is true of."""
+NO_DEADLINE = "undefined"
+"""A ``vacate_knob`` value: the pool's jobs left on the startd drain (run to their end)."""
+
+
+def vacate_knob(pool: str) -> str:
+    """The runtime knob holding the deadline of the last relabel that took a startd from ``pool`` (its entry of
+    ``policy.VACATE_ATTR``). A pool name may hold '-', which an HTCondor macro name may not ("Illegal
+    Identifier"); '_' may not appear in a pool name (spec ``Name``), so '-' → '_' keeps the names apart."""
+    return f"ENCLAVE_VACATE_{pool.replace('-', '_')}"
+
+
+def vacate_value(since: int, vacate_after_seconds: float | None) -> str:
+    """A ``vacate_knob`` value for a relabel at ``since`` (Unix seconds): the ClassAd list ``{since, deadline}``,
+    the deadline rounded up so no job goes before it; ``NO_DEADLINE`` when the old pool's jobs drain."""
+    if vacate_after_seconds is None:
+        return NO_DEADLINE
+    return f"{{{since}, {since + math.ceil(vacate_after_seconds)}}}"
 
 
 def retirement_seconds(spec: EnclaveSpec, pool: str) -> int:
@@ -322,6 +343,44 @@ def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = Non
     return Rendered("enclave-groups.map", "usermap", "SCHEDD", policy.membership_map(spec, members))
 
 
+def settable_knobs(spec: EnclaveSpec) -> list[str]:
+    """The knobs a startd lets the manager host set at runtime (SETTABLE_ATTRS_CONFIG), and only these."""
+    return [POOL_KNOB, SINCE_KNOB, RETIREMENT_KNOB, *(vacate_knob(p) for p in spec.pools)]
+
+
+def _vacate(spec: EnclaveSpec) -> list[str]:
+    """PREEMPT and MAXJOBRETIREMENTTIME: a relabel's deadline (``Relabel.vacate_after_seconds``) evicts the old
+    pool's jobs still running at it (``policy.vacate_expr``), and nothing else is preempted.
+
+    HTCondor's defaults, changed here (htcondor/htcondor 7491a14, src/condor_utils/param_info.in: PREEMPT
+    default=False; MAXJOBRETIREMENTTIME has no entry and the startd publishes 0 when it is unset,
+    condor_startd.V6/Resource.cpp). MaxJobRetirementTime is evaluated with the slot as MY and the job as TARGET
+    and counted from the job's start (``Resource::evalRetirementRemaining``): 0 for a job PREEMPT is true of, so
+    it is vacated (WANT_VACATE default True: soft kill, then MachineMaxVacateTime, default 600 s, before the hard
+    kill) as soon as the startd sees the deadline passed, within POLLING_INTERVAL (default 5 s) while claimed
+    (HTCondor manual, "Configuration for Execution Points", "Claimed State"). Every other job keeps its pool's
+    retirement when the startd drains or shuts down."""
+    a = spec.batch.pool_attribute
+    entries = "; ".join(f"{_attr_name(p)} = $({vacate_knob(p)})" for p in spec.pools)
+    lines = ["# A relabel that vacates (the old pool's take_away: vacate) sets the old pool's deadline at runtime:",
+             f"# {{since, deadline}} in Unix seconds; {NO_DEADLINE}: its jobs left here drain."]
+    lines += [f"{vacate_knob(p)} = {NO_DEADLINE}" for p in spec.pools]
+    return lines + [
+        f"{policy.VACATE_ATTR} = [ {entries} ]",
+        f"STARTD_ATTRS = $(STARTD_ATTRS) {policy.VACATE_ATTR}",
+        f"# True for a job of a pool this startd was taken from once that relabel's deadline passed ({a}).",
+        f"{VACATE_DUE_MACRO} = {_ad_value(repr(policy.vacate_expr(spec)))}",
+        f"PREEMPT = $({VACATE_DUE_MACRO})",
+        f"MAXJOBRETIREMENTTIME = ifThenElse($({VACATE_DUE_MACRO}), 0, $({RETIREMENT_KNOB}))",
+        "",
+    ]
+
+
+def _attr_name(name: str) -> str:
+    """``name`` as a ClassAd attribute name: quoted when it is not an identifier (a pool name with '-')."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"'{name}'"
+
+
 def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: bool = False) -> list[str]:
     a = spec.batch.pool_attribute
     lines = [
@@ -356,11 +415,8 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
     ]
     for name in spec.pools:
         lines.append(f"ENCLAVE_GRACE_{name} = {retirement_seconds(spec, name)}")
-    lines += [
-        f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))",
-        f"MAXJOBRETIREMENTTIME = $({RETIREMENT_KNOB})",
-        "",
-    ]
+    lines += [f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))", ""]
+    lines += _vacate(spec)
     if preemption:
         lines += [
             "# Group-quota preemption: a preempted job retires for MaxJobRetirementTime before it is vacated,",
@@ -377,7 +433,7 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
     lines += [
         "# Runtime changes come from the manager host only, and only to these knobs.",
         "ENABLE_RUNTIME_CONFIG = True",
-        f"SETTABLE_ATTRS_CONFIG = {POOL_KNOB}, {SINCE_KNOB}, {RETIREMENT_KNOB}",
+        f"SETTABLE_ATTRS_CONFIG = {', '.join(settable_knobs(spec))}",
         "SETTABLE_ATTRS_ADMINISTRATOR = $(SETTABLE_ATTRS_CONFIG)",
         "",
         "# One partitionable slot: jobs carve the cores and memory they request.",

@@ -1,0 +1,201 @@
+"""A relabel's deadline (``Relabel.vacate_after_seconds``) on a live startd: the rendered PREEMPT and
+MAXJOBRETIREMENTTIME, read back through HTCondor's own config parser and evaluated with classad2 the way the startd
+evaluates them, and the knobs ``batch.live`` sets for them.
+
+The rules (HTCondor manual, "Configuration for Execution Points", "condor_startd Policy Configuration"; htcondor/
+htcondor 7491a14 condor_startd.V6/Resource.cpp):
+- PREEMPT is evaluated on a claimed slot with the slot ad as MY and the running job's ad as TARGET
+  (``Resource::eval_expr``); when True the claim retires (Claimed/Retiring).
+- A retiring job is vacated once it has run MaxJobRetirementTime, counted from its start
+  (``Resource::evalRetirementRemaining``: MaxJobRetirementTime − job age, evaluated with the same MY and TARGET).
+- The twin's reference (``enclave.twin.sim``): a relabel with a deadline evicts the old pool's jobs still running
+  on the startd at ``since + vacate_after``; with None they run to their end.
+So a job PREEMPT is true of must have MaxJobRetirementTime 0 (vacated at the deadline, not a retirement later), and
+every other job its pool's retirement (``render.retirement_seconds``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from classad2 import ClassAd, ExprTree
+
+from enclave.batch import policy, render
+from enclave.batch.live import HTCondorBatch
+from enclave.domain.capacity import Relabel
+from enclave.errors import NotFound
+from enclave.spec.models import EnclaveSpec
+
+from .conftest import DEV, Daemons
+
+KNOBS = ["PREEMPT", "MAXJOBRETIREMENTTIME", "EnclavePool", policy.VACATE_ATTR, "STARTD_ATTRS",
+         "SETTABLE_ATTRS_CONFIG"]
+
+
+@pytest.fixture(scope="module")
+def configs(ldf: EnclaveSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vacate")
+    render.write([render.execute_node(ldf, "user"), render.execute_node(ldf, "drp")], out)
+    return out
+
+
+def startd_config(path: Path, knobs: dict[str, str]) -> dict[str, str | None]:
+    """What the startd reads from ``path`` once ``knobs`` are set at runtime: a runtime setting overrides the
+    file as a ``_CONDOR_<knob>`` environment variable does (both take precedence over the config files)."""
+    return render.read_back(path, KNOBS, subsystem="STARTD", env={f"_CONDOR_{k}": v for k, v in knobs.items()})
+
+
+def dynamic_slot(got: dict[str, str | None], job_start: int) -> ClassAd:
+    """A dynamic slot of that startd running a job since ``job_start``: the config attributes the startd publishes
+    (STARTD_ATTRS) and JobStart ("Machine ClassAd Attributes")."""
+    slot = ClassAd({"JobStart": job_start})
+    for name in ("EnclavePool", policy.VACATE_ATTR):
+        slot[name] = ExprTree(got[name] or "")
+    return slot
+
+
+def job(ldf: EnclaveSpec, pool: str) -> ClassAd:
+    return policy.job_ad(ldf, owner="svc", pool=pool, schedd=DEV)
+
+
+def evaluate(got: dict[str, str | None], slot: ClassAd, target: ClassAd) -> tuple[object, object]:
+    """PREEMPT and MAXJOBRETIREMENTTIME as the startd evaluates them: MY the slot, TARGET the job."""
+    return (ExprTree(got["PREEMPT"] or "").eval(slot, target),
+            ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(slot, target))
+
+
+def test_htcondor_defaults_the_render_changes_or_relies_on(tmp_path: Path) -> None:
+    """param_info.in (htcondor/htcondor 7491a14): PREEMPT default=False, so nothing is preempted unless rendered;
+    MAXJOBRETIREMENTTIME has no default (the startd publishes 0); WANT_SUSPEND default=False, so a busy claim
+    consults PREEMPT (ResState.cpp: ``_act==busy_act && !want_suspend``); PREEMPT_VANILLA is unset, so it does not
+    replace PREEMPT for vanilla jobs (``Resource::eval_expr``); POLLING_INTERVAL default=5: how soon after the
+    deadline a claimed slot sees it."""
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    got = render.read_back(empty, ["PREEMPT", "MAXJOBRETIREMENTTIME", "WANT_SUSPEND", "PREEMPT_VANILLA",
+                                   "POLLING_INTERVAL"], subsystem="STARTD")
+    assert got == {"PREEMPT": "False", "MAXJOBRETIREMENTTIME": None, "WANT_SUSPEND": "False",
+                   "PREEMPT_VANILLA": None, "POLLING_INTERVAL": "5"}
+
+
+def test_the_deadline_knobs_are_published_and_settable(configs: Path, ldf: EnclaveSpec) -> None:
+    got = startd_config(configs / "execute-user.conf", {})
+    assert policy.VACATE_ATTR in (got["STARTD_ATTRS"] or "").split()
+    settable = [k.strip() for k in (got["SETTABLE_ATTRS_CONFIG"] or "").split(",")]
+    assert settable == [render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB,
+                        *(f"ENCLAVE_VACATE_{p}" for p in ldf.pools)]
+    # No relabel yet: every pool's entry is undefined, so nothing is preempted.
+    assert ExprTree(got[policy.VACATE_ATTR] or "").eval() == ClassAd({p: ExprTree("undefined") for p in ldf.pools})
+
+
+def test_old_pool_job_goes_at_the_deadline_and_no_other(configs: Path, ldf: EnclaveSpec) -> None:
+    """A DRP startd relabelled to user at ``since`` with a deadline: the DRP job running there is preempted once
+    the deadline has passed, with no retirement; the user job (the new pool's) and a prompt job that overflowed
+    onto it after the relabel are not, and keep user's retirement (user drains: let finish)."""
+    now = int(time.time())
+    since = now - 600
+    path = configs / "execute-user.conf"
+    let_finish = render.retirement_seconds(ldf, "user")
+    assert let_finish == render.LET_FINISH_SECONDS
+    before = startd_config(path, {"ENCLAVE_VACATE_drp": f"{{{since}, {now + 3600}}}"})
+    after = startd_config(path, {"ENCLAVE_VACATE_drp": f"{{{since}, {now - 1}}}"})
+    old = dynamic_slot(after, since - 3000)
+    assert evaluate(before, dynamic_slot(before, since - 3000), job(ldf, "drp")) == (False, let_finish)
+    assert evaluate(after, old, job(ldf, "drp")) == (True, 0)
+    assert evaluate(after, dynamic_slot(after, since + 60), job(ldf, "user")) == (False, let_finish)
+    assert evaluate(after, dynamic_slot(after, since + 60), job(ldf, "prompt")) == (False, let_finish)
+    # A general job (a pool without a deadline here) is not touched either.
+    assert evaluate(after, old, job(ldf, "general")) == (False, let_finish)
+
+
+def test_without_a_deadline_the_old_pool_s_jobs_drain(configs: Path, ldf: EnclaveSpec) -> None:
+    got = startd_config(configs / "execute-user.conf", {"ENCLAVE_VACATE_drp": render.NO_DEADLINE})
+    assert evaluate(got, dynamic_slot(got, 0), job(ldf, "drp")) == (False, render.LET_FINISH_SECONDS)
+
+
+def test_relabelled_back_its_own_jobs_stay(configs: Path, ldf: EnclaveSpec) -> None:
+    """drp → user with a deadline, then back to drp before it: the deadline left in drp's entry does not evict
+    drp's jobs on a drp startd; they keep drp's own retirement (its grace: drp vacates)."""
+    now = int(time.time())
+    got = startd_config(configs / "execute-user.conf",
+                        {render.POOL_KNOB: "drp", "ENCLAVE_VACATE_drp": f"{{{now - 600}, {now - 1}}}"})
+    assert ExprTree(got["EnclavePool"] or "").eval() == "drp"
+    assert evaluate(got, dynamic_slot(got, now - 3000), job(ldf, "drp")) == (False, int(ldf.pools["drp"].grace_seconds))
+
+
+def test_a_latency_pool_s_jobs_go_only_if_they_ran_before_the_relabel(configs: Path, ldf: EnclaveSpec) -> None:
+    """A prompt startd relabelled to user with a deadline (were prompt to vacate): prompt's jobs that were running
+    at the relabel go at the deadline; one that started after it is overflow (prompt runs on every startd,
+    ``policy.overflow_pools``) and stays."""
+    assert "prompt" in policy.overflow_pools(ldf)
+    now = int(time.time())
+    since = now - 600
+    got = startd_config(configs / "execute-user.conf", {"ENCLAVE_VACATE_prompt": f"{{{since}, {now - 1}}}"})
+    assert evaluate(got, dynamic_slot(got, since - 30), job(ldf, "prompt")) == (True, 0)
+    assert evaluate(got, dynamic_slot(got, since + 30), job(ldf, "prompt")) == (False, render.LET_FINISH_SECONDS)
+
+
+def test_with_group_quota_preemption_the_deadline_still_holds(tmp_path: Path, ldf: EnclaveSpec) -> None:
+    """The preemption render sets MAXJOBRETIREMENTTIME = 0 for every job: PREEMPT is unchanged, so the old pool's
+    job still goes at the deadline, and only it."""
+    now = int(time.time())
+    [path] = render.write([render.execute_node(ldf, "drp", preemption=True)], tmp_path)
+    got = startd_config(path, {render.POOL_KNOB: "user",
+                                                        "ENCLAVE_VACATE_drp": f"{{{now - 600}, {now - 1}}}"})
+    assert got["MAXJOBRETIREMENTTIME"] == "0"
+    slot = dynamic_slot(got, now - 3000)
+    assert evaluate(got, slot, job(ldf, "drp")) == (True, 0)
+    assert evaluate(got, slot, job(ldf, "user")) == (False, 0)
+
+
+def test_vacate_value_is_since_and_the_deadline_rounded_up() -> None:
+    assert render.vacate_value(1234, 300) == "{1234, 1534}"
+    assert render.vacate_value(1234, 299.2) == "{1234, 1534}"  # never before since + vacate_after
+    assert render.vacate_value(1234, 0) == "{1234, 1234}"  # the broker's "evict at once"
+    assert render.vacate_value(1234, None) == render.NO_DEADLINE
+    assert render.vacate_knob("late-night") == "ENCLAVE_VACATE_late_night"  # '-' is no HTCondor macro character
+
+
+# --- the live adapter ------------------------------------------------------------------------------------------
+
+
+def _sets(daemons: Daemons, name: str) -> dict[str, str]:
+    address = daemons.startds[name].address
+    return {c[2]: c[3] for c in daemons.calls if c[0] == "set" and c[1] == address}
+
+
+@pytest.mark.parametrize(("after", "value"), [(300.0, "{1234, 1534}"), (None, render.NO_DEADLINE)])
+def test_relabel_sets_the_old_pool_s_deadline(ldf: EnclaveSpec, daemons: Daemons, after: float | None,
+                                              value: str) -> None:
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1234.0)
+    live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="user",
+                       vacate_after_seconds=after))
+    assert _sets(daemons, "condor-011") == {render.POOL_KNOB: "user", render.SINCE_KNOB: "1234",
+                                            "ENCLAVE_VACATE_drp": value}
+
+
+def test_relabel_deadline_from_a_pool_the_spec_does_not_know(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    with pytest.raises(NotFound, match="pool 'nightly'"):
+        HTCondorBatch(ldf, bindings=daemons.bindings).relabel(
+            Relabel(actor="a", reason="r", startd="condor-011", from_pool="nightly", to_pool="user",
+                    vacate_after_seconds=60))
+    assert not [c for c in daemons.calls if c[0] in ("set", "command")]
+
+
+@pytest.mark.parametrize(("after", "due"), [(0.0, True), (3600.0, False), (None, False)])
+def test_what_relabel_sets_is_what_the_rendered_startd_evicts(ldf: EnclaveSpec, daemons: Daemons, configs: Path,
+                                                              after: float | None, due: bool) -> None:
+    """End to end: the knobs the adapter set on the (stand-in) startd, read by HTCondor's parser through the
+    rendered config of that startd (a DRP execute node), preempt its running DRP job when the deadline is now
+    (vacate_after 0, the broker's "evict at once"), not an hour ahead, and never without one."""
+    now = time.time()
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: now)
+    live.apply(Relabel(actor="broker", reason="BCS 1", startd="condor-011", from_pool="drp", to_pool="user",
+                       vacate_after_seconds=after))
+    got = startd_config(configs / "execute-drp.conf", daemons.startds["condor-011"].runtime)
+    assert ExprTree(got["EnclavePool"] or "").eval() == "user"
+    slot = dynamic_slot(got, int(now) - 3000)
+    assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "drp")) is due
+    assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "user")) is False
