@@ -25,7 +25,7 @@ from classad2 import ClassAd, ExprTree
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch
 from enclave.domain.capacity import Relabel
-from enclave.errors import NotFound
+from enclave.errors import IntegrityError, NotFound
 from enclave.spec.models import EnclaveSpec
 
 from .conftest import DEV, Daemons
@@ -199,3 +199,14 @@ def test_what_relabel_sets_is_what_the_rendered_startd_evicts(ldf: EnclaveSpec, 
     slot = dynamic_slot(got, int(now) - 3000)
     assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "drp")) is due
     assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "user")) is False
+
+
+def test_check_reads_preempt_back(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """``enclave render condor --check`` (``render.verify``) refuses a startd file whose PREEMPT is not the
+    rendered rule: a hand edit would preempt what the broker never chose to."""
+    rendered = render.execute_node(ldf, "drp")
+    [path] = render.write([rendered], tmp_path)
+    assert render.verify(ldf, rendered, path).startswith("START and PREEMPT as rendered")
+    path.write_text(path.read_text().replace(f"PREEMPT = $({render.VACATE_DUE_MACRO})", "PREEMPT = True"))
+    with pytest.raises(IntegrityError, match="different PREEMPT"):
+        render.verify(ldf, rendered, path)

@@ -562,11 +562,12 @@ def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
     """Read a written file back through HTCondor and check the policy-bearing knobs; say what was read."""
     env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024"}
     if rendered.role in ("execute", "worker-pod"):
-        got = read_back(path, ["START", "ALLOW_DAEMON"], subsystem=rendered.subsystem, env=env)
-        if got["START"] is None or ExprTree(got["START"]) != policy.start_expr(spec):
-            raise IntegrityError(f"HTCondor reads a different START from {path}", where=str(path),
-                                 fix="render again; do not edit the file by hand")
-        return f"START as rendered, ALLOW_DAEMON = {got['ALLOW_DAEMON']}"
+        got = read_back(path, ["START", "PREEMPT", "ALLOW_DAEMON"], subsystem=rendered.subsystem, env=env)
+        for knob, expected in (("START", policy.start_expr(spec)), ("PREEMPT", policy.vacate_expr(spec))):
+            if got[knob] is None or ExprTree(got[knob] or "") != expected:
+                raise IntegrityError(f"HTCondor reads a different {knob} from {path}", where=str(path),
+                                     fix="render again; do not edit the file by hand")
+        return f"START and PREEMPT as rendered, ALLOW_DAEMON = {got['ALLOW_DAEMON']}"
     if rendered.role == "submit":
         got = read_back(path, [f"JOB_TRANSFORM_{TRANSFORM}"], subsystem=rendered.subsystem)
         rules = [line.strip().split(" ", 2) for line in (got[f"JOB_TRANSFORM_{TRANSFORM}"] or "").splitlines()]
