@@ -71,13 +71,17 @@ def test_htcondor_defaults_the_render_changes_or_relies_on(tmp_path: Path) -> No
     MAXJOBRETIREMENTTIME has no default (the startd publishes 0); WANT_SUSPEND default=False, so a busy claim
     consults PREEMPT (ResState.cpp: ``_act==busy_act && !want_suspend``); PREEMPT_VANILLA is unset, so it does not
     replace PREEMPT for vanilla jobs (``Resource::eval_expr``); POLLING_INTERVAL default=5: how soon after the
-    deadline a claimed slot sees it."""
+    deadline a claimed slot sees it; WANT_VACATE default=True, KILL default=False, MachineMaxVacateTime
+    default=$(MaxVacateTime) = 10 * $(MINUTE): a vacated job is soft-killed and hard-killed 600 s later at most
+    (docs/broker.md, "Left")."""
     empty = tmp_path / "empty.conf"
     empty.write_text("")
     got = render.read_back(empty, ["PREEMPT", "MAXJOBRETIREMENTTIME", "WANT_SUSPEND", "PREEMPT_VANILLA",
-                                   "POLLING_INTERVAL"], subsystem="STARTD")
+                                   "POLLING_INTERVAL", "WANT_VACATE", "KILL", "MachineMaxVacateTime"],
+                           subsystem="STARTD")
     assert got == {"PREEMPT": "False", "MAXJOBRETIREMENTTIME": None, "WANT_SUSPEND": "False",
-                   "PREEMPT_VANILLA": None, "POLLING_INTERVAL": "5"}
+                   "PREEMPT_VANILLA": None, "POLLING_INTERVAL": "5", "WANT_VACATE": "True", "KILL": "False",
+                   "MachineMaxVacateTime": "600"}
 
 
 def test_the_deadline_knobs_are_published_and_settable(configs: Path, ldf: EnclaveSpec) -> None:
