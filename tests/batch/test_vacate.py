@@ -16,6 +16,7 @@ every other job its pool's retirement (``render.retirement_seconds``).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from classad2 import ClassAd, ExprTree
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch
 from enclave.domain.capacity import Relabel
-from enclave.errors import IntegrityError, NotFound
+from enclave.errors import InputError, IntegrityError, NotFound
 from enclave.spec.models import EnclaveSpec
 
 from .conftest import DEV, Daemons
@@ -160,6 +161,9 @@ def test_vacate_value_is_since_and_the_deadline_rounded_up() -> None:
     assert render.vacate_value(1234, 0) == "{1234, 1234}"  # the broker's "evict at once"
     assert render.vacate_value(1234, None) == render.NO_DEADLINE
     assert render.vacate_knob("late-night") == "ENCLAVE_VACATE_late_night"  # '-' is no HTCondor macro character
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(InputError, match="no grace period"):
+            render.vacate_value(1234, bad)
 
 
 # --- the live adapter ------------------------------------------------------------------------------------------

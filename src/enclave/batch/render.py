@@ -61,6 +61,9 @@ def vacate_value(since: int, vacate_after_seconds: float | None) -> str:
     the deadline rounded up so no job goes before it; ``NO_DEADLINE`` when the old pool's jobs drain."""
     if vacate_after_seconds is None:
         return NO_DEADLINE
+    if not 0 <= vacate_after_seconds < math.inf:
+        raise InputError([Problem("Relabel.vacate_after_seconds", f"{vacate_after_seconds!r} is no grace period",
+                                  "give seconds >= 0, or None to let the old pool's jobs finish")])
     return f"{{{since}, {since + math.ceil(vacate_after_seconds)}}}"
 
 
