@@ -76,7 +76,7 @@ _T = TypeVar("_T")
 _UNKNOWN_PRIORITY = -1
 # Sort keys read off a node or a startd, in C: a sort calls its key once per item.
 _NAME, _BUSY, _READY_STARTD = attrgetter("name"), attrgetter("busy_cores"), attrgetter("ready")
-_CORES, _JOBS = attrgetter("cores"), attrgetter("jobs")
+_CORES, _JOBS, _BUSY_MIB = attrgetter("cores"), attrgetter("jobs"), attrgetter("busy_memory_mib")
 _K8S_CORES = attrgetter("k8s_cores_requested")
 
 
@@ -193,7 +193,7 @@ def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, cen
                  by_schedule: bool | None) -> tuple[dict[str, PoolState], int]:
     """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision."""
     base = census.base
-    pools = pool_figures(spec, observed, night, base, by_schedule)
+    pools = pool_figures(spec, observed, night, base, by_schedule, census.holdings)
     add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
     assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, census, night=night), lenders,
@@ -202,17 +202,20 @@ def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, cen
 
 
 def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int,
-                 by_schedule: bool | None) -> dict[str, PoolState]:
+                 by_schedule: bool | None, holdings: dict[str, Holding] | None = None) -> dict[str, PoolState]:
     """Guarantee, maximum and need of every pool the spec defines, in the spec's order; targets come later.
 
     A pool is pre-warmed from the lead before evening twilight until morning twilight, or until its night's
     visits are over (``observing_done``); the observing schedule's verdict (``scheduled_prewarm``), when it
-    has one, decides instead."""
+    has one, decides instead. ``holdings``: what each pool's startds hold (``Census.holdings``), from which
+    a pool without a latency objective needs no capacity for its jobs running elsewhere (``on_own_slots``)."""
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
     pools: dict[str, PoolState] = {}
     for name in spec.pools:
         d = observed.demand.get(name, PoolDemand())
+        if holdings is not None and spec.pools[name].latency_objective is None:
+            d = on_own_slots(d, holdings.get(name))
         if name == warm and by_schedule is not None:
             prewarm = by_schedule
             if not by_schedule:
@@ -269,6 +272,29 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
                      now_need=min(now_need, m), pod=pod_shape(spec, d))
+
+
+def on_own_slots(d: PoolDemand, held: Holding | None) -> PoolDemand:
+    """``d`` with its running jobs counted only as far as the pool's own startds (up, not draining) are busy.
+
+    Jobs of the pool that run on another pool's startds — left there by a relabel, which lets them finish
+    (``take_away: drain``, ``reclaim: wait``) — or on its startds that are leaving need none of its capacity:
+    they run where they are, and a slot of its own would free no core for them. Counting them held a user
+    node with a few cores busy for hours after a burst while its last jobs ran on DRP's (twin one-week: the
+    user pool's idle cores 9.5 → 4.8 by day). The busy cores and memory of the pool's own startds are an upper
+    bound on its jobs there (another pool's jobs may run on them too), so the rule never counts too few.
+    Only for pools without a latency objective: a latency pool's jobs on other startds are the overflow its own
+    capacity did not hold, which its need must count (``PoolState.urgent``)."""
+    if d.running_cores <= 0 and d.running_memory_mib <= 0:
+        return d
+    busy = mib = 0
+    if held is not None:
+        for listed in (held.standalone_startds, held.lent_startds):
+            busy += sum(map(_BUSY, listed))
+            mib += sum(map(_BUSY_MIB, listed))
+    if busy >= d.running_cores and mib >= d.running_memory_mib:
+        return d
+    return replace(d, running_cores=min(d.running_cores, busy), running_memory_mib=min(d.running_memory_mib, mib))
 
 
 def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:
