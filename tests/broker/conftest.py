@@ -13,7 +13,17 @@ from typing import Any
 from hypothesis import strategies as st
 
 from enclave.broker.effects import apply_one
-from enclave.domain.capacity import Action, Node, NodeState, Observed, PendingSpawn, PoolDemand, Startd, StartdKind
+from enclave.domain.capacity import (
+    Action,
+    Node,
+    NodeState,
+    Observed,
+    PendingSpawn,
+    PoolDemand,
+    RunningJob,
+    Startd,
+    StartdKind,
+)
 from enclave.spec import EnclaveSpec, parse
 from enclave.spec.models import NodeRole
 
@@ -85,7 +95,9 @@ NOW = 1_776_000_000.0  # 2026-04-12 13:20 UTC: daytime at Cerro Pachón
 
 
 @st.composite
-def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
+def observed_states(draw: st.DrawFn, spec: EnclaveSpec, jobs: bool = False) -> Observed:
+    """A random observation of ``spec``'s enclave. ``jobs``: each busy startd reports its running jobs, as the
+    twin and live backends do, and each pool's running cores are what its jobs hold."""
     now = NOW + draw(st.sampled_from([0.0, 10 * 3600.0, 14 * 3600.0]))  # day, night, night
     ages = st.sampled_from([0.0, 100.0, 1000.0, 100_000.0])
     nodes: list[Node] = []
@@ -123,10 +135,18 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec) -> Observed:
                                               draining=draw(st.booleans())))
             else:
                 nodes.append(Node(name, g.name, g.role, g.cores, mem))
+    if jobs:
+        # One-core jobs on each busy core, mostly the startd's pool's, some another's (overflow, or left by a
+        # relabel), some of a pool not reported; each pool's running cores are then what its jobs hold.
+        startds = [replace(s, jobs=tuple(
+            RunningJob(1, now - draw(ages), draw(st.sampled_from([s.pool, s.pool, s.pool, None, *pool_names])))
+            for _ in range(s.busy_cores))) for s in startds]
     demand = {}
     for p in POOLS:
         idle = draw(st.integers(0, 400))
         running = draw(st.integers(0, 300))
+        if jobs:
+            running = sum(1 for s in startds for j in s.jobs if (j.pool or s.pool) == p)
         newest = draw(st.sampled_from([None, now - 60.0, now - 3600.0, now - 100_000.0]))
         per_job = draw(st.sampled_from([0, 2048, 8192]))  # MiB per job: unknown, 2 GiB, 8 GiB
         demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,

@@ -6,7 +6,8 @@ How a decision is made (seed §7.1, BCS 1–5):
    startds that are up). A pool with work (queued or running jobs, or the night's pre-warm) is promised
    ``G = floor(B·guaranteed_share)``; no pool ever holds more than ``M = ceil(B·max_share)`` cores, lent
    Kubernetes capacity included. Each pool's *need* is its running + idle cores (at least the pre-warm
-   cores through the night for the pre-warmed pool), capped at ``M``. Targets ``T`` over the standalone
+   cores through the night for the pre-warmed pool; without a latency objective, only the running ones its
+   own startds hold: ``on_own_slots``), capped at ``M``. Targets ``T`` over the standalone
    capacity: first every pool with work gets its guarantee, then the rest goes to needs in priority order.
    ``T`` depends on the spec and demand only, never on where startds are now, which is what makes deciding
    again on the result a no-op.
@@ -193,7 +194,7 @@ def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, cen
                  by_schedule: bool | None) -> tuple[dict[str, PoolState], int]:
     """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision."""
     base = census.base
-    pools = pool_figures(spec, observed, night, base, by_schedule)
+    pools = pool_figures(spec, observed, night, base, by_schedule, census.holdings)
     add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
     assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, census, night=night), lenders,
@@ -202,12 +203,13 @@ def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, cen
 
 
 def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int,
-                 by_schedule: bool | None) -> dict[str, PoolState]:
+                 by_schedule: bool | None, holdings: dict[str, Holding] | None = None) -> dict[str, PoolState]:
     """Guarantee, maximum and need of every pool the spec defines, in the spec's order; targets come later.
 
     A pool is pre-warmed from the lead before evening twilight until morning twilight, or until its night's
     visits are over (``observing_done``); the observing schedule's verdict (``scheduled_prewarm``), when it
-    has one, decides instead."""
+    has one, decides instead. ``holdings``: what each pool's startds hold (``Census.holdings``), from which
+    a pool without a latency objective needs no capacity for its jobs running elsewhere (``on_own_slots``)."""
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
     pools: dict[str, PoolState] = {}
@@ -221,7 +223,8 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
                 d = replace(d, peak_cores=None)
         else:
             prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
-        pools[name] = pool_figure(spec, name, d, base, prewarm)
+        held = None if holdings is None else holdings.get(name) or Holding()
+        pools[name] = pool_figure(spec, name, d, base, prewarm, held)
     return pools
 
 
@@ -235,13 +238,17 @@ def scheduled_prewarm(spec: EnclaveSpec, observed: Observed) -> bool | None:
                                  Timing.of(spec, warm, lender=warm in lending_pools(spec)))
 
 
-def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm: bool) -> PoolState:
+def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm: bool,
+                held: Holding | None = None) -> PoolState:
     """One pool's figures: guarantee ``floor(B·guaranteed_share)``, maximum ``ceil(B·max_share)`` (never below
     the guarantee), need = running + idle cores capped at the maximum. A pool has work when jobs are queued
-    or running, or it needs cores (the pre-warm)."""
+    or running, or it needs cores (the pre-warm). ``held``: what its startds hold (``Census.holdings``), from
+    which a pool without a latency objective counts only its jobs running there (``on_own_slots``)."""
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
+    if p.latency_objective is None and d.idle_jobs == 0:
+        d = on_own_slots(d, name, held)
     need = now_need = instant_need(spec, name, d)
     if p.latency_objective is not None and need + (d.peak_cores or 0) > 0:
         # A latency pool needs what the window learned (``broker.window``: a percentile of its recent needs, the
@@ -269,6 +276,36 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
                      now_need=min(now_need, m), pod=pod_shape(spec, d))
+
+
+def on_own_slots(d: PoolDemand, pool: str, held: Holding | None) -> PoolDemand:
+    """``d`` with its running jobs counted only where they run on the pool's own startds (up, not draining).
+
+    For a pool with nothing queued (``pool_figure``): jobs of the pool that run on another pool's startds —
+    left there by a relabel, which lets them finish (``take_away: drain``, ``reclaim: wait``) — or on its
+    startds that are leaving need none of its capacity: they run where they are, and a slot of its own would
+    free no core for them. Counting them held a user node with a few cores busy for hours after a burst while
+    its last jobs ran on DRP's (twin one-week: the user pool's idle dominant-resource cores 9.5 → 4.4 by day).
+    Why only with nothing queued: such a pool is never short (its need is at most what its startds run), so no
+    relabel brings it a startd where its jobs run as guests, which would count again; a decision on the result
+    of one stays a no-op. A pool with jobs queued wants capacity anyway. Read from the jobs each startd reports
+    (``Startd.jobs``, their pool by ``victims.pool_of``); their memory is taken in the proportion of their
+    cores (a job reports none). When a busy startd of the pool reports no jobs, whose they are is unknown
+    (a relabel leaves the old pool's on it) and ``d`` is kept whole. Only for pools without a latency
+    objective: a latency pool's jobs on other startds are the overflow its own capacity did not hold, which
+    its need must count (``PoolState.urgent``)."""
+    if d.running_cores <= 0 or held is None:
+        return d
+    own = 0
+    for listed in (held.standalone_startds, held.lent_startds):
+        for s in listed:
+            if s.jobs:
+                own += sum(j.cores for j in s.jobs if victims.pool_of(s, j) == pool)
+            elif s.busy_cores:
+                return d
+    if own >= d.running_cores:
+        return d
+    return replace(d, running_cores=own, running_memory_mib=d.running_memory_mib * own // d.running_cores)
 
 
 def instant_need(spec: EnclaveSpec, name: str, d: PoolDemand) -> int:

@@ -73,14 +73,14 @@ DEADLINES = 4
 """The deadlines tried within a grace period ``G``: 0, G/4, G/2, 3G/4 and G."""
 
 
-def _pool_of(s: Startd, job: RunningJob) -> str:
+def pool_of(s: Startd, job: RunningJob) -> str:
     """A job's pool: its own (the slot's ``RemoteGroup``), or the startd's when not reported."""
     return job.pool if job.pool is not None else s.pool
 
 
 def guests(s: Startd, pool: str) -> list[RunningJob]:
     """``s``'s jobs of pools other than ``pool``: a latency pool's, overflowing onto it."""
-    return [j for j in s.jobs if _pool_of(s, j) != pool]
+    return [j for j in s.jobs if pool_of(s, j) != pool]
 
 
 def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequence[float]) -> float | None:
@@ -89,7 +89,7 @@ def expected_loss(s: Startd, pool: str, now: float, after: float, runtimes: Sequ
     cannot tell for some job (``still_running``). A job of unknown pool counts as the startd's."""
     lost = 0.0
     for job in s.jobs:
-        if _pool_of(s, job) != pool:
+        if pool_of(s, job) != pool:
             continue
         q = still_running(job, now, after, runtimes) if after > 0 else 1.0
         if q is None:
@@ -105,7 +105,7 @@ def _work(jobs: Iterable[RunningJob], now: float) -> float:
 
 def at_stake(s: Startd, pool: str, now: float) -> float:
     """The work ``s``'s jobs of ``pool`` have done so far: what evicting them now loses (core-seconds)."""
-    return _work((j for j in s.jobs if _pool_of(s, j) == pool), now)
+    return _work((j for j in s.jobs if pool_of(s, j) == pool), now)
 
 
 def deadline(s: Startd, pool: str, now: float, grace: float | None,
