@@ -285,7 +285,7 @@ def on_own_slots(d: PoolDemand, pool: str, held: Holding | None) -> PoolDemand:
     left there by a relabel, which lets them finish (``take_away: drain``, ``reclaim: wait``) — or on its
     startds that are leaving need none of its capacity: they run where they are, and a slot of its own would
     free no core for them. Counting them held a user node with a few cores busy for hours after a burst while
-    its last jobs ran on DRP's (twin one-week: the user pool's idle dominant-resource cores 9.5 → 4.4 by day).
+    its last jobs ran on DRP's (twin one-week: the user pool's idle dominant-resource cores 9.5 → 4.8 by day).
     Why only with nothing queued: such a pool is never short (its need is at most what its startds run), so no
     relabel brings it a startd where its jobs run as guests, which would count again; a decision on the result
     of one stays a no-op. A pool with jobs queued wants capacity anyway. Read from the jobs each startd reports
