@@ -9,8 +9,9 @@ How a decision is made (seed §7.1, BCS 1–5):
    cores through the night for the pre-warmed pool; without a latency objective, only the running ones its
    own startds hold: ``on_own_slots``), capped at ``M``. Targets ``T`` over the standalone
    capacity: first every pool with work gets its guarantee, then the rest goes to needs in priority order.
-   ``T`` depends on the spec and demand only, never on where startds are now, which is what makes deciding
-   again on the result a no-op.
+   ``T`` depends on the spec and demand only (and, for a pool with nothing queued, on where its jobs run:
+   ``on_own_slots``), never on where startds are now, which is what makes deciding again on the result a
+   no-op — but for a give-back that leaves the giver's jobs as guests (``on_own_slots``).
 2. **Relabel (BCS 1, 2).** A pool below its guarantee takes startds at once (cooldown and hysteresis do not
    delay a promise). A pool short of its target by at least ``hysteresis`` of a startd takes one from a pool
    above its target — lowest priority first, the startds whose jobs would lose the least work first
@@ -287,8 +288,12 @@ def on_own_slots(d: PoolDemand, pool: str, held: Holding | None) -> PoolDemand:
     free no core for them. Counting them held a user node with a few cores busy for hours after a burst while
     its last jobs ran on DRP's (twin one-week: the user pool's idle dominant-resource cores 9.5 → 4.8 by day).
     Why only with nothing queued: such a pool is never short (its need is at most what its startds run), so no
-    relabel brings it a startd where its jobs run as guests, which would count again; a decision on the result
-    of one stays a no-op. A pool with jobs queued wants capacity anyway. Read from the jobs each startd reports
+    relabel brings it a startd where its jobs run as guests, which would count again. A pool with jobs queued
+    wants capacity anyway. The one exception to "deciding again on the result changes nothing": a startd it
+    gives where its own jobs run turns them into guests, so the next decision may give one more while what it
+    holds above its need reaches a startd (bounded: each give lowers that by the startd's idle cores). Counting
+    them until a cooldown after the move was tried: it then counted a third pool's guests on a startd moved
+    between two others, the same exception the other way. Read from the jobs each startd reports
     (``Startd.jobs``, their pool by ``victims.pool_of``); their memory is taken in the proportion of their
     cores (a job reports none). When a busy startd of the pool reports no jobs, whose they are is unknown
     (a relabel leaves the old pool's on it) and ``d`` is kept whole. Only for pools without a latency
