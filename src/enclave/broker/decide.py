@@ -34,8 +34,9 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
-from typing import Any, TypeVar
+from itertools import compress, repeat
+from operator import attrgetter, ge, sub
+from typing import Any, Protocol, TypeVar
 
 from enclave.broker import victims
 from enclave.broker.census import Census, Holding, up_startds
@@ -73,10 +74,18 @@ _READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeS
 _WORKER = NodeRole.WORKER
 _WAIT = Reclaim.WAIT
 _T = TypeVar("_T")
+
+
+class _Changed(Protocol):
+    @property
+    def since(self) -> float: ...  # when a node or startd last changed (``Cycle.cool``)
+
+
+_S = TypeVar("_S", bound=_Changed)
 _UNKNOWN_PRIORITY = -1
 # Sort keys read off a node or a startd, in C: a sort calls its key once per item.
 _NAME, _BUSY, _READY_STARTD = attrgetter("name"), attrgetter("busy_cores"), attrgetter("ready")
-_CORES, _JOBS = attrgetter("cores"), attrgetter("jobs")
+_CORES, _JOBS, _SINCE = attrgetter("cores"), attrgetter("jobs"), attrgetter("since")
 _K8S_CORES = attrgetter("k8s_cores_requested")
 
 
@@ -491,31 +500,55 @@ def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
                 now: float) -> tuple[dict[str, int], dict[str, int], int]:
     """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
     this decision, and the borrowed cores of other pools that still count against the lending cap. ``census``:
-    the decision's (its borrowed startds that are up, and the pods on each worker)."""
+    the decision's (its borrowed startds that are up, per pool, and the pods on each worker).
+
+    Its own pods count as lendable even while draining: a pod this decision drains as surplus must not shrink
+    the figure for the next decision (the drain's jobs finish within the cycle or two). Pods this decision
+    removes anyway (idle drained ones, ``_drained_now``; those of pools that may not borrow, ``_not_lending``)
+    leave room for this pool now, so the figure is the same before and after removing them. A pool that may
+    not borrow gives back every pod out of cooldown this decision (drained if busy): it no longer counts
+    against the lending cap, though it still takes room on its worker."""
     cooldown = spec.broker.cooldown_seconds
     lenders = set(lending_pools(spec))
-    grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
+    leaving: list[StartdT] = []
+    other_lent = 0
+    # Pool by pool (the census's holdings): what is said of a pool is said once, not for each of its startds.
+    for owner, held in census.holdings.items():
+        if owner == pool:
+            leaving += held.lent_startds
+        elif owner in lenders:
+            other_lent += held.lent  # it keeps what it borrows: nothing of it is removed now but drained pods
+        else:
+            counted, removed = _not_lending(held.lent_startds, now, _vacate_grace(spec, owner), cooldown)
+            other_lent += counted
+            leaving += removed
+    for s in census.draining:  # on their way out: they count against no cap, and leave when done
+        if s.pool == pool or _drained_now(s, now, _vacate_grace(spec, s.pool)):
+            leaving.append(s)
     # Every pod on each worker (the census's) less those that do not stay: most of them stay, and whole cores
     # and MiB add up to the same in any order.
     cores_on, mem_on = dict(census.pod_cores), dict(census.pod_memory)
-    other_lent = 0
-    for s in census.lent:
-        kind, owner = s.kind, s.pool
-        # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
-        # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
-        # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        lender = owner in lenders
-        if owner != pool and not (kind == _POD and _removed_now(s, now, grace.get(owner), lender, cooldown)):
-            # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
-            # it no longer counts against the lending cap, though it still takes room on its worker.
-            if not s.draining and (lender or not now - s.since >= cooldown):
-                other_lent += s.cores
-        elif kind == _POD:
+    for s in leaving:
+        if s.kind == _POD:
             node = s.node
             cores_on[node] -= s.cores
             mem_on[node] -= s.memory_mib
     return cores_on, mem_on, other_lent
+
+
+def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldown: float) -> tuple[int, list[StartdT]]:
+    """For ``_other_pods``, a pool that may not borrow: of its borrowed ``startds`` that are not draining, the
+    cores of those in cooldown (they stay, and count against the lending cap) and the pods this decision
+    removes whatever else happens (the move limit aside): out of cooldown, idle or of a pool that vacates at
+    once (``give_back_surplus``). ``grace``: the pool's (``_vacate_grace``)."""
+    counted = 0
+    removed: list[StartdT] = []
+    for s in startds:
+        if now - s.since < cooldown:
+            counted += s.cores
+        elif s.kind == _POD and (s.busy_cores == 0 or grace == 0):
+            removed.append(s)
+    return counted, removed
 
 
 def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
@@ -528,14 +561,10 @@ def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
     return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
-def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
-    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside).
-    ``grace``: its pool's (``_vacate_grace``); ``lender``: whether its pool may borrow."""
-    if s.draining:
-        return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
-    if lender or now - s.since < cooldown:
-        return False
-    return s.busy_cores == 0 or grace == 0
+def _drained_now(s: StartdT, now: float, grace: float | None) -> bool:
+    """Whether ``plan`` removes this draining startd in this very decision (``finish_drains``; the move limit
+    aside): idle, or past its pool's grace period when it vacates. ``grace``: its pool's (``_vacate_grace``)."""
+    return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
 
 
 def _vacate_grace(spec: EnclaveSpec, pool: str) -> float | None:
@@ -591,6 +620,12 @@ class Cycle:
     def cool(self, since: float) -> bool:
         """Out of the cooldown: what changed less than ``cooldown_seconds`` ago is not moved again yet."""
         return self.now - since >= self.cooldown
+
+    def cool_ones(self, items: list[_S]) -> list[_S]:
+        """The nodes or startds among ``items`` out of the cooldown (``cool``), in their order. The same test, made
+        in C (``map``): a pass over thousands of startds with a call per startd cost several ms a decision."""
+        out = map(ge, map(sub, repeat(self.now), map(_SINCE, items)), repeat(self.cooldown))
+        return list(compress(items, out))
 
     def vacate_after(self, pool: str) -> float | None:
         """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and
@@ -691,7 +726,8 @@ class RelabelQueue:
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
     unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
     """Each pool's startds, in no order: their sizes are known without ordering them (``cores_of``)."""
-    cool: Callable[[float], bool] = lambda since: True
+    cool_ones: Callable[[list[StartdT]], list[StartdT]] = list
+    """``Cycle.cool_ones``: those out of cooldown (by default all)."""
     cost: Callable[[StartdT, str], float] = lambda s, pool: 0.0
     """``Cycle.victim_cost``: the order in which a pool's startds go."""
     sizes: dict[tuple[str, bool], set[int]] = field(default_factory=dict)
@@ -706,7 +742,7 @@ class RelabelQueue:
         """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``), which
         it takes over."""
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
-                   unsorted=standalone, cool=cycle.cool, cost=cycle.victim_cost)
+                   unsorted=standalone, cool_ones=cycle.cool_ones, cost=cycle.victim_cost)
 
     def _listed(self, pool: str, promise: bool) -> list[StartdT]:
         key = (pool, promise)
@@ -720,8 +756,7 @@ class RelabelQueue:
                 costs = (lambda s: cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
                 them = _ordered(mine, *costs, _BUSY, _NAME)
             else:
-                cool = self.cool
-                them = [s for s in self._listed(pool, True) if cool(s.since)]
+                them = self.cool_ones(self._listed(pool, True))
             self.by_pool[key] = them
         return them
 
@@ -732,8 +767,7 @@ class RelabelQueue:
         sizes = self.sizes.get(key)
         if sizes is None:
             mine = self.unsorted.get(pool, [])
-            cool = self.cool
-            sizes = self.sizes[key] = set(map(_CORES, mine)) if promise else {s.cores for s in mine if cool(s.since)}
+            sizes = self.sizes[key] = set(map(_CORES, mine if promise else self.cool_ones(mine)))
         return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
@@ -903,8 +937,9 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
+        mine = cycle.cool_ones(mine)  # the others stay whatever the surplus (in C: most are out of cooldown)
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
-        budget, cool = cycle.budget, cycle.cool
+        budget = cycle.budget
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
         # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
         starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
@@ -913,7 +948,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         for s in _in_order(mine, (*starting, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
-            if surplus < s.cores * spare - _EPS or not cool(s.since):
+            if surplus < s.cores * spare - _EPS:
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
@@ -949,8 +984,7 @@ def finish_drains(cycle: Cycle, commons: Commons) -> None:
     is over when it vacates (``take_away: vacate``)."""
     for s in commons.draining:
         grace = cycle.vacate_after(s.pool)
-        overdue = grace is not None and cycle.now - s.since >= grace
-        if (s.busy_cores == 0 or overdue) and s.name not in cycle.moved and cycle.budget.take():
+        if _drained_now(s, cycle.now, grace) and s.name not in cycle.moved and cycle.budget.take():
             cycle.moved.add(s.name)
             why = "drained" if s.busy_cores == 0 else f"grace period of {grace:g} s is over, vacating"
             remove_now(cycle, commons, s, f"{s.name} {why}")
@@ -1017,9 +1051,13 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
             if again is None or not again(dst) or src.standalone <= src.target:
                 return True
             took = True
-            allowed = {c for c in allowed if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
-            if not allowed:
-                return True
+            # A promise may take sizes up to what keeping the donor's floor and the receiver's maximum leaves
+            # (``may_give``): one figure after each move, not each size asked again.
+            most = _most_given(src, dst, promise=True)
+            if most < max(allowed):
+                allowed = {c for c in allowed if c <= most}
+                if not allowed:
+                    return True
         if took:
             return True
     return False
@@ -1035,8 +1073,7 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
     another pool is short of its promise: that startd could be the one the other pool needs.
 
     Only the startd's size counts (``take_one`` asks once per size)."""
-    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
-    if src.standalone - cores < keep or dst.standalone + dst.lent + cores > dst.maximum:
+    if cores > _most_given(src, dst, promise=promise):
         return False
     if promise:
         return True
@@ -1044,6 +1081,14 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
         return False
     return dst.standalone + cores <= dst.target or (overshoot and not any(
         p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
+
+
+def _most_given(src: PoolState, dst: PoolState, *, promise: bool) -> int:
+    """The most cores one startd moving from ``src`` to ``dst`` may have (``may_give``): what the donor holds above
+    what it keeps — its guarantee for a promise (when it has work), else its target; a latency pool's ``floor``
+    either way — and what the receiver may still hold within its maximum."""
+    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
+    return min(src.standalone - keep, dst.maximum - dst.standalone - dst.lent)
 
 
 def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: bool) -> None:
