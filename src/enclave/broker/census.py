@@ -131,8 +131,10 @@ class Census:
                 if not s.draining:
                     held.standalone += s.cores
                     held.standalone_startds.append(s)
-                if s.name.startswith(POD_PREFIX):
-                    names.add(s.name)
+                name = s.name
+                # ``in`` first: an operator, where a method call costs five times as much on a node name.
+                if POD_PREFIX in name and name.startswith(POD_PREFIX):
+                    names.add(name)
                 continue
             names.add(s.name)
             lent.append(s)

@@ -544,10 +544,14 @@ def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldo
     cores of those in cooldown (they stay, and count against the lending cap) and the pods this decision
     removes whatever else happens (the move limit aside): out of cooldown, idle or of a pool that vacates at
     once (``give_back_surplus``). ``grace``: the pool's (``_vacate_grace``)."""
-    # Two comprehensions, not a loop that appends: a third fewer interpreter steps per startd.
-    counted = sum([s.cores for s in startds if now - s.since < cooldown])
-    removed = [s for s in startds if not now - s.since < cooldown and s.kind == _POD
-               and (s.busy_cores == 0 or grace == 0)]
+    # One pass: a second pass over thousands of startds costs more than the steps it saves (fetching each again).
+    counted = 0
+    removed: list[StartdT] = []
+    for s in startds:
+        if now - s.since < cooldown:
+            counted += s.cores
+        elif s.kind == _POD and (s.busy_cores == 0 or grace == 0):
+            removed.append(s)
     return counted, removed
 
 
