@@ -21,3 +21,10 @@ def test_names_in_use_are_skipped_the_same_for_a_set_a_dict_and_a_tuple() -> Non
     assert pod_names("kub-001", 3, frozenset(taken)) == expected
     assert pod_names("kub-001", 3, dict.fromkeys(taken)) == expected
     assert pod_names("kub-001", 3, tuple(taken)) == expected
+
+
+def test_a_name_with_a_line_break_is_not_cut_where_the_names_are_joined() -> None:
+    # The names are built by joining them with line breaks and splitting them again; a node name that holds one
+    # (not a DNS-1123 name, but pod_names takes any string) must still give `count` names of the one rule.
+    assert pod_names("a\nb", 2, set()) == ("htcondor-a\nb-1", "htcondor-a\nb-2")
+    assert pod_names("kub-001", 1, set()) == ("htcondor-kub-001-1",)

@@ -116,8 +116,9 @@ class Census:
         census = cls(up=up if isinstance(up, Sequence) else list(up),
                      workers=workers if isinstance(workers, list) else list(workers))
         workers = census.workers
-        census.ready_workers = [n for n in workers if n.state == _READY]
         census.other_workers = [n for n in workers if n.state != _READY]
+        # Mostly none: then the workers are the ready ones, not a second list of thousands.
+        census.ready_workers = [n for n in workers if n.state == _READY] if census.other_workers else workers
         census.draining_workers = [n for n in census.other_workers if n.state == _DRAINING]
         census.worker_cores = sum(map(_CORES, workers))
         lent, names, holdings = census.lent, census.names, census.holdings
@@ -130,8 +131,10 @@ class Census:
                 if not s.draining:
                     held.standalone += s.cores
                     held.standalone_startds.append(s)
-                if s.name.startswith(POD_PREFIX):
-                    names.add(s.name)
+                name = s.name
+                # ``in`` first: an operator, where a method call costs five times as much on a node name.
+                if POD_PREFIX in name and name.startswith(POD_PREFIX):
+                    names.add(name)
                 continue
             names.add(s.name)
             lent.append(s)

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from enclave.broker import victims
 from enclave.broker.census import Census, Holding, up_startds
@@ -75,11 +75,23 @@ _READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeS
 _WORKER = NodeRole.WORKER
 _WAIT = Reclaim.WAIT
 _T = TypeVar("_T")
+
+
+class _Changed(Protocol):
+    @property
+    def since(self) -> float: ...  # when a node or startd last changed (``Cycle.cool``)
+
+
+_S = TypeVar("_S", bound=_Changed)
 _UNKNOWN_PRIORITY = -1
 # Sort keys read off a node or a startd, in C: a sort calls its key once per item.
 _NAME, _BUSY, _READY_STARTD = attrgetter("name"), attrgetter("busy_cores"), attrgetter("ready")
 _CORES, _JOBS = attrgetter("cores"), attrgetter("jobs")
 _K8S_CORES = attrgetter("k8s_cores_requested")
+
+
+def _no_jobs(s: StartdT) -> bool:
+    return not s.jobs  # no jobs reported: nothing to lose, its victim cost is 0.0 (``Cycle.victim_cost``)
 
 
 @dataclass
@@ -533,31 +545,56 @@ def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
                 now: float) -> tuple[dict[str, int], dict[str, int], int]:
     """For ``lendable_pod_cores``: the cores and MiB of other pools' worker pods on each worker that stay after
     this decision, and the borrowed cores of other pools that still count against the lending cap. ``census``:
-    the decision's (its borrowed startds that are up, and the pods on each worker)."""
+    the decision's (its borrowed startds that are up, per pool, and the pods on each worker).
+
+    Its own pods count as lendable even while draining: a pod this decision drains as surplus must not shrink
+    the figure for the next decision (the drain's jobs finish within the cycle or two). Pods this decision
+    removes anyway (idle drained ones, ``_drained_now``; those of pools that may not borrow, ``_not_lending``)
+    leave room for this pool now, so the figure is the same before and after removing them. A pool that may
+    not borrow gives back every pod out of cooldown this decision (drained if busy): it no longer counts
+    against the lending cap, though it still takes room on its worker."""
     cooldown = spec.broker.cooldown_seconds
     lenders = set(lending_pools(spec))
-    grace = {name: _vacate_grace(spec, name) for name in spec.pools}  # None, as for a pool the spec lacks
+    leaving: list[StartdT] = []
+    other_lent = 0
+    # Pool by pool (the census's holdings): what is said of a pool is said once, not for each of its startds.
+    for owner, held in census.holdings.items():
+        if owner == pool:
+            leaving += held.lent_startds
+        elif owner in lenders:
+            other_lent += held.lent  # it keeps what it borrows: nothing of it is removed now but drained pods
+        else:
+            counted, removed = _not_lending(held.lent_startds, now, _vacate_grace(spec, owner), cooldown)
+            other_lent += counted
+            leaving += removed
+    for s in census.draining:  # on their way out: they count against no cap, and leave when done
+        if s.pool == pool or _drained_now(s, now, _vacate_grace(spec, s.pool)):
+            leaving.append(s)
     # Every pod on each worker (the census's) less those that do not stay: most of them stay, and whole cores
     # and MiB add up to the same in any order.
     cores_on, mem_on = dict(census.pod_cores), dict(census.pod_memory)
-    other_lent = 0
-    for s in census.lent:
-        kind, owner = s.kind, s.pool
-        # Its own pods count as lendable even while draining: a pod this decision drains as surplus must not
-        # shrink the figure for the next decision (the drain's jobs finish within the cycle or two).
-        # Pods this decision removes anyway (idle drained ones; those of pools that may not borrow, once out
-        # of cooldown) leave room for this pool now, so the figure is the same before and after removing them.
-        lender = owner in lenders
-        if owner != pool and not (kind == _POD and _removed_now(s, now, grace.get(owner), lender, cooldown)):
-            # A pool that may not borrow gives back every pod out of cooldown this decision (drained if busy):
-            # it no longer counts against the lending cap, though it still takes room on its worker.
-            if not s.draining and (lender or not now - s.since >= cooldown):
-                other_lent += s.cores
-        elif kind == _POD:
+    for s in leaving:
+        if s.kind == _POD:
             node = s.node
             cores_on[node] -= s.cores
             mem_on[node] -= s.memory_mib
     return cores_on, mem_on, other_lent
+
+
+def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldown: float) -> tuple[int, list[StartdT]]:
+    """For ``_other_pods``, a pool that may not borrow: of its borrowed ``startds`` that are not draining, the
+    cores of those in cooldown (they stay, and count against the lending cap) and the pods this decision
+    removes whatever else happens (the move limit aside): out of cooldown, idle or of a pool that vacates at
+    once (``give_back_surplus``). ``grace``: the pool's (``_vacate_grace``)."""
+    # One pass: a second pass over thousands of startds costs more than the steps it saves (fetching each again).
+    counted = 0
+    removed: list[StartdT] = []
+    for s in startds:
+        if now - s.since < cooldown:
+            counted += s.cores
+        elif s.kind == _POD and (s.busy_cores == 0 or grace == 0):
+            removed.append(s)
+    return counted, removed
 
 
 def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
@@ -570,14 +607,10 @@ def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
     return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
-def _removed_now(s: StartdT, now: float, grace: float | None, lender: bool, cooldown: float) -> bool:
-    """Whether ``plan`` deletes this pod in this very decision whatever else happens (the move limit aside).
-    ``grace``: its pool's (``_vacate_grace``); ``lender``: whether its pool may borrow."""
-    if s.draining:
-        return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
-    if lender or now - s.since < cooldown:
-        return False
-    return s.busy_cores == 0 or grace == 0
+def _drained_now(s: StartdT, now: float, grace: float | None) -> bool:
+    """Whether ``plan`` removes this draining startd in this very decision (``finish_drains``; the move limit
+    aside): idle, or past its pool's grace period when it vacates. ``grace``: its pool's (``_vacate_grace``)."""
+    return s.busy_cores == 0 or (grace is not None and now - s.since >= grace)
 
 
 def _vacate_grace(spec: EnclaveSpec, pool: str) -> float | None:
@@ -633,6 +666,12 @@ class Cycle:
     def cool(self, since: float) -> bool:
         """Out of the cooldown: what changed less than ``cooldown_seconds`` ago is not moved again yet."""
         return self.now - since >= self.cooldown
+
+    def cool_ones(self, items: Iterable[_S]) -> list[_S]:
+        """The nodes or startds among ``items`` out of the cooldown (``cool``), in their order: the same test,
+        without a call per item (a pass over thousands of startds a third cheaper)."""
+        now, cooldown = self.now, self.cooldown
+        return [x for x in items if now - x.since >= cooldown]
 
     def vacate_after(self, pool: str) -> float | None:
         """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and
@@ -732,8 +771,10 @@ class RelabelQueue:
     """Pools lowest priority first: the order in which they give."""
     cursor: dict[tuple[str, bool], int] = field(default_factory=dict)
     unsorted: dict[str, list[StartdT]] = field(default_factory=dict)
-    """Each pool's startds, in no order: their sizes are known without ordering them (``cores_of``)."""
-    cool: Callable[[float], bool] = lambda since: True
+    """Each pool's startds, in no order: their sizes are known without ordering them (``cores_of``). A pool's list
+    is sorted in place when it is first asked for (``_listed``)."""
+    cool_ones: Callable[[Iterable[StartdT]], list[StartdT]] = list
+    """``Cycle.cool_ones``: those out of cooldown (by default all)."""
     cost: Callable[[StartdT, str], float] = lambda s, pool: 0.0
     """``Cycle.victim_cost``: the order in which a pool's startds go."""
     sizes: dict[tuple[str, bool], set[int]] = field(default_factory=dict)
@@ -748,7 +789,7 @@ class RelabelQueue:
         """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``), which
         it takes over."""
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
-                   unsorted=standalone, cool=cycle.cool, cost=cycle.victim_cost)
+                   unsorted=standalone, cool_ones=cycle.cool_ones, cost=cycle.victim_cost)
 
     def _listed(self, pool: str, promise: bool) -> list[StartdT]:
         key = (pool, promise)
@@ -760,10 +801,9 @@ class RelabelQueue:
                 # Without reported jobs every cost is 0: that key is left out, without a call per startd
                 # (bench.broker_decide).
                 costs = (lambda s: cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
-                them = _ordered(mine, *costs, _BUSY, _NAME)
+                them = _sort_by(mine, (*costs, _BUSY, _NAME))  # in place: the queue took the census's lists over
             else:
-                cool = self.cool
-                them = [s for s in self._listed(pool, True) if cool(s.since)]
+                them = self.cool_ones(self._listed(pool, True))
             self.by_pool[key] = them
         return them
 
@@ -774,8 +814,7 @@ class RelabelQueue:
         sizes = self.sizes.get(key)
         if sizes is None:
             mine = self.unsorted.get(pool, [])
-            cool = self.cool
-            sizes = self.sizes[key] = set(map(_CORES, mine)) if promise else {s.cores for s in mine if cool(s.since)}
+            sizes = self.sizes[key] = set(map(_CORES, mine if promise else self.cool_ones(mine)))
         return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
@@ -935,9 +974,11 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
-        # Nothing has moved yet unless notebooks reclaimed: then no name need be looked up.
-        held = by_pool.get(ps.name, ()) if surplus > 0 else ()
-        mine = [s for s in held if s.name not in moved] if moved else list(held)
+        # Those out of cooldown only: the others stay whatever the surplus. Nothing has moved yet unless
+        # notebooks reclaimed: then no name need be looked up.
+        mine = cycle.cool_ones(by_pool.get(ps.name, ()) if surplus > 0 else ())
+        if moved:
+            mine = [s for s in mine if s.name not in moved]
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
@@ -946,16 +987,19 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
         needs = f"{ps.name} needs {ps.lend} borrowed cores and holds "  # and what it holds at each release
-        budget, cool = cycle.budget, cycle.cool
+        budget = cycle.budget
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
         # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
         starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
         costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
         largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
-        for s in _in_order(mine, (*starting, *costs, _BUSY, *largest, _NAME), wanted=budget.left):
+        # A startd without jobs costs nothing (``Cycle.victim_cost``): the others' costs are computed only if they
+        # may come next, when the move limit leaves room for a few (``_in_order``).
+        costly = (len(starting), _no_jobs) if costs else None
+        for s in _in_order(mine, (*starting, *costs, _BUSY, *largest, _NAME), wanted=budget.left, costly=costly):
             if surplus < smallest or budget.capped:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
-            if surplus < s.cores * spare - _EPS or not cool(s.since):
+            if surplus < s.cores * spare - _EPS:
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
@@ -991,8 +1035,7 @@ def finish_drains(cycle: Cycle, commons: Commons) -> None:
     is over when it vacates (``take_away: vacate``)."""
     for s in commons.draining:
         grace = cycle.vacate_after(s.pool)
-        overdue = grace is not None and cycle.now - s.since >= grace
-        if (s.busy_cores == 0 or overdue) and s.name not in cycle.moved and cycle.budget.take():
+        if _drained_now(s, cycle.now, grace) and s.name not in cycle.moved and cycle.budget.take():
             cycle.moved.add(s.name)
             why = "drained" if s.busy_cores == 0 else f"grace period of {grace:g} s is over, vacating"
             remove_now(cycle, commons, s, f"{s.name} {why}")
@@ -1059,9 +1102,13 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
             if again is None or not again(dst) or src.standalone <= src.target:
                 return True
             took = True
-            allowed = {c for c in allowed if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
-            if not allowed:
-                return True
+            # A promise may take sizes up to what keeping the donor's floor and the receiver's maximum leaves
+            # (``may_give``): one figure after each move, not each size asked again.
+            most = _most_given(src, dst, promise=True)
+            if most < max(allowed):
+                allowed = {c for c in allowed if c <= most}
+                if not allowed:
+                    return True
         if took:
             return True
     return False
@@ -1077,8 +1124,7 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
     another pool is short of its promise: that startd could be the one the other pool needs.
 
     Only the startd's size counts (``take_one`` asks once per size)."""
-    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
-    if src.standalone - cores < keep or dst.standalone + dst.lent + cores > dst.maximum:
+    if cores > _most_given(src, dst, promise=promise):
         return False
     if promise:
         return True
@@ -1088,11 +1134,21 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
         p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
 
 
+def _most_given(src: PoolState, dst: PoolState, *, promise: bool) -> int:
+    """The most cores one startd moving from ``src`` to ``dst`` may have (``may_give``): what the donor holds above
+    what it keeps — its guarantee for a promise (when it has work), else its target; a latency pool's ``floor``
+    either way — and what the receiver may still hold within its maximum."""
+    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
+    return min(src.standalone - keep, dst.maximum - dst.standalone - dst.lent)
+
+
 def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: bool) -> None:
     bcs = "BCS 1" if dst.priority > src.priority else "BCS 2"
-    holds = f"{src.name} holds {src.standalone} for a target of {src.target}"
-    reason = (f"{bcs}: {dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores); {holds}" if promise
-              else f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); {holds}")
+    # One f-string each (thousands a decision), the donor's part written out in both.
+    reason = (f"{bcs}: {dst.name} below its guarantee ({dst.standalone} < {dst.guaranteed} cores); "
+              f"{src.name} holds {src.standalone} for a target of {src.target}" if promise else
+              f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); "
+              f"{src.name} holds {src.standalone} for a target of {src.target}")
     # Positional, as in _deploy_for: (actor, reason, startd, from_pool, to_pool, vacate_after_seconds).
     cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
                                  _reclaim_deadline(cycle, s, src, dst)))
@@ -1120,7 +1176,7 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
     b = cycle.spec.broker
     moved = cycle.moved
     room = b.max_lend_share * commons.cores - sum(
-        s.cores for s in commons.lent if not s.draining and s.name not in moved)
+        [s.cores for s in commons.lent if not s.draining and s.name not in moved])  # a list sums faster
     if b.lend_mode == LendMode.NODES:
         hosting = {s.node for s in commons.lent}
         room -= sum(n.cores for n in commons.not_ready_by_name if n.state == _DRAINING
@@ -1170,23 +1226,23 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     # The commons' free cores and the pool's borrowed cores change only here while it deploys: kept in locals and
     # written back once (they were read back from the objects for every worker).
     free, reserve, lent, below_max = commons.free, commons.reserve, ps.lent, ps.maximum - ps.standalone
+    most = -1  # the most pods one worker may take now; told again after each deployment (-1: to be told)
     for node in _least_first(ready, load, budget.left):  # ties by name: the workers come in name order
-        if lacking <= 0 or lacking < least or room < cores:
-            break
-        # Pods the commons may still take, keeping the notebook reserve free, and the pool may still hold within
-        # its maximum (a cap is a cap). It only shrinks as pods are deployed: no later worker takes one.
-        anywhere = min(int(max(0.0, free - reserve) // cores), (below_max - lent) // cores)
-        if anywhere <= 0:
-            break
+        if most < 0:
+            most = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least)
+            if most == 0:
+                break
         name = node.name
         pods_c, pods_m = pod_cores_on.get(name, 0), pod_mem_on.get(name, 0)
         # Pods that fit next to its pods and the room held for spawns.
-        fits = min(_pods_that_fit(node, pods_c + held_cores.get(name, 0), pods_m + held_mem.get(name, 0), cores,
-                                  memory_mib), anywhere, math.ceil(lacking / cores), int(room // cores))
+        fits = _pods_that_fit(node, pods_c + held_cores.get(name, 0), pods_m + held_mem.get(name, 0), cores,
+                              memory_mib)
         if fits <= 0:
             continue
         if not budget.take():
             break
+        fits = most if most < fits else fits
+        most = -1
         earlier = given.get(name)
         if earlier is not None:
             existing.update(earlier)  # this worker is named again (another pool; a worker listed twice)
@@ -1202,6 +1258,27 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         room -= added
     commons.free, ps.lent = free, lent
     return room
+
+
+def _most_pods(spare: float, below_max: int, lacking: int, room: float, cores: int, least: float) -> int:
+    """For ``_deploy_for``: the most pods of ``cores`` one worker may take now, 0 when the pool is done. It is done
+    when it lacks less than ``least`` (hysteresis of a pod), the lending room holds no pod, or no pod fits in what
+    the commons may still give (``spare``: free cores beyond the notebook reserve) or within the pool's maximum
+    (``below_max``: the cores it may still hold; a cap is a cap) — these only shrink as pods are deployed, so no
+    later worker takes one. Otherwise a worker takes at most what the pool lacks, the room holds, and those two
+    allow."""
+    if lacking <= 0 or lacking < least or room < cores:
+        return 0
+    # Without min(), max() and math.ceil (thousands of calls a decision): the same whole numbers of pods.
+    most = int(spare // cores) if spare > 0.0 else 0
+    by_max = below_max // cores
+    most = by_max if by_max < most else most
+    if most <= 0:
+        return 0
+    by_lack = -(-lacking // cores)  # ceil(lacking / cores), exactly
+    by_room = int(room // cores)
+    most = by_lack if by_lack < most else most
+    return by_room if by_room < most else most
 
 
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
@@ -1459,14 +1536,21 @@ def _sort_by(listed: list[_T], keys: tuple[Callable[[_T], Any], ...]) -> list[_T
     return listed
 
 
-def _in_order(items: Iterable[_T], keys: tuple[Callable[[_T], Any], ...], wanted: int) -> Iterator[_T]:
-    """``_ordered(items, *keys)``. When the caller will likely take only ``wanted`` of many (the moves left under
-    the limit), one at a time from a heap, built in linear time: a loop the move limit ends early does not sort
-    everything. Taking most items, a heap is three times slower than sorting. Ties keep the items' order, as
-    ``sorted`` does."""
-    listed = list(items)
+def _in_order(listed: list[_T], keys: tuple[Callable[[_T], Any], ...], wanted: int,
+              costly: tuple[int, Callable[[_T], bool]] | None = None) -> Iterator[_T]:
+    """``_ordered(listed, *keys)``, sorting ``listed`` in place (the caller's own list: a copy of thousands of
+    startds costs its making and every garbage collection's pass over it). When the caller will likely take only
+    ``wanted`` of many (the moves left under the limit), one at a time from a heap, built in linear time: a loop
+    the move limit ends early does not sort everything. Taking most items, a heap is three times slower than
+    sorting. Ties keep the items' order, as ``sorted`` does.
+
+    ``costly``: the position of a key that is costly to compute and never below 0.0 (a victim cost: work lost is
+    never negative, ``enclave.broker.victims``), and what tells the items for which it is 0.0 and cheap. From a
+    heap, the others' is computed only when they reach the top (``_lazily``)."""
     if wanted * 8 >= len(listed):
-        return iter(_sort_by(listed, keys))  # its own copy: sorted in place
+        return iter(_sort_by(listed, keys))
+    if costly is not None:
+        return _lazily(listed, keys, *costly)
     if len(keys) == 1:
         key = keys[0]
         return _popped([(key(x), i, x) for i, x in enumerate(listed)])
@@ -1479,6 +1563,28 @@ def _least_first(items: list[_T], keys: list[Any], wanted: int) -> Iterator[_T]:
     if wanted * 8 >= len(items):
         return map(items.__getitem__, sorted(range(len(items)), key=keys.__getitem__))
     return _popped(list(zip(keys, range(len(items)), items, strict=True)))
+
+
+def _lazily(listed: list[_T], keys: tuple[Callable[[_T], Any], ...], costly: int,
+            cheap: Callable[[_T], bool]) -> Iterator[_T]:
+    """``listed`` by ``keys``, ties in its order, from a heap where an item not ``cheap`` enters with 0.0 in place
+    of ``keys[costly]``, which is no more than its own. An item that reaches the top with that stand-in goes back
+    with its own key; one that reaches the top with its own key is below every other item's stand-in, so below its
+    key too, and comes out where a sort on the keys puts it. In ``bench.broker_decide`` the move limit takes 20 of
+    2,700 pods that run jobs, and their victim costs (``enclave.broker.victims.deadline``) cost most of the
+    decision."""
+    heap: list[tuple[tuple[Any, ...], int, bool, _T]] = []
+    for i, x in enumerate(listed):
+        known = cheap(x)
+        key = tuple([k(x) if known or j != costly else 0.0 for j, k in enumerate(keys)])
+        heap.append((key, i, known, x))
+    heapq.heapify(heap)
+    while heap:
+        key, i, known, x = heapq.heappop(heap)
+        if known:
+            yield x
+        else:
+            heapq.heappush(heap, (tuple([k(x) for k in keys]), i, True, x))
 
 
 def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
