@@ -96,6 +96,29 @@ def test_missing_pool_and_duplicate_group_and_no_control_plane() -> None:
     assert any("no control-plane node" in p for p in found)
 
 
+def test_a_pool_name_with_a_dash_is_refused() -> None:
+    """HTCondor refuses "ENCLAVE_GRACE_late-night = …" in a config file ("Illegal Identifier": a macro name holds
+    letters, digits and _./, condor_utils/config.cpp condor_isidchar), and the startd config names a macro
+    after each pool."""
+    data = base()
+    data["pools"]["late-night"] = {"guaranteed_share": 0.0, "max_share": 0.1, "priority": 5}
+    found = problems(data)
+    assert any("pool name 'late-night' has a '-'" in p and "'latenight'" in p for p in found), found
+
+
+def test_htcondor_refuses_a_dash_in_a_macro_name(tmp_path: Path) -> None:
+    """The fact the rule above rests on, read from the installed HTCondor."""
+    from enclave.batch.render import read_back
+    from enclave.errors import ExternalError
+
+    conf = tmp_path / "dash.conf"
+    conf.write_text("ENCLAVE_GRACE_late-night = 600\n")
+    with pytest.raises(ExternalError, match="Illegal Identifier"):
+        read_back(conf, ["ENCLAVE_GRACE_late-night"], subsystem="STARTD")
+    conf.write_text("ENCLAVE_GRACE_latenight = 600\n")
+    assert read_back(conf, ["ENCLAVE_GRACE_latenight"], subsystem="STARTD") == {"ENCLAVE_GRACE_latenight": "600"}
+
+
 def test_all_problems_reported_at_once() -> None:
     data = base()
     data["notebooks"]["default_size"] = "huge"

@@ -51,8 +51,9 @@ NO_DEADLINE = "undefined"
 
 def vacate_knob(pool: str) -> str:
     """The runtime knob holding the deadline of the last relabel that took a startd from ``pool`` (its entry of
-    ``policy.VACATE_ATTR``). A pool name may hold '-', which an HTCondor macro name may not ("Illegal
-    Identifier"); '_' may not appear in a pool name (spec ``Name``), so '-' → '_' keeps the names apart."""
+    ``policy.VACATE_ATTR``). An HTCondor macro name may not hold '-' ("Illegal Identifier"): the spec refuses
+    it in pool names (``spec.checks``), and '-' → '_' keeps this knob valid for any name a caller passes ('_'
+    may not appear in a pool name, spec ``Name``, so the names stay apart)."""
     return f"ENCLAVE_VACATE_{pool.replace('-', '_')}"
 
 

@@ -57,6 +57,13 @@ def _pools(spec: EnclaveSpec) -> Iterator[Finding]:
         yield (("pools",), f"guaranteed shares add up to {total:.0%}, more than 100% of batch capacity",
                "lower the guaranteed_share of some pools so they sum to at most 1.0")
     for name, pool in spec.pools.items():
+        if "-" in name:
+            # The startd config names a macro after each pool (ENCLAVE_GRACE_<pool>, ENCLAVE_SCHEDDS_<pool>) and
+            # looks it up by the runtime pool knob; an HTCondor macro name holds letters, digits and _./ only
+            # (htcondor/htcondor 7491a14, src/condor_utils/config.cpp condor_isidchar): "Illegal Identifier".
+            yield (("pools", name), f"pool name '{name}' has a '-', which HTCondor refuses in the config macros "
+                   "named after each pool (ENCLAVE_GRACE_<pool>)",
+                   f"name the pool with lowercase letters and digits only, e.g. '{name.replace('-', '')}'")
         if pool.guaranteed_share > pool.max_share + _EPS:
             yield (("pools", name, "guaranteed_share"),
                    f"guaranteed_share {pool.guaranteed_share} is above max_share {pool.max_share}",
