@@ -6,8 +6,8 @@ How a decision is made (seed §7.1, BCS 1–5):
    startds that are up). A pool with work (queued or running jobs, or the night's pre-warm) is promised
    ``G = floor(B·guaranteed_share)``; no pool ever holds more than ``M = ceil(B·max_share)`` cores, lent
    Kubernetes capacity included. Each pool's *need* is its running + idle cores (at least the pre-warm
-   cores through the night for the pre-warmed pool; without a latency objective, only the running ones its
-   own startds hold: ``on_own_slots``), capped at ``M``. Targets ``T`` over the standalone
+   cores through the night for the pre-warmed pool; without a latency objective and with nothing queued, only
+   the running ones its own startds hold: ``on_own_slots``), capped at ``M``. Targets ``T`` over the standalone
    capacity: first every pool with work gets its guarantee, then the rest goes to needs in priority order.
    ``T`` depends on the spec and demand only (and, for a pool with nothing queued, on where its jobs run:
    ``on_own_slots``), never on where startds are now, which is what makes deciding again on the result a
