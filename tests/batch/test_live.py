@@ -296,8 +296,15 @@ def test_reconfig_needs_the_hosts_master(ldf: EnclaveSpec, daemons: Daemons) -> 
 def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons) -> None:
     live = adapter(daemons)
     live.apply(DrainStartd(actor="broker", reason="BCS 3", startd="condor-002"))
+    calls = len(daemons.calls)
     live.cancel_drain("condor-002")
-    assert daemons.calls[-1] == ("cancel", daemons.startds["condor-002"].address, None)
+    address = daemons.startds["condor-002"].address
+    master = Daemons.master_address(daemons.startds["condor-002"])
+    # The drain is cancelled first, then the retirement knob goes back to what the config renders (test_vacate).
+    assert [c for c in daemons.calls[calls:] if c[0] != "collector_query"] == [
+        ("cancel", address, None),
+        ("set", address, render.RETIREMENT_KNOB, render.RETIREMENT_RENDERED),
+        ("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig)]
     assert not {s.name: s for s in live.startds()}["condor-002"].draining
 
 

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-from classad2 import ClassAd, ExprTree
+from classad2 import ClassAd, ClassAdException, ExprTree
 
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch
-from enclave.domain.capacity import Relabel
+from enclave.domain.capacity import DrainStartd, Relabel
 from enclave.errors import InputError, IntegrityError, NotFound
 from enclave.spec.models import EnclaveSpec
 
@@ -208,6 +208,35 @@ def test_what_relabel_sets_is_what_the_rendered_startd_evicts(ldf: EnclaveSpec, 
     assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "drp")) is due
     assert ExprTree(got["PREEMPT"] or "").eval(slot, job(ldf, "user")) is False
 
+
+
+def test_a_cancelled_drain_gives_back_the_pool_s_retirement(ldf: EnclaveSpec, daemons: Daemons,
+                                                            configs: Path) -> None:
+    """A drain with a deadline sets the retirement knob at runtime; cancelling the drain sets it back, so the
+    startd (read through HTCondor's parser with what the stand-in holds at runtime) gives a DRP job DRP's grace
+    again, as before the drain, not the drain's deadline."""
+    live = HTCondorBatch(ldf, bindings=daemons.bindings)
+    startd = daemons.startds["condor-011"]
+    path = configs / "execute-drp.conf"
+    grace = render.retirement_seconds(ldf, "drp")
+    assert grace == int(ldf.pools["drp"].grace_seconds) != 120
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=120))
+    during = startd_config(path, startd.runtime)
+    assert evaluate(during, dynamic_slot(during, 0), job(ldf, "drp")) == (False, 120)
+    live.cancel_drain("condor-011")
+    after = startd_config(path, startd.runtime)
+    assert not startd.draining
+    assert evaluate(after, dynamic_slot(after, 0), job(ldf, "drp")) == (False, grace)
+
+
+def test_the_bindings_delete_would_define_the_knob_empty(configs: Path, ldf: EnclaveSpec) -> None:
+    """Why cancel_drain sets the rendered value instead of deleting the runtime setting: htcondor2's
+    ``RemoteParam.__delitem__`` sends ``KEY = `` (``remote_param.cpp``), which defines the knob as empty, and
+    MAXJOBRETIREMENTTIME's else-branch is then empty: no ClassAd expression at all."""
+    got = startd_config(configs / "execute-drp.conf", {render.RETIREMENT_KNOB: ""})
+    assert (got["MAXJOBRETIREMENTTIME"] or "").endswith(", )")
+    with pytest.raises(ClassAdException, match="Unable to parse"):
+        evaluate(got, dynamic_slot(got, 0), job(ldf, "drp"))
 
 def test_check_reads_preempt_back(ldf: EnclaveSpec, tmp_path: Path) -> None:
     """``enclave render condor --check`` (``render.verify``) refuses a startd file whose PREEMPT is not the

@@ -26,7 +26,14 @@ import htcondor2
 from classad2 import ClassAd
 
 from enclave.batch import policy
-from enclave.batch.render import POOL_KNOB, RETIREMENT_KNOB, SINCE_KNOB, vacate_knob, vacate_value
+from enclave.batch.render import (
+    POOL_KNOB,
+    RETIREMENT_KNOB,
+    RETIREMENT_RENDERED,
+    SINCE_KNOB,
+    vacate_knob,
+    vacate_value,
+)
 from enclave.domain.capacity import (
     Action,
     DrainStartd,
@@ -325,11 +332,21 @@ class HTCondorBatch:
             raise _external(f"drain of startd {action.startd} failed", exc) from exc
 
     def cancel_drain(self, startd: str) -> None:
+        """Let the startd match again, and give its jobs back their pool's retirement time: a drain with a
+        deadline set ``RETIREMENT_KNOB`` at runtime, which would otherwise outlive the drain and cut the next
+        preemption's retirement short.
+
+        The knob is set back to its rendered value, not deleted: ``RemoteParam.__delitem__`` sends ``KEY = ``
+        (htcondor2 ``remote_param.cpp``, ``_remote_param_set`` formats ``"%s = %s"``), a non-empty runtime
+        config that defines the knob as empty, while only an empty one removes the setting (``condor_config.cpp``,
+        ``set_runtime_config``: "config is nullptr or zero-length, meaning remove"; htcondor/htcondor 7491a14).
+        An empty retirement would leave ``MAXJOBRETIREMENTTIME`` without its else-branch."""
         slot = self.slot(startd)
         try:
             self.bindings.startd(slot.location).cancelDrainJobs()
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
+        self._set_and_reconfig(slot, {RETIREMENT_KNOB: RETIREMENT_RENDERED})
 
     def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str]) -> None:
         """Runtime-set knobs on the startd, then reconfig it through its host's master.

@@ -41,6 +41,9 @@ SINCE_KNOB = "ENCLAVE_POOL_SINCE"
 """When the label last changed (Unix seconds), published as EnclavePoolSince."""
 RETIREMENT_KNOB = "ENCLAVE_RETIREMENT_SECONDS"
 """How long running jobs may retire when the startd drains (MaxJobRetirementTime)."""
+RETIREMENT_RENDERED = f"$(ENCLAVE_GRACE_$({POOL_KNOB}))"
+"""``RETIREMENT_KNOB``'s rendered value: the grace of the pool the startd serves. A drain with a deadline sets the
+knob at runtime; cancelling the drain sets it back to this (``batch.live.HTCondorBatch.cancel_drain``)."""
 LET_FINISH_SECONDS = 7 * 24 * 3600
 """Retirement for pools whose jobs are let finish (take_away: drain)."""
 VACATE_DUE_MACRO = "ENCLAVE_VACATE_DUE"
@@ -419,7 +422,7 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
     ]
     for name in spec.pools:
         lines.append(f"ENCLAVE_GRACE_{name} = {retirement_seconds(spec, name)}")
-    lines += [f"{RETIREMENT_KNOB} = $(ENCLAVE_GRACE_$({POOL_KNOB}))", ""]
+    lines += [f"{RETIREMENT_KNOB} = {RETIREMENT_RENDERED}", ""]
     lines += _vacate(spec)
     if preemption:
         lines += [
