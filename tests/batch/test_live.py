@@ -266,7 +266,8 @@ def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
 
     live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=600))
     address = daemons.startds["condor-011"].address
-    assert ("set", address, render.RETIREMENT_KNOB, "600") in daemons.calls
+    # From the adapter's clock (``adapter``: 1,000,000): what it means is tested through HTCondor in test_vacate.
+    assert ("set", address, render.RETIREMENT_KNOB, render.retirement_until(1_000_000, 600)) in daemons.calls
     master = Daemons.master_address(daemons.startds["condor-011"])
     reconfig = daemons.calls.index(("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig))
     assert reconfig < daemons.calls.index(("drain", address, int(htcondor2.DrainType.Graceful),

@@ -32,7 +32,7 @@ from enclave.spec.models import EnclaveSpec
 from .conftest import DEV, Daemons
 
 KNOBS = ["PREEMPT", "MAXJOBRETIREMENTTIME", "EnclavePool", policy.VACATE_ATTR, "STARTD_ATTRS",
-         "SETTABLE_ATTRS_CONFIG"]
+         "SETTABLE_ATTRS_CONFIG", "MachineMaxVacateTime"]
 
 
 @pytest.fixture(scope="module")
@@ -215,19 +215,63 @@ def test_a_cancelled_drain_gives_back_the_pool_s_retirement(ldf: EnclaveSpec, da
     """A drain with a deadline sets the retirement knob at runtime; cancelling the drain sets it back, so the
     startd (read through HTCondor's parser with what the stand-in holds at runtime) gives a DRP job DRP's grace
     again, as before the drain, not the drain's deadline."""
-    live = HTCondorBatch(ldf, bindings=daemons.bindings)
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1000.0)
     startd = daemons.startds["condor-011"]
     path = configs / "execute-drp.conf"
     grace = render.retirement_seconds(ldf, "drp")
     assert grace == int(ldf.pools["drp"].grace_seconds) != 120
     live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=120))
     during = startd_config(path, startd.runtime)
-    assert evaluate(during, dynamic_slot(during, 0), job(ldf, "drp")) == (False, 120)
+    # A job started at 0: retirement until the deadline (1120) plus the vacate time (test below).
+    assert evaluate(during, dynamic_slot(during, 0), job(ldf, "drp")) == (False, 1120 + 600)
     live.cancel_drain("condor-011")
     after = startd_config(path, startd.runtime)
     assert not startd.draining
     assert evaluate(after, dynamic_slot(after, 0), job(ldf, "drp")) == (False, grace)
 
+
+
+def retirement_expired(got: dict[str, str | None], job_start: int, now: int, drp_job: ClassAd) -> bool:
+    """Whether the startd begins evicting a draining job at ``now`` (condor_startd.V6/Resource.cpp, htcondor/
+    htcondor 7491a14): ``evalRetirementRemaining`` is MaxJobRetirementTime (MY the slot, TARGET the job) minus
+    the job's run time, at least 0, and ``retirementExpired`` is true once that is 0 or no more than the job's
+    MaxVacateTime (MachineMaxVacateTime here: the job sets no JobMaxVacateTime)."""
+    retirement = ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(dynamic_slot(got, job_start), drp_job)
+    assert isinstance(retirement, int)
+    remaining = max(0, retirement - (now - job_start))
+    vacate = int(ExprTree(got["MachineMaxVacateTime"] or "").eval())
+    return remaining <= 0 or vacate >= remaining
+
+
+@pytest.mark.parametrize("after", [0.0, 150.0, 600.0])
+def test_a_drain_s_deadline_soft_kills_every_job_at_it(ldf: EnclaveSpec, daemons: Daemons, configs: Path,
+                                                       after: float) -> None:
+    """The broker's drain with a deadline (``DrainStartd.vacate_after_seconds``, least work lost's 0..grace) on
+    a DRP startd: every DRP job running there — one started an hour before the drain, one a minute before —
+    runs until ``drain + vacate_after`` and is evicted from then on, as the twin and ``victims`` count it.
+    Before this, the knob held the seconds, counted from each job's start: the old job went at once, and with
+    the default MachineMaxVacateTime (600 s) so did the young one."""
+    drained = 1_700_000_000
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: float(drained))
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=after))
+    got = startd_config(configs / "execute-drp.conf", daemons.startds["condor-011"].runtime)
+    assert got["MachineMaxVacateTime"] == "600"  # HTCondor's default, which the render leaves alone
+    deadline = drained + int(after)
+    for started in (drained - 3600, drained - 60):
+        drp = job(ldf, "drp")
+        if after > 0:
+            assert not retirement_expired(got, started, drained, drp)
+            assert not retirement_expired(got, started, deadline - 1, drp)
+        assert retirement_expired(got, started, deadline, drp)
+
+
+def test_the_seconds_alone_would_evict_at_the_drain(ldf: EnclaveSpec, configs: Path) -> None:
+    """What the knob held before: a plain number of seconds is retirement from the job's start, and within the
+    600 s vacate time the startd evicts at once, both the job older than it and the young one."""
+    got = startd_config(configs / "execute-drp.conf", {render.RETIREMENT_KNOB: "300"})
+    drained = 1_700_000_000
+    for started in (drained - 3600, drained - 60):
+        assert retirement_expired(got, started, drained, job(ldf, "drp"))
 
 def test_the_bindings_delete_would_define_the_knob_empty(configs: Path, ldf: EnclaveSpec) -> None:
     """Why cancel_drain sets the rendered value instead of deleting the runtime setting: htcondor2's

@@ -31,6 +31,7 @@ from enclave.batch.render import (
     RETIREMENT_KNOB,
     RETIREMENT_RENDERED,
     SINCE_KNOB,
+    retirement_until,
     vacate_knob,
     vacate_value,
 )
@@ -317,13 +318,15 @@ class HTCondorBatch:
         self._set_and_reconfig(slot, knobs)
 
     def drain(self, action: DrainStartd) -> None:
-        """Stop new matches and let jobs retire: within their retirement time, or the vacate deadline."""
+        """Stop new matches and let jobs retire: within their retirement time, or until the vacate deadline,
+        counted from now (``render.retirement_until``), when what still runs is soft-killed."""
         slot = self.slot(action.startd)
         if slot.draining:
             return
         if action.vacate_after_seconds is not None:
             # A graceful drain evicts what is still running once MaxJobRetirementTime has passed.
-            self._set_and_reconfig(slot, {RETIREMENT_KNOB: str(int(action.vacate_after_seconds))})
+            knob = retirement_until(int(self.clock()), action.vacate_after_seconds)
+            self._set_and_reconfig(slot, {RETIREMENT_KNOB: knob})
         try:
             self.bindings.startd(slot.location).drainJobs(
                 drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,

@@ -65,10 +65,37 @@ def vacate_value(since: int, vacate_after_seconds: float | None) -> str:
     the deadline rounded up so no job goes before it; ``NO_DEADLINE`` when the old pool's jobs drain."""
     if vacate_after_seconds is None:
         return NO_DEADLINE
+    return f"{{{since}, {_deadline(since, vacate_after_seconds, 'Relabel')}}}"
+
+
+def retirement_until(since: int, vacate_after_seconds: float) -> str:
+    """A ``RETIREMENT_KNOB`` value for a drain at ``since`` with a deadline: every job of the startd is
+    soft-killed at ``since + vacate_after_seconds`` (rounded up), whenever it started, as the twin and the
+    broker's least work lost (``enclave.broker.victims``) count it.
+
+    Why an expression and not the seconds: HTCondor counts MaxJobRetirementTime from the job's start (the
+    remaining retirement is MaxJobRetirementTime minus the job's run time, ``Resource::evalRetirementRemaining``;
+    the run time is the claim's time running, ``Claim::getJobTotalRunTime``, so now − JobStart for a job never
+    suspended, and the render never suspends: WANT_SUSPEND default False),
+    so a plain number would evict a job older than it at once and the others by their own start. And why the
+    vacate time added: the startd starts evicting once the remaining retirement is no more than the job's
+    MaxVacateTime ("begin evicting the job before the end of retirement so that if the job uses the full eviction
+    time, it will finish by the end of retirement", ``Resource::retirementExpired``; condor_startd.V6/Resource.cpp,
+    htcondor/htcondor 7491a14), and MachineMaxVacateTime defaults to $(MaxVacateTime) = 10 * $(MINUTE)
+    (param_info.in). A retirement of the deadline alone would, within 600 s of it, soft-kill every job at the
+    drain. Ending it at the deadline plus that vacate time soft-kills them at the deadline and hard-kills what
+    is still there MachineMaxVacateTime later, as the relabel's PREEMPT does (``_vacate``). ``MY.JobStart``: the
+    slot's "time stamp in integer seconds of when the job began executing" (HTCondor manual, "Machine ClassAd
+    Attributes"); the startd evaluates MaxJobRetirementTime with the slot as MY."""
+    due = _deadline(since, vacate_after_seconds, "DrainStartd")
+    return f"{due} + $(MachineMaxVacateTime) - MY.JobStart"
+
+
+def _deadline(since: int, vacate_after_seconds: float, action: str) -> int:
     if not 0 <= vacate_after_seconds < math.inf:
-        raise InputError([Problem("Relabel.vacate_after_seconds", f"{vacate_after_seconds!r} is no grace period",
-                                  "give seconds >= 0, or None to let the old pool's jobs finish")])
-    return f"{{{since}, {since + math.ceil(vacate_after_seconds)}}}"
+        raise InputError([Problem(f"{action}.vacate_after_seconds", f"{vacate_after_seconds!r} is no grace period",
+                                  "give seconds >= 0, or None to let the pool's jobs finish")])
+    return since + math.ceil(vacate_after_seconds)
 
 
 def retirement_seconds(spec: EnclaveSpec, pool: str) -> int:
