@@ -74,6 +74,31 @@ class FakeStartd:
     pending: dict[str, str] = field(default_factory=dict)
     draining: bool = False
     since: int = 0
+    late: int = 0
+    """Requests sent to the startd itself that reach it before the reconfig its master forwards (master.cpp,
+    ``main_config``: the master re-reads its own config, then ``ReconfigAllDaemons``)."""
+    forwarded: bool = True
+    """Whether the last reconfig has reached the startd."""
+
+    def request(self) -> None:
+        """A request reaches the startd: a forwarded reconfig that is due arrives first."""
+        if self.late > 0:
+            self.late -= 1
+        elif not self.forwarded:
+            self.apply()
+
+    def apply(self) -> None:
+        """The startd reconfigs: runtime settings take effect (ENABLE_RUNTIME_CONFIG)."""
+        self.forwarded = True
+        self.runtime.update(self.pending)
+        self.pending.clear()
+        if render.POOL_KNOB in self.runtime:
+            self.startd = replace(self.startd, pool=self.runtime[render.POOL_KNOB])
+        self.since = int(self.runtime.get(render.SINCE_KNOB, self.since))
+
+    def published(self, knob: str, attr: str) -> ClassAd:
+        """The attribute the startd publishes for a knob (STARTD_ATTRS), from its applied configuration."""
+        return ClassAd({attr: ExprTree(self.runtime.get(knob, render.NO_DEADLINE))})
 
 
 @dataclass
@@ -90,6 +115,8 @@ class Daemons:
     fail: str | None = None
     masters: bool = True
     """Whether each startd host's condor_master advertises itself."""
+    reconfig_late: int = 0
+    """How many requests to a startd reach it before the reconfig its master forwards (``FakeStartd.late``)."""
     dynamic: list[ClassAd] = field(default_factory=list)
     """Dynamic slots' ads (one per running job, ``run_job``), listed by the collector beside the partitionable
     slots."""
@@ -166,11 +193,9 @@ class Daemons:
         self.calls.append(("command", ad["MyAddress"], daemon, dc))
         if dc == htcondor2.DaemonCommand.Reconfig and daemon == htcondor2.DaemonType.Master:
             fs = self.by_address(ad["MyAddress"])
-            fs.runtime.update(fs.pending)
-            fs.pending.clear()
-            if render.POOL_KNOB in fs.runtime:
-                fs.startd = replace(fs.startd, pool=fs.runtime[render.POOL_KNOB])
-            fs.since = int(fs.runtime.get(render.SINCE_KNOB, fs.since))
+            fs.forwarded, fs.late = False, self.reconfig_late
+            if not fs.late:
+                fs.apply()
 
 
 class Unfaked:
@@ -288,8 +313,17 @@ class FakeStartdClient(Unfaked):
     def drainJobs(self, drain_type: htcondor2.DrainType = htcondor2.DrainType.Graceful,  # noqa: N802 (real name)
                   on_completion: htcondor2.CompletionType = htcondor2.CompletionType.Nothing,
                   check_expr: str | None = None, start_expr: str | None = None, reason: str | None = None) -> str:
-        self.daemons.calls.append(("drain", self.address, int(drain_type), reason))
-        self.daemons.by_address(self.address).draining = True
+        """``ResMgr::startDraining`` (htcondor/htcondor 7491a14): refused while a drain is in progress, or when the
+        check expression, evaluated against the slot's ad, is not true (DRAINING_CHECK_EXPR_FAILED); the
+        bindings raise on a refusal."""
+        self.daemons.calls.append(("drain", self.address, int(drain_type), reason, check_expr))
+        fs = self.daemons.by_address(self.address)
+        fs.request()
+        if check_expr is not None:
+            slot = fs.published(render.DRAIN_DUE_KNOB, render.DRAIN_DUE_ATTR)
+            if ExprTree(check_expr).eval(slot) is not True:
+                raise htcondor2.HTCondorException("Draining check expression is false on slot1.")
+        fs.draining = True
         return "drain-request-1"
 
     def cancelDrainJobs(self, request_id: str | None = None) -> None:  # noqa: N802 (real name)

@@ -257,21 +257,47 @@ def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:
     live.apply(DrainStartd(actor="broker", reason="BCS 3", startd="kub-003"))
     drains = [c for c in daemons.calls if c[0] == "drain"]
     assert drains == [("drain", daemons.startds["kub-003"].address, int(htcondor2.DrainType.Graceful),
-                       "enclave: broker: BCS 3")]
+                       "enclave: broker: BCS 3", None)]
     assert not [c for c in daemons.calls if c[0] == "set"]  # the pool's own retirement time applies
     assert {s.name: s.draining for s in live.startds()} == {"condor-001": False, "condor-002": False,
                                                            "condor-011": False, "kub-003": True}
     live.apply(DrainStartd(actor="broker", reason="again", startd="kub-003"))
     assert len([c for c in daemons.calls if c[0] == "drain"]) == 1  # already draining: no-op
 
-    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=600))
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=599.5))
     address = daemons.startds["condor-011"].address
-    # From the adapter's clock (``adapter``: 1,000,000): what it means is tested through HTCondor in test_vacate.
-    assert ("set", address, render.RETIREMENT_KNOB, render.retirement_until(1_000_000, 600)) in daemons.calls
+    # The adapter's clock (``adapter``) is 1,000,000: the deadline is 600 s on, rounded up; what the startd does
+    # with it is tested through HTCondor's parser in test_vacate.
+    assert ("set", address, render.DRAIN_DUE_KNOB, "1000600") in daemons.calls
     master = Daemons.master_address(daemons.startds["condor-011"])
     reconfig = daemons.calls.index(("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig))
     assert reconfig < daemons.calls.index(("drain", address, int(htcondor2.DrainType.Graceful),
-                                           "enclave: broker: BCS 1"))
+                                           "enclave: broker: BCS 1", "EnclaveDrainDue =?= 1000600"))
+
+
+@pytest.mark.parametrize(("late", "tries"), [(0, 1), (3, 4)])
+def test_a_drain_waits_for_the_startd_to_apply_its_deadline(ldf: EnclaveSpec, daemons: Daemons, late: int,
+                                                            tries: int) -> None:
+    """The reconfig that carries the deadline reaches the startd through its master, after drain requests sent
+    to the startd itself (``Daemons.reconfig_late``): the startd refuses the drain until it publishes the
+    deadline (the check expression), and the adapter asks again a second later."""
+    daemons.reconfig_late = late
+    slept: list[float] = []
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1_000_000.0, sleep=slept.append)
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=60))
+    assert len([c for c in daemons.calls if c[0] == "drain"]) == tries
+    assert slept == [1.0] * (tries - 1)
+    fs = daemons.startds["condor-011"]
+    assert fs.draining and fs.runtime[render.DRAIN_DUE_KNOB] == "1000060"
+
+
+def test_a_drain_the_startd_keeps_refusing_fails(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    daemons.reconfig_late = 100
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1_000_000.0, sleep=lambda s: None)
+    with pytest.raises(ExternalError, match="drain of startd condor-011 failed.*check expression is false"):
+        live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=60))
+    assert len([c for c in daemons.calls if c[0] == "drain"]) == 10
+    assert not daemons.startds["condor-011"].draining
 
 
 def test_other_actions_belong_to_kubernetes(ldf: EnclaveSpec, daemons: Daemons) -> None:
@@ -301,10 +327,10 @@ def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons) -> None:
     live.cancel_drain("condor-002")
     address = daemons.startds["condor-002"].address
     master = Daemons.master_address(daemons.startds["condor-002"])
-    # The drain is cancelled first, then the retirement knob goes back to what the config renders (test_vacate).
+    # The drain is cancelled first, then its deadline goes back to what the config renders (test_vacate).
     assert [c for c in daemons.calls[calls:] if c[0] != "collector_query"] == [
         ("cancel", address, None),
-        ("set", address, render.RETIREMENT_KNOB, render.RETIREMENT_RENDERED),
+        ("set", address, render.DRAIN_DUE_KNOB, render.NO_DEADLINE),
         ("command", master, htcondor2.DaemonType.Master, htcondor2.DaemonCommand.Reconfig)]
     assert not {s.name: s for s in live.startds()}["condor-002"].draining
 

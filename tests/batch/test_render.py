@@ -159,7 +159,7 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
         assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
     # The label, its timestamp, the drain deadline and one relabel deadline per pool (test_vacate), nothing else.
-    assert got["SETTABLE_ATTRS_CONFIG"] == ", ".join([render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB,
+    assert got["SETTABLE_ATTRS_CONFIG"] == ", ".join([render.POOL_KNOB, render.SINCE_KNOB, render.DRAIN_DUE_KNOB,
                                                       *(f"ENCLAVE_VACATE_{p}" for p in ldf.pools)])
     grace = render.LET_FINISH_SECONDS if pool != "drp" else int(ldf.pools["drp"].grace_seconds)  # drp: vacate
     # MaxJobRetirementTime is evaluated with the slot as MY and the job as TARGET (test_vacate): before any

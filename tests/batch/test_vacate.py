@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from classad2 import ClassAd, ClassAdException, ExprTree
+from classad2 import ClassAd, ExprTree
 
 from enclave.batch import policy, render
 from enclave.batch.live import HTCondorBatch
@@ -32,7 +32,7 @@ from enclave.spec.models import EnclaveSpec
 from .conftest import DEV, Daemons
 
 KNOBS = ["PREEMPT", "MAXJOBRETIREMENTTIME", "EnclavePool", policy.VACATE_ATTR, "STARTD_ATTRS",
-         "SETTABLE_ATTRS_CONFIG", "MachineMaxVacateTime"]
+         "SETTABLE_ATTRS_CONFIG", "MachineMaxVacateTime", render.DRAIN_DUE_ATTR]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_the_deadline_knobs_are_published_and_settable(configs: Path, ldf: Encla
     got = startd_config(configs / "execute-user.conf", {})
     assert policy.VACATE_ATTR in (got["STARTD_ATTRS"] or "").split()
     settable = [k.strip() for k in (got["SETTABLE_ATTRS_CONFIG"] or "").split(",")]
-    assert settable == [render.POOL_KNOB, render.SINCE_KNOB, render.RETIREMENT_KNOB,
+    assert settable == [render.POOL_KNOB, render.SINCE_KNOB, render.DRAIN_DUE_KNOB,
                         *(f"ENCLAVE_VACATE_{p}" for p in ldf.pools)]
     # No relabel yet: every pool's entry is undefined, so nothing is preempted.
     assert ExprTree(got[policy.VACATE_ATTR] or "").eval() == ClassAd({p: ExprTree("undefined") for p in ldf.pools})
@@ -210,77 +210,86 @@ def test_what_relabel_sets_is_what_the_rendered_startd_evicts(ldf: EnclaveSpec, 
 
 
 
-def test_a_cancelled_drain_gives_back_the_pool_s_retirement(ldf: EnclaveSpec, daemons: Daemons,
-                                                            configs: Path) -> None:
-    """A drain with a deadline sets the retirement knob at runtime; cancelling the drain sets it back, so the
-    startd (read through HTCondor's parser with what the stand-in holds at runtime) gives a DRP job DRP's grace
-    again, as before the drain, not the drain's deadline."""
-    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1000.0)
-    startd = daemons.startds["condor-011"]
-    path = configs / "execute-drp.conf"
-    grace = render.retirement_seconds(ldf, "drp")
-    assert grace == int(ldf.pools["drp"].grace_seconds) != 120
-    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=120))
-    during = startd_config(path, startd.runtime)
-    # A job started at 0: retirement until the deadline (1120) plus the vacate time (test below).
-    assert evaluate(during, dynamic_slot(during, 0), job(ldf, "drp")) == (False, 1120 + 600)
-    live.cancel_drain("condor-011")
-    after = startd_config(path, startd.runtime)
-    assert not startd.draining
-    assert evaluate(after, dynamic_slot(after, 0), job(ldf, "drp")) == (False, grace)
+def drain_slot(got: dict[str, str | None], job_start: int, draining: bool) -> ClassAd:
+    """A dynamic slot of a startd that drains (or not): ``dynamic_slot`` with the drain's deadline the startd
+    publishes (STARTD_ATTRS) and ``Draining``, which ``ResMgr::startDraining`` inserts into every slot's ad."""
+    slot = dynamic_slot(got, job_start)
+    slot[render.DRAIN_DUE_ATTR] = ExprTree(got[render.DRAIN_DUE_ATTR] or "")
+    slot["Draining"] = draining
+    return slot
 
 
-
-def retirement_expired(got: dict[str, str | None], job_start: int, now: int, drp_job: ClassAd) -> bool:
-    """Whether the startd begins evicting a draining job at ``now`` (condor_startd.V6/Resource.cpp, htcondor/
-    htcondor 7491a14): ``evalRetirementRemaining`` is MaxJobRetirementTime (MY the slot, TARGET the job) minus
-    the job's run time, at least 0, and ``retirementExpired`` is true once that is 0 or no more than the job's
-    MaxVacateTime (MachineMaxVacateTime here: the job sets no JobMaxVacateTime)."""
-    retirement = ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(dynamic_slot(got, job_start), drp_job)
-    assert isinstance(retirement, int)
-    remaining = max(0, retirement - (now - job_start))
+def evicting(got: dict[str, str | None], starts: list[int], drp_job: ClassAd, now: int) -> list[bool]:
+    """Whether the draining startd evicts each of its jobs (started at ``starts``) at ``now``, as condor_startd.V6
+    (htcondor/htcondor 7491a14) decides: ``Resource::evalRetirementRemaining`` is MaxJobRetirementTime (MY the
+    slot, TARGET the job) minus the job's run time, at least 0; in a graceful drain a job START accepts waits for
+    the longest of those on the startd (``Resource::retirementExpired`` → ``ResMgr::gracefulDrainingTimeRemaining``);
+    it is evicted once that is 0 or no more than its MaxVacateTime (MachineMaxVacateTime here: the job sets no
+    JobMaxVacateTime)."""
+    left = []
+    for start in starts:
+        retirement = ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(drain_slot(got, start, True), drp_job)
+        assert isinstance(retirement, int)
+        left.append(max(0, retirement - (now - start)))
     vacate = int(ExprTree(got["MachineMaxVacateTime"] or "").eval())
-    return remaining <= 0 or vacate >= remaining
+    longest = max(left)
+    return [r <= 0 or vacate >= (longest if r > 0 else r) for r in left]
 
 
-@pytest.mark.parametrize("after", [0.0, 150.0, 600.0])
-def test_a_drain_s_deadline_soft_kills_every_job_at_it(ldf: EnclaveSpec, daemons: Daemons, configs: Path,
-                                                       after: float) -> None:
+@pytest.mark.parametrize(("after", "gone"), [(3600.0, False), (120.0, False), (0.0, True)])
+def test_a_drain_s_deadline_holds_every_job_until_it(ldf: EnclaveSpec, daemons: Daemons, configs: Path,
+                                                     after: float, gone: bool) -> None:
     """The broker's drain with a deadline (``DrainStartd.vacate_after_seconds``, least work lost's 0..grace) on
-    a DRP startd: every DRP job running there — one started an hour before the drain, one a minute before —
-    runs until ``drain + vacate_after`` and is evicted from then on, as the twin and ``victims`` count it.
-    Before this, the knob held the seconds, counted from each job's start: the old job went at once, and with
-    the default MachineMaxVacateTime (600 s) so did the young one."""
-    drained = 1_700_000_000
-    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: float(drained))
+    a DRP startd, read through HTCondor's parser with what the adapter set: every DRP job running there — one
+    started an hour before the drain, one a minute before — runs while the deadline is ahead and is evicted
+    once it is reached (``0``: the broker's "evict at once"), as the twin and ``victims`` count it. The
+    ClassAd's ``time()`` is the clock, so the deadline is set from it."""
+    now = int(time.time())
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: float(now))
     live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=after))
     got = startd_config(configs / "execute-drp.conf", daemons.startds["condor-011"].runtime)
     assert got["MachineMaxVacateTime"] == "600"  # HTCondor's default, which the render leaves alone
-    deadline = drained + int(after)
-    for started in (drained - 3600, drained - 60):
-        drp = job(ldf, "drp")
-        if after > 0:
-            assert not retirement_expired(got, started, drained, drp)
-            assert not retirement_expired(got, started, deadline - 1, drp)
-        assert retirement_expired(got, started, deadline, drp)
+    assert evicting(got, [now - 3600, now - 60], job(ldf, "drp"), now) == [gone, gone]
 
 
 def test_the_seconds_alone_would_evict_at_the_drain(ldf: EnclaveSpec, configs: Path) -> None:
-    """What the knob held before: a plain number of seconds is retirement from the job's start, and within the
-    600 s vacate time the startd evicts at once, both the job older than it and the young one."""
+    """What the knob held before: a plain number of seconds ``S`` is retirement from each job's start, and the
+    startd's jobs wait for the longest of what is left (the youngest's start + S); within the 600 s vacate
+    time of that, all of them are evicted at once — with DRP's 600 s grace or less, at the drain."""
     got = startd_config(configs / "execute-drp.conf", {render.RETIREMENT_KNOB: "300"})
-    drained = 1_700_000_000
-    for started in (drained - 3600, drained - 60):
-        assert retirement_expired(got, started, drained, job(ldf, "drp"))
+    now = int(time.time())
+    assert evicting(got, [now - 3600, now - 60], job(ldf, "drp"), now) == [True, True]
 
-def test_the_bindings_delete_would_define_the_knob_empty(configs: Path, ldf: EnclaveSpec) -> None:
-    """Why cancel_drain sets the rendered value instead of deleting the runtime setting: htcondor2's
-    ``RemoteParam.__delitem__`` sends ``KEY = `` (``remote_param.cpp``), which defines the knob as empty, and
-    MAXJOBRETIREMENTTIME's else-branch is then empty: no ClassAd expression at all."""
-    got = startd_config(configs / "execute-drp.conf", {render.RETIREMENT_KNOB: ""})
-    assert (got["MAXJOBRETIREMENTTIME"] or "").endswith(", )")
-    with pytest.raises(ClassAdException, match="Unable to parse"):
-        evaluate(got, dynamic_slot(got, 0), job(ldf, "drp"))
+
+def test_a_deadline_counts_only_while_the_startd_drains(ldf: EnclaveSpec, configs: Path) -> None:
+    """A deadline left behind (a drain the startd refused, or one cancelled before the knob was reset) does not
+    shorten the retirement of a startd that is not draining: its jobs keep DRP's grace."""
+    now = int(time.time())
+    got = startd_config(configs / "execute-drp.conf", {render.DRAIN_DUE_KNOB: str(now - 1)})
+    slot = drain_slot(got, now - 60, draining=False)
+    assert ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(slot, job(ldf, "drp")) == render.retirement_seconds(
+        ldf, "drp")
+
+
+def test_a_cancelled_drain_gives_back_the_pool_s_retirement(ldf: EnclaveSpec, daemons: Daemons,
+                                                            configs: Path) -> None:
+    """Cancelling the drain takes its deadline off the startd: read through HTCondor's parser, a DRP job there
+    retires for DRP's grace again, as before the drain, not until the drain's deadline."""
+    now = int(time.time())
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: float(now))
+    startd = daemons.startds["condor-011"]
+    path = configs / "execute-drp.conf"
+    grace = render.retirement_seconds(ldf, "drp")
+    assert grace == int(ldf.pools["drp"].grace_seconds) > 0
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=120))
+    during = startd_config(path, startd.runtime)
+    assert ExprTree(during[render.DRAIN_DUE_ATTR] or "").eval() == now + 120
+    live.cancel_drain("condor-011")
+    after = startd_config(path, startd.runtime)
+    assert not startd.draining
+    assert after[render.DRAIN_DUE_ATTR] == render.NO_DEADLINE  # undefined, as rendered
+    assert evaluate(after, drain_slot(after, now - 60, draining=True), job(ldf, "drp")) == (False, grace)
+
 
 def test_check_reads_preempt_back(ldf: EnclaveSpec, tmp_path: Path) -> None:
     """``enclave render condor --check`` (``render.verify``) refuses a startd file whose PREEMPT is not the

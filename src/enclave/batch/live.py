@@ -27,11 +27,12 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import (
+    DRAIN_DUE_ATTR,
+    DRAIN_DUE_KNOB,
+    NO_DEADLINE,
     POOL_KNOB,
-    RETIREMENT_KNOB,
-    RETIREMENT_RENDERED,
     SINCE_KNOB,
-    retirement_until,
+    drain_due,
     vacate_knob,
     vacate_value,
 )
@@ -117,15 +118,22 @@ class LiveSlot:
     location: ClassAd
 
 
+DRAIN_TRIES = 10
+DRAIN_RETRY_SECONDS = 1.0
+"""How long a drain with a deadline waits for the startd to apply it (its reconfig goes through the master):
+ten tries a second apart, then the drain fails and the broker's next decision tries it again."""
+
 class HTCondorBatch:
     """HTCondor through the official bindings. One instance per enclave spec."""
 
     def __init__(self, spec: EnclaveSpec, *, collector: htcondor2.Collector | None = None,
-                 bindings: Bindings | None = None, clock: Callable[[], float] = time.time) -> None:
+                 bindings: Bindings | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.spec = spec
         self.bindings = bindings or DEFAULT_BINDINGS
         self.collector = collector or self.bindings.collector(spec.batch.central_manager)
         self.clock = clock
+        self.sleep = sleep
 
     # --- observe ------------------------------------------------------------------------------
 
@@ -318,38 +326,52 @@ class HTCondorBatch:
         self._set_and_reconfig(slot, knobs)
 
     def drain(self, action: DrainStartd) -> None:
-        """Stop new matches and let jobs retire: within their retirement time, or until the vacate deadline,
-        counted from now (``render.retirement_until``), when what still runs is soft-killed."""
+        """Stop new matches and let jobs retire: within their pool's retirement time, or, with a deadline, until
+        ``now + vacate_after_seconds``, when what still runs is soft-killed (``render.retirement_expr``)."""
         slot = self.slot(action.startd)
         if slot.draining:
             return
+        check = None
         if action.vacate_after_seconds is not None:
-            # A graceful drain evicts what is still running once MaxJobRetirementTime has passed.
-            knob = retirement_until(int(self.clock()), action.vacate_after_seconds)
-            self._set_and_reconfig(slot, {RETIREMENT_KNOB: knob})
-        try:
-            self.bindings.startd(slot.location).drainJobs(
-                drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,
-                reason=f"enclave: {action.actor}: {action.reason}")
-        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
-            raise _external(f"drain of startd {action.startd} failed", exc) from exc
+            due = drain_due(int(self.clock()), action.vacate_after_seconds)
+            self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: str(due)})
+            # The reconfig reaches the startd through its master, later than a drain sent to the startd itself,
+            # and a draining startd checks at once whether to evict (ResState.cpp, ``change``: "When we enter
+            # retirement or idleness, check right away"): under its old retirement DRP's jobs would go at once.
+            # So the startd refuses the drain until it publishes this deadline (``ResMgr::startDraining``:
+            # DRAINING_CHECK_EXPR_FAILED when the check expression is false on a slot).
+            check = f"{DRAIN_DUE_ATTR} =?= {due}"
+        self._drain_checked(slot, action, check)
+
+    def _drain_checked(self, slot: LiveSlot, action: DrainStartd, check: str | None) -> None:
+        """``drainJobs`` on the startd, tried again for a while if its check expression is not true yet."""
+        reason = f"enclave: {action.actor}: {action.reason}"
+        for attempt in range(DRAIN_TRIES):
+            try:
+                self.bindings.startd(slot.location).drainJobs(
+                    drain_type=htcondor2.DrainType.Graceful, on_completion=htcondor2.CompletionType.Nothing,
+                    check_expr=check, reason=reason)
+                return
+            except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+                if check is None or attempt + 1 == DRAIN_TRIES:
+                    raise _external(f"drain of startd {action.startd} failed", exc) from exc
+                self.sleep(DRAIN_RETRY_SECONDS)
 
     def cancel_drain(self, startd: str) -> None:
-        """Let the startd match again, and give its jobs back their pool's retirement time: a drain with a
-        deadline set ``RETIREMENT_KNOB`` at runtime, which would otherwise outlive the drain and cut the next
-        preemption's retirement short.
+        """Let the startd match again, and take a drain's deadline off it: its jobs get their pool's retirement
+        time back (``render.retirement_expr``), not the deadline of a drain that no longer runs.
 
-        The knob is set back to its rendered value, not deleted: ``RemoteParam.__delitem__`` sends ``KEY = ``
-        (htcondor2 ``remote_param.cpp``, ``_remote_param_set`` formats ``"%s = %s"``), a non-empty runtime
-        config that defines the knob as empty, while only an empty one removes the setting (``condor_config.cpp``,
-        ``set_runtime_config``: "config is nullptr or zero-length, meaning remove"; htcondor/htcondor 7491a14).
-        An empty retirement would leave ``MAXJOBRETIREMENTTIME`` without its else-branch."""
+        The knob is set back to its rendered ``undefined``, not deleted: ``RemoteParam.__delitem__`` sends
+        ``KEY = `` (htcondor2 ``remote_param.cpp``, ``_remote_param_set`` formats ``"%s = %s"``), a non-empty
+        runtime config that defines the knob as empty, while only an empty one removes the setting
+        (``condor_config.cpp``, ``set_runtime_config``: "config is nullptr or zero-length, meaning remove";
+        htcondor/htcondor 7491a14)."""
         slot = self.slot(startd)
         try:
             self.bindings.startd(slot.location).cancelDrainJobs()
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
-        self._set_and_reconfig(slot, {RETIREMENT_KNOB: RETIREMENT_RENDERED})
+        self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: NO_DEADLINE})
 
     def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str]) -> None:
         """Runtime-set knobs on the startd, then reconfig it through its host's master.

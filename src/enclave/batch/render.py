@@ -40,10 +40,12 @@ POOL_KNOB = "ENCLAVE_POOL"
 SINCE_KNOB = "ENCLAVE_POOL_SINCE"
 """When the label last changed (Unix seconds), published as EnclavePoolSince."""
 RETIREMENT_KNOB = "ENCLAVE_RETIREMENT_SECONDS"
-"""How long running jobs may retire when the startd drains (MaxJobRetirementTime)."""
-RETIREMENT_RENDERED = f"$(ENCLAVE_GRACE_$({POOL_KNOB}))"
-"""``RETIREMENT_KNOB``'s rendered value: the grace of the pool the startd serves. A drain with a deadline sets the
-knob at runtime; cancelling the drain sets it back to this (``batch.live.HTCondorBatch.cancel_drain``)."""
+"""How long running jobs may retire when the startd drains (MaxJobRetirementTime): the pool's grace, or until a
+drain's deadline (``retirement_expr``)."""
+DRAIN_DUE_KNOB = "ENCLAVE_DRAIN_DUE"
+"""A broker drain's deadline (Unix seconds; ``undefined`` when none), set at runtime before the drain."""
+DRAIN_DUE_ATTR = "EnclaveDrainDue"
+"""``DRAIN_DUE_KNOB`` as the startd publishes it: the drain's check expression reads it (``batch.live``)."""
 LET_FINISH_SECONDS = 7 * 24 * 3600
 """Retirement for pools whose jobs are let finish (take_away: drain)."""
 VACATE_DUE_MACRO = "ENCLAVE_VACATE_DUE"
@@ -68,27 +70,37 @@ def vacate_value(since: int, vacate_after_seconds: float | None) -> str:
     return f"{{{since}, {_deadline(since, vacate_after_seconds, 'Relabel')}}}"
 
 
-def retirement_until(since: int, vacate_after_seconds: float) -> str:
-    """A ``RETIREMENT_KNOB`` value for a drain at ``since`` with a deadline: every job of the startd is
-    soft-killed at ``since + vacate_after_seconds`` (rounded up), whenever it started, as the twin and the
-    broker's least work lost (``enclave.broker.victims``) count it.
+def drain_due(since: int, vacate_after_seconds: float) -> int:
+    """A ``DRAIN_DUE_KNOB`` value for a drain at ``since`` with a deadline, rounded up so no job goes before it."""
+    return _deadline(since, vacate_after_seconds, "DrainStartd")
 
-    Why an expression and not the seconds: HTCondor counts MaxJobRetirementTime from the job's start (the
-    remaining retirement is MaxJobRetirementTime minus the job's run time, ``Resource::evalRetirementRemaining``;
-    the run time is the claim's time running, ``Claim::getJobTotalRunTime``, so now − JobStart for a job never
-    suspended, and the render never suspends: WANT_SUSPEND default False),
-    so a plain number would evict a job older than it at once and the others by their own start. And why the
-    vacate time added: the startd starts evicting once the remaining retirement is no more than the job's
-    MaxVacateTime ("begin evicting the job before the end of retirement so that if the job uses the full eviction
-    time, it will finish by the end of retirement", ``Resource::retirementExpired``; condor_startd.V6/Resource.cpp,
-    htcondor/htcondor 7491a14), and MachineMaxVacateTime defaults to $(MaxVacateTime) = 10 * $(MINUTE)
-    (param_info.in). A retirement of the deadline alone would, within 600 s of it, soft-kill every job at the
-    drain. Ending it at the deadline plus that vacate time soft-kills them at the deadline and hard-kills what
-    is still there MachineMaxVacateTime later, as the relabel's PREEMPT does (``_vacate``). ``MY.JobStart``: the
-    slot's "time stamp in integer seconds of when the job began executing" (HTCondor manual, "Machine ClassAd
-    Attributes"); the startd evaluates MaxJobRetirementTime with the slot as MY."""
-    due = _deadline(since, vacate_after_seconds, "DrainStartd")
-    return f"{due} + $(MachineMaxVacateTime) - MY.JobStart"
+
+def retirement_expr() -> str:
+    """``RETIREMENT_KNOB``'s rendered value: the grace of the pool the startd serves (``ENCLAVE_GRACE_<pool>``),
+    or, once a broker drain set its deadline (``DRAIN_DUE_KNOB``), a retirement that lasts until that deadline
+    for every job, then ends: each job is soft-killed at the deadline, as the twin and the broker's least work
+    lost (``enclave.broker.victims``) count it.
+
+    HTCondor (condor_startd.V6/Resource.cpp, htcondor/htcondor 7491a14) counts MaxJobRetirementTime from the
+    job's start: the remaining retirement is it minus the job's run time (``Resource::evalRetirementRemaining``;
+    the claim's time running, ``Claim::getJobTotalRunTime``, now − JobStart for a job never suspended, and the
+    render never suspends: WANT_SUSPEND default False). And the startd starts evicting once what remains is no
+    more than the job's vacate time ("begin evicting the job before the end of retirement so that if the job
+    uses the full eviction time, it will finish by the end of retirement", ``Resource::retirementExpired``;
+    MachineMaxVacateTime default $(MaxVacateTime) = 10 * $(MINUTE), param_info.in). So the seconds alone would
+    evict a job older than them at once, and any within 600 s of them too. Before the deadline the expression
+    leaves every job a week (``LET_FINISH_SECONDS`` plus its run time, so what remains is a week whatever its
+    start: a graceful drain's coordinated retirement, the longest remaining of the startd's jobs, is that too,
+    ``ResMgr::gracefulDrainingTimeRemaining``); from the deadline on it is 0, so the job is vacated within
+    POLLING_INTERVAL (5 s) with its own vacate time (``Resource::evalMaxVacateTime``), as the relabel's PREEMPT
+    does (``_vacate``). ``MY.JobStart``: the slot's "time stamp in integer seconds of when the job began
+    executing" (HTCondor manual, "Machine ClassAd Attributes"); the startd evaluates MaxJobRetirementTime with
+    the slot as MY. Only while the startd drains (``MY.Draining``, which ``ResMgr::startDraining`` inserts into
+    every slot's ad "in case the retirement expression uses them"): a deadline left by a drain that never
+    started (the startd refused it) or was cancelled does not shorten a later shutdown's retirement."""
+    due = f"MY.{DRAIN_DUE_ATTR}"
+    return (f"ifThenElse(isUndefined({due}) || MY.Draining =!= true, $(ENCLAVE_GRACE_$({POOL_KNOB})), "
+            f"ifThenElse(time() < {due}, {LET_FINISH_SECONDS} + time() - MY.JobStart, 0))")
 
 
 def _deadline(since: int, vacate_after_seconds: float, action: str) -> int:
@@ -379,7 +391,7 @@ def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = Non
 
 def settable_knobs(spec: EnclaveSpec) -> list[str]:
     """The knobs a startd lets the manager host set at runtime (SETTABLE_ATTRS_CONFIG), and only these."""
-    return [POOL_KNOB, SINCE_KNOB, RETIREMENT_KNOB, *(vacate_knob(p) for p in spec.pools)]
+    return [POOL_KNOB, SINCE_KNOB, DRAIN_DUE_KNOB, *(vacate_knob(p) for p in spec.pools)]
 
 
 def _vacate(spec: EnclaveSpec) -> list[str]:
@@ -445,11 +457,14 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         "STARTD_JOB_ATTRS = $(STARTD_JOB_ATTRS) AllowedExecuteDuration",
         "",
         "# When the startd drains, jobs retire for as long as their pool allows (take_away: drain lets",
-        "# them finish; vacate gives them grace_seconds); the broker may set a deadline at runtime.",
+        "# them finish; vacate gives them grace_seconds), or until the deadline a broker drain sets at runtime.",
     ]
     for name in spec.pools:
         lines.append(f"ENCLAVE_GRACE_{name} = {retirement_seconds(spec, name)}")
-    lines += [f"{RETIREMENT_KNOB} = {RETIREMENT_RENDERED}", ""]
+    lines += [f"{DRAIN_DUE_KNOB} = {NO_DEADLINE}",
+              f"{DRAIN_DUE_ATTR} = $({DRAIN_DUE_KNOB})",
+              f"STARTD_ATTRS = $(STARTD_ATTRS) {DRAIN_DUE_ATTR}",
+              f"{RETIREMENT_KNOB} = {retirement_expr()}", ""]
     lines += _vacate(spec)
     if preemption:
         lines += [
