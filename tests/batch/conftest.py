@@ -313,16 +313,16 @@ class FakeStartdClient(Unfaked):
     def drainJobs(self, drain_type: htcondor2.DrainType = htcondor2.DrainType.Graceful,  # noqa: N802 (real name)
                   on_completion: htcondor2.CompletionType = htcondor2.CompletionType.Nothing,
                   check_expr: str | None = None, start_expr: str | None = None, reason: str | None = None) -> str:
-        """``ResMgr::startDraining`` (htcondor/htcondor 7491a14): refused while a drain is in progress, or when the
-        check expression, evaluated against the slot's ad, is not true (DRAINING_CHECK_EXPR_FAILED); the
-        bindings raise on a refusal."""
+        """``ResMgr::startDraining`` (htcondor/htcondor 7491a14): refused while a drain is in progress
+        (DRAINING_ALREADY_IN_PROGRESS), or when the check expression, evaluated against the slot's ad, is not
+        true (DRAINING_CHECK_EXPR_FAILED). The bindings raise the same text for any refusal
+        (src/python-bindings/htcondor2/startd.cpp)."""
         self.daemons.calls.append(("drain", self.address, int(drain_type), reason, check_expr))
         fs = self.daemons.by_address(self.address)
         fs.request()
-        if check_expr is not None:
-            slot = fs.published(render.DRAIN_DUE_KNOB, render.DRAIN_DUE_ATTR)
-            if ExprTree(check_expr).eval(slot) is not True:
-                raise htcondor2.HTCondorException("Draining check expression is false on slot1.")
+        slot = fs.published(render.DRAIN_DUE_KNOB, render.DRAIN_DUE_ATTR)
+        if fs.draining or (check_expr is not None and ExprTree(check_expr).eval(slot) is not True):
+            raise htcondor2.HTCondorException("Startd failed to start draining jobs.")
         fs.draining = True
         return "drain-request-1"
 

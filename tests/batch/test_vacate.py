@@ -87,7 +87,7 @@ def test_htcondor_defaults_the_render_changes_or_relies_on(tmp_path: Path) -> No
 
 def test_the_deadline_knobs_are_published_and_settable(configs: Path, ldf: EnclaveSpec) -> None:
     got = startd_config(configs / "execute-user.conf", {})
-    assert policy.VACATE_ATTR in (got["STARTD_ATTRS"] or "").split()
+    assert {policy.VACATE_ATTR, render.DRAIN_DUE_ATTR} <= set((got["STARTD_ATTRS"] or "").split())
     settable = [k.strip() for k in (got["SETTABLE_ATTRS_CONFIG"] or "").split(",")]
     assert settable == [render.POOL_KNOB, render.SINCE_KNOB, render.DRAIN_DUE_KNOB,
                         *(f"ENCLAVE_VACATE_{p}" for p in ldf.pools)]
@@ -269,6 +269,25 @@ def test_a_deadline_counts_only_while_the_startd_drains(ldf: EnclaveSpec, config
     slot = drain_slot(got, now - 60, draining=False)
     assert ExprTree(got["MAXJOBRETIREMENTTIME"] or "").eval(slot, job(ldf, "drp")) == render.retirement_seconds(
         ldf, "drp")
+
+
+def test_a_drain_without_a_deadline_clears_one_left_behind(ldf: EnclaveSpec, daemons: Daemons,
+                                                          configs: Path) -> None:
+    """A deadline an earlier drain left on a startd (refused, or a cancel whose reset failed) that now serves the
+    user pool, which lets jobs finish: a drain without a deadline sets it back first, so a job there keeps its
+    week of retirement. Left in place, it would read 0: every job evicted at the drain."""
+    now = int(time.time())
+    startd = daemons.startds["kub-003"]
+    startd.runtime[render.DRAIN_DUE_KNOB] = str(now - 1)
+    path = configs / "execute-user.conf"
+    left = startd_config(path, startd.runtime)
+    assert evaluate(left, drain_slot(left, now - 3600, draining=True), job(ldf, "user")) == (False, 0)
+    HTCondorBatch(ldf, bindings=daemons.bindings).apply(DrainStartd(actor="broker", reason="BCS 3",
+                                                                    startd="kub-003"))
+    got = startd_config(path, startd.runtime)
+    assert startd.draining
+    assert evaluate(got, drain_slot(got, now - 3600, draining=True), job(ldf, "user")) == (
+        False, render.LET_FINISH_SECONDS)
 
 
 def test_a_cancelled_drain_gives_back_the_pool_s_retirement(ldf: EnclaveSpec, daemons: Daemons,

@@ -16,6 +16,8 @@ with the same signatures (``tests/batch/conftest.py``) instead of patching the b
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -327,24 +329,30 @@ class HTCondorBatch:
 
     def drain(self, action: DrainStartd) -> None:
         """Stop new matches and let jobs retire: within their pool's retirement time, or, with a deadline, until
-        ``now + vacate_after_seconds``, when what still runs is soft-killed (``render.retirement_expr``)."""
+        ``now + vacate_after_seconds``, when what still runs is soft-killed (``render.retirement_expr``).
+
+        Every drain sets the startd's deadline knob first, to the deadline or to ``undefined``: a deadline an
+        earlier drain left behind (one the startd refused, or a cancel whose reset failed) would otherwise cut
+        this drain's retirement to 0. The reconfig reaches the startd through its master, possibly later than
+        a drain sent to the startd itself, and a draining startd decides at once whom to evict (ResState.cpp,
+        ``change``: "When we enter retirement or idleness, check right away"), so the drain carries a check
+        expression the startd holds it to: it refuses the drain until it publishes that knob
+        (``ResMgr::startDraining``: DRAINING_CHECK_EXPR_FAILED when the expression is false on a slot)."""
         slot = self.slot(action.startd)
         if slot.draining:
             return
-        check = None
-        if action.vacate_after_seconds is not None:
-            due = drain_due(int(self.clock()), action.vacate_after_seconds)
-            self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: str(due)})
-            # The reconfig reaches the startd through its master, later than a drain sent to the startd itself,
-            # and a draining startd checks at once whether to evict (ResState.cpp, ``change``: "When we enter
-            # retirement or idleness, check right away"): under its old retirement DRP's jobs would go at once.
-            # So the startd refuses the drain until it publishes this deadline (``ResMgr::startDraining``:
-            # DRAINING_CHECK_EXPR_FAILED when the check expression is false on a slot).
-            check = f"{DRAIN_DUE_ATTR} =?= {due}"
+        if action.vacate_after_seconds is None:
+            knob, check = NO_DEADLINE, f"isUndefined({DRAIN_DUE_ATTR})"
+        else:
+            due = drain_due(math.ceil(self.clock()), action.vacate_after_seconds)
+            knob, check = str(due), f"{DRAIN_DUE_ATTR} =?= {due}"
+        self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: knob})
         self._drain_checked(slot, action, check)
 
-    def _drain_checked(self, slot: LiveSlot, action: DrainStartd, check: str | None) -> None:
-        """``drainJobs`` on the startd, tried again for a while if its check expression is not true yet."""
+    def _drain_checked(self, slot: LiveSlot, action: DrainStartd, check: str) -> None:
+        """``drainJobs`` on the startd, asked again for a while when it refuses: the bindings tell no reason
+        ("Startd failed to start draining jobs.", htcondor2 ``startd.cpp``), and the likely one is that the
+        reconfig has not reached it yet. When it still refuses, the knob is set back on a best effort."""
         reason = f"enclave: {action.actor}: {action.reason}"
         for attempt in range(DRAIN_TRIES):
             try:
@@ -353,9 +361,15 @@ class HTCondorBatch:
                     check_expr=check, reason=reason)
                 return
             except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
-                if check is None or attempt + 1 == DRAIN_TRIES:
-                    raise _external(f"drain of startd {action.startd} failed", exc) from exc
-                self.sleep(DRAIN_RETRY_SECONDS)
+                if attempt + 1 < DRAIN_TRIES:
+                    self.sleep(DRAIN_RETRY_SECONDS)
+                    continue
+                with contextlib.suppress(EnclaveError):
+                    self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: NO_DEADLINE})
+                raise ExternalError(
+                    f"drain of startd {action.startd} failed: it refused {DRAIN_TRIES} times, "
+                    f"{DRAIN_RETRY_SECONDS:g} s apart ({exc}); its check was {check}", where=action.startd,
+                    fix="see the startd's log (StartLog) for why; the broker's next decision asks again") from exc
 
     def cancel_drain(self, startd: str) -> None:
         """Let the startd match again, and take a drain's deadline off it: its jobs get their pool's retirement

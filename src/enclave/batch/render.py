@@ -97,7 +97,9 @@ def retirement_expr() -> str:
     executing" (HTCondor manual, "Machine ClassAd Attributes"); the startd evaluates MaxJobRetirementTime with
     the slot as MY. Only while the startd drains (``MY.Draining``, which ``ResMgr::startDraining`` inserts into
     every slot's ad "in case the retirement expression uses them"): a deadline left by a drain that never
-    started (the startd refused it) or was cancelled does not shorten a later shutdown's retirement."""
+    started (the startd refused it) or was cancelled does not shorten a later shutdown's retirement; the next
+    broker drain sets the knob anew (``batch.live.HTCondorBatch.drain``), while a drain started by hand would
+    still read a deadline left behind."""
     due = f"MY.{DRAIN_DUE_ATTR}"
     return (f"ifThenElse(isUndefined({due}) || MY.Draining =!= true, $(ENCLAVE_GRACE_$({POOL_KNOB})), "
             f"ifThenElse(time() < {due}, {LET_FINISH_SECONDS} + time() - MY.JobStart, 0))")
