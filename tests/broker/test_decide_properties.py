@@ -33,8 +33,10 @@ FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """A spec and an observation of it, with each startd's running jobs reported (as the twin and live backends
+    do) or not (a backend that tells only busy cores)."""
     spec = draw(specs())
-    return spec, draw(observed_states(spec))
+    return spec, draw(observed_states(spec, jobs=draw(st.booleans())))
 
 
 def _held(o: Observed, standalone_only: bool = False) -> dict[str, int]:
