@@ -266,12 +266,12 @@ def gave_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
 
 def _after_a_fallen_need(o: Observed, first: Plan, second: Plan, fell: set[str], a: object) -> bool:
     """A follow-up of a need that fell (``gave_its_own_jobs``): targets are set from needs (docs/broker.md step
-    2), so the pool whose need fell may give a startd, a pool whose target rose may take one, and a pool whose
-    borrowing fell (a latency pool whose standalone target rose) gives borrowed startds back — nothing else."""
+    2), so the pool whose need fell may give a startd, and a pool whose borrowing fell (a latency pool whose
+    standalone target rose with what the other gave up) gives borrowed startds back — nothing else."""
     if not fell:
         return False
     if isinstance(a, Relabel):
-        return a.from_pool in fell or second.pools[a.to_pool].target > first.pools[a.to_pool].target
+        return a.from_pool in fell
     startds = _given_back(o, a)
     return bool(startds) and all(second.pools[s.pool].lend < first.pools[s.pool].lend for s in startds)
 
