@@ -7,8 +7,18 @@ from collections import Counter
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from enclave.broker.decide import Commons, Plan, PoolState, _live, plan, pool_states
+from enclave.broker.decide import (
+    Commons,
+    Plan,
+    PoolState,
+    _live,
+    lending_pools,
+    plan,
+    pool_states,
+    prewarm_cover,
+)
 from enclave.broker.effects import project
+from enclave.broker.victims import pool_of
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -17,8 +27,10 @@ from enclave.domain.capacity import (
     DrainStartd,
     NodeState,
     Observed,
+    PoolDemand,
     Relabel,
     ReturnNode,
+    Startd,
     StartdKind,
     StartHTCondor,
 )
@@ -33,8 +45,10 @@ FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """A spec and an observation of it, with each startd's running jobs reported (as the twin and live backends
+    do) or not (a backend that tells only busy cores)."""
     spec = draw(specs())
-    return spec, draw(observed_states(spec))
+    return spec, draw(observed_states(spec, jobs=draw(st.booleans())))
 
 
 def _held(o: Observed, standalone_only: bool = False) -> dict[str, int]:
@@ -67,6 +81,20 @@ def _promised(ps: PoolState) -> int:
     return ps.guaranteed if ps.latency else min(ps.guaranteed, ps.need)
 
 
+def _short_of_a_pod(spec: EnclaveSpec, o: Observed, p: Plan, name: str, held: int) -> bool:
+    """Whether ``name`` is one the commons cover tonight that holds less than its promise only by less than
+    ``hysteresis`` of one of its pods. Its standalone target is its promise less the cover (docs/broker.md step 2,
+    "The pre-warm gives way to the measured need"; ``prewarm_cover``), the covered part is borrowed as pods, and
+    "a pool borrows a pod when it lacks ``hysteresis`` of one" (docs/broker.md, "Hysteresis on give-back";
+    ``_deploy_for``): what is left short of the cover is less than that."""
+    fresh, _ = pool_states(spec, o, p.night)  # the figures before the decision's phases changed what is held
+    if not prewarm_cover(spec, o, fresh, set(lending_pools(spec)), night=p.night).get(name):
+        return False
+    ps = p.pools[name]
+    pod_cores = ps.pod[0] if ps.pod else spec.broker.pod_cores
+    return _promised(ps) - held < spec.broker.hysteresis * pod_cores
+
+
 @FAST
 @given(cases())
 def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed]) -> None:
@@ -80,6 +108,8 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
             continue
         if not ps.urgent():
             continue  # a latency pool whose jobs do not wait moves toward its guarantee with cooldown (issue 15)
+        if _short_of_a_pod(spec, o, p, name, after.get(name, 0)):
+            continue
         # Below its guarantee only when no startd could be taken without breaking another promise or a cap.
         left = _held(project(o, p.actions), standalone_only=True)
         moved = {a.startd for a in p.actions if isinstance(a, Relabel)}
@@ -133,6 +163,37 @@ def test_no_double_assignment_and_no_node_lost(case: tuple[EnclaveSpec, Observed
 
 @FAST
 @given(cases())
+def test_memory_new_pods_fit_their_worker_and_their_pools_jobs(case: tuple[EnclaveSpec, Observed]) -> None:
+    """Memory (issue 15, item 2). Each worker given pods by a decision holds them next to what Kubernetes requests
+    there and the other worker pods, in cores and in memory: kube-scheduler binds a pod only to a node whose
+    allocatable resources hold its requests (NodeResourcesFit,
+    https://kubernetes.io/docs/concepts/scheduling-eviction/kube-scheduler/#kube-scheduler-implementation). And
+    each pod's shape fits its pool's jobs (docs/broker.md, "Pods fitted to the pool's jobs"): HTCondor starts a
+    job only where its RequestCpus and RequestMemory both fit (HTCondor manual, "Submitting a job:
+    requirements"), so a pod has memory for a job on each of its cores and a core for the memory of each job it
+    holds — within the largest and widest worker."""
+    spec, o = case
+    p = plan(spec, o)
+    after = project(o, p.actions)
+    deployed = [a for a in p.actions if isinstance(a, DeployPods)]
+    nodes = {n.name: n for n in after.nodes}
+    for name in {a.node for a in deployed}:
+        n, pods = nodes[name], [s for s in after.startds if s.node == name and s.kind == StartdKind.POD]
+        assert n.k8s_cores_requested + sum(s.cores for s in pods) <= n.cores, (name, pods)
+        assert n.k8s_memory_requested_mib + sum(s.memory_mib for s in pods) <= n.memory_mib, (name, pods)
+    workers = [n for n in o.nodes if n.role == NodeRole.WORKER]
+    for a in deployed:
+        d = o.demand[a.pool]
+        cores, mib = d.running_cores + d.idle_cores, d.running_memory_mib + d.idle_memory_mib
+        if cores <= 0 or mib <= 0:
+            continue  # the jobs' memory per core is not known: the spec's shape
+        per_core = mib / cores
+        assert a.memory_mib_per_pod >= min(max(n.memory_mib for n in workers), a.cores_per_pod * per_core), a
+        assert a.cores_per_pod >= min(max(n.cores for n in workers), a.memory_mib_per_pod // per_core), a
+
+
+@FAST
+@given(cases())
 def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Observed]) -> None:
     spec, o = case
     actions = plan(spec, o).actions
@@ -141,18 +202,105 @@ def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Obse
     assert len(touched) == len(set(touched)), actions
 
 
+def _given_back(o: Observed, a: object) -> list[Startd]:
+    """The borrowed startds an action gives back: drained (``DrainStartd``), or removed at once because nothing
+    runs there or the pool vacates at once (``DeletePods`` of a worker pod, ``ReturnNode`` of a worker whose
+    startd joined in nodes mode): docs/broker.md step 5, ``decide.release``."""
+    match a:
+        case DrainStartd(startd=name):
+            names = {name}
+        case DeletePods(pods=pods):
+            names = set(pods)
+        case ReturnNode(node=node):
+            names = {s.name for s in o.startds if s.node == node and s.kind == StartdKind.NODE}
+        case _:
+            return []
+    return [s for s in o.startds if s.name in names and s.kind != StartdKind.STANDALONE]
+
+
 def _replaced(o: Observed, first: Plan, a: object) -> bool:
     """The other follow-up allowed, make before break's second step: a latency pool gives back a ready borrowed
-    pod that it had to keep in the first decision — without the pod, what it ran then was below its need — and
-    that startds relabelled to it by that same decision (after the give-back phase) now replace."""
-    if not isinstance(a, DrainStartd):
+    startd that it had to keep in the first decision — without it, what it ran then was below its need — and
+    that startds relabelled to it by that same decision (after the give-back phase) now replace.
+
+    docs/broker.md, "Make before break": "a ready borrowed startd is given back as surplus only if what stays
+    ready still covers the need" — a worker pod (``lend_mode: pods``) or a whole worker's startd
+    (``lend_mode: nodes``) alike (``give_back_surplus`` holds back any borrowed startd); and the give-back is a
+    drain, or the removal at once when nothing runs there (step 5)."""
+    startds = _given_back(o, a)
+    if not startds:
         return False
-    pod = next((s for s in o.startds if s.name == a.startd and s.kind == StartdKind.POD), None)
-    if pod is None or not pod.ready or not first.pools[pod.pool].latency:
+    # What each pool ran once the first decision's give-backs were done (they come before its relabels): a
+    # startd was held back if giving it too would have left less than the need.
+    left = project(o, [b for b in first.actions if _given_back(o, b)])
+    for s in startds:
+        ps = first.pools.get(s.pool)
+        if not s.ready or s.draining or ps is None or not ps.latency:
+            return False
+        if not _running(left, s.pool) - s.cores < ps.need:
+            return False  # it was not held back: the first decision should have given it already
+        if not any(isinstance(r, Relabel) and r.to_pool == s.pool for r in first.actions):
+            return False
+    return True
+
+
+def _own_jobs_there(s: Startd) -> bool:
+    """Whether ``s`` runs jobs of its own pool: a job's pool is its own or, not reported, the startd's
+    (``victims.pool_of``); a busy startd that reports no jobs is taken to run its pool's (``on_own_slots``
+    cannot tell whose they are)."""
+    return any(pool_of(s, j) == s.pool for j in s.jobs) or (s.busy_cores > 0 and not s.jobs)
+
+
+def gave_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
+    """The pools whose need may fall on the result of ``first`` (``on_own_slots``' exception to "deciding again
+    changes nothing", docs/broker.md step 2): those without a latency objective and with nothing queued that
+    gave, in ``first``, a startd where their own jobs run — relabelled to another pool (its jobs stay on it,
+    ``effects.project``, as guests) or given back to the commons (its jobs stay on a startd that is leaving).
+    Either way "they run where they are" and need none of the pool's capacity, so its need falls by them."""
+    by_name = {s.name: s for s in o.startds}
+    gave = {a.from_pool for a in first.actions if isinstance(a, Relabel) and _own_jobs_there(by_name[a.startd])}
+    gave |= {s.pool for a in first.actions for s in _given_back(o, a) if _own_jobs_there(s)}
+    return {p for p in gave if p in spec.pools and o.demand.get(p, PoolDemand()).idle_jobs == 0
+            and spec.pools[p].latency_objective is None}
+
+
+def _after_a_fallen_need(o: Observed, first: Plan, second: Plan, fell: set[str], a: object) -> bool:
+    """A follow-up of a need that fell (``gave_its_own_jobs``): targets are set from needs (docs/broker.md step
+    2), so the pool whose need fell may give a startd, and a pool whose borrowing fell (a latency pool whose
+    standalone target rose with what the other gave up) gives borrowed startds back — nothing else."""
+    if not fell:
         return False
-    ran = _running(o, pod.pool)
-    held_back = ran - pod.cores < first.pools[pod.pool].need
-    return held_back and any(isinstance(r, Relabel) and r.to_pool == pod.pool for r in first.actions)
+    if isinstance(a, Relabel):
+        return a.from_pool in fell
+    startds = _given_back(o, a)
+    return bool(startds) and all(second.pools[s.pool].lend < first.pools[s.pool].lend for s in startds)
+
+
+def _room_from_replaced(o: Observed, first: Plan, second: Plan, a: object) -> bool:
+    """A relabel to a latency pool that its maximum refused in the first decision, which make before break's
+    second step (``_replaced``) now allows: the borrowed startds the first decision held back counted toward
+    the pool's maximum (borrowed cores count toward it, docs/broker.md step 1), and they go in the second."""
+    if not isinstance(a, Relabel):
+        return False
+    freed = sum(s.cores for r in second.actions if _replaced(o, first, r) for s in _given_back(o, r)
+                if s.pool == a.to_pool)
+    cores = next(s.cores for s in o.startds if s.name == a.startd)
+    held = _held(project(o, first.actions)).get(a.to_pool, 0)
+    return freed > 0 and held + cores > first.pools[a.to_pool].maximum >= held - freed + cores
+
+
+def unexplained_follow_ups(spec: EnclaveSpec, o: Observed, first: Plan, second: Plan) -> list[Action]:
+    """The actions of ``second`` (deciding on the result of ``first``) that no documented follow-up allows:
+    BCS 5 step 2 on a worker the first decision drained and that had no pods to move (the projection cannot
+    know evictions take time, so it is empty at once); make before break's second step (``_replaced``) and the
+    relabel it makes room for (``_room_from_replaced``); and, with a pool's own jobs left where they run, the
+    moves its fallen need allows (``gave_its_own_jobs``, ``_after_a_fallen_need``)."""
+    drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
+    guests = gave_its_own_jobs(spec, o, first)
+    fell = {p for p in guests if second.pools[p].need < first.pools[p].need}
+    return [a for a in second.actions
+            if not (isinstance(a, StartHTCondor) and a.node in drained) and not _replaced(o, first, a)
+            and not _room_from_replaced(o, first, second, a) and not _after_a_fallen_need(o, first, second, fell, a)]
 
 
 @FAST
@@ -162,11 +310,7 @@ def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, O
     first = plan(spec, o)
     second: Plan = plan(spec, project(o, first.actions))
     if not first.capped:
-        # The one follow-up allowed: BCS 5 step 2 on a worker the first decision drained and that had no pods
-        # to move (the projection cannot know evictions take time, so it is empty at once).
-        drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
-        rest = [a for a in second.actions if not (isinstance(a, StartHTCondor) and a.node in drained)
-                and not _replaced(o, first, a)]
+        rest = unexplained_follow_ups(spec, o, first, second)
         assert rest == [], (first.actions, second.actions, o, first.pools, second.pools)
     # Even when capped, the second decision never undoes the first.
     relabelled = {a.startd: a.from_pool for a in first.actions if isinstance(a, Relabel)}

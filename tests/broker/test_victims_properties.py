@@ -1,7 +1,8 @@
 """Invariants of least work lost (``enclave.broker.victims``) over random observed states with running jobs.
 
-The states are ``observed_states``' with jobs drawn for each busy startd (their cores summing to its busy cores,
-ages from seconds to hours) and, for the pool that vacates (drp), a history of finished runtimes.
+The states are ``observed_states``' with jobs drawn for each busy startd — either the shared generator's (one core
+each, of mixed pools) or jobs of the startd's pool whose cores sum to its busy cores, ages from seconds to hours —
+and, for the pool that vacates (drp), a history of finished runtimes.
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ def _jobs(draw: st.DrawFn, s: Startd, now: float) -> tuple[RunningJob, ...]:
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     spec = draw(specs())
-    o = draw(observed_states(spec))
-    startds = tuple(replace(s, jobs=draw(_jobs(s, o.now))) if s.busy_cores else s for s in o.startds)
+    if draw(st.booleans()):
+        # The shared generator's jobs: one core each, some of other pools (overflow, or left by a relabel) or of
+        # a pool not reported, and each pool's running cores what its jobs hold.
+        o = draw(observed_states(spec, jobs=True))
+        startds = o.startds
+    else:
+        o = draw(observed_states(spec))
+        startds = tuple(replace(s, jobs=draw(_jobs(s, o.now))) if s.busy_cores else s for s in o.startds)
     history = tuple(sorted(draw(st.lists(st.sampled_from([30.0, 120.0, 600.0, 1200.0, 3600.0, 7200.0]),
                                          max_size=60))))
     demand = {**o.demand, "drp": replace(o.demand["drp"], runtimes=history)}
