@@ -910,9 +910,11 @@ def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
         commons.free += cores  # the node is back in the commons, empty
 
 
-def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
+def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | str = "") -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
-    vacates at once. False when it was already touched this cycle or the move limit is reached."""
+    vacates at once. False when it was already touched this cycle or the move limit is reached. The reason
+    starts with ``why`` and ``held`` (a figure ``give_back_surplus`` writes after its words: one string built per
+    release, not two)."""
     name, moved = s.name, cycle.moved
     if name in moved or not cycle.budget.take():
         return False
@@ -925,16 +927,16 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
             ps.ready_lent -= cores
     grace = cycle.vacate_after(pool)
     if busy == 0:
-        remove_now(cycle, commons, s, f"{why}; no job runs there")
+        remove_now(cycle, commons, s, f"{why}{held}; no job runs there")
     elif grace == 0:
-        remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
+        remove_now(cycle, commons, s, f"{why}{held}; {pool} vacates at once")
     else:
         commons.returning += cores
         # The grace, or sooner when waiting it out would lose more work (without jobs: the grace).
         after = cycle.vacate_for(s, pool) if s.jobs else grace
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
         # Positional, as in _deploy_for: thousands of these a decision.
-        cycle.actions.append(DrainStartd(cycle.actor, f"{why}; let its {busy} busy cores {what}", name, after))
+        cycle.actions.append(DrainStartd(cycle.actor, f"{why}{held}; let its {busy} busy cores {what}", name, after))
     return True
 
 
@@ -1003,7 +1005,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
-            release(cycle, commons, s, f"{needs}{ps.lent}")
+            release(cycle, commons, s, needs, ps.lent)
             surplus -= s.cores
 
 
@@ -1226,10 +1228,15 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     # The commons' free cores and the pool's borrowed cores change only here while it deploys: kept in locals and
     # written back once (they were read back from the objects for every worker).
     free, reserve, lent, below_max = commons.free, commons.reserve, ps.lent, ps.maximum - ps.standalone
-    most = -1  # the most pods one worker may take now; told again after each deployment (-1: to be told)
+    # The most pods one worker may take (``_most_pods``) as last told (-1: to be told), and the pods deployed since.
+    # Each deployment lowers the four figures it is the least of by its cores exactly (the free cores by a float
+    # subtraction: at most one pod less once rounded), so ``most - since - 2`` pods may surely still go (one more for
+    # the ceiling on what the pool lacks): while a worker takes no more than that, the figure need not be told again
+    # (it was, after every deployment: a fifth of the cost of one).
+    most, since = -1, 0
     for node in _least_first(ready, load, budget.left):  # ties by name: the workers come in name order
-        if most < 0:
-            most = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least)
+        if most < 0 or since and most - since < 3:
+            most, since = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least), 0
             if most == 0:
                 break
         name = node.name
@@ -1239,10 +1246,12 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
                               memory_mib)
         if fits <= 0:
             continue
+        if since and fits > most - since - 2:  # more than surely may go: told again (at least 1: see above)
+            most, since = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least), 0
         if not budget.take():
             break
-        fits = most if most < fits else fits
-        most = -1
+        fits = most if most < fits else fits  # after deployments, ``fits`` when it is no more than surely may go
+        since += fits
         earlier = given.get(name)
         if earlier is not None:
             existing.update(earlier)  # this worker is named again (another pool; a worker listed twice)
