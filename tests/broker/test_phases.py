@@ -17,6 +17,7 @@ from enclave.broker.decide import (
     Held,
     PoolState,
     RelabelQueue,
+    _pods_that_fit,
     assign_targets,
     claim_in_flight,
     count_holdings,
@@ -540,6 +541,20 @@ def test_lend_pods_stops_where_a_figure_binds_after_many_deployments(limit: str,
     lend_pods(c, k, Held(), room=3 * 48 + 12 if limit == "room" else 10_000, existing=set())
     assert [n for *_, n in _what(c.actions)] == expected
     assert [a.node for a in c.actions if isinstance(a, DeployPods)] == [f"w{i:02d}" for i in range(len(expected))]
+
+
+@pytest.mark.parametrize(("requested", "pods_there", "mem_there", "expected"), [
+    (10.5, 0, 0, 4),  # 48 − 10.5 = 37.5 cores left: floor(37.5 / 8) = 4 pods (memory holds 8 of 32 GiB)
+    (0.0, 0, 0, 6),  # 48 // 8
+    (0.25, 40, 0, 0),  # 7.75 cores left: less than one pod's 8
+    (0.0, 40, 0, 1),  # 8 cores left: exactly one pod
+    (50.0, 0, 0, 0),  # requests beyond the worker's cores: none, never fewer than none
+    (0.0, 0, 256 * 1024 - 40 * 1024, 1),  # 40 GiB of memory left: one pod of 32 GiB, though 6 would fit by cores
+])
+def test_pods_that_fit_the_fewer_of_cores_and_memory(requested: float, pods_there: int, mem_there: int,
+                                                      expected: int) -> None:
+    node = Node("w1", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.READY, requested, 0)
+    assert _pods_that_fit(node, pods_there, mem_there, 8, 32 * 1024) == expected
 
 
 def test_claim_in_flight_by_priority_within_need_and_maximum() -> None:

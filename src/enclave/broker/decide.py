@@ -643,10 +643,14 @@ class Cycle:
     """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
     _grace: dict[str, float | None] = field(init=False, default_factory=dict)
     _deadlines: dict[tuple[str, str], tuple[float | None, float]] = field(init=False, default_factory=dict)
+    waits: set[str] = field(init=False, default_factory=set)
+    """The pools that reclaim without eviction (``reclaim: wait``), read once: every relabel asks
+    (``_reclaim_deadline``)."""
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
         self._grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
+        self.waits = {name for name, p in self.spec.pools.items() if p.reclaim == _WAIT}
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -1155,8 +1159,7 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
 def _reclaim_deadline(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState) -> float | None:
     """The relabel's vacate deadline: the donor's (``Cycle.vacate_for``), unless the receiving pool reclaims
     without eviction (``reclaim: wait``): then the donor's jobs run to their end."""
-    p = cycle.spec.pools.get(dst.name)
-    if p is not None and p.reclaim == _WAIT:
+    if dst.name in cycle.waits:
         return None
     return cycle.vacate_for(s, src.name)
 
@@ -1513,10 +1516,17 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
 
 
 def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
-    by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
+    """Pods of ``cores`` and ``memory_mib`` that fit on ``node`` beside its requests and ``pod_cores_there`` /
+    ``pod_mem``: ``max(0, min(cpu_left // cores, mem_left // memory_mib))``."""
+    cpu_left = node.cores - node.k8s_cores_requested - pod_cores_there
+    if cpu_left < cores:
+        return 0  # not one pod's cores
+    # floor(cpu_left / cores) as int(cpu_left) // cores: the same whole number for cpu_left >= cores > 0, without
+    # a float floor division (fmod and a division, for every worker, twice) and the conversion of its result.
+    by_cpu = int(cpu_left) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
-    # max(0, int(min(by_cpu, by_mem))) without the calls to min and max: this runs for every worker, twice.
-    fits = int(by_mem if by_mem < by_cpu else by_cpu)
+    # Without the calls to min and max: this runs for every worker, twice.
+    fits = by_mem if by_mem < by_cpu else by_cpu
     return fits if fits > 0 else 0
 
 
