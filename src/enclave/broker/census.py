@@ -90,8 +90,6 @@ class Census:
     """Per worker, their memory (MiB)."""
     draining: list[StartdT] = field(default_factory=list)
     """The borrowed startds that are draining, in the observation's order."""
-    _beside: tuple[list[float], dict[str, int] | None] | None = field(default=None, init=False, repr=False)
-    """``_beside_requests``, once counted."""
 
     @property
     def base(self) -> int:
@@ -105,35 +103,6 @@ class Census:
     def borrowed(self) -> dict[str, list[StartdT]]:
         """Per pool, its borrowed startds that are up and not draining: the ones a give-back may take."""
         return {pool: h.lent_startds for pool, h in self.holdings.items() if h.lent_startds}
-
-    def free_cores(self, pod_cores_on: dict[str, int]) -> float:
-        """Free commons cores: what the ready workers have beside their requests and the worker pods
-        (``pod_cores_on``, per worker), less what pods on draining workers still need elsewhere once evicted.
-
-        The same sums in the same order (the observation's) as a pass over every ready worker: each worker's
-        cores beside its requests are counted once per census (``_beside_requests``), and only those of the workers
-        with pods are taken down (``x - 0`` is ``x``). A decision asks twice, and most workers run no worker pod: a
-        pass over 16,000 workers reading three figures each cost 18 M instructions (callgrind)."""
-        beside, at = self._beside_requests()
-        if at is None:  # a worker listed twice: the pods are taken from each of its entries
-            get = pod_cores_on.get
-            left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in self.ready_workers]
-        else:
-            left = beside.copy()
-            for node, cores in pod_cores_on.items():
-                i = at.get(node)
-                if i is not None:
-                    left[i] -= cores
-        return sum(left) - sum([n.k8s_cores_requested for n in self.draining_workers])
-
-    def _beside_requests(self) -> tuple[list[float], dict[str, int] | None]:
-        """Each ready worker's cores beside its Kubernetes requests, in order, and where each worker is in that list
-        (None when a name is listed twice)."""
-        if self._beside is None:
-            ready = self.ready_workers
-            at = {n.name: i for i, n in enumerate(ready)}
-            self._beside = ([n.cores - n.k8s_cores_requested for n in ready], at if len(at) == len(ready) else None)
-        return self._beside
 
     @classmethod
     def take(cls, observed: Observed) -> Census:

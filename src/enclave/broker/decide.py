@@ -525,7 +525,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     if census is None:
         census = Census.take(observed)
     cores_on, mem_on, other_lent = _other_pods(spec, census, pool, observed.now)
-    free = census.free_cores(cores_on)
+    free = _free_cores(census, cores_on)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
     room = b.max_lend_share * census.worker_cores - other_lent
@@ -595,6 +595,16 @@ def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldo
         elif s.kind == _POD and (s.busy_cores == 0 or grace == 0):
             removed.append(s)
     return counted, removed
+
+
+def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
+    """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
+    less what pods on draining workers still need elsewhere once evicted."""
+    # Comprehensions, not a loop appending (half the interpreter's steps per worker); the same sums in the
+    # same order (the observation's).
+    get = pod_cores_on.get
+    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+    return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
 def _drained_now(s: StartdT, now: float, grace: float | None) -> bool:
@@ -743,7 +753,7 @@ class Commons:
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
                    not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
                    draining=sorted(census.draining, key=_NAME), ready=set(map(_NAME, ready_by_name)),
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=census.free_cores(pod_cores_on),
+                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
                    returning=sum(map(_CORES, census.draining)),
                    pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
 
