@@ -651,7 +651,8 @@ class Cycle:
     """Each pool's recently finished runtimes (``PoolDemand.runtimes``): whether a job ends within its grace."""
     cooldown: float = field(init=False)
     """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
-    _grace: dict[str, float | None] = field(init=False, default_factory=dict)
+    grace: dict[str, float | None] = field(init=False, default_factory=dict)
+    """Each pool's ``vacate_after``, read once per decision; ``release`` reads it without a call per startd."""
     _deadlines: dict[tuple[str, str], tuple[float | None, float]] = field(init=False, default_factory=dict)
     waits: set[str] = field(init=False, default_factory=set)
     """The pools that reclaim without eviction (``reclaim: wait``), read once: every relabel asks
@@ -659,7 +660,7 @@ class Cycle:
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
-        self._grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
+        self.grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
         self.waits = {name for name, p in self.spec.pools.items() if p.reclaim == _WAIT}
 
     @classmethod
@@ -681,7 +682,7 @@ class Cycle:
         """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and
         for a pool the spec does not define). Looked up once per pool and decision (it is asked for every
         startd released)."""
-        return self._grace.get(pool)
+        return self.grace.get(pool)
 
     def victim_cost(self, s: StartdT, pool: str) -> float:
         """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
@@ -929,7 +930,7 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | st
         ps.lent -= cores
         if s.ready:
             ps.ready_lent -= cores
-    grace = cycle.vacate_after(pool)
+    grace = cycle.grace.get(pool)  # cycle.vacate_after(pool), without a method call for each of thousands
     if busy == 0:
         remove_now(cycle, commons, s, f"{why}{held}; no job runs there")
     elif grace == 0:
