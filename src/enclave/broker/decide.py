@@ -753,7 +753,7 @@ class Commons:
         ready_by_name = sorted(census.ready_workers, key=_NAME)
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
                    not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
-                   draining=sorted(census.draining, key=_NAME), ready=set(map(_NAME, ready_by_name)),
+                   draining=sorted(census.draining, key=_NAME), ready={n.name for n in ready_by_name},
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
                    returning=sum(map(_CORES, census.draining)),
                    pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
@@ -819,7 +819,7 @@ class RelabelQueue:
         sizes = self.sizes.get(key)
         if sizes is None:
             mine = self.unsorted.get(pool, [])
-            sizes = self.sizes[key] = set(map(_CORES, mine if promise else self.cool_ones(mine)))
+            sizes = self.sizes[key] = {s.cores for s in (mine if promise else self.cool_ones(mine))}
         return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
