@@ -989,7 +989,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
-        sizes = set(map(_CORES, mine))
+        sizes = {s.cores for s in mine}
         smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
@@ -997,7 +997,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         budget = cycle.budget
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
         # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
-        starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
+        starting = (_READY_STARTD,) if len({s.ready for s in mine}) > 1 else ()
         costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
         largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
         # A startd without jobs costs nothing (``Cycle.victim_cost``): the others' costs are computed only if they
