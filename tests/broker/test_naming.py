@@ -28,3 +28,11 @@ def test_a_name_with_a_line_break_is_not_cut_where_the_names_are_joined() -> Non
     # (not a DNS-1123 name, but pod_names takes any string) must still give `count` names of the one rule.
     assert pod_names("a\nb", 2, set()) == ("htcondor-a\nb-1", "htcondor-a\nb-2")
     assert pod_names("kub-001", 1, set()) == ("htcondor-kub-001-1",)
+
+
+def test_the_numbers_written_ahead_end_where_counting_takes_over() -> None:
+    # 64 numbers are written ahead; 64 and 65 names are the same rule either side of that edge; no count below 1
+    # names a pod.
+    assert pod_names("w", 64, set()) == tuple(f"htcondor-w-{i}" for i in range(1, 65))
+    assert pod_names("w", 65, set()) == tuple(f"htcondor-w-{i}" for i in range(1, 66))
+    assert pod_names("w", -1, set()) == ()

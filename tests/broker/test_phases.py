@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from enclave.broker.decide import (
     Commons,
     Cycle,
     Held,
     PoolState,
     RelabelQueue,
+    _pods_that_fit,
     assign_targets,
     claim_in_flight,
     count_holdings,
@@ -517,6 +520,41 @@ def test_lend_pods_hysteresis_and_room() -> None:
     c = _cycle(spec, _pool("prompt", 100, lend=16, need=16))
     lend_pods(c, _commons(spec, [_worker("w1")], []), Held(), room=8, existing=set())  # room for one
     assert _what(c.actions) == [("deploy", "w1", "prompt", 1)]
+
+
+@pytest.mark.parametrize(("limit", "expected"), [
+    # Ten empty workers of 48 cores each hold 6 pods of 8 cores (48 // 8; 256 GiB holds 8 of 32 GiB). Each case
+    # lets one of the four figures _most_pods is the least of bind after many deployments, so the figure told
+    # once and lowered by what was deployed since (_deploy_for) must stop exactly where telling it after every
+    # deployment did.
+    ("lacking", [6] * 7 + [3]),  # lacks 7·48 + 20: ceil(20 / 8) = 3 pods on the 8th worker, then it lacks none
+    ("room", [6] * 3 + [1]),  # lending room 3·48 + 12: 12 // 8 = 1 pod more, then 4 cores of room hold no pod
+    ("maximum", [6] * 2 + [2]),  # may still hold 2·48 + 17 cores: 17 // 8 = 2 pods more
+    ("free", [6] * 4 + [1]),  # 4·48 + 9 cores free beyond the notebook reserve: 9 // 8 = 1 pod more
+])
+def test_lend_pods_stops_where_a_figure_binds_after_many_deployments(limit: str, expected: list[int]) -> None:
+    spec = _spec(notebook_headroom_cores=480 - (4 * 48 + 9) if limit == "free" else 0)
+    need = 7 * 48 + 20 if limit == "lacking" else 1000
+    prompt = _pool("prompt", 100, lend=need, need=need, maximum=2 * 48 + 17 if limit == "maximum" else 10_000)
+    k = _commons(spec, [_worker(f"w{i:02d}") for i in range(10)], [])  # 480 cores free, all the same load
+    c = _cycle(spec, prompt)
+    lend_pods(c, k, Held(), room=3 * 48 + 12 if limit == "room" else 10_000, existing=set())
+    assert [n for *_, n in _what(c.actions)] == expected
+    assert [a.node for a in c.actions if isinstance(a, DeployPods)] == [f"w{i:02d}" for i in range(len(expected))]
+
+
+@pytest.mark.parametrize(("requested", "pods_there", "mem_there", "expected"), [
+    (10.5, 0, 0, 4),  # 48 − 10.5 = 37.5 cores left: floor(37.5 / 8) = 4 pods (memory holds 8 of 32 GiB)
+    (0.0, 0, 0, 6),  # 48 // 8
+    (0.25, 40, 0, 0),  # 7.75 cores left: less than one pod's 8
+    (0.0, 40, 0, 1),  # 8 cores left: exactly one pod
+    (50.0, 0, 0, 0),  # requests beyond the worker's cores: none, never fewer than none
+    (0.0, 0, 256 * 1024 - 40 * 1024, 1),  # 40 GiB of memory left: one pod of 32 GiB, though 6 would fit by cores
+])
+def test_pods_that_fit_the_fewer_of_cores_and_memory(requested: float, pods_there: int, mem_there: int,
+                                                      expected: int) -> None:
+    node = Node("w1", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.READY, requested, 0)
+    assert _pods_that_fit(node, pods_there, mem_there, 8, 32 * 1024) == expected
 
 
 def test_claim_in_flight_by_priority_within_need_and_maximum() -> None:

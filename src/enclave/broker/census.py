@@ -21,7 +21,7 @@ from enclave.spec.models import NodeRole
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
 _STANDALONE, _POD, _WORKER = StartdKind.STANDALONE, StartdKind.POD, NodeRole.WORKER
 _READY, _DRAINING, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.DOWN
-_STATE, _CORES = attrgetter("state"), attrgetter("cores")
+_STATE = attrgetter("state")
 
 
 def down_nodes(nodes: Iterable[Node]) -> set[str]:
@@ -120,7 +120,7 @@ class Census:
         # Mostly none: then the workers are the ready ones, not a second list of thousands.
         census.ready_workers = [n for n in workers if n.state == _READY] if census.other_workers else workers
         census.draining_workers = [n for n in census.other_workers if n.state == _DRAINING]
-        census.worker_cores = sum(map(_CORES, workers))
+        census.worker_cores = sum([n.cores for n in workers])  # a comprehension: half the steps of map(attrgetter)
         lent, names, holdings = census.lent, census.names, census.holdings
         pod_cores, pod_memory, draining = census.pod_cores, census.pod_memory, census.draining
         for s in census.up:

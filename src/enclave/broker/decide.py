@@ -651,12 +651,17 @@ class Cycle:
     """Each pool's recently finished runtimes (``PoolDemand.runtimes``): whether a job ends within its grace."""
     cooldown: float = field(init=False)
     """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
-    _grace: dict[str, float | None] = field(init=False, default_factory=dict)
+    grace: dict[str, float | None] = field(init=False, default_factory=dict)
+    """Each pool's ``vacate_after``, read once per decision; ``release`` reads it without a call per startd."""
     _deadlines: dict[tuple[str, str], tuple[float | None, float]] = field(init=False, default_factory=dict)
+    waits: set[str] = field(init=False, default_factory=set)
+    """The pools that reclaim without eviction (``reclaim: wait``), read once: every relabel asks
+    (``_reclaim_deadline``)."""
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
-        self._grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
+        self.grace = {name: _vacate_grace(self.spec, name) for name in self.spec.pools}
+        self.waits = {name for name, p in self.spec.pools.items() if p.reclaim == _WAIT}
 
     @classmethod
     def start(cls, spec: EnclaveSpec, now: float, actor: str, pools: dict[str, PoolState]) -> Cycle:
@@ -677,7 +682,7 @@ class Cycle:
         """The grace period after which a pool that vacates evicts its jobs; None for a pool that drains (and
         for a pool the spec does not define). Looked up once per pool and decision (it is asked for every
         startd released)."""
-        return self._grace.get(pool)
+        return self.grace.get(pool)
 
     def victim_cost(self, s: StartdT, pool: str) -> float:
         """Work taking ``s`` from ``pool`` loses (core-seconds, ``enclave.broker.victims``): the order in which a
@@ -748,7 +753,7 @@ class Commons:
         ready_by_name = sorted(census.ready_workers, key=_NAME)
         return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
                    not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
-                   draining=sorted(census.draining, key=_NAME), ready=set(map(_NAME, ready_by_name)),
+                   draining=sorted(census.draining, key=_NAME), ready={n.name for n in ready_by_name},
                    pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
                    returning=sum(map(_CORES, census.draining)),
                    pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
@@ -814,7 +819,7 @@ class RelabelQueue:
         sizes = self.sizes.get(key)
         if sizes is None:
             mine = self.unsorted.get(pool, [])
-            sizes = self.sizes[key] = set(map(_CORES, mine if promise else self.cool_ones(mine)))
+            sizes = self.sizes[key] = {s.cores for s in (mine if promise else self.cool_ones(mine))}
         return sizes
 
     def candidates(self, pool: str, promise: bool, moved: set[str]) -> Iterable[StartdT]:
@@ -910,9 +915,11 @@ def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
         commons.free += cores  # the node is back in the commons, empty
 
 
-def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
+def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | str = "") -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
-    vacates at once. False when it was already touched this cycle or the move limit is reached."""
+    vacates at once. False when it was already touched this cycle or the move limit is reached. The reason
+    starts with ``why`` and ``held`` (a figure ``give_back_surplus`` writes after its words: one string built per
+    release, not two)."""
     name, moved = s.name, cycle.moved
     if name in moved or not cycle.budget.take():
         return False
@@ -923,18 +930,18 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> bool:
         ps.lent -= cores
         if s.ready:
             ps.ready_lent -= cores
-    grace = cycle.vacate_after(pool)
+    grace = cycle.grace.get(pool)  # cycle.vacate_after(pool), without a method call for each of thousands
     if busy == 0:
-        remove_now(cycle, commons, s, f"{why}; no job runs there")
+        remove_now(cycle, commons, s, f"{why}{held}; no job runs there")
     elif grace == 0:
-        remove_now(cycle, commons, s, f"{why}; {pool} vacates at once")
+        remove_now(cycle, commons, s, f"{why}{held}; {pool} vacates at once")
     else:
         commons.returning += cores
         # The grace, or sooner when waiting it out would lose more work (without jobs: the grace).
         after = cycle.vacate_for(s, pool) if s.jobs else grace
         what = "finish" if after == grace else f"go within {after:g} s (waiting {grace:g} s would lose more work)"
         # Positional, as in _deploy_for: thousands of these a decision.
-        cycle.actions.append(DrainStartd(cycle.actor, f"{why}; let its {busy} busy cores {what}", name, after))
+        cycle.actions.append(DrainStartd(cycle.actor, f"{why}{held}; let its {busy} busy cores {what}", name, after))
     return True
 
 
@@ -982,7 +989,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
-        sizes = set(map(_CORES, mine))
+        sizes = {s.cores for s in mine}
         smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
@@ -990,7 +997,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         budget = cycle.budget
         # A key all of them share orders nothing: without reported jobs every victim cost is 0 (as in
         # RelabelQueue), a pool's pods are mostly of one size, and mostly all running.
-        starting = (_READY_STARTD,) if len(set(map(_READY_STARTD, mine))) > 1 else ()
+        starting = (_READY_STARTD,) if len({s.ready for s in mine}) > 1 else ()
         costs = (lambda s: cycle.victim_cost(s, s.pool),) if any(map(_JOBS, mine)) else ()
         largest = (lambda s: -s.cores,) if len(sizes) > 1 else ()
         # A startd without jobs costs nothing (``Cycle.victim_cost``): the others' costs are computed only if they
@@ -1003,7 +1010,7 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
                 continue
             if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
                 continue  # make before break: what replaces it is not running yet
-            release(cycle, commons, s, f"{needs}{ps.lent}")
+            release(cycle, commons, s, needs, ps.lent)
             surplus -= s.cores
 
 
@@ -1163,8 +1170,7 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
 def _reclaim_deadline(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState) -> float | None:
     """The relabel's vacate deadline: the donor's (``Cycle.vacate_for``), unless the receiving pool reclaims
     without eviction (``reclaim: wait``): then the donor's jobs run to their end."""
-    p = cycle.spec.pools.get(dst.name)
-    if p is not None and p.reclaim == _WAIT:
+    if dst.name in cycle.waits:
         return None
     return cycle.vacate_for(s, src.name)
 
@@ -1226,10 +1232,15 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
     # The commons' free cores and the pool's borrowed cores change only here while it deploys: kept in locals and
     # written back once (they were read back from the objects for every worker).
     free, reserve, lent, below_max = commons.free, commons.reserve, ps.lent, ps.maximum - ps.standalone
-    most = -1  # the most pods one worker may take now; told again after each deployment (-1: to be told)
+    # The most pods one worker may take (``_most_pods``) as last told (-1: to be told), and the pods deployed since.
+    # Each deployment lowers the four figures it is the least of by its cores exactly (the free cores by a float
+    # subtraction: at most one pod less once rounded), so ``most - since - 2`` pods may surely still go (one more for
+    # the ceiling on what the pool lacks): while a worker takes no more than that, the figure need not be told again
+    # (it was, after every deployment: a fifth of the cost of one).
+    most, since = -1, 0
     for node in _least_first(ready, load, budget.left):  # ties by name: the workers come in name order
-        if most < 0:
-            most = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least)
+        if most < 0 or since and most - since < 3:
+            most, since = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least), 0
             if most == 0:
                 break
         name = node.name
@@ -1239,10 +1250,12 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
                               memory_mib)
         if fits <= 0:
             continue
+        if since and fits > most - since - 2:  # more than surely may go: told again (at least 1: see above)
+            most, since = _most_pods(free - reserve, below_max - lent, lacking, room, cores, least), 0
         if not budget.take():
             break
-        fits = most if most < fits else fits
-        most = -1
+        fits = most if most < fits else fits  # after deployments, ``fits`` when it is no more than surely may go
+        since += fits
         earlier = given.get(name)
         if earlier is not None:
             existing.update(earlier)  # this worker is named again (another pool; a worker listed twice)
@@ -1514,10 +1527,17 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
 
 
 def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
-    by_cpu = (node.cores - node.k8s_cores_requested - pod_cores_there) // cores
+    """Pods of ``cores`` and ``memory_mib`` that fit on ``node`` beside its requests and ``pod_cores_there`` /
+    ``pod_mem``: ``max(0, min(cpu_left // cores, mem_left // memory_mib))``."""
+    cpu_left = node.cores - node.k8s_cores_requested - pod_cores_there
+    if cpu_left < cores:
+        return 0  # not one pod's cores
+    # floor(cpu_left / cores) as int(cpu_left) // cores: the same whole number for cpu_left >= cores > 0, without
+    # a float floor division (fmod and a division, for every worker, twice) and the conversion of its result.
+    by_cpu = int(cpu_left) // cores
     by_mem = (node.memory_mib - node.k8s_memory_requested_mib - pod_mem) // memory_mib
-    # max(0, int(min(by_cpu, by_mem))) without the calls to min and max: this runs for every worker, twice.
-    fits = int(by_mem if by_mem < by_cpu else by_cpu)
+    # Without the calls to min and max: this runs for every worker, twice.
+    fits = by_mem if by_mem < by_cpu else by_cpu
     return fits if fits > 0 else 0
 
 
