@@ -122,8 +122,9 @@ class LiveSlot:
 
 DRAIN_TRIES = 10
 DRAIN_RETRY_SECONDS = 1.0
-"""How long a drain with a deadline waits for the startd to apply it (its reconfig goes through the master):
-ten tries a second apart, then the drain fails and the broker's next decision tries it again."""
+"""How long a drain waits for the startd to apply its deadline knob (the reconfig goes through the master): ten
+tries a second apart, then the drain fails and the broker's next decision tries it again."""
+
 
 class HTCondorBatch:
     """HTCondor through the official bindings. One instance per enclave spec."""
