@@ -233,7 +233,7 @@ def evicting(got: dict[str, str | None], starts: list[int], drp_job: ClassAd, no
         left.append(max(0, retirement - (now - start)))
     vacate = int(ExprTree(got["MachineMaxVacateTime"] or "").eval())
     longest = max(left)
-    return [r <= 0 or vacate >= (longest if r > 0 else r) for r in left]
+    return [r <= 0 or vacate >= longest for r in left]
 
 
 @pytest.mark.parametrize(("after", "gone"), [(3600.0, False), (120.0, False), (0.0, True)])
