@@ -9,6 +9,7 @@ commons cover (``prewarm_cover``), so its standalone target falls to 0 and drp's
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
@@ -88,3 +89,92 @@ def test_memory_aware_need_counts_the_jobs_memory() -> None:
     # Moves toward a target: 2 nodes (48 cores), prompt's whole target.
     moved = [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
     assert len(moved) == 2
+
+
+def _draining_pods_room(k8s: dict[str, float], pods: int, prompt_nodes: int = 1, **prompt: Any) -> Observed:
+    """Pre-warm: prompt holds ``prompt_nodes`` batch nodes and drp the rest (busy); the workers run ``k8s`` cores of
+    notebooks, and prompt's own ``pods`` busy 8-core pods still drain on kub-001. ``prompt``: its demand."""
+    o = _state()
+    nodes = tuple(replace(n, k8s_cores_requested=k8s.get(n.name, 0.0)) for n in o.nodes)
+    startds = tuple(replace(s, pool="prompt" if int(s.name[-3:]) <= prompt_nodes else "drp") for s in o.startds)
+    draining = tuple(Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", 8, 32768, busy_cores=8,
+                            since=OLD, draining=True) for k in range(1, pods + 1))
+    return replace(o, nodes=nodes, startds=(*startds, *draining),
+                   demand={**o.demand, "prompt": PoolDemand(newest_submit=NIGHT - 60, **prompt)})
+
+
+def test_the_cover_is_what_the_commons_lend_not_a_draining_pods_room() -> None:
+    """Pre-warm, prompt's jobs wait (40 idle cores) and it holds one node (24 cores) of its 72 guaranteed. Its own
+    pod on kub-001 still drains (busy): the cover (``prewarm_cover``) counts that pod's room as prompt's, as it
+    must for deciding again to change nothing, so it counts 1 + 5 pods = 48 cores of the commons (kub-001 has
+    40 cores of notebooks, kub-002 8) and prompt's standalone target is 72 − 48 = 24. But only kub-002's 5 pods
+    (40 cores) can be deployed now: prompt would hold 24 + 40 = 64 < 72 with its jobs waiting and drp's nodes
+    there to take. Lent 8 cores (a pod, more than hysteresis 0.5 of it) short of its cover, the decision is made
+    again with the cover it was lent (40): target 72 − 40 = 32, so one drp node (24 cores) is relabelled, and
+    prompt holds 48 + 40 = 88 ≥ 72."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900})
+    p = plan(spec, _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, idle_jobs=40, idle_cores=40))
+    prompt = p.pools["prompt"]
+    assert (prompt.target, prompt.lend) == (32, 40)
+    deployed = [a for a in p.actions if isinstance(a, DeployPods)]
+    assert [(a.node, len(a.pods) * a.cores_per_pod) for a in deployed] == [("kub-002", 40)]
+    taken = [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert len(taken) == 1 and taken[0].from_pool == "drp"
+    assert prompt.standalone + prompt.lent == 88
+
+
+def test_a_cover_lent_nothing_still_promises_the_need_not_the_whole_guarantee() -> None:
+    """As above, but prompt's need is what its window learned, 40 cores (``peak_cores``, no headroom), below its
+    72 guaranteed, and kub-001 has room only for prompt's own 2 draining pods (32 cores of notebooks), kub-002 none:
+    the cover counts 16 cores, none can be deployed. A covered pool is promised min(guarantee, need) = 40
+    (``assign_targets``); lent 0, it still is, so its target is 40 − 0: one drp node more (24 + 24 ≥ 40), not the
+    two its whole guarantee would take from drp's running coadds."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900, "latency_headroom": 0})
+    p = plan(spec, _draining_pods_room({"kub-001": 32.0, "kub-002": 48.0}, pods=2, idle_jobs=40, idle_cores=40,
+                                       peak_cores=40))
+    prompt = p.pools["prompt"]
+    assert (prompt.need, prompt.target, prompt.lent) == (40, 40, 0)
+    assert not [a for a in p.actions if isinstance(a, DeployPods)]
+    assert [(a.from_pool, a.to_pool) for a in p.actions if isinstance(a, Relabel)] == [("drp", "prompt")]
+
+
+def test_a_cover_lent_short_is_kept_when_the_pool_holds_its_promise() -> None:
+    """The first case with prompt holding its 3 nodes (72 cores, its whole promise) while kub-002's 5 pods deploy:
+    lent 8 cores short of its cover, but short of nothing it was promised. The decision stands: target 72 − 48."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900})
+    p = plan(spec, _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, prompt_nodes=3, idle_jobs=40,
+                                       idle_cores=40))
+    prompt = p.pools["prompt"]
+    assert (prompt.target, prompt.lend, prompt.standalone + prompt.lent) == (24, 48, 72 + 40)
+    assert not [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+
+
+def test_a_cover_lent_short_is_kept_when_no_node_fits_under_the_maximum() -> None:
+    """The first case with prompt's maximum at 3 nodes (72 cores): it holds 24 + 40 = 64, and no 24-core node fits
+    in the 8 left. Deciding again would lower drp's target by 8 cores for nothing prompt could take: drp keeps
+    240 − 24 = 216."""
+    spec = make_spec(workers=2, batch=10, maximum=(3, 9, 5, 5), broker={"cooldown_seconds": 900})
+    p = plan(spec, _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, idle_jobs=40, idle_cores=40))
+    assert (p.pools["prompt"].target, p.pools["prompt"].lend, p.pools["drp"].target) == (24, 48, 216)
+
+
+def test_a_cover_lent_short_is_kept_when_the_move_limit_cut_the_lending() -> None:
+    """The first case with a move limit of 1, used by removing a drained drp pod (``finish_drains``): the lending
+    phase never ran, so what it lent says nothing of the cover; the next decision goes on with target 72 − 48."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 1})
+    o = _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, idle_jobs=40, idle_cores=40)
+    drained = Startd("htcondor-kub-002-9", "kub-002", StartdKind.POD, "drp", 8, 32768, since=OLD, draining=True)
+    p = plan(spec, replace(o, startds=(*o.startds, drained)))
+    assert p.capped and len(p.actions) == 1
+    assert p.pools["prompt"].target == 24
+
+
+def test_a_cover_lent_short_is_kept_when_the_pool_holds_its_promise_exactly() -> None:
+    """The first case with no hysteresis and prompt's need what its window learned, 64 cores (no headroom): its
+    promise is min(72, 64) = 64, and it holds 24 + 40 = 64, short of nothing. With hysteresis 0 any shortfall
+    counts, but none is no shortfall: the targets stand (prompt's 64 − 48 = 16)."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900, "hysteresis": 0, "latency_headroom": 0})
+    p = plan(spec, _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, idle_jobs=40, idle_cores=40,
+                                       peak_cores=64))
+    prompt = p.pools["prompt"]
+    assert (prompt.need, prompt.standalone + prompt.lent, prompt.target) == (64, 64, 16)

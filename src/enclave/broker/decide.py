@@ -200,19 +200,25 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
                 census: Census | None = None) -> tuple[dict[str, PoolState], int]:
     """Guarantees, maxima, needs and targets of every pool; the standalone capacity they are shares of.
     ``census``: the observation's (``Census.take``), when the caller has it already."""
-    return _pool_states(spec, observed, night, census or Census.take(observed), scheduled_prewarm(spec, observed))
+    pools, base, _ = _pool_states(spec, observed, night, census or Census.take(observed),
+                                  scheduled_prewarm(spec, observed))
+    return pools, base
 
 
 def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, census: Census,
-                 by_schedule: bool | None) -> tuple[dict[str, PoolState], int]:
-    """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision."""
+                 by_schedule: bool | None,
+                 cover: dict[str, int] | None = None) -> tuple[dict[str, PoolState], int, dict[str, int]]:
+    """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision, and the
+    cover the targets were set with. ``cover``: what the commons cover (``prewarm_cover``), when the caller
+    knows better (``_lent_short_of_cover``)."""
     base = census.base
     pools = pool_figures(spec, observed, night, base, by_schedule, census.holdings)
     add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
-    assign_targets(pools, base, prewarm_cover(spec, observed, pools, lenders, census, night=night), lenders,
-                   weighted=spec.broker.surplus == Surplus.WEIGHTED)
-    return pools, base
+    if cover is None:
+        cover = prewarm_cover(spec, observed, pools, lenders, census, night=night)
+    assign_targets(pools, base, cover, lenders, weighted=spec.broker.surplus == Surplus.WEIGHTED)
+    return pools, base, cover
 
 
 def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, base: int,
@@ -420,12 +426,15 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
         return {}
     ps = pools[warm]
     if ps.prewarm:
-        return {warm: min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))}
-    if night is None or ps.need <= 0 or not night.contains(observed.now, spec.broker.prewarm_lead_seconds):
+        covered = min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))
+    elif night is None or ps.need <= 0 or not night.contains(observed.now, spec.broker.prewarm_lead_seconds):
         return {}
-    # After the pre-warm: keep the pods that run, never wait for new ones while a batch node could serve now.
-    held = min(ps.need, ps.ready_lent)
-    return {warm: min(held, lendable_pod_cores(spec, observed, warm, census, at_most=held))} if held else {}
+    else:
+        # After the pre-warm: keep the pods that run, never wait for new ones while a batch node could serve now.
+        held = min(ps.need, ps.ready_lent)
+        covered = min(held, lendable_pod_cores(spec, observed, warm, census, at_most=held)) if held else 0
+    # Covering nothing is not being covered: the pool is promised its whole guarantee (``assign_targets``).
+    return {warm: covered} if covered else {}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
@@ -442,10 +451,11 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
         if ps.has_work:
             # A pool the commons covers tonight (``prewarm_cover``) is promised its need, at most its guarantee,
             # between the two: holding standalone cores for a guarantee above its need would hand back pods each
-            # time the commons' room moved by one.
-            covered = cover.get(ps.name, 0)
-            promise = min(ps.guaranteed, ps.need) if covered or not ps.latency else ps.guaranteed
-            ps.target = min(max(0, promise - covered), free)
+            # time the commons' room moved by one. It stays so when the commons lend it less than they seemed to
+            # (``_lent_short_of_cover``, down to 0): the gap is its need's, not its whole guarantee's.
+            covered = cover.get(ps.name)
+            promise = min(ps.guaranteed, ps.need) if covered is not None or not ps.latency else ps.guaranteed
+            ps.target = min(max(0, promise - (covered or 0)), free)
             free -= ps.target
     if weighted:
         free = share_weighted(order, free, cover)
@@ -649,6 +659,8 @@ class Cycle:
     """Pools highest priority first: the order in which they are served."""
     runtimes: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Each pool's recently finished runtimes (``PoolDemand.runtimes``): whether a job ends within its grace."""
+    cover: dict[str, int] = field(default_factory=dict)
+    """What the commons cover of a pool's need (``prewarm_cover``): the cores its targets were lowered by."""
     cooldown: float = field(init=False)
     """``broker.cooldown_seconds``, read once: ``cool`` runs for every startd that may move."""
     grace: dict[str, float | None] = field(init=False, default_factory=dict)
@@ -841,20 +853,63 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     First the night and every pool's figures (``pool_states``: guarantee, maximum, need, target, what to
     borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
     the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
-    finish, pools move toward their targets, then lending pools borrow pods or whole workers."""
+    finish, pools move toward their targets, then lending pools borrow pods or whole workers.
+
+    The pool the commons cover (``prewarm_cover``) has its standalone target lowered by pods the lending phase,
+    last, may not manage to deploy (room held for a waiting spawn; its own pod still draining): when it was
+    lent too little (``_lent_short_of_cover``), the decision is made once more with the cover it was lent."""
     validate(spec)
     night = current_night(spec, observed.now)
-    census = Census.take(observed)
     verdict = scheduled_prewarm(spec, observed)  # once: the pool figures and the notes both say it
-    pools, base = _pool_states(spec, observed, night, census, verdict)
+    cycle, base = _decide_once(spec, observed, actor, night, verdict, Census.take(observed))
+    lowered = _lent_short_of_cover(cycle)
+    if lowered:
+        # A census of its own: a decision takes its census's lists over and adds the pod names it gives.
+        cycle, base = _decide_once(spec, observed, actor, night, verdict, Census.take(observed), lowered)
+    pools = cycle.pools
+    return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
+                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
+
+
+def _decide_once(spec: EnclaveSpec, observed: Observed, actor: str, night: Night | None, verdict: bool | None,
+                 census: Census, cover: dict[str, int] | None = None) -> tuple[Cycle, int]:
+    """The pool figures, then the phases until the move limit: the cycle they leave, and the standalone capacity.
+    ``cover`` as for ``_pool_states``."""
+    pools, base, cover = _pool_states(spec, observed, night, census, verdict, cover)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
+    cycle.cover = cover
     commons = Commons.of(spec, observed, census)
     for _ in _phases(cycle, commons, observed.notebook_spawns, census):
         if cycle.budget.capped:
             break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
-    return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
-                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
+    return cycle, base
+
+
+def _lent_short_of_cover(cycle: Cycle) -> dict[str, int]:
+    """The cover lowered to what the lending phase lent, for each covered pool left short of its promise
+    (``min(guarantee, need)``, ``assign_targets``) because the commons lent less than the cover counted; {} when
+    none is, or the move limit cut the decision short (deciding again goes on with the work).
+
+    Short means by ``hysteresis`` of one of its pods, as the lending phase counts it (``_deploy_for``): less is
+    what any borrowing leaves. A pool whose maximum holds no batch-only node more is left as it is: lowering
+    its cover would only lower the others' targets, with no node it could take."""
+    if cycle.budget.capped or not cycle.cover:
+        return {}
+    spec = cycle.spec
+    b = spec.broker
+    # ``validate`` saw batch-only cores, so some group has nodes.
+    smallest = min(g.cores for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY and g.count)
+    lowered = {}
+    for name, covered in cycle.cover.items():
+        ps = cycle.pools[name]
+        holds = ps.standalone + ps.lent
+        short = min(ps.guaranteed, ps.need) - holds
+        pod_cores = ps.pod[0] if ps.pod else b.pod_cores
+        if (ps.lent < covered and short > 0 and short >= b.hysteresis * pod_cores - _EPS
+                and ps.maximum - holds >= smallest):
+            lowered[name] = ps.lent
+    return lowered
 
 
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
