@@ -188,9 +188,8 @@ def test_prewarm_cover_only_in_pods_mode_for_a_prewarmed_lender() -> None:
     assert prewarm_cover(_spec(lend_mode="nodes"), o, warm, {"prompt"}) == {}
     assert prewarm_cover(_spec(), o, warm, set()) == {}
     assert prewarm_cover(_spec(), o, {"prompt": _pool("prompt", 100, need=48)}, {"prompt"}) == {}
-    # No workers: the commons cover nothing, and covering nothing is not covering: the pool is left out, so it is
-    # promised its whole guarantee (``assign_targets``).
-    assert prewarm_cover(_spec(), o, warm, {"prompt"}) == {}
+    # No workers: the commons cover nothing, but the pool is covered (by 0).
+    assert prewarm_cover(_spec(), o, warm, {"prompt"}) == {"prompt": 0}
 
 
 # --- Giving back -------------------------------------------------------------------------------------------

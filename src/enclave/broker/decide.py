@@ -206,17 +206,14 @@ def pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None,
 
 
 def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, census: Census,
-                 by_schedule: bool | None,
-                 cover: dict[str, int] | None = None) -> tuple[dict[str, PoolState], int, dict[str, int]]:
-    """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision, and the
-    cover the targets were set with. ``cover``: what the commons cover (``prewarm_cover``), when the caller
-    knows better (``_lent_short_of_cover``)."""
+                 by_schedule: bool | None) -> tuple[dict[str, PoolState], int, dict[str, int]]:
+    """``pool_states``, with the schedule's verdict (``scheduled_prewarm``) asked once per decision, and what the
+    commons cover (``prewarm_cover``), by which the targets were lowered."""
     base = census.base
     pools = pool_figures(spec, observed, night, base, by_schedule, census.holdings)
     add_holdings(pools, census.holdings)
     lenders = set(lending_pools(spec))
-    if cover is None:
-        cover = prewarm_cover(spec, observed, pools, lenders, census, night=night)
+    cover = prewarm_cover(spec, observed, pools, lenders, census, night=night)
     assign_targets(pools, base, cover, lenders, weighted=spec.broker.surplus == Surplus.WEIGHTED)
     return pools, base, cover
 
@@ -426,15 +423,12 @@ def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolSt
         return {}
     ps = pools[warm]
     if ps.prewarm:
-        covered = min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))
-    elif night is None or ps.need <= 0 or not night.contains(observed.now, spec.broker.prewarm_lead_seconds):
+        return {warm: min(ps.need, lendable_pod_cores(spec, observed, warm, census, at_most=ps.need))}
+    if night is None or ps.need <= 0 or not night.contains(observed.now, spec.broker.prewarm_lead_seconds):
         return {}
-    else:
-        # After the pre-warm: keep the pods that run, never wait for new ones while a batch node could serve now.
-        held = min(ps.need, ps.ready_lent)
-        covered = min(held, lendable_pod_cores(spec, observed, warm, census, at_most=held)) if held else 0
-    # Covering nothing is not being covered: the pool is promised its whole guarantee (``assign_targets``).
-    return {warm: covered} if covered else {}
+    # After the pre-warm: keep the pods that run, never wait for new ones while a batch node could serve now.
+    held = min(ps.need, ps.ready_lent)
+    return {warm: min(held, lendable_pod_cores(spec, observed, warm, census, at_most=held))} if held else {}
 
 
 def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int], lenders: set[str], *,
@@ -451,11 +445,9 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
         if ps.has_work:
             # A pool the commons covers tonight (``prewarm_cover``) is promised its need, at most its guarantee,
             # between the two: holding standalone cores for a guarantee above its need would hand back pods each
-            # time the commons' room moved by one. It stays so when the commons lend it less than they seemed to
-            # (``_lent_short_of_cover``, down to 0): the gap is its need's, not its whole guarantee's.
-            covered = cover.get(ps.name)
-            promise = min(ps.guaranteed, ps.need) if covered is not None or not ps.latency else ps.guaranteed
-            ps.target = min(max(0, promise - (covered or 0)), free)
+            # time the commons' room moved by one.
+            covered = cover.get(ps.name, 0)
+            ps.target = min(max(0, promised(ps, covered) - covered), free)
             free -= ps.target
     if weighted:
         free = share_weighted(order, free, cover)
@@ -466,6 +458,12 @@ def assign_targets(pools: dict[str, PoolState], base: int, cover: dict[str, int]
     for ps in order:
         if ps.name in lenders:
             ps.lend = max(0, ps.need - ps.target)
+
+
+def promised(ps: PoolState, covered: int) -> int:
+    """What a pool with work is promised (``assign_targets``): a latency pool its whole guarantee, unless the commons
+    cover ``covered`` cores of its need tonight; then, as any other pool, its guarantee up to its need."""
+    return min(ps.guaranteed, ps.need) if covered or not ps.latency else ps.guaranteed
 
 
 def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> int:
@@ -853,29 +851,13 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     First the night and every pool's figures (``pool_states``: guarantee, maximum, need, target, what to
     borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
     the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
-    finish, pools move toward their targets, then lending pools borrow pods or whole workers.
-
-    The pool the commons cover (``prewarm_cover``) has its standalone target lowered by pods the lending phase,
-    last, may not manage to deploy (room held for a waiting spawn; its own pod still draining): when it was
-    lent too little (``_lent_short_of_cover``), the decision is made once more with the cover it was lent."""
+    finish, pools move toward their targets, then lending pools borrow pods or whole workers, and a pool the
+    commons lent less than they cover is made up from batch nodes."""
     validate(spec)
     night = current_night(spec, observed.now)
+    census = Census.take(observed)
     verdict = scheduled_prewarm(spec, observed)  # once: the pool figures and the notes both say it
-    cycle, base = _decide_once(spec, observed, actor, night, verdict, Census.take(observed))
-    lowered = _lent_short_of_cover(cycle)
-    if lowered:
-        # A census of its own: a decision takes its census's lists over and adds the pod names it gives.
-        cycle, base = _decide_once(spec, observed, actor, night, verdict, Census.take(observed), lowered)
-    pools = cycle.pools
-    return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
-                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
-
-
-def _decide_once(spec: EnclaveSpec, observed: Observed, actor: str, night: Night | None, verdict: bool | None,
-                 census: Census, cover: dict[str, int] | None = None) -> tuple[Cycle, int]:
-    """The pool figures, then the phases until the move limit: the cycle they leave, and the standalone capacity.
-    ``cover`` as for ``_pool_states``."""
-    pools, base, cover = _pool_states(spec, observed, night, census, verdict, cover)
+    pools, base, cover = _pool_states(spec, observed, night, census, verdict)
     cycle = Cycle.start(spec, observed.now, actor, pools)
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
     cycle.cover = cover
@@ -883,33 +865,8 @@ def _decide_once(spec: EnclaveSpec, observed: Observed, actor: str, night: Night
     for _ in _phases(cycle, commons, observed.notebook_spawns, census):
         if cycle.budget.capped:
             break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
-    return cycle, base
-
-
-def _lent_short_of_cover(cycle: Cycle) -> dict[str, int]:
-    """The cover lowered to what the lending phase lent, for each covered pool left short of its promise
-    (``min(guarantee, need)``, ``assign_targets``) because the commons lent less than the cover counted; {} when
-    none is, or the move limit cut the decision short (deciding again goes on with the work).
-
-    Short means by ``hysteresis`` of one of its pods, as the lending phase counts it (``_deploy_for``): less is
-    what any borrowing leaves. A pool whose maximum holds no batch-only node more is left as it is: lowering
-    its cover would only lower the others' targets, with no node it could take."""
-    if cycle.budget.capped or not cycle.cover:
-        return {}
-    spec = cycle.spec
-    b = spec.broker
-    # ``validate`` saw batch-only cores, so some group has nodes.
-    smallest = min(g.cores for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY and g.count)
-    lowered = {}
-    for name, covered in cycle.cover.items():
-        ps = cycle.pools[name]
-        holds = ps.standalone + ps.lent
-        short = min(ps.guaranteed, ps.need) - holds
-        pod_cores = ps.pod[0] if ps.pod else b.pod_cores
-        if (ps.lent < covered and short > 0 and short >= b.hysteresis * pod_cores - _EPS
-                and ps.maximum - holds >= smallest):
-            lowered[name] = ps.lent
-    return lowered
+    return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
+                capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
 
 
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
@@ -932,6 +889,8 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], cens
     lend_mode = cycle.spec.broker.lend_mode
     if lend_mode == LendMode.PODS:
         lend_pods(cycle, commons, held, room, existing=census.names)
+        yield
+        make_up_for_pods(cycle, queue)
         yield
     lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
 
@@ -1132,7 +1091,7 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
 
 
 def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
-             again: Callable[[PoolState], bool] | None = None) -> bool:
+             again: Callable[[PoolState], bool] | None = None, at_target: bool = False) -> bool:
     """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
     the rules allow (``may_give``). False when none may move or the move limit is reached.
 
@@ -1140,10 +1099,13 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     at a time would make. For a promise, each move only takes the donors before this one further from giving
     (``may_give`` asks more of the receiver as it grows, and nothing of them changes), so the next search would
     pass over them and start at this donor's next candidate; with thousands of moves the searches cost more
-    than the moves (``bench.broker_decide``). Not for targets: a move there may let an earlier donor overshoot."""
+    than the moves (``bench.broker_decide``). Not for targets: a move there may let an earlier donor overshoot.
+
+    ``at_target`` (a promise only, ``make_up_for_pods``): donors at or below their target give too, down to what a
+    promise leaves them (``may_give``)."""
     moved = cycle.moved
     for src in queue.donors:
-        if src is dst or src.standalone <= src.target:
+        if src is dst or (src.standalone <= src.target and not at_target):
             continue
         # may_give looks at a startd only for its size: each size the donor has is asked once, and a donor none of
         # whose sizes may go is passed over without ordering its startds (a pool at its target, most of the time).
@@ -1161,7 +1123,7 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
             if not cycle.budget.take():
                 return False
             _relabel(cycle, s, src, dst, promise)
-            if again is None or not again(dst) or src.standalone <= src.target:
+            if again is None or not again(dst) or (src.standalone <= src.target and not at_target):
                 return True
             took = True
             # A promise may take sizes up to what keeping the donor's floor and the receiver's maximum leaves
@@ -1349,8 +1311,41 @@ def _most_pods(spare: float, below_max: int, lacking: int, room: float, cores: i
     return by_room if by_room < most else most
 
 
+def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
+    """Phase 9: a pool the commons cover (``prewarm_cover``) whose target was lowered by pods the lending phase could
+    not deploy (room held for a waiting spawn, its own pod still draining: the cover counts both, so that deciding
+    again does not change it) has its target raised to its promise less what it was lent, and takes batch nodes for
+    it as a promise (``keep_promises``) while its jobs wait. Only when it is short by ``hysteresis`` of one of its
+    pods, as the lending phase counts (``_deploy_for``), and a batch node fits under its maximum: otherwise the
+    raised target would bring nothing. Last, so the other pools' moves stand as their targets made them."""
+    b = cycle.spec.broker
+    smallest = _smallest_batch_node(cycle.spec)
+    for name, covered in cycle.cover.items():
+        ps = cycle.pools[name]
+        promise = promised(ps, covered)
+        holds = ps.standalone + ps.lent
+        short = promise - holds
+        pod_cores = ps.pod[0] if ps.pod else b.pod_cores
+        if not covered or short <= 0 or short < b.hysteresis * pod_cores - _EPS or ps.maximum - holds < smallest:
+            continue
+        ps.target = max(ps.target, promise - ps.lent)
+        ps.lend = max(0, ps.need - ps.target)  # a lender borrows the part of its need its target does not hold
+        before = {q.name: q.standalone for q in cycle.pools.values()}
+        # The other pools are at their targets by now: the nodes come from their targets, lowest priority first.
+        while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=True):
+            pass
+        for q in cycle.pools.values():
+            if q is not ps and q.standalone < before[q.name]:
+                q.target = max(0, q.target - (before[q.name] - q.standalone))
+
+
+def _smallest_batch_node(spec: EnclaveSpec) -> int:
+    """Cores of the smallest batch-only node: the least a relabel brings. ``validate`` saw batch-only cores."""
+    return min(g.cores for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY and g.count)
+
+
 def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
-    """Phase 9 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
+    """Phase 10 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
     if needed. With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
     in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
