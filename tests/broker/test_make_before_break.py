@@ -178,3 +178,56 @@ def test_a_cover_lent_short_is_kept_when_the_pool_holds_its_promise_exactly() ->
                                        peak_cores=64))
     prompt = p.pools["prompt"]
     assert (prompt.need, prompt.standalone + prompt.lent, prompt.target) == (64, 64, 16)
+
+
+def _three_workers(k8s: dict[str, float], owners: dict[int, tuple[str, int, float]], **prompt: Any) -> Observed:
+    """Pre-warm with 3 workers running ``k8s`` cores of notebooks, prompt's two busy pods still draining on kub-002,
+    and batch node i held by ``owners[i]`` = (pool, busy cores, seconds since it moved)."""
+    nodes = [Node(n, "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD, k8s_cores_requested=c) for n, c in k8s.items()]
+    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD) for i in range(1, 11)]
+    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, pool, 24, 128 * 1024,
+                      busy_cores=busy, since=NIGHT - age) for i, (pool, busy, age) in owners.items()]
+    startds += [Startd(f"htcondor-kub-002-{k}", "kub-002", StartdKind.POD, "prompt", 8, 32768, busy_cores=8,
+                       since=OLD, draining=True) for k in (1, 2)]
+    return Observed(now=NIGHT, nodes=tuple(nodes), startds=tuple(startds), demand={
+        "drp": PoolDemand(idle_jobs=1000, idle_cores=1000, running_jobs=168, running_cores=168),
+        "prompt": PoolDemand(newest_submit=NIGHT - 60, **prompt),
+        "user": PoolDemand(idle_jobs=12, idle_cores=12, running_jobs=24, running_cores=24)})
+
+
+def test_a_cover_made_up_leaves_the_other_pools_moves_and_deciding_again_changes_nothing() -> None:
+    """Found in review. Prompt's need is its window's 40 cores plus 20 % (48), below its 72 guaranteed, so it is
+    promised 48; its jobs wait (80 idle cores). kub-001 has room for 2 pods, kub-002's room is its own 2 draining
+    pods', kub-003 none; with 8 cores kept for notebooks the commons lend 1 pod. The cover counts 24 (3 pods), so
+    its target is 48 − 24 = 24, its node condor-010; lent 8, it holds 32: 16 short, at least hysteresis 1.0 of a pod.
+    The other pools' moves come first, as without the make-up: user is owed its guarantee (one node; a promise
+    ignores the cooldown) and takes general's first idle node by name, condor-002; drp lacks 36 ≥ 24 of its target
+    and takes general's node out of its cooldown, condor-007. Then prompt's target rises to 48 − 8 = 40 and it takes
+    general's last node, condor-005, by its promise (cooldown ignored); general's target falls by it. Deciding again
+    on the result: prompt holds 56 ≥ 48, and what it holds beyond its target (24) is its floor (need 48 − 0 ready
+    borrowed): nothing moves."""
+    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 5, 5), broker={
+        "cooldown_seconds": 900, "hysteresis": 1.0, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
+    owners = {1: ("drp", 0, 30), 2: ("general", 0, 30), 3: ("drp", 24, 30), 4: ("drp", 0, 1e5),
+              5: ("general", 0, 30), 6: ("drp", 0, 1e5), 7: ("general", 24, 1e5), 8: ("drp", 0, 1e5),
+              9: ("drp", 24, 1e5), 10: ("prompt", 0, 1e5)}
+    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
+                       peak_cores=40)
+    first = plan(spec, o)
+    moves = [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)]
+    assert moves == [("condor-002", "general", "user"), ("condor-007", "general", "drp"),
+                     ("condor-005", "general", "prompt")]
+    assert first.pools["prompt"].target == 40
+    assert plan(spec, project(o, first.actions)).actions == []
+
+
+def test_a_cover_lent_short_by_less_than_hysteresis_of_a_pod_is_kept() -> None:
+    """The first case with hysteresis 1.0 and prompt's need its window's 68 cores (no headroom): promised
+    min(72, 68) = 68, covered 48, target 20. It holds its node and kub-002's 5 pods, 24 + 40 = 64: 4 short, less than
+    hysteresis of a pod (8), which is what borrowing itself leaves (``_deploy_for`` stops there): no node is taken."""
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900, "hysteresis": 1.0, "latency_headroom": 0})
+    p = plan(spec, _draining_pods_room({"kub-001": 40.0, "kub-002": 8.0}, pods=1, idle_jobs=40, idle_cores=40,
+                                       peak_cores=68))
+    prompt = p.pools["prompt"]
+    assert (prompt.need, prompt.standalone + prompt.lent, prompt.target) == (68, 64, 20)
+    assert not [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]

@@ -11,7 +11,8 @@ How a decision is made (seed §7.1, BCS 1–5):
    capacity: first every pool with work gets its guarantee, then the rest goes to needs in priority order.
    ``T`` depends on the spec and demand only (and, for a pool with nothing queued, on where its jobs run:
    ``on_own_slots``), never on where startds are now, which is what makes deciding again on the result a
-   no-op — but for a give-back that leaves the giver's jobs as guests (``on_own_slots``).
+   no-op — but for a give-back that leaves the giver's jobs as guests (``on_own_slots``), and the make-up of
+   a cover the commons did not lend (``make_up_for_pods``), last, which leaves what it moved to the pool's floor.
 2. **Relabel (BCS 1, 2).** A pool below its guarantee takes startds at once (cooldown and hysteresis do not
    delay a promise). A pool short of its target by at least ``hysteresis`` of a startd takes one from a pool
    above its target — lowest priority first, the startds whose jobs would lose the least work first
