@@ -231,3 +231,30 @@ def test_a_cover_lent_short_by_less_than_hysteresis_of_a_pod_is_kept() -> None:
     prompt = p.pools["prompt"]
     assert (prompt.need, prompt.standalone + prompt.lent, prompt.target) == (68, 64, 20)
     assert not [a for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+
+
+def test_a_cover_lent_short_while_no_job_waits_changes_no_figure_and_no_move() -> None:
+    """Found in review. Pre-warm, prompt has no job yet (not ``urgent``) and needs its 72-core guarantee from pods:
+    the cover counts 9 (its own draining pod's room on kub-001 too), 8 deploy (kub-002 6, kub-003 2), 8 short. A
+    promise to a latency pool whose jobs do not wait bypasses nothing, so nothing is made up and no figure
+    changes: prompt's target stays 72 − 72 = 0, and user (guarantee one node, 36 cores needed, one node held)
+    still takes general's first idle node by name toward its target past it (hysteresis: it lacks 12 ≥ 0.5 · 24),
+    which a raised prompt target would have blocked (``may_give``: not while another pool is short of its
+    promise)."""
+    spec = make_spec(workers=3, batch=10, broker={"cooldown_seconds": 900})
+    req = {"kub-001": 40.0, "kub-002": 0.0, "kub-003": 32.0}
+    nodes = [Node(n, "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD, k8s_cores_requested=c) for n, c in req.items()]
+    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD) for i in range(1, 11)]
+    owner = {1: "user", 2: "general", 3: "general", 4: "general"}
+    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, owner.get(i, "drp"), 24,
+                      128 * 1024, busy_cores=0 if owner.get(i) == "general" else 24, since=OLD) for i in range(1, 11)]
+    startds.append(Startd("htcondor-kub-001-1", "kub-001", StartdKind.POD, "prompt", 8, 32768, busy_cores=8,
+                          since=OLD, draining=True))
+    o = Observed(now=NIGHT, nodes=tuple(nodes), startds=tuple(startds),
+                 demand={"drp": PoolDemand(running_jobs=144, running_cores=144, idle_jobs=6, idle_cores=6),
+                         "user": PoolDemand(running_jobs=24, running_cores=24, idle_jobs=12, idle_cores=12),
+                         "prompt": PoolDemand(newest_submit=NIGHT - 60)})
+    p = plan(spec, o)
+    assert (p.pools["prompt"].target, p.pools["prompt"].lent) == (0, 64)
+    assert [(a.startd, a.from_pool, a.to_pool) for a in p.actions if isinstance(a, Relabel)] == [
+        ("condor-002", "general", "user")]

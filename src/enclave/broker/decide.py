@@ -1318,7 +1318,9 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
     again does not change it) has its target raised to its promise less what it was lent, and takes batch nodes for
     it as a promise (``keep_promises``) while its jobs wait. Only when it is short by ``hysteresis`` of one of its
     pods, as the lending phase counts (``_deploy_for``), and a batch node fits under its maximum: otherwise the
-    raised target would bring nothing. Last, so the other pools' moves stand as their targets made them."""
+    raised target would bring nothing; and when no node comes, the targets stay as they were. Last, so the other
+    pools' moves stand as their targets made them. A whole node comes for a gap of a pod: the gap is the pool's
+    jobs waiting now, and the node goes back once the pods run (its floor falls with them)."""
     b = cycle.spec.broker
     smallest = _smallest_batch_node(cycle.spec)
     for name, covered in cycle.cover.items():
@@ -1329,15 +1331,22 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
         pod_cores = ps.pod[0] if ps.pod else b.pod_cores
         if not covered or short <= 0 or short < b.hysteresis * pod_cores - _EPS or ps.maximum - holds < smallest:
             continue
+        if not ps.urgent():
+            continue  # a promise to a latency pool bypasses nothing while its jobs do not wait (``PoolState.urgent``)
+        old = ps.target, ps.lend
         ps.target = max(ps.target, promise - ps.lent)
-        ps.lend = max(0, ps.need - ps.target)  # a lender borrows the part of its need its target does not hold
         before = {q.name: q.standalone for q in cycle.pools.values()}
-        # The other pools are at their targets by now: the nodes come from their targets, lowest priority first.
-        while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=True):
-            pass
+        # Donors above their target first (a node nobody wants), then those at it, lowest priority first.
+        for at_target in (False, True):
+            while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=at_target):
+                pass
+        if ps.standalone == before[name]:
+            ps.target, ps.lend = old  # nothing came: the figures stay what brought the decision's moves
+            continue
+        ps.lend = max(0, ps.need - ps.target)  # a lender borrows the part of its need its target does not hold
         for q in cycle.pools.values():
             if q is not ps and q.standalone < before[q.name]:
-                q.target = max(0, q.target - (before[q.name] - q.standalone))
+                q.target = min(q.target, q.standalone)  # what it gave beyond its target was not its target's
 
 
 def _smallest_batch_node(spec: EnclaveSpec) -> int:
