@@ -89,13 +89,13 @@ def _covered(spec: EnclaveSpec, o: Observed, p: Plan) -> dict[str, int]:
     return prewarm_cover(spec, o, fresh, set(lending_pools(spec)), night=p.night)
 
 
-def _short_of_a_pod(spec: EnclaveSpec, o: Observed, p: Plan, name: str, held: int) -> bool:
+def _short_of_a_pod(spec: EnclaveSpec, p: Plan, name: str, held: int, covered: dict[str, int]) -> bool:
     """Whether ``name`` is one the commons cover tonight that holds less than its promise only by less than
     ``hysteresis`` of one of its pods. Its standalone target is its promise less the cover (docs/broker.md step 2,
     "The pre-warm gives way to the measured need"; ``prewarm_cover``), the covered part is borrowed as pods, and
     "a pool borrows a pod when it lacks ``hysteresis`` of one" (docs/broker.md, "Hysteresis on give-back";
-    ``_deploy_for``): what is left short of the cover is less than that."""
-    if not _covered(spec, o, p).get(name):
+    ``_deploy_for``): what is left short of the cover is less than that. ``covered``: ``_covered``."""
+    if not covered.get(name):
         return False
     ps = p.pools[name]
     pod_cores = ps.pod[0] if ps.pod else spec.broker.pod_cores
@@ -112,11 +112,12 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
     for name, ps in p.pools.items():
         if not ps.has_work or name not in spec.pools:
             continue
-        if after.get(name, 0) >= _promised(ps, name in covered) or p.capped:
+        promise = _promised(ps, bool(covered.get(name)))
+        if after.get(name, 0) >= promise or p.capped:
             continue
         if not ps.urgent():
             continue  # a latency pool whose jobs do not wait moves toward its guarantee with cooldown (issue 15)
-        if _short_of_a_pod(spec, o, p, name, after.get(name, 0)):
+        if _short_of_a_pod(spec, p, name, after.get(name, 0), covered):
             continue
         # Below its guarantee only when no startd could be taken without breaking another promise or a cap.
         left = _held(project(o, p.actions), standalone_only=True)
@@ -132,7 +133,7 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
             keep = max(q.guaranteed if q.has_work else 0, q.floor())
             fits = after.get(name, 0) + s.cores <= ps.maximum
             assert not (fits and left.get(s.pool, 0) - s.cores >= keep and left[s.pool] > q.target), (
-                f"{name} holds {after.get(name, 0)} < promise {_promised(ps, name in covered)} although {s.name} "
+                f"{name} holds {after.get(name, 0)} < promise {promise} although {s.name} "
                 f"({s.pool}) could be taken: {p.actions}; pools {p.pools}; base {p.standalone_cores}")
 
 

@@ -1333,7 +1333,7 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
             continue
         if not ps.urgent():
             continue  # a promise to a latency pool bypasses nothing while its jobs do not wait (``PoolState.urgent``)
-        old = ps.target, ps.lend
+        old = ps.target
         ps.target = max(ps.target, promise - ps.lent)
         before = {q.name: q.standalone for q in cycle.pools.values()}
         # Donors above their target first (a node nobody wants), then those at it, lowest priority first.
@@ -1341,7 +1341,7 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
             while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=at_target):
                 pass
         if ps.standalone == before[name]:
-            ps.target, ps.lend = old  # nothing came: the figures stay what brought the decision's moves
+            ps.target = old  # nothing came: the figures stay what brought the decision's moves
             continue
         ps.lend = max(0, ps.need - ps.target)  # a lender borrows the part of its need its target does not hold
         for q in cycle.pools.values():
