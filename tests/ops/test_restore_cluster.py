@@ -3,6 +3,7 @@ same snapshot, one --initial-cluster naming all members, one token, each member 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def test_three_members_restored_from_one_backup_form_one_cluster(tmp_path: Path,
             s.launch()
         for s in servers:
             s.wait_healthy(60)
-        members = servers[0].client.run("member", "list").strip().splitlines()
+        members = _started_members(servers[0], len(cluster))
         assert len(members) == 3 and all(m.name in " ".join(members) for m in cluster)
         assert servers[2].client.get_all() == keys
         servers[0].client.put("/after-restore", "replicated")
@@ -40,6 +41,20 @@ def test_three_members_restored_from_one_backup_form_one_cluster(tmp_path: Path,
     finally:
         for s in servers:
             s.stop()
+
+
+def _started_members(server: EtcdServer, count: int, timeout_s: float = 30.0) -> list[str]:
+    """The member list once every member has published its name.
+
+    A member publishes its name and client URLs through raft after it serves (etcd server/etcdserver/server.go,
+    `publishV3`), so a healthy member can still be listed by another as `unstarted` with an empty name
+    (etcdctl/ctlv3/command/printer_simple.go prints `unstarted` when `m.Name` is empty)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        members = server.client.run("member", "list").strip().splitlines()
+        if (len(members) == count and all(", started, " in m for m in members)) or time.monotonic() > deadline:
+            return members
+        time.sleep(0.2)
 
 
 def test_restore_args_name_every_member() -> None:
