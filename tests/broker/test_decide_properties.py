@@ -273,6 +273,26 @@ def gave_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
             and spec.pools[p].latency_objective is None}
 
 
+def took_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
+    """The pools whose need may rise on the result of ``first`` (``on_own_slots``' second exception, docs/broker.md
+    step 2): those without a latency objective and with nothing queued that took, in ``first``, a startd where
+    their own jobs run as guests. Such a pool's need is met (it counts its borrowed startds' jobs), but its
+    standalone target may not be: a promise brings it a standalone startd, and the guests there now run on its
+    own slots, so its need rises by them."""
+    by_name = {s.name: s for s in o.startds}
+    took = {a.to_pool for a in first.actions if isinstance(a, Relabel)
+            and any(pool_of(by_name[a.startd], j) == a.to_pool for j in by_name[a.startd].jobs)}
+    return {p for p in took if p in spec.pools and o.demand.get(p, PoolDemand()).idle_jobs == 0
+            and spec.pools[p].latency_objective is None}
+
+
+def _after_a_risen_need(first: Plan, second: Plan, rose: set[str], a: object) -> bool:
+    """A follow-up of a need that rose (``took_its_own_jobs``): the pool's target rises with it and the surplus
+    left for the others falls (docs/broker.md step 2), so a pool whose target fell may be taken from — nothing
+    else."""
+    return bool(rose) and isinstance(a, Relabel) and second.pools[a.from_pool].target < first.pools[a.from_pool].target
+
+
 def _after_a_fallen_need(o: Observed, first: Plan, second: Plan, fell: set[str], a: object) -> bool:
     """A follow-up of a need that fell (``gave_its_own_jobs``): targets are set from needs (docs/broker.md step
     2), so the pool whose need fell may give a startd, and a pool whose borrowing fell (a latency pool whose
@@ -303,13 +323,15 @@ def unexplained_follow_ups(spec: EnclaveSpec, o: Observed, first: Plan, second: 
     BCS 5 step 2 on a worker the first decision drained and that had no pods to move (the projection cannot
     know evictions take time, so it is empty at once); make before break's second step (``_replaced``) and the
     relabel it makes room for (``_room_from_replaced``); and, with a pool's own jobs left where they run, the
-    moves its fallen need allows (``gave_its_own_jobs``, ``_after_a_fallen_need``)."""
+    moves its fallen need allows (``gave_its_own_jobs``, ``_after_a_fallen_need``); with a pool's own jobs
+    taken in as guests, the moves its risen need allows (``took_its_own_jobs``, ``_after_a_risen_need``)."""
     drained = {a.node for a in first.actions if isinstance(a, DrainNode)}
-    guests = gave_its_own_jobs(spec, o, first)
-    fell = {p for p in guests if second.pools[p].need < first.pools[p].need}
+    fell = {p for p in gave_its_own_jobs(spec, o, first) if second.pools[p].need < first.pools[p].need}
+    rose = {p for p in took_its_own_jobs(spec, o, first) if second.pools[p].need > first.pools[p].need}
     return [a for a in second.actions
             if not (isinstance(a, StartHTCondor) and a.node in drained) and not _replaced(o, first, a)
-            and not _room_from_replaced(o, first, second, a) and not _after_a_fallen_need(o, first, second, fell, a)]
+            and not _room_from_replaced(o, first, second, a) and not _after_a_fallen_need(o, first, second, fell, a)
+            and not _after_a_risen_need(first, second, rose, a)]
 
 
 @FAST

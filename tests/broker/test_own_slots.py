@@ -16,6 +16,8 @@ from enclave.broker.census import Census, Holding
 from enclave.broker.decide import on_own_slots, plan, pool_figures
 from enclave.broker.effects import project
 from enclave.domain.capacity import (
+    Node,
+    NodeState,
     Observed,
     PoolDemand,
     Relabel,
@@ -24,6 +26,7 @@ from enclave.domain.capacity import (
     StartdKind,
 )
 from enclave.spec import EnclaveSpec
+from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec, observed_states, specs
 from tests.broker.test_decide_properties import unexplained_follow_ups
 
@@ -125,6 +128,39 @@ def test_a_give_back_that_leaves_the_pools_jobs_as_guests_may_be_followed_by_one
     assert plan(spec, project(o2, second.actions)).actions == []
 
 
+def test_a_promise_that_takes_the_pools_guests_in_may_be_followed_by_one_more() -> None:
+    """The second exception (``on_own_slots``): four standalone startds, B = 96, shares in quarters of it.
+    General (guaranteed 24) has nothing queued; its 4 jobs run on its worker pod, deployed this cycle (in the
+    cooldown, so not given back), and 1 on user's u1: need 4, target min(24, 4) = 4. DRP runs 48 and queues 43:
+    target 91 (priority 50 before user's 30). User runs 24 and queues 2: need 26, target 96 − 4 − 91 = 1.
+    General holds 0 standalone cores < 4, so its promise takes a user startd: u1, the least work lost and least
+    busy (11 busy, u2 14). User then holds 24 for a target of 1, so DRP (48 of 91) may not take u2
+    (24 − 24 < 1). On the result general's job on u1 runs on its own startd: need 5, target 5, user's target 0
+    — and DRP takes u2. Then nothing follows."""
+    spec = make_spec(workers=1, batch=4, guaranteed=(0, 0, 0, 1), maximum=(1, 4, 2, 4))
+    pod = Startd("htcondor-kub-001-1", "kub-001", StartdKind.POD, "general", 4, 8192, busy_cores=4, since=NOW,
+                 jobs=tuple(RunningJob(1, NOW - 600, "general") for _ in range(4)))
+    kub = Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.READY, since=OLD)
+    startds = (pod, _batch("u1", "user", {"user": 10, "general": 1}), _batch("u2", "user", {"user": 14}),
+               _batch("d1", "drp", {"drp": 24}), _batch("d2", "drp", {"drp": 24}))
+    demand = {"general": PoolDemand(running_jobs=5, running_cores=5),
+              "user": PoolDemand(idle_jobs=2, idle_cores=2, running_jobs=24, running_cores=24),
+              "drp": PoolDemand(idle_jobs=43, idle_cores=43, running_jobs=48, running_cores=48)}
+    o = Observed(now=NOW, nodes=(kub,), startds=startds, demand=demand)
+    first = plan(spec, o)
+    assert {p: (first.pools[p].need, first.pools[p].target) for p in ("general", "drp", "user")} == {
+        "general": (4, 4), "drp": (91, 91), "user": (26, 1)}
+    assert [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)] == [
+        ("u1", "user", "general")] and not first.capped
+    o2 = project(o, first.actions)
+    second = plan(spec, o2)
+    assert (second.pools["general"].need, second.pools["general"].target, second.pools["user"].target) == (5, 5, 0)
+    assert [(a.startd, a.from_pool, a.to_pool) for a in second.actions if isinstance(a, Relabel)] == [
+        ("u2", "user", "drp")]
+    assert unexplained_follow_ups(spec, o, first, second) == []  # the property's rule allows it
+    assert plan(spec, project(o2, second.actions)).actions == []
+
+
 @st.composite
 def _with_jobs(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     spec = draw(specs())
@@ -140,7 +176,9 @@ def test_with_jobs_reported_deciding_again_only_gives_what_became_guests(case: t
     (``test_a_give_back_that_leaves_the_pools_jobs_as_guests_may_be_followed_by_one_more``); no other relabel
     follows (but the one make before break's second step makes room for): a pool with jobs queued counts all it
     runs, and one with nothing queued is never short, so no relabel brings it its own guests back. The rule is
-    ``test_decide_properties.unexplained_follow_ups``' (``gave_its_own_jobs``), here always with jobs reported."""
+    ``test_decide_properties.unexplained_follow_ups``' (``gave_its_own_jobs``), here always with jobs reported.
+    A promise that brings such a pool a standalone startd where its jobs run as guests makes them its own
+    again (``took_its_own_jobs``, the example above)."""
     spec, o = case
     first = plan(spec, o)
     if first.capped:

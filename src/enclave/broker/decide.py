@@ -303,11 +303,14 @@ def on_own_slots(d: PoolDemand, pool: str, held: Holding | None) -> PoolDemand:
     startds that are leaving need none of its capacity: they run where they are, and a slot of its own would
     free no core for them. Counting them held a user node with a few cores busy for hours after a burst while
     its last jobs ran on DRP's (twin one-week: the user pool's idle dominant-resource cores 9.5 → 4.8 by day).
-    Why only with nothing queued: such a pool is never short (its need is at most what its startds run), so no
-    relabel brings it a startd where its jobs run as guests, which would count again. A pool with jobs queued
-    wants capacity anyway. The one exception to "deciding again on the result changes nothing": a startd it
-    gives where its own jobs run turns them into guests, so the next decision may give one more while what it
-    holds above its need reaches a startd (bounded: each give lowers that by the startd's idle cores). Counting
+    Why only with nothing queued: such a pool is never short of its need (its need is at most what its startds
+    run), so only its promise brings it a startd — and a pool with jobs queued wants capacity anyway. Two
+    exceptions to "deciding again on the result changes nothing" follow. A startd it gives where its own jobs
+    run turns them into guests, so the next decision may give one more while what it holds above its need
+    reaches a startd (bounded: each give lowers that by the startd's idle cores). And a standalone startd its
+    promise brings it (its guarantee is of standalone cores; its borrowed ones may run all its jobs) where its
+    own jobs run as guests makes them its own, so its need rises by them and the surplus left to the pools
+    after it falls (bounded: once on its own slots, they count until they end). Counting
     them until a cooldown after the move was tried: it then counted a third pool's guests on a startd moved
     between two others, the same exception the other way. Read from the jobs each startd reports
     (``Startd.jobs``, their pool by ``victims.pool_of``); their memory is taken in the proportion of their
