@@ -72,7 +72,7 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr}{tail}")
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a start-up bound only, generous for a loaded machine
         while True:
             try:
                 with psycopg.connect(self.dsn("postgres"), connect_timeout=2):
