@@ -554,7 +554,7 @@ def test_lend_pods_stops_where_a_figure_binds_after_many_deployments(limit: str,
 def test_pods_that_fit_the_fewer_of_cores_and_memory(requested: float, pods_there: int, mem_there: int,
                                                       expected: int) -> None:
     node = Node("w1", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.READY, requested, 0)
-    assert _pods_that_fit(node, pods_there, mem_there, 8, 32 * 1024) == expected
+    assert _pods_that_fit(node, 48 - requested - pods_there, mem_there, 8, 32 * 1024) == expected
 
 
 def test_claim_in_flight_by_priority_within_need_and_maximum() -> None:

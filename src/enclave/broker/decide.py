@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
@@ -537,7 +540,8 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     if census is None:
         census = Census.take(observed)
     cores_on, mem_on, other_lent = _other_pods(spec, census, pool, observed.now)
-    free = _free_cores(census, cores_on)
+    left = _cores_left(census, cores_on)  # per ready worker: its free cores and the pods fitting below
+    free = _free_cores(census, left)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
     room = b.max_lend_share * census.worker_cores - other_lent
@@ -545,10 +549,10 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     if at_most is not None:
         cap = min(cap, -(-at_most // pc))  # pods enough for at_most cores
     fit = 0  # pods that fit next to the others, counted only until the cap binds: min(fit, cap) is the same
-    for n in census.ready_workers:
+    for n, cpu_left in zip(census.ready_workers, left, strict=True):
         if fit >= cap:
             break
-        fit += _pods_that_fit(n, cores_on.get(n.name, 0), mem_on.get(n.name, 0), pc, pm)
+        fit += _pods_that_fit(n, cpu_left, mem_on.get(n.name, 0), pc, pm)
     lendable = max(0, min(fit, cap)) * pc
     return lendable if at_most is None else min(at_most, lendable)
 
@@ -609,13 +613,17 @@ def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldo
     return counted, removed
 
 
-def _free_cores(census: Census, pod_cores_on: dict[str, int]) -> float:
-    """Free commons cores: what ready workers have beside their requests and the worker pods (``pod_cores_on``),
-    less what pods on draining workers still need elsewhere once evicted."""
-    # Comprehensions, not a loop appending (half the interpreter's steps per worker); the same sums in the
-    # same order (the observation's).
+def _cores_left(census: Census, pod_cores_on: dict[str, int]) -> list[float]:
+    """What each ready worker has beside its requests and the worker pods (``pod_cores_on``), in the census's
+    order: what ``_free_cores`` sums and ``lendable_pod_cores`` fits pods in (one subtraction, not two per worker)."""
+    # A comprehension, not a loop appending (half the interpreter's steps per worker).
     get = pod_cores_on.get
-    left = [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+    return [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+
+
+def _free_cores(census: Census, left: list[float]) -> float:
+    """Free commons cores: what ready workers have left (``_cores_left``, summed in the observation's order), less
+    what pods on draining workers still need elsewhere once evicted."""
     return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
 
 
@@ -731,9 +739,8 @@ class Commons:
     """Borrowed startds (worker pods and whole workers) that are up, as observed."""
     borrowed: dict[str, list[StartdT]]
     """Those not draining, per pool (``Census.borrowed``)."""
-    ready_by_name: list[Node]
-    """The ready workers (where pods and spawns may go) in name order, sorted once: every order on workers
-    breaks ties by name (``_ordered``)."""
+    census: Census
+    """The decision's census: the ready workers, in the observation's order (``ready_by_name``, ``ready``)."""
     not_ready_by_name: list[Node]
     """The others (draining, given to HTCondor, down), in name order: the few where workers on their way to
     HTCondor are looked for, without a pass over every worker."""
@@ -741,7 +748,6 @@ class Commons:
     """Cores of all the workers: ``max_lend_share`` is of these."""
     draining: list[StartdT]
     """The borrowed startds already draining, in name order (``finish_drains``)."""
-    ready: set[str]
     pod_cores_on: dict[str, int]
     pod_mem_on: dict[str, int]
     free: float
@@ -764,13 +770,26 @@ class Commons:
         # Copies: this decision's moves change them, the census stays what was observed.
         pod_cores_on, pod_mem_on = dict(census.pod_cores), dict(census.pod_memory)
         pending = pending_notebook_cores(observed, workers)
-        ready_by_name = sorted(census.ready_workers, key=_NAME)
-        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), ready_by_name=ready_by_name,
+        return cls(workers=workers, lent=lent, borrowed=census.borrowed(), census=census,
                    not_ready_by_name=sorted(census.other_workers, key=_NAME), cores=census.worker_cores,
-                   draining=sorted(census.draining, key=_NAME), ready={n.name for n in ready_by_name},
-                   pod_cores_on=pod_cores_on, pod_mem_on=pod_mem_on, free=_free_cores(census, pod_cores_on),
+                   draining=sorted(census.draining, key=_NAME), pod_cores_on=pod_cores_on,
+                   pod_mem_on=pod_mem_on, free=_free_cores(census, _cores_left(census, pod_cores_on)),
                    returning=sum(map(_CORES, census.draining)),
                    pending=pending, reserve=spec.broker.notebook_headroom_cores + pending)
+
+    # The ready workers in name order and their names, made when first asked for: a decision the move limit ends
+    # while giving back (the bench's cases with a limit) never asks for the order, and asks for the names only
+    # when a pod goes (sorting and naming 16,000 workers were a third of those decisions' commons).
+    @cached_property
+    def ready_by_name(self) -> list[Node]:
+        """The ready workers (where pods and spawns may go) in name order, sorted once: every order on workers
+        breaks ties by name (``_ordered``)."""
+        return sorted(self.census.ready_workers, key=_NAME)
+
+    @cached_property
+    def ready(self) -> set[str]:
+        """Their names."""
+        return {n.name for n in self.census.ready_workers}
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
@@ -1267,8 +1286,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
         name = node.name
         pods_c, pods_m = pod_cores_on.get(name, 0), pod_mem_on.get(name, 0)
         # Pods that fit next to its pods and the room held for spawns.
-        fits = _pods_that_fit(node, pods_c + held_cores.get(name, 0), pods_m + held_mem.get(name, 0), cores,
-                              memory_mib)
+        fits = _pods_that_fit(node, node.cores - node.k8s_cores_requested - (pods_c + held_cores.get(name, 0)),
+                              pods_m + held_mem.get(name, 0), cores, memory_mib)
         if fits <= 0:
             continue
         if since and fits > most - since - 2:  # more than surely may go: told again (at least 1: see above)
@@ -1589,10 +1608,10 @@ def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[N
     return [n for n in maybe if n.state == _DRAINING or n.name not in with_startd]
 
 
-def _pods_that_fit(node: Node, pod_cores_there: float, pod_mem: int, cores: int, memory_mib: int) -> int:
-    """Pods of ``cores`` and ``memory_mib`` that fit on ``node`` beside its requests and ``pod_cores_there`` /
+def _pods_that_fit(node: Node, cpu_left: float, pod_mem: int, cores: int, memory_mib: int) -> int:
+    """Pods of ``cores`` and ``memory_mib`` that fit on ``node`` in ``cpu_left`` cores (its own less its requests and
+    the pods there: ``_cores_left``, which the caller may have already) and in its memory beside its requests and
     ``pod_mem``: ``max(0, min(cpu_left // cores, mem_left // memory_mib))``."""
-    cpu_left = node.cores - node.k8s_cores_requested - pod_cores_there
     if cpu_left < cores:
         return 0  # not one pod's cores
     # floor(cpu_left / cores) as int(cpu_left) // cores: the same whole number for cpu_left >= cores > 0, without
@@ -1623,21 +1642,39 @@ def _in_order(listed: list[_T], keys: tuple[Callable[[_T], Any], ...], wanted: i
               costly: tuple[int, Callable[[_T], bool]] | None = None) -> Iterator[_T]:
     """``_ordered(listed, *keys)``, sorting ``listed`` in place (the caller's own list: a copy of thousands of
     startds costs its making and every garbage collection's pass over it). When the caller will likely take only
-    ``wanted`` of many (the moves left under the limit), one at a time from a heap, built in linear time: a loop
-    the move limit ends early does not sort everything. Taking most items, a heap is three times slower than
-    sorting. Ties keep the items' order, as ``sorted`` does.
+    ``wanted`` of many (the moves left under the limit), run by run (``_runs``): a loop the move limit ends early
+    sorts the first run on the later keys, not everything.
 
     ``costly``: the position of a key that is costly to compute and never below 0.0 (a victim cost: work lost is
-    never negative, ``enclave.broker.victims``), and what tells the items for which it is 0.0 and cheap. From a
+    never negative, ``enclave.broker.victims``), and what tells the items for which it is 0.0 and cheap. Then, from a
     heap, the others' is computed only when they reach the top (``_lazily``)."""
     if wanted * 8 >= len(listed):
         return iter(_sort_by(listed, keys))
     if costly is not None:
         return _lazily(listed, keys, *costly)
-    if len(keys) == 1:
-        key = keys[0]
-        return _popped([(key(x), i, x) for i, x in enumerate(listed)])
-    return _popped([(tuple(k(x) for k in keys), i, x) for i, x in enumerate(listed)])
+    return _runs(listed, keys)
+
+
+def _runs(listed: list[_T], keys: tuple[Callable[[_T], Any], ...]) -> Iterator[_T]:
+    """``_sort_by(listed, keys)`` one run at a time: ``listed`` sorted (stably) on the first key, then each run of
+    items equal on it in the order of the later keys, taken the same way, when the caller reaches it. The same
+    order: the sort on the first key keeps the list's order among its ties, and so does each run's on the rest.
+    A heap of key tuples did this before: one tuple per item, whose making and the young garbage collections it set
+    off were most of a give-back the move limit ends after 20 of 2,700 pods (``bench.broker_decide``)."""
+    first, rest = keys[0], keys[1:]
+    listed.sort(key=first)
+    if not rest:
+        yield from listed
+        return
+    firsts = [first(x) for x in listed]  # in order: a run ends where its key does, found by bisection
+    start, end_of_all = 0, len(listed)
+    while start < end_of_all:
+        end = bisect_right(firsts, firsts[start], start)
+        if end - start == 1:
+            yield listed[start]
+        else:
+            yield from _runs(listed[start:end], rest)
+        start = end
 
 
 def _least_first(items: list[_T], keys: list[Any], wanted: int) -> Iterator[_T]:
@@ -1656,18 +1693,19 @@ def _lazily(listed: list[_T], keys: tuple[Callable[[_T], Any], ...], costly: int
     key too, and comes out where a sort on the keys puts it. In ``bench.broker_decide`` the move limit takes 20 of
     2,700 pods that run jobs, and their victim costs (``enclave.broker.victims.deadline``) cost most of the
     decision."""
-    heap: list[tuple[tuple[Any, ...], int, bool, _T]] = []
-    for i, x in enumerate(listed):
-        known = cheap(x)
-        key = tuple([k(x) if known or j != costly else 0.0 for j, k in enumerate(keys)])
-        heap.append((key, i, known, x))
+    # Every item enters with 0.0 in the costly place (a cheap item's own key there is 0.0); the heap's entries are
+    # flat (keys, position, known, item), made in C: one tuple per item, not a key tuple and a list besides (2,700
+    # of them, and the young collections they set off, cost more than the 20 moves the limit leaves).
+    columns = [repeat(0.0) if j == costly else map(k, listed) for j, k in enumerate(keys)]
+    heap = list(zip(*columns, range(len(listed)), map(cheap, listed), listed, strict=False))  # repeat() is endless
     heapq.heapify(heap)
     while heap:
-        key, i, known, x = heapq.heappop(heap)
-        if known:
+        entry = heapq.heappop(heap)
+        x = entry[-1]
+        if entry[-2]:
             yield x
         else:
-            heapq.heappush(heap, (tuple([k(x) for k in keys]), i, True, x))
+            heapq.heappush(heap, (*[k(x) for k in keys], entry[-3], True, x))
 
 
 def _popped(heap: list[tuple[Any, int, _T]]) -> Iterator[_T]:
