@@ -9,7 +9,7 @@ the borrowed ones, each pool's standalone ones, their names, the worker pods on 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
@@ -22,7 +22,7 @@ from enclave.spec.models import NodeRole
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
 _STANDALONE, _POD, _WORKER = StartdKind.STANDALONE, StartdKind.POD, NodeRole.WORKER
 _READY, _DRAINING, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.DOWN
-_STATE, _NAME = attrgetter("state"), attrgetter("name")
+_STATE = attrgetter("state")
 
 
 def down_nodes(nodes: Iterable[Node]) -> set[str]:
@@ -100,15 +100,12 @@ class Census:
         names = {s.name for s in self.lent}
         # Standalone startds are named after their node, almost never like a pod: one search of their names joined
         # tells whether any is (a false alarm costs only the exact pass), without a Python step for each of 24,000.
-        if POD_PREFIX in "\n".join(map(_NAME, self._standalone())):
-            names.update(s.name for s in self._standalone() if s.name.startswith(POD_PREFIX))
+        # Their names from a comprehension: twice as fast as map(attrgetter) (specialised attribute reads).
+        lists = [*(held.standalone_startds for held in self.holdings.values()), self.standalone_draining]
+        standalone = [s.name for listed in lists for s in listed]
+        if POD_PREFIX in "\n".join(standalone):
+            names.update(name for name in standalone if name.startswith(POD_PREFIX))
         return names
-
-    def _standalone(self) -> Iterator[StartdT]:
-        """Every standalone startd that is up, draining or not."""
-        for held in self.holdings.values():
-            yield from held.standalone_startds
-        yield from self.standalone_draining
 
     @property
     def base(self) -> int:
