@@ -45,6 +45,30 @@ def test_heap_with_a_costly_key_gives_the_sorted_order(rows: list[tuple[int, flo
     assert list(plain) == expected
 
 
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    ready: bool
+    busy: int
+    cores: int
+
+
+pods = st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.sampled_from([4, 8, 16])), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pods, st.integers(1, 4))
+def test_runs_give_the_sorted_order_on_the_give_backs_keys(rows: list[tuple[bool, int, int]], wanted: int) -> None:
+    """The give-back's keys (``decide.give_back_surplus``): those still starting first (``ready`` False sorts
+    first), then least busy, then largest, then by name; ``_runs`` sorts on the first key and each run of ties on
+    the rest when reached, which must be the sort on all the keys, ties in the list's order."""
+    items = [Pod(f"p{i % 5}", ready, busy, cores) for i, (ready, busy, cores) in enumerate(rows)]
+    keys = (attrgetter("ready"), attrgetter("busy"), lambda x: -x.cores, _NAME)
+    expected = sorted(items, key=lambda x: (x.ready, x.busy, -x.cores, x.name))
+    # wanted * 8 < len(items) takes the run-by-run path; otherwise the whole sort: both give the same order.
+    assert list(_in_order(list(items), keys, wanted)) == expected
+
+
 def test_costs_are_computed_only_for_items_that_reach_the_top() -> None:
     # 3 idle items (no jobs: cost 0.0, busy 0) and 60 running jobs (busy 1..4). The first 3 taken are the idle
     # ones, whatever the others cost: no cost of theirs is needed. The 4th needs the costs of those that reach

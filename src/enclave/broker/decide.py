@@ -540,7 +540,7 @@ def lendable_pod_cores(spec: EnclaveSpec, observed: Observed, pool: str, census:
     if census is None:
         census = Census.take(observed)
     cores_on, mem_on, other_lent = _other_pods(spec, census, pool, observed.now)
-    left = _cores_left(census, cores_on)  # per ready worker: its free cores and the pods fitting below
+    left = _cores_left(census, cores_on)  # per ready worker: what _free_cores sums and pods are fitted into below
     free = _free_cores(census, left)
     reserve = b.notebook_headroom_cores + pending_notebook_cores(observed, census.workers)
     pc, pm = pod_shape(spec, observed.demand.get(pool, PoolDemand()))
@@ -740,7 +740,7 @@ class Commons:
     borrowed: dict[str, list[StartdT]]
     """Those not draining, per pool (``Census.borrowed``)."""
     census: Census
-    """The decision's census: the ready workers, in the observation's order (``ready_by_name``, ``ready``)."""
+    """The decision's census, whole; read here for its ready workers (``ready_by_name``, ``ready``)."""
     not_ready_by_name: list[Node]
     """The others (draining, given to HTCondor, down), in name order: the few where workers on their way to
     HTCondor are looked for, without a pass over every worker."""
@@ -1285,7 +1285,8 @@ def _deploy_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, lacki
                 break
         name = node.name
         pods_c, pods_m = pod_cores_on.get(name, 0), pod_mem_on.get(name, 0)
-        # Pods that fit next to its pods and the room held for spawns.
+        # Pods that fit next to its pods and the room held for spawns. The parentheses keep the sum's rounding as
+        # it was (held cores are floats): the same fits, so the same decisions.
         fits = _pods_that_fit(node, node.cores - node.k8s_cores_requested - (pods_c + held_cores.get(name, 0)),
                               pods_m + held_mem.get(name, 0), cores, memory_mib)
         if fits <= 0:
@@ -1640,10 +1641,11 @@ def _sort_by(listed: list[_T], keys: tuple[Callable[[_T], Any], ...]) -> list[_T
 
 def _in_order(listed: list[_T], keys: tuple[Callable[[_T], Any], ...], wanted: int,
               costly: tuple[int, Callable[[_T], bool]] | None = None) -> Iterator[_T]:
-    """``_ordered(listed, *keys)``, sorting ``listed`` in place (the caller's own list: a copy of thousands of
-    startds costs its making and every garbage collection's pass over it). When the caller will likely take only
-    ``wanted`` of many (the moves left under the limit), run by run (``_runs``): a loop the move limit ends early
-    sorts the first run on the later keys, not everything.
+    """``_ordered(listed, *keys)``, reordering ``listed`` in place (the caller's own list, which it does not read
+    again: a copy of thousands of startds costs its making and every garbage collection's pass over it). When the
+    caller will likely take only ``wanted`` of many (the moves left under the limit), run by run (``_runs``; the
+    list is then left sorted on the first key only): a loop the move limit ends early sorts the first run on the
+    later keys, not everything.
 
     ``costly``: the position of a key that is costly to compute and never below 0.0 (a victim cost: work lost is
     never negative, ``enclave.broker.victims``), and what tells the items for which it is 0.0 and cheap. Then, from a
