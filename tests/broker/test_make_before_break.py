@@ -16,6 +16,7 @@ from enclave.broker.effects import project
 from enclave.domain.capacity import DeployPods, Node, Observed, PoolDemand, Relabel, Startd, StartdKind
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec
+from tests.broker.test_decide_properties import unexplained_follow_ups
 
 NIGHT = NOW + 10 * 3600  # 23:20 UTC = 20:20 local at Cerro Pachón: after evening twilight in April
 OLD = NIGHT - 100_000.0
@@ -219,6 +220,38 @@ def test_a_cover_made_up_leaves_the_other_pools_moves_and_deciding_again_changes
                      ("condor-005", "general", "prompt")]
     assert first.pools["prompt"].target == 40
     assert plan(spec, project(o, first.actions)).actions == []
+
+
+def test_a_donor_the_make_up_took_from_at_its_target_takes_toward_it_again_next_cycle() -> None:
+    """The make-up's one follow-up (docs/broker.md step 1; the property's ``_after_the_make_up``). Prompt as in the
+    case above: promised 48, covered 24 (3 pods), target 24, its node condor-010; lent 8, 16 short. DRP has nothing
+    queued and runs 20 cores on its two nodes: need and target 20 (guarantee 96 ≥ 20). User runs 168 on its seven
+    nodes and queues 12: need 180; its target is 240 − 24 − 20 = 196 capped at its need, 180; it holds 168, short
+    12, less than hysteresis 1.0 of a node, so it takes nothing. The make-up raises prompt's target to 48 − 8 = 40.
+    DRP is above its target (48 > 20), but a promise leaves a donor its whole guarantee (96): it gives nothing.
+    User, below its target, gives down to its guarantee (24): condor-003, its first by name. User's target falls
+    to what it holds, 144. Deciding again: user's target is 180 again, 36 short ≥ 24, and a target move leaves
+    DRP only its target: 48 − 24 ≥ 20, so user takes condor-001. Then nothing moves."""
+    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 9, 5), broker={
+        "cooldown_seconds": 900, "hysteresis": 1.0, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
+    owners = {i: ("drp", 10, 1e5) if i <= 2 else ("prompt", 0, 1e5) if i == 10 else ("user", 24, 1e5)
+              for i in range(1, 11)}
+    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
+                       peak_cores=40)
+    o = replace(o, demand={**o.demand, "drp": PoolDemand(running_jobs=20, running_cores=20),
+                           "user": PoolDemand(idle_jobs=12, idle_cores=12, running_jobs=168, running_cores=168)})
+    first = plan(spec, o)
+    assert {p: (first.pools[p].need, first.pools[p].target) for p in ("prompt", "drp", "user")} == {
+        "prompt": (48, 40), "drp": (20, 20), "user": (180, 144)}
+    assert [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)] == [
+        ("condor-003", "user", "prompt")]
+    o2 = project(o, first.actions)
+    second = plan(spec, o2)
+    assert second.pools["user"].target == 180
+    assert [(a.startd, a.from_pool, a.to_pool) for a in second.actions if isinstance(a, Relabel)] == [
+        ("condor-001", "drp", "user")]
+    assert unexplained_follow_ups(spec, o, first, second) == []
+    assert plan(spec, project(o2, second.actions)).actions == []
 
 
 def test_a_cover_lent_short_by_less_than_hysteresis_of_a_pod_is_kept() -> None:
