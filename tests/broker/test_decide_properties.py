@@ -269,7 +269,13 @@ def gave_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
     by_name = {s.name: s for s in o.startds}
     gave = {a.from_pool for a in first.actions if isinstance(a, Relabel) and _own_jobs_there(by_name[a.startd])}
     gave |= {s.pool for a in first.actions for s in _given_back(o, a) if _own_jobs_there(s)}
-    return {p for p in gave if p in spec.pools and o.demand.get(p, PoolDemand()).idle_jobs == 0
+    return _on_own_slots_only(spec, o, gave)
+
+
+def _on_own_slots_only(spec: EnclaveSpec, o: Observed, pools: set[str]) -> set[str]:
+    """Those of ``pools`` whose need counts only their jobs on their own startds (``decide.on_own_slots``): without
+    a latency objective and with nothing queued."""
+    return {p for p in pools if p in spec.pools and o.demand.get(p, PoolDemand()).idle_jobs == 0
             and spec.pools[p].latency_objective is None}
 
 
@@ -282,8 +288,7 @@ def took_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
     by_name = {s.name: s for s in o.startds}
     took = {a.to_pool for a in first.actions if isinstance(a, Relabel)
             and any(pool_of(by_name[a.startd], j) == a.to_pool for j in by_name[a.startd].jobs)}
-    return {p for p in took if p in spec.pools and o.demand.get(p, PoolDemand()).idle_jobs == 0
-            and spec.pools[p].latency_objective is None}
+    return _on_own_slots_only(spec, o, took)
 
 
 def _after_a_risen_need(first: Plan, second: Plan, rose: set[str], a: object) -> bool:

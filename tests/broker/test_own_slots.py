@@ -175,10 +175,10 @@ def test_with_jobs_reported_deciding_again_only_gives_what_became_guests(case: t
     guests (or on a startd that is leaving) on the result, so its need falls by them and it may give more
     (``test_a_give_back_that_leaves_the_pools_jobs_as_guests_may_be_followed_by_one_more``); no other relabel
     follows (but the one make before break's second step makes room for): a pool with jobs queued counts all it
-    runs, and one with nothing queued is never short, so no relabel brings it its own guests back. The rule is
-    ``test_decide_properties.unexplained_follow_ups``' (``gave_its_own_jobs``), here always with jobs reported.
-    A promise that brings such a pool a standalone startd where its jobs run as guests makes them its own
-    again (``took_its_own_jobs``, the example above)."""
+    runs, and one with nothing queued is never short of its need, so only its promise brings it a startd — and
+    where its jobs run there as guests, they become its own again (``took_its_own_jobs``, the example above).
+    The rule is ``test_decide_properties.unexplained_follow_ups``' (``gave_its_own_jobs``), here always with jobs
+    reported."""
     spec, o = case
     first = plan(spec, o)
     if first.capped:
