@@ -7,10 +7,12 @@ objective), drp (50, vacates after a 600 s grace period), user (30), general (10
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
 
+import enclave.broker.decide as decide
 from enclave.broker.decide import (
     Commons,
     Cycle,
@@ -621,3 +623,27 @@ def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> 
         c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
         drain_for_batch(c, _commons(spec, nodes, pods), [], {}, {"prompt": 96}, room=room)
         assert len(c.actions) == drained, room
+
+
+def test_the_decision_runs_with_the_cyclic_collector_paused_and_leaves_it_as_it_was(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    real = decide.give_back_surplus
+
+    def spy(cycle: Cycle, commons: Commons) -> None:
+        seen.append(gc.isenabled())
+        real(cycle, commons)
+
+    monkeypatch.setattr(decide, "give_back_surplus", spy)
+    spec = make_spec()
+    observed = Observed(now=NOW, nodes=(), startds=(), demand={})
+    enabled = gc.isenabled()
+    try:
+        gc.enable()
+        decide.plan(spec, observed)
+        assert seen == [False] and gc.isenabled()
+        gc.disable()  # a caller that paused it (the twin's loop) finds it paused still
+        decide.plan(spec, observed)
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable() if enabled else gc.disable()
