@@ -822,14 +822,15 @@ class RelabelQueue:
     @classmethod
     def of(cls, cycle: Cycle, startds: Iterable[StartdT]) -> RelabelQueue:
         """The queue of ``startds`` (those that are up)."""
-        return cls.start(cycle, Census.of(startds).standalone())
+        return cls.start(cycle, Census.of(startds))
 
     @classmethod
-    def start(cls, cycle: Cycle, standalone: dict[str, list[StartdT]]) -> RelabelQueue:
-        """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``), which
-        it takes over."""
+    def start(cls, cycle: Cycle, census: Census) -> RelabelQueue:
+        """The queue of each pool's standalone startds that are up and not draining (``Census.standalone``), whose
+        lists it takes over, and of their sizes (``Holding.standalone_sizes``)."""
+        sizes = {(pool, True): h.standalone_sizes for pool, h in census.holdings.items() if h.standalone_startds}
         return cls(by_pool={}, donors=sorted(cycle.pools.values(), key=lambda ps: (ps.priority, ps.name)),
-                   unsorted=standalone, cool_ones=cycle.cool_ones, cost=cycle.victim_cost)
+                   unsorted=census.standalone(), cool_ones=cycle.cool_ones, cost=cycle.victim_cost, sizes=sizes)
 
     def _listed(self, pool: str, promise: bool) -> list[StartdT]:
         key = (pool, promise)
@@ -852,7 +853,7 @@ class RelabelQueue:
         passes over a donor none of whose sizes may go."""
         key = (pool, promise)
         sizes = self.sizes.get(key)
-        if sizes is None:
+        if sizes is None:  # those out of cooldown, or a pool without standalone startds (the census's sizes else)
             mine = self.unsorted.get(pool, [])
             sizes = self.sizes[key] = {s.cores for s in (mine if promise else self.cool_ones(mine))}
         return sizes
@@ -926,7 +927,7 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], cens
     yield
     held = hold_room_for_spawns(cycle, commons, spawns)
     yield
-    queue = RelabelQueue.start(cycle, census.standalone())
+    queue = RelabelQueue.start(cycle, census)
     keep_promises(cycle, queue)
     yield
     finish_drains(cycle, commons)
