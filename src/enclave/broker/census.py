@@ -66,6 +66,8 @@ class Holding:
     standalone_sizes: set[int] = field(default_factory=set)
     """The cores of its standalone startds, each size once: what a relabel may move is asked by size
     (``RelabelQueue.cores_of``), told here while each startd is at hand, not in a pass of its own."""
+    lent_sizes: set[int] = field(default_factory=set)
+    """The cores of its borrowed startds, each size once (``give_back_surplus``), told the same way."""
 
 
 @dataclass
@@ -164,8 +166,10 @@ class Census:
             if s.draining:
                 draining.append(s)
                 continue
-            held.lent += s.cores
+            cores = s.cores
+            held.lent += cores
             held.lent_startds.append(s)
+            held.lent_sizes.add(cores)
             if s.ready:
-                held.ready_lent += s.cores
+                held.ready_lent += cores
         return census

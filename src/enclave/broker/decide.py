@@ -1038,21 +1038,25 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     ``hysteresis`` of a pod (``_deploy_for``), so a need (or a commons' room) that wavers by less than a pod
     neither deploys nor deletes one (issue 15: pods given back and deployed again as notebooks came and went)."""
     moved = cycle.moved
+    # Only the notebooks' reclaims (phase 1) may have moved a pool's startds before its turn here: each pool gives
+    # only its own, so without those no name need be looked up.
+    reclaimed = bool(moved)
     hysteresis = cycle.spec.broker.hysteresis
     by_pool = commons.borrowed
     for ps in cycle.receivers:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
-        # Those out of cooldown only: the others stay whatever the surplus. Nothing has moved yet unless
-        # notebooks reclaimed: then no name need be looked up.
-        mine = cycle.cool_ones(by_pool.get(ps.name, ()) if surplus > 0 else ())
-        if moved:
+        # Those out of cooldown only: the others stay whatever the surplus.
+        theirs = by_pool.get(ps.name, ()) if surplus > 0 else ()
+        mine = cycle.cool_ones(theirs)
+        if reclaimed:
             mine = [s for s in mine if s.name not in moved]
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
-        sizes = {s.cores for s in mine}
+        # All of them (mostly): their sizes are the census's (``Holding.lent_sizes``), without a pass of their own.
+        sizes = commons.census.holdings[ps.name].lent_sizes if len(mine) == len(theirs) else {s.cores for s in mine}
         smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
