@@ -9,6 +9,7 @@ the borrowed ones, each pool's standalone ones, their names, the worker pods on 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -68,6 +69,17 @@ class Holding:
     (``RelabelQueue.cores_of``), told here while each startd is at hand, not in a pass of its own."""
     lent_sizes: set[int] = field(default_factory=set)
     """The cores of its borrowed startds, each size once (``give_back_surplus``), told the same way."""
+    lent_newest: float = -math.inf
+    """The latest ``since`` of its borrowed startds: all of them are out of a cooldown once it is
+    (``lent_all_cool``)."""
+    idle_pods: list[StartdT] = field(default_factory=list)
+    """Its borrowed worker pods where no job runs, in the observation's order."""
+
+    def lent_all_cool(self, now: float, cooldown: float) -> bool:
+        """Whether every borrowed startd is out of the cooldown (``Cycle.cool``: ``now - since >= cooldown``): then
+        the passes that look for those in it need not be made (a float subtraction is monotonic, so the latest
+        ``since`` tells for all)."""
+        return now - self.lent_newest >= cooldown
 
 
 @dataclass
@@ -159,7 +171,8 @@ class Census:
                     census.standalone_draining.append(s)
                 continue
             lent.append(s)
-            if s.kind == _POD:
+            pod = s.kind == _POD
+            if pod:
                 node = s.node
                 pod_cores[node] = pod_cores.get(node, 0) + s.cores
                 pod_memory[node] = pod_memory.get(node, 0) + s.memory_mib
@@ -172,4 +185,8 @@ class Census:
             held.lent_sizes.add(cores)
             if s.ready:
                 held.ready_lent += cores
+            if s.since > held.lent_newest:
+                held.lent_newest = s.since
+            if pod and s.busy_cores == 0:
+                held.idle_pods.append(s)
         return census

@@ -582,7 +582,7 @@ def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
         elif owner in lenders:
             other_lent += held.lent  # it keeps what it borrows: nothing of it is removed now but drained pods
         else:
-            counted, removed = _not_lending(held.lent_startds, now, _vacate_grace(spec, owner), cooldown)
+            counted, removed = _not_lending(held, now, _vacate_grace(spec, owner), cooldown)
             other_lent += counted
             leaving += removed
     for s in census.draining:  # on their way out: they count against no cap, and leave when done
@@ -599,15 +599,17 @@ def _other_pods(spec: EnclaveSpec, census: Census, pool: str,
     return cores_on, mem_on, other_lent
 
 
-def _not_lending(startds: list[StartdT], now: float, grace: float | None, cooldown: float) -> tuple[int, list[StartdT]]:
-    """For ``_other_pods``, a pool that may not borrow: of its borrowed ``startds`` that are not draining, the
+def _not_lending(held: Holding, now: float, grace: float | None, cooldown: float) -> tuple[int, list[StartdT]]:
+    """For ``_other_pods``, a pool that may not borrow: of its borrowed startds that are not draining (``held``), the
     cores of those in cooldown (they stay, and count against the lending cap) and the pods this decision
     removes whatever else happens (the move limit aside): out of cooldown, idle or of a pool that vacates at
     once (``give_back_surplus``). ``grace``: the pool's (``_vacate_grace``)."""
+    if grace != 0 and held.lent_all_cool(now, cooldown):
+        return 0, held.idle_pods  # none in cooldown: its idle pods go, as the census found them (no pass of its own)
     # One pass: a second pass over thousands of startds costs more than the steps it saves (fetching each again).
     counted = 0
     removed: list[StartdT] = []
-    for s in startds:
+    for s in held.lent_startds:
         if now - s.since < cooldown:
             counted += s.cores
         elif s.kind == _POD and (s.busy_cores == 0 or grace == 0):
@@ -1049,7 +1051,9 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
         surplus = ps.lent - ps.lend
         # Those out of cooldown only: the others stay whatever the surplus.
         theirs = by_pool.get(ps.name, ()) if surplus > 0 else ()
-        mine = cycle.cool_ones(theirs)
+        # A copy either way: the order below sorts it in place, and the census's list stays as observed.
+        whole = theirs and commons.census.holdings[ps.name].lent_all_cool(cycle.now, cycle.cooldown)
+        mine = list(theirs) if whole else cycle.cool_ones(theirs)
         if reclaimed:
             mine = [s for s in mine if s.name not in moved]
         if not mine:
