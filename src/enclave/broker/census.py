@@ -123,6 +123,17 @@ class Census:
         limit, and ``str.startswith`` in the census's pass a tenth of the census."""
         return {s.name for s in self.lent}.union(self.pod_like)
 
+    @cached_property
+    def ready_names(self) -> list[str]:
+        """The ready workers' names, in their order, read off the nodes once: the free cores are counted twice a
+        decision (``_cores_left``), and the set of them is made from these."""
+        return [n.name for n in self.ready_workers]
+
+    @cached_property
+    def ready_room(self) -> list[float]:
+        """What each ready worker has beside its requests (its cores less ``k8s_cores_requested``), in their order."""
+        return [n.cores - n.k8s_cores_requested for n in self.ready_workers]
+
     @property
     def base(self) -> int:
         """Cores of the standalone startds that are up and not draining: the capacity shares are of."""

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, sub
 from typing import Any, Protocol, TypeVar
 
 from enclave.broker import victims
@@ -620,9 +620,9 @@ def _not_lending(held: Holding, now: float, grace: float | None, cooldown: float
 def _cores_left(census: Census, pod_cores_on: dict[str, int]) -> list[float]:
     """What each ready worker has beside its requests and the worker pods (``pod_cores_on``), in the census's
     order: what ``_free_cores`` sums and ``lendable_pod_cores`` fits pods in (one subtraction, not two per worker)."""
-    # A comprehension, not a loop appending (half the interpreter's steps per worker).
-    get = pod_cores_on.get
-    return [n.cores - n.k8s_cores_requested - get(n.name, 0) for n in census.ready_workers]
+    # In C, from what the census read off the nodes once (``Census.ready_room``, ``ready_names``): a comprehension
+    # fetched each of 16,000 workers from memory again, twice a decision. The same figures: (cores - requests) - pods.
+    return list(map(sub, census.ready_room, map(pod_cores_on.get, census.ready_names, repeat(0))))
 
 
 def _free_cores(census: Census, left: list[float]) -> float:
@@ -793,7 +793,7 @@ class Commons:
     @cached_property
     def ready(self) -> set[str]:
         """Their names."""
-        return {n.name for n in self.census.ready_workers}
+        return set(self.census.ready_names)
 
     def short(self) -> float:
         """Cores waiting notebooks (and the headroom) lack once what is on its way back has come back."""
