@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from enclave.broker.census import Census
-from enclave.domain.capacity import Startd, StartdKind
+from enclave.domain.capacity import Node, NodeState, Startd, StartdKind
+from enclave.spec.models import NodeRole
 
 
 def _startd(name: str, node: str, kind: StartdKind, *, draining: bool = False) -> Startd:
@@ -23,3 +24,41 @@ def test_names_are_those_a_new_pod_could_take() -> None:
     assert Census.of(borrowed + standalone + pod_like).names == {"htcondor-kub-001-1", "kub-002",
                                                                  "htcondor-kub-003-1", "htcondor-kub-004-2"}
     assert Census.of(standalone + borrowed).names == {"htcondor-kub-001-1", "kub-002"}
+    # The range test stands for str.startswith: the prefix itself, and names just past it ("htcondor." comes after
+    # every "htcondor-…", "htcondor" before), fall where startswith puts them.
+    edges = [_startd(name, "condor-005", StartdKind.STANDALONE)
+             for name in ("htcondor-", "htcondor", "htcondor.", "htcondor-~", "htcondor-\U0010ffff", "Htcondor-x")]
+    assert Census.of(edges).names == {"htcondor-", "htcondor-~", "htcondor-\U0010ffff"}
+
+
+def test_what_the_pass_tells_of_each_pools_startds() -> None:
+    # Sizes of the standalone and of the borrowed startds not draining, each once; the latest since of the
+    # borrowed ones, and their idle pods in order (a busy pod, a whole worker, a draining pod are not idle pods).
+    startds = [Startd("condor-001", "condor-001", StartdKind.STANDALONE, "drp", 24, 128 * 1024, since=5.0),
+               Startd("condor-002", "condor-002", StartdKind.STANDALONE, "drp", 16, 64 * 1024, since=7.0),
+               Startd("condor-003", "condor-003", StartdKind.STANDALONE, "drp", 24, 128 * 1024),
+               Startd("htcondor-kub-001-1", "kub-001", StartdKind.POD, "drp", 8, 32 * 1024, since=100.0),
+               Startd("htcondor-kub-001-2", "kub-001", StartdKind.POD, "drp", 8, 32 * 1024, busy_cores=3,
+                      since=300.0),
+               Startd("kub-002", "kub-002", StartdKind.NODE, "drp", 48, 256 * 1024, since=200.0),
+               Startd("htcondor-kub-003-1", "kub-003", StartdKind.POD, "drp", 4, 16 * 1024, since=900.0,
+                      draining=True),
+               Startd("htcondor-kub-003-2", "kub-003", StartdKind.POD, "drp", 16, 64 * 1024, since=250.0)]
+    held = Census.of(startds).holdings["drp"]
+    assert held.standalone_sizes == {24, 16}
+    assert held.lent_sizes == {8, 48, 16}
+    assert held.lent_newest == 300.0  # the draining pod's 900 is not one of them
+    assert [s.name for s in held.idle_pods] == ["htcondor-kub-001-1", "htcondor-kub-003-2"]
+    # Cycle.cool's rule for each, told by the latest: now - since >= cooldown for 300 and all earlier ones.
+    assert held.lent_all_cool(now=1200.0, cooldown=900.0)
+    assert not held.lent_all_cool(now=1199.0, cooldown=900.0)
+    assert Census.of(startds[:3]).holdings["drp"].lent_all_cool(now=0.0, cooldown=900.0)  # none borrowed
+
+
+def test_the_ready_workers_names_and_room_in_their_order() -> None:
+    workers = [Node("kub-002", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.READY, 10.5, 0),
+               Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.DRAINING, 1.0, 0),
+               Node("kub-003", "kub", NodeRole.WORKER, 32, 128 * 1024, NodeState.READY, 0.25, 0)]
+    census = Census.of([], workers)
+    assert census.ready_names == ["kub-002", "kub-003"]
+    assert census.ready_room == [37.5, 31.75]
