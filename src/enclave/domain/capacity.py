@@ -40,7 +40,7 @@ class StartdKind(StrEnum):
     POD = "pod"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str
     group: str
@@ -55,7 +55,7 @@ class Node:
     """When the node entered its current state (seconds, backend clock): drives cooldown and drain timing."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunningJob:
     """One job running on a startd, as its dynamic slot reports it to the collector (HTCondor manual, "Machine
     ClassAd Attributes": ``Cpus``, ``JobStart`` — when the job began executing, ``RemoteGroup`` — the accounting
@@ -72,7 +72,7 @@ class RunningJob:
     into the slot ad by ``STARTD_JOB_ATTRS``): it ends, or is held, by ``start + limit_seconds``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Startd:
     name: str
     node: str
