@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enclave.broker.census import Census
+from enclave.broker.census import Census, down_nodes
 from enclave.domain.capacity import Node, NodeState, Startd, StartdKind
 from enclave.spec.models import NodeRole
 
@@ -62,3 +62,14 @@ def test_the_ready_workers_names_and_room_in_their_order() -> None:
     census = Census.of([], workers)
     assert census.ready_names == ["kub-002", "kub-003"]
     assert census.ready_room == [37.5, 31.75]
+
+
+def test_down_nodes_are_those_whose_last_entry_says_down() -> None:
+    def node(name: str, state: NodeState) -> Node:
+        return Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, state)
+
+    assert down_nodes([node("condor-001", NodeState.READY), node("condor-002", NodeState.READY)]) == set()
+    # Listed twice, a node is what its last entry says, as a map of the nodes by name reads them.
+    assert down_nodes([node("condor-001", NodeState.DOWN), node("condor-002", NodeState.DOWN),
+                       node("condor-001", NodeState.READY), node("condor-003", NodeState.DRAINING),
+                       node("condor-003", NodeState.DOWN)]) == {"condor-002", "condor-003"}

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from operator import attrgetter
 
 from enclave.broker.naming import POD_PREFIX
 from enclave.domain.capacity import Node, NodeState, Observed, StartdKind
@@ -23,7 +22,6 @@ from enclave.spec.models import NodeRole
 # Enum members read once: reading one off its class costs ~0.25 us, ~10 ms per pass over 40,000 nodes.
 _STANDALONE, _POD, _WORKER = StartdKind.STANDALONE, StartdKind.POD, NodeRole.WORKER
 _READY, _DRAINING, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.DOWN
-_STATE = attrgetter("state")
 # The strings from POD_PREFIX up to this one (its last character's successor in its place) are exactly those that
 # start with it: two comparisons tell, where str.startswith's call cost four times as much (24,000 a decision).
 _PAST_POD_NAMES = POD_PREFIX[:-1] + chr(ord(POD_PREFIX[-1]) + 1)
@@ -33,8 +31,7 @@ def down_nodes(nodes: Iterable[Node]) -> set[str]:
     """Names of the nodes that are down. A node listed twice is what its last entry says (the rule as a map of
     the nodes reads it); a startd on a node the observation does not list counts as up."""
     nodes = tuple(nodes)
-    if _DOWN not in map(_STATE, nodes):
-        return set()  # the usual case, told without a Python step per node
+    # A comprehension: on the slotted nodes, half the cost of ``_DOWN in map(attrgetter("state"), nodes)``.
     down = {n.name for n in nodes if n.state == _DOWN}
     if down:
         last = {n.name: n for n in nodes}
