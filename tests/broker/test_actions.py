@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pickle
+from dataclasses import dataclass, field
 
 import pytest
 
-from enclave.domain.capacity import Action, DeletePods, DeployPods, DrainStartd, Relabel, ReturnNode
+from enclave.domain.capacity import Action, DeletePods, DeployPods, DrainStartd, Relabel, ReturnNode, _filled_at_once
 
 BUILT_AT_ONCE = (Relabel, DeployPods, DeletePods, DrainStartd, ReturnNode)
 
@@ -44,3 +45,32 @@ def test_a_missing_or_unknown_field_is_refused_as_by_the_dataclass() -> None:
         DrainStartd("broker", "why")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         DrainStartd("broker", "why", "s1", grace=3)  # type: ignore[call-arg]
+
+
+def test_a_dataclass_it_cannot_fill_is_refused() -> None:
+    @dataclass(frozen=True)
+    class WithFactory:
+        items: list[str] = field(default_factory=list)
+
+    @dataclass(frozen=True)
+    class WithPostInit:
+        x: int
+
+        def __post_init__(self) -> None: ...
+
+    @dataclass(frozen=True)
+    class NotInInit:
+        x: int = field(default=0, init=False)
+
+    for cls in (WithFactory, WithPostInit, NotInInit):
+        with pytest.raises(TypeError, match="cannot fill"):
+            _filled_at_once(cls)
+
+    @_filled_at_once
+    @dataclass(frozen=True)
+    class Plain:
+        d: str  # a field named like a local of the generated __init__ is still its own
+        values: int = 3
+
+    assert (Plain("x").d, Plain("x").values, Plain("x", 4).values) == ("x", 3, 4)
+    assert Plain.__init__.__module__ == __name__

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from enclave.broker.census import Census, down_nodes
 from enclave.domain.capacity import Node, NodeState, Startd, StartdKind
 from enclave.spec.models import NodeRole
@@ -49,10 +51,14 @@ def test_what_the_pass_tells_of_each_pools_startds() -> None:
     assert held.lent_sizes == {8, 48, 16}
     assert held.lent_newest == 300.0  # the draining pod's 900 is not one of them
     assert [s.name for s in held.idle_pods] == ["htcondor-kub-001-1", "htcondor-kub-003-2"]
-    # Cycle.cool's rule for each, told by the latest: now - since >= cooldown for 300 and all earlier ones.
-    assert held.lent_all_cool(now=1200.0, cooldown=900.0)
-    assert not held.lent_all_cool(now=1199.0, cooldown=900.0)
-    assert Census.of(startds[:3]).holdings["drp"].lent_all_cool(now=0.0, cooldown=900.0)  # none borrowed
+    # A cooldown's test (Cycle.cool's: now - since >= cooldown) on the latest tells for all of them.
+    assert held.lent_all_cool(lambda since: 1200.0 - since >= 900.0)
+    assert not held.lent_all_cool(lambda since: 1199.0 - since >= 900.0)
+    assert Census.of(startds[:3]).holdings["drp"].lent_all_cool(lambda since: 0.0 - since >= 900.0)  # none borrowed
+    # A NaN since passes no such test, and stays the latest whatever comes after it.
+    nan = [*startds, Startd("htcondor-kub-004-1", "kub-004", StartdKind.POD, "drp", 8, 32 * 1024, since=math.nan),
+           Startd("htcondor-kub-004-2", "kub-004", StartdKind.POD, "drp", 8, 32 * 1024, since=400.0)]
+    assert not Census.of(nan).holdings["drp"].lent_all_cool(lambda since: 1e9 - since >= 900.0)
 
 
 def test_the_ready_workers_names_and_room_in_their_order() -> None:

@@ -8,6 +8,7 @@ objective), drp (50, vacates after a 600 s grace period), user (30), general (10
 from __future__ import annotations
 
 import gc
+import math
 from typing import Any
 
 import pytest
@@ -236,6 +237,27 @@ def test_give_back_surplus_least_busy_first_out_of_cooldown_only() -> None:
     # 16 cores too many: p1 (idle) goes at once, p3 is idle but in cooldown, p2 drains.
     assert _what(c.actions) == [("delete", "p1"), ("drain", "p2")]
     assert prompt.lent == 8
+
+
+def test_give_back_surplus_a_name_another_pool_gave_this_cycle_is_not_given_again() -> None:
+    # Nothing is touched twice in a cycle (``Cycle``): a startd named like one prompt gave back just before (an
+    # observation listing "x" under two pools) is passed over, and drp's 8 cores of surplus go with "y".
+    spec = _spec(hysteresis=0)
+    prompt, drp = _pool("prompt", 100, lent=8), _pool("drp", 50, lent=16, lend=8)
+    c = _cycle(spec, prompt, drp)
+    give_back_surplus(c, _commons(spec, [_worker("w1")], [_pod("x", "w1", "prompt"), _pod("x", "w1", "drp"),
+                                                           _pod("y", "w1", "drp")]))
+    assert _what(c.actions) == [("delete", "x"), ("delete", "y")]
+
+
+def test_give_back_surplus_a_since_that_is_not_a_number_is_never_out_of_cooldown() -> None:
+    # Cycle.cool: now - nan >= 900 is false, so p1 stays, whatever the others' times; p2 goes for the surplus.
+    spec = _spec(hysteresis=0)
+    prompt = _pool("prompt", 100, lent=16)
+    c = _cycle(spec, prompt)
+    give_back_surplus(c, _commons(spec, [_worker("w1")], [_pod("p1", "w1", "prompt", since=math.nan),
+                                                           _pod("p2", "w1", "prompt")]))
+    assert _what(c.actions) == [("delete", "p2")]
 
 
 def test_give_back_surplus_hysteresis() -> None:
@@ -646,4 +668,7 @@ def test_the_decision_runs_with_the_cyclic_collector_paused_and_leaves_it_as_it_
         decide.plan(spec, observed)
         assert seen == [False, False] and not gc.isenabled()
     finally:
-        gc.enable() if enabled else gc.disable()
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()

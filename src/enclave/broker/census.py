@@ -10,7 +10,7 @@ the borrowed ones, each pool's standalone ones, their names, the worker pods on 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -54,7 +54,9 @@ def _up(observed: Observed) -> Sequence[StartdT]:
 @dataclass
 class Holding:
     """What a pool's startds that are up and not draining hold: cores standalone, borrowed, and borrowed whose
-    startd has joined the pool (``Startd.ready``); and those startds, in the observation's order."""
+    startd has joined the pool (``Startd.ready``); and those startds, in the observation's order. The fields after
+    the lists are told of them in the census's pass: a ``Holding`` made otherwise (a test's) leaves them empty,
+    and only ``Census.of`` makes the ones the decision reads."""
 
     standalone: int = 0
     lent: int = 0
@@ -67,16 +69,18 @@ class Holding:
     lent_sizes: set[int] = field(default_factory=set)
     """The cores of its borrowed startds, each size once (``give_back_surplus``), told the same way."""
     lent_newest: float = -math.inf
-    """The latest ``since`` of its borrowed startds: all of them are out of a cooldown once it is
+    """The latest ``since`` of its borrowed startds (NaN if one is NaN): all of them are out of a cooldown once it is
     (``lent_all_cool``)."""
     idle_pods: list[StartdT] = field(default_factory=list)
-    """Its borrowed worker pods where no job runs, in the observation's order."""
+    """Its borrowed worker pods where no job runs, in the observation's order (what ``decide._not_lending`` gives
+    back of a pool that may not borrow when none is in the cooldown)."""
 
-    def lent_all_cool(self, now: float, cooldown: float) -> bool:
-        """Whether every borrowed startd is out of the cooldown (``Cycle.cool``: ``now - since >= cooldown``): then
-        the passes that look for those in it need not be made (a float subtraction is monotonic, so the latest
-        ``since`` tells for all)."""
-        return now - self.lent_newest >= cooldown
+    def lent_all_cool(self, cool: Callable[[float], bool]) -> bool:
+        """Whether every borrowed startd is out of the cooldown, by ``cool`` (``Cycle.cool``) on the latest ``since``:
+        then the passes that look for those still in it need not be made. ``now - since`` falls as ``since`` rises (a
+        float subtraction is monotonic), so what holds for the latest holds for all; a NaN ``since`` passes no
+        test, and the latest is NaN then."""
+        return cool(self.lent_newest)
 
 
 @dataclass
@@ -193,8 +197,9 @@ class Census:
             held.lent_sizes.add(cores)
             if s.ready:
                 held.ready_lent += cores
-            if s.since > held.lent_newest:
-                held.lent_newest = s.since
+            since = s.since
+            if since > held.lent_newest or since != since:  # NaN: the latest from then on (no test passes on it)
+                held.lent_newest = since
             if pod and s.busy_cores == 0:
                 held.idle_pods.append(s)
         return census

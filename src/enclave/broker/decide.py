@@ -604,8 +604,10 @@ def _not_lending(held: Holding, now: float, grace: float | None, cooldown: float
     cores of those in cooldown (they stay, and count against the lending cap) and the pods this decision
     removes whatever else happens (the move limit aside): out of cooldown, idle or of a pool that vacates at
     once (``give_back_surplus``). ``grace``: the pool's (``_vacate_grace``)."""
-    if grace != 0 and held.lent_all_cool(now, cooldown):
-        return 0, held.idle_pods  # none in cooldown: its idle pods go, as the census found them (no pass of its own)
+    # None in cooldown (a NaN since is not told so: the loop below decides then): its idle pods go, as the census
+    # found them, without a pass of its own.
+    if grace != 0 and held.lent_all_cool(lambda since: now - since >= cooldown):
+        return 0, held.idle_pods
     # One pass: a second pass over thousands of startds costs more than the steps it saves (fetching each again).
     counted = 0
     removed: list[StartdT] = []
@@ -892,7 +894,9 @@ def _uncollected() -> Iterator[None]:
     the actions, names and lists it keeps until it returns (tens of thousands with no move limit) set off young
     collections that move them to the oldest generation, and enough of those a whole-heap collection, which walks
     the caller's observation too (35,000 startds and 40,000 nodes: about 90 ms each, as long as the decision
-    itself, in ``bench.broker_decide``'s cases without a move limit). Left as it was if the caller paused it."""
+    itself, in ``bench.broker_decide``'s cases without a move limit). Left as it was if the caller paused it. Another
+    thread that pauses the collector while a decision runs finds it running again when the decision ends (a cost in
+    speed only); the server takes its decisions under the broker's lock, the twin with the collector paused."""
     if not gc.isenabled():
         yield
         return
@@ -1040,21 +1044,18 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
     ``hysteresis`` of a pod (``_deploy_for``), so a need (or a commons' room) that wavers by less than a pod
     neither deploys nor deletes one (issue 15: pods given back and deployed again as notebooks came and went)."""
     moved = cycle.moved
-    # Only the notebooks' reclaims (phase 1) may have moved a pool's startds before its turn here: each pool gives
-    # only its own, so without those no name need be looked up.
-    reclaimed = bool(moved)
     hysteresis = cycle.spec.broker.hysteresis
     by_pool = commons.borrowed
     for ps in cycle.receivers:
         if cycle.budget.capped:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
-        # Those out of cooldown only: the others stay whatever the surplus.
         theirs = by_pool.get(ps.name, ()) if surplus > 0 else ()
-        # A copy either way: the order below sorts it in place, and the census's list stays as observed.
-        whole = theirs and commons.census.holdings[ps.name].lent_all_cool(cycle.now, cycle.cooldown)
+        # Those out of cooldown only: the others stay whatever the surplus. All of them when the latest is (no pass
+        # to tell); a copy either way, as the order below sorts it in place and the census's list stays as observed.
+        whole = theirs and commons.census.holdings[ps.name].lent_all_cool(cycle.cool)
         mine = list(theirs) if whole else cycle.cool_ones(theirs)
-        if reclaimed:
+        if moved:  # nothing has moved yet unless notebooks reclaimed: then no name need be looked up
             mine = [s for s in mine if s.name not in moved]
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)

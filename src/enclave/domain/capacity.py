@@ -162,15 +162,22 @@ def _filled_at_once(cls: type[_A]) -> type[_A]:
     ``__dict__`` directly. The dataclass's own sets each field through ``object.__setattr__`` (a global, an
     attribute and a call a field), so building an action cost twice as much; the broker builds thousands a decision
     (``bench.broker_decide``). Written as the dataclasses module writes its ``__init__`` (``exec`` of generated
-    source); equality, hash, repr and immutability stay the dataclass's."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}  # type: ignore[arg-type]
-    params = ", ".join(f"{n}=_defaults[{n!r}]" if n in defaults else n for n in names)
-    body = "".join(f"    d[{n!r}] = {n}\n" for n in names)
-    scope = {"_defaults": defaults}
-    exec(f"def __init__(self, {params}):\n    d = self.__dict__\n{body}", scope)  # noqa: S102
+    source); equality, hash, repr and immutability stay the dataclass's. Only for plain fields: a field with a
+    default factory, left out of ``__init__`` or keyword-only, or a ``__post_init__``, is refused, as this
+    ``__init__`` would not do what the dataclass's does."""
+    fs = fields(cls)  # type: ignore[arg-type]
+    odd = [f.name for f in fs if f.default_factory is not MISSING or not f.init or f.kw_only]
+    if odd or hasattr(cls, "__post_init__"):
+        raise TypeError(f"_filled_at_once: {cls.__name__} has fields it cannot fill ({odd or '__post_init__'}); "
+                        "leave the class to the dataclass's own __init__")
+    defaults = {f.name: f.default for f in fs if f.default is not MISSING}
+    params = ", ".join(f"{f.name}=__defaults[{f.name!r}]" if f.name in defaults else f.name for f in fs)
+    body = "".join(f"    __values[{f.name!r}] = {f.name}\n" for f in fs)
+    scope = {"__defaults": defaults}
+    exec(f"def __init__(self, {params}):\n    __values = self.__dict__\n{body}", scope)  # noqa: S102
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    init.__module__ = cls.__module__
     setattr(cls, "__init__", init)  # noqa: B010
     return cls
 
