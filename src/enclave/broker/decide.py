@@ -38,7 +38,6 @@ import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import repeat
@@ -882,27 +881,23 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
     the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
     finish, pools move toward their targets, then lending pools borrow pods or whole workers, and a pool the
-    commons lent less than they cover is made up from batch nodes."""
-    with _uncollected():
-        return _plan(spec, observed, actor)
+    commons lent less than they cover is made up from batch nodes.
 
-
-@contextmanager
-def _uncollected() -> Iterator[None]:
-    """The cyclic garbage collector paused while a decision runs, as the twin's loop pauses it
-    (``enclave.twin.sim``). A decision makes no reference cycles, and reference counting frees what it drops; but
-    the actions, names and lists it keeps until it returns (tens of thousands with no move limit) set off young
-    collections that move them to the oldest generation, and enough of those a whole-heap collection, which walks
-    the caller's observation too (35,000 startds and 40,000 nodes: about 90 ms each, as long as the decision
-    itself, in ``bench.broker_decide``'s cases without a move limit). Left as it was if the caller paused it. Another
-    thread that pauses the collector while a decision runs finds it running again when the decision ends (a cost in
-    speed only); the server takes its decisions under the broker's lock, the twin with the collector paused."""
+    The cyclic garbage collector is paused while it decides, as the twin's loop pauses it (``enclave.twin.sim``).
+    A decision makes no reference cycles, and reference counting frees what it drops; but the actions, names and
+    lists it keeps until it returns (tens of thousands with no move limit) set off young collections that move
+    them to the oldest generation, and enough of those a whole-heap collection, which walks the caller's
+    observation too (35,000 startds and 40,000 nodes: about 90 ms each, as long as the decision itself, in
+    ``bench.broker_decide``'s cases without a move limit). Paused before anything is allocated (a context
+    manager's generator was, and set off the collection a freshly built observation had made due), and left as
+    it was if the caller paused it. Another thread that pauses the collector while a decision runs finds it
+    running again when the decision ends (a cost in speed only); the server takes its decisions under the
+    broker's lock, the twin with the collector paused. As it ends, what it kept is promoted (``_promoted``)."""
     if not gc.isenabled():
-        yield
-        return
+        return _plan(spec, observed, actor)
     gc.disable()
     try:
-        yield
+        return _plan(spec, observed, actor)
     finally:
         _promoted()
         gc.enable()
@@ -911,7 +906,7 @@ def _uncollected() -> Iterator[None]:
 def _promoted() -> None:
     """Every object the collector tracks moved to its oldest generation, with nothing walked: ``gc.freeze`` moves
     them all to the permanent generation and ``gc.unfreeze`` puts them "back into the oldest generation" (Python
-    docs, ``gc``). Without it the first allocation after ``_uncollected`` set off a young collection that walked
+    docs, ``gc``). Without it the first allocation after ``plan`` set off a young collection that walked
     everything the decision kept (its actions and their fields, 30,000-odd objects with no move limit: 6–8 ms in
     ``bench.broker_decide``, when the decision is returned to a caller that mostly drops it soon after). What
     survives is walked by the next whole-heap collection, as it would be had it survived two young ones. The
