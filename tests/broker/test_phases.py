@@ -647,34 +647,6 @@ def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> 
         assert len(c.actions) == drained, room
 
 
-def test_what_the_decision_keeps_goes_to_the_oldest_generation_unless_something_is_frozen() -> None:
-    """``decide._promoted``: gc.freeze then gc.unfreeze puts every tracked object "back into the oldest
-    generation" (Python docs, ``gc.unfreeze``), so no young collection walks the decision's actions after it
-    returns; a permanent generation a caller froze on purpose is left frozen."""
-    spec = make_spec()
-    observed = Observed(now=NOW, nodes=(), startds=(), demand={})
-    enabled = gc.isenabled()
-
-    def in_generation(x: object, generation: int) -> bool:
-        return any(o is x for o in gc.get_objects(generation))
-
-    try:
-        gc.enable()
-        gc.collect()  # the young generations empty, and far from their thresholds: no collection moves ``first``
-        first = decide.plan(spec, observed)
-        assert not in_generation(first, 0) and not in_generation(first, 1) and in_generation(first, 2)
-        assert gc.get_freeze_count() == 0
-        gc.freeze()  # a server that froze its heap before forking: ``first`` with it
-        assert not in_generation(first, 2)
-        second = decide.plan(spec, observed)
-        assert gc.get_freeze_count() > 0 and not in_generation(first, 2)  # nothing thawed
-        assert not in_generation(second, 2)  # and nothing promoted
-    finally:
-        gc.unfreeze()
-        if not enabled:
-            gc.disable()
-
-
 def test_the_decision_runs_with_the_cyclic_collector_paused_and_leaves_it_as_it_was(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []

@@ -892,29 +892,14 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     manager's generator was, and set off the collection a freshly built observation had made due), and left as
     it was if the caller paused it. Another thread that pauses the collector while a decision runs finds it
     running again when the decision ends (a cost in speed only); the server takes its decisions under the
-    broker's lock, the twin with the collector paused. As it ends, what it kept is promoted (``_promoted``)."""
+    broker's lock, the twin with the collector paused."""
     if not gc.isenabled():
         return _plan(spec, observed, actor)
     gc.disable()
     try:
         return _plan(spec, observed, actor)
     finally:
-        _promoted()
         gc.enable()
-
-
-def _promoted() -> None:
-    """Every object the collector tracks moved to its oldest generation, with nothing walked: ``gc.freeze`` moves
-    them all to the permanent generation and ``gc.unfreeze`` puts them "back into the oldest generation" (Python
-    docs, ``gc``). Without it the first allocation after ``plan`` set off a young collection that walked
-    everything the decision kept (its actions and their fields, 30,000-odd objects with no move limit: 6–8 ms in
-    ``bench.broker_decide``, when the decision is returned to a caller that mostly drops it soon after). What
-    survives is walked by the next whole-heap collection, as it would be had it survived two young ones. The
-    caller's own young objects are promoted as well: a cycle among them waits for that collection. Skipped when
-    something is frozen already, since unfreezing would thaw what a server froze on purpose (before forking)."""
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-        gc.unfreeze()
 
 
 def _plan(spec: EnclaveSpec, observed: Observed, actor: str) -> Plan:
