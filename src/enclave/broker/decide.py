@@ -893,13 +893,13 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
     it was if the caller paused it. Another thread that pauses the collector while a decision runs finds it
     running again when the decision ends (a cost in speed only); the server takes its decisions under the
     broker's lock, the twin with the collector paused."""
-    if not gc.isenabled():
-        return _plan(spec, observed, actor)
+    enabled = gc.isenabled()  # as ``enclave.twin.sim.Sim.run_until`` pauses it
     gc.disable()
     try:
         return _plan(spec, observed, actor)
     finally:
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 def _plan(spec: EnclaveSpec, observed: Observed, actor: str) -> Plan:
