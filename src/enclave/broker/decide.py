@@ -1046,17 +1046,19 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
             return  # the move limit is reached: ordering the next pool's startds (their victim costs) is for nothing
         surplus = ps.lent - ps.lend
         theirs = by_pool.get(ps.name, ()) if surplus > 0 else ()
+        if not theirs:
+            continue
+        held = commons.census.holdings[ps.name]  # what ``theirs`` came from (``Commons.borrowed``)
         # Those out of cooldown only: the others stay whatever the surplus. All of them when the latest is (no pass
         # to tell); a copy either way, as the order below sorts it in place and the census's list stays as observed.
-        whole = theirs and commons.census.holdings[ps.name].lent_all_cool(cycle.cool)
-        mine = list(theirs) if whole else cycle.cool_ones(theirs)
+        mine = list(theirs) if held.lent_all_cool(cycle.cool) else cycle.cool_ones(theirs)
         if moved:  # nothing has moved yet unless notebooks reclaimed: then no name need be looked up
             mine = [s for s in mine if s.name not in moved]
         if not mine:
             continue  # nothing to give (sorting a large pool's pods for nothing cost most of this phase)
         spare = 1 + (hysteresis if ps.lend > 0 else 0)  # what a startd's going needs, in its cores
         # All of them (mostly): their sizes are the census's (``Holding.lent_sizes``), without a pass of their own.
-        sizes = commons.census.holdings[ps.name].lent_sizes if len(mine) == len(theirs) else {s.cores for s in mine}
+        sizes = held.lent_sizes if len(mine) == len(theirs) else {s.cores for s in mine}
         smallest = min(sizes) * spare - _EPS
         if surplus < smallest:
             continue  # none fits (with hysteresis, the steady state): no victim costs to compute
