@@ -152,9 +152,11 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec, jobs: bool = False) -> O
         # What the need window learned (``enclave.broker.window``), which a latency pool needs instead of its
         # guarantee once tonight's visits are measured: below the guarantee, a covered pool is promised its need.
         peak = draw(st.sampled_from([None, None, 8, 48, 120]))
+        # What recent nights learned (``window.Nights``), which the pre-warm holds until tonight fills a window.
+        nights = draw(st.sampled_from([None, None, 40, 200]))
         demand[p] = PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,
                                idle_memory_mib=idle * per_job, running_memory_mib=running * per_job,
-                               newest_submit=newest, peak_cores=peak)
+                               newest_submit=newest, peak_cores=peak, nights_cores=nights)
     if draw(st.booleans()):  # a backend that tells each waiting spawn (the twin, live) ...
         spawns = tuple(PendingSpawn(cpu, int(cpu * 4096)) for cpu in draw(
             st.lists(st.sampled_from([0.5, 1.0, 2.0, 4.0, 16.0, 40.0]), max_size=12)))

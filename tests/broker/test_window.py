@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from enclave.broker.decide import pool_figure
+from enclave.broker.decide import current_night, pool_figure
+from enclave.broker.night import Night
 from enclave.broker.window import NeedWindow
 from enclave.domain.capacity import Observed, PoolDemand
+from enclave.spec import EnclaveSpec
 from tests.broker.conftest import NOW, make_spec
 
 
@@ -133,3 +135,66 @@ def test_a_covered_pool_is_promised_its_need_up_to_its_guarantee() -> None:
     plain = pools()
     assign_targets(plain, base=240, cover={}, lenders={"prompt"})
     assert (plain["prompt"].target, plain["prompt"].lend, plain["drp"].target) == (72, 0, 168)
+
+
+def _nights(spec: EnclaveSpec, count: int) -> list[Night]:
+    """The site's next ``count`` nights from NOW (daytime at Cerro Pachón), as the broker's twilight tells them."""
+    nights = []
+    t = NOW
+    for _ in range(count):
+        night = current_night(spec, t)
+        assert night is not None
+        nights.append(night)
+        t = night.end + 3600  # the next day: the next night follows
+    return nights
+
+
+def _seen(w: NeedWindow, t: float, prompt_cores: int) -> PoolDemand:
+    return w.feed(replace(_at(0, prompt_cores), now=t)).demand["prompt"]
+
+
+def test_recent_nights_stand_in_for_the_window_until_tonight_fills_one() -> None:
+    """Window 600 s at the median. Night 1's prompt needs are 100, 140 and 120: its figure is their median, 120.
+    Prompt's guarantee on the whole batch capacity (the pre-warm's default) is 72 cores (3 of 10 nodes of 24)."""
+    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 0.5, "latency_headroom": 0})
+    first, second = _nights(spec, 2)
+    w = NeedWindow(spec)
+    for i, cores in enumerate((100, 140, 120)):
+        assert _seen(w, first.start + 3600 + 60 * i, cores).nights_cores is None  # no night learned yet
+    # In the next night's lead, before its first visit: night 1's figure, not the guarantee.
+    before = _seen(w, second.start - 60, 0)
+    assert before.nights_cores == 120
+    assert pool_figure(spec, "prompt", before, base=240, prewarm=True).need == 120
+    # Tonight's first visit needs 50: the window has it, the recent nights hold until it fills a window (600 s).
+    t0 = second.start + 60
+    first_visit = _seen(w, t0, 50)
+    assert (first_visit.peak_cores, first_visit.nights_cores) == (50, 120)
+    assert pool_figure(spec, "prompt", first_visit, base=240, prewarm=True).need == 120
+    assert _seen(w, t0 + 599, 50).nights_cores == 120
+    filled = _seen(w, t0 + 600, 50)
+    assert filled.nights_cores is None
+    assert pool_figure(spec, "prompt", filled, base=240, prewarm=True).need == 50
+    # By day the recent nights do not count: no pre-warm, no need.
+    assert pool_figure(spec, "prompt", before, base=240, prewarm=False).need == 0
+
+
+def test_recent_nights_are_the_median_of_the_last_need_nights() -> None:
+    """need_nights 3: nights needing 100, 300, 200 and 50 (one sample each) leave the last three, whose median
+    is 200; a night without work adds no figure."""
+    spec = make_spec(broker={"need_window_seconds": 600, "need_nights": 3})
+    nights = _nights(spec, 6)
+    w = NeedWindow(spec)
+    for night, cores in zip(nights[:4], (100, 300, 200, 50), strict=True):
+        _seen(w, night.start + 3600, cores)
+    _seen(w, nights[4].start + 3600, 0)  # a night of clouds
+    assert _seen(w, nights[5].start - 60, 0).nights_cores == 200
+
+
+def test_without_recent_nights_the_pre_warm_holds_the_guarantee_until_the_first_visit() -> None:
+    spec = make_spec(broker={"need_window_seconds": 600, "need_nights": 0, "latency_headroom": 0})
+    first, second = _nights(spec, 2)
+    w = NeedWindow(spec)
+    _seen(w, first.start + 3600, 100)
+    before = _seen(w, second.start - 60, 0)
+    assert before.nights_cores is None
+    assert pool_figure(spec, "prompt", before, base=240, prewarm=True).need == 72

@@ -283,13 +283,17 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
         # The night's visits do not shrink when batch nodes fail: the default is the guarantee on the spec's
         # whole batch capacity, not on what is up now, and so is the cap, so that with batch nodes down
         # (or not yet reporting) the pool borrows what it lost instead of giving its pods back.
-        # Once tonight's visits have been measured (the window's learned need), that need replaces the default
-        # (what the pool needs is known, and the cap below still covers failed nodes); an operator's
+        # What recent nights needed replaces the default until tonight's visits have filled a window
+        # (``window.Nights``: it knows the night's overlaps before tonight's have happened); without such nights,
+        # the default holds until tonight's visits have been measured at all (the window's learned need). What
+        # the pool needs is then known, and the cap below still covers failed nodes. An operator's
         # prewarm_cores stays a floor all night.
         full = spec.cores(NodeRole.BATCH_ONLY)
         g_full = math.floor(full * p.guaranteed_share + _EPS)
         if spec.broker.prewarm_cores is not None:
             need = max(need, spec.broker.prewarm_cores)
+        elif d.nights_cores is not None:
+            need = max(need, d.nights_cores)
         elif not d.peak_cores:
             need = max(need, g_full)
         m = max(m, math.ceil(full * p.max_share - _EPS))

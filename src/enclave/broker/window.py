@@ -7,16 +7,17 @@ service) feeds each observation through a window, which writes into each pool's 
 (``PoolDemand.peak_cores``) the ``broker.need_percentile`` of its needs over the last
 ``broker.need_window_seconds`` (``learned_need``: the peak at 1). It also remembers the memory per core
 the pool's jobs last requested (``PoolDemand.job_mib_per_core``), so the pods lent before tonight's first visit
-are shaped for last night's jobs (``decide.pod_shape``).
+are shaped for last night's jobs (``decide.pod_shape``), and what the pre-warmed pool's recent nights needed
+(``PoolDemand.nights_cores``, ``Nights``), which its pre-warm holds until tonight's visits have filled a window.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
-from enclave.broker.decide import instant_need, job_mib_per_core
+from enclave.broker.decide import current_night, instant_need, job_mib_per_core, prewarm_pool
 from enclave.domain.capacity import Observed
 from enclave.spec.models import EnclaveSpec
 
@@ -39,6 +40,51 @@ def learned_need(needs: list[int], percentile: float) -> int:
     return busy[max(0, math.ceil(percentile * len(busy) - 1e-9) - 1)]
 
 
+@dataclass
+class Nights:
+    """What the pre-warmed pool needed on its recent nights (issue 15, item 3: "learned from recent nights'
+    percentiles"). The window learns within a night, so a night's first overlap of two visits is met only once it
+    has happened, and the pre-warm before the first visit holds the pool's guarantee, whatever the visits need.
+    Each night, from the pre-warm's lead before evening twilight to morning twilight (``decide.current_night``),
+    its needs with work are kept; at the next night's turn they become that night's figure, their
+    ``broker.need_percentile`` as the window takes it. Until tonight's visits have filled a window (its first
+    need with work ``need_window_seconds`` old), the pre-warm holds the median of the last ``broker.need_nights``
+    figures; from then on the window's figure, which has seen tonight's load."""
+
+    kept: int
+    """How many nights' figures to keep (``broker.need_nights``)."""
+    figures: deque[int] = field(init=False)
+    """The learned need of each recent night with work, oldest first."""
+    night: float | None = None
+    """Tonight's evening twilight (what tells one night from the next), None before the first observation."""
+    needs: list[int] = field(default_factory=list)
+    """Tonight's needs with work so far."""
+    first: float | None = None
+    """When tonight's first need with work was seen."""
+
+    def __post_init__(self) -> None:
+        self.figures = deque(maxlen=self.kept)
+
+    def feed(self, spec: EnclaveSpec, now: float, need: int) -> int | None:
+        """Take one observation's need; return what the recent nights needed while it stands in for tonight's
+        window (None when no night was learned, or tonight's visits have filled a window)."""
+        b = spec.broker
+        night = current_night(spec, now)
+        if night is None:
+            return None
+        if night.start != self.night:
+            if self.needs:  # a night is over: its figure, as the window would have taken it
+                self.figures.append(learned_need(self.needs, b.need_percentile))
+            self.night, self.needs, self.first = night.start, [], None
+        if need > 0 and night.contains(now, b.prewarm_lead_seconds):
+            self.needs.append(need)
+            if self.first is None:
+                self.first = now
+        if not self.figures or (self.first is not None and now - self.first >= b.need_window_seconds):
+            return None
+        return learned_need(list(self.figures), 0.5)  # the median night: one odd night does not set it
+
+
 class NeedWindow:
     def __init__(self, spec: EnclaveSpec) -> None:
         self.spec = spec
@@ -46,6 +92,10 @@ class NeedWindow:
         """Per pool, (time, need) of each observation within the window, oldest first."""
         self._per_core: dict[str, float] = {}
         """Per pool, the memory per core (MiB) its jobs requested when it last had any."""
+        warm = prewarm_pool(spec)
+        self._nights = Nights(spec.broker.need_nights) if warm is not None and spec.broker.need_nights else None
+        """The pre-warmed pool's recent nights (``Nights``); None when no pool is pre-warmed or none are kept."""
+        self._warm = warm
 
     def feed(self, observed: Observed) -> Observed:
         """``observed`` with each pool's learned need over the window; the window moves on to ``observed.now``."""
@@ -57,13 +107,17 @@ class NeedWindow:
             if pool not in self.spec.pools:
                 demand[pool] = d
                 continue
+            need = instant_need(self.spec, pool, d)
             seen = self._seen.setdefault(pool, deque())
-            seen.append((observed.now, instant_need(self.spec, pool, d)))
+            seen.append((observed.now, need))
             while seen[0][0] < observed.now - span:
                 seen.popleft()
             learned = learned_need([n for _, n in seen], self.spec.broker.need_percentile)
             per_core = job_mib_per_core(d)
             if per_core is not None:
                 self._per_core[pool] = per_core
-            demand[pool] = replace(d, peak_cores=learned, job_mib_per_core=self._per_core.get(pool))
+            nights = (self._nights.feed(self.spec, observed.now, need)
+                      if self._nights is not None and pool == self._warm else None)
+            demand[pool] = replace(d, peak_cores=learned, job_mib_per_core=self._per_core.get(pool),
+                                   nights_cores=nights)
         return replace(observed, demand=demand)

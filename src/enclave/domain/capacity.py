@@ -114,6 +114,11 @@ class PoolDemand:
     """The cores (memory-sized) the pool needed over the broker's recent window (``broker.need_window_seconds``):
     the ``broker.need_percentile`` of its needs there, the peak at 1, which the broker loop learns
     (``enclave.broker.window``); None when no window is kept: the need is then the one observed now."""
+    nights_cores: int | None = None
+    """What the pool's recent nights needed: the median of the last ``broker.need_nights`` nights' learned needs
+    (each the ``broker.need_percentile`` of that night's needs), which the broker loop keeps
+    (``enclave.broker.window``); None when it learned no night, and once tonight's visits have filled a window.
+    The pre-warm holds it (``enclave.broker.decide.pool_figure``)."""
     job_mib_per_core: float | None = None
     """Memory per core the pool's jobs requested when it last had any (MiB), which the broker loop keeps
     (``enclave.broker.window``); None when unknown. The broker fits the worker pods it lends to it

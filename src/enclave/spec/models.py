@@ -371,6 +371,13 @@ class BrokerPolicy(Strict):
         "covered is need_percentile), so the capacity an overlap of visits pulled in is not given back between "
         "visits (docs/broker.md)."
     )
+    need_nights: int = Field(
+        default=3, ge=0, le=30,
+        description="How many past nights a latency pool's pre-warm learns from: until tonight's visits have filled a "
+        "need window, it holds the median of those nights' learned needs (each the need_percentile of that night's "
+        "needs) instead of its guarantee, and so meets tonight's first overlap of visits before the window has "
+        "seen one (0: the guarantee until tonight's first visit, the window's figure from then on)."
+    )
     surplus: Surplus = Field(
         default=Surplus.WEIGHTED,
         description="How capacity beyond the guarantees is shared: weighted by guarantee after the latency "
