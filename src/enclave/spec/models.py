@@ -376,7 +376,8 @@ class BrokerPolicy(Strict):
         description="How many past nights a latency pool's pre-warm learns from: until tonight's visits have filled a "
         "need window, it holds the median of those nights' learned needs (each the need_percentile of that night's "
         "needs) instead of its guarantee, and so meets tonight's first overlap of visits before the window has "
-        "seen one (0: the guarantee until tonight's first visit, the window's figure from then on)."
+        "seen one (0, or need_window_seconds 0: the guarantee until tonight's first visit, the window's figure from "
+        "then on)."
     )
     surplus: Surplus = Field(
         default=Surplus.WEIGHTED,
