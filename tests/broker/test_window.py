@@ -153,14 +153,25 @@ def _seen(w: NeedWindow, t: float, prompt_cores: int) -> PoolDemand:
     return w.feed(replace(_at(0, prompt_cores), now=t)).demand["prompt"]
 
 
+def _night_of(w: NeedWindow, night: Night, *cores: int) -> None:
+    """A night the loop sees whole: an observation in the afternoon (2 h before evening twilight, before the
+    pre-warm's 1 h lead), then one sample a minute from an hour after twilight."""
+    _seen(w, night.start - 7200, 0)
+    for i, c in enumerate(cores):
+        _seen(w, night.start + 3600 + 60 * i, c)
+
+
 def test_recent_nights_stand_in_for_the_window_until_tonight_fills_one() -> None:
     """Window 600 s at the median. Night 1's prompt needs are 100, 140 and 120: its figure is their median, 120.
     Prompt's guarantee on the whole batch capacity (the pre-warm's default) is 72 cores (3 of 10 nodes of 24)."""
     spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 0.5, "latency_headroom": 0})
     first, second = _nights(spec, 2)
     w = NeedWindow(spec)
+    _seen(w, first.start - 7200, 0)
     for i, cores in enumerate((100, 140, 120)):
         assert _seen(w, first.start + 3600 + 60 * i, cores).nights_cores is None  # no night learned yet
+    # By day nothing stands in (the first observation after morning twilight learned night 1).
+    assert _seen(w, second.start - 7200, 0).nights_cores is None
     # In the next night's lead, before its first visit: night 1's figure, not the guarantee.
     before = _seen(w, second.start - 60, 0)
     assert before.nights_cores == 120
@@ -174,27 +185,51 @@ def test_recent_nights_stand_in_for_the_window_until_tonight_fills_one() -> None
     filled = _seen(w, t0 + 600, 50)
     assert filled.nights_cores is None
     assert pool_figure(spec, "prompt", filled, base=240, prewarm=True).need == 50
+    # A weather gap longer than the window: it holds no visit, the recent nights stand in again.
+    gap = _seen(w, t0 + 600 + 601, 0)
+    assert (gap.peak_cores, gap.nights_cores) == (0, 120)
     # By day the recent nights do not count: no pre-warm, no need.
     assert pool_figure(spec, "prompt", before, base=240, prewarm=False).need == 0
 
 
 def test_recent_nights_are_the_median_of_the_last_need_nights() -> None:
-    """need_nights 3: nights needing 100, 300, 200 and 50 (one sample each) leave the last three, whose median
-    is 200; a night without work adds no figure."""
+    """need_nights 3: nights needing 100, 300, 50 and 200 (one sample each) leave the last three, 300, 50 and
+    200, whose median is 200 (the first three's, or all four's by nearest rank, is 100); a night without work
+    adds no figure."""
     spec = make_spec(broker={"need_window_seconds": 600, "need_nights": 3})
     nights = _nights(spec, 6)
     w = NeedWindow(spec)
-    for night, cores in zip(nights[:4], (100, 300, 200, 50), strict=True):
-        _seen(w, night.start + 3600, cores)
-    _seen(w, nights[4].start + 3600, 0)  # a night of clouds
+    for night, cores in zip(nights[:4], (100, 300, 50, 200), strict=True):
+        _night_of(w, night, cores)
+    _night_of(w, nights[4], 0)  # a night of clouds
     assert _seen(w, nights[5].start - 60, 0).nights_cores == 200
+
+
+def test_a_night_seen_from_its_middle_teaches_nothing() -> None:
+    """A broker started mid-night sees that night's tail: no figure from it."""
+    spec = make_spec(broker={"need_window_seconds": 600})
+    first, second = _nights(spec, 2)
+    w = NeedWindow(spec)
+    _seen(w, first.start + 3600, 100)  # the first observation, an hour into the night
+    assert _seen(w, second.start - 60, 0).nights_cores is None
+
+
+def test_recent_nights_get_the_latency_headroom() -> None:
+    """Night 1 needed 100; with a 20 % margin the pre-warm holds ceil(100 · 1.2) = 120, as the window's figure
+    would get (prompt's maximum is 6 nodes of 24, 144 cores)."""
+    spec = make_spec(broker={"need_window_seconds": 600, "latency_headroom": 0.2})
+    first, second = _nights(spec, 2)
+    w = NeedWindow(spec)
+    _night_of(w, first, 100)
+    before = _seen(w, second.start - 60, 0)
+    assert pool_figure(spec, "prompt", before, base=240, prewarm=True).need == 120
 
 
 def test_without_recent_nights_the_pre_warm_holds_the_guarantee_until_the_first_visit() -> None:
     spec = make_spec(broker={"need_window_seconds": 600, "need_nights": 0, "latency_headroom": 0})
     first, second = _nights(spec, 2)
     w = NeedWindow(spec)
-    _seen(w, first.start + 3600, 100)
+    _night_of(w, first, 100)
     before = _seen(w, second.start - 60, 0)
     assert before.nights_cores is None
     assert pool_figure(spec, "prompt", before, base=240, prewarm=True).need == 72

@@ -292,8 +292,8 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
         g_full = math.floor(full * p.guaranteed_share + _EPS)
         if spec.broker.prewarm_cores is not None:
             need = max(need, spec.broker.prewarm_cores)
-        elif d.nights_cores is not None:
-            need = max(need, d.nights_cores)
+        elif d.nights_cores is not None:  # with the margin the window's figure gets above
+            need = max(need, math.ceil(d.nights_cores * (1 + spec.broker.latency_headroom) - _EPS))
         elif not d.peak_cores:
             need = max(need, g_full)
         m = max(m, math.ceil(full * p.max_share - _EPS))

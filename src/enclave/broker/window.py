@@ -45,11 +45,15 @@ class Nights:
     """What the pre-warmed pool needed on its recent nights (issue 15, item 3: "learned from recent nights'
     percentiles"). The window learns within a night, so a night's first overlap of two visits is met only once it
     has happened, and the pre-warm before the first visit holds the pool's guarantee, whatever the visits need.
+
     Each night, from the pre-warm's lead before evening twilight to morning twilight (``decide.current_night``),
-    its needs with work are kept; at the next night's turn they become that night's figure, their
-    ``broker.need_percentile`` as the window takes it. Until tonight's visits have filled a window (its first
-    need with work ``need_window_seconds`` old), the pre-warm holds the median of the last ``broker.need_nights``
-    figures; from then on the window's figure, which has seen tonight's load."""
+    its needs with work are kept. The first observation after morning twilight (``current_night`` then tells the
+    next night) makes them that night's figure, their ``broker.need_percentile`` as the window takes it; a night
+    the loop did not see from its evening twilight on (a broker started mid-night) adds none, as its tail is not
+    its load. In the night, while tonight's visits have not filled a window (its first need with work is not
+    ``need_window_seconds`` old) or the window holds no need with work (a weather gap longer than it), the
+    pre-warm holds the median of the last ``broker.need_nights`` figures; otherwise the window's figure, which
+    has seen tonight's load."""
 
     kept: int
     """How many nights' figures to keep (``broker.need_nights``)."""
@@ -57,6 +61,8 @@ class Nights:
     """The learned need of each recent night with work, oldest first."""
     night: float | None = None
     """Tonight's evening twilight (what tells one night from the next), None before the first observation."""
+    whole: bool = False
+    """Whether the loop has seen tonight from its evening twilight on."""
     needs: list[int] = field(default_factory=list)
     """Tonight's needs with work so far."""
     first: float | None = None
@@ -65,22 +71,26 @@ class Nights:
     def __post_init__(self) -> None:
         self.figures = deque(maxlen=self.kept)
 
-    def feed(self, spec: EnclaveSpec, now: float, need: int) -> int | None:
-        """Take one observation's need; return what the recent nights needed while it stands in for tonight's
-        window (None when no night was learned, or tonight's visits have filled a window)."""
+    def feed(self, spec: EnclaveSpec, now: float, need: int, learned: int) -> int | None:
+        """Take one observation's need (``learned``: the window's figure with it); return what the recent nights
+        needed while it stands in for tonight's window, else None (no night learned, daytime, or the window has
+        tonight's load)."""
         b = spec.broker
         night = current_night(spec, now)
         if night is None:
             return None
         if night.start != self.night:
-            if self.needs:  # a night is over: its figure, as the window would have taken it
+            if self.needs and self.whole:  # a night is over: its figure, as the window would have taken it
                 self.figures.append(learned_need(self.needs, b.need_percentile))
-            self.night, self.needs, self.first = night.start, [], None
-        if need > 0 and night.contains(now, b.prewarm_lead_seconds):
+            self.night, self.whole, self.needs, self.first = night.start, now < night.start, [], None
+        if not night.contains(now, b.prewarm_lead_seconds):
+            return None
+        if need > 0:
             self.needs.append(need)
             if self.first is None:
                 self.first = now
-        if not self.figures or (self.first is not None and now - self.first >= b.need_window_seconds):
+        filled = self.first is not None and now - self.first >= b.need_window_seconds and learned > 0
+        if not self.figures or filled:
             return None
         return learned_need(list(self.figures), 0.5)  # the median night: one odd night does not set it
 
@@ -116,7 +126,7 @@ class NeedWindow:
             per_core = job_mib_per_core(d)
             if per_core is not None:
                 self._per_core[pool] = per_core
-            nights = (self._nights.feed(self.spec, observed.now, need)
+            nights = (self._nights.feed(self.spec, observed.now, need, learned)
                       if self._nights is not None and pool == self._warm else None)
             demand[pool] = replace(d, peak_cores=learned, job_mib_per_core=self._per_core.get(pool),
                                    nights_cores=nights)

@@ -373,11 +373,12 @@ class BrokerPolicy(Strict):
     )
     need_nights: int = Field(
         default=3, ge=0, le=30,
-        description="How many past nights a latency pool's pre-warm learns from: until tonight's visits have filled a "
-        "need window, it holds the median of those nights' learned needs (each the need_percentile of that night's "
-        "needs) instead of its guarantee, and so meets tonight's first overlap of visits before the window has "
-        "seen one (0, or need_window_seconds 0: the guarantee until tonight's first visit, the window's figure from "
-        "then on)."
+        description="How many past nights the pre-warmed pool learns from: until tonight's visits have filled a "
+        "need window (or while the window holds no visit), its pre-warm holds the median of those nights' learned "
+        "needs (each the need_percentile of that night's needs), plus latency_headroom, instead of its guarantee, "
+        "and so meets tonight's first overlap of visits before the window has seen one. 0: the guarantee until "
+        "tonight's first visit, the window's figure from then on; with need_window_seconds 0 no night is learned "
+        "(the guarantee all night). prewarm_cores, when set, replaces both."
     )
     surplus: Surplus = Field(
         default=Surplus.WEIGHTED,
