@@ -190,3 +190,35 @@ def test_the_journal_records_the_clock_and_the_work_an_action_evicts(db: Databas
     assert entry.after["clock"] == NOW
     churn = service.churn(CONDOR_ADMIN).nights()
     assert [(n.actions, n.evicted_core_hours) for n in churn] == [(1, round(2000 / 3600, 2))]
+
+
+def test_the_preview_decides_with_what_the_loop_has_learned(db: Database) -> None:
+    """``plan`` (``broker plan``, ``GET /broker/plan``) shows the loop's next decision: after a cycle saw prompt's
+    400 waiting cores, a preview a minute later, with none waiting, still has them as its learned need (the
+    window's, ``enclave.broker.window``), and previewing moves no window: the cycle after it learns the same."""
+    from enclave.broker.decide import instant_need
+
+    backend = MemoryBackend(busy_drp())
+    service = BrokerService(SPEC, db, backend, "memory")
+    service.cycle(BROKER)
+    backend.state = replace(backend.state, demand={**backend.state.demand, "prompt": PoolDemand()})
+    backend.tick(60)
+    seen = instant_need(SPEC, "prompt", PoolDemand(idle_jobs=400, idle_cores=400))
+    first, observed = service.plan()
+    assert observed.demand["prompt"].peak_cores == seen
+    again, _ = service.plan()
+    assert again == first
+    assert service.window.feed(backend.observe()).demand["prompt"].peak_cores == seen
+
+
+def test_a_window_peek_is_what_feed_would_write_and_moves_nothing() -> None:
+    from enclave.broker.window import NeedWindow
+
+    def at(t: float, cores: int) -> Observed:
+        return replace(busy_drp(), now=NOW + t, demand={"prompt": PoolDemand(idle_jobs=cores, idle_cores=cores)})
+
+    w = NeedWindow(make_spec(broker={"need_window_seconds": 600, "need_percentile": 1}))
+    w.feed(at(0, 100))
+    assert w.peek(at(60, 200)).demand["prompt"].peak_cores == 200
+    # Had the peek fed its 200 at 60 s, it would still be in the window at 601 s; the 100 of 0 s is out.
+    assert w.feed(at(601, 10)).demand["prompt"].peak_cores == 10

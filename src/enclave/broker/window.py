@@ -13,6 +13,7 @@ are shaped for last night's jobs (``decide.pod_shape``), and what the pre-warmed
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -106,6 +107,12 @@ class NeedWindow:
         self._nights = Nights(spec.broker.need_nights) if warm is not None and spec.broker.need_nights else None
         """The pre-warmed pool's recent nights (``Nights``); None when no pool is pre-warmed or none are kept."""
         self._warm = warm
+
+    def peek(self, observed: Observed) -> Observed:
+        """``observed`` as ``feed`` would write it, the window left where it was: what a preview of the loop's next
+        decision needs (``BrokerService.plan``). Fed to a copy, so that the two cannot differ; the spec is shared,
+        not copied."""
+        return copy.deepcopy(self, {id(self.spec): self.spec}).feed(observed)
 
     def feed(self, observed: Observed) -> Observed:
         """``observed`` with each pool's learned need over the window; the window moves on to ``observed.now``."""

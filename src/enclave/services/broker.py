@@ -128,9 +128,10 @@ class BrokerService:
             return self.backend.observe()
 
     def plan(self, actor: str = BROKER_ACTOR) -> tuple[Plan, Observed]:
-        """What the broker would do now and why (changes nothing)."""
+        """What the broker would do now and why (changes nothing): the loop's next decision, with the needs its
+        window has learned (``NeedWindow.peek``), not only those observed now."""
         with self.lock:
-            observed = self._scheduled(self.backend.observe())
+            observed = self.window.peek(self._scheduled(self.backend.observe()))
             return plan(self.spec, observed, actor), observed
 
     def _scheduled(self, observed: Observed) -> Observed:
