@@ -1150,7 +1150,8 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
 
 
 def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
-             again: Callable[[PoolState], bool] | None = None, at_target: bool = False) -> bool:
+             again: Callable[[PoolState], bool] | None = None, at_target: bool = False,
+             to_target: bool = False) -> bool:
     """Relabel one standalone startd to ``dst``: from the lowest-priority pool above its target, the first
     the rules allow (``may_give``). False when none may move or the move limit is reached.
 
@@ -1161,7 +1162,8 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     than the moves (``bench.broker_decide``). Not for targets: a move there may let an earlier donor overshoot.
 
     ``at_target`` (a promise only, ``make_up_for_pods``): donors at or below their target give too, down to what a
-    promise leaves them (``may_give``)."""
+    promise leaves them (``may_give``). ``to_target`` (a promise only, ``make_up_for_pods``): a donor above its
+    target gives down to its target where that is below its guarantee (``_most_given``)."""
     moved = cycle.moved
     for src in queue.donors:
         if src is dst or (src.standalone <= src.target and not at_target):
@@ -1170,7 +1172,7 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
         # whose sizes may go is passed over without ordering its startds (a pool at its target, most of the time).
         # Asked of all its sizes first: those out of cooldown take a pass over its startds to tell.
         allowed = {c for c in queue.cores_of(src.name, True)
-                   if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot)}
+                   if may_give(cycle, c, src, dst, promise=promise, overshoot=overshoot, to_target=to_target)}
         if allowed and not promise:
             allowed &= queue.cores_of(src.name, False)
         if not allowed:
@@ -1187,7 +1189,7 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
             took = True
             # A promise may take sizes up to what keeping the donor's floor and the receiver's maximum leaves
             # (``may_give``): one figure after each move, not each size asked again.
-            most = _most_given(src, dst, promise=True)
+            most = _most_given(src, dst, promise=True, to_target=to_target)
             if most < max(allowed):
                 allowed = {c for c in allowed if c <= most}
                 if not allowed:
@@ -1197,7 +1199,8 @@ def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool
     return False
 
 
-def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool) -> bool:
+def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promise: bool, overshoot: bool,
+             to_target: bool = False) -> bool:
     """Whether a startd of ``cores`` may go from ``src`` to ``dst``.
 
     A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
@@ -1207,7 +1210,7 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
     another pool is short of its promise: that startd could be the one the other pool needs.
 
     Only the startd's size counts (``take_one`` asks once per size)."""
-    if cores > _most_given(src, dst, promise=promise):
+    if cores > _most_given(src, dst, promise=promise, to_target=to_target):
         return False
     if promise:
         return True
@@ -1217,11 +1220,19 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
         p.has_work and p.standalone < min(p.guaranteed, p.target) for p in cycle.pools.values()))
 
 
-def _most_given(src: PoolState, dst: PoolState, *, promise: bool) -> int:
+def _most_given(src: PoolState, dst: PoolState, *, promise: bool, to_target: bool = False) -> int:
     """The most cores one startd moving from ``src`` to ``dst`` may have (``may_give``): what the donor holds above
-    what it keeps — its guarantee for a promise (when it has work), else its target; a latency pool's ``floor``
-    either way — and what the receiver may still hold within its maximum."""
-    keep = max((src.guaranteed if src.has_work else 0) if promise else src.target, src.floor())
+    what it keeps — its guarantee for a promise (when it has work), or its target if that is less and
+    ``to_target`` (the make-up's donors above their target: deciding again would take them down to it by the
+    target rule, a second move a cycle later), else its target; a latency pool's ``floor`` either way — and what
+    the receiver may still hold within its maximum."""
+    if promise:
+        keep = src.guaranteed if src.has_work else 0
+        if to_target and src.target < keep:
+            keep = src.target
+    else:
+        keep = src.target
+    keep = max(keep, src.floor())
     return min(src.standalone - keep, dst.maximum - dst.standalone - dst.lent)
 
 
@@ -1395,9 +1406,11 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
         old = ps.target
         ps.target = max(ps.target, promise - ps.lent)
         before = {q.name: q.standalone for q in cycle.pools.values()}
-        # Donors above their target first (a node nobody wants), then those at it, lowest priority first.
+        # Donors above their target first, down to it (a node nobody wants: deciding again would move it by the
+        # target rule), then those at it, down to their guarantee; lowest priority first.
         for at_target in (False, True):
-            while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=at_target):
+            while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=at_target,
+                                         to_target=not at_target):
                 pass
         if ps.standalone == before[name]:
             ps.target = old  # nothing came: the figures stay what brought the decision's moves
