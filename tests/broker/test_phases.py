@@ -635,16 +635,22 @@ def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> 
     pods = [_pod("p", "w4", "prompt")]  # w4 has a worker pod: never drained whole
     c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
     k = _commons(spec, nodes, pods)  # free: 18 + 43 + 48 + 30 = 139
-    drain_for_batch(c, k, [], {}, {"prompt": 96}, room=1000)
+    drain_for_batch(c, k, Held(), [], {}, {"prompt": 96}, room=1000)
     # w3 is in cooldown; w2 first (5 cores of pods): 139 − 48 = 91 ≥ 40; then w1: 91 − 48 = 43 ≥ 40.
     assert _what(c.actions) == [("drain node", "w2"), ("drain node", "w1")]
     c = _cycle(tight, _pool("prompt", 100, lend=96, need=96))
-    drain_for_batch(c, _commons(tight, nodes, pods), [], {}, {"prompt": 96}, room=1000)
+    drain_for_batch(c, _commons(tight, nodes, pods), Held(), [], {}, {"prompt": 96}, room=1000)
     assert _what(c.actions) == [("drain node", "w2")]  # 91 − 48 = 43 < 50: w1's pods would have no room
     for room, drained in ((96, 2), (95, 1)):  # the lending room holds two workers, or one
         c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
-        drain_for_batch(c, _commons(spec, nodes, pods), [], {}, {"prompt": 96}, room=room)
+        drain_for_batch(c, _commons(spec, nodes, pods), Held(), [], {}, {"prompt": 96}, room=room)
         assert len(c.actions) == drained, room
+    # Room held on w2 for a waiting spawn (``hold_room_for_spawns``): w2 is passed over, w1 drains (139 − 48 ≥ 40),
+    # and w3 is still in cooldown.
+    c = _cycle(spec, _pool("prompt", 100, lend=96, need=96))
+    drain_for_batch(c, _commons(spec, nodes, pods), Held({"w2": 40.0}, {"w2": 40 * 1024}), [], {}, {"prompt": 96},
+                    room=1000)
+    assert _what(c.actions) == [("drain node", "w1")]
 
 
 def test_the_decision_runs_with_the_cyclic_collector_paused_and_leaves_it_as_it_was(

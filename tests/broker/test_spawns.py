@@ -7,7 +7,17 @@ from dataclasses import replace
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
-from enclave.domain.capacity import DeletePods, DeployPods, DrainStartd, Observed, PendingSpawn, Startd, StartdKind
+from enclave.domain.capacity import (
+    DeletePods,
+    DeployPods,
+    DrainNode,
+    DrainStartd,
+    Observed,
+    PendingSpawn,
+    PoolDemand,
+    Startd,
+    StartdKind,
+)
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec
@@ -70,3 +80,23 @@ def test_a_spawn_larger_than_any_worker_frees_nothing() -> None:
     # A backend that only tells the total cannot say so, and pods go back until the total fits.
     total = replace(o, notebook_pending_cores=64.0)
     assert any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, total).actions)
+
+
+def test_bcs5_never_drains_the_worker_a_spawn_is_held_on() -> None:
+    """lend_mode nodes, three workers of 48 cores: kub-001 empty, kub-002 and kub-003 with 10 cores of notebooks
+    (38 free each). A 40-core spawn fits on kub-001 only: its room is held there. Prompt (guarantee 72, DRP's 168
+    with work) needs 240 and lacks 168, so BCS 5 drains workers, fewest Kubernetes cores first — kub-001, which
+    would leave the spawn no worker with room, though the commons' total would keep its 40 (124 − 48 = 76). So
+    kub-002 drains (76 ≥ 40), and then kub-003 may not (76 − 48 = 28 < 40). Until stop 36 kub-001 was drained."""
+    spec = make_spec(workers=3, batch=10, guaranteed=(3, 7, 0, 0), maximum=(10, 9, 5, 5),
+                     broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 50})
+    o = initial_state(spec, NOW - 100_000)
+    k8s = {"kub-001": 0, "kub-002": 10, "kub-003": 10}
+    nodes = tuple(replace(n, k8s_cores_requested=float(k8s[n.name]), k8s_memory_requested_mib=k8s[n.name] * 1024)
+                  if n.name in k8s else n for n in o.nodes)
+    o = replace(o, now=NOW, nodes=nodes, notebook_spawns=(PendingSpawn(40.0, 40 * 1024),), notebook_pending_cores=40.0,
+                demand={"prompt": PoolDemand(idle_jobs=400, idle_cores=400),
+                        "drp": PoolDemand(idle_jobs=400, idle_cores=400)})
+    p = plan(spec, o)
+    assert p.pools["prompt"].lend == 168
+    assert [a.node for a in p.actions if isinstance(a, DrainNode)] == ["kub-002"]

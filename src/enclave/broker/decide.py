@@ -946,7 +946,7 @@ def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], cens
         yield
         make_up_for_pods(cycle, queue)
         yield
-    lend_nodes(cycle, commons, room, lend=lend_mode == LendMode.NODES)
+    lend_nodes(cycle, commons, held, room, lend=lend_mode == LendMode.NODES)
 
 
 def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], observed: Observed,
@@ -1426,9 +1426,10 @@ def _smallest_batch_node(spec: EnclaveSpec) -> int:
     return min(g.cores for g in spec.cluster.node_groups if g.role == NodeRole.BATCH_ONLY and g.count)
 
 
-def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> None:
+def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend: bool) -> None:
     """Phase 10 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
-    if needed. With ``lend`` False (pods mode) it only gives back workers a previous configuration took."""
+    if needed, never a worker where room is held for a waiting spawn (``held``). With ``lend`` False (pods mode)
+    it only gives back workers a previous configuration took."""
     in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
@@ -1436,7 +1437,7 @@ def lend_nodes(cycle: Cycle, commons: Commons, room: float, *, lend: bool) -> No
     if commons.short() > _EPS or not lend:
         return
     start_htcondor(cycle, in_flight, claim_of)
-    drain_for_batch(cycle, commons, in_flight, claim_of, lacking, room)
+    drain_for_batch(cycle, commons, held, in_flight, claim_of, lacking, room)
 
 
 def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, PoolState], dict[str, int]]:
@@ -1508,27 +1509,30 @@ def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, Pool
                                                f"standalone", node=node.name, pool=owner.name))
 
 
-def drain_for_batch(cycle: Cycle, commons: Commons, in_flight: list[Node], claim_of: dict[str, PoolState],
-                    lacking: dict[str, int], room: float) -> None:
+def drain_for_batch(cycle: Cycle, commons: Commons, held: Held, in_flight: list[Node],
+                    claim_of: dict[str, PoolState], lacking: dict[str, int], room: float) -> None:
     """BCS 5 step 1: each lending pool, highest priority first, drains more ready workers for what it still
     lacks beyond its claims."""
     for ps in cycle.receivers:
         coming = sum(n.cores for n in in_flight if claim_of.get(n.name) is ps)
-        left = _drain_for(cycle, commons, ps, lacking.get(ps.name, 0), coming, room)
+        left = _drain_for(cycle, commons, held, ps, lacking.get(ps.name, 0), coming, room)
         if left is None:
             return
         room = left
 
 
-def _drain_for(cycle: Cycle, commons: Commons, ps: PoolState, want: int, coming: int, room: float) -> float | None:
-    """Drain workers for one pool: out of cooldown, without worker pods, fewest Kubernetes cores first, while it
-    lacks at least ``hysteresis`` of a worker, the lending room holds it, the pool stays within its maximum
-    and the rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
+def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: int, coming: int,
+               room: float) -> float | None:
+    """Drain workers for one pool: out of cooldown, without worker pods, without room held for a waiting spawn
+    (``hold_room_for_spawns`` chose that worker because the spawn fits there: the commons-wide reserve alone would
+    let the one worker it fits on go), fewest Kubernetes cores first, while it lacks at least ``hysteresis`` of a
+    worker, the lending room holds it, the pool stays within its maximum and the rest of the commons still hold
+    the notebook reserve. The room left; None at the move limit."""
     hysteresis = cycle.spec.broker.hysteresis
-    cool, pod_cores_on, moved = cycle.cool, commons.pod_cores_on, cycle.moved
+    cool, pod_cores_on, moved, for_spawns = cycle.cool, commons.pod_cores_on, cycle.moved, held.cores
     # Ties by name: the workers come in name order and the sort is stable.
-    candidates = sorted((n for n in commons.ready_by_name if cool(n.since)
-                         and pod_cores_on.get(n.name, 0) == 0 and n.name not in moved), key=_K8S_CORES)
+    candidates = sorted((n for n in commons.ready_by_name if cool(n.since) and pod_cores_on.get(n.name, 0) == 0
+                         and n.name not in moved and n.name not in for_spawns), key=_K8S_CORES)
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
             break
