@@ -327,7 +327,11 @@ def _room_from_replaced(o: Observed, first: Plan, second: Plan, a: object) -> bo
     held, ready = _held(after).get(a.to_pool, 0), _running(after, a.to_pool)
     ps = first.pools[a.to_pool]
     by_maximum = held + cores > ps.maximum >= held - freed + cores
-    by_urgency = ps.latency and ready >= ps.now_need > ready - freed
+    # Only the relabels that bring the pool back up to what its jobs need: each one while what it has ready, with
+    # the relabels to it before this one, is still short of that.
+    before = sum(next(s.cores for s in o.startds if s.name == r.startd) for r in
+                 second.actions[:second.actions.index(a)] if isinstance(r, Relabel) and r.to_pool == a.to_pool)
+    by_urgency = ps.latency and ready >= ps.now_need > ready - freed + before
     return freed > 0 and (by_maximum or by_urgency)
 
 

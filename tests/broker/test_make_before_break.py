@@ -250,6 +250,32 @@ def test_the_make_up_takes_a_donor_above_its_target_down_to_it_before_one_at_its
     assert plan(spec, project(o, first.actions)).actions == []
 
 
+def test_the_make_ups_first_pass_leaves_a_donor_its_target_even_above_its_guarantee() -> None:
+    """Found in review. Prompt as in the two cases above (target raised to 40 by the make-up, 16 short). General
+    (guarantee 0) runs 30 cores on its two nodes: need and target 30. DRP runs 20 on its three (6, 7 and 7 busy
+    cores): need and target 20. User runs 96 on four: need, target and holdings 96. Hysteresis 0.25 (6 cores of a
+    node). The make-up's first pass takes donors above their target down to their target, lowest priority first:
+    general keeps 30 of its 48, 18 < 24, so it gives nothing; DRP keeps 20 of its 72 and gives its least busy node,
+    condor-005. Deciding again moves nothing. Taking general down to its guarantee instead (0) would have lowered
+    its target to the 24 left, and deciding again general, 6 short, would take a DRP node by the target rule."""
+    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 9, 5), broker={
+        "cooldown_seconds": 900, "hysteresis": 0.25, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
+    owners = {1: ("general", 15, 1e5), 2: ("general", 15, 1e5), 3: ("drp", 7, 1e5), 4: ("drp", 7, 1e5),
+              5: ("drp", 6, 1e5), 6: ("user", 24, 1e5), 7: ("user", 24, 1e5), 8: ("user", 24, 1e5),
+              9: ("user", 24, 1e5), 10: ("prompt", 0, 1e5)}
+    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
+                       peak_cores=40)
+    o = replace(o, demand={**o.demand, "drp": PoolDemand(running_jobs=20, running_cores=20),
+                           "general": PoolDemand(running_jobs=30, running_cores=30),
+                           "user": PoolDemand(running_jobs=96, running_cores=96)})
+    first = plan(spec, o)
+    assert {p: (first.pools[p].need, first.pools[p].target) for p in ("prompt", "drp", "user", "general")} == {
+        "prompt": (48, 40), "drp": (20, 20), "user": (96, 96), "general": (30, 30)}
+    assert [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)] == [
+        ("condor-005", "drp", "prompt")]
+    assert plan(spec, project(o, first.actions)).actions == []
+
+
 def test_a_cover_lent_short_by_less_than_hysteresis_of_a_pod_is_kept() -> None:
     """The first case with hysteresis 1.0 and prompt's need its window's 68 cores (no headroom): promised
     min(72, 68) = 68, covered 48, target 20. It holds its node and kub-002's 5 pods, 24 + 40 = 64: 4 short, less than

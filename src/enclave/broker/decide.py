@@ -1203,9 +1203,10 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
              to_target: bool = False) -> bool:
     """Whether a startd of ``cores`` may go from ``src`` to ``dst``.
 
-    A promise may take a donor below its target, never below its own guarantee; otherwise the donor keeps its
-    target. Either way a latency pool keeps its ``floor`` (make before break), even against another pool's
-    promise. No pool goes over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
+    A promise may take a donor below its target, never below its own guarantee (the make-up's first pass,
+    ``to_target``: down to its target, even below its guarantee); otherwise the donor keeps its target. Either
+    way a latency pool keeps its ``floor`` (make before break), even against another pool's promise. No pool goes
+    over its maximum. A move toward a target needs ``hysteresis`` of the startd to be
     missing. Hysteresis may carry a pool past its target only in the second pass (``overshoot``), and not while
     another pool is short of its promise: that startd could be the one the other pool needs.
 
@@ -1222,17 +1223,11 @@ def may_give(cycle: Cycle, cores: int, src: PoolState, dst: PoolState, *, promis
 
 def _most_given(src: PoolState, dst: PoolState, *, promise: bool, to_target: bool = False) -> int:
     """The most cores one startd moving from ``src`` to ``dst`` may have (``may_give``): what the donor holds above
-    what it keeps — its guarantee for a promise (when it has work), or its target if that is less and
-    ``to_target`` (the make-up's donors above their target: deciding again would take them down to it by the
-    target rule, a second move a cycle later), else its target; a latency pool's ``floor`` either way — and what
-    the receiver may still hold within its maximum."""
-    if promise:
-        keep = src.guaranteed if src.has_work else 0
-        if to_target and src.target < keep:
-            keep = src.target
-    else:
-        keep = src.target
-    keep = max(keep, src.floor())
+    what it keeps — its guarantee for a promise (when it has work), its target for a move toward a target and for
+    ``to_target`` (the make-up's first pass: what a donor holds beyond its target is a node nobody wants, even below
+    its guarantee, and taking it below its target would lower that target and move a node back a cycle later); a
+    latency pool's ``floor`` either way — and what the receiver may still hold within its maximum."""
+    keep = max((src.guaranteed if src.has_work else 0) if promise and not to_target else src.target, src.floor())
     return min(src.standalone - keep, dst.maximum - dst.standalone - dst.lent)
 
 
