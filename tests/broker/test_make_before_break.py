@@ -14,6 +14,7 @@ from typing import Any
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.domain.capacity import DeployPods, Node, Observed, PoolDemand, Relabel, Startd, StartdKind
+from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec
 
@@ -195,6 +196,19 @@ def _three_workers(k8s: dict[str, float], owners: dict[int, tuple[str, int, floa
         "user": PoolDemand(idle_jobs=12, idle_cores=12, running_jobs=24, running_cores=24)})
 
 
+def _made_up(owners: dict[int, tuple[str, int, float]], hysteresis: float = 1.0, user_max: int = 9,
+             **demand: PoolDemand) -> tuple[EnclaveSpec, Observed]:
+    """The make-up's cases: prompt's need is its window's 40 cores plus 20 % (48), its jobs wait (80 idle cores);
+    the workers as in ``_three_workers`` with kub-001 and kub-002 at 32 cores of notebooks and kub-003 full, 8 cores
+    kept for notebooks; batch node i held by ``owners[i]``; ``demand`` replaces those pools' (user's maximum
+    ``user_max`` nodes)."""
+    spec = make_spec(workers=3, batch=10, maximum=(3, 9, user_max, 5), broker={
+        "cooldown_seconds": 900, "hysteresis": hysteresis, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
+    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
+                       peak_cores=40)
+    return spec, replace(o, demand={**o.demand, **demand})
+
+
 def test_a_cover_made_up_leaves_the_other_pools_moves_and_deciding_again_changes_nothing() -> None:
     """Found in review. Prompt's need is its window's 40 cores plus 20 % (48), below its 72 guaranteed, so it is
     promised 48; its jobs wait (80 idle cores). kub-001 has room for 2 pods, kub-002's room is its own 2 draining
@@ -206,13 +220,9 @@ def test_a_cover_made_up_leaves_the_other_pools_moves_and_deciding_again_changes
     general's last node, condor-005, by its promise (cooldown ignored); general's target falls by it. Deciding again
     on the result: prompt holds 56 ≥ 48, and what it holds beyond its target (24) is its floor (need 48 − 0 ready
     borrowed): nothing moves."""
-    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 5, 5), broker={
-        "cooldown_seconds": 900, "hysteresis": 1.0, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
-    owners = {1: ("drp", 0, 30), 2: ("general", 0, 30), 3: ("drp", 24, 30), 4: ("drp", 0, 1e5),
-              5: ("general", 0, 30), 6: ("drp", 0, 1e5), 7: ("general", 24, 1e5), 8: ("drp", 0, 1e5),
-              9: ("drp", 24, 1e5), 10: ("prompt", 0, 1e5)}
-    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
-                       peak_cores=40)
+    spec, o = _made_up({1: ("drp", 0, 30), 2: ("general", 0, 30), 3: ("drp", 24, 30), 4: ("drp", 0, 1e5),
+                        5: ("general", 0, 30), 6: ("drp", 0, 1e5), 7: ("general", 24, 1e5), 8: ("drp", 0, 1e5),
+                        9: ("drp", 24, 1e5), 10: ("prompt", 0, 1e5)}, user_max=5)
     first = plan(spec, o)
     moves = [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)]
     assert moves == [("condor-002", "general", "user"), ("condor-007", "general", "drp"),
@@ -234,14 +244,10 @@ def test_the_make_up_takes_a_donor_above_its_target_down_to_it_before_one_at_its
     Until stop 36 the make-up left DRP its guarantee and took user's condor-003 (user below its target, down to its
     guarantee), lowering user's target to 144; deciding again gave user its 180 back and it took condor-001 from
     DRP by the target rule: two moves for one, and the one exception the idempotence property had to allow."""
-    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 9, 5), broker={
-        "cooldown_seconds": 900, "hysteresis": 1.0, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
-    owners = {i: ("drp", 10, 1e5) if i <= 2 else ("prompt", 0, 1e5) if i == 10 else ("user", 24, 1e5)
-              for i in range(1, 11)}
-    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
-                       peak_cores=40)
-    o = replace(o, demand={**o.demand, "drp": PoolDemand(running_jobs=20, running_cores=20),
-                           "user": PoolDemand(idle_jobs=12, idle_cores=12, running_jobs=168, running_cores=168)})
+    spec, o = _made_up({i: ("drp", 10, 1e5) if i <= 2 else ("prompt", 0, 1e5) if i == 10 else ("user", 24, 1e5)
+                        for i in range(1, 11)},
+                       drp=PoolDemand(running_jobs=20, running_cores=20),
+                       user=PoolDemand(idle_jobs=12, idle_cores=12, running_jobs=168, running_cores=168))
     first = plan(spec, o)
     assert {p: (first.pools[p].need, first.pools[p].target) for p in ("prompt", "drp", "user")} == {
         "prompt": (48, 40), "drp": (20, 20), "user": (180, 180)}
@@ -258,16 +264,12 @@ def test_the_make_ups_first_pass_leaves_a_donor_its_target_even_above_its_guaran
     general keeps 30 of its 48, 18 < 24, so it gives nothing; DRP keeps 20 of its 72 and gives its least busy node,
     condor-005. Deciding again moves nothing. Taking general down to its guarantee instead (0) would have lowered
     its target to the 24 left, and deciding again general, 6 short, would take a DRP node by the target rule."""
-    spec = make_spec(workers=3, batch=10, maximum=(3, 9, 9, 5), broker={
-        "cooldown_seconds": 900, "hysteresis": 0.25, "latency_headroom": 0.2, "notebook_headroom_cores": 8})
-    owners = {1: ("general", 15, 1e5), 2: ("general", 15, 1e5), 3: ("drp", 7, 1e5), 4: ("drp", 7, 1e5),
-              5: ("drp", 6, 1e5), 6: ("user", 24, 1e5), 7: ("user", 24, 1e5), 8: ("user", 24, 1e5),
-              9: ("user", 24, 1e5), 10: ("prompt", 0, 1e5)}
-    o = _three_workers({"kub-001": 32.0, "kub-002": 32.0, "kub-003": 48.0}, owners, idle_jobs=80, idle_cores=80,
-                       peak_cores=40)
-    o = replace(o, demand={**o.demand, "drp": PoolDemand(running_jobs=20, running_cores=20),
-                           "general": PoolDemand(running_jobs=30, running_cores=30),
-                           "user": PoolDemand(running_jobs=96, running_cores=96)})
+    spec, o = _made_up({1: ("general", 15, 1e5), 2: ("general", 15, 1e5), 3: ("drp", 7, 1e5), 4: ("drp", 7, 1e5),
+                        5: ("drp", 6, 1e5), 6: ("user", 24, 1e5), 7: ("user", 24, 1e5), 8: ("user", 24, 1e5),
+                        9: ("user", 24, 1e5), 10: ("prompt", 0, 1e5)}, hysteresis=0.25,
+                       drp=PoolDemand(running_jobs=20, running_cores=20),
+                       general=PoolDemand(running_jobs=30, running_cores=30),
+                       user=PoolDemand(running_jobs=96, running_cores=96))
     first = plan(spec, o)
     assert {p: (first.pools[p].need, first.pools[p].target) for p in ("prompt", "drp", "user", "general")} == {
         "prompt": (48, 40), "drp": (20, 20), "user": (96, 96), "general": (30, 30)}
