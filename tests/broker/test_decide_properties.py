@@ -322,15 +322,16 @@ def _room_from_replaced(o: Observed, first: Plan, second: Plan, a: object) -> bo
         return False
     freed = sum(s.cores for r in second.actions if _replaced(o, first, r) for s in _given_back(o, r)
                 if s.pool == a.to_pool)
-    cores = next(s.cores for s in o.startds if s.name == a.startd)
+    cores_of = {s.name: s.cores for s in o.startds}
+    cores = cores_of[a.startd]
     after = project(o, first.actions)
     held, ready = _held(after).get(a.to_pool, 0), _running(after, a.to_pool)
     ps = first.pools[a.to_pool]
     by_maximum = held + cores > ps.maximum >= held - freed + cores
     # Only the relabels that bring the pool back up to what its jobs need: each one while what it has ready, with
     # the relabels to it before this one, is still short of that.
-    before = sum(next(s.cores for s in o.startds if s.name == r.startd) for r in
-                 second.actions[:second.actions.index(a)] if isinstance(r, Relabel) and r.to_pool == a.to_pool)
+    before = sum(cores_of[r.startd] for r in second.actions[:second.actions.index(a)]
+                 if isinstance(r, Relabel) and r.to_pool == a.to_pool)
     by_urgency = ps.latency and ready >= ps.now_need > ready - freed + before
     return freed > 0 and (by_maximum or by_urgency)
 

@@ -56,10 +56,9 @@ class Nights:
     pre-warm holds the median of the last ``broker.need_nights`` figures; otherwise the window's figure, which
     has seen tonight's load."""
 
-    kept: int
-    """How many nights' figures to keep (``broker.need_nights``)."""
+    spec: EnclaveSpec
     figures: deque[int] = field(init=False)
-    """The learned need of each recent night with work, oldest first."""
+    """The learned need of each recent night with work, oldest first: the last ``broker.need_nights``."""
     night: float | None = None
     """Tonight's evening twilight (what tells one night from the next), None before the first observation."""
     whole: bool = False
@@ -70,14 +69,14 @@ class Nights:
     """When tonight's first need with work was seen."""
 
     def __post_init__(self) -> None:
-        self.figures = deque(maxlen=self.kept)
+        self.figures = deque(maxlen=self.spec.broker.need_nights)
 
-    def feed(self, spec: EnclaveSpec, now: float, need: int, learned: int) -> int | None:
+    def feed(self, now: float, need: int, learned: int) -> int | None:
         """Take one observation's need (``learned``: the window's figure with it); return what the recent nights
         needed while it stands in for tonight's window, else None (no night learned, daytime, or the window has
         tonight's load)."""
-        b = spec.broker
-        night = current_night(spec, now)
+        b = self.spec.broker
+        night = current_night(self.spec, now)
         if night is None:
             return None
         if night.start != self.night:
@@ -104,7 +103,7 @@ class NeedWindow:
         self._per_core: dict[str, float] = {}
         """Per pool, the memory per core (MiB) its jobs requested when it last had any."""
         warm = prewarm_pool(spec)
-        self._nights = Nights(spec.broker.need_nights) if warm is not None and spec.broker.need_nights else None
+        self._nights = Nights(spec) if warm is not None and spec.broker.need_nights else None
         """The pre-warmed pool's recent nights (``Nights``); None when no pool is pre-warmed or none are kept."""
         self._warm = warm
 
@@ -133,7 +132,7 @@ class NeedWindow:
             per_core = job_mib_per_core(d)
             if per_core is not None:
                 self._per_core[pool] = per_core
-            nights = (self._nights.feed(self.spec, observed.now, need, learned)
+            nights = (self._nights.feed(observed.now, need, learned)
                       if self._nights is not None and pool == self._warm else None)
             demand[pool] = replace(d, peak_cores=learned, job_mib_per_core=self._per_core.get(pool),
                                    nights_cores=nights)
