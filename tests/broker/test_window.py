@@ -233,3 +233,19 @@ def test_without_recent_nights_the_pre_warm_holds_the_guarantee_until_the_first_
     before = _seen(w, second.start - 60, 0)
     assert before.nights_cores is None
     assert pool_figure(spec, "prompt", before, base=240, prewarm=True).need == 72
+
+
+def test_a_broker_restarted_mid_night_holds_the_pre_warm_default_until_it_measures_a_visit() -> None:
+    """The window and the recent nights live in the loop's memory (``BrokerService.window``), so a restarted broker
+    (or a standby replica taking the lead) starts with neither. Between two visits its first observation sees no
+    prompt job: what it learned is 0, which must not read as "prompt needs nothing" (its pods would go back at
+    once, being out of their cooldown), but as nothing measured: the pre-warm's default, the guarantee on the
+    whole batch capacity (72 cores: 3 of 10 nodes of 24). Its first visit then sets the need."""
+    spec = make_spec(broker={"need_window_seconds": 600, "latency_headroom": 0})
+    [night] = _nights(spec, 1)
+    w = NeedWindow(spec)
+    gap = _seen(w, night.start + 3 * 3600, 0)
+    assert (gap.peak_cores, gap.nights_cores) == (0, None)
+    assert pool_figure(spec, "prompt", gap, base=240, prewarm=True).need == 72
+    visit = _seen(w, night.start + 3 * 3600 + 40, 50)
+    assert pool_figure(spec, "prompt", visit, base=240, prewarm=True).need == 50

@@ -10,9 +10,13 @@ pod names, the same grace period, the same journal entry. One lock serialises br
 procedures: a person's procedure never interleaves with a cycle.
 
 Idempotence and restarts: an action already in effect (the fresh observation projects to itself) is skipped
-and not journaled again. The broker keeps no state of its own between cycles — every cycle starts from
-``backend.observe()`` — so a broker killed between two actions re-observes after a restart and decides from
-what is really there.
+and not journaled again. Every cycle starts from ``backend.observe()``, so a broker killed between two actions
+re-observes after a restart and decides from what is really there. The one thing it carries from cycle to cycle
+is what it has learned of the latency pools' needs (``window``: the last ``need_window_seconds`` and the recent
+nights, ``enclave.broker.window``), kept in memory: a restarted broker, or a standby replica taking the lead,
+learns them again. Until it has measured a visit the pre-warm holds its default, the guarantee on the whole
+batch capacity (``decide.pool_figure``), never less because a gap between visits showed no job
+(``tests/broker/test_window.py``); the recent nights come back after ``need_nights`` nights seen whole.
 """
 
 from __future__ import annotations
