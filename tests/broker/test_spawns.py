@@ -12,11 +12,9 @@ from enclave.domain.capacity import (
     DeployPods,
     DrainNode,
     DrainStartd,
-    NodeState,
     Observed,
     PendingSpawn,
     PoolDemand,
-    ReturnNode,
     Startd,
     StartdKind,
 )
@@ -102,48 +100,3 @@ def test_bcs5_never_drains_the_worker_a_spawn_is_held_on() -> None:
     p = plan(spec, o)
     assert p.pools["prompt"].lend == 168
     assert [a.node for a in p.actions if isinstance(a, DrainNode)] == ["kub-002"]
-
-
-def _lent_whole(busy: int) -> tuple[EnclaveSpec, Observed]:
-    """lend_mode nodes, four workers of 48 cores: kub-001 to kub-003 ready, each with 38 cores of notebooks (10 free
-    each, 30 in all), and kub-004 lent whole to prompt (a NODE-kind startd with ``busy`` cores busy), which still
-    needs it (400 cores wait). A 16-core spawn waits: the commons' 30 free cores hold it in total (headroom 0), so
-    the total alone (``reclaim_for_notebooks``) gives nothing back, yet no ready worker has 16 cores, and they run
-    no worker pod that could be freed."""
-    spec = make_spec(workers=4, batch=10, broker={"lend_mode": "nodes", "cooldown_seconds": 900,
-                                                  "notebook_headroom_cores": 0, "max_moves_per_cycle": 50})
-    o = initial_state(spec, NOW - 100_000)
-    nodes = tuple(replace(n, state=NodeState.HTCONDOR) if n.name == "kub-004"
-                  else replace(n, k8s_cores_requested=38.0, k8s_memory_requested_mib=38 * 1024)
-                  if n.role == NodeRole.WORKER else n for n in o.nodes)
-    lent = Startd("kub-004", "kub-004", StartdKind.NODE, "prompt", 48, 256 * 1024, busy_cores=busy,
-                  since=NOW - 100_000)
-    return spec, replace(o, now=NOW, nodes=nodes, startds=(*o.startds, lent),
-                         notebook_spawns=(PendingSpawn(16.0, 16 * 1024),), notebook_pending_cores=16.0,
-                         demand={"prompt": PoolDemand(idle_jobs=400, idle_cores=400)})
-
-
-def test_a_spawn_no_ready_worker_holds_gets_a_whole_lent_worker_back() -> None:
-    """Until stop 37 the spawn waited for ever: only worker pods were freed for a spawn, and there are none."""
-    spec, busy = _lent_whole(busy=8)
-    p = plan(spec, busy)
-    # Its jobs run: drained, they finish first (prompt's take_away is drain), then the worker goes back.
-    [drain] = [a for a in p.actions if isinstance(a, DrainStartd)]
-    assert drain.startd == "kub-004" and "notebook spawn" in drain.reason
-    assert not any(isinstance(a, DrainNode) for a in p.actions)  # no ready worker can give up its 38 cores
-    # Deciding again while it drains: it is counted as coming back for the spawn, nothing else goes.
-    again = plan(spec, project(busy, p.actions))
-    assert not any(isinstance(a, DrainStartd | ReturnNode | DeletePods) for a in again.actions)
-    # Idle, it goes back at once, and on the result the spawn has its room there.
-    spec, idle = _lent_whole(busy=0)
-    p = plan(spec, idle)
-    assert [a.node for a in p.actions if isinstance(a, ReturnNode)] == ["kub-004"]
-    after = project(idle, p.actions)
-    assert not any(isinstance(a, DrainStartd | ReturnNode | DeletePods) for a in plan(spec, after).actions)
-
-
-def test_a_spawn_no_worker_could_hold_takes_no_lent_worker() -> None:
-    """A 64-core spawn fits on no worker of 48 cores, lent or not: nothing is given back for it."""
-    spec, o = _lent_whole(busy=8)
-    big = replace(o, notebook_spawns=(PendingSpawn(64.0, 8192),), notebook_pending_cores=16.0)
-    assert not any(isinstance(a, DrainStartd | ReturnNode) for a in plan(spec, big).actions)

@@ -1103,11 +1103,10 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
     held = Held()
     spawns = tuple(spawns)
     if spawns:
-        lent = [s for s in commons.lent if s.name not in cycle.moved]
-        prio = {n: ps.priority for n, ps in cycle.pools.items()}
-        _room_for_spawns(spawns, commons.ready_by_name, commons.ready, lent, prio, held.cores, held.mem,
-                         lambda s, why: release(cycle, commons, s, why),
-                         _WholeWorkers(commons.not_ready_by_name, lent, prio))
+        _room_for_spawns(spawns, commons.ready_by_name, commons.ready,
+                         [s for s in commons.lent if s.name not in cycle.moved],
+                         {n: ps.priority for n, ps in cycle.pools.items()}, held.cores, held.mem,
+                         lambda s, why: release(cycle, commons, s, why))
     return held
 
 
@@ -1552,15 +1551,14 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
 
 def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
                      prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
-                     release: Callable[[StartdT, str], bool], whole: _WholeWorkers) -> None:
+                     release: Callable[[StartdT, str], bool]) -> None:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
     so free cores scattered over the commons do not help it. ``lent`` leaves out what this decision already
     gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
     where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
     spawn and this cycle's pod deployments do not count on it. ``ready``: the ready workers in name order
-    (``Commons.ready_by_name``), ``ready_names`` their names. A spawn no ready worker could hold even without
-    its pods gets a whole worker lent to HTCondor back (``whole``, ``lend_mode: nodes``), if one could hold it."""
+    (``Commons.ready_by_name``), ``ready_names`` their names."""
     use = _WorkerUse(ready, ready_names, lent)
     pods_on = use.pods_on
 
@@ -1594,10 +1592,7 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
             if take and c >= sp.cpu - _EPS and m >= sp.memory_mib and (best is None or cost < best[0]):
                 best = (cost, n, take)
         if best is None:
-            # No ready worker could hold it even without worker pods: a whole worker lent to HTCondor may, once back.
-            if not whole.back_for(sp, release):
-                return  # the move limit: the next cycle goes on
-            continue
+            continue  # no worker could hold it even without worker pods: not the broker's to solve
         _, node, take = best
         for s in take:
             if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
@@ -1605,40 +1600,6 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
                 return  # the move limit: the next cycle goes on
             use.without(node.name, s)
         hold(node, sp)
-
-
-class _WholeWorkers:
-    """Workers lent whole to HTCondor (``lend_mode: nodes``: a NODE-kind startd on a worker given to HTCondor), for
-    a spawn no ready worker could hold (``_room_for_spawns``). Each comes back empty of worker pods, so a spawn fits
-    on one where it fits beside the worker's own Kubernetes requests (its daemonsets). One already on its way back
-    (its startd draining) is counted first, so a drain is not repeated while its jobs finish; otherwise the one of
-    the lowest-priority pool, then the least busy, then by name, is released (drained: its jobs finish first).
-    Each is counted for one spawn only."""
-
-    def __init__(self, not_ready: list[Node], lent: list[StartdT], prio: dict[str, int]) -> None:
-        self._not_ready, self._lent, self._prio = not_ready, lent, prio
-
-    @cached_property
-    def _left(self) -> list[tuple[Node, StartdT]]:
-        """Made when first asked for: most spawns fit on a ready worker, and pods mode lends no whole worker."""
-        nodes = {n.name: n for n in self._not_ready}
-        prio = self._prio
-        return sorted(((nodes[s.node], s) for s in self._lent if s.kind == _NODE and s.node in nodes),
-                      key=lambda ns: (not ns[1].draining, prio.get(ns[1].pool, _UNKNOWN_PRIORITY), ns[1].busy_cores,
-                                      ns[1].name))
-
-    def back_for(self, sp: PendingSpawn, release: Callable[[StartdT, str], bool]) -> bool:
-        """Count (or release) a whole worker for ``sp``; False only when the move limit refused the release."""
-        for i, (node, s) in enumerate(self._left):
-            if node.cores - node.k8s_cores_requested < sp.cpu - _EPS \
-                    or node.memory_mib - node.k8s_memory_requested_mib < sp.memory_mib:
-                continue
-            if not s.draining and not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB "
-                                                  f"waits and fits on no ready worker; {node.name} would hold it"):
-                return False
-            del self._left[i]
-            return True
-        return True  # none could hold it: not the broker's to solve
 
 
 class _WorkerUse:
