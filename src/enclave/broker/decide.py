@@ -688,6 +688,9 @@ class Cycle:
     waits: set[str] = field(init=False, default_factory=set)
     """The pools that reclaim without eviction (``reclaim: wait``), read once: every relabel asks
     (``_reclaim_deadline``)."""
+    toward_targets: list[tuple[int, StartdT, PoolState, PoolState]] = field(init=False, default_factory=list)
+    """The relabels made toward a target (phase 6): where each is in ``actions``, its startd, from and to which pool;
+    the make-up may redirect them (``_redirect_for``)."""
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
@@ -1238,6 +1241,8 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
               f"{src.name} holds {src.standalone} for a target of {src.target}" if promise else
               f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); "
               f"{src.name} holds {src.standalone} for a target of {src.target}")
+    if not promise:
+        cycle.toward_targets.append((len(cycle.actions), s, src, dst))
     # Positional, as in _deploy_for: (actor, reason, startd, from_pool, to_pool, vacate_after_seconds).
     cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
                                  _reclaim_deadline(cycle, s, src, dst)))
@@ -1407,6 +1412,8 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
             while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed, at_target=at_target,
                                          to_target=not at_target):
                 pass
+        if _owed(ps):
+            _redirect_for(cycle, ps)
         if ps.standalone == before[name]:
             ps.target = old  # nothing came: the figures stay what brought the decision's moves
             continue
@@ -1414,6 +1421,29 @@ def make_up_for_pods(cycle: Cycle, queue: RelabelQueue) -> None:
         for q in cycle.pools.values():
             if q is not ps and q.standalone < before[q.name]:
                 q.target = min(q.target, q.standalone)  # what it gave beyond its target was not its target's
+
+
+def _redirect_for(cycle: Cycle, ps: PoolState) -> None:
+    """The make-up's last donors: nodes a target move (phase 6) gave another pool earlier in this decision, which the
+    make-up's second pass could take from that pool now (at its target, down to its guarantee), lowest-priority
+    receiver first. Such a node goes to ``ps`` instead, in the same relabel: taken by the next decision, it moved
+    twice a cycle apart (general → DRP, then DRP → prompt; issue 15's "deciding again changes nothing", found at
+    seed 2024)."""
+    moves = sorted(range(len(cycle.toward_targets)),
+                   key=lambda k: (cycle.toward_targets[k][3].priority, cycle.toward_targets[k][3].name, k))
+    for k in moves:
+        if not _owed(ps):
+            return
+        i, s, src, dst = cycle.toward_targets[k]
+        if dst is ps or src is ps or s.cores > _most_given(dst, ps, promise=True):
+            continue
+        bcs = "BCS 1" if ps.priority > src.priority else "BCS 2"
+        cycle.actions[i] = Relabel(cycle.actor, f"{bcs}: {ps.name} below its guarantee ({ps.standalone} < "
+                                   f"{ps.guaranteed} cores) and its pods do not fit; {s.name} goes to it, not to "
+                                   f"{dst.name}", s.name, src.name, ps.name, _reclaim_deadline(cycle, s, src, ps))
+        cycle.toward_targets[k] = (i, s, src, ps)
+        dst.standalone -= s.cores
+        ps.standalone += s.cores
 
 
 def _smallest_batch_node(spec: EnclaveSpec) -> int:
