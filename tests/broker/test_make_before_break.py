@@ -315,3 +315,38 @@ def test_a_cover_lent_short_while_no_job_waits_changes_no_figure_and_no_move() -
     assert (p.pools["prompt"].target, p.pools["prompt"].lent) == (0, 64)
     assert [(a.startd, a.from_pool, a.to_pool) for a in p.actions if isinstance(a, Relabel)] == [
         ("condor-002", "general", "user")]
+
+
+def test_the_make_up_redirects_a_node_a_target_move_gave_earlier_in_the_decision() -> None:
+    """Found by the idempotence property (1,500 examples, seed 2024). One batch node, general's; prompt is
+    guaranteed it (24 cores, its maximum too), pre-warmed, and needs its window's 8 cores (no headroom); its 164
+    waiting cores at 8 GiB each shape its pods 16 cores / 128 GiB. The commons: kub-001 and kub-002 with 41 and 40
+    cores of notebooks, kub-003 with 5 and prompt's two busy draining pods (16 cores each). Its own pods count as
+    lendable, so kub-003 has 43 cores and 251 GiB for them: 1 pod, and the commons cover prompt's 8; its target is
+    8 − 8 = 0. DRP (priority 50, 200 cores queued) has the rest as its target, 24, and takes general's node toward
+    it. No pod of prompt's deploys: 7 + 8 + 11 = 26 cores are free and 16 are kept for notebooks, 10 < 16. So the
+    make-up raises prompt's target to 8 − 0 = 8 while its jobs wait, and the only node has moved already. Until stop
+    37 it took the node from DRP a decision later (general → DRP, then DRP → prompt); now the same relabel goes to
+    prompt, and deciding again on the result changes nothing."""
+    spec = make_spec(workers=3, batch=1, guaranteed=(1, 0, 0, 0), maximum=(1, 1, 1, 1), broker={
+        "cooldown_seconds": 0, "hysteresis": 0.25, "latency_headroom": 0, "notebook_headroom_cores": 16,
+        "pod_cores": 16, "pod_memory_mib": 8192})
+    requested = {"kub-001": 41, "kub-002": 40, "kub-003": 5}
+    nodes = [Node(name, "kub", NodeRole.WORKER, 48, 256 * 1024, k8s_cores_requested=float(cores),
+                  k8s_memory_requested_mib=cores * 1024, since=OLD) for name, cores in requested.items()]
+    nodes.append(Node("condor-001", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD))
+    pods = [Startd(f"htcondor-kub-003-{k}", "kub-003", StartdKind.POD, "prompt", 16, 8192, busy_cores=busy,
+                   since=OLD, draining=True) for k, busy in ((1, 13), (2, 15))]
+    general = Startd("condor-001", "condor-001", StartdKind.STANDALONE, "general", 24, 128 * 1024, busy_cores=2,
+                     since=OLD)
+    o = Observed(now=NIGHT, nodes=tuple(nodes), startds=(*pods, general), demand={
+        "prompt": PoolDemand(idle_jobs=164, idle_cores=164, idle_memory_mib=164 * 8192, peak_cores=8),
+        "drp": PoolDemand(idle_jobs=200, idle_cores=200),
+        "general": PoolDemand(running_jobs=2, running_cores=2)})
+    first = plan(spec, o)
+    assert (first.pools["prompt"].target, first.pools["drp"].target) == (8, 0)
+    assert [(a.startd, a.from_pool, a.to_pool) for a in first.actions if isinstance(a, Relabel)] == [
+        ("condor-001", "general", "prompt")]
+    assert "not to drp" in first.actions[0].reason
+    assert not any(isinstance(a, DeployPods) for a in first.actions)
+    assert plan(spec, project(o, first.actions)).actions == []
