@@ -425,11 +425,14 @@ def _taken_for_spawns(o: Observed, p: Plan) -> Counter[str]:
     without them (``hold_room_for_spawns``): notebooks come first even when the commons are short on one worker
     only, which the aggregate ``Commons.short`` above does not see."""
     pods = {s.name: s for s in o.startds}
+    whole = {s.node: s.name for s in o.startds if s.kind == StartdKind.NODE}
     taken: Counter[str] = Counter()
     for a in p.actions:
         if "notebook spawn" not in a.reason:
             continue
-        names = a.pods if isinstance(a, DeletePods) else (a.startd,) if isinstance(a, DrainStartd) else ()
+        # A worker lent whole goes back for a spawn no ready worker holds (``decide._WholeWorkers``): its startd.
+        names = (a.pods if isinstance(a, DeletePods) else (a.startd,) if isinstance(a, DrainStartd)
+                 else (whole[a.node],) if isinstance(a, ReturnNode) and a.node in whole else ())
         for name in names:
             s = pods[name]
             if s.ready and not s.draining:

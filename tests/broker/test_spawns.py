@@ -12,11 +12,14 @@ from enclave.domain.capacity import (
     DeployPods,
     DrainNode,
     DrainStartd,
+    NodeState,
     Observed,
     PendingSpawn,
     PoolDemand,
+    ReturnNode,
     Startd,
     StartdKind,
+    StartHTCondor,
 )
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole
@@ -82,12 +85,14 @@ def test_a_spawn_larger_than_any_worker_frees_nothing() -> None:
     assert any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, total).actions)
 
 
-def test_bcs5_never_drains_the_worker_a_spawn_is_held_on() -> None:
+def test_bcs5_drains_nothing_while_a_spawn_waits_for_the_room_held_for_it() -> None:
     """lend_mode nodes, three workers of 48 cores: kub-001 empty, kub-002 and kub-003 with 10 cores of notebooks
     (38 free each). A 40-core spawn fits on kub-001 only: its room is held there. Prompt (guarantee 72, DRP's 168
-    with work) needs 240 and lacks 168, so BCS 5 drains workers, fewest Kubernetes cores first — kub-001, which
-    would leave the spawn no worker with room, though the commons' total would keep its 40 (124 − 48 = 76). So
-    kub-002 drains (76 ≥ 40), and then kub-003 may not (76 − 48 = 28 < 40). Until stop 36 kub-001 was drained."""
+    with work) needs 240 and lacks 168. While the spawn waits, BCS 5 drains nothing: the pods a drain evicts go
+    where the scheduler puts them, and kub-001 could take them and leave the spawn no worker (until stop 36 kub-001
+    itself was drained, until stop 37 kub-002). Once the spawn runs there (kub-001 at 40 cores requested), the
+    drains go fewest Kubernetes cores first: kub-002 (8 + 38 + 38 = 84 cores free, 84 − 48 = 36 ≥ 0 kept for
+    notebooks), then kub-003 may not (36 − 48 < 0), nor kub-001."""
     spec = make_spec(workers=3, batch=10, guaranteed=(3, 7, 0, 0), maximum=(10, 9, 5, 5),
                      broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 50})
     o = initial_state(spec, NOW - 100_000)
@@ -99,4 +104,89 @@ def test_bcs5_never_drains_the_worker_a_spawn_is_held_on() -> None:
                         "drp": PoolDemand(idle_jobs=400, idle_cores=400)})
     p = plan(spec, o)
     assert p.pools["prompt"].lend == 168
-    assert [a.node for a in p.actions if isinstance(a, DrainNode)] == ["kub-002"]
+    assert not any(isinstance(a, DrainNode) for a in p.actions)
+    running = replace(o, notebook_spawns=(), notebook_pending_cores=0.0, nodes=tuple(
+        replace(n, k8s_cores_requested=40.0, k8s_memory_requested_mib=40 * 1024) if n.name == "kub-001" else n
+        for n in o.nodes))
+    assert [a.node for a in plan(spec, running).actions if isinstance(a, DrainNode)] == ["kub-002"]
+
+
+def _nodes_mode(workers: int, requested: dict[str, float], lent: dict[str, int], spawns: list[float], *,
+                headroom: float = 0.0, drained: tuple[str, ...] = ()) -> tuple[EnclaveSpec, Observed]:
+    """lend_mode nodes, workers of 48 cores / 256 GiB: ``requested`` cores of notebooks on ready ones, ``lent`` ones
+    lent whole to prompt with that many busy cores, ``drained`` ones drained for batch (empty, HTCondor not started
+    yet); spawns of ``spawns`` cores at 1 GiB per core. Prompt (400 cores queued, guarantee 72, maximum 240) lacks
+    what DRP's and user's work leave it, so BCS 5 would drain for it."""
+    spec = make_spec(workers=workers, batch=10, maximum=(10, 9, 5, 5), broker={
+        "lend_mode": "nodes", "cooldown_seconds": 900, "notebook_headroom_cores": headroom, "max_moves_per_cycle": 50})
+    o = initial_state(spec, NOW - 100_000)
+    nodes = tuple(replace(n, state=NodeState.HTCONDOR) if n.name in lent
+                  else replace(n, state=NodeState.DRAINING) if n.name in drained
+                  else replace(n, k8s_cores_requested=requested.get(n.name, 0.0),
+                               k8s_memory_requested_mib=int(requested.get(n.name, 0.0) * 1024))
+                  if n.role == NodeRole.WORKER else n for n in o.nodes)
+    whole = tuple(Startd(name, name, StartdKind.NODE, "prompt", 48, 256 * 1024, busy_cores=busy, since=NOW - 100_000)
+                  for name, busy in lent.items())
+    return spec, replace(o, now=NOW, nodes=nodes, startds=o.startds + whole,
+                         notebook_spawns=tuple(PendingSpawn(c, int(c * 1024)) for c in spawns),
+                         notebook_pending_cores=sum(spawns), demand={
+                             "prompt": PoolDemand(idle_jobs=400, idle_cores=400),
+                             "drp": PoolDemand(idle_jobs=400, idle_cores=400, running_jobs=96, running_cores=96),
+                             "user": PoolDemand(idle_jobs=40, idle_cores=40, running_jobs=24, running_cores=24)})
+
+
+_MOVES = DrainStartd | ReturnNode | DeletePods | DrainNode
+
+
+def test_a_spawn_no_ready_worker_holds_gets_a_whole_lent_worker_back() -> None:
+    """kub-001 to kub-003 have 38 cores of notebooks each: 30 free cores hold the 16-core spawn in total (headroom 0),
+    so the total alone gives nothing back, yet no ready worker has 16, and none runs a worker pod to free. kub-004
+    is lent whole to prompt, which lacks more still. Until stop 37 the spawn waited for ever."""
+    spec, busy = _nodes_mode(4, {"kub-001": 38, "kub-002": 38, "kub-003": 38}, {"kub-004": 8}, [16.0])
+    p = plan(spec, busy)
+    assert p.pools["prompt"].lend > p.pools["prompt"].lent  # prompt lacks capacity: BCS 5 would drain for it
+    # Its jobs run: drained, they finish first (prompt's take_away is drain), then the worker goes back.
+    assert [(a.startd, "notebook spawn" in a.reason) for a in p.actions if isinstance(a, DrainStartd)] == [
+        ("kub-004", True)]
+    # No replacement is drained while the spawn waits: its pods could take the room the spawn waits for.
+    assert not any(isinstance(a, DrainNode) for a in p.actions)
+    # Deciding again while it drains: it is counted as coming back for the spawn, nothing else goes.
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, project(busy, p.actions)).actions)
+    # Idle, it goes back at once, and on the result the spawn has its room there.
+    spec, idle = _nodes_mode(4, {"kub-001": 38, "kub-002": 38, "kub-003": 38}, {"kub-004": 0}, [16.0])
+    p = plan(spec, idle)
+    assert [a.node for a in p.actions if isinstance(a, ReturnNode | DrainNode)] == ["kub-004"]
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, project(idle, p.actions)).actions)
+
+
+def test_spawns_share_the_worker_that_comes_back() -> None:
+    """Four ready workers with 38 cores of notebooks each: 40 free cores hold two 16-core spawns in total, but no
+    worker holds one. They fit together on one 48-core worker: one of three idle lent workers goes back, the first
+    by pool priority, then busy cores, then name (kub-005), and the second spawn counts on it too."""
+    ready = {f"kub-00{i}": 38.0 for i in range(1, 5)}
+    spec, two = _nodes_mode(7, ready, {"kub-005": 0, "kub-006": 0, "kub-007": 0}, [16.0, 16.0])
+    p = plan(spec, two)
+    assert [a.node for a in p.actions if isinstance(a, ReturnNode | DrainNode)] == ["kub-005"]
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, project(two, p.actions)).actions)
+
+
+def test_a_worker_the_notebooks_already_reclaimed_counts_for_the_spawn() -> None:
+    """With 20 cores kept for notebooks the commons' 30 free cores fall short of 20 + 16 in total, so the first phase
+    drains a lent worker (the least busy: kub-004, 2 busy cores against kub-005's 8); the spawn, which no ready worker
+    holds, counts on that one coming back: no second worker goes."""
+    spec, o = _nodes_mode(5, {"kub-001": 38, "kub-002": 38, "kub-003": 38}, {"kub-004": 2, "kub-005": 8}, [16.0],
+                          headroom=20.0)
+    p = plan(spec, o)
+    assert [a.startd for a in p.actions if isinstance(a, DrainStartd)] == ["kub-004"]
+    assert not any(isinstance(a, ReturnNode | DrainNode) for a in p.actions)
+
+
+def test_a_drained_worker_on_its_way_to_htcondor_goes_back_for_a_spawn() -> None:
+    """kub-001 was drained for prompt by an earlier decision and is empty; HTCondor has not started there. A 24-core
+    spawn fits on no ready worker (kub-002 to kub-004 have 10, 10 and 18 cores free): kub-001 goes back rather than
+    starting HTCondor, as nothing runs there yet. Deciding again on the result moves nothing."""
+    spec, o = _nodes_mode(4, {"kub-002": 38, "kub-003": 38, "kub-004": 30}, {}, [24.0], drained=("kub-001",))
+    p = plan(spec, o)
+    assert [(type(a).__name__, a.node) for a in p.actions if isinstance(a, ReturnNode | StartHTCondor | DrainNode)] \
+        == [("ReturnNode", "kub-001")]
+    assert not any(isinstance(a, _MOVES | StartHTCondor) for a in plan(spec, project(o, p.actions)).actions)

@@ -1096,20 +1096,25 @@ class Held:
 
     cores: dict[str, float] = field(default_factory=dict)
     mem: dict[str, int] = field(default_factory=dict)
+    placed: int = 0
+    """Spawns given room, on a ready worker or on a whole worker coming back (``_WholeWorkers``): while any of them
+    waits, BCS 5 drains no worker (``drain_for_batch``)."""
 
 
 def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn]) -> Held:
-    """Phase 3: room for each waiting notebook spawn on one worker, freeing worker pods where none has it.
+    """Phase 3: room for each waiting notebook spawn on one worker, freeing worker pods where none has it, or a
+    worker lent whole (``lend_mode: nodes``) where no ready worker could hold it.
 
     After the other give-backs, so the room it sees is the room deciding again would see (drained pods
     finishing below already count as room), and before the promises, which count borrowed cores."""
     held = Held()
     spawns = tuple(spawns)
     if spawns:
-        _room_for_spawns(spawns, commons.ready_by_name, commons.ready,
-                         [s for s in commons.lent if s.name not in cycle.moved],
-                         {n: ps.priority for n, ps in cycle.pools.items()}, held.cores, held.mem,
-                         lambda s, why: release(cycle, commons, s, why))
+        lent = [s for s in commons.lent if s.name not in cycle.moved]
+        prio = {n: ps.priority for n, ps in cycle.pools.items()}
+        held.placed = _room_for_spawns(spawns, commons.ready_by_name, commons.ready, lent, prio, held.cores,
+                                       held.mem, lambda s, why: release(cycle, commons, s, why),
+                                       _WholeWorkers(cycle, commons, lent, prio))
     return held
 
 
@@ -1478,8 +1483,8 @@ def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, Pool
         want = _lacking(cycle, ps)
         coming = 0
         for node in in_flight:
-            if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of:
-                continue
+            if want <= 0 or want < hysteresis * node.cores - _EPS or node.name in claim_of or node.name in cycle.moved:
+                continue  # (moved: given back for a waiting spawn, ``_WholeWorkers``)
             if ps.standalone + ps.lent + coming + node.cores > ps.maximum:
                 continue
             claim_of[node.name] = ps
@@ -1537,7 +1542,11 @@ def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, Pool
 def drain_for_batch(cycle: Cycle, commons: Commons, held: Held, in_flight: list[Node],
                     claim_of: dict[str, PoolState], lacking: dict[str, int], room: float) -> None:
     """BCS 5 step 1: each lending pool, highest priority first, drains more ready workers for what it still
-    lacks beyond its claims."""
+    lacks beyond its claims; none while a notebook spawn waits for the room held for it (``Held.placed``): the
+    pods a drain evicts may take that room (the scheduler places them, and an emptied worker given back for a spawn
+    is the emptiest), and the spawn would again fit nowhere."""
+    if held.placed:
+        return
     for ps in cycle.receivers:
         coming = sum(n.cores for n in in_flight if claim_of.get(n.name) is ps)
         left = _drain_for(cycle, commons, held, ps, lacking.get(ps.name, 0), coming, room)
@@ -1581,14 +1590,15 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
 
 def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
                      prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
-                     release: Callable[[StartdT, str], bool]) -> None:
+                     release: Callable[[StartdT, str], bool], whole: _WholeWorkers) -> int:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
     so free cores scattered over the commons do not help it. ``lent`` leaves out what this decision already
     gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
     where the fewest worker pods, then the fewest busy cores, must go (lowest-priority pool and least busy
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
     spawn and this cycle's pod deployments do not count on it. ``ready``: the ready workers in name order
-    (``Commons.ready_by_name``), ``ready_names`` their names."""
+    (``Commons.ready_by_name``), ``ready_names`` their names. A spawn no ready worker could hold even without its
+    pods is given a worker lent whole, once back (``whole``). Returns how many spawns were given room."""
     use = _WorkerUse(ready, ready_names, lent)
     pods_on = use.pods_on
 
@@ -1600,12 +1610,14 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
         held_cores[n.name] = held_cores.get(n.name, 0.0) + sp.cpu
         held_mem[n.name] = held_mem.get(n.name, 0) + sp.memory_mib
 
+    placed = 0
     for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
         fits = next((n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)
         if fits is not None:
             hold(fits, sp)
+            placed += 1
             continue
         best: tuple[tuple[int, int], Node, list[StartdT]] | None = None
         for n in ready:
@@ -1622,14 +1634,103 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
             if take and c >= sp.cpu - _EPS and m >= sp.memory_mib and (best is None or cost < best[0]):
                 best = (cost, n, take)
         if best is None:
-            continue  # no worker could hold it even without worker pods: not the broker's to solve
+            # No ready worker could hold it even without worker pods: one lent whole may, once back.
+            back = whole.back_for(sp)
+            if back is None:
+                return placed  # the move limit: the next cycle goes on
+            placed += back
+            continue
         _, node, take = best
         for s in take:
             if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
                               f"{node.name} only without this pod"):
-                return  # the move limit: the next cycle goes on
+                return placed  # the move limit: the next cycle goes on
             use.without(node.name, s)
         hold(node, sp)
+        placed += 1
+    return placed
+
+
+class _WholeWorkers:
+    """Workers lent whole to HTCondor (``lend_mode: nodes``), for the spawns no ready worker could hold
+    (``_room_for_spawns``). A worker comes back with its own Kubernetes requests only (its daemonsets), so a spawn
+    fits where those leave it room; each one's room is shared out among the spawns, largest first. In order: a
+    worker already on its way back (its startd draining, or released earlier in this decision) is counted, so a
+    drain is not repeated while its jobs finish; then a worker on its way to HTCondor (draining for BCS 5, or
+    HTCondor not started yet) goes back, as nothing runs there yet; last, the lent worker of the lowest-priority
+    pool, the least busy, is released (drained: its jobs finish first). Made when first asked for: most spawns fit
+    on a ready worker, and pods mode lends no whole worker."""
+
+    def __init__(self, cycle: Cycle, commons: Commons, lent: list[StartdT], prio: dict[str, int]) -> None:
+        self._cycle, self._commons, self._lent, self._prio = cycle, commons, lent, prio
+
+    @cached_property
+    def _room(self) -> dict[str, list[float]]:
+        """Per worker coming back, the cores and MiB its spawns may still take."""
+        moved = self._cycle.moved
+        nodes = self._nodes
+        return {s.node: self._empty(nodes[s.node]) for s in self._commons.lent
+                if s.kind == _NODE and s.node in nodes and (s.draining or s.name in moved)}
+
+    @cached_property
+    def _nodes(self) -> dict[str, Node]:
+        return {n.name: n for n in self._commons.not_ready_by_name}
+
+    @cached_property
+    def _in_flight(self) -> list[Node]:
+        return [n for n in _in_flight_nodes(self._commons.not_ready_by_name, self._commons.lent)
+                if n.name not in self._cycle.moved]
+
+    @cached_property
+    def _lendable(self) -> list[StartdT]:
+        prio = self._prio
+        return sorted((s for s in self._lent if s.kind == _NODE and not s.draining and s.node in self._nodes),
+                      key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name))
+
+    @staticmethod
+    def _empty(n: Node) -> list[float]:
+        return [n.cores - n.k8s_cores_requested, n.memory_mib - n.k8s_memory_requested_mib]
+
+    @staticmethod
+    def _fits(room: list[float], sp: PendingSpawn) -> bool:
+        return room[0] >= sp.cpu - _EPS and room[1] >= sp.memory_mib
+
+    def back_for(self, sp: PendingSpawn) -> int | None:
+        """1 when a worker coming back holds ``sp`` (counted, given back or released now), 0 when none could;
+        None when the move limit refused the move."""
+        rooms = self._room
+        where = next((name for name, room in rooms.items() if self._fits(room, sp)), None)
+        if where is None:
+            where = self._give_back(sp)
+            if where == "":
+                return None
+        if where is None:
+            return 0  # no worker could hold it: not the broker's to solve
+        rooms[where][0] -= sp.cpu
+        rooms[where][1] -= sp.memory_mib
+        return 1
+
+    def _give_back(self, sp: PendingSpawn) -> str | None:
+        """The worker a move now brings back for ``sp``; None if none could hold it, "" at the move limit."""
+        cycle, commons = self._cycle, self._commons
+        why = f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on no ready worker"
+        for i, n in enumerate(self._in_flight):
+            if self._fits(self._empty(n), sp):
+                if not cycle.budget.take():
+                    return ""
+                del self._in_flight[i]
+                _give_back_node(cycle, commons, n, f"{n.name} goes back: {why}")
+                self._room[n.name] = self._empty(n)
+                return n.name
+        for i, s in enumerate(self._lendable):
+            n = self._nodes[s.node]
+            if self._fits(self._empty(n), sp):
+                if not release(cycle, commons, s, f"{why}; {n.name} would hold it"):
+                    return ""
+                del self._lendable[i]
+                self._room[n.name] = self._empty(n)
+                return n.name
+        return None
 
 
 class _WorkerUse:
