@@ -190,3 +190,21 @@ def test_a_drained_worker_on_its_way_to_htcondor_goes_back_for_a_spawn() -> None
     assert [(type(a).__name__, a.node) for a in p.actions if isinstance(a, ReturnNode | StartHTCondor | DrainNode)] \
         == [("ReturnNode", "kub-001")]
     assert not any(isinstance(a, _MOVES | StartHTCondor) for a in plan(spec, project(o, p.actions)).actions)
+
+
+def test_what_is_back_soonest_serves_a_spawn_first() -> None:
+    """One 16-core spawn that no ready worker holds (kub-001 to kub-003 at 38 cores of notebooks). Lent to prompt,
+    whose jobs are drained (not vacated): kub-004 already draining with 8 busy cores, kub-005 with 20 busy and
+    kub-006 with 4. Nothing idle is lent, so the draining kub-004 is counted and nothing moves; were kub-004 not
+    draining, the least busy lent worker would drain (kub-006, 4 < 20); with kub-007 lent and idle, it goes back at
+    once rather than the spawn waiting for kub-004's jobs."""
+    ready = {"kub-001": 38.0, "kub-002": 38.0, "kub-003": 38.0}
+    spec, o = _nodes_mode(6, ready, {"kub-004": 8, "kub-005": 20, "kub-006": 4}, [16.0])
+    draining = replace(o, startds=tuple(replace(s, draining=True) if s.name == "kub-004" else s for s in o.startds))
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, draining).actions)
+    assert [a.startd for a in plan(spec, o).actions if isinstance(a, DrainStartd)] == ["kub-006"]
+    spec, o = _nodes_mode(7, ready, {"kub-004": 8, "kub-005": 20, "kub-006": 4, "kub-007": 0}, [16.0])
+    draining = replace(o, startds=tuple(replace(s, draining=True) if s.name == "kub-004" else s for s in o.startds))
+    p = plan(spec, draining)
+    assert [a.node for a in p.actions if isinstance(a, ReturnNode)] == ["kub-007"]
+    assert not any(isinstance(a, DrainStartd | DrainNode) for a in p.actions)

@@ -1654,23 +1654,31 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
 class _WholeWorkers:
     """Workers lent whole to HTCondor (``lend_mode: nodes``), for the spawns no ready worker could hold
     (``_room_for_spawns``). A worker comes back with its own Kubernetes requests only (its daemonsets), so a spawn
-    fits where those leave it room; each one's room is shared out among the spawns, largest first. In order: a
-    worker already on its way back (its startd draining, or released earlier in this decision) is counted, so a
-    drain is not repeated while its jobs finish; then a worker on its way to HTCondor (draining for BCS 5, or
-    HTCondor not started yet) goes back, as nothing runs there yet; last, the lent worker of the lowest-priority
-    pool, the least busy, is released (drained: its jobs finish first). Made when first asked for: most spawns fit
-    on a ready worker, and pods mode lends no whole worker."""
+    fits where those leave it room; each one's room is shared out among the spawns, largest first. What is back
+    soonest serves first: a worker back in this decision (given back idle, or drained and done); then a worker on
+    its way to HTCondor (draining for BCS 5, or HTCondor not started yet) goes back, as nothing runs there yet, or a
+    lent worker where nothing runs; then a worker still draining (its jobs finish first), counted so that its drain
+    is not repeated; last, the lent worker of the lowest-priority pool, the least busy, is drained. Made when first
+    asked for: most spawns fit on a ready worker, and pods mode lends no whole worker."""
 
     def __init__(self, cycle: Cycle, commons: Commons, lent: list[StartdT], prio: dict[str, int]) -> None:
         self._cycle, self._commons, self._lent, self._prio = cycle, commons, lent, prio
 
     @cached_property
     def _room(self) -> dict[str, list[float]]:
-        """Per worker coming back, the cores and MiB its spawns may still take."""
-        moved = self._cycle.moved
-        nodes = self._nodes
-        return {s.node: self._empty(nodes[s.node]) for s in self._commons.lent
-                if s.kind == _NODE and s.node in nodes and (s.draining or s.name in moved)}
+        """Per worker coming back, the cores and MiB its spawns may still take, and 1.0 if it is back in this very
+        decision (0.0: its jobs finish first)."""
+        cycle, nodes = self._cycle, self._nodes
+        room = {}
+        for s in self._commons.lent:
+            if s.kind != _NODE or s.node not in nodes:
+                continue
+            grace = cycle.grace.get(s.pool)
+            if s.draining:  # drained before: back now if ``finish_drains`` removes it in this decision
+                room[s.node] = [*self._empty(nodes[s.node]), float(_drained_now(s, cycle.now, grace))]
+            elif s.name in cycle.moved:  # released earlier in this decision (``release``): removed at once or drained
+                room[s.node] = [*self._empty(nodes[s.node]), float(s.busy_cores == 0 or grace == 0)]
+        return room
 
     @cached_property
     def _nodes(self) -> dict[str, Node]:
@@ -1679,13 +1687,14 @@ class _WholeWorkers:
     @cached_property
     def _in_flight(self) -> list[Node]:
         return [n for n in _in_flight_nodes(self._commons.not_ready_by_name, self._commons.lent)
-                if n.name not in self._cycle.moved]
+                if n.name not in self._cycle.moved and n.name not in self._room]
 
     @cached_property
     def _lendable(self) -> list[StartdT]:
-        prio = self._prio
-        return sorted((s for s in self._lent if s.kind == _NODE and not s.draining and s.node in self._nodes),
-                      key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores, s.name))
+        prio, flying = self._prio, {n.name for n in self._in_flight}
+        return sorted((s for s in self._lent if s.kind == _NODE and not s.draining and s.node in self._nodes
+                       and s.node not in flying), key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores,
+                                                                 s.name))
 
     @staticmethod
     def _empty(n: Node) -> list[float]:
@@ -1698,39 +1707,57 @@ class _WholeWorkers:
     def back_for(self, sp: PendingSpawn) -> int | None:
         """1 when a worker coming back holds ``sp`` (counted, given back or released now), 0 when none could;
         None when the move limit refused the move."""
-        rooms = self._room
-        where = next((name for name, room in rooms.items() if self._fits(room, sp)), None)
-        if where is None:
-            where = self._give_back(sp)
+        for step in (self._counted_now, self._idle_back, self._counted_later, self._busy_back):
+            where = step(sp)
             if where == "":
                 return None
-        if where is None:
-            return 0  # no worker could hold it: not the broker's to solve
-        rooms[where][0] -= sp.cpu
-        rooms[where][1] -= sp.memory_mib
-        return 1
+            if where is not None:
+                room = self._room[where]
+                room[0] -= sp.cpu
+                room[1] -= sp.memory_mib
+                return 1
+        return 0  # no worker could hold it: not the broker's to solve
 
-    def _give_back(self, sp: PendingSpawn) -> str | None:
-        """The worker a move now brings back for ``sp``; None if none could hold it, "" at the move limit."""
+    def _counted_now(self, sp: PendingSpawn) -> str | None:
+        return next((name for name, room in self._room.items() if room[2] and self._fits(room, sp)), None)
+
+    def _counted_later(self, sp: PendingSpawn) -> str | None:
+        return next((name for name, room in self._room.items() if not room[2] and self._fits(room, sp)), None)
+
+    def _idle_back(self, sp: PendingSpawn) -> str | None:
+        """A worker on its way to HTCondor, else a lent one where nothing runs, given back now for ``sp``."""
         cycle, commons = self._cycle, self._commons
-        why = f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on no ready worker"
         for i, n in enumerate(self._in_flight):
             if self._fits(self._empty(n), sp):
                 if not cycle.budget.take():
                     return ""
                 del self._in_flight[i]
-                _give_back_node(cycle, commons, n, f"{n.name} goes back: {why}")
-                self._room[n.name] = self._empty(n)
+                _give_back_node(cycle, commons, n, f"{n.name} goes back: {self._why(sp)}")
+                self._room[n.name] = [*self._empty(n), 1.0]
                 return n.name
+        return self._release(sp, idle=True)
+
+    def _busy_back(self, sp: PendingSpawn) -> str | None:
+        return self._release(sp, idle=False)
+
+    def _release(self, sp: PendingSpawn, *, idle: bool) -> str | None:
+        """The first lent worker (idle ones only, or any) that would hold ``sp``, released for it; "" at the move
+        limit."""
+        cycle = self._cycle
         for i, s in enumerate(self._lendable):
             n = self._nodes[s.node]
-            if self._fits(self._empty(n), sp):
-                if not release(cycle, commons, s, f"{why}; {n.name} would hold it"):
-                    return ""
-                del self._lendable[i]
-                self._room[n.name] = self._empty(n)
-                return n.name
+            if (idle and s.busy_cores) or s.name in cycle.moved or not self._fits(self._empty(n), sp):
+                continue
+            if not release(cycle, self._commons, s, f"{self._why(sp)}; {n.name} would hold it"):
+                return ""  # not moved (above): the move limit
+            del self._lendable[i]
+            self._room[n.name] = [*self._empty(n), float(s.busy_cores == 0 or cycle.grace.get(s.pool) == 0)]
+            return n.name
         return None
+
+    @staticmethod
+    def _why(sp: PendingSpawn) -> str:
+        return f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on no ready worker"
 
 
 class _WorkerUse:
