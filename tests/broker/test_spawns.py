@@ -208,3 +208,17 @@ def test_what_is_back_soonest_serves_a_spawn_first() -> None:
     p = plan(spec, draining)
     assert [a.node for a in p.actions if isinstance(a, ReturnNode)] == ["kub-007"]
     assert not any(isinstance(a, DrainStartd | DrainNode) for a in p.actions)
+
+
+def test_spawns_are_placed_again_with_a_worker_back_among_the_ready_ones() -> None:
+    """Spawns of 26, 24 and 24 cores; kub-002 has 26 cores free, kub-003 to kub-007 have 20; kub-001, kub-008 and
+    kub-009 are lent whole and idle. Largest first, 26 goes on kub-002 and 24 fits nowhere, so kub-001 goes back. On
+    the result kub-001 is ready and first by name: 26 goes there (22 left), 24 on kub-002, and the last 24 fits
+    nowhere, so kub-008 goes back too. The decision places the spawns again with each worker back among the ready
+    ones, as the next decision will: both go back at once, and deciding again moves nothing (a second reviewer's
+    case: until then kub-008 went back a decision later)."""
+    ready = {"kub-002": 22.0, **{f"kub-00{i}": 28.0 for i in range(3, 8)}}
+    spec, o = _nodes_mode(9, ready, {"kub-001": 0, "kub-008": 0, "kub-009": 0}, [24.0, 24.0, 26.0])
+    p = plan(spec, o)
+    assert [a.node for a in p.actions if isinstance(a, ReturnNode | DrainNode)] == ["kub-001", "kub-008"]
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, project(o, p.actions)).actions)

@@ -1598,7 +1598,27 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
     pods first there) and those pods are released. Largest spawns first; each one's room is held, so the next
     spawn and this cycle's pod deployments do not count on it. ``ready``: the ready workers in name order
     (``Commons.ready_by_name``), ``ready_names`` their names. A spawn no ready worker could hold even without its
-    pods is given a worker lent whole, once back (``whole``). Returns how many spawns were given room."""
+    pods is given a worker lent whole (``whole``). Returns how many spawns were given room.
+
+    A worker lent whole that is back within this decision is ready for the next one, among the others by name: the
+    spawns are placed again with it there, as the next decision will place them (first fit depends on the order;
+    three spawns of 26, 24 and 24 cores went differently and a second worker went back a decision later)."""
+    while True:
+        back = whole.back_now()
+        workers = sorted([*ready, *back], key=_NAME) if back else ready
+        names = ready_names.union(n.name for n in back) if back else ready_names
+        held_cores.clear()
+        held_mem.clear()
+        placed = _place_spawns(spawns, workers, names, whole.left(lent), prio, held_cores, held_mem, release, whole)
+        if placed is not None:
+            return placed
+
+
+def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
+                  prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
+                  release: Callable[[StartdT, str], bool], whole: _WholeWorkers) -> int | None:
+    """One placement of ``_room_for_spawns``: how many spawns were given room, None when a worker lent whole came
+    back in this decision for one (they are placed again)."""
     use = _WorkerUse(ready, ready_names, lent)
     pods_on = use.pods_on
 
@@ -1638,6 +1658,8 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
             back = whole.back_for(sp)
             if back is None:
                 return placed  # the move limit: the next cycle goes on
+            if back == _BACK_NOW:
+                return None
             placed += back
             continue
         _, node, take = best
@@ -1649,6 +1671,10 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
         hold(node, sp)
         placed += 1
     return placed
+
+
+_BACK_NOW = 2
+"""``_WholeWorkers.back_for``: a worker came back within this decision for the spawn."""
 
 
 class _WholeWorkers:
@@ -1704,22 +1730,37 @@ class _WholeWorkers:
     def _fits(room: list[float], sp: PendingSpawn) -> bool:
         return room[0] >= sp.cpu - _EPS and room[1] >= sp.memory_mib
 
+    def back_now(self) -> list[Node]:
+        """At the start of a placement: the workers back within this decision (``_room``'s), as the next decision sees
+        them (ready); the room of those still on their way back is whole again (the placement shares it out anew).
+        None without a worker that is not ready (pods mode, mostly): no pass over the borrowed startds."""
+        if not self._commons.not_ready_by_name:
+            return []
+        for name, room in self._room.items():
+            room[0], room[1] = self._empty(self._nodes[name])
+        return [replace(self._nodes[name], state=_READY) for name, room in self._room.items() if room[2]]
+
+    def left(self, lent: list[StartdT]) -> list[StartdT]:
+        """``lent`` less what this decision has released since (pods freed for a spawn placed before again)."""
+        moved = self._cycle.moved
+        return [s for s in lent if s.name not in moved]
+
     def back_for(self, sp: PendingSpawn) -> int | None:
-        """1 when a worker coming back holds ``sp`` (counted, given back or released now), 0 when none could;
-        None when the move limit refused the move."""
-        for step in (self._counted_now, self._idle_back, self._counted_later, self._busy_back):
+        """``_BACK_NOW`` when a worker came back now for ``sp`` (the spawns are placed again, with it ready), 1 when a
+        worker still on its way back holds it (counted, or drained now), 0 when none could; None when the move limit
+        refused the move. Workers back now are among the ready ones (``back_now``)."""
+        for step in (self._idle_back, self._counted_later, self._busy_back):
             where = step(sp)
             if where == "":
                 return None
             if where is not None:
                 room = self._room[where]
+                if room[2]:
+                    return _BACK_NOW
                 room[0] -= sp.cpu
                 room[1] -= sp.memory_mib
                 return 1
         return 0  # no worker could hold it: not the broker's to solve
-
-    def _counted_now(self, sp: PendingSpawn) -> str | None:
-        return next((name for name, room in self._room.items() if room[2] and self._fits(room, sp)), None)
 
     def _counted_later(self, sp: PendingSpawn) -> str | None:
         return next((name for name, room in self._room.items() if not room[2] and self._fits(room, sp)), None)
