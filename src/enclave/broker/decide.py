@@ -1631,6 +1631,9 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
         held_mem[n.name] = held_mem.get(n.name, 0) + sp.memory_mib
 
     placed = 0
+    # While every spawn so far went by first fit to a worker before it by name, a worker back now changes none of their
+    # places: it joins the ready ones in this pass (placing them all again cost a pass per worker back, quadratic).
+    first_fits, last = True, ""
     for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
@@ -1638,6 +1641,7 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
         if fits is not None:
             hold(fits, sp)
             placed += 1
+            last = max(last, fits.name)
             continue
         best: tuple[tuple[int, int], Node, list[StartdT]] | None = None
         for n in ready:
@@ -1659,9 +1663,20 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
             if back is None:
                 return placed  # the move limit: the next cycle goes on
             if back == _BACK_NOW:
-                return None
+                node = whole.came_back
+                if node is None or not first_fits or node.name < last:
+                    return None
+                ready = sorted([*ready, node], key=_NAME)  # a copy: the caller's list is the commons'
+                ready_names = ready_names | {node.name}
+                use.joined(node)
+                hold(node, sp)  # it came back because it holds this spawn
+                placed += 1
+                last = max(last, node.name)
+                continue
+            first_fits = False
             placed += back
             continue
+        first_fits = False
         _, node, take = best
         for s in take:
             if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
@@ -1689,6 +1704,8 @@ class _WholeWorkers:
 
     def __init__(self, cycle: Cycle, commons: Commons, lent: list[StartdT], prio: dict[str, int]) -> None:
         self._cycle, self._commons, self._lent, self._prio = cycle, commons, lent, prio
+        self.came_back: Node | None = None
+        """The worker ``back_for`` last brought back within this decision, as the next decision sees it (ready)."""
 
     @cached_property
     def _room(self) -> dict[str, list[float]]:
@@ -1733,7 +1750,7 @@ class _WholeWorkers:
     def back_now(self) -> list[Node]:
         """At the start of a placement: the workers back within this decision (``_room``'s), as the next decision sees
         them (ready); the room of those still on their way back is whole again (the placement shares it out anew).
-        None without a worker that is not ready (pods mode, mostly): no pass over the borrowed startds."""
+        Empty without a worker that is not ready (pods mode, mostly): no pass over the borrowed startds."""
         if not self._commons.not_ready_by_name:
             return []
         for name, room in self._room.items():
@@ -1756,6 +1773,7 @@ class _WholeWorkers:
             if where is not None:
                 room = self._room[where]
                 if room[2]:
+                    self.came_back = replace(self._nodes[where], state=_READY)
                     return _BACK_NOW
                 room[0] -= sp.cpu
                 room[1] -= sp.memory_mib
@@ -1832,6 +1850,11 @@ class _WorkerUse:
                 m += s.memory_mib
             self._cores[name], self._mem[name] = c, m
         return c, self._mem[name]
+
+    def joined(self, n: Node) -> None:
+        """Worker ``n`` is ready from now on (it came back within this decision)."""
+        if self._last is not None:
+            self._last[n.name] = n
 
     def without(self, node: str, s: StartdT) -> None:
         """Pod ``s`` (counted: its worker was looked at) leaves ``node``."""
