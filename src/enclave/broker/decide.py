@@ -1692,6 +1692,24 @@ _BACK_NOW = 2
 """``_WholeWorkers.back_for``: a worker came back within this decision for the spawn."""
 
 
+@dataclass
+class _Back:
+    """A worker lent whole on its way back (``_WholeWorkers``): the cores and MiB spawns may still take there (it
+    comes back with its own Kubernetes requests only, its daemonsets), and whether it is back in this very decision
+    (else its jobs finish first)."""
+
+    cores: float
+    mem: float
+    now: bool
+
+    @classmethod
+    def of(cls, n: Node, *, now: bool) -> _Back:
+        return cls(n.cores - n.k8s_cores_requested, n.memory_mib - n.k8s_memory_requested_mib, now)
+
+    def holds(self, sp: PendingSpawn) -> bool:
+        return self.cores >= sp.cpu - _EPS and self.mem >= sp.memory_mib
+
+
 class _WholeWorkers:
     """Workers lent whole to HTCondor (``lend_mode: nodes``), for the spawns no ready worker could hold
     (``_room_for_spawns``). A worker comes back with its own Kubernetes requests only (its daemonsets), so a spawn
@@ -1708,9 +1726,8 @@ class _WholeWorkers:
         """The worker ``back_for`` last brought back within this decision, as the next decision sees it (ready)."""
 
     @cached_property
-    def _room(self) -> dict[str, list[float]]:
-        """Per worker coming back, the cores and MiB its spawns may still take, and 1.0 if it is back in this very
-        decision (0.0: its jobs finish first)."""
+    def _room(self) -> dict[str, _Back]:
+        """Per worker coming back, what its spawns may still take and whether it is back in this very decision."""
         cycle, nodes = self._cycle, self._nodes
         room = {}
         for s in self._commons.lent:
@@ -1718,9 +1735,9 @@ class _WholeWorkers:
                 continue
             grace = cycle.grace.get(s.pool)
             if s.draining:  # drained before: back now if ``finish_drains`` removes it in this decision
-                room[s.node] = [*self._empty(nodes[s.node]), float(_drained_now(s, cycle.now, grace))]
+                room[s.node] = _Back.of(nodes[s.node], now=_drained_now(s, cycle.now, grace))
             elif s.name in cycle.moved:  # released earlier in this decision (``release``): removed at once or drained
-                room[s.node] = [*self._empty(nodes[s.node]), float(s.busy_cores == 0 or grace == 0)]
+                room[s.node] = _Back.of(nodes[s.node], now=s.busy_cores == 0 or grace == 0)
         return room
 
     @cached_property
@@ -1739,14 +1756,6 @@ class _WholeWorkers:
                        and s.node not in flying), key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY), s.busy_cores,
                                                                  s.name))
 
-    @staticmethod
-    def _empty(n: Node) -> list[float]:
-        return [n.cores - n.k8s_cores_requested, n.memory_mib - n.k8s_memory_requested_mib]
-
-    @staticmethod
-    def _fits(room: list[float], sp: PendingSpawn) -> bool:
-        return room[0] >= sp.cpu - _EPS and room[1] >= sp.memory_mib
-
     def back_now(self) -> list[Node]:
         """At the start of a placement: the workers back within this decision (``_room``'s), as the next decision sees
         them (ready); the room of those still on their way back is whole again (the placement shares it out anew).
@@ -1754,8 +1763,8 @@ class _WholeWorkers:
         if not self._commons.not_ready_by_name:
             return []
         for name, room in self._room.items():
-            room[0], room[1] = self._empty(self._nodes[name])
-        return [replace(self._nodes[name], state=_READY) for name, room in self._room.items() if room[2]]
+            self._room[name] = _Back.of(self._nodes[name], now=room.now)
+        return [replace(self._nodes[name], state=_READY) for name, room in self._room.items() if room.now]
 
     def left(self, lent: list[StartdT]) -> list[StartdT]:
         """``lent`` less what this decision has released since (pods freed for a spawn placed before again)."""
@@ -1772,27 +1781,27 @@ class _WholeWorkers:
                 return None
             if where is not None:
                 room = self._room[where]
-                if room[2]:
+                if room.now:
                     self.came_back = replace(self._nodes[where], state=_READY)
                     return _BACK_NOW
-                room[0] -= sp.cpu
-                room[1] -= sp.memory_mib
+                room.cores -= sp.cpu
+                room.mem -= sp.memory_mib
                 return 1
         return 0  # no worker could hold it: not the broker's to solve
 
     def _counted_later(self, sp: PendingSpawn) -> str | None:
-        return next((name for name, room in self._room.items() if not room[2] and self._fits(room, sp)), None)
+        return next((name for name, room in self._room.items() if not room.now and room.holds(sp)), None)
 
     def _idle_back(self, sp: PendingSpawn) -> str | None:
         """A worker on its way to HTCondor, else a lent one where nothing runs, given back now for ``sp``."""
         cycle, commons = self._cycle, self._commons
         for i, n in enumerate(self._in_flight):
-            if self._fits(self._empty(n), sp):
+            if _Back.of(n, now=True).holds(sp):
                 if not cycle.budget.take():
                     return ""
                 del self._in_flight[i]
                 _give_back_node(cycle, commons, n, f"{n.name} goes back: {self._why(sp)}")
-                self._room[n.name] = [*self._empty(n), 1.0]
+                self._room[n.name] = _Back.of(n, now=True)
                 return n.name
         return self._release(sp, idle=True)
 
@@ -1805,12 +1814,13 @@ class _WholeWorkers:
         cycle = self._cycle
         for i, s in enumerate(self._lendable):
             n = self._nodes[s.node]
-            if (idle and s.busy_cores) or s.name in cycle.moved or not self._fits(self._empty(n), sp):
+            back = _Back.of(n, now=s.busy_cores == 0 or cycle.grace.get(s.pool) == 0)
+            if (idle and s.busy_cores) or s.name in cycle.moved or not back.holds(sp):
                 continue
             if not release(cycle, self._commons, s, f"{self._why(sp)}; {n.name} would hold it"):
                 return ""  # not moved (above): the move limit
             del self._lendable[i]
-            self._room[n.name] = [*self._empty(n), float(s.busy_cores == 0 or cycle.grace.get(s.pool) == 0)]
+            self._room[n.name] = back
             return n.name
         return None
 
