@@ -222,3 +222,22 @@ def test_spawns_are_placed_again_with_a_worker_back_among_the_ready_ones() -> No
     p = plan(spec, o)
     assert [a.node for a in p.actions if isinstance(a, ReturnNode | DrainNode)] == ["kub-001", "kub-008"]
     assert not any(isinstance(a, _MOVES) for a in plan(spec, project(o, p.actions)).actions)
+
+
+def test_pods_are_freed_only_for_the_placement_that_stands() -> None:
+    """A 24-core and a 20-core spawn. kub-003 has 16 cores of notebooks and three busy 8-core prompt pods (8 cores
+    free): the 24-core spawn fits there once two pods go. kub-002 and kub-004 to kub-006 have 10 cores free each
+    (the commons' 48 free cores hold both spawns in total, so the notebooks' first phase reclaims nothing), and
+    kub-001 is lent whole and idle. The 20-core spawn fits on no ready worker even without pods, so kub-001 goes
+    back at once; on the result it is ready and first by name, and both spawns fit there (24 + 20 of its 48 cores).
+    The placement is made again with it, as the next decision makes it, and kub-003's pods stay: until stop 38 the
+    first placement had already drained two of them for nothing (a third review's case)."""
+    ready = {"kub-002": 38.0, "kub-003": 16.0, **{f"kub-00{i}": 38.0 for i in range(4, 7)}}
+    spec, o = _nodes_mode(6, ready, {"kub-001": 0}, [20.0, 24.0])
+    pods = tuple(Startd(f"htcondor-kub-003-{i}", "kub-003", StartdKind.POD, "prompt", 8, 8192, busy_cores=8,
+                        since=NOW - 100_000) for i in (1, 2, 3))
+    o = replace(o, startds=o.startds + pods)
+    p = plan(spec, o)
+    assert [(type(a).__name__, getattr(a, "node", None)) for a in p.actions if isinstance(a, _MOVES)] == [
+        ("ReturnNode", "kub-001")]
+    assert not any(isinstance(a, _MOVES) for a in plan(spec, project(o, p.actions)).actions)

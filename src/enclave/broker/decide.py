@@ -986,13 +986,14 @@ def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
         commons.free += cores  # the node is back in the commons, empty
 
 
-def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | str = "") -> bool:
+def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | str = "", *,
+            counted: bool = False) -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
     vacates at once. False when it was already touched this cycle or the move limit is reached. The reason
     starts with ``why`` and ``held`` (a figure ``give_back_surplus`` writes after its words: one string built per
-    release, not two)."""
+    release, not two). ``counted``: the move was already taken from the limit (``_Freed``)."""
     name, moved = s.name, cycle.moved
-    if name in moved or not cycle.budget.take():
+    if name in moved or not (counted or cycle.budget.take()):
         return False
     moved.add(name)
     pool, cores, busy = s.pool, s.cores, s.busy_cores
@@ -1113,8 +1114,7 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
         lent = [s for s in commons.lent if s.name not in cycle.moved]
         prio = {n: ps.priority for n, ps in cycle.pools.items()}
         held.placed = _room_for_spawns(spawns, commons.ready_by_name, commons.ready, lent, prio, held.cores,
-                                       held.mem, lambda s, why: release(cycle, commons, s, why),
-                                       _WholeWorkers(cycle, commons, lent, prio))
+                                       held.mem, _Freed(cycle, commons), _WholeWorkers(cycle, commons, lent, prio))
     return held
 
 
@@ -1590,7 +1590,7 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
 
 def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
                      prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
-                     release: Callable[[StartdT, str], bool], whole: _WholeWorkers) -> int:
+                     freed: _Freed, whole: _WholeWorkers) -> int:
     """Give each waiting notebook spawn room on one worker: a pod needs all of its request on a single node,
     so free cores scattered over the commons do not help it. ``lent`` leaves out what this decision already
     gives back. A spawn that fits nowhere, even counting the pods already on their way out, gets the worker
@@ -1602,23 +1602,26 @@ def _room_for_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_na
 
     A worker lent whole that is back within this decision is ready for the next one, among the others by name: the
     spawns are placed again with it there, as the next decision will place them (first fit depends on the order;
-    three spawns of 26, 24 and 24 cores went differently and a second worker went back a decision later)."""
+    three spawns of 26, 24 and 24 cores went differently and a second worker went back a decision later). The pods
+    a placement frees go only once it stands (``freed``): the one made again may not need them."""
     while True:
         back = whole.back_now()
         workers = sorted([*ready, *back], key=_NAME) if back else ready
         names = ready_names.union(n.name for n in back) if back else ready_names
         held_cores.clear()
         held_mem.clear()
-        placed = _place_spawns(spawns, workers, names, whole.left(lent), prio, held_cores, held_mem, release, whole)
+        placed = _place_spawns(spawns, workers, names, lent, prio, held_cores, held_mem, freed, whole)
         if placed is not None:
+            freed.release()
             return placed
+        freed.forget()
 
 
 def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names: set[str], lent: list[StartdT],
                   prio: dict[str, int], held_cores: dict[str, float], held_mem: dict[str, int],
-                  release: Callable[[StartdT, str], bool], whole: _WholeWorkers) -> int | None:
+                  freed: _Freed, whole: _WholeWorkers) -> int | None:
     """One placement of ``_room_for_spawns``: how many spawns were given room, None when a worker lent whole came
-    back in this decision for one (they are placed again)."""
+    back in this decision for one (they are placed again). The pods it frees are chosen (``freed``), not released."""
     use = _WorkerUse(ready, ready_names, lent)
     pods_on = use.pods_on
 
@@ -1679,13 +1682,43 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
         first_fits = False
         _, node, take = best
         for s in take:
-            if not release(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
-                              f"{node.name} only without this pod"):
+            if not freed.choose(s, f"a notebook spawn of {sp.cpu:g} cores / {sp.memory_mib} MiB waits and fits on "
+                                   f"{node.name} only without this pod"):
                 return placed  # the move limit: the next cycle goes on
             use.without(node.name, s)
         hold(node, sp)
         placed += 1
     return placed
+
+
+class _Freed:
+    """The worker pods a placement of the spawns frees (``_place_spawns``). Each move is taken from the move limit
+    when the placement chooses it, where releasing it took it before, so the limit ends a placement where it did; the
+    pods are released once the placement stands (``release``). A placement made again with a worker back
+    (``_room_for_spawns``) may not need them: its moves are given back to the limit (``forget``) and the new one
+    chooses its own (a third review found 3 of 702 spawn moves on workers that then held no spawn)."""
+
+    def __init__(self, cycle: Cycle, commons: Commons) -> None:
+        self._cycle, self._commons = cycle, commons
+        self._chosen: list[tuple[StartdT, str]] = []
+
+    def choose(self, s: StartdT, why: str) -> bool:
+        """Pod ``s`` goes for a spawn, once the placement stands; False at the move limit."""
+        if not self._cycle.budget.take():
+            return False
+        self._chosen.append((s, why))
+        return True
+
+    def release(self) -> None:
+        """The placement stands: its pods go, in the order chosen."""
+        for s, why in self._chosen:
+            release(self._cycle, self._commons, s, why, counted=True)
+        self._chosen.clear()
+
+    def forget(self) -> None:
+        """The placement is made again: none of its pods go, and their moves are the limit's again."""
+        self._cycle.budget.left += len(self._chosen)
+        self._chosen.clear()
 
 
 _BACK_NOW = 2
@@ -1765,11 +1798,6 @@ class _WholeWorkers:
         for name, room in self._room.items():
             self._room[name] = _Back.of(self._nodes[name], now=room.now)
         return [replace(self._nodes[name], state=_READY) for name, room in self._room.items() if room.now]
-
-    def left(self, lent: list[StartdT]) -> list[StartdT]:
-        """``lent`` less what this decision has released since (pods freed for a spawn placed before again)."""
-        moved = self._cycle.moved
-        return [s for s in lent if s.name not in moved]
 
     def back_for(self, sp: PendingSpawn) -> int | None:
         """``_BACK_NOW`` when a worker came back now for ``sp`` (the spawns are placed again, with it ready), 1 when a
