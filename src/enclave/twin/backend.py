@@ -147,7 +147,11 @@ class TwinBackend:
             k8s_cpu = n.svc_cpu + n.nb_cpu if n.role == NodeRole.WORKER else 0.0
             k8s_mem = n.svc_mem + n.nb_mem if n.role == NodeRole.WORKER else 0
             if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
-                k8s_cpu, k8s_mem = 0.0, 0
+                # Drained, a worker keeps its DaemonSet pods and their requests: drain leaves them (kubectl drain
+                # --ignore-daemonsets) and they tolerate the unschedulable taint (kubernetes.io/docs/concepts/
+                # workloads/controllers/daemonset/, "Taints and tolerations"). The live adapter counts them there
+                # (``cluster.kube.KubeCluster.nodes``), and the worker has only what they leave when it comes back.
+                k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem
             nodes.append(Node(name=n.name, group=n.group, role=n.role, cores=n.cores, memory_mib=n.mem,
                               state=n.state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
                               since=epoch + n.since))
