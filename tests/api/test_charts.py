@@ -13,7 +13,7 @@ from enclave.api.snapshot import History, summarise
 from enclave.broker.effects import apply_one
 from enclave.broker.layout import initial_state
 from enclave.charts import Span, heatmap, line_chart, nice_ceiling, time_ticks
-from enclave.domain.capacity import DeployPods, Observed, PoolDemand
+from enclave.domain.capacity import DeployPods, NodeState, Observed, PoolDemand, Startd, StartdKind
 from enclave.spec import EnclaveSpec
 
 
@@ -106,6 +106,13 @@ def test_node_in_use_is_the_dominant_of_kubernetes_requests_and_claims(spec: Enc
     observed = replace(observed, nodes=tuple(loaded if n.name == "kub-001" else n for n in observed.nodes))
     view = next(n for n in summarise(spec, observed).nodes if n.name == "kub-001")
     assert view.in_use == pytest.approx(max(12 / worker.cores, 0.5), abs=1e-4)
+    # Lent whole and busy: its startd claims every core, and its DaemonSet pods still request 2: full, not 104 %.
+    lent = replace(worker, state=NodeState.HTCONDOR, k8s_cores_requested=2.0, k8s_cores_daemons=2.0)
+    startd = Startd("kub-001", "kub-001", StartdKind.NODE, "drp", worker.cores, worker.memory_mib,
+                    busy_cores=worker.cores)
+    observed = replace(observed, nodes=tuple(lent if n.name == "kub-001" else n for n in observed.nodes),
+                       startds=(*observed.startds, startd))
+    assert next(n for n in summarise(spec, observed).nodes if n.name == "kub-001").in_use == 1.0
 
 
 # --- charts an operator reads at a glance --------------------------------------------------------------------

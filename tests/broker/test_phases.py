@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -620,11 +621,15 @@ def test_return_for_notebooks_unclaimed_first_then_lowest_priority() -> None:
 
 def test_start_htcondor_on_claimed_workers_once_empty() -> None:
     spec = _spec(lend_mode="nodes")
+    # w4 keeps 2 cores of DaemonSet pods, which a drain leaves (kubectl drain --ignore-daemonsets): it is drained.
+    # w5 keeps those and 1 core of another pod, still to be evicted.
+    daemons = replace(_worker("w4", requested=2, state=NodeState.DRAINING), k8s_cores_daemons=2.0)
     flying = [_worker("w1", state=NodeState.DRAINING), _worker("w2", requested=4, state=NodeState.DRAINING),
-              _worker("w3", state=NodeState.DRAINING)]
+              _worker("w3", state=NodeState.DRAINING), daemons, replace(daemons, name="w5", k8s_cores_requested=3.0)]
     c = _cycle(spec, prompt := _pool("prompt", 100))
-    start_htcondor(c, flying, {"w1": prompt, "w2": prompt})
-    assert _what(c.actions) == [("start", "w1", "prompt")]  # w2 still has pods; w3 is nobody's
+    start_htcondor(c, flying, {"w1": prompt, "w2": prompt, "w4": prompt, "w5": prompt})
+    # w2 still has pods; w3 is nobody's; w5 still has a pod to evict.
+    assert _what(c.actions) == [("start", "w1", "prompt"), ("start", "w4", "prompt")]
 
 
 def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> None:

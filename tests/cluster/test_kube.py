@@ -37,6 +37,26 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     assert nodes["kub-004"].state == NodeState.HTCONDOR
 
 
+def test_nodes_report_the_requests_a_drain_leaves(kube: KubeCluster, server: ApiServer) -> None:
+    """A worker drained for HTCondor keeps its DaemonSet pods and static pods: kubectl drain passes over both
+    (kubectl pkg/drain/filters.go, daemonSetFilter and mirrorPodFilter), so the broker must not wait for their
+    requests to go before it starts HTCondor there."""
+    server.nodes["kub-005"] = node_obj("kub-005", labels={objects.BATCH_LABEL: "draining"}, unschedulable=True)
+    server.pods[("kube-system", "weave-abc")] = pod_obj("weave-abc", "kub-005", namespace="kube-system",
+                                                        cpu="250m", daemonset=True)
+    static = pod_obj("kube-proxy-kub-005", "kub-005", namespace="kube-system", cpu="100m")
+    static["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "abc123"}
+    server.pods[("kube-system", "kube-proxy-kub-005")] = static
+    server.pods[("jupyter-lsst", "nb-carol")] = pod_obj("nb-carol", "kub-005", cpu="1")  # evicted by the drain
+    node = {n.name: n for n in kube.nodes()}["kub-005"]
+    assert node.state == NodeState.DRAINING
+    assert node.k8s_cores_requested == pytest.approx(1.35)
+    assert node.k8s_cores_daemons == pytest.approx(0.35)
+    del server.pods[("jupyter-lsst", "nb-carol")]  # evicted: drained, with the other two still there
+    node = {n.name: n for n in kube.nodes()}["kub-005"]
+    assert node.k8s_cores_requested == pytest.approx(node.k8s_cores_daemons) == pytest.approx(0.35)
+
+
 def test_nodes_report_what_the_scheduler_may_allocate(kube: KubeCluster, server: ApiServer) -> None:
     # 48 cores and 256 GiB of hardware, less kube-reserved, system-reserved and the eviction threshold.
     server.nodes["kub-001"] = node_obj("kub-001", allocatable={"cpu": "47900m", "memory": "262043860Ki",

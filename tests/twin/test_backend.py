@@ -115,7 +115,7 @@ def test_bcs5_drain_start_return_with_downtime(twin: TwinBackend) -> None:
     startd = next(s for s in obs.startds if s.name == "worker-001")
     assert node.state == NodeState.HTCONDOR and startd.kind == StartdKind.NODE and startd.pool == "drp"
     # The layout's services (2 cores, 8 GiB a worker by default) stay on a drained worker, as DaemonSet pods do.
-    assert (node.k8s_cores_requested, node.k8s_memory_requested_mib) == (2.0, 8 * 1024)
+    assert (node.k8s_cores_requested, node.k8s_memory_requested_mib, node.k8s_cores_daemons) == (2.0, 8 * 1024, 2.0)
     twin.apply(ReturnNode(**A, node="worker-001"))
     twin.advance(700)  # running DRP jobs (600 s) drain, then 30 s to uncordon
     node = next(n for n in twin.observe().nodes if n.name == "worker-001")

@@ -133,8 +133,9 @@ def _node_view(n: Node, startds: list[Startd]) -> NodeView:
         runs.append(f"kubernetes {n.k8s_cores_requested:g} cores")
     cores = n.k8s_cores_requested + sum(s.busy_cores for s in startds)
     mem = n.k8s_memory_requested_mib + sum(s.busy_memory_mib for s in startds)
-    in_use = None if n.state == NodeState.DOWN else round(max(
-        cores / n.cores if n.cores else 0.0, mem / n.memory_mib if n.memory_mib else 0.0), 4)
+    # At most all of it: a worker lent whole runs a startd offering every core beside its DaemonSet pods' requests.
+    in_use = None if n.state == NodeState.DOWN else round(min(1.0, max(
+        cores / n.cores if n.cores else 0.0, mem / n.memory_mib if n.memory_mib else 0.0)), 4)
     return NodeView(name=n.name, group=n.group, role=n.role.value, state=n.state.value, cores=n.cores,
                     k8s_cores_requested=n.k8s_cores_requested, runs=tuple(runs), memory_mib=n.memory_mib,
                     in_use=in_use)

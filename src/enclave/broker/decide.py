@@ -632,8 +632,9 @@ def _cores_left(census: Census, pod_cores_on: dict[str, int]) -> list[float]:
 
 def _free_cores(census: Census, left: list[float]) -> float:
     """Free commons cores: what ready workers have left (``_cores_left``, summed in the observation's order), less
-    what pods on draining workers still need elsewhere once evicted."""
-    return sum(left) - sum([n.k8s_cores_requested for n in census.draining_workers])
+    what pods on draining workers still need elsewhere once evicted (not those a drain leaves there:
+    ``Node.k8s_cores_daemons``)."""
+    return sum(left) - sum([n.k8s_cores_requested - n.k8s_cores_daemons for n in census.draining_workers])
 
 
 def _drained_now(s: StartdT, now: float, grace: float | None) -> bool:
@@ -1527,12 +1528,14 @@ def return_for_notebooks(cycle: Cycle, commons: Commons, in_flight: list[Node], 
 
 
 def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, PoolState]) -> None:
-    """BCS 5 step 2: a claimed worker that has drained (no Kubernetes pods left) starts HTCondor for its pool."""
+    """BCS 5 step 2: a claimed worker that has drained (no Kubernetes pods left but those a drain leaves,
+    ``Node.k8s_cores_daemons``) starts HTCondor for its pool."""
     for node in in_flight:
         owner = claim_of.get(node.name)
         if owner is None or node.name in cycle.moved:
             continue
-        if node.state == _DRAINING and node.k8s_cores_requested <= _EPS and cycle.budget.take():
+        drained = node.state == _DRAINING and node.k8s_cores_requested - node.k8s_cores_daemons <= _EPS
+        if drained and cycle.budget.take():
             cycle.moved.add(node.name)
             cycle.actions.append(StartHTCondor(actor=cycle.actor, reason=f"BCS 5: {node.name} is drained; "
                                                f"{owner.name} borrows {owner.lend} cores beyond its {owner.target} "
@@ -1579,7 +1582,8 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
             return None
         cycle.moved.add(node.name)
         cycle.actions.append(DrainNode(actor=cycle.actor, reason=f"BCS 5: {ps.name} needs {want} more cores; "
-                                       f"{node.name} has {node.k8s_cores_requested:g} cores of pods to move",
+                                       f"{node.name} has {node.k8s_cores_requested - node.k8s_cores_daemons:g} "
+                                       "cores of pods to move",
                                        node=node.name))
         commons.free -= node.cores
         want -= node.cores
@@ -1700,18 +1704,19 @@ class _Freed:
 
     def __init__(self, cycle: Cycle, commons: Commons) -> None:
         self._cycle, self._commons = cycle, commons
-        self._chosen: list[tuple[StartdT, str]] = []
+        self._chosen: dict[str, tuple[StartdT, str]] = {}  # by name: a pod listed twice is one move
 
     def choose(self, s: StartdT, why: str) -> bool:
         """Pod ``s`` goes for a spawn, once the placement stands; False at the move limit."""
-        if not self._cycle.budget.take():
-            return False
-        self._chosen.append((s, why))
+        if s.name not in self._chosen:
+            if not self._cycle.budget.take():
+                return False
+            self._chosen[s.name] = (s, why)
         return True
 
     def release(self) -> None:
         """The placement stands: its pods go, in the order chosen."""
-        for s, why in self._chosen:
+        for s, why in self._chosen.values():
             release(self._cycle, self._commons, s, why, counted=True)
         self._chosen.clear()
 

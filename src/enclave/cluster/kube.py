@@ -116,6 +116,7 @@ class KubeCluster:
             raise _external("listing nodes", exc) from exc
         cpu: dict[str, Decimal] = {}
         mem: dict[str, Decimal] = {}
+        daemons: dict[str, Decimal] = {}  # what a drain leaves there (``Node.k8s_cores_daemons``)
         for pod in self._pods():
             node = (pod.get("spec") or {}).get("nodeName")
             if not node or objects.is_worker_pod(pod) or not objects.counts_on_node(pod):
@@ -123,6 +124,8 @@ class KubeCluster:
             c, m = objects.pod_requests(pod)
             cpu[node] = cpu.get(node, Decimal(0)) + c
             mem[node] = mem.get(node, Decimal(0)) + m
+            if not objects.is_evictable(pod):  # running and still counted: a DaemonSet's or a static pod
+                daemons[node] = daemons.get(node, Decimal(0)) + c
         found = {}
         for item in items:
             name = item["metadata"]["name"]
@@ -134,7 +137,7 @@ class KubeCluster:
                                memory_mib=memory_mib, state=objects.node_state(item),
                                k8s_cores_requested=float(cpu.get(name, 0)),
                                k8s_memory_requested_mib=int(mem.get(name, Decimal(0)) / _MIB),
-                               since=objects.node_since(item))
+                               since=objects.node_since(item), k8s_cores_daemons=float(daemons.get(name, 0)))
         return [found[n] for n in sorted(found)]
 
     def _group_of(self, node: str) -> Any:

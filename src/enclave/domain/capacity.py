@@ -53,6 +53,10 @@ class Node:
     k8s_memory_requested_mib: int = 0
     since: float = 0.0
     """When the node entered its current state (seconds, backend clock): drives cooldown and drain timing."""
+    k8s_cores_daemons: float = 0.0
+    """The part of ``k8s_cores_requested`` that a drain leaves on the node: DaemonSet and static (mirror) pods, which
+    ``kubectl drain`` passes over (kubectl pkg/drain/filters.go, daemonSetFilter and mirrorPodFilter). A drained
+    worker still holds them, and they never need room elsewhere."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,18 +143,20 @@ class TwinBackend:
         sim = self.sim
         epoch = sim.sc.start_epoch
         nodes = list(self._control_plane.values())
+        # The layout's services on each worker are its DaemonSet pods: a drain leaves them (kubectl drain
+        # --ignore-daemonsets) and they tolerate the unschedulable taint (kubernetes.io/docs/concepts/workloads/
+        # controllers/daemonset/, "Taints and tolerations"), so the simulator's drain never moves them. The live
+        # adapter reports them the same way (``cluster.kube.KubeCluster.nodes``).
+        daemons = sim.sc.layout.services_cpu_per_node
         for n in sim.nodes.values():
-            k8s_cpu = n.svc_cpu + n.nb_cpu if n.role == NodeRole.WORKER else 0.0
-            k8s_mem = n.svc_mem + n.nb_mem if n.role == NodeRole.WORKER else 0
+            worker = n.role == NodeRole.WORKER
+            k8s_cpu = n.svc_cpu + n.nb_cpu if worker else 0.0
+            k8s_mem = n.svc_mem + n.nb_mem if worker else 0
             if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
-                # Drained, a worker keeps its DaemonSet pods and their requests: drain leaves them (kubectl drain
-                # --ignore-daemonsets) and they tolerate the unschedulable taint (kubernetes.io/docs/concepts/
-                # workloads/controllers/daemonset/, "Taints and tolerations"). The live adapter counts them there
-                # (``cluster.kube.KubeCluster.nodes``), and the worker has only what they leave when it comes back.
-                k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem
+                k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem  # drained: only the services are left
             nodes.append(Node(name=n.name, group=n.group, role=n.role, cores=n.cores, memory_mib=n.mem,
                               state=n.state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
-                              since=epoch + n.since))
+                              since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0))
         startds = []
         for s in sim.startds.values():
             if _reported(s):
