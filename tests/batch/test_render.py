@@ -16,7 +16,7 @@ from enclave.spec.models import EnclaveSpec
 from .conftest import DEV, NOTEBOOK_SCHEDD, negotiator_order, startd
 
 POD_ENV = {render.POD_POOL_ENV: "user", render.POD_NODE_ENV: "kub-003", render.POD_CPUS_ENV: "8",
-           render.POD_MEMORY_ENV: "32768"}
+           render.POD_MEMORY_ENV: "32768", render.POD_SINCE_ENV: "0"}
 
 
 @pytest.fixture(scope="module")

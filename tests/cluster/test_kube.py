@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 
 from enclave.cluster import objects
-from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster
+from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster, startds_of
 from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
 from enclave.errors import ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec, load
@@ -86,9 +86,12 @@ def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServe
     assert body["spec"]["nodeName"] == "kub-001"
     env = {e["name"]: e.get("value") for e in body["spec"]["containers"][0]["env"]}
     assert env["ENCLAVE_POOL"] == "prompt" and env["ENCLAVE_POD_CPUS"] == "8"
+    assert env["ENCLAVE_POD_SINCE"] == "1800000000"  # the adapter's clock when it created the pod
     pods = kube.worker_pods()
-    assert [(p.name, p.pool, p.kind, p.cores, p.memory_mib) for p in pods] == [
-        (n, "prompt", StartdKind.POD, 8, 32768) for n in names]
+    # Created now: a startd not reported yet is within the broker's cooldown, as once it publishes EnclavePoolSince.
+    assert [(p.name, p.pool, p.kind, p.cores, p.memory_mib, p.since) for p in pods] == [
+        (n, "prompt", StartdKind.POD, 8, 32768, 1_800_000_000.0) for n in names]
+    assert {s.since for s in startds_of(pods)} == {1_800_000_000.0}
 
 
 def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> None:
@@ -136,7 +139,7 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     assert pod["spec"]["hostNetwork"] is True and pod["metadata"]["labels"][objects.KIND_LABEL] == "node"
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.HTCONDOR
     [wp] = kube.worker_pods()
-    assert (wp.kind, wp.cores, wp.pool) == (StartdKind.NODE, 48, "prompt")
+    assert (wp.kind, wp.cores, wp.pool, wp.since) == (StartdKind.NODE, 48, "prompt", 1_800_000_000.0)
     kube.return_node("kub-007")
     node = server.nodes["kub-007"]
     assert "unschedulable" not in node["spec"] and objects.BATCH_LABEL not in node["metadata"]["labels"]

@@ -26,7 +26,7 @@ def ldf() -> EnclaveSpec:
 
 def _pod(spec: EnclaveSpec, whole: bool) -> dict[str, Any]:
     return objects.worker_pod(spec, name="p", node="kub-003", pool="user", cores=8, memory_mib=32768,
-                              image="registry/htcondor:25", whole_node=whole)
+                              image="registry/htcondor:25", since=1_800_000_000.0, whole_node=whole)
 
 
 def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -75,3 +75,14 @@ def test_whole_node_pod_is_not_left_with_zero_cores(ldf: EnclaveSpec, tmp_path: 
     # The failure the split prevents: the partitioned file under the whole-node pod's environment.
     [shared] = [m for m in maps if m["metadata"]["name"] == objects.config_map_name(False)]
     assert _read(shared, _env(pod), tmp_path, ["NUM_CPUS"])["NUM_CPUS"] in (None, "", "0")
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_new_pod_publishes_when_it_started(ldf: EnclaveSpec, tmp_path: Path, whole: bool) -> None:
+    """The startd's EnclavePoolSince (``$(ENCLAVE_POOL_SINCE:0)``, ``render._startd_common``) is the pod's start, which
+    the broker's cooldown counts from; without it a pod it just started read as labelled at 0 and could go back in the
+    next cycle. A relabel later sets the knob at run time, as on a standalone startd."""
+    pod = _pod(ldf, whole)
+    got = _read(_mounted(pod, objects.worker_config_maps(ldf)), _env(pod), tmp_path,
+                [render.SINCE_KNOB, "EnclavePoolSince"])
+    assert got[render.SINCE_KNOB] == "1800000000" and got["EnclavePoolSince"] == "1800000000"

@@ -124,7 +124,8 @@ def _rendered_pods(out: Path, spec: EnclaveSpec) -> dict[str, tuple[str, list[st
     hub = values[0]["hub"]["image"]
     pods["hub"] = (spec.notebooks.namespace, [f"{hub['name']}:{hub['tag']}"])
     worker = objects.worker_pod(spec, name="htcondor-worker-0", node="kub-node-001", pool="prompt", cores=4,
-                                memory_mib=8192, image=KubeCluster(spec, None).image)  # type: ignore[arg-type]
+                                memory_mib=8192, image=KubeCluster(spec, None).image,  # type: ignore[arg-type]
+                                since=0.0)
     pods["htcondor-worker"] = (worker["metadata"]["namespace"], _containers(worker["spec"]))
     return pods
 

@@ -129,6 +129,8 @@ POD_CPUS_ENV = "ENCLAVE_POD_CPUS"
 POD_MEMORY_ENV = "ENCLAVE_POD_MEMORY_MIB"
 POD_POOL_ENV = "ENCLAVE_POOL"
 POD_NODE_ENV = "ENCLAVE_NODE"
+POD_SINCE_ENV = "ENCLAVE_POD_SINCE"
+"""When the broker created the pod (Unix seconds, the broker's clock): its pool label's since (``SINCE_KNOB``)."""
 TRANSFORM = "EnclavePolicy"
 PREEMPTION_REQUIREMENTS = ("(SubmitterGroupResourcesInUse < SubmitterGroupQuota) && "
                            "(RemoteGroupResourcesInUse > RemoteGroupQuota) && (RemoteGroup =!= SubmitterGroup)")
@@ -517,6 +519,9 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
     lines += [
         "# The pod spec sets these from the broker's DeployPods action and the downward API.",
         f"{POOL_KNOB} = $ENV({POD_POOL_ENV})",
+        "# Its label's since is the pod's start until a relabel sets it at run time: the broker's cooldown then",
+        "# holds for a pod it has just started (EnclavePoolSince would otherwise say 0, long ago).",
+        f"{SINCE_KNOB} = $ENV({POD_SINCE_ENV})",
         # A whole-node pod is BCS 5's "node" startd (the broker's StartdKind.NODE); a share is a "pod".
         f'{policy.KIND_ATTR} = "{"node" if whole_node else "pod"}"',
         f'{policy.NODE_ATTR} = "$ENV({POD_NODE_ENV})"',
@@ -611,7 +616,8 @@ def read_back(path: Path, names: Sequence[str], *, subsystem: str = "TOOL",
 
 def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
     """Read a written file back through HTCondor and check the policy-bearing knobs; say what was read."""
-    env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024"}
+    env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024",
+           POD_SINCE_ENV: "0"}
     if rendered.role in ("execute", "worker-pod"):
         got = read_back(path, ["START", "PREEMPT", "ALLOW_DAEMON"], subsystem=rendered.subsystem, env=env)
         for knob, expected in (("START", policy.start_expr(spec)), ("PREEMPT", policy.vacate_expr(spec))):

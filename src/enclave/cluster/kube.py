@@ -56,6 +56,8 @@ class WorkerPod:
     kind: StartdKind
     cores: int
     memory_mib: int
+    since: float = 0.0
+    """When the broker created it (its ``POD_SINCE_ENV``), the label's since until a relabel; 0 if not set."""
 
 
 class KubeCluster:
@@ -159,7 +161,7 @@ class KubeCluster:
             if kind == StartdKind.NODE and group is not None:  # no requests: it owns the node
                 c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
-                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB)))
+                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(spec)))
         return sorted(out, key=lambda p: p.name)
 
     def pending_notebooks(self) -> list[PendingSpawn]:
@@ -228,7 +230,8 @@ class KubeCluster:
         self._require_worker(node)
         for name in names:
             body = objects.worker_pod(self.spec, name=name, node=node, pool=pool, cores=cores,
-                                      memory_mib=memory_mib, image=self.image, namespace=self.namespace)
+                                      memory_mib=memory_mib, image=self.image, since=self.clock(),
+                                      namespace=self.namespace)
             self._create(body)
 
     def _create(self, body: dict[str, Any]) -> None:
@@ -328,7 +331,7 @@ class KubeCluster:
         g = self._group_of(node)
         self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
                                         cores=g.cores, memory_mib=int(g.memory_gib * 1024), image=self.image,
-                                        namespace=self.namespace, whole_node=True))
+                                        since=self.clock(), namespace=self.namespace, whole_node=True))
         if state != NodeState.HTCONDOR:
             self._mark(node, "htcondor", True)
 
@@ -426,7 +429,22 @@ def _short_of_resources(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _since(pod_spec: dict[str, Any]) -> float:
+    """A worker pod's creation time as the broker wrote it into the startd's environment (``POD_SINCE_ENV``)."""
+    from enclave.batch.render import POD_SINCE_ENV  # as objects.worker_pod imports it
+
+    for container in pod_spec.get("containers") or []:
+        for e in container.get("env") or []:
+            if e.get("name") == POD_SINCE_ENV:
+                try:
+                    return float(e.get("value") or 0)
+                except ValueError:
+                    return 0.0
+    return 0.0
+
+
 def startds_of(pods: list[WorkerPod]) -> tuple[Startd, ...]:
     """Worker pods as startds, for the moments the collector has not heard of them yet (tests, dry runs)."""
     return tuple(Startd(name=p.node if p.kind == StartdKind.NODE else p.name, node=p.node, kind=p.kind,
-                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib, ready=False) for p in pods)
+                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib, since=p.since, ready=False)
+                 for p in pods)

@@ -50,12 +50,22 @@ def node_pod_name(node: str) -> str:
 
 
 def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int, memory_mib: int,
-               image: str, namespace: str = DEFAULT_NAMESPACE, whole_node: bool = False) -> dict[str, Any]:
-    """The manifest of one HTCondor worker pod (``whole_node``: BCS 5 on a drained node)."""
-    from enclave.batch.render import POD_CPUS_ENV, POD_MEMORY_ENV, POD_NODE_ENV, POD_POOL_ENV, pod_grace_seconds
+               image: str, since: float, namespace: str = DEFAULT_NAMESPACE,
+               whole_node: bool = False) -> dict[str, Any]:
+    """The manifest of one HTCondor worker pod (``whole_node``: BCS 5 on a drained node), created at ``since`` (Unix
+    seconds, the broker's clock)."""
+    from enclave.batch.render import (
+        POD_CPUS_ENV,
+        POD_MEMORY_ENV,
+        POD_NODE_ENV,
+        POD_POOL_ENV,
+        POD_SINCE_ENV,
+        pod_grace_seconds,
+    )
 
     env: list[dict[str, Any]] = [
         {"name": POD_POOL_ENV, "value": pool},
+        {"name": POD_SINCE_ENV, "value": f"{since:.0f}"},
         {"name": POD_NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "CONDOR_HOST", "value": spec.batch.central_manager},
     ]
