@@ -106,6 +106,22 @@ def test_a_pool_name_with_a_dash_is_refused() -> None:
     assert any("pool name 'late-night' has a '-'" in p and "'latenight'" in p for p in found), found
 
 
+def test_lending_whole_workers_needs_the_drain_flags_kubectl_would_refuse_without() -> None:
+    """kubectl drain refuses a node with DaemonSet pods unless --ignore-daemonsets, and one with pods that declare
+    no controller (KubeSpawner's notebooks) unless --force (kubectl pkg/drain/filters.go, daemonSetFilter and
+    unreplicatedFilter): BCS 5 would ask for the same refused drain every cycle."""
+    data = mutate(["cluster", "drain"], {"force": True})
+    data["broker"] = {**(data.get("broker") or {}), "lend_mode": "nodes"}
+    found = problems(data)
+    assert len(found) == 1 and "cluster.drain" in found[0] and "leaves ignore_daemonsets off" in found[0], found
+    data["cluster"]["drain"] = {}
+    assert "leaves force and ignore_daemonsets off" in problems(data)[0]
+    data["cluster"]["drain"] = {"force": True, "ignore_daemonsets": True}
+    assert parse(yaml.safe_dump(data, sort_keys=False)).broker.lend_mode.value == "nodes"
+    data["cluster"]["drain"], data["broker"]["lend_mode"] = {}, "pods"  # pods mode drains no worker
+    assert parse(yaml.safe_dump(data, sort_keys=False)).cluster.drain.force is False
+
+
 def test_htcondor_refuses_a_dash_in_a_macro_name(tmp_path: Path) -> None:
     """The fact the rule above rests on, read from the installed HTCondor."""
     from enclave.batch.render import read_back

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from enclave.spec.models import EnclaveSpec, NodeRole
+from enclave.spec.models import EnclaveSpec, LendMode, NodeRole
 
 Finding = tuple[tuple[str | int, ...], str, str]
 
@@ -30,6 +30,7 @@ def check(spec: EnclaveSpec) -> list[Finding]:
         *_pools(spec),
         *_notebooks(spec),
         *_storage(spec),
+        *_broker(spec),
     ]
 
 
@@ -151,3 +152,19 @@ def _storage(spec: EnclaveSpec) -> Iterator[Finding]:
                    f"worker group '{g.name}' has {g.local_disk_gib:g} GiB local disk, less than the "
                    f"{st.node_local_gib:g} GiB node-local storage the spec requires",
                    "give the group larger disks or lower storage.node_local_gib")
+
+
+def _broker(spec: EnclaveSpec) -> Iterator[Finding]:
+    drain = spec.cluster.drain
+    if spec.broker.lend_mode == LendMode.NODES and not (drain.force and drain.ignore_daemonsets):
+        # kubectl drain refuses a node with DaemonSet pods without --ignore-daemonsets, and one with pods that
+        # declare no controller (KubeSpawner's notebooks) without --force (kubectl pkg/drain/filters.go,
+        # daemonSetFilter and unreplicatedFilter): every worker runs DaemonSet pods, so BCS 5 would ask for the
+        # same refused drain every cycle and no worker would ever be lent.
+        missing = [flag for flag, on in (("force", drain.force), ("ignore_daemonsets", drain.ignore_daemonsets))
+                   if not on]
+        yield (("cluster", "drain"), f"broker.lend_mode nodes drains whole workers, but cluster.drain leaves "
+               f"{' and '.join(missing)} off: kubectl drain refuses a worker with DaemonSet pods or notebook pods "
+               "then, and the broker would ask for the same refused drain every cycle",
+               "set cluster.drain: {force: true, ignore_daemonsets: true}, or lend worker pods "
+               "(broker.lend_mode: pods)")
