@@ -94,14 +94,16 @@ def twin_world(spec: EnclaveSpec) -> World:
 
 
 class Kubelet:
-    """Plays what the fakes cannot do alone: a started worker pod's startd reports to the collector, and a
-    deleted one's startd stops reporting (the batch ``Daemons`` hold the collector's view)."""
+    """Plays what the fakes cannot do alone: the kubelets stop the pods marked for deletion, a started worker pod's
+    startd reports to the collector, and a deleted one's startd stops reporting (the batch ``Daemons`` hold the
+    collector's view)."""
 
     def __init__(self, spec: EnclaveSpec, server: ApiServer, daemons: Daemons) -> None:
         self.spec, self.server, self.daemons = spec, server, daemons
         self.addresses = (f"<10.0.2.{i}:9618>" for i in itertools.count(1))
 
     def settle(self) -> None:
+        self.server.kubelet_stops()
         groups = {g.name: g for g in self.spec.cluster.node_groups}
         backed = set()
         for pod in self.server.pods.values():
@@ -137,10 +139,14 @@ def live_world(spec: EnclaveSpec, start: Observed) -> World:
     api.rest_client.pool_manager = server
     clock = itertools.count(int(start.now))
     kube = KubeCluster(spec, api, clock=lambda: float(next(clock)))
-    world = World("live", LiveBackend(spec, kube, HTCondorBatch(spec, bindings=daemons.bindings)),
-                  Kubelet(spec, server, daemons).settle)
-    backend = world.backend
-    assert isinstance(backend, LiveBackend)
+    backend = LiveBackend(spec, kube, HTCondorBatch(spec, bindings=daemons.bindings))
+    kubelet = Kubelet(spec, server, daemons)
+
+    def settle() -> None:  # time passes: the kubelets act, and the broker's next cycle carries on (``progress``)
+        kubelet.settle()
+        backend.progress()
+
+    world = World("live", backend, settle)
     backend.sleep = world.slept.append
     backend.clock = lambda: start.now + sum(world.slept)
     return world
@@ -270,6 +276,11 @@ def test_stale_actions_are_refused_alike(world: World) -> None:
     assert refusal(backend, other) is Conflict
     world.settle()
     assert refusal(backend, other) is Conflict and projected_refusal(backend, other) is Conflict
+    # On its way back (the twin for return_s; live until its node pod is gone): HTCondor does not start there again,
+    # which would take it back from the commons without a drain (an audit found the twin accepting it).
+    assert backend.apply(ReturnNode(**A, node="worker-002"))
+    again = StartHTCondor(**A, node="worker-002", pool="prompt")
+    assert refusal(backend, again) is Conflict, world.name
 
 
 def test_a_pod_still_starting_has_no_startd_to_relabel_or_drain(world: World) -> None:

@@ -361,9 +361,22 @@ class ApiServer:
         return 200, self._update(pod, data, data)
 
     def _delete_pod(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        """A pod bound to a node is deleted gracefully: the API server sets its deletionTimestamp and keeps it until
+        the kubelet has stopped its containers (``kubelet_stops``); one not bound, or finished, goes at once
+        (kubernetes pkg/registry/core/pod/strategy.go, podStrategy.CheckGracefulDelete)."""
         pod = self._pod(namespace, name)
+        bound = (pod.get("spec") or {}).get("nodeName")
+        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if bound and not finished and (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) > 0:
+            pod["metadata"].setdefault("deletionTimestamp", "2027-01-15T08:00:00Z")
+            return 200, pod
         del self.pods[(namespace, name)]
         return 200, pod
+
+    def kubelet_stops(self) -> None:
+        """The kubelets have stopped every pod marked for deletion: the API server removes them."""
+        for key in [k for k, p in self.pods.items() if p["metadata"].get("deletionTimestamp")]:
+            del self.pods[key]
 
     def _pod_log(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         """GET .../pods/{name}/log (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/

@@ -97,6 +97,8 @@ def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServe
 def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> None:
     kube.deploy_pods("kub-002", "drp", ("htcondor-kub-002-1",), 8, 8192)
     kube.delete_pods(("htcondor-kub-002-1", "htcondor-kub-002-9"))
+    assert not kube.worker_pods()  # marked for deletion: no longer the broker's
+    server.kubelet_stops()
     assert not server.pods
 
 
@@ -141,11 +143,23 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     [wp] = kube.worker_pods()
     assert (wp.kind, wp.cores, wp.pool, wp.since) == (StartdKind.NODE, 48, "prompt", 1_800_000_000.0)
     kube.return_node("kub-007")
+    # Its jobs retire while the kubelet stops the pod (terminationGracePeriodSeconds): the node stays cordoned and
+    # labelled for HTCondor until the pod is gone, so Kubernetes places nothing on cores the jobs still use.
+    node = server.nodes["kub-007"]
+    assert node["spec"]["unschedulable"] and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
+    assert not kube.worker_pods() and kube.finish_returns() == []
+    server.kubelet_stops()
+    assert kube.finish_returns() == ["kub-007"]
     node = server.nodes["kub-007"]
     assert "unschedulable" not in node["spec"] and objects.BATCH_LABEL not in node["metadata"]["labels"]
     assert not server.pods
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.READY
     kube.return_node("kub-007")  # again: no-op
+    # A worker whose node pod went without a return (evicted while the node was NotReady) goes back too.
+    kube.drain("kub-008")
+    kube.start_htcondor("kub-008", "drp")
+    del server.pods[("htcondor", "htcondor-node-kub-008")]
+    assert kube.finish_returns() == ["kub-008"]
 
 
 def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:

@@ -33,7 +33,7 @@ DeletePods     — (a pod that is  a named startd is    —                     
 DrainNode      no such node      node not a worker    node down                            draining, or HTCondor on it
 StartHTCondor  no such node      node not a worker    node ready or down (not drained);    HTCondor started there
                                                       HTCondor started there for another    (running or starting) for
-                                                      pool                                  the pool
+                                                      pool; node on its way back            the pool
 ReturnNode     no such node      node not a worker    —                                    ready, down, or on its way
                                                                                            back already
 =============  ================  ===================  ===================================  =========================
@@ -77,8 +77,8 @@ class NodeFacts:
     htcondor_pool: str | None = None
     """The pool of the HTCondor started on the bare node (BCS 5), whether its startd reports yet or not."""
     returning: bool = False
-    """ReturnNode was accepted and the node is still on its way back to the commons (only the twin, whose
-    returns take time, ever reports this; the live backend uncordons at once)."""
+    """ReturnNode was accepted and the node is still on its way back to the commons: the twin for ``return_s``,
+    live while the node pod's jobs retire (the node stays labelled for HTCondor until the pod is gone)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,8 @@ def _drain_node(a: DrainNode, world: World) -> bool:
 
 def _start_htcondor(a: StartHTCondor, world: World) -> bool:
     n = _worker(world, a.node)
+    if n.returning:
+        raise _stale(f"node {a.node} is on its way back to the commons; drain it again once it is ready", a.node)
     started = n.state == NodeState.HTCONDOR or n.htcondor_pool is not None
     if started and n.htcondor_pool not in (None, a.pool):
         raise _stale(f"HTCondor on {a.node} already serves pool {n.htcondor_pool!r}, not {a.pool!r}", a.node)

@@ -336,11 +336,29 @@ class KubeCluster:
             self._mark(node, "htcondor", True)
 
     def return_node(self, node: str) -> None:
-        """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon)."""
+        """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon). The node pod's
+        jobs retire within its grace while the API server keeps it, marked for deletion, until the kubelet has
+        stopped it: the node stays cordoned and labelled for HTCondor until then (``finish_returns``), so that no
+        pod is placed on cores its jobs still use, and the broker sees it leaving, not back."""
         state = self._state(node)
         self.delete_pods((objects.node_pod_name(node),))
-        if state in (NodeState.DRAINING, NodeState.HTCONDOR):
+        if state in (NodeState.DRAINING, NodeState.HTCONDOR) and node not in self._with_node_pod():
             self._mark(node, None, False)
+
+    def finish_returns(self) -> list[str]:
+        """Give back to the commons each worker labelled for HTCondor whose node pod is gone: returned, or lost with
+        the node (a node NotReady for long has its pods evicted by the taint manager, the label stays). Without
+        this such a worker would wait for a startd that never comes. Returns their names."""
+        with_pod = self._with_node_pod()
+        done = [n.name for n in self.nodes() if n.state == NodeState.HTCONDOR and n.name not in with_pod]
+        for node in done:
+            self._mark(node, None, False)
+        return done
+
+    def _with_node_pod(self) -> set[str]:
+        """Workers where a whole-node HTCondor pod exists, terminating ones included."""
+        pods = self._pods(label_selector=f"{objects.APP_LABEL}={objects.WORKER_APP},{objects.KIND_LABEL}=node")
+        return {(p.get("spec") or {}).get("nodeName") or "" for p in pods}
 
     def provision_home(self, account: AccountView) -> Provisioned:
         """Home, workspace and quota of ``account`` through a Job in enclave's namespace

@@ -83,7 +83,12 @@ class LiveWorld:
 
     def node(self, name: str) -> NodeFacts | None:
         n = self.nodes.get(name)
-        return None if n is None else NodeFacts(role=n.role, state=n.state, htcondor_pool=self.node_pools.get(name))
+        if n is None:
+            return None
+        # Labelled for HTCondor with no node pod but one being deleted (or lost): on its way back to the commons,
+        # which ``KubeCluster.finish_returns`` completes.
+        returning = n.state == NodeState.HTCONDOR and name not in self.node_pools
+        return NodeFacts(role=n.role, state=n.state, htcondor_pool=self.node_pools.get(name), returning=returning)
 
     def startd(self, name: str) -> StartdFacts | None:
         s = self.startds.get(name)
@@ -121,8 +126,10 @@ class LiveBackend:
         return False
 
     def progress(self) -> int:
-        """Retry evictions on nodes still draining (a disruption budget may have refused some); returns
-        how many pods are still to go. Call once per broker cycle, like ``kubectl drain`` retries."""
+        """Retry evictions on nodes still draining (a disruption budget may have refused some), and give back the
+        workers whose return has ended (``KubeCluster.finish_returns``); returns how many pods are still to go.
+        Call once per broker cycle, like ``kubectl drain`` retries."""
+        self.kube.finish_returns()
         return sum(self.kube.evict(n.name) for n in self.kube.nodes() if n.state == NodeState.DRAINING)
 
     # --- observe ---------------------------------------------------------------------------------------

@@ -154,8 +154,13 @@ class TwinBackend:
             k8s_mem = n.svc_mem + n.nb_mem if worker else 0
             if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
                 k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem  # drained: only the services are left
+            state = n.state
+            if state == NodeState.DRAINING and n.name in self._returned and n.startd is None and n.pending_pool is None:
+                # On its way back (``return_s``): still labelled for HTCondor, as live keeps a worker until its node
+                # pod is gone (``KubeCluster.return_node``), not a drained worker HTCondor could start on again.
+                state = NodeState.HTCONDOR
             nodes.append(Node(name=n.name, group=n.group, role=n.role, cores=n.cores, memory_mib=n.mem,
-                              state=n.state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
+                              state=state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
                               since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0))
         startds = []
         for s in sim.startds.values():
