@@ -94,3 +94,20 @@ def test_observe_reports_notebook_spawns_waiting_for_room(spec: EnclaveSpec, kub
     o = live.observe()
     assert o.notebook_spawns == (PendingSpawn(cpu=2.5, memory_mib=8192), PendingSpawn(cpu=4.0, memory_mib=16384))
     assert o.notebook_pending_cores == 6.5
+
+
+def test_a_whole_worker_startd_is_known_by_its_node_not_its_host_name(spec: EnclaveSpec, kube: KubeCluster,
+                                                                    server: ApiServer) -> None:
+    """The whole-node pod runs on the host network (``objects.worker_pod``), so its startd's Machine is the node's
+    fully qualified name, not the node's name the pod is bound to; its EnclaveNode is that name
+    (``render.worker_pod``: ``$ENV(ENCLAVE_NODE)``, the downward API's spec.nodeName). Matched by Machine, every
+    lent worker read as leaving (drained and returned at once) and was listed twice."""
+    kube.drain("kub-007")
+    kube.start_htcondor("kub-007", "drp")
+    reported = Startd("kub-007.example.org", "kub-007", StartdKind.NODE, "drp", 48, 262144, busy_cores=8)
+    live = LiveBackend(spec, kube, CondorSide([Slot(reported)], {}), clock=lambda: 1_800_000_000.0)
+    whole = [s for s in live.observe().startds if s.kind == StartdKind.NODE]
+    assert [(s.name, s.node, s.draining) for s in whole] == [("kub-007.example.org", "kub-007", False)]
+    kube.return_node("kub-007")  # its pod is being deleted: now it is leaving
+    [s] = [s for s in live.observe().startds if s.kind == StartdKind.NODE]
+    assert s.draining

@@ -137,11 +137,15 @@ class LiveBackend:
     def view(self) -> View:
         slots = self.condor.slots()
         pods = tuple(self.kube.worker_pods())
-        backed = {p.node if p.kind == StartdKind.NODE else p.name for p in pods}
+        # A worker pod's startd is named by its Machine, the pod's host name (the pod's name); a whole-node pod's
+        # runs on the host network, where Machine is the node's fully qualified name, so it is known by its
+        # EnclaveNode (the pod's spec.nodeName, ``render.worker_pod``) instead.
+        backed = {(p.kind, p.node if p.kind == StartdKind.NODE else p.name) for p in pods}
         leaving = frozenset(s.startd.name for s in slots
-                            if s.startd.kind != StartdKind.STANDALONE and s.startd.name not in backed)
+                            if s.startd.kind != StartdKind.STANDALONE and (s.startd.kind, _key(s.startd)) not in backed)
         reported = tuple(replace(s.startd, draining=s.draining or s.startd.name in leaving) for s in slots)
-        starting = tuple(s for s in startds_of(list(pods)) if s.name not in {r.name for r in reported})
+        known = {(r.kind, _key(r)) for r in reported}
+        starting = tuple(s for s in startds_of(list(pods)) if (s.kind, _key(s)) not in known)
         reporting = {s.node for s in reported}
         nodes: list[Node] = list(self.kube.nodes())
         for g in self.spec.groups(NodeRole.BATCH_ONLY):
@@ -187,3 +191,8 @@ class LiveBackend:
             case ReturnNode(node=node):
                 self.kube.return_node(node)
         return True
+
+
+def _key(s: Startd) -> str:
+    """What ties a borrowed startd to its pod: a whole worker's node, a worker pod's name (``LiveBackend.view``)."""
+    return s.node if s.kind == StartdKind.NODE else s.name
