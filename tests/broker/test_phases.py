@@ -37,6 +37,7 @@ from enclave.broker.decide import (
     prewarm_cover,
     reclaim_for_notebooks,
     return_for_notebooks,
+    return_stuck_drains,
     return_unclaimed,
     start_htcondor,
     take_one,
@@ -630,6 +631,20 @@ def test_start_htcondor_on_claimed_workers_once_empty() -> None:
     start_htcondor(c, flying, {"w1": prompt, "w2": prompt, "w4": prompt, "w5": prompt})
     # w2 still has pods; w3 is nobody's; w5 still has a pod to evict.
     assert _what(c.actions) == [("start", "w1", "prompt"), ("start", "w4", "prompt")]
+
+
+def test_a_drain_that_has_not_finished_within_the_timeout_goes_back() -> None:
+    """A disruption budget that never allows the eviction keeps a worker draining for ever: claimed, it would hold its
+    pool's lending and never start HTCondor. After ``drain_timeout_seconds`` (900 s by default) it goes back, as
+    ``kubectl drain --timeout`` gives up. DaemonSet pods, which a drain leaves, do not make a drain unfinished."""
+    spec = _spec(lend_mode="nodes")
+    stuck = _worker("w1", requested=3, state=NodeState.DRAINING, since=NOW - 900)
+    young = _worker("w2", requested=3, state=NodeState.DRAINING, since=NOW - 899)
+    drained = replace(_worker("w3", requested=2, state=NodeState.DRAINING, since=NOW - 5000), k8s_cores_daemons=2.0)
+    c = _cycle(spec, _pool("prompt", 100))
+    k = _commons(spec, [stuck, young, drained], [])
+    assert return_stuck_drains(c, k, [stuck, young, drained]) == [young, drained]
+    assert _what(c.actions) == [("return", "w1")] and "has not finished in 900 s" in c.actions[0].reason
 
 
 def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> None:

@@ -1462,6 +1462,7 @@ def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend:
     if needed, never a worker where room is held for a waiting spawn (``held``). With ``lend`` False (pods mode)
     it only gives back workers a previous configuration took."""
     in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
+    in_flight = return_stuck_drains(cycle, commons, in_flight)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
     return_for_notebooks(cycle, commons, in_flight, claim_of, lacking)
@@ -1469,6 +1470,23 @@ def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend:
         return
     start_htcondor(cycle, in_flight, claim_of)
     drain_for_batch(cycle, commons, held, in_flight, claim_of, lacking, room)
+
+
+def return_stuck_drains(cycle: Cycle, commons: Commons, in_flight: list[Node]) -> list[Node]:
+    """Workers whose drain has not finished within ``drain_timeout_seconds`` (a disruption budget that never allows
+    an eviction, a pod that does not stop) go back to the commons, as ``kubectl drain --timeout`` gives up: claimed,
+    such a worker would hold its pool's share of the lending for ever and never start HTCondor. Returns the others."""
+    timeout = cycle.spec.broker.drain_timeout_seconds
+    left = []
+    for node in in_flight:
+        stuck = (node.state == _DRAINING and node.k8s_cores_requested - node.k8s_cores_daemons > _EPS
+                 and cycle.now - node.since >= timeout and node.name not in cycle.moved)
+        if stuck and cycle.budget.take():
+            _give_back_node(cycle, commons, node, f"{node.name}'s drain has not finished in {timeout:g} s "
+                            f"({node.k8s_cores_requested - node.k8s_cores_daemons:g} cores of pods still there)")
+        else:
+            left.append(node)
+    return left
 
 
 def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, PoolState], dict[str, int]]:

@@ -315,6 +315,10 @@ class BrokerPolicy(Strict):
         description="Time between two observe-decide-act cycles.")
     cooldown_seconds: float = Field(default=900, ge=0, le=MAX_SECONDS,
         description="A startd or node that just moved stays put.")
+    drain_timeout_seconds: float = Field(default=900, gt=0, le=MAX_SECONDS,
+        description="BCS 5: a worker whose drain has not finished after this long (a PodDisruptionBudget that never "
+                    "allows an eviction, a pod that does not stop) is given back to the commons, as kubectl drain "
+                    "--timeout gives up; it may be drained again after the cooldown.")
     hysteresis: float = Field(
         default=0.5, ge=0, le=1,
         description="A pool gets another startd only when it lacks at least this fraction of the startd's cores.",
