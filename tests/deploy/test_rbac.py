@@ -101,6 +101,8 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")
     call("return_node", "kub-005")
+    server.kubelet_stops()
+    call("finish_returns")
     # Developers' logs (AA2/AA3): a pod's log in every application namespace of the spec.
     for ns in app_namespaces(kube.spec):
         server.namespaces.add(ns)
