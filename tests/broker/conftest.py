@@ -35,7 +35,7 @@ cluster:
   kubernetes_version: "1.29.4"
   network_overlay: weave
   site: {latitude_deg: -30.2444, longitude_deg: -70.7494, elevation_m: 2663}
-  drain: {force: true, ignore_daemonsets: true}   # as the examples: what BCS 5 (lend_mode nodes) needs
+  drain: {force: true, ignore_daemonsets: true, delete_emptydir_data: true}   # what BCS 5 (lend_mode nodes) needs
   node_groups:
     - {name: master, role: control-plane, count: 1, cores: 4, memory_gib: 16, local_disk_gib: 100}
     - {name: kub, role: worker, count: %(workers)d, cores: 48, memory_gib: 256, local_disk_gib: 100}

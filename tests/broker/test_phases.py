@@ -494,11 +494,14 @@ def test_lending_room_share_of_worker_cores_less_what_stays_borrowed() -> None:
 def test_lending_room_nodes_mode_counts_workers_on_their_way() -> None:
     spec = _spec(lend_mode="nodes")
     nodes = [_worker("w1", state=NodeState.DRAINING), _worker("w2", state=NodeState.HTCONDOR),
-             _worker("w3", state=NodeState.HTCONDOR), _worker("w4")]
+             _worker("w3", state=NodeState.HTCONDOR), _worker("w4"), _worker("w5", state=NodeState.HTCONDOR)]
     node_startd = Startd("w3", "w3", StartdKind.NODE, "prompt", 48, 256 * 1024)
+    starting = Startd("w2", "w2", StartdKind.NODE, "prompt", 48, 256 * 1024, ready=False)  # its pod runs, no ad yet
     c = _cycle(spec, _pool("prompt", 100))
-    # 192 cores; w3 is borrowed (its startd is up); w1 draining and w2 started without a startd yet count too.
-    assert lending_room(c, _commons(spec, nodes, [node_startd])) == 192 - 48 - 48 - 48
+    # 240 cores; w3 is borrowed (its startd is up), w2 too (started, its startd not reported yet: listed not ready,
+    # as the live backend lists its pod); w1 draining counts too. w5, labelled for HTCondor with no startd at all,
+    # is on its way back to the commons (its node pod gone): not lent.
+    assert lending_room(c, _commons(spec, nodes, [node_startd, starting])) == 240 - 48 - 48 - 48
 
 
 def test_lend_pods_least_loaded_worker_first_as_many_as_lacking() -> None:

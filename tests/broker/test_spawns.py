@@ -241,3 +241,15 @@ def test_pods_are_freed_only_for_the_placement_that_stands() -> None:
     assert [(type(a).__name__, getattr(a, "node", None)) for a in p.actions if isinstance(a, _MOVES)] == [
         ("ReturnNode", "kub-001")]
     assert not any(isinstance(a, _MOVES) for a in plan(spec, project(o, p.actions)).actions)
+
+
+def test_a_worker_on_its_way_back_is_neither_claimed_nor_returned_again() -> None:
+    """kub-004 is labelled for HTCondor with no startd at all: its node pod was deleted by a return (live keeps the
+    label until the pod is gone, ``KubeCluster.return_node``), or lost. A worker where HTCondor was started is listed
+    with its startd, one not reported yet too. So it is not on its way to HTCondor: no pool claims it, and no second
+    ReturnNode (a no-op) goes out for it every cycle (review: both happened until stop 38)."""
+    spec, o = _nodes_mode(4, {"kub-001": 38, "kub-002": 38, "kub-003": 38}, {}, [])
+    o = replace(o, nodes=tuple(replace(n, state=NodeState.HTCONDOR) if n.name == "kub-004" else n for n in o.nodes))
+    assert not [a for a in plan(spec, o).actions if getattr(a, "node", None) == "kub-004"]  # prompt lacks cores
+    idle = replace(o, demand={})  # and with no pool lacking (no claim), it is not returned again either
+    assert not [a for a in plan(spec, idle).actions if getattr(a, "node", None) == "kub-004"]

@@ -107,16 +107,17 @@ def test_a_pool_name_with_a_dash_is_refused() -> None:
 
 
 def test_lending_whole_workers_needs_the_drain_flags_kubectl_would_refuse_without() -> None:
-    """kubectl drain refuses a node with DaemonSet pods unless --ignore-daemonsets, and one with pods that declare
-    no controller (KubeSpawner's notebooks) unless --force (kubectl pkg/drain/filters.go, daemonSetFilter and
-    unreplicatedFilter): BCS 5 would ask for the same refused drain every cycle."""
-    data = mutate(["cluster", "drain"], {"force": True})
+    """kubectl drain refuses a node with DaemonSet pods unless --ignore-daemonsets, one with pods that declare no
+    controller (KubeSpawner's notebooks) unless --force, and one with emptyDir pods unless --delete-emptydir-data
+    (kubectl pkg/drain/filters.go, daemonSetFilter, unreplicatedFilter and localStorageFilter): BCS 5 would ask for
+    the same refused drain every cycle."""
+    data = mutate(["cluster", "drain"], {"force": True, "delete_emptydir_data": True})
     data["broker"] = {**(data.get("broker") or {}), "lend_mode": "nodes"}
     found = problems(data)
     assert len(found) == 1 and "cluster.drain" in found[0] and "leaves ignore_daemonsets off" in found[0], found
     data["cluster"]["drain"] = {}
-    assert "leaves force and ignore_daemonsets off" in problems(data)[0]
-    data["cluster"]["drain"] = {"force": True, "ignore_daemonsets": True}
+    assert "leaves force and ignore_daemonsets and delete_emptydir_data off" in problems(data)[0]
+    data["cluster"]["drain"] = {"force": True, "ignore_daemonsets": True, "delete_emptydir_data": True}
     assert parse(yaml.safe_dump(data, sort_keys=False)).broker.lend_mode.value == "nodes"
     data["cluster"]["drain"], data["broker"]["lend_mode"] = {}, "pods"  # pods mode drains no worker
     assert parse(yaml.safe_dump(data, sort_keys=False)).cluster.drain.force is False

@@ -1277,9 +1277,7 @@ def lending_room(cycle: Cycle, commons: Commons) -> float:
     room = b.max_lend_share * commons.cores - sum(
         [s.cores for s in commons.lent if not s.draining and s.name not in moved])  # a list sums faster
     if b.lend_mode == LendMode.NODES:
-        hosting = {s.node for s in commons.lent}
-        room -= sum(n.cores for n in commons.not_ready_by_name if n.state == _DRAINING
-                    or (n.state == _HTCONDOR and n.name not in hosting))
+        room -= sum(n.cores for n in commons.not_ready_by_name if n.state == _DRAINING)
     return room
 
 
@@ -1931,13 +1929,13 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
 
 
 def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
-    """Workers on their way to HTCondor: draining, or HTCondor started but no startd reported yet; in the order
-    of ``workers`` (name order: ``Commons.not_ready_by_name``, the only ones that may be)."""
-    maybe = [n for n in workers if n.state == _DRAINING or n.state == _HTCONDOR]
-    if not maybe:
-        return []  # the usual case in pods mode: no pass over the borrowed startds
-    with_startd = {s.node for s in lent if s.kind == _NODE}
-    return [n for n in maybe if n.state == _DRAINING or n.name not in with_startd]
+    """Workers on their way to HTCondor: those draining, in the order of ``workers`` (name order:
+    ``Commons.not_ready_by_name``, the only ones that may be). A worker where HTCondor was started is listed with its
+    startd, one not reported yet too (``Startd.ready`` False: the live backend lists its pod, the twin its startd, the
+    projection the one it starts); a worker labelled for HTCondor with no startd at all is on its way back to the
+    commons (its node pod deleted or lost, ``KubeCluster.finish_returns``), not to HTCondor: claimed, it was counted
+    as coming capacity and given back again, a no-op, every cycle (review)."""
+    return [n for n in workers if n.state == _DRAINING]
 
 
 def _pods_that_fit(node: Node, cpu_left: float, pod_mem: int, cores: int, memory_mib: int) -> int:

@@ -156,15 +156,17 @@ def _storage(spec: EnclaveSpec) -> Iterator[Finding]:
 
 def _broker(spec: EnclaveSpec) -> Iterator[Finding]:
     drain = spec.cluster.drain
-    if spec.broker.lend_mode == LendMode.NODES and not (drain.force and drain.ignore_daemonsets):
-        # kubectl drain refuses a node with DaemonSet pods without --ignore-daemonsets, and one with pods that
-        # declare no controller (KubeSpawner's notebooks) without --force (kubectl pkg/drain/filters.go,
-        # daemonSetFilter and unreplicatedFilter): every worker runs DaemonSet pods, so BCS 5 would ask for the
-        # same refused drain every cycle and no worker would ever be lent.
-        missing = [flag for flag, on in (("force", drain.force), ("ignore_daemonsets", drain.ignore_daemonsets))
-                   if not on]
+    flags = (("force", drain.force), ("ignore_daemonsets", drain.ignore_daemonsets),
+             ("delete_emptydir_data", drain.delete_emptydir_data))
+    missing = [flag for flag, on in flags if not on]
+    if spec.broker.lend_mode == LendMode.NODES and missing:
+        # kubectl drain refuses a node with DaemonSet pods without --ignore-daemonsets, one with pods that declare no
+        # controller (KubeSpawner's notebooks) without --force, and one with emptyDir pods without
+        # --delete-emptydir-data (kubectl pkg/drain/filters.go, daemonSetFilter, unreplicatedFilter and
+        # localStorageFilter): every worker runs DaemonSet pods, and a refused drain leaves the worker as it was, so
+        # BCS 5 would ask for the same refused drain every cycle and no worker would ever be lent.
         yield (("cluster", "drain"), f"broker.lend_mode nodes drains whole workers, but cluster.drain leaves "
-               f"{' and '.join(missing)} off: kubectl drain refuses a worker with DaemonSet pods or notebook pods "
-               "then, and the broker would ask for the same refused drain every cycle",
-               "set cluster.drain: {force: true, ignore_daemonsets: true}, or lend worker pods "
-               "(broker.lend_mode: pods)")
+               f"{' and '.join(missing)} off: kubectl drain refuses a worker with DaemonSet, notebook or emptyDir "
+               "pods then, and the broker would ask for the same refused drain every cycle",
+               "set cluster.drain: {force: true, ignore_daemonsets: true, delete_emptydir_data: true}, or lend "
+               "worker pods (broker.lend_mode: pods)")

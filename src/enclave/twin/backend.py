@@ -45,9 +45,10 @@ from enclave.twin.sim import Sim, SimStartd
 
 
 def _reported(s: SimStartd) -> bool:
-    """Whether ``observe`` shows the startd: a worker pod still starting is already a Kubernetes pod, which the
-    live backend lists too (``LiveBackend.observe``), so the broker does not deploy it twice."""
-    return s.ready or s.kind == StartdKind.POD
+    """Whether ``observe`` shows the startd: a worker pod or a whole worker's HTCondor pod still starting is already
+    a Kubernetes pod, which the live backend lists too (``LiveBackend.view``, not ready), so the broker neither
+    deploys it twice nor takes the worker for one on its way back."""
+    return s.ready or s.kind != StartdKind.STANDALONE
 
 
 def _draining(s: SimStartd) -> bool:
