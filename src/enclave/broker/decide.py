@@ -76,7 +76,7 @@ _EPS = 1e-9
 # Enum members the passes over every node and startd compare with, looked up once: reading a member off its
 # class (``StartdKind.POD``) costs ~0.25 us in Python 3.11, ~10 ms per pass over 40,000 nodes.
 _STANDALONE, _POD, _NODE = StartdKind.STANDALONE, StartdKind.POD, StartdKind.NODE
-_READY, _DRAINING, _HTCONDOR, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.HTCONDOR, NodeState.DOWN
+_READY, _DRAINING, _DOWN = NodeState.READY, NodeState.DRAINING, NodeState.DOWN
 _WORKER = NodeRole.WORKER
 _WAIT = Reclaim.WAIT
 _T = TypeVar("_T")
@@ -634,7 +634,7 @@ def _free_cores(census: Census, left: list[float]) -> float:
     """Free commons cores: what ready workers have left (``_cores_left``, summed in the observation's order), less
     what pods on draining workers still need elsewhere once evicted (not those a drain leaves there:
     ``Node.k8s_cores_daemons``)."""
-    return sum(left) - sum([n.k8s_cores_requested - n.k8s_cores_daemons for n in census.draining_workers])
+    return sum(left) - sum([n.k8s_cores_to_move for n in census.draining_workers])
 
 
 def _drained_now(s: StartdT, now: float, grace: float | None) -> bool:
@@ -1459,7 +1459,7 @@ def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend:
     """Phase 10 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
     if needed, never a worker where room is held for a waiting spawn (``held``). With ``lend`` False (pods mode)
     it only gives back workers a previous configuration took."""
-    in_flight = _in_flight_nodes(commons.not_ready_by_name, commons.lent)
+    in_flight = _in_flight_nodes(commons.not_ready_by_name)
     in_flight = return_stuck_drains(cycle, commons, in_flight)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
@@ -1477,11 +1477,11 @@ def return_stuck_drains(cycle: Cycle, commons: Commons, in_flight: list[Node]) -
     timeout = cycle.spec.broker.drain_timeout_seconds
     left = []
     for node in in_flight:
-        stuck = (node.state == _DRAINING and node.k8s_cores_requested - node.k8s_cores_daemons > _EPS
+        stuck = (node.state == _DRAINING and node.k8s_cores_to_move > _EPS
                  and cycle.now - node.since >= timeout and node.name not in cycle.moved)
         if stuck and cycle.budget.take():
             _give_back_node(cycle, commons, node, f"{node.name}'s drain has not finished in {timeout:g} s "
-                            f"({node.k8s_cores_requested - node.k8s_cores_daemons:g} cores of pods still there)")
+                            f"({node.k8s_cores_to_move:g} cores of pods still there)")
         else:
             left.append(node)
     return left
@@ -1550,7 +1550,7 @@ def start_htcondor(cycle: Cycle, in_flight: list[Node], claim_of: dict[str, Pool
         owner = claim_of.get(node.name)
         if owner is None or node.name in cycle.moved:
             continue
-        drained = node.state == _DRAINING and node.k8s_cores_requested - node.k8s_cores_daemons <= _EPS
+        drained = node.state == _DRAINING and node.k8s_cores_to_move <= _EPS
         if drained and cycle.budget.take():
             cycle.moved.add(node.name)
             cycle.actions.append(StartHTCondor(actor=cycle.actor, reason=f"BCS 5: {node.name} is drained; "
@@ -1598,8 +1598,7 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
             return None
         cycle.moved.add(node.name)
         cycle.actions.append(DrainNode(actor=cycle.actor, reason=f"BCS 5: {ps.name} needs {want} more cores; "
-                                       f"{node.name} has {node.k8s_cores_requested - node.k8s_cores_daemons:g} "
-                                       "cores of pods to move",
+                                       f"{node.name} has {node.k8s_cores_to_move:g} cores of pods to move",
                                        node=node.name))
         commons.free -= node.cores
         want -= node.cores
@@ -1800,7 +1799,7 @@ class _WholeWorkers:
 
     @cached_property
     def _in_flight(self) -> list[Node]:
-        return [n for n in _in_flight_nodes(self._commons.not_ready_by_name, self._commons.lent)
+        return [n for n in _in_flight_nodes(self._commons.not_ready_by_name)
                 if n.name not in self._cycle.moved and n.name not in self._room]
 
     @cached_property
@@ -1928,7 +1927,7 @@ def _remove(s: StartdT, actor: str, reason: str) -> Action:
     return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
 
 
-def _in_flight_nodes(workers: Iterable[Node], lent: Iterable[StartdT]) -> list[Node]:
+def _in_flight_nodes(workers: Iterable[Node]) -> list[Node]:
     """Workers on their way to HTCondor: those draining, in the order of ``workers`` (name order:
     ``Commons.not_ready_by_name``, the only ones that may be). A worker where HTCondor was started is listed with its
     startd, one not reported yet too (``Startd.ready`` False: the live backend lists its pod, the twin its startd, the

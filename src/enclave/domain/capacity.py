@@ -58,6 +58,11 @@ class Node:
     ``kubectl drain`` passes over (kubectl pkg/drain/filters.go, daemonSetFilter and mirrorPodFilter). A drained
     worker still holds them, and they never need room elsewhere."""
 
+    @property
+    def k8s_cores_to_move(self) -> float:
+        """What a drain of the node still has to evict: its requests less those a drain leaves there."""
+        return self.k8s_cores_requested - self.k8s_cores_daemons
+
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
