@@ -342,4 +342,4 @@ def test_live_progress_retries_evictions_a_budget_refused(spec: EnclaveSpec) -> 
     assert backend.apply(DrainNode(**A, node="worker-002"))
     assert backend.progress() == 1 and ("jupyter-lsst", "nb-alice") in server.pods
     server.pdb_blocked.clear()  # the budget allows it now: `kubectl drain` retries until it does
-    assert backend.progress() == 0 and ("jupyter-lsst", "nb-alice") not in server.pods
+    assert backend.progress() == 0 and server.evicted("jupyter-lsst", "nb-alice")

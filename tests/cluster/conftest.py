@@ -373,6 +373,11 @@ class ApiServer:
         del self.pods[(namespace, name)]
         return 200, pod
 
+    def evicted(self, namespace: str, name: str) -> bool:
+        """Whether the pod is gone or marked for deletion (an allowed eviction, a DELETE): its kubelet stops it."""
+        pod = self.pods.get((namespace, name))
+        return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+
     def kubelet_stops(self) -> None:
         """The kubelets have stopped every pod marked for deletion: the API server removes them."""
         for key in [k for k, p in self.pods.items() if p["metadata"].get("deletionTimestamp")]:
@@ -448,7 +453,9 @@ class ApiServer:
             # https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/: 429 while a budget says no.
             raise Refused(429, "TooManyRequests",
                           "Cannot evict pod as it would violate the pod's disruption budget.")
-        del self.pods[(namespace, name)]
+        # An allowed eviction deletes the pod as a DELETE does, gracefully (same page: "the API server ... deletes
+        # the Pod", the kubelet then shuts it down within its terminationGracePeriodSeconds).
+        self._delete_pod(namespace, name, q={}, data=None)
         return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 

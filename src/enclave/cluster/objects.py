@@ -193,7 +193,8 @@ def is_evictable(pod: dict[str, Any]) -> bool:
 
 
 def counts_on_node(pod: dict[str, Any]) -> bool:
-    """Whether a pod still holds its requests on the node (not finished, not being deleted)."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
+    """Whether a pod still holds its requests on the node: not finished. One being deleted still does until the API
+    server has removed it, as the scheduler counts it (kube-scheduler drops a pod from its node's resources only
+    once it is deleted: kubernetes/kubernetes#96515, #87621), so a drain has not finished while evicted pods
+    terminate, and a spawn is not counted to fit where they still hold room."""
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
