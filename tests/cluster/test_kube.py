@@ -149,9 +149,9 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     # labelled for HTCondor until the pod is gone, so Kubernetes places nothing on cores the jobs still use.
     node = server.nodes["kub-007"]
     assert node["spec"]["unschedulable"] and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
-    assert not kube.worker_pods() and kube.finish_returns() == []
+    assert not kube.worker_pods() and kube.finish_returns(kube.nodes()) == []
     server.kubelet_stops()
-    assert kube.finish_returns() == ["kub-007"]
+    assert kube.finish_returns(kube.nodes()) == ["kub-007"]
     node = server.nodes["kub-007"]
     assert "unschedulable" not in node["spec"] and objects.BATCH_LABEL not in node["metadata"]["labels"]
     assert not server.pods
@@ -161,7 +161,7 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     kube.drain("kub-008")
     kube.start_htcondor("kub-008", "drp")
     del server.pods[("htcondor", "htcondor-node-kub-008")]
-    assert kube.finish_returns() == ["kub-008"]
+    assert kube.finish_returns(kube.nodes()) == ["kub-008"]
 
 
 def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:

@@ -102,7 +102,7 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     call("start_htcondor", "kub-005", "prompt")
     call("return_node", "kub-005")
     server.kubelet_stops()
-    call("finish_returns")
+    call("finish_returns", kube.nodes())
     # Developers' logs (AA2/AA3): a pod's log in every application namespace of the spec.
     for ns in app_namespaces(kube.spec):
         server.namespaces.add(ns)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -345,12 +345,13 @@ class KubeCluster:
         if state in (NodeState.DRAINING, NodeState.HTCONDOR) and node not in self._with_node_pod():
             self._mark(node, None, False)
 
-    def finish_returns(self) -> list[str]:
+    def finish_returns(self, nodes: Iterable[Node]) -> list[str]:
         """Give back to the commons each worker labelled for HTCondor whose node pod is gone: returned, or lost with
         the node (a node NotReady for long has its pods evicted by the taint manager, the label stays). Without
-        this such a worker would wait for a startd that never comes. Returns their names."""
+        this such a worker would wait for a startd that never comes. ``nodes``: as ``nodes()`` reported them (the
+        caller's, not listed again). Returns their names."""
         with_pod = self._with_node_pod()
-        done = [n.name for n in self.nodes() if n.state == NodeState.HTCONDOR and n.name not in with_pod]
+        done = [n.name for n in nodes if n.state == NodeState.HTCONDOR and n.name not in with_pod]
         for node in done:
             self._mark(node, None, False)
         return done

@@ -129,8 +129,9 @@ class LiveBackend:
         """Retry evictions on nodes still draining (a disruption budget may have refused some), and give back the
         workers whose return has ended (``KubeCluster.finish_returns``); returns how many pods are still to go.
         Call once per broker cycle, like ``kubectl drain`` retries."""
-        self.kube.finish_returns()
-        return sum(self.kube.evict(n.name) for n in self.kube.nodes() if n.state == NodeState.DRAINING)
+        nodes = self.kube.nodes()  # one listing for both: a return changes no draining worker
+        self.kube.finish_returns(nodes)
+        return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
 
     # --- observe ---------------------------------------------------------------------------------------
 

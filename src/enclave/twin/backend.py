@@ -41,7 +41,7 @@ from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
 from enclave.twin.layout import fixed
 from enclave.twin.scenario import load_scenario
-from enclave.twin.sim import Sim, SimStartd
+from enclave.twin.sim import Sim, SimNode, SimStartd
 
 
 def _reported(s: SimStartd) -> bool:
@@ -49,6 +49,12 @@ def _reported(s: SimStartd) -> bool:
     a Kubernetes pod, which the live backend lists too (``LiveBackend.view``, not ready), so the broker neither
     deploys it twice nor takes the worker for one on its way back."""
     return s.ready or s.kind != StartdKind.STANDALONE
+
+
+def _back_after_return(n: SimNode, returned: set[str]) -> bool:
+    """After ReturnNode a worker stays DRAINING (no startd, nothing starting) for ``return_s``, until the return
+    completes: on its way back to the commons."""
+    return n.name in returned and n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None
 
 
 def _draining(s: SimStartd) -> bool:
@@ -88,9 +94,7 @@ class SimWorld:
             cp = self.control_plane.get(name)
             return None if cp is None else NodeFacts(role=cp.role, state=cp.state)
         bare = n.startd if n.startd is not None and n.startd.kind == StartdKind.NODE else None
-        # After ReturnNode the node stays DRAINING (no startd, nothing starting) until the return completes.
-        returning = (bare is not None and bare.removing == "return") or (
-            name in self.returned and n.state == NodeState.DRAINING and bare is None and n.pending_pool is None)
+        returning = (bare is not None and bare.removing == "return") or _back_after_return(n, self.returned)
         return NodeFacts(role=n.role, state=n.state, htcondor_pool=bare.pool if bare else n.pending_pool,
                          returning=returning)
 
@@ -156,7 +160,7 @@ class TwinBackend:
             if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
                 k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem  # drained: only the services are left
             state = n.state
-            if state == NodeState.DRAINING and n.name in self._returned and n.startd is None and n.pending_pool is None:
+            if _back_after_return(n, self._returned):
                 # On its way back (``return_s``): still labelled for HTCondor, as live keeps a worker until its node
                 # pod is gone (``KubeCluster.return_node``), not a drained worker HTCondor could start on again.
                 state = NodeState.HTCONDOR
