@@ -88,6 +88,10 @@ class ProjectedBackend:
     def progress(self) -> None:
         """Nothing is under way: every action takes effect at once."""
 
+    def drain_left(self, node: str) -> int:
+        """A drain takes effect at once: nothing is ever left to move."""
+        return 0
+
     @property
     def finished(self) -> bool:
         return False

@@ -329,6 +329,23 @@ def test_the_clock(world: World) -> None:
         assert backend.finished and backend.observe().now == start + 12 * 3600
 
 
+def test_a_drain_has_its_pods_left_until_they_are_gone(world: World) -> None:
+    """``drain_left``: what ``enclave batch drain-node --timeout`` waits for, as kubectl drain waits for its evicted
+    pods to be gone (pkg/drain/drain.go, waitForDelete). A worker's two HTCondor pods are left once it is drained
+    (the twin: until its drain's evictions and their ends; live: until the kubelet has stopped them, the API server
+    keeping them meanwhile); none once they are gone, and none on a worker no drain touches."""
+    backend = world.backend
+    pods = ("htcondor-worker-002-1", "htcondor-worker-002-2")
+    backend.apply(DeployPods(**A, node="worker-002", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096))
+    world.settle()
+    assert backend.drain_left("worker-002") == 0  # not draining
+    assert backend.apply(DrainNode(**A, node="worker-002"))
+    assert backend.drain_left("worker-002") == 2, world.name
+    assert backend.drain_left("worker-001") == 0
+    world.settle()
+    assert backend.drain_left("worker-002") == 0, world.name
+
+
 def test_live_progress_retries_evictions_a_budget_refused(spec: EnclaveSpec) -> None:
     world = live_world(spec, twin_world(spec).backend.observe())
     backend = world.backend

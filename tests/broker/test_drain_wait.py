@@ -1,6 +1,10 @@
-"""`enclave batch drain-node --timeout`: wait for the evictions as kubectl drain does (polling every second,
-kubectl pkg/drain/drain.go waitForDelete), and give up with a clear error when pods remain — the drain itself
-stays applied and journaled, the node cordoned, as kubectl leaves it."""
+"""`enclave batch drain-node --timeout`: wait as kubectl drain does — evict, then poll every second until each
+evicted pod is gone (kubectl pkg/drain/drain.go: evictPods, then waitForDelete) — and give up with a clear error
+when pods remain: the drain itself stays applied and journaled, the node cordoned, as kubectl leaves it.
+
+A command's own twin is driven by the wait (``Factory.broker(drives=True)``): its clock moves only when advanced.
+The live backend runs over the Kubernetes fake of tests/cluster, whose API server keeps an evicted pod, marked for
+deletion, until its kubelet has stopped it."""
 
 from __future__ import annotations
 
@@ -12,23 +16,12 @@ from enclave.errors import EnclaveError, exit_code
 from enclave.journal import query
 from enclave.services.broker import DRAIN_POLL_SECONDS, BrokerService, DrainOverrides, DrainTimedOut
 from enclave.services.factory import Factory
-from enclave.spec.defaults import default_spec_path
+from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.load import load
-
-
-class Pending:
-    """A twin whose evictions take a while: ``progress()`` reports these counts in turn, then the last one."""
-
-    def __init__(self, twin: object, left: list[int]) -> None:
-        self.twin, self.left = twin, left
-        self.asked = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.twin, name)
-
-    def progress(self) -> int:
-        self.asked += 1
-        return self.left[min(self.asked - 1, len(self.left) - 1)]
+from enclave.spec.models import NodeRole
+from enclave.twin.backend import TwinBackend
+from enclave.twin.sim import SimNode
+from tests.broker.test_conformance import live_world, twin_world
 
 
 @pytest.fixture
@@ -37,33 +30,70 @@ def factory() -> Iterator[Factory]:
         yield made
 
 
-def _broker(factory: Factory, left: list[int]) -> tuple[BrokerService, Pending, list[float]]:
-    backend = Pending(factory.twin_backend("one-night"), left)
-    broker = factory.broker(backend, "twin (test)")  # type: ignore[arg-type]
-    slept: list[float] = []
-    broker.sleep = slept.append
-    return broker, backend, slept
+def _twin(factory: Factory) -> tuple[BrokerService, TwinBackend, SimNode]:
+    """A command's twin one hour into the one-night scenario, and a worker where notebooks run then."""
+    twin = factory.twin_backend("one-night", 1.0)
+    node = next(n for n in twin.sim.nodes.values() if n.role == NodeRole.WORKER and n.notebooks)
+    return factory.broker(twin, "twin (test)", drives=True), twin, node
 
 
-def test_timeout_zero_waits_until_the_node_is_empty(factory: Factory) -> None:
-    broker, backend, slept = _broker(factory, [3, 1, 0])
-    outcome = broker.drain_node("enclave-broker", "kub-001", reason="BCS 5", flags=DrainOverrides(timeout_seconds=0))
-    assert outcome.applied and backend.asked == 3
-    assert slept == [DRAIN_POLL_SECONDS, DRAIN_POLL_SECONDS]
+def _drain(broker: BrokerService, node: str, timeout: float | None) -> object:
+    return broker.drain_node("enclave-broker", node, reason="BCS 5", flags=DrainOverrides(timeout_seconds=timeout))
+
+
+def test_timeout_zero_waits_until_the_evicted_pods_are_gone(factory: Factory) -> None:
+    """The drain's evictions end the notebooks at once, but their pods hold the node for their termination grace
+    (the twin's ``kubernetes.termination_grace_s``): the wait ends once they are gone, a poll after at most."""
+    broker, twin, node = _twin(factory)
+    sim, start = twin.sim, twin.sim.now
+    took = sim.sc.timing.drain_s + sim.sc.kubernetes.termination_grace_s
+    assert took > 0
+    assert _drain(broker, node.name, 0).applied  # type: ignore[attr-defined]
+    assert node.drained and not node.notebooks
+    assert took <= sim.now - start < took + DRAIN_POLL_SECONDS
 
 
 def test_without_timeout_it_does_not_wait(factory: Factory) -> None:
-    broker, backend, slept = _broker(factory, [3])
-    assert broker.drain_node("enclave-broker", "kub-001", reason="BCS 5").applied
-    assert backend.asked == 0 and slept == []
+    broker, twin, node = _twin(factory)
+    start = twin.sim.now
+    assert _drain(broker, node.name, None).applied  # type: ignore[attr-defined]
+    assert twin.sim.now == start and not node.drained and twin.drain_left(node.name) == len(node.notebooks)
 
 
 def test_a_timeout_with_pods_left_is_an_error_and_the_drain_stays_journaled(factory: Factory) -> None:
-    broker, _backend, _slept = _broker(factory, [2])
+    broker, twin, node = _twin(factory)
+    sim, start, pods = twin.sim, twin.sim.now, len(node.notebooks)
+    timeout = sim.sc.kubernetes.termination_grace_s / 3  # the notebooks' pods still terminate then
     with pytest.raises(DrainTimedOut) as err:
-        broker.drain_node("enclave-broker", "kub-001", reason="BCS 5", flags=DrainOverrides(timeout_seconds=0.01))
-    assert "2 pod(s) still to evict after 0.01 s" in str(err.value) and "journal entry" in str(err.value)
+        _drain(broker, node.name, timeout)
+    assert f"{pods} pod(s) still to evict or terminating after {timeout:g} s" in str(err.value)
+    assert "journal entry" in str(err.value)
     assert isinstance(err.value, EnclaveError) and exit_code(err.value) != 0
-    assert any(n.name == "kub-001" and n.state.value == "draining" for n in broker.observe().nodes)
+    assert sim.now - start == pytest.approx(timeout)  # polled each second, the last poll at the timeout
+    assert any(n.name == node.name and n.state.value == "draining" for n in broker.observe().nodes)
     with factory.db.session() as s:
         assert [e.action for e in query(s, action="broker.*")] == ["broker.DrainNode"]
+
+
+def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> None:
+    """The eviction is accepted at once (no budget holds it); the pod is gone only once its kubelet has stopped
+    it, here after the second poll: the wait polls a third time and then ends."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    server.pods[("jupyter-lsst", "nb-alice")] = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nb-alice", "namespace": "jupyter-lsst"},
+        "spec": {"nodeName": "worker-002", "containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Running"}}
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            server.kubelet_stops()
+
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        broker.sleep = sleep
+        assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
+    assert slept == [DRAIN_POLL_SECONDS, DRAIN_POLL_SECONDS] and ("jupyter-lsst", "nb-alice") not in server.pods

@@ -130,6 +130,27 @@ def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, se
     assert server.evicted("jupyter-lsst", "nb-bob")
 
 
+def test_a_drain_is_left_until_its_evicted_pods_are_gone(kube: KubeCluster, server: ApiServer) -> None:
+    """kubectl drain waits, after its evictions, until each evicted pod is not found (pkg/drain/drain.go,
+    waitForDelete); the API server keeps an evicted pod, marked for deletion, until the kubelet has stopped it.
+    So a drain has left what a budget refused and what still terminates; not the DaemonSet pod it leaves."""
+    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-005")
+    server.pods[("jupyter-lsst", "nb-bob")] = pod_obj("nb-bob", "kub-005")
+    server.pods[("kube-system", "weave-net-x")] = pod_obj("weave-net-x", "kub-005", namespace="kube-system",
+                                                          daemonset=True)
+    server.pods[("firefly", "ff")] = pod_obj("ff", "kub-006")
+    server.pdb_blocked.add("nb-bob")
+    assert kube.drain("kub-005") == 1  # nb-bob refused for now
+    assert kube.drain_left("kub-005") == 2  # nb-bob, and nb-alice terminating
+    server.kubelet_stops()
+    assert kube.drain_left("kub-005") == 1
+    server.pdb_blocked.clear()
+    assert kube.evict("kub-005") == 0
+    assert kube.drain_left("kub-005") == 1  # evicted: nothing left to evict, but still terminating
+    server.kubelet_stops()
+    assert kube.drain_left("kub-005") == 0 and ("kube-system", "weave-net-x") in server.pods
+
+
 def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, server: ApiServer,
                                                              spec: EnclaveSpec) -> None:
     with pytest.raises(InvalidTransition, match="drain it before"):

@@ -113,7 +113,7 @@ def _on_host(spec_path: Path | None, live: bool, twin: str | None, at_hours: flo
                 roles = [Role(r) for r in real.accounts.show(actor, actor).roles]
         mirror[actor] = roles
     with Factory.scratch(spec, mirror) as factory:
-        yield factory.broker(factory.twin_backend(twin, at_hours), f"twin ({twin})")
+        yield factory.broker(factory.twin_backend(twin, at_hours), f"twin ({twin})", drives=True)
 
 
 @contextmanager

@@ -306,6 +306,17 @@ class KubeCluster:
             left += self._evict_one(meta["namespace"], meta["name"], grace)
         return left
 
+    def drain_left(self, node: str) -> int:
+        """The pods a drain of ``node`` still has to move: those not evicted yet (a disruption budget refused, or
+        the drain's flags) and those evicted that the API server still holds while they terminate. ``kubectl
+        drain`` waits for both (pkg/drain/drain.go: evictPods, then waitForDelete until a pod is not found); what
+        a drain leaves (DaemonSet, static, finished pods, the node's own HTCondor pod) is not counted; nor is
+        anything on a node no drain is under way on (0)."""
+        if self._state(node) != NodeState.DRAINING:
+            return 0
+        return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}")
+                   if objects.is_evictable(pod) and not objects.is_node_pod(pod))
+
     def _evict_one(self, namespace: str, name: str, grace: int | None) -> int:
         """1 if a disruption budget refused the eviction for now, else 0. A grace period goes in the Eviction's
         deleteOptions, as kubectl drain --grace-period does (kubectl pkg/drain/drain.go, makeDeleteOptions:

@@ -133,6 +133,11 @@ class LiveBackend:
         self.kube.finish_returns(nodes)
         return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
 
+    def drain_left(self, node: str) -> int:
+        """The pods a drain of ``node`` still has to move, evicted ones still terminating included
+        (``KubeCluster.drain_left``)."""
+        return self.kube.drain_left(node)
+
     # --- observe ---------------------------------------------------------------------------------------
 
     def view(self) -> View:

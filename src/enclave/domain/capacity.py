@@ -299,6 +299,11 @@ class Backend(Protocol):
         returns how many items are still pending. Call once per broker cycle."""
         ...
 
+    def drain_left(self, node: str) -> int:
+        """How many pods a drain of ``node`` still has to move: not evicted yet, or evicted and still terminating
+        (``kubectl drain`` waits until they are gone); 0 when the node is not draining or its drain is done."""
+        ...
+
     @property
     def finished(self) -> bool:
         """True once the backend has nothing more to run (the twin's scenario is over); never for live."""

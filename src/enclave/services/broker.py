@@ -272,25 +272,35 @@ class BrokerService:
                                        delete_emptydir_data=f.delete_emptydir_data,
                                        grace_period_seconds=f.grace_period_seconds))
         if f.timeout_seconds is not None:
-            left = self._wait_drained(f.timeout_seconds)
+            left = self._wait_drained(node, f.timeout_seconds)
             if left:
-                raise DrainTimedOut(f"{node}: {left} pod(s) still to evict after {f.timeout_seconds:g} s "
-                                    f"(journal entry {outcome.seq}: the node stays cordoned and draining)",
-                                    where=node, fix="a PodDisruptionBudget may be holding them: see `kubectl get "
-                                    "pdb -A`; the broker retries every cycle, or run drain-node again later")
+                raise DrainTimedOut(f"{node}: {left} pod(s) still to evict or terminating after "
+                                    f"{f.timeout_seconds:g} s (journal entry {outcome.seq}: the node stays cordoned "
+                                    "and draining)",
+                                    where=node, fix="a PodDisruptionBudget may be holding them (see `kubectl get "
+                                    "pdb -A`), or a pod's termination grace is long; the broker retries every "
+                                    "cycle, or run drain-node again later")
         return outcome
 
-    def _wait_drained(self, timeout: float) -> int:
-        """Evict again every ``DRAIN_POLL_SECONDS`` until nothing is pending or ``timeout`` passed (0: no limit,
-        kubectl's --timeout=0s); returns the pods still to go."""
-        deadline = None if timeout == 0 else time.monotonic() + timeout
+    def _wait_drained(self, node: str, timeout: float) -> int:
+        """Until ``node`` has no pod the drain moves left — evicted and gone, as ``kubectl drain`` waits
+        (pkg/drain/drain.go: evictPods, then waitForDelete) — or ``timeout`` has passed (0: no limit, kubectl's
+        --timeout=0s). Each poll retries the evictions a budget refused (``progress``), then lets
+        ``DRAIN_POLL_SECONDS`` pass by ``sleep``, outside the lock so the broker's cycles go on. Returns the pods
+        still there. A twin that nobody else drives (a command's) has ``sleep`` advance it, so the time waited
+        is its clock's: it counts as well as the real time passed (the live clock's)."""
+        started, waited = time.monotonic(), 0.0
         while True:
             with self.lock:
-                left = self.backend.progress()
-            if not left or (deadline is not None and time.monotonic() >= deadline):
+                self.backend.progress()
+                left = self.backend.drain_left(node)
+                over = self.backend.finished  # a twin at its horizon: its clock moves no further
+            elapsed = max(waited, time.monotonic() - started)
+            if not left or over or (timeout and elapsed >= timeout):
                 return left
-            self.sleep(DRAIN_POLL_SECONDS if deadline is None else
-                       max(0.0, min(DRAIN_POLL_SECONDS, deadline - time.monotonic())))
+            step = DRAIN_POLL_SECONDS if not timeout else max(0.0, min(DRAIN_POLL_SECONDS, timeout - elapsed))
+            self.sleep(step)
+            waited += step
 
     def start_htcondor(self, actor: str, node: str, pool: str, *, reason: str) -> Outcome:
         """BCS 5 steps 2–3: start HTCondor on a drained worker, labelled for a pool."""

@@ -197,11 +197,16 @@ class Factory:
         # In the commons (a live backend inside a pod) a Kubernetes Lease decides; elsewhere the advisory lock.
         return lambda: self._lease() if self._lease is not None else advisory()
 
-    def broker(self, backend: Backend, where: str) -> BrokerService:
-        """The broker service over ``backend`` (one per backend, so its lock serialises every caller)."""
+    def broker(self, backend: Backend, where: str, *, drives: bool = False) -> BrokerService:
+        """The broker service over ``backend`` (one per backend, so its lock serialises every caller). ``drives``:
+        nothing else moves the backend's clock (a command's own twin), so the broker's waits advance it
+        (``BrokerService.sleep``) instead of waiting real time for a clock that would not move."""
         key = f"{where}:{id(backend)}"
         if key not in self._brokers:
-            self._brokers[key] = BrokerService(self.spec, self.db, backend, where, schedule=self.schedules.current)
+            broker = BrokerService(self.spec, self.db, backend, where, schedule=self.schedules.current)
+            if drives:
+                broker.sleep = backend.advance
+            self._brokers[key] = broker
         return self._brokers[key]
 
     def twin_broker(self, twin: Backend, where: str) -> BrokerService:

@@ -139,6 +139,9 @@ class TwinBackend:
         """Nothing is ever pending outside the simulation: evictions and starts are its events."""
         return 0
 
+    def drain_left(self, node: str) -> int:
+        return self.sim.drain_left(node)
+
     @property
     def finished(self) -> bool:
         """The scenario's horizon is reached: ``advance`` moves the clock no further."""

@@ -54,7 +54,7 @@ RUNTIME_HISTORY = 2000
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool", "images", "index", "evicting", "free_at", "drains")
+                 "standalone_pool", "images", "index", "evicting", "free_at", "drains", "terminating")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
@@ -85,6 +85,8 @@ class SimNode:
         self.free_at = 0.0
         self.drains = 0
         """DrainNode count: events of an earlier drain (or one a failure cut short) are recognised as stale."""
+        self.terminating = 0
+        """Notebook pods the drain's evictions ended, holding the node until ``free_at`` (``Sim.drain_left``)."""
 
     @property
     def pod_cpu(self) -> int:
@@ -1120,6 +1122,14 @@ class Sim:
         self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, (n, n.drains))
         self._moved("DrainNode")
 
+    def drain_left(self, name: str) -> int:
+        """The pods a drain of the node still has to move: its notebooks and worker pods, and the notebook pods
+        its evictions ended that still terminate (``Backend.drain_left``); 0 once drained or not draining."""
+        n = self.node(name)
+        if n.state != NodeState.DRAINING or n.drained:
+            return 0
+        return len(n.notebooks) + len(n.pods) + (n.terminating if self.now < n.free_at else 0)
+
     def start_htcondor(self, name: str, pool: str) -> None:
         n = self.node(name)
         if n.state == NodeState.HTCONDOR or n.pending_pool == pool:
@@ -1450,6 +1460,7 @@ class Sim:
             return
         n.evicting = True
         n.free_at = self.now
+        n.terminating = len(n.notebooks)
         if n.notebooks:
             for i in sorted(n.notebooks):
                 self._end_notebook(i)
