@@ -16,6 +16,7 @@ answered at once, before anything settles.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from kubernetes import client as k8s
 
 from enclave.batch.live import HTCondorBatch
+from enclave.broker.decide import plan
 from enclave.broker.effects import apply_one
 from enclave.cluster import objects
 from enclave.cluster.kube import KubeCluster
@@ -344,6 +346,44 @@ def test_a_drain_has_its_pods_left_until_they_are_gone(world: World) -> None:
     assert backend.drain_left("worker-001") == 0
     world.settle()
     assert backend.drain_left("worker-002") == 0, world.name
+
+
+def test_a_drain_given_up_is_remembered_on_the_node(world: World) -> None:
+    """``ReturnNode.drain_stuck``: the backend remembers when a drain was given up (live: the node's
+    ``enclave.io/drain-stuck`` annotation, across restarts) and reports it as ``Node.drain_stuck``; a plain return
+    leaves it as it was (never: -inf)."""
+    backend = world.backend
+    for node in ("worker-001", "worker-002"):
+        assert backend.apply(DrainNode(**A, node=node))
+    assert backend.apply(ReturnNode(**A, node="worker-001", drain_stuck=True))
+    assert backend.apply(ReturnNode(**A, node="worker-002"))
+    world.settle()
+    o = backend.observe()
+    nodes = {n.name: n for n in o.nodes}
+    assert abs(nodes["worker-001"].drain_stuck - o.now) <= 300, world.name  # settling moved the clocks on
+    assert nodes["worker-002"].drain_stuck == -math.inf and nodes["worker-001"].state == NodeState.READY
+
+
+def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> None:
+    """A worker pod Kubernetes holds but whose startd never reports (an image that does not pull) is listed as
+    starting since its making (``ENCLAVE_POD_SINCE``), and ``start_timeout_seconds`` later the broker's decision
+    deletes it; the pod goes."""
+    world = live_world(spec, twin_world(spec).backend.observe())
+    backend = world.backend
+    assert isinstance(backend, LiveBackend)
+    server: Any = backend.kube.api.rest_client.pool_manager
+    pods = ("htcondor-worker-001-1",)
+    backend.apply(DeployPods(**A, node="worker-001", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096))
+    backend.advance(spec.broker.start_timeout_seconds - 60)
+    (young,) = [s for s in backend.observe().startds if s.name == pods[0]]
+    assert not young.ready
+    assert not any(isinstance(a, DeletePods) for a in plan(spec, backend.observe()).actions)
+    backend.advance(60)
+    (give_up,) = [a for a in plan(spec, backend.observe()).actions if isinstance(a, DeletePods)]
+    assert give_up.pods == pods and "has not joined drp" in give_up.reason
+    assert backend.apply(give_up)
+    server.kubelet_stops()
+    assert not any(p.name == pods[0] for p in backend.kube.worker_pods()) and not server.pods
 
 
 def test_live_progress_retries_evictions_a_budget_refused(spec: EnclaveSpec) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import enclave.broker.decide as decide
+from enclave.broker.census import Census
 from enclave.broker.decide import (
     Commons,
     Cycle,
@@ -28,6 +29,7 @@ from enclave.broker.decide import (
     drain_for_batch,
     finish_drains,
     give_back_surplus,
+    give_up_starts,
     hold_room_for_spawns,
     keep_promises,
     lend_pods,
@@ -648,6 +650,49 @@ def test_a_drain_that_has_not_finished_within_the_timeout_goes_back() -> None:
     k = _commons(spec, [stuck, young, drained], [])
     assert return_stuck_drains(c, k, [stuck, young, drained]) == [young, drained]
     assert _what(c.actions) == [("return", "w1")] and "has not finished in 900 s" in c.actions[0].reason
+    assert isinstance(c.actions[0], ReturnNode) and c.actions[0].drain_stuck  # remembered on the node
+
+
+def test_a_worker_whose_drain_was_given_up_is_not_drained_again_soon() -> None:
+    """Given back after its drain stuck, a worker is the emptiest: drained again after the cooldown it evicted what
+    landed there meanwhile and stuck on the same pod, every half hour. It is passed over for
+    ``drain_retry_seconds`` (4 h by default) after the drain was given up; then drained as any other."""
+    spec = _spec(lend_mode="nodes")
+    assert spec.broker.drain_retry_seconds == 4 * 3600
+    stuck = replace(_worker("w1", requested=1), drain_stuck=NOW - 4 * 3600 + 1)
+    other = _worker("w2", requested=10)
+    c = _cycle(spec, _pool("prompt", 100, lend=48, need=48))
+    drain_for_batch(c, _commons(spec, [stuck, other], []), Held(), [], {}, {"prompt": 48}, room=1000)
+    assert _what(c.actions) == [("drain node", "w2")]  # w1 has fewer cores of pods, but its drain stuck
+    stuck = replace(stuck, drain_stuck=NOW - 4 * 3600)
+    c = _cycle(spec, _pool("prompt", 100, lend=48, need=48))
+    drain_for_batch(c, _commons(spec, [stuck, other], []), Held(), [], {}, {"prompt": 48}, room=1000)
+    assert _what(c.actions) == [("drain node", "w1")]
+
+
+def test_a_start_that_never_came_is_given_up() -> None:
+    """A worker pod whose startd never joins its pool (an image that does not pull) held its room and counted as lent
+    until someone deleted it. ``start_timeout_seconds`` (600 s by default, as a Deployment's progressDeadlineSeconds)
+    after its pod was made it is given up: the pod deleted, a whole worker returned. One made 599 s ago may still
+    start; one that has joined is not touched, however old."""
+    spec = _spec()
+    assert spec.broker.start_timeout_seconds == 600
+    stale = replace(_pod("p1", "w1", "prompt", since=NOW - 600), ready=False)
+    young = replace(_pod("p2", "w1", "prompt", since=NOW - 599), ready=False)
+    joined = _pod("p3", "w1", "prompt", since=NOW - 100_000)
+    whole = Startd("w2", "w2", StartdKind.NODE, "prompt", 48, 256 * 1024, since=NOW - 3600, ready=False)
+    census = Census.of([stale, young, joined, whole])
+    assert census.starting == [stale, young, whole]
+    prompt = _pool("prompt", 100, lent=8 * 3 + 48, ready_lent=8)
+    c = _cycle(spec, prompt)
+    nodes = [_worker("w1", requested=4), _worker("w2", state=NodeState.HTCONDOR)]
+    k = _commons(spec, nodes, [stale, young, joined, whole])
+    free = k.free
+    give_up_starts(c, k, census.starting)
+    assert _what(c.actions) == [("delete", "p1"), ("return", "w2")]
+    assert "its startd has not joined prompt 600 s after its pod was made" in c.actions[0].reason
+    assert (prompt.lent, prompt.ready_lent) == (16, 8)  # p2 and p3 are still lent; p3 alone has joined
+    assert k.free == free + 8 + 48  # p1's room on w1, and w2 whole, are the commons' again
 
 
 def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> None:

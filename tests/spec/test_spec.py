@@ -106,6 +106,17 @@ def test_a_pool_name_with_a_dash_is_refused() -> None:
     assert any("pool name 'late-night' has a '-'" in p and "'latenight'" in p for p in found), found
 
 
+def test_a_start_timeout_within_the_pods_start_is_refused() -> None:
+    """``broker.start_timeout_seconds`` gives up a worker pod whose startd has not joined; ``pod_start_seconds`` is how
+    long joining takes. Within it, every pod would be given up before it could join."""
+    data = base()
+    data["broker"] = {**(data.get("broker") or {}), "pod_start_seconds": 300, "start_timeout_seconds": 300}
+    found = problems(data)
+    assert len(found) == 1 and "broker.start_timeout_seconds (300 s) is not past broker.pod_start_seconds" in found[0]
+    data["broker"]["start_timeout_seconds"] = 301
+    assert parse(yaml.safe_dump(data, sort_keys=False)).broker.start_timeout_seconds == 301
+
+
 def test_lending_whole_workers_needs_the_drain_flags_kubectl_would_refuse_without() -> None:
     """kubectl drain refuses a node with DaemonSet pods unless --ignore-daemonsets, one with pods that declare no
     controller (KubeSpawner's notebooks) unless --force, and one with emptyDir pods unless --delete-emptydir-data

@@ -111,6 +111,9 @@ class Census:
     """The standalone startds that are draining (on their way out of batch: none of the pools' capacity)."""
     pod_like: list[str] = field(default_factory=list)
     """Names of the standalone startds (draining or not) named like a worker pod (``naming.POD_PREFIX``)."""
+    starting: list[StartdT] = field(default_factory=list)
+    """The borrowed startds not draining that have not joined their pool yet (``Startd.ready`` False), in the
+    observation's order: ``decide.give_up_starts`` looks at these alone."""
 
     @cached_property
     def names(self) -> set[str]:
@@ -197,6 +200,8 @@ class Census:
             held.lent_sizes.add(cores)
             if s.ready:
                 held.ready_lent += cores
+            else:
+                census.starting.append(s)
             since = s.since
             if since > held.lent_newest or since != since:  # NaN: the latest from then on (no test passes on it)
                 held.lent_newest = since

@@ -887,9 +887,9 @@ def plan(spec: EnclaveSpec, observed: Observed, actor: str = BROKER_ACTOR) -> Pl
 
     First the night and every pool's figures (``pool_states``: guarantee, maximum, need, target, what to
     borrow). Then the phases, most urgent first, each on what the ones before it left, so the move limit cuts
-    the later ones short: notebooks reclaim, surplus goes back, spawns get room, promises are kept, drains
-    finish, pools move toward their targets, then lending pools borrow pods or whole workers, and a pool the
-    commons lent less than they cover is made up from batch nodes.
+    the later ones short: starts that never came are given up, notebooks reclaim, surplus goes back, spawns get
+    room, promises are kept, drains finish, pools move toward their targets, then lending pools borrow pods or
+    whole workers, and a pool the commons lent less than they cover is made up from batch nodes.
 
     The cyclic garbage collector is paused while it decides, as the twin's loop pauses it (``enclave.twin.sim``).
     A decision makes no reference cycles, and reference counting frees what it drops; but the actions, names and
@@ -930,6 +930,8 @@ def _plan(spec: EnclaveSpec, observed: Observed, actor: str) -> Plan:
 def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
     """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit. The
     census is this decision's own: the queue takes its standalone lists, ``lend_pods`` adds to its names."""
+    give_up_starts(cycle, commons, census.starting)
+    yield
     reclaim_for_notebooks(cycle, commons)
     yield
     give_back_surplus(cycle, commons)
@@ -1016,6 +1018,21 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | st
         # Positional, as in _deploy_for: thousands of these a decision.
         cycle.actions.append(DrainStartd(cycle.actor, f"{why}{held}; let its {busy} busy cores {what}", name, after))
     return True
+
+
+def give_up_starts(cycle: Cycle, commons: Commons, starting: Iterable[StartdT]) -> None:
+    """Phase 0: a borrowed startd that has not joined its pool ``start_timeout_seconds`` after its pod was made (an
+    image that does not pull, a container that crashes, a pod its kubelet refused: ``since`` is the pod's making)
+    is given up, its pod deleted or its worker returned, as a Deployment is marked failed after
+    progressDeadlineSeconds (600 s by default: kubernetes.io/docs/concepts/workloads/controllers/deployment/
+    #progress-deadline-seconds). Kept, it held its requests' room in the commons and counted as lent for ever,
+    until someone deleted it; given up, the pool may borrow again, and the journal says each time."""
+    timeout = cycle.spec.broker.start_timeout_seconds
+    for s in starting:
+        waited = cycle.now - s.since
+        if waited >= timeout:
+            release(cycle, commons, s, f"its startd has not joined {s.pool} {waited:.0f} s after its pod was made "
+                                       f"(start_timeout_seconds: {timeout:g})")
 
 
 def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
@@ -1481,7 +1498,7 @@ def return_stuck_drains(cycle: Cycle, commons: Commons, in_flight: list[Node]) -
                  and cycle.now - node.since >= timeout and node.name not in cycle.moved)
         if stuck and cycle.budget.take():
             _give_back_node(cycle, commons, node, f"{node.name}'s drain has not finished in {timeout:g} s "
-                            f"({node.k8s_cores_to_move:g} cores of pods still there)")
+                            f"({node.k8s_cores_to_move:g} cores of pods still there)", stuck=True)
         else:
             left.append(node)
     return left
@@ -1511,9 +1528,9 @@ def claim_in_flight(cycle: Cycle, in_flight: list[Node]) -> tuple[dict[str, Pool
     return claim_of, lacking
 
 
-def _give_back_node(cycle: Cycle, commons: Commons, node: Node, why: str) -> None:
+def _give_back_node(cycle: Cycle, commons: Commons, node: Node, why: str, *, stuck: bool = False) -> None:
     cycle.moved.add(node.name)
-    cycle.actions.append(ReturnNode(actor=cycle.actor, reason=why, node=node.name))
+    cycle.actions.append(ReturnNode(actor=cycle.actor, reason=why, node=node.name, drain_stuck=stuck))
     commons.free += node.cores  # back in the commons; its evicted pods no longer wait for room
 
 
@@ -1578,14 +1595,17 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
                room: float) -> float | None:
     """Drain workers for one pool: out of cooldown, without worker pods, without room held for a waiting spawn
     (``hold_room_for_spawns`` chose that worker because the spawn fits there: the commons-wide reserve alone would
-    let the one worker it fits on go), fewest Kubernetes cores first, while it lacks at least ``hysteresis`` of a
-    worker, the lending room holds it, the pool stays within its maximum and the rest of the commons still hold
-    the notebook reserve. The room left; None at the move limit."""
-    hysteresis = cycle.spec.broker.hysteresis
+    let the one worker it fits on go), none whose last drain was given up unfinished less than
+    ``drain_retry_seconds`` ago (given back, it is the emptiest: drained again after the cooldown, it evicted what
+    landed there meanwhile and stuck on the same pod, every half hour), fewest Kubernetes cores first, while it
+    lacks at least ``hysteresis`` of a worker, the lending room holds it, the pool stays within its maximum and the
+    rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
+    hysteresis, retry = cycle.spec.broker.hysteresis, cycle.spec.broker.drain_retry_seconds
     cool, pod_cores_on, moved, for_spawns = cycle.cool, commons.pod_cores_on, cycle.moved, held.cores
     # Ties by name: the workers come in name order and the sort is stable.
     candidates = sorted((n for n in commons.ready_by_name if cool(n.since) and pod_cores_on.get(n.name, 0) == 0
-                         and n.name not in moved and n.name not in for_spawns), key=_K8S_CORES)
+                         and n.name not in moved and n.name not in for_spawns
+                         and cycle.now - n.drain_stuck >= retry), key=_K8S_CORES)
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
             break

@@ -91,7 +91,8 @@ def _start_htcondor(a: StartHTCondor, now: float, nodes: Nodes, startds: Startds
 def _return_node(a: ReturnNode, now: float, nodes: Nodes, startds: Startds) -> None:
     for name in [s.name for s in startds.values() if s.node == a.node and s.kind == StartdKind.NODE]:
         del startds[name]
-    nodes[a.node] = replace(nodes[a.node], state=NodeState.READY, since=now)
+    n = nodes[a.node]
+    nodes[a.node] = replace(n, state=NodeState.READY, since=now, drain_stuck=now if a.drain_stuck else n.drain_stuck)
 
 
 _EFFECTS: dict[type[Action], Callable[[Any, float, Nodes, Startds], None]] = {

@@ -139,7 +139,8 @@ class KubeCluster:
                                memory_mib=memory_mib, state=objects.node_state(item),
                                k8s_cores_requested=float(cpu.get(name, 0)),
                                k8s_memory_requested_mib=int(mem.get(name, Decimal(0)) / _MIB),
-                               since=objects.node_since(item), k8s_cores_daemons=float(daemons.get(name, 0)))
+                               since=objects.node_since(item), k8s_cores_daemons=float(daemons.get(name, 0)),
+                               drain_stuck=objects.node_drain_stuck(item))
         return [found[n] for n in sorted(found)]
 
     def _group_of(self, node: str) -> Any:
@@ -346,12 +347,16 @@ class KubeCluster:
         if state != NodeState.HTCONDOR:
             self._mark(node, "htcondor", True)
 
-    def return_node(self, node: str) -> None:
+    def return_node(self, node: str, *, drain_stuck: bool = False) -> None:
         """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon). The node pod's
         jobs retire within its grace while the API server keeps it, marked for deletion, until the kubelet has
         stopped it: the node stays cordoned and labelled for HTCondor until then (``finish_returns``), so that no
-        pod is placed on cores its jobs still use, and the broker sees it leaving, not back."""
+        pod is placed on cores its jobs still use, and the broker sees it leaving, not back. ``drain_stuck``: it
+        gives up a drain that did not finish, which the node's annotation remembers (``DRAIN_STUCK_ANNOTATION``)."""
         state = self._state(node)
+        if drain_stuck:
+            self._node_patch(node, {"metadata": {"annotations": {
+                objects.DRAIN_STUCK_ANNOTATION: f"{self.clock():.0f}"}}})
         self.delete_pods((objects.node_pod_name(node),))
         if state in (NodeState.DRAINING, NodeState.HTCONDOR) and node not in self._with_node_pod():
             self._mark(node, None, False)

@@ -195,7 +195,7 @@ class LiveBackend:
             case StartHTCondor(node=node, pool=pool):
                 self.kube.start_htcondor(node, pool)
             case ReturnNode(node=node):
-                self.kube.return_node(node)
+                self.kube.return_node(node, drain_stuck=action.drain_stuck)
         return True
 
 

@@ -9,6 +9,7 @@ stop it. Labels and annotations carry what the broker needs to observe the state
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,9 @@ BATCH_LABEL = "enclave.io/batch"
 """On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node)."""
 SINCE_ANNOTATION = "enclave.io/since"
 """Unix time of the node's last state change, so cooldowns survive a broker restart."""
+DRAIN_STUCK_ANNOTATION = "enclave.io/drain-stuck"
+"""Unix time a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``): the broker does not
+drain it again for ``broker.drain_retry_seconds``, across its restarts too."""
 DEFAULT_NAMESPACE = "htcondor"
 CONFIG_FILE = "50-enclave-worker.conf"
 """The key of each worker ConfigMap: the file HTCondor reads from /etc/condor/config.d."""
@@ -127,11 +131,20 @@ def node_state(node: dict[str, Any]) -> NodeState:
 
 
 def node_since(node: dict[str, Any]) -> float:
-    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(SINCE_ANNOTATION)
+    return _stamp(node, SINCE_ANNOTATION, 0.0)
+
+
+def node_drain_stuck(node: dict[str, Any]) -> float:
+    """``Node.drain_stuck``: -inf when no drain of it was given up (or the annotation is not a time)."""
+    return _stamp(node, DRAIN_STUCK_ANNOTATION, -math.inf)
+
+
+def _stamp(node: dict[str, Any], annotation: str, missing: float) -> float:
+    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(annotation)
     try:
-        return float(raw) if raw is not None else 0.0
+        return float(raw) if raw is not None else missing
     except ValueError:
-        return 0.0
+        return missing
 
 
 def pod_requests(pod: dict[str, Any]) -> tuple[Decimal, Decimal]:

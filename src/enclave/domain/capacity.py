@@ -57,6 +57,9 @@ class Node:
     """The part of ``k8s_cores_requested`` that a drain leaves on the node: DaemonSet and static (mirror) pods, which
     ``kubectl drain`` passes over (kubectl pkg/drain/filters.go, daemonSetFilter and mirrorPodFilter). A drained
     worker still holds them, and they never need room elsewhere."""
+    drain_stuck: float = -float("inf")
+    """When a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``; seconds, backend clock);
+    -inf: never. What held it (a disruption budget that allows no eviction) likely holds it still."""
 
     @property
     def k8s_cores_to_move(self) -> float:
@@ -266,6 +269,9 @@ class ReturnNode(Action):
     """Reverse of BCS 5: stop HTCondor on the node (after its jobs drain) and uncordon it."""
 
     node: str
+    drain_stuck: bool = False
+    """It gives up a drain that did not finish (``decide.return_stuck_drains``): the backends remember when, on the
+    node (``Node.drain_stuck``), so that it is not drained again at once."""
 
 
 @_filled_at_once

@@ -155,6 +155,13 @@ def _storage(spec: EnclaveSpec) -> Iterator[Finding]:
 
 
 def _broker(spec: EnclaveSpec) -> Iterator[Finding]:
+    broker = spec.broker
+    if broker.start_timeout_seconds <= broker.pod_start_seconds:
+        # A pod given up before its startd could join would be made and given up again every cycle, lending nothing.
+        yield (("broker", "start_timeout_seconds"), f"broker.start_timeout_seconds "
+               f"({broker.start_timeout_seconds:g} s) is not past broker.pod_start_seconds "
+               f"({broker.pod_start_seconds:g} s): every worker pod would be given up before its startd joins",
+               "make start_timeout_seconds longer than pod_start_seconds (600 by default)")
     drain = spec.cluster.drain
     flags = (("force", drain.force), ("ignore_daemonsets", drain.ignore_daemonsets),
              ("delete_emptydir_data", drain.delete_emptydir_data))

@@ -318,7 +318,16 @@ class BrokerPolicy(Strict):
     drain_timeout_seconds: float = Field(default=900, gt=0, le=MAX_SECONDS,
         description="BCS 5: a worker whose drain has not finished after this long (a PodDisruptionBudget that never "
                     "allows an eviction, a pod that does not stop) is given back to the commons, as kubectl drain "
-                    "--timeout gives up; it may be drained again after the cooldown.")
+                    "--timeout gives up.")
+    drain_retry_seconds: float = Field(default=14400, ge=0, le=MAX_SECONDS,
+        description="BCS 5: a worker whose drain was given up (drain_timeout_seconds) is not drained again for this "
+                    "long: what held it, a disruption budget that allows no eviction, likely holds it still, and each "
+                    "new drain evicts the notebooks that landed there meanwhile.")
+    start_timeout_seconds: float = Field(default=600, gt=0, le=MAX_SECONDS,
+        description="A borrowed worker pod (or whole worker's HTCondor pod) whose startd has not joined its pool this "
+                    "long after the pod was made (an image that does not pull, a container that crashes, a pod its "
+                    "kubelet refused) is given up and may be borrowed again, as a Deployment is marked failed "
+                    "after progressDeadlineSeconds (600 s by default).")
     hysteresis: float = Field(
         default=0.5, ge=0, le=1,
         description="A pool gets another startd only when it lacks at least this fraction of the startd's cores.",

@@ -169,7 +169,8 @@ class TwinBackend:
                 state = NodeState.HTCONDOR
             nodes.append(Node(name=n.name, group=n.group, role=n.role, cores=n.cores, memory_mib=n.mem,
                               state=state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
-                              since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0))
+                              since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0,
+                              drain_stuck=epoch + n.drain_stuck))
         startds = []
         for s in sim.startds.values():
             if _reported(s):
@@ -254,7 +255,7 @@ def _carry_out(sim: Sim, action: Action) -> None:
         case StartHTCondor():
             sim.start_htcondor(action.node, action.pool)
         case ReturnNode():
-            sim.return_node(action.node)
+            sim.return_node(action.node, action.drain_stuck)
         case DrainStartd():
             sim.drain_startd(action.startd, action.vacate_after_seconds)
 

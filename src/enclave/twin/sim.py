@@ -54,7 +54,8 @@ RUNTIME_HISTORY = 2000
 class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
-                 "standalone_pool", "images", "index", "evicting", "free_at", "drains", "terminating")
+                 "standalone_pool", "images", "index", "evicting", "free_at", "drains", "terminating",
+                 "drain_stuck")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
@@ -87,6 +88,8 @@ class SimNode:
         """DrainNode count: events of an earlier drain (or one a failure cut short) are recognised as stale."""
         self.terminating = 0
         """Notebook pods the drain's evictions ended, holding the node until ``free_at`` (``Sim.drain_left``)."""
+        self.drain_stuck = -math.inf
+        """When a drain of it was last given up unfinished (``ReturnNode.drain_stuck``)."""
 
     @property
     def pod_cpu(self) -> int:
@@ -1142,10 +1145,12 @@ class Sim:
             self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
         self._moved("StartHTCondor")
 
-    def return_node(self, name: str) -> None:
+    def return_node(self, name: str, drain_stuck: bool = False) -> None:
         n = self.node(name)
         if n.state == NodeState.READY or n.state == NodeState.DOWN:
             return
+        if drain_stuck:
+            n.drain_stuck = self.now
         if n.state == NodeState.HTCONDOR and n.startd is not None:
             s = n.startd
             if s.removing == "return":
