@@ -133,7 +133,9 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec, jobs: bool = False) -> O
                         startds.append(Startd(f"htcondor-{name}-{k}", name, StartdKind.POD,
                                               draw(st.sampled_from(pool_names)), pc, 8192,
                                               busy_cores=draw(st.integers(0, pc)), since=now - draw(ages),
-                                              draining=draw(st.booleans())))
+                                              draining=draw(st.booleans()),
+                                              # some never joined (``decide.give_up_starts``)
+                                              ready=draw(st.sampled_from([True, True, True, False]))))
             else:
                 nodes.append(Node(name, g.name, g.role, g.cores, mem))
     if jobs:
@@ -159,7 +161,10 @@ def observed_states(draw: st.DrawFn, spec: EnclaveSpec, jobs: bool = False) -> O
                                idle_memory_mib=idle * per_job, running_memory_mib=running * per_job,
                                newest_submit=newest, peak_cores=peak, nights_cores=nights)
     if draw(st.booleans()):  # a backend that tells each waiting spawn (the twin, live) ...
-        spawns = tuple(PendingSpawn(cpu, int(cpu * 4096)) for cpu in draw(
+        # Some pinned by a node selector to some workers (``PendingSpawn.nodes``), maybe none.
+        workers = [n.name for n in nodes if n.role == NodeRole.WORKER]
+        pins = st.one_of(st.none(), st.none(), st.frozensets(st.sampled_from(workers))) if workers else st.none()
+        spawns = tuple(PendingSpawn(cpu, int(cpu * 4096), draw(pins)) for cpu in draw(
             st.lists(st.sampled_from([0.5, 1.0, 2.0, 4.0, 16.0, 40.0]), max_size=12)))
         return Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
                         notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)

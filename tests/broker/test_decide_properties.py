@@ -438,3 +438,20 @@ def _taken_for_spawns(o: Observed, p: Plan) -> Counter[str]:
             if s.ready and not s.draining:
                 taken[s.pool] += s.cores
     return taken
+
+
+@FAST
+@given(cases())
+def test_room_for_a_spawn_is_made_only_where_a_spawn_may_go(case: tuple[EnclaveSpec, Observed]) -> None:
+    """A worker pod freed, or a worker lent whole given back, for one waiting spawn is on a worker some spawn's node
+    selector admits (``PendingSpawn.nodes``): the scheduler would place none elsewhere (docs/broker.md step 5)."""
+    spec, o = case
+    node_of = {s.name: s.node for s in o.startds}
+    for a in plan(spec, o).actions:
+        if "a notebook spawn of" not in a.reason:  # one spawn's (the commons-wide reserve's say "spawns wait")
+            continue
+        names = a.pods if isinstance(a, DeletePods) else (a.startd,) if isinstance(a, DrainStartd) else ()
+        nodes = [node_of[n] for n in names] if names else [a.node] if isinstance(a, ReturnNode) else []
+        assert nodes, a
+        for node in nodes:
+            assert any(sp.admits(node) for sp in o.notebook_spawns), (node, a, o.notebook_spawns)

@@ -85,6 +85,22 @@ def test_a_spawn_larger_than_any_worker_frees_nothing() -> None:
     assert any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, total).actions)
 
 
+def test_a_pinned_spawn_gets_room_only_where_its_selector_admits() -> None:
+    """A spawn of a profile pinned to some workers (``PendingSpawn.nodes``, from its node selector) is placed only
+    there: the scheduler would not use room freed elsewhere. Unpinned, the tie (one idle pod on each worker) goes to
+    the first worker by name, kub-001; pinned to kub-002, kub-002's pod goes. Pinned to no worker, nothing is
+    freed, as for a spawn larger than any worker."""
+    spec = make_spec(workers=2, broker={"cooldown_seconds": 900, "max_moves_per_cycle": 50})
+    o = _commons(spec)
+    for nodes, freed in ((None, [("htcondor-kub-001-1",)]), (frozenset({"kub-002"}), [("htcondor-kub-002-1",)]),
+                         (frozenset(), [])):
+        spawn = replace(o, notebook_spawns=(PendingSpawn(4.0, 8192, nodes),), notebook_pending_cores=4.0)
+        p = plan(spec, spawn)
+        assert [a.pods for a in p.actions if isinstance(a, DeletePods)] == freed, nodes
+        assert not any(isinstance(a, DrainStartd) for a in p.actions)
+        assert not any(isinstance(a, DeletePods | DrainStartd) for a in plan(spec, project(spawn, p.actions)).actions)
+
+
 def test_bcs5_drains_nothing_while_a_spawn_waits_for_the_room_held_for_it() -> None:
     """lend_mode nodes, three workers of 48 cores: kub-001 empty, kub-002 and kub-003 with 10 cores of notebooks
     (38 free each). A 40-core spawn fits on kub-001 only: its room is held there. Prompt (guarantee 72, DRP's 168
@@ -109,6 +125,12 @@ def test_bcs5_drains_nothing_while_a_spawn_waits_for_the_room_held_for_it() -> N
         replace(n, k8s_cores_requested=40.0, k8s_memory_requested_mib=40 * 1024) if n.name == "kub-001" else n
         for n in o.nodes))
     assert [a.node for a in plan(spec, running).actions if isinstance(a, DrainNode)] == ["kub-002"]
+    # Pinned to kub-002 (38 free cores, no worker pod to free, no worker lent whole), the spawn fits nowhere the
+    # broker could make room: it is not held on kub-001, where the scheduler would not place it, and BCS 5 goes on
+    # (until stop 39 it paused until JupyterHub gave the spawn up): kub-001 drains, 124 − 48 = 76 free cores keeping
+    # the spawn's 40; kub-002 or kub-003 after it would leave 28.
+    pinned = replace(o, notebook_spawns=(PendingSpawn(40.0, 40 * 1024, frozenset({"kub-002"})),))
+    assert [a.node for a in plan(spec, pinned).actions if isinstance(a, DrainNode)] == ["kub-001"]
 
 
 def _nodes_mode(workers: int, requested: dict[str, float], lent: dict[str, int], spawns: list[float], *,

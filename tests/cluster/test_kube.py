@@ -244,6 +244,31 @@ def test_pending_notebooks_leave_out_placeholders_and_pods_room_would_not_place(
     assert kube.pending_notebooks() == [PendingSpawn(cpu=2.0, memory_mib=6144), PendingSpawn(cpu=1.0, memory_mib=1024)]
 
 
+def test_a_pinned_spawn_is_told_with_the_workers_its_selector_admits(kube: KubeCluster, server: ApiServer) -> None:
+    """A spawn short of memory on the 2 workers its profile's selector admits, the other workers not matching: room
+    freed elsewhere would not place it, so it comes with the workers that would (``PendingSpawn.nodes``). The nodes
+    are listed once for all pinned spawns, and not at all without one."""
+    nb = "jupyter-lsst"
+    for name in ("kub-003", "kub-004"):
+        server.nodes[name]["metadata"]["labels"]["lsst.io/notebooks"] = "large"
+    mixed = "0/60 nodes are available: 2 Insufficient memory, 58 node(s) didn't match Pod's node affinity/selector."
+    server.pods[(nb, "nb-plain")] = unschedulable_pod("nb-plain")
+    assert kube.pending_notebooks() == [PendingSpawn(cpu=1.0, memory_mib=2048)]
+    assert not any(path == "/api/v1/nodes" for _, path, _ in server.requests)
+    server.pods[(nb, "nb-pinned")] = unschedulable_pod("nb-pinned", cpu="4", memory="16Gi", message=mixed)
+    server.pods[(nb, "nb-pinned")]["spec"]["nodeSelector"] = {"lsst.io/notebooks": "large"}
+    server.pods[(nb, "nb-affine")] = unschedulable_pod("nb-affine", cpu="2", memory="8Gi", message=mixed)
+    server.pods[(nb, "nb-affine")]["spec"]["affinity"] = {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+            "matchExpressions": [{"key": "lsst.io/notebooks", "operator": "In", "values": ["large"]}],
+            "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["kub-004"]}]}]}}}
+    assert sorted(kube.pending_notebooks(), key=lambda sp: sp.cpu) == [
+        PendingSpawn(cpu=1.0, memory_mib=2048),
+        PendingSpawn(cpu=2.0, memory_mib=8192, nodes=frozenset({"kub-003"})),
+        PendingSpawn(cpu=4.0, memory_mib=16384, nodes=frozenset({"kub-003", "kub-004"}))]
+    assert sum(path == "/api/v1/nodes" for _, path, _ in server.requests) == 1
+
+
 def test_the_selected_label_is_the_one_kubespawner_puts_on_server_pods() -> None:
     import inspect
 

@@ -510,16 +510,16 @@ def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> 
 
 
 def pending_notebook_cores(observed: Observed, workers: list[Node] | None = None) -> float:
-    """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker is left out:
-    no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle.
-    ``workers``: the observation's workers, when the caller has them already."""
+    """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker its node selector
+    admits (``PendingSpawn.admits``) is left out: no pod the broker gives back would place it, so it must not pull
+    capacity back cycle after cycle. ``workers``: the observation's workers, when the caller has them already."""
     if not observed.notebook_spawns:
         return observed.notebook_pending_cores
     if workers is None:
         workers = [n for n in observed.nodes if n.role == _WORKER]
     return sum(sp.cpu for sp in observed.notebook_spawns
                if any(n.state != _DOWN and n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib
-                      for n in workers))
+                      and sp.admits(n.name) for n in workers))
 
 
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
@@ -1677,16 +1677,18 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
     # places: it joins the ready ones in this pass (placing them all again cost a pass per worker back, quadratic).
     first_fits, last = True, ""
     for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
+        # Only the workers its node selector admits: room freed elsewhere would not place it.
+        where = ready if sp.nodes is None else [n for n in ready if n.name in sp.nodes]
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
-        fits = next((n for n in ready if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)
+        fits = next((n for n in where if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)
         if fits is not None:
             hold(fits, sp)
             placed += 1
             last = max(last, fits.name)
             continue
         best: tuple[tuple[int, int], Node, list[StartdT]] | None = None
-        for n in ready:
+        for n in where:
             c, m = room(n)
             take: list[StartdT] = []
             for s in sorted(pods_on.get(n.name, []), key=lambda s: (prio.get(s.pool, _UNKNOWN_PRIORITY),
@@ -1774,13 +1776,14 @@ class _Back:
     cores: float
     mem: float
     now: bool
+    name: str
 
     @classmethod
     def of(cls, n: Node, *, now: bool) -> _Back:
-        return cls(n.cores - n.k8s_cores_requested, n.memory_mib - n.k8s_memory_requested_mib, now)
+        return cls(n.cores - n.k8s_cores_requested, n.memory_mib - n.k8s_memory_requested_mib, now, n.name)
 
     def holds(self, sp: PendingSpawn) -> bool:
-        return self.cores >= sp.cpu - _EPS and self.mem >= sp.memory_mib
+        return self.cores >= sp.cpu - _EPS and self.mem >= sp.memory_mib and sp.admits(self.name)
 
 
 class _WholeWorkers:

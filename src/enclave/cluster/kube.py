@@ -178,13 +178,27 @@ class KubeCluster:
         except ApiException as exc:
             raise _external(f"listing pods in {namespace}", exc) from exc
         out = []
+        workers: list[dict[str, Any]] | None = None
         for pod in self._plain(listed).get("items") or []:
             if ((pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp")
                     or not _short_of_resources(pod)):
                 continue
             c, m = objects.pod_requests(pod)
-            out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB)))
+            nodes = None
+            if _pinned(pod):  # the scheduler places it only where its selector admits: room elsewhere is no help
+                workers = self._worker_objects() if workers is None else workers
+                nodes = frozenset(n["metadata"]["name"] for n in workers if objects.admits(pod, n))
+            out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB), nodes=nodes))
         return out
+
+    def _worker_objects(self) -> list[dict[str, Any]]:
+        """The spec's workers as the API lists them (labels and all)."""
+        try:
+            items = self._plain(self.core.list_node()).get("items") or []
+        except ApiException as exc:
+            raise _external("listing nodes", exc) from exc
+        return [n for n in items if (g := self._group_of(n["metadata"]["name"])) is not None
+                and g.role == NodeRole.WORKER]
 
     def pod_log(self, request: LogRequest) -> Iterator[str]:
         """AA2/AA3, ``kubectl logs``: ``CoreV1Api.read_namespaced_pod_log`` (GET
@@ -462,6 +476,13 @@ def _short_of_resources(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
                and any(why in (c.get("message") or "") for why in _SHORT_OF)
                for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _pinned(pod: dict[str, Any]) -> bool:
+    """The pod names a node selector or a required node affinity (``objects.admits``)."""
+    spec = pod.get("spec") or {}
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    return bool(spec.get("nodeSelector")) or "requiredDuringSchedulingIgnoredDuringExecution" in affinity
 
 
 def _since(pod_spec: dict[str, Any]) -> float:

@@ -211,3 +211,54 @@ def counts_on_node(pod: dict[str, Any]) -> bool:
     once it is deleted: kubernetes/kubernetes#96515, #87621), so a drain has not finished while evicted pods
     terminate, and a spawn is not counted to fit where they still hold room."""
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def admits(pod: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether the pod's node selector and required node affinity let it run on ``node``, as kube-scheduler's
+    NodeAffinity filter decides (https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/;
+    k8s.io/component-helpers/scheduling/corev1/nodeaffinity, GetRequiredNodeAffinity): every ``nodeSelector``
+    label, and — when ``requiredDuringSchedulingIgnoredDuringExecution`` is set — one of its ``nodeSelectorTerms``,
+    each term's expressions and fields all holding (an empty term matches nothing). Taints and tolerations are
+    not looked at: the broker's ready workers carry none that notebook pods do not tolerate."""
+    spec = pod.get("spec") or {}
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+        return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return True
+    fields = {"metadata.name": meta.get("name") or ""}
+    return any(_term_holds(t, labels, fields) for t in required.get("nodeSelectorTerms") or [])
+
+
+def _term_holds(term: dict[str, Any], labels: dict[str, str], fields: dict[str, str]) -> bool:
+    expressions, on_fields = term.get("matchExpressions") or [], term.get("matchFields") or []
+    if not expressions and not on_fields:
+        return False  # "A null or empty node selector term matches no objects" (NodeSelectorTerm, core/v1)
+    return (all(_holds(e, labels) for e in expressions)
+            and all(_holds(e, fields) for e in on_fields))
+
+
+def _holds(e: dict[str, Any], values: dict[str, str]) -> bool:
+    """One NodeSelectorRequirement (core/v1 NodeSelectorOperator: In, NotIn, Exists, DoesNotExist, Gt, Lt; Gt and
+    Lt compare the value as an integer, and a label that is not one does not match)."""
+    key, op, wanted = e.get("key") or "", e.get("operator"), e.get("values") or []
+    has = key in values
+    value = values.get(key, "")
+    if op == "In":
+        return has and value in wanted
+    if op == "NotIn":
+        return not has or value not in wanted
+    if op == "Exists":
+        return has
+    if op == "DoesNotExist":
+        return not has
+    if op in ("Gt", "Lt") and has and len(wanted) == 1:
+        try:
+            mine, bound = int(value), int(wanted[0])
+        except ValueError:
+            return False
+        return mine > bound if op == "Gt" else mine < bound
+    return False

@@ -150,6 +150,12 @@ class PendingSpawn:
 
     cpu: float
     memory_mib: int
+    nodes: frozenset[str] | None = None
+    """The workers its node selector and required node affinity admit (``cluster.objects.admits``); None: any.
+    Room freed anywhere else would not place it (a notebook profile pinned to some nodes)."""
+
+    def admits(self, node: str) -> bool:
+        return self.nodes is None or node in self.nodes
 
 
 @dataclass(frozen=True)
