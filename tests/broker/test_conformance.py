@@ -367,7 +367,8 @@ def test_a_drain_given_up_is_remembered_on_the_node(world: World) -> None:
 def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> None:
     """A worker pod Kubernetes holds but whose startd never reports (an image that does not pull) is listed as
     starting since its making (``ENCLAVE_POD_SINCE``), and ``start_timeout_seconds`` later the broker's decision
-    deletes it; the pod goes."""
+    deletes it; the pod goes. While its container runs, the startd is more likely one a restarted collector has not
+    heard from yet: it is left."""
     world = live_world(spec, twin_world(spec).backend.observe())
     backend = world.backend
     assert isinstance(backend, LiveBackend)
@@ -379,6 +380,16 @@ def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> N
     assert not young.ready
     assert not any(isinstance(a, DeletePods) for a in plan(spec, backend.observe()).actions)
     backend.advance(60)
+    pod = server.pods[("htcondor", pods[0])]
+    # A ContainerStatus as the kubelet reports it (core/v1: name, image, imageID, ready, restartCount required).
+    status = {"name": "htcondor", "image": "htcondor/execute", "imageID": "", "ready": True, "restartCount": 0}
+    pod["status"] = {"phase": "Running", "containerStatuses": [
+        {**status, "state": {"running": {"startedAt": "2026-06-21T12:00:05Z"}}}]}
+    (up,) = [s for s in backend.observe().startds if s.name == pods[0]]
+    assert up.pod_up and not up.ready
+    assert not any(isinstance(a, DeletePods) for a in plan(spec, backend.observe()).actions)
+    pod["status"] = {"phase": "Pending", "containerStatuses": [
+        {**status, "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
     (give_up,) = [a for a in plan(spec, backend.observe()).actions if isinstance(a, DeletePods)]
     assert give_up.pods == pods and "has not joined drp" in give_up.reason
     assert backend.apply(give_up)

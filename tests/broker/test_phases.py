@@ -680,18 +680,20 @@ def test_a_start_that_never_came_is_given_up() -> None:
     stale = replace(_pod("p1", "w1", "prompt", since=NOW - 600), ready=False)
     young = replace(_pod("p2", "w1", "prompt", since=NOW - 599), ready=False)
     joined = _pod("p3", "w1", "prompt", since=NOW - 100_000)
+    # Its container runs: more likely a startd a restarted collector has not heard from yet (``Startd.pod_up``).
+    unheard = replace(_pod("p4", "w1", "prompt", since=NOW - 100_000), ready=False, pod_up=True)
     whole = Startd("w2", "w2", StartdKind.NODE, "prompt", 48, 256 * 1024, since=NOW - 3600, ready=False)
-    census = Census.of([stale, young, joined, whole])
-    assert census.starting == [stale, young, whole]
-    prompt = _pool("prompt", 100, lent=8 * 3 + 48, ready_lent=8)
+    census = Census.of([stale, young, joined, whole, unheard])
+    assert census.starting == [stale, young, whole, unheard]
+    prompt = _pool("prompt", 100, lent=8 * 4 + 48, ready_lent=8)
     c = _cycle(spec, prompt)
     nodes = [_worker("w1", requested=4), _worker("w2", state=NodeState.HTCONDOR)]
-    k = _commons(spec, nodes, [stale, young, joined, whole])
+    k = _commons(spec, nodes, [stale, young, joined, whole, unheard])
     free = k.free
     give_up_starts(c, k, census.starting)
     assert _what(c.actions) == [("delete", "p1"), ("return", "w2")]
     assert "its startd has not joined prompt 600 s after its pod was made" in c.actions[0].reason
-    assert (prompt.lent, prompt.ready_lent) == (16, 8)  # p2 and p3 are still lent; p3 alone has joined
+    assert (prompt.lent, prompt.ready_lent) == (24, 8)  # p2, p3 and p4 are still lent; p3 alone has joined
     assert k.free == free + 8 + 48  # p1's room on w1, and w2 whole, are the commons' again
 
 

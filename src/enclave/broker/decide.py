@@ -1026,11 +1026,13 @@ def give_up_starts(cycle: Cycle, commons: Commons, starting: Iterable[StartdT]) 
     is given up, its pod deleted or its worker returned, as a Deployment is marked failed after
     progressDeadlineSeconds (600 s by default: kubernetes.io/docs/concepts/workloads/controllers/deployment/
     #progress-deadline-seconds). Kept, it held its requests' room in the commons and counted as lent for ever,
-    until someone deleted it; given up, the pool may borrow again, and the journal says each time."""
+    until someone deleted it; given up, the pool may borrow again, and the journal says each time. Not one whose
+    pod runs (``Startd.pod_up``): after a collector restart every startd is missing until it advertises again, and
+    giving them up would evict every borrowed job."""
     timeout = cycle.spec.broker.start_timeout_seconds
     for s in starting:
         waited = cycle.now - s.since
-        if waited >= timeout:
+        if waited >= timeout and not s.pod_up:
             release(cycle, commons, s, f"its startd has not joined {s.pool} {waited:.0f} s after its pod was made "
                                        f"(start_timeout_seconds: {timeout:g})")
 

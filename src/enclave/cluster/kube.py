@@ -58,6 +58,8 @@ class WorkerPod:
     memory_mib: int
     since: float = 0.0
     """When the broker created it (its ``POD_SINCE_ENV``), the label's since until a relabel; 0 if not set."""
+    running: bool = False
+    """It runs: phase Running and each container's state running (not waiting on an image pull, a crash loop)."""
 
 
 class KubeCluster:
@@ -162,7 +164,8 @@ class KubeCluster:
             if kind == StartdKind.NODE and group is not None:  # no requests: it owns the node
                 c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
-                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(spec)))
+                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(spec),
+                running=_running(pod)))
         return sorted(out, key=lambda p: p.name)
 
     def pending_notebooks(self) -> list[PendingSpawn]:
@@ -478,6 +481,15 @@ def _short_of_resources(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _running(pod: dict[str, Any]) -> bool:
+    """Phase Running, and each container's state running (the kubelet's ContainerStatus: ``state.running``; a pod
+    still pulling its image, or in a crash loop, has a container ``waiting``)."""
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and bool(containers) and all(
+        "running" in (c.get("state") or {}) for c in containers)
+
+
 def _pinned(pod: dict[str, Any]) -> bool:
     """The pod names a node selector or a required node affinity (``objects.admits``)."""
     spec = pod.get("spec") or {}
@@ -502,5 +514,6 @@ def _since(pod_spec: dict[str, Any]) -> float:
 def startds_of(pods: list[WorkerPod]) -> tuple[Startd, ...]:
     """Worker pods as startds, for the moments the collector has not heard of them yet (tests, dry runs)."""
     return tuple(Startd(name=p.node if p.kind == StartdKind.NODE else p.name, node=p.node, kind=p.kind,
-                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib, since=p.since, ready=False)
+                        pool=p.pool, cores=p.cores, memory_mib=p.memory_mib, since=p.since, ready=False,
+                        pod_up=p.running)
                  for p in pods)

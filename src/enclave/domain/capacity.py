@@ -105,6 +105,11 @@ class Startd:
     """Its startd has joined the pool (the collector lists it). False for a worker pod Kubernetes runs whose
     startd has not reported yet: it takes room in the commons but runs no job, so the broker does not count
     it as a latency pool's capacity (make before break, docs/broker.md)."""
+    pod_up: bool = False
+    """For a startd not ready: its pod's containers run (live: each container's state is running). Its startd is
+    then more likely one the collector has not heard from yet — a restarted collector hears from each startd within
+    its UPDATE_INTERVAL, 300 s by default (HTCondor manual, configuration macros) — than one that never starts, and
+    ``decide.give_up_starts`` leaves it. False where not known (the twin, the projection)."""
     jobs: tuple[RunningJob, ...] = ()
     """Its running jobs, one per dynamic slot, when the backend reports them; () with busy cores: not known
     (the broker then orders victims by busy cores alone, docs/broker.md, "Least work lost")."""
