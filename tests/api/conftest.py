@@ -88,7 +88,7 @@ class ProjectedBackend:
     def progress(self) -> None:
         """Nothing is under way: every action takes effect at once."""
 
-    def drain_left(self, node: str) -> int:
+    def drain_left(self, node: str) -> int | None:
         """A drain takes effect at once: nothing is ever left to move."""
         return 0
 

@@ -335,17 +335,24 @@ def test_a_drain_has_its_pods_left_until_they_are_gone(world: World) -> None:
     """``drain_left``: what ``enclave batch drain-node --timeout`` waits for, as kubectl drain waits for its evicted
     pods to be gone (pkg/drain/drain.go, waitForDelete). A worker's two HTCondor pods are left once it is drained
     (the twin: until its drain's evictions and their ends; live: until the kubelet has stopped them, the API server
-    keeping them meanwhile); none once they are gone, and none on a worker no drain touches."""
+    keeping them meanwhile); none once they are gone. On a worker no drain is under way on, None: a wait for its
+    drain finds it undone."""
     backend = world.backend
     pods = ("htcondor-worker-002-1", "htcondor-worker-002-2")
     backend.apply(DeployPods(**A, node="worker-002", pool="drp", pods=pods, cores_per_pod=2, memory_mib_per_pod=4096))
     world.settle()
-    assert backend.drain_left("worker-002") == 0  # not draining
+    assert backend.drain_left("worker-002") is None  # not draining
     assert backend.apply(DrainNode(**A, node="worker-002"))
     assert backend.drain_left("worker-002") == 2, world.name
-    assert backend.drain_left("worker-001") == 0
+    assert backend.drain_left("worker-001") is None
     world.settle()
     assert backend.drain_left("worker-002") == 0, world.name
+    assert backend.apply(StartHTCondor(**A, node="worker-002", pool="prompt"))
+    world.settle()
+    assert backend.drain_left("worker-002") == 0, world.name  # drained, and HTCondor runs there
+    assert backend.apply(DrainNode(**A, node="worker-001"))
+    assert backend.apply(ReturnNode(**A, node="worker-001"))  # given back mid-drain: undone
+    assert backend.drain_left("worker-001") is None, world.name
 
 
 def test_a_drain_given_up_is_remembered_on_the_node(world: World) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from enclave.errors import EnclaveError, exit_code
+from enclave.domain.capacity import ReturnNode
+from enclave.errors import Conflict, EnclaveError, exit_code
 from enclave.journal import query
 from enclave.services.broker import DRAIN_POLL_SECONDS, BrokerService, DrainOverrides, DrainTimedOut
 from enclave.services.factory import Factory
@@ -73,6 +74,20 @@ def test_a_timeout_with_pods_left_is_an_error_and_the_drain_stays_journaled(fact
     assert any(n.name == node.name and n.state.value == "draining" for n in broker.observe().nodes)
     with factory.db.session() as s:
         assert [e.action for e in query(s, action="broker.*")] == ["broker.DrainNode"]
+
+
+def test_a_drain_undone_while_waiting_is_an_error(factory: Factory) -> None:
+    """Given back while the command waits (the broker's cycle, or someone else), the drain will never finish: the
+    wait ends with an error naming the drain's journal entry, not with success (review: it said done)."""
+    broker, twin, node = _twin(factory)
+
+    def returned_meanwhile(seconds: float) -> None:
+        twin.apply(ReturnNode(actor="enclave-broker", reason="given back", node=node.name))
+        twin.advance(seconds)
+
+    broker.sleep = returned_meanwhile
+    with pytest.raises(Conflict, match=f"{node.name} is no longer draining: its drain .journal entry [0-9]+. was"):
+        _drain(broker, node.name, 0)
 
 
 def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> None:

@@ -127,10 +127,11 @@ def test_bcs5_drains_nothing_while_a_spawn_waits_for_the_room_held_for_it() -> N
     assert [a.node for a in plan(spec, running).actions if isinstance(a, DrainNode)] == ["kub-002"]
     # Pinned to kub-002 (38 free cores, no worker pod to free, no worker lent whole), the spawn fits nowhere the
     # broker could make room: it is not held on kub-001, where the scheduler would not place it, and BCS 5 goes on
-    # (until stop 39 it paused until JupyterHub gave the spawn up): kub-001 drains, 124 − 48 = 76 free cores keeping
-    # the spawn's 40; kub-002 or kub-003 after it would leave 28.
+    # (until stop 39 it paused until JupyterHub gave the spawn up), but never drains kub-002, the one worker it may
+    # have; nor is it in the commons-wide reserve, which room elsewhere would fill. kub-001 drains (124 − 48 = 76
+    # free cores left), then kub-003 (28 left, no headroom kept).
     pinned = replace(o, notebook_spawns=(PendingSpawn(40.0, 40 * 1024, frozenset({"kub-002"})),))
-    assert [a.node for a in plan(spec, pinned).actions if isinstance(a, DrainNode)] == ["kub-001"]
+    assert [a.node for a in plan(spec, pinned).actions if isinstance(a, DrainNode)] == ["kub-001", "kub-003"]
 
 
 def _nodes_mode(workers: int, requested: dict[str, float], lent: dict[str, int], spawns: list[float], *,

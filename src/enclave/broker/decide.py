@@ -510,16 +510,18 @@ def share_weighted(order: list[PoolState], free: int, cover: dict[str, int]) -> 
 
 
 def pending_notebook_cores(observed: Observed, workers: list[Node] | None = None) -> float:
-    """Cores waiting notebook spawns need. Told spawn by spawn, one larger than every worker its node selector
-    admits (``PendingSpawn.admits``) is left out: no pod the broker gives back would place it, so it must not pull
-    capacity back cycle after cycle. ``workers``: the observation's workers, when the caller has them already."""
+    """Cores waiting notebook spawns need across the commons. Told spawn by spawn, one larger than every worker is
+    left out: no pod the broker gives back would place it, so it must not pull capacity back cycle after cycle. So
+    is one pinned to some workers (``PendingSpawn.nodes``): room made anywhere else would not place it either, and
+    its room is made on those workers alone (``hold_room_for_spawns``). ``workers``: the observation's workers,
+    when the caller has them already."""
     if not observed.notebook_spawns:
         return observed.notebook_pending_cores
     if workers is None:
         workers = [n for n in observed.nodes if n.role == _WORKER]
     return sum(sp.cpu for sp in observed.notebook_spawns
-               if any(n.state != _DOWN and n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib
-                      and sp.admits(n.name) for n in workers))
+               if sp.nodes is None and any(n.state != _DOWN and n.cores >= sp.cpu - _EPS
+                                           and n.memory_mib >= sp.memory_mib for n in workers))
 
 
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
@@ -973,9 +975,10 @@ def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], 
 # --- Giving borrowed capacity back ------------------------------------------------------------------------
 
 
-def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
-    """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans."""
-    cycle.actions.append(_remove(s, cycle.actor, why))
+def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str, *, stuck: bool = False) -> None:
+    """Delete a worker pod or return a node now; a deleted pod's room is free for this cycle's plans. ``stuck``:
+    a node given back because lending it failed (``ReturnNode.drain_stuck``)."""
+    cycle.actions.append(_remove(s, cycle.actor, why, stuck))
     cores, node = s.cores, s.node
     if s.draining:
         commons.returning -= cores
@@ -990,7 +993,7 @@ def remove_now(cycle: Cycle, commons: Commons, s: StartdT, why: str) -> None:
 
 
 def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | str = "", *,
-            counted: bool = False) -> bool:
+            counted: bool = False, stuck: bool = False) -> bool:
     """Start giving a borrowed startd back: drain it, or remove it at once if nothing runs there or its pool
     vacates at once. False when it was already touched this cycle or the move limit is reached. The reason
     starts with ``why`` and ``held`` (a figure ``give_back_surplus`` writes after its words: one string built per
@@ -1007,7 +1010,7 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | st
             ps.ready_lent -= cores
     grace = cycle.grace.get(pool)  # cycle.vacate_after(pool), without a method call for each of thousands
     if busy == 0:
-        remove_now(cycle, commons, s, f"{why}{held}; no job runs there")
+        remove_now(cycle, commons, s, f"{why}{held}; no job runs there", stuck=stuck)
     elif grace == 0:
         remove_now(cycle, commons, s, f"{why}{held}; {pool} vacates at once")
     else:
@@ -1033,8 +1036,10 @@ def give_up_starts(cycle: Cycle, commons: Commons, starting: Iterable[StartdT]) 
     for s in starting:
         waited = cycle.now - s.since
         if waited >= timeout and not s.pod_up:
+            # A worker whose HTCondor never started is remembered as one whose drain stuck: drained again after
+            # the cooldown, it would evict what landed there meanwhile, and fail the same way (review).
             release(cycle, commons, s, f"its startd has not joined {s.pool} {waited:.0f} s after its pod was made "
-                                       f"(start_timeout_seconds: {timeout:g})")
+                                       f"(start_timeout_seconds: {timeout:g})", stuck=True)
 
 
 def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
@@ -1120,6 +1125,9 @@ class Held:
     placed: int = 0
     """Spawns given room, on a ready worker or on a whole worker coming back (``_WholeWorkers``): while any of them
     waits, BCS 5 drains no worker (``drain_for_batch``)."""
+    pinned: set[str] = field(default_factory=set)
+    """The workers the waiting spawns pinned to some (``PendingSpawn.nodes``) may go to: BCS 5 drains none of them,
+    the only room those spawns can have (they are not in the commons-wide reserve, ``pending_notebook_cores``)."""
 
 
 def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn]) -> Held:
@@ -1135,6 +1143,7 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
         prio = {n: ps.priority for n, ps in cycle.pools.items()}
         held.placed = _room_for_spawns(spawns, commons.ready_by_name, commons.ready, lent, prio, held.cores,
                                        held.mem, _Freed(cycle, commons), _WholeWorkers(cycle, commons, lent, prio))
+        held.pinned = set().union(*(sp.nodes for sp in spawns if sp.nodes is not None))
     return held
 
 
@@ -1597,16 +1606,17 @@ def _drain_for(cycle: Cycle, commons: Commons, held: Held, ps: PoolState, want: 
                room: float) -> float | None:
     """Drain workers for one pool: out of cooldown, without worker pods, without room held for a waiting spawn
     (``hold_room_for_spawns`` chose that worker because the spawn fits there: the commons-wide reserve alone would
-    let the one worker it fits on go), none whose last drain was given up unfinished less than
-    ``drain_retry_seconds`` ago (given back, it is the emptiest: drained again after the cooldown, it evicted what
-    landed there meanwhile and stuck on the same pod, every half hour), fewest Kubernetes cores first, while it
-    lacks at least ``hysteresis`` of a worker, the lending room holds it, the pool stays within its maximum and the
-    rest of the commons still hold the notebook reserve. The room left; None at the move limit."""
+    let the one worker it fits on go), none a waiting spawn is pinned to (``Held.pinned``), none whose lending
+    was last given up unfinished less than ``drain_retry_seconds`` ago (given back, it is the emptiest: drained
+    again after the cooldown, it evicted what landed there meanwhile and stuck on the same pod, every half hour),
+    fewest Kubernetes cores first, while it lacks at least ``hysteresis`` of a worker, the lending room holds it,
+    the pool stays within its maximum and the rest of the commons still hold the notebook reserve. The room left;
+    None at the move limit."""
     hysteresis, retry = cycle.spec.broker.hysteresis, cycle.spec.broker.drain_retry_seconds
     cool, pod_cores_on, moved, for_spawns = cycle.cool, commons.pod_cores_on, cycle.moved, held.cores
     # Ties by name: the workers come in name order and the sort is stable.
     candidates = sorted((n for n in commons.ready_by_name if cool(n.since) and pod_cores_on.get(n.name, 0) == 0
-                         and n.name not in moved and n.name not in for_spawns
+                         and n.name not in moved and n.name not in for_spawns and n.name not in held.pinned
                          and cycle.now - n.drain_stuck >= retry), key=_K8S_CORES)
     for node in candidates:
         if want <= 0 or want < hysteresis * node.cores - _EPS or room < node.cores:
@@ -1946,10 +1956,10 @@ class _WorkerUse:
         self.pods_on[node].remove(s)
 
 
-def _remove(s: StartdT, actor: str, reason: str) -> Action:
+def _remove(s: StartdT, actor: str, reason: str, stuck: bool = False) -> Action:
     if s.kind == _POD:
         return DeletePods(actor, f"BCS 3: {reason}", (s.name,))  # positional, as in _deploy_for
-    return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node)
+    return ReturnNode(actor=actor, reason=f"reverse of BCS 5: {reason}", node=s.node, drain_stuck=stuck)
 
 
 def _in_flight_nodes(workers: Iterable[Node]) -> list[Node]:

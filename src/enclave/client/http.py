@@ -74,10 +74,14 @@ class Api:
     def acting(self, actor: str) -> None:
         check_actor(self.context, actor)
 
-    def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+             read_timeout: float | None = None) -> Any:
+        """``read_timeout``: how long to wait for the answer when the server is known to take longer than
+        ``TIMEOUT_S`` (a drain it waits out)."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        timeout = httpx.Timeout(TIMEOUT_S, read=read_timeout) if read_timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            response = self._http.request(method, path, json=json, params=query)
+            response = self._http.request(method, path, json=json, params=query, timeout=timeout)
         except httpx.HTTPError as exc:
             raise ExternalError(f"cannot reach {self.context.server}: {exc}", where=f"context {self.context.name}",
                                 fix="check the server URL (`enclave config get-contexts`) and that it runs") from exc

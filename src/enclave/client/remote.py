@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +17,7 @@ from pydantic import TypeAdapter
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, IssuedToken, TokenView
 from enclave.broker.execute import Outcome
-from enclave.client.http import Api
+from enclave.client.http import TIMEOUT_S, Api
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -190,8 +191,11 @@ _ACTIONS: dict[str, Callable[..., Action]] = {cls.__name__: cls for cls in (
 
 def _action(data: dict[str, Any]) -> Action:
     """The action the server applied, from its JSON (``enclave.api.plain``: fields plus ``kind``)."""
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
-    return _ACTIONS[str(data["kind"])](**fields)
+    cls = _ACTIONS[str(data["kind"])]
+    # Only the fields this client's action has: a newer server's extra ones (ReturnNode.drain_stuck, stop 39) are
+    # not refused after the server has already applied the action.
+    known = {f.name for f in dataclass_fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -205,9 +209,11 @@ class RemoteBroker:
     def where(self) -> str:
         return f"{self.api.context.server} (context {self.api.context.name})"
 
-    def _act(self, actor: str, body: dict[str, Any]) -> Outcome:
+    def _act(self, actor: str, body: dict[str, Any], wait: float | None = None) -> Outcome:
+        """``wait``: seconds the server may take beyond a call's usual (a drain it waits for)."""
         self.api.acting(actor)
-        done = self.api.call("POST", "/broker/actions", json=body)
+        done = self.api.call("POST", "/broker/actions", json=body, read_timeout=None if wait is None else
+                             TIMEOUT_S + wait)
         return Outcome(_action(done["action"]), bool(done["applied"]), done["journal_seq"])
 
     def move(self, actor: str, startd: str, to_pool: str, *, reason: str) -> Outcome:
@@ -227,7 +233,7 @@ class RemoteBroker:
                                  "ignore_daemonsets": f.ignore_daemonsets,
                                  "delete_emptydir_data": f.delete_emptydir_data,
                                  "grace_period_seconds": f.grace_period_seconds,
-                                 "timeout_seconds": f.timeout_seconds})
+                                 "timeout_seconds": f.timeout_seconds}, wait=f.timeout_seconds)
 
     def start_htcondor(self, actor: str, node: str, pool: str, *, reason: str) -> Outcome:
         return self._act(actor, {"kind": "start-htcondor", "node": node, "pool": pool, "reason": reason})

@@ -324,14 +324,16 @@ class KubeCluster:
             left += self._evict_one(meta["namespace"], meta["name"], grace)
         return left
 
-    def drain_left(self, node: str) -> int:
+    def drain_left(self, node: str) -> int | None:
         """The pods a drain of ``node`` still has to move: those not evicted yet (a disruption budget refused, or
         the drain's flags) and those evicted that the API server still holds while they terminate. ``kubectl
         drain`` waits for both (pkg/drain/drain.go: evictPods, then waitForDelete until a pod is not found); what
-        a drain leaves (DaemonSet, static, finished pods, the node's own HTCondor pod) is not counted; nor is
-        anything on a node no drain is under way on (0)."""
-        if self._state(node) != NodeState.DRAINING:
-            return 0
+        a drain leaves (DaemonSet, static, finished pods, the node's own HTCondor pod) is not counted. 0 once
+        HTCondor runs there (the drain was done); None on a node labelled for neither (no drain under way: never
+        drained, or given back, ``return_node``)."""
+        state = self._state(node)
+        if state != NodeState.DRAINING:
+            return 0 if state == NodeState.HTCONDOR else None
         return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}")
                    if objects.is_evictable(pod) and not objects.is_node_pod(pod))
 

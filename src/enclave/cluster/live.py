@@ -133,7 +133,7 @@ class LiveBackend:
         self.kube.finish_returns(nodes)
         return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
 
-    def drain_left(self, node: str) -> int:
+    def drain_left(self, node: str) -> int | None:
         """The pods a drain of ``node`` still has to move, evicted ones still terminating included
         (``KubeCluster.drain_left``)."""
         return self.kube.drain_left(node)

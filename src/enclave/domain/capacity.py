@@ -58,8 +58,9 @@ class Node:
     ``kubectl drain`` passes over (kubectl pkg/drain/filters.go, daemonSetFilter and mirrorPodFilter). A drained
     worker still holds them, and they never need room elsewhere."""
     drain_stuck: float = -float("inf")
-    """When a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``; seconds, backend clock);
-    -inf: never. What held it (a disruption budget that allows no eviction) likely holds it still."""
+    """When lending the node whole was last given up unfinished — its drain, or HTCondor's start after it
+    (``ReturnNode.drain_stuck``; seconds, backend clock); -inf: never. What held it (a disruption budget that allows
+    no eviction, an HTCondor pod that cannot start there) likely holds it still."""
 
     @property
     def k8s_cores_to_move(self) -> float:
@@ -281,8 +282,9 @@ class ReturnNode(Action):
 
     node: str
     drain_stuck: bool = False
-    """It gives up a drain that did not finish (``decide.return_stuck_drains``): the backends remember when, on the
-    node (``Node.drain_stuck``), so that it is not drained again at once."""
+    """It gives up lending the node whole, unfinished: a drain that did not finish (``decide.return_stuck_drains``)
+    or an HTCondor that never started there (``decide.give_up_starts``). The backends remember when, on the node
+    (``Node.drain_stuck``), so that it is not drained again at once."""
 
 
 @_filled_at_once
@@ -316,9 +318,10 @@ class Backend(Protocol):
         returns how many items are still pending. Call once per broker cycle."""
         ...
 
-    def drain_left(self, node: str) -> int:
+    def drain_left(self, node: str) -> int | None:
         """How many pods a drain of ``node`` still has to move: not evicted yet, or evicted and still terminating
-        (``kubectl drain`` waits until they are gone); 0 when the node is not draining or its drain is done."""
+        (``kubectl drain`` waits until they are gone); 0 once its drain is done (HTCondor may have started there);
+        None when no drain is under way there (never drained, or given back since: the drain was undone)."""
         ...
 
     @property

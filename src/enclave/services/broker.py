@@ -56,7 +56,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.schedule import ObservingSchedule
-from enclave.errors import EnclaveError, ExternalError, InputError, NotFound, Problem
+from enclave.errors import Conflict, EnclaveError, ExternalError, InputError, NotFound, Problem
 from enclave.journal.chain import TIME_FORMAT
 from enclave.logs import event, logger
 from enclave.observing.schedules import SCHEDULE_ACTION
@@ -272,23 +272,33 @@ class BrokerService:
                                        delete_emptydir_data=f.delete_emptydir_data,
                                        grace_period_seconds=f.grace_period_seconds))
         if f.timeout_seconds is not None:
-            left = self._wait_drained(node, f.timeout_seconds)
-            if left:
-                raise DrainTimedOut(f"{node}: {left} pod(s) still to evict or terminating after "
-                                    f"{f.timeout_seconds:g} s (journal entry {outcome.seq}: the node stays cordoned "
-                                    "and draining)",
-                                    where=node, fix="a PodDisruptionBudget may be holding them (see `kubectl get "
-                                    "pdb -A`), or a pod's termination grace is long; the broker retries every "
-                                    "cycle, or run drain-node again later")
+            self.wait_drained(node, f.timeout_seconds, outcome)
         return outcome
 
-    def _wait_drained(self, node: str, timeout: float) -> int:
-        """Until ``node`` has no pod the drain moves left — evicted and gone, as ``kubectl drain`` waits
-        (pkg/drain/drain.go: evictPods, then waitForDelete) — or ``timeout`` has passed (0: no limit, kubectl's
-        --timeout=0s). Each poll retries the evictions a budget refused (``progress``), then lets
-        ``DRAIN_POLL_SECONDS`` pass by ``sleep``, outside the lock so the broker's cycles go on. Returns the pods
-        still there. A twin that nobody else drives (a command's) has ``sleep`` advance it, so the time waited
-        is its clock's: it counts as well as the real time passed (the live clock's)."""
+    def wait_drained(self, node: str, timeout: float, drained: Outcome) -> None:
+        """Wait, as ``kubectl drain`` does (pkg/drain/drain.go: evictPods, then waitForDelete), until ``node`` has no
+        pod the drain ``drained`` moves left — evicted and gone — or ``timeout`` has passed (0: no limit, kubectl's
+        --timeout=0s): ``DrainTimedOut`` then, the drain in effect and journaled, the node cordoned, as kubectl
+        leaves it; ``Conflict`` if the drain was undone meanwhile (the node given back). The caller holds no lock:
+        each poll takes the broker's, so its cycles go on between them."""
+        left = self._wait_drained(node, timeout)
+        if left is None:
+            raise Conflict(f"{node} is no longer draining: its drain (journal entry {drained.seq}) was undone while "
+                           "waiting, the node given back to the commons", where=node,
+                           fix="see `enclave broker actions` or the journal for who gave it back; drain it again "
+                               "if it is still to be lent")
+        if left:
+            raise DrainTimedOut(f"{node}: {left} pod(s) still to evict or terminating after {timeout:g} s (journal "
+                                f"entry {drained.seq}: the node stays cordoned and draining)",
+                                where=node, fix="a PodDisruptionBudget may be holding them (see `kubectl get "
+                                "pdb -A`), or a pod's termination grace is long; the broker retries every cycle, "
+                                "or run drain-node again later")
+
+    def _wait_drained(self, node: str, timeout: float) -> int | None:
+        """Poll until the drain of ``node`` is done or undone (``Backend.drain_left``: 0 or None) or ``timeout`` has
+        passed. Each poll retries the evictions a budget refused (``progress``), then lets ``DRAIN_POLL_SECONDS``
+        pass by ``sleep``, outside the lock. A twin that nobody else drives (a command's) has ``sleep`` advance it,
+        so the time waited is its clock's: it counts as well as the real time passed (the live clock's)."""
         started, waited = time.monotonic(), 0.0
         while True:
             with self.lock:

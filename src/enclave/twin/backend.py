@@ -139,7 +139,11 @@ class TwinBackend:
         """Nothing is ever pending outside the simulation: evictions and starts are its events."""
         return 0
 
-    def drain_left(self, node: str) -> int:
+    def drain_left(self, node: str) -> int | None:
+        """``Sim.drain_left``; None for a worker on its way back (``return_s``), which the simulator keeps draining
+        while live already shows it given back."""
+        if node in self.sim.nodes and _back_after_return(self.sim.nodes[node], self._returned):
+            return None
         return self.sim.drain_left(node)
 
     @property

@@ -1125,12 +1125,15 @@ class Sim:
         self.q.push(self.now + self.sc.timing.drain_s, EV_DRAIN_DONE, (n, n.drains))
         self._moved("DrainNode")
 
-    def drain_left(self, name: str) -> int:
+    def drain_left(self, name: str) -> int | None:
         """The pods a drain of the node still has to move: its notebooks and worker pods, and the notebook pods
-        its evictions ended that still terminate (``Backend.drain_left``); 0 once drained or not draining."""
+        its evictions ended that still terminate (``Backend.drain_left``); 0 once drained or HTCondor runs there,
+        None when it is not draining (a return under way is the backend's to tell: ``TwinBackend.drain_left``)."""
         n = self.node(name)
-        if n.state != NodeState.DRAINING or n.drained:
+        if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
             return 0
+        if n.state != NodeState.DRAINING:
+            return None
         return len(n.notebooks) + len(n.pods) + (n.terminating if self.now < n.free_at else 0)
 
     def start_htcondor(self, name: str, pool: str) -> None:
@@ -1167,6 +1170,7 @@ class Sim:
         self._moved("ReturnNode")
 
     def _finish_return(self, n: SimNode) -> None:
+        n.drains += 1  # a drain under way is given up: its evictions, still queued, are stale
         if n.startd is not None:
             self._remove_startd(n.startd)
         if n.unserving_since is None:

@@ -8,6 +8,7 @@ relabels; Kubernetes service admin manages pods and drains) and journaled in the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -145,8 +146,9 @@ def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]
                                         cores=body.cores_per_pod, memory_mib=body.memory_mib_per_pod)
         case DeletePodsBody():
             return lambda b: b.delete_pods(actor, body.pods, reason=body.reason)
-        case DrainNodeBody():
-            return lambda b: b.drain_node(actor, body.node, reason=body.reason, flags=body.flags())
+        case DrainNodeBody():  # its timeout is waited out of the lock (``act``)
+            return lambda b: b.drain_node(actor, body.node, reason=body.reason,
+                                          flags=replace(body.flags(), timeout_seconds=None))
         case StartHTCondorBody():
             return lambda b: b.start_htcondor(actor, body.node, body.pool, reason=body.reason)
         case ReturnNodeBody():
@@ -216,6 +218,9 @@ def act(body: Procedure, caller: Caller, runner: Runner) -> ActionDone:
     for permission in PERMISSIONS[body.action]:
         caller.need_scope(permission)
     outcome = runner.manual(procedure(body, caller.username))
+    if isinstance(body, DrainNodeBody) and body.timeout_seconds is not None:
+        # Outside the procedure's lock: the broker's cycles (and a twin's clock) go on while the drain finishes.
+        runner.broker.wait_drained(body.node, body.timeout_seconds, outcome)
     return ActionDone(action=plain(outcome.action), applied=outcome.applied, journal_seq=outcome.seq,
                       note=None if outcome.applied else "already in effect: nothing done, nothing journaled")
 
