@@ -104,13 +104,19 @@ def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> 
     assert not server.pods
 
 
-def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
+def _notebooks_and_a_daemonset_on_kub_005(server: ApiServer) -> None:
+    """Two notebooks on kub-005, nb-bob's eviction refused by a disruption budget for now; a DaemonSet pod there
+    (a drain leaves it) and a pod on kub-006 (no drain touches it)."""
     server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-005")
     server.pods[("jupyter-lsst", "nb-bob")] = pod_obj("nb-bob", "kub-005")
     server.pods[("kube-system", "weave-net-x")] = pod_obj("weave-net-x", "kub-005", namespace="kube-system",
                                                           daemonset=True)
     server.pods[("firefly", "ff")] = pod_obj("ff", "kub-006")
     server.pdb_blocked.add("nb-bob")
+
+
+def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
+    _notebooks_and_a_daemonset_on_kub_005(server)
     left = kube.drain("kub-005")
     assert left == 1
     node = server.nodes["kub-005"]
@@ -134,12 +140,7 @@ def test_a_drain_is_left_until_its_evicted_pods_are_gone(kube: KubeCluster, serv
     """kubectl drain waits, after its evictions, until each evicted pod is not found (pkg/drain/drain.go,
     waitForDelete); the API server keeps an evicted pod, marked for deletion, until the kubelet has stopped it.
     So a drain has left what a budget refused and what still terminates; not the DaemonSet pod it leaves."""
-    server.pods[("jupyter-lsst", "nb-alice")] = pod_obj("nb-alice", "kub-005")
-    server.pods[("jupyter-lsst", "nb-bob")] = pod_obj("nb-bob", "kub-005")
-    server.pods[("kube-system", "weave-net-x")] = pod_obj("weave-net-x", "kub-005", namespace="kube-system",
-                                                          daemonset=True)
-    server.pods[("firefly", "ff")] = pod_obj("ff", "kub-006")
-    server.pdb_blocked.add("nb-bob")
+    _notebooks_and_a_daemonset_on_kub_005(server)
     assert kube.drain("kub-005") == 1  # nb-bob refused for now
     assert kube.drain_left("kub-005") == 2  # nb-bob, and nb-alice terminating
     server.kubelet_stops()
