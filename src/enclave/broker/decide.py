@@ -1690,7 +1690,7 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
     first_fits, last = True, ""
     for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
         # Only the workers its node selector admits: room freed elsewhere would not place it.
-        where = ready if sp.nodes is None else [n for n in ready if n.name in sp.nodes]
+        where = ready if sp.nodes is None else [n for n in ready if sp.admits(n.name)]
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).
         fits = next((n for n in where if room(n)[0] >= sp.cpu - _EPS and room(n)[1] >= sp.memory_mib), None)

@@ -107,17 +107,23 @@ class KubeCluster:
         except ApiException as exc:
             raise _external("listing pods", exc) from exc
 
-    def nodes(self) -> list[Node]:
-        """The spec's Kubernetes nodes (control plane and workers) as the API reports them.
+    def node_items(self) -> list[dict[str, Any]]:
+        """The nodes as the API lists them (labels, conditions, allocatable): one listing ``nodes`` and
+        ``pending_notebooks`` may share."""
+        try:
+            return list(self._plain(self.core.list_node()).get("items") or [])
+        except ApiException as exc:
+            raise _external("listing nodes", exc) from exc
+
+    def nodes(self, items: list[dict[str, Any]] | None = None) -> list[Node]:
+        """The spec's Kubernetes nodes (control plane and workers) as the API reports them (``items``: a listing
+        the caller has, else one is made).
 
         Cores and memory are the node's ``status.allocatable``, not the spec's hardware: the scheduler fits pods
         against capacity less kube-reserved, system-reserved and the eviction threshold, and a broker counting
         the hardware would believe a spawn fits where the scheduler says Insufficient cpu.
         """
-        try:
-            items = self._plain(self.core.list_node()).get("items") or []
-        except ApiException as exc:
-            raise _external("listing nodes", exc) from exc
+        items = self.node_items() if items is None else items
         cpu: dict[str, Decimal] = {}
         mem: dict[str, Decimal] = {}
         daemons: dict[str, Decimal] = {}  # what a drain leaves there (``Node.k8s_cores_daemons``)
@@ -168,8 +174,9 @@ class KubeCluster:
                 running=_running(pod)))
         return sorted(out, key=lambda p: p.name)
 
-    def pending_notebooks(self) -> list[PendingSpawn]:
-        """Notebook servers the scheduler found no node with room for, with what each requests.
+    def pending_notebooks(self, items: list[dict[str, Any]] | None = None) -> list[PendingSpawn]:
+        """Notebook servers the scheduler found no node with room for, with what each requests; a pinned one with
+        the workers it may go to, from ``items`` (a node listing the caller has, else one made when needed).
 
         Only users' servers: Zero to JupyterHub's user-placeholder pods in the same namespace are unschedulable
         on purpose (they keep room warm), and freeing cores for them would only be taken back by the next one.
@@ -188,18 +195,14 @@ class KubeCluster:
                 continue
             c, m = objects.pod_requests(pod)
             nodes = None
-            if _pinned(pod):  # the scheduler places it only where its selector admits: room elsewhere is no help
-                workers = self._worker_objects() if workers is None else workers
+            if objects.pinned(pod):  # the scheduler places it only where it is admitted: room elsewhere is no help
+                workers = self._workers(self.node_items() if items is None else items) if workers is None else workers
                 nodes = frozenset(n["metadata"]["name"] for n in workers if objects.admits(pod, n))
             out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB), nodes=nodes))
         return out
 
-    def _worker_objects(self) -> list[dict[str, Any]]:
-        """The spec's workers as the API lists them (labels and all)."""
-        try:
-            items = self._plain(self.core.list_node()).get("items") or []
-        except ApiException as exc:
-            raise _external("listing nodes", exc) from exc
+    def _workers(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The spec's workers among listed nodes."""
         return [n for n in items if (g := self._group_of(n["metadata"]["name"])) is not None
                 and g.role == NodeRole.WORKER]
 
@@ -316,7 +319,7 @@ class KubeCluster:
         for pod in pods:
             meta = pod["metadata"]
             # HTCondor worker pods go too (BCS 5 takes the whole node); HTCondor on the bare node stays.
-            if objects.is_node_pod(pod) or not objects.is_evictable(pod) or meta.get("deletionTimestamp"):
+            if not _drain_moves(pod) or meta.get("deletionTimestamp"):
                 continue
             if f"{meta.get('namespace')}/{meta['name']}" in refused:
                 left += 1
@@ -334,8 +337,7 @@ class KubeCluster:
         state = self._state(node)
         if state != NodeState.DRAINING:
             return 0 if state == NodeState.HTCONDOR else None
-        return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}")
-                   if objects.is_evictable(pod) and not objects.is_node_pod(pod))
+        return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}") if _drain_moves(pod))
 
     def _evict_one(self, namespace: str, name: str, grace: int | None) -> int:
         """1 if a disruption budget refused the eviction for now, else 0. A grace period goes in the Eviction's
@@ -483,6 +485,12 @@ def _short_of_resources(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _drain_moves(pod: dict[str, Any]) -> bool:
+    """A pod a drain of its node moves (``evict``, ``drain_left``): evictable, and not the node's own HTCondor pod
+    (BCS 5 takes the whole node, its worker pods too; HTCondor on the bare node stays)."""
+    return objects.is_evictable(pod) and not objects.is_node_pod(pod)
+
+
 def _running(pod: dict[str, Any]) -> bool:
     """Phase Running, and each container's state running (the kubelet's ContainerStatus: ``state.running``; a pod
     still pulling its image, or in a crash loop, has a container ``waiting``)."""
@@ -490,13 +498,6 @@ def _running(pod: dict[str, Any]) -> bool:
     containers = status.get("containerStatuses") or []
     return status.get("phase") == "Running" and bool(containers) and all(
         "running" in (c.get("state") or {}) for c in containers)
-
-
-def _pinned(pod: dict[str, Any]) -> bool:
-    """The pod names a node selector or a required node affinity (``objects.admits``)."""
-    spec = pod.get("spec") or {}
-    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
-    return bool(spec.get("nodeSelector")) or "requiredDuringSchedulingIgnoredDuringExecution" in affinity
 
 
 def _since(pod_spec: dict[str, Any]) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from enclave.broker.transitions import NodeFacts, StartdFacts, changes
 from enclave.cluster.kube import KubeCluster, WorkerPod, startds_of
@@ -140,7 +140,8 @@ class LiveBackend:
 
     # --- observe ---------------------------------------------------------------------------------------
 
-    def view(self) -> View:
+    def view(self, node_items: list[dict[str, Any]] | None = None) -> View:
+        """Both systems now (``node_items``: a node listing the caller has, else one is made)."""
         slots = self.condor.slots()
         pods = tuple(self.kube.worker_pods())
         # A worker pod's startd is named by its Machine, the pod's host name (the pod's name); a whole-node pod's
@@ -153,7 +154,7 @@ class LiveBackend:
         known = {(r.kind, _key(r)) for r in reported}
         starting = tuple(s for s in startds_of(list(pods)) if (s.kind, _key(s)) not in known)
         reporting = {s.node for s in reported}
-        nodes: list[Node] = list(self.kube.nodes())
+        nodes: list[Node] = list(self.kube.nodes(node_items))
         for g in self.spec.groups(NodeRole.BATCH_ONLY):
             for i in range(1, g.count + 1):
                 name = node_name(g.name, i)
@@ -164,8 +165,9 @@ class LiveBackend:
                     starting=frozenset(s.name for s in starting))
 
     def observe(self) -> Observed:
-        view = self.view()
-        spawns = tuple(self.kube.pending_notebooks())
+        listed = self.kube.node_items()  # one listing for the nodes and the pinned spawns' workers
+        view = self.view(listed)
+        spawns = tuple(self.kube.pending_notebooks(listed))
         # Each startd's running jobs (its dynamic slots): what its jobs would lose, for the broker's victims.
         jobs = self.condor.running_jobs()
         startds = tuple(replace(s, jobs=jobs[s.name]) if s.name in jobs else s for s in view.startds)

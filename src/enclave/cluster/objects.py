@@ -220,6 +220,8 @@ def admits(pod: dict[str, Any], node: dict[str, Any]) -> bool:
     label, and — when ``requiredDuringSchedulingIgnoredDuringExecution`` is set — one of its ``nodeSelectorTerms``,
     each term's expressions and fields all holding (an empty term matches nothing). Taints and tolerations are
     not looked at: the broker's ready workers carry none that notebook pods do not tolerate."""
+    if not pinned(pod):
+        return True
     spec = pod.get("spec") or {}
     meta = node.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -231,6 +233,13 @@ def admits(pod: dict[str, Any], node: dict[str, Any]) -> bool:
         return True
     fields = {"metadata.name": meta.get("name") or ""}
     return any(_term_holds(t, labels, fields) for t in required.get("nodeSelectorTerms") or [])
+
+
+def pinned(pod: dict[str, Any]) -> bool:
+    """The pod names a node selector or a required node affinity: ``admits`` may refuse it some nodes."""
+    spec = pod.get("spec") or {}
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    return bool(spec.get("nodeSelector")) or "requiredDuringSchedulingIgnoredDuringExecution" in affinity
 
 
 def _term_holds(term: dict[str, Any], labels: dict[str, str], fields: dict[str, str]) -> bool:

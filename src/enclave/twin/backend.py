@@ -164,7 +164,7 @@ class TwinBackend:
             worker = n.role == NodeRole.WORKER
             k8s_cpu = n.svc_cpu + n.nb_cpu if worker else 0.0
             k8s_mem = n.svc_mem + n.nb_mem if worker else 0
-            if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
+            if n.emptied:
                 k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem  # drained: only the services are left
             state = n.state
             if _back_after_return(n, self._returned):

@@ -92,6 +92,11 @@ class SimNode:
         """When a drain of it was last given up unfinished (``ReturnNode.drain_stuck``)."""
 
     @property
+    def emptied(self) -> bool:
+        """Given to HTCondor, or drained (its evicted pods all gone): only its services are left on it."""
+        return self.state == NodeState.HTCONDOR or (self.state == NodeState.DRAINING and self.drained)
+
+    @property
     def pod_cpu(self) -> int:
         return sum(p.cores for p in self.pods.values())
 
@@ -1130,7 +1135,7 @@ class Sim:
         its evictions ended that still terminate (``Backend.drain_left``); 0 once drained or HTCondor runs there,
         None when it is not draining (a return under way is the backend's to tell: ``TwinBackend.drain_left``)."""
         n = self.node(name)
-        if n.state == NodeState.HTCONDOR or (n.state == NodeState.DRAINING and n.drained):
+        if n.emptied:
             return 0
         if n.state != NodeState.DRAINING:
             return None

@@ -8,7 +8,6 @@ relabels; Kubernetes service admin manages pods and drains) and journaled in the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -97,7 +96,7 @@ class DrainNodeBody(Body):
     def flags(self) -> DrainOverrides:
         return DrainOverrides(force=self.force, ignore_daemonsets=self.ignore_daemonsets,
                               delete_emptydir_data=self.delete_emptydir_data,
-                              grace_period_seconds=self.grace_period_seconds, timeout_seconds=self.timeout_seconds)
+                              grace_period_seconds=self.grace_period_seconds)
 
 
 class StartHTCondorBody(Body):
@@ -147,8 +146,7 @@ def procedure(body: Procedure, actor: str) -> Callable[[BrokerService], Outcome]
         case DeletePodsBody():
             return lambda b: b.delete_pods(actor, body.pods, reason=body.reason)
         case DrainNodeBody():  # its timeout is waited out of the lock (``act``)
-            return lambda b: b.drain_node(actor, body.node, reason=body.reason,
-                                          flags=replace(body.flags(), timeout_seconds=None))
+            return lambda b: b.drain_node(actor, body.node, reason=body.reason, flags=body.flags())
         case StartHTCondorBody():
             return lambda b: b.start_htcondor(actor, body.node, body.pool, reason=body.reason)
         case ReturnNodeBody():
