@@ -90,13 +90,14 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
         called.add(name)
         return getattr(kube, name)(*args)
 
-    call("nodes")
+    call("nodes", call("node_items"))
     call("pending_notebooks")
     call("deploy_pods", "kub-006", "drp", ("htcondor-kub-006-1",), 8, 8192)
     call("worker_pods")
     call("label_pod_pool", "htcondor-kub-006-1", "user")
     call("delete_pods", ("htcondor-kub-006-1",))
     assert call("drain", "kub-005") == 1  # the budget holds ff back
+    assert call("drain_left", "kub-005") == 2  # ff, and nb-alice terminating
     server.pdb_blocked.clear()
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")

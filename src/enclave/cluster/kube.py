@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from enclave.accounts.homes import Provisioned
 from enclave.accounts.types import AccountView
@@ -43,7 +44,16 @@ NOTEBOOK_SELECTOR = "component=singleuser-server"
 _SHORT_OF = ("Insufficient cpu", "Insufficient memory")
 
 
-def _external(what: str, exc: ApiException) -> ExternalError:
+_UNREACHED = (ApiException, HTTPError)
+"""What a listing may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection
+refused, timed out), which the observation reports as an unreachable cluster, not a crash."""
+
+
+def _external(what: str, exc: ApiException | HTTPError) -> ExternalError:
+    if not isinstance(exc, ApiException):
+        return ExternalError(f"Kubernetes API: {what} failed, the API server did not answer ({exc})",
+                             where="Kubernetes", fix="check the server address in the kubeconfig and that the API "
+                                                     "server runs and is reachable from here")
     return ExternalError(f"Kubernetes API: {what} failed ({exc.status} {exc.reason})", where="Kubernetes",
                          fix="check the API server and that the broker's service account may do this (RBAC)")
 
@@ -104,7 +114,7 @@ class KubeCluster:
     def _pods(self, **kwargs: Any) -> list[dict[str, Any]]:
         try:
             return list(self._plain(self.core.list_pod_for_all_namespaces(**kwargs)).get("items") or [])
-        except ApiException as exc:
+        except _UNREACHED as exc:
             raise _external("listing pods", exc) from exc
 
     def node_items(self) -> list[dict[str, Any]]:
@@ -112,7 +122,7 @@ class KubeCluster:
         ``pending_notebooks`` may share."""
         try:
             return list(self._plain(self.core.list_node()).get("items") or [])
-        except ApiException as exc:
+        except _UNREACHED as exc:
             raise _external("listing nodes", exc) from exc
 
     def nodes(self, items: list[dict[str, Any]] | None = None) -> list[Node]:
