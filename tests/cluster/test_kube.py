@@ -220,8 +220,10 @@ def test_pending_notebooks_are_the_spawns_that_found_no_room(kube: KubeCluster, 
     server.pods[(nb, "nb-gated")] = pod_obj("nb-gated", "", phase="Pending", labels=SINGLEUSER, conditions=[
         {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}])
     assert kube.pending_notebooks() == [PendingSpawn(cpu=2.5, memory_mib=8192), PendingSpawn(cpu=1.0, memory_mib=1536)]
-    assert server.requests == [("GET", "/api/v1/namespaces/jupyter-lsst/pods", None)]
-    assert server.queries == [{"fieldSelector": "status.phase=Pending", "labelSelector": "component=singleuser-server"}]
+    # The nodes are listed for the workers the spawns may go to (``test_a_pinned_spawn_is_told_with...``).
+    assert server.requests == [("GET", "/api/v1/namespaces/jupyter-lsst/pods", None), ("GET", "/api/v1/nodes", None)]
+    assert server.queries[0] == {"fieldSelector": "status.phase=Pending",
+                                 "labelSelector": "component=singleuser-server"}
 
 
 def test_pending_notebooks_leave_out_placeholders_and_pods_room_would_not_place(kube: KubeCluster,
@@ -248,14 +250,16 @@ def test_pending_notebooks_leave_out_placeholders_and_pods_room_would_not_place(
 def test_a_pinned_spawn_is_told_with_the_workers_its_selector_admits(kube: KubeCluster, server: ApiServer) -> None:
     """A spawn short of memory on the 2 workers its profile's selector admits, the other workers not matching: room
     freed elsewhere would not place it, so it comes with the workers that would (``PendingSpawn.nodes``). The nodes
-    are listed once for all pinned spawns, and not at all without one."""
+    are listed once for all the spawns, and not at all when none waits."""
     nb = "jupyter-lsst"
     for name in ("kub-003", "kub-004"):
         server.nodes[name]["metadata"]["labels"]["lsst.io/notebooks"] = "large"
     mixed = "0/60 nodes are available: 2 Insufficient memory, 58 node(s) didn't match Pod's node affinity/selector."
+    assert kube.pending_notebooks() == []
+    assert not any(path == "/api/v1/nodes" for _, path, _ in server.requests)
     server.pods[(nb, "nb-plain")] = unschedulable_pod("nb-plain")
     assert kube.pending_notebooks() == [PendingSpawn(cpu=1.0, memory_mib=2048)]
-    assert not any(path == "/api/v1/nodes" for _, path, _ in server.requests)
+    server.requests.clear()
     server.pods[(nb, "nb-pinned")] = unschedulable_pod("nb-pinned", cpu="4", memory="16Gi", message=mixed)
     server.pods[(nb, "nb-pinned")]["spec"]["nodeSelector"] = {"lsst.io/notebooks": "large"}
     server.pods[(nb, "nb-affine")] = unschedulable_pod("nb-affine", cpu="2", memory="8Gi", message=mixed)
@@ -268,6 +272,42 @@ def test_a_pinned_spawn_is_told_with_the_workers_its_selector_admits(kube: KubeC
         PendingSpawn(cpu=2.0, memory_mib=8192, nodes=frozenset({"kub-003"})),
         PendingSpawn(cpu=4.0, memory_mib=16384, nodes=frozenset({"kub-003", "kub-004"}))]
     assert sum(path == "/api/v1/nodes" for _, path, _ in server.requests) == 1
+
+
+def test_a_spawn_a_taint_keeps_off_some_workers_is_told_with_the_others(kube: KubeCluster, server: ApiServer) -> None:
+    """kube-scheduler's TaintToleration filter keeps a pod off a node with a NoSchedule or NoExecute taint it does
+    not tolerate (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/): room freed there
+    would not place it, so it comes with the workers that would. A taint that mirrors what the node's state says
+    already (a cordon's ``node.kubernetes.io/unschedulable``, k8s.io/api core/v1 well_known_taints.go), a
+    PreferNoSchedule one (it only scores), or one on a node that is not ready, pins nobody."""
+    nb = "jupyter-lsst"
+    workers = sorted(n for n in server.nodes if n.startswith("kub-") and not n.startswith("kub-master"))
+    server.nodes["kub-001"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
+    server.nodes["kub-002"]["spec"]["taints"] = [{"key": "lsst.io/maintenance", "effect": "NoExecute"}]
+    server.nodes["kub-005"]["spec"]["taints"] = [{"key": "lsst.io/busy", "effect": "PreferNoSchedule"}]
+    server.nodes["kub-006"] = node_obj("kub-006", unschedulable=True)
+    server.nodes["kub-006"]["spec"]["taints"] = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
+    server.nodes["kub-007"] = node_obj("kub-007", ready=False)
+    server.nodes["kub-007"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
+    short = "0/60 nodes are available: 58 Insufficient cpu, 2 node(s) had untolerated taint {lsst.io/dedicated: gpu}."
+    server.pods[(nb, "nb-plain")] = unschedulable_pod("nb-plain", cpu="3", message=short)
+    server.pods[(nb, "nb-gpu")] = unschedulable_pod("nb-gpu", cpu="4", message=short)
+    server.pods[(nb, "nb-gpu")]["spec"]["tolerations"] = [  # Equal: the same key and value; effect empty: any
+        {"key": "lsst.io/dedicated", "operator": "Equal", "value": "gpu"}]
+    server.pods[(nb, "nb-any")] = unschedulable_pod("nb-any", cpu="5", message=short)
+    server.pods[(nb, "nb-any")]["spec"]["tolerations"] = [{"operator": "Exists"}]  # empty key, Exists: every taint
+    assert sorted(kube.pending_notebooks(), key=lambda sp: sp.cpu) == [
+        PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002", "kub-007"}),
+        PendingSpawn(cpu=4.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-002"}),
+        PendingSpawn(cpu=5.0, memory_mib=2048)]
+    server.nodes["kub-001"]["spec"]["taints"][0]["effect"] = "NoExecute"
+    server.nodes["kub-002"]["spec"]["taints"] = [{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}]
+    server.pods[(nb, "nb-gpu")]["spec"]["tolerations"][0]["effect"] = "NoSchedule"  # not the taint's effect
+    server.pods[(nb, "nb-any")]["spec"]["tolerations"] = [{"key": "lsst.io/dedicated", "operator": "Exists"}]
+    assert sorted(kube.pending_notebooks(), key=lambda sp: sp.cpu) == [
+        PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002", "kub-007"}),
+        PendingSpawn(cpu=4.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002"}),
+        PendingSpawn(cpu=5.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-002"})]
 
 
 def test_the_selected_label_is_the_one_kubespawner_puts_on_server_pods() -> None:

@@ -1,7 +1,8 @@
-"""``objects.admits``: where a pod's node selector and required node affinity let it run, as kube-scheduler's
-NodeAffinity filter decides. Each case's expectation is the rule the Kubernetes documentation and API reference
-state (https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/, "Node affinity"; core/v1
-NodeSelectorTerm and NodeSelectorRequirement), cited beside it."""
+"""``objects.admits`` and ``objects.tolerates``: where a pod's node selector, required node affinity and
+tolerations let it run, as kube-scheduler's NodeAffinity and TaintToleration filters decide. Each case's expectation
+is the rule the Kubernetes documentation and API reference state
+(https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/, "Node affinity"; core/v1
+NodeSelectorTerm and NodeSelectorRequirement; core/v1 toleration.go ToleratesTaint), cited beside it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from enclave.cluster.objects import admits
+from enclave.cluster.objects import admits, refusing_taints, tolerates
 from tests.cluster.conftest import node_obj
 
 NODE = node_obj("kub-003", labels={"lsst.io/notebooks": "large", "lsst.io/cores": "48"})
@@ -61,3 +62,46 @@ def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
 ])
 def test_admits(p: dict[str, Any], expected: bool) -> None:
     assert admits(p, NODE) is expected
+
+
+GPU = {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}
+
+
+def tolerating(*tolerations: dict[str, str]) -> dict[str, Any]:
+    p = pod()
+    p["spec"]["tolerations"] = list(tolerations)
+    return p
+
+
+@pytest.mark.parametrize(("p", "taint", "expected"), [
+    # k8s.io/api core/v1 toleration.go ToleratesTaint, rule by rule
+    (pod(), GPU, False),  # no toleration
+    (tolerating({"key": "lsst.io/dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}), GPU, True),
+    (tolerating({"key": "lsst.io/dedicated", "value": "gpu"}), GPU, True),  # operator defaults to Equal; any effect
+    (tolerating({"key": "lsst.io/dedicated", "value": "cpu"}), GPU, False),  # Equal: the values differ
+    (tolerating({"key": "lsst.io/dedicated", "operator": "Exists"}), GPU, True),  # Exists: any value
+    (tolerating({"key": "lsst.io/other", "operator": "Exists"}), GPU, False),  # the keys differ
+    (tolerating({"operator": "Exists"}), GPU, True),  # empty key with Exists: every key and value
+    (tolerating({"operator": "Exists", "effect": "NoExecute"}), GPU, False),  # the effects differ
+    (tolerating({"key": "lsst.io/dedicated", "operator": "Lt", "value": "gpu"}), GPU, False),  # no such operator
+    (tolerating({"key": "lsst.io/maintenance", "operator": "Equal"}),  # empty values are equal
+     {"key": "lsst.io/maintenance", "effect": "NoExecute"}, True),
+    # every taint needs a toleration of its own
+    (tolerating({"key": "lsst.io/dedicated", "operator": "Exists"}),
+     [GPU, {"key": "lsst.io/maintenance", "effect": "NoExecute"}], False),
+])
+def test_tolerates(p: dict[str, Any], taint: dict[str, str] | list[dict[str, str]], expected: bool) -> None:
+    assert tolerates(p, taint if isinstance(taint, list) else [taint]) is expected
+
+
+def test_the_taints_that_refuse_a_pod_are_the_ones_the_scheduler_filters_on() -> None:
+    """NoSchedule and NoExecute keep a pod off (kube-scheduler's TaintToleration filter); PreferNoSchedule only
+    scores; the node lifecycle controller's and a cordon's taints say what the node's state says already."""
+    node = node_obj("kub-003")
+    node["spec"]["taints"] = [GPU, {"key": "lsst.io/maintenance", "effect": "NoExecute"},
+                              {"key": "lsst.io/busy", "effect": "PreferNoSchedule"},
+                              {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+                              {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
+                              {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}]
+    assert [t["key"] for t in refusing_taints(node)] == [
+        "lsst.io/dedicated", "lsst.io/maintenance", "node.kubernetes.io/memory-pressure"]

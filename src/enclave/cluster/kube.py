@@ -185,8 +185,10 @@ class KubeCluster:
         return sorted(out, key=lambda p: p.name)
 
     def pending_notebooks(self, items: list[dict[str, Any]] | None = None) -> list[PendingSpawn]:
-        """Notebook servers the scheduler found no node with room for, with what each requests; a pinned one with
-        the workers it may go to, from ``items`` (a node listing the caller has, else one made when needed).
+        """Notebook servers the scheduler found no node with room for, with what each requests; one that some ready
+        worker refuses (its node selector or affinity, ``objects.admits``; a taint it does not tolerate,
+        ``objects.tolerates``) with the workers it may go to. ``items``: a node listing the caller has, else one is
+        made when a spawn waits.
 
         Only users' servers: Zero to JupyterHub's user-placeholder pods in the same namespace are unschedulable
         on purpose (they keep room warm), and freeing cores for them would only be taken back by the next one.
@@ -198,17 +200,15 @@ class KubeCluster:
         except ApiException as exc:
             raise _external(f"listing pods in {namespace}", exc) from exc
         out = []
-        workers: list[dict[str, Any]] | None = None
+        workers: _Workers | None = None
         for pod in self._plain(listed).get("items") or []:
             if ((pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp")
                     or not _short_of_resources(pod)):
                 continue
+            if workers is None:
+                workers = _Workers(self._workers(self.node_items() if items is None else items))
             c, m = objects.pod_requests(pod)
-            nodes = None
-            if objects.pinned(pod):  # the scheduler places it only where it is admitted: room elsewhere is no help
-                workers = self._workers(self.node_items() if items is None else items) if workers is None else workers
-                nodes = frozenset(n["metadata"]["name"] for n in workers if objects.admits(pod, n))
-            out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB), nodes=nodes))
+            out.append(PendingSpawn(cpu=float(c), memory_mib=int(m / _MIB), nodes=workers.admitting(pod)))
         return out
 
     def _workers(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -482,6 +482,25 @@ def _allocatable(node: dict[str, Any], cores: int, memory_mib: int) -> tuple[int
     if "memory" in allocatable:
         memory_mib = int(Decimal(parse_quantity(allocatable["memory"])) / _MIB)  # type: ignore[no-untyped-call]
     return cores, memory_mib
+
+
+class _Workers:
+    """The workers a waiting spawn may go to, for ``KubeCluster.pending_notebooks``: each worker's labels and the
+    taints that refuse pods (``objects.refusing_taints``) read once for all the spawns."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.named = [(n["metadata"]["name"], n) for n in items]
+        self.taints = {name: objects.refusing_taints(n) for name, n in self.named}
+        self.tainted_ready = [self.taints[name] for name, n in self.named
+                              if self.taints[name] and objects.node_state(n) == NodeState.READY]
+
+    def admitting(self, pod: dict[str, Any]) -> frozenset[str] | None:
+        """The workers ``pod`` may go to; None when every ready worker takes it (room made anywhere places it).
+        The scheduler places it only where it is admitted: room elsewhere is no help."""
+        if not objects.pinned(pod) and all(objects.tolerates(pod, taints) for taints in self.tainted_ready):
+            return None
+        return frozenset(name for name, n in self.named
+                         if objects.admits(pod, n) and objects.tolerates(pod, self.taints[name]))
 
 
 def _short_of_resources(pod: dict[str, Any]) -> bool:

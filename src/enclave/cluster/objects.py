@@ -218,8 +218,7 @@ def admits(pod: dict[str, Any], node: dict[str, Any]) -> bool:
     NodeAffinity filter decides (https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/;
     k8s.io/component-helpers/scheduling/corev1/nodeaffinity, GetRequiredNodeAffinity): every ``nodeSelector``
     label, and — when ``requiredDuringSchedulingIgnoredDuringExecution`` is set — one of its ``nodeSelectorTerms``,
-    each term's expressions and fields all holding (an empty term matches nothing). Taints and tolerations are
-    not looked at: the broker's ready workers carry none that notebook pods do not tolerate."""
+    each term's expressions and fields all holding (an empty term matches nothing). Taints are ``tolerates``'s."""
     if not pinned(pod):
         return True
     spec = pod.get("spec") or {}
@@ -240,6 +239,42 @@ def pinned(pod: dict[str, Any]) -> bool:
     spec = pod.get("spec") or {}
     affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
     return bool(spec.get("nodeSelector")) or "requiredDuringSchedulingIgnoredDuringExecution" in affinity
+
+
+STATE_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
+                          "node.kubernetes.io/unschedulable"})
+"""The taints the node lifecycle controller and a cordon put on a node for what ``node_state`` reads already (its
+Ready condition, ``spec.unschedulable``; k8s.io/api core/v1 well_known_taints.go): such a node is not ready for
+the broker, whatever a pod tolerates."""
+
+
+def refusing_taints(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The node's taints that keep a pod off unless it tolerates them: kube-scheduler's TaintToleration filter
+    looks at effects NoSchedule and NoExecute only (pkg/scheduler/framework/plugins/tainttoleration, Filter;
+    PreferNoSchedule only scores). ``STATE_TAINTS`` are left out (``node_state`` reads them)."""
+    return [t for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("effect") in ("NoSchedule", "NoExecute") and t.get("key") not in STATE_TAINTS]
+
+
+def tolerates(pod: dict[str, Any], taints: list[dict[str, Any]]) -> bool:
+    """Whether the pod tolerates each of ``taints`` (``refusing_taints``), as k8s.io/api core/v1 toleration.go
+    ToleratesTaint matches one: an empty toleration effect matches every effect, else the effects are equal; an
+    empty key (operator Exists) matches every key, else the keys are equal; operator Exists matches any value,
+    Equal (the default) the same value; any other operator matches nothing."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    return all(any(_tolerated(t, taint) for t in tolerations) for taint in taints)
+
+
+def _tolerated(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
+    effect, key = toleration.get("effect") or "", toleration.get("key") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def _term_holds(term: dict[str, Any], labels: dict[str, str], fields: dict[str, str]) -> bool:
