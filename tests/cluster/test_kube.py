@@ -29,6 +29,11 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     server.nodes["kub-002"] = node_obj("kub-002", ready=False)
     server.nodes["kub-003"] = node_obj("kub-003", unschedulable=True)
     server.nodes["kub-004"] = node_obj("kub-004", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    # NoExecute evicts what does not tolerate it, pods bound by nodeName too (taint-based evictions,
+    # https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/); NoSchedule leaves them be.
+    server.nodes["kub-005"]["spec"]["taints"] = [{"key": "lsst.io/repair", "effect": "NoExecute"}]
+    server.nodes["kub-006"] = node_obj("kub-006")
+    server.nodes["kub-006"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
     nodes = {n.name: n for n in kube.nodes()}
     assert "stranger-1" not in nodes and "kub-master-001" in nodes and not any(n.startswith("condor") for n in nodes)
     assert nodes["kub-001"].k8s_cores_requested == pytest.approx(3.0)  # worker pods and finished pods excluded
@@ -37,6 +42,8 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     assert nodes["kub-002"].state == NodeState.DOWN
     assert nodes["kub-003"].state == NodeState.DOWN  # cordoned by someone else
     assert nodes["kub-004"].state == NodeState.HTCONDOR
+    assert nodes["kub-005"].state == NodeState.DOWN  # being emptied: worker pods sent there would be evicted
+    assert nodes["kub-006"].state == NodeState.READY
 
 
 def test_nodes_report_the_requests_a_drain_leaves(kube: KubeCluster, server: ApiServer) -> None:
@@ -283,7 +290,7 @@ def test_a_spawn_a_taint_keeps_off_some_workers_is_told_with_the_others(kube: Ku
     nb = "jupyter-lsst"
     workers = sorted(n for n in server.nodes if n.startswith("kub-") and not n.startswith("kub-master"))
     server.nodes["kub-001"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
-    server.nodes["kub-002"]["spec"]["taints"] = [{"key": "lsst.io/maintenance", "effect": "NoExecute"}]
+    server.nodes["kub-002"]["spec"]["taints"] = [{"key": "lsst.io/maintenance", "effect": "NoSchedule"}]
     server.nodes["kub-005"]["spec"]["taints"] = [{"key": "lsst.io/busy", "effect": "PreferNoSchedule"}]
     server.nodes["kub-006"] = node_obj("kub-006", unschedulable=True)
     server.nodes["kub-006"]["spec"]["taints"] = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
@@ -300,7 +307,7 @@ def test_a_spawn_a_taint_keeps_off_some_workers_is_told_with_the_others(kube: Ku
         PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002", "kub-007"}),
         PendingSpawn(cpu=4.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-002"}),
         PendingSpawn(cpu=5.0, memory_mib=2048)]
-    server.nodes["kub-001"]["spec"]["taints"][0]["effect"] = "NoExecute"
+    server.nodes["kub-001"]["spec"]["taints"][0]["effect"] = "NoExecute"  # down now (test_nodes_report_state...)
     server.nodes["kub-002"]["spec"]["taints"] = [{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}]
     server.pods[(nb, "nb-gpu")]["spec"]["tolerations"][0]["effect"] = "NoSchedule"  # not the taint's effect
     server.pods[(nb, "nb-any")]["spec"]["tolerations"] = [{"key": "lsst.io/dedicated", "operator": "Exists"}]

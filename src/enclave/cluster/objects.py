@@ -127,6 +127,11 @@ def node_state(node: dict[str, Any]) -> NodeState:
         return NodeState.DRAINING
     if (node.get("spec") or {}).get("unschedulable"):
         return NodeState.DOWN  # cordoned by someone else (maintenance): not ours to use
+    if any(t["effect"] == "NoExecute" for t in refusing_taints(node)):
+        # Tainted to empty it (maintenance, a repair): the taint-eviction controller evicts every pod that does not
+        # tolerate the taint, pods bound by nodeName too — the broker's worker pods tolerate none
+        # (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/#taint-based-evictions).
+        return NodeState.DOWN
     return NodeState.READY
 
 
