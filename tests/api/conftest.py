@@ -85,7 +85,7 @@ class ProjectedBackend:
     def advance(self, seconds: float) -> None:
         self.state = replace(self.state, now=self.state.now + seconds)
 
-    def progress(self) -> None:
+    def progress(self, node: str | None = None) -> None:
         """Nothing is under way: every action takes effect at once."""
 
     def drain_left(self, node: str) -> int | None:

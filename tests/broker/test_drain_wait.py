@@ -112,3 +112,34 @@ def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> Non
         broker.sleep = sleep
         assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
     assert slept == [DRAIN_POLL_SECONDS, DRAIN_POLL_SECONDS] and ("jupyter-lsst", "nb-alice") not in server.pods
+
+
+def test_live_each_poll_looks_at_the_drained_node_alone() -> None:
+    """A wait polls each second: it retries the evictions of its node and counts what is left there, listing that
+    node's pods (field selector ``spec.nodeName``), as kubectl drain looks only at its own node's pods. It lists
+    neither every pod nor every node (the broker's cycle does, once per cycle), which each second on a cluster of
+    thousands of workers would load the API server with the whole cluster's pods (review: it did)."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    server.pods[("jupyter-lsst", "nb-alice")] = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nb-alice", "namespace": "jupyter-lsst"},
+        "spec": {"nodeName": "worker-002", "containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Running"}}
+    polls: list[list[tuple[str, str, dict[str, str]]]] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append([(m, path, q) for (m, path, _), q in zip(server.requests, server.queries, strict=True)])
+        server.requests.clear()
+        server.queries.clear()
+        if len(polls) == 3:
+            server.kubelet_stops()
+
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        broker.sleep = sleep
+        assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
+    for poll in polls[1:]:  # the first holds the drain's own requests
+        gets = [(path, q) for m, path, q in poll if m == "GET"]
+        assert gets and all(path == "/api/v1/nodes/worker-002" or (path == "/api/v1/pods" and q == {
+            "fieldSelector": "spec.nodeName=worker-002"}) for path, q in gets), gets

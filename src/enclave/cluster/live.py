@@ -125,10 +125,13 @@ class LiveBackend:
         """A live enclave never runs out of scenario."""
         return False
 
-    def progress(self) -> int:
+    def progress(self, node: str | None = None) -> int:
         """Retry evictions on nodes still draining (a disruption budget may have refused some), and give back the
         workers whose return has ended (``KubeCluster.finish_returns``); returns how many pods are still to go.
-        Call once per broker cycle, like ``kubectl drain`` retries."""
+        Call once per broker cycle, like ``kubectl drain`` retries. ``node``: retry that node's evictions alone, if
+        it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second)."""
+        if node is not None:
+            return self.kube.evict(node) if self.kube.drain_left(node) else 0
         nodes = self.kube.nodes()  # one listing for both: a return changes no draining worker
         self.kube.finish_returns(nodes)
         return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)

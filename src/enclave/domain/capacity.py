@@ -313,9 +313,10 @@ class Backend(Protocol):
         """Let ``seconds`` of the backend's clock pass: the twin simulates them, the live backend waits them."""
         ...
 
-    def progress(self) -> int:
+    def progress(self, node: str | None = None) -> int:
         """Push on work still under way (evictions a disruption budget refused, as ``kubectl drain`` retries);
-        returns how many items are still pending. Call once per broker cycle."""
+        returns how many items are still pending. Call once per broker cycle. ``node``: that node's drain alone (a
+        drain waited on, ``BrokerService.wait_drained``: as ``kubectl drain`` retries its own node's evictions)."""
         ...
 
     def drain_left(self, node: str) -> int | None:

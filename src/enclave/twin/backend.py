@@ -135,7 +135,7 @@ class TwinBackend:
             raise InputError([Problem("advance", f"cannot go back in time ({seconds} s)", "give seconds >= 0")])
         self.sim.run_until(min(self.sim.now + seconds, self.sim.horizon))
 
-    def progress(self) -> int:
+    def progress(self, node: str | None = None) -> int:
         """Nothing is ever pending outside the simulation: evictions and starts are its events."""
         return 0
 
