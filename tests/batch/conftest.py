@@ -120,6 +120,9 @@ class Daemons:
     dynamic: list[ClassAd] = field(default_factory=list)
     """Dynamic slots' ads (one per running job, ``run_job``), listed by the collector beside the partitionable
     slots."""
+    collector_started: int = 1_700_000_000
+    """The collector's own ad's DaemonStartTime (HTCondor manual, "Collector ClassAd Attributes"): 2023, before any
+    test's clock."""
 
     def slot_ad(self, fs: FakeStartd) -> ClassAd:
         ad = policy.machine_ad(self.spec, fs.startd)
@@ -172,6 +175,10 @@ class Daemons:
             return [self.schedd_ad(n) for n in self.jobs]
         if ad_type == htcondor2.AdType.Master and self.masters:
             return [self.master_ad(n, fs) for n, fs in self.startds.items()]
+        if ad_type == htcondor2.AdType.Collector:
+            return [ClassAd({"MyType": "Collector", "Name": f"My Pool - {self.spec.batch.central_manager}",
+                             "MyAddress": "<10.0.0.1:9618>", "CondorVersion": VERSION,
+                             "DaemonStartTime": self.collector_started})]
         return []
 
     def add(self, s: Startd, address: str) -> None:

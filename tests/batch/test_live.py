@@ -250,6 +250,16 @@ def test_collector_down_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
     daemons.fail = "collector"
     with pytest.raises(ExternalError, match="collector lsst-condor-cm.ncsa.illinois.edu query failed"):
         adapter(daemons).startds()
+    with pytest.raises(ExternalError, match="collector lsst-condor-cm.ncsa.illinois.edu query failed"):
+        adapter(daemons).collector_since()
+
+
+def test_collector_since_is_the_collectors_daemon_start_time(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """The collector's own ad (condor_status -collector) carries DaemonStartTime, "the time that this daemon was
+    started" in seconds since the epoch (HTCondor manual, "Collector ClassAd Attributes")."""
+    daemons.collector_started = 1_790_000_000
+    assert adapter(daemons).collector_since() == 1_790_000_000.0
+    assert ("collector_query", int(htcondor2.AdType.Collector), None) in daemons.calls
 
 
 def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:

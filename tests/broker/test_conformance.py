@@ -375,7 +375,8 @@ def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> N
     """A worker pod Kubernetes holds but whose startd never reports (an image that does not pull) is listed as
     starting since its making (``ENCLAVE_POD_SINCE``), and ``start_timeout_seconds`` later the broker's decision
     deletes it; the pod goes. While its container runs, the startd is more likely one a restarted collector has not
-    heard from yet: it is left."""
+    heard from yet: it is left — unless the collector started before the pod was made (its ad's DaemonStartTime,
+    HTCondor manual "Collector ClassAd Attributes"): then it has had the startd's first ad's chance and more."""
     world = live_world(spec, twin_world(spec).backend.observe())
     backend = world.backend
     assert isinstance(backend, LiveBackend)
@@ -394,7 +395,14 @@ def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> N
         {**status, "state": {"running": {"startedAt": "2026-06-21T12:00:05Z"}}}]}
     (up,) = [s for s in backend.observe().startds if s.name == pods[0]]
     assert up.pod_up and not up.ready
+    collector = backend.condor.collector.daemons  # type: ignore[attr-defined]
+    collector.collector_started = int(up.since) + 1  # restarted since the pod was made
+    assert backend.observe().collector_since == up.since + 1
     assert not any(isinstance(a, DeletePods) for a in plan(spec, backend.observe()).actions)
+    collector.collector_started = int(up.since)  # up before the pod was made: the startd never reached it
+    (give_up,) = [a for a in plan(spec, backend.observe()).actions if isinstance(a, DeletePods)]
+    assert give_up.pods == pods and "its pod runs, made after the collector started" in give_up.reason
+    collector.collector_started = int(up.since) + 1
     pod["status"] = {"phase": "Pending", "containerStatuses": [
         {**status, "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
     (give_up,) = [a for a in plan(spec, backend.observe()).actions if isinstance(a, DeletePods)]

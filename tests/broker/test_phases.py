@@ -699,6 +699,21 @@ def test_a_start_that_never_came_is_given_up() -> None:
     assert k.free == free + 8 + 48  # p1's room on w1, and w2 whole, are the commons' again
 
 
+def test_a_running_pod_the_collector_never_heard_from_is_given_up_once_it_has_had_every_chance() -> None:
+    """A pod whose containers run, not joined: left while the collector may not have heard from it yet (restarted
+    since the pod was made, or its start unknown), given up ``start_timeout_seconds`` after its making when the
+    collector was up all along (a startd advertises as it starts: a token the collector refuses keeps it out)."""
+    spec = _spec()
+    running = replace(_pod("p1", "w1", "prompt", since=NOW - 600), ready=False, pod_up=True)
+    young = replace(_pod("p2", "w1", "prompt", since=NOW - 599), ready=False, pod_up=True)
+    for collector_since, given_up in ((None, []), (NOW - 599, []), (NOW - 600, [("delete", "p1")]),
+                                      (NOW - 100_000, [("delete", "p1")])):
+        c = _cycle(spec, _pool("prompt", 100, lent=16))
+        k = _commons(spec, [_worker("w1", requested=4)], [running, young])
+        give_up_starts(c, k, [running, young], collector_since)
+        assert _what(c.actions) == given_up, collector_since
+
+
 def test_drain_for_batch_fewest_kubernetes_cores_first_keeping_the_reserve() -> None:
     spec = _spec(lend_mode="nodes", notebook_headroom_cores=40)
     tight = _spec(lend_mode="nodes", notebook_headroom_cores=50)

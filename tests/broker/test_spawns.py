@@ -134,6 +134,22 @@ def test_bcs5_drains_nothing_while_a_spawn_waits_for_the_room_held_for_it() -> N
     assert [a.node for a in plan(spec, pinned).actions if isinstance(a, DrainNode)] == ["kub-001", "kub-003"]
 
 
+def test_a_spawn_no_worker_could_hold_keeps_bcs5_off_no_worker() -> None:
+    """A 64-core spawn, larger than every 48-core worker, that a taint keeps off kub-004 (a worker dedicated to
+    other work: it may go to the three others). No room the broker makes places it, so it holds BCS 5 back nowhere:
+    the drains are those made with no spawn waiting. Until stop 40 the workers it may go to — all but one — were
+    kept from BCS 5 until JupyterHub gave it up (review)."""
+    spec = make_spec(workers=4, batch=10, guaranteed=(3, 7, 0, 0), maximum=(10, 9, 5, 5),
+                     broker={"lend_mode": "nodes", "cooldown_seconds": 0, "max_moves_per_cycle": 50})
+    o = initial_state(spec, NOW - 100_000)
+    o = replace(o, now=NOW, demand={"prompt": PoolDemand(idle_jobs=400, idle_cores=400),
+                                    "drp": PoolDemand(idle_jobs=400, idle_cores=400)})
+    alone = [a.node for a in plan(spec, o).actions if isinstance(a, DrainNode)]
+    assert alone and set(alone) & {"kub-001", "kub-002", "kub-003"}
+    big = replace(o, notebook_spawns=(PendingSpawn(64.0, 8192, frozenset({"kub-001", "kub-002", "kub-003"})),))
+    assert [a.node for a in plan(spec, big).actions if isinstance(a, DrainNode)] == alone
+
+
 def _nodes_mode(workers: int, requested: dict[str, float], lent: dict[str, int], spawns: list[float], *,
                 headroom: float = 0.0, drained: tuple[str, ...] = ()) -> tuple[EnclaveSpec, Observed]:
     """lend_mode nodes, workers of 48 cores / 256 GiB: ``requested`` cores of notebooks on ready ones, ``lent`` ones

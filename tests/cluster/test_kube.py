@@ -315,6 +315,16 @@ def test_a_spawn_a_taint_keeps_off_some_workers_is_told_with_the_others(kube: Ku
         PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002", "kub-007"}),
         PendingSpawn(cpu=4.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002"}),
         PendingSpawn(cpu=5.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-002"})]
+    # A worker lent whole (labelled for HTCondor, cordoned) may be given back for a spawn: its taint counts too.
+    for name in ("kub-001", "kub-002"):
+        server.nodes[name]["spec"]["taints"] = []
+    server.nodes["kub-008"] = node_obj("kub-008", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    server.nodes["kub-008"]["spec"]["taints"] = [
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
+    assert sorted(kube.pending_notebooks(), key=lambda sp: sp.cpu) == [
+        PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-007", "kub-008"}),
+        PendingSpawn(cpu=4.0, memory_mib=2048), PendingSpawn(cpu=5.0, memory_mib=2048)]
 
 
 def test_the_selected_label_is_the_one_kubespawner_puts_on_server_pods() -> None:

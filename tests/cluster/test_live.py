@@ -45,6 +45,9 @@ class CondorSide:
     def running_jobs(self) -> dict[str, tuple[RunningJob, ...]]:
         return self.jobs_
 
+    def collector_since(self) -> float | None:
+        return 1_700_000_000.0
+
     def demand(self) -> dict[str, PoolDemand]:
         return self.demand_
 
@@ -68,6 +71,7 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     assert states["kub-001"] == NodeState.READY and len(o.nodes) == 60
     assert [s.draining for s in o.startds[:3]] == [False, True, False]
     assert o.demand["prompt"].idle_cores == 3000 and o.now == 1_800_000_000.0
+    assert o.collector_since == 1_700_000_000.0
     assert o.notebook_spawns == () and o.notebook_pending_cores == 0.0
 
     actions = decide(spec, o)

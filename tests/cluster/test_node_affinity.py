@@ -83,7 +83,9 @@ def tolerating(*tolerations: dict[str, str]) -> dict[str, Any]:
     (tolerating({"key": "lsst.io/other", "operator": "Exists"}), GPU, False),  # the keys differ
     (tolerating({"operator": "Exists"}), GPU, True),  # empty key with Exists: every key and value
     (tolerating({"operator": "Exists", "effect": "NoExecute"}), GPU, False),  # the effects differ
-    (tolerating({"key": "lsst.io/dedicated", "operator": "Lt", "value": "gpu"}), GPU, False),  # no such operator
+    # Lt and Gt compare numbers only behind the alpha gate TaintTolerationComparisonOperators (off by default); a
+    # value that is not a number matches nothing either way
+    (tolerating({"key": "lsst.io/dedicated", "operator": "Lt", "value": "gpu"}), GPU, False),
     (tolerating({"key": "lsst.io/maintenance", "operator": "Equal"}),  # empty values are equal
      {"key": "lsst.io/maintenance", "effect": "NoExecute"}, True),
     # every taint needs a toleration of its own

@@ -171,6 +171,17 @@ class HTCondorBatch:
             out.append(LiveSlot(startd=startd, draining=startd.draining, location=ad))
         return sorted(out, key=lambda s: s.startd.name)
 
+    def collector_since(self) -> float | None:
+        """When the collector started: its own ad's DaemonStartTime ("the time that this daemon was started", HTCondor
+        manual, "Collector ClassAd Attributes"), the latest if several collectors answer (the most recent restart);
+        None if none advertises one (``Observed.collector_since``)."""
+        try:
+            ads = self.collector.query(htcondor2.AdType.Collector, projection=["Name", "DaemonStartTime"])
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
+        started = [t for ad in ads if (t := _number(ad, "DaemonStartTime")) is not None]
+        return max(started) if started else None
+
     def startds(self) -> tuple[Startd, ...]:
         """``Observed.startds``: one per partitionable slot carrying a pool label, with its running jobs."""
         slots = self.slots()

@@ -519,9 +519,14 @@ def pending_notebook_cores(observed: Observed, workers: list[Node] | None = None
         return observed.notebook_pending_cores
     if workers is None:
         workers = [n for n in observed.nodes if n.role == _WORKER]
-    return sum(sp.cpu for sp in observed.notebook_spawns
-               if sp.nodes is None and any(n.state != _DOWN and n.cores >= sp.cpu - _EPS
-                                           and n.memory_mib >= sp.memory_mib for n in workers))
+    return sum(sp.cpu for sp in observed.notebook_spawns if sp.nodes is None and _fits_some(sp, workers))
+
+
+def _fits_some(sp: PendingSpawn, workers: Iterable[Node]) -> bool:
+    """Whether a worker that is up and that ``sp`` may go to is large enough for it, empty: else no room the broker
+    makes places it."""
+    return any(n.state != _DOWN and n.cores >= sp.cpu - _EPS and n.memory_mib >= sp.memory_mib and sp.admits(n.name)
+               for n in workers)
 
 
 def observing_done(spec: EnclaveSpec, d: PoolDemand, night: Night | None, now: float) -> bool:
@@ -922,17 +927,18 @@ def _plan(spec: EnclaveSpec, observed: Observed, actor: str) -> Plan:
     cycle.runtimes = {name: d.runtimes for name, d in observed.demand.items() if d.runtimes}
     cycle.cover = cover
     commons = Commons.of(spec, observed, census)
-    for _ in _phases(cycle, commons, observed.notebook_spawns, census):
+    for _ in _phases(cycle, commons, observed.notebook_spawns, census, observed.collector_since):
         if cycle.budget.capped:
             break  # every phase asks the budget before it acts: once it refused a move, no later phase can act
     return Plan(actions=cycle.actions, pools=pools, night=night, standalone_cores=base,
                 capped=cycle.budget.capped, notes=_notes(spec, night, pools, observed, verdict))
 
 
-def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census) -> Iterator[None]:
+def _phases(cycle: Cycle, commons: Commons, spawns: Iterable[PendingSpawn], census: Census,
+            collector_since: float | None) -> Iterator[None]:
     """The phases of ``plan`` in order, pausing after each so that ``plan`` may stop at the move limit. The
     census is this decision's own: the queue takes its standalone lists, ``lend_pods`` adds to its names."""
-    give_up_starts(cycle, commons, census.starting)
+    give_up_starts(cycle, commons, census.starting, collector_since)
     yield
     reclaim_for_notebooks(cycle, commons)
     yield
@@ -1023,23 +1029,26 @@ def release(cycle: Cycle, commons: Commons, s: StartdT, why: str, held: int | st
     return True
 
 
-def give_up_starts(cycle: Cycle, commons: Commons, starting: Iterable[StartdT]) -> None:
+def give_up_starts(cycle: Cycle, commons: Commons, starting: Iterable[StartdT],
+                   collector_since: float | None = None) -> None:
     """Phase 0: a borrowed startd that has not joined its pool ``start_timeout_seconds`` after its pod was made (an
     image that does not pull, a container that crashes, a pod its kubelet refused: ``since`` is the pod's making)
     is given up, its pod deleted or its worker returned, as a Deployment is marked failed after
     progressDeadlineSeconds (600 s by default: kubernetes.io/docs/concepts/workloads/controllers/deployment/
     #progress-deadline-seconds). Kept, it held its requests' room in the commons and counted as lent for ever,
     until someone deleted it; given up, the pool may borrow again, and the journal says each time. Not one whose
-    pod runs (``Startd.pod_up``): after a collector restart every startd is missing until it advertises again, and
-    giving them up would evict every borrowed job."""
+    pod runs (``Startd.pod_up``) and was made before the collector started (``collector_since``; unknown: before):
+    after a collector restart every startd is missing until it advertises again, and giving them up would evict
+    every borrowed job. One made since has had the collector all along (its startd advertises as it starts)."""
     timeout = cycle.spec.broker.start_timeout_seconds
     for s in starting:
         waited = cycle.now - s.since
-        if waited >= timeout and not s.pod_up:
+        if waited >= timeout and (not s.pod_up or (collector_since is not None and s.since >= collector_since)):
             # A worker whose HTCondor never started is remembered as one whose drain stuck: drained again after
             # the cooldown, it would evict what landed there meanwhile, and fail the same way (review).
+            why = "; its pod runs, made after the collector started, which never heard from it" if s.pod_up else ""
             release(cycle, commons, s, f"its startd has not joined {s.pool} {waited:.0f} s after its pod was made "
-                                       f"(start_timeout_seconds: {timeout:g})", stuck=True)
+                                       f"(start_timeout_seconds: {timeout:g}){why}", stuck=True)
 
 
 def reclaim_for_notebooks(cycle: Cycle, commons: Commons) -> None:
@@ -1126,7 +1135,8 @@ class Held:
     """Spawns given room, on a ready worker or on a whole worker coming back (``_WholeWorkers``): while any of them
     waits, BCS 5 drains no worker (``drain_for_batch``)."""
     pinned: set[str] = field(default_factory=set)
-    """The workers the waiting spawns pinned to some (``PendingSpawn.nodes``) may go to: BCS 5 drains none of them,
+    """The workers the waiting spawns pinned to some (``PendingSpawn.nodes``) may go to, of those spawns one of them
+    could hold (``_fits_some``): BCS 5 drains none of them,
     the only room those spawns can have (they are not in the commons-wide reserve, ``pending_notebook_cores``)."""
 
 
@@ -1143,7 +1153,10 @@ def hold_room_for_spawns(cycle: Cycle, commons: Commons, spawns: Iterable[Pendin
         prio = {n: ps.priority for n, ps in cycle.pools.items()}
         held.placed = _room_for_spawns(spawns, commons.ready_by_name, commons.ready, lent, prio, held.cores,
                                        held.mem, _Freed(cycle, commons), _WholeWorkers(cycle, commons, lent, prio))
-        held.pinned = set().union(*(sp.nodes for sp in spawns if sp.nodes is not None))
+        # Only those some worker could hold: one that fits nowhere would keep BCS 5 off all its workers (a spawn a
+        # taint keeps off one worker may go to all the others) and gain nothing (review).
+        held.pinned = set().union(*(sp.nodes for sp in spawns
+                                    if sp.nodes is not None and _fits_some(sp, commons.census.workers)))
     return held
 
 
@@ -1689,7 +1702,8 @@ def _place_spawns(spawns: Iterable[PendingSpawn], ready: list[Node], ready_names
     # places: it joins the ready ones in this pass (placing them all again cost a pass per worker back, quadratic).
     first_fits, last = True, ""
     for sp in sorted(spawns, key=lambda sp: (-sp.cpu, -sp.memory_mib)):
-        # Only the workers its node selector admits: room freed elsewhere would not place it.
+        # Only the workers it may go to (its node selector, affinity, tolerations): room freed elsewhere would not
+        # place it.
         where = ready if sp.nodes is None else [n for n in ready if sp.admits(n.name)]
         # The first worker by name where it fits: the broker's own deployments only ever shrink other
         # workers' room, so deciding again picks the same one (the scheduler may still place it elsewhere).

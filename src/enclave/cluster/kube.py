@@ -491,13 +491,15 @@ class _Workers:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.named = [(n["metadata"]["name"], n) for n in items]
         self.taints = {name: objects.refusing_taints(n) for name, n in self.named}
-        self.tainted_ready = [self.taints[name] for name, n in self.named
-                              if self.taints[name] and objects.node_state(n) == NodeState.READY]
+        # Those up: ready, and those lent whole or draining, which the broker may give back for a spawn (a worker
+        # dedicated to other work may be lent whole: pods bound by name pass NoSchedule, review).
+        self.tainted_up = [self.taints[name] for name, n in self.named
+                           if self.taints[name] and objects.node_state(n) != NodeState.DOWN]
 
     def admitting(self, pod: dict[str, Any]) -> frozenset[str] | None:
-        """The workers ``pod`` may go to; None when every ready worker takes it (room made anywhere places it).
-        The scheduler places it only where it is admitted: room elsewhere is no help."""
-        if not objects.pinned(pod) and all(objects.tolerates(pod, taints) for taints in self.tainted_ready):
+        """The workers ``pod`` may go to; None when every worker that is up takes it (room made anywhere places
+        it). The scheduler places it only where it is admitted: room elsewhere is no help."""
+        if not objects.pinned(pod) and all(objects.tolerates(pod, taints) for taints in self.tainted_up):
             return None
         return frozenset(name for name, n in self.named
                          if objects.admits(pod, n) and objects.tolerates(pod, self.taints[name]))

@@ -56,6 +56,8 @@ class Condor(Protocol):
 
     def running_jobs(self) -> dict[str, tuple[RunningJob, ...]]: ...
 
+    def collector_since(self) -> float | None: ...
+
     def apply(self, action: Action) -> None: ...
 
 
@@ -175,7 +177,8 @@ class LiveBackend:
         jobs = self.condor.running_jobs()
         startds = tuple(replace(s, jobs=jobs[s.name]) if s.name in jobs else s for s in view.startds)
         return Observed(now=self.clock(), nodes=view.nodes, startds=startds, demand=self.condor.demand(),
-                        notebook_pending_cores=sum((s.cpu for s in spawns), 0.0), notebook_spawns=spawns)
+                        notebook_pending_cores=sum((s.cpu for s in spawns), 0.0), notebook_spawns=spawns,
+                        collector_since=self.condor.collector_since())
 
     # --- act -------------------------------------------------------------------------------------------
 

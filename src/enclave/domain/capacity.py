@@ -110,7 +110,8 @@ class Startd:
     """For a startd not ready: its pod's containers run (live: each container's state is running). Its startd is
     then more likely one the collector has not heard from yet — a restarted collector hears from each startd within
     its UPDATE_INTERVAL, 300 s by default (HTCondor manual, configuration macros) — than one that never starts, and
-    ``decide.give_up_starts`` leaves it. False where not known (the twin, the projection)."""
+    ``decide.give_up_starts`` leaves it, unless its pod was made after the collector started
+    (``Observed.collector_since``). False where not known (the twin, the projection)."""
     jobs: tuple[RunningJob, ...] = ()
     """Its running jobs, one per dynamic slot, when the backend reports them; () with busy cores: not known
     (the broker then orders victims by busy cores alone, docs/broker.md, "Least work lost")."""
@@ -157,8 +158,9 @@ class PendingSpawn:
     cpu: float
     memory_mib: int
     nodes: frozenset[str] | None = None
-    """The workers its node selector and required node affinity admit (``cluster.objects.admits``); None: any.
-    Room freed anywhere else would not place it (a notebook profile pinned to some nodes)."""
+    """The workers its node selector and required node affinity admit (``cluster.objects.admits``) and whose taints
+    it tolerates (``cluster.objects.tolerates``); None: any. Room freed anywhere else would not place it (a notebook
+    profile pinned to some nodes, a worker tainted for other work)."""
 
     def admits(self, node: str) -> bool:
         return self.nodes is None or node in self.nodes
@@ -176,6 +178,10 @@ class Observed:
     notebook_spawns: tuple[PendingSpawn, ...] = ()
     """The waiting spawns one by one, when the backend can tell (the broker then frees room on one worker for
     each; with only the total it frees cores anywhere, which fragmentation can defeat)."""
+    collector_since: float | None = None
+    """When the pool's collector started (its ad's DaemonStartTime), None where not known (the twin's collector
+    never restarts). A borrowed startd whose pod runs, made after then, has had the collector all along: not joined
+    ``start_timeout_seconds`` later, it never will (a token the collector refuses, another CONDOR_HOST)."""
     schedule: ObservingSchedule | None = None
     """The observing schedule the broker pre-warms for (``enclave.domain.schedule``): a twin's next_visit feed,
     or the one pushed to the enclave (``enclave broker schedule push``); None: twilight alone decides."""

@@ -297,8 +297,9 @@ class BrokerService:
     def _wait_drained(self, node: str, timeout: float) -> int | None:
         """Poll until the drain of ``node`` is done or undone (``Backend.drain_left``: 0 or None) or ``timeout`` has
         passed. Each poll retries the evictions a budget refused on that node (``progress(node)``; the broker's
-        cycle retries every node's), then lets ``DRAIN_POLL_SECONDS`` pass by ``sleep``, outside the lock. A twin that nobody else drives (a command's) has ``sleep`` advance it,
-        so the time waited is its clock's: it counts as well as the real time passed (the live clock's)."""
+        cycle retries every node's), then lets ``DRAIN_POLL_SECONDS`` pass by ``sleep``, outside the lock. A twin
+        that nobody else drives (a command's) has ``sleep`` advance it, so the time waited is its clock's: it counts
+        as well as the real time passed (the live clock's)."""
         started, waited = time.monotonic(), 0.0
         while True:
             with self.lock:
