@@ -9,6 +9,7 @@ deletion, until its kubelet has stopped it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,10 +20,10 @@ from enclave.services.broker import DRAIN_POLL_SECONDS, BrokerService, DrainOver
 from enclave.services.factory import Factory
 from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.load import load
-from enclave.spec.models import NodeRole
+from enclave.spec.models import EnclaveSpec, NodeRole
 from enclave.twin.backend import TwinBackend
 from enclave.twin.sim import SimNode
-from tests.broker.test_conformance import live_world, twin_world
+from tests.broker.test_conformance import World, live_world, twin_world
 
 
 @pytest.fixture
@@ -90,9 +91,8 @@ def test_a_drain_undone_while_waiting_is_an_error(factory: Factory) -> None:
         _drain(broker, node.name, 0)
 
 
-def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> None:
-    """The eviction is accepted at once (no budget holds it); the pod is gone only once its kubelet has stopped
-    it, here after the second poll: the wait polls a third time and then ends."""
+def _live_with_a_notebook() -> tuple[EnclaveSpec, World, Any]:
+    """The live backend over the minimal spec, a notebook running on worker-002; and its fake API server."""
     spec = load(EXAMPLES / "minimal.yaml")
     world = live_world(spec, twin_world(spec).backend.observe())
     server = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
@@ -100,6 +100,13 @@ def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> Non
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nb-alice", "namespace": "jupyter-lsst"},
         "spec": {"nodeName": "worker-002", "containers": [{"name": "c", "image": "x"}]},
         "status": {"phase": "Running"}}
+    return spec, world, server
+
+
+def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> None:
+    """The eviction is accepted at once (no budget holds it); the pod is gone only once its kubelet has stopped
+    it, here after the second poll: the wait polls a third time and then ends."""
+    spec, world, server = _live_with_a_notebook()
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -119,13 +126,7 @@ def test_live_each_poll_looks_at_the_drained_node_alone() -> None:
     node's pods (field selector ``spec.nodeName``), as kubectl drain looks only at its own node's pods. It lists
     neither every pod nor every node (the broker's cycle does, once per cycle), which each second on a cluster of
     thousands of workers would load the API server with the whole cluster's pods (review: it did)."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
-    server = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
-    server.pods[("jupyter-lsst", "nb-alice")] = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nb-alice", "namespace": "jupyter-lsst"},
-        "spec": {"nodeName": "worker-002", "containers": [{"name": "c", "image": "x"}]},
-        "status": {"phase": "Running"}}
+    spec, world, server = _live_with_a_notebook()
     polls: list[list[tuple[str, str, dict[str, str]]]] = []
 
     def sleep(seconds: float) -> None:
