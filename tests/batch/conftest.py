@@ -133,12 +133,16 @@ class Daemons:
         return ad
 
     def schedd_ad(self, name: str) -> ClassAd:
-        return ClassAd({"MyType": "Scheduler", "Name": name, "MyAddress": f"<10.0.0.{len(name)}:9618?name={name}>",
-                        "CondorVersion": VERSION})
+        # The rendered SCHEDD_NAME has no @: HTCondor appends its host's fully qualified name (manual, MASTER_NAME;
+        # get_daemon_name.cpp, build_valid_daemon_name), here the schedd pod's or the submit host's own.
+        return ClassAd({"MyType": "Scheduler", "Name": f"{name}@{name.split('.')[0]}-0.local",
+                        "MyAddress": f"<10.0.0.{len(name)}:9618?name={name}>", "CondorVersion": VERSION})
 
     def master_ad(self, name: str, fs: FakeStartd) -> ClassAd:
-        return ClassAd({"MyType": "DaemonMaster", "Name": name, "MyAddress": self.master_address(fs),
-                        "CondorVersion": VERSION})
+        # Every daemon's ad names its host (Machine); a master's Name is the host's, or user@host when it does not
+        # run as root (manual, MASTER_NAME), as in a rootless container.
+        return ClassAd({"MyType": "DaemonMaster", "Name": f"condor@{name}", "Machine": name,
+                        "MyAddress": self.master_address(fs), "CondorVersion": VERSION})
 
     @staticmethod
     def master_address(fs: FakeStartd) -> str:
@@ -195,7 +199,12 @@ class Daemons:
                         send_command=self.send_command)
 
     def send_command(self, ad: ClassAd, dc: htcondor2.DaemonCommand, target: str | None = None) -> None:
-        # htcondor2.send_command takes the daemon type from the ad's MyType.
+        # htcondor2.send_command takes the daemon type from the ad's MyType, and refuses an ad without it or without
+        # MyAddress before it sends anything (_loose_functions.py): a location from Collector.locate has no MyType.
+        if ad.get("MyAddress") is None:
+            raise ValueError("Address not available in location ClassAd.")
+        if ad.get("MyType") is None:
+            raise ValueError("Daemon type not available in location ClassAd.")
         daemon = {"DaemonMaster": htcondor2.DaemonType.Master}.get(ad["MyType"])
         self.calls.append(("command", ad["MyAddress"], daemon, dc))
         if dc == htcondor2.DaemonCommand.Reconfig and daemon == htcondor2.DaemonType.Master:
@@ -243,7 +252,9 @@ class FakeCollector(Unfaked):
         ad_type = {htcondor2.DaemonType.Schedd: htcondor2.AdType.Schedd,
                    htcondor2.DaemonType.Master: htcondor2.AdType.Master}[daemon_type]
         found = [ad for ad in self.daemons.ads(ad_type) if ad.get("Name") == name]
-        return found[0] if found else None
+        # Only the location's attributes come back, MyType not among them (htcondor2 _collector.py, _for_location;
+        # the collector sends only what was asked for).
+        return ClassAd({k: found[0][k] for k in htcondor2.Collector._for_location if k in found[0]}) if found else None
 
 
 class FakeSchedd(Unfaked):

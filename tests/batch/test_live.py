@@ -93,6 +93,10 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
         policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, request_cpus=2,
                       extra={"JobStatus": 2}),
         policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 4}),
+        # DAGMan's own job (scheduler universe, 7) and a local-universe job (12) run beside the schedd, never on a
+        # pool's slot ("Choosing an HTCondor Universe"): the submit transform labels them, yet they are no demand.
+        policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobStatus": 2, "JobUniverse": 7}),
+        policy.job_ad(ldf, owner="bob", pool="user", schedd=NOTEBOOK_SCHEDD, extra={"JobUniverse": 12}),
     ]
     demand = adapter(daemons, now).demand()
     # job_ad's request_memory_mib defaults to 2048: 3 idle prompt jobs request 6144 MiB.
@@ -104,7 +108,17 @@ def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -
     assert demand["drp"] == PoolDemand()
     queried = [c for c in daemons.calls if c[0] == "schedd_query"]
     assert len(queried) == len(ldf.batch.submit_hosts)
-    assert all(c[2] == "JobStatus == 1 || JobStatus == 2" for c in queried)
+
+
+def test_a_schedd_is_the_one_whose_name_before_the_at_is_the_spec_s(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """HTCondor qualifies a SCHEDD_NAME without an @ by its host ("If the string does not include an @ sign, HTCondor
+    appends one, followed by the fully qualified host name", manual, MASTER_NAME): the schedd is found by the part
+    before it, and two answering to one name are refused, not one of them guessed."""
+    assert all("@" in ad["Name"] for ad in daemons.ads(htcondor2.AdType.Schedd))
+    assert adapter(daemons).demand()["prompt"] == PoolDemand()
+    daemons.jobs[f"{DEV}@elsewhere"] = []
+    with pytest.raises(ExternalError, match=f"2 schedds answer to {DEV}"):
+        adapter(daemons).demand()
 
 
 def finished(spec: EnclaveSpec, pool: str, qdate: int, schedd: str = DEV, cluster_id: int = 100,

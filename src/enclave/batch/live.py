@@ -55,6 +55,13 @@ SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "P
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
 JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate"]
+# A daemon's location, as htcondor2's Collector.locate projects it (``Collector._for_location``, _collector.py), and
+# its MyType, which locate leaves out and send_command needs ("Daemon type not available in location ClassAd.",
+# _loose_functions.py): the collector sends only the attributes asked for (collector.cpp, putClassAd's whitelist).
+LOCATION_PROJECTION = ["MyAddress", "AddressV1", "CondorVersion", "CondorPlatform", "Name", "Machine", "MyType"]
+# Scheduler (7) and local (12) universe jobs run beside the schedd, never on a pool's slots ("Choosing an HTCondor
+# Universe"; condor_universe.h), grid (9) jobs elsewhere: DAGMan's own job among them, they are no pool's demand.
+OFF_POOL_UNIVERSES = (7, 9, 12)
 # A dynamic slot runs one job (HTCondor manual, "Machine ClassAd Attributes"): Cpus are its cores, JobStart "the
 # time stamp in integer seconds of when the job began executing", RemoteGroup "the accounting group name
 # corresponding to the submitter that claimed this resource"; AllowedExecuteDuration is the job's own
@@ -221,22 +228,35 @@ class HTCondorBatch:
         return found[0]
 
     def _schedd(self, host: str) -> htcondor2.Schedd:
+        """The schedd the spec names ``host``. Its Name is what the rendered SCHEDD_NAME says, qualified by
+        HTCondor as ``<host>@<its fully qualified host name>`` unless it names the local host (manual, MASTER_NAME:
+        "If the string does not include an @ sign, HTCondor appends one"; get_daemon_name.cpp,
+        build_valid_daemon_name): the part before the @ is the spec's (as ``policy`` reads GlobalJobId)."""
+        name = classad2.quote(host)
         try:
-            location = self.collector.locate(htcondor2.DaemonType.Schedd, host)
+            found = self.collector.query(htcondor2.AdType.Schedd,
+                                         constraint=f'Name =?= {name} || split(Name, "@")[0] =?= {name}',
+                                         projection=LOCATION_PROJECTION)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cannot locate schedd {host}", exc) from exc
-        if location is None:
+        if not found:
             # Demand without one schedd's jobs would look like no demand: refuse to guess.
             raise ExternalError(f"schedd {host} is not advertised in the collector", where=host,
                                 fix="start the schedd or remove it from batch.submit_hosts")
-        return self.bindings.schedd(location)
+        if len(found) > 1:
+            names = ", ".join(sorted(str(ad.get("Name")) for ad in found))
+            raise ExternalError(f"{len(found)} schedds answer to {host}: {names}", where=host,
+                                fix="give each submit host's schedd its own SCHEDD_NAME (`enclave render condor`)")
+        return self.bindings.schedd(found[0])
 
     def jobs(self, host: str, schedd: htcondor2.Schedd | None = None) -> list[ClassAd]:
         a = self.spec.batch.pool_attribute
         schedd = schedd or self._schedd(host)
         try:
-            ads: list[ClassAd] = schedd.query(constraint=f"JobStatus == {IDLE} || JobStatus == {RUNNING}",
-                                              projection=[*JOB_PROJECTION, a])
+            off_pool = " && ".join(f"JobUniverse =!= {u}" for u in OFF_POOL_UNIVERSES)
+            ads: list[ClassAd] = schedd.query(
+                constraint=f"(JobStatus == {IDLE} || JobStatus == {RUNNING}) && {off_pool}",
+                projection=[*JOB_PROJECTION, a])
             return ads
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} query failed", exc) from exc
@@ -410,11 +430,14 @@ class HTCondorBatch:
             remote = self.bindings.remote_param(slot.location)
             for key, value in knobs.items():
                 remote[key] = value
-            master = self.collector.locate(htcondor2.DaemonType.Master, slot.startd.name)
-            if master is None:
+            # By the host (a master's Name is its user@host when not run as root, MASTER_NAME), with its MyType.
+            masters = self.collector.query(htcondor2.AdType.Master,
+                                           constraint=f"Machine =?= {classad2.quote(slot.startd.name)}",
+                                           projection=LOCATION_PROJECTION)
+            if not masters:
                 raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
                                     fix="the knob is set but takes effect only after `condor_reconfig` on the host")
-            self.bindings.send_command(master, htcondor2.DaemonCommand.Reconfig)
+            self.bindings.send_command(masters[0], htcondor2.DaemonCommand.Reconfig)
         except EnclaveError:
             raise
         except (htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
