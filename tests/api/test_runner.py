@@ -115,3 +115,77 @@ def test_churn_per_night_in_the_metrics_and_from_the_journal(fresh_db: Database,
     counted = service.metrics.registry.get_sample_value("enclave_broker_evicted_core_seconds_total")
     assert counted == pytest.approx(recorded)
     service.factory.close()
+
+
+def _twin_runner(fresh_db: Database, spec: EnclaveSpec):  # type: ignore[no-untyped-def]
+    assert Factory(spec, fresh_db).ensure_accounts(ADMIN) is not None
+    service = build_service(Factory(spec, fresh_db), scenario="one-night", sim_seconds_per_cycle=600)
+    assert service.runner is not None
+    return service, service.runner
+
+
+def test_a_lease_that_cannot_be_read_stands_the_loop_by_and_it_goes_on(fresh_db: Database, spec: EnclaveSpec) -> None:
+    """The Lease check failing (an API server down; RBAC refusing the Lease) is reported and counted, the replica
+    stands by, and the loop asks again: it does not end (review: the thread died, silently)."""
+    service, runner = _twin_runner(fresh_db, spec)
+    asked = []
+
+    def leader() -> bool:
+        asked.append(1)
+        if len(asked) < 3:
+            raise ExternalError("Kubernetes API: the Lease htcondor/enclave-broker is refused (403)")
+        runner._stop.set()  # asked a third time: the loop went on; the test is done
+        return False
+
+    runner.leader, runner.wall_seconds_per_cycle = leader, 0.01
+    runner.start()
+    assert runner._thread is not None
+    runner._thread.join(10)
+    assert len(asked) == 3 and not runner.running
+    assert runner.last_error is not None and "403" in runner.last_error
+    assert runner.metrics.broker_errors._value.get() >= 2
+    service.factory.close()
+
+
+def test_a_failing_progress_does_not_stop_the_cycle(fresh_db: Database, spec: EnclaveSpec,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One eviction the API server keeps refusing with a 500 (a pod under two PodDisruptionBudgets) fails
+    ``progress`` every cycle: it is reported, and the cycle still decides and acts (review: it did neither)."""
+    service, runner = _twin_runner(fresh_db, spec)
+
+    def refused(node: str | None = None) -> int:
+        raise ExternalError("Kubernetes API: evicting pod jupyter-lsst/nb-x failed (500 Internal Server Error)")
+
+    monkeypatch.setattr(runner.backend, "progress", refused)
+    for _ in range(3):
+        runner.step()
+    assert runner.actions_total > 0
+    assert runner.last_error is not None and "evicting pod" in runner.last_error
+    service.factory.close()
+
+
+def test_actions_applied_before_an_unforeseen_failure_are_kept(fresh_db: Database, spec: EnclaveSpec,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An action failing with an error no adapter names (a bug, a library's own exception) stops the cycle, but
+    what was applied before it stays counted and shown, as the journal has it (review: all of it vanished)."""
+    service, runner = _twin_runner(fresh_db, spec)
+    backend = runner.backend
+    real = backend.apply
+    applied: list[object] = []
+
+    def second_fails(action):  # type: ignore[no-untyped-def]
+        if len(applied) == 1:
+            raise KeyError("surprise")
+        applied.append(action)
+        return real(action)
+
+    monkeypatch.setattr(backend, "apply", second_fails)
+    for _ in range(6):
+        if applied:
+            break
+        runner.step()
+    assert len(applied) == 1 and runner.actions_total == 1 == len(runner.recent)
+    assert runner.last_error is not None and "KeyError" in runner.last_error and "not applied" in runner.last_error
+    with runner.broker.db.session() as s:
+        assert len(query(s, action="broker.*")) == 1
+    service.factory.close()

@@ -178,6 +178,8 @@ class ApiServer:
         self.now = 1_800_000_000.0
         """The server's clock, for sinceSeconds."""
         self.fail_with: int | None = None
+        self.unanswered = False
+        """No answer at all: urllib3 gives up as the real PoolManager does once its retries are spent."""
         self._versions = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
             ("GET", re.compile(r"/api/v1/nodes"), self._list_nodes),
@@ -206,6 +208,9 @@ class ApiServer:
         data = json.loads(body) if body else None
         self.requests.append((method, parsed.path, data))
         self.queries.append(q)
+        if self.unanswered:
+            raise urllib3.exceptions.MaxRetryError(None, url, urllib3.exceptions.ProtocolError(  # type: ignore[arg-type]
+                "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))
         if self.fail_with:
             return self._resp(self.fail_with, {"kind": "Status", "message": "injected"})
         self._stamp()
@@ -317,7 +322,9 @@ class ApiServer:
         for sel in filter(None, q.get("fieldSelector", "").split(",")):
             k, v = sel.split("=")
             section, _, field = k.partition(".")
-            assert k in ("spec.nodeName", "status.phase"), f"field selector {k} is not served"
+            # Every kind may be selected by metadata.name and metadata.namespace; pods also by these two.
+            assert k in ("spec.nodeName", "status.phase", "metadata.name", "metadata.namespace"), \
+                f"field selector {k} is not served"
             items = [p for p in items if (p.get(section) or {}).get(field) == v]
         return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
 

@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 from enclave.cluster import objects
 from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster, startds_of
 from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
-from enclave.errors import ExternalError, InvalidTransition, NotFound
+from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
 from tests.cluster.conftest import SINGLEUSER, ApiServer, node_obj, pod_obj, schema_version, unschedulable_pod
@@ -210,6 +210,38 @@ def test_missing_node_and_api_failures_are_typed(kube: KubeCluster, server: ApiS
     with pytest.raises(ExternalError, match="403"):
         kube.nodes()
     with pytest.raises(ExternalError, match="RBAC"):
+        kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)
+
+
+@pytest.mark.parametrize("call", [
+    lambda k: k.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192),
+    lambda k: k.delete_pods(("htcondor-kub-001-1",)),
+    lambda k: k.drain("kub-001"),
+    lambda k: k.drain_left("kub-001"),
+    lambda k: k.start_htcondor("kub-001", "prompt"),
+    lambda k: k.return_node("kub-001"),
+    lambda k: k.label_pod_pool("htcondor-kub-001-1", "drp"),
+    lambda k: k.pending_notebooks(),
+])
+def test_an_api_server_that_does_not_answer_is_an_external_error(kube: KubeCluster, server: ApiServer,
+                                                                 call: Any) -> None:
+    """urllib3 gives up (connection refused or reset, retries spent) on a write as on a listing: the adapter reports
+    it as the ExternalError every caller handles, not a bare urllib3 error that ended the broker's cycle, answered a
+    bare 500 and printed a traceback (review)."""
+    server.unanswered = True
+    with pytest.raises(ExternalError, match="the API server did not answer"):
+        call(kube)
+
+
+def test_a_pod_of_the_same_name_still_terminating_is_no_deployment(kube: KubeCluster, server: ApiServer) -> None:
+    """Create answers 409 AlreadyExists while a pod of that name is being deleted (the API server keeps it until its
+    kubelet has stopped it): the pod that goes is not the one asked for, so it is a Conflict, not "in effect"
+    (review: it was journaled as deployed, and nothing ran once the old pod went). A live one of that name is."""
+    kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)
+    kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)  # there already: in effect
+    kube.delete_pods(("htcondor-kub-001-1",))
+    assert server.pods[("htcondor", "htcondor-kub-001-1")]["metadata"].get("deletionTimestamp")
+    with pytest.raises(Conflict, match="htcondor-kub-001-1 is still terminating"):
         kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)
 
 

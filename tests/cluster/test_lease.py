@@ -1,6 +1,7 @@
 """Leader election by a Kubernetes Lease (enclave.cluster.lease), against the strict API-server fake: one holder
 at a time, renewal by the holder, takeover only after leaseDurationSeconds without renewal (client-go
-leaderelection's tryAcquireOrRenew), and a lost race answered 409 by the server's resourceVersion check."""
+leaderelection's tryAcquireOrRenew), timed on the reader's own clock from when it saw the Lease change
+(client-go's observedTime), and a lost race answered 409 by the server's resourceVersion check."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_one_holder_renewal_and_takeover_after_expiry(server: ApiServer) -> None
     assert not b.held()
     now[0] += 20
     assert a.held()  # renews: renewTime moves on
+    assert not b.held()  # b sees it renewed (as its loop asks every cycle)
     now[0] += 25  # 25 s after the renewal: still within the 30 s lease
     assert not b.held()
     now[0] += 10  # 35 s without renewal: expired
@@ -44,10 +46,30 @@ def test_one_holder_renewal_and_takeover_after_expiry(server: ApiServer) -> None
     assert not a.held()  # the old leader sees it lost
 
 
+def test_a_rival_whose_clock_runs_ahead_does_not_take_a_renewed_lease(server: ApiServer) -> None:
+    """b's clock is 40 s ahead of a's, more than the 30 s lease: read against its own clock, a's renewTime always
+    looks expired. b times the lease from when it saw it change instead (client-go's observedTime), so while a
+    renews b stays out; once a stops, b takes it a lease after its last renewal was seen."""
+    a_now, b_now = [1_800_000_000.0], [1_800_000_040.0]
+    a, b = _lock(server, "api-a", a_now), _lock(server, "api-b", b_now)
+    assert a.held()
+    for _ in range(5):
+        assert not b.held()
+        a_now[0] += 10
+        b_now[0] += 10
+        assert a.held()
+    assert not b.held()  # sees the last renewal
+    b_now[0] += 29
+    assert not b.held()
+    b_now[0] += 2
+    assert b.held() and not a.held()
+
+
 def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> None:
     now = [1_800_000_000.0]
     a, b = _lock(server, "api-a", now), _lock(server, "api-b", now)
     assert a.held()
+    assert not b.held()  # b sees a's Lease
     now[0] += 60
     # b read the expired Lease, then a renewed before b wrote: b's write names a stale resourceVersion.
     real_read = b.coordination.read_namespaced_lease
@@ -76,6 +98,8 @@ class SlowTwin:
         return getattr(self.twin, name)
 
     def apply(self, action: object) -> bool:
+        if self.rival_took_after is None:
+            self.rival.held()  # the rival's loop asks every few seconds: it sees each renewal as it happens
         changed: bool = self.twin.apply(action)  # type: ignore[attr-defined]
         self.clock[0] += self.seconds[min(self.applied, len(self.seconds) - 1)]
         self.applied += 1

@@ -110,15 +110,20 @@ class BrokerRunner:
             if self.simulate:
                 self.backend.advance(self.sim_seconds_per_cycle)
             observed = self.observe()
+            stuck = None
             try:
                 self.backend.progress()
+            except Exception as exc:  # one eviction that keeps failing must not stop every cycle (review)
+                self._failed(exc, "broker progress failed")
+                stuck = self.last_error
+            try:
                 report = self.broker.cycle(leading=self.leader)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self._failed(exc)
             else:
                 for outcome in report.outcomes:
                     self._record(outcome, observed.now)
-                self.last_error = "; ".join(report.refused[:3]) or report.stopped
+                self.last_error = "; ".join(report.refused[:3]) or report.stopped or stuck
                 if report.refused:
                     self.metrics.broker_errors.inc()
             self.cycles += 1
@@ -126,11 +131,21 @@ class BrokerRunner:
             self.snapshot()
             return observed
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, what: str = "broker cycle failed") -> None:
         self.metrics.broker_errors.inc()
         self.last_error = f"{type(exc).__name__}: {exc}"
-        event(log, logging.ERROR, "broker cycle failed", backend=self.backend_name, error=type(exc).__name__,
-              cause=str(exc))
+        event(log, logging.ERROR, what, backend=self.backend_name, error=type(exc).__name__, cause=str(exc))
+
+    def _leads(self) -> bool:
+        """Whether this replica may run the broker now. A Lease it cannot read or write (an API server down, RBAC
+        refused) is standing by, reported, and asked again next time: it never ends the loop (review: it did)."""
+        if self.leader is None:
+            return True
+        try:
+            return self.leader()
+        except Exception as exc:
+            self._failed(exc, "broker leadership unknown")
+            return False
 
     def snapshot(self) -> None:
         with self.broker.lock:
@@ -205,7 +220,7 @@ class BrokerRunner:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self._lead(self.leader is None or self.leader())
+            self._lead(self._leads())
             if self.backend.finished or not self.leading:  # a standby only waits for the lock
                 self._stop.wait(self.wall_seconds_per_cycle)
                 continue

@@ -31,7 +31,7 @@ from enclave.cluster import objects
 from enclave.cluster.homes import home_job
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.domain.logs import LogRequest
-from enclave.errors import ExternalError, InputError, InvalidTransition, NotFound, Problem
+from enclave.errors import Conflict, ExternalError, InputError, InvalidTransition, NotFound, Problem
 from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole, QuotaTool
 
 _MIB = Decimal(1024 * 1024)
@@ -45,8 +45,8 @@ _SHORT_OF = ("Insufficient cpu", "Insufficient memory")
 
 
 _UNREACHED = (ApiException, HTTPError)
-"""What a listing may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection
-refused, timed out), which the observation reports as an unreachable cluster, not a crash."""
+"""What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
+reset, timed out), which is reported as an ``ExternalError``, never as a crash of the cycle or a bare 500."""
 
 
 def _external(what: str, exc: ApiException | HTTPError) -> ExternalError:
@@ -197,7 +197,7 @@ class KubeCluster:
         try:
             listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending",
                                                    label_selector=NOTEBOOK_SELECTOR)
-        except ApiException as exc:
+        except _UNREACHED as exc:
             raise _external(f"listing pods in {namespace}", exc) from exc
         out = []
         workers: _Workers | None = None
@@ -227,12 +227,12 @@ class KubeCluster:
             response = self.core.read_namespaced_pod_log(
                 request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
                 tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False)
-        except ApiException as exc:
+        except _UNREACHED as exc:
             what = f"pod {request.namespace}/{request.pod}"
-            if exc.status == 404:
+            if _status(exc) == 404:
                 raise NotFound(f"there is no {what}", where=what,
                                fix=f"list the pods with `kubectl get pods -n {request.namespace}`") from exc
-            if exc.status == 400:
+            if isinstance(exc, ApiException) and exc.status == 400:
                 raise InputError([Problem("--container" if "container" in _message(exc) else what,
                                           _message(exc), "name one of the pod's containers with -c")]) from exc
             raise _external(f"reading the log of {what}", exc) from exc
@@ -243,8 +243,8 @@ class KubeCluster:
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
         try:
             self.core.patch_node(node, body)
-        except ApiException as exc:
-            if exc.status == 404:
+        except _UNREACHED as exc:
+            if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node,
                                fix="check `kubectl get nodes`; node names follow <group>-<NNN>") from exc
             raise _external(f"patching node {node}", exc) from exc
@@ -268,19 +268,31 @@ class KubeCluster:
     def _create(self, body: dict[str, Any]) -> None:
         pod = k8s.V1Pod.from_dict(body)
         assert pod is not None  # from_dict returns None only for None
+        name = body["metadata"]["name"]
         try:
             self.core.create_namespaced_pod(self.namespace, pod)
-        except ApiException as exc:
-            if exc.status != 409:  # already there: the action is in effect
-                raise _external(f"creating pod {body['metadata']['name']}", exc) from exc
+        except _UNREACHED as exc:
+            if _status(exc) != 409:  # already there: the action is in effect
+                raise _external(f"creating pod {name}", exc) from exc
+            if self._terminating(name):  # not in effect: it goes, and nothing takes its place (review)
+                raise Conflict(f"pod {self.namespace}/{name} is still terminating: a pod of that name is being "
+                               "deleted and cannot be made again until it is gone", where=name,
+                               fix="wait until it is gone (its jobs retire within their grace); the broker's "
+                                   "next cycle deploys again") from exc
+
+    def _terminating(self, name: str) -> bool:
+        """Whether the batch namespace's pod ``name`` is marked for deletion (listed by name: the broker's role
+        lists pods, it does not read them one by one)."""
+        listed = self._pods(field_selector=f"metadata.namespace={self.namespace},metadata.name={name}")
+        return any(p["metadata"].get("deletionTimestamp") for p in listed)
 
     def delete_pods(self, names: tuple[str, ...]) -> None:
         """BCS 3: delete worker pods (the broker drained them of jobs first)."""
         for name in names:
             try:
                 self.core.delete_namespaced_pod(name, self.namespace)
-            except ApiException as exc:
-                if exc.status != 404:
+            except _UNREACHED as exc:
+                if _status(exc) != 404:
                     raise _external(f"deleting pod {name}", exc) from exc
 
     def _refusals(self, pods: list[dict[str, Any]], flags: DrainFlags) -> dict[str, str]:
@@ -358,10 +370,10 @@ class KubeCluster:
                               metadata=k8s.V1ObjectMeta(name=name, namespace=namespace))
         try:
             self.core.create_namespaced_pod_eviction(name, namespace, body)
-        except ApiException as exc:
-            if exc.status == 429:  # a disruption budget says not now
+        except _UNREACHED as exc:
+            if _status(exc) == 429:  # a disruption budget says not now
                 return 1
-            if exc.status != 404:
+            if _status(exc) != 404:
                 raise _external(f"evicting pod {namespace}/{name}", exc) from exc
         return 0
 
@@ -419,8 +431,8 @@ class KubeCluster:
         assert job is not None  # from_dict returns None only for None
         try:
             k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job)
-        except ApiException as exc:
-            if exc.status != 409:
+        except _UNREACHED as exc:
+            if _status(exc) != 409:
                 raise _external(f"creating Job {meta['namespace']}/{meta['name']} for {account.username}'s home",
                                 exc) from exc
         quota = "submitted" if self.spec.storage.quota.tool != QuotaTool.NONE else "advisory"
@@ -431,16 +443,16 @@ class KubeCluster:
         """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""
         try:
             self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"labels": {objects.POOL_LABEL: pool}}})
-        except ApiException as exc:
-            if exc.status != 404:
+        except _UNREACHED as exc:
+            if _status(exc) != 404:
                 raise _external(f"labelling pod {name}", exc) from exc
 
     def _state(self, node: str) -> NodeState:
         self._require_worker(node)
         try:
             return objects.node_state(self._plain(self.core.read_node(node)))
-        except ApiException as exc:
-            if exc.status == 404:
+        except _UNREACHED as exc:
+            if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node) from exc
             raise _external(f"reading node {node}", exc) from exc
 
@@ -452,6 +464,11 @@ class KubeCluster:
         if g.role != NodeRole.WORKER:
             raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
+
+
+def _status(exc: ApiException | HTTPError) -> int | None:
+    """The API server's HTTP status; None when it did not answer (urllib3 gave up)."""
+    return exc.status if isinstance(exc, ApiException) else None
 
 
 def _message(exc: ApiException) -> str:

@@ -2,9 +2,11 @@
 way client-go's leader election does it (tools/leaderelection/leaderelection.go, tryAcquireOrRenew:
 https://github.com/kubernetes/client-go/blob/master/tools/leaderelection/leaderelection.go): a replica may take
 the Lease when nobody holds it or the holder has not renewed it for ``leaseDurationSeconds``, and it renews it
-while it leads. Every write names the resourceVersion it read, so of two replicas racing for an expired Lease
-the API server lets one win and answers 409 Conflict to the other
-(https://kubernetes.io/docs/concepts/architecture/leases/).
+while it leads. "Not renewed for" is timed as client-go times it, on this replica's own clock from when it last
+saw the record change (``observedTime``), never by comparing the holder's ``renewTime`` with this clock: two
+hosts' clocks apart by more than the slack would otherwise both lead. Every write names the resourceVersion it
+read, so of two replicas racing for an expired Lease the API server lets one win and answers 409 Conflict to the
+other (https://kubernetes.io/docs/concepts/architecture/leases/).
 
 ``held()`` is asked before every broker cycle and again before each action of a cycle
 (``BrokerService.cycle(leading=...)``), so a cycle longer than the Lease keeps renewing it, and a leader that
@@ -24,6 +26,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from enclave.errors import ExternalError
 
@@ -47,6 +50,10 @@ class LeaseLock:
         self.api = api
         self.namespace, self.name, self.identity, self.duration_s = namespace, name, identity, duration_s
         self.clock = clock
+        self._seen: str | None = None
+        """The resourceVersion of the Lease as last read (any write changes it: a renewal, a takeover)."""
+        self._seen_at = 0.0
+        """When, on this replica's clock, it was first read at that version (client-go's ``observedTime``)."""
 
     def _body(self, now: float, *, acquired: float, transitions: int, version: str | None) -> k8s.V1Lease:
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
@@ -65,6 +72,8 @@ class LeaseLock:
         try:
             lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
                 self.coordination.read_namespaced_lease(self.name, self.namespace))
+        except HTTPError:
+            return False  # no answer: stop leading, the others take over when it expires
         except ApiException as exc:
             if exc.status != 404:
                 return self._unreachable(exc)
@@ -72,18 +81,22 @@ class LeaseLock:
                 self.namespace, self._body(now, acquired=now, transitions=0, version=None)))
         spec = lease.get("spec") or {}
         mine = spec.get("holderIdentity") == self.identity
-        expires = _seconds(spec.get("renewTime")) + float(spec.get("leaseDurationSeconds") or 0)
+        version = lease["metadata"]["resourceVersion"]
+        if version != self._seen:
+            self._seen, self._seen_at = version, now
+        expires = self._seen_at + float(spec.get("leaseDurationSeconds") or 0)
         if not mine and spec.get("holderIdentity") and expires > now:
-            return False  # someone else leads and renewed in time
+            return False  # someone else leads and renewed within a lease of our seeing it
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         acquired = _seconds(spec.get("acquireTime")) if mine else now
-        body = self._body(now, acquired=acquired, transitions=transitions,
-                          version=lease["metadata"]["resourceVersion"])
+        body = self._body(now, acquired=acquired, transitions=transitions, version=version)
         return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body))
 
     def _write(self, call: Callable[[], object]) -> bool:
         try:
             call()
+        except HTTPError:
+            return False
         except ApiException as exc:
             if exc.status in (409, 422):  # another replica wrote first (or created it first)
                 return False

@@ -100,7 +100,8 @@ class CycleReport:
     refused: list[str] = field(default_factory=list)
     """Actions of the plan refused on the way (a role missing, a node gone), as ``kind target: why``."""
     stopped: str | None = None
-    """Why the cycle stopped before its last action (this replica lost the leadership), else None."""
+    """Why the cycle stopped before its last action (this replica lost the leadership, an action failed in a way
+    no adapter names), else None."""
 
 
 @dataclass
@@ -165,6 +166,11 @@ class BrokerService:
                     report.outcomes.append(self._apply(action))
                 except EnclaveError as error:
                     report.refused.append(f"{action.kind} {target(action)}: {error}")
+                except Exception as error:  # no adapter's error: what went before stands and is reported (review)
+                    report.stopped = (f"{action.kind} {target(action)} failed ({type(error).__name__}: {error}): "
+                                      f"{len(decision.actions) - i - 1} later action(s) not applied this cycle")
+                    event(log, logging.ERROR, "broker cycle stopped", where=self.where, cause=report.stopped)
+                    break
             return report
 
     # --- actions -------------------------------------------------------------------------------------------
