@@ -178,6 +178,8 @@ class ApiServer:
         self.now = 1_800_000_000.0
         """The server's clock, for sinceSeconds."""
         self.fail_with: int | None = None
+        self.timeouts: list[Any] = []
+        """Each request's urllib3 timeout, as RESTClientObject passes it (None: none)."""
         self.unanswered = False
         """No answer at all: urllib3 gives up as the real PoolManager does once its retries are spent."""
         self._versions = itertools.count(1)
@@ -202,7 +204,8 @@ class ApiServer:
         ]
 
     # urllib3.PoolManager.request, as RESTClientObject calls it
-    def request(self, method: str, url: str, body: str | None = None, **_: Any) -> urllib3.HTTPResponse:
+    def request(self, method: str, url: str, body: str | None = None, **kwargs: Any) -> urllib3.HTTPResponse:
+        self.timeouts.append(kwargs.get("timeout"))
         parsed = urlparse(url)
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         data = json.loads(body) if body else None

@@ -233,6 +233,21 @@ def test_an_api_server_that_does_not_answer_is_an_external_error(kube: KubeClust
         call(kube)
 
 
+def test_every_call_gives_the_api_server_a_time_to_answer(kube: KubeCluster, server: ApiServer) -> None:
+    """A server that accepts the connection and never answers would hold the broker's cycle, and its lock, for
+    ever (review): each call carries a connect and a read timeout, the read one kube-apiserver's own request limit
+    (--request-timeout, 1m0s by default)."""
+    kube.deploy_pods("kub-001", "prompt", ("htcondor-kub-001-1",), 8, 8192)
+    kube.label_pod_pool("htcondor-kub-001-1", "drp")
+    kube.nodes()
+    kube.pending_notebooks()
+    kube.drain("kub-002")
+    kube.drain_left("kub-002")
+    kube.delete_pods(("htcondor-kub-001-1",))
+    assert len(server.timeouts) >= 8
+    assert all(t is not None and (t.connect_timeout, t.read_timeout) == (10.0, 60.0) for t in server.timeouts)
+
+
 def test_a_pod_of_the_same_name_still_terminating_is_no_deployment(kube: KubeCluster, server: ApiServer) -> None:
     """Create answers 409 AlreadyExists while a pod of that name is being deleted (the API server keeps it until its
     kubelet has stopped it): the pod that goes is not the one asked for, so it is a Conflict, not "in effect"

@@ -74,8 +74,8 @@ def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> No
     # b read the expired Lease, then a renewed before b wrote: b's write names a stale resourceVersion.
     real_read = b.coordination.read_namespaced_lease
 
-    def read_then_a_renews(name: str, namespace: str) -> object:
-        seen = real_read(name, namespace)
+    def read_then_a_renews(name: str, namespace: str, **kwargs: object) -> object:
+        seen = real_read(name, namespace, **kwargs)
         assert a.held()
         return seen
 

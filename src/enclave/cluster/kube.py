@@ -44,6 +44,12 @@ NOTEBOOK_SELECTOR = "component=singleuser-server"
 _SHORT_OF = ("Insufficient cpu", "Insufficient memory")
 
 
+REQUEST_TIMEOUT = (10.0, 60.0)
+"""Seconds to connect to the API server and to wait for its answer, on every call: without them a server that
+accepts the connection and never answers blocks the broker's cycle under its lock for ever. The answer's is
+kube-apiserver's own limit on a request (``--request-timeout``, 1m0s by default), within the 90 s Lease a
+single call must stay under (``enclave.cluster.lease``); a followed log waits for its lines without them."""
+
 _UNREACHED = (ApiException, HTTPError)
 """What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
 reset, timed out), which is reported as an ``ExternalError``, never as a crash of the cycle or a bare 500."""
@@ -113,7 +119,8 @@ class KubeCluster:
 
     def _pods(self, **kwargs: Any) -> list[dict[str, Any]]:
         try:
-            return list(self._plain(self.core.list_pod_for_all_namespaces(**kwargs)).get("items") or [])
+            listed = self.core.list_pod_for_all_namespaces(**kwargs, _request_timeout=REQUEST_TIMEOUT)
+            return list(self._plain(listed).get("items") or [])
         except _UNREACHED as exc:
             raise _external("listing pods", exc) from exc
 
@@ -121,7 +128,7 @@ class KubeCluster:
         """The nodes as the API lists them (labels, conditions, allocatable): one listing ``nodes`` and
         ``pending_notebooks`` may share."""
         try:
-            return list(self._plain(self.core.list_node()).get("items") or [])
+            return list(self._plain(self.core.list_node(_request_timeout=REQUEST_TIMEOUT)).get("items") or [])
         except _UNREACHED as exc:
             raise _external("listing nodes", exc) from exc
 
@@ -196,7 +203,7 @@ class KubeCluster:
         namespace = self.spec.notebooks.namespace
         try:
             listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending",
-                                                   label_selector=NOTEBOOK_SELECTOR)
+                                                   label_selector=NOTEBOOK_SELECTOR, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             raise _external(f"listing pods in {namespace}", exc) from exc
         out = []
@@ -226,7 +233,8 @@ class KubeCluster:
         try:
             response = self.core.read_namespaced_pod_log(
                 request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
-                tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False)
+                tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False,
+                _request_timeout=None if request.follow else REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             what = f"pod {request.namespace}/{request.pod}"
             if _status(exc) == 404:
@@ -242,7 +250,7 @@ class KubeCluster:
 
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
         try:
-            self.core.patch_node(node, body)
+            self.core.patch_node(node, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node,
@@ -270,7 +278,7 @@ class KubeCluster:
         assert pod is not None  # from_dict returns None only for None
         name = body["metadata"]["name"]
         try:
-            self.core.create_namespaced_pod(self.namespace, pod)
+            self.core.create_namespaced_pod(self.namespace, pod, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) != 409:  # already there: the action is in effect
                 raise _external(f"creating pod {name}", exc) from exc
@@ -290,7 +298,7 @@ class KubeCluster:
         """BCS 3: delete worker pods (the broker drained them of jobs first)."""
         for name in names:
             try:
-                self.core.delete_namespaced_pod(name, self.namespace)
+                self.core.delete_namespaced_pod(name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
             except _UNREACHED as exc:
                 if _status(exc) != 404:
                     raise _external(f"deleting pod {name}", exc) from exc
@@ -369,7 +377,7 @@ class KubeCluster:
         body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction", delete_options=options,
                               metadata=k8s.V1ObjectMeta(name=name, namespace=namespace))
         try:
-            self.core.create_namespaced_pod_eviction(name, namespace, body)
+            self.core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) == 429:  # a disruption budget says not now
                 return 1
@@ -430,7 +438,7 @@ class KubeCluster:
         job = k8s.V1Job.from_dict(body)
         assert job is not None  # from_dict returns None only for None
         try:
-            k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job)
+            k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) != 409:
                 raise _external(f"creating Job {meta['namespace']}/{meta['name']} for {account.username}'s home",
@@ -442,7 +450,8 @@ class KubeCluster:
     def label_pod_pool(self, name: str, pool: str) -> None:
         """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""
         try:
-            self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"labels": {objects.POOL_LABEL: pool}}})
+            self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"labels": {objects.POOL_LABEL: pool}}},
+                                           _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) != 404:
                 raise _external(f"labelling pod {name}", exc) from exc
@@ -450,7 +459,7 @@ class KubeCluster:
     def _state(self, node: str) -> NodeState:
         self._require_worker(node)
         try:
-            return objects.node_state(self._plain(self.core.read_node(node)))
+            return objects.node_state(self._plain(self.core.read_node(node, _request_timeout=REQUEST_TIMEOUT)))
         except _UNREACHED as exc:
             if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node) from exc

@@ -28,6 +28,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from enclave.cluster.kube import REQUEST_TIMEOUT
 from enclave.errors import ExternalError
 
 
@@ -71,14 +72,15 @@ class LeaseLock:
         now = self.clock()
         try:
             lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.coordination.read_namespaced_lease(self.name, self.namespace))
+                self.coordination.read_namespaced_lease(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
         except HTTPError:
             return False  # no answer: stop leading, the others take over when it expires
         except ApiException as exc:
             if exc.status != 404:
                 return self._unreachable(exc)
             return self._write(lambda: self.coordination.create_namespaced_lease(
-                self.namespace, self._body(now, acquired=now, transitions=0, version=None)))
+                self.namespace, self._body(now, acquired=now, transitions=0, version=None),
+                _request_timeout=REQUEST_TIMEOUT))
         spec = lease.get("spec") or {}
         mine = spec.get("holderIdentity") == self.identity
         version = lease["metadata"]["resourceVersion"]
@@ -90,7 +92,8 @@ class LeaseLock:
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         acquired = _seconds(spec.get("acquireTime")) if mine else now
         body = self._body(now, acquired=acquired, transitions=transitions, version=version)
-        return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body))
+        return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body,
+                                                                             _request_timeout=REQUEST_TIMEOUT))
 
     def _write(self, call: Callable[[], object]) -> bool:
         try:
