@@ -173,3 +173,48 @@ def test_broker_run_logs_each_action_when_asked() -> None:
                            for e in applied)
     code, out = enclave("broker", "run", "--twin", TINY, "--cycles", "5")
     assert code == 0 and not any(line.startswith("{") for line in out.splitlines())
+
+
+def test_broker_run_on_the_live_enclave_stands_by_and_survives_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`broker run` on the live enclave asks before each cycle whether it may lead — the same leadership as a
+    serving replica's loop (``Factory.broker_leadership``) — and a failure of the systems it drives is reported
+    and tried again next cycle, as the server's loop does (review: it never asked, and the first 500 ended it)."""
+    from contextlib import contextmanager
+
+    import enclave.cli.broker as cli
+    from enclave.errors import ExternalError
+    from enclave.services.factory import Factory
+    from enclave.spec.defaults import default_spec_path
+    from enclave.spec.load import load
+
+    with Factory.scratch(load(default_spec_path())) as factory:
+        twin = factory.twin_backend("one-night", 2.0)
+        broker = factory.broker(twin, "live")
+        asked: list[int] = []
+
+        def leads() -> bool:  # another process leads at first, then this one
+            asked.append(1)
+            return len(asked) > 1
+
+        cycles: list[int] = []
+        real_cycle = broker.cycle
+
+        def cycle(actor: str, leading: object = None) -> object:
+            cycles.append(1)
+            if len(cycles) == 1:
+                raise ExternalError("Kubernetes API: listing pods failed (500 Internal Server Error)")
+            assert leading is not None  # asked again before each action, as the server's loop does
+            return real_cycle(actor, leading=leading)  # type: ignore[arg-type]
+
+        @contextmanager
+        def loop_host(*_: object):  # type: ignore[no-untyped-def]
+            yield broker, leads
+
+        monkeypatch.setattr(broker, "cycle", cycle)
+        monkeypatch.setattr(cli, "_loop_host", loop_host)
+        monkeypatch.setattr(cli, "_target", lambda live, twin: False)  # the live enclave, here a twin stands in
+        result = runner.invoke(app, ["broker", "run", "--cycles", "3"])
+    assert result.exit_code == 0, result.output
+    assert "standing by: another enclave process runs the broker" in result.output
+    assert "cycle failed, trying again next cycle: Kubernetes API: listing pods failed" in result.output
+    assert len(cycles) == 2 and "3 cycle(s) on live" in result.output

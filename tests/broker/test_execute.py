@@ -96,12 +96,18 @@ class Failing(MemoryBackend):
         raise ExternalError("kubernetes API unreachable")
 
 
-def test_backend_failure_rolls_the_journal_back(db: Database) -> None:
+def test_a_backend_failure_is_journaled_as_a_failed_attempt(db: Database) -> None:
+    """Nothing is journaled as applied; the attempt is, with the error and what the backend shows now: a failure
+    part-way may have done part of the work (``tests/broker/test_failed_actions.py``)."""
     backend = Failing(busy_drp())
     n = entries(db)
+    action = decide(SPEC, backend.observe(), BROKER)[0]
     with pytest.raises(ExternalError):
-        BrokerService(SPEC, db, backend, "memory").apply(decide(SPEC, backend.observe(), BROKER)[0])
-    assert entries(db) == n
+        BrokerService(SPEC, db, backend, "memory").apply(action)
+    assert entries(db) == n + 1
+    with db.session() as s:
+        (entry,) = query(s, action=f"broker.{action.kind}*")
+    assert entry.action == f"broker.{action.kind}.failed" and entry.after["failed"] == "kubernetes API unreachable"
 
 
 def _run(db: Database, crash_after: int | None) -> MemoryBackend:

@@ -53,7 +53,7 @@ from enclave.clock import stamp
 from enclave.domain.capacity import Action, DeployPods, DrainStartd, Observed, Relabel, StartdKind, StartHTCondor
 from enclave.domain.schedule import ObservingSchedule
 from enclave.domain.schedule import parse as parse_schedule
-from enclave.errors import InputError, Problem
+from enclave.errors import EnclaveError, InputError, Problem
 from enclave.services.broker import BrokerService, DrainOverrides
 from enclave.services.factory import Factory
 from enclave.spec import document
@@ -62,6 +62,7 @@ from enclave.spec.models import Role
 broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
                               "HTCondor (seed §7.1, BCS 1–5).", no_args_is_help=True)
 console = Console(highlight=False, markup=False, width=140)
+err_console = Console(stderr=True, highlight=False, markup=False, width=140)
 
 DEFAULT_SCENARIO = "one-night"
 AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin this long first (hours).")]
@@ -219,12 +220,10 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
     total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
     applied: dict[str, int] = {}
     n = 0
-    with _on_host(spec_path, live, twin, 0.0, db_url, actor) as broker:
+    with _loop_host(spec_path, live, twin, db_url, actor) as (broker, leading):
         backend = broker.backend
         while (total is None or n < total) and not backend.finished:
-            backend.progress()
-            report = broker.cycle(actor)
-            _print_applied(report.outcomes, broker.observe().now, applied)
+            _run_cycle(broker, actor, leading, applied)
             n += 1
             backend.advance(step)
         console.print(Text.assemble((f"{n} cycle(s)", "bold"), f" on {broker.where}: " + (
@@ -234,6 +233,39 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
         if simulated:
             console.print(f"SIMULATED on {broker.where}: the enclave itself was not changed and its journal has "
                           "no entry of this run")
+
+
+@contextmanager
+def _loop_host(spec_path: Path | None, live: bool, twin: str | None, db_url: str | None,
+               actor: str) -> Iterator[tuple[BrokerService, Callable[[], bool] | None]]:
+    """The loop's broker (``_on_host``) and, on the live enclave, whether this process may run it now: the same
+    leadership as a serving replica's loop (``Factory.broker_leadership``), so the two never act together (review:
+    the command never asked)."""
+    if not _target(live, twin):
+        with host(spec_path, db_url) as factory:
+            yield factory.broker(factory.live_backend(), "live"), factory.broker_leadership
+        return
+    with _on_host(spec_path, live, twin, 0.0, db_url, actor) as broker:
+        yield broker, None
+
+
+def _run_cycle(broker: BrokerService, actor: str, leading: Callable[[], bool] | None,
+               applied: dict[str, int]) -> None:
+    """One cycle of ``broker run``, as the server's loop runs one (``enclave.api.runner``): standing by while
+    another process leads, and a failure of the systems it drives reported and tried again next cycle, never the
+    end of the loop (review: the first 500 ended the command)."""
+    try:
+        if leading is not None and not leading():
+            console.print(f"{stamp(broker.observe().now)}  standing by: another enclave process runs the broker")
+            return
+        with contextlib.suppress(EnclaveError):  # refused evictions are retried next cycle; the cycle goes on
+            broker.backend.progress()
+        report = broker.cycle(actor, leading=leading)
+        _print_applied(report.outcomes, broker.observe().now, applied)
+        for line in [*report.refused, *([report.stopped] if report.stopped else [])]:
+            err_console.print(f"refused: {line}")
+    except EnclaveError as error:
+        err_console.print(f"cycle failed, trying again next cycle: {error}")
 
 
 def _print_applied(outcomes: list[Outcome], now: float, applied: dict[str, int]) -> None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -64,6 +65,8 @@ from enclave.spec.models import EnclaveSpec
 
 log = logger("broker")
 
+FAILED_SUFFIX = ".failed"
+"""Ends the journal action of an attempt the backend failed (``broker.DeployPods.failed``)."""
 DRAIN_POLL_SECONDS = 1.0
 """How often a waiting drain looks again: kubectl drain polls each evicted pod's deletion every second
 (kubectl pkg/drain/drain.go, waitForDelete with ``interval: 1 * time.Second``)."""
@@ -186,27 +189,33 @@ class BrokerService:
         with self.lock:
             return self._apply(action)
 
-    def _check_roles(self, action: Action, session: Session | None = None) -> None:
-        if session is not None and self.roles is None:
-            _authorize(session, action)
-            return
+    def _check_roles(self, action: Action) -> None:
         with (self.roles or self.db).session() as own:
             _authorize(own, action)
 
     def _apply(self, action: Action, observed: Observed | None = None) -> Outcome:
+        """Check, act, journal. The role is checked in a transaction of its own and the entry written in another
+        once the backend has acted: the database's write lock is not held while the backend acts (review: a
+        slow drain held SQLite's for its whole length). An action the backend fails part-way is journaled too
+        (``_journal_failure``)."""
         try:
             before = observed if observed is not None else self.backend.observe()
             expected = apply_one(before, action)  # also refuses an action impossible in this state
             if expected == before:
                 return Outcome(action, applied=False)
+            self._check_roles(action)
+            try:
+                changed = self.backend.apply(action)
+            except EnclaveError as error:
+                self._journal_failure(action, before, error)
+                raise
+            if not changed:  # in effect by the time it arrived (a step still under way)
+                return Outcome(action, applied=False)
+            # The backend's clock (the twin's simulated one) dates the action for churn per night, and the
+            # work it may evict is recorded as the broker reckoned it (enclave.broker.victims).
+            loss = action_loss(before, action)
+            extra = {"clock": before.now, **({"evicts": loss} if loss is not None else {})}
             with self.db.session() as session:
-                self._check_roles(action, session)
-                if not self.backend.apply(action):  # in effect by the time it arrived (a step still under way)
-                    return Outcome(action, applied=False)
-                # The backend's clock (the twin's simulated one) dates the action for churn per night, and the
-                # work it may evict is recorded as the broker reckoned it (enclave.broker.victims).
-                loss = action_loss(before, action)
-                extra = {"clock": before.now, **({"evicts": loss} if loss is not None else {})}
                 entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
                                        target=target(action), reason=action.reason, before=touched(before, action),
                                        after={**touched(expected, action), "action": details(action), **extra},
@@ -218,6 +227,21 @@ class BrokerService:
               actor=action.actor, reason=action.reason, journal_seq=entry.seq)
         return Outcome(action, applied=True, seq=entry.seq, lost_core_s=loss["lost_core_s"] if loss else 0.0)
 
+    def _journal_failure(self, action: Action, before: Observed, error: EnclaveError) -> None:
+        """An action the backend failed may have done part of its work — some pods made, some evicted, a pod
+        deleted and its node not given back — which the broker's next cycles take as they find it: the journal
+        says it was tried, why it failed, and what is in effect now as far as the backend can still tell
+        (``broker.<kind>.failed``; review: the whole entry was rolled back and the partial work left no trace)."""
+        try:
+            now: Any = touched(self.backend.observe(), action)
+        except EnclaveError as unseen:
+            now = f"not observed: {unseen}"
+        with self.db.session() as session:
+            journal.record(session, actor=action.actor, action=f"broker.{action.kind}{FAILED_SUFFIX}",
+                           target=target(action), reason=action.reason, before=touched(before, action),
+                           after={"action": details(action), "failed": str(error), "now": now,
+                                  "clock": before.now}, at=self.clock())
+
     def churn(self, actor: str, *, since: datetime | None = None) -> Churn:
         """Actions and the work they evicted, night by night, from the broker's journal entries (since ``since``,
         wall clock; all without). Needs journal.read."""
@@ -225,8 +249,10 @@ class BrokerService:
             require(own, actor, Permission.JOURNAL_READ)
         with self.db.session() as session:
             entries = journal.query(session, action="broker.*", since=since)
-        # broker.schedule entries are pushes of the observing schedule, not moves.
-        return from_entries(((e.after, _epoch(e.at)) for e in entries if e.action != SCHEDULE_ACTION),
+        # broker.schedule entries are pushes of the observing schedule, not moves; failed attempts moved nothing
+        # the broker counts (what they did in part, the next cycles count as they act on it).
+        return from_entries(((e.after, _epoch(e.at)) for e in entries
+                             if e.action != SCHEDULE_ACTION and not e.action.endswith(FAILED_SUFFIX)),
                             self.spec.cluster.site)
 
     def _refused(self, action: Action, error: EnclaveError) -> None:

@@ -1,0 +1,52 @@
+"""An action the live systems fail part-way is journaled with what failed and what is in effect now.
+
+Kubernetes has no transactions: five pods are five creates, and the API server may refuse the fourth after making
+three; a drain cordons, then evicts pod by pod. The broker's next cycles take the state as they find it, but the
+journal must say that the attempt was made and what came of it (review: the entry was rolled back with the error,
+and the three pods were nobody's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from enclave.errors import ExternalError
+from enclave.journal import query, verify
+from enclave.services.broker import FAILED_SUFFIX
+from enclave.services.factory import Factory
+from enclave.spec.defaults import EXAMPLES
+from enclave.spec.load import load
+from tests.broker.test_conformance import live_world, twin_world
+from tests.cluster.conftest import Refused
+
+
+def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    create = server._create_pod
+
+    def third_refused(namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        if len(server.pods) >= 2:
+            raise Refused(500, "InternalError", "etcdserver: request timed out")
+        return create(namespace, q=q, data=data)  # type: ignore[no-any-return]
+
+    server._create_pod = third_refused
+    server._routes = [(v, p, third_refused if h == create else h) for v, p, h in server._routes]
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        with pytest.raises(ExternalError, match="500"):
+            broker.add_pods("enclave-broker", "worker-001", "drp", reason="by hand", count=4, cores=1, memory_mib=1024)
+        with factory.db.session() as s:
+            (entry,) = query(s, action="broker.*")
+            verify(s)
+        assert entry.action == f"broker.DeployPods{FAILED_SUFFIX}" and entry.target == "node/worker-001"
+        assert "500" in entry.after["failed"] and entry.after["action"]["pods"] == [
+            "htcondor-worker-001-1", "htcondor-worker-001-2", "htcondor-worker-001-3", "htcondor-worker-001-4"]
+        made = sorted(name for _, name in server.pods)
+        assert made == ["htcondor-worker-001-1", "htcondor-worker-001-2"]
+        # What is in effect now: the two pods made, as the backend observes them after the failure.
+        assert set(made) <= set(entry.after["now"]["startds"]) and not set(made) & set(entry.before["startds"])
+        # What failed is no move the broker counts: churn reads applied actions alone.
+        assert broker.churn("admin").of(entry.after["clock"]).actions == 0
