@@ -344,10 +344,18 @@ def test_demand_of_ignores_foreign_pools_and_defaults(ldf: EnclaveSpec) -> None:
 
 
 def test_reconfig_needs_the_hosts_master(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """Without the master the reconfig cannot go; the knobs set for it wait for the next reconfig, anyone's, so they
+    are set back to what they were: that reconfig keeps the startd where the broker was told it stayed, and the old
+    pool's jobs without a deadline (review: it moved the startd later, unjournaled)."""
     daemons.masters = False
+    fs = daemons.startds["condor-001"]
+    before = (fs.startd.pool, fs.since)
     with pytest.raises(ExternalError, match="the master of condor-001 is not advertised"):
         adapter(daemons).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt",
-                                         to_pool="user"))
+                                         to_pool="user", vacate_after_seconds=600))
+    fs.apply()  # someone runs condor_reconfig on the host
+    assert (fs.startd.pool, fs.since) == before
+    assert fs.runtime[render.vacate_knob("prompt")] == render.NO_DEADLINE
 
 
 def test_cancel_drain(ldf: EnclaveSpec, daemons: Daemons) -> None:

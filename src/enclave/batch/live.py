@@ -355,9 +355,13 @@ class HTCondorBatch:
                            where=action.startd, fix="observe again: someone else moved it")
         since = int(self.clock())
         knobs = {POOL_KNOB: action.to_pool, SINCE_KNOB: str(since)}
+        # What it was: set back if the reconfig fails, so the next reconfig (anyone's) does not carry out a relabel
+        # the broker was told failed — nor the old pool's deadline on the pool it stays in (review).
+        undo = {POOL_KNOB: slot.startd.pool, SINCE_KNOB: str(int(slot.startd.since))}
         if action.from_pool in self.spec.pools:
             knobs[vacate_knob(action.from_pool)] = vacate_value(since, action.vacate_after_seconds)
-        self._set_and_reconfig(slot, knobs)
+            undo[vacate_knob(action.from_pool)] = NO_DEADLINE
+        self._set_and_reconfig(slot, knobs, undo)
 
     def drain(self, action: DrainStartd) -> None:
         """Stop new matches and let jobs retire: within their pool's retirement time, or, with a deadline, until
@@ -419,8 +423,9 @@ class HTCondorBatch:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
         self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: NO_DEADLINE})
 
-    def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str]) -> None:
-        """Runtime-set knobs on the startd, then reconfig it through its host's master.
+    def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str], undo: dict[str, str] | None = None) -> None:
+        """Runtime-set knobs on the startd, then reconfig it through its host's master. When the reconfig cannot be
+        sent, the knobs are set to ``undo`` (best effort): set knobs wait for the next reconfig, whoever sends it.
 
         The reconfig goes to the master (as ``condor_reconfig <host>`` does), which passes it on to
         the startd: htcondor2 cannot address a startd by a slot ad, whose MyType "Machine" it maps to
@@ -438,9 +443,14 @@ class HTCondorBatch:
                 raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
                                     fix="the knob is set but takes effect only after `condor_reconfig` on the host")
             self.bindings.send_command(masters[0], htcondor2.DaemonCommand.Reconfig)
-        except EnclaveError:
-            raise
-        except (htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
+        except (EnclaveError, htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
+            if undo:
+                with contextlib.suppress(htcondor2.HTCondorException, RuntimeError, OSError, ValueError):
+                    remote = self.bindings.remote_param(slot.location)
+                    for key, value in undo.items():
+                        remote[key] = value
+            if isinstance(exc, EnclaveError):
+                raise
             raise _external(f"runtime config of startd {slot.startd.name} failed", exc) from exc
 
 
