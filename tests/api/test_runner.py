@@ -86,6 +86,9 @@ current-context: c
     assert not runner.simulate and runner.backend_name == "live"
     with pytest.raises(ExternalError):
         runner.observe()
+    # One try per call (urllib3 would retry 3 times, each up to the read timeout: past the 90 s Lease).
+    retries = runner.backend.kube.api.rest_client.pool_manager.connection_pool_kw["retries"]  # type: ignore[attr-defined]
+    assert retries.total == 0
 
 
 def test_live_runner_refuses_a_missing_kubeconfig(fresh_db: Database, spec: EnclaveSpec, tmp_path: Path) -> None:

@@ -416,9 +416,12 @@ def _ran(spec: EnclaveSpec, pool: str, started: int, seconds: int, status: int =
 
 def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, daemons: Daemons) -> None:
     """drp vacates after its grace (lsst-ldf.yaml): its completed jobs' CompletionDate − JobCurrentStartDate over
-    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; prompt drains: not reported."""
+    both schedds, ascending; a removed job (JobStatus 3) did not run to its end; a DAG's own job (scheduler
+    universe, 7) ran on no slot; prompt drains: not reported."""
     now = 1_000_000
-    daemons.finished[DEV] = [_ran(ldf, "drp", now - 4000, 3600), _ran(ldf, "drp", now - 500, 90),
+    dag = _ran(ldf, "drp", now - 300, 20000)
+    dag["JobUniverse"] = 7
+    daemons.finished[DEV] = [_ran(ldf, "drp", now - 4000, 3600), _ran(ldf, "drp", now - 500, 90), dag,
                              _ran(ldf, "drp", now - 900, 300, status=3), _ran(ldf, "prompt", now - 100, 40)]
     daemons.finished[NOTEBOOK_SCHEDD] = [_ran(ldf, "drp", now - 2000, 600)]
     demand = adapter(daemons, now).demand()
@@ -427,5 +430,6 @@ def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, da
     asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("CompletionDate", "JobCurrentStartDate")
              and "drp" in c[2]]
     assert len(asked) == len(ldf.batch.submit_hosts)
-    assert {(c[2], c[4], c[5]) for c in asked} == {('(EnclavePool =?= "drp") && JobStatus == 4', RUNTIME_HISTORY,
-                                                    f"CompletionDate < {now - 86400}")}
+    assert {(c[2], c[4], c[5]) for c in asked} == {(
+        '(EnclavePool =?= "drp") && JobStatus == 4 && JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12',
+        RUNTIME_HISTORY, f"CompletionDate < {now - 86400}")}

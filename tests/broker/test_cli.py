@@ -216,5 +216,5 @@ def test_broker_run_on_the_live_enclave_stands_by_and_survives_failures(monkeypa
         result = runner.invoke(app, ["broker", "run", "--cycles", "3"])
     assert result.exit_code == 0, result.output
     assert "standing by: another enclave process runs the broker" in result.output
-    assert "cycle failed, trying again next cycle: Kubernetes API: listing pods failed" in result.output
+    assert "cycle failed, trying again next cycle: ExternalError: Kubernetes API: listing pods failed" in result.output
     assert len(cycles) == 2 and "3 cycle(s) on live" in result.output

@@ -47,6 +47,33 @@ def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
         made = sorted(name for _, name in server.pods)
         assert made == ["htcondor-worker-001-1", "htcondor-worker-001-2"]
         # What is in effect now: the two pods made, as the backend observes them after the failure.
-        assert set(made) <= set(entry.after["now"]["startds"]) and not set(made) & set(entry.before["startds"])
+        assert set(made) <= set(entry.after["startds"]) and not set(made) & set(entry.before["startds"])
         # What failed is no move the broker counts: churn reads applied actions alone.
         assert broker.churn("admin").of(entry.after["clock"]).actions == 0
+
+
+def test_a_journal_that_cannot_be_written_does_not_hide_the_action_s_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failed attempt's entry is best effort: when the journal cannot take it (a locked database), the error
+    the caller sees is still the action's own (review: the database's replaced it)."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    create = server._create_pod
+
+    def second_refused(namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        if server.pods:
+            raise Refused(500, "InternalError", "etcdserver: request timed out")
+        return create(namespace, q=q, data=data)  # type: ignore[no-any-return]
+
+    server._routes = [(v, p, second_refused if h == create else h) for v, p, h in server._routes]
+    import enclave.services.broker as service
+
+    def locked(*_: object, **__: object) -> None:
+        raise RuntimeError("database is locked")
+
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        monkeypatch.setattr(service.journal, "record", locked)
+        with pytest.raises(ExternalError, match="creating pod htcondor-worker-001-2 failed \\(500"):
+            broker.add_pods("enclave-broker", "worker-001", "drp", reason="by hand", count=2, cores=1,
+                            memory_mib=1024)

@@ -117,7 +117,8 @@ class BrokerRunner:
                 self._failed(exc, "broker progress failed")
                 stuck = self.last_error
             try:
-                report = self.broker.cycle(leading=self.leader)
+                # Asked through _leads: a Lease refused part-way stands the loop by, the cycle's work so far kept.
+                report = self.broker.cycle(leading=self._leads if self.leader is not None else None)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self._failed(exc)
             else:

@@ -62,6 +62,8 @@ LOCATION_PROJECTION = ["MyAddress", "AddressV1", "CondorVersion", "CondorPlatfor
 # Scheduler (7) and local (12) universe jobs run beside the schedd, never on a pool's slots ("Choosing an HTCondor
 # Universe"; condor_universe.h), grid (9) jobs elsewhere: DAGMan's own job among them, they are no pool's demand.
 OFF_POOL_UNIVERSES = (7, 9, 12)
+ON_POOL = " && ".join(f"JobUniverse =!= {u}" for u in OFF_POOL_UNIVERSES)
+"""A job constraint: the jobs a pool's slots run."""
 # A dynamic slot runs one job (HTCondor manual, "Machine ClassAd Attributes"): Cpus are its cores, JobStart "the
 # time stamp in integer seconds of when the job began executing", RemoteGroup "the accounting group name
 # corresponding to the submitter that claimed this resource"; AllowedExecuteDuration is the job's own
@@ -253,9 +255,8 @@ class HTCondorBatch:
         a = self.spec.batch.pool_attribute
         schedd = schedd or self._schedd(host)
         try:
-            off_pool = " && ".join(f"JobUniverse =!= {u}" for u in OFF_POOL_UNIVERSES)
             ads: list[ClassAd] = schedd.query(
-                constraint=f"(JobStatus == {IDLE} || JobStatus == {RUNNING}) && {off_pool}",
+                constraint=f"(JobStatus == {IDLE} || JobStatus == {RUNNING}) && {ON_POOL}",
                 projection=[*JOB_PROJECTION, a])
             return ads
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
@@ -285,7 +286,8 @@ class HTCondorBatch:
         schedd = schedd or self._schedd(host)
         since = f"CompletionDate < {int(self.clock()) - HISTORY_LOOKBACK_SECONDS}"
         try:
-            ads = schedd.history(constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}",
+            ads = schedd.history(constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}"
+                                            f" && {ON_POOL}",  # a DAG's hours are no job's work
                                  projection=RUNTIME_PROJECTION, match=RUNTIME_HISTORY, since=since)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} history query failed", exc) from exc
@@ -441,7 +443,11 @@ class HTCondorBatch:
                                            projection=LOCATION_PROJECTION)
             if not masters:
                 raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
-                                    fix="the knob is set but takes effect only after `condor_reconfig` on the host")
+                                    fix="start HTCondor's master on the host (`condor_status -master`); the broker's "
+                                        "next cycle asks again")
+            if len(masters) > 1:
+                raise ExternalError(f"{len(masters)} masters advertise host {slot.startd.name}", where=slot.startd.name,
+                                    fix="run one HTCondor instance per host, as the rendered configs do")
             self.bindings.send_command(masters[0], htcondor2.DaemonCommand.Reconfig)
         except (EnclaveError, htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
             if undo:

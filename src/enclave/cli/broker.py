@@ -256,16 +256,18 @@ def _run_cycle(broker: BrokerService, actor: str, leading: Callable[[], bool] | 
     end of the loop (review: the first 500 ended the command)."""
     try:
         if leading is not None and not leading():
-            console.print(f"{stamp(broker.observe().now)}  standing by: another enclave process runs the broker")
+            console.print("standing by: another enclave process runs the broker")
             return
         with contextlib.suppress(EnclaveError):  # refused evictions are retried next cycle; the cycle goes on
             broker.backend.progress()
         report = broker.cycle(actor, leading=leading)
         _print_applied(report.outcomes, broker.observe().now, applied)
-        for line in [*report.refused, *([report.stopped] if report.stopped else [])]:
+        for line in report.refused:
             err_console.print(f"refused: {line}")
-    except EnclaveError as error:
-        err_console.print(f"cycle failed, trying again next cycle: {error}")
+        if report.stopped:
+            err_console.print(f"stopped: {report.stopped}")
+    except Exception as error:  # as the server's loop: reported, tried again next cycle
+        err_console.print(f"cycle failed, trying again next cycle: {type(error).__name__}: {error}")
 
 
 def _print_applied(outcomes: list[Outcome], now: float, applied: dict[str, int]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3 import Retry
 from urllib3.exceptions import HTTPError
 
 from enclave.accounts.homes import Provisioned
@@ -49,6 +50,10 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 accepts the connection and never answers blocks the broker's cycle under its lock for ever. The answer's is
 kube-apiserver's own limit on a request (``--request-timeout``, 1m0s by default), within the 90 s Lease a
 single call must stay under (``enclave.cluster.lease``); a followed log waits for its lines without them."""
+
+RETRIES = Retry(total=0)
+"""One try per call: urllib3's default (3 retries) would make a call that times out take four times as long, past
+the Lease; the broker's next cycle is the retry (``KubeCluster.connect``, ``Factory.live_backend``)."""
 
 _UNREACHED = (ApiException, HTTPError)
 """What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
@@ -110,7 +115,9 @@ class KubeCluster:
             except (config.ConfigException, OSError) as exc:
                 raise ExternalError(f"no Kubernetes credentials: {exc}", where="kubeconfig",
                                     fix="run inside the cluster, or point $KUBECONFIG at a kubeconfig") from exc
-        return cls(spec, k8s.ApiClient(), **kwargs)
+        configuration = k8s.Configuration.get_default_copy()
+        configuration.retries = RETRIES
+        return cls(spec, k8s.ApiClient(configuration), **kwargs)
 
     def _plain(self, obj: Any) -> Any:
         return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
@@ -234,6 +241,8 @@ class KubeCluster:
             response = self.core.read_namespaced_pod_log(
                 request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
                 tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False,
+                # Followed, it waits for lines as long as they take: the client validates a timeout as positive
+                # numbers only, so none at all (a connect timeout alone cannot be said).
                 _request_timeout=None if request.follow else REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             what = f"pod {request.namespace}/{request.pod}"

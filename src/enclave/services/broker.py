@@ -2,8 +2,8 @@
 
 Every action, the broker's and a person's alike, goes through ``apply``: the acting account's permission for
 that BCS procedure is checked first, then the backend carries the action out and the journal records it with
-the before and after state of what it touched, all in one database transaction. A refused action touches
-nothing; a backend failure rolls the journal entry back.
+the before and after state of what it touched. A refused action touches nothing; one the backend fails part-way
+is journaled as failed with what it left in effect (``_journal_failure``).
 
 A manual procedure is built here and nowhere else, so the CLI and the API produce the same action — the same
 pod names, the same grace period, the same journal entry. One lock serialises broker cycles and manual
@@ -64,6 +64,10 @@ from enclave.observing.schedules import SCHEDULE_ACTION
 from enclave.spec.models import EnclaveSpec
 
 log = logger("broker")
+
+class _NotLeading(Exception):
+    """This replica no longer holds the broker's leadership: the cycle stops (``BrokerService.cycle``)."""
+
 
 FAILED_SUFFIX = ".failed"
 """Ends the journal action of an attempt the backend failed (``broker.DeployPods.failed``)."""
@@ -150,23 +154,23 @@ class BrokerService:
         return observed if pushed is None else replace(observed, schedule=pushed)
 
     def cycle(self, actor: str = BROKER_ACTOR, leading: Callable[[], bool] | None = None) -> CycleReport:
-        """One observe → decide → act round. Each action in its own transaction, re-observed first, so one
-        refusal leaves no trace and does not stop the others.
+        """One observe → decide → act round. Each action re-observed first, so one refusal does not stop the
+        others.
 
-        ``leading`` (the replica's Lease or advisory lock, renewed by asking) is asked again before each
-        action: a cycle that outlasts the lease — a slow API server, a long drain — stops applying the moment
-        another replica may have taken over, so two leaders never act in the same interval."""
+        ``leading`` (the replica's Lease or advisory lock, renewed by asking) is asked again before each action
+        acts, after its re-observation: a cycle that outlasts the lease — a slow API server, a long drain — stops
+        applying the moment another replica may have taken over, so two leaders never act in the same interval."""
         with self.lock:
             decision = plan(self.spec, self.window.feed(self._scheduled(self.backend.observe())), actor)
             report = CycleReport(decision)
             for i, action in enumerate(decision.actions):
-                if leading is not None and not leading():
+                try:
+                    report.outcomes.append(self._apply(action, leading=leading))
+                except _NotLeading:
                     report.stopped = (f"leadership lost: {len(decision.actions) - i} of {len(decision.actions)} "
                                       "action(s) not applied; the new leader decides afresh")
                     event(log, logging.WARNING, "broker cycle stopped", where=self.where, cause=report.stopped)
                     break
-                try:
-                    report.outcomes.append(self._apply(action))
                 except EnclaveError as error:
                     report.refused.append(f"{action.kind} {target(action)}: {error}")
                 except Exception as error:  # no adapter's error: what went before stands and is reported (review)
@@ -193,17 +197,21 @@ class BrokerService:
         with (self.roles or self.db).session() as own:
             _authorize(own, action)
 
-    def _apply(self, action: Action, observed: Observed | None = None) -> Outcome:
+    def _apply(self, action: Action, observed: Observed | None = None,
+               leading: Callable[[], bool] | None = None) -> Outcome:
         """Check, act, journal. The role is checked in a transaction of its own and the entry written in another
         once the backend has acted: the database's write lock is not held while the backend acts (review: a
         slow drain held SQLite's for its whole length). An action the backend fails part-way is journaled too
-        (``_journal_failure``)."""
+        (``_journal_failure``). ``leading``: asked last before the backend acts, after the observation (many
+        calls, each up to ``REQUEST_TIMEOUT``), so a Lease lost meanwhile stops it (``_NotLeading``)."""
         try:
             before = observed if observed is not None else self.backend.observe()
             expected = apply_one(before, action)  # also refuses an action impossible in this state
             if expected == before:
                 return Outcome(action, applied=False)
             self._check_roles(action)
+            if leading is not None and not leading():
+                raise _NotLeading
             try:
                 changed = self.backend.apply(action)
             except EnclaveError as error:
@@ -230,17 +238,27 @@ class BrokerService:
     def _journal_failure(self, action: Action, before: Observed, error: EnclaveError) -> None:
         """An action the backend failed may have done part of its work — some pods made, some evicted, a pod
         deleted and its node not given back — which the broker's next cycles take as they find it: the journal
-        says it was tried, why it failed, and what is in effect now as far as the backend can still tell
-        (``broker.<kind>.failed``; review: the whole entry was rolled back and the partial work left no trace)."""
+        says it was tried, why it failed, and what is in effect now (``broker.<kind>.failed``; review: the whole
+        entry was rolled back and the partial work left no trace). Not when the backend shows nothing changed: a
+        failure that repeats every cycle would write an entry a minute. Best effort: a journal that cannot be
+        written (or a backend that cannot be observed) does not hide the action's own error, which the caller
+        raises."""
         try:
-            now: Any = touched(self.backend.observe(), action)
-        except EnclaveError as unseen:
-            now = f"not observed: {unseen}"
-        with self.db.session() as session:
-            journal.record(session, actor=action.actor, action=f"broker.{action.kind}{FAILED_SUFFIX}",
-                           target=target(action), reason=action.reason, before=touched(before, action),
-                           after={"action": details(action), "failed": str(error), "now": now,
-                                  "clock": before.now}, at=self.clock())
+            was = touched(before, action)
+            try:
+                now: dict[str, Any] = touched(self.backend.observe(), action)
+            except EnclaveError as unseen:
+                now = {"observed": f"not after the failure: {unseen}"}
+            if now == was:
+                return
+            with self.db.session() as session:
+                journal.record(session, actor=action.actor, action=f"broker.{action.kind}{FAILED_SUFFIX}",
+                               target=target(action), reason=action.reason, before=was,
+                               after={**now, "action": details(action), "failed": str(error), "clock": before.now},
+                               at=self.clock())
+        except Exception as unjournaled:  # the action's error is the one to report; this one is logged
+            event(log, logging.ERROR, "broker failure not journaled", where=self.where, kind=action.kind,
+                  target=target(action), error=type(unjournaled).__name__, cause=str(unjournaled))
 
     def churn(self, actor: str, *, since: datetime | None = None) -> Churn:
         """Actions and the work they evicted, night by night, from the broker's journal entries (since ``since``,

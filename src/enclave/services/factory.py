@@ -189,12 +189,13 @@ class Factory:
 
     @cached_property
     def broker_leadership(self) -> Callable[[], bool]:
-        """Whether this process may run the broker loop now: a PostgreSQL advisory lock shared by every replica
-        on this database (enclave.db.leader); always True on SQLite."""
+        """Whether this process may run the broker loop now: on a live enclave the Kubernetes Lease every process
+        driving it takes (``_broker_lease``); else a PostgreSQL advisory lock shared by every replica on this
+        database (enclave.db.leader), always True on SQLite."""
         from enclave.db.leader import LeaderLock
 
         advisory = LeaderLock(self.db.engine, "broker-loop").held
-        # In the commons (a live backend inside a pod) a Kubernetes Lease decides; elsewhere the advisory lock.
+        # A live backend's Lease decides; a twin's replicas share the advisory lock.
         return lambda: self._lease() if self._lease is not None else advisory()
 
     def broker(self, backend: Backend, where: str, *, drives: bool = False) -> BrokerService:
@@ -247,14 +248,17 @@ class Factory:
         from kubernetes import config as k8s_config
 
         from enclave.batch.live import HTCondorBatch
-        from enclave.cluster.kube import KubeCluster
+        from enclave.cluster.kube import RETRIES, KubeCluster
         from enclave.cluster.live import LiveBackend
 
         if kubeconfig is None:
             kube = KubeCluster.connect(self.spec)
         else:
             try:
-                api = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+                configuration = k8s.Configuration()
+                configuration.retries = RETRIES
+                api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig), client_configuration=configuration)
             except (k8s_config.ConfigException, OSError) as exc:
                 raise ExternalError(f"cannot read kubeconfig {kubeconfig}: {exc}", where="--kubeconfig",
                                     fix="give a readable kubeconfig for the cluster") from exc
@@ -264,12 +268,8 @@ class Factory:
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
         self.use_live_systems(batch)
         self._log_source = (kube, True)
-        pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
-        if pod and namespace:  # set by the downward API in the Deployment `enclave render deploy` writes
-            from enclave.cluster.lease import LeaseLock
+        self._lease = _broker_lease(kube)
 
-            self._lease = LeaseLock(kube.api, namespace=namespace, name=LEASE_NAME, identity=pod,
-                                    duration_s=LEASE_SECONDS).held
         return LiveBackend(self.spec, kube, batch)
 
     def use_live_systems(self, batch: HTCondorBatch | None = None) -> None:
@@ -312,3 +312,21 @@ class Factory:
         if not state:
             return None
         return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: bootstrap token").token
+
+
+def _broker_lease(kube: KubeCluster) -> Callable[[], bool]:
+    """Who may run the broker loop on a live enclave: the Kubernetes Lease every process driving it takes — the
+    serving replicas (their namespace from the downward API of the Deployment `enclave render deploy` writes) and
+    `enclave broker run` from a workstation alike (review: the command took a database lock the replicas never
+    ask for, and led beside them). Each process is its own candidate, named as kube-controller-manager names
+    its own (its host name, "_", a new UUID: cmd/kube-controller-manager/app/controllermanager.go): a command
+    run inside a replica's pod shares its POD_NAME and would otherwise renew the replica's Lease as its own."""
+    import socket
+    import uuid
+
+    from enclave.cluster.deploy import NAMESPACE
+    from enclave.cluster.lease import LeaseLock
+
+    who = os.environ.get("POD_NAME") or socket.gethostname()
+    return LeaseLock(kube.api, namespace=os.environ.get("POD_NAMESPACE") or NAMESPACE, name=LEASE_NAME,
+                     identity=f"{who}_{uuid.uuid4()}", duration_s=LEASE_SECONDS).held
