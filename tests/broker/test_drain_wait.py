@@ -8,7 +8,7 @@ deletion, until its kubelet has stopped it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -103,6 +103,14 @@ def _live_with_a_notebook() -> tuple[EnclaveSpec, World, Any]:
     return spec, world, server
 
 
+def _drain_live(spec: EnclaveSpec, world: World, sleep: Callable[[float], None]) -> None:
+    """Drain worker-002 through the live backend with ``--timeout 0s``, the wait's sleeps going to ``sleep``."""
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        broker.sleep = sleep
+        assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
+
+
 def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> None:
     """The eviction is accepted at once (no budget holds it); the pod is gone only once its kubelet has stopped
     it, here after the second poll: the wait polls a third time and then ends."""
@@ -114,10 +122,7 @@ def test_live_it_waits_for_the_evicted_pods_to_be_gone_not_only_evicted() -> Non
         if len(slept) == 2:
             server.kubelet_stops()
 
-    with Factory.scratch(spec) as factory:
-        broker = factory.broker(world.backend, "live")
-        broker.sleep = sleep
-        assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
+    _drain_live(spec, world, sleep)
     assert slept == [DRAIN_POLL_SECONDS, DRAIN_POLL_SECONDS] and ("jupyter-lsst", "nb-alice") not in server.pods
 
 
@@ -136,10 +141,7 @@ def test_live_each_poll_looks_at_the_drained_node_alone() -> None:
         if len(polls) == 3:
             server.kubelet_stops()
 
-    with Factory.scratch(spec) as factory:
-        broker = factory.broker(world.backend, "live")
-        broker.sleep = sleep
-        assert _drain(broker, "worker-002", 0).applied  # type: ignore[attr-defined]
+    _drain_live(spec, world, sleep)
     for poll in polls[1:]:  # the first holds the drain's own requests
         gets = [(path, q) for m, path, q in poll if m == "GET"]
         assert gets and all(path == "/api/v1/nodes/worker-002" or (path == "/api/v1/pods" and q == {
