@@ -145,7 +145,11 @@ def test_newest_submit_from_the_history_only(ldf: EnclaveSpec, daemons: Daemons)
     now = 1_000_000
     daemons.finished[DEV] = [finished(ldf, "drp", now - 10), finished(ldf, "prompt", now - 600),
                              finished(ldf, "prompt", now - 900)]
-    daemons.finished[NOTEBOOK_SCHEDD] = [finished(ldf, "prompt", now - 300, schedd=NOTEBOOK_SCHEDD)]
+    # A DAG's own job (scheduler universe) finishes after its node jobs, and was submitted before them: it is no
+    # visit's submission, or the night's newest would look older than it is.
+    dag = finished(ldf, "prompt", now - 3600, schedd=NOTEBOOK_SCHEDD, completed=now - 5)
+    dag["JobUniverse"] = 7
+    daemons.finished[NOTEBOOK_SCHEDD] = [dag, finished(ldf, "prompt", now - 300, schedd=NOTEBOOK_SCHEDD)]
     demand = adapter(daemons, now).demand()
     assert demand["prompt"] == PoolDemand(newest_submit=now - 300)  # the newer of the two schedds
     assert demand["drp"].newest_submit is None  # only pre-warmed pools look into the history
@@ -168,8 +172,9 @@ def test_history_is_asked_for_the_newest_prompt_job(ldf: EnclaveSpec, daemons: D
     adapter(daemons, now=1_000_000.5).demand()
     asked = [c for c in daemons.calls if c[0] == "history_query" and c[3] == ("QDate", "EnclavePool")]
     assert [c[1] for c in asked] == [daemons.schedd_ad(h)["MyAddress"] for h in ldf.batch.submit_hosts]
-    assert {c[2:] for c in asked} == {('EnclavePool =?= "prompt"', ("QDate", "EnclavePool"), 1,
-                                       f"CompletionDate < {1_000_000 - 86400}")}
+    assert {c[2:] for c in asked} == {(
+        '(EnclavePool =?= "prompt") && JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12',
+        ("QDate", "EnclavePool"), 1, f"CompletionDate < {1_000_000 - 86400}")}
 
 
 def test_history_scan_stops_a_day_back(ldf: EnclaveSpec, daemons: Daemons) -> None:
@@ -198,7 +203,8 @@ def test_history_looks_up_the_prewarmed_pool_without_a_latency_objective(ldf: En
     assert demand["drp"].newest_submit == now - 120
     assert demand["user"].newest_submit is None  # neither pre-warmed nor with a latency objective
     asked = {c[2] for c in daemons.calls if c[0] == "history_query" and c[3] == ("QDate", "EnclavePool")}
-    assert asked == {'EnclavePool =?= "prompt"', 'EnclavePool =?= "drp"'}
+    on_pool = "JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12"
+    assert asked == {f'(EnclavePool =?= "prompt") && {on_pool}', f'(EnclavePool =?= "drp") && {on_pool}'}
 
 
 def test_history_constraint_of_the_default_pool_matches_demand_of(ldf: EnclaveSpec) -> None:
@@ -431,5 +437,5 @@ def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, da
              and "drp" in c[2]]
     assert len(asked) == len(ldf.batch.submit_hosts)
     assert {(c[2], c[4], c[5]) for c in asked} == {(
-        '(EnclavePool =?= "drp") && JobStatus == 4 && JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12',
+        '((EnclavePool =?= "drp") && JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12) && JobStatus == 4',
         RUNTIME_HISTORY, f"CompletionDate < {now - 86400}")}

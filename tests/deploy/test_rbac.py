@@ -98,6 +98,7 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     call("delete_pods", ("htcondor-kub-006-1",))
     assert call("drain", "kub-005") == 1  # the budget holds ff back
     assert call("drain_left", "kub-005") == 2  # ff, and nb-alice terminating
+    assert call("draining", "kub-005")
     server.pdb_blocked.clear()
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")

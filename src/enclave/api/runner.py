@@ -118,7 +118,7 @@ class BrokerRunner:
                 stuck = self.last_error
             try:
                 # Asked through _leads: a Lease refused part-way stands the loop by, the cycle's work so far kept.
-                report = self.broker.cycle(leading=self._leads if self.leader is not None else None)
+                report = self.broker.cycle(leading=self._leads)
             except Exception as exc:  # a failed cycle is reported and retried, never kills the service
                 self._failed(exc)
             else:

@@ -286,8 +286,7 @@ class HTCondorBatch:
         schedd = schedd or self._schedd(host)
         since = f"CompletionDate < {int(self.clock()) - HISTORY_LOOKBACK_SECONDS}"
         try:
-            ads = schedd.history(constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}"
-                                            f" && {ON_POOL}",  # a DAG's hours are no job's work
+            ads = schedd.history(constraint=f"({pool_constraint(self.spec, pool)}) && JobStatus == {COMPLETED}",
                                  projection=RUNTIME_PROJECTION, match=RUNTIME_HISTORY, since=since)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {host} history query failed", exc) from exc
@@ -461,12 +460,13 @@ class HTCondorBatch:
 
 
 def pool_constraint(spec: EnclaveSpec, pool: str) -> str:
-    """A constraint selecting the jobs ``demand_of`` attributes to ``pool``."""
+    """A constraint selecting the jobs ``demand_of`` attributes to ``pool``, of those its slots run (``ON_POOL``:
+    a DAG's own job is no visit's submission nor any job's work)."""
     a = spec.batch.pool_attribute
     own = f"{a} =?= {classad2.quote(pool)}"
-    if pool != spec.batch.default_pool:
-        return own
-    return f'({own}) || !isString({a}) || ({a} =?= "")'
+    if pool == spec.batch.default_pool:
+        own = f'({own}) || !isString({a}) || ({a} =?= "")'
+    return f"({own}) && {ON_POOL}"
 
 
 def demand_of(jobs: Iterable[ClassAd], spec: EnclaveSpec, *, now: float) -> dict[str, PoolDemand]:

@@ -261,7 +261,8 @@ def _run_cycle(broker: BrokerService, actor: str, leading: Callable[[], bool] | 
         with contextlib.suppress(EnclaveError):  # refused evictions are retried next cycle; the cycle goes on
             broker.backend.progress()
         report = broker.cycle(actor, leading=leading)
-        _print_applied(report.outcomes, broker.observe().now, applied)
+        if any(o.applied for o in report.outcomes):  # the time to print them at: an observation, on live many calls
+            _print_applied(report.outcomes, broker.observe().now, applied)
         for line in report.refused:
             err_console.print(f"refused: {line}")
         if report.stopped:

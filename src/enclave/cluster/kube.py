@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
@@ -104,18 +105,28 @@ class KubeCluster:
         self._eviction_api = "policy/v1" if (major, minor) >= (1, 22) else "policy/v1beta1"
 
     @classmethod
-    def connect(cls, spec: EnclaveSpec, **kwargs: Any) -> KubeCluster:
+    def connect(cls, spec: EnclaveSpec, kubeconfig: Path | None = None, **kwargs: Any) -> KubeCluster:
+        """The adapter on ``kubeconfig``'s cluster, else in-cluster credentials, else $KUBECONFIG or
+        ~/.kube/config; each call tried once (``RETRIES``)."""
         from kubernetes import config
 
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
+        configuration = k8s.Configuration()
+        if kubeconfig is not None:
             try:
-                config.load_kube_config()  # type: ignore[no-untyped-call]
+                config.load_kube_config(config_file=str(kubeconfig),  # type: ignore[no-untyped-call]
+                                        client_configuration=configuration)
             except (config.ConfigException, OSError) as exc:
-                raise ExternalError(f"no Kubernetes credentials: {exc}", where="kubeconfig",
-                                    fix="run inside the cluster, or point $KUBECONFIG at a kubeconfig") from exc
-        configuration = k8s.Configuration.get_default_copy()
+                raise ExternalError(f"cannot read kubeconfig {kubeconfig}: {exc}", where="--kubeconfig",
+                                    fix="give a readable kubeconfig for the cluster") from exc
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except config.ConfigException:
+                try:
+                    config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                except (config.ConfigException, OSError) as exc:
+                    raise ExternalError(f"no Kubernetes credentials: {exc}", where="kubeconfig",
+                                        fix="run inside the cluster, or point $KUBECONFIG at a kubeconfig") from exc
         configuration.retries = RETRIES
         return cls(spec, k8s.ApiClient(configuration), **kwargs)
 
@@ -365,6 +376,10 @@ class KubeCluster:
                 continue
             left += self._evict_one(meta["namespace"], meta["name"], grace)
         return left
+
+    def draining(self, node: str) -> bool:
+        """Whether ``node`` is draining (cordoned and labelled for it, ``objects.node_state``)."""
+        return self._state(node) == NodeState.DRAINING
 
     def drain_left(self, node: str) -> int | None:
         """The pods a drain of ``node`` still has to move: those not evicted yet (a disruption budget refused, or

@@ -133,7 +133,7 @@ class LiveBackend:
         Call once per broker cycle, like ``kubectl drain`` retries. ``node``: retry that node's evictions alone, if
         it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second)."""
         if node is not None:
-            return self.kube.evict(node) if self.kube.drain_left(node) else 0
+            return self.kube.evict(node) if self.kube.draining(node) else 0
         nodes = self.kube.nodes()  # one listing for both: a return changes no draining worker
         self.kube.finish_returns(nodes)
         return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)

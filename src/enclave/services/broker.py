@@ -197,15 +197,14 @@ class BrokerService:
         with (self.roles or self.db).session() as own:
             _authorize(own, action)
 
-    def _apply(self, action: Action, observed: Observed | None = None,
-               leading: Callable[[], bool] | None = None) -> Outcome:
+    def _apply(self, action: Action, leading: Callable[[], bool] | None = None) -> Outcome:
         """Check, act, journal. The role is checked in a transaction of its own and the entry written in another
         once the backend has acted: the database's write lock is not held while the backend acts (review: a
         slow drain held SQLite's for its whole length). An action the backend fails part-way is journaled too
         (``_journal_failure``). ``leading``: asked last before the backend acts, after the observation (many
         calls, each up to ``REQUEST_TIMEOUT``), so a Lease lost meanwhile stops it (``_NotLeading``)."""
         try:
-            before = observed if observed is not None else self.backend.observe()
+            before = self.backend.observe()
             expected = apply_one(before, action)  # also refuses an action impossible in this state
             if expected == before:
                 return Outcome(action, applied=False)

@@ -19,7 +19,6 @@ from enclave.accounts.types import AccountView
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
-from enclave.errors import ExternalError
 from enclave.services.accounts import AccountService
 from enclave.services.batch import BatchService
 from enclave.services.broker import BrokerService
@@ -244,26 +243,12 @@ class Factory:
         """Kubernetes through the official client (``kubeconfig``, else in-cluster or $KUBECONFIG) and HTCondor
         through the bindings (``collector``, else the spec's central manager)."""
         import htcondor2
-        from kubernetes import client as k8s
-        from kubernetes import config as k8s_config
 
         from enclave.batch.live import HTCondorBatch
-        from enclave.cluster.kube import RETRIES, KubeCluster
+        from enclave.cluster.kube import KubeCluster
         from enclave.cluster.live import LiveBackend
 
-        if kubeconfig is None:
-            kube = KubeCluster.connect(self.spec)
-        else:
-            try:
-                configuration = k8s.Configuration()
-                configuration.retries = RETRIES
-                api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig), client_configuration=configuration)
-            except (k8s_config.ConfigException, OSError) as exc:
-                raise ExternalError(f"cannot read kubeconfig {kubeconfig}: {exc}", where="--kubeconfig",
-                                    fix="give a readable kubeconfig for the cluster") from exc
-            assert isinstance(api, k8s.ApiClient)
-            kube = KubeCluster(self.spec, api)
+        kube = KubeCluster.connect(self.spec, kubeconfig)
         self._kube = kube
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
         self.use_live_systems(batch)
