@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kubernetes import client as k8s
 
 from enclave.api.metrics import Metrics
@@ -14,6 +15,7 @@ from enclave.api.runner import BrokerRunner
 from enclave.api.snapshot import History
 from enclave.cluster.lease import LeaseLock
 from enclave.db import Database
+from enclave.errors import ExternalError
 from enclave.journal import query
 from enclave.services.factory import Factory
 from enclave.spec.defaults import default_spec_path
@@ -152,3 +154,13 @@ def test_no_action_is_applied_after_leadership_is_lost(server: ApiServer, tmp_pa
     assert f"{planned - 2} of {planned}" in runner.last_error
     assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-b"
     runner.broker.db.dispose()
+
+
+def test_a_lease_in_a_namespace_that_does_not_exist_is_an_error_not_a_standby(server: ApiServer) -> None:
+    """Nobody could ever take it: a process that stood by would wait for a leader that does not exist."""
+    api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
+    api.rest_client.pool_manager = server
+    lock = LeaseLock(api, namespace="enclave-nowhere", name="enclave-broker", identity="x", duration_s=30,
+                     clock=lambda: 1_800_000_000.0)
+    with pytest.raises(ExternalError, match="namespace enclave-nowhere for the Lease enclave-broker does not exist"):
+        lock.held()

@@ -80,7 +80,7 @@ class LeaseLock:
                 return self._unreachable(exc)
             return self._write(lambda: self.coordination.create_namespaced_lease(
                 self.namespace, self._body(now, acquired=now, transitions=0, version=None),
-                _request_timeout=REQUEST_TIMEOUT))
+                _request_timeout=REQUEST_TIMEOUT), creating=True)
         spec = lease.get("spec") or {}
         mine = spec.get("holderIdentity") == self.identity
         version = lease["metadata"]["resourceVersion"]
@@ -95,7 +95,7 @@ class LeaseLock:
         return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body,
                                                                              _request_timeout=REQUEST_TIMEOUT))
 
-    def _write(self, call: Callable[[], object]) -> bool:
+    def _write(self, call: Callable[[], object], *, creating: bool = False) -> bool:
         try:
             call()
         except HTTPError:
@@ -103,6 +103,11 @@ class LeaseLock:
         except ApiException as exc:
             if exc.status in (409, 422):  # another replica wrote first (or created it first)
                 return False
+            if exc.status == 404 and creating:  # no such namespace: nobody could ever lead, say so (not standing by)
+                raise ExternalError(f"Kubernetes API: namespace {self.namespace} for the Lease {self.name} does not "
+                                    "exist", where="Kubernetes",
+                                    fix="apply `enclave render deploy` (it makes the namespace), or set "
+                                        "POD_NAMESPACE to the namespace the enclave runs in") from exc
             return self._unreachable(exc)
         return True
 
