@@ -241,15 +241,12 @@ class HTCondorBatch:
                                          projection=LOCATION_PROJECTION)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"cannot locate schedd {host}", exc) from exc
-        if not found:
-            # Demand without one schedd's jobs would look like no demand: refuse to guess.
-            raise ExternalError(f"schedd {host} is not advertised in the collector", where=host,
-                                fix="start the schedd or remove it from batch.submit_hosts")
-        if len(found) > 1:
-            names = ", ".join(sorted(str(ad.get("Name")) for ad in found))
-            raise ExternalError(f"{len(found)} schedds answer to {host}: {names}", where=host,
-                                fix="give each submit host's schedd its own SCHEDD_NAME (`enclave render condor`)")
-        return self.bindings.schedd(found[0])
+        # Demand without one schedd's jobs would look like no demand: refuse to guess.
+        return self.bindings.schedd(_the_one(
+            found, host, missing=(f"schedd {host} is not advertised in the collector",
+                                  "start the schedd or remove it from batch.submit_hosts"),
+            several=(f"schedds answer to {host}",
+                     "give each submit host's schedd its own SCHEDD_NAME (`enclave render condor`)")))
 
     def jobs(self, host: str, schedd: htcondor2.Schedd | None = None) -> list[ClassAd]:
         a = self.spec.batch.pool_attribute
@@ -432,31 +429,42 @@ class HTCondorBatch:
         the startd: htcondor2 cannot address a startd by a slot ad, whose MyType "Machine" it maps to
         no daemon type.
         """
+        host = slot.startd.name
         try:
-            remote = self.bindings.remote_param(slot.location)
-            for key, value in knobs.items():
-                remote[key] = value
+            self._set(slot, knobs)
             # By the host (a master's Name is its user@host when not run as root, MASTER_NAME), with its MyType.
-            masters = self.collector.query(htcondor2.AdType.Master,
-                                           constraint=f"Machine =?= {classad2.quote(slot.startd.name)}",
+            masters = self.collector.query(htcondor2.AdType.Master, constraint=f"Machine =?= {classad2.quote(host)}",
                                            projection=LOCATION_PROJECTION)
-            if not masters:
-                raise ExternalError(f"the master of {slot.startd.name} is not advertised", where=slot.startd.name,
-                                    fix="start HTCondor's master on the host (`condor_status -master`); the broker's "
-                                        "next cycle asks again")
-            if len(masters) > 1:
-                raise ExternalError(f"{len(masters)} masters advertise host {slot.startd.name}", where=slot.startd.name,
-                                    fix="run one HTCondor instance per host, as the rendered configs do")
-            self.bindings.send_command(masters[0], htcondor2.DaemonCommand.Reconfig)
+            master = _the_one(masters, host, missing=(
+                f"the master of {host} is not advertised",
+                "start HTCondor's master on the host (`condor_status -master`); the broker's next cycle asks again"),
+                several=(f"masters advertise host {host}", "run one HTCondor instance per host, as the rendered "
+                                                           "configs do"))
+            self.bindings.send_command(master, htcondor2.DaemonCommand.Reconfig)
         except (EnclaveError, htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
             if undo:
                 with contextlib.suppress(htcondor2.HTCondorException, RuntimeError, OSError, ValueError):
-                    remote = self.bindings.remote_param(slot.location)
-                    for key, value in undo.items():
-                        remote[key] = value
+                    self._set(slot, undo)
             if isinstance(exc, EnclaveError):
                 raise
-            raise _external(f"runtime config of startd {slot.startd.name} failed", exc) from exc
+            raise _external(f"runtime config of startd {host} failed", exc) from exc
+
+    def _set(self, slot: LiveSlot, knobs: dict[str, str]) -> None:
+        """Runtime-set ``knobs`` on the slot's startd (they take effect at its next reconfig)."""
+        remote = self.bindings.remote_param(slot.location)
+        for key, value in knobs.items():
+            remote[key] = value
+
+
+def _the_one(ads: list[ClassAd], where: str, *, missing: tuple[str, str], several: tuple[str, str]) -> ClassAd:
+    """The one daemon ad a lookup in the collector must find; none or several is an ``ExternalError``, each with
+    its (message, fix), several naming them all."""
+    if not ads:
+        raise ExternalError(missing[0], where=where, fix=missing[1])
+    if len(ads) > 1:
+        names = ", ".join(sorted(str(ad.get("Name")) for ad in ads))
+        raise ExternalError(f"{len(ads)} {several[0]}: {names}", where=where, fix=several[1])
+    return ads[0]
 
 
 def pool_constraint(spec: EnclaveSpec, pool: str) -> str:
