@@ -34,6 +34,12 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     server.nodes["kub-005"]["spec"]["taints"] = [{"key": "lsst.io/repair", "effect": "NoExecute"}]
     server.nodes["kub-006"] = node_obj("kub-006")
     server.nodes["kub-006"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
+    # The same taint on a worker lent whole or draining: its HTCondor pod tolerates only the cordon's NoSchedule
+    # (objects.worker_pod), so the taint evicts it as it does the others.
+    server.nodes["kub-007"] = node_obj("kub-007", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    server.nodes["kub-008"] = node_obj("kub-008", labels={objects.BATCH_LABEL: "draining"}, unschedulable=True)
+    for name in ("kub-007", "kub-008"):
+        server.nodes[name]["spec"]["taints"] = [{"key": "lsst.io/repair", "effect": "NoExecute"}]
     nodes = {n.name: n for n in kube.nodes()}
     assert "stranger-1" not in nodes and "kub-master-001" in nodes and not any(n.startswith("condor") for n in nodes)
     assert nodes["kub-001"].k8s_cores_requested == pytest.approx(3.0)  # worker pods and finished pods excluded
@@ -44,6 +50,7 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     assert nodes["kub-004"].state == NodeState.HTCONDOR
     assert nodes["kub-005"].state == NodeState.DOWN  # being emptied: worker pods sent there would be evicted
     assert nodes["kub-006"].state == NodeState.READY
+    assert nodes["kub-007"].state == nodes["kub-008"].state == NodeState.DOWN
 
 
 def test_nodes_report_the_requests_a_drain_leaves(kube: KubeCluster, server: ApiServer) -> None:

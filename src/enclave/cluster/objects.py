@@ -120,6 +120,14 @@ def node_state(node: dict[str, Any]) -> NodeState:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     if not ready:
         return NodeState.DOWN
+    if any(t["effect"] == "NoExecute" for t in refusing_taints(node)):
+        # Tainted to empty it (maintenance, a repair): the taint-eviction controller evicts every pod that does not
+        # tolerate the taint, pods bound by nodeName too — the broker's worker pods tolerate none, a whole worker's
+        # only the cordon's NoSchedule (``worker_pod``)
+        # (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/#taint-based-evictions).
+        # Whatever the broker had it doing: a worker lent whole loses its startd as one NotReady for long does, and
+        # is given back once the taint goes (``KubeCluster.finish_returns``); a draining one is emptied anyway.
+        return NodeState.DOWN
     batch = ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL)
     if batch == "htcondor":
         return NodeState.HTCONDOR
@@ -127,11 +135,6 @@ def node_state(node: dict[str, Any]) -> NodeState:
         return NodeState.DRAINING
     if (node.get("spec") or {}).get("unschedulable"):
         return NodeState.DOWN  # cordoned by someone else (maintenance): not ours to use
-    if any(t["effect"] == "NoExecute" for t in refusing_taints(node)):
-        # Tainted to empty it (maintenance, a repair): the taint-eviction controller evicts every pod that does not
-        # tolerate the taint, pods bound by nodeName too — the broker's worker pods tolerate none
-        # (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/#taint-based-evictions).
-        return NodeState.DOWN
     return NodeState.READY
 
 
