@@ -79,6 +79,9 @@ class FakeStartd:
     ``main_config``: the master re-reads its own config, then ``ReconfigAllDaemons``)."""
     forwarded: bool = True
     """Whether the last reconfig has reached the startd."""
+    slots: int = 1
+    """Its partitionable slots (NUM_SLOTS_TYPE_<n>): the rendered configs have one, a host set up by hand may have
+    more; its cores and memory are split evenly among them, its busy cores go to the first."""
 
     def request(self) -> None:
         """A request reaches the startd: a forwarded reconfig that is due arrives first."""
@@ -125,12 +128,27 @@ class Daemons:
     test's clock."""
 
     def slot_ad(self, fs: FakeStartd) -> ClassAd:
-        ad = policy.machine_ad(self.spec, fs.startd)
-        ad["MyAddress"] = fs.address
-        ad["CondorVersion"] = VERSION
-        ad["Draining"] = fs.draining
-        ad["EnclavePoolSince"] = fs.since
-        return ad
+        return self.slot_ads(fs)[0]
+
+    def slot_ads(self, fs: FakeStartd) -> list[ClassAd]:
+        """The partitionable slots' ads the startd advertises: ``slot<n>@<host>``, each with its share (HTCondor
+        manual, "Machine ClassAd Attributes": TotalSlotCpus and TotalSlotMemory are the slot's; every slot
+        carries the startd's STARTD_ATTRS and its Draining)."""
+        s, n = fs.startd, fs.slots
+        ads = []
+        for i in range(n):
+            cores, memory = s.cores // n, s.memory_mib // n
+            first = i == 0
+            share = replace(s, cores=cores, memory_mib=memory, busy_cores=min(s.busy_cores, cores) if first else 0,
+                            busy_memory_mib=min(s.busy_memory_mib, memory) if first else 0)
+            ad = policy.machine_ad(self.spec, share)
+            ad["Name"] = f"slot{i + 1}@{s.name}"
+            ad["MyAddress"] = fs.address
+            ad["CondorVersion"] = VERSION
+            ad["Draining"] = fs.draining
+            ad["EnclavePoolSince"] = fs.since
+            ads.append(ad)
+        return ads
 
     def schedd_ad(self, name: str) -> ClassAd:
         # The rendered SCHEDD_NAME has no @: HTCondor appends its host's fully qualified name (manual, MASTER_NAME;
@@ -174,7 +192,7 @@ class Daemons:
 
     def ads(self, ad_type: htcondor2.AdType) -> list[ClassAd]:
         if ad_type == htcondor2.AdType.Startd:
-            return [self.slot_ad(fs) for fs in self.startds.values()] + self.dynamic
+            return [ad for fs in self.startds.values() for ad in self.slot_ads(fs)] + self.dynamic
         if ad_type == htcondor2.AdType.Schedd:
             return [self.schedd_ad(n) for n in self.jobs]
         if ad_type == htcondor2.AdType.Master and self.masters:

@@ -84,6 +84,26 @@ def test_claimed_memory_is_total_minus_free(ldf: EnclaveSpec, daemons: Daemons) 
     assert (got.busy_cores, got.busy_memory_mib) == (6, 6 * 20480)
 
 
+def test_a_startd_with_several_partitionable_slots_is_one_startd(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """A host set up by hand may advertise several partitionable slots (NUM_SLOTS_TYPE_<n>; HTCondor manual,
+    "Configuring the Startd"), each with its own TotalSlotCpus and TotalSlotMemory ("Machine ClassAd
+    Attributes"). The broker moves and drains a startd (condor_drain drains a machine, every slot of it), so the
+    host is one startd holding their sum, draining when a slot is, and relabelled and drained by its address."""
+    fs = daemons.startds["condor-011"]  # drp, 24 cores, 128 GiB, 4 busy
+    fs.slots = 2
+    assert len([ad for ad in daemons.ads(htcondor2.AdType.Startd) if ad["Machine"] == "condor-011"]) == 2
+    batch = adapter(daemons)
+    got = [s for s in batch.startds() if s.name == "condor-011"]
+    assert len(got) == 1
+    assert (got[0].cores, got[0].memory_mib, got[0].busy_cores) == (24, 131072, 4)
+    assert got[0].pool == "drp" and not got[0].draining
+
+    batch.apply(Relabel("broker", "test", "condor-011", "drp", "user"))
+    assert [s.pool for s in batch.startds() if s.name == "condor-011"] == ["user"]
+    batch.apply(DrainStartd("broker", "test", "condor-011"))
+    assert [s.draining for s in batch.startds() if s.name == "condor-011"] == [True]
+
+
 def test_demand_per_pool_over_every_schedd(ldf: EnclaveSpec, daemons: Daemons) -> None:
     now = 1_000_000
     daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, cluster_id=i,

@@ -158,27 +158,11 @@ class HTCondorBatch:
             ads = self.collector.query(htcondor2.AdType.Startd, constraint=where, projection=[*SLOT_PROJECTION, a])
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
-        out = []
+        by_host: dict[str, list[LiveSlot]] = {}
         for ad in ads:
-            machine = _str(ad, "Machine") or _str(ad, "Name") or "?"
-            kind = _str(ad, policy.KIND_ATTR) or StartdKind.STANDALONE.value
-            total = _int(ad, "TotalSlotCpus", _int(ad, "Cpus"))
-            startd = Startd(
-                name=machine,
-                node=_str(ad, policy.NODE_ATTR) or machine,
-                kind=StartdKind(kind) if kind in StartdKind.__members__.values() else StartdKind.STANDALONE,
-                pool=_str(ad, a) or "",
-                cores=total,
-                memory_mib=_int(ad, "TotalSlotMemory", _int(ad, "Memory")),
-                busy_cores=max(0, total - _int(ad, "Cpus")),
-                # A partitionable slot's Memory is what is left unclaimed (HTCondor manual, "Partitionable
-                # slots" in the admin manual's Policy Configuration chapter), as Cpus is for cores.
-                busy_memory_mib=max(0, _int(ad, "TotalSlotMemory", _int(ad, "Memory")) - _int(ad, "Memory")),
-                since=float(_int(ad, "EnclavePoolSince")),
-                draining=ad.get("Draining") is True,
-            )
-            out.append(LiveSlot(startd=startd, draining=startd.draining, location=ad))
-        return sorted(out, key=lambda s: s.startd.name)
+            slot = _slot(ad, a)
+            by_host.setdefault(slot.startd.name, []).append(slot)
+        return [_one_startd(by_host[host]) for host in sorted(by_host)]
 
     def collector_since(self) -> float | None:
         """When the collector started: its own ad's DaemonStartTime ("the time that this daemon was started", HTCondor
@@ -454,6 +438,50 @@ class HTCondorBatch:
         remote = self.bindings.remote_param(slot.location)
         for key, value in knobs.items():
             remote[key] = value
+
+
+def _slot(ad: ClassAd, pool_attribute: str) -> LiveSlot:
+    """One partitionable slot's ad, as the startd of its host (``Machine``)."""
+    machine = _str(ad, "Machine") or _str(ad, "Name") or "?"
+    kind = _str(ad, policy.KIND_ATTR) or StartdKind.STANDALONE.value
+    total = _int(ad, "TotalSlotCpus", _int(ad, "Cpus"))
+    memory = _int(ad, "TotalSlotMemory", _int(ad, "Memory"))
+    startd = Startd(
+        name=machine,
+        node=_str(ad, policy.NODE_ATTR) or machine,
+        kind=StartdKind(kind) if kind in StartdKind.__members__.values() else StartdKind.STANDALONE,
+        pool=_str(ad, pool_attribute) or "",
+        cores=total,
+        memory_mib=memory,
+        busy_cores=max(0, total - _int(ad, "Cpus")),
+        # A partitionable slot's Memory is what is left unclaimed (HTCondor manual, "Partitionable
+        # slots" in the admin manual's Policy Configuration chapter), as Cpus is for cores.
+        busy_memory_mib=max(0, memory - _int(ad, "Memory")),
+        since=float(_int(ad, "EnclavePoolSince")),
+        draining=ad.get("Draining") is True,
+    )
+    return LiveSlot(startd=startd, draining=startd.draining, location=ad)
+
+
+def _one_startd(slots: list[LiveSlot]) -> LiveSlot:
+    """The startd of a host that advertises ``slots``: the broker relabels and drains a startd, not a slot.
+
+    The rendered configs give each startd one partitionable slot; a host configured by hand may have several
+    (NUM_SLOTS_TYPE_<n>, SLOT_TYPE_<n>_PARTITIONABLE: HTCondor manual, "Configuring the Startd"), and counted
+    one by one its cores would count once per slot under one name. Its capacity is their sum; it drains when
+    one does, as ``condor_drain`` drains every slot of a startd ("condor_drain" manual page); the pool knob
+    and the deadline knobs are the startd's, so it serves its largest slot's pool (they differ only under a
+    per-slot override, which no rendered config writes). Located by that slot's ad (the daemon's address)."""
+    if len(slots) == 1:
+        return slots[0]
+    first = min(slots, key=lambda s: (-s.startd.cores, s.location.get("Name") or ""))
+    draining = any(s.draining for s in slots)
+    startd = replace(first.startd, cores=sum(s.startd.cores for s in slots),
+                     memory_mib=sum(s.startd.memory_mib for s in slots),
+                     busy_cores=sum(s.startd.busy_cores for s in slots),
+                     busy_memory_mib=sum(s.startd.busy_memory_mib for s in slots),
+                     since=max(s.startd.since for s in slots), draining=draining)
+    return LiveSlot(startd=startd, draining=draining, location=first.location)
 
 
 def _the_one(ads: list[ClassAd], where: str, *, missing: tuple[str, str], several: tuple[str, str]) -> ClassAd:
