@@ -118,6 +118,9 @@ class Daemons:
     fail: str | None = None
     masters: bool = True
     """Whether each startd host's condor_master advertises itself."""
+    lost_replies: int = 0
+    """How many answers to accepted drains are lost on the way back (a timeout, a dropped connection): the startd
+    drains, the caller gets the bindings' error."""
     reconfig_late: int = 0
     """How many requests to a startd reach it before the reconfig its master forwards (``FakeStartd.late``)."""
     dynamic: list[ClassAd] = field(default_factory=list)
@@ -360,6 +363,9 @@ class FakeStartdClient(Unfaked):
         if fs.draining or (check_expr is not None and ExprTree(check_expr).eval(slot) is not True):
             raise htcondor2.HTCondorException("Startd failed to start draining jobs.")
         fs.draining = True
+        if self.daemons.lost_replies > 0:
+            self.daemons.lost_replies -= 1
+            raise htcondor2.HTCondorException("Startd failed to start draining jobs.")
         return "drain-request-1"
 
     def cancelDrainJobs(self, request_id: str | None = None) -> None:  # noqa: N802 (real name)

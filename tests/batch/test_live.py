@@ -356,6 +356,21 @@ def test_a_drain_the_startd_keeps_refusing_fails(ldf: EnclaveSpec, daemons: Daem
     assert [c[3] for c in daemons.calls if c[0] == "set"] == ["1000060", render.NO_DEADLINE]
 
 
+def test_a_drain_whose_answer_was_lost_keeps_its_deadline(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """The startd accepted the drain and the answer was lost: asked again, it refuses, as it refuses any drain
+    while one is in progress (``ResMgr::startDraining``, DRAINING_ALREADY_IN_PROGRESS; the bindings raise the
+    same error for every refusal). The collector lists it draining: the drain is done, its deadline kept — set
+    back, the jobs would get their pool's whole retirement time instead."""
+    daemons.lost_replies = 1
+    slept: list[float] = []
+    live = HTCondorBatch(ldf, bindings=daemons.bindings, clock=lambda: 1_000_000.0, sleep=slept.append)
+    live.apply(DrainStartd(actor="broker", reason="BCS 1", startd="condor-011", vacate_after_seconds=60))
+    fs = daemons.startds["condor-011"]
+    assert fs.draining and fs.runtime[render.DRAIN_DUE_KNOB] == "1000060"
+    assert [c[3] for c in daemons.calls if c[0] == "set"] == ["1000060"]
+    assert len([c for c in daemons.calls if c[0] == "drain"]) == 1 and slept == []
+
+
 def test_other_actions_belong_to_kubernetes(ldf: EnclaveSpec, daemons: Daemons) -> None:
     with pytest.raises(InvalidTransition, match="DeletePods is not an HTCondor action"):
         adapter(daemons).apply(DeletePods(actor="a", reason="r", pods=("p",)))

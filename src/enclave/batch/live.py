@@ -370,7 +370,13 @@ class HTCondorBatch:
     def _drain_checked(self, slot: LiveSlot, action: DrainStartd, check: str) -> None:
         """``drainJobs`` on the startd, asked again for a while when it refuses: the bindings tell no reason
         ("Startd failed to start draining jobs.", htcondor2 ``startd.cpp``), and the likely one is that the
-        reconfig has not reached it yet. When it still refuses, the knob is set back on a best effort."""
+        reconfig has not reached it yet. When it still refuses, the knob is set back on a best effort.
+
+        A refusal from a startd the collector now lists as draining ends it: the drain runs, with the knob set. The
+        startd refuses a second drain (``ResMgr::startDraining``: DRAINING_ALREADY_IN_PROGRESS), so the refusal is
+        for a drain it accepted whose answer was lost, or for another's that started in between; set back, the
+        knob would take this drain's deadline off, and the broker's next decision sees it draining and asks
+        nothing more."""
         reason = f"enclave: {action.actor}: {action.reason}"
         for attempt in range(DRAIN_TRIES):
             try:
@@ -379,6 +385,8 @@ class HTCondorBatch:
                     check_expr=check, reason=reason)
                 return
             except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+                if self._draining(action.startd):
+                    return
                 if attempt + 1 < DRAIN_TRIES:
                     self.sleep(DRAIN_RETRY_SECONDS)
                     continue
@@ -388,6 +396,13 @@ class HTCondorBatch:
                     f"drain of startd {action.startd} failed: it refused {DRAIN_TRIES} times, "
                     f"{DRAIN_RETRY_SECONDS:g} s apart ({exc}); its check was {check}", where=action.startd,
                     fix="see the startd's log (StartLog) for why; the broker's next decision asks again") from exc
+
+    def _draining(self, startd: str) -> bool:
+        """Whether the collector lists ``startd`` as draining now (False when it cannot tell)."""
+        try:
+            return self.slot(startd).draining
+        except EnclaveError:
+            return False
 
     def cancel_drain(self, startd: str) -> None:
         """Let the startd match again, and take a drain's deadline off it: its jobs get their pool's retirement
