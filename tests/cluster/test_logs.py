@@ -51,6 +51,10 @@ def test_since_tail_container_and_follow_are_the_api_options(kube: KubeCluster, 
     assert logged.queries[-1] == {"container": "c", "sinceSeconds": "120", "tailLines": "1", "follow": "true"}
     assert list(kube.pod_log(LogRequest("firefly", "ff", since_seconds=120))) == ["serving", "GET /"]
     assert list(kube.pod_log(LogRequest("firefly", "ff", tail_lines=0))) == []
+    # Followed, the read may wait a day for a line, the connect no longer than any call's (REQUEST_TIMEOUT).
+    followed, plain = logged.timeouts[0], logged.timeouts[1]
+    assert (followed.connect_timeout, followed.read_timeout) == (10.0, 86400.0)
+    assert (plain.connect_timeout, plain.read_timeout) == (10.0, 60.0)
 
 
 def test_a_pod_with_two_containers_needs_one_named(kube: KubeCluster, logged: ApiServer) -> None:

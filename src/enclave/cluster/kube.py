@@ -50,7 +50,13 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 """Seconds to connect to the API server and to wait for its answer, on every call: without them a server that
 accepts the connection and never answers blocks the broker's cycle under its lock for ever. The answer's is
 kube-apiserver's own limit on a request (``--request-timeout``, 1m0s by default), within the 90 s Lease a
-single call must stay under (``enclave.cluster.lease``); a followed log waits for its lines without them."""
+single call must stay under (``enclave.cluster.lease``); a followed log has ``FOLLOW_TIMEOUT``."""
+
+FOLLOW_TIMEOUT = (REQUEST_TIMEOUT[0], 86400.0)
+"""A followed log (``kubectl logs -f``) waits for lines as long as they take, but not for a server that never
+accepts the connection: the same connect timeout, and a day without a line as the read one. The client takes no
+"none" for either (its methods' ``_request_timeout`` is validated as positive numbers, kubernetes 37
+``CoreV1Api.read_namespaced_pod_log``)."""
 
 RETRIES = Retry(total=0)
 """One try per call: urllib3's default (3 retries) would make a call that times out take four times as long, past
@@ -252,9 +258,7 @@ class KubeCluster:
             response = self.core.read_namespaced_pod_log(
                 request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
                 tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False,
-                # Followed, it waits for lines as long as they take: the client validates a timeout as positive
-                # numbers only, so none at all (a connect timeout alone cannot be said).
-                _request_timeout=None if request.follow else REQUEST_TIMEOUT)
+                _request_timeout=FOLLOW_TIMEOUT if request.follow else REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             what = f"pod {request.namespace}/{request.pod}"
             if _status(exc) == 404:
