@@ -212,6 +212,18 @@ def test_worker_pods(rendered: Path) -> None:
     assert whole["NUM_CPUS"] != "8"
 
 
+@pytest.mark.parametrize("name", ["execute-drp.conf", "worker-pod-partitioned.conf", "worker-pod-whole.conf"])
+def test_the_broker_may_drain_and_relabel_from_its_pod(rendered: Path, name: str) -> None:
+    """The broker runs in the enclave-api pod (docs/deploy.md), at no fixed address, with an IDTOKEN for
+    render.BROKER_IDENTITY: every startd admits that identity from any host for what the broker sends —
+    DRAIN_JOBS and the reconfig at ADMINISTRATOR (startd_main.cpp, daemon_core_main.cpp), runtime settings at
+    CONFIG — as well as the central manager's own daemons."""
+    got = render.read_back(rendered / name, ["ALLOW_ADMINISTRATOR", "ALLOW_CONFIG"], subsystem="STARTD", env=POD_ENV)
+    for knob in ("ALLOW_ADMINISTRATOR", "ALLOW_CONFIG"):
+        assert [a.strip() for a in (got[knob] or "").split(",")] == [
+            "condor@*/lsst-condor-cm.ncsa.illinois.edu", "enclave-broker@*/*"]
+
+
 def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: EnclaveSpec) -> None:
     names = [f"JOB_TRANSFORM_{render.TRANSFORM}", "JOB_TRANSFORM_NAMES", "SUBMIT_REQUIREMENT_NAMES", "SCHEDD_NAME",
              "PROTECTED_JOB_ATTRS", "IMMUTABLE_JOB_ATTRS",

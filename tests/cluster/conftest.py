@@ -88,6 +88,28 @@ def unschedulable_pod(name: str, *, namespace: str = "jupyter-lsst", cpu: str = 
                                 "message": message}])
 
 
+_FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
+def container_env(pod: dict[str, Any]) -> dict[str, str | None]:
+    """The first container's environment as the kubelet sets it when the container starts: a downward-API field
+    (``fieldRef``: spec.nodeName, metadata.labels['<key>'], metadata.annotations['<key>'] —
+    https://kubernetes.io/docs/concepts/workloads/pods/downward-api/) read off the pod as it is then."""
+    out: dict[str, str | None] = {}
+    for e in pod["spec"]["containers"][0]["env"]:
+        if "value" in e:
+            out[e["name"]] = e["value"]
+            continue
+        path = e["valueFrom"]["fieldRef"]["fieldPath"]
+        if path == "spec.nodeName":
+            out[e["name"]] = pod["spec"].get("nodeName")
+        elif m := _FIELD.match(path):
+            out[e["name"]] = (pod["metadata"].get(m[1]) or {}).get(m[2])
+        else:
+            raise AssertionError(f"downward-API field {path} is not implemented by the test")
+    return out
+
+
 def schema_version(spec: EnclaveSpec) -> str:
     """The OpenAPI schema kubernetes-validate checks bodies against: the spec's Kubernetes version if it ships
     one, else its oldest (1.25; the Pod and Node fields the adapter writes are older than that)."""

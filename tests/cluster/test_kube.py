@@ -14,7 +14,15 @@ from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
 from enclave.errors import Conflict, ExternalError, InvalidTransition, NotFound
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
-from tests.cluster.conftest import SINGLEUSER, ApiServer, node_obj, pod_obj, schema_version, unschedulable_pod
+from tests.cluster.conftest import (
+    SINGLEUSER,
+    ApiServer,
+    container_env,
+    node_obj,
+    pod_obj,
+    schema_version,
+    unschedulable_pod,
+)
 
 
 def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server: ApiServer) -> None:
@@ -100,14 +108,32 @@ def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServe
     res = body["spec"]["containers"][0]["resources"]
     assert res["requests"] == res["limits"] == {"cpu": "8", "memory": "32768Mi"}
     assert body["spec"]["nodeName"] == "kub-001"
-    env = {e["name"]: e.get("value") for e in body["spec"]["containers"][0]["env"]}
+    env = container_env(body)
     assert env["ENCLAVE_POOL"] == "prompt" and env["ENCLAVE_POD_CPUS"] == "8"
     assert env["ENCLAVE_POD_SINCE"] == "1800000000"  # the adapter's clock when it created the pod
+    # The image's own names for the share, which its start.sh writes into 01-env.conf (htcondor/htcondor
+    # build/docker/services/base/start.sh; README: NUM_CPUS and MEMORY "to advertise").
+    assert (env["NUM_CPUS"], env["MEMORY"]) == ("8", "32768")
     pods = kube.worker_pods()
     # Created now: a startd not reported yet is within the broker's cooldown, as once it publishes EnclavePoolSince.
     assert [(p.name, p.pool, p.kind, p.cores, p.memory_mib, p.since) for p in pods] == [
         (n, "prompt", StartdKind.POD, 8, 32768, 1_800_000_000.0) for n in names]
     assert {s.since for s in startds_of(pods)} == {1_800_000_000.0}
+
+
+def test_a_relabelled_pod_restarts_in_its_new_pool(kube: KubeCluster, server: ApiServer) -> None:
+    """A relabel sets the startd's pool at run time, which "is lost on restarts" (htcondor/htcondor
+    src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME). The pod's startd reads its pool and since from
+    the pod's label and annotation (the downward API, as its container starts), which the relabel patches: after
+    a crash or its worker's reboot it comes back where the broker moved it, not where it was first made."""
+    kube.deploy_pods("kub-001", "user", ("htcondor-kub-001-1",), 8, 32768)
+    kube.clock = lambda: 1_800_000_600.0
+    kube.label_pod_pool("htcondor-kub-001-1", "drp")
+    pod = server.pods[("htcondor", "htcondor-kub-001-1")]
+    env = container_env(pod)
+    assert (env["ENCLAVE_POOL"], env["ENCLAVE_POD_SINCE"]) == ("drp", "1800000600")
+    [listed] = kube.worker_pods()
+    assert (listed.pool, listed.since) == ("drp", 1_800_000_600.0)
 
 
 def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> None:

@@ -17,6 +17,7 @@ from enclave.batch import render
 from enclave.cluster import objects
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
+from tests.cluster.conftest import container_env
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,9 @@ def _pod(spec: EnclaveSpec, whole: bool) -> dict[str, Any]:
 
 
 def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ConfigMap behind the volume mounted at HTCondor's config.d."""
+    """The ConfigMap behind the volume mounted where the image takes added configuration (/root/config)."""
     [container] = pod["spec"]["containers"]
-    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == render.DEFAULT_CONFIG_DIR]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == objects.CONFIG_MOUNT]
     [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
     [cm] = [m for m in maps if m["metadata"]["name"] == volume["configMap"]["name"]]
     assert cm["metadata"]["namespace"] == pod["metadata"]["namespace"]  # a pod mounts only its own namespace's maps
@@ -40,11 +41,8 @@ def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
-    """The pod's environment as the kubelet sets it (the downward-API node name filled in)."""
-    out = {}
-    for e in pod["spec"]["containers"][0]["env"]:
-        out[e["name"]] = e["value"] if "value" in e else pod["spec"]["nodeName"]
-    return out
+    """The pod's environment as the kubelet sets it (the downward API's fields filled in)."""
+    return {k: v for k, v in container_env(pod).items() if v is not None}
 
 
 def _read(cm: dict[str, Any], env: dict[str, str], tmp_path: Path, knobs: list[str]) -> dict[str, str | None]:
@@ -75,6 +73,52 @@ def test_whole_node_pod_is_not_left_with_zero_cores(ldf: EnclaveSpec, tmp_path: 
     # The failure the split prevents: the partitioned file under the whole-node pod's environment.
     [shared] = [m for m in maps if m["metadata"]["name"] == objects.config_map_name(False)]
     assert _read(shared, _env(pod), tmp_path, ["NUM_CPUS"])["NUM_CPUS"] in (None, "", "0")
+
+
+def _as_the_image_reads(pod: dict[str, Any], cm: dict[str, Any], tmp_path: Path,
+                        knobs: list[str]) -> dict[str, str | None]:
+    """What the startd reads in the HTCondor image (htcondor/htcondor build/docker/services): its start.sh writes
+    01-env.conf from the environment (``printf "%s=%s\n"``: CONDOR_HOST, NUM_CPUS ``${NUM_CPUS:-1}``, MEMORY
+    ``${MEMORY:-1024}``, RESERVED_DISK, USE_POOL_PASSWORD), then update-config copies /root/config/*.conf into
+    /etc/condor/config.d, which HTCondor reads in lexical order (LOCAL_CONFIG_DIR)."""
+    env = _env(pod)
+    confd = tmp_path / "config.d"
+    confd.mkdir()
+    written = {"CONDOR_HOST": env.get("CONDOR_HOST", ""), "NUM_CPUS": env.get("NUM_CPUS", "1"),
+               "MEMORY": env.get("MEMORY", "1024"), "RESERVED_DISK": "1024", "USE_POOL_PASSWORD": "no"}
+    (confd / "01-env.conf").write_text("".join(f"{k}={v}\n" for k, v in written.items()))
+    [(key, text)] = cm["data"].items()
+    (confd / key).write_text(text)
+    main = tmp_path / "condor_config"
+    main.write_text(f"LOCAL_CONFIG_DIR = {confd}\n")
+    return render.read_back(main, knobs, subsystem="STARTD", env=env)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_in_the_htcondor_image_a_pod_offers_what_it_owns(ldf: EnclaveSpec, tmp_path: Path, whole: bool) -> None:
+    """A share offers its request; a whole-node pod what HTCondor detects, not the 1 core and 1024 MiB the image's
+    01-env.conf says when the pod sets no NUM_CPUS or MEMORY."""
+    pod = _pod(ldf, whole)
+    got = _as_the_image_reads(pod, _mounted(pod, objects.worker_config_maps(ldf)), tmp_path,
+                              ["NUM_CPUS", "MEMORY", "DETECTED_CPUS_LIMIT", "DETECTED_MEMORY"])
+    if whole:
+        assert (got["NUM_CPUS"], got["MEMORY"]) == (got["DETECTED_CPUS_LIMIT"], got["DETECTED_MEMORY"])
+    else:
+        assert (got["NUM_CPUS"], got["MEMORY"]) == ("8", "32768")
+
+
+def test_a_pod_has_its_token_and_the_signing_key_where_the_image_takes_them(ldf: EnclaveSpec) -> None:
+    """The image's update-secrets copies /etc/condor/tokens-orig.d into tokens.d and passwords-orig.d into
+    passwords.d (its README, "Configuring Access and Security"): the startd advertises with the token, and checks
+    the broker's IDTOKEN with the signing key (HTCondor manual, "Daemon-to-Daemon Connections")."""
+    for whole in (False, True):
+        pod = _pod(ldf, whole)
+        mounts = {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        for path, key in (("/etc/condor/tokens-orig.d", "token"), ("/etc/condor/passwords-orig.d", "POOL")):
+            secret = volumes[mounts[path]]["secret"]
+            assert secret["secretName"] == objects.WORKER_SECRET and secret["items"] == [{"key": key, "path": key}]
+        assert "/etc/condor/config.d" not in mounts  # the image's own files there stay visible
 
 
 @pytest.mark.parametrize("whole", [False, True])

@@ -122,11 +122,44 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     work = tmp_path / "bundle"
     shutil.copytree(out, work)
     (work / "database-url").write_text("postgresql+psycopg://enclave@db.example.org/enclave")
+    for name in ("htcondor-token", *deploy.WORKER_FILES.values()):
+        (work / name).write_text(f"{name} contents")
     built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
-    secrets = [d["metadata"] for d in docs if d["kind"] == "Secret"]
+    secrets = {(d["metadata"]["namespace"], d["metadata"]["name"]): sorted(d["data"]) for d in docs
+               if d["kind"] == "Secret"}
     spec = rendered[0]
-    assert sorted(secrets, key=str) == sorted([{"name": deploy.DATABASE_SECRET, "namespace": ns}
-                                               for ns in (deploy.NAMESPACE, spec.notebooks.namespace)], key=str)
-    assert len(docs) == len(_objects(out)) + 2
+    assert secrets == {(deploy.NAMESPACE, deploy.DATABASE_SECRET): ["url"],
+                       (spec.notebooks.namespace, deploy.DATABASE_SECRET): ["url"],
+                       (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["token"],
+                       ("htcondor", objects.WORKER_SECRET): ["POOL", "token"]}
+    assert len(docs) == len(_objects(out)) + 4
+
+
+def test_every_secret_a_pod_mounts_or_reads_is_made_by_the_kustomization(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """The API pods' HTCondor token, and the worker pods' token and signing key (which the broker's pods are made
+    with, objects.worker_pod): kustomize makes each from a file the operator writes, with the keys they read."""
+    spec, out = rendered
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    made = {(g["namespace"], g["name"]): {f.split("=")[0] for f in g["files"]} for g in kust["secretGenerator"]}
+    worker = objects.worker_pod(spec, name="p", node="kub-001", pool="user", cores=8, memory_mib=32768,
+                                image="registry/htcondor:25", since=0.0)
+    [api] = [d for d in _objects(out) if d["kind"] == "Deployment" and d["metadata"]["name"] == "enclave-api"]
+    for namespace, pod in (("htcondor", worker["spec"]), (deploy.NAMESPACE, api["spec"]["template"]["spec"])):
+        for volume in pod["volumes"]:
+            if "secret" in volume:
+                keys = {item["key"] for item in volume["secret"]["items"]}
+                assert keys <= made[(namespace, volume["secret"]["secretName"])]
+    env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    mounts = {m["mountPath"] for m in api["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert env["CONDOR_CONFIG"] == "ONLY_ENV" and env["_CONDOR_SEC_TOKEN_DIRECTORY"] in mounts
+
+
+def test_the_worker_namespace_admits_what_its_pods_need(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """Worker pods mount a hostPath, and a whole-node one is privileged on the host network: the Pod Security
+    Standards' baseline forbids all three, only the privileged level admits them
+    (https://kubernetes.io/docs/concepts/security/pod-security-standards/)."""
+    _, out = rendered
+    [ns] = [d for d in _objects(out) if d["kind"] == "Namespace" and d["metadata"]["name"] == "htcondor"]
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"

@@ -96,6 +96,21 @@ def test_missing_pool_and_duplicate_group_and_no_control_plane() -> None:
     assert any("no control-plane node" in p for p in found)
 
 
+def test_a_worker_group_whose_pods_names_the_kubelet_would_cut_is_refused() -> None:
+    """The kubelet cuts a pod's host name to 63 characters (pkg/kubelet/kubelet_pods.go,
+    truncatePodHostnameIfNeeded), and a worker pod's startd advertises that host name as its Machine: the broker
+    would never match pod and startd. The longest pod name on a group is htcondor-<group>-<last index>-<cores>,
+    or htcondor-node-<group>-<last index> for a whole worker."""
+    data = base()
+    [workers] = [g for g in data["cluster"]["node_groups"] if g["role"] == "worker"]
+    # "htcondor-node-" (14) + name + "-" + the three-digit index: 63 exactly with a 45-character name.
+    workers["name"] = "w" * 45
+    parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
+    workers["name"] = "w" * 46
+    found = problems(data)
+    assert any("would be named up to 64 characters" in p and "shorten the group's name by 1" in p for p in found), found
+
+
 def test_a_pool_name_with_a_dash_is_refused() -> None:
     """HTCondor refuses "ENCLAVE_GRACE_late-night = …" in a config file ("Illegal Identifier": a macro name holds
     letters, digits and _./, condor_utils/config.cpp condor_isidchar), and the startd config names a macro

@@ -220,9 +220,16 @@ def _header(spec: EnclaveSpec, what: str) -> list[str]:
     ]
 
 
+BROKER_IDENTITY = "enclave-broker"
+"""The user of the IDTOKEN enclave's own pods present to HTCondor (``deploy.HTCONDOR_SECRET``, docs/deploy.md): the
+broker's drains (ADMINISTRATOR: ``DRAIN_JOBS``) and runtime settings (CONFIG) come from the ``enclave-api`` pod,
+whose address is no fixed host, so it is admitted by identity alone — authenticated, signed and encrypted."""
+
+
 def _security(spec: EnclaveSpec) -> list[str]:
     # Identities are authenticated (IDTOKENS between daemons, FS for local tools) and every hop is
     # signed and encrypted, so the host-and-identity lists below are trustworthy.
+    admin = f"condor@*/$(CONDOR_HOST), {BROKER_IDENTITY}@*/*"
     return [
         f"CONDOR_HOST = {spec.batch.central_manager}",
         "COLLECTOR_HOST = $(CONDOR_HOST)",
@@ -232,8 +239,8 @@ def _security(spec: EnclaveSpec) -> list[str]:
         "SEC_DEFAULT_INTEGRITY = REQUIRED",
         "SEC_READ_AUTHENTICATION = OPTIONAL",
         "ALLOW_READ = *",
-        "ALLOW_ADMINISTRATOR = condor@*/$(CONDOR_HOST)",
-        "ALLOW_CONFIG = condor@*/$(CONDOR_HOST)",
+        f"ALLOW_ADMINISTRATOR = {admin}",
+        f"ALLOW_CONFIG = {admin}",
         "ALLOW_NEGOTIATOR = condor@*/$(CONDOR_HOST)",
         "",
     ]
@@ -534,8 +541,14 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
         "ENCLAVE_SOFTWARE = /software",
     ]
     if whole_node:
+        # Said, not left to the default: the HTCondor image's start.sh writes NUM_CPUS=${NUM_CPUS:-1} and
+        # MEMORY=${MEMORY:-1024} into its 01-env.conf (htcondor/htcondor build/docker/services/base/start.sh), read
+        # before this file, and a whole-node pod sets neither. These are HTCondor's own defaults (param_info.in:
+        # NUM_CPUS is $(DETECTED_CPUS_LIMIT); MEMORY unset is the detected memory, condor_config.cpp).
         lines += ["# The pod owns the node: HTCondor detects every core and all memory and lets jobs",
-                  "# partition them, as on a standalone node."]
+                  "# partition them, as on a standalone node (the image would otherwise offer 1 core, 1024 MiB).",
+                  "NUM_CPUS = $(DETECTED_CPUS_LIMIT)",
+                  "MEMORY = $(DETECTED_MEMORY)"]
     else:
         lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
                   f"NUM_CPUS = $ENV({POD_CPUS_ENV})",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-POD_PREFIX = "htcondor-"
+from enclave.spec.models import WORKER_POD_PREFIX
+
+POD_PREFIX = WORKER_POD_PREFIX
 """What every worker pod's name starts with: a name that does not is never one ``pod_names`` could give."""
 
 _NUMBERS = tuple(map(str, range(1, 65)))  # a worker's first pods' numbers, written once

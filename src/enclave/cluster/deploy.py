@@ -27,6 +27,13 @@ WEBDAV_PORT = 8090
 SPEC_MOUNT = "/etc/enclave"
 DATABASE_SECRET = "enclave-database"
 """Secret with key ``url``: the SQLAlchemy URL of the PostgreSQL database (kustomize secretGenerator)."""
+HTCONDOR_SECRET = "enclave-htcondor"
+"""Secret with key ``token``: the IDTOKEN the broker presents to HTCondor, for ``render.BROKER_IDENTITY``
+(kustomize secretGenerator from the file ``htcondor-token``)."""
+HTCONDOR_TOKENS = "/var/run/secrets/htcondor"
+"""Where the API pods find that token: their HTCondor client's SEC_TOKEN_DIRECTORY."""
+WORKER_FILES = {"token": "htcondor-worker-token", "POOL": "htcondor-signing-key"}
+"""The files the worker pods' Secret (``objects.WORKER_SECRET``) is made from, by key."""
 HOMES_CLAIM = "enclave-homes"
 LABEL = "app.kubernetes.io/name"
 
@@ -149,6 +156,8 @@ def _deployment(name: str, account: str, container: dict[str, Any], volumes: lis
             "template": {
                 "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
                 "spec": {"serviceAccountName": account, "automountServiceAccountToken": automount,
+                         # Mounted Secrets' files belong to the container's group (their defaultMode says who reads).
+                         "securityContext": {"fsGroup": container["securityContext"]["runAsUser"]},
                          "containers": [container],
                          "volumes": [{"name": "spec", "configMap": {"name": "enclave-spec"}},
                                      {"name": "tmp", "emptyDir": {}}, *volumes]},
@@ -203,6 +212,26 @@ def _pdb_api(spec: EnclaveSpec) -> str:
     return "policy/v1" if (major, minor) >= (1, 21) else "policy/v1beta1"
 
 
+def _htcondor_client_env() -> list[dict[str, Any]]:
+    """The API pods' HTCondor client (the broker's ``HTCondorBatch``): no config file in the image, so its settings
+    come from the environment alone (``CONDOR_CONFIG=ONLY_ENV``, htcondor/htcondor condor_config.cpp), and its
+    token from the mounted Secret (``SEC_TOKEN_DIRECTORY``; a ``_CONDOR_`` variable sets a knob, HTCondor manual,
+    "Configuration File Macros")."""
+    return [{"name": "CONDOR_CONFIG", "value": "ONLY_ENV"},
+            {"name": "_CONDOR_SEC_TOKEN_DIRECTORY", "value": HTCONDOR_TOKENS}]
+
+
+def _batch_namespace(name: str) -> dict[str, Any]:
+    """The HTCondor worker pods' namespace. Its pods mount the host's /software, and a whole-node pod runs
+    privileged on the host's network: only the Pod Security Standards' privileged level admits them (baseline
+    forbids hostPath volumes, hostNetwork and privileged containers: https://kubernetes.io/docs/concepts/security/
+    pod-security-standards/), so the namespace says so, whatever the cluster's default (Pod Security admission reads
+    the label from Kubernetes 1.23; older servers ignore it)."""
+    meta = _meta(name, None, "htcondor-worker")
+    meta["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
 def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """File name → the objects in it, in the order ``kubectl apply`` should see them. ``pinned``: the vetted
     ``repository@digest`` of enclave's image (seed §10); else the spec's pin (``registry.system_images``:
@@ -215,14 +244,19 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                   {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+                   {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                   *_htcondor_client_env()]
+    api["volumeMounts"].append({"name": "htcondor-token", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
+    # Readable by the container's user through its group (fsGroup), by no one else.
+    token = {"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET, "defaultMode": 0o440,
+                                                  "items": [{"key": "token", "path": "token"}]}}
     webdav = _container(system.get("webdav", ref), "webdav",
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     return {
         "namespace.yaml": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, None)},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(batch_ns, None, "htcondor-worker")},
+            _batch_namespace(batch_ns),
         ],
         "serviceaccounts.yaml": [
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(BROKER_ACCOUNT)},
@@ -239,7 +273,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
             *cluster_objects.worker_config_maps(spec, batch_ns),
         ],
         "api.yaml": [
-            _deployment("enclave-api", BROKER_ACCOUNT, api, [], automount=True, replicas=2),
+            _deployment("enclave-api", BROKER_ACCOUNT, api, [token], automount=True, replicas=2),
             _service("enclave-api", API_PORT),
             {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
              # A drain may take one of the two API pods at a time, never both: the API and a standby for
@@ -265,8 +299,14 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
         "resources": files,
         # The database URL never goes into a rendered file: write it to database-url, kustomize makes the Secret
         # (for enclave, and for the JupyterHub hub in the notebook namespace).
-        "secretGenerator": [{"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
-                            for ns in (NAMESPACE, notebook_namespace)],
+        "secretGenerator": [
+            *({"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
+              for ns in (NAMESPACE, notebook_namespace)),
+            # HTCondor's: the broker's IDTOKEN; the worker pods' IDTOKEN and the pool's signing key (docs/deploy.md).
+            {"name": HTCONDOR_SECRET, "namespace": NAMESPACE, "files": ["token=htcondor-token"]},
+            {"name": cluster_objects.WORKER_SECRET, "namespace": cluster_objects.DEFAULT_NAMESPACE,
+             "files": [f"{key}={file}" for key, file in WORKER_FILES.items()]},
+        ],
         "generatorOptions": {"disableNameSuffixHash": True},
     }
 

@@ -85,7 +85,7 @@ class WorkerPod:
     cores: int
     memory_mib: int
     since: float = 0.0
-    """When the broker created it (its ``POD_SINCE_ENV``), the label's since until a relabel; 0 if not set."""
+    """When the broker made it or last relabelled it (``objects.SINCE_ANNOTATION``); 0 if not set."""
     running: bool = False
     """It runs: phase Running and each container's state running (not waiting on an image pull, a crash loop)."""
 
@@ -211,7 +211,7 @@ class KubeCluster:
             if kind == StartdKind.NODE and group is not None:  # no requests: it owns the node
                 c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
-                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(spec),
+                objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(pod),
                 running=_running(pod)))
         return sorted(out, key=lambda p: p.name)
 
@@ -476,10 +476,12 @@ class KubeCluster:
                            how=f"job {meta['namespace']}/{meta['name']}")
 
     def label_pod_pool(self, name: str, pool: str) -> None:
-        """Keep a worker pod's pool label in step with its ClassAd after a relabel (BCS 4 step 2)."""
+        """Keep a worker pod's pool label, and its since, in step with its ClassAd after a relabel (BCS 4 step 2):
+        its startd reads both when it restarts (``objects.worker_pod``), when the relabel's runtime setting is gone."""
+        body = {"metadata": {"labels": {objects.POOL_LABEL: pool},
+                             "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}}}
         try:
-            self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"labels": {objects.POOL_LABEL: pool}}},
-                                           _request_timeout=REQUEST_TIMEOUT)
+            self.core.patch_namespaced_pod(name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) != 404:
                 raise _external(f"labelling pod {name}", exc) from exc
@@ -585,11 +587,18 @@ def _running(pod: dict[str, Any]) -> bool:
         "running" in (c.get("state") or {}) for c in containers)
 
 
-def _since(pod_spec: dict[str, Any]) -> float:
-    """A worker pod's creation time as the broker wrote it into the startd's environment (``POD_SINCE_ENV``)."""
+def _since(pod: dict[str, Any]) -> float:
+    """When a worker pod was made or last relabelled (``objects.SINCE_ANNOTATION``); for a pod made before the
+    annotation was, its creation time as the broker wrote it into the startd's environment (``POD_SINCE_ENV``)."""
     from enclave.batch.render import POD_SINCE_ENV  # as objects.worker_pod imports it
 
-    for container in pod_spec.get("containers") or []:
+    stamp = ((pod.get("metadata") or {}).get("annotations") or {}).get(objects.SINCE_ANNOTATION)
+    if stamp is not None:
+        try:
+            return float(stamp)
+        except ValueError:
+            return 0.0
+    for container in (pod.get("spec") or {}).get("containers") or []:
         for e in container.get("env") or []:
             if e.get("name") == POD_SINCE_ENV:
                 try:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from enclave.domain.capacity import NodeState
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import WORKER_POD_PREFIX, EnclaveSpec
 
 APP_LABEL = "app.kubernetes.io/name"
 WORKER_APP = "htcondor-worker"
@@ -23,13 +23,29 @@ KIND_LABEL = "enclave.io/startd-kind"
 BATCH_LABEL = "enclave.io/batch"
 """On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node)."""
 SINCE_ANNOTATION = "enclave.io/since"
-"""Unix time of the node's last state change, so cooldowns survive a broker restart."""
+"""Unix time of the node's last state change, so cooldowns survive a broker restart; on a worker pod, when it was
+made or last relabelled, what its startd reads as its pool's since when it (re)starts (``worker_pod``)."""
 DRAIN_STUCK_ANNOTATION = "enclave.io/drain-stuck"
 """Unix time a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``): the broker does not
 drain it again for ``broker.drain_retry_seconds``, across its restarts too."""
 DEFAULT_NAMESPACE = "htcondor"
 CONFIG_FILE = "50-enclave-worker.conf"
 """The key of each worker ConfigMap: the file HTCondor reads from /etc/condor/config.d."""
+# Where the HTCondor images (htcondor/execute, built from htcondor/htcondor build/docker/services) take what a pod
+# adds, per their README ("Providing Additional Configuration", "Configuring Access and Security"): the image's
+# start.sh runs update-config, which copies /root/config/*.conf into /etc/condor/config.d beside the image's own
+# files (the partitionable slot, the slot users that keep one job from another, ENABLE_KERNEL_TUNING off), and
+# update-secrets, which copies tokens-orig.d into tokens.d and passwords-orig.d into passwords.d with the
+# ownership and modes HTCondor wants. A ConfigMap mounted over config.d itself would hide the image's files.
+CONFIG_MOUNT = "/root/config"
+TOKENS_MOUNT = "/etc/condor/tokens-orig.d"
+SIGNING_KEY_MOUNT = "/etc/condor/passwords-orig.d"
+WORKER_SECRET = "htcondor-worker"
+"""Secret in the worker pods' namespace: ``token``, the IDTOKEN its startd and master advertise with (the image's
+README: READ, ADVERTISE_MASTER, ADVERTISE_STARTD), and ``POOL``, the pool's signing key, without which a daemon
+cannot check the broker's own IDTOKEN on a drain or a runtime setting (HTCondor manual, "Daemon-to-Daemon
+Connections": IDTOKENS work "as long as the server has a copy of the Signing Key"). ``render deploy``'s
+kustomization makes it from two files the operator writes (docs/deploy.md)."""
 
 
 def config_map_name(whole_node: bool) -> str:
@@ -50,7 +66,7 @@ def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) ->
 
 
 def node_pod_name(node: str) -> str:
-    return f"htcondor-node-{node}"
+    return f"{WORKER_POD_PREFIX}node-{node}"
 
 
 def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int, memory_mib: int,
@@ -68,8 +84,13 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
     )
 
     env: list[dict[str, Any]] = [
-        {"name": POD_POOL_ENV, "value": pool},
-        {"name": POD_SINCE_ENV, "value": f"{since:.0f}"},
+        # The pool and its since from the pod's own label and annotation (the downward API, read as the container
+        # starts), which a relabel patches (``KubeCluster.label_pod_pool``): the relabel's runtime setting "is lost on
+        # restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME), so a startd that
+        # restarts (a crash, an OOM kill, its worker's reboot) comes back in the pool it was moved to.
+        {"name": POD_POOL_ENV, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{POOL_LABEL}']"}}},
+        {"name": POD_SINCE_ENV,
+         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{SINCE_ANNOTATION}']"}}},
         {"name": POD_NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "CONDOR_HOST", "value": spec.batch.central_manager},
     ]
@@ -78,7 +99,9 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "image": image,
         "env": env,
         "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/condor/config.d", "readOnly": True},
+            {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            {"name": "token", "mountPath": TOKENS_MOUNT, "readOnly": True},
+            {"name": "signing-key", "mountPath": SIGNING_KEY_MOUNT, "readOnly": True},
             {"name": "software", "mountPath": "/software", "readOnly": True},
         ],
     }
@@ -90,16 +113,28 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": config_map_name(whole_node)}},
+            # Read by root alone (0400): the image's update-secrets installs the copies 0600, root's.
+            {"name": "token", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
+                                         "items": [{"key": "token", "path": "token"}]}},
+            {"name": "signing-key", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
+                                               "items": [{"key": "POOL", "path": "POOL"}]}},
             {"name": "software", "hostPath": {"path": "/software", "type": "Directory"}},
         ],
     }
     if whole_node:
         pod_spec["hostNetwork"] = True
+        # On the host's network a pod resolves through the node's resolver unless told otherwise, and a central
+        # manager named as a Service would not resolve (kubernetes.io/docs/concepts/services-networking/
+        # dns-pod-service/#pod-s-dns-policy: "ClusterFirstWithHostNet" for pods running with hostNetwork).
+        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
         pod_spec["tolerations"] = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
                                     "effect": "NoSchedule"}]
         container["securityContext"] = {"privileged": True}
     else:
-        env += [{"name": POD_CPUS_ENV, "value": str(cores)}, {"name": POD_MEMORY_ENV, "value": str(memory_mib)}]
+        # NUM_CPUS and MEMORY as the image's README names them too: its start.sh writes them (default 1 core and
+        # 1024 MiB) into 01-env.conf, which the rendered file, read after it, overrides with the same figures.
+        env += [{"name": POD_CPUS_ENV, "value": str(cores)}, {"name": POD_MEMORY_ENV, "value": str(memory_mib)},
+                {"name": "NUM_CPUS", "value": str(cores)}, {"name": "MEMORY", "value": str(memory_mib)}]
         amount = {"cpu": str(cores), "memory": f"{memory_mib}Mi"}
         container["resources"] = {"requests": dict(amount), "limits": dict(amount)}
     return {
@@ -109,6 +144,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             "name": name,
             "namespace": namespace,
             "labels": {APP_LABEL: WORKER_APP, POOL_LABEL: pool, KIND_LABEL: "node" if whole_node else "pod"},
+            "annotations": {SINCE_ANNOTATION: f"{since:.0f}"},
         },
         "spec": pod_spec,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from enclave.spec.models import EnclaveSpec, LendMode, NodeRole
+from enclave.spec.models import WORKER_POD_PREFIX, EnclaveSpec, LendMode, NodeRole, node_name
 
 Finding = tuple[tuple[str | int, ...], str, str]
 
@@ -41,11 +41,31 @@ def _cluster(spec: EnclaveSpec) -> Iterator[Finding]:
             yield (("cluster", "node_groups", i, "name"), f"node group '{group.name}' is defined twice",
                    "give each node group its own name")
         seen.add(group.name)
+    for i, group in enumerate(spec.cluster.node_groups):
+        if group.role == NodeRole.WORKER and group.count > 0:
+            yield from _pod_names(i, group.name, group.count, group.cores)
     if not any(g.count > 0 for g in spec.groups(NodeRole.CONTROL_PLANE)):
         yield (("cluster", "node_groups"), "no control-plane node",
                "add a node group with role: control-plane and count ≥ 1")
     if len(set(spec.cluster.namespaces)) != len(spec.cluster.namespaces):
         yield (("cluster", "namespaces"), "a namespace is listed twice", "list each namespace once")
+
+
+_HOSTNAME_MAX = 63
+"""The kubelet cuts a pod's host name to 63 characters (pkg/kubelet/kubelet_pods.go, truncatePodHostnameIfNeeded),
+and a worker pod's startd is known by that host name (its ``Machine``), which the broker matches to the pod's name."""
+
+
+def _pod_names(i: int, group: str, count: int, cores: int) -> Iterator[Finding]:
+    """The longest names the broker gives pods on the group's workers: a share (``htcondor-<node>-<n>``, at most one
+    pod per core) and a whole worker's (``htcondor-node-<node>``)."""
+    node = node_name(group, count)
+    longest = max(f"{WORKER_POD_PREFIX}{node}-{cores}", f"{WORKER_POD_PREFIX}node-{node}", key=len)
+    if len(longest) > _HOSTNAME_MAX:
+        yield (("cluster", "node_groups", i, "name"), f"worker pods on node group '{group}' would be named up to "
+               f"{len(longest)} characters ({longest}); the kubelet cuts a pod's host name to {_HOSTNAME_MAX}, and "
+               "the broker knows a pod's startd by it",
+               f"shorten the group's name by {len(longest) - _HOSTNAME_MAX} characters")
 
 
 def _pools(spec: EnclaveSpec) -> Iterator[Finding]:

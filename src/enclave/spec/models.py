@@ -413,6 +413,11 @@ def node_name(group: str, index: int) -> str:
     return f"{group}-{index:03d}"
 
 
+WORKER_POD_PREFIX = "htcondor-"
+"""What the name of every HTCondor worker pod starts with (``enclave.broker.naming``, ``cluster.objects``): here, so
+the spec's checks can tell how long the names its workers give will be."""
+
+
 class EnclaveSpec(Strict):
     """A whole enclave. Everything else enclave does is derived from this."""
 
