@@ -195,6 +195,8 @@ class ApiServer:
         self.queries: list[dict[str, str]] = []
         """The query parameters of each request, in step with ``requests``."""
         self.pdb_blocked: set[str] = set()
+        self.pdb_several: set[str] = set()
+        """Pods two disruption budgets select: their eviction is an internal error (500)."""
         self.logs: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
         """(namespace, pod, container) → the container's log: (time written, line), oldest first."""
         self.now = 1_800_000_000.0
@@ -481,6 +483,10 @@ class ApiServer:
         self._pod(namespace, name)
         if (data.get("metadata") or {}).get("name") != name:
             raise Refused(400, "BadRequest", "name in URL does not match name in Eviction object")
+        if name in self.pdb_several:
+            # pkg/registry/core/pod/storage/eviction.go, EvictionREST.Create: errors.NewInternalError.
+            raise Refused(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
+                                                "eviction subresource does not support.")
         if name in self.pdb_blocked:
             # https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/: 429 while a budget says no.
             raise Refused(429, "TooManyRequests",

@@ -504,6 +504,31 @@ def test_drain_flags_given_override_the_spec(spec: EnclaveSpec, server: ApiServe
     assert server.nodes["kub-005"]["spec"]["unschedulable"] is True
 
 
+def test_an_eviction_refused_for_good_holds_back_that_pod_only(spec: EnclaveSpec, server: ApiServer,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The Eviction API answers 500 for a pod two disruption budgets select (pkg/registry/core/pod/storage/
+    eviction.go, EvictionREST.Create), and 403 or 504 for other budget trouble. kubectl evicts each pod apart
+    and reports the failures together (pkg/drain/drain.go, evictPods): the node's other pods go, the refused one
+    counts as still to go (the drain is then given up after its wait, as any stuck one), with the server's words
+    logged (review: the refusal ended the round, and every round after it, before the pods after it)."""
+    for name in ("web-1", "web-2", "web-3"):
+        pod = pod_obj(name, "kub-006")
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                               "uid": "u3", "controller": True}]
+        server.pods[("jupyter-lsst", name)] = pod
+    server.pdb_several.add("web-1")
+    kube = _kubectl_defaults(spec, server)
+    with caplog.at_level("WARNING", logger="enclave.cluster"):
+        assert kube.drain("kub-006") == 1
+    assert server.pods[("jupyter-lsst", "web-2")]["metadata"].get("deletionTimestamp")
+    assert server.pods[("jupyter-lsst", "web-3")]["metadata"].get("deletionTimestamp")
+    assert not server.pods[("jupyter-lsst", "web-1")]["metadata"].get("deletionTimestamp")
+    [refused] = [r.fields for r in caplog.records if r.getMessage() == "eviction refused"]  # type: ignore[attr-defined]
+    assert refused["pod"] == "jupyter-lsst/web-1" and refused["status"] == 500
+    assert "more than one PodDisruptionBudget" in refused["reason"]
+    assert kube.drain_left("kub-006") == 3  # two terminating, one not evicted
+
+
 def test_drain_grace_period_goes_in_every_eviction(spec: EnclaveSpec, server: ApiServer) -> None:
     """kubectl drain --grace-period N sets the Eviction's deleteOptions.gracePeriodSeconds (kubectl
     pkg/drain/drain.go, makeDeleteOptions), in the first round and in the retries after a budget said no."""

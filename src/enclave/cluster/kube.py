@@ -15,6 +15,7 @@ renders exactly that, and tests/deploy/test_rbac.py checks it against every requ
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from enclave.cluster.homes import home_job
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.domain.logs import LogRequest
 from enclave.errors import Conflict, ExternalError, InputError, InvalidTransition, NotFound, Problem
+from enclave.logs import event, logger
 from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole, QuotaTool
 
 _MIB = Decimal(1024 * 1024)
@@ -57,6 +59,8 @@ FOLLOW_TIMEOUT = (REQUEST_TIMEOUT[0], 86400.0)
 accepts the connection: the same connect timeout, and a day without a line as the read one. The client takes no
 "none" for either (its methods' ``_request_timeout`` is validated as positive numbers, kubernetes 37
 ``CoreV1Api.read_namespaced_pod_log``)."""
+
+_log = logger("cluster")
 
 RETRIES = Retry(total=0)
 """One try per call: urllib3's default (3 retries) would make a call that times out take four times as long, past
@@ -398,19 +402,32 @@ class KubeCluster:
         return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}") if _drain_moves(pod))
 
     def _evict_one(self, namespace: str, name: str, grace: int | None) -> int:
-        """1 if a disruption budget refused the eviction for now, else 0. A grace period goes in the Eviction's
-        deleteOptions, as kubectl drain --grace-period does (kubectl pkg/drain/drain.go, makeDeleteOptions:
-        set only when >= 0, else the pod's own terminationGracePeriodSeconds)."""
+        """1 if the API server refused the eviction, for now or for good, else 0. A grace period goes in the
+        Eviction's deleteOptions, as kubectl drain --grace-period does (kubectl pkg/drain/drain.go,
+        makeDeleteOptions: set only when >= 0, else the pod's own terminationGracePeriodSeconds).
+
+        A disruption budget says "not now" with 429. The server refuses for other reasons too (pkg/registry/core/
+        pod/storage/eviction.go, EvictionREST.Create: 500 for a pod under more than one budget, 403 while a budget's
+        allowed disruptions are negative, 504 after repeated conflicts on the budget): the pod stays, counted as
+        still to go and logged with the server's words, and the round goes on to the node's other pods, as kubectl
+        evicts each pod apart and reports the failures together (drain.go, evictPods). Without an answer at all
+        the API server is unreachable, and the round stops there."""
         options = k8s.V1DeleteOptions(grace_period_seconds=grace) if grace is not None else None
         body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction", delete_options=options,
                               metadata=k8s.V1ObjectMeta(name=name, namespace=namespace))
         try:
             self.core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
-            if _status(exc) == 429:  # a disruption budget says not now
+            status = _status(exc)
+            if status == 429:  # a disruption budget says not now
                 return 1
-            if _status(exc) != 404:
+            if status is None:
                 raise _external(f"evicting pod {namespace}/{name}", exc) from exc
+            if status != 404:
+                words = _message(exc) if isinstance(exc, ApiException) else ""
+                event(_log, logging.WARNING, "eviction refused", pod=f"{namespace}/{name}", status=status,
+                      reason=words)
+                return 1
         return 0
 
     def start_htcondor(self, node: str, pool: str) -> None:
