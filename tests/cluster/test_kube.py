@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import kubernetes_validate
@@ -59,6 +60,30 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     assert nodes["kub-005"].state == NodeState.DOWN  # being emptied: worker pods sent there would be evicted
     assert nodes["kub-006"].state == NodeState.READY
     assert nodes["kub-007"].state == nodes["kub-008"].state == NodeState.DOWN
+
+
+def _c(cpu: str, *, sidecar: bool = False) -> dict[str, object]:
+    c: dict[str, object] = {"name": "c", "resources": {"requests": {"cpu": cpu, "memory": cpu + "Gi"}}}
+    if sidecar:
+        c["restartPolicy"] = "Always"
+    return c
+
+
+@pytest.mark.parametrize(("spec", "cores", "gib"), [
+    # A plain init container runs alone before the containers: the larger of the two counts.
+    ({"containers": [_c("2")], "initContainers": [_c("8")]}, "8", "8"),
+    # KEP 753's sidecar rule (k8s.io/component-helpers resource/helpers.go, aggregateContainerResourcesByFn): the
+    # sidecar (restartPolicy Always) runs beside the containers, 4 + 2; init2 runs beside it, 3 + 2 — so 6.
+    ({"containers": [_c("4")], "initContainers": [_c("1"), _c("2", sidecar=True), _c("3")]}, "6", "6"),
+    # A RuntimeClass's overhead is added (PodRequests: "Add overhead for running a pod").
+    ({"containers": [_c("2")], "initContainers": [_c("1", sidecar=True)],
+      "overhead": {"cpu": "250m", "memory": "512Mi"}}, "3.25", "3.5"),
+    # Pod-level requests (PodLevelResources) replace the containers' sum for what they name.
+    ({"containers": [_c("2"), _c("1")], "resources": {"requests": {"cpu": "5"}}}, "5", "3"),
+])
+def test_a_pods_requests_are_counted_as_the_scheduler_counts_them(spec: dict[str, object], cores: str,
+                                                                   gib: str) -> None:
+    assert objects.pod_requests({"spec": spec}) == (Decimal(cores), Decimal(gib) * 2**30)
 
 
 def test_nodes_report_the_requests_a_drain_leaves(kube: KubeCluster, server: ApiServer) -> None:

@@ -192,19 +192,45 @@ def _stamp(node: dict[str, Any], annotation: str, missing: float) -> float:
 
 
 def pod_requests(pod: dict[str, Any]) -> tuple[Decimal, Decimal]:
-    """(cores, bytes) a pod requests, as the scheduler counts them (init containers: the largest)."""
+    """(cores, bytes) a pod requests, as the scheduler's NodeResourcesFit and the kubelet's admission count them
+    (k8s.io/component-helpers resource/helpers.go, ``PodRequests`` and ``aggregateContainerResourcesByFn``; the
+    sidecar KEP 753, "Resources calculation for scheduling and pod admission"):
+
+    - the containers' requests summed, with the sidecars' (init containers whose ``restartPolicy`` is Always: they
+      run beside the containers);
+    - at least what any other init container needs while it runs: its own request plus the sidecars before it;
+    - a pod-level request (``spec.resources.requests``, PodLevelResources) in place of the sum, for what it names;
+    - and the RuntimeClass's ``spec.overhead``."""
+    spec = pod.get("spec") or {}
+    return _request(spec, "cpu"), _request(spec, "memory")
+
+
+def _request(spec: dict[str, Any], resource: str) -> Decimal:
+    """One resource of ``pod_requests``."""
+    total = sum((_amount(c.get("resources"), resource) for c in spec.get("containers") or []), Decimal(0))
+    sidecars = Decimal(0)
+    init_use = Decimal(0)
+    for c in spec.get("initContainers") or []:
+        need = _amount(c.get("resources"), resource)
+        if c.get("restartPolicy") == "Always":
+            total += need
+            sidecars += need
+            need = sidecars
+        else:
+            need += sidecars
+        init_use = max(init_use, need)
+    total = max(total, init_use)
+    if resource in ((spec.get("resources") or {}).get("requests") or {}):
+        total = _amount(spec.get("resources"), resource)
+    return total + _amount({"requests": spec.get("overhead") or {}}, resource)
+
+
+def _amount(resources: dict[str, Any] | None, resource: str) -> Decimal:
+    """A request of ``resources`` (a container's, the pod's), 0 if it names none; parsed as the API server does."""
     from kubernetes.utils import parse_quantity
 
-    def total(containers: list[dict[str, Any]], resource: str) -> Decimal:
-        amounts = (((c.get("resources") or {}).get("requests") or {}).get(resource, "0") for c in containers)
-        return sum((Decimal(parse_quantity(a)) for a in amounts), Decimal(0))  # type: ignore[no-untyped-call]
-
-    spec = pod.get("spec") or {}
-    main = spec.get("containers") or []
-    init = spec.get("initContainers") or []
-    cpu = max([total(main, "cpu")] + [total([c], "cpu") for c in init])
-    mem = max([total(main, "memory")] + [total([c], "memory") for c in init])
-    return cpu, mem
+    raw = ((resources or {}).get("requests") or {}).get(resource, "0")
+    return Decimal(parse_quantity(raw))  # type: ignore[no-untyped-call]
 
 
 def is_worker_pod(pod: dict[str, Any]) -> bool:
