@@ -183,9 +183,13 @@ def _name(kind: str, name: str) -> None:
 
 
 class ApiServer:
-    def __init__(self, version: str = "1.25.0") -> None:
+    def __init__(self, version: str = "1.25.0", served: str | None = None) -> None:
         self.version = version
         """The OpenAPI schema version bodies are validated against (kubernetes-validate)."""
+        self.served = tuple(int(x) for x in (served or version).lstrip("v").split(".")[:2])
+        """The Kubernetes it answers as, for which API groups it has (the schema's may be later: kubernetes-validate
+        has none before 1.25)."""
+        self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
@@ -225,6 +229,9 @@ class ApiServer:
             ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
              self._replace_lease),
             ("POST", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs"), self._create_job),
+            ("GET", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)"), self._read_configmap),
+            ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps"), self._create_configmap),
+            ("PUT", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)"), self._replace_configmap),
         ]
 
     # urllib3.PoolManager.request, as RESTClientObject calls it
@@ -248,6 +255,10 @@ class ApiServer:
         return self._resp(status, payload)
 
     def _route(self, method: str, path: str, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        if path.startswith("/apis/coordination.k8s.io/v1/") and self.served < (1, 14):
+            # No such API group version before 1.14 (https://kubernetes.io/docs/reference/using-api/
+            # deprecation-guide/#lease-v122: v1 "available since v1.14"): the server's mux answers 404.
+            return 404, "404 page not found\n"
         for verb, pattern, handler in self._routes:
             if verb == method and (m := pattern.fullmatch(path)):
                 return handler(*m.groups(), q=q, data=data)
@@ -265,7 +276,7 @@ class ApiServer:
 
     def _stamp(self) -> None:
         """Objects a test put straight into the dicts get what the server gives every stored object."""
-        for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values()]:
+        for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values(), *self.configmaps.values()]:
             meta = obj.setdefault("metadata", {})
             if "resourceVersion" not in meta:
                 meta["resourceVersion"] = str(next(self._versions))
@@ -465,6 +476,29 @@ class ApiServer:
         self._namespace(namespace, data)
         return 200, self._update(lease, data, data)
 
+    # --- configmaps (v1) ---------------------------------------------------------------------------------
+
+    def _read_configmap(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        cm = self.configmaps.get((namespace, name))
+        if cm is None:
+            raise _not_found("configmaps", name)
+        return 200, cm
+
+    def _create_configmap(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        self._validate(data)
+        self._namespace(namespace, data)
+        name = data["metadata"]["name"]
+        if (namespace, name) in self.configmaps:
+            raise Refused(409, "AlreadyExists", f'configmaps "{name}" already exists')
+        self.configmaps[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace}}
+        self._stamp()
+        return 201, self.configmaps[(namespace, name)]
+
+    def _replace_configmap(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        _, cm = self._read_configmap(namespace, name, q=q, data=None)
+        self._namespace(namespace, data)
+        return 200, self._update(cm, data, data)
+
     # --- jobs (batch/v1) ----------------------------------------------------------------------------------
 
     def _create_job(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
@@ -513,7 +547,7 @@ def spec() -> EnclaveSpec:
 
 @pytest.fixture
 def server(spec: EnclaveSpec) -> ApiServer:
-    s = ApiServer(schema_version(spec))
+    s = ApiServer(schema_version(spec), served=spec.cluster.kubernetes_version)
     for name in spec.node_names():
         if not name.startswith("condor-"):
             s.nodes[name] = node_obj(name)

@@ -5,6 +5,7 @@ leaderelection's tryAcquireOrRenew), timed on the reader's own clock from when i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from kubernetes import client as k8s
 from enclave.api.metrics import Metrics
 from enclave.api.runner import BrokerRunner
 from enclave.api.snapshot import History
-from enclave.cluster.lease import LeaseLock
+from enclave.cluster.lease import LEADER_ANNOTATION, LeaseLock
+from enclave.cluster.objects import LEASE_API_SINCE
 from enclave.db import Database
 from enclave.errors import ExternalError
 from enclave.journal import query
@@ -25,10 +27,28 @@ from tests.cluster.conftest import ApiServer
 NS = "htcondor"  # any namespace the fake serves
 
 
+@pytest.fixture(params=["1.25.0", "1.9.3"], ids=["lease", "configmap"])
+def server(request: pytest.FixtureRequest) -> ApiServer:
+    """An API server with the Lease API, and one from before it (the seed's 1.9: objects.LEASE_API_SINCE), where
+    the record lives in a ConfigMap's annotation as client-go's ConfigMapLock kept it."""
+    return ApiServer("1.25.0", served=request.param)
+
+
 def _lock(server: ApiServer, who: str, clock: list[float]) -> LeaseLock:
     api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
     api.rest_client.pool_manager = server
-    return LeaseLock(api, namespace=NS, name="enclave-broker", identity=who, duration_s=30, clock=lambda: clock[0])
+    return LeaseLock(api, namespace=NS, name="enclave-broker", identity=who, duration_s=30,
+                     lease_api=server.served >= LEASE_API_SINCE, clock=lambda: clock[0])
+
+
+def _record(server: ApiServer) -> dict[str, object]:
+    """The record as stored: the Lease's spec, or the ConfigMap annotation's LeaderElectionRecord."""
+    if server.served >= LEASE_API_SINCE:
+        assert not server.configmaps
+        return dict(server.leases[(NS, "enclave-broker")]["spec"])
+    assert not server.leases
+    raw = server.configmaps[(NS, "enclave-broker")]["metadata"]["annotations"][LEADER_ANNOTATION]
+    return dict(json.loads(raw))
 
 
 def test_one_holder_renewal_and_takeover_after_expiry(server: ApiServer) -> None:
@@ -43,8 +63,9 @@ def test_one_holder_renewal_and_takeover_after_expiry(server: ApiServer) -> None
     assert not b.held()
     now[0] += 10  # 35 s without renewal: expired
     assert b.held()
-    lease = server.leases[(NS, "enclave-broker")]["spec"]
-    assert lease["holderIdentity"] == "api-b" and lease["leaseTransitions"] == 1
+    record = _record(server)
+    transitions = "leaseTransitions" if server.served >= LEASE_API_SINCE else "leaderTransitions"
+    assert record["holderIdentity"] == "api-b" and record[transitions] == 1
     assert not a.held()  # the old leader sees it lost
 
 
@@ -74,16 +95,16 @@ def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> No
     assert not b.held()  # b sees a's Lease
     now[0] += 60
     # b read the expired Lease, then a renewed before b wrote: b's write names a stale resourceVersion.
-    real_read = b.coordination.read_namespaced_lease
+    real_read = b.store.read
 
-    def read_then_a_renews(name: str, namespace: str, **kwargs: object) -> object:
-        seen = real_read(name, namespace, **kwargs)
+    def read_then_a_renews() -> object:
+        seen = real_read()
         assert a.held()
         return seen
 
-    b.coordination.read_namespaced_lease = read_then_a_renews  # type: ignore[method-assign]
+    b.store.read = read_then_a_renews  # type: ignore[method-assign]
     assert not b.held()
-    assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-a"
+    assert _record(server)["holderIdentity"] == "api-a"
 
 
 
@@ -152,7 +173,7 @@ def test_no_action_is_applied_after_leadership_is_lost(server: ApiServer, tmp_pa
     assert slow.applied == 2 == runner.actions_total == _journaled(runner)
     assert runner.last_error is not None and "leadership lost" in runner.last_error
     assert f"{planned - 2} of {planned}" in runner.last_error
-    assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-b"
+    assert _record(server)["holderIdentity"] == "api-b"
     runner.broker.db.dispose()
 
 
@@ -161,6 +182,6 @@ def test_a_lease_in_a_namespace_that_does_not_exist_is_an_error_not_a_standby(se
     api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
     api.rest_client.pool_manager = server
     lock = LeaseLock(api, namespace="enclave-nowhere", name="enclave-broker", identity="x", duration_s=30,
-                     clock=lambda: 1_800_000_000.0)
+                     lease_api=server.served >= LEASE_API_SINCE, clock=lambda: 1_800_000_000.0)
     with pytest.raises(ExternalError, match="namespace enclave-nowhere for the Lease enclave-broker does not exist"):
         lock.held()

@@ -23,8 +23,10 @@ from enclave.access.render import app_namespaces
 from enclave.cluster import deploy
 from enclave.cluster.kube import KubeCluster
 from enclave.cluster.lease import LeaseLock
+from enclave.cluster.objects import LEASE_API_SINCE
 from enclave.domain.logs import LogRequest
-from enclave.spec import EnclaveSpec
+from enclave.spec import EnclaveSpec, load
+from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import dump
 from tests.cluster.conftest import ApiServer, account_view, pod_obj, unschedulable_pod
 
@@ -113,12 +115,20 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
     server.namespaces.add(deploy.NAMESPACE)
     lease = LeaseLock(kube.api, namespace=deploy.NAMESPACE, name="enclave-broker", identity="enclave-api-0",
-                      duration_s=90)
+                      duration_s=90, lease_api=kube.spec.cluster.serves(*LEASE_API_SINCE))
     assert lease.held() and lease.held()
     called.add("LeaseLock.held")
     # A home made through a Job where the API pods do not mount the homes (enclave.cluster.homes).
     call("provision_home", account_view("alice", 70001))
     return called
+
+
+@pytest.fixture(params=["1.9.3", "1.29.4"])
+def spec(request: pytest.FixtureRequest) -> EnclaveSpec:
+    """The LDF spec on its own Kubernetes 1.9 (no Lease API: the leader's record is a ConfigMap's; policy/v1beta1
+    evictions) and on a current one."""
+    ldf = load(EXAMPLES / "lsst-ldf.yaml")
+    return ldf.model_copy(update={"cluster": ldf.cluster.model_copy(update={"kubernetes_version": request.param})})
 
 
 @pytest.fixture

@@ -51,6 +51,10 @@ LEASE_RULES: list[dict[str, Any]] = [
     # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
 ]
+LEGACY_LOCK_RULES: list[dict[str, Any]] = [
+    # The same, in a ConfigMap's annotation, before Kubernetes 1.14 had the Lease API (lease.LeaseLock).
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
+]
 LOG_RULES: list[dict[str, Any]] = [
     # pod_log(): developers' logs (AA2/AA3), read for them after enclave's own check (logs.read in a namespace they
     # belong to) — only in the spec's application namespaces, so a Role in each, not a ClusterRole.
@@ -184,7 +188,8 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": _meta("enclave-broker", batch_ns), "rules": BATCH_RULES},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": _meta("enclave-leader"), "rules": LEASE_RULES},
+         "metadata": _meta("enclave-leader"),
+         "rules": LEASE_RULES if spec.cluster.serves(*cluster_objects.LEASE_API_SINCE) else LEGACY_LOCK_RULES},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-leader"), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},
@@ -208,8 +213,7 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
 def _pdb_api(spec: EnclaveSpec) -> str:
     """policy/v1 PodDisruptionBudget is GA from Kubernetes 1.21; older servers (the seed's 1.9) serve v1beta1
     (https://kubernetes.io/docs/reference/using-api/deprecation-guide/#poddisruptionbudget-v125)."""
-    major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
-    return "policy/v1" if (major, minor) >= (1, 21) else "policy/v1beta1"
+    return "policy/v1" if spec.cluster.serves(1, 21) else "policy/v1beta1"
 
 
 def _htcondor_client_env() -> list[dict[str, Any]]:

@@ -110,9 +110,8 @@ class KubeCluster:
         self.groups = {g.name: g for g in spec.cluster.node_groups}
         self._drains: dict[str, tuple[DrainFlags, int | None]] = {}
         """Node → the flags and grace period it was drained with (``drain``), for its later eviction rounds."""
-        major, minor = (int(x) for x in spec.cluster.kubernetes_version.lstrip("v").split(".")[:2])
         # policy/v1 Eviction exists from 1.22; older API servers (the seed's 1.9) take policy/v1beta1.
-        self._eviction_api = "policy/v1" if (major, minor) >= (1, 22) else "policy/v1beta1"
+        self._eviction_api = "policy/v1" if spec.cluster.serves(1, 22) else "policy/v1beta1"
 
     @classmethod
     def connect(cls, spec: EnclaveSpec, kubeconfig: Path | None = None, **kwargs: Any) -> KubeCluster:

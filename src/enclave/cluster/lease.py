@@ -8,6 +8,10 @@ hosts' clocks apart by more than the slack would otherwise both lead. Every writ
 read, so of two replicas racing for an expired Lease the API server lets one win and answers 409 Conflict to the
 other (https://kubernetes.io/docs/concepts/architecture/leases/).
 
+A cluster older than the Lease API (``objects.LEASE_API_SINCE``: the seed's 1.9) keeps the same record in an
+annotation of a ConfigMap of the same name, as client-go's ConfigMapLock did (tools/leaderelection/resourcelock:
+``LeaderElectionRecordAnnotationKey``, the ``LeaderElectionRecord`` as JSON); the rules are the same.
+
 ``held()`` is asked before every broker cycle and again before each action of a cycle
 (``BrokerService.cycle(leading=...)``), so a cycle longer than the Lease keeps renewing it, and a leader that
 lost it — an action that blocked past ``leaseDurationSeconds``, an API server it could not reach to renew —
@@ -19,10 +23,11 @@ cycles' worth).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -30,6 +35,11 @@ from urllib3.exceptions import HTTPError
 
 from enclave.cluster.kube import REQUEST_TIMEOUT
 from enclave.errors import ExternalError
+
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
+"""client-go's resourcelock.LeaderElectionRecordAnnotationKey: where a ConfigMap lock keeps its record."""
+Record = dict[str, Any]
+"""A Lease's spec: holderIdentity, leaseDurationSeconds, acquireTime, renewTime, leaseTransitions."""
 
 
 def _micro(t: float) -> str:
@@ -44,46 +54,117 @@ def _seconds(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
-class LeaseLock:
-    def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str, duration_s: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.coordination = k8s.CoordinationV1Api(api)
-        self.api = api
-        self.namespace, self.name, self.identity, self.duration_s = namespace, name, identity, duration_s
-        self.clock = clock
-        self._seen: str | None = None
-        """The resourceVersion of the Lease as last read (any write changes it: a renewal, a takeover)."""
-        self._seen_at = 0.0
-        """When, on this replica's clock, it was first read at that version (client-go's ``observedTime``)."""
+class _Store(Protocol):
+    """Where the record lives: read it (None if there is none yet) with its resourceVersion, create it, or
+    replace it at the version read (a 409 if someone wrote since)."""
 
-    def _body(self, now: float, *, acquired: float, transitions: int, version: str | None) -> k8s.V1Lease:
+    def read(self) -> tuple[Record, str] | None: ...
+    def create(self, record: Record) -> None: ...
+    def replace(self, record: Record, version: str) -> None: ...
+
+
+class _LeaseStore:
+    """A coordination.k8s.io/v1 Lease."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
+        self.coordination = k8s.CoordinationV1Api(api)
+        self.api, self.namespace, self.name = api, namespace, name
+
+    def read(self) -> tuple[Record, str] | None:
+        try:
+            lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+                self.coordination.read_namespaced_lease(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return lease.get("spec") or {}, lease["metadata"]["resourceVersion"]
+
+    def _body(self, record: Record, version: str | None) -> k8s.V1Lease:
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if version is not None:
             meta["resourceVersion"] = version
-        lease = k8s.V1Lease.from_dict({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-            "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration_s,
-                     "acquireTime": _micro(acquired), "renewTime": _micro(now), "leaseTransitions": transitions}})
+        lease = k8s.V1Lease.from_dict({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+                                       "spec": record})
         assert lease is not None  # from_dict returns None only for None
         return lease
+
+    def create(self, record: Record) -> None:
+        self.coordination.create_namespaced_lease(self.namespace, self._body(record, None),
+                                                  _request_timeout=REQUEST_TIMEOUT)
+
+    def replace(self, record: Record, version: str) -> None:
+        self.coordination.replace_namespaced_lease(self.name, self.namespace, self._body(record, version),
+                                                   _request_timeout=REQUEST_TIMEOUT)
+
+
+class _ConfigMapStore:
+    """The record in a ConfigMap's annotation, as client-go's ConfigMapLock kept it: the LeaderElectionRecord's
+    JSON, whose transitions are ``leaderTransitions`` (resourcelock/interface.go)."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
+        self.core = k8s.CoreV1Api(api)
+        self.api, self.namespace, self.name = api, namespace, name
+
+    def read(self) -> tuple[Record, str] | None:
+        try:
+            cm = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+                self.core.read_namespaced_config_map(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = json.loads((cm["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION) or "{}")
+        raw["leaseTransitions"] = raw.pop("leaderTransitions", 0)
+        return raw, cm["metadata"]["resourceVersion"]
+
+    def _body(self, record: Record, version: str | None) -> k8s.V1ConfigMap:
+        saved = {**record, "leaderTransitions": record["leaseTransitions"]}
+        del saved["leaseTransitions"]
+        meta = k8s.V1ObjectMeta(name=self.name, namespace=self.namespace, resource_version=version,
+                                annotations={LEADER_ANNOTATION: json.dumps(saved)})
+        return k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta)
+
+    def create(self, record: Record) -> None:
+        self.core.create_namespaced_config_map(self.namespace, self._body(record, None),
+                                               _request_timeout=REQUEST_TIMEOUT)
+
+    def replace(self, record: Record, version: str) -> None:
+        self.core.replace_namespaced_config_map(self.name, self.namespace, self._body(record, version),
+                                                _request_timeout=REQUEST_TIMEOUT)
+
+
+class LeaseLock:
+    def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str, duration_s: int,
+                 lease_api: bool = True, clock: Callable[[], float] = time.time) -> None:
+        """``lease_api``: the cluster serves coordination.k8s.io/v1 (``Cluster.serves(*LEASE_API_SINCE)``); else the
+        record is kept in a ConfigMap."""
+        self.store: _Store = (_LeaseStore if lease_api else _ConfigMapStore)(api, namespace, name)
+        self.namespace, self.name, self.identity, self.duration_s = namespace, name, identity, duration_s
+        self.clock = clock
+        self._seen: str | None = None
+        """The resourceVersion of the record as last read (any write changes it: a renewal, a takeover)."""
+        self._seen_at = 0.0
+        """When, on this replica's clock, it was first read at that version (client-go's ``observedTime``)."""
+
+    def _record(self, now: float, *, acquired: float, transitions: int) -> Record:
+        return {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration_s,
+                "acquireTime": _micro(acquired), "renewTime": _micro(now), "leaseTransitions": transitions}
 
     def held(self) -> bool:
         """Take or renew the Lease; True while this replica holds it."""
         now = self.clock()
         try:
-            lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.coordination.read_namespaced_lease(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
+            found = self.store.read()
         except HTTPError:
             return False  # no answer: stop leading, the others take over when it expires
         except ApiException as exc:
-            if exc.status != 404:
-                return self._unreachable(exc)
-            return self._write(lambda: self.coordination.create_namespaced_lease(
-                self.namespace, self._body(now, acquired=now, transitions=0, version=None),
-                _request_timeout=REQUEST_TIMEOUT), creating=True)
-        spec = lease.get("spec") or {}
+            return self._unreachable(exc)
+        if found is None:
+            record = self._record(now, acquired=now, transitions=0)
+            return self._write(lambda: self.store.create(record), creating=True)
+        spec, version = found
         mine = spec.get("holderIdentity") == self.identity
-        version = lease["metadata"]["resourceVersion"]
         if version != self._seen:
             self._seen, self._seen_at = version, now
         expires = self._seen_at + float(spec.get("leaseDurationSeconds") or 0)
@@ -91,9 +172,8 @@ class LeaseLock:
             return False  # someone else leads and renewed within a lease of our seeing it
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         acquired = _seconds(spec.get("acquireTime")) if mine else now
-        body = self._body(now, acquired=acquired, transitions=transitions, version=version)
-        return self._write(lambda: self.coordination.replace_namespaced_lease(self.name, self.namespace, body,
-                                                                             _request_timeout=REQUEST_TIMEOUT))
+        record = self._record(now, acquired=acquired, transitions=transitions)
+        return self._write(lambda: self.store.replace(record, version))
 
     def _write(self, call: Callable[[], object], *, creating: bool = False) -> bool:
         try:
@@ -114,5 +194,6 @@ class LeaseLock:
     def _unreachable(self, exc: ApiException) -> bool:
         if exc.status in (401, 403):
             raise ExternalError(f"Kubernetes API: the Lease {self.namespace}/{self.name} is refused ({exc.status})",
-                                where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (leases)")
+                                where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (leases; "
+                                                        "configmaps before Kubernetes 1.14)")
         return False  # cannot renew: stop leading, the others will take over when it expires

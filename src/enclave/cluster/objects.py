@@ -28,6 +28,10 @@ made or last relabelled, what its startd reads as its pool's since when it (re)s
 DRAIN_STUCK_ANNOTATION = "enclave.io/drain-stuck"
 """Unix time a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``): the broker does not
 drain it again for ``broker.drain_retry_seconds``, across its restarts too."""
+LEASE_API_SINCE = (1, 14)
+"""The first Kubernetes with coordination.k8s.io/v1 Lease ("available since v1.14",
+https://kubernetes.io/docs/reference/using-api/deprecation-guide/#lease-v122); before it ``lease.LeaseLock`` keeps
+its record in a ConfigMap, as client-go's ConfigMapLock did."""
 DEFAULT_NAMESPACE = "htcondor"
 CONFIG_FILE = "50-enclave-worker.conf"
 """The key of each worker ConfigMap: the file HTCondor reads from /etc/condor/config.d."""

@@ -311,7 +311,9 @@ def _broker_lease(kube: KubeCluster) -> Callable[[], bool]:
 
     from enclave.cluster.deploy import NAMESPACE
     from enclave.cluster.lease import LeaseLock
+    from enclave.cluster.objects import LEASE_API_SINCE
 
     who = os.environ.get("POD_NAME") or socket.gethostname()
     return LeaseLock(kube.api, namespace=os.environ.get("POD_NAMESPACE") or NAMESPACE, name=LEASE_NAME,
-                     identity=f"{who}_{uuid.uuid4()}", duration_s=LEASE_SECONDS).held
+                     identity=f"{who}_{uuid.uuid4()}", duration_s=LEASE_SECONDS,
+                     lease_api=kube.spec.cluster.serves(*LEASE_API_SINCE)).held

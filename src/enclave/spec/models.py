@@ -113,6 +113,12 @@ class Cluster(Strict):
     site: Site | None = None
     drain: DrainFlags = Field(default_factory=DrainFlags)
 
+    def serves(self, major: int, minor: int) -> bool:
+        """Whether the cluster's Kubernetes is ``major.minor`` or later: which API versions its server has (the
+        Eviction, PodDisruptionBudget and Lease APIs came to v1 in 1.22, 1.21 and 1.14; the seed's is 1.9)."""
+        got = tuple(int(x) for x in self.kubernetes_version.lstrip("v").split(".")[:2])
+        return got >= (major, minor)
+
 
 class LatencyObjective(Strict):
     seconds: float = Field(gt=0, le=MAX_SECONDS)
