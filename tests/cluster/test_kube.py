@@ -217,6 +217,27 @@ def test_a_drain_is_left_until_its_evicted_pods_are_gone(kube: KubeCluster, serv
     assert kube.drain_left("kub-005") == 0 and ("kube-system", "weave-net-x") in server.pods
 
 
+def test_a_whole_worker_offers_what_its_node_has_left(spec: EnclaveSpec, server: ApiServer) -> None:
+    """Drained, a worker keeps its DaemonSet pods (kubectl's daemonSetFilter), and the scheduler may allocate
+    only its allocatable (capacity less kube-reserved, system-reserved and the eviction threshold). The whole-node
+    HTCondor pod requests what is left, in whole cores and MiB, and its startd offers that (NUM_CPUS and MEMORY in
+    its environment): 47.9 − 0.35 cores, 250 GiB − 512 MiB."""
+    server.nodes["kub-005"] = node_obj("kub-005", allocatable={"cpu": "47900m", "memory": "250Gi", "pods": "110"})
+    server.pods[("kube-system", "weave-abc")] = pod_obj("weave-abc", "kub-005", namespace="kube-system",
+                                                        cpu="350m", memory="512Mi", daemonset=True)
+    kube = _kubectl_defaults(spec, server, ignore_daemonsets=True)
+    kube.drain("kub-005")
+    kube.start_htcondor("kub-005", "drp")
+    pod = server.pods[("htcondor", "htcondor-node-kub-005")]
+    [container] = pod["spec"]["containers"]
+    cores, mib = 47, 250 * 1024 - 512
+    assert container["resources"] == {"requests": {"cpu": str(cores), "memory": f"{mib}Mi"}}  # Burstable
+    env = container_env(pod)
+    assert (env["NUM_CPUS"], env["MEMORY"], env["ENCLAVE_POD_CPUS"]) == (str(cores), str(mib), str(cores))
+    [listed] = kube.worker_pods()
+    assert (listed.kind, listed.cores, listed.memory_mib) == (StartdKind.NODE, cores, mib)
+
+
 def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, server: ApiServer,
                                                              spec: EnclaveSpec) -> None:
     with pytest.raises(InvalidTransition, match="drain it before"):

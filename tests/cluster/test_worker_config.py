@@ -65,14 +65,13 @@ def test_partitioned_pod_reads_its_own_cores_and_memory(ldf: EnclaveSpec, tmp_pa
     assert got["NUM_CPUS"] == limits["cpu"] and f"{got['MEMORY']}Mi" == limits["memory"]
 
 
-def test_whole_node_pod_is_not_left_with_zero_cores(ldf: EnclaveSpec, tmp_path: Path) -> None:
-    pod = _pod(ldf, True)
-    maps = objects.worker_config_maps(ldf)
-    got = _read(_mounted(pod, maps), _env(pod), tmp_path, ["NUM_CPUS", "EnclaveStartdKind"])
-    assert got["NUM_CPUS"] not in (None, "", "0") and got["EnclaveStartdKind"] == '"node"'
-    # The failure the split prevents: the partitioned file under the whole-node pod's environment.
-    [shared] = [m for m in maps if m["metadata"]["name"] == objects.config_map_name(False)]
-    assert _read(shared, _env(pod), tmp_path, ["NUM_CPUS"])["NUM_CPUS"] in (None, "", "0")
+@pytest.mark.parametrize(("whole", "kind"), [(False, '"pod"'), (True, '"node"')])
+def test_each_pod_shape_says_which_it_is(ldf: EnclaveSpec, tmp_path: Path, whole: bool, kind: str) -> None:
+    """The broker gives a share back by deleting it and a whole worker by returning the node: the startd's
+    EnclaveStartdKind tells them apart, so each shape mounts its own file."""
+    pod = _pod(ldf, whole)
+    got = _read(_mounted(pod, objects.worker_config_maps(ldf)), _env(pod), tmp_path, ["NUM_CPUS", "EnclaveStartdKind"])
+    assert got["NUM_CPUS"] == "8" and got["EnclaveStartdKind"] == kind
 
 
 def _as_the_image_reads(pod: dict[str, Any], cm: dict[str, Any], tmp_path: Path,
@@ -95,16 +94,13 @@ def _as_the_image_reads(pod: dict[str, Any], cm: dict[str, Any], tmp_path: Path,
 
 
 @pytest.mark.parametrize("whole", [False, True])
-def test_in_the_htcondor_image_a_pod_offers_what_it_owns(ldf: EnclaveSpec, tmp_path: Path, whole: bool) -> None:
-    """A share offers its request; a whole-node pod what HTCondor detects, not the 1 core and 1024 MiB the image's
-    01-env.conf says when the pod sets no NUM_CPUS or MEMORY."""
+def test_in_the_htcondor_image_a_pod_offers_what_it_requests(ldf: EnclaveSpec, tmp_path: Path, whole: bool) -> None:
+    """Each pod offers what it requests, not the 1 core and 1024 MiB the image's 01-env.conf says when the pod sets
+    no NUM_CPUS or MEMORY, nor (a whole worker's) the whole machine HTCondor would detect."""
     pod = _pod(ldf, whole)
-    got = _as_the_image_reads(pod, _mounted(pod, objects.worker_config_maps(ldf)), tmp_path,
-                              ["NUM_CPUS", "MEMORY", "DETECTED_CPUS_LIMIT", "DETECTED_MEMORY"])
-    if whole:
-        assert (got["NUM_CPUS"], got["MEMORY"]) == (got["DETECTED_CPUS_LIMIT"], got["DETECTED_MEMORY"])
-    else:
-        assert (got["NUM_CPUS"], got["MEMORY"]) == ("8", "32768")
+    got = _as_the_image_reads(pod, _mounted(pod, objects.worker_config_maps(ldf)), tmp_path, ["NUM_CPUS", "MEMORY"])
+    requests = pod["spec"]["containers"][0]["resources"]["requests"]
+    assert (got["NUM_CPUS"], f"{got['MEMORY']}Mi") == (requests["cpu"], requests["memory"]) == ("8", "32768Mi")
 
 
 def test_a_pod_has_its_token_and_the_signing_key_where_the_image_takes_them(ldf: EnclaveSpec) -> None:

@@ -541,18 +541,12 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
         "ENCLAVE_SOFTWARE = /software",
     ]
     if whole_node:
-        # Said, not left to the default: the HTCondor image's start.sh writes NUM_CPUS=${NUM_CPUS:-1} and
-        # MEMORY=${MEMORY:-1024} into its 01-env.conf (htcondor/htcondor build/docker/services/base/start.sh), read
-        # before this file, and a whole-node pod sets neither. These are HTCondor's own defaults (param_info.in:
-        # NUM_CPUS is $(DETECTED_CPUS_LIMIT); MEMORY unset is the detected memory, condor_config.cpp).
-        lines += ["# The pod owns the node: HTCondor detects every core and all memory and lets jobs",
-                  "# partition them, as on a standalone node (the image would otherwise offer 1 core, 1024 MiB).",
-                  "NUM_CPUS = $(DETECTED_CPUS_LIMIT)",
-                  "MEMORY = $(DETECTED_MEMORY)"]
+        lines += ["# The pod owns what the node has beside the kubelet's reservations and the DaemonSet pods:",
+                  "# detected, HTCondor would offer the whole machine (KubeCluster._room_left sets these)."]
     else:
-        lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores.",
-                  f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
-                  f"MEMORY = $ENV({POD_MEMORY_ENV})"]
+        lines += ["# The pod owns only its limits: tell HTCondor, or it would offer the whole node's cores."]
+    lines += [f"NUM_CPUS = $ENV({POD_CPUS_ENV})",
+              f"MEMORY = $ENV({POD_MEMORY_ENV})"]
     lines += _startd_common(spec, preemption, memory_weight)
     return Rendered(f"worker-pod-{variant}.conf", "worker-pod", "STARTD", "\n".join(lines) + "\n")
 

@@ -210,9 +210,6 @@ class KubeCluster:
             labels = meta.get("labels") or {}
             c, m = objects.pod_requests(pod)
             kind = StartdKind.NODE if labels.get(objects.KIND_LABEL) == "node" else StartdKind.POD
-            group = self._group_of(spec.get("nodeName") or "")
-            if kind == StartdKind.NODE and group is not None:  # no requests: it owns the node
-                c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
                 objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(pod),
                 running=_running(pod)))
@@ -435,12 +432,30 @@ class KubeCluster:
         if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
             raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
                                     where=node, fix=f"enclave batch drain-node {node}")
-        g = self._group_of(node)
+        cores, memory_mib = self._room_left(node)
         self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
-                                        cores=g.cores, memory_mib=int(g.memory_gib * 1024), image=self.image,
+                                        cores=cores, memory_mib=memory_mib, image=self.image,
                                         since=self.clock(), namespace=self.namespace, whole_node=True))
         if state != NodeState.HTCONDOR:
             self._mark(node, "htcondor", True)
+
+    def _room_left(self, node: str) -> tuple[int, int]:
+        """(cores, MiB) a drained worker has for HTCondor: what the scheduler may allocate there (``_allocatable``)
+        less what stays (the DaemonSet and static pods a drain leaves), in whole cores and MiB. The whole-node pod
+        requests it and its startd offers it: detected, HTCondor would offer the whole machine, memory the kubelet
+        and those pods need, and the kubelet evicts first the pods using more than they request (node-pressure
+        eviction: https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/)."""
+        g = self._group_of(node)
+        try:
+            item = self._plain(self.core.read_node(node, _request_timeout=REQUEST_TIMEOUT))
+        except _UNREACHED as exc:
+            raise _external(f"reading node {node}", exc) from exc
+        cpu, mem = _allocatable_exact(item, g.cores, int(g.memory_gib * 1024))
+        for pod in self._pods(field_selector=f"spec.nodeName={node}"):
+            if not objects.is_worker_pod(pod) and objects.counts_on_node(pod):
+                c, m = objects.pod_requests(pod)
+                cpu, mem = cpu - c, mem - m
+        return max(0, int(cpu)), max(0, int(mem / _MIB))
 
     def return_node(self, node: str, *, drain_stuck: bool = False) -> None:
         """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon). The node pod's
@@ -544,16 +559,21 @@ def _lines(response: Any) -> Iterator[str]:
 
 
 def _allocatable(node: dict[str, Any], cores: int, memory_mib: int) -> tuple[int, int]:
-    """(cores, MiB) the scheduler may place pods in, each falling back to the given value when not reported."""
+    """(cores, MiB) the scheduler may place pods in, each falling back to the given value when not reported.
+    Node.cores is whole cores: rounded down, so the broker never counts room the scheduler does not have."""
+    cpu, mem = _allocatable_exact(node, cores, memory_mib)
+    return int(cpu), int(mem / _MIB)
+
+
+def _allocatable_exact(node: dict[str, Any], cores: int, memory_mib: int) -> tuple[Decimal, Decimal]:
+    """(cores, bytes) of ``_allocatable``, as the node reports them."""
     from kubernetes.utils import parse_quantity
 
     allocatable = (node.get("status") or {}).get("allocatable") or {}
-    if "cpu" in allocatable:
-        # Node.cores is whole cores: round down, so the broker never counts room the scheduler does not have.
-        cores = int(Decimal(parse_quantity(allocatable["cpu"])))  # type: ignore[no-untyped-call]
-    if "memory" in allocatable:
-        memory_mib = int(Decimal(parse_quantity(allocatable["memory"])) / _MIB)  # type: ignore[no-untyped-call]
-    return cores, memory_mib
+    cpu = Decimal(parse_quantity(allocatable["cpu"])) if "cpu" in allocatable else Decimal(cores)  # type: ignore[no-untyped-call]
+    mem = (Decimal(parse_quantity(allocatable["memory"])) if "memory" in allocatable  # type: ignore[no-untyped-call]
+           else Decimal(memory_mib) * _MIB)
+    return cpu, mem
 
 
 class _Workers:

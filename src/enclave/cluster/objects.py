@@ -53,8 +53,8 @@ kustomization makes it from two files the operator writes (docs/deploy.md)."""
 
 
 def config_map_name(whole_node: bool) -> str:
-    """Each pod shape has its own ConfigMap: a whole-node pod must not read the partitioned file, whose
-    ``NUM_CPUS = $ENV(ENCLAVE_POD_CPUS)`` is empty (0 cores) without the env var only share pods set."""
+    """Each pod shape has its own ConfigMap: the startd says which it is (``EnclaveStartdKind``: a share is a
+    "pod", a whole worker's a "node"), which the broker reads to tell how to give it back."""
     return "htcondor-worker-whole" if whole_node else "htcondor-worker-partitioned"
 
 
@@ -134,13 +134,15 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         pod_spec["tolerations"] = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
                                     "effect": "NoSchedule"}]
         container["securityContext"] = {"privileged": True}
-    else:
-        # NUM_CPUS and MEMORY as the image's README names them too: its start.sh writes them (default 1 core and
-        # 1024 MiB) into 01-env.conf, which the rendered file, read after it, overrides with the same figures.
-        env += [{"name": POD_CPUS_ENV, "value": str(cores)}, {"name": POD_MEMORY_ENV, "value": str(memory_mib)},
-                {"name": "NUM_CPUS", "value": str(cores)}, {"name": "MEMORY", "value": str(memory_mib)}]
-        amount = {"cpu": str(cores), "memory": f"{memory_mib}Mi"}
-        container["resources"] = {"requests": dict(amount), "limits": dict(amount)}
+    # NUM_CPUS and MEMORY as the image's README names them too: its start.sh writes them (default 1 core and
+    # 1024 MiB) into 01-env.conf, which the rendered file, read after it, overrides with the same figures.
+    env += [{"name": POD_CPUS_ENV, "value": str(cores)}, {"name": POD_MEMORY_ENV, "value": str(memory_mib)},
+            {"name": "NUM_CPUS", "value": str(cores)}, {"name": "MEMORY", "value": str(memory_mib)}]
+    amount = {"cpu": str(cores), "memory": f"{memory_mib}Mi"}
+    # A share is held to its request (Guaranteed); a whole worker's pod requests what the node has left
+    # (``KubeCluster._room_left``) with no limit (Burstable), so the kubelet's admission and eviction count it.
+    container["resources"] = {"requests": dict(amount)} if whole_node else {"requests": dict(amount),
+                                                                             "limits": dict(amount)}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
