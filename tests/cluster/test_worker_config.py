@@ -30,14 +30,24 @@ def _pod(spec: EnclaveSpec, whole: bool) -> dict[str, Any]:
                               image="registry/htcondor:25", since=1_800_000_000.0, whole_node=whole)
 
 
-def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ConfigMap behind the volume mounted where the image takes added configuration (/root/config)."""
+def _files(pod: dict[str, Any], maps: list[dict[str, Any]], path: str) -> dict[str, str]:
+    """The files the kubelet puts at ``path`` from a ConfigMap volume: the map's keys the volume projects (``items``:
+    https://kubernetes.io/docs/concepts/storage/volumes/#configmap), by file name; with a ``subPath``, that one."""
     [container] = pod["spec"]["containers"]
-    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == objects.CONFIG_MOUNT]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == path]
     [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
     [cm] = [m for m in maps if m["metadata"]["name"] == volume["configMap"]["name"]]
     assert cm["metadata"]["namespace"] == pod["metadata"]["namespace"]  # a pod mounts only its own namespace's maps
-    return cm
+    items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in cm["data"]]
+    files = {item["path"]: cm["data"][item["key"]] for item in items}
+    return {mount["subPath"]: files[mount["subPath"]]} if "subPath" in mount else files
+
+
+def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> tuple[str, str]:
+    """The one file (name, text) where the image takes added configuration (/root/config): it copies every
+    *.conf there into config.d, so nothing else may be there."""
+    [(name, text)] = _files(pod, maps, objects.CONFIG_MOUNT).items()
+    return name, text
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
@@ -45,17 +55,16 @@ def _env(pod: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in container_env(pod).items() if v is not None}
 
 
-def _read(cm: dict[str, Any], env: dict[str, str], tmp_path: Path, knobs: list[str]) -> dict[str, str | None]:
-    path = tmp_path / f"{cm['metadata']['name']}.conf"
-    [(key, text)] = cm["data"].items()
-    path.write_text(text)
+def _read(file: tuple[str, str], env: dict[str, str], tmp_path: Path, knobs: list[str]) -> dict[str, str | None]:
+    path = tmp_path / file[0]
+    path.write_text(file[1])
     return render.read_back(path, knobs, subsystem="STARTD", env=env)
 
 
 def test_one_config_map_per_pod_shape(ldf: EnclaveSpec) -> None:
     maps = objects.worker_config_maps(ldf)
     assert len({m["metadata"]["name"] for m in maps}) == 2
-    assert _mounted(_pod(ldf, True), maps) is not _mounted(_pod(ldf, False), maps)
+    assert _mounted(_pod(ldf, True), maps) != _mounted(_pod(ldf, False), maps)
 
 
 def test_partitioned_pod_reads_its_own_cores_and_memory(ldf: EnclaveSpec, tmp_path: Path) -> None:
@@ -74,7 +83,7 @@ def test_each_pod_shape_says_which_it_is(ldf: EnclaveSpec, tmp_path: Path, whole
     assert got["NUM_CPUS"] == "8" and got["EnclaveStartdKind"] == kind
 
 
-def _as_the_image_reads(pod: dict[str, Any], cm: dict[str, Any], tmp_path: Path,
+def _as_the_image_reads(pod: dict[str, Any], file: tuple[str, str], tmp_path: Path,
                         knobs: list[str]) -> dict[str, str | None]:
     """What the startd reads in the HTCondor image (htcondor/htcondor build/docker/services): its start.sh writes
     01-env.conf from the environment (``printf "%s=%s\n"``: CONDOR_HOST, NUM_CPUS ``${NUM_CPUS:-1}``, MEMORY
@@ -86,8 +95,7 @@ def _as_the_image_reads(pod: dict[str, Any], cm: dict[str, Any], tmp_path: Path,
     written = {"CONDOR_HOST": env.get("CONDOR_HOST", ""), "NUM_CPUS": env.get("NUM_CPUS", "1"),
                "MEMORY": env.get("MEMORY", "1024"), "RESERVED_DISK": "1024", "USE_POOL_PASSWORD": "no"}
     (confd / "01-env.conf").write_text("".join(f"{k}={v}\n" for k, v in written.items()))
-    [(key, text)] = cm["data"].items()
-    (confd / key).write_text(text)
+    (confd / file[0]).write_text(file[1])
     main = tmp_path / "condor_config"
     main.write_text(f"LOCAL_CONFIG_DIR = {confd}\n")
     return render.read_back(main, knobs, subsystem="STARTD", env=env)
@@ -101,6 +109,24 @@ def test_in_the_htcondor_image_a_pod_offers_what_it_requests(ldf: EnclaveSpec, t
     got = _as_the_image_reads(pod, _mounted(pod, objects.worker_config_maps(ldf)), tmp_path, ["NUM_CPUS", "MEMORY"])
     requests = pod["spec"]["containers"][0]["resources"]["requests"]
     assert (got["NUM_CPUS"], f"{got['MEMORY']}Mi") == (requests["cpu"], requests["memory"]) == ("8", "32768Mi")
+
+
+def test_supervisord_gives_condor_master_the_pods_grace(ldf: EnclaveSpec) -> None:
+    """The images run condor_master under supervisord, which kills a program stopwaitsecs after its stop signal
+    (10 s by default, supervisord.org "[program:x] Section Settings"): the startd's jobs, retiring on its graceful
+    shutdown, would be killed with their master. The pod's own file stands over the image's, with the pod's
+    grace; the image's program line is kept."""
+    import configparser
+
+    for whole in (False, True):
+        pod = _pod(ldf, whole)
+        [(name, text)] = _files(pod, objects.worker_config_maps(ldf), "/etc/supervisord.conf").items()
+        conf = configparser.ConfigParser()
+        conf.read_string(text)
+        program = conf["program:condor_master"]
+        assert program["command"] == "/usr/sbin/condor_master -f" and program["user"] == "root"
+        assert int(program["stopwaitsecs"]) == pod["spec"]["terminationGracePeriodSeconds"] == 600
+        assert conf["supervisord"]["nodaemon"] == "true"
 
 
 def test_a_pod_has_its_token_and_the_signing_key_where_the_image_takes_them(ldf: EnclaveSpec) -> None:

@@ -52,6 +52,32 @@ Connections": IDTOKENS work "as long as the server has a copy of the Signing Key
 kustomization makes it from two files the operator writes (docs/deploy.md)."""
 
 
+SUPERVISOR_FILE = "supervisord.conf"
+SUPERVISOR_PATH = "/etc/supervisord.conf"
+"""The images run condor_master under supervisord (start.sh: ``exec /usr/bin/supervisord -c /etc/supervisord.conf``),
+whose ``stopwaitsecs`` is 10 s by default (supervisord.org, "[program:x] Section Settings"): when the kubelet stops
+the pod, supervisord would kill the master 10 s after its SIGTERM, and the startd — shutting down gracefully, its
+jobs retiring (condor_startd.V6 startd_main.cpp ``main_shutdown_graceful``: ``releaseAllClaims`` retires each
+claim) — would lose its parent and kill them. The worker ConfigMaps carry the image's program with the pod's own
+grace (``supervisor_conf``), mounted over the image's file."""
+
+
+def supervisor_conf(spec: EnclaveSpec) -> str:
+    """The images' supervisord.conf (htcondor/htcondor build/docker/services/base/supervisord.conf: supervisord as
+    root in the foreground, its control socket, condor_master -f) with ``stopwaitsecs`` the pod's grace."""
+    from enclave.batch.render import pod_grace_seconds
+
+    return "\n".join([
+        "; Rendered by enclave: the HTCondor image's supervisord.conf, condor_master given the pod's grace to stop.",
+        "[supervisord]", "user = root", "nodaemon = true", "logfile = /var/log/supervisord.log", "",
+        "[unix_http_server]", "file = /var/run/supervisord.sock", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", "serverurl = unix:///var/run/supervisord.sock", "",
+        "[program:condor_master]", "user = root", "command = /usr/sbin/condor_master -f",
+        f"stopwaitsecs = {pod_grace_seconds(spec)}", ""])
+
+
 def config_map_name(whole_node: bool) -> str:
     """Each pod shape has its own ConfigMap: the startd says which it is (``EnclaveStartdKind``: a share is a
     "pod", a whole worker's a "node"), which the broker reads to tell how to give it back."""
@@ -65,7 +91,7 @@ def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) ->
     return [{"apiVersion": "v1", "kind": "ConfigMap",
              "metadata": {"name": config_map_name(whole), "namespace": namespace,
                           "labels": {APP_LABEL: WORKER_APP, KIND_LABEL: "node" if whole else "pod"}},
-             "data": {CONFIG_FILE: worker_config(spec, whole_node=whole).text}}
+             "data": {CONFIG_FILE: worker_config(spec, whole_node=whole).text, SUPERVISOR_FILE: supervisor_conf(spec)}}
             for whole in (True, False)]
 
 
@@ -104,6 +130,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "env": env,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            {"name": "supervisor", "mountPath": SUPERVISOR_PATH, "subPath": SUPERVISOR_FILE, "readOnly": True},
             {"name": "token", "mountPath": TOKENS_MOUNT, "readOnly": True},
             {"name": "signing-key", "mountPath": SIGNING_KEY_MOUNT, "readOnly": True},
             {"name": "software", "mountPath": "/software", "readOnly": True},
@@ -116,7 +143,12 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "terminationGracePeriodSeconds": pod_grace_seconds(spec),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": config_map_name(whole_node)}},
+            # One map, two volumes: under /root/config HTCondor's file alone (the image copies every *.conf there
+            # into config.d, where supervisord's sections would not parse), supervisord's over the image's file.
+            {"name": "config", "configMap": {"name": config_map_name(whole_node),
+                                             "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}},
+            {"name": "supervisor", "configMap": {"name": config_map_name(whole_node),
+                                                 "items": [{"key": SUPERVISOR_FILE, "path": SUPERVISOR_FILE}]}},
             # Read by root alone (0400): the image's update-secrets installs the copies 0600, root's.
             {"name": "token", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
                                          "items": [{"key": "token", "path": "token"}]}},
