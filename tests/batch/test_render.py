@@ -223,6 +223,14 @@ def test_the_broker_may_drain_and_relabel_from_its_pod(rendered: Path, name: str
             "condor@*/lsst-condor-cm.ncsa.illinois.edu", "enclave-broker@*/*"]
 
 
+def test_no_other_daemon_admits_the_broker(rendered: Path, ldf: EnclaveSpec) -> None:
+    """A leaked broker token must not shut down the collector, the negotiator or a schedd: only startd hosts admit
+    its identity, for what the broker does there."""
+    for path in [rendered / "central-manager.conf", *(p for p in rendered.glob("submit-*.conf"))]:
+        got = render.read_back(path, ["ALLOW_ADMINISTRATOR", "ALLOW_CONFIG"])
+        assert "enclave-broker" not in f"{got['ALLOW_ADMINISTRATOR']} {got['ALLOW_CONFIG']}", path
+
+
 def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: EnclaveSpec) -> None:
     names = [f"JOB_TRANSFORM_{render.TRANSFORM}", "JOB_TRANSFORM_NAMES", "SUBMIT_REQUIREMENT_NAMES", "SCHEDD_NAME",
              "PROTECTED_JOB_ATTRS", "IMMUTABLE_JOB_ATTRS",

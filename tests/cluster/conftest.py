@@ -152,13 +152,14 @@ class Refused(Exception):
     """An API error: the Status the server answers with (https://kubernetes.io/docs/reference/using-api/api-concepts/
     — "Kubernetes always returns the Status kind from any API endpoint when an error occurs")."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> dict[str, Any]:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
-                "reason": self.reason, "code": self.code}
+        out = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+               "reason": self.reason, "code": self.code}
+        return out | ({"details": self.details} if self.details else {})
 
 
 def _not_found(kind: str, name: str) -> Refused:
@@ -201,6 +202,10 @@ class ApiServer:
         self.pdb_blocked: set[str] = set()
         self.pdb_several: set[str] = set()
         """Pods two disruption budgets select: their eviction is an internal error (500)."""
+        self.pdb_negative: set[str] = set()
+        """Pods whose budget's allowed disruptions are negative: Forbidden, the budget named (403)."""
+        self.evictions_forbidden = False
+        """RBAC refuses the caller pods/eviction (403, the pod named)."""
         self.logs: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
         """(namespace, pod, container) → the container's log: (time written, line), oldest first."""
         self.now = 1_800_000_000.0
@@ -521,6 +526,16 @@ class ApiServer:
             # pkg/registry/core/pod/storage/eviction.go, EvictionREST.Create: errors.NewInternalError.
             raise Refused(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
                                                 "eviction subresource does not support.")
+        if name in self.pdb_negative:
+            # eviction.go, checkAndDecrement: errors.NewForbidden(policy.Resource("poddisruptionbudget"), ...).
+            raise Refused(403, "Forbidden", 'poddisruptionbudget.policy "budget" is forbidden: pdb disruptions '
+                                            "allowed is negative",
+                          {"name": "budget", "group": "policy", "kind": "poddisruptionbudget"})
+        if self.evictions_forbidden:
+            # The authorizer's refusal (apiserver endpoints/handlers/responsewriters, ForbiddenStatusError).
+            raise Refused(403, "Forbidden", f'pods "{name}" is forbidden: User "system:serviceaccount:enclave:'
+                                            'enclave" cannot create resource "pods/eviction" in API group "" in the '
+                                            f'namespace "{namespace}"', {"name": name, "kind": "pods"})
         if name in self.pdb_blocked:
             # https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/: 429 while a budget says no.
             raise Refused(429, "TooManyRequests",

@@ -563,16 +563,31 @@ def test_an_eviction_refused_for_good_holds_back_that_pod_only(spec: EnclaveSpec
                                                "uid": "u3", "controller": True}]
         server.pods[("jupyter-lsst", name)] = pod
     server.pdb_several.add("web-1")
+    server.pdb_negative.add("web-3")
     kube = _kubectl_defaults(spec, server)
     with caplog.at_level("WARNING", logger="enclave.cluster"):
-        assert kube.drain("kub-006") == 1
+        assert kube.drain("kub-006") == 2
     assert server.pods[("jupyter-lsst", "web-2")]["metadata"].get("deletionTimestamp")
-    assert server.pods[("jupyter-lsst", "web-3")]["metadata"].get("deletionTimestamp")
     assert not server.pods[("jupyter-lsst", "web-1")]["metadata"].get("deletionTimestamp")
-    [refused] = [r.fields for r in caplog.records if r.getMessage() == "eviction refused"]  # type: ignore[attr-defined]
-    assert refused["pod"] == "jupyter-lsst/web-1" and refused["status"] == 500
-    assert "more than one PodDisruptionBudget" in refused["reason"]
-    assert kube.drain_left("kub-006") == 3  # two terminating, one not evicted
+    assert not server.pods[("jupyter-lsst", "web-3")]["metadata"].get("deletionTimestamp")
+    refused = {r.fields["pod"]: r.fields for r in caplog.records  # type: ignore[attr-defined]
+               if r.getMessage() == "eviction refused"}
+    assert refused["jupyter-lsst/web-1"]["status"] == 500
+    assert "more than one PodDisruptionBudget" in refused["jupyter-lsst/web-1"]["reason"]
+    assert refused["jupyter-lsst/web-3"]["status"] == 403
+    assert kube.drain_left("kub-006") == 3  # one terminating, two not evicted
+
+
+def test_an_eviction_the_caller_may_not_make_is_an_error(spec: EnclaveSpec, server: ApiServer) -> None:
+    """A 403 from the authorizer (no pods/eviction in the RBAC) is no budget's doing: the drain fails, it does not
+    wait for ever on a pod it may never evict (review)."""
+    pod = pod_obj("web-1", "kub-006")
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                           "uid": "u3", "controller": True}]
+    server.pods[("jupyter-lsst", "web-1")] = pod
+    server.evictions_forbidden = True
+    with pytest.raises(ExternalError, match='cannot create resource "pods/eviction"'):
+        _kubectl_defaults(spec, server).drain("kub-006")
 
 
 def test_drain_grace_period_goes_in_every_eviction(spec: EnclaveSpec, server: ApiServer) -> None:

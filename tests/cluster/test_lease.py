@@ -185,3 +185,15 @@ def test_a_lease_in_a_namespace_that_does_not_exist_is_an_error_not_a_standby(se
                      lease_api=server.served >= LEASE_API_SINCE, clock=lambda: 1_800_000_000.0)
     with pytest.raises(ExternalError, match="namespace enclave-nowhere for the Lease enclave-broker does not exist"):
         lock.held()
+
+
+def test_a_configmap_record_that_is_no_record_is_taken_over(server: ApiServer) -> None:
+    """Before the Lease API the record is an annotation anyone with the ConfigMap may edit: one that does not parse
+    is nobody's lock (not an exception ending the broker's loop), and the first write replaces it."""
+    if server.served >= LEASE_API_SINCE:
+        pytest.skip("the Lease's spec is typed by the API server")
+    server.configmaps[(NS, "enclave-broker")] = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "enclave-broker", "namespace": NS, "annotations": {LEADER_ANNOTATION: "{not json"}}}
+    assert _lock(server, "api-a", [1_800_000_000.0]).held()
+    assert _record(server)["holderIdentity"] == "api-a"

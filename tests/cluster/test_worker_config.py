@@ -129,15 +129,16 @@ def test_supervisord_gives_condor_master_the_pods_grace(ldf: EnclaveSpec) -> Non
         assert conf["supervisord"]["nodaemon"] == "true"
 
 
-def test_a_pod_has_its_token_and_the_signing_key_where_the_image_takes_them(ldf: EnclaveSpec) -> None:
+def test_a_pod_has_its_token_and_the_brokers_key_where_the_image_takes_them(ldf: EnclaveSpec) -> None:
     """The image's update-secrets copies /etc/condor/tokens-orig.d into tokens.d and passwords-orig.d into
     passwords.d (its README, "Configuring Access and Security"): the startd advertises with the token, and checks
-    the broker's IDTOKEN with the signing key (HTCondor manual, "Daemon-to-Daemon Connections")."""
+    the broker's IDTOKEN with the key that signed it (HTCondor manual, "Daemon-to-Daemon Connections") — a key of the
+    broker's own, never the pool's (POOL), which would make every pod the pool's superuser."""
     for whole in (False, True):
         pod = _pod(ldf, whole)
         mounts = {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-        for path, key in (("/etc/condor/tokens-orig.d", "token"), ("/etc/condor/passwords-orig.d", "POOL")):
+        for path, key in (("/etc/condor/tokens-orig.d", "token"), ("/etc/condor/passwords-orig.d", "ENCLAVE")):
             secret = volumes[mounts[path]]["secret"]
             assert secret["secretName"] == objects.WORKER_SECRET and secret["items"] == [{"key": key, "path": key}]
         assert "/etc/condor/config.d" not in mounts  # the image's own files there stay visible

@@ -133,7 +133,7 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     assert secrets == {(deploy.NAMESPACE, deploy.DATABASE_SECRET): ["url"],
                        (spec.notebooks.namespace, deploy.DATABASE_SECRET): ["url"],
                        (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["token"],
-                       ("htcondor", objects.WORKER_SECRET): ["POOL", "token"]}
+                       ("htcondor", objects.WORKER_SECRET): ["ENCLAVE", "token"]}
     assert len(docs) == len(_objects(out)) + 4
 
 
@@ -152,8 +152,41 @@ def test_every_secret_a_pod_mounts_or_reads_is_made_by_the_kustomization(rendere
                 keys = {item["key"] for item in volume["secret"]["items"]}
                 assert keys <= made[(namespace, volume["secret"]["secretName"])]
     env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
-    mounts = {m["mountPath"] for m in api["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
-    assert env["CONDOR_CONFIG"] == "ONLY_ENV" and env["_CONDOR_SEC_TOKEN_DIRECTORY"] in mounts
+    assert env["CONDOR_CONFIG"] == "ONLY_ENV"
+
+
+def test_the_brokers_htcondor_token_is_a_file_htcondor_reads(rendered: tuple[EnclaveSpec, Path],
+                                                             tmp_path: Path) -> None:
+    """HTCondor reads a token file only if the reading user owns it and nobody else may read it (condor_auth_passwd.cpp
+    findToken: read_secure_file with SECURE_FILE_VERIFY_ALL; secure_file.cpp), which a Secret volume's files, root's,
+    never are. The init container, as the API container's user, installs a copy 0600 into the directory the client
+    reads (SEC_TOKEN_DIRECTORY): run here, its command makes such a file."""
+    import os
+    import stat
+    import subprocess
+
+    _, out = rendered
+    [api] = [d for d in _objects(out) if d["kind"] == "Deployment" and d["metadata"]["name"] == "enclave-api"]
+    pod = api["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    [main] = pod["containers"]
+    assert init["image"] == main["image"] and init["securityContext"] == main["securityContext"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    tokens = env["_CONDOR_SEC_TOKEN_DIRECTORY"]
+    volume_at = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    assert {m["mountPath"]: m["name"] for m in main["volumeMounts"]}[tokens] == volume_at[tokens]
+    # The command, run with the mounts mapped under tmp_path.
+    secret, copy = tmp_path / "secret", tmp_path / "copy"
+    secret.mkdir()
+    copy.mkdir()
+    (secret / "token").write_text("eyJhbGciOi...")
+    (secret / "token").chmod(0o644)
+    mapped = [str(copy) + a.removeprefix(tokens) if a.startswith(tokens) else
+              str(secret) + a.removeprefix(deploy.HTCONDOR_SECRET_MOUNT) if a.startswith(deploy.HTCONDOR_SECRET_MOUNT)
+              else a for a in init["command"]]
+    subprocess.run(mapped, check=True)
+    made = (copy / "token").stat()
+    assert made.st_uid == os.getuid() and stat.S_IMODE(made.st_mode) & 0o077 == 0
 
 
 def test_the_worker_namespace_admits_what_its_pods_need(rendered: tuple[EnclaveSpec, Path]) -> None:

@@ -38,6 +38,8 @@ class Attrs:
     resource: str
     """resource, or resource/subresource"""
     namespace: str | None
+    name: str | None = None
+    """The object's name, if the path names one (a create's does not): what a rule's resourceNames restrict."""
 
 
 def attrs(method: str, path: str) -> Attrs:
@@ -53,7 +55,7 @@ def attrs(method: str, path: str) -> Attrs:
     verb = {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method)
     if verb is None:
         verb = ("get" if name else "list") if method == "GET" else ("delete" if name else "deletecollection")
-    return Attrs(verb, group, f"{resource}/{sub}" if sub else resource, namespace)
+    return Attrs(verb, group, f"{resource}/{sub}" if sub else resource, namespace, name)
 
 
 def grants(bundle: dict[str, list[dict[str, Any]]]) -> list[tuple[str | None, dict[str, Any], str]]:
@@ -75,8 +77,11 @@ def grants(bundle: dict[str, list[dict[str, Any]]]) -> list[tuple[str | None, di
 
 
 def allows(scope: str | None, rule: dict[str, Any], a: Attrs) -> bool:
+    """As the RBAC authorizer matches a rule (plugin/pkg/auth/authorizer/rbac, RuleAllows): a rule with resourceNames
+    allows only requests naming one of them, so never a create."""
+    named = "resourceNames" not in rule or a.name in rule["resourceNames"]
     return ((scope is None or scope == a.namespace) and a.group in rule["apiGroups"]
-            and a.resource in rule["resources"] and a.verb in rule["verbs"])
+            and a.resource in rule["resources"] and a.verb in rule["verbs"] and named)
 
 
 def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
@@ -169,4 +174,8 @@ def test_the_checker_refuses_what_rbac_refuses() -> None:
     assert not allows("htcondor", rule, attrs("POST", "/api/v1/namespaces/jupyter-lsst/pods"))
     assert not allows("htcondor", rule, attrs("POST", "/api/v1/namespaces/htcondor/pods/x/eviction"))
     assert not allows(None, rule, attrs("GET", "/api/v1/namespaces/htcondor/pods"))
-    assert attrs("GET", "/apis/apps/v1/namespaces/a/deployments/d") == Attrs("get", "apps", "deployments", "a")
+    assert attrs("GET", "/apis/apps/v1/namespaces/a/deployments/d") == Attrs("get", "apps", "deployments", "a", "d")
+    named = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["lock"], "verbs": ["get", "create"]}
+    assert allows("e", named, attrs("GET", "/api/v1/namespaces/e/configmaps/lock"))
+    assert not allows("e", named, attrs("GET", "/api/v1/namespaces/e/configmaps/enclave-spec"))
+    assert not allows("e", named, attrs("POST", "/api/v1/namespaces/e/configmaps"))

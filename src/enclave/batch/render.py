@@ -222,14 +222,15 @@ def _header(spec: EnclaveSpec, what: str) -> list[str]:
 
 BROKER_IDENTITY = "enclave-broker"
 """The user of the IDTOKEN enclave's own pods present to HTCondor (``deploy.HTCONDOR_SECRET``, docs/deploy.md): the
-broker's drains (ADMINISTRATOR: ``DRAIN_JOBS``) and runtime settings (CONFIG) come from the ``enclave-api`` pod,
-whose address is no fixed host, so it is admitted by identity alone — authenticated, signed and encrypted."""
+broker's drains (ADMINISTRATOR: ``DRAIN_JOBS``, condor_startd.V6 startd_main.cpp) and its reconfigs through a
+startd host's master (ADMINISTRATOR) and runtime settings (CONFIG) come from the ``enclave-api`` pod, whose address
+is no fixed host, so the startd hosts admit it by identity alone — authenticated, signed and encrypted — and no
+other daemon does (``_startd_common``)."""
 
 
 def _security(spec: EnclaveSpec) -> list[str]:
     # Identities are authenticated (IDTOKENS between daemons, FS for local tools) and every hop is
     # signed and encrypted, so the host-and-identity lists below are trustworthy.
-    admin = f"condor@*/$(CONDOR_HOST), {BROKER_IDENTITY}@*/*"
     return [
         f"CONDOR_HOST = {spec.batch.central_manager}",
         "COLLECTOR_HOST = $(CONDOR_HOST)",
@@ -239,8 +240,8 @@ def _security(spec: EnclaveSpec) -> list[str]:
         "SEC_DEFAULT_INTEGRITY = REQUIRED",
         "SEC_READ_AUTHENTICATION = OPTIONAL",
         "ALLOW_READ = *",
-        f"ALLOW_ADMINISTRATOR = {admin}",
-        f"ALLOW_CONFIG = {admin}",
+        "ALLOW_ADMINISTRATOR = condor@*/$(CONDOR_HOST)",
+        "ALLOW_CONFIG = condor@*/$(CONDOR_HOST)",
         "ALLOW_NEGOTIATOR = condor@*/$(CONDOR_HOST)",
         "",
     ]
@@ -442,6 +443,10 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
     a = spec.batch.pool_attribute
     lines = [
         "DAEMON_LIST = MASTER, STARTD",
+        "",
+        "# The broker, from its pod at no fixed address: drains, reconfigs and its runtime settings (this host alone).",
+        f"ALLOW_ADMINISTRATOR = $(ALLOW_ADMINISTRATOR), {BROKER_IDENTITY}@*/*",
+        f"ALLOW_CONFIG = $(ALLOW_CONFIG), {BROKER_IDENTITY}@*/*",
         "",
         f"# The pool this startd serves. Relabel (BCS 1/2): set {POOL_KNOB} at runtime and reconfig.",
         f'{a} = "$({POOL_KNOB})"',

@@ -30,9 +30,13 @@ DATABASE_SECRET = "enclave-database"
 HTCONDOR_SECRET = "enclave-htcondor"
 """Secret with key ``token``: the IDTOKEN the broker presents to HTCondor, for ``render.BROKER_IDENTITY``
 (kustomize secretGenerator from the file ``htcondor-token``)."""
-HTCONDOR_TOKENS = "/var/run/secrets/htcondor"
-"""Where the API pods find that token: their HTCondor client's SEC_TOKEN_DIRECTORY."""
-WORKER_FILES = {"token": "htcondor-worker-token", "POOL": "htcondor-signing-key"}
+HTCONDOR_SECRET_MOUNT = "/var/run/secrets/htcondor"
+HTCONDOR_TOKENS = "/var/run/htcondor/tokens.d"
+"""The API pods' HTCondor SEC_TOKEN_DIRECTORY: a copy of the Secret's token that their own user owns, readable by
+it alone — HTCondor reads a token file only so (condor_auth_passwd.cpp ``findToken``: ``read_secure_file`` with
+SECURE_FILE_VERIFY_ALL, secure_file.cpp: owned by the reading uid, no group or other bits), which a Secret volume's
+files (root's) never are. An init container makes it (``_token_copy``)."""
+WORKER_FILES = {"token": "htcondor-worker-token", cluster_objects.BROKER_KEY: "htcondor-broker-key"}
 """The files the worker pods' Secret (``objects.WORKER_SECRET``) is made from, by key."""
 HOMES_CLAIM = "enclave-homes"
 LABEL = "app.kubernetes.io/name"
@@ -51,9 +55,13 @@ LEASE_RULES: list[dict[str, Any]] = [
     # enclave.cluster.lease.LeaseLock: read the Lease, create it the first time, renew or take it over.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
 ]
+LEASE_NAME = "enclave-broker"
+"""The Lease (or, before 1.14, the ConfigMap) that says which process runs the broker loop."""
 LEGACY_LOCK_RULES: list[dict[str, Any]] = [
-    # The same, in a ConfigMap's annotation, before Kubernetes 1.14 had the Lease API (lease.LeaseLock).
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
+    # The same, in a ConfigMap's annotation, before Kubernetes 1.14 had the Lease API (lease.LeaseLock): that one
+    # ConfigMap alone, not the spec's beside it (a create names no object, so it cannot be restricted by name).
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [LEASE_NAME], "verbs": ["get", "update"]},
 ]
 LOG_RULES: list[dict[str, Any]] = [
     # pod_log(): developers' logs (AA2/AA3), read for them after enclave's own check (logs.read in a namespace they
@@ -148,8 +156,19 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
     }
 
 
+def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
+    """The init container that copies the API pods' HTCondor token where their client reads it (``HTCONDOR_TOKENS``):
+    the same image and user as the API container, so the copy is that user's, mode 0600."""
+    return {"name": "htcondor-token", "image": api["image"], "imagePullPolicy": api["imagePullPolicy"],
+            "command": ["install", "-m", "0600", f"{HTCONDOR_SECRET_MOUNT}/token", f"{HTCONDOR_TOKENS}/token"],
+            "securityContext": api["securityContext"],
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+            "volumeMounts": [{"name": "htcondor-token", "mountPath": HTCONDOR_SECRET_MOUNT, "readOnly": True},
+                             {"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS}]}
+
+
 def _deployment(name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]], *,
-                automount: bool, replicas: int) -> dict[str, Any]:
+                automount: bool, replicas: int, init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, component=name),
         "spec": {
@@ -160,8 +179,7 @@ def _deployment(name: str, account: str, container: dict[str, Any], volumes: lis
             "template": {
                 "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
                 "spec": {"serviceAccountName": account, "automountServiceAccountToken": automount,
-                         # Mounted Secrets' files belong to the container's group (their defaultMode says who reads).
-                         "securityContext": {"fsGroup": container["securityContext"]["runAsUser"]},
+                         **({"initContainers": init} if init else {}),
                          "containers": [container],
                          "volumes": [{"name": "spec", "configMap": {"name": "enclave-spec"}},
                                      {"name": "tmp", "emptyDir": {}}, *volumes]},
@@ -250,10 +268,10 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                    *_htcondor_client_env()]
-    api["volumeMounts"].append({"name": "htcondor-token", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
-    # Readable by the container's user through its group (fsGroup), by no one else.
-    token = {"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET, "defaultMode": 0o440,
-                                                  "items": [{"key": "token", "path": "token"}]}}
+    api["volumeMounts"].append({"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
+    token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
+                                                   "items": [{"key": "token", "path": "token"}]}},
+             {"name": "htcondor-tokens", "emptyDir": {"medium": "Memory"}}]
     webdav = _container(system.get("webdav", ref), "webdav",
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
@@ -277,7 +295,8 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
             *cluster_objects.worker_config_maps(spec, batch_ns),
         ],
         "api.yaml": [
-            _deployment("enclave-api", BROKER_ACCOUNT, api, [token], automount=True, replicas=2),
+            _deployment("enclave-api", BROKER_ACCOUNT, api, token, automount=True, replicas=2,
+                        init=[_token_copy(api)]),
             _service("enclave-api", API_PORT),
             {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
              # A drain may take one of the two API pods at a time, never both: the API and a standby for

@@ -76,7 +76,8 @@ def _external(what: str, exc: ApiException | HTTPError) -> ExternalError:
         return ExternalError(f"Kubernetes API: {what} failed, the API server did not answer ({exc})",
                              where="Kubernetes", fix="check the server address in the kubeconfig and that the API "
                                                      "server runs and is reachable from here")
-    return ExternalError(f"Kubernetes API: {what} failed ({exc.status} {exc.reason})", where="Kubernetes",
+    # The server's own words (its Status message) say what to fix; the HTTP reason alone does not.
+    return ExternalError(f"Kubernetes API: {what} failed ({exc.status}: {_message(exc)})", where="Kubernetes",
                          fix="check the API server and that the broker's service account may do this (RBAC)")
 
 
@@ -402,12 +403,13 @@ class KubeCluster:
         Eviction's deleteOptions, as kubectl drain --grace-period does (kubectl pkg/drain/drain.go,
         makeDeleteOptions: set only when >= 0, else the pod's own terminationGracePeriodSeconds).
 
-        A disruption budget says "not now" with 429. The server refuses for other reasons too (pkg/registry/core/
-        pod/storage/eviction.go, EvictionREST.Create: 500 for a pod under more than one budget, 403 while a budget's
-        allowed disruptions are negative, 504 after repeated conflicts on the budget): the pod stays, counted as
-        still to go and logged with the server's words, and the round goes on to the node's other pods, as kubectl
-        evicts each pod apart and reports the failures together (drain.go, evictPods). Without an answer at all
-        the API server is unreachable, and the round stops there."""
+        A disruption budget says "not now" with 429. Budgets refuse for other reasons too (pkg/registry/core/
+        pod/storage/eviction.go, EvictionREST.Create: 500 for a pod under more than one budget, 504 after repeated
+        conflicts on the budget, 403 with the budget as the Status's details.kind while its allowed disruptions
+        are negative): the pod stays, counted as still to go and logged with the server's words, and the round goes
+        on to the node's other pods, as kubectl evicts each pod apart and reports the failures together (drain.go,
+        evictPods). Any other refusal (credentials, RBAC, a bad request) and no answer at all are errors: the round
+        stops there."""
         options = k8s.V1DeleteOptions(grace_period_seconds=grace) if grace is not None else None
         body = k8s.V1Eviction(api_version=self._eviction_api, kind="Eviction", delete_options=options,
                               metadata=k8s.V1ObjectMeta(name=name, namespace=namespace))
@@ -417,13 +419,12 @@ class KubeCluster:
             status = _status(exc)
             if status == 429:  # a disruption budget says not now
                 return 1
-            if status is None:
-                raise _external(f"evicting pod {namespace}/{name}", exc) from exc
-            if status != 404:
-                words = _message(exc) if isinstance(exc, ApiException) else ""
+            if isinstance(exc, ApiException) and _budget_trouble(exc):
                 event(_log, logging.WARNING, "eviction refused", pod=f"{namespace}/{name}", status=status,
-                      reason=words)
+                      reason=_message(exc))
                 return 1
+            if status != 404:
+                raise _external(f"evicting pod {namespace}/{name}", exc) from exc
         return 0
 
     def start_htcondor(self, node: str, pool: str) -> None:
@@ -539,6 +540,18 @@ class KubeCluster:
 def _status(exc: ApiException | HTTPError) -> int | None:
     """The API server's HTTP status; None when it did not answer (urllib3 gave up)."""
     return exc.status if isinstance(exc, ApiException) else None
+
+
+def _budget_trouble(exc: ApiException) -> bool:
+    """Whether an eviction was refused over the pod's disruption budgets, not by the caller's rights or request
+    (``KubeCluster._evict_one``)."""
+    if exc.status in (500, 504):
+        return True
+    try:
+        kind = (json.loads(exc.body or "{}").get("details") or {}).get("kind")
+    except (ValueError, AttributeError):
+        return False
+    return exc.status == 403 and kind == "poddisruptionbudget"
 
 
 def _message(exc: ApiException) -> str:

@@ -114,7 +114,11 @@ class _ConfigMapStore:
             if exc.status == 404:
                 return None
             raise
-        raw = json.loads((cm["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION) or "{}")
+        try:
+            raw = json.loads((cm["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION) or "{}")
+        except ValueError:
+            raw = {}  # not a record (someone's edit): nobody holds it, and the next write replaces it
+        raw = raw if isinstance(raw, dict) else {}
         raw["leaseTransitions"] = raw.pop("leaderTransitions", 0)
         return raw, cm["metadata"]["resourceVersion"]
 

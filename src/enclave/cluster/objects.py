@@ -46,10 +46,16 @@ TOKENS_MOUNT = "/etc/condor/tokens-orig.d"
 SIGNING_KEY_MOUNT = "/etc/condor/passwords-orig.d"
 WORKER_SECRET = "htcondor-worker"
 """Secret in the worker pods' namespace: ``token``, the IDTOKEN its startd and master advertise with (the image's
-README: READ, ADVERTISE_MASTER, ADVERTISE_STARTD), and ``POOL``, the pool's signing key, without which a daemon
-cannot check the broker's own IDTOKEN on a drain or a runtime setting (HTCondor manual, "Daemon-to-Daemon
-Connections": IDTOKENS work "as long as the server has a copy of the Signing Key"). ``render deploy``'s
-kustomization makes it from two files the operator writes (docs/deploy.md)."""
+README: READ, ADVERTISE_MASTER, ADVERTISE_STARTD), and ``BROKER_KEY``. ``render deploy``'s kustomization makes it
+from two files the operator writes (docs/deploy.md)."""
+BROKER_KEY = "ENCLAVE"
+"""The signing key of the broker's IDTOKEN, a key of its own (HTCondor manual, "Token Authentication": "each pool
+signing key is named ... by its corresponding filename in SEC_PASSWORD_DIRECTORY"): a daemon checks a token only
+with the key that signed it ("Daemon-to-Daemon Connections": "as long as the server has a copy of the Signing
+Key"), and the broker's drains and settings go to the startds and masters in the pods. Not the pool's key ``POOL``:
+a daemon holding a key mints itself a ``condor@password`` token for any server that takes that key
+(condor_auth_passwd.cpp, the client's "access to the master key"), and POOL is taken by every daemon of the pool;
+this one only by those the broker commands."""
 
 
 SUPERVISOR_FILE = "supervisord.conf"
@@ -153,7 +159,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             {"name": "token", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
                                          "items": [{"key": "token", "path": "token"}]}},
             {"name": "signing-key", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
-                                               "items": [{"key": "POOL", "path": "POOL"}]}},
+                                               "items": [{"key": BROKER_KEY, "path": BROKER_KEY}]}},
             {"name": "software", "hostPath": {"path": "/software", "type": "Directory"}},
         ],
     }

@@ -63,7 +63,6 @@ def open_database(url: str | None = None) -> Database:
     return db
 
 
-LEASE_NAME = "enclave-broker"
 LEASE_SECONDS = 90
 """Three cycles of the live broker loop (30 s each): a leader renews once per cycle."""
 
@@ -309,7 +308,7 @@ def _broker_lease(kube: KubeCluster) -> Callable[[], bool]:
     import socket
     import uuid
 
-    from enclave.cluster.deploy import NAMESPACE
+    from enclave.cluster.deploy import LEASE_NAME, NAMESPACE
     from enclave.cluster.lease import LeaseLock
     from enclave.cluster.objects import LEASE_API_SINCE
 
