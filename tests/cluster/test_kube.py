@@ -238,6 +238,18 @@ def test_a_whole_worker_offers_what_its_node_has_left(spec: EnclaveSpec, server:
     assert (listed.kind, listed.cores, listed.memory_mib) == (StartdKind.NODE, cores, mib)
 
 
+def test_a_worker_with_no_core_left_is_not_lent_whole(spec: EnclaveSpec, server: ApiServer) -> None:
+    """A pod offering 0 cores would be a startd no job fits: refused, and nothing made."""
+    server.nodes["kub-005"] = node_obj("kub-005", allocatable={"cpu": "1", "memory": "250Gi", "pods": "110"})
+    server.pods[("kube-system", "weave-abc")] = pod_obj("weave-abc", "kub-005", namespace="kube-system",
+                                                        cpu="500m", daemonset=True)
+    kube = _kubectl_defaults(spec, server, ignore_daemonsets=True)
+    kube.drain("kub-005")
+    with pytest.raises(InvalidTransition, match="node kub-005 has no room left for HTCondor"):
+        kube.start_htcondor("kub-005", "drp")
+    assert ("htcondor", "htcondor-node-kub-005") not in server.pods
+
+
 def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, server: ApiServer,
                                                              spec: EnclaveSpec) -> None:
     with pytest.raises(InvalidTransition, match="drain it before"):

@@ -98,15 +98,16 @@ def test_missing_pool_and_duplicate_group_and_no_control_plane() -> None:
 
 def test_a_worker_group_whose_pods_names_the_kubelet_would_cut_is_refused() -> None:
     """The kubelet cuts a pod's host name to 63 characters (pkg/kubelet/kubelet_pods.go,
-    truncatePodHostnameIfNeeded), and a worker pod's startd advertises that host name as its Machine: the broker
-    would never match pod and startd. The longest pod name on a group is htcondor-<group>-<last index>-<cores>,
-    or htcondor-node-<group>-<last index> for a whole worker."""
+    truncatePodHostnameIfNeeded), and a share pod's startd advertises that host name as its Machine: the broker
+    would never match pod and startd. The longest share pod name on a group is htcondor-<group>-<last index>-<n>,
+    n up to twice the worker's cores (numbers past the cores while pods still terminate)."""
     data = base()
     [workers] = [g for g in data["cluster"]["node_groups"] if g["role"] == "worker"]
-    # "htcondor-node-" (14) + name + "-" + the three-digit index: 63 exactly with a 45-character name.
-    workers["name"] = "w" * 45
+    assert (workers["count"], workers["cores"]) == (2, 8)
+    # "htcondor-" (9) + name + "-002" (4) + "-16" (3): 63 exactly with a 47-character name.
+    workers["name"] = "w" * 47
     parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
-    workers["name"] = "w" * 46
+    workers["name"] = "w" * 48
     found = problems(data)
     assert any("would be named up to 64 characters" in p and "shorten the group's name by 1" in p for p in found), found
 

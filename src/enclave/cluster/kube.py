@@ -211,6 +211,9 @@ class KubeCluster:
             labels = meta.get("labels") or {}
             c, m = objects.pod_requests(pod)
             kind = StartdKind.NODE if labels.get(objects.KIND_LABEL) == "node" else StartdKind.POD
+            group = self._group_of(spec.get("nodeName") or "")
+            if kind == StartdKind.NODE and c == 0 and group is not None:  # made before whole-node pods requested
+                c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
                 objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(pod),
                 running=_running(pod)))
@@ -456,7 +459,12 @@ class KubeCluster:
             if not objects.is_worker_pod(pod) and objects.counts_on_node(pod):
                 c, m = objects.pod_requests(pod)
                 cpu, mem = cpu - c, mem - m
-        return max(0, int(cpu)), max(0, int(mem / _MIB))
+        cores, memory_mib = int(cpu), int(mem / _MIB)
+        if cores < 1 or memory_mib < 1:
+            raise InvalidTransition(f"node {node} has no room left for HTCondor ({cpu:.2f} cores, {mem / _MIB:.0f} MiB "
+                                    "beside the pods that stay)", where=node,
+                                    fix="see what still runs there (`kubectl describe node`); return it to the commons")
+        return cores, memory_mib
 
     def return_node(self, node: str, *, drain_stuck: bool = False) -> None:
         """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon). The node pod's

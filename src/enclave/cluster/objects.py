@@ -122,8 +122,9 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
     env: list[dict[str, Any]] = [
         # The pool and its since from the pod's own label and annotation (the downward API, read as the container
         # starts), which a relabel patches (``KubeCluster.label_pod_pool``): the relabel's runtime setting "is lost on
-        # restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME), so a startd that
-        # restarts (a crash, an OOM kill, its worker's reboot) comes back in the pool it was moved to.
+        # restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME), so a container
+        # that restarts (its worker's reboot, supervisord's crash) comes back in the pool it was moved to. A startd
+        # its master restarts inside the container reads the environment the container started with.
         {"name": POD_POOL_ENV, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{POOL_LABEL}']"}}},
         {"name": POD_SINCE_ENV,
          "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{SINCE_ANNOTATION}']"}}},

@@ -57,10 +57,11 @@ and a worker pod's startd is known by that host name (its ``Machine``), which th
 
 
 def _pod_names(i: int, group: str, count: int, cores: int) -> Iterator[Finding]:
-    """The longest names the broker gives pods on the group's workers: a share (``htcondor-<node>-<n>``, at most one
-    pod per core) and a whole worker's (``htcondor-node-<node>``)."""
-    node = node_name(group, count)
-    longest = max(f"{WORKER_POD_PREFIX}{node}-{cores}", f"{WORKER_POD_PREFIX}node-{node}", key=len)
+    """The longest name the broker gives a share pod on the group's workers, ``htcondor-<node>-<n>``: at most one
+    pod per core, numbered past that only while others of the worker still terminate (``naming.pod_names`` takes
+    the lowest numbers free), so up to twice as many. A whole worker's pod runs on the host's network, where its
+    host name is the node's own, whatever the pod is called."""
+    longest = f"{WORKER_POD_PREFIX}{node_name(group, count)}-{2 * cores}"
     if len(longest) > _HOSTNAME_MAX:
         yield (("cluster", "node_groups", i, "name"), f"worker pods on node group '{group}' would be named up to "
                f"{len(longest)} characters ({longest}); the kubelet cuts a pod's host name to {_HOSTNAME_MAX}, and "
