@@ -149,8 +149,8 @@ def test_deploy_pods_is_idempotent_and_valid(kube: KubeCluster, server: ApiServe
 def test_a_relabelled_pod_restarts_in_its_new_pool(kube: KubeCluster, server: ApiServer) -> None:
     """A relabel sets the startd's pool at run time, which "is lost on restarts" (htcondor/htcondor
     src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME). The pod's startd reads its pool and since from
-    the pod's label and annotation (the downward API, as its container starts), which the relabel patches: after
-    a crash or its worker's reboot it comes back where the broker moved it, not where it was first made."""
+    the pod's label and annotation (the downward API, as its container starts), which the relabel patches: when
+    its container restarts (its worker's reboot) it comes back where the broker moved it, not where it was made."""
     kube.deploy_pods("kub-001", "user", ("htcondor-kub-001-1",), 8, 32768)
     kube.clock = lambda: 1_800_000_600.0
     kube.label_pod_pool("htcondor-kub-001-1", "drp")
