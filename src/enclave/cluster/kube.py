@@ -143,12 +143,23 @@ class KubeCluster:
     def _plain(self, obj: Any) -> Any:
         return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
+    @staticmethod
+    def _items(response: Any) -> list[dict[str, Any]]:
+        """A listing's items from the API server's JSON as it sent it (``_preload_content=False``): building the
+        client's models and turning them back into the same dicts (``_plain``) cost six times the JSON's parsing, for
+        every pod of the cluster, on every observation and before every action (review: ~6 s at 5,000 pods). The
+        client still raises the server's refusals before handing the response back, as for the pod log."""
+        try:
+            return list(json.loads(response.data).get("items") or [])
+        finally:
+            response.release_conn()
+
     # --- observe -----------------------------------------------------------------------------------
 
     def _pods(self, **kwargs: Any) -> list[dict[str, Any]]:
         try:
-            listed = self.core.list_pod_for_all_namespaces(**kwargs, _request_timeout=REQUEST_TIMEOUT)
-            return list(self._plain(listed).get("items") or [])
+            return self._items(self.core.list_pod_for_all_namespaces(**kwargs, _preload_content=False,
+                                                                     _request_timeout=REQUEST_TIMEOUT))
         except _UNREACHED as exc:
             raise _external("listing pods", exc) from exc
 
@@ -156,7 +167,7 @@ class KubeCluster:
         """The nodes as the API lists them (labels, conditions, allocatable): one listing ``nodes`` and
         ``pending_notebooks`` may share."""
         try:
-            return list(self._plain(self.core.list_node(_request_timeout=REQUEST_TIMEOUT)).get("items") or [])
+            return self._items(self.core.list_node(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
         except _UNREACHED as exc:
             raise _external("listing nodes", exc) from exc
 
