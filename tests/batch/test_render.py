@@ -223,12 +223,24 @@ def test_the_broker_may_drain_and_relabel_from_its_pod(rendered: Path, name: str
             "condor@*/lsst-condor-cm.ncsa.illinois.edu", "enclave-broker@*/*"]
 
 
-def test_no_other_daemon_admits_the_broker(rendered: Path, ldf: EnclaveSpec) -> None:
+def test_no_other_daemon_lets_the_broker_administer_it(rendered: Path, ldf: EnclaveSpec) -> None:
     """A leaked broker token must not shut down the collector, the negotiator or a schedd: only startd hosts admit
-    its identity, for what the broker does there."""
+    its identity as an administrator. The schedds admit it to WRITE alone, for holding and removing departed
+    accounts' jobs (HTCondorJobs.act sends ACT_ON_JOBS, which the schedd registers at WRITE: schedd.cpp)."""
     for path in [rendered / "central-manager.conf", *(p for p in rendered.glob("submit-*.conf"))]:
-        got = render.read_back(path, ["ALLOW_ADMINISTRATOR", "ALLOW_CONFIG"])
+        got = render.read_back(path, ["ALLOW_ADMINISTRATOR", "ALLOW_CONFIG", "ALLOW_WRITE"])
         assert "enclave-broker" not in f"{got['ALLOW_ADMINISTRATOR']} {got['ALLOW_CONFIG']}", path
+        if path.name.startswith("submit-"):
+            assert "enclave-broker@*/*" in [a.strip() for a in (got["ALLOW_WRITE"] or "").split(",")], path
+
+
+def test_every_daemon_is_in_the_central_managers_trust_domain(rendered: Path, ldf: EnclaveSpec) -> None:
+    """A client presents only tokens whose issuer is the server's TRUST_DOMAIN (condor_auth_passwd.cpp, checkToken),
+    which defaults to $(UID_DOMAIN), itself $(FULL_HOSTNAME) (param_info.in): left so, every host — every pod — is a
+    trust domain of its own, and no token minted elsewhere is ever presented to it."""
+    for path in rendered.glob("*.conf"):
+        got = render.read_back(path, ["TRUST_DOMAIN"], env=POD_ENV)
+        assert got["TRUST_DOMAIN"] == ldf.batch.central_manager, path
 
 
 def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: EnclaveSpec) -> None:

@@ -44,9 +44,9 @@ def _files(pod: dict[str, Any], maps: list[dict[str, Any]], path: str) -> dict[s
 
 
 def _mounted(pod: dict[str, Any], maps: list[dict[str, Any]]) -> tuple[str, str]:
-    """The one file (name, text) where the image takes added configuration (/root/config): it copies every
-    *.conf there into config.d, so nothing else may be there."""
-    [(name, text)] = _files(pod, maps, objects.CONFIG_MOUNT).items()
+    """The one HTCondor file (name, text) where the image takes added configuration (/root/config): its
+    update-config copies every *.conf there into config.d, so no other *.conf may be there."""
+    [(name, text)] = [(n, t) for n, t in _files(pod, maps, objects.CONFIG_MOUNT).items() if n.endswith(".conf")]
     return name, text
 
 
@@ -111,16 +111,28 @@ def test_in_the_htcondor_image_a_pod_offers_what_it_requests(ldf: EnclaveSpec, t
     assert (got["NUM_CPUS"], f"{got['MEMORY']}Mi") == (requests["cpu"], requests["memory"]) == ("8", "32768Mi")
 
 
-def test_supervisord_gives_condor_master_the_pods_grace(ldf: EnclaveSpec) -> None:
+def test_supervisord_gives_condor_master_the_pods_grace(ldf: EnclaveSpec, tmp_path: Path) -> None:
     """The images run condor_master under supervisord, which kills a program stopwaitsecs after its stop signal
     (10 s by default, supervisord.org "[program:x] Section Settings"): the startd's jobs, retiring on its graceful
     shutdown, would be killed with their master. The pod's own file stands over the image's, with the pod's
     grace; the image's program line is kept."""
     import configparser
+    import subprocess
 
     for whole in (False, True):
         pod = _pod(ldf, whole)
-        [(name, text)] = _files(pod, objects.worker_config_maps(ldf), "/etc/supervisord.conf").items()
+        files = _files(pod, objects.worker_config_maps(ldf), "/root/config")
+        # The image's start.sh runs /root/config/pre-exec.sh just before supervisord (build/docker/services/base):
+        # run here with the paths mapped under tmp_path, it puts the pod's file where supervisord reads it.
+        root = tmp_path / ("whole" if whole else "share")
+        root.mkdir()
+        (root / "config").mkdir()
+        (root / "etc").mkdir()
+        for name, text in files.items():
+            (root / "config" / name).write_text(text)
+        script = files["pre-exec.sh"].replace("/root/config", str(root / "config")).replace("/etc/", f"{root}/etc/")
+        subprocess.run(["bash", "-c", script], check=True)
+        text = (root / "etc" / "supervisord.conf").read_text()
         conf = configparser.ConfigParser()
         conf.read_string(text)
         program = conf["program:condor_master"]

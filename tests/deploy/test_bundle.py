@@ -122,7 +122,7 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     work = tmp_path / "bundle"
     shutil.copytree(out, work)
     (work / "database-url").write_text("postgresql+psycopg://enclave@db.example.org/enclave")
-    for name in ("htcondor-token", *deploy.WORKER_FILES.values()):
+    for name in (*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values()):
         (work / name).write_text(f"{name} contents")
     built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
@@ -132,7 +132,7 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     spec = rendered[0]
     assert secrets == {(deploy.NAMESPACE, deploy.DATABASE_SECRET): ["url"],
                        (spec.notebooks.namespace, deploy.DATABASE_SECRET): ["url"],
-                       (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["token"],
+                       (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["schedd-token", "token"],
                        ("htcondor", objects.WORKER_SECRET): ["ENCLAVE", "token"]}
     assert len(docs) == len(_objects(out)) + 4
 
@@ -179,14 +179,16 @@ def test_the_brokers_htcondor_token_is_a_file_htcondor_reads(rendered: tuple[Enc
     secret, copy = tmp_path / "secret", tmp_path / "copy"
     secret.mkdir()
     copy.mkdir()
-    (secret / "token").write_text("eyJhbGciOi...")
-    (secret / "token").chmod(0o644)
+    for key in deploy.BROKER_FILES:  # the Secret's files, as the kubelet writes them (0644, root's)
+        (secret / key).write_text("eyJhbGciOi...")
+        (secret / key).chmod(0o644)
     mapped = [str(copy) + a.removeprefix(tokens) if a.startswith(tokens) else
               str(secret) + a.removeprefix(deploy.HTCONDOR_SECRET_MOUNT) if a.startswith(deploy.HTCONDOR_SECRET_MOUNT)
               else a for a in init["command"]]
     subprocess.run(mapped, check=True)
-    made = (copy / "token").stat()
-    assert made.st_uid == os.getuid() and stat.S_IMODE(made.st_mode) & 0o077 == 0
+    for key in deploy.BROKER_FILES:  # both tokens: the startds' (the broker's key) and the schedds' (the pool's)
+        made = (copy / key).stat()
+        assert made.st_uid == os.getuid() and stat.S_IMODE(made.st_mode) & 0o077 == 0
 
 
 def test_the_worker_namespace_admits_what_its_pods_need(rendered: tuple[EnclaveSpec, Path]) -> None:

@@ -225,7 +225,8 @@ BROKER_IDENTITY = "enclave-broker"
 broker's drains (ADMINISTRATOR: ``DRAIN_JOBS``, condor_startd.V6 startd_main.cpp) and its reconfigs through a
 startd host's master (ADMINISTRATOR) and runtime settings (CONFIG) come from the ``enclave-api`` pod, whose address
 is no fixed host, so the startd hosts admit it by identity alone — authenticated, signed and encrypted — and no
-other daemon does (``_startd_common``)."""
+other daemon does (``_startd_common``), but for the schedds' WRITE: its holds and removals of departed accounts'
+jobs (``submit_host``)."""
 
 
 def _security(spec: EnclaveSpec) -> list[str]:
@@ -239,6 +240,9 @@ def _security(spec: EnclaveSpec) -> list[str]:
         "SEC_DEFAULT_ENCRYPTION = REQUIRED",
         "SEC_DEFAULT_INTEGRITY = REQUIRED",
         "SEC_READ_AUTHENTICATION = OPTIONAL",
+        "# One trust domain for the pool: a client presents only tokens whose issuer is the server's TRUST_DOMAIN",
+        "# (condor_auth_passwd.cpp, checkToken), which defaults to each host's own name (UID_DOMAIN, FULL_HOSTNAME).",
+        "TRUST_DOMAIN = $(CONDOR_HOST)",
         "ALLOW_READ = *",
         "ALLOW_ADMINISTRATOR = condor@*/$(CONDOR_HOST)",
         "ALLOW_CONFIG = condor@*/$(CONDOR_HOST)",
@@ -361,6 +365,9 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         "# Users submit on this host (lsst-dev) or, for the commons schedd, from notebook pods that the",
         "# NetworkPolicy lets reach it; nobody else can write to the queue.",
         "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)",
+        "# The broker, from its pod: holds and removes the jobs of departed accounts (ACT_ON_JOBS is WRITE,",
+        "# schedd.cpp); its identity must also be in QUEUE_SUPER_USERS to act on others' jobs (docs/deploy.md).",
+        f"ALLOW_WRITE = $(ALLOW_WRITE), {BROKER_IDENTITY}@*/*",
         "ALLOW_DAEMON = condor@*/$(CONDOR_HOST), condor@*/*",
         "",
         "# Membership: owner -> accounting groups the owner may use (userMap in the transform below).",

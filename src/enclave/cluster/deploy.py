@@ -28,8 +28,11 @@ SPEC_MOUNT = "/etc/enclave"
 DATABASE_SECRET = "enclave-database"
 """Secret with key ``url``: the SQLAlchemy URL of the PostgreSQL database (kustomize secretGenerator)."""
 HTCONDOR_SECRET = "enclave-htcondor"
-"""Secret with key ``token``: the IDTOKEN the broker presents to HTCondor, for ``render.BROKER_IDENTITY``
-(kustomize secretGenerator from the file ``htcondor-token``)."""
+"""Secret with the IDTOKENs the broker presents to HTCondor, for ``render.BROKER_IDENTITY``: ``token``, signed with
+``objects.BROKER_KEY``, for the startds and their masters; ``schedd-token``, signed with the pool's key, for the
+schedds (which hold no broker key). A client presents only a token whose key the server lists (condor_auth_passwd.cpp,
+checkToken). Kustomize makes it from the files in ``BROKER_FILES``."""
+BROKER_FILES = {"token": "htcondor-token", "schedd-token": "htcondor-schedd-token"}
 HTCONDOR_SECRET_MOUNT = "/var/run/secrets/htcondor"
 HTCONDOR_TOKENS = "/var/run/htcondor/tokens.d"
 """The API pods' HTCondor SEC_TOKEN_DIRECTORY: a copy of the Secret's token that their own user owns, readable by
@@ -160,7 +163,8 @@ def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
     """The init container that copies the API pods' HTCondor token where their client reads it (``HTCONDOR_TOKENS``):
     the same image and user as the API container, so the copy is that user's, mode 0600."""
     return {"name": "htcondor-token", "image": api["image"], "imagePullPolicy": api["imagePullPolicy"],
-            "command": ["install", "-m", "0600", f"{HTCONDOR_SECRET_MOUNT}/token", f"{HTCONDOR_TOKENS}/token"],
+            "command": ["install", "-m", "0600", "-t", HTCONDOR_TOKENS,
+                        *(f"{HTCONDOR_SECRET_MOUNT}/{k}" for k in BROKER_FILES)],
             "securityContext": api["securityContext"],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
             "volumeMounts": [{"name": "htcondor-token", "mountPath": HTCONDOR_SECRET_MOUNT, "readOnly": True},
@@ -237,8 +241,9 @@ def _pdb_api(spec: EnclaveSpec) -> str:
 def _htcondor_client_env() -> list[dict[str, Any]]:
     """The API pods' HTCondor client (the broker's ``HTCondorBatch``): no config file in the image, so its settings
     come from the environment alone (``CONDOR_CONFIG=ONLY_ENV``, htcondor/htcondor condor_config.cpp), and its
-    token from the mounted Secret (``SEC_TOKEN_DIRECTORY``; a ``_CONDOR_`` variable sets a knob, HTCondor manual,
-    "Configuration File Macros")."""
+    tokens from the init container's copies (``SEC_TOKEN_DIRECTORY``, ``HTCONDOR_TOKENS``; a ``_CONDOR_`` variable
+    sets a knob, HTCondor manual, "Configuration File Macros"). Which token it presents is the server's to say: one
+    whose issuer is the server's TRUST_DOMAIN (the pool's: ``render._security``) and whose key the server holds."""
     return [{"name": "CONDOR_CONFIG", "value": "ONLY_ENV"},
             {"name": "_CONDOR_SEC_TOKEN_DIRECTORY", "value": HTCONDOR_TOKENS}]
 
@@ -270,7 +275,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
                    *_htcondor_client_env()]
     api["volumeMounts"].append({"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
     token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
-                                                   "items": [{"key": "token", "path": "token"}]}},
+                                                   "items": [{"key": k, "path": k} for k in BROKER_FILES]}},
              {"name": "htcondor-tokens", "emptyDir": {"medium": "Memory"}}]
     webdav = _container(system.get("webdav", ref), "webdav",
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
@@ -326,7 +331,8 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
             *({"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
               for ns in (NAMESPACE, notebook_namespace)),
             # HTCondor's: the broker's IDTOKEN; the worker pods' IDTOKEN and the pool's signing key (docs/deploy.md).
-            {"name": HTCONDOR_SECRET, "namespace": NAMESPACE, "files": ["token=htcondor-token"]},
+            {"name": HTCONDOR_SECRET, "namespace": NAMESPACE,
+             "files": [f"{key}={file}" for key, file in BROKER_FILES.items()]},
             {"name": cluster_objects.WORKER_SECRET, "namespace": cluster_objects.DEFAULT_NAMESPACE,
              "files": [f"{key}={file}" for key, file in WORKER_FILES.items()]},
         ],

@@ -58,14 +58,18 @@ a daemon holding a key mints itself a ``condor@password`` token for any server t
 this one only by those the broker commands."""
 
 
-SUPERVISOR_FILE = "supervisord.conf"
+SUPERVISOR_FILE = "supervisord.ini"
 SUPERVISOR_PATH = "/etc/supervisord.conf"
+PRE_EXEC_FILE = "pre-exec.sh"
 """The images run condor_master under supervisord (start.sh: ``exec /usr/bin/supervisord -c /etc/supervisord.conf``),
 whose ``stopwaitsecs`` is 10 s by default (supervisord.org, "[program:x] Section Settings"): when the kubelet stops
 the pod, supervisord would kill the master 10 s after its SIGTERM, and the startd — shutting down gracefully, its
 jobs retiring (condor_startd.V6 startd_main.cpp ``main_shutdown_graceful``: ``releaseAllClaims`` retires each
 claim) — would lose its parent and kill them. The worker ConfigMaps carry the image's program with the pod's own
-grace (``supervisor_conf``), mounted over the image's file."""
+grace (``supervisor_conf``), which the image's own hook installs over its file: start.sh runs
+``/root/config/pre-exec.sh`` just before supervisord. Not a subPath mount: a kubelet before 1.19 cannot remount a
+ConfigMap subPath once the map changed, and the container then crash-loops (kubernetes/kubernetes#68211). Named
+``.ini`` so the image's update-config, which copies /root/config/*.conf into config.d, leaves it out."""
 
 
 def supervisor_conf(spec: EnclaveSpec) -> str:
@@ -97,7 +101,8 @@ def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) ->
     return [{"apiVersion": "v1", "kind": "ConfigMap",
              "metadata": {"name": config_map_name(whole), "namespace": namespace,
                           "labels": {APP_LABEL: WORKER_APP, KIND_LABEL: "node" if whole else "pod"}},
-             "data": {CONFIG_FILE: worker_config(spec, whole_node=whole).text, SUPERVISOR_FILE: supervisor_conf(spec)}}
+             "data": {CONFIG_FILE: worker_config(spec, whole_node=whole).text, SUPERVISOR_FILE: supervisor_conf(spec),
+                      PRE_EXEC_FILE: f"install -m 0644 {CONFIG_MOUNT}/{SUPERVISOR_FILE} {SUPERVISOR_PATH}\n"}}
             for whole in (True, False)]
 
 
@@ -137,7 +142,6 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "env": env,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-            {"name": "supervisor", "mountPath": SUPERVISOR_PATH, "subPath": SUPERVISOR_FILE, "readOnly": True},
             {"name": "token", "mountPath": TOKENS_MOUNT, "readOnly": True},
             {"name": "signing-key", "mountPath": SIGNING_KEY_MOUNT, "readOnly": True},
             {"name": "software", "mountPath": "/software", "readOnly": True},
@@ -150,12 +154,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         "terminationGracePeriodSeconds": pod_grace_seconds(spec),
         "containers": [container],
         "volumes": [
-            # One map, two volumes: under /root/config HTCondor's file alone (the image copies every *.conf there
-            # into config.d, where supervisord's sections would not parse), supervisord's over the image's file.
-            {"name": "config", "configMap": {"name": config_map_name(whole_node),
-                                             "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}},
-            {"name": "supervisor", "configMap": {"name": config_map_name(whole_node),
-                                                 "items": [{"key": SUPERVISOR_FILE, "path": SUPERVISOR_FILE}]}},
+            {"name": "config", "configMap": {"name": config_map_name(whole_node)}},
             # Read by root alone (0400): the image's update-secrets installs the copies 0600, root's.
             {"name": "token", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
                                          "items": [{"key": "token", "path": "token"}]}},
