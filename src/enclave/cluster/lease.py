@@ -63,6 +63,16 @@ class _Store(Protocol):
     def replace(self, record: Record, version: str) -> None: ...
 
 
+def _found(api: k8s.ApiClient, read: Callable[..., Any], name: str, namespace: str) -> dict[str, Any] | None:
+    """The object ``read`` gets, as the API's JSON; None if there is none yet (404)."""
+    try:
+        return api.sanitize_for_serialization(read(name, namespace, _request_timeout=REQUEST_TIMEOUT))  # type: ignore[no-any-return,no-untyped-call]
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 class _LeaseStore:
     """A coordination.k8s.io/v1 Lease."""
 
@@ -71,14 +81,8 @@ class _LeaseStore:
         self.api, self.namespace, self.name = api, namespace, name
 
     def read(self) -> tuple[Record, str] | None:
-        try:
-            lease = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.coordination.read_namespaced_lease(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return lease.get("spec") or {}, lease["metadata"]["resourceVersion"]
+        lease = _found(self.api, self.coordination.read_namespaced_lease, self.name, self.namespace)
+        return None if lease is None else (lease.get("spec") or {}, lease["metadata"]["resourceVersion"])
 
     def _body(self, record: Record, version: str | None) -> k8s.V1Lease:
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
@@ -107,13 +111,9 @@ class _ConfigMapStore:
         self.api, self.namespace, self.name = api, namespace, name
 
     def read(self) -> tuple[Record, str] | None:
-        try:
-            cm = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.core.read_namespaced_config_map(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        cm = _found(self.api, self.core.read_namespaced_config_map, self.name, self.namespace)
+        if cm is None:
+            return None
         try:
             raw = json.loads((cm["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION) or "{}")
         except ValueError:
