@@ -232,6 +232,11 @@ def test_no_other_daemon_lets_the_broker_administer_it(rendered: Path, ldf: Encl
         assert "enclave-broker" not in f"{got['ALLOW_ADMINISTRATOR']} {got['ALLOW_CONFIG']}", path
         if path.name.startswith("submit-"):
             assert "enclave-broker@*/*" in [a.strip() for a in (got["ALLOW_WRITE"] or "").split(",")], path
+            # And a queue super user, to act on others' jobs: HTCondor's own 'root, condor' (param_info.in) kept, the
+            # broker by its whole name (qmgmt.cpp: a bare entry would mean user@UID_DOMAIN, this host's name).
+            supers = render.read_back(path, ["QUEUE_SUPER_USERS"], subsystem="SCHEDD")["QUEUE_SUPER_USERS"] or ""
+            broker = f"enclave-broker@{ldf.batch.central_manager}"
+            assert [u.strip() for u in supers.split(",")] == ["root", "condor", broker]
 
 
 def test_every_daemon_is_in_the_central_managers_trust_domain(rendered: Path, ldf: EnclaveSpec) -> None:
