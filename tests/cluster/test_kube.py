@@ -261,6 +261,9 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     pod = server.pods[("htcondor", "htcondor-node-kub-007")]
     kubernetes_validate.validate(pod | {"status": {}}, schema_version(spec), strict=True)
     assert pod["spec"]["hostNetwork"] is True and pod["metadata"]["labels"][objects.KIND_LABEL] == "node"
+    # On the host's network a pod resolves through the node's resolver unless it says otherwise: a central manager
+    # named as a Service would not resolve (kubernetes.io/docs/concepts/services-networking/dns-pod-service/).
+    assert pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.HTCONDOR
     [wp] = kube.worker_pods()
     assert (wp.kind, wp.cores, wp.pool, wp.since) == (StartdKind.NODE, 48, "prompt", 1_800_000_000.0)
