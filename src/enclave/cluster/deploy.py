@@ -330,7 +330,7 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
         "secretGenerator": [
             *({"name": DATABASE_SECRET, "namespace": ns, "files": ["url=database-url"]}
               for ns in (NAMESPACE, notebook_namespace)),
-            # HTCondor's: the broker's IDTOKEN; the worker pods' IDTOKEN and the pool's signing key (docs/deploy.md).
+            # HTCondor's: the broker's IDTOKENs; the worker pods' IDTOKEN and the broker's signing key (docs/deploy.md).
             {"name": HTCONDOR_SECRET, "namespace": NAMESPACE,
              "files": [f"{key}={file}" for key, file in BROKER_FILES.items()]},
             {"name": cluster_objects.WORKER_SECRET, "namespace": cluster_objects.DEFAULT_NAMESPACE,

@@ -443,28 +443,26 @@ class KubeCluster:
 
     def start_htcondor(self, node: str, pool: str) -> None:
         """BCS 5 steps 2–3: HTCondor on the drained node, labelled for ``pool``."""
-        state = self._state(node)
+        item = self._node(node)  # read once: its state, then its room
+        state = objects.node_state(item)
         if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
             raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
                                     where=node, fix=f"enclave batch drain-node {node}")
-        cores, memory_mib = self._room_left(node)
+        cores, memory_mib = self._room_left(node, item)
         self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
                                         cores=cores, memory_mib=memory_mib, image=self.image,
                                         since=self.clock(), namespace=self.namespace, whole_node=True))
         if state != NodeState.HTCONDOR:
             self._mark(node, "htcondor", True)
 
-    def _room_left(self, node: str) -> tuple[int, int]:
-        """(cores, MiB) a drained worker has for HTCondor: what the scheduler may allocate there (``_allocatable``)
-        less what stays (the DaemonSet and static pods a drain leaves), in whole cores and MiB. The whole-node pod
-        requests it and its startd offers it: detected, HTCondor would offer the whole machine, memory the kubelet
-        and those pods need, and the kubelet evicts first the pods using more than they request (node-pressure
-        eviction: https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/)."""
+    def _room_left(self, node: str, item: dict[str, Any]) -> tuple[int, int]:
+        """(cores, MiB) a drained worker (``item``, as the API reports it) has for HTCondor: what the scheduler may
+        allocate there (``_allocatable``) less what stays (the DaemonSet and static pods a drain leaves), in whole
+        cores and MiB. The whole-node pod requests it and its startd offers it: detected, HTCondor would offer the
+        whole machine, memory the kubelet and those pods need, and the kubelet evicts first the pods using more than
+        they request (node-pressure eviction: https://kubernetes.io/docs/concepts/scheduling-eviction/
+        node-pressure-eviction/)."""
         g = self._group_of(node)
-        try:
-            item = self._plain(self.core.read_node(node, _request_timeout=REQUEST_TIMEOUT))
-        except _UNREACHED as exc:
-            raise _external(f"reading node {node}", exc) from exc
         cpu, mem = _allocatable_exact(item, g.cores, int(g.memory_gib * 1024))
         for pod in self._pods(field_selector=f"spec.nodeName={node}"):
             if not objects.is_worker_pod(pod) and objects.counts_on_node(pod):
@@ -538,9 +536,13 @@ class KubeCluster:
                 raise _external(f"labelling pod {name}", exc) from exc
 
     def _state(self, node: str) -> NodeState:
+        return objects.node_state(self._node(node))
+
+    def _node(self, node: str) -> dict[str, Any]:
+        """The worker ``node`` as the API reports it."""
         self._require_worker(node)
         try:
-            return objects.node_state(self._plain(self.core.read_node(node, _request_timeout=REQUEST_TIMEOUT)))
+            return dict(self._plain(self.core.read_node(node, _request_timeout=REQUEST_TIMEOUT)))
         except _UNREACHED as exc:
             if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node) from exc
