@@ -7,7 +7,10 @@ what an API server refuses (each rule cited where it is enforced; tests/cluster/
 undecodable bodies and bad quantities (400), bodies the OpenAPI schema of the spec's Kubernetes version
 rejects (kubernetes-validate: 400 undecodable or unknown fields, 422 invalid), names that are not DNS-1123
 subdomains (422), objects whose namespace is not the
-URL's (400) or does not exist (404), missing objects (404), existing names and stale resourceVersions (409).
+URL's (400) or does not exist (404), missing objects (404), existing names and stale resourceVersions (409),
+garbled continue tokens (400) and ones etcd has compacted away (410 Expired). Listings are paged as the real
+server pages them (``limit``, ``metadata.continue``), and a listing of the whole cluster without ``limit`` fails the
+test: an unpaginated listing must not slip back into the adapter (``ApiServer._page``).
 A request for an endpoint, method or selector it does not implement fails the test at once
 (AssertionError), as ``safir.testing.kubernetes`` fails on an API it does not mock: a fake that answered
 404 to what it does not know would let a test pass on a call the real server would answer otherwise.
@@ -23,6 +26,7 @@ pod named ``Bad_Name!`` with a CPU request of ``"lots"``, which is the point of 
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import json
@@ -152,13 +156,15 @@ class Refused(Exception):
     """An API error: the Status the server answers with (https://kubernetes.io/docs/reference/using-api/api-concepts/
     — "Kubernetes always returns the Status kind from any API endpoint when an error occurs")."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details
+        self.metadata = metadata or {}
 
     def status(self) -> dict[str, Any]:
-        out = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
-               "reason": self.reason, "code": self.code}
+        out = {"kind": "Status", "apiVersion": "v1", "metadata": self.metadata, "status": "Failure",
+               "message": self.message, "reason": self.reason, "code": self.code}
         return out | ({"details": self.details} if self.details else {})
 
 
@@ -181,6 +187,54 @@ def _name(kind: str, name: str) -> None:
         raise Refused(422, "Invalid", f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": a '
                                       "lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
                                       "characters, '-' or '.', and must start and end with an alphanumeric character")
+
+
+# k8s.io/apiserver pkg/storage/etcd3/errors.go, handleCompactedErrorForPaging: a continue token whose revision etcd has
+# compacted is answered errors.NewResourceExpired (410, reason Expired) with this message and a token (rv -1) that
+# would go on from the latest revision, inconsistently.
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list without "
+    "the continue parameter, or use the continue token in this response to retrieve the remainder of the results. "
+    "Continuing with the provided token results in an inconsistent list - objects that were created, modified, or "
+    "deleted between the time the first chunk was returned and now may show up in the list.")
+
+
+def continue_token(rv: int, start: str) -> str:
+    """A continue token as the API server encodes it (k8s.io/apiserver pkg/storage/continue.go, EncodeContinue):
+    unpadded base64url of {"v": "meta.k8s.io/v1", "rv": <the listing's revision>, "start": <the key to go on after>}.
+    The fake's revision is its compaction epoch (``ApiServer.compact``)."""
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def expired(start: str = "") -> Refused:
+    """The 410 Expired the API server answers a continue token etcd has compacted away."""
+    return Refused(410, "Expired", INCONSISTENT_CONTINUE, metadata={"continue": continue_token(-1, start)})
+
+
+def _decoded(token: str) -> tuple[int, str]:
+    """(revision, start key) of a continue token, refused as the API server refuses one it cannot decode: 400
+    BadRequest "invalid continue token: <DecodeContinue's error>" (etcd3/store.go, GetList; continue.go,
+    DecodeContinue)."""
+    def bad(why: str) -> Refused:
+        return Refused(400, "BadRequest", f"invalid continue token: continue key is not valid{why}")
+
+    try:
+        c = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError as exc:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are all ValueErrors
+        raise bad(f": {exc}") from exc
+    if not isinstance(c, dict) or c.get("v") != "meta.k8s.io/v1":
+        raise bad(": server does not recognize this encoded version")
+    if not isinstance(c.get("rv"), int) or c["rv"] == 0:
+        raise bad(": incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    if not c.get("start"):
+        raise bad(": encoded start key empty (version meta.k8s.io/v1)")
+    return c["rv"], str(c["start"])
+
+
+# Field selectors that bound a pod listing whatever the cluster's size: one node's pods (at most the kubelet's
+# maxPods) or one name.
+_BOUNDED = ("spec.nodeName", "metadata.name")
 
 
 class ApiServer:
@@ -210,7 +264,14 @@ class ApiServer:
         """(namespace, pod, container) → the container's log: (time written, line), oldest first."""
         self.now = 1_800_000_000.0
         """The server's clock, for sinceSeconds."""
-        self.fail_with: int | None = None
+        self.fail_with: int | Refused | None = None
+        """Every request is answered with this status (a bare Status), or with this Status."""
+        self.epoch = 1
+        """etcd's compaction epoch: continue tokens carry the one their listing began in (``compact``)."""
+        self.between_pages: Callable[[], None] | None = None
+        """Called whenever a page is answered with more to come: a test's way to compact while a client pages."""
+        self._full_list_due = False
+        """A continue token was just refused as expired: the one full list client-go's pager falls back to is due."""
         self.timeouts: list[Any] = []
         """Each request's urllib3 timeout, as RESTClientObject passes it (None: none)."""
         self.unanswered = False
@@ -250,6 +311,8 @@ class ApiServer:
         if self.unanswered:
             raise urllib3.exceptions.MaxRetryError(None, url, urllib3.exceptions.ProtocolError(  # type: ignore[arg-type]
                 "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))
+        if isinstance(self.fail_with, Refused):
+            return self._resp(self.fail_with.code, self.fail_with.status())
         if self.fail_with:
             return self._resp(self.fail_with, {"kind": "Status", "message": "injected"})
         self._stamp()
@@ -336,11 +399,45 @@ class ApiServer:
             raise _not_found("pods", name)
         return pod
 
+    # --- listings in pages: https://kubernetes.io/docs/reference/using-api/api-concepts/
+    # #retrieving-large-results-sets-in-chunks
+
+    def _paged(self, q: dict[str, str]) -> None:
+        """A listing that grows with the cluster (every pod, every node) asks ``limit``, as kubectl (--chunk-size 500)
+        and client-go's pager do; the fake fails the test otherwise. The one exception is client-go's fallback: one
+        full list right after a continue token was refused as expired (tools/pager/pager.go, ListPager.list)."""
+        if "limit" not in q:
+            assert self._full_list_due, f"an unpaginated listing of the whole cluster ({q or 'no limit'}): ask pages"
+        self._full_list_due = False
+
+    def compact(self) -> None:
+        """etcd compacts: every continue token handed out so far has expired."""
+        self.epoch += 1
+
+    def _page(self, kind: str, objects: dict[str, dict[str, Any]], q: dict[str, str]) -> dict[str, Any]:
+        """One page of ``objects`` (etcd key → object) in key order, as etcd3's store lists (etcd3/store.go, GetList):
+        after the token's start key, at most ``limit`` of them, with ``metadata.continue`` when more remain. A token
+        from before the last compaction is refused 410 Expired; one with rv -1 goes on from the latest revision."""
+        rv, start = _decoded(q["continue"]) if "continue" in q else (self.epoch, "")
+        if 0 < rv < self.epoch:
+            self._full_list_due = True
+            raise expired(start)
+        keys = sorted(k for k in objects if k > start)
+        limit = int(q.get("limit") or 0)
+        meta: dict[str, Any] = {}
+        if 0 < limit < len(keys):
+            keys = keys[:limit]
+            meta["continue"] = continue_token(self.epoch, keys[-1])
+            if self.between_pages is not None:
+                self.between_pages()
+        return {"kind": kind, "apiVersion": "v1", "metadata": meta, "items": [objects[k] for k in keys]}
+
     # --- nodes -------------------------------------------------------------------------------------------
 
     def _list_nodes(self, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
-        assert not q, f"node list with {q} is not served"
-        return 200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": list(self.nodes.values())}
+        assert set(q) <= {"limit", "continue"}, f"node list with {q} is not served"
+        self._paged(q)
+        return 200, self._page("NodeList", self.nodes, q)
 
     def _read_node(self, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         node = self.nodes.get(name)
@@ -355,9 +452,11 @@ class ApiServer:
 
     # --- pods ------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _pod_list(items: list[dict[str, Any]], q: dict[str, str]) -> dict[str, Any]:
-        assert set(q) <= {"labelSelector", "fieldSelector"}, f"pod list with {q} is not served"
+    def _pod_list(self, items: list[dict[str, Any]], q: dict[str, str], *,
+                  cluster_wide: bool = False) -> dict[str, Any]:
+        """The pods of ``items`` the selectors select, a page of them; ``cluster_wide``: every namespace's."""
+        assert set(q) <= {"labelSelector", "fieldSelector", "limit", "continue"}, f"pod list with {q} is not served"
+        fields: set[str] = set()
         for sel in filter(None, q.get("labelSelector", "").split(",")):
             assert re.fullmatch(r"[^!=]+=[^!=]*", sel), f"label selector {sel!r}: only key=value is served"
             k, v = sel.split("=")
@@ -369,10 +468,14 @@ class ApiServer:
             assert k in ("spec.nodeName", "status.phase", "metadata.name", "metadata.namespace"), \
                 f"field selector {k} is not served"
             items = [p for p in items if (p.get(section) or {}).get(field) == v]
-        return {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+            fields.add(k)
+        if cluster_wide and not fields & set(_BOUNDED):
+            self._paged(q)
+        # etcd keys pods /registry/pods/<namespace>/<name>: a listing goes in that order.
+        return self._page("PodList", {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in items}, q)
 
     def _list_all_pods(self, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
-        return 200, self._pod_list(list(self.pods.values()), q)
+        return 200, self._pod_list(list(self.pods.values()), q, cluster_wide=True)
 
     def _list_pods(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         return 200, self._pod_list([p for (ns, _), p in self.pods.items() if ns == namespace], q)

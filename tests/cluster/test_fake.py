@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from enclave.cluster.kube import KubeCluster
 from enclave.errors import ExternalError
-from tests.cluster.conftest import ApiServer, pod_obj
+from tests.cluster.conftest import ApiServer, continue_token, pod_obj
 
 
 @pytest.fixture
@@ -138,3 +138,33 @@ def test_the_adapter_surfaces_a_refusal_as_an_external_error(kube: KubeCluster, 
     with pytest.raises(ExternalError, match="creating pod Bad_Name! failed \\(422"):
         kube.deploy_pods("kub-001", "prompt", ("Bad_Name!",), 8, 8192)
     assert not server.pods
+
+
+def test_listings_come_in_pages_and_refuse_bad_or_expired_tokens(core: k8s.CoreV1Api, server: ApiServer) -> None:
+    """https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks: at most
+    ``limit`` items, and a continue token while more remain. A token the server cannot decode is 400 BadRequest
+    (apiserver etcd3/store.go, GetList: "invalid continue token"); one etcd compacted away is 410 with reason
+    Expired and a token to go on inconsistently (etcd3/errors.go, handleCompactedErrorForPaging)."""
+    for i in range(5):
+        server.pods[("htcondor", f"p-{i}")] = pod_obj(f"p-{i}", "kub-001", namespace="htcondor")
+    first = core.list_pod_for_all_namespaces(limit=2)
+    second = core.list_pod_for_all_namespaces(limit=2, _continue=first.metadata.var_continue)
+    last = core.list_pod_for_all_namespaces(limit=2, _continue=second.metadata.var_continue)
+    assert [len(page.items) for page in (first, second, last)] == [2, 2, 1] and not last.metadata.var_continue
+    assert sorted(p.metadata.name for page in (first, second, last) for p in page.items) == [f"p-{i}" for i in range(5)]
+    for garbled in ("not-a-token", continue_token(0, "htcondor/p-1"), continue_token(1, "")):
+        status, text = refused(lambda token=garbled: core.list_pod_for_all_namespaces(limit=2, _continue=token))
+        assert status == 400 and "invalid continue token" in text
+    server.compact()
+    status, text = refused(lambda: core.list_pod_for_all_namespaces(limit=2, _continue=first.metadata.var_continue))
+    assert status == 410 and json.loads(text)["reason"] == "Expired" and json.loads(text)["metadata"]["continue"]
+
+
+def test_a_listing_of_the_whole_cluster_must_ask_pages(core: k8s.CoreV1Api, server: ApiServer) -> None:
+    """kubectl (--chunk-size 500) and client-go's pager page such listings; so must the adapter."""
+    with pytest.raises(AssertionError, match="unpaginated listing of the whole cluster"):
+        core.list_pod_for_all_namespaces(label_selector="app=x")
+    with pytest.raises(AssertionError, match="unpaginated listing of the whole cluster"):
+        core.list_node()
+    assert core.list_pod_for_all_namespaces(field_selector="spec.nodeName=kub-001").items == []  # one node's
+    assert core.list_namespaced_pod("jupyter-lsst").items == []  # one namespace's

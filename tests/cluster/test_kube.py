@@ -19,6 +19,7 @@ from tests.cluster.conftest import (
     SINGLEUSER,
     ApiServer,
     container_env,
+    expired,
     node_obj,
     pod_obj,
     schema_version,
@@ -629,3 +630,76 @@ def test_drain_grace_period_goes_in_every_eviction(spec: EnclaveSpec, server: Ap
     assert kube.drain("kub-007") == 0
     (body,) = [r[2] for r in server.requests if r[1].endswith("/eviction")]
     assert "deleteOptions" not in body
+
+
+# --- listings in pages ----------------------------------------------------------------------------------------------
+
+
+def _crowd(server: ApiServer, pods: int = 1203) -> tuple[dict[str, int], set[str]]:
+    """``pods`` pods over the workers, every other one an HTCondor worker pod, the rest notebooks of 100m in two
+    namespaces; 600 more nodes than the spec's. Returns the notebooks on each worker and the worker pods' names."""
+    notebooks: dict[str, int] = {}
+    workers: set[str] = set()
+    for i in range(pods):
+        node = f"kub-{i % 17 + 1:03d}"
+        if i % 2:
+            name = f"htcondor-{node}-{i}"
+            server.pods[("htcondor", name)] = pod_obj(name, node, namespace="htcondor", cpu="100m", labels={
+                objects.APP_LABEL: objects.WORKER_APP, objects.POOL_LABEL: "prompt"})
+            workers.add(name)
+        else:
+            namespace = ("jupyter-lsst", "firefly")[i % 4 // 2]
+            server.pods[(namespace, f"nb-{i}")] = pod_obj(f"nb-{i}", node, namespace=namespace, cpu="100m")
+            notebooks[node] = notebooks.get(node, 0) + 1
+    for i in range(2, 602):
+        server.nodes[f"stranger-{i}"] = node_obj(f"stranger-{i}")
+    return notebooks, workers
+
+
+def _listings(server: ApiServer, path: str) -> list[dict[str, str]]:
+    """The queries of the GETs of ``path`` made so far."""
+    return [q for (method, p, _), q in zip(server.requests, server.queries, strict=True)
+            if (method, p) == ("GET", path)]
+
+
+def test_a_listing_longer_than_a_page_returns_each_item_once(kube: KubeCluster, server: ApiServer) -> None:
+    """The big listings go in pages of 500, kubectl's --chunk-size and client-go's pager's default, each following
+    the last page's continue token: 1,203 pods are three pages, 601 worker pods two, 621 nodes two."""
+    notebooks, workers = _crowd(server)
+    assert len(workers) == 601 and sum(notebooks.values()) == 602
+    nodes = {n.name: n for n in kube.nodes()}
+    assert {name: round(n.k8s_cores_requested * 10) for name, n in nodes.items() if n.group == "kub"} == notebooks
+    pages = _listings(server, "/api/v1/pods")
+    assert [q.get("limit") for q in pages] == ["500"] * 3 and "continue" not in pages[0]
+    assert len({q["continue"] for q in pages[1:]}) == 2
+    listed = kube.worker_pods()
+    assert len(listed) == len(workers) and {p.name for p in listed} == workers
+    items = kube.node_items()
+    assert len(items) == len(server.nodes) == 621 and {n["metadata"]["name"] for n in items} == set(server.nodes)
+    assert [q.get("limit") for q in _listings(server, "/api/v1/nodes")[-2:]] == ["500", "500"]
+
+
+def test_an_expired_continue_token_falls_back_to_one_full_list(kube: KubeCluster, server: ApiServer) -> None:
+    """etcd compacted the revision the listing began at: the server answers the next page 410 Expired
+    (apiserver etcd3/errors.go, handleCompactedErrorForPaging), and the listing is made again, whole and without a
+    limit, as client-go's pager falls back (tools/pager/pager.go, ListPager.list, FullListIfExpired)."""
+    notebooks, workers = _crowd(server)
+    server.between_pages = server.compact  # every token has expired by the time it comes back
+    nodes = {n.name: n for n in kube.nodes()}
+    assert {name: round(n.k8s_cores_requested * 10) for name, n in nodes.items() if n.group == "kub"} == notebooks
+    pages = _listings(server, "/api/v1/pods")
+    assert [sorted(q) for q in pages] == [["limit"], ["continue", "limit"], []]
+    assert {p.name for p in kube.worker_pods()} == workers and len(kube.worker_pods()) == len(workers)
+    assert len(kube.node_items()) == len(server.nodes)
+
+
+def test_a_full_list_refused_after_an_expiry_is_an_external_error(kube: KubeCluster, server: ApiServer) -> None:
+    """The fallback is made once (pager.go returns its error as is): a 410 to it too is the server's refusal,
+    reported as every other, not a loop. (A real server would not expire a list at its latest revision: the fake is
+    told to answer 410 Expired to everything once the first page is out.)"""
+    _crowd(server)
+    server.between_pages = lambda: setattr(server, "fail_with", expired())
+    with pytest.raises(ExternalError, match=r"listing pods failed \(410: The provided continue parameter is too old"):
+        kube.worker_pods()
+    assert [sorted(q) for q in _listings(server, "/api/v1/pods")] == [
+        ["labelSelector", "limit"], ["continue", "labelSelector", "limit"], ["labelSelector"]]

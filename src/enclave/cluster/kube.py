@@ -62,6 +62,12 @@ accepts the connection: the same connect timeout, and a day without a line as th
 
 _log = logger("cluster")
 
+PAGE_SIZE = 500
+"""Items a page of a listing that grows with the cluster asks (``_paged``): kubectl's default ``--chunk-size``
+(kubectl pkg/cmd/util/helpers.go, ``DefaultChunkSize = 500``) and client-go's pager's (tools/pager/pager.go,
+``defaultPageSize = 500``). The API server then reads and encodes every pod of a large cluster a page at a time,
+not in one answer."""
+
 RETRIES = Retry(total=0)
 """One try per call: urllib3's default (3 retries) would make a call that times out take four times as long, past
 the Lease; the broker's next cycle is the retry (``KubeCluster.connect``, ``Factory.live_backend``)."""
@@ -144,32 +150,44 @@ class KubeCluster:
         return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
     @staticmethod
-    def _items(response: Any) -> list[dict[str, Any]]:
-        """A listing's items from the API server's JSON as it sent it (``_preload_content=False``): building the
-        client's models and turning them back into the same dicts (``_plain``) cost six times the JSON's parsing, for
-        every pod of the cluster, on every observation and before every action (review: ~6 s at 5,000 pods). The
+    def _json(response: Any) -> dict[str, Any]:
+        """A listing (a page of one) from the API server's JSON as it sent it (``_preload_content=False``): building
+        the client's models and turning them back into the same dicts (``_plain``) cost six times the JSON's parsing,
+        for every pod of the cluster, on every observation and before every action (review: ~6 s at 5,000 pods). The
         client still raises the server's refusals before handing the response back, as for the pod log."""
         try:
-            return list(json.loads(response.data).get("items") or [])
+            return dict(json.loads(response.data))
         finally:
             response.release_conn()
+
+    def _list(self, what: str, call: Callable[..., Any], *, paged: bool, **kwargs: Any) -> list[dict[str, Any]]:
+        """The items ``call`` (a CoreV1Api listing) lists with ``kwargs``: in pages (``_paged``) or, for a listing
+        bounded whatever the cluster's size, in one request."""
+        def page(**paging: Any) -> dict[str, Any]:
+            return self._json(call(**kwargs, **paging, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+
+        try:
+            return _paged(page) if paged else list(page().get("items") or [])
+        except _UNREACHED as exc:
+            raise _external(what, exc) from exc
 
     # --- observe -----------------------------------------------------------------------------------
 
     def _pods(self, **kwargs: Any) -> list[dict[str, Any]]:
-        try:
-            return self._items(self.core.list_pod_for_all_namespaces(**kwargs, _preload_content=False,
-                                                                     _request_timeout=REQUEST_TIMEOUT))
-        except _UNREACHED as exc:
-            raise _external("listing pods", exc) from exc
+        """Pods of every namespace, as the selectors in ``kwargs`` choose: all of them or the worker pods, as many as
+        the cluster has, so in pages."""
+        return self._list("listing pods", self.core.list_pod_for_all_namespaces, paged=True, **kwargs)
+
+    def _pods_on(self, node: str) -> list[dict[str, Any]]:
+        """The pods bound to ``node``, in one request: a node runs at most the kubelet's maxPods, 110 unless its
+        configuration says otherwise (kubernetes pkg/kubelet/apis/config/v1beta1/defaults.go), within one page."""
+        return self._list("listing pods", self.core.list_pod_for_all_namespaces, paged=False,
+                          field_selector=f"spec.nodeName={node}")
 
     def node_items(self) -> list[dict[str, Any]]:
-        """The nodes as the API lists them (labels, conditions, allocatable): one listing ``nodes`` and
+        """The nodes as the API lists them (labels, conditions, allocatable), in pages: one listing ``nodes`` and
         ``pending_notebooks`` may share."""
-        try:
-            return self._items(self.core.list_node(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-        except _UNREACHED as exc:
-            raise _external("listing nodes", exc) from exc
+        return self._list("listing nodes", self.core.list_node, paged=True)
 
     def nodes(self, items: list[dict[str, Any]] | None = None) -> list[Node]:
         """The spec's Kubernetes nodes (control plane and workers) as the API reports them (``items``: a listing
@@ -240,6 +258,8 @@ class KubeCluster:
         on purpose (they keep room warm), and freeing cores for them would only be taken back by the next one.
         """
         namespace = self.spec.notebooks.namespace
+        # One request, not in pages: the server selects the namespace's user servers still pending, the spawns
+        # under way, a few at a time, however many pods the cluster runs.
         try:
             listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending",
                                                    label_selector=NOTEBOOK_SELECTOR, _request_timeout=REQUEST_TIMEOUT)
@@ -330,7 +350,8 @@ class KubeCluster:
     def _terminating(self, name: str) -> bool:
         """Whether the batch namespace's pod ``name`` is marked for deletion (listed by name: the broker's role
         lists pods, it does not read them one by one)."""
-        listed = self._pods(field_selector=f"metadata.namespace={self.namespace},metadata.name={name}")
+        listed = self._list("listing pods", self.core.list_pod_for_all_namespaces, paged=False,  # at most one
+                            field_selector=f"metadata.namespace={self.namespace},metadata.name={name}")
         return any(p["metadata"].get("deletionTimestamp") for p in listed)
 
     def delete_pods(self, names: tuple[str, ...]) -> None:
@@ -367,7 +388,7 @@ class KubeCluster:
                            ignore_daemonsets=spec.ignore_daemonsets if ignore_daemonsets is None else ignore_daemonsets,
                            delete_emptydir_data=spec.delete_emptydir_data if delete_emptydir_data is None
                            else delete_emptydir_data)
-        refused = self._refusals(self._pods(field_selector=f"spec.nodeName={node}"), flags)
+        refused = self._refusals(self._pods_on(node), flags)
         if refused:
             listed = "; ".join(f"{pod}: {why}" for pod, why in sorted(refused.items()))
             raise InvalidTransition(f"cannot drain {node}: {listed}", where=node,
@@ -382,7 +403,7 @@ class KubeCluster:
         """One eviction round on a draining node; pods the drain flags refuse (arrived after the cordon, e.g.
         tolerating it) are not evicted and count as still to go, as kubectl would not evict them either."""
         flags, grace = self._drains.get(node, (self.spec.cluster.drain, None))
-        pods = self._pods(field_selector=f"spec.nodeName={node}")
+        pods = self._pods_on(node)
         refused = self._refusals(pods, flags)
         left = 0
         for pod in pods:
@@ -410,7 +431,7 @@ class KubeCluster:
         state = self._state(node)
         if state != NodeState.DRAINING:
             return 0 if state == NodeState.HTCONDOR else None
-        return sum(1 for pod in self._pods(field_selector=f"spec.nodeName={node}") if _drain_moves(pod))
+        return sum(1 for pod in self._pods_on(node) if _drain_moves(pod))
 
     def _evict_one(self, namespace: str, name: str, grace: int | None) -> int:
         """1 if the API server refused the eviction, for now or for good, else 0. A grace period goes in the
@@ -464,7 +485,7 @@ class KubeCluster:
         node-pressure-eviction/)."""
         g = self._group_of(node)
         cpu, mem = _allocatable_exact(item, g.cores, int(g.memory_gib * 1024))
-        for pod in self._pods(field_selector=f"spec.nodeName={node}"):
+        for pod in self._pods_on(node):
             if not objects.is_worker_pod(pod) and objects.counts_on_node(pod):
                 c, m = objects.pod_requests(pod)
                 cpu, mem = cpu - c, mem - m
@@ -561,6 +582,40 @@ class KubeCluster:
 def _status(exc: ApiException | HTTPError) -> int | None:
     """The API server's HTTP status; None when it did not answer (urllib3 gave up)."""
     return exc.status if isinstance(exc, ApiException) else None
+
+
+def _paged(page: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every item of a listing ``page`` answers (its keyword arguments: ``limit``, ``_continue``), ``PAGE_SIZE`` at a
+    time, each page's ``metadata.continue`` sent back for the next until one has none, as client-go's pager does
+    (tools/pager/pager.go, ``ListPager.list``). A token lives only until etcd compacts the revision the listing began
+    at; the server then answers 410 Expired (k8s.io/apiserver pkg/storage/etcd3/errors.go,
+    ``handleCompactedErrorForPaging``). The pager, with ``FullListIfExpired`` as ``pager.New`` sets it, then lists
+    once more, whole, without limit or token, and returns that list or its error ("the list expired while we were
+    processing, fall back to a full list"); so does this. Expired on the first page, which has no token, is an error
+    there too."""
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        try:
+            listed = page(limit=PAGE_SIZE, _continue=token)
+        except ApiException as exc:
+            if token is None or not _expired(exc):
+                raise
+            return list(page().get("items") or [])
+        items += listed.get("items") or []
+        token = (listed.get("metadata") or {}).get("continue") or None
+        if token is None:
+            return items
+
+
+def _expired(exc: ApiException) -> bool:
+    """The server's 410 with reason Expired (k8s.io/apimachinery pkg/api/errors/errors.go, ``NewResourceExpired``),
+    the reason client-go's pager tests (``errors.IsResourceExpired``)."""
+    try:
+        reason = json.loads(exc.body or "{}").get("reason")
+    except (ValueError, AttributeError):
+        return False
+    return bool(exc.status == 410 and reason == "Expired")
 
 
 def _budget_trouble(exc: ApiException) -> bool:
