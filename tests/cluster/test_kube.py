@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -181,12 +182,18 @@ def _notebooks_and_a_daemonset_on_kub_005(server: ApiServer) -> None:
     server.pdb_blocked.add("nb-bob")
 
 
-def test_drain_cordons_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
+def _broker_taint(node: dict[str, Any]) -> dict[str, Any] | None:
+    return next((t for t in node["spec"].get("taints") or [] if t["key"] == objects.BATCH_LABEL), None)
+
+
+def test_drain_taints_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
     _notebooks_and_a_daemonset_on_kub_005(server)
     left = kube.drain("kub-005")
     assert left == 1
     node = server.nodes["kub-005"]
-    assert node["spec"]["unschedulable"] is True
+    # The broker's own taint keeps new pods off, not a cordon: the cordon stays free for an administrator's.
+    assert _broker_taint(node) == {"key": objects.BATCH_LABEL, "value": "draining", "effect": "NoSchedule"}
+    assert "unschedulable" not in node["spec"]
     assert node["metadata"]["labels"][objects.BATCH_LABEL] == "draining"
     assert node["metadata"]["annotations"][objects.SINCE_ANNOTATION] == "1800000000"
     evictions = [r for r in server.requests if r[1].endswith("/eviction")]
@@ -266,18 +273,23 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     # named as a Service would not resolve (kubernetes.io/docs/concepts/services-networking/dns-pod-service/).
     assert pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.HTCONDOR
+    assert _broker_taint(server.nodes["kub-007"])["value"] == "htcondor"  # type: ignore[index]
+    # Bound by nodeName it passes no scheduler; it tolerates the node's taints all the same, a cordon's too.
+    assert objects.tolerates(pod, server.nodes["kub-007"]["spec"]["taints"] + [
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}])
     [wp] = kube.worker_pods()
     assert (wp.kind, wp.cores, wp.pool, wp.since) == (StartdKind.NODE, 48, "prompt", 1_800_000_000.0)
     kube.return_node("kub-007")
-    # Its jobs retire while the kubelet stops the pod (terminationGracePeriodSeconds): the node stays cordoned and
+    # Its jobs retire while the kubelet stops the pod (terminationGracePeriodSeconds): the node stays tainted and
     # labelled for HTCondor until the pod is gone, so Kubernetes places nothing on cores the jobs still use.
     node = server.nodes["kub-007"]
-    assert node["spec"]["unschedulable"] and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
+    assert _broker_taint(node) and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
     assert not kube.worker_pods() and kube.finish_returns(kube.nodes()) == []
     server.kubelet_stops()
     assert kube.finish_returns(kube.nodes()) == ["kub-007"]
     node = server.nodes["kub-007"]
     assert "unschedulable" not in node["spec"] and objects.BATCH_LABEL not in node["metadata"]["labels"]
+    assert "taints" not in node["spec"]
     assert not server.pods
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.READY
     kube.return_node("kub-007")  # again: no-op
@@ -286,6 +298,102 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     kube.start_htcondor("kub-008", "drp")
     del server.pods[("htcondor", "htcondor-node-kub-008")]
     assert kube.finish_returns(kube.nodes()) == ["kub-008"]
+
+
+def _lent_whole(kube: KubeCluster, node: str) -> None:
+    kube.drain(node)
+    kube.start_htcondor(node, "drp")
+
+
+def test_an_administrators_drain_of_a_worker_lent_whole_stays_theirs(kube: KubeCluster, server: ApiServer) -> None:
+    """``kubectl drain --force`` of a worker the broker lent whole: kubectl cordons it (spec.unschedulable; the node
+    lifecycle controller then adds the cordon's taint, k8s.io/api core/v1 well_known_taints.go) and evicts its
+    HTCondor pod. The broker gives the node back, as for any lost node pod, and takes off only its own label and
+    taint: the cordon is the administrator's, and the node stays down for the broker until they uncordon it."""
+    _lent_whole(kube, "kub-007")
+    node = server.nodes["kub-007"]
+    node["spec"]["unschedulable"] = True
+    node["spec"]["taints"].append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
+    del server.pods[("htcondor", "htcondor-node-kub-007")]
+    assert kube.finish_returns(kube.nodes()) == ["kub-007"]
+    node = server.nodes["kub-007"]
+    assert node["spec"]["unschedulable"] is True and objects.BATCH_LABEL not in node["metadata"]["labels"]
+    assert node["spec"]["taints"] == [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
+    assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.DOWN
+    assert kube.finish_returns(kube.nodes()) == []
+
+
+def test_giving_a_node_back_keeps_the_taints_of_others(kube: KubeCluster, server: ApiServer) -> None:
+    """A node's taints are one list the API replaces whole (core/v1 NodeSpec.Taints, listType=atomic): the
+    broker's patch carries the others as they are."""
+    gpu = {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}
+    server.nodes["kub-006"]["spec"]["taints"] = [gpu]
+    _lent_whole(kube, "kub-006")
+    assert server.nodes["kub-006"]["spec"]["taints"] == [
+        gpu, {"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"}]
+    kube.return_node("kub-006")
+    server.kubelet_stops()
+    assert kube.finish_returns(kube.nodes()) == ["kub-006"]
+    assert server.nodes["kub-006"]["spec"]["taints"] == [gpu]
+
+
+def test_a_taint_added_while_the_broker_marks_a_node_is_kept(kube: KubeCluster, server: ApiServer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node lifecycle controller taints a node that stops answering between the broker's read and its patch: the
+    patch names the version it was made from, the API server refuses it as stale (409), and the broker makes it
+    again from a fresh read (client-go retry.RetryOnConflict), so the controller's taint is not undone."""
+    unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+    read = server._read_node  # what the server's PATCH reads the node it applies the patch to with
+    raced = []
+
+    def controller_first(name: str, **kw: Any) -> Any:
+        if not raced:
+            raced.append(name)
+            node = server.nodes[name]
+            server._update(node, {**node, "spec": {**node["spec"], "taints": [unreachable]}}, None)
+        return read(name, **kw)
+
+    monkeypatch.setattr(server, "_read_node", controller_first)
+    kube.drain("kub-006")
+    assert raced == ["kub-006"]
+    assert server.nodes["kub-006"]["spec"]["taints"] == [
+        unreachable, {"key": objects.BATCH_LABEL, "value": "draining", "effect": "NoSchedule"}]
+
+
+def test_a_node_that_changes_at_every_try_is_a_conflict(kube: KubeCluster, server: ApiServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    read = server._read_node
+
+    def always_raced(name: str, **kw: Any) -> Any:
+        node = server.nodes[name]
+        server._update(node, copy.deepcopy(node), None)  # a new resourceVersion each time
+        return read(name, **kw)
+
+    monkeypatch.setattr(server, "_read_node", always_raced)
+    with pytest.raises(Conflict, match="kub-006 changed while the broker patched it"):
+        kube.drain("kub-006")
+    assert objects.BATCH_LABEL not in server.nodes["kub-006"]["metadata"].get("labels", {})
+    assert sum(r[0] == "PATCH" for r in server.requests) == 5  # client-go's DefaultRetry steps
+
+
+def test_a_node_the_broker_cordoned_before_its_taint_is_uncordoned_when_given_back(kube: KubeCluster,
+                                                                                   server: ApiServer) -> None:
+    """A worker lent whole by an earlier broker, which cordoned it (labelled for HTCondor, unschedulable, no broker
+    taint): the cordon is the broker's own, and goes when the node is given back."""
+    server.nodes["kub-004"] = node_obj("kub-004", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    assert kube.finish_returns(kube.nodes()) == ["kub-004"]
+    assert "unschedulable" not in server.nodes["kub-004"]["spec"]
+    assert {n.name: n for n in kube.nodes()}["kub-004"].state == NodeState.READY
+
+
+def test_the_brokers_taint_alone_says_the_node_is_the_brokers() -> None:
+    """Label and taint go on and off in one patch; a node someone took the label off by hand is still the broker's,
+    and giving it back takes the taint off too."""
+    node = node_obj("kub-004")
+    node["spec"]["taints"] = [{"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"}]
+    assert objects.node_state(node) == NodeState.HTCONDOR
+    node["spec"]["taints"][0]["value"] = "draining"
+    assert objects.node_state(node) == NodeState.DRAINING
 
 
 def test_refuses_nodes_that_are_not_workers(kube: KubeCluster, server: ApiServer) -> None:
@@ -457,12 +565,13 @@ def test_a_spawn_a_taint_keeps_off_some_workers_is_told_with_the_others(kube: Ku
         PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002", "kub-007"}),
         PendingSpawn(cpu=4.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-001", "kub-002"}),
         PendingSpawn(cpu=5.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-002"})]
-    # A worker lent whole (labelled for HTCondor, cordoned) may be given back for a spawn: its taint counts too.
+    # A worker lent whole (labelled and tainted for HTCondor by the broker) may be given back for a spawn: the
+    # broker's taint goes with it, the node's other taint counts.
     for name in ("kub-001", "kub-002"):
         server.nodes[name]["spec"]["taints"] = []
-    server.nodes["kub-008"] = node_obj("kub-008", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
+    server.nodes["kub-008"] = node_obj("kub-008", labels={objects.BATCH_LABEL: "htcondor"})
     server.nodes["kub-008"]["spec"]["taints"] = [
-        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        {"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"},
         {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
     assert sorted(kube.pending_notebooks(), key=lambda sp: sp.cpu) == [
         PendingSpawn(cpu=3.0, memory_mib=2048, nodes=frozenset(workers) - {"kub-007", "kub-008"}),
@@ -538,9 +647,9 @@ def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, 
     server.pods[("jupyter-lsst", name)] = refusal_pod(name, shape)
     with pytest.raises(InvalidTransition, match=message):
         _kubectl_defaults(spec, server).drain("kub-005")
-    assert not [r for r in server.requests if r[0] != "GET"]  # nothing changed: not even cordoned
+    assert not [r for r in server.requests if r[0] != "GET"]  # nothing changed: not even tainted
     left = _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005")
-    assert server.nodes["kub-005"]["spec"]["unschedulable"] is True and left == 0
+    assert _broker_taint(server.nodes["kub-005"]) and left == 0
     evicted = [r for r in server.requests if r[1].endswith("/eviction")]
     # --ignore-daemonsets leaves the DaemonSet pod where it is; the other two flags let it be evicted.
     assert len(evicted) == (0 if flag == "ignore_daemonsets" else 1)
@@ -563,7 +672,7 @@ def test_drain_flags_given_override_the_spec(spec: EnclaveSpec, server: ApiServe
         _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005", **{flag: False})
     assert not [r for r in server.requests if r[0] != "GET"]
     assert _kubectl_defaults(spec, server).drain("kub-005", **{flag: True}) == 0
-    assert server.nodes["kub-005"]["spec"]["unschedulable"] is True
+    assert _broker_taint(server.nodes["kub-005"])
 
 
 def test_an_eviction_refused_for_good_holds_back_that_pod_only(spec: EnclaveSpec, server: ApiServer,

@@ -26,7 +26,7 @@ PERMISSIONS: dict[type[Action], tuple[P, ...]] = {
     Relabel: (P.BATCH_RELABEL,), DrainStartd: (P.BATCH_RELABEL,), StartHTCondor: (P.BATCH_RELABEL,),
     # Kubernetes service administrator: pods and node drains
     DeployPods: (P.BATCH_PODS,), DeletePods: (P.BATCH_PODS,), DrainNode: (P.BATCH_PODS,),
-    ReturnNode: (P.BATCH_RELABEL, P.BATCH_PODS),  # stop HTCondor, then uncordon
+    ReturnNode: (P.BATCH_RELABEL, P.BATCH_PODS),  # stop HTCondor, then take the broker's taint off
 }
 """The permissions each BCS procedure needs (seed §7.1 BCS 1–5 names who does each step)."""
 

@@ -380,7 +380,7 @@ def drain_node_cmd(
     live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
     spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF,
 ) -> None:
-    """BCS 5 step 1: cordon a worker and evict its pods (Kubernetes service administrator), with kubectl
+    """BCS 5 step 1: taint a worker against new pods and evict its pods (Kubernetes service administrator), with kubectl
     drain's flags (https://kubernetes.io/docs/reference/kubectl/generated/kubectl_drain/); flags given here
     override the spec's cluster.drain for this drain."""
     flags = DrainOverrides(force=force, ignore_daemonsets=ignore_daemonsets,
@@ -405,7 +405,7 @@ def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained o
                     reason: Reason, live: Live = False, twin: Twin = None,
                     at_hours: AtHours = 0.0, spec_path: SpecOption = None, db_url: DbOption = None,
                     actor: As = SELF) -> None:
-    """Reverse of BCS 5: stop HTCondor on the node and uncordon it (needs both administrator roles)."""
+    """Reverse of BCS 5: stop HTCondor on the node and give it back to Kubernetes (needs both administrator roles)."""
     with _procedure(spec_path, live, twin, at_hours, db_url, actor) as broker:
         _done(broker, broker.return_node(actor, node, reason=reason))
 

@@ -47,7 +47,7 @@ LABEL = "app.kubernetes.io/name"
 # RBAC rules, each one a call of the live adapter (verbs as the API server derives them from the HTTP method:
 # https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb).
 CLUSTER_RULES: list[dict[str, Any]] = [
-    # nodes(): list; _state(): get; cordon, uncordon and the batch label (_mark): patch.
+    # nodes(): list; _state(): get; the broker's taint and batch label (_mark): get, then patch.
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
     # nodes() counts every pod's requests and drain() finds the pods on a node: pods in all namespaces.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},

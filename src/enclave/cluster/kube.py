@@ -1,7 +1,7 @@
 """The live Kubernetes adapter, through the official ``kubernetes`` client.
 
 Covers the Kubernetes half of the broker's Backend: which workers exist and what their pods request, the
-HTCondor worker pods (BCS 3, 4), cordon and drain through the Eviction API (BCS 5 step 1, so
+HTCondor worker pods (BCS 3, 4), the broker's taint and drain through the Eviction API (BCS 5 step 1, so
 PodDisruptionBudgets are honoured), HTCondor on a drained node (BCS 5 steps 2–3) and the way back.
 Every call is idempotent: creating what exists (409) or deleting what is gone (404) is success.
 
@@ -75,6 +75,10 @@ the Lease; the broker's next cycle is the retry (``KubeCluster.connect``, ``Fact
 _UNREACHED = (ApiException, HTTPError)
 """What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
 reset, timed out), which is reported as an ``ExternalError``, never as a crash of the cycle or a bare 500."""
+
+MARK_TRIES = 5
+"""Reads and patches of a node that changed in between before ``KubeCluster._mark`` gives up: client-go's
+retry.DefaultRetry (k8s.io/client-go/util/retry/util.go: ``Steps: 5``)."""
 
 
 def _external(what: str, exc: ApiException | HTTPError) -> ExternalError:
@@ -314,14 +318,36 @@ class KubeCluster:
             if _status(exc) == 404:
                 raise NotFound(f"Kubernetes has no node {node!r}", where=node,
                                fix="check `kubectl get nodes`; node names follow <group>-<NNN>") from exc
+            if isinstance(exc, ApiException) and exc.status == 409:
+                raise Conflict(f"node {node} changed while the broker patched it ({_message(exc)})", where=node,
+                               fix="the broker's next cycle reads it again") from exc
             raise _external(f"patching node {node}", exc) from exc
 
-    def _mark(self, node: str, batch: str | None, unschedulable: bool) -> None:
-        self._node_patch(node, {
-            "metadata": {"labels": {objects.BATCH_LABEL: batch},
-                         "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}},
-            "spec": {"unschedulable": unschedulable or None},
-        })
+    def _mark(self, node: str, batch: str | None) -> None:
+        """Label and taint ``node`` as the broker's, ``batch`` saying what for (``draining``, ``htcondor``), or take
+        both off (None), and the broker's own cordon with them (``objects.broker_cordoned``), never anyone else's.
+
+        One patch, naming the resourceVersion it was made from: a node's taints are one list
+        (``objects.broker_taints``) which the node lifecycle controller and administrators change too, so a patch
+        made from a stale read would undo their change. The API server refuses it (409 Conflict) and it is made
+        again from a fresh read, as client-go's retry.RetryOnConflict does (k8s.io/client-go/util/retry/util.go,
+        DefaultRetry: 5 steps)."""
+        for attempt in range(MARK_TRIES):
+            item = self._node(node)
+            spec: dict[str, Any] = {"taints": objects.broker_taints(item, batch) or None}
+            if batch is None and objects.broker_cordoned(item):
+                spec["unschedulable"] = None
+            try:
+                self._node_patch(node, {
+                    "metadata": {"resourceVersion": item["metadata"]["resourceVersion"],
+                                 "labels": {objects.BATCH_LABEL: batch},
+                                 "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}},
+                    "spec": spec,
+                })
+                return
+            except Conflict:
+                if attempt + 1 == MARK_TRIES:
+                    raise
 
     def deploy_pods(self, node: str, pool: str, names: tuple[str, ...], cores: int, memory_mib: int) -> None:
         """BCS 4: create the worker pods that do not exist yet."""
@@ -375,7 +401,8 @@ class KubeCluster:
 
     def drain(self, node: str, *, force: bool | None = None, ignore_daemonsets: bool | None = None,
               delete_emptydir_data: bool | None = None, grace_period_seconds: int | None = None) -> int:
-        """BCS 5 step 1 as ``kubectl drain``: cordon, then ask the Eviction API to move every evictable pod, so
+        """BCS 5 step 1 as ``kubectl drain``: the broker's taint in place of the cordon
+        (``objects.BATCH_TAINT_EFFECT``), then ask the Eviction API to move every evictable pod, so
         PodDisruptionBudgets are honoured. Returns how many pods are still to go (a budget may refuse some for
         now; ``evict`` again later). Pods kubectl would refuse without --force, --ignore-daemonsets or
         --delete-emptydir-data (given here, else the spec's ``cluster.drain``) stop the drain before anything
@@ -396,11 +423,11 @@ class KubeCluster:
                                         "batch drain-node --force/--ignore-daemonsets/--delete-emptydir-data, "
                                         "or cluster.drain in the spec)")
         self._drains[node] = (flags, grace_period_seconds)
-        self._mark(node, "draining", True)
+        self._mark(node, "draining")
         return self.evict(node)
 
     def evict(self, node: str) -> int:
-        """One eviction round on a draining node; pods the drain flags refuse (arrived after the cordon, e.g.
+        """One eviction round on a draining node; pods the drain flags refuse (arrived after the taint, e.g.
         tolerating it) are not evicted and count as still to go, as kubectl would not evict them either."""
         flags, grace = self._drains.get(node, (self.spec.cluster.drain, None))
         pods = self._pods_on(node)
@@ -418,7 +445,7 @@ class KubeCluster:
         return left
 
     def draining(self, node: str) -> bool:
-        """Whether ``node`` is draining (cordoned and labelled for it, ``objects.node_state``)."""
+        """Whether ``node`` is draining (labelled and tainted for it, ``objects.node_state``)."""
         return self._state(node) == NodeState.DRAINING
 
     def drain_left(self, node: str) -> int | None:
@@ -474,7 +501,7 @@ class KubeCluster:
                                         cores=cores, memory_mib=memory_mib, image=self.image,
                                         since=self.clock(), namespace=self.namespace, whole_node=True))
         if state != NodeState.HTCONDOR:
-            self._mark(node, "htcondor", True)
+            self._mark(node, "htcondor")
 
     def _room_left(self, node: str, item: dict[str, Any]) -> tuple[int, int]:
         """(cores, MiB) a drained worker (``item``, as the API reports it) has for HTCondor: what the scheduler may
@@ -497,28 +524,30 @@ class KubeCluster:
         return cores, memory_mib
 
     def return_node(self, node: str, *, drain_stuck: bool = False) -> None:
-        """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (uncordon). The node pod's
-        jobs retire within its grace while the API server keeps it, marked for deletion, until the kubelet has
-        stopped it: the node stays cordoned and labelled for HTCondor until then (``finish_returns``), so that no
-        pod is placed on cores its jobs still use, and the broker sees it leaving, not back. ``drain_stuck``: it
-        gives up a drain that did not finish, which the node's annotation remembers (``DRAIN_STUCK_ANNOTATION``)."""
+        """Reverse of BCS 5: stop HTCondor on the node and give it back to the commons (the broker's label and taint
+        off, ``_mark``). The node pod's jobs retire within its grace while the API server keeps it, marked for
+        deletion, until the kubelet has stopped it: the node stays tainted and labelled for HTCondor until then
+        (``finish_returns``), so that no pod is placed on cores its jobs still use, and the broker sees it leaving,
+        not back. ``drain_stuck``: it gives up a drain that did not finish, which the node's annotation remembers
+        (``DRAIN_STUCK_ANNOTATION``)."""
         state = self._state(node)
         if drain_stuck:
             self._node_patch(node, {"metadata": {"annotations": {
                 objects.DRAIN_STUCK_ANNOTATION: f"{self.clock():.0f}"}}})
         self.delete_pods((objects.node_pod_name(node),))
         if state in (NodeState.DRAINING, NodeState.HTCONDOR) and node not in self._with_node_pod():
-            self._mark(node, None, False)
+            self._mark(node, None)
 
     def finish_returns(self, nodes: Iterable[Node]) -> list[str]:
-        """Give back to the commons each worker labelled for HTCondor whose node pod is gone: returned, or lost with
-        the node (a node NotReady for long has its pods evicted by the taint manager, the label stays). Without
-        this such a worker would wait for a startd that never comes. ``nodes``: as ``nodes()`` reported them (the
-        caller's, not listed again). Returns their names."""
+        """Give back to the commons each worker labelled for HTCondor whose node pod is gone: returned, lost with
+        the node (a node NotReady for long has its pods evicted by the taint manager, the label stays), or evicted
+        by an administrator's ``kubectl drain --force``. Without this such a worker would wait for a startd that
+        never comes. The administrator's cordon stays (``_mark``): the node is theirs until they uncordon it.
+        ``nodes``: as ``nodes()`` reported them (the caller's, not listed again). Returns their names."""
         with_pod = self._with_node_pod()
         done = [n.name for n in nodes if n.state == NodeState.HTCONDOR and n.name not in with_pod]
         for node in done:
-            self._mark(node, None, False)
+            self._mark(node, None)
         return done
 
     def _with_node_pod(self) -> set[str]:

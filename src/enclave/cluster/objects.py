@@ -3,8 +3,9 @@
 HTCondor worker pods (BCS 4) hold a fixed share of a worker: requests = limits, so the scheduler packs
 them like any other pod and HTCondor is told the same cores and memory (``ENCLAVE_POD_CPUS``/``_MIB``, read
 by the worker-pod config that ``enclave render condor`` writes). A whole-node pod (BCS 5) runs HTCondor on
-a drained worker with the host's network and every core, pinned by ``nodeName`` so the cordon does not
-stop it. Labels and annotations carry what the broker needs to observe the state back after a restart.
+a drained worker with the host's network and every core, pinned by ``nodeName`` so the broker's taint
+(``BATCH_TAINT_EFFECT``) does not stop it. Labels and annotations carry what the broker needs to observe the state
+back after a restart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ WORKER_APP = "htcondor-worker"
 POOL_LABEL = "enclave.io/pool"
 KIND_LABEL = "enclave.io/startd-kind"
 BATCH_LABEL = "enclave.io/batch"
-"""On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node)."""
+"""On a node: ``draining`` (BCS 5 step 1 under way) or ``htcondor`` (HTCondor runs on the bare node). The node also
+carries the broker's taint of that key and value (``broker_taints``)."""
+BATCH_TAINT_EFFECT = "NoSchedule"
+"""The broker keeps pods off a node it drains or lends whole with a taint of its own, not a cordon
+(``spec.unschedulable``): a cordon says nothing of whose it is, and an administrator's ``kubectl drain`` of a
+worker lent whole — a cordon the node has already, then the eviction of its HTCondor pod — looked to the broker like a
+return, which it ended by uncordoning the node under the administrator's maintenance. With a taint the cordon
+stays the administrator's: the broker takes off only its own. NoSchedule, as a cordon: the scheduler places no new
+pod that does not tolerate it, and the pods already there stay until the drain's evictions move them, disruption
+budgets honoured (NoExecute would have the taint-eviction controller delete them at once, budgets ignored:
+https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/). Unlike the cordon's taint, which the
+DaemonSet controller's pods tolerate by default (kubernetes.io/docs/concepts/workloads/controllers/daemonset/,
+"Taints and tolerations"), it keeps off a DaemonSet pod made while the node is the broker's (a new DaemonSet, a
+rolling update) unless that DaemonSet tolerates every taint, as most node agents do (docs/broker.md)."""
 SINCE_ANNOTATION = "enclave.io/since"
 """Unix time of the node's last state change, so cooldowns survive a broker restart; on a worker pod, when it was
 made or last relabelled, what its startd reads as its pool's since when it (re)starts (``worker_pod``)."""
@@ -169,7 +183,10 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         # manager named as a Service would not resolve (kubernetes.io/docs/concepts/services-networking/
         # dns-pod-service/#pod-s-dns-policy: "ClusterFirstWithHostNet" for pods running with hostNetwork).
         pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-        pod_spec["tolerations"] = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
+        # The broker's taint, and a cordon (an administrator's, or the broker's own from before its taint): bound by
+        # ``nodeName``, the pod passes no scheduler, but said here it holds for whoever reads the pod.
+        pod_spec["tolerations"] = [{"key": BATCH_LABEL, "operator": "Exists", "effect": BATCH_TAINT_EFFECT},
+                                   {"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
                                     "effect": "NoSchedule"}]
         container["securityContext"] = {"privileged": True}
     # NUM_CPUS and MEMORY as the image's README names them too: its start.sh writes them (default 1 core and
@@ -203,12 +220,12 @@ def node_state(node: dict[str, Any]) -> NodeState:
     if any(t["effect"] == "NoExecute" for t in refusing_taints(node)):
         # Tainted to empty it (maintenance, a repair): the taint-eviction controller evicts every pod that does not
         # tolerate the taint, pods bound by nodeName too — the broker's worker pods tolerate none, a whole worker's
-        # only the cordon's NoSchedule (``worker_pod``)
+        # only the broker's taint and the cordon's, both NoSchedule (``worker_pod``)
         # (https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/#taint-based-evictions).
         # Whatever the broker had it doing: a worker lent whole loses its startd as one NotReady for long does, and
         # is given back once the taint goes (``KubeCluster.finish_returns``); a draining one is emptied anyway.
         return NodeState.DOWN
-    batch = ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL)
+    batch = ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL) or _batch_taint(node)
     if batch == "htcondor":
         return NodeState.HTCONDOR
     if batch == "draining":
@@ -216,6 +233,14 @@ def node_state(node: dict[str, Any]) -> NodeState:
     if (node.get("spec") or {}).get("unschedulable"):
         return NodeState.DOWN  # cordoned by someone else (maintenance): not ours to use
     return NodeState.READY
+
+
+def _batch_taint(node: dict[str, Any]) -> str | None:
+    """The value of the broker's taint on the node, if it has one: the broker sets it with its label in one patch
+    (``KubeCluster._mark``), so it says the same unless someone took the label off by hand; the node is the broker's
+    while either says so, and giving it back takes both off."""
+    return next((t.get("value") for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") == BATCH_LABEL),
+                None)
 
 
 def node_since(node: dict[str, Any]) -> float:
@@ -356,10 +381,30 @@ def pinned(pod: dict[str, Any]) -> bool:
 
 
 STATE_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
-                          "node.kubernetes.io/unschedulable"})
+                          "node.kubernetes.io/unschedulable", BATCH_LABEL})
 """The taints the node lifecycle controller and a cordon put on a node for what ``node_state`` reads already (its
-Ready condition, ``spec.unschedulable``; k8s.io/api core/v1 well_known_taints.go): such a node is not ready for
-the broker, whatever a pod tolerates."""
+Ready condition, ``spec.unschedulable``; k8s.io/api core/v1 well_known_taints.go), and the broker's own (its
+batch label): such a node is not ready for the broker, whatever a pod tolerates."""
+
+
+def broker_taints(node: dict[str, Any], batch: str | None) -> list[dict[str, Any]]:
+    """The node's taints (as the API reports it) with the broker's set to ``batch`` (None: taken off), the others
+    kept as they are, in their order. The API keeps a node's taints as one atomic list (core/v1 NodeSpec.Taints,
+    ``+listType=atomic``): a patch replaces them all, so it must carry the others too."""
+    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != BATCH_LABEL]
+    if batch is not None:
+        taints.append({"key": BATCH_LABEL, "value": batch, "effect": BATCH_TAINT_EFFECT})
+    return taints
+
+
+def broker_cordoned(node: dict[str, Any]) -> bool:
+    """Whether the node's cordon is the broker's own, from before it held nodes by its taint: labelled for batch
+    and cordoned, without the taint (``BATCH_TAINT_EFFECT``). When it gives such a node back, the cordon goes
+    too; any other cordon is someone else's and stays."""
+    meta_labels = (node.get("metadata") or {}).get("labels") or {}
+    spec = node.get("spec") or {}
+    return (BATCH_LABEL in meta_labels and bool(spec.get("unschedulable"))
+            and not any(t.get("key") == BATCH_LABEL for t in spec.get("taints") or []))
 
 
 def refusing_taints(node: dict[str, Any]) -> list[dict[str, Any]]:

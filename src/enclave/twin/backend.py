@@ -156,9 +156,9 @@ class TwinBackend:
         epoch = sim.sc.start_epoch
         nodes = list(self._control_plane.values())
         # The layout's services on each worker are its DaemonSet pods: a drain leaves them (kubectl drain
-        # --ignore-daemonsets) and they tolerate the unschedulable taint (kubernetes.io/docs/concepts/workloads/
-        # controllers/daemonset/, "Taints and tolerations"), so the simulator's drain never moves them. The live
-        # adapter reports them the same way (``cluster.kube.KubeCluster.nodes``).
+        # --ignore-daemonsets) and the broker's NoSchedule taint evicts nothing
+        # (kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/), so the simulator's drain never
+        # moves them. The live adapter reports them the same way (``cluster.kube.KubeCluster.nodes``).
         daemons = sim.sc.layout.services_cpu_per_node
         for n in sim.nodes.values():
             worker = n.role == NodeRole.WORKER

@@ -277,12 +277,13 @@ class Timing(Strict):
     """BCS timings: seed BCS 5 'means some downtime' — these are its lengths."""
 
     drain_s: float = Field(
-        default=0.0, ge=0, description="Estimate: from DrainNode (cordon) until the evictions are sent; kubectl "
-        "drain sends them at once and the twin has no PodDisruptionBudget to refuse one. The node is free once its "
-        "pods have terminated (kubernetes.termination_grace_s; HTCondor pods: their jobs' retirement).")
+        default=0.0, ge=0, description="Estimate: from DrainNode (the broker taints the node) until the evictions are "
+        "sent; kubectl drain sends them at once and the twin has no PodDisruptionBudget to refuse one. The node is "
+        "free once its pods have terminated (kubernetes.termination_grace_s; HTCondor pods: their jobs' retirement).")
     htcondor_start_s: float = Field(default=60.0, ge=0, description="Estimate: start HTCondor on a drained node, "
                                     "or on a repaired batch-only node, until its startd's first ad.")
-    return_s: float = Field(default=60.0, ge=0, description="Stop HTCondor and uncordon (reverse of BCS 5).")
+    return_s: float = Field(default=60.0, ge=0,
+                            description="Stop HTCondor and take the broker's taint off (reverse of BCS 5).")
     reconcile_s: float = Field(default=300.0, gt=0, description="How often static layouts restore their pods.")
     sample_s: float = Field(default=300.0, gt=0, description="Time-series sampling for plots.")
 
