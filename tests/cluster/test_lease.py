@@ -41,14 +41,22 @@ def _lock(server: ApiServer, who: str, clock: list[float]) -> LeaseLock:
                      lease_api=server.served >= LEASE_API_SINCE, clock=lambda: clock[0])
 
 
+def _in_configmap(server: ApiServer) -> dict[str, object]:
+    """The ConfigMap annotation's LeaderElectionRecord."""
+    return dict(json.loads(server.configmaps[(NS, "enclave-broker")]["metadata"]["annotations"][LEADER_ANNOTATION]))
+
+
 def _record(server: ApiServer) -> dict[str, object]:
-    """The record as stored: the Lease's spec, or the ConfigMap annotation's LeaderElectionRecord."""
-    if server.served >= LEASE_API_SINCE:
-        assert not server.configmaps
-        return dict(server.leases[(NS, "enclave-broker")]["spec"])
-    assert not server.leases
-    raw = server.configmaps[(NS, "enclave-broker")]["metadata"]["annotations"][LEADER_ANNOTATION]
-    return dict(json.loads(raw))
+    """The record as stored: the ConfigMap annotation's LeaderElectionRecord, and where the server has the Lease
+    API the Lease's spec, which names the same holder (its transitions are ``leaseTransitions``, the ConfigMap's
+    ``leaderTransitions``: resourcelock/interface.go)."""
+    record = _in_configmap(server)
+    if server.served < LEASE_API_SINCE:
+        assert not server.leases
+        return record
+    lease = dict(server.leases[(NS, "enclave-broker")]["spec"])
+    assert lease["holderIdentity"] == record["holderIdentity"]  # their transitions differ once a lock moved over
+    return lease
 
 
 def test_one_holder_renewal_and_takeover_after_expiry(server: ApiServer) -> None:
@@ -95,14 +103,14 @@ def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> No
     assert not b.held()  # b sees a's Lease
     now[0] += 60
     # b read the expired Lease, then a renewed before b wrote: b's write names a stale resourceVersion.
-    real_read = b.store.read
+    real_read = b.stores[0].read  # the ConfigMap, read first
 
     def read_then_a_renews() -> object:
         seen = real_read()
         assert a.held()
         return seen
 
-    b.store.read = read_then_a_renews  # type: ignore[method-assign]
+    b.stores[0].read = read_then_a_renews  # type: ignore[method-assign]
     assert not b.held()
     assert _record(server)["holderIdentity"] == "api-a"
 
@@ -196,3 +204,47 @@ def test_a_configmap_record_that_is_no_record_is_taken_over() -> None:
         "metadata": {"name": "enclave-broker", "namespace": NS, "annotations": {LEADER_ANNOTATION: "{not json"}}}
     assert _lock(server, "api-a", [1_800_000_000.0]).held()
     assert _record(server)["holderIdentity"] == "api-a"
+
+
+def _replica(server: ApiServer, who: str, clock: list[float], *, lease_api: bool) -> LeaseLock:
+    api = k8s.ApiClient(k8s.Configuration(host="https://kube.example.org:6443"))
+    api.rest_client.pool_manager = server
+    return LeaseLock(api, namespace=NS, name="enclave-broker", identity=who, duration_s=30, lease_api=lease_api,
+                     clock=lambda: clock[0])
+
+
+def test_replicas_on_either_side_of_1_14_share_one_lock() -> None:
+    """The spec's Kubernetes goes from 1.13 to 1.14 (an upgrade planned minor by minor) while replicas roll: those
+    of the old spec know no Lease, those of the new one have it. Both keep the record in the ConfigMap, so one leads
+    whichever side it is on; a new one takes over only once the old leader has stopped renewing for a lease."""
+    server = ApiServer("1.25.0", served="1.14.0")
+    now = [1_800_000_000.0]
+    old, new = _replica(server, "api-old", now, lease_api=False), _replica(server, "api-new", now, lease_api=True)
+    assert old.held()
+    assert not new.held()
+    for _ in range(3):
+        now[0] += 20
+        assert old.held() and not new.held()
+    now[0] += 31  # the old replica is gone: not renewed for a lease
+    assert new.held()
+    assert _record(server)["holderIdentity"] == "api-new"
+    assert not old.held()  # were it still there (a rollback), it stands by: the ConfigMap names the new leader
+    now[0] += 20
+    assert new.held() and not old.held()
+
+
+def test_a_lease_held_without_the_configmap_holds_a_new_replica_off() -> None:
+    """A replica from before the ConfigMap was kept beside the Lease leads by the Lease alone: it is read too."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    earlier = _replica(server, "api-earlier", now, lease_api=True)
+    earlier.stores = earlier.stores[1:]  # the Lease alone, as it was kept until stop 42
+    assert earlier.held() and not server.configmaps
+    new = _replica(server, "api-new", now, lease_api=True)
+    assert not new.held()
+    now[0] += 20
+    assert earlier.held() and not new.held()
+    now[0] += 31
+    assert new.held()
+    assert _record(server)["holderIdentity"] == "api-new" and server.leases[(NS, "enclave-broker")]["spec"][
+        "leaseTransitions"] == 1

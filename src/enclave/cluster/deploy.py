@@ -59,10 +59,11 @@ LEASE_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
 ]
 LEASE_NAME = "enclave-broker"
-"""The Lease (or, before 1.14, the ConfigMap) that says which process runs the broker loop."""
-LEGACY_LOCK_RULES: list[dict[str, Any]] = [
-    # The same, in a ConfigMap's annotation, before Kubernetes 1.14 had the Lease API (lease.LeaseLock): that one
-    # ConfigMap alone, not the spec's beside it (a create names no object, so it cannot be restricted by name).
+"""The ConfigMap, and from Kubernetes 1.14 the Lease beside it, that say which process runs the broker loop."""
+CONFIGMAP_LOCK_RULES: list[dict[str, Any]] = [
+    # The same record in a ConfigMap's annotation, on every cluster (lease.LeaseLock: the one lock of replicas on
+    # either side of 1.14, when the Lease API came): that one ConfigMap alone, not the spec's beside it (a create
+    # names no object, so it cannot be restricted by name).
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [LEASE_NAME], "verbs": ["get", "update"]},
 ]
@@ -211,7 +212,8 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
          "metadata": _meta("enclave-broker", batch_ns), "rules": BATCH_RULES},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": _meta("enclave-leader"),
-         "rules": LEASE_RULES if spec.cluster.serves(*cluster_objects.LEASE_API_SINCE) else LEGACY_LOCK_RULES},
+         "rules": CONFIGMAP_LOCK_RULES + (LEASE_RULES if spec.cluster.serves(*cluster_objects.LEASE_API_SINCE)
+                                          else [])},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-leader"), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-leader"}},

@@ -8,9 +8,10 @@ hosts' clocks apart by more than the slack would otherwise both lead. Every writ
 read, so of two replicas racing for an expired Lease the API server lets one win and answers 409 Conflict to the
 other (https://kubernetes.io/docs/concepts/architecture/leases/).
 
-A cluster older than the Lease API (``objects.LEASE_API_SINCE``: the seed's 1.9) keeps the same record in an
-annotation of a ConfigMap of the same name, as client-go's ConfigMapLock did (tools/leaderelection/resourcelock:
-``LeaderElectionRecordAnnotationKey``, the ``LeaderElectionRecord`` as JSON); the rules are the same.
+The same record is kept in an annotation of a ConfigMap of the same name, as client-go's ConfigMapLock did
+(tools/leaderelection/resourcelock: ``LeaderElectionRecordAnnotationKey``, the ``LeaderElectionRecord`` as JSON),
+on every cluster: alone on one older than the Lease API (``objects.LEASE_API_SINCE``: the seed's 1.9), and beside
+the Lease on the others, so that replicas on either side of that version share one lock (``LeaseLock``).
 
 ``held()`` is asked before every broker cycle and again before each action of a cycle
 (``BrokerService.cycle(leading=...)``), so a cycle longer than the Lease keeps renewing it, and a leader that
@@ -141,43 +142,66 @@ class _ConfigMapStore:
 class LeaseLock:
     def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str, duration_s: int,
                  lease_api: bool = True, clock: Callable[[], float] = time.time) -> None:
-        """``lease_api``: the cluster serves coordination.k8s.io/v1 (``Cluster.serves(*LEASE_API_SINCE)``); else the
-        record is kept in a ConfigMap."""
-        self.store: _Store = (_LeaseStore if lease_api else _ConfigMapStore)(api, namespace, name)
+        """``lease_api``: the cluster serves coordination.k8s.io/v1 (``Cluster.serves(*LEASE_API_SINCE)``).
+
+        The record is kept in the ConfigMap whatever the cluster, and in the Lease too where there is one, the
+        ConfigMap written first: a replica leads only once it holds both. When the spec's Kubernetes crosses 1.14
+        (an upgrade the ops plan takes minor by minor) the replicas of the old spec keep the record in the
+        ConfigMap alone and those of the new one in the Lease: two records, two locks, and old and new would lead
+        together. As one record every replica reads and writes at the version it read, the ConfigMap lets one of
+        them lead, as client-go's MultiLock (resourcelock/multilock.go: ``configmapsleases``) did while clusters
+        moved their locks to Leases. The Lease is also read for a holder that kept only the Lease (a replica from
+        before the ConfigMap was kept on every cluster)."""
+        self.stores: list[_Store] = [_ConfigMapStore(api, namespace, name)]
+        if lease_api:
+            self.stores.append(_LeaseStore(api, namespace, name))
         self.namespace, self.name, self.identity, self.duration_s = namespace, name, identity, duration_s
         self.clock = clock
-        self._seen: str | None = None
-        """The resourceVersion of the record as last read (any write changes it: a renewal, a takeover)."""
-        self._seen_at = 0.0
-        """When, on this replica's clock, it was first read at that version (client-go's ``observedTime``)."""
+        self._seen: list[tuple[str | None, float]] = [(None, 0.0)] * len(self.stores)
+        """Per store, the resourceVersion of the record as last read (any write changes it: a renewal, a takeover)
+        and when, on this replica's clock, it was first read at that version (client-go's ``observedTime``)."""
 
     def _record(self, now: float, *, acquired: float, transitions: int) -> Record:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration_s,
                 "acquireTime": _micro(acquired), "renewTime": _micro(now), "leaseTransitions": transitions}
 
     def held(self) -> bool:
-        """Take or renew the Lease; True while this replica holds it."""
+        """Take or renew the record in every store; True while this replica holds them all."""
         now = self.clock()
         try:
-            found = self.store.read()
+            found = [store.read() for store in self.stores]
         except HTTPError:
             return False  # no answer: stop leading, the others take over when it expires
         except ApiException as exc:
             return self._unreachable(exc)
+        # Every store's record looked at (a list, not any() over a generator): each must be timed from when it was
+        # first seen, or one seen only once the other expired would hold this replica off for a lease more.
+        if any([self._held_by_another(i, record, now) for i, record in enumerate(found)]):
+            return False
+        return all(self._take(store, record, now) for store, record in zip(self.stores, found, strict=True))
+
+    def _held_by_another(self, i: int, found: tuple[Record, str] | None, now: float) -> bool:
+        """Whether the record read from store ``i`` is another's, renewed within a lease of our seeing it."""
+        if found is None:
+            return False
+        spec, version = found
+        if version != self._seen[i][0]:
+            self._seen[i] = (version, now)
+        holder = spec.get("holderIdentity")
+        return bool(holder) and holder != self.identity and \
+            self._seen[i][1] + float(spec.get("leaseDurationSeconds") or 0) > now
+
+    def _take(self, store: _Store, found: tuple[Record, str] | None, now: float) -> bool:
+        """Create the record in ``store``, or renew or take it over at the version read."""
         if found is None:
             record = self._record(now, acquired=now, transitions=0)
-            return self._write(lambda: self.store.create(record), creating=True)
+            return self._write(lambda: store.create(record), creating=True)
         spec, version = found
         mine = spec.get("holderIdentity") == self.identity
-        if version != self._seen:
-            self._seen, self._seen_at = version, now
-        expires = self._seen_at + float(spec.get("leaseDurationSeconds") or 0)
-        if not mine and spec.get("holderIdentity") and expires > now:
-            return False  # someone else leads and renewed within a lease of our seeing it
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         acquired = _seconds(spec.get("acquireTime")) if mine else now
         record = self._record(now, acquired=acquired, transitions=transitions)
-        return self._write(lambda: self.store.replace(record, version))
+        return self._write(lambda: store.replace(record, version))
 
     def _write(self, call: Callable[[], object], *, creating: bool = False) -> bool:
         try:
@@ -198,6 +222,6 @@ class LeaseLock:
     def _unreachable(self, exc: ApiException) -> bool:
         if exc.status in (401, 403):
             raise ExternalError(f"Kubernetes API: the Lease {self.namespace}/{self.name} is refused ({exc.status})",
-                                where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (leases; "
-                                                        "configmaps before Kubernetes 1.14)")
+                                where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (the "
+                                                        "ConfigMap enclave-broker; leases from Kubernetes 1.14)")
         return False  # cannot renew: stop leading, the others will take over when it expires
