@@ -249,7 +249,7 @@ def test_allowed_writes_are_journaled_as_the_caller(world: World) -> None:
 
 
 def test_return_node_needs_both_administrators_roles(world: World) -> None:
-    """Giving a node back stops HTCondor (HTCondor admin) and uncordons it (service admin): one person
+    """Giving a node back stops HTCondor (HTCondor admin) and takes the broker's taint off (service admin): one person
     holding both roles may do it alone; the journal names them."""
     body = {"kind": "return-node", "node": "kub-017", "reason": "give back"}
     assert world.client.post("/api/v1/broker/actions", json=body,

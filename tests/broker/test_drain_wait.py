@@ -1,6 +1,6 @@
 """`enclave batch drain-node --timeout`: wait as kubectl drain does — evict, then poll every second until each
 evicted pod is gone (kubectl pkg/drain/drain.go: evictPods, then waitForDelete) — and give up with a clear error
-when pods remain: the drain itself stays applied and journaled, the node cordoned, as kubectl leaves it.
+when pods remain: the drain itself stays applied and journaled, the node tainted, as kubectl leaves it cordoned.
 
 A command's own twin is driven by the wait (``Factory.broker(drives=True)``): its clock moves only when advanced.
 The live backend runs over the Kubernetes fake of tests/cluster, whose API server keeps an evicted pod, marked for

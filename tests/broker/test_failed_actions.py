@@ -1,7 +1,7 @@
 """An action the live systems fail part-way is journaled with what failed and what is in effect now.
 
 Kubernetes has no transactions: five pods are five creates, and the API server may refuse the fourth after making
-three; a drain cordons, then evicts pod by pod. The broker's next cycles take the state as they find it, but the
+three; a drain taints, then evicts pod by pod. The broker's next cycles take the state as they find it, but the
 journal must say that the attempt was made and what came of it (review: the entry was rolled back with the error,
 and the three pods were nobody's)."""
 

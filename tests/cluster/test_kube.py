@@ -45,8 +45,8 @@ def test_nodes_report_state_and_requests_of_other_pods(kube: KubeCluster, server
     server.nodes["kub-005"]["spec"]["taints"] = [{"key": "lsst.io/repair", "effect": "NoExecute"}]
     server.nodes["kub-006"] = node_obj("kub-006")
     server.nodes["kub-006"]["spec"]["taints"] = [{"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}]
-    # The same taint on a worker lent whole or draining: its HTCondor pod tolerates only the cordon's NoSchedule
-    # (objects.worker_pod), so the taint evicts it as it does the others.
+    # The same taint on a worker lent whole or draining: its HTCondor pod tolerates only NoSchedule taints (the
+    # broker's, a cordon's: objects.worker_pod), so the taint evicts it as it does the others.
     server.nodes["kub-007"] = node_obj("kub-007", labels={objects.BATCH_LABEL: "htcondor"}, unschedulable=True)
     server.nodes["kub-008"] = node_obj("kub-008", labels={objects.BATCH_LABEL: "draining"}, unschedulable=True)
     for name in ("kub-007", "kub-008"):
@@ -384,6 +384,55 @@ def test_a_node_the_broker_cordoned_before_its_taint_is_uncordoned_when_given_ba
     assert kube.finish_returns(kube.nodes()) == ["kub-004"]
     assert "unschedulable" not in server.nodes["kub-004"]["spec"]
     assert {n.name: n for n in kube.nodes()}["kub-004"].state == NodeState.READY
+
+
+def test_a_node_an_earlier_broker_was_draining_is_held_by_the_taint_once_marked_again(kube: KubeCluster,
+                                                                                      server: ApiServer) -> None:
+    """A worker an earlier broker cordoned to drain it (labelled, unschedulable, no taint): when HTCondor starts there,
+    the taint takes the cordon's place, so that giving the node back later leaves it schedulable (review: the cordon
+    stayed for good, the node then down for the broker and closed to Kubernetes)."""
+    server.nodes["kub-006"] = node_obj("kub-006", labels={objects.BATCH_LABEL: "draining"}, unschedulable=True)
+    kube.start_htcondor("kub-006", "drp")
+    node = server.nodes["kub-006"]
+    assert "unschedulable" not in node["spec"] and _broker_taint(node)["value"] == "htcondor"  # type: ignore[index]
+    kube.return_node("kub-006")
+    server.kubelet_stops()
+    assert kube.finish_returns(kube.nodes()) == ["kub-006"]
+    assert {n.name: n for n in kube.nodes()}["kub-006"].state == NodeState.READY
+
+
+def test_htcondor_does_not_start_on_a_node_someone_cordoned_while_it_drained(kube: KubeCluster,
+                                                                            server: ApiServer) -> None:
+    """The broker drains by its taint; a cordon on the node is an administrator's maintenance (`kubectl cordon`
+    patches spec.unschedulable alone: kubectl pkg/drain/cordon.go), and no HTCondor pod goes there."""
+    kube.drain("kub-006")
+    server.nodes["kub-006"]["spec"]["unschedulable"] = True
+    with pytest.raises(Conflict, match="kub-006 was cordoned by someone else while the broker drained it"):
+        kube.start_htcondor("kub-006", "drp")
+    assert not kube.worker_pods()
+
+
+def test_marks_out_of_step_are_put_back(kube: KubeCluster, server: ApiServer) -> None:
+    """A start whose mark failed (the node pod made, the node still labelled draining) is marked for HTCondor; a node
+    labelled for batch whose broker taint went (`kubectl taint` patches without a resourceVersion:
+    kubectl pkg/cmd/taint/taint.go) gets it back; nodes in step are not patched."""
+    kube.drain("kub-006")
+    kube.start_htcondor("kub-006", "drp")
+    server.nodes["kub-006"]["metadata"]["labels"][objects.BATCH_LABEL] = "draining"  # as if the mark had failed
+    server.nodes["kub-006"]["spec"]["taints"] = [{"key": objects.BATCH_LABEL, "value": "draining",
+                                                  "effect": "NoSchedule"}]
+    _lent_whole(kube, "kub-007")
+    gpu = {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}
+    server.nodes["kub-007"]["spec"]["taints"] = [gpu]  # someone's kubectl taint replaced the list
+    kube.drain("kub-008")  # in step: no patch
+    patches = sum(r[0] == "PATCH" for r in server.requests)
+    assert kube.keep_marks(kube.node_items()) == ["kub-006", "kub-007"]
+    assert sum(r[0] == "PATCH" for r in server.requests) == patches + 2
+    assert server.nodes["kub-006"]["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
+    assert _broker_taint(server.nodes["kub-006"])["value"] == "htcondor"  # type: ignore[index]
+    assert server.nodes["kub-007"]["spec"]["taints"] == [
+        gpu, {"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"}]
+    assert kube.keep_marks(kube.node_items()) == []
 
 
 def test_the_brokers_taint_alone_says_the_node_is_the_brokers() -> None:

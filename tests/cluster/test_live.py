@@ -115,3 +115,20 @@ def test_a_whole_worker_startd_is_known_by_its_node_not_its_host_name(spec: Encl
     kube.return_node("kub-007")  # its pod is being deleted: now it is leaving
     [s] = [s for s in live.observe().startds if s.kind == StartdKind.NODE]
     assert s.draining
+
+
+def test_progress_gives_back_ended_returns_and_puts_marks_back(spec: EnclaveSpec, kube: KubeCluster,
+                                                               server: ApiServer) -> None:
+    """Each cycle's ``progress``: a worker whose node pod is gone goes back, and a worker whose broker taint went
+    (someone's `kubectl taint`) gets it back — the returned one is not marked again."""
+    live = LiveBackend(spec, kube, CondorSide([], {}), clock=lambda: 1_800_000_000.0)
+    for node in ("kub-006", "kub-007"):
+        kube.drain(node)
+        kube.start_htcondor(node, "drp")
+    del server.pods[("htcondor", "htcondor-node-kub-006")]  # evicted while NotReady
+    server.nodes["kub-007"]["spec"]["taints"] = []
+    assert live.progress() == 0
+    assert objects.BATCH_LABEL not in server.nodes["kub-006"]["metadata"]["labels"]
+    assert "taints" not in server.nodes["kub-006"]["spec"]
+    assert server.nodes["kub-007"]["spec"]["taints"] == [
+        {"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"}]

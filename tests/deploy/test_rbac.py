@@ -109,6 +109,8 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     server.pdb_blocked.clear()
     assert call("evict", "kub-005") == 0
     call("start_htcondor", "kub-005", "prompt")
+    server.nodes["kub-005"]["spec"]["taints"] = []  # someone's `kubectl taint` dropped the broker's
+    assert call("keep_marks", kube.node_items()) == ["kub-005"]
     call("return_node", "kub-005")
     server.kubelet_stops()
     call("finish_returns", kube.nodes())

@@ -1,1 +1,1 @@
-"""The live Kubernetes adapter (nodes, labels, cordon/drain, HTCondor worker pods) and the live backend."""
+"""The live Kubernetes adapter (nodes, labels and taints, drain, HTCondor worker pods) and the live backend."""

@@ -76,9 +76,9 @@ _UNREACHED = (ApiException, HTTPError)
 """What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
 reset, timed out), which is reported as an ``ExternalError``, never as a crash of the cycle or a bare 500."""
 
-MARK_TRIES = 5
-"""Reads and patches of a node that changed in between before ``KubeCluster._mark`` gives up: client-go's
-retry.DefaultRetry (k8s.io/client-go/util/retry/util.go: ``Steps: 5``)."""
+MARK_TRIES, MARK_RETRY_SECONDS = 5, 0.01
+"""Reads and patches of a node that changed in between before ``KubeCluster._mark`` gives up, and the wait between
+them: client-go's retry.DefaultRetry (k8s.io/client-go/util/retry/util.go: ``Steps: 5``, ``Duration: 10ms``)."""
 
 
 def _external(what: str, exc: ApiException | HTTPError) -> ExternalError:
@@ -335,7 +335,7 @@ class KubeCluster:
         for attempt in range(MARK_TRIES):
             item = self._node(node)
             spec: dict[str, Any] = {"taints": objects.broker_taints(item, batch) or None}
-            if batch is None and objects.broker_cordoned(item):
+            if objects.broker_cordoned(item):  # an earlier broker's: its taint takes the cordon's place, or neither
                 spec["unschedulable"] = None
             try:
                 self._node_patch(node, {
@@ -348,6 +348,7 @@ class KubeCluster:
             except Conflict:
                 if attempt + 1 == MARK_TRIES:
                     raise
+                time.sleep(MARK_RETRY_SECONDS)
 
     def deploy_pods(self, node: str, pool: str, names: tuple[str, ...], cores: int, memory_mib: int) -> None:
         """BCS 4: create the worker pods that do not exist yet."""
@@ -496,6 +497,12 @@ class KubeCluster:
         if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
             raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
                                     where=node, fix=f"enclave batch drain-node {node}")
+        if state == NodeState.DRAINING and objects.someone_cordoned(item):
+            # The broker's own hold is its taint: a cordon is an administrator's (maintenance), which the node's
+            # state does not show while the broker's label is on it.
+            raise Conflict(f"node {node} was cordoned by someone else while the broker drained it", where=node,
+                           fix=f"leave it to them; once they uncordon it, the broker starts HTCondor there or gives "
+                               f"it back (enclave batch return-node {node})")
         cores, memory_mib = self._room_left(node, item)
         self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
                                         cores=cores, memory_mib=memory_mib, image=self.image,
@@ -549,6 +556,31 @@ class KubeCluster:
         for node in done:
             self._mark(node, None)
         return done
+
+    def keep_marks(self, items: Iterable[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
+        """Put the broker's label and taint back in step where they fell out of it, on the workers as the API listed
+        them (``items``) but ``skip`` (given back meanwhile); returns their names. A draining worker where the node
+        pod exists is labelled for HTCondor: ``start_htcondor`` made the pod and then failed to mark it, and the
+        next cycle, finding HTCondor there, asks nothing more. A worker whose label says batch but whose broker
+        taint is gone or says otherwise gets it back: ``kubectl taint`` patches the taints without a
+        resourceVersion (kubectl pkg/cmd/taint/taint.go), so one made meanwhile may drop it, and pods would be
+        placed on the node the broker holds."""
+        skipped, fixed = set(skip), []
+        with_pod: set[str] | None = None
+        for item in items:
+            name = item["metadata"]["name"]
+            batch = (item["metadata"].get("labels") or {}).get(objects.BATCH_LABEL)
+            group = self._group_of(name)
+            if name in skipped or batch not in ("draining", "htcondor") or group is None \
+                    or group.role != NodeRole.WORKER:
+                continue
+            if batch == "draining":
+                with_pod = self._with_node_pod() if with_pod is None else with_pod
+                batch = "htcondor" if name in with_pod else batch
+            if objects.broker_taints(item, batch) != ((item.get("spec") or {}).get("taints") or []):
+                self._mark(name, batch)
+                fixed.append(name)
+        return fixed
 
     def _with_node_pod(self) -> set[str]:
         """Workers where a whole-node HTCondor pod exists, terminating ones included."""

@@ -128,14 +128,16 @@ class LiveBackend:
         return False
 
     def progress(self, node: str | None = None) -> int:
-        """Retry evictions on nodes still draining (a disruption budget may have refused some), and give back the
-        workers whose return has ended (``KubeCluster.finish_returns``); returns how many pods are still to go.
+        """Retry evictions on nodes still draining (a disruption budget may have refused some), give back the
+        workers whose return has ended (``KubeCluster.finish_returns``), and put the broker's marks back where they
+        fell out of step (``KubeCluster.keep_marks``); returns how many pods are still to go.
         Call once per broker cycle, like ``kubectl drain`` retries. ``node``: retry that node's evictions alone, if
         it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second)."""
         if node is not None:
             return self.kube.evict(node) if self.kube.draining(node) else 0
-        nodes = self.kube.nodes()  # one listing for both: a return changes no draining worker
-        self.kube.finish_returns(nodes)
+        items = self.kube.node_items()  # one listing for all three: a return changes no draining worker
+        nodes = self.kube.nodes(items)
+        self.kube.keep_marks(items, skip=self.kube.finish_returns(nodes))
         return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
 
     def drain_left(self, node: str) -> int | None:

@@ -389,8 +389,10 @@ batch label): such a node is not ready for the broker, whatever a pod tolerates.
 
 def broker_taints(node: dict[str, Any], batch: str | None) -> list[dict[str, Any]]:
     """The node's taints (as the API reports it) with the broker's set to ``batch`` (None: taken off), the others
-    kept as they are, in their order. The API keeps a node's taints as one atomic list (core/v1 NodeSpec.Taints,
-    ``+listType=atomic``): a patch replaces them all, so it must carry the others too."""
+    kept as they are, in their order. A patch replaces a node's taints whole, so it must carry the others too:
+    core/v1 NodeSpec.Taints is ``+listType=atomic`` since k8s.io/api 1.30, and before it had no patch strategy,
+    which strategic merge patch takes the same way (apimachinery strategicpatch ``mergeSliceHandler``: a list is
+    merged only under ``patchStrategy: merge``)."""
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != BATCH_LABEL]
     if batch is not None:
         taints.append({"key": BATCH_LABEL, "value": batch, "effect": BATCH_TAINT_EFFECT})
@@ -399,12 +401,19 @@ def broker_taints(node: dict[str, Any], batch: str | None) -> list[dict[str, Any
 
 def broker_cordoned(node: dict[str, Any]) -> bool:
     """Whether the node's cordon is the broker's own, from before it held nodes by its taint: labelled for batch
-    and cordoned, without the taint (``BATCH_TAINT_EFFECT``). When it gives such a node back, the cordon goes
-    too; any other cordon is someone else's and stays."""
+    and cordoned, without the taint (``BATCH_TAINT_EFFECT``). The broker's next mark of such a node takes the cordon
+    off as it puts the taint on (``KubeCluster._mark``); any other cordon is someone else's and stays. An
+    administrator's cordon of such a node cannot be told from the broker's, and goes with it."""
     meta_labels = (node.get("metadata") or {}).get("labels") or {}
     spec = node.get("spec") or {}
     return (BATCH_LABEL in meta_labels and bool(spec.get("unschedulable"))
             and not any(t.get("key") == BATCH_LABEL for t in spec.get("taints") or []))
+
+
+def someone_cordoned(node: dict[str, Any]) -> bool:
+    """Whether someone other than the broker cordoned the node (an administrator's ``kubectl cordon`` or ``drain``):
+    the broker holds nodes by its taint, not a cordon (``BATCH_TAINT_EFFECT``), save those of ``broker_cordoned``."""
+    return bool((node.get("spec") or {}).get("unschedulable")) and not broker_cordoned(node)
 
 
 def refusing_taints(node: dict[str, Any]) -> list[dict[str, Any]]:

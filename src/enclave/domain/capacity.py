@@ -262,8 +262,9 @@ class DeletePods(Action):
 
 @dataclass(frozen=True)
 class DrainNode(Action):
-    """BCS 5 step 1: cordon a Kubernetes node and evict its pods. The optional fields are ``kubectl drain``'s
-    flags given for this drain (``enclave batch drain-node --force …``); None: the spec's ``cluster.drain``."""
+    """BCS 5 step 1: taint a Kubernetes node against new pods (not a cordon: an administrator's stays theirs) and
+    evict its pods. The optional fields are ``kubectl drain``'s flags given for this drain (``enclave batch
+    drain-node --force …``); None: the spec's ``cluster.drain``."""
 
     node: str
     force: bool | None = None
@@ -284,7 +285,7 @@ class StartHTCondor(Action):
 @_filled_at_once
 @dataclass(frozen=True)
 class ReturnNode(Action):
-    """Reverse of BCS 5: stop HTCondor on the node (after its jobs drain) and uncordon it."""
+    """Reverse of BCS 5: stop HTCondor on the node (after its jobs drain) and take the broker's taint off."""
 
     node: str
     drain_stuck: bool = False

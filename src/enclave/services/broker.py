@@ -311,10 +311,11 @@ class BrokerService:
         return self.apply(DeletePods(actor=actor, reason=reason, pods=tuple(pods)))
 
     def drain_node(self, actor: str, node: str, *, reason: str, flags: DrainOverrides | None = None) -> Outcome:
-        """BCS 5 step 1: cordon a worker and evict its pods, with kubectl drain's flags when given (else the
-        spec's ``cluster.drain``). With ``flags.timeout_seconds`` it then waits, as kubectl drain does, for the
-        evictions to finish; ``DrainTimedOut`` when pods are still there after it (the drain stays in effect and
-        journaled, the node cordoned, as kubectl leaves it; the broker goes on retrying each cycle)."""
+        """BCS 5 step 1: keep new pods off a worker (the broker's taint) and evict its pods, with kubectl drain's
+        flags when given (else the spec's ``cluster.drain``). With ``flags.timeout_seconds`` it then waits, as
+        kubectl drain does, for the evictions to finish; ``DrainTimedOut`` when pods are still there after it (the
+        drain stays in effect and journaled, the node tainted, as kubectl leaves it cordoned; the broker goes on
+        retrying each cycle)."""
         f = flags or DrainOverrides()
         outcome = self.apply(DrainNode(actor=actor, reason=reason, node=node, force=f.force,
                                        ignore_daemonsets=f.ignore_daemonsets,
@@ -327,9 +328,9 @@ class BrokerService:
     def wait_drained(self, node: str, timeout: float, drained: Outcome) -> None:
         """Wait, as ``kubectl drain`` does (pkg/drain/drain.go: evictPods, then waitForDelete), until ``node`` has no
         pod the drain ``drained`` moves left — evicted and gone — or ``timeout`` has passed (0: no limit, kubectl's
-        --timeout=0s): ``DrainTimedOut`` then, the drain in effect and journaled, the node cordoned, as kubectl
-        leaves it; ``Conflict`` if the drain was undone meanwhile (the node given back). The caller holds no lock:
-        each poll takes the broker's, so its cycles go on between them."""
+        --timeout=0s): ``DrainTimedOut`` then, the drain in effect and journaled, the node tainted, as kubectl
+        leaves it cordoned; ``Conflict`` if the drain was undone meanwhile (the node given back). The caller holds
+        no lock: each poll takes the broker's, so its cycles go on between them."""
         left = self._wait_drained(node, timeout)
         if left is None:
             raise Conflict(f"{node} is no longer draining: its drain (journal entry {drained.seq}) was undone while "
@@ -338,7 +339,7 @@ class BrokerService:
                                "if it is still to be lent")
         if left:
             raise DrainTimedOut(f"{node}: {left} pod(s) still to evict or terminating after {timeout:g} s (journal "
-                                f"entry {drained.seq}: the node stays cordoned and draining)",
+                                f"entry {drained.seq}: the node stays tainted and draining)",
                                 where=node, fix="a PodDisruptionBudget may be holding them (see `kubectl get "
                                 "pdb -A`), or a pod's termination grace is long; the broker retries every cycle, "
                                 "or run drain-node again later")
@@ -368,7 +369,7 @@ class BrokerService:
         return self.apply(StartHTCondor(actor=actor, reason=reason, node=node, pool=pool))
 
     def return_node(self, actor: str, node: str, *, reason: str) -> Outcome:
-        """Reverse of BCS 5: stop HTCondor on the node and uncordon it."""
+        """Reverse of BCS 5: stop HTCondor on the node and take the broker's taint off it."""
         return self.apply(ReturnNode(actor=actor, reason=reason, node=node))
 
     def drain_startd(self, actor: str, startd: str, *, reason: str, vacate_after: float | None = None) -> Outcome:

@@ -77,7 +77,7 @@ class DeletePodsBody(Body):
 
 
 class DrainNodeBody(Body):
-    """BCS 5 step 1: cordon a Kubernetes node and evict its pods."""
+    """BCS 5 step 1: taint a Kubernetes node against new pods and evict its pods."""
 
     action: ClassVar[type[Action]] = DrainNode
 
