@@ -145,4 +145,4 @@ def test_live_each_poll_looks_at_the_drained_node_alone() -> None:
     for poll in polls[1:]:  # the first holds the drain's own requests
         gets = [(path, q) for m, path, q in poll if m == "GET"]
         assert gets and all(path == "/api/v1/nodes/worker-002" or (path == "/api/v1/pods" and q == {
-            "fieldSelector": "spec.nodeName=worker-002"}) for path, q in gets), gets
+            "fieldSelector": "spec.nodeName=worker-002", "limit": "500"}) for path, q in gets), gets

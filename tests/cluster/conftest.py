@@ -207,8 +207,16 @@ def continue_token(rv: int, start: str) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def expired(start: str = "") -> Refused:
-    """The 410 Expired the API server answers a continue token etcd has compacted away."""
+# Before 1.12 the same 410 Expired came with another message and no token to go on with (kubernetes-1.9.3
+# pkg/storage/etcd3/errors.go, interpretListError; handleCompactedErrorForPaging came with 1.12).
+TOO_OLD_FROM = ("The provided from parameter is too old to display a consistent list result. You must start a new "
+                "list without the from.")
+
+
+def expired(start: str = "", served: tuple[int, ...] = (1, 12)) -> Refused:
+    """The 410 Expired the API server of version ``served`` answers a continue token etcd has compacted away."""
+    if served < (1, 12):
+        return Refused(410, "Expired", TOO_OLD_FROM)
     return Refused(410, "Expired", INCONSISTENT_CONTINUE, metadata={"continue": continue_token(-1, start)})
 
 
@@ -232,9 +240,10 @@ def _decoded(token: str) -> tuple[int, str]:
     return c["rv"], str(c["start"])
 
 
-# Field selectors that bound a pod listing whatever the cluster's size: one node's pods (at most the kubelet's
-# maxPods) or one name.
-_BOUNDED = ("spec.nodeName", "metadata.name")
+# Field selectors that bound a pod listing whatever the cluster's size: one name. One node's are not bounded: its
+# running pods are at most the kubelet's maxPods, but finished ones stay bound to it until the pod garbage collector
+# deletes them, past 12,500 in the cluster (pkg/controller/podgc/config/v1alpha1/defaults.go).
+_BOUNDED = ("metadata.name",)
 
 
 class ApiServer:
@@ -417,11 +426,13 @@ class ApiServer:
     def _page(self, kind: str, objects: dict[str, dict[str, Any]], q: dict[str, str]) -> dict[str, Any]:
         """One page of ``objects`` (etcd key → object) in key order, as etcd3's store lists (etcd3/store.go, GetList):
         after the token's start key, at most ``limit`` of them, with ``metadata.continue`` when more remain. A token
-        from before the last compaction is refused 410 Expired; one with rv -1 goes on from the latest revision."""
+        from before the last compaction is refused 410 Expired; one with rv -1 goes on from the latest revision.
+        Unlike the real server's, a later page is read from the objects as they are then, not as they were at the
+        first page's revision: a test that changes them between pages sees what no server would show."""
         rv, start = _decoded(q["continue"]) if "continue" in q else (self.epoch, "")
         if 0 < rv < self.epoch:
             self._full_list_due = True
-            raise expired(start)
+            raise expired(start, self.served)
         keys = sorted(k for k in objects if k > start)
         limit = int(q.get("limit") or 0)
         meta: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from enclave.spec.defaults import EXAMPLES
 from tests.cluster.conftest import (
     SINGLEUSER,
     ApiServer,
+    Refused,
     container_env,
     expired,
     node_obj,
@@ -856,8 +857,37 @@ def test_a_full_list_refused_after_an_expiry_is_an_external_error(kube: KubeClus
     reported as every other, not a loop. (A real server would not expire a list at its latest revision: the fake is
     told to answer 410 Expired to everything once the first page is out.)"""
     _crowd(server)
-    server.between_pages = lambda: setattr(server, "fail_with", expired())
-    with pytest.raises(ExternalError, match=r"listing pods failed \(410: The provided continue parameter is too old"):
+    server.between_pages = lambda: setattr(server, "fail_with", expired(served=server.served))
+    with pytest.raises(ExternalError, match=r"listing pods failed \(410: The provided (from|continue) parameter is "
+                                            "too old"):
         kube.worker_pods()
     assert [sorted(q) for q in _listings(server, "/api/v1/pods")] == [
         ["labelSelector", "limit"], ["continue", "labelSelector", "limit"], ["labelSelector"]]
+
+
+@pytest.mark.parametrize(("refusal", "what"), [
+    (Refused(500, "InternalError", "etcdserver: request timed out"), "500"),
+    (Refused(429, "TooManyRequests", "too many requests"), "429"),
+    (Refused(400, "BadRequest", "invalid continue token"), "400"),
+    (Refused(410, "Gone", "gone, not expired"), "410"),  # 410 whose reason is not Expired: not what the pager forgives
+], ids=["500", "429", "400", "410-gone"])
+def test_a_later_page_refused_otherwise_than_expired_is_an_error_not_a_full_list(
+        kube: KubeCluster, server: ApiServer, refusal: Refused, what: str) -> None:
+    """client-go's pager falls back to a full list only on ResourceExpired from a page after the first (pager.go,
+    ListPager.list: ``!errors.IsResourceExpired(err) || !p.FullListIfExpired || options.Continue == ""`` returns
+    the error): any other refusal ends the listing there, after its two requests."""
+    _crowd(server)
+    server.between_pages = lambda: setattr(server, "fail_with", refusal)
+    with pytest.raises(ExternalError, match=rf"listing pods failed \({what}"):
+        kube.worker_pods()
+    assert len(_listings(server, "/api/v1/pods")) == 2
+
+
+def test_an_expired_first_page_is_an_error(kube: KubeCluster, server: ApiServer) -> None:
+    """The first page has sent no token: an expiry there has nothing to fall back from (pager.go: ``options.Continue
+    == ""``), and is the server's refusal."""
+    _crowd(server)
+    server.fail_with = expired(served=server.served)
+    with pytest.raises(ExternalError, match=r"listing pods failed \(410"):
+        kube.worker_pods()
+    assert len(_listings(server, "/api/v1/pods")) == 1

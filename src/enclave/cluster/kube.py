@@ -183,10 +183,12 @@ class KubeCluster:
         return self._list("listing pods", self.core.list_pod_for_all_namespaces, paged=True, **kwargs)
 
     def _pods_on(self, node: str) -> list[dict[str, Any]]:
-        """The pods bound to ``node``, in one request: a node runs at most the kubelet's maxPods, 110 unless its
-        configuration says otherwise (kubernetes pkg/kubelet/apis/config/v1beta1/defaults.go), within one page."""
-        return self._list("listing pods", self.core.list_pod_for_all_namespaces, paged=False,
-                          field_selector=f"spec.nodeName={node}")
+        """The pods bound to ``node``, in pages too (mostly one): a node runs at most the kubelet's maxPods, 110 by
+        default (pkg/kubelet/apis/config/v1beta1/defaults.go), but its finished pods stay bound to it until the pod
+        garbage collector deletes them, past 12,500 in the cluster (pkg/controller/podgc/config/v1alpha1/
+        defaults.go, TerminatedPodGCThreshold), as kubectl drain pages them (pkg/drain/drain.go, GetPodsForDeletion:
+        ``Limit: d.ChunkSize``)."""
+        return self._pods(field_selector=f"spec.nodeName={node}")
 
     def node_items(self) -> list[dict[str, Any]]:
         """The nodes as the API lists them (labels, conditions, allocatable), in pages: one listing ``nodes`` and
