@@ -248,3 +248,63 @@ def test_a_lease_held_without_the_configmap_holds_a_new_replica_off() -> None:
     assert new.held()
     assert _record(server)["holderIdentity"] == "api-new" and server.leases[(NS, "enclave-broker")]["spec"][
         "leaseTransitions"] == 1
+
+
+def test_a_replica_whose_lease_cannot_be_made_gives_the_configmap_up() -> None:
+    """The spec says 1.14 or later while the API server does not serve the Lease yet (the spec bumped ahead of the
+    control plane): the ConfigMap written, the Lease's create answers 404. That is an error naming the cause, and the
+    ConfigMap is given up again (client-go's release: no holder, a one-second lease), so a replica of the old spec
+    leads at once rather than standing by for as long as the failing one runs (review)."""
+    server = ApiServer("1.25.0", served="1.13.0")
+    now = [1_800_000_000.0]
+    ahead, old = _replica(server, "api-ahead", now, lease_api=True), _replica(server, "api-old", now, lease_api=False)
+    with pytest.raises(ExternalError, match=r"the Lease API \(coordination.k8s.io/v1\) is not served"):
+        ahead.held()
+    released = _in_configmap(server)
+    assert released["holderIdentity"] == "" and released["leaseDurationSeconds"] == 1
+    assert old.held()
+    assert not ahead.held()  # the ConfigMap held by another: it stands by, writing nothing
+    assert _in_configmap(server)["holderIdentity"] == "api-old"
+
+
+def test_a_lease_lost_after_the_configmap_was_taken_gives_the_configmap_up() -> None:
+    """A replica that keeps only the Lease renews it between this one's reads and its Lease write: the write names a
+    stale version (409), and the ConfigMap just taken is given up, not left naming a replica that does not lead."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    earlier = _replica(server, "api-earlier", now, lease_api=True)
+    earlier.stores = earlier.stores[1:]  # the Lease alone
+    assert earlier.held()
+    new = _replica(server, "api-new", now, lease_api=True)
+    assert not new.held()
+    now[0] += 60  # earlier stopped renewing; new sees the Lease expired...
+    real_read = new.stores[1].read
+
+    def read_then_earlier_renews() -> object:
+        seen = real_read()
+        assert earlier.held()  # ...but earlier renews before new writes
+        return seen
+
+    new.stores[1].read = read_then_earlier_renews  # type: ignore[method-assign]
+    assert not new.held()
+    assert server.leases[(NS, "enclave-broker")]["spec"]["holderIdentity"] == "api-earlier"
+    assert _in_configmap(server)["holderIdentity"] == ""
+
+
+def test_what_others_keep_in_the_configmap_stays() -> None:
+    """A ConfigMap of that name made by someone (kubectl apply, with data and labels): the record goes into its
+    annotation, and the rest is sent back as read, as client-go's ConfigMapLock updates the object it got."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    server.configmaps[(NS, "enclave-broker")] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "data": {"note": "the broker's lock"},
+        "metadata": {"name": "enclave-broker", "namespace": NS, "labels": {"team": "sqre"},
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}}
+    now = [1_800_000_000.0]
+    lock = _replica(server, "api-a", now, lease_api=True)
+    assert lock.held()
+    now[0] += 10
+    assert lock.held()
+    cm = server.configmaps[(NS, "enclave-broker")]
+    assert cm["data"] == {"note": "the broker's lock"} and cm["metadata"]["labels"] == {"team": "sqre"}
+    assert cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] == "{}"
+    assert _record(server)["holderIdentity"] == "api-a"

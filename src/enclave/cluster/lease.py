@@ -24,6 +24,8 @@ cycles' worth).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -57,11 +59,11 @@ def _seconds(value: Any) -> float:
 
 class _Store(Protocol):
     """Where the record lives: read it (None if there is none yet) with its resourceVersion, create it, or
-    replace it at the version read (a 409 if someone wrote since)."""
+    replace it at the version read (a 409 if someone wrote since); a write returns the version it made."""
 
     def read(self) -> tuple[Record, str] | None: ...
-    def create(self, record: Record) -> None: ...
-    def replace(self, record: Record, version: str) -> None: ...
+    def create(self, record: Record) -> str: ...
+    def replace(self, record: Record, version: str) -> str: ...
 
 
 def _found(api: k8s.ApiClient, read: Callable[..., Any], name: str, namespace: str) -> dict[str, Any] | None:
@@ -74,33 +76,57 @@ def _found(api: k8s.ApiClient, read: Callable[..., Any], name: str, namespace: s
         raise
 
 
+class _Object:
+    """The object a store keeps its record in, as last read: a write sends it back with the record alone changed, as
+    client-go's locks update the object they got (resourcelock/configmaplock.go, leaselock.go: Update), so that what
+    others put there (labels, annotations, kubectl's last-applied configuration, a ConfigMap's data) stays."""
+
+    def __init__(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.fresh = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+        self.last: dict[str, Any] | None = None
+
+    def read(self, found: dict[str, Any] | None) -> dict[str, Any] | None:
+        self.last = found
+        return found
+
+    def body(self, version: str | None) -> dict[str, Any]:
+        """The object to write: the one read (a replace at ``version``) or a new one (a create)."""
+        obj: dict[str, Any] = copy.deepcopy(self.last if version is not None and self.last is not None else self.fresh)
+        obj.setdefault("metadata", {})
+        if version is not None:
+            obj["metadata"]["resourceVersion"] = version
+        return obj
+
+
+def _version(written: Any) -> str:
+    return str(written.metadata.resource_version)
+
+
 class _LeaseStore:
     """A coordination.k8s.io/v1 Lease."""
 
     def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
         self.coordination = k8s.CoordinationV1Api(api)
         self.api, self.namespace, self.name = api, namespace, name
+        self.object = _Object("coordination.k8s.io/v1", "Lease", namespace, name)
 
     def read(self) -> tuple[Record, str] | None:
-        lease = _found(self.api, self.coordination.read_namespaced_lease, self.name, self.namespace)
+        lease = self.object.read(_found(self.api, self.coordination.read_namespaced_lease, self.name, self.namespace))
         return None if lease is None else (lease.get("spec") or {}, lease["metadata"]["resourceVersion"])
 
     def _body(self, record: Record, version: str | None) -> k8s.V1Lease:
-        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
-        if version is not None:
-            meta["resourceVersion"] = version
-        lease = k8s.V1Lease.from_dict({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                                       "spec": record})
+        lease = k8s.V1Lease.from_dict(self.object.body(version) | {"spec": record})
         assert lease is not None  # from_dict returns None only for None
         return lease
 
-    def create(self, record: Record) -> None:
-        self.coordination.create_namespaced_lease(self.namespace, self._body(record, None),
-                                                  _request_timeout=REQUEST_TIMEOUT)
+    def create(self, record: Record) -> str:
+        return _version(self.coordination.create_namespaced_lease(self.namespace, self._body(record, None),
+                                                                  _request_timeout=REQUEST_TIMEOUT))
 
-    def replace(self, record: Record, version: str) -> None:
-        self.coordination.replace_namespaced_lease(self.name, self.namespace, self._body(record, version),
-                                                   _request_timeout=REQUEST_TIMEOUT)
+    def replace(self, record: Record, version: str) -> str:
+        return _version(self.coordination.replace_namespaced_lease(self.name, self.namespace,
+                                                                   self._body(record, version),
+                                                                   _request_timeout=REQUEST_TIMEOUT))
 
 
 class _ConfigMapStore:
@@ -110,9 +136,10 @@ class _ConfigMapStore:
     def __init__(self, api: k8s.ApiClient, namespace: str, name: str) -> None:
         self.core = k8s.CoreV1Api(api)
         self.api, self.namespace, self.name = api, namespace, name
+        self.object = _Object("v1", "ConfigMap", namespace, name)
 
     def read(self) -> tuple[Record, str] | None:
-        cm = _found(self.api, self.core.read_namespaced_config_map, self.name, self.namespace)
+        cm = self.object.read(_found(self.api, self.core.read_namespaced_config_map, self.name, self.namespace))
         if cm is None:
             return None
         try:
@@ -126,17 +153,20 @@ class _ConfigMapStore:
     def _body(self, record: Record, version: str | None) -> k8s.V1ConfigMap:
         saved = {**record, "leaderTransitions": record["leaseTransitions"]}
         del saved["leaseTransitions"]
-        meta = k8s.V1ObjectMeta(name=self.name, namespace=self.namespace, resource_version=version,
-                                annotations={LEADER_ANNOTATION: json.dumps(saved)})
-        return k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta)
+        cm = self.object.body(version)
+        annotations = cm["metadata"].get("annotations") or {}
+        cm["metadata"]["annotations"] = annotations | {LEADER_ANNOTATION: json.dumps(saved)}
+        body = k8s.V1ConfigMap.from_dict(cm)
+        assert body is not None  # from_dict returns None only for None
+        return body
 
-    def create(self, record: Record) -> None:
-        self.core.create_namespaced_config_map(self.namespace, self._body(record, None),
-                                               _request_timeout=REQUEST_TIMEOUT)
+    def create(self, record: Record) -> str:
+        return _version(self.core.create_namespaced_config_map(self.namespace, self._body(record, None),
+                                                               _request_timeout=REQUEST_TIMEOUT))
 
-    def replace(self, record: Record, version: str) -> None:
-        self.core.replace_namespaced_config_map(self.name, self.namespace, self._body(record, version),
-                                                _request_timeout=REQUEST_TIMEOUT)
+    def replace(self, record: Record, version: str) -> str:
+        return _version(self.core.replace_namespaced_config_map(self.name, self.namespace, self._body(record, version),
+                                                                _request_timeout=REQUEST_TIMEOUT))
 
 
 class LeaseLock:
@@ -167,18 +197,35 @@ class LeaseLock:
 
     def held(self) -> bool:
         """Take or renew the record in every store; True while this replica holds them all."""
-        now = self.clock()
         try:
             found = [store.read() for store in self.stores]
         except HTTPError:
             return False  # no answer: stop leading, the others take over when it expires
         except ApiException as exc:
             return self._unreachable(exc)
+        now = self.clock()  # after the reads, as client-go stamps its observedTime after its Get
         # Every store's record looked at (a list, not any() over a generator): each must be timed from when it was
         # first seen, or one seen only once the other expired would hold this replica off for a lease more.
         if any([self._held_by_another(i, record, now) for i, record in enumerate(found)]):
             return False
-        return all(self._take(store, record, now) for store, record in zip(self.stores, found, strict=True))
+        return self._take_all(found, now)
+
+    def _take_all(self, found: list[tuple[Record, str] | None], now: float) -> bool:
+        """Write the record into each store in turn. When one write fails after others were made, those are given
+        up again (``_release``): a ConfigMap held by a replica whose Lease write fails every time (the Lease API
+        not served yet, a webhook refusing it) would otherwise hold every other replica off for as long as it runs."""
+        written: list[tuple[_Store, Record, str]] = []
+        try:
+            for store, record in zip(self.stores, found, strict=True):
+                taken = self._take(store, record, now, first=not written)
+                if taken is None:
+                    self._release(written, now)
+                    return False
+                written.append((store, *taken))
+        except ExternalError:
+            self._release(written, now)
+            raise
+        return True
 
     def _held_by_another(self, i: int, found: tuple[Record, str] | None, now: float) -> bool:
         """Whether the record read from store ``i`` is another's, renewed within a lease of our seeing it."""
@@ -191,37 +238,73 @@ class LeaseLock:
         return bool(holder) and holder != self.identity and \
             self._seen[i][1] + float(spec.get("leaseDurationSeconds") or 0) > now
 
-    def _take(self, store: _Store, found: tuple[Record, str] | None, now: float) -> bool:
-        """Create the record in ``store``, or renew or take it over at the version read."""
+    def _take(self, store: _Store, found: tuple[Record, str] | None, now: float,
+              first: bool) -> tuple[Record, str] | None:
+        """Create the record in ``store``, or renew or take it over at the version read: the record and the version
+        written, or None when another replica wrote first. ``first``: no other store was written before it."""
         if found is None:
             record = self._record(now, acquired=now, transitions=0)
-            return self._write(lambda: store.create(record), creating=True)
-        spec, version = found
-        mine = spec.get("holderIdentity") == self.identity
-        transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
-        acquired = _seconds(spec.get("acquireTime")) if mine else now
-        record = self._record(now, acquired=acquired, transitions=transitions)
-        return self._write(lambda: store.replace(record, version))
+            version = self._write(lambda: store.create(record), missing=self._missing(store, first))
+        else:
+            spec, read = found
+            mine = spec.get("holderIdentity") == self.identity
+            transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
+            acquired = _seconds(spec.get("acquireTime")) if mine else now
+            record = self._record(now, acquired=acquired, transitions=transitions)
+            version = self._write(lambda: store.replace(record, read))
+        return None if version is None else (record, version)
 
-    def _write(self, call: Callable[[], object], *, creating: bool = False) -> bool:
+    def _missing(self, store: _Store, first: bool) -> str:
+        """What a 404 to a create in ``store`` means: the namespace is missing, unless a store was written in it
+        already — then the kind is not served."""
+        if first:
+            return f"namespace {self.namespace} for the Lease {self.name} does not exist"
+        return (f"the Lease API (coordination.k8s.io/v1) is not served, though the spec's kubernetes_version says it "
+                f"is (it came with 1.14); {type(store).__name__} {self.namespace}/{self.name} could not be made")
+
+    def _release(self, written: list[tuple[_Store, Record, str]], now: float) -> None:
+        """Give up the records just written, as client-go's ``release`` does (leaderelection.go: no holder, a
+        one-second lease, the transitions kept), on a best effort: one not given up expires a lease later."""
+        for store, record, version in written:
+            released = {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": _micro(now),
+                        "renewTime": _micro(now), "leaseTransitions": record["leaseTransitions"]}
+            with contextlib.suppress(ApiException, HTTPError):
+                store.replace(released, version)
+
+    def _write(self, call: Callable[[], str], *, missing: str | None = None) -> str | None:
+        """The version ``call`` wrote; None when another replica wrote first (409: a stale version, or a create of
+        what exists) or no answer came. ``missing``: what a 404 means (a create), reported as an error."""
         try:
-            call()
+            return call()
         except HTTPError:
-            return False
+            return None
         except ApiException as exc:
-            if exc.status in (409, 422):  # another replica wrote first (or created it first)
-                return False
-            if exc.status == 404 and creating:  # no such namespace: nobody could ever lead, say so (not standing by)
-                raise ExternalError(f"Kubernetes API: namespace {self.namespace} for the Lease {self.name} does not "
-                                    "exist", where="Kubernetes",
+            if exc.status == 409:
+                return None
+            if exc.status == 404 and missing is not None:  # nobody could ever lead: say so (not standing by)
+                raise ExternalError(f"Kubernetes API: {missing}", where="Kubernetes",
                                     fix="apply `enclave render deploy` (it makes the namespace), or set "
-                                        "POD_NAMESPACE to the namespace the enclave runs in") from exc
-            return self._unreachable(exc)
-        return True
+                                        "POD_NAMESPACE to the namespace the enclave runs in; or set the spec's "
+                                        "cluster.kubernetes_version to the cluster's") from exc
+            if exc.status == 422:  # refused as invalid (an immutable ConfigMap of that name): no replica ever could
+                raise ExternalError(f"Kubernetes API: {self.namespace}/{self.name} refused the leader's record "
+                                    f"({_reason(exc)})", where="Kubernetes",
+                                    fix=f"delete the ConfigMap {self.namespace}/{self.name} (it is the broker's lock)"
+                                    ) from exc
+            self._unreachable(exc)
+            return None
 
     def _unreachable(self, exc: ApiException) -> bool:
         if exc.status in (401, 403):
-            raise ExternalError(f"Kubernetes API: the Lease {self.namespace}/{self.name} is refused ({exc.status})",
+            raise ExternalError(f"Kubernetes API: the leader's record {self.namespace}/{self.name} (ConfigMap, "
+                                f"Lease) is refused ({exc.status})",
                                 where="Kubernetes", fix="apply the RBAC of `enclave render deploy` (the "
                                                         "ConfigMap enclave-broker; leases from Kubernetes 1.14)")
         return False  # cannot renew: stop leading, the others will take over when it expires
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)

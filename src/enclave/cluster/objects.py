@@ -45,7 +45,7 @@ drain it again for ``broker.drain_retry_seconds``, across its restarts too."""
 LEASE_API_SINCE = (1, 14)
 """The first Kubernetes with coordination.k8s.io/v1 Lease ("available since v1.14",
 https://kubernetes.io/docs/reference/using-api/deprecation-guide/#lease-v122); before it ``lease.LeaseLock`` keeps
-its record in a ConfigMap, as client-go's ConfigMapLock did."""
+its record in the ConfigMap alone, as client-go's ConfigMapLock did, and from it in the ConfigMap and the Lease."""
 DEFAULT_NAMESPACE = "htcondor"
 CONFIG_FILE = "50-enclave-worker.conf"
 """The key of each worker ConfigMap: the file HTCondor reads from /etc/condor/config.d."""
