@@ -426,11 +426,17 @@ def test_marks_out_of_step_are_put_back(kube: KubeCluster, server: ApiServer) ->
     gpu = {"key": "lsst.io/dedicated", "value": "gpu", "effect": "NoSchedule"}
     server.nodes["kub-007"]["spec"]["taints"] = [gpu]  # someone's kubectl taint replaced the list
     kube.drain("kub-008")  # in step: no patch
+    for name in ("kub-006", "kub-007"):  # marked an hour before the kube's clock (1,800,000,000)
+        server.nodes[name]["metadata"]["annotations"][objects.SINCE_ANNOTATION] = "1799996400"
     patches = sum(r[0] == "PATCH" for r in server.requests)
     assert kube.keep_marks(kube.node_items()) == ["kub-006", "kub-007"]
     assert sum(r[0] == "PATCH" for r in server.requests) == patches + 2
     assert server.nodes["kub-006"]["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
     assert _broker_taint(server.nodes["kub-006"])["value"] == "htcondor"  # type: ignore[index]
+    # kub-006's state changed (draining to HTCondor): its since with it; kub-007's taint alone came back: its since,
+    # which the broker's cooldowns count from, stays.
+    since = {n: server.nodes[n]["metadata"]["annotations"][objects.SINCE_ANNOTATION] for n in ("kub-006", "kub-007")}
+    assert since == {"kub-006": "1800000000", "kub-007": "1799996400"}
     assert server.nodes["kub-007"]["spec"]["taints"] == [
         gpu, {"key": objects.BATCH_LABEL, "value": "htcondor", "effect": "NoSchedule"}]
     assert kube.keep_marks(kube.node_items()) == []

@@ -325,9 +325,11 @@ class KubeCluster:
                                fix="the broker's next cycle reads it again") from exc
             raise _external(f"patching node {node}", exc) from exc
 
-    def _mark(self, node: str, batch: str | None) -> None:
+    def _mark(self, node: str, batch: str | None, *, stamp: bool = True) -> None:
         """Label and taint ``node`` as the broker's, ``batch`` saying what for (``draining``, ``htcondor``), or take
         both off (None), and the broker's own cordon with them (``objects.broker_cordoned``), never anyone else's.
+        ``stamp``: the node's state changes, and its since (``SINCE_ANNOTATION``, what cooldowns count from) with it;
+        not when only the taint is put back (``keep_marks``).
 
         One patch, naming the resourceVersion it was made from: a node's taints are one list
         (``objects.broker_taints``) which the node lifecycle controller and administrators change too, so a patch
@@ -339,13 +341,12 @@ class KubeCluster:
             spec: dict[str, Any] = {"taints": objects.broker_taints(item, batch) or None}
             if objects.broker_cordoned(item):  # an earlier broker's: its taint takes the cordon's place, or neither
                 spec["unschedulable"] = None
+            meta: dict[str, Any] = {"resourceVersion": item["metadata"]["resourceVersion"],
+                                    "labels": {objects.BATCH_LABEL: batch}}
+            if stamp:
+                meta["annotations"] = {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}
             try:
-                self._node_patch(node, {
-                    "metadata": {"resourceVersion": item["metadata"]["resourceVersion"],
-                                 "labels": {objects.BATCH_LABEL: batch},
-                                 "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}},
-                    "spec": spec,
-                })
+                self._node_patch(node, {"metadata": meta, "spec": spec})
                 return
             except Conflict:
                 if attempt + 1 == MARK_TRIES:
@@ -576,11 +577,12 @@ class KubeCluster:
             if name in skipped or batch not in ("draining", "htcondor") or group is None \
                     or group.role != NodeRole.WORKER:
                 continue
+            labelled = batch
             if batch == "draining":
                 with_pod = self._with_node_pod() if with_pod is None else with_pod
                 batch = "htcondor" if name in with_pod else batch
             if objects.broker_taints(item, batch) != ((item.get("spec") or {}).get("taints") or []):
-                self._mark(name, batch)
+                self._mark(name, batch, stamp=batch != labelled)  # the taint alone put back: the node's since stays
                 fixed.append(name)
         return fixed
 
