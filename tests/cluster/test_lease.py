@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import urllib3
 from kubernetes import client as k8s
 
 from enclave.api.metrics import Metrics
@@ -103,16 +104,19 @@ def test_a_lost_race_is_refused_by_the_resource_version(server: ApiServer) -> No
     assert not b.held()  # b sees a's Lease
     now[0] += 60
     # b read the expired Lease, then a renewed before b wrote: b's write names a stale resourceVersion.
-    real_read = b.stores[0].read  # the ConfigMap, read first
+    real_read = b.stores[-1].read  # the last store b reads: a renews both before b writes either
 
     def read_then_a_renews() -> object:
         seen = real_read()
         assert a.held()
         return seen
 
-    b.stores[0].read = read_then_a_renews  # type: ignore[method-assign]
+    b.stores[-1].read = read_then_a_renews  # type: ignore[method-assign]
+    puts = sum(r[0] == "PUT" for r in server.requests)
     assert not b.held()
     assert _record(server)["holderIdentity"] == "api-a"
+    # a's renewals, then b's write of the ConfigMap at the version it read, refused (409): nothing more of b's
+    assert sum(r[0] == "PUT" for r in server.requests) == puts + len(a.stores) + 1
 
 
 
@@ -191,7 +195,8 @@ def test_a_lease_in_a_namespace_that_does_not_exist_is_an_error_not_a_standby(se
     api.rest_client.pool_manager = server
     lock = LeaseLock(api, namespace="enclave-nowhere", name="enclave-broker", identity="x", duration_s=30,
                      lease_api=server.served >= LEASE_API_SINCE, clock=lambda: 1_800_000_000.0)
-    with pytest.raises(ExternalError, match="namespace enclave-nowhere for the Lease enclave-broker does not exist"):
+    with pytest.raises(ExternalError, match="namespace enclave-nowhere for the leader's record enclave-broker does "
+                                            "not exist"):
         lock.held()
 
 
@@ -307,4 +312,41 @@ def test_what_others_keep_in_the_configmap_stays() -> None:
     cm = server.configmaps[(NS, "enclave-broker")]
     assert cm["data"] == {"note": "the broker's lock"} and cm["metadata"]["labels"] == {"team": "sqre"}
     assert cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] == "{}"
+    assert _record(server)["holderIdentity"] == "api-a"
+
+
+def test_a_lease_renewal_that_fails_for_now_keeps_the_configmap() -> None:
+    """No answer to the leader's Lease renewal (or a 5xx, a 429): it does not lead this once, but gives nothing up, so
+    a replica keeping the ConfigMap alone does not take over on its next call (review); the next call renews both."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    leader, old = _replica(server, "api-a", now, lease_api=True), _replica(server, "api-old", now, lease_api=False)
+    assert leader.held() and not old.held()
+    now[0] += 10
+    replace = leader.stores[1].replace
+
+    def unanswered(record: object, version: str) -> str:
+        raise urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.ProtocolError("reset"))  # type: ignore[arg-type]
+
+    leader.stores[1].replace = unanswered  # type: ignore[method-assign]
+    assert not leader.held()
+    assert _in_configmap(server)["holderIdentity"] == "api-a"
+    assert not old.held()
+    leader.stores[1].replace = replace  # type: ignore[method-assign]
+    assert leader.held()
+
+
+def test_an_edited_record_is_read_as_far_as_it_goes() -> None:
+    """The ConfigMap's record is an annotation anyone may edit (the Lease's fields the API server validates): fields
+    edited into what they are not (a count that is no number, a time that is none) do not raise out of the broker's
+    loop, nor leave the ConfigMap taken; a lease that is no number is nobody's."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    a = _replica(server, "api-a", now, lease_api=True)
+    assert a.held()
+    cm = server.configmaps[(NS, "enclave-broker")]
+    cm["metadata"]["annotations"][LEADER_ANNOTATION] = json.dumps({
+        "holderIdentity": "api-x", "leaseDurationSeconds": "long", "leaderTransitions": "many",
+        "acquireTime": "yesterday"})
+    assert a.held()  # api-x holds nothing a lease of no length keeps
     assert _record(server)["holderIdentity"] == "api-a"

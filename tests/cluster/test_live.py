@@ -126,7 +126,8 @@ def test_progress_gives_back_ended_returns_and_puts_marks_back(spec: EnclaveSpec
         kube.drain(node)
         kube.start_htcondor(node, "drp")
     del server.pods[("htcondor", "htcondor-node-kub-006")]  # evicted while NotReady
-    server.nodes["kub-007"]["spec"]["taints"] = []
+    for node in ("kub-006", "kub-007"):
+        server.nodes[node]["spec"]["taints"] = []
     assert live.progress() == 0
     assert objects.BATCH_LABEL not in server.nodes["kub-006"]["metadata"]["labels"]
     assert "taints" not in server.nodes["kub-006"]["spec"]

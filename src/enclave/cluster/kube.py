@@ -34,7 +34,7 @@ from enclave.cluster import objects
 from enclave.cluster.homes import home_job
 from enclave.domain.capacity import Node, NodeState, PendingSpawn, Startd, StartdKind
 from enclave.domain.logs import LogRequest
-from enclave.errors import Conflict, ExternalError, InputError, InvalidTransition, NotFound, Problem
+from enclave.errors import Conflict, EnclaveError, ExternalError, InputError, InvalidTransition, NotFound, Problem
 from enclave.logs import event, logger
 from enclave.spec.models import DrainFlags, EnclaveSpec, NodeRole, QuotaTool
 
@@ -76,6 +76,7 @@ _UNREACHED = (ApiException, HTTPError)
 """What a call may fail with: the API server's refusal, or no answer at all (urllib3 gave up: connection refused,
 reset, timed out), which is reported as an ``ExternalError``, never as a crash of the cycle or a bare 500."""
 
+_ANY = object()
 MARK_TRIES, MARK_RETRY_SECONDS = 5, 0.01
 """Reads and patches of a node that changed in between before ``KubeCluster._mark`` gives up, and the wait between
 them: client-go's retry.DefaultRetry (k8s.io/client-go/util/retry/util.go: ``Steps: 5``, ``Duration: 10ms``)."""
@@ -325,11 +326,13 @@ class KubeCluster:
                                fix="the broker's next cycle reads it again") from exc
             raise _external(f"patching node {node}", exc) from exc
 
-    def _mark(self, node: str, batch: str | None, *, stamp: bool = True) -> None:
+    def _mark(self, node: str, batch: str | None, *, stamp: bool = True, labelled: object = _ANY) -> bool:
         """Label and taint ``node`` as the broker's, ``batch`` saying what for (``draining``, ``htcondor``), or take
         both off (None), and the broker's own cordon with them (``objects.broker_cordoned``), never anyone else's.
         ``stamp``: the node's state changes, and its since (``SINCE_ANNOTATION``, what cooldowns count from) with it;
-        not when only the taint is put back (``keep_marks``).
+        not when only the taint is put back (``keep_marks``). ``labelled``: what the label said when this was
+        decided (``keep_marks``, from a listing); a node whose label says otherwise when read is left as it is
+        (False).
 
         One patch, naming the resourceVersion it was made from: a node's taints are one list
         (``objects.broker_taints``) which the node lifecycle controller and administrators change too, so a patch
@@ -338,6 +341,8 @@ class KubeCluster:
         DefaultRetry: 5 steps)."""
         for attempt in range(MARK_TRIES):
             item = self._node(node)
+            if labelled is not _ANY and objects.batch_label(item) != labelled:
+                return False  # changed since it was decided (someone gave it back by hand): the next cycle looks again
             spec: dict[str, Any] = {"taints": objects.broker_taints(item, batch) or None}
             if objects.broker_cordoned(item):  # an earlier broker's: its taint takes the cordon's place, or neither
                 spec["unschedulable"] = None
@@ -347,11 +352,12 @@ class KubeCluster:
                 meta["annotations"] = {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}
             try:
                 self._node_patch(node, {"metadata": meta, "spec": spec})
-                return
+                return True
             except Conflict:
                 if attempt + 1 == MARK_TRIES:
                     raise
                 time.sleep(MARK_RETRY_SECONDS)
+        return False  # not reached: the last try returns or raises
 
     def deploy_pods(self, node: str, pool: str, names: tuple[str, ...], cores: int, memory_mib: int) -> None:
         """BCS 4: create the worker pods that do not exist yet."""
@@ -497,15 +503,15 @@ class KubeCluster:
         """BCS 5 steps 2–3: HTCondor on the drained node, labelled for ``pool``."""
         item = self._node(node)  # read once: its state, then its room
         state = objects.node_state(item)
-        if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
-            raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
-                                    where=node, fix=f"enclave batch drain-node {node}")
-        if state == NodeState.DRAINING and objects.someone_cordoned(item):
-            # The broker's own hold is its taint: a cordon is an administrator's (maintenance), which the node's
-            # state does not show while the broker's label is on it.
+        if objects.batch_label(item) == "draining" and objects.someone_cordoned(item):
+            # The broker's own hold is its taint: a cordon is an administrator's (maintenance), and the node is down
+            # for the broker until they uncordon it (``objects.node_state``).
             raise Conflict(f"node {node} was cordoned by someone else while the broker drained it", where=node,
                            fix=f"leave it to them; once they uncordon it, the broker starts HTCondor there or gives "
                                f"it back (enclave batch return-node {node})")
+        if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
+            raise InvalidTransition(f"node {node} is {state.value}; drain it before starting HTCondor there",
+                                    where=node, fix=f"enclave batch drain-node {node}")
         cores, memory_mib = self._room_left(node, item)
         self._create(objects.worker_pod(self.spec, name=objects.node_pod_name(node), node=node, pool=pool,
                                         cores=cores, memory_mib=memory_mib, image=self.image,
@@ -545,8 +551,14 @@ class KubeCluster:
             self._node_patch(node, {"metadata": {"annotations": {
                 objects.DRAIN_STUCK_ANNOTATION: f"{self.clock():.0f}"}}})
         self.delete_pods((objects.node_pod_name(node),))
-        if state in (NodeState.DRAINING, NodeState.HTCONDOR) and node not in self._with_node_pod():
+        if state not in (NodeState.DRAINING, NodeState.HTCONDOR):
+            return
+        if node not in self._with_node_pod():
             self._mark(node, None)
+        elif state == NodeState.DRAINING:
+            # Its node pod was made and the mark failed (``keep_marks``): labelled for HTCondor now, the node is
+            # given back by ``finish_returns`` once the pod is gone, as any other.
+            self._mark(node, "htcondor")
 
     def finish_returns(self, nodes: Iterable[Node]) -> list[str]:
         """Give back to the commons each worker labelled for HTCondor whose node pod is gone: returned, lost with
@@ -555,41 +567,59 @@ class KubeCluster:
         never comes. The administrator's cordon stays (``_mark``): the node is theirs until they uncordon it.
         ``nodes``: as ``nodes()`` reported them (the caller's, not listed again). Returns their names."""
         with_pod = self._with_node_pod()
-        done = [n.name for n in nodes if n.state == NodeState.HTCONDOR and n.name not in with_pod]
-        for node in done:
-            self._mark(node, None)
-        return done
+        return [n.name for n in nodes if n.state == NodeState.HTCONDOR and n.name not in with_pod
+                and self._marked(n.name, None)]
+
+    def _marked(self, node: str, batch: str | None, **kwargs: Any) -> bool:
+        """``_mark``, a failure logged rather than raised: one node's refusal (a conflict five times over, a node
+        deleted meanwhile) does not stop the others' in the same pass. The next cycle tries it again."""
+        try:
+            return self._mark(node, batch, **kwargs)
+        except EnclaveError as exc:
+            event(_log, logging.WARNING, "node mark failed", node=node, batch=batch, error=str(exc))
+            return False
 
     def keep_marks(self, items: Iterable[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
-        """Put the broker's label and taint back in step where they fell out of it, on the workers as the API listed
-        them (``items``) but ``skip`` (given back meanwhile); returns their names. A draining worker where the node
-        pod exists is labelled for HTCondor: ``start_htcondor`` made the pod and then failed to mark it, and the
-        next cycle, finding HTCondor there, asks nothing more. A worker whose label says batch but whose broker
-        taint is gone or says otherwise gets it back: ``kubectl taint`` patches the taints without a
-        resourceVersion (kubectl pkg/cmd/taint/taint.go), so one made meanwhile may drop it, and pods would be
-        placed on the node the broker holds."""
+        """Put the broker's marks back in step where they fell out of it, on the workers as the API listed them
+        (``items``) but ``skip`` (given back meanwhile); returns their names. From the label, never the other way:
+
+        - a draining worker someone cordoned (their maintenance, ``objects.node_state``) is given back, its label and
+          taint off, their cordon kept;
+        - a draining worker where the node pod runs is labelled for HTCondor: ``start_htcondor`` made the pod and then
+          failed to mark it, and the next cycle, finding HTCondor there, would ask nothing more;
+        - a worker whose label says batch but whose broker taint is gone or says otherwise gets it back: ``kubectl
+          taint`` replaces the taints without naming a resourceVersion (kubectl pkg/cmd/taint/taint.go), so one made
+          meanwhile may drop it, and pods would be placed on the node the broker holds.
+
+        Only the broker's taint is compared: where the others stand in the list is theirs (the node lifecycle
+        controller appends its own), and a repair for their order would patch the node every cycle."""
         skipped, fixed = set(skip), []
-        with_pod: set[str] | None = None
+        running: set[str] | None = None
         for item in items:
-            name = item["metadata"]["name"]
-            batch = (item["metadata"].get("labels") or {}).get(objects.BATCH_LABEL)
-            group = self._group_of(name)
-            if name in skipped or batch not in ("draining", "htcondor") or group is None \
-                    or group.role != NodeRole.WORKER:
+            name, label = item["metadata"]["name"], objects.batch_label(item)
+            if name in skipped or label not in ("draining", "htcondor") or not self._is_worker(name):
                 continue
-            labelled = batch
-            if batch == "draining":
-                with_pod = self._with_node_pod() if with_pod is None else with_pod
-                batch = "htcondor" if name in with_pod else batch
-            if objects.broker_taints(item, batch) != ((item.get("spec") or {}).get("taints") or []):
-                self._mark(name, batch, stamp=batch != labelled)  # the taint alone put back: the node's since stays
+            wanted: str | None = label
+            if label == "draining" and objects.someone_cordoned(item):
+                wanted = None
+            elif label == "draining":
+                running = self._with_node_pod(running=True) if running is None else running
+                wanted = "htcondor" if name in running else label
+            if wanted == label and objects.broker_taint(item) == objects.batch_taint(label):
+                continue
+            if self._marked(name, wanted, stamp=wanted != label, labelled=label):
                 fixed.append(name)
         return fixed
 
-    def _with_node_pod(self) -> set[str]:
-        """Workers where a whole-node HTCondor pod exists, terminating ones included."""
+    def _is_worker(self, node: str) -> bool:
+        g = self._group_of(node)
+        return g is not None and g.role == NodeRole.WORKER
+
+    def _with_node_pod(self, *, running: bool = False) -> set[str]:
+        """Workers where a whole-node HTCondor pod exists, terminating ones included unless ``running``."""
         pods = self._pods(label_selector=f"{objects.APP_LABEL}={objects.WORKER_APP},{objects.KIND_LABEL}=node")
-        return {(p.get("spec") or {}).get("nodeName") or "" for p in pods}
+        return {(p.get("spec") or {}).get("nodeName") or "" for p in pods
+                if not (running and p["metadata"].get("deletionTimestamp"))}
 
     def provision_home(self, account: AccountView) -> Provisioned:
         """Home, workspace and quota of ``account`` through a Job in enclave's namespace

@@ -36,7 +36,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from enclave.cluster.kube import REQUEST_TIMEOUT
+from enclave.cluster.kube import REQUEST_TIMEOUT, _message
 from enclave.errors import ExternalError
 
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
@@ -49,12 +49,27 @@ def _micro(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _seconds(value: Any) -> float:
-    if value is None:
-        return 0.0
+def _seconds(value: Any, missing: float) -> float:
+    """A record's time as Unix seconds; ``missing`` when it has none or it is not one (someone's edit)."""
     if isinstance(value, datetime):
         return value.timestamp()
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return missing
+
+
+def _number(value: Any, missing: float) -> float:
+    """A record's number; ``missing`` when it has none or it is not one: an edited record is read as far as it
+    goes (a lease of 0 s is nobody's), not raised out of the broker's loop."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return missing
+
+
+class _Unanswered(Exception):
+    """A write that failed for now: no answer, or a server that could not take it (5xx, 429)."""
 
 
 class _Store(Protocol):
@@ -211,9 +226,11 @@ class LeaseLock:
         return self._take_all(found, now)
 
     def _take_all(self, found: list[tuple[Record, str] | None], now: float) -> bool:
-        """Write the record into each store in turn. When one write fails after others were made, those are given
-        up again (``_release``): a ConfigMap held by a replica whose Lease write fails every time (the Lease API
-        not served yet, a webhook refusing it) would otherwise hold every other replica off for as long as it runs."""
+        """Write the record into each store in turn. When a later write is refused for good, or because another
+        replica holds that store, the ones made are given up again (``_release``): a ConfigMap held by a replica
+        whose Lease write fails every time (the Lease API not served yet, a webhook refusing it) would otherwise hold
+        every other replica off for as long as it runs. A write that failed for now (no answer, the server busy:
+        ``_Unanswered``) gives nothing up: the leader keeps what it holds and renews both on its next call."""
         written: list[tuple[_Store, Record, str]] = []
         try:
             for store, record in zip(self.stores, found, strict=True):
@@ -222,7 +239,9 @@ class LeaseLock:
                     self._release(written, now)
                     return False
                 written.append((store, *taken))
-        except ExternalError:
+        except _Unanswered:
+            return False
+        except BaseException:
             self._release(written, now)
             raise
         return True
@@ -236,7 +255,7 @@ class LeaseLock:
             self._seen[i] = (version, now)
         holder = spec.get("holderIdentity")
         return bool(holder) and holder != self.identity and \
-            self._seen[i][1] + float(spec.get("leaseDurationSeconds") or 0) > now
+            self._seen[i][1] + _number(spec.get("leaseDurationSeconds"), 0.0) > now
 
     def _take(self, store: _Store, found: tuple[Record, str] | None, now: float,
               first: bool) -> tuple[Record, str] | None:
@@ -248,8 +267,8 @@ class LeaseLock:
         else:
             spec, read = found
             mine = spec.get("holderIdentity") == self.identity
-            transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
-            acquired = _seconds(spec.get("acquireTime")) if mine else now
+            transitions = int(_number(spec.get("leaseTransitions"), 0.0)) + (0 if mine else 1)
+            acquired = _seconds(spec.get("acquireTime"), now) if mine else now
             record = self._record(now, acquired=acquired, transitions=transitions)
             version = self._write(lambda: store.replace(record, read))
         return None if version is None else (record, version)
@@ -258,9 +277,9 @@ class LeaseLock:
         """What a 404 to a create in ``store`` means: the namespace is missing, unless a store was written in it
         already — then the kind is not served."""
         if first:
-            return f"namespace {self.namespace} for the Lease {self.name} does not exist"
+            return f"namespace {self.namespace} for the leader's record {self.name} does not exist"
         return (f"the Lease API (coordination.k8s.io/v1) is not served, though the spec's kubernetes_version says it "
-                f"is (it came with 1.14); {type(store).__name__} {self.namespace}/{self.name} could not be made")
+                f"is (it came with 1.14); the Lease {self.namespace}/{self.name} could not be made")
 
     def _release(self, written: list[tuple[_Store, Record, str]], now: float) -> None:
         """Give up the records just written, as client-go's ``release`` does (leaderelection.go: no holder, a
@@ -273,14 +292,17 @@ class LeaseLock:
 
     def _write(self, call: Callable[[], str], *, missing: str | None = None) -> str | None:
         """The version ``call`` wrote; None when another replica wrote first (409: a stale version, or a create of
-        what exists) or no answer came. ``missing``: what a 404 means (a create), reported as an error."""
+        what exists). ``_Unanswered`` when no answer came or the server could not take it now (5xx, 429); an
+        ``ExternalError`` for a refusal that would come again. ``missing``: what a 404 means (a create)."""
         try:
             return call()
-        except HTTPError:
-            return None
+        except HTTPError as exc:
+            raise _Unanswered from exc
         except ApiException as exc:
             if exc.status == 409:
                 return None
+            if exc.status is None or exc.status == 429 or exc.status >= 500:
+                raise _Unanswered from exc
             if exc.status == 404 and missing is not None:  # nobody could ever lead: say so (not standing by)
                 raise ExternalError(f"Kubernetes API: {missing}", where="Kubernetes",
                                     fix="apply `enclave render deploy` (it makes the namespace), or set "
@@ -288,11 +310,13 @@ class LeaseLock:
                                         "cluster.kubernetes_version to the cluster's") from exc
             if exc.status == 422:  # refused as invalid (an immutable ConfigMap of that name): no replica ever could
                 raise ExternalError(f"Kubernetes API: {self.namespace}/{self.name} refused the leader's record "
-                                    f"({_reason(exc)})", where="Kubernetes",
-                                    fix=f"delete the ConfigMap {self.namespace}/{self.name} (it is the broker's lock)"
-                                    ) from exc
+                                    f"({_message(exc)})", where="Kubernetes",
+                                    fix=f"delete the ConfigMap or Lease {self.namespace}/{self.name} that refused "
+                                        "it (it is the broker's lock; the broker makes it again)") from exc
             self._unreachable(exc)
-            return None
+            raise ExternalError(f"Kubernetes API: {self.namespace}/{self.name} refused the leader's record "
+                                f"({exc.status}: {_message(exc)})", where="Kubernetes",
+                                fix="see the API server's message; apply `enclave render deploy`") from exc
 
     def _unreachable(self, exc: ApiException) -> bool:
         if exc.status in (401, 403):
@@ -302,9 +326,3 @@ class LeaseLock:
                                                         "ConfigMap enclave-broker; leases from Kubernetes 1.14)")
         return False  # cannot renew: stop leading, the others will take over when it expires
 
-
-def _reason(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)

@@ -135,10 +135,14 @@ class LiveBackend:
         it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second)."""
         if node is not None:
             return self.kube.evict(node) if self.kube.draining(node) else 0
-        items = self.kube.node_items()  # one listing for all three: a return changes no draining worker
+        items = self.kube.node_items()  # one listing for all three
         nodes = self.kube.nodes(items)
-        self.kube.keep_marks(items, skip=self.kube.finish_returns(nodes))
-        return sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
+        # Evictions first: the marks' repairs may change a draining worker's state, and one node's trouble there
+        # must not hold back the others' drains.
+        left = sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
+        returned = self.kube.finish_returns(nodes)
+        self.kube.keep_marks(items, skip=returned)  # not those just given back: the listing is from before
+        return left
 
     def drain_left(self, node: str) -> int | None:
         """The pods a drain of ``node`` still has to move, evicted ones still terminating included

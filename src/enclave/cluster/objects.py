@@ -225,22 +225,35 @@ def node_state(node: dict[str, Any]) -> NodeState:
         # Whatever the broker had it doing: a worker lent whole loses its startd as one NotReady for long does, and
         # is given back once the taint goes (``KubeCluster.finish_returns``); a draining one is emptied anyway.
         return NodeState.DOWN
-    batch = ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL) or _batch_taint(node)
+    taint = broker_taint(node)
+    batch = batch_label(node) or (taint or {}).get("value")
     if batch == "htcondor":
         return NodeState.HTCONDOR
     if batch == "draining":
-        return NodeState.DRAINING
+        # Cordoned by someone else while the broker drained it: their maintenance, where HTCondor does not start;
+        # the broker gives it back (``KubeCluster.keep_marks``). A worker lent whole stays the broker's while its
+        # HTCondor pod runs (a cordon evicts nothing), and is given back once their drain evicts it.
+        return NodeState.DOWN if someone_cordoned(node) else NodeState.DRAINING
     if (node.get("spec") or {}).get("unschedulable"):
         return NodeState.DOWN  # cordoned by someone else (maintenance): not ours to use
     return NodeState.READY
 
 
-def _batch_taint(node: dict[str, Any]) -> str | None:
-    """The value of the broker's taint on the node, if it has one: the broker sets it with its label in one patch
-    (``KubeCluster._mark``), so it says the same unless someone took the label off by hand; the node is the broker's
-    while either says so, and giving it back takes both off."""
-    return next((t.get("value") for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") == BATCH_LABEL),
-                None)
+def batch_label(node: dict[str, Any]) -> str | None:
+    """The value of the broker's label on the node (``BATCH_LABEL``), if it has one."""
+    return ((node.get("metadata") or {}).get("labels") or {}).get(BATCH_LABEL)
+
+
+def broker_taint(node: dict[str, Any]) -> dict[str, Any] | None:
+    """The broker's taint on the node, if it has one. The broker sets it with its label in one patch
+    (``KubeCluster._mark``), so they say the same unless someone changed one by hand: the node is the broker's while
+    either says so, and giving it back takes both off."""
+    return next((t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") == BATCH_LABEL), None)
+
+
+def batch_taint(batch: str) -> dict[str, Any]:
+    """The broker's taint for a node it holds for ``batch`` (``draining``, ``htcondor``)."""
+    return {"key": BATCH_LABEL, "value": batch, "effect": BATCH_TAINT_EFFECT}
 
 
 def node_since(node: dict[str, Any]) -> float:
@@ -395,7 +408,7 @@ def broker_taints(node: dict[str, Any], batch: str | None) -> list[dict[str, Any
     merged only under ``patchStrategy: merge``)."""
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != BATCH_LABEL]
     if batch is not None:
-        taints.append({"key": BATCH_LABEL, "value": batch, "effect": BATCH_TAINT_EFFECT})
+        taints.append(batch_taint(batch))
     return taints
 
 
@@ -404,10 +417,8 @@ def broker_cordoned(node: dict[str, Any]) -> bool:
     and cordoned, without the taint (``BATCH_TAINT_EFFECT``). The broker's next mark of such a node takes the cordon
     off as it puts the taint on (``KubeCluster._mark``); any other cordon is someone else's and stays. An
     administrator's cordon of such a node cannot be told from the broker's, and goes with it."""
-    meta_labels = (node.get("metadata") or {}).get("labels") or {}
-    spec = node.get("spec") or {}
-    return (BATCH_LABEL in meta_labels and bool(spec.get("unschedulable"))
-            and not any(t.get("key") == BATCH_LABEL for t in spec.get("taints") or []))
+    return (batch_label(node) is not None and bool((node.get("spec") or {}).get("unschedulable"))
+            and broker_taint(node) is None)
 
 
 def someone_cordoned(node: dict[str, Any]) -> bool:

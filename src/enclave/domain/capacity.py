@@ -27,7 +27,8 @@ class NodeState(StrEnum):
     READY = "ready"
     """Serving its normal role: Kubernetes workloads on a worker, HTCondor on a batch-only node."""
     DRAINING = "draining"
-    """Cordoned; Kubernetes pods are being evicted (BCS 5 step 1). Runs neither new pods nor jobs."""
+    """Held by the broker (live: its taint, not a cordon); Kubernetes pods are being evicted (BCS 5 step 1). Runs
+    neither new pods nor jobs."""
     HTCONDOR = "htcondor"
     """A Kubernetes worker taken out of the commons and running HTCondor on the bare node (BCS 5)."""
     DOWN = "down"
