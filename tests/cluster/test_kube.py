@@ -183,17 +183,13 @@ def _notebooks_and_a_daemonset_on_kub_005(server: ApiServer) -> None:
     server.pdb_blocked.add("nb-bob")
 
 
-def _broker_taint(node: dict[str, Any]) -> dict[str, Any] | None:
-    return next((t for t in node["spec"].get("taints") or [] if t["key"] == objects.BATCH_LABEL), None)
-
-
 def test_drain_taints_and_evicts_through_the_eviction_api(kube: KubeCluster, server: ApiServer) -> None:
     _notebooks_and_a_daemonset_on_kub_005(server)
     left = kube.drain("kub-005")
     assert left == 1
     node = server.nodes["kub-005"]
     # The broker's own taint keeps new pods off, not a cordon: the cordon stays free for an administrator's.
-    assert _broker_taint(node) == {"key": objects.BATCH_LABEL, "value": "draining", "effect": "NoSchedule"}
+    assert objects.broker_taint(node) == {"key": objects.BATCH_LABEL, "value": "draining", "effect": "NoSchedule"}
     assert "unschedulable" not in node["spec"]
     assert node["metadata"]["labels"][objects.BATCH_LABEL] == "draining"
     assert node["metadata"]["annotations"][objects.SINCE_ANNOTATION] == "1800000000"
@@ -274,7 +270,7 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     # named as a Service would not resolve (kubernetes.io/docs/concepts/services-networking/dns-pod-service/).
     assert pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert {n.name: n for n in kube.nodes()}["kub-007"].state == NodeState.HTCONDOR
-    assert _broker_taint(server.nodes["kub-007"])["value"] == "htcondor"  # type: ignore[index]
+    assert objects.broker_taint(server.nodes["kub-007"])["value"] == "htcondor"  # type: ignore[index]
     # Bound by nodeName it passes no scheduler; it tolerates the node's taints all the same, a cordon's too.
     assert objects.tolerates(pod, server.nodes["kub-007"]["spec"]["taints"] + [
         {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}])
@@ -284,7 +280,7 @@ def test_start_htcondor_needs_a_drained_node_then_returns_it(kube: KubeCluster, 
     # Its jobs retire while the kubelet stops the pod (terminationGracePeriodSeconds): the node stays tainted and
     # labelled for HTCondor until the pod is gone, so Kubernetes places nothing on cores the jobs still use.
     node = server.nodes["kub-007"]
-    assert _broker_taint(node) and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
+    assert objects.broker_taint(node) and node["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
     assert not kube.worker_pods() and kube.finish_returns(kube.nodes()) == []
     server.kubelet_stops()
     assert kube.finish_returns(kube.nodes()) == ["kub-007"]
@@ -395,7 +391,7 @@ def test_a_node_an_earlier_broker_was_draining_is_held_by_the_taint_once_marked_
     server.nodes["kub-006"] = node_obj("kub-006", labels={objects.BATCH_LABEL: "draining"}, unschedulable=True)
     kube.start_htcondor("kub-006", "drp")
     node = server.nodes["kub-006"]
-    assert "unschedulable" not in node["spec"] and _broker_taint(node)["value"] == "htcondor"  # type: ignore[index]
+    assert "unschedulable" not in node["spec"] and objects.broker_taint(node)["value"] == "htcondor"  # type: ignore[index]
     kube.return_node("kub-006")
     server.kubelet_stops()
     assert kube.finish_returns(kube.nodes()) == ["kub-006"]
@@ -439,7 +435,7 @@ def test_marks_out_of_step_are_put_back(kube: KubeCluster, server: ApiServer) ->
     assert kube.keep_marks(kube.node_items()) == ["kub-006", "kub-007"]
     assert sum(r[0] == "PATCH" for r in server.requests) == patches + 2
     assert server.nodes["kub-006"]["metadata"]["labels"][objects.BATCH_LABEL] == "htcondor"
-    assert _broker_taint(server.nodes["kub-006"])["value"] == "htcondor"  # type: ignore[index]
+    assert objects.broker_taint(server.nodes["kub-006"])["value"] == "htcondor"  # type: ignore[index]
     # kub-006's state changed (draining to HTCondor): its since with it; kub-007's taint alone came back: its since,
     # which the broker's cooldowns count from, stays.
     since = {n: server.nodes[n]["metadata"]["annotations"][objects.SINCE_ANNOTATION] for n in ("kub-006", "kub-007")}
@@ -737,7 +733,7 @@ def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, 
         _kubectl_defaults(spec, server).drain("kub-005")
     assert not [r for r in server.requests if r[0] != "GET"]  # nothing changed: not even tainted
     left = _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005")
-    assert _broker_taint(server.nodes["kub-005"]) and left == 0
+    assert objects.broker_taint(server.nodes["kub-005"]) and left == 0
     evicted = [r for r in server.requests if r[1].endswith("/eviction")]
     # --ignore-daemonsets leaves the DaemonSet pod where it is; the other two flags let it be evicted.
     assert len(evicted) == (0 if flag == "ignore_daemonsets" else 1)
@@ -760,7 +756,7 @@ def test_drain_flags_given_override_the_spec(spec: EnclaveSpec, server: ApiServe
         _kubectl_defaults(spec, server, **{flag: True}).drain("kub-005", **{flag: False})
     assert not [r for r in server.requests if r[0] != "GET"]
     assert _kubectl_defaults(spec, server).drain("kub-005", **{flag: True}) == 0
-    assert _broker_taint(server.nodes["kub-005"])
+    assert objects.broker_taint(server.nodes["kub-005"])
 
 
 def test_an_eviction_refused_for_good_holds_back_that_pod_only(spec: EnclaveSpec, server: ApiServer,

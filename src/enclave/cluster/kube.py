@@ -267,14 +267,12 @@ class KubeCluster:
         namespace = self.spec.notebooks.namespace
         # One request, not in pages: the server selects the namespace's user servers still pending, the spawns
         # under way, a few at a time, however many pods the cluster runs.
-        try:
-            listed = self.core.list_namespaced_pod(namespace, field_selector="status.phase=Pending",
-                                                   label_selector=NOTEBOOK_SELECTOR, _request_timeout=REQUEST_TIMEOUT)
-        except _UNREACHED as exc:
-            raise _external(f"listing pods in {namespace}", exc) from exc
+        pending = self._list(f"listing pods in {namespace}", self.core.list_namespaced_pod, paged=False,
+                             namespace=namespace, field_selector="status.phase=Pending",
+                             label_selector=NOTEBOOK_SELECTOR)
         out = []
         workers: _Workers | None = None
-        for pod in self._plain(listed).get("items") or []:
+        for pod in pending:
             if ((pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp")
                     or not _short_of_resources(pod)):
                 continue
