@@ -577,7 +577,7 @@ class KubeCluster:
             event(_log, logging.WARNING, "node mark failed", node=node, batch=batch, error=str(exc))
             return False
 
-    def keep_marks(self, items: Iterable[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
+    def keep_marks(self, items: list[dict[str, Any]], skip: Iterable[str] = ()) -> list[str]:
         """Put the broker's marks back in step where they fell out of it, on the workers as the API listed them
         (``items``) but ``skip`` (given back meanwhile); returns their names. From the label, never the other way:
 
@@ -593,9 +593,9 @@ class KubeCluster:
         controller appends its own), and a repair for their order would patch the node every cycle."""
         skipped, fixed = set(skip), []
         running: set[str] | None = None
-        for item in items:
+        for item in self._workers(items):
             name, label = item["metadata"]["name"], objects.batch_label(item)
-            if name in skipped or label not in ("draining", "htcondor") or not self._is_worker(name):
+            if name in skipped or label not in ("draining", "htcondor"):
                 continue
             wanted: str | None = label
             if label == "draining" and objects.someone_cordoned(item):
@@ -608,10 +608,6 @@ class KubeCluster:
             if self._marked(name, wanted, stamp=wanted != label, labelled=label):
                 fixed.append(name)
         return fixed
-
-    def _is_worker(self, node: str) -> bool:
-        g = self._group_of(node)
-        return g is not None and g.role == NodeRole.WORKER
 
     def _with_node_pod(self, *, running: bool = False) -> set[str]:
         """Workers where a whole-node HTCondor pod exists, terminating ones included unless ``running``."""

@@ -100,14 +100,14 @@ class _Object:
         self.fresh = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
         self.last: dict[str, Any] | None = None
 
-    def read(self, found: dict[str, Any] | None) -> dict[str, Any] | None:
+    def remember(self, found: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``found`` (a read's answer), kept for the next write, and returned."""
         self.last = found
         return found
 
     def body(self, version: str | None) -> dict[str, Any]:
         """The object to write: the one read (a replace at ``version``) or a new one (a create)."""
         obj: dict[str, Any] = copy.deepcopy(self.last if version is not None and self.last is not None else self.fresh)
-        obj.setdefault("metadata", {})
         if version is not None:
             obj["metadata"]["resourceVersion"] = version
         return obj
@@ -126,7 +126,8 @@ class _LeaseStore:
         self.object = _Object("coordination.k8s.io/v1", "Lease", namespace, name)
 
     def read(self) -> tuple[Record, str] | None:
-        lease = self.object.read(_found(self.api, self.coordination.read_namespaced_lease, self.name, self.namespace))
+        read = self.coordination.read_namespaced_lease
+        lease = self.object.remember(_found(self.api, read, self.name, self.namespace))
         return None if lease is None else (lease.get("spec") or {}, lease["metadata"]["resourceVersion"])
 
     def _body(self, record: Record, version: str | None) -> k8s.V1Lease:
@@ -154,7 +155,7 @@ class _ConfigMapStore:
         self.object = _Object("v1", "ConfigMap", namespace, name)
 
     def read(self) -> tuple[Record, str] | None:
-        cm = self.object.read(_found(self.api, self.core.read_namespaced_config_map, self.name, self.namespace))
+        cm = self.object.remember(_found(self.api, self.core.read_namespaced_config_map, self.name, self.namespace))
         if cm is None:
             return None
         try:
