@@ -120,6 +120,10 @@ def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) ->
             for whole in (True, False)]
 
 
+_POOL_FIELD = f"metadata.labels['{POOL_LABEL}']"
+_SINCE_FIELD = f"metadata.annotations['{SINCE_ANNOTATION}']"
+
+
 def node_pod_name(node: str) -> str:
     return f"{WORKER_POD_PREFIX}node-{node}"
 
@@ -131,10 +135,13 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
     seconds, the broker's clock)."""
     from enclave.batch.render import (
         POD_CPUS_ENV,
+        POD_INFO_DIR,
         POD_MEMORY_ENV,
         POD_NODE_ENV,
         POD_POOL_ENV,
+        POD_POOL_FILE,
         POD_SINCE_ENV,
+        POD_SINCE_FILE,
         pod_grace_seconds,
     )
 
@@ -143,10 +150,10 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         # starts), which a relabel patches (``KubeCluster.label_pod_pool``): the relabel's runtime setting "is lost on
         # restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME), so a container
         # that restarts (its worker's reboot, supervisord's crash) comes back in the pool it was moved to. A startd
-        # its master restarts inside the container reads the environment the container started with.
-        {"name": POD_POOL_ENV, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{POOL_LABEL}']"}}},
-        {"name": POD_SINCE_ENV,
-         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{SINCE_ANNOTATION}']"}}},
+        # its master restarts inside the container reads the same two from the "pod-info" volume below, which the
+        # kubelet keeps up to date, where the environment is the container's at its start.
+        {"name": POD_POOL_ENV, "valueFrom": {"fieldRef": {"fieldPath": _POOL_FIELD}}},
+        {"name": POD_SINCE_ENV, "valueFrom": {"fieldRef": {"fieldPath": _SINCE_FIELD}}},
         {"name": POD_NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "CONDOR_HOST", "value": spec.batch.central_manager},
     ]
@@ -159,6 +166,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             {"name": "token", "mountPath": TOKENS_MOUNT, "readOnly": True},
             {"name": "signing-key", "mountPath": SIGNING_KEY_MOUNT, "readOnly": True},
             {"name": "software", "mountPath": "/software", "readOnly": True},
+            {"name": "pod-info", "mountPath": POD_INFO_DIR, "readOnly": True},
         ],
     }
     pod_spec: dict[str, Any] = {
@@ -175,6 +183,11 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             {"name": "signing-key", "secret": {"secretName": WORKER_SECRET, "defaultMode": 0o400,
                                                "items": [{"key": BROKER_KEY, "path": BROKER_KEY}]}},
             {"name": "software", "hostPath": {"path": "/software", "type": "Directory"}},
+            # One label's or annotation's value by key, in a volume as in the environment, since Kubernetes 1.9
+            # (CHANGELOG-1.9.md, Node, Pod API: kubernetes/kubernetes#55902).
+            {"name": "pod-info", "downwardAPI": {"items": [
+                {"path": POD_POOL_FILE, "fieldRef": {"fieldPath": _POOL_FIELD}},
+                {"path": POD_SINCE_FILE, "fieldRef": {"fieldPath": _SINCE_FIELD}}]}},
         ],
     }
     if whole_node:
