@@ -23,6 +23,7 @@ from enclave.ops.etcd import EtcdServer
 from enclave.services.local import os_user
 from enclave.spec import load
 from enclave.spec.defaults import EXAMPLES
+from tests.cluster.tokens import as_documented
 from tests.pg import _sqlite_template
 
 D1 = "sha256:" + "1" * 64
@@ -168,6 +169,19 @@ def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str
     r = run("security", "check", "--manifests", str(d))
     assert r.exit_code == 8 and "[FAIL] POD-03" in r.stdout and "values.yaml#0 skipped" in r.output
     assert run("security", "list").exit_code == 0
+
+
+def test_security_credentials_exits_non_zero_on_any_problem(env: dict[str, str], tmp_path: Path) -> None:
+    """The deploy bundle's HTCondor credentials (tests/cluster/test_credentials.py checks each rule)."""
+    bundle = as_documented(load(EXAMPLES / "lsst-ldf.yaml"), tmp_path / "deploy")
+    ok = run("security", "credentials", str(bundle), "-o", "json")
+    assert ok.exit_code == 0, ok.output
+    assert [f["file"] for f in json.loads(ok.stdout)] == [*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values()]
+    (bundle / "htcondor-worker-token").unlink()
+    bad = run("security", "credentials", str(bundle))
+    assert bad.exit_code == 1 and "missing" in bad.stdout
+    nowhere = run("security", "credentials", str(tmp_path / "nowhere"))
+    assert nowhere.exit_code == 1 and "is not a directory" in nowhere.output
 
 
 def test_upgrade_plan_commands(env: dict[str, str], tmp_path: Path) -> None:

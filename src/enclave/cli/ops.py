@@ -351,6 +351,40 @@ def security_check(
         raise typer.Exit(exit_code)
 
 
+@security_app.command("credentials")
+def security_credentials(
+    directory: Annotated[Path, typer.Argument(help="The deploy bundle (`enclave render deploy --out`) with the "
+                                              "HTCondor credentials of docs/deploy.md step 6.")] = Path("deploy"),
+    spec: SpecOption = None,
+    output: Output = OutputFormat.TABLE,
+) -> None:
+    """Check the bundle's HTCondor tokens before applying it: each one's signing key, trust domain, identity,
+    authorizations and expiry against what the rendered configs need. Exit 1 when any would not be presented or
+    not be granted what it is for."""
+    with services(spec) as factory:
+        findings = factory.security.credentials(directory)
+    if output != OutputFormat.TABLE:
+        emit([{"file": f.file, "presented_to": f.presented_to, "problems": list(f.problems),
+               "token": None if f.token is None else {
+                   "key": f.token.key, "issuer": f.token.issuer, "subject": f.token.subject,
+                   "scopes": None if f.token.scopes is None else list(f.token.scopes), "expires": f.token.expires}}
+              for f in findings], output)
+    else:
+        table = Table(title=f"HTCondor credentials in {directory}")
+        for col in ("file", "presented to", "identity", "trust domain", "key", "scope", "expires", "verdict"):
+            table.add_column(col)
+        for f in findings:
+            t = f.token
+            expires = "never" if t is None or t.expires is None else dt.datetime.fromtimestamp(
+                t.expires, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            row = ([t.subject or "-", t.issuer or "-", t.key or "-",
+                    "unlimited" if t.scopes is None else " ".join(t.scopes), expires] if t else ["-"] * 5)
+            table.add_row(f.file, f.presented_to, *row, "ok" if not f.problems else "\n".join(f.problems))
+        console.print(table)
+    if any(f.problems for f in findings):
+        raise typer.Exit(1)
+
+
 @security_app.command("list")
 def security_list(output: Output = OutputFormat.TABLE,
                   benchmark: Annotated[str, typer.Option("--benchmark", help="Number the items as this CIS "

@@ -53,6 +53,7 @@ account."""
 NOBODY: frozenset[str] = frozenset({
     "spec validate", "spec show", "render access", "render admission", "render all", "render condor",
     "render deploy", "render notebooks", "twin run", "twin compare", "twin scenarios", "twin sweep", "security check",
+    "security credentials",
     "security list", "upgrade plan", "upgrade releases", "backup list", "backup verify", "backup schedule",
     "backup restore-plan", "access matrix", "notebooks capacity", "batch explain", "batch pools", "batch spoof",
     "broker plan", "login", "config get-contexts", "config use-context", "config current-context"})

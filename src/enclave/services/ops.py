@@ -27,7 +27,7 @@ from enclave.access.render import render_access, write_yaml
 from enclave.accounts import storage as account_storage
 from enclave.accounts.authorize import require
 from enclave.batch import render as condor
-from enclave.cluster import deploy
+from enclave.cluster import credentials, deploy
 from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.notebooks import profiles
@@ -168,6 +168,15 @@ class SecurityService:
                 else Version.parse(self.spec.cluster.kubernetes_version, where="cluster.kubernetes_version"))
         return security.run(defs, node=node_cfg, objects=objects, params=security_params(self.spec),
                             data_version=version, benchmark=benchmark, version=kube)
+
+    def credentials(self, directory: Path) -> list[credentials.Finding]:
+        """The HTCondor tokens and the broker's key in a deploy bundle (docs/deploy.md, step 6), as HTCondor would
+        take them: presented to which daemon, and why not."""
+        if not directory.is_dir():
+            raise InputError([Problem(str(directory), "is not a directory",
+                                      "give the directory `enclave render deploy --out` wrote, with the credentials "
+                                      "docs/deploy.md step 6 puts there")])
+        return credentials.check(self.spec, directory, time.time())
 
     def report(self) -> tuple[security.Report, list[str]]:
         """The benchmark on enclave's own rendered objects. Rendering takes seconds and the objects depend only

@@ -1,0 +1,116 @@
+"""The deploy bundle's HTCondor credentials, checked as HTCondor takes them (``enclave security credentials``);
+the tokens are made as ``condor_token_create`` makes them (``tests.cluster.tokens``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from enclave.cluster import credentials
+from enclave.spec import EnclaveSpec, load
+from enclave.spec.defaults import EXAMPLES
+from tests.cluster.tokens import NOW, as_documented, mint
+
+# A token from the HTCondor manual (docs/admin-manual/security.rst, "Revoking Tokens"), as printed there.
+MANUAL_TOKEN = ("eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ."
+                "eyJpYXQiOjE1ODg0NzQ3MTksImlzcyI6ImhjYy1icmlhbnRlc3Q3LnVubC5lZHUi"
+                "LCJqdGkiOiJjNzYwYzJhZjE5M2ExZmQ0ZTQwYmM5YzUzYzk2ZWU3YyIsInN1YiI6ImJib2NrZWxtQGhjYy1icmlhbnRlc3Q3LnVu"
+                "bC5lZHUifQ.fiqfgwjyTkxMSdxwm84xxMTVcGfearddEDj_rhiIbi4ummU")
+
+
+@pytest.fixture(scope="module")
+def ldf() -> EnclaveSpec:
+    return load(EXAMPLES / "lsst-ldf.yaml")
+
+
+def _problems(spec: EnclaveSpec, directory: Path) -> dict[str, tuple[str, ...]]:
+    return {f.file: f.problems for f in credentials.check(spec, directory, NOW)}
+
+
+def test_a_token_from_the_manual_reads_as_its_claims_say() -> None:
+    token = credentials.read_token(MANUAL_TOKEN)
+    assert (token.key, token.issuer, token.subject, token.jti) == (
+        "POOL", "hcc-briantest7.unl.edu", "bbockelm@hcc-briantest7.unl.edu", "c760c2af193a1fd4e40bc9c53c96ee7c")
+    assert token.expires is None and token.scopes is None  # no lifetime, no -authz: unlimited
+
+
+def test_the_documented_credentials_pass(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    assert _problems(ldf, as_documented(ldf, tmp_path / "deploy")) == {
+        "htcondor-token": (), "htcondor-schedd-token": (), "htcondor-worker-token": (), "htcondor-broker-key": ()}
+
+
+def test_a_token_minted_before_the_pools_trust_domain_is_refused(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """Without TRUST_DOMAIN set, the minting host's own name is the issuer (its FULL_HOSTNAME): a client presents
+    only tokens whose issuer is the server's trust domain (``checkToken``), so this one never reaches the startds."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-token").write_text(mint(f"enclave-broker@{cm}", trust_domain="admin01.example.org",
+                                                key="ENCLAVE") + "\n")
+    [problem] = _problems(ldf, bundle)["htcondor-token"]
+    assert "trust domain admin01.example.org" in problem and f"_CONDOR_TRUST_DOMAIN={cm}" in problem
+
+
+def test_the_startds_token_must_be_signed_with_the_brokers_key(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """The startds hold the broker's key alone (``ENCLAVE``), not the pool's: a token signed with POOL is skipped
+    ("signed with key … (not known to the server)")."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-token").write_text(mint(f"enclave-broker@{cm}", trust_domain=cm) + "\n")
+    [problem] = _problems(ldf, bundle)["htcondor-token"]
+    assert problem.startswith("signed with key POOL, not ENCLAVE")
+
+
+@pytest.mark.parametrize(("authz", "missing"), [
+    (("READ",), "ADMINISTRATOR, CONFIG"),
+    (("ADMINISTRATOR",), "CONFIG"),
+    (("ADMINISTRATOR", "CONFIG"), None),  # READ is implied by both (condor_perms.cpp, aImpliedNext)
+])
+def test_a_limited_token_must_grant_what_it_is_for(ldf: EnclaveSpec, tmp_path: Path, authz: tuple[str, ...],
+                                                    missing: str | None) -> None:
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-token").write_text(mint(f"enclave-broker@{cm}", trust_domain=cm, key="ENCLAVE",
+                                                authz=authz) + "\n")
+    got = _problems(ldf, bundle)["htcondor-token"]
+    assert got == (() if missing is None else (f"its scope does not grant {missing} (it has {', '.join(authz)})",))
+
+
+def test_administrator_implies_write_for_the_schedds(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-schedd-token").write_text(mint(f"enclave-broker@{cm}", trust_domain=cm,
+                                                       authz=("ADMINISTRATOR",)) + "\n")
+    assert _problems(ldf, bundle)["htcondor-schedd-token"] == ()
+
+
+def test_the_schedds_know_the_broker_by_its_full_name(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """QUEUE_SUPER_USERS names enclave-broker@<central manager>; the startds admit enclave-broker@* (rendered)."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    for name, key in (("htcondor-schedd-token", None), ("htcondor-token", "ENCLAVE")):
+        (bundle / name).write_text(mint("enclave-broker@elsewhere.org", trust_domain=cm, key=key) + "\n")
+    got = _problems(ldf, bundle)
+    assert got["htcondor-schedd-token"] == (f"identity enclave-broker@elsewhere.org, not enclave-broker@{cm}",)
+    assert got["htcondor-token"] == ()
+
+
+def test_an_expired_token_is_refused(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-worker-token").write_text(mint(f"condor@{cm}", trust_domain=cm, lifetime=600) + "\n")
+    assert _problems(ldf, bundle)["htcondor-worker-token"] == ("expired",)
+
+
+def test_files_that_hold_no_token(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """Blank lines and '#' comments are skipped as HTCondor's ``findToken`` does; anything else must be a JWT."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    (bundle / "htcondor-token").write_text("# made on admin01\n\n")
+    (bundle / "htcondor-schedd-token").write_text("condor_token_create: command not found\n")
+    (bundle / "htcondor-broker-key").write_bytes(b"")
+    (bundle / "htcondor-worker-token").unlink()
+    got = _problems(ldf, bundle)
+    assert got["htcondor-token"] == ("holds no token",)
+    assert got["htcondor-schedd-token"][0].startswith("not an IDTOKEN: a JWT has three parts")
+    assert got["htcondor-worker-token"] == ("missing: docs/deploy.md, step 6",)
+    assert got["htcondor-broker-key"] == ("missing or empty: docs/deploy.md, step 6",)
