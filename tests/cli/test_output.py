@@ -63,7 +63,8 @@ READ_ELSEWHERE = {"backup verify": "tests/ops/test_cli.py (needs a backup archiv
                   "config get-contexts": "tests/cli/test_identity.py (needs a context, so a server to log in to)",
                   "config current-context": "tests/cli/test_identity.py (needs a context)",
                   "broker schedule show": "tests/broker/test_schedule_push.py (needs a schedule an HTCondor "
-                                          "administrator pushed)"}
+                                          "administrator pushed)",
+                  "security credentials": "tests/ops/test_cli.py (needs a deploy bundle with its tokens)"}
 # Commands that change state, serve, or run a simulation and write a report: no -o.
 NOT_READ = {
     "accounts bootstrap", "accounts demote", "accounts depart", "accounts expire", "accounts expire-due",

@@ -177,6 +177,7 @@ def test_security_credentials_exits_non_zero_on_any_problem(env: dict[str, str],
     ok = run("security", "credentials", str(bundle), "-o", "json")
     assert ok.exit_code == 0, ok.output
     assert [f["file"] for f in json.loads(ok.stdout)] == [*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values()]
+    assert yaml.safe_load(run("security", "credentials", str(bundle), "-o", "yaml").stdout) == json.loads(ok.stdout)
     (bundle / "htcondor-worker-token").unlink()
     bad = run("security", "credentials", str(bundle))
     assert bad.exit_code == 1 and "missing" in bad.stdout
