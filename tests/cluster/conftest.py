@@ -32,6 +32,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -112,6 +113,21 @@ def container_env(pod: dict[str, Any]) -> dict[str, str | None]:
         else:
             raise AssertionError(f"downward-API field {path} is not implemented by the test")
     return out
+
+
+def downward_files(pod: dict[str, Any], where: Path) -> str:
+    """Write under ``where`` the files the kubelet keeps in the pod's downward-API volume, as the pod's metadata is
+    now (``fieldRef``: one label's or annotation's value by key, empty when it has none —
+    https://kubernetes.io/docs/concepts/workloads/pods/downward-api/); return the path the container mounts them at."""
+    [container] = pod["spec"]["containers"]
+    [volume] = [v for v in pod["spec"]["volumes"] if "downwardAPI" in v]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    where.mkdir()
+    for item in volume["downwardAPI"]["items"]:
+        m = _FIELD.match(item["fieldRef"]["fieldPath"])
+        assert m is not None, f"downward-API field {item['fieldRef']['fieldPath']} is not implemented by the test"
+        (where / item["path"]).write_text((pod["metadata"].get(m[1]) or {}).get(m[2], ""))
+    return str(mount["mountPath"])
 
 
 def schema_version(spec: EnclaveSpec) -> str:

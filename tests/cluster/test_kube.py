@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from kubernetes import client as k8s
 
+from enclave.batch import render
 from enclave.cluster import objects
 from enclave.cluster.kube import NOTEBOOK_SELECTOR, KubeCluster, startds_of
 from enclave.domain.capacity import NodeState, PendingSpawn, StartdKind
@@ -21,6 +23,7 @@ from tests.cluster.conftest import (
     ApiServer,
     Refused,
     container_env,
+    downward_files,
     expired,
     node_obj,
     pod_obj,
@@ -162,6 +165,46 @@ def test_a_relabelled_pod_restarts_in_its_new_pool(kube: KubeCluster, server: Ap
     assert (env["ENCLAVE_POOL"], env["ENCLAVE_POD_SINCE"]) == ("drp", "1800000600")
     [listed] = kube.worker_pods()
     assert (listed.pool, listed.since) == ("drp", 1_800_000_600.0)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_startd_its_master_restarts_serves_the_pool_it_was_moved_to(kube: KubeCluster, server: ApiServer,
+                                                                     tmp_path: Path, whole: bool) -> None:
+    """In a container that keeps running, the environment is the one it started with ("user"), and the relabel's
+    runtime setting is gone once the master restarts a crashed startd. The startd reads its pool the broker set last
+    from the pod's annotation instead (a downward-API file the kubelet keeps up to date: kubernetes' conformance
+    test "Downward API volume should update annotations on modification"), with what follows from it: the published
+    pool and the schedds that may claim it (``ENCLAVE_SCHEDDS_drp``)."""
+    if whole:
+        kube.drain("kub-001")
+        kube.start_htcondor("kub-001", "user")
+        name = objects.node_pod_name("kub-001")
+    else:
+        name = "htcondor-kub-001-1"
+        kube.deploy_pods("kub-001", "user", (name,), 8, 32768)
+    started = copy.deepcopy(server.pods[("htcondor", name)])
+    kube.clock = lambda: 1_800_000_600.0
+    kube.label_pod_pool(name, "drp")
+    [cm] = [m for m in objects.worker_config_maps(kube.spec) if m["metadata"]["name"] == objects.config_map_name(whole)]
+    text = cm["data"][objects.CONFIG_FILE]
+    knobs = [render.POOL_KNOB, render.SINCE_KNOB, kube.spec.batch.pool_attribute, "ALLOW_DAEMON", "ENCLAVE_SCHEDDS_drp"]
+    env = {k: v for k, v in container_env(started).items() if v is not None}
+
+    def restarted(pod: dict[str, Any], where: Path) -> dict[str, str | None]:
+        mounted_at = downward_files(pod, where / "pod-info")
+        assert mounted_at in text
+        config = where / objects.CONFIG_FILE
+        config.write_text(text.replace(mounted_at, str(where / "pod-info")))
+        return render.read_back(config, knobs, subsystem="STARTD", env=env)
+
+    (tmp_path / "before").mkdir()
+    before = restarted(started, tmp_path / "before")  # as made: its own pool, from the file as from the environment
+    assert (before[render.POOL_KNOB], before[render.SINCE_KNOB]) == ("user", "1800000000")
+    (tmp_path / "after").mkdir()
+    got = restarted(server.pods[("htcondor", name)], tmp_path / "after")
+    assert (got[render.POOL_KNOB], got[render.SINCE_KNOB], got[kube.spec.batch.pool_attribute]) == (
+        "drp", "1800000600", '"drp"')
+    assert (got["ENCLAVE_SCHEDDS_drp"] or "?") in (got["ALLOW_DAEMON"] or "")
 
 
 def test_delete_pods_tolerates_missing(kube: KubeCluster, server: ApiServer) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enclave.broker.decide import decide
 from enclave.cluster import objects
 from enclave.cluster.kube import KubeCluster
-from enclave.cluster.live import LiveBackend
+from enclave.cluster.live import LiveBackend, LiveWorld
 from enclave.domain.capacity import (
     Action,
     DeployPods,
@@ -115,6 +115,21 @@ def test_a_whole_worker_startd_is_known_by_its_node_not_its_host_name(spec: Encl
     kube.return_node("kub-007")  # its pod is being deleted: now it is leaving
     [s] = [s for s in live.observe().startds if s.kind == StartdKind.NODE]
     assert s.draining
+
+
+def test_a_relabelled_whole_worker_carries_its_new_pool_on_its_node_pod(spec: EnclaveSpec, kube: KubeCluster,
+                                                                         server: ApiServer) -> None:
+    """The startd is named by the node's host name and its pod by the node (``objects.node_pod_name``): the pod is
+    found through the startd's node. Unlabelled, the node read as lent to its first pool (``LiveWorld.node``), and
+    a restarted startd came back there (``objects.pool_annotations``)."""
+    kube.drain("kub-007")
+    kube.start_htcondor("kub-007", "drp")
+    reported = Startd("kub-007.example.org", "kub-007", StartdKind.NODE, "drp", 48, 262144)
+    live = LiveBackend(spec, kube, CondorSide([Slot(reported)], {}), clock=lambda: 1_800_000_000.0)
+    assert live.apply(Relabel(actor="t", reason="t", startd="kub-007.example.org", from_pool="drp", to_pool="user"))
+    pod = server.pods[("htcondor", objects.node_pod_name("kub-007"))]
+    assert pod["metadata"]["labels"][objects.POOL_LABEL] == "user"
+    assert LiveWorld(live.view()).node_pools == {"kub-007": "user"}
 
 
 def test_progress_gives_back_ended_returns_and_puts_marks_back(spec: EnclaveSpec, kube: KubeCluster,

@@ -8,14 +8,12 @@ so the partitioned file, read by a whole-node pod (which sets no ENCLAVE_POD_CPU
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from classad2 import ExprTree
 
-from enclave.batch import policy, render
+from enclave.batch import render
 from enclave.cluster import objects
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
@@ -169,76 +167,13 @@ def test_a_new_pod_publishes_when_it_started(ldf: EnclaveSpec, tmp_path: Path, w
     assert got[render.SINCE_KNOB] == "1800000000" and got["EnclavePoolSince"] == "1800000000"
 
 
-def _pod_info(pod: dict[str, Any], where: Path) -> str:
-    """Write the files the kubelet keeps in the pod's downward-API volume (``fieldRef``: one label's or
-    annotation's value by key, https://kubernetes.io/docs/concepts/workloads/pods/downward-api/) under ``where``, as
-    the pod's metadata is now; return the path the container mounts them at."""
-    [container] = pod["spec"]["containers"]
-    [volume] = [v for v in pod["spec"]["volumes"] if "downwardAPI" in v]
-    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
-    where.mkdir()
-    for item in volume["downwardAPI"]["items"]:
-        kind, key = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", item["fieldRef"]["fieldPath"]).groups()
-        (where / item["path"]).write_text(pod["metadata"][kind].get(key, ""))
-    return str(mount["mountPath"])
-
-
-def _relabelled(pod: dict[str, Any], pool: str, since: str) -> dict[str, Any]:
-    """The pod after ``KubeCluster.label_pod_pool``: its pool label and since annotation patched."""
-    meta = pod["metadata"]
-    return {**pod, "metadata": {**meta, "labels": {**meta["labels"], objects.POOL_LABEL: pool},
-                                "annotations": {**meta["annotations"], objects.SINCE_ANNOTATION: since}}}
-
-
-def _restarted(ldf: EnclaveSpec, started: dict[str, Any], now: dict[str, Any], tmp_path: Path,
-               knobs: list[str]) -> dict[str, str | None]:
-    """What a startd its master restarts reads: the environment as the container ``started``, the pod-info files
-    as the pod is ``now``."""
-    name, text = _mounted(started, objects.worker_config_maps(ldf))
-    mounted_at = _pod_info(now, tmp_path / "pod-info")
-    assert mounted_at in text
-    return _read((name, text.replace(mounted_at, str(tmp_path / "pod-info"))), _env(started), tmp_path, knobs)
-
-
-@pytest.mark.parametrize("whole", [False, True])
-def test_a_startd_restarted_in_its_container_serves_the_pool_it_was_moved_to(ldf: EnclaveSpec, tmp_path: Path,
-                                                                            whole: bool) -> None:
-    """A relabel's runtime setting "is lost on restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config),
-    and the environment is the container's as it started (pool "user"). The master restarting a crashed startd in
-    the same container used to bring it back in "user"; it now reads the pool the broker set last, with what follows
-    from it: the published pool and the schedds that may claim it (``ENCLAVE_SCHEDDS_drp``)."""
-    started = _pod(ldf, whole)
-    now = _relabelled(started, "drp", "1800000500")
-    knobs = [render.POOL_KNOB, render.SINCE_KNOB, ldf.batch.pool_attribute, "ALLOW_DAEMON", "ENCLAVE_SCHEDDS_drp"]
-    got = _restarted(ldf, started, now, tmp_path, knobs)
-    assert (got[render.POOL_KNOB], got[render.SINCE_KNOB], got[ldf.batch.pool_attribute]) == (
-        "drp", "1800000500", '"drp"')
-    assert (got["ENCLAVE_SCHEDDS_drp"] or "?") in (got["ALLOW_DAEMON"] or "")
-
-
-@pytest.mark.parametrize(("pool", "since", "read"), [
-    ("nosuchpool", "soon", ("user", "1800000000")),  # neither a spec pool nor seconds: the environment's
-    ("", "", ("user", "1800000000")),                # the label and annotation gone: the kubelet writes empty files
-    # A second line that would set another knob (an annotation is free text): a line that is a pool's name or
-    # seconds alone still counts, the other sets nothing.
-    ("drp\nSTART = False", "1\nSTART = False", ("drp", "1")),
-])
-def test_only_a_spec_pool_and_seconds_come_from_the_pods_metadata(ldf: EnclaveSpec, tmp_path: Path, pool: str,
-                                                                  since: str, read: tuple[str, str]) -> None:
-    """Whoever can patch the pod writes what the startd reads: sed passes a line holding a spec pool's name or a
-    number of seconds and nothing else, so START stays the rendered one whatever the metadata says."""
-    started = _pod(ldf, False)
-    got = _restarted(ldf, started, _relabelled(started, pool, since), tmp_path,
-                     [render.POOL_KNOB, render.SINCE_KNOB, "START"])
-    assert (got[render.POOL_KNOB], got[render.SINCE_KNOB]) == read
-    assert ExprTree(got["START"] or "") == policy.start_expr(ldf)
-
-
-def test_without_the_pod_info_files_the_environment_holds(ldf: EnclaveSpec, tmp_path: Path) -> None:
+def test_without_the_pod_info_file_the_environment_holds(ldf: EnclaveSpec, tmp_path: Path) -> None:
     """A pod made before the volume existed mounts the new ConfigMap (a ConfigMap volume follows the map) but has
-    no files there: HTCondor still reads its config, from the environment (``include ifexist command``)."""
+    no file there: HTCondor still reads its config, the pool and since from the environment (``include ifexist``:
+    "Unless the ifexist option is specified, the non-existence of the file is a fatal error", HTCondor manual,
+    "Including Configuration from Elsewhere")."""
     name, text = _mounted(_pod(ldf, False), objects.worker_config_maps(ldf))
-    missing = tmp_path / "nothing-here"
-    got = _read((name, text.replace(render.POD_INFO_DIR, str(missing))), _env(_pod(ldf, False)), tmp_path,
-                [render.POOL_KNOB, render.SINCE_KNOB])
+    assert render.POD_INFO_DIR in text
+    got = _read((name, text.replace(render.POD_INFO_DIR, str(tmp_path / "nothing-here"))), _env(_pod(ldf, False)),
+                tmp_path, [render.POOL_KNOB, render.SINCE_KNOB])
     assert (got[render.POOL_KNOB], got[render.SINCE_KNOB]) == ("user", "1800000000")

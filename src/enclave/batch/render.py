@@ -132,11 +132,15 @@ POD_NODE_ENV = "ENCLAVE_NODE"
 POD_SINCE_ENV = "ENCLAVE_POD_SINCE"
 """When the broker created the pod (Unix seconds, the broker's clock): its pool label's since (``SINCE_KNOB``)."""
 POD_INFO_DIR = "/etc/enclave/pod"
-"""Where a worker pod's downward-API volume holds its pool label and its since annotation as they are now
-(``objects.worker_pod``): files ``POD_POOL_FILE`` and ``POD_SINCE_FILE``."""
-POD_POOL_FILE = "pool"
-POD_SINCE_FILE = "since"
-SED = "/bin/sed"
+"""Where a worker pod's downward-API volume holds its pool's config as the pod's annotation says now
+(``objects.worker_pod``): file ``POD_POOL_FILE``, written by ``pod_pool_config``."""
+POD_POOL_FILE = "pool.conf"
+
+
+def pod_pool_config(pool: str, since: float) -> str:
+    """What a worker pod's startd reads from ``POD_POOL_FILE``: its pool and when it got it, as the broker set them
+    last (at the pod's creation, then at each relabel)."""
+    return f"{POOL_KNOB} = {pool}\n{SINCE_KNOB} = {since:.0f}\n"
 TRANSFORM = "EnclavePolicy"
 PREEMPTION_REQUIREMENTS = ("(SubmitterGroupResourcesInUse < SubmitterGroupQuota) && "
                            "(RemoteGroupResourcesInUse > RemoteGroupQuota) && (RemoteGroup =!= SubmitterGroup)")
@@ -537,31 +541,6 @@ def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False,
     return Rendered(f"execute-{pool}.conf", "execute", "STARTD", "\n".join(lines) + "\n")
 
 
-def _label_as_it_is_now(spec: EnclaveSpec) -> list[str]:
-    """Config lines that take the pool and its since from the pod's label and annotation as they are now.
-
-    The environment is read once, when the container starts; a relabel's runtime setting "is lost on restarts"
-    (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME). A startd its master restarts
-    inside the running container would come back in the pool the container started in. The downward-API volume's
-    files follow the pod's metadata ("Downward API volume should update labels on modification [Conformance]",
-    kubernetes test/e2e/common/storage/downwardapi_volume.go), so these lines read the pool the broker last set.
-
-    ``include command`` parses what the command prints as config (HTCondor manual, "Including Configuration from
-    Elsewhere"). sed prints one assignment for a spec pool's name or a number of seconds and nothing else, so no
-    other knob can come from the pod's metadata, and a file that is missing or holds anything else leaves the
-    environment's value. ``ifexist``: the include stays optional; the exit code of the command is not looked at
-    for a plain include (config.cpp ``Parse_macros`` closes its output with ``fclose``), so a pod made before
-    this volume existed reads its environment as before."""
-    pools = " ".join(f"-e s/^{p}$/{POOL_KNOB}={p}/p" for p in sorted(spec.pools))
-    seconds = f"-e s/^\\([0-9][0-9]*\\)$/{SINCE_KNOB}=\\1/p"
-    return [
-        "# The pool and its since as the pod's label and annotation say now (a relabel patches both), read again",
-        "# whenever the startd reads its config: after its master restarts it, the container's environment is stale.",
-        f"include ifexist command : {SED} -n {pools} {POD_INFO_DIR}/{POD_POOL_FILE}",
-        f"include ifexist command : {SED} -n {seconds} {POD_INFO_DIR}/{POD_SINCE_FILE}",
-    ]
-
-
 def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
                memory_weight: bool = False) -> Rendered:
     variant = "whole" if whole_node else "partitioned"
@@ -575,7 +554,12 @@ def worker_pod(spec: EnclaveSpec, *, whole_node: bool, preemption: bool = False,
         "# Its label's since is the pod's start until a relabel sets it at run time: the broker's cooldown then",
         "# holds for a pod it has just started (EnclavePoolSince would otherwise say 0, long ago).",
         f"{SINCE_KNOB} = $ENV({POD_SINCE_ENV})",
-        *_label_as_it_is_now(spec),
+        # A relabel's runtime setting "is lost on restarts" (htcondor/htcondor src/condor_daemon_core.V6/
+        # README.config, DC_CONFIG_RUNTIME), and the environment is the container's as it started: a startd its
+        # master restarts reads the pool the broker set last from the pod's annotation, which the kubelet keeps in
+        # this file (absent for a pod made before the volume: then the environment's).
+        "# The pool and its since as the pod's annotation says now: read again after a restart of the startd.",
+        f"include ifexist : {POD_INFO_DIR}/{POD_POOL_FILE}",
         # A whole-node pod is BCS 5's "node" startd (the broker's StartdKind.NODE); a share is a "pod".
         f'{policy.KIND_ATTR} = "{"node" if whole_node else "pod"}"',
         f'{policy.NODE_ATTR} = "$ENV({POD_NODE_ENV})"',

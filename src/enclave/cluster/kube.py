@@ -638,7 +638,7 @@ class KubeCluster:
         """Keep a worker pod's pool label, and its since, in step with its ClassAd after a relabel (BCS 4 step 2):
         its startd reads both when it restarts (``objects.worker_pod``), when the relabel's runtime setting is gone."""
         body = {"metadata": {"labels": {objects.POOL_LABEL: pool},
-                             "annotations": {objects.SINCE_ANNOTATION: f"{self.clock():.0f}"}}}
+                             "annotations": objects.pool_annotations(pool, self.clock())}}
         try:
             self.core.patch_namespaced_pod(name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:

@@ -195,9 +195,8 @@ class LiveBackend:
         match action:
             case Relabel() | DrainStartd():
                 self.condor.apply(action)
-                if isinstance(action, Relabel) and any(p.name == action.startd and p.kind == StartdKind.POD
-                                                       for p in view.pods):
-                    self.kube.label_pod_pool(action.startd, action.to_pool)
+                if isinstance(action, Relabel) and (pod := _pod_of(view, action.startd)) is not None:
+                    self.kube.label_pod_pool(pod, action.to_pool)
             case DeployPods(node=node, pool=pool, pods=pods, cores_per_pod=cores, memory_mib_per_pod=mem):
                 self.kube.deploy_pods(node, pool, pods, cores, mem)
             case DeletePods(pods=pods):
@@ -211,6 +210,16 @@ class LiveBackend:
             case ReturnNode(node=node):
                 self.kube.return_node(node, drain_stuck=action.drain_stuck)
         return True
+
+
+def _pod_of(view: View, startd: str) -> str | None:
+    """The worker pod ``startd`` runs in, a share's or a whole worker's (``_key``); None for a standalone startd."""
+    s = next((s for s in view.startds if s.name == startd), None)
+    if s is None or s.kind == StartdKind.STANDALONE:
+        return None
+    key = _key(s)
+    return next((p.name for p in view.pods
+                 if p.kind == s.kind and (p.node if p.kind == StartdKind.NODE else p.name) == key), None)
 
 
 def _key(s: Startd) -> str:

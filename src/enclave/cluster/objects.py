@@ -39,6 +39,11 @@ rolling update) unless that DaemonSet tolerates every taint, as most node agents
 SINCE_ANNOTATION = "enclave.io/since"
 """Unix time of the node's last state change, so cooldowns survive a broker restart; on a worker pod, when it was
 made or last relabelled, what its startd reads as its pool's since when it (re)starts (``worker_pod``)."""
+POOL_CONFIG_ANNOTATION = "enclave.io/startd-config"
+"""A worker pod's pool as HTCondor config (``render.pod_pool_config``), which its startd includes from a downward-API
+file: the broker writes it, and whoever else can patch the pod could write any config there — no more than patching
+the pod already allows: its containers' image may be changed in place (kube-apiserver's ValidatePodUpdate, "pod updates
+may not change fields other than `spec.containers[*].image`, …")."""
 DRAIN_STUCK_ANNOTATION = "enclave.io/drain-stuck"
 """Unix time a drain of the node was last given up unfinished (``ReturnNode.drain_stuck``): the broker does not
 drain it again for ``broker.drain_retry_seconds``, across its restarts too."""
@@ -120,8 +125,17 @@ def worker_config_maps(spec: EnclaveSpec, namespace: str = DEFAULT_NAMESPACE) ->
             for whole in (True, False)]
 
 
+def pool_annotations(pool: str, since: float) -> dict[str, str]:
+    """A worker pod's annotations for its pool, set at its creation and patched by a relabel (with ``POOL_LABEL``):
+    when it got the pool, and the config its startd reads them from after a restart (``render.pod_pool_config``)."""
+    from enclave.batch.render import pod_pool_config
+
+    return {SINCE_ANNOTATION: f"{since:.0f}", POOL_CONFIG_ANNOTATION: pod_pool_config(pool, since)}
+
+
 _POOL_FIELD = f"metadata.labels['{POOL_LABEL}']"
 _SINCE_FIELD = f"metadata.annotations['{SINCE_ANNOTATION}']"
+_CONFIG_FIELD = f"metadata.annotations['{POOL_CONFIG_ANNOTATION}']"
 
 
 def node_pod_name(node: str) -> str:
@@ -141,7 +155,6 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         POD_POOL_ENV,
         POD_POOL_FILE,
         POD_SINCE_ENV,
-        POD_SINCE_FILE,
         pod_grace_seconds,
     )
 
@@ -150,8 +163,8 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
         # starts), which a relabel patches (``KubeCluster.label_pod_pool``): the relabel's runtime setting "is lost on
         # restarts" (htcondor/htcondor src/condor_daemon_core.V6/README.config, DC_CONFIG_RUNTIME), so a container
         # that restarts (its worker's reboot, supervisord's crash) comes back in the pool it was moved to. A startd
-        # its master restarts inside the container reads the same two from the "pod-info" volume below, which the
-        # kubelet keeps up to date, where the environment is the container's at its start.
+        # its master restarts inside the container reads them from the "pod-info" volume below, which the kubelet
+        # keeps up to date, where the environment is the container's at its start.
         {"name": POD_POOL_ENV, "valueFrom": {"fieldRef": {"fieldPath": _POOL_FIELD}}},
         {"name": POD_SINCE_ENV, "valueFrom": {"fieldRef": {"fieldPath": _SINCE_FIELD}}},
         {"name": POD_NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -186,8 +199,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             # One label's or annotation's value by key, in a volume as in the environment, since Kubernetes 1.9
             # (CHANGELOG-1.9.md, Node, Pod API: kubernetes/kubernetes#55902).
             {"name": "pod-info", "downwardAPI": {"items": [
-                {"path": POD_POOL_FILE, "fieldRef": {"fieldPath": _POOL_FIELD}},
-                {"path": POD_SINCE_FILE, "fieldRef": {"fieldPath": _SINCE_FIELD}}]}},
+                {"path": POD_POOL_FILE, "fieldRef": {"fieldPath": _CONFIG_FIELD}}]}},
         ],
     }
     if whole_node:
@@ -218,7 +230,7 @@ def worker_pod(spec: EnclaveSpec, *, name: str, node: str, pool: str, cores: int
             "name": name,
             "namespace": namespace,
             "labels": {APP_LABEL: WORKER_APP, POOL_LABEL: pool, KIND_LABEL: "node" if whole_node else "pod"},
-            "annotations": {SINCE_ANNOTATION: f"{since:.0f}"},
+            "annotations": pool_annotations(pool, since),
         },
         "spec": pod_spec,
     }
