@@ -3,11 +3,13 @@ the tokens are made as ``condor_token_create`` makes them (``tests.cluster.token
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from enclave.cluster import credentials
+from enclave.services.factory import _say_what_htcondor_refuses
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
 from tests.cluster.tokens import NOW, as_documented, mint
@@ -114,3 +116,33 @@ def test_files_that_hold_no_token(ldf: EnclaveSpec, tmp_path: Path) -> None:
     assert got["htcondor-schedd-token"][0].startswith("not an IDTOKEN: a JWT has three parts")
     assert got["htcondor-worker-token"] == ("missing: docs/deploy.md, step 6",)
     assert got["htcondor-broker-key"] == ("missing or empty: docs/deploy.md, step 6",)
+
+
+def test_an_api_pods_own_tokens_are_read_by_the_secrets_keys(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """The init container copies the Secret's ``token`` and ``schedd-token`` into the client's token directory
+    (``deploy._token_copy``): the broker checks those as it starts."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    tokens = tmp_path / "tokens.d"
+    tokens.mkdir()
+    (tokens / "token").write_text((bundle / "htcondor-token").read_text())
+    (tokens / "schedd-token").write_text(mint("enclave-broker@admin01", trust_domain="admin01") + "\n")
+    got = {f.file: f.problems for f in credentials.presented(ldf, tokens, NOW)}
+    assert got["htcondor-token"] == ()
+    assert [p.split(",")[0] for p in got["htcondor-schedd-token"]] == [
+        "issued in trust domain admin01", "identity enclave-broker@admin01"]
+
+
+def test_the_live_broker_logs_a_token_htcondor_would_refuse(ldf: EnclaveSpec, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Its client reads its tokens where ``_CONDOR_SEC_TOKEN_DIRECTORY`` says (``deploy._htcondor_client_env``)."""
+    tokens = tmp_path / "tokens.d"
+    tokens.mkdir()
+    cm = ldf.batch.central_manager
+    (tokens / "token").write_text(mint(f"enclave-broker@{cm}", trust_domain=cm) + "\n")  # the pool's key, not ENCLAVE
+    monkeypatch.setenv("_CONDOR_SEC_TOKEN_DIRECTORY", str(tokens))
+    with caplog.at_level(logging.ERROR):
+        _say_what_htcondor_refuses(ldf)
+    refused = [(r.getMessage(), getattr(r, "fields", {}).get("problem", "")) for r in caplog.records]
+    assert [m for m, _ in refused] == ["HTCondor token refused"] * 2
+    assert "signed with key POOL, not ENCLAVE" in refused[0][1] and refused[1][1].startswith("missing")

@@ -162,29 +162,38 @@ def problems(token: Token, want: Wanted, trust_domain: str, now: float) -> Itera
             yield f"its scope does not grant {', '.join(missing)} (it has {', '.join(token.scopes) or 'none'})"
 
 
+def _findings(want: Wanted, path: Path, trust_domain: str, now: float) -> Iterator[Finding]:
+    if not path.is_file():
+        yield Finding(want.file, want.presented_to, None, ("missing: docs/deploy.md, step 6",))
+        return
+    lines = tokens_in(path.read_text(errors="replace"))
+    if not lines:
+        yield Finding(want.file, want.presented_to, None, ("holds no token",))
+    for line in lines:
+        try:
+            token = read_token(line)
+        except ValueError as exc:
+            yield Finding(want.file, want.presented_to, None, (f"not an IDTOKEN: {exc}",))
+            continue
+        yield Finding(want.file, want.presented_to, token, tuple(problems(token, want, trust_domain, now)))
+
+
 def check(spec: EnclaveSpec, directory: Path, now: float) -> list[Finding]:
     """Each wanted token file in ``directory``, and the broker's signing key, as HTCondor would take them."""
     trust_domain = spec.batch.central_manager
-    findings = []
-    for want in wanted(spec):
-        path = directory / want.file
-        if not path.is_file():
-            findings.append(Finding(want.file, want.presented_to, None, ("missing: docs/deploy.md, step 6",)))
-            continue
-        lines = tokens_in(path.read_text(errors="replace"))
-        if not lines:
-            findings.append(Finding(want.file, want.presented_to, None, ("holds no token",)))
-        for line in lines:
-            try:
-                token = read_token(line)
-            except ValueError as exc:
-                findings.append(Finding(want.file, want.presented_to, None, (f"not an IDTOKEN: {exc}",)))
-                continue
-            findings.append(Finding(want.file, want.presented_to, token,
-                                    tuple(problems(token, want, trust_domain, now))))
+    findings = [f for want in wanted(spec) for f in _findings(want, directory / want.file, trust_domain, now)]
     key_file = deploy.WORKER_FILES[BROKER_KEY]
     key = directory / key_file
     held = key.is_file() and key.stat().st_size > 0
     findings.append(Finding(key_file, f"worker pods (key {BROKER_KEY})", None,
                             () if held else ("missing or empty: docs/deploy.md, step 6",)))
     return findings
+
+
+def presented(spec: EnclaveSpec, directory: Path, now: float) -> list[Finding]:
+    """The broker's own tokens where an API pod's HTCondor client reads them (``deploy.HTCONDOR_TOKENS``: the init
+    container's copies, named by the Secret's keys), as HTCondor would take them."""
+    by_file = {w.file: w for w in wanted(spec)}
+    trust_domain = spec.batch.central_manager
+    return [f for key, file in deploy.BROKER_FILES.items()
+            for f in _findings(by_file[file], directory / key, trust_domain, now)]

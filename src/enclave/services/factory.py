@@ -5,8 +5,10 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from enclave.accounts.types import AccountView
 from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
+from enclave.logs import event, logger
 from enclave.services.accounts import AccountService
 from enclave.services.batch import BatchService
 from enclave.services.broker import BrokerService
@@ -44,6 +47,8 @@ if TYPE_CHECKING:  # the Kubernetes client is imported only when a live backend 
 _migrated: set[str] = set()
 
 BOOTSTRAP_ADMIN = "admin"
+
+_log = logger("services")
 
 
 def _env_path(name: str) -> Path | None:
@@ -249,6 +254,7 @@ class Factory:
 
         kube = KubeCluster.connect(self.spec, kubeconfig)
         self._kube = kube
+        _say_what_htcondor_refuses(self.spec)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
         self.use_live_systems(batch)
         self._log_source = (kube, True)
@@ -296,6 +302,21 @@ class Factory:
         if not state:
             return None
         return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: bootstrap token").token
+
+
+def _say_what_htcondor_refuses(spec: EnclaveSpec) -> None:
+    """Log, as the live broker starts, each of its HTCondor tokens HTCondor would not present or not honour
+    (``credentials.presented``): a drain or a hold then fails with nothing on this side but "permission denied"."""
+    from enclave.cluster import credentials
+
+    directory = os.environ.get("_CONDOR_SEC_TOKEN_DIRECTORY")
+    if not directory or not Path(directory).is_dir():
+        return
+    for finding in credentials.presented(spec, Path(directory), time.time()):
+        for problem in finding.problems:
+            event(_log, logging.ERROR, "HTCondor token refused", file=finding.file, to=finding.presented_to,
+                  problem=problem, fix="mint it again as docs/deploy.md step 6 says; check with "
+                                       "`enclave security credentials`")
 
 
 def _broker_lease(kube: KubeCluster) -> Callable[[], bool]:
