@@ -127,6 +127,10 @@ class Daemons:
     """Dynamic slots' ads (one per running job, ``run_job``), listed by the collector beside the partitionable
     slots."""
     collector_started: int = 1_700_000_000
+    collector_age: int | None = 600
+    """How long the collector had run when it last sampled itself; None: not sampled yet."""
+    collector_forwarded: bool = False
+    """The ad came through another collector (HA, a view collector), with DaemonStartTime."""
     """The collector's own ad's DaemonStartTime (HTCondor manual, "Collector ClassAd Attributes"): 2023, before any
     test's clock."""
 
@@ -201,10 +205,21 @@ class Daemons:
         if ad_type == htcondor2.AdType.Master and self.masters:
             return [self.master_ad(n, fs) for n, fs in self.startds.items()]
         if ad_type == htcondor2.AdType.Collector:
-            return [ClassAd({"MyType": "Collector", "Name": f"My Pool - {self.spec.batch.central_manager}",
-                             "MyAddress": "<10.0.0.1:9618>", "CondorVersion": VERSION,
-                             "DaemonStartTime": self.collector_started})]
+            return [self.collector_ad()]
         return []
+
+    def collector_ad(self) -> ClassAd:
+        """The collector's own ad as it builds it (collector.cpp: its self-monitoring, ``ExportData``, and no
+        DaemonStartTime, which only ``DCCollector::sendUpdate`` adds to the ads daemons send): MonitorSelfTime and
+        MonitorSelfAge are -1 until its first sample (self_monitor.cpp, ``SelfMonitorData``)."""
+        ad = ClassAd({"MyType": "Collector", "Name": f"My Pool - {self.spec.batch.central_manager}",
+                      "MyAddress": "<10.0.0.1:9618>", "CondorVersion": VERSION})
+        sampled = self.collector_age is not None
+        ad["MonitorSelfTime"] = self.collector_started + self.collector_age if sampled else -1
+        ad["MonitorSelfAge"] = self.collector_age if sampled else -1
+        if self.collector_forwarded:
+            ad["DaemonStartTime"] = self.collector_started
+        return ad
 
     def add(self, s: Startd, address: str) -> None:
         """A startd starts and advertises itself to the collector."""

@@ -294,12 +294,17 @@ def test_collector_down_is_external(ldf: EnclaveSpec, daemons: Daemons) -> None:
         adapter(daemons).collector_since()
 
 
-def test_collector_since_is_the_collectors_daemon_start_time(ldf: EnclaveSpec, daemons: Daemons) -> None:
-    """The collector's own ad (condor_status -collector) carries DaemonStartTime, "the time that this daemon was
-    started" in seconds since the epoch (HTCondor manual, "Collector ClassAd Attributes")."""
+def test_collector_since_is_when_the_collector_started(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """Its own ad tells by its self-monitoring: sampled at 1,790,000,600 and 600 s old then, it started at
+    1,790,000,000 (self_monitor.cpp: MonitorSelfTime, MonitorSelfAge). Until DaemonStartTime was read alone, which
+    only ads sent to a collector carry, a real pool's collector never had a start."""
     daemons.collector_started = 1_790_000_000
     assert adapter(daemons).collector_since() == 1_790_000_000.0
     assert ("collector_query", int(htcondor2.AdType.Collector), None) in daemons.calls
+    daemons.collector_age = None  # before its first sample both are -1: not known
+    assert adapter(daemons).collector_since() is None
+    daemons.collector_forwarded = True  # forwarded by another collector: DaemonStartTime, "the time that this
+    assert adapter(daemons).collector_since() == 1_790_000_000.0  # daemon was started" (manual, Collector ads)
 
 
 def test_drain_and_vacate(ldf: EnclaveSpec, daemons: Daemons) -> None:

@@ -375,8 +375,8 @@ def test_live_a_pod_whose_startd_never_joins_is_given_up(spec: EnclaveSpec) -> N
     """A worker pod Kubernetes holds but whose startd never reports (an image that does not pull) is listed as
     starting since its making (``ENCLAVE_POD_SINCE``), and ``start_timeout_seconds`` later the broker's decision
     deletes it; the pod goes. While its container runs, the startd is more likely one a restarted collector has not
-    heard from yet: it is left — unless the collector started before the pod was made (its ad's DaemonStartTime,
-    HTCondor manual "Collector ClassAd Attributes"): then it has had the startd's first ad's chance and more."""
+    heard from yet: it is left — unless the collector started before the pod was made (``collector_since``, from
+    its own ad's self-monitoring): then it has had the startd's first ad's chance and more."""
     world = live_world(spec, twin_world(spec).backend.observe())
     backend = world.backend
     assert isinstance(backend, LiveBackend)

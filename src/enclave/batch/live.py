@@ -54,6 +54,7 @@ from enclave.spec.models import EnclaveSpec
 SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "PartitionableSlot", "Cpus",
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
                    "EnclavePoolSince"]
+COLLECTOR_PROJECTION = ["Name", "DaemonStartTime", "MonitorSelfTime", "MonitorSelfAge"]
 JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "RequestCpus", "RequestMemory", "QDate"]
 # A daemon's location, as htcondor2's Collector.locate projects it (``Collector._for_location``, _collector.py), and
 # its MyType, which locate leaves out and send_command needs ("Daemon type not available in location ClassAd.",
@@ -97,6 +98,15 @@ def _number(ad: ClassAd, attr: str) -> float | None:
 def _int(ad: ClassAd, attr: str, default: int = 0) -> int:
     value = _number(ad, attr)
     return int(value) if value is not None else default
+
+
+def _started(ad: ClassAd) -> float | None:
+    """When the daemon of a collector ad started (``HTCondorBatch.collector_since``)."""
+    forwarded = _number(ad, "DaemonStartTime")
+    if forwarded is not None:
+        return forwarded
+    sampled, age = _number(ad, "MonitorSelfTime"), _number(ad, "MonitorSelfAge")
+    return None if sampled is None or age is None or sampled <= 0 or age < 0 else sampled - age
 
 
 def _str(ad: ClassAd, attr: str) -> str | None:
@@ -165,14 +175,21 @@ class HTCondorBatch:
         return [_one_startd(by_host[host]) for host in sorted(by_host)]
 
     def collector_since(self) -> float | None:
-        """When the collector started: its own ad's DaemonStartTime ("the time that this daemon was started", HTCondor
-        manual, "Collector ClassAd Attributes"), the latest if several collectors answer (the most recent restart);
-        None if none advertises one (``Observed.collector_since``)."""
+        """When the collector started, the latest if several answer (the most recent restart); None if none tells
+        (``Observed.collector_since``).
+
+        A collector's own ad carries no DaemonStartTime: that is added only to the ads a daemon sends a collector
+        (htcondor/htcondor src/condor_daemon_client/dc_collector.cpp, ``DCCollector::sendUpdate``), and the collector
+        puts its own straight into its table (src/condor_collector.V6/collector.cpp, ``collector.collect(
+        UPDATE_COLLECTOR_AD, selfAd, …)``), leaving itself out of the collectors it sends to. Its self-monitoring
+        tells the same: MonitorSelfTime, when it last sampled itself, less MonitorSelfAge, its process's age then
+        (src/condor_daemon_core.V6/self_monitor.cpp, ``ExportData``; both -1 before the first sample). An ad that
+        another collector forwarded has DaemonStartTime, which is used when present."""
         try:
-            ads = self.collector.query(htcondor2.AdType.Collector, projection=["Name", "DaemonStartTime"])
+            ads = self.collector.query(htcondor2.AdType.Collector, projection=COLLECTOR_PROJECTION)
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
-        started = [t for ad in ads if (t := _number(ad, "DaemonStartTime")) is not None]
+        started = [t for ad in ads if (t := _started(ad)) is not None]
         return max(started) if started else None
 
     def startds(self) -> tuple[Startd, ...]:

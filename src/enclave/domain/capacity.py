@@ -180,7 +180,7 @@ class Observed:
     """The waiting spawns one by one, when the backend can tell (the broker then frees room on one worker for
     each; with only the total it frees cores anywhere, which fragmentation can defeat)."""
     collector_since: float | None = None
-    """When the pool's collector started (its ad's DaemonStartTime), None where not known (the twin's collector
+    """When the pool's collector started (``HTCondorBatch.collector_since``), None where not known (the twin's collector
     never restarts). A borrowed startd whose pod runs, made after then, has had the collector all along: not joined
     ``start_timeout_seconds`` later, it never will (a token the collector refuses, another CONDOR_HOST)."""
     schedule: ObservingSchedule | None = None
