@@ -330,16 +330,23 @@ class FakeSchedd(Unfaked):
 
 
     def act(self, action: htcondor2.JobAction, job_spec: list[str] | str | ExprTree | int,
-            reason: str | None = None) -> ClassAd:
+            reason: str | tuple[str, int] | None = None) -> ClassAd:
         """As the schedd does for condor_rm / condor_hold by constraint: a removed job leaves the queue (JobStatus
         3, then gone), a held one stays with JobStatus 5 and HoldReasonCode 1, "the user put the job on hold"
-        (HTCondor manual, "Job ClassAd Attributes"). The answer carries htcondor2's Total* counts (_schedd.py)."""
+        (HTCondor manual, "Job ClassAd Attributes"), its HoldReason and HoldReasonSubCode what the schedd was sent.
+        The answer carries htcondor2's Total* counts (_schedd.py).
+
+        What reaches the schedd is what htcondor2 25.x sends (_schedd.py ``act``): no reason, "Python-initiated
+        action"; a (text, code) tuple, both; a plain str, neither: no reason, and the code as the text "None", which
+        the schedd assigns as an expression (dc_schedd.cpp ``actOnJobs``: ``AssignExpr``), an undefined reference."""
         if not isinstance(action, htcondor2.JobAction):
             raise TypeError("action must be a JobAction")  # as htcondor2.Schedd.act
         if not isinstance(job_spec, str | ExprTree) or str(job_spec).replace(".", "").isdigit():
             raise AssertionError("Schedd.act by job id is not implemented by the fake: give a constraint")
+        text, code = (("Python-initiated action", None) if reason is None else reason if isinstance(reason, tuple)
+                      else (None, None))
         d = self.daemons
-        d.calls.append(("act", d.schedd_named(self.address), action, str(job_spec), reason))
+        d.calls.append(("act", d.schedd_named(self.address), action, str(job_spec), text))
         if d.fail == "act":
             raise htcondor2.HTCondorException("Failed to connect to schedd")
         where = ExprTree(str(job_spec))
@@ -354,6 +361,9 @@ class FakeSchedd(Unfaked):
                 queue.remove(ad)
             else:
                 ad["JobStatus"], ad["HoldReasonCode"] = 5, 1
+                if text is not None:
+                    ad["HoldReason"] = text
+                ad["HoldReasonSubCode"] = ExprTree(str(code))
         return ClassAd({"TotalSuccess": len(hit), "TotalPermissionDenied": 0, "TotalError": 0, "TotalNotFound": 0,
                         "TotalBadStatus": 0, "TotalAlreadyDone": 0, "TotalJobAds": len(hit)})
 

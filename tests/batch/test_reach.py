@@ -135,6 +135,11 @@ def test_expiry_removes_queued_jobs_and_holds_running_ones(factory: Factory, dae
         base = 100 * (i + 1)
         mine = [o for o in owners(daemons, schedd) if o[0] == "carol"]
         assert mine == [("carol", base + 5, HELD)]  # the idle one removed, the running one held in the queue
+        # The schedd keeps enclave's reason, and subcode 0 (a defined one: sent as a plain str, the reason was
+        # dropped and the subcode was the undefined reference "None").
+        [held] = [ad for ad in daemons.jobs[schedd] if ad["Owner"] == "carol"]
+        assert held["HoldReason"] == "enclave: account carol expire: allocation ended"
+        assert held.eval("HoldReasonSubCode") == 0
 
 
 def test_demotion_reaches_the_old_staff_account_only(factory: Factory, daemons: Daemons) -> None:

@@ -610,11 +610,12 @@ class HTCondorJobs:
 
     def act(self, schedd: str, verb: JobVerb, owner: str, state: JobState, reason: str) -> int:
         handle = self.batch._schedd(schedd)
-        # htcondor2 25.x Schedd.act(action, job_spec, reason=None) -> ClassAd of Total* counts (_schedd.py). Its
-        # 25.14 body passes a str reason on as None, so the schedd may log its default reason; the journal entry
-        # enclave writes carries ours either way.
+        # htcondor2 25.x Schedd.act(action, job_spec, reason=None) -> ClassAd of Total* counts (_schedd.py). It sends a
+        # reason only as a (text, code) tuple: a plain str goes as no reason and the code as "None", which the schedd
+        # assigns to a hold's HoldReasonSubCode as an expression (dc_schedd.cpp actOnJobs: AssignExpr), an undefined
+        # reference. 0 is the subcode of a hold with no finer reason (HoldReasonCode 1, "by the user").
         try:
-            result = handle.act(JOB_ACTIONS[verb], owner_constraint(owner, state), reason=reason)
+            result = handle.act(JOB_ACTIONS[verb], owner_constraint(owner, state), reason=(reason, 0))
         except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
             raise _external(f"schedd {schedd}: {verb.value} of {owner}'s {state.value} jobs failed", exc) from exc
         if result is None:
