@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave.cluster import credentials
+from enclave.cluster import credentials, deploy
 from enclave.services.factory import _say_what_htcondor_refuses
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
@@ -64,9 +64,11 @@ def test_the_startds_token_must_be_signed_with_the_brokers_key(ldf: EnclaveSpec,
 
 
 @pytest.mark.parametrize(("authz", "missing"), [
-    (("READ",), "ADMINISTRATOR, CONFIG"),
-    (("ADMINISTRATOR",), "CONFIG"),
-    (("ADMINISTRATOR", "CONFIG"), None),  # READ is implied by both (condor_perms.cpp, aImpliedNext)
+    (("READ",), "ADMINISTRATOR"),
+    (("CONFIG",), "ADMINISTRATOR"),  # runtime settings, but no drain (DRAIN_JOBS is ADMINISTRATOR's)
+    # The knobs are settable at ADMINISTRATOR too (the rendered SETTABLE_ATTRS_ADMINISTRATOR = $(SETTABLE_ATTRS_CONFIG);
+    # daemon_core.cpp takes any level that lists the knob), and READ is implied (condor_perms.cpp, aImpliedNext).
+    (("ADMINISTRATOR",), None),
 ])
 def test_a_limited_token_must_grant_what_it_is_for(ldf: EnclaveSpec, tmp_path: Path, authz: tuple[str, ...],
                                                     missing: str | None) -> None:
@@ -78,6 +80,60 @@ def test_a_limited_token_must_grant_what_it_is_for(ldf: EnclaveSpec, tmp_path: P
     assert got == (() if missing is None else (f"its scope does not grant {missing} (it has {', '.join(authz)})",))
 
 
+@pytest.mark.parametrize(("scope", "scopes"), [
+    ("condor:/READ,condor:/ADMINISTRATOR", ("READ", "ADMINISTRATOR")),  # split on ", \t\r\n" as HTCondor does
+    ("openid profile", None),  # no condor:/ scope: no bound at all (sock.cpp: an empty set is none)
+])
+def test_scopes_are_read_as_htcondor_reads_them(ldf: EnclaveSpec, scope: str, scopes: tuple[str, ...] | None) -> None:
+    token = credentials.read_token(mint("enclave-broker@x", trust_domain="x", key="ENCLAVE", raw_scope=scope))
+    assert token.scopes == scopes
+    want = credentials.wanted(ldf)[0]
+    assert list(credentials.problems(token, want, "x", NOW)) == []
+
+
+def test_of_several_tokens_in_a_file_the_first_presented_is_judged(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """The client presents the first line ``checkToken`` passes (right key, the server's trust domain) and ignores
+    the rest (``findToken``): an old token before a good one does no harm, and nothing after it counts."""
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    good = (bundle / "htcondor-token").read_text()
+    old = mint(f"enclave-broker@{cm}", trust_domain="admin01", key="ENCLAVE")
+    expired = mint(f"enclave-broker@{cm}", trust_domain=cm, key="ENCLAVE", lifetime=60)
+    (bundle / "htcondor-token").write_text(f"{old}\n{good}{expired}\n")
+    assert [f.problems for f in credentials.check(ldf, bundle, NOW) if f.file == "htcondor-token"] == [()]
+    (bundle / "htcondor-token").write_text(f"{old}\n{expired}\n")  # the expired one is presented, and refused
+    assert [f.problems for f in credentials.check(ldf, bundle, NOW) if f.file == "htcondor-token"] == [("expired",)]
+
+
+def test_tokens_the_server_would_not_verify(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """Only HS256/384/512 are verified (condor_auth_passwd.cpp), and a capability (``cap``) is looked up in the
+    server's own token database, which holds none of these."""
+    cm = ldf.batch.central_manager
+    want = credentials.wanted(ldf)[1]
+    unsigned = credentials.read_token(mint(f"enclave-broker@{cm}", trust_domain=cm, algorithm="none"))
+    assert list(credentials.problems(unsigned, want, cm, NOW)) == [
+        "algorithm none: the server verifies only HS256, HS384, HS512"]
+    capability = credentials.read_token(mint(f"enclave-broker@{cm}", trust_domain=cm, capability=True))
+    assert [p.split(" (")[0] for p in credentials.problems(capability, want, cm, NOW)] == ["a capability token"]
+
+
+def test_an_unreadable_file_or_an_unending_expiry_is_no_crash(ldf: EnclaveSpec, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = as_documented(ldf, tmp_path / "deploy")
+    cm = ldf.batch.central_manager
+    (bundle / "htcondor-worker-token").write_text(mint(f"condor@{cm}", trust_domain=cm, exp=10**400) + "\n")
+    assert _problems(ldf, bundle)["htcondor-worker-token"] == ()  # beyond any float: never expires
+    real = Path.read_text
+
+    def refused(path: Path, *args: object, **kwargs: object) -> str:
+        if path.name == "htcondor-token":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    assert _problems(ldf, bundle)["htcondor-token"] == ("unreadable: Permission denied",)
+
+
 def test_administrator_implies_write_for_the_schedds(ldf: EnclaveSpec, tmp_path: Path) -> None:
     bundle = as_documented(ldf, tmp_path / "deploy")
     cm = ldf.batch.central_manager
@@ -87,9 +143,14 @@ def test_administrator_implies_write_for_the_schedds(ldf: EnclaveSpec, tmp_path:
 
 
 def test_the_schedds_know_the_broker_by_its_full_name(ldf: EnclaveSpec, tmp_path: Path) -> None:
-    """QUEUE_SUPER_USERS names enclave-broker@<central manager>; the startds admit enclave-broker@* (rendered)."""
+    """QUEUE_SUPER_USERS names enclave-broker@<central manager>, matched with COMPARE_DOMAIN_PREFIX (qmgmt.cpp;
+    uids.cpp ``is_same_domain``: case aside, or one domain the other's prefix up to a '.'); the startds admit
+    enclave-broker@* (rendered)."""
     bundle = as_documented(ldf, tmp_path / "deploy")
     cm = ldf.batch.central_manager
+    for domain in (cm.upper(), cm.split(".")[0]):
+        (bundle / "htcondor-schedd-token").write_text(mint(f"enclave-broker@{domain}", trust_domain=cm) + "\n")
+        assert _problems(ldf, bundle)["htcondor-schedd-token"] == ()
     for name, key in (("htcondor-schedd-token", None), ("htcondor-token", "ENCLAVE")):
         (bundle / name).write_text(mint("enclave-broker@elsewhere.org", trust_domain=cm, key=key) + "\n")
     got = _problems(ldf, bundle)
@@ -135,12 +196,17 @@ def test_an_api_pods_own_tokens_are_read_by_the_secrets_keys(ldf: EnclaveSpec, t
 def test_the_live_broker_logs_a_token_htcondor_would_refuse(ldf: EnclaveSpec, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              caplog: pytest.LogCaptureFixture) -> None:
-    """Its client reads its tokens where ``_CONDOR_SEC_TOKEN_DIRECTORY`` says (``deploy._htcondor_client_env``)."""
+    """In its pod the client reads its tokens where ``_CONDOR_SEC_TOKEN_DIRECTORY`` says, ``deploy.HTCONDOR_TOKENS``
+    (``deploy._htcondor_client_env``); a directory of someone's own tokens elsewhere is not checked."""
     tokens = tmp_path / "tokens.d"
     tokens.mkdir()
     cm = ldf.batch.central_manager
     (tokens / "token").write_text(mint(f"enclave-broker@{cm}", trust_domain=cm) + "\n")  # the pool's key, not ENCLAVE
     monkeypatch.setenv("_CONDOR_SEC_TOKEN_DIRECTORY", str(tokens))
+    with caplog.at_level(logging.ERROR):
+        _say_what_htcondor_refuses(ldf)
+    assert not caplog.records
+    monkeypatch.setattr(deploy, "HTCONDOR_TOKENS", str(tokens))
     with caplog.at_level(logging.ERROR):
         _say_what_htcondor_refuses(ldf)
     refused = [(r.getMessage(), getattr(r, "fields", {}).get("problem", "")) for r in caplog.records]

@@ -19,16 +19,21 @@ def _b64(value: dict[str, object]) -> str:
 
 
 def mint(identity: str, *, trust_domain: str, key: str | None = None, authz: tuple[str, ...] = (),
-         lifetime: float | None = None) -> str:
+         lifetime: float | None = None, raw_scope: str | None = None, algorithm: str = "HS256",
+         capability: bool = False, exp: int | None = None) -> str:
     """What `_CONDOR_TRUST_DOMAIN=<trust_domain> condor_token_create -identity <identity> [-key K] [-authz A …]
-    [-lifetime S]` prints."""
+    [-lifetime S]` prints (``raw_scope``, ``algorithm``, ``capability``, ``exp``: claims it would not write)."""
     claims: dict[str, object] = {"iat": int(NOW) - 3600, "iss": trust_domain, "jti": "c760c2af193a1fd4e40bc9c53c96ee7c",
                                  "sub": identity}
     if lifetime is not None:
         claims["exp"] = int(NOW - 3600 + lifetime)
-    if authz:
-        claims["scope"] = " ".join(f"condor:/{a}" for a in authz)
-    return f"{_b64({'alg': 'HS256', 'kid': key or 'POOL'})}.{_b64(claims)}.c2lnbmF0dXJl"
+    if exp is not None:
+        claims["exp"] = exp
+    if authz or raw_scope is not None:
+        claims["scope"] = raw_scope if raw_scope is not None else " ".join(f"condor:/{a}" for a in authz)
+    if capability:
+        claims["cap"] = True
+    return f"{_b64({'alg': algorithm, 'kid': key or 'POOL'})}.{_b64(claims)}.c2lnbmF0dXJl"
 
 
 def as_documented(spec: EnclaveSpec, directory: Path) -> Path:

@@ -233,10 +233,11 @@ def _header(spec: EnclaveSpec, what: str) -> list[str]:
 BROKER_IDENTITY = "enclave-broker"
 """The user of the IDTOKEN enclave's own pods present to HTCondor (``deploy.HTCONDOR_SECRET``, docs/deploy.md): the
 broker's drains (ADMINISTRATOR: ``DRAIN_JOBS``, condor_startd.V6 startd_main.cpp) and its reconfigs through a
-startd host's master (ADMINISTRATOR) and runtime settings (CONFIG) come from the ``enclave-api`` pod, whose address
-is no fixed host, so the startd hosts admit it by identity alone — authenticated, signed and encrypted — and no
-other daemon does (``_startd_common``), but for the schedds' WRITE: its holds and removals of departed accounts'
-jobs (``submit_host``)."""
+startd host's master (ADMINISTRATOR) and runtime settings (CONFIG, or ADMINISTRATOR through the rendered
+SETTABLE_ATTRS_ADMINISTRATOR: daemon_core.cpp accepts a knob at any level that lists it) come from the
+``enclave-api`` pod, whose address is no fixed host, so the startd hosts admit it by identity alone —
+authenticated, signed and encrypted — and no other daemon does (``_startd_common``), but for the schedds' WRITE:
+its holds and removals of departed accounts' jobs (``submit_host``)."""
 
 
 def _security(spec: EnclaveSpec) -> list[str]:

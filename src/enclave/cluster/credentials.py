@@ -21,6 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,8 @@ POOL_KEY = "POOL"
 # Which authorizations each one implies (htcondor/htcondor src/condor_utils/condor_perms.cpp,
 # DCpermissionHierarchy::aImpliedNext), followed transitively by a token's bounding set (sock.cpp,
 # computeAuthorizationBoundingSet): a token limited to ADMINISTRATOR may also WRITE and READ.
+_SIGNED = ("HS256", "HS384", "HS512")
+"""The algorithms a server verifies a token with (condor_auth_passwd.cpp: jwt-cpp's hs256, hs384, hs512)."""
 _IMPLIES = {"WRITE": "READ", "NEGOTIATOR": "READ", "ADMINISTRATOR": "WRITE", "CONFIG": "READ", "DAEMON": "WRITE",
             "ADVERTISE_STARTD": "READ", "ADVERTISE_SCHEDD": "READ", "ADVERTISE_MASTER": "READ"}
 
@@ -59,13 +63,16 @@ class Wanted:
 class Token:
     """One IDTOKEN's header and claims, as HTCondor reads them."""
 
+    algorithm: str | None
     key: str | None
     issuer: str | None
     subject: str | None
     jti: str | None
     expires: float | None
     scopes: tuple[str, ...] | None
-    """The authorizations of ``condor:/`` scopes; None when the token has no ``scope`` claim (unlimited)."""
+    """The authorizations of its ``condor:/`` scopes; None when it has none (unlimited: HTCondor sets a bounding set
+    only from a non-empty list, condor_auth_passwd.cpp, and an empty one is no bound, sock.cpp)."""
+    capability: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,11 @@ def wanted(spec: EnclaveSpec) -> list[Wanted]:
     """The three tokens docs/deploy.md has the operator mint, from the files the bundle's Secrets take."""
     broker = deploy.BROKER_FILES
     return [
-        # ALLOW_ADMINISTRATOR/ALLOW_CONFIG of the startd hosts: enclave-broker@*/* (render._startd_common).
-        Wanted(broker["token"], BROKER_IDENTITY, None, BROKER_KEY, ("ADMINISTRATOR", "CONFIG"),
-               "startds and masters"),
+        # ALLOW_ADMINISTRATOR/ALLOW_CONFIG of the startd hosts: enclave-broker@*/* (render._startd_common). Drains
+        # (DRAIN_JOBS) and reconfigs through the master take ADMINISTRATOR; runtime settings are accepted at any
+        # level whose SETTABLE_ATTRS_<level> names the knob (daemon_core.cpp, the DC_CONFIG_RUNTIME handler), and
+        # the rendered SETTABLE_ATTRS_ADMINISTRATOR does: ADMINISTRATOR alone is enough.
+        Wanted(broker["token"], BROKER_IDENTITY, None, BROKER_KEY, ("ADMINISTRATOR",), "startds and masters"),
         # QUEUE_SUPER_USERS names enclave-broker@<central manager> (render, submit hosts).
         Wanted(broker["schedd-token"], BROKER_IDENTITY, spec.batch.central_manager, POOL_KEY, ("WRITE",),
                "schedds"),
@@ -107,6 +116,15 @@ def _string(claims: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _seconds(value: object) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond a float: never, as far as anyone will see
+        return math.inf
+
+
 def read_token(line: str) -> Token:
     """The header and claims of one token (a JWT: header.payload.signature, base64url); ValueError if it is none."""
     parts = line.strip().split(".")
@@ -117,12 +135,12 @@ def read_token(line: str) -> Token:
     except (binascii.Error, UnicodeError, ValueError) as exc:
         raise ValueError(f"its header or claims are not base64url JSON ({exc})") from exc
     scope = _string(claims, "scope")
-    exp = claims.get("exp")
+    # Split as HTCondor's StringTokenIterator does (", \t\r\n"), keeping only condor:/ scopes.
+    authz = tuple(s[len("condor:/"):] for s in re.split(r"[,\s]+", scope or "") if s.startswith("condor:/"))
     return Token(
-        key=_string(header, "kid"), issuer=_string(claims, "iss"), subject=_string(claims, "sub"),
-        jti=_string(claims, "jti"),
-        expires=float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
-        scopes=None if scope is None else tuple(s[len("condor:/"):] for s in scope.split() if s.startswith("condor:/")))
+        algorithm=_string(header, "alg"), key=_string(header, "kid"), issuer=_string(claims, "iss"),
+        subject=_string(claims, "sub"), jti=_string(claims, "jti"), expires=_seconds(claims.get("exp")),
+        scopes=authz or None, capability=claims.get("cap") is True)
 
 
 def tokens_in(text: str) -> list[str]:
@@ -140,6 +158,20 @@ def _bound(scopes: tuple[str, ...]) -> set[str]:
     return out
 
 
+def _same_domain(a: str, b: str) -> bool:
+    """HTCondor's COMPARE_DOMAIN_PREFIX (uids.cpp, ``is_same_domain``), as QUEUE_SUPER_USERS matches (qmgmt.cpp): case
+    aside, equal, or one the other's prefix up to a '.' ("tonic" matches "tonic.cs.wisc.edu")."""
+    a, b = a.lower(), b.lower()
+    short, long = sorted((a, b), key=len)
+    return long == short or long.startswith(short + ".")
+
+
+def presentable(token: Token, want: Wanted, trust_domain: str) -> bool:
+    """Would the client present it to ``want``'s server: a key the server holds, the server's trust domain
+    (``checkToken``)."""
+    return token.key == want.key and token.issuer == trust_domain
+
+
 def problems(token: Token, want: Wanted, trust_domain: str, now: float) -> Iterator[str]:
     """Why HTCondor would not present ``token`` to its server, or not grant it what ``want`` needs."""
     if token.key != want.key:
@@ -148,34 +180,50 @@ def problems(token: Token, want: Wanted, trust_domain: str, now: float) -> Itera
     if token.issuer != trust_domain:
         yield (f"issued in trust domain {token.issuer or '(none)'}, not the pool's {trust_domain} (TRUST_DOMAIN = "
                f"$(CONDOR_HOST)): never presented; mint it again with _CONDOR_TRUST_DOMAIN={trust_domain}")
+    if token.algorithm not in _SIGNED:
+        yield f"algorithm {token.algorithm or '(none)'}: the server verifies only {', '.join(_SIGNED)}"
+    if token.capability:
+        yield "a capability token (cap): the server looks it up in its own token database, which holds none of these"
     user, _, domain = (token.subject or "").partition("@")
-    identity = f"{want.user}@{want.domain or '<any>'}"
-    if user != want.user or (want.domain is not None and domain != want.domain):
-        yield f"identity {token.subject or '(none)'}, not {identity}"
+    if user != want.user or (want.domain is not None and not _same_domain(domain, want.domain)):
+        yield f"identity {token.subject or '(none)'}, not {want.user}@{want.domain or '<any>'}"
     if token.jti is None:
         yield "no jti claim: HTCondor refuses a token without one"
-    if token.expires is not None and token.expires <= now:
+    if token.expires is not None and token.expires < now:  # refused once now - exp > 0 (condor_auth_passwd.cpp)
         yield "expired"
     if token.scopes is not None:
         missing = [a for a in want.authz if a not in _bound(token.scopes)]
         if missing:
-            yield f"its scope does not grant {', '.join(missing)} (it has {', '.join(token.scopes) or 'none'})"
+            yield f"its scope does not grant {', '.join(missing)} (it has {', '.join(token.scopes)})"
 
 
 def _findings(want: Wanted, path: Path, trust_domain: str, now: float) -> Iterator[Finding]:
+    """What ``path`` holds for ``want``. A client presents the file's first token it may present (``findToken``:
+    the first line ``checkToken`` passes) and ignores the rest, so only that one is judged; when there is none,
+    each line says why."""
     if not path.is_file():
         yield Finding(want.file, want.presented_to, None, ("missing: docs/deploy.md, step 6",))
         return
-    lines = tokens_in(path.read_text(errors="replace"))
+    try:
+        lines = tokens_in(path.read_text(errors="replace"))
+    except OSError as exc:
+        yield Finding(want.file, want.presented_to, None, (f"unreadable: {exc.strerror or exc}",))
+        return
     if not lines:
         yield Finding(want.file, want.presented_to, None, ("holds no token",))
+    read: list[tuple[str, Token | None]] = []
     for line in lines:
         try:
-            token = read_token(line)
+            read.append(("", read_token(line)))
         except ValueError as exc:
-            yield Finding(want.file, want.presented_to, None, (f"not an IDTOKEN: {exc}",))
-            continue
-        yield Finding(want.file, want.presented_to, token, tuple(problems(token, want, trust_domain, now)))
+            read.append((f"not an IDTOKEN: {exc}", None))
+    chosen = next((t for _, t in read if t is not None and presentable(t, want, trust_domain)), None)
+    if chosen is not None:
+        yield Finding(want.file, want.presented_to, chosen, tuple(problems(chosen, want, trust_domain, now)))
+        return
+    for error, token in read:
+        yield Finding(want.file, want.presented_to, token,
+                      (error,) if token is None else tuple(problems(token, want, trust_domain, now)))
 
 
 def check(spec: EnclaveSpec, directory: Path, now: float) -> list[Finding]:

@@ -305,14 +305,21 @@ class Factory:
 
 
 def _say_what_htcondor_refuses(spec: EnclaveSpec) -> None:
-    """Log, as the live broker starts, each of its HTCondor tokens HTCondor would not present or not honour
-    (``credentials.presented``): a drain or a hold then fails with nothing on this side but "permission denied"."""
+    """Log, as the live broker starts in its pod, each of its HTCondor tokens HTCondor would not present or not
+    honour (``credentials.presented``): a drain or a hold then fails with nothing on this side but "permission
+    denied". Only in the deployed pods (``deploy.HTCONDOR_TOKENS``): elsewhere the tokens have the names their
+    owner gave them. A check that fails is a warning, never the end of the broker."""
     from enclave.cluster import credentials
+    from enclave.cluster.deploy import HTCONDOR_TOKENS
 
-    directory = os.environ.get("_CONDOR_SEC_TOKEN_DIRECTORY")
-    if not directory or not Path(directory).is_dir():
+    if os.environ.get("_CONDOR_SEC_TOKEN_DIRECTORY") != HTCONDOR_TOKENS or not Path(HTCONDOR_TOKENS).is_dir():
         return
-    for finding in credentials.presented(spec, Path(directory), time.time()):
+    try:
+        findings = credentials.presented(spec, Path(HTCONDOR_TOKENS), time.time())
+    except Exception as exc:  # noqa: BLE001 - a check, not a precondition
+        event(_log, logging.WARNING, "HTCondor tokens not checked", error=str(exc))
+        return
+    for finding in findings:
         for problem in finding.problems:
             event(_log, logging.ERROR, "HTCondor token refused", file=finding.file, to=finding.presented_to,
                   problem=problem, fix="mint it again as docs/deploy.md step 6 says; check with "
