@@ -43,7 +43,8 @@ def test_the_documented_credentials_pass(ldf: EnclaveSpec, tmp_path: Path) -> No
 
 
 def test_a_token_minted_before_the_pools_trust_domain_is_refused(ldf: EnclaveSpec, tmp_path: Path) -> None:
-    """Without TRUST_DOMAIN set, the minting host's own name is the issuer (its FULL_HOSTNAME): a client presents
+    """Without TRUST_DOMAIN set, the issuer is HTCondor's default, $(UID_DOMAIN), else the host's FULL_HOSTNAME
+    (param_info.in), here an admin host's name: a client presents
     only tokens whose issuer is the server's trust domain (``checkToken``), so this one never reaches the startds."""
     bundle = as_documented(ldf, tmp_path / "deploy")
     cm = ldf.batch.central_manager

@@ -7,9 +7,10 @@ lifetime; ``scope``, "condor:/<authz> …" when it is limited to some authorizat
 
 A client presents a token to a server only when the server knows its key and the issuer is the server's trust
 domain (``checkToken``: "Ignoring token as it is from trust domain …"). A token minted before the pool's
-rendered ``TRUST_DOMAIN = $(CONDOR_HOST)`` was adopted carries the minting host's own name and is never
-presented: the broker's drains and the worker pods' advertising then fail with nothing but a log line on the
-daemon's side. This module reads each token file of the bundle and says what HTCondor would make of it.
+rendered ``TRUST_DOMAIN = $(CONDOR_HOST)`` was adopted carries HTCondor's default, ``$(UID_DOMAIN)``, which is
+the minting host's name unless set (param_info.in), and is never presented: the broker's drains and the worker
+pods' advertising then fail with nothing but a log line on the daemon's side.
+This module reads each token file of the bundle and says what HTCondor would make of it.
 
 The signature is not checked: that needs the signing key, which only the broker key's file brings, and HTCondor's
 own derivation of the HMAC key from it (``getTokenSigningKey``, ``hkdf``), which nothing here could be checked
