@@ -69,7 +69,7 @@ class Etcdctl:
                                       "give the client URL of one healthy member")])
         # etcdctl 3.4 `snapshot save` retries an unreachable member forever; `endpoint health` gives up.
         try:
-            self.run("endpoint", "health")
+            self.check_health()
         except ExternalError as exc:
             raise ExternalError(f"etcd at {self.endpoints[0]} is not healthy ({exc.problem.what})",
                                 where="--endpoints", fix="check the URL, the TLS files and that etcd runs") from None
@@ -86,9 +86,19 @@ class Etcdctl:
         return {base64.b64decode(kv["key"]): base64.b64decode(kv.get("value", ""))
                 for kv in out.get("kvs", [])}
 
+    def check_health(self) -> None:
+        """`endpoint health`, failing on an unhealthy member. etcdctl 3.1 prints "<ep> is unhealthy: …" and
+        still exits 0 (etcd v3.1.11 etcdctl/ctlv3/command/ep_command.go, epHealthCommandFunc); a non-zero exit
+        came only with 3.3.0 (etcd commit 6603a7756), so the output is read as well as the exit status."""
+        out = self.run("endpoint", "health")
+        if "unhealthy" in out:
+            lines = [line for line in out.splitlines() if "unhealthy" in line]
+            raise ExternalError(f"etcdctl endpoint health: {lines[0].strip()}", where=",".join(self.endpoints),
+                                fix="check the URL, the TLS files and that etcd runs")
+
     def healthy(self) -> bool:
         try:
-            self.run("endpoint", "health")
+            self.check_health()
             return True
         except ExternalError:
             return False
