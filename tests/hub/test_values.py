@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from jupyterhub.auth import DummyAuthenticator
 from tornado import web
+from traitlets import Bool, Integer
+from traitlets.config import Config, LoggingConfigurable
 
+import enclave.hub
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import PermissionDenied
@@ -99,3 +102,35 @@ def test_no_hub_configured_changes_nothing(tmp_path: Path, ldf: EnclaveSpec, mon
     monkeypatch.setenv("ENCLAVE_HUB_TOKEN", "t")
     admin = HubAdmin.from_env()
     assert admin is not None and admin.api_url == "http://127.0.0.1:1/hub/api" and admin.token == "t"
+
+
+def _authenticator_of_jupyterhub_5_2_1() -> type[Any]:
+    """The refresh traits of JupyterHub 5.2.1's Authenticator (jupyterhub/auth.py at 5.2.1: auth_refresh_age,
+    refresh_pre_spawn; auth_refresh_strict came in 6.1), the JupyterHub of the deployed hub image
+    (zero-to-jupyterhub-k8s 4.1.0 images/hub/requirements.txt: jupyterhub==5.2.1). Named Authenticator so that
+    traitlets gives it the config's Authenticator section."""
+    class Authenticator(LoggingConfigurable):  # type: ignore[misc]
+        auth_refresh_age = Integer(300, config=True)
+        refresh_pre_spawn = Bool(False, config=True)
+
+    return Authenticator
+
+
+def test_refresh_settings_are_only_those_the_hubs_jupyterhub_has(ldf: EnclaveSpec, monkeypatch: Any,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """On 5.2.1 (the deployed hub) configure sets nothing its Authenticator lacks: traitlets logs such an option
+    as "Config option `…` not recognized" (Configurable._load_config). 5.2.1 refuses a failed refresh of a
+    token-authenticated request anyway (handlers/base.py get_current_user → refresh_auth → None). On 6.1 and
+    later (the tests' JupyterHub) it asks for that strictness by auth_refresh_strict."""
+    old = _authenticator_of_jupyterhub_5_2_1()
+    monkeypatch.setattr(enclave.hub, "Authenticator", old, raising=False)
+    c = Config()
+    enclave.hub.configure(c, spec=ldf, lookup=lambda name: None, vetted=lambda image: True)
+    with caplog.at_level("WARNING"):
+        loaded = old(config=c)
+    assert "not recognized" not in caplog.text
+    assert (loaded.auth_refresh_age, loaded.refresh_pre_spawn) == (1, True)
+    monkeypatch.undo()
+    c = Config()
+    enclave.hub.configure(c, spec=ldf, lookup=lambda name: None, vetted=lambda image: True)
+    assert c.Authenticator.auth_refresh_strict is True and c.Authenticator.auth_refresh_age == 1

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from jupyterhub.auth import Authenticator
+
 from enclave.notebooks.hook import make_pre_spawn_hook, make_profile_list
 from enclave.notebooks.hubapi import HUB_TOKEN_ENV
 from enclave.notebooks.options import ImageVetter
@@ -50,14 +52,23 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
     c.KubeSpawner.namespace = the_spec.notebooks.namespace
     c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
     c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)
-    # enclave.hub.auth.EnclaveAdmission answers refresh_user from the account; these make JupyterHub ask it on the
-    # next request (auth_refresh_age), before every spawn (refresh_pre_spawn) and for token-authenticated API
-    # requests too (auth_refresh_strict) — https://jupyterhub.readthedocs.io/en/stable/reference/api/auth.html
-    c.Authenticator.auth_refresh_age = AUTH_REFRESH_AGE
-    c.Authenticator.refresh_pre_spawn = True
-    c.Authenticator.auth_refresh_strict = True
+    refresh_settings(c, Authenticator)  # the installed JupyterHub's
     # The lifecycle service (hub.services / hub.loadRoles in the rendered values) presents this token; JupyterHub's
     # service_tokens registers a token for a service ahead of time (JupyterHub.service_tokens).
     token = os.environ.get(HUB_TOKEN_ENV)
     if token:
         c.JupyterHub.service_tokens.update({token: LIFECYCLE_SERVICE})  # keeps tokens configured elsewhere
+
+
+def refresh_settings(c: Any, authenticator: type[Any]) -> None:
+    """enclave.hub.auth.EnclaveAdmission answers refresh_user from the account; these make JupyterHub ask it on the
+    next request (auth_refresh_age), before every spawn (refresh_pre_spawn) and for token-authenticated API
+    requests too (auth_refresh_strict) — https://jupyterhub.readthedocs.io/en/stable/reference/api/auth.html"""
+    c.Authenticator.auth_refresh_age = AUTH_REFRESH_AGE
+    c.Authenticator.refresh_pre_spawn = True
+    # auth_refresh_strict came with JupyterHub 6.1 (default False; "Prior to 6.1, the behavior was the same as
+    # auth_refresh_strict = True", jupyterhub/auth.py). The deployed hub, k8s-hub:4.1.0, runs 5.2.1, which has no
+    # such trait and would log the option as unrecognized; it is strict already: get_current_user refreshes a
+    # token-authenticated user as a cookie's, and a failed refresh_auth returns None (5.2.1 handlers/base.py).
+    if "auth_refresh_strict" in authenticator.class_trait_names():
+        c.Authenticator.auth_refresh_strict = True
