@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from enclave.errors import ExternalError
-from enclave.ops.etcd import Etcdctl
+from enclave.errors import ExternalError, IntegrityError, NotFound
+from enclave.ops.etcd import Etcdctl, Member, SnapshotStatus, snapshot_restore, snapshot_status
 
 StandIn = Callable[[str, str], Path]
 
@@ -55,3 +55,75 @@ def test_an_unhealthy_member_that_etcdctl_3_1_reports_with_exit_0_is_unhealthy(s
 def test_a_healthy_member_in_etcdctl_3_1_words_is_healthy(stand_in: StandIn) -> None:
     stand_in("etcdctl", 'echo "http://127.0.0.1:2379 is healthy: successfully committed proposal: took = 1.2ms"')
     assert Etcdctl(("http://127.0.0.1:2379",)).healthy()
+
+
+# ---- offline snapshot work: a tool that lacks the command, or fails, is not a damaged snapshot -------------
+
+# etcd v3.6.0 etcdctl/ctlv3/command/snapshot_command.go registers only `snapshot save` (status and restore are
+# etcdutl's since 3.5). cobra answers a subcommand its parent lacks with the parent's help on stdout and exit 0
+# (command.go: a command that is not Runnable returns flag.ErrHelp, which ExecuteC turns into HelpFunc and nil);
+# etcdctl 3.4.23 does exactly that for `snapshot bogus` on this machine.
+ETCDCTL_3_6 = """case "$*" in
+  "version") printf 'etcdctl version: 3.6.0\\nAPI version: 3.6\\n' ;;
+  snapshot\\ save*) echo "Snapshot saved at $3" ;;
+  snapshot*) printf 'NAME:\\n\\tsnapshot - Manages etcd node snapshots\\n\\nCOMMANDS:\\n\\tsave\\tStores an etcd node \
+backend snapshot to a given file\\n' ;;
+esac
+exit 0"""
+
+
+def _member() -> Member:
+    return Member("kub-master-001", "http://127.0.0.1:2380", "http://127.0.0.1:2379", "enclave-restored-test")
+
+
+def test_etcdctl_3_6_without_etcdutl_is_a_missing_tool_not_a_damaged_snapshot(stand_in: StandIn,
+                                                                              tmp_path: Path) -> None:
+    stand_in("etcdctl", ETCDCTL_3_6)
+    snap = tmp_path / "snapshot.db"
+    snap.write_bytes(b"\0" * 8192)
+    with pytest.raises(NotFound, match="etcdctl has no `snapshot status`") as status:
+        snapshot_status(snap)
+    assert "install etcdutl at the etcd server's version" in str(status.value)
+    data = tmp_path / "restored"
+    with pytest.raises(NotFound, match="etcdctl has no `snapshot restore`") as restore:
+        snapshot_restore(snap, data, _member())
+    assert "install etcdutl" in str(restore.value) and not data.exists()  # nothing left that looks restored
+
+
+# etcd v3.5 etcdutl/snapshot/v3_snapshot.go saveDB: a snapshot whose trailing SHA-256 does not match its bytes
+# fails with fmt.Errorf("expected sha256 %v, got %v", …) — a damaged file; cobrautl.ExitWithError prints
+# "Error: <err>" and exits 1.
+ETCDUTL_DAMAGED = """echo '{"level":"info","msg":"restoring snapshot"}' >&2
+echo 'Error: expected sha256 [1 2 3], got [4 5 6]' >&2
+exit 1"""
+
+# A failure that is the tool's or the host's, not the file's: the snapshot cannot even be opened. etcdctl 3.5
+# first prints its deprecation notice (etcdctl/ctlv3/command/snapshot_command.go: "Deprecated: Use `etcdutl
+# snapshot status` instead.").
+ETCDCTL_3_5_FAILING = """echo 'Deprecated: Use `etcdutl snapshot status` instead.' >&2
+echo "Error: open $3: too many open files" >&2
+exit 1"""
+
+ETCDCTL_3_5_WORKING = """echo 'Deprecated: Use `etcdutl snapshot status` instead.' >&2
+echo '{"hash":305419896,"revision":42,"totalKey":43,"totalSize":24608}'"""
+
+
+def test_etcds_words_for_a_damaged_snapshot_are_an_integrity_error(stand_in: StandIn, tmp_path: Path) -> None:
+    stand_in("etcdutl", ETCDUTL_DAMAGED)
+    snap = tmp_path / "snapshot.db"
+    snap.write_bytes(b"\0" * 8192)
+    with pytest.raises(IntegrityError, match="damaged .*expected sha256"):
+        snapshot_restore(snap, tmp_path / "restored", _member())
+    with pytest.raises(IntegrityError, match="expected sha256"):
+        snapshot_status(snap)
+
+
+def test_any_other_tool_failure_is_an_external_error(stand_in: StandIn, tmp_path: Path) -> None:
+    snap = tmp_path / "snapshot.db"
+    snap.write_bytes(b"\0" * 8192)
+    stand_in("etcdctl", ETCDCTL_3_5_FAILING)
+    with pytest.raises(ExternalError, match="too many open files") as failed:
+        snapshot_status(snap)
+    assert "says nothing about the backup" in str(failed.value)
+    stand_in("etcdctl", ETCDCTL_3_5_WORKING)  # the deprecation notice on stderr is no failure
+    assert snapshot_status(snap) == SnapshotStatus(305419896, 42, 43, 24608)

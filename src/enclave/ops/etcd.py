@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from enclave.errors import Conflict, ExternalError, InputError, IntegrityError, NotFound, Problem
+from enclave.errors import Conflict, EnclaveError, ExternalError, InputError, IntegrityError, NotFound, Problem
 
 
 def _binary(name: str) -> str | None:
@@ -104,31 +104,88 @@ class Etcdctl:
             return False
 
 
-def _run(args: list[str], timeout: float, *, what: str) -> str:
+def _exec(args: list[str], timeout: float, *, what: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ETCDCTL_API": "3"}
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         raise ExternalError(f"{what} did not finish within {timeout:g} s", where=" ".join(args[:3]),
                             fix="check that etcd is reachable and not overloaded") from None
+
+
+def _last_line(done: subprocess.CompletedProcess[str]) -> str:
+    msg = (done.stderr or done.stdout).strip().splitlines()
+    return msg[-1] if msg else f"exit {done.returncode}"
+
+
+def _run(args: list[str], timeout: float, *, what: str) -> str:
+    done = _exec(args, timeout, what=what)
     if done.returncode != 0:
-        msg = (done.stderr or done.stdout).strip().splitlines()
-        raise ExternalError(f"{what} failed: {msg[-1] if msg else f'exit {done.returncode}'}",
+        raise ExternalError(f"{what} failed: {_last_line(done)}",
                             where=" ".join(args[:3]), fix="read the etcd message above; check endpoints and TLS files")
     return done.stdout
 
 
+# ---- offline snapshot work: a damaged file is not a missing tool ------------------------------------------
+
+# What etcd's tools say of a damaged snapshot file: bbolt's own errors (go.etcd.io/bbolt errors.go ErrInvalid
+# "invalid database", ErrVersionMismatch "version mismatch", ErrChecksum "checksum error"; db.go mmap "file size
+# too small") and etcd's integrity hash (etcdutl/snapshot/v3_snapshot.go, saveDB: "expected sha256 %v, got %v",
+# "snapshot missing hash but --skip-hash-check=false"), or a Go crash inside bbolt reading its pages (a snapshot
+# cut short: bbolt's mmap ends past the file and the read faults, "fatal error: fault", with etcdctl 3.4.23 here).
+# Anything else is the tool failing, not a verdict on the file.
+DAMAGED = ("invalid database", "version mismatch", "checksum error", "file size too small", "expected sha256",
+           "snapshot missing hash")
+BOLT = ("go.etcd.io/bbolt", "github.com/coreos/bbolt", "github.com/boltdb/bolt")
+# A tool without the subcommand: etcdctl 3.6 keeps only `snapshot save` (etcd v3.6.0 etcdctl/ctlv3/command/
+# snapshot_command.go), and cobra answers a subcommand its parent lacks with the parent's help and exit 0
+# (etcdctl 3.4.23's `snapshot bogus` does); elsewhere cobra says "unknown command" or "unknown flag".
+MISSING = ("unknown command", "unknown flag", "unknown shorthand flag")
+INSTALL = ("install etcdutl at the etcd server's version (etcd's release tarball): etcd 3.5 moved snapshot "
+           "status and restore to it, and etcdctl 3.6 no longer has them")
+
+
+def _offline_tool() -> str:
+    """etcdutl where it exists (etcd ≥ 3.5), else etcdctl, which still does snapshot status and restore up to 3.5
+    (Debian's 3.4 has no etcdutl)."""
+    return _binary("etcdutl") or _need("etcdctl")
+
+
+def _lacks(tool: str, command: str) -> NotFound:
+    return NotFound(f"{Path(tool).name} has no `{command}`", where=tool, fix=INSTALL)
+
+
+def _offline(args: list[str], timeout: float, *, what: str, snapshot: Path) -> str:
+    """Run ``etcdutl|etcdctl snapshot …``: a message of a damaged file raises IntegrityError, a tool without the
+    subcommand NotFound, any other failure ExternalError (the backup is not judged)."""
+    done = _exec(args, timeout, what=what)
+    if done.returncode == 0:
+        return done.stdout
+    text = f"{done.stdout}\n{done.stderr}"
+    crashed = [line for line in text.splitlines() if line.startswith(("panic:", "fatal error:"))]
+    if any(m in text for m in DAMAGED) or (crashed and any(b in text for b in BOLT)):
+        raise IntegrityError(f"{what}: etcd finds the snapshot damaged ({crashed[0] if crashed else _last_line(done)})",
+                             where=str(snapshot), fix="use another backup; this snapshot is damaged")
+    if any(m in text for m in MISSING):
+        raise _lacks(args[0], what)
+    raise ExternalError(f"{what} failed: {_last_line(done)}", where=" ".join(args[:3]),
+                        fix=f"etcd's tool failed, which says nothing about the backup: read its message; {INSTALL}")
+
+
 def snapshot_status(snapshot: Path) -> SnapshotStatus:
     """Open a snapshot file and read its hash, revision and key count; a damaged file is refused."""
-    tool = _binary("etcdutl")
-    args = [tool, "snapshot", "status", str(snapshot), "-w", "json"] if tool else \
-        [_need("etcdctl"), "snapshot", "status", str(snapshot), "-w", "json"]
+    if snapshot.is_file() and snapshot.stat().st_size == 0:
+        # bbolt opens an empty file read-only and fails writing its first page ("bad file descriptor").
+        raise IntegrityError("the etcd snapshot is empty", where=str(snapshot), fix="use another backup")
+    tool = _offline_tool()
+    out = _offline([tool, "snapshot", "status", str(snapshot), "-w", "json"], 60, what="snapshot status",
+                   snapshot=snapshot)
     try:
-        raw = json.loads(_run(args, 60, what="snapshot status"))
-    except ExternalError as exc:
-        raise IntegrityError(f"the etcd snapshot cannot be read ({exc.problem.what})", where=str(snapshot),
-                             fix="use another backup; this snapshot is damaged") from None
-    return SnapshotStatus(int(raw["hash"]), int(raw["revision"]), int(raw["totalKey"]), int(raw["totalSize"]))
+        raw = json.loads(out)
+        return SnapshotStatus(int(raw["hash"]), int(raw["revision"]), int(raw["totalKey"]), int(raw["totalSize"]))
+    except (ValueError, KeyError, TypeError):
+        # Exit 0 without the status: the help text of a tool that lacks the subcommand.
+        raise _lacks(tool, "snapshot status") from None
 
 
 @dataclass(frozen=True)
@@ -199,15 +256,17 @@ def snapshot_restore(snapshot: Path, data_dir: Path, member: Member, cluster: Se
     if data_dir.exists() and any(data_dir.iterdir()):
         raise Conflict(f"{data_dir} already holds data", where=str(data_dir),
                        fix="restore into an empty or new directory, then point etcd at it")
-    args = [_binary("etcdutl") or _need("etcdctl"), *restore_args(str(snapshot), str(data_dir), member, cluster)]
+    tool = _offline_tool()
+    args = [tool, *restore_args(str(snapshot), str(data_dir), member, cluster)]
     if data_dir.exists():
         data_dir.rmdir()
     try:
-        _run(args, 120, what="snapshot restore")
-    except ExternalError as exc:
+        _offline(args, 120, what="snapshot restore", snapshot=snapshot)
+        if not (data_dir / "member").is_dir():  # exit 0 without a member directory: the tool's help text
+            raise _lacks(tool, "snapshot restore")
+    except EnclaveError:
         shutil.rmtree(data_dir, ignore_errors=True)
-        raise IntegrityError(f"etcd refused the snapshot ({exc.problem.what})", where=str(snapshot),
-                             fix="use another backup; this snapshot is damaged") from None
+        raise
 
 
 def free_port() -> int:
