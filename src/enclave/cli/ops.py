@@ -29,7 +29,7 @@ from enclave.cli.options import (
 from enclave.errors import InputError, Problem
 from enclave.ops import backup as backups
 from enclave.ops import cis, security
-from enclave.ops.etcd import Etcdctl, Member
+from enclave.ops.etcd import Etcdctl, Member, restored_token
 from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
 from enclave.ops.upgrade import components_from_mapping
@@ -243,7 +243,9 @@ def backup_restore(
     client_url: Annotated[str, typer.Option("--client-url")] = "https://127.0.0.1:2379",
     kubernetes_dir: Annotated[Path | None, typer.Option("--kubernetes-dir", help="Empty directory to put "
                                                         "PKI, kubeconfigs and manifests into.")] = None,
-    token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    token: Annotated[str | None, typer.Option("--cluster-token", help="The restore's etcd cluster token, the "
+                                              "same on every member (restore-plan prints it); default for a "
+                                              "one-member restore: enclave-restored-<UTC minute>.")] = None,
     signing_key: SigningKey = None,
     member: Annotated[list[str] | None, typer.Option("--member", help="Every member of the restored cluster as "
                                                      "NAME=PEER_URL (repeat; this node included). Without it "
@@ -252,18 +254,30 @@ def backup_restore(
     reason: Reason = "control-plane restore",
 ) -> None:
     """Verify the archive, then build this member's fresh etcd data directory (and control-plane files)."""
+    token = _restore_token(token, bool(member))
     cluster = tuple(Member(n, u, "", token) for n, u in _members(member))
     with (host() if actor else services()) as factory:
         m = factory.backups.restore(archive, data_dir, Member(name, peer_url, client_url, token),
                                     key=signing_key or backups.default_key_path(), actor=actor, reason=reason,
                                     kubernetes_dir=kubernetes_dir, cluster=cluster)
-    console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}"
-                  + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
+    console.print(f"restored etcd revision {m.etcd.revision} ({m.etcd.total_keys} keys) into {data_dir}, cluster "
+                  f"token {token}" + (f"; control-plane files into {kubernetes_dir}" if kubernetes_dir else ""))
     if cluster:
         console.print(f"next: restore the other {len(cluster) - 1} member(s) the same way, point each etcd static "
                       "pod at its data directory, and start them together (quorum needs a majority)")
     else:
         console.print("next: point the etcd static pod at the data directory, then add further members one by one")
+
+
+def _restore_token(token: str | None, several: bool) -> str:
+    """A fresh token per restore (restored_token: a fixed one gives every restore the same member and cluster
+    IDs); the members of one cluster must share it, so a multi-member restore takes the plan's."""
+    if token:
+        return token
+    if several:
+        raise InputError([Problem("--cluster-token", "every member of one restore needs the same cluster token",
+                                  "give the --cluster-token `enclave backup restore-plan` printed")])
+    return restored_token(dt.datetime.now(dt.UTC))
 
 
 def _members(raw: list[str] | None) -> list[tuple[str, str]]:
@@ -282,17 +296,19 @@ def backup_restore_plan(
     archive: Annotated[str, typer.Argument(help="The backup archive every member restores from.")],
     member: Annotated[list[str] | None, typer.Option("--member", help="NAME=PEER_URL per member (default: every "
                                                      "control-plane node of the spec, https://NAME:2380).")] = None,
-    token: Annotated[str, typer.Option("--cluster-token")] = "enclave-restored",
+    token: Annotated[str | None, typer.Option("--cluster-token", help="The restore's etcd cluster token "
+                                              "(default: enclave-restored-<UTC minute>, one for all members).")]
+    = None,
     spec: SpecOption = None,
     output: Output = OutputFormat.TABLE,
 ) -> None:
     """What to run on each control-plane node to restore the whole etcd cluster from one backup."""
-    given = tuple(Member(n, u, u.replace(":2380", ":2379"), token) for n, u in _members(member))
+    given = tuple(Member(n, u, u.replace(":2380", ":2379")) for n, u in _members(member))
     with services(spec) as factory:
         plan = factory.backups.restore_plan(archive, given, token=token)
     if output != OutputFormat.TABLE:
-        emit([{"member": step.member.name, "peer_url": step.member.peer_url, "steps": list(step.steps)}
-              for step in plan], output)
+        emit([{"member": step.member.name, "peer_url": step.member.peer_url, "cluster_token": step.member.cluster_token,
+               "steps": list(step.steps)} for step in plan], output)
         return
     for i, step in enumerate(plan, 1):
         console.print(f"{i}. on {step.member.name} ({step.member.peer_url}):", soft_wrap=True)

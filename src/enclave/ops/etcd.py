@@ -7,6 +7,7 @@ is installed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -188,9 +189,19 @@ def snapshot_status(snapshot: Path) -> SnapshotStatus:
         raise _lacks(tool, "snapshot status") from None
 
 
+def restored_token(now: dt.datetime) -> str:
+    """A cluster token for one restore, stamped with its UTC minute. etcdutl derives every member ID from the
+    member's peer URLs and the token, and the cluster ID from the member IDs (etcdutl/snapshot/v3_snapshot.go:
+    NewClusterFromURLsMap(token, …), whose membership.NewMember (api/membership/member.go) hashes the sorted peer
+    URLs and the token, with no time): a fixed token gave every restore of the same nodes the same IDs, so a
+    member left over from before the restore could join the restored cluster, which the recovery guide's fresh
+    token prevents. Every member of one restore takes the same token (restore_plan prints it)."""
+    return f"enclave-restored-{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%MZ')}"
+
+
 @dataclass(frozen=True)
 class Member:
-    """Identity of the etcd member a snapshot is restored into."""
+    """Identity of the etcd member a snapshot is restored into (front ends give a ``restored_token``)."""
 
     name: str
     peer_url: str

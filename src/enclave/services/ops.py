@@ -35,7 +35,7 @@ from enclave.ops import backup as backups
 from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
 from enclave.ops.admission import render_admission, validate_policy
-from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan
+from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan, restored_token
 from enclave.ops.images import pinner
 from enclave.ops.manifests import Located, load_manifests
 from enclave.ops.notebook_pods import pods_in
@@ -301,7 +301,9 @@ class BackupService:
         names = self.spec.node_names(NodeRole.CONTROL_PLANE)
         return tuple(Member(n, f"https://{n}:2380", f"https://{n}:2379") for n in names)
 
-    def restore_plan(self, archive: str, given: Sequence[Member] = (), *, token: str = "enclave-restored"
-                     ) -> tuple[MemberRestore, ...]:
-        members = tuple(Member(m.name, m.peer_url, m.client_url, token) for m in self.members(given))
+    def restore_plan(self, archive: str, given: Sequence[Member] = (), *, token: str | None = None,
+                     now: dt.datetime | None = None) -> tuple[MemberRestore, ...]:
+        """Every member's steps, all with one cluster token: ``token``, else one stamped now (restored_token)."""
+        shared = token or restored_token(now or dt.datetime.now(dt.UTC))
+        members = tuple(Member(m.name, m.peer_url, m.client_url, shared) for m in self.members(given))
         return restore_plan(archive, members)
