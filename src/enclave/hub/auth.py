@@ -20,8 +20,8 @@ It answers JupyterHub's Authenticator hooks (https://jupyterhub.readthedocs.io/e
 - ``refresh_user`` — run when a user's auth info is older than ``Authenticator.auth_refresh_age`` seconds
   ("The max age (in seconds) of authentication info before forcing a refresh of user auth info"); returning False
   forces a new login for a browser session, and refuses token-authenticated API requests too (JupyterHub before
-  6.1 always; from 6.1 with ``auth_refresh_strict``). ``enclave.hub.configure`` sets the age to 1 s, so a changed account loses its session on its next
-  request (one database read per active user per second at most).
+  6.1 always; from 6.1 with ``auth_refresh_strict``). ``enclave.hub.configure`` sets the age to 1 s, so a changed
+  account loses its session on its next request (one database read per active user per second at most).
 
 ``EnclaveTokenAuthenticator`` is a complete login for hubs without a site login (the tests, a small site): the
 user name and an enclave token with scope ``notebooks.spawn`` as the password.
