@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from enclave.notebooks.profiles import image_keys, render, spec_profile_list, z2
 from enclave.spec import EnclaveSpec
 from tests.notebooks.conftest import NOW, FakeAccount, make_account
 
-W18 = "registry.lsst.local/lsstsqre/sciplat-lab:w_2018_25"
+LAB = "registry.lsst.local/lsstsqre/sciplat-lab"
+W18 = f"{LAB}:w_2018_25"
 R16 = "registry.lsst.local/lsstsqre/sciplat-lab:r16_0"
 KUBECONFIG = """\
 apiVersion: v1
@@ -241,3 +243,54 @@ def test_spawner_options_page_offers_only_what_enclave_allows(kubeconfig: None, 
     assert R16 in html and W18 not in html
     for size in ("small", "medium", "large"):
         assert f'value="{size}"' in html
+
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+"""Kubernetes' IsDNS1123Label (apimachinery pkg/util/validation/validation.go: dns1123LabelFmt, at most
+DNS1123LabelMaxLength = 63 characters): what a container's name must be."""
+LONG_IMAGES = [
+    f"{LAB}:exp_w_2024_10_nosudo",  # 66 characters of pre-puller container name before keys were bounded
+    f"{LAB}:exp_w_2024_10_nosudo_a",  # differs from the next one only past any prefix a key keeps
+    f"{LAB}:exp_w_2024_10_nosudo_b",
+    "registry.lsst.local/lsstsqre/" + "n" * 100 + ":" + "T" * 128,  # a tag is at most 128 characters (OCI)
+    W18,
+    "mirror.example.org/lsstsqre/sciplat-lab:w_2018_25",  # the same last component as W18
+    "registry.lsst.local/lsstsqre/Sciplat_Lab:W.2018.25",  # and once more after lower-casing
+]
+
+
+def puller_containers(values: dict[str, Any]) -> dict[str, str]:
+    """Container name → image of the pre-puller's profile-list containers, as Zero-to-JupyterHub 4.1.0 names them
+    (templates/image-puller/_helpers-daemonset.tpl: ``range $k, $container := .Values.singleuser.profileList`` —
+    ``$k`` is the list index — then each option's choices with a kubespawner_override.image:
+    ``image-pull-profile-{{ $k }}-option-{{ $option }}-{{ $choice }}``)."""
+    names = {}
+    for k, profile in enumerate(values["singleuser"]["profileList"]):
+        for option, option_spec in profile.get("profile_options", {}).items():
+            for choice, choice_spec in option_spec.get("choices", {}).items():
+                image = choice_spec.get("kubespawner_override", {}).get("image")
+                if image:
+                    names[f"image-pull-profile-{k}-option-{option}-{choice}"] = image
+    return names
+
+
+def test_pre_puller_container_names_are_dns_labels_for_the_longest_image_names(kubeconfig: None, ldf: EnclaveSpec,
+                                                                              alice: FakeAccount) -> None:
+    """Every pre-puller container name is a DNS label (else `helm install` fails on the DaemonSet), for image names
+    as long as a reference may be and a profile list of a hundred sizes; each choice key still names one image,
+    the one the hook then launches."""
+    size = ldf.notebooks.sizes[ldf.notebooks.default_size]
+    sizes = {f"size-{i}": size for i in range(100)}
+    spec = ldf.model_copy(update={"notebooks": ldf.notebooks.model_copy(update={
+        "images": LONG_IMAGES, "sizes": sizes, "default_size": "size-0"})})
+    names = puller_containers(z2jh_values(spec, vetted=lambda image: True))
+    assert len(names) == len(sizes) * len(LONG_IMAGES)
+    for name in names:
+        assert len(name) <= 63 and DNS_LABEL.fullmatch(name), (name, len(name))
+    keys = image_keys(LONG_IMAGES)
+    assert len(set(keys.values())) == len(LONG_IMAGES)
+    assert keys[W18] == "sciplat-lab-w-2018-25"  # a short name keeps its readable key
+    assert keys[LONG_IMAGES[0]].startswith("sciplat-lab-exp-w-")
+    long = LONG_IMAGES[3]
+    pod = pod_for(spec, alice, {"profile": "size-99", "image": keys[long]}, vetted=lambda image: True)
+    assert pod["spec"]["containers"][0]["image"] == long

@@ -7,6 +7,7 @@ writes them to files.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,14 +27,38 @@ NOBODY = 65534
 WORKSPACE_MOUNT = "/workspace"
 
 
+PULLER_CONTAINER = "image-pull-profile-{profile}-option-{option}-{choice}"
+"""The pre-puller's container for each image choice of the profile list: Zero-to-JupyterHub 4.1.0
+templates/image-puller/_helpers-daemonset.tpl, ``image-pull-profile-{{ $k }}-option-{{ $option }}-{{ $choice }}``
+ranging over ``singleuser.profileList`` (a list, so ``$k`` is the profile's index) and each option's ``choices``
+(``$choice``: the choice key). A container name is a DNS label, 63 characters at most (Kubernetes' IsDNS1123Label)."""
+CHOICE_KEY_MAX = 63 - len(PULLER_CONTAINER.format(profile="999", option=IMAGE_OPTION, choice=""))
+"""The longest choice key whose pre-puller container name is a DNS label for the first thousand profiles (one per
+size): 27 characters."""
+_HASH_CHARS = 8
+
+
+def _bounded(base: str, image: str) -> str:
+    """``base`` when it fits; else a readable prefix and a hash of the whole image, so two long names that share
+    their first characters stay apart."""
+    if len(base) <= CHOICE_KEY_MAX:
+        return base
+    digest = hashlib.sha256(image.encode()).hexdigest()[:_HASH_CHARS]
+    return f"{base[:CHOICE_KEY_MAX - _HASH_CHARS - 1].rstrip('-')}-{digest}"
+
+
 def image_keys(images: Iterable[str]) -> dict[str, str]:
-    """A stable, readable choice key per image (KubeSpawner keys choices by name, not by value)."""
+    """A stable, readable choice key per image (KubeSpawner keys choices by name, not by value), lower-case
+    letters, digits and inner hyphens, at most ``CHOICE_KEY_MAX`` characters (the pre-puller names a container
+    after it: ``PULLER_CONTAINER``)."""
     out: dict[str, str] = {}
     for image in images:
         base = re.sub(r"[^a-z0-9]+", "-", image.rsplit("/", 1)[-1].lower()).strip("-") or "image"
-        key, n = base, 2
+        first = key = _bounded(base, image)
+        n = 2
         while key in out.values():
-            key, n = f"{base}-{n}", n + 1
+            suffix = f"-{n}"
+            key, n = f"{first[:CHOICE_KEY_MAX - len(suffix)].rstrip('-')}{suffix}", n + 1
         out[image] = key
     return out
 
