@@ -11,6 +11,7 @@ import pytest
 from enclave.errors import InputError
 from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
+from enclave.ops.etcd import EtcdServer
 from enclave.services.ops import BackupService, security_params
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
@@ -109,3 +110,20 @@ def test_backup_list_and_prune_commands(shelf: Path) -> None:
     assert len(__import__("json").loads(r.stdout)) == 7
     r = run("backup", "prune", str(shelf), "--keep-last", "5", "--dry-run")
     assert r.exit_code == 0 and "would remove 1 backup(s)" in r.output
+
+
+@pytest.mark.usefixtures("env")
+def test_create_into_a_directory_not_there_yet(tmp_path: Path, etcd: EtcdServer) -> None:
+    """`--out DIR/` means a directory even before it exists: the trailing slash must survive the option (pathlib
+    collapses it: Path("d/") is Path("d"), Python docs, pathlib "spurious slashes … are collapsed")."""
+    etcd.client.put("/registry/namespaces/qserv", "ns")
+    shelf = tmp_path / "new" / "backups"
+    r = run("backup", "create", "--endpoints", etcd.member.client_url, "--out", f"{shelf}/",
+            "--signing-key", str(tmp_path / "backup.key"))
+    assert r.exit_code == 0, r.output
+    assert shelf.is_dir(), "a file named after the directory was written"
+    [archive] = catalog.list_backups(shelf)
+    assert archive.path.name.startswith("lsst-ldf-") and archive.manifest is not None
+    r = run("backup", "create", "--endpoints", etcd.member.client_url, "--out", str(tmp_path / "one.tar.gz"),
+            "--signing-key", str(tmp_path / "backup.key"))
+    assert r.exit_code == 0 and (tmp_path / "one.tar.gz").is_file()  # a file name stays a file

@@ -131,8 +131,9 @@ def _etcdctl(endpoints: str, cacert: Path | None, cert: Path | None, key: Path |
 
 @backup_app.command("create")
 def backup_create(
-    out: Annotated[Path, typer.Option("--out", help="Archive to write (.tar.gz; never overwritten), or a "
-                                      "directory to write the next named archive into.")],
+    out: Annotated[str, typer.Option("--out", help="Archive to write (.tar.gz; never overwritten), or a "
+                                     "directory to write the next named archive into (an existing one, or DIR/, "
+                                     "created).")],
     endpoints: Annotated[str, typer.Option("--endpoints", help="etcd client URLs, comma-separated.")]
     = "https://127.0.0.1:2379",
     cacert: Annotated[Path | None, typer.Option("--cacert", help="e.g. /etc/kubernetes/pki/etcd/ca.crt")] = None,
@@ -152,13 +153,14 @@ def backup_create(
     signing = signing_key or backups.default_key_path()
     new_key = not signing.exists()
     with (host(spec) if actor else services(spec)) as factory:
-        out = factory.backups.target(out)
-        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), out, key=signing, actor=actor,
+        # Taken as text: a Path would drop the trailing slash that says "a directory" (pathlib collapses it).
+        path = factory.backups.target(Path(out), directory=out.endswith("/"))
+        m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), path, key=signing, actor=actor,
                                    reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
     if new_key:
         console.print(f"created signing key {signing} (mode 0600): keep a copy apart from the archives; "
                       "verify and restore need it")
-    console.print(f"wrote {out}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
+    console.print(f"wrote {path}: etcd revision {m.etcd.revision}, {m.etcd.total_keys} keys, "
                   f"{len(m.files)} files (mode 0600: it holds private keys)")
 
 

@@ -246,10 +246,11 @@ class BackupService:
             journal.record(session, actor=actor, action=action, target=target, reason=reason, before=None,
                            after=record.get("after"))
 
-    def target(self, out: Path, now: dt.datetime | None = None) -> Path:
-        """``out`` itself, or inside a directory (an existing one, or a path ending in /) the next named
-        archive: `<cluster>-<UTC time>.tar.gz`."""
-        if out.is_dir() or str(out).endswith("/"):
+    def target(self, out: Path, now: dt.datetime | None = None, *, directory: bool = False) -> Path:
+        """``out`` itself, or inside a directory (an existing one, or ``directory``: the operator wrote DIR/,
+        which a Path cannot say — pathlib collapses the trailing slash) the next named archive:
+        `<cluster>-<UTC time>.tar.gz`; `create` makes the directory."""
+        if directory or out.is_dir():
             return out / catalog.backup_name(self.spec.cluster.name, now or dt.datetime.now(dt.UTC))
         return out
 
