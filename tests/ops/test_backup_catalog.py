@@ -127,3 +127,30 @@ def test_create_into_a_directory_not_there_yet(tmp_path: Path, etcd: EtcdServer)
     r = run("backup", "create", "--endpoints", etcd.member.client_url, "--out", str(tmp_path / "one.tar.gz"),
             "--signing-key", str(tmp_path / "backup.key"))
     assert r.exit_code == 0 and (tmp_path / "one.tar.gz").is_file()  # a file name stays a file
+
+
+@pytest.mark.parametrize("version", ["1.9.3", "1.22.17", "1.24.17", "1.25.16", "1.33.10"])
+def test_schedule_tolerates_both_control_plane_taints_on_every_release(version: str) -> None:
+    """kubeadm 1.24 taints a new control-plane node with node-role.kubernetes.io/master:NoSchedule AND
+    …/control-plane:NoSchedule (CHANGELOG-1.24, kubernetes/kubernetes#107533); before, master alone; from 1.25
+    control-plane alone (#110095). A pod tolerating one of two taints is never scheduled there."""
+    job = catalog.render_schedule(_spec(version), schedule="@daily", keep_last=7)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    tolerated = {(t["key"], t["operator"], t["effect"]) for t in pod["tolerations"]}
+    assert tolerated == {("node-role.kubernetes.io/master", "Exists", "NoSchedule"),
+                         ("node-role.kubernetes.io/control-plane", "Exists", "NoSchedule")}
+
+
+def test_schedule_runs_as_root_with_the_benchmark_item_waived() -> None:
+    """kubeadm, run as root, writes the PKI keys mode 0600 (pkiutil → client-go util/keyutil.WriteKey, 0600), and a
+    hostPath DirectoryOrCreate is made "with permission set to 0755, having the same group and ownership with
+    Kubelet" (kubernetes.io, Volumes, hostPath): a non-root image user can read the one and write the other
+    neither. POD-09 (runs as root by explicit user id 0) is waived, with the reason, on the CronJob."""
+    spec = _spec("1.33.10")
+    job = catalog.render_schedule(spec, schedule="@daily", keep_last=7)
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["runAsUser"] == 0 and container["securityContext"]["runAsGroup"] == 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    report = security.run(security.shipped_checks()[1], objects=[("cronjob", job)], params=security_params(spec))
+    pod09 = next(r for r in report.results if r.check.id == "POD-09")
+    assert pod09.status == "waived" and "PKI keys" in (pod09.findings[0].waived or "")

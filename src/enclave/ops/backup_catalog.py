@@ -105,23 +105,27 @@ def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_da
         (f" --keep-days {keep_days}" if keep_days is not None else "")
     script = (f"enclave backup create --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes "
               f"&& {prune}")
-    # batch/v1 CronJob from 1.21 (batch/v1beta1 before); the control-plane node label and taint are
+    # batch/v1 CronJob from 1.21 (batch/v1beta1 before). The control-plane node label is
     # node-role.kubernetes.io/control-plane from 1.20 and …/master before 1.24 (kubeadm sets both in between).
     api = "batch/v1" if version.minor_key >= (1, 21) else "batch/v1beta1"
-    roles = ["control-plane"] if version.minor_key >= (1, 24) else \
-        ["master"] if version.minor_key < (1, 20) else ["control-plane", "master"]
+    role = "control-plane" if version.minor_key >= (1, 20) else "master"
     waive = "security.enclave.lsst.io/waive-"
     pod = {
         "spec": {
             "hostNetwork": True, "restartPolicy": "OnFailure",
-            "nodeSelector": {f"node-role.kubernetes.io/{roles[0]}": ""},
+            "nodeSelector": {f"node-role.kubernetes.io/{role}": ""},
+            # Both taints on every release (tolerating a taint a node lacks is harmless): kubeadm's control-plane
+            # nodes carry …/master:NoSchedule, and from 1.24 …/control-plane:NoSchedule beside it
+            # (CHANGELOG-1.24, kubernetes/kubernetes#107533); 1.25 stops applying the master taint (#110095).
             "tolerations": [{"key": f"node-role.kubernetes.io/{r}", "operator": "Exists", "effect": "NoSchedule"}
-                            for r in roles],
+                            for r in ("control-plane", "master")],
             "containers": [{
                 "name": "backup", "image": image, "imagePullPolicy": "IfNotPresent",
                 "command": ["/bin/sh", "-c", script],
                 "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                # root: kubeadm writes its PKI keys 0600 root and the backup directory is root's.
+                "securityContext": {"runAsUser": 0, "runAsGroup": 0, "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]}},
                 "volumeMounts": [{"name": "kubernetes", "mountPath": "/etc/kubernetes", "readOnly": True},
                                  {"name": "backups", "mountPath": directory}],
             }],
@@ -135,6 +139,8 @@ def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_da
                          "annotations": {
                              f"{waive}POD-03": "etcd listens on the node's 127.0.0.1 only (kubeadm stacked etcd)",
                              f"{waive}POD-02": "reads /etc/kubernetes (the etcd client certificate) and writes "
-                                               "the backup directory"}},
+                                               "the backup directory",
+                             f"{waive}POD-09": "root reads kubeadm's PKI keys (0600, root) and writes the backup "
+                                               "directory (root's); no capability, no escalation"}},
             "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
                      "failedJobsHistoryLimit": 3, "jobTemplate": {"spec": {"template": pod}}}}
