@@ -220,9 +220,12 @@ def running_hub(where: Path, spec: EnclaveSpec) -> Iterator[Hub]:
     tokens = _people(factory, spec)
     render(spec, where, vetted=factory.notebooks.vetter())
     service_token = secrets.token_hex(32)
+    # The operator's file, as `openssl rand -hex 32 > hub-token` writes it (a newline at the end): the hub's
+    # --set-file copy (hub_config.py) and enclave's (HubAdmin) must agree all the same.
+    (where / "hub-token").write_text(service_token + "\n")
     ports = {name: free_port() for name in ("HUB_PORT", "HUB_API_PORT", "PROXY_API_PORT")}
     env = {**os.environ, "ENCLAVE_DB": db.url, "ENCLAVE_SPEC": str(where / "enclave.yaml"),
-           "ENCLAVE_HUB_TOKEN": service_token, "ENCLAVE_TEST_HUB_DIR": str(where), "ENCLAVE_TEST_CHP": str(chp()),
+           "ENCLAVE_TEST_HUB_DIR": str(where), "ENCLAVE_TEST_CHP": str(chp()),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
            **{f"ENCLAVE_TEST_{k}": str(v) for k, v in ports.items()}}
     # KubeSpawner loads a client configuration when built; an offline one is enough (the stand-in makes no request).

@@ -1,29 +1,27 @@
-# jupyterhub_config.py of the test hub (tests/hub/conftest.py starts it). First exactly what `enclave render
-# notebooks` writes for production (HUB_CONFIG: enclave's profile callable, pre-spawn hook and refresh settings);
-# then what differs on a machine without a cluster: the local stand-in spawner, enclave-token logins, loopback
-# ports, and the rendered values' hub.services / hub.loadRoles passed to JupyterHub as Z2JH passes them
-# (key -> name; zero-to-jupyterhub-k8s images/hub/jupyterhub_config.py).
+# jupyterhub_config.py of the test hub (tests/hub/conftest.py starts it). In Z2JH's order: first the rendered
+# values' hub.services / hub.loadRoles as the chart passes them to JupyterHub (tests/hub/z2jh.py; the lifecycle
+# service's token given as the documented install gives it, --set-file from the hub-token file), then exactly what
+# `enclave render notebooks` writes for production as extraConfig (HUB_CONFIG: enclave's profile callable,
+# pre-spawn hook and refresh settings), then what differs on a machine without a cluster: the local stand-in
+# spawner, enclave-token logins, loopback ports.
 import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from enclave.notebooks.profiles import HUB_CONFIG
+from enclave.notebooks.profiles import HUB_CONFIG, LIFECYCLE_SERVICE
+from tests.hub import z2jh
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader defines it)
-exec(HUB_CONFIG)
-
 here = Path(os.environ["ENCLAVE_TEST_HUB_DIR"])
 values = yaml.safe_load((here / "values.yaml").read_text())["hub"]
-services = []
-for name, service in values["services"].items():
-    service = {"name": name, **service}
+c.JupyterHub.services = z2jh.services(values, {LIFECYCLE_SERVICE: (here / "hub-token").read_text()})
+for service in c.JupyterHub.services:
     if "command" in service and service["command"][0] == "python3":
         service["command"] = [sys.executable, *service["command"][1:]]  # the hub image's python3
-    services.append(service)
-c.JupyterHub.services = services
-c.JupyterHub.load_roles = [{"name": name, **role} for name, role in values["loadRoles"].items()]
+c.JupyterHub.load_roles = z2jh.load_roles(values)
+exec(HUB_CONFIG)
 
 c.JupyterHub.spawner_class = "tests.hub.localspawner.LocalKubeSpawner"
 c.JupyterHub.authenticator_class = "enclave.hub.auth.EnclaveTokenAuthenticator"

@@ -8,6 +8,7 @@ approved by security, §10), never from the program's output.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from enclave.notebooks import webdav
-from enclave.notebooks.profiles import image_keys
+from enclave.notebooks.profiles import LIFECYCLE_SERVICE, image_keys
 from tests.api.conftest import CHROMIUM
 from tests.hub.conftest import R16, W18, Hub, Session, options_in
 
@@ -182,3 +183,14 @@ def test_demotion_stops_the_staff_accounts_server(hub: Hub) -> None:
     assert [(o.status, o.count) for o in stopped] == [("done", 1)], view.reach
     time.sleep(1.1)
     assert erin.request("GET", "/hub/home").status_code == 302
+
+
+def test_the_lifecycle_service_holds_one_token_the_one_enclave_presents(hub: Hub) -> None:
+    """Installed as documented (the values, and hub-token by --set-file: hub_config.py), the hub's database holds one
+    API token for enclave-lifecycle — JupyterHub keeps every token it took from config (app.py _add_tokens, note
+    "from config") — and it is the one enclave presents, though the file ends in a newline."""
+    with sqlite3.connect(hub.dir / "jupyterhub.sqlite") as db:
+        [(count,)] = db.execute("SELECT count(*) FROM api_tokens JOIN services ON api_tokens.service_id = services.id"
+                                " WHERE services.name = ?", (LIFECYCLE_SERVICE,)).fetchall()
+    assert count == 1
+    assert hub.admin.client.get("/users/alice").status_code == 200

@@ -20,11 +20,12 @@ from enclave.db import Database
 from enclave.errors import PermissionDenied
 from enclave.hub.auth import EnclaveAdmission
 from enclave.notebooks.hubapi import HubAdmin
-from enclave.notebooks.profiles import z2jh_values
+from enclave.notebooks.profiles import LIFECYCLE_SERVICE, z2jh_values
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.models import Role
+from tests.hub import z2jh
 from tests.hub.conftest import free_port
 
 
@@ -47,8 +48,6 @@ def test_culler_and_lifecycle_services_with_least_scope_roles(ldf: EnclaveSpec) 
     assert lifecycle["services"] == ["enclave-lifecycle"]
     assert sorted(lifecycle["scopes"]) == ["delete:servers", "read:servers", "tokens"]
     assert not {"admin:users", "admin:servers", "users", "servers"} & set(lifecycle["scopes"])
-    assert hub["extraEnv"]["ENCLAVE_HUB_TOKEN"] == {"valueFrom": {"secretKeyRef": {
-        "name": "enclave-hub", "key": "token", "optional": True}}}
     assert z2jh_values(ldf)["cull"] == {"enabled": False}  # one culler: enclave's service, not Z2JH's too
     # A short timeout is looked at twice per timeout (the culler's own default interval).
     short = ldf.model_copy(update={"notebooks": ldf.notebooks.model_copy(update={"idle_cull_seconds": 300})})
@@ -134,3 +133,27 @@ def test_refresh_settings_are_only_those_the_hubs_jupyterhub_has(ldf: EnclaveSpe
     c = Config()
     enclave.hub.configure(c, spec=ldf, lookup=lambda name: None, vetted=lambda image: True)
     assert c.Authenticator.auth_refresh_strict is True and c.Authenticator.auth_refresh_age == 1
+
+
+def test_the_lifecycle_service_has_one_token_enclaves(ldf: EnclaveSpec, monkeypatch: Any) -> None:
+    """Installed as documented (the values, and the hub-token file by --set-file), the hub's config gives
+    enclave-lifecycle one token, enclave's: Z2JH's services loop sets the service's api_token from its Secret
+    (tests/hub/z2jh.py), and enclave's extraConfig registers none beside it — an $ENCLAVE_HUB_TOKEN in the hub's
+    environment (the enclave-hub Secret operators made before) no longer goes into JupyterHub.service_tokens, which
+    would register a second token (JupyterHub app.py init_api_tokens, _add_tokens)."""
+    hub = z2jh_values(ldf)["hub"]
+    assert "ENCLAVE_HUB_TOKEN" not in hub["extraEnv"] and "apiToken" not in hub["services"][LIFECYCLE_SERVICE]
+    monkeypatch.setenv("ENCLAVE_HUB_TOKEN", "an-earlier-secret")
+    c = Config()
+    c.JupyterHub.services = z2jh.services(hub, {LIFECYCLE_SERVICE: "enclave-token\n"})  # the file's newline
+    enclave.hub.configure(c, spec=ldf, lookup=lambda name: None, vetted=lambda image: True)
+    tokens = {s["api_token"] for s in c.JupyterHub.services if s["name"] == LIFECYCLE_SERVICE}
+    extra = c.JupyterHub.get("service_tokens", {})
+    extra = extra.get_value({}) if hasattr(extra, "get_value") else extra  # a LazyConfigValue once update()d
+    tokens |= {token for token, name in extra.items() if name == LIFECYCLE_SERVICE}
+    assert tokens == {"enclave-token"}
+    # enclave's side reads the same file through its Secret: the newline goes there too.
+    monkeypatch.setenv("ENCLAVE_HUB_URL", "http://hub.jupyter-lsst:8081/hub/api")
+    monkeypatch.setenv("ENCLAVE_HUB_TOKEN", "enclave-token\n")
+    admin = HubAdmin.from_env()
+    assert admin is not None and admin.token == "enclave-token"

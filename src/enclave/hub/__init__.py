@@ -1,11 +1,11 @@
 """The JupyterHub front end: ``jupyterhub_config.py`` (rendered by `enclave render notebooks`) calls
 ``configure(c)`` to install enclave's profile_list and pre-spawn hook, the refresh settings its Authenticator
-(``enclave.hub.auth``) relies on, and the token of the ``enclave-lifecycle`` hub service. The hooks decide from the
-account lookups and image vetting the notebook service provides; they never open the database themselves."""
+(``enclave.hub.auth``) relies on, and the token of the ``enclave-lifecycle`` hub service as enclave presents it.
+The hooks decide from the account lookups and image vetting the notebook service provides; they never open the
+database themselves."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -13,7 +13,6 @@ from typing import Any
 from jupyterhub.auth import Authenticator
 
 from enclave.notebooks.hook import make_pre_spawn_hook, make_profile_list
-from enclave.notebooks.hubapi import HUB_TOKEN_ENV
 from enclave.notebooks.options import ImageVetter
 from enclave.notebooks.profiles import LIFECYCLE_SERVICE
 from enclave.services.factory import Factory, open_database
@@ -53,11 +52,17 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
     c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
     c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)
     refresh_settings(c, Authenticator)  # the installed JupyterHub's
-    # The lifecycle service (hub.services / hub.loadRoles in the rendered values) presents this token; JupyterHub's
-    # service_tokens registers a token for a service ahead of time (JupyterHub.service_tokens).
-    token = os.environ.get(HUB_TOKEN_ENV)
-    if token:
-        c.JupyterHub.service_tokens.update({token: LIFECYCLE_SERVICE})  # keeps tokens configured elsewhere
+    strip_lifecycle_token(c)
+
+
+def strip_lifecycle_token(c: Any) -> None:
+    """The lifecycle service's token is the chart's (``profiles.LIFECYCLE_TOKEN_VALUE``: Z2JH's services loop set
+    its ``api_token`` before this extraConfig runs), read as its Secret holds it (files/hub/z2jh.py
+    get_secret_value), so with the last newline of a file ``helm --set-file`` gave, which no Authorization header
+    carries: the hub takes it stripped, as enclave's control plane presents it (``HubAdmin.from_env``)."""
+    for service in c.JupyterHub.get("services", []):
+        if service.get("name") == LIFECYCLE_SERVICE and isinstance(service.get("api_token"), str):
+            service["api_token"] = service["api_token"].strip()
 
 
 def refresh_settings(c: Any, authenticator: type[Any]) -> None:

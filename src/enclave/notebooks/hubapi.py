@@ -23,7 +23,8 @@ from enclave.errors import ExternalError
 HUB_URL_ENV = "ENCLAVE_HUB_URL"
 """The hub's API, e.g. http://hub.jupyter-lsst:8081/hub/api (Z2JH's ``hub`` Service)."""
 HUB_TOKEN_ENV = "ENCLAVE_HUB_TOKEN"
-"""The ``enclave-lifecycle`` service's token (Secret ``enclave-hub``, key ``token``)."""
+"""The ``enclave-lifecycle`` service's token (Secret ``enclave-hub``, key ``token``, in enclave's namespace; the hub
+has the same value as that service's ``apiToken``: ``profiles.LIFECYCLE_TOKEN_VALUE``)."""
 
 
 @dataclass
@@ -42,7 +43,9 @@ class HubAdmin:
     @classmethod
     def from_env(cls) -> HubAdmin | None:
         """The hub named by $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN; None when either is unset (no hub here)."""
-        url, token = os.environ.get(HUB_URL_ENV), os.environ.get(HUB_TOKEN_ENV)
+        # Stripped: a token file written with its newline (kustomize's secretGenerator keeps it) still works, and
+        # the hub strips its copy too (enclave.hub.strip_lifecycle_token).
+        url, token = os.environ.get(HUB_URL_ENV), (os.environ.get(HUB_TOKEN_ENV) or "").strip()
         return cls(url, token) if url and token else None
 
     @property

@@ -175,11 +175,13 @@ def _image_name_tag(image: str) -> dict[str, str]:
 
 
 HUB_SPEC_MOUNT = "/etc/enclave"
-HUB_TOKEN_SECRET = "enclave-hub"
-"""Secret (key ``token``) with the API token of the ``enclave-lifecycle`` hub service, in the notebook namespace;
-the hub registers it (``enclave.hub.configure``) and enclave's control plane presents it ($ENCLAVE_HUB_TOKEN)."""
-
 LIFECYCLE_SERVICE = "enclave-lifecycle"
+LIFECYCLE_TOKEN_VALUE = f"hub.services.{LIFECYCLE_SERVICE}.apiToken"
+"""Where the lifecycle service's token goes: the values key the operator sets at install, from the file that also
+makes enclave's Secret (``helm upgrade --install … --set-file hub.services.enclave-lifecycle.apiToken=hub-token``),
+and the key of the chart's Secret that holds it. Z2JH gives every hub.services entry the token of that key, the
+values' ``apiToken`` or else one it generates (templates/hub/_helpers-passwords.tpl ``get_api_token``;
+files/hub/jupyterhub_config.py sets the service's ``api_token`` from it), so enclave's token is the service's one."""
 LIFECYCLE_SCOPES = ("read:servers", "delete:servers", "tokens")
 """What enclave's lifecycle transitions do on the hub, and nothing more (JupyterHub's scopes,
 https://jupyterhub.readthedocs.io/en/stable/rbac/scopes.html#available-scopes): ``read:servers`` to see a user's
@@ -273,10 +275,6 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
             "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
             "ENCLAVE_SPEC": f"{HUB_SPEC_MOUNT}/enclave.yaml",
             "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
-            # optional (Kubernetes SecretKeySelector.optional): without the Secret the hub still runs, only the
-            # lifecycle service has no token and transitions report the hub as not reached.
-            "ENCLAVE_HUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": HUB_TOKEN_SECRET, "key": "token",
-                                                                 "optional": True}}},
         },
         **hub_services(spec),
         "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
@@ -339,7 +337,9 @@ def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None) -> l
     out.mkdir(parents=True, exist_ok=True)
     values = z2jh_values(spec, vetted)
     header = ("# Zero-to-JupyterHub values rendered by `enclave render notebooks` from the enclave spec.\n"
-              "# uid/fsGid are nobody (65534) on purpose: the pre-spawn hook sets each account's own.\n")
+              "# uid/fsGid are nobody (65534) on purpose: the pre-spawn hook sets each account's own.\n"
+              f"# Install with --set-file {LIFECYCLE_TOKEN_VALUE}=<render deploy's directory>/hub-token\n"
+              "# (the enclave-lifecycle service's token, which enclave's control plane presents).\n")
     files = {
         out / "values.yaml": header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True),
         out / "profile_list.yaml": yaml.safe_dump(values["singleuser"]["profileList"], sort_keys=False,
