@@ -144,6 +144,9 @@ def backup_create(
     kubeadm_config: Annotated[Path | None, typer.Option("--kubeadm-config", help="kubeadm ClusterConfiguration "
                                                         "file.")] = None,
     signing_key: SigningKey = None,
+    no_create_key: Annotated[bool, typer.Option("--no-create-key", help="Fail when the signing key does not "
+                                                "exist instead of creating one (the scheduled job: a key made in "
+                                                "its container would be lost with it).")] = False,
     actor: ActorOption = None,
     reason: Reason = "control-plane backup",
     spec: SpecOption = None,
@@ -151,12 +154,13 @@ def backup_create(
     """Snapshot etcd and pack it with the control-plane files and a signed checksum manifest. Given a directory
     (existing, or ending in /), the archive is named `<cluster>-<UTC time>.tar.gz` inside it."""
     signing = signing_key or backups.default_key_path()
-    new_key = not signing.exists()
+    new_key = not signing.exists() and not no_create_key
     with (host(spec) if actor else services(spec)) as factory:
         # Taken as text: a Path would drop the trailing slash that says "a directory" (pathlib collapses it).
         path = factory.backups.target(Path(out), directory=out.endswith("/"))
         m = factory.backups.create(_etcdctl(endpoints, cacert, cert, key), path, key=signing, actor=actor,
-                                   reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config)
+                                   reason=reason, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
+                                   create_key=not no_create_key)
     if new_key:
         console.print(f"created signing key {signing} (mode 0600): keep a copy apart from the archives; "
                       "verify and restore need it")
@@ -208,20 +212,30 @@ def backup_prune(
 
 @backup_app.command("schedule")
 def backup_schedule(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the CronJob YAML into.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Directory to write enclave-etcd-backup.yaml into "
+                                             "(default: print the objects, for kubectl apply -f -).")] = None,
     schedule: Annotated[str, typer.Option("--schedule", help="Cron schedule (UTC on most clusters).")]
     = "30 2 * * *",
     keep_last: Annotated[int, typer.Option("--keep-last")] = 7,
     keep_days: Annotated[int | None, typer.Option("--keep-days")] = None,
     spec: SpecOption = None,
 ) -> None:
-    """A CronJob taking a named backup on a control-plane node and pruning old ones (live clusters)."""
+    """A CronJob taking a named backup on a control-plane node and pruning old ones (live clusters), and the
+    ConfigMap of the spec it runs with. It signs with the Secret kube-system/enclave-backup-key (docs/ops.md)."""
     with services(spec) as factory:
-        job = factory.backups.schedule(schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+        objects = factory.backups.schedule(schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+    text = yaml.safe_dump_all(objects, sort_keys=False)
+    job = objects[-1]
+    what = (f"{job['apiVersion']} CronJob and the spec's ConfigMap, schedule {schedule!r}, keep last {keep_last}; "
+            "it needs the Secret kube-system/enclave-backup-key")
+    if out is None:
+        typer.echo(text, nl=False)  # stdout is the objects alone: `enclave backup schedule | kubectl apply -f -`
+        err_console.print(f"printed {what}")
+        return
     out.mkdir(parents=True, exist_ok=True)
     path = out / "enclave-etcd-backup.yaml"
-    path.write_text(yaml.safe_dump(job, sort_keys=False))
-    console.print(f"wrote {path}: {job['apiVersion']} CronJob, schedule {schedule!r}, keep last {keep_last}")
+    path.write_text(text)
+    console.print(f"wrote {path}: {what}")
 
 
 @backup_app.command("verify")

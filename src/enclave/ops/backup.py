@@ -206,13 +206,20 @@ def _collect(kubernetes_dir: Path | None, kubeadm_config: Path | None) -> list[t
 
 
 def create(etcd: Etcdctl, out: Path, *, key: Path, kubernetes_dir: Path | None = None,
-           kubeadm_config: Path | None = None, cluster: str = "", now: dt.datetime | None = None) -> BackupManifest:
+           kubeadm_config: Path | None = None, cluster: str = "", now: dt.datetime | None = None,
+           create_key: bool = True) -> BackupManifest:
     """Snapshot etcd and pack it with the control-plane files into ``out`` (written atomically, mode 0600),
-    its manifest signed with the key at ``key`` (created, mode 0600, if there is none yet)."""
+    its manifest signed with the key at ``key`` (created, mode 0600, if there is none yet and ``create_key``)."""
     if out.exists():
         raise Conflict(f"{out} already exists", where=str(out),
                        fix="choose a new file name; backups are never overwritten")
-    ensure_key(key)
+    if create_key:
+        ensure_key(key)
+    elif not key.exists():
+        # A key minted where nobody keeps it (a Job's container) signs archives nobody can ever verify.
+        raise NotFound(f"signing key {key} does not exist (--no-create-key)", where="--signing-key",
+                       fix="give the operator's key: in the scheduled job, the Secret kube-system/enclave-backup-key "
+                           "(docs/ops.md)")
     secret = load_key(key)
     files = _collect(kubernetes_dir, kubeadm_config)
     with tempfile.TemporaryDirectory(prefix="enclave-backup-") as tmp:

@@ -16,6 +16,7 @@ from typing import Any
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.ops.backup import MANIFEST, BackupManifest
 from enclave.ops.versions import Version
+from enclave.spec.load import dump
 from enclave.spec.models import EnclaveSpec
 
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -84,63 +85,107 @@ def retention(backups: list[Listed], *, keep_last: int, keep_days: int | None, n
     return keep, remove
 
 
-def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_days: int | None = None,
-                    directory: str = BACKUP_DIR) -> dict[str, Any]:
-    """A CronJob that runs `enclave backup create` and `enclave backup prune` on a control-plane node.
+# What the scheduled job reads besides the node's files (docs/ops.md, "Backup and restore"): the operator's signing
+# key from a Secret they create (enclave never renders it), and the spec from a ConfigMap rendered here, so the
+# archives carry the operator's cluster name and verify under the operator's key.
+KEY_SECRET, KEY_ITEM, KEY_MOUNT = "enclave-backup-key", "signing-key", "/etc/enclave-backup-key"
+SPEC_CONFIGMAP, SPEC_ITEM, SPEC_MOUNT = "enclave-backup-spec", "enclave.yaml", "/etc/enclave-backup-spec"
+NAMESPACE = "kube-system"
+_LABELS = {"app.kubernetes.io/managed-by": "enclave"}
+_WAIVE = "security.enclave.lsst.io/waive-"
 
-    It reads etcd on the node's loopback (kubeadm's stacked etcd listens on 127.0.0.1:2379, so hostNetwork)
-    with kubeadm's healthcheck-client certificate (kubeadm "PKI certificates and requirements": etcd/
-    healthcheck-client), or over plain http before kubeadm 1.10 (kubeadm 1.9's local etcd had no TLS)."""
-    image = spec.registry.system_images.get("enclave")
-    if not image:
-        raise InputError([Problem("registry.system_images.enclave", "no pinned enclave image",
-                                  "add enclave: <registry>/…/enclave@sha256:<digest> (the admission policy admits "
-                                  "only pinned images)")])
-    version = Version.parse(spec.cluster.kubernetes_version, where="cluster.kubernetes_version")
+
+def schedule_objects(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_days: int | None = None,
+                     directory: str = BACKUP_DIR) -> list[dict[str, Any]]:
+    """The spec's ConfigMap, then the CronJob that reads it (``render_schedule``): what `kubectl apply` takes."""
+    job = render_schedule(spec, schedule=schedule, keep_last=keep_last, keep_days=keep_days, directory=directory)
+    return [spec_configmap(spec), job]
+
+
+def spec_configmap(spec: EnclaveSpec) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": SPEC_CONFIGMAP, "namespace": NAMESPACE, "labels": dict(_LABELS)},
+            "data": {SPEC_ITEM: dump(spec)}}
+
+
+def _script(version: Version, *, keep_last: int, keep_days: int | None, directory: str) -> str:
+    """kubeadm's stacked etcd listens on 127.0.0.1:2379 and is read with kubeadm's healthcheck-client certificate
+    (kubeadm "PKI certificates and requirements": etcd/healthcheck-client), or over plain http before kubeadm 1.10
+    (kubeadm 1.9's local etcd had no TLS). The key must exist (--no-create-key): one minted in the Job's
+    container would sign archives nobody can verify once the container is gone."""
     pki = "/etc/kubernetes/pki/etcd"
     etcd = ("--endpoints http://127.0.0.1:2379" if version.minor_key < (1, 10) else
             f"--endpoints https://127.0.0.1:2379 --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
             f"--key {pki}/healthcheck-client.key")
     prune = f"enclave backup prune {directory} --keep-last {keep_last}" + \
         (f" --keep-days {keep_days}" if keep_days is not None else "")
-    script = (f"enclave backup create --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes "
-              f"&& {prune}")
-    # batch/v1 CronJob from 1.21 (batch/v1beta1 before). The control-plane node label is
-    # node-role.kubernetes.io/control-plane from 1.20 and …/master before 1.24 (kubeadm sets both in between).
-    api = "batch/v1" if version.minor_key >= (1, 21) else "batch/v1beta1"
+    return (f"enclave backup create --spec {SPEC_MOUNT}/{SPEC_ITEM} --signing-key {KEY_MOUNT}/{KEY_ITEM} "
+            f"--no-create-key --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes && {prune}")
+
+
+def _volumes(directory: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(mounts, volumes): the node's kubeadm files and backup directory, the key Secret (0400: load_key refuses
+    a key others may read) and the spec ConfigMap."""
+    mounts: list[dict[str, Any]] = [{"name": "kubernetes", "mountPath": "/etc/kubernetes", "readOnly": True},
+                                    {"name": "backups", "mountPath": directory},
+                                    {"name": "signing-key", "mountPath": KEY_MOUNT, "readOnly": True},
+                                    {"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "kubernetes", "hostPath": {"path": "/etc/kubernetes", "type": "Directory"}},
+        {"name": "backups", "hostPath": {"path": directory, "type": "DirectoryOrCreate"}},
+        {"name": "signing-key", "secret": {"secretName": KEY_SECRET, "defaultMode": 0o400,
+                                           "items": [{"key": KEY_ITEM, "path": KEY_ITEM}]}},
+        {"name": "spec", "configMap": {"name": SPEC_CONFIGMAP, "items": [{"key": SPEC_ITEM, "path": SPEC_ITEM}]}}]
+    return mounts, volumes
+
+
+def _pod(image: str, version: Version, script: str, directory: str) -> dict[str, Any]:
+    # The control-plane node label is node-role.kubernetes.io/control-plane from 1.20 and …/master before 1.24
+    # (kubeadm sets both in between).
     role = "control-plane" if version.minor_key >= (1, 20) else "master"
-    waive = "security.enclave.lsst.io/waive-"
-    pod = {
-        "spec": {
-            "hostNetwork": True, "restartPolicy": "OnFailure",
-            "nodeSelector": {f"node-role.kubernetes.io/{role}": ""},
-            # Both taints on every release (tolerating a taint a node lacks is harmless): kubeadm's control-plane
-            # nodes carry …/master:NoSchedule, and from 1.24 …/control-plane:NoSchedule beside it
-            # (CHANGELOG-1.24, kubernetes/kubernetes#107533); 1.25 stops applying the master taint (#110095).
-            "tolerations": [{"key": f"node-role.kubernetes.io/{r}", "operator": "Exists", "effect": "NoSchedule"}
-                            for r in ("control-plane", "master")],
-            "containers": [{
-                "name": "backup", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["/bin/sh", "-c", script],
-                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                # root: kubeadm writes its PKI keys 0600 root and the backup directory is root's.
-                "securityContext": {"runAsUser": 0, "runAsGroup": 0, "allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "kubernetes", "mountPath": "/etc/kubernetes", "readOnly": True},
-                                 {"name": "backups", "mountPath": directory}],
-            }],
-            "volumes": [{"name": "kubernetes", "hostPath": {"path": "/etc/kubernetes", "type": "Directory"}},
-                        {"name": "backups", "hostPath": {"path": directory, "type": "DirectoryOrCreate"}}],
-        },
-    }
+    mounts, volumes = _volumes(directory)
+    return {"spec": {
+        "hostNetwork": True, "restartPolicy": "OnFailure",
+        "nodeSelector": {f"node-role.kubernetes.io/{role}": ""},
+        # Both taints on every release (tolerating a taint a node lacks is harmless): kubeadm's control-plane
+        # nodes carry …/master:NoSchedule, and from 1.24 …/control-plane:NoSchedule beside it
+        # (CHANGELOG-1.24, kubernetes/kubernetes#107533); 1.25 stops applying the master taint (#110095).
+        "tolerations": [{"key": f"node-role.kubernetes.io/{r}", "operator": "Exists", "effect": "NoSchedule"}
+                        for r in ("control-plane", "master")],
+        "containers": [{
+            "name": "backup", "image": image, "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/sh", "-c", script],
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+            # root: kubeadm writes its PKI keys 0600 root and the backup directory is root's.
+            "securityContext": {"runAsUser": 0, "runAsGroup": 0, "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": mounts,
+        }],
+        "volumes": volumes,
+    }}
+
+
+def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_days: int | None = None,
+                    directory: str = BACKUP_DIR) -> dict[str, Any]:
+    """A CronJob that runs `enclave backup create` and `enclave backup prune` on a control-plane node, on the
+    node's loopback etcd (hostNetwork), with the operator's spec and signing key."""
+    image = spec.registry.system_images.get("enclave")
+    if not image:
+        raise InputError([Problem("registry.system_images.enclave", "no pinned enclave image",
+                                  "add enclave: <registry>/…/enclave@sha256:<digest> (the admission policy admits "
+                                  "only pinned images)")])
+    version = Version.parse(spec.cluster.kubernetes_version, where="cluster.kubernetes_version")
+    script = _script(version, keep_last=keep_last, keep_days=keep_days, directory=directory)
+    # batch/v1 CronJob from 1.21 (batch/v1beta1 before).
+    api = "batch/v1" if version.minor_key >= (1, 21) else "batch/v1beta1"
     return {"apiVersion": api, "kind": "CronJob",
-            "metadata": {"name": "enclave-etcd-backup", "namespace": "kube-system",
-                         "labels": {"app.kubernetes.io/managed-by": "enclave"},
+            "metadata": {"name": "enclave-etcd-backup", "namespace": NAMESPACE, "labels": dict(_LABELS),
                          "annotations": {
-                             f"{waive}POD-03": "etcd listens on the node's 127.0.0.1 only (kubeadm stacked etcd)",
-                             f"{waive}POD-02": "reads /etc/kubernetes (the etcd client certificate) and writes "
-                                               "the backup directory",
-                             f"{waive}POD-09": "root reads kubeadm's PKI keys (0600, root) and writes the backup "
-                                               "directory (root's); no capability, no escalation"}},
+                             f"{_WAIVE}POD-03": "etcd listens on the node's 127.0.0.1 only (kubeadm stacked etcd)",
+                             f"{_WAIVE}POD-02": "reads /etc/kubernetes (the etcd client certificate) and writes "
+                                                "the backup directory",
+                             f"{_WAIVE}POD-09": "root reads kubeadm's PKI keys (0600, root) and writes the backup "
+                                                "directory (root's); no capability, no escalation"}},
             "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
-                     "failedJobsHistoryLimit": 3, "jobTemplate": {"spec": {"template": pod}}}}
+                     "failedJobsHistoryLimit": 3,
+                     "jobTemplate": {"spec": {"template": _pod(image, version, script, directory)}}}}

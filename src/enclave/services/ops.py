@@ -271,15 +271,17 @@ class BackupService:
             note({"removed": [b.path.name for b in remove], "kept": [b.path.name for b in keep]})
         return keep, [b.path for b in remove]
 
-    def schedule(self, *, schedule: str, keep_last: int, keep_days: int | None = None) -> dict[str, Any]:
-        return catalog.render_schedule(self.spec, schedule=schedule, keep_last=keep_last, keep_days=keep_days)
+    def schedule(self, *, schedule: str, keep_last: int, keep_days: int | None = None) -> list[dict[str, Any]]:
+        """The spec's ConfigMap and the CronJob, in the order `kubectl apply` should create them."""
+        return catalog.schedule_objects(self.spec, schedule=schedule, keep_last=keep_last, keep_days=keep_days)
 
     def create(self, etcd: Etcdctl, out: Path, *, key: Path, actor: str | None, reason: str,
-               kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None) -> backups.BackupManifest:
+               kubernetes_dir: Path | None = None, kubeadm_config: Path | None = None,
+               create_key: bool = True) -> backups.BackupManifest:
         out = self.target(out)
         with self._audited(actor, "backup.create", str(out), reason) as note:
             m = backups.create(etcd, out, key=key, kubernetes_dir=kubernetes_dir, kubeadm_config=kubeadm_config,
-                               cluster=self.spec.cluster.name)
+                               cluster=self.spec.cluster.name, create_key=create_key)
             note(backups.summary(m))
         return m
 
