@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from enclave.cli import app
 from enclave.cluster import deploy, objects
+from enclave.notebooks import hubapi
 from enclave.notebooks.profiles import z2jh_values
 from enclave.spec import EnclaveSpec, load, parse
 from enclave.spec.defaults import EXAMPLES
@@ -122,7 +124,7 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     work = tmp_path / "bundle"
     shutil.copytree(out, work)
     (work / "database-url").write_text("postgresql+psycopg://enclave@db.example.org/enclave")
-    for name in (*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values()):
+    for name in (*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values(), *deploy.HUB_FILES.values()):
         (work / name).write_text(f"{name} contents")
     built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
@@ -133,8 +135,9 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     assert secrets == {(deploy.NAMESPACE, deploy.DATABASE_SECRET): ["url"],
                        (spec.notebooks.namespace, deploy.DATABASE_SECRET): ["url"],
                        (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["schedd-token", "token"],
-                       ("htcondor", objects.WORKER_SECRET): ["ENCLAVE", "token"]}
-    assert len(docs) == len(_objects(out)) + 4
+                       ("htcondor", objects.WORKER_SECRET): ["ENCLAVE", "token"],
+                       (deploy.NAMESPACE, deploy.HUB_SECRET): ["token"]}
+    assert len(docs) == len(_objects(out)) + 5
 
 
 def test_every_secret_a_pod_mounts_or_reads_is_made_by_the_kustomization(rendered: tuple[EnclaveSpec, Path]) -> None:
@@ -198,3 +201,62 @@ def test_the_worker_namespace_admits_what_its_pods_need(rendered: tuple[EnclaveS
     _, out = rendered
     [ns] = [d for d in _objects(out) if d["kind"] == "Namespace" and d["metadata"]["name"] == "htcondor"]
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+HUB_CONTAINER_PORTS = {"http": 8081}
+"""The hub container's named port (zero-to-jupyterhub-k8s 4.1.0 templates/hub/deployment.yaml)."""
+CHART_HUB_INGRESS = [{"ports": [{"port": "http"}],
+                      "from": [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}]}]
+"""The hub NetworkPolicy's own rule as the chart 4.1.0 renders it with its defaults (templates/hub/netpol.yaml,
+``interNamespaceAccessLabels: ignore``, ``allowedIngressPorts: []``); ``hub.networkPolicy.ingress`` follows it."""
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items() and not selector.get("matchExpressions")
+
+
+def _admits(rules: list[dict[str, Any]], port: int, pod: dict[str, str], namespace: dict[str, str],
+            policy_namespace: str) -> bool:
+    """Whether NetworkPolicy ingress ``rules`` admit TCP ``port`` from a pod with labels ``pod`` in a namespace with
+    labels ``namespace`` (https://kubernetes.io/docs/concepts/services-networking/network-policies/#behavior-of-to-
+    and-from-selectors: a podSelector alone is the policy's namespace; with a namespaceSelector, both must hold)."""
+    def peer(p: dict[str, Any]) -> bool:
+        if "namespaceSelector" not in p:
+            in_namespace = namespace.get("kubernetes.io/metadata.name") == policy_namespace
+            return in_namespace and _selects(p["podSelector"], pod)
+        return _selects(p["namespaceSelector"], namespace) and _selects(p.get("podSelector", {}), pod)
+
+    def port_of(r: dict[str, Any]) -> bool:
+        return not r.get("ports") or any(HUB_CONTAINER_PORTS.get(q["port"], q["port"]) == port
+                                         and q.get("protocol", "TCP") == "TCP" for q in r["ports"])
+
+    return any(port_of(r) and ("from" not in r or any(peer(p) for p in r["from"])) for r in rules)
+
+
+def test_the_api_pods_reach_the_hub(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """The control plane reaches JupyterHub after depart, expire, demote (HubAdmin.from_env: URL and token from the
+    environment, else nothing): the URL is the hub Service of the Z2JH 4.1.0 chart in the notebook namespace
+    (templates/hub/service.yaml: ``hub`` with fullnameOverride "", port 8081; /hub/api), the token comes from a Secret
+    the kustomization makes, and the hub's NetworkPolicy admits the API pods on the hub container's port, from the
+    Namespace as rendered (a cluster before 1.21 adds no kubernetes.io/metadata.name), and nothing else of enclave."""
+    spec, out = rendered
+    docs = _objects(out)
+    [api] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "enclave-api"]
+    [webdav] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "enclave-webdav"]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    url = urlsplit(env[hubapi.HUB_URL_ENV]["value"])
+    ns = spec.notebooks.namespace
+    assert (url.scheme, url.hostname, url.port, url.path) == ("http", f"hub.{ns}", 8081, "/hub/api")
+    ref = env[hubapi.HUB_TOKEN_ENV]["valueFrom"]["secretKeyRef"]
+    kust = yaml.safe_load((out / "kustomization.yaml").read_text())
+    made = {(g["namespace"], g["name"]): {f.split("=")[0] for f in g["files"]} for g in kust["secretGenerator"]}
+    assert ref["key"] in made[(api["metadata"]["namespace"], ref["name"])] and not ref.get("optional")
+
+    [namespace] = [d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == deploy.NAMESPACE]
+    labels = namespace["metadata"]["labels"]
+    rules = CHART_HUB_INGRESS + z2jh_values(spec)["hub"]["networkPolicy"]["ingress"]
+    pod = api["spec"]["template"]["metadata"]["labels"]
+    assert not _admits(CHART_HUB_INGRESS, 8081, pod, labels, ns)  # the chart alone refuses them
+    assert _admits(rules, 8081, pod, labels, ns)
+    assert not _admits(rules, 8081, webdav["spec"]["template"]["metadata"]["labels"], labels, ns)
+    assert not _admits(rules, 8081, pod, {"kubernetes.io/metadata.name": "htcondor"}, ns)

@@ -41,6 +41,15 @@ SECURE_FILE_VERIFY_ALL, secure_file.cpp: owned by the reading uid, no group or o
 files (root's) never are. An init container makes it (``_token_copy``)."""
 WORKER_FILES = {"token": "htcondor-worker-token", cluster_objects.BROKER_KEY: "htcondor-broker-key"}
 """The files the worker pods' Secret (``objects.WORKER_SECRET``) is made from, by key."""
+HUB_SECRET = "enclave-hub"
+"""Secret with key ``token``: the JupyterHub ``enclave-lifecycle`` service's token the API pods present
+($ENCLAVE_HUB_TOKEN, ``notebooks.hubapi``), made by kustomize from ``HUB_FILES``; the hub has the same file's value
+from `helm --set-file` (``notebooks.profiles.LIFECYCLE_TOKEN_VALUE``, docs/deploy.md)."""
+HUB_FILES = {"token": "hub-token"}
+HUB_SERVICE, HUB_PORT = "hub", 8081
+"""Zero-to-JupyterHub 4.1.0's hub Service: templates/hub/service.yaml names it ``jupyterhub.hub.fullname``, which is
+``hub`` with the chart's default ``fullnameOverride: ""`` (templates/_helpers-names.tpl), port 8081 to the hub
+container's ``http`` (8081, templates/hub/deployment.yaml); the API under /hub/api (``hub.baseUrl`` "/")."""
 HOMES_CLAIM = "enclave-homes"
 LABEL = "app.kubernetes.io/name"
 
@@ -250,6 +259,24 @@ def _htcondor_client_env() -> list[dict[str, Any]]:
             {"name": "_CONDOR_SEC_TOKEN_DIRECTORY", "value": HTCONDOR_TOKENS}]
 
 
+def _hub_env(spec: EnclaveSpec) -> list[dict[str, Any]]:
+    """What the API pods need to reach JupyterHub after depart, expire and demote (``notebooks.hubapi.HubAdmin``
+    reads $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN; without both nothing is stopped or revoked): the hub Service in
+    the notebook namespace, whose NetworkPolicy admits these pods (``notebooks.profiles.hub_ingress``)."""
+    url = f"http://{HUB_SERVICE}.{spec.notebooks.namespace}:{HUB_PORT}/hub/api"
+    return [{"name": "ENCLAVE_HUB_URL", "value": url},
+            {"name": "ENCLAVE_HUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": HUB_SECRET, "key": "token"}}}]
+
+
+def _namespace() -> dict[str, Any]:
+    """enclave's own namespace, labelled with its name as the API server labels every namespace from Kubernetes 1.21
+    on (``kubernetes.io/metadata.name``, NamespaceDefaultLabelName): the hub's NetworkPolicy picks the API pods'
+    namespace by it, and on an older cluster only this label is there to pick."""
+    meta = _meta(NAMESPACE, None)
+    meta["labels"]["kubernetes.io/metadata.name"] = NAMESPACE
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
 def _batch_namespace(name: str) -> dict[str, Any]:
     """The HTCondor worker pods' namespace. Its pods mount the host's /software, and a whole-node pod runs
     privileged on the host's network: only the Pod Security Standards' privileged level admits them (baseline
@@ -274,7 +301,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                   *_htcondor_client_env()]
+                   *_htcondor_client_env(), *_hub_env(spec)]
     api["volumeMounts"].append({"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
     token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
                                                    "items": [{"key": k, "path": k} for k in BROKER_FILES]}},
@@ -284,7 +311,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     return {
         "namespace.yaml": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, None)},
+            _namespace(),
             _batch_namespace(batch_ns),
         ],
         "serviceaccounts.yaml": [
@@ -337,6 +364,8 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
              "files": [f"{key}={file}" for key, file in BROKER_FILES.items()]},
             {"name": cluster_objects.WORKER_SECRET, "namespace": cluster_objects.DEFAULT_NAMESPACE,
              "files": [f"{key}={file}" for key, file in WORKER_FILES.items()]},
+            # The hub's enclave-lifecycle token, presented by the API pods (the hub gets the same file by helm).
+            {"name": HUB_SECRET, "namespace": NAMESPACE, "files": [f"{k}={f}" for k, f in HUB_FILES.items()]},
         ],
         "generatorOptions": {"disableNameSuffixHash": True},
     }

@@ -230,6 +230,24 @@ def hub_services(spec: EnclaveSpec, python: str = "python3") -> dict[str, Any]:
                                 "scopes": list(LIFECYCLE_SCOPES), "services": [LIFECYCLE_SERVICE]},
         },
     }
+CONTROL_PLANE_NAMESPACE = "enclave"
+CONTROL_PLANE_PODS = {"app.kubernetes.io/name": "enclave", "app.kubernetes.io/component": "enclave-api"}
+"""Where enclave's control plane runs and its API pods' labels (what `render deploy` makes: cluster.deploy, which
+this package may not import; tests/deploy/test_bundle.py holds the two together)."""
+HUB_API_PORT = 8081
+"""The hub container's port (Z2JH 4.1.0 templates/hub/deployment.yaml, ``http``)."""
+
+
+def hub_ingress() -> list[dict[str, Any]]:
+    """Z2JH's ``hub.networkPolicy.ingress``: enclave's API pods may call the hub's API. The chart's own rule admits
+    only pods labelled ``hub.jupyter.org/network-access-hub`` in the hub's namespace (templates/hub/netpol.yaml;
+    ``interNamespaceAccessLabels: ignore`` by default) and appends these rules to it. The namespace is picked by
+    ``kubernetes.io/metadata.name``, which `render deploy` also sets on its Namespace for clusters before 1.21."""
+    return [{"ports": [{"port": HUB_API_PORT, "protocol": "TCP"}],
+             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": CONTROL_PLANE_NAMESPACE}},
+                       "podSelector": {"matchLabels": dict(CONTROL_PLANE_PODS)}}]}]
+
+
 HUB_DATABASE_SECRET = "enclave-database"
 """Secret (key ``url``) with the enclave database URL, in the notebook namespace; `render deploy` makes it."""
 
@@ -277,6 +295,7 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
             "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
         },
         **hub_services(spec),
+        "networkPolicy": {"ingress": hub_ingress()},
         "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
         "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True}],
     }
