@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from enclave.hub import configure
 from enclave.notebooks.hook import SpawnRefused, make_pre_spawn_hook, make_profile_list
-from enclave.notebooks.profiles import image_keys, render, spec_profile_list, z2jh_values
+from enclave.notebooks.profiles import image_keys, render, spec_image_keys, spec_profile_list, z2jh_values
 from enclave.spec import EnclaveSpec
 from tests.notebooks.conftest import NOW, FakeAccount, make_account
 
@@ -289,8 +291,88 @@ def test_pre_puller_container_names_are_dns_labels_for_the_longest_image_names(k
         assert len(name) <= 63 and DNS_LABEL.fullmatch(name), (name, len(name))
     keys = image_keys(LONG_IMAGES)
     assert len(set(keys.values())) == len(LONG_IMAGES)
-    assert keys[W18] == "sciplat-lab-w-2018-25"  # a short name keeps its readable key
+    assert image_keys([W18, R16])[W18] == "sciplat-lab-w-2018-25"  # a short name keeps its readable key
+    # ... unless another image of the list reads the same: then each of them gets a hash of its own reference
+    assert keys[W18] == "sciplat-lab-w-2018-" + hashlib.sha256(W18.encode()).hexdigest()[:8]
     assert keys[LONG_IMAGES[0]].startswith("sciplat-lab-exp-w-")
     long = LONG_IMAGES[3]
     pod = pod_for(spec, alice, {"profile": "size-99", "image": keys[long]}, vetted=lambda image: True)
     assert pod["spec"]["containers"][0]["image"] == long
+
+
+SAME_NAME = ["registry.lsst.local/a/lab:v1", "registry.lsst.local/b/lab:v1", "registry.lsst.local/c/lab:v1"]
+"""Three images whose last path component is the same; the unvetted one is listed first."""
+
+
+def with_images(spec: EnclaveSpec, images: list[str]) -> EnclaveSpec:
+    return spec.model_copy(update={"notebooks": spec.notebooks.model_copy(update={"images": images})})
+
+
+def form_choices(spec: EnclaveSpec, account: FakeAccount, vetted: Any) -> dict[str, str]:
+    """Choice key → image of the 'Spawner Options' form the hub gives ``account`` (every size offers the same)."""
+    async def make() -> Any:
+        return spawner(account.username)
+
+    profiles = make_profile_list(spec, {account.username: account}.__getitem__, vetted=vetted, clock=lambda: NOW)(
+        asyncio.run(make()))
+    return choices_of(profiles)
+
+
+def choices_of(profiles: list[dict[str, Any]]) -> dict[str, str]:
+    per_profile = [{key: c["kubespawner_override"]["image"] for key, c in p["profile_options"]["image"]["choices"]
+                    .items()} for p in profiles]
+    assert all(c == per_profile[0] for c in per_profile)
+    return per_profile[0]
+
+
+def test_each_offered_key_launches_the_image_it_was_offered_for(kubeconfig: None, ldf: EnclaveSpec,
+                                                                 alice: FakeAccount) -> None:
+    """An unvetted image listed first, sharing its last path component with the vetted ones: the form and the
+    values offer the vetted ones only, and the key of each launches that image — the hook reads keys made over the
+    same list as the form's. (Keys made over the vetted subset offered c as lab-v1-2, which the hook, keying every
+    image of the spec, read as b: the wrong vetted image, launched without an error.)"""
+    spec = with_images(ldf, SAME_NAME)
+    unvetted, b, c = SAME_NAME
+
+    def vetted(image: str) -> bool:
+        return image != unvetted
+
+    form = form_choices(spec, alice, vetted)
+    assert sorted(form.values()) == [b, c]
+    assert choices_of(z2jh_values(spec, vetted)["singleuser"]["profileList"]) == form
+
+    def launched(key: str) -> str:
+        try:
+            pod = pod_for(spec, alice, {"profile": "small", "image": key}, vetted=vetted)
+        except SpawnRefused as refused:
+            return f"refused: {refused.error}"
+        image: str = pod["spec"]["containers"][0]["image"]
+        return image
+
+    assert {key: launched(key) for key in form} == form
+    with pytest.raises(SpawnRefused, match=f"image '{unvetted}' has not been vetted"):
+        pod_for(spec, alice, {"profile": "small", "image": spec_image_keys(spec)[unvetted]}, vetted=vetted)
+
+
+def test_keys_do_not_change_when_vetting_changes(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:
+    """Whichever images are vetted, each keeps its key in the values, the form and so the pre-puller's container
+    names (a saved choice stays valid, the puller's DaemonSet is not renamed), and keys do not follow the spec's
+    order; an image whose last path component no other image has keeps its readable key."""
+    images = [*SAME_NAME, W18, R16]
+    spec = with_images(ldf, images)
+    keys = spec_image_keys(spec)
+    assert len(set(keys.values())) == len(images)
+    assert keys[W18] == "sciplat-lab-w-2018-25" and keys[R16] == "sciplat-lab-r16-0"
+    assert all(len(key) <= 27 and DNS_LABEL.fullmatch(key) for key in keys.values())
+    assert spec_image_keys(with_images(ldf, images[::-1])) == keys
+    for n in range(1, len(images) + 1):
+        for chosen in itertools.combinations(images, n):
+            def vetted(image: str, chosen: tuple[str, ...] = chosen) -> bool:
+                return image in chosen
+
+            expected = {keys[image]: image for image in chosen}
+            values = z2jh_values(spec, vetted)
+            assert choices_of(values["singleuser"]["profileList"]) == expected, chosen
+            assert form_choices(spec, alice, vetted) == expected, chosen
+            assert set(puller_containers(values)) == {f"image-pull-profile-{k}-option-image-{keys[image]}"
+                                                      for k in range(len(spec.notebooks.sizes)) for image in chosen}

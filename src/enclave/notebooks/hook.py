@@ -18,7 +18,7 @@ from typing import Any
 from enclave.errors import EnclaveError, InputError, Problem, http_status
 from enclave.notebooks.account import AccountLike
 from enclave.notebooks.options import Choice, ImageVetter, Spawn, options_for, validate
-from enclave.notebooks.profiles import IMAGE_OPTION, image_keys, profile_list, spawner_settings
+from enclave.notebooks.profiles import IMAGE_OPTION, profile_list, spawner_settings, spec_image_keys
 from enclave.spec.models import EnclaveSpec
 
 AccountLookup = Callable[[str], AccountLike]
@@ -40,13 +40,16 @@ class SpawnRefused(Exception):
 def choice_from_user_options(spec: EnclaveSpec, user_options: Mapping[str, Any] | None) -> Choice:
     """Translate KubeSpawner user_options ({'profile': size, 'image': choice key}) into a Choice.
 
-    An image may also arrive as the full reference (REST API callers); an unknown key is kept as given
-    so that ``validate`` reports it rather than it being silently replaced by the default.
+    The key is read with the mapping the form and the values were made with (``spec_image_keys``: every image
+    of the spec, vetted or not), so it names the image the user picked; an unvetted image's key resolves to that
+    image, which ``validate`` refuses. An image may also arrive as the full reference (REST API callers); an
+    unknown key is kept as given so that ``validate`` reports it rather than it being silently replaced by the
+    default.
     """
     opts = dict(user_options or {})
     size = opts.get("profile") or None
     key = opts.get(IMAGE_OPTION) or None
-    by_key = {v: k for k, v in image_keys(spec.notebooks.images).items()}
+    by_key = {v: k for k, v in spec_image_keys(spec).items()}
     image = by_key.get(key, key) if isinstance(key, str) else None
     cpu, memory = opts.get("cpu"), opts.get("memory_mib")
     try:
@@ -63,7 +66,7 @@ def make_profile_list(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: Image
     def profiles(spawner: Any) -> list[dict[str, Any]]:
         try:
             account = lookup(spawner.user.name)
-            return profile_list(options_for(spec, account, vetted=vetted, now=clock()))
+            return profile_list(spec, options_for(spec, account, vetted=vetted, now=clock()))
         except EnclaveError as error:
             raise SpawnRefused(error) from error
 

@@ -38,29 +38,53 @@ size): 27 characters."""
 _HASH_CHARS = 8
 
 
-def _bounded(base: str, image: str) -> str:
-    """``base`` when it fits; else a readable prefix and a hash of the whole image, so two long names that share
-    their first characters stay apart."""
-    if len(base) <= CHOICE_KEY_MAX:
-        return base
+def _readable(image: str) -> str:
+    """The image's last path component as a DNS label: what a choice key says when nothing else needs saying."""
+    return re.sub(r"[^a-z0-9]+", "-", image.rsplit("/", 1)[-1].lower()).strip("-") or "image"
+
+
+def _hashed(readable: str, image: str) -> str:
+    """A readable prefix and a hash of the whole image reference: names that image alone, at most
+    ``CHOICE_KEY_MAX`` characters."""
     digest = hashlib.sha256(image.encode()).hexdigest()[:_HASH_CHARS]
-    return f"{base[:CHOICE_KEY_MAX - _HASH_CHARS - 1].rstrip('-')}-{digest}"
+    return f"{readable[:CHOICE_KEY_MAX - _HASH_CHARS - 1].rstrip('-')}-{digest}"
 
 
 def image_keys(images: Iterable[str]) -> dict[str, str]:
     """A stable, readable choice key per image (KubeSpawner keys choices by name, not by value), lower-case
     letters, digits and inner hyphens, at most ``CHOICE_KEY_MAX`` characters (the pre-puller names a container
-    after it: ``PULLER_CONTAINER``)."""
-    out: dict[str, str] = {}
-    for image in images:
-        base = re.sub(r"[^a-z0-9]+", "-", image.rsplit("/", 1)[-1].lower()).strip("-") or "image"
-        first = key = _bounded(base, image)
-        n = 2
-        while key in out.values():
-            suffix = f"-{n}"
-            key, n = f"{first[:CHOICE_KEY_MAX - len(suffix)].rstrip('-')}{suffix}", n + 1
-        out[image] = key
-    return out
+    after it: ``PULLER_CONTAINER``).
+
+    The key is the image's last path component (``_readable``) where that is short enough and no other image of
+    ``images`` has the same one; otherwise, for every image sharing it, a prefix and a hash of the whole reference
+    (``_hashed``). So a key depends on the image and on the set of ``images``, never on their order or on which of
+    them are vetted. Pass the spec's full list (``spec_image_keys``) wherever a key is made or read — the values,
+    each user's form, the pre-spawn hook — so a key names the same image in all of them and does not change when
+    an image is vetted or withdrawn; keys of a subset would give an image another's key (a user picking one vetted
+    image would be launched another)."""
+    unique = list(dict.fromkeys(images))
+    readable = {image: _readable(image) for image in unique}
+    hashed = {image for image in unique if len(readable[image]) > CHOICE_KEY_MAX}
+    while True:
+        keys = {image: _hashed(readable[image], image) if image in hashed else readable[image] for image in unique}
+        owners: dict[str, list[str]] = {}
+        for image, key in keys.items():
+            owners.setdefault(key, []).append(image)
+        shared = {image for group in owners.values() if len(group) > 1 for image in group if image not in hashed}
+        if not shared:
+            break
+        hashed |= shared  # a readable key another image also has, or another's hashed key: hash it too
+    clashes = sorted(key for key, group in owners.items() if len(group) > 1)
+    if clashes:  # two references with the same prefix and the same 32-bit hash
+        raise InputError([Problem("notebooks.images", f"images {', '.join(owners[clashes[0]])} would share the "
+                                  f"choice key {clashes[0]}", "list the image under another name or tag")])
+    return keys
+
+
+def spec_image_keys(spec: EnclaveSpec) -> dict[str, str]:
+    """The choice key of every image the spec lists, vetted or not: the one mapping the values, each user's
+    profile list and the pre-spawn hook use."""
+    return image_keys(spec.notebooks.images)
 
 
 def mem(mib: int) -> str:
@@ -68,8 +92,8 @@ def mem(mib: int) -> str:
     return f"{mib}M"
 
 
-def _profile(size: SizeOption, images: tuple[str, ...], default_image: str) -> dict[str, Any]:
-    keys = image_keys(images)
+def _profile(size: SizeOption, images: tuple[str, ...], default_image: str, keys: dict[str, str]
+             ) -> dict[str, Any]:
     return {
         "display_name": size.label,
         "slug": size.name,
@@ -97,14 +121,16 @@ def _profile(size: SizeOption, images: tuple[str, ...], default_image: str) -> d
     }
 
 
-def profile_list(options: Options) -> list[dict[str, Any]]:
-    """The KubeSpawner profile_list for one account: only what ``options_for`` allowed it."""
-    return [_profile(size, options.images, options.default_image) for size in options.sizes]
+def profile_list(spec: EnclaveSpec, options: Options) -> list[dict[str, Any]]:
+    """The KubeSpawner profile_list for one account: only what ``options_for`` allowed it, each image under its
+    key among all the spec's images (``spec_image_keys``), as in the values and the hook."""
+    keys = spec_image_keys(spec)
+    return [_profile(size, options.images, options.default_image, keys) for size in options.sizes]
 
 
 def spec_profile_list(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> list[dict[str, Any]]:
-    """The profile_list for the enclave as a whole (every size, every vetted image); what goes into the
-    Helm values. The hook narrows it per account at spawn time."""
+    """The profile_list for the enclave as a whole (every size, every vetted image, keyed as in
+    ``spec_image_keys``); what goes into the Helm values. The hook narrows it per account at spawn time."""
     is_vetted = vetted or spec_vetter(spec)
     nb = spec.notebooks
     images = tuple(i for i in nb.images if is_vetted(i))
@@ -112,7 +138,8 @@ def spec_profile_list(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> l
                         default=n == nb.default_size) for n, s in nb.sizes.items()]
     if not images:
         return []
-    return [_profile(s, images, images[0]) for s in sizes]
+    keys = spec_image_keys(spec)
+    return [_profile(s, images, images[0], keys) for s in sizes]
 
 
 def node_selector(spec: EnclaveSpec) -> dict[str, str]:
