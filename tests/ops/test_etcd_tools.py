@@ -127,3 +127,25 @@ def test_any_other_tool_failure_is_an_external_error(stand_in: StandIn, tmp_path
     assert "says nothing about the backup" in str(failed.value)
     stand_in("etcdctl", ETCDCTL_3_5_WORKING)  # the deprecation notice on stderr is no failure
     assert snapshot_status(snap) == SnapshotStatus(305419896, 42, 43, 24608)
+
+
+# bbolt's page check, run first by `snapshot status`: "snapshot file integrity check failed. %d errors found." and
+# then one line per bbolt error (etcd v3.4.0/v3.4.23 clientv3/snapshot/v3_snapshot.go Status, tx.Check(); v3.5.0
+# and v3.6.0 etcdutl/snapshot/v3_snapshot.go); etcdctl 3.4's ExitWithError prints "Error: <err>" and exits 1
+# (etcdctl/ctlv3/command/error.go). bbolt's Check words (tx.go, tx_check.go from v1.3.7): "page %d: unreachable
+# unfreed".
+ETCDCTL_3_4_INTEGRITY = """echo 'Error: snapshot file integrity check failed. 2 errors found.' >&2
+echo 'page 7: unreachable unfreed' >&2
+echo 'page 8: unreachable unfreed' >&2
+exit 1"""
+
+
+def test_etcds_integrity_check_failure_is_a_damaged_snapshot(stand_in: StandIn, tmp_path: Path) -> None:
+    stand_in("etcdctl", ETCDCTL_3_4_INTEGRITY)
+    snap = tmp_path / "snapshot.db"
+    snap.write_bytes(b"\0" * 8192)
+    with pytest.raises(IntegrityError, match="damaged .*snapshot file integrity check failed. 2 errors found"):
+        snapshot_status(snap)
+    stand_in("etcdutl", ETCDCTL_3_4_INTEGRITY)  # etcdutl 3.5/3.6 (cobrautl.ExitWithError): the same words
+    with pytest.raises(IntegrityError, match="snapshot file integrity check failed"):
+        snapshot_status(snap)

@@ -134,9 +134,11 @@ def _run(args: list[str], timeout: float, *, what: str) -> str:
 # too small") and etcd's integrity hash (etcdutl/snapshot/v3_snapshot.go, saveDB: "expected sha256 %v, got %v",
 # "snapshot missing hash but --skip-hash-check=false"), or a Go crash inside bbolt reading its pages (a snapshot
 # cut short: bbolt's mmap ends past the file and the read faults, "fatal error: fault", with etcdctl 3.4.23 here).
-# Anything else is the tool failing, not a verdict on the file.
+# bbolt's own page check, which `snapshot status` runs before anything else and which fails with "snapshot file
+# integrity check failed. %d errors found." (etcd v3.4.0 clientv3/snapshot/v3_snapshot.go Status, tx.Check(); v3.5.0
+# and v3.6.0 etcdutl/snapshot/v3_snapshot.go Status). Anything else is the tool failing, not a verdict on the file.
 DAMAGED = ("invalid database", "version mismatch", "checksum error", "file size too small", "expected sha256",
-           "snapshot missing hash")
+           "snapshot missing hash", "snapshot file integrity check failed")
 BOLT = ("go.etcd.io/bbolt", "github.com/coreos/bbolt", "github.com/boltdb/bolt")
 # A tool without the subcommand: etcdctl 3.6 keeps only `snapshot save` (etcd v3.6.0 etcdctl/ctlv3/command/
 # snapshot_command.go), and cobra answers a subcommand its parent lacks with the parent's help and exit 0
@@ -164,8 +166,10 @@ def _offline(args: list[str], timeout: float, *, what: str, snapshot: Path) -> s
         return done.stdout
     text = f"{done.stdout}\n{done.stderr}"
     crashed = [line for line in text.splitlines() if line.startswith(("panic:", "fatal error:"))]
-    if any(m in text for m in DAMAGED) or (crashed and any(b in text for b in BOLT)):
-        raise IntegrityError(f"{what}: etcd finds the snapshot damaged ({crashed[0] if crashed else _last_line(done)})",
+    said = [line.strip() for line in text.splitlines() if any(m in line for m in DAMAGED)]
+    if said or (crashed and any(b in text for b in BOLT)):
+        # etcd's own sentence, not the last line: after "integrity check failed" come bbolt's page errors.
+        raise IntegrityError(f"{what}: etcd finds the snapshot damaged ({crashed[0] if crashed else said[0]})",
                              where=str(snapshot), fix="use another backup; this snapshot is damaged")
     if any(m in text for m in MISSING):
         raise _lacks(args[0], what)
