@@ -57,6 +57,18 @@ def test_a_healthy_member_in_etcdctl_3_1_words_is_healthy(stand_in: StandIn) -> 
     assert Etcdctl(("http://127.0.0.1:2379",)).healthy()
 
 
+def test_an_unhealthy_member_is_named_with_etcdctls_reason_not_its_last_line(tmp_path: Path) -> None:
+    """From 3.2.5 (etcd commit 40a1704e6, backporting 6603a7756) `endpoint health` prints "<ep> is unhealthy: …" on
+    stderr, then "Error: unhealthy cluster", and exits 1 (v3.2.5 and v3.4.23 etcdctl/ctlv3/command/ep_command.go,
+    epHealthCommandFunc). The real etcdctl here (3.4.23) against a port nobody listens on: the error says why."""
+    etcd = Etcdctl(("http://127.0.0.1:1",), dial_timeout_s=1)
+    assert not etcd.healthy()
+    with pytest.raises(ExternalError, match=r"is not healthy \(etcdctl endpoint health: http://127.0.0.1:1 is "
+                                            r"unhealthy: failed to commit proposal"):
+        etcd.snapshot_save(tmp_path / "snap.db")
+    assert not (tmp_path / "snap.db").exists()
+
+
 # ---- offline snapshot work: a tool that lacks the command, or fails, is not a damaged snapshot -------------
 
 # etcd v3.6.0 etcdctl/ctlv3/command/snapshot_command.go registers only `snapshot save` (status and restore are

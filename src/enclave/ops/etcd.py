@@ -88,14 +88,17 @@ class Etcdctl:
                 for kv in out.get("kvs", [])}
 
     def check_health(self) -> None:
-        """`endpoint health`, failing on an unhealthy member. etcdctl 3.1 prints "<ep> is unhealthy: …" and
-        still exits 0 (etcd v3.1.11 etcdctl/ctlv3/command/ep_command.go, epHealthCommandFunc); a non-zero exit
-        came only with 3.3.0 (etcd commit 6603a7756), so the output is read as well as the exit status."""
-        out = self.run("endpoint", "health")
-        if "unhealthy" in out:
-            lines = [line for line in out.splitlines() if "unhealthy" in line]
-            raise ExternalError(f"etcdctl endpoint health: {lines[0].strip()}", where=",".join(self.endpoints),
-                                fix="check the URL, the TLS files and that etcd runs")
+        """`endpoint health`, failing on an unhealthy member, with etcdctl's reason. Up to 3.2.4 etcdctl prints
+        "<ep> is unhealthy: …" on stdout and still exits 0 (etcd v3.1.11 etcdctl/ctlv3/command/ep_command.go,
+        epHealthCommandFunc); from 3.2.5 (etcd commit 40a1704e6, the 3.2 backport of 6603a7756, "ctlv3: exit
+        non-zero on unhealty ep command") it prints that line on stderr and exits 1 with "Error: unhealthy
+        cluster" last (v3.2.5 and v3.4.23 ep_command.go). So the output is read as well as the exit status, and
+        the member's own line, not the last one, says why."""
+        done = _exec([*self._base(), "endpoint", "health"], self.timeout_s, what="etcdctl endpoint")
+        lines = [line.strip() for line in f"{done.stdout}\n{done.stderr}".splitlines() if " is unhealthy" in line]
+        if lines or done.returncode != 0:
+            raise ExternalError(f"etcdctl endpoint health: {lines[0] if lines else _last_line(done)}",
+                                where=",".join(self.endpoints), fix="check the URL, the TLS files and that etcd runs")
 
     def healthy(self) -> bool:
         try:
