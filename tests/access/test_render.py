@@ -17,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from enclave.access.render import SERVICE_POD_ROOM, Subject, app_namespaces, render_access
+from enclave.access.render import SERVICE_POD_ROOM, VIEW_ROLE, Subject, app_namespaces, render_access
 from enclave.accounts import lifecycle, storage
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
@@ -78,15 +78,59 @@ def test_ldf_is_validated_against_the_oldest_schema() -> None:
 def test_bindings_follow_roles_and_membership() -> None:
     spec = load(EXAMPLES / "lsst-ldf.yaml")
     objects = render_access(spec, SUBJECTS)
-    got = {(ns, o["subjects"][0]["name"]): o["roleRef"]["name"]
+    got = {(ns, o["subjects"][0]["name"]): (o["roleRef"]["kind"], o["roleRef"]["name"])
            for ns, docs in objects.items() for o in docs if o["kind"] == "RoleBinding"}
-    expected = {("firefly", "dev"): "edit", ("portal", "sys_admin"): "view"}
+    view = ("Role", VIEW_ROLE)  # Kubernetes' view less pods/log (test_viewers_read_no_logs)
+    expected = {("firefly", "dev"): ("ClusterRole", "edit"), ("portal", "sys_admin"): view}
     for ns in app_namespaces(spec):
-        expected[(ns, "ops")] = "admin"
-        expected[(ns, "sec")] = "view"
+        expected[(ns, "ops")] = ("ClusterRole", "admin")
+        expected[(ns, "sec")] = view
     assert got == expected
     names = {o["metadata"]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
     assert any(n.startswith("enclave-sys-admin-") and len(n) > len("enclave-sys-admin-view") for n in names)
+
+
+# Kubernetes 1.9's system:aggregate-to-view (release-1.9 plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go):
+# what the built-in view grants, get/list/watch on each.
+VIEW_1_9 = {
+    "": {"pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "endpoints",
+         "persistentvolumeclaims", "configmaps", "limitranges", "resourcequotas", "bindings", "events", "pods/status",
+         "resourcequotas/status", "namespaces/status", "replicationcontrollers/status", "pods/log", "namespaces"},
+    "apps": {"controllerrevisions", "statefulsets", "statefulsets/scale", "daemonsets", "deployments",
+             "deployments/scale", "replicasets", "replicasets/scale"},
+    "autoscaling": {"horizontalpodautoscalers"},
+    "batch": {"jobs", "cronjobs"},
+    "extensions": {"daemonsets", "deployments", "deployments/scale", "ingresses", "replicasets", "replicasets/scale",
+                   "replicationcontrollers/scale", "networkpolicies"},
+    "policy": {"poddisruptionbudgets"},
+    "networking.k8s.io": {"networkpolicies"},
+}
+
+
+def test_viewers_read_no_logs() -> None:
+    """The built-in view grants pods/log, so security staff and members bound to it could read every container's log
+    with kubectl, where ``enclave logs`` refuses them and journals the refusal (docs/accounts.md, "Developers'
+    logs"): they are bound to a Role with view's rules but that one."""
+    spec = load(EXAMPLES / "lsst-ldf.yaml")
+    for docs in render_access(spec, SUBJECTS).values():
+        [role] = [o for o in docs if o["kind"] == "Role" and o["metadata"]["name"] == VIEW_ROLE]
+        granted: dict[str, set[str]] = {}
+        for rule in role["rules"]:
+            assert rule["verbs"] == ["get", "list", "watch"]
+            for group in rule["apiGroups"]:
+                granted.setdefault(group, set()).update(rule["resources"])
+        assert granted == {g: r - {"pods/log"} for g, r in VIEW_1_9.items()}
+
+
+def test_a_username_that_is_no_label_value_still_applies() -> None:
+    """A label value begins and ends with a letter or digit (apimachinery validation IsValidLabelValue); usernames
+    may end in '_' or '-' (``accounts.lifecycle``), so the binding's label carries ``object_name``."""
+    spec = load(EXAMPLES / "lsst-ldf.yaml")
+    odd = Subject("bob_", "staff", "active", frozenset({Role.SECURITY}), frozenset())
+    [bound] = [o for o in render_access(spec, [odd])["firefly"] if o["kind"] == "RoleBinding"]
+    value = bound["metadata"]["labels"]["enclave/user"]
+    assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value) and len(value) <= 63
+    assert bound["subjects"][0]["name"] == "bob_"
 
 
 def test_namespace_guards_and_notebook_limits() -> None:
@@ -99,6 +143,9 @@ def test_namespace_guards_and_notebook_limits() -> None:
         assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         dns = next(o for o in docs if o["metadata"]["name"] == "allow-dns")
         assert {p["port"] for p in dns["spec"]["egress"][0]["ports"]} == {53}
+        # Policies add up, so default-deny alone would cut the namespace's own pods off each other too.
+        own = next(o for o in docs if o["metadata"]["name"] == "allow-same-namespace")["spec"]
+        assert own["ingress"] == [{"from": [{"podSelector": {}}]}] and own["egress"] == [{"to": [{"podSelector": {}}]}]
         has_limits = ("LimitRange", "notebook-bounds") in kinds
         assert has_limits is (ns == spec.notebooks.namespace)
     docs = {o["kind"]: o for o in objects[spec.notebooks.namespace]}

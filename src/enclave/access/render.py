@@ -26,6 +26,29 @@ SERVICE_POD_ROOM = 10
 """Pods the notebook namespace's quota leaves beyond one notebook per user: hub, proxy, schedd."""
 
 CLUSTER_ROLE_RANK = {"view": 1, "edit": 2, "admin": 3}
+VIEW_ROLE = "enclave-view"
+"""The Role a ``view`` binding names: Kubernetes' ``view`` without ``pods/log``. The built-in one reads logs, so a
+member or security officer bound to it could read any container's log with kubectl, past ``logs.read`` and the
+journal (``may_read_logs``)."""
+_READ = ["get", "list", "watch"]
+# Kubernetes 1.9's system:aggregate-to-view, which the built-in view aggregates (kubernetes/kubernetes release-1.9,
+# plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go), less "pods/log". RBAC takes resource names as given,
+# so the 1.9 list applies to later releases too, which only add to view (status subresources, newer APIs).
+_VIEW_RULES: list[tuple[str, list[str]]] = [
+    ("", ["pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services",
+          "endpoints", "persistentvolumeclaims", "configmaps"]),
+    ("", ["limitranges", "resourcequotas", "bindings", "events", "pods/status", "resourcequotas/status",
+          "namespaces/status", "replicationcontrollers/status"]),
+    ("", ["namespaces"]),
+    ("apps", ["controllerrevisions", "statefulsets", "statefulsets/scale", "daemonsets", "deployments",
+              "deployments/scale", "replicasets", "replicasets/scale"]),
+    ("autoscaling", ["horizontalpodautoscalers"]),
+    ("batch", ["jobs", "cronjobs"]),
+    ("extensions", ["daemonsets", "deployments", "deployments/scale", "ingresses", "replicasets", "replicasets/scale",
+                    "replicationcontrollers/scale", "networkpolicies"]),
+    ("policy", ["poddisruptionbudgets"]),
+    ("networking.k8s.io", ["networkpolicies"]),
+]
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,10 @@ def cluster_role(subject: Subject, namespace: str) -> str | None:
 def may_read_logs(subject: Subject, namespace: str) -> bool:
     """AA2/AA3: logs.read, in a namespace the subject's rendered RoleBinding reaches (``cluster_role``): a
     developer in the namespaces they belong to, a Kubernetes service administrator in every one; nobody with
-    logs.read but no binding there (a developer of another namespace), nobody bound there without logs.read."""
+    logs.read but no binding there (a developer of another namespace), nobody bound there without logs.read —
+    whose binding (``VIEW_ROLE``) grants no ``pods/log`` either. (``edit`` and ``admin`` do, so developers' and
+    administrators' own kubectl reads are theirs to make, not journaled; a cluster administrator holds
+    cluster-admin anyway.)"""
     return Permission.LOGS_READ in permissions_for(subject.roles) and cluster_role(subject, namespace) is not None
 
 
@@ -99,6 +125,15 @@ def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]
          "metadata": _meta("allow-dns", namespace),
          "spec": {"podSelector": {}, "policyTypes": ["Egress"],
                   "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}},
+        # Policies only add to each other ("Default deny all ingress and all egress traffic", Kubernetes docs,
+        # network-policies): without this the namespace's own pods could not reach each other (a notebook its
+        # namespace's schedd, the hub its proxy). A bare podSelector peer is the policy's own namespace.
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": _meta("allow-same-namespace", namespace),
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}]}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(VIEW_ROLE, namespace),
+         "rules": [{"apiGroups": [group], "resources": resources, "verbs": _READ} for group, resources in _VIEW_RULES]},
     ]
     return objects
 
@@ -147,11 +182,15 @@ def object_name(username: str) -> str:
 
 
 def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
+    """The subject's RoleBinding: ``view`` through ``VIEW_ROLE``, the others to the built-in ClusterRole. Its label
+    names the user by ``object_name``: a label value must begin and end with a letter or digit (apimachinery
+    ``IsValidLabelValue``), which a username such as ``bob_`` does not; the subject keeps the name as it is."""
+    ref = ({"kind": "Role", "name": VIEW_ROLE} if role == "view" else {"kind": "ClusterRole", "name": role})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": _meta(f"enclave-{object_name(subject.username)}-{role}", namespace,
-                          {"enclave/user": subject.username}),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                          {"enclave/user": object_name(subject.username)}),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **ref},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": subject.username}],
     }
 
