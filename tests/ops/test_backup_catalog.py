@@ -154,3 +154,19 @@ def test_schedule_runs_as_root_with_the_benchmark_item_waived() -> None:
     report = security.run(security.shipped_checks()[1], objects=[("cronjob", job)], params=security_params(spec))
     pod09 = next(r for r in report.results if r.check.id == "POD-09")
     assert pod09.status == "waived" and "PKI keys" in (pod09.findings[0].waived or "")
+
+
+@pytest.mark.usefixtures("env")
+def test_create_into_a_file_named_as_a_directory_is_refused_before_etcd_is_read(tmp_path: Path) -> None:
+    """`--out FILE/` where FILE is a regular file: the archive cannot be written (mkdir raises FileExistsError,
+    Python docs pathlib.Path.mkdir "If the path already exists, FileExistsError is raised"; open under a file
+    NotADirectoryError), so it is an input error said before the snapshot, not a traceback after it. The endpoint
+    is one nobody listens on: had etcd been read first, its health check would have failed instead."""
+    plain = tmp_path / "backups"
+    plain.write_text("not a directory")
+    for out in (f"{plain}/", f"{plain}/deeper/"):
+        r = run("backup", "create", "--endpoints", "http://127.0.0.1:1", "--out", out,
+                "--signing-key", str(tmp_path / "backup.key"))
+        assert r.exit_code == 1, r.output  # InputError
+        assert f"{plain} is a file, not a directory" in r.output and "--out" in r.output
+    assert plain.read_text() == "not a directory" and not (tmp_path / "backup.key").exists()

@@ -205,6 +205,19 @@ def _collect(kubernetes_dir: Path | None, kubeadm_config: Path | None) -> list[t
     return files
 
 
+def _check_parent(out: Path) -> None:
+    """Before the snapshot is taken: the directory ``out`` goes into must exist or be creatable, so the nearest
+    existing ancestor must be a directory (`--out FILE/` with FILE a regular file raised FileExistsError from
+    mkdir, after etcd was read)."""
+    for ancestor in out.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise InputError([Problem("--out", f"{ancestor} is a file, not a directory, so {out} cannot be "
+                                          "written", "give an existing directory, DIR/ for one to create, or an "
+                                          f"archive name whose directory is not {ancestor}")])
+            return
+
+
 def create(etcd: Etcdctl, out: Path, *, key: Path, kubernetes_dir: Path | None = None,
            kubeadm_config: Path | None = None, cluster: str = "", now: dt.datetime | None = None,
            create_key: bool = True) -> BackupManifest:
@@ -213,6 +226,7 @@ def create(etcd: Etcdctl, out: Path, *, key: Path, kubernetes_dir: Path | None =
     if out.exists():
         raise Conflict(f"{out} already exists", where=str(out),
                        fix="choose a new file name; backups are never overwritten")
+    _check_parent(out)
     if create_key:
         ensure_key(key)
     elif not key.exists():
