@@ -156,8 +156,9 @@ def test_namespace_guards_and_notebook_limits() -> None:
     hard = docs["ResourceQuota"]["spec"]["hard"]
     spawners = 3  # dev, ops, sci: active accounts that may spawn notebooks
     assert hard["pods"] == str(spawners + SERVICE_POD_ROOM)
-    # one maximal notebook per spawner, plus the service pods at the smallest request / default limit
-    assert hard["requests.cpu"] == "17" and hard["requests.memory"] == f"{spawners * 8192 + 10 * 512}Mi"
+    # One maximal notebook per spawner, plus the service pods at the LimitRange's default request and limit, which
+    # a container stating no resources gets (LimitRanger): 3 x 4 + 10 x 1 cores, 3 x 8192 + 10 x 2048 MiB.
+    assert hard["requests.cpu"] == "22" and hard["requests.memory"] == f"{spawners * 8192 + 10 * 2048}Mi"
     assert hard["limits.cpu"] == "32" and hard["limits.memory"] == f"{spawners * 8192 + 10 * 4096}Mi"
 
 
@@ -165,7 +166,10 @@ def test_an_empty_enclave_still_runs_its_services() -> None:
     spec = load(EXAMPLES / "lsst-ldf.yaml")
     hard = next(o for o in render_access(spec, [])[spec.notebooks.namespace]
                 if o["kind"] == "ResourceQuota")["spec"]["hard"]
-    assert hard["pods"] == str(SERVICE_POD_ROOM) and hard["requests.cpu"] == "5" and hard["limits.cpu"] == "20"
+    # Ten service pods at the default size's request (1 core, 2048 MiB: the hub and proxy state none); at the
+    # smallest request (0.5 core, 512 MiB) only two of four defaulted containers were admitted.
+    assert hard["pods"] == str(SERVICE_POD_ROOM) and hard["requests.cpu"] == "10" and hard["limits.cpu"] == "20"
+    assert hard["requests.memory"] == f"{10 * 2048}Mi"
 
 
 def test_quota_is_capped_by_worker_capacity() -> None:

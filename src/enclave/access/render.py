@@ -156,15 +156,18 @@ def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
             "defaultRequest": {"cpu": _cpu(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
         }]},
     }
-    # Room for the service pods (hub, proxy, schedd) at the smallest request and the default limit, so
-    # the namespace keeps working with no notebook users at all.
+    # Room for the service pods (hub, proxy, schedd) at the default request and limit, so the namespace keeps
+    # working with no notebook users at all: a container that states no resources gets the LimitRange's
+    # defaultRequest and default (the LimitRanger admission plugin; Kubernetes docs, "Configure Default Memory
+    # Requests and Limits for a Namespace"), and the rendered hub values state none for the hub and proxy.
     room = SERVICE_POD_ROOM
+    room_cpu, room_mib = room * default.cpu_request, room * default.memory_request_mib
     quota = {
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("notebook-quota", nb.namespace),
         "spec": {"hard": {
             "pods": str(spawners + room),
-            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room * bounds.min_cpu, worker_cores)),
-            "requests.memory": f"{min(spawners * bounds.max_memory_mib + room * bounds.min_memory_mib, worker_mib)}Mi",
+            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room_cpu, worker_cores)),
+            "requests.memory": f"{min(spawners * bounds.max_memory_mib + room_mib, worker_mib)}Mi",
             "limits.cpu": _cpu(spawners * bounds.max_cpu + room * default.cpu_limit),
             "limits.memory": f"{spawners * bounds.max_memory_mib + room * default.memory_limit_mib}Mi",
         }},
