@@ -141,6 +141,23 @@ def test_schedule_tolerates_both_control_plane_taints_on_every_release(version: 
                          ("node-role.kubernetes.io/control-plane", "Exists", "NoSchedule")}
 
 
+# Kubernetes v1.9.3's v1.SecurityContext, every field it has (its OpenAPI spec, as instrumenta/kubernetes-json-schema
+# v1.9.3-standalone-strict/container-v1.json renders it, "additionalProperties": false; k8s-openapi's v1_9
+# SecurityContext has the same seven). runAsGroup came with 1.10, alpha behind the RunAsGroup gate (KEP-213; beta
+# 1.14), so the 1.9 API server refuses a container that sets it.
+SECURITY_CONTEXT_1_9 = {"allowPrivilegeEscalation", "capabilities", "privileged", "readOnlyRootFilesystem",
+                        "runAsNonRoot", "runAsUser", "seLinuxOptions"}
+
+
+@pytest.mark.parametrize("version", ["1.9.3", "1.33.10"])
+def test_schedule_sets_only_security_fields_kubernetes_1_9_has(version: str) -> None:
+    job = catalog.render_schedule(_spec(version), schedule="@daily", keep_last=7)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "securityContext" not in pod  # the pod level's runAsGroup is as new
+    for container in pod["containers"]:
+        assert set(container["securityContext"]) <= SECURITY_CONTEXT_1_9, container["securityContext"]
+
+
 def test_schedule_runs_as_root_with_the_benchmark_item_waived() -> None:
     """kubeadm, run as root, writes the PKI keys mode 0600 (pkiutil → client-go util/keyutil.WriteKey, 0600), and a
     hostPath DirectoryOrCreate is made "with permission set to 0755, having the same group and ownership with
@@ -149,7 +166,7 @@ def test_schedule_runs_as_root_with_the_benchmark_item_waived() -> None:
     spec = _spec("1.33.10")
     job = catalog.render_schedule(spec, schedule="@daily", keep_last=7)
     container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["securityContext"]["runAsUser"] == 0 and container["securityContext"]["runAsGroup"] == 0
+    assert container["securityContext"]["runAsUser"] == 0
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     report = security.run(security.shipped_checks()[1], objects=[("cronjob", job)], params=security_params(spec))
     pod09 = next(r for r in report.results if r.check.id == "POD-09")

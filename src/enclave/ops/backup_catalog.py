@@ -156,8 +156,11 @@ def _pod(image: str, version: Version, script: str, directory: str) -> dict[str,
             "name": "backup", "image": image, "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/sh", "-c", script],
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-            # root: kubeadm writes its PKI keys 0600 root and the backup directory is root's.
-            "securityContext": {"runAsUser": 0, "runAsGroup": 0, "allowPrivilegeEscalation": False,
+            # root: kubeadm writes its PKI keys 0600 root and the backup directory is root's; the owner's bits
+            # are what let uid 0 in (every capability, CAP_DAC_OVERRIDE too, is dropped), so no group is needed.
+            # No runAsGroup: Kubernetes 1.9's SecurityContext has none, so the API server rejects it (KEP-213
+            # RunAsGroup: alpha in 1.10 behind the RunAsGroup gate, beta in 1.14).
+            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]}},
             "volumeMounts": mounts,
         }],
