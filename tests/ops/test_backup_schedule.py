@@ -72,13 +72,15 @@ def _script(objects: list[dict[str, Any]], mounts: dict[str, Path], etcd_url: st
     return paths.sub(lambda m: str(mounts[m.group(0)]), script)
 
 
-def _run_job(script: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """The container's `/bin/sh -c`, with the enclave CLI of this checkout on PATH and a fresh home."""
+def _run_job(script: str, home: Path, first: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The container's `/bin/sh -c`, with the enclave CLI of this checkout on PATH (after ``first``, if given)
+    and a fresh home."""
     home.mkdir(exist_ok=True)
     shutil.copyfile(_sqlite_template(), home / "enclave.db")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     environ.update(HOME=str(home), ENCLAVE_HOME=str(home), ENCLAVE_DB=f"sqlite:///{home / 'enclave.db'}",
-                   PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+                   PATH=f"{first}:{path}" if first else path)
     return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=environ, timeout=120,
                           check=False)
 
@@ -138,3 +140,35 @@ def test_the_schedule_command_prints_objects_kubectl_apply_takes(tmp_path: Path)
     assert r.exit_code == 0, r.output
     written = list(yaml.safe_load_all((tmp_path / "out" / "enclave-etcd-backup.yaml").read_text()))
     assert written == docs
+
+
+def test_a_failing_prune_is_reported_and_does_not_make_the_kubelet_take_another_backup(
+        tmp_path: Path, etcd: EtcdServer, kubernetes_tree: Path) -> None:
+    """restartPolicy OnFailure: the kubelet runs a container that exited non-zero again (kubernetes.io, "Pod
+    Lifecycle", Container restart policy; the Job's backoffLimit, 6 by default, counts the failures). With
+    `create && prune`, a prune that failed made the script fail, so every retry ran create again and wrote one more
+    archive. Here `enclave backup prune` fails (an `enclave` ahead on PATH fails it and runs the real one for
+    the rest) and the kubelet is played: the script runs again while it exits non-zero, up to three times."""
+    etcd.client.put("/registry/namespaces/qserv", "ns")
+    operator_key = tmp_path / "operator" / "backup.key"
+    backup.ensure_key(operator_key)
+    objects = catalog.schedule_objects(_spec(), schedule="@daily", keep_last=1)
+    mounts = _lay_out(objects, tmp_path / "node", operator_key, kubernetes_tree)
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "enclave").write_text(f"""#!/bin/sh
+if [ "$1 $2" = "backup prune" ]; then echo "Error: prune failed (test)" >&2; exit 7; fi
+exec {Path(sys.executable).parent / "enclave"} "$@"
+""")
+    (shadow / "enclave").chmod(0o755)
+    runs = []
+    while len(runs) < 3 and (not runs or runs[-1].returncode != 0):
+        runs.append(_run_job(_script(objects, mounts, etcd.member.client_url), tmp_path / "home", shadow))
+    assert len(runs) == 1 and runs[0].returncode == 0, [r.returncode for r in runs]
+    assert "enclave backup prune failed (exit 7)" in runs[0].stderr
+    assert len(catalog.list_backups(mounts[catalog.BACKUP_DIR])) == 1  # one run, one archive
+
+    # A failing create still fails the container (the kubelet retries it) and prune does not run.
+    (mounts[catalog.KEY_MOUNT] / catalog.KEY_ITEM).unlink()
+    job = _run_job(_script(objects, mounts, etcd.member.client_url), tmp_path / "home", shadow)
+    assert job.returncode == 3 and "prune failed" not in job.stderr

@@ -112,7 +112,12 @@ def _script(version: Version, *, keep_last: int, keep_days: int | None, director
     """kubeadm's stacked etcd listens on 127.0.0.1:2379 and is read with kubeadm's healthcheck-client certificate
     (kubeadm "PKI certificates and requirements": etcd/healthcheck-client), or over plain http before kubeadm 1.10
     (kubeadm 1.9's local etcd had no TLS). The key must exist (--no-create-key): one minted in the Job's
-    container would sign archives nobody can verify once the container is gone."""
+    container would sign archives nobody can verify once the container is gone.
+
+    A failing prune is reported on stderr and the script still exits 0: under restartPolicy OnFailure the kubelet
+    restarts a container that exits non-zero (kubernetes.io, Pod lifecycle, "Container restart policy"), which
+    would run create again and write one more archive per retry, the very thing prune is for. Old archives then
+    wait for the next run's prune; a failing create still fails the container, and is retried."""
     pki = "/etc/kubernetes/pki/etcd"
     etcd = ("--endpoints http://127.0.0.1:2379" if version.minor_key < (1, 10) else
             f"--endpoints https://127.0.0.1:2379 --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
@@ -120,7 +125,9 @@ def _script(version: Version, *, keep_last: int, keep_days: int | None, director
     prune = f"enclave backup prune {directory} --keep-last {keep_last}" + \
         (f" --keep-days {keep_days}" if keep_days is not None else "")
     return (f"enclave backup create --spec {SPEC_MOUNT}/{SPEC_ITEM} --signing-key {KEY_MOUNT}/{KEY_ITEM} "
-            f"--no-create-key --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes && {prune}")
+            f"--no-create-key --out {directory}/ {etcd} --kubernetes-dir /etc/kubernetes && "
+            f"{{ {prune} || echo \"enclave backup prune failed (exit $?): the new archive is written; older ones "
+            f"stay until a later run prunes them\" >&2; }}")
 
 
 def _volumes(directory: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
