@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -26,6 +27,7 @@ from enclave.services.ops import security_params
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
+from tests.access.test_render import schema_version
 from tests.ops.test_cli import env, run  # noqa: F401
 from tests.pg import _sqlite_template
 
@@ -100,7 +102,8 @@ def test_a_scheduled_backup_verifies_under_the_operators_key_and_names_their_clu
     assert manifest.cluster == "ldf-night" and manifest.etcd.total_keys >= 1
     assert not (tmp_path / "home" / "backup.key").exists()  # no key minted in the container
 
-    # Without the Secret's key the job fails and mints none: an archive nobody can verify is no backup.
+    # Without the Secret (or its item) the kubelet never starts the container (the next test); run by hand without
+    # the key, create fails and mints none: an archive nobody can verify is no backup.
     (mounts[catalog.KEY_MOUNT] / catalog.KEY_ITEM).unlink()
     job = _run_job(_script(objects, mounts, etcd.member.client_url), tmp_path / "home")
     assert job.returncode == 3 and "does not exist" in job.stdout + job.stderr
@@ -172,3 +175,25 @@ exec {Path(sys.executable).parent / "enclave"} "$@"
     (mounts[catalog.KEY_MOUNT] / catalog.KEY_ITEM).unlink()
     job = _run_job(_script(objects, mounts, etcd.member.client_url), tmp_path / "home", shadow)
     assert job.returncode == 3 and "prune failed" not in job.stderr
+
+
+@pytest.mark.parametrize("version", ["1.9.3", "1.33.10"])
+def test_a_run_that_cannot_start_ends_so_the_next_one_runs(version: str) -> None:
+    """A secret volume whose Secret or item is missing does not mount (kubernetes pkg/volume/secret/secret.go,
+    SetUpAt: the Secret not found and the volume not optional; MakePayload: "references non-existent secret key"),
+    so the pod waits in ContainerCreating and its Job stays active. With concurrencyPolicy Forbid "the CronJob does
+    not allow concurrent runs; if it is time for a new Job run and the previous Job run hasn't finished yet, the
+    CronJob skips the new Job run" (kubernetes.io, CronJob, Concurrency policy): without a deadline, one missing
+    Secret stopped every later backup. activeDeadlineSeconds "applies to the duration of the job … once a Job
+    reaches activeDeadlineSeconds, all of its running Pods are terminated and the Job status will become type:
+    Failed with reason: DeadlineExceeded" (kubernetes.io, Jobs, Job termination and cleanup)."""
+    job = catalog.render_schedule(_spec(version), schedule="@daily", keep_last=7)
+    spec = job["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    deadline = spec["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert 600 <= deadline <= 3600  # past a healthy run (minutes), well inside the daily schedule
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    [secret] = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    assert not secret.get("optional")  # a missing key must stop the run, never let it mint one
+    if version != "1.9.3":  # batch/v1beta1 CronJob is gone from kubernetes-validate's oldest schema (1.25)
+        kubernetes_validate.validate(job, schema_version(version), strict=True)

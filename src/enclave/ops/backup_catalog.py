@@ -93,6 +93,15 @@ SPEC_CONFIGMAP, SPEC_ITEM, SPEC_MOUNT = "enclave-backup-spec", "enclave.yaml", "
 NAMESPACE = "kube-system"
 _LABELS = {"app.kubernetes.io/managed-by": "enclave"}
 _WAIVE = "security.enclave.lsst.io/waive-"
+# How long one run may be active before the Job controller ends it (Job spec activeDeadlineSeconds: its pods are
+# terminated, the Job fails with reason DeadlineExceeded). Without it a pod the kubelet cannot start — the Secret
+# enclave-backup-key or its item missing makes the secret volume fail to mount (kubernetes pkg/volume/secret/
+# secret.go SetUpAt: the Secret is not found, or MakePayload "references non-existent secret key"), so it stays
+# ContainerCreating — keeps its Job active forever, and concurrencyPolicy Forbid then skips every later run. An
+# hour: create gives etcd 300 s per etcdctl call (Etcdctl.timeout_s) to stream a database etcd caps at 2 GiB by
+# default (8 GiB its suggested maximum, --quota-backend-bytes), and prune reads manifests only, so a healthy run
+# takes minutes; an hour is far past that and far inside the daily schedule.
+JOB_DEADLINE_S = 3600
 
 
 def schedule_objects(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_days: int | None = None,
@@ -198,4 +207,5 @@ def render_schedule(spec: EnclaveSpec, *, schedule: str, keep_last: int, keep_da
                                                 "directory (root's); no capability, no escalation"}},
             "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
                      "failedJobsHistoryLimit": 3,
-                     "jobTemplate": {"spec": {"template": _pod(image, version, script, directory)}}}}
+                     "jobTemplate": {"spec": {"activeDeadlineSeconds": JOB_DEADLINE_S,
+                                              "template": _pod(image, version, script, directory)}}}}
