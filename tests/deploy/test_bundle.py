@@ -3,6 +3,8 @@ the kustomization lists every file, and the objects refer to each other consiste
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +42,24 @@ def test_kustomization_lists_every_manifest(rendered: tuple[EnclaveSpec, Path]) 
     kust = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert sorted(kust["resources"]) == sorted(p.name for p in out.glob("*.yaml") if p.name != "kustomization.yaml")
     assert (out / "Dockerfile").read_text().startswith("# enclave")
+
+
+def test_the_image_holds_the_etcdctl_the_scheduled_backup_runs(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """`enclave backup schedule`'s CronJob runs this image, and its `enclave backup create` runs etcdctl (endpoint
+    health, snapshot save, snapshot status): python:3.11-slim has none, so every scheduled run failed. etcd's
+    release image holds it at /usr/local/bin/etcdctl (etcd v3.4.23 Dockerfile-release, "ADD etcdctl
+    /usr/local/bin/"; scripts/release.sh pushes quay.io/coreos/etcd:v<version>), a directory on the python image's
+    PATH (docker-library python's Dockerfile: ENV PATH /usr/local/bin:$PATH). The release is 3.4 (status and
+    restore still in etcdctl; removed in 3.6) and the one the tests run, the etcdctl on this machine."""
+    _, out = rendered
+    text = (out / "Dockerfile").read_text()
+    copy = re.search(r"^COPY --from=quay\.io/coreos/etcd:v(3\.4\.\d+) /usr/local/bin/etcdctl /usr/local/bin/etcdctl$",
+                     text, re.M)
+    assert copy, text
+    assert [line for line in text.splitlines() if line.startswith("FROM ")] == ["FROM python:3.11-slim"]
+    assert text.index("FROM python:3.11-slim") < copy.start()  # into the image itself, not a build stage
+    here = subprocess.run(["etcdctl", "version"], capture_output=True, text=True, check=True).stdout
+    assert f"etcdctl version: {copy.group(1)}\n" in here
 
 
 def test_every_object_validates(rendered: tuple[EnclaveSpec, Path]) -> None:

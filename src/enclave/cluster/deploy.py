@@ -116,13 +116,26 @@ def _version() -> str:
 
 
 def dockerfile(spec: EnclaveSpec) -> str:
-    """The image: the wheel on python:3.11-slim (the Python enclave requires), running as a non-root user."""
+    """The image: the wheel on python:3.11-slim (the Python enclave requires), running as a non-root user, with
+    etcdctl for the scheduled backup (`enclave backup schedule` runs this image, and `backup create` runs etcdctl).
+
+    etcdctl 3.4, the release the tests run (Debian's etcd-client 3.4.23): its `snapshot save` streams the v3
+    Maintenance API's Snapshot RPC, which etcd servers have had since 3.0 (etcd v3.0.0 etcdserver/etcdserverpb/
+    rpc.proto, service Maintenance), so it saves from kubeadm 1.9's etcd 3.1 as from newer ones; and it still has
+    `snapshot status` (and restore), which 3.5 deprecated for etcdutl and 3.6 removed from etcdctl (etcd v3.5.0 and
+    v3.6.0 etcdctl/ctlv3/command/snapshot_command.go), so `backup create` needs no etcdutl. It is copied from
+    etcd's release image, which holds it at /usr/local/bin/etcdctl (etcd v3.4.23 Dockerfile-release "ADD etcdctl
+    /usr/local/bin/", pushed as quay.io/coreos/etcd:v3.4.23 by scripts/release.sh; built with CGO_ENABLED=0, so
+    it runs on any libc). That tag is the amd64 image; other architectures are tagged v3.4.23-arm64, -ppc64le."""
+    etcd = "3.4.23"
     return "\n".join([
         f"# enclave {_version()} for {spec.cluster.name}. Build from a checkout:",
         "#   python -m pip wheel --no-deps -w dist .",
         f"#   docker build -f Dockerfile -t {image(spec)} . && docker push {image(spec)}",
         "# The registry is the enclave's own (seed §10): vet the image before the cluster may run it.",
         "FROM python:3.11-slim",
+        f"# etcdctl {etcd} for the scheduled backup: saves from any etcd >= 3.0 and still has snapshot status.",
+        f"COPY --from=quay.io/coreos/etcd:v{etcd} /usr/local/bin/etcdctl /usr/local/bin/etcdctl",
         "COPY dist/enclave-*.whl /tmp/",
         "RUN pip install --no-cache-dir /tmp/enclave-*.whl && rm /tmp/enclave-*.whl \\",
         "    && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin enclave",
