@@ -23,7 +23,9 @@ from enclave.spec.models import EnclaveSpec, NodeRole, Role
 
 MANAGED = {"app.kubernetes.io/managed-by": "enclave"}
 SERVICE_POD_ROOM = 10
-"""Pods the notebook namespace's quota leaves beyond one notebook per user: hub, proxy, schedd."""
+"""Pods the notebook namespace's quota leaves beyond one notebook per user: hub, proxy, schedd, and a few more. Not
+enough for every pod the rendered Zero-to-JupyterHub values run there: the chart's user-scheduler (2 replicas) and its
+continuous image puller (a DaemonSet pod on each node notebooks may use) take the default request each too (left)."""
 
 CLUSTER_ROLE_RANK = {"view": 1, "edit": 2, "admin": 3}
 VIEW_ROLE = "enclave-view"
@@ -45,10 +47,11 @@ _VIEW_RULES: list[tuple[str, list[str]]] = [
     ("autoscaling", ["horizontalpodautoscalers"]),
     ("batch", ["jobs", "cronjobs"]),
     ("extensions", ["daemonsets", "deployments", "deployments/scale", "ingresses", "replicasets", "replicasets/scale",
-                    "replicationcontrollers/scale", "networkpolicies"]),
+                    "replicationcontrollers/scale"]),
     ("policy", ["poddisruptionbudgets"]),
-    ("networking.k8s.io", ["networkpolicies"]),
 ]
+# NetworkPolicies joined view in 1.10 (kubernetes/kubernetes#56650, CHANGELOG-1.10: "admin, edit and view roles now
+# have the expected permissions on NetworkPolicy"); 1.9's view could not read them, nor can this Role.
 
 
 @dataclass(frozen=True)
@@ -184,15 +187,23 @@ def object_name(username: str) -> str:
     return safe
 
 
+def user_label(username: str) -> str:
+    """The ``enclave/user`` label value of a username: a label value must begin and end with a letter or digit
+    (apimachinery ``IsValidLabelValue``). ``object_name`` makes 'bob_' one ('bob--<hash>'), but leaves 'bob-'."""
+    name = object_name(username)
+    if not name[-1].isalnum():
+        name += hashlib.sha256(username.encode()).hexdigest()[:8]
+    return name
+
+
 def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
     """The subject's RoleBinding: ``view`` through ``VIEW_ROLE``, the others to the built-in ClusterRole. Its label
-    names the user by ``object_name``: a label value must begin and end with a letter or digit (apimachinery
-    ``IsValidLabelValue``), which a username such as ``bob_`` does not; the subject keeps the name as it is."""
+    names the user by ``user_label``; the subject keeps the name as it is."""
     ref = ({"kind": "Role", "name": VIEW_ROLE} if role == "view" else {"kind": "ClusterRole", "name": role})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": _meta(f"enclave-{object_name(subject.username)}-{role}", namespace,
-                          {"enclave/user": object_name(subject.username)}),
+                          {"enclave/user": user_label(subject.username)}),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **ref},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": subject.username}],
     }
