@@ -21,6 +21,7 @@ from enclave.access.render import SERVICE_POD_ROOM, VIEW_ROLE, Subject, app_name
 from enclave.accounts import lifecycle, storage
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
+from enclave.notebooks.profiles import service_room
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, Role
@@ -189,7 +190,7 @@ def test_from_database_to_files_and_cli(db: Database, spec: EnclaveSpec, admin: 
     with db.session() as s:
         lifecycle.depart(s, ADMIN, "dev2", reason="left")
         subjects = storage.subjects(s)
-    objects = render_access(spec, subjects)
+    objects = render_access(spec, subjects, service_room(spec))  # as the service renders it
     bound = {o["subjects"][0]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
     assert bound == {"dev1"}  # root is sysadmin + developer with no namespace; dev2 departed; sci1 science
 

@@ -23,9 +23,8 @@ from enclave.spec.models import EnclaveSpec, NodeRole, Role
 
 MANAGED = {"app.kubernetes.io/managed-by": "enclave"}
 SERVICE_POD_ROOM = 10
-"""Pods the notebook namespace's quota leaves beyond one notebook per user: hub, proxy, schedd, and a few more. Not
-enough for every pod the rendered Zero-to-JupyterHub values run there: the chart's user-scheduler (2 replicas) and its
-continuous image puller (a DaemonSet pod on each node notebooks may use) take the default request each too (left)."""
+"""Pods the notebook namespace's quota leaves beyond one notebook per user when nobody says which service pods run
+there (``default_room``); ``enclave render access`` is told (``notebooks.profiles.service_room``)."""
 
 CLUSTER_ROLE_RANK = {"view": 1, "edit": 2, "admin": 3}
 VIEW_ROLE = "enclave-view"
@@ -52,6 +51,18 @@ _VIEW_RULES: list[tuple[str, list[str]]] = [
 ]
 # NetworkPolicies joined view in 1.10 (kubernetes/kubernetes#56650, CHANGELOG-1.10: "admin, edit and view roles now
 # have the expected permissions on NetworkPolicy"); 1.9's view could not read them, nor can this Role.
+
+
+@dataclass(frozen=True)
+class ServiceRoom:
+    """What the notebook namespace's quota leaves its service pods (the hub, its proxy, the chart's scheduler and image
+    pullers: ``notebooks.profiles.service_room``, which knows what the rendered values run there)."""
+
+    pods: int
+    cpu: float
+    memory_mib: int
+    limit_cpu: float
+    limit_memory_mib: int
 
 
 @dataclass(frozen=True)
@@ -141,9 +152,19 @@ def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]
     return objects
 
 
-def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
-    """LimitRange from the notebook bounds (§13.2–13.3) and a ResourceQuota sized for ``spawners`` users,
-    capped at what the Kubernetes workers hold."""
+def default_room(spec: EnclaveSpec) -> ServiceRoom:
+    """``SERVICE_POD_ROOM`` pods at the default size's request and limit: what LimitRanger gives a container that
+    states no resources (Kubernetes docs, "Configure Default Memory Requests and Limits for a Namespace")."""
+    nb = spec.notebooks
+    size = nb.sizes.get(nb.default_size) or next(iter(nb.sizes.values()))
+    n = SERVICE_POD_ROOM
+    return ServiceRoom(n, n * size.cpu_request, n * size.memory_request_mib, n * size.cpu_limit,
+                       n * size.memory_limit_mib)
+
+
+def notebook_limits(spec: EnclaveSpec, spawners: int, room: ServiceRoom | None = None) -> list[dict[str, Any]]:
+    """LimitRange from the notebook bounds (§13.2–13.3) and a ResourceQuota sized for ``spawners`` users and the
+    service pods' ``room`` (``default_room`` when not told), requests capped at what the Kubernetes workers hold."""
     nb = spec.notebooks
     bounds = nb.bounds
     default = nb.sizes.get(nb.default_size) or next(iter(nb.sizes.values()))
@@ -159,20 +180,15 @@ def notebook_limits(spec: EnclaveSpec, spawners: int) -> list[dict[str, Any]]:
             "defaultRequest": {"cpu": _cpu(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
         }]},
     }
-    # Room for the service pods (hub, proxy, schedd) at the default request and limit, so the namespace keeps
-    # working with no notebook users at all: a container that states no resources gets the LimitRange's
-    # defaultRequest and default (the LimitRanger admission plugin; Kubernetes docs, "Configure Default Memory
-    # Requests and Limits for a Namespace"), and the rendered hub values state none for the hub and proxy.
-    room = SERVICE_POD_ROOM
-    room_cpu, room_mib = room * default.cpu_request, room * default.memory_request_mib
+    room = room or default_room(spec)
     quota = {
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("notebook-quota", nb.namespace),
         "spec": {"hard": {
-            "pods": str(spawners + room),
-            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room_cpu, worker_cores)),
-            "requests.memory": f"{min(spawners * bounds.max_memory_mib + room_mib, worker_mib)}Mi",
-            "limits.cpu": _cpu(spawners * bounds.max_cpu + room * default.cpu_limit),
-            "limits.memory": f"{spawners * bounds.max_memory_mib + room * default.memory_limit_mib}Mi",
+            "pods": str(spawners + room.pods),
+            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room.cpu, worker_cores)),
+            "requests.memory": f"{min(spawners * bounds.max_memory_mib + room.memory_mib, worker_mib)}Mi",
+            "limits.cpu": _cpu(spawners * bounds.max_cpu + room.limit_cpu),
+            "limits.memory": f"{spawners * bounds.max_memory_mib + room.limit_memory_mib}Mi",
         }},
     }
     return [limit_range, quota]
@@ -209,8 +225,10 @@ def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
     }
 
 
-def render_access(spec: EnclaveSpec, subjects: Iterable[Subject]) -> dict[str, list[dict[str, Any]]]:
-    """Every object, grouped by namespace, in a stable order (namespaces as in the spec, users by name)."""
+def render_access(spec: EnclaveSpec, subjects: Iterable[Subject],
+                  room: ServiceRoom | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every object, grouped by namespace, in a stable order (namespaces as in the spec, users by name); ``room``:
+    the notebook namespace's service pods (``notebook_limits``)."""
     people = sorted(subjects, key=lambda s: s.username)
     spawners = sum(1 for s in people
                    if s.status == "active" and Permission.NOTEBOOKS_SPAWN in permissions_for(s.roles))
@@ -218,7 +236,7 @@ def render_access(spec: EnclaveSpec, subjects: Iterable[Subject]) -> dict[str, l
     for namespace in app_namespaces(spec):
         objects = namespace_objects(spec, namespace)
         if namespace == spec.notebooks.namespace:
-            objects += notebook_limits(spec, spawners)
+            objects += notebook_limits(spec, spawners, room)
         for subject in people:
             role = cluster_role(subject, namespace)
             if role is not None:

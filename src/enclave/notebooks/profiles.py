@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from enclave.access.render import ServiceRoom
 from enclave.errors import InputError, Problem
 from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
 from enclave.spec.models import EnclaveSpec, NodeRole
@@ -323,9 +324,47 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
         },
         **hub_services(spec),
         "networkPolicy": {"ingress": hub_ingress()},
+        "resources": service_resources(spec),
         "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
         "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True}],
     }
+
+
+# The pods Z2JH 4.1.0 runs in the notebook namespace with the values below (jupyterhub/values.yaml): the hub and its
+# proxy, the user-scheduler (scheduling.userScheduler.enabled, replicas 2), and when pre-pulling the continuous and
+# the hook image-puller DaemonSets (on the nodes singleuser.nodeSelector picks: templates/image-puller/
+# _helpers-daemonset.tpl) and the hook-image-awaiter Job. user-placeholder runs 0 replicas.
+_HUB_PODS, _USER_SCHEDULERS = 2, 2
+
+
+def service_resources(spec: EnclaveSpec) -> dict[str, Any]:
+    """Each service container's resources: the notebook namespace's LimitRange would give a container that states
+    none the default notebook's request (``access.render.notebook_limits``), a core and gigabytes per node for a
+    puller that only pulls. Requested at the LimitRange's minimum, limited at the default size's limit."""
+    nb = spec.notebooks
+    default = nb.sizes[nb.default_size]
+    # Kubernetes quantities (Mi: 2^20 bytes), not KubeSpawner's byte strings (``mem``, where M is 2^20 too): a
+    # container's "512M" would be 10^6-byte megabytes, under the LimitRange's 512Mi minimum.
+    return {"requests": {"cpu": f"{round(nb.bounds.min_cpu * 1000)}m", "memory": f"{nb.bounds.min_memory_mib}Mi"},
+            "limits": {"cpu": f"{round(default.cpu_limit * 1000)}m", "memory": f"{default.memory_limit_mib}Mi"}}
+
+
+def _pre_pulls(spec: EnclaveSpec, profiles: list[dict[str, Any]]) -> bool:
+    """Pre-pulling every image only helps while they all fit in a node's image cache (§13.4); beyond that the puller
+    would evict what users are running from."""
+    return bool(profiles) and 0 < len(profiles[0]["profile_options"][IMAGE_OPTION]["choices"]) \
+        <= spec.storage.cached_images_per_node
+
+
+def service_room(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> ServiceRoom:
+    """What the notebook namespace's quota must leave the pods the rendered values run there, each container at
+    ``service_resources`` (a puller pod's init containers run one at a time, so it counts one container)."""
+    nb = spec.notebooks
+    nodes = sum(g.count for g in spec.groups(NodeRole.WORKER))
+    pods = _HUB_PODS + _USER_SCHEDULERS + (2 * nodes + 1 if _pre_pulls(spec, spec_profile_list(spec, vetted)) else 0)
+    default = nb.sizes[nb.default_size]
+    return ServiceRoom(pods, pods * nb.bounds.min_cpu, pods * nb.bounds.min_memory_mib, pods * default.cpu_limit,
+                       pods * default.memory_limit_mib)
 
 
 def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[str, Any]:
@@ -340,8 +379,8 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
     profiles = spec_profile_list(spec, vetted)
     default_image = profiles[0]["profile_options"][IMAGE_OPTION]["choices"] if profiles else {}
     first = next((c["display_name"] for c in default_image.values() if c.get("default")), nb.images[0])
-    pull = 0 < len(profiles[0]["profile_options"][IMAGE_OPTION]["choices"]) <= st.cached_images_per_node \
-        if profiles else False
+    pull = _pre_pulls(spec, profiles)
+    resources = service_resources(spec)
     home_tpl = f"{st.home_root.rstrip('/')}/{{username}}"
     return {
         "hub": hub_values(spec),
@@ -372,9 +411,10 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
         # The culler runs as enclave's own hub service (hub.services.idle-culler, with its role), so Z2JH's
         # built-in one, which would run a second culler, is off.
         "cull": {"enabled": False},
-        # Pre-pulling every image only helps while they all fit in a node's image cache (§13.4);
-        # beyond that the puller would evict what users are running from.
-        "prePuller": {"hook": {"enabled": pull}, "continuous": {"enabled": pull}},
+        "proxy": {"chp": {"resources": resources}},
+        "scheduling": {"userScheduler": {"resources": resources}},
+        "prePuller": {"resources": resources, "hook": {"enabled": pull, "resources": resources},
+                      "continuous": {"enabled": pull}},
     }
 
 

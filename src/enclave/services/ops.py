@@ -67,7 +67,7 @@ class RenderService:
         """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange: one YAML file per namespace.
         Returns the files and the number of objects."""
         with self.db.session() as session:
-            objects = render_access(self.spec, account_storage.subjects(session))
+            objects = render_access(self.spec, account_storage.subjects(session), profiles.service_room(self.spec))
         return write_yaml(objects, out), sum(len(v) for v in objects.values())
 
     def condor(self, out: Path, *, members: Mapping[str, Sequence[str]] | None = None,
