@@ -49,9 +49,11 @@ def owners(daemons: Daemons, schedd: str) -> list[tuple[str, int, int]]:
 
 
 @pytest.fixture
-def factory(tmp_path: Path, ldf: EnclaveSpec, daemons: Daemons) -> Iterator[Factory]:
+def factory(tmp_path: Path, ldf: EnclaveSpec, daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
     """An enclave with staff alice, science carol and their jobs (and bob's, and another login's "Alice") on
-    all three schedds of the LDF spec; transitions reach the stand-in schedds."""
+    all three schedds of the LDF spec; transitions reach the stand-in schedds, and no Kubernetes even where this
+    host has credentials (tests/cluster/test_bindings.py reaches the fake one)."""
+    monkeypatch.setattr(Factory, "live_configured", staticmethod(lambda: False))
     db = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
     db.migrate()
     f = Factory(ldf, db)
@@ -198,7 +200,7 @@ def test_the_cli_reports_what_each_schedd_did(factory: Factory, daemons: Daemons
     runner = CliRunner()
     plain = runner.invoke(app, ["accounts", "expire", "carol", "--as", BOOTSTRAP_ADMIN, "--reason", "ended"])
     assert plain.exit_code == 0
-    assert "note: not reached, as none is configured here: htcondor, jupyterhub" in plain.output
+    assert "note: not reached, as none is configured here: htcondor, jupyterhub, kubernetes" in plain.output
     assert "enclave accounts reach carol --live" in plain.output and not acts(daemons)
     daemons.jobs.pop(NOTEBOOK_SCHEDD)
     live = runner.invoke(app, ["accounts", "reach", "carol", "--live", "--as", BOOTSTRAP_ADMIN, "--reason", "r"])

@@ -274,6 +274,9 @@ class ApiServer:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rolebindings: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rbac_forbidden: set[str] = set()
+        """Namespaces where the authorizer refuses the caller rolebindings (403, the namespace named)."""
         self.namespaces: set[str] = set(NAMESPACES)
         self.requests: list[tuple[str, str, Any]] = []
         self.queries: list[dict[str, str]] = []
@@ -320,6 +323,10 @@ class ApiServer:
             ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
              self._replace_lease),
             ("POST", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs"), self._create_job),
+            ("GET", re.compile(r"/apis/rbac.authorization.k8s.io/v1/namespaces/([^/]+)/rolebindings"),
+             self._list_rolebindings),
+            ("DELETE", re.compile(r"/apis/rbac.authorization.k8s.io/v1/namespaces/([^/]+)/rolebindings/([^/]+)"),
+             self._delete_rolebinding),
             ("GET", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)"), self._read_configmap),
             ("POST", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps"), self._create_configmap),
             ("PUT", re.compile(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)"), self._replace_configmap),
@@ -369,7 +376,8 @@ class ApiServer:
 
     def _stamp(self) -> None:
         """Objects a test put straight into the dicts get what the server gives every stored object."""
-        for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values(), *self.configmaps.values()]:
+        for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values(), *self.configmaps.values(),
+                    *self.rolebindings.values()]:
             meta = obj.setdefault("metadata", {})
             if "resourceVersion" not in meta:
                 meta["resourceVersion"] = str(next(self._versions))
@@ -648,6 +656,39 @@ class ApiServer:
         self.jobs[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace}}
         return 201, self.jobs[(namespace, name)]
 
+    # --- rolebindings (rbac.authorization.k8s.io/v1) ------------------------------------------------------
+
+    def _rbac_allowed(self, verb: str, namespace: str) -> None:
+        if namespace in self.rbac_forbidden:
+            # The authorizer's refusal (apiserver endpoints/handlers/responsewriters, ForbiddenStatusError).
+            raise Refused(403, "Forbidden", f'rolebindings.rbac.authorization.k8s.io is forbidden: User '
+                                            f'"system:serviceaccount:enclave:enclave" cannot {verb} resource '
+                                            f'"rolebindings" in API group "rbac.authorization.k8s.io" in the '
+                                            f'namespace "{namespace}"', {"group": "rbac.authorization.k8s.io",
+                                                                         "kind": "rolebindings"})
+
+    def _list_rolebindings(self, namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        """A namespace's RoleBindings the label selector selects, in name order. A namespace that does not exist
+        lists nothing, as the server lists an empty etcd prefix (no 404)."""
+        assert set(q) <= {"labelSelector"}, f"rolebinding list with {q} is not served"
+        self._rbac_allowed("list", namespace)
+        match = label_selector(q.get("labelSelector", ""))
+        items = {name: b for (ns, name), b in self.rolebindings.items()
+                 if ns == namespace and match(b["metadata"].get("labels") or {})}
+        return 200, {**self._page("RoleBindingList", items, {}), "apiVersion": "rbac.authorization.k8s.io/v1"}
+
+    def _delete_rolebinding(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        """A RoleBinding has no finalizers or grace period: it goes at once, and the server answers a Status
+        (apiserver registry/rest: a delete of an object that is gone at once returns Success with its details)."""
+        assert not q and not (data or {}).keys() - {"apiVersion", "kind"}, \
+            f"rolebinding delete with {q}, {data} is not served"
+        self._rbac_allowed("delete", namespace)
+        if (namespace, name) not in self.rolebindings:
+            raise _not_found("rolebindings.rbac.authorization.k8s.io", name)
+        del self.rolebindings[(namespace, name)]
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": name, "group": "rbac.authorization.k8s.io", "kind": "rolebindings"}}
+
     def _evict(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
         self._pod(namespace, name)
         if (data.get("metadata") or {}).get("name") != name:
@@ -674,6 +715,29 @@ class ApiServer:
         # the Pod", the kubelet then shuts it down within its terminationGracePeriodSeconds).
         self._delete_pod(namespace, name, q={}, data=None)
         return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+# apimachinery pkg/util/validation IsValidLabelValue: at most 63 characters, empty or alphanumeric at both ends.
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def label_selector(text: str) -> Callable[[dict[str, str]], bool]:
+    """Whether a labels map matches ``text``, as apimachinery pkg/labels parses it (selector.go, Parse): requirements
+    joined by ',' all hold; ``k=v`` and ``k==v`` hold when the label is there with that value, ``k!=v`` when it is not
+    (absent included). A value that is no valid label value is refused 400 as the server refuses the listing
+    ("unable to parse requirement"). Set-based requirements (in, notin, exists) are not served: the test fails."""
+    wanted: list[tuple[str, str, bool]] = []
+    for req in filter(None, text.split(",")):
+        m = re.fullmatch(r"([^!=\s]+)\s*(==|=|!=)\s*([^!=\s]*)", req)
+        assert m is not None, f"label selector {req!r}: only k=v, k==v and k!=v are served"
+        key, op, value = m.groups()
+        if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
+            raise Refused(400, "BadRequest", f"unable to parse requirement: values[0][{key}]: Invalid value: "
+                                             f'"{value}": a valid label must be an empty string or consist of '
+                                             "alphanumeric characters, '-', '_' or '.', and must start and end with "
+                                             "an alphanumeric character")
+        wanted.append((key, value, op != "!="))
+    return lambda labels: all((labels.get(k) == v) == equal for k, v, equal in wanted)
 
 
 def account_view(username: str, uid: int, home_root: str = "/jhome", quota_gib: float = 100.0) -> AccountView:

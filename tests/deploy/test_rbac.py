@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from enclave.access.render import app_namespaces
+from enclave.access.render import Subject, app_namespaces, binding
 from enclave.cluster import deploy
 from enclave.cluster.kube import KubeCluster
 from enclave.cluster.lease import LeaseLock
@@ -119,6 +119,9 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
         server.namespaces.add(ns)
         server.pods[(ns, "svc")] = pod_obj("svc", "kub-005", namespace=ns)
         assert list(call("pod_log", LogRequest(ns, "svc"))) == []
+        # A departed account's rendered binding there (docs/accounts.md, "Reaching the running systems").
+        server.rolebindings[(ns, "enclave-alice-edit")] = binding(Subject("alice", "staff", "active"), ns, "edit")
+    assert call("revoke_bindings", "alice") == len(app_namespaces(kube.spec))
     # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
     server.namespaces.add(deploy.NAMESPACE)
     lease = LeaseLock(kube.api, namespace=deploy.NAMESPACE, name="enclave-broker", identity="enclave-api-0",
@@ -181,3 +184,14 @@ def test_the_checker_refuses_what_rbac_refuses() -> None:
     assert allows("e", named, attrs("GET", "/api/v1/namespaces/e/configmaps/lock"))
     assert not allows("e", named, attrs("GET", "/api/v1/namespaces/e/configmaps/enclave-spec"))
     assert not allows("e", named, attrs("POST", "/api/v1/namespaces/e/configmaps"))
+
+
+def test_the_api_may_list_and_delete_rolebindings_in_each_app_namespace_only(spec: EnclaveSpec) -> None:
+    # revoke_bindings() after depart, demote and expire: exactly list and delete, in each application namespace
+    # (deleting a binding needs no bind or escalate right; RBAC restricts creating and updating one).
+    rules = grants(deploy.render_deploy(spec, dump(spec)))
+    on_bindings = sorted((scope or "*", verb) for scope, rule, _ in rules for verb in rule["verbs"]
+                         if "rolebindings" in rule["resources"] or "*" in rule["resources"])
+    assert on_bindings == sorted((ns, verb) for ns in app_namespaces(spec) for verb in ("delete", "list"))
+    assert all("rbac.authorization.k8s.io" in rule["apiGroups"] and "resourceNames" not in rule
+               for _, rule, _ in rules if "rolebindings" in rule["resources"])

@@ -49,7 +49,8 @@ def _allocation(proposal: str | None, quota: float | None, expires: str | None) 
 
 
 LiveReach = Annotated[bool, typer.Option(
-    "--live", help="Also end the account's running work in the live HTCondor pool (and hub, when configured).")]
+    "--live", help="Also end the account's RoleBindings, and its running work in the live HTCondor pool (and hub, "
+                 "when configured).")]
 
 
 def _reach_live(factory: Factory | Remote, live: bool) -> None:
@@ -75,7 +76,7 @@ def _reached(report: ReachReport | None) -> None:
     retry = f"enclave accounts reach {report.username} --live --as ... --reason ..."
     if skipped:
         console.print(f"note: not reached, as none is configured here: {', '.join(skipped)} (the CLI reaches "
-                      f"HTCondor with --live); to end the account's running work there: {retry}")
+                      f"Kubernetes and HTCondor with --live); to end the account's running work there: {retry}")
     failed = [o for o in report.outcomes if o.status == Status.FAILED]
     if failed:
         listed = "; ".join(f"{o.system} {o.where}: {o.action}: {o.error}" for o in failed)
@@ -248,8 +249,8 @@ def demote(username: User, reason: Reason,
 
 @accounts_app.command("reach")
 def reach(username: User, reason: Reason, live: Live = False, spec: SpecOption = None, actor: As = SELF) -> None:
-    """Carry a departure, demotion or expiry to the running systems again (after one failed): stop servers, revoke
-    hub tokens, remove or hold jobs in every schedd, as docs/accounts.md's table says."""
+    """Carry a departure, demotion or expiry to the running systems again (after one failed): delete RoleBindings,
+    stop servers, revoke hub tokens, remove or hold jobs in every schedd, as docs/accounts.md's table says."""
     with host(spec) as factory:
         if live:
             factory.use_live_systems()

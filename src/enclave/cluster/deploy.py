@@ -81,6 +81,14 @@ LOG_RULES: list[dict[str, Any]] = [
     # belong to) — only in the spec's application namespaces, so a Role in each, not a ClusterRole.
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]
+BINDING_RULES: list[dict[str, Any]] = [
+    # revoke_bindings(): after depart, demote and expire, the person's rendered RoleBindings in each application
+    # namespace — found by label (list), then deleted. Deleting a binding needs no escalation right: RBAC's
+    # "Privilege escalation prevention and bootstrapping" restricts creating and updating a binding (the bind verb,
+    # or holding every permission of its role), never deleting one
+    # (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#privilege-escalation-prevention-and-bootstrapping).
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["list", "delete"]},
+]
 HOME_RULES: list[dict[str, Any]] = [
     # provision_home(): the Job that makes a home where the API pods do not mount the homes (enclave.cluster.homes).
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
@@ -247,12 +255,20 @@ def _rbac(spec: EnclaveSpec) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta("enclave-broker", batch_ns), "subjects": subject,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-broker"}},
-        *(doc for ns in app_namespaces(spec) for doc in (
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta("enclave-logs", ns),
-             "rules": LOG_RULES},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": _meta("enclave-logs", ns), "subjects": subject,
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "enclave-logs"}})),
+        *(doc for ns in app_namespaces(spec) for name, rules in (("enclave-logs", LOG_RULES),
+                                                                 ("enclave-bindings", BINDING_RULES))
+          for doc in _namespaced_role(name, ns, rules, subject)),
+    ]
+
+
+def _namespaced_role(name: str, namespace: str, rules: list[dict[str, Any]],
+                     subject: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A Role of ``rules`` in ``namespace`` and its RoleBinding to ``subject``, both called ``name``."""
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, namespace),
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(name, namespace),
+         "subjects": subject, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
     ]
 
 

@@ -7,8 +7,9 @@ Every call is idempotent: creating what exists (409) or deleting what is gone (4
 
 Connecting: ``KubeCluster.connect(spec)`` loads the in-cluster service account when run in a pod, else
 ``~/.kube/config`` (or ``$KUBECONFIG``). The account needs nodes get/list/patch, pods list and pods/eviction
-create in every namespace, pods create/delete/patch in the batch namespace, and pods/log get in the application
-namespaces (developers' logs, ``pod_log``): ``enclave.cluster.deploy``
+create in every namespace, pods create/delete/patch in the batch namespace, and pods/log get and rolebindings
+list/delete in the application namespaces (developers' logs, ``pod_log``; a departed account's bindings,
+``revoke_bindings``): ``enclave.cluster.deploy``
 renders exactly that, and tests/deploy/test_rbac.py checks it against every request this module makes.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3 import Retry
 from urllib3.exceptions import HTTPError
 
+from enclave.access.render import MANAGED, app_namespaces, user_label
 from enclave.accounts.homes import Provisioned
 from enclave.accounts.types import AccountView
 from enclave.cluster import objects
@@ -61,6 +64,10 @@ accepts the connection: the same connect timeout, and a day without a line as th
 ``CoreV1Api.read_namespaced_pod_log``)."""
 
 _log = logger("cluster")
+
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+"""A valid label value (apimachinery ``IsValidLabelValue``), at most 63 characters: a selector naming any other value
+is refused 400 by the API server."""
 
 PAGE_SIZE = 500
 """Items a page of a listing that grows with the cluster asks (``_paged``): kubectl's default ``--chunk-size``
@@ -311,6 +318,51 @@ class KubeCluster:
         return _lines(response)
 
     # --- act ---------------------------------------------------------------------------------------
+
+    def revoke_bindings(self, username: str) -> int:
+        """Delete the RoleBindings ``enclave render access`` made for ``username`` in every application namespace
+        (``domain.reach.ClusterAccess``, after depart, demote, expire); how many were deleted. Every namespace is
+        tried before a failure is raised, so one refusal leaves no other namespace's bindings in place."""
+        rbac = k8s.RbacAuthorizationV1Api(self.api)
+        deleted, failed = 0, []
+        for namespace in app_namespaces(self.spec):
+            try:
+                deleted += self._revoke_in(rbac, namespace, username)
+            except ExternalError as exc:
+                failed.append(exc.problem.what)
+        if failed:
+            raise ExternalError(f"{username}'s RoleBindings: {deleted} deleted, but {'; '.join(failed)}",
+                                where="Kubernetes", fix="check the API server and that enclave's service account may "
+                                                        "list and delete rolebindings there (Role enclave-bindings "
+                                                        "of `enclave render deploy`), then `enclave accounts reach`")
+        return deleted
+
+    def _revoke_in(self, rbac: Any, namespace: str, username: str) -> int:
+        deleted = 0
+        for name in self._bindings_of(rbac, namespace, username):
+            try:
+                rbac.delete_namespaced_role_binding(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+                deleted += 1
+            except _UNREACHED as exc:
+                if _status(exc) != 404:  # gone meanwhile: as good as deleted, by someone else
+                    raise _external(f"deleting RoleBinding {namespace}/{name}", exc) from exc
+        return deleted
+
+    def _bindings_of(self, rbac: Any, namespace: str, username: str) -> list[str]:
+        """Names of the bindings enclave labelled for ``username`` in ``namespace``: by ``user_label``, and by the
+        username itself, the label value bindings rendered before ``user_label`` carried (a name like 'a_b' or
+        'Bob' is a valid label value and may still be applied). The ``object_name`` labels between the two differ
+        from ``user_label`` only for a name ending in '-', which no label value may, so none of those exists. A
+        binding is one per namespace, so a listing is one page."""
+        managed = ",".join(f"{k}={v}" for k, v in MANAGED.items())
+        names: set[str] = set()
+        for value in {user_label(username), username}:
+            if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                continue
+            items = self._list(f"listing RoleBindings in {namespace}", rbac.list_namespaced_role_binding,
+                               paged=False, namespace=namespace, label_selector=f"{managed},enclave/user={value}")
+            names |= {item["metadata"]["name"] for item in items}
+        return sorted(names)
 
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
         try:

@@ -3,17 +3,22 @@
 Seed §4: "Development staff that are no longer part of the project lose all access to the K8s cluster and other
 LSST resources. LSST Science Users who no longer have an allocation will still be able to access their data, but
 lose access to other services". Revoking enclave's tokens and roles (``enclave.accounts.lifecycle``) stops new
-work; this table says what happens to the work already running — notebook servers, JupyterHub tokens and HTCondor
-jobs — once the transition has committed. The live systems and the twin carry it out behind the two protocols
-below; ``enclave.services.reach`` dispatches it and journals what each system answered.
+work; this table says what happens to the access still in place and the work already running — Kubernetes
+RoleBindings, notebook servers, JupyterHub tokens and HTCondor jobs — once the transition has committed. The live
+systems and the twin carry it out behind the protocols below (the twin has no RBAC, so no ``ClusterAccess``);
+``enclave.services.reach`` dispatches it and journals what each system answered.
 
-| transition | notebook servers | hub tokens | queued jobs (idle, held) | running jobs |
-|---|---|---|---|---|
-| depart  | stop | revoke | remove | remove |
-| demote (the old staff account) | stop | revoke | remove | remove |
-| expire  | stop | revoke | remove | hold |
+| transition | RoleBindings | notebook servers | hub tokens | queued jobs (idle, held) | running jobs |
+|---|---|---|---|---|---|
+| depart  | revoke | stop | revoke | remove | remove |
+| demote (the old staff account) | revoke | stop | revoke | remove | remove |
+| expire  | revoke | stop | revoke | remove | hold |
 
 Why:
+- **RoleBindings**, on every transition: the account is no longer active, so ``enclave render access`` renders it
+  none, but ``kubectl apply`` never deletes what it no longer renders; until someone applies with ``--prune`` the
+  person could still run kubectl in the application namespaces with the bindings of their old roles. Revoked first,
+  so no new kubectl session begins after the transition.
 - **depart**: all access ends at once, so nothing of the person may go on computing; jobs are *removed*, not held:
   a held job waits for its owner (or a queue superuser) to release it, and a departed owner never will.
 - **demote**: the staff account is deactivated and a new science account made, so that nothing the person reached
@@ -61,18 +66,19 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True)
 class Plan:
+    revoke_bindings: bool
     stop_servers: bool
     revoke_hub_tokens: bool
     jobs: tuple[tuple[JobState, JobVerb], ...]
 
 
-_LEAVES = Plan(stop_servers=True, revoke_hub_tokens=True,
+_LEAVES = Plan(revoke_bindings=True, stop_servers=True, revoke_hub_tokens=True,
                jobs=((JobState.QUEUED, JobVerb.REMOVE), (JobState.RUNNING, JobVerb.REMOVE)))
 
 RULES: dict[Transition, Plan] = {
     Transition.DEPART: _LEAVES,
     Transition.DEMOTE: _LEAVES,
-    Transition.EXPIRE: Plan(stop_servers=True, revoke_hub_tokens=True,
+    Transition.EXPIRE: Plan(revoke_bindings=True, stop_servers=True, revoke_hub_tokens=True,
                             jobs=((JobState.QUEUED, JobVerb.REMOVE), (JobState.RUNNING, JobVerb.HOLD))),
 }
 
@@ -91,14 +97,14 @@ class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     system: str
-    """"htcondor" or "jupyterhub"."""
+    """"kubernetes", "htcondor" or "jupyterhub"."""
     where: str
-    """The schedd, or the hub."""
+    """The schedd, the hub, or the cluster."""
     action: str
-    """e.g. "remove queued jobs", "hold running jobs", "stop servers", "revoke tokens"."""
+    """e.g. "remove queued jobs", "hold running jobs", "stop servers", "revoke tokens", "revoke bindings"."""
     status: Status
     count: int = 0
-    """Jobs acted on, servers stopped, tokens revoked (0 unless done)."""
+    """Jobs acted on, servers stopped, tokens or RoleBindings revoked (0 unless done)."""
     error: str | None = None
 
 
@@ -123,6 +129,15 @@ class JobSystem(Protocol):
 
     def act(self, schedd: str, verb: JobVerb, owner: str, state: JobState, reason: str) -> int:
         """Remove or hold ``owner``'s jobs in ``state`` on ``schedd``; how many changed. Raises EnclaveError."""
+        ...
+
+
+class ClusterAccess(Protocol):
+    """Kubernetes RBAC, live (``enclave.cluster.kube.KubeCluster``); the twin has none."""
+
+    def revoke_bindings(self, username: str) -> int:
+        """Delete every RoleBinding enclave rendered for ``username`` in the application namespaces; how many were
+        there. Raises EnclaveError."""
         ...
 
 

@@ -256,21 +256,25 @@ class Factory:
         self._kube = kube
         _say_what_htcondor_refuses(self.spec)
         batch = HTCondorBatch(self.spec, collector=htcondor2.Collector(collector) if collector else None)
-        self.use_live_systems(batch)
+        self.use_live_systems(batch, kube)
         self._log_source = (kube, True)
         self._lease = _broker_lease(kube)
 
         return LiveBackend(self.spec, kube, batch)
 
-    def use_live_systems(self, batch: HTCondorBatch | None = None) -> None:
-        """Account transitions reach the live schedds (through the bindings, every schedd the spec names) and
-        JupyterHub when $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN name it; ``batch``: the HTCondor adapter to use,
-        else one on the spec's central manager."""
+    def use_live_systems(self, batch: HTCondorBatch | None = None, kube: KubeCluster | None = None) -> None:
+        """Account transitions reach the live cluster's RBAC (the person's RoleBindings), the live schedds (through
+        the bindings, every schedd the spec names) and JupyterHub when $ENCLAVE_HUB_URL and $ENCLAVE_HUB_TOKEN name
+        it; ``batch``, ``kube``: the adapters to use, else one on the spec's central manager and one on this host's
+        Kubernetes credentials — none where there are none (``live_configured``): the step is then not configured,
+        as the hub's is without its variables."""
         from enclave.batch.live import HTCondorBatch, HTCondorJobs
+        from enclave.cluster.kube import KubeCluster
         from enclave.notebooks.hubapi import HubAdmin
 
         self.systems.jobs = HTCondorJobs(batch or HTCondorBatch(self.spec))
         self.systems.hub = HubAdmin.from_env()
+        self.systems.cluster = kube or (KubeCluster.connect(self.spec) if self.live_configured() else None)
 
     def use_live_logs(self) -> None:
         """Pod logs from the cluster through the official client (in-cluster or kubeconfig credentials)."""

@@ -1,11 +1,12 @@
 """After a transition commits, tell every running system what it means for the account (issue 21).
 
 The rule table is ``enclave.domain.reach.RULES``; the systems are whatever this process was configured with
-(``Systems``: the live schedds and hub under ``--live``/``enclave serve --live``, the twin's simulated ones on a
-served twin, none in a plain CLI). The account transition is committed first and a reach never undoes it: a
-system that fails or cannot be reached is reported in the returned ``ReachReport`` and journaled
-(``accounts.reach``), and ``enclave accounts reach USER`` (``retry``) runs the same plan again — every step is
-idempotent (removing removed jobs or stopping a stopped server changes nothing).
+(``Systems``: the live cluster's RBAC, schedds and hub under ``--live``/``enclave serve --live``, the twin's
+simulated schedds and hub on a served twin, none in a plain CLI). The account transition is committed first and a
+reach never undoes it: a system that fails or cannot be reached is reported in the returned ``ReachReport`` and
+journaled (``accounts.reach``), and ``enclave accounts reach USER`` (``retry``) runs the same plan again — every
+step is idempotent (removing removed jobs, stopping a stopped server or deleting a deleted RoleBinding changes
+nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from enclave.accounts.types import AccountStatus
 from enclave.db import Database
 from enclave.domain.reach import (
     RULES,
+    ClusterAccess,
     HubSystem,
     JobSystem,
     Outcome,
@@ -33,7 +35,7 @@ from enclave.domain.reach import (
 from enclave.errors import Conflict, EnclaveError, InvalidTransition
 from enclave.journal import record
 
-HTCONDOR, JUPYTERHUB = "htcondor", "jupyterhub"
+HTCONDOR, JUPYTERHUB, KUBERNETES = "htcondor", "jupyterhub", "kubernetes"
 
 
 @dataclass
@@ -42,6 +44,10 @@ class Systems:
 
     jobs: JobSystem | None = None
     hub: HubSystem | None = None
+    cluster: ClusterAccess | None = None
+
+    def none(self) -> bool:
+        return self.jobs is None and self.hub is None and self.cluster is None
 
 
 def transition_of(account: Account) -> Transition:
@@ -70,10 +76,11 @@ class ReachService:
     systems: Systems = field(default_factory=Systems)
 
     def outcomes(self, plan: Plan, username: str, why: str) -> list[Outcome]:
-        """Every step of ``plan`` on every configured system, in order: hub tokens first (no new server can be
-        started with them), then servers, then each schedd's jobs."""
+        """Every step of ``plan`` on every configured system, in order: RoleBindings first (no new kubectl session
+        after the transition), then hub tokens (no new server can be started with them), then servers, then each
+        schedd's jobs."""
         hub, jobs = self.systems.hub, self.systems.jobs
-        out: list[Outcome] = []
+        out = self._bindings(plan, username)
         hub_steps = [("revoke tokens", plan.revoke_hub_tokens, hub.revoke_tokens if hub else None),
                      ("stop servers", plan.stop_servers, hub.stop_servers if hub else None)]
         for action, wanted, call in hub_steps:
@@ -97,6 +104,14 @@ class ReachService:
                                     partial(jobs.act, schedd, verb, username, state, why)))
         return out
 
+    def _bindings(self, plan: Plan, username: str) -> list[Outcome]:
+        if not plan.revoke_bindings:
+            return []
+        cluster, action = self.systems.cluster, "revoke bindings"
+        if cluster is None:
+            return [Outcome(system=KUBERNETES, where="-", action=action, status=Status.NOT_CONFIGURED)]
+        return [_attempt(KUBERNETES, "cluster", action, partial(cluster.revoke_bindings, username))]
+
     def after(self, actor: str, transition: Transition, username: str, reason: str) -> ReachReport:
         """Carry ``transition`` (already committed) to the running systems; journal what each answered."""
         why = f"enclave: account {username} {transition.value}: {reason}"
@@ -114,7 +129,8 @@ class ReachService:
         with self.db.session() as session:
             require(session, actor, Permission.ACCOUNTS_MANAGE)
             transition = transition_of(find_account(session, username))
-        if self.systems.jobs is None and self.systems.hub is None:
-            raise Conflict("no running system (HTCondor, JupyterHub) is configured here, so there is nothing to reach",
+        if self.systems.none():
+            raise Conflict("no running system (Kubernetes, HTCondor, JupyterHub) is configured here, so there is "
+                           "nothing to reach",
                            where="accounts reach", fix="pass --live, or ask the control plane served with --live")
         return self.after(actor, transition, username, reason)
