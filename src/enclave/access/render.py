@@ -123,7 +123,8 @@ def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None
     return meta
 
 
-def _cpu(cores: float) -> str:
+def cpu_quantity(cores: float) -> str:
+    """Cores as a Kubernetes quantity: whole cores plain, else millicores."""
     millis = round(cores * 1000)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
@@ -174,10 +175,10 @@ def notebook_limits(spec: EnclaveSpec, spawners: int, room: ServiceRoom | None =
         "apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("notebook-bounds", nb.namespace),
         "spec": {"limits": [{
             "type": "Container",
-            "min": {"cpu": _cpu(bounds.min_cpu), "memory": f"{bounds.min_memory_mib}Mi"},
-            "max": {"cpu": _cpu(bounds.max_cpu), "memory": f"{bounds.max_memory_mib}Mi"},
-            "default": {"cpu": _cpu(default.cpu_limit), "memory": f"{default.memory_limit_mib}Mi"},
-            "defaultRequest": {"cpu": _cpu(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
+            "min": {"cpu": cpu_quantity(bounds.min_cpu), "memory": f"{bounds.min_memory_mib}Mi"},
+            "max": {"cpu": cpu_quantity(bounds.max_cpu), "memory": f"{bounds.max_memory_mib}Mi"},
+            "default": {"cpu": cpu_quantity(default.cpu_limit), "memory": f"{default.memory_limit_mib}Mi"},
+            "defaultRequest": {"cpu": cpu_quantity(default.cpu_request), "memory": f"{default.memory_request_mib}Mi"},
         }]},
     }
     room = room or default_room(spec)
@@ -185,9 +186,9 @@ def notebook_limits(spec: EnclaveSpec, spawners: int, room: ServiceRoom | None =
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("notebook-quota", nb.namespace),
         "spec": {"hard": {
             "pods": str(spawners + room.pods),
-            "requests.cpu": _cpu(min(spawners * bounds.max_cpu + room.cpu, worker_cores)),
+            "requests.cpu": cpu_quantity(min(spawners * bounds.max_cpu + room.cpu, worker_cores)),
             "requests.memory": f"{min(spawners * bounds.max_memory_mib + room.memory_mib, worker_mib)}Mi",
-            "limits.cpu": _cpu(spawners * bounds.max_cpu + room.limit_cpu),
+            "limits.cpu": cpu_quantity(spawners * bounds.max_cpu + room.limit_cpu),
             "limits.memory": f"{spawners * bounds.max_memory_mib + room.limit_memory_mib}Mi",
         }},
     }
@@ -203,13 +204,20 @@ def object_name(username: str) -> str:
     return safe
 
 
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def is_label_value(text: str) -> bool:
+    """A valid label value (apimachinery ``IsValidLabelValue``): at most 63 characters, beginning and ending with a
+    letter or digit; the API server refuses any other, in an object and in a selector (400)."""
+    return len(text) <= 63 and _LABEL_VALUE.fullmatch(text) is not None
+
+
 def user_label(username: str) -> str:
     """The ``enclave/user`` label value of a username: a label value must begin and end with a letter or digit
     (apimachinery ``IsValidLabelValue``). ``object_name`` makes 'bob_' one ('bob--<hash>'), but leaves 'bob-'."""
     name = object_name(username)
-    if not name[-1].isalnum():
-        name += hashlib.sha256(username.encode()).hexdigest()[:8]
-    return name
+    return name if is_label_value(name) else name + hashlib.sha256(username.encode()).hexdigest()[:8]
 
 
 def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:

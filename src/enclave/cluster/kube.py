@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3 import Retry
 from urllib3.exceptions import HTTPError
 
-from enclave.access.render import MANAGED, app_namespaces, user_label
+from enclave.access.render import MANAGED, app_namespaces, is_label_value, user_label
 from enclave.accounts.homes import Provisioned
 from enclave.accounts.types import AccountView
 from enclave.cluster import objects
@@ -64,10 +63,6 @@ accepts the connection: the same connect timeout, and a day without a line as th
 ``CoreV1Api.read_namespaced_pod_log``)."""
 
 _log = logger("cluster")
-
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-"""A valid label value (apimachinery ``IsValidLabelValue``), at most 63 characters: a selector naming any other value
-is refused 400 by the API server."""
 
 PAGE_SIZE = 500
 """Items a page of a listing that grows with the cluster asks (``_paged``): kubectl's default ``--chunk-size``
@@ -357,7 +352,7 @@ class KubeCluster:
         managed = ",".join(f"{k}={v}" for k, v in MANAGED.items())
         names: set[str] = set()
         for value in {user_label(username), username}:
-            if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+            if not is_label_value(value):
                 continue
             items = self._list(f"listing RoleBindings in {namespace}", rbac.list_namespaced_role_binding,
                                paged=False, namespace=namespace, label_selector=f"{managed},enclave/user={value}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from enclave.access.render import ServiceRoom
+from enclave.access.render import ServiceRoom, cpu_quantity
 from enclave.errors import InputError, Problem
 from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
 from enclave.spec.models import EnclaveSpec, NodeRole
@@ -345,8 +345,8 @@ def service_resources(spec: EnclaveSpec) -> dict[str, Any]:
     default = nb.sizes[nb.default_size]
     # Kubernetes quantities (Mi: 2^20 bytes), not KubeSpawner's byte strings (``mem``, where M is 2^20 too): a
     # container's "512M" would be 10^6-byte megabytes, under the LimitRange's 512Mi minimum.
-    return {"requests": {"cpu": f"{round(nb.bounds.min_cpu * 1000)}m", "memory": f"{nb.bounds.min_memory_mib}Mi"},
-            "limits": {"cpu": f"{round(default.cpu_limit * 1000)}m", "memory": f"{default.memory_limit_mib}Mi"}}
+    return {"requests": {"cpu": cpu_quantity(nb.bounds.min_cpu), "memory": f"{nb.bounds.min_memory_mib}Mi"},
+            "limits": {"cpu": cpu_quantity(default.cpu_limit), "memory": f"{default.memory_limit_mib}Mi"}}
 
 
 def _pre_pulls(spec: EnclaveSpec, profiles: list[dict[str, Any]]) -> bool:
