@@ -323,15 +323,19 @@ def backup_restore_plan(
     with services(spec) as factory:
         plan = factory.backups.restore_plan(archive, given, token=token)
     if output != OutputFormat.TABLE:
-        emit([{"member": step.member.name, "peer_url": step.member.peer_url, "cluster_token": step.member.cluster_token,
-               "steps": list(step.steps)} for step in plan], output)
+        emit([{"node": step.host, "member": step.member.name, "peer_url": step.member.peer_url,
+               "cluster_token": step.member.cluster_token, "steps": list(step.steps)} for step in plan], output)
         return
     for i, step in enumerate(plan, 1):
-        console.print(f"{i}. on {step.member.name} ({step.member.peer_url}):", soft_wrap=True)
+        named = "" if step.host == step.member.name else f"member {step.member.name}, "
+        console.print(f"{i}. on {step.host} ({named}{step.member.peer_url}):", soft_wrap=True)
         for line in step.steps:
             console.print(f"   {line}", soft_wrap=True)
-    console.print(f"then start all {len(plan)} etcd members together (kubelet restarts the static pods); "
-                  "etcd answers once a majority is up", soft_wrap=True)
+    if len(plan) == 1:
+        console.print("then the kubelet restarts the etcd static pod on the new data directory", soft_wrap=True)
+    else:
+        console.print(f"then start all {len(plan)} etcd members together (kubelet restarts the static pods); "
+                      "etcd answers once a majority is up", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ security

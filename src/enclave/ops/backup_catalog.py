@@ -15,6 +15,7 @@ from typing import Any
 
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.ops.backup import MANIFEST, BackupManifest
+from enclave.ops.etcd import PLAIN_LOCAL_ETCD_BEFORE
 from enclave.ops.versions import Version
 from enclave.spec.load import dump
 from enclave.spec.models import EnclaveSpec
@@ -128,7 +129,7 @@ def _script(version: Version, *, keep_last: int, keep_days: int | None, director
     would run create again and write one more archive per retry, the very thing prune is for. Old archives then
     wait for the next run's prune; a failing create still fails the container, and is retried."""
     pki = "/etc/kubernetes/pki/etcd"
-    etcd = ("--endpoints http://127.0.0.1:2379" if version.minor_key < (1, 10) else
+    etcd = ("--endpoints http://127.0.0.1:2379" if version.minor_key < PLAIN_LOCAL_ETCD_BEFORE else
             f"--endpoints https://127.0.0.1:2379 --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
             f"--key {pki}/healthcheck-client.key")
     prune = f"enclave backup prune {directory} --keep-last {keep_last}" + \

@@ -240,10 +240,31 @@ def restore_args(snapshot: str, data_dir: str, member: Member, cluster: Sequence
             f"--initial-advertise-peer-urls={member.peer_url}"]
 
 
+def kubeadm_plain_member(cluster_token: str) -> Member:
+    """The member kubeadm's local etcd is before 1.10: kubeadm 1.9 starts it with only --listen-client-urls and
+    --advertise-client-urls http://127.0.0.1:2379 and --data-dir (cmd/kubeadm/app/phases/etcd/local.go,
+    getEtcdCommand, v1.9), so the rest is etcd's own defaults: --name "default", --initial-advertise-peer-urls
+    http://localhost:2380, --initial-cluster default=http://localhost:2380 (etcd v3.1.10 embed/config.go,
+    DefaultName, DefaultInitialAdvertisePeerURLs, InitialClusterFromName; 3.1.10 is kubeadm 1.9's etcd). A member
+    restored under that name and peer URL is the one the manifest's etcd starts as, with no flag changed but
+    the data directory."""
+    return Member("default", "http://localhost:2380", "http://127.0.0.1:2379", cluster_token)
+
+
+PLAIN_LOCAL_ETCD_BEFORE = (1, 10)
+"""kubeadm's local etcd has TLS, and a member name of its own, from 1.10 on (backup_catalog reads it the same way)."""
+
+
 @dataclass(frozen=True)
 class MemberRestore:
     member: Member
     steps: tuple[str, ...]
+    node: str = ""
+    """The control-plane node the steps run on (the member's name when empty: kubeadm names members after them)."""
+
+    @property
+    def host(self) -> str:
+        return self.node or self.member.name
 
 
 def restore_plan(archive: str, cluster: Sequence[Member], data_dir: str = "/var/lib/etcd-restored",
@@ -266,6 +287,22 @@ def restore_plan(archive: str, cluster: Sequence[Member], data_dir: str = "/var/
             f"--initial-cluster-token={m.cluster_token}",
         )))
     return tuple(out)
+
+
+def plain_local_restore_plan(archive: str, node: str, member: Member, data_dir: str = "/var/lib/etcd-restored",
+                             kubernetes_dir: str = "/root/etc-kubernetes-restored") -> tuple[MemberRestore, ...]:
+    """What to run on the one control-plane node of a kubeadm cluster before 1.10 (``kubeadm_plain_member``):
+    restore its one member under etcd's default name and peer URL, then point the manifest's --data-dir (and
+    the hostPath volume that mounts it) at the new directory. The manifest names no member or cluster, and etcd
+    reads both from a data directory that has them, so nothing else in it changes."""
+    return (MemberRestore(member, (
+        f"copy {archive} to {node} (mode 0600: it holds private keys)",
+        f"enclave backup restore {archive} --data-dir {data_dir} --name {member.name} --peer-url {member.peer_url} "
+        f"--client-url {member.client_url} --cluster-token {member.cluster_token} --kubernetes-dir {kubernetes_dir}",
+        f"# same as: etcdutl {' '.join(restore_args('<snapshot.db>', data_dir, member))}",
+        f"in /etc/kubernetes/manifests/etcd.yaml: --data-dir={data_dir} and its hostPath volume (kubeadm before 1.10 "
+        f"sets no --name or --initial-cluster: etcd's defaults are the restored member's)",
+    ), node),)
 
 
 def snapshot_restore(snapshot: Path, data_dir: Path, member: Member, cluster: Sequence[Member] = ()) -> None:

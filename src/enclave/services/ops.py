@@ -35,7 +35,16 @@ from enclave.ops import backup as backups
 from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
 from enclave.ops.admission import render_admission, validate_policy
-from enclave.ops.etcd import Etcdctl, Member, MemberRestore, restore_plan, restored_token
+from enclave.ops.etcd import (
+    PLAIN_LOCAL_ETCD_BEFORE,
+    Etcdctl,
+    Member,
+    MemberRestore,
+    kubeadm_plain_member,
+    plain_local_restore_plan,
+    restore_plan,
+    restored_token,
+)
 from enclave.ops.images import pinner
 from enclave.ops.manifests import Located, load_manifests
 from enclave.ops.notebook_pods import pods_in
@@ -306,7 +315,21 @@ class BackupService:
 
     def restore_plan(self, archive: str, given: Sequence[Member] = (), *, token: str | None = None,
                      now: dt.datetime | None = None) -> tuple[MemberRestore, ...]:
-        """Every member's steps, all with one cluster token: ``token``, else one stamped now (restored_token)."""
+        """Every member's steps, all with one cluster token: ``token``, else one stamped now (restored_token).
+        A spec before Kubernetes 1.10 with one control-plane node has kubeadm's plain local etcd there
+        (``kubeadm_plain_member``), unless the members are given."""
         shared = token or restored_token(now or dt.datetime.now(dt.UTC))
+        plain = None if given else self._plain_local_node()
+        if plain is not None:
+            return plain_local_restore_plan(archive, plain, kubeadm_plain_member(shared))
         members = tuple(Member(m.name, m.peer_url, m.client_url, shared) for m in self.members(given))
         return restore_plan(archive, members)
+
+    def _plain_local_node(self) -> str | None:
+        """The control-plane node whose local etcd kubeadm set up without TLS or a member name (before 1.10), when
+        the spec has one; with several, the etcd cluster is one the operator built beside kubeadm (kubeadm 1.9's
+        is one member on the node it initialized), assumed to run a TLS member on each of them as later kubeadm's
+        stacked etcd does."""
+        names = self.spec.node_names(NodeRole.CONTROL_PLANE)
+        version = Version.parse(self.spec.cluster.kubernetes_version, where="cluster.kubernetes_version")
+        return names[0] if len(names) == 1 and version.minor_key < PLAIN_LOCAL_ETCD_BEFORE else None
