@@ -156,23 +156,43 @@ class NodeConfig:
     version: Version | None = None  # from the control-plane images' tags
 
 
-def parse_flags(args: Iterable[str]) -> dict[str, str]:
+# Flags pflag parses into a slice or a map, where every occurrence adds to the value instead of replacing it:
+# spf13/pflag string_slice.go `stringSliceValue.Set` appends once the flag was set ("--ss=v1,v2 --ss=v3" is
+# [v1 v2 v3]), and kube-apiserver declares --authorization-mode (pkg/kubeapiserver/options/authorization.go),
+# --enable-admission-plugins and --disable-admission-plugins (k8s.io/apiserver pkg/server/options/admission.go)
+# and, before 1.10, --admission-control with StringSliceVar; component-base featuregate `Set` merges each
+# --feature-gates into the gates set before (SetFromMap). All occurrences are kept, comma-joined, so a check
+# sees every value: `--authorization-mode=AlwaysAllow --authorization-mode=Node,RBAC` runs AlwaysAllow. (A gate
+# a later occurrence turns back on is still seen as turned off: kube-bench, reading the first occurrence only
+# — check/test.go flagTestItem.findValue, FindStringSubmatch — sees the same.)
+SLICE_FLAGS = frozenset({"--authorization-mode", "--enable-admission-plugins", "--disable-admission-plugins",
+                         "--admission-control", "--feature-gates"})
+# The kubelet's --authorization-mode is a plain string (cmd/kubelet/app/options/options.go, StringVar): the last
+# occurrence wins there.
+KUBELET_SLICE_FLAGS = frozenset({"--feature-gates"})
+
+
+def parse_flags(args: Iterable[str], slices: frozenset[str] = SLICE_FLAGS) -> dict[str, str]:
     """`--a=b`, `--a b` and bare `--a` (a boolean switch, "true"). A repeated flag keeps its last value, as
-    spf13/pflag (which every Kubernetes component parses its command line with) does for scalar flags."""
+    spf13/pflag (which every Kubernetes component parses its command line with) does for scalar flags; a flag in
+    ``slices`` keeps every value, comma-joined."""
     out: dict[str, str] = {}
+
+    def put(name: str, value: str) -> None:
+        out[name] = f"{out[name]},{value}" if name in slices and name in out else value
+
     items = list(args)
     i = 0
     while i < len(items):
         arg = str(items[i])
         if arg.startswith("--"):
             if "=" in arg:
-                k, v = arg.split("=", 1)
-                out[k] = v
+                put(*arg.split("=", 1))
             elif i + 1 < len(items) and not str(items[i + 1]).startswith("--"):
-                out[arg] = str(items[i + 1])
+                put(arg, str(items[i + 1]))
                 i += 1
             else:
-                out[arg] = "true"
+                put(arg, "true")
         i += 1
     return out
 
@@ -223,7 +243,7 @@ def parse_kubelet_env(text: str) -> dict[str, str]:
         if m:
             found[m.group(1)] = " ".join(shlex.split(m.group(2).strip('"')))
     ordered = [v for k, v in sorted(found.items(), key=lambda kv: kv[0] == "KUBELET_EXTRA_ARGS")]
-    return parse_flags(shlex.split(" ".join(ordered)))
+    return parse_flags(shlex.split(" ".join(ordered)), KUBELET_SLICE_FLAGS)
 
 
 def _read_kubelet_config(path: Path) -> dict[str, Any]:

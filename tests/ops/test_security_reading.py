@@ -1,0 +1,56 @@
+"""How the security benchmark reads a node: command lines, values and files, each against the rule of the
+component that parses them and of kube-bench (aquasecurity/kube-bench@a73ce378418c71c5861e6963753f50dec3badadf)
+that reports them. Every expected result is derived from the cited source, never from enclave's output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from enclave.ops import security
+from enclave.ops.security import NodeConfig, node_config_from_manifests, run_check
+
+_, CHECKS = security.shipped_checks()
+BY_ID = {c.id: c for c in CHECKS}
+
+
+def _pod(command: list[str], env: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "c", "image": "registry.k8s.io/kube-apiserver:v1.33.0", "command": command}
+    if env is not None:
+        container["env"] = env
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": command[0], "namespace": "kube-system"},
+            "spec": {"containers": [container]}}
+
+
+def _node(*command: str) -> NodeConfig:
+    return node_config_from_manifests([("manifest.yaml", _pod(list(command)))])
+
+
+# ---- repeated list flags (finding 1) --------------------------------------------------------------------
+
+# pflag's StringSlice appends on every occurrence (spf13/pflag string_slice.go stringSliceValue.Set), so the API
+# server runs AlwaysAllow first here, admits everything, and has NamespaceLifecycle disabled; the controller
+# manager's feature gates merge (component-base featuregate Set → SetFromMap), so the gate is off. Each of these
+# cis-1.12 items (cfg/cis-1.12/master.yaml 1.2.6, 1.2.10, 1.2.13, 1.3.6) is Automated and fails.
+@pytest.mark.parametrize(("cid", "command"), [
+    ("API-04", ["kube-apiserver", "--authorization-mode=AlwaysAllow", "--authorization-mode=Node,RBAC"]),
+    ("API-07", ["kube-apiserver", "--enable-admission-plugins=AlwaysAdmit",
+                "--enable-admission-plugins=NodeRestriction"]),
+    ("API-25", ["kube-apiserver", "--disable-admission-plugins=NamespaceLifecycle",
+                "--disable-admission-plugins", "AlwaysPullImages"]),
+    ("CM-06", ["kube-controller-manager", "--feature-gates=RotateKubeletServerCertificate=false",
+               "--feature-gates=SomeOtherGate=true"]),
+])
+def test_every_occurrence_of_a_list_flag_counts(cid: str, command: list[str]) -> None:
+    assert run_check(BY_ID[cid], node=_node(*command)).status == "fail"
+
+
+def test_list_flag_occurrences_are_joined_and_scalar_flags_keep_the_last() -> None:
+    flags = security.parse_flags(["--authorization-mode=Node", "--authorization-mode=RBAC", "--profiling=true",
+                                  "--profiling=false"])
+    assert flags == {"--authorization-mode": "Node,RBAC", "--profiling": "false"}
+    # The kubelet's --authorization-mode is a plain string (cmd/kubelet/app/options/options.go StringVar).
+    kubelet = security.parse_kubelet_env('KUBELET_EXTRA_ARGS="--authorization-mode=AlwaysAllow '
+                                         '--authorization-mode=Webhook"\n')
+    assert kubelet == {"--authorization-mode": "Webhook"}
