@@ -251,3 +251,20 @@ def test_removed_api_row_without_source_is_refused() -> None:
     text = 'data_version: x\napis:\n  - {api: a/v1, kind: K, deprecated_in: "1.1", removed_in: "1.2", replacement: b}\n'
     with pytest.raises(InputError, match="cites no source"):
         parse_removed_apis(text)
+
+
+def test_text_commands_show_the_repository_and_every_package_manager() -> None:
+    """From 1.24 each minor has its own pkgs.k8s.io repository, switched before the packages are upgraded
+    (kubernetes/website content/en/docs/tasks/administer-cluster/kubeadm/change-package-repository.md,
+    "Switching to another Kubernetes package repository": https://pkgs.k8s.io/core:/stable:/v1.NN/deb/ and
+    …/rpm/); upgrading-linux-nodes.md holds the packages again with `apt-mark hold` (Ubuntu/Debian tab)."""
+    from enclave.ops.report import plan_to_text
+
+    current = components_from_mapping({"apiserver": "1.23.17", "kubelets": {"1.23.17": 3}})
+    text = plan_to_text(plan_upgrade(current, V("1.25.16"), today=TODAY), commands=True)
+    steps = text[text.index("Steps ("):text.index("Stop automatic updates")]  # not the pinning snippets
+    assert "https://pkgs.k8s.io/core:/stable:/v1.24/" in steps
+    assert "https://pkgs.k8s.io/core:/stable:/v1.25/" in steps
+    assert "$ apt-mark hold kubeadm" in steps and "$ apt-mark hold kubelet kubectl" in steps
+    assert "$ dnf versionlock add kubeadm" in steps
+    assert "kubeadm version -o short   # must print v1.25.16 before apply" in steps

@@ -33,6 +33,19 @@ def plan_to_dict(plan: Plan, findings: list[ApiFinding] | None = None) -> dict[s
     }
 
 
+def _command_sections(commands: dict[str, tuple[str, ...]]) -> list[str]:
+    """Every section of a step's commands, in the order the step gives them: the repository to point the
+    packages at is prose, each package manager's lines are commands (one manager per host)."""
+    out: list[str] = []
+    for section, body in commands.items():
+        if section == "repository":
+            out.extend(f"        repository: {line}" for line in body)
+            continue
+        out.append(f"        {section}:")
+        out.extend(f"          $ {line}" for line in body)
+    return out
+
+
 def plan_to_text(plan: Plan, findings: list[ApiFinding] | None = None, *, commands: bool = False) -> str:
     lines = [f"Upgrade plan {min(plan.current.apiservers)} → {plan.target} "
              f"(release data {plan.data_version}, as of {plan.today})", ""]
@@ -56,8 +69,7 @@ def plan_to_text(plan: Plan, findings: list[ApiFinding] | None = None, *, comman
         if commands:
             for p in s.phases:
                 lines.append(f"        - {p.name}")
-            for line in s.commands["dnf"]:
-                lines.append(f"        $ {line}")
+            lines.extend(_command_sections(s.commands))
     lines.append("")
     lines.append("Stop automatic updates of Kubernetes packages (seed §8):")
     for manager, snippet in plan.pinning.items():

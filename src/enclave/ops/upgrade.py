@@ -15,7 +15,9 @@ from enclave.ops.versions import Release, ReleaseData, SkewPolicy, Version, rele
 from enclave.spec.models import EnclaveSpec, NodeRole
 
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
-# pkgs.k8s.io serves one repository per minor, from 1.24 on; the Google-hosted apt/yum repositories
+# pkgs.k8s.io serves one repository per minor, from 1.24 on ("The new package repositories provide downloads
+# for Kubernetes versions starting with v1.24.0", kubernetes/website content/en/docs/tasks/administer-cluster/
+# kubeadm/change-package-repository.md, legacy-repos-deprecation note); the Google-hosted apt/yum repositories
 # that carried older releases were frozen in 2023 and shut down in 2024.
 PKGS_K8S_IO_FIRST = Version(1, 24)
 # kubeadm ≤ 1.27 upgrades the kube-proxy and CoreDNS add-ons inside `kubeadm upgrade apply` on the first
