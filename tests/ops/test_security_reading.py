@@ -54,3 +54,39 @@ def test_list_flag_occurrences_are_joined_and_scalar_flags_keep_the_last() -> No
     kubelet = security.parse_kubelet_env('KUBELET_EXTRA_ARGS="--authorization-mode=AlwaysAllow '
                                          '--authorization-mode=Webhook"\n')
     assert kubelet == {"--authorization-mode": "Webhook"}
+
+
+# ---- booleans as the components read them (finding 2) -----------------------------------------------------
+
+# Every boolean flag is read by Go's strconv.ParseBool (spf13/pflag bool.go boolValue.Set for the Kubernetes
+# components; Go's flag package, the same, for etcd): 1, t, T, TRUE, true, True are true; 0, f, F, FALSE, false,
+# False are false. kube-bench's `eq` lower-cases a boolean before comparing (check/test.go compareOp).
+@pytest.mark.parametrize("spelling", ["True", "TRUE", "1", "t", "T"])
+def test_auto_tls_spelled_any_way_go_reads_as_true_fails(spelling: str) -> None:
+    """cfg/cis-1.12/etcd.yaml 2.3 and 2.6 (Automated): --auto-tls / --peer-auto-tls absent or false."""
+    for cid, flag in (("ETCD-02", "--auto-tls"), ("ETCD-04", "--peer-auto-tls")):
+        node = NodeConfig(flags={"etcd": security.parse_flags([f"{flag}={spelling}"])})
+        assert run_check(BY_ID[cid], node=node).status == "fail", (cid, spelling)
+
+
+@pytest.mark.parametrize("spelling", ["False", "FALSE", "0", "f", "F"])
+def test_profiling_spelled_any_way_go_reads_as_false_passes(spelling: str) -> None:
+    """cfg/cis-1.12/master.yaml 1.2.15, 1.3.2, 1.4.1: --profiling eq false."""
+    for cid, target in (("API-10", "apiserver"), ("CM-01", "controller-manager"), ("SCH-01", "scheduler")):
+        node = NodeConfig(flags={target: security.parse_flags([f"--profiling={spelling}"])})
+        assert run_check(BY_ID[cid], node=node).status == "pass", (cid, spelling)
+
+
+def test_a_word_go_does_not_read_as_a_bool_is_not_one() -> None:
+    """strconv.ParseBool refuses "no" and "off" (the component would not start); they are not false here either."""
+    node = NodeConfig(flags={"apiserver": {"--profiling": "no"}})
+    assert run_check(BY_ID["API-10"], node=node).status == "fail"
+    assert security.evaluate(security.Test("eq", "0"), "0", {})  # a number compared with a number stays one
+
+
+@pytest.mark.parametrize("gate", ["False", "0", "f", "FALSE"])
+def test_feature_gate_turned_off_in_any_spelling_fails(gate: str) -> None:
+    """component-base featuregate Set reads each gate's value with strconv.ParseBool; cfg/cis-1.12/master.yaml
+    1.3.6: --feature-gates must not have RotateKubeletServerCertificate=false."""
+    node = _node("kube-controller-manager", f"--feature-gates=Other=true,RotateKubeletServerCertificate={gate}")
+    assert run_check(BY_ID["CM-06"], node=node).status == "fail"

@@ -459,10 +459,31 @@ def _norm(v: Any) -> str:
     return str(v)
 
 
+# Go's strconv.ParseBool, which reads every boolean flag (spf13/pflag bool.go and Go's flag package: boolValue.Set)
+# and every --feature-gates value (component-base featuregate Set): these spellings and no others.
+_GO_BOOLS = {"1": "true", "t": "true", "T": "true", "TRUE": "true", "true": "true", "True": "true",
+             "0": "false", "f": "false", "F": "false", "FALSE": "false", "false": "false", "False": "false"}
+
+
+def _as_bool(v: Any) -> str:
+    """The canonical true or false for a spelling strconv.ParseBool accepts, else the value as written."""
+    text = _norm(v)
+    return _GO_BOOLS.get(text, text)
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """eq/ne. Against true or false the value compares as the component reads it, so --auto-tls=True and
+    --auto-tls=1 are true and --profiling=False is false (kube-bench's `eq` lower-cases booleans too, check/test.go
+    compareOp, though it reads 1 and 0 as other strings)."""
+    want = _norm(expected)
+    return (_as_bool(value) if want in ("true", "false") else _norm(value)) == want
+
+
 def _items(v: Any) -> list[str]:
-    if isinstance(v, list):
-        return [_norm(x) for x in v]
-    return [s.strip() for s in _norm(v).split(",") if s.strip()]
+    """A list, or a comma-separated flag value, item by item; a `Gate=<bool>` item (--feature-gates) has its bool
+    as the component reads it, so RotateKubeletServerCertificate=False is =false."""
+    raw = [_norm(x) for x in v] if isinstance(v, list) else [s.strip() for s in _norm(v).split(",") if s.strip()]
+    return [f"{k}={_as_bool(b)}" if sep else k for k, sep, b in (item.partition("=") for item in raw)]
 
 
 def capability(name: Any) -> str:
@@ -501,7 +522,7 @@ def _mode_within(value: Any, limit: Any) -> bool:
 
 def _evaluate_present(op: str, value: Any, expected: Any) -> bool:
     if op == "eq":
-        return _norm(value) == _norm(expected)
+        return _same(value, expected)
     if op == "in":
         return _norm(value) in {_norm(e) for e in expected}
     if op == "has":
@@ -534,7 +555,7 @@ def evaluate(test: Test, value: Any, params: Mapping[str, str]) -> bool:
     if op == "not_set":
         return missing
     if op == "ne":
-        return missing or _norm(value) != _norm(expected)
+        return missing or not _same(value, expected)
     if op in ("lacks", "none_of"):
         banned = expected if isinstance(expected, list) else [expected]
         return missing or not set(_items(value)) & {_norm(b) for b in banned}
