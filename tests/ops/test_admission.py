@@ -4,6 +4,7 @@ pods enclave itself starts."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,68 @@ def test_no_approved_image_refuses_notebooks_with_how_to_and_admits_enclaves_own
     assert allows(policy, "registry.k8s.io/kube-apiserver:v1.33.0", "kube-system")  # exempt
     approved = render_admission(spec, [_approved(LAB)])[0]
     assert allows(approved, LAB, nb) and "not an approved digest" in message_for(approved, nb)
+
+
+# Kyverno's policy webhook refuses a rule that names `element` outside a foreach: validateElementInForEach
+# (kyverno/kyverno pkg/engine/variables/vars.go, v1.13.0; the same in v1.10.0 and v1.16.0) finds each variable with
+# RegexVariables and RegexVariableInit (pkg/engine/variables/regex/vars.go) in every leaf and key of the rule, and
+# fails one starting with "element" (or "elementIndex") whose JSON path has no "/foreach/".
+_VARIABLES = re.compile(r"(^|[^\\])(\{\{(?:\{[^{}]*\}|[^{}])*\}\})")
+_INITIAL = re.compile(r"^\{\{(\{[^{}]*\}|[^{}])*\}\}")
+
+
+def _element_outside_foreach(node: Any, path: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items()
+                for p in _element_outside_foreach(k, path) + _element_outside_foreach(v, f"{path}/{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _element_outside_foreach(v, f"{path}/{i}")]
+    if not isinstance(node, str):
+        return []
+    found = []
+    for m in _VARIABLES.finditer(node):
+        v = m.group(0) if _INITIAL.match(m.group(0)) else m.group(0)[1:]
+        name = v.replace("{{", "").replace("}}", "").strip()
+        if (name.startswith("element") or name == "elementIndex") and "/foreach/" not in path:
+            found.append(f"{name} at {path}")
+    return found
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KYVERNO)
+def test_kyverno_would_take_the_policy_element_only_inside_foreach(version: str) -> None:
+    for approved in ([], [_approved(LAB)]):
+        for rule in render_admission(_spec(version), approved)[0]["spec"]["rules"]:
+            assert _element_outside_foreach(rule) == [], rule["name"]
+    # the restatement finds what Kyverno refused before this fix: the image named in the rule's own message
+    assert _element_outside_foreach({"validate": {"message": "image {{ element.image }} is refused"}}) == [
+        "element.image at /validate/message"]
+
+
+def test_the_refusal_names_the_image_as_kyverno_joins_it() -> None:
+    # getDenyMessage (pkg/engine/handlers/validation/validate_resource.go, v1.13.0): the rule's message, "; ", the
+    # true deny conditions' messages, with variables substituted for the element.
+    spec = _spec()
+    policy = render_admission(spec, [_approved(LAB)])[0]
+    said = message_for(policy, "htcondor", "evil.example/x:1")
+    assert said.startswith("security staff approve an image") and said.endswith(
+        "; image evil.example/x:1 is neither an approved digest from registry.lsst.local nor one of enclave's own "
+        "images (registry.system_images)")
+
+
+def test_an_approved_digest_is_admitted_under_any_tag() -> None:
+    # Kubernetes keeps the image string as written and Kyverno's AnyNotIn compares strings as wildcard patterns
+    # (anyin.go anyKeyExistsInArray, v1.13.0); name:tag@digest is a valid reference (distribution/reference
+    # regexp.go ReferenceRegexp) pulled by its digest, so the tagged form of an approved digest runs.
+    spec = _spec()
+    nb = spec.notebooks.namespace
+    policy = render_admission(spec, [_approved(LAB)])[0]
+    repo, digest = LAB.split("@")
+    assert allows(policy, f"{repo}:w_2018_25@{digest}", nb) and allows(policy, LAB, nb)
+    assert not allows(policy, f"{repo}:w_2018_25@{_digest('other')}", nb)
+    assert not allows(policy, f"{repo}:w_2018_25", nb) and not allows(policy, f"{REG}/other:w@{digest}", nb)
+    # a wildcard in the pod's image is matched against the list too (the key as the pattern): Kyverno admits
+    # it, and no such image can be pulled (no reference grammar takes "*")
+    assert allows(policy, f"{REG}/lsstsqre/*", nb)
 
 
 def test_system_images_must_be_pinned() -> None:

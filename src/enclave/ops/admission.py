@@ -11,6 +11,7 @@ closed for everything else.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
@@ -37,13 +38,20 @@ def _minor(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _rule(name: str, match: dict[str, Any], exclude: list[str], allowed: list[str], message: str,
+# The refused image is named in the deny condition's message: Kyverno refuses a policy that names `element` outside
+# a foreach (the policy webhook's validateElementInForEach, pkg/engine/variables/vars.go, v1.10.0-v1.16.0: "variable
+# … present outside of foreach"), and getDenyMessage (pkg/engine/handlers/validation/validate_resource.go) joins
+# the condition's message to the rule's with "; " and substitutes it for each element.
+IMAGE = "{{ element.image }}"
+
+
+def _rule(name: str, match: dict[str, Any], exclude: list[str], allowed: list[str], message: str, refused: str,
           action: str | None) -> dict[str, Any]:
     validate: dict[str, Any] = {"message": message}
     if action is not None:
         validate["failureAction"] = action
     validate["foreach"] = [{"list": CONTAINERS, "deny": {"conditions": {"all": [
-        {"key": "{{ element.image }}", "operator": "AnyNotIn", "value": allowed}]}}}]
+        {"key": IMAGE, "operator": "AnyNotIn", "value": allowed, "message": refused}]}}}]
     return {"name": name, "match": {"any": [{"resources": match}]},
             "exclude": {"any": [{"resources": {"namespaces": exclude}}]}, "validate": validate}
 
@@ -53,17 +61,18 @@ def render_admission(spec: EnclaveSpec, approved: Iterable[ApprovedImage]) -> li
     version = spec.registry.kyverno_version
     rule_level = _minor(version) >= RULE_LEVEL_FROM
     action = "Enforce" if spec.registry.vetting_required else "Audit"
-    vetted = sorted({a.pinned for a in approved if a.repository.startswith(registry + "/")})
+    mine = [a for a in approved if a.repository.startswith(registry + "/")]
+    vetted = sorted({a.pinned for a in mine})
     system = sorted(set(spec.registry.system_images.values()))
-    allowed = sorted(set(vetted) | set(system))
+    allowed = sorted(set(vetted) | set(system) | {tagged(a.repository, a.digest) for a in mine})
     nb = spec.notebooks.namespace
     how = (f"security staff approve an image with `enclave images submit {registry}/<repository>@sha256:<digest>` "
            "then `enclave images approve … --reason …`, and the policy is rendered again")
     notebook_msg = (f"no notebook image is approved yet: {how}" if not vetted else
-                    f"image {{{{ element.image }}}} is not an approved digest from {registry}: {how}; "
-                    "refer to images as repository@sha256:<digest>")
-    other_msg = (f"image {{{{ element.image }}}} is neither an approved digest from {registry} nor one of "
-                 f"enclave's own images (registry.system_images): {how}")
+                    f"{how}; refer to images as repository@sha256:<digest>")
+    notebook_refused = f"image {IMAGE} is not an approved digest from {registry}"
+    other_refused = (f"image {IMAGE} is neither an approved digest from {registry} nor one of enclave's own images "
+                     "(registry.system_images)")
     spec_body: dict[str, Any] = {"background": True}
     if rule_level:
         spec_body["webhookConfiguration"] = {"failurePolicy": "Fail"}
@@ -71,8 +80,8 @@ def render_admission(spec: EnclaveSpec, approved: Iterable[ApprovedImage]) -> li
         spec_body |= {"validationFailureAction": action, "failurePolicy": "Fail"}
     spec_body["rules"] = [
         _rule("vetted-notebook-images", {"kinds": ["Pod"], "namespaces": [nb]}, list(EXEMPT_NAMESPACES), allowed,
-              notebook_msg, action if rule_level else None),
-        _rule("vetted-images", {"kinds": ["Pod"]}, [*EXEMPT_NAMESPACES, nb], allowed, other_msg,
+              notebook_msg, notebook_refused, action if rule_level else None),
+        _rule("vetted-images", {"kinds": ["Pod"]}, [*EXEMPT_NAMESPACES, nb], allowed, how, other_refused,
               action if rule_level else None),
     ]
     policy: dict[str, Any] = {
@@ -121,25 +130,49 @@ def validate_policy(obj: Mapping[str, Any], version: str | None = None) -> None:
                                   f"fix the admission renderer for Kyverno {version}") for e in errors])
 
 
+def tagged(repository: str, digest: str) -> str:
+    """The approved digest written with any tag, ``repository:*@digest``: Kubernetes keeps a container's image as
+    written and Kyverno compares it as written, and ``name:tag@digest`` is a valid reference (distribution/
+    reference regexp.go, ReferenceRegexp) that pulls by the digest, so the form `enclave images submit` takes
+    must be admitted too. Kyverno's AnyNotIn matches each value as a wildcard pattern (see ``_listed``)."""
+    return f"{repository}:*@{digest}"
+
+
+def _wildcard(pattern: str, name: str) -> bool:
+    """``*`` any run of characters, ``?`` one: the wildcards of github.com/IGLOU-EU/go-wildcard, which Kyverno's
+    ext/wildcard.Match wraps (go.mod, v1.10.0-v1.16.0). enclave's values use ``*`` alone."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.DOTALL) is not None
+
+
+def _listed(image: str, values: Iterable[str]) -> bool:
+    """AnyNotIn's "exists" test for a string key: each value against the key and the key against each value, both
+    as wildcard patterns (pkg/engine/variables/operator/anyin.go, anyKeyExistsInArray, v1.13.0)."""
+    return any(_wildcard(v, image) or _wildcard(image, v) for v in values)
+
+
 def allows(policy: Mapping[str, Any], image: str, namespace: str = "default") -> bool:
     """What the policy decides for one container image in a namespace (match, exclude and the deny
     condition, evaluated as Kyverno does: a rule applies when the pod's namespace matches and is not
-    excluded; AnyNotIn denies an image not in the list)."""
+    excluded; AnyNotIn denies an image the list does not match, ``_listed``)."""
     for rule in policy["spec"]["rules"]:
         match = rule["match"]["any"][0]["resources"]
         excluded = rule.get("exclude", {}).get("any", [{}])[0].get("resources", {}).get("namespaces", [])
         if "namespaces" in match and namespace not in match["namespaces"] or namespace in excluded:
             continue
         cond = rule["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]
-        if image not in cond["value"]:
+        if not _listed(image, cond["value"]):
             return False
     return True
 
 
-def message_for(policy: Mapping[str, Any], namespace: str) -> str:
-    """The message the rule covering ``namespace`` gives a refused pod."""
+def message_for(policy: Mapping[str, Any], namespace: str, image: str = "<image>") -> str:
+    """The message the rule covering ``namespace`` gives a pod refused for ``image``: the rule's message and the
+    deny condition's, joined and substituted as getDenyMessage does (see ``IMAGE``)."""
     for rule in policy["spec"]["rules"]:
         match = rule["match"]["any"][0]["resources"]
         if namespace in match.get("namespaces", [namespace]):
-            return str(rule["validate"]["message"])
+            cond = rule["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]
+            said = str(cond.get("message", "")).replace(IMAGE, image)
+            return "; ".join(m for m in (str(rule["validate"]["message"]), said) if m)
     return ""
