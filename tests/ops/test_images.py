@@ -107,3 +107,26 @@ def test_schema_catches_a_broken_policy(spec: EnclaveSpec) -> None:  # noqa: F81
     with pytest.raises(InputError) as e:
         validate_policy(policy)
     assert len(e.value.problems) == 3
+
+
+def test_the_notebook_side_counts_only_what_the_policy_admits(people: Database, spec: EnclaveSpec) -> None:  # noqa: F811
+    """An image approved while vetting was off (submit checks the registry only when vetting is required) is not
+    from the spec's registry, so the rendered policy leaves it out: the hub must neither offer nor pin it."""
+    from enclave.services.images import ImageService
+
+    lax = spec.model_copy(update={"registry": spec.registry.model_copy(update={"vetting_required": False})})
+    elsewhere = "docker.io/jupyter/base-notebook"
+    with people.session() as s:
+        images.submit(s, lax, "svc", f"{elsewhere}:lab@{D1}")
+        images.approve(s, "sec1", f"{elsewhere}@{D1}", reason="reviewed before vetting was required")
+        images.submit(s, spec, "svc", f"{LAB}:w_2018_25@{D2}")
+        images.approve(s, "sec1", f"{LAB}@{D2}", reason="ok")
+        policy = render_admission(spec, images.approved(s))[0]
+    assert not allows(policy, f"{elsewhere}@{D1}", spec.notebooks.namespace)
+    service = ImageService(people, spec)
+    vetted = service.vetter()
+    assert not vetted(f"{elsewhere}@{D1}") and not vetted(f"{elsewhere}:lab")
+    assert vetted(f"{LAB}@{D2}") and vetted(f"{LAB}:w_2018_25")
+    with pytest.raises(NotFound, match="not from registry.lsst.local"):
+        service.pin(f"{elsewhere}:lab")
+    assert service.pin(f"{LAB}:w_2018_25") == f"{LAB}@{D2}"

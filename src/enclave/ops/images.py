@@ -185,10 +185,11 @@ def approved_digests(session: Session, registry: str | None = None) -> list[str]
     return [a.pinned for a in approved(session, registry)]
 
 
-def vetter(session: Session) -> Callable[[str], bool]:
+def vetter(session: Session, registry: str | None = None) -> Callable[[str], bool]:
     """An ImageVetter for enclave.notebooks: True for an image whose digest is approved, or whose tag was
-    approved with a digest (the spawner should then launch ``pin(image)``). Reads the table once."""
-    rows = approved(session)
+    approved with a digest (the spawner should then launch ``pin(image)``). Reads the table once. With
+    ``registry``, only images from it count: the admission policy admits no other (``render_admission``)."""
+    rows = approved(session, registry)
     digests = {(a.repository, a.digest) for a in rows}
     tags = {(a.repository, a.tag) for a in rows if a.tag}
 
@@ -219,9 +220,13 @@ def pinner(rows: list[ApprovedImage]) -> Callable[[str], str | None]:
     return pinned
 
 
-def pin(session: Session, image: str) -> str:
-    """The approved ``repository@digest`` an image reference stands for (newest approval of a tag)."""
+def pin(session: Session, image: str, registry: str | None = None) -> str:
+    """The approved ``repository@digest`` an image reference stands for (newest approval of a tag); with
+    ``registry``, only one from it (the admission policy admits no other)."""
     ref = parse_ref(image)
+    if registry is not None and not ref.repository.startswith(registry + "/"):
+        raise NotFound(f"{image} is not from {registry}", where="image",
+                       fix=f"push it to {registry} and have security approve its digest there")
     if ref.digest:
         row = _find(session, ref)
         if row is None or row.status != ImageStatus.APPROVED:

@@ -66,15 +66,15 @@ class ImageService:
             return images.approved(session, registry)
 
     def vetter(self) -> Callable[[str], bool]:
-        """Is an image approved? Read at each check: an approval (or a withdrawal) counts from the next
-        question on."""
+        """Is an image approved, from the spec's registry (the only one the admission policy admits)? Read at
+        each check: an approval (or a withdrawal) counts from the next question on."""
         def vetted(image: str) -> bool:
             with self.db.session() as session:
-                return images.vetter(session)(image)
+                return images.vetter(session, self.spec.registry.host)(image)
 
         return vetted
 
     def pin(self, image: str) -> str:
-        """The approved ``repository@digest`` an image reference stands for."""
+        """The approved ``repository@digest`` an image reference stands for, from the spec's registry."""
         with self.db.session() as session:
-            return images.pin(session, image)
+            return images.pin(session, image, self.spec.registry.host)
