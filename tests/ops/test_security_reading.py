@@ -90,3 +90,35 @@ def test_feature_gate_turned_off_in_any_spelling_fails(gate: str) -> None:
     1.3.6: --feature-gates must not have RotateKubeletServerCertificate=false."""
     node = _node("kube-controller-manager", f"--feature-gates=Other=true,RotateKubeletServerCertificate={gate}")
     assert run_check(BY_ID["CM-06"], node=node).status == "fail"
+
+
+# ---- etcd's ETCD_* environment (finding 3) -----------------------------------------------------------------
+
+def _etcd(command: list[str], env: dict[str, str]) -> NodeConfig:
+    pod = _pod(["etcd", *command], [{"name": k, "value": v} for k, v in env.items()])
+    return node_config_from_manifests([("etcd.yaml", pod)])
+
+
+def test_etcd_takes_an_absent_flag_from_its_environment() -> None:
+    """etcd sets a flag it was not given from ETCD_<FLAG> (etcdmain/config.go configFromCmdLine → pkg/flags
+    SetFlagsFromEnv); kube-bench reads the same variables when the flag is absent (cfg/cis-1.12/etcd.yaml 2.1–2.6
+    `env: ETCD_*`, check/check.go execute). 2.3 fails on auto TLS, 2.2 and 2.1 pass on the variables."""
+    node = _etcd([], {"ETCD_AUTO_TLS": "true", "ETCD_CLIENT_CERT_AUTH": "true",
+                      "ETCD_CERT_FILE": "/pki/server.crt", "ETCD_KEY_FILE": "/pki/server.key"})
+    auto_tls = run_check(BY_ID["ETCD-02"], node=node)
+    assert auto_tls.status == "fail" and "ETCD_AUTO_TLS" in auto_tls.findings[0].where
+    assert run_check(BY_ID["ETCD-01"], node=node).status == "pass"
+    assert run_check(BY_ID["ETCD-05"], node=node).status == "pass"
+
+
+def test_etcd_flag_wins_over_its_variable_and_an_empty_variable_is_ignored() -> None:
+    """SetFlagsFromEnv skips a flag set on the command line (alreadySet) and a variable whose value is empty."""
+    node = _etcd(["--auto-tls=false"], {"ETCD_AUTO_TLS": "true", "ETCD_PEER_AUTO_TLS": ""})
+    assert run_check(BY_ID["ETCD-02"], node=node).status == "pass"
+    assert node.flags["etcd"] == {"--auto-tls": "false"}
+
+
+def test_etcd_with_a_config_file_reads_no_variables() -> None:
+    """etcdmain/config.go parse: with --config-file the file is read (configFromFile), not flags or variables."""
+    node = _etcd(["--config-file=/etc/etcd/etcd.conf.yml"], {"ETCD_AUTO_TLS": "true"})
+    assert "--auto-tls" not in node.flags["etcd"]

@@ -153,6 +153,7 @@ class NodeConfig:
     sources: dict[str, str] = field(default_factory=dict)
     root: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)  # named files outside root (kubelet-config)
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # component → {flag: the variable it came from}
     version: Version | None = None  # from the control-plane images' tags
 
 
@@ -205,9 +206,29 @@ def _image_version(image: str) -> Version | None:
     return Version.parse(m.group(1)) if m else None
 
 
+def _etcd_env_flags(container: Mapping[str, Any], flags: dict[str, str]) -> dict[str, str]:
+    """etcd takes a flag it was not given from the variable ETCD_<FLAG> (upper case, `-` as `_`), and ignores an
+    empty one (etcdmain/config.go configFromCmdLine → pkg/flags SetFlagsFromEnv, FlagToEnv; etcd docs,
+    "Configuration flags"); with --config-file it reads neither. kube-bench reads ETCD_* too (check/check.go:
+    a test item's `env` when its flag is absent, cfg/cis-1.6 on); enclave does so under every benchmark, etcd
+    doing so in every release. The container's literal `env` values are added to ``flags``; a value from
+    `valueFrom` cannot be read from the manifest and is left out. Returns {flag: variable} for those added."""
+    if "--config-file" in flags:
+        return {}
+    added: dict[str, str] = {}
+    for item in container.get("env") or []:
+        name, value = str(item.get("name", "")), item.get("value")
+        flag = "--" + name.removeprefix("ETCD_").lower().replace("_", "-")
+        if name.startswith("ETCD_") and value not in (None, "") and flag not in flags:
+            flags[flag] = str(value)
+            added[flag] = name
+    return added
+
+
 def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str, Any] | None = None) -> NodeConfig:
-    """Read component flags from static-pod manifests (kubeadm: /etc/kubernetes/manifests) and the Kubernetes
-    version from the API server's image tag (kubeadm tags every control-plane image with it)."""
+    """Read component flags from static-pod manifests (kubeadm: /etc/kubernetes/manifests), etcd's also from its
+    ETCD_* environment, and the Kubernetes version from the API server's image tag (kubeadm tags every
+    control-plane image with it)."""
     cfg = NodeConfig(kubelet=dict(kubelet) if kubelet is not None else None)
     for where, obj in objects:
         spec = pod_spec(obj)
@@ -222,6 +243,8 @@ def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str,
             if component:
                 cfg.flags[component] = parse_flags(argv[1:])
                 cfg.sources[component] = where
+                if component == "etcd":
+                    cfg.env[component] = _etcd_env_flags(c, cfg.flags[component])
                 if component == "apiserver":
                     cfg.version = _image_version(str(c.get("image", "")))
     return cfg
@@ -652,7 +675,8 @@ def _component_reads(check: Check, node: NodeConfig, version: Version | None) ->
         name, value = _flag_value(flags, spec, version)
         if value is MISSING:
             value = default_for(check.read, version)
-        out.append((f"{source} {name}", value))
+        variable = node.env.get(check.target, {}).get(name)
+        out.append((f"{source} {name}" + (f" (from env {variable})" if variable else ""), value))
     return out
 
 
