@@ -8,7 +8,13 @@ import pytest
 
 from enclave.errors import InputError, InvalidTransition, NotFound
 from enclave.ops.removed_apis import removed_apis, scan
-from enclave.ops.upgrade import components_from_mapping, components_from_spec, node_commands, plan_upgrade
+from enclave.ops.upgrade import (
+    check_skew,
+    components_from_mapping,
+    components_from_spec,
+    node_commands,
+    plan_upgrade,
+)
 from enclave.ops.versions import Version, parse_release_data, release_data, target_version
 from enclave.spec.defaults import DEFAULT_SPEC
 from enclave.spec.load import load
@@ -165,16 +171,16 @@ def test_target_by_minor_and_already_there() -> None:
 def test_seed_1_9_to_1_10_reports_the_kube_proxy_skew_kubeadm_causes() -> None:
     """kubeadm 1.10 upgrades kube-proxy during `kubeadm upgrade apply` on the first of the seed's three
     control-plane nodes (kubeadm < 1.28, CHANGELOG-1.28): kube-proxy 1.10 then runs beside two 1.9 API servers
-    ("kube-proxy must not be newer than kube-apiserver") and next to 1.9 kubelets ("kube-proxy must be the
-    same minor version as kubelet on the node", version-skew-policy.md up to 1.27)."""
+    ("kube-proxy must not be newer than kube-apiserver", version-skew-policy.md). Next to the 1.9 kubelets it
+    is one minor newer, which the policy allows ("kube-proxy < 1.25 may only be up to two minor versions older
+    or newer than the kubelet instance it runs alongside")."""
     plan = plan_upgrade(components_from_spec(load(DEFAULT_SPEC)), V("1.10.4"), today=dt.date(2018, 6, 15))
     step = plan.steps[0]
     assert not step.ok
     first = step.phases[0]
     assert first.state.kube_proxy == V("1.10.4") and "kube-proxy" in first.name
     broken = {c.rule for c in first.checks if not c.ok}
-    assert broken == {"kube-proxy not newer than kube-apiserver",
-                      "kube-proxy within 0 minor(s) of the kubelet beside it"}
+    assert broken == {"kube-proxy not newer than kube-apiserver"}
     assert any("kube-proxy not newer than kube-apiserver" in x for x in step.kubeadm_skew)
     assert any("step 1 (1.9.3 → 1.10.4): kubeadm 1.10 upgrades kube-proxy" in n for n in plan.notes)
     # bare `kubeadm upgrade node` does not exist in kubeadm 1.10
@@ -268,3 +274,21 @@ def test_text_commands_show_the_repository_and_every_package_manager() -> None:
     assert "$ apt-mark hold kubeadm" in steps and "$ apt-mark hold kubelet kubectl" in steps
     assert "$ dnf versionlock add kubeadm" in steps
     assert "kubeadm version -o short   # must print v1.25.16 before apply" in steps
+
+
+def test_kube_proxy_may_be_two_minors_from_its_kubelet_three_from_kube_proxy_1_25() -> None:
+    """kubernetes/website content/en/releases/version-skew-policy.md, kube-proxy: "kube-proxy may be up to three
+    minor versions older or newer than the kubelet instance it runs alongside (kube-proxy < 1.25 may only be up
+    to two …)". kubeadm 1.26 upgrades kube-proxy with the control plane, so 1.26 API server and kube-proxy beside
+    1.25 kubelets is the state its own upgrade leaves; a plan from there to 1.27 passes."""
+    left_by_kubeadm = components_from_mapping({"apiserver": "1.26.15", "kubelets": {"1.25.16": 5}})
+    assert left_by_kubeadm.kube_proxy == V("1.26.15")
+    plan = plan_upgrade(left_by_kubeadm, V("1.27.16"), today=TODAY)
+    assert [str(s.target) for s in plan.steps] == ["1.27.16"] and plan.steps[0].ok
+    # kube-proxy 1.24 is more than two minors from a 1.21 kubelet
+    too_far = components_from_mapping({"apiserver": "1.24.17", "kube_proxy": "1.24.17", "kubelets": {"1.21.14": 2}})
+    with pytest.raises(InvalidTransition, match=r"kube-proxy within 2 minor\(s\) of the kubelet beside it"):
+        plan_upgrade(too_far, V("1.25.16"), today=TODAY)
+    # kube-proxy 1.25 beside a 1.28 kubelet: three minors, allowed from kube-proxy 1.25
+    three = components_from_mapping({"apiserver": "1.28.15", "kube_proxy": "1.25.16", "kubelets": {"1.28.15": 2}})
+    assert not [c for c in check_skew(three, release_data().skew) if not c.ok]

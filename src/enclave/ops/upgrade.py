@@ -144,7 +144,7 @@ def check_skew(c: Components, policy: SkewPolicy) -> list[SkewCheck]:
     out.append(SkewCheck(f"kube-proxy at most {p_older} minors older than kube-apiserver",
                          newest.minors_after(c.kube_proxy) <= p_older,
                          f"kube-proxy {c.kube_proxy} vs newest apiserver {newest}"))
-    beside = policy.kube_proxy_kubelet(newest)
+    beside = policy.kube_proxy_kubelet(c.kube_proxy)
     for v, n in c.kubelets:
         out.append(SkewCheck(f"kube-proxy within {beside} minor(s) of the kubelet beside it",
                              abs(c.kube_proxy.minors_after(v)) <= beside,
@@ -440,8 +440,8 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
                     phases, package_commands(to), tuple(caused))
         if caused:
             notes.append(f"step {i} ({at} → {to}): kubeadm {to.minor_name} upgrades kube-proxy inside "
-                         f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every node is "
-                         f"upgraded: {'; '.join(caused)} — keep that window short")
+                         f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every "
+                         f"control-plane node is upgraded: {'; '.join(caused)} — keep that window short")
         out.append(step)
         state, at = phases[-1].state, to
     if any(not s.maintained for s in out):

@@ -76,10 +76,10 @@ class SkewPolicy:
     kube_proxy_kubelet_max_distance: tuple[tuple[Version, int], ...] = ((Version(1, 0), 0),)
 
     @staticmethod
-    def _lookup(table: tuple[tuple[Version, int], ...], apiserver: Version) -> int:
+    def _lookup(table: tuple[tuple[Version, int], ...], version: Version) -> int:
         allowed = table[0][1]
         for start, minors in table:
-            if apiserver.minor_key >= start.minor_key:
+            if version.minor_key >= start.minor_key:
                 allowed = minors
         return allowed
 
@@ -89,8 +89,9 @@ class SkewPolicy:
     def kube_proxy_older(self, apiserver: Version) -> int:
         return self._lookup(self.kube_proxy_max_older, apiserver)
 
-    def kube_proxy_kubelet(self, apiserver: Version) -> int:
-        return self._lookup(self.kube_proxy_kubelet_max_distance, apiserver)
+    def kube_proxy_kubelet(self, kube_proxy: Version) -> int:
+        """Keyed by kube-proxy's version, as the policy words it ("kube-proxy < 1.25 may only be …")."""
+        return self._lookup(self.kube_proxy_kubelet_max_distance, kube_proxy)
 
 
 @dataclass(frozen=True)
