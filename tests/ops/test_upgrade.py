@@ -202,7 +202,9 @@ def test_kubeadm_1_28_upgrades_add_ons_after_the_control_plane() -> None:
 @pytest.mark.parametrize(("to", "control_plane", "worker"), [
     ("1.10.13", "kubeadm upgrade apply v1.10.13", None),
     ("1.12.10", "kubeadm upgrade apply v1.12.10", "kubeadm upgrade node config --kubelet-version v1.12.10"),
-    ("1.13.12", "kubeadm upgrade apply v1.13.12", "kubeadm upgrade node config --kubelet-version v1.13.12"),
+    # kubernetes/website kubeadm-upgrade-ha-1-13.md, "Upgrading additional control plane nodes"
+    ("1.13.12", "kubeadm upgrade node experimental-control-plane",
+     "kubeadm upgrade node config --kubelet-version v1.13.12"),
     ("1.14.10", "kubeadm upgrade node experimental-control-plane",
      "kubeadm upgrade node config --kubelet-version v1.14.10"),
     ("1.15.12", "kubeadm upgrade node", "kubeadm upgrade node"),
@@ -292,3 +294,20 @@ def test_kube_proxy_may_be_two_minors_from_its_kubelet_three_from_kube_proxy_1_2
     # kube-proxy 1.25 beside a 1.28 kubelet: three minors, allowed from kube-proxy 1.25
     three = components_from_mapping({"apiserver": "1.28.15", "kube_proxy": "1.25.16", "kubelets": {"1.28.15": 2}})
     assert not [c for c in check_skew(three, release_data().skew) if not c.ok]
+
+
+def test_further_control_plane_nodes_before_1_13_need_their_kubeadm_config_edited() -> None:
+    """Up to 1.12 each further control-plane node runs `kubeadm upgrade apply` after the kubeadm-config
+    ConfigMap is edited for it (kubernetes/website kubeadm-upgrade-ha.md 1.9.x → 1.9.y: nodeName;
+    kubeadm-upgrade-ha-1-12.md: etcd URLs, apiEndpoints, cri-socket annotation); from 1.13 `kubeadm upgrade node
+    experimental-control-plane` reads the node's own settings (kubeadm-upgrade-ha-1-13.md)."""
+    three = {"apiserver": ["1.11.10"] * 3, "kubelets": {"1.11.10": 6}}
+    step = plan_upgrade(components_from_mapping(three), V("1.12.10"), today=TODAY).steps[0]
+    assert "kubeadm upgrade apply v1.12.10   # every other control-plane node" in step.commands["apt"]
+    assert any("kubeadm-config" in n and "nodeName" in n and "apiEndpoints" in n for n in step.notes)
+    one = {"apiserver": "1.11.10", "kubelets": {"1.11.10": 6}}
+    assert not plan_upgrade(components_from_mapping(one), V("1.12.10"), today=TODAY).steps[0].notes
+    three_12 = {"apiserver": ["1.12.10"] * 3, "kubelets": {"1.12.10": 6}}
+    step = plan_upgrade(components_from_mapping(three_12), V("1.13.12"), today=TODAY).steps[0]
+    assert "kubeadm upgrade node experimental-control-plane   # every other control-plane node" in step.commands["apt"]
+    assert not [n for n in step.notes if "kubeadm-config" in n]

@@ -26,6 +26,9 @@ PKGS_K8S_IO_FIRST = Version(1, 24)
 # misalignment … Upgrade of the CoreDNS and kube-proxy addons will now trigger after all the control plane
 # instances have been upgraded"; the gate, default false, was removed in 1.31).
 KUBEADM_ADDONS_AFTER_CONTROL_PLANE = Version(1, 28)
+# From 1.13 the kubeadm guide upgrades further control-plane nodes with `kubeadm upgrade node
+# experimental-control-plane` (kubernetes/website kubeadm-upgrade-ha-1-13.md); before, `upgrade apply` on each.
+UPGRADE_NODE_CONTROL_PLANE = Version(1, 13)
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Step:
     phases: tuple[Phase, ...]
     commands: dict[str, tuple[str, ...]]
     kubeadm_skew: tuple[str, ...] = ()  # violations kubeadm itself causes (add-on timing), reported not refused
+    notes: tuple[str, ...] = ()  # what this step needs beyond its commands (step_notes)
 
     @property
     def ok(self) -> bool:
@@ -229,18 +233,37 @@ def node_commands(to: Version) -> tuple[str, str | None]:
     kubeadm-upgrade/ and its v1-NN archives):
     < 1.11  no `kubeadm upgrade node`: `kubeadm upgrade apply` on every control-plane node, nothing on workers;
     1.11–1.14  `kubeadm upgrade node config --kubelet-version vX` writes the kubelet configuration on every node;
-               further control-plane nodes: `kubeadm upgrade apply` (1.11–1.13), `kubeadm upgrade node
-               experimental-control-plane` (1.14);
+               further control-plane nodes: `kubeadm upgrade apply` up to 1.12 (kubernetes/website
+               kubeadm-upgrade-ha-1-12.md, "Upgrading additional control plane nodes"; see step_notes for the
+               kubeadm-config edit each needs), `kubeadm upgrade node experimental-control-plane` in 1.13–1.14
+               (kubeadm-upgrade-ha-1-13.md, same section; kubeadm has it since 1.12, CHANGELOG-1.12 "HA
+               improvements", but the 1.12 guide still applies on each node);
     ≥ 1.15  `kubeadm upgrade node` on further control-plane nodes and on workers (CHANGELOG-1.15, #78408:
             "`kubeadm upgrade node config` and `kubeadm upgrade node experimental-control-plane` … are
             deprecated in favor of `kubeadm upgrade node`")."""
     if to.minor_key < (1, 11):
         return f"kubeadm upgrade apply {to.v}", None
     if to.minor_key < (1, 15):
-        cp = f"kubeadm upgrade apply {to.v}" if to.minor_key < (1, 14) else \
+        cp = f"kubeadm upgrade apply {to.v}" if to.minor_key < UPGRADE_NODE_CONTROL_PLANE.minor_key else \
             "kubeadm upgrade node experimental-control-plane"
         return cp, f"kubeadm upgrade node config --kubelet-version {to.v}"
     return "kubeadm upgrade node", "kubeadm upgrade node"
+
+
+def step_notes(to: Version, control_planes: int) -> tuple[str, ...]:
+    """What the step into ``to`` needs beyond its commands, from the kubeadm upgrade guide of that release."""
+    notes: list[str] = []
+    if control_planes > 1 and to.minor_key < UPGRADE_NODE_CONTROL_PLANE.minor_key:
+        # kubeadm-config holds one node's settings; `upgrade apply` on a further node reads them as its own.
+        notes.append(
+            "before `kubeadm upgrade apply` on each further control-plane node, edit the kube-system/kubeadm-config "
+            "ConfigMap for that node (kubectl get cm -n kube-system kubeadm-config -o yaml > f; edit; kubectl apply "
+            "-f f --force): up to 1.10 set nodeName to that node (kubernetes/website kubeadm-upgrade-ha.md, "
+            "1.9.x → 1.9.y, \"Upgrading your control plane\"); for 1.11–1.12 set its address in the local etcd "
+            "extraArgs URLs, add it to ClusterStatus apiEndpoints and annotate the node "
+            "kubeadm.alpha.kubernetes.io/cri-socket (kubeadm-upgrade-ha-1-12.md, \"Upgrading additional control "
+            "plane nodes\")")
+    return tuple(notes)
 
 
 def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase, ...]:
@@ -437,7 +460,7 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
                                     where=f"step {i} ({at} → {to})",
                                     fix="upgrade the lagging components first, then plan again")
         step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
-                    phases, package_commands(to), tuple(caused))
+                    phases, package_commands(to), tuple(caused), step_notes(to, len(state.control_plane)))
         if caused:
             notes.append(f"step {i} ({at} → {to}): kubeadm {to.minor_name} upgrades kube-proxy inside "
                          f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every "
