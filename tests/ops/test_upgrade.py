@@ -311,3 +311,30 @@ def test_further_control_plane_nodes_before_1_13_need_their_kubeadm_config_edite
     step = plan_upgrade(components_from_mapping(three_12), V("1.13.12"), today=TODAY).steps[0]
     assert "kubeadm upgrade node experimental-control-plane   # every other control-plane node" in step.commands["apt"]
     assert not [n for n in step.notes if "kubeadm-config" in n]
+
+
+@pytest.mark.parametrize("to", ["1.10.13", "1.11.10"])
+def test_up_to_1_11_the_kubeadm_binary_comes_before_apply_not_the_package(to: str) -> None:
+    """kubernetes/website kubeadm-upgrade-1-9.md and kubeadm-upgrade-1-11.md, "Upgrade the control plane":
+    curl https://dl.k8s.io/release/${VERSION}/bin/linux/${ARCH}/kubeadm > /usr/bin/kubeadm, because "upgrading the
+    kubeadm package on your system prior to upgrading the control plane causes a failed upgrade"."""
+    source = f"1.{V(to).minor - 1}.0"
+    current = components_from_mapping({"apiserver": source, "kubelets": {source: 3}})
+    for manager in ("apt", "dnf"):
+        lines = plan_upgrade(current, V(to), today=TODAY).steps[0].commands[manager]
+        apply = next(i for i, line in enumerate(lines) if f"kubeadm upgrade apply v{to}" in line)
+        assert lines[0].startswith(f"curl -sSL https://dl.k8s.io/release/v{to}/bin/linux/amd64/kubeadm "
+                                   "-o /usr/bin/kubeadm")
+        assert not [line for line in lines[:apply] if "kubeadm=" in line or "kubeadm-'" in line]
+        # the package comes later, with the kubelet; on a 1.11 worker before `kubeadm upgrade node config`
+        package = next(i for i, line in enumerate(lines) if "kubeadm=" in line or "kubeadm-'" in line)
+        assert package > apply
+        assert all(i > package for i, line in enumerate(lines) if line.startswith("kubeadm upgrade node config"))
+
+
+def test_from_1_12_the_kubeadm_package_comes_before_apply() -> None:
+    """kubernetes/website kubeadm-upgrade-1-12.md, "Upgrade the control plane": apt-get upgrade -y kubeadm."""
+    current = components_from_mapping({"apiserver": "1.11.10", "kubelets": {"1.11.10": 3}})
+    lines = plan_upgrade(current, V("1.12.10"), today=TODAY).steps[0].commands["apt"]
+    assert lines[:2] == ("apt-mark unhold kubeadm", "apt-get update && apt-get install -y kubeadm='1.12.10-*'")
+    assert not [line for line in lines if "dl.k8s.io" in line]

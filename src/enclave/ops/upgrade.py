@@ -29,6 +29,8 @@ KUBEADM_ADDONS_AFTER_CONTROL_PLANE = Version(1, 28)
 # From 1.13 the kubeadm guide upgrades further control-plane nodes with `kubeadm upgrade node
 # experimental-control-plane` (kubernetes/website kubeadm-upgrade-ha-1-13.md); before, `upgrade apply` on each.
 UPGRADE_NODE_CONTROL_PLANE = Version(1, 13)
+# The first kubeadm upgrade guide that installs the kubeadm package before `upgrade apply` (see kubeadm_binary_first).
+KUBEADM_PACKAGE_FIRST = Version(1, 12)
 
 
 @dataclass(frozen=True)
@@ -288,23 +290,50 @@ def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase,
     return tuple(Phase(name, s, tuple(check_skew(s, policy))) for name, s in states)
 
 
+def kubeadm_binary_first(to: Version) -> bool:
+    """Whether the step into ``to`` puts the kubeadm binary on the control-plane nodes instead of the package.
+
+    The upgrade guides up to 1.11 download it (kubernetes/website kubeadm-upgrade-1-9.md and kubeadm-upgrade-1-11.md,
+    "Upgrade the control plane": "upgrading the `kubeadm` package on your system prior to upgrading the control
+    plane causes a failed upgrade"; the package carries the kubelet's systemd drop-in, which 1.11 rewrote for a
+    /var/lib/kubelet/config.yaml the old control plane has not written yet, kubernetes/kubernetes#64780, #65562);
+    kubeadm-upgrade-1-12.md is the first to install the package. No 1.10 guide is stored; both neighbours download."""
+    return to.minor_key < KUBEADM_PACKAGE_FIRST.minor_key
+
+
+def kubeadm_binary_url(to: Version) -> str:
+    # amd64, the LDF's nodes; dl.k8s.io serves arm64, ppc64le and s390x at the same path.
+    return f"https://dl.k8s.io/release/{to.v}/bin/linux/amd64/kubeadm"
+
+
 def _manager_commands(to: Version, unhold: str, install: str, hold: str, sep: str) -> tuple[str, ...]:
     """One package manager's sequence; ``sep`` joins a package to its version (apt `kubeadm='1.10.4-*'`,
     dnf `kubeadm-'1.10.4-*'`)."""
     cp_cmd, worker_cmd = node_commands(to)
+
+    def package(*names: str) -> tuple[str, ...]:
+        pinned = " ".join(f"{n}{sep}'{to}-*'" for n in names)
+        return f"{unhold} {' '.join(names)}", install.format(pkgs=pinned), f"{hold} {' '.join(names)}"
+
     worker = (f"{worker_cmd}   # on each worker, after installing its kubeadm, before its kubelet",) \
         if worker_cmd else ()
+    kubeadm: tuple[str, ...]
+    before_drain: tuple[str, ...]
+    if kubeadm_binary_first(to):
+        kubeadm = (f"curl -sSL {kubeadm_binary_url(to)} -o /usr/bin/kubeadm && chmod a+rx /usr/bin/kubeadm"
+                   "   # each control-plane node: the binary, not the package, before apply",)
+        # the package (and its kubelet drop-in) goes on with the kubelet; a worker's kubeadm comes with it
+        before_drain, on_node = (), (*package("kubeadm", "kubelet", "kubectl"), *worker)
+    else:
+        kubeadm = package("kubeadm")
+        before_drain, on_node = worker, package("kubelet", "kubectl")
     return (
-        f"{unhold} kubeadm",
-        install.format(pkgs=f"kubeadm{sep}'{to}-*'"),
-        f"{hold} kubeadm",
+        *kubeadm,
         f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
         f"{cp_cmd}   # every other control-plane node",
-        *worker,
+        *before_drain,
         "kubectl drain <node> --ignore-daemonsets   # then on that node:",
-        f"{unhold} kubelet kubectl",
-        install.format(pkgs=f"kubelet{sep}'{to}-*' kubectl{sep}'{to}-*'"),
-        f"{hold} kubelet kubectl",
+        *on_node,
         "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
     )
 
