@@ -338,3 +338,22 @@ def test_from_1_12_the_kubeadm_package_comes_before_apply() -> None:
     lines = plan_upgrade(current, V("1.12.10"), today=TODAY).steps[0].commands["apt"]
     assert lines[:2] == ("apt-mark unhold kubeadm", "apt-get update && apt-get install -y kubeadm='1.12.10-*'")
     assert not [line for line in lines if "dl.k8s.io" in line]
+
+
+def test_workers_entering_1_11_get_the_kubelet_flags_file() -> None:
+    """kubernetes/kubeadm#1418: upgrading 1.10 → 1.11 by the guide writes /var/lib/kubelet/kubeadm-flags.env only
+    on the control-plane node, and workers' kubelets lose --network-plugin=cni; kubernetes/kubernetes#65562: run
+    `kubeadm alpha phase kubelet write-env-file` on each node. It follows `kubeadm upgrade node config` (which
+    writes /var/lib/kubelet/config.yaml) and precedes the kubelet restart."""
+    current = components_from_mapping({"apiserver": "1.10.13", "kubelets": {"1.10.13": 3}})
+    lines = plan_upgrade(current, V("1.11.10"), today=TODAY).steps[0].commands["apt"]
+    config = next(i for i, line in enumerate(lines) if line.startswith("kubeadm upgrade node config"))
+    env = next(i for i, line in enumerate(lines) if line.startswith("kubeadm alpha phase kubelet write-env-file"))
+    restart = next(i for i, line in enumerate(lines) if "systemctl restart kubelet" in line)
+    assert config < env < restart and "on each worker" in lines[env]
+    # the file exists from then on: a patch step within 1.11 and the step into 1.12 leave it alone
+    patch = components_from_mapping({"apiserver": "1.11.0", "kubelets": {"1.11.0": 3}})
+    later = components_from_mapping({"apiserver": "1.11.10", "kubelets": {"1.11.10": 3}})
+    for c, to in ((patch, "1.11.10"), (later, "1.12.10")):
+        lines = plan_upgrade(c, V(to), today=TODAY).steps[0].commands["apt"]
+        assert not [line for line in lines if "write-env-file" in line]

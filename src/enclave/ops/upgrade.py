@@ -31,6 +31,8 @@ KUBEADM_ADDONS_AFTER_CONTROL_PLANE = Version(1, 28)
 UPGRADE_NODE_CONTROL_PLANE = Version(1, 13)
 # The first kubeadm upgrade guide that installs the kubeadm package before `upgrade apply` (see kubeadm_binary_first).
 KUBEADM_PACKAGE_FIRST = Version(1, 12)
+# kubeadm 1.11 moved the kubelet's runtime flags into /var/lib/kubelet/kubeadm-flags.env (see worker_commands).
+KUBELET_FLAGS_FILE = Version(1, 11)
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,22 @@ def node_commands(to: Version) -> tuple[str, str | None]:
     return "kubeadm upgrade node", "kubeadm upgrade node"
 
 
+def worker_commands(source: Version, to: Version) -> tuple[str, ...]:
+    """kubeadm on a worker, after its new kubeadm is installed and before its kubelet restarts.
+
+    The step from 1.10 into 1.11 also writes /var/lib/kubelet/kubeadm-flags.env: the 1.11 kubelet drop-in reads
+    the runtime flags (--network-plugin=cni, --cni-bin-dir, …) from it, `kubeadm upgrade apply` writes it only on
+    the first control-plane node and the 1.11 guide nothing on workers, so their pods fell back to the Docker
+    bridge (kubernetes/kubeadm#1418); kubernetes/kubernetes#65562: "Run `kubeadm alpha phase kubelet
+    write-env-file` on each node". Once there (1.11.x → 1.11.y and later minors) the file stays."""
+    worker = node_commands(to)[1]
+    if worker is None:
+        return ()
+    if to.minor_key == KUBELET_FLAGS_FILE.minor_key and source.minor_key < KUBELET_FLAGS_FILE.minor_key:
+        return worker, "kubeadm alpha phase kubelet write-env-file"
+    return (worker,)
+
+
 def step_notes(to: Version, control_planes: int) -> tuple[str, ...]:
     """What the step into ``to`` needs beyond its commands, from the kubeadm upgrade guide of that release."""
     notes: list[str] = []
@@ -306,17 +324,18 @@ def kubeadm_binary_url(to: Version) -> str:
     return f"https://dl.k8s.io/release/{to.v}/bin/linux/amd64/kubeadm"
 
 
-def _manager_commands(to: Version, unhold: str, install: str, hold: str, sep: str) -> tuple[str, ...]:
+def _manager_commands(source: Version, to: Version, unhold: str, install: str, hold: str,
+                      sep: str) -> tuple[str, ...]:
     """One package manager's sequence; ``sep`` joins a package to its version (apt `kubeadm='1.10.4-*'`,
     dnf `kubeadm-'1.10.4-*'`)."""
-    cp_cmd, worker_cmd = node_commands(to)
+    cp_cmd = node_commands(to)[0]
 
     def package(*names: str) -> tuple[str, ...]:
         pinned = " ".join(f"{n}{sep}'{to}-*'" for n in names)
         return f"{unhold} {' '.join(names)}", install.format(pkgs=pinned), f"{hold} {' '.join(names)}"
 
-    worker = (f"{worker_cmd}   # on each worker, after installing its kubeadm, before its kubelet",) \
-        if worker_cmd else ()
+    worker = tuple(f"{c}   # on each worker, after installing its kubeadm, before its kubelet"
+                   for c in worker_commands(source, to))
     kubeadm: tuple[str, ...]
     before_drain: tuple[str, ...]
     if kubeadm_binary_first(to):
@@ -338,9 +357,9 @@ def _manager_commands(to: Version, unhold: str, install: str, hold: str, sep: st
     )
 
 
-def package_commands(to: Version) -> dict[str, tuple[str, ...]]:
-    """Commands that move the pinned packages to one version and pin them again (never automatic updates),
-    with the kubeadm node commands that exist in that version."""
+def package_commands(source: Version, to: Version) -> dict[str, tuple[str, ...]]:
+    """Commands that move the pinned packages from ``source`` to ``to`` and pin them again (never automatic
+    updates), with the kubeadm node commands that exist in that version."""
     pkgs = " ".join(PACKAGES)
     if to.minor_key >= PKGS_K8S_IO_FIRST.minor_key:
         repo = (f"point the kubernetes repository at https://pkgs.k8s.io/core:/stable:/v{to.minor_name}/"
@@ -350,10 +369,10 @@ def package_commands(to: Version) -> dict[str, tuple[str, ...]]:
                 "is shut down: serve them from the enclave's local package mirror")
     return {
         "repository": (repo,),
-        "apt": _manager_commands(to, "apt-mark unhold", "apt-get update && apt-get install -y {pkgs}",
+        "apt": _manager_commands(source, to, "apt-mark unhold", "apt-get update && apt-get install -y {pkgs}",
                                  "apt-mark hold", "="),
-        "dnf": _manager_commands(to, "dnf versionlock delete", "dnf install -y {pkgs} --disableexcludes=kubernetes",
-                                 "dnf versionlock add", "-"),
+        "dnf": _manager_commands(source, to, "dnf versionlock delete",
+                                 "dnf install -y {pkgs} --disableexcludes=kubernetes", "dnf versionlock add", "-"),
         "check": (f"kubeadm version -o short   # must print {to.v} before apply", f"# packages: {pkgs}"),
     }
 
@@ -489,7 +508,7 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
                                     where=f"step {i} ({at} → {to})",
                                     fix="upgrade the lagging components first, then plan again")
         step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
-                    phases, package_commands(to), tuple(caused), step_notes(to, len(state.control_plane)))
+                    phases, package_commands(at, to), tuple(caused), step_notes(to, len(state.control_plane)))
         if caused:
             notes.append(f"step {i} ({at} → {to}): kubeadm {to.minor_name} upgrades kube-proxy inside "
                          f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every "
