@@ -151,6 +151,22 @@ def test_security_check_on_kubeadm_nodes(era: str, env: dict[str, str], tmp_path
     assert kube_bench["Totals"]["total_fail"] == sum(1 for v in got.values() if v == "fail")
 
 
+def test_security_check_reads_the_kubelet_from_several_flag_files(env: dict[str, str], tmp_path: Path) -> None:
+    """--kubelet-flags repeats: kubeadm's drop-in and the /etc/default/kubelet it reads (kubeadm docs,
+    kubelet-integration); KUBELET_EXTRA_ARGS there turns anonymous auth on, failing CIS 4.2.1 (Automated)."""
+    from tests.ops import test_security_reading as reading
+    from tests.ops import test_security_upstream as up
+
+    root = up._write_node(tmp_path / "k", up.KUBEADM_133, up.KUBELET_CONFIG_133, up.KUBEADM_FLAGS_133,
+                          "kubeadm-flags.env")
+    (tmp_path / "10-kubeadm.conf").write_text(reading.DROP_IN)
+    (tmp_path / "kubelet").write_text("KUBELET_EXTRA_ARGS=--anonymous-auth=true\n")
+    r = run("security", "check", "--node", str(root), "--kubelet-flags", str(tmp_path / "10-kubeadm.conf"),
+            "--kubelet-flags", str(tmp_path / "kubelet"), "--only", "KUBELET-01", "-o", "json")
+    assert r.exit_code == 8, r.output
+    assert json.loads(r.stdout)["results"][0]["status"] == "fail"
+
+
 def test_security_check_fails_with_exit_code_on_bad_manifests(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     pod = {"hostNetwork": True, "containers": [{"name": "c", "image": "docker.io/x"}]}

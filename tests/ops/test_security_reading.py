@@ -4,6 +4,7 @@ that reports them. Every expected result is derived from the cited source, never
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,9 +52,9 @@ def test_list_flag_occurrences_are_joined_and_scalar_flags_keep_the_last() -> No
                                   "--profiling=false"])
     assert flags == {"--authorization-mode": "Node,RBAC", "--profiling": "false"}
     # The kubelet's --authorization-mode is a plain string (cmd/kubelet/app/options/options.go StringVar).
-    kubelet = security.parse_kubelet_env('KUBELET_EXTRA_ARGS="--authorization-mode=AlwaysAllow '
-                                         '--authorization-mode=Webhook"\n')
-    assert kubelet == {"--authorization-mode": "Webhook"}
+    env = security.parse_env_file('KUBELET_EXTRA_ARGS="--authorization-mode=AlwaysAllow --authorization-mode=Webhook"')
+    argv = security.kubelet_argv([], [env])
+    assert security.parse_flags(argv[1:], security.KUBELET_SLICE_FLAGS) == {"--authorization-mode": "Webhook"}
 
 
 # ---- booleans as the components read them (finding 2) -----------------------------------------------------
@@ -122,3 +123,166 @@ def test_etcd_with_a_config_file_reads_no_variables() -> None:
     """etcdmain/config.go parse: with --config-file the file is read (configFromFile), not flags or variables."""
     node = _etcd(["--config-file=/etc/etcd/etcd.conf.yml"], {"ETCD_AUTO_TLS": "true"})
     assert "--auto-tls" not in node.flags["etcd"]
+
+
+# ---- the kubelet's command line from systemd (finding 4) ---------------------------------------------------
+
+# kubelet.service and kubeadm's drop-in 10-kubeadm.conf as the DEB packages install them (kubeadm docs,
+# "Configuring each kubelet in your cluster using kubeadm", sections "The kubelet drop-in file for systemd" and
+# "Kubernetes binaries and package contents":
+# https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/kubelet-integration/).
+KUBELET_SERVICE = """[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+"""
+DROP_IN = """[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use
+# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""  # noqa: E501 — the drop-in's lines as kubeadm's docs print them
+KUBEADM_FLAGS = ('KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
+                 '--pod-infra-container-image=registry.k8s.io/pause:3.10"\n')
+# What a kubeadm 1.33 node's kubelet config file says on the items below (KUBELET_CONFIG_133 of the upstream test).
+SAFE_CONFIG = "authentication:\n  anonymous:\n    enabled: false\nauthorization:\n  mode: Webhook\n"
+
+
+def _node_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "etc-kubernetes"
+    (root / "manifests").mkdir(parents=True)
+    (root / "kubelet").mkdir()
+    (root / "kubelet" / "config.yaml").write_text(SAFE_CONFIG)
+    (root / "kubelet" / "kubeadm-flags.env").write_text(KUBEADM_FLAGS)
+    return root
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_kubeadm_drop_in_gives_the_kubelet_its_whole_command_line(tmp_path: Path) -> None:
+    """The drop-in's ExecStart expands KUBELET_KUBECONFIG_ARGS and KUBELET_CONFIG_ARGS (Environment=),
+    KUBELET_KUBEADM_ARGS (kubeadm-flags.env, here the node directory's kubelet/ copy) and KUBELET_EXTRA_ARGS
+    (/etc/default/kubelet, here the operator's copy, matched by name)."""
+    root = _node_dir(tmp_path)
+    default = _write(tmp_path / "copies" / "kubelet", "KUBELET_EXTRA_ARGS=--anonymous-auth=true\n")
+    command = security.read_kubelet_command([_write(tmp_path / "10-kubeadm.conf", DROP_IN), default], root)
+    assert command.flags == {
+        "--bootstrap-kubeconfig": "/etc/kubernetes/bootstrap-kubelet.conf",
+        "--kubeconfig": "/etc/kubernetes/kubelet.conf", "--config": "/var/lib/kubelet/config.yaml",
+        "--container-runtime-endpoint": "unix:///var/run/containerd/containerd.sock",
+        "--pod-infra-container-image": "registry.k8s.io/pause:3.10", "--anonymous-auth": "true"}
+    assert command.read == (tmp_path / "10-kubeadm.conf", root / "kubelet" / "kubeadm-flags.env", default)
+    assert command.unit == tmp_path / "10-kubeadm.conf"
+
+
+def test_extra_args_on_the_command_line_beat_the_config_file(tmp_path: Path) -> None:
+    """A flag wins over the config file (kubelet-config-file docs; kube-bench check/check.go execute reads the
+    audit output first): --anonymous-auth=true from /etc/default/kubelet fails cfg/cis-1.12/node.yaml 4.2.1."""
+    root = _node_dir(tmp_path)
+    default = _write(tmp_path / "kubelet", "KUBELET_EXTRA_ARGS=--anonymous-auth=true\n")
+    node = security.load_node_dir(root, kubelet_flags=[_write(tmp_path / "10-kubeadm.conf", DROP_IN), default])
+    result = run_check(BY_ID["KUBELET-01"], node=node)
+    assert result.status == "fail" and "--anonymous-auth" in result.findings[0].where
+
+
+def test_flags_written_on_exec_start_count(tmp_path: Path) -> None:
+    """systemd runs the ExecStart line itself; flags written there are the kubelet's (4.2.2 fails on
+    AlwaysAllow)."""
+    root = _node_dir(tmp_path)
+    drop_in = DROP_IN.replace("$KUBELET_EXTRA_ARGS\n", "$KUBELET_EXTRA_ARGS --authorization-mode=AlwaysAllow\n")
+    node = security.load_node_dir(root, kubelet_flags=[_write(tmp_path / "10-kubeadm.conf", drop_in)])
+    assert node.kubelet_flags is not None and node.kubelet_flags["--authorization-mode"] == "AlwaysAllow"
+    assert run_check(BY_ID["KUBELET-02"], node=node).status == "fail"
+
+
+def test_empty_exec_start_resets_and_the_last_command_runs(tmp_path: Path) -> None:
+    """systemd.service ExecStart=: "If the empty string is assigned to this option, the list of commands to start
+    is reset, prior assignments of this option will have no effect." kubelet.service's bare ExecStart is dropped
+    by the drop-in's empty one."""
+    units = [security.parse_unit(KUBELET_SERVICE), security.parse_unit(DROP_IN)]
+    argv = security.kubelet_argv(units, [])
+    assert argv[0] == "/usr/bin/kubelet" and "--config=/var/lib/kubelet/config.yaml" in argv
+    assert security.kubelet_argv([security.parse_unit(KUBELET_SERVICE)], []) == ["/usr/bin/kubelet"]
+
+
+def test_environment_line_with_several_assignments() -> None:
+    """systemd.exec Environment=: `Environment="VAR1=word1 word2" VAR2=word3 "VAR3=$word 5 6"` sets three
+    variables; `$NAME` alone on ExecStart splits at whitespace, `${NAME}` stays one argument (systemd.service,
+    "Command lines")."""
+    unit = security.parse_unit('[Service]\nEnvironment="A=--anonymous-auth=true --read-only-port=10255" '
+                               'B=--authorization-mode=AlwaysAllow "C=x y"\n'
+                               "ExecStart=/usr/bin/kubelet $A $B --node-labels=${C}\n")
+    assert unit.environment == {"A": "--anonymous-auth=true --read-only-port=10255",
+                                "B": "--authorization-mode=AlwaysAllow", "C": "x y"}
+    assert security.kubelet_argv([unit], []) == ["/usr/bin/kubelet", "--anonymous-auth=true", "--read-only-port=10255",
+                                                 "--authorization-mode=AlwaysAllow", "--node-labels=x y"]
+
+
+def test_environment_file_overrides_environment_and_later_files_win() -> None:
+    """systemd.exec EnvironmentFile=: "Settings from these files override settings made with Environment=. If
+    the same variable is set twice from these files, the files will be read in the order they are specified and
+    the later setting will override the earlier setting." Quotes and comments as that section describes."""
+    unit = security.parse_unit('[Service]\nEnvironment="KUBELET_EXTRA_ARGS=--read-only-port=0"\n'
+                               "ExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\n")
+    first = security.parse_env_file("# comment\n; comment\nKUBELET_EXTRA_ARGS='--read-only-port=10255'\nnoequals\n")
+    second = security.parse_env_file('KUBELET_EXTRA_ARGS="--read-only-port=10250 \\"quoted\\""\n')
+    assert first == {"KUBELET_EXTRA_ARGS": "--read-only-port=10255"}
+    assert security.kubelet_argv([unit], [first]) == ["/usr/bin/kubelet", "--read-only-port=10255"]
+    assert security.kubelet_argv([unit], [first, second])[1] == "--read-only-port=10250"
+
+
+def test_kubelet_config_named_by_its_config_flag_is_read(tmp_path: Path) -> None:
+    """With no --kubelet-config, the file the kubelet's --config names is the one it reads (and kube-bench reads,
+    $kubeletconf); the node directory's kubelet/config.yaml (here anonymous off) is then not used."""
+    root = _node_dir(tmp_path)
+    real = _write(tmp_path / "var-lib-kubelet" / "config.yaml", "authentication:\n  anonymous:\n    enabled: true\n")
+    drop_in = DROP_IN.replace("--config=/var/lib/kubelet/config.yaml", f"--config={real}")
+    node = security.load_node_dir(root, kubelet_flags=[_write(tmp_path / "10-kubeadm.conf", drop_in)])
+    assert node.files["kubelet-config"] == real
+    assert run_check(BY_ID["KUBELET-01"], node=node).status == "fail"
+    explicit = security.load_node_dir(root, kubelet_config=root / "kubelet" / "config.yaml",
+                                      kubelet_flags=[tmp_path / "10-kubeadm.conf"])
+    assert run_check(BY_ID["KUBELET-01"], node=explicit).status == "pass"  # --kubelet-config wins
+
+
+def test_unreadable_config_flag_falls_back_with_a_note(tmp_path: Path) -> None:
+    root = _node_dir(tmp_path)
+    drop_in = DROP_IN.replace("/var/lib/kubelet/config.yaml", str(tmp_path / "absent" / "config.yaml"))
+    notes: list[str] = []
+    node = security.load_node_dir(root, kubelet_flags=[_write(tmp_path / "10-kubeadm.conf", drop_in)], notes=notes)
+    assert node.files["kubelet-config"] == root / "kubelet" / "config.yaml"
+    assert any("cannot be read here" in n for n in notes)
+
+
+def test_missing_environment_file_without_dash_is_noted(tmp_path: Path) -> None:
+    """systemd.exec: a path prefixed with "-" is skipped when missing; without it the unit does not start."""
+    unit = "[Service]\nEnvironmentFile=/nonexistent/kubelet.env\nExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\n"
+    notes: list[str] = []
+    command = security.read_kubelet_command([_write(tmp_path / "u.conf", unit)], _node_dir(tmp_path), notes)
+    assert command.flags == {} and any("/nonexistent/kubelet.env" in n for n in notes)
+
+
+def test_environment_files_alone_run_under_kubeadm_exec_start(tmp_path: Path) -> None:
+    """With kubeadm-flags.env and /etc/default/kubelet but no unit, kubeadm's ExecStart is assumed: EXTRA_ARGS
+    after KUBEADM_ARGS."""
+    flags = _write(tmp_path / "kubeadm-flags.env", 'KUBELET_KUBEADM_ARGS="--read-only-port=0"\n')
+    extra = _write(tmp_path / "kubelet", "KUBELET_EXTRA_ARGS=--read-only-port=10255\n")
+    command = security.read_kubelet_command([flags, extra], _node_dir(tmp_path))
+    assert command.flags == {"--read-only-port": "10255"} and command.unit is None

@@ -330,9 +330,12 @@ def test_kubelet_flag_wins_over_config_file() -> None:
 
 
 def test_kubeadm_env_file_extra_args_come_last() -> None:
+    """kubeadm's drop-in runs `kubelet … $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS` (kubeadm docs,
+    kubelet-integration), so a flag in EXTRA_ARGS comes later and wins (pflag: the last value of a scalar)."""
     text = ('KUBELET_KUBEADM_ARGS="--anonymous-auth=false --read-only-port=0"\n'
             "KUBELET_EXTRA_ARGS=--anonymous-auth=true\n")
-    assert security.parse_kubelet_env(text) == {"--anonymous-auth": "true", "--read-only-port": "0"}
+    argv = security.kubelet_argv([], [security.parse_env_file(text)])
+    assert security.parse_flags(argv[1:]) == {"--anonymous-auth": "true", "--read-only-port": "0"}
 
 
 def test_pod_level_run_as_user_zero_is_caught() -> None:

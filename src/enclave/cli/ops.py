@@ -347,9 +347,10 @@ def security_check(
                                               "manifests/, optional kubelet/config.yaml).")] = None,
     kubelet_config: Annotated[Path | None, typer.Option("--kubelet-config",
                                                         help="/var/lib/kubelet/config.yaml")] = None,
-    kubelet_flags: Annotated[Path | None, typer.Option("--kubelet-flags", help="The kubelet's command line: "
-                                                       "/var/lib/kubelet/kubeadm-flags.env or the systemd drop-in "
-                                                       "10-kubeadm.conf (flags win over the config file).")] = None,
+    kubelet_flags: Annotated[list[Path] | None, typer.Option(
+        "--kubelet-flags", help="The kubelet's command line (repeat): its systemd unit and drop-in 10-kubeadm.conf "
+        "and the environment files they read (/var/lib/kubelet/kubeadm-flags.env, /etc/default/kubelet); flags win "
+        "over the config file.")] = None,
     manifests: Annotated[list[Path] | None, typer.Option("--manifests", help="Manifest files or dirs (repeat).")]
     = None,
     rendered: Annotated[bool, typer.Option("--rendered", help="Check enclave's own rendered objects (default "
@@ -371,7 +372,7 @@ def security_check(
     notes: list[str] = []
     with services(spec) as factory:
         report = factory.security.check(checks=checks, only=only or (), node=node, kubelet_config=kubelet_config,
-                                        kubelet_flags=kubelet_flags, manifests=manifests or (), rendered=rendered,
+                                        kubelet_flags=kubelet_flags or (), manifests=manifests or (), rendered=rendered,
                                         notes=notes, benchmark=benchmark)
     for note in notes:
         err_console.print(f"note: {note}")

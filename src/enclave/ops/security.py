@@ -250,23 +250,180 @@ def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str,
     return cfg
 
 
-_ENV_LINE = re.compile(r"^\s*(?:export\s+|Environment=\"?)?(KUBELET_\w*ARGS)\s*=\s*(.*?)\"?\s*$")
+# ---- the kubelet's command line ----------------------------------------------------------------------
+# kube-bench audits the kubelet's real argv (`/bin/ps -fC $kubeletbin`, cfg/cis-1.12/node.yaml 4.2.x). Off the
+# process list, enclave rebuilds it as systemd does from the unit files and environment files the operator gives.
+
+# The ExecStart kubeadm's drop-in 10-kubeadm.conf gives the kubelet (kubeadm docs, "Configuring each kubelet in
+# your cluster using kubeadm", section "The kubelet drop-in file for systemd":
+# https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/kubelet-integration/), assumed when only
+# environment files (kubeadm-flags.env, /etc/default/kubelet) are given.
+KUBEADM_EXEC_START = ("/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS "
+                      "$KUBELET_EXTRA_ARGS")
+_UNIT_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def parse_kubelet_env(text: str) -> dict[str, str]:
-    """The kubelet's command-line flags from kubeadm's /var/lib/kubelet/kubeadm-flags.env and
-    /etc/default/kubelet (KUBELET_KUBEADM_ARGS, KUBELET_EXTRA_ARGS), which kubeadm's systemd drop-in
-    10-kubeadm.conf appends to ExecStart (kubeadm docs, "Configuring each kubelet in your cluster using
-    kubeadm": https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/kubelet-integration/),
-    and the drop-in's own `Environment="KUBELET_…_ARGS=…"` lines (kubeadm ≤ 1.10 put every flag there).
-    Variables are taken in file order; EXTRA_ARGS comes last on ExecStart, so it wins."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _ENV_LINE.match(line)
-        if m:
-            found[m.group(1)] = " ".join(shlex.split(m.group(2).strip('"')))
-    ordered = [v for k, v in sorted(found.items(), key=lambda kv: kv[0] == "KUBELET_EXTRA_ARGS")]
-    return parse_flags(shlex.split(" ".join(ordered)), KUBELET_SLICE_FLAGS)
+@dataclass
+class ServiceUnit:
+    """What a unit file or drop-in says about the process it starts (systemd.exec, systemd.service): the
+    Environment= variables, the EnvironmentFile= paths, and every ExecStart= assignment ("" resets those
+    before)."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    environment_files: list[str] = field(default_factory=list)
+    exec_start: list[str] = field(default_factory=list)  # every assignment in order, "" included
+
+
+def is_unit_file(text: str) -> bool:
+    """A unit file or drop-in has [Section] headers (systemd.syntax); an environment file has none."""
+    return any(_UNIT_SECTION.match(line) for line in text.splitlines())
+
+
+def _unit_lines(text: str) -> Iterator[tuple[str, str]]:
+    """(key, value) of the [Service] section. systemd.syntax: `#` and `;` start comments, a trailing backslash
+    joins the next line (the backslash read as a space)."""
+    section = ""
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        header = _UNIT_SECTION.match(line)
+        if header:
+            section = header.group(1)
+        elif section == "Service" and line and line[0] not in "#;" and "=" in line:
+            key, value = line.split("=", 1)
+            yield key.strip(), value.strip()
+
+
+def parse_unit(text: str) -> ServiceUnit:
+    """Environment= takes space-separated assignments, each quoted whole when it holds spaces
+    (`Environment="VAR1=word1 word2" VAR2=word3`), the later of a name winning and an empty assignment resetting
+    the list; EnvironmentFile= likewise (systemd.exec, "Environment=", "EnvironmentFile="). ExecStart= is kept
+    as assigned (systemd.service: an empty assignment resets the commands)."""
+    unit = ServiceUnit()
+    for key, value in _unit_lines(text):
+        if key == "Environment":
+            if not value:
+                unit.environment.clear()
+            for word in shlex.split(value):
+                name, sep, val = word.partition("=")
+                if sep and _ENV_NAME.fullmatch(name):
+                    unit.environment[name] = val
+        elif key == "EnvironmentFile":
+            unit.environment_files = [*unit.environment_files, value] if value else []
+        elif key == "ExecStart":
+            unit.exec_start.append(value)
+    return unit
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """An EnvironmentFile= (systemd.exec): `NAME=value` lines; blank lines, lines without `=` and lines starting
+    with `#` or `;` are ignored; a trailing backslash continues the line; a value in double quotes loses them
+    (a backslash escaping a double quote, backslash, dollar or backquote), in single quotes loses them and is
+    verbatim, unquoted loses its surrounding whitespace and its backslashes (each keeps the character after
+    it)."""
+    out: dict[str, str] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw
+        pending = ""
+        if line.rstrip().endswith("\\") and not line.rstrip().endswith("\\\\"):
+            pending = line.rstrip()[:-1]
+            continue
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;" or "=" not in stripped:
+            continue
+        name, value = (part.strip() for part in stripped.split("=", 1))
+        if not _ENV_NAME.fullmatch(name):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r'\\(["\\$`])', r"\1", value[1:-1])
+        elif len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        else:
+            value = re.sub(r"\\(.)", r"\1", value)
+        out[name] = value
+    return out
+
+
+def expand_exec(command: str, env: Mapping[str, str]) -> list[str]:
+    """An ExecStart command line as systemd runs it (systemd.service, "Command lines"): its prefixes (`-`, `@`,
+    `:`, `+`, `!`) dropped, words split with shell-like quoting, a word that is `$NAME` replaced by the
+    variable's value split at whitespace (zero or more arguments), `${NAME}` replaced by the value as is (unset:
+    empty)."""
+    words = shlex.split(command.lstrip("-@:+!"))
+    argv: list[str] = []
+    for word in words:
+        whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
+        if whole:
+            argv.extend(env.get(whole.group(1), "").split())
+        else:
+            argv.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
+    return argv
+
+
+@dataclass(frozen=True)
+class KubeletCommand:
+    flags: dict[str, str]
+    read: tuple[Path, ...]  # every file the command line came from, in the order read
+    unit: Path | None  # the unit file the kubelet's service is (kube-bench's kubelet service file, CIS 4.1.1)
+
+
+def _env_file_path(assigned: str, given: Sequence[Path], root: Path) -> Path | None:
+    """Where an EnvironmentFile= path is read from, simply: a file the operator gave with the same name (their
+    copy of /var/lib/kubelet/kubeadm-flags.env or /etc/default/kubelet), else the node directory's kubelet/ copy
+    of a /var/lib/kubelet file (kubeadm's layout, as for kubelet/config.yaml), else the path itself (run on the
+    node). A leading `-` (ignore when missing) is dropped here."""
+    path = Path(assigned.removeprefix("-"))
+    candidates = [g for g in given if g.name == path.name]
+    if path.parent == Path("/var/lib/kubelet"):
+        candidates.append(root / "kubelet" / path.name)
+    candidates.append(path)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def kubelet_argv(units: Sequence[ServiceUnit], env_files: Sequence[Mapping[str, str]]) -> list[str]:
+    """The command systemd starts from these units (in the order it reads them: kubelet.service, then its
+    drop-ins) and the environment files they name (in order): EnvironmentFile= values override Environment= ones,
+    a later file a former (systemd.exec); the last ExecStart runs, an empty one dropping those before
+    (systemd.service). With no ExecStart, kubeadm's (KUBEADM_EXEC_START)."""
+    environment: dict[str, str] = {}
+    exec_start: list[str] = []
+    for unit in units:
+        environment.update(unit.environment)
+        exec_start += unit.exec_start
+    for env in env_files:
+        environment.update(env)
+    last_reset = max((i for i, command in enumerate(exec_start) if not command), default=-1)
+    commands = exec_start[last_reset + 1:]
+    return expand_exec(commands[-1] if commands else KUBEADM_EXEC_START, environment)
+
+
+def read_kubelet_command(files: Sequence[Path], root: Path, notes: list[str] | None = None) -> KubeletCommand:
+    """The kubelet's command line from the systemd unit files (kubelet.service, the 10-kubeadm.conf drop-in) and
+    environment files in ``files``, units in the order given. The environment files the units name are found
+    by _env_file_path; files given that no unit names are read after them (with no unit at all, kubeadm's
+    ExecStart is assumed, so kubeadm-flags.env alone is its KUBELET_KUBEADM_ARGS)."""
+    texts = {f: read_text(f) for f in files}
+    unit_files = [f for f in files if is_unit_file(texts[f])]
+    units = [parse_unit(texts[f]) for f in unit_files]
+    env_paths: list[Path] = []
+    for assigned in (name for unit in units for name in unit.environment_files):
+        path = _env_file_path(assigned, files, root)
+        if path is not None:
+            env_paths.append(path)
+        elif notes is not None and not assigned.startswith("-"):  # "-": systemd ignores it when missing
+            notes.append(f"EnvironmentFile={assigned} of the kubelet's unit is not found (systemd would not start "
+                         "the kubelet); give a copy with --kubelet-flags")
+    env_paths += [f for f in files if f not in unit_files and f not in env_paths]
+    env_files = [parse_env_file(texts[p] if p in texts else read_text(p)) for p in env_paths]
+    argv = kubelet_argv(units, env_files)
+    service = next((u for u in unit_files if u.suffix == ".conf"), unit_files[0] if unit_files else None)
+    return KubeletCommand(parse_flags(argv[1:], KUBELET_SLICE_FLAGS), (*unit_files, *env_paths), service)
 
 
 def _read_kubelet_config(path: Path) -> dict[str, Any]:
@@ -277,35 +434,57 @@ def _read_kubelet_config(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_node_dir(root: Path, kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
-                  notes: list[str] | None = None) -> NodeConfig:
+def _kubelet_config_path(given: Path | None, flags: Mapping[str, str] | None, root: Path,
+                         notes: list[str] | None) -> Path:
+    """--kubelet-config, else the file the kubelet's own --config names when it can be read here (on the node),
+    else the node directory's kubelet/config.yaml."""
+    if given is not None:
+        return given
+    named = (flags or {}).get("--config")
+    if named:
+        if Path(named).is_file() and os.access(named, os.R_OK):
+            return Path(named)
+        if notes is not None:
+            notes.append(f"the kubelet's --config {named} cannot be read here; reading {root / 'kubelet'} "
+                         "/config.yaml (give the file with --kubelet-config)")
+    return root / "kubelet" / "config.yaml"
+
+
+def load_node_dir(root: Path, kubelet_config: Path | None = None,
+                  kubelet_flags: Sequence[Path] | Path | None = None, notes: list[str] | None = None) -> NodeConfig:
     """A node's configuration laid out as kubeadm leaves it: ROOT/manifests/*.yaml, kubeconfigs and pki/ under
-    ROOT (/etc/kubernetes), a kubelet config (ROOT/kubelet/config.yaml, or /var/lib/kubelet/config.yaml given
-    explicitly) and the kubelet's flags (ROOT/kubelet/kubeadm-flags.env, or the file given)."""
+    ROOT (/etc/kubernetes), the kubelet's command line (``kubelet_flags``: its systemd unit and drop-in and the
+    environment files they read, see read_kubelet_command; else ROOT/kubelet/kubeadm-flags.env) and its config
+    file (``kubelet_config``, else the kubelet's --config, else ROOT/kubelet/config.yaml)."""
     from enclave.ops.manifests import load_manifests
 
     mdir = root / "manifests"
     if not mdir.is_dir():
         raise NotFound(f"{mdir} does not exist", where="--node", fix="give the kubeadm directory (/etc/kubernetes)")
-    kubelet_path = kubelet_config or (root / "kubelet" / "config.yaml")
     if kubelet_config is not None and not kubelet_config.is_file():
         raise NotFound(f"{kubelet_config} does not exist", where="--kubelet-config",
                        fix="give the kubelet's config.yaml")
-    flags_path = kubelet_flags or (root / "kubelet" / "kubeadm-flags.env")
-    if kubelet_flags is not None and not kubelet_flags.is_file():
-        raise NotFound(f"{kubelet_flags} does not exist", where="--kubelet-flags",
-                       fix="give kubeadm's /var/lib/kubelet/kubeadm-flags.env")
+    given = [kubelet_flags] if isinstance(kubelet_flags, Path) else list(kubelet_flags or ())
+    for path in given:
+        if not path.is_file():
+            raise NotFound(f"{path} does not exist", where="--kubelet-flags",
+                           fix="give the kubelet's systemd drop-in (10-kubeadm.conf) and the environment files it "
+                               "reads (/var/lib/kubelet/kubeadm-flags.env, /etc/default/kubelet)")
+    default_env = root / "kubelet" / "kubeadm-flags.env"
+    flag_files = given or ([default_env] if default_env.is_file() else [])
+    command = read_kubelet_command(flag_files, root, notes) if flag_files else None
+    kubelet_path = _kubelet_config_path(kubelet_config, command.flags if command else None, root, notes)
     cfg = node_config_from_manifests(load_manifests([mdir], notes=notes),
                                      _read_kubelet_config(kubelet_path) if kubelet_path.is_file() else None)
     cfg.root = root
     if cfg.kubelet is not None:
         cfg.sources["kubelet"] = str(kubelet_path)
         cfg.files["kubelet-config"] = kubelet_path
-    if flags_path.is_file():
-        cfg.kubelet_flags = parse_kubelet_env(read_text(flags_path))
-        cfg.sources["kubelet-flags"] = str(flags_path)
-        if flags_path.suffix == ".conf":  # the systemd drop-in is kube-bench's "kubelet service file" (4.1.1)
-            cfg.files["kubelet-service"] = flags_path
+    if command is not None:
+        cfg.kubelet_flags = command.flags
+        cfg.sources["kubelet-flags"] = " + ".join(str(p) for p in command.read)
+        if command.unit is not None:  # kube-bench's "kubelet service file" (CIS 4.1.1, 4.1.2)
+            cfg.files["kubelet-service"] = command.unit
     data_dir = cfg.flags.get("etcd", {}).get("--data-dir")
     if data_dir:  # on the node itself: etcd's data directory (CIS 1.1.11, 1.1.12)
         cfg.files["etcd-data-dir"] = Path(data_dir)

@@ -155,7 +155,7 @@ class SecurityService:
     _cache: dict[tuple[str, ...], tuple[float, security.Report, list[str]]] = field(default_factory=dict)
 
     def check(self, *, checks: Path | None = None, only: Sequence[str] = (), node: Path | None = None,
-              kubelet_config: Path | None = None, kubelet_flags: Path | None = None,
+              kubelet_config: Path | None = None, kubelet_flags: Sequence[Path] = (),
               manifests: Sequence[Path] = (), rendered: bool = False,
               notes: list[str] | None = None, benchmark: str | None = None) -> security.Report:
         """The benchmark on a node's files, manifests and (``rendered`` or when nothing else is given)
