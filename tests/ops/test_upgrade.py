@@ -357,3 +357,31 @@ def test_workers_entering_1_11_get_the_kubelet_flags_file() -> None:
     for c, to in ((patch, "1.11.10"), (later, "1.12.10")):
         lines = plan_upgrade(c, V(to), today=TODAY).steps[0].commands["apt"]
         assert not [line for line in lines if "write-env-file" in line]
+
+
+def test_the_step_into_1_24_requires_every_node_off_dockershim_first() -> None:
+    """kubernetes/kubernetes CHANGELOG-1.24, "Dockershim Removed from kubelet": "From v1.24 onwards, you will need
+    to either use one of the other supported runtimes (such as containerd or CRI-O) or use cri-dockerd if you are
+    relying on Docker Engine as your container runtime"."""
+    current = components_from_mapping({"apiserver": "1.23.17", "kubelets": {"1.23.17": 3}})
+    plan = plan_upgrade(current, V("1.25.16"), today=TODAY)
+    into_24, into_25 = plan.steps
+    assert len(into_24.required) == 1
+    assert all(word in into_24.required[0] for word in ("dockershim", "containerd", "cri-dockerd", "cri-socket"))
+    assert into_25.required == ()
+    patch = components_from_mapping({"apiserver": "1.24.0", "kubelets": {"1.24.0": 3}})
+    assert plan_upgrade(patch, V("1.24.17"), today=TODAY).steps[0].required == ()
+    from enclave.ops.report import plan_to_dict, plan_to_text
+
+    assert "REQUIRED FIRST: every node whose kubelet runs Docker Engine" in plan_to_text(plan)
+    assert plan_to_dict(plan)["steps"][0]["required"] == list(into_24.required)
+
+
+def test_the_step_into_1_22_notes_kubeadm_defaults_the_cgroup_driver_to_systemd() -> None:
+    """kubernetes/website configure-cgroup-driver.md: "In v1.22 and later, if the user does not set the
+    cgroupDriver field under KubeletConfiguration, kubeadm defaults it to systemd"; to keep cgroupfs on an
+    existing cluster, be explicit in the kubelet ConfigMap."""
+    current = components_from_mapping({"apiserver": "1.21.14", "kubelets": {"1.21.14": 3}})
+    into_22, into_23 = plan_upgrade(current, V("1.23.17"), today=TODAY).steps
+    assert [n for n in into_22.notes if "cgroupDriver" in n and "systemd" in n and "cgroupfs" in n]
+    assert not [n for n in into_23.notes if "cgroupDriver" in n]

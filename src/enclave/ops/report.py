@@ -25,6 +25,7 @@ def plan_to_dict(plan: Plan, findings: list[ApiFinding] | None = None) -> dict[s
                        for p in s.phases],
             "commands": {k: list(v) for k, v in s.commands.items()},
             "kubeadm_skew": list(s.kubeadm_skew),
+            "required": list(s.required),
             "notes": list(s.notes),
         } for s in plan.steps],
         "pinning": {k: list(v) for k, v in plan.pinning.items()},
@@ -67,6 +68,7 @@ def plan_to_text(plan: Plan, findings: list[ApiFinding] | None = None, *, comman
         ok = "all skew checks pass" if s.ok else \
             "SKEW VIOLATION kubeadm's add-on timing causes (see notes)" if s.kubeadm_skew else "SKEW VIOLATION"
         lines.append(f"  {s.number:2d}. {s.source} → {s.target}  [{s.kind}; {status}; {checks} checks, {ok}]")
+        lines.extend(f"        REQUIRED FIRST: {r}" for r in s.required)
         lines.extend(f"        ! {n}" for n in s.notes)
         if commands:
             for p in s.phases:

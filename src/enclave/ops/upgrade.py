@@ -33,6 +33,11 @@ UPGRADE_NODE_CONTROL_PLANE = Version(1, 13)
 KUBEADM_PACKAGE_FIRST = Version(1, 12)
 # kubeadm 1.11 moved the kubelet's runtime flags into /var/lib/kubelet/kubeadm-flags.env (see worker_commands).
 KUBELET_FLAGS_FILE = Version(1, 11)
+# "In v1.22 and later, if the user does not set the cgroupDriver field under KubeletConfiguration, kubeadm
+# defaults it to systemd" (kubernetes/website configure-cgroup-driver.md).
+KUBEADM_SYSTEMD_CGROUPS = Version(1, 22)
+# "the dockershim component has been removed from the kubelet in Kubernetes v1.24" (CHANGELOG-1.24, Major Themes).
+DOCKERSHIM_REMOVED = Version(1, 24)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,7 @@ class Step:
     commands: dict[str, tuple[str, ...]]
     kubeadm_skew: tuple[str, ...] = ()  # violations kubeadm itself causes (add-on timing), reported not refused
     notes: tuple[str, ...] = ()  # what this step needs beyond its commands (step_notes)
+    required: tuple[str, ...] = ()  # what must be done on the nodes before this step starts (step_prerequisites)
 
     @property
     def ok(self) -> bool:
@@ -254,6 +260,11 @@ def node_commands(to: Version) -> tuple[str, str | None]:
     return "kubeadm upgrade node", "kubeadm upgrade node"
 
 
+def crosses(source: Version, to: Version, boundary: Version) -> bool:
+    """Whether a step from ``source`` to ``to`` enters the minor ``boundary`` (a patch step within it does not)."""
+    return source.minor_key < boundary.minor_key <= to.minor_key
+
+
 def worker_commands(source: Version, to: Version) -> tuple[str, ...]:
     """kubeadm on a worker, after its new kubeadm is installed and before its kubelet restarts.
 
@@ -265,14 +276,36 @@ def worker_commands(source: Version, to: Version) -> tuple[str, ...]:
     worker = node_commands(to)[1]
     if worker is None:
         return ()
-    if to.minor_key == KUBELET_FLAGS_FILE.minor_key and source.minor_key < KUBELET_FLAGS_FILE.minor_key:
+    if crosses(source, to, KUBELET_FLAGS_FILE):
         return worker, "kubeadm alpha phase kubelet write-env-file"
     return (worker,)
 
 
-def step_notes(to: Version, control_planes: int) -> tuple[str, ...]:
+def step_prerequisites(source: Version, to: Version) -> tuple[str, ...]:
+    """What must be true of every node before the step from ``source`` into ``to`` begins."""
+    if crosses(source, to, DOCKERSHIM_REMOVED):
+        return ("every node whose kubelet runs Docker Engine through dockershim (`kubectl get nodes -o wide`: "
+                "CONTAINER-RUNTIME docker://…) moves to containerd or CRI-O, or keeps Docker Engine through "
+                "cri-dockerd, before this step: kubelet 1.24 has no dockershim (kubernetes/kubernetes "
+                "CHANGELOG-1.24, \"Dockershim Removed from kubelet\"). Per node: drain, install the runtime, set "
+                "--container-runtime-endpoint in /var/lib/kubelet/kubeadm-flags.env and the node's "
+                "kubeadm.alpha.kubernetes.io/cri-socket annotation to its socket, restart the kubelet, uncordon "
+                "(kubernetes/website content/en/docs/tasks/administer-cluster/migrating-from-dockershim/"
+                "change-runtime-containerd.md)",)
+    return ()
+
+
+def step_notes(source: Version, to: Version, control_planes: int) -> tuple[str, ...]:
     """What the step into ``to`` needs beyond its commands, from the kubeadm upgrade guide of that release."""
     notes: list[str] = []
+    if crosses(source, to, KUBEADM_SYSTEMD_CGROUPS):
+        notes.append(
+            "kubeadm 1.22 defaults the kubelet's cgroupDriver to systemd when kube-system's kubelet-config "
+            "ConfigMap (kubelet-config-1.21 here) does not set it, and `kubeadm upgrade` writes it into each node's "
+            "/var/lib/kubelet/config.yaml; the container runtime must use the same driver. Nodes whose runtime "
+            "uses cgroupfs: set `cgroupDriver: cgroupfs` in that ConfigMap before this step, or move runtime and "
+            "kubelet to systemd node by node (kubernetes/website content/en/docs/tasks/administer-cluster/kubeadm/"
+            "configure-cgroup-driver.md, \"Using the cgroupfs driver\", \"Migrating to the systemd driver\")")
     if control_planes > 1 and to.minor_key < UPGRADE_NODE_CONTROL_PLANE.minor_key:
         # kubeadm-config holds one node's settings; `upgrade apply` on a further node reads them as its own.
         notes.append(
@@ -508,7 +541,8 @@ def plan_upgrade(current: Components, target: Version | None = None, *, today: d
                                     where=f"step {i} ({at} → {to})",
                                     fix="upgrade the lagging components first, then plan again")
         step = Step(i, at, to, "patch" if to.minor_key == at.minor_key else "minor", rel, rel.maintained_on(today),
-                    phases, package_commands(at, to), tuple(caused), step_notes(to, len(state.control_plane)))
+                    phases, package_commands(at, to), tuple(caused), step_notes(at, to, len(state.control_plane)),
+                    step_prerequisites(at, to))
         if caused:
             notes.append(f"step {i} ({at} → {to}): kubeadm {to.minor_name} upgrades kube-proxy inside "
                          f"`kubeadm upgrade apply`, so the cluster leaves the skew policy until every "
