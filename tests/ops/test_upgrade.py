@@ -385,3 +385,22 @@ def test_the_step_into_1_22_notes_kubeadm_defaults_the_cgroup_driver_to_systemd(
     into_22, into_23 = plan_upgrade(current, V("1.23.17"), today=TODAY).steps
     assert [n for n in into_22.notes if "cgroupDriver" in n and "systemd" in n and "cgroupfs" in n]
     assert not [n for n in into_23.notes if "cgroupDriver" in n]
+
+
+def test_dns_add_on_is_kube_dns_before_1_11_and_coredns_from_it() -> None:
+    """Seed §9 (kubeadm 1.10 plan of the 1.9.3 cluster): "Kube DNS 1.14.7 1.14.7"; kubeadm-upgrade-1-11.md:
+    "The default DNS provider in version 1.11 is CoreDNS rather than kube-dns", its plan listing CoreDNS 1.1.3
+    beside Kube DNS 1.14.8."""
+    seed = components_from_spec(load(DEFAULT_SPEC))
+    names = [r.component for r in plan_upgrade(seed, V("1.10.4"), today=dt.date(2018, 6, 15)).table]
+    assert "Kube DNS" in names and "CoreDNS" not in names
+    rows = {r.component: r for r in plan_upgrade(seed, V("1.11.10"), today=TODAY).table}
+    assert rows["Kube DNS"].current == "kubeadm-managed" and "replaced by CoreDNS" in rows["Kube DNS"].target
+    assert rows["CoreDNS"].current == "-"
+    later = components_from_mapping({"apiserver": "1.20.15", "kubelets": {"1.20.15": 3}})
+    names = [r.component for r in plan_upgrade(later, V("1.21.14"), today=TODAY).table]
+    assert "CoreDNS" in names and "Kube DNS" not in names
+    into_11 = plan_upgrade(seed, V("1.11.10"), today=TODAY).steps[1]
+    assert into_11.target.minor == 11
+    assert [n for n in into_11.notes if "CoreDNS" in n and "--feature-gates=CoreDNS=false" in n]
+    assert not [n for n in plan_upgrade(seed, V("1.11.10"), today=TODAY).steps[0].notes if "CoreDNS" in n]

@@ -38,6 +38,9 @@ KUBELET_FLAGS_FILE = Version(1, 11)
 KUBEADM_SYSTEMD_CGROUPS = Version(1, 22)
 # "the dockershim component has been removed from the kubelet in Kubernetes v1.24" (CHANGELOG-1.24, Major Themes).
 DOCKERSHIM_REMOVED = Version(1, 24)
+# "The default DNS provider in version 1.11 is CoreDNS rather than kube-dns" (kubernetes/website
+# kubeadm-upgrade-1-11.md, "Additional information"); `kubeadm upgrade apply` to 1.11 replaces kube-dns.
+COREDNS_DEFAULT = Version(1, 11)
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ def _violations(checks: list[SkewCheck]) -> list[SkewCheck]:
 
 
 def addons_with_apply(kubeadm: Version) -> bool:
-    """Whether `kubeadm upgrade apply` of this version upgrades kube-proxy and CoreDNS on the first node."""
+    """Whether `kubeadm upgrade apply` of this version upgrades kube-proxy and the DNS add-on on the first node."""
     return kubeadm.minor_key < KUBEADM_ADDONS_AFTER_CONTROL_PLANE.minor_key
 
 
@@ -306,6 +309,12 @@ def step_notes(source: Version, to: Version, control_planes: int) -> tuple[str, 
             "uses cgroupfs: set `cgroupDriver: cgroupfs` in that ConfigMap before this step, or move runtime and "
             "kubelet to systemd node by node (kubernetes/website content/en/docs/tasks/administer-cluster/kubeadm/"
             "configure-cgroup-driver.md, \"Using the cgroupfs driver\", \"Migrating to the systemd driver\")")
+    if crosses(source, to, COREDNS_DEFAULT):
+        notes.append(
+            "`kubeadm upgrade apply` to 1.11 replaces kube-dns with CoreDNS, its new default DNS add-on; to keep "
+            "kube-dns add --feature-gates=CoreDNS=false to each `kubeadm upgrade apply` (kubernetes/website "
+            "kubeadm-upgrade-1-11.md, \"Additional information\", which spells the flag --feature-flags; "
+            "kubeadm's flag is --feature-gates, as kubeadm-upgrade-1-9.md uses it for CoreDNS=true)")
     if control_planes > 1 and to.minor_key < UPGRADE_NODE_CONTROL_PLANE.minor_key:
         # kubeadm-config holds one node's settings; `upgrade apply` on a further node reads them as its own.
         notes.append(
@@ -327,13 +336,14 @@ def _phases(before: Components, to: Version, policy: SkewPolicy) -> tuple[Phase,
     early = addons_with_apply(to)
     c = replace(before, kubeadm=to, control_plane=(up, *rest), kube_proxy=to if early else before.kube_proxy)
     states.append((f"kubeadm upgrade apply {to.v} on {first.name}"
-                   + (" (kubeadm < 1.28 upgrades kube-proxy and CoreDNS here)" if early else ""), c))
+                   + (f" (kubeadm < 1.28 upgrades kube-proxy and {dns_addon(to)} here)" if early else ""), c))
     if rest:
         c = replace(c, control_plane=tuple(ControlPlaneNode(n.name, to, to, to) for n in before.control_plane))
         states.append((f"{node_commands(to)[0]} on {', '.join(n.name for n in rest)}", c))
     if not early:
         c = replace(c, kube_proxy=to)
-        states.append(("kube-proxy and CoreDNS add-ons upgraded once every control-plane node runs " + to.v, c))
+        states.append((f"kube-proxy and {dns_addon(to)} add-ons upgraded once every control-plane node runs {to.v}",
+                       c))
     c = replace(c, kubelets=((to, before.kubelet_count),))
     states.append((f"drain, upgrade and uncordon each of {before.kubelet_count} kubelet(s)", c))
     c = replace(c, kubectl=to)
@@ -450,9 +460,22 @@ def _table(current: Components, target: Version) -> tuple[ComponentRow, ...]:
         ComponentRow("Kube Proxy", current.kube_proxy.v, target.v),
         ComponentRow("kubectl", current.kubectl.v, target.v),
         ComponentRow("kubeadm", current.kubeadm.v, target.v),
-        ComponentRow("Etcd, CoreDNS", "kubeadm-managed", "the versions kubeadm " + target.v + " ships"),
+        ComponentRow("Etcd", "kubeadm-managed", f"the version kubeadm {target.v} ships"),
     ]
+    # kubeadm's plan names the DNS add-on it manages, and lists both while the step into 1.11 replaces one by the
+    # other (kubeadm-upgrade-1-11.md: "CoreDNS  1.1.3" beside "Kube DNS  1.14.8"; seed §9: "Kube DNS 1.14.7").
+    now, then = dns_addon(min(current.apiservers)), dns_addon(target)
+    if now == then:
+        rows.append(ComponentRow(now, "kubeadm-managed", f"the version kubeadm {target.v} ships"))
+    else:
+        rows.append(ComponentRow(now, "kubeadm-managed", f"replaced by {then} (kubeadm {COREDNS_DEFAULT.minor_name})"))
+        rows.append(ComponentRow(then, "-", f"the version kubeadm {target.v} ships"))
     return tuple(rows)
+
+
+def dns_addon(version: Version) -> str:
+    """The DNS add-on kubeadm installs by default at ``version`` (see COREDNS_DEFAULT)."""
+    return "CoreDNS" if version.minor_key >= COREDNS_DEFAULT.minor_key else "Kube DNS"
 
 
 def _check_path(start: Version, path: list[Version]) -> None:
