@@ -404,3 +404,14 @@ def test_dns_add_on_is_kube_dns_before_1_11_and_coredns_from_it() -> None:
     assert into_11.target.minor == 11
     assert [n for n in into_11.notes if "CoreDNS" in n and "--feature-gates=CoreDNS=false" in n]
     assert not [n for n in plan_upgrade(seed, V("1.11.10"), today=TODAY).steps[0].notes if "CoreDNS" in n]
+
+
+def test_flowcontrol_v1beta1_moves_to_v1beta2() -> None:
+    """Deprecation guide, v1.26 "Flow control resources": "Migrate manifests and API clients to use the
+    flowcontrol.apiserver.k8s.io/v1beta2 API version"; v1.29: v1 is "available since v1.29"."""
+    _, rows = removed_apis()
+    by = {(r.api, r.kind): r for r in rows}
+    for kind in ("FlowSchema", "PriorityLevelConfiguration"):
+        row = by[("flowcontrol.apiserver.k8s.io/v1beta1", kind)]
+        assert row.removed_in == V("1.26") and row.replacement.startswith("flowcontrol.apiserver.k8s.io/v1beta2 ")
+        assert "from 1.29 flowcontrol.apiserver.k8s.io/v1" in row.replacement
