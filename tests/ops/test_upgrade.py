@@ -185,7 +185,7 @@ def test_seed_1_9_to_1_10_reports_the_kube_proxy_skew_kubeadm_causes() -> None:
     assert any("step 1 (1.9.3 → 1.10.4): kubeadm 1.10 upgrades kube-proxy" in n for n in plan.notes)
     # bare `kubeadm upgrade node` does not exist in kubeadm 1.10
     assert not any("kubeadm upgrade node" in line for line in step.commands["apt"])
-    assert "kubeadm upgrade apply v1.10.4   # every other control-plane node" in step.commands["apt"]
+    assert "kubeadm upgrade apply v1.10.4   # on every other control-plane node" in step.commands["apt"]
 
 
 def test_kubeadm_1_28_upgrades_add_ons_after_the_control_plane() -> None:
@@ -303,13 +303,14 @@ def test_further_control_plane_nodes_before_1_13_need_their_kubeadm_config_edite
     experimental-control-plane` reads the node's own settings (kubeadm-upgrade-ha-1-13.md)."""
     three = {"apiserver": ["1.11.10"] * 3, "kubelets": {"1.11.10": 6}}
     step = plan_upgrade(components_from_mapping(three), V("1.12.10"), today=TODAY).steps[0]
-    assert "kubeadm upgrade apply v1.12.10   # every other control-plane node" in step.commands["apt"]
+    assert "kubeadm upgrade apply v1.12.10   # on every other control-plane node" in step.commands["apt"]
     assert any("kubeadm-config" in n and "nodeName" in n and "apiEndpoints" in n for n in step.notes)
     one = {"apiserver": "1.11.10", "kubelets": {"1.11.10": 6}}
     assert not plan_upgrade(components_from_mapping(one), V("1.12.10"), today=TODAY).steps[0].notes
     three_12 = {"apiserver": ["1.12.10"] * 3, "kubelets": {"1.12.10": 6}}
     step = plan_upgrade(components_from_mapping(three_12), V("1.13.12"), today=TODAY).steps[0]
-    assert "kubeadm upgrade node experimental-control-plane   # every other control-plane node" in step.commands["apt"]
+    further = "kubeadm upgrade node experimental-control-plane   # on every other control-plane node"
+    assert further in step.commands["apt"]
     assert not [n for n in step.notes if "kubeadm-config" in n]
 
 
@@ -336,7 +337,8 @@ def test_from_1_12_the_kubeadm_package_comes_before_apply() -> None:
     """kubernetes/website kubeadm-upgrade-1-12.md, "Upgrade the control plane": apt-get upgrade -y kubeadm."""
     current = components_from_mapping({"apiserver": "1.11.10", "kubelets": {"1.11.10": 3}})
     lines = plan_upgrade(current, V("1.12.10"), today=TODAY).steps[0].commands["apt"]
-    assert lines[:2] == ("apt-mark unhold kubeadm", "apt-get update && apt-get install -y kubeadm='1.12.10-*'")
+    assert lines[0].startswith("apt-mark unhold kubeadm   # on every node")
+    assert lines[1] == "apt-get update && apt-get install -y kubeadm='1.12.10-*'"
     assert not [line for line in lines if "dl.k8s.io" in line]
 
 
@@ -415,3 +417,17 @@ def test_flowcontrol_v1beta1_moves_to_v1beta2() -> None:
         row = by[("flowcontrol.apiserver.k8s.io/v1beta1", kind)]
         assert row.removed_in == V("1.26") and row.replacement.startswith("flowcontrol.apiserver.k8s.io/v1beta2 ")
         assert "from 1.29 flowcontrol.apiserver.k8s.io/v1" in row.replacement
+
+
+def test_drain_and_uncordon_run_on_a_control_plane_node() -> None:
+    """kubernetes/website content/en/docs/tasks/administer-cluster/kubeadm/upgrading-linux-nodes.md, "Drain the
+    node" and "Uncordon the node": "# execute this command on a control plane node"; the package upgrade and
+    `systemctl restart kubelet` run on the node itself."""
+    current = components_from_mapping({"apiserver": "1.30.14", "kubelets": {"1.30.14": 5}})
+    for manager in ("apt", "dnf"):
+        lines = plan_upgrade(current, V("1.31.14"), today=TODAY).steps[0].commands[manager]
+        assert "kubectl uncordon <node>   # on a control-plane node" in lines
+        assert [line for line in lines if line.startswith("kubectl drain <node>") and "on a control-plane node" in line]
+        restart = [line for line in lines if "systemctl restart kubelet" in line]
+        assert restart == ["systemctl daemon-reload && systemctl restart kubelet   # on <node>"]
+        assert all("   # " in line for line in lines if line.startswith(("kubeadm ", "kubectl ", "systemctl ")))

@@ -370,33 +370,37 @@ def kubeadm_binary_url(to: Version) -> str:
 def _manager_commands(source: Version, to: Version, unhold: str, install: str, hold: str,
                       sep: str) -> tuple[str, ...]:
     """One package manager's sequence; ``sep`` joins a package to its version (apt `kubeadm='1.10.4-*'`,
-    dnf `kubeadm-'1.10.4-*'`)."""
+    dnf `kubeadm-'1.10.4-*'`). Each line says where it runs: drain and uncordon on a control-plane node, whose
+    admin.conf may change nodes (a worker has only its kubelet's credentials; upgrading-linux-nodes.md: "execute
+    this command on a control plane node"), the packages and the kubelet restart on the node being upgraded."""
     cp_cmd = node_commands(to)[0]
 
-    def package(*names: str) -> tuple[str, ...]:
+    def package(*names: str, where: str = "") -> tuple[str, ...]:
         pinned = " ".join(f"{n}{sep}'{to}-*'" for n in names)
-        return f"{unhold} {' '.join(names)}", install.format(pkgs=pinned), f"{hold} {' '.join(names)}"
+        return (f"{unhold} {' '.join(names)}{where}", install.format(pkgs=pinned), f"{hold} {' '.join(names)}")
 
     worker = tuple(f"{c}   # on each worker, after installing its kubeadm, before its kubelet"
                    for c in worker_commands(source, to))
     kubeadm: tuple[str, ...]
     before_drain: tuple[str, ...]
+    on_node = "   # on <node>:"
     if kubeadm_binary_first(to):
         kubeadm = (f"curl -sSL {kubeadm_binary_url(to)} -o /usr/bin/kubeadm && chmod a+rx /usr/bin/kubeadm"
-                   "   # each control-plane node: the binary, not the package, before apply",)
+                   "   # on each control-plane node: the binary, not the package, before apply",)
         # the package (and its kubelet drop-in) goes on with the kubelet; a worker's kubeadm comes with it
-        before_drain, on_node = (), (*package("kubeadm", "kubelet", "kubectl"), *worker)
+        before_drain, node = (), (*package("kubeadm", "kubelet", "kubectl", where=on_node), *worker)
     else:
-        kubeadm = package("kubeadm")
-        before_drain, on_node = worker, package("kubelet", "kubectl")
+        kubeadm = package("kubeadm", where="   # on every node, control-plane nodes first:")
+        before_drain, node = worker, package("kubelet", "kubectl", where=on_node)
     return (
         *kubeadm,
-        f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # first control-plane node",
-        f"{cp_cmd}   # every other control-plane node",
+        f"kubeadm upgrade plan {to.v} && kubeadm upgrade apply {to.v}   # on the first control-plane node",
+        f"{cp_cmd}   # on every other control-plane node",
         *before_drain,
-        "kubectl drain <node> --ignore-daemonsets   # then on that node:",
-        *on_node,
-        "systemctl daemon-reload && systemctl restart kubelet && kubectl uncordon <node>",
+        "kubectl drain <node> --ignore-daemonsets   # on a control-plane node, for each node in turn",
+        *node,
+        "systemctl daemon-reload && systemctl restart kubelet   # on <node>",
+        "kubectl uncordon <node>   # on a control-plane node",
     )
 
 
