@@ -11,6 +11,10 @@ Read from kube-bench (https://github.com/aquasecurity/kube-bench):
   followed by its assessment status in parentheses), ``audit`` and the ``bitmask`` a permission check compares
   with. The status is "(Automated)"/"(Manual)" from CIS 1.6 on; CIS 1.5.1 still said "(Scored)"/"(Not Scored)",
   which CIS renamed Automated/Manual in 1.6.0 — restated as such, the original word kept in ``status``.
+  Each check's ``scored`` and ``type`` too (as ``scored`` and ``check_type``): kube-bench reports a check WARN
+  whatever its test gives when its type is "manual" (INFO when "skip"), and WARN instead of FAIL when it is not
+  scored (check/check.go ``run``) — so the word in the title does not say how kube-bench scores it: cis-1.8's
+  5.2.5 says "(Automated)" but is ``type: "manual"``, ``scored: false``.
 
 Items are matched across versions (``lineage``: one row per item, its id in each benchmark that has it), from the
 newest benchmark back, each older item joining the row of the newer one that has
@@ -75,6 +79,9 @@ def items(repo: Path, commit: str, bench: str) -> dict[str, dict[str, Any]]:
                 row: dict[str, Any] = {"title": text[:m.start()], "type": _TYPES[m.group(1)]}
                 if m.group(1) != row["type"]:
                     row["status"] = m.group(1)
+                row["scored"] = bool(check.get("scored", False))  # Go's zero value when the cfg leaves it out
+                if check.get("type"):
+                    row["check_type"] = str(check["type"])
                 if bitmask:
                     row["mode"] = bitmask
                 row["_audit"] = " ".join(str(check.get("audit", "")).split())

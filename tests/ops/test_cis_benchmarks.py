@@ -87,6 +87,24 @@ def test_type_and_expected_mode_come_from_the_chosen_benchmark() -> None:
         "Ensure that the default administrative credential file permissions are set to 600"
 
 
+# kube-bench reports a `type: "manual"` check WARN whatever its test gives, and an unscored failure WARN
+# (check/check.go run); the "(Automated)" in the title does not decide it.
+# cfg/cis-1.8/policies.yaml 5.2.6 "…allowPrivilegeEscalation (Automated)" and 5.2.8 "…NET_RAW capability
+# (Automated)": type "manual", scored: false. cfg/cis-1.5/policies.yaml 5.2.5 "…allowPrivilegeEscalation (Scored)":
+# type "manual", scored: true.
+@pytest.mark.parametrize(("benchmark", "cid", "item"), [
+    ("cis-1.8", "POD-10", "5.2.6"), ("cis-1.8", "POD-12", "5.2.8"), ("cis-1.5", "POD-10", "5.2.5"),
+])
+def test_pod_items_kube_bench_does_not_score_warn(benchmark: str, cid: str, item: str) -> None:
+    check = _under(benchmark)[cid]
+    assert (check.cis.id, check.cis.check_type, check.scored) == (item, "manual", False)
+    assert check.cis.type == "Automated"  # the title's word, as CIS printed it
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "qserv"},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}}  # neither field set: both tests fail
+    report = security.run([c for c in CHECKS if c.id == cid], objects=[("f", pod)], benchmark=benchmark)
+    assert report.results[0].status == "warn" and not report.failed
+
+
 def test_item_absent_from_the_benchmark_is_not_applicable_with_a_note() -> None:
     """4.3.1 (kube-proxy metrics) first appears in cfg/cis-1.9/node.yaml; --insecure-port (cis-1.20 1.2.18) is
     gone from cfg/cis-1.23/master.yaml; 1.2.30 --service-account-extend-token-expiration arrives in cis-1.11."""

@@ -1,8 +1,9 @@
 """The CIS Kubernetes Benchmark versions kube-bench ships, and which one fits a cluster.
 
 data/cis-benchmarks.yaml is restated from kube-bench's cfg/ by scripts/cis_benchmarks.py: every benchmark's items
-(number, title, Automated/Manual, the mode a permission item expects), the items matched across versions
-(``lineage``) and kube-bench's ``version_mapping`` (cfg/config.yaml) from Kubernetes minor to benchmark.
+(number, title, Automated/Manual, the mode a permission item expects, kube-bench's `scored` and check `type`),
+the items matched across versions (``lineage``) and kube-bench's ``version_mapping`` (cfg/config.yaml) from
+Kubernetes minor to benchmark.
 
 The benchmark is chosen as kube-bench chooses it (cmd/common.go ``getBenchmarkVersion`` and
 ``mapToBenchmarkVersion``, cmd/util.go ``decrementVersion``): ``--benchmark`` wins; else the cluster's minor is
@@ -34,6 +35,14 @@ class Item:
     title: str
     mode: str | None = None  # the bitmask a permission item compares with (kube-bench `op: bitmask`)
     status: str = ""
+    scored: bool = True  # kube-bench's `scored`
+    check_type: str = ""  # kube-bench's check `type`: "manual" (always WARN), "skip" (always INFO) or none
+
+    @property
+    def fails(self) -> bool:
+        """Whether kube-bench reports a failed test as FAIL (not WARN): a scored check of no manual or skip type
+        (check/check.go run: `type: manual` is WARN whatever the test, an unscored failure WARN)."""
+        return self.scored and self.check_type not in ("manual", "skip")
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,7 @@ class Catalogue:
 
 def _item(item_id: str, raw: Mapping[str, Any]) -> Item:
     return Item(str(item_id), str(raw["type"]), str(raw["title"]), str(raw["mode"]) if raw.get("mode") else None,
-                str(raw.get("status", "")))
+                str(raw.get("status", "")), bool(raw["scored"]), str(raw.get("check_type", "")))
 
 
 def parse_catalogue(text: str, where: str = "cis-benchmarks.yaml") -> Catalogue:

@@ -75,6 +75,7 @@ class Cis:
     title: str = ""
     note: str = ""
     benchmark: str = ""  # the benchmark ``id`` is numbered in
+    check_type: str = ""  # kube-bench's check `type` there ("manual": WARN whatever the test)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Check:
     since: Version | None = None  # the first Kubernetes minor the item applies to
     until: Version | None = None  # the first minor it no longer applies to (the flag is gone)
     skip_kinds: tuple[str, ...] = ()
-    policy_scored: bool | None = None  # enclave's own say on scoring (``scored`` in the data), else CIS's type
+    policy_scored: bool | None = None  # enclave's own say (``scored`` in the data), else kube-bench's
     absent: str = ""  # why the chosen benchmark has no such item (the result is then NOT APPLICABLE)
 
     def applies_to(self, version: Version | None) -> bool:
@@ -531,15 +532,18 @@ def _agrees_with_kube_bench(cis: Cis, at: str, problems: list[Problem]) -> None:
 
 
 def _scored(r: Mapping[str, Any], cis: Cis, at: str, problems: list[Problem]) -> tuple[bool, bool | None]:
-    """CIS Manual items are not scored (kube-bench reports them as WARN, never FAIL); enclave may score one as its
-    own stricter policy only by saying so (``policy``). Returns the scoring in the numbering benchmark and
-    enclave's own say (None: follow the chosen benchmark's type)."""
+    """A check is scored as kube-bench scores its item (cis.Item.fails: `scored` and no `type: manual` in its cfg;
+    else kube-bench reports WARN, never FAIL); enclave may score an item kube-bench does not as its own stricter
+    policy only by saying so (``policy``). Returns the scoring in the numbering benchmark and enclave's own say
+    (None: follow the chosen benchmark's item)."""
+    item = cis_catalogue.catalogue().item(cis.benchmark, cis.id) if cis.id is not None else None
+    kube_bench = item.fails if item is not None else cis.type != "Manual"
     if "scored" not in r:
-        return cis.type != "Manual", None
+        return kube_bench, None
     scored = bool(r["scored"])
-    if scored and cis.type == "Manual" and not r.get("policy"):
-        problems.append(Problem(at, "a CIS Manual item is scored without a policy note",
-                                "drop scored: true, or add policy: <why enclave scores it>"))
+    if scored and not kube_bench and not r.get("policy"):
+        problems.append(Problem(at, f"{cis.benchmark} {cis.id} is not scored by kube-bench, yet scored here without "
+                                    "a policy note", "drop scored: true, or add policy: <why enclave scores it>"))
     return scored, scored
 
 
@@ -637,8 +641,9 @@ def for_benchmark(checks: Iterable[Check], benchmark: str) -> tuple[Check, ...]:
                 out.append(replace(c, cis=Cis(None, note=why), absent=why))
             continue
         test = replace(c.test, value=item.mode) if c.test.op == "mode_max" and item.mode else c.test
-        scored = c.policy_scored if c.policy_scored is not None else item.type != "Manual"
-        out.append(replace(c, cis=Cis(item.id, item.type, item.title, benchmark=benchmark), scored=scored,
+        scored = c.policy_scored if c.policy_scored is not None else item.fails
+        out.append(replace(c, cis=Cis(item.id, item.type, item.title, benchmark=benchmark,
+                                      check_type=item.check_type), scored=scored,
                            test=test))
     return tuple(out)
 
@@ -1136,9 +1141,11 @@ SUMMARY = ("pass", "fail", "warn", "info", "na", "waived")
 
 
 def _cis_label(c: Check) -> str:
+    """CIS's number and word for the item, and kube-bench's check type when it overrides an Automated one."""
     if c.cis.id is None:
         return "no CIS item"
-    return f"CIS {c.cis.id} ({c.cis.type})"
+    override = f"; kube-bench type {c.cis.check_type}" if c.cis.check_type and c.cis.type != "Manual" else ""
+    return f"CIS {c.cis.id} ({c.cis.type}{override})"
 
 
 def to_text(report: Report) -> str:
