@@ -286,3 +286,36 @@ def test_environment_files_alone_run_under_kubeadm_exec_start(tmp_path: Path) ->
     extra = _write(tmp_path / "kubelet", "KUBELET_EXTRA_ARGS=--read-only-port=10255\n")
     command = security.read_kubelet_command([flags, extra], _node_dir(tmp_path))
     assert command.flags == {"--read-only-port": "10255"} and command.unit is None
+
+
+# ---- a file that is not there (finding 6) ------------------------------------------------------------------
+
+def test_missing_control_plane_file_fails_as_in_kube_bench(tmp_path: Path) -> None:
+    """cfg/cis-1.12/master.yaml 1.1.13/1.1.14 audit `for adminconf in …admin.conf …super-admin.conf; do if test -e
+    $adminconf; then stat …; fi; done`: with neither file nothing is printed, the `permissions` / `root:root` test
+    finds nothing and the scored item FAILS (check/test.go evaluate: set but not found)."""
+    node = NodeConfig(root=tmp_path, flags={"apiserver": {}})  # a control-plane node without admin.conf
+    for cid in ("FILE-09", "FILE-10", "FILE-11"):
+        result = run_check(BY_ID[cid], node=node)
+        assert result.status == "fail", cid
+        assert "(no such file)" in result.findings[0].where and str(tmp_path / "admin.conf") in \
+            run_check(BY_ID["FILE-09"], node=node).findings[0].where
+
+
+def test_missing_kubelet_kubeconfig_fails_on_any_node(tmp_path: Path) -> None:
+    """cfg/cis-1.12/node.yaml 4.1.5 (Automated, `if test -e $kubeletkubeconfig; …; fi`): kube-bench runs node
+    checks on every node."""
+    assert run_check(BY_ID["KFILE-01"], node=NodeConfig(root=tmp_path)).status == "fail"
+
+
+def test_control_plane_files_on_a_worker_are_not_applicable(tmp_path: Path) -> None:
+    """kube-bench runs master checks only where the API server runs (cmd/root.go: `if isMaster()`, else
+    "== Skipping master checks ==")."""
+    result = run_check(BY_ID["FILE-09"], node=NodeConfig(root=tmp_path))
+    assert result.status == "na" and "not a control-plane node" in result.reason
+
+
+def test_named_file_not_present_here_is_not_applicable(tmp_path: Path) -> None:
+    """etcd's --data-dir is a path on the node; run elsewhere it cannot be seen, which says nothing of the node."""
+    node = NodeConfig(root=tmp_path, flags={"apiserver": {}}, files={"etcd-data-dir": tmp_path / "absent"})
+    assert run_check(BY_ID["FILE-18"], node=node).status == "na"

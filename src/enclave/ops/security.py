@@ -901,31 +901,54 @@ def _owner(st: os.stat_result) -> str:
     return f"{user}:{group}"
 
 
-def _node_files(patterns: Any, node: NodeConfig) -> list[Path]:
+def _patterns(check: Check) -> list[str]:
+    raw = check.read["file"]
+    return [str(p) for p in (raw if isinstance(raw, list) else [raw])]
+
+
+def _node_files(patterns: Sequence[str], node: NodeConfig) -> list[Path]:
     found: set[Path] = set()
-    for pattern in patterns if isinstance(patterns, list) else [patterns]:
-        if str(pattern).startswith("@"):  # a named file outside the node directory
-            path = node.files.get(str(pattern)[1:])
+    for pattern in patterns:
+        if pattern.startswith("@"):  # a named file outside the node directory
+            path = node.files.get(pattern[1:])
             found.update([path] if path is not None and path.exists() else [])
         elif node.root is not None:
-            found.update(node.root.glob(str(pattern)))
+            found.update(node.root.glob(pattern))
     return sorted(found)
+
+
+def kube_bench_control(check: Check) -> str | None:
+    """The kube-bench control an item belongs to, the first number of its id: 1 master, 2 etcd, 3 control plane,
+    4 node, 5 policies (cfg/<benchmark>/master.yaml … policies.yaml, each file's `id`)."""
+    return check.cis.id.split(".", 1)[0] if check.cis.id else None
 
 
 def _file_reads(check: Check, node: NodeConfig) -> list[Read] | str:
     """Permissions (octal) or owner (user:group) of files, as kube-bench's `stat -c %a` / `%U:%G` audits read
-    them. A file that is not there is not applicable (kube-bench prints nothing to test then)."""
+    them. A file of the node directory that is not there reads as not set, so the check fails (test.missing
+    aside), as in kube-bench: its audit `if test -e FILE; then stat …; fi` prints nothing and the test finds
+    nothing (check/test.go; kube-bench issue #1881, and #255: "it would not be correct to pass tests if the file
+    doesn't exist in the expected location"). Not applicable instead: a control-plane file (control 1) on a node
+    with no kube-apiserver manifest, kube-bench running master checks only where the API server runs (cmd/root.go
+    isMaster); and a named file outside the node directory (@…) not present here — not given, or, like etcd's data
+    directory, only on the node itself."""
     if node.root is None:
         return "no node directory given (--node)"
-    paths = _node_files(check.read["file"], node)
-    if not paths:
-        return f"{check.read['file']} not present"
-    out: list[Read] = []
-    for path in paths:
-        st = path.stat()
-        value = f"{st.st_mode & 0o777:o}" if check.read["stat"] == "mode" else _owner(st)
-        out.append((str(path), value))
-    return out
+    patterns = _patterns(check)
+    paths = _node_files(patterns, node)
+    if paths:
+        return [(str(path), _stat(path, str(check.read["stat"]))) for path in paths]
+    in_root = [p for p in patterns if not p.startswith("@")]
+    if not in_root:
+        return f"{', '.join(patterns)} not present here"
+    if kube_bench_control(check) == "1" and "apiserver" not in node.flags:
+        return "not a control-plane node (no kube-apiserver manifest): kube-bench runs its master checks only there"
+    return [(f"{' or '.join(str(node.root / p) for p in in_root)} (no such file)", MISSING)]
+
+
+def _stat(path: Path, what: str) -> str:
+    st = path.stat()
+    return f"{st.st_mode & 0o777:o}" if what == "mode" else _owner(st)
 
 
 def _namespace(obj: Mapping[str, Any]) -> str:
