@@ -4,6 +4,7 @@ that reports them. Every expected result is derived from the cited source, never
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +320,38 @@ def test_named_file_not_present_here_is_not_applicable(tmp_path: Path) -> None:
     """etcd's --data-dir is a path on the node; run elsewhere it cannot be seen, which says nothing of the node."""
     node = NodeConfig(root=tmp_path, flags={"apiserver": {}}, files={"etcd-data-dir": tmp_path / "absent"})
     assert run_check(BY_ID["FILE-18"], node=node).status == "na"
+
+
+# ---- where enclave's reading of an absent setting differs from kube-bench's (finding 7) ---------------------
+
+# kube-bench passes an absent --bind-address (cfg/cis-1.12/controlplane.yaml 1.3.7, 1.4.2: `bin_op: or` with a
+# `set: false` item) and an absent --rotate-certificates (node.yaml 4.2.10, likewise); the components' defaults are
+# 0.0.0.0 and false, which enclave fails — stricter, and said so with the result.
+@pytest.mark.parametrize(("cid", "node"), [
+    ("CM-05", NodeConfig(flags={"controller-manager": {}})),
+    ("SCH-02", NodeConfig(flags={"scheduler": {}})),
+    ("KUBELET-08", NodeConfig(kubelet={})),
+])
+def test_stricter_than_kube_bench_on_an_absent_setting_and_says_so(cid: str, node: NodeConfig) -> None:
+    report = security.run([BY_ID[cid]], node=node, benchmark="cis-1.12")
+    result = report.results[0]
+    assert result.status == "fail" and result.check.differs.startswith("Stricter")
+    assert f"differs from kube-bench: {result.check.differs}" in security.to_text(report)
+    [row] = json.loads(security.to_json(report))["results"]
+    assert row["differs_from_kube_bench"] == result.check.differs
+
+
+def test_kubelet_default_where_kube_bench_fails_an_absent_key_is_said() -> None:
+    """cfg/cis-1.12/node.yaml 4.2.1 and 4.2.2 have no set-false item: a config file without the key fails in
+    kube-bench; the kubelet runs with its v1beta1 defaults (anonymous false, authorization Webhook)."""
+    node = NodeConfig(kubelet={"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration"})
+    for cid in ("KUBELET-01", "KUBELET-02"):
+        result = run_check(BY_ID[cid], node=node)
+        assert result.status == "pass" and "kube-bench fails" in result.check.differs, cid
+
+
+def test_checks_that_agree_with_kube_bench_say_nothing() -> None:
+    """--profiling has no set-false item in kube-bench (cfg/cis-1.12/master.yaml 1.2.15) and defaults to true:
+    both fail it when absent."""
+    assert BY_ID["API-10"].differs == ""
+    assert run_check(BY_ID["API-10"], node=NodeConfig(flags={"apiserver": {}})).status == "fail"

@@ -95,6 +95,7 @@ class Check:
     skip_kinds: tuple[str, ...] = ()
     policy_scored: bool | None = None  # enclave's own say (``scored`` in the data), else kube-bench's
     absent: str = ""  # why the chosen benchmark has no such item (the result is then NOT APPLICABLE)
+    differs: str = ""  # where enclave's reading differs from kube-bench's, and why (``differs`` in the data)
 
     def applies_to(self, version: Version | None) -> bool:
         if version is None:
@@ -557,7 +558,7 @@ def _check(r: Mapping[str, Any], at: str, problems: list[Problem], numbered_in: 
                  kinds=tuple(str(k) for k in r.get("kinds", ())), cis=cis,
                  since=_version(r.get("since"), f"{at}.since", problems),
                  until=_version(r.get("until"), f"{at}.until", problems),
-                 skip_kinds=tuple(str(k) for k in r.get("skip_kinds", ())))
+                 skip_kinds=tuple(str(k) for k in r.get("skip_kinds", ())), differs=str(r.get("differs", "")))
 
 
 def _read_problem(c: Check) -> tuple[str, str] | None:
@@ -867,8 +868,10 @@ def _component_reads(check: Check, node: NodeConfig, version: Version | None) ->
 def _kubelet_reads(check: Check, node: NodeConfig, version: Version | None) -> list[Read] | str:
     """A kubelet command-line flag wins over the config file: "flags on the command line take precedence over
     the corresponding values in the config file" (kubelet docs, "Set Kubelet parameters via a configuration
-    file": https://kubernetes.io/docs/tasks/administer-cluster/kubelet-config-file/); kube-bench reads both the
-    same way (cfg/cis-1.12/node.yaml: `flag` and `path` on each test item)."""
+    file": https://kubernetes.io/docs/tasks/administer-cluster/kubelet-config-file/), as in kube-bench
+    (cfg/cis-1.12/node.yaml: `flag` and `path` on each test item, check/check.go execute). A setting in neither
+    takes the kubelet's default, where kube-bench passes or fails the absence as each item says (the checks'
+    ``differs`` name where that gives another result)."""
     if node.kubelet is None and node.kubelet_flags is None:
         return "no kubelet configuration or command line found"
     if "flag" in check.read and node.kubelet_flags is not None:
@@ -1188,6 +1191,8 @@ def to_text(report: Report) -> str:
             lines.append(f"    {f.where}: {f.detail}" + (f" — waived: {f.waived}" if f.waived else ""))
         if r.status in ("fail", "warn"):
             lines.append(f"    remediation: {r.check.remediation}")
+        if r.check.differs and r.status != "na":
+            lines.append(f"    differs from kube-bench: {r.check.differs}")
     lines.append("== summary: " + ", ".join(f"{report.count(s)} {'not applicable' if s == 'na' else s}"
                                            for s in SUMMARY))
     return "\n".join(lines)
@@ -1207,6 +1212,7 @@ def to_json(report: Report) -> str:
         "summary": {s: report.count(s) for s in SUMMARY},
         "results": [{"id": r.check.id, "section": r.check.section, "text": r.check.text, "status": r.status,
                      "scored": r.check.scored, "cis": _cis_dict(r.check), "reason": r.reason,
+                     "differs_from_kube_bench": r.check.differs or None,
                      "remediation": r.check.remediation, "checked": list(r.checked),
                      "findings": [{"where": f.where, "detail": f.detail, "waived": f.waived} for f in r.findings]}
                     for r in report.results],
