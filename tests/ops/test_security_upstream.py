@@ -430,6 +430,34 @@ def test_kube_bench_json_shape(current_node: NodeConfig) -> None:
     by_number = {r["enclave_id"]: r for r in results}
     assert by_number["API-10"]["test_number"] == "1.2.15" and by_number["API-10"]["status"] == "FAIL"
     assert data["Totals"]["total_fail"] == sum(1 for v in EXPECTED_133.values() if v == "fail")
+    # One control per cfg/cis-1.12 controls file: master.yaml `id: 1`, text "Control Plane Security
+    # Configuration", type master; etcd.yaml id 2 (its one group "2"); node.yaml id 4, group 4.2 "Kubelet".
+    controls = {c["id"]: c for c in data["Controls"]}
+    assert (controls["1"]["text"], controls["1"]["node_type"]) == ("Control Plane Security Configuration", "master")
+    assert [g["section"] for g in controls["2"]["tests"]] == ["2"] and controls["2"]["node_type"] == "etcd"
+    groups = {g["section"]: g for c in data["Controls"] for g in c["tests"]}
+    assert groups["1.2"]["desc"] == "API Server" and groups["4.2"]["desc"] == "Kubelet"
+    assert "API-10" in {r["enclave_id"] for r in groups["1.2"]["results"]}
+    # master.yaml 1.2.15 has no `type`: kube-bench's Check.Type is "" (not "manual", which always WARNs)
+    assert by_number["API-10"]["type"] == "" and "reason" not in by_number["API-10"]  # reason omitempty
+
+
+def test_kube_bench_json_one_result_per_item_and_types_from_the_cfg() -> None:
+    """RBAC-02 and RBAC-03 both encode cis-1.12 5.1.3: one result, the worse status. cfg/cis-1.12/policies.yaml
+    5.2.8 (POD-12) has `type: "manual"`. Controls.DetectedVersion is `json:"detected_version,omitempty"`."""
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": "q"},
+            "rules": [{"verbs": ["get"], "resources": ["*"], "apiGroups": [""]}]}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "q"},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    checks = [BY_ID[c] for c in ("RBAC-02", "RBAC-03", "POD-12")]
+    report = security.run(checks, objects=[("f", role), ("f", pod)], benchmark="cis-1.12")
+    data = json.loads(security.to_kube_bench(report))
+    results = {r["test_number"]: r for c in data["Controls"] for g in c["tests"] for r in g["results"]}
+    assert sorted(results) == ["5.1.3", "5.2.8"]
+    assert results["5.1.3"]["enclave_id"] == "RBAC-02,RBAC-03" and results["5.1.3"]["status"] == "FAIL"
+    assert results["5.1.3"]["enclave_status"] == "pass,fail"  # verbs listed, resources "*"
+    assert results["5.2.8"]["type"] == "manual"
+    assert [c["id"] for c in data["Controls"]] == ["5"] and "detected_version" not in data["Controls"][0]
 
 
 

@@ -2,8 +2,8 @@
 
 data/cis-benchmarks.yaml is restated from kube-bench's cfg/ by scripts/cis_benchmarks.py: every benchmark's items
 (number, title, Automated/Manual, the mode a permission item expects, kube-bench's `scored` and check `type`),
-the items matched across versions (``lineage``) and kube-bench's ``version_mapping`` (cfg/config.yaml) from
-Kubernetes minor to benchmark.
+the items matched across versions (``lineage``), kube-bench's ``version_mapping`` (cfg/config.yaml) from
+Kubernetes minor to benchmark, and each benchmark's controls files and groups (``controls``).
 
 The benchmark is chosen as kube-bench chooses it (cmd/common.go ``getBenchmarkVersion`` and
 ``mapToBenchmarkVersion``, cmd/util.go ``decrementVersion``): ``--benchmark`` wins; else the cluster's minor is
@@ -46,6 +46,16 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Control:
+    """One kube-bench controls file (cfg/<benchmark>/master.yaml …): its id, text, node type and groups."""
+
+    id: str
+    text: str
+    node_type: str
+    groups: Mapping[str, str]  # group id ("1.1") → text
+
+
+@dataclass(frozen=True)
 class Chosen:
     """The benchmark a run reports: its kube-bench name (cis-1.12), where it comes from and why it was chosen."""
 
@@ -62,6 +72,7 @@ class Catalogue:
     mapping: Mapping[str, str]  # Kubernetes minor "1.33" → "cis-1.12"
     benchmarks: Mapping[str, Mapping[str, Item]]
     lineage: tuple[Mapping[str, str], ...]
+    controls: Mapping[str, Mapping[str, Control]]  # benchmark → control id ("1") → its file's control
 
     @property
     def oldest(self) -> str:
@@ -119,8 +130,12 @@ def parse_catalogue(text: str, where: str = "cis-benchmarks.yaml") -> Catalogue:
         raw = yaml.safe_load(text)
         benchmarks = {str(b): {str(i): _item(i, r) for i, r in items.items()}
                       for b, items in raw["benchmarks"].items()}
+        controls = {str(b): {str(i): Control(str(i), str(c["text"]), str(c["node_type"]),
+                                             {str(g): str(t) for g, t in c["groups"].items()})
+                             for i, c in by_id.items()} for b, by_id in raw["controls"].items()}
         return Catalogue(str(raw["source"]), {str(k): str(v) for k, v in raw["version_mapping"].items()},
-                         benchmarks, tuple({str(k): str(v) for k, v in row.items()} for row in raw["lineage"]))
+                         benchmarks, tuple({str(k): str(v) for k, v in row.items()} for row in raw["lineage"]),
+                         controls)
     except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise InputError([Problem(where, f"not a CIS benchmark catalogue ({exc})",
                                   "regenerate it with scripts/cis_benchmarks.py")]) from None

@@ -1223,14 +1223,30 @@ KUBE_BENCH_STATUS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "info": "IN
                      "waived": "WARN"}
 
 
-def _kb_result(r: CheckResult) -> dict[str, Any]:
-    c = r.check
-    return {"test_number": c.cis.id or c.id, "test_desc": c.cis.title or c.text, "audit": _audit(c),
-            "AuditEnv": "", "AuditConfig": "", "type": "manual" if c.cis.type == "Manual" else "",
-            "remediation": c.remediation, "test_info": [c.remediation], "status": KUBE_BENCH_STATUS[r.status],
-            "actual_value": "\n".join(r.checked) or r.reason, "scored": c.scored, "IsMultiple": False,
-            "expected_result": _expected(c), "reason": r.reason,
-            "enclave_id": c.id, "enclave_status": r.status}
+# kube-bench reports an item once; the enclave checks encoding one item (RBAC-02 and RBAC-03: 5.1.3) give it the
+# worst of their statuses, a part not checked (INFO) above a part passed.
+_KB_SEVERITY = ("PASS", "INFO", "WARN", "FAIL")
+
+
+def _kb_check(results: Sequence[CheckResult]) -> dict[str, Any]:
+    """One kube-bench Check (check/check.go: its json tags; `reason` omitempty). `type` is kube-bench's own for
+    the item (cfg: "manual" or none); `status` is enclave's verdict, kept per check in `enclave_status`."""
+    first = results[0].check
+    reasons = [r.reason for r in results if r.reason]
+    out: dict[str, Any] = {
+        "test_number": first.cis.id or first.id, "test_desc": first.cis.title or first.text,
+        "audit": "; ".join(_audit(r.check) for r in results), "AuditEnv": "", "AuditConfig": "",
+        "type": first.cis.check_type, "remediation": "\n".join(dict.fromkeys(r.check.remediation for r in results)),
+        "test_info": list(dict.fromkeys(r.check.remediation for r in results)),
+        "status": max((KUBE_BENCH_STATUS[r.status] for r in results), key=_KB_SEVERITY.index),
+        "actual_value": "\n".join(line for r in results for line in (r.checked or (r.reason,))),
+        "scored": any(r.check.scored for r in results), "IsMultiple": False,
+        "expected_result": " AND ".join(_expected(r.check) for r in results),
+        "enclave_id": ",".join(r.check.id for r in results),
+        "enclave_status": ",".join(r.status for r in results)}
+    if reasons:
+        out["reason"] = "; ".join(reasons)
+    return out
 
 
 def _audit(c: Check) -> str:
@@ -1241,26 +1257,59 @@ def _expected(c: Check) -> str:
     return f"{c.test.op}{'' if c.test.value is None else ' ' + json.dumps(c.test.value)}"
 
 
-def _totals(results: Sequence[CheckResult]) -> dict[str, int]:
-    kb = [KUBE_BENCH_STATUS[r.status] for r in results]
-    return {f"total_{s.lower()}": kb.count(s) for s in ("PASS", "FAIL", "WARN", "INFO")}
+def _counts(checks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    statuses = [c["status"] for c in checks]
+    return {s.lower(): statuses.count(s) for s in ("PASS", "FAIL", "WARN", "INFO")}
+
+
+def _totals(checks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    return {f"total_{k}": v for k, v in _counts(checks).items()}
+
+
+def _numbered(item_id: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in item_id.split(".") if p.isdigit())
+
+
+def _kb_groups(results: Sequence[CheckResult]) -> dict[str, list[dict[str, Any]]]:
+    """kube-bench Checks by group: a CIS item's group is its id less the last number (1.2.15 → 1.2, 2.1 → 2;
+    scripts/cis_benchmarks.py checks this of every cfg); enclave's own checks are grouped by section."""
+    by_item: dict[str, list[CheckResult]] = {}
+    for r in results:
+        by_item.setdefault(r.check.cis.id or r.check.id, []).append(r)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for key in sorted(by_item, key=lambda k: (_numbered(k), k)):
+        first = by_item[key][0].check
+        group = first.cis.id.rsplit(".", 1)[0] if first.cis.id else first.section
+        groups.setdefault(group, []).append(_kb_check(by_item[key]))
+    return groups
 
 
 def to_kube_bench(report: Report) -> str:
-    """kube-bench's `--json` shape (check/controls.go: Controls → Groups (`tests`) → Checks (`results`),
-    with per-control and overall totals), one control per section. NOT APPLICABLE is INFO there and WAIVED
-    is WARN, kube-bench having neither; `enclave_status` keeps enclave's own."""
-    controls: list[dict[str, Any]] = []
-    sections: dict[str, list[CheckResult]] = {}
+    """kube-bench's `--json` shape (check/controls.go): Controls, one per controls file of the benchmark (id "1"
+    master, "2" etcd, "3" controlplane, "4" node, "5" policies, with its text and node_type) → Groups (`tests`:
+    `section` "1.1", `desc`, counts) → Checks (`results`), per-control and overall totals; `detected_version`
+    left out when unknown (omitempty). Enclave's own checks, and items the benchmark lacks, go in a last
+    control "enclave". NOT APPLICABLE is INFO there and WAIVED is WARN, kube-bench having neither;
+    `enclave_status` keeps enclave's own."""
+    files = cis_catalogue.catalogue().controls.get(report.benchmark.version, {})
+    by_control: dict[str, list[CheckResult]] = {}
     for r in report.results:
-        sections.setdefault(r.check.section, []).append(r)
-    for i, (section, results) in enumerate(sections.items(), start=1):
-        group = {"section": str(i), "type": "", "desc": section, **{k[6:]: v for k, v in _totals(results).items()},
-                 "results": [_kb_result(r) for r in results]}
-        controls.append({"id": str(i), "version": report.benchmark.version, "detected_version":
-                         report.kubernetes.minor_name if report.kubernetes else "", "text": section,
-                         "node_type": "", "tests": [group], **_totals(results)})
-    return json.dumps({"Controls": controls, "Totals": _totals(report.results),
+        by_control.setdefault(kube_bench_control(r.check) or "enclave", []).append(r)
+    controls: list[dict[str, Any]] = []
+    for cid in sorted(by_control, key=lambda k: (not k.isdigit(), _numbered(k))):
+        known = files.get(cid)
+        groups: list[dict[str, Any]] = [{"section": gid, "type": "", **_counts(checks),
+                                          "desc": known.groups.get(gid, "") if known else gid, "results": checks}
+                                         for gid, checks in _kb_groups(by_control[cid]).items()]
+        control: dict[str, Any] = {"id": cid, "version": report.benchmark.version}
+        if report.kubernetes:
+            control["detected_version"] = report.kubernetes.minor_name
+        control |= {"text": known.text if known else f"enclave policy, and items {report.benchmark.version} lacks",
+                    "node_type": known.node_type if known else "enclave", "tests": groups,
+                    **_totals([c for g in groups for c in g["results"]])}
+        controls.append(control)
+    every = [c for control in controls for g in control["tests"] for c in g["results"]]
+    return json.dumps({"Controls": controls, "Totals": _totals(every),
                        "enclave_benchmark": {"version": report.benchmark.version, "source": report.benchmark.source,
                                              "note": report.benchmark.note or None}}, indent=2)
 
