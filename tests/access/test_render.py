@@ -190,7 +190,8 @@ def test_from_database_to_files_and_cli(db: Database, spec: EnclaveSpec, admin: 
     with db.session() as s:
         lifecycle.depart(s, ADMIN, "dev2", reason="left")
         subjects = storage.subjects(s)
-    objects = render_access(spec, subjects, service_room(spec))  # as the service renders it
+    # as the service renders it: under the spec's vetting with nothing approved, no image is offered or pre-pulled
+    objects = render_access(spec, subjects, service_room(spec, lambda image: False))
     bound = {o["subjects"][0]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
     assert bound == {"dev1"}  # root is sysadmin + developer with no namespace; dev2 departed; sci1 science
 

@@ -212,7 +212,11 @@ def test_rendered_values_and_cli(tmp_path: Path, ldf: EnclaveSpec) -> None:
     result = CliRunner().invoke(app, ["render", "notebooks", "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     loaded = yaml.safe_load((tmp_path / "b" / "values.yaml").read_text())
-    assert loaded == yaml.safe_load(yaml.safe_dump(values))
+    # The command renders under the spec's vetting with what the database approved (nothing here): no choice to
+    # offer or pre-pull, the rest as the pure rendering.
+    nothing = z2jh_values(ldf, lambda image: False, lambda image: None)
+    assert nothing["singleuser"]["profileList"] == [] and nothing["prePuller"]["hook"]["enabled"] is False
+    assert loaded == yaml.safe_load(yaml.safe_dump(nothing))
     assert "configure(c)" in (tmp_path / "b" / "jupyterhub_config.py").read_text()
 
 

@@ -168,6 +168,80 @@ def _containers(pod_spec: dict[str, Any]) -> list[str]:
     return [c["image"] for key in ("initContainers", "containers") for c in pod_spec.get(key) or []]
 
 
+# Zero-to-JupyterHub 4.1.0 jupyterhub/values.yaml: the images the chart runs when the values do not name others
+# ("set-by-chartpress" tags are the chart's version).
+CHART_DEFAULTS = {
+    ("proxy", "chp", "image"): "quay.io/jupyterhub/configurable-http-proxy:4.6.3",
+    ("scheduling", "userScheduler", "image"): "registry.k8s.io/kube-scheduler:v1.30.8",
+    ("scheduling", "userPlaceholder", "image"): "registry.k8s.io/pause:3.10",
+    ("prePuller", "hook", "image"): "quay.io/jupyterhub/k8s-image-awaiter:4.1.0",
+    ("prePuller", "pause", "image"): "registry.k8s.io/pause:3.10",
+    ("singleuser", "networkTools", "image"): "quay.io/jupyterhub/k8s-network-tools:4.1.0",
+}
+
+
+def _get(values: dict[str, Any], *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return default
+        values = values[key]
+    return values
+
+
+def _chart_image(values: dict[str, Any], *path: str) -> str:
+    """``{{ name }}:{{ tag }}`` of the image at ``path``, as every Z2JH 4.1.0 template writes it."""
+    image = _get(values, *path)
+    return f"{image['name']}:{image['tag']}" if image else CHART_DEFAULTS[path]
+
+
+def _chart_pods(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The containers' images of every pod the Z2JH 4.1.0 chart runs from ``values`` in the notebook namespace,
+    following its templates: hub/deployment.yaml, proxy/deployment.yaml, scheduling/user-scheduler/deployment.yaml
+    (scheduling.userScheduler.enabled, default true), scheduling/user-placeholder/statefulset.yaml, the image
+    pullers (image-puller/_helpers-daemonset.tpl: the metadata-block init container when
+    singleuser.cloudMetadata.blockWithIptables, default true; singleuser.image; each profile choice's
+    kubespawner_override.image; prePuller.pause.image as the main container) and the hook's awaiter Job
+    (image-puller/job.yaml)."""
+    pods = {"hub": [_chart_image(values, "hub", "image")], "proxy": [_chart_image(values, "proxy", "chp", "image")],
+            "user-placeholder": [_chart_image(values, "scheduling", "userPlaceholder", "image")]}
+    if _get(values, "scheduling", "userScheduler", "enabled", default=True):
+        pods["user-scheduler"] = [_chart_image(values, "scheduling", "userScheduler", "image")]
+    hook = _get(values, "prePuller", "hook", "enabled", default=True)
+    if hook or _get(values, "prePuller", "continuous", "enabled", default=True):
+        block = _get(values, "singleuser", "cloudMetadata", "blockWithIptables", default=True)
+        choices = [c["kubespawner_override"]["image"] for p in _get(values, "singleuser", "profileList", default=[])
+                   for o in p.get("profile_options", {}).values() for c in o["choices"].values()
+                   if "image" in c.get("kubespawner_override", {})]
+        pods["image-puller"] = ([_chart_image(values, "singleuser", "networkTools", "image")] if block else []) + [
+            _chart_image(values, "singleuser", "image"), *choices, _chart_image(values, "prePuller", "pause", "image")]
+    if hook:
+        pods["hook-image-awaiter"] = [_chart_image(values, "prePuller", "hook", "image")]
+    return pods
+
+
+def test_the_chart_runs_only_what_the_policy_admits_once_an_image_is_approved() -> None:
+    """With one lab image approved, every pod the chart runs from the rendered values is admitted: its own images
+    pinned from the spec, the default image and the pre-pullers' with the approved digest, and no privileged
+    metadata-blocking init container (whose default image quay.io/jupyterhub/k8s-network-tools is not mirrored)."""
+    from enclave.notebooks.profiles import z2jh_values
+    from enclave.ops.images import pinner
+
+    spec = load(DEFAULT_SPEC)
+    lab = spec.notebooks.images[0]
+    approved = [ApprovedImage(repository=lab.rsplit(":", 1)[0], digest=_digest("lab"), tag=lab.rsplit(":", 1)[1])]
+    pin = pinner(approved)
+    values = z2jh_values(spec, lambda image: pin(image) is not None, pin)
+    policy = render_admission(spec, approved)[0]
+    pods = _chart_pods(values)
+    assert "image-puller" in pods and "hook-image-awaiter" in pods  # one image: pre-pulled (§13.4)
+    for name, images in pods.items():
+        for image in images:
+            assert allows(policy, image, spec.notebooks.namespace), (name, image)
+    assert f"{lab}@{_digest('lab')}" in pods["image-puller"]
+    # the chart's defaults are what the policy would refuse without the spec's pins
+    assert not allows(policy, CHART_DEFAULTS[("proxy", "chp", "image")], spec.notebooks.namespace)
+
+
 def _rendered_pods(out: Path, spec: EnclaveSpec) -> dict[str, tuple[str, list[str]]]:
     """Every pod `render all` defines, as (namespace, container images): the deploy bundle's Deployments, the hub
     of the Zero-to-JupyterHub values (the chart writes its container image as ``{{ .Values.hub.image.name }}:
@@ -184,8 +258,7 @@ def _rendered_pods(out: Path, spec: EnclaveSpec) -> dict[str, tuple[str, list[st
     values = [d for f in sorted((out / "notebooks").rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
               if isinstance(d, dict) and "hub" in d and "singleuser" in d]
     assert len(values) == 1
-    hub = values[0]["hub"]["image"]
-    pods["hub"] = (spec.notebooks.namespace, [f"{hub['name']}:{hub['tag']}"])
+    pods |= {name: (spec.notebooks.namespace, images) for name, images in _chart_pods(values[0]).items()}
     worker = objects.worker_pod(spec, name="htcondor-worker-0", node="kub-node-001", pool="prompt", cores=4,
                                 memory_mib=8192, image=KubeCluster(spec, None).image,  # type: ignore[arg-type]
                                 since=0.0)
@@ -242,4 +315,7 @@ def test_render_all_names_own_images_not_pinned(tmp_path: Path) -> None:
     spec_file.write_text(yaml.safe_dump(raw))
     r = run("render", "all", "--out", str(tmp_path / "out"), "--spec", str(spec_file))
     assert r.exit_code == 0
-    assert "registry.system_images lacks enclave, htcondor-worker, hub, webdav" in " ".join(r.output.split())
+    said = " ".join(r.output.split())
+    assert "registry.system_images lacks enclave, htcondor-worker, hub, webdav" in said
+    # and the chart's own images (Z2JH 4.1.0's proxy, user-scheduler, placeholders' and pullers' pause, awaiter)
+    assert "registry.system_images lacks proxy, user-scheduler, pause, image-awaiter: the JupyterHub chart's" in said

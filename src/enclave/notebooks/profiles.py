@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +196,16 @@ configure(c)
 
 
 def _image_name_tag(image: str) -> dict[str, str]:
-    name, sep, tag = image.rpartition(":")
-    if not sep or "/" in tag:
-        return {"name": image, "tag": "latest"}
-    return {"name": name, "tag": tag}
+    """The chart's {name, tag} whose ``name:tag`` (as the chart writes an image) is ``image``: a digest rides in the
+    tag (``_chart_pin``); a digest without a tag is split at its own colon, which writes it back the same."""
+    ref, at, digest = image.partition("@")
+    name, sep, tag = ref.rpartition(":")
+    if sep and "/" not in tag:
+        return {"name": name, "tag": f"{tag}{at}{digest}"}
+    if at:
+        name, _, tag = image.rpartition(":")
+        return {"name": name, "tag": tag}
+    return {"name": image, "tag": "latest"}
 
 
 HUB_SPEC_MOUNT = "/etc/enclave"
@@ -283,24 +289,73 @@ HUB_DATABASE_SECRET = "enclave-database"
 HUB_TAG = "z2jh-4.1.0"
 
 
-def hub_image(spec: EnclaveSpec) -> dict[str, str]:
-    """The hub image `enclave render deploy` defines (hub.Dockerfile): Z2JH's hub with enclave installed, as
-    Z2JH's ``hub.image`` {name, tag}. When the spec pins it (``registry.system_images.hub``), by that digest:
-    the chart writes the container's image as ``{{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}``
-    (jupyterhub/zero-to-jupyterhub-k8s templates/hub/deployment.yaml), so the pin is given as
-    repository:tag@sha256:<digest> and its tag field carries ``tag@sha256:<digest>`` — the pod's image is then
-    the pinned string itself, which the admission policy admits; the runtime pulls by the digest."""
-    pinned = spec.registry.system_images.get("hub")
+def _chart_pin(spec: EnclaveSpec, role: str, example: str) -> dict[str, str] | None:
+    """An image the Zero-to-JupyterHub chart runs, pinned by the spec (``registry.system_images[role]``), as the
+    chart's {name, tag}; None when the spec does not pin it. The chart writes every such container's image as
+    ``{{ …image.name }}:{{ …image.tag }}`` (templates/hub/deployment.yaml, proxy/deployment.yaml, …, Z2JH 4.1.0),
+    so the pin is given as repository:tag@sha256:<digest> and the tag field carries ``tag@sha256:<digest>``: the
+    pod's image is then the pinned string itself, which the admission policy admits; the runtime pulls by the
+    digest."""
+    pinned = spec.registry.system_images.get(role)
     if pinned is None:
-        return {"name": f"{spec.registry.host}/enclave/hub", "tag": HUB_TAG}
+        return None
     ref, digest = pinned.split("@", 1)
     name, _, tag = ref.rpartition(":")
     if not name or "/" in tag:
-        raise InputError([Problem("registry.system_images.hub", f"{pinned} has no tag",
-                                  "the Zero-to-JupyterHub chart renders hub.image as name:tag; give the hub as "
-                                  f"repository:tag@sha256:<digest>, e.g. {spec.registry.host}/enclave/hub:"
-                                  f"{HUB_TAG}@{digest}")])
+        raise InputError([Problem(f"registry.system_images.{role}", f"{pinned} has no tag",
+                                  "the Zero-to-JupyterHub chart renders its images as name:tag; give it as "
+                                  f"repository:tag@sha256:<digest>, e.g. {example}@{digest}")])
     return {"name": name, "tag": f"{tag}@{digest}"}
+
+
+def hub_image(spec: EnclaveSpec) -> dict[str, str]:
+    """The hub image `enclave render deploy` defines (hub.Dockerfile): Z2JH's hub with enclave installed, as
+    Z2JH's ``hub.image`` {name, tag}, by the spec's digest when it pins one (``_chart_pin``)."""
+    return (_chart_pin(spec, "hub", f"{spec.registry.host}/enclave/hub:{HUB_TAG}")
+            or {"name": f"{spec.registry.host}/enclave/hub", "tag": HUB_TAG})
+
+
+CHART_IMAGES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "proxy": (("proxy", "chp", "image"),),
+    "user-scheduler": (("scheduling", "userScheduler", "image"),),
+    "pause": (("scheduling", "userPlaceholder", "image"), ("prePuller", "pause", "image")),
+    "image-awaiter": (("prePuller", "hook", "image"),),
+}
+"""The other images the chart runs in the notebook namespace, by their role in ``registry.system_images`` and
+where the values name them (Z2JH 4.1.0 values.yaml: quay.io/jupyterhub/configurable-http-proxy:4.6.3,
+registry.k8s.io/kube-scheduler, registry.k8s.io/pause:3.10 for the user placeholders and the pullers'
+main container, quay.io/jupyterhub/k8s-image-awaiter for the pre-pull hook's Job). Under vetting the admission
+policy admits none of their defaults: the site mirrors each into its registry and pins it here. The
+block-cloud-metadata init container's k8s-network-tools is not among them: the values turn it off
+(``CLOUD_METADATA``)."""
+
+CLOUD_METADATA = {"blockWithIptables": False}
+"""Z2JH 4.1.0 adds to every user pod, and to every puller, a privileged init container running as root with
+NET_ADMIN that blocks the cloud metadata address with iptables (files/hub/jupyterhub_config.py,
+``singleuser.cloudMetadata.blockWithIptables``, default true). Notebook containers run unprivileged (seed §6),
+which the security benchmark checks; the chart's singleuser NetworkPolicy already refuses egress to that address
+(``singleuser.networkPolicy.egressAllowRules.cloudMetadataServer``: false by default), and an on-premises
+enclave has no metadata server."""
+
+
+def chart_images(spec: EnclaveSpec) -> dict[str, Any]:
+    """Values pinning each chart image the spec pins (``CHART_IMAGES``), nested as the chart reads them."""
+    values: dict[str, Any] = {}
+    for role, paths in CHART_IMAGES.items():
+        pinned = _chart_pin(spec, role, f"{spec.registry.host}/jupyterhub/{role}:<tag>")
+        if pinned is None:
+            continue
+        for path in paths:
+            node = values
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = dict(pinned)
+    return values
+
+
+def unpinned_chart_images(spec: EnclaveSpec) -> list[str]:
+    """Roles of ``CHART_IMAGES`` the spec does not pin: under vetting, those pods are refused."""
+    return [role for role in CHART_IMAGES if role not in spec.registry.system_images]
 
 
 def hub_build_ref(spec: EnclaveSpec) -> str:
@@ -367,11 +422,47 @@ def service_room(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> Servic
                        pods * default.memory_limit_mib)
 
 
-def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[str, Any]:
+ImagePin = Callable[[str], "str | None"]
+"""image → its approved ``repository@sha256:<digest>``, or None (``enclave.ops.images.pinner``)."""
+
+
+def admissible(image: str, pin: ImagePin | None) -> str:
+    """``image`` as the admission policy admits it: ``repository:tag@digest`` with its approved digest when
+    ``pin`` knows one (the policy admits an approved digest under any tag), the approved ``repository@digest``
+    for an image without a tag, else the image as it is."""
+    pinned = pin(image) if pin is not None and "@" not in image else None
+    if pinned is None:
+        return image
+    _, sep, tag = image.rpartition(":")
+    return f"{image}@{pinned.split('@', 1)[1]}" if sep and "/" not in tag else pinned
+
+
+def _pin_choices(profiles: list[dict[str, Any]], pin: ImagePin) -> None:
+    """Each choice's image written with its approved digest (``admissible``): the pre-puller runs every choice's
+    image as written (templates/image-puller/_helpers-daemonset.tpl, ``kubespawner_override.image``), where the
+    admission policy refuses a bare tag. The hook pins again at spawn; the digest it finds is this one."""
+    for profile in profiles:
+        for choice in profile["profile_options"][IMAGE_OPTION]["choices"].values():
+            override = choice["kubespawner_override"]
+            override["image"] = admissible(override["image"], pin)
+
+
+def _merge(into: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None, pin: ImagePin | None = None) -> dict[str, Any]:
     """Helm values in the shape of the Zero-to-JupyterHub chart.
 
     uid/gid and the exact home path differ per account, so the values carry the templated defaults and
-    the hub's pre-spawn hook (``enclave.notebooks.hook``) sets the account's own.
+    the hub's pre-spawn hook (``enclave.notebooks.hook``) sets the account's own. Under vetting, ``vetted`` and
+    ``pin`` (the approved digests) keep to the approved images and write them with their digests, so what the
+    chart runs without the hook (the default image, the pre-pullers) is admitted.
     """
     nb = spec.notebooks
     st = spec.storage
@@ -380,12 +471,15 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
     default_image = profiles[0]["profile_options"][IMAGE_OPTION]["choices"] if profiles else {}
     first = next((c["display_name"] for c in default_image.values() if c.get("default")), nb.images[0])
     pull = _pre_pulls(spec, profiles)
+    if pin is not None:
+        _pin_choices(profiles, pin)
     resources = service_resources(spec)
     home_tpl = f"{st.home_root.rstrip('/')}/{{username}}"
-    return {
+    return _merge({
         "hub": hub_values(spec),
         "singleuser": {
-            "image": _image_name_tag(first),
+            "image": _image_name_tag(admissible(first, pin)),
+            "cloudMetadata": dict(CLOUD_METADATA),
             "cpu": {"guarantee": default.cpu_request, "limit": default.cpu_limit},
             "memory": {"guarantee": mem(default.memory_request_mib), "limit": mem(default.memory_limit_mib)},
             # Per-account uid/gid are set by the pre-spawn hook; if it were ever missing, the pod runs as
@@ -415,13 +509,13 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None) -> dict[st
         "scheduling": {"userScheduler": {"resources": resources}},
         "prePuller": {"resources": resources, "hook": {"enabled": pull, "resources": resources},
                       "continuous": {"enabled": pull}},
-    }
+    }, chart_images(spec))
 
 
-def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None) -> list[Path]:
+def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None, pin: ImagePin | None = None) -> list[Path]:
     """Write values.yaml, profile_list.yaml and jupyterhub_config.py into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    values = z2jh_values(spec, vetted)
+    values = z2jh_values(spec, vetted, pin)
     header = ("# Zero-to-JupyterHub values rendered by `enclave render notebooks` from the enclave spec.\n"
               "# uid/fsGid are nobody (65534) on purpose: the pre-spawn hook sets each account's own.\n"
               f"# Install with --set-file {LIFECYCLE_TOKEN_VALUE}=<render deploy's directory>/hub-token\n"

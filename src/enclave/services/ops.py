@@ -31,6 +31,7 @@ from enclave.cluster import credentials, deploy
 from enclave.db import Database
 from enclave.errors import EnclaveError, InputError, Problem
 from enclave.notebooks import profiles
+from enclave.notebooks.options import spec_vetter
 from enclave.ops import backup as backups
 from enclave.ops import backup_catalog as catalog
 from enclave.ops import security
@@ -75,8 +76,9 @@ class RenderService:
     def access(self, out: Path) -> tuple[list[Path], int]:
         """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange: one YAML file per namespace.
         Returns the files and the number of objects."""
+        room = profiles.service_room(self.spec, self._notebook_images()[0])  # its own session, before this one
         with self.db.session() as session:
-            objects = render_access(self.spec, account_storage.subjects(session), profiles.service_room(self.spec))
+            objects = render_access(self.spec, account_storage.subjects(session), room)
         return write_yaml(objects, out), sum(len(v) for v in objects.values())
 
     def condor(self, out: Path, *, members: Mapping[str, Sequence[str]] | None = None,
@@ -85,7 +87,18 @@ class RenderService:
         return list(zip(files, condor.write(files, out), strict=True))
 
     def notebooks(self, out: Path) -> list[Path]:
-        return profiles.render(self.spec, out)
+        return profiles.render(self.spec, out, *self._notebook_images())
+
+    def _notebook_images(self) -> tuple[Callable[[str], bool] | None, Callable[[str], str | None] | None]:
+        """(vetted, pin) for the values under vetting: the approved images alone, written with their digests, so
+        what the chart runs without the hook (the default image, the pre-pullers) passes admission; the same
+        choice of images sizes the notebook quota's room for the pullers (``access``)."""
+        if not self.spec.registry.vetting_required:
+            return None, None
+        approved = self.images.approved(self.spec.registry.host)
+        pin = pinner(approved)
+        listed = spec_vetter(self.spec)
+        return (lambda image: listed(image) and pin(image) is not None), pin
 
     def admission(self, out: Path) -> tuple[Path, int]:
         """Kyverno ClusterPolicy admitting only approved image digests (validated against its schema)."""
@@ -127,6 +140,11 @@ class RenderService:
             if missing:
                 return (f"registry.system_images lacks {', '.join(missing)}: those pods of enclave's own are "
                         "refused until pinned by digest")
+        if name == "notebooks" and self.spec.registry.vetting_required:
+            missing = profiles.unpinned_chart_images(self.spec)
+            if missing:
+                return (f"registry.system_images lacks {', '.join(missing)}: the JupyterHub chart's own pods of "
+                        "those images are refused until mirrored into the registry and pinned by digest")
         return ""
 
     @contextmanager

@@ -290,9 +290,11 @@ class Registry(Strict):
         default="1.13", description="Kyverno minor the admission policy is rendered for (1.10–1.16).")
     system_images: dict[Name, PinnedImage] = Field(
         default_factory=dict,
-        description="enclave's own images by role (enclave, webdav, hub, htcondor-worker) as "
-                    "repository[:tag]@sha256:<digest> (the hub keeps its tag: the Zero-to-JupyterHub chart writes "
-                    "hub.image as name:tag); the admission policy admits them without an approval row.")
+        description="enclave's own images by role (enclave, webdav, hub, htcondor-worker) and the JupyterHub "
+                    "chart's, mirrored into the registry (proxy, user-scheduler, pause, image-awaiter), as "
+                    "repository[:tag]@sha256:<digest> (the hub and the chart's keep their tag: the "
+                    "Zero-to-JupyterHub chart writes its images as name:tag); the admission policy admits them "
+                    "without an approval row.")
 
 
 class RoleSpec(Strict):
