@@ -355,3 +355,30 @@ def test_checks_that_agree_with_kube_bench_say_nothing() -> None:
     both fail it when absent."""
     assert BY_ID["API-10"].differs == ""
     assert run_check(BY_ID["API-10"], node=NodeConfig(flags={"apiserver": {}})).status == "fail"
+
+
+# ---- a bare boolean flag and whole numbers (finding 9) ------------------------------------------------------
+
+def test_bare_boolean_flag_does_not_take_the_next_word() -> None:
+    """pflag gives a bool flag NoOptDefVal "true" (spf13/pflag bool.go), so `--profiling false` sets it true and
+    leaves "false" a positional; kube-bench's findValue reads "true" for it too. 1.2.15 fails."""
+    node = _node("kube-apiserver", "--profiling", "false", "--authorization-mode", "Node,RBAC")
+    assert node.flags["apiserver"] == {"--profiling": "true", "--authorization-mode": "Node,RBAC"}
+    assert run_check(BY_ID["API-10"], node=node).status == "fail"
+
+
+@pytest.mark.parametrize(("value", "status"), [("30", "pass"), ("45", "pass"), ("29", "fail"), ("30m", "fail"),
+                                               ("100.5", "fail"), ("+30", "pass")])
+def test_gte_reads_whole_numbers_only(value: str, status: str) -> None:
+    """kube-bench's gte compares strconv.Atoi values and fails what Atoi refuses (check/test.go toNumeric);
+    --audit-log-maxage is an int flag (k8s.io/apiserver options/audit.go IntVar). cis-1.12 1.2.17: ≥ 30."""
+    node = NodeConfig(flags={"apiserver": {"--audit-log-maxage": value}})
+    assert run_check(BY_ID["API-12"], node=node).status == status
+
+
+@pytest.mark.parametrize("zero", ["0", "0s", "0m", "0h0m0s", 0])
+def test_zero_duration_in_the_kubelet_config_takes_the_default(zero: Any) -> None:
+    """KubeletConfiguration v1beta1 defaulting replaces a zero streamingConnectionIdleTimeout with 4h
+    (pkg/kubelet/apis/config/v1beta1/defaults.go); Go's time.ParseDuration reads each spelling as zero."""
+    result = run_check(BY_ID["KUBELET-05"], node=NodeConfig(kubelet={"streamingConnectionIdleTimeout": zero}))
+    assert result.status == "pass" and result.checked[0].endswith(": 4h")

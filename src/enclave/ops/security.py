@@ -173,12 +173,21 @@ SLICE_FLAGS = frozenset({"--authorization-mode", "--enable-admission-plugins", "
 # The kubelet's --authorization-mode is a plain string (cmd/kubelet/app/options/options.go, StringVar): the last
 # occurrence wins there.
 KUBELET_SLICE_FLAGS = frozenset({"--feature-gates"})
+# The boolean flags the checks read (each component's command-line reference lists them without a value type;
+# etcd's are Go flag BoolVar). A bare boolean flag is true and never takes the next word as its value — pflag
+# gives it NoOptDefVal "true" (spf13/pflag bool.go), Go's flag package sets it at once (flag.go parseOne) — so
+# `--profiling false` is --profiling=true and a stray "false"; kube-bench reads it as true too (check/test.go
+# flagTestItem.findValue: an empty value after a `--` flag is "true").
+BOOL_FLAGS = frozenset({
+    "--anonymous-auth", "--profiling", "--service-account-lookup", "--service-account-extend-token-expiration",
+    "--use-service-account-credentials", "--client-cert-auth", "--peer-client-cert-auth", "--auto-tls",
+    "--peer-auto-tls", "--rotate-certificates", "--protect-kernel-defaults", "--make-iptables-util-chains"})
 
 
 def parse_flags(args: Iterable[str], slices: frozenset[str] = SLICE_FLAGS) -> dict[str, str]:
-    """`--a=b`, `--a b` and bare `--a` (a boolean switch, "true"). A repeated flag keeps its last value, as
-    spf13/pflag (which every Kubernetes component parses its command line with) does for scalar flags; a flag in
-    ``slices`` keeps every value, comma-joined."""
+    """`--a=b`, `--a b` and bare `--a` (a boolean switch, "true"; a flag of BOOL_FLAGS never takes the next
+    word). A repeated flag keeps its last value, as spf13/pflag (which every Kubernetes component parses its
+    command line with) does for scalar flags; a flag in ``slices`` keeps every value, comma-joined."""
     out: dict[str, str] = {}
 
     def put(name: str, value: str) -> None:
@@ -191,7 +200,7 @@ def parse_flags(args: Iterable[str], slices: frozenset[str] = SLICE_FLAGS) -> di
         if arg.startswith("--"):
             if "=" in arg:
                 put(*arg.split("=", 1))
-            elif i + 1 < len(items) and not str(items[i + 1]).startswith("--"):
+            elif arg not in BOOL_FLAGS and i + 1 < len(items) and not str(items[i + 1]).startswith("--"):
                 put(arg, str(items[i + 1]))
                 i += 1
             else:
@@ -703,12 +712,19 @@ def capability(name: Any) -> str:
     return text.removeprefix("CAP_")
 
 
-def _num(v: Any) -> float | None:
+def _int(v: Any) -> int | None:
+    """A whole number as Go's strconv.Atoi reads one (an optional sign, then digits), which kube-bench's gte/lte
+    compare with (check/test.go toNumeric) and the flags they test are (--audit-log-maxage and the others are
+    IntVar): 30m or 100.5 is no number, so the test fails."""
     text = _norm(v).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", text)
-    if not m:
-        return None
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def _zero_duration(v: Any) -> bool:
+    """A zero Go duration (time.ParseDuration: "0", or numbers each with a unit — 0s, 0m, 0h0m0s)."""
+    text = _norm(v).strip()
+    return text == "0" or (re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+", text) is not None
+                           and re.search(r"[1-9]", text) is None)
 
 
 def _subst(value: Any, params: Mapping[str, str]) -> Any:
@@ -738,7 +754,7 @@ def _evaluate_present(op: str, value: Any, expected: Any) -> bool:
     if op == "has_any":
         return bool(set(_items(value)) & {_norm(e) for e in expected})
     if op in ("gte", "lte"):
-        got, want = _num(value), _num(expected)
+        got, want = _int(value), _int(expected)
         if got is None or want is None:
             return False
         return got >= want if op == "gte" else got <= want
@@ -887,7 +903,7 @@ def _kubelet_reads(check: Check, node: NodeConfig, version: Version | None) -> l
     # KubeletConfiguration v1beta1 defaulting fills absent fields and, for durations, zero ones too
     # (`if obj.StreamingConnectionIdleTimeout == zeroDuration { … 4h }`; kubeadm writes such fields as 0s).
     zero_defaults = bool(check.read.get("zero_is_default"))
-    if values == [MISSING] or (zero_defaults and all(_num(v) == 0 for v in values)):
+    if values == [MISSING] or (zero_defaults and all(_zero_duration(v) for v in values)):
         values = [default_for(check.read, version)]
     return [(where, v) for v in values]
 
