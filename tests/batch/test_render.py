@@ -156,7 +156,7 @@ def test_execute_node_start_label_and_authorization(rendered: Path, ldf: Enclave
     trusted = ["lsst-condor-cm.ncsa.illinois.edu", *own,
                *(h for h in policy.pool_submit_hosts(ldf, "prompt") if h not in own)]
     assert got["ALLOW_DAEMON"] == got["ALLOW_WRITE"] == ", ".join(f"condor@*/{h}" for h in trusted)
-    if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not even claim them
+    if pool in ("prompt", "drp"):  # reserved pools: the notebook schedd may not connect as a daemon
         assert NOTEBOOK_SCHEDD not in (got["ALLOW_DAEMON"] or "")
     # The label, its timestamp, the drain deadline and one relabel deadline per pool (test_vacate), nothing else.
     assert got["SETTABLE_ATTRS_CONFIG"] == ", ".join([render.POOL_KNOB, render.SINCE_KNOB, render.DRAIN_DUE_KNOB,
@@ -250,7 +250,7 @@ def test_every_daemon_is_in_the_central_managers_trust_domain(rendered: Path, ld
 
 def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: EnclaveSpec) -> None:
     names = [f"JOB_TRANSFORM_{render.TRANSFORM}", "JOB_TRANSFORM_NAMES", "SUBMIT_REQUIREMENT_NAMES", "SCHEDD_NAME",
-             "PROTECTED_JOB_ATTRS", "IMMUTABLE_JOB_ATTRS",
+             "PROTECTED_JOB_ATTRS", "IMMUTABLE_JOB_ATTRS", "SECURE_JOB_ATTRS",
              *(f"SUBMIT_REQUIREMENT_{r.name}" for r in policy.submit_requirements(ldf)),
              *(f"SUBMIT_REQUIREMENT_{r.name}_REASON" for r in policy.submit_requirements(ldf))]
     probes = ['userMap("EnclaveGroups", "alice")', 'userMap("EnclaveGroups", "alice", "group_prompt")',
@@ -261,7 +261,8 @@ def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: Enc
         verb, attr, text = line.strip().split(" ", 2)
         assert verb == "EVALSET"
         rules.append((attr, ExprTree(text)))
-    assert rules == policy.transform_rules(ldf)
+    assert rules == policy.transform_rules(ldf, DEV)
+    assert (policy.SCHEDD_ATTR, ExprTree(f'"{DEV}"')) in rules  # the host itself, whatever the job says
     for r in policy.submit_requirements(ldf):
         assert ExprTree(got[f"SUBMIT_REQUIREMENT_{r.name}"] or "") == r.expr
         assert ExprTree(got[f"SUBMIT_REQUIREMENT_{r.name}_REASON"] or "") == r.reason
@@ -270,6 +271,11 @@ def test_submit_host_transform_is_what_policy_evaluates(rendered: Path, ldf: Enc
     assert set((got["PROTECTED_JOB_ATTRS"] or "").split()) >= {"AcctGroup", "AccountingGroup", "EnclavePool",
                                                                policy.SCHEDD_ATTR}
     assert "GlobalJobId" in (got["IMMUTABLE_JOB_ATTRS"] or "")
+    # A user's GlobalJobId is ignored before commit too (qmgmt.cpp ModifyAttrCheck, htcondor/htcondor 7491a14).
+    # The transform's attributes must not be secure: ModifyAttrCheck checks that before it lets a submit
+    # transform's write through, and would ignore theirs during the user's commit as well.
+    secure = set((got["SECURE_JOB_ATTRS"] or "").split())
+    assert "GlobalJobId" in secure and not secure & {attr for attr, _ in rules}
     # The schedd's own userMap, loaded from the rendered map through the rendered config.
     assert got[probes[0]] == "'group_drp,group_user'"
     assert got[probes[1]] == "'group_drp'"  # not a member of prompt: falls back to the first group

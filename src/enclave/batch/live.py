@@ -234,7 +234,7 @@ class HTCondorBatch:
         """The schedd the spec names ``host``. Its Name is what the rendered SCHEDD_NAME says, qualified by
         HTCondor as ``<host>@<its fully qualified host name>`` unless it names the local host (manual, MASTER_NAME:
         "If the string does not include an @ sign, HTCondor appends one"; get_daemon_name.cpp,
-        build_valid_daemon_name): the part before the @ is the spec's (as ``policy`` reads GlobalJobId)."""
+        build_valid_daemon_name): the part before the @ is the spec's."""
         name = classad2.quote(host)
         try:
             found = self.collector.query(htcondor2.AdType.Schedd,

@@ -9,19 +9,20 @@ Anti-spoofing. A user can put any ``+Attr`` in a submit file, so START trusts on
 user cannot set:
 
 - ``Owner``: set by the schedd from the authenticated identity;
-- ``EnclaveSchedd``: the schedd part of ``GlobalJobId`` (which the schedd writes in NewProc), copied by
-  the schedd's submit transform into its own attribute. START does not read ``GlobalJobId`` itself
-  because it is unique per job: an attribute START references is *significant* for autoclustering,
-  and a unique one would make every job its own autocluster;
+- ``EnclaveSchedd``: the name of the submit host, a literal each host's rendered submit transform writes
+  (``transform_rules``), not anything derived from the job: a user can rewrite even ``GlobalJobId`` before
+  the transform runs (``transform_rules`` says how);
 - ``AcctGroup`` / ``AccountingGroup``: forced by the schedd's submit transform from the owner's
   membership (``userMap``), whatever the user wrote.
 
 The transform uses EVALSET (evaluate, store the literal), so a user cannot smuggle in an expression
 such as ``+EnclavePool = TARGET.EnclavePool`` that would compare equal to every node. The transform
 and submit requirements are rendered from the same ExprTrees this module evaluates in
-``schedd_admit``, so what the tests prove is what the schedd runs. The remaining trust — that a claim
-really comes from a trusted schedd — is enforced by the security config (``ALLOW_DAEMON``) rendered
-for every startd.
+``schedd_admit``, so what the tests prove is what the schedd runs. The remaining trust — that the job
+came through a trusted schedd at all — is the collector's: the negotiator matches only the submitters whose
+ads the collector took, which the rendered ``ALLOW_ADVERTISE_SCHEDD`` limits to ``batch.submit_hosts``, and
+the claim then travels over the match's own security session, which every startd admits at DAEMON level
+whatever its ``ALLOW_DAEMON`` says (``enclave.batch.spoof``, layer 3).
 
 Overflow. A pool with a latency objective may run on every startd (``overflow_pools``): its jobs still need
 its own forced group and one of its own trusted schedds (the clauses look the job's pool up), and every startd
@@ -49,7 +50,7 @@ from enclave.errors import InputError, NotFound, Problem, SpecError
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
 SCHEDD_ATTR = "EnclaveSchedd"
-"""Job attribute: the schedd part of GlobalJobId, written by the schedd's submit transform."""
+"""Job attribute: the submit host the job came through, a literal written by that host's submit transform."""
 GROUPS_ATTR = "EnclavePoolGroups"
 """Machine attribute: record pool → accounting group its jobs must carry."""
 SCHEDDS_ATTR = "EnclavePoolSchedds"
@@ -443,14 +444,28 @@ def job_ad(
 # --- The schedd side: submit transform, submit requirements, membership --------------------------
 
 
-def transform_rules(spec: EnclaveSpec) -> list[tuple[str, ExprTree]]:
-    """EVALSET rules of the schedd's submit transform, in order."""
+def transform_rules(spec: EnclaveSpec, schedd: str) -> list[tuple[str, ExprTree]]:
+    """EVALSET rules of the submit transform of the schedd on submit host ``schedd``, in order.
+
+    ``SCHEDD_ATTR`` is the literal ``schedd``, not read from GlobalJobId. Upstream (htcondor/htcondor 7491a14):
+    the schedd writes GlobalJobId when it creates the proc (src/condor_schedd.V6/qmgmt.cpp ``NewProcInternal``),
+    but condor_submit sends the proc's ad after that (src/condor_submit.V6/submit.cpp, the ``get_NewProc`` then
+    ``MySendJobAttributes`` loop), and for every proc past the first that ad holds each attribute whose value
+    differs from the cluster's (src/condor_utils/submit_utils.cpp ``fold_job_into_base_ad``): ``+GlobalJobId =
+    "<a trusted host>#$(Cluster).$(Process)#0"`` with ``queue 2`` rewrites proc 1's. ``ModifyAttrCheck``
+    (qmgmt.cpp) lets a user set any attribute of an ad not yet committed in its own transaction but the
+    SECURE_JOB_ATTRS (GlobalJobId is not among SYSTEM_SECURE_JOB_ATTRS, src/condor_utils/param_info.in), and
+    IMMUTABLE_JOB_ATTRS hold only for committed jobs; the transform runs at commit, on what the user left
+    (qmgmt.cpp, ``JobTransforms::transformJob`` in the commit). The transform's own writes come last and pass
+    every check but the secure one (job_transforms.cpp ``set_dirty_attributes``: SetAttribute_SubmitTransform;
+    ModifyAttrCheck), so a literal here is what the job keeps; ``PROTECTED_JOB_ATTRS`` keeps it so afterwards
+    (``render.submit_host``). Not ``SUBMIT_ATTRS``: condor_submit, the user's own process, reads it
+    (submit_utils.cpp); not ``SCHEDD_ATTRS``: that fills the schedd's own ad (condor_config.cpp
+    ``config_fill_ad``)."""
     a = spec.batch.pool_attribute
     groups = repr(groups_table(spec))
     return [
-        # GlobalJobId is "<schedd name>#<cluster>.<proc>#<qdate>". A schedd name may come out as
-        # "<SCHEDD_NAME>@<host>" when HTCondor qualifies it: the configured part is what we trust.
-        (SCHEDD_ATTR, parse_expr('split(split(GlobalJobId, "#")[0], "@")[0]')),
+        (SCHEDD_ATTR, parse_expr(classad2.quote(schedd))),
         # A missing pool means the default pool; anything else is kept (as a string) so the submit
         # requirement can refuse an unknown pool by name. EVALSET turns an expression into its value.
         (a, parse_expr(f"ifThenElse(isUndefined({a}), {classad2.quote(spec.batch.default_pool)}, string({a}))")),
@@ -458,6 +473,17 @@ def transform_rules(spec: EnclaveSpec) -> list[tuple[str, ExprTree]]:
         ("AcctGroupUser", parse_expr("Owner")),
         ("AccountingGroup", parse_expr('strcat(AcctGroup, ".", Owner)')),
     ]
+
+
+def apply_transform(ad: ClassAd, rules: Sequence[tuple[str, ExprTree]]) -> None:
+    """Run EVALSET rules on ``ad`` in order, as the schedd's transform does: each expression evaluated with
+    classad2 in the job's ad as it stands, its value stored as a literal (undefined and error as such)."""
+    for attr, rule in rules:
+        value = rule.eval(ad)
+        if isinstance(value, classad2.Value):
+            ad[attr] = ExprTree("undefined") if value == classad2.Value.Undefined else ExprTree("error")
+        else:
+            ad[attr] = value
 
 
 @dataclass(frozen=True)
@@ -539,8 +565,9 @@ def load_membership(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | No
     return path
 
 
-# Attributes only the schedd sets; whatever the user wrote for them is discarded.
-SCHEDD_OWNED = ("Owner", "ClusterId", "ProcId", "QDate", "GlobalJobId", "MyType", "JobStatus")
+SCHEDD_OWNED = ("Owner", "ClusterId", "ProcId", "QDate", "MyType", "JobStatus")
+"""Attributes only the schedd sets; whatever the user wrote for them is discarded. Not GlobalJobId: the schedd writes
+it when it makes the proc, and the user's proc ad may replace it before commit (``transform_rules``)."""
 
 
 @dataclass(frozen=True)
@@ -565,24 +592,21 @@ def schedd_admit(
     proc_id: int = 0,
     qdate: int = 0,
 ) -> Admission:
-    """What a trusted enclave schedd stores for a submitted job ad.
+    """What the trusted enclave schedd of submit host ``schedd`` stores for a submitted job ad.
 
-    Sets the schedd-owned attributes from the authenticated ``owner`` and its own name, then runs
-    the rendered submit transform (each EVALSET evaluated with classad2 in the job's context) and the
-    submit requirements. Needs the membership map loaded (``load_membership``) for userMap().
+    Sets the schedd-owned attributes (``SCHEDD_OWNED``) from the authenticated ``owner``, and GlobalJobId from its
+    own name unless the user wrote one (the worst case, which the rendered SECURE_JOB_ATTRS prevents: nothing
+    below may rely on it), then runs the rendered submit transform (``apply_transform``) and the submit
+    requirements. Needs the membership map loaded (``load_membership``) for userMap().
     """
     ad = ClassAd(repr(submitted))
-    for key, value in {
-        "MyType": "Job", "Owner": owner, "ClusterId": cluster_id, "ProcId": proc_id, "QDate": qdate,
-        "GlobalJobId": f"{schedd}#{cluster_id}.{proc_id}#{qdate}", "JobStatus": 1,
-    }.items():
-        ad[key] = value
-    for attr, rule in transform_rules(spec):
-        value = rule.eval(ad)
-        if isinstance(value, classad2.Value):
-            ad[attr] = ExprTree("undefined") if value == classad2.Value.Undefined else ExprTree("error")
-        else:
-            ad[attr] = value
+    values = {"MyType": "Job", "Owner": owner, "ClusterId": cluster_id, "ProcId": proc_id, "QDate": qdate,
+              "JobStatus": 1}
+    for key in SCHEDD_OWNED:
+        ad[key] = values[key]
+    if "GlobalJobId" not in ad:
+        ad["GlobalJobId"] = f"{schedd}#{cluster_id}.{proc_id}#{qdate}"
+    apply_transform(ad, transform_rules(spec, schedd))
     refused = []
     for req in submit_requirements(spec):
         if req.expr.eval(ad) is not True:

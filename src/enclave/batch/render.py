@@ -13,8 +13,10 @@ Files (one self-contained config each, so HTCondor's own parser can read any of 
   the node (cores and memory from the pod's limits, so HTCondor never overcommits its pod).
 
 Every startd carries its pool in one knob, ``ENCLAVE_POOL``, from which both the published pool
-attribute and ``ALLOW_DAEMON``/``ALLOW_WRITE`` (which schedds may claim it) are derived: relabelling a
-node (BCS 1/2) is ``ENCLAVE_POOL`` through RemoteParam plus a reconfig, and nothing else.
+attribute and ``ALLOW_DAEMON``/``ALLOW_WRITE`` (which schedds may connect to it as daemons) are derived:
+relabelling a node (BCS 1/2) is ``ENCLAVE_POOL`` through RemoteParam plus a reconfig, and nothing else. Those
+lists do not decide who claims a startd: a claim comes over its match's session, which every startd admits
+(``_startd_common``); the collector's ``ALLOW_ADVERTISE_SCHEDD`` decides which schedds get matches at all.
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ class Rendered:
     subsystem: str
     """The HTCondor subsystem whose view of the file matters (for read-back)."""
     text: str
+    host: str = ""
+    """For a submit file: the submit host whose schedd reads it (its transform names that host)."""
 
 
 def _header(spec: EnclaveSpec, what: str) -> list[str]:
@@ -333,6 +337,12 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
         "# a disk that survives restarts, which a container would not give it (seed §7).",
         "DAEMON_LIST = MASTER, COLLECTOR, NEGOTIATOR",
         f"COLLECTOR_NAME = enclave {spec.cluster.name}",
+        # The pool's real bound on who claims a startd (the startds' ALLOW_DAEMON is none, _startd_common): the
+        # negotiator matches only submitters the collector lists, and the collector takes UPDATE_SCHEDD_AD and
+        # UPDATE_SUBMITTOR_AD at ADVERTISE_SCHEDD (htcondor/htcondor 7491a14 condor_collector.V6/collector.cpp),
+        # which DAEMON does not imply (condor_utils/condor_perms.cpp, aImpliedNext) and which reads ALLOW_DAEMON
+        # only when ALLOW_ADVERTISE_SCHEDD is unset (aConfigNext).
+        "# Only the enclave's submit hosts may advertise a schedd, so only their jobs are ever matched.",
         f"ALLOW_ADVERTISE_SCHEDD = {_daemons(spec.batch.submit_hosts)}",
         "ALLOW_ADVERTISE_STARTD = condor@*/*",
         "ALLOW_ADVERTISE_MASTER = condor@*/*",
@@ -371,7 +381,8 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
     lines += _security(spec)
     lines += [
         "DAEMON_LIST = MASTER, SCHEDD",
-        "# START trusts this name (the schedd part of GlobalJobId): it must be what the pool lists.",
+        "# The name the collector lists this schedd under (batch.live finds it by it). START trusts the",
+        f"# {policy.SCHEDD_ATTR} the transform below writes, this same name as a literal.",
         f"SCHEDD_NAME = {host}",
         "# Users submit on this host (lsst-dev) or, for the commons schedd, from notebook pods that the",
         "# NetworkPolicy lets reach it; nobody else can write to the queue.",
@@ -390,10 +401,12 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         "",
         "# Whatever the user wrote, the schedd decides the pool, accounting group and submit host. EVALSET",
         "# stores each value as a literal, so an expression that would read the machine ad cannot survive.",
+        "# The submit host is this host's name, not derived from GlobalJobId, which the user may rewrite",
+        "# before the transform runs (policy.transform_rules).",
         f"JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) {TRANSFORM}",
         f"JOB_TRANSFORM_{TRANSFORM} @=end",
     ]
-    for attr, rule in policy.transform_rules(spec):
+    for attr, rule in policy.transform_rules(spec, host):
         lines.append(f"   EVALSET {attr} {_ad_value(repr(rule))}")
     lines.append("@end")
     reqs = policy.submit_requirements(spec)
@@ -414,8 +427,15 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         "# After submit, only the schedd and queue superusers may change what START relies on.",
         "IMMUTABLE_JOB_ATTRS = $(IMMUTABLE_JOB_ATTRS) GlobalJobId",
         f"PROTECTED_JOB_ATTRS = $(PROTECTED_JOB_ATTRS) {' '.join(protected)}",
+        # htcondor/htcondor 7491a14 src/condor_schedd.V6/qmgmt.cpp: ModifyAttrCheck ignores a client's write of a
+        # SECURE_JOB_ATTRS attribute (IGNORE_ATTEMPTS_TO_SET_SECURE_JOB_ATTRS default true, param_info.in) even
+        # before commit, where IMMUTABLE_JOB_ATTRS does not hold; NewProcInternal writes GlobalJobId straight
+        # into the queue, past that check. Not the transform's attributes: its writes made during the user's
+        # commit are ignored the same way.
+        "# GlobalJobId as the schedd wrote it: whatever the user sends for it is ignored (logs and history).",
+        "SECURE_JOB_ATTRS = $(SECURE_JOB_ATTRS) GlobalJobId",
     ]
-    return Rendered(f"submit-{host}.conf", "submit", "SCHEDD", "\n".join(lines) + "\n")
+    return Rendered(f"submit-{host}.conf", "submit", "SCHEDD", "\n".join(lines) + "\n", host=host)
 
 
 def usermap(spec: EnclaveSpec, members: Mapping[str, Sequence[str]] | None = None) -> Rendered:
@@ -478,10 +498,17 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         f"START = {_ad_value(repr(policy.start_expr(spec)))}",
         "",
         "# Only the schedds this pool trusts, and those of the latency pools that overflow onto every startd",
-        "# (and the manager), may claim or write to this startd.",
+        "# (and the manager), may connect to this startd as daemons. That is no bound on who claims it: a",
+        "# claim travels over its match's own session, which the startd admits whatever these lists say; the",
+        "# collector's ALLOW_ADVERTISE_SCHEDD decides which schedds are matched at all, START which jobs run.",
     ]
     for pool in spec.pools:
         lines.append(f"ENCLAVE_SCHEDDS_{pool} = {_daemons(policy.claiming_hosts(spec, pool))}")
+    # htcondor/htcondor 7491a14: with SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION (default true, param_info.in) every
+    # startd punches DAEMON and CLIENT holes for submit-side@matchsession (condor_startd.V6/startd_main.cpp), which
+    # IpVerify::Verify admits before reading any ALLOW list (condor_io/condor_ipverify.cpp); the schedd sends its
+    # claim over the claim ID's session (condor_daemon_client/dc_startd.cpp), which the startd made with that
+    # identity when it handed the claim ID to the negotiator (condor_startd.V6/claim.cpp).
     lines += [
         f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
         f"ALLOW_WRITE = condor@*/$(CONDOR_HOST), $(ENCLAVE_SCHEDDS_$({POOL_KNOB}))",
@@ -667,7 +694,7 @@ def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
     if rendered.role == "submit":
         got = read_back(path, [f"JOB_TRANSFORM_{TRANSFORM}"], subsystem=rendered.subsystem)
         rules = [line.strip().split(" ", 2) for line in (got[f"JOB_TRANSFORM_{TRANSFORM}"] or "").splitlines()]
-        if [(attr, ExprTree(text)) for _, attr, text in rules] != policy.transform_rules(spec):
+        if [(attr, ExprTree(text)) for _, attr, text in rules] != policy.transform_rules(spec, rendered.host):
             raise IntegrityError(f"HTCondor reads a different submit transform from {path}", where=str(path),
                                  fix="render again; do not edit the file by hand")
         return f"submit transform as rendered ({len(rules)} rules)"

@@ -4,10 +4,13 @@ Each attempt is what a user could actually do: write ``+Attr = …`` lines in a 
 through a trusted schedd or run a schedd of their own. Its verdict comes from real classad2
 evaluation of the rendered policy, layer by layer:
 
-1. *schedd*: a trusted schedd sets Owner and GlobalJobId itself, runs the submit transform and the
-   submit requirements (``policy.schedd_admit``); a rogue schedd does none of that;
+1. *schedd*: a trusted schedd sets Owner itself, keeps a GlobalJobId the user wrote (the worst case), runs
+   the submit transform, which names the submit host, and the submit requirements (``policy.schedd_admit``); a
+   rogue schedd does none of that;
 2. *START* on a node of the pool the attacker aims at, and the job's own Requirements;
-3. *authorization*: whether the startd's rendered ``ALLOW_DAEMON`` lets that schedd claim it at all.
+3. *authorization*: whether the collector's rendered ``ALLOW_ADVERTISE_SCHEDD`` lets that schedd advertise its
+   submitters, without which the negotiator never matches its jobs. Not the startd's ``ALLOW_DAEMON``: a claim
+   travels over its match's session, which every startd admits at DAEMON level (``render._startd_common``).
 
 START is checked even for jobs the schedd already refused, so each defence is shown to hold alone.
 """
@@ -65,7 +68,8 @@ class Verdict:
     """Names of the START clauses that are not true for the job on a node of the target pool."""
     requirements_ok: bool
     authorized: bool
-    """The schedd may claim the startd (rendered ALLOW_DAEMON)."""
+    """The schedd may advertise to the collector, so the negotiator matches its jobs (rendered
+    ALLOW_ADVERTISE_SCHEDD)."""
     stored: ClassAd = field(repr=False)
 
     @property
@@ -89,7 +93,7 @@ class Verdict:
         if not self.requirements_ok:
             layers.append("job Requirements")
         if not self.authorized:
-            layers.append(f"authorization: {self.attempt.schedd} is not in the startd's ALLOW_DAEMON")
+            layers.append(f"authorization: {self.attempt.schedd} is not in the collector's ALLOW_ADVERTISE_SCHEDD")
         return layers
 
 
@@ -131,12 +135,13 @@ def catalogue(spec: EnclaveSpec) -> list[Attempt]:
                 {a: '"user"', "AcctGroup": '"group_user"', "AccountingGroup": '"group_user.bob"'},
                 legitimate=False, trusted_schedd=False),
         Attempt("untrusted-schedd-forging-submit-host", "rogue schedd also forges the trusted schedd's name: "
-                "START cannot tell, the startd's authorization refuses the claim",
+                "START cannot tell, the collector refuses its ads, so it is never matched",
                 SCIENCE_USER, ROGUE_SCHEDD, "user",
                 {a: '"user"', "AcctGroup": '"group_user"', "AccountingGroup": '"group_user.bob"',
                  policy.SCHEDD_ATTR: f'"{nb}"'}, legitimate=False, trusted_schedd=False),
     ]
     if nb != dev:
+        # GlobalJobId too: the schedd keeps a user's for every proc past the first (policy.transform_rules).
         attempts.append(Attempt(
             "forged-submit-host", "developer submits DRP work from a notebook, claiming a development host",
             DEVELOPER, nb, "drp",
@@ -163,9 +168,8 @@ def submitted_ad(attempt: Attempt) -> ClassAd:
 def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[str] | None = None) -> Verdict:
     """Run one attempt through schedd, START, Requirements and authorization.
 
-    ``allowed_schedds`` is what the startd's ALLOW_DAEMON admits (default: the schedds that may claim a startd of
-    the target pool, its own and the overflowing pools', ``policy.claiming_hosts``, as ``render`` writes it).
-    Needs the membership map loaded (``policy.load_membership``).
+    ``allowed_schedds`` is what the collector's ALLOW_ADVERTISE_SCHEDD admits (default: ``batch.submit_hosts``,
+    as ``render.central_manager`` writes it). Needs the membership map loaded (``policy.load_membership``).
     """
     submitted = submitted_ad(attempt)
     submitted["Requirements"] = policy.default_requirements(spec)
@@ -186,8 +190,7 @@ def evaluate(spec: EnclaveSpec, attempt: Attempt, *, allowed_schedds: Sequence[s
     whole = node.lookup("Start").eval(scope=node, target=job) is True
     if whole != (not failures):  # the clauses are the conjuncts of START: they must agree
         raise AssertionError(f"{attempt.name}: START and its clauses disagree")
-    trusted = list(policy.claiming_hosts(spec, attempt.target_pool) if allowed_schedds is None
-                   else allowed_schedds)
+    trusted = list(spec.batch.submit_hosts if allowed_schedds is None else allowed_schedds)
     return Verdict(
         attempt=attempt,
         admission=admission,
