@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from classad2 import ClassAd, ExprTree
 
+from enclave.access.render import namespace_objects
 from enclave.batch import policy, render
 from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError
@@ -221,6 +222,30 @@ def test_the_broker_may_drain_and_relabel_from_its_pod(rendered: Path, name: str
     for knob in ("ALLOW_ADMINISTRATOR", "ALLOW_CONFIG"):
         assert [a.strip() for a in (got[knob] or "").split(",")] == [
             "condor@*/lsst-condor-cm.ncsa.illinois.edu", "enclave-broker@*/*"]
+
+
+def test_notebook_pods_may_submit_to_the_commons_schedd(rendered: Path, ldf: EnclaveSpec) -> None:
+    """condor_submit writes the queue with QMGMT_WRITE_CMD, which the schedd registers at WRITE (schedd.cpp), and
+    IpVerify matches an ALLOW entry's host part against the peer's IP address and its names (condor_ipverify.cpp;
+    htcondor/htcondor 7491a14). A notebook pod connects from its own pod address, which is neither the schedd pod's
+    $(FULL_HOSTNAME) nor its $(IP_ADDRESS): the commons schedd must take any host, and any user only once
+    authenticated. WRITE's authentication setting falls back to SEC_DEFAULT_AUTHENTICATION when
+    SEC_WRITE_AUTHENTICATION is unset (condor_secman.cpp ``getSecSetting``, condor_perms.cpp ``aConfigNext``).
+    A login host's schedd keeps its queue to its own host's users."""
+    assert [h for h in ldf.batch.submit_hosts if render.commons_schedd(ldf, h)] == [NOTEBOOK_SCHEDD]
+    knobs = ["ALLOW_WRITE", "DENY_WRITE", "SEC_WRITE_AUTHENTICATION", "SEC_DEFAULT_AUTHENTICATION"]
+    got = render.read_back(rendered / f"submit-{NOTEBOOK_SCHEDD}.conf", knobs, subsystem="SCHEDD")
+    assert "*@*/*" in [e.strip() for e in (got["ALLOW_WRITE"] or "").split(",")]
+    assert got["DENY_WRITE"] is None
+    assert got["SEC_WRITE_AUTHENTICATION"] is None and got["SEC_DEFAULT_AUTHENTICATION"] == "REQUIRED"
+    # The network bound: the notebook namespace denies every pod but its own (access.render).
+    policies = {o["metadata"]["name"]: o["spec"] for o in namespace_objects(ldf, ldf.notebooks.namespace)
+                if o["kind"] == "NetworkPolicy"}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert policies["allow-same-namespace"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    dev = render.read_back(rendered / f"submit-{DEV}.conf", ["ALLOW_WRITE"], subsystem="SCHEDD")["ALLOW_WRITE"]
+    assert not render.commons_schedd(ldf, DEV)
+    assert "*@*/*" not in [e.strip() for e in (dev or "").split(",")]
 
 
 def test_no_other_daemon_lets_the_broker_administer_it(rendered: Path, ldf: EnclaveSpec) -> None:

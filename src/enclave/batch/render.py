@@ -373,6 +373,34 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
     return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
 
 
+def commons_schedd(spec: EnclaveSpec, host: str) -> bool:
+    """Whether submit host ``host`` is a schedd in the Kubernetes commons that notebook pods submit to: a Service
+    of the notebook namespace, ``<service>.<namespace>.svc`` and possibly the cluster domain after it (Kubernetes
+    docs, "DNS for Services and Pods"), e.g. ``schedd.jupyter-lsst.svc``."""
+    labels = host.split(".")
+    return len(labels) >= 3 and labels[1] == spec.notebooks.namespace and labels[2] == "svc"
+
+
+def _queue_writers(spec: EnclaveSpec, host: str) -> list[str]:
+    """ALLOW_WRITE of the schedd on ``host``: who may submit to its queue (QMGMT_WRITE_CMD is registered at WRITE,
+    htcondor/htcondor 7491a14 src/condor_schedd.V6/schedd.cpp).
+
+    IpVerify matches an entry's host part against the peer's IP address and the names it resolves to
+    (src/condor_io/condor_ipverify.cpp ``IpVerify::Verify``). A login host's users connect from the host itself;
+    notebook pods reach a commons schedd from their own pod addresses, which are in no list and change with each
+    spawn, and the spec names no pod network to list instead. So a commons schedd admits any authenticated user
+    from anywhere: every method it accepts authenticates (SEC_DEFAULT_AUTHENTICATION = REQUIRED, ``_security``;
+    FS works only on the host, so a pod needs an IDTOKEN of the pool), and the network bound is the notebook
+    namespace's NetworkPolicies (``access.render.namespace_objects``: default-deny, then the namespace's own
+    pods)."""
+    if commons_schedd(spec, host):
+        return ["# Notebook pods submit here from pod addresses no list can name: any authenticated user; the",
+                "# notebook namespace's NetworkPolicies (default-deny, its own pods) are the network bound.",
+                "ALLOW_WRITE = *@*/*"]
+    return ["# Users submit on this host; nobody else can write to the queue.",
+            "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)"]
+
+
 def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFIG_DIR) -> Rendered:
     if host not in spec.batch.submit_hosts:
         raise InputError([Problem("submit host", f"'{host}' is not in batch.submit_hosts",
@@ -384,9 +412,7 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         "# The name the collector lists this schedd under (batch.live finds it by it). START trusts the",
         f"# {policy.SCHEDD_ATTR} the transform below writes, this same name as a literal.",
         f"SCHEDD_NAME = {host}",
-        "# Users submit on this host (lsst-dev) or, for the commons schedd, from notebook pods that the",
-        "# NetworkPolicy lets reach it; nobody else can write to the queue.",
-        "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)",
+        *_queue_writers(spec, host),
         "# The broker, from its pod: holds and removes the jobs of departed accounts (ACT_ON_JOBS is WRITE,",
         "# schedd.cpp), others' jobs, so as a queue super user. HTCondor's default list is 'root, condor'",
         "# (param_info.in); an entry with an @ is the whole authenticated name, a bare one user@UID_DOMAIN",
