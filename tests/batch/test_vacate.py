@@ -142,17 +142,31 @@ def test_a_latency_pool_s_jobs_go_only_if_they_ran_before_the_relabel(configs: P
     assert evaluate(got, dynamic_slot(got, since + 30), job(ldf, "prompt")) == (False, render.LET_FINISH_SECONDS)
 
 
-def test_with_group_quota_preemption_the_deadline_still_holds(tmp_path: Path, ldf: EnclaveSpec) -> None:
-    """The preemption render sets MAXJOBRETIREMENTTIME = 0 for every job: PREEMPT is unchanged, so the old pool's
-    job still goes at the deadline, and only it."""
+def test_with_group_quota_preemption_only_a_preempted_job_loses_its_retirement(tmp_path: Path,
+                                                                               ldf: EnclaveSpec) -> None:
+    """The preemption render (the twin's quotas-preempt baselines) gives no retirement to a job whose claim another
+    claim preempts: the startd publishes PreemptingUser in the slot's ad while it holds such a claim
+    (claim.cpp ``Claim::publishPreemptingClaim``, htcondor/htcondor 7491a14). Everything else keeps the rule
+    without preemption: a relabel's old-pool job goes at the deadline, a broker drain's deadline holds every job
+    until it, and otherwise a job retires for its pool's grace. HTCondor keeps the last definition of a knob, so
+    this must be the one MAXJOBRETIREMENTTIME (a second ``= 0`` after it evicted at every drain)."""
     now = int(time.time())
     [path] = render.write([render.execute_node(ldf, "drp", preemption=True)], tmp_path)
-    got = startd_config(path, {render.POOL_KNOB: "user",
-                                                        "ENCLAVE_VACATE_drp": f"{{{now - 600}, {now - 1}}}"})
-    assert got["MAXJOBRETIREMENTTIME"] == "0"
-    slot = dynamic_slot(got, now - 3000)
-    assert evaluate(got, slot, job(ldf, "drp")) == (True, 0)
-    assert evaluate(got, slot, job(ldf, "user")) == (False, 0)
+    assert path.read_text().count("\nMAXJOBRETIREMENTTIME =") == 1
+    relabelled = startd_config(path, {render.POOL_KNOB: "user", "ENCLAVE_VACATE_drp": f"{{{now - 600}, {now - 1}}}"})
+    slot = dynamic_slot(relabelled, now - 3000)
+    assert evaluate(relabelled, slot, job(ldf, "drp")) == (True, 0)
+    assert evaluate(relabelled, slot, job(ldf, "user")) == (False, render.LET_FINISH_SECONDS)
+    # A broker drain an hour from now: neither an hour-old nor a minute-old DRP job is evicted before it.
+    draining = startd_config(path, {render.DRAIN_DUE_KNOB: str(now + 3600)})
+    assert evicting(draining, [now - 3600, now - 60], job(ldf, "drp"), now) == [False, False]
+    # Not draining, no relabel: DRP's grace, unless a preempting claim waits for the slot.
+    plain = startd_config(path, {})
+    idle = drain_slot(plain, now - 60, draining=False)
+    retirement = ExprTree(plain["MAXJOBRETIREMENTTIME"] or "")
+    assert retirement.eval(idle, job(ldf, "drp")) == render.retirement_seconds(ldf, "drp")
+    idle["PreemptingUser"] = "prompt-svc@lsst-dev01.ncsa.illinois.edu"
+    assert retirement.eval(idle, job(ldf, "drp")) == 0
 
 
 def test_vacate_value_is_since_and_the_deadline_rounded_up() -> None:

@@ -473,9 +473,22 @@ def settable_knobs(spec: EnclaveSpec) -> list[str]:
     return [POOL_KNOB, SINCE_KNOB, DRAIN_DUE_KNOB, *(vacate_knob(p) for p in spec.pools)]
 
 
-def _vacate(spec: EnclaveSpec) -> list[str]:
+PREEMPTED = "!isUndefined(MY.PreemptingUser)"
+"""True on a slot whose claim another claim is preempting (the ``preemption`` render's group-quota preemption; the
+enclave sets no startd RANK). The startd publishes PreemptingUser (with PreemptingRank, PreemptingOwner, …) while
+its preempting claim holds the requesting schedd's user, and deletes them once its preempting claim holds none
+(htcondor/htcondor 7491a14 src/condor_startd.V6/claim.cpp ``Claim::publishPreemptingClaim``; command.cpp
+``request_claim`` loads that user into the preempting claim when it accepts it, ``Claim::loadAccountingInfo``; a
+slot entering Claimed gets a fresh, empty one, ResState.cpp). It refreshes the slot's ad before each policy evaluation
+(ResMgr.cpp ``ResMgr::eval_all``: ``compute_dynamic``, then ``Resource::eval_state``), so the preempted job sees
+it within a POLLING_INTERVAL. Drains and shutdowns make no preempting claim, so their retirement stays."""
+
+
+def _vacate(spec: EnclaveSpec, preemption: bool = False) -> list[str]:
     """PREEMPT and MAXJOBRETIREMENTTIME: a relabel's deadline (``Relabel.vacate_after_seconds``) evicts the old
-    pool's jobs still running at it (``policy.vacate_expr``), and nothing else is preempted.
+    pool's jobs still running at it (``policy.vacate_expr``), and nothing else is preempted. With ``preemption``
+    (group-quota preemption), a job whose claim another claim preempts has no retirement either (``PREEMPTED``):
+    it would hold its slot that long while the preempting job waits, and prompt's objective is 60 s.
 
     HTCondor's defaults, changed here (htcondor/htcondor 7491a14, src/condor_utils/param_info.in: PREEMPT
     default=False; MAXJOBRETIREMENTTIME has no entry and the startd publishes 0 when it is unset,
@@ -484,8 +497,9 @@ def _vacate(spec: EnclaveSpec) -> list[str]:
     it is vacated (WANT_VACATE default True: soft kill, then MachineMaxVacateTime, default 600 s, before the hard
     kill) as soon as the startd sees the deadline passed, within POLLING_INTERVAL (default 5 s) while claimed
     (HTCondor manual, "Configuration for Execution Points", "Claimed State"). Every other job keeps its pool's
-    retirement when the startd drains or shuts down."""
+    retirement when the startd drains or shuts down. One definition: HTCondor keeps the last of several."""
     a = spec.batch.pool_attribute
+    evict_now = f"$({VACATE_DUE_MACRO})" + (f" || {PREEMPTED}" if preemption else "")
     entries = "; ".join(f"{_attr_name(p)} = $({vacate_knob(p)})" for p in spec.pools)
     lines = ["# A relabel that vacates (the old pool's take_away: vacate) sets the old pool's deadline at runtime:",
              f"# {{since, deadline}} in Unix seconds; {NO_DEADLINE}: its jobs left here drain."]
@@ -496,7 +510,9 @@ def _vacate(spec: EnclaveSpec) -> list[str]:
         f"# True for a job of a pool this startd was taken from once that relabel's deadline passed ({a}).",
         f"{VACATE_DUE_MACRO} = {_ad_value(repr(policy.vacate_expr(spec)))}",
         f"PREEMPT = $({VACATE_DUE_MACRO})",
-        f"MAXJOBRETIREMENTTIME = ifThenElse($({VACATE_DUE_MACRO}), 0, $({RETIREMENT_KNOB}))",
+        *(["# Group-quota preemption: a preempted job would retire this long while the preempting one waits."]
+          if preemption else []),
+        f"MAXJOBRETIREMENTTIME = ifThenElse({evict_now}, 0, $({RETIREMENT_KNOB}))",
         "",
     ]
 
@@ -555,14 +571,7 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
               f"{DRAIN_DUE_ATTR} = $({DRAIN_DUE_KNOB})",
               f"STARTD_ATTRS = $(STARTD_ATTRS) {DRAIN_DUE_ATTR}",
               f"{RETIREMENT_KNOB} = {retirement_expr()}", ""]
-    lines += _vacate(spec)
-    if preemption:
-        lines += [
-            "# Group-quota preemption: a preempted job retires for MaxJobRetirementTime before it is vacated,",
-            "# and the preempting job waits as long; for prompt's 60 s objective it must be 0 (the default).",
-            "MAXJOBRETIREMENTTIME = 0",
-            "",
-        ]
+    lines += _vacate(spec, preemption)
     if memory_weight:
         lines += [
             "# Quotas and usage count memory as cores: a slot weighs its dominant resource.",
