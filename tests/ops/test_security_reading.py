@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from enclave.errors import InputError
 from enclave.ops import security
 from enclave.ops.security import NodeConfig, node_config_from_manifests, run_check
 
@@ -382,3 +383,22 @@ def test_zero_duration_in_the_kubelet_config_takes_the_default(zero: Any) -> Non
     (pkg/kubelet/apis/config/v1beta1/defaults.go); Go's time.ParseDuration reads each spelling as zero."""
     result = run_check(BY_ID["KUBELET-05"], node=NodeConfig(kubelet={"streamingConnectionIdleTimeout": zero}))
     assert result.status == "pass" and result.checked[0].endswith(": 4h")
+
+
+def test_empty_environment_assignments_reset_those_of_earlier_units() -> None:
+    """systemd.exec: "If the empty string is assigned to this option, the list of environment variables is reset,
+    all prior assignments have no effect" (Environment=), and likewise the list of files (EnvironmentFile=)."""
+    main = security.parse_unit('[Service]\nEnvironment="KUBELET_EXTRA_ARGS=--read-only-port=10255"\n'
+                               "EnvironmentFile=/etc/default/kubelet\n")
+    drop_in = security.parse_unit("[Service]\nEnvironment=\nEnvironmentFile=\n"
+                                  "ExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\n")
+    assert security.kubelet_argv([main, drop_in], []) == ["/usr/bin/kubelet"]
+    assert drop_in.resets_environment_files and drop_in.environment_files == []
+
+
+def test_unbalanced_quotes_in_a_unit_are_a_clear_error(tmp_path: Path) -> None:
+    unit = _write(tmp_path / "10-kubeadm.conf", '[Service]\nEnvironment="A=--x\nExecStart=/usr/bin/kubelet $A\n')
+    with pytest.raises(InputError) as err:
+        security.read_kubelet_command([unit], _node_dir(tmp_path))
+    problem = err.value.problems[0]
+    assert str(unit) in problem.where and "Environment=" in problem.where and "quotes" in problem.fix

@@ -279,11 +279,13 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class ServiceUnit:
     """What a unit file or drop-in says about the process it starts (systemd.exec, systemd.service): the
     Environment= variables, the EnvironmentFile= paths, and every ExecStart= assignment ("" resets those
-    before)."""
+    before). An empty Environment= or EnvironmentFile= resets the list, those of units read before too."""
 
     environment: dict[str, str] = field(default_factory=dict)
     environment_files: list[str] = field(default_factory=list)
     exec_start: list[str] = field(default_factory=list)  # every assignment in order, "" included
+    resets_environment: bool = False
+    resets_environment_files: bool = False
 
 
 def is_unit_file(text: str) -> bool:
@@ -310,7 +312,16 @@ def _unit_lines(text: str) -> Iterator[tuple[str, str]]:
             yield key.strip(), value.strip()
 
 
-def parse_unit(text: str) -> ServiceUnit:
+def _words(text: str, where: str) -> list[str]:
+    """Words split with shell-like quoting, as systemd splits Environment= and ExecStart= (systemd.syntax)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise InputError([Problem(where, f"cannot split {text!r} into words ({exc})",
+                                  "close the quotes as systemd.syntax requires")]) from None
+
+
+def parse_unit(text: str, where: str = "unit file") -> ServiceUnit:
     """Environment= takes space-separated assignments, each quoted whole when it holds spaces
     (`Environment="VAR1=word1 word2" VAR2=word3`), the later of a name winning and an empty assignment resetting
     the list; EnvironmentFile= likewise (systemd.exec, "Environment=", "EnvironmentFile="). ExecStart= is kept
@@ -320,12 +331,14 @@ def parse_unit(text: str) -> ServiceUnit:
         if key == "Environment":
             if not value:
                 unit.environment.clear()
-            for word in shlex.split(value):
+                unit.resets_environment = True
+            for word in _words(value, f"{where}: Environment="):
                 name, sep, val = word.partition("=")
                 if sep and _ENV_NAME.fullmatch(name):
                     unit.environment[name] = val
         elif key == "EnvironmentFile":
             unit.environment_files = [*unit.environment_files, value] if value else []
+            unit.resets_environment_files = unit.resets_environment_files or not value
         elif key == "ExecStart":
             unit.exec_start.append(value)
     return unit
@@ -361,12 +374,12 @@ def parse_env_file(text: str) -> dict[str, str]:
     return out
 
 
-def expand_exec(command: str, env: Mapping[str, str]) -> list[str]:
+def expand_exec(command: str, env: Mapping[str, str], where: str = "ExecStart=") -> list[str]:
     """An ExecStart command line as systemd runs it (systemd.service, "Command lines"): its prefixes (`-`, `@`,
     `:`, `+`, `!`) dropped, words split with shell-like quoting, a word that is `$NAME` replaced by the
     variable's value split at whitespace (zero or more arguments), `${NAME}` replaced by the value as is (unset:
     empty)."""
-    words = shlex.split(command.lstrip("-@:+!"))
+    words = _words(command.lstrip("-@:+!"), where)
     argv: list[str] = []
     for word in words:
         whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
@@ -405,6 +418,8 @@ def kubelet_argv(units: Sequence[ServiceUnit], env_files: Sequence[Mapping[str, 
     environment: dict[str, str] = {}
     exec_start: list[str] = []
     for unit in units:
+        if unit.resets_environment:
+            environment.clear()
         environment.update(unit.environment)
         exec_start += unit.exec_start
     for env in env_files:
@@ -421,9 +436,12 @@ def read_kubelet_command(files: Sequence[Path], root: Path, notes: list[str] | N
     ExecStart is assumed, so kubeadm-flags.env alone is its KUBELET_KUBEADM_ARGS)."""
     texts = {f: read_text(f) for f in files}
     unit_files = [f for f in files if is_unit_file(texts[f])]
-    units = [parse_unit(texts[f]) for f in unit_files]
+    units = [parse_unit(texts[f], str(f)) for f in unit_files]
+    named: list[str] = []
+    for unit in units:
+        named = [*([] if unit.resets_environment_files else named), *unit.environment_files]
     env_paths: list[Path] = []
-    for assigned in (name for unit in units for name in unit.environment_files):
+    for assigned in named:
         path = _env_file_path(assigned, files, root)
         if path is not None:
             env_paths.append(path)
