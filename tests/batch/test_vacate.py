@@ -115,6 +115,27 @@ def test_old_pool_job_goes_at_the_deadline_and_no_other(configs: Path, ldf: Encl
     assert evaluate(after, old, job(ldf, "general")) == (False, let_finish)
 
 
+@pytest.mark.parametrize(("ahead", "gone"), [(120, False), (0, True), (-1, True)])
+def test_a_relabel_s_deadline_holds_its_jobs_until_it(configs: Path, ldf: EnclaveSpec, ahead: int,
+                                                      gone: bool) -> None:
+    """A DRP startd relabelled to user with a deadline ``ahead`` seconds from now (120 s: less than
+    MachineMaxVacateTime): an hour-old and a minute-old DRP job both run until the deadline, not the deadline minus
+    their vacate time, and are evicted from it on. The startd's rule (condor_startd.V6, htcondor/htcondor 7491a14):
+    a claimed slot retires only once PREEMPT is true (ResState.cpp, "PREEMPT is TRUE" → retiring); a retiring job is
+    evicted once its remaining retirement, MaxJobRetirementTime minus its run time (``evalRetirementRemaining``),
+    is 0 or no more than its vacate time (``Resource::retirementExpired``)."""
+    now = int(time.time())
+    since = now - 600
+    got = startd_config(configs / "execute-user.conf", {"ENCLAVE_VACATE_drp": f"{{{since}, {now + ahead}}}"})
+    vacate = int(ExprTree(got["MachineMaxVacateTime"] or "").eval())
+    assert vacate > ahead  # the deadline is within the vacate time: it must not bring the eviction forward
+    for start in (since - 3600, since - 60):
+        preempt, retirement = evaluate(got, dynamic_slot(got, start), job(ldf, "drp"))
+        assert isinstance(retirement, int)
+        left = max(0, retirement - (now - start))
+        assert (preempt is True and (left <= 0 or vacate >= left)) is gone, start
+
+
 def test_without_a_deadline_the_old_pool_s_jobs_drain(configs: Path, ldf: EnclaveSpec) -> None:
     got = startd_config(configs / "execute-user.conf", {"ENCLAVE_VACATE_drp": render.NO_DEADLINE})
     assert evaluate(got, dynamic_slot(got, 0), job(ldf, "drp")) == (False, render.LET_FINISH_SECONDS)
