@@ -108,7 +108,8 @@ def test_render_all_and_security_check_pass_on_own_objects(env: dict[str, str], 
     validate_policy(policy)
     system = set(load(EXAMPLES / "lsst-ldf.yaml").registry.system_images.values())  # admitted unapproved
     assert sorted(policy["spec"]["rules"][0]["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]["value"]) \
-        == sorted({f"{LAB}@{D1}", f"{LAB}@{D2}", f"{repository}@{D3}"} | system)
+        == sorted({f"{LAB}@{D1}", f"{LAB}@{D2}", f"{repository}@{D3}"} | system  # and under any tag:
+                  | {f"{LAB}:*@{D1}", f"{LAB}:*@{D2}", f"{repository}:*@{D3}"})
     api = next(yaml.safe_load_all((out / "deploy" / "api.yaml").read_text()))
     assert api["spec"]["template"]["spec"]["containers"][0]["image"] == f"{repository}@{D3}"
 

@@ -23,11 +23,11 @@ from enclave.clock import utcnow
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.ops import storage
 from enclave.ops.storage import VettedImage
+from enclave.spec import reference
 from enclave.spec.models import EnclaveSpec
 
-IMAGE_REF = re.compile(
-    r"^(?P<repository>(?P<registry>[A-Za-z0-9][-A-Za-z0-9.]*(:\d+)?)/[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$")
+SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
+"""The digests enclave vets: sha256, as the registry's manifests are addressed (the grammar takes other algorithms)."""
 SUBMITTERS = (Permission.SERVICES_DEPLOY, Permission.CLUSTER_SYSTEM, Permission.IMAGES_VET)
 
 
@@ -49,12 +49,19 @@ class ImageRef:
         return f"{self.repository}@{self.digest}" if self.digest else None
 
 
+def _ref(image: str) -> reference.Reference | None:
+    """The reference, by the runtime's grammar (``enclave.spec.reference``), with a sha256 digest if any."""
+    ref = reference.parse(image.strip())
+    return ref if ref is not None and (ref.digest is None or SHA256.match(ref.digest)) else None
+
+
 def parse_ref(image: str, *, where: str = "image") -> ImageRef:
-    m = IMAGE_REF.match(image.strip())
-    if m is None:
+    ref = _ref(image)
+    if ref is None:
         raise InputError([Problem(where, f"{image!r} is not an image reference",
-                                  "write registry/repository[:tag]@sha256:<64 hex>")])
-    return ImageRef(m.group("repository"), m.group("registry"), m.group("tag"), m.group("digest"))
+                                  "write registry/repository[:tag]@sha256:<64 hex> (a registry host contains "
+                                  "a dot or a port, or is localhost)")])
+    return ImageRef(ref.repository, ref.registry, ref.tag, ref.digest)
 
 
 @dataclass(frozen=True)
@@ -194,12 +201,12 @@ def vetter(session: Session, registry: str | None = None) -> Callable[[str], boo
     tags = {(a.repository, a.tag) for a in rows if a.tag}
 
     def vetted(image: str) -> bool:
-        m = IMAGE_REF.match(image.strip())
-        if m is None:
+        ref = _ref(image)
+        if ref is None:
             return False
-        if m.group("digest"):
-            return (m.group("repository"), m.group("digest")) in digests
-        return (m.group("repository"), m.group("tag")) in tags
+        if ref.digest:
+            return (ref.repository, ref.digest) in digests
+        return (ref.repository, ref.tag) in tags
 
     return vetted
 
@@ -210,12 +217,12 @@ def pinner(rows: list[ApprovedImage]) -> Callable[[str], str | None]:
     by_tag = {(a.repository, a.tag): a.pinned for a in rows if a.tag}  # later approvals win
 
     def pinned(image: str) -> str | None:
-        m = IMAGE_REF.match(image.strip())
-        if m is None:
+        ref = _ref(image)
+        if ref is None:
             return None
-        if m.group("digest"):
-            return by_digest.get((m.group("repository"), m.group("digest")))
-        return by_tag.get((m.group("repository"), m.group("tag")))
+        if ref.digest:
+            return by_digest.get((ref.repository, ref.digest))
+        return by_tag.get((ref.repository, ref.tag)) if ref.tag else None
 
     return pinned
 

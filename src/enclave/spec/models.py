@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from enclave.spec.reference import is_registry_host
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 """A DNS-1123 label: what Kubernetes accepts as a namespace or label value, and what HTCondor accepts
@@ -283,8 +285,17 @@ KyvernoVersion = Annotated[str, StringConstraints(pattern=r"^1\.1[0-6]$")]
 PinnedImage = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@sha256:[0-9a-f]{64}$")]
 
 
+def _registry_host(host: str) -> str:
+    if not is_registry_host(host):
+        raise ValueError(f"{host!r} is not read as a registry by image references: a registry host contains a dot "
+                         "or a port, or is localhost (distribution/reference normalize.go splitDockerDomain), "
+                         f"otherwise {host}/<repository> is pulled from docker.io; write e.g. {host}.local or "
+                         f"{host}:5000")
+    return host
+
+
 class Registry(Strict):
-    host: Host
+    host: Annotated[Host, AfterValidator(_registry_host)]
     vetting_required: bool = True
     kyverno_version: KyvernoVersion = Field(
         default="1.13", description="Kyverno minor the admission policy is rendered for (1.10–1.16).")
