@@ -26,3 +26,62 @@ def test_a_token_issued_on_the_approvers_behalf_is_refused(world: World) -> None
     assert any(t["on_behalf"] for t in listed.json()), listed.text
     r = world.client.post("/api/v1/ops/images/approve", headers=world.as_(SECURITY), json=image)
     assert r.status_code == 200 and r.json()["decided_by"] == SECURITY, r.text
+
+
+def _on_behalf(world: World, holder: str, ttl_seconds: int = 3600) -> tuple[dict[str, str], dict[str, object]]:
+    """A '*' token root issues for ``holder``: its header and the issue response."""
+    r = world.client.post("/api/v1/tokens", headers=world.as_(ADMIN),
+                          json={"username": holder, "scopes": ["*"], "ttl_seconds": ttl_seconds})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}, r.json()
+
+
+def test_a_token_minted_with_an_on_behalf_token_is_still_on_behalf(world: World) -> None:
+    """Audit finding 1: the on-behalf token of security asked POST /tokens for a year-long token, which was recorded
+    as security's own and then approved an image root had submitted as the service admin."""
+    image = {"image": pinned_image("approve-me"), "reason": "scan clean"}
+    on_behalf, _ = _on_behalf(world, SECURITY)
+    r = world.client.post("/api/v1/tokens", headers=on_behalf, json={"scopes": ["*"], "ttl_seconds": 31_000_000})
+    assert r.status_code == 201, r.text
+    minted = {"Authorization": f"Bearer {r.json()['token']}"}
+    listed = world.client.get(f"/api/v1/tokens?username={SECURITY}", headers=world.as_(ADMIN)).json()
+    child = next(t for t in listed if r.json()["token"].split("_")[1] == t["key"])
+    assert (child["issued_by"], child["on_behalf"], child["delegated_by"]) == (SECURITY, True, ADMIN)
+    with world.db.session() as s:
+        before = len(query(s))
+    r = world.client.post("/api/v1/ops/images/approve", headers=minted, json=image)
+    assert r.status_code == 403 and f"issued for '{SECURITY}' by '{ADMIN}'" in r.text, r.text
+    with world.db.session() as s:
+        assert len(query(s)) == before
+
+
+def test_a_child_token_expires_no_later_than_its_parent(world: World) -> None:
+    """Gafaelfawr caps a derived token's expiry at its parent's (services/token_cache.py,
+    ``_create_internal_token``: ``if token_data.expires and token_data.expires < expires: expires =
+    token_data.expires``), and its audit flags "Token expires after its parent" (services/token.py)."""
+    parent, issued = _on_behalf(world, SECURITY, ttl_seconds=60)
+    child = world.client.post("/api/v1/tokens", headers=parent, json={"scopes": ["*"], "ttl_seconds": 366 * 86400})
+    assert child.status_code == 201, child.text
+    assert child.json()["expires_at"] <= issued["expires_at"]
+    own = {"Authorization": f"Bearer {world.token(SECURITY, ['*'], ttl=120)}"}   # the holder's own token too
+    r = world.client.post("/api/v1/tokens", headers=own, json={"scopes": ["*"], "ttl_seconds": 366 * 86400})
+    listed = {t["key"]: t for t in world.client.get("/api/v1/tokens", headers=own).json()}
+    mine = listed[r.json()["token"].split("_")[1]]
+    assert r.json()["expires_at"] == listed[mine["parent"]]["expires_at"]
+
+
+def test_revoking_a_token_ends_the_tokens_issued_with_it(world: World) -> None:
+    """Gafaelfawr's ``TokenService.delete_token`` deletes a token's children with it (services/token.py)."""
+    parent, issued = _on_behalf(world, SECURITY)
+    child = world.client.post("/api/v1/tokens", headers=parent, json={"scopes": ["*"], "ttl_seconds": 600})
+    grandchild = world.client.post("/api/v1/tokens", headers={"Authorization": f"Bearer {child.json()['token']}"},
+                                   json={"scopes": ["journal.read"], "ttl_seconds": 600})
+    assert grandchild.status_code == 201, grandchild.text
+    key = str(issued["token"]).split("_")[1]
+    assert world.client.delete(f"/api/v1/tokens/{key}?reason=leaked", headers=world.as_(ADMIN)).status_code == 200
+    for token in (child.json()["token"], grandchild.json()["token"]):
+        who = world.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert who.status_code == 401, who.text
+    with world.db.session() as s:
+        entry = [e for e in query(s) if e.action == "tokens.revoke"][-1]
+    assert entry.after["children"] == [t.split("_")[1] for t in (child.json()["token"], grandchild.json()["token"])]

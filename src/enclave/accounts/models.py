@@ -113,6 +113,10 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tokens.id"), nullable=True, index=True)
+    """The token the issuing request came with (None: issued without one, in local mode or by ``serve``)."""
+    delegated_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    """Who issued this token, or the first token of its chain, on the holder's behalf (None: the holder's own)."""
 
 
 class LocalIdentity(Base):

@@ -174,6 +174,21 @@ def tokens_of(session: Session, account_id: int) -> list[Token]:
                                 .order_by(Token.id)).scalars())
 
 
+def token_key(session: Session, token_id: int | None) -> str | None:
+    """The key of the token with id ``token_id`` (None for None)."""
+    if token_id is None:
+        return None
+    return session.execute(sa.select(Token.key).where(Token.id == token_id)).scalar_one_or_none()
+
+
+def live_children(session: Session, parent_ids: list[int]) -> list[Token]:
+    """Unrevoked tokens issued with any of ``parent_ids`` (one generation)."""
+    if not parent_ids:
+        return []
+    return list(session.execute(sa.select(Token).where(Token.parent_id.in_(parent_ids), Token.revoked_at.is_(None))
+                                .order_by(Token.id)).scalars())
+
+
 # --- rendered access ----------------------------------------------------------------------------------------
 
 

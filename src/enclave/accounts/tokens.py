@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -37,12 +38,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple[str, ...] | frozenset[str],
-          ttl_seconds: int, *, reason: str = "token issued", now: datetime | None = None) -> str:
-    """Issue a token for ``username``; return the plaintext (shown once; only its hash is stored).
-
-    Anyone active may issue a token for themselves; issuing for someone else needs accounts.manage.
-    """
+def _check_request(scopes: list[str] | tuple[str, ...] | frozenset[str], ttl_seconds: int) -> None:
     bad = sorted(set(scopes) - SCOPES)
     problems = []
     if not scopes:
@@ -55,27 +51,73 @@ def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple
                                 f"use between 60 and {MAX_TTL_SECONDS} seconds"))
     if problems:
         raise InputError(problems)
+
+
+def _holder(session: Session, actor: str, username: str) -> Account:
+    """The account the token is for: the actor's own (active), or another active one with accounts.manage."""
     if actor == username:
         acting = find_account(session, actor)
         if acting.status != AccountStatus.ACTIVE:
             raise PermissionDenied(f"account {actor!r} is {acting.status} and cannot issue tokens",
                                    where=f"--as {actor}", fix="ask a sysadmin")
-        holder = acting
-    else:
-        require(session, actor, Permission.ACCOUNTS_MANAGE)
-        holder = find_account(session, username)
-        if holder.status != AccountStatus.ACTIVE:
-            raise PermissionDenied(f"account {username!r} is {holder.status}; tokens are issued to active "
-                                   "accounts only", where="username")
+        return acting
+    require(session, actor, Permission.ACCOUNTS_MANAGE)
+    holder = find_account(session, username)
+    if holder.status != AccountStatus.ACTIVE:
+        raise PermissionDenied(f"account {username!r} is {holder.status}; tokens are issued to active "
+                               "accounts only", where="username")
+    return holder
+
+
+def _parent(session: Session, actor: str, key: str, scopes: Collection[str], when: datetime) -> Token:
+    """The token the issuing request came with: live, the actor's, and holding every scope asked for — a token
+    can only hand on what it holds itself, so a narrowly scoped token cannot mint a ``*`` one (Gafaelfawr's
+    ``TokenService._validate_scopes``: "Requested scopes are broader than your current scopes")."""
+    row = storage.token_by_key(session, key)
+    if row is None or row.revoked_at is not None or row.expires_at <= when:
+        raise Unauthenticated("the token this request came with is no longer valid", where="Authorization",
+                              fix="issue a new token")
+    if storage.account_by_id(session, row.account_id).username != actor:
+        raise PermissionDenied(f"token {key} is not {actor!r}'s", where="Authorization")
+    held = set(row.scopes.split())
+    if "*" not in held and not set(scopes) <= held:
+        raise PermissionDenied(f"this token's scopes ({', '.join(sorted(held))}) do not cover "
+                               f"{', '.join(sorted(set(scopes) - held))}", where="scopes",
+                               fix="request only scopes your token carries, or use a token with scope *")
+    return row
+
+
+def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple[str, ...] | frozenset[str],
+          ttl_seconds: int, *, reason: str = "token issued", parent: str | None = None,
+          now: datetime | None = None) -> str:
+    """Issue a token for ``username``; return the plaintext (shown once; only its hash is stored).
+
+    Anyone active may issue a token for themselves; issuing for someone else needs accounts.manage. ``parent``: the
+    key of the token the issuing request came with (None in local mode, and for the tokens ``serve`` mints). Such a
+    token derives from its parent as Gafaelfawr's derived tokens do: no scope the parent lacks, and no expiry after
+    the parent's (``TokenCacheService._create_internal_token`` caps a child's ``expires`` at its parent's; its
+    ``TokenService._audit_token`` reports "Token expires after its parent"). It also keeps the parent's
+    ``delegated_by``: a token issued on someone's behalf mints them no token of their own (audit, finding 1).
+    """
+    _check_request(scopes, ttl_seconds)
+    holder = _holder(session, actor, username)
     when = or_now(now)
+    expires = when + timedelta(seconds=ttl_seconds)
+    origin = _parent(session, actor, parent, scopes, when) if parent is not None else None
+    if origin is not None:
+        expires = min(expires, origin.expires_at)
+    delegated_by = (origin.delegated_by if origin is not None else None) or \
+        (actor if actor != holder.username else None)
     key = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     token = Token(key=key, secret_hash=_hash(secret), account_id=holder.id, scopes=" ".join(sorted(set(scopes))),
-                  issued_by=actor, created_at=when, expires_at=when + timedelta(seconds=ttl_seconds))
+                  issued_by=actor, created_at=when, expires_at=expires, parent_id=origin.id if origin else None,
+                  delegated_by=delegated_by)
     storage.add(session, token)
     session.flush()
     record(session, actor=actor, action="tokens.issue", target=f"account/{holder.username}", reason=reason,
-           before=None, after={"token": key, "scopes": sorted(set(scopes)), "expires": token.expires_at})
+           before=None, after={"token": key, "scopes": sorted(set(scopes)), "expires": token.expires_at,
+                               "parent": parent, "delegated_by": delegated_by})
     return f"{PREFIX}_{key}_{secret}"
 
 
@@ -146,18 +188,30 @@ def revoke(session: Session, actor: str, token_or_key: str, *, reason: str = "to
         find_account(session, actor)
     if row.revoked_at is not None:
         return
-    row.revoked_at = or_now(now)
+    children = _revoke_with_children(session, [row], or_now(now))[1:]
     record(session, actor=actor, action="tokens.revoke", target=f"account/{owner.username}", reason=reason,
-           before={"token": key, "revoked": False}, after={"token": key, "revoked": True})
+           before={"token": key, "revoked": False},
+           after={"token": key, "revoked": True, **({"children": children} if children else {})})
+
+
+def _revoke_with_children(session: Session, rows: list[Token], when: datetime) -> list[str]:
+    """Revoke ``rows`` and every live token issued with one of them, generation by generation; return their keys.
+    A token lives no longer than the one it was issued with, as Gafaelfawr's ``TokenService.delete_token`` deletes
+    a token's children with it: otherwise a leaked token, revoked, lives on in the tokens it minted."""
+    keys: list[str] = []
+    generation = rows
+    while generation:
+        for row in generation:
+            row.revoked_at = when
+            keys.append(row.key)
+        generation = storage.live_children(session, [row.id for row in generation])
+    return keys
 
 
 def revoke_all(session: Session, account: Account, *, now: datetime | None = None) -> list[str]:
-    """Revoke every live token of an account (part of a lifecycle change, journaled by the caller)."""
-    keys = []
-    for row in storage.live_tokens(session, account.id):
-        row.revoked_at = or_now(now)
-        keys.append(row.key)
-    return keys
+    """Revoke every live token of an account, and the tokens issued with them (part of a lifecycle change,
+    journaled by the caller)."""
+    return _revoke_with_children(session, storage.live_tokens(session, account.id), or_now(now))
 
 
 def list_tokens(session: Session, username: str) -> list[Token]:

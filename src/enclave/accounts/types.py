@@ -71,7 +71,12 @@ class TokenView(BaseModel):
     scopes: list[str]
     issued_by: str
     on_behalf: bool = False
-    """Issued by someone other than the holder (a sysadmin, for them): it cannot satisfy a second approval."""
+    """Issued by someone other than the holder (a sysadmin, for them), or with such a token: it is not the holder's
+    own act, so it cannot satisfy a second approval."""
+    delegated_by: str | None = None
+    """Who issued it, or the first token of its chain, on the holder's behalf."""
+    parent: str | None = None
+    """The key of the token it was issued with: it expires no later and is revoked with it."""
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
@@ -95,5 +100,8 @@ class Caller:
     scopes: frozenset[str]
     permissions: frozenset[str]
     delegated_by: str | None = None
-    """Who issued the token, when that was someone else (a token issued on the holder's behalf): such a token
-    acts for the holder but is not the holder's own act, so it cannot satisfy a second approval."""
+    """Who issued the token, or the first token of its chain, when that was someone else (a token issued on the
+    holder's behalf, or minted with one): such a token acts for the holder but is not the holder's own act, so it
+    cannot satisfy a second approval."""
+    key: str | None = None
+    """The token's key (never its secret): the parent of any token issued with it."""

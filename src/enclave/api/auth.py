@@ -35,6 +35,8 @@ class Principal:
     """The account's permissions narrowed to the token's scopes."""
     delegated_by: str | None = None
     """Who issued the token, when someone other than its holder did (see ``accounts.types.Caller``)."""
+    key: str | None = None
+    """The token's key: the parent of a token issued with this request."""
 
     def allows(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -63,7 +65,7 @@ def _bearer(request: Request) -> str | None:
 def verify_token(service: Service, token: str) -> Principal:
     caller = service.factory.tokens.authenticate(token)
     return Principal(username=caller.username, scopes=caller.scopes, delegated_by=caller.delegated_by,
-                     permissions=frozenset(Permission(p) for p in caller.permissions))
+                     key=caller.key, permissions=frozenset(Permission(p) for p in caller.permissions))
 
 
 def _missing() -> Unauthenticated:

@@ -57,7 +57,7 @@ def list_tokens(username: Annotated[str | None, typer.Argument(help="Holder (def
     for col in ("key", "scopes", "issued by", "expires", "revoked"):
         table.add_column(col)
     for t in rows:
-        by = f"{t.issued_by} (on behalf)" if t.on_behalf else t.issued_by
+        by = f"{t.issued_by} (on behalf, by {t.delegated_by})" if t.on_behalf else t.issued_by
         table.add_row(t.key, " ".join(t.scopes), by, t.expires_at.isoformat(),
                       t.revoked_at.isoformat() if t.revoked_at else "")
     console.print(table)

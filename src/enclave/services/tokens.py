@@ -9,7 +9,6 @@ from enclave.accounts import storage, tokens
 from enclave.accounts.authorize import account_permissions, find_account, require
 from enclave.accounts.types import Caller, IssuedToken, TokenView
 from enclave.db import Database
-from enclave.errors import PermissionDenied
 
 
 @dataclass
@@ -17,17 +16,13 @@ class TokenService:
     db: Database
 
     def issue(self, actor: str, username: str | None, scopes: list[str], ttl_seconds: int, *,
-              reason: str = "token issued", caller_scopes: frozenset[str] | None = None) -> IssuedToken:
-        """A token for ``username`` (default the actor). ``caller_scopes``: the scopes of the token the request
-        came with, if any — a token can only hand on what it holds itself, so a narrowly scoped token cannot
-        mint a ``*`` one."""
+              reason: str = "token issued", parent: str | None = None) -> IssuedToken:
+        """A token for ``username`` (default the actor). ``parent``: the key of the token the request came with, if
+        any (``Caller.key``): the new token then holds no scope it lacks, expires no later and is revoked with it
+        (``enclave.accounts.tokens.issue``)."""
         holder = username or actor
-        if caller_scopes is not None and "*" not in caller_scopes and not set(scopes) <= caller_scopes:
-            raise PermissionDenied(f"this token's scopes ({', '.join(sorted(caller_scopes))}) do not cover "
-                                   f"{', '.join(sorted(set(scopes) - caller_scopes))}", where="scopes",
-                                   fix="request only scopes your token carries, or use a token with scope *")
         with self.db.session() as session:
-            plaintext = tokens.issue(session, actor, holder, scopes, ttl_seconds, reason=reason)
+            plaintext = tokens.issue(session, actor, holder, scopes, ttl_seconds, reason=reason, parent=parent)
             key = plaintext.split("_", 2)[1]
             row = storage.token_by_key(session, key)
             assert row is not None
@@ -40,9 +35,10 @@ class TokenService:
         with self.db.session() as session:
             if who != actor:
                 require(session, actor, Permission.ACCOUNTS_MANAGE)
-            holder = find_account(session, who)
+            find_account(session, who)
             return [TokenView(key=t.key, scopes=t.scopes.split(), issued_by=t.issued_by,
-                              on_behalf=t.issued_by != holder.username, created_at=t.created_at,
+                              on_behalf=t.delegated_by is not None, delegated_by=t.delegated_by,
+                              parent=storage.token_key(session, t.parent_id), created_at=t.created_at,
                               expires_at=t.expires_at, revoked_at=t.revoked_at)
                     for t in tokens.list_tokens(session, who)]
 
@@ -69,7 +65,7 @@ class TokenService:
             if "*" not in scopes:
                 perms = frozenset(p for p in perms if p.value in scopes)
             return Caller(username=account.username, scopes=scopes, permissions=frozenset(p.value for p in perms),
-                          delegated_by=row.issued_by if row.issued_by != account.username else None)
+                          delegated_by=row.delegated_by, key=row.key)
 
     def exists(self, username: str) -> None:
         """NotFound unless ``username`` names an account."""

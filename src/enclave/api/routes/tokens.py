@@ -30,8 +30,9 @@ class Revoked(BaseModel):
 def issue(body: Issue, caller: Caller, tokens: Tokens) -> IssuedToken:
     if body.username not in (None, caller.username):
         caller.need_scope(Permission.ACCOUNTS_MANAGE)
+    # The caller's token is the new one's parent: no broader, no longer-lived, revoked with it.
     return tokens.issue(caller.username, body.username, body.scopes, body.ttl_seconds, reason=body.reason,
-                        caller_scopes=caller.scopes)
+                        parent=caller.key)
 
 
 @router.get("", summary="Tokens of an account (your own, or any with accounts.manage); never the secrets")
