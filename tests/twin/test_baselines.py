@@ -14,6 +14,7 @@ preemption vacates one 1-core dynamic slot and one claimant job takes it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -318,11 +319,18 @@ def test_rendered_preemption_is_read_back_and_evaluates(tmp_path: Path, ldf: Enc
 
 
 def test_rendered_startd_retires_preempted_jobs_at_once(tmp_path: Path, ldf: EnclaveSpec) -> None:
-    ex = render.execute_node(ldf, "drp", preemption=True)
-    path = tmp_path / ex.name
-    path.write_text(ex.text)
-    got = render.read_back(path, ["MAXJOBRETIREMENTTIME"], subsystem="STARTD")
-    assert got["MAXJOBRETIREMENTTIME"] == "0"
+    """What the quotas-preempt baselines assume of the startd: a job whose claim a preempting claim waits for (the
+    startd publishes PreemptingUser then, claim.cpp Claim::publishPreemptingClaim) retires at once; without one,
+    for its pool's grace (tests/batch/test_vacate.py holds the drains and relabels)."""
+    from tests.batch.test_vacate import drain_slot, job, startd_config
+
+    [path] = render.write([render.execute_node(ldf, "drp", preemption=True)], tmp_path)
+    plain = startd_config(path, {})
+    slot = drain_slot(plain, int(time.time()) - 60, draining=False)
+    retirement = ExprTree(plain["MAXJOBRETIREMENTTIME"] or "")
+    assert retirement.eval(slot, job(ldf, "drp")) == render.retirement_seconds(ldf, "drp")
+    slot["PreemptingUser"] = "prompt-svc@lsst-dev01.ncsa.illinois.edu"
+    assert retirement.eval(slot, job(ldf, "drp")) == 0
 
 
 def test_rendered_slot_weight_counts_memory_as_cores(tmp_path: Path, ldf: EnclaveSpec) -> None:
