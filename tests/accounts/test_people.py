@@ -17,6 +17,7 @@ from enclave.accounts.authorize import permissions_of
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.db import Database
+from enclave.db.core import on_behalf
 from enclave.errors import Conflict, InputError, PermissionDenied
 from enclave.ops import images
 from enclave.services.factory import Factory
@@ -113,12 +114,13 @@ def test_a_token_issued_on_someones_behalf_cannot_approve(db: Database, spec: En
     assert (dep.delegated_by, sec.delegated_by) == (ADMIN, ADMIN)
     assert [t.on_behalf for t in factory.tokens.listing(ADMIN, "sec")] == [True]
     factory.images.submit(dep.username, IMAGE, reason="pushed by root")
-    error = unchanged(lambda s: images.approve(s, sec.username, IMAGE, reason="ok", delegated_by=sec.delegated_by),
-                      PermissionDenied)
+    with on_behalf(sec.delegated_by):  # what the API does for a request with sec's token (acting_for)
+        error = unchanged(lambda s: images.approve(s, sec.username, IMAGE, reason="ok"), PermissionDenied)
     assert "issued for 'sec' by 'root'" in str(error)
     with db.session() as s:  # sec's own token is sec's own act
         own = tokens.issue(s, "sec", "sec", ["*"], 3600)
     caller = factory.tokens.authenticate(own)
     assert caller.delegated_by is None
-    view = factory.images.approve(caller.username, IMAGE, reason="scan clean", delegated_by=caller.delegated_by)
+    with on_behalf(caller.delegated_by):
+        view = factory.images.approve(caller.username, IMAGE, reason="scan clean")
     assert view.status == images.ImageStatus.APPROVED and view.decided_by == "sec"

@@ -85,3 +85,49 @@ def test_revoking_a_token_ends_the_tokens_issued_with_it(world: World) -> None:
     with world.db.session() as s:
         entry = [e for e in query(s) if e.action == "tokens.revoke"][-1]
     assert entry.after["children"] == [t.split("_")[1] for t in (child.json()["token"], grandchild.json()["token"])]
+
+
+SVC = STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN]
+ON_BEHALF_NOTE = "[token issued on the actor's behalf by {issuer}]"
+"""What ``enclave.db.core.origin_of`` appends to the reason of every entry made through such a token."""
+
+
+def test_an_action_through_an_on_behalf_token_is_journaled_with_its_issuer(world: World) -> None:
+    """Audit finding 2: root drained a node with a token issued for the service admin, and the journal named the
+    service admin only. The holder stays the actor (their roles were used); the issuer is recorded with it, as local
+    mode records the OS user (docs/accounts.md)."""
+    as_svc, _ = _on_behalf(world, SVC)
+    r = world.client.post("/api/v1/broker/actions", headers=as_svc,
+                          json={"kind": "drain-node", "node": "kub-005", "reason": "maintenance"})
+    assert r.status_code == 201 and r.json()["applied"], r.text
+    # The next request, with the holder's own token, is the holder's act alone: nothing carries over.
+    r = world.client.post("/api/v1/broker/actions", headers=world.as_(SVC),
+                          json={"kind": "drain-node", "node": "kub-006", "reason": "maintenance"})
+    assert r.status_code == 201 and r.json()["applied"], r.text
+    with world.db.session() as s:
+        drains = {e.target: e for e in query(s) if e.action == "broker.DrainNode"}
+    by_root, own = drains["node/kub-005"], drains["node/kub-006"]
+    assert (by_root.actor, by_root.reason) == (SVC, "maintenance " + ON_BEHALF_NOTE.format(issuer=ADMIN))
+    assert (own.actor, own.reason) == (SVC, "maintenance")
+
+
+def test_one_sysadmin_cannot_pass_the_two_person_rule_alone(world: World) -> None:
+    """Audit finding 2: root granted itself security, submitted an image through a token issued for the service
+    admin, and approved it with its own token — the submitter looked like another person. A submission through an
+    on-behalf token is its issuer's act too (seed §10: the approver must be another person)."""
+    image = {"image": pinned_image("one-person"), "reason": "scanned"}
+    r = world.client.post(f"/api/v1/accounts/{ADMIN}/roles", headers=world.as_(ADMIN),
+                          json={"role": "security", "reason": "on-call vetting"})
+    assert r.status_code == 200, r.text
+    as_svc, _ = _on_behalf(world, SVC)
+    r = world.client.post("/api/v1/ops/images", headers=as_svc, json={**image, "reason": "new lab image"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["submitted_by"], r.json()["submitted_delegated_by"]) == (SVC, ADMIN)
+    with world.db.session() as s:
+        before = len(query(s))
+    r = world.client.post("/api/v1/ops/images/approve", headers=world.as_(ADMIN), json=image)
+    assert r.status_code == 403 and f"'{ADMIN}' submitted" in r.text, r.text
+    with world.db.session() as s:
+        assert len(query(s)) == before
+    r = world.client.post("/api/v1/ops/images/approve", headers=world.as_(SECURITY), json=image)
+    assert r.status_code == 200 and r.json()["decided_by"] == SECURITY, r.text

@@ -14,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from enclave.access.permissions import Permission
+from enclave.accounts.types import Caller
 from enclave.api.service import Service, get_service
 from enclave.errors import PermissionDenied, Unauthenticated
+from enclave.services.tokens import acting_for
 
 ACCOUNT_KEY = "enclave.account"
 """Where the authenticated caller's account name is left in the ASGI scope, for the access log."""
@@ -62,10 +65,13 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def verify_token(service: Service, token: str) -> Principal:
-    caller = service.factory.tokens.authenticate(token)
+def _principal(caller: Caller) -> Principal:
     return Principal(username=caller.username, scopes=caller.scopes, delegated_by=caller.delegated_by,
                      key=caller.key, permissions=frozenset(Permission(p) for p in caller.permissions))
+
+
+def verify_token(service: Service, token: str) -> Principal:
+    return _principal(service.factory.tokens.authenticate(token))
 
 
 def _missing() -> Unauthenticated:
@@ -79,11 +85,16 @@ def _known(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-def api_principal(request: Request, service: Service = Depends(get_service)) -> Principal:  # noqa: B008
+async def api_principal(request: Request, service: Service = Depends(get_service)) -> Principal:  # noqa: B008
+    """The caller of an API request. Async so that it runs in the request's own context, where it records the
+    token's delegation for the services the route then calls (``acting_for``); the verification itself, a few
+    queries, runs in the thread pool as a sync dependency would."""
     token = _bearer(request)
     if token is None:
         raise _missing()
-    return _known(request, verify_token(service, token))
+    caller = await run_in_threadpool(service.factory.tokens.authenticate, token)
+    acting_for(caller)
+    return _known(request, _principal(caller))
 
 
 def page_principal(request: Request, service: Service = Depends(get_service)) -> Principal:  # noqa: B008

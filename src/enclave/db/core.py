@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,38 @@ def _sidecars(parsed: sa.engine.URL) -> tuple[Path | None, Path | None]:
     return root / f"{name}.key", root / f"{name}.anchor"
 
 
+DELEGATED_BY: ContextVar[str | None] = ContextVar("enclave_delegated_by", default=None)
+"""Who issued the token the current request acts with, when that was not its holder (``Caller.delegated_by``).
+Set once per API request (``enclave.services.tokens.acting_for``); each session opened in the request carries
+it in ``session.info``, as local mode's ``Database.origin`` is carried through ``session.info["database"]``."""
+
+
+@contextmanager
+def on_behalf(delegated_by: str | None) -> Iterator[None]:
+    """Sessions opened inside the block act with a token ``delegated_by`` issued on the actor's behalf."""
+    token = DELEGATED_BY.set(delegated_by)
+    try:
+        yield
+    finally:
+        DELEGATED_BY.reset(token)
+
+
+def delegated_by(session: Session) -> str | None:
+    """Who issued the token this session's actor acts with on their behalf (None: the actor's own act)."""
+    value = session.info.get("delegated_by")
+    return value if isinstance(value, str) else None
+
+
+def origin_of(session: Session) -> str | None:
+    """What the journal records beside the actor of a change made in ``session``: the OS user in local mode, or who
+    issued the token the actor acted with on their behalf — the person who really acted may be either."""
+    database = session.info.get("database")
+    local = getattr(database, "origin", None)
+    issuer = delegated_by(session)
+    on_behalf_of = f"token issued on the actor's behalf by {issuer}" if issuer else None
+    return "; ".join(part for part in (local, on_behalf_of) if part) or None
+
+
 class Database:
     """One database: SQLite by default, PostgreSQL by URL (``postgresql+psycopg://user@host:port/name``).
 
@@ -149,7 +182,8 @@ class Database:
         self.journal_anchor: Path | None = journal_anchor or default_anchor
         self.origin: str | None = None
         """Set by local mode (``enclave.services.local``): who acts without a token on this host, e.g. "local mode,
-        OS user root (uid 0)"; every journal entry made through this database then records it in its reason."""
+        OS user root (uid 0)"; every journal entry made through this database then records it in its reason
+        (``origin_of``)."""
         self.cache: dict[str, Any] = {}
         """Per-database values other layers keep between sessions (the journal's key, read once)."""
         # Sessions know their database, so rules that get only a session reach its journal files.
@@ -158,7 +192,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends normally, rolled back if it raises."""
-        session = self._sessions()
+        session = self._sessions(info={"delegated_by": DELEGATED_BY.get()})
         try:
             yield session
             session.commit()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from enclave.clock import or_now
+from enclave.db.core import origin_of
 from enclave.errors import Conflict, InputError, IntegrityError, Problem
 from enclave.journal.chain import GENESIS, Change, Entry, canonical, entry_hash, format_time, unkeyed_hash
 from enclave.journal.models import JournalEntry, JournalHead
@@ -51,11 +52,12 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
         session.add(head)
     seq, prev = head.seq, head.hash
     seal = writing_seal(session, journal_empty=seq == 0)
-    origin = getattr(session.info.get("database"), "origin", None)
+    origin = origin_of(session)
     rows, entries = [], []
     for change, before_text, after_text, stamp in prepared:
         seq += 1
-        # Local mode acts without a token: the entry also names the OS user who acted (hashed with the reason).
+        # Local mode acts without a token, and a token issued on the actor's behalf is its issuer's act as well: the
+        # entry also names the OS user or the issuer (hashed with the reason).
         reason = f"{change.reason} [{origin}]" if origin else change.reason
         digest = entry_hash(seal.mac, prev, seq, stamp, change.actor, change.action, change.target, reason,
                             before_text, after_text)

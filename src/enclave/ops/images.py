@@ -20,6 +20,7 @@ from enclave.access.permissions import Permission
 from enclave.accounts.authorize import find_account, permissions_of, require
 from enclave.accounts.models import Account
 from enclave.clock import utcnow
+from enclave.db.core import delegated_by
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
 from enclave.ops import storage
 from enclave.ops.storage import VettedImage
@@ -101,12 +102,15 @@ def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reaso
         raise Conflict(f"{row.pinned} is already {row.status}", where="image",
                        fix="nothing to do" if row.status == ImageStatus.APPROVED else "wait for security's decision")
     now = utcnow()
+    # A submission through a token issued on the actor's behalf is its issuer's act too (``_second_pair_of_eyes``).
+    issuer = delegated_by(session)
     if row is None:
         row = VettedImage(repository=ref.repository, tag=ref.tag, digest=ref.digest, status=ImageStatus.SUBMITTED,
-                          submitted_by=actor, submitted_at=now, reason=reason)
+                          submitted_by=actor, submitted_at=now, submitted_delegated_by=issuer, reason=reason)
         storage.add(session, row)
     else:  # a rejected digest may be submitted again, e.g. after the finding was explained
         row.status, row.submitted_by, row.submitted_at = ImageStatus.SUBMITTED, actor, now
+        row.submitted_delegated_by = issuer
         row.decided_by = row.decided_at = None
         row.tag, row.reason = ref.tag or row.tag, reason
     session.flush()
@@ -115,27 +119,32 @@ def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reaso
     return row
 
 
-def _second_pair_of_eyes(session: Session, row: VettedImage, approver: Account, delegated_by: str | None) -> None:
+def _second_pair_of_eyes(session: Session, row: VettedImage, approver: Account) -> None:
     """The two-person rule (seed §10) compares people, not usernames: one person may have held several
     accounts (a science account, later a staff one), and roles belong to the person. A token someone else
-    issued on the approver's behalf (``delegated_by``) is not the approver's own act, so it cannot be the
-    second pair of eyes either: otherwise one sysadmin could issue tokens for two people and push an image
-    through both steps alone."""
-    if delegated_by is not None and delegated_by != approver.username:
-        raise PermissionDenied(f"this token was issued for {approver.username!r} by {delegated_by!r}; a token "
+    issued on the approver's behalf (``enclave.db.core.delegated_by``) is not the approver's own act, so it cannot
+    be the second pair of eyes either: otherwise one sysadmin could issue tokens for two people and push an image
+    through both steps alone. For the same reason a submission made through a token issued on the submitter's
+    behalf was its issuer's act too, and the issuer may not approve it (audit of identity and trust, finding 2)."""
+    issuer = delegated_by(session)
+    if issuer is not None:
+        raise PermissionDenied(f"this token was issued for {approver.username!r} by {issuer!r}; a token "
                                "issued on someone's behalf cannot approve an image", where="Authorization",
                                fix=f"{approver.username!r} approves with a token they issued themselves")
-    submitter = find_account(session, row.submitted_by)  # accounts are never deleted (usernames never reused)
-    if submitter.person_id == approver.person_id:
+    # accounts are never deleted (usernames never reused)
+    for name in filter(None, (row.submitted_by, row.submitted_delegated_by)):
+        submitter = find_account(session, name)
+        if submitter.person_id != approver.person_id:
+            continue
+        how = "" if name == row.submitted_by else f" through a token issued for {row.submitted_by!r}"
         same = "" if submitter.id == approver.id else \
-            f" ({row.submitted_by!r} and {approver.username!r} are both {approver.person.email})"
-        raise PermissionDenied(f"{approver.username!r} submitted {row.pinned}{same} and may not approve it too",
+            f" ({name!r} and {approver.username!r} are both {approver.person.email})"
+        raise PermissionDenied(f"{approver.username!r} submitted {row.pinned}{how}{same} and may not approve it too",
                                where=f"--as {approver.username}",
                                fix="another person of security staff must approve it")
 
 
-def _decide(session: Session, actor: str, image: str, status: ImageStatus, reason: str,
-            delegated_by: str | None = None) -> VettedImage:
+def _decide(session: Session, actor: str, image: str, status: ImageStatus, reason: str) -> VettedImage:
     approver = require(session, actor, Permission.IMAGES_VET)
     if not reason.strip():
         raise InputError([Problem("--reason", "a vetting decision needs a reason",
@@ -153,7 +162,7 @@ def _decide(session: Session, actor: str, image: str, status: ImageStatus, reaso
                                 fix="a rejected image must be submitted again before it can be approved"
                                 if row.status == ImageStatus.REJECTED else "it already is")
     if status == ImageStatus.APPROVED:
-        _second_pair_of_eyes(session, row, approver, delegated_by)
+        _second_pair_of_eyes(session, row, approver)
     before = row.state()
     row.status, row.decided_by, row.decided_at, row.reason = status, actor, utcnow(), reason
     session.flush()
@@ -162,11 +171,10 @@ def _decide(session: Session, actor: str, image: str, status: ImageStatus, reaso
     return row
 
 
-def approve(session: Session, actor: str, image: str, *, reason: str,
-            delegated_by: str | None = None) -> VettedImage:
-    """Approve a submitted digest. ``delegated_by``: who issued the credential ``actor`` acts with, when that
-    is someone else (a token issued on the actor's behalf)."""
-    return _decide(session, actor, image, ImageStatus.APPROVED, reason, delegated_by)
+def approve(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:
+    """Approve a submitted digest: never through a token issued on the actor's behalf, never by a person who
+    submitted it (``_second_pair_of_eyes``)."""
+    return _decide(session, actor, image, ImageStatus.APPROVED, reason)
 
 
 def reject(session: Session, actor: str, image: str, *, reason: str) -> VettedImage:

@@ -23,6 +23,8 @@ class VettedImage(Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     submitted_by: Mapped[str] = mapped_column(sa.String(64))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_delegated_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    """Who issued the token the submitter acted with, on the submitter's behalf: that submission was theirs too."""
     decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
@@ -33,7 +35,8 @@ class VettedImage(Base):
 
     def state(self) -> dict[str, object]:
         return {"repository": self.repository, "tag": self.tag, "digest": self.digest, "status": self.status,
-                "submitted_by": self.submitted_by, "decided_by": self.decided_by, "reason": self.reason}
+                "submitted_by": self.submitted_by, "submitted_delegated_by": self.submitted_delegated_by,
+                "decided_by": self.decided_by, "reason": self.reason}
 
 
 def find(session: Session, repository: str, digest: str) -> VettedImage | None:

@@ -26,6 +26,8 @@ class ImageView(BaseModel):
     status: ImageStatus
     submitted_by: str
     submitted_at: datetime
+    submitted_delegated_by: str | None = None
+    """Who issued the token the submitter acted with, on their behalf: they may not approve it either."""
     decided_by: str | None
     decided_at: datetime | None
     reason: str
@@ -34,6 +36,7 @@ class ImageView(BaseModel):
 def view(row: VettedImage) -> ImageView:
     return ImageView(repository=row.repository, tag=row.tag, digest=row.digest, pinned=row.pinned,
                      status=ImageStatus(row.status), submitted_by=row.submitted_by, submitted_at=row.submitted_at,
+                     submitted_delegated_by=row.submitted_delegated_by,
                      decided_by=row.decided_by, decided_at=row.decided_at, reason=row.reason)
 
 
@@ -49,9 +52,9 @@ class ImageService:
     def submit(self, actor: str, image: str, *, reason: str = "") -> ImageView:
         return self._one(lambda s: images.submit(s, self.spec, actor, image, reason=reason))
 
-    def approve(self, actor: str, image: str, *, reason: str, delegated_by: str | None = None) -> ImageView:
-        """``delegated_by``: who issued the token ``actor`` acts with, when someone else did (it cannot approve)."""
-        return self._one(lambda s: images.approve(s, actor, image, reason=reason, delegated_by=delegated_by))
+    def approve(self, actor: str, image: str, *, reason: str) -> ImageView:
+        """Refused through a token issued on ``actor``'s behalf (``enclave.services.tokens.acting_for``)."""
+        return self._one(lambda s: images.approve(s, actor, image, reason=reason))
 
     def reject(self, actor: str, image: str, *, reason: str) -> ImageView:
         return self._one(lambda s: images.reject(s, actor, image, reason=reason))

@@ -9,6 +9,15 @@ from enclave.accounts import storage, tokens
 from enclave.accounts.authorize import account_permissions, find_account, require
 from enclave.accounts.types import Caller, IssuedToken, TokenView
 from enclave.db import Database
+from enclave.db.core import DELEGATED_BY
+
+
+def acting_for(caller: Caller) -> None:
+    """From here to the end of the current context — one API request — the sessions the services open carry who
+    issued ``caller``'s token on its holder's behalf (``enclave.db.core.DELEGATED_BY``): every journal entry names
+    them and the image two-person rule counts them as acting. Call it in the request's own context (an async
+    dependency): a sync one runs in a copy of the context that is dropped when it returns."""
+    DELEGATED_BY.set(caller.delegated_by)
 
 
 @dataclass

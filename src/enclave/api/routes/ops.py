@@ -54,7 +54,7 @@ def submit_image(body: ImageBody, caller: Caller, images: Images) -> ImageView:
 @router.post("/images/approve", summary="Approve a submitted digest (security; not the submitter)")
 def approve_image(body: ImageBody, caller: Caller, images: Images) -> ImageView:
     caller.need_scope(Permission.IMAGES_VET)
-    return images.approve(caller.username, body.image, reason=body.reason, delegated_by=caller.delegated_by)
+    return images.approve(caller.username, body.image, reason=body.reason)
 
 
 @router.post("/images/reject", summary="Reject a digest, or withdraw its approval (security)")
