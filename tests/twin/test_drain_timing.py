@@ -6,8 +6,12 @@ Rules (sources in ``enclave.twin.scenario`` and ``enclave.batch.render``):
   (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination); the twin takes the whole
   grace for a notebook pod, whose session ends at the eviction.
 - An HTCondor worker pod's grace is the longest pool grace (the rendered pod); on SIGTERM its startd retires the
-  running jobs for their MaxJobRetirementTime (the pool's grace if it vacates, unbounded if it lets jobs finish),
-  and the kubelet kills whatever still runs at the pod's grace. Deleting a pod (BCS 3) follows the same rule.
+  running jobs for their MaxJobRetirementTime (the pool's grace if it vacates, a week if it lets jobs finish),
+  counted from each job's start, and starts evicting a job once what remains is no more than MachineMaxVacateTime
+  (600 s by default): Resource::evalRetirementRemaining and Resource::retirementExpired (condor_startd.V6/
+  Resource.cpp, htcondor/htcondor 7491a14). So a pool of 600 s grace or less vacates every job at once. A broker
+  drain's deadline holds every job until it instead (the rendered retirement while draining). The kubelet kills
+  whatever still runs at the pod's grace. Deleting a pod (BCS 3) follows the same rule.
 - HTCondor starts ``htcondor_start_s`` after the node is drained; a repaired batch-only node's startd is matched
   only ``htcondor_start_s`` after the repair (its first ad), not at once.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.batch import render
 from enclave.domain.capacity import NodeState
 from enclave.spec.models import Drain, EnclaveSpec
 from enclave.twin.scenario import parse
@@ -41,7 +46,12 @@ def _spec(minimal: EnclaveSpec, drp_take_away: Drain) -> EnclaveSpec:
 
 def _sim(minimal: EnclaveSpec, *, drp_take_away: Drain = Drain.VACATE, notebooks: str = "null",
          failures: str = "{}") -> Sim:
-    text = f"""
+    return make_sim(parse(_scenario(notebooks, failures), "drain.yaml", spec=_spec(minimal, drp_take_away)),
+                    audit=True)
+
+
+def _scenario(notebooks: str = "null", failures: str = "{}") -> str:
+    return f"""
 name: drain-timing
 duration_hours: 3
 prompt: null
@@ -55,7 +65,6 @@ layout: {{pod_startup_s: 0}}
 kubernetes: {{schedule_s: 0}}
 timing: {{drain_s: {DRAIN}, htcondor_start_s: {HTC}, return_s: 30}}
 """
-    return make_sim(parse(text, "drain.yaml", spec=_spec(minimal, drp_take_away)), audit=True)
 
 
 def _htcondor_ready_at(sim: Sim, node: str, t: float) -> None:
@@ -66,11 +75,17 @@ def _htcondor_ready_at(sim: Sim, node: str, t: float) -> None:
     assert sim.startds[node].ready and sim.nodes[node].state == NodeState.HTCONDOR
 
 
-def test_the_rendered_graces_are_what_the_twin_uses(minimal: EnclaveSpec) -> None:
-    sim = _sim(minimal)
-    assert sim.retire_s("drp") == DRP_GRACE  # vacates: its grace, under the pod's
-    assert sim.retire_s("prompt") == POD_GRACE  # lets jobs finish: cut at the pod's grace
-    assert sim.retire_s("shared") == POD_GRACE
+def test_a_retiring_job_is_evicted_as_htcondor_counts_retirement(minimal: EnclaveSpec) -> None:
+    spec = _spec(minimal, Drain.VACATE)
+    spec = spec.model_copy(update={"pools": {**spec.pools, "user": spec.pools["user"].model_copy(
+        update={"grace_seconds": 1000.0})}})
+    # 200 s of grace, 600 s of vacate time: nothing of the retirement is left for any job
+    assert render.retirement_ends(spec, "drp", job_start=900.0, now=1000.0) == 1000.0
+    # 1,000 s of grace: a job started 100 s ago is evicted 1,000 - 600 s after its start, one 500 s old at once
+    assert render.retirement_ends(spec, "user", job_start=900.0, now=1000.0) == 1300.0
+    assert render.retirement_ends(spec, "user", job_start=500.0, now=1000.0) == 1000.0
+    # letting jobs finish: a week from the job's start, long after the pod's grace
+    assert render.retirement_ends(spec, "prompt", job_start=900.0, now=1000.0) > 1000.0 + POD_GRACE
 
 
 def test_a_node_without_pods_is_drained_when_the_evictions_are_sent(minimal: EnclaveSpec) -> None:
@@ -105,7 +120,9 @@ def _pod_with_jobs(sim: Sim, at: float) -> None:
     assert len(sim.startds["htc-a"].running) == 4  # instant matching fills it from the DRP backlog
 
 
-@pytest.mark.parametrize(("take_away", "retire"), [(Drain.VACATE, DRP_GRACE), (Drain.DRAIN, POD_GRACE)])
+# DRP vacating with 200 s of grace: evicted at the eviction (200 - 600 s of retirement left); letting jobs finish:
+# a week, cut at the pod's grace
+@pytest.mark.parametrize(("take_away", "retire"), [(Drain.VACATE, 0.0), (Drain.DRAIN, POD_GRACE)])
 def test_a_drained_htcondor_pod_retires_its_jobs_within_its_grace(minimal: EnclaveSpec, take_away: Drain,
                                                                    retire: float) -> None:
     sim = _sim(minimal, drp_take_away=take_away)
@@ -113,9 +130,12 @@ def test_a_drained_htcondor_pod_retires_its_jobs_within_its_grace(minimal: Encla
     sim.drain_node("worker-001")
     sim.start_htcondor("worker-001", "drp")
     evicted = sim.counters.evicted_jobs
-    sim.run_until(10 + DRAIN + retire - 0.01)
-    assert len(sim.startds["htc-a"].running) == 4  # retiring: the 1,000 s jobs run on
-    assert not sim.startds["htc-a"].accepting
+    sim.run_until(10 + DRAIN - 0.01)
+    assert len(sim.startds["htc-a"].running) == 4  # until the drain's evictions
+    if retire:
+        sim.run_until(10 + DRAIN + retire - 0.01)
+        assert len(sim.startds["htc-a"].running) == 4  # retiring: the 1,000 s jobs run on
+        assert not sim.startds["htc-a"].accepting
     sim.run_until(10 + DRAIN + retire)
     assert "htc-a" not in sim.startds and sim.counters.evicted_jobs == evicted + 4
     assert sim.counters.wasted_core_s >= 4 * (DRAIN + retire)
@@ -130,6 +150,35 @@ def test_a_deleted_pod_of_a_pool_that_lets_jobs_finish_is_killed_at_its_grace(mi
     assert len(sim.startds["htc-a"].running) == 4
     sim.run_until(10 + POD_GRACE)  # not at 10 + 1,000 s, when the jobs would have ended
     assert "htc-a" not in sim.startds
+
+
+def test_a_deleted_pod_of_a_long_grace_keeps_each_job_until_its_own_retirement_ends(minimal: EnclaveSpec) -> None:
+    sim = make_sim(parse(_scenario(), "drain.yaml", spec=_long_grace(minimal, 900.0)), audit=True)
+    _pod_with_jobs(sim, 10.0)  # the jobs start at 10 s
+    sim.delete_pods(("htc-a",))
+    sim.run_until(100.0)
+    sim.run_until(10 + 900 - 600 - 0.01)  # 900 s of retirement from the start, less the 600 s vacate time
+    assert len(sim.startds["htc-a"].running) == 4
+    sim.run_until(10 + 900 - 600)
+    assert "htc-a" not in sim.startds
+
+
+def test_a_deleted_pod_the_broker_drains_keeps_its_jobs_until_the_drains_deadline(minimal: EnclaveSpec) -> None:
+    sim = make_sim(parse(_scenario(), "drain.yaml", spec=_long_grace(minimal, 900.0)), audit=True)
+    _pod_with_jobs(sim, 10.0)
+    sim.drain_startd("htc-a", 500.0)  # deadline 510 s
+    sim.run_until(50.0)
+    sim.delete_pods(("htc-a",))
+    sim.run_until(510 - 0.01)  # not at 300 s, where the pool's rule would have ended them
+    assert len(sim.startds["htc-a"].running) == 4
+    sim.run_until(510.0)
+    assert "htc-a" not in sim.startds
+
+
+def _long_grace(minimal: EnclaveSpec, grace: float) -> EnclaveSpec:
+    spec = _spec(minimal, Drain.VACATE)
+    return spec.model_copy(update={"pools": {**spec.pools, "drp": spec.pools["drp"].model_copy(
+        update={"grace_seconds": grace})}})
 
 
 def test_a_repaired_batch_node_serves_only_after_its_startd_comes_up(minimal: EnclaveSpec) -> None:

@@ -115,10 +115,27 @@ def _deadline(since: int, vacate_after_seconds: float, action: str) -> int:
 
 
 def retirement_seconds(spec: EnclaveSpec, pool: str) -> int:
-    """MaxJobRetirementTime of a startd labelled ``pool`` (the rendered ``ENCLAVE_GRACE_<pool>``): how long its
-    running jobs may keep running once it drains or shuts down gracefully."""
+    """MaxJobRetirementTime of a startd labelled ``pool`` (the rendered ``ENCLAVE_GRACE_<pool>``), counted from each
+    job's start: how long a job may run in all once its startd retires it without a broker deadline, less the
+    vacate time (``retirement_ends``)."""
     settings = spec.pools[pool]
     return LET_FINISH_SECONDS if settings.take_away == Drain.DRAIN else int(settings.grace_seconds)
+
+
+MACHINE_MAX_VACATE_SECONDS = 600
+"""MachineMaxVacateTime, which the render leaves at its default: $(MaxVacateTime) = 10 * $(MINUTE)
+(src/condor_utils/param_info.in, htcondor/htcondor 7491a14)."""
+
+
+def retirement_ends(spec: EnclaveSpec, pool: str, job_start: float, now: float) -> float:
+    """When the startd starts evicting a job of ``pool`` it retires without a broker deadline (a graceful shutdown:
+    the pod deleted or its node drained; a drain started by hand): retirement is counted from the job's start
+    (``Resource::evalRetirementRemaining``) and eviction begins once what remains is no more than the vacate time
+    (``Resource::retirementExpired``, condor_startd.V6/Resource.cpp, htcondor/htcondor 7491a14), so at
+    ``job_start + retirement_seconds − MACHINE_MAX_VACATE_SECONDS``, or at once if that is past. A pool of 600 s
+    grace or less vacates every job at once; one that lets jobs finish keeps them a week (the kubelet kills a
+    pod's container at ``pod_grace_seconds`` before that)."""
+    return max(now, job_start + retirement_seconds(spec, pool) - MACHINE_MAX_VACATE_SECONDS)
 
 
 def pod_grace_seconds(spec: EnclaveSpec) -> int:

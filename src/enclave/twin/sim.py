@@ -20,7 +20,7 @@ from itertools import chain
 from typing import Any, Protocol
 
 from enclave.batch.policy import overflow_pools, pool_submit_hosts
-from enclave.batch.render import pod_grace_seconds, retirement_seconds
+from enclave.batch.render import pod_grace_seconds, retirement_ends
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import NodeRole, node_name
@@ -32,7 +32,7 @@ from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, buil
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_TURN_END, EV_RELEASE,
- EV_CALL) = range(18)
+ EV_CALL, EV_VACATE_JOBS) = range(19)
 """EV_TURN_END: a submitter's turn in the negotiation cycle ends, payload its index in ``Sim._turns`` (the
 last turn's end is the cycle's). EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own
 events; the payload is a zero-argument callable."""
@@ -117,7 +117,7 @@ class SimNode:
 
 class SimStartd:
     __slots__ = ("name", "node", "kind", "pool", "cores", "mem", "free_cores", "free_mem", "since", "ready",
-                 "accepting", "running", "sig", "removing", "dom_t")
+                 "accepting", "running", "sig", "removing", "dom_t", "due")
 
     def __init__(self, name: str, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int,
                  now: float) -> None:
@@ -138,6 +138,8 @@ class SimStartd:
         """Why it accepts no new work: 'delete' (pod), 'return' (BCS 5 reverse), 'drain' (DrainStartd)."""
         self.dom_t = now
         """Since when its claimed share has been what it is now (for dominant-resource utilization)."""
+        self.due: float | None = None
+        """The deadline of the broker's drain (DrainStartd with a grace): its retirement holds every job until it."""
 
     def dominant_cores(self) -> float:
         """Cores this partitionable slot counts as used: all of them once ANY resource is fully claimed, as
@@ -1093,15 +1095,24 @@ class Sim:
         if not s.running or not s.ready:
             self._remove_startd(s)
         else:
-            self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
+            self._retire(s)
 
-    def retire_s(self, pool: str) -> float:
-        """How long the jobs of a slot labelled ``pool`` keep running once its pod or node pod is deleted: their
-        MaxJobRetirementTime (the rendered ``ENCLAVE_GRACE_<pool>``: the pool's grace, or let finish), cut at
-        the pod's terminationGracePeriodSeconds (the kubelet then kills the container) — both from
-        ``enclave.batch.render``, the rules that render them. A shared slot (quotas) has no label: the pod's."""
-        grace = pod_grace_seconds(self.spec)
-        return min(retirement_seconds(self.spec, pool), grace) if pool in self.spec.pools else grace
+    def _retire(self, s: SimStartd) -> None:
+        """The jobs of a startd whose pod (or node pod) is deleted: condor_master shuts the startd down gracefully
+        and it retires each job as the rendered MaxJobRetirementTime has it — until a broker drain's deadline
+        (``render.retirement_expr``), else by the pool's rule from each job's start (``render.retirement_ends``)
+        — and the kubelet kills the container, with whatever still runs, at the pod's terminationGracePeriodSeconds
+        (``render.pod_grace_seconds``). A shared slot (quotas) has no label: killed at the pod's grace."""
+        kill = self.now + pod_grace_seconds(self.spec)
+        if s.due is not None or s.pool not in self.spec.pools:
+            self.q.push(min(s.due, kill) if s.due is not None else kill, EV_VACATE, (s, None))
+            return
+        when: dict[float, set[int]] = {}
+        for jid in s.running:
+            at = min(retirement_ends(self.spec, s.pool, self.running[jid][6], self.now), kill)
+            when.setdefault(at, set()).add(jid)
+        for at in sorted(when):
+            self.q.push(at, EV_VACATE_JOBS, (s, when[at]))
 
     def drain_startd(self, name: str, vacate_after: float | None) -> None:
         s = self.startd(name)
@@ -1110,7 +1121,8 @@ class Sim:
         s.removing = "drain"
         s.accepting = False
         if vacate_after is not None:
-            self.q.push(self.now + vacate_after, EV_VACATE, (s, None))
+            s.due = self.now + vacate_after
+            self.q.push(s.due, EV_VACATE, (s, None))
         self._moved("DrainStartd")
 
     def drain_node(self, name: str) -> None:
@@ -1168,7 +1180,7 @@ class Sim:
             if not s.running:
                 self._finish_return(n)
             else:  # the node pod is deleted: its jobs retire as a deleted worker pod's do
-                self.q.push(self.now + self.retire_s(s.pool), EV_VACATE, (s, None))
+                self._retire(s)
         else:
             n.pending_pool = None
             self._finish_return(n)
@@ -1340,7 +1352,8 @@ class Sim:
         return {EV_BLOCK: self._arrive, EV_NB_ARRIVE: self._notebook_arrives, EV_NB_END: self._notebook_ends,
                 EV_NB_TIMEOUT: self._notebook_times_out, EV_POD_READY: self._ready, EV_FAIL: self._failure,
                 EV_REPAIR: self._repair, EV_DRAIN_DONE: self._drain_done, EV_HTC_READY: self._htcondor_ready,
-                EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_TICK: self._tick,
+                EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_VACATE_JOBS: self._vacate_jobs,
+                EV_TICK: self._tick,
                 EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_TURN_END: self._turn_end,
                 EV_RELEASE: self._release, EV_CALL: self._call, EV_INPUT: self._input, EV_NODE_FREE: self._node_free}
 
@@ -1406,6 +1419,14 @@ class Sim:
                 self.counters.downtime_node_s += self.now - n.unserving_since
                 n.unserving_since = None
             self._retry_notebooks()
+
+    def _vacate_jobs(self, payload: tuple[SimStartd, set[int]]) -> None:
+        """Evict the jobs a retiring startd's retirement has run out for (``_retire``), if still there."""
+        st, jobs = payload
+        if self.startds.get(st.name) is st and not st.accepting:
+            self._evict(st, only=jobs)
+            if not st.running:
+                self._startd_idle(st)
 
     def _vacate(self, payload: tuple[SimStartd, str | None]) -> None:
         """Evict what a startd still runs after its grace: jobs of ``pool`` (a relabel), or all (None)."""
