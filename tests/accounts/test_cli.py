@@ -76,8 +76,9 @@ def test_accounts_roles_journal_end_to_end(cli: CliRunner) -> None:
     assert "data.read" in ok(cli, "tokens", "list", "ben2", *me)  # an account manager lists anyone's
     assert code(run(cli, "tokens", "list", "root", "--as", "ben2")) == 4  # nobody else's without accounts.manage
 
-    # 13 changes, the bootstrap's mapping of the OS user to root and the three mappings above.
-    assert "intact: 17 entries" in ok(cli, "journal", "verify", *me)
+    # 13 changes, the roles.grant of ben's security (beyond a staff account's default developer) made with his
+    # onboarding, the bootstrap's mapping of the OS user to root and the three mappings above.
+    assert "intact: 18 entries" in ok(cli, "journal", "verify", *me)
     assert code(run(cli, "journal", "verify", "--as", "ben2")) == 4  # verifying reads the journal: journal.read
     entries = json.loads(ok(cli, "journal", "show", "--as", "root", "--action", "accounts.*", "-o", "json"))
     assert [e["action"] for e in entries][-3:] == ["accounts.demote", "accounts.onboard", "accounts.depart"]

@@ -62,7 +62,10 @@ def test_cohort_onboards_everyone_with_journal(db: Database, spec: EnclaveSpec, 
         assert [e.target for e in entries] == ["account/amy", "account/bob", "account/cat"]
         assert all(e.reason == "spring cohort" and e.actor == ADMIN for e in entries)
         assert entries[1].after["namespaces"] == ["firefly", "qserv"]
-        assert journal.verify(s) == 4
+        # bob's security is beyond a staff account's default (developer): a grant, journaled as one.
+        grants = journal.query(s, action="roles.grant")
+        assert [(e.target, e.after) for e in grants] == [("account/bob", {"roles": ["developer", "security"]})]
+        assert journal.verify(s) == 5
 
 
 def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:

@@ -214,6 +214,30 @@ def _default_roles(kind: AccountKind) -> list[Role]:
     return [Role.DEVELOPER] if kind == AccountKind.STAFF else [Role.SCIENCE_USER]
 
 
+def roles_granted(kind: AccountKind, roles: Iterable[Role] | None) -> list[Role]:
+    """The roles of ``roles`` an account of ``kind`` does not get by default. Giving them at onboard or promote is
+    a grant like ``grant_role``'s: it needs roles.grant — the permission, and over the API the token's scope — and
+    is journaled as ``roles.grant`` (docs/api.md, "No scope escalation"; audit of identity and trust, finding 3:
+    an accounts.manage token made an account sysadmin through ``POST /accounts/{u}/promote``)."""
+    return sorted(set(map(Role, roles or ())) - set(_default_roles(kind)))
+
+
+def _require_grant(session: Session, actor: str, kind: AccountKind, roles: Iterable[Role] | None) -> None:
+    if roles_granted(kind, roles):
+        require(session, actor, Permission.ROLES_GRANT)
+
+
+def _grant_entries(actor: str, account: Account, roles: Iterable[Role] | None, why: str,
+                   when: datetime | None) -> list[Change]:
+    """The ``roles.grant`` entry for the roles beyond the default an onboard or promote gave (none: no entry)."""
+    granted = {r.value for r in roles_granted(account.account_kind, roles)}
+    if not granted:
+        return []
+    held = sorted(g.role for g in account.person.roles)
+    return [Change(actor, "roles.grant", _target(account.username), why,
+                   {"roles": [r for r in held if r not in granted]}, {"roles": held}, when)]
+
+
 def onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, name: str, email: str,
             kind: AccountKind, reason: str, roles: Iterable[Role] | None = None,
             allocation: Allocation | None = None, namespaces: Iterable[str] = (), uid: int | None = None,
@@ -221,9 +245,12 @@ def onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, n
     """Add a staff member (development resources + platform) or a science user (platform only)."""
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
-    return _onboard(session, actor, spec, username, name=name, email=email, kind=kind, reason=why,
-                    roles=roles, allocation=allocation, namespaces=namespaces, uid=uid, gid=gid, now=now,
-                    action="accounts.onboard")
+    _require_grant(session, actor, AccountKind(kind), roles)
+    account = _onboard(session, actor, spec, username, name=name, email=email, kind=kind, reason=why,
+                       roles=roles, allocation=allocation, namespaces=namespaces, uid=uid, gid=gid, now=now,
+                       action="accounts.onboard")
+    record_many(session, _grant_entries(actor, account, roles, why, now))
+    return account
 
 
 @dataclass(frozen=True)
@@ -321,6 +348,8 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     every row is reported at once). Each account gets its own journal entry, as with ``onboard``."""
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
+    for new in accounts:
+        _require_grant(session, actor, AccountKind(new.kind), new.roles)
     when = or_now(now)
     problems = _cohort_problems(spec, accounts, when)
     people = storage.people_by_email(session, list(dict.fromkeys(n.email.lower() for n in accounts)))
@@ -328,9 +357,13 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     if problems:
         raise InputError([p for _, p in sorted(problems, key=lambda item: item[0])])
     created = _insert_cohort(session, spec, accounts, people, actor, when)
-    record_many(session, [Change(actor, "accounts.onboard", _target(a.username), why, None,
-                                 _state(a) | {"person": {"name": a.person.name, "email": a.person.email}}, when)
-                          for a in created])
+    changes = []
+    for new, account in zip(accounts, created, strict=True):
+        changes.append(Change(actor, "accounts.onboard", _target(account.username), why, None,
+                              _state(account) | {"person": {"name": account.person.name,
+                                                            "email": account.person.email}}, when))
+        changes += _grant_entries(actor, account, new.roles, why, when)
+    record_many(session, changes)
     return created
 
 
@@ -555,6 +588,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     """A science user becomes staff: the same account, its data kept, staff access added."""
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
+    _require_grant(session, actor, AccountKind.STAFF, roles)
     account = _load(session, username)
     if account.status == AccountStatus.DEPARTED:
         raise InvalidTransition(f"{username!r} has departed and cannot be promoted", where=_target(username),
@@ -577,8 +611,8 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
         account.person.roles.remove(grant)
     _grant(session, account.person, [Role(r) for r in wanted], actor, when)
     session.flush()
-    record(session, actor=actor, action="accounts.promote", target=_target(username), reason=why, before=before,
-           after=_state(account), at=when)
+    record_many(session, [Change(actor, "accounts.promote", _target(username), why, before, _state(account), when),
+                          *_grant_entries(actor, account, roles, why, when)])
     return account
 
 

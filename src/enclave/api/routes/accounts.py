@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from enclave.access.permissions import Permission
-from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.lifecycle import Allocation, roles_granted
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView
 from enclave.api.deps import Accounts, Caller
 from enclave.api.routes.bodies import AllocationBody, Body, Reason, Short, Username, Why
@@ -86,6 +86,8 @@ def list_all(caller: Caller, accounts: Accounts, status: AccountStatus | None = 
 @router.post("", status_code=201, summary="Onboard a staff member or a science user")
 def onboard(body: Onboard, caller: Caller, accounts: Accounts) -> AccountView:
     caller.need_scope(Permission.ACCOUNTS_MANAGE)
+    if roles_granted(body.kind, body.roles):  # roles beyond the kind's default are a grant
+        caller.need_scope(Permission.ROLES_GRANT)
     return accounts.onboard(caller.username, body.username, name=body.name, email=str(body.email), kind=body.kind,
                             reason=body.reason, roles=body.roles, allocation=_allocation(body.allocation),
                             namespaces=body.namespaces, uid=body.uid)
@@ -127,6 +129,8 @@ def renew(username: Username, body: Renew, caller: Caller, accounts: Accounts) -
 @router.post("/{username}/promote", summary="Science user becomes staff: same account, data kept")
 def promote(username: Username, body: Promote, caller: Caller, accounts: Accounts) -> AccountView:
     caller.need_scope(Permission.ACCOUNTS_MANAGE)
+    if roles_granted(AccountKind.STAFF, body.roles):  # roles beyond a staff account's default are a grant
+        caller.need_scope(Permission.ROLES_GRANT)
     return accounts.promote(caller.username, username, reason=body.reason, roles=body.roles)
 
 
