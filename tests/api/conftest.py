@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import shutil
 import subprocess
@@ -10,8 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
 from enclave.accounts import lifecycle as accounts
@@ -214,7 +218,24 @@ class Live:
     server: ThreadedServer
 
     def login_url(self, page: str, user: str = ADMIN) -> str:
-        return f"{self.server.url}/login?token={self.world.tokens[user]}&next={page}"
+        """A page of this server that signs Chromium in as ``user`` (an unknown one: a well-formed unknown token)
+        through the real form POST from this site, then goes on to ``page``: a token is never taken from a URL."""
+        return f"{self.server.url}{SIGN_IN}?{urlencode({'user': user, 'next': page})}"
+
+
+SIGN_IN = "/test-only/sign-in"
+
+
+def with_sign_in_page(app: FastAPI, tokens: dict[str, str]) -> FastAPI:
+    """The test server also serves a page that submits the sign-in form by itself: what a person does by pasting
+    the token, from this site's own origin (the Origin check of POST /login applies as for them)."""
+    def page(user: str, next: str) -> HTMLResponse:  # noqa: A002
+        token = tokens.get(user, f"enc_0000000000000000_{'x' * 43}")
+        return HTMLResponse(f"""<form id="f" method="post" action="/login"><input name="token" value="{token}">
+<input name="next" value="{html.escape(next)}"></form><script>document.getElementById("f").submit()</script>""")
+
+    app.add_api_route(SIGN_IN, page, methods=["GET"])
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +250,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
     assert service.runner is not None
     for _ in range(3):  # some history before the first page load; the first cycle also warms the twilight cache
         service.runner.step()
-    server = ThreadedServer(create_app(service)).start()
+    server = ThreadedServer(with_sign_in_page(create_app(service), dict(template_db[1]))).start()
     service.runner.start()
     try:
         yield Live(World(spec=spec, db=db, service=service, client=TestClient(create_app(service)),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from httpx import Response
+
 from enclave.spec import Role
 from tests.api.conftest import ADMIN, SCIENCE, Browser, Live, World, role_user
 
@@ -16,24 +18,76 @@ def test_pages_redirect_to_login_without_a_token(world: World) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), page
 
 
+SAME_SITE = {"Origin": "http://testserver"}
+"""What a browser sends with the sign-in form it got from this server (TestClient's host is ``testserver``)."""
+
+
+def _sign_in(world: World, token: str, target: str = "/", headers: dict[str, str] | None = None) -> Response:
+    return world.client.post("/login", data={"token": token, "next": target}, follow_redirects=False,
+                             headers=SAME_SITE if headers is None else headers)
+
+
 def test_login_with_a_bad_token_says_why(world: World) -> None:
-    r = world.client.get("/login?token=enc_nope", follow_redirects=False)
+    r = _sign_in(world, "enc_nope")
     assert r.status_code == 401 and "malformed token" in r.text and "set-cookie" not in r.headers
 
 
 def test_login_sets_an_httponly_cookie_and_refuses_open_redirects(world: World) -> None:
     token = world.tokens[ADMIN]
     for target, expected in (("/nodes", "/nodes"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
-        r = world.client.get(f"/login?token={token}&next={target}", follow_redirects=False)
+        r = _sign_in(world, token, target)
         assert r.status_code == 303 and r.headers["location"] == expected
         cookie = r.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
 
 
-def test_login_form_post(world: World) -> None:
-    r = world.client.post("/login", content=f"token={world.tokens[ADMIN]}&next=/journal",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+def test_the_cookie_is_secure_except_over_http_to_loopback(world: World) -> None:
+    """Audit finding 4: the cookie (the API token itself) went without Secure, so over plain http too. Only a
+    server reached over http on a loopback address (``enclave serve``'s default 127.0.0.1, ``make demo``) sets it
+    without: a browser would not send a Secure cookie back there."""
+    token = world.tokens[ADMIN]
+    for base, secure in (("http://testserver", True), ("https://enclave.example.org", True),
+                         ("http://127.0.0.1:8000", False), ("http://localhost:8000", False),
+                         ("http://[::1]:8000", False)):
+        host = base.split("//", 1)[1]
+        r = world.client.post(f"{base}/login", data={"token": token, "next": "/"}, follow_redirects=False,
+                              headers={"Origin": base, "Host": host})
+        assert r.status_code == 303, (base, r.text)
+        assert ("; secure" in r.headers["set-cookie"].lower()) is secure, (base, r.headers["set-cookie"])
+
+
+def test_the_login_form_posts_and_never_takes_a_token_from_the_url(world: World) -> None:
+    """docs/api.md: "the form POSTs it; it is never printed inside a URL". A link with ?token= would sign a browser in
+    as whoever made the link and leave the token in history and logs (audit finding 4)."""
+    r = _sign_in(world, world.tokens[ADMIN], "/journal")
     assert r.status_code == 303 and r.headers["location"] == "/journal"
+    r = world.client.get(f"/login?token={world.tokens[SCIENCE]}&next=/journal", follow_redirects=False)
+    assert r.status_code == 400 and "set-cookie" not in r.headers and "never taken from a URL" in r.text
+    form = world.client.get("/login?next=/journal").text
+    assert '<form method="post" action="/login">' in form and 'value="/journal"' in form
+
+
+def test_a_sign_in_form_from_another_site_is_refused(world: World) -> None:
+    """Login CSRF (audit finding 4): a cross-site form POST signed the victim's browser in as the attacker. OWASP's
+    CSRF Prevention Cheat Sheet: the Origin, else the Referer, must match the target; neither present: block."""
+    token = world.tokens[SCIENCE]
+    for headers in ({"Origin": "https://evil.example", "Referer": "https://evil.example/x"},
+                    {"Origin": "null"}, {"Referer": "https://testserver.evil.example/login"}, {}):
+        r = _sign_in(world, token, headers=headers)
+        assert r.status_code == 403 and "set-cookie" not in r.headers, headers
+    r = _sign_in(world, token, headers={"Referer": "http://testserver/login?next=/"})
+    assert r.status_code == 303 and "enclave_token=" in r.headers["set-cookie"]
+
+
+def test_sign_out_is_a_post_from_the_page(world: World) -> None:
+    page = world.client.get("/", headers=world.as_(ADMIN)).text
+    assert '<form method="post" action="/logout"' in page
+    assert world.client.get("/logout", follow_redirects=False).status_code == 405  # no link signs anyone out
+    assert world.client.post("/logout", headers={"Origin": "https://evil.example"},
+                             follow_redirects=False).status_code == 403
+    r = world.client.post("/logout", headers=SAME_SITE, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert r.headers["set-cookie"].startswith('enclave_token="";')
 
 
 def test_cookie_does_not_authenticate_the_api(world: World) -> None:
@@ -94,7 +148,7 @@ def test_chromium_nodes_notebooks_journal(live: Live, browser: Browser) -> None:
 
 
 def test_chromium_sign_in_refused(live: Live, browser: Browser) -> None:
-    dom = browser.dom(f"{live.server.url}/login?token=enc_0000000000000000_{'x' * 43}&next=/")
+    dom = browser.dom(live.login_url("/", user="nobody"))
     assert 'id="login-error"' in dom and "unknown token" in dom
 
 

@@ -23,7 +23,7 @@ from enclave.broker.decide import current_night
 from enclave.db import Database
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
-from tests.api.conftest import ADMIN, Browser, Live, World
+from tests.api.conftest import ADMIN, Browser, Live, World, with_sign_in_page
 from tests.pg import copy_sqlite
 
 PAGES = (("/", "overview"), ("/nodes", "nodes"), ("/notebooks", "notebooks"), ("/journal", "journal"))
@@ -38,7 +38,7 @@ def still(tmp_path_factory: pytest.TempPathFactory, spec: EnclaveSpec,
     factory = Factory(spec, db)
     factory.ensure_accounts(ADMIN)
     service = build_service(factory, scenario="one-night", sim_seconds_per_cycle=600, wall_seconds_per_cycle=1)
-    server = ThreadedServer(create_app(service)).start()
+    server = ThreadedServer(with_sign_in_page(create_app(service), dict(template_db[1]))).start()
     try:
         yield Live(World(spec=spec, db=db, service=service, client=TestClient(create_app(service)),
                          tokens=dict(template_db[1])), server)

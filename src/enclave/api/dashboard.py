@@ -7,11 +7,12 @@ seconds, so the page updates live while the broker runs, with a single rendering
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -330,22 +331,65 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
-def _login_result(service: Service, token: str, target: str) -> Response:
+def _loopback_http(request: Request) -> bool:
+    """The request came over plain http to a loopback host (``enclave serve`` on 127.0.0.1, ``make demo``): the only
+    place the sign-in cookie goes without ``Secure``, since a browser would not send a Secure cookie back over
+    http there. Anywhere else the cookie is ``Secure`` — behind a TLS-terminating proxy the server itself sees
+    http, so the host, not the scheme, decides."""
+    host = request.url.hostname or ""
+    if request.url.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _from_this_site(request: Request) -> bool:
+    """A form POSTed from this site's own pages: its Origin header, else its Referer, names the host the request
+    came to (its Host header). OWASP's CSRF Prevention Cheat Sheet, "Verifying origin with standard headers": "If
+    the Origin header is present, verify that its value matches the target origin … If the Origin header is not
+    present, verify the hostname in the Referer header matches the target origin … If neither of these headers
+    are present … We recommend blocking." Without it a cross-site form signed a victim's browser in as the attacker
+    (login CSRF, audit finding 4). Every browser sends Origin with a form POST; ``Origin: null`` (a sandboxed or
+    no-referrer page) matches no host."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    host = request.headers.get("host")
+    if not source or not host:
+        return False
+    return urlsplit(source).netloc.lower() == host.lower()
+
+
+def _refused(service: Service, target: str) -> Response:
+    return HTMLResponse(env.get_template("login.html").render(
+        title=service.title, next=_safe_next(target),
+        error="refused: the sign-in form must be sent from this site's own page"), status_code=403)
+
+
+def _login_result(service: Service, request: Request, token: str, target: str) -> Response:
     try:
         verify_token(service, token)
     except EnclaveError as error:
-        return HTMLResponse(env.get_template("login.html").render(title=service.title, next=target,
+        return HTMLResponse(env.get_template("login.html").render(title=service.title, next=_safe_next(target),
                                                                   error=str(error)), status_code=401)
     response = RedirectResponse(_safe_next(target), status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+                        secure=not _loopback_http(request))
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, token: str | None = None, next: str = "/",  # noqa: A002
+def login_form(request: Request, next: str = "/",  # noqa: A002
                service: Service = Depends(get_service)) -> Response:  # noqa: B008
-    if token:
-        return _login_result(service, token, next)
+    """The sign-in form. A token is never taken from the URL (docs/api.md): a link would otherwise sign a browser
+    in as whoever made it, and leave the token in history, proxies' logs and Referer headers."""
+    if "token" in request.query_params:
+        return HTMLResponse(env.get_template("login.html").render(
+            title=service.title, next=_safe_next(next),
+            error="a token is never taken from a URL: paste it below (and revoke the one in the link)"),
+            status_code=400)
     return HTMLResponse(env.get_template("login.html").render(title=service.title, next=_safe_next(next),
                                                               error=None))
 
@@ -355,11 +399,16 @@ async def login_post(request: Request, service: Service = Depends(get_service)) 
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0]
     target = (form.get("next") or ["/"])[0]
-    return await run_in_threadpool(_login_result, service, token, target)
+    if not _from_this_site(request):
+        return _refused(service, target)
+    return await run_in_threadpool(_login_result, service, request, token, target)
 
 
-@router.get("/logout")
-def logout() -> Response:
+@router.post("/logout")
+def logout(request: Request, service: Service = Depends(get_service)) -> Response:  # noqa: B008
+    """Sign out: a POST from the page's own form, so no link or image elsewhere signs anyone out."""
+    if not _from_this_site(request):
+        return _refused(service, "/")
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=not _loopback_http(request))
     return response
