@@ -7,7 +7,12 @@ commit 4add312). The fields enclave uses, with the meanings prompt processing gi
 (lsst-dm/prompt_processing ``python/shared/visit.py``, ``BareVisit``; commit ee8e3a3):
 
 - ``groupId``: "Observatory-specific ID", one per visit;
-- ``startTime``: "expected start time in TAI", Unix seconds on the TAI scale;
+- ``startTime``: "expected start time in TAI", Unix seconds on the TAI scale; 0 when unknown, which is every
+  summit message today: the ScriptQueue never fills it in (lsst-ts/ts_scriptqueue
+  ``python/lsst/ts/scriptqueue/script_queue.py`` ``put_next_visit`` sets scriptSalIndex, groupId and the script's
+  metadata only; commit 688c7ad), and an unset SAL double is 0.0 (lsst-ts/ts_xml
+  ``python/lsst/ts/xml/field_info.py``, ``default_scalar_value = python_type()``; commit a724e1ac);
+- ``private_sndStamp``: when the message was sent, TAI Unix seconds: the start estimated when startTime is 0;
 - ``duration``: "script execution, not exposure" (slew, exposures and readout), seconds;
 - ``nimages``: "number of snaps expected, 0 if unknown";
 - ``instrument``: the instrument's short name;
@@ -15,9 +20,9 @@ commit 4add312). The fields enclave uses, with the meanings prompt processing gi
   message per active detector; LSSTCam has 189 science detectors).
 
 A next_visit message, as the summit sends it before the fan-out, can be pushed as it is: its other fields
-(salIndex, position, filters, private_* …) are accepted and dropped. Anything else is refused by name, so a typo
-is not silently ignored. The fanned-out messages (one per detector, the same groupId) are not: push one per
-visit with ``detectors`` set, as a repeated groupId is refused.
+(salIndex, position, filters, the other private_* …) are accepted and dropped. Anything else is refused by
+name, so a typo is not silently ignored. The fanned-out messages (one per detector, the same groupId) are not:
+push one per visit with ``detectors`` set, as a repeated groupId is refused.
 
 A schedule also says over which span it is *complete* (``complete_from`` … ``complete_until``, Unix UTC):
 no visit it does not list starts inside it. A night's plan pushed at noon is complete from the push to its last
@@ -42,7 +47,7 @@ MAX_VISITS = 20_000
 
 NEXT_VISIT_EXTRAS = frozenset({
     "salIndex", "scriptSalIndex", "coordinateSystem", "position", "rotationSystem", "cameraAngle", "filters",
-    "dome", "survey", "totalCheckpoints", "detector", "private_sndStamp", "private_efdStamp", "private_kafkaStamp",
+    "dome", "survey", "totalCheckpoints", "detector", "private_efdStamp", "private_kafkaStamp",
     "private_identity", "private_revCode", "private_origin", "private_seqNum", "private_rcvStamp"})
 """The other fields of a next_visit message (``BareVisit``, ``SummitVisit``, ``FannedOutVisit``): accepted, unused."""
 
@@ -55,11 +60,14 @@ class Visit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     groupId: GroupId
-    startTime: float = Field(gt=0, description="Expected start of the visit, TAI Unix seconds (next_visit).")
+    startTime: float = Field(default=0.0, ge=0, description="Expected start of the visit, TAI Unix seconds "
+                             "(next_visit); 0: unknown, estimated from private_sndStamp.")
     duration: float = Field(gt=0, le=3600, description="Slew, exposures and readout, seconds (next_visit).")
     nimages: int = Field(default=1, ge=0, le=100, description="Snaps expected; 0 if unknown (next_visit).")
     instrument: str = Field(default="", max_length=64)
     detectors: int = Field(default=189, ge=1, le=10_000, description="Detector jobs the visit fans out to.")
+    private_sndStamp: float | None = Field(default=None, ge=0, description="When next_visit was sent, TAI Unix "
+                                           "seconds: the start estimated when startTime is 0.")
 
     @model_validator(mode="before")
     @classmethod
@@ -68,15 +76,34 @@ class Visit(BaseModel):
             return {k: v for k, v in data.items() if k not in NEXT_VISIT_EXTRAS}
         return data
 
+    @model_validator(mode="after")
+    def _start_known_or_estimable(self) -> Visit:
+        if not self.startTime and self.private_sndStamp is None:
+            raise ValueError("startTime is 0 or missing (unknown) and there is no private_sndStamp to estimate it "
+                             "from: give startTime (TAI Unix seconds) or push the next_visit message whole")
+        return self
+
+    @property
+    def estimated(self) -> bool:
+        """startTime is unknown (0), so start and readout are estimated from when the message was sent."""
+        return not self.startTime
+
     @property
     def start(self) -> float:
-        """The visit's start, Unix seconds (UTC), enclave's clock."""
-        return self.startTime - TAI_MINUS_UTC_S
+        """The visit's start, Unix seconds (UTC), enclave's clock. Unknown (startTime 0): the send time, the
+        earliest it can start, as prompt processing itself takes it (lsst-dm/prompt_processing
+        ``python/activator/middleware_interface.py`` ~1119-1120, ``Time(self.visit.private_sndStamp,
+        format="unix_tai")``, "TODO: replace with self.visit.startTime after DM-38635"; commit ee8e3a3)."""
+        tai = self.private_sndStamp if self.estimated and self.private_sndStamp is not None else self.startTime
+        return tai - TAI_MINUS_UTC_S
 
     @property
     def readout(self) -> float:
-        """When its images are read out and its detector jobs arrive: start + duration (Unix UTC)."""
-        return self.start + self.duration
+        """When its images are read out and its detector jobs arrive (Unix UTC): start + duration; with startTime
+        unknown, start + 2 × duration, the activator's heuristic: the announced script waits for the one running
+        now (lsst-dm/prompt_processing ``python/activator/activator.py`` ~625-628, "take the upcoming script's
+        duration and multiply by 2 to include the currently executing script"; commit ee8e3a3)."""
+        return self.start + (2 if self.estimated else 1) * self.duration
 
 
 class ObservingSchedule(BaseModel):
@@ -141,5 +168,8 @@ def _problem(where: str, error: Any) -> Problem:
         return Problem(place, "is not a field of a scheduled visit",
                        "use groupId, startTime (TAI Unix seconds), duration, nimages, instrument, detectors")
     if error["type"] == "missing":
-        return Problem(place, "is missing", "every visit needs groupId, startTime and duration (next_visit)")
+        return Problem(place, "is missing",
+                       "every visit needs groupId and duration, and startTime or private_sndStamp (next_visit)")
+    if error["type"] == "value_error":  # our own validators' messages, without pydantic's "Value error, " prefix
+        return Problem(place, str(error["ctx"]["error"]), "fix the value (docs/broker.md, \"Observing schedule\")")
     return Problem(place, str(error["msg"]), "fix the value (docs/broker.md, \"Observing schedule\")")

@@ -1,0 +1,51 @@
+"""next_visit messages as the summit publishes them (audit of 2026-12, /tmp/audit-visit), checked against the
+upstream definitions: lsst-ts/ts_xml ``python/lsst/ts/xml/data/sal_interfaces/ScriptQueue/ScriptQueue_Events.xml``
+(nextVisit, nextVisitCanceled; commit a724e1ac), lsst-ts/ts_scriptqueue ``script_queue.py`` ``put_next_visit``
+(commit 688c7ad), lsst-dm/prompt_processing ``python/activator`` (commit ee8e3a3), lsst-dm/next_visit_fan_out
+``src/main.py`` (commit 4add312)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from enclave.broker.schedule import prewarm_from_schedule
+from enclave.domain.schedule import parse
+from enclave.errors import InputError
+from tests.broker.test_schedule import T0, TIMING
+
+TAI_MINUS_UTC = 37.0  # IERS Bulletin C: TAI − UTC = 37 s since 2017-01-01; astropy's unix_tai minus unix
+
+
+def summit(*, start_tai: float, snd_tai: float, duration: float = 34.0, instrument: str = "LSSTCam",
+           sal_index: int = 1, group: str = "2026-04-14T01:00:00.000", **more: Any) -> dict[str, Any]:
+    """A nextVisit as MTQueue publishes it: every field of ts_xml's nextVisit plus SAL's private_* header."""
+    return {"salIndex": sal_index, "scriptSalIndex": 100017, "groupId": group, "coordinateSystem": 2,
+            "position": [150.113, 2.206], "startTime": start_tai, "rotationSystem": 2, "cameraAngle": 0.0,
+            "filters": "r_57", "dome": 2, "duration": duration, "nimages": 1, "instrument": instrument,
+            "survey": "BLOCK-365", "totalCheckpoints": 0, "private_efdStamp": snd_tai - TAI_MINUS_UTC,
+            "private_kafkaStamp": snd_tai - TAI_MINUS_UTC, "private_identity": "MTQueue",
+            "private_revCode": "c9aab3df", "private_origin": 4242, "private_seqNum": 17,
+            "private_rcvStamp": snd_tai + 0.002, "private_sndStamp": snd_tai, **more}
+
+
+def test_a_summit_message_without_start_time_is_estimated_from_its_send_time() -> None:
+    # ts_scriptqueue 688c7ad put_next_visit never sets startTime: SAL's default for a double, 0.0 (ts_xml a724e1ac
+    # field_info.py default_scalar_value = float()). Prompt processing takes private_sndStamp (TAI) as the start
+    # (middleware_interface.py ~1119-1120) and waits 2 × duration for the images (activator.py ~625-628).
+    message = summit(start_tai=0.0, snd_tai=T0 + TAI_MINUS_UTC)
+    [visit] = parse([message], "summit_as_published.json").visits
+    assert visit.estimated
+    assert visit.start == T0  # sndStamp − (TAI − UTC)
+    assert visit.readout == T0 + 2 * 34.0
+    s = parse({"visits": [message], "complete_from": T0 - 7200, "complete_until": T0 + 7200}, "m.json")
+    assert prewarm_from_schedule(s, T0 - TIMING.lead, TIMING) is True  # ready by the visit's earliest start
+
+
+def test_a_message_with_neither_start_time_nor_send_time_is_refused_by_name() -> None:
+    message = summit(start_tai=0.0, snd_tai=T0)
+    del message["private_sndStamp"]
+    with pytest.raises(InputError) as bad:
+        parse([message], "m.json")
+    assert "m.json: visits[0]" in str(bad.value) and "private_sndStamp" in str(bad.value)
