@@ -15,5 +15,10 @@ def or_now(when: datetime | None) -> datetime:
 
 
 def stamp(seconds: float) -> str:
-    """A backend clock reading (seconds since the epoch, simulated in the twin) as people read it."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A backend clock reading (seconds since the epoch, simulated in the twin) as people read it; total: a
+    reading no calendar date can show (a millisecond value read as seconds, ±inf) is printed as the number, so
+    showing a bad value never fails where refusing it is the job of the one who reads it."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds:.6g} s since 1970 (no calendar date)"

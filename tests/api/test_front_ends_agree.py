@@ -6,6 +6,7 @@ all. Only the wall-clock time of an entry (and so its hash) may differ."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from enclave.spec import EnclaveSpec, Role
 from tests.api.conftest import ADMIN, STAFF_ROLE_USERS, ProjectedBackend
 from tests.local import map_me, use_database
 from tests.pg import copy_sqlite
+
+SOON_TAI = time.time() + 600 + 37.0
+"""A visit's startTime (TAI Unix seconds) ten minutes from now: a push is refused outside now − 1 day … + 7 days."""
 
 CONDOR = STAFF_ROLE_USERS[Role.HTCONDOR_ADMIN]
 K8S = STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN]
@@ -207,8 +211,8 @@ def test_each_account_transition_is_the_same_through_cli_and_api(name: str, spec
 def test_an_observing_schedule_push_is_the_same_through_cli_and_api(spec: EnclaveSpec, sides: Any,
                                                                    tmp_path: Path) -> None:
     cli_side, api_side, cli, api = sides
-    schedule = {"visits": [{"groupId": f"v{i}", "startTime": 1776128437.0 + 36 * i, "duration": 33.0}
-                           for i in range(3)], "complete_from": 1776120000.0, "source": "tonight"}
+    schedule = {"visits": [{"groupId": f"v{i}", "startTime": SOON_TAI + 36 * i, "duration": 33.0}
+                           for i in range(3)], "complete_from": SOON_TAI - 1200, "source": "tonight"}
     path = tmp_path / "tonight.json"
     path.write_text(json.dumps(schedule))
     cli("broker", "schedule", "push", str(path), "--as", CONDOR, "--reason", "tonight's plan")

@@ -3,6 +3,7 @@ refusal changes nothing — neither the database (every table, including the jou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from enclave.services.local import os_user
 from enclave.spec import Role
 from tests.api.conftest import World, pinned_image, role_user
 from tests.local import map_me, use_database
+
+SOON_TAI = time.time() + 600 + 37.0
+"""A visit's startTime (TAI Unix seconds) ten minutes from now: a push is refused outside now − 1 day … + 7 days."""
 
 P = Permission
 
@@ -77,7 +81,7 @@ CALLS = [
     Call("journal verify", "GET", "/journal/verify", needs=P.JOURNAL_READ),
     Call("observing schedule", "GET", "/broker/schedule", needs=P.JOURNAL_READ),
     Call("push observing schedule", "POST", "/broker/schedule",
-         {"schedule": {"visits": [{"groupId": "v0", "startTime": 1776128437.0, "duration": 33.0}]},
+         {"schedule": {"visits": [{"groupId": "v0", "startTime": SOON_TAI, "duration": 33.0}]},
           "reason": "tonight"}, needs=P.BATCH_RELABEL, ok=(201,)),
     Call("list accounts", "GET", "/accounts", needs=P.ACCOUNTS_MANAGE),
     Call("other account", "GET", "/accounts/victim", needs=P.ACCOUNTS_MANAGE),

@@ -89,6 +89,9 @@ def test_twilight_decides_where_no_schedule_covers() -> None:
     assert prewarm_from_schedule(None, T0, TIMING) is None
     assert prewarm_from_schedule(s, T0 - 601, TIMING) is None  # before it was complete (pushed)
     assert prewarm_from_schedule(ObservingSchedule(), T0, TIMING) is None  # no visit, no span
+    # An empty `visits: []` hands the pre-warm back to twilight (docs/broker.md), whatever span it claims.
+    assert prewarm_from_schedule(ObservingSchedule(complete_from=T0 - 3600, complete_until=T0 + 86_400), T0,
+                                 TIMING) is None
 
 
 def test_a_feed_announcing_visits_only_seconds_ahead_cannot_release_a_gap() -> None:

@@ -5,6 +5,8 @@ schedule")."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,9 @@ from typer.testing import CliRunner
 
 from enclave.broker.layout import initial_state
 from enclave.cli import app, report
+from enclave.clock import stamp
 from enclave.db import Database
-from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit
+from enclave.domain.schedule import HORIZON_AHEAD_S, TAI_MINUS_UTC_S, ObservingSchedule, Visit, parse
 from enclave.errors import EnclaveError, InputError, PermissionDenied
 from enclave.journal import query
 from enclave.services.broker import BrokerService
@@ -21,6 +24,14 @@ from enclave.services.schedule import ScheduleService
 from tests.broker.conftest import CONDOR_ADMIN, K8S_ADMIN, MemoryBackend, make_spec
 from tests.broker.test_schedule import T0
 from tests.local import map_me
+
+PUSHED_AT = datetime.fromtimestamp(T0 - 3600, UTC)  # an hour before tonight's first visit
+
+
+def service(db: Database) -> ScheduleService:
+    """The schedule service on a clock stopped at ``PUSHED_AT`` (pushes are refused outside a horizon around now)."""
+    return ScheduleService(db, clock=lambda: PUSHED_AT)
+
 
 NIGHT = ObservingSchedule(visits=tuple(
     Visit(groupId=f"2026-04-14T01:{i:02d}", startTime=T0 + 36 * i + TAI_MINUS_UTC_S, duration=33.0,
@@ -33,19 +44,19 @@ def schedule_entries(db: Database) -> list[object]:
 
 
 def test_push_is_stored_journaled_and_read_by_the_broker_loop(db: Database) -> None:
-    service = ScheduleService(db)
-    assert service.show(K8S_ADMIN) is None and service.current() is None
-    done = service.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
+    schedules = service(db)
+    assert schedules.show(K8S_ADMIN) is None and schedules.current() is None
+    done = schedules.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
     assert done.journal_seq is not None and done.digest.startswith("sha256:")
     # Not said from when it is complete: from the push on.
     assert done.schedule.complete_from == done.pushed_at.timestamp()
-    shown = service.show(K8S_ADMIN)  # journal.read: every staff role but developer
+    shown = schedules.show(K8S_ADMIN)  # journal.read: every staff role but developer
     assert shown is not None and shown.schedule == done.schedule and shown.pushed_by == CONDOR_ADMIN
     [entry] = schedule_entries(db)
     assert entry.after["digest"] == done.digest and entry.after["visits"] == 3 and entry.before is None  # type: ignore[attr-defined]
     # The broker loop attaches it to an observation that carries no schedule of its own.
     spec = make_spec()
-    broker = BrokerService(spec, db, MemoryBackend(initial_state(spec, T0)), "memory", schedule=service.current)
+    broker = BrokerService(spec, db, MemoryBackend(initial_state(spec, T0)), "memory", schedule=schedules.current)
     decided, observed = broker.plan()
     assert observed.schedule == done.schedule
     assert any(note.startswith("observing schedule (3 visits, tonight.yaml)") for note in decided.notes)
@@ -53,24 +64,24 @@ def test_push_is_stored_journaled_and_read_by_the_broker_loop(db: Database) -> N
 
 def test_push_without_the_role_is_refused_and_leaves_nothing(db: Database) -> None:
     with pytest.raises(PermissionDenied) as refused:
-        ScheduleService(db).push(K8S_ADMIN, NIGHT, reason="not mine to push")
+        service(db).push(K8S_ADMIN, NIGHT, reason="not mine to push")
     assert "batch.relabel" in str(refused.value) and "htcondor-admin" in str(refused.value)
-    assert ScheduleService(db).current() is None and schedule_entries(db) == []
+    assert service(db).current() is None and schedule_entries(db) == []
 
 
 def test_a_schedule_that_ends_before_the_push_is_refused_with_the_fix_and_leaves_nothing(db: Database) -> None:
     # Not said from when it is complete: from the push on; complete_until already past cannot follow it.
     past = NIGHT.model_copy(update={"complete_until": 1_000_000.0})
     with pytest.raises(InputError) as refused:
-        ScheduleService(db).push(CONDOR_ADMIN, past, reason="yesterday's plan")
+        service(db).push(CONDOR_ADMIN, past, reason="yesterday's plan")
     assert "complete_until" in str(refused.value) and "complete_from" in str(refused.value)
-    assert ScheduleService(db).current() is None and schedule_entries(db) == []
+    assert service(db).current() is None and schedule_entries(db) == []
 
 
 def test_pushes_are_not_broker_moves_in_the_churn(db: Database) -> None:
-    service = ScheduleService(db)
-    service.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
-    service.push(CONDOR_ADMIN, NIGHT, reason="again")
+    schedules = service(db)
+    schedules.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")
+    schedules.push(CONDOR_ADMIN, NIGHT, reason="again")
     broker = BrokerService(make_spec(), db, MemoryBackend(initial_state(make_spec(), T0)), "memory")
     assert broker.churn(K8S_ADMIN).nights() == []
 
@@ -86,8 +97,9 @@ def enclave(*args: str) -> tuple[int, str]:
 def test_cli_push_and_show_and_their_refusals(db: Database, tmp_path: Path) -> None:
     map_me(db, CONDOR_ADMIN, K8S_ADMIN)
     good = tmp_path / "tonight.yaml"
+    first = time.time() + 600 + TAI_MINUS_UTC_S  # the CLI pushes on the real clock: ten minutes from now
     good.write_text("instrument: LSSTCam\ndetectors: 189\nvisits:\n"
-                    + "".join(f"  - {{groupId: v{i}, startTime: {T0 + 36 * i + 37}, duration: 33}}\n"
+                    + "".join(f"  - {{groupId: v{i}, startTime: {first + 36 * i}, duration: 33}}\n"
                               for i in range(2)))
     code, out = enclave("broker", "schedule", "push", str(good), "--as", CONDOR_ADMIN, "--reason", "tonight",
                         "--db", db.url)
@@ -110,3 +122,33 @@ def test_cli_push_and_show_and_their_refusals(db: Database, tmp_path: Path) -> N
     code, out = enclave("broker", "schedule", "push", str(good), "--as", K8S_ADMIN, "--reason", "x", "--db", db.url)
     assert code == 4 and "htcondor-admin" in out
     assert len(schedule_entries(db)) == 1
+
+
+def test_a_start_time_in_milliseconds_is_refused_by_name_and_stores_nothing(db: Database) -> None:
+    # Kafka's own timestamps are milliseconds; next_visit's startTime is seconds (ts_xml a724e1ac
+    # ScriptQueue_Events.xml nextVisit.startTime, <Units>second</Units>). A thousandfold value is the year ~58,000.
+    slip = parse([{"groupId": "v0", "startTime": (T0 + TAI_MINUS_UTC_S) * 1000, "duration": 33.0}], "ms.json")
+    with pytest.raises(InputError) as refused:
+        service(db).push(CONDOR_ADMIN, slip, reason="a unit slip")
+    assert "visits[0].startTime" in str(refused.value) and "milliseconds" in str(refused.value)
+    assert service(db).current() is None and schedule_entries(db) == []
+    # The horizon's edge: 7 days ahead is taken, a second more is not.
+    edge = PUSHED_AT.timestamp() + HORIZON_AHEAD_S
+    service(db).push(CONDOR_ADMIN, ObservingSchedule(complete_until=edge), reason="a week ahead")
+    with pytest.raises(InputError) as refused:
+        service(db).push(CONDOR_ADMIN, ObservingSchedule(complete_until=edge + 1), reason="too far")
+    assert "observing schedule: complete_until" in str(refused.value) and len(schedule_entries(db)) == 1
+
+
+def test_cli_refuses_a_millisecond_start_time_and_nothing_it_shows_can_crash(db: Database, tmp_path: Path) -> None:
+    map_me(db, CONDOR_ADMIN, K8S_ADMIN)
+    ms = tmp_path / "ms.json"
+    ms.write_text(json.dumps([{"groupId": "v0", "startTime": (time.time() + 600 + TAI_MINUS_UTC_S) * 1000,
+                               "duration": 33.0}]))
+    code, out = enclave("broker", "schedule", "push", str(ms), "--as", CONDOR_ADMIN, "--reason", "x", "--db", db.url)
+    assert code != 0 and "visits[0].startTime" in out and "outside the horizon" in out
+    assert schedule_entries(db) == []
+    code, out = enclave("broker", "schedule", "show", "--as", K8S_ADMIN, "--db", db.url)
+    assert code == 0 and "no observing schedule was pushed" in out
+    # Printing a time never fails, even one no calendar holds (what `show` printed before the horizon existed).
+    assert stamp(1.8e12) == "1.8e+12 s since 1970 (no calendar date)"

@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ from tests.accounts.conftest import snapshot
 from tests.api.conftest import ProjectedBackend
 from tests.cli.test_output import commands
 from tests.pg import _sqlite_template
+
+SOON_TAI = time.time() + 600 + 37.0
+"""A visit's startTime (TAI Unix seconds) ten minutes from now: a push is refused outside now − 1 day … + 7 days."""
 
 SPEC = load(DEFAULT_SPEC)
 ME = local.os_user()
@@ -346,7 +350,7 @@ def test_a_bcs_procedure_with_a_context_is_applied_by_the_server_as_the_tokens_a
 def test_a_schedule_push_with_a_context_goes_through_the_api_as_the_tokens_account(server: Remote) -> None:
     login(server, "admin", server.tokens["root"])
     night = server.home / "tonight.yaml"
-    night.write_text("visits:\n  - {groupId: v0, startTime: 1776128437.0, duration: 33}\n")
+    night.write_text(f"visits:\n  - {{groupId: v0, startTime: {SOON_TAI}, duration: 33}}\n")
     push = ("broker", "schedule", "push", str(night), "--reason", "tonight")
     refused = cli(*push)  # root is a sysadmin: a schedule needs batch.relabel (HTCondor administrators)
     assert code(refused) == 4 and isinstance(refused.exception, PermissionDenied)

@@ -63,8 +63,9 @@ class Timing:
 
 def prewarm_from_schedule(schedule: ObservingSchedule | None, now: float, timing: Timing) -> bool | None:
     """Whether the pre-warmed pool should hold its night capacity at ``now`` by the schedule; None when the
-    schedule does not cover ``now`` (twilight decides)."""
-    if schedule is None:
+    schedule does not cover ``now`` (twilight decides). An empty schedule covers nothing: pushing ``visits: []``
+    hands the pre-warm back to twilight (docs/broker.md), whatever span it claims."""
+    if schedule is None or not schedule.visits:
         return None
     known_until = schedule.known_until()
     if known_until is None or now > known_until:

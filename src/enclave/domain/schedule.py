@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from enclave.clock import stamp
 from enclave.errors import InputError, Problem
 
 TAI_MINUS_UTC_S = 37.0
@@ -50,6 +51,13 @@ NEXT_VISIT_EXTRAS = frozenset({
     "dome", "survey", "totalCheckpoints", "detector", "private_efdStamp", "private_kafkaStamp",
     "private_identity", "private_revCode", "private_origin", "private_seqNum", "private_rcvStamp"})
 """The other fields of a next_visit message (``BareVisit``, ``SummitVisit``, ``FannedOutVisit``): accepted, unused."""
+
+HORIZON_PAST_S = 86_400.0
+HORIZON_AHEAD_S = 7 * 86_400.0
+"""A pushed schedule's times must lie within now − 1 day … now + 7 days (``check_horizon``): a night plan is pushed
+the day before at the earliest, a feed's visits are seconds to minutes ahead, and a day back lets the visit under
+way and a late push through. Anything outside is a unit slip (milliseconds, Kafka's timestamps) or a wrong
+scale, and would otherwise decide the pre-warm for years."""
 
 GroupId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
@@ -159,6 +167,26 @@ def parse(data: Any, where: str) -> ObservingSchedule:
         return ObservingSchedule.model_validate(data)
     except ValidationError as exc:
         raise InputError([_problem(where, e) for e in exc.errors()]) from exc
+
+
+def check_horizon(schedule: ObservingSchedule, now: float, where: str = "observing schedule") -> None:
+    """Refuse a schedule whose times lie outside ``now − HORIZON_PAST_S … now + HORIZON_AHEAD_S`` (Unix UTC),
+    each problem named by its field; run before the schedule is stored."""
+    lo, hi = now - HORIZON_PAST_S, now + HORIZON_AHEAD_S
+    fix = ("give Unix seconds (startTime and private_sndStamp on the TAI scale, complete_* UTC), not milliseconds, "
+           "within 1 day before and 7 days after the push")
+    problems = []
+    for i, v in enumerate(schedule.visits):
+        if not lo <= v.start <= hi:
+            field = "private_sndStamp" if v.estimated else "startTime"
+            problems.append(Problem(f"{where}: visits[{i}].{field}",
+                                    f"{getattr(v, field)} ({stamp(v.start)}) is outside the horizon", fix))
+    for field in ("complete_from", "complete_until"):
+        t = getattr(schedule, field)
+        if t is not None and not lo <= t <= hi:
+            problems.append(Problem(f"{where}: {field}", f"{t} ({stamp(t)}) is outside the horizon", fix))
+    if problems:
+        raise InputError(problems)
 
 
 def _problem(where: str, error: Any) -> Problem:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
-from enclave.domain.schedule import ObservingSchedule
+from enclave.domain.schedule import ObservingSchedule, check_horizon
 from enclave.errors import InputError, Problem
 from enclave.journal import Entry
 from enclave.observing import storage
@@ -30,10 +30,12 @@ SCHEDULE_ACTION = "broker.schedule"
 def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: str,
          at: datetime) -> tuple[ScheduleRow, Entry]:
     """Store ``schedule`` as the one in force, journaled. A schedule that does not say from when it is complete
-    is complete from now: it lists every visit from the push on."""
+    is complete from now: it lists every visit from the push on. Times outside the horizon are refused
+    (``check_horizon``) before anything is stored."""
     require(session, actor, Permission.BATCH_RELABEL)
     if schedule.complete_from is None:
         schedule = complete_from_now(schedule, at)
+    check_horizon(schedule, at.timestamp())
     document = schedule.model_dump_json()
     before = storage.newest(session)
     row = ScheduleRow(pushed_by=actor, pushed_at=at, reason=reason, document=document,
