@@ -211,7 +211,8 @@ def test_each_account_transition_is_the_same_through_cli_and_api(name: str, spec
 def test_an_observing_schedule_push_is_the_same_through_cli_and_api(spec: EnclaveSpec, sides: Any,
                                                                    tmp_path: Path) -> None:
     cli_side, api_side, cli, api = sides
-    schedule = {"visits": [{"groupId": f"v{i}", "startTime": SOON_TAI + 36 * i, "duration": 33.0}
+    schedule = {"visits": [{"groupId": f"v{i}", "startTime": SOON_TAI + 36 * i, "duration": 33.0,
+                            "instrument": "LSSTCam"}
                            for i in range(3)], "complete_from": SOON_TAI - 1200, "source": "tonight"}
     path = tmp_path / "tonight.json"
     path.write_text(json.dumps(schedule))

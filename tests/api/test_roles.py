@@ -81,7 +81,7 @@ CALLS = [
     Call("journal verify", "GET", "/journal/verify", needs=P.JOURNAL_READ),
     Call("observing schedule", "GET", "/broker/schedule", needs=P.JOURNAL_READ),
     Call("push observing schedule", "POST", "/broker/schedule",
-         {"schedule": {"visits": [{"groupId": "v0", "startTime": SOON_TAI, "duration": 33.0}]},
+         {"schedule": {"visits": [{"groupId": "v0", "startTime": SOON_TAI, "duration": 33.0, "instrument": "LSSTCam"}]},
           "reason": "tonight"}, needs=P.BATCH_RELABEL, ok=(201,)),
     Call("list accounts", "GET", "/accounts", needs=P.ACCOUNTS_MANAGE),
     Call("other account", "GET", "/accounts/victim", needs=P.ACCOUNTS_MANAGE),

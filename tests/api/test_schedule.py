@@ -13,7 +13,7 @@ SOON_TAI = time.time() + 600 + 37.0
 
 CONDOR = role_user(Role.HTCONDOR_ADMIN)
 VISIT = {"groupId": "2026-04-14T01:00:00", "startTime": SOON_TAI, "duration": 33.0, "nimages": 1,
-         "instrument": "LSSTCam", "detectors": 189, "salIndex": 2, "private_sndStamp": SOON_TAI - 40}
+         "instrument": "LSSTCam", "detectors": 189, "salIndex": 1, "private_sndStamp": SOON_TAI - 40}
 
 
 def test_push_then_show_and_the_refusals(world: World) -> None:

@@ -123,7 +123,9 @@ def test_the_broker_follows_the_schedule_and_falls_back_to_twilight() -> None:
 
 
 def test_a_next_visit_message_is_accepted_as_is_and_bad_input_is_named() -> None:
-    message = {"salIndex": 2, "scriptSalIndex": 42, "groupId": "2026-04-14T01:00:00.000", "coordinateSystem": 2,
+    # LSSTCam's visits come from the Main Telescope's queue: salIndex 1 (lsst-ts/ts_xml
+    # python/lsst/ts/xml/enums/ScriptQueue.py SalIndex.MAIN_TEL = 1, AUX_TEL = 2; commit a724e1ac).
+    message = {"salIndex": 1, "scriptSalIndex": 42, "groupId": "2026-04-14T01:00:00.000", "coordinateSystem": 2,
                "position": [150.3, 2.26], "startTime": T0 + 37, "rotationSystem": 2, "cameraAngle": 270.0,
                "filters": "r_57", "dome": 2, "duration": 33.0, "nimages": 1, "instrument": "LSSTCam",
                "survey": "BLOCK-365", "totalCheckpoints": 0, "private_sndStamp": T0 - 3}

@@ -152,3 +152,25 @@ def test_cli_refuses_a_millisecond_start_time_and_nothing_it_shows_can_crash(db:
     assert code == 0 and "no observing schedule was pushed" in out
     # Printing a time never fails, even one no calendar holds (what `show` printed before the horizon existed).
     assert stamp(1.8e12) == "1.8e+12 s since 1970 (no calendar date)"
+
+
+def test_visits_of_another_instrument_or_none_are_dropped_and_counted_and_twilight_decides(db: Database) -> None:
+    # AuxTel's queue (salIndex 2, ts_xml a724e1ac enums/ScriptQueue.py SalIndex.AUX_TEL) announces LATISS visits;
+    # a script taking no images leaves instrument blank, which the fan-out drops as "not an observation"
+    # (next_visit_fan_out 4add312 src/main.py ~179-181). Neither brings LSSTCam's detector jobs.
+    latiss = Visit(groupId="aux", startTime=T0 + TAI_MINUS_UTC_S, duration=30.0, instrument="LATISS")
+    blank = Visit(groupId="cal", startTime=T0 + 60 + TAI_MINUS_UTC_S, duration=300.0, nimages=0, instrument="")
+    done = service(db).push(CONDOR_ADMIN, ObservingSchedule(visits=(latiss, blank)), reason="auxtel night")
+    assert done.dropped == {"LATISS": 1, "": 1} and done.schedule.visits == ()
+    [entry] = schedule_entries(db)
+    assert entry.after["dropped"] == {"LATISS": 1, "": 1} and entry.after["visits"] == 0  # type: ignore[attr-defined]
+    spec = make_spec()
+    broker = BrokerService(spec, db, MemoryBackend(initial_state(spec, T0)), "memory",
+                           schedule=service(db).current)
+    decided, _ = broker.plan()
+    assert any("observing schedule (0 visits" in note for note in decided.notes)
+    alone = BrokerService(spec, db, MemoryBackend(initial_state(spec, T0)), "memory")
+    assert decided.pools["prompt"].prewarm == alone.plan()[0].pools["prompt"].prewarm  # twilight's verdict
+    # The pool's instrument comes from the spec (broker.prewarm_instrument).
+    aux = ScheduleService(db, clock=lambda: PUSHED_AT, instrument="LATISS")
+    assert aux.push(CONDOR_ADMIN, ObservingSchedule(visits=(latiss, blank)), reason="x").dropped == {"": 1}

@@ -350,7 +350,7 @@ def test_a_bcs_procedure_with_a_context_is_applied_by_the_server_as_the_tokens_a
 def test_a_schedule_push_with_a_context_goes_through_the_api_as_the_tokens_account(server: Remote) -> None:
     login(server, "admin", server.tokens["root"])
     night = server.home / "tonight.yaml"
-    night.write_text(f"visits:\n  - {{groupId: v0, startTime: {SOON_TAI}, duration: 33}}\n")
+    night.write_text(f"visits:\n  - {{groupId: v0, startTime: {SOON_TAI}, duration: 33, instrument: LSSTCam}}\n")
     push = ("broker", "schedule", "push", str(night), "--reason", "tonight")
     refused = cli(*push)  # root is a sysadmin: a schedule needs batch.relabel (HTCondor administrators)
     assert code(refused) == 4 and isinstance(refused.exception, PermissionDenied)

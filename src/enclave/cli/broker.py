@@ -448,6 +448,9 @@ def schedule_push_cmd(file: Annotated[Path, typer.Argument(help="YAML or JSON: `
         done = services.schedules.push(actor, schedule, reason=reason)
     console.print(f"observing schedule {done.digest[:19]}… in force: {_span(done.schedule)}; journal entry "
                   f"{done.journal_seq}")
+    if done.dropped:
+        console.print("dropped, not this pool's instrument (broker.prewarm_instrument): "
+                      + ", ".join(f"{n} visit(s) of {name or 'no instrument'}" for name, n in done.dropped.items()))
 
 
 @schedule_app.command("show")

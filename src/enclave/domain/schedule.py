@@ -142,6 +142,22 @@ class ObservingSchedule(BaseModel):
             raise ValueError(f"complete_until {hi} is before complete_from {lo}")
         return self
 
+    def for_instrument(self, instrument: str) -> tuple[ObservingSchedule, dict[str, int]]:
+        """Its visits taken with ``instrument``, and how many others it had, by instrument ("" when blank). One
+        prompt processing deployment serves one instrument, and the fan-out routes each message by its instrument
+        and drops blank ones, "Assuming it's not an observation" (lsst-dm/next_visit_fan_out ``src/main.py``
+        ~179-181; commit 4add312): a LATISS visit (AuxTel's queue, salIndex 2: lsst-ts/ts_xml
+        ``python/lsst/ts/xml/enums/ScriptQueue.py`` ``SalIndex.AUX_TEL``; commit a724e1ac) or a script that takes
+        no images does not bring LSSTCam's detector jobs."""
+        dropped: dict[str, int] = {}
+        for v in self.visits:
+            if v.instrument != instrument:
+                dropped[v.instrument] = dropped.get(v.instrument, 0) + 1
+        if not dropped:
+            return self, dropped
+        kept = tuple(v for v in self.visits if v.instrument == instrument)
+        return self.model_copy(update={"visits": kept}), dropped  # a subset of a valid schedule is valid
+
     def known_until(self) -> float | None:
         """The end of the span this schedule is complete over: ``complete_until``, else the last readout."""
         if self.complete_until is not None:

@@ -27,23 +27,25 @@ TARGET = "observing-schedule"
 SCHEDULE_ACTION = "broker.schedule"
 
 
-def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: str,
-         at: datetime) -> tuple[ScheduleRow, Entry]:
-    """Store ``schedule`` as the one in force, journaled. A schedule that does not say from when it is complete
-    is complete from now: it lists every visit from the push on. Times outside the horizon are refused
-    (``check_horizon``) before anything is stored."""
+def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: str, at: datetime,
+         instrument: str) -> tuple[ScheduleRow, Entry, dict[str, int]]:
+    """Store ``schedule``'s visits of ``instrument`` as the schedule in force, journaled; the third value counts
+    the visits dropped, by instrument (``ObservingSchedule.for_instrument``). A schedule that does not say from
+    when it is complete is complete from now: it lists every visit from the push on. Times outside the horizon
+    are refused (``check_horizon``) before anything is stored."""
     require(session, actor, Permission.BATCH_RELABEL)
     if schedule.complete_from is None:
         schedule = complete_from_now(schedule, at)
-    check_horizon(schedule, at.timestamp())
+    check_horizon(schedule, at.timestamp())  # every visit, the dropped ones too: a unit slip is refused, not hidden
+    schedule, dropped = schedule.for_instrument(instrument)
     document = schedule.model_dump_json()
     before = storage.newest(session)
     row = ScheduleRow(pushed_by=actor, pushed_at=at, reason=reason, document=document,
                       digest="sha256:" + hashlib.sha256(document.encode()).hexdigest())
     storage.add(session, row)
     entry = journal.record(session, actor=actor, action=SCHEDULE_ACTION, target=TARGET, reason=reason,
-                           before=summary(before), after=summary(row), at=at)
-    return row, entry
+                           before=summary(before), after={**(summary(row) or {}), "dropped": dropped}, at=at)
+    return row, entry, dropped
 
 
 def complete_from_now(schedule: ObservingSchedule, at: datetime) -> ObservingSchedule:

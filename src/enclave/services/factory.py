@@ -160,7 +160,7 @@ class Factory:
 
     @cached_property
     def schedules(self) -> ScheduleService:
-        return ScheduleService(self.db)
+        return ScheduleService(self.db, instrument=self.spec.broker.prewarm_instrument)
 
     @cached_property
     def notebooks(self) -> NotebookService:

@@ -14,6 +14,10 @@ from enclave.db import Database
 from enclave.domain.schedule import ObservingSchedule
 from enclave.observing import schedules
 from enclave.observing.storage import ScheduleRow
+from enclave.spec.models import BrokerPolicy
+
+DEFAULT_INSTRUMENT: str = BrokerPolicy.model_fields["prewarm_instrument"].default
+"""The spec's default: a service built without a spec (tests) keeps what an LDF enclave keeps."""
 
 
 class ScheduleView(BaseModel):
@@ -26,24 +30,30 @@ class ScheduleView(BaseModel):
     journal_seq: int | None = None
     """The journal entry of the push (on the push's answer; None when read back)."""
     schedule: ObservingSchedule
+    dropped: dict[str, int] = {}
+    """On the push's answer: the visits not stored because they were of another instrument ("" when blank), by
+    instrument (``ObservingSchedule.for_instrument``)."""
 
 
-def view(row: ScheduleRow, seq: int | None = None) -> ScheduleView:
+def view(row: ScheduleRow, seq: int | None = None, dropped: dict[str, int] | None = None) -> ScheduleView:
     return ScheduleView(pushed_by=row.pushed_by, pushed_at=row.pushed_at, reason=row.reason, digest=row.digest,
-                        journal_seq=seq, schedule=schedules.schedule_of(row))
+                        journal_seq=seq, schedule=schedules.schedule_of(row), dropped=dropped or {})
 
 
 @dataclass
 class ScheduleService:
     db: Database
     clock: Callable[[], datetime] = utcnow
+    instrument: str = DEFAULT_INSTRUMENT
+    """The pre-warmed pool's instrument (``broker.prewarm_instrument``): visits of others are dropped at a push."""
 
     def push(self, actor: str, schedule: ObservingSchedule, *, reason: str) -> ScheduleView:
-        """Make ``schedule`` the one in force (HTCondor administrators), journaled. An empty schedule hands the
-        decision back to twilight."""
+        """Make ``schedule``'s visits of the pre-warmed instrument the schedule in force (HTCondor administrators),
+        journaled; the answer counts those dropped. An empty schedule hands the decision back to twilight."""
         with self.db.session() as session:
-            row, entry = schedules.push(session, actor, schedule, reason=reason, at=self.clock())
-            return view(row, entry.seq)
+            row, entry, dropped = schedules.push(session, actor, schedule, reason=reason, at=self.clock(),
+                                                 instrument=self.instrument)
+            return view(row, entry.seq, dropped)
 
     def show(self, actor: str) -> ScheduleView | None:
         """The schedule in force, or None when none was ever pushed (journal readers)."""

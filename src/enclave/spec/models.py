@@ -383,6 +383,11 @@ class BrokerPolicy(Strict):
         description="The pre-warm ends once the pre-warmed pool has had visits this night and "
         "then nothing new for this long (the last visit is done); a later submission pre-warms it again."
     )
+    prewarm_instrument: str = Field(
+        default="LSSTCam", min_length=1, max_length=64,
+        description="The instrument (next_visit's short name) whose announced visits pre-warm the pool: a prompt "
+        "processing deployment serves one instrument; visits of another or of none are dropped at the push."
+    )
     twilight_altitude_deg: float = Field(default=-12.0, ge=-18, le=0)
     pod_start_seconds: float = Field(
         default=120, ge=0, le=MAX_SECONDS,
