@@ -49,3 +49,19 @@ def test_a_message_with_neither_start_time_nor_send_time_is_refused_by_name() ->
     with pytest.raises(InputError) as bad:
         parse([message], "m.json")
     assert "m.json: visits[0]" in str(bad.value) and "private_sndStamp" in str(bad.value)
+
+
+def test_copies_are_dropped_and_visits_sorted_by_start() -> None:
+    # Kafka delivers at least once; the fan-out sends one copy per detector (next_visit_fan_out 4add312), the
+    # same groupId and content but its own "detector": a visit is its groupId, whatever the copies.
+    a = summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 600, group="2026-04-14T00:50:00.000")
+    b = summit(start_tai=T0 + 40 + TAI_MINUS_UTC, snd_tai=T0 - 560, group="2026-04-14T00:50:40.000")
+    assert [v.groupId for v in parse([a, a], "m.json").visits] == [a["groupId"]]
+    assert [v.groupId for v in parse([b, a], "m.json").visits] == [a["groupId"], b["groupId"]]
+    fanned = [{k: x for k, x in a.items() if not k.startswith("private_") or k == "private_sndStamp"}
+              | {"detector": d} for d in range(189)]
+    assert len(parse(fanned, "m.json").visits) == 1
+    # The same groupId saying something else is two visits claiming one name: refused, by place.
+    with pytest.raises(InputError) as bad:
+        parse([a, {**a, "duration": 99.0}], "m.json")
+    assert "m.json: visits: visits[1] has visits[0]'s groupId" in str(bad.value) and "duration" in str(bad.value)

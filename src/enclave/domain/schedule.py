@@ -21,8 +21,8 @@ commit 4add312). The fields enclave uses, with the meanings prompt processing gi
 
 A next_visit message, as the summit sends it before the fan-out, can be pushed as it is: its other fields
 (salIndex, position, filters, the other private_* …) are accepted and dropped. Anything else is refused by
-name, so a typo is not silently ignored. The fanned-out messages (one per detector, the same groupId) are not:
-push one per visit with ``detectors`` set, as a repeated groupId is refused.
+name, so a typo is not silently ignored. The fanned-out messages (one per detector, the same groupId) may be
+pushed as they come: copies are dropped (``ObservingSchedule``); set ``detectors`` for the count.
 
 A schedule also says over which span it is *complete* (``complete_from`` … ``complete_until``, Unix UTC):
 no visit it does not list starts inside it. A night's plan pushed at noon is complete from the push to its last
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from enclave.clock import stamp
 from enclave.errors import InputError, Problem
@@ -115,7 +115,7 @@ class Visit(BaseModel):
 
 
 class ObservingSchedule(BaseModel):
-    """The visits ahead, ascending by start, and the span over which the list is complete."""
+    """The visits ahead, each once and ascending by start, and the span over which the list is complete."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -126,17 +126,27 @@ class ObservingSchedule(BaseModel):
         default=None, ge=0, description="Unix UTC: … up to here. Default: the last visit's readout.")
     source: str = Field(default="", max_length=200, description="Where it came from (a file, the API, a feed).")
 
+    @field_validator("visits")
+    @classmethod
+    def _once_each_in_order(cls, visits: tuple[Visit, ...]) -> tuple[Visit, ...]:
+        """Each groupId once, by start. Kafka delivers at least once and the fan-out sends one copy per detector
+        (lsst-dm/next_visit_fan_out ``src/main.py``; commit 4add312), so a copy that says the same (its detector
+        and private_* stamps aside) is dropped; a groupId saying two different things is refused. A feed may
+        arrive out of order: sorted, not refused."""
+        first: dict[str, tuple[int, Visit]] = {}
+        for i, v in enumerate(visits):
+            if v.groupId not in first:
+                first[v.groupId] = (i, v)
+                continue
+            j, u = first[v.groupId]
+            if _content(u) != _content(v):
+                differs = ", ".join(k for k in _content(u) if _content(u)[k] != _content(v)[k])
+                raise ValueError(f"visits[{i}] has visits[{j}]'s groupId {v.groupId!r} but a different {differs}: "
+                                 "a groupId is one visit; push it once, or give the rescheduled one its new groupId")
+        return tuple(sorted((v for _, v in first.values()), key=lambda v: v.start))
+
     @model_validator(mode="after")
-    def _ordered(self) -> ObservingSchedule:
-        seen: dict[str, int] = {}
-        for i, v in enumerate(self.visits):
-            if v.groupId in seen:
-                raise ValueError(f"visits[{i}].groupId {v.groupId!r} repeats visits[{seen[v.groupId]}]: each visit "
-                                 "once")
-            seen[v.groupId] = i
-            if i and v.startTime < self.visits[i - 1].startTime:
-                raise ValueError(f"visits[{i}].startTime {v.startTime} is before visits[{i - 1}]'s "
-                                 f"{self.visits[i - 1].startTime}: list visits in the order they are taken")
+    def _span(self) -> ObservingSchedule:
         lo, hi = self.complete_from, self.complete_until
         if lo is not None and hi is not None and hi < lo:
             raise ValueError(f"complete_until {hi} is before complete_from {lo}")
@@ -183,6 +193,11 @@ def parse(data: Any, where: str) -> ObservingSchedule:
         return ObservingSchedule.model_validate(data)
     except ValidationError as exc:
         raise InputError([_problem(where, e) for e in exc.errors()]) from exc
+
+
+def _content(v: Visit) -> dict[str, Any]:
+    """What a visit says, its private_* send stamp aside (the detector is dropped on reading)."""
+    return v.model_dump(exclude={"private_sndStamp"})
 
 
 def check_horizon(schedule: ObservingSchedule, now: float, where: str = "observing schedule") -> None:
