@@ -65,3 +65,10 @@ def test_copies_are_dropped_and_visits_sorted_by_start() -> None:
     with pytest.raises(InputError) as bad:
         parse([a, {**a, "duration": 99.0}], "m.json")
     assert "m.json: visits: visits[1] has visits[0]'s groupId" in str(bad.value) and "duration" in str(bad.value)
+
+
+def test_a_long_script_is_a_visit_not_a_refusal() -> None:
+    # ts_xml a724e1ac nextVisit: duration is a double, nimages an int (32-bit IDL); a 90-minute block of 150
+    # images is a valid announcement, and kept for its whole duration.
+    [v] = parse([summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 60, duration=5400.0, nimages=150)], "m").visits
+    assert (v.readout, v.nimages) == (T0 + 5400.0, 150)

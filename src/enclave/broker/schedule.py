@@ -30,11 +30,12 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from enclave.domain.schedule import ObservingSchedule, Visit
+from enclave.domain.schedule import MAX_DURATION_S, ObservingSchedule, Visit
 from enclave.spec.models import Drain, EnclaveSpec, LendMode
 
-LONGEST_VISIT_S = 3600.0
-"""``Visit.duration``'s bound: a visit that started earlier than this before now has ended."""
+LONGEST_VISIT_S = 2 * MAX_DURATION_S
+"""A visit that started earlier than this before now has ended: twice ``Visit.duration``'s bound, as a visit
+whose startTime is unknown is read out by start + 2 × duration (``Visit.readout``)."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ commit 4add312). The fields enclave uses, with the meanings prompt processing gi
   metadata only; commit 688c7ad), and an unset SAL double is 0.0 (lsst-ts/ts_xml
   ``python/lsst/ts/xml/field_info.py``, ``default_scalar_value = python_type()``; commit a724e1ac);
 - ``private_sndStamp``: when the message was sent, TAI Unix seconds: the start estimated when startTime is 0;
-- ``duration``: "script execution, not exposure" (slew, exposures and readout), seconds;
+- ``duration``: "Estimated duration of the script, excluding slewing to the initial position required by the
+  script" (lsst-ts/ts_xml ScriptQueue_Events.xml nextVisit ~135; commit a724e1ac), seconds;
 - ``nimages``: "number of snaps expected, 0 if unknown";
 - ``instrument``: the instrument's short name;
 - ``detectors``: enclave's own field: how many detector jobs the visit fans out to (the fan-out sends one
@@ -43,6 +44,10 @@ TAI_MINUS_UTC_S = 37.0
 """TAI − UTC since 2017-01-01 (IERS Bulletin C: no leap second has been announced since; astropy's
 ``Time(t, format="unix_tai").unix`` is 37 s less, which is how prompt processing converts ``startTime``)."""
 
+MAX_DURATION_S = 86_400.0
+"""ts_xml's duration is an unbounded double; a script longer than a day is no visit to pre-warm for (a 90-minute
+calibration block is)."""
+
 MAX_VISITS = 20_000
 """Far above a night's 1,000 visits (DMTN-135): a bound on what one push may store."""
 
@@ -70,8 +75,9 @@ class Visit(BaseModel):
     groupId: GroupId
     startTime: float = Field(default=0.0, ge=0, description="Expected start of the visit, TAI Unix seconds "
                              "(next_visit); 0: unknown, estimated from private_sndStamp.")
-    duration: float = Field(gt=0, le=3600, description="Slew, exposures and readout, seconds (next_visit).")
-    nimages: int = Field(default=1, ge=0, le=100, description="Snaps expected; 0 if unknown (next_visit).")
+    duration: float = Field(gt=0, le=MAX_DURATION_S, description="The script's estimated duration, excluding the "
+                            "slew to its first position, seconds (next_visit).")
+    nimages: int = Field(default=1, ge=0, le=2**31 - 1, description="Snaps expected; 0 if unknown (next_visit).")
     instrument: str = Field(default="", max_length=64)
     detectors: int = Field(default=189, ge=1, le=10_000, description="Detector jobs the visit fans out to.")
     private_sndStamp: float | None = Field(default=None, ge=0, description="When next_visit was sent, TAI Unix "
