@@ -53,19 +53,30 @@ def _check_request(scopes: list[str] | tuple[str, ...] | frozenset[str], ttl_sec
         raise InputError(problems)
 
 
-def _holder(session: Session, actor: str, username: str) -> Account:
-    """The account the token is for: the actor's own (active), or another active one with accounts.manage."""
+def _may_hold(account: Account, scopes: Collection[str]) -> bool:
+    """Whether ``account`` may be issued a token of ``scopes``: an active one any; one whose allocation expired
+    only ``data.read``, since it keeps reading its data (seed §4: a science user whose allocation ends "will still be
+    able to access their data"; the workspace is read-only then) and its tokens lapse within 366 days; a departed
+    one none."""
+    return account.status == AccountStatus.ACTIVE or (
+        account.status == AccountStatus.EXPIRED and set(scopes) <= {DATA_READ})
+
+
+def _holder(session: Session, actor: str, username: str, scopes: Collection[str]) -> Account:
+    """The account the token is for: the actor's own, or another one with accounts.manage (``_may_hold``)."""
     if actor == username:
         acting = find_account(session, actor)
-        if acting.status != AccountStatus.ACTIVE:
-            raise PermissionDenied(f"account {actor!r} is {acting.status} and cannot issue tokens",
-                                   where=f"--as {actor}", fix="ask a sysadmin")
+        if not _may_hold(acting, scopes):
+            raise PermissionDenied(f"account {actor!r} is {acting.status} and cannot issue tokens"
+                                   + (f" but of scope {DATA_READ}" if acting.status == AccountStatus.EXPIRED else ""),
+                                   where=f"--as {actor}", fix=f"ask for scope {DATA_READ} only, or ask a sysadmin"
+                                   if acting.status == AccountStatus.EXPIRED else "ask a sysadmin")
         return acting
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     holder = find_account(session, username)
-    if holder.status != AccountStatus.ACTIVE:
-        raise PermissionDenied(f"account {username!r} is {holder.status}; tokens are issued to active "
-                               "accounts only", where="username")
+    if not _may_hold(holder, scopes):
+        raise PermissionDenied(f"account {username!r} is {holder.status}; tokens are issued to active accounts, "
+                               f"and of scope {DATA_READ} to expired ones", where="username")
     return holder
 
 
@@ -100,7 +111,7 @@ def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple
     ``delegated_by``: a token issued on someone's behalf mints them no token of their own (audit, finding 1).
     """
     _check_request(scopes, ttl_seconds)
-    holder = _holder(session, actor, username)
+    holder = _holder(session, actor, username, scopes)
     when = or_now(now)
     expires = when + timedelta(seconds=ttl_seconds)
     origin = _parent(session, actor, parent, scopes, when) if parent is not None else None
