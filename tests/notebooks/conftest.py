@@ -3,6 +3,9 @@ home/workspace trees in a temporary jhome, and a WebDAV server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +15,7 @@ import pytest
 
 from enclave.errors import Unauthenticated
 from enclave.notebooks import webdav
+from enclave.notebooks.account import AccountLike
 from enclave.spec import EnclaveSpec, load
 from enclave.spec.defaults import EXAMPLES
 
@@ -44,12 +48,44 @@ def minimal() -> EnclaveSpec:
     return load(EXAMPLES / "minimal.yaml")
 
 
+@pytest.fixture()
+def jhome() -> Iterator[Path]:
+    """A home root every account can enter, as the real one (mode 0755): run as root, the servers touch files as
+    each account (workspace.act_as), and pytest's own temporary directories are 0700."""
+    root = Path(tempfile.mkdtemp(prefix="jhome-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def provision_home(account: AccountLike) -> None:
+    """Home and workspace as onboarding makes them (enclave.accounts.homes.provision): mode 0700, owned by the
+    account's uid and gid when the tests run as root (as anyone else they stay the tester's)."""
+    for path in (Path(account.home_path), Path(account.workspace_path)):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+        if os.geteuid() == 0:
+            os.chown(path, account.uid, account.gid)
+
+
+def made_by(account: AccountLike) -> None:
+    """Give everything in the account's workspace to the account, as if its notebook had made it (the tests make
+    their files as root)."""
+    if os.geteuid() != 0:
+        return
+    for directory, dirs, names in os.walk(account.workspace_path):
+        for name in (*dirs, *names):
+            os.chown(os.path.join(directory, name), account.uid, account.gid, follow_symlinks=False)
+
+
 def make_account(jhome: Path, username: str, uid: int, **kw: object) -> FakeAccount:
     home = jhome / username
-    ws = home / "workspace"
-    ws.mkdir(parents=True, exist_ok=True)
-    return FakeAccount(username=username, uid=uid, gid=uid, home_path=str(home), workspace_path=str(ws),
-                       **kw)  # type: ignore[arg-type]
+    account = FakeAccount(username=username, uid=uid, gid=uid, home_path=str(home),
+                          workspace_path=str(home / "workspace"), **kw)  # type: ignore[arg-type]
+    provision_home(account)
+    return account
 
 
 @dataclass
@@ -67,9 +103,7 @@ class Dav:
 
 
 @pytest.fixture()
-def dav(tmp_path: Path) -> Iterator[Dav]:
-    jhome = tmp_path / "jhome"
-    jhome.mkdir()
+def dav(jhome: Path) -> Iterator[Dav]:
     accounts: dict[str, FakeAccount] = {}
     tokens: dict[str, str] = {}
 

@@ -23,7 +23,7 @@ from enclave.db import Database
 from enclave.notebooks import vospace, webdav
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
-from tests.notebooks.conftest import NOW
+from tests.notebooks.conftest import NOW, provision_home
 
 
 @pytest.fixture()
@@ -42,9 +42,8 @@ def _events(buf: io.StringIO, name: str) -> list[dict[str, object]]:
     return [e for e in map(json.loads, buf.getvalue().splitlines()) if e["logger"] == name]
 
 
-def test_webdav_and_vospace_log_each_request_without_tokens(captured: io.StringIO, tmp_path: Path,
+def test_webdav_and_vospace_log_each_request_without_tokens(captured: io.StringIO, tmp_path: Path, jhome: Path,
                                                              minimal: EnclaveSpec) -> None:
-    jhome = tmp_path / "jhome"
     spec = minimal.model_copy(update={"storage": minimal.storage.model_copy(update={"home_root": str(jhome)})})
     db = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
     db.migrate()
@@ -52,7 +51,7 @@ def test_webdav_and_vospace_log_each_request_without_tokens(captured: io.StringI
         bootstrap(s, spec, "root", name="Root Admin", email="root@example.org", now=NOW)
         account = onboard(s, "root", spec, "dev", name="dev person", email="dev@example.org",
                           kind=AccountKind.STAFF, reason="test", now=NOW)
-        Path(account.workspace_path).mkdir(parents=True)
+        provision_home(account)
         token = issue(s, "root", "dev", [DATA_READ, DATA_WRITE], 3600, now=NOW)
     later = NOW + timedelta(minutes=1)
     authenticate = Factory(spec, db).notebooks.authenticator(clock=lambda: later)

@@ -21,7 +21,7 @@ from vos import Client
 
 from enclave.errors import Unauthenticated
 from enclave.notebooks import vospace
-from tests.notebooks.conftest import NOW, FakeAccount, make_account, raw
+from tests.notebooks.conftest import NOW, FakeAccount, made_by, make_account, raw
 from tests.notebooks.vos_support import AUTHORITY, run_tool, use_home, vos_uri
 
 SECRET = "bob's secret"
@@ -71,9 +71,7 @@ class Vo:
 
 
 @pytest.fixture()
-def vo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vo]:
-    jhome = tmp_path / "jhome"
-    jhome.mkdir()
+def vo(tmp_path: Path, jhome: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vo]:
     accounts: dict[str, FakeAccount] = {}
     tokens: dict[str, tuple[str, bool]] = {}
 
@@ -390,6 +388,7 @@ def test_symlink_escape_fails(two: Vo) -> None:
     (ws / "sub").mkdir()
     (ws / "sub" / "up").symlink_to("../..")
     (ws / "ok.txt").write_text("mine")
+    made_by(alice)
     c = client()
     assert c.listdir(vos_uri("alice"), force=True) == ["ok.txt", "sub"]
     assert c.listdir(vos_uri("alice/sub"), force=True) == []

@@ -18,14 +18,13 @@ from enclave.db import Database
 from enclave.notebooks import vospace
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
-from tests.notebooks.conftest import NOW, raw
+from tests.notebooks.conftest import NOW, provision_home, raw
 from tests.notebooks.vos_support import use_home, vos_uri
 
 
 @pytest.fixture()
-def world(tmp_path: Path, minimal: EnclaveSpec, monkeypatch: pytest.MonkeyPatch
+def world(tmp_path: Path, jhome: Path, minimal: EnclaveSpec, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[tuple[Database, str, dict[str, str]]]:
-    jhome = tmp_path / "jhome"
     spec = minimal.model_copy(update={"storage": minimal.storage.model_copy(update={"home_root": str(jhome)})})
     db = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
     db.migrate()
@@ -37,7 +36,7 @@ def world(tmp_path: Path, minimal: EnclaveSpec, monkeypatch: pytest.MonkeyPatch
                               reason="test", now=NOW,
                               allocation=Allocation("P-1", expires=NOW + timedelta(days=90))
                               if kind == AccountKind.SCIENCE else None)
-            Path(account.workspace_path).mkdir(parents=True)
+            provision_home(account)
             tokens[user] = issue(s, "root", user, [DATA_READ, DATA_WRITE], 3600, now=NOW)
         tokens["sci-ro"] = issue(s, "root", "sci", [DATA_READ], 3600, now=NOW)
     clock = lambda: NOW + timedelta(minutes=1)  # noqa: E731

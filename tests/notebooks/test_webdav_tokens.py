@@ -18,12 +18,11 @@ from enclave.db import Database
 from enclave.notebooks import webdav
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
-from tests.notebooks.conftest import NOW, raw
+from tests.notebooks.conftest import NOW, provision_home, raw
 
 
 @pytest.fixture()
-def world(tmp_path: Path, minimal: EnclaveSpec) -> Iterator[tuple[Database, str, dict[str, str]]]:
-    jhome = tmp_path / "jhome"
+def world(tmp_path: Path, jhome: Path, minimal: EnclaveSpec) -> Iterator[tuple[Database, str, dict[str, str]]]:
     spec = minimal.model_copy(update={"storage": minimal.storage.model_copy(update={"home_root": str(jhome)})})
     db = Database(f"sqlite:///{tmp_path / 'enclave.db'}")
     db.migrate()
@@ -35,7 +34,7 @@ def world(tmp_path: Path, minimal: EnclaveSpec) -> Iterator[tuple[Database, str,
                               reason="test", now=NOW,
                               allocation=Allocation("P-1", expires=NOW + timedelta(days=90))
                               if kind == AccountKind.SCIENCE else None)
-            Path(account.workspace_path).mkdir(parents=True)
+            provision_home(account)
             tokens[user] = issue(s, "root", user, [DATA_READ, DATA_WRITE], 3600, now=NOW)
         tokens["sci-ro"] = issue(s, "root", "sci", [DATA_READ], 3600, now=NOW)
     authenticate = Factory(spec, db).notebooks.authenticator(clock=lambda: NOW + timedelta(minutes=1))

@@ -12,8 +12,8 @@ from enclave.notebooks import vospace, webdav, workspace
 from enclave.notebooks.workspace import Refused, resolve, size_of, workspace_root
 from tests.notebooks.conftest import make_account
 
-SHARED = ["decide", "quota_bytes", "upload_allowance", "usage", "resolve", "workspace_root", "open_inside", "own",
-          "url_user"]
+SHARED = ["decide", "quota_bytes", "upload_allowance", "usage", "resolve", "workspace_root", "open_inside", "act_as",
+          "act_as_server", "drop_supplementary_groups", "url_user"]
 
 
 def test_both_protocols_use_the_shared_rules() -> None:
@@ -44,7 +44,7 @@ def test_refusals_carry_a_status_and_a_reason(tmp_path: Path) -> None:
     Path(account.workspace_path).rmdir()
     with pytest.raises(Refused) as missing:
         workspace_root(account)
-    assert missing.value.status == 404 and "does not exist" in missing.value.reason
+    assert missing.value.status == 404 and "is missing" in missing.value.reason
 
 
 def test_size_of_counts_what_a_copy_adds(tmp_path: Path) -> None:

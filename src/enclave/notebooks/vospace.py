@@ -48,9 +48,11 @@ from enclave.notebooks.workspace import (
     Authenticator,
     Clock,
     Refused,
+    act_as,
+    act_as_server,
     decide,
+    drop_supplementary_groups,
     open_inside,
-    own,
     quota_bytes,
     resolve,
     size_of,
@@ -327,6 +329,9 @@ class VOSpaceApp:
     # -- WSGI -----------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # A request starts as the server (authentication reads the database) and acts as the account once it is
+        # allowed (``allowed``: workspace.act_as); a response body is an open descriptor, read without the identity.
+        act_as_server()
         try:
             request = Request(environ, environ["REQUEST_METHOD"].upper(), wsgi_path(environ))
             response = self.route(request)
@@ -341,6 +346,8 @@ class VOSpaceApp:
         except OSError as err:
             # §6.5 InternalFault: what the file system said, without paths (they are the server's business).
             response = text_response("500 InternalFault", f"InternalFault: {err.strerror or 'file system error'}")
+        finally:
+            act_as_server()
         headers = [("Content-Type", response.content_type), *response.headers]
         if isinstance(response.body, bytes) and not any(k == "Content-Length" for k, _ in headers):
             headers.append(("Content-Length", str(len(response.body))))
@@ -398,6 +405,7 @@ class VOSpaceApp:
         verdict = decide(account, access_of(account, self.clock()), verb, url_user(node_path)[0])
         if not verdict.allowed:
             raise Fault(verdict.status, "PermissionDenied", verdict.reason)
+        act_as(account)
         return Caller(account, workspace_root(account))
 
     def enter(self, request: Request, verb: str, node_path: str, *, write: bool) -> tuple[Caller, str]:
@@ -484,7 +492,6 @@ class VOSpaceApp:
             os.mkdir(path)
         else:
             os.close(open_inside(caller.root, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        own(path, caller.account)
         return xml_response("201 Created", node_element(self.uri(node_path), path, children=[]))
 
     def check_parent(self, path: str, node_path: str) -> None:
@@ -675,10 +682,6 @@ class VOSpaceApp:
             shutil.copytree(source, dest, symlinks=True)  # links are copied as links, never followed
         else:
             shutil.copy2(source, dest, follow_symlinks=False)
-        for directory, dirs, names in os.walk(dest):
-            for name in (*dirs, *names):
-                own(os.path.join(directory, name), account)
-        own(dest, account)
 
     def new_job(self, owner: str, target: str, direction: str, keep: bool) -> Job:
         job = Job(uuid.uuid4().hex, owner, target, direction, keep)
@@ -753,7 +756,6 @@ def receive(request: Request, caller: Caller, path: str, allowance: int) -> byte
             expected = request.environ.get("HTTP_DIGEST", "")
             if expected.lower().startswith("md5=") and base64.b64decode(expected[4:]) != md5.digest():
                 raise Fault(412, "InvalidData", "the bytes received do not match the MD5 the client sent; retry")
-            own(temp, caller.account, dir_fd=dir_fd)
             os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             os.unlink(temp, dir_fd=dir_fd)
@@ -780,6 +782,7 @@ def copy_limited(source: Any, out: Any, md5: Any, allowance: int, account: Accou
 
 def make_app(authenticator: Authenticator, *, clock: Clock = lambda: None, resource_id: str = DEFAULT_RESOURCE_ID,
              public_url: str | None = None) -> VOSpaceApp:
+    drop_supplementary_groups()
     return VOSpaceApp(authenticator, clock=clock, resource_id=resource_id, public_url=public_url)
 
 

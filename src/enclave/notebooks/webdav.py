@@ -60,12 +60,14 @@ from enclave.notebooks.workspace import (
     Ledger,
     Refused,
     Reservation,
+    act_as,
+    act_as_server,
     decide,
+    drop_supplementary_groups,
     quota_bytes,
     upload_allowance,
     usage,
 )
-from enclave.notebooks.workspace import own as _own
 from enclave.notebooks.workspace import url_user as _url_user
 
 _ACCOUNT = serving.ACCOUNT
@@ -151,19 +153,39 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
         verdict = decide(account, access_of(account, clock()), method, user)
         if not verdict.allowed:
             return _deny(start_response, verdict.status, verdict.reason)
+        # Everything below touches the file system as the account (workspace.act_as); the server calls close()
+        # in this same thread whatever happened (PEP 3333; cheroot/wsgi.py, Gateway.respond), and that is where
+        # the thread becomes the server again.
+        try:
+            act_as(account)
+        except Refused as refusal:
+            return _deny(start_response, refusal.status, refusal.reason)
+        try:
+            return self._serve(environ, start_response, account, method)
+        except BaseException:
+            act_as_server()
+            raise
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any], account: AccountLike,
+               method: str) -> Any:
         try:
             refusal = self._check(environ, account, method)
         except DAVError as err:
-            return _deny(start_response, err.value, str(err.context_info))
+            refusal = (err.value, str(err.context_info))
         if refusal is not None:
-            return _deny(start_response, *refusal)
+            return serving.Closing(_deny(start_response, *refusal), act_as_server)
         reservation: Reservation | None = environ.get(_RESERVATION)
         if reservation is None:
-            return self.next_app(environ, start_response)
+            return serving.Closing(self.next_app(environ, start_response), act_as_server)
+
+        def done() -> None:
+            reservation.release()
+            act_as_server()
+
         try:
-            # PEP 3333 has the server call close() whatever happened, even if it never iterated (a generator's
-            # ``finally`` would not run then): the reservation is given back there.
-            return serving.Closing(self.next_app(environ, start_response), reservation.release)
+            # The reservation is given back in close() too, which the server calls even if it never iterated
+            # (a generator's ``finally`` would not run then).
+            return serving.Closing(self.next_app(environ, start_response), done)
         except BaseException:
             reservation.release()
             raise
@@ -241,8 +263,7 @@ def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[
 class _LimitedWriter:
     """Writes an upload to a temporary file beside its target, refusing bytes beyond the allowance."""
 
-    def __init__(self, root: str, directory: str, allowance: int, account: AccountLike,
-                 reservation: Reservation | None) -> None:
+    def __init__(self, root: str, directory: str, allowance: int, reservation: Reservation | None) -> None:
         self.name = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
         self.allowance = allowance
         self.reservation = reservation
@@ -251,7 +272,6 @@ class _LimitedWriter:
         self.dir_fd = _open_inside(root, directory, os.O_RDONLY | os.O_DIRECTORY)
         fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=self.dir_fd)
-        _own(self.name, account, dir_fd=self.dir_fd)
         # Unbuffered: a byte counts as written (and leaves the reservation) only once it is on disk.
         self._fh: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
 
@@ -293,8 +313,7 @@ class QuotaFile(FileResource):  # type: ignore[misc]
 
     def begin_write(self, *, content_type: str | None = None) -> _LimitedWriter:
         self._writer = _LimitedWriter(self.environ[_ROOT], os.path.dirname(self._file_path),
-                                      self.environ.get(_ALLOWANCE, 0), self.environ[_ACCOUNT],
-                                      self.environ.get(_RESERVATION))
+                                      self.environ.get(_ALLOWANCE, 0), self.environ.get(_RESERVATION))
         return self._writer
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -313,10 +332,6 @@ class QuotaFile(FileResource):  # type: ignore[misc]
         writer.finish(name)
         self.file_stat = os.stat(self._file_path)
 
-    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
-        super().copy_move_single(dest_path, is_move=is_move)
-        _own(self.provider._loc_to_file_path(dest_path, self.environ), self.environ[_ACCOUNT])
-
 
 class WorkspaceFolder(FolderResource):  # type: ignore[misc]
     """Reports the account's quota, not the size of the shared filesystem underneath (which is none of
@@ -334,19 +349,6 @@ class WorkspaceFolder(FolderResource):  # type: ignore[misc]
 
     def get_used_bytes(self) -> int:
         return self._quota()[0]
-
-    def create_collection(self, name: str) -> None:
-        super().create_collection(name)
-        _own(os.path.join(self._file_path, name), self.environ[_ACCOUNT])
-
-    def create_empty_resource(self, name: str) -> QuotaFile:
-        res: QuotaFile = super().create_empty_resource(name)
-        _own(os.path.join(self._file_path, name), self.environ[_ACCOUNT])
-        return res
-
-    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
-        super().copy_move_single(dest_path, is_move=is_move)
-        _own(self.provider._loc_to_file_path(dest_path, self.environ), self.environ[_ACCOUNT])
 
     def get_available_bytes(self) -> int:
         return self._quota()[1]
@@ -394,6 +396,9 @@ class WorkspaceApp:
         self.dav = dav
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        # Every request starts as the server (authentication reads the database), whatever a previous request on
+        # this thread left behind; WorkspaceGate takes the account's identity once the request is allowed.
+        act_as_server()
         path = environ.get("PATH_INFO", "")
         if path != "*":
             try:
@@ -408,7 +413,8 @@ class WorkspaceApp:
 def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: Clock = lambda: None,
              verbose: int = 1) -> WorkspaceApp:
     """The WSGI application. ``anchor`` is any existing directory (WsgiDAV wants one at start-up);
-    files are only ever served from the per-request workspace root."""
+    files are only ever served from the per-request workspace root, as the account (workspace.act_as)."""
+    drop_supplementary_groups()
     config = {
         "provider_mapping": {"/": WorkspaceProvider(str(anchor))},
         "http_authenticator": {

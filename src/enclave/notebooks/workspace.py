@@ -10,10 +10,14 @@ URL layout shared by both: ``/<username>/<path>`` is ``<workspace of username>/<
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import stat
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -183,7 +187,8 @@ def workspace_root(account: AccountLike) -> str:
 
     A user can replace ``~/workspace`` with a symlink from a notebook (to ``~`` or ``/``); resolving
     both paths and insisting the workspace is strictly inside the home keeps the home itself, and
-    everything else, off both protocols whatever the user did to the link.
+    everything else, off both protocols whatever the user did to the link. Called as the account
+    (``as_account``): a home the account itself cannot enter is one the server cannot enter either.
     """
     home = os.path.realpath(account.home_path)
     ws = account.workspace_path
@@ -194,9 +199,19 @@ def workspace_root(account: AccountLike) -> str:
     if real == home or not within(home, real):
         raise Refused(403, f"the workspace of '{account.username}' is not a subdirectory of its home; "
                            "a sysadmin must fix the account's workspace path (seed §6.2)")
-    if not os.path.isdir(real):
-        raise Refused(404, f"the workspace of '{account.username}' does not exist yet; a sysadmin creates it "
-                           "with the account")
+    try:
+        is_dir = stat.S_ISDIR(os.stat(real).st_mode)
+    except FileNotFoundError:
+        is_dir = False
+    except PermissionError:
+        raise Refused(403, f"the workspace of '{account.username}' ({ws}) cannot be entered as uid {account.uid}: "
+                           f"its home and workspace must belong to uid {account.uid} and gid {account.gid} "
+                           "(enclave.accounts.homes.provision makes them so), and the server must run as root "
+                           "with CAP_SETUID and CAP_SETGID to act as the account (docs/deploy.md)") from None
+    if not is_dir:
+        raise Refused(404, f"the workspace of '{account.username}' ({ws}) is missing: onboarding makes it "
+                           "(docs/accounts.md, home provisioning); a sysadmin can make it by hand: "
+                           f"mkdir -m 700 {ws} && chown {account.uid}:{account.gid} {ws}")
     return real
 
 
@@ -246,8 +261,87 @@ def open_inside(root: str, path: str, flags: int, mode: int = 0o600, dir_fd: int
     return fd
 
 
-def own(path: str, account: AccountLike, dir_fd: int | None = None) -> None:
-    """Give what the server created to the account: run as root, the server would otherwise leave files
-    the user cannot change from their notebook."""
-    if os.geteuid() == 0:
-        os.chown(path, account.uid, account.gid, dir_fd=dir_fd, follow_symlinks=False)
+# ---------------------------------------------------------------------------------------------------
+# As whom the file system is touched
+#
+# A workspace request touches the file system with the account's own identity, so the kernel applies the
+# account's permissions to every call of it: a directory swapped for a symbolic link between a path check and
+# its use (a race a user can run from a notebook) then reaches only what the account itself could reach, and
+# whatever the request creates is the account's. Why this and not descriptor-relative operations only: WsgiDAV's
+# FilesystemProvider deletes, moves and copies by path (wsgidav/fs_dav_provider.py 4.4.0: shutil.rmtree,
+# shutil.move, shutil.copy2), and re-implementing each with *at() calls would fork it; the identity covers all
+# of them, and every call a future version adds.
+#
+# The identity is the thread's file-system uid and gid (setfsuid(2), setfsgid(2)): the kernel checks file access
+# against them alone, and they belong to the calling thread only (man 2 setfsuid, "C library/kernel differences";
+# glibc's wrappers are the bare system calls, not broadcast to every thread as its setuid(2) wrapper is — checked
+# by tests/notebooks/test_identity.py). cheroot runs a request, its response iteration and its close() in one
+# worker thread (cheroot/wsgi.py 11.1.2, Gateway.respond), so an identity taken for a request holds for all of
+# it and for no other request. When the file-system uid changes from 0, the kernel also clears CAP_DAC_OVERRIDE,
+# CAP_DAC_READ_SEARCH, CAP_CHOWN, CAP_FOWNER and the other file-system capabilities from the thread's effective
+# set (man 7 capabilities, "Effect of user ID changes on capabilities"): even a full root server has none of
+# them while it acts for an account. Only a process whose effective uid is 0 switches (it needs CAP_SETUID and
+# CAP_SETGID, the only capabilities the deployed container keeps: docs/deploy.md); one run as a plain user
+# serves with that user's own permissions.
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_current = threading.local()
+
+
+def switches_identity() -> bool:
+    """Does this server act as each account? Only a Linux process running as root can."""
+    return _libc is not None and os.geteuid() == 0
+
+
+def drop_supplementary_groups() -> None:
+    """Called once at start, before serving: the server's own supplementary groups would otherwise count in every
+    permission check made as an account (setfsgid replaces the primary group only). setgroups(2) is process-wide."""
+    if switches_identity():
+        os.setgroups([])
+
+
+def _set_fs_ids(uid: int, gid: int) -> bool:
+    assert _libc is not None
+    _libc.setfsgid(gid)
+    _libc.setfsuid(uid)
+    # Neither call reports failure; a second call returns the value now in force (man 2 setfsuid, RETURN VALUE).
+    return bool(_libc.setfsuid(uid) == uid and _libc.setfsgid(gid) == gid)
+
+
+def act_as(account: AccountLike) -> None:
+    """From now on this thread touches the file system as ``account`` (until ``act_as_server``)."""
+    if not switches_identity():
+        return
+    if not _set_fs_ids(account.uid, account.gid):
+        act_as_server()
+        raise Refused(503, f"the workspace server cannot act as uid {account.uid}: it needs CAP_SETUID and "
+                           "CAP_SETGID (docs/deploy.md, the enclave-webdav container)")
+    _current.account = account
+
+
+def act_as_server() -> None:
+    """This thread touches the file system as the server process again."""
+    if switches_identity():
+        _set_fs_ids(os.geteuid(), os.getegid())
+        _current.account = None
+
+
+@contextmanager
+def as_account(account: AccountLike) -> Iterator[None]:
+    act_as(account)
+    try:
+        yield
+    finally:
+        act_as_server()
+
+
+@contextmanager
+def as_server() -> Iterator[None]:
+    """Step out of the account's identity for the server's own business (its database) and back."""
+    account = getattr(_current, "account", None)
+    act_as_server()
+    try:
+        yield
+    finally:
+        if account is not None:
+            act_as(account)
