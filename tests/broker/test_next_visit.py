@@ -72,3 +72,24 @@ def test_a_long_script_is_a_visit_not_a_refusal() -> None:
     # images is a valid announcement, and kept for its whole duration.
     [v] = parse([summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 60, duration=5400.0, nimages=150)], "m").visits
     assert (v.readout, v.nimages) == (T0 + 5400.0, 150)
+
+
+def canceled(group: str) -> dict[str, Any]:
+    """nextVisitCanceled as MTQueue publishes it: ts_xml a724e1ac ScriptQueue_Events.xml's two fields (scriptSalIndex,
+    groupId) plus SAL's salIndex and private_* header."""
+    return {"salIndex": 1, "scriptSalIndex": 100017, "groupId": group, "private_sndStamp": T0,
+            "private_identity": "MTQueue", "private_seqNum": 18}
+
+
+def test_a_cancel_takes_back_the_visits_of_its_group_announced_before_it() -> None:
+    # ts_scriptqueue 688c7ad queue_model.py clear_group_id sends nextVisitCanceled when an announced script leaves
+    # the top of the queue; when it comes back it gets a new groupId and a new nextVisit.
+    a = summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 600, group="2026-04-14T00:50:00.000")
+    b = summit(start_tai=T0 + 40 + TAI_MINUS_UTC, snd_tai=T0 - 560, group="2026-04-14T00:50:40.000")
+    again = summit(start_tai=T0 + 80 + TAI_MINUS_UTC, snd_tai=T0 - 500, group="2026-04-14T00:51:40.000")
+    assert [v.groupId for v in parse([a, b, canceled(a["groupId"])], "m.json").visits] == [b["groupId"]]
+    assert [v.groupId for v in parse([a, canceled(a["groupId"]), b, again], "m.json").visits] == [
+        b["groupId"], again["groupId"]]
+    # a cancel before its announcement, or of a group not announced here, takes back nothing
+    assert [v.groupId for v in parse([canceled(a["groupId"]), a], "m.json").visits] == [a["groupId"]]
+    assert [v.groupId for v in parse([b, canceled("2026-04-13T23:00:00.000")], "m.json").visits] == [b["groupId"]]

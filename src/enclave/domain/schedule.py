@@ -194,11 +194,35 @@ def parse(data: Any, where: str) -> ObservingSchedule:
     defaults = {k: data.pop(k) for k in ("instrument", "detectors") if k in data}
     visits = data.get("visits")
     if isinstance(visits, list):
-        data["visits"] = [{**defaults, **v} if isinstance(v, dict) else v for v in visits]
+        data["visits"] = [{**defaults, **v} if isinstance(v, dict) else v for v in _without_canceled(visits)]
     try:
         return ObservingSchedule.model_validate(data)
     except ValidationError as exc:
         raise InputError([_problem(where, e) for e in exc.errors()]) from exc
+
+
+def _is_cancel(entry: Any) -> bool:
+    """A nextVisitCanceled message: the ScriptQueue's {scriptSalIndex, groupId} (lsst-ts/ts_xml
+    ``ScriptQueue_Events.xml`` nextVisitCanceled, commit a724e1ac), sent when a script whose nextVisit went out is
+    removed or moved down the queue (lsst-ts/ts_scriptqueue ``queue_model.py`` ``clear_group_id``, commit
+    688c7ad). A nextVisit carries those two fields too, and always its duration."""
+    return isinstance(entry, dict) and "groupId" in entry and "scriptSalIndex" in entry and not (
+        {"duration", "startTime", "nimages"} & entry.keys())
+
+
+def _without_canceled(entries: list[Any]) -> list[Any]:
+    """The entries in the order sent, each nextVisitCanceled taking back every visit of its groupId announced
+    before it, and then dropped itself: a feed pushes the messages it holds as they came. A rescheduled script is
+    announced again under a new groupId (``queue_model.py`` sets one when it reaches the top again). A cancel of a
+    groupId this document did not announce takes back nothing: the push replaces the stored schedule, so a visit
+    of an earlier push is gone unless announced again."""
+    kept: list[Any] = []
+    for entry in entries:
+        if _is_cancel(entry):
+            kept = [e for e in kept if not (isinstance(e, dict) and e.get("groupId") == entry["groupId"])]
+        else:
+            kept.append(entry)
+    return kept
 
 
 def _content(v: Visit) -> dict[str, Any]:
