@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from enclave.accounts import lifecycle as accounts
@@ -175,8 +176,10 @@ def test_api_times_are_iso_8601_utc(world: World) -> None:
         assert ISO_UTC.match(a["at"]), a
 
 
-def test_upgrade_plan_is_the_same_document_in_api_and_cli(world: World) -> None:
-    """One rendering of the plan (enclave.ops.report.plan_to_dict) for both front ends."""
+def test_upgrade_plan_is_the_same_document_in_api_and_cli(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rendering of the plan (enclave.ops.report.plan_to_dict) for both front ends, from the same database
+    (the CLI renders enclave's objects from it)."""
+    monkeypatch.setenv("ENCLAVE_DB", world.db.url)
     api = world.client.get("/api/v1/ops/upgrade-plan", headers=world.as_(ADMIN)).json()
     cli = json.loads(CliRunner().invoke(app, ["upgrade", "plan", "-o", "json"]).stdout)
     assert api["current"] == cli["current"] and api["target"] == cli["target"]

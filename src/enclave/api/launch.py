@@ -79,7 +79,7 @@ def serve(
     if chosen == logs.LogFormat.JSON:
         console.file = sys.stderr  # stdout carries only the log stream
     local.check_server(db, local.os_user())  # a SQLite database: the server runs as its owner
-    with Factory.standalone(spec_path, db) as factory:
+    with Factory.standalone(spec_path, db, missing="create") as factory:  # serve makes its database (docs/api.md)
         token = factory.ensure_accounts(admin)
         demo_tokens = demo_seed(factory, admin) if demo and token else {}
         service = Service(factory=factory)

@@ -18,9 +18,10 @@ access_app = typer.Typer(help="Who may do what.", no_args_is_help=True)
 
 def render_access_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
                           spec: SpecOption = None) -> None:
-    """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange — one YAML file per namespace."""
-    with services(spec) as factory:
-        files, total = factory.renders.access(out)
+    """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange — one YAML file per namespace, from the
+    enclave's database (refused where there is none, or it has no account: docs/accounts.md)."""
+    with services(spec, missing="refuse") as factory:
+        files, total = factory.renders.access(out, for_apply=True)
     console.print(f"wrote {total} objects to {len(files)} files in {out}")
 
 

@@ -37,7 +37,7 @@ def _rekey_actor(ctx: typer.Context, value: str | None) -> str:
         return resolve_actor(ctx, value)
     user = local.os_user()
     local.check_owner(None, user)
-    db = open_database()
+    db = open_database(missing="refuse")
     try:
         fresh = local.nobody_mapped(db)
     finally:

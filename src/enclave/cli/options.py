@@ -22,7 +22,7 @@ from enclave.client.http import Api, check_actor
 from enclave.client.remote import Remote
 from enclave.errors import InputError, Problem
 from enclave.services import local
-from enclave.services.factory import Factory, open_database
+from enclave.services.factory import Factory, Missing, open_database
 from enclave.spec.defaults import default_spec_path
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
@@ -103,7 +103,7 @@ def resolve_actor(ctx: typer.Context, value: str | None) -> str:
     user = local.os_user()
     url = _db_param(ctx)
     local.check_owner(url, user)
-    db = open_database(url)
+    db = open_database(url, missing="refuse")
     try:
         return local.acting_account(db, user, value or None)
     finally:
@@ -158,9 +158,12 @@ def load_spec_option(path: Path | None) -> EnclaveSpec:
 
 
 @contextmanager
-def services(spec: Path | None = None, db: str | None = None) -> Iterator[Factory]:
-    """The factory for a command that acts on nobody's state (renders, checks, simulations): no identity."""
-    with Factory.standalone(spec_path_of(spec), db) as factory:
+def services(spec: Path | None = None, db: str | None = None, *, missing: Missing = "empty") -> Iterator[Factory]:
+    """The factory for a command that acts on nobody's state (renders, checks, simulations): no identity. Where there
+    is no enclave database it answers from an empty one, as for a new enclave, and leaves no file behind; an
+    existing one is neither migrated nor changed. ``missing="refuse"``: the command's output is only right from
+    the enclave's own database (``render access``)."""
+    with Factory.standalone(spec_path_of(spec), db, missing=missing) as factory:
         yield factory
 
 
@@ -170,7 +173,7 @@ def host(spec: Path | None = None, db: str | None = None, *, may_create: bool = 
     it makes names that OS user."""
     user = local.os_user()
     local.check_owner(db, user, may_create=may_create)
-    with Factory.standalone(spec_path_of(spec), db) as factory:
+    with Factory.standalone(spec_path_of(spec), db, missing="create" if may_create else "refuse") as factory:
         local.enter(factory.db, user)
         yield factory
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from enclave.errors import Conflict, ExternalError, InputError, Problem
+from enclave.errors import Conflict, ExternalError, InputError, InvalidTransition, NotFound, Problem
 from enclave.home import enclave_home
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -159,7 +159,9 @@ class Database:
     """
 
     def __init__(self, url: str | None = None, *, journal_key: Path | None = None,
-                 journal_anchor: Path | None = None) -> None:
+                 journal_anchor: Path | None = None, create: bool = True) -> None:
+        """``create=False``: the database must already be there, at the newest schema (``_must_exist``); it is
+        neither created nor migrated here."""
         self.url = url or default_url()
         try:
             parsed = sa.engine.make_url(self.url)
@@ -167,9 +169,12 @@ class Database:
             raise InputError([Problem("database URL", f"cannot parse {self.url!r}: {exc}",
                                       "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")]) from exc
         self.dialect = parsed.get_backend_name()
+        self._file: Path | None = None
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                _create_private(Path(parsed.database).expanduser())
+                self._file = Path(parsed.database).expanduser()
+                if create:
+                    _create_private(self._file)
         elif self.dialect != "postgresql":
             raise InputError([Problem("database URL", f"unsupported database {self.dialect!r}",
                                       "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")])
@@ -184,6 +189,8 @@ class Database:
         """Set by local mode (``enclave.services.local``): who acts without a token on this host, e.g. "local mode,
         OS user root (uid 0)"; every journal entry made through this database then records it in its reason
         (``origin_of``)."""
+        self._unchecked = not create
+        """Still to check, before the first session, that the database exists (``_must_exist``)."""
         self.cache: dict[str, Any] = {}
         """Per-database values other layers keep between sessions (the journal's key, read once)."""
         # Sessions know their database, so rules that get only a session reach its journal files.
@@ -192,6 +199,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends normally, rolled back if it raises."""
+        if self._unchecked:
+            self._must_exist()
         session = self._sessions(info={"delegated_by": DELEGATED_BY.get()})
         try:
             yield session
@@ -237,6 +246,34 @@ class Database:
                                 fix="check the URL and that the server is running") from exc
         except SQLAlchemyError as exc:
             raise ExternalError(f"migration of {self.safe_url} failed: {exc}") from exc
+
+    def missing_file(self) -> bool:
+        """A SQLite database whose file is not there (yet)."""
+        return self._file is not None and not self._file.exists()
+
+    def _must_exist(self) -> None:
+        """Refuse a database that is not there yet, or not at this enclave's newest schema, instead of creating or
+        migrating it: a command on a host without the enclave's database would otherwise grow an empty one and
+        answer from it (docs/accounts.md: "a client host never grows an empty database by accident"). Checked at
+        the first session, so a command that never reads the database needs none. SQLite would create a missing
+        file on connecting, so its file is looked for first."""
+        where = "database ($ENCLAVE_DB, else $ENCLAVE_HOME/enclave.db)"
+        make = ("on the server host, as the OS user who is to own it: `enclave accounts bootstrap` (or "
+                "`enclave db migrate`); elsewhere act through the API: `enclave login SERVER`")
+        if self.missing_file():
+            raise NotFound(f"there is no enclave database at {self._file}", where=where,
+                           fix=f"point $ENCLAVE_DB or $ENCLAVE_HOME at it; to make one, {make}")
+        have = self.current_revisions()
+        from alembic.script import ScriptDirectory
+
+        want = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        if not have:
+            raise NotFound(f"{self.safe_url} holds no enclave schema", where=where, fix=make)
+        if have != {want}:
+            raise InvalidTransition(f"{self.safe_url} is at schema {', '.join(sorted(have))}; this enclave needs "
+                                    f"{want}", where=where,
+                                    fix="on the server host, as the database's owner: `enclave db migrate`")
+        self._unchecked = False
 
     def current_revisions(self) -> set[str]:
         from alembic.runtime.migration import MigrationContext

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from enclave.accounts.homes import Provisioned
 from enclave.accounts.types import AccountView
@@ -56,13 +56,27 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def open_database(url: str | None = None) -> Database:
-    """The database named by ``url``, $ENCLAVE_DB or the default SQLite file, migrated to the newest schema
-    (once per process). $ENCLAVE_JOURNAL_KEY and $ENCLAVE_JOURNAL_ANCHOR place the journal's key and anchor
-    files (default: beside a SQLite file), e.g. on a volume the database's writers cannot reach."""
+Missing = Literal["create", "refuse", "empty"]
+"""What opening a database that is not there does: ``create`` it (and migrate it; the commands whose job that is:
+``accounts bootstrap``, ``db migrate``, ``serve``), ``refuse`` (``Database(create=False)``: NotFound at its first
+use, and an existing one behind this enclave's schema is not migrated either), or answer as an ``empty`` new
+enclave's would, from a throw-away in-memory one (commands on nobody's state, e.g. ``render deploy`` before the
+enclave's database exists, docs/deploy.md step 1). Neither of the last two leaves a file behind: a client host never
+grows an empty database by accident (docs/accounts.md; audit of identity and trust, finding 5)."""
+
+
+def open_database(url: str | None = None, *, missing: Missing = "create") -> Database:
+    """The database named by ``url``, $ENCLAVE_DB or the default SQLite file; ``missing`` says what happens when it
+    is not there. A created one is migrated to the newest schema (once per process). $ENCLAVE_JOURNAL_KEY and
+    $ENCLAVE_JOURNAL_ANCHOR place the journal's key and anchor files (default: beside a SQLite file), e.g. on a
+    volume the database's writers cannot reach."""
     db = Database(url, journal_key=_env_path("ENCLAVE_JOURNAL_KEY"),
-                  journal_anchor=_env_path("ENCLAVE_JOURNAL_ANCHOR"))
-    if db.url not in _migrated:
+                  journal_anchor=_env_path("ENCLAVE_JOURNAL_ANCHOR"), create=missing == "create")
+    if missing == "empty" and db.missing_file():
+        db.dispose()
+        db = Database("sqlite://")
+        db.migrate()
+    elif missing == "create" and db.url not in _migrated:
         db.migrate()
         _migrated.add(db.url)
     return db
@@ -94,11 +108,12 @@ class Factory:
 
     @classmethod
     @contextmanager
-    def standalone(cls, spec_path: Path | None = None, db_url: str | None = None) -> Iterator[Factory]:
-        """A factory for one CLI command: the spec (default the embedded LDF spec) and the database, closed
-        when the command ends."""
+    def standalone(cls, spec_path: Path | None = None, db_url: str | None = None, *,
+                   missing: Missing = "refuse") -> Iterator[Factory]:
+        """A factory for one CLI command: the spec (default the embedded LDF spec) and the database (``missing``:
+        what to do where there is none, ``open_database``), closed when the command ends."""
         spec = load(spec_path or default_spec_path())
-        db = open_database(db_url)
+        db = open_database(db_url, missing=missing)
         factory = cls(spec, db, spec_path)
         try:
             yield factory

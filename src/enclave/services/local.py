@@ -5,8 +5,9 @@ grants nothing the file's permissions do not (docs/accounts.md, "Who is acting")
 
 - **SQLite**: the file (created 0600 by ``enclave.db``) must belong to the effective OS user and be writable by
   nobody else (no group or other write bit). A database that does not exist yet is created by, and so owned by,
-  whoever runs the command, but only ``accounts bootstrap`` and ``db migrate`` may create one: any other command
-  refuses, so a client host never grows an empty database by accident.
+  whoever runs the command, but only ``accounts bootstrap``, ``db migrate`` and ``serve`` may create one: any other
+  command refuses (``enclave.services.factory.open_database(missing=…)``), so a client host never grows an empty
+  database by accident.
 - **PostgreSQL**: ownership of the server's files says nothing about the client, and a URL in the environment or on
   the command line proves nothing about who typed it; what gives write access is the URL's password. So local mode
   takes a PostgreSQL URL only from the file $ENCLAVE_DB_FILE names, and only when that file belongs to the

@@ -29,7 +29,7 @@ from enclave.accounts.authorize import require
 from enclave.batch import render as condor
 from enclave.cluster import credentials, deploy
 from enclave.db import Database
-from enclave.errors import EnclaveError, InputError, Problem
+from enclave.errors import EnclaveError, InputError, NotFound, Problem
 from enclave.notebooks import profiles
 from enclave.notebooks.options import spec_vetter
 from enclave.ops import backup as backups
@@ -73,12 +73,21 @@ class RenderService:
     spec: EnclaveSpec
     images: ImageService
 
-    def access(self, out: Path) -> tuple[list[Path], int]:
+    def access(self, out: Path, *, for_apply: bool = False) -> tuple[list[Path], int]:
         """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange: one YAML file per namespace.
-        Returns the files and the number of objects."""
+        Returns the files and the number of objects. ``for_apply`` (`enclave render access`, whose files are applied
+        with ``kubectl apply --prune``, docs/accounts.md): refuse a database without accounts, whose files bind
+        nobody, so that applying them would delete every binding enclave manages (audit, finding 5)."""
         room = profiles.service_room(self.spec, self._notebook_images()[0])  # its own session, before this one
         with self.db.session() as session:
-            objects = render_access(self.spec, account_storage.subjects(session), room)
+            subjects = account_storage.subjects(session)
+        if for_apply and not subjects:
+            raise NotFound(f"the enclave database {self.db.safe_url} has no accounts: its RoleBindings would bind "
+                           "nobody, and `kubectl apply --prune` of them would delete every binding enclave manages",
+                           where="database ($ENCLAVE_DB, else $ENCLAVE_HOME/enclave.db)",
+                           fix="render on the server host, from the enclave's own database (set $ENCLAVE_DB or "
+                               "$ENCLAVE_HOME to it); a new enclave starts with `enclave accounts bootstrap`")
+        objects = render_access(self.spec, subjects, room)
         return write_yaml(objects, out), sum(len(v) for v in objects.values())
 
     def condor(self, out: Path, *, members: Mapping[str, Sequence[str]] | None = None,
