@@ -21,8 +21,9 @@ from enclave.spec.models import EnclaveSpec
 from tests.notebooks.conftest import NOW, raw
 
 
-def test_an_expired_account_reads_its_data_with_a_new_token(tmp_path: Path, minimal: EnclaveSpec) -> None:
-    jhome = tmp_path / "jhome"
+def test_an_expired_account_reads_its_data_with_a_new_token(tmp_path: Path, jhome: Path, minimal: EnclaveSpec
+                                                             ) -> None:
+    # jhome: a home root the account can enter (the server acts as the account: workspace.act_as).
     spec = minimal.model_copy(update={"storage": minimal.storage.model_copy(update={"home_root": str(jhome)})})
     db = Database(f"sqlite:///{tmp_path / 'e.db'}")
     db.migrate()

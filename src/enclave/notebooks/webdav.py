@@ -74,6 +74,7 @@ _ACCOUNT = serving.ACCOUNT
 _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
 _RESERVATION = "enclave.reservation"
+_USED = "enclave.used_bytes"
 MAX_XML_BODY_BYTES = 1024 * 1024
 """PROPFIND/PROPPATCH/LOCK bodies are XML that WsgiDAV reads whole (wsgidav/util.py parse_xml_body); real
 clients send well under a few KiB."""
@@ -153,6 +154,8 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
         verdict = decide(account, access_of(account, clock()), method, user)
         if not verdict.allowed:
             return _deny(start_response, verdict.status, verdict.reason)
+        if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity").strip().lower() == "infinity":
+            return _refuse_infinite_depth(start_response)
         # Everything below touches the file system as the account (workspace.act_as); the server calls close()
         # in this same thread whatever happened (PEP 3333; cheroot/wsgi.py, Gateway.respond), and that is where
         # the thread becomes the server again.
@@ -249,6 +252,17 @@ def _size(path: str) -> int:
     return usage(Path(path)) if os.path.isdir(path) else os.path.getsize(path)
 
 
+def _refuse_infinite_depth(start_response: Callable[..., Any]) -> list[bytes]:
+    """RFC 4918 §9.1: a PROPFIND without a Depth header is Depth: infinity, and a server may refuse that with 403
+    and the DAV:propfind-finite-depth precondition (§16) in a DAV:error body. Refused because one request would walk
+    the whole workspace (WsgiDAV 4.4 always allows it: request_server.py, allow_propfind_infinite = True)."""
+    body = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/>'
+            b"</D:error>\n<!-- send Depth: 0 or Depth: 1; list deeper folders one at a time -->\n")
+    start_response("403 Forbidden", [("Content-Type", "application/xml; charset=utf-8"),
+                                     ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
     phrases = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                413: "Content Too Large", 507: "Insufficient Storage"}
@@ -335,11 +349,20 @@ class QuotaFile(FileResource):  # type: ignore[misc]
 
 class WorkspaceFolder(FolderResource):  # type: ignore[misc]
     """Reports the account's quota, not the size of the shared filesystem underneath (which is none of
-    the user's business and would differ from what uploads are held to)."""
+    the user's business and would differ from what uploads are held to).
 
-    def _quota(self) -> tuple[int, int]:
+    Only the workspace itself carries the quota properties (RFC 4331 §3: a server may report them on the
+    collections it chooses), and the home is measured at most once per request: WsgiDAV asks for each property
+    twice per folder (dav_provider.py 4.4.0, get_property_names and get_property_value), and a walk of the whole
+    home per folder of a listing made a PROPFIND cost folders × 4 walks."""
+
+    def _quota(self) -> tuple[int, int] | None:
+        if os.path.realpath(self._file_path) != self.environ[_ROOT]:
+            return None
         account: AccountLike = self.environ[_ACCOUNT]
-        used = usage(Path(account.home_path))
+        if _USED not in self.environ:
+            self.environ[_USED] = usage(Path(account.home_path))
+        used: int = self.environ[_USED]
         return used, max(0, quota_bytes(account) - used)
 
     def get_member_names(self) -> list[str]:
@@ -347,11 +370,13 @@ class WorkspaceFolder(FolderResource):  # type: ignore[misc]
         names: list[str] = super().get_member_names()
         return [n for n in names if not n.startswith(UPLOAD_PREFIX)]
 
-    def get_used_bytes(self) -> int:
-        return self._quota()[0]
+    def get_used_bytes(self) -> int | None:
+        quota = self._quota()
+        return None if quota is None else quota[0]
 
-    def get_available_bytes(self) -> int:
-        return self._quota()[1]
+    def get_available_bytes(self) -> int | None:
+        quota = self._quota()
+        return None if quota is None else quota[1]
 
 
 class WorkspaceProvider(FilesystemProvider):  # type: ignore[misc]
