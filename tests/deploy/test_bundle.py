@@ -280,3 +280,25 @@ def test_the_api_pods_reach_the_hub(rendered: tuple[EnclaveSpec, Path]) -> None:
     assert _admits(rules, 8081, pod, labels, ns)
     assert not _admits(rules, 8081, webdav["spec"]["template"]["metadata"]["labels"], labels, ns)
     assert not _admits(rules, 8081, pod, {"kubernetes.io/metadata.name": "htcondor"}, ns)
+
+
+def _containers(out: Path, name: str) -> dict[str, Any]:
+    return next(c for d in _objects(out) if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+                for c in d["spec"]["template"]["spec"]["containers"])
+
+
+def test_the_api_is_probed_over_http_for_liveness_and_readiness(rendered: tuple[EnclaveSpec, Path]) -> None:
+    """kubernetes.io, "Configure Liveness, Readiness and Startup Probes": a tcpSocket probe only sees the kernel
+    accept a connection, which it does for a frozen (SIGSTOPped) server too (audit), so both probes ask over HTTP.
+    Liveness ("Define a liveness HTTP request") asks the endpoint that depends on nothing outside the process;
+    readiness ("Define readiness probes") the one that asks the database. failureThreshold 3 is the documented
+    default; timeoutSeconds leaves room beyond the readiness check's own 1 s wait."""
+    _, out = rendered
+    api = _containers(out, "enclave-api")
+    assert api["livenessProbe"]["httpGet"] == {"path": "/api/v1/health", "port": "http"}
+    assert api["readinessProbe"]["httpGet"] == {"path": "/api/v1/ready", "port": "http"}
+    for probe in (api["livenessProbe"], api["readinessProbe"]):
+        assert "tcpSocket" not in probe
+        assert probe["failureThreshold"] == 3
+        assert probe["timeoutSeconds"] > 1
+    assert [p["name"] for p in api["ports"]] == ["http"]  # the name the probes use

@@ -194,6 +194,8 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
                 {"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
                 {"name": "ENCLAVE_DB", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}],
         "ports": [{"name": "http", "containerPort": port}],
+        # The WebDAV server has no unauthenticated HTTP path to ask, so only whether it accepts connections;
+        # the API's are replaced by api_probes.
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
@@ -202,6 +204,25 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
         "volumeMounts": [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
+
+
+def api_probes() -> dict[str, Any]:
+    """The API container's probes (kubernetes.io, "Configure Liveness, Readiness and Startup Probes"). A
+    ``tcpSocket`` check passed on a frozen server — the kernel accepts the connection for a process that never
+    answers (audit: SIGSTOP) — so both ask over HTTP ("Define a liveness HTTP request": any status from 200 to
+    399 is success, anything else or no answer within ``timeoutSeconds`` a failure):
+
+    - liveness, ``/api/v1/health``: answered by the process alone ("Define a liveness HTTP request"), so a restart
+      comes only when this process is stuck — three missed answers in a row ("Configure Probes":
+      ``failureThreshold`` 3, the default), each given 2 s rather than the default 1 s against a pause of the
+      garbage collector or a burst of requests;
+    - readiness, ``/api/v1/ready``: the replica's database answers a trivial query within a second
+      (``enclave.services.database.unready``), else it leaves the Service's endpoints until it does ("Define
+      readiness probes"), never restarted for it."""
+    def probe(path: str) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2,
+                "failureThreshold": 3}
+    return {"livenessProbe": probe("/api/v1/health"), "readinessProbe": probe("/api/v1/ready")}
 
 
 def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +375,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     system = spec.registry.system_images
     ref = pinned or system.get("enclave") or image(spec)
     api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
+    api.update(api_probes())
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from enclave.db import Database
 
@@ -34,3 +37,35 @@ def status(url: str | None = None) -> DatabaseStatus:
         return _status(db)
     finally:
         db.dispose()
+
+
+READY_TIMEOUT_SECONDS = 1.0
+"""How long the readiness check waits for the database: well inside the probe's own timeout (enclave.cluster.deploy
+``API_PROBES``), so the kubelet reads a 503 that says why rather than a timeout that says nothing."""
+
+
+def unready(db: Database, timeout: float = READY_TIMEOUT_SECONDS) -> str | None:
+    """Why this replica cannot serve now, or None: a trivial query (``SELECT 1``) on its database within
+    ``timeout`` seconds. Only the database: every request needs it, while HTCondor or the Kubernetes API being
+    down is a degraded service the pod should still answer for (kubernetes.io, "Configure Liveness, Readiness and
+    Startup Probes", "Define readiness probes": a pod not ready is taken out of its Service's endpoints — taking
+    every replica out for an outside system would turn a partial outage into a total one).
+
+    The query runs in a thread of its own, waited for at most ``timeout``: a database that hangs (a lost network
+    path, a full connection pool) is reported as one, not waited out by the caller."""
+    outcome: list[str | None] = []
+
+    def query() -> None:
+        try:
+            with db.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1")).scalar_one()
+            outcome.append(None)
+        except Exception as exc:  # any failure is the answer: the database cannot serve requests
+            outcome.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    worker = threading.Thread(target=query, name="enclave-ready", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return f"the database did not answer SELECT 1 within {timeout:g} s"
+    return None if outcome[0] is None else f"the database did not answer SELECT 1: {outcome[0]}"

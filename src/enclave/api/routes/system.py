@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from enclave.api.deps import Accounts, Caller, ServiceDep
 from enclave.api.runner import BrokerStatus
 from enclave.api.snapshot import iso
+from enclave.services.database import unready
 
 router = APIRouter(tags=["system"])
 
@@ -29,7 +31,22 @@ class Identity(BaseModel):
 
 @router.get("/health", summary="Liveness: no authentication")
 def health() -> dict[str, str]:
+    """The liveness probe's: answered by the process alone, never by the database or any outside system, so a
+    restart is asked for only when this process itself is stuck (kubernetes.io, "Configure Liveness, Readiness
+    and Startup Probes", "Define a liveness HTTP request"; a liveness check that follows a shared dependency
+    restarts every replica when that dependency fails, which a restart does not fix)."""
     return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: no authentication; 503 while the database does not answer",
+            responses={503: {"description": "Not ready: the body says why"}})
+def ready(service: ServiceDep) -> JSONResponse:
+    """The readiness probe's: 200 while this replica can serve requests, 503 with the reason while its database
+    does not answer a trivial query (``enclave.services.database.unready``)."""
+    why = unready(service.factory.db)
+    if why is None:
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "unready", "reason": why}, status_code=503)
 
 
 @router.get("/whoami", summary="The calling account, its roles and permissions")
