@@ -22,6 +22,7 @@ from vos import Client
 from enclave.errors import Unauthenticated
 from enclave.notebooks import vospace
 from tests.notebooks.conftest import NOW, FakeAccount, made_by, make_account, raw
+from tests.notebooks.test_upload_outlasts_access import put_across_a_status_change
 from tests.notebooks.vos_support import AUTHORITY, run_tool, use_home, vos_uri
 
 SECRET = "bob's secret"
@@ -676,3 +677,12 @@ def test_uws_jobs_validate_against_the_uws_schema(two: Vo) -> None:
     broken.remove(broken.find("{http://www.ivoa.net/xml/UWS/v1.0}executionDuration"))
     with pytest.raises(etree.DocumentInvalid):
         UWS_SCHEMA.assertValid(broken)
+
+
+@pytest.mark.parametrize("status", ["departed", "expired"])
+def test_a_vospace_upload_does_not_land_after_access_ends(vo: Vo, status: str) -> None:
+    """Seed §4 (departed: no access; expired: read only): checked again just before the upload lands."""
+    alice = vo.add("alice", 1001)
+    assert put_across_a_status_change(vo.url, "/files/alice/late.bin", "Bearer tok-alice", alice, status) == 403
+    assert not Path(alice.workspace_path, "late.bin").exists()
+    assert [p.name for p in Path(alice.workspace_path).iterdir()] == []

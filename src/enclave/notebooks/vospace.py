@@ -56,6 +56,7 @@ from enclave.notebooks.workspace import (
     quota_bytes,
     resolve,
     size_of,
+    still_allowed,
     upload_allowance,
     url_user,
     usage,
@@ -550,7 +551,15 @@ class VOSpaceApp:
                         f"upload of {int(length)} bytes exceeds the quota of '{account.username}' "
                         f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
         created = not os.path.exists(path)
-        digest = receive(request, caller, path, allowance)
+
+        def reauthenticate() -> AccountLike:
+            try:
+                return self.caller(request, write=True)
+            except Fault as fault:  # still_allowed turns a refused token into its own refusal
+                raise Unauthenticated(fault.detail) from None
+
+        digest = receive(request, caller, path, allowance,
+                         lambda: still_allowed(reauthenticate, self.clock, "PUT", url_user(node_path)[0]))
         headers = [("Digest", "md5=" + base64.b64encode(digest).decode())]
         return Response("201 Created" if created else "200 OK", b"", headers, content_type="text/plain")
 
@@ -740,10 +749,11 @@ class FileStream:
         self.fh.close()
 
 
-def receive(request: Request, caller: Caller, path: str, allowance: int) -> bytes:
+def receive(request: Request, caller: Caller, path: str, allowance: int, recheck: Callable[[], None]) -> bytes:
     """Stream the request body into a temporary file beside ``path`` (through a verified descriptor of its
-    directory) and rename it into place only when complete, within ``allowance`` and matching any MD5 the
-    client sent (``Digest: md5=<base64>``, RFC 3230, which cadcutils sends): a refused upload leaves nothing."""
+    directory) and rename it into place only when complete, within ``allowance``, matching any MD5 the
+    client sent (``Digest: md5=<base64>``, RFC 3230, which cadcutils sends) and once ``recheck`` (the account may
+    still write: workspace.still_allowed) has passed: a refused upload leaves nothing."""
     directory, name = os.path.split(path)
     temp = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
     dir_fd = open_inside(caller.root, directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -756,6 +766,7 @@ def receive(request: Request, caller: Caller, path: str, allowance: int) -> byte
             expected = request.environ.get("HTTP_DIGEST", "")
             if expected.lower().startswith("md5=") and base64.b64decode(expected[4:]) != md5.digest():
                 raise Fault(412, "InvalidData", "the bytes received do not match the MD5 the client sent; retry")
+            recheck()
             os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             os.unlink(temp, dir_fd=dir_fd)

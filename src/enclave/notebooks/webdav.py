@@ -75,6 +75,7 @@ _ROOT = "enclave.workspace_root"
 _ALLOWANCE = "enclave.upload_allowance"
 _RESERVATION = "enclave.reservation"
 _USED = "enclave.used_bytes"
+_REAUTHENTICATE = "enclave.reauthenticate"
 MAX_XML_BODY_BYTES = 1024 * 1024
 """PROPFIND/PROPPATCH/LOCK bodies are XML that WsgiDAV reads whole (wsgidav/util.py parse_xml_body); real
 clients send well under a few KiB."""
@@ -133,6 +134,8 @@ class WorkspaceDC(BaseDomainController):  # type: ignore[misc]
             # A valid token of someone else: never let the Basic user name pick the identity.
             return False
         environ[_ACCOUNT] = account
+        # For the check just before an upload lands (QuotaFile.end_write): the same token, read again.
+        environ[_REAUTHENTICATE] = lambda: authenticate(user_name, password, write)
         return True
 
     def supports_http_digest_auth(self) -> bool:
@@ -336,14 +339,22 @@ class QuotaFile(FileResource):  # type: ignore[misc]
         if writer is None:
             return
         writer.close()
-        name = os.path.basename(self._file_path)
-        if with_errors:
+        refusal = None
+        if not with_errors:
+            clock: Clock = self.environ["wsgidav.config"]["enclave"]["clock"]
+            try:
+                workspace.still_allowed(self.environ[_REAUTHENTICATE], clock, "PUT", _url_user(self.path)[0])
+            except Refused as refused:
+                refusal = refused
+        if with_errors or refusal is not None:
             writer.finish(None)
             # do_PUT creates an empty file before writing a new one; a refused upload leaves nothing.
             if self.environ.get("enclave.put_new") and os.path.getsize(self._file_path) == 0:
                 os.unlink(self._file_path)
+            if refusal is not None:
+                raise _dav(refusal)
             return
-        writer.finish(name)
+        writer.finish(os.path.basename(self._file_path))
         self.file_stat = os.stat(self._file_path)
 
 

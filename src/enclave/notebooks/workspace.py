@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from enclave.notebooks.account import Access, AccountLike
+from enclave.errors import Unauthenticated
+from enclave.notebooks.account import Access, AccountLike, access_of
 
 Authenticator = Callable[[str, str, bool], AccountLike]
 """(username, password, wants_write) → account, raising Unauthenticated. The password is an enclave
@@ -78,6 +79,22 @@ def decide(account: AccountLike, access: Access, method: str, url_user: str | No
         return Verdict(403, f"the allocation of '{account.username}' has expired: the workspace is read-only "
                             "(seed §4); renew the allocation to write again")
     return ALLOW
+
+
+def still_allowed(authenticate: Callable[[], AccountLike], clock: Clock, method: str, url_user: str | None) -> None:
+    """Just before a write lands (an upload renamed into place): may the request still make it? ``authenticate``
+    reads the token and the account again, as at the start of the request — an upload can outlast a departure or
+    an expiry (seed §4: departed, no access; expired, read only), and a write that lands afterwards would be made
+    by an account that no longer may. Refused (403) otherwise; the caller discards what it wrote."""
+    with as_server():  # the authenticator reads the server's database, not the account's files
+        try:
+            account = authenticate()
+        except Unauthenticated:
+            raise Refused(403, "the token no longer allows this write (revoked, lapsed, or the account departed or "
+                               "expired during the upload); the upload was discarded") from None
+    verdict = decide(account, access_of(account, clock()), method, url_user)
+    if not verdict.allowed:
+        raise Refused(403, f"{verdict.reason}; the upload was discarded")
 
 
 # ---------------------------------------------------------------------------------------------------
