@@ -31,7 +31,7 @@ INTERVAL = 0.2  # wall seconds per broker cycle: also how often a standby asks f
 # backend runs no cycle), so the night must outlast the test on a loaded machine: 86,400 / 60 = 1,440 cycles,
 # at least 288 s of wall time (at 600 it was 144 cycles, under 30 s, and a slow second start outlived it).
 SPEED = 60
-CYCLES = re.compile(r"^enclave_broker_cycles_total (\S+)$", re.M)
+CYCLES = re.compile(r'^enclave_broker_cycles_total\{outcome="(?:ok|failed)"\} (\S+)$', re.M)
 
 
 def _cycles(port: int) -> float | None:
@@ -39,8 +39,8 @@ def _cycles(port: int) -> float | None:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text
     except httpx.TransportError:
         return None
-    found = CYCLES.search(text)
-    return float(found.group(1)) if found else None
+    found = CYCLES.findall(text)  # ok and failed: every cycle run
+    return sum(float(n) for n in found) if found else None
 
 
 def _wait(what: str, check: object, seconds: float) -> float:

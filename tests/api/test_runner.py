@@ -146,7 +146,7 @@ def test_a_lease_that_cannot_be_read_stands_the_loop_by_and_it_goes_on(fresh_db:
     runner._thread.join(10)
     assert len(asked) == 3 and not runner.running
     assert runner.last_error is not None and "403" in runner.last_error
-    assert runner.metrics.broker_errors._value.get() >= 2
+    assert runner.leading is False  # what /metrics shows as enclave_broker_leader 0
     service.factory.close()
 
 

@@ -11,11 +11,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from enclave.api.snapshot import Snapshot
 from enclave.broker.churn import NightChurn
+from enclave.broker.execute import KINDS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Buckets around the 60 s alert objective (OTT1): resolution where the objective is decided.
 _LATENCY_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600)
+CYCLE_OUTCOMES = ("ok", "failed")
 _API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -48,8 +50,19 @@ class Metrics:
         self.nodes = Gauge("enclave_nodes", "Nodes by state.", ["state"], registry=r)
         self.broker_actions = Counter("enclave_broker_actions", "Actions the broker applied, by kind.", ["kind"],
                                       registry=r)
-        self.broker_cycles = Counter("enclave_broker_cycles", "Broker observe-decide-act cycles run.", registry=r)
-        self.broker_errors = Counter("enclave_broker_errors", "Broker cycles that failed.", registry=r)
+        # One counter by outcome rather than "cycles" beside "errors": rate(...{outcome="failed"}) / rate(...) is the
+        # failure ratio, and a failed cycle is not also counted as run (prometheus.io/docs/practices/
+        # instrumentation, "Counter vs. gauge, summary vs. histogram" and "Failures": count failures and total
+        # attempts, here as the two values of one label).
+        self.broker_cycles = Counter("enclave_broker_cycles", "Broker observe-decide-act cycles by outcome: ok, or "
+                                     "failed (the backend could not be observed or moved on, or the cycle stopped "
+                                     "on an error).", ["outcome"], registry=r)
+        # prometheus.io/docs/practices/instrumentation, "Offline processing" / "Batch jobs": export the time of
+        # the last success, so `time() - enclave_broker_last_success_timestamp_seconds > N` alerts on a broker
+        # that stopped succeeding however it fails (Unix seconds, the wall clock PromQL's time() reads).
+        self.broker_last_success = Gauge("enclave_broker_last_success_timestamp_seconds",
+                                         "When this replica's broker last completed a cycle (Unix time, wall "
+                                         "clock).", registry=r)
         # Churn (issue 15): actions per night and the running work they evicted, as the journal records them.
         self.broker_evicted = Counter("enclave_broker_evicted_core_seconds",
                                       "Running work the broker's applied actions were expected to evict "
@@ -66,6 +79,16 @@ class Metrics:
         self.sim_time = Gauge("enclave_backend_clock_seconds", "Backend clock (simulated in the twin).", registry=r)
         self.api_latency = Histogram("enclave_api_request_seconds", "API request latency.",
                                      ["method", "route", "status"], buckets=_API_BUCKETS, registry=r)
+        self._zero_known_labels()
+
+    def _zero_known_labels(self) -> None:
+        """Every series whose label values are known in advance, at 0 from the start: a counter absent until its
+        first increment makes rate() and alerts on it see nothing rather than 0 (prometheus.io/docs/practices/
+        instrumentation, "Avoid missing metrics")."""
+        for kind in KINDS:
+            self.broker_actions.labels(kind)
+        for outcome in CYCLE_OUTCOMES:
+            self.broker_cycles.labels(outcome)
 
     def observe_snapshot(self, snap: Snapshot) -> None:
         self.sim_time.set(snap.now)

@@ -105,35 +105,48 @@ class BrokerRunner:
         return self.broker.observe()
 
     def step(self) -> Observed:
-        """One cycle; safe to call from tests without the thread."""
+        """One cycle; safe to call from tests without the thread. Counted once, as ok or failed (``_count``), also
+        when the backend cannot be observed: the loop reports that error, and the cycle failed all the same."""
         with self.broker.lock:
-            if self.simulate:
-                self.backend.advance(self.sim_seconds_per_cycle)
-            observed = self.observe()
-            stuck = None
+            ok = False
             try:
-                self.backend.progress()
-            except Exception as exc:  # one eviction that keeps failing must not stop every cycle (review)
-                self._failed(exc, "broker progress failed")
-                stuck = self.last_error
-            try:
-                # Asked through _leads: a Lease refused part-way stands the loop by, the cycle's work so far kept.
-                report = self.broker.cycle(leading=self._leads)
-            except Exception as exc:  # a failed cycle is reported and retried, never kills the service
-                self._failed(exc)
-            else:
-                for outcome in report.outcomes:
-                    self._record(outcome, observed.now)
-                self.last_error = "; ".join(report.refused[:3]) or report.stopped or stuck
-                if report.refused:
-                    self.metrics.broker_errors.inc()
-            self.cycles += 1
-            self.metrics.broker_cycles.inc()
+                observed, ok = self._cycle()
+            finally:
+                self._count(ok)
             self.snapshot()
             return observed
 
+    def _cycle(self) -> tuple[Observed, bool]:
+        """Move the clock on, observe, retry what is under way, decide and act: the observation and whether all of
+        it ran. An action refused or failed leaves the cycle ok (it is logged, and counted by kind in
+        ``enclave_broker_action_failures_total``); a Lease lost part-way is a standby's turn, not a failure."""
+        if self.simulate:
+            self.backend.advance(self.sim_seconds_per_cycle)
+        observed = self.observe()
+        ok, stuck = True, None
+        try:
+            self.backend.progress()
+        except Exception as exc:  # one eviction that keeps failing must not stop every cycle (review)
+            self._failed(exc, "broker progress failed")
+            ok, stuck = False, self.last_error
+        try:
+            # Asked through _leads: a Lease refused part-way stands the loop by, the cycle's work so far kept.
+            report = self.broker.cycle(leading=self._leads)
+        except Exception as exc:  # a failed cycle is reported and retried, never kills the service
+            self._failed(exc)
+            return observed, False
+        for outcome in report.outcomes:
+            self._record(outcome, observed.now)
+        self.last_error = "; ".join(report.refused[:3]) or report.stopped or stuck
+        return observed, ok and not report.broken
+
+    def _count(self, ok: bool) -> None:
+        self.cycles += 1
+        self.metrics.broker_cycles.labels("ok" if ok else "failed").inc()
+        if ok:
+            self.metrics.broker_last_success.set(time.time())
+
     def _failed(self, exc: Exception, what: str = "broker cycle failed") -> None:
-        self.metrics.broker_errors.inc()
         self.last_error = f"{type(exc).__name__}: {exc}"
         event(log, logging.ERROR, what, backend=self.backend_name, error=type(exc).__name__, cause=str(exc))
 
@@ -227,6 +240,6 @@ class BrokerRunner:
                 continue
             try:
                 self.step()
-            except Exception as exc:  # observe/advance failed (backend unreachable): report, keep trying
+            except Exception as exc:  # observe/advance failed (backend unreachable): counted, reported, tried again
                 self._failed(exc)
             self._stop.wait(max(0.0, self.wall_seconds_per_cycle - (time.monotonic() - started)))

@@ -30,6 +30,9 @@ PERMISSIONS: dict[type[Action], tuple[P, ...]] = {
 }
 """The permissions each BCS procedure needs (seed §7.1 BCS 1–5 names who does each step)."""
 
+KINDS: tuple[str, ...] = tuple(kind.__name__ for kind in PERMISSIONS)
+"""Every action's ``kind``: the whole, bounded set of values a per-kind metric label takes."""
+
 
 def permissions(action: Action) -> tuple[P, ...]:
     """The permissions ``action`` needs."""

@@ -109,6 +109,8 @@ class CycleReport:
     stopped: str | None = None
     """Why the cycle stopped before its last action (this replica lost the leadership, an action failed in a way
     no adapter names), else None."""
+    broken: bool = False
+    """It stopped on an error (an action failed in a way no adapter names), not because the leadership was lost."""
 
 
 @dataclass
@@ -176,6 +178,7 @@ class BrokerService:
                 except Exception as error:  # no adapter's error: what went before stands and is reported (review)
                     report.stopped = (f"{action.kind} {target(action)} failed ({type(error).__name__}: {error}): "
                                       f"{len(decision.actions) - i - 1} later action(s) not applied this cycle")
+                    report.broken = True
                     event(log, logging.ERROR, "broker cycle stopped", where=self.where, cause=report.stopped)
                     break
             return report

@@ -1,0 +1,81 @@
+"""What an operator reads in /metrics and on the overview (audit of the operator's view). The expected values
+come from the Prometheus instrumentation practices each test cites, not from the program's own output."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from enclave.api.runner import BrokerRunner
+from enclave.api.service import Service
+from enclave.db import Database
+from enclave.errors import ExternalError
+from enclave.services.factory import Factory
+from enclave.spec import EnclaveSpec
+from tests.api.conftest import ADMIN, ProjectedBackend
+
+ACTION_KINDS = {"Relabel", "DeployPods", "DeletePods", "DrainNode", "StartHTCondor", "ReturnNode", "DrainStartd"}
+"""The BCS procedures of seed §7.1 as action types (enclave.domain.capacity), written out: the bounded label set."""
+
+
+@pytest.fixture
+def fresh_db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    return db
+
+
+def samples(service: Service, name: str) -> dict[str, float]:
+    """``name``'s series in the exposition: the label set as written (``""`` without labels) → value."""
+    text = service.metrics.exposition().decode()
+    return {m.group(1) or "": float(m.group(2))
+            for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M)}
+
+
+def projected(spec: EnclaveSpec, db: Database) -> tuple[Service, BrokerRunner, ProjectedBackend]:
+    factory = Factory(spec, db)
+    factory.ensure_accounts(ADMIN)
+    service = Service(factory)
+    backend = ProjectedBackend(spec)
+    service.runner = BrokerRunner(broker=factory.broker(backend, "live-like"), metrics=service.metrics,
+                                  history=service.history, simulate=False, backend_name="live")
+    return service, service.runner, backend
+
+
+def test_known_label_values_are_exported_at_zero_before_any_event(fresh_db: Database, spec: EnclaveSpec) -> None:
+    """prometheus.io/docs/practices/instrumentation, "Avoid missing metrics": series whose label values are known
+    in advance are exported at 0 from the start, so rate() and alerts see 0 rather than nothing."""
+    service = Service(Factory(spec, fresh_db))
+    assert samples(service, "enclave_broker_actions_total") == {f'{{kind="{k}"}}': 0.0 for k in ACTION_KINDS}
+    assert samples(service, "enclave_broker_cycles_total") == {'{outcome="ok"}': 0.0, '{outcome="failed"}': 0.0}
+
+
+def test_a_failed_cycle_counts_once_as_failed_and_only_a_success_moves_the_last_success_time(
+        fresh_db: Database, spec: EnclaveSpec) -> None:
+    """prometheus.io/docs/practices/instrumentation, "Failures" (count failures beside total attempts) and "Batch
+    jobs" (the time of the last success): one cycle is one count, under its outcome; the last-success time moves
+    only when a cycle succeeds, and is the wall clock that PromQL's time() reads."""
+    service, runner, backend = projected(spec, fresh_db)
+    real_progress, real_cycle = backend.progress, runner.broker.cycle
+
+    def progress(node: str | None = None) -> None:
+        raise ExternalError("condor_collector did not answer", where="collector")
+
+    def cycle(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("kube API 503")
+
+    backend.progress = progress  # type: ignore[method-assign]
+    runner.broker.cycle = cycle  # type: ignore[method-assign]
+    runner.step()
+    assert samples(service, "enclave_broker_cycles_total") == {'{outcome="ok"}': 0.0, '{outcome="failed"}': 1.0}
+    assert samples(service, "enclave_broker_errors_total") == {}  # the failure ratio is failed / (ok + failed)
+    assert samples(service, "enclave_broker_last_success_timestamp_seconds") == {"": 0.0}
+    backend.progress, runner.broker.cycle = real_progress, real_cycle  # type: ignore[method-assign]
+    before = time.time()
+    runner.step()
+    after = time.time()
+    assert samples(service, "enclave_broker_cycles_total") == {'{outcome="ok"}': 1.0, '{outcome="failed"}': 1.0}
+    assert before <= samples(service, "enclave_broker_last_success_timestamp_seconds")[""] <= after
