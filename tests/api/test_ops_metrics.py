@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from enclave.accounts import tokens
+from enclave.api.auth import Principal, verify_token
+from enclave.api.dashboard import clock, overview
 from enclave.api.runner import BrokerRunner
 from enclave.api.service import Service
 from enclave.db import Database
@@ -33,6 +36,12 @@ def samples(service: Service, name: str) -> dict[str, float]:
     text = service.metrics.exposition().decode()
     return {m.group(1) or "": float(m.group(2))
             for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M)}
+
+
+def principal(service: Service) -> Principal:
+    with service.factory.db.session() as s:
+        token = tokens.issue(s, ADMIN, ADMIN, ["*"], 3600)
+    return verify_token(service, token)
 
 
 def projected(spec: EnclaveSpec, db: Database) -> tuple[Service, BrokerRunner, ProjectedBackend]:
@@ -79,3 +88,37 @@ def test_a_failed_cycle_counts_once_as_failed_and_only_a_success_moves_the_last_
     after = time.time()
     assert samples(service, "enclave_broker_cycles_total") == {'{outcome="ok"}': 1.0, '{outcome="failed"}': 1.0}
     assert before <= samples(service, "enclave_broker_last_success_timestamp_seconds")[""] <= after
+
+
+def test_a_standby_exports_its_leadership_and_no_frozen_backend_figures(fresh_db: Database,
+                                                                         spec: EnclaveSpec) -> None:
+    """A replica that loses the lock or Lease takes no more snapshots: the pool, node and clock series it last set
+    would stay exported, frozen, beside the leader's. It exports enclave_broker_leader 0 and none of them; the
+    overview says it stands by and how old its figures are."""
+    service, runner, backend = projected(spec, fresh_db)
+    lead = {"now": True}
+    runner.leader, runner.wall_seconds_per_cycle = (lambda: lead["now"]), 0.01
+    runner.step()
+    assert samples(service, "enclave_broker_leader") == {"": 1.0}
+    assert samples(service, "enclave_backend_clock_seconds") == {"": backend.observe().now}
+    assert set(samples(service, "enclave_pool_capacity_cores")) == {f'{{pool="{p}"}}' for p in spec.pools}
+    as_of = backend.observe().now
+    lead["now"] = False  # the other replica takes the lock
+    runner.start()
+    deadline = time.monotonic() + 10
+    while runner.leading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    assert samples(service, "enclave_broker_leader") == {"": 0.0}
+    for name in ("enclave_backend_clock_seconds", "enclave_pool_capacity_cores", "enclave_pool_busy_cores",
+                 "enclave_pool_utilization_ratio", "enclave_nodes"):
+        assert samples(service, name) == {}, name
+    ctx = overview(service, principal(service))
+    assert ctx["leading"] == "standby"
+    assert ctx["standby_note"] is not None and clock(as_of) in ctx["standby_note"]
+    lead["now"] = True  # it leads again: its next snapshot exports the figures once more
+    runner._lead(runner._leads())
+    runner.step()
+    assert samples(service, "enclave_broker_leader") == {"": 1.0}
+    assert samples(service, "enclave_backend_clock_seconds") == {"": backend.observe().now}
+    assert overview(service, principal(service))["leading"] == "leading"

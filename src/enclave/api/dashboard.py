@@ -208,6 +208,7 @@ def overview(service: Service, principal: Principal) -> dict[str, Any]:
         "clock_name": clock_name(service),
         "daylight": "night" if spans and spans[0].start <= snap.now else "day",  # type: ignore[union-attr]
         "backend": runner.backend_name if runner else "none",
+        **leadership(runner.leading if runner else None, snap.now if snap else None),
         "cycles": runner.cycles if runner else 0,
         "actions_total": runner.actions_total if runner else 0,
         "runner_error": runner.last_error if runner else None,
@@ -220,6 +221,18 @@ def overview(service: Service, principal: Principal) -> dict[str, Any]:
         **journal_context(service, principal, 10),
         **churn_context(service, principal),
     }
+
+
+def leadership(leading: bool | None, as_of: float | None) -> dict[str, Any]:
+    """Whether this replica runs the broker, and how old the figures shown are: a standby takes no snapshot, so
+    what it shows is as of the moment it last led (or started), not now."""
+    if leading is None:
+        return {"leading": "no broker", "standby_note": None}
+    if leading:
+        return {"leading": "leading", "standby_note": None}
+    return {"leading": "standby",
+            "standby_note": f"Standby: another replica runs the broker. The figures below are as of {clock(as_of)}, "
+                            "this replica's last observation; the leading replica's dashboard shows the current ones."}
 
 
 def churn_context(service: Service, principal: Principal) -> dict[str, Any]:

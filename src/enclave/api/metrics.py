@@ -79,6 +79,14 @@ class Metrics:
         self.sim_time = Gauge("enclave_backend_clock_seconds", "Backend clock (simulated in the twin).", registry=r)
         self.api_latency = Histogram("enclave_api_request_seconds", "API request latency.",
                                      ["method", "route", "status"], buckets=_API_BUCKETS, registry=r)
+        self.broker_leader = Gauge("enclave_broker_leader", "1 while this replica runs the broker loop, 0 while it "
+                                   "stands by (another holds the lock or Lease); a standby exports no pool, node "
+                                   "or backend-clock series.", registry=r)
+        self._snapshot_gauges = (self.pool_capacity, self.pool_busy, self.pool_idle_jobs, self.pool_idle_cores,
+                                 self.pool_running_jobs, self.pool_oldest_idle, self.pool_memory, self.pool_busy_memory,
+                                 self.pool_cores_by_source, self.pool_utilization, self.nodes)
+        """What ``observe_snapshot`` sets: the figures of the backend as this replica last observed it."""
+        self._clock_registered = True
         self._zero_known_labels()
 
     def _zero_known_labels(self) -> None:
@@ -90,7 +98,23 @@ class Metrics:
         for outcome in CYCLE_OUTCOMES:
             self.broker_cycles.labels(outcome)
 
+    def lead(self, leading: bool) -> None:
+        """Whether this replica runs the broker. A standby takes no snapshot, so the backend's figures it last saw
+        would stay exported, frozen at the hand-over, beside the leader's live ones (audit): they are removed
+        instead, and come back with its next snapshot. Queries take the leader's with ``enclave_broker_leader``."""
+        self.broker_leader.set(1 if leading else 0)
+        if leading:
+            return
+        for gauge in self._snapshot_gauges:
+            gauge.clear()
+        if self._clock_registered:  # a series without labels cannot be cleared, only taken out of the registry
+            self.registry.unregister(self.sim_time)
+            self._clock_registered = False
+
     def observe_snapshot(self, snap: Snapshot) -> None:
+        if not self._clock_registered:
+            self.registry.register(self.sim_time)
+            self._clock_registered = True
         self.sim_time.set(snap.now)
         for pool, p in snap.pools.items():
             self.pool_capacity.labels(pool).set(p.capacity_cores)

@@ -93,6 +93,9 @@ class BrokerRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    def __post_init__(self) -> None:
+        self.metrics.lead(self.leading)
+
     @property
     def spec(self) -> EnclaveSpec:
         return self.broker.spec
@@ -229,6 +232,8 @@ class BrokerRunner:
             event(log, logging.INFO, "broker loop leads" if now else "broker loop stands by",
                   backend=self.backend_name)
             self._announced = now
+        if now != self.leading:
+            self.metrics.lead(now)
         self.leading = now
 
     def _loop(self) -> None:
