@@ -3,8 +3,10 @@ come from the Prometheus instrumentation practices each test cites, not from the
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from enclave.api.auth import Principal, verify_token
 from enclave.api.dashboard import clock, overview
 from enclave.api.runner import BrokerRunner
 from enclave.api.service import Service
+from enclave.api.wiring import build_service
 from enclave.db import Database
+from enclave.domain.capacity import Action
 from enclave.errors import ExternalError
 from enclave.services.factory import Factory
 from enclave.spec import EnclaveSpec
@@ -122,3 +126,40 @@ def test_a_standby_exports_its_leadership_and_no_frozen_backend_figures(fresh_db
     assert samples(service, "enclave_broker_leader") == {"": 1.0}
     assert samples(service, "enclave_backend_clock_seconds") == {"": backend.observe().now}
     assert overview(service, principal(service))["leading"] == "leading"
+
+
+def test_an_action_the_backend_fails_is_an_error_counted_by_kind_and_listed_until_it_ages_out(
+        fresh_db: Database, spec: EnclaveSpec, caplog: pytest.LogCaptureFixture) -> None:
+    """A backend failure is not a refusal: logged at ERROR as "broker action failed" (a refusal stays a WARNING),
+    counted per kind (prometheus.io/docs/practices/instrumentation, "Failures"), and listed on the overview from its
+    journal entry (broker.<kind>.failed), which outlasts the next cycle's error line."""
+    factory = Factory(spec, fresh_db)
+    factory.ensure_accounts(ADMIN)
+    service = build_service(factory, scenario="one-night", sim_seconds_per_cycle=600)
+    runner = service.runner
+    assert runner is not None
+    twin = runner.backend
+    real_apply = twin.apply
+    failing = {"on": True}
+
+    def apply(action: Action) -> bool:
+        real_apply(action)  # part of the work done, as a create that fails on the fourth of five pods
+        if failing["on"]:
+            raise ExternalError("Kubernetes API answered 500", where="pods")
+        return True
+
+    twin.apply = apply  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG, logger="enclave")
+    runner.step()
+    failed = [r for r in caplog.records if "answered 500" in str(getattr(r, "fields", {}))]
+    assert failed and {(r.levelname, r.getMessage()) for r in failed} == {("ERROR", "broker action failed")}
+    kinds = Counter(r.fields["kind"] for r in failed)  # type: ignore[attr-defined]
+    counted = samples(service, "enclave_broker_action_failures_total")
+    assert counted == {f'{{kind="{k}"}}': float(kinds[k]) for k in ACTION_KINDS}
+    failing["on"] = False
+    runner.step()
+    listed = overview(service, principal(service))["failures"]
+    assert len(listed) == min(10, sum(kinds.values()))  # the ten newest
+    assert all("Kubernetes API answered 500" in f["error"] for f in listed)
+    assert {f["action"] for f in listed} == {f"broker.{k}.failed" for k in kinds}
+    service.factory.close()

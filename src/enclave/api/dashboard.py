@@ -220,7 +220,22 @@ def overview(service: Service, principal: Principal) -> dict[str, Any]:
                            for a in list(runner.recent)[:15]] if runner else [],
         **journal_context(service, principal, 10),
         **churn_context(service, principal),
+        **failures_context(service, principal),
     }
+
+
+def failures_context(service: Service, principal: Principal) -> dict[str, Any]:
+    """The broker's actions the backend failed over the last eight days, from their journal entries
+    (``broker.<kind>.failed``): they outlast the cycle whose error line they were (the next cycle replaces it)."""
+    runner = service.runner
+    if runner is None:
+        return {"failures": [], "failures_note": "No broker runs in this service."}
+    if not principal.allows(Permission.JOURNAL_READ):
+        return {"failures": [], "failures_note": "Your roles (or this token's scopes) do not include journal.read."}
+    entries = runner.broker.failures(principal.username, since=utcnow() - timedelta(days=8), limit=10)
+    rows = [{"at": e.at, "action": e.action, "target": e.target, "error": (e.after or {}).get("failed", "")}
+            for e in entries]
+    return {"failures": rows, "failures_note": None}
 
 
 def leadership(leading: bool | None, as_of: float | None) -> dict[str, Any]:

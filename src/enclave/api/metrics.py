@@ -50,6 +50,10 @@ class Metrics:
         self.nodes = Gauge("enclave_nodes", "Nodes by state.", ["state"], registry=r)
         self.broker_actions = Counter("enclave_broker_actions", "Actions the broker applied, by kind.", ["kind"],
                                       registry=r)
+        self.broker_action_failures = Counter("enclave_broker_action_failures",
+                                              "Actions of the broker loop the backend failed (the Kubernetes API or "
+                                              "HTCondor answered with an error), by kind; refusals by the broker's "
+                                              "own checks are not counted.", ["kind"], registry=r)
         # One counter by outcome rather than "cycles" beside "errors": rate(...{outcome="failed"}) / rate(...) is the
         # failure ratio, and a failed cycle is not also counted as run (prometheus.io/docs/practices/
         # instrumentation, "Counter vs. gauge, summary vs. histogram" and "Failures": count failures and total
@@ -95,6 +99,7 @@ class Metrics:
         instrumentation, "Avoid missing metrics")."""
         for kind in KINDS:
             self.broker_actions.labels(kind)
+            self.broker_action_failures.labels(kind)
         for outcome in CYCLE_OUTCOMES:
             self.broker_cycles.labels(outcome)
 

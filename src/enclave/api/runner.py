@@ -140,6 +140,8 @@ class BrokerRunner:
             return observed, False
         for outcome in report.outcomes:
             self._record(outcome, observed.now)
+        for kind in report.failed:
+            self.metrics.broker_action_failures.labels(kind).inc()
         self.last_error = "; ".join(report.refused[:3]) or report.stopped or stuck
         return observed, ok and not report.broken
 

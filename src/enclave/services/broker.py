@@ -69,6 +69,15 @@ class _NotLeading(Exception):
     """This replica no longer holds the broker's leadership: the cycle stops (``BrokerService.cycle``)."""
 
 
+class _Failed(Exception):
+    """The backend failed an action it was asked to carry out (not a refusal): ``error`` is what it raised,
+    which ``apply`` raises in turn and ``cycle`` reports apart from refusals."""
+
+    def __init__(self, error: EnclaveError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 FAILED_SUFFIX = ".failed"
 """Ends the journal action of an attempt the backend failed (``broker.DeployPods.failed``)."""
 DRAIN_POLL_SECONDS = 1.0
@@ -106,6 +115,8 @@ class CycleReport:
     outcomes: list[Outcome] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     """Actions of the plan refused on the way (a role missing, a node gone), as ``kind target: why``."""
+    failed: list[str] = field(default_factory=list)
+    """The kinds of the actions the backend failed (also in ``refused``, with why): one entry per failure."""
     stopped: str | None = None
     """Why the cycle stopped before its last action (this replica lost the leadership, an action failed in a way
     no adapter names), else None."""
@@ -173,6 +184,9 @@ class BrokerService:
                                       "action(s) not applied; the new leader decides afresh")
                     event(log, logging.WARNING, "broker cycle stopped", where=self.where, cause=report.stopped)
                     break
+                except _Failed as failure:
+                    report.refused.append(f"{action.kind} {target(action)} failed: {failure.error}")
+                    report.failed.append(action.kind)
                 except EnclaveError as error:
                     report.refused.append(f"{action.kind} {target(action)}: {error}")
                 except Exception as error:  # no adapter's error: what went before stands and is reported (review)
@@ -194,7 +208,10 @@ class BrokerService:
             self._refused(action, error)
             raise
         with self.lock:
-            return self._apply(action)
+            try:
+                return self._apply(action)
+            except _Failed as failure:
+                raise failure.error from None
 
     def _check_roles(self, action: Action) -> None:
         with (self.roles or self.db).session() as own:
@@ -216,9 +233,10 @@ class BrokerService:
                 raise _NotLeading
             try:
                 changed = self.backend.apply(action)
-            except EnclaveError as error:
+            except EnclaveError as error:  # the backend's failure, not a refusal: logged and reported as one
                 self._journal_failure(action, before, error)
-                raise
+                self._failed(action, error)
+                raise _Failed(error) from error
             if not changed:  # in effect by the time it arrived (a step still under way)
                 return Outcome(action, applied=False)
             # The backend's clock (the twin's simulated one) dates the action for churn per night, and the
@@ -274,6 +292,21 @@ class BrokerService:
         return from_entries(((e.after, _epoch(e.at)) for e in entries
                              if e.action != SCHEDULE_ACTION and not e.action.endswith(FAILED_SUFFIX)),
                             self.spec.cluster.site)
+
+    def failures(self, actor: str, *, since: datetime, limit: int) -> list[journal.Entry]:
+        """The newest ``limit`` attempts the backend failed since ``since`` (wall clock) that left something
+        changed (``broker.<kind>.failed``, ``_journal_failure``), newest first. Needs journal.read."""
+        with (self.roles or self.db).session() as own:
+            require(own, actor, Permission.JOURNAL_READ)
+        with self.db.session() as session:
+            entries = journal.query(session, action="broker.*", since=since, newest_first=True)
+        return [e for e in entries if e.action.endswith(FAILED_SUFFIX)][:limit]
+
+    def _failed(self, action: Action, error: EnclaveError) -> None:
+        """An action the backend failed: an error of the enclave's systems, for whoever runs them, logged at ERROR
+        apart from refusals (a role missing, a node gone: the broker's own checks said no, at WARNING)."""
+        event(log, logging.ERROR, "broker action failed", where=self.where, kind=action.kind, target=target(action),
+              actor=action.actor, reason=action.reason, error=type(error).__name__, cause=str(error))
 
     def _refused(self, action: Action, error: EnclaveError) -> None:
         event(log, logging.WARNING, "broker action refused", where=self.where, kind=action.kind,
