@@ -164,10 +164,17 @@ def _pg_template(server: PostgresServer) -> str:
     return _templates[key]
 
 
+def private_copy(source: str | Path, target: Path) -> None:
+    """Copy a SQLite database file private, as enclave creates one (0600): ``shutil.copyfile`` leaves it 0644 under
+    the usual umask, which local mode and the servers refuse (enclave.services.local.PRIVATE)."""
+    shutil.copyfile(source, target)
+    os.chmod(target, 0o600)
+
+
 def copy_sqlite(source: Path, target: Path) -> None:
     """Copy a SQLite enclave database with its journal key and anchor (enclave.journal.seal): the journal of
     a copy verifies only with the key and anchor it was written with."""
-    shutil.copyfile(source, target)
+    private_copy(source, target)
     for suffix in (".journal-key", ".journal-anchor"):
         side = source.with_name(source.stem + suffix)
         if side.exists():
@@ -181,7 +188,7 @@ def fresh_database(kind: str, tmp_path: Path, server: PostgresServer | None = No
     global _counter
     if kind == "sqlite":
         target = tmp_path / "enclave.db"
-        shutil.copyfile(_sqlite_template(), target)
+        private_copy(_sqlite_template(), target)
         db = Database(f"sqlite:///{target}")
         yield db
         db.dispose()

@@ -8,7 +8,6 @@ command fails the test until it is put in one list or the other."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typer.testing import CliRunner
 from enclave.main import app
 from enclave.services.local import os_user
 from enclave.spec.defaults import EXAMPLES
-from tests.pg import _sqlite_template
+from tests.pg import _sqlite_template, private_copy
 
 TINY = str(Path(__file__).parents[1] / "broker" / "data" / "tiny.yaml")
 SUBMIT = EXAMPLES / "submit"
@@ -110,7 +109,7 @@ def test_every_command_is_classified_and_read_commands_take_o() -> None:
 def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One database with a sysadmin, a science user and a vetted image, shared by every read below."""
     home = tmp_path_factory.mktemp("cli")
-    shutil.copyfile(_sqlite_template(), home / "enclave.db")
+    private_copy(_sqlite_template(), home / "enclave.db")
     patch = pytest.MonkeyPatch()
     patch.setenv("ENCLAVE_HOME", str(home / "home"))
     patch.setenv("ENCLAVE_DB", f"sqlite:///{home / 'enclave.db'}")

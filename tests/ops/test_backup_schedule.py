@@ -29,7 +29,7 @@ from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec
 from tests.access.test_render import schema_version
 from tests.ops.test_cli import env, run  # noqa: F401
-from tests.pg import _sqlite_template
+from tests.pg import _sqlite_template, private_copy
 
 ENCLAVE = "registry.lsst.local/enclave/enclave@sha256:" + "e" * 64
 
@@ -78,7 +78,7 @@ def _run_job(script: str, home: Path, first: Path | None = None) -> subprocess.C
     """The container's `/bin/sh -c`, with the enclave CLI of this checkout on PATH (after ``first``, if given)
     and a fresh home."""
     home.mkdir(exist_ok=True)
-    shutil.copyfile(_sqlite_template(), home / "enclave.db")
+    private_copy(_sqlite_template(), home / "enclave.db")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     environ.update(HOME=str(home), ENCLAVE_HOME=str(home), ENCLAVE_DB=f"sqlite:///{home / 'enclave.db'}",

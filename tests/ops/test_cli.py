@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from enclave.services.local import os_user
 from enclave.spec import load
 from enclave.spec.defaults import EXAMPLES
 from tests.cluster.tokens import as_documented
-from tests.pg import _sqlite_template
+from tests.pg import _sqlite_template, private_copy
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -35,7 +34,7 @@ LAB = "registry.lsst.local/lsstsqre/sciplat-lab"
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     # A copy of a database migrated once per test process: migrating per test would dominate the run time.
-    shutil.copyfile(_sqlite_template(), tmp_path / "enclave.db")
+    private_copy(_sqlite_template(), tmp_path / "enclave.db")
     url = f"sqlite:///{tmp_path / 'enclave.db'}"
     monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ENCLAVE_DB", url)

@@ -3,11 +3,13 @@
 Who may: only the OS user who owns the database, because that user can already write it directly — local mode
 grants nothing the file's permissions do not (docs/accounts.md, "Who is acting"):
 
-- **SQLite**: the file (created 0600 by ``enclave.db``) must belong to the effective OS user and be writable by
-  nobody else (no group or other write bit). A database that does not exist yet is created by, and so owned by,
-  whoever runs the command, but only ``accounts bootstrap``, ``db migrate`` and ``serve`` may create one: any other
-  command refuses (``enclave.services.factory.open_database(missing=…)``), so a client host never grows an empty
-  database by accident.
+- **SQLite**: the file (created 0600 by ``enclave.db``) must belong to the effective OS user, with no group or other
+  permission bit: a database others may write proves nothing about who changed it, and one others may read hands
+  every OS user the journal and the account table, which the API keeps behind journal.read and accounts.manage.
+  A database that does not exist yet is created by, and so owned by, whoever runs the command, but only
+  ``accounts bootstrap``, ``db migrate`` and ``serve`` may create one: any other command refuses
+  (``enclave.services.factory.open_database(missing=…)``), so a client host never grows an empty database by
+  accident.
 - **PostgreSQL**: ownership of the server's files says nothing about the client, and a URL in the environment or on
   the command line proves nothing about who typed it; what gives write access is the URL's password. So local mode
   takes a PostgreSQL URL only from the file $ENCLAVE_DB_FILE names, and only when that file belongs to the
@@ -61,15 +63,22 @@ def _owner_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _check_file(path: Path, user: OsUser, what: str, forbidden_bits: int, fix: str) -> None:
+PRIVATE = stat.S_IRWXG | stat.S_IRWXO
+"""Permission bits neither the database nor the file with its URL may have: theirs is the owner's alone, as the
+0600 ``enclave.db`` creates the database with (audit of identity and trust, finding 6: a 0644 copy restored with
+cp or tar under umask 022 was accepted)."""
+
+
+def _check_file(path: Path, user: OsUser, what: str) -> None:
     info = path.stat()
     if info.st_uid != user.uid:
         raise PermissionDenied(f"{what} {path} belongs to OS user {_owner_name(info.st_uid)}, not "
                                f"{user.name}: local mode acts only for the OS user who owns it", where="local mode",
                                fix=f"run the command as {_owner_name(info.st_uid)} on the server host, or {HOW}")
-    if info.st_mode & forbidden_bits:
-        raise PermissionDenied(f"{what} {path} has mode {stat.filemode(info.st_mode)}: others could change it, so "
-                               "owning it proves nothing", where="local mode", fix=fix)
+    if info.st_mode & PRIVATE:
+        raise PermissionDenied(f"{what} {path} has mode {stat.filemode(info.st_mode)}: other OS users could read or "
+                               "change it, so owning it proves nothing and keeps nothing private",
+                               where="local mode", fix=f"chmod 600 {path}")
 
 
 def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> None:
@@ -85,7 +94,10 @@ def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> N
                 return
             raise NotFound(f"there is no enclave database at {path}", where="local mode",
                            fix=f"on the server host set $ENCLAVE_DB or $ENCLAVE_HOME; elsewhere {HOW}")
-        _check_file(path, user, "the database", stat.S_IWGRP | stat.S_IWOTH, f"chmod 600 {path}")
+        # SQLite's -wal and -shm files hold the latest changes and take the database file's mode when made
+        # (findCreateFileMode, sqlite src/os_unix.c): left over from a looser mode, they must be private too.
+        for part in (path, *(p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())):
+            _check_file(part, user, "the database")
         return
     url_file = os.environ.get("ENCLAVE_DB_FILE")
     if os.environ.get("ENCLAVE_DB") or not url_file or url_from_file(Path(url_file)) != url:
@@ -94,7 +106,7 @@ def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> N
                                fix="write the URL into a file of mode 0600 you own, point $ENCLAVE_DB_FILE at it "
                                    f"and unset $ENCLAVE_DB; or {HOW}")
     path = Path(url_file).expanduser()
-    _check_file(path, user, "the database URL file", stat.S_IRWXG | stat.S_IRWXO, f"chmod 600 {path}")
+    _check_file(path, user, "the database URL file")
 
 
 def check_server(url: str | None, user: OsUser) -> None:
