@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from enclave.api.snapshot import Snapshot
-from enclave.broker.churn import NightChurn
 from enclave.broker.execute import KINDS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -67,16 +66,14 @@ class Metrics:
         self.broker_last_success = Gauge("enclave_broker_last_success_timestamp_seconds",
                                          "When this replica's broker last completed a cycle (Unix time, wall "
                                          "clock).", registry=r)
-        # Churn (issue 15): actions per night and the running work they evicted, as the journal records them.
+        # Churn (issue 15): the work the broker's applied actions evicted, as the journal records it. Per night it
+        # is increase() over this and enclave_broker_actions_total, not a gauge of this process's own: a gauge
+        # restarted at 0 with each process and leader (prometheus.io/docs/practices/instrumentation, "Counter vs.
+        # gauge": a count that only goes up is a counter; base unit seconds, prometheus.io/docs/practices/naming,
+        # "Base units").
         self.broker_evicted = Counter("enclave_broker_evicted_core_seconds",
                                       "Running work the broker's applied actions were expected to evict "
                                       "(core-seconds; each journal entry's evicts.lost_core_s).", registry=r)
-        self.broker_night_actions = Gauge("enclave_broker_night_actions",
-                                          "Actions the broker applied this night (local noon to noon at the site).",
-                                          registry=r)
-        self.broker_night_evicted = Gauge("enclave_broker_night_evicted_core_hours",
-                                          "Running work the broker's actions evicted this night (core-hours).",
-                                          registry=r)
         self.prompt_latency = Histogram("enclave_prompt_latency_seconds",
                                         "Prompt processing visit latency (readout to last detector job done).",
                                         buckets=_LATENCY_BUCKETS, registry=r)
@@ -139,10 +136,6 @@ class Metrics:
                 self.pool_utilization.labels(pool, resource).set(share if share is not None else float("nan"))
         for state, count in snap.node_states.items():
             self.nodes.labels(state).set(count)
-
-    def observe_churn(self, tonight: NightChurn) -> None:
-        self.broker_night_actions.set(tonight.actions)
-        self.broker_night_evicted.set(tonight.evicted_core_hours)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -178,7 +178,6 @@ class BrokerRunner:
                              prompt_latencies=tuple(extra.prompt_latencies))
             self.history.append(snap)
             self.metrics.observe_snapshot(snap)
-            self.metrics.observe_churn(self._churn().of(observed.now))
 
     def _record(self, outcome: Outcome, at: float) -> None:
         if not outcome.applied:
