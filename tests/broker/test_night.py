@@ -246,3 +246,16 @@ def test_a_surplus_pod_drained_at_night_does_not_shrink_what_the_pool_may_borrow
     assert isinstance(first.actions[0], DrainStartd)
     # ... and while it drains it still counts as the pool's: nothing is relabelled to make up for it.
     assert plan(spec, project(o, first.actions)).actions == []
+
+
+def test_the_plan_names_the_night_in_iso_8601_utc(spec: EnclaveSpec) -> None:
+    """Operator output prints times as ISO 8601 in UTC, never raw seconds since the epoch (audit of the
+    operator's view: "night 1782082026–1782124970")."""
+    n = night_at(PACHON, ts(2026, 4, 13, 18))
+    assert n is not None
+    o = replace(initial_state(spec, n.start + 600), now=n.start + 600)
+    note = next(x for x in plan(spec, o).notes if x.startswith("night "))
+    start = datetime.fromtimestamp(n.start, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    end = datetime.fromtimestamp(n.end, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert note.startswith(f"night {start} – {end} ")
+    assert f"{n.start:.0f}" not in note

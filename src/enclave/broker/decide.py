@@ -66,6 +66,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.capacity import Startd as StartdT
+from enclave.clock import stamp
 from enclave.errors import Problem, SpecError
 from enclave.spec.models import EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
 
@@ -974,7 +975,8 @@ def _notes(spec: EnclaveSpec, night: Night | None, pools: dict[str, PoolState], 
                         f"pre-warm {'on' if verdict else 'off'}"))
     if night is None:
         return notes
-    return [f"night {night.start:.0f}–{night.end:.0f} (sun below {spec.broker.twilight_altitude_deg:g}°); "
+    # Times as people read them (ISO 8601, UTC: enclave.clock.stamp), as every other operator output prints them.
+    return [f"night {stamp(night.start)} – {stamp(night.end)} (sun below {spec.broker.twilight_altitude_deg:g}°); "
             f"pre-warm {'on' if any(p.prewarm for p in pools.values()) else 'off'}", *notes]
 
 
