@@ -49,6 +49,7 @@ from enclave.broker.census import Census, Holding, up_startds
 from enclave.broker.naming import pod_names
 from enclave.broker.night import Night, night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
+from enclave.clock import stamp
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -66,7 +67,6 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.capacity import Startd as StartdT
-from enclave.clock import stamp
 from enclave.errors import Problem, SpecError
 from enclave.spec.models import EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
 
