@@ -102,8 +102,12 @@ def test_expired_science_account_keeps_data_read_only(db: Database, users: None,
     with pytest.raises(Unauthenticated, match="expired"):
         check(db, token)
     assert check(db, token, data_read=True, scope="data.read") == "ann"
-    unchanged(lambda s: tokens.issue(s, "ann", "ann", ["data.read"], 3600), PermissionDenied)
-    unchanged(lambda s: tokens.issue(s, ADMIN, "ann", ["data.read"], 3600), PermissionDenied)
+    # Seed §4: an expired account "will still be able to access their data", after its tokens lapse too: it may be
+    # issued data.read (by itself or a sysadmin), and nothing broader.
+    unchanged(lambda s: tokens.issue(s, "ann", "ann", ["data.write"], 3600), PermissionDenied)
+    unchanged(lambda s: tokens.issue(s, ADMIN, "ann", ["data.read", "notebooks.spawn"], 3600), PermissionDenied)
+    fresh = issue(db, "ann", "ann", ["data.read"])
+    assert check(db, fresh, data_read=True, scope="data.read") == "ann"
 
 
 def test_scopes_narrow_a_token(db: Database, users: None) -> None:
