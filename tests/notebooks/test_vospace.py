@@ -561,10 +561,14 @@ def test_listing_pages_and_head(two: Vo) -> None:
     first = ET.fromstring(raw(two.url, "GET", "/nodes/alice?limit=2", "alice", "tok-alice")[1])
     uris = [n.get("uri") for n in first.iter(f"{VOS}node") if n is not first]
     assert uris == [vos_uri("alice/a"), vos_uri("alice/b")]
+    # VOSpace 2.1 §6.3.1: with `uri`, the list "begins at the node matching" it (the CADC client drops the first
+    # child of every later page, which repeats the last of the page before)
     rest = ET.fromstring(raw(two.url, "GET", f"/nodes/alice?limit=5&uri={vos_uri('alice/b')}", "alice",
                              "tok-alice")[1])
-    assert [n.get("uri") for n in rest.iter(f"{VOS}node") if n is not rest] == [vos_uri("alice/c"),
-                                                                               vos_uri("alice/d")]
+    assert [n.get("uri") for n in rest.iter(f"{VOS}node") if n is not rest] == [
+        vos_uri("alice/b"), vos_uri("alice/c"), vos_uri("alice/d")]
+    node = client().get_node(vos_uri("alice"), limit=0, force=True)  # the real client pages through all
+    assert [os.path.basename(n.uri) for n in node.get_children(client(), None, None, limit=2)] == list("abcd")
     import http.client
     from urllib.parse import urlparse
 
@@ -686,3 +690,26 @@ def test_a_vospace_upload_does_not_land_after_access_ends(vo: Vo, status: str) -
     assert put_across_a_status_change(vo.url, "/files/alice/late.bin", "Bearer tok-alice", alice, status) == 403
     assert not Path(alice.workspace_path, "late.bin").exists()
     assert [p.name for p in Path(alice.workspace_path).iterdir()] == []
+
+
+def test_node_uris_are_encoded_and_decoded(two: Vo, tmp_path: Path) -> None:
+    """VOSpace 2.1 §3.1: node URIs are URI-encoded (RFC 3986), so a name with '#', '?', '%' or a space is one node:
+    listed encoded, found from its encoded URI, written under its decoded name."""
+    ws = two.ws("alice")
+    names = ("run#1.fits", "what?.txt", "50%.txt", "a b.txt")
+    for name in names:
+        (ws / name).write_text(name)
+    body = raw(two.url, "GET", "/nodes/alice", "alice", "tok-alice")[1]
+    listed = {n.get("uri") for n in ET.fromstring(body).iter(f"{VOS}node")}
+    assert {vos_uri("alice/run%231.fits"), vos_uri("alice/what%3F.txt"), vos_uri("alice/50%25.txt"),
+            vos_uri("alice/a%20b.txt")} <= listed
+    c = client()
+    assert sorted(os.path.basename(n.uri) for n in c.get_node(vos_uri("alice"), limit=None, force=True).node_list
+                  ) == sorted(["run%231.fits", "what%3F.txt", "50%25.txt", "a%20b.txt"])
+    out = tmp_path / "out"
+    c.copy(vos_uri("alice/run%231.fits"), str(out))
+    assert out.read_text() == "run#1.fits"
+    src = tmp_path / "src"
+    src.write_text("up")
+    c.copy(str(src), vos_uri("alice/new%231.fits"))
+    assert (ws / "new#1.fits").read_text() == "up" and not (ws / "new%231.fits").exists()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 from xml.etree import ElementTree as ET
 
 from cheroot import wsgi
@@ -66,6 +66,9 @@ from enclave.notebooks.workspace import (
 VOS_NS = "http://www.ivoa.net/xml/VOSpace/v2.0"
 """§4: 2.1 documents keep the 2.0 namespace and carry version="2.1" (IVOA XML Schema Versioning note)."""
 VOS_VERSION = "2.1"
+PCHAR = "/!$&'()*+,;=:@~"
+"""What a node URI's path keeps unencoded: RFC 3986 §3.3 ``pchar`` (unreserved, sub-delims, ":" and "@") and the
+segment separator; everything else, ``#``, ``?``, ``%`` and spaces among it, is percent-encoded."""
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -414,16 +417,19 @@ class VOSpaceApp:
         return caller, resolve(caller.root, caller.account.username, node_path)
 
     def node_path(self, uri: str) -> str:
-        """vos://authority/<user>/<path> → /<user>/<path> (§2), refusing other services' URIs."""
+        """vos://authority/<user>/<path> → /<user>/<path> (§2), refusing other services' URIs. A node URI is
+        URI-encoded (VOSpace 2.1 §3.1, RFC 3986): ``run%231.fits`` names the file ``run#1.fits``."""
         parsed = urlparse(uri)
         authority = parsed.netloc.replace("!", "~")
         if parsed.scheme != "vos" or authority != self.authority:
             raise Fault(400, "InvalidURI", f"'{uri}' is not a node of this service; use vos://{self.authority}/"
                                            "<username>/<path>")
-        return parsed.path or "/"
+        return unquote(parsed.path) or "/"
 
     def uri(self, node_path: str) -> str:
-        return f"vos://{self.authority}{node_path.rstrip('/') or '/'}"
+        """The node's URI, each path segment encoded (VOSpace 2.1 §3.1: RFC 3986), so a name with ``#``, ``?``,
+        ``%`` or a space is one node, not a fragment, a query or another name."""
+        return f"vos://{self.authority}{quote(node_path.rstrip('/') or '/', safe=PCHAR)}"
 
     # -- /nodes (§6.2.1 createNode, §6.2.4 deleteNode, §6.3.1 getNode, §6.3.2 setNode) ------------------------
 
@@ -461,15 +467,16 @@ class VOSpaceApp:
         return xml_response("200 OK", node)
 
     def children(self, request: Request, node_path: str, path: str) -> list[Element]:
-        """A container's direct children, sorted by name (§6.3.1): ``uri`` starts the page after that child,
+        """A container's direct children, sorted by name (§6.3.1): ``uri`` starts the page at that child ("the
+        list begins at the node matching" it; the CADC vos client drops the first child of every later page),
         ``limit`` caps its length (vos pages through large containers with both)."""
         params = request.query()
         base = node_path.rstrip("/")
         names = sorted(n for n in os.listdir(path) if visible(n, os.path.join(path, n)))
-        after = params.get("uri", [""])[0]
-        if after.startswith(self.uri(base) + "/"):
-            last = after[len(self.uri(base)) + 1:]
-            names = [n for n in names if n > last]
+        start = params.get("uri", [""])[0]
+        if start.startswith(self.uri(base) + "/"):
+            first = unquote(start[len(self.uri(base)) + 1:])
+            names = [n for n in names if n >= first]
         limit = params.get("limit", [""])[0]
         if limit.isdigit():
             names = names[:int(limit)]
