@@ -713,3 +713,45 @@ def test_node_uris_are_encoded_and_decoded(two: Vo, tmp_path: Path) -> None:
     src.write_text("up")
     c.copy(str(src), vos_uri("alice/new%231.fits"))
     assert (ws / "new#1.fits").read_text() == "up" and not (ws / "new%231.fits").exists()
+
+
+def test_parallel_uploads_never_exceed_the_quota(vo: Vo) -> None:
+    """As on WebDAV (test_webdav.py): each upload reserves its bytes in the app's ledger before its body is read
+    (workspace.reserve), so three 600 KiB uploads started together against a 1 MiB quota store one and refuse
+    two, instead of each seeing the same free space."""
+    import contextlib
+    import http.client
+    import threading
+    import time
+    from urllib.parse import urlparse
+
+    from enclave.notebooks import workspace
+
+    size = 600 * 1024
+    alice = vo.add("alice", 1001, quota_gib=1 / 1024)
+    statuses: list[int] = []
+    go = threading.Event()
+
+    def put_slowly(path: str) -> None:
+        u = urlparse(vo.url)
+        conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=20)
+        conn.putrequest("PUT", path)
+        conn.putheader("Authorization", "Bearer tok-alice")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        go.wait()  # every request's head is in, and judged, before any body byte
+        with contextlib.suppress(OSError):  # a refused upload is answered before its body is read
+            conn.send(b"x" * size)
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+
+    threads = [threading.Thread(target=put_slowly, args=(f"/files/alice/f{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    go.set()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201, 413, 413]
+    assert workspace.usage(Path(alice.home_path)) <= 1024 * 1024

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from wsgidav.dav_error import DAVError
 
 from enclave.notebooks.account import Access
-from enclave.notebooks.webdav import decide, resolve, upload_allowance, usage
+from enclave.notebooks.webdav import decide, resolve, usage
+from enclave.notebooks.workspace import upload_allowance
 from tests.notebooks.conftest import FakeAccount
 
 ALICE = FakeAccount("alice", 1, 1, "/jhome/alice", "/jhome/alice/workspace")

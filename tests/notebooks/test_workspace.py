@@ -12,7 +12,7 @@ from enclave.notebooks import vospace, webdav, workspace
 from enclave.notebooks.workspace import Refused, resolve, size_of, workspace_root
 from tests.notebooks.conftest import make_account
 
-SHARED = ["decide", "quota_bytes", "upload_allowance", "usage", "resolve", "workspace_root", "open_inside", "act_as",
+SHARED = ["decide", "quota_bytes", "reserve", "usage", "resolve", "workspace_root", "open_inside", "act_as",
           "act_as_server", "drop_supplementary_groups", "url_user"]
 
 
@@ -21,7 +21,7 @@ def test_both_protocols_use_the_shared_rules() -> None:
         rule = getattr(workspace, name)
         in_vospace = getattr(vospace, name)
         assert in_vospace is rule, name
-    for name in ("decide", "quota_bytes", "upload_allowance", "usage"):
+    for name in ("decide", "quota_bytes", "reserve", "usage"):  # one quota rule for both (workspace.reserve)
         assert getattr(webdav, name) is getattr(workspace, name), name
     # WebDAV's path rules only translate the refusal into WsgiDAV's error type; the rule itself is not restated.
     for adapter in (webdav.resolve, webdav.workspace_root, webdav._open_inside):

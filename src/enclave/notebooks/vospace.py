@@ -47,6 +47,7 @@ from enclave.notebooks.workspace import (
     UPLOAD_PREFIX,
     Authenticator,
     Clock,
+    Ledger,
     Refused,
     act_as,
     act_as_server,
@@ -54,10 +55,10 @@ from enclave.notebooks.workspace import (
     drop_supplementary_groups,
     open_inside,
     quota_bytes,
+    reserve,
     resolve,
     size_of,
     still_allowed,
-    upload_allowance,
     url_user,
     usage,
     workspace_root,
@@ -318,7 +319,8 @@ class VOSpaceApp:
     ``vos://authority~path/<username>/...`` (§2: '~' or '!' separates the authority from the service path)."""
 
     def __init__(self, authenticator: Authenticator, *, clock: Clock = lambda: None,
-                 resource_id: str = DEFAULT_RESOURCE_ID, public_url: str | None = None) -> None:
+                 resource_id: str = DEFAULT_RESOURCE_ID, public_url: str | None = None,
+                 ledger: Ledger | None = None) -> None:
         parsed = urlparse(resource_id)
         if parsed.scheme != "ivo" or not parsed.netloc:
             raise ValueError(f"resource ID '{resource_id}' must look like ivo://authority/path")
@@ -329,6 +331,9 @@ class VOSpaceApp:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.lock = threading.Lock()
+        self.ledger = ledger or Ledger()
+        """Bytes reserved by uploads and copies in progress (``workspace.reserve``); one WebDAV shares when both
+        serve from one process."""
 
     # -- WSGI -----------------------------------------------------------------------------------------
 
@@ -548,15 +553,11 @@ class VOSpaceApp:
         self.check_parent(path, node_path)
         if os.path.islink(path) or os.path.isdir(path):
             raise Fault(409, "DuplicateNode", f"{self.uri(node_path)} exists and is not a data node")
-        account = caller.account
-        used = usage(Path(account.home_path))
         replaced = os.path.getsize(path) if os.path.isfile(path) else 0
-        allowance = upload_allowance(quota_bytes(account), used, replaced)
         length = request.environ.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > allowance:
-            raise Fault(413, "RequestEntityTooLarge",
-                        f"upload of {int(length)} bytes exceeds the quota of '{account.username}' "
-                        f"({account.quota_gib:g} GiB, {used} bytes used); delete files or ask for more space")
+        reservation = reserve(self.ledger, caller.account, int(length) if length.isdigit() else None, replaced)
+        if isinstance(reservation, str):
+            raise Fault(413, "RequestEntityTooLarge", reservation)
         created = not os.path.exists(path)
 
         def reauthenticate() -> AccountLike:
@@ -565,8 +566,11 @@ class VOSpaceApp:
             except Fault as fault:  # still_allowed turns a refused token into its own refusal
                 raise Unauthenticated(fault.detail) from None
 
-        digest = receive(request, caller, path, allowance,
-                         lambda: still_allowed(reauthenticate, self.clock, "PUT", url_user(node_path)[0]))
+        try:
+            digest = receive(request, caller, path, reservation.cap,
+                             lambda: still_allowed(reauthenticate, self.clock, "PUT", url_user(node_path)[0]))
+        finally:
+            reservation.release()  # the disk counts what was written
         headers = [("Digest", "md5=" + base64.b64encode(digest).decode())]
         return Response("201 Created" if created else "200 OK", b"", headers, content_type="text/plain")
 
@@ -689,15 +693,16 @@ class VOSpaceApp:
         if not keep:
             os.rename(source, dest)
             return
-        account = caller.account
-        size = size_of(source)
-        if size > upload_allowance(quota_bytes(account), usage(Path(account.home_path)), 0):
-            raise Fault(413, "RequestEntityTooLarge", f"copy of {size} bytes exceeds the quota of "
-                                                      f"'{account.username}'; delete files or ask for more space")
-        if os.path.isdir(source):
-            shutil.copytree(source, dest, symlinks=True)  # links are copied as links, never followed
-        else:
-            shutil.copy2(source, dest, follow_symlinks=False)
+        reservation = reserve(self.ledger, caller.account, size_of(source), what="copy")
+        if isinstance(reservation, str):
+            raise Fault(413, "RequestEntityTooLarge", reservation)
+        try:
+            if os.path.isdir(source):
+                shutil.copytree(source, dest, symlinks=True)  # links are copied as links, never followed
+            else:
+                shutil.copy2(source, dest, follow_symlinks=False)
+        finally:
+            reservation.release()
 
     def new_job(self, owner: str, target: str, direction: str, keep: bool) -> Job:
         job = Job(uuid.uuid4().hex, owner, target, direction, keep)

@@ -65,7 +65,7 @@ from enclave.notebooks.workspace import (
     decide,
     drop_supplementary_groups,
     quota_bytes,
-    upload_allowance,
+    reserve,
     usage,
 )
 from enclave.notebooks.workspace import url_user as _url_user
@@ -217,33 +217,16 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
 
     def _reserve(self, environ: dict[str, Any], account: AccountLike, root: str, method: str,
                  length: int | None) -> tuple[int, str] | None:
-        """Reserve what this PUT or COPY may add to the home, or say why not (507)."""
+        """Reserve what this PUT or COPY may add to the home, or say why not (507; ``workspace.reserve``)."""
         ledger: Ledger = self.config["enclave"]["ledger"]
-        quota = quota_bytes(account)
         path = resolve(root, account.username, environ["PATH_INFO"])
-        why: list[str] = []
-
-        def measure(others: int) -> tuple[int, int] | None:
-            used = usage(Path(account.home_path))
-            if method == "COPY":
-                size = _size(path)
-                if size > upload_allowance(quota, used + others, 0):
-                    why.append(f"copy of {size} bytes exceeds the quota of '{account.username}'")
-                    return None
-                return size, size
+        if method == "COPY":
+            reservation = reserve(ledger, account, _size(path), what="copy")
+        else:
             replaced = os.path.getsize(path) if os.path.isfile(path) and not os.path.islink(path) else 0
-            allowance = upload_allowance(quota, used + others, replaced)
-            if length is not None and length > allowance:
-                why.append(f"upload of {length} bytes exceeds the quota of '{account.username}' "
-                           f"({account.quota_gib:g} GiB, {used} bytes used, {others} bytes reserved by uploads in "
-                           "progress); delete files or ask for more space")
-                return None
-            cap = allowance if length is None else length
-            return max(0, cap - replaced), cap
-
-        reservation = ledger.reserve(account.username, measure)
-        if reservation is None:
-            return (HTTP_INSUFFICIENT_STORAGE, why[0])
+            reservation = reserve(ledger, account, length, replaced)
+        if isinstance(reservation, str):
+            return (HTTP_INSUFFICIENT_STORAGE, reservation)
         environ[_RESERVATION] = reservation
         environ[_ALLOWANCE] = reservation.cap
         return None

@@ -161,6 +161,29 @@ class Reservation:
             self.ledger._give_back(self.username, held)
 
 
+def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: int = 0, *,
+            what: str = "upload") -> Reservation | str:
+    """Reserve what a write of ``length`` bytes (None: unknown, then all that is free) replacing ``replaced``
+    bytes may add to the home, or say why not. The one quota rule of WebDAV's PUT and COPY and VOSpace's upload
+    and copy: however many run at once, the home never ends above its quota by more than one upload's size."""
+    quota = quota_bytes(account)
+    why: list[str] = []
+
+    def measure(others: int) -> tuple[int, int] | None:
+        used = usage(Path(account.home_path))
+        allowance = upload_allowance(quota, used + others, replaced)
+        if length is not None and length > allowance:
+            why.append(f"{what} of {length} bytes exceeds the quota of '{account.username}' "
+                       f"({account.quota_gib:g} GiB, {used} bytes used, {others} bytes reserved by uploads in "
+                       "progress); delete files or ask for more space")
+            return None
+        cap = allowance if length is None else length
+        return max(0, cap - replaced), cap
+
+    reservation = ledger.reserve(account.username, measure)
+    return reservation if reservation is not None else why[0]
+
+
 def usage(path: Path) -> int:
     """Bytes under path, not following symlinks (a link to a big file outside costs nothing)."""
     total = 0
