@@ -1,4 +1,5 @@
-"""`enclave serve` as a person runs it: a fresh database, a bootstrap admin token printed, the API up on
+"""`enclave serve` as a person runs it: a fresh database, a bootstrap admin token written 0600 to the
+enclave home (its output is not a terminal), the API up on
 loopback, the broker loop running against the twin."""
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def test_enclave_serve_on_a_fresh_machine(tmp_path: Path) -> None:
             if not line:
                 break
             lines.append(line)
-            found = re.search(r"admin token for admin: (enc_\S+)", line)
-            token = found.group(1) if found else None
+            assert "enc_" not in line, "stdout is a pipe, not a terminal: the token is not printed"
+            found = re.search(r"admin token for admin: written to (\S+)", line)
+            token = Path(found.group(1)).read_text().strip() if found else None
         assert token, "".join(lines)
         assert any(f"http://127.0.0.1:{port}/" in x for x in lines)
         headers = {"Authorization": f"Bearer {token}"}

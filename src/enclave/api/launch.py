@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from enclave.api.app import create_app
 from enclave.api.service import Service
 from enclave.api.wiring import live_runner, twin_runner
 from enclave.errors import InputError, Problem
+from enclave.home import enclave_home
 from enclave.services import local
 from enclave.services.demo import seed as demo_seed
 from enclave.services.factory import Factory
@@ -73,7 +75,8 @@ def serve(
     """Start the control plane: REST API (/api/v1, OpenAPI at /api/v1/docs), dashboard (/), Prometheus metrics
     (/metrics) and the broker loop on a twin (--twin SCENARIO, accelerated simulated clock, its own journal) or,
     with --live, a cluster. Logs go to stdout (--log-format json: one object per line, and the banner for
-    people goes to stderr)."""
+    people goes to stderr). The bootstrap token is printed only to a terminal, else written 0600 to
+    $ENCLAVE_HOME/bootstrap-token."""
     scenario_name = _twin_scenario(live, twin, scenario, no_broker)
     chosen = logs.configure(log_level, log_format)
     if chosen == logs.LogFormat.JSON:
@@ -98,6 +101,65 @@ def serve(
         _run(service, host, port, admin, token, demo_tokens)
 
 
+TOKEN_FILE = "bootstrap-token"
+"""Where a server whose stderr is not a terminal leaves the bootstrap token: in the enclave home (0600)."""
+DEMO_TOKEN_FILE = "demo-tokens"
+
+
+def _write_secret(name: str, text: str) -> Path:
+    """``text`` in ``$ENCLAVE_HOME/name``, readable and writable by its owner only (0600, also when the file was
+    there before), in a home made 0700 if it is new."""
+    home = enclave_home()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = home / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+def _announce_tokens(url: str, admin: str, token: str | None, demo_tokens: dict[str, str]) -> None:
+    """The sign-in banner's tokens. Printed only to a person at a terminal (stderr a tty): a server's stdout and
+    stderr both go to its log when it is not one — the kubelet keeps both streams of a container
+    (https://kubernetes.io/docs/concepts/cluster-administration/logging/, "Pod and container logs") and a
+    collector ships them on — and enclave.logs' rule is that secrets never reach a log (``redact`` sees only log
+    records, not this banner). Otherwise each token goes to a file of the enclave home readable by its owner only
+    (0600), and the banner and the log say only where (docs/deploy.md step 8: `kubectl exec … cat` it)."""
+    at_terminal = sys.stderr.isatty()
+    if token and at_terminal:
+        # Once, when the database is created; never in a URL (URLs end up in browser history and proxy logs).
+        console.print(Text.assemble("admin token for ", (admin, "bold"),
+                                    f": {token}  (shown once: made with this new database)"))
+        console.print(f"dashboard sign-in: open {url}/login and paste the token")
+    elif token:
+        try:
+            path = _write_secret(TOKEN_FILE, token + "\n")
+        except OSError as exc:
+            logs.event(log, logging.ERROR, "bootstrap token not written", account=admin, error=str(exc),
+                       fix="issue one with `enclave tokens issue` on the server host")
+            console.print(f"admin token for {admin}: not written ({exc}); issue one with `enclave tokens issue`")
+        else:
+            logs.event(log, logging.INFO, "bootstrap token written", account=admin, file=str(path))
+            console.print(Text.assemble("admin token for ", (admin, "bold"),
+                                        f": written to {path} (owner-only, 0600; not printed: this stream is "
+                                        f"not a terminal)"))
+            console.print(f"dashboard sign-in: open {url}/login and paste the token from that file")
+    else:
+        console.print(f"no token printed: the bootstrap token was shown when this database was created; "
+                      f"a sysadmin issues more with `enclave tokens issue` (dashboard sign-in: {url}/login)")
+    if demo_tokens and not at_terminal:
+        lines = "".join(f"{user} {user_token}\n" for user, user_token in demo_tokens.items())
+        path = _write_secret(DEMO_TOKEN_FILE, lines)
+        logs.event(log, logging.INFO, "demo tokens written", accounts=list(demo_tokens), file=str(path))
+        console.print(f"demo accounts' tokens: written to {path} (owner-only, 0600); sign in at {url}/login")
+        return
+    for user, user_token in demo_tokens.items():
+        console.print(Text.assemble("demo account ", (user, "bold"), f": sign in at {url}/login with {user_token}"))
+
+
 def _run(service: Service, host: str, port: int, admin: str, token: str | None,
          demo_tokens: dict[str, str] | None = None) -> None:
     app = create_app(service)
@@ -105,16 +167,7 @@ def _run(service: Service, host: str, port: int, admin: str, token: str | None,
     console.print(Text.assemble("enclave control plane for ", (service.spec.cluster.name, "bold"), " at ",
                                 (f"{url}/", "bold"), f"  (API {url}/api/v1/docs, metrics {url}/metrics, "
                                 f"database {service.factory.db.safe_url})"))
-    if token:
-        # Once, when the database is created; never in a URL (URLs end up in browser history and proxy logs).
-        console.print(Text.assemble("admin token for ", (admin, "bold"),
-                                    f": {token}  (shown once: made with this new database)"))
-        console.print(f"dashboard sign-in: open {url}/login and paste the token")
-    else:
-        console.print(f"no token printed: the bootstrap token was shown when this database was created; "
-                      f"a sysadmin issues more with `enclave tokens issue` (dashboard sign-in: {url}/login)")
-    for user, user_token in (demo_tokens or {}).items():
-        console.print(Text.assemble("demo account ", (user, "bold"), f": sign in at {url}/login with {user_token}"))
+    _announce_tokens(url, admin, token, demo_tokens or {})
     if service.runner:
         service.runner.start()
     try:

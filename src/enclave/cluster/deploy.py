@@ -379,7 +379,10 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                   *_htcondor_client_env(), *_hub_env(spec)]
+                   *_htcondor_client_env(), *_hub_env(spec),
+                   # The enclave home on the pod's own writable /tmp (the root file system is read-only): where
+                   # `serve` leaves the bootstrap token, 0600, rather than in the log (docs/deploy.md step 8).
+                   {"name": "ENCLAVE_HOME", "value": "/tmp/enclave"}]
     api["volumeMounts"].append({"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
     token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
                                                    "items": [{"key": k, "path": k} for k in BROKER_FILES]}},
