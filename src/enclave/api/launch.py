@@ -58,7 +58,8 @@ def serve(
                                              "moves are journaled in a scratch store, never in --db.")] = None,
     scenario: Annotated[str | None, typer.Option("--scenario", hidden=True, help="Old name of --twin.")] = None,
     speed: Annotated[float, typer.Option(min=1, help="Simulated seconds per broker cycle (twin).")] = 300.0,
-    interval: Annotated[float, typer.Option(min=0.05, help="Wall-clock seconds between broker cycles.")] = 1.0,
+    interval: Annotated[float, typer.Option(min=0.05, help="Wall-clock seconds between the twin's broker "
+                                    "cycles; --live runs one every broker.cycle_seconds of the spec.")] = 1.0,
     admin: Annotated[str, typer.Option(help="Bootstrap sysadmin to create on an empty database and to print a "
                                             "token for.")] = "admin",
     live: Annotated[bool, typer.Option("--live", help="Drive a real cluster instead of the twin.")] = False,
@@ -87,8 +88,7 @@ def serve(
         demo_tokens = demo_seed(factory, admin) if demo and token else {}
         service = Service(factory=factory)
         if live:
-            service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector,
-                                         wall_seconds_per_cycle=max(interval, 5.0))
+            service.runner = live_runner(service, kubeconfig=kubeconfig, collector=collector)
         elif scenario_name is not None:
             console.print(Text.assemble("loading the twin with scenario ", (scenario_name, "bold"), " …"))
             service.runner = twin_runner(service, scenario=scenario_name, sim_seconds_per_cycle=speed,

@@ -80,6 +80,13 @@ class Metrics:
         self.sim_time = Gauge("enclave_backend_clock_seconds", "Backend clock (simulated in the twin).", registry=r)
         self.api_latency = Histogram("enclave_api_request_seconds", "API request latency.",
                                      ["method", "route", "status"], buckets=_API_BUCKETS, registry=r)
+        # The loop's period, so `time() - enclave_broker_last_success_timestamp_seconds > 3 *
+        # enclave_broker_cycle_seconds` alerts whatever the spec's broker.cycle_seconds (prometheus.io/docs/
+        # practices/instrumentation, "Offline processing"; base unit seconds, prometheus.io/docs/practices/naming,
+        # "Base units").
+        self.broker_cycle_seconds = Gauge("enclave_broker_cycle_seconds", "Wall-clock seconds between this "
+                                          "replica's broker cycles (live: the spec's broker.cycle_seconds).",
+                                          registry=r)
         self.broker_leader = Gauge("enclave_broker_leader", "1 while this replica runs the broker loop, 0 while it "
                                    "stands by (another holds the lock or Lease); a standby exports no pool, node "
                                    "or backend-clock series.", registry=r)

@@ -95,6 +95,7 @@ class BrokerRunner:
 
     def __post_init__(self) -> None:
         self.metrics.lead(self.leading)
+        self.metrics.broker_cycle_seconds.set(self.wall_seconds_per_cycle)
 
     @property
     def spec(self) -> EnclaveSpec:

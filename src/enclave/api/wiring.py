@@ -63,13 +63,16 @@ def twin_runner(service: Service, *, scenario: str = DEFAULT_SCENARIO, sim_secon
                         wall_seconds_per_cycle=wall_seconds_per_cycle, leader=service.factory.broker_leadership)
 
 
-def live_runner(service: Service, *, kubeconfig: Path | None = None, collector: str | None = None,
-                wall_seconds_per_cycle: float = 30.0) -> BrokerRunner:
-    """The live backend: Kubernetes through the official client and HTCondor through the bindings."""
+def live_runner(service: Service, *, kubeconfig: Path | None = None, collector: str | None = None) -> BrokerRunner:
+    """The live backend: Kubernetes through the official client and HTCondor through the bindings, one cycle
+    every ``broker.cycle_seconds`` of the spec, as `enclave broker run` runs them (audit: `serve --live` ran one
+    every 5 s whatever the spec said; the Lease it renews is sized from the same period,
+    ``services.factory.lease_seconds``)."""
     backend = service.factory.live_backend(kubeconfig=kubeconfig, collector=collector)
     return BrokerRunner(broker=service.factory.broker(backend, "live"), metrics=service.metrics,
                         history=service.history, simulate=False, backend_name="live",
-                        wall_seconds_per_cycle=wall_seconds_per_cycle, leader=service.factory.broker_leadership)
+                        wall_seconds_per_cycle=service.spec.broker.cycle_seconds,
+                        leader=service.factory.broker_leadership)
 
 
 def build_service(factory: Factory, *, backend: str = "twin", scenario: str = DEFAULT_SCENARIO,

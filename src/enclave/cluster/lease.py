@@ -18,8 +18,8 @@ the Lease on the others, so that replicas on either side of that version share o
 lost it — an action that blocked past ``leaseDurationSeconds``, an API server it could not reach to renew —
 applies nothing more: its successor decides afresh from what it observes. What remains is the one action under
 way when the Lease ran out: it is not cut off (the Kubernetes API has no fencing token to refuse a stale
-leader's write), so a single call must stay well under the Lease (the rendered Deployment sets 90 s, three
-cycles' worth).
+leader's write), so a single call must stay well under the Lease (three cycles of broker.cycle_seconds, at least
+90 s: ``services.factory.lease_seconds``).
 """
 
 from __future__ import annotations

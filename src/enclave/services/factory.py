@@ -6,6 +6,7 @@ client or an HTCondor collector themselves; they ask the factory for a service.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -83,7 +84,17 @@ def open_database(url: str | None = None, *, missing: Missing = "create") -> Dat
 
 
 LEASE_SECONDS = 90
-"""Three cycles of the live broker loop (30 s each): a leader renews once per cycle."""
+"""The shortest Lease the broker takes (``lease_seconds``)."""
+
+
+def lease_seconds(cycle_seconds: float) -> int:
+    """The Lease duration for a loop that renews once per cycle of ``cycle_seconds`` (the spec's
+    ``broker.cycle_seconds``, the period of `serve --live` and `broker run`): three cycles, at least
+    ``LEASE_SECONDS``, so a leader renews well within its lease — client-go's rule that the renew deadline and
+    retry period stay well under ``leaseDurationSeconds`` (tools/leaderelection/leaderelection.go,
+    ``NewLeaderElector``: "leaseDuration must be greater than renewDeadline"); with the default 60 s cycle 180 s,
+    and a leader also renews before each action of a cycle (``cluster.lease``)."""
+    return max(LEASE_SECONDS, math.ceil(3 * cycle_seconds))
 
 
 @dataclass
@@ -361,5 +372,5 @@ def _broker_lease(kube: KubeCluster) -> Callable[[], bool]:
 
     who = os.environ.get("POD_NAME") or socket.gethostname()
     return LeaseLock(kube.api, namespace=os.environ.get("POD_NAMESPACE") or NAMESPACE, name=LEASE_NAME,
-                     identity=f"{who}_{uuid.uuid4()}", duration_s=LEASE_SECONDS,
+                     identity=f"{who}_{uuid.uuid4()}", duration_s=lease_seconds(kube.spec.broker.cycle_seconds),
                      lease_api=kube.spec.cluster.serves(*LEASE_API_SINCE)).held
