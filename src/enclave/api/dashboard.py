@@ -151,6 +151,7 @@ def lent_spans(t: list[float], states: list[str], pool: str) -> list[Span]:
 def _pool_rows(service: Service) -> list[dict[str, Any]]:
     snap = service.history.latest()
     limits = {p.name: p for p in pool_capacity(service.spec)}
+    plan = service.runner.plan if service.runner else {}
     rows = []
     for name in service.spec.pools:
         v = (snap.pools.get(name) if snap else None) or PoolView()
@@ -163,6 +164,10 @@ def _pool_rows(service: Service) -> list[dict[str, Any]]:
             "idle_jobs": v.idle_jobs, "idle_cores": v.idle_cores, "running_jobs": v.running_jobs,
             "oldest_idle": duration(v.oldest_idle_seconds) if snap else "—",
             "guaranteed": limits[name].guaranteed_cores, "guarantee": v.guarantee, "max": limits[name].max_cores,
+            # The broker's last plan: what the pool needs and what it is given (enclave_pool_need_cores,
+            # enclave_pool_target_cores); "—" before its first cycle.
+            "need": plan[name].need if name in plan else "—",
+            "target": plan[name].target + plan[name].lend if name in plan else "—",
         })
     return rows
 

@@ -6,10 +6,13 @@ apps (tests, the benchmark) can live in one process without "duplicated timeseri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from enclave.api.snapshot import Snapshot
+from enclave.broker.decide import PoolState
 from enclave.broker.execute import KINDS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -87,12 +90,22 @@ class Metrics:
         self.broker_cycle_seconds = Gauge("enclave_broker_cycle_seconds", "Wall-clock seconds between this "
                                           "replica's broker cycles (live: the spec's broker.cycle_seconds).",
                                           registry=r)
+        # "Is prompt getting its capacity?" from the plan the broker just made, per pool (labels bounded by the
+        # spec's pools; prometheus.io/docs/practices/naming, "Labels": no unbounded values; base unit cores as the
+        # pool gauges above): compare need with target, target with enclave_pool_capacity_cores.
+        self.pool_guaranteed = Gauge("enclave_pool_guaranteed_cores", "Cores the spec guarantees a pool, as the "
+                                     "broker's last plan applied it (0 while it has no work).", ["pool"], registry=r)
+        self.pool_target = Gauge("enclave_pool_target_cores", "Cores the broker's last plan gives a pool: "
+                                 "standalone target plus Kubernetes cores to borrow.", ["pool"], registry=r)
+        self.pool_need = Gauge("enclave_pool_need_cores", "Cores the broker's last plan counted a pool as needing "
+                               "(windowed need, headroom and pre-warm included).", ["pool"], registry=r)
         self.broker_leader = Gauge("enclave_broker_leader", "1 while this replica runs the broker loop, 0 while it "
                                    "stands by (another holds the lock or Lease); a standby exports no pool, node "
                                    "or backend-clock series.", registry=r)
         self._snapshot_gauges = (self.pool_capacity, self.pool_busy, self.pool_idle_jobs, self.pool_idle_cores,
                                  self.pool_running_jobs, self.pool_oldest_idle, self.pool_memory, self.pool_busy_memory,
-                                 self.pool_cores_by_source, self.pool_utilization, self.nodes)
+                                 self.pool_cores_by_source, self.pool_utilization, self.nodes, self.pool_guaranteed,
+                                 self.pool_target, self.pool_need)
         """What ``observe_snapshot`` sets: the figures of the backend as this replica last observed it."""
         self._clock_registered = True
         self._zero_known_labels()
@@ -143,6 +156,13 @@ class Metrics:
                 self.pool_utilization.labels(pool, resource).set(share if share is not None else float("nan"))
         for state, count in snap.node_states.items():
             self.nodes.labels(state).set(count)
+
+    def observe_plan(self, pools: Mapping[str, PoolState]) -> None:
+        """Each pool's guarantee, target and need as the broker's plan of this cycle has them."""
+        for name, p in pools.items():
+            self.pool_guaranteed.labels(name).set(p.guaranteed)
+            self.pool_target.labels(name).set(p.target + p.lend)
+            self.pool_need.labels(name).set(p.need)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from enclave.api.metrics import Metrics
 from enclave.api.snapshot import History, summarise
 from enclave.broker.churn import Churn
+from enclave.broker.decide import PoolState
 from enclave.broker.execute import Outcome, target
 from enclave.domain.capacity import Backend, Observed
 from enclave.logs import event, logger
@@ -89,6 +90,8 @@ class BrokerRunner:
     leading: bool = True
     churn: Churn | None = None
     """Actions and evicted work per night as this loop applied them (backend clock); set at the first record."""
+    plan: dict[str, PoolState] = field(default_factory=dict)
+    """Each pool as the broker's last plan saw it (guarantee, need, target): exported and on the overview."""
     _announced: bool | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -139,6 +142,8 @@ class BrokerRunner:
         except Exception as exc:  # a failed cycle is reported and retried, never kills the service
             self._failed(exc)
             return observed, False
+        self.plan = report.plan.pools
+        self.metrics.observe_plan(self.plan)
         for outcome in report.outcomes:
             self._record(outcome, observed.now)
         for kind in report.failed:
