@@ -35,9 +35,8 @@ class _Hanging:
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.engine = self
 
-    def connect(self) -> Any:
+    def ping(self) -> Any:  # Database.ping's connection never comes
         self.release.wait(10)
         raise ConnectionError("released")
 

@@ -275,6 +275,11 @@ class Database:
                                     fix="on the server host, as the database's owner: `enclave db migrate`")
         self._unchecked = False
 
+    def ping(self) -> None:
+        """A trivial query (``SELECT 1``) on a connection of its own: raises what the database answers instead."""
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1")).scalar_one()
+
     def current_revisions(self) -> set[str]:
         from alembic.runtime.migration import MigrationContext
 
