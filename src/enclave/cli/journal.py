@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from enclave.cli.options import SELF, As, Output, OutputFormat, Reason, emit, enclave, host, parse_date, resolve_actor
+from enclave.clock import stamp
 from enclave.services import local
 from enclave.services.factory import open_database
 
@@ -91,10 +92,22 @@ def show(
     console.print(table)
 
 
+CLOCK_KEYS = frozenset({"clock"})
+"""Fields of a journal change that are backend clock readings (Unix seconds): shown as a UTC date, not a number."""
+
+
+def _value(key: str, value: object) -> object:
+    """A changed field as people read it: a clock reading by ``enclave.clock.stamp`` (UTC, ISO 8601 date and time;
+    audit: `clock: None → 1782043200.0`), anything else as stored."""
+    if key in CLOCK_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+        return stamp(value)
+    return value
+
+
 def _change(before: object, after: object) -> str:
     if isinstance(before, dict) and isinstance(after, dict):
         keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        return "; ".join(f"{k}: {before.get(k)} → {after.get(k)}" for k in keys)
+        return "; ".join(f"{k}: {_value(k, before.get(k))} → {_value(k, after.get(k))}" for k in keys)
     return json.dumps(after, default=str)[:200]
 
 
