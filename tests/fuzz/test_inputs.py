@@ -28,7 +28,7 @@ from enclave.errors import EnclaveError, InputError, IntegrityError
 from enclave.ops import backup
 from enclave.spec import parse
 from enclave.spec.defaults import EXAMPLES
-from tests.notebooks.conftest import Dav, dav, raw  # noqa: F401  (dav: the WebDAV server fixture)
+from tests.notebooks.conftest import Dav, dav, jhome, raw  # noqa: F401  (dav: the WebDAV server fixture, on jhome)
 from tests.ops.test_backup import _rewrite, key, made  # noqa: F401  (module fixtures: one real etcd backup)
 
 EXAMPLES_PER_TEST = int(os.environ.get("ENCLAVE_FUZZ_EXAMPLES", "25"))

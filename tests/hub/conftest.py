@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,9 +200,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def lsst_spec(where: Path, **notebooks: Any) -> EnclaveSpec:
-    """examples/lsst-ldf.yaml with homes under ``where`` (and any notebooks settings given)."""
+    """examples/lsst-ldf.yaml with homes under a home root every account can enter, as the real one (0755; pytest's
+    ``where`` is 0700, and the WebDAV server touches files as each account: workspace.act_as), removed with the
+    hub (``running_hub``); and any notebooks settings given."""
+    home_root = Path(tempfile.mkdtemp(prefix=f"{where.name}-jhome-"))
+    home_root.chmod(0o755)
     ldf = load(EXAMPLES / "lsst-ldf.yaml")
-    return ldf.model_copy(update={"storage": ldf.storage.model_copy(update={"home_root": str(where / "jhome")}),
+    return ldf.model_copy(update={"storage": ldf.storage.model_copy(update={"home_root": str(home_root)}),
                                   "notebooks": ldf.notebooks.model_copy(update=notebooks)})
 
 
@@ -212,7 +217,7 @@ def running_hub(where: Path, spec: EnclaveSpec) -> Iterator[Hub]:
     if missing:
         pytest.skip(f"the hub cannot start: {', '.join(missing)} not installed — run scripts/test-deps.sh and "
                     "pip install -e '.[dev]'")
-    (where / "jhome").mkdir()
+    Path(spec.storage.home_root).mkdir(exist_ok=True)
     (where / "enclave.yaml").write_text(dump(spec))
     db = Database(f"sqlite:///{where / 'enclave.db'}")
     db.migrate()
@@ -247,6 +252,7 @@ def running_hub(where: Path, spec: EnclaveSpec) -> Iterator[Hub]:
         admin.close()
         _stop(process)
         db.dispose()
+        shutil.rmtree(spec.storage.home_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
