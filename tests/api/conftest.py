@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
@@ -217,10 +218,12 @@ class Live:
     world: World
     server: ThreadedServer
 
-    def login_url(self, page: str, user: str = ADMIN) -> str:
+    def login_url(self, page: str, user: str = ADMIN, *, signed_out_later: bool = False) -> str:
         """A page of this server that signs Chromium in as ``user`` (an unknown one: a well-formed unknown token)
-        through the real form POST from this site, then goes on to ``page``: a token is never taken from a URL."""
-        return f"{self.server.url}{SIGN_IN}?{urlencode({'user': user, 'next': page})}"
+        through the real form POST from this site, then goes on to ``page``: a token is never taken from a URL.
+        ``signed_out_later``: the page's later refreshes are answered 401, as once the sign-in lapses."""
+        query = {"user": user, "next": page} | ({"signed_out_later": "1"} if signed_out_later else {})
+        return f"{self.server.url}{SIGN_IN}?{urlencode(query)}"
 
 
 SIGN_IN = "/test-only/sign-in"
@@ -229,13 +232,23 @@ SIGN_IN = "/test-only/sign-in"
 def with_sign_in_page(app: FastAPI, tokens: dict[str, str]) -> FastAPI:
     """The test server also serves a page that submits the sign-in form by itself: what a person does by pasting
     the token, from this site's own origin (the Origin check of POST /login applies as for them)."""
-    def page(user: str, next: str) -> HTMLResponse:  # noqa: A002
+    def page(user: str, next: str, signed_out_later: str = "") -> HTMLResponse:  # noqa: A002
         token = tokens.get(user, f"enc_0000000000000000_{'x' * 43}")
+        mark = f'document.cookie = "{SIGNED_OUT_LATER}=1; path=/";' if signed_out_later else ""
         return HTMLResponse(f"""<form id="f" method="post" action="/login"><input name="token" value="{token}">
-<input name="next" value="{html.escape(next)}"></form><script>document.getElementById("f").submit()</script>""")
+<input name="next" value="{html.escape(next)}"></form><script>{mark}document.getElementById("f").submit()</script>""")
+
+    @app.middleware("http")
+    async def lapse(request: Request, call_next: Any) -> Any:
+        if request.url.path.startswith("/fragments/") and request.cookies.get(SIGNED_OUT_LATER):
+            return HTMLResponse("Signed out", status_code=401)
+        return await call_next(request)
 
     app.add_api_route(SIGN_IN, page, methods=["GET"])
     return app
+
+
+SIGNED_OUT_LATER = "test_signed_out_later"
 
 
 @pytest.fixture(scope="module")

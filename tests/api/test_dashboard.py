@@ -137,6 +137,18 @@ def test_chromium_overview_updates_live(live: Live, browser: Browser) -> None:
     assert "<polyline" in dom  # the charts have data
 
 
+def test_chromium_says_when_its_figures_stop_updating(live: Live, browser: Browser) -> None:
+    """A refresh answered 401 (the sign-in lapsed) or not at all leaves the figures as they were: the page says so
+    and how old they are, instead of showing them as current."""
+    fresh = browser.dom(live.login_url("/"), budget_ms=4000)
+    assert re.search(r'<div id="stale" role="alert" hidden="">', fresh), "a page that updates shows no banner"
+    dom = browser.dom(live.login_url("/", signed_out_later=True), budget_ms=4000)
+    banner = re.search(r'<div id="stale" role="alert">([^<]*)</div>', dom)
+    assert banner is not None, "the banner never showed"
+    assert re.fullmatch(r"Signed out: these figures stopped updating \d+ s ago\. Sign in again to see current ones\.",
+                        banner.group(1)), banner.group(1)
+
+
 def test_chromium_nodes_notebooks_journal(live: Live, browser: Browser) -> None:
     nodes = browser.dom(live.login_url("/nodes"))
     assert 'data-node="condor-040"' in nodes and 'data-node="kub-001"' in nodes
