@@ -302,3 +302,29 @@ def test_the_api_is_probed_over_http_for_liveness_and_readiness(rendered: tuple[
         assert probe["failureThreshold"] == 3
         assert probe["timeoutSeconds"] > 1
     assert [p["name"] for p in api["ports"]] == ["http"]  # the name the probes use
+
+
+def test_the_webdav_server_is_probed_over_http_at_a_path_it_answers_without_a_login(
+        rendered: tuple[EnclaveSpec, Path], tmp_path: Path) -> None:
+    """As the API (above): a tcpSocket probe passes a frozen server, so the WebDAV container is asked over HTTP, at
+    the path the server answers from the process alone, without a login (a probe carries no credentials)."""
+    import httpx
+
+    from enclave.notebooks import webdav
+
+    _, out = rendered
+    dav = _containers(out, "enclave-webdav")
+    for probe in (dav["livenessProbe"], dav["readinessProbe"]):
+        assert probe["httpGet"] == {"path": webdav.HEALTH_PATH, "port": "http"} and "tcpSocket" not in probe
+    assert [p["name"] for p in dav["ports"]] == ["http"]
+
+    def nobody(*_: object) -> None:
+        raise AssertionError("the health path asks no one")
+
+    running = webdav.start(webdav.make_app(nobody, anchor=tmp_path))  # type: ignore[arg-type]
+    try:
+        health = httpx.get(f"{running.url}{webdav.HEALTH_PATH}")
+        assert health.status_code == 200 and health.text == "ok\n"
+        assert httpx.get(f"{running.url}/alice/").status_code == 401  # everything else still needs a login
+    finally:
+        running.stop()

@@ -194,9 +194,6 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
                 {"name": "ENCLAVE_SPEC", "value": f"{SPEC_MOUNT}/enclave.yaml"},
                 {"name": "ENCLAVE_DB", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}],
         "ports": [{"name": "http", "containerPort": port}],
-        # The WebDAV server has no unauthenticated HTTP path to ask, so only whether it accepts connections;
-        # the API's are replaced by api_probes.
-        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
@@ -219,10 +216,22 @@ def api_probes() -> dict[str, Any]:
     - readiness, ``/api/v1/ready``: the replica's database answers a trivial query within a second
       (``enclave.services.database.unready``), else it leaves the Service's endpoints until it does ("Define
       readiness probes"), never restarted for it."""
-    def probe(path: str) -> dict[str, Any]:
-        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2,
-                "failureThreshold": 3}
-    return {"livenessProbe": probe("/api/v1/health"), "readinessProbe": probe("/api/v1/ready")}
+    return {"livenessProbe": _probe("/api/v1/health"), "readinessProbe": _probe("/api/v1/ready")}
+
+
+def _probe(path: str) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
+
+
+WEBDAV_HEALTH = "/-/health"
+"""What the WebDAV server answers without a login (enclave.notebooks.webdav.HEALTH_PATH)."""
+
+
+def webdav_probes() -> dict[str, Any]:
+    """The WebDAV container's probes, as ``api_probes`` reasons: over HTTP, since a frozen server still accepts
+    connections. Both ask the process alone (``WEBDAV_HEALTH``): it is ready once it answers. It has no readiness of
+    its own on the database, which the API's readiness already reports for both (they share it)."""
+    return {"livenessProbe": _probe(WEBDAV_HEALTH), "readinessProbe": _probe(WEBDAV_HEALTH)}
 
 
 def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
@@ -391,6 +400,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     webdav["securityContext"] = WEBDAV_SECURITY
+    webdav.update(webdav_probes())
     return {
         "namespace.yaml": [
             _namespace(),

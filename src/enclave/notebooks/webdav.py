@@ -419,6 +419,8 @@ class WorkspaceApp:
         # this thread left behind; WorkspaceGate takes the account's identity once the request is allowed.
         act_as_server()
         path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH and environ.get("REQUEST_METHOD", "").upper() in ("GET", "HEAD"):
+            return _health(start_response)
         if path != "*":
             try:
                 normalize_path(re_encode_wsgi(path))
@@ -427,6 +429,16 @@ class WorkspaceApp:
             except UnicodeDecodeError:  # WsgiDAV would raise it later, as a 500
                 return _deny(start_response, 400, "the path is not UTF-8; percent-encode the UTF-8 bytes of the name")
         return self.dav(environ, start_response)
+
+
+HEALTH_PATH = "/-/health"
+"""Answered by the process alone, without a login, for the kubelet's probes (enclave.cluster.deploy): no workspace
+has this name, since a user name starts with a letter (enclave.accounts.lifecycle.USERNAME)."""
+
+
+def _health(start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "3")])
+    return [b"ok\n"]
 
 
 def make_app(authenticator: Authenticator, *, anchor: str | Path = "/", clock: Clock = lambda: None,
