@@ -274,19 +274,28 @@ def restore_plan(archive: str, cluster: Sequence[Member], data_dir: str = "/var/
     all; a member alone has no quorum)."""
     if not cluster:
         raise InputError([Problem("--member", "no etcd member given", "name every control-plane node")])
-    flags = " ".join(f"--member {m.name}={m.peer_url}" for m in cluster)
     out = []
     for m in cluster:
         out.append(MemberRestore(m, (
-            f"copy {archive} to {m.name} (mode 0600: it holds private keys)",
-            f"enclave backup restore {archive} --data-dir {data_dir} --name {m.name} --peer-url {m.peer_url} "
-            f"--client-url {m.client_url} --cluster-token {m.cluster_token} {flags} --kubernetes-dir {kubernetes_dir}",
-            f"# same as: etcdutl {' '.join(restore_args('<snapshot.db>', data_dir, m, cluster))}",
+            *_restore_steps(archive, m.name, m, cluster, data_dir, kubernetes_dir),
             f"in /etc/kubernetes/manifests/etcd.yaml: --data-dir={data_dir} (and its hostPath volume), "
             f"--initial-cluster={initial_cluster(cluster)}, --initial-cluster-state=new, "
             f"--initial-cluster-token={m.cluster_token}",
         )))
     return tuple(out)
+
+
+def _restore_steps(archive: str, node: str, m: Member, cluster: Sequence[Member], data_dir: str,
+                   kubernetes_dir: str) -> tuple[str, str, str]:
+    """The steps every plan's member shares: bring the archive to ``node``, restore ``m`` (one of ``cluster``, or
+    alone when it is empty) with enclave, and the etcdutl command that amounts to."""
+    flags = "".join(f" --member {c.name}={c.peer_url}" for c in cluster)
+    return (
+        f"copy {archive} to {node} (mode 0600: it holds private keys)",
+        f"enclave backup restore {archive} --data-dir {data_dir} --name {m.name} --peer-url {m.peer_url} "
+        f"--client-url {m.client_url} --cluster-token {m.cluster_token}{flags} --kubernetes-dir {kubernetes_dir}",
+        f"# same as: etcdutl {' '.join(restore_args('<snapshot.db>', data_dir, m, cluster))}",
+    )
 
 
 def plain_local_restore_plan(archive: str, node: str, member: Member, data_dir: str = "/var/lib/etcd-restored",
@@ -296,10 +305,7 @@ def plain_local_restore_plan(archive: str, node: str, member: Member, data_dir: 
     the hostPath volume that mounts it) at the new directory. The manifest names no member or cluster, and etcd
     reads both from a data directory that has them, so nothing else in it changes."""
     return (MemberRestore(member, (
-        f"copy {archive} to {node} (mode 0600: it holds private keys)",
-        f"enclave backup restore {archive} --data-dir {data_dir} --name {member.name} --peer-url {member.peer_url} "
-        f"--client-url {member.client_url} --cluster-token {member.cluster_token} --kubernetes-dir {kubernetes_dir}",
-        f"# same as: etcdutl {' '.join(restore_args('<snapshot.db>', data_dir, member))}",
+        *_restore_steps(archive, node, member, (), data_dir, kubernetes_dir),
         f"in /etc/kubernetes/manifests/etcd.yaml: --data-dir={data_dir} and its hostPath volume (kubeadm before 1.10 "
         f"sets no --name or --initial-cluster: etcd's defaults are the restored member's)",
     ), node),)
