@@ -195,12 +195,19 @@ configure(c)
 """
 
 
+def _split_tag(ref: str) -> tuple[str, str | None]:
+    """A reference without its digest as (name, tag): the tag follows the last ":" after the last "/" (a ":" before
+    it is a registry's port), None when there is none."""
+    name, sep, tag = ref.rpartition(":")
+    return (name, tag) if sep and "/" not in tag else (ref, None)
+
+
 def _image_name_tag(image: str) -> dict[str, str]:
     """The chart's {name, tag} whose ``name:tag`` (as the chart writes an image) is ``image``: a digest rides in the
     tag (``_chart_pin``); a digest without a tag is split at its own colon, which writes it back the same."""
     ref, at, digest = image.partition("@")
-    name, sep, tag = ref.rpartition(":")
-    if sep and "/" not in tag:
+    name, tag = _split_tag(ref)
+    if tag is not None:
         return {"name": name, "tag": f"{tag}{at}{digest}"}
     if at:
         name, _, tag = image.rpartition(":")
@@ -300,12 +307,12 @@ def _chart_pin(spec: EnclaveSpec, role: str, example: str) -> dict[str, str] | N
     if pinned is None:
         return None
     ref, digest = pinned.split("@", 1)
-    name, _, tag = ref.rpartition(":")
-    if not name or "/" in tag:
+    name, tag = _split_tag(ref)
+    if not name or tag is None:
         raise InputError([Problem(f"registry.system_images.{role}", f"{pinned} has no tag",
                                   "the Zero-to-JupyterHub chart renders its images as name:tag; give it as "
                                   f"repository:tag@sha256:<digest>, e.g. {example}@{digest}")])
-    return {"name": name, "tag": f"{tag}@{digest}"}
+    return _image_name_tag(pinned)
 
 
 def hub_image(spec: EnclaveSpec) -> dict[str, str]:
@@ -433,8 +440,7 @@ def admissible(image: str, pin: ImagePin | None) -> str:
     pinned = pin(image) if pin is not None and "@" not in image else None
     if pinned is None:
         return image
-    _, sep, tag = image.rpartition(":")
-    return f"{image}@{pinned.split('@', 1)[1]}" if sep and "/" not in tag else pinned
+    return f"{image}@{pinned.split('@', 1)[1]}" if _split_tag(image)[1] is not None else pinned
 
 
 def _pin_choices(profiles: list[dict[str, Any]], pin: ImagePin) -> None:
