@@ -207,8 +207,11 @@ def group_sort_expr(spec: EnclaveSpec) -> str:
             "ifThenElse(GroupQuota > 0, 2.0 + GroupResourcesInUse / GroupQuota, 3.3e+38)))")
 
 
-PRE_JOB_RANK_DEFAULT = ("(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDEFINED)) - (100000 * Cpus) - "
-                        "Memory")
+PRE_JOB_RANK_CORE_WEIGHT = 100000
+"""What one unclaimed core weighs against one MiB in HTCondor's default NEGOTIATOR_PRE_JOB_RANK (below); the twin
+orders its candidate slots by it (``enclave.twin.sim.Sim._candidates``)."""
+PRE_JOB_RANK_DEFAULT = ("(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDEFINED)) - "
+                        f"({PRE_JOB_RANK_CORE_WEIGHT} * Cpus) - Memory")
 """HTCondor's default NEGOTIATOR_PRE_JOB_RANK (htcondor/htcondor ``src/condor_utils/param_info.in``, read at
 7491a14; the test reads it back from the installed HTCondor): the startd's own RANK, then unclaimed slots, then the
 smallest. Evaluated with the slot as MY and the job as TARGET; the negotiator sorts a job's candidate slots by it
@@ -225,7 +228,8 @@ def pre_job_rank(spec: EnclaveSpec) -> str:
     """NEGOTIATOR_PRE_JOB_RANK: a slot of the job's own pool before any other pool's, then HTCondor's default
     order among them (``PRE_JOB_RANK_DEFAULT``). An overflowing job (``policy.overflow_pools``) so fills its own
     pool's free slots first and takes another pool's only for what they cannot hold; the twin's negotiator offers a
-    submitter its own pool's slots first in the same way (``enclave.twin.sim.Sim._match_pool``)."""
+    submitter its own pool's slots first, and the smallest first among them, in the same way
+    (``enclave.twin.sim.Sim._candidates``)."""
     a = spec.batch.pool_attribute
     return f"({OWN_POOL_RANK} * (MY.{a} =?= TARGET.{a})) + {PRE_JOB_RANK_DEFAULT}"
 

@@ -14,13 +14,12 @@ import gc
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any, Protocol
 
-from enclave.batch.policy import overflow_pools, pool_submit_hosts
-from enclave.batch.render import pod_grace_seconds, retirement_ends
+from enclave.batch.policy import pool_submit_hosts
+from enclave.batch.render import PRE_JOB_RANK_CORE_WEIGHT, pod_grace_seconds, retirement_ends
 from enclave.domain.capacity import NodeState, StartdKind
 from enclave.errors import IntegrityError, InvalidTransition, NotFound
 from enclave.spec.models import NodeRole, node_name
@@ -256,8 +255,6 @@ class Sim:
         self.matcher = Matcher(self.spec, self.acs)
         self.pools = list(self.spec.pools)
         self.by_priority = sorted(self.pools, key=lambda p: -self.spec.pools[p].priority)
-        self.overflowing = frozenset(overflow_pools(self.spec))
-        """Pools whose jobs START admits on other pools' slots too (``_own_first``)."""
         self.pool_acs: dict[str, list[int]] = {p: [a.index for a in self.acs if a.pool == p] for p in self.pools}
         self._sig_acs: dict[Signature, dict[str, list[int]]] = {}
         self.queues: list[deque[Block]] = [deque() for _ in self.acs]
@@ -566,11 +563,12 @@ class Sim:
         return table
 
     def _fill_from_ac(self, ac: int) -> None:
-        """Place queued jobs of one autocluster on any matching slot with room (after an arrival)."""
+        """Place queued jobs of one autocluster on any matching slot with room (after an arrival), in the
+        negotiator's order (``_candidates``)."""
         a = self.acs[ac]
         q = self.queues[ac]
         matches = self.matcher.matches
-        for s in self._own_first(a.pool):
+        for s in self._candidates(a.pool, a.cpus, a.memory_mib):
             if not q:
                 return
             if s.accepting and s.free_cores >= a.cpus and s.free_mem >= a.memory_mib and matches(ac, s.sig):
@@ -838,28 +836,34 @@ class Sim:
         self._cycle_end()
 
     def _match_pool(self, pool: str) -> None:
-        """Match ``pool``'s jobs the cycle saw on every slot with room: the slots of its own pool first, then the
-        others (a latency pool's jobs overflow onto them), each in the collector's order. The rendered
-        NEGOTIATOR_PRE_JOB_RANK sorts a job's candidate slots so (``enclave.batch.render.pre_job_rank``); its
-        default's order among slots of one pool (the smallest first) is not modelled."""
+        """Match ``pool``'s jobs the cycle saw on every slot with room, in the order the rendered
+        NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``)."""
         budget = self._seen
         # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
         budget += [0] * (len(self.acs) - len(budget))
         left = sum(budget[ac] for ac in self.pool_acs[pool])
-        for s in self._own_first(pool):
+        for s in self._candidates(pool):
             if left <= 0 or not self.idle[pool]:
                 return
             if s.accepting and s.free_cores > 0:
                 left -= self._fill_for(s, pool, budget)
 
-    def _own_first(self, pool: str) -> Iterable[SimStartd]:
-        """The startds, ``pool``'s own first (NEGOTIATOR_PRE_JOB_RANK), in the collector's order otherwise. A pool
-        that does not overflow may run only on its own slots or shared ones, so for it the collector's order is
-        already that: one pass (the engine's speed at 8x the enclave, ``bench.twin_night``)."""
-        startds = self.startds.values()
-        if pool not in self.overflowing:
-            return startds
-        return chain((s for s in startds if s.pool == pool), (s for s in startds if s.pool != pool))
+    def _candidates(self, pool: str, cpus: int = 1, memory_mib: int = 0) -> list[SimStartd]:
+        """The startds with room for a request of ``cpus`` and ``memory_mib``, in the negotiator's order for
+        ``pool``'s jobs: the rendered NEGOTIATOR_PRE_JOB_RANK (``enclave.batch.render.pre_job_rank``) puts a slot of
+        the job's own pool first (what matters when the pool overflows onto others), then HTCondor's default,
+        ``- (100000 * Cpus) - Memory`` on the partitionable slot's unclaimed cores and MiB
+        (``render.PRE_JOB_RANK_DEFAULT``, from param_info.in): the smallest slot first, so jobs pack onto partly
+        used machines and whole ones stay free for large requests. Ties keep the collector's order (Python's sort
+        is stable; the default NEGOTIATOR_POST_JOB_RANK is equal for partitionable slots). The order is taken once
+        for the turn: the negotiator sorts a request's candidates once and takes matches from that list
+        (matchmaker.cpp, ``MatchListType`` with NEGOTIATOR_MATCHLIST_CACHING on by default). The startd's own RANK
+        (0: enclave renders none) and the unclaimed-slot term (a partitionable slot is always unclaimed) are
+        equal for every candidate."""
+        room = [s for s in self.startds.values()
+                if s.accepting and s.free_cores >= cpus and s.free_mem >= memory_mib]
+        room.sort(key=lambda s: (s.pool != pool, PRE_JOB_RANK_CORE_WEIGHT * s.free_cores + s.free_mem))
+        return room
 
     def _cycle_end(self) -> None:
         """The last turn is over: preemption (the negotiator considers it in the same cycle, after free slots),
