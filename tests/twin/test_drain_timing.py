@@ -18,6 +18,8 @@ Rules (sources in ``enclave.twin.scenario`` and ``enclave.batch.render``):
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from enclave.batch import render
@@ -195,3 +197,22 @@ def test_a_repaired_batch_node_serves_only_after_its_startd_comes_up(minimal: En
     assert not sim.startds[name].ready
     sim.run_until(repaired + HTC)
     assert sim.startds[name].ready and sim.startds[name].running  # the queued DRP jobs start (instant matching)
+
+
+def test_a_repaired_batch_node_serves_its_rendered_pool_again(minimal: EnclaveSpec) -> None:
+    """A relabel is runtime configuration, "lost on restarts" (DC_CONFIG_RUNTIME, htcondor/htcondor
+    src/condor_daemon_core.V6/README.config): the startd of a batch-only node that failed and was repaired reads its
+    config files again, so it serves the pool its rendered config names, with the rendered EnclavePoolSince
+    (0: out of cooldown), whatever pool the broker had moved it to."""
+    sim = _sim(minimal, failures="{storms: [{at_h: 0.1, nodes: 1, group: batch, repair_h: 0.5}]}")
+    rendered = {s.name: s.pool for s in sim.startds.values()}
+    moved_to = {name: next(p for p in minimal.pools if p != pool) for name, pool in rendered.items()}
+    sim.run_until(1.0)
+    for name, pool in moved_to.items():
+        sim.relabel(name, pool)
+    assert {s.name: s.pool for s in sim.startds.values()} == moved_to
+    sim.run_until(360.0)
+    name = next(n.name for n in sim.nodes.values() if n.state == NodeState.DOWN)
+    sim.run_until(360 + 0.5 * 3600 + HTC)
+    assert sim.startds[name].pool == rendered[name] and sim.startds[name].since == -math.inf
+    assert all(sim.startds[other].pool == pool for other, pool in moved_to.items() if other != name)

@@ -78,6 +78,8 @@ class SimNode:
         self.pending_pool: str | None = None
         self.unserving_since: float | None = None
         self.standalone_pool: str | None = None
+        """The label a batch-only node's rendered config gives its standalone startd, the one it serves whenever
+        HTCondor starts there (the layout at setup, and after a repair): a relabel is runtime configuration."""
         self.images: dict[str, float] = {}
         """Image → when it is (or will be) on the node's disk: pulled once, kept across pods and failures."""
         self.evicting = False
@@ -454,6 +456,8 @@ class Sim:
             self._room_changed(node)
         else:
             node.startd = s
+            if kind == StartdKind.STANDALONE and node.standalone_pool is None:
+                node.standalone_pool = pool  # the layout's: what the node's rendered config says
         if ready_at is None:
             self._ready(s)
         else:
@@ -1217,8 +1221,6 @@ class Sim:
         for s in list(n.pods.values()):
             self._remove_startd(s)
         if n.startd is not None:
-            if n.startd.kind == StartdKind.STANDALONE:
-                n.standalone_pool = n.startd.pool
             self._remove_startd(n.startd)
         for i in sorted(n.notebooks):
             self._end_notebook(i)
@@ -1240,14 +1242,18 @@ class Sim:
         self._room_changed(n)
         n.since = self.now
         if n.role == NodeRole.BATCH_ONLY:
-            # The standalone startd returns with the label it had: every batch-only node has one from setup
-            # on, and only a failure (which notes the label) removes it.
+            # The standalone startd returns in its rendered pool, not the one the broker last moved it to: a
+            # relabel is runtime configuration, which "is lost on restarts" (DC_CONFIG_RUNTIME, htcondor/htcondor
+            # src/condor_daemon_core.V6/README.config; htcondor2's RemoteParam sets nothing else), so the startd
+            # reads its config files again. With no EnclavePoolSince set at runtime it publishes the rendered
+            # default, 0, which the broker reads as out of cooldown (batch/render.py), as after setup.
             if n.standalone_pool is None:
                 raise IntegrityError(f"batch-only node {n.name} was repaired but had no startd", where="twin",
                                      fix="this is a twin bug: report the scenario and seed")
             # HTCondor starts on the repaired node: its startd is matched only after its first ad.
-            self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name,
-                            ready_at=self.now + self.sc.timing.htcondor_start_s)
+            s = self.add_startd(n, StartdKind.STANDALONE, n.standalone_pool, n.cores, n.mem, n.name,
+                                ready_at=self.now + self.sc.timing.htcondor_start_s)
+            s.since = -math.inf
         else:
             self._retry_notebooks()
         self.policy.on_repair(self, n)
