@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import struct
 from pathlib import Path
 
@@ -9,10 +11,10 @@ import pytest
 from classad2 import ClassAd, ExprTree
 
 from enclave.access.render import namespace_objects
-from enclave.batch import policy, render
+from enclave.batch import idtoken, policy, render
 from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError
-from enclave.spec.models import EnclaveSpec
+from enclave.spec.models import BatchTokens, EnclaveSpec
 
 from .conftest import DEV, NOTEBOOK_SCHEDD, negotiator_order, startd
 
@@ -317,3 +319,67 @@ def test_bad_inputs(ldf: EnclaveSpec, tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(InputError, match="cannot create the output directory"):
         render.write(render.render_all(ldf), blocker / "sub")
+
+
+def _with_tokens(spec: EnclaveSpec, **tokens: object) -> EnclaveSpec:
+    notebooks = spec.notebooks.model_copy(update={"batch_tokens": BatchTokens.model_validate(tokens)})
+    return spec.model_copy(update={"notebooks": notebooks})
+
+
+def test_the_commons_schedd_takes_notebook_tokens(ldf: EnclaveSpec, tmp_path: Path) -> None:
+    """What a notebook pod's token needs of the commons schedd, read back by HTCondor's parser: a client presents a
+    token only when its issuer is the server's TRUST_DOMAIN (condor_auth_passwd.cpp ``checkToken``), and the schedd
+    takes the identity's domain for the job's, a local user only in its UID_DOMAIN (qmgmt.cpp ``SetAttribute``), so
+    the minted ``sub`` must end in the UID_DOMAIN this file gives. The key is a file of SEC_PASSWORD_DIRECTORY named
+    as the spec names it (store_cred.cpp ``getTokenSigningKeyPath``)."""
+    spec = _with_tokens(ldf, enabled=True)
+    path = render.write([render.submit_host(spec, NOTEBOOK_SCHEDD)], tmp_path)[0]
+    got = render.read_back(path, ["UID_DOMAIN", "TRUST_DOMAIN", "SEC_PASSWORD_DIRECTORY", render.NOTEBOOK_KEY_KNOB],
+                           subsystem="SCHEDD")
+    token = idtoken.mint(b"k", key_name=spec.notebooks.batch_tokens.key, issuer=spec.batch.central_manager,
+                         subject=idtoken.notebook_subject(spec, "alice"), lifetime_s=60, now=0)
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["iss"] == got["TRUST_DOMAIN"] == "lsst-condor-cm.ncsa.illinois.edu"
+    assert claims["sub"] == f"alice@{got['UID_DOMAIN']}"
+    # The domain every commons schedd's Service name ends in, so one token serves all of them.
+    assert NOTEBOOK_SCHEDD.endswith(f".{got['UID_DOMAIN']}")
+    assert got[render.NOTEBOOK_KEY_KNOB] == f"{got['SEC_PASSWORD_DIRECTORY']}/NOTEBOOKS"
+
+
+def test_a_notebook_token_buys_no_other_token(rendered: Path, ldf: EnclaveSpec) -> None:
+    """daemon_core_main.cpp: ``handle_dc_session_token`` signs a token for the asking identity with the pool's key
+    (``get_token_signing_key``) and no expiry unless asked, unless SEC_ENABLE_TOKEN_FETCH is false;
+    ``handle_dc_start_token_request`` likewise with SEC_ENABLE_TOKEN_REQUEST. Both default true (param_info.in),
+    which a login host's schedd keeps."""
+    knobs = ["SEC_ENABLE_TOKEN_FETCH", "SEC_ENABLE_TOKEN_REQUEST"]
+    commons = render.read_back(rendered / f"submit-{NOTEBOOK_SCHEDD}.conf", knobs, subsystem="SCHEDD")
+    assert commons == {"SEC_ENABLE_TOKEN_FETCH": "False", "SEC_ENABLE_TOKEN_REQUEST": "False"}
+    login = render.read_back(rendered / f"submit-{DEV}.conf", knobs, subsystem="SCHEDD")
+    assert "False" not in login.values()
+
+
+def test_a_minted_condor_is_no_daemon_at_the_commons_schedd(rendered: Path) -> None:
+    """The hub can sign any ``sub`` with the notebook key, ``condor@…`` too; IpVerify matches an entry's host part
+    against the peer's address (condor_ipverify.cpp), so ``condor@*/<central manager>`` admits no notebook pod.
+    A login host's schedd keeps ``condor@*/*``."""
+    commons = render.read_back(rendered / f"submit-{NOTEBOOK_SCHEDD}.conf", ["ALLOW_DAEMON"], subsystem="SCHEDD")
+    assert commons["ALLOW_DAEMON"] == "condor@*/lsst-condor-cm.ncsa.illinois.edu"
+    login = render.read_back(rendered / f"submit-{DEV}.conf", ["ALLOW_DAEMON"], subsystem="SCHEDD")
+    assert "condor@*/*" in [e.strip() for e in (login["ALLOW_DAEMON"] or "").split(",")]
+
+
+def test_no_notebook_token_for_a_queue_super_user(rendered: Path, ldf: EnclaveSpec) -> None:
+    """A bare QUEUE_SUPER_USERS entry is that user in the schedd's UID_DOMAIN (qmgmt.cpp ``ContainsUserName``:
+    ASSUME_UID_DOMAIN), the domain of notebook tokens: an account named as one would edit everyone's jobs."""
+    got = render.read_back(rendered / f"submit-{NOTEBOOK_SCHEDD}.conf", ["QUEUE_SUPER_USERS"], subsystem="SCHEDD")
+    bare = [u.strip() for u in (got["QUEUE_SUPER_USERS"] or "").split(",") if "@" not in u]
+    assert bare == ["root", "condor"]
+    for user in bare:
+        with pytest.raises(InputError):
+            idtoken.notebook_subject(ldf, user)
+
+
+def test_no_notebook_key_without_notebook_tokens(rendered: Path) -> None:
+    got = render.read_back(rendered / f"submit-{NOTEBOOK_SCHEDD}.conf", [render.NOTEBOOK_KEY_KNOB],
+                           subsystem="SCHEDD")
+    assert got[render.NOTEBOOK_KEY_KNOB] is None

@@ -62,6 +62,10 @@ def mutate(path: list[str | int], value: Any) -> dict[str, Any]:
         (["batch", "default_pool"], "nightly", "default pool 'nightly' is not defined"),
         (["notebooks", "bounds"], {"min_cpu": 5}, "min_cpu 5.0 is above max_cpu 4.0"),
         (["notebooks", "bounds"], {"min_memory_mib": 9000}, "above max_memory_mib"),
+        # The pool's key: every daemon takes it (store_cred.cpp getTokenSigningKey), so the hub must not hold it.
+        (["notebooks", "batch_tokens"], {"enabled": True, "key": "POOL"}, "may not be POOL"),
+        (["notebooks", "batch_tokens"], {"key": "../POOL"}, "should match pattern"),
+        (["notebooks", "batch_tokens"], {"lifetime_seconds": 0}, "greater than 0"),
     ],
 )
 def test_rule(path: list[str | int], value: Any, message: str) -> None:

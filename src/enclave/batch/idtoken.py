@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Sequence
 
 from enclave.errors import InputError, Problem
+from enclave.spec.models import EnclaveSpec
 
 POOL_KEY = "POOL"
 """The pool's key, which ``mint`` refuses: HTCondor reads it from SEC_TOKEN_POOL_SIGNING_KEY_FILE and doubles it
@@ -52,6 +53,34 @@ _NAME_PART = re.compile(r"[A-Za-z0-9_.-]+")
 """A user or a domain of ``sub``. The server splits the subject at its last '@' into user and domain
 (condor_auth_passwd.cpp, ``authenticate_continue``: ``strrchr(login, '@')``), and ALLOW lists and
 QUEUE_SUPER_USERS are comma- and space-separated, so neither part may hold '@', ',', '/' or white space."""
+
+
+RESERVED_USERS = ("root", "condor")
+"""HTCondor's default QUEUE_SUPER_USERS (param_info.in: "root, condor"), which the rendered schedds keep: a bare
+entry means that user in the schedd's UID_DOMAIN (qmgmt.cpp ``ContainsUserName``: ASSUME_UID_DOMAIN), the domain
+notebook tokens name, so an account of either name would get a token that edits everyone's jobs. None is minted
+for them (``notebook_subject``)."""
+
+
+def commons_uid_domain(spec: EnclaveSpec) -> str:
+    """UID_DOMAIN of every commons schedd, and the domain of every notebook token's ``sub``: the DNS suffix their
+    Service names share (``render.commons_schedd``: ``<service>.<notebook namespace>.svc``). One domain for all of
+    them, because a pod's client presents the first token whose key and issuer the server takes (condor_auth_passwd.cpp
+    ``findToken``), the same for every commons schedd. It must be the schedd's UID_DOMAIN: the schedd takes the
+    identity's domain for the job's, and a job whose domain is not its UID_DOMAIN is no local user (qmgmt.cpp,
+    ``SetAttribute`` of Owner: "Owner is not in UID_DOMAIN; setting IsLocalUser=false"). Not the central manager's
+    name, the domain of the broker's identity (``render.BROKER_IDENTITY``), so no account's token is the broker."""
+    return f"{spec.notebooks.namespace}.svc"
+
+
+def notebook_subject(spec: EnclaveSpec, username: str) -> str:
+    """The ``sub`` of ``username``'s notebook token: ``<username>@<commons UID_DOMAIN>``, so the schedd's job Owner is
+    the account (qmgmt.cpp: Owner is the authenticated user, OsUser derived from it). Raises InputError for
+    ``RESERVED_USERS``."""
+    if username in RESERVED_USERS:
+        raise InputError([Problem("account", f"{username!r} is a queue super user on every schedd "
+                                  "(QUEUE_SUPER_USERS)", "no batch token is minted for this account")])
+    return f"{username}@{commons_uid_domain(spec)}"
 
 
 def _b64(data: bytes) -> str:

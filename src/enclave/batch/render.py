@@ -33,7 +33,7 @@ from pathlib import Path
 
 from classad2 import ExprTree
 
-from enclave.batch import policy
+from enclave.batch import idtoken, policy
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
@@ -411,15 +411,57 @@ def _queue_writers(spec: EnclaveSpec, host: str) -> list[str]:
     notebook pods reach a commons schedd from their own pod addresses, which are in no list and change with each
     spawn, and the spec names no pod network to list instead. So a commons schedd admits any authenticated user
     from anywhere: every method it accepts authenticates (SEC_DEFAULT_AUTHENTICATION = REQUIRED, ``_security``;
-    FS works only on the host, so a pod needs an IDTOKEN of the pool), and the network bound is the notebook
-    namespace's NetworkPolicies (``access.render.namespace_objects``: default-deny, then the namespace's own
-    pods)."""
+    FS works only on the host, so a pod presents the IDTOKEN the hub minted for its account, ``_daemon_peers``),
+    and the network bound is the notebook namespace's NetworkPolicies (``access.render.namespace_objects``:
+    default-deny, then the namespace's own pods)."""
     if commons_schedd(spec, host):
         return ["# Notebook pods submit here from pod addresses no list can name: any authenticated user; the",
                 "# notebook namespace's NetworkPolicies (default-deny, its own pods) are the network bound.",
                 "ALLOW_WRITE = *@*/*"]
     return ["# Users submit on this host; nobody else can write to the queue.",
             "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)"]
+
+
+def _daemon_peers(spec: EnclaveSpec, host: str) -> list[str]:
+    """ALLOW_DAEMON of the schedd on ``host``, and on a commons schedd what notebook pods' tokens need
+    (docs/batch.md, "Notebook pods' tokens").
+
+    A commons schedd holds the key notebook tokens are signed with (spec ``notebooks.batch_tokens.key``), and its
+    holder, the hub, can mint any ``sub`` with it; an IDTOKEN's identity is its ``sub`` whatever key signed it
+    (condor_auth_passwd.cpp ``analyze_token``). So here:
+
+    - ``UID_DOMAIN`` is the domain notebook tokens name (``idtoken.commons_uid_domain``), by default the pod's own
+      host name (param_info.in: $(FULL_HOSTNAME)), which changes with each pod; TRUST_DOMAIN stays the pool's
+      (``_security`` sets it; its default would follow UID_DOMAIN);
+    - no token fetch or request: with a notebook's token a client could ask this schedd for a token of the same
+      identity signed with the pool's key, with no expiry unless it asks for one (daemon_core_main.cpp
+      ``handle_dc_session_token``: SEC_ENABLE_TOKEN_FETCH, the requested lifetime else -1; SEC_ENABLE_TOKEN_REQUEST
+      for ``handle_dc_start_token_request`` and the approvals; both default true, param_info.in), good on every
+      daemon and past the pod's end;
+    - DAEMON only from the central manager: a login host's schedd admits ``condor@*/*``, but here a minted
+      ``condor@…`` would be a daemon from any pod. The startds do not need it: a schedd talks to its claimed
+      startds over the claim's session, which it creates at DAEMON for ``execute-side@matchsession``
+      (schedd.cpp, ``CreateNonNegotiatedSecuritySession``; SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION, which the
+      pool keeps true), and the negotiator comes at NEGOTIATOR.
+    """
+    if not commons_schedd(spec, host):
+        return ["ALLOW_DAEMON = condor@*/$(CONDOR_HOST), condor@*/*"]
+    tokens = spec.notebooks.batch_tokens
+    lines = ["ALLOW_DAEMON = condor@*/$(CONDOR_HOST)",
+             "# Notebook pods' tokens name <account>@this domain, the same for every commons schedd.",
+             f"UID_DOMAIN = {idtoken.commons_uid_domain(spec)}",
+             "# A notebook's token must not buy one signed with the pool's key, valid everywhere and for ever.",
+             "SEC_ENABLE_TOKEN_FETCH = False",
+             "SEC_ENABLE_TOKEN_REQUEST = False"]
+    if tokens.enabled:
+        lines += ["# The key the hub signs notebook tokens with: this file, on the commons schedds and the hub alone.",
+                  f"{NOTEBOOK_KEY_KNOB} = $(SEC_PASSWORD_DIRECTORY)/{tokens.key}"]
+    return lines
+
+
+NOTEBOOK_KEY_KNOB = "ENCLAVE_NOTEBOOK_KEY"
+"""On a commons schedd with notebook tokens: where its notebook signing key must be (for the operator; HTCondor
+reads every file of SEC_PASSWORD_DIRECTORY as a key of that name, store_cred.cpp ``getTokenSigningKeyPath``)."""
 
 
 def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFIG_DIR) -> Rendered:
@@ -440,7 +482,7 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         "# (qmgmt.cpp), this host's: the broker's token names it enclave-broker@<central manager>.",
         f"ALLOW_WRITE = $(ALLOW_WRITE), {BROKER_IDENTITY}@*/*",
         f"QUEUE_SUPER_USERS = root, condor, {BROKER_IDENTITY}@$(CONDOR_HOST)",
-        "ALLOW_DAEMON = condor@*/$(CONDOR_HOST), condor@*/*",
+        *_daemon_peers(spec, host),
         "",
         "# Membership: owner -> accounting groups the owner may use (userMap in the transform below).",
         f"SCHEDD_CLASSAD_USER_MAP_NAMES = $(SCHEDD_CLASSAD_USER_MAP_NAMES) {policy.GROUP_MAP}",

@@ -231,6 +231,27 @@ class NotebookBounds(Strict):
     max_memory_mib: int = Field(default=8192, gt=0, le=MAX_MIB)
 
 
+KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", max_length=255)]
+"""An HTCondor signing key's name: its file's in SEC_PASSWORD_DIRECTORY (enclave.batch.idtoken)."""
+
+
+class BatchTokens(Strict):
+    """HTCondor IDTOKENs the hub mints for each notebook pod, so it can submit to the commons schedds
+    (docs/batch.md, "Notebook pods' tokens"; enclave.batch.idtoken)."""
+
+    enabled: bool = Field(False, description="Give every notebook pod a token for its account.")
+    key: KeyName = Field("NOTEBOOKS", description="The signing key's name: the file the commons schedds hold in "
+                         "SEC_PASSWORD_DIRECTORY and the hub has mounted (never POOL, which every daemon takes).")
+    lifetime_seconds: int | None = Field(None, gt=0, le=MAX_SECONDS, description="How long a token is valid; "
+                                         "default notebooks.max_age_seconds, the longest a server lives.")
+
+    def model_post_init(self, _context: object) -> None:
+        if self.key == "POOL":
+            raise ValueError("notebooks.batch_tokens.key may not be POOL: every daemon of the pool takes it, so "
+                             "the hub could mint itself any daemon's identity; name a key only the commons "
+                             "schedds hold, e.g. NOTEBOOKS")
+
+
 class Notebooks(Strict):
     namespace: Name = "jupyter-lsst"
     images: list[str] = Field(min_length=1)
@@ -239,6 +260,7 @@ class Notebooks(Strict):
     bounds: NotebookBounds = NotebookBounds()
     idle_cull_seconds: int = Field(default=432_000, gt=0, le=MAX_SECONDS)
     max_age_seconds: int = Field(default=864_000, gt=0, le=MAX_SECONDS)
+    batch_tokens: BatchTokens = BatchTokens()
 
 
 class QuotaTool(StrEnum):
