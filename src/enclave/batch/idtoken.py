@@ -17,7 +17,8 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec
@@ -158,3 +159,22 @@ def mint(key_file: bytes, *, key_name: str, issuer: str, subject: str, lifetime_
     signing_input = f"{_b64(_json({'alg': 'HS256', 'kid': key_name}))}.{_b64(_json(claims))}"
     signature = hmac.new(jwt_key(key_file), signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{signing_input}.{_b64(signature)}"
+
+
+def copy_container(*, name: str, image: str, security_context: Mapping[str, Any], resources: Mapping[str, Any],
+                   secret_volume: str, secret_mount: str, files: Sequence[str], tokens_volume: str,
+                   tokens_dir: str) -> dict[str, Any]:
+    """The init container that puts a pod's IDTOKENs where HTCondor's client reads them: the files ``files`` of the
+    Secret volume ``secret_volume`` (mounted at ``secret_mount``) copied into ``tokens_dir`` (volume
+    ``tokens_volume``, an in-memory emptyDir), mode 0600, by the user the pod's HTCondor client runs as
+    (``security_context``: the same image and user as that container).
+
+    HTCondor reads a token file only if the reading uid owns it and it grants nothing to group or others
+    (condor_auth_passwd.cpp ``findToken``: ``read_secure_file`` with SECURE_FILE_VERIFY_ALL; secure_file.cpp checks
+    ``st_uid`` against the reader and ``st_mode & 077``), which a Secret volume's files, root's, never are.
+    The client finds the copy by ``_CONDOR_SEC_TOKEN_DIRECTORY``."""
+    return {"name": name, "image": image,
+            "command": ["install", "-m", "0600", "-t", tokens_dir, *(f"{secret_mount}/{f}" for f in files)],
+            "securityContext": dict(security_context), "resources": dict(resources),
+            "volumeMounts": [{"name": secret_volume, "mountPath": secret_mount, "readOnly": True},
+                             {"name": tokens_volume, "mountPath": tokens_dir}]}

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from enclave.access.render import app_namespaces
+from enclave.batch import idtoken
 from enclave.cluster import objects as cluster_objects
 from enclave.spec.models import EnclaveSpec
 
@@ -236,14 +237,14 @@ def webdav_probes() -> dict[str, Any]:
 
 def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
     """The init container that copies the API pods' HTCondor token where their client reads it (``HTCONDOR_TOKENS``):
-    the same image and user as the API container, so the copy is that user's, mode 0600."""
-    return {"name": "htcondor-token", "image": api["image"], "imagePullPolicy": api["imagePullPolicy"],
-            "command": ["install", "-m", "0600", "-t", HTCONDOR_TOKENS,
-                        *(f"{HTCONDOR_SECRET_MOUNT}/{k}" for k in BROKER_FILES)],
-            "securityContext": api["securityContext"],
-            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
-            "volumeMounts": [{"name": "htcondor-token", "mountPath": HTCONDOR_SECRET_MOUNT, "readOnly": True},
-                             {"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS}]}
+    the same image and user as the API container, so the copy is that user's, mode 0600 (``idtoken.copy_container``,
+    the rule notebook pods' tokens follow too)."""
+    container = idtoken.copy_container(
+        name="htcondor-token", image=api["image"], security_context=api["securityContext"],
+        resources={"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+        secret_volume="htcondor-token", secret_mount=HTCONDOR_SECRET_MOUNT, files=list(BROKER_FILES),
+        tokens_volume="htcondor-tokens", tokens_dir=HTCONDOR_TOKENS)
+    return {**container, "imagePullPolicy": api["imagePullPolicy"]}
 
 
 def _deployment(name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]], *,

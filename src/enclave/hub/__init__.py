@@ -1,20 +1,24 @@
 """The JupyterHub front end: ``jupyterhub_config.py`` (rendered by `enclave render notebooks`) calls
-``configure(c)`` to install enclave's profile_list and pre-spawn hook, the refresh settings its Authenticator
+``configure(c)`` to install enclave's profile_list and pre-spawn hook (and with notebook batch tokens the hook that
+gives each pod its HTCondor token, from the notebook key the values mount), the refresh settings its Authenticator
 (``enclave.hub.auth``) relies on, and the token of the ``enclave-lifecycle`` hub service as enclave presents it.
 The hooks decide from the account lookups and image vetting the notebook service provides; they never open the
 database themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import Authenticator
 
-from enclave.notebooks.hook import make_pre_spawn_hook, make_profile_list
+from enclave.errors import InputError, Problem
+from enclave.notebooks.hook import make_after_pod_created_hook, make_pre_spawn_hook, make_profile_list
 from enclave.notebooks.options import ImageVetter
-from enclave.notebooks.profiles import LIFECYCLE_SERVICE
+from enclave.notebooks.profiles import LIFECYCLE_SERVICE, NOTEBOOK_KEY_ENV, NOTEBOOK_KEY_PATH, NOTEBOOK_KEY_SECRET
 from enclave.services.factory import Factory, open_database
 from enclave.services.notebooks import NotebookService
 from enclave.spec.defaults import default_spec_path
@@ -36,9 +40,10 @@ def notebook_service() -> NotebookService:
 
 
 def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup | None = None,
-              vetted: ImageVetter | None = None) -> None:
-    """Install enclave's profile_list, pre_spawn_hook and Authenticator settings on a JupyterHub config object.
-    ``lookup`` and ``vetted`` default to the enclave database's ($ENCLAVE_DB)."""
+              vetted: ImageVetter | None = None, key_file: bytes | None = None) -> None:
+    """Install enclave's profile_list, pre_spawn_hook and Authenticator settings on a JupyterHub config object, and
+    with notebook batch tokens the after_pod_created_hook that gives each pod its HTCondor token.
+    ``lookup`` and ``vetted`` default to the enclave database's ($ENCLAVE_DB), ``key_file`` to ``notebook_key()``."""
     the_spec = spec or load(default_spec_path())
     pin: Callable[[str], str] | None = None
     if lookup is None or vetted is None:
@@ -51,8 +56,26 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
     c.KubeSpawner.namespace = the_spec.notebooks.namespace
     c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
     c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)
+    if the_spec.notebooks.batch_tokens.enabled:
+        c.KubeSpawner.after_pod_created_hook = make_after_pod_created_hook(the_spec, key_file or notebook_key())
     refresh_settings(c, Authenticator)  # the installed JupyterHub's
     strip_lifecycle_token(c)
+
+
+def notebook_key(environ: Mapping[str, str] = os.environ) -> bytes:
+    """The notebook signing key's file, from where the rendered values mount it (``$ENCLAVE_NOTEBOOK_KEY``,
+    ``profiles.NOTEBOOK_KEY_PATH`` unless set). Read once as the hub starts: a hub told to give tokens without a
+    key would fail every spawn, so it refuses to start instead, saying what is missing."""
+    path = Path(environ.get(NOTEBOOK_KEY_ENV) or NOTEBOOK_KEY_PATH)
+    fix = (f"create the Secret {NOTEBOOK_KEY_SECRET} in the notebook namespace from the notebook key file "
+           "(docs/deploy.md), or turn notebooks.batch_tokens off")
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise InputError([Problem(str(path), f"cannot read the notebook signing key: {exc.strerror}", fix)]) from exc
+    if not key:
+        raise InputError([Problem(str(path), "the notebook signing key is empty", fix)])
+    return key
 
 
 def strip_lifecycle_token(c: Any) -> None:

@@ -1,9 +1,11 @@
 """JupyterHub glue: the hub refuses what enclave refuses.
 
-``configure(c)`` in jupyterhub_config.py installs two things on KubeSpawner:
+``configure(c)`` in jupyterhub_config.py installs these on KubeSpawner:
 - ``profile_list`` as a callable, so each user sees only the images and sizes ``options_for`` allows;
 - ``pre_spawn_hook``, which re-checks the submitted choice with ``validate`` (a REST API spawn never
-  sees the form) and sets the account's uid/gid and home/workspace mounts.
+  sees the form) and sets the account's uid/gid and home/workspace mounts;
+- with notebook batch tokens (spec ``notebooks.batch_tokens``), ``after_pod_created_hook``, which mints the pod's
+  HTCondor IDTOKEN and puts it in a Secret the pod owns.
 
 Everything the hub needs from the outside (the spec, how to find an account, image vetting) is passed
 in, so tests drive the real KubeSpawner with a plain lookup function.
@@ -11,14 +13,25 @@ in, so tests drive the real KubeSpawner with a plain lookup function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from enclave.batch import idtoken
 from enclave.errors import EnclaveError, InputError, Problem, http_status
 from enclave.notebooks.account import AccountLike
 from enclave.notebooks.options import Choice, ImageVetter, Spawn, options_for, validate
-from enclave.notebooks.profiles import IMAGE_OPTION, profile_list, spawner_settings, spec_image_keys
+from enclave.notebooks.profiles import (
+    IMAGE_OPTION,
+    profile_list,
+    spawner_settings,
+    spec_image_keys,
+    token_lifetime,
+    token_secret,
+    token_secret_of,
+)
 from enclave.spec.models import EnclaveSpec
 
 AccountLookup = Callable[[str], AccountLike]
@@ -86,18 +99,60 @@ def make_pre_spawn_hook(spec: EnclaveSpec, lookup: AccountLookup, *, vetted: Ima
         except EnclaveError as error:
             spawner.log.warning("enclave refused spawn for %s: %s", spawner.user.name, error)
             raise SpawnRefused(error) from error
-        apply(spawner, spec, spawn, image)
+        apply(spawner, spec, spawn, image, token_secret=_token_secret(spawner, spec, spawn))
 
     return pre_spawn_hook
 
 
-def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn, image: str | None = None) -> None:
+def _token_secret(spawner: Any, spec: EnclaveSpec, spawn: Spawn) -> str | None:
+    """The name of the Secret this spawn's pod will read its HTCondor token from, when the spec gives notebook pods
+    tokens (``notebooks.batch_tokens``) and the account may have one; ``after_pod_created_hook`` makes it. A fresh
+    name each spawn, so the Secret of a pod of the same name that is still being deleted (its garbage collection)
+    is never the new pod's."""
+    if not spec.notebooks.batch_tokens.enabled:
+        return None
+    try:
+        idtoken.notebook_subject(spec, spawn.username)
+    except InputError as error:
+        spawner.log.warning("no HTCondor token for %s: %s", spawn.username, error)
+        return None
+    return f"{spawner.pod_name}-htcondor-{secrets.token_hex(4)}"
+
+
+def apply(spawner: Any, spec: EnclaveSpec, spawn: Spawn, image: str | None = None, *,
+          token_secret: str | None = None) -> None:
     """Set every trait of the accepted spawn on the spawner — image, resources, identity, mounts — and
     take the profile machinery out of the way, so KubeSpawner runs exactly what enclave validated and no
     profile default can replace it afterwards."""
-    for name, value in spawner_settings(spec, spawn).items():
+    for name, value in spawner_settings(spec, spawn, image=image, token_secret=token_secret).items():
         setattr(spawner, name, value)
-    if image is not None:
-        spawner.image = image
     spawner.profile_list = []
     spawner.user_options = {}
+
+
+def make_after_pod_created_hook(spec: EnclaveSpec, key_file: bytes, *, clock: Callable[[], float] = time.time
+                                ) -> Callable[[Any, dict[str, Any]], Awaitable[None]]:
+    """KubeSpawner's ``after_pod_created_hook``: mint the pod's HTCondor token (``idtoken.mint``, signed with the
+    notebook key whose file holds ``key_file``) and create the Secret the pod mounts (``profiles.token_secret``).
+
+    Why after the pod and not before: the Secret is owned by the pod, so Kubernetes deletes it with the pod however
+    the pod ends (the hub stopping it, the culler, a departure through ``HubAdmin``, a node lost, the hub down), and
+    an owner reference needs the pod's uid, which exists only once the pod does. KubeSpawner 7.0.0 makes its own
+    per-pod Secret (internal_ssl) the same way: ``_start`` creates the pod, waits until the reflector shows its uid,
+    then creates the Secret with ``make_owner_reference``, then awaits this hook (``maybe_future``) with the
+    reflector's pod, a dict. Meanwhile the kubelet retries mounting the missing Secret; the init container that
+    copies it runs once it is there. If the hook fails, ``_start`` stops the pod and the spawn fails: no pod runs
+    without the token it was promised. Z2JH 4.1.0's hub Role may create secrets (templates/hub/rbac.yaml)."""
+    tokens = spec.notebooks.batch_tokens
+
+    async def after_pod_created_hook(spawner: Any, pod: dict[str, Any]) -> None:
+        name = token_secret_of(pod)
+        if name is None:  # no token for this account (_token_secret)
+            return
+        token = idtoken.mint(key_file, key_name=tokens.key, issuer=spec.batch.central_manager,
+                             subject=idtoken.notebook_subject(spec, spawner.user.name),
+                             lifetime_s=token_lifetime(spec), now=clock(), scopes=("READ", "WRITE"))
+        await spawner.api.create_namespaced_secret(pod["metadata"]["namespace"], token_secret(pod, name, token))
+        spawner.log.info("HTCondor token for %s in Secret %s", spawner.user.name, name)
+
+    return after_pod_created_hook

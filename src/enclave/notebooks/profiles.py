@@ -7,6 +7,7 @@ writes them to files.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from enclave.access.render import ServiceRoom, cpu_quantity
+from enclave.batch import idtoken
 from enclave.errors import InputError, Problem
 from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
 from enclave.spec.models import EnclaveSpec, NodeRole
@@ -154,14 +156,52 @@ def node_selector(spec: EnclaveSpec) -> dict[str, str]:
     return common
 
 
-def spawner_settings(spec: EnclaveSpec, spawn: Spawn) -> dict[str, Any]:
-    """KubeSpawner traits for one accepted spawn: who the container runs as and what it mounts.
+TOKEN_VOLUME, TOKENS_VOLUME = "htcondor-token", "htcondor-tokens"
+TOKEN_SECRET_MOUNT = "/var/run/secrets/htcondor"
+TOKENS_DIR = "/var/run/htcondor/tokens.d"
+"""A notebook pod's HTCondor SEC_TOKEN_DIRECTORY (``_CONDOR_SEC_TOKEN_DIRECTORY``): the copy of its token that the
+account owns, mode 0600 (``idtoken.copy_container``), in memory, read-only to the notebook."""
+TOKEN_FILE = "token"
+"""The key of the pod's token Secret (``token_secret``), and the file the init container copies."""
+TOKEN_ENV = "_CONDOR_SEC_TOKEN_DIRECTORY"
+
+
+def _token_plumbing(spawn: Spawn, image: str, secret: str) -> dict[str, Any]:
+    """What carries the token Secret ``secret`` into the notebook: its volume and an in-memory emptyDir, the init
+    container that copies it as the account (``idtoken.copy_container``), the mount and the environment. The init
+    container asks what the notebook container asks: a pod's effective request is the larger of its init
+    containers' and the sum of its containers' (Kubernetes, "Init Containers": "Resource sharing within
+    containers"), so it costs no quota, and it stays within the notebook namespace's LimitRange
+    (``access.render.notebook_limits``), which bounds every container, init containers included."""
+    resources = {"requests": {"cpu": cpu_quantity(spawn.cpu_request), "memory": f"{spawn.memory_request_mib}Mi"},
+                 "limits": {"cpu": cpu_quantity(spawn.cpu_limit), "memory": f"{spawn.memory_limit_mib}Mi"}}
+    context = {"runAsUser": spawn.uid, "runAsGroup": spawn.gid, "runAsNonRoot": True,
+               "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "volumes": [{"name": TOKEN_VOLUME, "secret": {"secretName": secret}},
+                    {"name": TOKENS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+        "volume_mounts": [{"name": TOKENS_VOLUME, "mountPath": TOKENS_DIR, "readOnly": True}],
+        "environment": {TOKEN_ENV: TOKENS_DIR},
+        "init_containers": [idtoken.copy_container(
+            name="htcondor-token", image=image, security_context=context, resources=resources,
+            secret_volume=TOKEN_VOLUME, secret_mount=TOKEN_SECRET_MOUNT, files=[TOKEN_FILE],
+            tokens_volume=TOKENS_VOLUME, tokens_dir=TOKENS_DIR)],
+    }
+
+
+def spawner_settings(spec: EnclaveSpec, spawn: Spawn, *, image: str | None = None,
+                     token_secret: str | None = None) -> dict[str, Any]:
+    """KubeSpawner traits for one accepted spawn: who the container runs as and what it mounts. ``image``: the image
+    to run, ``spawn.image`` unless given (its approved digest); ``token_secret``: the Secret with the pod's HTCondor
+    token (``token_secret``), whose copy the notebook then finds (``_token_plumbing``).
 
     Home is the account's jhome directory (seed §5: the same home as on lsst-dev); the File Workspace
     is also mounted on its own so tools find it at a fixed place. Containers are immutable (§6): the
     root filesystem is not where user software goes, so privilege escalation and capabilities are off.
     """
     home = HOME_MOUNT.format(username=spawn.username)
+    run = image or spawn.image
+    tokens = _token_plumbing(spawn, run, token_secret) if token_secret else {}
     return {
         "uid": spawn.uid,
         "gid": spawn.gid,
@@ -172,20 +212,54 @@ def spawner_settings(spec: EnclaveSpec, spawn: Spawn) -> dict[str, Any]:
         "volumes": [
             {"name": "home", "hostPath": {"path": spawn.home_path, "type": "Directory"}},
             {"name": "workspace", "hostPath": {"path": spawn.workspace_path, "type": "DirectoryOrCreate"}},
+            *tokens.get("volumes", []),
         ],
         "volume_mounts": [
             {"name": "home", "mountPath": home},
             {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
+            *tokens.get("volume_mounts", []),
         ],
+        "init_containers": tokens.get("init_containers", []),
         "working_dir": home,
-        "environment": {"HOME": home, "ENCLAVE_WORKSPACE": WORKSPACE_MOUNT},
+        "environment": {"HOME": home, "ENCLAVE_WORKSPACE": WORKSPACE_MOUNT, **tokens.get("environment", {})},
         "node_selector": node_selector(spec),
-        "image": spawn.image,
+        "image": run,
         "cpu_guarantee": spawn.cpu_request,
         "cpu_limit": spawn.cpu_limit,
         "mem_guarantee": mem(spawn.memory_request_mib),
         "mem_limit": mem(spawn.memory_limit_mib),
     }
+
+
+def token_lifetime(spec: EnclaveSpec) -> int:
+    """Seconds a notebook pod's token is valid: the spec's ``batch_tokens.lifetime_seconds``, else the longest a
+    server lives (``max_age_seconds``: the culler stops it then, ``culler_command``)."""
+    nb = spec.notebooks
+    return nb.batch_tokens.lifetime_seconds or nb.max_age_seconds
+
+
+def token_secret_of(pod: dict[str, Any]) -> str | None:
+    """The name of the token Secret ``pod`` mounts (``_token_plumbing``), None when it mounts none."""
+    for volume in pod.get("spec", {}).get("volumes") or []:
+        if volume.get("name") == TOKEN_VOLUME and "secret" in volume:
+            name: str = volume["secret"]["secretName"]
+            return name
+    return None
+
+
+def token_secret(pod: dict[str, Any], name: str, token: str) -> dict[str, Any]:
+    """The Secret ``name`` holding ``pod``'s token, owned by the pod: Kubernetes' garbage collector deletes it once the
+    pod is gone ("Owners and Dependents": a dependent whose owners are all gone is deleted), whoever deletes the pod
+    and whether or not the hub is running. The owner reference is KubeSpawner's own for its pods' Secrets and Services
+    (kubespawner/objects.py ``make_owner_reference``: apiVersion v1, kind Pod, blockOwnerDeletion, not controller)."""
+    meta = pod["metadata"]
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"],
+             "blockOwnerDeletion": True, "controller": False}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": meta["namespace"], "ownerReferences": [owner],
+                         "labels": {"app.kubernetes.io/name": "enclave",
+                                    "app.kubernetes.io/component": "notebook-token"}},
+            "data": {TOKEN_FILE: base64.b64encode(f"{token}\n".encode()).decode("ascii")}}
 
 
 HUB_CONFIG = """\
@@ -291,6 +365,27 @@ def hub_ingress() -> list[dict[str, Any]]:
 
 HUB_DATABASE_SECRET = "enclave-database"
 """Secret (key ``url``) with the enclave database URL, in the notebook namespace; `render deploy` makes it."""
+NOTEBOOK_KEY_SECRET = "enclave-notebook-key"
+"""Secret (key ``key``) with the HTCondor signing key notebook tokens are signed with (spec
+``notebooks.batch_tokens``), in the notebook namespace; the operator makes it (docs/deploy.md)."""
+NOTEBOOK_KEY_MOUNT = "/etc/enclave-notebook-key"
+NOTEBOOK_KEY_PATH = f"{NOTEBOOK_KEY_MOUNT}/key"
+NOTEBOOK_KEY_ENV = "ENCLAVE_NOTEBOOK_KEY"
+"""Where the hub reads the key (``enclave.hub.notebook_key``): the values set it to ``NOTEBOOK_KEY_PATH``."""
+NOTEBOOK_KEY_MODE = 0o440
+"""The key file's mode in the hub: the chart's hub runs as uid 1000 with fsGroup 1000 (Z2JH 4.1.0 values.yaml
+``hub.podSecurityContext``), and a Secret volume's files belong to root and the pod's fsGroup, so group-read is
+what the hub needs and nothing else in its pod is readable by others."""
+
+
+def _hub_key(spec: EnclaveSpec) -> dict[str, Any]:
+    """The hub's notebook key: the Secret's volume, its mount and where the hub finds it, with batch tokens on."""
+    if not spec.notebooks.batch_tokens.enabled:
+        return {"env": {}, "volumes": [], "mounts": []}
+    return {"env": {NOTEBOOK_KEY_ENV: NOTEBOOK_KEY_PATH},
+            "volumes": [{"name": NOTEBOOK_KEY_SECRET,
+                         "secret": {"secretName": NOTEBOOK_KEY_SECRET, "defaultMode": NOTEBOOK_KEY_MODE}}],
+            "mounts": [{"name": NOTEBOOK_KEY_SECRET, "mountPath": NOTEBOOK_KEY_MOUNT, "readOnly": True}]}
 
 
 HUB_TAG = "z2jh-4.1.0"
@@ -373,9 +468,11 @@ def hub_build_ref(spec: EnclaveSpec) -> str:
 
 def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
     """What the hub needs to ask enclave: the image with enclave's hook, the spec (ConfigMap ``enclave-spec``)
-    and the database URL from a Secret — the hook reads accounts and vetted images from enclave's database.
+    and the database URL from a Secret — the hook reads accounts and vetted images from enclave's database — and
+    with notebook batch tokens the signing key (``_hub_key``).
     Z2JH's hub.image, hub.extraEnv (valueFrom allowed), hub.extraVolumes/extraVolumeMounts
     (https://z2jh.jupyter.org/en/stable/resources/reference.html#hub)."""
+    key = _hub_key(spec)
     return {
         "image": hub_image(spec),
         "extraConfig": {"enclave": HUB_CONFIG},
@@ -383,12 +480,14 @@ def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
             "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
             "ENCLAVE_SPEC": f"{HUB_SPEC_MOUNT}/enclave.yaml",
             "ENCLAVE_DB": {"valueFrom": {"secretKeyRef": {"name": HUB_DATABASE_SECRET, "key": "url"}}},
+            **key["env"],
         },
         **hub_services(spec),
         "networkPolicy": {"ingress": hub_ingress()},
         "resources": service_resources(spec),
-        "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}],
-        "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True}],
+        "extraVolumes": [{"name": "enclave-spec", "configMap": {"name": "enclave-spec"}}, *key["volumes"]],
+        "extraVolumeMounts": [{"name": "enclave-spec", "mountPath": HUB_SPEC_MOUNT, "readOnly": True},
+                              *key["mounts"]],
     }
 
 
