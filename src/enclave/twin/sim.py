@@ -366,6 +366,12 @@ class Sim:
         the negotiation order (``_negotiate``)."""
         self._budget: list[int] | None = None
         """``_seen`` while the cycle's preemption runs (``preempt`` starts no more than the cycle saw)."""
+        self._offered: set[SimStartd] = set()
+        """During a cycle: the startds an earlier turn matched. The negotiator takes a matched slot's ad out of
+        the cycle's list (matchmaker.cpp ``negotiate``, "2g. Delete ad from list so that it will not be
+        considered again in this negotiation cycle"), and its leftovers go to that match's submitter only
+        (CLAIM_PARTITIONABLE_LEFTOVERS, schedd.cpp: the claim's ``MainScheddNegotiate`` for ``match->user``), so
+        no later turn of the cycle gets the rest of it."""
 
     def _setup_memory(self) -> None:
         """Memory limits and BPS's retry with a larger request (``scenario.Memory``; sources cited there)."""
@@ -816,6 +822,7 @@ class Sim:
         self._cycle_started = self.now
         queues = self.queues
         self._seen = [sum(b.n - b.pos for b in q) for q in queues]
+        self._offered = set()
         idle = self.idle
         pools = [p for p in self.by_priority if idle[p]]
         if len(pools) > 1:
@@ -840,17 +847,21 @@ class Sim:
         self._cycle_end()
 
     def _match_pool(self, pool: str) -> None:
-        """Match ``pool``'s jobs the cycle saw on every slot with room, in the order the rendered
-        NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``)."""
+        """Match ``pool``'s jobs the cycle saw on every slot with room that no earlier turn of the cycle matched
+        (``_offered``), in the order the rendered NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``)."""
         budget = self._seen
         # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
         budget += [0] * (len(self.acs) - len(budget))
         left = sum(budget[ac] for ac in self.pool_acs[pool])
+        offered = self._offered
         for s in self._candidates(pool):
             if left <= 0 or not self.idle[pool]:
                 return
-            if s.accepting and s.free_cores > 0:
-                left -= self._fill_for(s, pool, budget)
+            if s.accepting and s.free_cores > 0 and s not in offered:
+                started = self._fill_for(s, pool, budget)
+                if started:
+                    offered.add(s)
+                    left -= started
 
     def _candidates(self, pool: str, cpus: int = 1, memory_mib: int = 0) -> list[SimStartd]:
         """The startds with room for a request of ``cpus`` and ``memory_mib``, in the negotiator's order for
