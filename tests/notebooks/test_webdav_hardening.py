@@ -115,6 +115,21 @@ def test_a_quota_stored_as_infinity_refuses_uploads_instead_of_a_500(dav: Dav) -
     assert status == 207
 
 
+def test_a_copy_refused_for_its_destination_gives_its_reservation_back(dav: Dav) -> None:
+    quota = 1 << 20
+    dana = dav.add("dana", 1004, quota_gib=quota / 1024**3)
+    dav.add("erin", 1005)
+    assert raw(dav.url, "PUT", "/dana/a.bin", "dana", "tok-dana", body=b"a" * (300 * 1024))[0] == 201
+    # The copy reserves its 300 KiB before its destination, in erin's workspace, is judged and refused…
+    status, _ = raw(dav.url, "COPY", "/dana/a.bin", "dana", "tok-dana",
+                    headers={"Destination": f"{dav.url}/erin/a.bin"})
+    assert status == 403
+    # …and gives them back before it answers: all the quota leaves beside a.bin is free again (kept, the copy's
+    # 300 KiB would leave 424 KiB).
+    assert raw(dav.url, "PUT", "/dana/b.bin", "dana", "tok-dana", body=b"b" * (quota - 300 * 1024))[0] == 201
+    assert usage(Path(dana.home_path)) == quota
+
+
 def test_ledger_gives_back_written_bytes_and_the_rest_on_close() -> None:
     ledger = webdav.Ledger()
     first = ledger.reserve("dana", lambda others: (100, 100))

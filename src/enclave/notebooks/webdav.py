@@ -178,9 +178,11 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
             refusal = self._check(environ, account, method)
         except DAVError as err:
             refusal = (err.value, str(err.context_info))
-        if refusal is not None:
-            return serving.Closing(_deny(start_response, *refusal), act_as_server)
         reservation: Reservation | None = environ.get(_RESERVATION)
+        if refusal is not None:
+            if reservation is not None:  # a COPY refused for its destination reserved first: give it back now
+                reservation.release()
+            return serving.Closing(_deny(start_response, *refusal), act_as_server)
         if reservation is None:
             return serving.Closing(self.next_app(environ, start_response), act_as_server)
 
