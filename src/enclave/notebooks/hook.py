@@ -149,6 +149,8 @@ def make_after_pod_created_hook(spec: EnclaveSpec, key_file: bytes, *, clock: Ca
         name = token_secret_of(pod)
         if name is None:  # no token for this account (_token_secret)
             return
+        # The issuer is the pool's TRUST_DOMAIN, $(CONDOR_HOST) in every rendered file (render._security), or the
+        # pod's client never presents the token (condor_auth_passwd.cpp checkToken).
         token = idtoken.mint(key_file, key_name=tokens.key, issuer=spec.batch.central_manager,
                              subject=idtoken.notebook_subject(spec, spawner.user.name),
                              lifetime_s=token_lifetime(spec), now=clock(), scopes=("READ", "WRITE"))
