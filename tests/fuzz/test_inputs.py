@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from enclave.accounts.cohort import parse_cohort
 from enclave.batch.render import render_all
 from enclave.errors import EnclaveError, InputError, IntegrityError
+from enclave.notebooks import workspace
 from enclave.ops import backup
 from enclave.spec import parse
 from enclave.spec.defaults import EXAMPLES
@@ -128,9 +129,12 @@ def fuzz_dav(dav: Dav) -> Dav:  # noqa: F811
 
 
 def _outside(server: Dav) -> dict[str, bytes]:
-    """Every file outside alice's workspace: what no request of alice's may change."""
+    """Every file outside alice's workspace: what no request of alice's may change. Not the servers' quota ledger
+    beside the homes (workspace.LEDGER_DIR): her uploads and copies enter and leave it by design."""
     ws = Path(server.accounts["alice"].workspace_path)
-    return {str(p): p.read_bytes() for p in server.jhome.rglob("*") if p.is_file() and ws not in p.parents}
+    ledger = server.jhome / workspace.LEDGER_DIR
+    return {str(p): p.read_bytes() for p in server.jhome.rglob("*")
+            if p.is_file() and ws not in p.parents and ledger not in p.parents}
 
 
 @FUZZ

@@ -130,8 +130,8 @@ def test_a_copy_refused_for_its_destination_gives_its_reservation_back(dav: Dav)
     assert usage(Path(dana.home_path)) == quota
 
 
-def test_ledger_gives_back_written_bytes_and_the_rest_on_close() -> None:
-    ledger = webdav.Ledger()
+def test_ledger_gives_back_written_bytes_and_the_rest_on_close(jhome: Path) -> None:
+    ledger = webdav.Ledger(jhome / ".enclave-quota")
     first = ledger.reserve("dana", lambda others: (100, 100))
     assert first is not None and ledger.outstanding == {"dana": 100}
     # A second request sees the first one's outstanding bytes and may refuse on them.

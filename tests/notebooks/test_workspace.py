@@ -3,14 +3,25 @@ protocols use the functions of enclave.notebooks.workspace, and those refuse in 
 
 from __future__ import annotations
 
+import base64
+import http.client
 import inspect
+import multiprocessing
+import os
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
+from enclave.errors import Unauthenticated
 from enclave.notebooks import vospace, webdav, workspace
-from enclave.notebooks.workspace import Refused, resolve, size_of, workspace_root
-from tests.notebooks.conftest import make_account
+from enclave.notebooks.workspace import Ledger, Refused, Reservation, reserve, resolve, size_of, workspace_root
+from tests.notebooks.conftest import NOW, Dav, FakeAccount, make_account
 
 SHARED = ["decide", "quota_bytes", "reserve", "usage", "resolve", "workspace_root", "open_inside", "act_as",
           "act_as_server", "drop_supplementary_groups", "url_user"]
@@ -56,3 +67,237 @@ def test_size_of_counts_what_a_copy_adds(tmp_path: Path) -> None:
     assert size_of(str(tmp_path / "f")) == 3
     assert size_of(str(tmp_path / "link")) == 0  # a copy keeps links as links
     assert size_of(str(tmp_path / "absent")) == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The quota ledger, shared by every process that serves the homes (workspace.Ledger)
+#
+# Expected results follow from the rule (workspace.reserve): an upload may take what the quota leaves after the
+# home's usage and the reservations that still count — another process's until it releases it, or until its lease
+# (LEASE_SECONDS from its last renewal) has passed. Every ledger here reads a fixed clock: nothing waits on time.
+
+KIB = 1024
+QUOTA = 1024 * KIB
+T0 = 1_900_000_000.0
+LEASE = workspace.LEASE_SECONDS
+
+
+def _quota_account(jhome: Path) -> FakeAccount:
+    return make_account(jhome, "alice", 1001, quota_gib=QUOTA / 1024**3)
+
+
+def _ledger_file(jhome: Path) -> Path:
+    return jhome / workspace.LEDGER_DIR / "alice"
+
+
+def _holder(account: FakeAccount, size: int, conn: Connection) -> None:
+    """In a forked process: reserve ``size`` bytes at T0, say how it went, then obey: 'renew <t>' renews at clock t,
+    'release' releases, 'die' ends the process without releasing (as a killed server would)."""
+    now = [T0]
+    ledger = Ledger(clock=lambda: now[0])
+    got = reserve(ledger, account, size)
+    conn.send(got.cap if isinstance(got, Reservation) else got)
+    while True:
+        command = conn.recv()
+        if command == "die":
+            os._exit(0)
+        if command.startswith("renew "):
+            now[0] = float(command.split()[1])
+            ledger.renew()
+        elif command == "release" and isinstance(got, Reservation):
+            got.release()
+        conn.send("done")
+
+
+@contextmanager
+def _other_process(account: FakeAccount, size: int) -> Iterator[tuple[Connection, int | str]]:
+    """A second server process (fork: a real process with its own Ledger) holding a reservation of ``size``."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_holder, args=(account, size, theirs))
+    process.start()
+    theirs.close()  # the child's end, in this process
+    try:
+        yield ours, ours.recv()
+    finally:
+        with suppress(OSError):  # it may have ended already
+            ours.send("die")
+        process.join(timeout=30)
+
+
+def _tell(conn: Connection, command: str) -> None:
+    conn.send(command)
+    assert conn.recv() == "done"
+
+
+def _at(when: float) -> Ledger:
+    return Ledger(clock=lambda: when)
+
+
+def test_two_processes_share_one_ledger(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    with _other_process(alice, 600 * KIB) as (conn, first):
+        assert first == 600 * KIB  # alone, it fits
+        here = _at(T0)
+        refused = reserve(here, alice, 600 * KIB)
+        # 600 KiB more would pass the quota by 176 KiB: refused, saying what the other process holds.
+        assert isinstance(refused, str) and f"{600 * KIB} bytes reserved" in refused
+        unknown = reserve(here, alice, None)  # an upload without a length may take what the other left: 424 KiB
+        assert isinstance(unknown, Reservation) and unknown.cap == QUOTA - 600 * KIB
+        unknown.release()
+        _tell(conn, "release")
+        again = reserve(here, alice, 600 * KIB)  # released: its bytes are free again
+        assert isinstance(again, Reservation) and again.cap == 600 * KIB
+        again.release()
+
+
+def test_a_dead_process_holds_its_reservation_for_one_lease_at_most(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    with _other_process(alice, 600 * KIB) as (conn, first):
+        assert first == 600 * KIB
+        conn.send("die")  # killed mid-upload: it never releases
+    # Until its lease ends, its reservation counts (it might still be writing)…
+    assert isinstance(reserve(_at(T0 + LEASE - 1), alice, 600 * KIB), str)
+    # …and from then on it does not: nobody renewed it.
+    late = reserve(_at(T0 + LEASE), alice, 600 * KIB)
+    assert isinstance(late, Reservation) and late.cap == 600 * KIB
+    late.release()
+
+
+def test_a_live_process_renews_its_reservations(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    with _other_process(alice, 600 * KIB) as (conn, _):
+        _tell(conn, f"renew {T0 + LEASE - 1}")  # its renewal thread's work, done on command
+        # A lease after it was made, the reservation still counts: renewed at T0 + LEASE - 1, it runs a lease on…
+        assert isinstance(reserve(_at(T0 + LEASE + 10), alice, 600 * KIB), str)
+        assert isinstance(reserve(_at(T0 + 2 * LEASE - 2), alice, 600 * KIB), str)
+        free = reserve(_at(T0 + 2 * LEASE - 2), alice, QUOTA - 600 * KIB)  # (what it leaves is still free)
+        assert isinstance(free, Reservation)
+        free.release()
+        # …and ends at T0 + 2 × LEASE - 1 unless renewed again.
+        late = reserve(_at(T0 + 2 * LEASE - 1), alice, 600 * KIB)
+        assert isinstance(late, Reservation)
+        late.release()
+
+
+def test_the_ledger_is_the_servers_own_beside_the_homes(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    ledger = Ledger()
+    with workspace.as_account(alice):  # as in a request: its file-system calls are the account's
+        held = reserve(ledger, alice, 10 * KIB)
+    assert isinstance(held, Reservation)
+    path = _ledger_file(jhome)
+    assert held.path == str(path)  # beside the homes, in none of them: never counted as the account's
+    directory = path.parent.stat()
+    # Made as the server (workspace.as_server), not as alice: she cannot read, forge or remove reservations.
+    assert (directory.st_uid, stat.S_IMODE(directory.st_mode)) == (os.geteuid(), 0o700)
+    assert (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode)) == (os.geteuid(), 0o600)
+    assert workspace.usage(Path(alice.home_path)) == 0
+    held.release()
+    seen: list[int] = []
+    assert Ledger().reserve("alice", lambda others: seen.append(others), home=alice.home_path) is None
+    assert seen == [0]  # released: nothing counts any more
+
+
+@pytest.mark.parametrize("damage", ["garbage", "torn"])
+def test_an_unreadable_ledger_is_reset_and_new_reservations_wait_a_lease(jhome: Path, damage: str) -> None:
+    alice = _quota_account(jhome)
+    with _other_process(alice, 600 * KIB) as (conn, _):
+        path = _ledger_file(jhome)
+        good = path.read_bytes()
+        bad = b"\x00not a ledger" if damage == "garbage" else good[:len(good) - 20]  # a write cut short
+        path.write_bytes(bad)
+        # What the lost content held is unknown: nothing new is let through for one lease…
+        with pytest.raises(Refused) as blocked:
+            reserve(_at(T0 + 1), alice, 1)
+        assert blocked.value.status == 503 and "unreadable" in blocked.value.reason
+        assert Path(f"{path}.unreadable").read_bytes() == bad  # kept for whoever looks into it
+        # …in which every live process enters its reservations again, at its next renewal.
+        _tell(conn, f"renew {T0 + 2}")
+        after = _at(T0 + 1 + LEASE)
+        assert isinstance(reserve(after, alice, 600 * KIB), str)  # the other's 600 KiB still count
+        rest = reserve(after, alice, QUOTA - 600 * KIB)
+        assert isinstance(rest, Reservation)
+        rest.release()
+
+
+def test_a_ledger_of_a_newer_enclave_is_refused_and_left_alone(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    path = _ledger_file(jhome)
+    path.parent.mkdir(mode=0o700)
+    newer = b"enclave-quota-ledger 2 2 0\n{}\n"
+    path.write_bytes(newer)
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert refused.value.status == 503 and "newer enclave" in refused.value.reason
+    assert path.read_bytes() == newer
+
+
+def test_a_ledger_directory_others_may_write_is_refused(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    directory = _ledger_file(jhome).parent
+    directory.mkdir()
+    directory.chmod(0o777)  # anyone could plant or remove reservations
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert refused.value.status == 503 and f"chmod 700 {directory}" in refused.value.reason
+
+
+def _reserved(account: FakeAccount) -> int:
+    """What another upload of the account would see reserved now (read through a ledger of the test's own)."""
+    seen: list[int] = []
+    Ledger().reserve(account.username, lambda others: seen.append(others), home=account.home_path)
+    return seen[0]
+
+
+def test_uploads_over_webdav_and_vospace_share_the_quota(dav: Dav) -> None:
+    """The two servers keep a Ledger each, as they do in separate processes: only the ledger file joins them."""
+    dana = dav.add("dana", 1004, quota_gib=QUOTA / 1024**3)
+
+    def authenticate(username: str, token: str, write: bool) -> FakeAccount:
+        if token not in dav.tokens:
+            raise Unauthenticated("unknown token")
+        return dav.accounts[dav.tokens[token]]
+
+    vo = vospace.start(vospace.make_app(authenticate, clock=lambda: NOW), poll_seconds=0.05)
+    u = urlparse(dav.url)
+    upload = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
+    try:
+        upload.putrequest("PUT", "/dana/big.bin", skip_accept_encoding=True)
+        upload.putheader("Authorization", "Basic " + base64.b64encode(b"dana:tok-dana").decode())
+        upload.putheader("Content-Length", str(600 * KIB))
+        upload.endheaders()
+        upload.send(b"x" * KIB)  # WebDAV has reserved 600 KiB and is writing
+        for _ in range(2000):  # until WebDAV's reservation is in the ledger (a condition, not a duration)
+            if _reserved(dana) == 600 * KIB:
+                break
+            time.sleep(0.01)
+        assert _reserved(dana) == 600 * KIB
+        status, body = _vospace_put(vo.url, "/files/dana/v.bin", 600 * KIB)
+        assert status == 413 and f"{600 * KIB} bytes reserved" in body  # 1200 KiB would pass the 1 MiB quota
+        upload.send(b"x" * (599 * KIB))
+        response = upload.getresponse()
+        response.read()
+        assert response.status == 201
+        assert _vospace_put(vo.url, "/files/dana/v.bin", QUOTA - 600 * KIB)[0] == 201  # what is left fits exactly
+        assert workspace.usage(Path(dana.home_path)) == QUOTA
+        assert _reserved(dana) == 0
+    finally:
+        upload.close()
+        vo.stop()
+
+
+def _vospace_put(url: str, path: str, size: int) -> tuple[int, str]:
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
+    try:
+        conn.putrequest("PUT", path, skip_accept_encoding=True)
+        conn.putheader("Authorization", "Bearer tok-dana")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        with suppress(OSError):  # a refused upload is answered before its body is read, and the server may close
+            conn.send(b"y" * size)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()

@@ -18,6 +18,7 @@ from enclave.cli.options import host as on_host
 from enclave.notebooks import vospace as vo
 from enclave.notebooks import webdav as dav
 from enclave.notebooks.capacity import Capacity, parse_mix, plan
+from enclave.notebooks.workspace import LEDGER_DIR
 from enclave.services import local
 
 notebooks_app = typer.Typer(help="Notebook options, capacity planning (seed §5, §13).", no_args_is_help=True)
@@ -133,7 +134,8 @@ def webdav(
         home = factory.spec.storage.home_root
         app = dav.make_app(factory.notebooks.authenticator(), anchor=home if Path(home).is_dir() else "/")
         server = dav.make_server(app, host, port)
-        _started("webdav", factory.db.dialect, host, port, home_root=home, home_mounted=Path(home).is_dir())
+        _started("webdav", factory.db.dialect, host, port, home_root=home, home_mounted=Path(home).is_dir(),
+                 quota_ledger=str(Path(home, LEDGER_DIR)))
         console.print(f"WebDAV File Workspace on http://{host}:{port}/<username>/ (Ctrl-C stops)")
         try:
             server.safe_start()
@@ -167,7 +169,8 @@ def vospace(
             console.print(Text.assemble(("error:", "red"), f" --resource-id: {err}"))
             raise typer.Exit(2) from None
         server = vo.make_server(app, host, port)
-        _started("vospace", factory.db.dialect, host, port, resource_id=resource_id)
+        _started("vospace", factory.db.dialect, host, port, resource_id=resource_id,
+                 quota_ledger=str(Path(factory.spec.storage.home_root, LEDGER_DIR)))
         console.print(f"VOSpace File Workspace on http://{host}:{port} as {resource_id}: node URIs "
                       f"vos://{app.authority}/<username>/... (Ctrl-C stops)")
         try:

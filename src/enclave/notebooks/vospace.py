@@ -129,7 +129,7 @@ class Fault(Exception):
 
 
 def fault_of(refusal: Refused) -> Fault:
-    names = {403: "PermissionDenied", 404: "NodeNotFound", 413: "RequestEntityTooLarge"}
+    names = {403: "PermissionDenied", 404: "NodeNotFound", 413: "RequestEntityTooLarge", 503: "InternalFault"}
     return Fault(refusal.status, names.get(refusal.status, "InvalidArgument"), refusal.reason)
 
 
@@ -332,8 +332,8 @@ class VOSpaceApp:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.lock = threading.Lock()
         self.ledger = ledger or Ledger()
-        """Bytes reserved by uploads and copies in progress (``workspace.reserve``); one WebDAV shares when both
-        serve from one process."""
+        """Bytes reserved by uploads and copies in progress (``workspace.reserve``), in the ledger files beside the
+        homes that every WebDAV and VOSpace server of them shares."""
 
     # -- WSGI -----------------------------------------------------------------------------------------
 

@@ -15,11 +15,13 @@ decides per request (pure decision in ``decide``), ``WorkspaceProvider`` maps UR
 symlink-resolving containment checks, and ``QuotaFile`` streams uploads to a temporary file that only
 replaces the target when complete and within quota.
 
-Quota under concurrency: every PUT and COPY reserves its bytes in the app's ``Ledger`` before it starts
-(measure the home and add up the other requests' outstanding reservations under one lock), and a writer can
-never write more than it reserved; so however many uploads run at once, the home never ends above its quota
-once they are done (a replaced file's old bytes stay on disk until the new file is renamed over it). An
-upload without Content-Length reserves all the free space: concurrent ones then wait their turn (507).
+Quota under concurrency: every PUT and COPY reserves its bytes in the account's quota ledger before it starts
+(measure the home and add up the other requests' outstanding reservations under the ledger's lock), and a writer
+can never write more than it reserved; the ledger is a file beside the homes that every WebDAV and VOSpace server
+of them shares (``workspace.Ledger``), so however many uploads run at once, on however many servers, the home
+never ends above its quota once they are done (a replaced file's old bytes stay on disk until the new file is
+renamed over it). An upload without Content-Length reserves all the free space: concurrent ones then wait their
+turn (507).
 
 Limits (docs/hardening.md): request headers at most ``serving.MAX_HEADER_BYTES`` (cheroot answers 413), request
 bodies other than PUT's at most ``MAX_XML_BODY_BYTES`` (WsgiDAV reads them into memory to parse XML),
@@ -219,14 +221,18 @@ class WorkspaceGate(BaseMiddleware):  # type: ignore[misc]
 
     def _reserve(self, environ: dict[str, Any], account: AccountLike, root: str, method: str,
                  length: int | None) -> tuple[int, str] | None:
-        """Reserve what this PUT or COPY may add to the home, or say why not (507; ``workspace.reserve``)."""
+        """Reserve what this PUT or COPY may add to the home, or say why not (507; 503 when the account's quota ledger
+        cannot be used; ``workspace.reserve``)."""
         ledger: Ledger = self.config["enclave"]["ledger"]
         path = resolve(root, account.username, environ["PATH_INFO"])
-        if method == "COPY":
-            reservation = reserve(ledger, account, _size(path), what="copy")
-        else:
-            replaced = os.path.getsize(path) if os.path.isfile(path) and not os.path.islink(path) else 0
-            reservation = reserve(ledger, account, length, replaced)
+        try:
+            if method == "COPY":
+                reservation = reserve(ledger, account, _size(path), what="copy")
+            else:
+                replaced = os.path.getsize(path) if os.path.isfile(path) and not os.path.islink(path) else 0
+                reservation = reserve(ledger, account, length, replaced)
+        except Refused as refusal:  # the ledger cannot be used (503): nothing is written that it cannot count
+            return (refusal.status, refusal.reason)
         if isinstance(reservation, str):
             return (HTTP_INSUFFICIENT_STORAGE, reservation)
         environ[_RESERVATION] = reservation
@@ -253,7 +259,7 @@ def _refuse_infinite_depth(start_response: Callable[..., Any]) -> list[bytes]:
 
 def _deny(start_response: Callable[..., Any], status: int, reason: str) -> list[bytes]:
     phrases = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               413: "Content Too Large", 507: "Insufficient Storage"}
+               413: "Content Too Large", 503: "Service Unavailable", 507: "Insufficient Storage"}
     body = (reason + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if status == 401:
@@ -323,6 +329,16 @@ class QuotaFile(FileResource):  # type: ignore[misc]
         self._writer = None
         if writer is None:
             return
+        try:
+            self._land(writer, with_errors)
+        finally:
+            # The upload is in place or gone: its reservation ends now, before the response is sent, not in close()
+            # after it, where a client's next upload, on this server or another, could still find it held.
+            reservation: Reservation | None = self.environ.get(_RESERVATION)
+            if reservation is not None:
+                reservation.release()
+
+    def _land(self, writer: _LimitedWriter, with_errors: bool) -> None:
         writer.close()
         refusal = None
         if not with_errors:

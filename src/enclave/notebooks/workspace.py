@@ -11,17 +11,27 @@ URL layout shared by both: ``/<username>/<path>`` is ``<workspace of username>/<
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import hashlib
+import json
+import logging
 import math
 import os
+import re
 import stat
 import sys
 import threading
+import time
+import uuid
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from enclave import logs
+from enclave.clock import stamp
 from enclave.errors import Unauthenticated
 from enclave.notebooks.account import Access, AccountLike, access_of
 
@@ -114,58 +124,420 @@ def upload_allowance(quota: int, used: int, replaced: int) -> int:
     return max(0, quota - used + replaced)
 
 
+# The ledger is shared by every process that serves the same homes — WebDAV and VOSpace, and any number of replicas
+# of each, on any node that mounts the home file system — without a service of its own: it lives on that file
+# system, one small file per account in ``<home root>/.enclave-quota/`` (``LEDGER_DIR``, beside the homes and
+# inside none of them), found from the account's home path, which every server reads from the same database, so
+# no two servers of one home can be configured with different ledgers.
+#
+# Whose files: the servers' own, never the accounts'. A request's thread acts as its account (``act_as``) and steps
+# out of that identity for the ledger (``as_server``), as it does for the database: the directory is made 0700 by
+# the server's identity, so no account — which sees the home root from its notebooks and login nodes — can read
+# others' reservations, forge one, or remove its own to pass its quota. The deployed server is uid 0 without
+# CAP_DAC_OVERRIDE (enclave.cluster.deploy.WEBDAV_SECURITY), so it may create the directory only where uid 0 owns
+# the home root, as it usually does; an NFS export that squashes root maps it to the anonymous uid (exports(5),
+# root_squash, anonuid), which may not: the operator then makes the directory once, owned by that uid
+# (docs/notebooks.md, "Quota ledger").
+#
+# Locks: POSIX record locks (fcntl(2) F_SETLKW through fcntl.lockf), which NFS carries to the server and so to
+# every client — NLM for NFSv3 (nfs(5), ``lock``, the default; ``nolock`` and ``local_lock`` make them local to
+# one client), the protocol itself for NFSv4 (RFC 7530 §9) — while flock(2) locked only on the local host before
+# Linux 2.6.12 (flock(2), "NFS details"). Taking the lock makes the NFS client read the file afresh, and it writes
+# it back before letting go (RFC 7530 §10.3.2, "Data Caching and File Locking"), so each server reads the last
+# writer's ledger. A record lock belongs to the process, not the thread, and closing any descriptor of the file
+# drops all of the process's locks on it (fcntl(2), "Advisory record locking"): so one thread lock per file, across
+# every Ledger of the process, is held whenever a thread has the file open.
+#
+# Leases: every reservation in a file carries an id and an expiry. The process that made it renews all of its
+# reservations every ``RENEW_SECONDS`` from one thread (``Ledger.renew``), and readers ignore one whose expiry has
+# passed, so one whose process died (killed mid-upload, its node lost) stops counting ``LEASE_SECONDS`` later. The
+# renewal is the process's, not the upload's: a copy writes nothing the ledger hears of, and a client may stall
+# between two chunks, yet both hold their bytes until they end. Ten renewals per lease ride out a slow or
+# restarting NFS server; expiries are wall-clock seconds, compared across hosts whose clocks agree to well under a
+# renewal; one far in the future (a host whose clock is wrong) is cut to one lease from the reader's clock when the
+# file is written again.
+#
+# What is counted: a server counts its own reservations as they are now (the bytes a PUT has written leave it at
+# once: the disk shows them), and other processes' at their full size until they end: written bytes may then be
+# counted twice meanwhile, erring toward refusal, where counting them once would trust another NFS client's bytes
+# to show in this one's walk of the home already, which its attribute cache can delay by up to a minute (nfs(5),
+# ``acregmax`` and ``acdirmax``, 60 s by default).
+
+LEDGER_DIR = ".enclave-quota"
+"""Beside the homes: ``<home root>/.enclave-quota/<username>``. No home has this name (a user name starts with a
+letter: enclave.accounts.lifecycle.USERNAME), so no walk of a home counts the ledger."""
+LEASE_SECONDS = 300.0
+"""How long a reservation counts after its process last renewed it."""
+RENEW_SECONDS = 30.0
+"""How often a process renews its reservations."""
+LEDGER_FORMAT = "enclave-quota-ledger"
+LEDGER_VERSION = 1
+_MAX_LEDGER_BYTES = 1 << 20
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_log = logs.logger("quota")
+
+
+class _Unreadable(Exception):
+    """A ledger file whose content cannot be trusted (torn by a crash mid-write, or altered)."""
+
+
+class _Newer(Exception):
+    """A ledger file written by a newer enclave."""
+
+
+@dataclass
+class _Book:
+    """What one ledger file holds: each reservation by id (bytes, expiry), and when the file had to be reset, until
+    when new reservations wait."""
+
+    entries: dict[str, tuple[int, float]]
+    blocked_until: float | None = None
+
+
+def _decode(data: bytes) -> _Book:
+    """A file is ``enclave-quota-ledger <version> <length> <sha256>`` on one line, then the JSON body of that length.
+    The length lets a shorter rewrite leave an old tail behind harmlessly (the file is written before it is
+    truncated), and the checksum catches a write torn by a crash, which JSON alone might parse."""
+    if not data:
+        # Just made: nobody has reserved yet. (Or removed or emptied by hand: the live reservations then enter again
+        # at their processes' next renewal, within RENEW_SECONDS.)
+        return _Book({})
+    if len(data) > _MAX_LEDGER_BYTES:
+        raise _Unreadable(f"it is larger than any ledger ({_MAX_LEDGER_BYTES} bytes)")
+    head, newline, rest = data.partition(b"\n")
+    fields = head.decode("ascii", "replace").split(" ")
+    if not newline or len(fields) != 4 or fields[0] != LEDGER_FORMAT or not fields[1].isdigit() \
+            or not fields[2].isdigit():
+        raise _Unreadable("it is not an enclave quota ledger (bad header)")
+    if int(fields[1]) > LEDGER_VERSION:
+        raise _Newer(fields[1])
+    body = rest[:int(fields[2])]
+    if int(fields[1]) != LEDGER_VERSION or len(body) != int(fields[2]) \
+            or hashlib.sha256(body).hexdigest() != fields[3]:
+        raise _Unreadable("its content is incomplete or altered (length or checksum does not match)")
+    try:
+        doc = json.loads(body)
+        entries = {str(i): (_count(e["bytes"]), _instant(e["expires"])) for i, e in doc["reservations"].items()}
+        blocked = doc["blocked_until"]
+        return _Book(entries, None if blocked is None else _instant(blocked))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise _Unreadable(f"its content is malformed ({type(err).__name__}: {err})") from None
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"reserved bytes {value!r} are not a count")
+    return value
+
+
+def _instant(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"time {value!r} is not a finite number of seconds")
+    return float(value)
+
+
+def _encode(book: _Book) -> bytes:
+    body = json.dumps({"reservations": {i: {"bytes": b, "expires": e} for i, (b, e) in sorted(book.entries.items())},
+                       "blocked_until": book.blocked_until}, separators=(",", ":")).encode()
+    head = f"{LEDGER_FORMAT} {LEDGER_VERSION} {len(body)} {hashlib.sha256(body).hexdigest()}\n"
+    return head.encode() + body + b"\n"
+
+
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+_ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the thread that forked: locks other threads held stay held forever, and the parent's
+    reservations are the parent's to renew and release."""
+    global _path_locks_guard
+    _path_locks.clear()
+    _path_locks_guard = threading.Lock()
+    for ledger in list(_ledgers):
+        ledger._start_empty()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _path_lock(path: str) -> threading.Lock:
+    with _path_locks_guard:
+        return _path_locks.setdefault(path, threading.Lock())
+
+
+@contextmanager
+def _ledger_file(path: str) -> Iterator[int]:
+    """The ledger file at ``path``, open and locked against every other thread and process, made if missing."""
+    with _path_lock(path):
+        fd = _open_ledger(path)
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)  # F_SETLKW on the whole file: waits for the holder
+            except OSError as err:
+                raise Refused(503, f"the quota ledger {path} cannot be locked ({err.strerror}): the home file system "
+                                   "must carry POSIX record locks between its clients (NFS: mounted without nolock "
+                                   "or local_lock; docs/notebooks.md, 'Quota ledger')") from None
+            yield fd
+        finally:
+            # Closing drops the lock (fcntl(2)). Whatever was written is on the server already (``_write`` syncs,
+            # and reports a failure), so an error only closing changes nothing.
+            with suppress(OSError):
+                os.close(fd)
+
+
+def _open_ledger(path: str) -> int:
+    directory = os.path.dirname(path)
+    try:
+        with as_server():
+            with suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+            st = os.lstat(directory)
+            if not stat.S_ISDIR(st.st_mode):
+                raise Refused(503, f"the quota ledger directory {directory} is not a directory; uploads and copies "
+                                   "are refused until a sysadmin removes it (the servers make it again, 0700)")
+            if st.st_mode & 0o022:
+                raise Refused(503, f"the quota ledger directory {directory} may be written by others (mode "
+                                   f"{stat.S_IMODE(st.st_mode):04o}); uploads and copies are refused until a "
+                                   f"sysadmin makes it the servers' alone: chmod 700 {directory}")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError as err:
+        raise Refused(503, f"the quota ledger {path} cannot be opened as uid {os.geteuid()} ({err.strerror}); the "
+                           "WebDAV and VOSpace servers' own identity must be able to make and lock files in "
+                           f"{directory} (on an NFS export that squashes root, make it once on the storage host, "
+                           f"owned by the uid root is mapped to: mkdir -m 700 {directory} && chown 65534 "
+                           f"{directory}; docs/notebooks.md, 'Quota ledger')") from None
+    if not regular:
+        os.close(fd)
+        raise Refused(503, f"the quota ledger {path} is not a regular file; a sysadmin must remove it")
+    return fd
+
+
+def _read(fd: int) -> bytes:
+    """The file, up to one byte more than any ledger (``_decode`` refuses that)."""
+    chunks: list[bytes] = []
+    offset = 0
+    while offset <= _MAX_LEDGER_BYTES:
+        chunk = os.pread(fd, 1 << 16, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _write(fd: int, data: bytes) -> None:
+    """Over the old content, then cut to length: a crash in between leaves the new ledger and an old tail, which
+    ``_decode`` ignores; a crash mid-write leaves a checksum that does not match."""
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        offset += os.pwrite(fd, view[offset:], offset)
+    os.ftruncate(fd, len(data))
+    os.fsync(fd)
+
+
 class Ledger:
-    """Bytes reserved by requests in progress, per account: a PUT or COPY reserves what it may write before it
-    starts and gives back, as it writes, what has reached the disk (so the home's usage plus the outstanding
-    reservations never double-count and never undercount)."""
+    """Bytes reserved by requests in progress, per account, shared through a file per account by every process that
+    serves the homes (the design above). A PUT or COPY reserves what it may write before it starts and gives back,
+    as it writes, what has reached the disk (so this process never double-counts and never undercounts; other
+    processes count it at its full size until it ends). ``directory`` holds the files; by default the one beside
+    the account's home (``LEDGER_DIR``), where every server of that home finds it."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.outstanding: dict[str, int] = {}
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, lease_seconds: float = LEASE_SECONDS,
+                 renew_seconds: float = RENEW_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self.directory = None if directory is None else os.fspath(directory)
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.clock = clock
+        self._start_empty()
+        _ledgers.add(self)
 
-    def reserve(self, username: str, measure: Callable[[int], tuple[int, int] | None]) -> Reservation | None:
-        """Under the lock: ``measure(outstanding of others)`` returns (bytes to reserve, writer cap) or None
-        to refuse; the reservation is recorded before the lock is let go."""
+    def _start_empty(self) -> None:
+        self.lock = threading.Lock()  # this process's reservations (the files have their own locks)
+        self._live: dict[str, Reservation] = {}
+        self._gone: dict[str, set[str]] = {}  # released, but still in their file (its rewrite failed)
+        self._renewing = False
+
+    @property
+    def outstanding(self) -> dict[str, int]:
+        """Bytes this process's reservations still hold, per account (other processes' are in the files)."""
+        totals: dict[str, int] = {}
         with self.lock:
-            decided = measure(self.outstanding.get(username, 0))
+            for r in self._live.values():
+                if r.held:
+                    totals[r.username] = totals.get(r.username, 0) + r.held
+        return totals
+
+    def file_of(self, username: str, home: str | None = None) -> str:
+        if not _SAFE_NAME.fullmatch(username):
+            raise ValueError(f"user name {username!r} cannot name a ledger file")
+        if self.directory is not None:
+            return os.path.join(self.directory, username)
+        if not home:
+            raise ValueError("a ledger without a directory finds it beside the account's home: give the home")
+        return os.path.join(os.path.dirname(os.path.normpath(home)), LEDGER_DIR, username)
+
+    def reserve(self, username: str, measure: Callable[[int], tuple[int, int] | None],
+                home: str | None = None) -> Reservation | None:
+        """Under the account's ledger lock: ``measure(outstanding of others)`` returns (bytes to reserve, writer
+        cap) or None to refuse; the reservation is in the file before the lock is let go. Refused (503) when the
+        ledger cannot be read or written: a write it cannot account for is not let through."""
+        path = self.file_of(username, home)
+        with _ledger_file(path) as fd:
+            now = self.clock()
+            book = self._load(fd, path, now)
+            if book.blocked_until is not None:
+                self._store(fd, path, book, now)
+                raise Refused(503, f"the quota ledger of '{username}' ({path}) was unreadable and has been reset: "
+                                   f"new uploads and copies wait until {stamp(book.blocked_until)} while those in "
+                                   "progress on every server enter it again; try again then")
+            with self.lock:
+                mine = [r for r in self._live.values() if r.path == path]
+                own = {r.id for r in mine} | self._gone.get(path, set())
+            others = sum(r.held for r in mine) + sum(b for i, (b, _) in book.entries.items() if i not in own)
+            decided = measure(others)
             if decided is None:
                 return None
-            amount, cap = decided
-            self.outstanding[username] = self.outstanding.get(username, 0) + amount
-            return Reservation(self, username, amount, cap)
+            reservation = Reservation(self, username, decided[0], decided[1], path=path)
+            with self.lock:
+                self._live[reservation.id] = reservation
+            try:
+                self._store(fd, path, book, now)
+            except BaseException:
+                with self.lock:
+                    self._live.pop(reservation.id, None)
+                raise
+        self._keep_renewing()
+        return reservation
 
-    def _give_back(self, username: str, amount: int) -> None:
+    def renew(self) -> None:
+        """Extend each of this process's reservations to a lease from now, and take released ones out of files
+        that still list them. Called every ``renew_seconds`` while there are any; a failure is logged and the next
+        round tries again (a reservation lapses only after a whole lease of failures)."""
         with self.lock:
-            left = self.outstanding.get(username, 0) - amount
-            if left > 0:
-                self.outstanding[username] = left
+            paths = {r.path for r in self._live.values()} | set(self._gone)
+        for path in sorted(paths):
+            try:
+                self._rewrite(path)
+            except Refused as refusal:
+                logs.event(_log, logging.WARNING, "quota ledger not renewed", file=path, reason=refusal.reason)
+
+    def _rewrite(self, path: str) -> None:
+        with _ledger_file(path) as fd:
+            now = self.clock()
+            self._store(fd, path, self._load(fd, path, now), now)
+
+    def _release(self, reservation: Reservation) -> None:
+        with self.lock:
+            if self._live.pop(reservation.id, None) is None:
+                return
+            self._gone.setdefault(reservation.path, set()).add(reservation.id)
+        try:
+            self._rewrite(reservation.path)
+        except Refused as refusal:
+            # Never raised to the request: it ended. Its entry lapses with its lease, or the next renewal removes it.
+            logs.event(_log, logging.WARNING, "quota reservation not yet removed from its ledger",
+                       file=reservation.path, reason=refusal.reason)
+            self._keep_renewing()
+
+    def _load(self, fd: int, path: str, now: float) -> _Book:
+        """The file's reservations that still count (lapsed ones dropped, none beyond a lease from now). Content that
+        cannot be trusted is set aside and the ledger starts again blocked for a lease: long enough for every live
+        reservation to be renewed into it by its own process, so nothing is let through that the lost content held."""
+        try:
+            data = _read(fd)
+        except OSError as err:
+            raise Refused(503, f"the quota ledger {path} cannot be read ({err.strerror})") from None
+        try:
+            book = _decode(data)
+        except _Newer as newer:
+            raise Refused(503, f"the quota ledger {path} was written by a newer enclave (format {newer}); run one "
+                               "version of the WebDAV and VOSpace servers over the same homes") from None
+        except _Unreadable as bad:
+            self._set_aside(path, data, str(bad))
+            return _Book({}, now + self.lease_seconds)
+        horizon = now + self.lease_seconds
+        entries = {i: (b, min(e, horizon)) for i, (b, e) in book.entries.items() if e > now}
+        blocked = book.blocked_until
+        return _Book(entries, min(blocked, horizon) if blocked is not None and blocked > now else None)
+
+    def _set_aside(self, path: str, data: bytes, why: str) -> None:
+        aside = path + ".unreadable"
+        try:
+            with as_server():
+                fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        except OSError:
+            aside = ""
+        logs.event(_log, logging.WARNING, "quota ledger unreadable: reset, new reservations wait one lease",
+                   file=path, reason=why, kept_as=aside or None, lease_seconds=self.lease_seconds)
+
+    def _store(self, fd: int, path: str, book: _Book, now: float) -> None:
+        """Write ``book`` back with this process's reservations renewed and its released ones gone."""
+        with self.lock:
+            ours = {r.id: r.amount for r in self._live.values() if r.path == path}
+            gone = set(self._gone.get(path, ()))
+        entries = {i: e for i, e in book.entries.items() if i not in ours and i not in gone}
+        entries.update({i: (amount, now + self.lease_seconds) for i, amount in ours.items()})
+        try:
+            _write(fd, _encode(_Book(entries, book.blocked_until)))
+        except OSError as err:
+            raise Refused(503, f"the quota ledger {path} cannot be written ({err.strerror})") from None
+        with self.lock:
+            left = self._gone.get(path, set()) - gone
+            if left:
+                self._gone[path] = left
             else:
-                self.outstanding.pop(username, None)
+                self._gone.pop(path, None)
+
+    def _keep_renewing(self) -> None:
+        with self.lock:
+            if self._renewing:
+                return
+            self._renewing = True
+        threading.Thread(target=self._renewals, name="enclave-quota-lease", daemon=True).start()
+
+    def _renewals(self) -> None:
+        while True:
+            time.sleep(self.renew_seconds)
+            with self.lock:
+                if not self._live and not self._gone:
+                    self._renewing = False
+                    return
+            self.renew()
 
 
 class Reservation:
-    """One request's share of the ledger: ``cap`` bytes may be written, ``held`` are still reserved."""
+    """One request's share of the ledger: ``cap`` bytes may be written, ``held`` are still reserved (of ``amount``,
+    what it reserved, which other processes count until it is released)."""
 
-    def __init__(self, ledger: Ledger, username: str, held: int, cap: int) -> None:
+    def __init__(self, ledger: Ledger, username: str, held: int, cap: int, *, path: str = "") -> None:
         self.ledger, self.username, self.held, self.cap = ledger, username, held, cap
+        self.amount = held
+        self.path = path
+        self.id = uuid.uuid4().hex
 
     def written(self, n: int) -> None:
-        """``n`` more bytes are on disk now: they stop being outstanding (the disk counts them)."""
-        n = min(n, self.held)
-        self.held -= n
-        self.ledger._give_back(self.username, n)
+        """``n`` more bytes are on disk now: they stop being outstanding here (the disk counts them)."""
+        with self.ledger.lock:
+            self.held -= min(n, self.held)
 
     def release(self) -> None:
-        held, self.held = self.held, 0
-        if held:
-            self.ledger._give_back(self.username, held)
+        """The request ended: its reservation leaves the ledger (idempotent; never raises)."""
+        with self.ledger.lock:
+            self.held = 0
+        self.ledger._release(self)
 
 
 def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: int = 0, *,
             what: str = "upload") -> Reservation | str:
     """Reserve what a write of ``length`` bytes (None: unknown, then all that is free) replacing ``replaced``
     bytes may add to the home, or say why not. The one quota rule of WebDAV's PUT and COPY and VOSpace's upload
-    and copy: however many run at once, the home never ends above its quota by more than one upload's size."""
+    and copy: however many run at once, on however many servers of the homes, the home never ends above its quota
+    by more than one upload's size. Raises Refused (503) when the account's ledger cannot be used."""
     quota = quota_bytes(account)
     why: list[str] = []
 
@@ -180,7 +552,7 @@ def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: 
         cap = allowance if length is None else length
         return max(0, cap - replaced), cap
 
-    reservation = ledger.reserve(account.username, measure)
+    reservation = ledger.reserve(account.username, measure, home=account.home_path)
     return reservation if reservation is not None else why[0]
 
 
