@@ -187,13 +187,20 @@ def test_memory_weight_serves_the_group_below_its_memory_share_first(minimal: En
     sim = _world(_no_latency_objective(minimal), policy, drp_gib=16)
     _memory_heavy_drp(sim)
     # At 51 the three DRP jobs end, batch-001's first; each freed slot goes to the group first in the
-    # order (usage / quota, then priority: no pool has a latency objective here).
+    # order (usage / quota, then priority: no pool has a latency objective here), up to what the group
+    # quotas allocate it (enclave.twin.groups, GroupEntry.cpp): quotas prompt 0.5 and DRP 0.25 of the pool's
+    # slot weight, the root the rest, all of it surplus; each group first min(request, quota), the surplus then
+    # by quota.
     # Cores: prompt at 7/8 of its quota, DRP at 2/4 after each end: DRP is more starved every time and
     # takes every freed core and its 16 GiB back; prompt stays at 7.
-    # Slot weight (4096 MiB per core: a DRP job weighs 4, a prompt job 1): after the first end DRP is at
-    # 8/4, over its quota, so prompt (7/8) takes batch-001's core. After the second both are at their
-    # quota (prompt 8/8, DRP 4/4): the tie goes to prompt's higher priority, which fills batch-002's 16 GiB
-    # with its 3 remaining jobs (11). After the third DRP (0/4) comes first.
+    # Slot weight (4096 MiB per core: a DRP job weighs 4, a prompt job 1). The pool's weight is summed over
+    # every slot ad, as matchmaker.cpp sumSlotWeights does: the running jobs' and each partitionable slot's
+    # unclaimed part. After the first end: prompt 7, DRP 8, batch-001's 1 core and 18 GiB weigh 4.5,
+    # batch-002's 6 cores 6: 25.5, quotas 12.75 and 6.375; DRP (8/6.375) is over its quota and prompt (7/12.75)
+    # comes first, allocated its whole request, 11: it takes batch-001's core. After the second: prompt 8, DRP
+    # 4, batch-001's 16 GiB weigh 4, batch-002's 7 cores 7: 23, quotas 11.5 and 5.75; both at 8/11.5 = 4/5.75,
+    # the tie goes to prompt's higher priority, still allocated 11, and its 3 remaining jobs fit batch-002
+    # (11). DRP, allocated 5.75 + 6.25 = 12, finds no 16 GiB with a core. After the third DRP comes first.
     assert sim.busy["prompt"] == prompt_busy and sim.counters.preempted_jobs == 0
 
 
@@ -203,8 +210,10 @@ def test_a_latency_pool_is_served_first_whatever_the_weight(minimal: EnclaveSpec
     _memory_heavy_drp(sim)
     # The same load with prompt's latency objective: the rendered GROUP_SORT_EXPR puts group_prompt first
     # however starved DRP is. At 51 batch-001's DRP job ends: prompt takes its core (8 running). The next end,
-    # on batch-002, frees 7 cores and 16 GiB: prompt's 3 remaining jobs (2 GiB each) take 3 of them (11), and
-    # the third end goes to DRP, prompt having nothing idle.
+    # on batch-002, frees 7 cores and 16 GiB, and prompt's 3 remaining jobs (2 GiB each) take what the group
+    # quotas allocate it (the test above). In cores prompt asks 8 + 3 and DRP 1 + 4: the surplus, 4, covers
+    # both remainders (3 + 1: GroupEntry.cpp "Cornucopia"). In slot weight prompt's quota, 11.5 of 23, covers
+    # its 11. Either way it takes all 3 (11). The third end goes to DRP.
     assert sim.busy["prompt"] == 11 and sim.counters.preempted_jobs == 0
 
 

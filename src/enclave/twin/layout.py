@@ -9,7 +9,7 @@ broker's (``enclave.broker.naming.pod_names``).
 
 - ``static``: the seed's starting point — that layout, never moved.
 - ``quotas``: the same startds in one shared HTCondor pool with hierarchical group quotas
-  (GROUP_QUOTA_DYNAMIC = guaranteed share) and surplus sharing up to the max share (GROUP_ACCEPT_SURPLUS),
+  (GROUP_QUOTA_DYNAMIC = guaranteed share) and surplus sharing by quota (GROUP_ACCEPT_SURPLUS; ``groups``),
   no preemption. Its slots carry no pool label (``SHARED``): that configuration is a
   counterfactual the renderer does not produce.
 
@@ -30,6 +30,7 @@ from enclave.broker.naming import pod_names
 from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError, Problem
 from enclave.spec.models import NodeRole
+from enclave.twin import groups
 from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout
 from enclave.twin.sim import Policy, Sim, SimNode
@@ -105,6 +106,8 @@ class LayoutPolicy:
     """Startds carry their pool label; False: all are shared and group quotas arbitrate."""
     limited = False
     """Whether ``admit`` may refuse (group quotas); if not, the engine skips the call in its hot loop."""
+    claims_limited = True
+    """Whether a reused claim needs ``admit`` too (``Policy.claims_limited``)."""
     rejected: list[str] | None = None
     """Actions a backend refused; None: the policy takes no actions."""
 
@@ -149,6 +152,20 @@ class LayoutPolicy:
     def admit(self, sim: Sim, pool: str) -> int:
         return UNLIMITED
 
+    def cycle_start(self, sim: Sim) -> None:
+        """A negotiation cycle begins (the submitter ads are read)."""
+
+    def headroom(self, sim: Sim, pool: str) -> float:
+        return self.admit(sim, pool)
+
+    def job_weight(self, sim: Sim, ac: int) -> float:
+        return sim.acs[ac].cpus
+
+
+    def next_round(self, sim: Sim) -> bool:
+        """The cycle's turns are over: whether the groups negotiate again in the same cycle."""
+        return False
+
     def tick(self, sim: Sim) -> float | None:
         if self.pod_plan:
             self.reconcile(sim)
@@ -165,13 +182,91 @@ class Static(LayoutPolicy):
 
 
 class GroupQuotas(LayoutPolicy):
+    """One shared pool under HTCondor's hierarchical group quotas (``enclave.twin.groups``): each cycle the
+    negotiator allocates every group the smaller of its demand and its quota, shares the surplus in proportion to
+    quota, and lets each group match up to ``max(allocated, quota)`` less its usage, in up to three rounds. The
+    spec's ``max_share`` has no HTCondor counterpart here (GROUP_ACCEPT_SURPLUS has no ceiling), so it binds
+    nothing. Until stop 45 the twin capped each group at its ``max_share`` instead, which no HTCondor setting
+    does."""
+
     name = "quotas"
     labelled = False
     limited = True
+    claims_limited = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested: dict[str, float] = {}
+        self.allocated: dict[str, float] = {}
+        self.round = 0
+        self._quotas_of = -1.0
+        self._quotas: tuple[dict[str, float], float] = ({}, 0.0)
+
+    def quota(self, sim: Sim, pool: str) -> float:
+        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's slot weight now."""
+        return self.quotas(sim)[0][pool]
+
+    def quotas(self, sim: Sim) -> tuple[dict[str, float], float]:
+        """(each group's quota, the root's), assigned again only when the pool's slot weight changes."""
+        total = self.capacity(sim)
+        if total != self._quotas_of:
+            self._quotas_of = total
+            self._quotas = groups.quotas({p: sim.spec.pools[p].guaranteed_share for p in sim.pools}, total)
+        return self._quotas
+
+    def weight(self, sim: Sim, ac: int) -> float:
+        """An autocluster's job's slot weight: its cores (SLOT_WEIGHT = Cpus, HTCondor's default)."""
+        return sim.acs[ac].cpus
+
+    def limit(self, sim: Sim, pool: str) -> float:
+        """What the group may hold this round, in slot weight: ``max(allocated, quota)``, or nothing when it was
+        allocated nothing (``hgq_negotiate_with_all_groups``: "skipping, zero slots allocated")."""
+        if sim.instant:
+            self._allocate(sim, self._demand(sim))  # no cycles: the allocation as of this very match
+        allocated = self.allocated.get(pool, 0.0)
+        return max(allocated, self.quota(sim, pool)) if allocated > 0 else 0.0
 
     def admit(self, sim: Sim, pool: str) -> int:
-        cap = int(sim.spec.pools[pool].max_share * sim.total_cap)
-        return cap - sim.busy[pool]
+        return int(self.limit(sim, pool) - self.used(sim, pool))
+
+    def headroom(self, sim: Sim, pool: str) -> float:
+        """The group's limit less its usage, in slot weight: each match is charged its job's weight."""
+        return self.limit(sim, pool) - self.used(sim, pool)
+
+    def job_weight(self, sim: Sim, ac: int) -> float:
+        return self.weight(sim, ac)
+
+
+    def cycle_start(self, sim: Sim) -> None:
+        self.round = 1
+        self._allocate(sim, self._demand(sim))
+
+    def next_round(self, sim: Sim) -> bool:
+        if self.round >= groups.MAX_ALLOCATION_ROUNDS:
+            return False
+        usage = {p: self.used(sim, p) for p in sim.pools}
+        requested = groups.next_requests(self.requested, self.allocated, usage)
+        if requested is None:
+            return False
+        self.round += 1
+        self._allocate(sim, requested)
+        return True
+
+    def _demand(self, sim: Sim) -> dict[str, float]:
+        """Each group's request: its weighted running plus weighted idle jobs, as its submitter ads give them
+        (NEGOTIATOR_USE_WEIGHTED_DEMAND, True by default; the ads are read at the cycle's start)."""
+        return {p: self.used(sim, p) + sum(self.weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac])
+                                           for ac in sim.pool_acs[p])
+                for p in sim.pools}
+
+    def _allocate(self, sim: Sim, requested: dict[str, float]) -> None:
+        each, root = self.quotas(sim)
+        self.requested = requested
+        self.allocated = groups.allocate(each, requested, root)
+
+    def capacity(self, sim: Sim) -> float:
+        """The pool's total slot weight (the quotas' base, ``hgq_total_quota``): its cores."""
+        return max(1, sim.total_cap)
 
 
 FIXED: dict[str, Callable[[], Policy]] = {"static": Static, "quotas": GroupQuotas}

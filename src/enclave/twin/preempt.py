@@ -106,9 +106,6 @@ class QuotasPreempt(GroupQuotas):
         super().setup(sim)
         self.pending = defaultdict(int)
 
-    def weight(self, sim: Sim, ac: int) -> float:
-        return sim.acs[ac].cpus
-
     def claimed(self, sim: Sim, pool: str) -> float:
         """In use, plus the matches waiting for a victim to retire (the negotiator has charged them)."""
         return self.used(sim, pool) + sum(self.pending[ac] * self.weight(sim, ac) for ac in sim.pool_acs[pool])
@@ -185,7 +182,7 @@ class QuotasPreemptMemory(QuotasPreempt):
         super().setup(sim)
         self.mib_per_core = memory_per_core_mib(sim.spec)
         self.weights: list[float] = []
-        self._cap_key = (-1, -1)
+        self._cap_key = -math.inf
         self._cap = 1.0
 
     def _weights(self, sim: Sim) -> list[float]:
@@ -202,22 +199,23 @@ class QuotasPreemptMemory(QuotasPreempt):
         return self._weights(sim)[ac]
 
     def capacity(self, sim: Sim) -> float:
-        """The pool's slot weight: each partitionable slot weighs max(cores, memory / MiB per core); summed
-        again only when the pool's cores or memory change."""
-        key = (sim.total_cap, sim.total_mem)
-        if key != self._cap_key:
-            self._cap_key = key
-            self._cap = max(1.0, sum(max(s.cores, s.mem / self.mib_per_core) for s in sim.startds.values()
-                                     if s.ready))
+        """The pool's slot weight as the negotiator sums it over every slot ad (matchmaker.cpp
+        ``sumSlotWeights``, the base of the group quotas, ``hgq_total_quota``): each running job's dynamic slot
+        at its weight, and each partitionable slot's unclaimed cores and memory at theirs. With memory in the
+        weight that is more than the machines' own weight once core-heavy and memory-heavy jobs share one (three
+        32 GiB jobs and twenty-one 1.5 GiB ones fill 24 cores and 128 GiB, weighing 18 + 21). Summed again when
+        the time has moved."""
+        if sim.now != self._cap_key:
+            self._cap_key = sim.now
+            unclaimed = sum(max(s.free_cores, s.free_mem / self.mib_per_core) for s in sim.startds.values()
+                            if s.ready)
+            self._cap = max(1.0, unclaimed + sum(self.used(sim, p) for p in sim.pools))
         return self._cap
 
-    def quota(self, sim: Sim, pool: str) -> float:
-        return sim.spec.pools[pool].guaranteed_share * self.capacity(sim)
-
     def admit(self, sim: Sim, pool: str) -> int:
-        """Cores the group may still claim within its max share of the slot weight, counting each core at
-        the heaviest weight per core among its idle jobs (never beyond the share)."""
-        room = sim.spec.pools[pool].max_share * self.capacity(sim) - self.used(sim, pool)
+        """Cores the group may still claim within its limit of slot weight (``GroupQuotas.limit``), counting each
+        core at the heaviest weight per core among its idle jobs (never beyond the limit)."""
+        room = self.limit(sim, pool) - self.used(sim, pool)
         weights = self._weights(sim)
         per_core = max((weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
                        default=1.0)

@@ -215,6 +215,12 @@ class Policy(Protocol):
         ...
 
     @property
+    def claims_limited(self) -> bool:
+        """Whether a claim's reuse for the next job needs ``admit`` too (Kueue admits every job); HTCondor's schedd
+        reuses a claim without the negotiator, so group quotas do not limit it."""
+        ...
+
+    @property
     def rejected(self) -> list[str] | None:
         """Actions a backend refused; None: the policy takes no actions."""
         ...
@@ -228,6 +234,22 @@ class Policy(Protocol):
 
     def admit(self, sim: Sim, pool: str) -> int:
         """How many more cores ``pool`` may claim now."""
+        ...
+
+    def cycle_start(self, sim: Sim) -> None:
+        """A negotiation cycle begins: the submitter ads are read (group quotas allocate from them)."""
+
+    def headroom(self, sim: Sim, pool: str) -> float:
+        """What ``pool`` may still claim, in the units ``job_weight`` counts (``admit``'s cores by default)."""
+        ...
+
+    def job_weight(self, sim: Sim, ac: int) -> float:
+        """What one job of autocluster ``ac`` counts against ``headroom`` (its cores by default)."""
+        ...
+
+    def next_round(self, sim: Sim) -> bool:
+        """The cycle's turns are over: whether the submitters negotiate again in the same cycle (group quotas'
+        allocation rounds)."""
         ...
 
     def tick(self, sim: Sim) -> float | None:
@@ -515,8 +537,9 @@ class Sim:
         queues = self.queues
         acs = self.acs
         limited = self.policy.limited
+        weight = self.policy.job_weight
         for pool in pools:
-            allowed = self.policy.admit(self, pool) if limited else 1 << 40
+            allowed = self.policy.headroom(self, pool) if limited else 1 << 40
             if allowed <= 0:
                 continue
             for ac in table[pool]:
@@ -525,24 +548,26 @@ class Sim:
                 a = acs[ac]
                 if s.free_cores < a.cpus or s.free_mem < a.memory_mib:
                     continue
-                k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus)
+                w = weight(self, ac) if limited else a.cpus
+                k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w))
                 if k > 0:
-                    allowed -= self._start(ac, s, k) * a.cpus
+                    allowed -= self._start(ac, s, k) * w
                 if s.free_cores <= 0:
                     return
                 if allowed <= 0:
                     break
 
     def _fill_for(self, s: SimStartd, pool: str, budget: list[int]) -> int:
-        """``fill_startd`` for one submitter's turn: ``pool``'s jobs within the cycle's ``budget``; returns the
-        jobs started."""
+        """``fill_startd`` for one submitter's turn: ``pool``'s jobs within the cycle's ``budget`` and the policy's
+        ``headroom``; returns the jobs started."""
         table = self._sig_acs.get(s.sig)
         if table is None:
             table = self._sig_table(s.sig)
         mine = table.get(pool)
         if mine is None:
             return 0
-        allowed = self.policy.admit(self, pool) if self.policy.limited else 1 << 40
+        limited = self.policy.limited
+        allowed = self.policy.headroom(self, pool) if limited else 1 << 40
         queues = self.queues
         acs = self.acs
         total = 0
@@ -552,11 +577,12 @@ class Sim:
             if not queues[ac] or not budget[ac]:
                 continue
             a = acs[ac]
-            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus, budget[ac])
+            w = self.policy.job_weight(self, ac) if limited else a.cpus
+            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
             if k > 0:
                 started = self._start(ac, s, k)
                 budget[ac] -= started
-                allowed -= started * a.cpus
+                allowed -= started * w
                 total += started
                 if s.free_cores <= 0:
                     break
@@ -582,10 +608,10 @@ class Sim:
             if not q:
                 return
             if s.accepting and s.free_cores >= a.cpus and s.free_mem >= a.memory_mib and matches(ac, s.sig):
-                allowed = self.policy.admit(self, a.pool)
-                if allowed < a.cpus:
+                allowed = int(self.policy.headroom(self, a.pool) // self.policy.job_weight(self, ac))
+                if allowed < 1:
                     return
-                self._start(ac, s, min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed // a.cpus))
+                self._start(ac, s, min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, allowed))
 
     def _start(self, ac: int, s: SimStartd, k: int, claim: float | None = None) -> int:
         """Start ``k`` queued jobs of ``ac`` on ``s``: on a new claim, or on ``claim`` (made then) reused."""
@@ -669,7 +695,7 @@ class Sim:
         """The schedd keeps a claim whose job ended and runs the next idle job of the same autocluster on it,
         without a negotiation cycle, while the claim is younger than CLAIM_WORKLIFE."""
         a = self.acs[ac]
-        if self.policy.limited and self.policy.admit(self, a.pool) < a.cpus:
+        if self.policy.limited and self.policy.claims_limited and self.policy.admit(self, a.pool) < a.cpus:
             return
         if self.matcher.matches(ac, s.sig):  # a relabelled slot no longer serves the claim's owner
             self.reuses += 1
@@ -823,17 +849,25 @@ class Sim:
         queues = self.queues
         self._seen = [sum(b.n - b.pos for b in q) for q in queues]
         self._offered = set()
-        idle = self.idle
-        pools = [p for p in self.by_priority if idle[p]]
+        self.policy.cycle_start(self)
+        self._turns = []
+        t = self._add_turns(self.now + h.cycle_base_s)
+        self.q.push(self._turns[0][1] if self._turns else t, EV_TURN_END, 0)
+
+    def _add_turns(self, t: float) -> float:
+        """Append a turn for each submitter with idle jobs the cycle saw, in the policy's negotiation order, from
+        ``t``; returns when the last ends."""
+        budget = self._seen
+        budget += [0] * (len(self.acs) - len(budget))
+        pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])]
         if len(pools) > 1:
             pools = self.policy.order(self, pools)
-        t = self.now + h.cycle_base_s
-        turns = []
+        h = self.htc
         for p in pools:
-            t += h.cycle_per_submitter_s + h.cycle_per_autocluster_s * sum(1 for ac in self.pool_acs[p] if queues[ac])
-            turns.append((p, t))
-        self._turns = turns
-        self.q.push(turns[0][1] if turns else t, EV_TURN_END, 0)
+            t += h.cycle_per_submitter_s + h.cycle_per_autocluster_s * sum(1 for ac in self.pool_acs[p]
+                                                                             if budget[ac])
+            self._turns.append((p, t))
+        return t
 
     def _turn_end(self, i: int) -> None:
         """Turn ``i`` ends: its submitter's matches reach the schedd, which claims the slots (jobs the cycle saw,
@@ -841,6 +875,8 @@ class Sim:
         turns = self._turns
         if i < len(turns):
             self._match_pool(turns[i][0])
+            if i + 1 == len(turns) and self.policy.next_round(self):
+                self._add_turns(turns[i][1])  # group quotas' next allocation round, in the same cycle
             if i + 1 < len(turns):
                 self.q.push(turns[i + 1][1], EV_TURN_END, i + 1)
                 return
@@ -1304,7 +1340,7 @@ class Sim:
         matches = self.matcher.matches
         ooms = self.ooms
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
-        handoff = not self.instant and not self.policy.limited
+        handoff = not self.instant and not (self.policy.limited and self.policy.claims_limited)
         finished_rt = self.finished_runtimes
         next_progress = 0.0
         step = max(until / 200.0, 1.0)
