@@ -105,7 +105,7 @@ def test_quotas_serve_the_most_starved_group_first(small: Loaded) -> None:
     sim.busy["drp"] = 500
     order = sim.policy.order(sim, ["drp", "prompt", "user"])
     assert order[0] == "prompt" and order[-1] == "drp"
-    assert sim.policy.admit(sim, "drp") == int(sim.spec.pools["drp"].max_share * sim.total_cap) - 500
+    # How much each may then take is the group quotas' allocation: tests/twin/test_groups.py.
 
 
 def test_notebooks_are_refused_when_the_commons_is_full(ldf: EnclaveSpec) -> None:
