@@ -4,11 +4,14 @@ protocols use the functions of enclave.notebooks.workspace, and those refuse in 
 from __future__ import annotations
 
 import base64
+import fcntl
+import hashlib
 import http.client
 import inspect
 import multiprocessing
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -301,3 +304,210 @@ def _vospace_put(url: str, path: str, size: int) -> tuple[int, str]:
         return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whose the ledger is: only the servers' uid (or the configured owner, for root_squash) may own it, since whoever
+# owns the directory or a file could empty it, and an emptied ledger reads as one nobody has reserved in.
+
+
+def _prepared_ledger(jhome: Path, owner: int = 0) -> Path:
+    """The ledger directory and alice's file as the servers make them, then owned by ``owner`` (0: the tester)."""
+    path = _ledger_file(jhome)
+    path.parent.mkdir(mode=0o700)
+    path.write_bytes(b"")
+    path.chmod(0o600)
+    if owner:
+        os.chown(path.parent, owner, owner)
+        os.chown(path, owner, owner)
+    return path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another uid needs root")
+def test_a_ledger_directory_another_uid_owns_is_refused(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    directory = _ledger_file(jhome).parent
+    directory.mkdir(mode=0o700)
+    os.chown(directory, alice.uid, alice.gid)  # made first by a user (the home root is hers to create in, say)
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert refused.value.status == 503 and f"owned by uid {alice.uid}" in refused.value.reason
+    assert not _ledger_file(jhome).exists()  # nothing made in a directory she could empty
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another uid needs root")
+@pytest.mark.parametrize("damage", ["owner", "link"])
+def test_a_ledger_file_another_uid_owns_or_links_is_refused(jhome: Path, damage: str) -> None:
+    alice = _quota_account(jhome)
+    path = _prepared_ledger(jhome)
+    if damage == "owner":
+        os.chown(path, alice.uid, alice.gid)
+        expected = f"owned by uid {alice.uid}"
+    else:
+        os.link(path, jhome / "alias")  # a second name for it, which the directory's mode does not guard
+        expected = "2 links"
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert refused.value.status == 503 and expected in refused.value.reason
+
+
+def test_a_ledger_directory_that_is_a_link_is_refused(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    (jhome / "elsewhere").mkdir(mode=0o700)
+    _ledger_file(jhome).parent.symlink_to(jhome / "elsewhere")
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert refused.value.status == 503 and "is not a directory" in refused.value.reason
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another uid needs root")
+def test_a_configured_owner_replaces_the_servers_uid(jhome: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an export that squashes root the files are the anonymous uid's (exports(5) anonuid): configured, it is the
+    one owner accepted; the servers' own uid then is not."""
+    alice = _quota_account(jhome)
+    _prepared_ledger(jhome, owner=4242)
+    monkeypatch.setenv(workspace.LEDGER_OWNER_ENV, "4242")
+    held = reserve(Ledger(clock=lambda: T0), alice, 1)
+    assert isinstance(held, Reservation)
+    held.release()
+    monkeypatch.delenv(workspace.LEDGER_OWNER_ENV)
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert "owned by uid 4242" in refused.value.reason
+    # The uid notebook pods run as, and every squashed root by default, is never an owner.
+    with pytest.raises(ValueError, match="65534"):
+        Ledger(owner=workspace.NOBODY_UID)
+
+
+def test_a_ledger_crafted_to_nest_deeply_is_unreadable(jhome: Path) -> None:
+    """A valid checksum over JSON nested past Python's recursion limit: json.loads raises RecursionError."""
+    alice = _quota_account(jhome)
+    path = _prepared_ledger(jhome)
+    body = b"[" * 200_000 + b"]" * 200_000
+    path.write_bytes(f"{workspace.LEDGER_FORMAT} {workspace.LEDGER_VERSION} {len(body)} ".encode()
+                     + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    with pytest.raises(Refused) as blocked:
+        reserve(_at(T0), alice, 1)
+    assert blocked.value.status == 503 and "unreadable" in blocked.value.reason
+
+
+@pytest.mark.parametrize("failure", [RuntimeError, SystemExit])
+def test_the_renewal_thread_outlives_a_failure_and_always_lets_go(jhome: Path, failure: type[BaseException]) -> None:
+    """An Exception in one round is logged and the next round runs; anything that ends the thread (here SystemExit)
+    still clears the running flag, so the next reservation starts a renewer again."""
+    alice = _quota_account(jhome)
+    ledger = Ledger(renew_seconds=0.001, clock=lambda: T0)
+    rounds: list[int] = []
+    second = threading.Event()
+
+    def flaky() -> None:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise failure("boom")
+        second.set()
+
+    ledger.renew = flaky  # type: ignore[method-assign]
+    before = set(threading.enumerate())
+    held = reserve(ledger, alice, 1)
+    assert isinstance(held, Reservation)
+    [renewer] = [t for t in threading.enumerate() if t not in before and t.name == "enclave-quota-lease"]
+    if failure is SystemExit:
+        renewer.join(timeout=30)
+        assert not renewer.is_alive() and rounds == [1] and not ledger._renewing
+    else:
+        assert second.wait(timeout=30)  # a condition, not a duration: the round after the failure ran
+    held.release()
+    renewer.join(timeout=30)
+    assert not renewer.is_alive() and not ledger._renewing
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bounded waits: a request waits at most Ledger.wait_seconds (LOCK_WAIT_SECONDS) for an account's ledger, and a
+# renewal not at all. Each test here holds the ledger itself until it has seen the answer: no timing is asserted.
+
+
+def test_a_request_does_not_wait_out_another_requests_walk(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    walking, done = threading.Event(), threading.Event()
+
+    def slow_walk(others: int) -> tuple[int, int]:
+        walking.set()
+        done.wait(timeout=60)  # a home of millions of files, being measured under the lock
+        return 1, 1
+
+    first = threading.Thread(target=lambda: Ledger(clock=lambda: T0).reserve("alice", slow_walk,
+                                                                              home=alice.home_path))
+    first.start()
+    try:
+        assert walking.wait(timeout=30)
+        with pytest.raises(Refused) as busy:
+            reserve(Ledger(clock=lambda: T0, wait_seconds=0), alice, 1)
+        assert busy.value.status == 503 and "another upload of alice's is being measured; retry" in busy.value.reason
+    finally:
+        done.set()
+        first.join(timeout=30)
+
+
+def _lock_holder(path: str, conn: Connection) -> None:
+    """In a forked process: hold a record lock on ``path`` until told to let go (another server's reservation)."""
+    fd = os.open(path, os.O_RDWR)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    conn.send("locked")
+    conn.recv()
+    os._exit(0)
+
+
+@contextmanager
+def _locked_in_another_process(path: Path) -> Iterator[None]:
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_lock_holder, args=(str(path), theirs))
+    process.start()
+    theirs.close()
+    try:
+        assert ours.recv() == "locked"
+        yield
+    finally:
+        with suppress(OSError):
+            ours.send("go")
+        process.join(timeout=30)
+
+
+def test_a_request_does_not_wait_out_another_processs_lock(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    path = _prepared_ledger(jhome)
+    with _locked_in_another_process(path):
+        with pytest.raises(Refused) as busy:
+            reserve(Ledger(clock=lambda: T0, wait_seconds=0), alice, 1)
+        assert busy.value.status == 503 and "being measured; retry" in busy.value.reason
+    held = reserve(Ledger(clock=lambda: T0, wait_seconds=0), alice, 1)  # let go: the next attempt gets it
+    assert isinstance(held, Reservation)
+    held.release()
+
+
+def test_a_renewal_skips_an_account_whose_ledger_is_held(jhome: Path) -> None:
+    """Renewing alice's reservation must not wait on her ledger: bob's is renewed in the same round, and alice's in
+    a later one, once it is free."""
+    alice, bob = _quota_account(jhome), make_account(jhome, "bob", 1002, quota_gib=QUOTA / 1024**3)
+    now = [T0]
+    ledger = Ledger(clock=lambda: now[0], renew_seconds=3600)  # rounds run by hand here
+    held = [reserve(ledger, account, 1) for account in (alice, bob)]
+    assert all(isinstance(h, Reservation) for h in held)
+
+    def expiries(path: Path) -> list[float]:
+        return [e for _, e in workspace._decode(path.read_bytes()).entries.values()]
+
+    alice_file, bob_file = _ledger_file(jhome), jhome / workspace.LEDGER_DIR / "bob"
+    now[0] = T0 + 100
+    with _locked_in_another_process(alice_file):
+        renewal = threading.Thread(target=ledger.renew)
+        renewal.start()
+        renewal.join(timeout=30)
+        assert not renewal.is_alive()  # it did not wait for alice's holder
+        assert expiries(bob_file) == [T0 + 100 + LEASE]
+        assert expiries(alice_file) == [T0 + LEASE]  # not renewed this round…
+    ledger.renew()
+    assert expiries(alice_file) == [T0 + 100 + LEASE]  # …but the next
+    for h in held:
+        assert isinstance(h, Reservation)
+        h.release()

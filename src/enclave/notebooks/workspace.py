@@ -11,6 +11,7 @@ URL layout shared by both: ``/<username>/<path>`` is ``<workspace of username>/<
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import hashlib
 import json
@@ -136,10 +137,15 @@ def upload_allowance(quota: int, used: int, replaced: int) -> int:
 # others' reservations, forge one, or remove its own to pass its quota. The deployed server is uid 0 without
 # CAP_DAC_OVERRIDE (enclave.cluster.deploy.WEBDAV_SECURITY), so it may create the directory only where uid 0 owns
 # the home root, as it usually does; an NFS export that squashes root maps it to the anonymous uid (exports(5),
-# root_squash, anonuid), which may not: the operator then makes the directory once, owned by that uid
-# (docs/notebooks.md, "Quota ledger").
+# root_squash, anonuid), which may not: the operator then makes the directory once, owned by an anonuid of the
+# ledger's own, and names it in ``LEDGER_OWNER_ENV`` (docs/notebooks.md, "Quota ledger"). Whoever owns the
+# directory or a file could empty it, and an empty file reads as a new ledger (every reservation forgotten): so the
+# directory and every file must be owned by that uid (the server's own by default), never 65534 (``NOBODY_UID``),
+# the files have one link, and the directory is opened without following a link (O_NOFOLLOW|O_DIRECTORY), checked
+# on its descriptor, and the files opened relative to it (openat(2)), leaving no window between check and use.
 #
-# Locks: POSIX record locks (fcntl(2) F_SETLKW through fcntl.lockf), which NFS carries to the server and so to
+# Locks: POSIX record locks (fcntl(2) F_SETLK through fcntl.lockf, polled up to ``LOCK_WAIT_SECONDS``: a request
+# waiting for another one's walk of a large home holds a server worker), which NFS carries to the server and so to
 # every client — NLM for NFSv3 (nfs(5), ``lock``, the default; ``nolock`` and ``local_lock`` make them local to
 # one client), the protocol itself for NFSv4 (RFC 7530 §9) — while flock(2) locked only on the local host before
 # Linux 2.6.12 (flock(2), "NFS details"). Taking the lock makes the NFS client read the file afresh, and it writes
@@ -170,6 +176,20 @@ LEASE_SECONDS = 300.0
 """How long a reservation counts after its process last renewed it."""
 RENEW_SECONDS = 30.0
 """How often a process renews its reservations."""
+LOCK_WAIT_SECONDS = 5.0
+"""How long a request waits for an account's ledger while another request of the account holds it, before it is
+refused (503) to retry. The holder measures the home (``usage``) under the lock, and a waiting request holds one of
+the server's worker threads: a walk of a usual home (10⁴–10⁵ files) takes well under a second, so this outlasts it
+several times over, while one account with millions of files can hold no worker longer than this, on any server.
+Renewals never wait (``Ledger.renew``)."""
+_LOCK_POLL_SECONDS = 0.05
+"""Between two attempts at a record lock another process holds (F_SETLKW, the waiting form, has no timeout)."""
+LEDGER_OWNER_ENV = "ENCLAVE_QUOTA_LEDGER_UID"
+"""Environment variable: the uid that owns the ledger directory and files where it is not the servers' own — on an
+NFS export that squashes root, the export's ``anonuid`` (exports(5)), which must be a uid of the ledger's alone."""
+NOBODY_UID = 65534
+"""The usual anonymous uid (exports(5): anonuid defaults to 65534), also the uid notebook pods run as
+(enclave.notebooks.profiles.NOBODY): a ledger owned by it could be rewritten from any notebook, so it is refused."""
 LEDGER_FORMAT = "enclave-quota-ledger"
 LEDGER_VERSION = 1
 _MAX_LEDGER_BYTES = 1 << 20
@@ -195,6 +215,18 @@ class _Book:
 
 
 def _decode(data: bytes) -> _Book:
+    """What ``data`` holds; any failure to decode it (``_decode_checked``) makes it unreadable: content with a valid
+    checksum can still be crafted to fail anywhere (JSON nested deep enough raises RecursionError from json.loads,
+    a header number of thousands of digits ValueError from int: sys.set_int_max_str_digits)."""
+    try:
+        return _decode_checked(data)
+    except (_Newer, _Unreadable):
+        raise
+    except Exception as err:
+        raise _Unreadable(f"its content is malformed ({type(err).__name__})") from None
+
+
+def _decode_checked(data: bytes) -> _Book:
     """A file is ``enclave-quota-ledger <version> <length> <sha256>`` on one line, then the JSON body of that length.
     The length lets a shorter rewrite leave an old tail behind harmlessly (the file is written before it is
     truncated), and the checksum catches a write torn by a crash, which JSON alone might parse."""
@@ -243,6 +275,16 @@ def _encode(book: _Book) -> bytes:
     return head.encode() + body + b"\n"
 
 
+def ledger_owner() -> int:
+    """Who must own the ledger: ``LEDGER_OWNER_ENV`` where set (root_squash), else the server's own uid."""
+    value = os.environ.get(LEDGER_OWNER_ENV, "").strip()
+    if not value:
+        return os.geteuid()
+    if not value.isdigit():
+        raise ValueError(f"{LEDGER_OWNER_ENV}={value!r} is not a uid")
+    return int(value)
+
+
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 _ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
@@ -267,51 +309,108 @@ def _path_lock(path: str) -> threading.Lock:
         return _path_locks.setdefault(path, threading.Lock())
 
 
+def _busy(username: str) -> Refused:
+    return Refused(503, f"another upload of {username}'s is being measured; retry in a few seconds")
+
+
 @contextmanager
-def _ledger_file(path: str) -> Iterator[int]:
-    """The ledger file at ``path``, open and locked against every other thread and process, made if missing."""
-    with _path_lock(path):
-        fd = _open_ledger(path)
+def _ledger_file(path: str, username: str, wait: float, owner: int) -> Iterator[int]:
+    """The ledger file at ``path``, open and locked against every other thread and process, made if missing.
+    Waits at most ``wait`` seconds for whoever holds it (0: one attempt), then refuses (503, ``_busy``): the holder
+    may be walking a home of millions of files, and a request that waited for it would hold a server worker
+    meanwhile, and a renewal would hold up every other account's."""
+    deadline = time.monotonic() + wait
+    lock = _path_lock(path)
+    if not lock.acquire(timeout=wait):
+        raise _busy(username)
+    try:
+        fd = _open_ledger(path, owner)
         try:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX)  # F_SETLKW on the whole file: waits for the holder
-            except OSError as err:
-                raise Refused(503, f"the quota ledger {path} cannot be locked ({err.strerror}): the home file system "
-                                   "must carry POSIX record locks between its clients (NFS: mounted without nolock "
-                                   "or local_lock; docs/notebooks.md, 'Quota ledger')") from None
+            while True:
+                try:
+                    # F_SETLK on the whole file (Python's lockf with LOCK_NB): "If a conflicting lock is held by
+                    # another process, this call returns -1 and sets errno to EACCES or EAGAIN" (fcntl(2)). Polled
+                    # rather than F_SETLKW, which has no timeout.
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise Refused(503, f"the quota ledger {path} cannot be locked ({err.strerror}): the home "
+                                           "file system must carry POSIX record locks between its clients (NFS: "
+                                           "mounted without nolock or local_lock; docs/notebooks.md, 'Quota "
+                                           "ledger')") from None
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise _busy(username) from None
+                    time.sleep(min(_LOCK_POLL_SECONDS, left))
             yield fd
         finally:
             # Closing drops the lock (fcntl(2)). Whatever was written is on the server already (``_write`` syncs,
             # and reports a failure), so an error only closing changes nothing.
             with suppress(OSError):
                 os.close(fd)
+    finally:
+        lock.release()
 
 
-def _open_ledger(path: str) -> int:
-    directory = os.path.dirname(path)
+def _open_ledger_dir(directory: str, owner: int) -> int:
+    """The ledger directory, open, checked to be the servers' own: a directory (not a link to one), owned by
+    ``owner`` and written by nobody else. Called as the server (``as_server``). Checked on the open descriptor
+    (fstat) and the files opened relative to it (``dir_fd``), so nothing can be swapped in between check and use."""
+    with suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    try:
+        # O_NOFOLLOW with O_DIRECTORY: a symbolic link fails (ELOOP), as does anything not a directory (ENOTDIR)
+        # (open(2)).
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise Refused(503, f"the quota ledger directory {directory} is not a directory; uploads and copies "
+                           "are refused until a sysadmin removes it (the servers make it again, 0700)") from None
+    try:
+        st = os.fstat(dfd)
+        if st.st_uid != owner:
+            raise Refused(503, f"the quota ledger directory {directory} is owned by uid {st.st_uid}, not by the "
+                               f"servers' uid {owner}: whoever owns it could empty the ledger; uploads and copies "
+                               f"are refused until a sysadmin removes it (the servers make it again) or, on an NFS "
+                               f"export that squashes root, makes it owned by the configured {LEDGER_OWNER_ENV} "
+                               "(docs/notebooks.md, 'Quota ledger')")
+        if st.st_mode & 0o022:
+            raise Refused(503, f"the quota ledger directory {directory} may be written by others (mode "
+                               f"{stat.S_IMODE(st.st_mode):04o}); uploads and copies are refused until a "
+                               f"sysadmin makes it the servers' alone: chmod 700 {directory}")
+    except BaseException:
+        os.close(dfd)
+        raise
+    return dfd
+
+
+def _open_ledger(path: str, owner: int) -> int:
+    directory, name = os.path.split(path)
     try:
         with as_server():
-            with suppress(FileExistsError):
-                os.mkdir(directory, 0o700)
-            st = os.lstat(directory)
-            if not stat.S_ISDIR(st.st_mode):
-                raise Refused(503, f"the quota ledger directory {directory} is not a directory; uploads and copies "
-                                   "are refused until a sysadmin removes it (the servers make it again, 0700)")
-            if st.st_mode & 0o022:
-                raise Refused(503, f"the quota ledger directory {directory} may be written by others (mode "
-                                   f"{stat.S_IMODE(st.st_mode):04o}); uploads and copies are refused until a "
-                                   f"sysadmin makes it the servers' alone: chmod 700 {directory}")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            dfd = _open_ledger_dir(directory, owner)
+            try:
+                fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        st = os.fstat(fd)
     except OSError as err:
         raise Refused(503, f"the quota ledger {path} cannot be opened as uid {os.geteuid()} ({err.strerror}); the "
                            "WebDAV and VOSpace servers' own identity must be able to make and lock files in "
-                           f"{directory} (on an NFS export that squashes root, make it once on the storage host, "
-                           f"owned by the uid root is mapped to: mkdir -m 700 {directory} && chown 65534 "
-                           f"{directory}; docs/notebooks.md, 'Quota ledger')") from None
-    if not regular:
+                           f"{directory} (on an NFS export that squashes root: docs/notebooks.md, 'Quota ledger', "
+                           f"and {LEDGER_OWNER_ENV})") from None
+    why = ("is not a regular file" if not stat.S_ISREG(st.st_mode)
+           else f"is owned by uid {st.st_uid}, not by the servers' uid {owner}" if st.st_uid != owner
+           # A second link elsewhere (made before the directory was the servers') would let its owner write it.
+           else f"has {st.st_nlink} links (a hard link to it could rewrite it)" if st.st_nlink != 1
+           else f"may be written by others (mode {stat.S_IMODE(st.st_mode):04o})" if st.st_mode & 0o022
+           else "")
+    if why:
         os.close(fd)
-        raise Refused(503, f"the quota ledger {path} is not a regular file; a sysadmin must remove it")
+        raise Refused(503, f"the quota ledger {path} {why}; uploads and copies of the account are refused until "
+                           "a sysadmin removes it (the servers make it again)")
     return fd
 
 
@@ -346,11 +445,18 @@ class Ledger:
     the account's home (``LEDGER_DIR``), where every server of that home finds it."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, lease_seconds: float = LEASE_SECONDS,
-                 renew_seconds: float = RENEW_SECONDS, clock: Callable[[], float] = time.time) -> None:
+                 renew_seconds: float = RENEW_SECONDS, clock: Callable[[], float] = time.time,
+                 wait_seconds: float = LOCK_WAIT_SECONDS, owner: int | None = None) -> None:
         self.directory = None if directory is None else os.fspath(directory)
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
         self.clock = clock
+        self.wait_seconds = wait_seconds
+        self.owner = ledger_owner() if owner is None else owner
+        if self.owner == NOBODY_UID:
+            raise ValueError(f"the quota ledger may not be owned by uid {NOBODY_UID}: notebook pods run as it, and "
+                             "on most NFS exports every squashed root is it; give the export an anonuid of the "
+                             f"ledger's own and set {LEDGER_OWNER_ENV} to it (docs/notebooks.md, 'Quota ledger')")
         self._start_empty()
         _ledgers.add(self)
 
@@ -359,6 +465,7 @@ class Ledger:
         self._live: dict[str, Reservation] = {}
         self._gone: dict[str, set[str]] = {}  # released, but still in their file (its rewrite failed)
         self._renewing = False
+        self._renewer: threading.Thread | None = None
 
     @property
     def outstanding(self) -> dict[str, int]:
@@ -385,7 +492,7 @@ class Ledger:
         cap) or None to refuse; the reservation is in the file before the lock is let go. Refused (503) when the
         ledger cannot be read or written: a write it cannot account for is not let through."""
         path = self.file_of(username, home)
-        with _ledger_file(path) as fd:
+        with _ledger_file(path, username, self.wait_seconds, self.owner) as fd:
             now = self.clock()
             book = self._load(fd, path, now)
             if book.blocked_until is not None:
@@ -415,17 +522,20 @@ class Ledger:
     def renew(self) -> None:
         """Extend each of this process's reservations to a lease from now, and take released ones out of files
         that still list them. Called every ``renew_seconds`` while there are any; a failure is logged and the next
-        round tries again (a reservation lapses only after a whole lease of failures)."""
+        round tries again (a reservation lapses only after a whole lease of failures). A file another thread or
+        process holds is not waited for (a request may be walking a large home under it): the next round, within
+        ``renew_seconds``, tries again, and a lease is ten rounds."""
         with self.lock:
             paths = {r.path for r in self._live.values()} | set(self._gone)
         for path in sorted(paths):
             try:
-                self._rewrite(path)
+                self._rewrite(path, wait=0.0)
             except Refused as refusal:
                 logs.event(_log, logging.WARNING, "quota ledger not renewed", file=path, reason=refusal.reason)
 
-    def _rewrite(self, path: str) -> None:
-        with _ledger_file(path) as fd:
+    def _rewrite(self, path: str, wait: float | None = None) -> None:
+        wait = self.wait_seconds if wait is None else wait
+        with _ledger_file(path, os.path.basename(path), wait, self.owner) as fd:
             now = self.clock()
             self._store(fd, path, self._load(fd, path, now), now)
 
@@ -467,10 +577,15 @@ class Ledger:
         aside = path + ".unreadable"
         try:
             with as_server():
-                fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                dfd = _open_ledger_dir(os.path.dirname(path), self.owner)
+                try:
+                    fd = os.open(os.path.basename(aside), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+                finally:
+                    os.close(dfd)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-        except OSError:
+        except (OSError, Refused):
             aside = ""
         logs.event(_log, logging.WARNING, "quota ledger unreadable: reset, new reservations wait one lease",
                    file=path, reason=why, kept_as=aside or None, lease_seconds=self.lease_seconds)
@@ -498,16 +613,31 @@ class Ledger:
             if self._renewing:
                 return
             self._renewing = True
-        threading.Thread(target=self._renewals, name="enclave-quota-lease", daemon=True).start()
+        self._renewer = threading.Thread(target=self._renewals, name="enclave-quota-lease", daemon=True)
+        self._renewer.start()
 
     def _renewals(self) -> None:
-        while True:
-            time.sleep(self.renew_seconds)
-            with self.lock:
-                if not self._live and not self._gone:
+        """The renewal thread. It must outlive any failure of one round (a dead renewer lets every reservation of
+        the process lapse while its uploads still write), and whatever ends it must let the next reservation start
+        another (``_renewing``)."""
+        stopped = False
+        try:
+            while True:
+                time.sleep(self.renew_seconds)
+                with self.lock:
+                    if not self._live and not self._gone:
+                        # Reset under the lock that found nothing left: a reservation made after it starts a new
+                        # thread (``_keep_renewing``).
+                        self._renewing, stopped = False, True
+                        return
+                try:
+                    self.renew()
+                except Exception as err:  # renew logs what it expects; anything else is logged here, and retried
+                    logs.event(_log, logging.ERROR, "quota ledger renewal failed", error=repr(err))
+        finally:
+            if not stopped:
+                with self.lock:
                     self._renewing = False
-                    return
-            self.renew()
 
 
 class Reservation:
