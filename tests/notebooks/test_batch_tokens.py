@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,32 @@ class RecordingApi:
         return body
 
 
-def spawn(spec: EnclaveSpec, account: FakeAccount, *, api: RecordingApi | None = None
+SUBMITTER = frozenset({"notebooks.spawn", "batch.submit"})
+"""A developer's or science user's permissions (``access.permissions.ROLE_PERMISSIONS``)."""
+
+def spawn_only(account: FakeAccount) -> FakeAccount:
+    """``account`` with a role that may spawn notebooks but not submit (none of enclave's roles today; a site's)."""
+    return dataclasses.replace(account, permissions=frozenset({"notebooks.spawn"}))
+
+
+SITE_INIT = {"name": "site-setup", "image": "registry.example/site-setup:1", "command": ["true"]}
+"""An init container the operator configured (Z2JH ``singleuser.initContainers``: KubeSpawner's ``init_containers``)."""
+
+
+def spawn(spec: EnclaveSpec, account: FakeAccount, *, api: RecordingApi | None = None,
+          init_containers: list[dict[str, Any]] | None = None, lookup: Any = None
           ) -> tuple[dict[str, Any], RecordingApi, Config]:
     """A KubeSpawner configured by ``configure``: the pod it builds after its pre_spawn_hook, then its
-    after_pod_created_hook called with that pod as the reflector shows it once created (uid and namespace set)."""
+    after_pod_created_hook called with that pod as the reflector shows it once created (uid and namespace set).
+    ``init_containers``: what the operator configured; ``lookup``: the hooks' account lookup, ``account``'s unless
+    given."""
     from kubernetes_asyncio.client import ApiClient
 
     c = Config()
-    configure(c, spec=spec, lookup={account.username: account}.__getitem__, vetted=lambda i: True, key_file=KEY)
+    if init_containers is not None:
+        c.KubeSpawner.init_containers = init_containers
+    configure(c, spec=spec, lookup=lookup or {account.username: account}.__getitem__, vetted=lambda i: True,
+              key_file=KEY)
     recording = api or RecordingApi()
 
     async def run() -> dict[str, Any]:
@@ -80,7 +99,7 @@ def spawn(spec: EnclaveSpec, account: FakeAccount, *, api: RecordingApi | None =
 
 @pytest.fixture()
 def alice(tmp_path: Path) -> FakeAccount:
-    return make_account(tmp_path, "alice", 40001)
+    return make_account(tmp_path, "alice", 40001, permissions=SUBMITTER)
 
 
 def _segment(text: str) -> dict[str, Any]:
@@ -176,9 +195,83 @@ def test_a_shorter_lifetime_from_the_spec(kubeconfig: None, ldf: EnclaveSpec, al
 
 
 def test_no_secret_no_pod(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount) -> None:  # noqa: F811
-    """A hook that fails fails the spawn: KubeSpawner 7.0.0's ``_start`` stops the pod and re-raises."""
+    """The hook raises when the Secret cannot be created, so nothing is left believing the pod has its token. (What
+    KubeSpawner then does — 7.0.0's ``_start`` stops the pod and re-raises, failing the spawn — is KubeSpawner's and
+    is not run here: this test calls the hook directly, not ``_start``.)"""
     with pytest.raises(RuntimeError, match="forbidden"):
         spawn(with_tokens(ldf), alice, api=RecordingApi(fail=RuntimeError("secrets is forbidden")))
+
+
+def _no_token(pod: dict[str, Any], api: RecordingApi) -> None:
+    assert not [i for i in pod["spec"].get("initContainers") or [] if i["name"] == profiles.TOKEN_INIT_CONTAINER]
+    assert not any(v["name"].startswith("htcondor") for v in pod["spec"]["volumes"])
+    assert profiles.TOKEN_ENV not in {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert api.secrets == []
+
+
+def test_no_token_for_an_account_that_may_not_submit(kubeconfig: None, ldf: EnclaveSpec,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    """A token is a submitter's credential: an account whose roles allow notebooks but not ``batch.submit`` gets a
+    notebook without one — no Secret, no token volume, no copier."""
+    pod, api, _ = spawn(with_tokens(ldf), spawn_only(make_account(tmp_path, "bob", 40003)))
+    assert not pod["spec"].get("initContainers")
+    _no_token(pod, api)
+
+
+def test_no_token_for_an_account_demoted_before_its_pod_exists(kubeconfig: None, ldf: EnclaveSpec,  # noqa: F811
+                                                               alice: FakeAccount) -> None:
+    """The hook that mints looks the account up again: one that lost ``batch.submit`` after the pre-spawn hook gets
+    no token, and the spawn fails (KubeSpawner stops the pod)."""
+    from enclave.notebooks.hook import SpawnRefused
+
+    accounts = {"alice": alice}
+    demoted = spawn_only(alice)
+
+    def lookup(name: str) -> FakeAccount:
+        account = accounts[name]
+        accounts[name] = demoted  # the pre-spawn hook sees alice as she was, the after-pod hook as demoted
+        return account
+
+    api = RecordingApi()
+    with pytest.raises(SpawnRefused, match="may not submit batch jobs"):
+        spawn(with_tokens(ldf), alice, api=api, lookup=lookup)
+    assert api.secrets == []
+
+
+def test_the_operators_init_containers_are_kept(kubeconfig: None, ldf: EnclaveSpec,  # noqa: F811
+                                                alice: FakeAccount) -> None:
+    """The token's copier is appended to the init containers the operator configured, not put in their place; and
+    without tokens the operator's stay as they were."""
+    pod, _, _ = spawn(with_tokens(ldf), alice, init_containers=[SITE_INIT])
+    assert [i["name"] for i in pod["spec"]["initContainers"]] == ["site-setup", profiles.TOKEN_INIT_CONTAINER]
+    assert pod["spec"]["initContainers"][0]["image"] == SITE_INIT["image"]
+    pod, api, _ = spawn(ldf, alice, init_containers=[SITE_INIT])
+    assert [i["name"] for i in pod["spec"]["initContainers"]] == ["site-setup"]
+    _no_token(pod, api)
+
+
+def test_a_spawner_spawned_again_has_one_copier(kubeconfig: None, ldf: EnclaveSpec,  # noqa: F811
+                                                alice: FakeAccount) -> None:
+    """JupyterHub keeps a spawner whose start failed and runs the pre-spawn hook on it again: the new spawn's copier
+    replaces the old one (whose Secret is another's), and a spawn without a token drops it."""
+    from enclave.notebooks.hook import make_pre_spawn_hook
+
+    async def run() -> list[tuple[list[Any], str | None]]:
+        s = spawner("alice")
+        s.init_containers = [SITE_INIT]
+        hooks = [make_pre_spawn_hook(with_tokens(ldf), {"alice": account}.__getitem__, vetted=lambda i: True,
+                                     clock=lambda: NOW) for account in (alice, alice, spawn_only(alice))]
+        seen: list[tuple[list[Any], str | None]] = []
+        for hook in hooks:
+            s.user_options = {"profile": "small"}
+            hook(s)
+            seen.append((list(s.init_containers), profiles.token_secret_of({"spec": {"volumes": s.volumes}})))
+        return seen
+
+    (_, first), (second, secret), (third, none) = asyncio.run(run())
+    assert [i["name"] for i in second] == ["site-setup", profiles.TOKEN_INIT_CONTAINER]
+    assert first and secret and first != secret  # a fresh Secret name each spawn
+    assert third == [SITE_INIT] and none is None
 
 
 def test_no_token_for_a_queue_super_users_name(kubeconfig: None, ldf: EnclaveSpec, tmp_path: Path) -> None:  # noqa: F811

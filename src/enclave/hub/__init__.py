@@ -57,7 +57,8 @@ def configure(c: Any, *, spec: EnclaveSpec | None = None, lookup: AccountLookup 
     c.KubeSpawner.profile_list = make_profile_list(the_spec, lookup, vetted=vetted)
     c.KubeSpawner.pre_spawn_hook = make_pre_spawn_hook(the_spec, lookup, vetted=vetted, pin=pin)
     if the_spec.notebooks.batch_tokens.enabled:
-        c.KubeSpawner.after_pod_created_hook = make_after_pod_created_hook(the_spec, key_file or notebook_key())
+        c.KubeSpawner.after_pod_created_hook = make_after_pod_created_hook(the_spec, key_file or notebook_key(),
+                                                                           lookup)
     refresh_settings(c, Authenticator)  # the installed JupyterHub's
     strip_lifecycle_token(c)
 

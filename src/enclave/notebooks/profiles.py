@@ -164,6 +164,9 @@ account owns, mode 0600 (``idtoken.copy_container``), in memory, read-only to th
 TOKEN_FILE = "token"
 """The key of the pod's token Secret (``token_secret``), and the file the init container copies."""
 TOKEN_ENV = "_CONDOR_SEC_TOKEN_DIRECTORY"
+TOKEN_INIT_CONTAINER = "htcondor-token"
+"""The init container that copies the token (``_token_plumbing``): the hook keeps the operator's init containers
+(``singleuser.initContainers``) and replaces only this one (``hook.apply``)."""
 
 
 def _token_plumbing(spawn: Spawn, image: str, secret: str) -> dict[str, Any]:
@@ -183,7 +186,7 @@ def _token_plumbing(spawn: Spawn, image: str, secret: str) -> dict[str, Any]:
         "volume_mounts": [{"name": TOKENS_VOLUME, "mountPath": TOKENS_DIR, "readOnly": True}],
         "environment": {TOKEN_ENV: TOKENS_DIR},
         "init_containers": [idtoken.copy_container(
-            name="htcondor-token", image=image, security_context=context, resources=resources,
+            name=TOKEN_INIT_CONTAINER, image=image, security_context=context, resources=resources,
             secret_volume=TOKEN_VOLUME, secret_mount=TOKEN_SECRET_MOUNT, files=[TOKEN_FILE],
             tokens_volume=TOKENS_VOLUME, tokens_dir=TOKENS_DIR)],
     }
@@ -193,7 +196,9 @@ def spawner_settings(spec: EnclaveSpec, spawn: Spawn, *, image: str | None = Non
                      token_secret: str | None = None) -> dict[str, Any]:
     """KubeSpawner traits for one accepted spawn: who the container runs as and what it mounts. ``image``: the image
     to run, ``spawn.image`` unless given (its approved digest); ``token_secret``: the Secret with the pod's HTCondor
-    token (``token_secret``), whose copy the notebook then finds (``_token_plumbing``).
+    token (``token_secret``), whose copy the notebook then finds (``_token_plumbing``). ``init_containers`` is
+    there only with a token, and holds only the token's copier: the operator's init containers
+    (``singleuser.initContainers``) are kept beside it by ``hook.apply``, and without a token left alone.
 
     Home is the account's jhome directory (seed §5: the same home as on lsst-dev); the File Workspace
     is also mounted on its own so tools find it at a fixed place. Containers are immutable (§6): the
@@ -219,7 +224,7 @@ def spawner_settings(spec: EnclaveSpec, spawn: Spawn, *, image: str | None = Non
             {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
             *tokens.get("volume_mounts", []),
         ],
-        "init_containers": tokens.get("init_containers", []),
+        **({"init_containers": tokens["init_containers"]} if tokens else {}),
         "working_dir": home,
         "environment": {"HOME": home, "ENCLAVE_WORKSPACE": WORKSPACE_MOUNT, **tokens.get("environment", {})},
         "node_selector": node_selector(spec),
