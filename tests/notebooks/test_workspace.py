@@ -495,7 +495,7 @@ def test_a_renewal_skips_an_account_whose_ledger_is_held(jhome: Path) -> None:
     assert all(isinstance(h, Reservation) for h in held)
 
     def expiries(path: Path) -> list[float]:
-        return [e for _, e in workspace._decode(path.read_bytes()).entries.values()]
+        return [e for _, e, _ in workspace._decode(path.read_bytes()).entries.values()]
 
     alice_file, bob_file = _ledger_file(jhome), jhome / workspace.LEDGER_DIR / "bob"
     now[0] = T0 + 100
@@ -511,3 +511,56 @@ def test_a_renewal_skips_an_account_whose_ledger_is_held(jhome: Path) -> None:
     for h in held:
         assert isinstance(h, Reservation)
         h.release()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settling: a released reservation still counts for processes on other hosts for SETTLE_SECONDS, the time another
+# NFS client may take to see a landed file in its walk of the home (nfs(5) acdirmax); on the same host (one kernel,
+# one NFS client cache) the walk sees it at once. Hosts are named here; every clock is fixed.
+
+SETTLE = workspace.SETTLE_SECONDS
+
+
+def _others_seen(account: FakeAccount, when: float, host: str) -> int:
+    """What a process on ``host`` would count as reserved by others at ``when`` (it reserves nothing itself)."""
+    seen: list[int] = []
+    Ledger(clock=lambda: when, host=host).reserve(account.username, lambda others: seen.append(others),
+                                                  home=account.home_path)
+    return seen[0]
+
+
+def test_a_landed_upload_settles_for_other_hosts(jhome: Path) -> None:
+    alice = _quota_account(jhome)
+    held = reserve(Ledger(clock=lambda: T0, host="node-a"), alice, 600 * KIB)
+    assert isinstance(held, Reservation)
+    held.written(600 * KIB)
+    held.release()  # landed on node-a at T0: node-b's walk may not list it for up to acdirmax
+    assert _others_seen(alice, T0 + 1, "node-a") == 0  # node-a's own walk lists it
+    assert _others_seen(alice, T0 + SETTLE - 1, "node-b") == 600 * KIB
+    refused = reserve(Ledger(clock=lambda: T0 + SETTLE - 1, host="node-b"), alice, 600 * KIB)
+    assert isinstance(refused, str) and f"{600 * KIB} bytes reserved" in refused  # not 1200 KiB in a 1 MiB quota
+    assert _others_seen(alice, T0 + SETTLE, "node-b") == 0  # by then node-b's walk lists the file itself
+
+
+def test_what_a_released_write_settles_with(jhome: Path) -> None:
+    """What it may have added to the home: what it wrote less the file it replaced; all it reserved when its writer
+    reports no writes (a copy); for a write of unknown length only what it wrote, not the free space it reserved."""
+    alice = _quota_account(jhome)
+    cases: list[tuple[int | None, int, str, int | None, int]] = [
+        # (length, replaced, what, written, settles with)
+        (300 * KIB, 0, "upload", 300 * KIB, 300 * KIB),
+        (300 * KIB, 200 * KIB, "upload", 300 * KIB, 100 * KIB),
+        (300 * KIB, 200 * KIB, "upload", 250 * KIB, 50 * KIB),  # ended early
+        (100 * KIB, 200 * KIB, "upload", 100 * KIB, 0),  # smaller than what it replaced
+        (300 * KIB, 0, "copy", None, 300 * KIB),
+        (None, 0, "upload", 100 * KIB, 100 * KIB),
+        (None, 0, "upload", 0, 0),
+    ]
+    for k, (length, replaced, what, written, settles) in enumerate(cases):
+        at = T0 + k * 10 * SETTLE  # each case alone: the previous one's settling is over
+        held = reserve(Ledger(clock=lambda at=at: at, host="node-a"), alice, length, replaced, what=what)
+        assert isinstance(held, Reservation), k
+        if written is not None:
+            held.written(written)
+        held.release()
+        assert _others_seen(alice, at + 1, "node-b") == settles, k

@@ -168,6 +168,15 @@ def upload_allowance(quota: int, used: int, replaced: int) -> int:
 # counted twice meanwhile, erring toward refusal, where counting them once would trust another NFS client's bytes
 # to show in this one's walk of the home already, which its attribute cache can delay by up to a minute (nfs(5),
 # ``acregmax`` and ``acdirmax``, 60 s by default).
+#
+# Settling: for the same reason a released reservation does not leave the file at once. It stays, for
+# ``SETTLE_SECONDS`` (90 s: acdirmax plus clock skew), at what the write may have added (``Reservation.settling``),
+# tagged with the releasing host's kernel boot id, and processes on other hosts count it meanwhile; processes on the
+# same host skip it, since they share that kernel's NFS client cache (nfs(5), ``sharecache``, the default), whose
+# own RENAME shows the file at once. Without it, uploads alternating between N servers could each measure a home
+# missing the files the others had just landed, and the home end above quota by up to N uploads' size. Nothing
+# renews a settling entry: it lapses like a dead process's reservation. A write that ended without landing (an
+# upload cut off) settles too, erring toward refusal for that time on other hosts.
 
 LEDGER_DIR = ".enclave-quota"
 """Beside the homes: ``<home root>/.enclave-quota/<username>``. No home has this name (a user name starts with a
@@ -190,6 +199,11 @@ NFS export that squashes root, the export's ``anonuid`` (exports(5)), which must
 NOBODY_UID = 65534
 """The usual anonymous uid (exports(5): anonuid defaults to 65534), also the uid notebook pods run as
 (enclave.notebooks.profiles.NOBODY): a ledger owned by it could be rewritten from any notebook, so it is refused."""
+SETTLE_SECONDS = 90.0
+"""How long a released reservation still counts for processes on other hosts: a file landed through one NFS client
+may be missing from another client's walk of the home until that client revalidates the directory, after up to
+acdirmax (nfs(5): 60 s by default; acregmax, also 60 s, for a file's size), and expiries are compared across hosts
+whose clocks agree to well under 30 s. Raise it with mounts that set acdirmax, acregmax or actimeo higher."""
 LEDGER_FORMAT = "enclave-quota-ledger"
 LEDGER_VERSION = 1
 _MAX_LEDGER_BYTES = 1 << 20
@@ -205,13 +219,33 @@ class _Newer(Exception):
     """A ledger file written by a newer enclave."""
 
 
+_Entry = tuple[int, float, str]
+"""A reservation in a file: bytes, expiry, and "" — or, once released and settling, the ``host_id`` of the kernel
+whose NFS client landed its bytes (processes there see them on disk already and skip it)."""
+
+
 @dataclass
 class _Book:
-    """What one ledger file holds: each reservation by id (bytes, expiry), and when the file had to be reset, until
-    when new reservations wait."""
+    """What one ledger file holds: each reservation by id, and when the file had to be reset, until when new
+    reservations wait."""
 
-    entries: dict[str, tuple[int, float]]
+    entries: dict[str, _Entry]
     blocked_until: float | None = None
+
+
+def _host_id() -> str:
+    """What the processes sharing one kernel, and so one NFS client cache, have in common: the kernel's boot id
+    (random(4), /proc/sys/kernel/random/boot_id; not namespaced, so every container on a node reads the same).
+    Where it cannot be read, one of this process's own: its settling entries then count for every other process."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = ""
+    return boot if _SAFE_NAME.fullmatch(boot) else uuid.uuid4().hex
+
+
+_HOST = _host_id()
 
 
 def _decode(data: bytes) -> _Book:
@@ -249,7 +283,8 @@ def _decode_checked(data: bytes) -> _Book:
         raise _Unreadable("its content is incomplete or altered (length or checksum does not match)")
     try:
         doc = json.loads(body)
-        entries = {str(i): (_count(e["bytes"]), _instant(e["expires"])) for i, e in doc["reservations"].items()}
+        entries = {str(i): (_count(e["bytes"]), _instant(e["expires"]), _settled_on(e.get("settling_on", "")))
+                   for i, e in doc["reservations"].items()}
         blocked = doc["blocked_until"]
         return _Book(entries, None if blocked is None else _instant(blocked))
     except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -262,6 +297,12 @@ def _count(value: object) -> int:
     return value
 
 
+def _settled_on(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError(f"host {value!r} is not a host id")
+    return value
+
+
 def _instant(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"time {value!r} is not a finite number of seconds")
@@ -269,7 +310,10 @@ def _instant(value: object) -> float:
 
 
 def _encode(book: _Book) -> bytes:
-    body = json.dumps({"reservations": {i: {"bytes": b, "expires": e} for i, (b, e) in sorted(book.entries.items())},
+    # "settling_on" only where set: a version-1 reader without it (KeyError-free, it reads bytes and expires) counts
+    # a settling entry as a reservation until it expires, erring toward refusal, so the format stays version 1.
+    body = json.dumps({"reservations": {i: {"bytes": b, "expires": e} | ({"settling_on": h} if h else {})
+                                        for i, (b, e, h) in sorted(book.entries.items())},
                        "blocked_until": book.blocked_until}, separators=(",", ":")).encode()
     head = f"{LEDGER_FORMAT} {LEDGER_VERSION} {len(body)} {hashlib.sha256(body).hexdigest()}\n"
     return head.encode() + body + b"\n"
@@ -446,12 +490,15 @@ class Ledger:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, lease_seconds: float = LEASE_SECONDS,
                  renew_seconds: float = RENEW_SECONDS, clock: Callable[[], float] = time.time,
-                 wait_seconds: float = LOCK_WAIT_SECONDS, owner: int | None = None) -> None:
+                 wait_seconds: float = LOCK_WAIT_SECONDS, owner: int | None = None,
+                 settle_seconds: float = SETTLE_SECONDS, host: str | None = None) -> None:
         self.directory = None if directory is None else os.fspath(directory)
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
         self.clock = clock
         self.wait_seconds = wait_seconds
+        self.settle_seconds = settle_seconds
+        self.host = host or _HOST
         self.owner = ledger_owner() if owner is None else owner
         if self.owner == NOBODY_UID:
             raise ValueError(f"the quota ledger may not be owned by uid {NOBODY_UID}: notebook pods run as it, and "
@@ -463,7 +510,8 @@ class Ledger:
     def _start_empty(self) -> None:
         self.lock = threading.Lock()  # this process's reservations (the files have their own locks)
         self._live: dict[str, Reservation] = {}
-        self._gone: dict[str, set[str]] = {}  # released, but still in their file (its rewrite failed)
+        # Released, not yet written back as settling (its rewrite failed): per file, id → bytes it settles with.
+        self._gone: dict[str, dict[str, int]] = {}
         self._renewing = False
         self._renewer: threading.Thread | None = None
 
@@ -502,8 +550,10 @@ class Ledger:
                                    "progress on every server enter it again; try again then")
             with self.lock:
                 mine = [r for r in self._live.values() if r.path == path]
-                own = {r.id for r in mine} | self._gone.get(path, set())
-            others = sum(r.held for r in mine) + sum(b for i, (b, _) in book.entries.items() if i not in own)
+                own = {r.id for r in mine} | set(self._gone.get(path, {}))
+            # Settling entries landed through this kernel's NFS client are on disk for this walk already.
+            others = sum(r.held for r in mine) + sum(b for i, (b, _, h) in book.entries.items()
+                                                     if i not in own and h != self.host)
             decided = measure(others)
             if decided is None:
                 return None
@@ -543,7 +593,7 @@ class Ledger:
         with self.lock:
             if self._live.pop(reservation.id, None) is None:
                 return
-            self._gone.setdefault(reservation.path, set()).add(reservation.id)
+            self._gone.setdefault(reservation.path, {})[reservation.id] = reservation.settling
         try:
             self._rewrite(reservation.path)
         except Refused as refusal:
@@ -569,7 +619,7 @@ class Ledger:
             self._set_aside(path, data, str(bad))
             return _Book({}, now + self.lease_seconds)
         horizon = now + self.lease_seconds
-        entries = {i: (b, min(e, horizon)) for i, (b, e) in book.entries.items() if e > now}
+        entries = {i: (b, min(e, horizon), h) for i, (b, e, h) in book.entries.items() if e > now}
         blocked = book.blocked_until
         return _Book(entries, min(blocked, horizon) if blocked is not None and blocked > now else None)
 
@@ -591,18 +641,20 @@ class Ledger:
                    file=path, reason=why, kept_as=aside or None, lease_seconds=self.lease_seconds)
 
     def _store(self, fd: int, path: str, book: _Book, now: float) -> None:
-        """Write ``book`` back with this process's reservations renewed and its released ones gone."""
+        """Write ``book`` back with this process's reservations renewed and its released ones settling."""
         with self.lock:
             ours = {r.id: r.amount for r in self._live.values() if r.path == path}
-            gone = set(self._gone.get(path, ()))
+            gone = dict(self._gone.get(path, {}))
         entries = {i: e for i, e in book.entries.items() if i not in ours and i not in gone}
-        entries.update({i: (amount, now + self.lease_seconds) for i, amount in ours.items()})
+        entries.update({i: (amount, now + self.lease_seconds, "") for i, amount in ours.items()})
+        entries.update({i: (settling, now + self.settle_seconds, self.host)
+                        for i, settling in gone.items() if settling})
         try:
             _write(fd, _encode(_Book(entries, book.blocked_until)))
         except OSError as err:
             raise Refused(503, f"the quota ledger {path} cannot be written ({err.strerror})") from None
         with self.lock:
-            left = self._gone.get(path, set()) - gone
+            left = {i: b for i, b in self._gone.get(path, {}).items() if i not in gone}
             if left:
                 self._gone[path] = left
             else:
@@ -642,18 +694,32 @@ class Ledger:
 
 class Reservation:
     """One request's share of the ledger: ``cap`` bytes may be written, ``held`` are still reserved (of ``amount``,
-    what it reserved, which other processes count until it is released)."""
+    what it reserved, which other processes count until it is released, and other hosts' a while after:
+    ``settling``)."""
 
     def __init__(self, ledger: Ledger, username: str, held: int, cap: int, *, path: str = "") -> None:
         self.ledger, self.username, self.held, self.cap = ledger, username, held, cap
         self.amount = held
         self.path = path
         self.id = uuid.uuid4().hex
+        self.wrote: int | None = None
+        """Bytes the writer reported (``written``); None for one that reports none (a copy)."""
 
     def written(self, n: int) -> None:
         """``n`` more bytes are on disk now: they stop being outstanding here (the disk counts them)."""
         with self.ledger.lock:
             self.held -= min(n, self.held)
+            self.wrote = (self.wrote or 0) + n
+
+    @property
+    def settling(self) -> int:
+        """What the write may have added to the home, counted by other hosts' processes for ``settle_seconds`` after
+        it is released: all it reserved for a writer that reports no writes (a copy), else what it wrote less the
+        replaced file's bytes (``cap - amount`` when it reserved anything; with nothing reserved it replaced at
+        least all it could write)."""
+        if self.wrote is None:
+            return self.amount
+        return max(0, min(self.amount, self.wrote - (self.cap - self.amount)))
 
     def release(self) -> None:
         """The request ended: its reservation leaves the ledger (idempotent; never raises)."""
@@ -667,7 +733,9 @@ def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: 
     """Reserve what a write of ``length`` bytes (None: unknown, then all that is free) replacing ``replaced``
     bytes may add to the home, or say why not. The one quota rule of WebDAV's PUT and COPY and VOSpace's upload
     and copy: however many run at once, on however many servers of the homes, the home never ends above its quota
-    by more than one upload's size. Raises Refused (503) when the account's ledger cannot be used."""
+    by more than one upload's size — provided a file landed through another host's NFS client shows in this one's
+    walk within the ledger's ``settle_seconds`` (``SETTLE_SECONDS``: nfs(5) acdirmax, 60 s by default; the
+    design above). Raises Refused (503) when the account's ledger cannot be used."""
     quota = quota_bytes(account)
     why: list[str] = []
 
@@ -683,6 +751,10 @@ def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: 
         return max(0, cap - replaced), cap
 
     reservation = ledger.reserve(account.username, measure, home=account.home_path)
+    if reservation is not None and length is None:
+        # A write of unknown length is a stream whose writer reports each write: it settles with what it wrote, not
+        # with all the free space it reserved, even if it wrote nothing.
+        reservation.wrote = 0
     return reservation if reservation is not None else why[0]
 
 
