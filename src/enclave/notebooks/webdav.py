@@ -20,8 +20,9 @@ Quota under concurrency: every PUT and COPY reserves its bytes in the account's 
 can never write more than it reserved; the ledger is a file beside the homes that every WebDAV and VOSpace server
 of them shares (``workspace.Ledger``), so however many uploads run at once, on however many servers, the home
 never ends above its quota once they are done (a replaced file's old bytes stay on disk until the new file is
-renamed over it). An upload without Content-Length reserves all the free space: concurrent ones then wait their
-turn (507).
+renamed over it), as long as each server's walk of the home lists a file landed through another NFS client
+within ``workspace.SETTLE_SECONDS`` (docs/notebooks.md, "Quota ledger"). An upload without Content-Length
+reserves all the free space: concurrent ones then wait their turn (507).
 
 Limits (docs/hardening.md): request headers at most ``serving.MAX_HEADER_BYTES`` (cheroot answers 413), request
 bodies other than PUT's at most ``MAX_XML_BODY_BYTES`` (WsgiDAV reads them into memory to parse XML),
