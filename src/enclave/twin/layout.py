@@ -161,6 +161,9 @@ class LayoutPolicy:
     def job_weight(self, sim: Sim, ac: int) -> float:
         return sim.acs[ac].cpus
 
+    def negotiates(self, sim: Sim, pool: str) -> bool:
+        return True
+
 
     def next_round(self, sim: Sim) -> bool:
         """The cycle's turns are over: whether the groups negotiate again in the same cycle."""
@@ -187,7 +190,9 @@ class GroupQuotas(LayoutPolicy):
     quota, and lets each group match up to ``max(allocated, quota)`` less its usage, in up to three rounds. The
     spec's ``max_share`` has no HTCondor counterpart here (GROUP_ACCEPT_SURPLUS has no ceiling), so it binds
     nothing. Until stop 45 the twin capped each group at its ``max_share`` instead, which no HTCondor setting
-    does."""
+    does. Each match is charged its job's weight; HTCondor charges a partitionable slot's whole remaining weight
+    (matchmaker.cpp ``SubmitterLimitPermits``), which is not modelled. Under instant matching there are no cycles:
+    the allocation is made again whenever the demand or the usage has changed, with no later rounds."""
 
     name = "quotas"
     labelled = False
@@ -199,19 +204,22 @@ class GroupQuotas(LayoutPolicy):
         self.requested: dict[str, float] = {}
         self.allocated: dict[str, float] = {}
         self.round = 0
-        self._quotas_of = -1.0
-        self._quotas: tuple[dict[str, float], float] = ({}, 0.0)
+        self._quotas: tuple[dict[str, float], float] | None = None
+        self._assigned_of = -1.0
+        self._allocated_for: tuple[int, int, int] | None = None
 
     def quota(self, sim: Sim, pool: str) -> float:
-        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's slot weight now."""
-        return self.quotas(sim)[0][pool]
+        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's slot weight, as of the
+        last allocation (the negotiator assigns the quotas once per round, ``hgq_prepare_for_matchmaking``)."""
+        if self._quotas is None:
+            self._quotas = self._assign(sim)
+        return self._quotas[0][pool]
 
-    def quotas(self, sim: Sim) -> tuple[dict[str, float], float]:
-        """(each group's quota, the root's), assigned again only when the pool's slot weight changes."""
+    def _assign(self, sim: Sim) -> tuple[dict[str, float], float]:
         total = self.capacity(sim)
-        if total != self._quotas_of:
-            self._quotas_of = total
-            self._quotas = groups.quotas({p: sim.spec.pools[p].guaranteed_share for p in sim.pools}, total)
+        if self._quotas is None or total != self._assigned_of:
+            self._assigned_of = total
+            return groups.quotas({p: sim.spec.pools[p].guaranteed_share for p in sim.pools}, total)
         return self._quotas
 
     def weight(self, sim: Sim, ac: int) -> float:
@@ -222,12 +230,12 @@ class GroupQuotas(LayoutPolicy):
         """What the group may hold this round, in slot weight: ``max(allocated, quota)``, or nothing when it was
         allocated nothing (``hgq_negotiate_with_all_groups``: "skipping, zero slots allocated")."""
         if sim.instant:
-            self._allocate(sim, self._demand(sim))  # no cycles: the allocation as of this very match
+            self._allocate_now(sim)
         allocated = self.allocated.get(pool, 0.0)
         return max(allocated, self.quota(sim, pool)) if allocated > 0 else 0.0
 
     def admit(self, sim: Sim, pool: str) -> int:
-        return int(self.limit(sim, pool) - self.used(sim, pool))
+        return int(self.headroom(sim, pool))
 
     def headroom(self, sim: Sim, pool: str) -> float:
         """The group's limit less its usage, in slot weight: each match is charged its job's weight."""
@@ -236,6 +244,9 @@ class GroupQuotas(LayoutPolicy):
     def job_weight(self, sim: Sim, ac: int) -> float:
         return self.weight(sim, ac)
 
+    def negotiates(self, sim: Sim, pool: str) -> bool:
+        """A group allocated nothing gets no turn ("skipping, zero slots allocated")."""
+        return self.allocated.get(pool, 0.0) > 0
 
     def cycle_start(self, sim: Sim) -> None:
         self.round = 1
@@ -252,15 +263,30 @@ class GroupQuotas(LayoutPolicy):
         self._allocate(sim, requested)
         return True
 
+    def _allocate_now(self, sim: Sim) -> None:
+        """Instant matching: allocate again only when the idle jobs, the busy cores or the pool moved."""
+        key = (sim.n_idle, sum(sim.busy.values()), sim.total_cap)
+        if key != self._allocated_for:
+            self._allocated_for = key
+            self._allocate(sim, self._demand(sim))
+
     def _demand(self, sim: Sim) -> dict[str, float]:
         """Each group's request: its weighted running plus weighted idle jobs, as its submitter ads give them
-        (NEGOTIATOR_USE_WEIGHTED_DEMAND, True by default; the ads are read at the cycle's start)."""
-        return {p: self.used(sim, p) + sum(self.weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac])
-                                           for ac in sim.pool_acs[p])
-                for p in sim.pools}
+        (NEGOTIATOR_USE_WEIGHTED_DEMAND, True by default); read at the cycle's start. The schedd weighs idle jobs
+        with SCHEDD_SLOT_WEIGHT, else its SLOT_WEIGHT (schedd.cpp): the weighted variants are taken to set the
+        same weight there as on the startds, as an administrator weighing memory would."""
+        out = {}
+        for p in sim.pools:
+            acs = sim.pool_acs[p]
+            idle = float(sim.idle[p])
+            if idle and any(self.weight(sim, ac) != 1 for ac in acs):
+                idle = sum(self.weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac]) for ac in acs)
+            out[p] = self.used(sim, p) + idle
+        return out
 
     def _allocate(self, sim: Sim, requested: dict[str, float]) -> None:
-        each, root = self.quotas(sim)
+        self._quotas = self._assign(sim)
+        each, root = self._quotas
         self.requested = requested
         self.allocated = groups.allocate(each, requested, root)
 

@@ -182,8 +182,6 @@ class QuotasPreemptMemory(QuotasPreempt):
         super().setup(sim)
         self.mib_per_core = memory_per_core_mib(sim.spec)
         self.weights: list[float] = []
-        self._cap_key = -math.inf
-        self._cap = 1.0
 
     def _weights(self, sim: Sim) -> list[float]:
         """Each autocluster's slot weight; extended as memory retries add autoclusters (``Sim._retry_ac``)."""
@@ -203,23 +201,10 @@ class QuotasPreemptMemory(QuotasPreempt):
         ``sumSlotWeights``, the base of the group quotas, ``hgq_total_quota``): each running job's dynamic slot
         at its weight, and each partitionable slot's unclaimed cores and memory at theirs. With memory in the
         weight that is more than the machines' own weight once core-heavy and memory-heavy jobs share one (three
-        32 GiB jobs and twenty-one 1.5 GiB ones fill 24 cores and 128 GiB, weighing 18 + 21). Summed again when
-        the time has moved."""
-        if sim.now != self._cap_key:
-            self._cap_key = sim.now
-            unclaimed = sum(max(s.free_cores, s.free_mem / self.mib_per_core) for s in sim.startds.values()
-                            if s.ready)
-            self._cap = max(1.0, unclaimed + sum(self.used(sim, p) for p in sim.pools))
-        return self._cap
-
-    def admit(self, sim: Sim, pool: str) -> int:
-        """Cores the group may still claim within its limit of slot weight (``GroupQuotas.limit``), counting each
-        core at the heaviest weight per core among its idle jobs (never beyond the limit)."""
-        room = self.limit(sim, pool) - self.used(sim, pool)
-        weights = self._weights(sim)
-        per_core = max((weights[ac] / sim.acs[ac].cpus for ac in sim.pool_acs[pool] if sim.queues[ac]),
-                       default=1.0)
-        return int(room / per_core)
+        32 GiB jobs and twenty-one 1.5 GiB ones fill 24 cores and 128 GiB, weighing 18 + 21). Summed at each
+        allocation."""
+        unclaimed = sum(max(s.free_cores, s.free_mem / self.mib_per_core) for s in sim.startds.values() if s.ready)
+        return max(1.0, unclaimed + sum(self.used(sim, p) for p in sim.pools))
 
 
 class QuotasMemory(QuotasPreemptMemory):

@@ -252,6 +252,10 @@ class Policy(Protocol):
         allocation rounds)."""
         ...
 
+    def negotiates(self, sim: Sim, pool: str) -> bool:
+        """Whether ``pool``'s submitter gets a turn in this round (a group allocated nothing does not)."""
+        ...
+
     def tick(self, sim: Sim) -> float | None:
         """Periodic work; returns the seconds to the next tick, or None for no more ticks."""
         ...
@@ -859,7 +863,8 @@ class Sim:
         ``t``; returns when the last ends."""
         budget = self._seen
         budget += [0] * (len(self.acs) - len(budget))
-        pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])]
+        pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])
+                 and self.policy.negotiates(self, p)]
         if len(pools) > 1:
             pools = self.policy.order(self, pools)
         h = self.htc
