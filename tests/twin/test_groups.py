@@ -79,7 +79,8 @@ def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float]) -> Sim:
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 40}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, "
                    "mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 1000}}]}\n"
-                   "htcondor: {reschedule_on_submit: never}\n", "rounds.yaml",
+                   "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
+                   "job_startup_s: 3, reschedule_on_submit: never}\n", "rounds.yaml",
                    spec=minimal.model_copy(update={"pools": pools}))
     sim = make_sim(loaded, policy="quotas")
     assert sim.total_cap == 16 and [sim.acs[ac].pool for ac in (0, 1)] == ["drp", "user"]
@@ -91,12 +92,18 @@ def test_an_allocation_one_group_cannot_use_goes_to_another_in_the_same_cycle(mi
     run. Round 1: each is allocated its quota, 4, and the surplus (general's 8) goes 4:4 by quota: 8 each. DRP's
     8 jobs fill the first slot, exactly its allocation. Round 2: the user group, having used less than its
     allocation, asks only for what it uses (0); DRP, having used all of it, for its 20 again: 4 + a surplus of 12
-    = 16, 8 more, and it matches the second slot in the same cycle: 16."""
+    = 16, 8 more, and it matches the second slot in the same cycle: 16.
+
+    Timeline (a cycle of B = 2 s, 1 s per submitter and 0.5 s per autocluster, jobs start 3 s after their turn; the
+    timer's cycle at 60, as in tests/twin/test_htcondor.py): round 1, DRP first (usage / quota 0 for both; DRP's
+    higher priority), its turn ends at 60 + 2 + 1.5 = 63.5, the user group's at 65; round 2, DRP alone (the user
+    group is allocated nothing and gets no turn), at 66.5. So 8 jobs start at 66.5 and 8 at 69.5."""
     sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.25, "user": 0.25, "general": 0.5})
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 8))
     sim.run_until(100.0)
     assert sim.cycles == 2 and sim.busy["drp"] == 16 and sim.busy["user"] == 0
+    assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30)] * 8 + [pytest.approx(69.5 - 30)] * 8
 
 
 def test_a_slot_matched_in_one_round_is_not_offered_again_in_the_next(minimal: EnclaveSpec) -> None:
