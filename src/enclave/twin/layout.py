@@ -159,11 +159,11 @@ class LayoutPolicy:
         return self.admit(sim, pool)
 
     def job_weight(self, sim: Sim, ac: int) -> float:
+        """An autocluster's job's slot weight: its cores (SLOT_WEIGHT = Cpus, HTCondor's default)."""
         return sim.acs[ac].cpus
 
     def negotiates(self, sim: Sim, pool: str) -> bool:
         return True
-
 
     def next_round(self, sim: Sim) -> bool:
         """The cycle's turns are over: whether the groups negotiate again in the same cycle."""
@@ -222,10 +222,6 @@ class GroupQuotas(LayoutPolicy):
             return groups.quotas({p: sim.spec.pools[p].guaranteed_share for p in sim.pools}, total)
         return self._quotas
 
-    def weight(self, sim: Sim, ac: int) -> float:
-        """An autocluster's job's slot weight: its cores (SLOT_WEIGHT = Cpus, HTCondor's default)."""
-        return sim.acs[ac].cpus
-
     def limit(self, sim: Sim, pool: str) -> float:
         """What the group may hold this round, in slot weight: ``max(allocated, quota)``, or nothing when it was
         allocated nothing (``hgq_negotiate_with_all_groups``: "skipping, zero slots allocated")."""
@@ -240,9 +236,6 @@ class GroupQuotas(LayoutPolicy):
     def headroom(self, sim: Sim, pool: str) -> float:
         """The group's limit less its usage, in slot weight: each match is charged its job's weight."""
         return self.limit(sim, pool) - self.used(sim, pool)
-
-    def job_weight(self, sim: Sim, ac: int) -> float:
-        return self.weight(sim, ac)
 
     def negotiates(self, sim: Sim, pool: str) -> bool:
         """A group allocated nothing gets no turn ("skipping, zero slots allocated")."""
@@ -279,8 +272,8 @@ class GroupQuotas(LayoutPolicy):
         for p in sim.pools:
             acs = sim.pool_acs[p]
             idle = float(sim.idle[p])
-            if idle and any(self.weight(sim, ac) != 1 for ac in acs):
-                idle = sum(self.weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac]) for ac in acs)
+            if idle and any(self.job_weight(sim, ac) != 1 for ac in acs):
+                idle = sum(self.job_weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac]) for ac in acs)
             out[p] = self.used(sim, p) + idle
         return out
 

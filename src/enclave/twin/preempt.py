@@ -108,7 +108,7 @@ class QuotasPreempt(GroupQuotas):
 
     def claimed(self, sim: Sim, pool: str) -> float:
         """In use, plus the matches waiting for a victim to retire (the negotiator has charged them)."""
-        return self.used(sim, pool) + sum(self.pending[ac] * self.weight(sim, ac) for ac in sim.pool_acs[pool])
+        return self.used(sim, pool) + sum(self.pending[ac] * self.job_weight(sim, ac) for ac in sim.pool_acs[pool])
 
     def preempt(self, sim: Sim) -> None:
         """After the cycle's free slots are matched: each group below its quota, in the negotiation order, preempts
@@ -193,7 +193,7 @@ class QuotasPreemptMemory(QuotasPreempt):
         weights = self._weights(sim)
         return sum(sim.run_ac[ac] * weights[ac] for ac in sim.pool_acs[pool])
 
-    def weight(self, sim: Sim, ac: int) -> float:
+    def job_weight(self, sim: Sim, ac: int) -> float:
         return self._weights(sim)[ac]
 
     def capacity(self, sim: Sim) -> float:

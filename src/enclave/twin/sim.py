@@ -861,8 +861,7 @@ class Sim:
     def _add_turns(self, t: float) -> float:
         """Append a turn for each submitter with idle jobs the cycle saw, in the policy's negotiation order, from
         ``t``; returns when the last ends."""
-        budget = self._seen
-        budget += [0] * (len(self.acs) - len(budget))
+        budget = self._cycle_budget()
         pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])
                  and self.policy.negotiates(self, p)]
         if len(pools) > 1:
@@ -873,6 +872,13 @@ class Sim:
                                                                              if budget[ac])
             self._turns.append((p, t))
         return t
+
+    def _cycle_budget(self) -> list[int]:
+        """``_seen``, one entry per autocluster: those made since the cycle started (retries with a larger request)
+        had no idle job then."""
+        budget = self._seen
+        budget += [0] * (len(self.acs) - len(budget))
+        return budget
 
     def _turn_end(self, i: int) -> None:
         """Turn ``i`` ends: its submitter's matches reach the schedd, which claims the slots (jobs the cycle saw,
@@ -890,9 +896,7 @@ class Sim:
     def _match_pool(self, pool: str) -> None:
         """Match ``pool``'s jobs the cycle saw on every slot with room that no earlier turn of the cycle matched
         (``_offered``), in the order the rendered NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``)."""
-        budget = self._seen
-        # Autoclusters made since the cycle started (retries with a larger request) had no idle job then.
-        budget += [0] * (len(self.acs) - len(budget))
+        budget = self._cycle_budget()
         left = sum(budget[ac] for ac in self.pool_acs[pool])
         offered = self._offered
         for s in self._candidates(pool):
@@ -924,8 +928,7 @@ class Sim:
     def _cycle_end(self) -> None:
         """The last turn is over: preemption (the negotiator considers it in the same cycle, after free slots),
         then the timer is re-armed."""
-        self._seen += [0] * (len(self.acs) - len(self._seen))
-        self._budget = self._seen
+        self._budget = self._cycle_budget()
         self._policy_preempts()
         self._budget = None
         self._turns = []
