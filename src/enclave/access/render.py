@@ -26,7 +26,6 @@ SERVICE_POD_ROOM = 10
 """Pods the notebook namespace's quota leaves beyond one notebook per user when nobody says which service pods run
 there (``default_room``); ``enclave render access`` is told (``notebooks.profiles.service_room``)."""
 
-CLUSTER_ROLE_RANK = {"view": 1, "edit": 2, "admin": 3}
 VIEW_ROLE = "enclave-view"
 """The Role a ``view`` binding names: Kubernetes' ``view`` without ``pods/log``. The built-in one reads logs, so a
 member or security officer bound to it could read any container's log with kubectl, past ``logs.read`` and the
@@ -81,39 +80,76 @@ def app_namespaces(spec: EnclaveSpec) -> list[str]:
     return names
 
 
-def cluster_role(subject: Subject, namespace: str) -> str | None:
-    """The built-in ClusterRole a subject gets in a namespace, or None.
+NARROWED = "enclave/narrowed"
+"""The annotation on a RoleBinding that names less than the subject's roles and membership give elsewhere: why."""
+NARROWED_FROM = "enclave/narrowed-from"
+"""Beside ``NARROWED``: the role the binding would otherwise name."""
+KEY_NARROWING = (
+    "a developer's membership binds view here, not edit, while notebooks.batch_tokens.enabled is true: this namespace "
+    "holds the HTCondor key that signs any account's batch token (Secret enclave-notebook-key) and every notebook "
+    "pod's token Secret, and edit reads Secrets, execs into pods and creates pods mounting any Secret "
+    "(docs/batch.md, 'Who can read them'); edit comes back when batch tokens are turned off")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a subject's RoleBinding in a namespace names (``role``: view, edit or admin) and, when that is less than
+    the subject's roles and membership give in other namespaces, why (``narrowed``, the binding's ``NARROWED``)."""
+
+    role: str
+    narrowed: str | None = None
+    instead_of: str | None = None
+    """With ``narrowed``: the role the binding would name elsewhere."""
+
+
+def holds_notebook_key(spec: EnclaveSpec, namespace: str) -> bool:
+    """Whether ``namespace`` holds the hub's HTCondor signing key and the notebook pods' token Secrets: the notebook
+    namespace while batch tokens are on (docs/batch.md, "Notebook pods' tokens")."""
+    return spec.notebooks.batch_tokens.enabled and namespace == spec.notebooks.namespace
+
+
+def cluster_role(subject: Subject, namespace: str, spec: EnclaveSpec) -> Grant | None:
+    """The role a subject's RoleBinding in a namespace names, or None: the one rule of who gets what.
 
     k8s cluster and service admins administer every application namespace (§8, §13.1); security views
     every namespace to audit it; a developer edits the namespaces they belong to, which includes reading
     container logs (AA2/AA3); any other member only views. Inactive accounts get nothing.
+
+    Except where the notebook namespace holds the batch-token signing key (``holds_notebook_key``): a developer's
+    membership there binds view (``VIEW_ROLE``, no Secrets), narrowed, with ``KEY_NARROWING`` as the reason.
+    Kubernetes RBAC cannot keep one Secret from a role that reads Secrets: permissions are purely additive, with no
+    deny rule, and resourceNames only name what a rule allows, never a whole collection's list or watch, nor a
+    create ("Using RBAC Authorization", Kubernetes docs, "Role and ClusterRole" and "Referring to resources") —
+    and the pods' token Secrets get a fresh name at each spawn. The built-in ``edit`` reads and writes secrets
+    (get/list/watch among them), and creates pods and pods/exec (Kubernetes 1.9's system:aggregate-to-edit,
+    bootstrappolicy/policy.go; "User-facing roles": edit "allows accessing Secrets and running Pods as any
+    ServiceAccount in the namespace"). So a developer bound to edit there reads the key, or mounts it in a pod of
+    their own, and mints any account's token and the broker's. The Kubernetes administrators keep ``admin``: they
+    administer the hub, and could start any account's pod anyway (docs/batch.md, "Who can read them"). The
+    membership itself is kept (the accounts' state, not the rendering), so edit comes back when tokens are turned
+    off; ``enclave accounts join`` says so (``AccountService.join_namespace``).
     """
     if subject.status != "active":
         return None
-    best: str | None = None
-
-    def pick(role: str) -> None:
-        nonlocal best
-        if best is None or CLUSTER_ROLE_RANK[role] > CLUSTER_ROLE_RANK[best]:
-            best = role
-
     if subject.roles & {Role.K8S_CLUSTER_ADMIN, Role.K8S_SERVICE_ADMIN}:
-        pick("admin")
-    if Role.SECURITY in subject.roles:
-        pick("view")
-    if namespace in subject.namespaces:
-        pick("edit" if Role.DEVELOPER in subject.roles else "view")
-    return best
+        return Grant("admin")
+    if namespace in subject.namespaces and Role.DEVELOPER in subject.roles:
+        return Grant("view", KEY_NARROWING, "edit") if holds_notebook_key(spec, namespace) else Grant("edit")
+    if namespace in subject.namespaces or Role.SECURITY in subject.roles:
+        return Grant("view")
+    return None
 
 
-def may_read_logs(subject: Subject, namespace: str) -> bool:
+def may_read_logs(subject: Subject, namespace: str, spec: EnclaveSpec) -> bool:
     """AA2/AA3: logs.read, in a namespace the subject's rendered RoleBinding reaches (``cluster_role``): a
     developer in the namespaces they belong to, a Kubernetes service administrator in every one; nobody with
     logs.read but no binding there (a developer of another namespace), nobody bound there without logs.read —
     whose binding (``VIEW_ROLE``) grants no ``pods/log`` either. (``edit`` and ``admin`` do, so developers' and
     administrators' own kubectl reads are theirs to make, not journaled; a cluster administrator holds
-    cluster-admin anyway.)"""
-    return Permission.LOGS_READ in permissions_for(subject.roles) and cluster_role(subject, namespace) is not None
+    cluster-admin anyway.) A developer whose membership of the notebook namespace is narrowed to view there
+    (``holds_notebook_key``) still reads its logs, through enclave and journaled: a log is no Secret."""
+    return (Permission.LOGS_READ in permissions_for(subject.roles)
+            and cluster_role(subject, namespace, spec) is not None)
 
 
 def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -220,14 +256,21 @@ def user_label(username: str) -> str:
     return name if is_label_value(name) else name + hashlib.sha256(username.encode()).hexdigest()[:8]
 
 
-def binding(subject: Subject, namespace: str, role: str) -> dict[str, Any]:
+def binding_name(username: str, role: str) -> str:
+    return f"enclave-{object_name(username)}-{role}"
+
+
+def binding(subject: Subject, namespace: str, role: str, grant: Grant | None = None) -> dict[str, Any]:
     """The subject's RoleBinding: ``view`` through ``VIEW_ROLE``, the others to the built-in ClusterRole. Its label
-    names the user by ``user_label``; the subject keeps the name as it is."""
+    names the user by ``user_label``; the subject keeps the name as it is. A narrowed ``grant`` says why and
+    instead of what in the ``NARROWED`` and ``NARROWED_FROM`` annotations."""
     ref = ({"kind": "Role", "name": VIEW_ROLE} if role == "view" else {"kind": "ClusterRole", "name": role})
+    meta = _meta(binding_name(subject.username, role), namespace, {"enclave/user": user_label(subject.username)})
+    if grant is not None and grant.narrowed:
+        meta["annotations"] = {NARROWED: grant.narrowed, NARROWED_FROM: grant.instead_of or ""}
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": _meta(f"enclave-{object_name(subject.username)}-{role}", namespace,
-                          {"enclave/user": user_label(subject.username)}),
+        "metadata": meta,
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **ref},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": subject.username}],
     }
@@ -246,11 +289,38 @@ def render_access(spec: EnclaveSpec, subjects: Iterable[Subject],
         if namespace == spec.notebooks.namespace:
             objects += notebook_limits(spec, spawners, room)
         for subject in people:
-            role = cluster_role(subject, namespace)
-            if role is not None:
-                objects.append(binding(subject, namespace, role))
+            grant = cluster_role(subject, namespace, spec)
+            if grant is not None:
+                objects.append(binding(subject, namespace, grant.role, grant))
         out[namespace] = objects
     return out
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """A RoleBinding rendered with less than the subject's roles and membership give elsewhere (``Grant``)."""
+
+    namespace: str
+    username: str
+    binding: str
+    """The binding rendered."""
+    instead_of: str
+    """The binding the subject's roles give elsewhere, which a cluster the files were applied to before may still
+    hold: `kubectl apply` without ``--prune`` never deletes (docs/accounts.md)."""
+    why: str
+
+
+def narrowed(objects: dict[str, list[dict[str, Any]]]) -> list[Narrowed]:
+    """The rendered bindings that carry ``NARROWED``, in render order: what `enclave render access` reports."""
+    found = []
+    for namespace, docs in objects.items():
+        for o in docs:
+            notes = o["metadata"].get("annotations", {})
+            if o["kind"] == "RoleBinding" and NARROWED in notes:
+                username = o["subjects"][0]["name"]
+                found.append(Narrowed(namespace, username, o["metadata"]["name"],
+                                      binding_name(username, notes[NARROWED_FROM]), notes[NARROWED]))
+    return found
 
 
 # The C dumper is an order of magnitude faster for the thousands of bindings a large enclave renders.

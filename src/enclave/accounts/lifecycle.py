@@ -748,6 +748,10 @@ def revoke_role(session: Session, actor: str, username: str, role: Role, *, reas
 
 def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: str, namespace: str, *,
                    reason: str, now: datetime | None = None) -> Account:
+    """Add a staff account to an application namespace. The membership is kept as asked in every namespace; what
+    it renders to is ``access.render.cluster_role``'s to decide — view, not edit, for a developer in the notebook
+    namespace while batch tokens are on, edit again once they are off — and ``AccountService.join_namespace``
+    tells the caller (why accepting, not refusing: there)."""
     why = _reason(reason)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)

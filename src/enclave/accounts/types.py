@@ -58,6 +58,9 @@ class AccountView(BaseModel):
     other_accounts: list[str]
     note: str | None = None
     """Set when the request asked for a state that already held: what was found, nothing changed."""
+    notice: str | None = None
+    """Set when the change held but renders less than it usually gives: a developer's membership of the notebook
+    namespace while batch tokens are on binds view there, not edit (``access.render.cluster_role``)."""
     reach: ReachReport | None = None
     """After depart, expire or demote: what each running system (schedds, hub) did for the ended account."""
 

@@ -19,10 +19,16 @@ access_app = typer.Typer(help="Who may do what.", no_args_is_help=True)
 def render_access_command(out: Annotated[Path, typer.Option("--out", help="Directory to write YAML into.")],
                           spec: SpecOption = None) -> None:
     """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange — one YAML file per namespace, from the
-    enclave's database (refused where there is none, or it has no account: docs/accounts.md)."""
+    enclave's database (refused where there is none, or it has no account: docs/accounts.md). Names each binding
+    rendered with less than the account's roles give elsewhere, and why (docs/batch.md, "Who can read them")."""
     with services(spec, missing="refuse") as factory:
-        files, total = factory.renders.access(out, for_apply=True)
+        files, total, narrowed = factory.renders.access(out, for_apply=True)
     console.print(f"wrote {total} objects to {len(files)} files in {out}")
+    for n in narrowed:
+        console.print(f"narrowed: {n.username} in {n.namespace} ({n.binding}): {n.why}")
+        console.print(f"  a cluster that holds {n.instead_of} from an earlier apply keeps it (kubectl apply never "
+                      "deletes): apply with --prune (docs/accounts.md), or")
+        console.print(f"  kubectl -n {n.namespace} delete rolebinding {n.instead_of} --ignore-not-found")
 
 
 @tokens_app.command("issue")

@@ -282,10 +282,14 @@ def correct_quota(username: User, reason: Reason,
 @accounts_app.command("join")
 def join(username: User, namespace: Annotated[str, typer.Argument(help="Application namespace.")], reason: Reason,
          spec: SpecOption = None, actor: As = SELF) -> None:
-    """Add a staff account to an application namespace (logs, RoleBinding)."""
+    """Add a staff account to an application namespace (logs, RoleBinding). A developer's membership of the notebook
+    namespace binds view there, not edit, while batch tokens are on: said below (docs/batch.md, "Who can read
+    them")."""
     with enclave(spec) as factory:
-        factory.accounts.join_namespace(actor, username, namespace, reason=reason)
+        done = factory.accounts.join_namespace(actor, username, namespace, reason=reason)
     console.print(f"{username} joined {namespace}")
+    if done.notice:
+        console.print(f"narrowed: {done.notice}")
 
 
 @accounts_app.command("leave")
@@ -304,6 +308,8 @@ def grant(username: User, role: Annotated[Role, typer.Argument(help="Role to gra
     with enclave() as factory:
         done = factory.accounts.grant_role(actor, username, role, reason=reason)
     console.print(done.note or f"{username} now holds {role.value}")
+    if done.notice:
+        console.print(f"narrowed: {done.notice}")
 
 
 @roles_app.command("revoke")

@@ -16,8 +16,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission
+from enclave.access.render import app_namespaces, cluster_role
 from enclave.accounts import homes, lifecycle, local
-from enclave.accounts.authorize import account_permissions, account_roles, find_account, require
+from enclave.accounts.authorize import account_permissions, account_roles, find_account, require, subject_of
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
@@ -50,11 +51,22 @@ class AccountService:
     """Provisioning through the live cluster (a Job, ``KubeCluster.provision_home``) for when the home file
     system is not mounted here; None, or returning None: no cluster at hand."""
 
-    def _change(self, fn: Callable[[Session], Account]) -> AccountView:
+    def _change(self, fn: Callable[[Session], Account], *, notice_in: Sequence[str] = ()) -> AccountView:
+        """``fn``'s account, with the no-op's note, and the notice of its narrowed bindings in ``notice_in``."""
         with self.db.session() as session:
-            done = view(fn(session))
-            note = session.info.pop(lifecycle.UNCHANGED, None)
-            return done.model_copy(update={"note": note}) if note else done
+            account = fn(session)
+            done = view(account)
+            told = {"note": session.info.pop(lifecycle.UNCHANGED, None), "notice": self._narrowed(account, notice_in)}
+            update = {k: v for k, v in told.items() if v}
+            return done.model_copy(update=update) if update else done
+
+    def _narrowed(self, account: Account, namespaces: Sequence[str]) -> str | None:
+        """What the account's bindings in ``namespaces`` lack beside what its roles and memberships give elsewhere,
+        as rendered (``access.render.cluster_role``, the one rule), or None."""
+        subject = subject_of(account)
+        said = [f"{namespace}: {grant.narrowed}" for namespace in namespaces
+                if (grant := cluster_role(subject, namespace, self.spec)) is not None and grant.narrowed]
+        return "; ".join(said) or None
 
     # --- reads -------------------------------------------------------------------------------------------
 
@@ -184,14 +196,25 @@ class AccountService:
         return self._change(lambda s: lifecycle.correct_quota(s, actor, username, quota_gib, reason=reason))
 
     def grant_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
-        return self._change(lambda s: lifecycle.grant_role(s, actor, username, role, reason=reason))
+        """Grants ``role``; granting developer, the view's notice says when a membership that role would make edit
+        binds view (in the notebook namespace while batch tokens are on: ``join_namespace``)."""
+        return self._change(lambda s: lifecycle.grant_role(s, actor, username, role, reason=reason),
+                            notice_in=app_namespaces(self.spec) if Role(role) == Role.DEVELOPER else ())
 
     def revoke_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.revoke_role(s, actor, username, role, reason=reason))
 
     def join_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
+        """Adds the membership. A developer joining the notebook namespace while ``notebooks.batch_tokens`` is on
+        is accepted, not refused, and the view's ``notice`` says the membership binds view there, not edit, and
+        why (``access.render.cluster_role``, which renders it so): the membership is what the account manager
+        asked for and what the accounts' state keeps — it still gives a view of the namespace and journaled log
+        reads (``enclave logs``), and ``edit`` once tokens are turned off — while the key decides only what it
+        renders to. Refusing would make the same state depend on the order of events: members who joined before
+        tokens were on keep their membership (narrowed), so a refused one would lose ``edit`` for good when tokens
+        go off again. Whoever should have nothing there leaves the namespace (``leave_namespace``)."""
         return self._change(lambda s: lifecycle.join_namespace(s, actor, self.spec, username, namespace,
-                                                               reason=reason))
+                                                               reason=reason), notice_in=[namespace])
 
     def leave_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
         return self._change(lambda s: lifecycle.leave_namespace(s, actor, username, namespace, reason=reason))

@@ -38,7 +38,7 @@ class LogService:
         if request.namespace not in namespaces:
             raise NotFound(f"{request.namespace} is not an application namespace of the spec", where="namespace",
                            fix=f"logs are read in {', '.join(namespaces)}")
-        if not may_read_logs(subject, request.namespace):
+        if not may_read_logs(subject, request.namespace, self.spec):
             raise PermissionDenied(
                 f"{actor!r} may not read logs in {request.namespace}: that needs logs.read (developer, "
                 f"k8s-service-admin) and, for a developer, membership of {request.namespace}", where=f"--as {actor}",

@@ -23,7 +23,7 @@ import yaml
 
 from enclave import journal
 from enclave.access.permissions import Permission
-from enclave.access.render import render_access, write_yaml
+from enclave.access.render import Narrowed, narrowed, render_access, write_yaml
 from enclave.accounts import storage as account_storage
 from enclave.accounts.authorize import require
 from enclave.batch import render as condor
@@ -73,9 +73,11 @@ class RenderService:
     spec: EnclaveSpec
     images: ImageService
 
-    def access(self, out: Path, *, for_apply: bool = False) -> tuple[list[Path], int]:
+    def access(self, out: Path, *, for_apply: bool = False) -> tuple[list[Path], int, list[Narrowed]]:
         """Namespaces, RoleBindings, NetworkPolicies, ResourceQuota, LimitRange: one YAML file per namespace.
-        Returns the files and the number of objects. ``for_apply`` (`enclave render access`, whose files are applied
+        Returns the files, the number of objects and the bindings narrowed below what the subjects' roles give
+        elsewhere (``access.render.cluster_role``: a developer in the notebook namespace while batch tokens are on),
+        for the operator to see. ``for_apply`` (`enclave render access`, whose files are applied
         with ``kubectl apply --prune``, docs/accounts.md): refuse a database without accounts, whose files bind
         nobody, so that applying them would delete every binding enclave manages (audit, finding 5)."""
         room = profiles.service_room(self.spec, self._notebook_images()[0])  # its own session, before this one
@@ -88,7 +90,7 @@ class RenderService:
                            fix="render on the server host, from the enclave's own database (set $ENCLAVE_DB or "
                                "$ENCLAVE_HOME to it); a new enclave starts with `enclave accounts bootstrap`")
         objects = render_access(self.spec, subjects, room)
-        return write_yaml(objects, out), sum(len(v) for v in objects.values())
+        return write_yaml(objects, out), sum(len(v) for v in objects.values()), narrowed(objects)
 
     def condor(self, out: Path, *, members: Mapping[str, Sequence[str]] | None = None,
                config_dir: str = condor.DEFAULT_CONFIG_DIR) -> list[tuple[condor.Rendered, Path]]:
