@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from enclave.access.render import KEY_NARROWING, Subject, may_read_logs, narrowed, render_access
-from enclave.accounts import storage
+from enclave.accounts import storage, tokens
 from enclave.accounts.types import AccountKind
+from enclave.api.app import create_app
+from enclave.api.service import Service
 from enclave.db import Database
 from enclave.services.factory import Factory
 from enclave.spec.load import dump
@@ -198,3 +201,15 @@ def test_the_cli_says_what_it_narrowed(db: Database, spec: EnclaveSpec, admin: s
     docs = list(yaml.safe_load_all((out / f"{NB}.yaml").read_text()))
     [dev] = [o for o in docs if o["kind"] == "RoleBinding" and o["subjects"][0]["name"] == "dev"]
     assert dev["metadata"]["name"] == "enclave-dev-view" and dev["metadata"]["annotations"] == NARROWED
+
+
+def test_the_api_answers_with_the_notice(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    """`POST /accounts/{u}/namespaces` returns the account view, its notice included (docs/api.md)."""
+    onboard(db, spec, "dev", kind=AccountKind.STAFF)
+    with db.session() as s:
+        token = tokens.issue(s, ADMIN, ADMIN, ["*"], 3600)
+    with TestClient(create_app(Service(Factory(with_tokens(spec, True), db))), raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/accounts/dev/namespaces", json={"namespace": NB, "reason": "hub work"},
+                        headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["namespaces"] == [NB] and r.json()["notice"] == f"{NB}: {KEY_NARROWING}"
