@@ -121,3 +121,19 @@ def test_a_wrong_dedicated_schedd_is_refused(minimal: EnclaveSpec, dedicated: di
     with pytest.raises(SpecError) as err:
         policy.validate(_with(minimal, dedicated_schedds=dedicated))
     assert where in [p.where for p in err.value.problems]
+
+
+@pytest.mark.parametrize("consumption", [True, False])
+def test_the_consumption_policy_is_rendered_either_way_and_the_twin_takes_it(
+        minimal: EnclaveSpec, tmp_path: Path, consumption: bool) -> None:
+    """enclave writes CONSUMPTION_POLICY on every startd whatever the spec says (its default, true, is not
+    HTCondor's: param_info.in ``[CONSUMPTION_POLICY] default=false``), so HTCondor reads the spec's value on the
+    execute nodes and the worker pods alike, and the twin runs with it."""
+    spec = minimal if consumption else _with(minimal, consumption_policy=False)
+    render.write(render.render_all(spec), tmp_path)
+    want = "True" if consumption else "False"
+    for name in ("execute-drp.conf", "execute-prompt.conf", "worker-pod-whole.conf", "worker-pod-partitioned.conf"):
+        got = render.read_back(tmp_path / name, ["CONSUMPTION_POLICY"], subsystem="STARTD",
+                               env={render.POD_POOL_ENV: "drp"})
+        assert got == {"CONSUMPTION_POLICY": want}, name
+    assert parse(SCENARIO, "c.yaml", spec=spec).scenario.htcondor.consumption_policy is consumption

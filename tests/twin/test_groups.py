@@ -70,19 +70,22 @@ def test_a_group_that_used_less_than_its_allocation_asks_only_for_its_usage_next
     assert groups.next_requests(requested, allocated, {"a": 12, "b": 4}) is None  # every allocation used
 
 
-def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float]) -> Sim:
-    """The minimal pool's two empty 8-core, 32 GiB slots under ``quotas`` with these dynamic quotas; DRP's jobs take
-    1 core and 1 GiB, the user group's 40 GiB, which no slot holds. Both submit at 30; the timer's cycle at 60
-    sees them."""
+def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float], drp_memory_gib: int = 1,
+                policy: str = "quotas", consumption: bool = False) -> Sim:
+    """The minimal pool's two empty 8-core, 32 GiB slots under ``policy`` with these dynamic quotas; DRP's jobs take
+    1 core and ``drp_memory_gib``, the user group's 40 GiB, which no slot holds. Both submit at 30; the timer's cycle
+    at 60 sees them. The startds have no consumption policy unless ``consumption``."""
     pools = {name: p.model_copy(update={"guaranteed_share": shares[name]}) for name, p in minimal.pools.items()}
     loaded = parse("name: rounds\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 40}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, "
-                   "mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 1000}}]}\n"
+                   f"mix: [{{name: t, weight: 1, memory_gib: {drp_memory_gib}, "
+                   "runtime: {dist: fixed, mean: 1000}}]}\n"
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
-                   "job_startup_s: 3, reschedule_on_submit: never}\n", "rounds.yaml",
+                   "job_startup_s: 3, reschedule_on_submit: never, "
+                   f"consumption_policy: {str(consumption).lower()}}}\n", "rounds.yaml",
                    spec=minimal.model_copy(update={"pools": pools}))
-    sim = make_sim(loaded, policy="quotas")
+    sim = make_sim(loaded, policy=policy)
     assert sim.total_cap == 16 and [sim.acs[ac].pool for ac in (0, 1)] == ["drp", "user"]
     return sim
 
@@ -108,14 +111,75 @@ def test_an_allocation_one_group_cannot_use_goes_to_another_in_the_same_cycle(mi
 
 def test_a_slot_matched_in_one_round_is_not_offered_again_in_the_next(minimal: EnclaveSpec) -> None:
     """Quotas 4 each (no root share). Round 1: DRP is allocated 4 + the surplus 8 (prompt's and general's,
-    unasked) = 12, the user group its 4, which it cannot use. DRP's 12 jobs fill the first slot (8) and take 4
-    of the second, smallest first. Round 2: the user group asks for what it uses (0), DRP for its 20 again, 16 in
-    all; but both slots were matched this cycle and are out of its list (matchmaker.cpp ``negotiate``, "2g"),
-    so DRP runs 12 until the next cycle, which gives it the other 4: 16."""
+    unasked) = 12, the user group its 4, which it cannot use. DRP's first match, the first slot, costs its
+    whole weight, 8 (matchmaker.cpp ``negotiate``: "traditional match cost is just slot weight expression"), and
+    runs 8 jobs there; the second slot would cost 8 more than the 4 left, and only a submitter's first match may
+    round up (``SubmitterLimitPermits``), so DRP stops at 8. Round 2: both groups used less than allocated and
+    ask for their usage (DRP 8, user 0): DRP is allocated 8 and has used it. The next cycle allocates DRP 12 again,
+    4 more than its 8 running: less than the second slot's 8, but as the turn's first match the slot is taken,
+    and its 8 cores run 8 more jobs: 16. The slot matched in round 1 was out of the list for round 2 ("2g.
+    Delete ad from list so that it will not be considered again in this negotiation cycle") and full anyway."""
     sim = _rounds_sim(minimal, dict.fromkeys(minimal.pools, 0.25))
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
     sim.run_until(100.0)
-    assert sim.cycles == 2 and sim.busy["drp"] == 12
-    sim.run_until(200.0)  # the next cycles
-    assert sim.busy["drp"] == 16
+    assert sim.cycles == 2 and sim.busy["drp"] == 8
+    sim.run_until(150.0)  # the next cycle, at 120
+    assert sim.cycles == 3 and sim.busy["drp"] == 16
+
+
+def test_a_match_is_charged_its_partitionable_slots_whole_weight(minimal: EnclaveSpec) -> None:
+    """DRP's jobs take 1 core and 16 GiB, two to a 32 GiB slot. Quotas: DRP 8, user 8 (for 40 GiB jobs no slot
+    holds), none for the others. Cycle 1: DRP asks for 20 and is allocated its 8 and the 4 the user group leaves
+    (12). Its first match, a whole empty slot, is charged the slot's SLOT_WEIGHT, Cpus = 8 unclaimed cores
+    (param_info.in ``SLOT_WEIGHT`` default ``Cpus``; ``Accountant::GetSlotWeight`` on the offer), though the
+    schedd can start only 2 jobs on it (CLAIM_PARTITIONABLE_LEFTOVERS: the rest of the slot is the same
+    submitter's, ``Scheduler::claimedStartd``). The other slot would cost 8 against the 4 left: refused. Round 2
+    allocates DRP its usage as the accountant has it, 8 (``AddMatch`` added the slot's weight), and it has used
+    it: 2 jobs run. Charging each job its own weight would have run 4 in this cycle.
+
+    Cycle 2: ``CheckMatches`` counts only the claimed dynamic slots, 2 cores. Allocated 12 again, DRP may claim
+    10: the first slot's 6 unclaimed cores hold no 16 GiB job and are not matched; the second costs 8 and runs 2:
+    4 jobs."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.5, "user": 0.5, "general": 0.0}, drp_memory_gib=16)
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 2
+    sim.run_until(150.0)
+    assert sim.cycles == 3 and sim.busy["drp"] == 4
+
+
+def test_labelled_pools_negotiate_under_the_rendered_group_quotas_too(minimal: EnclaveSpec) -> None:
+    """The central manager enclave renders for every layout sets the group quotas (``render.central_manager``), so
+    ``static``'s labelled slots are matched under them as well. Quotas DRP 0.9 x 16 = 14.4, user 1.6; both batch
+    nodes are DRP's (``static_labels``). DRP asks for 20 jobs of 1 core and 16 GiB, the user group for 4 it cannot
+    run. Round 1: DRP is allocated 14.4 (its quota; no surplus), the user group 1.6. DRP's first slot costs 8 and
+    runs 2 jobs; the second would cost 8 against the 6.4 left and is refused. Round 2: DRP asks for its usage, 8,
+    and may claim up to max(allocated 8, quota 14.4) less 8 = 6.4; the second slot, still in the cycle's list
+    (refused, not matched), is its turn's first match and may round up: 2 more.
+
+    Timeline (as above): round 1, DRP's turn ends at 60 + 2 + 1.5 = 63.5, the user group's at 65; round 2, DRP
+    alone (the user group is allocated nothing), at 66.5. So 2 jobs start at 66.5 and 2 at 69.5, where without
+    the quotas all 4 started at 66.5."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.9, "user": 0.1, "general": 0.0}, drp_memory_gib=16,
+                      policy="static")
+    assert {s.pool for s in sim.startds.values()} == {"drp"}
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 4
+    assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30)] * 2 + [pytest.approx(69.5 - 30)] * 2
+
+
+def test_under_a_consumption_policy_each_match_is_charged_the_weight_its_job_takes(minimal: EnclaveSpec) -> None:
+    """The case above with CONSUMPTION_POLICY on the startds: a match costs "the difference in the slot weight
+    expression before and after the resources consumed by the match are deducted from the slot" (HTCondor manual,
+    startd configuration: SLOT_WEIGHT; consumption_policy.cpp ``cp_deduct_assets``), 1 core for each of DRP's jobs.
+    Allocated 12, DRP runs 2 jobs on each slot, as much memory as there is, in the first cycle: 4."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.5, "user": 0.5, "general": 0.0}, drp_memory_gib=16,
+                      consumption=True)
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 4

@@ -186,20 +186,29 @@ def test_instant_matching_is_frictionless(minimal: EnclaveSpec) -> None:
     assert sim.cycles == 0
 
 
-def test_a_slot_one_turn_matched_is_not_offered_to_a_later_turn_of_the_cycle(minimal: EnclaveSpec) -> None:
-    """The negotiator takes a matched slot's ad out of the cycle's list (matchmaker.cpp ``negotiate``: "2g. Delete
-    ad from list so that it will not be considered again in this negotiation cycle"), and the slot's leftovers
-    go to that match's submitter alone (CLAIM_PARTITIONABLE_LEFTOVERS). So in one cycle DRP's turn (first, by
-    the rendered GROUP_SORT_EXPR) takes the first of the two empty shared 8-core slots, and the user's turn gets
-    the second, although the first, with 5 cores left, ranks higher by HTCondor's default NEGOTIATOR_PRE_JOB_RANK
-    (the smallest slot first)."""
+@pytest.mark.parametrize("consumption", [False, True])
+def test_a_slot_one_turn_matched_is_offered_to_a_later_turn_only_under_a_consumption_policy(
+        minimal: EnclaveSpec, consumption: bool) -> None:
+    """Without a consumption policy the negotiator takes a matched slot's ad out of the cycle's list
+    (matchmaker.cpp ``negotiate``: "2g. Delete ad from list so that it will not be considered again in this
+    negotiation cycle"), and the slot's leftovers go to that match's submitter alone
+    (CLAIM_PARTITIONABLE_LEFTOVERS). So in one cycle DRP's turn (first, by the rendered GROUP_SORT_EXPR) takes the
+    first of the two empty shared 8-core slots, and the user's turn gets the second, although the first, with 5
+    cores left, ranks higher by HTCondor's default NEGOTIATOR_PRE_JOB_RANK (the smallest slot first). With one
+    the slot stays in the list ("In this mode we don't remove offers"), and the user's jobs go to that smaller
+    slot too."""
     sim = make_sim(parse(USER_STUCK + "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, "
-                         "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: never}\n",
+                         "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: never, "
+                         f"consumption_policy: {str(consumption).lower()}}}\n",
                          "h.yaml", spec=minimal), policy="quotas")
     first, second = list(sim.startds.values())[:2]
     _submit(sim, 30.0, 3)
     _submit(sim, 30.0, 3, ac=1)
     sim.run_until(100.0)  # one cycle at 60 saw both (as in the test above)
     assert sim.cycles == 2
-    assert {sim.acs[sim.running[j][2]].pool for j in first.running} == {"drp"} and len(first.running) == 3
-    assert {sim.acs[sim.running[j][2]].pool for j in second.running} == {"user"} and len(second.running) == 3
+    pools = sorted(sim.acs[sim.running[j][2]].pool for j in first.running)
+    if consumption:
+        assert pools == ["drp"] * 3 + ["user"] * 3 and not second.running
+    else:
+        assert pools == ["drp"] * 3
+        assert {sim.acs[sim.running[j][2]].pool for j in second.running} == {"user"} and len(second.running) == 3

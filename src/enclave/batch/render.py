@@ -652,8 +652,31 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         "NUM_SLOTS_TYPE_1 = 1",
         "SLOT_TYPE_1 = 100%",
         "SLOT_TYPE_1_PARTITIONABLE = True",
+        "",
+        *_consumption(spec),
     ]
     return lines + _settings(spec, "startd")
+
+
+def _consumption(spec: EnclaveSpec) -> list[str]:
+    """CONSUMPTION_POLICY as the spec sets it (batch.htcondor.consumption_policy, true unless set false).
+
+    Without it the negotiator charges a match against a partitionable slot the offer's whole SLOT_WEIGHT, its
+    unclaimed cores, and takes the slot out of the cycle (htcondor/htcondor 7491a14 matchmaker.cpp ``negotiate``:
+    "traditional match cost is just slot weight expression", "2g. Delete ad from list"); a pool's group then
+    reaches its quota after a few matches on large, partly used slots while the schedd runs only the jobs that
+    fit there. With it the cost is the slot weight the job takes ("the difference in the slot weight expression
+    before and after the resources consumed by the match are deducted", HTCondor manual, startd configuration:
+    SLOT_WEIGHT; consumption_policy.cpp ``cp_deduct_assets``) and the slot stays offered ("we don't remove
+    offers"). The default CONSUMPTION_CPUS / _MEMORY / _DISK (param_info.in: the request, quantized to 1 core,
+    128 MiB, 1024 KiB) are what a job asks for."""
+    if not spec.batch.htcondor.consumption_policy:
+        return ["# Matches are charged a partitionable slot's whole weight (spec: consumption_policy false).",
+                "CONSUMPTION_POLICY = False"]
+    return ["# The negotiator charges each match the slot weight its job takes, and may match more jobs to",
+            "# one partitionable slot in a cycle; otherwise a group's quota pays for whole slots (spec:",
+            "# batch.htcondor.consumption_policy; HTCondor calls consumption policies experimental).",
+            "CONSUMPTION_POLICY = True"]
 
 
 def execute_node(spec: EnclaveSpec, pool: str, *, preemption: bool = False,

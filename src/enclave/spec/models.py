@@ -197,6 +197,12 @@ class HTCondorSettings(Strict):
     submit_send_reschedule: bool | None = Field(
         default=None, description="SUBMIT_SEND_RESCHEDULE on every submit host (default false; obsolete from "
         "26.0, whose schedd reschedules only when it had no idle job).")
+    consumption_policy: bool = Field(
+        default=True, description="CONSUMPTION_POLICY on every startd, rendered either way (HTCondor's default is "
+        "false): the negotiator charges a match to a partitionable slot the slot weight the job takes, and may "
+        "match more jobs to the slot in the same cycle; without it a match is charged the slot's whole unclaimed "
+        "weight against its group's quota and the slot leaves the cycle (HTCondor manual, startd configuration: "
+        "SLOT_WEIGHT, NUM_CLAIMS; matchmaker.cpp). HTCondor calls consumption policies experimental.")
     dedicated_schedds: dict[Name, Host] = Field(
         default_factory=dict, description="Pool -> a submit host whose schedd serves that pool alone (its "
         "submit requirement refuses other pools' jobs); e.g. {prompt: prompt-schedd.example.org}.")

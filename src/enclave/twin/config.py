@@ -57,7 +57,8 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
             got = render.read_back(out / f"submit-{host}.conf", [render.DEDICATED_KNOB], subsystem="SCHEDD")
             if got[render.DEDICATED_KNOB]:
                 dedicated.append(got[render.DEDICATED_KNOB])
-        startd = render.read_back(out / f"execute-{spec.batch.default_pool}.conf", ["CLAIM_WORKLIFE"],
+        startd = render.read_back(out / f"execute-{spec.batch.default_pool}.conf",
+                                  ["CLAIM_WORKLIFE", "CONSUMPTION_POLICY"],
                                   subsystem="STARTD", env={render.POD_POOL_ENV: spec.batch.default_pool})
     worklife = _number(startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
     delay = cm["NEGOTIATOR_CYCLE_DELAY"]
@@ -66,6 +67,7 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         "negotiator_cycle_delay_s": CYCLE_DELAY_DEFAULT if delay is None else float(delay),
         "negotiator_min_interval_s": _number(cm["NEGOTIATOR_MIN_INTERVAL"], "NEGOTIATOR_MIN_INTERVAL"),
         "claim_worklife_s": FOREVER_S if worklife < 0 else worklife,
+        "consumption_policy": (startd["CONSUMPTION_POLICY"] or "").lower() == "true",
         "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),
         "job_start_delay_s": _number(schedd["JOB_START_DELAY"], "JOB_START_DELAY"),
         # True: every submit asks for a cycle (a schedd before 26.0); otherwise a 26.x schedd's own rule.

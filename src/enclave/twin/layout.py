@@ -8,10 +8,13 @@ so the pods are given their pools by the same rule (``enclave.batch.policy.appor
 broker's (``enclave.broker.naming.pod_names``).
 
 - ``static``: the seed's starting point — that layout, never moved.
-- ``quotas``: the same startds in one shared HTCondor pool with hierarchical group quotas
-  (GROUP_QUOTA_DYNAMIC = guaranteed share) and surplus sharing by quota (GROUP_ACCEPT_SURPLUS; ``groups``),
-  no preemption. Its slots carry no pool label (``SHARED``): that configuration is a
-  counterfactual the renderer does not produce.
+- ``quotas``: the same startds in one shared HTCondor pool, no preemption. Its slots carry no pool label
+  (``SHARED``): that configuration is a counterfactual the renderer does not produce.
+
+Every HTCondor policy (``static``, ``quotas``, ``quotas-*`` and ``broker``; not ``cohorts``, which admits
+through Kueue) negotiates under the group quotas the rendered central manager sets for every layout
+(``GroupQuotas``: GROUP_QUOTA_DYNAMIC = guaranteed share, surplus shared by quota, GROUP_ACCEPT_SURPLUS;
+``groups``). On labelled slots they bind only where a pool's jobs need more than its group is allocated.
 
 Both, and every policy built on them (``quotas-*``, ``broker``), negotiate in the order the rendered central
 manager's GROUP_SORT_EXPR gives (``group_order``): latency pools first, the others most starved (usage / quota)
@@ -33,7 +36,7 @@ from enclave.spec.models import NodeRole
 from enclave.twin import groups
 from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout
-from enclave.twin.sim import Policy, Sim, SimNode
+from enclave.twin.sim import Policy, Sim, SimNode, SimStartd
 
 UNLIMITED = 1 << 40
 
@@ -108,6 +111,8 @@ class LayoutPolicy:
     """Whether ``admit`` may refuse (group quotas); if not, the engine skips the call in its hot loop."""
     claims_limited = True
     """Whether a reused claim needs ``admit`` too (``Policy.claims_limited``)."""
+    charges_slots = False
+    """Whether a match is charged its partitionable slot's whole weight (``Policy.charges_slots``)."""
     rejected: list[str] | None = None
     """Actions a backend refused; None: the policy takes no actions."""
 
@@ -139,11 +144,23 @@ class LayoutPolicy:
 
     def order(self, sim: Sim, pools: list[str]) -> list[str]:
         """Negotiation order among ``pools`` (those with idle jobs): the rendered GROUP_SORT_EXPR's."""
-        return group_order(sim, pools, self.used, self.quota)
+        return group_order(sim, pools, self.usage, self.quota)
 
     def used(self, sim: Sim, pool: str) -> float:
         """GroupResourcesInUse: the group's slot weight in use (SLOT_WEIGHT = Cpus, HTCondor's default)."""
         return sim.busy[pool]
+
+    def usage(self, sim: Sim, pool: str) -> float:
+        """The group's usage as the accountant has it: ``used``, plus what this cycle's matches were charged
+        beyond it (``GroupQuotas``)."""
+        return self.used(sim, pool)
+
+    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
+        """A partitionable slot's SLOT_WEIGHT (HTCondor's default, ``Cpus``): its unclaimed cores."""
+        return s.free_cores
+
+    def charge(self, sim: Sim, pool: str, extra: float) -> None:
+        """Nothing is charged beyond the jobs' weight (``GroupQuotas`` overrides)."""
 
     def quota(self, sim: Sim, pool: str) -> float:
         """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's cores now."""
@@ -180,27 +197,33 @@ class LayoutPolicy:
             self.reconcile(sim)
 
 
-class Static(LayoutPolicy):
-    name = "static"
 
 
 class GroupQuotas(LayoutPolicy):
-    """One shared pool under HTCondor's hierarchical group quotas (``enclave.twin.groups``): each cycle the
+    """HTCondor's hierarchical group quotas as the rendered central manager sets them for every layout
+    (``render.central_manager``), here over one shared pool (``labelled`` False; ``Static`` and the broker
+    keep the pools' labels under the same quotas; ``enclave.twin.groups``): each cycle the
     negotiator allocates every group the smaller of its demand and its quota, shares the surplus in proportion to
     quota, and lets each group match up to ``max(allocated, quota)`` less its usage, in up to three rounds. The
     spec's ``max_share`` has no HTCondor counterpart here (GROUP_ACCEPT_SURPLUS has no ceiling), so it binds
     nothing. Until stop 45 the twin capped each group at its ``max_share`` instead, which no HTCondor setting
-    does. Each match is charged its job's weight; HTCondor charges a partitionable slot's whole remaining weight
-    (matchmaker.cpp ``SubmitterLimitPermits``), which is not modelled. Under instant matching there are no cycles:
-    the allocation is made again whenever the demand or the usage has changed, with no later rounds."""
+    does. A match is charged its partitionable slot's whole unclaimed weight (``Sim._claim_slot``), and the
+    accountant counts that charge in the group's usage until the next cycle (``overcharge``). Under instant
+    matching there are no cycles: each job is charged its weight, the allocation is made again whenever the
+    demand or the usage has changed, with no later rounds."""
 
     name = "quotas"
     labelled = False
     limited = True
     claims_limited = False
+    charges_slots = True
 
     def __init__(self) -> None:
         super().__init__()
+        self.overcharge: dict[str, float] = {}
+        """Per group, what this cycle's matches were charged beyond their jobs' weight: the accountant adds
+        the matched partitionable slot's weight (Accountant.cpp ``AddMatch``) until the next cycle's
+        ``CheckMatches`` counts the dynamic slots instead."""
         self.requested: dict[str, float] = {}
         self.allocated: dict[str, float] = {}
         self.round = 0
@@ -234,8 +257,14 @@ class GroupQuotas(LayoutPolicy):
         return int(self.headroom(sim, pool))
 
     def headroom(self, sim: Sim, pool: str) -> float:
-        """The group's limit less its usage, in slot weight: each match is charged its job's weight."""
-        return self.limit(sim, pool) - self.used(sim, pool)
+        """The group's limit less its usage, in slot weight."""
+        return self.limit(sim, pool) - self.usage(sim, pool)
+
+    def usage(self, sim: Sim, pool: str) -> float:
+        return self.used(sim, pool) + self.overcharge.get(pool, 0.0)
+
+    def charge(self, sim: Sim, pool: str, extra: float) -> None:
+        self.overcharge[pool] = self.overcharge.get(pool, 0.0) + extra
 
     def negotiates(self, sim: Sim, pool: str) -> bool:
         """A group allocated nothing gets no turn ("skipping, zero slots allocated")."""
@@ -243,12 +272,13 @@ class GroupQuotas(LayoutPolicy):
 
     def cycle_start(self, sim: Sim) -> None:
         self.round = 1
+        self.overcharge = {}
         self._allocate(sim, self._demand(sim))
 
     def next_round(self, sim: Sim) -> bool:
         if self.round >= groups.MAX_ALLOCATION_ROUNDS:
             return False
-        usage = {p: self.used(sim, p) for p in sim.pools}
+        usage = {p: self.usage(sim, p) for p in sim.pools}
         requested = groups.next_requests(self.requested, self.allocated, usage)
         if requested is None:
             return False
@@ -286,6 +316,13 @@ class GroupQuotas(LayoutPolicy):
     def capacity(self, sim: Sim) -> float:
         """The pool's total slot weight (the quotas' base, ``hgq_total_quota``): its cores."""
         return max(1, sim.total_cap)
+
+
+class Static(GroupQuotas):
+    """The rendered layout, never moved: each pool's startds keep their label, under the same group quotas."""
+
+    name = "static"
+    labelled = True
 
 
 FIXED: dict[str, Callable[[], Policy]] = {"static": Static, "quotas": GroupQuotas}

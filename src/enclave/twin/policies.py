@@ -25,7 +25,7 @@ from enclave.errors import EnclaveError, InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.backend import TwinBackend
 from enclave.twin.cohorts import Cohorts
-from enclave.twin.layout import FIXED, GroupQuotas, LayoutPolicy, Static
+from enclave.twin.layout import FIXED, GroupQuotas, Static
 from enclave.twin.preempt import QuotasMemory, QuotasPreempt, QuotasPreemptMemory, QuotasReserved
 from enclave.twin.service_prompt import PromptService
 from enclave.twin.sim import Policy, Sim
@@ -37,10 +37,12 @@ Decide = Callable[[EnclaveSpec, Observed], list[Action]]
 Connect = Callable[[Sim], Backend]
 
 
-class Broker(LayoutPolicy):
-    """The rendered layout, then ``decide`` through a backend around the simulator (``connect``) each cycle."""
+class Broker(GroupQuotas):
+    """The rendered layout, then ``decide`` through a backend around the simulator (``connect``) each cycle; the
+    central manager's group quotas as rendered (``GroupQuotas``) over the pools' labelled startds."""
 
     name = "broker"
+    labelled = True
     backend: Backend
     """Set by ``setup``: the simulator seen through the Backend protocol."""
 

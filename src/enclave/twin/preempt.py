@@ -108,7 +108,7 @@ class QuotasPreempt(GroupQuotas):
 
     def claimed(self, sim: Sim, pool: str) -> float:
         """In use, plus the matches waiting for a victim to retire (the negotiator has charged them)."""
-        return self.used(sim, pool) + sum(self.pending[ac] * self.job_weight(sim, ac) for ac in sim.pool_acs[pool])
+        return self.usage(sim, pool) + sum(self.pending[ac] * self.job_weight(sim, ac) for ac in sim.pool_acs[pool])
 
     def preempt(self, sim: Sim) -> None:
         """After the cycle's free slots are matched: each group below its quota, in the negotiation order, preempts
@@ -142,7 +142,7 @@ class QuotasPreempt(GroupQuotas):
             if victim in refused:
                 continue
             submitter = (group, float(self.claimed(sim, pool)), self.quota(sim, pool))
-            remote = (batch_policy.accounting_group(sim.spec, victim), float(self.used(sim, victim)),
+            remote = (batch_policy.accounting_group(sim.spec, victim), float(self.usage(sim, victim)),
                       self.quota(sim, victim))
             if not self.rule.allows(submitter, remote):
                 refused.add(victim)
@@ -195,6 +195,10 @@ class QuotasPreemptMemory(QuotasPreempt):
 
     def job_weight(self, sim: Sim, ac: int) -> float:
         return self._weights(sim)[ac]
+
+    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
+        """``render.slot_weight`` on the partitionable slot's unclaimed cores and memory."""
+        return max(s.free_cores, s.free_mem / self.mib_per_core)
 
     def capacity(self, sim: Sim) -> float:
         """The pool's slot weight as the negotiator sums it over every slot ad (matchmaker.cpp

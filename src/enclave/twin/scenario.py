@@ -359,6 +359,11 @@ class HTCondor(Strict):
         default=1200.0, ge=0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
         "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
         "old; 0 switches reuse off.")
+    consumption_policy: bool = Field(
+        default=False, description="CONSUMPTION_POLICY on the startds (param_info.in: default=false). True: a "
+        "match under group quotas is charged the weight its job takes and the slot stays offered for the rest of "
+        "the cycle; false: it is charged the partitionable slot's whole unclaimed weight and leaves the cycle "
+        "(``Sim._claim_slot``).")
     job_start_count: int = Field(default=1, ge=1, description="JOB_START_COUNT (param_info.in: default=1).")
     job_start_delay_s: float = Field(
         default=0.0, ge=0, description="JOB_START_DELAY (param_info.in: default=0): the schedd starts at most "

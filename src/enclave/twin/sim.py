@@ -252,6 +252,19 @@ class Policy(Protocol):
         allocation rounds)."""
         ...
 
+    @property
+    def charges_slots(self) -> bool:
+        """Whether a match is charged its partitionable slot's whole weight (group quotas: ``Sim._claim_slot``)
+        rather than its job's."""
+        ...
+
+    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
+        """SLOT_WEIGHT of ``s``'s partitionable slot ad: its unclaimed resources."""
+        ...
+
+    def charge(self, sim: Sim, pool: str, extra: float) -> None:
+        """The negotiator charged ``pool`` ``extra`` more than its new jobs weigh (until the next cycle)."""
+
     def negotiates(self, sim: Sim, pool: str) -> bool:
         """Whether ``pool``'s submitter gets a turn in this round (a group allocated nothing does not)."""
         ...
@@ -397,7 +410,7 @@ class Sim:
         the cycle's list (matchmaker.cpp ``negotiate``, "2g. Delete ad from list so that it will not be
         considered again in this negotiation cycle"), and its leftovers go to that match's submitter only
         (CLAIM_PARTITIONABLE_LEFTOVERS, schedd.cpp: the claim's ``MainScheddNegotiate`` for ``match->user``), so
-        no later turn of the cycle gets the rest of it."""
+        no later turn of the cycle gets the rest of it. Not under a consumption policy (``_match_pool``)."""
 
     def _setup_memory(self) -> None:
         """Memory limits and BPS's retry with a larger request (``scenario.Memory``; sources cited there)."""
@@ -894,19 +907,71 @@ class Sim:
         self._cycle_end()
 
     def _match_pool(self, pool: str) -> None:
-        """Match ``pool``'s jobs the cycle saw on every slot with room that no earlier turn of the cycle matched
-        (``_offered``), in the order the rendered NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``)."""
+        """Match ``pool``'s jobs the cycle saw on every slot with room, in the order the rendered
+        NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``). Without a consumption policy a slot an earlier turn
+        of the cycle matched is out of the list (``_offered``) and a match under group quotas is charged the
+        whole slot (``_claim_slot``); with one the slot stays offered ("In this mode we don't remove offers",
+        matchmaker.cpp ``negotiate``) and each job is charged the weight it takes (``_fill_for``)."""
         budget = self._cycle_budget()
         left = sum(budget[ac] for ac in self.pool_acs[pool])
-        offered = self._offered
+        consumption = self.htc.consumption_policy
+        offered = set() if consumption else self._offered
+        by_slot = self.policy.limited and self.policy.charges_slots and not self.instant and not consumption
+        first = True
         for s in self._candidates(pool):
             if left <= 0 or not self.idle[pool]:
                 return
             if s.accepting and s.free_cores > 0 and s not in offered:
-                started = self._fill_for(s, pool, budget)
+                started = self._claim_slot(s, pool, budget, first) if by_slot else self._fill_for(s, pool, budget)
+                if started < 0:
+                    return
                 if started:
                     offered.add(s)
                     left -= started
+                    first = False
+
+    def _claim_slot(self, s: SimStartd, pool: str, budget: list[int], first: bool) -> int:
+        """One match of ``pool``'s turn on partitionable slot ``s`` under group quotas, charged as the negotiator
+        charges it: the slot's whole SLOT_WEIGHT as advertised, its unclaimed resources (matchmaker.cpp
+        ``negotiate``, "traditional match cost is just slot weight expression", ``accountant.GetSlotWeight(offer)``),
+        permitted only if that fits what the submitter may still claim, or as its first match of the turn
+        (``SubmitterLimitPermits``: "Allow user to round up once per pie spin"). A slot that does not fit is passed
+        over for the next candidate. The schedd then runs as many of the submitter's jobs on the claim's leftovers
+        as fit (CLAIM_PARTITIONABLE_LEFTOVERS), which the negotiator does not charge again. Returns the jobs
+        started, or -1 when the submitter has reached its limit ("Reached submitter resource limit ...
+        stopping")."""
+        policy = self.policy
+        allowed = policy.headroom(self, pool)
+        if allowed <= 0:
+            return -1
+        table = self._sig_acs.get(s.sig)
+        if table is None:
+            table = self._sig_table(s.sig)
+        mine = table.get(pool)
+        if mine is None:
+            return 0
+        cost = policy.slot_weight(self, s)
+        if cost > allowed and not first:
+            return 0
+        queues = self.queues
+        acs = self.acs
+        total = 0
+        weight = 0.0
+        for ac in mine:
+            if not queues[ac] or not budget[ac]:
+                continue
+            a = acs[ac]
+            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, budget[ac])
+            if k > 0:
+                started = self._start(ac, s, k)
+                budget[ac] -= started
+                total += started
+                weight += started * policy.job_weight(self, ac)
+                if s.free_cores <= 0:
+                    break
+        if total:
+            policy.charge(self, pool, cost - weight)
+        return total
 
     def _candidates(self, pool: str, cpus: int = 1, memory_mib: int = 0) -> list[SimStartd]:
         """The startds with room for a request of ``cpus`` and ``memory_mib``, in the negotiator's order for
