@@ -58,6 +58,16 @@ def test_the_grid_is_every_combination_under_every_policy(tiny: Loaded, tmp_path
     assert len(lines) == 4  # policy × the other parameter's values, over the first parameter
 
 
+def test_the_consumption_policy_is_a_sweep_axis(tiny: Loaded) -> None:
+    """The rendered CONSUMPTION_POLICY (true by default, ``twin.config``) can be switched off for a run, and a
+    value that is not a boolean is refused by the scenario's own validation."""
+    assert tiny.scenario.htcondor.consumption_policy is True
+    axis = sweep.parse_params(["consumption_policy=false,true"])[0]
+    assert [sweep.apply(tiny, [(axis, i)]).scenario.htcondor.consumption_policy for i in (0, 1)] == [False, True]
+    with pytest.raises(InputError):
+        sweep.apply(tiny, [(sweep.parse_params(["consumption_policy=maybe"])[0], 0)])
+
+
 @pytest.mark.parametrize(("param", "where", "what"), [
     ("negotiatorinterval=5", "--param negotiatorinterval", "unknown parameter"),
     ("negotiator_interval", "--param negotiator_interval", "not NAME=VALUE"),

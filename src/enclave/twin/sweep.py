@@ -39,6 +39,7 @@ PARAMS: dict[str, tuple[str, str]] = {
     "reschedule_on_submit": ("htcondor.reschedule_on_submit", "schedd-idle | always | never"),
     "dedicated_schedds": ("htcondor.dedicated_schedds", "pools with a schedd of their own, '+'-joined; none"),
     "matching": ("htcondor.matching", "negotiator | instant"),
+    "consumption_policy": ("htcondor.consumption_policy", "CONSUMPTION_POLICY on the startds: true | false"),
     "pod_cores": ("layout.pod_cores", "cores per HTCondor pod (0: whole node)"),
     "pod_startup": ("layout.pod_startup_s", "container start to first ad, s"),
     "pull_gbit_s": ("kubernetes.pull_gbit_s", "image pull bandwidth, Gbit/s"),
