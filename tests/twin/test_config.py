@@ -128,7 +128,8 @@ def test_the_consumption_policy_is_rendered_either_way_and_the_twin_takes_it(
         minimal: EnclaveSpec, tmp_path: Path, consumption: bool) -> None:
     """enclave writes CONSUMPTION_POLICY on every startd whatever the spec says (its default, true, is not
     HTCondor's: param_info.in ``[CONSUMPTION_POLICY] default=false``), so HTCondor reads the spec's value on the
-    execute nodes and the worker pods alike, and the twin runs with it."""
+    execute nodes and the worker pods alike, and the twin runs with it; with it, the schedds' CLAIM_PARTITIONABLE_
+    LEFTOVERS is off (param_info.in default=true)."""
     spec = minimal if consumption else _with(minimal, consumption_policy=False)
     render.write(render.render_all(spec), tmp_path)
     want = "True" if consumption else "False"
@@ -136,4 +137,8 @@ def test_the_consumption_policy_is_rendered_either_way_and_the_twin_takes_it(
         got = render.read_back(tmp_path / name, ["CONSUMPTION_POLICY"], subsystem="STARTD",
                                env={render.POD_POOL_ENV: "drp"})
         assert got == {"CONSUMPTION_POLICY": want}, name
+    # The schedds leave the splitting to the negotiator then (HTCondor's default, true, otherwise).
+    got = render.read_back(tmp_path / "submit-login.example.org.conf", ["CLAIM_PARTITIONABLE_LEFTOVERS"],
+                           subsystem="SCHEDD")
+    assert got == {"CLAIM_PARTITIONABLE_LEFTOVERS": "False" if consumption else "true"}  # param_info.in text
     assert parse(SCENARIO, "c.yaml", spec=spec).scenario.htcondor.consumption_policy is consumption

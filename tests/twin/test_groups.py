@@ -113,8 +113,9 @@ def test_a_slot_matched_in_one_round_is_not_offered_again_in_the_next(minimal: E
     """Quotas 4 each (no root share). Round 1: DRP is allocated 4 + the surplus 8 (prompt's and general's,
     unasked) = 12, the user group its 4, which it cannot use. DRP's first match, the first slot, costs its
     whole weight, 8 (matchmaker.cpp ``negotiate``: "traditional match cost is just slot weight expression"), and
-    runs 8 jobs there; the second slot would cost 8 more than the 4 left, and only a submitter's first match may
-    round up (``SubmitterLimitPermits``), so DRP stops at 8. Round 2: both groups used less than allocated and
+    runs 8 jobs there; the second slot would cost 8 more than the 4 left, and only a pie spin's first match may
+    round up (``SubmitterLimitPermits``); no second spin follows, as the 4 left are below the smallest slot weight
+    the cycle started with, 8 (``minSlotWeight``), so DRP stops at 8. Round 2: both groups used less than allocated and
     ask for their usage (DRP 8, user 0): DRP is allocated 8 and has used it. The next cycle allocates DRP 12 again,
     4 more than its 8 running: less than the second slot's 8, but as the turn's first match the slot is taken,
     and its 8 cores run 8 more jobs: 16. The slot matched in round 1 was out of the list for round 2 ("2g.
@@ -134,7 +135,8 @@ def test_a_match_is_charged_its_partitionable_slots_whole_weight(minimal: Enclav
     (12). Its first match, a whole empty slot, is charged the slot's SLOT_WEIGHT, Cpus = 8 unclaimed cores
     (param_info.in ``SLOT_WEIGHT`` default ``Cpus``; ``Accountant::GetSlotWeight`` on the offer), though the
     schedd can start only 2 jobs on it (CLAIM_PARTITIONABLE_LEFTOVERS: the rest of the slot is the same
-    submitter's, ``Scheduler::claimedStartd``). The other slot would cost 8 against the 4 left: refused. Round 2
+    submitter's, ``Scheduler::claimedStartd``). The other slot would cost 8 against the 4 left: refused, and no
+    second spin rounds up on it (4 is below the cycle's smallest slot weight, 8). Round 2
     allocates DRP its usage as the accountant has it, 8 (``AddMatch`` added the slot's weight), and it has used
     it: 2 jobs run. Charging each job its own weight would have run 4 in this cycle.
 
@@ -155,7 +157,8 @@ def test_labelled_pools_negotiate_under_the_rendered_group_quotas_too(minimal: E
     ``static``'s labelled slots are matched under them as well. Quotas DRP 0.9 x 16 = 14.4, user 1.6; both batch
     nodes are DRP's (``static_labels``). DRP asks for 20 jobs of 1 core and 16 GiB, the user group for 4 it cannot
     run. Round 1: DRP is allocated 14.4 (its quota; no surplus), the user group 1.6. DRP's first slot costs 8 and
-    runs 2 jobs; the second would cost 8 against the 6.4 left and is refused. Round 2: DRP asks for its usage, 8,
+    runs 2 jobs; the second would cost 8 against the 6.4 left and is refused (no second spin: 6.4 is below the
+    cycle's smallest slot weight, 8). Round 2: DRP asks for its usage, 8,
     and may claim up to max(allocated 8, quota 14.4) less 8 = 6.4; the second slot, still in the cycle's list
     (refused, not matched), is its turn's first match and may round up: 2 more.
 
@@ -183,3 +186,27 @@ def test_under_a_consumption_policy_each_match_is_charged_the_weight_its_job_tak
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
     sim.run_until(100.0)
     assert sim.cycles == 2 and sim.busy["drp"] == 4
+
+
+def test_a_group_that_matched_spins_the_pie_again_and_may_round_up_once_more(minimal: EnclaveSpec) -> None:
+    """Without a consumption policy each pie spin is a new ``negotiate`` call whose first match may go over the
+    limit (``SubmitterLimitPermits``), and a spin follows every spin that matched, unless the limit left is below
+    the smallest slot weight the cycle started with (matchmaker.cpp ``negotiateWithGroup``: ``minSlotWeight``).
+    Quotas DRP 8, user 4, general 4 (no root share); DRP's jobs take 1 core and 1 GiB.
+
+    Cycle 1 (60): DRP's one job is allocated 1 (the surplus covers every request), may claim max(1, 8) = 8, and
+    the first empty slot costs 8: 1 job. Cycle 2 (120): 20 more DRP jobs and 8 user jobs of 40 GiB (no slot holds
+    one) are seen. The accountant counts DRP's dynamic slot, 1. Allocation: DRP min(21, 8) = 8, users 4; general's
+    4 are surplus, shared 8:4 among the two still asking: DRP 10.67. The slot weights at the cycle's start are 7
+    (the first slot's unclaimed cores), 8 and 1 (DRP's job): minSlotWeight 1. DRP may claim 9.67: spin 1 takes the
+    smaller slot, cost 7, and runs 7 jobs there (full); the other slot's 8 are more than the 2.67 left. Spin 2
+    (2.67 >= 1) rounds up on it: 8 more jobs, 16 in all. With one round-up per turn DRP would stop at 8: round 2
+    allocates it what it used (8), and the quota (8) gives it nothing more."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.5, "user": 0.25, "general": 0.25})
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0]))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 1
+    sim.q.push(100.0, EV_BLOCK, Arrival(100.0, 0, [1000.0] * 20))
+    sim.q.push(100.0, EV_BLOCK, Arrival(100.0, 1, [1000.0] * 8))
+    sim.run_until(150.0)
+    assert sim.cycles == 3 and sim.busy["drp"] == 16

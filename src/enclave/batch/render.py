@@ -510,6 +510,7 @@ def submit_host(spec: EnclaveSpec, host: str, *, config_dir: str = DEFAULT_CONFI
         lines += [f"# This schedd serves pool '{dedicated[0]}' alone (batch.htcondor.dedicated_schedds).",
                   f"{DEDICATED_KNOB} = {dedicated[0]}"]
     lines += _settings(spec, "submit")
+    lines += _leftovers(spec)
     protected = [policy.SCHEDD_ATTR, spec.batch.pool_attribute, "AcctGroup", "AcctGroupUser", "AccountingGroup"]
     lines += [
         "",
@@ -656,6 +657,21 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
         *_consumption(spec),
     ]
     return lines + _settings(spec, "startd")
+
+
+def _leftovers(spec: EnclaveSpec) -> list[str]:
+    """The schedd's half of the consumption policy: CLAIM_PARTITIONABLE_LEFTOVERS off. A startd with a consumption
+    policy gives a claim's leftovers whenever the schedd asks (command.cpp, the startd's own setting is read only
+    for slots without one), and the schedd asks by default (param_info.in ``CLAIM_PARTITIONABLE_LEFTOVERS``
+    default=true; dc_startd.cpp) and runs more idle jobs there, unmatched and uncharged, on resources the
+    negotiator gave later matches; a new claim of the same partitionable slot also replaces the leftovers claim
+    just handed out (ResMgr.cpp ``get_by_any_id``). HTCondor's own consumption-policy tests turn it off ("turn
+    off schedd-side resource splitting since we are demonstrating neg-side alternative",
+    job_consumption_policies_basic_van.run)."""
+    if not spec.batch.htcondor.consumption_policy:
+        return []
+    return ["", "# Under the startds' consumption policy the negotiator splits partitionable slots, not the schedd.",
+            "CLAIM_PARTITIONABLE_LEFTOVERS = False"]
 
 
 def _consumption(spec: EnclaveSpec) -> list[str]:

@@ -202,7 +202,8 @@ class HTCondorSettings(Strict):
         "false): the negotiator charges a match to a partitionable slot the slot weight the job takes, and may "
         "match more jobs to the slot in the same cycle; without it a match is charged the slot's whole unclaimed "
         "weight against its group's quota and the slot leaves the cycle (HTCondor manual, startd configuration: "
-        "SLOT_WEIGHT, NUM_CLAIMS; matchmaker.cpp). HTCondor calls consumption policies experimental.")
+        "SLOT_WEIGHT, NUM_CLAIMS; matchmaker.cpp); with it the schedds' CLAIM_PARTITIONABLE_LEFTOVERS is off. "
+        "HTCondor calls consumption policies experimental; the startds read it only when they start.")
     dedicated_schedds: dict[Name, Host] = Field(
         default_factory=dict, description="Pool -> a submit host whose schedd serves that pool alone (its "
         "submit requirement refuses other pools' jobs); e.g. {prompt: prompt-schedd.example.org}.")

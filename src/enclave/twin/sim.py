@@ -405,6 +405,10 @@ class Sim:
         the negotiation order (``_negotiate``)."""
         self._budget: list[int] | None = None
         """``_seen`` while the cycle's preemption runs (``preempt`` starts no more than the cycle saw)."""
+        self._by_slot = False
+        """During a cycle: whether matches are charged whole slots (group quotas, no consumption policy)."""
+        self._min_slot_weight = 0.0
+        """During such a cycle: the smallest slot weight it started with (``_smallest_slot_weight``)."""
         self._offered: set[SimStartd] = set()
         """During a cycle: the startds an earlier turn matched. The negotiator takes a matched slot's ad out of
         the cycle's list (matchmaker.cpp ``negotiate``, "2g. Delete ad from list so that it will not be
@@ -866,10 +870,22 @@ class Sim:
         queues = self.queues
         self._seen = [sum(b.n - b.pos for b in q) for q in queues]
         self._offered = set()
+        self._by_slot = (self.policy.limited and self.policy.charges_slots and not self.instant
+                         and not h.consumption_policy)
+        if self._by_slot:
+            self._min_slot_weight = self._smallest_slot_weight()
         self.policy.cycle_start(self)
         self._turns = []
         t = self._add_turns(self.now + h.cycle_base_s)
         self.q.push(self._turns[0][1] if self._turns else t, EV_TURN_END, 0)
+
+    def _smallest_slot_weight(self) -> float:
+        """minSlotWeight: the smallest SLOT_WEIGHT among the cycle's slot ads (matchmaker.cpp ``sumSlotWeights``),
+        each partitionable slot's unclaimed resources and each running job's dynamic slot."""
+        policy = self.policy
+        weights = [policy.slot_weight(self, s) for s in self.startds.values() if s.ready]
+        weights += [policy.job_weight(self, ac) for ac, n in enumerate(self.run_ac) if n]
+        return min(weights, default=0.0)
 
     def _add_turns(self, t: float) -> float:
         """Append a turn for each submitter with idle jobs the cycle saw, in the policy's negotiation order, from
@@ -914,31 +930,53 @@ class Sim:
         matchmaker.cpp ``negotiate``) and each job is charged the weight it takes (``_fill_for``)."""
         budget = self._cycle_budget()
         left = sum(budget[ac] for ac in self.pool_acs[pool])
-        consumption = self.htc.consumption_policy
-        offered = set() if consumption else self._offered
-        by_slot = self.policy.limited and self.policy.charges_slots and not self.instant and not consumption
-        first = True
+        if self._by_slot:
+            self._spin_pie(pool, budget, left)
+            return
+        offered = set() if self.htc.consumption_policy else self._offered
         for s in self._candidates(pool):
             if left <= 0 or not self.idle[pool]:
                 return
             if s.accepting and s.free_cores > 0 and s not in offered:
-                started = self._claim_slot(s, pool, budget, first) if by_slot else self._fill_for(s, pool, budget)
-                if started < 0:
-                    return
+                started = self._fill_for(s, pool, budget)
                 if started:
                     offered.add(s)
                     left -= started
-                    first = False
+
+    def _spin_pie(self, pool: str, budget: list[int], left: int) -> None:
+        """``pool``'s turn without a consumption policy, in pie spins (matchmaker.cpp ``negotiateWithGroup``: a
+        spin follows every spin that matched something, unless what the submitter may still claim is below the
+        smallest slot weight the cycle started with, ``minSlotWeight``). Each spin is a new ``negotiate`` call
+        whose first match may go over the limit (``_claim_slot``); a slot an earlier turn matched is out of the
+        cycle (``_offered``)."""
+        offered = self._offered
+        while True:
+            first = True
+            for s in self._candidates(pool):
+                if left <= 0 or not self.idle[pool]:
+                    return
+                if s.accepting and s.free_cores > 0 and s not in offered:
+                    started = self._claim_slot(s, pool, budget, first)
+                    if started < 0:
+                        break
+                    if started:
+                        offered.add(s)
+                        left -= started
+                        first = False
+            headroom = self.policy.headroom(self, pool)
+            if first or headroom <= 0 or headroom < self._min_slot_weight:
+                return
 
     def _claim_slot(self, s: SimStartd, pool: str, budget: list[int], first: bool) -> int:
         """One match of ``pool``'s turn on partitionable slot ``s`` under group quotas, charged as the negotiator
         charges it: the slot's whole SLOT_WEIGHT as advertised, its unclaimed resources (matchmaker.cpp
         ``negotiate``, "traditional match cost is just slot weight expression", ``accountant.GetSlotWeight(offer)``),
-        permitted only if that fits what the submitter may still claim, or as its first match of the turn
-        (``SubmitterLimitPermits``: "Allow user to round up once per pie spin"). A slot that does not fit is passed
-        over for the next candidate. The schedd then runs as many of the submitter's jobs on the claim's leftovers
-        as fit (CLAIM_PARTITIONABLE_LEFTOVERS), which the negotiator does not charge again. Returns the jobs
-        started, or -1 when the submitter has reached its limit ("Reached submitter resource limit ...
+        permitted only if that fits what the submitter may still claim, or as its first match of the pie spin
+        (``SubmitterLimitPermits``: "Allow user to round up once per pie spin"; ``_spin_pie``). A slot that does
+        not fit is passed over for the next candidate. The schedd then runs as many of the submitter's jobs on the
+        claim's leftovers as fit (CLAIM_PARTITIONABLE_LEFTOVERS), which the negotiator does not charge again (it
+        makes a match, and charges a slot, per job: NEGOTIATOR_DEPTH_FIRST is false; not modelled). Returns the
+        jobs started, or -1 when the submitter has reached its limit ("Reached submitter resource limit ...
         stopping")."""
         policy = self.policy
         allowed = policy.headroom(self, pool)
