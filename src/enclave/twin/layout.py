@@ -11,7 +11,7 @@ broker's (``enclave.broker.naming.pod_names``).
 - ``quotas``: the same startds in one shared HTCondor pool, no preemption. Its slots carry no pool label
   (``SHARED``): that configuration is a counterfactual the renderer does not produce.
 
-Every HTCondor policy (``static``, ``quotas``, ``quotas-*`` and ``broker``; not ``cohorts``, which admits
+Every HTCondor policy (``static``, ``quotas``, ``quotas-*``, ``broker`` and ``service``; not ``cohorts``, which admits
 through Kueue) negotiates under the group quotas the rendered central manager sets for every layout
 (``GroupQuotas``: GROUP_QUOTA_DYNAMIC = guaranteed share, surplus shared by quota, GROUP_ACCEPT_SURPLUS;
 ``groups``). On labelled slots they bind only where a pool's jobs need more than its group is allocated.

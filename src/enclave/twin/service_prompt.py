@@ -35,7 +35,7 @@ from typing import Any
 
 from enclave.domain.capacity import NodeState
 from enclave.spec.models import EnclaveSpec, NodeRole
-from enclave.twin.layout import LayoutPolicy
+from enclave.twin.layout import GroupQuotas
 from enclave.twin.sim import EV_CALL, SimNode
 from enclave.twin.sim import Sim as Engine
 from enclave.twin.workloads import Arrival
@@ -72,8 +72,12 @@ def shifted_spec(spec: EnclaveSpec, pool: str = "prompt", to: str = "drp") -> En
     return spec.model_copy(update={"pools": pools})
 
 
-class PromptService(LayoutPolicy):
+class PromptService(GroupQuotas):
+    """Prompt as a Knative-style service on the commons; HTCondor laid out as static's, under the same group quotas
+    as the rendered central manager sets for every layout (``GroupQuotas`` with labelled slots)."""
+
     name = "service"
+    labelled = True
 
     def __init__(self) -> None:
         super().__init__()
