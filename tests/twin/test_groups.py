@@ -210,3 +210,21 @@ def test_a_group_that_matched_spins_the_pie_again_and_may_round_up_once_more(min
     sim.q.push(100.0, EV_BLOCK, Arrival(100.0, 1, [1000.0] * 8))
     sim.run_until(150.0)
     assert sim.cycles == 3 and sim.busy["drp"] == 16
+
+
+def test_under_a_consumption_policy_a_match_costs_the_change_in_the_slots_weight(minimal: EnclaveSpec) -> None:
+    """quotas-mem: SLOT_WEIGHT = max(Cpus, Memory / 4096) (``render.slot_weight``; the minimal spec's batch nodes
+    have 4,096 MiB per core). A DRP job of 1 core and 16 GiB weighs 4 as a dynamic slot, but under a consumption
+    policy a match costs the slot's weight before less after (HTCondor manual, startd configuration: SLOT_WEIGHT;
+    Accountant.cpp ``AddMatch`` charges that cost): an empty slot weighs max(8, 8) = 8, with one such job max(7, 4)
+    = 7, with two max(6, 0) = 6 — 1 each. Quotas 8 and 8 (the user group's 40 GiB jobs fit nowhere); DRP asks for
+    20 x 4 = 80 and is allocated 8. Round 1 runs 2 jobs on each slot for 4 of the 8: all 4 start at 66.5 (DRP's
+    turn ends at 63.5, as above). Charging each job its weight, 4, would have stopped at the first slot and left
+    the second to round 2 (start 69.5)."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.5, "user": 0.5, "general": 0.0}, drp_memory_gib=16,
+                      policy="quotas-mem", consumption=True)
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 4))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 4
+    assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30)] * 4

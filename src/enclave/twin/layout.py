@@ -36,7 +36,7 @@ from enclave.spec.models import NodeRole
 from enclave.twin import groups
 from enclave.twin.match import SHARED
 from enclave.twin.scenario import BatchLayout
-from enclave.twin.sim import Policy, Sim, SimNode, SimStartd
+from enclave.twin.sim import Policy, Sim, SimNode
 
 UNLIMITED = 1 << 40
 
@@ -155,9 +155,9 @@ class LayoutPolicy:
         beyond it (``GroupQuotas``)."""
         return self.used(sim, pool)
 
-    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
-        """A partitionable slot's SLOT_WEIGHT (HTCondor's default, ``Cpus``): its unclaimed cores."""
-        return s.free_cores
+    def slot_weight(self, sim: Sim, cores: int, mem: int) -> float:
+        """SLOT_WEIGHT of a slot ad with ``cores`` and ``mem`` MiB (HTCondor's default, ``Cpus``): its cores."""
+        return cores
 
     def charge(self, sim: Sim, pool: str, extra: float) -> None:
         """Nothing is charged beyond the jobs' weight (``GroupQuotas`` overrides)."""

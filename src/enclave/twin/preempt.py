@@ -196,9 +196,9 @@ class QuotasPreemptMemory(QuotasPreempt):
     def job_weight(self, sim: Sim, ac: int) -> float:
         return self._weights(sim)[ac]
 
-    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
-        """``render.slot_weight`` on the partitionable slot's unclaimed cores and memory."""
-        return max(s.free_cores, s.free_mem / self.mib_per_core)
+    def slot_weight(self, sim: Sim, cores: int, mem: int) -> float:
+        """``render.slot_weight`` on a slot ad's cores and memory."""
+        return max(cores, mem / self.mib_per_core)
 
     def capacity(self, sim: Sim) -> float:
         """The pool's slot weight as the negotiator sums it over every slot ad (matchmaker.cpp

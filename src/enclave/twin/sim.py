@@ -258,8 +258,8 @@ class Policy(Protocol):
         rather than its job's."""
         ...
 
-    def slot_weight(self, sim: Sim, s: SimStartd) -> float:
-        """SLOT_WEIGHT of ``s``'s partitionable slot ad: its unclaimed resources."""
+    def slot_weight(self, sim: Sim, cores: int, mem: int) -> float:
+        """SLOT_WEIGHT of a slot ad with ``cores`` and ``mem`` MiB (a partitionable slot's: its unclaimed ones)."""
         ...
 
     def charge(self, sim: Sim, pool: str, extra: float) -> None:
@@ -587,8 +587,10 @@ class Sim:
         mine = table.get(pool)
         if mine is None:
             return 0
-        limited = self.policy.limited
-        allowed = self.policy.headroom(self, pool) if limited else 1 << 40
+        policy = self.policy
+        limited = policy.limited
+        allowed = policy.headroom(self, pool) if limited else 1 << 40
+        consumed = limited and policy.charges_slots and self.htc.consumption_policy
         queues = self.queues
         acs = self.acs
         total = 0
@@ -598,16 +600,44 @@ class Sim:
             if not queues[ac] or not budget[ac]:
                 continue
             a = acs[ac]
-            w = self.policy.job_weight(self, ac) if limited else a.cpus
-            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
+            w = policy.job_weight(self, ac) if limited else a.cpus
+            if consumed:
+                k, cost = self._affordable(s, a.cpus, a.memory_mib, budget[ac], allowed)
+            else:
+                k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
+                cost = k * w
             if k > 0:
                 started = self._start(ac, s, k)
                 budget[ac] -= started
-                allowed -= started * w
+                allowed -= cost
+                if consumed:
+                    policy.charge(self, pool, cost - started * w)
                 total += started
                 if s.free_cores <= 0:
                     break
         return total
+
+    def _affordable(self, s: SimStartd, cpus: int, mem: int, most: int, allowed: float) -> tuple[int, float]:
+        """Under a consumption policy: how many jobs of ``cpus`` and ``mem`` MiB (at most ``most``) ``s`` takes
+        within ``allowed``, and what they cost. Each match costs "the difference in the slot weight expression
+        before and after the resources consumed by the match are deducted from the slot" (HTCondor manual,
+        startd configuration: SLOT_WEIGHT; consumption_policy.cpp ``cp_deduct_assets``), which the accountant
+        charges for the rest of the cycle (Accountant.cpp ``AddMatch``: "using match cost for slot weight"). With
+        a memory-aware SLOT_WEIGHT that is less than the job's own weight where the slot has cores to spare."""
+        weight = self.policy.slot_weight
+        cores, memory = s.free_cores, s.free_mem
+        before = weight(self, cores, memory)
+        k, cost = 0, 0.0
+        while k < most and cores >= cpus and memory >= mem:
+            cores -= cpus
+            memory -= mem
+            after = weight(self, cores, memory)
+            if cost + before - after > allowed:
+                break
+            cost += before - after
+            before = after
+            k += 1
+        return k, cost
 
     def _sig_table(self, sig: Signature) -> dict[str, list[int]]:
         """The autoclusters each pool may run on slots of this signature (pools by priority), cached."""
@@ -883,7 +913,7 @@ class Sim:
         """minSlotWeight: the smallest SLOT_WEIGHT among the cycle's slot ads (matchmaker.cpp ``sumSlotWeights``),
         each partitionable slot's unclaimed resources and each running job's dynamic slot."""
         policy = self.policy
-        weights = [policy.slot_weight(self, s) for s in self.startds.values() if s.ready]
+        weights = [policy.slot_weight(self, s.free_cores, s.free_mem) for s in self.startds.values() if s.ready]
         weights += [policy.job_weight(self, ac) for ac, n in enumerate(self.run_ac) if n]
         return min(weights, default=0.0)
 
@@ -988,7 +1018,7 @@ class Sim:
         mine = table.get(pool)
         if mine is None:
             return 0
-        cost = policy.slot_weight(self, s)
+        cost = policy.slot_weight(self, s.free_cores, s.free_mem)
         if cost > allowed and not first:
             return 0
         queues = self.queues
