@@ -602,24 +602,27 @@ class Sim:
             a = acs[ac]
             w = policy.job_weight(self, ac) if limited else a.cpus
             if consumed:
-                k, cost = self._affordable(s, a.cpus, a.memory_mib, budget[ac], allowed)
+                k = self._affordable(s, a.cpus, a.memory_mib, budget[ac], allowed)
             else:
                 k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
-                cost = k * w
             if k > 0:
+                before = policy.slot_weight(self, s.free_cores, s.free_mem) if consumed else 0.0
                 started = self._start(ac, s, k)
                 budget[ac] -= started
-                allowed -= cost
                 if consumed:
+                    cost = before - policy.slot_weight(self, s.free_cores, s.free_mem)
                     policy.charge(self, pool, cost - started * w)
+                    allowed -= cost
+                else:
+                    allowed -= started * w
                 total += started
                 if s.free_cores <= 0:
                     break
         return total
 
-    def _affordable(self, s: SimStartd, cpus: int, mem: int, most: int, allowed: float) -> tuple[int, float]:
+    def _affordable(self, s: SimStartd, cpus: int, mem: int, most: int, allowed: float) -> int:
         """Under a consumption policy: how many jobs of ``cpus`` and ``mem`` MiB (at most ``most``) ``s`` takes
-        within ``allowed``, and what they cost. Each match costs "the difference in the slot weight expression
+        within ``allowed``. Each match costs "the difference in the slot weight expression
         before and after the resources consumed by the match are deducted from the slot" (HTCondor manual,
         startd configuration: SLOT_WEIGHT; consumption_policy.cpp ``cp_deduct_assets``), which the accountant
         charges for the rest of the cycle (Accountant.cpp ``AddMatch``: "using match cost for slot weight"). With
@@ -637,7 +640,7 @@ class Sim:
             cost += before - after
             before = after
             k += 1
-        return k, cost
+        return k
 
     def _sig_table(self, sig: Signature) -> dict[str, list[int]]:
         """The autoclusters each pool may run on slots of this signature (pools by priority), cached."""
