@@ -129,7 +129,7 @@ def test_the_consumption_policy_is_rendered_either_way_and_the_twin_takes_it(
     """enclave writes CONSUMPTION_POLICY on every startd whatever the spec says (its default, true, is not
     HTCondor's: param_info.in ``[CONSUMPTION_POLICY] default=false``), so HTCondor reads the spec's value on the
     execute nodes and the worker pods alike, and the twin runs with it; with it, the schedds' CLAIM_PARTITIONABLE_
-    LEFTOVERS is off (param_info.in default=true)."""
+    LEFTOVERS is off (param_info.in: default=$(NEGOTIATOR_USE_SLOT_WEIGHTS), which is true)."""
     spec = minimal if consumption else _with(minimal, consumption_policy=False)
     render.write(render.render_all(spec), tmp_path)
     want = "True" if consumption else "False"
@@ -140,5 +140,5 @@ def test_the_consumption_policy_is_rendered_either_way_and_the_twin_takes_it(
     # The schedds leave the splitting to the negotiator then (HTCondor's default, true, otherwise).
     got = render.read_back(tmp_path / "submit-login.example.org.conf", ["CLAIM_PARTITIONABLE_LEFTOVERS"],
                            subsystem="SCHEDD")
-    assert got == {"CLAIM_PARTITIONABLE_LEFTOVERS": "False" if consumption else "true"}  # param_info.in text
+    assert got == {"CLAIM_PARTITIONABLE_LEFTOVERS": "False" if consumption else "true"}
     assert parse(SCENARIO, "c.yaml", spec=spec).scenario.htcondor.consumption_policy is consumption

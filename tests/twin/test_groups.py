@@ -71,15 +71,15 @@ def test_a_group_that_used_less_than_its_allocation_asks_only_for_its_usage_next
 
 
 def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float], drp_memory_gib: int = 1,
-                policy: str = "quotas", consumption: bool = False) -> Sim:
-    """The minimal pool's two empty 8-core, 32 GiB slots under ``policy`` with these dynamic quotas; DRP's jobs take
-    1 core and ``drp_memory_gib``, the user group's 40 GiB, which no slot holds. Both submit at 30; the timer's cycle
-    at 60 sees them. The startds have no consumption policy unless ``consumption``."""
+                policy: str = "quotas", consumption: bool = False, drp_cpus: int = 1) -> Sim:
+    """The minimal pool's two empty 8-core, 32 GiB slots under ``policy`` with these dynamic quotas; DRP's jobs
+    take ``drp_cpus`` cores and ``drp_memory_gib``, the user group's 40 GiB, which no slot holds. Both submit at 30;
+    the timer's cycle at 60 sees them. The startds have no consumption policy unless ``consumption``."""
     pools = {name: p.model_copy(update={"guaranteed_share": shares[name]}) for name, p in minimal.pools.items()}
     loaded = parse("name: rounds\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 40}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, "
-                   f"mix: [{{name: t, weight: 1, memory_gib: {drp_memory_gib}, "
+                   f"mix: [{{name: t, weight: 1, cpus: {drp_cpus}, memory_gib: {drp_memory_gib}, "
                    "runtime: {dist: fixed, mean: 1000}}]}\n"
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
                    "job_startup_s: 3, reschedule_on_submit: never, "
@@ -156,10 +156,11 @@ def test_labelled_pools_negotiate_under_the_rendered_group_quotas_too(minimal: E
     """The central manager enclave renders for every layout sets the group quotas (``render.central_manager``), so
     ``static``'s labelled slots are matched under them as well. Quotas DRP 0.9 x 16 = 14.4, user 1.6; both batch
     nodes are DRP's (``static_labels``). DRP asks for 20 jobs of 1 core and 16 GiB, the user group for 4 it cannot
-    run. Round 1: DRP is allocated 14.4 (its quota; no surplus), the user group 1.6. DRP's first slot costs 8 and
-    runs 2 jobs; the second would cost 8 against the 6.4 left and is refused (no second spin: 6.4 is below the
+    run. Round 1: DRP is allocated 14.4 (its quota; no surplus), the user group 1.6; the negotiator takes DRP's
+    limit as a whole number, 14 (GroupEntry.h: ``int limit``). DRP's first slot costs 8 and
+    runs 2 jobs; the second would cost 8 against the 6 left and is refused (no second spin: 6 is below the
     cycle's smallest slot weight, 8). Round 2: DRP asks for its usage, 8,
-    and may claim up to max(allocated 8, quota 14.4) less 8 = 6.4; the second slot, still in the cycle's list
+    and may claim up to int(max(allocated 8, quota 14.4)) less 8 = 6; the second slot, still in the cycle's list
     (refused, not matched), is its turn's first match and may round up: 2 more.
 
     Timeline (as above): round 1, DRP's turn ends at 60 + 2 + 1.5 = 63.5, the user group's at 65; round 2, DRP
@@ -198,9 +199,9 @@ def test_a_group_that_matched_spins_the_pie_again_and_may_round_up_once_more(min
     the first empty slot costs 8: 1 job. Cycle 2 (120): 20 more DRP jobs and 8 user jobs of 40 GiB (no slot holds
     one) are seen. The accountant counts DRP's dynamic slot, 1. Allocation: DRP min(21, 8) = 8, users 4; general's
     4 are surplus, shared 8:4 among the two still asking: DRP 10.67. The slot weights at the cycle's start are 7
-    (the first slot's unclaimed cores), 8 and 1 (DRP's job): minSlotWeight 1. DRP may claim 9.67: spin 1 takes the
-    smaller slot, cost 7, and runs 7 jobs there (full); the other slot's 8 are more than the 2.67 left. Spin 2
-    (2.67 >= 1) rounds up on it: 8 more jobs, 16 in all. With one round-up per turn DRP would stop at 8: round 2
+    (the first slot's unclaimed cores), 8 and 1 (DRP's job): minSlotWeight 1. DRP may claim int(10.67) - 1 = 9: spin
+    1 takes the smaller slot, cost 7, and runs 7 jobs there (full); the other slot's 8 are more than the 2 left.
+    Spin 2 (2 >= 1) rounds up on it: 8 more jobs, 16 in all. With one round-up per turn DRP would stop at 8: round 2
     allocates it what it used (8), and the quota (8) gives it nothing more."""
     sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.5, "user": 0.25, "general": 0.25})
     sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0]))
@@ -228,3 +229,20 @@ def test_under_a_consumption_policy_a_match_costs_the_change_in_the_slots_weight
     sim.run_until(100.0)
     assert sim.cycles == 2 and sim.busy["drp"] == 4
     assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30)] * 4
+
+
+def test_under_a_consumption_policy_a_spins_first_match_may_go_over_the_limit(minimal: EnclaveSpec) -> None:
+    """``SubmitterLimitPermits`` prices a consumption-policy match at its cost and, as for any match, lets the
+    first of a pie spin go over the limit. DRP's jobs take 3 cores (weight 3); quotas DRP 4, user 12, whose 12
+    jobs of 40 GiB fit nowhere. Round 1: DRP, asking 60, is allocated its quota, 4: one job (3), the second would
+    make 6 > 4; the 1 left is below the cycle's smallest slot weight (8, two empty slots), so no second spin.
+    Round 2: DRP asks for its usage, 3, and may claim int(max(3, 4)) - 3 = 1: its first match goes over, one more
+    job. The first starts at 66.5 (DRP's round-1 turn ends at 63.5), the second at 69.5 (round 2's turn, after
+    the user group's at 65)."""
+    sim = _rounds_sim(minimal, {"prompt": 0.0, "drp": 0.25, "user": 0.75, "general": 0.0}, consumption=True,
+                      drp_cpus=3)
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 20))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0] * 12))
+    sim.run_until(100.0)
+    assert sim.cycles == 2 and sim.busy["drp"] == 6
+    assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30), pytest.approx(69.5 - 30)]

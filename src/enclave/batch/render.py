@@ -663,10 +663,10 @@ def _leftovers(spec: EnclaveSpec) -> list[str]:
     """The schedd's half of the consumption policy: CLAIM_PARTITIONABLE_LEFTOVERS off. A startd with a consumption
     policy gives a claim's leftovers whenever the schedd asks (command.cpp, the startd's own setting is read only
     for slots without one), and the schedd asks by default (param_info.in ``CLAIM_PARTITIONABLE_LEFTOVERS``
-    default=true; dc_startd.cpp) and runs more idle jobs there, unmatched and uncharged, on resources the
-    negotiator gave later matches; a new claim of the same partitionable slot also replaces the leftovers claim
-    just handed out (ResMgr.cpp ``get_by_any_id``). HTCondor's own consumption-policy tests turn it off ("turn
-    off schedd-side resource splitting since we are demonstrating neg-side alternative",
+    default=$(NEGOTIATOR_USE_SLOT_WEIGHTS), itself true; dc_startd.cpp) and runs more idle jobs there, unmatched and
+    uncharged, on resources the negotiator gave later matches; a new claim of the same partitionable slot also
+    replaces the leftovers claim just handed out (ResMgr.cpp ``get_by_any_id``). HTCondor's own consumption-policy
+    tests turn it off ("turn off schedd-side resource splitting since we are demonstrating neg-side alternative",
     job_consumption_policies_basic_van.run)."""
     if not spec.batch.htcondor.consumption_policy:
         return []

@@ -247,11 +247,15 @@ class GroupQuotas(LayoutPolicy):
 
     def limit(self, sim: Sim, pool: str) -> float:
         """What the group may hold this round, in slot weight: ``max(allocated, quota)``, or nothing when it was
-        allocated nothing (``hgq_negotiate_with_all_groups``: "skipping, zero slots allocated")."""
+        allocated nothing (``hgq_negotiate_with_all_groups``: "skipping, zero slots allocated"). The negotiator
+        takes it as a whole number (GroupEntry.h: the callback's ``int limit``; matchmaker.cpp passes ``int
+        slots``), so a group with less than one unit left may not round a match up."""
         if sim.instant:
             self._allocate_now(sim)
+            allocated = self.allocated.get(pool, 0.0)
+            return max(allocated, self.quota(sim, pool)) if allocated > 0 else 0.0
         allocated = self.allocated.get(pool, 0.0)
-        return max(allocated, self.quota(sim, pool)) if allocated > 0 else 0.0
+        return float(int(max(allocated, self.quota(sim, pool)))) if allocated > 0 else 0.0
 
     def admit(self, sim: Sim, pool: str) -> int:
         return int(self.headroom(sim, pool))

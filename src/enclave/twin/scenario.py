@@ -361,9 +361,9 @@ class HTCondor(Strict):
         "old; 0 switches reuse off.")
     consumption_policy: bool = Field(
         default=False, description="CONSUMPTION_POLICY on the startds (param_info.in: default=false). True: a "
-        "match under group quotas is charged the weight its job takes and the slot stays offered for the rest of "
-        "the cycle; false: it is charged the partitionable slot's whole unclaimed weight and leaves the cycle "
-        "(``Sim._claim_slot``).")
+        "match under group quotas costs the change in the slot's SLOT_WEIGHT and the slot stays offered for the "
+        "rest of the cycle (``Sim._consume_slot``); false: it costs the partitionable slot's whole unclaimed weight "
+        "and leaves the cycle (``Sim._claim_slot``).")
     job_start_count: int = Field(default=1, ge=1, description="JOB_START_COUNT (param_info.in: default=1).")
     job_start_delay_s: float = Field(
         default=0.0, ge=0, description="JOB_START_DELAY (param_info.in: default=0): the schedd starts at most "

@@ -74,7 +74,9 @@ def shifted_spec(spec: EnclaveSpec, pool: str = "prompt", to: str = "drp") -> En
 
 class PromptService(GroupQuotas):
     """Prompt as a Knative-style service on the commons; HTCondor laid out as static's, under the same group quotas
-    as the rendered central manager sets for every layout (``GroupQuotas`` with labelled slots)."""
+    as the rendered central manager sets for every layout (``GroupQuotas`` with labelled slots). The quotas are
+    the spec's shares, prompt's included, not ``shifted_spec``'s (a probe with the shifted shares moved DRP by
+    0.4 jobs/h on one night)."""
 
     name = "service"
     labelled = True

@@ -405,8 +405,8 @@ class Sim:
         the negotiation order (``_negotiate``)."""
         self._budget: list[int] | None = None
         """``_seen`` while the cycle's preemption runs (``preempt`` starts no more than the cycle saw)."""
-        self._by_slot = False
-        """During a cycle: whether matches are charged whole slots (group quotas, no consumption policy)."""
+        self._spins = False
+        """During a cycle: whether turns go in pie spins under group quotas (``_spin_pie``)."""
         self._min_slot_weight = 0.0
         """During such a cycle: the smallest slot weight it started with (``_smallest_slot_weight``)."""
         self._offered: set[SimStartd] = set()
@@ -587,10 +587,8 @@ class Sim:
         mine = table.get(pool)
         if mine is None:
             return 0
-        policy = self.policy
-        limited = policy.limited
-        allowed = policy.headroom(self, pool) if limited else 1 << 40
-        consumed = limited and policy.charges_slots and self.htc.consumption_policy
+        limited = self.policy.limited
+        allowed = self.policy.headroom(self, pool) if limited else 1 << 40
         queues = self.queues
         acs = self.acs
         total = 0
@@ -600,33 +598,60 @@ class Sim:
             if not queues[ac] or not budget[ac]:
                 continue
             a = acs[ac]
-            w = policy.job_weight(self, ac) if limited else a.cpus
-            if consumed:
-                k = self._affordable(s, a.cpus, a.memory_mib, budget[ac], allowed)
-            else:
-                k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
+            w = self.policy.job_weight(self, ac) if limited else a.cpus
+            k = min(s.free_cores // a.cpus, s.free_mem // a.memory_mib, int(allowed // w), budget[ac])
             if k > 0:
-                before = policy.slot_weight(self, s.free_cores, s.free_mem) if consumed else 0.0
                 started = self._start(ac, s, k)
                 budget[ac] -= started
-                if consumed:
-                    cost = before - policy.slot_weight(self, s.free_cores, s.free_mem)
-                    policy.charge(self, pool, cost - started * w)
-                    allowed -= cost
-                else:
-                    allowed -= started * w
+                allowed -= started * w
                 total += started
                 if s.free_cores <= 0:
                     break
         return total
 
-    def _affordable(self, s: SimStartd, cpus: int, mem: int, most: int, allowed: float) -> int:
-        """Under a consumption policy: how many jobs of ``cpus`` and ``mem`` MiB (at most ``most``) ``s`` takes
-        within ``allowed``. Each match costs "the difference in the slot weight expression
-        before and after the resources consumed by the match are deducted from the slot" (HTCondor manual,
-        startd configuration: SLOT_WEIGHT; consumption_policy.cpp ``cp_deduct_assets``), which the accountant
-        charges for the rest of the cycle (Accountant.cpp ``AddMatch``: "using match cost for slot weight"). With
-        a memory-aware SLOT_WEIGHT that is less than the job's own weight where the slot has cores to spare."""
+    def _consume_slot(self, s: SimStartd, pool: str, budget: list[int], first: bool) -> int:
+        """``pool``'s matches on partitionable slot ``s`` under group quotas and a consumption policy. Each costs
+        "the difference in the slot weight expression before and after the resources consumed by the match are
+        deducted from the slot" (HTCondor manual, startd configuration: SLOT_WEIGHT; consumption_policy.cpp
+        ``cp_deduct_assets``), which the accountant charges for the rest of the cycle (Accountant.cpp ``AddMatch``:
+        "using match cost for slot weight"); with a memory-aware SLOT_WEIGHT that is less than the job's own weight
+        where the slot has cores to spare. The first match of a pie spin may go over the limit
+        (``SubmitterLimitPermits``). Returns the jobs started, or -1 at the limit."""
+        policy = self.policy
+        allowed = policy.headroom(self, pool)
+        if allowed <= 0:
+            return -1
+        table = self._sig_acs.get(s.sig)
+        if table is None:
+            table = self._sig_table(s.sig)
+        mine = table.get(pool)
+        if mine is None:
+            return 0
+        queues = self.queues
+        acs = self.acs
+        total = 0
+        for ac in mine:
+            if allowed <= 0:
+                break
+            if not queues[ac] or not budget[ac]:
+                continue
+            a = acs[ac]
+            k = self._affordable(s, a.cpus, a.memory_mib, budget[ac], allowed, first and not total)
+            if k > 0:
+                before = policy.slot_weight(self, s.free_cores, s.free_mem)
+                started = self._start(ac, s, k)
+                budget[ac] -= started
+                cost = before - policy.slot_weight(self, s.free_cores, s.free_mem)
+                policy.charge(self, pool, cost - started * policy.job_weight(self, ac))
+                allowed -= cost
+                total += started
+                if s.free_cores <= 0:
+                    break
+        return total
+
+    def _affordable(self, s: SimStartd, cpus: int, mem: int, most: int, allowed: float, round_up: bool) -> int:
+        """How many jobs of ``cpus`` and ``mem`` MiB (at most ``most``) ``s`` takes within ``allowed`` at
+        ``_consume_slot``'s cost; ``round_up``: the first may cost more than ``allowed``."""
         weight = self.policy.slot_weight
         cores, memory = s.free_cores, s.free_mem
         before = weight(self, cores, memory)
@@ -635,7 +660,7 @@ class Sim:
             cores -= cpus
             memory -= mem
             after = weight(self, cores, memory)
-            if cost + before - after > allowed:
+            if cost + before - after > allowed and not (round_up and k == 0):
                 break
             cost += before - after
             before = after
@@ -903,9 +928,8 @@ class Sim:
         queues = self.queues
         self._seen = [sum(b.n - b.pos for b in q) for q in queues]
         self._offered = set()
-        self._by_slot = (self.policy.limited and self.policy.charges_slots and not self.instant
-                         and not h.consumption_policy)
-        if self._by_slot:
+        self._spins = self.policy.limited and self.policy.charges_slots and not self.instant
+        if self._spins:
             self._min_slot_weight = self._smallest_slot_weight()
         self.policy.cycle_start(self)
         self._turns = []
@@ -958,12 +982,13 @@ class Sim:
     def _match_pool(self, pool: str) -> None:
         """Match ``pool``'s jobs the cycle saw on every slot with room, in the order the rendered
         NEGOTIATOR_PRE_JOB_RANK sorts them (``_candidates``). Without a consumption policy a slot an earlier turn
-        of the cycle matched is out of the list (``_offered``) and a match under group quotas is charged the
-        whole slot (``_claim_slot``); with one the slot stays offered ("In this mode we don't remove offers",
-        matchmaker.cpp ``negotiate``) and each job is charged the weight it takes (``_fill_for``)."""
+        of the cycle matched is out of the list (``_offered``); with one it stays offered ("In this mode we don't
+        remove offers", matchmaker.cpp ``negotiate``). Under group quotas the turn goes in pie spins
+        (``_spin_pie``) and a match costs the whole slot (``_claim_slot``) or, under a consumption policy, the
+        change in the slot's weight (``_consume_slot``)."""
         budget = self._cycle_budget()
         left = sum(budget[ac] for ac in self.pool_acs[pool])
-        if self._by_slot:
+        if self._spins:
             self._spin_pie(pool, budget, left)
             return
         offered = set() if self.htc.consumption_policy else self._offered
@@ -977,23 +1002,27 @@ class Sim:
                     left -= started
 
     def _spin_pie(self, pool: str, budget: list[int], left: int) -> None:
-        """``pool``'s turn without a consumption policy, in pie spins (matchmaker.cpp ``negotiateWithGroup``: a
-        spin follows every spin that matched something, unless what the submitter may still claim is below the
-        smallest slot weight the cycle started with, ``minSlotWeight``). Each spin is a new ``negotiate`` call
-        whose first match may go over the limit (``_claim_slot``); a slot an earlier turn matched is out of the
-        cycle (``_offered``)."""
-        offered = self._offered
+        """``pool``'s turn under group quotas, in pie spins (matchmaker.cpp ``negotiateWithGroup``: a spin follows
+        every spin that matched something, unless what the submitter may still claim is below the smallest slot
+        weight the cycle started with, ``minSlotWeight``). Each spin is a new ``negotiate`` call whose first match
+        may go over the limit (``SubmitterLimitPermits``). Without a consumption policy a slot an earlier match of
+        the cycle took is out of it (``_offered``) and a match costs the whole slot (``_claim_slot``); with one
+        the slot stays offered and a match costs what its job takes (``_consume_slot``)."""
+        consumption = self.htc.consumption_policy
+        offered: set[SimStartd] = set() if consumption else self._offered
+        match = self._consume_slot if consumption else self._claim_slot
         while True:
             first = True
             for s in self._candidates(pool):
                 if left <= 0 or not self.idle[pool]:
                     return
                 if s.accepting and s.free_cores > 0 and s not in offered:
-                    started = self._claim_slot(s, pool, budget, first)
+                    started = match(s, pool, budget, first)
                     if started < 0:
                         break
                     if started:
-                        offered.add(s)
+                        if not consumption:
+                            offered.add(s)
                         left -= started
                         first = False
             headroom = self.policy.headroom(self, pool)
