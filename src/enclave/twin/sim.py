@@ -581,10 +581,7 @@ class Sim:
     def _fill_for(self, s: SimStartd, pool: str, budget: list[int]) -> int:
         """``fill_startd`` for one submitter's turn: ``pool``'s jobs within the cycle's ``budget`` and the policy's
         ``headroom``; returns the jobs started."""
-        table = self._sig_acs.get(s.sig)
-        if table is None:
-            table = self._sig_table(s.sig)
-        mine = table.get(pool)
+        mine = self._runnable(s, pool)
         if mine is None:
             return 0
         limited = self.policy.limited
@@ -621,10 +618,7 @@ class Sim:
         allowed = policy.headroom(self, pool)
         if allowed <= 0:
             return -1
-        table = self._sig_acs.get(s.sig)
-        if table is None:
-            table = self._sig_table(s.sig)
-        mine = table.get(pool)
+        mine = self._runnable(s, pool)
         if mine is None:
             return 0
         queues = self.queues
@@ -666,6 +660,13 @@ class Sim:
             before = after
             k += 1
         return k
+
+    def _runnable(self, s: SimStartd, pool: str) -> list[int] | None:
+        """``pool``'s autoclusters that slots of ``s``'s signature may run, or None."""
+        table = self._sig_acs.get(s.sig)
+        if table is None:
+            table = self._sig_table(s.sig)
+        return table.get(pool)
 
     def _sig_table(self, sig: Signature) -> dict[str, list[int]]:
         """The autoclusters each pool may run on slots of this signature (pools by priority), cached."""
@@ -1044,10 +1045,7 @@ class Sim:
         allowed = policy.headroom(self, pool)
         if allowed <= 0:
             return -1
-        table = self._sig_acs.get(s.sig)
-        if table is None:
-            table = self._sig_table(s.sig)
-        mine = table.get(pool)
+        mine = self._runnable(s, pool)
         if mine is None:
             return 0
         cost = policy.slot_weight(self, s.free_cores, s.free_mem)
