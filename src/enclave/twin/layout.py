@@ -252,10 +252,11 @@ class GroupQuotas(LayoutPolicy):
         slots``), so a group with less than one unit left may not round a match up."""
         if sim.instant:
             self._allocate_now(sim)
-            allocated = self.allocated.get(pool, 0.0)
-            return max(allocated, self.quota(sim, pool)) if allocated > 0 else 0.0
         allocated = self.allocated.get(pool, 0.0)
-        return float(int(max(allocated, self.quota(sim, pool)))) if allocated > 0 else 0.0
+        if allocated <= 0:
+            return 0.0
+        limit = max(allocated, self.quota(sim, pool))
+        return limit if sim.instant else float(int(limit))
 
     def admit(self, sim: Sim, pool: str) -> int:
         return int(self.headroom(sim, pool))
