@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from enclave.broker.decide import current_night, pool_figure
 from enclave.broker.night import Night
-from enclave.broker.window import NeedWindow
+from enclave.broker.window import NeedWindow, learned_need
 from enclave.domain.capacity import Observed, PoolDemand
 from enclave.spec import EnclaveSpec
 from tests.broker.conftest import NOW, make_spec
@@ -25,6 +25,21 @@ def test_window_keeps_the_peak_until_it_is_older_than_the_window() -> None:
     assert w.feed(_at(60, 20)).demand["prompt"].peak_cores == 100   # the overlap is over; its peak stays
     assert w.feed(_at(600, 30)).demand["prompt"].peak_cores == 100  # exactly 600 s old: still in the window
     assert w.feed(_at(601, 10)).demand["prompt"].peak_cores == 30   # gone: the next largest within 600 s
+
+
+def test_default_percentile_holds_overlaps_that_fill_over_two_fifths_of_the_window() -> None:
+    """Jobs that outlast the readout interval: the need alternates between one visit (189) and two (378). By
+    nearest rank the default 0.6 takes the ceil(0.6 · n)-th smallest need with work, so it holds the overlap
+    level once overlaps are more than 2 of 5 samples; the median (0.5) only once they are more than half."""
+    spec = make_spec(broker={"need_window_seconds": 600, "latency_headroom": 0})
+    assert spec.broker.need_percentile == 0.6
+    w = NeedWindow(spec)
+    needs = [189, 378, 189, 378, 189, 378, 189, 189, 189, 378]
+    for i, cores in enumerate(needs):
+        learned = w.feed(_at(60 * i, cores)).demand["prompt"].peak_cores
+    assert learned == 189  # 4 of 10 at 378: the 6th smallest is the last 189
+    assert w.feed(_at(600, 378)).demand["prompt"].peak_cores == 378  # 5 of 11: the 7th smallest is 378
+    assert learned_need([*needs, 378], 0.5) == 189  # the median: the 6th smallest
 
 
 def test_no_window_leaves_the_observation_alone() -> None:
@@ -87,8 +102,6 @@ def test_weighted_surplus_shares_by_guarantee_after_latency_needs() -> None:
 
 
 def test_learned_need_is_a_percentile_of_the_needs_with_work() -> None:
-    from enclave.broker.window import learned_need
-
     needs = [0, 0, *range(10, 101, 10)]  # two samples without work, then 10, 20, ..., 100
     # Nearest rank over the ten with work: the 9th of 10 at 0.9, the 5th at 0.5, the largest at 1.
     assert learned_need(needs, 0.9) == 90

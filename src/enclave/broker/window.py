@@ -32,8 +32,9 @@ def learned_need(needs: list[int], percentile: float) -> int:
     claims take the new visit's jobs at once (CLAIM_WORKLIFE: HTCondor manual, "Configuration Macros",
     condor_startd entries), so capacity held for that peak sits idle most of the night (one-week: prompt's
     borrowed pods 59 % busy). What a latency pool's own capacity does not hold at a peak overflows onto the slots
-    the other pools free, its group first (``enclave.batch.policy.overflow_pools``), so the default holds the
-    median (``broker.need_percentile`` 0.5; docs/broker.md, "Overflow"). Only samples with work count, so a pause
+    the other pools free, its group first (``enclave.batch.policy.overflow_pools``), so the default holds a little
+    above the median (``broker.need_percentile`` 0.6: the overflow is not there on every night; docs/broker.md,
+    "Overflow" and "Across seeds"). Only samples with work count, so a pause
     (a weather gap) does not lower the figure while the window still holds the visits before it."""
     busy = sorted(n for n in needs if n > 0)
     if not busy:
