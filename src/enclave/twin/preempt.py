@@ -186,7 +186,7 @@ class QuotasPreemptMemory(QuotasPreempt):
     def _weights(self, sim: Sim) -> list[float]:
         """Each autocluster's slot weight; extended as memory retries add autoclusters (``Sim._retry_ac``)."""
         for a in sim.acs[len(self.weights):]:
-            self.weights.append(max(a.cpus, a.memory_mib / self.mib_per_core))
+            self.weights.append(self.slot_weight(sim, a.cpus, a.memory_mib))
         return self.weights
 
     def used(self, sim: Sim, pool: str) -> float:
@@ -197,7 +197,8 @@ class QuotasPreemptMemory(QuotasPreempt):
         return self._weights(sim)[ac]
 
     def slot_weight(self, sim: Sim, cores: int, mem: int) -> float:
-        """``render.slot_weight`` on a slot ad's cores and memory."""
+        """``render.slot_weight`` on a slot ad's cores and memory: a job's dynamic slot, or a partitionable slot's
+        unclaimed resources."""
         return max(cores, mem / self.mib_per_core)
 
     def capacity(self, sim: Sim) -> float:
@@ -207,7 +208,7 @@ class QuotasPreemptMemory(QuotasPreempt):
         weight that is more than the machines' own weight once core-heavy and memory-heavy jobs share one (three
         32 GiB jobs and twenty-one 1.5 GiB ones fill 24 cores and 128 GiB, weighing 18 + 21). Summed at each
         allocation."""
-        unclaimed = sum(max(s.free_cores, s.free_mem / self.mib_per_core) for s in sim.startds.values() if s.ready)
+        unclaimed = sum(self.slot_weight(sim, s.free_cores, s.free_mem) for s in sim.startds.values() if s.ready)
         return max(1.0, unclaimed + sum(self.used(sim, p) for p in sim.pools))
 
 
