@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from enclave.access.render import MANAGED, Subject, app_namespaces, binding, user_label
+from enclave.access.render import MANAGED, Grant, Subject, app_namespaces, binding, user_label
 from enclave.accounts.types import AccountKind
 from enclave.cli import app
 from enclave.cluster.kube import KubeCluster
@@ -37,7 +37,7 @@ def put(server: ApiServer, doc: dict[str, Any]) -> None:
 
 def rendered(username: str, namespace: str, role: str = "edit") -> dict[str, Any]:
     """The binding `enclave render access` writes for ``username``."""
-    return binding(Subject(username, "staff", "active"), namespace, role)
+    return binding(Subject(username, "staff", "active"), namespace, Grant(role))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from enclave.access.render import Subject, app_namespaces, binding
+from enclave.access.render import Grant, Subject, app_namespaces, binding
 from enclave.cluster import deploy
 from enclave.cluster.kube import KubeCluster
 from enclave.cluster.lease import LeaseLock
@@ -120,7 +120,8 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
         server.pods[(ns, "svc")] = pod_obj("svc", "kub-005", namespace=ns)
         assert list(call("pod_log", LogRequest(ns, "svc"))) == []
         # A departed account's rendered binding there (docs/accounts.md, "Reaching the running systems").
-        server.rolebindings[(ns, "enclave-alice-edit")] = binding(Subject("alice", "staff", "active"), ns, "edit")
+        alice = Subject("alice", "staff", "active")
+        server.rolebindings[(ns, "enclave-alice-edit")] = binding(alice, ns, Grant("edit"))
     assert call("revoke_bindings", "alice") == len(app_namespaces(kube.spec))
     # The Lease that picks the replica running the broker loop, in enclave's namespace: create, then renew.
     server.namespaces.add(deploy.NAMESPACE)

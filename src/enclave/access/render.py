@@ -260,13 +260,14 @@ def binding_name(username: str, role: str) -> str:
     return f"enclave-{object_name(username)}-{role}"
 
 
-def binding(subject: Subject, namespace: str, role: str, grant: Grant | None = None) -> dict[str, Any]:
-    """The subject's RoleBinding: ``view`` through ``VIEW_ROLE``, the others to the built-in ClusterRole. Its label
-    names the user by ``user_label``; the subject keeps the name as it is. A narrowed ``grant`` says why and
-    instead of what in the ``NARROWED`` and ``NARROWED_FROM`` annotations."""
+def binding(subject: Subject, namespace: str, grant: Grant) -> dict[str, Any]:
+    """The subject's RoleBinding for ``grant``: ``view`` through ``VIEW_ROLE``, the others to the built-in
+    ClusterRole. Its label names the user by ``user_label``; the subject keeps the name as it is. A narrowed grant
+    says why and instead of what in the ``NARROWED`` and ``NARROWED_FROM`` annotations."""
+    role = grant.role
     ref = ({"kind": "Role", "name": VIEW_ROLE} if role == "view" else {"kind": "ClusterRole", "name": role})
     meta = _meta(binding_name(subject.username, role), namespace, {"enclave/user": user_label(subject.username)})
-    if grant is not None and grant.narrowed:
+    if grant.narrowed:
         meta["annotations"] = {NARROWED: grant.narrowed, NARROWED_FROM: grant.instead_of or ""}
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -291,7 +292,7 @@ def render_access(spec: EnclaveSpec, subjects: Iterable[Subject],
         for subject in people:
             grant = cluster_role(subject, namespace, spec)
             if grant is not None:
-                objects.append(binding(subject, namespace, grant.role, grant))
+                objects.append(binding(subject, namespace, grant))
         out[namespace] = objects
     return out
 
