@@ -56,3 +56,16 @@ def test_dominant_lies_between_core_and_memory_figures_and_its_bound(small: Load
     assert u["batch_dominant"] <= u["batch_dominant_upper"] + 1e-3
     assert 0 < u["batch_dominant"] <= 1
     assert u["enclave_dominant"] >= u["enclave"] - 1e-3
+
+
+@pytest.mark.parametrize("policy", ["quotas", "broker"])
+def test_busy_dominant_cores_are_the_share_times_the_capacity(small: Loaded, policy: str) -> None:
+    # docs/twin.md: batch_dominant = ∫Σd_s dt / ∫ΣC_s dt and busy = ∫Σd_s dt / horizon, so busy is the share of the
+    # mean capacity, whatever that capacity (the broker's includes borrowed pods), and never above it.
+    sim = make_sim(small, policy)
+    sim.run()
+    u = compute(sim)["utilization"]
+    assert u["batch_dominant_busy_mean_cores"] == pytest.approx(
+        u["batch_dominant"] * u["batch_capacity_mean_cores"], rel=1e-3)
+    assert 0 < u["batch_dominant_busy_mean_cores"] <= u["batch_capacity_mean_cores"]
+    assert u["batch_dominant_busy_mean_cores"] == pytest.approx(sim.dominant_core_s() / sim.horizon, abs=0.01)

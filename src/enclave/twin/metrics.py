@@ -92,6 +92,9 @@ def compute(sim: Sim) -> dict[str, Any]:
         "enclave": _r((total_busy + nb_core_s) / (all_cores * horizon)),
         # As HTCondor sees a partitionable slot: used up once ANY resource is claimed (docs/twin.md).
         "batch_dominant": _r(dom_s / batch_cap) if batch_cap > 0 else None,
+        # The work itself, apart from the capacity it is divided by: a policy that borrows capacity can keep more
+        # of the batch busy at a lower share of a larger capacity (issue 15's one-week comparison).
+        "batch_dominant_busy_mean_cores": _r(dom_s / horizon, 2),
         "batch_dominant_upper": _r(min(1.0, dominant_demand_core_s(sim) / batch_cap)) if batch_cap > 0 else None,
         "enclave_dominant": _r((dom_s + sim.nb_dom_s) / (all_cores * horizon)),
         "notebook_mean_cores": _r(nb_core_s / horizon, 2),

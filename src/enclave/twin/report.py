@@ -36,6 +36,7 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("batch dominant-resource utilization", ("utilization", "batch_dominant"), "share"),
     ("enclave dominant-resource utilization", ("utilization", "enclave_dominant"), "share"),
     ("batch capacity, mean cores", ("utilization", "batch_capacity_mean_cores"), "n"),
+    ("batch dominant-resource busy, mean cores", ("utilization", "batch_dominant_busy_mean_cores"), "n"),
     ("DRP jobs per hour", ("drp", "jobs_per_hour"), "n"),
     ("DRP core-hours", ("drp", "core_hours"), "n"),
     ("user jobs finished", ("pools", "user", "finished"), "n"),
