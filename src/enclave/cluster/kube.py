@@ -295,14 +295,15 @@ class KubeCluster:
         https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#get-read-log-of-the-specified-pod).
         Unpreloaded (``_preload_content=False``: the client hands back the urllib3 response, ``api_client.py``
         ``_call_with_legacy_options``), so a followed log streams line by line. Errors are raised before the
-        first line: no such pod (404), a container to choose or not in the pod (400, the server's words)."""
+        first line: no such pod (404), a container to choose or not in the pod (400, the server's words); a stream
+        that breaks later raises an ``ExternalError`` from the iteration."""
+        what = f"pod {request.namespace}/{request.pod}"
         try:
             response = self.core.read_namespaced_pod_log(
                 request.pod, request.namespace, container=request.container, since_seconds=request.since_seconds,
                 tail_lines=request.tail_lines, follow=request.follow or None, _preload_content=False,
                 _request_timeout=FOLLOW_TIMEOUT if request.follow else REQUEST_TIMEOUT)
         except _UNREACHED as exc:
-            what = f"pod {request.namespace}/{request.pod}"
             if _status(exc) == 404:
                 raise NotFound(f"there is no {what}", where=what,
                                fix=f"list the pods with `kubectl get pods -n {request.namespace}`") from exc
@@ -310,7 +311,7 @@ class KubeCluster:
                 raise InputError([Problem("--container" if "container" in _message(exc) else what,
                                           _message(exc), "name one of the pod's containers with -c")]) from exc
             raise _external(f"reading the log of {what}", exc) from exc
-        return _lines(response)
+        return _lines(response, what)
 
     # --- act ---------------------------------------------------------------------------------------
 
@@ -774,11 +775,17 @@ def _message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
-def _lines(response: Any) -> Iterator[str]:
-    """A log response's lines as they arrive (urllib3's HTTPResponse iterates by line), then the connection back."""
+def _lines(response: Any, what: str) -> Iterator[str]:
+    """A log response's lines as they arrive (urllib3's HTTPResponse iterates by line), then the connection back.
+    ``what``: the pod (``pod namespace/name``), named by the error when the stream breaks."""
     try:
         for chunk in response:
             yield chunk.decode("utf-8", errors="replace").rstrip("\n")
+    except HTTPError as exc:
+        # The connection may drop or go quiet past the read timeout after the first lines: urllib3 raises its own
+        # errors from the iteration (ProtocolError, ReadTimeoutError: urllib3/response.py, _error_catcher), which
+        # are as much "no answer" as a refused connection (``_UNREACHED``).
+        raise _external(f"reading the log of {what}", exc) from exc
     finally:
         response.release_conn()
 
