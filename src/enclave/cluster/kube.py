@@ -682,11 +682,13 @@ class KubeCluster:
         return Provisioned(paths=(account.home, account.workspace), quota=quota,
                            how=f"job {meta['namespace']}/{meta['name']}")
 
-    def label_pod_pool(self, name: str, pool: str) -> None:
+    def label_pod_pool(self, name: str, pool: str, since: float | None = None) -> None:
         """Keep a worker pod's pool label, and its since, in step with its ClassAd after a relabel (BCS 4 step 2):
-        its startd reads both when it restarts (``objects.worker_pod``), when the relabel's runtime setting is gone."""
+        its startd reads both when it restarts (``objects.worker_pod``), when the relabel's runtime setting is gone.
+        ``since``: when the startd got the pool, if known (a repair after the fact); else now."""
+        stamp = self.clock() if since is None else since
         body = {"metadata": {"labels": {objects.POOL_LABEL: pool},
-                             "annotations": objects.pool_annotations(pool, self.clock())}}
+                             "annotations": objects.pool_annotations(pool, stamp)}}
         try:
             self.core.patch_namespaced_pod(name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:

@@ -5,12 +5,14 @@ when the collector has their startd), startds from the collector with their drai
 pods Kubernetes runs whose startd has not reported yet (the twin lists a starting pod too, so the broker
 never deploys it twice). ``apply()`` asks ``enclave.broker.transitions`` whether the action changes anything
 (the rule the twin and the projection follow), then routes it to the system that carries it out; a relabel
-of a worker pod also updates the pod's pool label so ``kubectl`` shows the same pool as ``condor_status``.
+of a worker pod also updates the pod's pool label so ``kubectl`` shows the same pool as ``condor_status``
+(``progress`` repairs it if that patch failed).
 The clock is the real one: ``advance`` waits, ``progress`` retries the evictions a disruption budget refused.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,8 +37,11 @@ from enclave.domain.capacity import (
     StartdKind,
     StartHTCondor,
 )
-from enclave.errors import InputError, Problem
+from enclave.errors import ExternalError, InputError, Problem
+from enclave.logs import event, logger
 from enclave.spec.models import EnclaveSpec, NodeRole, node_name
+
+_log = logger("cluster")
 
 
 class Slot(Protocol):
@@ -129,20 +134,54 @@ class LiveBackend:
 
     def progress(self, node: str | None = None) -> int:
         """Retry evictions on nodes still draining (a disruption budget may have refused some), give back the
-        workers whose return has ended (``KubeCluster.finish_returns``), and put the broker's marks back where they
-        fell out of step (``KubeCluster.keep_marks``); returns how many pods are still to go.
+        workers whose return has ended (``KubeCluster.finish_returns``), put the broker's marks back where they
+        fell out of step (``KubeCluster.keep_marks``) and worker pods' pool labels where they lag their startd's
+        (``_keep_pod_pools``); returns how many pods are still to go.
         Call once per broker cycle, like ``kubectl drain`` retries. ``node``: retry that node's evictions alone, if
-        it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second)."""
+        it is draining — its pods listed, not every node's and pod's (a drain waited on polls each second).
+
+        A node whose evictions fail (an admission webhook's 403, no answer) keeps its pods, still to go; the other
+        nodes' evictions and the repairs go on, and one ``ExternalError`` naming what failed is raised at the end."""
         if node is not None:
             return self.kube.evict(node) if self.kube.draining(node) else 0
         items = self.kube.node_items()  # one listing for all three
         nodes = self.kube.nodes(items)
-        # Evictions first: the marks' repairs may change a draining worker's state, and one node's trouble there
-        # must not hold back the others' drains.
-        left = sum(self.kube.evict(n.name) for n in nodes if n.state == NodeState.DRAINING)
+        failed: dict[str, ExternalError] = {}
+        # Evictions first: the marks' repairs may change a draining worker's state.
+        left = sum(self._evict(n.name, failed) for n in nodes if n.state == NodeState.DRAINING)
         returned = self.kube.finish_returns(nodes)
         self.kube.keep_marks(items, skip=returned)  # not those just given back: the listing is from before
+        self._keep_pod_pools(failed)
+        if failed:
+            raise _left_for_next_cycle(failed)
         return left
+
+    def _evict(self, node: str, failed: dict[str, ExternalError]) -> int:
+        """``KubeCluster.evict`` on ``node``, a failure kept in ``failed`` (and logged) instead of raised: one
+        node's refusal, every cycle the same, would otherwise stop every other node's drain for good."""
+        try:
+            return self.kube.evict(node)
+        except ExternalError as exc:
+            event(_log, logging.WARNING, "evictions failed", node=node, error=str(exc))
+            failed[f"evicting on {node}"] = exc
+            return 0
+
+    def _keep_pod_pools(self, failed: dict[str, ExternalError]) -> None:
+        """Label each worker pod with the pool its startd reports where the two differ: a relabel that HTCondor
+        carried out and the pod's patch did not (``_label_pod``), which the next cycle, seeing the startd in its new
+        pool, would never finish. Only where the startd's pool is the newer (its since not before the pod's): just
+        after a relabel the collector may show the old pool until the startd's next update. Failures go to
+        ``failed``, so one pod's does not keep the others stale."""
+        reported = {(s.startd.kind, _key(s.startd)): s.startd for s in self.condor.slots()}
+        for pod in self.kube.worker_pods():
+            s = reported.get((pod.kind, _pod_key(pod)))
+            if s is None or s.pool == pod.pool or s.since < pod.since:
+                continue
+            try:
+                self.kube.label_pod_pool(pod.name, s.pool, since=s.since)
+            except ExternalError as exc:
+                event(_log, logging.WARNING, "pod pool label failed", pod=pod.name, pool=s.pool, error=str(exc))
+                failed[f"labelling pod {pod.name}"] = exc
 
     def drain_left(self, node: str) -> int | None:
         """The pods a drain of ``node`` still has to move, evicted ones still terminating included
@@ -196,7 +235,7 @@ class LiveBackend:
             case Relabel() | DrainStartd():
                 self.condor.apply(action)
                 if isinstance(action, Relabel) and (pod := _pod_of(view, action.startd)) is not None:
-                    self.kube.label_pod_pool(pod, action.to_pool)
+                    self._label_pod(pod, action)
             case DeployPods(node=node, pool=pool, pods=pods, cores_per_pod=cores, memory_mib_per_pod=mem):
                 self.kube.deploy_pods(node, pool, pods, cores, mem)
             case DeletePods(pods=pods):
@@ -210,6 +249,24 @@ class LiveBackend:
             case ReturnNode(node=node):
                 self.kube.return_node(node, drain_stuck=action.drain_stuck)
         return True
+
+    def _label_pod(self, pod: str, action: Relabel) -> None:
+        """The pod's half of a relabel whose HTCondor half is done. Not undone when the patch fails: the startd
+        serves the new pool already, and ``_keep_pod_pools`` labels the pod after it."""
+        try:
+            self.kube.label_pod_pool(pod, action.to_pool)
+        except ExternalError as exc:
+            raise ExternalError(
+                f"the relabel of {action.startd} {action.from_pool} -> {action.to_pool} is already applied in "
+                f"HTCondor, but labelling its pod {pod} failed ({exc.problem.what}); the next progress() repairs "
+                "the pod's label", where=exc.problem.where, fix=exc.problem.fix) from exc
+
+
+def _left_for_next_cycle(failed: dict[str, ExternalError]) -> ExternalError:
+    """One error for what ``progress`` could not do, each part with the server's words."""
+    parts = "; ".join(f"{what}: {exc.problem.what}" for what, exc in failed.items())
+    return ExternalError(f"progress left {len(failed)} part(s) for the next cycle — {parts}", where="Kubernetes",
+                         fix=next(iter(failed.values())).problem.fix)
 
 
 def _pod_of(view: View, startd: str) -> str | None:
@@ -225,3 +282,8 @@ def _pod_of(view: View, startd: str) -> str | None:
 def _key(s: Startd) -> str:
     """What ties a borrowed startd to its pod: a whole worker's node, a worker pod's name (``LiveBackend.view``)."""
     return s.node if s.kind == StartdKind.NODE else s.name
+
+
+def _pod_key(p: WorkerPod) -> str:
+    """``_key`` from the pod's side."""
+    return p.node if p.kind == StartdKind.NODE else p.name
