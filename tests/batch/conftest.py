@@ -241,13 +241,37 @@ class Daemons:
             raise ValueError("Address not available in location ClassAd.")
         if ad.get("MyType") is None:
             raise ValueError("Daemon type not available in location ClassAd.")
-        daemon = {"DaemonMaster": htcondor2.DaemonType.Master}.get(ad["MyType"])
+        daemon = daemon_type(ad["MyType"])
         self.calls.append(("command", ad["MyAddress"], daemon, dc))
         if dc == htcondor2.DaemonCommand.Reconfig and daemon == htcondor2.DaemonType.Master:
             fs = self.by_address(ad["MyAddress"])
             fs.forwarded, fs.late = False, self.reconfig_late
             if not fs.late:
                 fs.apply()
+
+
+try:  # the real mapping, a private helper: another htcondor2 may name it otherwise
+    from htcondor2._loose_functions import _daemon_type_from_ad_type
+except ImportError:
+    def _daemon_type_from_ad_type(ad_type: htcondor2.AdType) -> htcondor2.DaemonType | None:
+        A, D = htcondor2.AdType, htcondor2.DaemonType  # noqa: N806 (the enums' names, shortened)
+        return {A.Master: D.Master, A.Startd: D.Startd, A.Schedd: D.Schedd, A.Negotiator: D.Negotiator,
+                A.Generic: D.Generic, A.HAD: D.HAD, A.Credd: D.Credd, A.Placementd: D.Credd,
+                A.Collector: D.Collector}.get(ad_type)
+
+
+def daemon_type(my_type: str) -> htcondor2.DaemonType:
+    """The daemon ``htcondor2.send_command`` sends to for an ad's MyType, refused as it refuses one
+    (.venv/lib/python3.11/site-packages/htcondor2/_loose_functions.py:84-92): a MyType that is no ad type, or an ad
+    type that is no daemon's. A slot's "Machine" is the latter: ``AdType.from_MyType`` maps it to AdType.Slot
+    (htcondor2/_ad_type.py:88-110, the later of two entries for "Machine"), which names no daemon."""
+    ad_type = htcondor2.AdType.from_MyType(my_type)
+    if ad_type is None:
+        raise ValueError("Unknown daemon type.")
+    daemon = _daemon_type_from_ad_type(ad_type)
+    if daemon is None:
+        raise ValueError("Failed to convert ad type to daemon type.")
+    return daemon
 
 
 class Unfaked:
@@ -411,6 +435,11 @@ class FakeRemoteParam(Unfaked, MutableMapping[str, str]):
         return {**self.fs.runtime, **self.fs.pending}[key]
 
     def __setitem__(self, key: str, value: str) -> None:
+        # Checked before anything is sent (htcondor2/_remote_param.py:56-60): the daemon never sees the assignment.
+        if not isinstance(key, str):
+            raise TypeError("key must be a string")
+        if not isinstance(value, str):
+            raise TypeError("value must be a string")
         self.daemons.calls.append(("set", self.address, key, value))
         if self.daemons.fail == "config":
             raise htcondor2.HTCondorException('SECMAN:2010:Received "DENIED" from server for user condor')
