@@ -55,6 +55,21 @@ def test_the_timing_the_spec_implies() -> None:
     assert Timing.of(make_spec(), "drp", lender=False).lead == 60
 
 
+def test_without_complete_until_the_span_ends_at_the_latest_readout_plus_the_hold() -> None:
+    # A 3,600 s calibration block listed before a 30 s visit 100 s later: complete up to the block's readout, not
+    # the short visit's (review, stop 48: the pre-warm was handed to twilight 131 s into the block).
+    block = Visit(groupId="cal", startTime=T0 + TAI_MINUS_UTC_S, duration=3600.0)
+    short = Visit(groupId="sci", startTime=T0 + 100 + TAI_MINUS_UTC_S, duration=30.0)
+    s = ObservingSchedule(visits=(short, block), complete_from=T0 - 7200)
+    assert s.last_readout() == s.known_until() == T0 + 3600
+    for now in (T0 + 131, T0 + 1800, T0 + 3600):
+        assert prewarm_from_schedule(s, now, TIMING) is True
+    # The last visit keeps its hold H = 60 s past the readout, then the schedule says no more.
+    one = schedule(T0)
+    assert prewarm_from_schedule(one, T0 + DURATION + 59, TIMING) is True
+    assert prewarm_from_schedule(one, T0 + DURATION + 61, TIMING) is None
+
+
 def test_ready_before_the_first_visit_kept_through_released_after_the_last() -> None:
     first = T0
     cadence = [first + 36 * i for i in range(10)]

@@ -78,6 +78,19 @@ def test_a_schedule_that_ends_before_the_push_is_refused_with_the_fix_and_leaves
     assert service(db).current() is None and schedule_entries(db) == []
 
 
+def test_a_schedule_read_out_before_the_push_is_refused_without_a_complete_until(db: Database) -> None:
+    # Complete up to its latest readout, T0 + 2·36 + 33 s, while the push is an hour after T0 (review, stop 48:
+    # stored, it replaced the schedule in force with one covering nothing, and the broker fell back to twilight).
+    late = ScheduleService(db, clock=lambda: datetime.fromtimestamp(T0 + 3600, UTC))
+    with pytest.raises(InputError) as refused:
+        late.push(CONDOR_ADMIN, NIGHT, reason="last night's plan, late")
+    assert f"complete only up to {stamp(T0 + 72 + 33)}" in str(refused.value)
+    assert "visits: []" in str(refused.value)  # the way to hand the pre-warm back
+    assert late.current() is None and schedule_entries(db) == []
+    # The empty schedule is that hand-back: accepted whatever its span.
+    assert late.push(CONDOR_ADMIN, ObservingSchedule(visits=()), reason="clouded out").schedule.visits == ()
+
+
 def test_pushes_are_not_broker_moves_in_the_churn(db: Database) -> None:
     schedules = service(db)
     schedules.push(CONDOR_ADMIN, NIGHT, reason="tonight's plan")

@@ -69,7 +69,10 @@ def prewarm_from_schedule(schedule: ObservingSchedule | None, now: float, timing
     if schedule is None or not schedule.visits:
         return None
     known_until = schedule.known_until()
-    if known_until is None or now > known_until:
+    last_readout = schedule.last_readout()
+    # A listed visit's window is known to its readout + H even where the complete span ends at its readout (the
+    # default): else the pool would lose the last visit's jobs' hold to twilight's verdict.
+    if known_until is None or last_readout is None or now > max(known_until, last_readout + timing.hold):
         return None
     if schedule.complete_from is not None and now < schedule.complete_from:
         return None

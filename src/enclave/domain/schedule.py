@@ -174,11 +174,16 @@ class ObservingSchedule(BaseModel):
         kept = tuple(v for v in self.visits if v.instrument == instrument)
         return self.model_copy(update={"visits": kept}), dropped  # a subset of a valid schedule is valid
 
+    def last_readout(self) -> float | None:
+        """The latest readout of its visits: not the last-starting visit's, as a long visit (a calibration block)
+        listed before a short one is read out after it."""
+        return max((v.readout for v in self.visits), default=None)
+
     def known_until(self) -> float | None:
-        """The end of the span this schedule is complete over: ``complete_until``, else the last readout."""
+        """The end of the span this schedule is complete over: ``complete_until``, else the latest readout."""
         if self.complete_until is not None:
             return self.complete_until
-        return self.visits[-1].readout if self.visits else None
+        return self.last_readout()
 
 
 def parse(data: Any, where: str) -> ObservingSchedule:

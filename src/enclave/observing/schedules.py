@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
+from enclave.clock import stamp
 from enclave.domain.schedule import ObservingSchedule, check_horizon
 from enclave.errors import InputError, Problem
 from enclave.journal import Entry
@@ -37,6 +38,7 @@ def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: s
     if schedule.complete_from is None:
         schedule = complete_from_now(schedule, at)
     check_horizon(schedule, at.timestamp())  # every visit, the dropped ones too: a unit slip is refused, not hidden
+    check_ends_ahead(schedule, at)
     schedule, dropped = schedule.for_instrument(instrument)
     document = schedule.model_dump_json()
     before = storage.newest(session)
@@ -49,13 +51,25 @@ def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: s
 
 
 def complete_from_now(schedule: ObservingSchedule, at: datetime) -> ObservingSchedule:
-    """``schedule`` complete from ``at``, validated again (model_copy does not validate): a schedule that ends
-    before the push is refused with the model's own message, not stored."""
+    """``schedule`` complete from ``at``, validated again (model_copy does not validate): a complete_until before
+    the push is refused with the model's own message, not stored (without one, ``check_ends_ahead`` refuses)."""
     try:
         return ObservingSchedule.model_validate({**schedule.model_dump(), "complete_from": at.timestamp()})
     except ValidationError as e:
         raise InputError([Problem("observing schedule", "; ".join(err["msg"] for err in e.errors()),
                                  "push a schedule whose complete_until is after now, or give complete_from")]) from e
+
+
+def check_ends_ahead(schedule: ObservingSchedule, at: datetime) -> None:
+    """Refuse a schedule with visits that is complete only up to before ``at``: stored, it would replace the one in
+    force with one that covers nothing ahead, and the broker would fall back to twilight without a word. An empty
+    schedule stays accepted whatever its span: that is how the pre-warm is handed back to twilight."""
+    until = schedule.known_until()
+    if schedule.visits and until is not None and until < at.timestamp():
+        raise InputError([Problem("observing schedule", f"is complete only up to {stamp(until)}, before the push "
+                                  f"at {stamp(at.timestamp())}: it says nothing of what comes",
+                                  "push the visits still to come, or a complete_until after now; "
+                                  "push `visits: []` to hand the pre-warm back to twilight")])
 
 
 def newest(session: Session, actor: str | None) -> ScheduleRow | None:
@@ -76,5 +90,5 @@ def summary(row: ScheduleRow | None) -> dict[str, Any] | None:
     s = schedule_of(row)
     return {"digest": row.digest, "visits": len(s.visits), "source": s.source,
             "first_start": s.visits[0].start if s.visits else None,
-            "last_readout": s.visits[-1].readout if s.visits else None,
+            "last_readout": s.last_readout(),
             "complete_from": s.complete_from, "complete_until": s.known_until()}
