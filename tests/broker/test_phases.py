@@ -765,3 +765,19 @@ def test_the_decision_runs_with_the_cyclic_collector_paused_and_leaves_it_as_it_
             gc.enable()
         else:
             gc.disable()
+
+
+def test_a_stuck_drain_given_back_frees_its_lending_room_for_another_in_the_same_decision() -> None:
+    """Found by the idempotence property (stop 48). Half the commons may be lent (two workers of 48 cores): w1's
+    drain for prompt has stuck for 900 s and fills the room, so ``lending_room`` is 0. Given back, it no longer
+    holds the room, and the empty w2 is drained for prompt's lacking core in the same decision; until stop 48 that
+    drain came a decision later (hysteresis 0: one lacking core is worth a worker)."""
+    spec = _spec(lend_mode="nodes", max_lend_share=0.5, hysteresis=0)
+    stuck = _worker("w1", requested=1, state=NodeState.DRAINING, since=NOW - 900)
+    empty = _worker("w2")
+    c = _cycle(spec, _pool("prompt", 100, lend=1, need=1))
+    k = _commons(spec, [stuck, empty], [])
+    room = decide.lending_room(c, k)
+    assert room == 0
+    decide.lend_nodes(c, k, Held(), room, lend=True)
+    assert _what(c.actions) == [("return", "w1"), ("drain node", "w2")]

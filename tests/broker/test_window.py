@@ -262,3 +262,55 @@ def test_a_broker_restarted_mid_night_holds_the_pre_warm_default_until_it_measur
     assert pool_figure(spec, "prompt", gap, base=240, prewarm=True).need == 72
     visit = _seen(w, night.start + 3 * 3600 + 40, 50)
     assert pool_figure(spec, "prompt", visit, base=240, prewarm=True).need == 50
+
+
+def test_a_test_job_in_the_lead_is_not_the_nights_first_visit() -> None:
+    """Review, stop 48: a 1-core job half an hour before evening twilight (in the pre-warm's 1 h lead) replaced the
+    guarantee with its own core until it left the 600 s window, 72 → 1 → 72 cores. As ``observing_done`` has it, a
+    job submitted before twilight is not tonight's visit: the guarantee (3 of 10 nodes of 24 cores) holds until one
+    is, and with recent nights the job does not start tonight's window either."""
+    for need_nights in (0, 3):
+        spec = make_spec(broker={"need_window_seconds": 600, "need_nights": need_nights, "latency_headroom": 0})
+        first, second = _nights(spec, 2)
+        w = NeedWindow(spec)
+        _night_of(w, first, 100)
+        job = replace(_seen(w, second.start - 1800, 1), newest_submit=second.start - 1800)
+        assert job.peak_cores == 1
+        assert pool_figure(spec, "prompt", job, base=240, prewarm=True, tonight_since=second.start).need == \
+            (72 if need_nights == 0 else 100)
+        visit = replace(_seen(w, second.start + 60, 50), newest_submit=second.start + 60)
+        assert pool_figure(spec, "prompt", visit, base=240, prewarm=True, tonight_since=second.start).need == \
+            (50 if need_nights == 0 else 100)  # with recent nights: their figure until tonight fills a window
+        if need_nights:  # tonight's window runs from the first visit (+60 s), not from the job (−1,800 s)
+            assert _seen(w, second.start + 60 + 599, 50).nights_cores == 100
+            assert _seen(w, second.start + 60 + 600, 50).nights_cores is None
+
+
+def test_a_clock_stepping_back_does_not_hold_a_peak_seen_later() -> None:
+    """Review, stop 48: a sample 1 h ahead (a clock stepped back after it) stayed at the window's head, blocking
+    its trimming, so a 600 s window held its peak of 200 for 70 minutes. What was seen "later" than now is gone."""
+    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 1})
+    w = NeedWindow(spec)
+    assert w.feed(_at(3600, 200)).demand["prompt"].peak_cores == 200
+    assert w.feed(_at(0, 10)).demand["prompt"].peak_cores == 10
+    assert w.feed(_at(601, 5)).demand["prompt"].peak_cores == 5
+
+
+def test_nights_seen_from_exactly_twilight_count_and_a_step_back_files_no_night() -> None:
+    """Review, stop 48: a loop whose first observation came exactly at evening twilight saw the night from its
+    start (``Night.contains`` and ``observing_done`` take the boundary in), yet learned nothing from it; and a clock
+    stepping back into the last night filed tonight's needs so far as a night, then took tonight as seen from its
+    middle, so tonight's own figure was lost. One night kept, each night's figure its peak (percentile 1)."""
+    spec = make_spec(broker={"need_window_seconds": 600, "need_percentile": 1, "need_nights": 1,
+                             "latency_headroom": 0})
+    first, second, third = _nights(spec, 3)
+    w = NeedWindow(spec)
+    _seen(w, first.start, 0)
+    for i, c in enumerate((100, 140, 120)):
+        _seen(w, first.start + 3600 + 60 * i, c)
+    assert _seen(w, second.start - 60, 0).nights_cores == 140
+    _seen(w, second.start + 3600, 500)
+    _seen(w, first.end - 60, 0)  # the clock steps back into the first night, then forward again
+    _seen(w, second.start + 7200, 700)
+    _seen(w, second.end + 60, 0)
+    assert _seen(w, third.start - 60, 0).nights_cores == 700  # the second night whole: 500 then 700

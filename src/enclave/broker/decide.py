@@ -246,7 +246,9 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
         else:
             prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         held = None if holdings is None else holdings.get(name) or Holding()
-        pools[name] = pool_figure(spec, name, d, base, prewarm, held)
+        # By twilight, tonight's visits are what came since evening twilight; by the schedule, what came at all.
+        since = night.start if night is not None and by_schedule is None else None
+        pools[name] = pool_figure(spec, name, d, base, prewarm, held, tonight_since=since)
     return pools
 
 
@@ -261,11 +263,13 @@ def scheduled_prewarm(spec: EnclaveSpec, observed: Observed) -> bool | None:
 
 
 def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm: bool,
-                held: Holding | None = None) -> PoolState:
+                held: Holding | None = None, *, tonight_since: float | None = None) -> PoolState:
     """One pool's figures: guarantee ``floor(B·guaranteed_share)``, maximum ``ceil(B·max_share)`` (never below
     the guarantee), need = running + idle cores capped at the maximum. A pool has work when jobs are queued
     or running, or it needs cores (the pre-warm). ``held``: what its startds hold (``Census.holdings``), from
-    which a pool without a latency objective counts only its jobs running there (``on_own_slots``)."""
+    which a pool without a latency objective counts only its jobs running there (``on_own_slots``).
+    ``tonight_since``: evening twilight, before which the pool's jobs are not tonight's visits
+    (``measured_tonight``); None: any job is."""
     p = spec.pools[name]
     g = math.floor(base * p.guaranteed_share + _EPS)
     m = max(g, math.ceil(base * p.max_share - _EPS))
@@ -295,13 +299,23 @@ def pool_figure(spec: EnclaveSpec, name: str, d: PoolDemand, base: int, prewarm:
             need = max(need, spec.broker.prewarm_cores)
         elif d.nights_cores is not None:  # with the margin the window's figure gets above
             need = max(need, math.ceil(d.nights_cores * (1 + spec.broker.latency_headroom) - _EPS))
-        elif not d.peak_cores:
+        elif not measured_tonight(d, tonight_since):
             need = max(need, g_full)
         m = max(m, math.ceil(full * p.max_share - _EPS))
     has_work = d.idle_jobs + d.running_jobs > 0 or need > 0
     return PoolState(name=name, priority=p.priority, guaranteed=g, maximum=m, has_work=has_work,
                      need=min(need, m), target=0, lend=0, prewarm=prewarm, latency=p.latency_objective is not None,
                      now_need=min(now_need, m), pod=pod_shape(spec, d))
+
+
+def measured_tonight(d: PoolDemand, since: float | None) -> bool:
+    """Whether the window's figure has seen tonight's visits: it holds a need with work, and the pool had a job
+    submitted since ``since`` (evening twilight; None: any time), where the observation tells when its newest was.
+    As for ``observing_done``, a test job in the pre-warm's lead is not the night's first visit: it would replace
+    the guarantee with its own few cores (review, stop 48: 72 → 1 → 72 cores around twilight)."""
+    if not d.peak_cores:
+        return False
+    return since is None or d.newest_submit is None or d.newest_submit >= since
 
 
 def on_own_slots(d: PoolDemand, pool: str, held: Holding | None) -> PoolDemand:
@@ -1502,13 +1516,18 @@ def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend:
     """Phase 10 (BCS 5): claim the workers already on their way to HTCondor, give back the rest, then drain more
     if needed, never a worker where room is held for a waiting spawn (``held``). With ``lend`` False (pods mode)
     it only gives back workers a previous configuration took."""
-    in_flight = _in_flight_nodes(commons.not_ready_by_name)
-    in_flight = return_stuck_drains(cycle, commons, in_flight)
+    every = _in_flight_nodes(commons.not_ready_by_name)
+    moved_before = {n.name for n in every if n.name in cycle.moved}
+    in_flight = return_stuck_drains(cycle, commons, every)
     claim_of, lacking = claim_in_flight(cycle, in_flight) if lend else ({}, {})
     return_unclaimed(cycle, commons, in_flight, claim_of)
     return_for_notebooks(cycle, commons, in_flight, claim_of, lacking)
     if commons.short() > _EPS or not lend:
         return
+    # A draining worker given back above no longer holds lending room (``lending_room`` counted it): else the drain
+    # that replaces a stuck one waited for the next decision (the idempotence property, stop 48).
+    room += sum(n.cores for n in every
+                if n.state == _DRAINING and n.name in cycle.moved and n.name not in moved_before)
     start_htcondor(cycle, in_flight, claim_of)
     drain_for_batch(cycle, commons, held, in_flight, claim_of, lacking, room)
 

@@ -48,14 +48,15 @@ class Nights:
     percentiles"). The window learns within a night, so a night's first overlap of two visits is met only once it
     has happened, and the pre-warm before the first visit holds the pool's guarantee, whatever the visits need.
 
-    Each night, from the pre-warm's lead before evening twilight to morning twilight (``decide.current_night``),
-    its needs with work are kept. The first observation after morning twilight (``current_night`` then tells the
-    next night) makes them that night's figure, their ``broker.need_percentile`` as the window takes it; a night
-    the loop did not see from its evening twilight on (a broker started mid-night) adds none, as its tail is not
-    its load. In the night, while tonight's visits have not filled a window (its first need with work is not
-    ``need_window_seconds`` old) or the window holds no need with work (a weather gap longer than it), the
-    pre-warm holds the median of the last ``broker.need_nights`` figures; otherwise the window's figure, which
-    has seen tonight's load."""
+    Each night, from evening twilight to morning twilight (``decide.current_night``), its needs with work are
+    kept: not those of the pre-warm's lead before it, as a test job there is not the night's first visit. The first
+    observation after morning twilight (``current_night`` then tells the next night) makes them that night's
+    figure, their ``broker.need_percentile`` as the window takes it; a night the loop did not see from its evening
+    twilight on (a broker started mid-night) adds none, as its tail is not its load, and a clock stepping back into
+    a night already left is ignored. In the night, while tonight's visits have not filled a window (its first need
+    with work is not ``need_window_seconds`` old) or the window holds no need with work (a weather gap longer than
+    it), the pre-warm holds the median of the last ``broker.need_nights`` figures; otherwise the window's figure,
+    which has seen tonight's load."""
 
     spec: EnclaveSpec
     figures: deque[int] = field(init=False)
@@ -80,13 +81,15 @@ class Nights:
         night = current_night(self.spec, now)
         if night is None:
             return None
+        if self.night is not None and night.start < self.night:
+            return None  # the clock stepped back into a night already left: it is not a night of its own
         if night.start != self.night:
             if self.needs and self.whole:  # a night is over: its figure, as the window would have taken it
                 self.figures.append(learned_need(self.needs, b.need_percentile))
-            self.night, self.whole, self.needs, self.first = night.start, now < night.start, [], None
+            self.night, self.whole, self.needs, self.first = night.start, now <= night.start, [], None
         if not night.contains(now, b.prewarm_lead_seconds):
             return None
-        if need > 0:
+        if need > 0 and now >= night.start:  # as ``observing_done``: a test job in the lead is not a visit
             self.needs.append(need)
             if self.first is None:
                 self.first = now
@@ -126,6 +129,8 @@ class NeedWindow:
                 continue
             need = instant_need(self.spec, pool, d)
             seen = self._seen.setdefault(pool, deque())
+            while seen and seen[-1][0] > observed.now:
+                seen.pop()  # the clock stepped back: what was seen "later" would hold its peak past the window
             seen.append((observed.now, need))
             while seen[0][0] < observed.now - span:
                 seen.popleft()
