@@ -88,6 +88,20 @@ def test_kubelet_newer_than_apiserver_is_refused() -> None:
         plan_upgrade(components_from_mapping(observed), today=TODAY)
 
 
+def test_an_unquoted_minor_version_yaml_reads_as_a_number_is_refused_with_the_fix() -> None:
+    """Review, stop 48: YAML reads `apiserver: 1.10` as the float 1.1, which parsed as Kubernetes 1.1 and refused
+    the plan for a skew the cluster does not have. A version that is not text is refused, saying to quote it."""
+    import yaml
+
+    for text, where in (("apiserver: 1.10\nkubelets: {'1.10.13': 20}", "observed.apiserver[0]"),
+                        ("apiserver: ['1.10.13']\nkubelets: {1.10: 20}", "observed.kubelets.1.1"),
+                        ("apiserver: ['1.10.13']\nkubelets: {'1.10.13': 20}\nkube_proxy: 1.10", "observed.kube_proxy")):
+        with pytest.raises(InputError) as refused:
+            components_from_mapping(yaml.safe_load(text), where="observed")
+        [problem] = refused.value.problems
+        assert problem.where == where and "quote it: '1.1'" in problem.fix
+
+
 def test_other_refusals() -> None:
     current = components_from_spec(load(DEFAULT_SPEC))
     with pytest.raises(InvalidTransition, match="older than"):

@@ -228,6 +228,8 @@ def _etcd_env_flags(container: Mapping[str, Any], flags: dict[str, str]) -> dict
         return {}
     added: dict[str, str] = {}
     for item in container.get("env") or []:
+        if not isinstance(item, dict):
+            continue  # not an EnvVar (the API server refuses it): no flag to read, as ``containers`` skips
         name, value = str(item.get("name", "")), item.get("value")
         flag = "--" + name.removeprefix("ETCD_").lower().replace("_", "-")
         if name.startswith("ETCD_") and value not in (None, "") and flag not in flags:
@@ -1085,7 +1087,8 @@ def _pod_items(check: Check, at: str, spec: dict[str, Any]) -> Iterator[tuple[st
             yield f"{at} {cwhere}", _with_pod_defaults(check, spec, c)
     else:
         for i, v in enumerate(spec.get("volumes") or []):
-            yield f"{at} volumes[{i}]({v.get('name', '?')})", v
+            if isinstance(v, dict):  # as ``containers``: an entry that is no Volume has nothing to check
+                yield f"{at} volumes[{i}]({v.get('name', '?')})", v
 
 
 def _with_pod_defaults(check: Check, spec: Mapping[str, Any], container: dict[str, Any]) -> dict[str, Any]:

@@ -109,12 +109,14 @@ def components_from_mapping(raw: Any, where: str = "observed") -> Components:
         raise InputError([Problem(where, "apiserver and kubelets are required",
                                   "give apiserver: [versions…] and kubelets: {version: count}")])
     api = raw["apiserver"] if isinstance(raw["apiserver"], list) else [raw["apiserver"]]
-    apis = [Version.parse(str(a), where=f"{where}.apiserver[{i}]") for i, a in enumerate(api)]
+    apis = [Version.parse(_text(a, f"{where}.apiserver[{i}]"), where=f"{where}.apiserver[{i}]")
+            for i, a in enumerate(api)]
     if not apis:
         raise InputError([Problem(f"{where}.apiserver", "no API server listed", "list one version per node")])
 
     def one(key: str, default: Version) -> Version:
-        return Version.parse(str(raw[key]), where=f"{where}.{key}") if raw.get(key) is not None else default
+        at = f"{where}.{key}"
+        return Version.parse(_text(raw[key], at), where=at) if raw.get(key) is not None else default
 
     oldest = min(apis)
     cm, sch = one("controller_manager", oldest), one("scheduler", oldest)
@@ -127,9 +129,18 @@ def components_from_mapping(raw: Any, where: str = "observed") -> Components:
     for k, n in raw["kubelets"].items():
         if not isinstance(n, int) or n < 0:
             raise InputError([Problem(f"{where}.kubelets.{k}", f"{n!r} is not a node count", "give a whole number")])
-        kubelets[Version.parse(str(k), where=f"{where}.kubelets")] += n
+        kubelets[Version.parse(_text(k, f"{where}.kubelets.{k}"), where=f"{where}.kubelets")] += n
     return Components(cps, tuple(sorted(kubelets.items())), one("kube_proxy", oldest),
                       one("kubectl", oldest), one("kubeadm", oldest))
+
+
+def _text(value: object, where: str) -> str:
+    """A version as written. YAML reads an unquoted 1.10 as the number 1.1 (and 1.20 as 1.2), which would parse as
+    another release: refused, with the fix, rather than planned for the wrong one."""
+    if isinstance(value, str):
+        return value
+    raise InputError([Problem(where, f"{value!r} is a {type(value).__name__}, not a version (YAML reads 1.10 as 1.1)",
+                              f"quote it: '{value}'")])
 
 
 @dataclass(frozen=True)
