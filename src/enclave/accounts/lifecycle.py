@@ -315,6 +315,7 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
              kind: AccountKind, reason: str, roles: Iterable[Role] | None, allocation: Allocation | None,
              namespaces: Iterable[str], uid: int | None, gid: int | None, now: datetime | None,
              action: str) -> Account:
+    _exclusive(session)
     when = or_now(now)
     new = NewAccount(username=username, name=name, email=email, kind=AccountKind(kind),
                      roles=tuple(roles) if roles is not None else None, allocation=allocation,
@@ -350,6 +351,7 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     for new in accounts:
         _require_grant(session, actor, AccountKind(new.kind), new.roles)
+    _exclusive(session)
     when = or_now(now)
     problems = _cohort_problems(spec, accounts, when)
     people = storage.people_by_email(session, list(dict.fromkeys(n.email.lower() for n in accounts)))
@@ -484,6 +486,14 @@ def _guard_last_sysadmin(session: Session, account: Account, what: str) -> None:
                                 fix="grant sysadmin to another active staff account first")
 
 
+def _exclusive(session: Session) -> None:
+    """Take the journal's head lock before reading what a rule across accounts checks (one active account per
+    person, the last sysadmin): on PostgreSQL (READ COMMITTED) two transitions could otherwise both pass the check
+    and both commit, e.g. a renewed science account and a new staff account of the same person, the science one
+    then acting with the person's staff roles (review, stop 48). SQLite's BEGIN IMMEDIATE serializes them already."""
+    journal_lock(session)
+
+
 def _load(session: Session, username: str) -> Account:
     return find_account(session, username)
 
@@ -498,6 +508,7 @@ def _end_access(session: Session, account: Account, when: datetime) -> None:
 def depart(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
     """Staff leaves the project: every access is revoked at once; the data stays where it is."""
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     if account.status != AccountStatus.ACTIVE:
@@ -520,6 +531,7 @@ def depart(session: Session, actor: str, username: str, *, reason: str, now: dat
 def expire(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
     """A science allocation ends: read access to its own data stays; every other service goes."""
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     if account.kind != AccountKind.SCIENCE:
@@ -554,6 +566,7 @@ def renew(session: Session, actor: str, username: str, allocation: Allocation, *
           spec: EnclaveSpec, now: datetime | None = None) -> Account:
     """An expired science account gets a new allocation and its platform access back."""
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     when = or_now(now)
@@ -587,6 +600,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
             now: datetime | None = None) -> Account:
     """A science user becomes staff: the same account, its data kept, staff access added."""
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     _require_grant(session, actor, AccountKind.STAFF, roles)
     account = _load(session, username)
@@ -624,6 +638,7 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
     the person had as staff is reachable from the new account (seed §4).
     """
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     old = _load(session, username)
     if old.kind != AccountKind.STAFF or old.status != AccountStatus.ACTIVE:
@@ -730,6 +745,7 @@ def grant_role(session: Session, actor: str, username: str, role: Role, *, reaso
 def revoke_role(session: Session, actor: str, username: str, role: Role, *, reason: str,
                 now: datetime | None = None) -> Account:
     why = _reason(reason)
+    _exclusive(session)
     require(session, actor, Permission.ROLES_GRANT)
     account = _load(session, username)
     role = Role(role)
