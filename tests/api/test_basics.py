@@ -27,6 +27,25 @@ def test_whoami_names_roles_and_permissions(world: World) -> None:
     assert "sysadmin" in body["roles"] and "accounts.manage" in body["permissions"]
 
 
+def test_an_any_of_check_pairs_the_scope_with_the_role_and_whoami_tells_the_tokens_permissions(world: World) -> None:
+    """Review, stop 48. Submitting an image takes any of services.deploy, k8s.cluster-admin and images.vet
+    (``ops.images.SUBMITTERS``); the route checked that the token's scopes hold one of them and the service that the
+    account's roles give one, not that it is the same one: a service administrator's token scoped to images.vet
+    (which that role does not give, access.permissions) submitted on the role's services.deploy."""
+    from tests.api.conftest import pinned_image
+
+    admin = STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN]
+    vet_only = {"Authorization": f"Bearer {world.token(admin, ['images.vet'])}"}
+    r = world.client.post("/api/v1/ops/images", headers=vet_only, json={"image": pinned_image("scoped"), "reason": "r"})
+    assert r.status_code == 403 and "share none of" in r.text
+    assert world.client.get("/api/v1/whoami", headers=vet_only).json()["permissions"] == []
+    deploy_scoped = {"Authorization": f"Bearer {world.token(admin, ['services.deploy'])}"}
+    r = world.client.post("/api/v1/ops/images", headers=deploy_scoped,
+                          json={"image": pinned_image("scoped"), "reason": "r"})
+    assert r.status_code == 201
+    assert world.client.get("/api/v1/whoami", headers=deploy_scoped).json()["permissions"] == ["services.deploy"]
+
+
 def test_missing_token_is_401_with_challenge(world: World) -> None:
     r = world.client.get("/api/v1/whoami")
     assert r.status_code == 401

@@ -52,6 +52,13 @@ class Principal:
             raise PermissionDenied(f"this token's scopes ({', '.join(sorted(self.scopes))}) do not include "
                                    f"{' or '.join(wanted)}", where="Authorization",
                                    fix=f"use a token issued with scope {' or '.join(wanted)}, or *")
+        # Any of several: the service checks the account's roles for any of them, so the one the scope allows
+        # and the one the roles give must be the same (review, stop 48: a token scoped to images.vet submitted
+        # an image on its account's services.deploy, which the token was scoped away from).
+        if len(permissions) > 1 and "*" not in self.scopes and not self.permissions & set(permissions):
+            raise PermissionDenied(f"this token's scopes ({', '.join(sorted(self.scopes))}) and {self.username}'s "
+                                   f"roles share none of {' or '.join(wanted)}", where="Authorization",
+                                   fix="use a token issued with a scope among those your roles give, or *")
 
 
 def _bearer(request: Request) -> str | None:

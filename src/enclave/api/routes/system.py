@@ -49,10 +49,12 @@ def ready(service: ServiceDep) -> JSONResponse:
     return JSONResponse({"status": "unready", "reason": why}, status_code=503)
 
 
-@router.get("/whoami", summary="The calling account, its roles and permissions")
+@router.get("/whoami", summary="The calling account, its roles, and the permissions this token may use")
 def whoami(caller: Caller, accounts: Accounts) -> Identity:
-    roles, permissions = accounts.whoami(caller.username)
-    return Identity(username=caller.username, roles=roles, permissions=permissions)
+    """The permissions are the account's narrowed to the token's scopes (``Principal.permissions``), what a request
+    with this token may do; the account's own would claim what its scopes forbid (review, stop 48)."""
+    roles, _ = accounts.whoami(caller.username)
+    return Identity(username=caller.username, roles=roles, permissions=sorted(p.value for p in caller.permissions))
 
 
 @router.get("/status", summary="Broker loop and backend: cycles, actions, clock, latest snapshot")
