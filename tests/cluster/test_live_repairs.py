@@ -8,6 +8,7 @@ ApiExceptions that ``KubeCluster`` reports as ``ExternalError``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -64,14 +65,16 @@ def _pool_of(server: ApiServer) -> tuple[str, str]:
 
 
 def test_a_relabel_whose_pod_patch_failed_is_finished_by_the_next_progress(spec: EnclaveSpec, kube: KubeCluster,
-                                                                           server: ApiServer) -> None:
+                                                                           server: ApiServer,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
     live, _ = _lent_whole(kube, spec)
     once = [Refused(503, "ServiceUnavailable", "etcdserver: request timed out")]
     _refuse(server, "PATCH", server._patch_pod, lambda name: once.pop() if once else None)
     relabel = Relabel(actor="t", reason="t", startd="kub-007.example.org", from_pool="drp", to_pool="user")
-    with pytest.raises(ExternalError, match=r"relabel .* drp -> user is already applied in HTCondor.*"
-                                            r"etcdserver: request timed out.*next progress\(\) repairs"):
-        live.apply(relabel)
+    with caplog.at_level(logging.WARNING):
+        assert live.apply(relabel)  # the move is made: HTCondor serves user (review: raised, it was never journaled)
+    assert "relabel applied in HTCondor, pod label left for progress" in caplog.text
+    assert any("etcdserver: request timed out" in str(vars(r)) for r in caplog.records)  # the server's words
     assert _pool_of(server) == ("drp", f"{NOW:.0f}")
     assert not live.apply(relabel)  # HTCondor's half is done: nothing more to ask
     assert live.progress() == 0

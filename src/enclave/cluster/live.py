@@ -251,15 +251,15 @@ class LiveBackend:
         return True
 
     def _label_pod(self, pod: str, action: Relabel) -> None:
-        """The pod's half of a relabel whose HTCondor half is done. Not undone when the patch fails: the startd
-        serves the new pool already, and ``_keep_pod_pools`` labels the pod after it."""
+        """The pod's half of a relabel whose HTCondor half is done. A failed patch is logged, not raised: the startd
+        serves the new pool already, which is the move (its jobs vacated, the broker's churn), and
+        ``_keep_pod_pools`` labels the pod after it. Raised, the move was journaled as failed and never as done,
+        since the next attempt finds it in effect (review, stop 48)."""
         try:
             self.kube.label_pod_pool(pod, action.to_pool)
         except ExternalError as exc:
-            raise ExternalError(
-                f"the relabel of {action.startd} {action.from_pool} -> {action.to_pool} is already applied in "
-                f"HTCondor, but labelling its pod {pod} failed ({exc.problem.what}); the next progress() repairs "
-                "the pod's label", where=exc.problem.where, fix=exc.problem.fix) from exc
+            event(_log, logging.WARNING, "relabel applied in HTCondor, pod label left for progress", pod=pod,
+                  startd=action.startd, from_pool=action.from_pool, to_pool=action.to_pool, error=str(exc))
 
 
 def _left_for_next_cycle(failed: dict[str, ExternalError]) -> ExternalError:
