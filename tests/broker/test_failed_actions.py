@@ -77,3 +77,76 @@ def test_a_journal_that_cannot_be_written_does_not_hide_the_action_s_error(monke
         with pytest.raises(ExternalError, match="creating pod htcondor-worker-001-2 failed \\(500"):
             broker.add_pods("enclave-broker", "worker-001", "drp", reason="by hand", count=2, cores=1,
                             memory_mib=1024)
+
+
+def test_an_applied_action_is_journaled_through_a_briefly_locked_journal_and_reported_failed_if_never() -> None:
+    """Review, stop 48: the entry of an action the backend had carried out was written once; a locked database
+    turned the move into a "refusal" (which says nothing was touched) and the next cycle, finding it in effect,
+    wrote none, so the move was never in the journal. Now the entry is tried ``JOURNAL_ATTEMPTS`` times, and an
+    entry that still cannot be written makes the action a failure, with the whole entry in the log."""
+    import sqlalchemy.exc
+
+    import enclave.services.broker as service
+    from enclave.errors import EnclaveError
+
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = twin_world(spec)
+    real = service.journal.record
+    for locked_tries, journaled in ((service.JOURNAL_ATTEMPTS - 1, True), (service.JOURNAL_ATTEMPTS, False)):
+        tries = {"n": 0}
+
+        def locked_at_first(session: Any, *, _tries: dict[str, int] = tries, _locked: int = locked_tries,
+                            **fields: Any) -> Any:
+            _tries["n"] += 1
+            if _tries["n"] <= _locked:
+                raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+            return real(session, **fields)
+
+        with Factory.scratch(spec) as factory:
+            broker = factory.broker(world.backend, "twin")
+            service.journal.record = locked_at_first  # type: ignore[assignment]
+            try:
+                if journaled:
+                    outcome = broker.add_pods("enclave-broker", "worker-001", "drp", reason="by hand", count=1,
+                                              cores=1, memory_mib=1024)
+                    assert outcome.applied and outcome.seq is not None
+                else:
+                    with pytest.raises(EnclaveError, match="was carried out, but its journal entry could not be "
+                                                           "written"):
+                        broker.add_pods("enclave-broker", "worker-002", "drp", reason="by hand", count=1, cores=1,
+                                        memory_mib=1024)
+            finally:
+                service.journal.record = real  # type: ignore[assignment]
+            with factory.db.session() as s:
+                entries = [(e.action, e.target) for e in query(s, action="broker.*")]
+            assert entries == ([("broker.DeployPods", "node/worker-001")] if journaled else [])
+
+
+def test_part_work_before_an_adapter_bug_is_journaled_and_the_bug_still_raised() -> None:
+    """Review, stop 48: only an ``EnclaveError`` from the backend had its part-work journaled (``.failed``); an
+    adapter's bug (a KeyError, an unwrapped transport error) after one of three pods was made left no trace. The
+    bug is raised as before, so the cycle stops as broken."""
+    from dataclasses import replace
+
+    from enclave.broker.effects import apply_one
+    from enclave.domain.capacity import DeployPods
+    from tests.broker.conftest import MemoryBackend
+
+    class OnePodThenABug(MemoryBackend):
+        def apply(self, action: Any) -> bool:
+            if isinstance(action, DeployPods) and len(action.pods) > 1:
+                self.state = apply_one(self.state, replace(action, pods=action.pods[:1]))
+                raise RuntimeError("connection reset by peer")
+            return super().apply(action)
+
+    spec = load(EXAMPLES / "minimal.yaml")
+    backend = OnePodThenABug(twin_world(spec).backend.observe())
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(backend, "memory")
+        with pytest.raises(RuntimeError, match="connection reset"):
+            broker.add_pods("enclave-broker", "worker-001", "drp", reason="by hand", count=3, cores=1,
+                            memory_mib=1024)
+        with factory.db.session() as s:
+            (entry,) = query(s, action="broker.*")
+        assert entry.action == f"broker.DeployPods{FAILED_SUFFIX}" and "connection reset" in entry.after["failed"]
+        assert "htcondor-worker-001-1" in entry.after["startds"]

@@ -69,6 +69,10 @@ class _NotLeading(Exception):
     """This replica no longer holds the broker's leadership: the cycle stops (``BrokerService.cycle``)."""
 
 
+JOURNAL_ATTEMPTS = 3
+"""Tries at an applied action's journal entry (``_journal_applied``), each within the database's own busy wait."""
+
+
 class _Failed(Exception):
     """The backend failed an action it was asked to carry out (not a refusal): ``error`` is what it raised,
     which ``apply`` raises in turn and ``cycle`` reports apart from refusals."""
@@ -237,17 +241,17 @@ class BrokerService:
                 self._journal_failure(action, before, error)
                 self._failed(action, error)
                 raise _Failed(error) from error
+            except Exception as error:  # an adapter's bug stops the cycle (``cycle``), its part-work journaled first
+                self._journal_failure(action, before, error)
+                raise
             if not changed:  # in effect by the time it arrived (a step still under way)
                 return Outcome(action, applied=False)
             # The backend's clock (the twin's simulated one) dates the action for churn per night, and the
             # work it may evict is recorded as the broker reckoned it (enclave.broker.victims).
             loss = action_loss(before, action)
             extra = {"clock": before.now, **({"evicts": loss} if loss is not None else {})}
-            with self.db.session() as session:
-                entry = journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
-                                       target=target(action), reason=action.reason, before=touched(before, action),
-                                       after={**touched(expected, action), "action": details(action), **extra},
-                                       at=self.clock())
+            entry = self._journal_applied(action, touched(before, action),
+                                          {**touched(expected, action), "action": details(action), **extra})
         except EnclaveError as error:
             self._refused(action, error)
             raise
@@ -255,7 +259,28 @@ class BrokerService:
               actor=action.actor, reason=action.reason, journal_seq=entry.seq)
         return Outcome(action, applied=True, seq=entry.seq, lost_core_s=loss["lost_core_s"] if loss else 0.0)
 
-    def _journal_failure(self, action: Action, before: Observed, error: EnclaveError) -> None:
+    def _journal_applied(self, action: Action, before: dict[str, Any], after: dict[str, Any]) -> journal.Entry:
+        """The entry of an action the backend has carried out, tried ``JOURNAL_ATTEMPTS`` times: the move stands,
+        so its entry must not be lost to a write lock held a moment too long, and the next cycle finds it in effect
+        and writes none. If it still cannot be written, the action is a failure (``_Failed``), not a refusal, which
+        would say it touched nothing, and the whole entry is logged at ERROR (review, stop 48)."""
+        for _ in range(JOURNAL_ATTEMPTS):
+            try:
+                with self.db.session() as session:
+                    return journal.record(session, actor=action.actor, action=f"broker.{action.kind}",
+                                          target=target(action), reason=action.reason, before=before, after=after,
+                                          at=self.clock())
+            except EnclaveError as error:
+                unwritten = error
+        event(log, logging.ERROR, "broker action applied but not journaled", where=self.where, kind=action.kind,
+              target=target(action), actor=action.actor, reason=action.reason, before=before, after=after,
+              cause=str(unwritten))
+        raise _Failed(ExternalError(f"{action.kind} {target(action)} was carried out, but its journal entry could "
+                                    f"not be written: {unwritten.problem.what}", where="journal",
+                                    fix="the entry is in the log (broker action applied but not journaled); "
+                                        "see to the database, then journal it by hand if it must be in the chain"))
+
+    def _journal_failure(self, action: Action, before: Observed, error: Exception) -> None:
         """An action the backend failed may have done part of its work — some pods made, some evicted, a pod
         deleted and its node not given back — which the broker's next cycles take as they find it: the journal
         says it was tried, why it failed, and what is in effect now (``broker.<kind>.failed``; review: the whole
@@ -281,8 +306,8 @@ class BrokerService:
                   target=target(action), error=type(unjournaled).__name__, cause=str(unjournaled))
 
     def churn(self, actor: str, *, since: datetime | None = None) -> Churn:
-        """Actions and the work they evicted, night by night, from the broker's journal entries (since ``since``,
-        wall clock; all without). Needs journal.read."""
+        """Actions and the work they evicted, night by night, from the broker's journal entries (the nights wholly
+        after ``since``, wall clock: ``from_entries``; all without). Needs journal.read."""
         with (self.roles or self.db).session() as own:
             require(own, actor, Permission.JOURNAL_READ)
         with self.db.session() as session:
@@ -291,7 +316,7 @@ class BrokerService:
         # the broker counts (what they did in part, the next cycles count as they act on it).
         return from_entries(((e.after, _epoch(e.at)) for e in entries
                              if e.action != SCHEDULE_ACTION and not e.action.endswith(FAILED_SUFFIX)),
-                            self.spec.cluster.site)
+                            self.spec.cluster.site, since=since.timestamp() if since is not None else None)
 
     def failures(self, actor: str, *, since: datetime, limit: int) -> list[journal.Entry]:
         """The newest ``limit`` attempts the backend failed since ``since`` (wall clock) that left something
