@@ -263,7 +263,9 @@ def churn_context(service: Service, principal: Principal) -> dict[str, Any]:
         return {"churn": [], "churn_note": "No broker runs in this service."}
     if not principal.allows(Permission.JOURNAL_READ):
         return {"churn": [], "churn_note": "Your roles (or this token's scopes) do not include journal.read."}
-    nights = runner.broker.churn(principal.username, since=utcnow() - timedelta(days=8)).nights()
+    # Whole nights only: cut at "8 days ago", the oldest night showed its actions after that instant alone
+    # (review, stop 48); read from nine days back, the night the cut falls in is left out (``churn.from_entries``).
+    nights = runner.broker.churn(principal.username, since=utcnow() - timedelta(days=9)).nights()
     return {"churn": nights[-8:], "churn_note": None}
 
 

@@ -67,11 +67,17 @@ def lost_core_s(after: Mapping[str, Any]) -> float:
     return float(evicts.get("lost_core_s", 0.0)) if isinstance(evicts, Mapping) else 0.0
 
 
-def from_entries(entries: Iterable[tuple[Mapping[str, Any], float]], site: Site | None) -> Churn:
+def from_entries(entries: Iterable[tuple[Mapping[str, Any], float]], site: Site | None,
+                 since: float | None = None) -> Churn:
     """Churn from broker journal entries: each given as (its ``after`` detail, its wall-clock time as a
-    fallback for entries that recorded no backend ``clock``)."""
+    fallback for entries that recorded no backend ``clock``). ``since``: the wall-clock time the entries were read
+    from; an entry of the night that instant falls in (on the entry's own clock, the twin's or the live one) is
+    left out, since that night's earlier entries were not read: its figure would be part of a night."""
     churn = Churn(site=site)
     for after, wall in entries:
         clock = after.get("clock")
-        churn.add(float(clock) if isinstance(clock, int | float) else wall, lost_core_s(after))
+        at = float(clock) if isinstance(clock, int | float) else wall
+        if since is not None and night_of(at, site) <= night_of(since + at - wall, site):
+            continue
+        churn.add(at, lost_core_s(after))
     return churn
