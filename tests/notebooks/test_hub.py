@@ -137,6 +137,10 @@ def test_default_profile_and_minimal_spec_validate(kubeconfig: None, minimal: En
     ({"profile": "small", "image": "docker.io/evil/miner:latest"}, "is not offered"),
     ({"cpu": 16, "memory_mib": 4096}, "too big"),
     ({"cpu": "lots", "memory_mib": 1}, "are not numbers"),
+    # JSON's 1e400 is infinity: int() raised OverflowError past the hook's refusal, and NaN passes every bound
+    # (review, stop 48).
+    ({"cpu": 2, "memory_mib": float("inf")}, "are not numbers"),
+    ({"cpu": float("nan"), "memory_mib": 4096}, "are not numbers"),
 ])
 def test_hook_refuses_what_enclave_refuses(kubeconfig: None, ldf: EnclaveSpec, alice: FakeAccount,
                                            options: dict[str, Any], message: str) -> None:

@@ -554,6 +554,20 @@ def test_basic_login_from_netrc(two: Vo, tmp_path: Path, monkeypatch: pytest.Mon
         Client().listdir(vos_uri("bob"), force=True)
 
 
+def test_a_bad_digest_or_limit_is_the_clients_fault_not_a_500(two: Vo) -> None:
+    """Review, stop 48: `Digest: md5=a` (not base64) and `limit=²` (str.isdigit, not int) ended in a traceback and
+    an empty 500. A Digest that is not base64 is a 400 InvalidArgument fault; a limit that is not ASCII digits is
+    ignored, as any other non-number was."""
+    status, body = raw(two.url, "PUT", "/files/alice/d.bin", "alice", "tok-alice", body=b"x",
+                       headers={"Digest": "md5=a", "Content-Length": "1"})
+    assert status == 400 and b"InvalidArgument" in body and b"not base64" in body
+    assert not (two.ws("alice") / "d.bin").exists()
+    (two.ws("alice") / "a").write_text("a")
+    for limit in ("%C2%B2", "9" * 5000):
+        status, body = raw(two.url, "GET", f"/nodes/alice?limit={limit}", "alice", "tok-alice")
+        assert status == 200 and vos_uri("alice/a").encode() in body
+
+
 def test_listing_pages_and_head(two: Vo) -> None:
     ws = two.ws("alice")
     for name in ("a", "b", "c", "d"):

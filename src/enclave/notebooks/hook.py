@@ -13,6 +13,7 @@ in, so tests drive the real KubeSpawner with a plain lookup function.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,10 +69,12 @@ def choice_from_user_options(spec: EnclaveSpec, user_options: Mapping[str, Any] 
     image = by_key.get(key, key) if isinstance(key, str) else None
     cpu, memory = opts.get("cpu"), opts.get("memory_mib")
     try:
-        return Choice(image=image, size=str(size) if size is not None else None,
-                      cpu=float(cpu) if cpu is not None else None,
+        cores = float(cpu) if cpu is not None else None
+        if cores is not None and not math.isfinite(cores):
+            raise ValueError(f"cpu {cores} is not finite")  # NaN passes every bound's comparison
+        return Choice(image=image, size=str(size) if size is not None else None, cpu=cores,
                       memory_mib=int(memory) if memory is not None else None)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int() of JSON's 1e400, infinity
         raise InputError([Problem("user_options", f"cpu/memory_mib are not numbers: {exc}",
                                   "send numbers, or pick a named size")]) from exc
 

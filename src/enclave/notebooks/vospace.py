@@ -24,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -483,7 +484,8 @@ class VOSpaceApp:
             first = unquote(start[len(self.uri(base)) + 1:])
             names = [n for n in names if n >= first]
         limit = params.get("limit", [""])[0]
-        if limit.isdigit():
+        # ASCII digits only, and few enough for int(): str.isdigit takes '²', and int() refuses 4,301 digits.
+        if re.fullmatch(r"[0-9]{1,18}", limit):
             names = names[:int(limit)]
         return [node_element(self.uri(f"{base}/{n}"), os.path.join(path, n), children=None) for n in names]
 
@@ -776,7 +778,7 @@ def receive(request: Request, caller: Caller, path: str, allowance: int, recheck
             with os.fdopen(fd, "wb") as out:
                 copy_limited(request.environ["wsgi.input"], out, md5, allowance, caller.account)
             expected = request.environ.get("HTTP_DIGEST", "")
-            if expected.lower().startswith("md5=") and base64.b64decode(expected[4:]) != md5.digest():
+            if expected.lower().startswith("md5=") and _digest(expected[4:]) != md5.digest():
                 raise Fault(412, "InvalidData", "the bytes received do not match the MD5 the client sent; retry")
             recheck()
             os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -816,3 +818,12 @@ def make_server(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 8091, thre
 def start(app: VOSpaceApp, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5) -> Running:
     """Serve in a background thread (port 0: pick a free one), for tests and embedding."""
     return serving.start(app, "enclave-vospace", host, port, poll_seconds)
+
+
+def _digest(text: str) -> bytes:
+    """An RFC 3230 ``Digest: md5=`` value: base64 (RFC 1864), refused as the client's mistake when it is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise Fault(400, "InvalidArgument", f"Digest md5={text} is not base64; send the MD5 base64-encoded "
+                    "(RFC 1864)") from None
