@@ -277,6 +277,24 @@ def test_quota_is_enforced_on_upload(dav: Dav, tmp_path: Path) -> None:
     assert status == 207 and b"quota-used-bytes>3500<" in body and b"quota-available-bytes>596<" in body
 
 
+def test_a_directory_made_unreadable_still_counts_against_the_quota(dav: Dav) -> None:
+    """Review, stop 48: the quota walk counted a directory it could not list as empty, so a directory the account
+    made unreadable (chmod 000 from a notebook) hid its files, and uploads passed the quota without end. The write
+    it cannot account for is refused (503), saying which directory and how to fix it."""
+    carol = dav.add("carol", 1003, quota_gib=4096 / 1024**3)
+    hidden = Path(carol.workspace_path, "hid")
+    hidden.mkdir()
+    (hidden / "f.bin").write_bytes(b"h" * 3000)
+    hidden.chmod(0)
+    try:
+        status, body = raw(dav.url, "PUT", "/carol/more.bin", "carol", "tok-carol", body=b"m" * 2000)
+    finally:
+        hidden.chmod(0o755)
+    assert status == 503 and b"hid, which cannot be read as the account" in body, body
+    assert b"cannot be counted against the quota" in body and b"chmod u+rx" in body
+    assert not Path(carol.workspace_path, "more.bin").exists()
+
+
 LOCKINFO = (b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
             b'</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>')
 

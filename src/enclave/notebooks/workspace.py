@@ -740,7 +740,7 @@ def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: 
     why: list[str] = []
 
     def measure(others: int) -> tuple[int, int] | None:
-        used = usage(Path(account.home_path))
+        used = counted_usage(account)
         allowance = upload_allowance(quota, used + others, replaced)
         if length is not None and length > allowance:
             why.append(f"{what} of {length} bytes exceeds the quota of '{account.username}' "
@@ -758,13 +758,37 @@ def reserve(ledger: Ledger, account: AccountLike, length: int | None, replaced: 
     return reservation if reservation is not None else why[0]
 
 
-def usage(path: Path) -> int:
-    """Bytes under path, not following symlinks (a link to a big file outside costs nothing)."""
+def counted_usage(account: AccountLike) -> int:
+    """The home's bytes as the quota counts them, walked as the account (the deployed server holds no capability to
+    read what the account cannot). A directory the walk cannot list refuses the write (503): counted as nothing, a
+    directory the account made unreadable (chmod 000 from a notebook) hid its files and let uploads pass the quota
+    without end (review, stop 48). A write that cannot be accounted for is not let through."""
+    try:
+        return usage(Path(account.home_path), strict=True)
+    except Unreadable as exc:
+        raise Refused(503, f"the home of '{account.username}' holds {exc.path}, which cannot be read as the "
+                           f"account ({exc.reason}): its bytes cannot be counted against the quota; make it readable "
+                           "(chmod u+rx) and retry") from None
+
+
+class Unreadable(OSError):
+    """A directory ``usage(strict=True)`` could not list."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def usage(path: Path, *, strict: bool = False) -> int:
+    """Bytes under path, not following symlinks (a link to a big file outside costs nothing). ``strict``: a
+    directory that cannot be listed raises ``Unreadable`` instead of counting nothing."""
     total = 0
     stack = [str(path)]
     while stack:
+        where = stack.pop()
         try:
-            with os.scandir(stack.pop()) as entries:
+            with os.scandir(where) as entries:
                 for entry in entries:
                     try:
                         if entry.is_dir(follow_symlinks=False):
@@ -773,7 +797,11 @@ def usage(path: Path) -> int:
                             total += entry.stat(follow_symlinks=False).st_size
                     except OSError:
                         continue
-        except OSError:
+        except FileNotFoundError:
+            continue  # gone while walking: nothing left to count
+        except OSError as exc:
+            if strict:
+                raise Unreadable(where, exc.strerror or type(exc).__name__) from None
             continue
     return total
 
