@@ -118,10 +118,12 @@ def test_pod_from_profile_has_account_identity_mounts_and_resources(kubeconfig: 
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["spec"]["securityContext"]["fsGroup"] == 40001
-    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-    assert mounts == {"home": "/home/alice", "workspace": "/workspace"}
+    # The workspace is the home volume's subPath, not a hostPath of its own, which the kubelet would follow
+    # through a symlink the user put in its place (review, stop 48; ``profiles.workspace_subpath``).
+    mounts = [(m["name"], m["mountPath"], m.get("subPath")) for m in c["volumeMounts"]]
+    assert mounts == [("home", "/home/alice", None), ("home", "/workspace", "workspace")]
     vols = {v["name"]: v["hostPath"]["path"] for v in pod["spec"]["volumes"]}
-    assert vols == {"home": alice.home_path, "workspace": alice.workspace_path}
+    assert vols == {"home": alice.home_path}
     assert pod["spec"]["nodeSelector"] == {"lsst.io/commons": "true"}
 
 
@@ -147,6 +149,22 @@ def test_hook_refuses_what_enclave_refuses(kubeconfig: None, ldf: EnclaveSpec, a
     with pytest.raises(SpawnRefused, match=message) as info:
         pod_for(ldf, alice, options)
     assert "enclave refused this notebook" in info.value.jupyterhub_message
+
+
+def test_a_workspace_replaced_by_a_symlink_mounts_nothing_outside_the_home(kubeconfig: None, ldf: EnclaveSpec,
+                                                                          alice: FakeAccount) -> None:
+    """Review, stop 48: from a notebook a user may replace ~/workspace with a symlink to /; the pod's workspace was
+    a hostPath of that path, which the kubelet follows (kubernetes/website#8065). It is now the home volume's
+    subPath: the pod names no host path but the home, and the kubelet refuses a subPath that leads out of its
+    volume (CVE-2017-1002101)."""
+    ws = Path(alice.workspace_path)
+    if ws.exists():
+        ws.rmdir()
+    ws.symlink_to("/")
+    pod = pod_for(ldf, alice, {})
+    assert [v["hostPath"]["path"] for v in pod["spec"]["volumes"] if "hostPath" in v] == [alice.home_path]
+    [workspace] = [m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["mountPath"] == "/workspace"]
+    assert (workspace["name"], workspace["subPath"]) == ("home", "workspace")
 
 
 def test_hook_refuses_unvetted_image_and_lapsed_accounts(kubeconfig: None, ldf: EnclaveSpec,

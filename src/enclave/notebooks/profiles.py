@@ -192,6 +192,18 @@ def _token_plumbing(spawn: Spawn, image: str, secret: str) -> dict[str, Any]:
     }
 
 
+
+def workspace_subpath(spawn: Spawn) -> str:
+    """The workspace as a subPath of the home volume, not a hostPath of its own. It lies in the user's home, which
+    they may change from a notebook: replaced by a symlink, a hostPath is followed by the kubelet to wherever it
+    points, the host's / included, on the next spawn (kubernetes/website#8065; the volumes page warns of hostPath's
+    symlinks). A subPath is resolved inside its volume and refused if it leads out (the CVE-2017-1002101 fix,
+    kubernetes#61044; its symlink-exchange race, CVE-2021-25741, is fixed from 1.19.15, 1.20.11, 1.21.5, 1.22.2)."""
+    sub = Path(spawn.workspace_path).relative_to(spawn.home_path).as_posix()
+    if sub in ("", ".") or sub.startswith(".."):
+        raise ValueError(f"the workspace {spawn.workspace_path} is not inside the home {spawn.home_path}")
+    return sub
+
 def spawner_settings(spec: EnclaveSpec, spawn: Spawn, *, image: str | None = None,
                      token_secret: str | None = None) -> dict[str, Any]:
     """KubeSpawner traits for one accepted spawn: who the container runs as and what it mounts. ``image``: the image
@@ -216,12 +228,11 @@ def spawner_settings(spec: EnclaveSpec, spawn: Spawn, *, image: str | None = Non
         "container_security_context": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
         "volumes": [
             {"name": "home", "hostPath": {"path": spawn.home_path, "type": "Directory"}},
-            {"name": "workspace", "hostPath": {"path": spawn.workspace_path, "type": "DirectoryOrCreate"}},
             *tokens.get("volumes", []),
         ],
         "volume_mounts": [
             {"name": "home", "mountPath": home},
-            {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
+            {"name": "home", "mountPath": WORKSPACE_MOUNT, "subPath": workspace_subpath(spawn)},
             *tokens.get("volume_mounts", []),
         ],
         **({"init_containers": tokens["init_containers"]} if tokens else {}),
@@ -602,12 +613,10 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None, pin: Image
                 "type": "none",
                 "extraVolumes": [
                     {"name": "home", "hostPath": {"path": home_tpl, "type": "Directory"}},
-                    {"name": "workspace",
-                     "hostPath": {"path": f"{home_tpl}/{st.workspace_subdir}", "type": "DirectoryOrCreate"}},
                 ],
-                "extraVolumeMounts": [
+                "extraVolumeMounts": [  # the workspace as a subPath of home: ``workspace_subpath``
                     {"name": "home", "mountPath": HOME_MOUNT},
-                    {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
+                    {"name": "home", "mountPath": WORKSPACE_MOUNT, "subPath": st.workspace_subdir},
                 ],
             },
             "profileList": profiles,
