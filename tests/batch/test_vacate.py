@@ -97,8 +97,9 @@ def test_the_deadline_knobs_are_published_and_settable(configs: Path, ldf: Encla
 
 def test_old_pool_job_goes_at_the_deadline_and_no_other(configs: Path, ldf: EnclaveSpec) -> None:
     """A DRP startd relabelled to user at ``since`` with a deadline: the DRP job running there is preempted once
-    the deadline has passed, with no retirement; the user job (the new pool's) and a prompt job that overflowed
-    onto it after the relabel are not, and keep user's retirement (user drains: let finish)."""
+    the deadline has passed, with no retirement (before it, it keeps DRP's own retirement, 600 s); the user job
+    (the new pool's) and a prompt job that overflowed onto it after the relabel are not, and keep their own
+    pools' retirement (both let finish on the LDF spec)."""
     now = int(time.time())
     since = now - 600
     path = configs / "execute-user.conf"
@@ -107,7 +108,8 @@ def test_old_pool_job_goes_at_the_deadline_and_no_other(configs: Path, ldf: Encl
     before = startd_config(path, {"ENCLAVE_VACATE_drp": f"{{{since}, {now + 3600}}}"})
     after = startd_config(path, {"ENCLAVE_VACATE_drp": f"{{{since}, {now - 1}}}"})
     old = dynamic_slot(after, since - 3000)
-    assert evaluate(before, dynamic_slot(before, since - 3000), job(ldf, "drp")) == (False, let_finish)
+    assert evaluate(before, dynamic_slot(before, since - 3000), job(ldf, "drp")) == (
+        False, render.retirement_seconds(ldf, "drp"))
     assert evaluate(after, old, job(ldf, "drp")) == (True, 0)
     assert evaluate(after, dynamic_slot(after, since + 60), job(ldf, "user")) == (False, let_finish)
     assert evaluate(after, dynamic_slot(after, since + 60), job(ldf, "prompt")) == (False, let_finish)
@@ -137,8 +139,10 @@ def test_a_relabel_s_deadline_holds_its_jobs_until_it(configs: Path, ldf: Enclav
 
 
 def test_without_a_deadline_the_old_pool_s_jobs_drain(configs: Path, ldf: EnclaveSpec) -> None:
+    """Not preempted: they run on. Should the startd later retire (its pod deleted), they keep their own pool's
+    retirement, DRP's 600 s, not the user pool's (until stop 48 the startd's pool decided)."""
     got = startd_config(configs / "execute-user.conf", {"ENCLAVE_VACATE_drp": render.NO_DEADLINE})
-    assert evaluate(got, dynamic_slot(got, 0), job(ldf, "drp")) == (False, render.LET_FINISH_SECONDS)
+    assert evaluate(got, dynamic_slot(got, 0), job(ldf, "drp")) == (False, render.retirement_seconds(ldf, "drp"))
 
 
 def test_relabelled_back_its_own_jobs_stay(configs: Path, ldf: EnclaveSpec) -> None:
@@ -354,3 +358,18 @@ def test_check_reads_preempt_back(ldf: EnclaveSpec, tmp_path: Path) -> None:
     path.write_text(path.read_text().replace(f"PREEMPT = $({render.VACATE_DUE_MACRO})", "PREEMPT = True"))
     with pytest.raises(IntegrityError, match="different PREEMPT"):
         render.verify(ldf, rendered, path)
+
+
+def test_a_job_keeps_its_own_pool_s_retirement_on_another_pool_s_startd(ldf: EnclaveSpec, configs: Path) -> None:
+    """Review, stop 48: a prompt job that overflowed onto a DRP startd got DRP's 600 s from its start, which within
+    the 600 s vacate time soft-killed it at once on a graceful shutdown, where docs/batch.md says overflow keeps its
+    own pool's policy. Read through HTCondor's parser: a prompt job there retires as prompt's (the LDF spec lets
+    prompt's jobs finish), a DRP job as DRP's, and a job of a pool the record does not know as the startd's."""
+    got = startd_config(configs / "execute-drp.conf", {})
+    now = int(time.time())
+    slot = drain_slot(got, now - 100, draining=False)
+    mjrt = ExprTree(got["MAXJOBRETIREMENTTIME"] or "")
+    assert mjrt.eval(slot, job(ldf, "prompt")) == render.retirement_seconds(ldf, "prompt") > 600 + 100
+    assert mjrt.eval(slot, job(ldf, "drp")) == render.retirement_seconds(ldf, "drp") == 600
+    stranger = ClassAd({ldf.batch.pool_attribute: "nobody's"})
+    assert mjrt.eval(slot, stranger) == render.retirement_seconds(ldf, "drp")

@@ -77,9 +77,10 @@ def drain_due(since: int, vacate_after_seconds: float) -> int:
     return _deadline(since, vacate_after_seconds, "DrainStartd")
 
 
-def retirement_expr() -> str:
-    """``RETIREMENT_KNOB``'s rendered value: the grace of the pool the startd serves (``ENCLAVE_GRACE_<pool>``),
-    or, once a broker drain set its deadline (``DRAIN_DUE_KNOB``), a retirement that lasts until that deadline
+def retirement_expr(spec: EnclaveSpec) -> str:
+    """``RETIREMENT_KNOB``'s rendered value: the grace of the job's own pool (its ``batch.pool_attribute``, which the
+    submit transform writes and users cannot change; looked up in a record of the ``ENCLAVE_GRACE_<pool>`` knobs),
+    else of the pool the startd serves, or, once a broker drain set its deadline (``DRAIN_DUE_KNOB``), a retirement that lasts until that deadline
     for every job, then ends: each job is soft-killed at the deadline, as the twin and the broker's least work
     lost (``enclave.broker.victims``) count it.
 
@@ -103,8 +104,20 @@ def retirement_expr() -> str:
     broker drain sets the knob anew (``batch.live.HTCondorBatch.drain``), while a drain started by hand would
     still read a deadline left behind."""
     due = f"MY.{DRAIN_DUE_ATTR}"
-    return (f"ifThenElse(isUndefined({due}) || MY.Draining =!= true, $(ENCLAVE_GRACE_$({POOL_KNOB})), "
+    return (f"ifThenElse(isUndefined({due}) || MY.Draining =!= true, {_grace_of_the_job(spec)}, "
             f"ifThenElse(time() < {due}, {LET_FINISH_SECONDS} + time() - MY.JobStart, 0))")
+
+
+def _grace_of_the_job(spec: EnclaveSpec) -> str:
+    """The job's own pool's grace: a prompt job overflowing onto a DRP startd keeps prompt's (docs/batch.md), where
+    the startd's pool's 600 s, from the job's start and within the 600 s vacate time, soft-killed it at once on a
+    graceful shutdown (review, stop 48). The startd evaluates MaxJobRetirementTime with the slot as MY and the
+    job as TARGET (``Resource::evalRetirementRemaining``: ``EvalInteger(ATTR_MAX_JOB_RETIREMENT_TIME, r_classad,
+    r_cur->ad(), …)``, condor_startd.V6/Resource.cpp, htcondor/htcondor 7491a14); a record subscripted by a string
+    is its attribute of that name, undefined when it has none (then the startd's pool decides)."""
+    graces = "[" + "; ".join(f"{_attr_name(p)} = $(ENCLAVE_GRACE_{p})" for p in spec.pools) + "]"
+    own = f"{graces}[TARGET.{spec.batch.pool_attribute}]"
+    return f"ifThenElse(isInteger({own}), {own}, $(ENCLAVE_GRACE_$({POOL_KNOB})))"
 
 
 def _deadline(since: int, vacate_after_seconds: float, action: str) -> int:
@@ -128,7 +141,8 @@ MACHINE_MAX_VACATE_SECONDS = 600
 
 
 def retirement_ends(spec: EnclaveSpec, pool: str, job_start: float, now: float) -> float:
-    """When the startd starts evicting a job of ``pool`` it retires without a broker deadline (a graceful shutdown:
+    """When the startd starts evicting a job of ``pool`` (the job's own, ``_grace_of_the_job``) it retires without a
+    broker deadline (a graceful shutdown:
     the pod deleted or its node drained; a drain started by hand): retirement is counted from the job's start
     (``Resource::evalRetirementRemaining``) and eviction begins once what remains is no more than the vacate time
     (``Resource::retirementExpired``, condor_startd.V6/Resource.cpp, htcondor/htcondor 7491a14), so at
@@ -634,7 +648,7 @@ def _startd_common(spec: EnclaveSpec, preemption: bool = False, memory_weight: b
     lines += [f"{DRAIN_DUE_KNOB} = {NO_DEADLINE}",
               f"{DRAIN_DUE_ATTR} = $({DRAIN_DUE_KNOB})",
               f"STARTD_ATTRS = $(STARTD_ATTRS) {DRAIN_DUE_ATTR}",
-              f"{RETIREMENT_KNOB} = {retirement_expr()}", ""]
+              f"{RETIREMENT_KNOB} = {retirement_expr(spec)}", ""]
     lines += _vacate(spec, preemption)
     if memory_weight:
         lines += [

@@ -1326,7 +1326,7 @@ class Sim:
     def _retire(self, s: SimStartd) -> None:
         """The jobs of a startd whose pod (or node pod) is deleted: condor_master shuts the startd down gracefully
         and it retires each job as the rendered MaxJobRetirementTime has it — until a broker drain's deadline
-        (``render.retirement_expr``), else by the pool's rule from each job's start (``render.retirement_ends``)
+        (``render.retirement_expr``), else by its own pool's rule from each job's start (``render.retirement_ends``)
         — and the kubelet kills the container, with whatever still runs, at the pod's terminationGracePeriodSeconds
         (``render.pod_grace_seconds``). A shared slot (quotas) has no label: killed at the pod's grace."""
         kill = self.now + pod_grace_seconds(self.spec)
@@ -1335,7 +1335,8 @@ class Sim:
             return
         when: dict[float, set[int]] = {}
         for jid in s.running:
-            at = min(retirement_ends(self.spec, s.pool, self.running[jid][6], self.now), kill)
+            run = self.running[jid]
+            at = min(retirement_ends(self.spec, self.acs[run[2]].pool, run[6], self.now), kill)
             when.setdefault(at, set()).add(jid)
         for at in sorted(when):
             self.q.push(at, EV_VACATE_JOBS, (s, when[at]))
