@@ -80,9 +80,9 @@ def drain_due(since: int, vacate_after_seconds: float) -> int:
 def retirement_expr(spec: EnclaveSpec) -> str:
     """``RETIREMENT_KNOB``'s rendered value: the grace of the job's own pool (its ``batch.pool_attribute``, which the
     submit transform writes and users cannot change; looked up in a record of the ``ENCLAVE_GRACE_<pool>`` knobs),
-    else of the pool the startd serves, or, once a broker drain set its deadline (``DRAIN_DUE_KNOB``), a retirement that lasts until that deadline
-    for every job, then ends: each job is soft-killed at the deadline, as the twin and the broker's least work
-    lost (``enclave.broker.victims``) count it.
+    else of the pool the startd serves, or, once a broker drain set its deadline (``DRAIN_DUE_KNOB``), a retirement
+    that lasts until that deadline for every job, then ends: each job is soft-killed at the deadline, as the twin
+    and the broker's least work lost (``enclave.broker.victims``) count it.
 
     HTCondor (condor_startd.V6/Resource.cpp, htcondor/htcondor 7491a14) counts MaxJobRetirementTime from the
     job's start: the remaining retirement is it minus the job's run time (``Resource::evalRetirementRemaining``;
