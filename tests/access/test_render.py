@@ -149,6 +149,14 @@ def test_namespace_guards_and_notebook_limits() -> None:
         assert own["ingress"] == [{"from": [{"podSelector": {}}]}] and own["egress"] == [{"to": [{"podSelector": {}}]}]
         has_limits = ("LimitRange", "notebook-bounds") in kinds
         assert has_limits is (ns == spec.notebooks.namespace)
+        # The chart's user-scheduler and image awaiter call the API server; default-deny cut them off it (review,
+        # stop 48), so the notebook namespace alone lets those components, and only them, out on 443 and 6443.
+        api = [o["spec"] for o in docs if o["metadata"]["name"] == "allow-chart-api-clients"]
+        assert api == ([{"podSelector": {"matchExpressions": [{"key": "component", "operator": "In",
+                                                               "values": ["user-scheduler", "image-puller"]}]},
+                         "policyTypes": ["Egress"],
+                         "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]}]
+                       if ns == spec.notebooks.namespace else [])
     docs = {o["kind"]: o for o in objects[spec.notebooks.namespace]}
     limits = docs["LimitRange"]["spec"]["limits"][0]
     assert limits["min"] == {"cpu": "500m", "memory": "512Mi"} and limits["max"] == {"cpu": "4", "memory": "8192Mi"}

@@ -186,7 +186,32 @@ def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(VIEW_ROLE, namespace),
          "rules": [{"apiGroups": [group], "resources": resources, "verbs": _READ} for group, resources in _VIEW_RULES]},
     ]
+    if namespace == spec.notebooks.namespace:
+        objects.append(chart_api_egress(namespace))
     return objects
+
+
+CHART_API_CLIENTS = ("user-scheduler", "image-puller")
+"""The components of Zero-to-JupyterHub 4.1.0 in the notebook namespace that call the API server and that the chart
+gives no NetworkPolicy of its own (only hub, proxy, autohttps and singleuser have one): the user-scheduler, which
+every notebook pod is scheduled by (files/hub/jupyterhub_config.py sets KubeSpawner.scheduler_name to it) and which
+holds a Lease and binds pods, and the hook-image-awaiter Job (templates/image-puller/job.yaml,
+``-api-server-address``). Their ``component`` label is their template folder's name (templates/_helpers.tpl,
+``jupyterhub.componentLabel``)."""
+
+
+def chart_api_egress(namespace: str) -> dict[str, Any]:
+    """Egress to the API server for ``CHART_API_CLIENTS``: default-deny (above) cut them off it, so notebook pods
+    stayed Pending and ``helm upgrade`` waited on the awaiter (review, stop 48). On 443, the ``kubernetes`` Service's
+    port, and 6443, kube-apiserver's own (kubeadm's default), since a policy may see the connection before or after
+    the Service's address is translated to the endpoint's, depending on the network plugin. The API server's
+    address is not in the spec, so any destination on those ports: the pods are the chart's, not users'."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta("allow-chart-api-clients", namespace),
+            "spec": {"podSelector": {"matchExpressions": [{"key": "component", "operator": "In",
+                                                           "values": list(CHART_API_CLIENTS)}]},
+                     "policyTypes": ["Egress"],
+                     "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]}}
 
 
 def default_room(spec: EnclaveSpec) -> ServiceRoom:
