@@ -118,7 +118,11 @@ def test_hub_values_find_what_the_bundle_makes(rendered: tuple[EnclaveSpec, Path
     kust = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert {"name": ref["name"], "namespace": ns, "files": [f"{ref['key']}=database-url"]} in kust["secretGenerator"]
     # A pinned hub's tag field is tag@sha256:<digest> (Z2JH writes name:tag); the build names the tag alone.
-    assert f"-t {hub['image']['name']}:{hub['image']['tag'].split('@')[0]} " in (out / "hub.Dockerfile").read_text()
+    dockerfile = (out / "hub.Dockerfile").read_text()
+    assert f"-t {hub['image']['name']}:{hub['image']['tag'].split('@')[0]} " in dockerfile
+    # The base's user by uid: its NB_USER is a build ARG (images/hub/Dockerfile, Z2JH 4.1.0), empty in a derived
+    # build, where `USER ${NB_USER}` left the image running as root (review, stop 48).
+    assert dockerfile.splitlines()[-1] == "USER 1000" and "${NB_USER}" not in dockerfile
     [mount] = hub["extraVolumeMounts"]
     assert hub["extraEnv"]["ENCLAVE_SPEC"].startswith(mount["mountPath"] + "/")
 

@@ -165,7 +165,9 @@ def hub_dockerfile(spec: EnclaveSpec, hub_ref: str) -> str:
         "USER root",
         "COPY dist/enclave-*.whl /tmp/",
         "RUN pip install --no-cache-dir /tmp/enclave-*.whl && rm /tmp/enclave-*.whl",
-        "USER ${NB_USER}",
+        # Back to the base's user by uid: NB_USER is an ARG of that build (images/hub/Dockerfile, 4.1.0: ARG
+        # NB_USER=jovyan NB_UID=1000, no ENV), so ${NB_USER} is empty here and the image ran as root (review).
+        "USER 1000",
         "",
     ])
 
