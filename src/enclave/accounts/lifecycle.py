@@ -31,8 +31,10 @@ UID_BASE = 10_000
 """First uid handed out; each account's primary group is its own (gid = uid), so no group bit ever
 exposes one account's files to another — the property a staff → science move relies on."""
 
-USERNAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Whole strings (``fullmatch``): with ``match``, "$" also matched before a final newline, and "zed\n" was stored,
+# out of reach by its visible name and never reusable (review, stop 48).
+USERNAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 BOOTSTRAP_ACTOR = "bootstrap"
 
 
@@ -129,7 +131,7 @@ def _one_active_per_person(account: Account, doing: str) -> None:
 
 
 def _check_username(session: Session, username: str) -> list[Problem]:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         return [Problem("username", f"{username!r} is not a valid username",
                         "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter")]
     if storage.username_taken(session, username):
@@ -271,12 +273,12 @@ class NewAccount:
 def _static_problems(spec: EnclaveSpec, new: NewAccount, when: datetime) -> list[Problem]:
     """Everything about a new account that can be checked without the database."""
     problems = []
-    if not USERNAME.match(new.username):
+    if not USERNAME.fullmatch(new.username):
         problems.append(Problem("username", f"{new.username!r} is not a valid username",
                                 "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter"))
     if not new.name.strip():
         problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
-    if not EMAIL.match(new.email):
+    if not EMAIL.fullmatch(new.email):
         problems.append(Problem("email", f"{new.email!r} is not an email address", "give --email user@example.org"))
     kind = AccountKind(new.kind)
     problems += _check_roles(kind, _roles(new))
