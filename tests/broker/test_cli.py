@@ -218,3 +218,14 @@ def test_broker_run_on_the_live_enclave_stands_by_and_survives_failures(monkeypa
     assert "standing by: another enclave process runs the broker" in result.output
     assert "cycle failed, trying again next cycle: ExternalError: Kubernetes API: listing pods failed" in result.output
     assert len(cycles) == 2 and "3 cycle(s) on live" in result.output
+
+
+@pytest.mark.parametrize("args", [("broker", "run", "--twin", "one-night-instant", "--hours", "inf"),
+                                  ("broker", "plan", "--scenario", "one-night-instant", "--at-hours", "inf"),
+                                  ("batch", "drain-startd", "condor-001", "--reason", "r", "--twin",
+                                   "one-night-instant", "--vacate-after", "inf")])
+def test_an_infinite_number_of_hours_or_seconds_is_refused_by_name(args: tuple[str, ...]) -> None:
+    """Review, stop 48: `--hours inf` passed `min=0` and ended in a traceback (int() of inf // step)."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 2 and "less than or equal to" in result.output
+    assert args[-2] in result.output

@@ -57,7 +57,7 @@ from enclave.errors import EnclaveError, InputError, Problem
 from enclave.services.broker import BrokerService, DrainOverrides
 from enclave.services.factory import Factory
 from enclave.spec import document
-from enclave.spec.models import Role
+from enclave.spec.models import MAX_SECONDS, Role
 
 broker_app = typer.Typer(help="The capacity broker: move capacity between pools and between Kubernetes and "
                               "HTCondor (seed §7.1, BCS 1–5).", no_args_is_help=True)
@@ -65,7 +65,10 @@ console = Console(highlight=False, markup=False, width=140)
 err_console = Console(stderr=True, highlight=False, markup=False, width=140)
 
 DEFAULT_SCENARIO = "one-night"
-AtHours = Annotated[float, typer.Option("--at-hours", min=0, help="Run the twin this long first (hours).")]
+# Bounded above as well: ``min`` alone let inf through, which ended in a traceback (review, stop 48).
+TWIN_MAX_HOURS = MAX_SECONDS / 3600
+AtHours = Annotated[float, typer.Option("--at-hours", min=0, max=TWIN_MAX_HOURS,
+                                        help="Run the twin this long first (hours).")]
 
 
 @contextmanager
@@ -200,7 +203,8 @@ def _broker_actor(ctx: typer.Context, value: str) -> str:
 
 @broker_app.command("run")
 def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
-            hours: Annotated[float, typer.Option("--hours", min=0, help="Twin: simulated hours to run.")] = 24.0,
+            hours: Annotated[float, typer.Option("--hours", min=0, max=TWIN_MAX_HOURS,
+                                                 help="Twin: simulated hours to run.")] = 24.0,
             cycles: Annotated[int | None, typer.Option("--cycles", min=1, help="Stop after this many cycles.")]
             = None, actor: Annotated[str, typer.Option("--as", callback=_broker_actor, help="Account the broker acts "
                                                        "as (another than the broker's: mapped to your OS user).")]
@@ -413,7 +417,8 @@ def return_node_cmd(node: Annotated[str, typer.Argument(help="A worker drained o
 def drain_startd_cmd(startd: Annotated[str, typer.Argument(help="Startd to stop matching new jobs.")],
                      reason: Reason,
                      vacate_after: Annotated[float | None, typer.Option(
-                         "--vacate-after", min=0, help="Evict what still runs after this many seconds.")] = None,
+                         "--vacate-after", min=0, max=MAX_SECONDS,
+                         help="Evict what still runs after this many seconds.")] = None,
                      live: Live = False, twin: Twin = None, at_hours: AtHours = 0.0,
                      spec_path: SpecOption = None, db_url: DbOption = None, actor: As = SELF) -> None:
     """Drain a startd: running jobs finish (or are vacated after --vacate-after); no new ones start."""
