@@ -44,6 +44,10 @@ def test_parse_cohort() -> None:
     ("username,name,email,kind,roles\nx,X,x@y.org,staff,wizard\n", "c.csv:2: roles", "unknown role"),
     ("username,name,email,kind,expires\nx,X,x@y.org,science,soon\n", "c.csv:2: expires", "not a date"),
     ("username,name,email,kind,uid\nx,X,x@y.org,science,1.5\n", "c.csv:2: uid", "not a whole number"),
+    # Review, stop 48: DictReader dropped fields past the header and kept a repeated column's last value.
+    ("username,name,email,kind\namy,Amy,amy@x.org,science,EXTRA,MORE\n", "c.csv:2", "has 6 fields, the header 4"),
+    ("username,name,email,kind,kind\nbob,Bob,bob@x.org,science,staff\n", "c.csv:1",
+     "column(s) kind named more than once"),
 ])
 def test_parse_errors_point_at_the_line(text: str, where: str, what: str) -> None:
     with pytest.raises(InputError) as info:

@@ -59,7 +59,12 @@ def _parse(text: str, source: str) -> list[NewAccount]:
     rows: list[NewAccount] = []
     for raw in reader:
         line = reader.line_num
-        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if None in raw:  # DictReader's restkey: fields past the header's last column, dropped without a word
+            problems.append(Problem(f"{source}:{line}", f"has {len(raw) - 1 + len(raw[None])} fields, the header "
+                                    f"{len(raw) - 1}", "quote a field that holds a comma, or add the column to "
+                                    "the header"))
+            continue
+        row = {k.strip(): (v or "").strip() for k, v in raw.items()}
 
         def bad(column: str, what: str, fix: str = "", line: int = line) -> None:
             problems.append(Problem(f"{source}:{line}: {column}", what, fix))
@@ -89,6 +94,10 @@ def _check_header(header: list[str], source: str) -> None:
     if unknown:
         problems.append(Problem(f"{source}:1", f"unknown column(s) {', '.join(unknown)}",
                                 f"columns are {', '.join(REQUIRED + OPTIONAL)}"))
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:  # DictReader keeps a repeated column's last value: `kind,kind` made a science row staff (review)
+        problems.append(Problem(f"{source}:1", f"column(s) {', '.join(twice)} named more than once",
+                                "name each column once"))
     if problems:
         raise InputError(problems)
 
