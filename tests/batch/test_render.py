@@ -317,7 +317,7 @@ def test_bad_inputs(ldf: EnclaveSpec, tmp_path: Path) -> None:
         render.usermap(ldf, {"alice": ["nightly"]})
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(InputError, match="cannot create the output directory"):
+    with pytest.raises(InputError, match="cannot be the output directory"):
         render.write(render.render_all(ldf), blocker / "sub")
 
 

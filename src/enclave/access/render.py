@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from enclave.access.permissions import Permission, permissions_for
+from enclave.outdir import output_dir
 from enclave.spec.models import EnclaveSpec, NodeRole, Role
 
 MANAGED = {"app.kubernetes.io/managed-by": "enclave"}
@@ -355,7 +356,7 @@ _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def write_yaml(objects: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
     """One multi-document file per namespace: DIR/<namespace>.yaml. Returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     written = []
     for namespace, docs in objects.items():
         path = out / f"{namespace}.yaml"

@@ -35,6 +35,7 @@ from classad2 import ExprTree
 
 from enclave.batch import idtoken, policy
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
+from enclave.outdir import output_dir
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
 
 POOL_KNOB = "ENCLAVE_POOL"
@@ -779,11 +780,7 @@ def render_all(spec: EnclaveSpec, *, members: Mapping[str, Sequence[str]] | None
 
 def write(files: Sequence[Rendered], out: Path) -> list[Path]:
     """Write rendered files under ``out`` (created if missing); returns the paths written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError([Problem(str(out), f"cannot create the output directory: {exc.strerror}",
-                                  "choose a writable --out directory")]) from exc
+    output_dir(out)
     paths = []
     for f in files:
         path = out / f.name

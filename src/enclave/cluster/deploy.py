@@ -18,6 +18,7 @@ import yaml
 from enclave.access.render import app_namespaces
 from enclave.batch import idtoken
 from enclave.cluster import objects as cluster_objects
+from enclave.outdir import output_dir
 from enclave.spec.models import EnclaveSpec
 
 NAMESPACE = "enclave"
@@ -466,7 +467,7 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
 
 def write(spec: EnclaveSpec, spec_text: str, out: Path, pinned: str | None = None, *, hub_ref: str) -> list[Path]:
     """Write the bundle under ``out``: Dockerfile, one YAML file per concern, kustomization.yaml."""
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     bundle = render_deploy(spec, spec_text, pinned)
     paths = []
     for name, docs in bundle.items():

@@ -20,6 +20,7 @@ from enclave.access.render import ServiceRoom, cpu_quantity
 from enclave.batch import idtoken
 from enclave.errors import InputError, Problem
 from enclave.notebooks.options import ImageVetter, Options, SizeOption, Spawn, spec_vetter
+from enclave.outdir import output_dir
 from enclave.spec.models import EnclaveSpec, NodeRole
 
 IMAGE_OPTION = "image"
@@ -633,7 +634,7 @@ def z2jh_values(spec: EnclaveSpec, vetted: ImageVetter | None = None, pin: Image
 
 def render(spec: EnclaveSpec, out: Path, vetted: ImageVetter | None = None, pin: ImagePin | None = None) -> list[Path]:
     """Write values.yaml, profile_list.yaml and jupyterhub_config.py into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     values = z2jh_values(spec, vetted, pin)
     header = ("# Zero-to-JupyterHub values rendered by `enclave render notebooks` from the enclave spec.\n"
               "# uid/fsGid are nobody (65534) on purpose: the pre-spawn hook sets each account's own.\n"

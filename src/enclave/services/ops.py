@@ -52,6 +52,7 @@ from enclave.ops.notebook_pods import pods_in
 from enclave.ops.removed_apis import ApiFinding, scan
 from enclave.ops.upgrade import Components, Plan, components_from_spec, plan_upgrade
 from enclave.ops.versions import Version
+from enclave.outdir import output_dir
 from enclave.services.images import ImageService
 from enclave.spec.document import read_text
 from enclave.spec.load import dump
@@ -116,7 +117,7 @@ class RenderService:
         objects = render_admission(self.spec, self.images.approved(self.spec.registry.host))
         for obj in objects:
             validate_policy(obj)
-        out.mkdir(parents=True, exist_ok=True)
+        output_dir(out)
         path = out / "kyverno-vetted-images.yaml"
         path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
         return path, int(objects[0]["metadata"]["annotations"]["enclave.lsst.io/approved-digests"])

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from enclave.outdir import output_dir
 from enclave.twin.sim import Sim  # noqa: E402
 
 ROWS: list[tuple[str, tuple[str, ...], str]] = [
@@ -181,7 +182,7 @@ def plots(sim: Sim) -> list[tuple[str, str]]:
 
 def write(out_dir: Path, sims: list[Sim], runs: list[dict[str, Any]]) -> Path:
     """Write metrics.json (one run: its metrics; several: a list) and report.html; return the HTML path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_dir(out_dir)
     payload: Any = runs[0] if len(runs) == 1 else runs
     (out_dir / "metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     header, rows = table(runs)
