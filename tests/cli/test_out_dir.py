@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from enclave.errors import InputError
 from enclave.main import app
-from enclave.outdir import output_dir
+from enclave.outdir import check_output_dir, output_dir
 from enclave.spec.defaults import EXAMPLES
 
 
@@ -19,9 +19,12 @@ def test_output_dir_makes_a_missing_directory_and_refuses_a_file(tmp_path: Path)
     assert made.is_dir()
     (tmp_path / "afile").write_text("")
     for bad in (tmp_path / "afile", tmp_path / "afile" / "below"):
-        with pytest.raises(InputError) as refused:
-            output_dir(bad)
-        assert refused.value.problems[0].where == str(bad) and "not a file" in refused.value.problems[0].fix
+        for refuse in (output_dir, check_output_dir):
+            with pytest.raises(InputError) as refused:
+                refuse(bad)
+            assert refused.value.problems[0].where == str(bad) and "not a file" in refused.value.problems[0].fix
+    check_output_dir(tmp_path / "new" / "deeper")  # may be made later: nothing made now
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("args", [["twin", "run", "one-night-instant"],

@@ -66,6 +66,9 @@ def test_the_consumption_policy_is_a_sweep_axis(tiny: Loaded) -> None:
     assert [sweep.apply(tiny, [(axis, i)]).scenario.htcondor.consumption_policy for i in (0, 1)] == [False, True]
     with pytest.raises(InputError):
         sweep.apply(tiny, [(sweep.parse_params(["consumption_policy=maybe"])[0], 0)])
+    # Review, stop 48: a point a scenario file would be refused for (no such pool) ran, checked by its fields alone.
+    with pytest.raises(InputError, match="dedicated_schedds=nosuch"):
+        sweep.apply(tiny, [(sweep.parse_params(["dedicated_schedds=nosuch"])[0], 0)])
 
 
 @pytest.mark.parametrize(("param", "where", "what"), [

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from enclave.cli.options import Output, OutputFormat, emit, services
 from enclave.errors import InputError, Problem, SpecError
-from enclave.outdir import output_dir
+from enclave.outdir import check_output_dir
 from enclave.spec.load import load
 from enclave.twin import report
 from enclave.twin.run import simulate
@@ -66,7 +66,7 @@ def _print_table(runs: list[dict[str, Any]]) -> None:
 def run_cmd(scenario: ScenarioArg, out: OutOpt, policy: PolicyOpt = "static", spec: SpecOpt = None,
             seed: SeedOpt = None) -> None:
     """Simulate one scenario under one policy; write report.html and metrics.json to --out."""
-    output_dir(out)  # before the simulation, not after it
+    check_output_dir(out)  # before the simulation, not after it
     with _progress() as progress:
         sim, metrics, wall = _run(scenario, policy, spec, seed, progress)
     path = report.write(out, [sim], [metrics])
@@ -82,7 +82,7 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
     """Run every scenario under every --policy; print a side-by-side table and write one report."""
     if not policy:
         raise InputError([Problem("--policy", "no policy given", "repeat --policy, e.g. -p static -p quotas")])
-    output_dir(out)
+    check_output_dir(out)
     sims: list[Sim] = []
     runs: list[dict[str, Any]] = []
     skipped: list[str] = []

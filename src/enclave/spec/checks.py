@@ -13,6 +13,8 @@ from enclave.spec.models import WORKER_POD_PREFIX, EnclaveSpec, LendMode, NodeRo
 
 Finding = tuple[tuple[str | int, ...], str, str]
 
+NO_CONTROL_PLANE = "no control-plane node"
+
 REQUIRED_POOLS = ("prompt", "drp", "user", "general")
 """Seed §7.1: nightly (prompt), yearly (data release production), L3 user processing, and the rest."""
 
@@ -45,7 +47,7 @@ def _cluster(spec: EnclaveSpec) -> Iterator[Finding]:
         if group.role == NodeRole.WORKER and group.count > 0:
             yield from _pod_names(i, group.name, group.count, group.cores)
     if not any(g.count > 0 for g in spec.groups(NodeRole.CONTROL_PLANE)):
-        yield (("cluster", "node_groups"), "no control-plane node",
+        yield (("cluster", "node_groups"), NO_CONTROL_PLANE,
                "add a node group with role: control-plane and count ≥ 1")
     if len(set(spec.cluster.namespaces)) != len(spec.cluster.namespaces):
         yield (("cluster", "namespaces"), "a namespace is listed twice", "list each namespace once")

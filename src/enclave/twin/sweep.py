@@ -26,7 +26,7 @@ from enclave.charts import value_chart
 from enclave.errors import InputError, Problem
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.run import simulate
-from enclave.twin.scenario import Loaded, Scenario, load_scenario
+from enclave.twin.scenario import Loaded, Scenario, load_scenario, scenario_problems
 
 PARAMS: dict[str, tuple[str, str]] = {
     "negotiator_interval": ("htcondor.negotiator_interval_s", "NEGOTIATOR_INTERVAL, s"),
@@ -99,6 +99,11 @@ def apply(loaded: Loaded, changes: Sequence[tuple[Axis, int]], where: str = "--p
         raise InputError([Problem(f"{where} {text}", f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}",
                                   "give values the scenario reference allows (docs/twin.md)")
                           for e in err.errors()]) from None
+    # What a scenario file with these values would be refused for (review, stop 48: a sweep point ran without it).
+    problems = scenario_problems(scenario, loaded.spec, f"{where} " + ", ".join(f"{a.name}={a.texts[i]}"
+                                                                              for a, i in changes))
+    if problems:
+        raise InputError(problems)
     return Loaded(scenario=scenario, spec=loaded.spec, source=loaded.source)
 
 
