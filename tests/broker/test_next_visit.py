@@ -93,3 +93,19 @@ def test_a_cancel_takes_back_the_visits_of_its_group_announced_before_it() -> No
     # a cancel before its announcement, or of a group not announced here, takes back nothing
     assert [v.groupId for v in parse([canceled(a["groupId"]), a], "m.json").visits] == [a["groupId"]]
     assert [v.groupId for v in parse([b, canceled("2026-04-13T23:00:00.000")], "m.json").visits] == [b["groupId"]]
+
+
+def test_errors_number_the_visits_as_sent_and_a_schedule_key_is_no_visit_field() -> None:
+    """Review, stop 48: the cancel's filtering renumbered the visits, so the fourth entry's bad duration was reported
+    as `visits[1]`; and an unknown top-level key was told to be "no field of a scheduled visit"."""
+    a = summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 600, group="2026-04-14T00:50:00.000")
+    b = summit(start_tai=T0 + 40 + TAI_MINUS_UTC, snd_tai=T0 - 560, group="2026-04-14T00:50:40.000")
+    bad = summit(start_tai=T0 + 80 + TAI_MINUS_UTC, snd_tai=T0 - 500, group="2026-04-14T00:51:40.000", duration=-5)
+    with pytest.raises(InputError) as refused:
+        parse([a, canceled(a["groupId"]), b, bad], "m.json")
+    assert [p.where for p in refused.value.problems] == ["m.json: visits[3].duration"]
+    with pytest.raises(InputError) as refused:
+        parse({"visits": [b], "complet_from": T0}, "m.yaml")
+    [problem] = refused.value.problems
+    assert (problem.where, problem.what) == ("m.yaml: complet_from", "is not a field of a schedule")
+    assert "complete_from" in problem.fix

@@ -95,6 +95,19 @@ def test_a_visit_file_with_a_bad_line_names_it(minimal: EnclaveSpec, tmp_path: P
     assert f"{tmp_path / 'v.txt'}:2" in str(err.value) and "'soon'" in str(err.value)
 
 
+@pytest.mark.parametrize(("text", "line", "what"), [("100\n200\nnan\n300\n", 3, "nan is not a time >= 0"),
+                                                    ("100\n# a comment\n50\n", 3, "50 is not after the line before"),
+                                                    ("-5\n", 1, "-5 is not a time >= 0")])
+def test_a_visit_file_s_bad_time_is_named_by_its_line(minimal: EnclaveSpec, tmp_path: Path, text: str, line: int,
+                                                     what: str) -> None:
+    """Review, stop 48: a NaN or an out-of-order time was reported as pydantic's documentation URL, with no line."""
+    (tmp_path / "v.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        parse("name: v\nprompt: {visits: {file: v.txt}}\n", "s.yaml", base=tmp_path, spec=minimal)
+    [problem] = err.value.problems
+    assert problem.where == f"{tmp_path / 'v.txt'}:{line}" and what in problem.what and "pydantic" not in problem.what
+
+
 FAILING = """
 name: repairs
 duration_hours: 1

@@ -198,12 +198,23 @@ def parse(data: Any, where: str) -> ObservingSchedule:
     data = dict(data)  # the caller's document stays as it was
     defaults = {k: data.pop(k) for k in ("instrument", "detectors") if k in data}
     visits = data.get("visits")
+    index: list[int] = []  # each kept visit's place in the document, for the errors
     if isinstance(visits, list):
-        data["visits"] = [{**defaults, **v} if isinstance(v, dict) else v for v in _without_canceled(visits)]
+        index = _without_canceled(visits)
+        data["visits"] = [{**defaults, **visits[i]} if isinstance(visits[i], dict) else visits[i] for i in index]
     try:
         return ObservingSchedule.model_validate(data)
     except ValidationError as exc:
-        raise InputError([_problem(where, e) for e in exc.errors()]) from exc
+        raise InputError([_problem(where, _as_sent(e, index)) for e in exc.errors()]) from exc
+
+
+def _as_sent(error: Any, index: list[int]) -> Any:
+    """``error`` with its visit numbered as in the document, not among the visits a cancel left (review, stop 48:
+    `visits[1]` named the fourth entry)."""
+    loc = error["loc"]
+    if len(loc) >= 2 and loc[0] == "visits" and isinstance(loc[1], int) and loc[1] < len(index):
+        return {**error, "loc": ("visits", index[loc[1]], *loc[2:])}
+    return error
 
 
 def _is_cancel(entry: Any) -> bool:
@@ -215,18 +226,19 @@ def _is_cancel(entry: Any) -> bool:
         {"duration", "startTime", "nimages"} & entry.keys())
 
 
-def _without_canceled(entries: list[Any]) -> list[Any]:
+def _without_canceled(entries: list[Any]) -> list[int]:
     """The entries in the order sent, each nextVisitCanceled taking back every visit of its groupId announced
     before it, and then dropped itself: a feed pushes the messages it holds as they came. A rescheduled script is
     announced again under a new groupId (``queue_model.py`` sets one when it reaches the top again). A cancel of a
     groupId this document did not announce takes back nothing: the push replaces the stored schedule, so a visit
-    of an earlier push is gone unless announced again."""
-    kept: list[Any] = []
-    for entry in entries:
+    of an earlier push is gone unless announced again. Returns the places of the entries kept, in order."""
+    kept: list[int] = []
+    for i, entry in enumerate(entries):
         if _is_cancel(entry):
-            kept = [e for e in kept if not (isinstance(e, dict) and e.get("groupId") == entry["groupId"])]
+            kept = [k for k in kept if not (isinstance(entries[k], dict)
+                                            and entries[k].get("groupId") == entry["groupId"])]
         else:
-            kept.append(entry)
+            kept.append(i)
     return kept
 
 
@@ -258,6 +270,9 @@ def check_horizon(schedule: ObservingSchedule, now: float, where: str = "observi
 def _problem(where: str, error: Any) -> Problem:
     loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
     place = f"{where}: {loc}" if loc else where
+    if error["type"] == "extra_forbidden" and error["loc"][:1] != ("visits",):
+        return Problem(place, "is not a field of a schedule",
+                       "use visits, complete_from, complete_until, source, instrument, detectors")
     if error["type"] == "extra_forbidden":
         return Problem(place, "is not a field of a scheduled visit",
                        "use groupId, startTime (TAI Unix seconds), duration, nimages, instrument, detectors")

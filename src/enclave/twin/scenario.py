@@ -7,12 +7,13 @@ Every model forbids unknown keys, so a typo in a scenario is an error with file,
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.checks import NO_CONTROL_PLANE, check
@@ -525,20 +526,31 @@ def _read_visits(sc: Scenario, source: str, base: Path) -> Scenario:
     times: list[float] = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            times.append(float(text))
-        except ValueError:
-            raise InputError([Problem(f"{path}:{number}", f"'{text}' is not a time in seconds",
-                                      "write one number (seconds after t = 0) per line")]) from None
+        if text:
+            times.append(_readout(text, times[-1] if times else None, f"{path}:{number}"))
     try:
         checked = Visits(times=times, gaps=visits.gaps, feed=visits.feed)
-    except ValueError as exc:
-        raise InputError([Problem(f"{path}", str(exc).splitlines()[-1].strip(),
-                                  "list readout times >= 0 in ascending order")]) from None
+    except ValidationError as exc:
+        raise InputError([Problem(f"{path}", e["msg"], "list readout times >= 0 in ascending order")
+                          for e in exc.errors()]) from None
     prompt = sc.prompt.model_copy(update={"visits": checked})
     return sc.model_copy(update={"prompt": prompt})
+
+
+def _readout(text: str, before: float | None, where: str) -> float:
+    """One line of a visits file, checked where it stands (``where``: file:line). Left to the model, a NaN or an
+    out-of-order time was reported by pydantic's last line alone, its documentation URL, with no line (review)."""
+    try:
+        t = float(text)
+    except ValueError:
+        raise InputError([Problem(where, f"'{text}' is not a time in seconds",
+                                  "write one number (seconds after t = 0) per line")]) from None
+    if not math.isfinite(t) or t < 0:
+        raise InputError([Problem(where, f"{text} is not a time >= 0", "write seconds after t = 0")])
+    if before is not None and t <= before:
+        raise InputError([Problem(where, f"{text} is not after the line before ({before:g})",
+                                  "list readout times in ascending order, each once")])
+    return t
 
 
 def _with_pool_config(sc: Scenario, spec: EnclaveSpec, source: str) -> Scenario:
