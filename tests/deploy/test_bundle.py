@@ -332,3 +332,20 @@ def test_the_webdav_server_is_probed_over_http_at_a_path_it_answers_without_a_lo
         assert httpx.get(f"{running.url}/alice/").status_code == 401  # everything else still needs a login
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize(("example", "field"), [("lsst-ldf.yaml", False), ("minimal.yaml", True)])
+def test_seccomp_and_run_as_group_as_the_cluster_s_kubernetes_has_them(example: str, field: bool) -> None:
+    """Review, stop 48: for the LDF spec's Kubernetes 1.9.3 the bundle wrote securityContext.seccompProfile (from 1.19,
+    kubernetes#91381) and runAsGroup (beta from 1.14, KEP-213), which an API server of that release drops: the
+    containers ran Unconfined. Before 1.19 the pod annotation says docker/default; from it, the field."""
+    spec = load(EXAMPLES / example)
+    objects_ = deploy.render_deploy(spec, "x")
+    pods = [o["spec"]["template"] for docs in objects_.values() for o in docs if o["kind"] == "Deployment"]
+    assert pods
+    for pod in pods:
+        annotations = pod["metadata"].get("annotations", {})
+        assert ("seccomp.security.alpha.kubernetes.io/pod" in annotations) is not field
+        for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", []):
+            assert ("seccompProfile" in c["securityContext"]) is field
+            assert "runAsGroup" not in c["securityContext"] or spec.cluster.serves(1, 14)

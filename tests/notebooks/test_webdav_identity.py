@@ -107,7 +107,10 @@ def _setpriv(security: dict[str, Any]) -> list[str]:
     inheritable, and no_new_privs for allowPrivilegeEscalation: false (Kubernetes API reference, SecurityContext)."""
     assert security["capabilities"]["drop"] == ["ALL"]
     added = ",".join(f"+{c.lower()}" for c in security["capabilities"].get("add", []))
-    argv = ["setpriv", f"--reuid={security['runAsUser']}", f"--regid={security['runAsGroup']}", "--clear-groups",
+    # Without runAsGroup (a Kubernetes before 1.14: deploy.RUN_AS_GROUP_SINCE) the runtime gives the user's primary
+    # group in the image, root's 0 for uid 0.
+    argv = ["setpriv", f"--reuid={security['runAsUser']}", f"--regid={security.get('runAsGroup', 0)}",
+            "--clear-groups",
             f"--bounding-set=-all{',' + added if added else ''}", "--inh-caps=-all"]
     return argv + (["--no-new-privs"] if security["allowPrivilegeEscalation"] is False else [])
 

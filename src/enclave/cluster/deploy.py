@@ -173,21 +173,42 @@ def hub_dockerfile(spec: EnclaveSpec, hub_ref: str) -> str:
     ])
 
 
-WEBDAV_SECURITY: dict[str, Any] = {
-    "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True, "privileged": False,
-    "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID"]},
-    "seccompProfile": {"type": "RuntimeDefault"}}
-"""The WebDAV server's identity: root, to act as each account for the files of that account's requests
-(enclave.notebooks.workspace.act_as: the thread's file-system uid and gid, setfsuid(2)), with no capability but
-the two that change them — no DAC_OVERRIDE, DAC_READ_SEARCH, CHOWN or FOWNER, so the server itself reaches no home
-(each is 0700, its account's: enclave.accounts.homes) and a request reaches only what its account could. Run as
-uid 10001 like the other pods, it could enter none of them. The runtime's default seccomp profile allows
-setfsuid/setfsgid (moby profiles/seccomp/default.json, v24.0.0); no_new_privs (allowPrivilegeEscalation: false)
-limits execve, not these calls."""
+SECCOMP_FIELD_SINCE = (1, 19)
+"""The runtime's default seccomp profile as ``securityContext.seccompProfile``: the field came with seccomp's GA in
+Kubernetes 1.19 (kubernetes/kubernetes#91381); an older API server drops it without a word, and the container runs
+Unconfined. Before 1.19 the pod annotation ``seccomp.security.alpha.kubernetes.io/pod`` says it, ``docker/default``
+(the profile the CIS benchmarks of those releases name, ops/data/cis-benchmarks.yaml) (review, stop 48)."""
+RUN_AS_GROUP_SINCE = (1, 14)
+"""``securityContext.runAsGroup``: alpha in 1.10 behind the RunAsGroup gate, beta from 1.14 (KEP-213)."""
 
 
-def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any]:
+def seccomp_field(spec: EnclaveSpec) -> dict[str, Any]:
+    """What a container's securityContext holds for the runtime's default seccomp profile (``SECCOMP_FIELD_SINCE``)."""
+    return {"seccompProfile": {"type": "RuntimeDefault"}} if spec.cluster.serves(*SECCOMP_FIELD_SINCE) else {}
+
+
+def seccomp_annotations(spec: EnclaveSpec) -> dict[str, str]:
+    """A pod template's annotations for it where the field is not there yet (``SECCOMP_FIELD_SINCE``)."""
+    return {} if spec.cluster.serves(*SECCOMP_FIELD_SINCE) else {
+        "seccomp.security.alpha.kubernetes.io/pod": "docker/default"}
+
+
+def webdav_security(spec: EnclaveSpec) -> dict[str, Any]:
+    """The WebDAV server's identity: root, to act as each account for the files of that account's requests
+    (enclave.notebooks.workspace.act_as: the thread's file-system uid and gid, setfsuid(2)), with no capability but
+    the two that change them — no DAC_OVERRIDE, DAC_READ_SEARCH, CHOWN or FOWNER, so the server itself reaches no
+    home (each is 0700, its account's: enclave.accounts.homes) and a request reaches only what its account could.
+    Run as uid 10001 like the other pods, it could enter none of them. The runtime's default seccomp profile allows
+    setfsuid/setfsgid (moby profiles/seccomp/default.json, v24.0.0); no_new_privs (allowPrivilegeEscalation: false)
+    limits execve, not these calls. With the fields the cluster's Kubernetes has (``RUN_AS_GROUP_SINCE``,
+    ``SECCOMP_FIELD_SINCE``)."""
+    group = {"runAsGroup": 0} if spec.cluster.serves(*RUN_AS_GROUP_SINCE) else {}
+    return {"runAsUser": 0, **group, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID"]}, **seccomp_field(spec)}
+
+
+def _container(spec: EnclaveSpec, ref: str, name: str, args: list[str], port: int) -> dict[str, Any]:
     return {
         "name": name,
         "image": ref,
@@ -201,7 +222,7 @@ def _container(ref: str, name: str, args: list[str], port: int) -> dict[str, Any
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+                            **seccomp_field(spec)},
         "volumeMounts": [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -250,8 +271,9 @@ def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
     return {**container, "imagePullPolicy": api["imagePullPolicy"]}
 
 
-def _deployment(name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]], *,
-                automount: bool, replicas: int, init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]],
+                *, automount: bool, replicas: int, init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    annotations = seccomp_annotations(spec)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, component=name),
         "spec": {
@@ -260,7 +282,8 @@ def _deployment(name: str, account: str, container: dict[str, Any], volumes: lis
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
             "template": {
-                "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
+                "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name},
+                             **({"annotations": annotations} if annotations else {})},
                 "spec": {"serviceAccountName": account, "automountServiceAccountToken": automount,
                          **({"initContainers": init} if init else {}),
                          "containers": [container],
@@ -271,11 +294,11 @@ def _deployment(name: str, account: str, container: dict[str, Any], volumes: lis
     }
 
 
-def _webdav_deployment(container: dict[str, Any]) -> dict[str, Any]:
-    """The WebDAV Deployment, with the homes mounted; it runs as uid 0 (``WEBDAV_SECURITY``), which `enclave security
+def _webdav_deployment(spec: EnclaveSpec, container: dict[str, Any]) -> dict[str, Any]:
+    """The WebDAV Deployment, with the homes mounted; it runs as uid 0 (``webdav_security``), which `enclave security
     check` reports as POD-09 unless waived (ops/data/security-checks.yaml: the waiver annotation keeps the finding
     visible as "waived" in every report)."""
-    deployment = _deployment("enclave-webdav", WEBDAV_ACCOUNT, container,
+    deployment = _deployment(spec, "enclave-webdav", WEBDAV_ACCOUNT, container,
                              [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}],
                              automount=False, replicas=1)
     deployment["metadata"]["annotations"] = {
@@ -387,7 +410,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     batch_ns = cluster_objects.DEFAULT_NAMESPACE
     system = spec.registry.system_images
     ref = pinned or system.get("enclave") or image(spec)
-    api = _container(ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
+    api = _container(spec, ref, "api", ["serve", "--live", "--host", "0.0.0.0", "--port", str(API_PORT)], API_PORT)
     api.update(api_probes())
     # Who this replica is, for the Lease that picks the one running the broker loop (enclave.cluster.lease).
     api["env"] += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -400,10 +423,10 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
     token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
                                                    "items": [{"key": k, "path": k} for k in BROKER_FILES]}},
              {"name": "htcondor-tokens", "emptyDir": {"medium": "Memory"}}]
-    webdav = _container(system.get("webdav", ref), "webdav",
+    webdav = _container(spec, system.get("webdav", ref), "webdav",
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
-    webdav["securityContext"] = WEBDAV_SECURITY
+    webdav["securityContext"] = webdav_security(spec)
     webdav.update(webdav_probes())
     return {
         "namespace.yaml": [
@@ -425,7 +448,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
             *cluster_objects.worker_config_maps(spec, batch_ns),
         ],
         "api.yaml": [
-            _deployment("enclave-api", BROKER_ACCOUNT, api, token, automount=True, replicas=2,
+            _deployment(spec, "enclave-api", BROKER_ACCOUNT, api, token, automount=True, replicas=2,
                         init=[_token_copy(api)]),
             _service("enclave-api", API_PORT),
             {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
@@ -438,7 +461,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
             {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(HOMES_CLAIM),
              "spec": {"accessModes": ["ReadWriteMany"],
                       "resources": {"requests": {"storage": f"{int(spec.storage.shared_tib * 1024)}Gi"}}}},
-            _webdav_deployment(webdav),
+            _webdav_deployment(spec, webdav),
             _service("enclave-webdav", WEBDAV_PORT),
         ],
     }

@@ -51,8 +51,7 @@ def home_job(spec: EnclaveSpec, account: AccountView, image: str | None = None) 
                     str(account.gid), *argv],
         "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "privileged": False,
-                            "capabilities": {"drop": ["ALL"], "add": caps},
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+                            "capabilities": {"drop": ["ALL"], "add": caps}, **deploy.seccomp_field(spec)},
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "volumeMounts": [{"name": "homes", "mountPath": spec.storage.home_root}],
     }
@@ -62,7 +61,8 @@ def home_job(spec: EnclaveSpec, account: AccountView, image: str | None = None) 
         "spec": {
             "backoffLimit": 2, "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": TTL_SECONDS,
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, **({"annotations": notes} if (notes := deploy.seccomp_annotations(spec))
+                                                  else {})},
                 "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
                          "containers": [container],
                          "volumes": [{"name": "homes",

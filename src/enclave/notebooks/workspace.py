@@ -135,7 +135,7 @@ def upload_allowance(quota: int, used: int, replaced: int) -> int:
 # out of that identity for the ledger (``as_server``), as it does for the database: the directory is made 0700 by
 # the server's identity, so no account — which sees the home root from its notebooks and login nodes — can read
 # others' reservations, forge one, or remove its own to pass its quota. The deployed server is uid 0 without
-# CAP_DAC_OVERRIDE (enclave.cluster.deploy.WEBDAV_SECURITY), so it may create the directory only where uid 0 owns
+# CAP_DAC_OVERRIDE (enclave.cluster.deploy.webdav_security), so it may create the directory only where uid 0 owns
 # the home root, as it usually does; an NFS export that squashes root maps it to the anonymous uid (exports(5),
 # root_squash, anonuid), which may not: the operator then makes the directory once, owned by an anonuid of the
 # ledger's own, and names it in ``LEDGER_OWNER_ENV`` (docs/notebooks.md, "Quota ledger"). Whoever owns the
