@@ -36,6 +36,12 @@ def test_parse_cohort() -> None:
     assert rows[2].uid == 60000 and rows[2].roles is None
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column() -> None:
+    """Excel's "CSV UTF-8" export begins with U+FEFF (review, stop 48: "unknown column(s) \ufeffusername")."""
+    [row] = parse_cohort("\ufeffusername,name,email,kind\namy,Amy,amy@x.org,science\n", "c.csv")
+    assert row.username == "amy"
+
+
 @pytest.mark.parametrize("text,where,what", [
     ("username,name\nx,y\n", "c.csv:1", "missing column(s) email, kind"),
     ("username,name,email,kind,colour\n", "c.csv:1", "unknown column(s) colour"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from enclave.errors import InputError
@@ -63,6 +65,11 @@ def test_node_groups_that_replace_the_spec_s_are_held_to_its_checks(ldf: Enclave
     wheres = [p.where for p in refused.value.problems]
     assert "d.yaml: node_groups (cluster.node_groups.1.name of the spec they replace)" in wheres
     assert [p.what for p in refused.value.problems] == ["node group 'b' is defined twice"]
+
+
+def test_a_directory_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory, not a scenario file"):
+        find(str(tmp_path))
 
 
 def test_missing_scenario_names_the_shipped_ones() -> None:

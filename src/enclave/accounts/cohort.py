@@ -42,6 +42,9 @@ limit (131072) raises an error mid-file, which is reported the same way."""
 def parse_cohort(text: str, source: str = "cohort.csv") -> list[NewAccount]:
     """The rows of a cohort CSV as new accounts; every problem of the header, or of every row, raised at once
     (``file:line: column: what``)."""
+    # Excel's "CSV UTF-8" export starts with a byte order mark, which read as UTF-8 is part of the first column's
+    # name: "unknown column(s) \ufeffusername" (review, stop 48).
+    text = text.removeprefix("\ufeff")
     if "\x00" in text:  # the csv module refuses NUL with an error of its own, mid-file
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InputError([Problem(f"{source}:{line}", "holds a NUL byte: not a text CSV file",

@@ -471,6 +471,9 @@ def find(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
+    if p.is_dir():
+        raise InputError([Problem(name_or_path, "is a directory, not a scenario file",
+                                  "give a scenario's YAML file, or the name of a shipped scenario")])
     for candidate in (SCENARIOS / name_or_path, SCENARIOS / f"{name_or_path}.yaml"):
         if candidate.is_file():
             return candidate
