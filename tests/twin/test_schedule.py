@@ -69,7 +69,7 @@ def test_explicit_visit_times_inline_and_from_a_file(minimal: EnclaveSpec, tmp_p
 
 
 @pytest.mark.parametrize(("fragment", "where", "what"), [
-    ("prompt: {visits: {times: [10, 5]}}", "prompt.visits", "times[1] = 5.0 is not after times[0] = 10.0"),
+    ("prompt: {visits: {times: [10, 5]}}", "prompt.visits", "times[1]: 5 is not after the one before (10)"),
     ("prompt: {visits: {times: [1], file: v.txt}}", "prompt.visits", "not both"),
     ("prompt: {visits: {gaps: [{at_h: 1, minutes: 0}]}}", "prompt.visits.gaps[0].minutes", "greater than 0"),
     ("prompt: {memory_use: {dist: triangular, low: 3, mode: 2, high: 4}}", "prompt.memory_use", "low <= mode"),
@@ -96,7 +96,7 @@ def test_a_visit_file_with_a_bad_line_names_it(minimal: EnclaveSpec, tmp_path: P
 
 
 @pytest.mark.parametrize(("text", "line", "what"), [("100\n200\nnan\n300\n", 3, "nan is not a time >= 0"),
-                                                    ("100\n# a comment\n50\n", 3, "50 is not after the line before"),
+                                                    ("100\n# a comment\n50\n", 3, "50 is not after the one before"),
                                                     ("-5\n", 1, "-5 is not a time >= 0")])
 def test_a_visit_file_s_bad_time_is_named_by_its_line(minimal: EnclaveSpec, tmp_path: Path, text: str, line: int,
                                                      what: str) -> None:

@@ -235,6 +235,8 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
     warm = prewarm_pool(spec)
     warm_now = night is not None and night.contains(observed.now, spec.broker.prewarm_lead_seconds)
     pools: dict[str, PoolState] = {}
+    # By twilight, tonight's visits are what came since evening twilight; by the schedule, what came at all.
+    since = night.start if night is not None and by_schedule is None else None
     for name in spec.pools:
         d = observed.demand.get(name, PoolDemand())
         if name == warm and by_schedule is not None:
@@ -246,8 +248,6 @@ def pool_figures(spec: EnclaveSpec, observed: Observed, night: Night | None, bas
         else:
             prewarm = warm_now and name == warm and not observing_done(spec, d, night, observed.now)
         held = None if holdings is None else holdings.get(name) or Holding()
-        # By twilight, tonight's visits are what came since evening twilight; by the schedule, what came at all.
-        since = night.start if night is not None and by_schedule is None else None
         pools[name] = pool_figure(spec, name, d, base, prewarm, held, tonight_since=since)
     return pools
 
@@ -1526,8 +1526,7 @@ def lend_nodes(cycle: Cycle, commons: Commons, held: Held, room: float, *, lend:
         return
     # A draining worker given back above no longer holds lending room (``lending_room`` counted it): else the drain
     # that replaces a stuck one waited for the next decision (the idempotence property, stop 48).
-    room += sum(n.cores for n in every
-                if n.state == _DRAINING and n.name in cycle.moved and n.name not in moved_before)
+    room += sum(n.cores for n in every if n.name in cycle.moved and n.name not in moved_before)
     start_htcondor(cycle, in_flight, claim_of)
     drain_for_batch(cycle, commons, held, in_flight, claim_of, lacking, room)
 

@@ -68,11 +68,11 @@ def prewarm_from_schedule(schedule: ObservingSchedule | None, now: float, timing
     hands the pre-warm back to twilight (docs/broker.md), whatever span it claims."""
     if schedule is None or not schedule.visits:
         return None
-    known_until = schedule.known_until()
-    last_readout = schedule.last_readout()
+    known_until, last_readout = schedule.known_until(), schedule.last_readout()
+    assert known_until is not None and last_readout is not None  # it has visits
     # A listed visit's window is known to its readout + H even where the complete span ends at its readout (the
     # default): else the pool would lose the last visit's jobs' hold to twilight's verdict.
-    if known_until is None or last_readout is None or now > max(known_until, last_readout + timing.hold):
+    if now > max(known_until, last_readout + timing.hold):
         return None
     if schedule.complete_from is not None and now < schedule.complete_from:
         return None

@@ -34,6 +34,7 @@ from enclave.ops.images import ImageStatus
 from enclave.ops.report import plan_to_dict, plan_to_text
 from enclave.ops.upgrade import components_from_mapping
 from enclave.ops.versions import Version, release_data, target_version
+from enclave.outdir import output_dir
 from enclave.spec.document import parse, read_text
 
 upgrade_app = typer.Typer(help="Plan Kubernetes upgrades one minor at a time (seed §9).", no_args_is_help=True)
@@ -232,8 +233,7 @@ def backup_schedule(
         typer.echo(text, nl=False)  # stdout is the objects alone: `enclave backup schedule | kubectl apply -f -`
         err_console.print(f"printed {what}")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "enclave-etcd-backup.yaml"
+    path = output_dir(out) / "enclave-etcd-backup.yaml"
     path.write_text(text)
     console.print(f"wrote {path}: {what}")
 

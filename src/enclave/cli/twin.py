@@ -119,6 +119,7 @@ def sweep_cmd(scenario: ScenarioArg, out: OutOpt,
               jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at once (processes); default 1.")] = 1,
               ) -> None:
     """Run a scenario over a grid of parameter values under each --policy; write sweep.md, .csv, .json and .svg."""
+    check_output_dir(out)  # before the grid's simulations, not after them
     with services(spec) as factory, Progress(TextColumn("sweep {task.completed}/{task.total}"), BarColumn(),
                                              TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("sweep", total=None)

@@ -187,10 +187,12 @@ def seccomp_field(spec: EnclaveSpec) -> dict[str, Any]:
     return {"seccompProfile": {"type": "RuntimeDefault"}} if spec.cluster.serves(*SECCOMP_FIELD_SINCE) else {}
 
 
-def seccomp_annotations(spec: EnclaveSpec) -> dict[str, str]:
-    """A pod template's annotations for it where the field is not there yet (``SECCOMP_FIELD_SINCE``)."""
-    return {} if spec.cluster.serves(*SECCOMP_FIELD_SINCE) else {
-        "seccomp.security.alpha.kubernetes.io/pod": "docker/default"}
+def pod_template_metadata(spec: EnclaveSpec, labels: dict[str, str]) -> dict[str, Any]:
+    """A pod template's metadata: ``labels``, and where the seccomp field is not there yet (``SECCOMP_FIELD_SINCE``)
+    the annotation that says the runtime's default profile."""
+    if spec.cluster.serves(*SECCOMP_FIELD_SINCE):
+        return {"labels": labels}
+    return {"labels": labels, "annotations": {"seccomp.security.alpha.kubernetes.io/pod": "docker/default"}}
 
 
 def webdav_security(spec: EnclaveSpec) -> dict[str, Any]:
@@ -273,7 +275,6 @@ def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
 
 def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]],
                 *, automount: bool, replicas: int, init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    annotations = seccomp_annotations(spec)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, component=name),
         "spec": {
@@ -282,8 +283,7 @@ def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str,
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL: "enclave", "app.kubernetes.io/component": name}},
             "template": {
-                "metadata": {"labels": {LABEL: "enclave", "app.kubernetes.io/component": name},
-                             **({"annotations": annotations} if annotations else {})},
+                "metadata": pod_template_metadata(spec, {LABEL: "enclave", "app.kubernetes.io/component": name}),
                 "spec": {"serviceAccountName": account, "automountServiceAccountToken": automount,
                          **({"initContainers": init} if init else {}),
                          "containers": [container],

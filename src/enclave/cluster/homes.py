@@ -61,8 +61,7 @@ def home_job(spec: EnclaveSpec, account: AccountView, image: str | None = None) 
         "spec": {
             "backoffLimit": 2, "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": TTL_SECONDS,
             "template": {
-                "metadata": {"labels": labels, **({"annotations": notes} if (notes := deploy.seccomp_annotations(spec))
-                                                  else {})},
+                "metadata": deploy.pod_template_metadata(spec, labels),
                 "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
                          "containers": [container],
                          "volumes": [{"name": "homes",

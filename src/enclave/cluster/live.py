@@ -197,7 +197,7 @@ class LiveBackend:
         # A worker pod's startd is named by its Machine, the pod's host name (the pod's name); a whole-node pod's
         # runs on the host network, where Machine is the node's fully qualified name, so it is known by its
         # EnclaveNode (the pod's spec.nodeName, ``render.worker_pod``) instead.
-        backed = {(p.kind, p.node if p.kind == StartdKind.NODE else p.name) for p in pods}
+        backed = {(p.kind, _pod_key(p)) for p in pods}
         leaving = frozenset(s.startd.name for s in slots
                             if s.startd.kind != StartdKind.STANDALONE and (s.startd.kind, _key(s.startd)) not in backed)
         reported = tuple(replace(s.startd, draining=s.draining or s.startd.name in leaving) for s in slots)
@@ -276,7 +276,7 @@ def _pod_of(view: View, startd: str) -> str | None:
         return None
     key = _key(s)
     return next((p.name for p in view.pods
-                 if p.kind == s.kind and (p.node if p.kind == StartdKind.NODE else p.name) == key), None)
+                 if p.kind == s.kind and _pod_key(p) == key), None)
 
 
 def _key(s: Startd) -> str:

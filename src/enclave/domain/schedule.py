@@ -176,7 +176,8 @@ class ObservingSchedule(BaseModel):
 
     def last_readout(self) -> float | None:
         """The latest readout of its visits: not the last-starting visit's, as a long visit (a calibration block)
-        listed before a short one is read out after it."""
+        listed before a short one is read out after it. Not cached: ``model_copy`` (``for_instrument``) would carry
+        a cached value over to a copy with other visits."""
         return max((v.readout for v in self.visits), default=None)
 
     def known_until(self) -> float | None:

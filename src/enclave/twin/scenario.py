@@ -109,14 +109,22 @@ class Visits(Strict):
     def _one_source(self) -> Visits:
         if self.times is not None and self.file is not None:
             raise ValueError("give visit times either inline (times) or in a file (file), not both")
-        if self.times is not None:
-            for i, (a, b) in enumerate(zip(self.times, self.times[1:], strict=False)):
-                if b <= a:
-                    raise ValueError(f"times[{i + 1}] = {b} is not after times[{i}] = {a}: list readout times in "
-                                     "ascending order, each once")
-            if self.times and self.times[0] < 0:
-                raise ValueError("times must be >= 0 (seconds after t = 0)")
+        times = self.times or []
+        for i, t in enumerate(times):
+            wrong = readout_problem(t, times[i - 1] if i else None)
+            if wrong is not None:
+                raise ValueError(f"times[{i}]: {wrong}")
         return self
+
+
+def readout_problem(t: float, before: float | None) -> str | None:
+    """What is wrong with readout time ``t`` after ``before`` (None for the first), the one rule of inline ``times``
+    and of a visits file's lines (``_readout``); None when nothing is."""
+    if not math.isfinite(t) or t < 0:
+        return f"{t:g} is not a time >= 0 (seconds after t = 0)"
+    if before is not None and t <= before:
+        return f"{t:g} is not after the one before ({before:g}): list readout times in ascending order, each once"
+    return None
 
 
 class Prompt(Strict):
@@ -548,11 +556,9 @@ def _readout(text: str, before: float | None, where: str) -> float:
     except ValueError:
         raise InputError([Problem(where, f"'{text}' is not a time in seconds",
                                   "write one number (seconds after t = 0) per line")]) from None
-    if not math.isfinite(t) or t < 0:
-        raise InputError([Problem(where, f"{text} is not a time >= 0", "write seconds after t = 0")])
-    if before is not None and t <= before:
-        raise InputError([Problem(where, f"{text} is not after the line before ({before:g})",
-                                  "list readout times in ascending order, each once")])
+    wrong = readout_problem(t, before)
+    if wrong is not None:
+        raise InputError([Problem(where, wrong, "write readout times in seconds after t = 0, ascending")])
     return t
 
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from enclave.charts import value_chart
 from enclave.errors import InputError, Problem
+from enclave.outdir import output_dir
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.run import simulate
 from enclave.twin.scenario import Loaded, Scenario, load_scenario, scenario_problems
@@ -245,11 +246,7 @@ def plot(scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], de
 
 def write(out_dir: Path, scenario: str, names: Sequence[str], rows: Sequence[dict[str, Any]], *,
           deadline: float) -> list[str]:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError([Problem(str(out_dir), f"cannot create the output directory: {exc.strerror}",
-                                  "choose a writable --out-dir")]) from exc
+    output_dir(out_dir)
     paths = {name: out_dir / f"sweep.{name}" for name in ("md", "csv", "json", "svg")}
     paths["md"].write_text(markdown(scenario, names, rows, deadline), encoding="utf-8")
     with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
