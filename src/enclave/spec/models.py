@@ -7,10 +7,14 @@ silently ignored setting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from enclave.spec.reference import is_registry_host
 
@@ -30,10 +34,76 @@ MAX_MIB = 64 * 1024 * 1024  # 64 TiB in MiB, the node memory bound (memory_gib l
 MAX_GIB = 1_000_000  # 1 PB in GiB for any one disk, quota or cache
 
 
+def _arms(tp: Any) -> list[Any]:
+    """The types a value of annotation ``tp`` may have: the arms of a Union or Optional, each without Annotated."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _arms(get_args(tp)[0])
+    if origin is Union or origin is UnionType:
+        return [arm for arg in get_args(tp) for arm in _arms(arg)]
+    return [tp]
+
+
+Misplaced = tuple[tuple[int | str, ...], bool]
+
+
+def _misplaced_bool(tp: Any, value: Any, at: tuple[int | str, ...] = ()) -> Misplaced | None:
+    """The first boolean in ``value`` that stands for a number of annotation ``tp``: where it is (() for ``value``
+    itself) and what it is; None when there is none. Follows list, tuple, set and dict values; nested models check
+    their own fields."""
+    arms = _arms(tp)
+    if isinstance(value, bool):
+        if any(a is bool or a is Any or a is object or (get_origin(a) is Literal and any(
+                isinstance(v, bool) for v in get_args(a))) for a in arms):
+            return None
+        numbers = any(isinstance(a, type) and issubclass(a, int | float | Decimal) for a in arms)
+        return (at, value) if numbers else None  # other types (str, enums, models) refuse a bool by themselves
+    containers = [(get_origin(a), get_args(a)) for a in arms]
+    if isinstance(value, list | tuple | set | frozenset):
+        for origin, args in containers:
+            if origin in (list, set, frozenset, tuple) and args:
+                variadic = origin is not tuple or (len(args) == 2 and args[1] is Ellipsis)
+                for i, item in enumerate(value):
+                    if not variadic and i >= len(args):
+                        break
+                    found = _misplaced_bool(args[0] if variadic else args[i], item, (*at, i))
+                    if found is not None:
+                        return found
+                break
+    elif isinstance(value, Mapping):
+        for origin, args in containers:
+            if origin is dict and len(args) == 2:
+                for key, item in value.items():
+                    found = _misplaced_bool(args[1], item, (*at, key))
+                    if found is not None:
+                        return found
+                break
+    return None
+
+
+def refuse_bool_as_number(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """A field validator ("*", before) of both Strict bases (spec and twin): refuse a YAML boolean where the field
+    wants a number. Pydantic's lax mode reads ``count: true`` as 1 and ``memory_gib: false`` as 0.0, so a typo
+    would give a node count of 1 without a word. A field whose type admits a bool (or Any) keeps taking one."""
+    if info.field_name is None:
+        return value
+    misplaced = _misplaced_bool(cls.model_fields[info.field_name].annotation, value)
+    if misplaced is None:
+        return value
+    at, wrong = misplaced
+    item = "".join(f"[{p}]" for p in at)
+    raise PydanticCustomError(
+        "bool_as_number",
+        "a boolean where a number is wanted{item}: write the number ({word} would be read as {number})",
+        {"item": f" at {item}" if item else "", "word": "true" if wrong else "false", "number": int(wrong)})
+
+
 class Strict(BaseModel):
     # allow_inf_nan=False: pydantic otherwise accepts inf, nan and the strings "inf"/"nan" for a float field;
     # no quantity of the spec is infinite, and an infinite one crashed `render condor`.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    _no_bool_as_number = field_validator("*", mode="before")(refuse_bool_as_number)
 
 
 class Role(StrEnum):

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.checks import NO_CONTROL_PLANE, check
 from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.document import load_model
 from enclave.spec.load import load
-from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole
+from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole, refuse_bool_as_number
 from enclave.twin.config import pool_htcondor
 from enclave.twin.knative import Knative
 
@@ -29,6 +29,8 @@ SCENARIOS = EXAMPLES / "scenarios"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no infinite quantity
+
+    _no_bool_as_number = field_validator("*", mode="before")(refuse_bool_as_number)  # `count: true` is no 1
 
 
 class Runtime(Strict):
