@@ -49,3 +49,12 @@ def test_real_boolean_keys_still_take_true_and_false(ldf: EnclaveSpec, flag: boo
     text = f"name: x\nhtcondor: {{consumption_policy: {word}}}\nkubernetes: {{images_cached_at_start: {word}}}\n"
     sc = parse(text, "ok.yaml", spec=ldf).scenario
     assert sc.htcondor.consumption_policy is flag and sc.kubernetes.images_cached_at_start is flag
+
+
+def test_the_knative_settings_take_no_boolean_for_a_number(ldf: EnclaveSpec) -> None:
+    # Knative's autoscaler settings are numbers (https://knative.dev/docs/serving/autoscaling/scale-bounds/):
+    # `min-scale: true` is no 1.
+    with pytest.raises(InputError) as exc:
+        parse("name: x\nknative: {min_scale: true}\n", "k.yaml", spec=ldf)
+    assert [str(p) for p in exc.value.problems] == [
+        f"k.yaml:2: knative.min_scale: {WANTED}: write the number (true would be read as 1)"]

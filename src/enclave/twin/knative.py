@@ -20,11 +20,14 @@ traffic to the Revision for the entire duration of the stable window"); the auto
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from enclave.spec.models import refuse_bool_as_number
 
 
 class Knative(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _no_bool_as_number = field_validator("*", mode="before")(refuse_bool_as_number)  # `min_scale: true` is no 1
 
     container_concurrency: int = Field(default=1, ge=1, le=1000, description="containerConcurrency: requests a "
                                        "worker serves at once (prompt-proto-service: 1).")
