@@ -69,3 +69,47 @@ def test_busy_dominant_cores_are_the_share_times_the_capacity(small: Loaded, pol
         u["batch_dominant"] * u["batch_capacity_mean_cores"], rel=1e-3)
     assert 0 < u["batch_dominant_busy_mean_cores"] <= u["batch_capacity_mean_cores"]
     assert u["batch_dominant_busy_mean_cores"] == pytest.approx(sim.dominant_core_s() / sim.horizon, abs=0.01)
+
+
+def test_a_slot_counts_under_the_pool_it_is_labelled_for_before_and_after_a_relabel(small: Loaded) -> None:
+    # A slot's claimed share counts under the pool its capacity counts under (Sim.cap_core_s, by label): jobs
+    # left running through a relabel (BCS 4 lets them finish) count under the old pool until the relabel, the
+    # new one after it.
+    sim = make_sim(small, "broker")
+    s = _empty_startd(sim)
+    old = s.pool
+    new = next(p for p in sim.pools if p != old)
+    a = max((a for a in sim.acs if a.pool == old and a.cpus == 1), key=lambda a: a.memory_mib)
+    per_job = max(1 / 24, a.memory_mib / (128 * 1024)) * 24
+    before = sim.dominant_pool_core_s()
+    sim.now = 10.0
+    first = len(sim.state)
+    sim.state.extend(bytes(1))
+    sim.idle[a.pool] += 1
+    sim.idle_cores[a.pool] += 1
+    sim.n_idle += 1
+    sim.queues[a.index].append(Block(first, [500.0], 10.0, -1))
+    assert sim._start(a.index, s, 1) == 1
+    sim.now = 40.0
+    sim.relabel(s.name, new)
+    sim.now = 100.0
+    after = sim.dominant_pool_core_s()
+    assert after[old] - before.get(old, 0.0) == pytest.approx(per_job * 30)
+    assert after[new] - before.get(new, 0.0) == pytest.approx(per_job * 60)
+    assert sim.dominant_core_s() == pytest.approx(sum(after.values()))
+
+
+@pytest.mark.parametrize("policy", ["static", "broker"])
+def test_idle_by_pool_adds_up_to_the_batch_idle(small: Loaded, policy: str) -> None:
+    # Labelled pools: every labelled slot counts under one pool, so the pools' idle dominant cores are the
+    # batch's (capacity − busy), within rounding.
+    sim = make_sim(small, policy)
+    sim.run()
+    m = compute(sim)
+    u = m["utilization"]
+    pools = [p for p in m["pools"].values() if p["dominant_idle_mean_cores"] is not None]
+    assert sum(p["dominant_idle_mean_cores"] for p in pools) == pytest.approx(
+        u["batch_dominant_idle_mean_cores"], abs=0.05)
+    assert u["batch_dominant_idle_mean_cores"] == pytest.approx(
+        u["batch_capacity_mean_cores"] - u["batch_dominant_busy_mean_cores"], abs=0.02)
+    assert all(0 <= p["dominant"] <= 1 for p in pools)

@@ -63,16 +63,22 @@ def compute(sim: Sim) -> dict[str, Any]:
     pools: dict[str, Any] = {}
     total_busy = 0.0
     n_running = sim.run_jobs
+    dom_pool = sim.dominant_pool_core_s()
     for p in sim.pools:
         busy = sim.core_s[p] + running_core_s[p]
         total_busy += busy
         cap = sim.cap_core_s.get(p, 0.0)
+        dom = dom_pool.get(p, 0.0)
         pools[p] = {
             "submitted": sim.submitted[p], "finished": sim.done[p], "running": n_running.get(p, 0),
             "queued": sim.idle[p],
             "busy_core_hours": _r(busy / 3600, 2), "mean_busy_cores": _r(busy / horizon, 2),
             "labelled_core_hours": _r(cap / 3600, 2),
             "utilization": _r(busy / cap) if cap > 0 else None,
+            # Of the slots labelled for this pool (none where one pool is shared): what a dedicated pool leaves
+            # idle is where a policy's dominant-resource share goes (docs/twin.md, "Where the idle cores are").
+            "dominant": _r(dom / cap) if cap > 0 else None,
+            "dominant_idle_mean_cores": _r((cap - dom) / horizon, 2) if cap > 0 else None,
             "wait_s": _pct(sim.waits[p]),
         }
     out["pools"] = pools
@@ -95,6 +101,7 @@ def compute(sim: Sim) -> dict[str, Any]:
         # The work itself, apart from the capacity it is divided by: a policy that borrows capacity can keep more
         # of the batch busy at a lower share of a larger capacity (issue 15's one-week comparison).
         "batch_dominant_busy_mean_cores": _r(dom_s / horizon, 2),
+        "batch_dominant_idle_mean_cores": _r((batch_cap - dom_s) / horizon, 2),
         "batch_dominant_upper": _r(min(1.0, dominant_demand_core_s(sim) / batch_cap)) if batch_cap > 0 else None,
         "enclave_dominant": _r((dom_s + sim.nb_dom_s) / (all_cores * horizon)),
         "notebook_mean_cores": _r(nb_core_s / horizon, 2),

@@ -321,8 +321,9 @@ class Sim:
         self.total_cap = 0
         self.n_idle = 0
         self.shared_cap_core_s = 0.0
-        self.dom_core_s = 0.0
-        """Integral of every slot's dominant-resource cores (``SimStartd.dominant_cores``) up to its ``dom_t``."""
+        self.dom_pool_s: dict[str, float] = {}
+        """Per pool label, the integral of its slots' dominant-resource cores (``SimStartd.dominant_cores``) up to
+        each slot's ``dom_t``: a slot counts under the pool it is labelled for, as its capacity does."""
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         self.submitted = dict(z)
         self.last_submit: dict[str, float] = {}
@@ -500,6 +501,7 @@ class Sim:
                    ready_at: float | None = None) -> SimStartd:
         s = SimStartd(name, node, kind, pool, cores, mem, self.now)
         self.startds[name] = s
+        self.dom_pool_s.setdefault(pool, 0.0)
         if kind == StartdKind.POD:
             node.pods[name] = s
             self._room_changed(node)
@@ -748,7 +750,7 @@ class Sim:
                 q.popleft()
             started += take
         cpus = started * a.cpus
-        self.dom_core_s += s.dominant_cores() * (t - s.dom_t)
+        self.dom_pool_s[s.pool] += s.dominant_cores() * (t - s.dom_t)
         s.dom_t = t
         s.free_cores -= cpus
         s.free_mem -= started * a.memory_mib
@@ -1163,8 +1165,7 @@ class Sim:
         s.running.discard(jid)
         self.ooms.discard(jid)
         self.state[jid] = state
-        self.dom_core_s += s.dominant_cores() * (self.now - s.dom_t)
-        s.dom_t = self.now
+        self._dom_close(s)
         s.free_cores += a.cpus
         s.free_mem += a.memory_mib
         self.busy[a.pool] -= a.cpus
@@ -1255,6 +1256,8 @@ class Sim:
         old = s.pool
         if s.ready:
             self._cap_add(s, -1)
+        self._dom_close(s)  # the claimed share so far counts under the old label, from now under the new
+        self.dom_pool_s.setdefault(to_pool, 0.0)
         s.pool = to_pool
         s.sig = (to_pool, s.kind.value, s.cores, s.mem)
         s.since = self.now
@@ -1511,6 +1514,7 @@ class Sim:
         worklife = self.worklife
         matches = self.matcher.matches
         ooms = self.ooms
+        dom_pool_s = self.dom_pool_s
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
         handoff = not self.instant and not (self.policy.limited and self.policy.claims_limited)
         finished_rt = self.finished_runtimes
@@ -1549,7 +1553,7 @@ class Sim:
                 # s.dominant_cores(), inline (a call per job end in the instant model): same operations, same order
                 used_cores = (s.cores - s.free_cores) / s.cores
                 used_mem = (s.mem - s.free_mem) / s.mem
-                self.dom_core_s += (used_mem if used_mem > used_cores else used_cores) * s.cores * (t - s.dom_t)
+                dom_pool_s[s.pool] += (used_mem if used_mem > used_cores else used_cores) * s.cores * (t - s.dom_t)
                 s.dom_t = t
                 s.free_cores += a.cpus
                 s.free_mem += a.memory_mib
@@ -1808,10 +1812,27 @@ class Sim:
         """MiB-seconds of finished jobs per pool."""
         return self._per_pool(self.rt_ac, "memory_mib")
 
+    @property
+    def dom_core_s(self) -> float:
+        """Dominant-resource core-seconds of every slot up to each slot's ``dom_t``, all pools."""
+        return sum(self.dom_pool_s.values())
+
+    def _dom_close(self, s: SimStartd) -> None:
+        """Count ``s``'s claimed share up to now, before it changes."""
+        self.dom_pool_s[s.pool] += s.dominant_cores() * (self.now - s.dom_t)
+        s.dom_t = self.now
+
     def dominant_core_s(self) -> float:
         """Dominant-resource core-seconds of every slot up to now (the slots still claimed included)."""
-        return self.dom_core_s + sum(s.dominant_cores() * (self.now - s.dom_t) for s in self.startds.values()
-                                     if s.running)
+        return sum(self.dominant_pool_core_s().values())
+
+    def dominant_pool_core_s(self) -> dict[str, float]:
+        """``dominant_core_s`` per pool label (``shared`` for one unlabelled pool)."""
+        out = dict(self.dom_pool_s)
+        for s in self.startds.values():
+            if s.running:
+                out[s.pool] += s.dominant_cores() * (self.now - s.dom_t)
+        return out
 
     def running_core_s(self, memory: bool = False) -> dict[str, float]:
         """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
