@@ -323,6 +323,8 @@ class ApiServer:
             ("PUT", re.compile(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)"),
              self._replace_lease),
             ("POST", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs"), self._create_job),
+            ("GET", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)"), self._read_job),
+            ("DELETE", re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)"), self._delete_job),
             ("GET", re.compile(r"/apis/rbac.authorization.k8s.io/v1/namespaces/([^/]+)/rolebindings"),
              self._list_rolebindings),
             ("DELETE", re.compile(r"/apis/rbac.authorization.k8s.io/v1/namespaces/([^/]+)/rolebindings/([^/]+)"),
@@ -377,7 +379,7 @@ class ApiServer:
     def _stamp(self) -> None:
         """Objects a test put straight into the dicts get what the server gives every stored object."""
         for obj in [*self.nodes.values(), *self.pods.values(), *self.leases.values(), *self.configmaps.values(),
-                    *self.rolebindings.values()]:
+                    *self.rolebindings.values(), *self.jobs.values()]:
             meta = obj.setdefault("metadata", {})
             if "resourceVersion" not in meta:
                 meta["resourceVersion"] = str(next(self._versions))
@@ -653,8 +655,37 @@ class ApiServer:
         _name("Job", name)
         if (namespace, name) in self.jobs:
             raise Refused(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
-        self.jobs[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace}}
+        # A new Job's status is empty until the Job controller fills it in; a test sets its conditions for it.
+        self.jobs[(namespace, name)] = {**data, "metadata": {**data["metadata"], "namespace": namespace},
+                                        "status": {}}
+        self._stamp()
         return 201, self.jobs[(namespace, name)]
+
+    def _read_job(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        assert not q, f"job read with {q} is not served"
+        job = self.jobs.get((namespace, name))
+        if job is None:
+            raise _not_found("jobs.batch", name)
+        return 200, job
+
+    def _delete_job(self, namespace: str, name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        """DELETE with propagationPolicy Background, in the query or the body's DeleteOptions
+        (https://kubernetes.io/docs/reference/kubernetes-api/common-parameters/common-parameters/#propagationpolicy):
+        the Job goes at once and the garbage collector deletes its pods after it
+        (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#cascading-deletion); the server answers
+        a Status. Another policy or none is not served: Foreground keeps the Job until its pods are gone, and so does
+        batch/v1's default, Orphan, until the garbage collector has cut them loose (the Job marked for deletion,
+        finalizer orphan; kubernetes pkg/registry/batch/job/strategy.go, DefaultGarbageCollectionPolicy)."""
+        assert set(q) <= {"propagationPolicy"} and not (data or {}).keys() - {"apiVersion", "kind",
+                                                                             "propagationPolicy"}, \
+            f"job delete with {q}, {data} is not served"
+        policy = (data or {}).get("propagationPolicy") or q.get("propagationPolicy")
+        assert policy == "Background", f"job delete with propagationPolicy {policy} is not served"
+        job = self.jobs.pop((namespace, name), None)
+        if job is None:
+            raise _not_found("jobs.batch", name)
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
 
     # --- rolebindings (rbac.authorization.k8s.io/v1) ------------------------------------------------------
 

@@ -103,6 +103,10 @@ def test_missing_objects_are_404(core: k8s.CoreV1Api, server: ApiServer) -> None
     assert refused(core.read_namespaced_pod, "gone", "htcondor")[0] == 404
     assert refused(core.delete_namespaced_pod, "gone", "htcondor")[0] == 404
     assert refused(core.patch_node, "kub-999", {"metadata": {"labels": {"a": "b"}}})[0] == 404
+    batch = k8s.BatchV1Api(core.api_client)
+    assert refused(batch.read_namespaced_job, "gone", "htcondor")[0] == 404
+    background = k8s.V1DeleteOptions(propagation_policy="Background")
+    assert refused(lambda: batch.delete_namespaced_job("gone", "htcondor", body=background))[0] == 404
 
 
 def test_a_write_with_a_stale_resource_version_conflicts(core: k8s.CoreV1Api, server: ApiServer) -> None:

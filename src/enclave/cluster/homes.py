@@ -27,7 +27,10 @@ SCRIPT = ('set -eu; mkdir -p "$1" "$2"; chown "$3:$4" "$1" "$2"; chmod 0700 "$1"
 cannot inject shell."""
 TTL_SECONDS = 86400
 """The Job is removed a day after it finishes (ttlSecondsAfterFinished, https://kubernetes.io/docs/concepts/
-workloads/controllers/ttlafterfinished/); its outcome stays in the logs meanwhile."""
+workloads/controllers/ttlafterfinished/); its outcome stays in the logs meanwhile. Only from 1.21, though: before,
+the TTL-after-finished controller is alpha and off by default, the field is dropped and a finished Job stays for
+good. Either way a re-provision may find the last Job under its fixed name: ``KubeCluster.provision_home`` deletes
+one that has finished and submits the new one."""
 
 
 def job_name(username: str) -> str:

@@ -666,21 +666,61 @@ class KubeCluster:
     def provision_home(self, account: AccountView) -> Provisioned:
         """Home, workspace and quota of ``account`` through a Job in enclave's namespace
         (``enclave.cluster.homes``), for when the home file system is not mounted here. Submitting is enough:
-        the Job retries on its own (backoffLimit) and reports in its pod's log; one already there (a re-run
-        within its TTL) is success."""
+        the Job retries on its own (backoffLimit) and reports in its pod's log.
+
+        The Job's name is fixed, so a re-provision (a quota change, a home made again) may find the last one there
+        (409 AlreadyExists). One still running is in flight: success. One that has finished (a condition Complete
+        or Failed with status "True": https://kubernetes.io/docs/concepts/workloads/controllers/job/
+        #job-termination-and-cleanup) stays until its TTL passes (``homes.TTL_SECONDS``), and for good before 1.21,
+        where the TTL controller is off: it would never run again. So it is deleted, with its pods
+        (propagationPolicy Background: the Job goes at once, the garbage collector takes the pods), and submitted
+        anew; one gone meanwhile (404) is as good as deleted, and a 409 on that second create is a Job someone else
+        has just submitted, in flight too."""
         body = home_job(self.spec, account)
-        meta = body["metadata"]
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        what = f"Job {namespace}/{name} for {account.username}'s home"
+        batch = k8s.BatchV1Api(self.api)
+        if not self._submit_job(batch, body, what):
+            existing = self._read_job(batch, namespace, name, what)
+            if existing is None or _finished(existing):
+                if existing is not None:
+                    self._delete_job(batch, namespace, name, what)
+                self._submit_job(batch, body, what)
+        quota = "submitted" if self.spec.storage.quota.tool != QuotaTool.NONE else "advisory"
+        return Provisioned(paths=(account.home, account.workspace), quota=quota, how=f"job {namespace}/{name}")
+
+    @staticmethod
+    def _submit_job(batch: Any, body: dict[str, Any], what: str) -> bool:
+        """Create the Job ``body``; False if one of its name is there already (409)."""
         job = k8s.V1Job.from_dict(body)
         assert job is not None  # from_dict returns None only for None
         try:
-            k8s.BatchV1Api(self.api).create_namespaced_job(meta["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
+            batch.create_namespaced_job(body["metadata"]["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
         except _UNREACHED as exc:
             if _status(exc) != 409:
-                raise _external(f"creating Job {meta['namespace']}/{meta['name']} for {account.username}'s home",
-                                exc) from exc
-        quota = "submitted" if self.spec.storage.quota.tool != QuotaTool.NONE else "advisory"
-        return Provisioned(paths=(account.home, account.workspace), quota=quota,
-                           how=f"job {meta['namespace']}/{meta['name']}")
+                raise _external(f"creating {what}", exc) from exc
+            return False
+        return True
+
+    def _read_job(self, batch: Any, namespace: str, name: str, what: str) -> dict[str, Any] | None:
+        """The Job as the API reports it; None if it is gone (404: its TTL passed meanwhile)."""
+        try:
+            return dict(self._plain(batch.read_namespaced_job(name, namespace, _request_timeout=REQUEST_TIMEOUT)))
+        except _UNREACHED as exc:
+            if _status(exc) == 404:
+                return None
+            raise _external(f"reading {what}", exc) from exc
+
+    @staticmethod
+    def _delete_job(batch: Any, namespace: str, name: str, what: str) -> None:
+        """Delete the Job and, through the garbage collector, its pods: batch/v1 would orphan them by default
+        (``kubectl delete`` asks Background as this does). The options go in the body, as every version takes them."""
+        options = k8s.V1DeleteOptions(propagation_policy="Background")
+        try:
+            batch.delete_namespaced_job(name, namespace, body=options, _request_timeout=REQUEST_TIMEOUT)
+        except _UNREACHED as exc:
+            if _status(exc) != 404:  # gone meanwhile: as good as deleted
+                raise _external(f"deleting {what}", exc) from exc
 
     def label_pod_pool(self, name: str, pool: str, since: float | None = None) -> None:
         """Keep a worker pod's pool label, and its since, in step with its ClassAd after a relabel (BCS 4 step 2):
@@ -721,6 +761,14 @@ class KubeCluster:
 def _status(exc: ApiException | HTTPError) -> int | None:
     """The API server's HTTP status; None when it did not answer (urllib3 gave up)."""
     return exc.status if isinstance(exc, ApiException) else None
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    """A Job that has finished: a condition Complete or Failed with status "True" (https://kubernetes.io/docs/
+    concepts/workloads/controllers/job/#job-termination-and-cleanup). One that is only about to (FailureTarget,
+    SuccessCriteriaMet, its pods still terminating) is not yet."""
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 
 
 def _paged(page: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
