@@ -131,6 +131,10 @@ def exercise(kube: KubeCluster, server: ApiServer) -> set[str]:
     called.add("LeaseLock.held")
     # A home made through a Job where the API pods do not mount the homes (enclave.cluster.homes).
     call("provision_home", account_view("alice", 70001))
+    # Provisioned again once that Job has finished: read, deleted and submitted anew (KubeCluster.provision_home).
+    job = server.jobs[(deploy.NAMESPACE, "enclave-home-alice")]
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+    call("provision_home", account_view("alice", 70001))
     return called
 
 

@@ -92,8 +92,9 @@ BINDING_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["list", "delete"]},
 ]
 HOME_RULES: list[dict[str, Any]] = [
-    # provision_home(): the Job that makes a home where the API pods do not mount the homes (enclave.cluster.homes).
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+    # provision_home(): the Job that makes a home where the API pods do not mount the homes (enclave.cluster.homes);
+    # get and delete for a finished one of the same name, which stays before Kubernetes 1.21 (no TTL controller).
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete", "get"]},
 ]
 BATCH_RULES: list[dict[str, Any]] = [
     # deploy_pods()/start_htcondor(): create; delete_pods()/return_node(): delete; label_pod_pool(): patch —
