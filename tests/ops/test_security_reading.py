@@ -127,17 +127,19 @@ def test_etcd_with_a_config_file_reads_no_variables() -> None:
     assert "--auto-tls" not in node.flags["etcd"]
 
 
-def test_entries_that_are_no_envvar_or_volume_are_skipped_not_a_traceback() -> None:
+def test_entries_that_are_no_envvar_or_volume_are_reported_not_a_traceback() -> None:
     """Review, stop 48: `env: [ETCD_CLIENT_CERT_AUTH]` (a string, not an EnvVar, which the API server refuses) and
-    `volumes: [scratch]` ended `enclave security check` in an AttributeError. Skipped, as ``containers`` skips a
-    container that is no mapping: the well-formed entries beside them are still read."""
+    `volumes: [scratch]` ended `enclave security check` in an AttributeError. Skipping them passed a pod nothing
+    could judge: the static pod is refused (the kubelet would not run it) and the volume is a finding, beside those
+    of the well-formed entries (tests/ops/test_manifest_flaws.py has each malformed shape)."""
     pod = _pod(["etcd"], ["ETCD_CLIENT_CERT_AUTH", {"name": "ETCD_AUTO_TLS", "value": "true"}])  # type: ignore[list-item]
-    node = node_config_from_manifests([("etcd.yaml", pod)])
-    assert node.flags["etcd"] == {"--auto-tls": "true"}
+    with pytest.raises(InputError, match=r"etcd\.yaml Pod/kube-system/etcd containers\[0\]\(c\) env\[0\]: is a "
+                                         r"string, not an EnvVar object"):
+        node_config_from_manifests([("etcd.yaml", pod)])
     pod["spec"]["volumes"] = ["scratch", {"name": "host", "hostPath": {"path": "/"}}]
     result = run_check(BY_ID["POD-02"], objects=[("pod.yaml", pod)])  # POD-02: no hostPath volume
     assert (result.status, [f.where for f in result.findings]) == (
-        "fail", ["pod.yaml Pod/kube-system/etcd volumes[1](host)"])
+        "fail", ["pod.yaml Pod/kube-system/etcd volumes[0]", "pod.yaml Pod/kube-system/etcd volumes[1](host)"])
 
 
 # ---- the kubelet's command line from systemd (finding 4) ---------------------------------------------------

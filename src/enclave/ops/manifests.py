@@ -66,12 +66,51 @@ def parse_manifests(text: str, where: str, *, strict: bool = True,
             if skipped is not None:
                 skipped.append(f"{where}#{i} skipped: {doc['kind']} is kustomize's configuration, not an object")
             continue
-        items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else None
-        if isinstance(items, list):
-            out.extend((f"{where}#{i}.items[{j}]", it) for j, it in enumerate(items) if isinstance(it, dict))
-        else:
+        if not str(doc["kind"]).endswith("List") or doc.get("items") is None:
             out.append((f"{where}#{i}", doc))
+            continue
+        # A List's items are objects (metav1 List: `items` is a list of RawExtension, each a whole object); the API
+        # server (kubectl) refuses one that is not, so the List cannot be judged: a problem, or with ``strict=False``
+        # a note (the well-formed items are still read).
+        flaws = list_flaws(doc, "items", "Kubernetes")
+        if flaws and strict:
+            raise InputError([Problem(f"{where}#{i}.{at}", why, "each item of a List must be a Kubernetes object "
+                                      "(a mapping with apiVersion and kind)") for at, why in flaws])
+        if skipped is not None:
+            skipped.extend(f"{where}#{i}.{at} skipped: it {why}, so it cannot be judged" for at, why in flaws)
+        out.extend((f"{where}#{i}.items[{j}]", it) for j, it in entries(doc, "items"))
     return out
+
+
+def _a(value: Any) -> str:
+    """What a YAML value is, for a message: "a string", "a list", "null"."""
+    names = {str: "a string", list: "a list", dict: "a mapping", bool: "a boolean", int: "a number",
+             float: "a number"}
+    return "null" if value is None else names.get(type(value), f"a {type(value).__name__}")
+
+
+Flaw = tuple[str, str]
+"""Where inside an object (a dotted path: spec.template, containers[1]) and why it cannot be judged there."""
+
+
+def list_flaws(holder: Mapping[str, Any], field: str, schema: str) -> list[Flaw]:
+    """``holder[field]`` is a list of ``schema`` objects (absent or null: none); what in it is not."""
+    value = holder.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [(field, f"is {_a(value)}, not a list of {schema} objects")]
+    article = "an" if schema[0] in "AEIOU" else "a"
+    return [(f"{field}[{i}]", f"is {_a(v)}, not {article} {schema} object") for i, v in enumerate(value)
+            if not isinstance(v, dict)]
+
+
+def entries(holder: Mapping[str, Any], field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, entry) of the mappings in the list ``holder[field]``; what is not is named by ``list_flaws``."""
+    value = holder.get(field)
+    for i, v in enumerate(value if isinstance(value, list) else ()):
+        if isinstance(v, dict):
+            yield i, v
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
@@ -80,25 +119,58 @@ def name_of(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind', '?')}/{ns + '/' if ns else ''}{meta.get('name', '?')}"
 
 
+# Where each workload kind keeps its pod spec, and the object schema of each step on the way (Kubernetes API
+# reference, "Workload Resources": a Deployment's spec is a DeploymentSpec, whose template is a PodTemplateSpec,
+# whose spec is a PodSpec; a CronJob's spec.jobTemplate is a JobTemplateSpec whose spec is a JobSpec).
+_TEMPLATE = (("template", "PodTemplateSpec"), ("spec", "PodSpec"))
+POD_SPEC_PATHS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Pod": (("spec", "PodSpec"),),
+    "PodTemplate": _TEMPLATE,
+    "CronJob": (("spec", "CronJobSpec"), ("jobTemplate", "JobTemplateSpec"), ("spec", "JobSpec"), *_TEMPLATE),
+    **{kind: (("spec", f"{kind}Spec"), *_TEMPLATE)
+       for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job")},
+}
+CONTAINER_FIELDS = (("initContainers", "Container"), ("containers", "Container"),
+                    ("ephemeralContainers", "EphemeralContainer"))
+
+
+def _walk(obj: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Flaw | None]:
+    steps = POD_SPEC_PATHS.get(str(obj.get("kind")))
+    if steps is None:
+        return None, None
+    at: Mapping[str, Any] = obj
+    found: dict[str, Any] = {}
+    path: list[str] = []
+    for i, (field, schema) in enumerate(steps):
+        value = at.get(field)
+        path.append(field)
+        if value is None:  # not given: nothing to run (a Pod without a spec runs the empty PodSpec's defaults)
+            return ({} if obj.get("kind") == "Pod" and i == 0 else None), None
+        if not isinstance(value, dict):
+            return None, (".".join(path), f"is {_a(value)}, not a {schema} object")
+        at = found = value
+    return found, None
+
+
 def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The pod spec a workload object runs, wherever the kind keeps it."""
-    kind = obj.get("kind")
-    spec = obj.get("spec") or {}
-    if kind == "Pod":
-        return spec if isinstance(spec, dict) else None
-    if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"):
-        tpl = (spec.get("template") or {}).get("spec")
-        return tpl if isinstance(tpl, dict) else None
-    if kind == "PodTemplate":
-        tpl = (obj.get("template") or {}).get("spec")
-        return tpl if isinstance(tpl, dict) else None
-    return None
+    """The pod spec a workload object runs, wherever the kind keeps it (None: the kind runs no pod, it is not
+    given, or ``spec_flaw`` names the step that is not a mapping)."""
+    return _walk(obj)[0]
+
+
+def spec_flaw(obj: Mapping[str, Any]) -> Flaw | None:
+    """The step on the way to a workload's pod spec (spec, template, ...) that is not the object its schema says,
+    so the API server refuses the workload and no check can judge it."""
+    return _walk(obj)[1]
+
+
+def container_flaws(spec: Mapping[str, Any]) -> list[Flaw]:
+    """The container lists of a PodSpec that are not lists of Container objects, and their entries that are not."""
+    return [flaw for field, schema in CONTAINER_FIELDS for flaw in list_flaws(spec, field, schema)]
 
 
 def containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for i, c in enumerate(spec.get(field) or []):
-            if isinstance(c, dict):
-                yield f"{field}[{i}]({c.get('name', '?')})", c
+    """The containers of a PodSpec (those that are no Container object are named by ``container_flaws``)."""
+    for field, _ in CONTAINER_FIELDS:
+        for i, c in entries(spec, field):
+            yield f"{field}[{i}]({c.get('name', '?')})", c

@@ -33,7 +33,17 @@ import yaml
 from enclave.errors import InputError, NotFound, Problem
 from enclave.ops import cis as cis_catalogue
 from enclave.ops.cis import Chosen
-from enclave.ops.manifests import Located, containers, name_of, pod_spec
+from enclave.ops.manifests import (
+    Flaw,
+    Located,
+    container_flaws,
+    containers,
+    entries,
+    list_flaws,
+    name_of,
+    pod_spec,
+    spec_flaw,
+)
 from enclave.ops.versions import Version
 from enclave.spec.document import parse, read_text
 
@@ -118,6 +128,17 @@ class Finding:
     where: str
     detail: str
     waived: str | None = None
+
+
+@dataclass(frozen=True)
+class Unjudged:
+    """An entry a check reads that is not the object its schema says (a string where a Container is): the API
+    server refuses the object, so the check cannot judge it and reports a finding instead of passing it."""
+
+    why: str  # "is a string, not a Container object"
+
+
+UNJUDGED = "the API server refuses such an object, so nothing in it can be checked"
 
 
 @dataclass(frozen=True)
@@ -227,9 +248,7 @@ def _etcd_env_flags(container: Mapping[str, Any], flags: dict[str, str]) -> dict
     if "--config-file" in flags:
         return {}
     added: dict[str, str] = {}
-    for item in container.get("env") or []:
-        if not isinstance(item, dict):
-            continue  # not an EnvVar (the API server refuses it): no flag to read, as ``containers`` skips
+    for _, item in entries(container, "env"):  # one that is no EnvVar is refused by node_config_from_manifests
         name, value = str(item.get("name", "")), item.get("value")
         flag = "--" + name.removeprefix("ETCD_").lower().replace("_", "-")
         if name.startswith("ETCD_") and value not in (None, "") and flag not in flags:
@@ -241,13 +260,23 @@ def _etcd_env_flags(container: Mapping[str, Any], flags: dict[str, str]) -> dict
 def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str, Any] | None = None) -> NodeConfig:
     """Read component flags from static-pod manifests (kubeadm: /etc/kubernetes/manifests), etcd's also from its
     ETCD_* environment, and the Kubernetes version from the API server's image tag (kubeadm tags every
-    control-plane image with it)."""
+    control-plane image with it). A static pod with an entry that is not the object its schema says (a spec or
+    container that is no mapping, an etcd `env` entry that is no EnvVar) is refused, the kubelet refusing to run
+    it: the node cannot be judged from it."""
     cfg = NodeConfig(kubelet=dict(kubelet) if kubelet is not None else None)
+    problems: list[Problem] = []
+
+    def refused(at: str, flaws: Iterable[Flaw]) -> None:
+        problems.extend(Problem(f"{at} {path}", f"{why}; the kubelet refuses such a static pod, so the node "
+                                "cannot be judged", "correct the static pod's manifest") for path, why in flaws)
+
     for where, obj in objects:
+        flaw = spec_flaw(obj)
         spec = pod_spec(obj)
+        refused(f"{where} {name_of(obj)}", [flaw] if flaw else container_flaws(spec) if spec is not None else [])
         if spec is None:
             continue
-        for _, c in containers(spec):
+        for cwhere, c in containers(spec):
             argv = [*(c.get("command") or []), *(c.get("args") or [])]
             if len(argv) == 1 and " " in str(argv[0]):
                 argv = shlex.split(str(argv[0]))
@@ -257,9 +286,12 @@ def node_config_from_manifests(objects: Iterable[Located], kubelet: Mapping[str,
                 cfg.flags[component] = parse_flags(argv[1:])
                 cfg.sources[component] = where
                 if component == "etcd":
+                    refused(f"{where} {name_of(obj)} {cwhere}", list_flaws(c, "env", "EnvVar"))
                     cfg.env[component] = _etcd_env_flags(c, cfg.flags[component])
                 if component == "apiserver":
                     cfg.version = _image_version(str(c.get("image", "")))
+    if problems:
+        raise InputError(problems)
     return cfg
 
 
@@ -1019,10 +1051,10 @@ def _configmap_value(check: Check, found: Located, key: str) -> Read | str:
 def _mounted_configmap(path: str, spec: Mapping[str, Any], container: Mapping[str, Any],
                        namespace: str) -> tuple[tuple[str, str], str] | None:
     """The ConfigMap (namespace, name) and key a file path in the container comes from, via its volume mount."""
-    for mount in container.get("volumeMounts") or []:
+    for _, mount in entries(container, "volumeMounts"):
         root = str(mount.get("mountPath", "")).rstrip("/")
         if root and path.startswith(root + "/"):
-            for volume in spec.get("volumes") or []:
+            for _, volume in entries(spec, "volumes"):
                 source = volume.get("configMap") if volume.get("name") == mount.get("name") else None
                 if isinstance(source, dict) and source.get("name"):
                     return (namespace, str(source["name"])), path[len(root) + 1:]
@@ -1052,6 +1084,9 @@ def _kube_proxy_reads(check: Check, objects: Iterable[Located]) -> list[Read] | 
     found: list[Read | str] = []  # a value read, or why it could not be
     for where, obj in objs:
         spec = pod_spec(obj)
+        flaw = spec_flaw(obj)
+        for at, why in [flaw] if flaw else container_flaws(spec) if spec is not None else []:
+            found.append(f"{where} {name_of(obj)} {at} {why}: {UNJUDGED}")
         for cwhere, c in containers(spec) if spec is not None else ():
             argv = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
             if argv and Path(argv[0]).name == "kube-proxy":
@@ -1086,9 +1121,15 @@ def _pod_items(check: Check, at: str, spec: dict[str, Any]) -> Iterator[tuple[st
         for cwhere, c in containers(spec):
             yield f"{at} {cwhere}", _with_pod_defaults(check, spec, c)
     else:
-        for i, v in enumerate(spec.get("volumes") or []):
-            if isinstance(v, dict):  # as ``containers``: an entry that is no Volume has nothing to check
-                yield f"{at} volumes[{i}]({v.get('name', '?')})", v
+        for i, v in entries(spec, "volumes"):  # one that is no Volume: _pod_flaws
+            yield f"{at} volumes[{i}]({v.get('name', '?')})", v
+
+
+def _pod_flaws(check: Check, spec: Mapping[str, Any]) -> list[Flaw]:
+    """The entries of a pod spec the check reads that are not the objects the PodSpec schema says."""
+    if check.target == "container":
+        return container_flaws(spec)
+    return list_flaws(spec, "volumes", "Volume") if check.target == "volume" else []
 
 
 def _with_pod_defaults(check: Check, spec: Mapping[str, Any], container: dict[str, Any]) -> dict[str, Any]:
@@ -1125,10 +1166,14 @@ def _manifest_items(check: Check, objects: Iterable[Located]) -> Iterator[tuple[
         if check.target == "object" or (check.target == "binding" and is_binding):
             yield at, obj, obj
         elif check.target == "rbac-rule" and kind in ("Role", "ClusterRole"):
-            for i, rule in enumerate(obj.get("rules") or []):
+            for path, why in list_flaws(obj, "rules", "PolicyRule"):
+                yield f"{at} {path}", obj, Unjudged(why)
+            for i, rule in entries(obj, "rules"):
                 yield f"{at} rules[{i}]", obj, rule
         elif check.target in ("pod", "container", "volume"):
-            spec = pod_spec(obj)
+            spec, flaw = pod_spec(obj), spec_flaw(obj)
+            for path, why in [flaw] if flaw else _pod_flaws(check, spec) if spec is not None else []:
+                yield f"{at} {path}", obj, Unjudged(why)
             if spec is not None:
                 for item_at, item in _pod_items(check, at, spec):
                     yield item_at, obj, item
@@ -1172,6 +1217,10 @@ def run_check(check: Check, *, node: NodeConfig | None = None, objects: Iterable
                 findings.append(Finding(where, _describe(check.test, v, params)))
         return _verdict(check, findings, checked)
     for where, owner, item in _manifest_items(check, objects):
+        if isinstance(item, Unjudged):  # never waived: the waiver is for what the check finds, and it finds nothing
+            checked.append(f"{where}: {item.why}")
+            findings.append(Finding(where, f"cannot be judged: it {item.why}; {UNJUDGED}"))
+            continue
         values = resolve(item, str(check.read["path"]))
         if values == [MISSING] and "default" in check.read:
             values = [check.read["default"]]  # what the API server fills in (e.g. the namespace)
