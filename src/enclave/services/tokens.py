@@ -56,6 +56,20 @@ class TokenService:
         with self.db.session() as session:
             tokens.revoke(session, actor, token_or_key, reason=reason)
 
+    def derives_from(self, key: str, ancestor: str) -> bool:
+        """Whether token ``key`` is ``ancestor`` or one of its descendants: issued with it, or with a token issued
+        with it, generation by generation (``Token.parent_id``). False for an unknown key."""
+        with self.db.session() as session:
+            row = storage.token_by_key(session, key)
+            seen: set[int] = set()
+            while row is not None and row.id not in seen:
+                if row.key == ancestor:
+                    return True
+                seen.add(row.id)
+                parent = storage.token_key(session, row.parent_id)
+                row = storage.token_by_key(session, parent) if parent is not None else None
+            return False
+
     def owner(self, key: str) -> str | None:
         """The username a token key belongs to (None for an unknown key)."""
         with self.db.session() as session:
