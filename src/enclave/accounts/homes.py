@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,14 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
 def provision(account: AccountView, root: str, quota: HomeQuota | None = None, run: Runner = _run) -> Provisioned:
     """Create (or repair) the account's home and workspace under ``root`` and set its quota with the spec's
     tool. Idempotent (setting a quota again to the same value is harmless)."""
+    made = make_home(account, root)
+    return Provisioned(made, set_quota(account, quota, run), "local")
+
+
+def make_home(account: AccountView, root: str) -> tuple[str, ...]:
+    """Create (or repair) the account's home and workspace under ``root``, owned by its uid and gid, mode 0700;
+    the paths made. ExternalError when a directory cannot be made (the fix names the path); nothing is removed,
+    whatever already stands there."""
     home, workspace = Path(account.home), Path(account.workspace)
     if not home.is_relative_to(root) or not workspace.is_relative_to(home):
         raise ExternalError(f"{account.username}'s home {home} is not under {root}", where=str(home),
@@ -94,11 +103,28 @@ def provision(account: AccountView, root: str, quota: HomeQuota | None = None, r
                                     f"storage host), or: mkdir -m 700 {path} && chown {account.uid}:{account.gid} "
                                     f"{path}") from exc
         made.append(str(path))
+    return tuple(made)
+
+
+def set_quota(account: AccountView, quota: HomeQuota | None = None, run: Runner = _run) -> str:
+    """Set the account's quota with the spec's tool: ``set``, or ``advisory`` where the spec names none.
+    ExternalError naming the command to run by hand when the tool is missing or fails."""
     argv = quota_command(quota or HomeQuota(), account.uid, account.quota_gib)
     if argv is None:
-        return Provisioned(tuple(made), "advisory", "local")
+        return "advisory"
     _set_quota(account, argv, run)
-    return Provisioned(tuple(made), "set", "local")
+    return "set"
+
+
+def by_hand(account: AccountView, quota: HomeQuota | None = None) -> str:
+    """The shell commands that make the account's home as ``provision`` does, for an operator on the storage host
+    (as root); arguments quoted for the shell."""
+    paths = f"{shlex.quote(account.home)} {shlex.quote(account.workspace)}"
+    steps = [f"mkdir -p -m 700 {paths}", f"chown {account.uid}:{account.gid} {paths}", f"chmod 700 {paths}"]
+    argv = quota_command(quota or HomeQuota(), account.uid, account.quota_gib)
+    if argv is not None:
+        steps.append(shlex.join(argv))
+    return " && ".join(steps)
 
 
 def _set_quota(account: AccountView, argv: list[str], run: Runner) -> None:

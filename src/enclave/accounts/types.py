@@ -59,8 +59,9 @@ class AccountView(BaseModel):
     note: str | None = None
     """Set when the request asked for a state that already held: what was found, nothing changed."""
     notice: str | None = None
-    """Set when the change held but renders less than it usually gives: a developer's membership of the notebook
-    namespace while batch tokens are on binds view there, not edit (``access.render.cluster_role``)."""
+    """Set when the change held but gives less than it usually does: a developer's membership of the notebook
+    namespace while batch tokens are on binds view there, not edit (``access.render.cluster_role``); or, after
+    onboard or demote, the account's home was not made (why, and the commands that make it)."""
     reach: ReachReport | None = None
     """After depart, expire or demote: what each running system (schedds, hub) did for the ended account."""
 

@@ -84,6 +84,13 @@ def _reached(report: ReachReport | None) -> None:
                             where=f"account/{report.username}", fix=f"fix the cause, then run: {retry}")
 
 
+def _noticed(account: AccountView) -> None:
+    """The notice of an account just made: its home was not made, and how to make it (docs/accounts.md, "Home
+    provisioning"). The account stands, so the command succeeded: running it again would be refused."""
+    if account.notice:
+        console.print(f"{account.username}: {account.notice}")
+
+
 def _describe(account: AccountView) -> dict[str, object]:
     return account.model_dump(mode="json")
 
@@ -120,6 +127,7 @@ def onboard(
                                            namespaces=namespace or (), uid=uid)
         console.print(f"onboarded {account.username}: {account.kind}, uid {account.uid}, home {account.home}, "
                       f"quota {account.quota_gib:g} GiB")
+    _noticed(account)
 
 
 @accounts_app.command("import")
@@ -131,6 +139,8 @@ def import_(file: Annotated[Path, typer.Argument(help="CSV: username,name,email,
     with host(spec) as factory:
         created = factory.accounts.onboard_many(actor, rows, reason=reason)
     console.print(f"onboarded {len(created)} account(s) from {file}")
+    for account in created:
+        _noticed(account)
 
 
 @accounts_app.command("show")
@@ -244,6 +254,7 @@ def demote(username: User, reason: Reason,
                                       allocation=_allocation(proposal, quota, expires))
         console.print(f"{username} deactivated; new science account {new.username} (uid {new.uid}, "
                       f"home {new.home})")
+    _noticed(new)
     _reached(new.reach)
 
 

@@ -24,7 +24,7 @@ from enclave.accounts.models import Account
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, Person
 from enclave.db import Database
 from enclave.domain.reach import ReachReport, Transition
-from enclave.errors import NotFound, PermissionDenied
+from enclave.errors import ExternalError, NotFound, PermissionDenied
 from enclave.logs import event, logger
 from enclave.services.reach import ReachService
 from enclave.spec.models import EnclaveSpec, Role
@@ -136,12 +136,29 @@ class AccountService:
     def _provision(self, account: AccountView) -> AccountView:
         """Home, workspace and quota on the home file system: here when it is mounted here (as `enclave webdav`
         decides), else through the live cluster's Job; after the commit, so a refused onboarding creates
-        nothing. Idempotent. What was done is logged; a quota the spec gives no tool for is advisory."""
+        nothing. Idempotent. What was done is logged; a quota the spec gives no tool for is advisory.
+
+        The account is committed and journaled by now, so a home that cannot be made (a stray file where it goes,
+        no right to chown, the cluster refusing the Job) does not fail the call: the caller would retry, and the
+        retry is refused, the username being taken. The committed account is returned with a ``notice`` saying
+        that the home was not made, why, and the commands that make it; the failure is logged as an error. Nothing
+        standing at the home's path is removed. A quota tool that fails once the directories stand is still an
+        error naming the command to run (docs/accounts.md, "Home provisioning")."""
         root = self.spec.storage.home_root
+        done: homes.Provisioned | None
         if Path(root).is_dir():
-            done: homes.Provisioned | None = homes.provision(account, root, self.spec.storage.quota)
+            try:
+                made = homes.make_home(account, root)
+            except ExternalError as exc:
+                return self._not_made(account, exc, cause_fix=(
+                    f"whatever stands at {account.home} is kept: move it aside, never delete it; enclave makes homes "
+                    f"where it may create and chown under {root}, as root on the storage host"))
+            done = homes.Provisioned(made, homes.set_quota(account, self.spec.storage.quota), "local")
         else:
-            done = self.remote_homes(account) if self.remote_homes is not None else None
+            try:
+                done = self.remote_homes(account) if self.remote_homes is not None else None
+            except ExternalError as exc:
+                return self._not_made(account, exc)
         if done is None:
             event(log, logging.WARNING, "home not provisioned", account=account.username, home=account.home,
                   cause=f"{root} is not mounted here and no live cluster is at hand; run the onboarding where "
@@ -153,6 +170,15 @@ class AccountService:
             event(log, logging.WARNING, "home quota recorded only", account=account.username,
                   cause="storage.quota.tool is none: nothing on the file system enforces the quota")
         return account
+
+    def _not_made(self, account: AccountView, exc: ExternalError, *, cause_fix: str | None = None) -> AccountView:
+        """``account`` (committed) with the notice that its home was not made: why, and how to make it."""
+        said = (f"home not made: {exc.problem.what}. The account {account.username} is committed and journaled: do "
+                "not make it again (the username is taken); no enclave command makes a home again. Fix the cause "
+                f"({cause_fix or exc.problem.fix}), then make the home on the storage host, as root: "
+                f"{homes.by_hand(account, self.spec.storage.quota)}")
+        event(log, logging.ERROR, "home not made", account=account.username, home=account.home, cause=str(exc))
+        return account.model_copy(update={"notice": "; ".join(n for n in (account.notice, said) if n)})
 
     def onboard_many(self, actor: str, rows: Sequence[NewAccount], *, reason: str) -> list[AccountView]:
         with self.db.session() as session:
