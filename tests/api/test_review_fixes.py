@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import pytest
+
 from enclave.journal import query
 from enclave.spec import Role
 from tests.accounts.conftest import snapshot
@@ -81,3 +86,65 @@ def test_issuing_follows_the_same_rule(world: World) -> None:
     for body in ({"scopes": ["*"]}, {"username": ADMIN, "scopes": ["data.read"]}):
         r = world.client.post("/api/v1/tokens", headers=_bearer(narrow), json=body)
         assert r.status_code == 403, (body, r.text)
+
+
+# --- 2. datetimes that leave years 1-9999 in UTC are refused as input; any other failure keeps the one shape ----
+
+EDGES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
+"""Aware datetimes Python holds whose UTC conversion falls in year 0 or 10000."""
+
+
+def _refused_naming(r: Any, field: str) -> None:
+    """docs/api.md, "Errors": a value that fails validation is a 422 in the one JSON shape, naming the field."""
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["error"] == "InputError" and set(body) == {"error", "message", "problems"}, body
+    assert any(p["where"].endswith(field) and "UTC" in p["what"] and "9999" in p["what"]
+               for p in body["problems"]), body
+
+
+def test_journal_bounds_out_of_range_in_utc_are_422(world: World) -> None:
+    for param, value in (("since", EDGES[0]), ("until", EDGES[1]), ("since", EDGES[1]), ("until", EDGES[0])):
+        r = world.client.get("/api/v1/journal", params={param: value}, headers=world.as_(ADMIN))
+        _refused_naming(r, param)
+
+
+def test_allocation_expiry_out_of_range_in_utc_is_422_and_changes_nothing(world: World) -> None:
+    before = snapshot(world.db)
+    for value in EDGES:
+        allocation = {"proposal_id": "P-9", "expires": value}
+        r = world.client.post("/api/v1/accounts", headers=world.as_(ADMIN), json={
+            "username": "newsci", "name": "N", "email": "ns@example.org", "kind": "science", "reason": "r",
+            "allocation": allocation})
+        _refused_naming(r, "allocation.expires")
+        r = world.client.post("/api/v1/accounts/sciexpired/renew", headers=world.as_(ADMIN),
+                              json={"reason": "r", "allocation": allocation})
+        _refused_naming(r, "allocation.expires")
+    assert snapshot(world.db) == before
+
+
+def test_the_edges_that_do_convert_are_accepted(world: World) -> None:
+    for param, value in (("since", "0001-01-01T00:00:00-01:00"), ("until", "9999-12-31T23:59:59+01:00")):
+        r = world.client.get("/api/v1/journal", params={param: value}, headers=world.as_(ADMIN))
+        assert r.status_code == 200, r.text
+
+
+def test_an_unexpected_failure_is_a_500_in_the_one_shape_and_logged(
+        world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/api.md, "Errors": every failure has one JSON shape. A bug is a 500 that tells the client nothing of its
+    cause, while the server's log keeps the traceback."""
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail of the bug")
+
+    monkeypatch.setattr(world.service.factory.tokens, "listing", broken)
+    caplog.set_level(logging.ERROR, logger="enclave")
+    r = world.client.get("/api/v1/tokens", headers=world.as_(ADMIN))
+    assert r.status_code == 500, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error", "message", "problems"} and body["problems"], body
+    assert all(set(p) == {"where", "what", "fix"} for p in body["problems"])
+    assert "secret detail" not in r.text
+    failed = [rec for rec in caplog.records if rec.exc_info and rec.exc_info[1] is not None]
+    assert any("secret detail of the bug" in str(rec.exc_info[1]) for rec in failed if rec.exc_info)

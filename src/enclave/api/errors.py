@@ -44,6 +44,17 @@ def validation_problems(errors: Any) -> list[Problem]:
     return out or [Problem(where="request", what="the request is malformed")]
 
 
+INTERNAL_ERROR = "InternalServerError"
+"""The ``error`` of a 500: a failure no enclave error describes (a bug)."""
+
+
+def internal_error_body(path: str) -> dict[str, Any]:
+    problem = Problem(where=path, what="the server failed while handling this request",
+                      fix="try again; if it persists, report it with the time: the server's log has the traceback")
+    return {"error": INTERNAL_ERROR, "message": str(problem),
+            "problems": [{"where": problem.where, "what": problem.what, "fix": problem.fix}]}
+
+
 def install(app: FastAPI) -> None:
     async def on_enclave_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, EnclaveError)
@@ -63,6 +74,16 @@ def install(app: FastAPI) -> None:
                 "problems": [{"where": request.url.path, "what": str(exc.detail), "fix": ""}]}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Anything else is a fault of the server: the traceback goes to the log, the client gets the one shape
+        # with nothing of the exception's text (it may hold what the client must not see).
+        log.error("request failed", exc_info=exc, extra={"fields": {
+            "method": request.method, "path": request.url.path, "status": 500, "error": type(exc).__name__,
+            "account": request.scope.get(ACCOUNT_KEY)}})
+        return JSONResponse(internal_error_body(request.url.path), status_code=500)
+
     app.add_exception_handler(EnclaveError, on_enclave_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    # Starlette answers with this one from its outermost middleware, then re-raises for the server to see.
+    app.add_exception_handler(Exception, on_unexpected)

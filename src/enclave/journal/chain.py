@@ -69,7 +69,11 @@ def unkeyed_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, tar
 def format_time(when: datetime) -> str:
     if when.tzinfo is None:
         raise InputError([Problem("journal time", "naive datetime", "pass a timezone-aware datetime")])
-    return when.astimezone(UTC).strftime(TIME_FORMAT)
+    try:
+        return when.astimezone(UTC).strftime(TIME_FORMAT)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is year 0 in UTC
+        raise InputError([Problem("journal time", f"{when.isoformat()} is out of range in UTC",
+                                  "the datetime must convert to UTC within years 1-9999")]) from None
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from enclave.access.permissions import Permission
 from enclave.api.deps import Caller, Journal
+from enclave.api.routes.bodies import When
 from enclave.journal import Entry
 
 router = APIRouter(prefix="/journal", tags=["journal"])
@@ -22,7 +21,7 @@ class Verified(BaseModel):
 @router.get("", summary="Journal entries, newest first, with filters")
 def entries(caller: Caller, journal: Journal, actor: str | None = Query(None, max_length=64),
             action: str | None = Query(None, max_length=64), target: str | None = Query(None, max_length=255),
-            since: datetime | None = None, until: datetime | None = None,
+            since: When | None = None, until: When | None = None,
             limit: int = Query(50, ge=1, le=1000)) -> list[Entry]:
     caller.need_scope(Permission.JOURNAL_READ)
     return journal.entries(caller.username, by=actor, action=action, target=target, since=since, until=until,
