@@ -9,12 +9,17 @@ lower levels fall out of the CPU's cache between pops: measured in the loop, a p
 enclave against ~0.55 µs at 1x, the largest part of the night's cost growing faster than the enclave. Here a
 push appends to its second's list, and a second's events are sorted once, when the clock reaches it; the
 heap left holds only the distinct pending seconds and is touched once per second, not once per event.
+
+No event may be queued before ``now``, the time of the latest event taken (``pop``, or the simulator's loop,
+which takes events itself and moves ``now`` with its clock): one would be taken out of order and turn the clock
+back. ``put`` raises, as ``pop`` raises on an empty queue.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import Any
 
 Event = tuple[float, int, int, Any]
@@ -30,7 +35,7 @@ def second(t: float) -> int:
 
 
 class EventQueue:
-    __slots__ = ("due", "due_s", "buckets", "seconds", "_seq", "processed")
+    __slots__ = ("due", "due_s", "buckets", "seconds", "_seq", "processed", "now")
 
     def __init__(self) -> None:
         self.due: list[Event] = []
@@ -43,12 +48,17 @@ class EventQueue:
         """The keys of ``buckets``, a heap."""
         self._seq = itertools.count()
         self.processed = 0
+        self.now = -math.inf
+        """The clock: the time of the latest event taken. ``put`` refuses an event before it."""
 
     def push(self, t: float, kind: int, payload: Any = None) -> None:
         self.put((t, next(self._seq), kind, payload))
 
     def put(self, e: Event) -> None:
-        """Queue an event already numbered (``_seq``); it is taken in (time, number) order."""
+        """Queue an event already numbered (``_seq``); it is taken in (time, number) order. An event before ``now``
+        is a bug of its caller: it raises ValueError."""
+        if e[0] < self.now:
+            raise ValueError(f"event {e[2]} queued at t={e[0]!r}, before the clock's {self.now!r}")
         b = second(e[0])
         if b <= self.due_s:
             self.insert_due(e)
@@ -92,7 +102,9 @@ class EventQueue:
         if not self.due and not self.advance():
             raise IndexError("pop from an empty event queue")
         self.processed += 1
-        return self.due.pop()
+        e = self.due.pop()
+        self.now = e[0]
+        return e
 
     def next_time(self) -> float:
         if not self.due and not self.advance():

@@ -118,7 +118,7 @@ class SimNode:
 
 class SimStartd:
     __slots__ = ("name", "node", "kind", "pool", "cores", "mem", "free_cores", "free_mem", "since", "ready",
-                 "accepting", "running", "sig", "removing", "dom_t", "due")
+                 "accepting", "running", "sig", "removing", "dom_t", "due", "deadlines")
 
     def __init__(self, name: str, node: SimNode, kind: StartdKind, pool: str, cores: int, mem: int,
                  now: float) -> None:
@@ -140,7 +140,13 @@ class SimStartd:
         self.dom_t = now
         """Since when its claimed share has been what it is now (for dominant-resource utilization)."""
         self.due: float | None = None
-        """The deadline of the broker's drain (DrainStartd with a grace): its retirement holds every job until it."""
+        """The deadline of the broker's drain (DrainStartd with a grace): its retirement holds every job until it.
+        A relabel that ends the drain clears it (``Sim.relabel``)."""
+        self.deadlines: dict[str, float] = {}
+        """Pool → the deadline the latest relabel from that pool set (``Relabel.vacate_after_seconds``): its jobs
+        still here then are evicted, unless the startd serves that pool again (the rendered PREEMPT,
+        ``enclave.batch.policy.vacate_expr``: the slot's entry per pool, and "a startd never evicts a job of the
+        pool it serves"). A relabel from that pool without a deadline clears it."""
 
     def dominant_cores(self) -> float:
         """Cores this partitionable slot counts as used: all of them once ANY resource is fully claimed, as
@@ -1266,9 +1272,13 @@ class Sim:
         if s.removing == "drain":
             s.removing = None
             s.accepting = s.ready
+            s.due = None  # the drain's deadline ends with it: its EV_VACATE is stale (_vacate)
         self._moved("Relabel")
         if vacate_after is not None:
-            self.q.push(self.now + vacate_after, EV_VACATE, (s, old))
+            due = s.deadlines[old] = self.now + vacate_after
+            self.q.push(due, EV_VACATE, (s, old, due))
+        else:
+            s.deadlines.pop(old, None)
         if self.instant:
             self.fill_startd(s)
 
@@ -1334,7 +1344,7 @@ class Sim:
         (``render.pod_grace_seconds``). A shared slot (quotas) has no label: killed at the pod's grace."""
         kill = self.now + pod_grace_seconds(self.spec)
         if s.due is not None or s.pool not in self.spec.pools:
-            self.q.push(min(s.due, kill) if s.due is not None else kill, EV_VACATE, (s, None))
+            self.q.push(min(s.due, kill) if s.due is not None else kill, EV_VACATE, (s, None, None))
             return
         when: dict[float, set[int]] = {}
         for jid in s.running:
@@ -1352,7 +1362,7 @@ class Sim:
         s.accepting = False
         if vacate_after is not None:
             s.due = self.now + vacate_after
-            self.q.push(s.due, EV_VACATE, (s, None))
+            self.q.push(s.due, EV_VACATE, (s, None, s.due))
         self._moved("DrainStartd")
 
     def drain_node(self, name: str) -> None:
@@ -1525,7 +1535,7 @@ class Sim:
         while (due or (due := q.refill())) and due[-1][0] <= until:
             t, _, kind, payload = due.pop()
             processed += 1
-            self.now = t
+            self.now = q.now = t
             if kind == EV_END:
                 rec = running.get(payload)
                 if rec is None or rec[1] != t:
@@ -1573,7 +1583,7 @@ class Sim:
                 progress(t)
                 next_progress = t + step
         self.q.processed += processed
-        self.now = max(self.now, until)
+        self.now = q.now = max(self.now, until)
 
     def _dispatch(self, kind: int, payload: Any) -> None:
         self._handlers[kind](payload)
@@ -1661,9 +1671,18 @@ class Sim:
             if not st.running:
                 self._startd_idle(st)
 
-    def _vacate(self, payload: tuple[SimStartd, str | None]) -> None:
-        """Evict what a startd still runs after its grace: jobs of ``pool`` (a relabel), or all (None)."""
-        st, pool = payload
+    def _vacate(self, payload: tuple[SimStartd, str | None, float | None]) -> None:
+        """Evict what a startd still runs after its grace: jobs of ``pool`` (a relabel's deadline ``due``), or all
+        (None: a drain's deadline ``due``, or a deleted pod's kill, ``due`` None). Stale, and nothing is evicted:
+        a relabel's deadline that a later relabel from the same pool replaced or cleared, or whose pool the startd
+        serves again; a drain's that a relabel ended (``Sim.relabel``) or a later drain replaced."""
+        st, pool, due = payload
+        if pool is not None:
+            if st.pool == pool or st.deadlines.get(pool) != due:
+                return
+            del st.deadlines[pool]
+        elif due is not None and st.due != due:
+            return
         if self.startds.get(st.name) is st and (pool is not None or not st.accepting):
             self._evict(st, pool)
             if not st.running and not st.accepting:
@@ -1777,7 +1796,7 @@ class Sim:
 
     def finish(self) -> None:
         """Close the books at the horizon: capacity integrals and the partial work of running jobs."""
-        self.now = max(self.now, self.horizon)
+        self.now = self.q.now = max(self.now, self.horizon)
         self._touch_cap()
         self.nb_integrate()
         for n in self.nodes.values():

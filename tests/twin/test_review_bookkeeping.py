@@ -1,0 +1,162 @@
+"""The review's bookkeeping findings, each on the reviewer's reproduction: every expected figure is derived by hand
+or recounted from the jobs, sessions and events themselves, never read off the figure under test.
+
+- a relabel that ends a drain takes the drain's deadline with it, and the event queue refuses an event in the past;
+- a relabel's deadline is stale once the startd serves that pool again, or a later relabel from it replaced it;
+- ``end_jobs`` on queued jobs keeps the memory check of the jobs it leaves queued;
+- a failing node takes no notebook spawn and no evicted job while its pods go;
+- ended jobs are counted as ENDED, and in conservation;
+- running jobs count their core-seconds from their first second, not their match;
+- the peak of concurrent notebook sessions is a running maximum, not the largest sample.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from enclave.spec.models import EnclaveSpec
+from enclave.twin.engine import EventQueue
+from enclave.twin.scenario import parse
+from enclave.twin.sim import DONE, QUEUED, Sim, SimStartd
+
+from .conftest import make_sim
+
+DRP_ONLY = """
+name: review
+seed: 5
+duration_hours: 4
+prompt: null
+user_batch: null
+notebooks: null
+drp: {backlog_jobs: 20000, jobs_per_hour: 1500}
+"""
+
+
+def _drp_pod(sim: Sim) -> SimStartd:
+    return next(s for s in sim.startds.values() if s.kind.value == "pod" and s.running and s.pool == "drp")
+
+
+def _drp_startd(sim: Sim, jobs: int = 4) -> SimStartd:
+    return next(s for s in sim.startds.values() if s.pool == "drp" and len(s.running) > jobs)
+
+
+def _recording_clock(sim: Sim) -> list[float]:
+    """Every event time the loop takes, in order (through the audit hook, which runs after each non-end event)."""
+    times: list[float] = []
+    check = sim.check
+
+    def record() -> None:
+        times.append(sim.now)
+        check()
+
+    sim.audit = True
+    sim.check = record  # type: ignore[method-assign]
+    return times
+
+
+# ---------------------------------------------------------------- 1. a relabel that ends a drain (f6)
+
+
+def test_the_event_queue_refuses_an_event_before_its_clock() -> None:
+    q = EventQueue()
+    q.push(5.0, 1, "a")
+    q.push(9.0, 1, "b")
+    assert q.pop()[3] == "a"
+    q.push(5.0, 1, "same time: fine")
+    with pytest.raises(ValueError, match="before the clock"):
+        q.push(4.5, 1, "in the past")
+    assert [q.pop()[3] for _ in range(2)] == ["same time: fine", "b"]
+
+
+def test_a_relabel_that_ends_a_drain_takes_its_deadline_with_it(ldf: EnclaveSpec) -> None:
+    sim = make_sim(parse(DRP_ONLY + "layout: {batch: pods, pod_cores: 8}\n", "s.yaml", spec=ldf))
+    sim.run_until(1800)
+    s = _drp_pod(sim)
+    sim.drain_startd(s.name, 600)  # deadline 2400
+    sim.run_until(1810)
+    sim.relabel(s.name, "user")  # ends the drain: the pod accepts work again
+    sim.relabel(s.name, "drp")
+    assert (s.removing, s.accepting, s.due) == (None, True, None)
+    sim.run_until(5000)  # long past the old deadline: the pod serves on
+    assert s.running and sim.startds[s.name] is s
+    jobs = {j: sim.running[j][6] for j in s.running}
+    wasted, dom = sim.counters.wasted_core_s, dict(sim.dom_pool_s)
+    times = _recording_clock(sim)
+    sim.delete_pods((s.name,))
+    assert all(e[0] >= 5000 for e in sim.q.events())
+    sim.run_until(5001)
+    # DRP's grace is 600 s, no more than the vacate time: a deleted pod's DRP jobs are vacated at the deletion
+    # (docs/twin.md, "Pod termination"), each losing what it ran since its match (1 core each).
+    assert not set(jobs) & set(sim.running) and all(sim.state[j] == QUEUED for j in jobs)
+    assert sim.counters.wasted_core_s - wasted == pytest.approx(sum(5000 - t for t in jobs.values()))
+    assert times == sorted(times) and times[0] >= 5000
+    assert all(sim.dom_pool_s[p] >= dom[p] for p in dom)
+
+
+def test_a_drain_a_relabel_ended_evicts_nothing_at_its_old_deadline(ldf: EnclaveSpec) -> None:
+    sim = make_sim(parse(DRP_ONLY, "s.yaml", spec=ldf))
+    sim.run_until(1800)
+    s = _drp_startd(sim)
+    sim.drain_startd(s.name, 120)  # deadline 1920
+    sim.relabel(s.name, "user")  # ends that drain
+    sim.relabel(s.name, "drp")
+    sim.drain_startd(s.name, None)  # a new drain, with no deadline: its jobs retire, none is evicted
+    evicted = sim.counters.evicted_jobs
+    sim.run_until(1919.999)
+    assert s.running
+    sim.run_until(1921)
+    assert sim.counters.evicted_jobs == evicted
+
+
+# ---------------------------------------------------------------- 2. a relabel's pending vacate (f9)
+
+
+def test_a_relabel_back_before_the_deadline_keeps_the_jobs(ldf: EnclaveSpec) -> None:
+    sim = make_sim(parse(DRP_ONLY, "s.yaml", spec=ldf))
+    sim.run_until(1800)
+    s = _drp_startd(sim)
+    sim.relabel(s.name, "user", vacate_after=600)  # DRP's jobs may run until 2400
+    sim.run_until(1900)
+    sim.relabel(s.name, "drp")  # home again: the rendered PREEMPT never evicts the pool the startd serves
+    sim.run_until(2399)
+    on = set(s.running)
+    evicted = sim.counters.evicted_jobs
+    sim.run_until(2401)
+    assert on and sim.counters.evicted_jobs == evicted
+    assert all(j in s.running or sim.state[j] == DONE for j in on)
+
+
+def test_a_later_relabel_from_the_same_pool_replaces_its_deadline(ldf: EnclaveSpec) -> None:
+    sim = make_sim(parse(DRP_ONLY, "s.yaml", spec=ldf))
+    sim.run_until(1800)
+    s = _drp_startd(sim)
+    sim.relabel(s.name, "user", vacate_after=120)  # deadline 1920 ...
+    sim.run_until(1810)
+    sim.relabel(s.name, "drp")
+    sim.relabel(s.name, "user", vacate_after=120)  # ... replaced by 1930 (the slot's entry for drp)
+    evicted = sim.counters.evicted_jobs
+    sim.run_until(1921)
+    assert sim.counters.evicted_jobs == evicted
+    sim.run_until(1929.999)
+    drp_left = {j for j in s.running if sim.acs[sim.running[j][2]].pool == "drp"}
+    assert drp_left
+    sim.run_until(1931)
+    assert sim.counters.evicted_jobs - evicted == len(drp_left)
+    assert not drp_left & s.running
+
+
+def test_a_relabel_on_to_a_third_pool_keeps_the_first_deadline(ldf: EnclaveSpec) -> None:
+    # The slot's deadline entry is per pool: a relabel from user does not touch drp's (batch/policy.vacate_clauses).
+    sim = make_sim(parse(DRP_ONLY, "s.yaml", spec=ldf))
+    sim.run_until(1800)
+    s = _drp_startd(sim)
+    sim.relabel(s.name, "user", vacate_after=120)  # drp's jobs: until 1920
+    sim.run_until(1810)
+    sim.relabel(s.name, "general")
+    sim.run_until(1919.999)
+    drp_left = {j for j in s.running if sim.acs[sim.running[j][2]].pool == "drp"}
+    evicted = sim.counters.evicted_jobs
+    assert drp_left
+    sim.run_until(1921)
+    assert sim.counters.evicted_jobs - evicted == len(drp_left)
+    assert not drp_left & s.running
