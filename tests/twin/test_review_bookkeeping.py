@@ -160,3 +160,31 @@ def test_a_relabel_on_to_a_third_pool_keeps_the_first_deadline(ldf: EnclaveSpec)
     sim.run_until(1921)
     assert sim.counters.evicted_jobs - evicted == len(drp_left)
     assert not drp_left & s.running
+
+
+# ---------------------------------------------------------------- 3. end_jobs keeps Block.oom (f2)
+
+
+def test_removing_queued_jobs_keeps_the_memory_check_of_the_rest(ldf: EnclaveSpec) -> None:
+    text = """
+name: oomflag
+seed: 3
+duration_hours: 3
+user_batch: {bursts_per_day: 48, jobs_per_burst: 400, memory_use: {dist: fixed, mean: 64}}
+timing: {sample_s: 120}
+"""
+    sim = make_sim(parse(text, "s.yaml", spec=ldf))
+    while not any(b.oom for q in sim.queues for b in q):
+        sim.run_until(sim.q.next_time())
+    removed = {b.first + b.pos + 1 for q in sim.queues for b in q if b.oom and b.n - b.pos > 2}
+    assert removed
+    sim.end_jobs(removed, sim.pools, running=False, hold=False)
+    # Every job still queued that peaks above its request sits in a block whose starts check the limit.
+    for q in sim.queues:
+        for b in q:
+            over = [b.first + i for i in range(b.pos, b.n) if b.first + i in sim.peak_over]
+            assert not over or b.oom
+    sim.run()
+    sim.check()
+    # Under the hard limit, a job that peaks above its request never finishes without being killed first.
+    assert not [j for j in sim.peak_over if sim.state[j] == DONE and j not in sim.kills]

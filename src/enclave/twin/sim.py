@@ -1917,12 +1917,12 @@ class Sim:
                         self.idle_cores[a.pool] -= a.cpus
                         self.n_idle -= 1
                         if run:
-                            kept.append(Block(jid - len(run), run, b.submit, b.visit))
+                            kept.append(Block(jid - len(run), run, b.submit, b.visit, b.oom))
                         run = []
                     else:
                         run.append(b.runtimes[i])
                 if run:
-                    kept.append(Block(b.first + b.n - len(run), run, b.submit, b.visit))
+                    kept.append(Block(b.first + b.n - len(run), run, b.submit, b.visit, b.oom))
             self.queues[ac] = kept
         return ended
 
