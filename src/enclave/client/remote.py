@@ -30,6 +30,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.logs import LogRequest
 from enclave.domain.schedule import ObservingSchedule
+from enclave.errors import NotFound
 from enclave.journal import Entry
 from enclave.ops.images import ImageStatus
 from enclave.services.broker import DrainOverrides
@@ -52,6 +53,31 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+_NAMED: dict[str, tuple[str, str, str]] = {
+    "account": ("no account named {!r}", "--as / username", "check the spelling; `enclave accounts list` shows every "
+                "account"),
+    "token": ("no token with key {!r}", "token", "`enclave tokens list USER` shows keys"),
+}
+"""What local mode says of a name that names nothing (``accounts.authorize.find_account``, ``accounts.tokens``)."""
+
+
+def _segment(value: str, kind: str = "account") -> str:
+    """One URL path segment taken from an argument — a username, namespace, token key, role, pod — percent-encoded
+    whole (``quote(value, safe="")``: ``?``, ``#``, ``%`` and ``/`` included), so it names exactly that one thing,
+    as local mode takes the argument: ``victim?x`` no longer asks for victim's account. A segment of dots alone
+    (``.``, ``..``) is a dot-segment that URL resolution removes (RFC 3986 §5.2.4), so its dots are encoded too.
+
+    The server decodes ``%2F`` before routing (uvicorn's ``scope["path"]``), so a value with a ``/`` — or an empty
+    one — would reach another route, or none, and cannot be sent as one segment. No account, namespace, token key,
+    role or pod has such a name (each is a single identifier), so it names nothing: NotFound here, as local mode
+    answers (``kind`` picks its words)."""
+    if not value or "/" in value:
+        what, where, fix = _NAMED.get(kind, (f"no {kind} named {{!r}}", kind, "check the spelling"))
+        raise NotFound(what.format(value), where=where, fix=fix)
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted.strip(".") == "" else quoted
+
+
 _ACCOUNTS = TypeAdapter(list[AccountView])
 _TOKENS = TypeAdapter(list[TokenView])
 _IMAGES = TypeAdapter(list[ImageView])
@@ -66,7 +92,7 @@ class RemoteAccounts:
         return AccountView.model_validate(self.api.call(method, path, **kw))
 
     def show(self, actor: str, username: str) -> AccountView:
-        return self._one(actor, "GET", f"/accounts/{username}")
+        return self._one(actor, "GET", f"/accounts/{_segment(username)}")
 
     def list_accounts(self, actor: str, *, status: AccountStatus | None = None,
                       kind: AccountKind | None = None) -> list[AccountView]:
@@ -82,44 +108,48 @@ class RemoteAccounts:
         return self._one(actor, "POST", "/accounts", json=body)
 
     def depart(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/depart", json={"reason": reason})
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/depart", json={"reason": reason})
 
     def expire(self, actor: str, username: str, *, reason: str) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/expire", json={"reason": reason})
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/expire", json={"reason": reason})
 
     def renew(self, actor: str, username: str, allocation: Allocation, *, reason: str) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/renew",
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/renew",
                          json={"allocation": _allocation(allocation), "reason": reason})
 
     def promote(self, actor: str, username: str, *, reason: str, roles: Iterable[Role] | None = None) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/promote",
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/promote",
                          json={"reason": reason, "roles": [r.value for r in roles] if roles is not None else None})
 
     def demote(self, actor: str, username: str, *, new_username: str, reason: str,
                allocation: Allocation | None = None) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/demote",
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/demote",
                          json={"new_username": new_username, "reason": reason, "allocation": _allocation(allocation)})
 
     def grow_quota(self, actor: str, username: str, quota_gib: float, *, reason: str,
                    proposal_id: str | None = None) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/quota",
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/quota",
                          json={"quota_gib": quota_gib, "reason": reason, "proposal_id": proposal_id})
 
     def correct_quota(self, actor: str, username: str, quota_gib: float, *, reason: str) -> AccountView:
-        return self._one(actor, "PUT", f"/accounts/{username}/quota", json={"quota_gib": quota_gib, "reason": reason})
+        return self._one(actor, "PUT", f"/accounts/{_segment(username)}/quota",
+                         json={"quota_gib": quota_gib, "reason": reason})
 
     def grant_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/roles", json={"role": role.value, "reason": reason})
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/roles",
+                         json={"role": role.value, "reason": reason})
 
     def revoke_role(self, actor: str, username: str, role: Role, *, reason: str) -> AccountView:
-        return self._one(actor, "DELETE", f"/accounts/{username}/roles/{role.value}", params={"reason": reason})
+        return self._one(actor, "DELETE", f"/accounts/{_segment(username)}/roles/{_segment(role.value, 'role')}",
+                         params={"reason": reason})
 
     def join_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
-        return self._one(actor, "POST", f"/accounts/{username}/namespaces",
+        return self._one(actor, "POST", f"/accounts/{_segment(username)}/namespaces",
                          json={"namespace": namespace, "reason": reason})
 
     def leave_namespace(self, actor: str, username: str, namespace: str, *, reason: str) -> AccountView:
-        return self._one(actor, "DELETE", f"/accounts/{username}/namespaces/{namespace}", params={"reason": reason})
+        path = f"/accounts/{_segment(username)}/namespaces/{_segment(namespace, 'namespace')}"
+        return self._one(actor, "DELETE", path, params={"reason": reason})
 
 
 @dataclass
@@ -141,7 +171,7 @@ class RemoteTokens:
         # A token is enclave_<key>_<secret> (enclave.accounts.tokens): only the key travels, never the secret.
         parts = token_or_key.strip().split("_", 2)
         key = parts[1] if len(parts) == 3 else token_or_key.strip()
-        self.api.call("DELETE", f"/tokens/{key}", params={"reason": reason})
+        self.api.call("DELETE", f"/tokens/{_segment(key, 'token')}", params={"reason": reason})
 
 
 @dataclass
@@ -272,7 +302,7 @@ class RemoteLogs:
 
     def read(self, actor: str, request: LogRequest) -> Iterator[str]:
         self.api.acting(actor)
-        path = f"/namespaces/{quote(request.namespace, safe='')}/pods/{quote(request.pod, safe='')}/log"
+        path = f"/namespaces/{_segment(request.namespace, 'namespace')}/pods/{_segment(request.pod, 'pod')}/log"
         return self.api.lines(path, params={"container": request.container, "sinceSeconds": request.since_seconds,
                                             "tailLines": request.tail_lines,
                                             "follow": "true" if request.follow else None})
