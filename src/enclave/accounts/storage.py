@@ -53,8 +53,15 @@ def list_accounts(session: Session, *, status: AccountStatus | None = None,
     return list(session.execute(stmt).scalars())
 
 
-def count_accounts(session: Session) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(Account)).scalar_one())
+def count_accounts(session: Session, *, status: AccountStatus | None = None,
+                   kind: AccountKind | None = None) -> int:
+    """How many accounts (of ``status`` and ``kind``, when given): one COUNT, no rows loaded."""
+    stmt = sa.select(sa.func.count()).select_from(Account)
+    if status is not None:
+        stmt = stmt.where(Account.status == status.value)
+    if kind is not None:
+        stmt = stmt.where(Account.kind == kind.value)
+    return int(session.execute(stmt).scalar_one())
 
 
 def username_taken(session: Session, username: str) -> bool:

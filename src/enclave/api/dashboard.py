@@ -286,6 +286,10 @@ def nodes(service: Service, principal: Principal) -> dict[str, Any]:
             "heatmap": heatmap("Share of each node in use (dominant of cores and memory)", cells, columns=25)}
 
 
+LISTED = 500
+"""Active accounts the Notebooks page lists at most; its count is of them all."""
+
+
 def notebooks(service: Service, principal: Principal) -> dict[str, Any]:
     snap = service.history.latest()
     spec = service.spec
@@ -293,17 +297,20 @@ def notebooks(service: Service, principal: Principal) -> dict[str, Any]:
     sizes = [{"name": n, "default": n == spec.notebooks.default_size, "cpu": f"{s.cpu_request:g}/{s.cpu_limit:g}",
               "mem": f"{s.memory_request_mib}/{s.memory_limit_mib}", "fit": fits[n], "description": s.description}
              for n, s in spec.notebooks.sizes.items()]
+    count: int | str
     if principal.allows(Permission.ACCOUNTS_MANAGE):
-        rows = service.factory.accounts.list_accounts(principal.username, status=AccountStatus.ACTIVE)[:500]
+        accounts = service.factory.accounts
+        count = accounts.count_accounts(principal.username, status=AccountStatus.ACTIVE)  # all, not the table's
+        rows = accounts.list_accounts(principal.username, status=AccountStatus.ACTIVE)[:LISTED]
         listed = [{"username": a.username, "kind": a.kind.value, "status": a.status.value,
                    "roles": ", ".join(a.roles), "workspace": a.workspace} for a in rows]
-        note = None
-    else:
-        listed, note = [], "Listing accounts needs accounts.manage."
+        note = f"The first {LISTED} of {count} listed." if count > LISTED else None
+    else:  # not known to this caller: a dash, never a 0 that reads as a fact
+        count, listed, note = "—", [], "Listing accounts needs accounts.manage."
     return {
         "notebook_running": snap.notebook_users if snap and snap.notebook_users is not None else "—",
         "notebook_pending": f"{snap.notebook_pending_cores:g}" if snap else "—",
-        "sizes": sizes, "accounts": listed, "accounts_note": note,
+        "sizes": sizes, "accounts": listed, "accounts_count": count, "accounts_note": note,
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from enclave.access.permissions import Permission
 from enclave.access.render import app_namespaces, cluster_role
-from enclave.accounts import homes, lifecycle, local
+from enclave.accounts import homes, lifecycle, local, storage
 from enclave.accounts.authorize import account_permissions, account_roles, find_account, require, subject_of
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
@@ -80,6 +80,13 @@ class AccountService:
         with self.db.session() as session:
             require(session, actor, Permission.ACCOUNTS_MANAGE)
             return [view(a) for a in lifecycle.list_accounts(session, status=status, kind=kind)]
+
+    def count_accounts(self, actor: str, *, status: AccountStatus | None = None,
+                       kind: AccountKind | None = None) -> int:
+        """How many accounts ``list_accounts`` would list (accounts.manage), counted by the database."""
+        with self.db.session() as session:
+            require(session, actor, Permission.ACCOUNTS_MANAGE)
+            return storage.count_accounts(session, status=status, kind=kind)
 
     def roles(self, actor: str, username: str | None = None) -> dict[str, list[str]]:
         """Roles held: by one account (yours, or any with roles.grant) or by every active one (roles.grant)."""
