@@ -188,3 +188,58 @@ timing: {sample_s: 120}
     sim.check()
     # Under the hard limit, a job that peaks above its request never finishes without being killed first.
     assert not [j for j in sim.peak_over if sim.state[j] == DONE and j not in sim.kills]
+
+
+# ---------------------------------------------------------------- 4, 7. a failing node (f5, f4)
+
+
+def test_a_failing_node_takes_no_waiting_notebook_spawn(ldf: EnclaveSpec) -> None:
+    text = """
+name: nbfail
+seed: 2
+duration_hours: 4
+drp: {backlog_jobs: 20000, jobs_per_hour: 1500}
+notebooks: {peak_concurrent: 2000, peak_hour: 2, session_mean_s: 7200}
+layout: {batch: pods, pod_cores: 8, pod_batch_share: 0.9}
+"""
+    sim = make_sim(parse(text, "s.yaml", spec=ldf))
+    t = 600.0
+    while not sim.nb_pending:
+        sim.run_until(t)
+        t += 60
+    n = next(m for m in sim.nodes.values() if m.pods)
+    on_node = set(n.notebooks)
+    pending = set(sim.nb_pending)
+    c = sim.counters
+    placed, evicted = c.nb_placed, c.nb_evicted
+    sim._fail(n, 3600)
+    sim.check()
+    # Only the sessions that ran there are evicted; every waiting spawn still waits, or runs on another node.
+    assert c.nb_evicted - evicted == len(on_node)
+    assert c.nb_placed - placed == len(pending - set(sim.nb_pending))
+    assert all(sim.nb_node[i] is not n for i in pending - set(sim.nb_pending))
+    assert not n.notebooks
+
+
+def test_a_failing_nodes_jobs_are_evicted_once_not_rematched_on_its_other_pods(ldf: EnclaveSpec) -> None:
+    text = """
+name: refill
+seed: 5
+duration_hours: 3
+drp: {backlog_jobs: 0, jobs_per_hour: 300}
+user_batch: {bursts_per_day: 24, jobs_per_burst: 50}
+htcondor: {matching: instant}
+layout: {batch: pods, pod_cores: 8}
+"""
+    sim = make_sim(parse(text, "s.yaml", spec=ldf))
+    sim.run_until(3600)
+    n = next(m for m in sim.nodes.values() if len(m.pods) >= 2 and any(p.running for p in m.pods.values())
+             and any(p.free_cores > 0 for p in m.pods.values()))
+    on_node = set().union(*(p.running for p in n.pods.values()))
+    evicted, wasted = sim.counters.evicted_jobs, sim.counters.wasted_core_s
+    lost = sum((sim.now - sim.running[j][6]) * sim.acs[sim.running[j][2]].cpus for j in on_node)
+    sim._fail(n, 1800)
+    sim.check()
+    assert sim.counters.evicted_jobs - evicted == len(on_node)
+    assert sim.counters.wasted_core_s - wasted == pytest.approx(lost)
+    assert all(sim.running[j][0].node is not n for j in on_node if j in sim.running)

@@ -1446,22 +1446,26 @@ class Sim:
     # ------------------------------------------------------------ failures
 
     def _fail(self, n: SimNode, repair_s: float) -> None:
+        """The node goes down: first it takes nothing more (no notebook or pod is placed there, none of its slots
+        is matched), then its pods, startd and notebooks go. Removing a pod retries the waiting notebook spawns and,
+        under instant matching, matches the evicted jobs again: neither may land on the failing node."""
         if n.state == NodeState.DOWN:
             return
         self.counters.failures += 1
-        n.evicting = False  # a drain under way ends here (its pods go with the node)
-        for s in list(n.pods.values()):
-            self._remove_startd(s)
-        if n.startd is not None:
-            self._remove_startd(n.startd)
-        for i in sorted(n.notebooks):
-            self._end_notebook(i)
-            self.counters.nb_evicted += 1
         if n.unserving_since is not None:
             self.counters.downtime_node_s += self.now - n.unserving_since
             n.unserving_since = None
         n.state = NodeState.DOWN
         self._room_changed(n)
+        startds = list(n.pods.values()) + ([n.startd] if n.startd is not None else [])
+        for s in startds:
+            s.accepting = False
+        n.evicting = False  # a drain under way ends here (its pods go with the node)
+        for s in startds:
+            self._remove_startd(s)
+        for i in sorted(n.notebooks):
+            self._end_notebook(i)
+            self.counters.nb_evicted += 1
         n.since = self.now
         n.drained = False
         n.drains += 1  # the pending events of that drain are stale
