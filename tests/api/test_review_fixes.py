@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
+from enclave.api.app import create_app
+from enclave.api.server import ThreadedServer
+from enclave.client.config import Context
+from enclave.client.http import Api, error_from
+from enclave.client.remote import Remote
+from enclave.errors import Conflict, EnclaveError, ExternalError, IntegrityError, SpecError, exit_code
 from enclave.journal import query
+from enclave.services.broker import DrainOverrides, DrainTimedOut
 from enclave.spec import Role
 from tests.accounts.conftest import snapshot
 from tests.api.conftest import ADMIN, STAFF_ROLE_USERS, World
@@ -148,3 +156,54 @@ def test_an_unexpected_failure_is_a_500_in_the_one_shape_and_logged(
     assert "secret detail" not in r.text
     failed = [rec for rec in caplog.records if rec.exc_info and rec.exc_info[1] is not None]
     assert any("secret detail of the bug" in str(rec.exc_info[1]) for rec in failed if rec.exc_info)
+
+
+# --- 3. the API client gives an error the exit code it has locally -----------------------------------------
+
+
+def test_a_drain_that_times_out_has_the_same_exit_code_through_the_api(world: World) -> None:
+    """docs/accounts.md: through a context, a refusal becomes the same enclave.errors exception — same message,
+    same exit code — as a local one. A drain kubectl's --timeout ends is DrainTimedOut, an ExternalError: exit 7
+    (API 502) locally, and so through the API client."""
+    runner = world.service.runner
+    assert runner is not None
+    backend = runner.broker.backend
+    backend.drain_left = lambda node: 3  # three pods a PodDisruptionBudget holds on the node
+    user = STAFF_ROLE_USERS[Role.K8S_SERVICE_ADMIN]
+    flags = DrainOverrides(timeout_seconds=1)
+    with pytest.raises(EnclaveError) as local:
+        runner.broker.drain_node(user, "kub-011", reason="lend", flags=flags)
+    assert isinstance(local.value, DrainTimedOut) and exit_code(local.value) == 7
+    server = ThreadedServer(create_app(world.service)).start()
+    try:
+        api = Api(Context(name="t", server=server.url, token=world.tokens[user], username=user))
+        with pytest.raises(EnclaveError) as remote:
+            Remote(api).broker.drain_node(user, "kub-010", reason="lend", flags=flags)
+    finally:
+        server.stop()
+    assert isinstance(remote.value, ExternalError), type(remote.value)
+    assert exit_code(remote.value) == exit_code(local.value) == 7
+    assert str(remote.value).replace("kub-010", "kub-011").split("(journal entry")[0] == \
+        str(local.value).split("(journal entry")[0]
+
+
+def _reply(status: int, name: str) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("GET", "http://enclave.test/api/v1/x"), json={
+        "error": name, "message": "x: went wrong — fix: do y", "problems": [{"where": "x", "what": "went wrong",
+                                                                             "fix": "do y"}]})
+
+
+def test_an_error_name_the_client_does_not_know_falls_back_on_the_status() -> None:
+    """A server newer than the client may name an error class the client lacks: the status still says which of
+    docs/api.md's "Errors" rows it is, and so its exit code (docs/broker.md: 1 bad input, 3 not found, 4 refused,
+    5 impossible transition; 7 an external system, API 502)."""
+    for status, code in ((422, 1), (404, 3), (401, 4), (403, 4), (409, 5), (502, 7)):
+        error = error_from(_reply(status, "ErrorOfANewerServer"))
+        assert exit_code(error) == code, (status, type(error))
+        assert str(error) == "x: went wrong — fix: do y"
+
+
+def test_the_client_knows_every_error_class_by_name() -> None:
+    for cls in (DrainTimedOut, IntegrityError, SpecError, Conflict):
+        status = 502 if cls is DrainTimedOut else 400  # the name decides, whatever the status
+        assert type(error_from(_reply(status, cls.__name__))) is cls

@@ -10,32 +10,50 @@ from typing import Any
 import httpx
 
 from enclave.client.config import Context
-from enclave.errors import (
-    Conflict,
-    EnclaveError,
-    ExternalError,
-    InputError,
-    IntegrityError,
-    InvalidTransition,
-    NotFound,
-    PermissionDenied,
-    Problem,
-    SpecError,
-    Unauthenticated,
-)
+from enclave.errors import _CODES, EnclaveError, ExternalError, InputError, PermissionDenied, Problem
 
 API_PREFIX = "/api/v1"
 """Where the routes live (``enclave.api.app.API_PREFIX``)."""
 
-_SINGLE: dict[str, type[EnclaveError]] = {cls.__name__: cls for cls in (
-    NotFound, PermissionDenied, Unauthenticated, InvalidTransition, Conflict, IntegrityError, ExternalError,
-    EnclaveError)}
-_MANY: dict[str, type[InputError]] = {"InputError": InputError, "SpecError": SpecError}
 TIMEOUT_S = 30.0
 
 
+def _error_classes() -> dict[str, type[EnclaveError]]:
+    """Every public error class by name: ``enclave.errors``'s and their subclasses wherever they are defined
+    (``enclave.services.broker.DrainTimedOut``), walked from the class hierarchy when asked, so a new error class
+    needs no entry here. The first of a name wins (breadth first: ``enclave.errors``'s own)."""
+    found: dict[str, type[EnclaveError]] = {}
+    generation: list[type[EnclaveError]] = [EnclaveError]
+    while generation:
+        for cls in generation:
+            if not cls.__name__.startswith("_"):
+                found.setdefault(cls.__name__, cls)
+        generation = [sub for cls in generation for sub in cls.__subclasses__()]
+    return found
+
+
+def _class_for_status(status: int) -> type[EnclaveError]:
+    """The inverse of the server's status mapping (``enclave.errors._CODES``, the one table of exit codes and
+    statuses): the first class the table gives ``status``, so the exit code is the one the error has locally
+    (422 reads as InputError; IntegrityError, also 422, is known by name). A status the table never gives: 5xx
+    the server failed (ExternalError, as for a reply without a problem body), else the base EnclaveError."""
+    for cls, (_, code) in _CODES.items():
+        if code == status:
+            return cls
+    return ExternalError if status >= 500 else EnclaveError
+
+
+def _build(cls: type[EnclaveError], problems: list[Problem], message: str) -> EnclaveError:
+    first = problems[0] if problems else Problem("", message)
+    if issubclass(cls, InputError):
+        return cls(problems or [first])
+    return cls(first.what, where=first.where, fix=first.fix)
+
+
 def error_from(response: httpx.Response) -> EnclaveError:
-    """The error a problem body describes; a reply that is not one becomes an ExternalError naming the status."""
+    """The error a problem body describes: its class by name, or, for a name this client does not know, the class
+    the reply's status stands for (so the exit code is the same as locally); a reply that is not a problem body
+    becomes an ExternalError naming the status."""
     try:
         body = response.json()
         problems = [Problem(str(p.get("where", "")), str(p["what"]), str(p.get("fix", "")))
@@ -44,10 +62,14 @@ def error_from(response: httpx.Response) -> EnclaveError:
     except (ValueError, KeyError, TypeError, AttributeError):
         return ExternalError(f"{response.request.method} {response.request.url} answered {response.status_code} "
                              "without a problem body", where="API", fix="check that the context's server is enclave")
-    if name in _MANY and problems:
-        return _MANY[name](problems)
-    first = problems[0] if problems else Problem("", str(body.get("message", "")))
-    return _SINGLE.get(name, EnclaveError)(first.what, where=first.where, fix=first.fix)
+    message = str(body.get("message", ""))
+    known = _error_classes().get(name)
+    if known is not None:
+        try:
+            return _build(known, problems, message)
+        except TypeError:  # a class with a constructor of its own: the status still gives the exit code
+            pass
+    return _build(_class_for_status(response.status_code), problems, message)
 
 
 def check_actor(context: Context, actor: str) -> None:
