@@ -52,5 +52,5 @@ def test_an_enclave_with_no_load_runs_and_reports() -> None:
     sim = make_sim(parse(text, "idle.yaml", spec=MINIMAL), audit=True)
     sim.run()
     m = compute(sim)
-    assert m["jobs"] == {"submitted": 0, "finished": 0, "running": 0, "queued": 0, "held": 0}
+    assert m["jobs"] == {"submitted": 0, "finished": 0, "running": 0, "queued": 0, "held": 0, "ended": 0}
     assert m["prompt"]["visits"] == 0 and m["utilization"]["batch"] == 0.0

@@ -16,10 +16,11 @@ import pytest
 
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.engine import EventQueue
+from enclave.twin.metrics import compute, conservation
 from enclave.twin.scenario import parse
-from enclave.twin.sim import DONE, QUEUED, Sim, SimStartd
+from enclave.twin.sim import DONE, ENDED, HELD, QUEUED, RUNNING, Sim, SimStartd
 
-from .conftest import make_sim
+from .conftest import make_sim, small_text
 
 DRP_ONLY = """
 name: review
@@ -243,3 +244,60 @@ layout: {batch: pods, pod_cores: 8}
     assert sim.counters.evicted_jobs - evicted == len(on_node)
     assert sim.counters.wasted_core_s - wasted == pytest.approx(lost)
     assert all(sim.running[j][0].node is not n for j in on_node if j in sim.running)
+
+
+# ---------------------------------------------------------------- 5. ended jobs (f1)
+
+
+def test_ended_jobs_are_counted_as_ended_and_conserved(ldf: EnclaveSpec) -> None:
+    sim = make_sim(parse(small_text(), "s.yaml", spec=ldf))
+    sim.run_until(3600)
+    queued = [j for j in range(len(sim.state)) if sim.state[j] == QUEUED][:50]
+    running = [j for j in range(len(sim.state)) if sim.state[j] == RUNNING][:20]
+    assert len(queued) == 50 and len(running) == 20
+    sim.end_jobs(queued, sim.pools, running=False, hold=False)
+    sim.end_jobs(running, sim.pools, running=True, hold=False)
+    sim.run()
+    sim.check()
+    jobs = compute(sim)["jobs"]
+    # The 70 jobs removed by hand, never to run again.
+    assert jobs["ended"] == 70
+    assert jobs["finished"] == sim.state.count(DONE) and jobs["held"] == sim.state.count(HELD)
+    assert jobs["submitted"] == jobs["finished"] + jobs["running"] + jobs["queued"] + jobs["held"] + jobs["ended"]
+    assert conservation(sim)["ended"] == sim.state.count(ENDED) == 70
+
+
+# ---------------------------------------------------------------- 8. the notebook peak (f8)
+
+
+def test_the_notebook_peak_is_the_most_sessions_at_once_whatever_the_sampling(ldf: EnclaveSpec) -> None:
+    text = """
+name: nbpeak
+seed: 1
+duration_hours: 24
+prompt: null
+drp: null
+user_batch: null
+notebooks: {peak_concurrent: 300, session_mean_s: 1800}
+timing: {sample_s: 300}
+"""
+    sim = make_sim(parse(text, "s.yaml", spec=ldf))
+    # Recount: +1 at every placement, -1 at every end of a placed session; the peak is the largest count.
+    count, peak = [0], [0]
+    place, end = sim._place_notebook, sim._end_notebook
+
+    def placed(i: int) -> bool:
+        ok = place(i)
+        count[0] += ok
+        peak[0] = max(peak[0], count[0])
+        return ok
+
+    def ended(i: int) -> None:
+        count[0] -= i in sim.nb_node
+        end(i)
+
+    sim._place_notebook = placed  # type: ignore[method-assign]
+    sim._end_notebook = ended  # type: ignore[method-assign]
+    sim.run()
+    assert peak[0] > max(s.notebooks for s in sim.samples)  # the 300 s samples miss it here
+    assert compute(sim)["notebooks"]["peak_concurrent"] == peak[0]

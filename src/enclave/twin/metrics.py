@@ -14,7 +14,7 @@ import numpy as np
 
 from enclave.spec.models import NodeRole
 from enclave.twin.scenario import Matching
-from enclave.twin.sim import Sim
+from enclave.twin.sim import DONE, ENDED, HELD, RUNNING, Sim
 from enclave.twin.timing_bound import Timing, visit_latency_bounds
 
 
@@ -115,7 +115,7 @@ def compute(sim: Sim) -> dict[str, Any]:
                         "pending_at_end": len(sim.nb_pending), "evicted": c.nb_evicted,
                         "refused_share": _r(c.nb_refused / c.nb_requested) if c.nb_requested else 0.0,
                         "spawn_wait_s": _pct(c.nb_waits),
-                        "peak_concurrent": max((s.notebooks for s in sim.samples), default=0),
+                        "peak_concurrent": sim.nb_peak,
                         "sizes_capped_by_spec": sim.wl.sessions.capped}
     # Churn (issue 15): actions per 24 h of simulated time, one night each, so a week compares with a night.
     out["moves"] = {"actions": dict(sorted(c.moves.items())), "total": sum(c.moves.values()),
@@ -136,7 +136,6 @@ def compute(sim: Sim) -> dict[str, Any]:
                      "limit_mib": sim.mem_limit, "by_kind": _oom_by_kind(sim)}
     out["jobs"] = conservation(sim)
     if c.jobs_removed or c.jobs_held or c.nb_stopped:  # an account transition reached the twin (issue 21)
-        out["jobs"]["ended"] = sim.state.count(3)
         out["account_transitions"] = {"jobs_removed": c.jobs_removed, "jobs_held": c.jobs_held,
                                       "notebooks_stopped": c.nb_stopped}
     out["unrunnable_queued"] = unrunnable(sim)
@@ -203,11 +202,12 @@ def unrunnable(sim: Sim) -> dict[str, int]:
 
 
 def conservation(sim: Sim) -> dict[str, int]:
-    """submitted = finished + running + queued + held (held: killed over their memory limit, awaiting a
-    release or held for good)."""
+    """submitted = finished + running + queued + held + ended (held: killed over their memory limit, awaiting a
+    release or held for good; ended: removed or held by their owner's account transition, ``Sim.end_jobs``)."""
     queued = sum(b.n - b.pos for q in sim.queues for b in q)
-    return {"submitted": len(sim.state), "finished": sim.state.count(2), "running": sim.state.count(1),
-            "queued": queued, "held": sim.state.count(3)}
+    state = sim.state
+    return {"submitted": len(state), "finished": state.count(DONE), "running": state.count(RUNNING),
+            "queued": queued, "held": state.count(HELD), "ended": state.count(ENDED)}
 
 
 def _oom_by_kind(sim: Sim) -> dict[str, dict[str, int]]:

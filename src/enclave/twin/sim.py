@@ -355,6 +355,8 @@ class Sim:
         self.on_apply: list[Callable[[str], None]] = []
         self.nb_node: dict[int, SimNode] = {}
         self.nb_pending: deque[int] = deque()
+        self.nb_peak = 0
+        """The most notebook sessions placed at once (``_place_notebook``)."""
         self._nb_main: list[tuple[float, int]] = []
         self._nb_later: list[tuple[float, int, int, Any]] = []
         self.nb_cpu_total = 0.0
@@ -1196,6 +1198,8 @@ class Sim:
         best.notebooks.add(i)
         self._room_changed(best)
         self.nb_node[i] = best
+        if len(self.nb_node) > self.nb_peak:
+            self.nb_peak = len(self.nb_node)
         self.counters.nb_placed += 1
         self.counters.nb_waits.append(self.now - self.wl.sessions.t[i] + self.nb_spawn_s)
         self._push_nb_end(self.now + self.nb_spawn_s + self.wl.sessions.duration[i], i)
