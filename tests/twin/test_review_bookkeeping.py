@@ -18,7 +18,8 @@ from enclave.spec.models import EnclaveSpec
 from enclave.twin.engine import EventQueue
 from enclave.twin.metrics import compute, conservation
 from enclave.twin.scenario import parse
-from enclave.twin.sim import DONE, ENDED, HELD, QUEUED, RUNNING, Sim, SimStartd
+from enclave.twin.sim import DONE, ENDED, EV_BLOCK, HELD, QUEUED, RUNNING, Sim, SimStartd
+from enclave.twin.workloads import Arrival
 
 from .conftest import make_sim, small_text
 
@@ -265,6 +266,47 @@ def test_ended_jobs_are_counted_as_ended_and_conserved(ldf: EnclaveSpec) -> None
     assert jobs["finished"] == sim.state.count(DONE) and jobs["held"] == sim.state.count(HELD)
     assert jobs["submitted"] == jobs["finished"] + jobs["running"] + jobs["queued"] + jobs["held"] + jobs["ended"]
     assert conservation(sim)["ended"] == sim.state.count(ENDED) == 70
+
+
+# ---------------------------------------------------------------- 6. busy from the start, not the match (f7)
+
+THROTTLED = """
+name: throttle
+duration_hours: 1
+prompt: null
+user_batch: null
+notebooks: null
+drp: {backlog_jobs: 0, jobs_per_hour: 0,
+      mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]}
+htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, job_startup_s: 3,
+           reschedule_on_submit: never, job_start_count: 1, job_start_delay_s: 20}
+"""
+
+
+def test_a_running_job_counts_from_its_first_second_not_its_match(minimal: EnclaveSpec) -> None:
+    sim = make_sim(parse(THROTTLED, "t.yaml", spec=minimal))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [100.0] * 5))
+    # The cycle at 60 (the first, at 0, found nothing idle) lasts 2 + 1 + 0.5: all five are matched at 63.5. The
+    # schedd starts one, then waits 20 s: they begin at 63.5 + 3 (start-up) + 0, 20, 40, 60, 80.
+    sim.run_until(100.0)
+    begins = [66.5, 86.5, 106.5, 126.5, 146.5]
+    assert len(sim.running) == 5
+    cores = sum(max(0.0, 100.0 - b) for b in begins)  # 33.5 + 13.5 = 47 core-seconds (1 core each)
+    assert sim.running_core_s()["drp"] == pytest.approx(cores)
+    assert sim.running_core_s(memory=True)["drp"] == pytest.approx(cores * sim.acs[0].memory_mib)
+
+
+def test_busy_core_hours_count_no_job_the_throttle_holds_past_the_horizon(ldf: EnclaveSpec) -> None:
+    text = DRP_ONLY.replace("duration_hours: 4", "duration_hours: 2") + \
+        "htcondor: {job_start_count: 1, job_start_delay_s: 1}\n"
+    sim = make_sim(parse(text, "s.yaml", spec=ldf))
+    sim.run()
+    m = compute(sim)
+    # Recount: a running job has run from end − runtime (its first second) to the horizon, if it has begun.
+    ran = sum(max(0.0, sim.horizon - (end - rt)) * sim.acs[ac].cpus
+              for _, end, ac, _, _, rt, _, _ in sim.running.values() if sim.acs[ac].pool == "drp")
+    assert any(end - rt >= sim.horizon for _, end, _, _, _, rt, _, _ in sim.running.values())
+    assert m["pools"]["drp"]["busy_core_hours"] == pytest.approx((sim.core_s["drp"] + ran) / 3600, abs=0.006)
 
 
 # ---------------------------------------------------------------- 8. the notebook peak (f8)

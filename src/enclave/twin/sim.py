@@ -1862,12 +1862,23 @@ class Sim:
         return out
 
     def running_core_s(self, memory: bool = False) -> dict[str, float]:
-        """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool."""
+        """Core-seconds (or MiB-seconds) the still-running jobs have used so far, per pool: each from its first
+        second (``began``), not its match; one the schedd's start throttle holds back has used nothing yet."""
         out = dict.fromkeys(self.pools, 0.0)
-        for _, _, ac, _, _, _, start, _ in self.running.values():
-            a = self.acs[ac]
-            out[a.pool] += (self.now - start) * (a.memory_mib if memory else a.cpus)
+        now = self.now
+        for jid, rec in self.running.items():
+            a = self.acs[rec[2]]
+            out[a.pool] += max(0.0, now - self.began(jid, rec)) * (a.memory_mib if memory else a.cpus)
         return out
+
+    def began(self, jid: int, rec: tuple[SimStartd, float, int, float, int, float, float, float]) -> float:
+        """When running job ``jid`` (its record ``rec``) starts or started its first second: its end less its
+        runtime, or, for a job to be killed over its memory limit, less the part of its runtime until the kill
+        (``_oom_end``, at the limit of its autocluster's request)."""
+        _, end, ac, _, _, rt, _, _ = rec
+        if jid in self.ooms:
+            return end - rt * self.acs[ac].memory_mib / self.peak_over[jid]
+        return end - rt
 
     # ------------------------------------------------------------ an account transition (issue 21)
 
