@@ -1,9 +1,10 @@
 # jupyterhub_config.py of the test hub (tests/hub/conftest.py starts it). In Z2JH's order: first the rendered
 # values' hub.services / hub.loadRoles as the chart passes them to JupyterHub (tests/hub/z2jh.py; the lifecycle
-# service's token given as the documented install gives it, --set-file from the hub-token file), then exactly what
-# `enclave render notebooks` writes for production as extraConfig (HUB_CONFIG: enclave's profile callable,
-# pre-spawn hook and refresh settings), then what differs on a machine without a cluster: the local stand-in
-# spawner, enclave-token logins, loopback ports.
+# service's token given as the documented install gives it, --set-file from the hub-token file) and hub.config over
+# the chart's default (the values' enclave-token login, enclave.hub.auth.EnclaveTokenAuthenticator), then exactly
+# what `enclave render notebooks` writes for production as extraConfig (HUB_CONFIG: enclave's check of that login,
+# profile callable, pre-spawn hook and refresh settings), then what differs on a machine without a cluster: the
+# local stand-in spawner, loopback ports.
 import os
 import sys
 from pathlib import Path
@@ -21,10 +22,10 @@ for service in c.JupyterHub.services:
     if "command" in service and service["command"][0] == "python3":
         service["command"] = [sys.executable, *service["command"][1:]]  # the hub image's python3
 c.JupyterHub.load_roles = z2jh.load_roles(values)
+z2jh.apply_hub_config(c, z2jh.helm_merge({"config": z2jh.CHART_HUB_CONFIG}, values))  # the values' login
 exec(HUB_CONFIG)
 
 c.JupyterHub.spawner_class = "tests.hub.localspawner.LocalKubeSpawner"
-c.JupyterHub.authenticator_class = "enclave.hub.auth.EnclaveTokenAuthenticator"
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(os.environ["ENCLAVE_TEST_HUB_PORT"])
 c.JupyterHub.hub_ip = "127.0.0.1"

@@ -285,6 +285,14 @@ from enclave.hub import configure
 configure(c)
 """
 
+HUB_AUTHENTICATOR = "enclave.hub.auth.EnclaveTokenAuthenticator"
+"""The hub's login in the rendered values (``hub.config.JupyterHub.authenticator_class``): user name and an enclave
+token with scope notebooks.spawn as the password, enclave admitting the account (docs/notebooks.md). Without it
+Zero-to-JupyterHub 4.1.0's default applies, ``authenticator_class: dummy`` (values.yaml ``hub.config``): JupyterHub's
+DummyAuthenticator, any user name with any password. A site with its own login sets a class built on
+``enclave.hub.auth.EnclaveAdmission`` there instead; ``enclave.hub.configure`` refuses to start a hub with any
+other (``require_enclave_admission``)."""
+
 
 def _split_tag(ref: str) -> tuple[str, str | None]:
     """A reference without its digest as (name, tag): the tag follows the last ":" after the last "/" (a ":" before
@@ -484,14 +492,17 @@ def hub_build_ref(spec: EnclaveSpec) -> str:
 
 
 def hub_values(spec: EnclaveSpec) -> dict[str, Any]:
-    """What the hub needs to ask enclave: the image with enclave's hook, the spec (ConfigMap ``enclave-spec``)
-    and the database URL from a Secret — the hook reads accounts and vetted images from enclave's database — and
-    with notebook batch tokens the signing key (``_hub_key``).
+    """What the hub needs to ask enclave: enclave's login (``HUB_AUTHENTICATOR``), the image with enclave's hook, the
+    spec (ConfigMap ``enclave-spec``) and the database URL from a Secret — the hook reads accounts and vetted
+    images from enclave's database — and with notebook batch tokens the signing key (``_hub_key``).
     Z2JH's hub.image, hub.extraEnv (valueFrom allowed), hub.extraVolumes/extraVolumeMounts
     (https://z2jh.jupyter.org/en/stable/resources/reference.html#hub)."""
     key = _hub_key(spec)
     return {
         "image": hub_image(spec),
+        # The chart applies hub.config before the extraConfig entries (files/hub/jupyterhub_config.py), and Helm
+        # merges these keys into its defaults: JupyterHub.admin_access stays, authenticator_class is enclave's.
+        "config": {"JupyterHub": {"authenticator_class": HUB_AUTHENTICATOR}},
         "extraConfig": {"enclave": HUB_CONFIG},
         "extraEnv": {
             "ENCLAVE_NOTEBOOK_NAMESPACE": spec.notebooks.namespace,
