@@ -2,7 +2,7 @@
 
 `enclave render notebooks` writes Helm values, not pods; to hold notebooks to the same security checks
 as every other workload, each profile × image choice is turned into the V1Pod that KubeSpawner's own
-``make_pod`` produces from those values.
+``make_pod`` produces from those values, its memory converted first as KubeSpawner's traits convert it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from enclave.errors import InputError, Problem
 from enclave.ops.manifests import Located
 from enclave.spec.document import parse_all, read_text
 
@@ -60,6 +61,24 @@ def _variants(singleuser: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]
 Pinner = Callable[[str], "str | None"]
 
 
+def _kubespawner_bytes(value: Any, where: str) -> int | None:
+    """A KubeSpawner memory setting as KubeSpawner passes it to ``make_pod``: its ``mem_limit`` and ``mem_guarantee``
+    traits are JupyterHub's ``ByteSpecification`` (jupyterhub/spawner.py), which turns "2048M" into 2048 × 2^20 bytes
+    (``UNIT_SUFFIXES``: K, M, G, T are powers of 1024), and kubespawner/spawner.py gives ``make_pod`` the converted
+    ``self.mem_limit``/``self.mem_guarantee``. Passed as written, "2048M" would be a Kubernetes quantity, 2048 × 10^6.
+    The installed JupyterHub's own trait converts it: KubeSpawner, which builds these pods, depends on JupyterHub."""
+    from jupyterhub.traitlets import ByteSpecification
+    from traitlets import TraitError
+
+    if value is None:
+        return None
+    try:
+        return int(ByteSpecification(None, allow_none=True).validate(None, value))
+    except TraitError as exc:
+        raise InputError([Problem(where, str(exc), "give memory as KubeSpawner reads it: bytes, or a number with "
+                                  "K, M, G or T (powers of 1024), e.g. 2048M")]) from exc
+
+
 def notebook_pods(values: Mapping[str, Any], where: str, namespace: str, pin: Pinner | None = None,
                   skipped: list[str] | None = None) -> list[Located]:
     """Pods (as plain dicts) KubeSpawner would create for the singleuser settings in Z2JH ``values``.
@@ -94,7 +113,8 @@ def notebook_pods(values: Mapping[str, Any], where: str, namespace: str, pin: Pi
             volumes=storage.get("extraVolumes"), volume_mounts=storage.get("extraVolumeMounts"),
             labels=su.get("extraLabels"), annotations=su.get("extraAnnotations"),
             cpu_limit=o.get("cpu_limit"), cpu_guarantee=o.get("cpu_guarantee"),
-            mem_limit=o.get("mem_limit"), mem_guarantee=o.get("mem_guarantee"),
+            mem_limit=_kubespawner_bytes(o.get("mem_limit"), f"{where} profile {label}: mem_limit"),
+            mem_guarantee=_kubespawner_bytes(o.get("mem_guarantee"), f"{where} profile {label}: mem_guarantee"),
             service_account=su.get("serviceAccountName"),
         )
         obj: dict[str, Any] = client.sanitize_for_serialization(pod)
