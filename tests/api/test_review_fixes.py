@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from enclave.api.app import create_app
 from enclave.api.server import ThreadedServer
@@ -207,3 +208,39 @@ def test_the_client_knows_every_error_class_by_name() -> None:
     for cls in (DrainTimedOut, IntegrityError, SpecError, Conflict):
         status = 502 if cls is DrainTimedOut else 400  # the name decides, whatever the status
         assert type(error_from(_reply(status, cls.__name__))) is cls
+
+
+# --- 4. the latency metric is labelled by the matched route's template ------------------------------------------
+
+
+def _routes_counted(world: World) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(world.client.get("/metrics").text):
+        if family.name == "enclave_api_request_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count"):
+                    route = sample.labels["route"]
+                    counts[route] = counts.get(route, 0) + sample.value
+    return counts
+
+
+def test_a_parameter_equal_to_a_literal_segment_keeps_the_routes_template(world: World) -> None:
+    """docs/api.md, "Metrics": enclave_api_request_seconds is labelled by route template, never by raw path. The
+    templates are the routes' own, `GET /accounts/{u}` and `GET /nodes/{name}` under /api/v1, whatever the value."""
+    for path in ("/api/v1/accounts/accounts", "/api/v1/accounts/v1", "/api/v1/accounts/api", "/api/v1/accounts/root"):
+        world.client.get(path, headers=world.as_(ADMIN))
+    world.client.get("/api/v1/nodes/nodes", headers=world.as_(ADMIN))
+    counts = _routes_counted(world)
+    assert counts.get("/api/v1/accounts/{username}") == 4, counts
+    assert counts.get("/api/v1/nodes/{name}") == 1, counts
+    assert not any("{username}/" in r or r.startswith("/{") or "/api/{" in r for r in counts), counts
+
+
+def test_paths_no_route_matched_share_one_label(world: World) -> None:
+    """A label value per unknown path would grow without bound (prometheus.io, "Use labels": do not use
+    unbounded label values such as user IDs): every unmatched path counts under one fixed label."""
+    for i in range(5):
+        assert world.client.get(f"/api/v1/no-such-thing-{i}/x", headers=world.as_(ADMIN)).status_code == 404
+    counts = _routes_counted(world)
+    assert counts.get("unmatched") == 5, counts
+    assert not any("no-such-thing" in r for r in counts), counts

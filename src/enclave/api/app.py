@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
 
-from fastapi import FastAPI, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI, Response
 from fastapi_offline import FastAPIOffline
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,24 +22,46 @@ from enclave.logs import event, logger
 access_log = logger("api.access")
 
 API_PREFIX = "/api/v1"
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched (a 404 for an unknown path): one label, whatever the path."""
 
 
-def route_template(request: HTTPConnection) -> str:
-    """The matched route as a template (``/api/v1/accounts/{username}``). Metrics are labelled by it, never by
-    the raw path: usernames in paths would make the label set grow without bound."""
-    if not isinstance(request.scope.get("route"), APIRoute):
-        return "unmatched"
-    params = {str(v): k for k, v in request.scope.get("path_params", {}).items()}
-    return "/".join("{" + params[seg] + "}" if seg in params else seg for seg in request.url.path.split("/"))
+def full_templates(routers: Iterable[APIRouter], prefix: str) -> dict[int, str]:
+    """The full path template of each route of ``routers`` once included under ``prefix``, by the route object's
+    id. FastAPI 0.165 includes a router as a branch and leaves the router's own route in ``scope["route"]``, whose
+    ``path`` lacks the prefix it was included under (``/accounts/{username}``, not ``/api/v1/accounts/{username}``);
+    an older FastAPI copied each route with the prefix in its path, and such a route is simply not in this map."""
+    templates: dict[int, str] = {}
+    for router in routers:
+        for route in router.routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                templates[id(route)] = prefix + path
+    return templates
+
+
+def route_template(request: HTTPConnection, templates: Mapping[int, str] | None = None) -> str:
+    """The matched route's own path template (``/api/v1/accounts/{username}``): the route the router matched, which
+    Starlette leaves in ``scope["route"]`` (a partial match, 405, included), with the prefix it was included under
+    (``templates``, from ``full_templates``); ``"unmatched"`` when no route matched. Metrics are labelled by it,
+    never by the raw path: usernames in paths would make the label set grow without bound. Not rebuilt from the
+    path and its parameters' values: ``/api/v1/accounts/accounts`` read ``/api/v1/{username}/{username}``
+    (review, metrics_label)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if route is None or not isinstance(path, str):
+        return UNMATCHED
+    return (templates or {}).get(id(route), path)
 
 
 class TimingMiddleware:
     """API latency per method, route template and status. Plain ASGI rather than ``@app.middleware``: the
     latter wraps every response in extra tasks and streams, a cost every request would pay."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, templates: Mapping[int, str] | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates = dict(templates or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +80,7 @@ class TimingMiddleware:
             await self.app(scope, receive, sending)
         finally:
             took = time.perf_counter() - started
-            name = route_template(HTTPConnection(scope))
+            name = route_template(HTTPConnection(scope), self.templates)
             self.metrics.api_latency.labels(scope["method"], name, str(status)).observe(took)
             # The path only: a query string may carry what must not be kept (tokens pasted into a URL).
             event(access_log, logging.INFO, "request", method=scope["method"], path=scope["path"], status=status,
@@ -150,6 +172,6 @@ def create_app(service: Service) -> FastAPI:
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(TimingMiddleware, metrics=service.metrics)
+    app.add_middleware(TimingMiddleware, metrics=service.metrics, templates=full_templates(ROUTERS, API_PREFIX))
 
     return app
