@@ -28,6 +28,11 @@ def test_twin_run_writes_report_and_metrics(tmp_path: Path) -> None:
     assert metrics["policy"] == "quotas" and metrics["prompt"]["visits"] == 40
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "clairvoyant bound" in html
+    # The conservation line adds up every job the metrics count (metrics.conservation), those ended too.
+    j = metrics["jobs"]
+    assert (f"Jobs: {j['submitted']:,} submitted = {j['finished']:,} finished + {j['running']:,} running + "
+            f"{j['queued']:,} queued + {j['held']:,} held + {j['ended']:,} ended by account transitions.") in html
+    assert j["submitted"] == j["finished"] + j["running"] + j["queued"] + j["held"] + j["ended"]
     assert "prompt visits within deadline" in result.output
 
 

@@ -207,7 +207,8 @@ def write(out_dir: Path, sims: list[Sim], runs: list[dict[str, Any]]) -> Path:
         parts.append(f"<h2>{esc(m['policy'])} · {esc(m['layout']['batch'])}</h2>")
         jobs = m["jobs"]
         parts.append(f"<p>Jobs: {jobs['submitted']:,} submitted = {jobs['finished']:,} finished + "
-                     f"{jobs['running']:,} running + {jobs['queued']:,} queued + {jobs['held']:,} held.</p>")
+                     f"{jobs['running']:,} running + {jobs['queued']:,} queued + {jobs['held']:,} held + "
+                     f"{jobs['ended']:,} ended by account transitions.</p>")
         for title, png in plots(sim):
             parts.append(f"<h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")
