@@ -149,8 +149,8 @@ class AccountService:
         no right to chown, the cluster refusing the Job) does not fail the call: the caller would retry, and the
         retry is refused, the username being taken. The committed account is returned with a ``notice`` saying
         that the home was not made, why, and the commands that make it; the failure is logged as an error. Nothing
-        standing at the home's path is removed. A quota tool that fails once the directories stand is still an
-        error naming the command to run (docs/accounts.md, "Home provisioning")."""
+        standing at the home's path is removed. A quota tool that fails once the directories stand is the same kind
+        of notice, with the command that sets the quota (docs/accounts.md, "Home provisioning")."""
         root = self.spec.storage.home_root
         done: homes.Provisioned | None
         if Path(root).is_dir():
@@ -160,7 +160,11 @@ class AccountService:
                 return self._not_made(account, exc, cause_fix=(
                     f"whatever stands at {account.home} is kept: move it aside, never delete it; enclave makes homes "
                     f"where it may create and chown under {root}, as root on the storage host"))
-            done = homes.Provisioned(made, homes.set_quota(account, self.spec.storage.quota), "local")
+            try:
+                quota = homes.set_quota(account, self.spec.storage.quota)
+            except ExternalError as exc:
+                return self._quota_not_set(account, exc)
+            done = homes.Provisioned(made, quota, "local")
         else:
             try:
                 done = self.remote_homes(account) if self.remote_homes is not None else None
@@ -177,6 +181,14 @@ class AccountService:
             event(log, logging.WARNING, "home quota recorded only", account=account.username,
                   cause="storage.quota.tool is none: nothing on the file system enforces the quota")
         return account
+
+    def _quota_not_set(self, account: AccountView, exc: ExternalError) -> AccountView:
+        """``account`` (committed, its home made) with the notice that its quota is not set: why, and the command
+        (the tool's error names it in its fix)."""
+        said = (f"{exc.problem.what}. The account {account.username} is committed and its home made; do not make "
+                f"it again (the username is taken). Set the quota on the storage host, as root: {exc.problem.fix}")
+        event(log, logging.ERROR, "home quota not set", account=account.username, home=account.home, cause=str(exc))
+        return account.model_copy(update={"notice": "; ".join(n for n in (account.notice, said) if n)})
 
     def _not_made(self, account: AccountView, exc: ExternalError, *, cause_fix: str | None = None) -> AccountView:
         """``account`` (committed) with the notice that its home was not made: why, and how to make it."""
