@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from enclave import logs
+from enclave.access.permissions import Permission
 from enclave.broker.decide import BROKER_ACTOR, Plan
 from enclave.broker.execute import Outcome, target
 from enclave.cli.batch import batch_app
@@ -127,6 +128,7 @@ def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: f
     with --twin, a local twin where the token's account holds its real roles, read from ``/whoami``); without
     one, this host's (``_on_host``)."""
     roles = None
+    scopes: frozenset[Permission] | None = None
     if selected_context() is not None:
         if live and twin is not None:
             _target(live, twin)  # the same refusal as locally
@@ -135,8 +137,14 @@ def _procedure(spec_path: Path | None, live: bool, twin: str | None, at_hours: f
             if twin is None:
                 yield services.broker
                 return
-            roles = [Role(r) for r in services.whoami()["roles"]]
+            me = services.whoami()
+            roles = [Role(r) for r in me["roles"]]
+            # The token's own permissions too: its account's roles alone would let a token scoped away from the
+            # broker's actions drive them on the twin (review, stop 48).
+            scopes = frozenset(Permission(p) for p in me["permissions"])
     with _on_host(spec_path, live, twin, at_hours, db_url, actor, roles) as broker:
+        if scopes is not None and isinstance(broker, BrokerService):
+            broker.scopes = scopes
         yield broker
 
 

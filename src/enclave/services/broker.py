@@ -57,7 +57,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.schedule import ObservingSchedule
-from enclave.errors import Conflict, EnclaveError, ExternalError, InputError, NotFound, Problem
+from enclave.errors import Conflict, EnclaveError, ExternalError, InputError, NotFound, PermissionDenied, Problem
 from enclave.journal.chain import TIME_FORMAT
 from enclave.logs import event, logger
 from enclave.observing.schedules import SCHEDULE_ACTION
@@ -141,6 +141,10 @@ class BrokerService:
     roles: Database | None = None
     """Where each actor's permission is checked when it is not ``db``: a twin journals in a scratch store of
     its own (``Factory.twin_broker``) while people act on it with the roles they hold in the enclave."""
+    scopes: frozenset[Permission] | None = None
+    """What the caller's token may do (its account's permissions narrowed to the token's scopes, as ``/whoami``
+    says), when a token's holder drives a twin from the CLI (``cli.broker._procedure``): the twin refuses what the
+    enclave's API would refuse that token. None: the roles alone (local mode, the server's own loop)."""
     schedule: Callable[[], ObservingSchedule | None] | None = None
     """The observing schedule pushed to the enclave (``ScheduleService.current``), attached to each observation
     that carries none of its own (a twin's next_visit feed does); None: twilight alone decides."""
@@ -220,6 +224,13 @@ class BrokerService:
     def _check_roles(self, action: Action) -> None:
         with (self.roles or self.db).session() as own:
             _authorize(own, action)
+        if self.scopes is not None:
+            missing = [p.value for p in permissions(action) if p not in self.scopes]
+            if missing:
+                may = ", ".join(sorted(p.value for p in self.scopes)) or "nothing"
+                raise PermissionDenied(f"this token may not use {', '.join(missing)} (it may: {may})",
+                                       where="Authorization",
+                                       fix=f"use a token issued with scope {' and '.join(missing)}, or *")
 
     def _apply(self, action: Action, leading: Callable[[], bool] | None = None) -> Outcome:
         """Check, act, journal. The role is checked in a transaction of its own and the entry written in another
