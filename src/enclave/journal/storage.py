@@ -19,6 +19,14 @@ from enclave.journal.models import JournalEntry, JournalHead
 from enclave.journal.seal import Seal, anchor_after_commit, anchored, rekey_seal, seal_of, writing_seal
 
 
+def _head(session: Session, *, share: bool = False) -> JournalHead | None:
+    """The head row, locked (FOR UPDATE, or FOR SHARE with ``share``) and read fresh: an object the session's
+    identity map already held would otherwise keep the values of an earlier snapshot (PostgreSQL's READ COMMITTED
+    gives each statement its own)."""
+    stmt = sa.select(JournalHead).where(JournalHead.id == 1).with_for_update(read=share)
+    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
+
+
 def lock(session: Session) -> None:
     """Take the journal's head lock now (it is held until the transaction ends). Writers that derive
     something from current state — the next free uid — call this first, so concurrent transactions on
@@ -46,7 +54,7 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
         return []
     # Lock the head row: concurrent writers queue here instead of forking the chain (SQLite gets the
     # same effect from BEGIN IMMEDIATE, see enclave.db.core).
-    head = session.execute(sa.select(JournalHead).where(JournalHead.id == 1).with_for_update()).scalar_one_or_none()
+    head = _head(session)
     if head is None:
         head = JournalHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
@@ -91,8 +99,7 @@ def _check_row(row: JournalEntry, seal: Seal, expected_seq: int, expected_prev: 
         raise _restore(f"{where} was altered after it was written (its hash does not verify under the journal key)")
 
 
-def _check_head(session: Session, last_seq: int, last_hash: str) -> None:
-    head = session.get(JournalHead, 1)
+def _check_head(head: JournalHead | None, last_seq: int, last_hash: str) -> None:
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
     if head_seq != last_seq or head_hash != last_hash:
         if head_seq > last_seq:
@@ -114,8 +121,14 @@ def _check_anchor(anchor: dict[int, str], hashes: dict[int, str], last_seq: int,
 
 def verify(session: Session, *, batch: int = 5000) -> int:
     """Walk the chain, checking each entry's keyed hash, the head row and the anchor file; return the number of
-    entries, or raise IntegrityError naming the first problem."""
-    head = session.get(JournalHead, 1)
+    entries, or raise IntegrityError naming the first problem.
+
+    The head is read first, FOR SHARE and fresh: a writer appends under the head's FOR UPDATE lock, so until this
+    transaction ends none can commit, and the entries read next are exactly those the head covers. On PostgreSQL
+    (READ COMMITTED) each statement sees a new snapshot: without the lock an entry committed between the two reads
+    was in the chain but not in the head, and an intact journal was reported tampered. SQLite's BEGIN IMMEDIATE
+    serializes verify with the writers already."""
+    head = _head(session, share=True)
     db = session.info.get("database")
     anchor_path = db.journal_anchor if db is not None else None
     anchor = anchored(anchor_path)
@@ -131,7 +144,7 @@ def verify(session: Session, *, batch: int = 5000) -> int:
         if row.seq in anchor:
             hashes[row.seq] = row.hash
         expected_prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
-    _check_head(session, last_seq, expected_prev)
+    _check_head(head, last_seq, expected_prev)
     _check_anchor(anchor, hashes, last_seq, str(anchor_path))
     return last_seq
 
@@ -173,7 +186,7 @@ def rekey(session: Session, *, actor: str, reason: str, at: datetime | None = No
     then re-seal every entry under the journal key (made now if absent), in the caller's transaction, and
     journal that it did (``journal.rekey``, with the old and new head). Returns (entries re-sealed, the old
     head hash, the rekey entry)."""
-    head = session.execute(sa.select(JournalHead).where(JournalHead.id == 1).with_for_update()).scalar_one_or_none()
+    head = _head(session)
     if head is None or head.seq == 0:
         raise Conflict("the journal is empty: there is nothing to rekey", where="journal",
                        fix="a new journal is sealed from its first entry")
@@ -202,7 +215,11 @@ def query(session: Session, *, actor: str | None = None, action: str | None = No
         stmt = stmt.where(JournalEntry.actor == actor)
     if action:
         if action.endswith("*"):
-            stmt = stmt.where(JournalEntry.action.startswith(action[:-1], autoescape=True))
+            # A prefix compared with = (substr counts characters on both back ends), so case-sensitive on both, as
+            # the exact filter is: LIKE ignored ASCII case on SQLite and not on PostgreSQL, so `ACCOUNTS.*` found
+            # entries on one and none on the other (a range comparison would follow PostgreSQL's collation).
+            prefix = action[:-1]
+            stmt = stmt.where(sa.func.substr(JournalEntry.action, 1, len(prefix)) == prefix)
         else:
             stmt = stmt.where(JournalEntry.action == action)
     if target:
