@@ -7,12 +7,15 @@ commits the session afterwards.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from enclave.access.permissions import STAFF_ROLES, Permission
@@ -30,12 +33,62 @@ from enclave.spec.models import MAX_GIB, EnclaveSpec, Role
 UID_BASE = 10_000
 """First uid handed out; each account's primary group is its own (gid = uid), so no group bit ever
 exposes one account's files to another — the property a staff → science move relies on."""
+UID_MIN, UID_MAX = 1000, 2**31 - 2
+"""The uids (and gids) the rules accept: a given one must lie in this range, and the next one handed out is never
+past UID_MAX (2147483646; the uid columns are signed 32-bit integers): past it, onboarding says so (a Conflict
+naming the fix) instead of storing a uid the rules refuse, or failing in the database."""
 
 # Whole strings (``fullmatch``): with ``match``, "$" also matched before a final newline, and "zed\n" was stored,
 # out of reach by its visible name and never reusable (review, stop 48).
 USERNAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 BOOTSTRAP_ACTOR = "bootstrap"
+
+
+def _max_length(attribute: Any) -> int:
+    """The length of the string column behind a model attribute: the one copy of each limit is the model's."""
+    kind = attribute.expression.type
+    assert isinstance(kind, sa.String) and kind.length is not None, attribute
+    return int(kind.length)
+
+
+NAME_MAX = _max_length(Person.name)
+EMAIL_MAX = _max_length(Person.email)
+PROPOSAL_MAX = _max_length(Account.allocation_id)
+
+
+def _too_long(label: str, value: str, limit: int, fix: str, *, what: str = "") -> list[Problem]:
+    """A value longer than its column: PostgreSQL refused it with a raw DataError, SQLite stored it whole."""
+    if len(value) > limit:
+        return [Problem(label, f"{what + ' ' if what else ''}is {len(value)} characters long; at most {limit} fit",
+                        fix)]
+    return []
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _exclusive(session: Session) -> None:
+    """Take the journal's head lock before reading what a rule checks (the account's state, one active account per
+    person, the last sysadmin, the quota): on PostgreSQL (READ COMMITTED) two transitions could otherwise both pass
+    the check and both commit, e.g. a renewed science account and a new staff account of the same person, the
+    science one then acting with the person's staff roles (review, stop 48), or a role granted to a staff account
+    a concurrent demote had just ended. SQLite's BEGIN IMMEDIATE serializes them already."""
+    journal_lock(session)
+
+
+def serialized(rule: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:
+    """A transition that takes the journal's head lock (``_exclusive``) before anything else — before the actor's
+    permission and every check it reads — so its checks see every transition committed before it and none can
+    commit between its checks and its writes. Every transition of this module is one."""
+
+    @functools.wraps(rule)
+    def locked(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        _exclusive(session)
+        return rule(session, *args, **kwargs)
+
+    return locked
 
 
 def quota_problems(quota_gib: float, where: str) -> list[Problem]:
@@ -59,6 +112,8 @@ class Allocation:
         out = []
         if not self.proposal_id.strip():
             out.append(Problem("allocation", "proposal id is empty", "give the proposal id, e.g. --proposal P-123"))
+        out += _too_long("allocation", self.proposal_id, PROPOSAL_MAX, "give the proposal id as it was approved",
+                         what="proposal id")
         if self.quota_gib is not None:
             out += quota_problems(self.quota_gib, "allocation quota")
         if self.expires is not None:
@@ -148,10 +203,18 @@ def _check_roles(kind: AccountKind, roles: Iterable[Role]) -> list[Problem]:
     return []
 
 
+def _uids_exhausted(after: int) -> Conflict:
+    return Conflict(f"no uid is left after {after}: uids handed out never exceed {UID_MAX}", where="uid",
+                    fix=f"give a free uid in {UID_MIN} … {UID_MAX} explicitly (--uid)")
+
+
 def _next_uid(session: Session) -> int:
     journal_lock(session)  # serialise uid allocation between concurrent transactions
     highest = storage.highest_uid(session)
-    return max(UID_BASE, (highest or 0) + 1)
+    uid = max(UID_BASE, (highest or 0) + 1)
+    if uid > UID_MAX:
+        raise _uids_exhausted(uid - 1)
+    return uid
 
 
 def _home(spec: EnclaveSpec, username: str) -> tuple[str, str]:
@@ -240,6 +303,7 @@ def _grant_entries(actor: str, account: Account, roles: Iterable[Role] | None, w
                    {"roles": [r for r in held if r not in granted]}, {"roles": held}, when)]
 
 
+@serialized
 def onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, name: str, email: str,
             kind: AccountKind, reason: str, roles: Iterable[Role] | None = None,
             allocation: Allocation | None = None, namespaces: Iterable[str] = (), uid: int | None = None,
@@ -278,8 +342,10 @@ def _static_problems(spec: EnclaveSpec, new: NewAccount, when: datetime) -> list
                                 "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter"))
     if not new.name.strip():
         problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
+    problems += _too_long("name", new.name.strip(), NAME_MAX, "shorten the name (--name)")
     if not EMAIL.fullmatch(new.email):
         problems.append(Problem("email", f"{new.email!r} is not an email address", "give --email user@example.org"))
+    problems += _too_long("email", new.email.lower(), EMAIL_MAX, "give a shorter email address (--email)")
     kind = AccountKind(new.kind)
     problems += _check_roles(kind, _roles(new))
     problems += _check_namespaces(spec, new.namespaces)
@@ -292,8 +358,8 @@ def _static_problems(spec: EnclaveSpec, new: NewAccount, when: datetime) -> list
         problems.append(Problem("allocation", "staff accounts carry no science allocation",
                                 "drop the allocation, or onboard a science account"))
     for label, value in (("uid", new.uid), ("gid", new.gid)):
-        if value is not None and not 1000 <= value <= 2**31 - 2:
-            problems.append(Problem(label, f"{value} is out of range", "use 1000 … 2147483646 or leave it out"))
+        if value is not None and not UID_MIN <= value <= UID_MAX:
+            problems.append(Problem(label, f"{value} is out of range", f"use {UID_MIN} … {UID_MAX} or leave it out"))
     return problems
 
 
@@ -317,7 +383,6 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
              kind: AccountKind, reason: str, roles: Iterable[Role] | None, allocation: Allocation | None,
              namespaces: Iterable[str], uid: int | None, gid: int | None, now: datetime | None,
              action: str) -> Account:
-    _exclusive(session)
     when = or_now(now)
     new = NewAccount(username=username, name=name, email=email, kind=AccountKind(kind),
                      roles=tuple(roles) if roles is not None else None, allocation=allocation,
@@ -329,6 +394,7 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
         problems.append(Problem("uid", f"{uid} is already in use", "leave --uid out to get the next free uid"))
     if problems:
         raise InputError(problems)
+    uid = uid if uid is not None else _next_uid(session)  # before anything is added: the range may be exhausted
     person = storage.person_by_email(session, email)
     if person is None:
         person = Person(name=name.strip(), email=email.lower(), created_at=when)
@@ -338,13 +404,14 @@ def _onboard(session: Session, actor: str, spec: EnclaveSpec, username: str, *, 
         if current is not None:
             raise Conflict(f"{email} already has the active account {current.username!r}", where="email",
                            fix="use promote/demote to change an account's kind, or depart it first")
-    account = _build(session, spec, person, new, uid if uid is not None else _next_uid(session), actor, when)
+    account = _build(session, spec, person, new, uid, actor, when)
     session.flush()
     record(session, actor=actor, action=action, target=_target(username), reason=reason, before=None,
            after=_state(account) | {"person": {"name": person.name, "email": person.email}}, at=when)
     return account
 
 
+@serialized
 def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequence[NewAccount], *,
                  reason: str, now: datetime | None = None) -> list[Account]:
     """Onboard a cohort in one transaction: all of them or, if any row is wrong, none (every problem of
@@ -353,7 +420,6 @@ def onboard_many(session: Session, actor: str, spec: EnclaveSpec, accounts: Sequ
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     for new in accounts:
         _require_grant(session, actor, AccountKind(new.kind), new.roles)
-    _exclusive(session)
     when = or_now(now)
     problems = _cohort_problems(spec, accounts, when)
     people = storage.people_by_email(session, list(dict.fromkeys(n.email.lower() for n in accounts)))
@@ -459,11 +525,14 @@ def _assign_uids(session: Session, accounts: Sequence[NewAccount], explicit: set
         if uid is None:
             while next_uid in explicit:
                 next_uid += 1
+            if next_uid > UID_MAX:
+                raise _uids_exhausted(next_uid - 1)
             uid, next_uid = next_uid, next_uid + 1
         out.append(uid)
     return out
 
 
+@serialized
 def bootstrap(session: Session, spec: EnclaveSpec, username: str, *, name: str, email: str,
               now: datetime | None = None) -> Account:
     """Create the first sysadmin (staff, roles sysadmin + developer) — only while no account exists."""
@@ -488,14 +557,6 @@ def _guard_last_sysadmin(session: Session, account: Account, what: str) -> None:
                                 fix="grant sysadmin to another active staff account first")
 
 
-def _exclusive(session: Session) -> None:
-    """Take the journal's head lock before reading what a rule across accounts checks (one active account per
-    person, the last sysadmin): on PostgreSQL (READ COMMITTED) two transitions could otherwise both pass the check
-    and both commit, e.g. a renewed science account and a new staff account of the same person, the science one
-    then acting with the person's staff roles (review, stop 48). SQLite's BEGIN IMMEDIATE serializes them already."""
-    journal_lock(session)
-
-
 def _load(session: Session, username: str) -> Account:
     return find_account(session, username)
 
@@ -507,10 +568,10 @@ def _end_access(session: Session, account: Account, when: datetime) -> None:
     tokens.revoke_all(session, account, now=when)
 
 
+@serialized
 def depart(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
     """Staff leaves the project: every access is revoked at once; the data stays where it is."""
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     if account.status != AccountStatus.ACTIVE:
@@ -530,10 +591,10 @@ def depart(session: Session, actor: str, username: str, *, reason: str, now: dat
     return account
 
 
+@serialized
 def expire(session: Session, actor: str, username: str, *, reason: str, now: datetime | None = None) -> Account:
     """A science allocation ends: read access to its own data stays; every other service goes."""
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     if account.kind != AccountKind.SCIENCE:
@@ -556,6 +617,7 @@ def expire(session: Session, actor: str, username: str, *, reason: str, now: dat
 EXPIRY_REASON = "allocation expiry date passed"
 
 
+@serialized
 def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> list[Account]:
     """Expire every active science account whose allocation expiry has passed."""
     require(session, actor, Permission.ACCOUNTS_MANAGE)
@@ -564,11 +626,11 @@ def expire_due(session: Session, actor: str, *, now: datetime | None = None) -> 
             for name in storage.science_due(session, when)]
 
 
+@serialized
 def renew(session: Session, actor: str, username: str, allocation: Allocation, *, reason: str,
           spec: EnclaveSpec, now: datetime | None = None) -> Account:
     """An expired science account gets a new allocation and its platform access back."""
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     account = _load(session, username)
     when = or_now(now)
@@ -598,11 +660,11 @@ def renew(session: Session, actor: str, username: str, allocation: Allocation, *
     return account
 
 
+@serialized
 def promote(session: Session, actor: str, username: str, *, reason: str, roles: Iterable[Role] | None = None,
             now: datetime | None = None) -> Account:
     """A science user becomes staff: the same account, its data kept, staff access added."""
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     _require_grant(session, actor, AccountKind.STAFF, roles)
     account = _load(session, username)
@@ -632,6 +694,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     return account
 
 
+@serialized
 def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, new_username: str, reason: str,
            allocation: Allocation | None = None, now: datetime | None = None) -> Account:
     """Staff becomes a science user: a NEW account (username, uid, home); the old one is deactivated.
@@ -640,7 +703,6 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
     the person had as staff is reachable from the new account (seed §4).
     """
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ACCOUNTS_MANAGE)
     old = _load(session, username)
     if old.kind != AccountKind.STAFF or old.status != AccountStatus.ACTIVE:
@@ -654,11 +716,12 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
         raise InputError(problems)
     _one_active_per_person(old, "demoting")
     _guard_last_sysadmin(session, old, "demoting")
+    uid = _next_uid(session)  # before anything is modified: the uid range may be exhausted
     before = _state(old)
     _end_access(session, old, when)
     old.status, old.ended_at = AccountStatus.DEPARTED.value, when
     new = _create(session, spec, old.person, username=new_username, kind=AccountKind.SCIENCE,
-                  allocation=allocation, uid=None, gid=None, when=when)
+                  allocation=allocation, uid=uid, gid=None, when=when)
     session.flush()
     old.replaced_by = new.id
     _grant(session, old.person, [Role.SCIENCE_USER], actor, when)
@@ -670,6 +733,7 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
     return new
 
 
+@serialized
 def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *, reason: str,
                proposal_id: str | None = None, now: datetime | None = None) -> Account:
     """A larger allocation raises the storage quota (seed §6.2). Quotas only grow: data may already fill them."""
@@ -680,6 +744,9 @@ def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *,
         raise InvalidTransition(f"{username!r} is {account.status}; only an active account's quota grows",
                                 where=_target(username))
     problems = quota_problems(quota_gib, "quota")
+    if proposal_id:
+        problems += _too_long("proposal", proposal_id, PROPOSAL_MAX, "give the proposal id as it was approved",
+                              what="proposal id")
     if problems:
         raise InputError(problems)
     if not quota_gib > account.quota_gib:
@@ -697,6 +764,7 @@ def grow_quota(session: Session, actor: str, username: str, quota_gib: float, *,
     return account
 
 
+@serialized
 def correct_quota(session: Session, actor: str, username: str, quota_gib: float, *, reason: str,
                   now: datetime | None = None) -> Account:
     """An administrator sets a quota to any valid value, lower included — to undo a mistaken grow-quota. The
@@ -721,6 +789,7 @@ def correct_quota(session: Session, actor: str, username: str, quota_gib: float,
     return account
 
 
+@serialized
 def grant_role(session: Session, actor: str, username: str, role: Role, *, reason: str,
                now: datetime | None = None) -> Account:
     why = _reason(reason)
@@ -744,10 +813,10 @@ def grant_role(session: Session, actor: str, username: str, role: Role, *, reaso
     return account
 
 
+@serialized
 def revoke_role(session: Session, actor: str, username: str, role: Role, *, reason: str,
                 now: datetime | None = None) -> Account:
     why = _reason(reason)
-    _exclusive(session)
     require(session, actor, Permission.ROLES_GRANT)
     account = _load(session, username)
     role = Role(role)
@@ -764,6 +833,7 @@ def revoke_role(session: Session, actor: str, username: str, role: Role, *, reas
     return account
 
 
+@serialized
 def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: str, namespace: str, *,
                    reason: str, now: datetime | None = None) -> Account:
     """Add a staff account to an application namespace. The membership is kept as asked in every namespace; what
@@ -792,6 +862,7 @@ def join_namespace(session: Session, actor: str, spec: EnclaveSpec, username: st
     return account
 
 
+@serialized
 def leave_namespace(session: Session, actor: str, username: str, namespace: str, *, reason: str,
                     now: datetime | None = None) -> Account:
     why = _reason(reason)

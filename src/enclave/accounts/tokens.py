@@ -23,7 +23,7 @@ from enclave.accounts.models import Account, Token
 from enclave.accounts.types import AccountStatus
 from enclave.clock import or_now
 from enclave.errors import InputError, NotFound, PermissionDenied, Problem, Unauthenticated
-from enclave.journal import record
+from enclave.journal import lock, record
 
 PREFIX = "enc"
 DATA_READ = "data.read"
@@ -111,6 +111,10 @@ def issue(session: Session, actor: str, username: str, scopes: list[str] | tuple
     ``delegated_by``: a token issued on someone's behalf mints them no token of their own (audit, finding 1).
     """
     _check_request(scopes, ttl_seconds)
+    # The journal's head lock before the checks, as a revoke takes it (``revoke``): on PostgreSQL (READ COMMITTED)
+    # a revoke of the parent could otherwise commit between ``_parent``'s check and the insert, missing the child,
+    # which would then outlive its revoked parent. SQLite's BEGIN IMMEDIATE serializes the two already.
+    lock(session)
     holder = _holder(session, actor, username, scopes)
     when = or_now(now)
     expires = when + timedelta(seconds=ttl_seconds)
@@ -189,6 +193,7 @@ def revoke(session: Session, actor: str, token_or_key: str, *, reason: str = "to
     """Revoke one token, by plaintext or by key. Owners may revoke their own; accounts.manage any."""
     match = _TOKEN.match(token_or_key.strip())
     key = match.group(1) if match else token_or_key.strip()
+    lock(session)  # before reading the token and its children: a child issued meanwhile is committed, and found
     row = storage.token_by_key(session, key)
     if row is None:
         raise NotFound(f"no token with key {key!r}", where="token", fix="`enclave tokens list USER` shows keys")
