@@ -41,6 +41,10 @@ def push(session: Session, actor: str, schedule: ObservingSchedule, *, reason: s
     check_ends_ahead(schedule, at)
     schedule, dropped = schedule.for_instrument(instrument)
     document = schedule.model_dump_json()
+    # The journal's head lock before reading the schedule in force: on PostgreSQL (READ COMMITTED) two pushes
+    # could otherwise both read the same "before" and journal in the other order than their rows' ids, the newest
+    # entry then naming a schedule that is not in force. SQLite's BEGIN IMMEDIATE serializes them already.
+    journal.lock(session)
     before = storage.newest(session)
     row = ScheduleRow(pushed_by=actor, pushed_at=at, reason=reason, document=document,
                       digest="sha256:" + hashlib.sha256(document.encode()).hexdigest())
