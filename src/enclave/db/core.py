@@ -21,6 +21,19 @@ from enclave.home import enclave_home
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+MIGRATION_LOCK = 0x656E636C6176_01
+"""The PostgreSQL advisory lock key ``migrate`` holds while it upgrades ("enclav" in hex, then 1): one number for
+every enclave process, so concurrent migrations of one database queue on it."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"version {version('enclave')}"
+    except PackageNotFoundError:
+        return "this version"
+
 # Named constraints make migrations on SQLite (batch mode) and PostgreSQL refer to the same names.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -182,7 +195,15 @@ class Database:
         elif self.dialect != "postgresql":
             raise InputError([Problem("database URL", f"unsupported database {self.dialect!r}",
                                       "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")])
-        self.engine: Engine = sa.create_engine(self.url, future=True)
+        try:
+            self.engine: Engine = sa.create_engine(self.url, future=True)
+        except ImportError as exc:  # the URL names a DBAPI driver that is not installed (e.g. +asyncpg)
+            package = exc.name or str(exc)
+            raise InputError([Problem("database URL", f"{self.safe_url} needs the Python package {package!r}, "
+                                      f"which is not installed ({exc})",
+                                      f"install {package} (pip install {package}), or use "
+                                      "postgresql+psycopg://USER@HOST:PORT/DB (psycopg comes with enclave)")]) \
+                from exc
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -203,12 +224,19 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends normally, rolled back if it raises."""
-        if self._unchecked:
-            self._must_exist()
         session = self._sessions(info={"delegated_by": DELEGATED_BY.get()})
         try:
+            if self._unchecked:
+                self._must_exist()
             yield session
             session.commit()
+        except sa.exc.DataError as exc:
+            session.rollback()
+            # A value longer than its column (PostgreSQL's VARCHAR(n); SQLite stores it whole), or out of its type's
+            # range: the input's fault, said as such rather than as a traceback.
+            raise InputError([Problem("value", f"a value does not fit its database column: "
+                                      f"{str(exc.orig).splitlines()[0] if exc.orig else exc}",
+                                      "give a shorter value (or one within its type's range)")]) from exc
         except sa.exc.IntegrityError as exc:
             session.rollback()
             # Checks run before writes, so a constraint failure here means a concurrent change won the race.
@@ -239,17 +267,62 @@ class Database:
     def migrate(self, revision: str = "heads") -> None:
         """Bring the schema up to the newest revision (alembic upgrade), in-process."""
         from alembic import command
+        from alembic.util import CommandError
 
         config = self.alembic_config()
         try:
             with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    # Replicas starting together on one empty database (the rendered Deployment runs two) would
+                    # each run the same migrations, and the loser fails on a table the winner made. A
+                    # transaction-level advisory lock queues them: the first migrates and commits, which releases
+                    # the lock; the next then finds the schema at its head and has nothing to do. PostgreSQL
+                    # documentation, "Explicit Locking", "Advisory Locks"
+                    # (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS): a
+                    # transaction-level lock "is automatically released at the end of the transaction", and
+                    # pg_advisory_xact_lock waits until it can take it (functions-admin.html, "Advisory Lock
+                    # Functions").
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         except OperationalError as exc:
-            raise ExternalError(f"cannot migrate database {self.safe_url}: {exc.orig}",
-                                fix="check the URL and that the server is running") from exc
+            raise self._unreachable(exc, "cannot migrate database") from exc
+        except CommandError as exc:
+            unknown = self._unknown_revisions()
+            if unknown:
+                raise self._newer(unknown) from exc
+            raise ExternalError(f"migration of {self.safe_url} failed: {exc}") from exc
         except SQLAlchemyError as exc:
             raise ExternalError(f"migration of {self.safe_url} failed: {exc}") from exc
+
+    def _unreachable(self, exc: OperationalError, what: str = "cannot reach database") -> ExternalError:
+        """The error for a database that does not answer, or refuses us (wrong password, no such database)."""
+        reason = str(exc.orig).strip() if exc.orig is not None else str(exc)
+        return ExternalError(f"{what} {self.safe_url}: {reason}",
+                             fix="check the URL ($ENCLAVE_DB, $ENCLAVE_DB_FILE or --db), its password, and that "
+                                 "the server is running")
+
+    def _unknown_revisions(self) -> set[str]:
+        """The schema revisions the database is at that this enclave's migrations do not know (empty if it cannot
+        tell)."""
+        from alembic.script import ScriptDirectory
+
+        try:
+            have = self.current_revisions()
+        except ExternalError:
+            return set()
+        script = ScriptDirectory.from_config(self.alembic_config())
+        known = {rev.revision for rev in script.walk_revisions()}
+        return have - known
+
+    def _newer(self, unknown: set[str]) -> InvalidTransition:
+        """A database at a revision this enclave does not know: a newer enclave migrated it, and no migration of this
+        one can bring it anywhere. Running this enclave's ``db migrate`` cannot help; a newer enclave can."""
+        return InvalidTransition(f"{self.safe_url} is at schema {', '.join(sorted(unknown))}, which this enclave "
+                                 f"({_version()}) does not know: a newer enclave migrated it",
+                                 where="database ($ENCLAVE_DB, else $ENCLAVE_HOME/enclave.db)",
+                                 fix="upgrade enclave to the version that migrated this database (or a later one); "
+                                     "`enclave db migrate` of this version cannot downgrade it")
 
     def missing_file(self) -> bool:
         """A SQLite database whose file is not there (yet)."""
@@ -273,6 +346,9 @@ class Database:
         want = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
         if not have:
             raise NotFound(f"{self.safe_url} holds no enclave schema", where=where, fix=make)
+        unknown = have - {rev.revision for rev in ScriptDirectory.from_config(self.alembic_config()).walk_revisions()}
+        if unknown:
+            raise self._newer(unknown)
         if have != {want}:
             raise InvalidTransition(f"{self.safe_url} is at schema {', '.join(sorted(have))}; this enclave needs "
                                     f"{want}", where=where,
@@ -287,8 +363,11 @@ class Database:
     def current_revisions(self) -> set[str]:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as connection:
-            return set(MigrationContext.configure(connection).get_current_heads())
+        try:
+            with self.engine.connect() as connection:
+                return set(MigrationContext.configure(connection).get_current_heads())
+        except OperationalError as exc:
+            raise self._unreachable(exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

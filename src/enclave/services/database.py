@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass
 
 from enclave.db import Database
+from enclave.db.core import default_url
+from enclave.services.local import parse_url
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,17 @@ def _status(db: Database) -> DatabaseStatus:
     return DatabaseStatus(db.safe_url, tuple(sorted(db.current_revisions())))
 
 
+def _open(url: str | None) -> Database:
+    """The database ``url`` names (default: $ENCLAVE_DB …); an unparsable URL is an InputError naming where it came
+    from (``local.parse_url``). A database that does not answer, or a driver that is not installed, is refused by
+    ``Database`` itself (ExternalError, InputError)."""
+    url = url or default_url()
+    parse_url(url)
+    return Database(url)
+
+
 def migrate(url: str | None = None) -> DatabaseStatus:
-    db = Database(url)
+    db = _open(url)
     try:
         db.migrate()
         return _status(db)
@@ -30,7 +41,7 @@ def migrate(url: str | None = None) -> DatabaseStatus:
 
 
 def status(url: str | None = None) -> DatabaseStatus:
-    db = Database(url)
+    db = _open(url)
     try:
         return _status(db)
     finally:

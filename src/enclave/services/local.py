@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from enclave.accounts import local, storage
 from enclave.db import Database
 from enclave.db.core import default_url, url_from_file
-from enclave.errors import NotFound, PermissionDenied
+from enclave.errors import InputError, NotFound, PermissionDenied, Problem
 
 HOW = "act through the API instead: `enclave login SERVER`, then `--context NAME`"
 
@@ -81,10 +81,25 @@ def _check_file(path: Path, user: OsUser, what: str) -> None:
                                where="local mode", fix=f"chmod 600 {path}")
 
 
+URL_FORMS = "sqlite:///PATH (a file), or postgresql+psycopg://USER@HOST:PORT/DB (PostgreSQL)"
+"""The database URLs enclave takes (``enclave.db.Database``)."""
+
+
+def parse_url(url: str) -> sa.engine.URL:
+    """``url`` parsed, or an InputError naming where it came from and the forms enclave takes: a value SQLAlchemy
+    cannot parse (``make_url`` raises ArgumentError) is the input's fault, not a traceback."""
+    try:
+        return sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        shown = url if len(url) <= 60 and "@" not in url else "the value given"  # never echo a password
+        raise InputError([Problem("$ENCLAVE_DB or --db (else the first line of $ENCLAVE_DB_FILE)",
+                                  f"{shown!r} is not a database URL: {exc}", f"give {URL_FORMS}")]) from exc
+
+
 def check_owner(url: str | None, user: OsUser, *, may_create: bool = False) -> None:
     """Refuse local mode unless ``user`` owns the database ``url`` names (see the module's rules)."""
     url = url or default_url()
-    parsed = sa.engine.make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             return  # a private in-memory database: nobody else's state
@@ -115,7 +130,7 @@ def check_server(url: str | None, user: OsUser) -> None:
     from a Secret as $ENCLAVE_DB (``enclave render deploy``) — because a server acts as nobody in local mode:
     its password is what authorizes the process, and every client of the server authenticates with a token."""
     url = url or default_url()
-    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+    if parse_url(url).get_backend_name() == "sqlite":
         check_owner(url, user, may_create=True)
 
 
