@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from enclave import journal
@@ -22,6 +23,7 @@ from enclave.accounts.models import Account
 from enclave.clock import utcnow
 from enclave.db.core import delegated_by
 from enclave.errors import Conflict, InputError, InvalidTransition, NotFound, PermissionDenied, Problem
+from enclave.journal.models import JournalEntry
 from enclave.ops import storage
 from enclave.ops.storage import VettedImage
 from enclave.spec import reference
@@ -81,12 +83,37 @@ def _find(session: Session, ref: ImageRef) -> VettedImage | None:
     return storage.find(session, ref.repository, ref.digest)
 
 
+def _journal_target_length() -> int:
+    column = JournalEntry.__table__.c.target.type
+    assert isinstance(column, sa.String) and column.length is not None, "journal_entries.target has a length"
+    return column.length
+
+
+JOURNAL_TARGET_LENGTH = _journal_target_length()
+"""The longest journal target (the column's own length, read from the model: one copy of the limit). Every vetting
+step is journaled with the pinned reference ``<repository>@<digest>`` as its target, so no longer one can be vetted."""
+
+
+def _fits_journal(repository: str, digest: str) -> None:
+    """Refuse a reference whose journal target would not fit its column: PostgreSQL refuses the value (VARCHAR) and
+    SQLite would store it whole, so the same submission would succeed on one and fail on the other."""
+    pinned = f"{repository}@{digest}"
+    if len(pinned) > JOURNAL_TARGET_LENGTH:
+        most = JOURNAL_TARGET_LENGTH - len(digest) - 1
+        raise InputError([Problem("image", f"the repository {repository[:40]}… is {len(repository)} characters; "
+                                  f"with its digest that is {len(pinned)}, over the {JOURNAL_TARGET_LENGTH} the "
+                                  "journal keeps for a target",
+                                  f"use a repository of at most {most} characters (registry host and path, "
+                                  f"before @{digest.split(':', 1)[0]}:…), e.g. a shorter path in the registry")])
+
+
 def submit(session: Session, spec: EnclaveSpec, actor: str, image: str, *, reason: str = "") -> VettedImage:
     """Ask security to vet one digest. The image must come from the local registry and carry its digest."""
     ref = parse_ref(image)
     if ref.digest is None:
         raise InputError([Problem("image", f"{image!r} has no digest; a tag can be moved after vetting",
                                   "append @sha256:<digest> (`skopeo inspect` or the registry shows it)")])
+    _fits_journal(ref.repository, ref.digest)
     if spec.registry.vetting_required and ref.registry != spec.registry.host:
         raise InputError([Problem("image", f"{ref.registry} is not the local registry {spec.registry.host}",
                                   f"mirror the image into {spec.registry.host} first (seed §10)")])
