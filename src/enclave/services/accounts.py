@@ -15,9 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.access.render import app_namespaces, cluster_role
-from enclave.accounts import homes, lifecycle, local, storage
+from enclave.accounts import homes, lifecycle, local, storage, tokens
 from enclave.accounts.authorize import account_permissions, account_roles, find_account, require, subject_of
 from enclave.accounts.lifecycle import Allocation, NewAccount
 from enclave.accounts.models import Account
@@ -39,6 +40,16 @@ def view(account: Account) -> AccountView:
         permissions=sorted(p.value for p in account_permissions(account)),
         person=Person(name=account.person.name, email=account.person.email),
         other_accounts=[a.username for a in account.person.accounts if a.id != account.id])
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """A staff service account enclave makes for itself (the broker's): who, and why."""
+
+    username: str
+    name: str
+    roles: tuple[Role, ...]
+    reason: str
 
 
 @dataclass
@@ -270,27 +281,63 @@ class AccountService:
         """On an empty database, bootstrap ``admin`` as the first sysadmin. True: ``admin`` was bootstrapped
         now; False: it already was an active account manager; None: it is not one."""
         with self.db.session() as session:
-            created = not lifecycle.list_accounts(session)
-            if created:
-                lifecycle.bootstrap(session, self.spec, admin, name="Enclave Administrator",
-                                    email=f"{admin}@enclave.local")
-            try:
-                require(session, admin, Permission.ACCOUNTS_MANAGE)
-            except (NotFound, PermissionDenied):
-                return None
-            return created
+            return self._ensure_admin(session, admin)
+
+    def _ensure_admin(self, session: Session, admin: str) -> bool | None:
+        # Checked and made under the journal's head lock: two replicas starting together on one empty PostgreSQL
+        # database (READ COMMITTED) would otherwise both see no account and both bootstrap, the loser failing on
+        # the username; queued here, the second finds the first's admin made (SQLite's BEGIN IMMEDIATE queues them
+        # already).
+        journal.lock(session)
+        created = not lifecycle.list_accounts(session)
+        if created:
+            lifecycle.bootstrap(session, self.spec, admin, name="Enclave Administrator",
+                                email=f"{admin}@enclave.local")
+        try:
+            require(session, admin, Permission.ACCOUNTS_MANAGE)
+        except (NotFound, PermissionDenied):
+            return None
+        return created
 
     def ensure_service_account(self, admin: str, username: str, *, name: str, roles: list[Role],
                                reason: str) -> None:
         """Onboard a staff service account (the broker's) once, by ``admin``; its actions are role-checked and
         journaled like anyone's."""
         with self.db.session() as session:
-            try:
-                find_account(session, username)
-            except NotFound:
-                lifecycle.onboard(session, admin, self.spec, username, name=name,
-                                  email=f"{username}@enclave.local", kind=AccountKind.STAFF, reason=reason,
-                                  roles=roles)
+            self._ensure_service_account(session, admin, username, name=name, roles=roles, reason=reason)
+
+    def _ensure_service_account(self, session: Session, admin: str, username: str, *, name: str, roles: list[Role],
+                                reason: str) -> None:
+        # Under the journal's head lock, as ``_ensure_admin``: of two replicas the second finds the account the
+        # first made instead of failing with "is taken".
+        journal.lock(session)
+        try:
+            find_account(session, username)
+        except NotFound:
+            lifecycle.onboard(session, admin, self.spec, username, name=name,
+                              email=f"{username}@enclave.local", kind=AccountKind.STAFF, reason=reason,
+                              roles=roles)
+
+    def ensure_enclave(self, admin: str, service: ServiceAccount, *, token_ttl_seconds: int,
+                       token_reason: str) -> tuple[bool | None, str | None]:
+        """What a fresh database needs, in ONE transaction: ``admin`` bootstrapped on an empty database (as
+        ``ensure_admin``), the ``service`` account onboarded once, and — only when ``admin`` was bootstrapped now —
+        a ``*`` token for it. Returns (``ensure_admin``'s answer, the token or None).
+
+        One transaction, so the bootstrap token is never lost: the process that creates the admin is the one that
+        mints its token, and if anything fails before the commit (a rival replica, a lost connection) neither the
+        admin nor the token is there, and the next start bootstraps again (docs/deploy.md step 8: "the replica that
+        created it writes the bootstrap token"). Until this stop they were three transactions, and a replica that
+        failed after the first left an admin nobody ever got a token for."""
+        with self.db.session() as session:
+            state = self._ensure_admin(session, admin)
+            if state is None:
+                return None, None
+            self._ensure_service_account(session, admin, service.username, name=service.name,
+                                         roles=list(service.roles), reason=service.reason)
+            if not state:
+                return state, None
+            return state, tokens.issue(session, admin, admin, ["*"], token_ttl_seconds, reason=token_reason)
 
     # --- local mode (enclave.services.local) --------------------------------------------------------------
 

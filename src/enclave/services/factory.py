@@ -23,7 +23,7 @@ from enclave.broker.decide import BROKER_ACTOR
 from enclave.db import Database
 from enclave.domain.capacity import Backend
 from enclave.logs import event, logger
-from enclave.services.accounts import AccountService
+from enclave.services.accounts import AccountService, ServiceAccount
 from enclave.services.batch import BatchService
 from enclave.services.broker import BrokerService
 from enclave.services.images import ImageService
@@ -320,18 +320,17 @@ class Factory:
     def ensure_accounts(self, admin: str = BOOTSTRAP_ADMIN, *, ttl_seconds: int = 7 * 86400) -> str | None:
         """Make a fresh database usable: bootstrap ``admin`` on an empty one, make sure the broker's own
         account exists (staff; htcondor-admin + k8s-service-admin: BCS 1–5 need both), and return a token for
-        ``admin`` only when it was bootstrapped now. The bootstrap token is made once, with the database: a
-        restart mints nothing (the operator issues further tokens with ``enclave tokens issue``)."""
-        state = self.accounts.ensure_admin(admin)
-        if state is None:
-            return None
-        self.accounts.ensure_service_account(
-            admin, BROKER_ACTOR, name="Capacity broker (service account)",
-            roles=[Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN],
-            reason="the broker acts as this account: BCS 1–5 need htcondor-admin and k8s-service-admin")
-        if not state:
-            return None
-        return self.tokens.issue(admin, admin, ["*"], ttl_seconds, reason="enclave serve: bootstrap token").token
+        ``admin`` only when it was bootstrapped now. The bootstrap token is made once, with the database, in the
+        same transaction as the admin (``AccountService.ensure_enclave``): the process that creates the admin is
+        the one that returns its token, and none creates it without one. A restart mints nothing (the operator
+        issues further tokens with ``enclave tokens issue``)."""
+        _, token = self.accounts.ensure_enclave(
+            admin, ServiceAccount(BROKER_ACTOR, "Capacity broker (service account)",
+                                  (Role.HTCONDOR_ADMIN, Role.K8S_SERVICE_ADMIN),
+                                  "the broker acts as this account: BCS 1–5 need htcondor-admin and "
+                                  "k8s-service-admin"),
+            token_ttl_seconds=ttl_seconds, token_reason="enclave serve: bootstrap token")
+        return token
 
 
 def _say_what_htcondor_refuses(spec: EnclaveSpec) -> None:
