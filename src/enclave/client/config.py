@@ -3,18 +3,25 @@ organize-cluster-access-kubeconfig/): a file of named contexts — each a server
 token) and a default spec — and the current one. The file holds tokens, so it is written 0600 and refused when
 others may read it (kubectl only warns; a token is a password).
 
+The directory it is written in is created 0700 whatever the umask, the file is written through an unpredictable
+temporary file created exclusively (``tempfile.mkstemp``) and renamed into place, and a file owned by another OS
+user is refused: a directory others may write would let them plant the file and read the tokens written into it.
+
 File: $ENCLAVE_CONFIG, else $ENCLAVE_HOME/config.yaml. Context chosen by ``--context``, else $ENCLAVE_CONTEXT,
 else the file's ``current-context``; none: local mode (``enclave.services.local``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
+import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from enclave.errors import InputError, NotFound, PermissionDenied, Problem
 from enclave.home import enclave_home
@@ -30,6 +37,42 @@ class Context(BaseModel):
                                       "on every request).")
     spec: str | None = None
     """Default --spec for commands run in this context."""
+
+    @field_validator("server")
+    @classmethod
+    def _server_is_a_url(cls, value: str) -> str:
+        problem = server_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_printable_ascii(cls, value: str) -> str:
+        problem = token_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def server_problem(server: str) -> str | None:
+    """Why ``server`` is not an http(s) URL with a host (None: it is one). httpx.InvalidURL is not an
+    httpx.HTTPError, so a URL that does not parse is caught here, when the context is made or read."""
+    try:
+        url = httpx.URL(server)
+    except httpx.InvalidURL as exc:
+        return f"{server!r} is not a valid URL ({exc})"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"{server!r} is not an http(s) URL with a host"
+    return None
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be sent in an Authorization header (None: it can). It travels as an HTTP header
+    value, so printable ASCII only (RFC 6750 §2.1's b64token is a subset); the token itself is never quoted."""
+    if not (token.isascii() and token.isprintable()):
+        return "the token has a character that is not printable ASCII (a token is printable ASCII only)"
+    return None
 
 
 class ClientConfig(BaseModel):
@@ -55,33 +98,78 @@ def config_path() -> Path:
     return Path(value).expanduser() if value else enclave_home() / "config.yaml"
 
 
+def _validation_problems(exc: ValidationError) -> str:
+    """A ValidationError's problems without their input values, which may be tokens."""
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}"
+                     for error in exc.errors(include_url=False, include_input=False))
+
+
 def load_config(path: Path | None = None) -> ClientConfig:
-    """The contexts file (empty if there is none). Refused if group or others may read it: it holds tokens."""
+    """The contexts file (empty if there is none). Refused if another OS user owns it (they could have planted it
+    to read the tokens written into it) or if group or others may read it: it holds tokens."""
     path = path or config_path()
     if not path.exists():
         return ClientConfig()
-    mode = path.stat().st_mode
+    status = path.stat()
+    euid = os.geteuid()
+    if status.st_uid != euid:
+        raise InputError([Problem(str(path), f"the client config {path} is owned by uid {status.st_uid}, not by "
+                                  f"you (uid {euid}): another user could have planted it, or read the tokens "
+                                  "written into it",
+                                  f"if it is yours, `chown {euid} {path}`; if not, remove it (revoking any token "
+                                  "it held), then `enclave login` again")])
+    mode = status.st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PermissionDenied(f"{path} has mode {stat.filemode(mode)}: it holds API tokens others could read",
                                where=str(path), fix=f"chmod 600 {path} (and revoke its tokens if others read it)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return ClientConfig.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(str(path), f"not a valid enclave client config: not UTF-8 text ({exc.reason} "
+                                  f"at byte {exc.start})", "fix or remove the file, then `enclave login` again")]) \
+            from exc
+    except ValidationError as exc:
+        raise InputError([Problem(str(path), f"not a valid enclave client config: {_validation_problems(exc)}",
+                                  "fix or remove the file, then `enclave login` again")]) from exc
+    except yaml.YAMLError as exc:
         raise InputError([Problem(str(path), f"not a valid enclave client config: {exc}",
                                   "fix or remove the file, then `enclave login` again")]) from exc
 
 
+def _private_dir(directory: Path) -> None:
+    """Make ``directory`` and any missing parent 0700 whatever the umask (mkdir's mode is masked by it, so each
+    directory this call made is chmod-ed too); one that exists already is left as it is."""
+    missing: list[Path] = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    for made in reversed(missing):
+        try:
+            made.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first: theirs, left as it is
+            continue
+        os.chmod(made, 0o700)
+
+
 def save_config(config: ClientConfig, path: Path | None = None) -> Path:
-    """Write the contexts file atomically, mode 0600 from the first byte."""
+    """Write the contexts file atomically, mode 0600 from the first byte, in a directory made 0700: through a
+    temporary file of an unpredictable name created exclusively (``mkstemp``: O_EXCL, mode 0600), renamed over the
+    file, so no file another user planted is ever written to."""
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        yaml.safe_dump(config.model_dump(by_alias=True, exclude_none=True), out, sort_keys=False)
-    os.chmod(tmp, 0o600)  # an older tmp file left behind may have had another mode
-    os.replace(tmp, path)
+    _private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yaml.safe_dump(config.model_dump(by_alias=True, exclude_none=True), out, sort_keys=False)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
