@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,36 @@ API_PREFIX = "/api/v1"
 """Where the routes live (``enclave.api.app.API_PREFIX``)."""
 
 TIMEOUT_S = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: a host whose traffic never leaves this machine."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_problem(server: str) -> str | None:
+    """Why ``server`` may not carry a token (None: it may). A bearer token is a password anyone who sees it can
+    use, so it never crosses the network in clear text: RFC 6750 §5.3 — clients "MUST always use TLS (https) or
+    equivalent transport security when making requests with bearer tokens". Plain ``http://`` is allowed to a
+    loopback host only (``is_loopback``: a server on this machine, or an ``ssh -L`` / ``kubectl port-forward``
+    tunnel, which is itself the transport security)."""
+    try:
+        url = httpx.URL(server)
+    except httpx.InvalidURL:
+        return None  # not a URL at all: enclave.client.config.server_problem says so
+    if url.scheme == "http" and not is_loopback(url.host):
+        return (f"{server} is plain http to {url.host}, which is not loopback: the token would cross the network "
+                "in clear text (RFC 6750 §5.3: bearer tokens only over TLS)")
+    return None
+
+
+NOT_ENCLAVE = "check that the context's server is enclave"
 
 
 def _error_classes() -> dict[str, type[EnclaveError]]:
@@ -61,7 +92,7 @@ def error_from(response: httpx.Response) -> EnclaveError:
         name = str(body["error"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return ExternalError(f"{response.request.method} {response.request.url} answered {response.status_code} "
-                             "without a problem body", where="API", fix="check that the context's server is enclave")
+                             "without a problem body", where="API", fix=NOT_ENCLAVE)
     message = str(body.get("message", ""))
     known = _error_classes().get(name)
     if known is not None:
@@ -85,10 +116,23 @@ class Api:
     """The API of one context: every call carries the context's token."""
 
     def __init__(self, context: Context, *, transport: httpx.BaseTransport | None = None) -> None:
+        """Refuses a context whose server is plain http to a host that is not loopback (``plain_http_problem``,
+        RFC 6750 §5.3), as `enclave login` does: a hand-edited config does not send the token in clear text
+        either."""
+        problem = plain_http_problem(context.server)
+        if problem is not None:
+            raise InputError([Problem(f"context {context.name}", problem,
+                                      "use https:// (edit the server in the config, or `enclave login https://… "
+                                      f"--context {context.name}` again), or reach the server through a tunnel "
+                                      "to localhost")])
         self.context = context
         self.username = context.username
-        self._http = httpx.Client(base_url=context.server.rstrip("/") + API_PREFIX, timeout=TIMEOUT_S,
-                                  headers={"Authorization": f"Bearer {context.token}"}, transport=transport)
+        try:
+            self._http = httpx.Client(base_url=context.server.rstrip("/") + API_PREFIX, timeout=TIMEOUT_S,
+                                      headers={"Authorization": f"Bearer {context.token}"}, transport=transport)
+        except httpx.InvalidURL as exc:  # not an httpx.HTTPError
+            raise InputError([Problem(f"context {context.name}", f"server {context.server!r} is not a valid URL "
+                                      f"({exc})", "fix the server URL (`enclave config get-contexts`)")]) from exc
 
     def close(self) -> None:
         self._http.close()
@@ -104,22 +148,36 @@ class Api:
         timeout = httpx.Timeout(TIMEOUT_S, read=read_timeout) if read_timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
             response = self._http.request(method, path, json=json, params=query, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise ExternalError(f"cannot reach {self.context.server}: {exc}", where=f"context {self.context.name}",
-                                fix="check the server URL (`enclave config get-contexts`) and that it runs") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is not an HTTPError
+            raise self._unreachable(exc) from exc
         if response.is_success:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError as exc:  # HTML (a proxy's sign-in page, a web server), or no body
+                raise self.not_enclave(response, "not JSON") from exc
         raise error_from(response)
 
-    def lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
-        """A text/plain response line by line as the server streams it (a followed pod log: no read timeout)."""
+    def not_enclave(self, response: httpx.Response, what: str) -> ExternalError:
+        """A 2xx reply that is not what the enclave API answers (``what``)."""
+        kind = response.headers.get("content-type", "no content type")
+        return ExternalError(f"{response.request.method} {response.request.url} answered {response.status_code} "
+                             f"({kind}) with {what}: not the enclave API's answer", where=f"context "
+                             f"{self.context.name}", fix=f"{NOT_ENCLAVE} (its URL is the base URL, without /api/v1)")
+
+    def _unreachable(self, exc: Exception) -> ExternalError:
+        return ExternalError(f"cannot reach {self.context.server}: {exc}", where=f"context {self.context.name}",
+                             fix="check the server URL (`enclave config get-contexts`) and that it runs")
+
+    def lines(self, path: str, *, params: dict[str, Any] | None = None, follow: bool = False) -> Iterator[str]:
+        """A text/plain response line by line as the server streams it. ``follow`` (a followed pod log, which may
+        stay silent for as long as the pod does): no read timeout; otherwise ``TIMEOUT_S``, as every call."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        timeout = httpx.Timeout(TIMEOUT_S, read=None) if follow else httpx.Timeout(TIMEOUT_S)
         try:
-            with self._http.stream("GET", path, params=query, timeout=httpx.Timeout(TIMEOUT_S, read=None)) as response:
+            with self._http.stream("GET", path, params=query, timeout=timeout) as response:
                 if not response.is_success:
                     response.read()
                     raise error_from(response)
                 yield from response.iter_lines()
-        except httpx.HTTPError as exc:
-            raise ExternalError(f"cannot reach {self.context.server}: {exc}", where=f"context {self.context.name}",
-                                fix="check the server URL (`enclave config get-contexts`) and that it runs") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._unreachable(exc) from exc

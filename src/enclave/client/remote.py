@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus, AccountView, IssuedToken, TokenView
 from enclave.broker.execute import Outcome
-from enclave.client.http import TIMEOUT_S, Api
+from enclave.client.http import API_PREFIX, NOT_ENCLAVE, TIMEOUT_S, Api
 from enclave.domain.capacity import (
     Action,
     DeletePods,
@@ -30,7 +30,7 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.logs import LogRequest
 from enclave.domain.schedule import ObservingSchedule
-from enclave.errors import NotFound
+from enclave.errors import ExternalError, NotFound
 from enclave.journal import Entry
 from enclave.ops.images import ImageStatus
 from enclave.services.broker import DrainOverrides
@@ -303,9 +303,10 @@ class RemoteLogs:
     def read(self, actor: str, request: LogRequest) -> Iterator[str]:
         self.api.acting(actor)
         path = f"/namespaces/{_segment(request.namespace, 'namespace')}/pods/{_segment(request.pod, 'pod')}/log"
+        # A read timeout unless following: a log that is only read must not wait for ever on a silent server.
         return self.api.lines(path, params={"container": request.container, "sinceSeconds": request.since_seconds,
                                             "tailLines": request.tail_lines,
-                                            "follow": "true" if request.follow else None})
+                                            "follow": "true" if request.follow else None}, follow=request.follow)
 
 
 class Remote:
@@ -324,5 +325,10 @@ class Remote:
     def whoami(self) -> dict[str, Any]:
         """The token's account, roles and permissions (``GET /whoami``), checked by the server now."""
         data = self.api.call("GET", "/whoami")
-        assert isinstance(data, dict)
+        if not (isinstance(data, dict) and isinstance(data.get("username"), str)
+                and isinstance(data.get("roles"), list)):
+            raise ExternalError(f"GET {self.api.context.server.rstrip('/')}{API_PREFIX}/whoami answered JSON "
+                                "without an account's username and roles: not the enclave API's answer",
+                                where=f"context {self.api.context.name}",
+                                fix=f"{NOT_ENCLAVE} (its URL is the base URL, without /api/v1)")
         return data
