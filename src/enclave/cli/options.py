@@ -144,10 +144,15 @@ DbOption = Annotated[str | None, typer.Option("--db", is_eager=True, help="Datab
                                                                          "SQLite in $ENCLAVE_HOME.")]
 
 
-def spec_path_of(path: Path | None) -> Path | None:
-    """--spec, else the selected context's default spec, else None (the embedded default)."""
+def spec_path_of(path: Path | None, *, on_host: bool = False) -> Path | None:
+    """--spec, else the selected context's default spec, else None (the default: $ENCLAVE_SPEC, else the embedded
+    one). A command in local mode on the host (``on_host``: ``host()``) never takes the context's spec, which names
+    the spec of the enclave the context reaches, not this host's: --spec, else $ENCLAVE_SPEC, else the embedded
+    default."""
     if path is not None:
         return path
+    if on_host:
+        return None
     context = selected_context()
     return Path(context.spec).expanduser() if context is not None and context.spec else None
 
@@ -173,7 +178,8 @@ def host(spec: Path | None = None, db: str | None = None, *, may_create: bool = 
     it makes names that OS user."""
     user = local.os_user()
     local.check_owner(db, user, may_create=may_create)
-    with Factory.standalone(spec_path_of(spec), db, missing="create" if may_create else "refuse") as factory:
+    with Factory.standalone(spec_path_of(spec, on_host=True), db, missing="create" if may_create else "refuse") \
+            as factory:
         local.enter(factory.db, user)
         yield factory
 
