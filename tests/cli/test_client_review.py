@@ -153,6 +153,17 @@ def test_the_journal_key_and_anchor_directories_are_0700_whatever_the_umask(tmp_
     assert stat.S_IMODE(anchor.parent.stat().st_mode) == 0o700
 
 
+def test_the_directory_made_for_a_sqlite_database_is_0700_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "made" / "enclave.db"
+    old = os.umask(0)
+    try:
+        Database(f"sqlite:///{path}").dispose()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 # --- 2. no bearer token over plain http but to loopback (RFC 6750 §5.3) -----------------------------------------
 
 
