@@ -226,13 +226,14 @@ def run_cmd(spec_path: SpecOption = None, live: Live = False, twin: Twin = None,
     or refused to stdout, as `enclave serve` does."""
     if log_level or log_format or os.environ.get(logs.LEVEL_ENV) or os.environ.get(logs.FORMAT_ENV):
         logs.configure(log_level, log_format)
-    spec = load_spec_option(spec_path)
-    step = spec.broker.cycle_seconds
     simulated = _target(live, twin)
-    total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
     applied: dict[str, int] = {}
     n = 0
     with _loop_host(spec_path, live, twin, db_url, actor) as (broker, leading):
+        # The cycle of the spec the loop runs on: on the live enclave the host's (--spec, $ENCLAVE_SPEC), never a
+        # context's, which names the spec of the enclave the context reaches (review, stop 49).
+        step = broker.spec.broker.cycle_seconds
+        total = cycles if cycles is not None else (max(1, int(hours * 3600 // step)) if simulated else None)
         backend = broker.backend
         while (total is None or n < total) and not backend.finished:
             _run_cycle(broker, actor, leading, applied)
