@@ -148,7 +148,8 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
     work = tmp_path / "bundle"
     shutil.copytree(out, work)
     (work / "database-url").write_text("postgresql+psycopg://enclave@db.example.org/enclave")
-    for name in (*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values(), *deploy.HUB_FILES.values()):
+    for name in (*deploy.BROKER_FILES.values(), *deploy.WORKER_FILES.values(), *deploy.HUB_FILES.values(),
+                 *deploy.JOURNAL_FILES.values()):
         (work / name).write_text(f"{name} contents")
     built = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
@@ -160,8 +161,9 @@ def test_kubectl_kustomize_builds_the_bundle_with_the_database_secret(rendered: 
                        (spec.notebooks.namespace, deploy.DATABASE_SECRET): ["url"],
                        (deploy.NAMESPACE, deploy.HTCONDOR_SECRET): ["schedd-token", "token"],
                        ("htcondor", objects.WORKER_SECRET): ["ENCLAVE", "token"],
-                       (deploy.NAMESPACE, deploy.HUB_SECRET): ["token"]}
-    assert len(docs) == len(_objects(out)) + 5
+                       (deploy.NAMESPACE, deploy.HUB_SECRET): ["token"],
+                       (deploy.NAMESPACE, deploy.JOURNAL_SECRET): ["key"]}
+    assert len(docs) == len(_objects(out)) + 6
 
 
 def test_every_secret_a_pod_mounts_or_reads_is_made_by_the_kustomization(rendered: tuple[EnclaveSpec, Path]) -> None:
@@ -195,7 +197,7 @@ def test_the_brokers_htcondor_token_is_a_file_htcondor_reads(rendered: tuple[Enc
     _, out = rendered
     [api] = [d for d in _objects(out) if d["kind"] == "Deployment" and d["metadata"]["name"] == "enclave-api"]
     pod = api["spec"]["template"]["spec"]
-    [init] = pod["initContainers"]
+    [init] = [c for c in pod["initContainers"] if c["name"] == "htcondor-token"]
     [main] = pod["containers"]
     assert init["image"] == main["image"] and init["securityContext"] == main["securityContext"]
     env = {e["name"]: e.get("value") for e in main["env"]}

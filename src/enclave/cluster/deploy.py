@@ -43,6 +43,21 @@ SECURE_FILE_VERIFY_ALL, secure_file.cpp: owned by the reading uid, no group or o
 files (root's) never are. An init container makes it (``_token_copy``)."""
 WORKER_FILES = {"token": "htcondor-worker-token", cluster_objects.BROKER_KEY: "htcondor-broker-key"}
 """The files the worker pods' Secret (``objects.WORKER_SECRET``) is made from, by key."""
+JOURNAL_SECRET = "enclave-journal-key"
+"""Secret with key ``key``: the journal's HMAC key (``enclave.journal.seal``), 64 lowercase hex digits, made once by
+the operator and by kustomize from ``JOURNAL_FILES`` (docs/deploy.md). Every pod that opens the database reads this
+one key: made by whichever replica wrote the first entry, in its own /tmp, it left every other replica (and that one
+after a restart) with a journal that has entries and no key, so every journaled change failed there."""
+JOURNAL_FILES = {"key": "journal-key"}
+JOURNAL_SECRET_MOUNT = "/var/run/secrets/enclave-journal"
+JOURNAL_KEY_DIR = "/var/run/enclave/journal"
+JOURNAL_KEY = f"{JOURNAL_KEY_DIR}/key"
+"""$ENCLAVE_JOURNAL_KEY in every pod that opens the database: a copy of the Secret's key that the pod's own user owns,
+mode 0600 — the seal refuses a key file with any group or other bit (``seal._private``), and a Secret volume's files
+are root's, so the container's user could read one only with such bits. An init container makes it, as for
+HTCondor's tokens (``_copy``, ``HTCONDOR_TOKENS``), into an in-memory emptyDir. The anchor
+($ENCLAVE_JOURNAL_ANCHOR) is not set: it stays per pod, under $ENCLAVE_HOME (docs/deploy.md says what that
+detects)."""
 HUB_SECRET = "enclave-hub"
 """Secret with key ``token``: the JupyterHub ``enclave-lifecycle`` service's token the API pods present
 ($ENCLAVE_HUB_TOKEN, ``notebooks.hubapi``), made by kustomize from ``HUB_FILES``; the hub has the same file's value
@@ -262,16 +277,36 @@ def webdav_probes() -> dict[str, Any]:
     return {"livenessProbe": _probe(WEBDAV_HEALTH), "readinessProbe": _probe(WEBDAV_HEALTH)}
 
 
-def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
-    """The init container that copies the API pods' HTCondor token where their client reads it (``HTCONDOR_TOKENS``):
-    the same image and user as the API container, so the copy is that user's, mode 0600 (``idtoken.copy_container``,
-    the rule notebook pods' tokens follow too)."""
+def _copy(main: dict[str, Any], name: str, secret_volume: str, secret_mount: str, files: list[str],
+          copy_volume: str, copy_dir: str) -> dict[str, Any]:
+    """An init container that copies a Secret's ``files`` into ``copy_dir`` for ``main``: the same image and user as
+    ``main``, so each copy is that user's, mode 0600 (``idtoken.copy_container``, the rule notebook pods' tokens
+    follow too)."""
     container = idtoken.copy_container(
-        name="htcondor-token", image=api["image"], security_context=api["securityContext"],
+        name=name, image=main["image"], security_context=main["securityContext"],
         resources={"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
-        secret_volume="htcondor-token", secret_mount=HTCONDOR_SECRET_MOUNT, files=list(BROKER_FILES),
-        tokens_volume="htcondor-tokens", tokens_dir=HTCONDOR_TOKENS)
-    return {**container, "imagePullPolicy": api["imagePullPolicy"]}
+        secret_volume=secret_volume, secret_mount=secret_mount, files=files,
+        tokens_volume=copy_volume, tokens_dir=copy_dir)
+    return {**container, "imagePullPolicy": main["imagePullPolicy"]}
+
+
+def _token_copy(api: dict[str, Any]) -> dict[str, Any]:
+    """The init container that copies the API pods' HTCondor token where their client reads it (``HTCONDOR_TOKENS``)."""
+    return _copy(api, "htcondor-token", "htcondor-token", HTCONDOR_SECRET_MOUNT, list(BROKER_FILES),
+                 "htcondor-tokens", HTCONDOR_TOKENS)
+
+
+def _journal_key(main: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Give ``main`` (whose securityContext is final) the journal key: $ENCLAVE_JOURNAL_KEY naming the copy
+    (``JOURNAL_KEY``) and its mount; returns the init container that makes the copy and the pod's two volumes."""
+    main["env"].append({"name": "ENCLAVE_JOURNAL_KEY", "value": JOURNAL_KEY})
+    main["volumeMounts"].append({"name": "journal-key-copy", "mountPath": JOURNAL_KEY_DIR, "readOnly": True})
+    init = _copy(main, "journal-key", "journal-key", JOURNAL_SECRET_MOUNT, list(JOURNAL_FILES), "journal-key-copy",
+                 JOURNAL_KEY_DIR)
+    volumes = [{"name": "journal-key", "secret": {"secretName": JOURNAL_SECRET,
+                                                  "items": [{"key": k, "path": k} for k in JOURNAL_FILES]}},
+               {"name": "journal-key-copy", "emptyDir": {"medium": "Memory"}}]
+    return init, volumes
 
 
 def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str, Any], volumes: list[dict[str, Any]],
@@ -296,12 +331,13 @@ def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str,
 
 
 def _webdav_deployment(spec: EnclaveSpec, container: dict[str, Any]) -> dict[str, Any]:
-    """The WebDAV Deployment, with the homes mounted; it runs as uid 0 (``webdav_security``), which `enclave security
-    check` reports as POD-09 unless waived (ops/data/security-checks.yaml: the waiver annotation keeps the finding
-    visible as "waived" in every report)."""
+    """The WebDAV Deployment, with the homes mounted and the journal key (it opens the database too); it runs as
+    uid 0 (``webdav_security``), which `enclave security check` reports as POD-09 unless waived
+    (ops/data/security-checks.yaml: the waiver annotation keeps the finding visible as "waived" in every report)."""
+    init, journal = _journal_key(container)
     deployment = _deployment(spec, "enclave-webdav", WEBDAV_ACCOUNT, container,
-                             [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}],
-                             automount=False, replicas=1)
+                             [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}, *journal],
+                             automount=False, replicas=1, init=[init])
     deployment["metadata"]["annotations"] = {
         "security.enclave.lsst.io/waive-POD-09": "uid 0 with only CAP_SETUID and CAP_SETGID, to act as each account "
                                                  "on its own files (setfsuid); docs/deploy.md, enclave-webdav"}
@@ -418,17 +454,21 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                    *_htcondor_client_env(), *_hub_env(spec),
                    # The enclave home on the pod's own writable /tmp (the root file system is read-only): where
-                   # `serve` leaves the bootstrap token, 0600, rather than in the log (docs/deploy.md step 8).
+                   # `serve` leaves the bootstrap token, 0600, rather than in the log (docs/deploy.md step 8), and
+                   # the journal anchor of this pod (the key is the Secret's: _journal_key).
                    {"name": "ENCLAVE_HOME", "value": "/tmp/enclave"}]
     api["volumeMounts"].append({"name": "htcondor-tokens", "mountPath": HTCONDOR_TOKENS, "readOnly": True})
+    journal_init, journal = _journal_key(api)
     token = [{"name": "htcondor-token", "secret": {"secretName": HTCONDOR_SECRET,
                                                    "items": [{"key": k, "path": k} for k in BROKER_FILES]}},
-             {"name": "htcondor-tokens", "emptyDir": {"medium": "Memory"}}]
+             {"name": "htcondor-tokens", "emptyDir": {"medium": "Memory"}}, *journal]
     webdav = _container(spec, system.get("webdav", ref), "webdav",
                         ["webdav", "--host", "0.0.0.0", "--port", str(WEBDAV_PORT)], WEBDAV_PORT)
     webdav["volumeMounts"].append({"name": "homes", "mountPath": spec.storage.home_root})
     webdav["securityContext"] = webdav_security(spec)
     webdav.update(webdav_probes())
+    # Where the journal anchor goes (ENCLAVE_HOME, as for the API pods): the pod's own writable /tmp.
+    webdav["env"].append({"name": "ENCLAVE_HOME", "value": "/tmp/enclave"})
     return {
         "namespace.yaml": [
             _namespace(),
@@ -450,7 +490,7 @@ def render_deploy(spec: EnclaveSpec, spec_text: str, pinned: str | None = None) 
         ],
         "api.yaml": [
             _deployment(spec, "enclave-api", BROKER_ACCOUNT, api, token, automount=True, replicas=2,
-                        init=[_token_copy(api)]),
+                        init=[_token_copy(api), journal_init]),
             _service("enclave-api", API_PORT),
             {"apiVersion": _pdb_api(spec), "kind": "PodDisruptionBudget", "metadata": _meta("enclave-api"),
              # A drain may take one of the two API pods at a time, never both: the API and a standby for
@@ -482,6 +522,8 @@ def kustomization(files: list[str], notebook_namespace: str) -> dict[str, Any]:
              "files": [f"{key}={file}" for key, file in BROKER_FILES.items()]},
             {"name": cluster_objects.WORKER_SECRET, "namespace": cluster_objects.DEFAULT_NAMESPACE,
              "files": [f"{key}={file}" for key, file in WORKER_FILES.items()]},
+            # The journal's HMAC key, one for every pod that opens the database (docs/deploy.md step 4).
+            {"name": JOURNAL_SECRET, "namespace": NAMESPACE, "files": [f"{k}={f}" for k, f in JOURNAL_FILES.items()]},
             # The hub's enclave-lifecycle token, presented by the API pods (the hub gets the same file by helm).
             {"name": HUB_SECRET, "namespace": NAMESPACE, "files": [f"{k}={f}" for k, f in HUB_FILES.items()]},
         ],
