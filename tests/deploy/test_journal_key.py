@@ -70,12 +70,16 @@ def _key_copy(pod: dict[str, Any], main: dict[str, Any]) -> tuple[dict[str, Any]
 
 
 def test_every_pod_that_opens_the_database_reads_the_one_journal_key(rendered: tuple[EnclaveSpec, Path]) -> None:
-    """The API replicas and the WebDAV pod: $ENCLAVE_JOURNAL_KEY names a copy of the Secret's key made by an init
-    container of the same image and user (so the copy is that user's), 0600; the anchor stays per pod, under the
-    pod's own writable $ENCLAVE_HOME."""
+    """The API replicas (the pods that write the journal): $ENCLAVE_JOURNAL_KEY names a copy of the Secret's key made
+    by an init container of the same image and user (so the copy is that user's), 0600; the anchor stays per pod,
+    under the pod's own writable $ENCLAVE_HOME. The WebDAV pod opens the database too but writes no entry: a root
+    pod serving users' files gets no key it could forge entries with."""
     _, out = rendered
     pods = _database_pods(out)
     assert set(pods) == {"enclave-api", "enclave-webdav"}
+    webdav = pods.pop("enclave-webdav")
+    assert "ENCLAVE_JOURNAL_KEY" not in _env(webdav["containers"][0])
+    assert not any(v.get("secret", {}).get("secretName") == deploy.JOURNAL_SECRET for v in webdav["volumes"])
     for name, pod in pods.items():
         [main] = pod["containers"]
         init, secret_mount, directory = _key_copy(pod, main)
@@ -96,7 +100,9 @@ def test_the_kustomization_makes_the_journal_key_secret_from_journal_key(rendere
     kust = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert {"name": "enclave-journal-key", "namespace": deploy.NAMESPACE,
             "files": ["key=journal-key"]} in kust["secretGenerator"]
-    for pod in _database_pods(out).values():
+    for name, pod in _database_pods(out).items():
+        if name == "enclave-webdav":
+            continue
         items = [v["secret"]["items"] for v in pod["volumes"]
                  if v.get("secret", {}).get("secretName") == deploy.JOURNAL_SECRET]
         assert items == [[{"key": "key", "path": "key"}]]
@@ -127,6 +133,8 @@ def test_a_key_written_by_the_documented_command_is_read_through_the_pods_copy(
     assert re.fullmatch(r"[0-9a-f]{64}\n", written)
 
     for name, pod in _database_pods(out).items():
+        if name == "enclave-webdav":  # no key (test_every_pod_that_opens_the_database_reads_the_one_journal_key)
+            continue
         [main] = pod["containers"]
         init, secret_mount, directory = _key_copy(pod, main)
         secret, copy = tmp_path / name / "secret", tmp_path / name / "copy"

@@ -331,13 +331,13 @@ def _deployment(spec: EnclaveSpec, name: str, account: str, container: dict[str,
 
 
 def _webdav_deployment(spec: EnclaveSpec, container: dict[str, Any]) -> dict[str, Any]:
-    """The WebDAV Deployment, with the homes mounted and the journal key (it opens the database too); it runs as
-    uid 0 (``webdav_security``), which `enclave security check` reports as POD-09 unless waived
-    (ops/data/security-checks.yaml: the waiver annotation keeps the finding visible as "waived" in every report)."""
-    init, journal = _journal_key(container)
+    """The WebDAV Deployment, with the homes mounted; it runs as uid 0 (``webdav_security``), which `enclave security
+    check` reports as POD-09 unless waived (ops/data/security-checks.yaml: the waiver annotation keeps the finding
+    visible as "waived" in every report). No journal key: it reads accounts and writes no journal entry, and a root
+    pod serving users' files that held the key could forge entries."""
     deployment = _deployment(spec, "enclave-webdav", WEBDAV_ACCOUNT, container,
-                             [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}, *journal],
-                             automount=False, replicas=1, init=[init])
+                             [{"name": "homes", "persistentVolumeClaim": {"claimName": HOMES_CLAIM}}],
+                             automount=False, replicas=1)
     deployment["metadata"]["annotations"] = {
         "security.enclave.lsst.io/waive-POD-09": "uid 0 with only CAP_SETUID and CAP_SETGID, to act as each account "
                                                  "on its own files (setfsuid); docs/deploy.md, enclave-webdav"}
