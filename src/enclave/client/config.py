@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from enclave.errors import InputError, NotFound, PermissionDenied, Problem
-from enclave.home import enclave_home
+from enclave.home import enclave_home, private_dir
 
 
 class Context(BaseModel):
@@ -137,28 +137,12 @@ def load_config(path: Path | None = None) -> ClientConfig:
                                   "fix or remove the file, then `enclave login` again")]) from exc
 
 
-def _private_dir(directory: Path) -> None:
-    """Make ``directory`` and any missing parent 0700 whatever the umask (mkdir's mode is masked by it, so each
-    directory this call made is chmod-ed too); one that exists already is left as it is."""
-    missing: list[Path] = []
-    for candidate in (directory, *directory.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for made in reversed(missing):
-        try:
-            made.mkdir(mode=0o700)
-        except FileExistsError:  # another process made it first: theirs, left as it is
-            continue
-        os.chmod(made, 0o700)
-
-
 def save_config(config: ClientConfig, path: Path | None = None) -> Path:
     """Write the contexts file atomically, mode 0600 from the first byte, in a directory made 0700: through a
     temporary file of an unpredictable name created exclusively (``mkstemp``: O_EXCL, mode 0600), renamed over the
     file, so no file another user planted is ever written to."""
     path = path or config_path()
-    _private_dir(path.parent)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

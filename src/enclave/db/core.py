@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from enclave.errors import Conflict, ExternalError, InputError, InvalidTransition, NotFound, Problem
-from enclave.home import enclave_home
+from enclave.home import enclave_home, private_dir
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -118,20 +118,8 @@ def _sqlite_begin(connection: sa.Connection) -> None:
 def _create_private(path: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would use 0644 under the usual umask): the
     database holds token hashes and the journal, readable by its owner only. A directory made for it (and its
-    journal key and anchor beside it) is 0700 whatever the umask: mkdir's mode is masked by the umask, so each
-    directory this call made is chmod-ed too (under umask 000 it was 0777, and any OS user could remove the key
-    and anchor from it). One that exists already is left as it is."""
-    missing: list[Path] = []
-    for candidate in (path.parent, *path.parent.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for made in reversed(missing):
-        try:
-            made.mkdir(mode=0o700)
-        except FileExistsError:  # another process made it first: theirs, left as it is
-            continue
-        os.chmod(made, 0o700)
+    journal key and anchor beside it) is 0700 whatever the umask (``home.private_dir``)."""
+    private_dir(path.parent)
     with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 

@@ -34,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from enclave.errors import IntegrityError
+from enclave.home import private_dir
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _ANCHOR_LINE = re.compile(r"^(\d+) ([0-9a-f]{64})$")
@@ -76,25 +77,8 @@ def _read_key(path: Path) -> bytes:
     return bytes.fromhex(text)
 
 
-def _private_dir(directory: Path) -> None:
-    """Make ``directory`` and any missing parent 0700 whatever the umask: mkdir's mode is masked by the umask, so
-    each directory this call made is chmod-ed too (under umask 000 it was 0777, and any OS user could remove the
-    key and anchor from it). One that exists already is left as it is."""
-    missing: list[Path] = []
-    for candidate in (directory, *directory.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for made in reversed(missing):
-        try:
-            made.mkdir(mode=0o700)
-        except FileExistsError:  # another process made it first: theirs, left as it is
-            continue
-        os.chmod(made, 0o700)
-
-
 def _create_key(path: Path) -> bytes:
-    _private_dir(path.parent)
+    private_dir(path.parent)
     key = secrets.token_bytes(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -191,7 +175,7 @@ def _append_pending(session: Session) -> None:
         return
     path, seq, digest = pending
     try:
-        _private_dir(path.parent)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, f"{seq} {digest}\n".encode())
