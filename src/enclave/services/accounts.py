@@ -42,6 +42,11 @@ def view(account: Account) -> AccountView:
         other_accounts=[a.username for a in account.person.accounts if a.id != account.id])
 
 
+def _noticed(account: AccountView, said: str) -> AccountView:
+    """``account`` with ``said`` added to its notice."""
+    return account.model_copy(update={"notice": "; ".join(n for n in (account.notice, said) if n)})
+
+
 @dataclass(frozen=True)
 class ServiceAccount:
     """A staff service account enclave makes for itself (the broker's): who, and why."""
@@ -199,7 +204,7 @@ class AccountService:
         said = (f"{exc.problem.what}. The account {account.username} is committed and its home made; do not make "
                 f"it again (the username is taken). Set the quota on the storage host, as root: {exc.problem.fix}")
         event(log, logging.ERROR, "home quota not set", account=account.username, home=account.home, cause=str(exc))
-        return account.model_copy(update={"notice": "; ".join(n for n in (account.notice, said) if n)})
+        return _noticed(account, said)
 
     def _not_made(self, account: AccountView, exc: ExternalError, *, cause_fix: str | None = None) -> AccountView:
         """``account`` (committed) with the notice that its home was not made: why, and how to make it."""
@@ -208,7 +213,7 @@ class AccountService:
                 f"({cause_fix or exc.problem.fix}), then make the home on the storage host, as root: "
                 f"{homes.by_hand(account, self.spec.storage.quota)}")
         event(log, logging.ERROR, "home not made", account=account.username, home=account.home, cause=str(exc))
-        return account.model_copy(update={"notice": "; ".join(n for n in (account.notice, said) if n)})
+        return _noticed(account, said)
 
     def onboard_many(self, actor: str, rows: Sequence[NewAccount], *, reason: str) -> list[AccountView]:
         with self.db.session() as session:
