@@ -12,24 +12,13 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from enclave.cli import app
 from enclave.cluster import deploy, objects
 from enclave.notebooks import hubapi
 from enclave.notebooks.profiles import z2jh_values
 from enclave.spec import EnclaveSpec, load, parse
 from enclave.spec.defaults import EXAMPLES
 from tests.access.test_render import schema_version
-
-
-@pytest.fixture(scope="module", params=["lsst-ldf.yaml", "minimal.yaml"])
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[EnclaveSpec, Path]:
-    out = tmp_path_factory.mktemp("deploy")
-    spec_path = EXAMPLES / request.param
-    result = CliRunner().invoke(app, ["render", "deploy", "--spec", str(spec_path), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return load(spec_path), out
 
 
 def _objects(out: Path) -> list[dict[str, Any]]:

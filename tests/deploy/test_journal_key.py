@@ -17,28 +17,16 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from enclave import journal
-from enclave.cli import app
 from enclave.cluster import deploy
 from enclave.db import Database
 from enclave.errors import IntegrityError
 from enclave.journal import seal
-from enclave.spec import EnclaveSpec, load
-from enclave.spec.defaults import EXAMPLES
+from enclave.spec import EnclaveSpec
 from tests.deploy.test_bundle import _objects
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
-
-
-@pytest.fixture(scope="module", params=["lsst-ldf.yaml", "minimal.yaml"])
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[EnclaveSpec, Path]:
-    out = tmp_path_factory.mktemp("deploy")
-    spec_path = EXAMPLES / request.param
-    result = CliRunner().invoke(app, ["render", "deploy", "--spec", str(spec_path), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return load(spec_path), out
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
