@@ -71,6 +71,30 @@ def test_the_consumption_policy_is_a_sweep_axis(tiny: Loaded) -> None:
         sweep.apply(tiny, [(sweep.parse_params(["dedicated_schedds=nosuch"])[0], 0)])
 
 
+def test_a_broker_setting_is_a_sweep_axis(tiny: Loaded, tmp_path: Path) -> None:
+    """``spec.broker.<field>`` changes the spec a point runs on, not the scenario: the row is the run of the scenario
+    on a spec with that setting, and a spec file's checks still hold (``spec.checks._broker``)."""
+    axis = sweep.parse_params(["spec.broker.need_percentile=0.2,1"])[0]
+    points = [sweep.apply(tiny, [(axis, i)]) for i in (0, 1)]
+    assert [p.spec.broker.need_percentile for p in points] == [0.2, 1.0]
+    assert all(p.scenario == tiny.scenario for p in points)
+    assert tiny.spec.broker.need_percentile == 0.6  # the loaded spec itself is left as it was
+    result = sweep.run(tiny, ["spec.broker.need_percentile=1"], ["broker"], tmp_path)
+    changed = tiny.spec.model_copy(update={"broker": tiny.spec.broker.model_copy(update={"need_percentile": 1.0})})
+    _, metrics = simulate(Loaded(scenario=tiny.scenario, spec=changed, source=tiny.source), "broker")
+    row = result.rows[0]
+    assert row["spec.broker.need_percentile"] == "1"
+    assert (row["moves"], row["moves_per_night"]) == (metrics["moves"]["total"], metrics["moves"]["per_night"])
+    assert row["evicted_core_hours"] == metrics["moves"]["wasted_core_hours"]
+    assert row["batch_dominant_util"] == metrics["utilization"]["batch_dominant"]
+    # An optional setting can be unset again, as a spec file leaves it out.
+    unset = sweep.parse_params(["spec.broker.prewarm_cores=none,64"])[0]
+    assert [sweep.apply(tiny, [(unset, i)]).spec.broker.prewarm_cores for i in (0, 1)] == [None, 64]
+    # The spec's own cross-field check (start timeout past pod start) holds at every point.
+    with pytest.raises(InputError, match="start_timeout_seconds"):
+        sweep.apply(tiny, [(sweep.parse_params(["spec.broker.pod_start_seconds=900"])[0], 0)])
+
+
 @pytest.mark.parametrize(("param", "where", "what"), [
     ("negotiatorinterval=5", "--param negotiatorinterval", "unknown parameter"),
     ("negotiator_interval", "--param negotiator_interval", "not NAME=VALUE"),
@@ -78,6 +102,9 @@ def test_the_consumption_policy_is_a_sweep_axis(tiny: Loaded) -> None:
     ("negotiator_interval=0", "--param negotiator_interval=0", "greater than 0"),
     ("reschedule_on_submit=sometimes", "--param reschedule_on_submit=sometimes", "schedd-idle"),
     ("user_batch.jobs_per_burst=5", "--param user_batch.jobs_per_burst", "switched off"),
+    ("spec.broker.need_percentile=0", "--param spec.broker.need_percentile=0", "greater than 0"),
+    ("spec.broker.need_percentil=0.5", "--param spec.broker.need_percentil", "no setting 'need_percentil'"),
+    ("spec.pools.prompt.max_share=0.5", "--param spec.pools.prompt.max_share", "only the broker's settings"),
 ])
 def test_a_bad_parameter_or_value_is_refused_before_anything_runs(tiny: Loaded, tmp_path: Path, param: str,
                                                                    where: str, what: str) -> None:

@@ -112,7 +112,8 @@ def compare_cmd(scenarios: Annotated[list[str], typer.Argument(help="One or more
 @twin_app.command("sweep")
 def sweep_cmd(scenario: ScenarioArg, out: OutOpt,
               param: Annotated[list[str], typer.Option("--param", help="NAME=V1,V2,… (repeat for a grid), e.g. "
-                                                       "negotiator_interval=5,10,20,60.")],
+                                                       "negotiator_interval=5,10,20,60, or a broker setting "
+                                                       "of the spec: spec.broker.need_percentile=0.2,0.6.")],
               policy: Annotated[list[str], typer.Option("--policy", "-p", help="Repeat: static, quotas, broker, "
                                                         "service.")],
               spec: SpecOpt = None, seed: SeedOpt = None,
@@ -127,13 +128,15 @@ def sweep_cmd(scenario: ScenarioArg, out: OutOpt,
             scenario, param, policy, out, use_spec=spec is not None, seed=seed, jobs=jobs,
             progress=lambda done, total: progress.update(task, completed=done, total=total))
     t = Table(title=f"Sweep of {result.scenario}")
-    header = [*result.params, "policy", "visits ≤ deadline", "visit p95 s", "DRP jobs/h", "dominant util"]
+    header = [*result.params, "policy", "visits ≤ deadline", "visit p95 s", "DRP jobs/h", "dominant util",
+              "moves/night", "evicted core-h"]
     for i, h in enumerate(header):
         t.add_column(h, justify="left" if i <= len(result.params) else "right")
     for r in result.rows:
         t.add_row(*(str(r[n]) for n in result.params), r["policy"],
                   *(report.fmt(r[c], u) for c, u in (("visits_within_deadline", "share"), ("visit_p95_s", "s"),
-                                                     ("drp_jobs_per_hour", ""), ("batch_dominant_util", "share"))))
+                                                     ("drp_jobs_per_hour", ""), ("batch_dominant_util", "share"),
+                                                     ("moves_per_night", ""), ("evicted_core_hours", ""))))
     console.print(t)
     console.print("wrote " + ", ".join(result.files))
 
