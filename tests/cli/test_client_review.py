@@ -1,14 +1,16 @@
 """The CLI client under review (contexts and the API client; docs/accounts.md, "Who is acting", and docs/api.md,
 "The client"): one test per reviewed defect, each expectation taken from those docs or from RFC 6750.
 
-1. The contexts file's directory is private whatever the umask, the file is written through an unpredictable
-   temporary file, and a file another OS user owns is refused; so is the journal key's directory.
+1. The contexts file's directory is private whatever the umask, even when an older version made it open to others
+   (made 0700, said once), the file is written through an unpredictable temporary file, and a file or directory
+   another OS user owns is refused; the journal key's directory is private too.
 2. A bearer token never travels over plain http to a host that is not loopback (RFC 6750 §5.3).
 3. A pod log read without --follow has a read timeout.
 4. $ENCLAVE_CONTEXT overriding a switch of the current context is said, not silent.
 5. A HOST command never takes the context's default spec.
 6. A server that answers 200 but is not enclave is an ExternalError, not a traceback.
-7. Corrupt input (config, token, server URL) is an InputError naming the file or field.
+7. Corrupt input (config, token, server URL) is an InputError naming the file or field, and never quoting the
+   config (it holds tokens).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
@@ -134,6 +137,53 @@ def test_a_contexts_file_chowned_to_another_uid_is_refused(tmp_path: Path) -> No
     with pytest.raises(InputError) as refused:
         load_config(path)
     assert str(path) in str(refused.value)
+
+
+def test_an_existing_enclave_directory_others_may_enter_is_made_0700_and_said_once(
+        client_home: Path, fake: FakeEnclave, tmp_path: Path) -> None:
+    client_home.mkdir()
+    os.chmod(client_home, 0o777)  # as an older version made it under umask 000
+    logged_in = cli("login", "https://enclave.example.org", "--context", "c", "--token-file", token_file(tmp_path))
+    assert code(logged_in) == 0, logged_in.output
+    assert stat.S_IMODE(client_home.stat().st_mode) == 0o700
+    assert logged_in.stderr.count("warning:") == 1 and f"{client_home} had mode drwxrwxrwx" in logged_in.stderr
+
+    os.chmod(client_home, 0o755)  # group and others may read: the names of the files, the database's beside them
+    switched = cli("config", "use-context", "c")  # reads the config, then writes it: one warning, not two
+    assert code(switched) == 0, switched.output
+    assert stat.S_IMODE(client_home.stat().st_mode) == 0o700
+    assert switched.stderr.count("warning:") == 1 and str(client_home) in switched.stderr
+    assert "warning" not in cli("config", "get-contexts").stderr
+
+
+def test_a_directory_enclave_did_not_choose_is_left_as_it_is(client_home: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    os.chmod(chosen, 0o755)
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(chosen / "config.yaml"))
+    load_config(save_config(ClientConfig(contexts=[context()])))
+    assert stat.S_IMODE(chosen.stat().st_mode) == 0o755
+    monkeypatch.delenv("ENCLAVE_CONFIG")
+    monkeypatch.setenv("HOME", str(chosen))
+    monkeypatch.setenv("ENCLAVE_HOME", str(chosen))  # even so: $HOME is never chmod-ed
+    load_config(save_config(ClientConfig(contexts=[context()])))
+    assert stat.S_IMODE(chosen.stat().st_mode) == 0o755
+
+
+def test_an_enclave_directory_another_user_owns_is_refused(client_home: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_config(ClientConfig(contexts=[context()]), client_home / "config.yaml")
+    os.chmod(client_home, 0o777)
+    uid = client_home.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: uid + 1)
+    for attempt in (lambda: load_config(path), lambda: save_config(ClientConfig(), path)):
+        with pytest.raises(InputError) as refused:
+            attempt()
+        assert refused.value.problem.where == str(client_home) and f"owned by uid {uid}" in str(refused.value)
+        assert "enclave login" in refused.value.problem.fix
+    assert stat.S_IMODE(client_home.stat().st_mode) == 0o777  # not chmod-ed: not the caller's
+    assert ClientConfig.model_validate(yaml.safe_load(path.read_text())).contexts == [context()]  # not rewritten
 
 
 def test_the_journal_key_and_anchor_directories_are_0700_whatever_the_umask(tmp_path: Path) -> None:
@@ -277,3 +327,24 @@ def test_corrupt_input_is_an_input_error_naming_the_file_or_field(client_home: P
     assert code(bad_url) == 1 and isinstance(bad_url.exception, InputError)
     assert bad_url.exception.problem.where == "SERVER"
 
+
+
+@pytest.mark.parametrize(("text", "at"), [
+    (f"contexts:\n- name: a\n  server: https://e.example.org\n  token: {TOKEN}: x\n", "line 4, column 28"),
+    (f"contexts:\n- name: a\n  token: {TOKEN}\n  server: *{TOKEN}\n", "line 4, column 11"),  # an alias
+    (f'contexts:\n- name: a\n  token: "{TOKEN}\x07"\n', "line 3, column 29"),  # a character YAML refuses
+    (f"current-context: a\n{TOKEN}: pasted\n", None),  # valid YAML; the token is a key that is not a field
+])
+def test_a_config_error_never_quotes_the_file(client_home: Path, text: str, at: str | None) -> None:
+    config = client_home / "config.yaml"
+    client_home.mkdir(mode=0o700)
+    config.write_text(text)
+    os.chmod(config, 0o600)
+    with pytest.raises(InputError) as refused:
+        load_config(config)
+    assert TOKEN not in str(refused.value) and refused.value.problem.where == str(config)
+    assert refused.value.__cause__ is None  # a traceback showing the cause would print yaml's or pydantic's quote
+    if at is not None:
+        assert f"not valid YAML at {at}" in str(refused.value)
+    listed = cli("config", "get-contexts")
+    assert code(listed) == 1 and TOKEN not in listed.output and TOKEN not in str(listed.exception)

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from enclave.cli.options import CONTEXT_OPTION, SELF, As, Output, OutputFormat, Reason, console, emit, host
-from enclave.client.config import Context, config_path, load_config, save_config, server_problem, token_problem
+from enclave.client.config import Context, config_path, load_config, save_config, server_problem, token_problem, warn
 from enclave.client.http import Api, plain_http_problem
 from enclave.client.remote import Remote
 from enclave.errors import InputError, NotFound, Problem
@@ -61,8 +61,8 @@ def _warn_if_overridden(name: str) -> None:
     the other server."""
     env = os.environ.get("ENCLAVE_CONTEXT")
     if env and env != name:
-        typer.echo(f"warning: $ENCLAVE_CONTEXT={env} overrides the current context in this shell: commands run here "
-                   f"still use context {env!r}, not {name!r} (`unset ENCLAVE_CONTEXT` to use {name!r})", err=True)
+        warn(f"$ENCLAVE_CONTEXT={env} overrides the current context in this shell: commands run here still use "
+             f"context {env!r}, not {name!r} (`unset ENCLAVE_CONTEXT` to use {name!r})")
 
 
 def login(server: Annotated[str, typer.Argument(help="The enclave API's base URL, e.g. https://enclave.example.org")],

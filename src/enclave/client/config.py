@@ -3,9 +3,12 @@ organize-cluster-access-kubeconfig/): a file of named contexts — each a server
 token) and a default spec — and the current one. The file holds tokens, so it is written 0600 and refused when
 others may read it (kubectl only warns; a token is a password).
 
-The directory it is written in is created 0700 whatever the umask, the file is written through an unpredictable
-temporary file created exclusively (``tempfile.mkstemp``) and renamed into place, and a file owned by another OS
-user is refused: a directory others may write would let them plant the file and read the tokens written into it.
+The directory it is written in is created 0700 whatever the umask; enclave's own directory ($ENCLAVE_HOME), when
+it exists already with group or other access (made by an older version under umask 000, say), is made 0700 with a
+warning before the file is read or written, and refused when another OS user owns it. The file is written through
+an unpredictable temporary file created exclusively (``tempfile.mkstemp``) and renamed into place, and a file owned
+by another OS user is refused: a directory others may write would let them plant the file and read the tokens
+written into it. An error about the file never quotes it (it holds tokens): YAML errors give the line and column.
 
 File: $ENCLAVE_CONFIG, else $ENCLAVE_HOME/config.yaml. Context chosen by ``--context``, else $ENCLAVE_CONTEXT,
 else the file's ``current-context``; none: local mode (``enclave.services.local``).
@@ -20,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -98,10 +102,74 @@ def config_path() -> Path:
     return Path(value).expanduser() if value else enclave_home() / "config.yaml"
 
 
+def warn(message: str) -> None:
+    """A warning for the person at the terminal, on stderr so that stdout stays the command's output (-o json)."""
+    typer.echo(f"warning: {message}", err=True)
+
+
+_FIELDS = frozenset({*ClientConfig.model_fields, "current-context", *Context.model_fields})
+
+
 def _validation_problems(exc: ValidationError) -> str:
-    """A ValidationError's problems without their input values, which may be tokens."""
-    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}"
+    """A ValidationError's problems without their input values, which may be tokens. A key that is not a field is
+    not named either: a token pasted on a line of its own is read as such a key."""
+    def where(loc: tuple[int | str, ...]) -> str:
+        return ".".join(str(part) if isinstance(part, int) or part in _FIELDS else "(a key that is not a field)"
+                        for part in loc) or "file"
+
+    return "; ".join(f"{where(error['loc'])}: {error['msg']}"
                      for error in exc.errors(include_url=False, include_input=False))
+
+
+def _yaml_position(exc: yaml.YAMLError, text: str) -> str:
+    """Where in the file the YAML error is, as "line L, column C" (1-based), never the text there: yaml's own
+    message quotes the offending line, which may hold a token."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses: a position in the text, no mark
+        before = text[:exc.position]
+        return f"line {before.count(chr(10)) + 1}, column {len(before) - before.rfind(chr(10))}"
+    return "an unknown place"
+
+
+def _refuse_if_not_mine(path: Path, status: os.stat_result, what: str) -> None:
+    """The client's config, and enclave's directory holding it, must be the caller's: another user's could have
+    been planted to read the tokens written into it."""
+    euid = os.geteuid()
+    if status.st_uid != euid:
+        raise InputError([Problem(str(path), f"{what} {path} is owned by uid {status.st_uid}, not by you (uid "
+                                  f"{euid}): another user could have planted it, or read the tokens written into it",
+                                  f"if it is yours, `chown {euid} {path}`; if not, remove it (revoking any token "
+                                  "it held), then `enclave login` again")])
+
+
+def _private_home(directory: Path) -> None:
+    """Make enclave's own directory 0700 if group or others have any access to it (``home.private_dir`` leaves a
+    directory that exists as it is): one others may write lets them remove the config or plant files beside it.
+    Only $ENCLAVE_HOME, which enclave chose: the directory of a file $ENCLAVE_CONFIG names, and $HOME, are the
+    user's to set."""
+    try:
+        status, ours = directory.stat(), enclave_home().stat()
+    except FileNotFoundError:
+        return
+    if not os.path.samestat(status, ours):
+        return
+    with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: no home directory to tell apart
+        if os.path.samestat(status, Path.home().stat()):
+            return
+    _refuse_if_not_mine(directory, status, "the client config's directory")
+    mode = status.st_mode
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return
+    try:
+        os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise PermissionDenied(f"{directory} has mode {stat.filemode(mode)} and cannot be made 0700 "
+                               f"({exc.strerror}): others could remove or plant files beside the tokens",
+                               where=str(directory), fix=f"chmod 700 {directory}") from exc
+    warn(f"{directory} had mode {stat.filemode(mode)}, which let other users in beside the API tokens kept there; "
+         "it is now 0700 (drwx------): check it for files you did not put there")
 
 
 def load_config(path: Path | None = None) -> ClientConfig:
@@ -110,31 +178,31 @@ def load_config(path: Path | None = None) -> ClientConfig:
     path = path or config_path()
     if not path.exists():
         return ClientConfig()
+    _private_home(path.parent)
     status = path.stat()
-    euid = os.geteuid()
-    if status.st_uid != euid:
-        raise InputError([Problem(str(path), f"the client config {path} is owned by uid {status.st_uid}, not by "
-                                  f"you (uid {euid}): another user could have planted it, or read the tokens "
-                                  "written into it",
-                                  f"if it is yours, `chown {euid} {path}`; if not, remove it (revoking any token "
-                                  "it held), then `enclave login` again")])
+    _refuse_if_not_mine(path, status, "the client config")
     mode = status.st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PermissionDenied(f"{path} has mode {stat.filemode(mode)}: it holds API tokens others could read",
                                where=str(path), fix=f"chmod 600 {path} (and revoke its tokens if others read it)")
+    text = ""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
         return ClientConfig.model_validate(data)
     except UnicodeDecodeError as exc:
         raise InputError([Problem(str(path), f"not a valid enclave client config: not UTF-8 text ({exc.reason} "
                                   f"at byte {exc.start})", "fix or remove the file, then `enclave login` again")]) \
             from exc
+    # Neither is chained (`from None`): their messages quote the file (pydantic's input values, yaml's line), and
+    # a traceback that showed the cause would print a token.
     except ValidationError as exc:
         raise InputError([Problem(str(path), f"not a valid enclave client config: {_validation_problems(exc)}",
-                                  "fix or remove the file, then `enclave login` again")]) from exc
+                                  "fix or remove the file, then `enclave login` again")]) from None
     except yaml.YAMLError as exc:
-        raise InputError([Problem(str(path), f"not a valid enclave client config: {exc}",
-                                  "fix or remove the file, then `enclave login` again")]) from exc
+        raise InputError([Problem(str(path), f"not a valid enclave client config: not valid YAML at "
+                                  f"{_yaml_position(exc, text)} (the text is not shown: the file holds tokens)",
+                                  "fix the YAML there, or remove the file, then `enclave login` again")]) from None
 
 
 def save_config(config: ClientConfig, path: Path | None = None) -> Path:
@@ -143,6 +211,7 @@ def save_config(config: ClientConfig, path: Path | None = None) -> Path:
     file, so no file another user planted is ever written to."""
     path = path or config_path()
     private_dir(path.parent)
+    _private_home(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
