@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from enclave.errors import InputError
 from enclave.ops import security
-from enclave.ops.manifests import load_manifests, parse_manifests
+from enclave.ops.manifests import NOT_AN_OBJECT_FIX, load_manifests, parse_manifests
 from enclave.ops.security import CheckResult, node_config_from_manifests, run_check
 
 _, CHECKS = security.shipped_checks()
@@ -39,8 +39,11 @@ def _findings(result: CheckResult) -> list[tuple[str, str]]:
     return [(f.where, f.detail) for f in result.findings]
 
 
-def test_a_list_item_that_is_no_object_is_a_problem_or_in_a_directory_a_note(tmp_path: Path) -> None:
-    text = f"""\
+# A List's `items` are whole objects, each with its own apiVersion and kind (Kubernetes API conventions, "Lists and
+# Simple kinds": https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#lists-and-simple-kinds),
+# so an item that is not one is a broken manifest, never another tool's file to skip: refused as a top-level
+# document named explicitly is, in a directory too.
+LIST_WITH_A_BAD_ITEM = f"""\
 apiVersion: v1
 kind: List
 items:
@@ -50,17 +53,60 @@ items:
   spec:
     containers:
 {GOOD_CONTAINER}- "Pod/apps/q"
+- metadata: {{name: r, namespace: apps}}
+  spec: {{containers: [{{name: c, image: nginx, securityContext: {{privileged: true}}}}]}}
 """
+ITEM_PROBLEMS = [("#0.items[1]", "the List's item is a string, not a Kubernetes object"),
+                 ("#0.items[2]", "the List's item has no apiVersion and no kind, so it is not a Kubernetes object")]
+
+
+def _problems(raised: pytest.ExceptionInfo[InputError]) -> list[tuple[str, str, str]]:
+    return [(p.where, p.what, p.fix) for p in raised.value.problems]
+
+
+def test_a_list_item_that_is_no_object_is_a_problem_in_a_file() -> None:
     with pytest.raises(InputError) as raised:
-        parse_manifests(text, "m.yaml")
-    assert [(p.where, p.what) for p in raised.value.problems] == [
-        ("m.yaml#0.items[1]", "is a string, not a Kubernetes object")]
-    (tmp_path / "list.yaml").write_text(text)
-    notes: list[str] = []
-    objects = load_manifests([tmp_path], notes=notes)
-    assert [where for where, _ in objects] == [f"{tmp_path / 'list.yaml'}#0.items[0]"]
-    assert notes == [f"{tmp_path / 'list.yaml'}#0.items[1] skipped: it is a string, not a Kubernetes object, so it "
-                     "cannot be judged"]
+        parse_manifests(LIST_WITH_A_BAD_ITEM, "m.yaml")
+    assert _problems(raised) == [(f"m.yaml{at}", what, NOT_AN_OBJECT_FIX) for at, what in ITEM_PROBLEMS]
+
+
+def test_a_list_item_that_is_no_object_is_a_problem_in_a_directory_not_a_note(tmp_path: Path) -> None:
+    """Inside a directory such an item was a note and the List's other items were checked, so the benchmark
+    passed an item it never read (the mapping without kind runs a privileged container)."""
+    (tmp_path / "list.yaml").write_text(LIST_WITH_A_BAD_ITEM)
+    (tmp_path / "helm-values.yaml").write_text("hub:\n  image: x\n")  # another tool's file: still only a note
+    for strict in (True, False):
+        notes: list[str] = []
+        with pytest.raises(InputError) as raised:
+            load_manifests([tmp_path], strict=strict, notes=notes)
+        assert _problems(raised) == [(f"{tmp_path / 'list.yaml'}{at}", what, NOT_AN_OBJECT_FIX)
+                                     for at, what in ITEM_PROBLEMS]
+        assert notes == ([f"{tmp_path / 'helm-values.yaml'}#0 skipped: it has no apiVersion and no kind, so it is "
+                          "not a Kubernetes object"] if strict else [])
+
+
+def test_a_top_level_document_and_a_list_item_are_refused_by_one_rule() -> None:
+    with pytest.raises(InputError) as raised:
+        parse_manifests("metadata: {name: r}\n---\napiVersion: v1\nkind: List\nitems: [{apiVersion: v1}]\n",
+                        "m.yaml")
+    assert _problems(raised) == [
+        ("m.yaml#0", "has no apiVersion and no kind, so it is not a Kubernetes object", NOT_AN_OBJECT_FIX),
+        ("m.yaml#1.items[0]", "the List's item has no kind, so it is not a Kubernetes object", NOT_AN_OBJECT_FIX)]
+
+
+def test_security_check_fails_on_a_list_item_it_cannot_judge_in_a_directory(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path / "home"))
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "list.yaml").write_text(LIST_WITH_A_BAD_ITEM)
+    r = CliRunner().invoke(app, ["security", "check", "--manifests", str(manifests), "--only", "POD-01"])
+    assert r.exit_code == 1, r.output
+    assert isinstance(r.exception, InputError)
+    shown = str(r.exception)
+    assert (f"{manifests / 'list.yaml'}#0.items[1]: the List's item is a string, not a Kubernetes object — fix: "
+            f"{NOT_AN_OBJECT_FIX}") in shown
+    assert f"{manifests / 'list.yaml'}#0.items[2]: the List's item has no apiVersion and no kind" in shown
 
 
 def test_a_workload_spec_that_is_a_string_is_a_finding_not_a_traceback() -> None:

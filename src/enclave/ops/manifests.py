@@ -10,9 +10,11 @@ from enclave.errors import InputError, NotFound, Problem
 from enclave.spec.document import parse_all, read_text
 
 Located = tuple[str, dict[str, Any]]
+"""An object and where it came from (file#document, file#document.items[n], or renderer name)."""
 BUILD_CONFIG_GROUPS = ("kustomize.config.k8s.io/",)
 """API groups of build-time configuration files that live beside manifests but are never cluster objects."""
-"""An object and where it came from (file#document, or renderer name)."""
+NOT_AN_OBJECT_FIX = ("make it a whole Kubernetes object, a mapping with apiVersion and kind (as `kubectl get -o "
+                     "yaml` writes each document and each item of a List), or remove it")
 
 
 def load_manifests(paths: Iterable[Path], *, strict: bool = True, notes: list[str] | None = None) -> list[Located]:
@@ -21,7 +23,8 @@ def load_manifests(paths: Iterable[Path], *, strict: bool = True, notes: list[st
     A file named explicitly must hold only Kubernetes objects (unless ``strict=False``). Inside a directory a
     file that cannot be read or parsed, and a document that is not a Kubernetes object (Helm values, a
     kubeadm or HTCondor configuration next to the manifests), is skipped and named in ``notes``: one foreign
-    file does not stop the others being read."""
+    file does not stop the others being read. An item of a List that is not a Kubernetes object is a problem
+    wherever the List is read."""
     out: list[Located] = []
     for path in paths:
         if not path.exists():
@@ -36,50 +39,76 @@ def load_manifests(paths: Iterable[Path], *, strict: bool = True, notes: list[st
 
 def _lenient(f: Path, strict: bool, notes: list[str] | None) -> list[Located]:
     try:
-        found = parse_manifests(read_text(f), str(f), strict=False, skipped=notes if strict else None)
+        docs = [data for data, _ in parse_all(read_text(f), str(f))]
     except InputError as exc:  # unreadable, not UTF-8, or refused YAML (enclave.spec.document)
-        found, why = [], f"was refused ({exc.problems[0].what})"
-    else:
-        return found
-    if notes is not None:
-        notes.append(f"{f} skipped: it {why}")
-    return found
+        if notes is not None:
+            notes.append(f"{f} skipped: it was refused ({exc.problems[0].what})")
+        return []
+    return _documents(docs, str(f), strict=False, skipped=notes if strict else None)
 
 
 def parse_manifests(text: str, where: str, *, strict: bool = True,
                     skipped: list[str] | None = None) -> list[Located]:
-    docs = [data for data, _ in parse_all(text, where)]
+    return _documents([data for data, _ in parse_all(text, where)], where, strict=strict, skipped=skipped)
+
+
+def _documents(docs: list[Any], where: str, *, strict: bool, skipped: list[str] | None) -> list[Located]:
+    return _all(((f"{where}#{i}", doc) for i, doc in enumerate(docs) if doc is not None), strict=strict,
+                skipped=skipped, in_list="")
+
+
+def _all(found: Iterable[tuple[str, Any]], *, strict: bool, skipped: list[str] | None,
+         in_list: str) -> list[Located]:
+    """The objects of every (where, document or List item); every problem at once, so one run names them all."""
     out: list[Located] = []
-    for i, doc in enumerate(docs):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
-            if not strict:
-                if skipped is not None:
-                    skipped.append(f"{where}#{i} skipped: not a Kubernetes object (no apiVersion and kind)")
-                continue
-            raise InputError([Problem(f"{where}#{i}", "a document is not a Kubernetes object",
-                                      "each document must be a mapping with apiVersion and kind")])
-        if str(doc["apiVersion"]).startswith(BUILD_CONFIG_GROUPS):
-            # kustomize's own configuration (a Kustomization, a Component) is read by `kubectl kustomize`, never
-            # sent to the API server (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/).
-            if skipped is not None:
-                skipped.append(f"{where}#{i} skipped: {doc['kind']} is kustomize's configuration, not an object")
-            continue
-        if not str(doc["kind"]).endswith("List") or doc.get("items") is None:
-            out.append((f"{where}#{i}", doc))
-            continue
-        # A List's items are objects (metav1 List: `items` is a list of RawExtension, each a whole object); the API
-        # server (kubectl) refuses one that is not, so the List cannot be judged: a problem, or with ``strict=False``
-        # a note (the well-formed items are still read).
-        flaws = list_flaws(doc, "items", "Kubernetes")
-        if flaws and strict:
-            raise InputError([Problem(f"{where}#{i}.{at}", why, "each item of a List must be a Kubernetes object "
-                                      "(a mapping with apiVersion and kind)") for at, why in flaws])
-        if skipped is not None:
-            skipped.extend(f"{where}#{i}.{at} skipped: it {why}, so it cannot be judged" for at, why in flaws)
-        out.extend((f"{where}#{i}.items[{j}]", it) for j, it in entries(doc, "items"))
+    problems: list[Problem] = []
+    for at, value in found:
+        try:
+            out.extend(_objects(value, at, strict=strict, skipped=skipped, in_list=in_list))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
     return out
+
+
+def not_an_object(value: Any) -> str | None:
+    """Why ``value`` is no Kubernetes object (None: it is one): every object names its apiVersion and kind."""
+    if not isinstance(value, dict):
+        return f"is {_a(value)}, not a Kubernetes object"
+    lacking = [f for f in ("apiVersion", "kind") if value.get(f) in (None, "")]
+    return f"has no {' and no '.join(lacking)}, so it is not a Kubernetes object" if lacking else None
+
+
+def _objects(doc: Any, at: str, *, strict: bool, skipped: list[str] | None, in_list: str) -> list[Located]:
+    """The objects of one document, or of one item of a List (``in_list``: the List's kind)."""
+    why = not_an_object(doc)
+    if why is not None:
+        # A document without apiVersion and kind, in a directory, is taken for another tool's file (Helm values)
+        # and skipped. A List's item cannot be: the List is a Kubernetes object, and its `items` are whole objects
+        # with apiVersion and kind (Kubernetes API conventions, "Lists and Simple kinds":
+        # https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#lists-and-simple-kinds;
+        # metav1.List's items are RawExtensions, each a whole object), so kubectl refuses the List and no check
+        # could judge what it holds: a note there would let the check pass what it never read.
+        if strict or in_list:
+            raise InputError([Problem(at, f"the {in_list}'s item {why}" if in_list else why, NOT_AN_OBJECT_FIX)])
+        if skipped is not None:
+            skipped.append(f"{at} skipped: it {why}")
+        return []
+    if str(doc["apiVersion"]).startswith(BUILD_CONFIG_GROUPS):
+        # kustomize's own configuration (a Kustomization, a Component) is read by `kubectl kustomize`, never
+        # sent to the API server (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/).
+        if skipped is not None:
+            skipped.append(f"{at} skipped: {doc['kind']} is kustomize's configuration, not an object")
+        return []
+    items = doc.get("items")
+    if not str(doc["kind"]).endswith("List") or items is None:
+        return [(at, doc)]
+    if not isinstance(items, list):
+        raise InputError([Problem(f"{at}.items", f"is {_a(items)}, not a list of Kubernetes objects",
+                                  "make `items` a list of whole Kubernetes objects")])
+    return _all(((f"{at}.items[{j}]", item) for j, item in enumerate(items)), strict=strict, skipped=skipped,
+                in_list=str(doc["kind"]))
 
 
 def _a(value: Any) -> str:
