@@ -209,7 +209,10 @@ def _uids_exhausted(after: int) -> Conflict:
 
 
 def _next_uid(session: Session) -> int:
-    journal_lock(session)  # serialise uid allocation between concurrent transactions
+    """The next uid to hand out: one past the highest in use, from UID_BASE. It takes no lock of its own: every
+    transition that calls it (onboard, onboard_many, bootstrap, demote) is ``@serialized``, so the caller already
+    holds the journal's head lock in this transaction (SQLite: BEGIN IMMEDIATE) and no concurrent transaction can
+    hand out the same uid between this read and the caller's commit."""
     highest = storage.highest_uid(session)
     uid = max(UID_BASE, (highest or 0) + 1)
     if uid > UID_MAX:
