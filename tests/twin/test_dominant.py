@@ -41,7 +41,10 @@ def test_dominant_core_seconds_integrate_over_time_by_hand(small: Loaded) -> Non
     # t=110: both are evicted; the slot's 100 s at 2 jobs is booked, whatever runs next starts from 110.
     sim.now = 110.0
     sim._evict(s)
-    assert sim.dom_core_s == pytest.approx(2 * per_job * 100)
+    # Nothing runs any more, so the per-pool figure is what is booked: all of it under the slot's pool.
+    assert not any(t.running for t in sim.startds.values())
+    booked = sim.dominant_pool_core_s()
+    assert booked == pytest.approx({p: 2 * per_job * 100 if p == s.pool else 0.0 for p in booked})
     assert sim.dominant_core_s() == pytest.approx(2 * per_job * 100)
 
 

@@ -1839,11 +1839,6 @@ class Sim:
         """MiB-seconds of finished jobs per pool."""
         return self._per_pool(self.rt_ac, "memory_mib")
 
-    @property
-    def dom_core_s(self) -> float:
-        """Dominant-resource core-seconds of every slot up to each slot's ``dom_t``, all pools."""
-        return sum(self.dom_pool_s.values())
-
     def _dom_close(self, s: SimStartd) -> None:
         """Count ``s``'s claimed share up to now, before it changes."""
         self.dom_pool_s[s.pool] += s.dominant_cores() * (self.now - s.dom_t)
