@@ -130,16 +130,18 @@ def test_local_provisioning_sets_the_quota_with_the_spec_tool(db: Database, spec
         ran.append(list(argv))
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    done = homes.provision(made, service.spec.storage.home_root, service.spec.storage.quota, run=run)
+    # What the service runs where homes are mounted: make_home (the onboarding made them), then set_quota.
+    assert homes.make_home(made, service.spec.storage.home_root) == (made.home, made.workspace)
+    quota = homes.set_quota(made, service.spec.storage.quota, run=run)
     kib = math.ceil(made.quota_gib * 1024 * 1024)
     assert ran == [["setquota", "-u", str(made.uid), str(kib), str(kib), "0", "0", "/jhome"]]
-    assert done.quota == "set" and done.how == "local"
+    assert quota == "set"
 
     def refuse(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(argv, 1, "", "setquota: Cannot find filesystem to set quota.")
 
     with pytest.raises(EnclaveError, match="quota is not set: setquota exited 1: setquota: Cannot find") as err:
-        homes.provision(made, service.spec.storage.home_root, service.spec.storage.quota, run=refuse)
+        homes.set_quota(made, service.spec.storage.quota, run=refuse)
     assert "setquota -u" in err.value.problem.fix  # the command to run by hand
 
 

@@ -61,7 +61,7 @@ def jhome() -> Iterator[Path]:
 
 
 def provision_home(account: AccountLike) -> None:
-    """Home and workspace as onboarding makes them (enclave.accounts.homes.provision): mode 0700, owned by the
+    """Home and workspace as onboarding makes them (enclave.accounts.homes.make_home): mode 0700, owned by the
     account's uid and gid when the tests run as root (as anyone else they stay the tester's)."""
     for path in (Path(account.home_path), Path(account.workspace_path)):
         path.mkdir(mode=0o700, exist_ok=True)

@@ -23,12 +23,11 @@ from unittest import mock
 import pytest
 from wsgidav import fs_dav_provider
 
-from enclave.accounts.homes import provision
+from enclave.accounts.homes import make_home
 from enclave.accounts.types import AccountView
 from enclave.cluster import deploy
 from enclave.notebooks import workspace
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import HomeQuota
 from tests.notebooks.conftest import Dav, FakeAccount, made_by, raw
 
 pytestmark = pytest.mark.skipif(not workspace.switches_identity(), reason="acting as an account needs root on Linux")
@@ -97,7 +96,7 @@ def test_a_link_swapped_in_mid_delete_cannot_reach_another_workspace(dav: Dav) -
 def _provisioned(jhome: Path, name: str, uid: int) -> FakeAccount:
     view = SimpleNamespace(username=name, uid=uid, gid=uid, home=str(jhome / name),
                            workspace=str(jhome / name / "workspace"), quota_gib=1.0)
-    provision(cast(AccountView, view), str(jhome), HomeQuota())
+    make_home(cast(AccountView, view), str(jhome))
     return FakeAccount(name, uid, uid, view.home, view.workspace, quota_gib=1.0)
 
 

@@ -76,13 +76,6 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=120)
 
 
-def provision(account: AccountView, root: str, quota: HomeQuota | None = None, run: Runner = _run) -> Provisioned:
-    """Create (or repair) the account's home and workspace under ``root`` and set its quota with the spec's
-    tool. Idempotent (setting a quota again to the same value is harmless)."""
-    made = make_home(account, root)
-    return Provisioned(made, set_quota(account, quota, run), "local")
-
-
 def make_home(account: AccountView, root: str) -> tuple[str, ...]:
     """Create (or repair) the account's home and workspace under ``root``, owned by its uid and gid, mode 0700;
     the paths made. ExternalError when a directory cannot be made (the fix names the path); nothing is removed,
@@ -117,8 +110,8 @@ def set_quota(account: AccountView, quota: HomeQuota | None = None, run: Runner 
 
 
 def by_hand(account: AccountView, quota: HomeQuota | None = None) -> str:
-    """The shell commands that make the account's home as ``provision`` does, for an operator on the storage host
-    (as root); arguments quoted for the shell."""
+    """The shell commands that make the account's home as ``make_home`` and ``set_quota`` do, for an operator on the
+    storage host (as root); arguments quoted for the shell."""
     paths = f"{shlex.quote(account.home)} {shlex.quote(account.workspace)}"
     steps = [f"mkdir -p -m 700 {paths}", f"chown {account.uid}:{account.gid} {paths}", f"chmod 700 {paths}"]
     argv = quota_command(quota or HomeQuota(), account.uid, account.quota_gib)

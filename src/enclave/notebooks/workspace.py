@@ -848,7 +848,7 @@ def workspace_root(account: AccountLike) -> str:
     except PermissionError:
         raise Refused(403, f"the workspace of '{account.username}' ({ws}) cannot be entered as uid {account.uid}: "
                            f"its home and workspace must belong to uid {account.uid} and gid {account.gid} "
-                           "(enclave.accounts.homes.provision makes them so), and the server must run as root "
+                           "(enclave.accounts.homes.make_home makes them so), and the server must run as root "
                            "with CAP_SETUID and CAP_SETGID to act as the account (docs/deploy.md)") from None
     if not is_dir:
         raise Refused(404, f"the workspace of '{account.username}' ({ws}) is missing: onboarding makes it "
