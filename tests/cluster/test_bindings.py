@@ -7,6 +7,7 @@ that is gone.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,31 @@ def test_bindings_rendered_before_user_label_go_too(factory: Factory, server: Ap
     done = factory.accounts.depart(BOOTSTRAP_ADMIN, "dev_ops", reason="left")
     assert done.reach is not None and done.reach.outcomes[0].count == len(app_namespaces(spec)) + 1
     assert not any(u in ("dev_ops", user_label("dev_ops")) for _, u in bound(server))
+
+
+def test_departing_one_of_two_formerly_colliding_users_leaves_the_other(
+        factory: Factory, server: ApiServer, spec: EnclaveSpec) -> None:
+    """'a_b' rendered as 'a-b-<8 hex of its sha256>' ('a-b-648fa9b3'), the name and label of that valid username:
+    departing 'a_b' deleted the other's bindings by the shared label (review of `render access`, test_collision).
+    Now the two render apart, and a binding left from before — labelled 'a-b-648fa9b3', subject 'a_b' — still goes
+    with 'a_b', while the other user's, under the same label, stays: the subject decides."""
+    other = "a-b-" + hashlib.sha256(b"a_b").hexdigest()[:8]
+    for name in ("a_b", other):
+        factory.accounts.onboard(BOOTSTRAP_ADMIN, name, name=name, email=f"{name[-3:]}@example.org",
+                                 kind=AccountKind.STAFF, reason="test")
+    for ns in app_namespaces(spec):
+        put(server, rendered("a_b", ns))
+        put(server, rendered(other, ns))
+    assert len({n for (ns, n) in server.rolebindings if ns == "firefly"}) == len(STAFF) + 2  # none overwrote another
+    old = rendered("a_b", "qserv", "view")  # as the release before rendered it
+    old["metadata"]["name"], old["metadata"]["labels"] = f"enclave-{other}-view", {**MANAGED, "enclave/user": other}
+    put(server, old)
+    done = factory.accounts.depart(BOOTSTRAP_ADMIN, "a_b", reason="left")
+    assert done.reach is not None and done.reach.outcomes[0].count == len(app_namespaces(spec)) + 1
+    left = {(ns, b["subjects"][0]["name"]) for (ns, _), b in server.rolebindings.items()}
+    assert {(ns, other) for ns in app_namespaces(spec)} <= left and not any(u == "a_b" for _, u in left)
+    assert all(b["metadata"]["labels"]["enclave/user"] == other for b in server.rolebindings.values()
+               if b["subjects"][0]["name"] == other)
 
 
 def test_expiry_and_demotion_revoke_bindings_too(factory: Factory, server: ApiServer, spec: EnclaveSpec) -> None:

@@ -257,13 +257,35 @@ def notebook_limits(spec: EnclaveSpec, spawners: int, room: ServiceRoom | None =
     return [limit_range, quota]
 
 
+def _coded(username: str) -> str:
+    """A username written with '.', which no username holds (``accounts.lifecycle.USERNAME``:
+    ``[a-z][a-z0-9_-]{0,31}``), and otherwise only what both a DNS-1123 subdomain and a label value allow
+    (lowercase letters, digits, '-' and '.', a letter or digit at each end of every dot-separated part; Kubernetes
+    docs, "Object Names and IDs" and "Labels and Selectors", "Syntax and character set"): the username with each
+    '_' as '-' and any trailing '-' dropped (the stem), '.', then 8 hex digits whose bit i is set where character i
+    was '_' (a username has at most 32), and, when trailing '-' were dropped, '.' and the username's length.
+
+    Exact, not a hash: the stem, the bits and the length give back the username, so no two usernames share a
+    coded form. An 8-hex-digit hash, as before, was neither injective in principle (2^31 usernames differ only in
+    which of 31 separators are '_') nor apart from plain usernames: 'a_b' rendered as 'a-b-648fa9b3', itself a
+    valid username (review of `render access`, test_collision). Beyond the username alphabet (not a valid
+    username: nothing onboards one) each other character counts as a '_' and a hash of the name follows."""
+    skeleton = re.sub(r"[^a-z0-9-]", "-", username.lower())
+    stem = skeleton.rstrip("-")
+    mask = sum(1 << i for i, c in enumerate(username) if skeleton[i] != c)
+    coded = f"{stem}.{mask:08x}" if stem == skeleton else f"{stem}.{mask:08x}.{len(username)}"
+    if re.fullmatch(r"[a-z0-9_-]*", username) is None:
+        coded += "." + hashlib.sha256(username.encode()).hexdigest()[:8]
+    return coded
+
+
 def object_name(username: str) -> str:
-    """A DNS-1123 name for a user's objects: usernames may hold '_', object names may not. A short hash
-    keeps 'a_b' and 'a-b' apart."""
-    safe = re.sub(r"[^a-z0-9-]", "-", username.lower())
-    if safe != username:
-        safe += "-" + hashlib.sha256(username.encode()).hexdigest()[:8]
-    return safe
+    """The user's part of their objects' names (``binding_name``): the username itself when it holds no '_', which
+    an object name may not (RFC 1123), else ``_coded``. Injective over usernames: a name without '.' is a username
+    unchanged, one with '.' is ``_coded``, which gives the username back. So 'a_b' is 'a-b.00000002' and the
+    username 'a-b-648fa9b3' stays itself; a name without '_' is what it was before the coded form (no binding is
+    renamed but those of usernames with '_', docs/accounts.md, "Upgrading")."""
+    return username if re.fullmatch(r"[a-z0-9-]*", username) else _coded(username)
 
 
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -276,10 +298,29 @@ def is_label_value(text: str) -> bool:
 
 
 def user_label(username: str) -> str:
-    """The ``enclave/user`` label value of a username: a label value must begin and end with a letter or digit
-    (apimachinery ``IsValidLabelValue``). ``object_name`` makes 'bob_' one ('bob--<hash>'), but leaves 'bob-'."""
+    """The ``enclave/user`` label value of a username: its ``object_name`` when that is a label value, which must
+    begin and end with a letter or digit (apimachinery ``IsValidLabelValue``), else ``_coded`` ('bob-' is
+    'bob.00000000.4'). Injective as ``object_name`` is: without '.', the username; with '.', ``_coded``. The control
+    plane deletes a departing user's bindings by this label (``KubeCluster.revoke_bindings``), so two users sharing
+    one would lose each other's bindings."""
     name = object_name(username)
-    return name if is_label_value(name) else name + hashlib.sha256(username.encode()).hexdigest()[:8]
+    return name if is_label_value(name) else _coded(username)
+
+
+def legacy_user_labels(username: str) -> set[str]:
+    """The ``enclave/user`` values earlier releases labelled the user's bindings with, which a cluster may still
+    hold: the username itself (before ``user_label``), and the name with each '_' as '-' and '-' and 8 hex digits
+    of its sha256 appended, or those digits appended to a name ending in '-' (before ``_coded``). The latter may be
+    another user's label now or then ('a_b' was labelled 'a-b-648fa9b3', a valid username), so a binding found by
+    them is the user's only if its subject names the user (``KubeCluster._bindings_of``). Only valid label values:
+    the API server refuses any other in a selector."""
+    digest = hashlib.sha256(username.encode()).hexdigest()[:8]
+    hashed = re.sub(r"[^a-z0-9-]", "-", username.lower())
+    if hashed != username:
+        hashed += "-" + digest
+    if not is_label_value(hashed):
+        hashed += digest
+    return {v for v in (username, hashed) if is_label_value(v)} - {user_label(username)}
 
 
 def binding_name(username: str, role: str) -> str:

@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3 import Retry
 from urllib3.exceptions import HTTPError
 
-from enclave.access.render import MANAGED, app_namespaces, is_label_value, user_label
+from enclave.access.render import MANAGED, app_namespaces, legacy_user_labels, user_label
 from enclave.accounts.homes import Provisioned
 from enclave.accounts.types import AccountView
 from enclave.cluster import objects
@@ -345,19 +345,19 @@ class KubeCluster:
         return deleted
 
     def _bindings_of(self, rbac: Any, namespace: str, username: str) -> list[str]:
-        """Names of the bindings enclave labelled for ``username`` in ``namespace``: by ``user_label``, and by the
-        username itself, the label value bindings rendered before ``user_label`` carried (a name like 'a_b' or
-        'Bob' is a valid label value and may still be applied). The ``object_name`` labels between the two differ
-        from ``user_label`` only for a name ending in '-', which no label value may, so none of those exists. A
-        binding is one per namespace, so a listing is one page."""
+        """Names of the bindings enclave labelled for ``username`` in ``namespace`` and whose subjects are the user
+        alone, as rendered (``access.render.binding``): by ``user_label``, which no other username shares, and by
+        the values earlier releases labelled with (``legacy_user_labels``: the username itself, and the hashed
+        form, which another username may carry — 'a_b' was labelled 'a-b-648fa9b3', a valid username), so that a
+        cluster applied before still loses the user's bindings, and never another user's: a binding found by a
+        label but bound to someone else is not the user's to delete. A binding is one per namespace, so a listing
+        is one page."""
         managed = ",".join(f"{k}={v}" for k, v in MANAGED.items())
         names: set[str] = set()
-        for value in {user_label(username), username}:
-            if not is_label_value(value):
-                continue
+        for value in {user_label(username), *legacy_user_labels(username)}:
             items = self._list(f"listing RoleBindings in {namespace}", rbac.list_namespaced_role_binding,
                                paged=False, namespace=namespace, label_selector=f"{managed},enclave/user={value}")
-            names |= {item["metadata"]["name"] for item in items}
+            names |= {item["metadata"]["name"] for item in items if _binds_only(item, username)}
         return sorted(names)
 
     def _node_patch(self, node: str, body: dict[str, Any]) -> None:
@@ -756,6 +756,13 @@ class KubeCluster:
         if g.role != NodeRole.WORKER:
             raise InvalidTransition(f"{node!r} is not a Kubernetes worker of this enclave", where=node,
                                     fix="only worker nodes lend capacity to batch (control-plane nodes never do)")
+
+
+def _binds_only(item: dict[str, Any], username: str) -> bool:
+    """Whether a listed RoleBinding binds ``username`` and nobody else: the one User subject enclave renders
+    (``access.render.binding``)."""
+    subjects = item.get("subjects") or []
+    return bool(subjects) and all(s.get("kind") == "User" and s.get("name") == username for s in subjects)
 
 
 def _status(exc: ApiException | HTTPError) -> int | None:
