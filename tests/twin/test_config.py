@@ -45,7 +45,7 @@ def _with(spec: EnclaveSpec, **htcondor: Any) -> EnclaveSpec:
 def tuned(minimal: EnclaveSpec) -> EnclaveSpec:
     return _with(minimal, negotiator_interval=15, negotiator_cycle_delay=7, negotiator_min_interval=3,
                  claim_worklife=600, job_start_count=5, job_start_delay=2, submit_send_reschedule=True,
-                 dedicated_schedds={"prompt": DEDICATED})
+                 schedd_interval=20, dedicated_schedds={"prompt": DEDICATED})
 
 
 def _rendered(spec: EnclaveSpec, tmp: Path) -> dict[str, str | None]:
@@ -53,8 +53,8 @@ def _rendered(spec: EnclaveSpec, tmp: Path) -> dict[str, str | None]:
     render.write(render.render_all(spec), tmp)
     got = render.read_back(tmp / "central-manager.conf", ["NEGOTIATOR_INTERVAL", "NEGOTIATOR_CYCLE_DELAY",
                                                            "NEGOTIATOR_MIN_INTERVAL"], subsystem="NEGOTIATOR")
-    got |= render.read_back(tmp / "submit-login.example.org.conf", ["JOB_START_COUNT", "JOB_START_DELAY"],
-                            subsystem="SCHEDD")
+    got |= render.read_back(tmp / "submit-login.example.org.conf", ["JOB_START_COUNT", "JOB_START_DELAY",
+                                                                     "SCHEDD_INTERVAL"], subsystem="SCHEDD")
     got |= render.read_back(tmp / "submit-login.example.org.conf", ["SUBMIT_SEND_RESCHEDULE"], subsystem="SUBMIT")
     got |= render.read_back(tmp / f"submit-{DEDICATED}.conf", [render.DEDICATED_KNOB], subsystem="SCHEDD")
     got |= render.read_back(tmp / "execute-drp.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD",
@@ -67,20 +67,27 @@ def test_the_twin_takes_what_the_rendered_config_says(tuned: EnclaveSpec, tmp_pa
     # The rendered config carries the operator's values ...
     assert conf == {"NEGOTIATOR_INTERVAL": "15", "NEGOTIATOR_CYCLE_DELAY": "7", "NEGOTIATOR_MIN_INTERVAL": "3",
                     "JOB_START_COUNT": "5", "JOB_START_DELAY": "2", "SUBMIT_SEND_RESCHEDULE": "True",
-                    render.DEDICATED_KNOB: "prompt", "CLAIM_WORKLIFE": "600"}
+                    "SCHEDD_INTERVAL": "20", render.DEDICATED_KNOB: "prompt", "CLAIM_WORKLIFE": "600"}
+    # On every schedd, the dedicated one too.
+    assert render.read_back(tmp_path / f"submit-{DEDICATED}.conf", ["SCHEDD_INTERVAL"],
+                            subsystem="SCHEDD") == {"SCHEDD_INTERVAL": "20"}
     # ... and the twin runs with exactly those.
     h = parse(SCENARIO, "c.yaml", spec=tuned).scenario.htcondor
     assert (h.negotiator_interval_s, h.negotiator_cycle_delay_s, h.negotiator_min_interval_s) == (15, 7, 3)
     assert (h.claim_worklife_s, h.job_start_count, h.job_start_delay_s) == (600, 5, 2)
+    assert (h.schedd_interval_s, h.schedd_min_interval_s) == (20, 5)
     assert h.reschedule_on_submit == "always" and h.dedicated_schedds == ["prompt"]
 
 
 def test_a_silent_config_gives_htcondors_defaults(minimal: EnclaveSpec, tmp_path: Path) -> None:
     conf = _rendered(_with(minimal), tmp_path)
     assert conf["NEGOTIATOR_INTERVAL"] == "60" and conf["NEGOTIATOR_CYCLE_DELAY"] is None
+    # param_info.in gives SCHEDD_INTERVAL no default (the schedd's own 300 is in schedd.cpp).
+    assert not conf["SCHEDD_INTERVAL"]
     h = parse(SCENARIO, "c.yaml", spec=minimal).scenario.htcondor
     assert (h.negotiator_interval_s, h.negotiator_cycle_delay_s, h.negotiator_min_interval_s) == (60, 20, 5)
     assert (h.claim_worklife_s, h.job_start_count, h.job_start_delay_s) == (1200, 1, 0)
+    assert (h.schedd_interval_s, h.schedd_min_interval_s) == (300, 5)
     assert h.reschedule_on_submit == "schedd-idle" and h.dedicated_schedds == []
 
 

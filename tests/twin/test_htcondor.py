@@ -124,6 +124,31 @@ def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: Enclav
     assert _waits(sim) == [pytest.approx(start + BUSY_CYCLE + S - 30)]
 
 
+@pytest.mark.parametrize(("interval", "second", "wait"), [
+    (300, 60.0, 90 + BUSY_CYCLE + S - 60),
+    (20, 60.0, BUSY_CYCLE + S),
+    (20, 52.0, 55 + BUSY_CYCLE + S - 52),
+])
+def test_a_submit_reads_the_idle_count_of_the_schedd_s_last_timeout(minimal: EnclaveSpec, interval: int,
+                                                                     second: float, wait: float) -> None:
+    """schedd.cpp (htcondor/htcondor 7491a14): endSubmitTransaction asks for a cycle only if
+    ``LastSubmitterPressure`` is 0, and only ``Scheduler::timeout`` (every SCHEDD_INTERVAL, or at once after
+    ``needReschedule`` once SCHEDD_MIN_INTERVAL = 5 s has passed since the last) sets it from the idle jobs its
+    submitter ads count. DRP's schedd is its own; one job at 30, then one at ``second``."""
+    sim = _sim(minimal, reschedule_on_submit="schedd-idle", dedicated_schedds="[drp]", schedd_interval_s=interval)
+    _submit(sim, 30.0, 1)
+    _submit(sim, second, 1)
+    # The schedd's timeout at 0 counted nothing. At 30 the submit asks for a cycle: the timeout runs at once
+    # (0 + 5 has passed) and counts 1 idle job, then sends RESCHEDULE; the cycle runs 30-33.5 (past 2 + 20 and
+    # 0 + 5), the job starts at 36.5, and the negotiator's timer is re-armed for 33.5 + 56.5 = 90. The first
+    # job holds its claim for R = 100 s, so the second needs a match of its own.
+    # - SCHEDD_INTERVAL 300: the next timeout is at 330, so at 60 the schedd still reads 1 idle job and asks
+    #   for nothing: the job waits for the timer's cycle at 90.
+    # - 20: the timeout at 50 counts none, so the submit at 60 asks: the timeout runs at 60, the cycle at 60.
+    # - 20, second job at 52: it asks, but the timeout ran at 50, so the next may run at 55; the cycle at 55.
+    assert _waits(sim) == [pytest.approx(BUSY_CYCLE + S), pytest.approx(wait)]
+
+
 def test_the_first_submitter_s_jobs_start_when_its_turn_ends(minimal: EnclaveSpec) -> None:
     """Two submitters in one cycle: each one's matches are claimed when its own turn ends (the negotiator
     sends them during its session, matchmaker.cpp ``negotiate``; the schedd claims at once, schedd.cpp

@@ -166,3 +166,23 @@ def test_a_released_job_waits_for_the_next_negotiation_cycle(minimal: EnclaveSpe
     assert _state_at(sim, 126.49) == RUNNING and sim.running[0][1] == pytest.approx(126.5 + R)
     assert sorted(sim.waits["drp"]) == [6.5, 126.5]
     assert _state_at(sim, 126.5 + R + 0.01) == DONE
+
+
+def test_a_released_job_asks_for_a_cycle(minimal: EnclaveSpec) -> None:
+    # As above, with a 26.x schedd's reschedules (schedd-idle). At 0 the submit finds the schedd's count at 0 and
+    # asks: its timeout runs at 0, after the cycle that the negotiator's own timer starts at 0 (0-3.5, which
+    # matches the job: it starts at 6.5); the timeout counts 1 idle job and sends RESCHEDULE, which arrives
+    # during that cycle and so starts the next 20 s after it: 23.5-25.5 (nothing idle); the timer then fires at
+    # 25.5 + 58 = 83.5 (83.5-85.5, nothing idle: the job is held at 73.17) and next at 143.5. The schedd's next
+    # periodic timeout is at 300. The release at 100 ends with needReschedule (schedd.cpp releaseJob): the timeout
+    # runs at once and sends RESCHEDULE; the cycle starts at 85.5 + 20 = 105.5, lasts 3.5 s, and the job starts
+    # at 112 (not at 143.5 + 3.5 + 3 = 150, as it would waiting for the timer).
+    text = BASE.format(jobs=1, peak_gib=3, memory="periodic_expr_interval_s: 50").replace(
+        "htcondor: {matching: instant}", "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, "
+        "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: schedd-idle}")
+    sim = make_sim(parse(text, "r.yaml", spec=minimal))
+    assert _state_at(sim, 100.01) == 0  # QUEUED: released
+    assert sorted(sim.waits["drp"]) == [6.5]
+    assert _state_at(sim, 112.01) == RUNNING and sim.running[0][1] == pytest.approx(112 + R)
+    assert sorted(sim.waits["drp"]) == [6.5, 112]
+

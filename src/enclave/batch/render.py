@@ -327,7 +327,7 @@ def _settings(spec: EnclaveSpec, role: str) -> list[str]:
                             ("NEGOTIATOR_CYCLE_DELAY", h.negotiator_cycle_delay),
                             ("NEGOTIATOR_MIN_INTERVAL", h.negotiator_min_interval)],
         "submit": [("JOB_START_COUNT", h.job_start_count), ("JOB_START_DELAY", h.job_start_delay),
-                   ("SUBMIT_SEND_RESCHEDULE", h.submit_send_reschedule)],
+                   ("SCHEDD_INTERVAL", h.schedd_interval), ("SUBMIT_SEND_RESCHEDULE", h.submit_send_reschedule)],
         "startd": [("CLAIM_WORKLIFE", h.claim_worklife)],
     }[role]
     lines = [f"{name} = {value}" for name, value in knobs if value is not None]

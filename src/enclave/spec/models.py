@@ -264,6 +264,12 @@ class HTCondorSettings(Strict):
     job_start_delay: int | None = Field(
         default=None, ge=0, le=MAX_SECONDS, description="JOB_START_DELAY on every schedd: seconds between "
         "batches of JOB_START_COUNT starts (default 0).")
+    schedd_interval: int | None = Field(
+        default=None, ge=1, le=MAX_SECONDS, description="SCHEDD_INTERVAL on every schedd: seconds between its "
+        "periodic timeouts (default 300, schedd.cpp), whose submitter ads alone refresh the idle count a 26.x "
+        "schedd reads to decide whether a submit asks the negotiator for a cycle (only if that count was 0). "
+        "For prompt's schedd: at most the shortest gap between visits less SCHEDD_MIN_INTERVAL (5 s), and at "
+        "least half the longest, so that every visit finds its schedd's count cleared (docs/answers.md).")
     submit_send_reschedule: bool | None = Field(
         default=None, description="SUBMIT_SEND_RESCHEDULE on every submit host (default false; obsolete from "
         "26.0, whose schedd reschedules only when it had no idle job).")

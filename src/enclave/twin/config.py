@@ -18,6 +18,9 @@ from typing import Any
 from enclave.batch import render
 from enclave.spec.models import EnclaveSpec
 
+SCHEDD_INTERVAL_DEFAULT = 300.0
+"""SCHEDD_INTERVAL's entry in param_info.in has an empty default; the schedd's is in the code (htcondor/htcondor
+7491a14, src/condor_schedd.V6/schedd.cpp:16137: param_integer("SCHEDD_INTERVAL", 300))."""
 CYCLE_DELAY_DEFAULT = 20.0
 """NEGOTIATOR_CYCLE_DELAY has no entry in param_info.in; the negotiator's default is in the code
 (htcondor/htcondor 7491a14, src/condor_negotiator.V6/matchmaker.cpp:1883: param_integer("NEGOTIATOR_CYCLE_DELAY",
@@ -49,7 +52,8 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         cm = render.read_back(out / "central-manager.conf", ["NEGOTIATOR_INTERVAL", "NEGOTIATOR_CYCLE_DELAY",
                                                               "NEGOTIATOR_MIN_INTERVAL"], subsystem="NEGOTIATOR")
         first = f"submit-{spec.batch.submit_hosts[0]}.conf"
-        schedd = render.read_back(out / first, ["JOB_START_COUNT", "JOB_START_DELAY"], subsystem="SCHEDD")
+        schedd = render.read_back(out / first, ["JOB_START_COUNT", "JOB_START_DELAY", "SCHEDD_INTERVAL",
+                                                "SCHEDD_MIN_INTERVAL"], subsystem="SCHEDD")
         # condor_submit (subsystem SUBMIT) reads SUBMIT_SEND_RESCHEDULE on the submit host.
         submit = render.read_back(out / first, ["SUBMIT_SEND_RESCHEDULE"], subsystem="SUBMIT")
         dedicated = []
@@ -70,6 +74,10 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         "consumption_policy": (startd["CONSUMPTION_POLICY"] or "").lower() == "true",
         "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),
         "job_start_delay_s": _number(schedd["JOB_START_DELAY"], "JOB_START_DELAY"),
+        # param_info.in gives SCHEDD_INTERVAL no default; the schedd's own is 300 (schedd.cpp Scheduler::Init).
+        "schedd_interval_s": SCHEDD_INTERVAL_DEFAULT if not schedd["SCHEDD_INTERVAL"]
+        else _number(schedd["SCHEDD_INTERVAL"], "SCHEDD_INTERVAL"),
+        "schedd_min_interval_s": _number(schedd["SCHEDD_MIN_INTERVAL"], "SCHEDD_MIN_INTERVAL"),
         # True: every submit asks for a cycle (a schedd before 26.0); otherwise a 26.x schedd's own rule.
         "reschedule_on_submit": "always" if submit["SUBMIT_SEND_RESCHEDULE"] == "True" else "schedd-idle",
         "dedicated_schedds": [p for p in dedicated if p in spec.pools],

@@ -329,13 +329,15 @@ class Reschedule(StrEnum):
     """When a submit makes the negotiator start a cycle before its timer fires."""
 
     SCHEDD_IDLE = "schedd-idle"
-    """A 26.x schedd: only when it had no idle job of any submitter before (schedd.cpp: endSubmitTransaction
-    triggers a reschedule when ``LastSubmitterPressure`` is 0, the sum of JobsIdle over its submitters)."""
+    """A 26.x schedd: only when its last timeout counted no idle job of any submitter (schedd.cpp:
+    endSubmitTransaction triggers a reschedule when ``LastSubmitterPressure`` is 0, the sum of JobsIdle in the
+    submitter ads the last ``Scheduler::timeout`` sent; SCHEDD_INTERVAL paces the timeouts). A timeout that
+    finds idle jobs where the last found none, and a periodic_release, ask for one too."""
     ALWAYS = "always"
-    """Every submit: a dedicated schedd for the load, ``condor_reschedule`` after each submit, or
-    ``SUBMIT_SEND_RESCHEDULE = True`` for schedds before 26.0."""
+    """Every submit: a schedd before 26.0 with ``SUBMIT_SEND_RESCHEDULE = True``, which forwarded condor_submit's
+    RESCHEDULE. A 26.x schedd ignores RESCHEDULE (``external_reschedule_request``), condor_reschedule's too."""
     NEVER = "never"
-    """Only the negotiator's timer."""
+    """Only the negotiator's timer: no schedd asks for a cycle."""
 
 
 class HTCondor(Strict):
@@ -358,6 +360,14 @@ class HTCondor(Strict):
         default=Reschedule.SCHEDD_IDLE, description="Which submits send RESCHEDULE to the negotiator; the "
         "default is a 26.x schedd's rule (SUBMIT_SEND_RESCHEDULE, param_info.in: default=false, 'Obsolete, use "
         "when Schedd version is before 26.0'). A pool submits through its first submit host (its schedd).")
+    schedd_interval_s: float = Field(
+        default=300.0, gt=0, description="SCHEDD_INTERVAL (schedd.cpp Scheduler::Init: param_integer(..., 300); "
+        "param_info.in gives none): the schedd's periodic timeout, whose submitter ads alone refresh the idle "
+        "count a submit's reschedule rule reads (schedd-idle). After a visit's jobs are matched, a prompt "
+        "schedd asks for a cycle at the next visit only if a timeout has seen its queue with no idle job since.")
+    schedd_min_interval_s: float = Field(
+        default=5.0, ge=0, description="SCHEDD_MIN_INTERVAL (param_info.in: default=5): no timeout sooner than "
+        "this after the last one started, one a submit asks for included.")
     dedicated_schedds: list[str] = Field(
         default_factory=list, description="Pools that submit through a schedd of their own instead of their first "
         "submit host (whose reschedule rule and start throttle they then share with no other pool).")

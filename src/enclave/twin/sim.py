@@ -31,10 +31,11 @@ from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, buil
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
  EV_HTC_READY, EV_RETURN_DONE, EV_VACATE, EV_TICK, EV_SAMPLE, EV_NEGOTIATE, EV_TURN_END, EV_RELEASE,
- EV_CALL, EV_VACATE_JOBS) = range(19)
+ EV_CALL, EV_VACATE_JOBS, EV_SCHEDD) = range(20)
 """EV_TURN_END: a submitter's turn in the negotiation cycle ends, payload its index in ``Sim._turns`` (the
 last turn's end is the cycle's). EV_CALL: a model outside the engine (enclave.twin.service_prompt) runs its own
-events; the payload is a zero-argument callable."""
+events; the payload is a zero-argument callable. EV_SCHEDD: a schedd's timeout (``Sim._schedd_timeout``),
+payload (schedd, generation)."""
 
 EV_INPUT = 64
 """The next scheduled input (an arrival, a notebook spawn, a failure): payload its index in ``Sim._inputs``."""
@@ -395,6 +396,21 @@ class Sim:
         self.throttled = not self.instant and h.job_start_delay_s > 0
         self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
                           for p in self.pools}
+        self.schedd_pools: dict[str, list[str]] = {}
+        for p, schedd in self.schedd_of.items():
+            self.schedd_pools.setdefault(schedd, []).append(p)
+        self.schedd_timeouts = not self.instant and h.reschedule_on_submit != Reschedule.NEVER
+        """Whether the schedds' timeouts are modelled: they decide when a schedd asks for a cycle."""
+        self._pressure = dict.fromkeys(self.schedd_pools, False)
+        """Schedd → ``LastSubmitterPressure > 0``: whether its last timeout that sent submitter ads counted idle
+        jobs (schedd.cpp ``Scheduler::timeout``). A submit reads this, not the queue as it is now."""
+        self._schedd_need = dict.fromkeys(self.schedd_pools, False)
+        """Schedd → ``m_need_reschedule``: it will send RESCHEDULE at its next timeout."""
+        self._schedd_ran = dict.fromkeys(self.schedd_pools, -math.inf)
+        """Schedd → when its last timeout ran (SCHEDD_MIN_INTERVAL counts from it)."""
+        self._schedd_gen = dict.fromkeys(self.schedd_pools, 0)
+        self.schedd_reschedules = 0
+        """RESCHEDULE commands the schedds sent the negotiator."""
         self.throttle: dict[str, tuple[float, int]] = {}
         """Schedd → (time of its current batch of starts, starts in that batch)."""
         self.cycles = 0
@@ -483,6 +499,9 @@ class Sim:
         push(0.0, EV_TICK, None)
         if not self.instant:
             self._schedule_cycle(0.0)  # the negotiator registers its timer to fire at once (matchmaker.cpp)
+        if self.schedd_timeouts:
+            for schedd in self.schedd_pools:  # a schedd runs its timeout as it starts (schedd.cpp: Scheduler::Init)
+                self._arm_schedd(schedd, 0.0)
 
     # ------------------------------------------------------------ capacity
 
@@ -897,6 +916,8 @@ class Sim:
         self.n_idle += 1
         if self.instant:
             self._fill_from_ac(ac)
+        elif self.schedd_timeouts:  # Scheduler::releaseJob ends with needReschedule() (schedd.cpp)
+            self._need_reschedule(self.schedd_of[a.pool])
 
     # ------------------------------------------------------------ negotiation cycles
 
@@ -1606,7 +1627,8 @@ class Sim:
                 EV_RETURN_DONE: self._return_done, EV_VACATE: self._vacate, EV_VACATE_JOBS: self._vacate_jobs,
                 EV_TICK: self._tick,
                 EV_SAMPLE: self._sample_and_schedule, EV_NEGOTIATE: self._negotiate, EV_TURN_END: self._turn_end,
-                EV_RELEASE: self._release, EV_CALL: self._call, EV_INPUT: self._input, EV_NODE_FREE: self._node_free}
+                EV_RELEASE: self._release, EV_CALL: self._call, EV_INPUT: self._input, EV_NODE_FREE: self._node_free,
+                EV_SCHEDD: self._schedd_timeout}
 
     @staticmethod
     def _call(fn: Callable[[], None]) -> None:
@@ -1735,16 +1757,52 @@ class Sim:
         if self.instant:
             self._fill_from_ac(arrival.ac)
             self._policy_preempts()
-        elif self._sends_reschedule(a.pool, n):
-            self._reschedule()
+        elif self.schedd_timeouts:
+            self._submitted(a.pool)
 
-    def _sends_reschedule(self, pool: str, n: int) -> bool:
-        """Whether the submit of ``n`` idle jobs to ``pool`` (already counted) makes its schedd ask for a cycle."""
-        rule = self.htc.reschedule_on_submit
-        if rule == Reschedule.SCHEDD_IDLE:
-            schedd = self.schedd_of[pool]
-            return sum(self.idle[p] for p in self.pools if self.schedd_of[p] == schedd) == n
-        return rule == Reschedule.ALWAYS
+    # ------------------------------------------------------------ the schedds' timeouts
+
+    def _submitted(self, pool: str) -> None:
+        """A submit to ``pool``'s schedd has ended (``Scheduler::endSubmitTransaction``). A 26.x schedd asks for
+        a cycle only if its last timeout counted no idle job (``LastSubmitterPressure`` 0): the count is as
+        stale as that timeout, up to SCHEDD_INTERVAL old. ``always``: a schedd before 26.0, which forwarded
+        condor_submit's RESCHEDULE (SUBMIT_SEND_RESCHEDULE) through the same ``needReschedule``; a 26.x
+        schedd ignores that command (schedd.cpp ``external_reschedule_request``: "this is now (mostly) a
+        dummy command"), and so ignores condor_reschedule too."""
+        schedd = self.schedd_of[pool]
+        if self.htc.reschedule_on_submit == Reschedule.ALWAYS or not self._pressure[schedd]:
+            self._need_reschedule(schedd)
+
+    def _need_reschedule(self, schedd: str) -> None:
+        """``Scheduler::needReschedule``: the schedd will send RESCHEDULE at its timeout, which it runs at once,
+        or once SCHEDD_MIN_INTERVAL has passed since the last one started (``Scheduler::timeout``: "If we are
+        called too frequently, delay"); that run replaces the periodic one."""
+        self._schedd_need[schedd] = True
+        self._arm_schedd(schedd, max(self.now, self._schedd_ran[schedd] + self.htc.schedd_min_interval_s))
+
+    def _arm_schedd(self, schedd: str, at: float) -> None:
+        self._schedd_gen[schedd] += 1
+        self.q.push(at, EV_SCHEDD, (schedd, self._schedd_gen[schedd]))
+
+    def _schedd_timeout(self, payload: tuple[str, int]) -> None:
+        """``Scheduler::timeout`` (schedd.cpp, htcondor/htcondor 7491a14): ``count_jobs`` sends the submitter ads;
+        when the pressure they show (idle jobs or none) differs from the last, it becomes the last and
+        ``m_need_reschedule`` becomes whether there is some (so idle jobs that appear between submits, evicted
+        ones say, ask for a cycle too); if a reschedule is needed it is sent. The next timeout comes
+        SCHEDD_INTERVAL later (its timeslice, 5 % of the schedd's time, never binds here)."""
+        schedd, gen = payload
+        if gen != self._schedd_gen[schedd]:
+            return  # re-armed by a needReschedule
+        self._schedd_ran[schedd] = self.now
+        pressure = any(self.idle[p] for p in self.schedd_pools[schedd])
+        if pressure != self._pressure[schedd]:
+            self._pressure[schedd] = pressure
+            self._schedd_need[schedd] = pressure
+        if self._schedd_need[schedd]:
+            self._schedd_need[schedd] = False
+            self.schedd_reschedules += 1
+            self._reschedule()
+        self._arm_schedd(schedd, self.now + self.htc.schedd_interval_s)
 
     def _drain_done(self, payload: tuple[SimNode, int]) -> None:
         """The drain's evictions (BCS 5 step 1, ``kubectl drain``): every pod gets SIGTERM. A notebook's session

@@ -39,6 +39,7 @@ PARAMS: dict[str, tuple[str, str]] = {
     "negotiator_cycle_delay": ("htcondor.negotiator_cycle_delay_s", "NEGOTIATOR_CYCLE_DELAY, s"),
     "negotiator_min_interval": ("htcondor.negotiator_min_interval_s", "NEGOTIATOR_MIN_INTERVAL, s"),
     "claim_worklife": ("htcondor.claim_worklife_s", "CLAIM_WORKLIFE, s (0: one job per claim)"),
+    "schedd_interval": ("htcondor.schedd_interval_s", "SCHEDD_INTERVAL, s"),
     "job_start_count": ("htcondor.job_start_count", "JOB_START_COUNT"),
     "job_start_delay": ("htcondor.job_start_delay_s", "JOB_START_DELAY, s"),
     "job_startup": ("htcondor.job_startup_s", "shadow and starter start-up, s (estimate)"),
