@@ -17,7 +17,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from enclave.access.render import SERVICE_POD_ROOM, VIEW_ROLE, Subject, app_namespaces, render_access
+from enclave.access.render import (
+    NOT_CHART_POLICED,
+    SERVICE_POD_ROOM,
+    VIEW_ROLE,
+    Subject,
+    app_namespaces,
+    render_access,
+)
 from enclave.accounts import lifecycle, storage
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
@@ -146,8 +153,12 @@ def test_namespace_guards_and_notebook_limits() -> None:
         dns = next(o for o in docs if o["metadata"]["name"] == "allow-dns")
         assert {p["port"] for p in dns["spec"]["egress"][0]["ports"]} == {53}
         # Policies add up, so default-deny alone would cut the namespace's own pods off each other too.
+        # In the notebook namespace not the chart's policed pods (notebook servers, hub, proxy): tests/access/
+        # test_netpol.py evaluates that namespace's policies with the chart's.
         own = next(o for o in docs if o["metadata"]["name"] == "allow-same-namespace")["spec"]
-        assert own["ingress"] == [{"from": [{"podSelector": {}}]}] and own["egress"] == [{"to": [{"podSelector": {}}]}]
+        every = {} if ns != spec.notebooks.namespace else NOT_CHART_POLICED
+        assert own["podSelector"] == every and own["ingress"][0] == {"from": [{"podSelector": every}]}
+        assert own["egress"] == [{"to": [{"podSelector": every}]}]
         has_limits = ("LimitRange", "notebook-bounds") in kinds
         assert has_limits is (ns == spec.notebooks.namespace)
         # The chart's user-scheduler and image awaiter call the API server; default-deny cut them off it (review,

@@ -178,8 +178,9 @@ def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]
          "spec": {"podSelector": {}, "policyTypes": ["Egress"],
                   "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}},
         # Policies only add to each other ("Default deny all ingress and all egress traffic", Kubernetes docs,
-        # network-policies): without this the namespace's own pods could not reach each other (a notebook its
-        # namespace's schedd, the hub its proxy). A bare podSelector peer is the policy's own namespace.
+        # network-policies): without this the namespace's own pods could not reach each other. A bare podSelector
+        # peer is the policy's own namespace. The notebook namespace's is narrower (``notebook_same_namespace``).
+        notebook_same_namespace(namespace) if namespace == spec.notebooks.namespace else
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
          "metadata": _meta("allow-same-namespace", namespace),
          "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
@@ -188,8 +189,57 @@ def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]
          "rules": [{"apiGroups": [group], "resources": resources, "verbs": _READ} for group, resources in _VIEW_RULES]},
     ]
     if namespace == spec.notebooks.namespace:
-        objects.append(chart_api_egress(namespace))
+        objects += [notebook_submit_egress(namespace), chart_api_egress(namespace)]
     return objects
+
+
+CHART_POLICED = ("hub", "proxy", "autohttps", "singleuser-server")
+"""The ``component`` labels of the Zero-to-JupyterHub 4.1.0 pods the chart gives a NetworkPolicy of its own, for
+ingress and egress (templates/hub/, proxy/, proxy/autohttps/ and singleuser/netpol.yaml; the label is
+``jupyterhub.componentLabel``, templates/_helpers.tpl). Theirs are per pod: a notebook server (``notebook-port``,
+8888) admits only pods labelled ``hub.jupyter.org/network-access-singleuser`` (the hub and the proxy), the proxy's
+REST API (``api``, 8001) only ``hub.jupyter.org/network-access-proxy-api`` (the hub). NetworkPolicies add up ("a
+connection is allowed if any policy allows it", Kubernetes docs, network-policies, "The two sorts of pod
+isolation"), so a policy of enclave's that admitted the whole namespace to these pods would undo that: any notebook
+would reach any other user's server and the proxy's API (review of `render access`, netpol_same_ns). enclave's
+namespace-wide rules leave these pods to the chart's."""
+NOT_CHART_POLICED = {"matchExpressions": [{"key": "component", "operator": "NotIn", "values": list(CHART_POLICED)}]}
+"""The notebook namespace's other pods: the chart's user-scheduler and image-pullers, and the operator's own (a
+commons schedd). ``NotIn`` also selects a pod without a ``component`` label (Kubernetes docs, "Labels and Selectors",
+"Set-based requirement")."""
+NOTEBOOK_SERVERS = {"matchLabels": {"component": "singleuser-server"}}
+"""Every user's notebook pod: KubeSpawner labels it ``component: singleuser-server`` (the chart's singleuser policy
+selects it so)."""
+SCHEDD_PORT = 9618
+"""Where a commons schedd takes submissions: HTCondor's shared port, ``SHARED_PORT_PORT``, whose default is
+``$(COLLECTOR_PORT)``, 9618 (htcondor/htcondor src/condor_utils/param_info.in)."""
+
+
+def notebook_same_namespace(namespace: str) -> dict[str, Any]:
+    """``allow-same-namespace`` of the notebook namespace: its pods other than the chart's policed ones
+    (``NOT_CHART_POLICED``) reach each other, as in any other namespace, and take notebooks' submissions on
+    ``SCHEDD_PORT`` (a commons schedd: docs/batch.md, ``render.commons_schedd``). Notebook servers, the hub, the
+    proxy and autohttps are neither selected nor peers: the chart's policies alone say who reaches them and whom they
+    reach. Same name as elsewhere, so `kubectl apply` narrows the one a cluster holds (apply never deletes)."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta("allow-same-namespace", namespace),
+            "spec": {"podSelector": NOT_CHART_POLICED, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [{"podSelector": NOT_CHART_POLICED}]},
+                                 {"from": [{"podSelector": NOTEBOOK_SERVERS}],
+                                  "ports": [{"protocol": "TCP", "port": SCHEDD_PORT}]}],
+                     "egress": [{"to": [{"podSelector": NOT_CHART_POLICED}]}]}}
+
+
+def notebook_submit_egress(namespace: str) -> dict[str, Any]:
+    """Notebooks' one flow in their namespace beyond the chart's (the hub, the proxy, DNS): `condor_submit` to a
+    commons schedd, a pod of the namespace (``NOT_CHART_POLICED``) on ``SCHEDD_PORT``. The chart's singleuser egress
+    admits no pod address (``egressAllowRules.privateIPs: false``, values.yaml), so without this a notebook could not
+    submit. Not to another notebook, nor the proxy's API: those are the chart's to admit."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta("allow-notebook-submit", namespace),
+            "spec": {"podSelector": NOTEBOOK_SERVERS, "policyTypes": ["Egress"],
+                     "egress": [{"to": [{"podSelector": NOT_CHART_POLICED}],
+                                 "ports": [{"protocol": "TCP", "port": SCHEDD_PORT}]}]}}
 
 
 CHART_API_CLIENTS = ("user-scheduler", "image-puller")
