@@ -128,7 +128,8 @@ def cluster_role(subject: Subject, namespace: str, spec: EnclaveSpec) -> Grant |
     their own, and mints any account's token and the broker's. The Kubernetes administrators keep ``admin``: they
     administer the hub, and could start any account's pod anyway (docs/batch.md, "Who can read them"). The
     membership itself is kept (the accounts' state, not the rendering), so edit comes back when tokens are turned
-    off; ``enclave accounts join`` says so (``AccountService.join_namespace``).
+    off; ``enclave accounts join`` says so (``AccountService.join_namespace``). The narrowing keeps the key only
+    while ``edit`` elsewhere is not node root: ``namespace_pod_security`` (Kubernetes 1.23 on).
     """
     if subject.status != "active":
         return None
@@ -166,10 +167,37 @@ def cpu_quantity(cores: float) -> str:
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+"""The Namespace label Pod Security admission enforces a Pod Security Standards level by (privileged, baseline or
+restricted: https://kubernetes.io/docs/concepts/security/pod-security-admission/); the API server reads it from
+Kubernetes 1.23 (beta, on by default; GA in 1.25), and older servers ignore it."""
+
+
+def pod_security(level: str) -> dict[str, str]:
+    """The one rule of enclave's namespaces' Pod Security labels: ``level`` enforced, whatever the cluster's default
+    (``namespace_pod_security`` for the application namespaces, ``cluster.deploy`` for the HTCondor workers')."""
+    return {POD_SECURITY_ENFORCE: level}
+
+
+def namespace_pod_security(spec: EnclaveSpec, namespace: str) -> str:
+    """The Pod Security level an application namespace enforces. ``baseline`` forbids what makes ``edit`` node root
+    (https://kubernetes.io/docs/concepts/security/pod-security-standards/: privileged containers, hostPath volumes,
+    the host's network, PID and IPC namespaces, hostPorts, added capabilities): without it a developer with ``edit``
+    in any application namespace creates a privileged pod mounting the host's / on the hub's node (``nodeName``)
+    and reads the HTCondor signing key from the kubelet's copy of its Secret, every notebook pod's token Secret and
+    every home — so narrowing the notebook namespace to ``view`` (``KEY_NARROWING``) kept nothing from them (review
+    of `render access`, node_escape). The notebook namespace is ``privileged``: every notebook pod mounts its home
+    as a hostPath (``notebooks.profiles``, docs/notebooks.md), which baseline refuses; there nobody but the Kubernetes
+    administrators creates pods while the key is there (``cluster_role``). Before Kubernetes 1.23 no level holds:
+    ``edit`` anywhere is node root (docs/batch.md, "Who can read them"; docs/hardening.md)."""
+    return "privileged" if namespace == spec.notebooks.namespace else "baseline"
+
+
 def namespace_objects(spec: EnclaveSpec, namespace: str) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": _meta(namespace, labels={"enclave/namespace": namespace})},
+         "metadata": _meta(namespace, labels={"enclave/namespace": namespace,
+                                              **pod_security(namespace_pod_security(spec, namespace))})},
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
          "metadata": _meta("default-deny", namespace),
          "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from enclave.access.render import app_namespaces
+from enclave.access.render import app_namespaces, pod_security
 from enclave.batch import idtoken
 from enclave.cluster import objects as cluster_objects
 from enclave.outdir import output_dir
@@ -434,7 +434,7 @@ def _batch_namespace(name: str) -> dict[str, Any]:
     pod-security-standards/), so the namespace says so, whatever the cluster's default (Pod Security admission reads
     the label from Kubernetes 1.23; older servers ignore it)."""
     meta = _meta(name, None, "htcondor-worker")
-    meta["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+    meta["labels"].update(pod_security("privileged"))
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
