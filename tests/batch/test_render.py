@@ -240,11 +240,18 @@ def test_notebook_pods_may_submit_to_the_commons_schedd(rendered: Path, ldf: Enc
     assert "*@*/*" in [e.strip() for e in (got["ALLOW_WRITE"] or "").split(",")]
     assert got["DENY_WRITE"] is None
     assert got["SEC_WRITE_AUTHENTICATION"] is None and got["SEC_DEFAULT_AUTHENTICATION"] == "REQUIRED"
-    # The network bound: the notebook namespace denies every pod but its own (access.render).
+    # The network bound: the notebook namespace denies everything (access.render), then lets its notebooks
+    # (Z2JH's component=singleuser-server) reach the schedd's pods, which the chart renders no policy for, on
+    # 9618 alone: HTCondor's shared port (SHARED_PORT_PORT defaults to COLLECTOR_PORT, 9618; param_info.in).
     policies = {o["metadata"]["name"]: o["spec"] for o in namespace_objects(ldf, ldf.notebooks.namespace)
                 if o["kind"] == "NetworkPolicy"}
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    assert policies["allow-same-namespace"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    notebooks = {"podSelector": {"matchLabels": {"component": "singleuser-server"}}}
+    submit = policies["allow-notebook-submit"]
+    assert submit["podSelector"] == notebooks["podSelector"] and submit["policyTypes"] == ["Egress"]
+    assert [rule["ports"] for rule in submit["egress"]] == [[{"protocol": "TCP", "port": 9618}]]
+    assert {"from": [notebooks], "ports": [{"protocol": "TCP", "port": 9618}]} in \
+        policies["allow-same-namespace"]["ingress"]
     dev = render.read_back(rendered / f"submit-{DEV}.conf", ["ALLOW_WRITE"], subsystem="SCHEDD")["ALLOW_WRITE"]
     assert not render.commons_schedd(ldf, DEV)
     assert "*@*/*" not in [e.strip() for e in (dev or "").split(",")]

@@ -428,10 +428,10 @@ def _queue_writers(spec: EnclaveSpec, host: str) -> list[str]:
     from anywhere: every method it accepts authenticates (SEC_DEFAULT_AUTHENTICATION = REQUIRED, ``_security``;
     FS works only on the host, so a pod presents the IDTOKEN the hub minted for its account, ``_daemon_peers``),
     and the network bound is the notebook namespace's NetworkPolicies (``access.render.namespace_objects``:
-    default-deny, then the namespace's own pods)."""
+    default-deny, then the namespace's notebooks on 9618 alone: ``allow-notebook-submit``)."""
     if commons_schedd(spec, host):
         return ["# Notebook pods submit here from pod addresses no list can name: any authenticated user; the",
-                "# notebook namespace's NetworkPolicies (default-deny, its own pods) are the network bound.",
+                "# notebook namespace's NetworkPolicies (default-deny, its notebooks on 9618) are the network bound.",
                 "ALLOW_WRITE = *@*/*"]
     return ["# Users submit on this host; nobody else can write to the queue.",
             "ALLOW_WRITE = *@*/$(FULL_HOSTNAME), *@*/$(IP_ADDRESS), condor@*/$(CONDOR_HOST)"]
