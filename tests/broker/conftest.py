@@ -39,7 +39,7 @@ cluster:
   node_groups:
     - {name: master, role: control-plane, count: 1, cores: 4, memory_gib: 16, local_disk_gib: 100}
     - {name: kub, role: worker, count: %(workers)d, cores: 48, memory_gib: 256, local_disk_gib: 100}
-    - {name: condor, role: batch-only, count: %(batch)d, cores: 24, memory_gib: 128, local_disk_gib: 100}
+%(batch_groups)s
 pools:
 %(pools)s
 batch: {central_manager: cm.example.org, submit_hosts: [login.example.org]}
@@ -62,9 +62,70 @@ def make_spec(workers: int = 4, batch: int = 10, guaranteed: tuple[int, ...] = (
         + (", take_away: vacate, grace_seconds: 600" if p == "drp" else "") + "}"
         for p, g, m, pr in zip(POOLS, guaranteed, maximum, prio, strict=True)
     )
+    return _parse(workers, [("condor", batch, 24)], pools, broker)
+
+
+def _parse(workers: int, batch_groups: list[tuple[str, int, int]], pools: str,
+           broker: dict[str, Any] | None) -> EnclaveSpec:
     import json
 
-    return parse(BASE % {"workers": workers, "batch": batch, "pools": pools, "broker": json.dumps(broker or {})})
+    groups = "\n".join(f"    - {{name: {name}, role: batch-only, count: {count}, cores: {cores}, "
+                       f"memory_gib: {cores * 16 // 3}, local_disk_gib: 100}}" for name, count, cores in batch_groups)
+    return parse(BASE % {"workers": workers, "batch_groups": groups, "pools": pools,
+                         "broker": json.dumps(broker or {})})
+
+
+def mixed_spec(batch_groups: list[tuple[str, int, int]], guaranteed: tuple[float, ...], maximum: tuple[float, ...],
+               broker: dict[str, Any] | None = None, workers: int = 0) -> EnclaveSpec:
+    """A spec whose batch-only nodes are of several sizes (``batch_groups``: name, count, cores; memory as
+    ``make_spec``'s, 16/3 GiB a core), with shares of their cores."""
+    prio = (100, 50, 30, 10)
+    pools = "\n".join(
+        f"  {p}: {{guaranteed_share: {g!r}, max_share: {max(m, g, 0.01)!r}, priority: {pr}"
+        + (", latency_objective: {seconds: 60, fraction: 0.98}" if p == "prompt" else "")
+        + (", take_away: vacate, grace_seconds: 600" if p == "drp" else "") + "}"
+        for p, g, m, pr in zip(POOLS, guaranteed, maximum, prio, strict=True)
+    )
+    return _parse(workers, batch_groups, pools, broker)
+
+
+@st.composite
+def mixed_specs(draw: st.DrawFn) -> EnclaveSpec:
+    """Specs with batch-only nodes of two sizes (4 to 64 cores) and mostly no hysteresis: a pool short of its target
+    by less than a large node takes one past it, next to the small ones it took (review, after ``specs``' nodes were
+    all of 24 cores). No guarantees: the targets are the needs, met by moves toward them (phase 6) alone — a
+    promise with mixed sizes may leave a small node surplus too, which is not fixed yet (docs/broker.md, "Left to
+    do")."""
+    a, b = draw(st.sampled_from([4, 8])), draw(st.sampled_from([8, 24, 64]))
+    groups = [("ca", draw(st.integers(1, 4)), a), ("cb", draw(st.integers(1, 4)), b)]
+    guaranteed = (0.0,) * len(POOLS)
+    maximum = tuple(draw(st.sampled_from([0.01, 0.1, 0.3, 0.5, 1.0])) for _ in POOLS)
+    broker = {
+        "max_moves_per_cycle": draw(st.sampled_from([3, 30, 30])),
+        "hysteresis": draw(st.sampled_from([0.0, 0.0, 0.0, 0.25])),
+        "cooldown_seconds": draw(st.sampled_from([0, 0, 0, 300])),
+        "max_lend_share": 0.0,  # no workers: nothing to borrow
+        "surplus": draw(st.sampled_from(["priority", "weighted"])),
+    }
+    return mixed_spec(groups, tuple(guaranteed), maximum, broker)
+
+
+def overshoot_case(cooldown: float = 0.0) -> tuple[EnclaveSpec, Observed]:
+    """The review's state (mixed node sizes, hysteresis 0): prompt holds a 4-core node and two 24-core ones and needs
+    1 core; drp needs 7 (queued), general 8 (4 running on its 4-core node, 4 queued). No guarantees, no workers."""
+    spec = mixed_spec([("ca", 2, 4), ("cb", 2, 24)], (0.0, 0.0, 0.0, 0.0), (1.0, 0.5, 0.1, 0.3),
+                      {"hysteresis": 0.0, "cooldown_seconds": cooldown, "max_lend_share": 0.0})
+    old = NOW - 100_000
+
+    def node(name: str, cores: int, pool: str, busy: int = 0) -> tuple[Node, Startd]:
+        return (Node(name, name[:2], NodeRole.BATCH_ONLY, cores, cores * 4096),
+                Startd(name, name, StartdKind.STANDALONE, pool, cores, cores * 4096, busy_cores=busy, since=old))
+
+    made = [node("ca-001", 4, "general", busy=4), node("ca-002", 4, "prompt"), node("cb-001", 24, "prompt"),
+            node("cb-002", 24, "prompt")]
+    return spec, Observed(now=NOW, nodes=tuple(n for n, _ in made), startds=tuple(s for _, s in made), demand={
+        "prompt": PoolDemand(running_jobs=1, running_cores=1), "drp": PoolDemand(idle_jobs=7, idle_cores=7),
+        "general": PoolDemand(idle_jobs=4, idle_cores=4, running_jobs=4, running_cores=4)})
 
 
 @st.composite

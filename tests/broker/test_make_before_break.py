@@ -67,6 +67,57 @@ def test_a_running_pod_is_not_given_back_before_the_standalone_that_replaces_it_
                    for a in p.actions)
 
 
+def _relabelled_full_of_the_donors_jobs(donor: str) -> tuple[EnclaveSpec, Observed, Observed]:
+    """The review's state (day, no pre-warm): prompt runs its 8 cores of jobs in one ready pod and holds no node;
+    drp holds six busy nodes, ``donor`` the other four, each running 24 one-core jobs of its own. The first
+    decision relabels nodes of ``donor`` to prompt (its guarantee, 72 cores); the second comes 60 s later, the
+    relabelled nodes still full of the donor's jobs (a relabel lets them finish: user drains, drp vacates after
+    its grace period). Returns the spec, the first decision's result and the state the second decides on."""
+    from enclave.domain.capacity import RunningJob
+
+    spec = make_spec(workers=2, batch=10, broker={"cooldown_seconds": 900})
+    old = NOW - 100_000
+    nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=old) for i in (1, 2)]
+    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=old) for i in range(1, 11)]
+    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, pool, 24, 128 * 1024,
+                      busy_cores=24, since=old, jobs=tuple(RunningJob(1, old, pool) for _ in range(24)))
+               for i in range(1, 11) for pool in ["drp" if i <= 6 else donor]]
+    pod = Startd("htcondor-kub-001-1", "kub-001", StartdKind.POD, "prompt", 8, 32768, busy_cores=8, since=old,
+                 jobs=tuple(RunningJob(1, old, "prompt") for _ in range(8)))
+    o = Observed(now=NOW, nodes=tuple(nodes), startds=(*startds, pod), demand={
+        "drp": PoolDemand(idle_jobs=1000, idle_cores=1000, running_jobs=144, running_cores=144),
+        donor: PoolDemand(running_jobs=96, running_cores=96),
+        "prompt": PoolDemand(running_jobs=8, running_cores=8)})
+    first = plan(spec, o)
+    return spec, project(o, first.actions), replace(project(o, first.actions), now=NOW + 60)
+
+
+def _touches(actions: list[Any], name: str) -> bool:
+    return any(name in (getattr(a, "pods", None) or ()) or getattr(a, "startd", None) == name for a in actions)
+
+
+def test_a_running_pod_stays_while_the_nodes_relabelled_to_replace_it_still_run_the_donors_jobs() -> None:
+    """Found in review: the second decision gave the pod back ("prompt needs 0 borrowed cores and holds 8") as soon
+    as the relabels were done, though every core of the relabelled nodes still ran the donor's jobs — for hours,
+    a user pool draining. Make before break counts a latency pool's standalone cores net of other pools' jobs
+    still on them (``PoolState.occupied``, ``floor``): the pod stays until they have ended. As reported by the
+    twin and the live backend (each running job with its pool), and without reported jobs (the relabel is within
+    the cooldown: its busy cores count as the donor's)."""
+    for donor in ("user", "drp"):
+        spec, after, later = _relabelled_full_of_the_donors_jobs(donor)
+        relabelled = [s for s in after.startds if s.pool == "prompt" and s.kind == StartdKind.STANDALONE]
+        assert relabelled and all(s.busy_cores == s.cores for s in relabelled)
+        second = plan(spec, later)
+        assert not _touches(second.actions, "htcondor-kub-001-1"), (donor, second.actions)
+        assert second.pools["prompt"].occupied == sum(s.cores for s in relabelled)
+        unreported = replace(later, startds=tuple(replace(s, jobs=()) for s in later.startds))
+        assert not _touches(plan(spec, unreported).actions, "htcondor-kub-001-1"), donor
+        # Once the donor's jobs have ended (prompt's run on the pod still), the nodes replace the pod: it goes.
+        ended = replace(later, startds=tuple(replace(s, busy_cores=0, jobs=()) if s in relabelled else s
+                                             for s in later.startds))
+        assert _touches(plan(spec, ended).actions, "htcondor-kub-001-1"), donor
+
+
 def test_memory_aware_need_counts_the_jobs_memory() -> None:
     """32 prompt jobs of 1 core / 8 GiB wait (issue 15). Pods of the spec's 8 cores / 32 GiB would run 4 of them
     each; the broker fits its pods to the jobs instead (``pod_shape``: 8 cores / 64 GiB), so the thinnest shape

@@ -434,6 +434,24 @@ def test_move_toward_targets_every_pool_within_target_before_any_overshoot() -> 
     assert c.actions[0].reason.startswith("BCS 1")
 
 
+@pytest.mark.parametrize("cooldown", [0.0, 900.0])
+def test_a_node_a_pool_no_longer_needs_after_an_overshoot_goes_to_a_pool_short_of_its_target(cooldown: float) -> None:
+    """Found in review (mixed node sizes, hysteresis 0; ``conftest.overshoot_case``): drp (target 7) took prompt's
+    4-core ca-002 within its target, then the second pass gave it the 24-core cb-001 past it, leaving ca-002 surplus
+    while general (target 8) held 4; the next decision (after the cooldown) moved ca-002 drp → general, the same
+    node twice a cycle apart. ca-002 now goes to general in the same relabel (``_redirect_surplus``), and deciding
+    again moves nothing."""
+    from enclave.broker.effects import project
+    from tests.broker.conftest import overshoot_case
+
+    spec, o = overshoot_case(cooldown)
+    first = decide.plan(spec, o)
+    assert {(a.startd, a.from_pool, a.to_pool) for a in first.actions} == {
+        ("ca-002", "prompt", "general"), ("cb-001", "prompt", "drp")}
+    again = decide.plan(spec, replace(project(o, first.actions), now=o.now + cooldown))
+    assert again.actions == []
+
+
 def test_move_toward_targets_overshoot_needs_hysteresis() -> None:
     for hysteresis, moves in ((0.5, 1), (0.75, 0)):  # 12 missing ≥ 0.5·24, < 0.75·24
         spec = _spec(hysteresis=hysteresis)

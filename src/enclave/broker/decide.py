@@ -126,6 +126,9 @@ class PoolState:
     pod: tuple[int, int] | None = None
     """Cores and MiB of each worker pod it borrows (``pod_shape``); None: the spec's ``pod_cores`` and
     ``pod_memory_mib``."""
+    occupied: int = 0
+    """For a latency pool, cores of its standalone startds that other pools' jobs still hold (``occupied_cores``):
+    a relabel lets the donor's jobs finish, so a node relabelled to it runs none of its jobs until they end."""
 
     def urgent(self) -> bool:
         """Whether a promise to this pool may bypass cooldown and hysteresis. Always for a pool without a
@@ -137,11 +140,18 @@ class PoolState:
         not taken (prompt-slow 84.4 % / 90.3 %, prompt-8g 99.8 % / 91.2 %, one-week 99.99 % / 91.98 %)."""
         return not self.latency or self.standalone + self.ready_lent < self.now_need
 
-    def floor(self) -> int:
+    def floor(self, going: int = 0) -> int:
         """Standalone cores a latency pool keeps whatever its target says (make before break): its need less
-        the borrowed cores already running. A target may fall as soon as pods are deployed, but the nodes
-        they replace go only once the pods' startds have joined. 0 for other pools."""
-        return max(0, self.need - self.ready_lent) if self.latency else 0
+        the borrowed cores already running (less ``going`` of them, a ready borrowed startd about to be given
+        back: ``give_back_surplus``), plus the cores other pools' jobs still hold on its standalone startds
+        (``occupied``), which run none of its jobs. A target may fall as soon as pods are deployed, but the nodes
+        they replace go only once the pods' startds have joined, and the pods only once the nodes run the pool's
+        jobs. 0 when the borrowed cores cover the need, and for other pools. The one rule of make before break:
+        the standalone startds (``_most_given``) and the borrowed ones (``give_back_surplus``) both keep it."""
+        if not self.latency:
+            return 0
+        short = self.need - self.ready_lent + going
+        return short + self.occupied if short > 0 else 0
 
 
 @dataclass
@@ -218,6 +228,7 @@ def _pool_states(spec: EnclaveSpec, observed: Observed, night: Night | None, cen
     base = census.base
     pools = pool_figures(spec, observed, night, base, by_schedule, census.holdings)
     add_holdings(pools, census.holdings)
+    count_occupied(pools, census.holdings, observed.now, spec.broker.cooldown_seconds)
     lenders = set(lending_pools(spec))
     cover = prewarm_cover(spec, observed, pools, lenders, census, night=night)
     assign_targets(pools, base, cover, lenders, weighted=spec.broker.surplus == Surplus.WEIGHTED)
@@ -431,6 +442,30 @@ def add_holdings(pools: dict[str, PoolState], holdings: dict[str, Holding]) -> N
         ps.standalone += held.standalone
         ps.lent += held.lent
         ps.ready_lent += held.ready_lent
+
+
+def occupied_cores(s: StartdT, pool: str, now: float, cooldown: float) -> int:
+    """Cores of standalone startd ``s`` that jobs of pools other than ``pool`` hold, for ``pool`` holding it (make
+    before break, ``PoolState.floor``). Its reported jobs (``Startd.jobs``: the live collector's dynamic slots and
+    the twin report each job's pool) of another pool; a job of unknown pool counts as the startd's, and after a
+    relabel as its new pool's (``victims.pool_of``, which the projection follows). Without reported jobs whose
+    they are cannot be told: a startd relabelled within the cooldown (``s.since``; a relabel this decision makes,
+    when ``pool`` is not its label, is one) counts its busy cores as the donor's — a relabel lets them run to
+    their end or to the donor's grace period — and any other startd its busy cores as its own pool's."""
+    if s.jobs:
+        return min(s.cores, sum([j.cores for j in s.jobs if j.pool is not None and j.pool != pool]))
+    since = s.since if s.pool == pool else now
+    return s.busy_cores if now - since < cooldown else 0
+
+
+def count_occupied(pools: dict[str, PoolState], holdings: dict[str, Holding], now: float, cooldown: float) -> None:
+    """Set each latency pool's ``occupied``: cores of its standalone startds other pools' jobs hold
+    (``occupied_cores``); the other pools' are never asked (a pass over their jobs would cost every decision for
+    nothing)."""
+    for pool, held in holdings.items():
+        ps = pools.get(pool)
+        if ps is not None and ps.latency:
+            ps.occupied = sum([occupied_cores(s, pool, now, cooldown) for s in held.standalone_startds])
 
 
 def prewarm_cover(spec: EnclaveSpec, observed: Observed, pools: dict[str, PoolState], lenders: set[str],
@@ -1135,8 +1170,8 @@ def give_back_surplus(cycle: Cycle, commons: Commons) -> None:
                 break  # none of the rest fits in the surplus, or the move limit is reached: the rest stay
             if surplus < s.cores * spare - _EPS:
                 continue
-            if s.ready and ps.latency and ps.standalone + ps.ready_lent - s.cores < ps.need:
-                continue  # make before break: what replaces it is not running yet
+            if s.ready and ps.standalone < ps.floor(s.cores):
+                continue  # make before break: what replaces it is not running yet (``PoolState.floor``)
             release(cycle, commons, s, needs, ps.lent)
             surplus -= s.cores
 
@@ -1207,12 +1242,45 @@ def _owed(ps: PoolState) -> bool:
 def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
     """Phase 6 (BCS 1, 2): pools short of their target take startds from pools above theirs, with hysteresis
     and cooldown. First every pool's moves that stay within its target; then, once all have had those, moves
-    that hysteresis lets carry a pool past it."""
+    that hysteresis lets carry a pool past it — after each, a smaller startd the pool took within its target
+    earlier in this decision, which it no longer needs, goes to a pool still short instead (``_redirect_surplus``).
+    A pool carried past its target may give what it held before to a pool served before it: the second pass goes
+    round again until it moves nothing, as deciding again would (mixed node sizes; found in review)."""
     for overshoot in (False, True):
-        for ps in cycle.receivers:
-            while ps.has_work and ps.standalone < ps.target and take_one(cycle, queue, ps, promise=False,
-                                                                          overshoot=overshoot):
-                pass
+        again = True
+        while again:
+            again = False
+            for ps in cycle.receivers:
+                while ps.has_work and ps.standalone < ps.target and take_one(cycle, queue, ps, promise=False,
+                                                                              overshoot=overshoot):
+                    if overshoot:
+                        again = ps.standalone > ps.target or again
+                        _redirect_surplus(cycle, ps)
+
+
+def _redirect_surplus(cycle: Cycle, ps: PoolState) -> None:
+    """After an overshoot carried ``ps`` past its target: the startds relabelled to it toward its target earlier in
+    this decision (``Cycle.toward_targets``) that it could now give by the target rule (``may_give``: it keeps its
+    target and floor without them) go instead, in the same relabel, to a pool short of its target that may take
+    them — within its target if one may, else past it as the second pass allows — highest priority first. Taken
+    by the next decision, such a startd moved twice a cycle apart (mixed node sizes, hysteresis 0: DRP took a
+    4-core node, then a 24-core one past its target, and the next decision gave the 4-core node to the general
+    pool; found in review), as ``_redirect_for`` does for the make-up."""
+    for k, (i, s, src, dst) in enumerate(cycle.toward_targets):
+        if dst is not ps:
+            continue
+        q = next((q for overshoot in (False, True) for q in cycle.receivers
+                  if q is not ps and q is not src and q.has_work and q.standalone < q.target
+                  and may_give(cycle, s.cores, ps, q, promise=False, overshoot=overshoot)), None)
+        if q is None:
+            continue
+        bcs = "BCS 1" if q.priority > src.priority else "BCS 2"
+        cycle.actions[i] = Relabel(cycle.actor, f"{bcs}: {q.name} short of its target ({q.standalone} of "
+                                   f"{q.target} cores); {s.name} goes to it, not to {ps.name}, which took a "
+                                   f"larger startd past its target", s.name, src.name, q.name,
+                                   _reclaim_deadline(cycle, s, src, q))
+        cycle.toward_targets[k] = (i, s, src, q)
+        _hand_over(cycle, s, ps, q)
 
 
 def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
@@ -1310,8 +1378,18 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
     cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
                                  _reclaim_deadline(cycle, s, src, dst)))
     cycle.moved.add(s.name)
+    _hand_over(cycle, s, src, dst)
+
+
+def _hand_over(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState) -> None:
+    """Count standalone startd ``s`` as ``dst``'s, no longer ``src``'s, as deciding again on the relabel would: its
+    cores, and for a latency pool the cores other pools' jobs hold there (``occupied_cores``)."""
     src.standalone -= s.cores
     dst.standalone += s.cores
+    if src.latency:
+        src.occupied -= occupied_cores(s, src.name, cycle.now, cycle.cooldown)
+    if dst.latency:
+        dst.occupied += occupied_cores(s, dst.name, cycle.now, cycle.cooldown)
 
 
 # --- Borrowing from the commons (BCS 4, 5) ----------------------------------------------------------------
@@ -1503,8 +1581,7 @@ def _redirect_for(cycle: Cycle, ps: PoolState) -> None:
                                    f"{ps.guaranteed} cores) and its pods do not fit; {s.name} goes to it, not to "
                                    f"{dst.name}", s.name, src.name, ps.name, _reclaim_deadline(cycle, s, src, ps))
         cycle.toward_targets[k] = (i, s, src, ps)
-        dst.standalone -= s.cores
-        ps.standalone += s.cores
+        _hand_over(cycle, s, dst, ps)
 
 
 def _smallest_batch_node(spec: EnclaveSpec) -> int:
