@@ -171,7 +171,9 @@ def test_pods_that_do_not_fit_are_not_created(twin: TwinBackend) -> None:
 
 
 def test_drain_startd_with_vacate_requeues_jobs(twin: TwinBackend) -> None:
-    twin.advance(10)
+    # The schedd's start-up timeout precedes the t = 0 submits, so the negotiator's first cycle sees no submitter
+    # ad; the submit's timeout (at 5 s, SCHEDD_MIN_INTERVAL) asks for a cycle, which runs 20 s after the first.
+    twin.advance(40)
     s = next(s for s in twin.observe().startds if s.busy_cores)
     twin.apply(DrainStartd(**A, startd=s.name, vacate_after_seconds=60))
     twin.advance(61)

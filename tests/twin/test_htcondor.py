@@ -96,11 +96,13 @@ def test_a_schedd_with_idle_jobs_sends_no_reschedule(minimal: EnclaveSpec, rule:
     sim = _sim(minimal, base=STUCK, reschedule_on_submit=rule)
     _submit(sim, 0.0, 1, ac=1)
     _submit(sim, 30.0, 1)
-    # t=0: the first cycle runs (nothing idle: 0-2); the stuck job arrives during it, the schedd had nothing
-    # idle, so a reschedule waits for the cycle delay: 22-25.5 (one submitter, one autocluster); the timer is
-    # re-armed for 25.5 + 56.5 = 82. At 30 the schedd already has an idle job: a 26.x schedd sends nothing
-    # and the job waits for the cycle at 82; 'always' reschedules at 25.5 + 20 = 45.5. Either cycle sees one
-    # submitter and two autoclusters: 2 + 1 + 2 x 0.5 = 4 s.
+    # t=0: the schedd's start-up timeout counted nothing, so the first cycle finds no submitter ad (0-2). The
+    # stuck job's submit asks for a cycle: the timeout runs at 0 + 5 (SCHEDD_MIN_INTERVAL), counts it, and
+    # sends RESCHEDULE; the cycle waits for the cycle delay: 22-25.5 (one submitter, one autocluster), never
+    # satisfied (the job fits nowhere); the timer is re-armed for 25.5 + 56.5 = 82. At 30 the schedd's count is
+    # 1: a 26.x schedd sends nothing and the job waits for the cycle at 82; 'always' asks, its timeout runs at
+    # 30 and the cycle at 25.5 + 20 = 45.5. Either cycle sees one submitter and two autoclusters: 2 + 1 + 2 x 0.5
+    # = 4 s.
     assert _waits(sim) == [pytest.approx(start + S - 30)]
 
 
@@ -109,44 +111,63 @@ def test_a_schedd_with_idle_jobs_sends_no_reschedule(minimal: EnclaveSpec, rule:
 USER_STUCK = BASE.replace("user_batch: null", "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1}")
 
 
-@pytest.mark.parametrize(("dedicated", "start"), [("[]", 82.0), ("[drp]", 45.5)])
+@pytest.mark.parametrize(("dedicated", "start"), [("[]", 322.0), ("[drp]", 45.5)])
 def test_a_dedicated_schedd_reschedules_whatever_the_others_hold(minimal: EnclaveSpec, dedicated: str,
                                                                   start: float) -> None:
     sim = _sim(minimal, base=USER_STUCK, reschedule_on_submit="schedd-idle", dedicated_schedds=dedicated)
     assert sim.wl.arrivals == [] and sim.acs[1].pool == "user" and sim.cap["user"] == 0
     _submit(sim, 0.0, 1, ac=1)
     _submit(sim, 30.0, 1)
-    # As above, the stuck job's reschedule gives the cycle 22-25.5 and the timer 82. At 30 the shared submit
-    # host holds the user job (no reschedule: the cycle at 82), a DRP schedd of its own holds nothing (a
-    # reschedule, run at 25.5 + 20 = 45.5). Either cycle sees two submitters, one autocluster each. DRP's
-    # group goes first (usage / quota 0 / 4; user's group has no quota: 3.3e+38, GROUP_SORT_EXPR), so its
-    # match reaches its schedd when its turn ends, B + 1 + 0.5 = 3.5 s into the cycle (the cycle ends at 5).
+    # As above, the stuck job's submit gives the cycle 22-25.5 and the timer 82, 142, ... (each cycle 3.5 s).
+    # At 30 the shared submit host counts the user job: no reschedule, and its ad (sent at 5) shows DRP with
+    # no idle job, so no cycle negotiates with DRP until the schedd's next periodic timeout (5 + 300 = 305)
+    # sends one that does: the cycle at 322. A DRP schedd of its own counted nothing: a reschedule, run at
+    # 25.5 + 20 = 45.5. Either cycle sees two submitters, one autocluster each. DRP's group goes first
+    # (usage / quota 0 / 4; user's group has no quota: 3.3e+38, GROUP_SORT_EXPR), so its match reaches its
+    # schedd when its turn ends, B + 1 + 0.5 = 3.5 s into the cycle.
     assert _waits(sim) == [pytest.approx(start + BUSY_CYCLE + S - 30)]
 
 
-@pytest.mark.parametrize(("interval", "second", "wait"), [
-    (300, 60.0, 90 + BUSY_CYCLE + S - 60),
-    (20, 60.0, BUSY_CYCLE + S),
-    (20, 52.0, 55 + BUSY_CYCLE + S - 52),
-])
-def test_a_submit_reads_the_idle_count_of_the_schedd_s_last_timeout(minimal: EnclaveSpec, interval: int,
-                                                                     second: float, wait: float) -> None:
+@pytest.mark.parametrize(("second", "wait"), [(60.0, BUSY_CYCLE + S), (52.0, 53.5 + BUSY_CYCLE + S - 52)])
+def test_a_negotiation_that_matched_everything_clears_the_count(minimal: EnclaveSpec, second: float,
+                                                               wait: float) -> None:
     """schedd.cpp (htcondor/htcondor 7491a14): endSubmitTransaction asks for a cycle only if
-    ``LastSubmitterPressure`` is 0, and only ``Scheduler::timeout`` (every SCHEDD_INTERVAL, or at once after
-    ``needReschedule`` once SCHEDD_MIN_INTERVAL = 5 s has passed since the last) sets it from the idle jobs its
-    submitter ads count. DRP's schedd is its own; one job at 30, then one at ``second``."""
-    sim = _sim(minimal, reschedule_on_submit="schedd-idle", dedicated_schedds="[drp]", schedd_interval_s=interval)
+    ``LastSubmitterPressure`` is 0, which only ``Scheduler::timeout`` sets, from the idle jobs its submitter ads
+    count; a timeout runs every SCHEDD_INTERVAL (300 s), at once after ``needReschedule``, and at once when the
+    negotiator has matched every job a submitter offered (``negotiationFinished``, satisfied), each no sooner
+    than SCHEDD_MIN_INTERVAL (5 s) after the last started. DRP's schedd is its own; one job at 30, one at
+    ``second``."""
+    sim = _sim(minimal, reschedule_on_submit="schedd-idle", dedicated_schedds="[drp]")
     _submit(sim, 30.0, 1)
     _submit(sim, second, 1)
-    # The schedd's timeout at 0 counted nothing. At 30 the submit asks for a cycle: the timeout runs at once
-    # (0 + 5 has passed) and counts 1 idle job, then sends RESCHEDULE; the cycle runs 30-33.5 (past 2 + 20 and
-    # 0 + 5), the job starts at 36.5, and the negotiator's timer is re-armed for 33.5 + 56.5 = 90. The first
-    # job holds its claim for R = 100 s, so the second needs a match of its own.
-    # - SCHEDD_INTERVAL 300: the next timeout is at 330, so at 60 the schedd still reads 1 idle job and asks
-    #   for nothing: the job waits for the timer's cycle at 90.
-    # - 20: the timeout at 50 counts none, so the submit at 60 asks: the timeout runs at 60, the cycle at 60.
-    # - 20, second job at 52: it asks, but the timeout ran at 50, so the next may run at 55; the cycle at 55.
+    # The schedd's start-up timeout at 0 counted nothing; the cycle at 0 finds no submitter ad and ends at 2.
+    # At 30 the submit asks: the timeout runs at once (0 + 5 has passed), sends the ad (1 idle) and RESCHEDULE;
+    # the cycle runs 30-33.5 (past 2 + 20 and 0 + 5), the job starts at 36.5, the timer is re-armed for 90.
+    # Satisfied, the schedd runs its timeout again at 30 + 5 = 35: no idle job, so the count is 0 again.
+    # - At 60 the submit asks; the timeout runs at once, the cycle at 60 (past 33.5 + 20).
+    # - At 52 it asks, the timeout runs at once (35 + 5 has passed), and the cycle waits for 33.5 + 20 = 53.5.
     assert _waits(sim) == [pytest.approx(BUSY_CYCLE + S), pytest.approx(wait)]
+
+
+@pytest.mark.parametrize(("interval", "wait"), [(300, 150 + BUSY_CYCLE + S - 145), (10, BUSY_CYCLE + S)])
+def test_a_count_left_by_jobs_started_on_reused_claims_lasts_until_a_timeout(minimal: EnclaveSpec, interval: int,
+                                                                          wait: float) -> None:
+    """Jobs the schedd starts on claims it holds (CLAIM_WORKLIFE) leave the queue without a negotiation, so no
+    ``negotiationFinished`` updates the count: it stays until the next timeout, periodic (SCHEDD_INTERVAL) or
+    the one a later cycle's contact brings. Nine jobs at 30 on the 8-core slot, one more at 145."""
+    sim = _sim(minimal, reschedule_on_submit="schedd-idle", dedicated_schedds="[drp]", schedd_interval_s=interval)
+    _submit(sim, 30.0, 9)
+    _submit(sim, 145.0, 1)
+    # At 30 the timeout counts 9 idle jobs; the cycle 30-33.5 matches 8 (one core each), the ninth is left: not
+    # satisfied, no timeout. The timer's cycle at 90 (ending 93.5; the next at 150) finds no room for it. At
+    # 36.5 + 100 = 136.5 the eight end and the ninth starts on one of their claims: nothing idle, no cycle.
+    # - SCHEDD_INTERVAL 300: the last timeout (30) counted 9, so the submit at 145 asks for nothing; the job
+    #   waits for the timer's cycle at 150, whose turn ends at 153.5.
+    # - 10: the timeouts every 10 s from 30 counted the ninth until 130; the one at 140 counts none. The submit at
+    #   145 asks: the timeout runs at 145 (140 + 5), the cycle at 145 (past 93.5 + 20).
+    waits = _waits(sim)
+    assert waits[:8] == [pytest.approx(BUSY_CYCLE + S)] * 8
+    assert waits[8] == pytest.approx(wait)
 
 
 def test_the_first_submitter_s_jobs_start_when_its_turn_ends(minimal: EnclaveSpec) -> None:

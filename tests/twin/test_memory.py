@@ -169,20 +169,19 @@ def test_a_released_job_waits_for_the_next_negotiation_cycle(minimal: EnclaveSpe
 
 
 def test_a_released_job_asks_for_a_cycle(minimal: EnclaveSpec) -> None:
-    # As above, with a 26.x schedd's reschedules (schedd-idle). At 0 the submit finds the schedd's count at 0 and
-    # asks: its timeout runs at 0, after the cycle that the negotiator's own timer starts at 0 (0-3.5, which
-    # matches the job: it starts at 6.5); the timeout counts 1 idle job and sends RESCHEDULE, which arrives
-    # during that cycle and so starts the next 20 s after it: 23.5-25.5 (nothing idle); the timer then fires at
-    # 25.5 + 58 = 83.5 (83.5-85.5, nothing idle: the job is held at 73.17) and next at 143.5. The schedd's next
-    # periodic timeout is at 300. The release at 100 ends with needReschedule (schedd.cpp releaseJob): the timeout
-    # runs at once and sends RESCHEDULE; the cycle starts at 85.5 + 20 = 105.5, lasts 3.5 s, and the job starts
-    # at 112 (not at 143.5 + 3.5 + 3 = 150, as it would waiting for the timer).
+    # As above, with a 26.x schedd's reschedules (schedd-idle). The schedd's start-up timeout at 0 counted nothing,
+    # so the cycle at 0 finds no submitter ad (0-2). The submit at 0 asks: the timeout runs at 0 + 5
+    # (SCHEDD_MIN_INTERVAL) and sends RESCHEDULE; the cycle waits for 2 + 20 = 22 (22-25.5) and the job starts
+    # at 28.5. Satisfied, the schedd runs its timeout again at 25.5 (5 + 5 has passed): nothing idle. The timer's
+    # cycles: 25.5 + 56.5 = 82 (82-84, no ad shows idle jobs), then 84 + 58 = 142. The job is killed at
+    # 28.5 + 100 x 2048 / 3072 = 95.17 and released at 100; the release ends with needReschedule (schedd.cpp
+    # releaseJob): the timeout runs at once, counts it, sends RESCHEDULE; the cycle starts at 84 + 20 = 104, lasts
+    # 3.5 s, and the job starts at 110.5 (not at 142 + 3.5 + 3 = 148.5, as it would waiting for the timer).
     text = BASE.format(jobs=1, peak_gib=3, memory="periodic_expr_interval_s: 50").replace(
         "htcondor: {matching: instant}", "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, "
         "cycle_per_autocluster_s: 0.5, job_startup_s: 3, reschedule_on_submit: schedd-idle}")
     sim = make_sim(parse(text, "r.yaml", spec=minimal))
     assert _state_at(sim, 100.01) == 0  # QUEUED: released
-    assert sorted(sim.waits["drp"]) == [6.5]
-    assert _state_at(sim, 112.01) == RUNNING and sim.running[0][1] == pytest.approx(112 + R)
-    assert sorted(sim.waits["drp"]) == [6.5, 112]
-
+    assert sorted(sim.waits["drp"]) == [28.5]
+    assert _state_at(sim, 110.51) == RUNNING and sim.running[0][1] == pytest.approx(110.5 + R)
+    assert sorted(sim.waits["drp"]) == [28.5, 110.5]

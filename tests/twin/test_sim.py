@@ -88,7 +88,7 @@ def test_prompt_meets_its_deadline_with_enough_capacity(small: Loaded, matching:
 
 def test_static_partition_starves_a_pool_with_no_nodes(minimal: EnclaveSpec) -> None:
     # minimal.yaml guarantees 0 to 'user': the static partition gives it no node, so its jobs never run.
-    text = "name: m\nduration_hours: 2\nprompt: null\ndrp: {backlog_jobs: 10}\nnotebooks: null\n" \
+    text = "name: m\nduration_hours: 2\nprompt: null\ndrp: {backlog_jobs: 10, jobs_per_hour: 0}\nnotebooks: null\n" \
            "user_batch: {bursts_per_day: 200, jobs_per_burst: 5}\n"
     loaded = parse(text, "m.yaml", spec=minimal)
     _, static = simulate(loaded, "static")

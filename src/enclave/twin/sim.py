@@ -406,9 +406,16 @@ class Sim:
         jobs (schedd.cpp ``Scheduler::timeout``). A submit reads this, not the queue as it is now."""
         self._schedd_need = dict.fromkeys(self.schedd_pools, False)
         """Schedd → ``m_need_reschedule``: it will send RESCHEDULE at its next timeout."""
-        self._schedd_ran = dict.fromkeys(self.schedd_pools, -math.inf)
-        """Schedd → when its last timeout ran (SCHEDD_MIN_INTERVAL counts from it)."""
+        self._schedd_ran = dict.fromkeys(self.schedd_pools, 0.0)
+        """Schedd → when its last timeout ran (SCHEDD_MIN_INTERVAL counts from it). The first runs as the schedd
+        starts, before any submit (schedd_main.cpp ``main_init`` → ``Scheduler::timeout``), and counts nothing."""
         self._schedd_gen = dict.fromkeys(self.schedd_pools, 0)
+        self._schedd_at = dict.fromkeys(self.schedd_pools, math.inf)
+        """Schedd → when its timeout is armed for."""
+        self._advertised = dict.fromkeys(self.pools, False)
+        """Submitter (pool) → whether the ad its schedd's last timeout sent shows idle jobs: the negotiator
+        negotiates only with submitters whose ad does (matchmaker.cpp ``negotiationTime``: ``num_idle_jobs > 0``;
+        ``getSubmitterAds`` ignores those with no requested jobs)."""
         self.schedd_reschedules = 0
         """RESCHEDULE commands the schedds sent the negotiator."""
         self.throttle: dict[str, tuple[float, int]] = {}
@@ -500,8 +507,8 @@ class Sim:
         if not self.instant:
             self._schedule_cycle(0.0)  # the negotiator registers its timer to fire at once (matchmaker.cpp)
         if self.schedd_timeouts:
-            for schedd in self.schedd_pools:  # a schedd runs its timeout as it starts (schedd.cpp: Scheduler::Init)
-                self._arm_schedd(schedd, 0.0)
+            for schedd in self.schedd_pools:  # its start-up timeout ran at 0 (``_schedd_ran``); the next is periodic
+                self._arm_schedd(schedd, self.htc.schedd_interval_s)
 
     # ------------------------------------------------------------ capacity
 
@@ -976,14 +983,21 @@ class Sim:
         weights += [policy.job_weight(self, ac) for ac, n in enumerate(self.run_ac) if n]
         return min(weights, default=0.0)
 
-    def _add_turns(self, t: float) -> float:
+    def _add_turns(self, t: float, first: bool = True) -> float:
         """Append a turn for each submitter with idle jobs the cycle saw, in the policy's negotiation order, from
-        ``t``; returns when the last ends."""
+        ``t``; returns when the last ends. With the schedds modelled, only submitters whose ad shows idle jobs
+        (``_advertised``); one whose ad is stale, its jobs since started on reused claims, gets a turn of its own
+        in the cycle's first round, which matches nothing: its schedd has nothing to offer, is satisfied, and
+        updates its ads (``_negotiation_finished``)."""
         budget = self._cycle_budget()
+        modelled = self.schedd_timeouts
         pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])
-                 and self.policy.negotiates(self, p)]
+                 and (self._advertised[p] or not modelled) and self.policy.negotiates(self, p)]
         if len(pools) > 1:
             pools = self.policy.order(self, pools)
+        if modelled and first:
+            pools += [p for p in self.by_priority if self._advertised[p] and p not in pools
+                      and not any(budget[ac] for ac in self.pool_acs[p])]
         h = self.htc
         for p in pools:
             t += h.cycle_per_submitter_s + h.cycle_per_autocluster_s * sum(1 for ac in self.pool_acs[p]
@@ -1003,9 +1017,13 @@ class Sim:
         within the policy's admit). The last turn's end is the cycle's: preemption, then the timer is re-armed."""
         turns = self._turns
         if i < len(turns):
-            self._match_pool(turns[i][0])
+            pool = turns[i][0]
+            if any(self._cycle_budget()[ac] for ac in self.pool_acs[pool]):
+                self._match_pool(pool)
+            if self.schedd_timeouts:
+                self._negotiation_finished(pool)
             if i + 1 == len(turns) and self.policy.next_round(self):
-                self._add_turns(turns[i][1])  # group quotas' next allocation round, in the same cycle
+                self._add_turns(turns[i][1], first=False)  # group quotas' next allocation round, in the same cycle
             if i + 1 < len(turns):
                 self.q.push(turns[i + 1][1], EV_TURN_END, i + 1)
                 return
@@ -1774,26 +1792,44 @@ class Sim:
             self._need_reschedule(schedd)
 
     def _need_reschedule(self, schedd: str) -> None:
-        """``Scheduler::needReschedule``: the schedd will send RESCHEDULE at its timeout, which it runs at once,
-        or once SCHEDD_MIN_INTERVAL has passed since the last one started (``Scheduler::timeout``: "If we are
-        called too frequently, delay"); that run replaces the periodic one."""
+        """``Scheduler::needReschedule``: the schedd will send RESCHEDULE at its timeout, which it runs now
+        (``_timeout_now``)."""
         self._schedd_need[schedd] = True
-        self._arm_schedd(schedd, max(self.now, self._schedd_ran[schedd] + self.htc.schedd_min_interval_s))
+        self._timeout_now(schedd)
+
+    def _timeout_now(self, schedd: str) -> None:
+        """``Scheduler::timeout`` called now: it runs at once, or once SCHEDD_MIN_INTERVAL has passed since the
+        last one started ("If we are called too frequently, delay"), in place of the periodic one."""
+        at = max(self.now, self._schedd_ran[schedd] + self.htc.schedd_min_interval_s)
+        if at < self._schedd_at[schedd]:
+            self._arm_schedd(schedd, at)
 
     def _arm_schedd(self, schedd: str, at: float) -> None:
         self._schedd_gen[schedd] += 1
+        self._schedd_at[schedd] = at
         self.q.push(at, EV_SCHEDD, (schedd, self._schedd_gen[schedd]))
 
+    def _negotiation_finished(self, pool: str) -> None:
+        """The negotiator is done with ``pool``'s submitter. Satisfied (it matched every job the schedd offered:
+        ``ScheddNegotiate::getSatisfaction``), the schedd runs its timeout to update its ads at once
+        (``Scheduler::negotiationFinished``: "invalidate our ads immediately"), so the idle count the next submit
+        reads is the one after these matches."""
+        if not self.idle[pool]:  # none left over: none rejected, none left to offer
+            self._timeout_now(self.schedd_of[pool])
+
     def _schedd_timeout(self, payload: tuple[str, int]) -> None:
-        """``Scheduler::timeout`` (schedd.cpp, htcondor/htcondor 7491a14): ``count_jobs`` sends the submitter ads;
-        when the pressure they show (idle jobs or none) differs from the last, it becomes the last and
+        """``Scheduler::timeout`` (schedd.cpp, htcondor/htcondor 7491a14): ``count_jobs`` sends the submitter ads
+        (``_advertised``: until the next, a submitter whose ad shows no idle job is not negotiated with); when the
+        pressure they show (idle jobs or none) differs from the last, it becomes the last and
         ``m_need_reschedule`` becomes whether there is some (so idle jobs that appear between submits, evicted
         ones say, ask for a cycle too); if a reschedule is needed it is sent. The next timeout comes
         SCHEDD_INTERVAL later (its timeslice, 5 % of the schedd's time, never binds here)."""
         schedd, gen = payload
         if gen != self._schedd_gen[schedd]:
-            return  # re-armed by a needReschedule
+            return  # re-armed sooner
         self._schedd_ran[schedd] = self.now
+        for p in self.schedd_pools[schedd]:
+            self._advertised[p] = self.idle[p] > 0
         pressure = any(self.idle[p] for p in self.schedd_pools[schedd])
         if pressure != self._pressure[schedd]:
             self._pressure[schedd] = pressure
