@@ -9,7 +9,8 @@
 # shipped issue-15 scenarios set it: a 26.x schedd at the default SCHEDD_INTERVAL 300 reschedules few visits),
 # `+schedd-300` ones the same at HTCondor's 300 s, `+instant` ones with frictionless matching
 # (`htcondor: {matching: instant}`), written into OUT_DIR/scenarios/. Sweeps over `dedicated_schedds` set
-# `schedd_interval` too (it changes nothing for a shared schedd, whose DRP backlog keeps its idle count above 0).
+# `schedd_interval` too (on a shared schedd, whose DRP backlog keeps its idle count above 0, it is how long a visit's
+# jobs wait unseen: the negotiator skips submitters whose last ad shows no idle job).
 set -euo pipefail
 out=${1:?usage: scripts/answers-runs.sh OUT_DIR [SECTION ...]}
 shift
@@ -56,7 +57,8 @@ for section in "${sections[@]}"; do
     prompt-settings)
         run sweep one-night --param negotiator_interval=5,10,20,60 --param dedicated_schedds=none,prompt --param schedd_interval=300,20 \
             -p static -p quotas -p broker --out-dir "$out/prompt-settings"
-        run sweep one-night-prompt-schedd --param schedd_interval=300,60,40,30,25,20,15,10,5 -p static --out-dir "$out/schedd-interval"
+        run sweep one-night-prompt-schedd --param schedd_interval=300,60,40,30,25,20,15,10,5 -p static -p quotas --out-dir "$out/schedd-interval"
+        run sweep one-night-prompt-8g --param schedd_interval=300,60,30,20,10 -p quotas -p broker --out-dir "$out/schedd-interval-8g"
         run sweep one-night-prompt-schedd --param negotiator_interval=10,20,60 --param negotiator_cycle_delay=5,20 -p static --out-dir "$out/interval-delay"
         run sweep one-night-prompt-schedd --param negotiator_cycle_delay=5,20,40 -p static --out-dir "$out/cycle-delay"
         run sweep one-night-prompt-schedd --param claim_worklife=0,60,300,1200 -p static -p quotas --out-dir "$out/claim-worklife"
