@@ -168,6 +168,8 @@ def test_a_count_left_by_jobs_started_on_reused_claims_lasts_until_a_timeout(min
     waits = _waits(sim)
     assert waits[:8] == [pytest.approx(BUSY_CYCLE + S)] * 8
     assert waits[8] == pytest.approx(wait)
+    # RESCHEDULEs sent: at 30, and with SCHEDD_INTERVAL 10 at 145 too.
+    assert sim.schedd_reschedules == (1 if interval == 300 else 2)
 
 
 def test_the_first_submitter_s_jobs_start_when_its_turn_ends(minimal: EnclaveSpec) -> None:

@@ -144,7 +144,7 @@ def compute(sim: Sim) -> dict[str, Any]:
                           "autoclusters": len(sim.acs), "model": sim.htc.matching.value,
                           "negotiation_cycles": sim.cycles,
                           "mean_cycle_s": _r(sim.cycle_s / sim.cycles, 3) if sim.cycles else None,
-                          "claims_reused": sim.reuses}
+                          "claims_reused": sim.reuses, "schedd_reschedules": sim.schedd_reschedules}
     return out
 
 
