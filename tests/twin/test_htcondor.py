@@ -197,6 +197,13 @@ def test_an_unknown_dedicated_schedd_pool_is_an_error(minimal: EnclaveSpec) -> N
         _sim(minimal, dedicated_schedds="[nightly]")
 
 
+@pytest.mark.parametrize("interval", [0.5, 0])
+def test_a_schedd_interval_under_a_second_is_an_error(minimal: EnclaveSpec, interval: float) -> None:
+    # HTCondor reads SCHEDD_INTERVAL as whole seconds (schedd.cpp: param_integer("SCHEDD_INTERVAL", 300)).
+    with pytest.raises(InputError, match="schedd_interval_s"):
+        _sim(minimal, schedd_interval_s=interval)
+
+
 def test_a_claimed_slot_runs_the_next_job_without_a_cycle(minimal: EnclaveSpec) -> None:
     sim = _sim(minimal)
     _submit(sim, 30.0, 9)  # one more job than the slot's 8 cores

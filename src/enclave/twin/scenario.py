@@ -361,7 +361,8 @@ class HTCondor(Strict):
         "default is a 26.x schedd's rule (SUBMIT_SEND_RESCHEDULE, param_info.in: default=false, 'Obsolete, use "
         "when Schedd version is before 26.0'). A pool submits through its first submit host (its schedd).")
     schedd_interval_s: float = Field(
-        default=300.0, gt=0, description="SCHEDD_INTERVAL (schedd.cpp Scheduler::Init: param_integer(..., 300); "
+        default=300.0, ge=1, description="SCHEDD_INTERVAL (schedd.cpp Scheduler::Init: param_integer(..., 300), "
+        "whole seconds, so at least 1: a smaller value would also flood the run with timeouts; "
         "param_info.in gives none): the schedd's periodic timeout, whose submitter ads alone refresh the idle "
         "count a submit's reschedule rule reads (schedd-idle). After a visit's jobs are matched, a prompt "
         "schedd asks for a cycle at the next visit only if a timeout has seen its queue with no idle job since.")
