@@ -93,15 +93,20 @@ def mixed_spec(batch_groups: list[tuple[str, int, int]], guaranteed: tuple[float
 def mixed_specs(draw: st.DrawFn) -> EnclaveSpec:
     """Specs with batch-only nodes of two sizes (4 to 64 cores) and mostly no hysteresis: a pool short of its target
     by less than a large node takes one past it, next to the small ones it took (review, after ``specs``' nodes were
-    all of 24 cores). No guarantees: the targets are the needs, met by moves toward them (phase 6) alone — a
-    promise with mixed sizes may leave a small node surplus too, which is not fixed yet (docs/broker.md, "Left to
-    do")."""
+    all of 24 cores). Some pools have guarantees when the move limit (30) does not bind: a promise, which bypasses
+    hysteresis and cooldown, may take a small node and then a large one past the pool's target the same way
+    (``_redirect_surplus`` in both phases)."""
     a, b = draw(st.sampled_from([4, 8])), draw(st.sampled_from([8, 24, 64]))
     groups = [("ca", draw(st.integers(1, 4)), a), ("cb", draw(st.integers(1, 4)), b)]
-    guaranteed = (0.0,) * len(POOLS)
+    moves = draw(st.sampled_from([3, 30, 30]))
+    # Guarantees only without a binding move limit: a limit that cuts a promise between a small node and the large
+    # one that makes it surplus leaves the next decision to take the large one and give the small one back, which
+    # the property's "never undoes" refuses (not fixed: docs/broker.md).
+    shares = [0.0, 0.0, 0.05, 0.1, 0.2] if moves == 30 else [0.0]
+    guaranteed = tuple(draw(st.sampled_from(shares)) for _ in POOLS)  # at most 0.8 in all
     maximum = tuple(draw(st.sampled_from([0.01, 0.1, 0.3, 0.5, 1.0])) for _ in POOLS)
     broker = {
-        "max_moves_per_cycle": draw(st.sampled_from([3, 30, 30])),
+        "max_moves_per_cycle": moves,
         "hysteresis": draw(st.sampled_from([0.0, 0.0, 0.0, 0.25])),
         "cooldown_seconds": draw(st.sampled_from([0, 0, 0, 300])),
         "max_lend_share": 0.0,  # no workers: nothing to borrow

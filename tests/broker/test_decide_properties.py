@@ -442,7 +442,8 @@ def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, O
     """Deciding again on the result of a decision changes nothing but the follow-ups documented
     (``unexplained_follow_ups``), and never undoes it. ``mixed``: also with batch nodes of two sizes and mostly no
     hysteresis (``mixed_cases``), where a pool may take a small node within its target and a large one past it
-    (found in review: the small one then moved again, to a pool still short, a cycle later)."""
+    (found in review: the small one then moved again, to a pool still short, a cycle later), by a move toward its
+    target or by a promise (some pools there have guarantees)."""
     for spec, o in (case, mixed) if mixed is not None else (case,):
         _changes_nothing(spec, o)
 

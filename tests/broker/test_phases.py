@@ -799,3 +799,61 @@ def test_a_stuck_drain_given_back_frees_its_lending_room_for_another_in_the_same
     assert room == 0
     decide.lend_nodes(c, k, Held(), room, lend=True)
     assert _what(c.actions) == [("return", "w1"), ("drain node", "w2")]
+
+
+@pytest.mark.parametrize("cooldown", [0.0, 900.0])
+def test_a_node_a_promise_no_longer_needs_after_a_larger_one_goes_to_a_pool_short_of_its_target(
+        cooldown: float) -> None:
+    """The same with a promise (found while widening ``mixed_cases`` to guarantees): drp, below its guarantee of 6
+    cores, took general's 4-core ca-001 and then the 24-core cb-001 past its target (6), which a promise may
+    (cooldown and hysteresis do not delay it); ca-001 was then surplus while user (target 4) held nothing, and the
+    next decision moved it drp → user. It now goes to user in the same relabel (``_redirect_surplus``, after each
+    pool's promises): drp keeps its guarantee in cb-001, and deciding again moves nothing."""
+    from enclave.broker.effects import project
+    from tests.broker.conftest import NOW, mixed_spec
+
+    # 56 cores: drp is promised floor(56·0.11) = 6 and needs 6; user needs 4, general 1 (no guarantees).
+    spec = mixed_spec([("ca", 2, 4), ("cb", 2, 24)], (0.0, 0.11, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0),
+                      {"hysteresis": 0.0, "cooldown_seconds": cooldown, "max_lend_share": 0.0})
+    old = NOW - 100_000
+    nodes, startds = [], []
+    for name, cores, pool in (("ca-001", 4, "general"), ("ca-002", 4, "prompt"), ("cb-001", 24, "general"),
+                              ("cb-002", 24, "general")):
+        nodes.append(Node(name, name[:2], NodeRole.BATCH_ONLY, cores, cores * 4096))
+        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, cores, cores * 4096, since=old))
+    o = Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand={
+        "prompt": PoolDemand(running_jobs=1, running_cores=1), "drp": PoolDemand(idle_jobs=6, idle_cores=6),
+        "user": PoolDemand(idle_jobs=4, idle_cores=4), "general": PoolDemand(idle_jobs=1, idle_cores=1)})
+    first = decide.plan(spec, o)
+    assert first.pools["drp"].guaranteed == first.pools["drp"].target == 6
+    assert first.pools["user"].target == 4
+    assert sorted(_what(first.actions)) == [("relabel", "ca-001", "general", "user"),
+                                            ("relabel", "cb-001", "general", "drp")]
+    assert not first.capped
+    again = decide.plan(spec, replace(project(o, first.actions), now=o.now + cooldown))
+    assert again.actions == []
+
+
+def test_a_node_a_promise_no_longer_needs_stays_with_the_pool_it_came_from_when_that_pool_is_short() -> None:
+    """Found by ``mixed_cases`` with guarantees: general, below its guarantee of 6, took drp's 4-core ca-001 and then
+    its 64-core cb-001; drp (target 1) was then short and the next decision took ca-001 back, undoing the first. The
+    relabel of ca-001 is now dropped (``_redirect_surplus``: the pool it came from is the one short of its target),
+    without spending a move, and deciding again moves nothing."""
+    from enclave.broker.effects import project
+    from tests.broker.conftest import NOW, mixed_spec
+
+    # 68 cores: general is promised floor(68·0.09) = 6 and needs 12; drp needs 1.
+    spec = mixed_spec([("ca", 1, 4), ("cb", 1, 64)], (0.0, 0.0, 0.0, 0.09), (1.0, 1.0, 1.0, 1.0),
+                      {"hysteresis": 0.0, "cooldown_seconds": 0, "max_lend_share": 0.0, "max_moves_per_cycle": 2})
+    old = NOW - 100_000
+    nodes = (Node("ca-001", "ca", NodeRole.BATCH_ONLY, 4, 4 * 4096), Node("cb-001", "cb", NodeRole.BATCH_ONLY, 64,
+                                                                        64 * 4096))
+    startds = tuple(Startd(n.name, n.name, StartdKind.STANDALONE, "drp", n.cores, n.memory_mib, since=old)
+                    for n in nodes)
+    o = Observed(now=NOW, nodes=nodes, startds=startds, demand={
+        "drp": PoolDemand(idle_jobs=1, idle_cores=1), "general": PoolDemand(idle_jobs=12, idle_cores=12)})
+    first = decide.plan(spec, o)
+    assert (first.pools["general"].guaranteed, first.pools["general"].target, first.pools["drp"].target) == (6, 12, 1)
+    assert _what(first.actions) == [("relabel", "cb-001", "drp", "general")]
+    assert not first.capped
+    assert decide.plan(spec, project(o, first.actions)).actions == []

@@ -747,8 +747,9 @@ class Cycle:
     """The pools that reclaim without eviction (``reclaim: wait``), read once: every relabel asks
     (``_reclaim_deadline``)."""
     toward_targets: list[tuple[int, StartdT, PoolState, PoolState]] = field(init=False, default_factory=list)
-    """The relabels made toward a target (phase 6): where each is in ``actions``, its startd, from and to which pool;
-    the make-up may redirect them (``_redirect_for``)."""
+    """The relabels made by a promise (phase 4) or toward a target (phase 6): where each is in ``actions``, its
+    startd, from and to which pool; a larger startd the pool takes later may redirect them (``_redirect_surplus``),
+    and so may the make-up (``_redirect_for``)."""
 
     def __post_init__(self) -> None:
         self.cooldown = self.spec.broker.cooldown_seconds
@@ -1228,10 +1229,19 @@ def finish_drains(cycle: Cycle, commons: Commons) -> None:
 def keep_promises(cycle: Cycle, queue: RelabelQueue) -> None:
     """Phase 4 (BCS 1, 2): a pool with work below its guarantee (or its target, if smaller) takes startds at
     once, highest priority first: cooldown and hysteresis do not delay a promise. A latency pool's promise
-    does so only while the pool is ``urgent`` (its jobs wait now)."""
-    for ps in cycle.receivers:
-        while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed):
-            pass
+    does so only while the pool is ``urgent`` (its jobs wait now). A promise that took a smaller startd and then a
+    larger one past the pool's target leaves the smaller one surplus: it goes, in the same relabel, to a pool still
+    short of its target or of its promise (``_redirect_surplus``, as after an overshoot toward a target). A promise
+    that carried a pool past its target makes it a donor to a pool served before it and still owed: the promises go
+    round again until they move nothing, as deciding again would."""
+    moves = -1
+    while moves != len(cycle.toward_targets) and not cycle.budget.capped:
+        moves = len(cycle.toward_targets)
+        for ps in cycle.receivers:
+            while _owed(ps) and take_one(cycle, queue, ps, promise=True, again=_owed):
+                pass
+            if ps.standalone > ps.target:
+                _redirect_surplus(cycle, ps)
 
 
 def _owed(ps: PoolState) -> bool:
@@ -1259,28 +1269,61 @@ def move_toward_targets(cycle: Cycle, queue: RelabelQueue) -> None:
 
 
 def _redirect_surplus(cycle: Cycle, ps: PoolState) -> None:
-    """After an overshoot carried ``ps`` past its target: the startds relabelled to it toward its target earlier in
-    this decision (``Cycle.toward_targets``) that it could now give by the target rule (``may_give``: it keeps its
-    target and floor without them) go instead, in the same relabel, to a pool short of its target that may take
-    them — within its target if one may, else past it as the second pass allows — highest priority first. Taken
-    by the next decision, such a startd moved twice a cycle apart (mixed node sizes, hysteresis 0: DRP took a
-    4-core node, then a 24-core one past its target, and the next decision gave the 4-core node to the general
-    pool; found in review), as ``_redirect_for`` does for the make-up."""
+    """After a promise or an overshoot carried ``ps`` past its target: the startds relabelled to it earlier in this
+    decision (``Cycle.toward_targets``: by a promise or toward its target) that it could now give by the target rule
+    (``may_give``: it keeps its target, so its promise, and its floor without them) go instead, in the same relabel,
+    to a pool short of its target that may take them — within its target if one may, else past it as the second
+    pass allows — or owed its promise (``_may_redirect``), highest priority first; when that pool is the one the
+    startd came from, the relabel is dropped (``_cancel``). Taken by the next decision, such a startd moved twice a
+    cycle apart (mixed node sizes, hysteresis 0: DRP took a 4-core node, then a 24-core one past its target, and the
+    next decision gave the 4-core node to the general pool; found in review, then the same with a promise), as
+    ``_redirect_for`` does for the make-up. The one rule for both phases: a startd is not taken that this decision's
+    own later move makes surplus."""
+    if ps.standalone <= ps.target:
+        return  # not a donor: no pass over the decision's relabels (thousands of promises)
     for k, (i, s, src, dst) in enumerate(cycle.toward_targets):
-        if dst is not ps:
+        if dst is not ps or i < 0:
             continue
         q = next((q for overshoot in (False, True) for q in cycle.receivers
-                  if q is not ps and q is not src and q.has_work and q.standalone < q.target
-                  and may_give(cycle, s.cores, ps, q, promise=False, overshoot=overshoot)), None)
+                  if q is not ps and q.has_work and _may_redirect(cycle, s, ps, q, overshoot)), None)
         if q is None:
             continue
+        if q is src:
+            _cancel(cycle, k, ps)  # the pool it came from is short of its target: it stays there
+            continue
         bcs = "BCS 1" if q.priority > src.priority else "BCS 2"
-        cycle.actions[i] = Relabel(cycle.actor, f"{bcs}: {q.name} short of its target ({q.standalone} of "
-                                   f"{q.target} cores); {s.name} goes to it, not to {ps.name}, which took a "
-                                   f"larger startd past its target", s.name, src.name, q.name,
+        why = (f"below its guarantee ({q.standalone} < {q.guaranteed} cores)" if _owed(q) else
+               f"short of its target ({q.standalone} of {q.target} cores)")
+        cycle.actions[i] = Relabel(cycle.actor, f"{bcs}: {q.name} {why}; {s.name} goes to it, not to {ps.name}, "
+                                   f"which took a larger startd past its target", s.name, src.name, q.name,
                                    _reclaim_deadline(cycle, s, src, q))
         cycle.toward_targets[k] = (i, s, src, q)
         _hand_over(cycle, s, ps, q)
+
+
+def _cancel(cycle: Cycle, k: int, ps: PoolState) -> None:
+    """Undo relabel ``k`` of ``Cycle.toward_targets`` (to ``ps``): its startd stays with the pool it came from (which
+    is short of its target), no move is spent, and it moves no more in this decision (``Cycle.moved``)."""
+    i, s, src, _ = cycle.toward_targets[k]
+    del cycle.actions[i]
+    cycle.budget.left += 1
+    cycle.toward_targets[k] = (-1, s, src, src)
+    for j, (m, *rest) in enumerate(cycle.toward_targets):
+        if m > i:
+            cycle.toward_targets[j] = (m - 1, *rest)  # type: ignore[assignment]
+    _hand_over(cycle, s, ps, src)
+
+
+def _may_redirect(cycle: Cycle, s: StartdT, ps: PoolState, q: PoolState, overshoot: bool) -> bool:
+    """Whether startd ``s``, relabelled to ``ps`` earlier in this decision, may go to ``q`` instead
+    (``_redirect_surplus``): ``q`` may take it toward its target, ``ps`` keeping its target and floor (``may_give``:
+    within it, or past it in the second round, ``overshoot``), or by its promise (``_owed``), ``ps`` being above its
+    target and keeping its guarantee and floor: the next decision's promise would take it from ``ps``, and a promise
+    may carry a pool past its target."""
+    if q.standalone < q.target and may_give(cycle, s.cores, ps, q, promise=False, overshoot=overshoot):
+        return True
+    return (overshoot and _owed(q) and ps.standalone > ps.target
+            and may_give(cycle, s.cores, ps, q, promise=True, overshoot=True))
 
 
 def take_one(cycle: Cycle, queue: RelabelQueue, dst: PoolState, *, promise: bool, overshoot: bool = True,
@@ -1372,8 +1415,7 @@ def _relabel(cycle: Cycle, s: StartdT, src: PoolState, dst: PoolState, promise: 
               f"{src.name} holds {src.standalone} for a target of {src.target}" if promise else
               f"{bcs}: {dst.name} short of its target ({dst.standalone} of {dst.target} cores); "
               f"{src.name} holds {src.standalone} for a target of {src.target}")
-    if not promise:
-        cycle.toward_targets.append((len(cycle.actions), s, src, dst))
+    cycle.toward_targets.append((len(cycle.actions), s, src, dst))
     # Positional, as in _deploy_for: (actor, reason, startd, from_pool, to_pool, vacate_after_seconds).
     cycle.actions.append(Relabel(cycle.actor, reason, s.name, src.name, dst.name,
                                  _reclaim_deadline(cycle, s, src, dst)))
@@ -1574,7 +1616,7 @@ def _redirect_for(cycle: Cycle, ps: PoolState) -> None:
         if not _owed(ps):
             return
         i, s, src, dst = cycle.toward_targets[k]
-        if dst is ps or src is ps or s.cores > _most_given(dst, ps, promise=True):
+        if i < 0 or dst is ps or src is ps or s.cores > _most_given(dst, ps, promise=True):
             continue
         bcs = "BCS 1" if ps.priority > src.priority else "BCS 2"
         cycle.actions[i] = Relabel(cycle.actor, f"{bcs}: {ps.name} below its guarantee ({ps.standalone} < "
