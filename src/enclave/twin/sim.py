@@ -1830,7 +1830,7 @@ class Sim:
         self._schedd_ran[schedd] = self.now
         for p in self.schedd_pools[schedd]:
             self._advertised[p] = self.idle[p] > 0
-        pressure = any(self.idle[p] for p in self.schedd_pools[schedd])
+        pressure = any(self._advertised[p] for p in self.schedd_pools[schedd])  # TotalSubmitterPressure > 0
         if pressure != self._pressure[schedd]:
             self._pressure[schedd] = pressure
             self._schedd_need[schedd] = pressure
