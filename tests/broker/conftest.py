@@ -7,6 +7,7 @@ be tested without the twin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -55,14 +56,19 @@ broker: %(broker)s
 def make_spec(workers: int = 4, batch: int = 10, guaranteed: tuple[int, ...] = (3, 4, 1, 0),
               maximum: tuple[int, ...] = (6, 9, 5, 5), broker: dict[str, Any] | None = None) -> EnclaveSpec:
     """A spec whose guarantees and maxima are whole numbers of batch nodes (shares = nodes / batch)."""
+    return _parse(workers, [("condor", batch, 24)],
+                  _pools([g / batch for g in guaranteed], [max(m, 1) / batch for m in maximum]), broker)
+
+
+def _pools(guaranteed: Sequence[float], maximum: Sequence[float]) -> str:
+    """The spec's ``pools:`` entries for POOLS with these shares: prompt a latency pool, DRP vacating."""
     prio = (100, 50, 30, 10)
-    pools = "\n".join(
-        f"  {p}: {{guaranteed_share: {g / batch!r}, max_share: {max(m, 1) / batch!r}, priority: {pr}"
+    return "\n".join(
+        f"  {p}: {{guaranteed_share: {g!r}, max_share: {m!r}, priority: {pr}"
         + (", latency_objective: {seconds: 60, fraction: 0.98}" if p == "prompt" else "")
         + (", take_away: vacate, grace_seconds: 600" if p == "drp" else "") + "}"
         for p, g, m, pr in zip(POOLS, guaranteed, maximum, prio, strict=True)
     )
-    return _parse(workers, [("condor", batch, 24)], pools, broker)
 
 
 def _parse(workers: int, batch_groups: list[tuple[str, int, int]], pools: str,
@@ -79,14 +85,8 @@ def mixed_spec(batch_groups: list[tuple[str, int, int]], guaranteed: tuple[float
                broker: dict[str, Any] | None = None, workers: int = 0) -> EnclaveSpec:
     """A spec whose batch-only nodes are of several sizes (``batch_groups``: name, count, cores; memory as
     ``make_spec``'s, 16/3 GiB a core), with shares of their cores."""
-    prio = (100, 50, 30, 10)
-    pools = "\n".join(
-        f"  {p}: {{guaranteed_share: {g!r}, max_share: {max(m, g, 0.01)!r}, priority: {pr}"
-        + (", latency_objective: {seconds: 60, fraction: 0.98}" if p == "prompt" else "")
-        + (", take_away: vacate, grace_seconds: 600" if p == "drp" else "") + "}"
-        for p, g, m, pr in zip(POOLS, guaranteed, maximum, prio, strict=True)
-    )
-    return _parse(workers, batch_groups, pools, broker)
+    return _parse(workers, batch_groups,
+                  _pools(guaranteed, [max(m, g, 0.01) for g, m in zip(guaranteed, maximum, strict=True)]), broker)
 
 
 @st.composite
