@@ -107,6 +107,36 @@ def test_forever_claims_and_the_dedicated_schedd_in_the_simulator(minimal: Encla
     assert sim.schedd_of["prompt"] != sim.schedd_of["drp"] == sim.schedd_of["user"] == "login.example.org"
 
 
+def test_a_pool_with_its_own_worklife(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    """pools.<name>.claim_worklife: the startd serving that pool reads it; the others, and the twin's unlabelled
+    slots, read batch.htcondor.claim_worklife (else HTCondor's 1200). The pool a startd serves is its
+    ENCLAVE_POOL, set in a standalone node's file and in a worker pod's environment, and at runtime by a relabel."""
+    pools = {**minimal.pools, "drp": minimal.pools["drp"].model_copy(update={"claim_worklife": -1})}
+    spec = EnclaveSpec.model_validate(_with(minimal, claim_worklife=600).model_copy(update={"pools": pools})
+                                      .model_dump())
+    render.write(render.render_all(spec), tmp_path)
+    for pool, expected in (("drp", "-1"), ("user", "600"), ("prompt", "600")):
+        assert render.read_back(tmp_path / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"],
+                                subsystem="STARTD") == {"CLAIM_WORKLIFE": expected}
+    pod = tmp_path / "worker-pod-whole.conf"
+    for pool, expected in (("drp", "-1"), ("user", "600")):
+        assert render.read_back(pod, ["CLAIM_WORKLIFE"], subsystem="STARTD",
+                                env={render.POD_POOL_ENV: pool}) == {"CLAIM_WORKLIFE": expected}
+    # A relabel sets ENCLAVE_POOL at runtime (condor_config_val -rset); the same read with the knob overridden:
+    assert render.read_back(tmp_path / "execute-drp.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD",
+                            env={"_CONDOR_ENCLAVE_POOL": "user"}) == {"CLAIM_WORKLIFE": "600"}
+    h = parse(SCENARIO, "c.yaml", spec=spec).scenario.htcondor
+    assert h.claim_worklife_s == 600 and h.pool_claim_worklife_s == {"drp": pytest.approx(400 * 24 * 3600)}
+    sim: Sim = make_sim(parse(SCENARIO, "c.yaml", spec=spec))
+    assert sim.worklives == {"prompt": 600, "drp": 400 * 24 * 3600, "user": 600, **(
+        {"general": 600} if "general" in spec.pools else {})}
+
+
+def test_without_pool_worklives_one_claim_worklife_is_rendered(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    text = render.execute_node(_with(minimal, claim_worklife=600), "drp").text
+    assert "CLAIM_WORKLIFE = 600" in text and render.WORKLIFE_KNOB not in text
+
+
 def test_a_dedicated_schedd_refuses_other_pools(minimal: EnclaveSpec) -> None:
     spec = _with(minimal, dedicated_schedds={"prompt": DEDICATED})
     assert DEDICATED not in policy.pool_submit_hosts(spec, "drp")

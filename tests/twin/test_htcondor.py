@@ -225,6 +225,26 @@ def test_an_expired_claim_is_released_and_the_job_waits_for_a_cycle(minimal: Enc
     assert sim.reuses == 0
 
 
+@pytest.mark.parametrize(("worklife", "drp_worklife", "reused"), [(100, 1200, True), (1200, 100, False)])
+def test_a_pools_own_worklife_decides_reuse_on_its_slots(minimal: EnclaveSpec, worklife: int, drp_worklife: int,
+                                                         reused: bool) -> None:
+    """The startd reads CLAIM_WORKLIFE of the pool it serves (spec pools.<name>.claim_worklife, rendered per
+    pool) when the job ends (Resource.cpp ``claimWorklifeExpired``): DRP's slot keeps or releases the 103 s old
+    claim by DRP's worklife, whatever the other pools' is."""
+    sim = _sim(minimal, claim_worklife_s=worklife, pool_claim_worklife_s=f"{{drp: {drp_worklife}}}")
+    _submit(sim, 30.0, 9)
+    first = 60 + BUSY_CYCLE + S
+    # Kept: the ninth starts on the claim at 166.5 + S; released: on the 180 cycle's match, as above.
+    ninth = first + R + S if reused else 180 + BUSY_CYCLE + S
+    assert _waits(sim) == [pytest.approx(first - 30)] * 8 + [pytest.approx(ninth - 30)]
+    assert sim.reuses == int(reused)
+
+
+def test_a_worklife_for_an_unknown_pool_is_an_error(minimal: EnclaveSpec) -> None:
+    with pytest.raises(InputError, match="no pool 'nightly'"):
+        _sim(minimal, pool_claim_worklife_s="{nightly: 10}")
+
+
 @pytest.mark.parametrize(("count", "offsets"), [(1, [0, 2, 4, 6, 8]), (2, [0, 0, 2, 2, 4])])
 def test_the_start_throttle_spaces_starts(minimal: EnclaveSpec, count: int, offsets: list[float]) -> None:
     sim = _sim(minimal, job_start_count=count, job_start_delay_s=2)

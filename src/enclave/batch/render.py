@@ -328,12 +328,35 @@ def _settings(spec: EnclaveSpec, role: str) -> list[str]:
                             ("NEGOTIATOR_MIN_INTERVAL", h.negotiator_min_interval)],
         "submit": [("JOB_START_COUNT", h.job_start_count), ("JOB_START_DELAY", h.job_start_delay),
                    ("SCHEDD_INTERVAL", h.schedd_interval), ("SUBMIT_SEND_RESCHEDULE", h.submit_send_reschedule)],
-        "startd": [("CLAIM_WORKLIFE", h.claim_worklife)],
+        "startd": [("CLAIM_WORKLIFE", h.claim_worklife)] if not _pool_worklives(spec) else [],
     }[role]
     lines = [f"{name} = {value}" for name, value in knobs if value is not None]
+    if role == "startd":
+        lines += _pool_worklives(spec)
     if not lines:
         return []
     return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines]
+
+
+CLAIM_WORKLIFE_DEFAULT = 1200
+"""htcondor/htcondor 7491a14 src/condor_utils/param_info.in, [CLAIM_WORKLIFE] default=1200."""
+WORKLIFE_KNOB = "ENCLAVE_WORKLIFE"
+"""Where pools set their own CLAIM_WORKLIFE: the worklife of a pool that does not (and of the twin's unlabelled
+slots); ``<knob>_<pool>`` is each pool's."""
+
+
+def _pool_worklives(spec: EnclaveSpec) -> list[str]:
+    """CLAIM_WORKLIFE per pool (spec pools.<name>.claim_worklife), chosen by the pool the startd serves now: a
+    relabel sets the pool knob and reconfigs, and the startd reads CLAIM_WORKLIFE again as it does START. The
+    startd checks it each time a job ends on a claim (Resource.cpp ``claimWorklifeExpired``: claim age against
+    the slot ad's CLAIM_WORKLIFE, -1 never)."""
+    if all(p.claim_worklife is None for p in spec.pools.values()):
+        return []
+    fallback = spec.batch.htcondor.claim_worklife
+    lines = [f"{WORKLIFE_KNOB} = {CLAIM_WORKLIFE_DEFAULT if fallback is None else fallback}"]
+    lines += [f"{WORKLIFE_KNOB}_{name} = {f'$({WORKLIFE_KNOB})' if p.claim_worklife is None else p.claim_worklife}"
+              for name, p in spec.pools.items()]
+    return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
 
 
 def memory_per_core_mib(spec: EnclaveSpec) -> int:

@@ -231,6 +231,12 @@ class Pool(Strict):
     accounting_group: str | None = Field(
         default=None, description="HTCondor accounting group the schedd forces on this pool's jobs."
     )
+    claim_worklife: int | None = Field(
+        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on the startds while they serve this "
+        "pool (default: batch.htcondor.claim_worklife, else HTCondor's 1200; -1 forever). A finite worklife hands "
+        "a claimed slot back to the negotiator so that it can rebalance among submitters; a pool fed by one "
+        "production submitter, whose slots the broker moves by relabel and drain, has nobody to rebalance for, "
+        "and every job end there otherwise waits for a negotiation cycle (docs/batch.md).")
 
     @property
     def vacate_grace(self) -> float | None:

@@ -62,15 +62,22 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
             if got[render.DEDICATED_KNOB]:
                 dedicated.append(got[render.DEDICATED_KNOB])
         startd = render.read_back(out / f"execute-{spec.batch.default_pool}.conf",
-                                  ["CLAIM_WORKLIFE", "CONSUMPTION_POLICY"],
+                                  ["CLAIM_WORKLIFE", "CONSUMPTION_POLICY", render.WORKLIFE_KNOB],
                                   subsystem="STARTD", env={render.POD_POOL_ENV: spec.batch.default_pool})
-    worklife = _number(startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+        worklife = _number(startd[render.WORKLIFE_KNOB] or startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+        own = {}
+        if startd[render.WORKLIFE_KNOB]:
+            for pool in spec.pools:
+                got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
+                if (value := _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")) != worklife:
+                    own[pool] = FOREVER_S if value < 0 else value
     delay = cm["NEGOTIATOR_CYCLE_DELAY"]
     values: dict[str, Any] = {
         "negotiator_interval_s": _number(cm["NEGOTIATOR_INTERVAL"], "NEGOTIATOR_INTERVAL"),
         "negotiator_cycle_delay_s": CYCLE_DELAY_DEFAULT if delay is None else float(delay),
         "negotiator_min_interval_s": _number(cm["NEGOTIATOR_MIN_INTERVAL"], "NEGOTIATOR_MIN_INTERVAL"),
         "claim_worklife_s": FOREVER_S if worklife < 0 else worklife,
+        "pool_claim_worklife_s": own,
         "consumption_policy": (startd["CONSUMPTION_POLICY"] or "").lower() == "true",
         "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),
         "job_start_delay_s": _number(schedd["JOB_START_DELAY"], "JOB_START_DELAY"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -382,6 +382,10 @@ class HTCondor(Strict):
         default=1200.0, ge=0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
         "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
         "old; 0 switches reuse off.")
+    pool_claim_worklife_s: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="CLAIM_WORKLIFE of the startds serving a pool, where the spec sets the "
+        "pool its own (pools.<name>.claim_worklife; -1 is read as 400 days); other pools' startds, and the "
+        "unlabelled ones of quotas, use claim_worklife_s.")
     consumption_policy: bool = Field(
         default=False, description="CONSUMPTION_POLICY on the startds (param_info.in: default=false). True: a "
         "match under group quotas costs the change in the slot's SLOT_WEIGHT and the slot stays offered for the "
@@ -612,6 +616,10 @@ def scenario_problems(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Prob
         if pool not in spec.pools:
             problems.append(Problem(f"{source}: htcondor.dedicated_schedds[{i}]", f"no pool '{pool}' in the spec",
                                     f"use one of: {', '.join(spec.pools)}"))
+    for pool in sc.htcondor.pool_claim_worklife_s:
+        if pool not in spec.pools:
+            problems.append(Problem(f"{source}: htcondor.pool_claim_worklife_s.{pool}", f"no pool '{pool}' in the "
+                                    "spec", f"use one of: {', '.join(spec.pools)}"))
     if sc.layout.batch == BatchLayout.PODS and not spec.groups(NodeRole.WORKER):
         problems.append(Problem(f"{source}: layout.batch", "the pods layout needs Kubernetes worker nodes",
                                 "add a worker node group, or use layout.batch: standalone"))

@@ -392,6 +392,10 @@ class Sim:
         self.htc = h
         self.instant = h.matching == Matching.INSTANT
         self.worklife = 0.0 if self.instant else h.claim_worklife_s
+        self.worklives = {p: 0.0 if self.instant else h.pool_claim_worklife_s.get(p, h.claim_worklife_s)
+                          for p in self.pools}
+        """Pool label -> CLAIM_WORKLIFE of the startds serving it: the startd reads its pool's at each job end
+        (``render._pool_worklives``), so a relabelled slot's claim is judged by its new pool's worklife."""
         self.startup = 0.0 if self.instant else h.job_startup_s
         self.throttled = not self.instant and h.job_start_delay_s > 0
         self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
@@ -1569,6 +1573,7 @@ class Sim:
         prompt_latency = self.prompt_latency
         queues = self.queues
         worklife = self.worklife
+        worklives = self.worklives
         matches = self.matcher.matches
         ooms = self.ooms
         dom_pool_s = self.dom_pool_s
@@ -1604,7 +1609,8 @@ class Sim:
                         visit_left[visit] = left
                         if left == 0:
                             visit_latency[visit] = t - submit
-                if handoff and s.accepting and queues[ac] and t - claim < worklife and matches(ac, s.sig):
+                if handoff and s.accepting and queues[ac] and t - claim < worklives.get(s.pool, worklife) \
+                        and matches(ac, s.sig):
                     self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
                     continue
                 # s.dominant_cores(), inline (a call per job end in the instant model): same operations, same order
@@ -1620,7 +1626,7 @@ class Sim:
                     if self.n_idle:
                         if self.instant:
                             self.fill_startd(s)
-                        elif t - claim < self.worklife and self.queues[ac]:
+                        elif t - claim < worklives.get(s.pool, worklife) and self.queues[ac]:
                             self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)
