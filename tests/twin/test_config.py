@@ -16,7 +16,7 @@ import pytest
 from classad2 import ClassAd
 
 from enclave.batch import policy, render
-from enclave.errors import SpecError
+from enclave.errors import IntegrityError, SpecError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
 from enclave.twin.sim import Sim
@@ -130,6 +130,21 @@ def test_a_pool_with_its_own_worklife(minimal: EnclaveSpec, tmp_path: Path) -> N
     sim: Sim = make_sim(parse(SCENARIO, "c.yaml", spec=spec))
     assert sim.worklives == {"prompt": 600, "drp": 400 * 24 * 3600, "user": 600, **(
         {"general": 600} if "general" in spec.pools else {})}
+
+
+def test_check_reads_each_pools_worklife_back(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    """``enclave render condor --check`` (``render.verify``) reads CLAIM_WORKLIFE back as the startd of the file's
+    pool would, and refuses a file where HTCondor reads another value than the spec gives that pool."""
+    pools = {**minimal.pools, "drp": minimal.pools["drp"].model_copy(update={"claim_worklife": -1})}
+    spec = EnclaveSpec.model_validate(minimal.model_copy(update={"pools": pools}).model_dump())
+    drp, user = render.execute_node(spec, "drp"), render.execute_node(spec, "user")
+    paths = render.write([drp, user], tmp_path)
+    assert "CLAIM_WORKLIFE = -1," in render.verify(spec, drp, paths[0])
+    assert "CLAIM_WORKLIFE = 1200," in render.verify(spec, user, paths[1])  # param_info.in's default
+    paths[0].write_text(paths[0].read_text().replace(f"{render.WORKLIFE_KNOB}_drp = -1",
+                                                     f"{render.WORKLIFE_KNOB}_drp = 0"))
+    with pytest.raises(IntegrityError, match="CLAIM_WORKLIFE 0 .* not the -1 the spec gives pool drp"):
+        render.verify(spec, drp, paths[0])
 
 
 def test_without_pool_worklives_one_claim_worklife_is_rendered(minimal: EnclaveSpec, tmp_path: Path) -> None:

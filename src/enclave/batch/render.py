@@ -345,6 +345,14 @@ WORKLIFE_KNOB = "ENCLAVE_WORKLIFE"
 slots); ``<knob>_<pool>`` is each pool's."""
 
 
+def claim_worklife(spec: EnclaveSpec, pool: str | None = None) -> int:
+    """The CLAIM_WORKLIFE a startd serving ``pool`` reads (None: a startd of no pool): the pool's own, else
+    batch.htcondor's, else HTCondor's default."""
+    own = spec.pools[pool].claim_worklife if pool in spec.pools else None
+    common = spec.batch.htcondor.claim_worklife
+    return own if own is not None else CLAIM_WORKLIFE_DEFAULT if common is None else common
+
+
 def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     """CLAIM_WORKLIFE per pool (spec pools.<name>.claim_worklife), chosen by the pool the startd serves now: a
     relabel sets the pool knob and reconfigs, and the startd reads CLAIM_WORKLIFE again as it does START. The
@@ -352,8 +360,7 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     the slot ad's CLAIM_WORKLIFE, -1 never)."""
     if all(p.claim_worklife is None for p in spec.pools.values()):
         return []
-    fallback = spec.batch.htcondor.claim_worklife
-    lines = [f"{WORKLIFE_KNOB} = {CLAIM_WORKLIFE_DEFAULT if fallback is None else fallback}"]
+    lines = [f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
     lines += [f"{WORKLIFE_KNOB}_{name} = {f'$({WORKLIFE_KNOB})' if p.claim_worklife is None else p.claim_worklife}"
               for name, p in spec.pools.items()]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
@@ -856,12 +863,18 @@ def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
     env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024",
            POD_SINCE_ENV: "0"}
     if rendered.role in ("execute", "worker-pod"):
-        got = read_back(path, ["START", "PREEMPT", "ALLOW_DAEMON"], subsystem=rendered.subsystem, env=env)
+        got = read_back(path, ["START", "PREEMPT", "ALLOW_DAEMON", "CLAIM_WORKLIFE", POOL_KNOB],
+                        subsystem=rendered.subsystem, env=env)
         for knob, expected in (("START", policy.start_expr(spec)), ("PREEMPT", policy.vacate_expr(spec))):
             if got[knob] is None or ExprTree(got[knob] or "") != expected:
                 raise IntegrityError(f"HTCondor reads a different {knob} from {path}", where=str(path),
                                      fix="render again; do not edit the file by hand")
-        return f"START and PREEMPT as rendered, ALLOW_DAEMON = {got['ALLOW_DAEMON']}"
+        if got["CLAIM_WORKLIFE"] != str(worklife := claim_worklife(spec, got[POOL_KNOB])):
+            raise IntegrityError(f"HTCondor reads CLAIM_WORKLIFE {got['CLAIM_WORKLIFE']} from {path}, not the "
+                                 f"{worklife} the spec gives pool {got[POOL_KNOB]}", where=str(path),
+                                 fix="render again; do not edit the file by hand")
+        return (f"START and PREEMPT as rendered, CLAIM_WORKLIFE = {worklife}, "
+                f"ALLOW_DAEMON = {got['ALLOW_DAEMON']}")
     if rendered.role == "submit":
         got = read_back(path, [f"JOB_TRANSFORM_{TRANSFORM}"], subsystem=rendered.subsystem)
         rules = [line.strip().split(" ", 2) for line in (got[f"JOB_TRANSFORM_{TRANSFORM}"] or "").splitlines()]
