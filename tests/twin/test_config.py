@@ -16,7 +16,7 @@ import pytest
 from classad2 import ClassAd
 
 from enclave.batch import policy, render
-from enclave.errors import IntegrityError, SpecError
+from enclave.errors import InputError, IntegrityError, SpecError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
 from enclave.twin.sim import Sim
@@ -143,8 +143,61 @@ def test_check_reads_each_pools_worklife_back(minimal: EnclaveSpec, tmp_path: Pa
     assert "CLAIM_WORKLIFE = 1200," in render.verify(spec, user, paths[1])  # param_info.in's default
     paths[0].write_text(paths[0].read_text().replace(f"{render.WORKLIFE_KNOB}_drp = -1",
                                                      f"{render.WORKLIFE_KNOB}_drp = 0"))
-    with pytest.raises(IntegrityError, match="CLAIM_WORKLIFE 0 .* not the -1 the spec gives pool drp"):
+    with pytest.raises(IntegrityError, match="CLAIM_WORKLIFE 0 .* serving pool drp, not the -1"):
         render.verify(spec, drp, paths[0])
+    # Review, stop 51: the pools a file serves after a relabel (or a pod, by its environment) are read too.
+    paths[1].write_text(paths[1].read_text().replace(f"{render.WORKLIFE_KNOB}_drp = -1",
+                                                     f"{render.WORKLIFE_KNOB}_drp = 0"))
+    with pytest.raises(IntegrityError, match="serving pool drp, not the -1"):
+        render.verify(spec, user, paths[1])
+    pod = render.worker_pod(spec, whole_node=True)
+    [pod_path] = render.write([pod], tmp_path)
+    assert "CLAIM_WORKLIFE" in render.verify(spec, pod, pod_path)
+    pod_path.write_text(pod_path.read_text().replace(f"{render.WORKLIFE_KNOB}_drp = -1",
+                                                     f"{render.WORKLIFE_KNOB}_drp = 0"))
+    with pytest.raises(IntegrityError, match="serving pool drp, not the -1"):
+        render.verify(spec, pod, pod_path)
+
+
+def _drp_forever(spec: EnclaveSpec, **pools: int) -> EnclaveSpec:
+    changed = {**spec.pools, **{p: spec.pools[p].model_copy(update={"claim_worklife": v}) for p, v in pools.items()}}
+    return EnclaveSpec.model_validate(spec.model_copy(update={"pools": changed}).model_dump())
+
+
+def test_a_scenario_sets_pool_worklives_pool_by_pool(minimal: EnclaveSpec) -> None:
+    """Review, stop 51: a scenario's pool_claim_worklife_s replaced the spec's whole table, so naming one pool
+    dropped DRP's forever; -1 was refused though CLAIM_WORKLIFE = -1 means forever (manual, startd
+    configuration)."""
+    spec = _drp_forever(minimal, drp=-1)
+    h = parse(SCENARIO + "htcondor: {pool_claim_worklife_s: {user: 600}}\n", "c.yaml", spec=spec).scenario.htcondor
+    assert h.pool_claim_worklife_s == {"drp": 400 * 24 * 3600, "user": 600}
+    h = parse(SCENARIO + "htcondor: {pool_claim_worklife_s: {user: -1}}\n", "c.yaml", spec=spec).scenario.htcondor
+    assert h.pool_claim_worklife_s["user"] == 400 * 24 * 3600
+    with pytest.raises(InputError, match="-1 for forever"):
+        parse(SCENARIO + "htcondor: {pool_claim_worklife_s: {user: -2}}\n", "c.yaml", spec=spec)
+
+
+def test_a_pool_that_sets_the_common_worklife_keeps_it(minimal: EnclaveSpec) -> None:
+    """Review, stop 51: a pool whose own value equalled the common one was left out of the table, and a scenario's
+    claim_worklife_s then changed it, though the rendered file gives it its own."""
+    spec = _drp_forever(minimal, drp=-1, user=1200)
+    h = parse(SCENARIO + "htcondor: {claim_worklife_s: 100}\n", "c.yaml", spec=spec).scenario.htcondor
+    assert h.pool_claim_worklife_s == {"drp": 400 * 24 * 3600, "user": 1200}
+    assert make_sim(parse(SCENARIO + "htcondor: {claim_worklife_s: 100}\n", "c.yaml",
+                          spec=spec)).worklives["prompt"] == 100
+
+
+def test_a_pool_named_like_the_shared_label_is_refused(minimal: EnclaveSpec) -> None:
+    """Review, stop 51: quotas' unlabelled slots carry the label ``shared``; a spec pool of that name took their
+    CLAIM_WORKLIFE (and their matches)."""
+    pools = {("shared" if name == "general" else name): p for name, p in minimal.pools.items()}
+    if "shared" not in pools:
+        pools["shared"] = minimal.pools["user"]
+    data = minimal.model_copy(update={"pools": pools}).model_dump()
+    data["batch"]["default_pool"] = "shared"
+    spec = EnclaveSpec.model_validate(data)
+    with pytest.raises(InputError, match="pools.shared"):
+        parse(SCENARIO, "c.yaml", spec=spec)
 
 
 def test_without_pool_worklives_one_claim_worklife_is_rendered(minimal: EnclaveSpec, tmp_path: Path) -> None:

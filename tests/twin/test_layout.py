@@ -22,8 +22,7 @@ from enclave.spec.defaults import DEFAULT_SPEC, EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeRole
 from enclave.twin.layout import LayoutPolicy
-from enclave.twin.match import SHARED
-from enclave.twin.scenario import BatchLayout, Loaded, load_scenario, parse
+from enclave.twin.scenario import SHARED, BatchLayout, Loaded, load_scenario, parse
 from enclave.twin.sim import Sim
 from tests.batch.conftest import negotiator_order
 

@@ -33,6 +33,15 @@ def test_the_timing_is_the_scenarios_htcondor_fields() -> None:
     assert not Timing.of(HTCondor(reschedule_on_submit="never")).reschedule
 
 
+def test_a_claim_lasts_the_longest_worklife_any_pool_gives() -> None:
+    """Review, stop 51: with prompt's CLAIM_WORKLIFE 0 and DRP's forever, prompt's overflow jobs on DRP slots kept
+    their claims under DRP's and beat a bound built on prompt's 0. A latency pool's jobs run on every startd
+    (``batch.policy.overflow_pools``), so the bound takes the longest worklife of all."""
+    h = HTCondor(claim_worklife_s=1200, pool_claim_worklife_s={"prompt": 0, "drp": -1})
+    assert Timing.of(h).worklife_s == h.pool_claim_worklife_s["drp"] > 365 * 24 * 3600
+    assert Timing.of(HTCondor(claim_worklife_s=60, pool_claim_worklife_s={"drp": 30})).worklife_s == 60
+
+
 def test_a_reschedule_starts_a_cycle_at_readout() -> None:
     # Timer cycles: 0-1, then 1 + max(20, 60 - 1) = 60: 60-61, next at 120. The visit at 100 reschedules:
     # max(100, 61 + 20, 60 + 5) = 100; the cycle ends at 101.55, the jobs start at 102.55; the 30 s job ends

@@ -858,6 +858,24 @@ def read_back(path: Path, names: Sequence[str], *, subsystem: str = "TOOL",
     return data
 
 
+def _verify_worklives(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Mapping[str, str],
+                      got: Mapping[str, str | None]) -> None:
+    """CLAIM_WORKLIFE as a startd of this file reads it while serving each pool (a pod serves the pool of its
+    environment, a node the one a relabel sets: both are ENCLAVE_POOL, which a _CONDOR_ variable overrides
+    as runtime config does), against the spec's for that pool."""
+    reads: dict[str | None, str | None] = {got[POOL_KNOB]: got["CLAIM_WORKLIFE"]}
+    if _pool_worklives(spec):
+        for name in spec.pools:
+            if name not in reads:
+                reads[name] = read_back(path, ["CLAIM_WORKLIFE"], subsystem=rendered.subsystem,
+                                        env={**env, f"_CONDOR_{POOL_KNOB}": name})["CLAIM_WORKLIFE"]
+    for pool, value in reads.items():
+        if value != str(worklife := claim_worklife(spec, pool)):
+            raise IntegrityError(f"HTCondor reads CLAIM_WORKLIFE {value} from {path} for a startd serving pool "
+                                 f"{pool}, not the {worklife} the spec gives that pool", where=str(path),
+                                 fix="render again; do not edit the file by hand")
+
+
 def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
     """Read a written file back through HTCondor and check the policy-bearing knobs; say what was read."""
     env = {POD_POOL_ENV: spec.batch.default_pool, POD_NODE_ENV: "check", POD_CPUS_ENV: "1", POD_MEMORY_ENV: "1024",
@@ -869,11 +887,8 @@ def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:
             if got[knob] is None or ExprTree(got[knob] or "") != expected:
                 raise IntegrityError(f"HTCondor reads a different {knob} from {path}", where=str(path),
                                      fix="render again; do not edit the file by hand")
-        if got["CLAIM_WORKLIFE"] != str(worklife := claim_worklife(spec, got[POOL_KNOB])):
-            raise IntegrityError(f"HTCondor reads CLAIM_WORKLIFE {got['CLAIM_WORKLIFE']} from {path}, not the "
-                                 f"{worklife} the spec gives pool {got[POOL_KNOB]}", where=str(path),
-                                 fix="render again; do not edit the file by hand")
-        return (f"START and PREEMPT as rendered, CLAIM_WORKLIFE = {worklife}, "
+        _verify_worklives(spec, rendered, path, env, got)
+        return (f"START and PREEMPT as rendered, CLAIM_WORKLIFE = {got['CLAIM_WORKLIFE']}, "
                 f"ALLOW_DAEMON = {got['ALLOW_DAEMON']}")
     if rendered.role == "submit":
         got = read_back(path, [f"JOB_TRANSFORM_{TRANSFORM}"], subsystem=rendered.subsystem)

@@ -65,18 +65,20 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
                                   ["CLAIM_WORKLIFE", "CONSUMPTION_POLICY", render.WORKLIFE_KNOB],
                                   subsystem="STARTD", env={render.POD_POOL_ENV: spec.batch.default_pool})
         worklife = _number(startd[render.WORKLIFE_KNOB] or startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+        worklife = FOREVER_S if worklife < 0 else worklife
+        # Which pools set their own is the spec's word (a pool may set the common value); what each reads is
+        # HTCondor's, from that pool's execute file.
         own = {}
-        if startd[render.WORKLIFE_KNOB]:
-            for pool in spec.pools:
-                got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
-                if (value := _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")) != worklife:
-                    own[pool] = FOREVER_S if value < 0 else value
+        for pool in (p for p, conf in spec.pools.items() if conf.claim_worklife is not None):
+            got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
+            value = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+            own[pool] = FOREVER_S if value < 0 else value
     delay = cm["NEGOTIATOR_CYCLE_DELAY"]
     values: dict[str, Any] = {
         "negotiator_interval_s": _number(cm["NEGOTIATOR_INTERVAL"], "NEGOTIATOR_INTERVAL"),
         "negotiator_cycle_delay_s": CYCLE_DELAY_DEFAULT if delay is None else float(delay),
         "negotiator_min_interval_s": _number(cm["NEGOTIATOR_MIN_INTERVAL"], "NEGOTIATOR_MIN_INTERVAL"),
-        "claim_worklife_s": FOREVER_S if worklife < 0 else worklife,
+        "claim_worklife_s": worklife,
         "pool_claim_worklife_s": own,
         "consumption_policy": (startd["CONSUMPTION_POLICY"] or "").lower() == "true",
         "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),

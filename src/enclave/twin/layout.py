@@ -34,8 +34,7 @@ from enclave.domain.capacity import StartdKind
 from enclave.errors import InputError, Problem
 from enclave.spec.models import NodeRole
 from enclave.twin import groups
-from enclave.twin.match import SHARED
-from enclave.twin.scenario import BatchLayout
+from enclave.twin.scenario import SHARED, BatchLayout
 from enclave.twin.sim import Policy, Sim, SimNode
 
 UNLIMITED = 1 << 40

@@ -15,11 +15,8 @@ from enclave.batch.policy import JobShape, SlotShape, pool_submit_hosts
 from enclave.batch.policy import Matcher as PolicyMatcher
 from enclave.domain.capacity import StartdKind
 from enclave.spec.models import EnclaveSpec
+from enclave.twin.scenario import SHARED
 from enclave.twin.workloads import AutoCluster
-
-SHARED = "shared"
-"""Label of startds that serve every pool (the ``quotas`` policy: one shared HTCondor pool in which the
-negotiator's group quotas, not node labels, decide who runs where)."""
 
 Signature = tuple[str, str, int, int]
 """(pool label, startd kind, total cores, total memory MiB)."""

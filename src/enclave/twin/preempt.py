@@ -35,8 +35,7 @@ from enclave.batch.policy import static_labels
 from enclave.batch.render import PREEMPTION_REQUIREMENTS, memory_per_core_mib
 from enclave.domain.capacity import StartdKind
 from enclave.twin.layout import GroupQuotas, plan_pods
-from enclave.twin.match import SHARED
-from enclave.twin.scenario import BatchLayout
+from enclave.twin.scenario import SHARED, BatchLayout
 from enclave.twin.sim import Sim, SimStartd
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from enclave.errors import InputError, Problem, SpecError
 from enclave.spec.checks import NO_CONTROL_PLANE, check
@@ -21,7 +30,7 @@ from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.document import load_model
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole, refuse_bool_as_number
-from enclave.twin.config import pool_htcondor
+from enclave.twin.config import FOREVER_S, pool_htcondor
 from enclave.twin.knative import Knative
 
 SCENARIOS = EXAMPLES / "scenarios"
@@ -340,6 +349,25 @@ class Reschedule(StrEnum):
     """Only the negotiator's timer: no schedd asks for a cycle."""
 
 
+SHARED = "shared"
+"""Label of startds that serve every pool (the ``quotas`` policy: one shared HTCondor pool in which the
+negotiator's group quotas, not node labels, decide who runs where); no spec pool may have it
+(``scenario_problems``)."""
+
+
+def _worklife(seconds: float) -> float:
+    """CLAIM_WORKLIFE as the startd reads it: -1 is "an infinite claim work life" (manual, startd configuration),
+    which the twin runs as FOREVER_S; any other negative value is refused."""
+    if seconds == -1:
+        return FOREVER_S
+    if seconds < 0:
+        raise ValueError("a claim worklife is seconds >= 0, or -1 for forever")
+    return seconds
+
+
+Worklife = Annotated[float, AfterValidator(_worklife)]
+
+
 class HTCondor(Strict):
     """How the pool's daemons pace matching and starts. Defaults are HTCondor's own; the source of each is
     cited beside it (htcondor/htcondor at 7491a14, ``src/condor_utils/param_info.in`` unless said otherwise).
@@ -378,14 +406,14 @@ class HTCondor(Strict):
                                          "(one schedd conversation each).")
     cycle_per_autocluster_s: float = Field(default=0.05, ge=0, description="Estimate: per idle autocluster "
                                            "(one match pass over the slots each).")
-    claim_worklife_s: float = Field(
-        default=1200.0, ge=0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
+    claim_worklife_s: Worklife = Field(
+        default=1200.0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
         "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
-        "old; 0 switches reuse off.")
-    pool_claim_worklife_s: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        "old; 0 switches reuse off, -1 (run as 400 days) never ends it.")
+    pool_claim_worklife_s: dict[str, Worklife] = Field(
         default_factory=dict, description="CLAIM_WORKLIFE of the startds serving a pool, where the spec sets the "
-        "pool its own (pools.<name>.claim_worklife; -1 is read as 400 days); other pools' startds, and the "
-        "unlabelled ones of quotas, use claim_worklife_s.")
+        "pool its own (pools.<name>.claim_worklife); other pools' startds, and the unlabelled ones of quotas, use "
+        "claim_worklife_s. A scenario's entries replace the spec's pool by pool (-1: forever).")
     consumption_policy: bool = Field(
         default=False, description="CONSUMPTION_POLICY on the startds (param_info.in: default=false). True: a "
         "match under group quotas costs the change in the slot's SLOT_WEIGHT and the slot stays offered for the "
@@ -588,7 +616,10 @@ def _with_pool_config(sc: Scenario, spec: EnclaveSpec, source: str) -> Scenario:
         base = pool_htcondor(spec)
     except SpecError as err:
         raise InputError([Problem(f"{source}: spec: {p.where}", p.what, p.fix) for p in err.problems]) from None
-    htcondor = HTCondor.model_validate({**base, **sc.htcondor.model_dump(exclude_unset=True)})
+    override = sc.htcondor.model_dump(exclude_unset=True)
+    if "pool_claim_worklife_s" in override:  # pool by pool: one pool's entry leaves the spec's others
+        override["pool_claim_worklife_s"] = {**base["pool_claim_worklife_s"], **override["pool_claim_worklife_s"]}
+    htcondor = HTCondor.model_validate({**base, **override})
     return sc.model_copy(update={"htcondor": htcondor})
 
 
@@ -616,6 +647,10 @@ def scenario_problems(sc: Scenario, spec: EnclaveSpec, source: str) -> list[Prob
         if pool not in spec.pools:
             problems.append(Problem(f"{source}: htcondor.dedicated_schedds[{i}]", f"no pool '{pool}' in the spec",
                                     f"use one of: {', '.join(spec.pools)}"))
+    if SHARED in spec.pools:
+        problems.append(Problem(f"{source}: spec: pools.{SHARED}", f"the twin labels the slots of one shared pool "
+                                f"(quotas) '{SHARED}', so a pool of that name would be taken for them",
+                                "rename the pool for the twin"))
     for pool in sc.htcondor.pool_claim_worklife_s:
         if pool not in spec.pools:
             problems.append(Problem(f"{source}: htcondor.pool_claim_worklife_s.{pool}", f"no pool '{pool}' in the "

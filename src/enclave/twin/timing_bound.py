@@ -88,13 +88,15 @@ class Timing:
     startup_s: float
 
     @classmethod
-    def of(cls, h: HTCondor, pool: str = "prompt") -> Timing:
-        """The timing of ``pool``'s jobs: the pool's startds keep claims for its own CLAIM_WORKLIFE."""
+    def of(cls, h: HTCondor) -> Timing:
+        """The timing of a latency pool's jobs. They may run on every startd (``batch.policy.overflow_pools``),
+        whose claims last as long as the CLAIM_WORKLIFE of the pool each serves: the bound lets every claim
+        last the longest of them, so no slot the twin gives a visit keeps a claim longer than the bound's."""
         return cls(interval_s=h.negotiator_interval_s, cycle_delay_s=h.negotiator_cycle_delay_s,
                    min_interval_s=h.negotiator_min_interval_s, idle_cycle_s=h.cycle_base_s,
                    visit_cycle_s=h.cycle_base_s + h.cycle_per_submitter_s + h.cycle_per_autocluster_s,
                    reschedule=h.reschedule_on_submit != Reschedule.NEVER,
-                   worklife_s=h.pool_claim_worklife_s.get(pool, h.claim_worklife_s),
+                   worklife_s=max([h.claim_worklife_s, *h.pool_claim_worklife_s.values()]),
                    start_count=h.job_start_count, start_delay_s=h.job_start_delay_s, startup_s=h.job_startup_s)
 
 
