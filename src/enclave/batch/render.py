@@ -360,7 +360,8 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     the slot ad's CLAIM_WORKLIFE, -1 never)."""
     if all(p.claim_worklife is None for p in spec.pools.values()):
         return []
-    lines = [f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
+    lines = ["# CLAIM_WORKLIFE per pool (pools.<name>.claim_worklife), by the pool this startd serves now.",
+             f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
     lines += [f"{WORKLIFE_KNOB}_{name} = {f'$({WORKLIFE_KNOB})' if p.claim_worklife is None else p.claim_worklife}"
               for name, p in spec.pools.items()]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
