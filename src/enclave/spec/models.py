@@ -511,11 +511,9 @@ class BrokerPolicy(Strict):
         description="The share of a latency pool's needs over the window (those seen while it had work) that its "
         "learned need covers: 1 holds the peak, 0.5 the median. What its own capacity does not hold at a peak "
         "overflows onto the slots other pools free, its group first (docs/broker.md, \"Overflow\"); a pool that "
-        "keeps its claims (claim_worklife -1) frees none. Default 0.6: with DRP's claims ending at 1,200 s, prompt "
-        "runtimes 35-58 s over 15 seeds came within 1 point of the bound under HTCondor timing on 14 of them "
-        "(0.5: 9), at 0.2 points less batch utilization and the other issue-15 cases unchanged (docs/broker.md, "
-        "\"Across seeds\"); with them kept, 1 holds more of prompt-slow (82.8 % against 73.7 %) at 1.8 points of "
-        "one-week's utilization."
+        "keeps its claims (claim_worklife -1) frees none. Default 0.6: prompt runtimes 35-58 s over 15 seeds, "
+        "within 1 point of the bound under HTCondor timing on 14 of them (0.5: 9), at 0.2 points less batch "
+        "utilization and the other issue-15 cases unchanged (docs/broker.md, \"Across seeds\")."
     )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
