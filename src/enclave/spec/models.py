@@ -236,7 +236,8 @@ class Pool(Strict):
         "pool (default: batch.htcondor.claim_worklife, else HTCondor's 1200; -1 forever). A finite worklife hands "
         "a claimed slot back to the negotiator so that it can rebalance among submitters; a pool fed by one "
         "production submitter, whose slots the broker moves by relabel and drain, has nobody to rebalance for, "
-        "and every job end there otherwise waits for a negotiation cycle (docs/batch.md).")
+        "and each job end on a claim older than that waits for a negotiation cycle. It costs a latency pool "
+        "that overflows onto this one the slots those ending claims free (docs/batch.md, \"Claims\").")
 
     @property
     def vacate_grace(self) -> float | None:
@@ -263,8 +264,9 @@ class HTCondorSettings(Strict):
     negotiator_min_interval: int | None = Field(
         default=None, ge=0, le=MAX_SECONDS, description="NEGOTIATOR_MIN_INTERVAL (default 5).")
     claim_worklife: int | None = Field(
-        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on every startd: seconds a schedd may "
-        "keep starting jobs on a claim (default 1200; -1 forever, 0 one job per claim).")
+        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on every startd whose pool sets none "
+        "(pools.<name>.claim_worklife): seconds a schedd may keep starting jobs on a claim (default 1200; -1 "
+        "forever, 0 one job per claim).")
     job_start_count: int | None = Field(default=None, ge=1, le=100_000, description="JOB_START_COUNT on every "
                                         "schedd (default 1).")
     job_start_delay: int | None = Field(
@@ -511,9 +513,10 @@ class BrokerPolicy(Strict):
         description="The share of a latency pool's needs over the window (those seen while it had work) that its "
         "learned need covers: 1 holds the peak, 0.5 the median. What its own capacity does not hold at a peak "
         "overflows onto the slots other pools free, its group first (docs/broker.md, \"Overflow\"); a pool that "
-        "keeps its claims (claim_worklife -1) frees none. Default 0.6: prompt runtimes 35-58 s over 15 seeds, "
-        "within 1 point of the bound under HTCondor timing on 14 of them (0.5: 9), at 0.2 points less batch "
-        "utilization and the other issue-15 cases unchanged (docs/broker.md, \"Across seeds\")."
+        "keeps its claims (claim_worklife -1) frees a slot only when it has no job for it. Default 0.6: prompt "
+        "runtimes 35-58 s over 15 seeds, within 1 point of the bound under HTCondor timing on 14 of them (0.5: 9), "
+        "at 0.2 points less batch utilization and the other issue-15 cases unchanged (docs/broker.md, \"Across "
+        "seeds\")."
     )
     need_window_seconds: float = Field(
         default=1800, ge=0, le=MAX_SECONDS,
