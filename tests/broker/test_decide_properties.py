@@ -371,9 +371,15 @@ def took_its_own_jobs(spec: EnclaveSpec, o: Observed, first: Plan) -> set[str]:
 
 def _after_a_risen_need(first: Plan, second: Plan, rose: set[str], a: object) -> bool:
     """A follow-up of a need that rose (``took_its_own_jobs``): the pool's target rises with it and the surplus
-    left for the others falls (docs/broker.md step 2), so a pool whose target fell may be taken from — nothing
-    else."""
-    return bool(rose) and isinstance(a, Relabel) and second.pools[a.from_pool].target < first.pools[a.from_pool].target
+    left for the others falls (docs/broker.md step 2), so a pool whose target fell may be taken from, and a
+    lending pool whose borrowing rose as its standalone target fell borrows more (found at stop 51: general's
+    promise took in 3 cores of its guests, its need rose 4 -> 7, and prompt's target fell 101 -> 98, its lend
+    rose 19 -> 22, for two more pods) — nothing else, the mirror of ``_after_a_fallen_need``."""
+    if not rose:
+        return False
+    if isinstance(a, Relabel):
+        return second.pools[a.from_pool].target < first.pools[a.from_pool].target
+    return isinstance(a, DeployPods) and second.pools[a.pool].lend > first.pools[a.pool].lend
 
 
 def _after_a_fallen_need(o: Observed, first: Plan, second: Plan, fell: set[str], a: object) -> bool:
