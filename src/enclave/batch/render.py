@@ -328,11 +328,11 @@ def _settings(spec: EnclaveSpec, role: str) -> list[str]:
                             ("NEGOTIATOR_MIN_INTERVAL", h.negotiator_min_interval)],
         "submit": [("JOB_START_COUNT", h.job_start_count), ("JOB_START_DELAY", h.job_start_delay),
                    ("SCHEDD_INTERVAL", h.schedd_interval), ("SUBMIT_SEND_RESCHEDULE", h.submit_send_reschedule)],
-        "startd": [("CLAIM_WORKLIFE", h.claim_worklife)] if not _pool_worklives(spec) else [],
+        "startd": [("CLAIM_WORKLIFE", h.claim_worklife)],
     }[role]
     lines = [f"{name} = {value}" for name, value in knobs if value is not None]
-    if role == "startd":
-        lines += _pool_worklives(spec)
+    if role == "startd" and (per_pool := _pool_worklives(spec)):
+        lines = per_pool  # CLAIM_WORKLIFE by pool, batch.htcondor's value the fallback of those that set none
     if not lines:
         return []
     return ["", "# Scheduling pace set in the spec (batch.htcondor); the twin reads these back.", *lines]
