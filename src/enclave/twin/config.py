@@ -26,11 +26,6 @@ CYCLE_DELAY_DEFAULT = 20.0
 (htcondor/htcondor 7491a14, src/condor_negotiator.V6/matchmaker.cpp:1883: param_integer("NEGOTIATOR_CYCLE_DELAY",
 20, 0)), so the bindings return nothing for it when the config is silent."""
 
-FOREVER_S = 400 * 24 * 3600.0
-"""CLAIM_WORKLIFE = -1 is "an infinite claim work life" (manual, admin-manual/configuration/startd.rst): the
-twin uses a worklife longer than any scenario (at most 400 days)."""
-
-
 def _number(value: str | None, knob: str) -> float:
     if value is None:
         raise ValueError(f"HTCondor has no value for {knob}")
@@ -64,15 +59,14 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         startd = render.read_back(out / f"execute-{spec.batch.default_pool}.conf",
                                   ["CLAIM_WORKLIFE", "CONSUMPTION_POLICY", render.WORKLIFE_KNOB],
                                   subsystem="STARTD", env={render.POD_POOL_ENV: spec.batch.default_pool})
+        # -1 (forever) is passed on as read: the scenario's Worklife turns it into the twin's forever.
         worklife = _number(startd[render.WORKLIFE_KNOB] or startd["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
-        worklife = FOREVER_S if worklife < 0 else worklife
         # Which pools set their own is the spec's word (a pool may set the common value); what each reads is
         # HTCondor's, from that pool's execute file.
         own = {}
         for pool in (p for p, conf in spec.pools.items() if conf.claim_worklife is not None):
             got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
-            value = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
-            own[pool] = FOREVER_S if value < 0 else value
+            own[pool] = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
     delay = cm["NEGOTIATOR_CYCLE_DELAY"]
     values: dict[str, Any] = {
         "negotiator_interval_s": _number(cm["NEGOTIATOR_INTERVAL"], "NEGOTIATOR_INTERVAL"),

@@ -30,7 +30,7 @@ from enclave.spec.defaults import EXAMPLES, default_spec_path
 from enclave.spec.document import load_model
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole, refuse_bool_as_number
-from enclave.twin.config import FOREVER_S, pool_htcondor
+from enclave.twin.config import pool_htcondor
 from enclave.twin.knative import Knative
 
 SCENARIOS = EXAMPLES / "scenarios"
@@ -353,6 +353,11 @@ SHARED = "shared"
 """Label of startds that serve every pool (the ``quotas`` policy: one shared HTCondor pool in which the
 negotiator's group quotas, not node labels, decide who runs where); no spec pool may have it
 (``scenario_problems``)."""
+
+
+FOREVER_S = 400 * 24 * 3600.0
+"""CLAIM_WORKLIFE = -1 is "an infinite claim work life" (manual, admin-manual/configuration/startd.rst): the
+twin uses a worklife longer than any scenario (at most 400 days)."""
 
 
 def _worklife(seconds: float) -> float:
