@@ -240,6 +240,62 @@ def test_a_pools_own_worklife_decides_reuse_on_its_slots(minimal: EnclaveSpec, w
     assert sim.reuses == int(reused)
 
 
+TWO_TASKS = BASE.replace("mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]",
+                         "mix: [{name: big, weight: 1, memory_gib: 16, runtime: {dist: fixed, mean: 100}},"
+                         " {name: small, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]")
+
+
+def _two_tasks(minimal: EnclaveSpec) -> tuple[Sim, int, int]:
+    sim = _sim(minimal, TWO_TASKS)
+    sim.audit = True  # every event checks the slots' claimed cores and memory against the running jobs
+    big, small = (next(a.index for a in sim.acs if a.memory_mib == gib * 1024) for gib in (16, 1))
+    return sim, big, small
+
+
+def test_a_claim_runs_the_submitters_oldest_job_that_fits_its_dynamic_slot(minimal: EnclaveSpec) -> None:
+    """The schedd gives a claim whose job ended to the submitter's first idle job, in job-id order, that the
+    claimed dynamic slot matches, of whichever autocluster (qmgmt.cpp ``FindRunnableJob``, called with the
+    claim's user by schedd.cpp ``FindRunnableJobForClaim``)."""
+    sim, big, small = _two_tasks(minimal)
+    _submit(sim, 30.0, 2, big)  # matched in the 60 cycle: both start at 66.5, and take all 32 GiB of the slot
+    _submit(sim, 100.0, 1, small)  # the 120 cycle finds no memory for it
+    _submit(sim, 110.0, 1, big)
+    first = 60 + BUSY_CYCLE + S
+    # At 166.5 both 16 GiB claims (103 s old) are free for reuse. The first goes to the oldest idle job, the
+    # small one, which fits; the second to the big one. Both start S later, with no negotiation.
+    assert _waits(sim) == [pytest.approx(first - 30)] * 2 + [pytest.approx(first + R + S - 110),
+                                                             pytest.approx(first + R + S - 100)]
+    assert sim.reuses == 2
+    sim.check()  # raises on a slot claimed beyond its size or a counter that disagrees
+
+
+def test_a_smaller_job_on_a_reused_claim_keeps_the_whole_dynamic_slot(minimal: EnclaveSpec) -> None:
+    """A dynamic slot keeps the size of the job it was made for: the 1 GiB job that takes a 16 GiB claim
+    holds 16 GiB of the partitionable slot until it ends."""
+    sim, big, small = _two_tasks(minimal)
+    _submit(sim, 30.0, 1, big)
+    _submit(sim, 100.0, 8, small)  # 7 cores, 16 GiB free: the 120 cycle matches 7 of them
+    first = 60 + BUSY_CYCLE + S
+    sim.run_until(first + R + 1)  # the big job has ended, and the eighth small job runs on its claim
+    slot = next(s for s in sim.startds.values() if s.pool == "drp")
+    assert slot.free_cores == 0 and slot.free_mem == 32 * 1024 - 16 * 1024 - 7 * 1024
+    assert sim.reuses == 1
+    sim.run_until(1000.0)  # then every claim ends with its job, and the slot is whole again
+    assert (slot.free_cores, slot.free_mem) == (8, 32 * 1024)
+    sim.check()  # raises on a slot claimed beyond its size or a counter that disagrees
+
+
+def test_a_larger_job_does_not_take_a_smaller_claim(minimal: EnclaveSpec) -> None:
+    sim, big, small = _two_tasks(minimal)
+    _submit(sim, 30.0, 8, small)  # all 8 cores, 1 GiB each
+    _submit(sim, 100.0, 1, big)  # no core free at the 120 cycle
+    first = 60 + BUSY_CYCLE + S
+    # The 1 GiB dynamic slots cannot hold a 16 GiB request: the claims end at 166.5, and the 180 cycle matches
+    # the big job.
+    assert _waits(sim) == [pytest.approx(first - 30)] * 8 + [pytest.approx(180 + BUSY_CYCLE + S - 100)]
+    assert sim.reuses == 0
+
+
 def test_a_worklife_for_an_unknown_pool_is_an_error(minimal: EnclaveSpec) -> None:
     with pytest.raises(InputError, match="no pool 'nightly'"):
         _sim(minimal, pool_claim_worklife_s="{nightly: 10}")

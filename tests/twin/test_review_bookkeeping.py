@@ -88,8 +88,9 @@ def test_a_relabel_that_ends_a_drain_takes_its_deadline_with_it(ldf: EnclaveSpec
     assert all(e[0] >= 5000 for e in sim.q.events())
     sim.run_until(5001)
     # DRP's grace is 600 s, no more than the vacate time: a deleted pod's DRP jobs are vacated at the deletion
-    # (docs/twin.md, "Pod termination"), each losing what it ran since its match (1 core each).
-    assert not set(jobs) & set(sim.running) and all(sim.state[j] == QUEUED for j in jobs)
+    # (docs/twin.md, "Pod termination"), each losing what it ran since its match (1 core each). Requeued, a
+    # job may take over a claim another DRP job ends elsewhere within that second (the oldest job first).
+    assert all(sim.state[j] == QUEUED or (sim.running[j][0] is not s and sim.running[j][6] >= 5000) for j in jobs)
     assert sim.counters.wasted_core_s - wasted == pytest.approx(sum(5000 - t for t in jobs.values()))
     assert times == sorted(times) and times[0] >= 5000
     assert all(sim.dom_pool_s[p] >= dom[p] for p in dom)

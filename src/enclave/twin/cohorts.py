@@ -187,7 +187,7 @@ class Cohorts(LayoutPolicy):
         a = sim.acs[ac]
         candidates = []
         for jid, (s, _, vac, _, _, _, start, _) in sim.running.items():
-            v = sim.acs[vac]
+            v = sim.acs[sim.slot_ac(jid, vac)]
             if (v.pool != pool and s.accepting and v.cpus >= a.cpus and v.memory_mib >= a.memory_mib
                     and sim.matcher.matches(ac, s.sig)):
                 # Lowest priority first, then the most recently admitted.

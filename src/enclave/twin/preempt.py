@@ -65,7 +65,7 @@ def victims_for(sim: Sim, ac: int, pool: str) -> list[tuple[float, int]]:
     out: list[tuple[float, int]] = []
     now = sim.now
     for jid, (s, _, vac, _, _, _, start, _) in sim.running.items():
-        v = sim.acs[vac]
+        v = sim.acs[sim.slot_ac(jid, vac)]
         if (v.pool != pool and s.accepting and v.cpus >= a.cpus and v.memory_mib >= a.memory_mib
                 and sim.matcher.matches(ac, s.sig)):
             out.append((now - start, jid))

@@ -413,8 +413,8 @@ class HTCondor(Strict):
                                            "(one match pass over the slots each).")
     claim_worklife_s: Worklife = Field(
         default=1200.0, description="CLAIM_WORKLIFE (param_info.in: default=1200): the schedd starts the "
-        "next idle job of the same autocluster on a claim it holds, without negotiation, until the claim is this "
-        "old; 0 switches reuse off, -1 (run as 400 days) never ends it.")
+        "submitter's oldest idle job that fits the claimed dynamic slot on a claim it holds, without negotiation, "
+        "until the claim is this old; 0 switches reuse off, -1 (run as 400 days) never ends it.")
     pool_claim_worklife_s: dict[str, Worklife] = Field(
         default_factory=dict, description="CLAIM_WORKLIFE of the startds serving a pool, where the spec sets the "
         "pool its own (pools.<name>.claim_worklife); other pools' startds, and the unlabelled ones of quotas, use "

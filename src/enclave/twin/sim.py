@@ -427,6 +427,9 @@ class Sim:
         self.cycles = 0
         self.cycle_s = 0.0
         self.reuses = 0
+        self.share: dict[int, int] = {}
+        """Job id → the autocluster whose request sized the dynamic slot it runs on, for a job that took over a
+        claim made for another autocluster (``_successor``); a dynamic slot keeps its size for the claim's life."""
         self._cycle_gen = 0
         self._cycle_at = math.inf
         self._in_cycle = False
@@ -812,8 +815,10 @@ class Sim:
         return max(bt, t)
 
     def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
-        """The schedd keeps a claim whose job ended and runs the next idle job of the same autocluster on it,
-        without a negotiation cycle, while the claim is younger than CLAIM_WORKLIFE."""
+        """Claim reuse where a claim's next job needs ``admit`` (``Policy.claims_limited``: Kueue admits every
+        job): the slot's share is freed and the next idle job of the same autocluster, if admitted, takes it,
+        without a negotiation cycle, while the claim is younger than CLAIM_WORKLIFE. HTCondor's own reuse is
+        ``_handoff``."""
         a = self.acs[ac]
         if self.policy.limited and self.policy.claims_limited and self.policy.admit(self, a.pool) < a.cpus:
             return
@@ -821,11 +826,47 @@ class Sim:
             self.reuses += 1
             self._start(ac, s, 1, claim)
 
-    def _handoff(self, ac: int, s: SimStartd, claim: float) -> None:
-        """``_reuse_claim`` for one job of the autocluster whose job just ended on ``s``: the slot's claimed
-        share, the pool's busy cores and the running count stay as they are; the next queued job takes over
-        (the single-job form of ``_start``)."""
+    def slot_ac(self, jid: int, ac: int) -> int:
+        """The autocluster whose request sized the dynamic slot running job ``jid`` (of autocluster ``ac``) holds:
+        its own, or that of the job the claim was made for (``share``)."""
+        return self.share.get(jid, ac)
+
+    def _successor(self, slot_ac: int, s: SimStartd) -> int:
+        """The autocluster of the job the schedd runs next on a claim whose job just ended, or -1: the
+        submitter's first idle job in the schedd's order (job priority, then cluster.proc: the twin's job ids)
+        that the claimed dynamic slot matches, of any of its autoclusters, not only the ended job's
+        (htcondor/htcondor 7491a14, schedd.cpp ``Scheduler::FindRunnableJobForClaim`` calls qmgmt.cpp
+        ``FindRunnableJob`` with the claim's user; it walks ``PrioRec``, sorted by ``prio_compar``, and takes the
+        first job ``IsAMatch`` with the slot's ad). The dynamic slot has its first job's cores and memory, so only
+        a request within them matches. Each autocluster's queue head stands for its oldest job."""
+        sa = self.acs[slot_ac]
+        pool = sa.pool
+        if not self.idle[pool]:
+            return -1
+        queues = self.queues
+        matches = self.matcher.matches
+        sig = s.sig
+        candidates = self.pool_acs[pool]
+        if len(candidates) == 1:
+            return slot_ac if queues[slot_ac] and matches(slot_ac, sig) else -1
+        acs = self.acs
+        best, oldest = -1, math.inf
+        for c in candidates:
+            q = queues[c]
+            if q and (b := q[0]).first + b.pos < oldest:
+                a = acs[c]
+                if a.cpus <= sa.cpus and a.memory_mib <= sa.memory_mib and matches(c, sig):
+                    best, oldest = c, b.first + b.pos
+        return best
+
+    def _handoff(self, ac: int, s: SimStartd, claim: float, slot_ac: int, ended_ac: int) -> None:
+        """The schedd runs the next job, of ``ac`` (``_successor``), on the claim whose job of ``ended_ac`` just
+        ended on ``s``: the dynamic slot (sized for ``slot_ac``), the pool's busy cores and the pool's running
+        count stay as they are; the next queued job takes over (the single-job form of ``_start``)."""
         a = self.acs[ac]
+        if ac != ended_ac:
+            self.run_ac[ended_ac] -= 1
+            self.run_ac[ac] += 1
         q = self.queues[ac]
         b = q[0]
         jid = b.first + b.pos
@@ -833,9 +874,13 @@ class Sim:
         b.pos += 1
         if b.pos == b.n:
             q.popleft()
+        if ac != slot_ac:
+            self.share[jid] = slot_ac
         t = self.now
         begin = (self._throttled_start(self.schedd_of[a.pool]) if self.throttled else t) + self.startup
-        end = self._oom_end(jid, begin, rt, a.memory_mib) if b.oom and self.mem_hard else begin + rt
+        # The starter's cgroup limit is the dynamic slot's memory, not the job's request.
+        end = self._oom_end(jid, begin, rt, self.acs[slot_ac].memory_mib) if b.oom and self.mem_hard \
+            else begin + rt
         self.running[jid] = (s, end, ac, b.submit, b.visit, rt, t, claim)
         self.state[jid] = RUNNING
         s.running.add(jid)
@@ -1212,14 +1257,15 @@ class Sim:
         """A running job leaves its slot before its end (evicted, or ended by its owner's account transition):
         its share of the slot is freed and the work it had done since ``start`` is lost."""
         a = self.acs[ac]
+        slot = self.acs[self.share.pop(jid, ac)]
         del self.running[jid]
         s.running.discard(jid)
         self.ooms.discard(jid)
         self.state[jid] = state
         self._dom_close(s)
-        s.free_cores += a.cpus
-        s.free_mem += a.memory_mib
-        self.busy[a.pool] -= a.cpus
+        s.free_cores += slot.cpus
+        s.free_mem += slot.memory_mib
+        self.busy[a.pool] -= slot.cpus
         self.run_ac[ac] -= 1
         self.counters.wasted_core_s += (self.now - start) * a.cpus
 
@@ -1571,10 +1617,10 @@ class Sim:
         visit_left = self.visit_left
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
-        queues = self.queues
         worklife = self.worklife
         worklives = self.worklives
-        matches = self.matcher.matches
+        successor = self._successor
+        share = self.share
         ooms = self.ooms
         dom_pool_s = self.dom_pool_s
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
@@ -1595,6 +1641,7 @@ class Sim:
                 del running[payload]
                 s, _, ac, submit, visit, rt, matched, claim = rec
                 a = acs[ac]
+                slot_ac = share.pop(payload, ac) if share else ac
                 s.running.discard(payload)
                 if ooms and payload in ooms:
                     self._oom_kill(payload, rec)  # then its share of the slot is freed or reused as after an end
@@ -1609,24 +1656,25 @@ class Sim:
                         visit_left[visit] = left
                         if left == 0:
                             visit_latency[visit] = t - submit
-                if handoff and s.accepting and queues[ac] and t - claim < worklives.get(s.pool, worklife) \
-                        and matches(ac, s.sig):
-                    self._handoff(ac, s, claim)  # same claim, same share of the slot: nothing is freed
+                if handoff and s.accepting and t - claim < worklives.get(s.pool, worklife) \
+                        and (nxt := successor(slot_ac, s)) >= 0:
+                    self._handoff(nxt, s, claim, slot_ac, ac)  # same claim, same dynamic slot: nothing is freed
                     continue
                 # s.dominant_cores(), inline (a call per job end in the instant model): same operations, same order
                 used_cores = (s.cores - s.free_cores) / s.cores
                 used_mem = (s.mem - s.free_mem) / s.mem
                 dom_pool_s[s.pool] += (used_mem if used_mem > used_cores else used_cores) * s.cores * (t - s.dom_t)
                 s.dom_t = t
-                s.free_cores += a.cpus
-                s.free_mem += a.memory_mib
-                busy[a.pool] -= a.cpus
+                sa = acs[slot_ac]
+                s.free_cores += sa.cpus
+                s.free_mem += sa.memory_mib
+                busy[a.pool] -= sa.cpus
                 run_ac[ac] -= 1
                 if s.accepting:
                     if self.n_idle:
                         if self.instant:
                             self.fill_startd(s)
-                        elif t - claim < worklives.get(s.pool, worklife) and self.queues[ac]:
+                        elif not handoff and t - claim < worklives.get(s.pool, worklife) and self.queues[ac]:
                             self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)
@@ -1972,7 +2020,7 @@ class Sim:
         (``_oom_end``, at the limit of its autocluster's request)."""
         _, end, ac, _, _, rt, _, _ = rec
         if jid in self.ooms:
-            return end - rt * self.acs[ac].memory_mib / self.peak_over[jid]
+            return end - rt * self.acs[self.slot_ac(jid, ac)].memory_mib / self.peak_over[jid]
         return end - rt
 
     # ------------------------------------------------------------ an account transition (issue 21)
@@ -2093,8 +2141,9 @@ class Sim:
         """The per-pool counters equal what the queues and running records add up to."""
         problems: list[str] = []
         for p in self.pools:
-            runs = [r for r in self.running.values() if self.acs[r[2]].pool == p]
-            if len(runs) != self.run_jobs[p] or sum(self.acs[r[2]].cpus for r in runs) != self.busy[p]:
+            runs = [(j, r) for j, r in self.running.items() if self.acs[r[2]].pool == p]
+            cores = sum(self.acs[self.slot_ac(j, r[2])].cpus for j, r in runs)
+            if len(runs) != self.run_jobs[p] or cores != self.busy[p]:
                 problems.append(f"pool {p}: running counters disagree with the running jobs")
             idle_cores = sum((b.n - b.pos) * self.acs[ac].cpus for ac in self.pool_acs[p] for b in self.queues[ac])
             if idle_cores != self.idle_cores[p]:
@@ -2109,8 +2158,9 @@ class Sim:
         problems: list[str] = []
         seen: set[int] = set()
         for s in self.startds.values():
-            cores = sum(self.acs[self.running[j][2]].cpus for j in s.running)
-            mem = sum(self.acs[self.running[j][2]].memory_mib for j in s.running)
+            slots = [self.acs[self.slot_ac(j, self.running[j][2])] for j in s.running]
+            cores = sum(a.cpus for a in slots)
+            mem = sum(a.memory_mib for a in slots)
             if s.running & seen:
                 problems.append(f"jobs {sorted(s.running & seen)} run on two startds")
             seen |= s.running

@@ -26,9 +26,10 @@ https://htcondor.readthedocs.io/en/latest/admin-manual/configuration-macros.html
   prompt's, so they only lengthen the cycle, which never brings the next one earlier (start to start is
   max(length + NEGOTIATOR_CYCLE_DELAY, NEGOTIATOR_INTERVAL), and a RESCHEDULE waits for the delay after the end):
   they are left out.
-- CLAIM_WORKLIFE (condor_startd entries): a claim whose job ends while a job of the same autocluster is idle runs
-  it at once, without a cycle, while the claim is younger than this. So a visit's jobs may start on claims of the
-  previous visits' jobs that end after its readout and before its cycle ends.
+- CLAIM_WORKLIFE (condor_startd entries): a claim whose job ends while a job of the same submitter that fits the
+  claimed dynamic slot is idle runs it at once, without a cycle, while the claim is younger than this. So a
+  visit's jobs may start on claims of the previous visits' jobs that end after its readout and before its cycle
+  ends.
 - JOB_START_COUNT / JOB_START_DELAY (condor_schedd entries): the schedd starts at most COUNT jobs, then waits
   DELAY seconds before the next ones (the twin's ``Sim._throttled_start``).
 - ``job_startup_s``: the twin's estimate of shadow and starter start-up after each start.
@@ -39,11 +40,12 @@ matches it (schedd.cpp ``Scheduler::child_exit`` -> ``StartJob(match_rec*)`` -> 
 ``RecycleShadow`` -> ``FindRunnableJobForClaim``; qmgmt.cpp ``FindRunnableJob`` walks the ``PrioRec`` array, jobs
 already matched skipped), an array sorted by submitter, then JobPrio (and the DAG pre/post priorities), then
 cluster and proc id (qmgmt.cpp ``prio_compar``); a visit's detector jobs have one priority, so it is their
-submission order, which is ``visits``' order of runtimes (the twin's queue: ``Sim._handoff`` takes the head of the
-autocluster's queue, job ids in the visit's order). So the claims that free between the readout and the end of
-prompt's turn, in the order they free, take the visit's first jobs, and the others start when the turn ends. The
-figure is what the twin would measure with prompt never short of a slot; an earlier version gave the claims to
-each visit's longest jobs (runtime foresight), 89.6 % on one-night-prompt-slow, which no schedd does.
+submission order, which is ``visits``' order of runtimes (the twin's queue: ``Sim._successor`` takes the oldest
+idle job of the submitter, here the head of prompt's one autocluster, job ids in the visit's order). So the
+claims that free between the readout and the end of prompt's turn, in the order they free, take the visit's first
+jobs, and the others start when the turn ends. The figure is what the twin would measure with prompt never short
+of a slot; an earlier version gave the claims to each visit's longest jobs (runtime foresight), 89.6 % on
+one-night-prompt-slow, which no schedd does.
 
 Why a capacity policy does no better, visit by visit, under these rules, and the one exception: a policy decides
 how many of prompt's jobs have a slot when, not which job takes a slot (the schedd's order) nor when cycles run
