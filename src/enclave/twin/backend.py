@@ -68,8 +68,8 @@ def _jobs(sim: Sim, s: SimStartd, epoch: float) -> tuple[RunningJob, ...]:
     out = []
     for jid in s.running:
         rec = running[jid]
-        a = acs[rec[2]]
-        out.append(RunningJob(cores=a.cpus, start=epoch + rec[6], pool=a.pool))
+        a = acs[rec[2]]  # a dynamic slot reports its own Cpus, which a reused claim keeps from its first job
+        out.append(RunningJob(cores=acs[sim.slot_ac(jid, rec[2])].cpus, start=epoch + rec[6], pool=a.pool))
     return tuple(sorted(out, key=lambda j: (j.start, j.cores)))
 
 
@@ -190,7 +190,9 @@ class TwinBackend:
                          default=sim.now)
             demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=sim.idle_cores[pool],
                                       running_jobs=sim.run_jobs[pool],
-                                      running_cores=sim.busy[pool], oldest_idle_seconds=sim.now - oldest,
+                                      running_cores=sum(sim.run_ac[ac] * sim.acs[ac].cpus
+                                                        for ac in sim.pool_acs[pool]),
+                                      oldest_idle_seconds=sim.now - oldest,
                                       idle_memory_mib=_idle_memory(sim, pool), running_memory_mib=sum(
                                           sim.run_ac[ac] * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool]),
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit

@@ -8,6 +8,7 @@ seed give byte-identical files.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from enclave.spec.models import NodeRole
 from enclave.twin.scenario import Matching
 from enclave.twin.sim import DONE, ENDED, HELD, RUNNING, Sim
 from enclave.twin.timing_bound import Timing, visit_latency_bounds
+from enclave.twin.workloads import AutoCluster
 
 
 def _pct(values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
@@ -92,9 +94,10 @@ def compute(sim: Sim) -> dict[str, Any]:
         "batch_upper": _r(min(1.0, sim.demand_core_s / batch_cap)) if batch_cap > 0 else None,
         "batch_capacity_mean_cores": _r(batch_cap / horizon, 2),
         # Memory held by running jobs over slot memory: DRP is memory-bound (8-32 GiB per core), so its
-        # slots can be full while cores sit idle.
-        "batch_memory": _r((sum(sim.mem_s.values()) + sum(sim.running_core_s(memory=True).values()))
-                           / sim.mem_cap_s) if sim.mem_cap_s > 0 else None,
+        # slots can be full while cores sit idle. A job on a reused, larger claim holds the claim's memory.
+        "batch_memory": _r((sum(sim.mem_s.values()) + sum(sim.running_core_s(memory=True).values())
+                            + _larger_claims(sim, lambda a: a.memory_mib)) / sim.mem_cap_s)
+        if sim.mem_cap_s > 0 else None,
         "enclave": _r((total_busy + nb_core_s) / (all_cores * horizon)),
         # As HTCondor sees a partitionable slot: used up once ANY resource is claimed (docs/twin.md).
         "batch_dominant": _r(dom_s / batch_cap) if batch_cap > 0 else None,
@@ -178,14 +181,29 @@ def min_mib_per_core(sim: Sim) -> float:
 
 
 def dominant_demand_core_s(sim: Sim) -> float:
-    """All work submitted (clipped to the horizon) in dominant-resource cores on the leanest slot shape.
+    """All work submitted (clipped to the horizon) in dominant-resource cores on the leanest slot shape, plus
+    what reused claims held beyond their jobs' requests.
 
     A job of c cores and m MiB on a slot of C cores and M MiB raises that slot's max(cores share, memory
     share) x C by at most max(c, m x C / M) <= max(c, m / min(M / C)); summing over jobs bounds the slots'
-    dominant-resource core-seconds from above, whatever the policy."""
+    dominant-resource core-seconds of running jobs from above, whatever the policy (not the start-up each start
+    holds a slot for, nor work lost to evictions and run again). A job that takes over a larger claim holds the
+    claim's dynamic slot, not its own request (schedd.cpp ``FindRunnableJobForClaim``; ``Sim._successor``): that
+    difference, which the schedd's choices and not the work decide, is added over the running time the run
+    measured."""
     r = min_mib_per_core(sim)
-    return sum(work * max(1.0, a.memory_mib / (a.cpus * r)) for a, work in zip(sim.acs, sim.demand_core_s_ac,
-                                                                                 strict=True))
+
+    def weight(a: AutoCluster) -> float:
+        return a.cpus * max(1.0, a.memory_mib / (a.cpus * r))
+
+    work = sum(work * weight(a) / a.cpus for a, work in zip(sim.acs, sim.demand_core_s_ac, strict=True))
+    return work + _larger_claims(sim, weight)
+
+
+def _larger_claims(sim: Sim, size: Callable[[AutoCluster], float]) -> float:
+    """Σ (size of the claim's dynamic slot − size of the job's request) x seconds, over jobs on larger claims."""
+    acs = sim.acs
+    return sum((size(acs[slot]) - size(acs[ac])) * secs for (slot, ac), secs in sim.larger_claim_s().items())
 
 
 def unrunnable(sim: Sim) -> dict[str, int]:

@@ -189,8 +189,13 @@ class QuotasPreemptMemory(QuotasPreempt):
         return self.weights
 
     def used(self, sim: Sim, pool: str) -> float:
+        """The accountant charges each match its dynamic slot's SLOT_WEIGHT: a job on a reused, larger claim
+        (``Sim.share``) is charged the slot's weight, not its own request's."""
         weights = self._weights(sim)
-        return sum(sim.run_ac[ac] * weights[ac] for ac in sim.pool_acs[pool])
+        own = sum(sim.run_ac[ac] * weights[ac] for ac in sim.pool_acs[pool])
+        running = sim.running
+        return own + sum(weights[slot] - weights[running[j][2]] for j, slot in sim.share.items()
+                         if sim.acs[slot].pool == pool)
 
     def job_weight(self, sim: Sim, ac: int) -> float:
         return self._weights(sim)[ac]

@@ -430,6 +430,11 @@ class Sim:
         self.share: dict[int, int] = {}
         """Job id → the autocluster whose request sized the dynamic slot it runs on, for a job that took over a
         claim made for another autocluster (``_successor``); a dynamic slot keeps its size for the claim's life."""
+        self.share_s: dict[tuple[int, int], float] = {}
+        """(dynamic slot's autocluster, job's autocluster) → seconds that jobs which left their slot ran on a larger
+        reused claim than their own request, from their first second (``began``; ``larger_claim_s`` adds the
+        running ones): the slots held more than the work asked for, which the clairvoyant bounds and the claimed
+        memory count, both over running time."""
         self._cycle_gen = 0
         self._cycle_at = math.inf
         self._in_cycle = False
@@ -831,6 +836,19 @@ class Sim:
         its own, or that of the job the claim was made for (``share``)."""
         return self.share.get(jid, ac)
 
+    def _left_larger_claim(self, slot_ac: int, ac: int, seconds: float) -> None:
+        key = (slot_ac, ac)
+        self.share_s[key] = self.share_s.get(key, 0.0) + seconds
+
+    def larger_claim_s(self) -> dict[tuple[int, int], float]:
+        """``share_s`` with the jobs still running on a larger claim, up to now."""
+        out = dict(self.share_s)
+        for j, slot in self.share.items():
+            rec = self.running[j]
+            key = (slot, rec[2])
+            out[key] = out.get(key, 0.0) + max(0.0, self.now - self.began(j, rec))
+        return out
+
     def _successor(self, slot_ac: int, s: SimStartd) -> int:
         """The autocluster of the job the schedd runs next on a claim whose job just ended, or -1: the
         submitter's first idle job in the schedd's order (job priority, then cluster.proc: the twin's job ids)
@@ -904,9 +922,9 @@ class Sim:
 
     def _oom_end(self, jid: int, begin: float, rt: float, limit: int) -> float:
         """When a job starting at ``begin`` ends: at ``begin + rt``, or, if its peak use exceeds the hard limit
-        (its dynamic slot's memory, i.e. its quantized request), when its use crosses the limit. Use is modelled
-        as rising linearly from 0 at the start to the peak at the end of the run, so the crossing is at
-        ``begin + rt x limit / peak``."""
+        (its dynamic slot's memory: its quantized request, or a reused claim's), when its use crosses the limit.
+        Use is modelled as rising linearly from 0 at the start to the peak at the end of the run, so the crossing
+        is at ``begin + rt x limit / peak``."""
         peak = self.peak_over.get(jid)
         if peak is None or peak <= limit:
             return begin + rt
@@ -966,7 +984,11 @@ class Sim:
         a = self.acs[ac]
         self.state[jid] = QUEUED
         self.counters.oom_retries += 1
-        self.queues[ac].append(Block(jid, [rt], submit, visit, True))
+        q = self.queues[ac]
+        # In id order (a retry keeps its cluster.proc, and releases come in another order), so the head stays the
+        # oldest (``_successor``); the scan is short, a retry autocluster's queue holding released jobs.
+        i = next((i for i, b in enumerate(q) if b.first + b.pos > jid), len(q))
+        q.insert(i, Block(jid, [rt], submit, visit, True))
         self.idle[a.pool] += 1
         self.idle_cores[a.pool] += a.cpus
         self.n_idle += 1
@@ -1029,7 +1051,11 @@ class Sim:
         each partitionable slot's unclaimed resources and each running job's dynamic slot."""
         policy = self.policy
         weights = [policy.slot_weight(self, s.free_cores, s.free_mem) for s in self.startds.values() if s.ready]
-        weights += [policy.job_weight(self, ac) for ac, n in enumerate(self.run_ac) if n]
+        on_own = list(self.run_ac)  # jobs on a dynamic slot of their own request; the others are in ``share``
+        for j in self.share:
+            on_own[self.running[j][2]] -= 1
+        slots = {ac for ac, n in enumerate(on_own) if n} | set(self.share.values())
+        weights += [policy.job_weight(self, ac) for ac in slots]
         return min(weights, default=0.0)
 
     def _add_turns(self, t: float, first: bool = True) -> float:
@@ -1237,7 +1263,8 @@ class Sim:
         if not s.running:
             return
         touched: set[int] = set()
-        for jid in sorted(s.running if only is None else only & s.running):
+        # Highest id first: each goes to the front of its queue, so the oldest ends at the head (``_successor``).
+        for jid in sorted(s.running if only is None else only & s.running, reverse=True):
             _, _, ac, submit, visit, rt, start, _ = self.running[jid]
             a = self.acs[ac]
             if pool is not None and a.pool != pool:
@@ -1257,7 +1284,11 @@ class Sim:
         """A running job leaves its slot before its end (evicted, or ended by its owner's account transition):
         its share of the slot is freed and the work it had done since ``start`` is lost."""
         a = self.acs[ac]
-        slot = self.acs[self.share.pop(jid, ac)]
+        slot_ac = self.share.get(jid, ac)
+        if slot_ac != ac:
+            self._left_larger_claim(slot_ac, ac, max(0.0, self.now - self.began(jid, self.running[jid])))
+            del self.share[jid]
+        slot = self.acs[slot_ac]
         del self.running[jid]
         s.running.discard(jid)
         self.ooms.discard(jid)
@@ -1641,7 +1672,10 @@ class Sim:
                 del running[payload]
                 s, _, ac, submit, visit, rt, matched, claim = rec
                 a = acs[ac]
-                slot_ac = share.pop(payload, ac) if share else ac
+                slot_ac = share.get(payload, ac) if share else ac
+                if slot_ac != ac:
+                    self._left_larger_claim(slot_ac, ac, t - self.began(payload, rec))
+                    del share[payload]
                 s.running.discard(payload)
                 if ooms and payload in ooms:
                     self._oom_kill(payload, rec)  # then its share of the slot is freed or reused as after an end
@@ -2017,7 +2051,7 @@ class Sim:
     def began(self, jid: int, rec: tuple[SimStartd, float, int, float, int, float, float, float]) -> float:
         """When running job ``jid`` (its record ``rec``) starts or started its first second: its end less its
         runtime, or, for a job to be killed over its memory limit, less the part of its runtime until the kill
-        (``_oom_end``, at the limit of its autocluster's request)."""
+        (``_oom_end``, at the limit of its dynamic slot's memory)."""
         _, end, ac, _, _, rt, _, _ = rec
         if jid in self.ooms:
             return end - rt * self.acs[self.slot_ac(jid, ac)].memory_mib / self.peak_over[jid]
