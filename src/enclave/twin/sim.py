@@ -1652,6 +1652,7 @@ class Sim:
         worklives = self.worklives
         successor = self._successor
         share = self.share
+        idle = self.idle  # the submitter's idle jobs: none (the common case) and no claim is reused
         ooms = self.ooms
         dom_pool_s = self.dom_pool_s
         # Claim reuse without freeing the slot; a policy that limits claims (admit) frees and re-admits instead.
@@ -1690,7 +1691,7 @@ class Sim:
                         visit_left[visit] = left
                         if left == 0:
                             visit_latency[visit] = t - submit
-                if handoff and s.accepting and t - claim < worklives.get(s.pool, worklife) \
+                if handoff and idle[a.pool] and s.accepting and t - claim < worklives.get(s.pool, worklife) \
                         and (nxt := successor(slot_ac, s)) >= 0:
                     self._handoff(nxt, s, claim, slot_ac, ac)  # same claim, same dynamic slot: nothing is freed
                     continue
