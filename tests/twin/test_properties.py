@@ -34,7 +34,8 @@ layout: {{batch: {layout}, pod_cores: 4, pod_batch_share: 0.5}}
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), backlog=st.integers(0, 400), notebooks=st.integers(0, 30),
        mtbf=st.sampled_from([0, 0.05, 0.2]), layout=st.sampled_from(["standalone", "pods"]),
-       policy=st.sampled_from(["static", "quotas"]), peak=st.sampled_from([1.5, 3.0, 9.0]),
+       policy=st.sampled_from(["static", "quotas", "quotas-preempt-mem", "cohorts", "broker"]),
+       peak=st.sampled_from([1.5, 3.0, 9.0]),
        retries=st.sampled_from([0, 2]))
 def test_invariants_hold_for_any_seed_and_failures(seed: int, backlog: int, notebooks: int, mtbf: float,
                                                    layout: str, policy: str, peak: float, retries: int) -> None:
