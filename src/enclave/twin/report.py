@@ -93,7 +93,7 @@ def bounds_row(metrics: dict[str, Any]) -> dict[str, str]:
         "enclave utilization": fmt(b["utilization_upper_all_cores"], "share") + " (upper)",
         "batch utilization": fmt(metrics["utilization"]["batch_upper"], "share") + " (upper, first run's capacity)",
         "batch dominant-resource utilization": fmt(metrics["utilization"].get("batch_dominant_upper"), "share")
-        + " (upper, first run's capacity)",
+        + " (upper, first run's capacity and reused claims)",
         "enclave dominant-resource utilization": fmt(b.get("dominant_upper_all_cores"), "share") + " (upper)",
     }
 

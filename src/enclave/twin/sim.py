@@ -856,7 +856,8 @@ class Sim:
         (htcondor/htcondor 7491a14, schedd.cpp ``Scheduler::FindRunnableJobForClaim`` calls qmgmt.cpp
         ``FindRunnableJob`` with the claim's user; it walks ``PrioRec``, sorted by ``prio_compar``, and takes the
         first job ``IsAMatch`` with the slot's ad). The dynamic slot has its first job's cores and memory, so only
-        a request within them matches. Each autocluster's queue head stands for its oldest job."""
+        a request within them matches. Each autocluster's queue head stands for its oldest job (``_evict`` and
+        ``_release`` keep it so, but for jobs of several slots evicted in turn)."""
         sa = self.acs[slot_ac]
         pool = sa.pool
         if not self.idle[pool]:
