@@ -836,9 +836,16 @@ class Sim:
         its own, or that of the job the claim was made for (``share``)."""
         return self.share.get(jid, ac)
 
-    def _left_larger_claim(self, slot_ac: int, ac: int, seconds: float) -> None:
-        key = (slot_ac, ac)
-        self.share_s[key] = self.share_s.get(key, 0.0) + seconds
+    def _leave_claim(self, jid: int, rec: tuple[SimStartd, float, int, float, int, float, float, float]) -> int:
+        """``slot_ac`` of running job ``jid`` (its record ``rec``), which is leaving its slot; a job on a larger
+        claim than its own request books its running time there (``share_s``) and leaves ``share``."""
+        ac = rec[2]
+        slot_ac = self.share.get(jid, ac)
+        if slot_ac != ac:
+            key = (slot_ac, ac)
+            self.share_s[key] = self.share_s.get(key, 0.0) + max(0.0, self.now - self.began(jid, rec))
+            del self.share[jid]
+        return slot_ac
 
     def larger_claim_s(self) -> dict[tuple[int, int], float]:
         """``share_s`` with the jobs still running on a larger claim, up to now."""
@@ -1285,11 +1292,7 @@ class Sim:
         """A running job leaves its slot before its end (evicted, or ended by its owner's account transition):
         its share of the slot is freed and the work it had done since ``start`` is lost."""
         a = self.acs[ac]
-        slot_ac = self.share.get(jid, ac)
-        if slot_ac != ac:
-            self._left_larger_claim(slot_ac, ac, max(0.0, self.now - self.began(jid, self.running[jid])))
-            del self.share[jid]
-        slot = self.acs[slot_ac]
+        slot = self.acs[self._leave_claim(jid, self.running[jid])]
         del self.running[jid]
         s.running.discard(jid)
         self.ooms.discard(jid)
@@ -1652,6 +1655,7 @@ class Sim:
         worklife = self.worklife
         worklives = self.worklives
         successor = self._successor
+        leave_claim = self._leave_claim
         share = self.share
         idle = self.idle  # the submitter's idle jobs: none (the common case) and no claim is reused
         ooms = self.ooms
@@ -1674,10 +1678,7 @@ class Sim:
                 del running[payload]
                 s, _, ac, submit, visit, rt, matched, claim = rec
                 a = acs[ac]
-                slot_ac = share.get(payload, ac) if share else ac
-                if slot_ac != ac:
-                    self._left_larger_claim(slot_ac, ac, t - self.began(payload, rec))
-                    del share[payload]
+                slot_ac = leave_claim(payload, rec) if share else ac
                 s.running.discard(payload)
                 if ooms and payload in ooms:
                     self._oom_kill(payload, rec)  # then its share of the slot is freed or reused as after an end
