@@ -185,16 +185,14 @@ class TwinBackend:
                                       jobs=_jobs(sim, s, epoch) if s.running else ()))
         demand = {}
         vacating = set(vacating_pools(sim.spec))
+        jobs, cores, memory = sim.run_jobs, sim.run_cores, sim.run_mem  # as the schedd's job ads: requests
         for pool in sim.pools:
             oldest = min((sim.queues[ac][0].submit for ac in sim.pool_acs[pool] if sim.queues[ac]),
                          default=sim.now)
             demand[pool] = PoolDemand(idle_jobs=sim.idle[pool], idle_cores=sim.idle_cores[pool],
-                                      running_jobs=sim.run_jobs[pool],
-                                      running_cores=sum(sim.run_ac[ac] * sim.acs[ac].cpus
-                                                        for ac in sim.pool_acs[pool]),
+                                      running_jobs=jobs[pool], running_cores=cores[pool],
                                       oldest_idle_seconds=sim.now - oldest,
-                                      idle_memory_mib=_idle_memory(sim, pool), running_memory_mib=sum(
-                                          sim.run_ac[ac] * sim.acs[ac].memory_mib for ac in sim.pool_acs[pool]),
+                                      idle_memory_mib=_idle_memory(sim, pool), running_memory_mib=memory[pool],
                                       newest_submit=epoch + sim.last_submit[pool] if pool in sim.last_submit
                                       else None,
                                       runtimes=tuple(sorted(sim.finished_runtimes[pool])) if pool in vacating

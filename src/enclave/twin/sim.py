@@ -2011,6 +2011,16 @@ class Sim:
         return {p: int(v) for p, v in self._per_pool(self.run_ac).items()}
 
     @property
+    def run_cores(self) -> dict[str, int]:
+        """RequestCpus of the running jobs per pool (a job on a larger reused claim holds more: ``busy``)."""
+        return {p: int(v) for p, v in self._per_pool(self.run_ac, "cpus").items()}
+
+    @property
+    def run_mem(self) -> dict[str, int]:
+        """RequestMemory (MiB) of the running jobs per pool."""
+        return {p: int(v) for p, v in self._per_pool(self.run_ac, "memory_mib").items()}
+
+    @property
     def done(self) -> dict[str, int]:
         return {p: int(v) for p, v in self._per_pool(self.done_ac).items()}
 
