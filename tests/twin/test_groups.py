@@ -246,3 +246,42 @@ def test_under_a_consumption_policy_a_spins_first_match_may_go_over_the_limit(mi
     sim.run_until(100.0)
     assert sim.cycles == 2 and sim.busy["drp"] == 6
     assert sorted(sim.waits["drp"]) == [pytest.approx(66.5 - 30), pytest.approx(69.5 - 30)]
+
+
+def test_a_group_is_allocated_what_its_last_submitter_ad_asked_for(minimal: EnclaveSpec) -> None:
+    """Group quotas allocate from the submitter ads (GroupEntry.cpp ``hgq_prepare_for_matchmaking``: requested =
+    WeightedRunningJobs + WeightedIdleJobs of each ad; "The collector info can be a bit stale"), and a 26.x schedd
+    sends them at its timeouts (schedd.cpp ``Scheduler::timeout``, every SCHEDD_INTERVAL), which a submit runs only
+    when the last counted no idle job (``endSubmitTransaction``: ``LastSubmitterPressure``).
+
+    Quotas DRP 4, user 4, general 8 of the two 8-core slots; one-core jobs; each pool its own schedd, every 300 s.
+    At 10 DRP submits a 40 GiB job no slot holds: its timeout at 10 sends an ad asking for 1 and showing idle
+    jobs, so DRP's 12 one-core jobs at 40 run no timeout, and its ad still asks for 1. The user group's 12 at 40 do
+    (its schedd counted nothing before): its ad asks for 12, and RESCHEDULE brings a cycle at 45.5 (the one at 10's
+    RESCHEDULE ran 22-25.5; NEGOTIATOR_CYCLE_DELAY 20). From the ads: DRP min(1, 4) = 1; the user group 4 and,
+    the surplus 11 covering the 8 more it asks, 12. DRP negotiates first (0 usage of 4), up to max(1, 4) = 4
+    (``hgq_negotiate_with_all_groups``), the user group up to 12. Both used what they were allocated or more: no
+    second round. DRP's turn ends at 45.5 + 2 + 1 + 0.5 × 2 autoclusters = 49.5, its jobs start 3 s later.
+    From the queues as they are (13 and 12), DRP would be allocated 4 + 4 and the user group 4 + 4 (the surplus 8
+    by quota), 8 each. DRP's ad asks for more only at its next timeout, at 310."""
+    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
+             in zip(minimal.pools.items(), (0.0, 0.25, 0.25, 0.5), strict=True)}
+    assert list(pools) == ["prompt", "drp", "user", "general"]
+    loaded = parse("name: stale-ads\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
+                   "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
+                   "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: ["
+                   "{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 1000}}, "
+                   "{name: big, weight: 1, memory_gib: 40, runtime: {dist: fixed, mean: 1000}}]}\n"
+                   "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
+                   "job_startup_s: 3, reschedule_on_submit: schedd-idle, dedicated_schedds: [drp, user], "
+                   "consumption_policy: true}\n", "stale.yaml", spec=minimal.model_copy(update={"pools": pools}))
+    sim = make_sim(loaded, policy="quotas")
+    assert sim.total_cap == 16 and [(a.pool, a.memory_mib) for a in sim.acs[:3]] == [
+        ("drp", 1024), ("drp", 40 * 1024), ("user", 1024)]
+    sim.q.push(10.0, EV_BLOCK, Arrival(10.0, 1, [1000.0]))
+    sim.q.push(40.0, EV_BLOCK, Arrival(40.0, 0, [1000.0] * 12))
+    sim.q.push(40.0, EV_BLOCK, Arrival(40.0, 2, [1000.0] * 12))
+    sim.run_until(300.0)
+    assert sim.ad_requested["drp"] == 1
+    assert sim.busy["drp"] == 4 and sim.busy["user"] == 12
+    assert sorted(sim.waits["drp"]) == [pytest.approx(49.5 + 3 - 40)] * 4

@@ -178,6 +178,16 @@ class LayoutPolicy:
         """An autocluster's job's slot weight: its cores (SLOT_WEIGHT = Cpus, HTCondor's default)."""
         return sim.acs[ac].cpus
 
+    def submitter_request(self, sim: Sim, pool: str) -> float:
+        """WeightedRunningJobs + WeightedIdleJobs as the schedd counts them (schedd.cpp, htcondor/htcondor
+        7491a14): a running job weighs its claimed slot's SLOT_WEIGHT (``calcSlotWeight``: ``used``), an idle one
+        its request's weight (SCHEDD_USE_SLOT_WEIGHT, default true; with no SCHEDD_SLOT_WEIGHT, SLOT_WEIGHT
+        evaluated on RequestCpus and RequestMemory, ``guessJobSlotWeight``: ``job_weight``), truncated to a whole
+        number per job (``count_a_job``: ``int job_idle_weight = job_weight * job_idle``)."""
+        idle = sum(int(self.job_weight(sim, ac)) * sum(b.n - b.pos for b in sim.queues[ac])
+                   for ac in sim.pool_acs[pool]) if sim.idle[pool] else 0
+        return self.used(sim, pool) + idle
+
     def negotiates(self, sim: Sim, pool: str) -> bool:
         return True
 
@@ -298,18 +308,12 @@ class GroupQuotas(LayoutPolicy):
             self._allocate(sim, self._demand(sim))
 
     def _demand(self, sim: Sim) -> dict[str, float]:
-        """Each group's request: its weighted running plus weighted idle jobs, as its submitter ads give them
-        (NEGOTIATOR_USE_WEIGHTED_DEMAND, True by default); read at the cycle's start. The schedd weighs idle jobs
-        with SCHEDD_SLOT_WEIGHT, else its SLOT_WEIGHT (schedd.cpp): the weighted variants are taken to set the
-        same weight there as on the startds, as an administrator weighing memory would."""
-        out = {}
-        for p in sim.pools:
-            acs = sim.pool_acs[p]
-            idle = float(sim.idle[p])
-            if idle and any(self.job_weight(sim, ac) != 1 for ac in acs):
-                idle = sum(self.job_weight(sim, ac) * sum(b.n - b.pos for b in sim.queues[ac]) for ac in acs)
-            out[p] = self.used(sim, p) + idle
-        return out
+        """Each group's request: its submitters' WeightedRunningJobs + WeightedIdleJobs (NEGOTIATOR_USE_WEIGHTED_DEMAND,
+        True by default) as their last ads give them (``Sim.ad_requested``), read at the cycle's start; with no
+        schedds modelled (instant matching, or none asking for cycles), as they are now."""
+        if sim.schedd_timeouts:
+            return dict(sim.ad_requested)
+        return {p: self.submitter_request(sim, p) for p in sim.pools}
 
     def _allocate(self, sim: Sim, requested: dict[str, float]) -> None:
         self._quotas = self._assign(sim)

@@ -250,6 +250,11 @@ class Policy(Protocol):
         """What ``pool`` may still claim, in the units ``job_weight`` counts (``admit``'s cores by default)."""
         ...
 
+    def submitter_request(self, sim: Sim, pool: str) -> float:
+        """What ``pool``'s submitter ad would ask for if its schedd counted its jobs now: WeightedRunningJobs plus
+        WeightedIdleJobs (``Sim.ad_requested`` keeps the count its last ad sent)."""
+        ...
+
     def job_weight(self, sim: Sim, ac: int) -> float:
         """What one job of autocluster ``ac`` counts against ``headroom`` (its cores by default)."""
         ...
@@ -420,6 +425,11 @@ class Sim:
         """Submitter (pool) → whether the ad its schedd's last timeout sent shows idle jobs: the negotiator
         negotiates only with submitters whose ad does (matchmaker.cpp ``negotiationTime``: ``num_idle_jobs > 0``;
         ``getSubmitterAds`` ignores those with no requested jobs)."""
+        self.ad_requested = dict.fromkeys(self.pools, 0.0)
+        """Submitter (pool) → WeightedRunningJobs + WeightedIdleJobs in the ad its schedd's last timeout sent
+        (``Policy.submitter_request`` then): what group quotas allocate from, as stale as that ad (GroupEntry.cpp
+        ``hgq_prepare_for_matchmaking`` reads the submitter ads from the collector: "The collector info can be a
+        bit stale")."""
         self.schedd_reschedules = 0
         """RESCHEDULE commands the schedds sent the negotiator."""
         self.throttle: dict[str, tuple[float, int]] = {}
@@ -1921,6 +1931,7 @@ class Sim:
         self._schedd_ran[schedd] = self.now
         for p in self.schedd_pools[schedd]:
             self._advertised[p] = self.idle[p] > 0
+            self.ad_requested[p] = self.policy.submitter_request(self, p)
         pressure = any(self._advertised[p] for p in self.schedd_pools[schedd])  # TotalSubmitterPressure > 0
         if pressure != self._pressure[schedd]:
             self._pressure[schedd] = pressure
