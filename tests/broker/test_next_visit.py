@@ -95,6 +95,27 @@ def test_a_cancel_takes_back_the_visits_of_its_group_announced_before_it() -> No
     assert [v.groupId for v in parse([b, canceled("2026-04-13T23:00:00.000")], "m.json").visits] == [b["groupId"]]
 
 
+def test_a_bad_default_is_reported_once_where_it_is_written() -> None:
+    """Review, stop 53: the top level's ``detectors`` and ``instrument`` are copied into each visit that does not set
+    its own before checking, so `detectors: 0` was reported at `visits[0].detectors`, `visits[1].detectors`, …"""
+    a = summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 600, group="a")
+    b = summit(start_tai=T0 + 40 + TAI_MINUS_UTC, snd_tai=T0 - 560, group="b")
+    with pytest.raises(InputError) as refused:
+        parse({"detectors": 0, "visits": [a, b, {**b, "groupId": "c", "detectors": -1}]}, "m.yaml")
+    assert [p.where for p in refused.value.problems] == ["m.yaml: detectors", "m.yaml: visits[2].detectors"]
+
+
+def test_a_yaml_boolean_is_no_number_in_a_schedule() -> None:
+    """Review, stop 53: `duration: yes` was read as a 1-second visit (pydantic's lax mode), where the spec and the
+    scenarios refuse a boolean for a number (``spec.models.refuse_bool_as_number``)."""
+    a = summit(start_tai=T0 + TAI_MINUS_UTC, snd_tai=T0 - 600, group="a", duration=True, nimages=True)
+    with pytest.raises(InputError) as refused:
+        parse({"visits": [a], "complete_until": True}, "m.yaml")
+    assert sorted(p.where for p in refused.value.problems) == [
+        "m.yaml: complete_until", "m.yaml: visits[0].duration", "m.yaml: visits[0].nimages"]
+    assert all("a boolean where a number is wanted" in p.what for p in refused.value.problems)
+
+
 def test_errors_number_the_visits_as_sent_and_a_schedule_key_is_no_visit_field() -> None:
     """Review, stop 48: the cancel's filtering renumbered the visits, so the fourth entry's bad duration was reported
     as `visits[1]`; and an unknown top-level key was told to be "no field of a scheduled visit"."""
@@ -104,6 +125,12 @@ def test_errors_number_the_visits_as_sent_and_a_schedule_key_is_no_visit_field()
     with pytest.raises(InputError) as refused:
         parse([a, canceled(a["groupId"]), b, bad], "m.json")
     assert [p.where for p in refused.value.problems] == ["m.json: visits[3].duration"]
+    # Review, stop 53: a groupId sent twice was numbered, in the message, among the visits the cancel left.
+    again = {**bad, "duration": 34.0, "startTime": T0 + 120 + TAI_MINUS_UTC}
+    with pytest.raises(InputError) as refused:
+        parse([a, canceled(a["groupId"]), b, again, {**again, "duration": 68.0}], "m.json")
+    [problem] = refused.value.problems
+    assert problem.what.startswith(f"visits[4] has visits[3]'s groupId {again['groupId']!r} but a different duration")
     with pytest.raises(InputError) as refused:
         parse({"visits": [b], "complet_from": T0}, "m.yaml")
     [problem] = refused.value.problems

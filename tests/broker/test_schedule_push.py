@@ -143,7 +143,7 @@ def test_a_start_time_in_milliseconds_is_refused_by_name_and_stores_nothing(db: 
     slip = parse([{"groupId": "v0", "startTime": (T0 + TAI_MINUS_UTC_S) * 1000, "duration": 33.0}], "ms.json")
     with pytest.raises(InputError) as refused:
         service(db).push(CONDOR_ADMIN, slip, reason="a unit slip")
-    assert "visits[0].startTime" in str(refused.value) and "milliseconds" in str(refused.value)
+    assert "visits[groupId='v0'].startTime" in str(refused.value) and "milliseconds" in str(refused.value)
     assert service(db).current() is None and schedule_entries(db) == []
     # The horizon's edge: 7 days ahead is taken, a second more is not.
     edge = PUSHED_AT.timestamp() + HORIZON_AHEAD_S
@@ -153,13 +153,25 @@ def test_a_start_time_in_milliseconds_is_refused_by_name_and_stores_nothing(db: 
     assert "observing schedule: complete_until" in str(refused.value) and len(schedule_entries(db)) == 1
 
 
+def test_a_visit_out_of_the_horizon_is_named_by_its_group_id_not_its_place_once_sorted(db: Database) -> None:
+    """Review, stop 53: visits are sorted by start when read, so the horizon check named a file's first entry,
+    sent out of order, `visits[1]`. Its groupId names it in the file and in an API request alike."""
+    slip = parse([{"groupId": "ms-slip", "startTime": (T0 + 3600 + TAI_MINUS_UTC_S) * 1000, "duration": 33.0},
+                  {"groupId": "fine", "startTime": T0 + 3600 + TAI_MINUS_UTC_S, "duration": 33.0}], "two.json")
+    assert [v.groupId for v in slip.visits] == ["fine", "ms-slip"]  # the slip starts later, so it is second
+    with pytest.raises(InputError) as refused:
+        service(db).push(CONDOR_ADMIN, slip, reason="a unit slip")
+    assert [p.where for p in refused.value.problems] == ["observing schedule: visits[groupId='ms-slip'].startTime"]
+    assert schedule_entries(db) == []
+
+
 def test_cli_refuses_a_millisecond_start_time_and_nothing_it_shows_can_crash(db: Database, tmp_path: Path) -> None:
     map_me(db, CONDOR_ADMIN, K8S_ADMIN)
     ms = tmp_path / "ms.json"
     ms.write_text(json.dumps([{"groupId": "v0", "startTime": (time.time() + 600 + TAI_MINUS_UTC_S) * 1000,
                                "duration": 33.0}]))
     code, out = enclave("broker", "schedule", "push", str(ms), "--as", CONDOR_ADMIN, "--reason", "x", "--db", db.url)
-    assert code != 0 and "visits[0].startTime" in out and "outside the horizon" in out
+    assert code != 0 and "visits[groupId='v0'].startTime" in out and "outside the horizon" in out
     assert schedule_entries(db) == []
     code, out = enclave("broker", "schedule", "show", "--as", K8S_ADMIN, "--db", db.url)
     assert code == 0 and "no observing schedule was pushed" in out

@@ -36,9 +36,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from enclave.clock import stamp
 from enclave.errors import InputError, Problem
+from enclave.spec.models import refuse_bool_as_number
 
 TAI_MINUS_UTC_S = 37.0
 """TAI − UTC since 2017-01-01 (IERS Bulletin C: no leap second has been announced since; astropy's
@@ -66,11 +68,16 @@ scale, and would otherwise decide the pre-warm for years."""
 
 GroupId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
+GROUP_ID_TWICE = ("visits[{i}] has visits[{j}]'s groupId {group} but a different {differs}: a groupId is one visit; "
+                  "push it once, or give the rescheduled one its new groupId")
+"""The message of a groupId announced twice with different content; ``parse`` numbers the two as in the document."""
+
 
 class Visit(BaseModel):
     """One scheduled visit, in next_visit's own field names."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _no_bool_as_number = field_validator("*", mode="before")(refuse_bool_as_number)  # `duration: yes` is no 1 s
 
     groupId: GroupId
     startTime: float = Field(default=0.0, ge=0, description="Expected start of the visit, TAI Unix seconds "
@@ -124,6 +131,7 @@ class ObservingSchedule(BaseModel):
     """The visits ahead, each once and ascending by start, and the span over which the list is complete."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _no_bool_as_number = field_validator("*", mode="before")(refuse_bool_as_number)
 
     visits: tuple[Visit, ...] = Field(default=(), max_length=MAX_VISITS)
     complete_from: float | None = Field(
@@ -147,8 +155,8 @@ class ObservingSchedule(BaseModel):
             j, u = first[v.groupId]
             if _content(u) != _content(v):
                 differs = ", ".join(k for k in _content(u) if _content(u)[k] != _content(v)[k])
-                raise ValueError(f"visits[{i}] has visits[{j}]'s groupId {v.groupId!r} but a different {differs}: "
-                                 "a groupId is one visit; push it once, or give the rescheduled one its new groupId")
+                raise PydanticCustomError("group_id_twice", GROUP_ID_TWICE,
+                                          {"i": i, "j": j, "group": repr(v.groupId), "differs": differs})
         return tuple(sorted((v for _, v in first.values()), key=lambda v: v.start))
 
     @model_validator(mode="after")
@@ -206,14 +214,24 @@ def parse(data: Any, where: str) -> ObservingSchedule:
     try:
         return ObservingSchedule.model_validate(data)
     except ValidationError as exc:
-        raise InputError([_problem(where, _as_sent(e, index)) for e in exc.errors()]) from exc
+        sent = visits if isinstance(visits, list) else []
+        problems = [_problem(where, _as_sent(e, index, sent, defaults)) for e in exc.errors()]
+        raise InputError(list(dict.fromkeys(problems))) from exc  # a bad default once, not once per visit
 
 
-def _as_sent(error: Any, index: list[int]) -> Any:
-    """``error`` with its visit numbered as in the document, not among the visits a cancel left (review, stop 48:
-    `visits[1]` named the fourth entry)."""
+def _as_sent(error: Any, index: list[int], sent: list[Any], defaults: dict[str, Any]) -> Any:
+    """``error`` placed as in the document: its visit numbered among the entries sent, not among the visits a cancel
+    left (review, stop 48: `visits[1]` named the fourth entry), in its location and, for a groupId sent twice, in
+    its message (review, stop 53); a default the visit took from the top level (``instrument``, ``detectors``) at
+    the top level, where it is written (review, stop 53: `detectors: 0` was reported at every visit)."""
     loc = error["loc"]
+    if error["type"] == "group_id_twice" and index:
+        ctx = {**error["ctx"], "i": index[error["ctx"]["i"]], "j": index[error["ctx"]["j"]]}
+        return {**error, "msg": GROUP_ID_TWICE.format(**ctx)}
     if len(loc) >= 2 and loc[0] == "visits" and isinstance(loc[1], int) and loc[1] < len(index):
+        entry = sent[index[loc[1]]]
+        if len(loc) == 3 and loc[2] in defaults and isinstance(entry, dict) and loc[2] not in entry:
+            return {**error, "loc": (loc[2],)}
         return {**error, "loc": ("visits", index[loc[1]], *loc[2:])}
     return error
 
@@ -250,15 +268,17 @@ def _content(v: Visit) -> dict[str, Any]:
 
 def check_horizon(schedule: ObservingSchedule, now: float, where: str = "observing schedule") -> None:
     """Refuse a schedule whose times lie outside ``now − HORIZON_PAST_S … now + HORIZON_AHEAD_S`` (Unix UTC),
-    each problem named by its field; run before the schedule is stored."""
+    each problem named by its field; run before the schedule is stored. A visit is named by its groupId, which
+    says the same in the file or request it came from: its place there is lost once copies are dropped and the
+    visits sorted by start (review, stop 53: `visits[1]` named a file's first entry)."""
     lo, hi = now - HORIZON_PAST_S, now + HORIZON_AHEAD_S
     fix = ("give Unix seconds (startTime and private_sndStamp on the TAI scale, complete_* UTC), not milliseconds, "
            "within 1 day before and 7 days after the push")
     problems = []
-    for i, v in enumerate(schedule.visits):
+    for v in schedule.visits:
         if not lo <= v.start <= hi:
             field = "private_sndStamp" if v.estimated else "startTime"
-            problems.append(Problem(f"{where}: visits[{i}].{field}",
+            problems.append(Problem(f"{where}: visits[groupId={v.groupId!r}].{field}",
                                     f"{getattr(v, field)} ({stamp(v.start)}) is outside the horizon", fix))
     for field in ("complete_from", "complete_until"):
         t = getattr(schedule, field)
