@@ -7,10 +7,14 @@ and the three pods were nobody's)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import htcondor2
 import pytest
 
+from enclave.cluster import objects
+from enclave.domain.capacity import ReturnNode
 from enclave.errors import ExternalError
 from enclave.journal import query, verify
 from enclave.services.broker import FAILED_SUFFIX
@@ -18,7 +22,7 @@ from enclave.services.factory import Factory
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
 from tests.broker.test_conformance import live_world, twin_world
-from tests.cluster.conftest import Refused
+from tests.cluster.conftest import Refused, pod_obj
 
 
 def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
@@ -150,3 +154,112 @@ def test_part_work_before_an_adapter_bug_is_journaled_and_the_bug_still_raised()
             (entry,) = query(s, action="broker.*")
         assert entry.action == f"broker.DeployPods{FAILED_SUFFIX}" and "connection reset" in entry.after["failed"]
         assert "htcondor-worker-001-1" in entry.after["startds"]
+
+
+def _refuse_node_patches(server: Any, after: int) -> None:
+    """Every PATCH of a node after the first ``after`` is refused with a 500 (etcd timing out)."""
+    patch = server._patch_node
+    calls = {"n": 0}
+
+    def refused(name: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise Refused(500, "InternalError", "etcdserver: request timed out")
+        return patch(name, q=q, data=data)  # type: ignore[no-any-return]
+
+    server._routes = [(v, p, refused if h == patch else h) for v, p, h in server._routes]
+
+
+def test_a_drain_in_effect_whose_evictions_fail_is_journaled_as_done() -> None:
+    """Review, stop 53: the drain taints and labels the node, then evicts; an eviction refused outright (RBAC's 403)
+    raised, so the drain was journaled as failed, and never as done, since the next attempt finds it in effect. The
+    drain is under way: its evictions are retried each cycle (``progress``), as after a budget's refusal."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    server.pods[("jupyter-lsst", "nb-1")] = pod_obj("nb-1", "worker-001", labels={"app": "x"})
+    server.pods[("jupyter-lsst", "nb-1")]["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": True}]
+    server.evictions_forbidden = True
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        assert broker.drain_node("enclave-broker", "worker-001", reason="by hand").applied
+        with factory.db.session() as s:
+            (entry,) = query(s, action="broker.*")
+        assert entry.action == "broker.DrainNode" and entry.after["nodes"]["worker-001"]["state"] == "draining"
+        assert not server.evicted("jupyter-lsst", "nb-1")
+        server.evictions_forbidden = False
+        world.backend.progress()
+        assert server.evicted("jupyter-lsst", "nb-1")
+        assert broker.churn("admin").of(entry.after["clock"]).actions == 1
+
+
+def test_htcondor_started_whose_node_mark_fails_is_journaled_as_done_and_the_mark_kept_later() -> None:
+    """Review, stop 53: the whole-node pod is made, then the node's label and taint are refused; HTCondor runs there,
+    but the start was journaled as failed and the next attempt found it in effect. ``keep_marks`` puts the mark
+    right at the next cycle."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        assert broker.drain_node("enclave-broker", "worker-001", reason="r").applied
+        world.settle()
+        routes = list(server._routes)
+        _refuse_node_patches(server, after=0)
+        assert broker.start_htcondor("enclave-broker", "worker-001", "drp", reason="r").applied
+        assert ("htcondor", "htcondor-node-worker-001") in server.pods
+        with factory.db.session() as s:
+            assert [e.action for e in query(s, action="broker.*")] == ["broker.DrainNode", "broker.StartHTCondor"]
+        server._routes = routes
+        world.backend.progress()
+        assert objects.batch_label(server.nodes["worker-001"]) == "htcondor"
+
+
+def test_a_drain_given_up_whose_return_fails_part_way_is_journaled() -> None:
+    """Review, stop 53: ``return_node`` notes the stuck drain on the node first, then takes the broker's mark off;
+    when that is refused, the node stays draining with the note, which the broker decides on (it does not drain the
+    node again at once), and the failed attempt's entry was skipped as "nothing changed"."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        assert broker.drain_node("enclave-broker", "worker-001", reason="r").applied
+        _refuse_node_patches(server, after=1)  # the note is written, the mark's patch refused
+        with pytest.raises(ExternalError, match="500"):
+            broker.apply(ReturnNode(actor="enclave-broker", reason="drain stuck", node="worker-001", drain_stuck=True))
+        with factory.db.session() as s:
+            failed = query(s, action=f"broker.ReturnNode{FAILED_SUFFIX}")
+        [entry] = failed
+        assert entry.before["nodes"]["worker-001"]["drain_stuck"] is None
+        assert entry.after["nodes"]["worker-001"] == {**entry.before["nodes"]["worker-001"],
+                                                      "drain_stuck": entry.after["nodes"]["worker-001"]["drain_stuck"]}
+        assert isinstance(entry.after["nodes"]["worker-001"]["drain_stuck"], float)
+
+
+def test_a_relabel_whose_reconfig_arrived_but_was_reported_failed_stands() -> None:
+    """Review, stop 53: the reconfig reached the startd and its answer was lost; the knobs were set back, so the
+    next reconfig anyone sent (here the drain's) moved the startd back to its old pool with no entry saying so.
+    The collector showing the new pool, the relabel is done."""
+    spec = load(EXAMPLES / "minimal.yaml")
+    world = live_world(spec, twin_world(spec).backend.observe())
+    condor: Any = world.backend.condor  # type: ignore[attr-defined]
+    send = condor.bindings.send_command
+    lose = {"once": True}
+
+    def delivered_then_lost(ad: Any, command: Any, target: Any = None) -> None:
+        send(ad, command, target)
+        if lose.pop("once", False):
+            raise htcondor2.HTCondorException("Failed to send command to daemon")
+
+    condor.bindings = replace(condor.bindings, send_command=delivered_then_lost)
+    s = min(world.backend.observe().startds, key=lambda x: x.name)
+    to = "drp" if s.pool != "drp" else "user"
+    with Factory.scratch(spec) as factory:
+        broker = factory.broker(world.backend, "live")
+        broker.move("enclave-broker", s.name, to, reason="r")
+        broker.drain_startd("enclave-broker", s.name, reason="drain")
+        assert next(x.pool for x in world.backend.observe().startds if x.name == s.name) == to
+        with factory.db.session() as ss:
+            assert [e.action for e in query(ss, action="broker.*")] == ["broker.Relabel", "broker.DrainStartd"]

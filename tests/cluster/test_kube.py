@@ -782,6 +782,19 @@ def test_drain_refuses_what_kubectl_refuses_without_the_flag(spec: EnclaveSpec, 
     assert len(evicted) == (0 if flag == "ignore_daemonsets" else 1)
 
 
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_pod_needs_no_flag_even_a_daemonset_s(spec: EnclaveSpec, server: ApiServer, phase: str) -> None:
+    """kubectl pkg/drain/filters.go: every filter lets a finished pod through before it reads its flag ("Any
+    finished pod can be removed", daemonSetFilter, localStorageFilter, unreplicatedFilter); a finished
+    DaemonSet pod stopped the drain without --ignore-daemonsets (review, stop 53)."""
+    for name, shape, _, _ in REFUSALS:
+        pod = refusal_pod(name, shape)
+        pod["status"]["phase"] = phase
+        server.pods[("jupyter-lsst", name)] = pod
+    assert _kubectl_defaults(spec, server).drain("kub-005") == 0
+    assert objects.broker_taint(server.nodes["kub-005"])
+
+
 def test_drain_never_needs_force_for_enclaves_own_worker_pods(spec: EnclaveSpec, server: ApiServer) -> None:
     kube = _kubectl_defaults(spec, server)
     kube.deploy_pods("kub-008", "drp", ("htcondor-kub-008-1",), 8, 8192)
@@ -831,15 +844,20 @@ def test_an_eviction_refused_for_good_holds_back_that_pod_only(spec: EnclaveSpec
 
 
 def test_an_eviction_the_caller_may_not_make_is_an_error(spec: EnclaveSpec, server: ApiServer) -> None:
-    """A 403 from the authorizer (no pods/eviction in the RBAC) is no budget's doing: the drain fails, it does not
-    wait for ever on a pod it may never evict (review)."""
+    """A 403 from the authorizer (no pods/eviction in the RBAC) is no budget's doing: the eviction round fails, it
+    does not wait for ever on a pod it may never evict (review). The drain itself is in effect by then (tainted and
+    labelled), so it returns its pod still to go and the error comes from the rounds that follow (``evict``, which
+    ``LiveBackend.progress`` reports each cycle): raised at once, the drain was journaled as failed and never as
+    done (review, stop 53)."""
     pod = pod_obj("web-1", "kub-006")
     pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
                                            "uid": "u3", "controller": True}]
     server.pods[("jupyter-lsst", "web-1")] = pod
     server.evictions_forbidden = True
+    kube = _kubectl_defaults(spec, server)
+    assert kube.drain("kub-006") == 1 and kube.draining("kub-006")
     with pytest.raises(ExternalError, match='cannot create resource "pods/eviction"'):
-        _kubectl_defaults(spec, server).drain("kub-006")
+        kube.evict("kub-006")
 
 
 def test_drain_grace_period_goes_in_every_eviction(spec: EnclaveSpec, server: ApiServer) -> None:

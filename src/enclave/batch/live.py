@@ -17,6 +17,7 @@ with the same signatures (``tests/batch/conftest.py``) instead of patching the b
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -49,7 +50,10 @@ from enclave.domain.capacity import (
 )
 from enclave.domain.reach import JobState, JobVerb
 from enclave.errors import Conflict, EnclaveError, ExternalError, InvalidTransition, NotFound
+from enclave.logs import event, logger
 from enclave.spec.models import EnclaveSpec
+
+_log = logger("batch")
 
 SLOT_PROJECTION = ["Name", "Machine", "MyAddress", "MyType", "CondorVersion", "PartitionableSlot", "Cpus",
                    "Memory", "TotalSlotCpus", "TotalSlotMemory", "Draining", policy.NODE_ATTR, policy.KIND_ATTR,
@@ -360,7 +364,14 @@ class HTCondorBatch:
         if action.from_pool in self.spec.pools:
             knobs[vacate_knob(action.from_pool)] = vacate_value(since, action.vacate_after_seconds)
             undo[vacate_knob(action.from_pool)] = NO_DEADLINE
-        self._set_and_reconfig(slot, knobs, undo)
+        self._set_and_reconfig(slot, knobs, undo, in_effect=lambda: self._serves(action.startd, action.to_pool))
+
+    def _serves(self, startd: str, pool: str) -> bool:
+        """Whether the collector lists ``startd`` serving ``pool`` now (False when it cannot tell)."""
+        try:
+            return self.slot(startd).startd.pool == pool
+        except EnclaveError:
+            return False
 
     def drain(self, action: DrainStartd) -> None:
         """Stop new matches and let jobs retire: within their pool's retirement time, or, with a deadline, until
@@ -437,9 +448,13 @@ class HTCondorBatch:
             raise _external(f"cancelling the drain of {startd} failed", exc) from exc
         self._set_and_reconfig(slot, {DRAIN_DUE_KNOB: NO_DEADLINE})
 
-    def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str], undo: dict[str, str] | None = None) -> None:
+    def _set_and_reconfig(self, slot: LiveSlot, knobs: dict[str, str], undo: dict[str, str] | None = None, *,
+                          in_effect: Callable[[], bool] | None = None) -> None:
         """Runtime-set knobs on the startd, then reconfig it through its host's master. When the reconfig cannot be
         sent, the knobs are set to ``undo`` (best effort): set knobs wait for the next reconfig, whoever sends it.
+        Unless the collector shows the change ``in_effect`` all the same (the reconfig arrived and its answer was
+        lost): set back, the knobs would undo it at the next reconfig, anyone's, and no entry would say so (review,
+        stop 53). A change that reaches the collector only later is still set back.
 
         The reconfig goes to the master (as ``condor_reconfig <host>`` does), which passes it on to
         the startd: htcondor2 cannot address a startd by a slot ad, whose MyType "Machine" it maps to
@@ -458,6 +473,10 @@ class HTCondorBatch:
                                                            "configs do"))
             self.bindings.send_command(master, htcondor2.DaemonCommand.Reconfig)
         except (EnclaveError, htcondor2.HTCondorException, RuntimeError, OSError, ValueError) as exc:
+            if in_effect is not None and in_effect():
+                event(_log, logging.WARNING, "reconfig reported failed, but the startd shows it done", startd=host,
+                      error=str(exc))
+                return
             if undo:
                 with contextlib.suppress(htcondor2.HTCondorException, RuntimeError, OSError, ValueError):
                     self._set(slot, undo)

@@ -5,6 +5,7 @@ the part of the state it touches. Pure; ``enclave.services.broker`` carries acti
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,10 @@ def touched(o: Observed, action: Action) -> dict[str, Any]:
         case _:
             names, nodes = set(), set()
     return {
-        "nodes": {n.name: {"state": n.state.value, "k8s_cores_requested": n.k8s_cores_requested}
+        # drain_stuck too: a ReturnNode that wrote it and failed after has changed what the broker decides on
+        # (review, stop 53: such a part-failure went unjournaled); None for never (-inf is no JSON).
+        "nodes": {n.name: {"state": n.state.value, "k8s_cores_requested": n.k8s_cores_requested,
+                           "drain_stuck": n.drain_stuck if math.isfinite(n.drain_stuck) else None}
                   for n in o.nodes if n.name in nodes},
         "startds": {s.name: {"pool": s.pool, "kind": s.kind.value, "cores": s.cores, "draining": s.draining}
                     for s in o.startds if s.name in names or s.node in nodes},

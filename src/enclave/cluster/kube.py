@@ -471,7 +471,8 @@ class KubeCluster:
                            ignore_daemonsets=spec.ignore_daemonsets if ignore_daemonsets is None else ignore_daemonsets,
                            delete_emptydir_data=spec.delete_emptydir_data if delete_emptydir_data is None
                            else delete_emptydir_data)
-        refused = self._refusals(self._pods_on(node), flags)
+        pods = self._pods_on(node)
+        refused = self._refusals(pods, flags)
         if refused:
             listed = "; ".join(f"{pod}: {why}" for pod, why in sorted(refused.items()))
             raise InvalidTransition(f"cannot drain {node}: {listed}", where=node,
@@ -480,7 +481,15 @@ class KubeCluster:
                                         "or cluster.drain in the spec)")
         self._drains[node] = (flags, grace_period_seconds)
         self._mark(node, "draining")
-        return self.evict(node)
+        try:
+            return self.evict(node)
+        except ExternalError as exc:
+            # The drain is in effect (tainted and labelled) and the next cycles' ``evict`` retries the pods, as after
+            # a budget's refusal. Raised, the move was journaled as failed and never as done, since the next attempt
+            # finds it in effect (review, stop 53; as the relabel's pod label, ``LiveBackend._label_pod``).
+            event(_log, logging.WARNING, "drain started, its evictions left for the next rounds", node=node,
+                  error=str(exc))
+            return sum(1 for pod in pods if _drain_moves(pod))
 
     def evict(self, node: str) -> int:
         """One eviction round on a draining node; pods the drain flags refuse (arrived after the taint, e.g.
@@ -563,7 +572,10 @@ class KubeCluster:
                                         cores=cores, memory_mib=memory_mib, image=self.image,
                                         since=self.clock(), namespace=self.namespace, whole_node=True))
         if state != NodeState.HTCONDOR:
-            self._mark(node, "htcondor")
+            # HTCondor runs there now: a mark that fails is put right by ``keep_marks`` (a draining node with its
+            # node pod), logged rather than raised, which would journal the start as failed and never as done, the
+            # next attempt finding it in effect (review, stop 53).
+            self._marked(node, "htcondor")
 
     def _room_left(self, node: str, item: dict[str, Any]) -> tuple[int, int]:
         """(cores, MiB) a drained worker (``item``, as the API reports it) has for HTCondor: what the scheduler may

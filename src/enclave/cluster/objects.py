@@ -361,7 +361,10 @@ def drain_refusal(pod: dict[str, Any], *, force: bool, ignore_daemonsets: bool,
     meta = pod.get("metadata") or {}
     owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
     if any(o.get("kind") == "DaemonSet" for o in owners):
-        return None if ignore_daemonsets else "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+        # daemonSetFilter: "Any finished pod can be removed", before the flag is looked at (review, stop 53)
+        if ignore_daemonsets or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        return "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
     if not is_evictable(pod):
         return None
     volumes = (pod.get("spec") or {}).get("volumes") or []
