@@ -76,6 +76,35 @@ def test_a_group_below_quota_preempts_surplus_jobs_up_to_its_quota(minimal: Encl
     sim.check()
 
 
+def test_a_job_the_cycle_did_not_see_preempts_nothing_until_the_next_cycle(minimal: EnclaveSpec) -> None:
+    """The negotiator preempts for a job it matches (matchmaker.cpp ``matchmakingAlgorithm``, one request at a time),
+    and a cycle matches the jobs idle when it began. Review, stop 53: a DRP job submitted during a cycle had that
+    cycle's preemption evict a user job and start nothing in its place.
+
+    Quotas DRP 8 and user 8 of the 16 cores, the negotiator's timer every 60 s (cycle 2 s, 1 s per submitter, 0.5 s
+    per autocluster, jobs start 3 s after their turn). The user's 20 jobs at 10: 16 run from the cycle at 60 (the
+    user on 16, above its quota of 8: surplus). A DRP job at 121, during the cycle 120-123.5, is no job of that
+    cycle; the cycle at 180 sees it and preempts one user job for it (DRP 0 of 8, the user 16 of 8)."""
+    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
+             in zip(minimal.pools.items(), (0.0, 0.5, 0.5, 0.0), strict=True)}
+    loaded = parse("name: pb\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
+                   "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
+                   "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: [{name: t, weight: 1, memory_gib: 1, "
+                   "runtime: {dist: fixed, mean: 1000}}]}\n"
+                   "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
+                   "job_startup_s: 3, reschedule_on_submit: never}\n", "p.yaml",
+                   spec=minimal.model_copy(update={"pools": pools}))
+    sim = Sim(loaded, make("quotas-preempt"), audit=True)
+    drp, user = (sim.pool_acs[p][0] for p in ("drp", "user"))
+    sim.q.push(10.0, EV_BLOCK, Arrival(10.0, user, [3000.0] * 20))
+    sim.q.push(121.0, EV_BLOCK, Arrival(121.0, drp, [1000.0]))
+    sim.run_until(179.0)
+    assert sim.counters.preempted_jobs == 0 and (sim.busy["user"], sim.busy["drp"]) == (16, 0)
+    sim.run_until(200.0)
+    assert sim.counters.preempted_jobs == 1 and (sim.busy["user"], sim.busy["drp"]) == (15, 1)
+    sim.check()
+
+
 def test_a_group_at_its_quota_preempts_nothing(minimal: EnclaveSpec) -> None:
     sim = _world(minimal, "quotas-preempt")
     _submit(sim, 0.0, "prompt", 8, 5000.0)

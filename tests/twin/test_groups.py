@@ -285,3 +285,77 @@ def test_a_group_is_allocated_what_its_last_submitter_ad_asked_for(minimal: Encl
     assert sim.ad_requested["drp"] == 1
     assert sim.busy["drp"] == 4 and sim.busy["user"] == 12
     assert sorted(sim.waits["drp"]) == [pytest.approx(49.5 + 3 - 40)] * 4
+
+
+def test_the_quotas_hold_for_every_allocation_round_of_a_cycle(minimal: EnclaveSpec) -> None:
+    """GroupEntry.cpp: ``hgq_prepare_for_matchmaking`` assigns the quotas (``hgq_assign_quotas``) once per cycle
+    (matchmaker.cpp ``negotiationTime``), and the allocation rounds call ``hgq_fairshare`` alone. Review, stop 53:
+    the twin assigned them again from the slot weights a round's matches had changed.
+
+    quotas-mem on the two 8-core, 32 GiB slots, SLOT_WEIGHT max(cores, memory / 4 GiB): the pool weighs 16 as the
+    cycle begins, and DRP's quota is 0.25 × 16 = 4. DRP asks for two 1-core 16 GiB jobs and a 40 GiB one no slot
+    holds, so the allocation goes round again. After round 1 the pool weighs 22: the two dynamic slots 4 each, the
+    slot they share 6 unclaimed cores with no memory (6), the other slot 8. Assigned again, DRP's quota would be
+    5.5; round 2 keeps 4.
+    """
+    loaded = parse("name: rounds\nduration_hours: 1\nprompt: null\nuser_batch: null\nnotebooks: null\n"
+                   "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: ["
+                   "{name: m, weight: 1, memory_gib: 16, runtime: {dist: fixed, mean: 1000}}, "
+                   "{name: big, weight: 1, memory_gib: 40, runtime: {dist: fixed, mean: 1000}}]}\n"
+                   "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
+                   "job_startup_s: 3, reschedule_on_submit: never}\n", "rounds.yaml", spec=minimal)
+    sim = make_sim(loaded, policy="quotas-mem")
+    policy = sim.policy
+    quotas: list[tuple[int, float]] = []
+    next_round = policy.next_round
+
+    def spy(s: Sim) -> bool:
+        more = next_round(s)
+        if more:
+            quotas.append((policy.round, policy.quota(s, "drp")))  # type: ignore[attr-defined]
+        return more
+
+    policy.next_round = spy  # type: ignore[method-assign]
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 0, [1000.0] * 2))
+    sim.q.push(30.0, EV_BLOCK, Arrival(30.0, 1, [1000.0]))
+    sim.run_until(70.0)
+    assert sim.busy["drp"] == 2 and quotas and all(q == 4.0 for _, q in quotas)
+
+
+def test_a_stale_submitter_of_a_group_allocated_nothing_waits_for_a_round_that_allocates_it(
+        minimal: EnclaveSpec) -> None:
+    """A submitter whose ad still shows idle jobs that have since started on reused claims is contacted, finds
+    nothing and updates its ad; but a group allocated nothing is skipped (GroupEntry.cpp ``hgq_negotiate_with_all_
+    groups``: "skipping, zero slots allocated"), stale or not. Review, stop 53: its stale turn came in round 1.
+
+    Quotas: DRP the whole pool (16), the user group none. DRP's 8 jobs at 10 and 8 at 100, the user's 8 at 30
+    and 8 at 60 (100 s each, so the second 8 start on the first 8's claims at about 172, and the user's ad, sent
+    when they were submitted, still shows them idle). The cycle at 160: round 1 allocates DRP its 16 and the user
+    group nothing, so only DRP has a turn; round 2 (DRP used 8 of 16 and asks for 8) leaves the user group 8, and
+    its stale turn comes then."""
+    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
+             in zip(minimal.pools.items(), (0.0, 1.0, 0.0, 0.0), strict=True)}
+    loaded = parse("name: zero\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
+                   "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
+                   "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: [{name: t, weight: 1, memory_gib: 1, "
+                   "runtime: {dist: fixed, mean: 1000}}]}\n"
+                   "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
+                   "job_startup_s: 3, reschedule_on_submit: schedd-idle, dedicated_schedds: [drp, user]}\n",
+                   "z.yaml", spec=minimal.model_copy(update={"pools": pools}))
+    sim = make_sim(loaded, policy="quotas")
+    drp, user = (sim.pool_acs[p][0] for p in ("drp", "user"))
+    for t, ac, n, rt in ((10.0, drp, 8, 1000.0), (30.0, user, 8, 100.0), (60.0, user, 8, 100.0),
+                         (100.0, drp, 8, 1000.0)):
+        sim.q.push(t, EV_BLOCK, Arrival(t, ac, [rt] * n))
+    rounds: list[tuple[float, list[str]]] = []
+    add_turns = sim._add_turns
+
+    def spy(t: float, first: bool = True) -> float:
+        before = len(sim._turns) if not first else 0
+        end = add_turns(t, first)
+        rounds.append((sim._cycle_started, [p for p, _ in sim._turns[before:]]))
+        return end
+
+    sim._add_turns = spy  # type: ignore[method-assign]
+    sim.run_until(200.0)
+    assert [r for c, r in rounds if c == 160.0] == [["drp"], ["drp", "user"]]

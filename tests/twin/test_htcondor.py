@@ -343,3 +343,19 @@ def test_a_slot_one_turn_matched_is_offered_to_a_later_turn_only_under_a_consump
     else:
         assert pools == ["drp"] * 3
         assert {sim.acs[sim.running[j][2]].pool for j in second.running} == {"user"} and len(second.running) == 3
+
+
+def test_a_claim_reused_during_a_cycle_leaves_that_cycle_no_room_for_a_later_job(minimal: EnclaveSpec) -> None:
+    """A cycle matches the jobs idle when it began (docs/twin.md, "HTCondor as it schedules"). Review, stop 53: a job
+    the cycle saw that started on a reused claim during the cycle left its place in the cycle's count to a job
+    submitted after the cycle began.
+
+    DRP's 8 jobs at 1 run 66.5-121 (the cycle at 60, 3.5 s, start-up 3 s). Job A at 100 is idle when the cycle at
+    120 begins; at 121 it starts on an ended job's claim (CLAIM_WORKLIFE). Job B at 122 waits for the cycle at 180,
+    whose DRP turn ends at 183.5."""
+    sim = _sim(minimal)
+    sim.q.push(1.0, EV_BLOCK, Arrival(1.0, 0, [54.5] * 8))
+    sim.q.push(100.0, EV_BLOCK, Arrival(100.0, 0, [500.0]))
+    sim.q.push(122.0, EV_BLOCK, Arrival(122.0, 0, [500.0]))
+    sim.run_until(200.0)
+    assert sorted((rec[3], rec[6]) for rec in sim.running.values()) == [(100.0, 121.0), (122.0, 183.5)]

@@ -241,8 +241,8 @@ class GroupQuotas(LayoutPolicy):
         self._allocated_for: tuple[int, int, int] | None = None
 
     def quota(self, sim: Sim, pool: str) -> float:
-        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's slot weight, as of the
-        last allocation (the negotiator assigns the quotas once per round, ``hgq_prepare_for_matchmaking``)."""
+        """GroupQuota: GROUP_QUOTA_DYNAMIC (the guaranteed share, as rendered) of the pool's slot weight, as the
+        cycle began (the negotiator assigns the quotas once per cycle, ``hgq_prepare_for_matchmaking``)."""
         if self._quotas is None:
             self._quotas = self._assign(sim)
         return self._quotas[0][pool]
@@ -287,6 +287,10 @@ class GroupQuotas(LayoutPolicy):
     def cycle_start(self, sim: Sim) -> None:
         self.round = 1
         self.overcharge = {}
+        # Once a cycle (GroupEntry.cpp ``hgq_prepare_for_matchmaking`` → ``hgq_assign_quotas``): the allocation
+        # rounds that follow share out the same quotas (``hgq_fairshare`` alone; review, stop 53: they were assigned
+        # again from the weights a round's matches changed).
+        self._quotas = self._assign(sim)
         self._allocate(sim, self._demand(sim))
 
     def next_round(self, sim: Sim) -> bool:
@@ -305,6 +309,7 @@ class GroupQuotas(LayoutPolicy):
         key = (sim.n_idle, sum(sim.busy.values()), sim.total_cap)
         if key != self._allocated_for:
             self._allocated_for = key
+            self._quotas = self._assign(sim)
             self._allocate(sim, self._demand(sim))
 
     def _demand(self, sim: Sim) -> dict[str, float]:
@@ -316,7 +321,8 @@ class GroupQuotas(LayoutPolicy):
         return {p: self.submitter_request(sim, p) for p in sim.pools}
 
     def _allocate(self, sim: Sim, requested: dict[str, float]) -> None:
-        self._quotas = self._assign(sim)
+        if self._quotas is None:
+            self._quotas = self._assign(sim)
         each, root = self._quotas
         self.requested = requested
         self.allocated = groups.allocate(each, requested, root)

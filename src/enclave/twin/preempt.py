@@ -146,6 +146,8 @@ class QuotasPreempt(GroupQuotas):
             if not self.rule.allows(submitter, remote):
                 refused.add(victim)
             elif self.retirement_s > 0:
+                if not sim.claim_budget(ac):
+                    return  # as below: no match, no preemption
                 self.retiring.append(Retiring(sim.now + self.retirement_s, jid, ac, s))
                 self.pending[ac] += 1
             elif sim.preempt([jid], ac, s, 1) == 0:

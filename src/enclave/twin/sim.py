@@ -463,6 +463,8 @@ class Sim:
         """During a cycle: whether turns go in pie spins under group quotas (``_spin_pie``)."""
         self._min_slot_weight = 0.0
         """During such a cycle: the smallest slot weight it started with (``_smallest_slot_weight``)."""
+        self._stale_turned: set[str] = set()
+        """During a cycle: the submitters a stale ad has given a turn already (``_add_turns``)."""
         self._offered: set[SimStartd] = set()
         """During a cycle: the startds an earlier turn matched. The negotiator takes a matched slot's ad out of
         the cycle's list (matchmaker.cpp ``negotiate``, "2g. Delete ad from list so that it will not be
@@ -935,6 +937,10 @@ class Sim:
         self.idle_cores[a.pool] -= a.cpus
         self.n_idle -= 1
         self.reuses += 1
+        if self._in_cycle and ac < len(self._seen) and self._seen[ac] > 0:
+            # The queue's oldest job, one the cycle saw: the cycle has one fewer to match, so a job submitted since
+            # it began does not take its place (review, stop 53).
+            self._seen[ac] -= 1
 
     # ------------------------------------------------------------ memory: kills and retries
 
@@ -1080,17 +1086,24 @@ class Sim:
         """Append a turn for each submitter with idle jobs the cycle saw, in the policy's negotiation order, from
         ``t``; returns when the last ends. With the schedds modelled, only submitters whose ad shows idle jobs
         (``_advertised``); one whose ad is stale, its jobs since started on reused claims, gets a turn of its own
-        in the cycle's first round, which matches nothing: its schedd has nothing to offer, is satisfied, and
-        updates its ads (``_negotiation_finished``)."""
+        once a cycle, in the first round its group is allocated something, which matches nothing: its schedd has
+        nothing to offer, is satisfied, and updates its ads (``_negotiation_finished``). A group allocated nothing
+        is skipped, stale or not (GroupEntry.cpp: "skipping, zero slots allocated"; review, stop 53)."""
         budget = self._cycle_budget()
         modelled = self.schedd_timeouts
+        negotiates = self.policy.negotiates
         pools = [p for p in self.by_priority if any(budget[ac] for ac in self.pool_acs[p])
-                 and (self._advertised[p] or not modelled) and self.policy.negotiates(self, p)]
+                 and (self._advertised[p] or not modelled) and negotiates(self, p)]
         if len(pools) > 1:
             pools = self.policy.order(self, pools)
-        if modelled and first:
-            pools += [p for p in self.by_priority if self._advertised[p] and p not in pools
-                      and not any(budget[ac] for ac in self.pool_acs[p])]
+        if first:
+            self._stale_turned = set()
+        if modelled:
+            stale = [p for p in self.by_priority if self._advertised[p] and p not in pools
+                     and p not in self._stale_turned and not any(budget[ac] for ac in self.pool_acs[p])
+                     and negotiates(self, p)]
+            self._stale_turned.update(stale)
+            pools += stale
         h = self.htc
         for p in pools:
             t += h.cycle_per_submitter_s + h.cycle_per_autocluster_s * sum(1 for ac in self.pool_acs[p]
@@ -1260,7 +1273,12 @@ class Sim:
     def preempt(self, victims: list[int], ac: int, s: SimStartd, k: int) -> int:
         """Preemption's entry point for policies: evict ``victims`` (running on ``s``) and start up to ``k``
         jobs of ``ac`` in their place (within the cycle's budget); the victims go back to the front of their
-        queues and restart from zero. Returns the jobs started."""
+        queues and restart from zero. Returns the jobs started. Nothing is evicted when the cycle's budget for
+        ``ac`` is spent: the negotiator preempts only for a job it matches (matchmaker.cpp ``matchmakingAlgorithm``
+        on one request), and a job submitted since the cycle began is no request of it (review, stop 53: a victim
+        was evicted and its cores left idle)."""
+        if self._budget is not None and self._budget[ac] <= 0:
+            return 0
         lost = sum((self.now - self.running[j][6]) * self.acs[self.running[j][2]].cpus for j in victims)
         self._evict(s, only=set(victims), refill=False)
         self.counters.preempted_jobs += len(victims)
@@ -1273,6 +1291,15 @@ class Sim:
         if self._budget is not None:
             self._budget[ac] -= started
         return started
+
+    def claim_budget(self, ac: int) -> bool:
+        """Whether the cycle may match one more job of ``ac`` (counted if so); always outside a cycle."""
+        if self._budget is None:
+            return True
+        if self._budget[ac] <= 0:
+            return False
+        self._budget[ac] -= 1
+        return True
 
     def _evict(self, s: SimStartd, pool: str | None = None, *, only: set[int] | None = None,
                refill: bool = True) -> None:
