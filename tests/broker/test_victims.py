@@ -135,6 +135,20 @@ def test_a_latency_pools_overflowing_job_is_never_evicted_before_the_grace() -> 
     assert loss == {"at_stake_core_s": 2 * 50 + 10, "lost_core_s": 650.0 + 10}
 
 
+def test_a_relabel_puts_only_the_pool_it_leaves_at_stake() -> None:
+    """The rendered PREEMPT (``batch.policy.vacate_expr``) is never true for the pool the startd then serves, nor for
+    a pool this relabel did not take the startd from: a relabel evicts only the old pool's jobs. Review, stop 53: a
+    relabel user → drp of a startd running DRP's jobs (sent home, evicted by nobody) recorded them all as lost, so
+    the dashboard's and /metrics' evicted core-hours counted work nobody lost."""
+    home = _startd("c3", _job(2, 50), _job(1, 10, pool="prompt"), pool="user")  # DRP's and prompt's jobs
+    o = Observed(now=NOW, nodes=(), startds=(home,), demand={"drp": PoolDemand(runtimes=HISTORY)})
+    back = Relabel(actor="b", reason="r", startd="c3", from_pool="user", to_pool="drp", vacate_after_seconds=0)
+    assert action_loss(o, back) is None  # no user job runs there: nothing is at stake
+    # A drain evicts every job at its deadline, the guests too (their end unknown: their work so far).
+    assert action_loss(o, DrainStartd(actor="b", reason="r", startd="c3", vacate_after_seconds=0)) == {
+        "at_stake_core_s": 2 * 50 + 10, "lost_core_s": 2 * 50 + 10}
+
+
 def test_unknown_history_keeps_the_grace_and_costs_the_work_done() -> None:
     s = _startd("c1", _job(3, 2000))  # older than anything in the history
     assert expected_loss(s, "drp", NOW, G, HISTORY) is None

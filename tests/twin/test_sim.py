@@ -9,7 +9,8 @@ from enclave.spec.models import EnclaveSpec
 from enclave.twin.metrics import compute, conservation
 from enclave.twin.run import simulate, with_changes
 from enclave.twin.scenario import Loaded, load_scenario, parse
-from enclave.twin.sim import RUNNING
+from enclave.twin.sim import EV_BLOCK, RUNNING
+from enclave.twin.workloads import Arrival
 
 from .conftest import make_sim, small_text
 
@@ -140,3 +141,39 @@ def test_one_week_runs_reduced() -> None:
     c = m["jobs"]
     assert c["submitted"] == c["finished"] + c["running"] + c["queued"] + c["held"]
     assert m["simulated_hours"] == 40 and m["moves"]["failures"] >= 0
+
+
+ONE_DRP_JOB = """
+name: waits
+duration_hours: 1
+prompt: null
+user_batch: null
+notebooks: null
+drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 1000}}]}
+htcondor: {matching: instant}
+"""
+
+
+def test_a_restarted_job_has_one_wait_its_first(minimal: EnclaveSpec) -> None:
+    """A pool's waits are each job's submit to first start (review, stop 53: a job evicted at 100 and started again
+    at once had two, 0 and 100 s, and a median of 50 s that was no job's wait)."""
+    sim = make_sim(parse(ONE_DRP_JOB, "w.yaml", spec=minimal))
+    sim.q.push(0.0, EV_BLOCK, Arrival(0.0, 0, [1000.0]))
+    sim.run_until(100.0)
+    sim._evict(sim.running[0][0])
+    sim.run()
+    m = compute(sim)
+    assert m["moves"]["evicted_jobs"] == 1 and m["jobs"]["finished"] == 1
+    assert sim.waits["drp"] == [0.0] and m["pools"]["drp"]["wait_s"]["p50"] == 0.0
+
+
+def test_jobs_their_owner_s_transition_removes_are_no_evicted_work(minimal: EnclaveSpec) -> None:
+    """``moves.wasted_core_hours`` ("evicted core-hours") is the work of jobs evicted before their end; jobs an account
+    transition removes (condor_rm) count under ``account_transitions`` (review, stop 53: in both)."""
+    sim = make_sim(parse(ONE_DRP_JOB, "w.yaml", spec=minimal))
+    sim.q.push(0.0, EV_BLOCK, Arrival(0.0, 0, [1000.0] * 2))
+    sim.run_until(360.0)
+    assert sim.end_jobs(sorted(sim.running), ["drp"], running=True, hold=False) == 2
+    sim.run()
+    m = compute(sim)
+    assert m["moves"]["wasted_core_hours"] == 0.0 and m["account_transitions"]["jobs_removed"] == 2

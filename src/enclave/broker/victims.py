@@ -143,19 +143,26 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
     and the part it is expected to lose (``lost_core_s``), from the state observed before it, by the rule
     above with the action's own deadline; for ``DeletePods`` and ``ReturnNode`` every running job's work (the
     broker removes a busy startd only when its pool vacates at once or its grace is over). None when the
-    action evicts nothing, or the startd's jobs are not reported."""
+    action evicts nothing, or the startd's jobs are not reported. A relabel evicts only the pool it leaves
+    (the rendered PREEMPT, ``batch.policy.vacate_expr``, is never true for the pool the startd then serves, nor
+    for another pool's job that this relabel did not take the startd from): the other pools' jobs on it are not
+    at stake (review, stop 53: a relabel back to the jobs' own pool recorded them all as lost)."""
     by_name = {s.name: s for s in o.startds}
     match action:
         case Relabel(startd=name, from_pool=pool, vacate_after_seconds=after):
             targets = [(by_name.get(name), pool, after)]
+            guests_lost = False
         case DrainStartd(startd=name, vacate_after_seconds=after):
             s = by_name.get(name)
             targets = [(s, s.pool if s is not None else "", after)]
+            guests_lost = True
         # A startd already draining had its loss recorded by its DrainStartd: not counted again.
         case DeletePods(pods=pods):
             targets = [(s, s.pool, 0.0) for s in (by_name.get(p) for p in pods) if s is not None and not s.draining]
+            guests_lost = True
         case ReturnNode(node=node):
             targets = [(s, s.pool, 0.0) for s in o.startds if s.node == node and not s.draining]
+            guests_lost = True
         case _:
             return None
     stake = lost = 0.0
@@ -168,7 +175,7 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
         done = at_stake(s, pool, o.now)
         expected = expected_loss(s, pool, o.now, after, d.runtimes if d is not None else ())
         # Other pools' jobs (overflow): their end is not known, so their work so far counts as lost, as above.
-        others = _work(guests(s, pool), o.now)
+        others = _work(guests(s, pool), o.now) if guests_lost else 0.0
         stake += done + others
         lost += (expected if expected is not None else done) + others
     return {"at_stake_core_s": round(stake, 1), "lost_core_s": round(lost, 1)} if stake > 0 else None

@@ -240,7 +240,8 @@ def _oom_by_kind(sim: Sim) -> dict[str, dict[str, int]]:
 
 
 def bounds(sim: Sim) -> dict[str, Any]:
-    """Clairvoyant bounds: no policy can beat them on this scenario and seed.
+    """Clairvoyant bounds: no policy can beat them on this scenario and seed, but for the bound under HTCondor
+    timing, which a visit may beat when the twin's cycles run at other times than the bound's (docs/twin.md).
 
     - Prompt latency: a visit cannot finish before its slowest detector job, even if every job starts
       at readout (zero wait, unlimited cores) — so these percentiles bound every policy's from below.

@@ -157,11 +157,14 @@ class SimStartd:
 
 class Block:
     """Queued jobs with consecutive ids and their pre-drawn runtimes; ``pos`` jobs already left. ``oom``: some
-    job of the block peaks above its first request (``Sim.peak_over``), so starts must check the limit."""
+    job of the block peaks above its first request (``Sim.peak_over``), so starts must check the limit. ``again``:
+    its jobs started before (evicted, or retried after a memory kill): a job's wait is submit to its first start,
+    counted once (``Sim.waits``; review, stop 53: a restart counted a second wait)."""
 
-    __slots__ = ("first", "n", "pos", "runtimes", "submit", "visit", "oom")
+    __slots__ = ("first", "n", "pos", "runtimes", "submit", "visit", "oom", "again")
 
-    def __init__(self, first: int, runtimes: list[float], submit: float, visit: int, oom: bool = False) -> None:
+    def __init__(self, first: int, runtimes: list[float], submit: float, visit: int, oom: bool = False,
+                 again: bool = False) -> None:
         self.first = first
         self.n = len(runtimes)
         self.pos = 0
@@ -169,6 +172,7 @@ class Block:
         self.submit = submit
         self.visit = visit
         self.oom = oom
+        self.again = again
 
 
 @dataclass
@@ -337,6 +341,7 @@ class Sim:
         """Per pool label, the integral of its slots' dominant-resource cores (``SimStartd.dominant_cores``) up to
         each slot's ``dom_t``: a slot counts under the pool it is labelled for, as its capacity does."""
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
+        """Pool → submit to first start of each job that started, start-up included (a restart adds none)."""
         self.submitted = dict(z)
         self.last_submit: dict[str, float] = {}
         self.finished_runtimes: dict[str, deque[float]] = {p: deque(maxlen=RUNTIME_HISTORY) for p in self.pools}
@@ -780,12 +785,14 @@ class Sim:
             submit = b.submit
             visit = b.visit
             over = self.peak_over if b.oom and self.mem_hard else None
+            first_start = not b.again
             for i in range(take):
                 jid = first + i
                 rt = rts[pos + i]
                 if schedd:
                     begin = self._throttled_start(schedd) + self.startup
-                    waits.append(begin - submit)
+                    if first_start:
+                        waits.append(begin - submit)
                 end = begin + rt
                 if over is not None:
                     end = self._oom_end(jid, begin, rt, limit)
@@ -801,7 +808,7 @@ class Sim:
                     heapq.heappush(eq.seconds, sec)
                 else:
                     events.append(e)
-            if not schedd:
+            if not schedd and first_start:
                 waits.extend([begin - submit] * take)
             b.pos += take
             if b.pos == b.n:
@@ -932,7 +939,8 @@ class Sim:
             heapq.heappush(eq.seconds, sec)
         else:
             events.append(e)
-        self.waits[a.pool].append(begin - b.submit)
+        if not b.again:
+            self.waits[a.pool].append(begin - b.submit)
         self.idle[a.pool] -= 1
         self.idle_cores[a.pool] -= a.cpus
         self.n_idle -= 1
@@ -1012,7 +1020,7 @@ class Sim:
         # In id order (a retry keeps its cluster.proc, and releases come in another order), so the head stays the
         # oldest (``_successor``); the scan is short, a retry autocluster's queue holding released jobs.
         i = next((i for i, b in enumerate(q) if b.first + b.pos > jid), len(q))
-        q.insert(i, Block(jid, [rt], submit, visit, True))
+        q.insert(i, Block(jid, [rt], submit, visit, True, again=True))
         self.idle[a.pool] += 1
         self.idle_cores[a.pool] += a.cpus
         self.n_idle += 1
@@ -1319,7 +1327,7 @@ class Sim:
             self.idle_cores[a.pool] += a.cpus
             self.n_idle += 1
             self.counters.evicted_jobs += 1
-            self.queues[ac].appendleft(Block(jid, [rt], submit, visit, jid in self.peak_over))
+            self.queues[ac].appendleft(Block(jid, [rt], submit, visit, jid in self.peak_over, again=True))
             touched.add(ac)
         if self.instant and refill:
             for ac in sorted(touched):
@@ -1327,7 +1335,9 @@ class Sim:
 
     def _take_off(self, jid: int, s: SimStartd, ac: int, start: float, state: int) -> None:
         """A running job leaves its slot before its end (evicted, or ended by its owner's account transition):
-        its share of the slot is freed and the work it had done since ``start`` is lost."""
+        its share of the slot is freed and the work it had done since ``start`` is lost. Only an eviction's loss is
+        ``wasted_core_s`` (evicted core-hours); a job its owner's transition ends (``ENDED``) counts under
+        ``account_transitions`` instead (review, stop 53: it counted in both)."""
         a = self.acs[ac]
         slot = self.acs[self._leave_claim(jid, self.running[jid])]
         del self.running[jid]
@@ -1339,7 +1349,8 @@ class Sim:
         s.free_mem += slot.memory_mib
         self.busy[a.pool] -= slot.cpus
         self.run_ac[ac] -= 1
-        self.counters.wasted_core_s += (self.now - start) * a.cpus
+        if state != ENDED:
+            self.counters.wasted_core_s += (self.now - start) * a.cpus
 
     # ------------------------------------------------------------ notebooks
 
@@ -2164,12 +2175,12 @@ class Sim:
                         self.idle_cores[a.pool] -= a.cpus
                         self.n_idle -= 1
                         if run:
-                            kept.append(Block(jid - len(run), run, b.submit, b.visit, b.oom))
+                            kept.append(Block(jid - len(run), run, b.submit, b.visit, b.oom, b.again))
                         run = []
                     else:
                         run.append(b.runtimes[i])
                 if run:
-                    kept.append(Block(b.first + b.n - len(run), run, b.submit, b.visit, b.oom))
+                    kept.append(Block(b.first + b.n - len(run), run, b.submit, b.visit, b.oom, b.again))
             self.queues[ac] = kept
         return ended
 

@@ -23,9 +23,11 @@ https://htcondor.readthedocs.io/en/latest/admin-manual/configuration-macros.html
   cycle_per_submitter_s + cycle_per_autocluster_s`` after the cycle starts: its group negotiating first, as the
   rendered GROUP_SORT_EXPR puts a latency pool's group (``render.group_sort_expr``), with one autocluster. The
   bound's cycle ends there; a cycle with no visit waiting lasts ``cycle_base_s``. Other pools' turns come after
-  prompt's, so they only lengthen the cycle, which never brings the next one earlier (start to start is
-  max(length + NEGOTIATOR_CYCLE_DELAY, NEGOTIATOR_INTERVAL), and a RESCHEDULE waits for the delay after the end):
-  they are left out.
+  prompt's and are left out. They lengthen the cycle, which never brings the next one earlier (start to start is
+  max(length + NEGOTIATOR_CYCLE_DELAY, NEGOTIATOR_INTERVAL), and a RESCHEDULE waits for the delay after the end),
+  but it moves the cycles that follow: one may then begin just after a readout where the bound's began just before
+  it, and that visit beats its bound (review, stop 53; docs/twin.md has the cases). The bound is therefore not
+  strict per visit.
 - CLAIM_WORKLIFE (condor_startd entries): a claim whose job ends while a job of the same submitter that fits the
   claimed dynamic slot is idle runs it at once, without a cycle, while the claim is younger than this. So a
   visit's jobs may start on claims of the previous visits' jobs that end after its readout and before its cycle
