@@ -22,6 +22,7 @@ from enclave.spec.defaults import DEFAULT_SPEC, EXAMPLES
 from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeRole
 from enclave.twin.layout import LayoutPolicy
+from enclave.twin.metrics import compute
 from enclave.twin.scenario import SHARED, BatchLayout, Loaded, load_scenario, parse
 from enclave.twin.sim import Sim
 from tests.batch.conftest import negotiator_order
@@ -154,3 +155,18 @@ def test_the_twin_negotiates_in_the_rendered_group_order(small: Loaded, policy: 
         by_group = {render.policy.accounting_group(sim.spec, p): p for p in pools}
         assert pol.order(sim, pools) == [by_group[g] for g in negotiator_order(expr, groups)], running
         assert pol.order(sim, pools)[0] == "prompt"  # the latency pool, however starved the others
+
+
+def test_a_static_layout_s_pods_put_back_after_a_repair_are_no_moves(minimal: EnclaveSpec) -> None:
+    """Static's pods are a Deployment's replicas: after its worker is repaired the controller deploys the pod again,
+    and that is Kubernetes keeping the layout, not a move of the policy's, which makes none (review, stop 53: it was
+    counted as a DeployPods move, one per night in ``moves.per_night``)."""
+    loaded = parse("name: h8\nduration_hours: 1\nprompt: null\nuser_batch: null\nnotebooks: null\ndrp: null\n"
+                   "layout: {batch: pods, pod_cores: 4}\n"
+                   "failures: {storms: [{at_h: 0.1, names: [worker-001], repair_h: 0.1}]}\n", "h8.yaml", spec=minimal)
+    sim = make_sim(loaded, policy="static")
+    assert "htcondor-worker-001-1" in sim.startds
+    sim.run()
+    m = compute(sim)
+    assert m["moves"]["failures"] == 1 and "htcondor-worker-001-1" in sim.startds  # lost, then put back
+    assert m["moves"]["actions"] == {} and m["moves"]["per_night"] == 0.0

@@ -139,7 +139,7 @@ class LayoutPolicy:
         for (node, pool, cores, mem), names in by_node.items():
             n = sim.nodes[node]
             if n.role == NodeRole.WORKER and n.k8s_free()[0] >= cores:
-                sim.deploy_pods(node, pool, tuple(names), cores, mem)
+                sim.deploy_pods(node, pool, tuple(names), cores, mem, move=False)
 
     def order(self, sim: Sim, pools: list[str]) -> list[str]:
         """Negotiation order among ``pools`` (those with idle jobs): the rendered GROUP_SORT_EXPR's."""

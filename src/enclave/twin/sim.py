@@ -1458,7 +1458,11 @@ class Sim:
         if self.instant:
             self.fill_startd(s)
 
-    def deploy_pods(self, node_name: str, pool: str, pods: tuple[str, ...], cores: int, mem: int) -> int:
+    def deploy_pods(self, node_name: str, pool: str, pods: tuple[str, ...], cores: int, mem: int, *,
+                    move: bool = True) -> int:
+        """Create the HTCondor worker pods that fit on ``node_name``; returns how many. ``move``: a policy's action,
+        counted in ``moves``; not a Deployment's controller putting its replicas back (``LayoutPolicy.reconcile``;
+        review, stop 53: static's restores after a repair counted as moves)."""
         n = self.node(node_name)
         if n.role != NodeRole.WORKER:
             raise InvalidTransition(f"node '{node_name}' is {n.role.value}, not a Kubernetes worker",
@@ -1474,7 +1478,7 @@ class Sim:
                 continue
             self.add_startd(n, StartdKind.POD, pool, cores, mem, name, ready_at=self.pod_ready_at(n))
             made += 1
-        if made:
+        if made and move:
             self._moved("DeployPods")
         return made
 
