@@ -151,20 +151,17 @@ def action_loss(o: Observed, action: Action) -> dict[str, float] | None:
     match action:
         case Relabel(startd=name, from_pool=pool, vacate_after_seconds=after):
             targets = [(by_name.get(name), pool, after)]
-            guests_lost = False
         case DrainStartd(startd=name, vacate_after_seconds=after):
             s = by_name.get(name)
             targets = [(s, s.pool if s is not None else "", after)]
-            guests_lost = True
         # A startd already draining had its loss recorded by its DrainStartd: not counted again.
         case DeletePods(pods=pods):
             targets = [(s, s.pool, 0.0) for s in (by_name.get(p) for p in pods) if s is not None and not s.draining]
-            guests_lost = True
         case ReturnNode(node=node):
             targets = [(s, s.pool, 0.0) for s in o.startds if s.node == node and not s.draining]
-            guests_lost = True
         case _:
             return None
+    guests_lost = not isinstance(action, Relabel)  # a relabel evicts only the pool it leaves
     stake = lost = 0.0
     for s, pool, after in targets:
         if s is None or after is None or s.busy_cores == 0:
