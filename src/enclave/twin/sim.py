@@ -342,6 +342,8 @@ class Sim:
         each slot's ``dom_t``: a slot counts under the pool it is labelled for, as its capacity does."""
         self.waits: dict[str, list[float]] = {p: [] for p in self.pools}
         """Pool → submit to first start of each job that started, start-up included (a restart adds none)."""
+        self.restart_waits: dict[str, list[float]] = {p: [] for p in self.pools}
+        """Pool → submit to start of each restart (after an eviction or a memory kill), start-up included."""
         self.submitted = dict(z)
         self.last_submit: dict[str, float] = {}
         self.finished_runtimes: dict[str, deque[float]] = {p: deque(maxlen=RUNTIME_HISTORY) for p in self.pools}
@@ -791,8 +793,7 @@ class Sim:
                 rt = rts[pos + i]
                 if schedd:
                     begin = self._throttled_start(schedd) + self.startup
-                    if first_start:
-                        waits.append(begin - submit)
+                    (waits if first_start else self.restart_waits[a.pool]).append(begin - submit)
                 end = begin + rt
                 if over is not None:
                     end = self._oom_end(jid, begin, rt, limit)
@@ -808,8 +809,8 @@ class Sim:
                     heapq.heappush(eq.seconds, sec)
                 else:
                     events.append(e)
-            if not schedd and first_start:
-                waits.extend([begin - submit] * take)
+            if not schedd:
+                (waits if first_start else self.restart_waits[a.pool]).extend([begin - submit] * take)
             b.pos += take
             if b.pos == b.n:
                 q.popleft()
@@ -939,8 +940,7 @@ class Sim:
             heapq.heappush(eq.seconds, sec)
         else:
             events.append(e)
-        if not b.again:
-            self.waits[a.pool].append(begin - b.submit)
+        (self.restart_waits if b.again else self.waits)[a.pool].append(begin - b.submit)
         self.idle[a.pool] -= 1
         self.idle_cores[a.pool] -= a.cpus
         self.n_idle -= 1
