@@ -217,6 +217,25 @@ def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed
 
 @FAST
 @given(cases())
+def test_a_donor_with_work_keeps_its_promise(case: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, Relabel: "The donor pool never drops below its own guarantee" (what it is promised: its
+    guarantee up to its need, a latency pool its whole guarantee), not even in the make-up, where a donor "gives down
+    to its target, which still holds what the donor is promised". The check above asks only whether a pool left
+    short could have taken something; a promise that robbed a donor went unseen (mutation check, stop 53)."""
+    spec, o = case
+    p = plan(spec, o)
+    covered = _covered(spec, o, p)
+    before, after = _held(o, standalone_only=True), _held(project(o, p.actions), standalone_only=True)
+    for a in p.actions:
+        if not isinstance(a, Relabel) or a.from_pool not in p.pools or not p.pools[a.from_pool].has_work:
+            continue
+        ps = p.pools[a.from_pool]
+        keep = min(before.get(a.from_pool, 0), _promised(ps, bool(covered.get(a.from_pool))))
+        assert after.get(a.from_pool, 0) >= keep, (a.from_pool, keep, after, p.actions, p.pools)
+
+
+@FAST
+@given(cases())
 def test_maxima_kept(case: tuple[EnclaveSpec, Observed]) -> None:
     spec, o = case
     p = plan(spec, o)
