@@ -53,3 +53,10 @@ def make_sim(loaded: Loaded, policy: str = "static", audit: bool = False) -> Sim
 
 
 SCENARIO_DIR = Path(EXAMPLES) / "scenarios"
+
+
+def with_shares(spec: EnclaveSpec, **shares: float) -> EnclaveSpec:
+    """``spec`` with these pools' guaranteed shares (GROUP_QUOTA_DYNAMIC as rendered), the others' as they are."""
+    pools = {name: p.model_copy(update={"guaranteed_share": shares[name]}) if name in shares else p
+             for name, p in spec.pools.items()}
+    return spec.model_copy(update={"pools": pools})

@@ -31,7 +31,7 @@ from enclave.twin.scenario import load_scenario, parse
 from enclave.twin.sim import EV_BLOCK, Policy, Sim
 from enclave.twin.workloads import Arrival, Workload, build
 
-from .conftest import SCENARIO_DIR
+from .conftest import SCENARIO_DIR, with_shares
 
 WORLD = """
 name: baselines
@@ -85,15 +85,13 @@ def test_a_job_the_cycle_did_not_see_preempts_nothing_until_the_next_cycle(minim
     per autocluster, jobs start 3 s after their turn). The user's 20 jobs at 10: 16 run from the cycle at 60 (the
     user on 16, above its quota of 8: surplus). A DRP job at 121, during the cycle 120-123.5, is no job of that
     cycle; the cycle at 180 sees it and preempts one user job for it (DRP 0 of 8, the user 16 of 8)."""
-    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
-             in zip(minimal.pools.items(), (0.0, 0.5, 0.5, 0.0), strict=True)}
     loaded = parse("name: pb\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: [{name: t, weight: 1, memory_gib: 1, "
                    "runtime: {dist: fixed, mean: 1000}}]}\n"
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
                    "job_startup_s: 3, reschedule_on_submit: never}\n", "p.yaml",
-                   spec=minimal.model_copy(update={"pools": pools}))
+                   spec=with_shares(minimal, prompt=0.0, drp=0.5, user=0.5, general=0.0))
     sim = Sim(loaded, make("quotas-preempt"), audit=True)
     drp, user = (sim.pool_acs[p][0] for p in ("drp", "user"))
     sim.q.push(10.0, EV_BLOCK, Arrival(10.0, user, [3000.0] * 20))

@@ -15,7 +15,7 @@ from enclave.twin.scenario import parse
 from enclave.twin.sim import EV_BLOCK, Sim
 from enclave.twin.workloads import Arrival
 
-from .conftest import make_sim
+from .conftest import make_sim, with_shares
 
 LDF_SHARES = {"prompt": 0.25, "drp": 0.40, "user": 0.10, "general": 0.05}
 
@@ -75,7 +75,6 @@ def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float], drp_memory_gib: 
     """The minimal pool's two empty 8-core, 32 GiB slots under ``policy`` with these dynamic quotas; DRP's jobs
     take ``drp_cpus`` cores and ``drp_memory_gib``, the user group's 40 GiB, which no slot holds. Both submit at 30;
     the timer's cycle at 60 sees them. The startds have no consumption policy unless ``consumption``."""
-    pools = {name: p.model_copy(update={"guaranteed_share": shares[name]}) for name, p in minimal.pools.items()}
     loaded = parse("name: rounds\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 40}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, "
@@ -84,7 +83,7 @@ def _rounds_sim(minimal: EnclaveSpec, shares: dict[str, float], drp_memory_gib: 
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
                    "job_startup_s: 3, reschedule_on_submit: never, "
                    f"consumption_policy: {str(consumption).lower()}}}\n", "rounds.yaml",
-                   spec=minimal.model_copy(update={"pools": pools}))
+                   spec=with_shares(minimal, **shares))
     sim = make_sim(loaded, policy=policy)
     assert sim.total_cap == 16 and [sim.acs[ac].pool for ac in (0, 1)] == ["drp", "user"]
     return sim
@@ -264,9 +263,6 @@ def test_a_group_is_allocated_what_its_last_submitter_ad_asked_for(minimal: Encl
     second round. DRP's turn ends at 45.5 + 2 + 1 + 0.5 × 2 autoclusters = 49.5, its jobs start 3 s later.
     From the queues as they are (13 and 12), DRP would be allocated 4 + 4 and the user group 4 + 4 (the surplus 8
     by quota), 8 each. DRP's ad asks for more only at its next timeout, at 310."""
-    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
-             in zip(minimal.pools.items(), (0.0, 0.25, 0.25, 0.5), strict=True)}
-    assert list(pools) == ["prompt", "drp", "user", "general"]
     loaded = parse("name: stale-ads\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: ["
@@ -274,7 +270,8 @@ def test_a_group_is_allocated_what_its_last_submitter_ad_asked_for(minimal: Encl
                    "{name: big, weight: 1, memory_gib: 40, runtime: {dist: fixed, mean: 1000}}]}\n"
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
                    "job_startup_s: 3, reschedule_on_submit: schedd-idle, dedicated_schedds: [drp, user], "
-                   "consumption_policy: true}\n", "stale.yaml", spec=minimal.model_copy(update={"pools": pools}))
+                   "consumption_policy: true}\n", "stale.yaml",
+                   spec=with_shares(minimal, prompt=0.0, drp=0.25, user=0.25, general=0.5))
     sim = make_sim(loaded, policy="quotas")
     assert sim.total_cap == 16 and [(a.pool, a.memory_mib) for a in sim.acs[:3]] == [
         ("drp", 1024), ("drp", 40 * 1024), ("user", 1024)]
@@ -333,15 +330,13 @@ def test_a_stale_submitter_of_a_group_allocated_nothing_waits_for_a_round_that_a
     when they were submitted, still shows them idle). The cycle at 160: round 1 allocates DRP its 16 and the user
     group nothing, so only DRP has a turn; round 2 (DRP used 8 of 16 and asks for 8) leaves the user group 8, and
     its stale turn comes then."""
-    pools = {name: p.model_copy(update={"guaranteed_share": share}) for (name, p), share
-             in zip(minimal.pools.items(), (0.0, 1.0, 0.0, 0.0), strict=True)}
     loaded = parse("name: zero\nduration_hours: 1\nprompt: null\nnotebooks: null\n"
                    "user_batch: {bursts_per_day: 0.0001, jobs_per_burst: 1, memory_gib: 1}\n"
                    "drp: {backlog_jobs: 0, jobs_per_hour: 0, mix: [{name: t, weight: 1, memory_gib: 1, "
                    "runtime: {dist: fixed, mean: 1000}}]}\n"
                    "htcondor: {cycle_base_s: 2, cycle_per_submitter_s: 1, cycle_per_autocluster_s: 0.5, "
                    "job_startup_s: 3, reschedule_on_submit: schedd-idle, dedicated_schedds: [drp, user]}\n",
-                   "z.yaml", spec=minimal.model_copy(update={"pools": pools}))
+                   "z.yaml", spec=with_shares(minimal, prompt=0.0, drp=1.0, user=0.0, general=0.0))
     sim = make_sim(loaded, policy="quotas")
     drp, user = (sim.pool_acs[p][0] for p in ("drp", "user"))
     for t, ac, n, rt in ((10.0, drp, 8, 1000.0), (30.0, user, 8, 100.0), (60.0, user, 8, 100.0),
