@@ -21,14 +21,19 @@ from enclave.services.broker import FAILED_SUFFIX
 from enclave.services.factory import Factory
 from enclave.spec.defaults import EXAMPLES
 from enclave.spec.load import load
-from tests.broker.test_conformance import live_world, twin_world
+from enclave.spec.models import EnclaveSpec
+from tests.broker.test_conformance import World, live_world, twin_world
 from tests.cluster.conftest import Refused, pod_obj
 
 
-def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
+def _minimal_live() -> tuple[EnclaveSpec, World, Any]:
+    """The live backend over fakes seeded with the minimal spec's twin, and its fake API server."""
     spec = load(EXAMPLES / "minimal.yaml")
     world = live_world(spec, twin_world(spec).backend.observe())
-    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    return spec, world, world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+
+def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
+    spec, world, server = _minimal_live()
     create = server._create_pod
 
     def third_refused(namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
@@ -59,9 +64,7 @@ def test_pods_made_before_a_refusal_are_in_the_journal() -> None:
 def test_a_journal_that_cannot_be_written_does_not_hide_the_action_s_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """The failed attempt's entry is best effort: when the journal cannot take it (a locked database), the error
     the caller sees is still the action's own (review: the database's replaced it)."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
-    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    spec, world, server = _minimal_live()
     create = server._create_pod
 
     def second_refused(namespace: str, *, q: dict[str, str], data: Any) -> tuple[int, Any]:
@@ -174,9 +177,7 @@ def test_a_drain_in_effect_whose_evictions_fail_is_journaled_as_done() -> None:
     """Review, stop 53: the drain taints and labels the node, then evicts; an eviction refused outright (RBAC's 403)
     raised, so the drain was journaled as failed, and never as done, since the next attempt finds it in effect. The
     drain is under way: its evictions are retried each cycle (``progress``), as after a budget's refusal."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
-    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    spec, world, server = _minimal_live()
     server.pods[("jupyter-lsst", "nb-1")] = pod_obj("nb-1", "worker-001", labels={"app": "x"})
     server.pods[("jupyter-lsst", "nb-1")]["metadata"]["ownerReferences"] = [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": True}]
@@ -198,9 +199,7 @@ def test_htcondor_started_whose_node_mark_fails_is_journaled_as_done_and_the_mar
     """Review, stop 53: the whole-node pod is made, then the node's label and taint are refused; HTCondor runs there,
     but the start was journaled as failed and the next attempt found it in effect. ``keep_marks`` puts the mark
     right at the next cycle."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
-    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    spec, world, server = _minimal_live()
     with Factory.scratch(spec) as factory:
         broker = factory.broker(world.backend, "live")
         assert broker.drain_node("enclave-broker", "worker-001", reason="r").applied
@@ -220,9 +219,7 @@ def test_a_drain_given_up_whose_return_fails_part_way_is_journaled() -> None:
     """Review, stop 53: ``return_node`` notes the stuck drain on the node first, then takes the broker's mark off;
     when that is refused, the node stays draining with the note, which the broker decides on (it does not drain the
     node again at once), and the failed attempt's entry was skipped as "nothing changed"."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
-    server: Any = world.backend.kube.api.rest_client.pool_manager  # type: ignore[attr-defined]
+    spec, world, server = _minimal_live()
     with Factory.scratch(spec) as factory:
         broker = factory.broker(world.backend, "live")
         assert broker.drain_node("enclave-broker", "worker-001", reason="r").applied
@@ -242,8 +239,7 @@ def test_a_relabel_whose_reconfig_arrived_but_was_reported_failed_stands() -> No
     """Review, stop 53: the reconfig reached the startd and its answer was lost; the knobs were set back, so the
     next reconfig anyone sent (here the drain's) moved the startd back to its old pool with no entry saying so.
     The collector showing the new pool, the relabel is done."""
-    spec = load(EXAMPLES / "minimal.yaml")
-    world = live_world(spec, twin_world(spec).backend.observe())
+    spec, world, _ = _minimal_live()
     condor: Any = world.backend.condor  # type: ignore[attr-defined]
     send = condor.bindings.send_command
     lose = {"once": True}
