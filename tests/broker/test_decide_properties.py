@@ -225,13 +225,18 @@ def test_a_donor_with_work_keeps_its_promise(case: tuple[EnclaveSpec, Observed])
     spec, o = case
     p = plan(spec, o)
     covered = _covered(spec, o, p)
-    before, after = _held(o, standalone_only=True), _held(project(o, p.actions), standalone_only=True)
     for a in p.actions:
         if not isinstance(a, Relabel) or a.from_pool not in p.pools or not p.pools[a.from_pool].has_work:
             continue
-        ps = p.pools[a.from_pool]
-        keep = min(before.get(a.from_pool, 0), _promised(ps, bool(covered.get(a.from_pool))))
-        assert after.get(a.from_pool, 0) >= keep, (a.from_pool, keep, after, p.actions, p.pools)
+        ps, cover = p.pools[a.from_pool], bool(covered.get(a.from_pool))
+        # A pool the commons cover keeps its promise in pods and startds together (its standalone target is the
+        # promise less the cover): counting startds alone refused a covered prompt giving its node to DRP while
+        # its ready pod held the whole promise (a case the hypothesis database kept, 2026-12-03).
+        before = _held(o, standalone_only=not cover).get(a.from_pool, 0)
+        after = _held(project(o, p.actions), standalone_only=not cover).get(a.from_pool, 0)
+        if after >= min(before, _promised(ps, cover)) or _short_of_a_pod(spec, p, a.from_pool, after, covered):
+            continue
+        raise AssertionError((a.from_pool, before, after, p.actions, p.pools))
 
 
 @FAST
