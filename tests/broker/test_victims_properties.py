@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from enclave.broker.decide import BROKER_ACTOR, Cycle, _live, plan, pool_states
 from enclave.broker.effects import project
-from enclave.broker.victims import deadline, expected_loss
+from enclave.broker.victims import DEADLINES, MIN_TAIL, deadline, expected_loss, guests
 from enclave.domain.capacity import Action, Observed, Relabel, RunningJob, Startd, StartdKind
 from enclave.spec import EnclaveSpec
 from tests.broker.conftest import observed_states, specs
@@ -45,8 +45,12 @@ def cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     else:
         o = draw(observed_states(spec))
         startds = tuple(replace(s, jobs=draw(_jobs(s, o.now))) if s.busy_cores else s for s in o.startds)
+    # Sometimes MIN_TAIL or more runtimes longer than the oldest jobs drawn (100,000 s): with fewer than that
+    # longer than some job on a startd the history cannot tell, and the deadline is the grace whatever the rule,
+    # which is all that 100 examples reached before (a mutant choosing the worst deadline passed, 2026-12-03).
+    tail = [200_000.0] * draw(st.sampled_from([0, 0, MIN_TAIL, 2 * MIN_TAIL]))
     history = tuple(sorted(draw(st.lists(st.sampled_from([30.0, 120.0, 600.0, 1200.0, 3600.0, 7200.0]),
-                                         max_size=60))))
+                                         max_size=60)) + tail))
     demand = {**o.demand, "drp": replace(o.demand["drp"], runtimes=history)}
     return spec, replace(o, startds=startds, demand=demand)
 
@@ -60,7 +64,8 @@ def _grace(spec: EnclaveSpec, pool: str) -> float | None:
 @given(cases())
 def test_a_relabel_never_loses_more_than_draining_through_the_grace(case: tuple[EnclaveSpec, Observed]) -> None:
     """Evicting before the grace period is over is chosen only when it is expected to lose no more work than
-    letting the jobs run it out; a pool that drains is never given a deadline."""
+    letting the jobs run it out, nor than any other deadline tried; a pool that drains is never given a
+    deadline."""
     spec, o = case
     by_name = {s.name: s for s in o.startds}
     for a in plan(spec, o).actions:
@@ -75,10 +80,13 @@ def test_a_relabel_never_loses_more_than_draining_through_the_grace(case: tuple[
         s = by_name[a.startd]
         chosen = expected_loss(s, a.from_pool, o.now, a.vacate_after_seconds, runtimes)
         waited = expected_loss(s, a.from_pool, o.now, grace, runtimes)
-        if waited is None:
-            assert a.vacate_after_seconds == grace  # the history cannot tell: the pool's own grace
-        else:
-            assert chosen is not None and chosen <= waited + _EPS
+        if waited is None or guests(s, a.from_pool):
+            # The history cannot tell, or another pool's jobs run there whose end nobody knows: the pool's own grace.
+            assert a.vacate_after_seconds == grace
+            continue
+        # docs/broker.md, "Least work lost": of 0, G/4, G/2, 3G/4 and G "takes the one expected to lose least".
+        tried = [expected_loss(s, a.from_pool, o.now, grace * k / DEADLINES, runtimes) for k in range(DEADLINES + 1)]
+        assert chosen is not None and all(chosen <= x + _EPS for x in tried if x is not None), (a, chosen, tried)
 
 
 @FAST
