@@ -107,3 +107,33 @@ def test_room_for_a_spawn_is_made_where_its_memory_fits_too() -> None:
     freed = [a.startd for a in p.actions if isinstance(a, DrainStartd)] + [
         pod for a in p.actions if isinstance(a, DeletePods) for pod in a.pods]
     assert len(freed) == 1 and freed[0].startswith("htcondor-kub-001-")
+
+
+def test_a_latency_pool_at_risk_is_promised_past_a_node_that_still_runs_the_donors_jobs() -> None:
+    """docs/broker.md, "Cooldown only bypassed at risk": a promise to a latency pool moves startds at once while its
+    jobs need more than it holds ready now; and "Make before break": a node relabelled to it runs none of its jobs
+    until the donor's have ended. By day prompt, guaranteed two of four 24-core nodes, holds none and one ready
+    8-core pod running 4 jobs, with 8 more queued: it needs 12 and runs 8. The users and the general pool hold two
+    nodes each, every core busy with their own jobs, each node relabelled 100 s ago (cooldown 900 s). The first
+    node the promise takes still runs its donor's 24 jobs, so prompt still runs 8 of the 12 it needs: the promise
+    goes on to its guarantee, 48 cores. (Found by the guarantee property once it counted readiness itself: the rule
+    counted the donor's busy node as ready and stopped after one, leaving the rest to wait out the cooldown.)"""
+    spec = make_spec(workers=1, batch=4, guaranteed=(2, 0, 0, 0), maximum=(4, 4, 4, 4),
+                     broker={"cooldown_seconds": 900, "pod_cores": 8, "notebook_headroom_cores": 0,
+                             "max_lend_share": 1.0})
+    owner = {"condor-001": "user", "condor-002": "user", "condor-003": "general", "condor-004": "general"}
+    nodes = (Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, since=OLD),
+             *(Node(n, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=OLD) for n in owner))
+    startds = (*(Startd(n, n, StartdKind.STANDALONE, p, 24, 128 * 1024, busy_cores=24, since=NOW - 100,
+                        jobs=tuple(RunningJob(1, NOW - 100, p) for _ in range(24))) for n, p in owner.items()),
+               Startd("htcondor-kub-001-1", "kub-001", StartdKind.POD, "prompt", 8, 8192, busy_cores=4, since=OLD,
+                      jobs=tuple(RunningJob(1, NOW - 10, "prompt") for _ in range(4))))
+    demand = {"prompt": PoolDemand(running_jobs=4, running_cores=4, idle_jobs=8, idle_cores=8),
+              "drp": PoolDemand(), "user": PoolDemand(running_jobs=48, running_cores=48),
+              "general": PoolDemand(running_jobs=48, running_cores=48)}
+    o = Observed(now=NOW, nodes=nodes, startds=startds, demand=demand)
+    p = plan(spec, o)
+    taken = [a.startd for a in p.actions if isinstance(a, Relabel) and a.to_pool == "prompt"]
+    assert len(taken) == 2
+    assert sum(s.cores for s in project(o, p.actions).startds
+               if s.pool == "prompt" and s.kind == StartdKind.STANDALONE) == 48

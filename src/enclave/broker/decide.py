@@ -137,8 +137,12 @@ class PoolState:
         pools' jobs could leave the next ones waiting. Otherwise its guarantee, windowed need and headroom move
         it like any target, with cooldown and hysteresis (issue 15: every overlap of two visits pulled nodes in
         at once and gave them back after the cooldown). Counting only idle jobs as the risk was measured and
-        not taken (prompt-slow 84.4 % / 90.3 %, prompt-8g 99.8 % / 91.2 %, one-week 99.99 % / 91.98 %)."""
-        return not self.latency or self.standalone + self.ready_lent < self.now_need
+        not taken (prompt-slow 84.4 % / 90.3 %, prompt-8g 99.8 % / 91.2 %, one-week 99.99 % / 91.98 %).
+        What it holds ready excludes the cores other pools' jobs still hold on its standalone startds
+        (``occupied``): a node relabelled to it runs none of its jobs until they end (make before break). Counted
+        as ready, the first busy node a promise took ended the promise, and the rest of the guarantee waited out
+        the cooldown while the pool's jobs waited (a property found it, 2026-12-03)."""
+        return not self.latency or self.standalone - self.occupied + self.ready_lent < self.now_need
 
     def floor(self, going: int = 0) -> int:
         """Standalone cores a latency pool keeps whatever its target says (make before break): its need less
