@@ -509,16 +509,20 @@ def unexplained_follow_ups(spec: EnclaveSpec, o: Observed, first: Plan, second: 
 
 
 @FAST
-@given(case=cases(), mixed=mixed_cases())
-@example(case=overshoot_case(), mixed=None)  # the review's (``test_phases``): the strategy finds its kind at most seeds
+@given(case=cases(), mixed=mixed_cases(), handover=handovers())
+@example(case=overshoot_case(), mixed=None, handover=None)  # the review's (``test_phases``): the strategy finds its
+# kind at most seeds
 def test_deciding_again_on_the_result_changes_nothing(case: tuple[EnclaveSpec, Observed],
-                                                      mixed: tuple[EnclaveSpec, Observed] | None) -> None:
+                                                      mixed: tuple[EnclaveSpec, Observed] | None,
+                                                      handover: tuple[EnclaveSpec, Observed] | None) -> None:
     """Deciding again on the result of a decision changes nothing but the follow-ups documented
     (``unexplained_follow_ups``), and never undoes it. ``mixed``: also with batch nodes of two sizes and mostly no
     hysteresis (``mixed_cases``), where a pool may take a small node within its target and a large one past it
     (found in review: the small one then moved again, to a pool still short, a cycle later), by a move toward its
-    target or by a promise (some pools there have guarantees)."""
-    for spec, o in (case, mixed) if mixed is not None else (case,):
+    target or by a promise (some pools there have guarantees). ``handover``: a latency pool at risk or not as its
+    pods have joined and the nodes relabelled to it still run donors' jobs, where a promise goes on past a busy node
+    (``PoolState.urgent``)."""
+    for spec, o in (c for c in (case, mixed, handover) if c is not None):
         _changes_nothing(spec, o)
 
 
