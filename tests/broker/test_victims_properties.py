@@ -15,9 +15,21 @@ from hypothesis import strategies as st
 from enclave.broker.decide import BROKER_ACTOR, Cycle, _live, plan, pool_states
 from enclave.broker.effects import project
 from enclave.broker.victims import DEADLINES, MIN_TAIL, deadline, expected_loss, guests
-from enclave.domain.capacity import Action, Observed, Relabel, RunningJob, Startd, StartdKind
+from enclave.domain.capacity import (
+    Action,
+    DeletePods,
+    DrainStartd,
+    Node,
+    Observed,
+    PoolDemand,
+    Relabel,
+    RunningJob,
+    Startd,
+    StartdKind,
+)
 from enclave.spec import EnclaveSpec
-from tests.broker.conftest import observed_states, specs
+from enclave.spec.models import NodeRole
+from tests.broker.conftest import NOW, make_spec, observed_states, specs
 from tests.broker.test_decide_properties import FAST, _targets
 
 _EPS = 1e-6
@@ -121,3 +133,61 @@ def test_no_equally_useful_startd_left_would_have_lost_less(case: tuple[EnclaveS
 
 def _names(a: Action) -> list[str]:
     return _targets(a)
+
+
+@st.composite
+def givebacks(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """DRP, which vacates after its grace period, borrows worker pods (``lend_to: [prompt, drp]``) and holds more
+    than it needs, so some are surplus: each pod runs a few DRP jobs of mixed ages, some pods run none, some still
+    start; DRP's finished runtimes sometimes tell whether the jobs end within the grace. ``cases`` all but never has
+    a surplus pod with a same-sized alternative of another cost (stop 53)."""
+    pc = 8
+    spec = make_spec(workers=2, batch=2, guaranteed=(0, 0, 0, 0), maximum=(2, 2, 2, 2),
+                     broker={"cooldown_seconds": 0, "hysteresis": draw(st.sampled_from([0.0, 0.5])),
+                             "pod_cores": pc, "max_lend_share": 1.0, "notebook_headroom_cores": 0,
+                             "lend_to": ["prompt", "drp"]})
+    now = NOW
+    nodes = [Node(f"kub-00{i}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=now - 100_000) for i in (1, 2)]
+    nodes += [Node(f"condor-00{i}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=now - 100_000) for i in (1, 2)]
+    # Prompt holds both batch nodes, busy: nothing for DRP to take instead of its pods.
+    startds = [Startd(f"condor-00{i}", f"condor-00{i}", StartdKind.STANDALONE, "prompt", 24, 128 * 1024,
+                      busy_cores=24, since=now - 100_000,
+                      jobs=tuple(RunningJob(1, now - 50, "prompt") for _ in range(24))) for i in (1, 2)]
+    for k in range(1, draw(st.integers(2, 8)) + 1):
+        ready = draw(st.sampled_from([True, True, True, False]))
+        jobs = tuple(RunningJob(1, now - draw(st.sampled_from([5.0, 100.0, 1000.0, 20_000.0, 100_000.0])), "drp")
+                     for _ in range(draw(st.integers(0, pc)) if ready else 0))
+        startds.append(Startd(f"htcondor-kub-00{1 + k % 2}-{k}", f"kub-00{1 + k % 2}", StartdKind.POD, "drp", pc,
+                              8192, busy_cores=len(jobs), since=now - 100_000, ready=ready, jobs=jobs))
+    running = sum(s.busy_cores for s in startds if s.pool == "drp")
+    idle = draw(st.sampled_from([0, 1, 4, 8]))
+    history = tuple(sorted(draw(st.lists(st.sampled_from([30.0, 600.0, 3600.0, 200_000.0]), max_size=40))))
+    demand = {"prompt": PoolDemand(running_jobs=48, running_cores=48),
+              "drp": PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=running, running_cores=running,
+                                runtimes=history),
+              "user": PoolDemand(), "general": PoolDemand()}
+    return spec, Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
+
+
+@FAST
+@given(givebacks())
+def test_a_surplus_startd_given_back_is_one_that_loses_least(case: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, "Least work lost", and ``give_back_surplus``: borrowed startds beyond what a pool should
+    borrow go back "least work lost, least busy and largest first (those still starting before any that runs)".
+    So of a pool's borrowed startds given back, none has an alternative of the same size and readiness left in
+    place (not touched by the decision) whose jobs would lose less."""
+    spec, o = case
+    p = plan(spec, o)
+    touched = {t for a in p.actions for t in _names(a)}
+    cycle = Cycle.start(spec, o.now, BROKER_ACTOR, pool_states(spec, o, p.night)[0])
+    cycle.runtimes = {n: d.runtimes for n, d in o.demand.items() if d.runtimes}
+    by_name = {s.name: s for s in o.startds}
+    given = [by_name[n] for a in p.actions if isinstance(a, (DeletePods, DrainStartd)) and "borrowed cores" in a.reason
+             for n in _names(a) if n in by_name]
+    for s in given:
+        cost = cycle.victim_cost(s, s.pool)
+        for t in o.startds:
+            if (t.name in touched or t.pool != s.pool or t.kind != s.kind or t.cores != s.cores
+                    or t.ready != s.ready or t.draining):
+                continue
+            assert cycle.victim_cost(t, t.pool) >= cost - _EPS, (s, t, p.actions)
