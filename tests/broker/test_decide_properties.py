@@ -204,15 +204,47 @@ def _short_of_a_pod(spec: EnclaveSpec, p: Plan, name: str, held: int, covered: d
     return _promised(ps, covered=True) - held < spec.broker.hysteresis * pod_cores
 
 
+@st.composite
+def starting_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """By day prompt, guaranteed some of the batch nodes, holds fewer and has pods that have not joined yet, whose
+    cores alone would cover its jobs; the other pools hold the rest, idle or busy, all relabelled within the
+    cooldown, so only a promise (a pool at risk: its jobs need more than it runs) may take one now."""
+    batch = draw(st.integers(3, 8))
+    prompt = draw(st.integers(1, batch - 1))
+    spec = make_spec(workers=1, batch=batch, guaranteed=(prompt, 0, 0, 0), maximum=(batch,) * 4,
+                     broker={"cooldown_seconds": 900, "pod_cores": 8, "max_lend_share": 1.0,
+                             "notebook_headroom_cores": 0, "hysteresis": draw(st.sampled_from([0.0, 0.5]))})
+    held = draw(st.integers(0, prompt - 1))
+    nodes = [Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, since=NOW - 100_000)]
+    startds = []
+    for i in range(1, batch + 1):
+        name, pool = f"condor-{i:03d}", "prompt" if i <= held else draw(st.sampled_from(["drp", "user", "general"]))
+        busy = 0 if pool == "prompt" else draw(st.sampled_from([0, 24]))
+        nodes.append(Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000))
+        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy,
+                              since=NOW - 100, jobs=tuple(RunningJob(1, NOW - 100, pool) for _ in range(busy))))
+    pods = draw(st.integers(1, 3))
+    startds += [Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", 8, 8192, since=NOW - 30,
+                       ready=False) for k in range(1, pods + 1)]
+    idle = draw(st.integers(1, 8 * pods))
+    running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("drp", "user", "general")}
+    demand = {"prompt": PoolDemand(idle_jobs=idle, idle_cores=idle)} | {
+        p: PoolDemand(running_jobs=r, running_cores=r, idle_jobs=draw(st.sampled_from([0, 24])),
+                      idle_cores=0) for p, r in running.items()}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
+
+
 @FAST
-@given(case=cases(), handover=handovers())
+@given(case=cases(), handover=handovers(), starting=starting_pods())
 def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed],
-                                               handover: tuple[EnclaveSpec, Observed]) -> None:
+                                               handover: tuple[EnclaveSpec, Observed],
+                                               starting: tuple[EnclaveSpec, Observed]) -> None:
     """A pool with work below what it is promised could take nothing without breaking another promise or a cap.
     ``handover``: a latency pool with few jobs, some of its pods still starting, where whether it is at risk turns
-    on which of its pods have joined; ``case``'s hundreds of queued jobs always are."""
-    _guarantees_kept(*case)
-    _guarantees_kept(*handover)
+    on which of its pods have joined; ``case``'s hundreds of queued jobs always are. ``starting``: only its pods
+    that have not joined would cover its jobs (``starting_pods``)."""
+    for c in (case, handover, starting):
+        _guarantees_kept(*c)
 
 
 def _guarantees_kept(spec: EnclaveSpec, o: Observed) -> None:
