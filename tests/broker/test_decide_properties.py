@@ -234,16 +234,42 @@ def starting_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
 
 
+@st.composite
+def memory_bound(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """The user pool, guaranteed some batch nodes and holding none, queues fewer one-core jobs than its guarantee's
+    cores, each of 8 GiB: their memory needs half as many cores again (5.3 GiB a core on these nodes), so its need
+    in cores is set by memory. The other pools hold every node, idle or busy, with little or no work."""
+    batch = draw(st.integers(3, 8))
+    user = draw(st.integers(1, batch - 1))
+    spec = make_spec(workers=0, batch=batch, guaranteed=(0, 0, user, 0), maximum=(batch,) * 4,
+                     broker={"cooldown_seconds": draw(st.sampled_from([0, 900])),
+                             "hysteresis": draw(st.sampled_from([0.0, 0.5]))})
+    nodes, startds = [], []
+    for i in range(1, batch + 1):
+        name, pool = f"condor-{i:03d}", draw(st.sampled_from(["drp", "general"]))
+        busy = draw(st.sampled_from([0, 0, 24]))
+        nodes.append(Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000))
+        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy,
+                              since=NOW - 100_000, jobs=tuple(RunningJob(1, NOW - 100, pool) for _ in range(busy))))
+    idle = draw(st.integers(1, 24 * user - 1))
+    running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("drp", "general")}
+    demand = {"prompt": PoolDemand(), "user": PoolDemand(idle_jobs=idle, idle_cores=idle, idle_memory_mib=idle * 8192)}
+    demand |= {p: PoolDemand(running_jobs=r, running_cores=r) for p, r in running.items()}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
+
+
 @FAST
-@given(case=cases(), handover=handovers(), starting=starting_pods())
+@given(case=cases(), handover=handovers(), starting=starting_pods(), memory=memory_bound())
 def test_guarantees_kept_while_a_pool_has_work(case: tuple[EnclaveSpec, Observed],
                                                handover: tuple[EnclaveSpec, Observed],
-                                               starting: tuple[EnclaveSpec, Observed]) -> None:
+                                               starting: tuple[EnclaveSpec, Observed],
+                                               memory: tuple[EnclaveSpec, Observed]) -> None:
     """A pool with work below what it is promised could take nothing without breaking another promise or a cap.
     ``handover``: a latency pool with few jobs, some of its pods still starting, where whether it is at risk turns
     on which of its pods have joined; ``case``'s hundreds of queued jobs always are. ``starting``: only its pods
-    that have not joined would cover its jobs (``starting_pods``)."""
-    for c in (case, handover, starting):
+    that have not joined would cover its jobs (``starting_pods``). ``memory``: a throughput pool whose need is set
+    by its jobs' memory (``memory_bound``)."""
+    for c in (case, handover, starting, memory):
         _guarantees_kept(*c)
 
 
