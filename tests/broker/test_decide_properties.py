@@ -687,10 +687,40 @@ def _keeps_running_what_it_needs(spec: EnclaveSpec, o: Observed, p: Plan) -> Non
         assert _running(spec, after, name) >= min(ps.need - for_spawns[name], before), (name, before, ps, p.actions)
 
 
+@st.composite
+def prewarms(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """The night's pre-warm: prompt holds a few idle batch nodes and the commons could cover it, so its standalone
+    target falls below them, and DRP, with a backlog, holds the rest of the nodes busy; some of prompt's pods are
+    already there, joined or still starting. Make before break keeps prompt's nodes until the pods run
+    (``test_make_before_break.py``'s state, drawn)."""
+    batch = draw(st.integers(4, 10))
+    held = draw(st.integers(1, 3))
+    workers = draw(st.integers(1, 3))
+    spec = make_spec(workers=workers, batch=batch, guaranteed=(held, 0, 0, 0), maximum=(batch,) * 4,
+                     broker={"cooldown_seconds": draw(st.sampled_from([0, 900])),
+                             "hysteresis": draw(st.sampled_from([0.0, 0.5]))})
+    night, old = NOW + 10 * 3600, NOW - 100_000
+    nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=old) for i in range(1, workers + 1)]
+    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=old)
+              for i in range(1, batch + 1)]
+    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "prompt" if i <= held else "drp",
+                      24, 128 * 1024, busy_cores=0 if i <= held else 24, since=old) for i in range(1, batch + 1)]
+    pc = spec.broker.pod_cores
+    for k in range(1, draw(st.integers(0, 4)) + 1):
+        ready = draw(st.booleans())
+        startds.append(Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", pc, 32768,
+                              since=old if ready else night - 30, ready=ready))
+    drp = 24 * (batch - held)
+    return spec, Observed(now=night, nodes=tuple(nodes), startds=tuple(startds),
+                          demand={"drp": PoolDemand(idle_jobs=1000, idle_cores=1000, running_jobs=drp,
+                                                    running_cores=drp)})
+
+
 @FAST
-@given(case=cases(), handover=handovers())
+@given(case=cases(), handover=handovers(), prewarm=prewarms())
 def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(
-        case: tuple[EnclaveSpec, Observed], handover: tuple[EnclaveSpec, Observed] | None) -> None:
+        case: tuple[EnclaveSpec, Observed], handover: tuple[EnclaveSpec, Observed] | None,
+        prewarm: tuple[EnclaveSpec, Observed] | None) -> None:
     """During any transition a latency pool's running capacity never drops below its need (or below what it
     ran, when it ran less): what it gives up goes only once what replaces it has joined — and runs its jobs, not
     the donor's still running there. Waiting notebooks come first (docs/broker.md: they reclaim borrowed capacity
@@ -699,8 +729,9 @@ def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(
     Also on the result of the decision, as the next one sees it: the nodes relabelled to the pool run the donor's
     jobs still (``effects.project`` keeps them), and a pod they are to replace must stay (found in review: the
     second decision gave prompt's only running pod back as soon as two busy user nodes were relabelled to it).
-    ``handover``: a state of that kind (``handovers``), which ``case`` all but never is."""
-    for spec, o in (case, handover) if handover is not None else (case,):
+    ``handover``: a state of that kind (``handovers``), which ``case`` all but never is; ``prewarm``: the night's
+    pre-warm with idle latency nodes beside a busy donor (``prewarms``)."""
+    for spec, o in (c for c in (case, handover, prewarm) if c is not None):
         first = plan(spec, o)
         _keeps_running_what_it_needs(spec, o, first)
         result = project(o, first.actions)
