@@ -447,6 +447,27 @@ def test_moves_bounded_and_each_thing_touched_once(case: tuple[EnclaveSpec, Obse
     assert len(touched) == len(set(touched)), actions
 
 
+@FAST
+@given(case=cases(), handover=handovers())
+def test_a_startd_moved_within_the_cooldown_moves_again_only_for_a_promise(
+        case: tuple[EnclaveSpec, Observed], handover: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, step 3: "*Demand:* ... A startd is not moved again within ``cooldown_seconds``", while a
+    "*Promise:* a pool below its guarantee takes startds at once; cooldown and hysteresis do not apply"; and
+    surplus borrowed startds go back "those out of cooldown only" (``give_back_surplus``). So a startd changed within
+    the cooldown is relabelled only by a promise (or redirected in the same decision from the move that took it:
+    ``_redirect_surplus``), and no surplus give-back takes one."""
+    for spec, o in (case, handover):
+        by_name = {s.name: s for s in o.startds}
+        for a in plan(spec, o).actions:
+            names = [a.startd] if isinstance(a, Relabel) else (
+                _targets(a) if isinstance(a, (DeletePods, DrainStartd)) and "borrowed cores" in a.reason else [])
+            for name in names:
+                s = by_name.get(name)
+                if s is None or o.now - s.since >= spec.broker.cooldown_seconds:
+                    continue
+                assert isinstance(a, Relabel) and ("below its guarantee" in a.reason or "goes to it" in a.reason), a
+
+
 def _given_back(o: Observed, a: object) -> list[Startd]:
     """The borrowed startds an action gives back: drained (``DrainStartd``), or removed at once because nothing
     runs there or the pool vacates at once (``DeletePods`` of a worker pod, ``ReturnNode`` of a worker whose
