@@ -327,6 +327,9 @@ def test_a_donor_with_work_keeps_its_promise(case: tuple[EnclaveSpec, Observed])
     spec, o = case
     p = plan(spec, o)
     covered = _covered(spec, o, p)
+    result = project(o, p.actions)
+    # By ``standalone_only``: what each pool holds before and after the decision.
+    held = {only: (_held(o, standalone_only=only), _held(result, standalone_only=only)) for only in (False, True)}
     for a in p.actions:
         if not isinstance(a, Relabel) or a.from_pool not in p.pools or not p.pools[a.from_pool].has_work:
             continue
@@ -334,8 +337,7 @@ def test_a_donor_with_work_keeps_its_promise(case: tuple[EnclaveSpec, Observed])
         # A pool the commons cover keeps its promise in pods and startds together (its standalone target is the
         # promise less the cover): counting startds alone refused a covered prompt giving its node to DRP while
         # its ready pod held the whole promise (a case the hypothesis database kept, 2026-12-03).
-        before = _held(o, standalone_only=not cover).get(a.from_pool, 0)
-        after = _held(project(o, p.actions), standalone_only=not cover).get(a.from_pool, 0)
+        before, after = (h.get(a.from_pool, 0) for h in held[not cover])
         if after >= min(before, _promised(ps, cover)) or _short_of_a_pod(spec, p, a.from_pool, after, covered):
             continue
         raise AssertionError((a.from_pool, before, after, p.actions, p.pools))
