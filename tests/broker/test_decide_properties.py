@@ -86,6 +86,21 @@ def mixed_cases(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     return spec, Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
 
 
+def batch_node(name: str, pool: str, busy: int = 0, since: float = NOW - 100_000,
+               job_start: float | None = None) -> tuple[Node, Startd]:
+    """A batch-only node of 24 cores and 128 GiB, up long since, and its standalone startd in ``pool`` with ``busy``
+    cores busy, last changed at ``since``; with ``job_start``, each busy core runs a reported one-core job of the
+    pool started then (else the backend tells busy cores only)."""
+    jobs = () if job_start is None else tuple(RunningJob(1, job_start, pool) for _ in range(busy))
+    return (Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000),
+            Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy, since=since, jobs=jobs))
+
+
+def _add(nodes: list[Node], startds: list[Startd], pair: tuple[Node, Startd]) -> None:
+    nodes.append(pair[0])
+    startds.append(pair[1])
+
+
 @st.composite
 def handovers(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     """By day, the latency pool (prompt) runs its few jobs on ready borrowed pods and holds fewer standalone cores
@@ -110,13 +125,10 @@ def handovers(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     held = draw(st.sampled_from([0, 0, 0, prompt - 1]))  # idle nodes of its own would cover its few jobs
     startds = []
     for i in range(1, batch + 1):
-        name = f"condor-{i:03d}"
-        nodes.append(Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=old))
         pool = "prompt" if i <= held else draw(st.sampled_from(["drp", "user", "general"]))
         busy = 0 if pool == "prompt" else draw(st.sampled_from([0, 12, 24, 24, 24]))
         since = now - draw(st.sampled_from([100.0, 100_000.0, 100_000.0]))
-        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy, since=since,
-                              jobs=tuple(RunningJob(1, since, pool) for _ in range(busy)) if jobs else ()))
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", pool, busy, since, since if jobs else None))
     pc = spec.broker.pod_cores
     for k in range(1, draw(st.integers(1, 2)) + 1):
         # Some still starting (their startd has not joined): they run nothing yet, so they cover nothing of the need
@@ -218,11 +230,9 @@ def starting_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     nodes = [Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, since=NOW - 100_000)]
     startds = []
     for i in range(1, batch + 1):
-        name, pool = f"condor-{i:03d}", "prompt" if i <= held else draw(st.sampled_from(["drp", "user", "general"]))
+        pool = "prompt" if i <= held else draw(st.sampled_from(["drp", "user", "general"]))
         busy = 0 if pool == "prompt" else draw(st.sampled_from([0, 24]))
-        nodes.append(Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000))
-        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy,
-                              since=NOW - 100, jobs=tuple(RunningJob(1, NOW - 100, pool) for _ in range(busy))))
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", pool, busy, since=NOW - 100, job_start=NOW - 100))
     pods = draw(st.integers(1, 3))
     startds += [Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", 8, 8192, since=NOW - 30,
                        ready=False) for k in range(1, pods + 1)]
@@ -244,13 +254,12 @@ def memory_bound(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     spec = make_spec(workers=0, batch=batch, guaranteed=(0, 0, user, 0), maximum=(batch,) * 4,
                      broker={"cooldown_seconds": draw(st.sampled_from([0, 900])),
                              "hysteresis": draw(st.sampled_from([0.0, 0.5]))})
-    nodes, startds = [], []
+    nodes: list[Node] = []
+    startds: list[Startd] = []
     for i in range(1, batch + 1):
-        name, pool = f"condor-{i:03d}", draw(st.sampled_from(["drp", "general"]))
-        busy = draw(st.sampled_from([0, 0, 24]))
-        nodes.append(Node(name, "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000))
-        startds.append(Startd(name, name, StartdKind.STANDALONE, pool, 24, 128 * 1024, busy_cores=busy,
-                              since=NOW - 100_000, jobs=tuple(RunningJob(1, NOW - 100, pool) for _ in range(busy))))
+        pool = draw(st.sampled_from(["drp", "general"]))
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", pool, draw(st.sampled_from([0, 0, 24])),
+                                        job_start=NOW - 100))
     idle = draw(st.integers(1, 24 * user - 1))
     running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("drp", "general")}
     demand = {"prompt": PoolDemand(), "user": PoolDemand(idle_jobs=idle, idle_cores=idle, idle_memory_mib=idle * 8192)}
@@ -393,9 +402,7 @@ def memory_lendings(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
         nodes.append(Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, k8s_cores_requested=float(req),
                           k8s_memory_requested_mib=req * draw(st.sampled_from([1024, 4096, 6144])), since=NOW - 1000))
     for i in (1, 2, 3, 4):
-        nodes.append(Node(f"condor-00{i}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=NOW - 100_000))
-        startds.append(Startd(f"condor-00{i}", f"condor-00{i}", StartdKind.STANDALONE, "prompt" if i < 3 else "drp",
-                              24, 128 * 1024, busy_cores=24, since=NOW - 100_000))
+        _add(nodes, startds, batch_node(f"condor-00{i}", "prompt" if i < 3 else "drp", busy=24))
     mib, idle = draw(st.sampled_from([2048, 8192])), draw(st.sampled_from([8, 40, 200]))
     demand = {"prompt": PoolDemand(idle_jobs=idle, idle_cores=idle, running_jobs=48, running_cores=48,
                                    idle_memory_mib=idle * mib, running_memory_mib=48 * mib),
@@ -724,10 +731,9 @@ def prewarms(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
                              "hysteresis": draw(st.sampled_from([0.0, 0.5]))})
     night, old = NOW + 10 * 3600, NOW - 100_000
     nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=old) for i in range(1, workers + 1)]
-    nodes += [Node(f"condor-{i:03d}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=old)
-              for i in range(1, batch + 1)]
-    startds = [Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "prompt" if i <= held else "drp",
-                      24, 128 * 1024, busy_cores=0 if i <= held else 24, since=old) for i in range(1, batch + 1)]
+    startds: list[Startd] = []
+    for i in range(1, batch + 1):
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", "prompt" if i <= held else "drp", 0 if i <= held else 24))
     pc = spec.broker.pod_cores
     for k in range(1, draw(st.integers(0, 4)) + 1):
         ready = draw(st.booleans())

@@ -30,7 +30,7 @@ from enclave.domain.capacity import (
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole
 from tests.broker.conftest import NOW, make_spec, observed_states, specs
-from tests.broker.test_decide_properties import FAST, _targets
+from tests.broker.test_decide_properties import FAST, _targets, batch_node
 
 _EPS = 1e-6
 
@@ -148,11 +148,10 @@ def givebacks(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
                              "lend_to": ["prompt", "drp"]})
     now = NOW
     nodes = [Node(f"kub-00{i}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=now - 100_000) for i in (1, 2)]
-    nodes += [Node(f"condor-00{i}", "condor", NodeRole.BATCH_ONLY, 24, 128 * 1024, since=now - 100_000) for i in (1, 2)]
     # Prompt holds both batch nodes, busy: nothing for DRP to take instead of its pods.
-    startds = [Startd(f"condor-00{i}", f"condor-00{i}", StartdKind.STANDALONE, "prompt", 24, 128 * 1024,
-                      busy_cores=24, since=now - 100_000,
-                      jobs=tuple(RunningJob(1, now - 50, "prompt") for _ in range(24))) for i in (1, 2)]
+    batch = [batch_node(f"condor-00{i}", "prompt", busy=24, job_start=now - 50) for i in (1, 2)]
+    nodes += [n for n, _ in batch]
+    startds = [s for _, s in batch]
     for k in range(1, draw(st.integers(2, 8)) + 1):
         ready = draw(st.sampled_from([True, True, True, False]))
         jobs = tuple(RunningJob(1, now - draw(st.sampled_from([5.0, 100.0, 1000.0, 20_000.0, 100_000.0])), "drp")
