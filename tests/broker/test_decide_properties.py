@@ -38,7 +38,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import NodeRole
+from enclave.spec.models import NodeRole, Surplus
 from tests.broker.conftest import NOW, make_spec, mixed_specs, observed_states, overshoot_case, specs
 
 # Shrinking these wide states takes minutes, so it is off: a failure prints the whole unshrunk case.
@@ -354,16 +354,6 @@ def test_a_donor_with_work_keeps_its_promise(case: tuple[EnclaveSpec, Observed])
 
 @FAST
 @given(cases())
-def test_maxima_kept(case: tuple[EnclaveSpec, Observed]) -> None:
-    spec, o = case
-    p = plan(spec, o)
-    before, after = _held(o), _held(project(o, p.actions))
-    for name, ps in p.pools.items():
-        assert after.get(name, 0) <= max(ps.maximum, before.get(name, 0)), (name, p.actions)
-
-
-@FAST
-@given(cases())
 def test_no_double_assignment_and_no_node_lost(case: tuple[EnclaveSpec, Observed]) -> None:
     spec, o = case
     r = project(o, plan(spec, o).actions)
@@ -444,6 +434,109 @@ def _new_pods_fit(spec: EnclaveSpec, o: Observed) -> None:
         per_core = mib / cores
         assert a.memory_mib_per_pod >= min(max(n.memory_mib for n in workers), a.cores_per_pod * per_core), a
         assert a.cores_per_pod >= min(max(n.cores for n in workers), a.memory_mib_per_pod // per_core), a
+
+
+@st.composite
+def borrowings(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """By day prompt, which may borrow, is guaranteed some batch nodes and the other pools' guarantees hold the rest
+    (each runs its nodes full, with more queued): what prompt needs beyond its guarantee it borrows as worker pods.
+    Its maximum mostly a node above its guarantee, pods of 5, 10, 16 or 20 cores (none divides a 24-core node, so the
+    last pod toward its need may cross its maximum), a lending share that binds or does not, hysteresis that may hold
+    a pod back, pods of its own borrowed already (some starting, some draining), workers with requests. ``cases``
+    reaches the lending phase with room to spare too seldom: three one-line bugs in it (the maximum, the lending share
+    and the hysteresis left out) passed every property (2026-12-03)."""
+    batch = draw(st.integers(2, 6))
+    prompt = draw(st.integers(1, batch - 1))
+    drp = draw(st.integers(0, batch - prompt))
+    user = draw(st.integers(0, batch - prompt - drp))
+    others = (drp, user, batch - prompt - drp - user)
+    top = min(batch, prompt + draw(st.sampled_from([1, 1, 2, batch])))  # mostly where its need meets its maximum
+    pc = draw(st.sampled_from([5, 10, 16, 20]))
+    broker = {"cooldown_seconds": draw(st.sampled_from([0, 300])), "hysteresis": draw(st.sampled_from([0.0, 0.25,
+                                                                                                      0.5, 1.0])),
+              "max_lend_share": draw(st.sampled_from([0.1, 0.25, 1.0, 1.0])), "pod_cores": pc,
+              "notebook_headroom_cores": draw(st.sampled_from([0, 8]))}
+    workers = draw(st.integers(1, 3))
+    spec = make_spec(workers=workers, batch=batch, guaranteed=(prompt, *others), maximum=(top, batch, batch, batch),
+                     broker=broker)
+    old = NOW - 100_000.0
+    nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=old,
+                  k8s_cores_requested=(req := float(draw(st.sampled_from([0, 0, 8, 24, 40])))),
+                  k8s_memory_requested_mib=int(req * 1024)) for i in range(1, workers + 1)]
+    startds: list[Startd] = []
+    owners = ["prompt"] * prompt + [p for p, n in zip(("drp", "user", "general"), others, strict=True)
+                                    for _ in range(n)]
+    for i, pool in enumerate(owners, 1):
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", pool, busy=24))
+    for k in range(1, draw(st.sampled_from([0, 0, 1, 2])) + 1):
+        ready, draining = draw(st.sampled_from([True, True, False])), draw(st.integers(0, 4)) == 0
+        startds.append(Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", pc, 8192,
+                              busy_cores=pc if ready else 0, since=old if ready else NOW - 30.0, ready=ready,
+                              draining=draining))
+    running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("prompt", "drp", "user", "general")}
+    # What prompt needs beyond its standalone cores: none, a fraction of a pod, or some pods and a fraction.
+    beyond = draw(st.sampled_from([0, 1, pc // 4, pc // 2, pc - 1, pc + 1, 2 * pc + pc // 2, 5 * pc, 5 * pc]))
+    idle = {"prompt": max(0, 24 * prompt + beyond - running["prompt"]), "drp": 400, "user": 400, "general": 400}
+    demand = {p: PoolDemand(idle_jobs=idle[p], idle_cores=idle[p], running_jobs=running[p], running_cores=running[p])
+              for p in running}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
+
+
+@FAST
+@given(case=cases(), borrowing=borrowings())
+def test_maxima_kept(case: tuple[EnclaveSpec, Observed], borrowing: tuple[EnclaveSpec, Observed]) -> None:
+    """No decision takes a pool past its maximum, standalone and borrowed cores together ("a cap is a cap",
+    ``_most_pods``), unless it held more before. ``borrowing``: ``borrowings``."""
+    for spec, o in (case, borrowing):
+        p = plan(spec, o)
+        before, after = _held(o), _held(project(o, p.actions))
+        for name, ps in p.pools.items():
+            assert after.get(name, 0) <= max(ps.maximum, before.get(name, 0)), (name, p.actions)
+
+
+def _lent(o: Observed, pool: str | None = None) -> int:
+    """Cores of borrowed startds (worker pods, whole workers) that are not on their way out, of ``pool`` or all."""
+    return sum(s.cores for s in o.startds
+               if s.kind != StartdKind.STANDALONE and not s.draining and pool in (None, s.pool))
+
+
+@FAST
+@given(case=cases(), borrowing=borrowings())
+def test_lending_stays_within_its_share(case: tuple[EnclaveSpec, Observed],
+                                        borrowing: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, BCS 4 and 5: "At most ``max_lend_share`` of the worker cores is lent." A decision that lends
+    (deploys pods, drains or starts HTCondor on a worker) leaves what is lent, and the workers on their way to
+    HTCondor (nodes mode), within that share of all the workers' cores."""
+    for spec, o in (case, borrowing):
+        p = plan(spec, o)
+        if not any(isinstance(a, (DeployPods, DrainNode, StartHTCondor)) for a in p.actions):
+            continue
+        after = project(o, p.actions)
+        workers = [n for n in after.nodes if n.role == NodeRole.WORKER]
+        on_their_way = sum(n.cores for n in workers if n.state == NodeState.DRAINING)
+        share = spec.broker.max_lend_share * sum(n.cores for n in workers)
+        assert _lent(after) + on_their_way <= share + 1e-9, (_lent(after), on_their_way, share, p.actions)
+
+
+@FAST
+@given(case=cases(), borrowing=borrowings())
+def test_a_pool_borrows_a_pod_only_when_it_lacks_hysteresis_of_one(case: tuple[EnclaveSpec, Observed],
+                                                                   borrowing: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, "Hysteresis on give-back": "a pool borrows a pod when it lacks ``hysteresis`` of one". What a
+    pool lacks is at most what it should borrow (its ``lend``) less what it has borrowed, so a pool given pods lacked
+    that much, with what it kept of its borrowed startds (the decision may give up pods that never started); and it
+    is given no pod beyond what it lacks (the last one may hold a fraction it does not need)."""
+    for spec, o in (case, borrowing):
+        p = plan(spec, o)
+        pools, _ = pool_states(spec, o, p.night)
+        deploys = [a for a in p.actions if isinstance(a, DeployPods)]
+        kept = project(o, [a for a in p.actions if not isinstance(a, DeployPods)])
+        for pool in {a.pool for a in deploys}:
+            pod = max(a.cores_per_pod for a in deploys if a.pool == pool)
+            lacking = pools[pool].lend - _lent(kept, pool)
+            assert lacking >= spec.broker.hysteresis * pod - 1e-9, (pool, lacking, pools[pool], p.actions)
+            cores = sum(len(a.pods) * a.cores_per_pod for a in deploys if a.pool == pool)
+            assert cores < lacking + pod, (pool, cores, lacking, pools[pool], p.actions)
 
 
 @FAST
@@ -680,6 +773,66 @@ def test_targets_respect_shares(case: tuple[EnclaveSpec, Observed]) -> None:
             assert ps.target + ps.lend <= ps.maximum
             if ps.has_work:
                 assert ps.target >= _promised(ps)
+
+
+@st.composite
+def contested(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """Surplus shared by weight and contested: every pool but prompt may take the whole batch, the guarantees (0 to
+    3 nodes each) leave 3 nodes or more over, prompt (a latency pool, served first) may take at most a node more than
+    its guarantee, and ``observed_states``' queues of hundreds want it all. ``cases`` caps most pools
+    below their need and ``mixed_cases`` has few guarantees, so between them a pool with a guarantee was still short
+    while another took surplus in 15 of 600 examples, and surplus shared equally passed every property
+    (2026-12-03)."""
+    batch = draw(st.integers(6, 16))
+    guaranteed = [draw(st.integers(0, 2)), *(draw(st.integers(0, 3)) for _ in range(3))]
+    while sum(guaranteed) > batch - 3:
+        guaranteed[guaranteed.index(max(guaranteed))] -= 1
+    broker = {"surplus": "weighted", "max_moves_per_cycle": 30, "hysteresis": draw(st.sampled_from([0.0, 0.5]))}
+    spec = make_spec(workers=draw(st.integers(0, 2)), batch=batch, guaranteed=tuple(guaranteed),
+                     maximum=(guaranteed[0] + 1, batch, batch, batch), broker=broker)
+    return spec, draw(observed_states(spec, jobs=draw(st.booleans())))
+
+
+@FAST
+@given(case=cases(), mixed=mixed_cases(), contest=contested())
+def test_weighted_surplus_is_shared_by_guarantee(case: tuple[EnclaveSpec, Observed],
+                                                  mixed: tuple[EnclaveSpec, Observed],
+                                                  contest: tuple[EnclaveSpec, Observed]) -> None:
+    """``broker.surplus: weighted`` (issue 15, item 4; ``share_weighted``): after the promises, the latency pools'
+    needs first; then the other pools still short of their need share what is left in proportion to their
+    guarantees, as HTCondor's group quotas share surplus by quota (GROUP_ACCEPT_SURPLUS) and Kueue's fair sharing
+    by weight. So while a pool with a guarantee is still short, no other pool got more surplus per core of
+    guarantee than it, and a pool with no guarantee only a rounding leftover."""
+    for spec, o in (case, mixed, contest):
+        if spec.broker.surplus == Surplus.WEIGHTED:
+            _shared_by_weight(spec, o)
+
+
+def _shared_by_weight(spec: EnclaveSpec, o: Observed) -> None:
+    night = plan(spec, o).night
+    pools, _ = pool_states(spec, o, night)
+    cover = prewarm_cover(spec, o, pools, set(lending_pools(spec)), night=night)
+    working = [ps for ps in pools.values() if ps.name in spec.pools and ps.has_work]
+    short = {ps.name: ps.need - cover.get(ps.name, 0) - ps.target for ps in working}
+    # Surplus: what a pool holds beyond its promise (``promised``: a latency pool its guarantee, another its
+    # guarantee up to its need).
+    extra = {ps.name: ps.target - min(ps.guaranteed, ps.need) for ps in working if not ps.latency}
+    if any(e > 0 for e in extra.values()):
+        assert all(short[ps.name] <= 0 for ps in working if ps.latency), (pools, cover)
+    # Rounding: each round of the sharing gives whole cores (less than one short of a pool's exact share), and what
+    # the rounds leave, less than one core per pool, goes in priority order: a few cores, whatever the guarantees.
+    slack = 2 * len(spec.pools) + 2
+    for j in working:
+        if j.latency or j.guaranteed <= 0 or short[j.name] <= 0:
+            continue
+        for i in working:
+            if i.latency or i is j:
+                continue
+            if i.guaranteed <= 0:
+                assert extra[i.name] <= len(spec.pools), (i, j)
+            else:
+                assert extra[i.name] * j.guaranteed <= (extra[j.name] + slack) * i.guaranteed + slack * j.guaranteed, (
+                    i, j)
 
 
 def _running(spec: EnclaveSpec, o: Observed, pool: str) -> int:
