@@ -38,7 +38,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.spec import EnclaveSpec
-from enclave.spec.models import NodeRole, Surplus
+from enclave.spec.models import LendMode, NodeRole, Surplus
 from tests.broker.conftest import NOW, make_spec, mixed_specs, observed_states, overshoot_case, specs
 
 # Shrinking these wide states takes minutes, so it is off: a failure prints the whole unshrunk case.
@@ -483,15 +483,38 @@ def borrowings(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
 
 
 @FAST
+@given(cases())
+def test_a_drain_past_its_timeout_gives_the_worker_back(case: tuple[EnclaveSpec, Observed]) -> None:
+    """BCS 5 (``broker.drain_timeout_seconds``): a worker whose drain still has pods to evict that long after it began
+    (a disruption budget that never allows an eviction, a pod that does not stop) goes back to the commons, as
+    ``kubectl drain --timeout`` gives up, and is marked so (``drain_stuck``); HTCondor never starts on it. Only the
+    move limit may leave it for the next decision."""
+    spec, o = case
+    if spec.broker.lend_mode != LendMode.NODES:
+        return
+    p = plan(spec, o)
+    timeout = spec.broker.drain_timeout_seconds
+    stuck = {n.name for n in o.nodes if n.role == NodeRole.WORKER and n.state == NodeState.DRAINING
+             and n.k8s_cores_to_move > 1e-9 and o.now - n.since >= timeout}
+    returned = {a.node for a in p.actions if isinstance(a, ReturnNode) and a.drain_stuck}
+    assert not stuck & {a.node for a in p.actions if isinstance(a, StartHTCondor)}, (stuck, p.actions)
+    assert stuck <= returned or p.capped, (stuck, returned, p.actions)
+
+
+@FAST
 @given(case=cases(), borrowing=borrowings())
 def test_maxima_kept(case: tuple[EnclaveSpec, Observed], borrowing: tuple[EnclaveSpec, Observed]) -> None:
     """No decision takes a pool past its maximum, standalone and borrowed cores together ("a cap is a cap",
     ``_most_pods``), unless it held more before. ``borrowing``: ``borrowings``."""
-    for spec, o in (case, borrowing):
-        p = plan(spec, o)
-        before, after = _held(o), _held(project(o, p.actions))
-        for name, ps in p.pools.items():
-            assert after.get(name, 0) <= max(ps.maximum, before.get(name, 0)), (name, p.actions)
+    _maxima_kept(*case)
+    _maxima_kept(*borrowing)
+
+
+def _maxima_kept(spec: EnclaveSpec, o: Observed) -> None:
+    p = plan(spec, o)
+    before, after = _held(o), _held(project(o, p.actions))
+    for name, ps in p.pools.items():
+        assert after.get(name, 0) <= max(ps.maximum, before.get(name, 0)), (name, p.actions)
 
 
 def _lent(o: Observed, pool: str | None = None) -> int:

@@ -671,6 +671,21 @@ def test_a_drain_that_has_not_finished_within_the_timeout_goes_back() -> None:
     assert isinstance(c.actions[0], ReturnNode) and c.actions[0].drain_stuck  # remembered on the node
 
 
+def test_a_worker_going_back_for_notebooks_with_its_drain_overdue_is_marked_stuck() -> None:
+    """Found by ``test_a_drain_past_its_timeout_gives_the_worker_back``: a spawn waits, so the worker whose drain has
+    stuck for 900 s goes back for it before the stuck drains are looked at. It was returned unmarked, and the next
+    decision could drain it again at once; now the drain is given up whatever sends the worker back. One whose drain
+    is younger than the timeout, returned the same way, is not marked."""
+    spec = _spec(lend_mode="nodes")
+    for age, marked in ((900, True), (899, False)):
+        w = _worker("w1", requested=44, state=NodeState.DRAINING, since=NOW - age)
+        c = _cycle(spec, _pool("prompt", 100))
+        spawn = PendingSpawn(4.0, 16384)
+        hold_room_for_spawns(c, _commons(spec, [w], [], pending=spawn.cpu, spawns=(spawn,)), (spawn,))
+        assert _what(c.actions) == [("return", "w1")] and "notebook spawn" in c.actions[0].reason
+        assert isinstance(c.actions[0], ReturnNode) and c.actions[0].drain_stuck == marked
+
+
 def test_a_worker_whose_drain_was_given_up_is_not_drained_again_soon() -> None:
     """Given back after its drain stuck, a worker is the emptiest: drained again after the cooldown it evicted what
     landed there meanwhile and stuck on the same pod, every half hour. It is passed over for
