@@ -29,6 +29,7 @@ from enclave.domain.capacity import (
     Node,
     NodeState,
     Observed,
+    PendingSpawn,
     PoolDemand,
     Relabel,
     ReturnNode,
@@ -978,3 +979,72 @@ def test_room_for_a_spawn_is_made_only_where_a_spawn_may_go(case: tuple[EnclaveS
         assert nodes, a
         for node in nodes:
             assert any(sp.admits(node) for sp in o.notebook_spawns), (node, a, o.notebook_spawns)
+
+
+@st.composite
+def memory_spawns(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """By day one to three workers run prompt's and DRP's worker pods of 8 cores and 32 or 64 GiB (some busy, some
+    within the cooldown) beside notebooks' requests, and notebook spawns of 1 to 16 cores at 4 to 32 GiB a core wait,
+    some pinned to a worker: where a spawn fits by its cores and not by its memory, only freeing a pod places it.
+    ``cases``' pods hold 8 GiB and its spawns 4 GiB a core, so memory all but never binds: a mutant judging a spawn's
+    room by cores alone passed every property (stop 53; a hand-built case caught it)."""
+    workers = draw(st.integers(1, 3))
+    spec = make_spec(workers=workers, batch=2, guaranteed=(1, 1, 0, 0), maximum=(2, 2, 2, 2),
+                     broker={"cooldown_seconds": 900, "notebook_headroom_cores": 0, "max_lend_share": 1.0,
+                             "pod_cores": 8, "pod_memory_mib": 64 * 1024})
+    nodes, startds = [], []
+    for i in (1, 2):
+        _add(nodes, startds, batch_node(f"condor-00{i}", "prompt" if i == 1 else "drp", busy=24))
+    for i in range(1, workers + 1):
+        name, req = f"kub-{i:03d}", draw(st.sampled_from([0, 4, 8, 16]))
+        nodes.append(Node(name, "kub", NodeRole.WORKER, 48, 256 * 1024, k8s_cores_requested=float(req),
+                          k8s_memory_requested_mib=req * draw(st.sampled_from([1024, 8192])), since=NOW - 100_000))
+        for k in range(1, draw(st.integers(0, 4)) + 1):
+            pool = draw(st.sampled_from(["prompt", "drp"]))
+            startds.append(Startd(f"htcondor-{name}-{k}", name, StartdKind.POD, pool, 8,
+                                  draw(st.sampled_from([32, 64])) * 1024, busy_cores=draw(st.sampled_from([0, 8])),
+                                  since=NOW - draw(st.sampled_from([100.0, 100_000.0]))))
+    names = [n.name for n in nodes if n.role == NodeRole.WORKER]
+    spawns = tuple(PendingSpawn(cpu, int(cpu * draw(st.sampled_from([4, 16, 32])) * 1024),
+                                draw(st.one_of(st.none(), st.frozensets(st.sampled_from(names), min_size=1))))
+                   for cpu in draw(st.lists(st.sampled_from([1.0, 2.0, 4.0, 8.0, 16.0]), min_size=1, max_size=3)))
+    running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("prompt", "drp")}
+    demand = {p: PoolDemand(idle_jobs=8, idle_cores=8, running_jobs=running[p], running_cores=running[p])
+              for p in running} | {"user": PoolDemand(), "general": PoolDemand()}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
+                          notebook_pending_cores=sum(sp.cpu for sp in spawns), notebook_spawns=spawns)
+
+
+@FAST
+@given(case=cases(), spawning=memory_spawns())
+def test_a_spawn_some_worker_could_hold_has_room_after_the_decision(case: tuple[EnclaveSpec, Observed],
+                                                                     spawning: tuple[EnclaveSpec, Observed]) -> None:
+    """Notebooks first (seed §7.1; docs/broker.md step 5): a waiting spawn that a worker its node selector admits could
+    hold once that worker's pods were gone fits, after the decision, on some such worker beside what stays there — in
+    cores and in memory, as kube-scheduler places a pod only where both fit (NodeResourcesFit,
+    https://kubernetes.io/docs/concepts/scheduling-eviction/kube-scheduler/#kube-scheduler-implementation). Pods
+    draining count as gone. Each spawn is asked alone; only the move limit may leave one for the next decision.
+    Pods mode: there every worker stays ready. ``spawning``: ``memory_spawns``."""
+    for spec, o in (case, spawning):
+        if spec.broker.lend_mode == LendMode.PODS and o.notebook_spawns:
+            _spawns_have_room(spec, o)
+
+
+def _spawns_have_room(spec: EnclaveSpec, o: Observed) -> None:
+    p = plan(spec, o)
+    if p.capped:
+        return
+    after = project(o, p.actions)
+    workers = [n for n in after.nodes if n.role == NodeRole.WORKER and n.state == NodeState.READY]
+    pods: dict[str, list[Startd]] = {}
+    for s in after.startds:
+        if s.kind == StartdKind.POD and not s.draining:
+            pods.setdefault(s.node, []).append(s)
+    for sp in o.notebook_spawns:
+        could = [n for n in workers if sp.admits(n.name) and n.cores - n.k8s_cores_requested >= sp.cpu
+                 and n.memory_mib - n.k8s_memory_requested_mib >= sp.memory_mib]
+        if could:
+            assert any(n.cores - n.k8s_cores_requested - sum(s.cores for s in pods.get(n.name, ())) >= sp.cpu
+                       and n.memory_mib - n.k8s_memory_requested_mib
+                       - sum(s.memory_mib for s in pods.get(n.name, ())) >= sp.memory_mib for n in could), (
+                sp, p.actions)
