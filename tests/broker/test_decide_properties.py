@@ -984,8 +984,9 @@ def test_room_for_a_spawn_is_made_only_where_a_spawn_may_go(case: tuple[EnclaveS
 @st.composite
 def memory_spawns(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     """By day one to three workers run prompt's and DRP's worker pods of 8 cores and 32 or 64 GiB (some busy, some
-    within the cooldown) beside notebooks' requests, and notebook spawns of 1 to 16 cores at 4 to 32 GiB a core wait,
-    some pinned to a worker: where a spawn fits by its cores and not by its memory, only freeing a pod places it.
+    within the cooldown) beside notebooks' requests, and a notebook spawn of 1 to 8 cores at 8 to 32 GiB a core
+    waits, maybe pinned to some workers: where it fits by its cores and not by its memory, only freeing a pod places
+    it.
     ``cases``' pods hold 8 GiB and its spawns 4 GiB a core, so memory all but never binds: a mutant judging a spawn's
     room by cores alone passed every property (stop 53; a hand-built case caught it)."""
     workers = draw(st.integers(1, 3))
@@ -999,15 +1000,15 @@ def memory_spawns(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
         name, req = f"kub-{i:03d}", draw(st.sampled_from([0, 4, 8, 16]))
         nodes.append(Node(name, "kub", NodeRole.WORKER, 48, 256 * 1024, k8s_cores_requested=float(req),
                           k8s_memory_requested_mib=req * draw(st.sampled_from([1024, 8192])), since=NOW - 100_000))
-        for k in range(1, draw(st.integers(0, 4)) + 1):
+        for k in range(1, draw(st.integers(1, 4)) + 1):
             pool = draw(st.sampled_from(["prompt", "drp"]))
             startds.append(Startd(f"htcondor-{name}-{k}", name, StartdKind.POD, pool, 8,
                                   draw(st.sampled_from([32, 64])) * 1024, busy_cores=draw(st.sampled_from([0, 8])),
                                   since=NOW - draw(st.sampled_from([100.0, 100_000.0]))))
     names = [n.name for n in nodes if n.role == NodeRole.WORKER]
-    spawns = tuple(PendingSpawn(cpu, int(cpu * draw(st.sampled_from([4, 16, 32])) * 1024),
-                                draw(st.one_of(st.none(), st.frozensets(st.sampled_from(names), min_size=1))))
-                   for cpu in draw(st.lists(st.sampled_from([1.0, 2.0, 4.0, 8.0, 16.0]), min_size=1, max_size=3)))
+    cpu = draw(st.sampled_from([1.0, 2.0, 4.0, 8.0]))
+    spawns = (PendingSpawn(cpu, int(cpu * draw(st.sampled_from([8, 16, 32])) * 1024),
+                           draw(st.one_of(st.none(), st.frozensets(st.sampled_from(names), min_size=1)))),)
     running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("prompt", "drp")}
     demand = {p: PoolDemand(idle_jobs=8, idle_cores=8, running_jobs=running[p], running_cores=running[p])
               for p in running} | {"user": PoolDemand(), "general": PoolDemand()}
@@ -1019,14 +1020,16 @@ def memory_spawns(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
 @given(case=cases(), spawning=memory_spawns())
 def test_a_spawn_some_worker_could_hold_has_room_after_the_decision(case: tuple[EnclaveSpec, Observed],
                                                                      spawning: tuple[EnclaveSpec, Observed]) -> None:
-    """Notebooks first (seed §7.1; docs/broker.md step 5): a waiting spawn that a worker its node selector admits could
-    hold once that worker's pods were gone fits, after the decision, on some such worker beside what stays there — in
-    cores and in memory, as kube-scheduler places a pod only where both fit (NodeResourcesFit,
+    """Notebooks first (seed §7.1; docs/broker.md step 5): a lone waiting spawn that a worker its node selector admits
+    could hold once that worker's pods were gone fits, after the decision, on some such worker beside what stays
+    there — in cores and in memory, as kube-scheduler places a pod only where both fit (NodeResourcesFit,
     https://kubernetes.io/docs/concepts/scheduling-eviction/kube-scheduler/#kube-scheduler-implementation). Pods
-    draining count as gone. Each spawn is asked alone; only the move limit may leave one for the next decision.
-    Pods mode: there every worker stays ready. ``spawning``: ``memory_spawns``."""
+    draining count as gone; only the move limit may leave it for the next decision. Pods mode: there every worker
+    stays ready. Several spawns compete for the same room, which the broker shares largest first
+    (``_room_for_spawns``): one that fits only if another were not placed may be left waiting, so each is not
+    asked alone. ``spawning``: ``memory_spawns``."""
     for spec, o in (case, spawning):
-        if spec.broker.lend_mode == LendMode.PODS and o.notebook_spawns:
+        if spec.broker.lend_mode == LendMode.PODS and len(o.notebook_spawns) == 1:
             _spawns_have_room(spec, o)
 
 
