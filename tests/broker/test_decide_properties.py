@@ -221,7 +221,8 @@ def _short_of_a_pod(spec: EnclaveSpec, p: Plan, name: str, held: int, covered: d
 def starting_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     """By day prompt, guaranteed some of the batch nodes, holds fewer and has pods that have not joined yet, whose
     cores alone would cover its jobs; the other pools hold the rest, idle or busy, all relabelled within the
-    cooldown, so only a promise (a pool at risk: its jobs need more than it runs) may take one now."""
+    cooldown, so only a promise (a pool at risk: its jobs need more than it runs) may take one now. Some pods were
+    made longer ago than ``start_timeout_seconds`` (600 s): they are given up."""
     batch = draw(st.integers(3, 8))
     prompt = draw(st.integers(1, batch - 1))
     spec = make_spec(workers=1, batch=batch, guaranteed=(prompt, 0, 0, 0), maximum=(batch,) * 4,
@@ -235,8 +236,8 @@ def starting_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
         busy = 0 if pool == "prompt" else draw(st.sampled_from([0, 24]))
         _add(nodes, startds, batch_node(f"condor-{i:03d}", pool, busy, since=NOW - 100, job_start=NOW - 100))
     pods = draw(st.integers(1, 3))
-    startds += [Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", 8, 8192, since=NOW - 30,
-                       ready=False) for k in range(1, pods + 1)]
+    startds += [Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, "prompt", 8, 8192,
+                       since=NOW - draw(st.sampled_from([30.0, 30.0, 700.0])), ready=False) for k in range(1, pods + 1)]
     idle = draw(st.integers(1, 8 * pods))
     running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("drp", "user", "general")}
     demand = {"prompt": PoolDemand(idle_jobs=idle, idle_cores=idle)} | {
@@ -481,6 +482,80 @@ def borrowings(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     demand = {p: PoolDemand(idle_jobs=idle[p], idle_cores=idle[p], running_jobs=running[p], running_cores=running[p])
               for p in running}
     return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
+
+
+def _removed(o: Observed, p: Plan) -> set[str]:
+    """Borrowed startds the decision removes: pods deleted, and those of workers returned."""
+    gone = {pod for a in p.actions if isinstance(a, DeletePods) for pod in a.pods}
+    returned = {a.node for a in p.actions if isinstance(a, ReturnNode)}
+    return gone | {s.name for s in o.startds if s.kind == StartdKind.NODE and s.node in returned}
+
+
+@FAST
+@given(case=cases(), starting=starting_pods())
+def test_a_borrowed_startd_that_never_joined_is_given_up(case: tuple[EnclaveSpec, Observed],
+                                                         starting: tuple[EnclaveSpec, Observed]) -> None:
+    """``broker.start_timeout_seconds`` (600 s, as a Deployment's progressDeadlineSeconds): a borrowed startd that has
+    not joined its pool that long after its pod was made, its pod not running, is given up — its pod deleted, or its
+    worker returned, or drained first if it reports busy cores (``release``) — so its room and its pool's lending are
+    free again. Only the move limit may leave it. ``starting``: ``starting_pods``."""
+    _given_up_starts(*case)
+    _given_up_starts(*starting)
+
+
+def _given_up_starts(spec: EnclaveSpec, o: Observed) -> None:
+    p = plan(spec, o)
+    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    due = {s.name for s in o.startds if s.kind != StartdKind.STANDALONE and not s.ready and not s.draining
+           and not s.pod_up and s.node not in down and o.now - s.since >= spec.broker.start_timeout_seconds}
+    given_up = _removed(o, p) | {a.startd for a in p.actions if isinstance(a, DrainStartd)}
+    assert due <= given_up or p.capped, (due - given_up, p.actions)
+
+
+@st.composite
+def pod_drains(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """Prompt (which drains) and DRP (which vacates after 600 s) each borrow pods on a worker, some of them draining
+    for 100 s to a day, busy or idle; each pool runs its two batch nodes full. ``cases`` has such pods in a few
+    examples of a run, and none in some runs: a mutant ignoring the grace passed on 2 of 6 seeds (2026-12-03)."""
+    spec = make_spec(workers=1, batch=4, guaranteed=(2, 2, 0, 0), maximum=(4, 4, 4, 4),
+                     broker={"max_lend_share": 1.0, "lend_to": ["prompt", "drp"], "pod_cores": 8})
+    nodes, startds = [Node("kub-001", "kub", NodeRole.WORKER, 48, 256 * 1024, since=NOW - 100_000)], []
+    for i, pool in enumerate(("prompt", "prompt", "drp", "drp"), 1):
+        _add(nodes, startds, batch_node(f"condor-00{i}", pool, busy=24))
+    for k in range(1, draw(st.integers(1, 5)) + 1):
+        pool = draw(st.sampled_from(["prompt", "drp"]))
+        startds.append(Startd(f"htcondor-kub-001-{k}", "kub-001", StartdKind.POD, pool, 8, 8192,
+                              busy_cores=draw(st.sampled_from([0, 8])), draining=draw(st.booleans()),
+                              since=NOW - draw(st.sampled_from([100.0, 700.0, 100_000.0]))))
+    running = {p: sum(s.busy_cores for s in startds if s.pool == p) for p in ("prompt", "drp")}
+    demand = {p: PoolDemand(idle_jobs=8, idle_cores=8, running_jobs=r, running_cores=r) for p, r in running.items()}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds),
+                          demand=demand | {"user": PoolDemand(), "general": PoolDemand()})
+
+
+@FAST
+@given(case=cases(), drains=pod_drains())
+def test_a_draining_borrowed_startd_goes_once_idle_or_past_its_grace(case: tuple[EnclaveSpec, Observed],
+                                                                     drains: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, phase 5 (``finish_drains``; BCS 3): a borrowed startd that was draining is removed once it runs
+    nothing, or once its pool's grace period is over when the pool vacates (``take_away: vacate``: DRP's 600 s
+    here, the startd's ``MaxJobRetirementTime``); a pool that drains lets its jobs finish. Only the move limit may
+    leave it. ``drains``: ``pod_drains``."""
+    _drains_finished(*case)
+    _drains_finished(*drains)
+
+
+def _drains_finished(spec: EnclaveSpec, o: Observed) -> None:
+    p = plan(spec, o)
+    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    due = set()
+    for s in o.startds:
+        if s.kind == StartdKind.STANDALONE or not s.draining or s.node in down:
+            continue
+        grace = spec.pools[s.pool].vacate_grace if s.pool in spec.pools else None
+        if s.busy_cores == 0 or (grace is not None and o.now - s.since >= grace):
+            due.add(s.name)
+    assert due <= _removed(o, p) or p.capped, (due - _removed(o, p), p.actions)
 
 
 @FAST
