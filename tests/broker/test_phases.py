@@ -182,6 +182,36 @@ def test_assign_targets_a_throughput_pool_is_promised_its_guarantee_up_to_its_ne
     assert (prompt.target, user.target, drp.target) == (6, 2, 22)
 
 
+def test_after_the_prewarm_only_pods_that_run_cover_the_need() -> None:
+    """``prewarm_cover``, after the pre-warm (the night's visits are over, its learned need still held): only the pods
+    whose startds have joined cover the pool's need, so a latency pool whose jobs wait takes a batch node at once
+    rather than waiting for a pod to start. Prompt needs 48 and borrows three 8-core pods on an empty worker, one
+    ready and two still starting: they cover 8, not 24. (A mutant counting the starting pods passed every test in
+    tests/broker, 2026-12-04.)"""
+    from enclave.broker.night import Night
+
+    pods = [_pod("p1", "w1", "prompt"), replace(_pod("p2", "w1", "prompt"), ready=False),
+            replace(_pod("p3", "w1", "prompt"), ready=False)]
+    o = Observed(now=NOW, nodes=(_worker("w1"),), startds=tuple(pods))
+    prompt = _pool("prompt", 100, need=48, lent=24, ready_lent=8, latency=True)
+    tonight = Night(NOW - 3600, NOW + 3600)
+    assert prewarm_cover(_spec(), o, {"prompt": prompt}, {"prompt"}, night=tonight) == {"prompt": 8}
+    # The night over, nothing covers it.
+    assert prewarm_cover(_spec(), o, {"prompt": prompt}, {"prompt"}, night=Night(NOW - 7200, NOW - 3600)) == {}
+
+
+def test_bcs5_drains_no_worker_that_would_take_a_pool_past_its_maximum() -> None:
+    """``_drain_for``: a worker is drained for a pool only if the pool stays within its maximum once HTCondor starts
+    there ("a cap is a cap"). Prompt holds 24 standalone cores and lacks 48; its maximum is 48, so a 48-core worker
+    would take it to 72: none is drained. With a maximum of 72 the same worker is. (A mutant dropping the check
+    passed every test in tests/broker, 2026-12-04: the maxima property counts startds, and a drain makes none.)"""
+    spec = _spec(lend_mode="nodes")
+    for maximum, drained in ((48, []), (72, [("drain node", "w1")])):
+        c = _cycle(spec, _pool("prompt", 100, lend=48, need=72, standalone=24, maximum=maximum))
+        drain_for_batch(c, _commons(spec, [_worker("w1")], []), Held(), [], {}, {"prompt": 48}, room=1000)
+        assert _what(c.actions) == drained
+
+
 def test_assign_targets_what_the_commons_cover_is_not_taken_from_batch() -> None:
     a = _pool("a", 100, guaranteed=3, need=8)
     assign_targets({"a": a}, base=10, cover={"a": 5}, lenders={"a"})
