@@ -1664,7 +1664,7 @@ def return_stuck_drains(cycle: Cycle, commons: Commons, in_flight: list[Node]) -
         stuck = drain_overdue(node, cycle.now, timeout) and node.name not in cycle.moved
         if stuck and cycle.budget.take():
             _give_back_node(cycle, commons, node, f"{node.name}'s drain has not finished in {timeout:g} s "
-                            f"({node.k8s_cores_to_move:g} cores of pods still there)", stuck=True)
+                            f"({node.k8s_cores_to_move:g} cores of pods still there)")
         else:
             left.append(node)
     return left
@@ -1699,13 +1699,13 @@ def drain_overdue(node: Node, now: float, timeout: float) -> bool:
     return node.state == _DRAINING and node.k8s_cores_to_move > _EPS and now - node.since >= timeout
 
 
-def _give_back_node(cycle: Cycle, commons: Commons, node: Node, why: str, *, stuck: bool = False) -> None:
+def _give_back_node(cycle: Cycle, commons: Commons, node: Node, why: str) -> None:
     """Return worker ``node`` to the commons. One whose drain is overdue is given up unfinished whatever else sends it
     back (waiting notebooks, no pool needing it), and marked so (``ReturnNode.drain_stuck``): what held it likely
-    holds it still, and it is not drained again for ``drain_retry_seconds`` (the decision property, 2026-12-03:
-    one returned for a waiting spawn first went unmarked, and could be drained again at once)."""
+    holds it still, and it is not drained again for ``drain_retry_seconds`` (a decision property, stop 55: one
+    returned for a waiting spawn went unmarked, and could be drained again at once)."""
     cycle.moved.add(node.name)
-    stuck = stuck or drain_overdue(node, cycle.now, cycle.spec.broker.drain_timeout_seconds)
+    stuck = drain_overdue(node, cycle.now, cycle.spec.broker.drain_timeout_seconds)
     cycle.actions.append(ReturnNode(actor=cycle.actor, reason=why, node=node.name, drain_stuck=stuck))
     commons.free += node.cores  # back in the commons; its evicted pods no longer wait for room
 
