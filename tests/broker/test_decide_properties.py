@@ -13,6 +13,7 @@ from enclave.broker.decide import (
     Plan,
     PoolState,
     _live,
+    current_night,
     lending_pools,
     plan,
     pool_states,
@@ -908,7 +909,7 @@ def test_weighted_surplus_is_shared_by_guarantee(case: tuple[EnclaveSpec, Observ
 
 
 def _shared_by_weight(spec: EnclaveSpec, o: Observed) -> None:
-    night = plan(spec, o).night
+    night = current_night(spec, o.now)  # as ``plan`` takes it
     pools, _ = pool_states(spec, o, night)
     cover = prewarm_cover(spec, o, pools, set(lending_pools(spec)), night=night)
     working = [ps for ps in pools.values() if ps.name in spec.pools and ps.has_work]
