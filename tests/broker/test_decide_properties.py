@@ -152,9 +152,14 @@ def handovers(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     return spec, Observed(now=now, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
 
 
+def _down(o: Observed) -> set[str]:
+    """Names of the nodes that are down: what runs there holds nothing."""
+    return {n.name for n in o.nodes if n.state == NodeState.DOWN}
+
+
 def _held(o: Observed, standalone_only: bool = False) -> dict[str, int]:
     """Cores each pool holds in startds that are up and not on their way out."""
-    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    down = _down(o)
     held: Counter[str] = Counter()
     for s in o.startds:
         if standalone_only and s.kind != StartdKind.STANDALONE:
@@ -507,7 +512,7 @@ def test_a_borrowed_startd_that_never_joined_is_given_up(case: tuple[EnclaveSpec
 
 def _given_up_starts(spec: EnclaveSpec, o: Observed) -> None:
     p = plan(spec, o)
-    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    down = _down(o)
     due = {s.name for s in o.startds if s.kind != StartdKind.STANDALONE and not s.ready and not s.draining
            and not s.pod_up and s.node not in down and o.now - s.since >= spec.broker.start_timeout_seconds}
     given_up = _removed(o, p) | {a.startd for a in p.actions if isinstance(a, DrainStartd)}
@@ -549,7 +554,7 @@ def test_a_draining_borrowed_startd_goes_once_idle_or_past_its_grace(case: tuple
 
 def _drains_finished(spec: EnclaveSpec, o: Observed) -> None:
     p = plan(spec, o)
-    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    down = _down(o)
     due = set()
     for s in o.startds:
         if s.kind == StartdKind.STANDALONE or not s.draining or s.node in down:
@@ -990,7 +995,7 @@ def _running(spec: EnclaveSpec, o: Observed, pool: str) -> int:
     joined (``ready``), none on its way out — less, on the standalone ones, the cores other pools' jobs still
     hold: a relabel lets the donor's jobs finish, so the node runs none of the pool's jobs until they end
     (``_others_hold``)."""
-    down = {n.name for n in o.nodes if n.state == NodeState.DOWN}
+    down = _down(o)
     return sum(s.cores - (_others_hold(spec, o, s) if s.kind == StartdKind.STANDALONE else 0)
                for s in o.startds if s.pool == pool and s.ready and not s.draining and s.node not in down)
 
