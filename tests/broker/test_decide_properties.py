@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
@@ -1071,11 +1072,48 @@ def prewarms(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
                                                     running_cores=drp)})
 
 
+@st.composite
+def after_prewarms(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """``prewarms`` after the night's last visit: prompt had visits since evening twilight, has no job left and
+    none new for ``prewarm_quiet_seconds`` or more (``observing_done``), and the need window still holds their
+    need; of its pods some have joined, some still start."""
+    spec, o = draw(prewarms())
+    night = current_night(spec, o.now)
+    assert night is not None
+    now = night.start + draw(st.sampled_from([1, 4, 8])) * 3600
+    last = draw(st.floats(night.start, now - spec.broker.prewarm_quiet_seconds))
+    # The pods still starting were made just now, as ``prewarms`` makes them.
+    startds = tuple(s if s.ready else replace(s, since=now - 30) for s in o.startds)
+    prompt = PoolDemand(peak_cores=draw(st.integers(1, 96)), newest_submit=last)
+    return spec, replace(o, now=now, startds=startds, demand={**o.demand, "prompt": prompt})
+
+
 @FAST
-@given(case=cases(), handover=handovers(), prewarm=prewarms())
+@given(case=cases(), after=after_prewarms())
+def test_after_the_prewarm_only_joined_pods_cover_a_latency_pool(case: tuple[EnclaveSpec, Observed],
+                                                                 after: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md step 2 (``prewarm_cover``): once the pre-warm is over, while the night and its learned need
+    last, "only the pods that run cover it": a latency pool whose jobs come again takes a batch node at once
+    rather than waiting for a pod to start. So the cover of a pool that is not pre-warmed is at most its pods
+    that have joined, counted here from the startds (``_ready_borrowed``). ``after``: ``after_prewarms``, where
+    the pre-warm is over by construction. (A mutant counting the pods still starting passed every property at
+    stop 55.)"""
+    for (spec, o), ended in ((case, False), (after, True)):
+        night = current_night(spec, o.now)  # as ``plan`` takes it
+        pools, _ = pool_states(spec, o, night)
+        cover = prewarm_cover(spec, o, pools, set(lending_pools(spec)), night=night)
+        if ended:
+            assert not pools["prompt"].prewarm and pools["prompt"].need > 0
+        for name, cores in cover.items():
+            if not pools[name].prewarm:
+                assert cores <= _ready_borrowed(o, name), (name, cores, _ready_borrowed(o, name))
+
+
+@FAST
+@given(case=cases(), handover=handovers(), prewarm=prewarms(), after=after_prewarms())
 def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(
         case: tuple[EnclaveSpec, Observed], handover: tuple[EnclaveSpec, Observed] | None,
-        prewarm: tuple[EnclaveSpec, Observed] | None) -> None:
+        prewarm: tuple[EnclaveSpec, Observed] | None, after: tuple[EnclaveSpec, Observed]) -> None:
     """During any transition a latency pool's running capacity never drops below its need (or below what it
     ran, when it ran less): what it gives up goes only once what replaces it has joined — and runs its jobs, not
     the donor's still running there. Waiting notebooks come first (docs/broker.md: they reclaim borrowed capacity
@@ -1085,8 +1123,9 @@ def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(
     jobs still (``effects.project`` keeps them), and a pod they are to replace must stay (found in review: the
     second decision gave prompt's only running pod back as soon as two busy user nodes were relabelled to it).
     ``handover``: a state of that kind (``handovers``), which ``case`` all but never is; ``prewarm``: the night's
-    pre-warm with idle latency nodes beside a busy donor (``prewarms``)."""
-    for spec, o in (c for c in (case, handover, prewarm) if c is not None):
+    pre-warm with idle latency nodes beside a busy donor (``prewarms``); ``after``: the same night after its last
+    visit, the learned need still held (``after_prewarms``)."""
+    for spec, o in (c for c in (case, handover, prewarm, after) if c is not None):
         first = plan(spec, o)
         _keeps_running_what_it_needs(spec, o, first)
         result = project(o, first.actions)
