@@ -640,6 +640,58 @@ def test_a_worker_is_drained_for_a_pool_only_within_its_maximum(lending: tuple[E
     assert held + coming <= max(p.pools["prompt"].maximum, _held(o).get("prompt", 0)), (held, coming, p.actions)
 
 
+@st.composite
+def kept_workers(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """``worker_lendings`` with what keeps BCS 5 off a worker: some workers' last lending was given up unfinished
+    (``Node.drain_stuck``) a moment ago, just within ``drain_retry_seconds`` or past it, and zero to two notebook
+    spawns wait, of 1, 16 or 64 cores, some pinned to one or two workers (``PendingSpawn.nodes``). In half the
+    examples instead the first worker's notebooks request 40 of its 48 cores and one 16-core spawn is pinned to it
+    (room only that worker, emptied, could give), and the other workers are mostly kept off by a recent give-up,
+    so that the first is the one a drain could take."""
+    spec, o = draw(worker_lendings())
+    retry = spec.broker.drain_retry_seconds
+    names = sorted(n.name for n in o.nodes if n.role == NodeRole.WORKER)
+    crowded = draw(st.booleans())
+    ages = st.sampled_from([None, 100.0, retry - 1] if crowded else [None, 100.0, retry - 1, retry, 10 * retry])
+    nodes = [n if n.role != NodeRole.WORKER or (age := draw(ages)) is None else replace(n, drain_stuck=o.now - age)
+             for n in o.nodes]
+    if crowded:
+        nodes = [replace(n, k8s_cores_requested=40.0, k8s_memory_requested_mib=40 * 1024, drain_stuck=-math.inf)
+                 if n.name == names[0] else n for n in nodes]
+        spawns = [PendingSpawn(cpu=16.0, memory_mib=16 * 2048, nodes=frozenset(names[:1]))]
+    else:
+        pins = st.none() | st.frozensets(st.sampled_from(names), min_size=1, max_size=2)
+        spawns = [PendingSpawn(cpu=(cpu := draw(st.sampled_from([1.0, 16.0, 64.0]))), memory_mib=int(cpu * 2048),
+                               nodes=draw(pins)) for _ in range(draw(st.integers(0, 2)))]
+    return spec, replace(o, nodes=tuple(nodes), notebook_spawns=tuple(spawns))
+
+
+@FAST
+@given(kept=kept_workers())
+def test_bcs5_drains_no_worker_kept_for_notebooks_or_lately_stuck(kept: tuple[EnclaveSpec, Observed]) -> None:
+    """BCS 5 (``drain_for_batch``, ``_drain_for``): no worker is drained while a waiting spawn has room on some
+    worker (the pods a drain evicts may take that room), none a waiting spawn is pinned to when some worker could
+    hold it (the only room that spawn can have), and none whose lending was last given up unfinished less than
+    ``drain_retry_seconds`` ago (what held it likely still does). Room and fit are counted here from the workers:
+    a spawn has room on a ready worker it may go to whose notebooks' requests leave its cores and memory (these
+    workers carry no pods to free); it fits some worker when one it may go to is large enough, empty."""
+    spec, o = kept
+    drained = {a.node for a in plan(spec, o).actions if isinstance(a, DrainNode)}
+    if not drained:
+        return
+    workers = [n for n in o.nodes if n.role == NodeRole.WORKER]
+    room = [sp for sp in o.notebook_spawns
+            if any(n.state == NodeState.READY and sp.admits(n.name) and n.cores - n.k8s_cores_requested >= sp.cpu
+                   and n.memory_mib - n.k8s_memory_requested_mib >= sp.memory_mib for n in workers)]
+    assert not room, (room, drained)
+    pinned = {name for sp in o.notebook_spawns if sp.nodes is not None
+              and any(sp.admits(n.name) and n.cores >= sp.cpu and n.memory_mib >= sp.memory_mib for n in workers)
+              for name in sp.nodes}
+    assert not drained & pinned, (drained, pinned)
+    stuck = {n.name for n in workers if o.now - n.drain_stuck < spec.broker.drain_retry_seconds}
+    assert not drained & stuck, (drained, stuck)
+
+
 def _reserve_kept(spec: EnclaveSpec, o: Observed) -> None:
     p = plan(spec, o)
     if spec.broker.lend_mode != LendMode.NODES or not any(isinstance(a, DrainNode) for a in p.actions):
