@@ -520,6 +520,43 @@ def surplus_pods(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
     return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand)
 
 
+@st.composite
+def notebook_reclaims(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """By day notebooks wait for more room than the commons have free, and prompt, the user pool and the general
+    pool (priorities 100, 30, 10), all three lending pools (``broker.lend_to``), borrow one to three 8-core pods
+    each, idle or busy, on one or two workers as far as they hold them; each needs all it borrows and more (DRP's
+    guarantee is every batch node), so only the notebooks take pods back."""
+    workers = draw(st.integers(1, 2))
+    spec = make_spec(workers=workers, batch=2, guaranteed=(0, 2, 0, 0), maximum=(2, 2, 2, 2),
+                     broker={"cooldown_seconds": 0, "max_lend_share": 1.0, "pod_cores": 8,
+                             "notebook_headroom_cores": 0, "lend_to": ["prompt", "user", "general"]})
+    old = NOW - 100_000.0
+    nodes = [Node(f"kub-{i:03d}", "kub", NodeRole.WORKER, 48, 256 * 1024, since=old,
+                  k8s_cores_requested=(req := float(draw(st.sampled_from([0, 8, 16])))),
+                  k8s_memory_requested_mib=int(req * 1024)) for i in range(1, workers + 1)]
+    startds: list[Startd] = []
+    for i in (1, 2):
+        _add(nodes, startds, batch_node(f"condor-{i:03d}", "drp", busy=24))
+    running: Counter[str] = Counter()
+    room = {n.name: int(n.cores - n.k8s_cores_requested) // 8 for n in nodes if n.role == NodeRole.WORKER}
+    for pool in draw(st.permutations(["prompt", "user", "general"])):  # which pools' pods the workers hold all of
+        for _ in range(draw(st.integers(1, 3))):
+            worker = next((w for w, left in room.items() if left), None)
+            if worker is None:
+                break
+            room[worker] -= 1
+            busy = draw(st.sampled_from([0, 8]))
+            running[pool] += busy
+            startds.append(Startd(f"htcondor-{worker}-{pool}-{room[worker]}", worker, StartdKind.POD, pool, 8, 8192,
+                                  busy_cores=busy, since=old))
+    free = sum(n.cores - n.k8s_cores_requested for n in nodes if n.role == NodeRole.WORKER) - sum(
+        s.cores for s in startds if s.kind == StartdKind.POD)
+    demand = {p: PoolDemand(idle_jobs=200, idle_cores=200, running_jobs=running[p], running_cores=running[p])
+              for p in ("prompt", "user", "general")} | {"drp": PoolDemand(running_jobs=48, running_cores=48)}
+    return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
+                          notebook_pending_cores=max(free, 0) + draw(st.sampled_from([1, 8, 20, 40])))
+
+
 def _removed(o: Observed, p: Plan) -> set[str]:
     """Borrowed startds the decision removes: pods deleted, and those of workers returned."""
     gone = {pod for a in p.actions if isinstance(a, DeletePods) for pod in a.pods}
@@ -827,6 +864,29 @@ def _gives_back_beyond_hysteresis(spec: EnclaveSpec, o: Observed) -> None:
             kept = _lent(after, pool)
             assert kept >= pools[pool].lend + spec.broker.hysteresis * largest - 1e-9, (pool, kept, pools[pool],
                                                                                          p.actions)
+
+
+@FAST
+@given(reclaim=notebook_reclaims())
+def test_notebooks_take_borrowed_capacity_back_lowest_priority_pool_first(
+        reclaim: tuple[EnclaveSpec, Observed]) -> None:
+    """docs/broker.md, BCS 3 (``reclaim_for_notebooks``): "notebooks waiting for room take borrowed capacity back
+    before anything else ... lowest-priority pool first". So no borrowed startd of a pool is given back while one of
+    a pool of lower priority stays. In ``notebook_reclaims`` every pool needs all it borrows, so the notebooks are
+    the only reason to give one back; and they get room: the commons hold the waiting cores afterwards, or nothing
+    borrowed is left to give."""
+    spec, o = reclaim
+    p = plan(spec, o)
+    prio = {name: ps.priority for name, ps in p.pools.items()}
+    borrowed = {s.name: s for s in o.startds if s.kind == StartdKind.POD}
+    gone = {n for a in p.actions if isinstance(a, (DeletePods, DrainStartd)) for n in _targets(a)}
+    kept = [s for n, s in borrowed.items() if n not in gone]
+    for n in gone:
+        lower = [s.name for s in kept if prio[s.pool] < prio[borrowed[n].pool]]
+        assert not lower, (n, lower, p.actions)
+    workers = [w for w in o.nodes if w.role == NodeRole.WORKER]
+    free = sum(w.cores - w.k8s_cores_requested for w in workers) - sum(s.cores for s in kept)
+    assert free >= o.notebook_pending_cores or not kept, (free, o.notebook_pending_cores, p.actions)
 
 
 @FAST
