@@ -631,14 +631,35 @@ def _drains_finished(spec: EnclaveSpec, o: Observed) -> None:
     assert due <= _removed(o, p) or p.capped, (due - _removed(o, p), p.actions)
 
 
+@st.composite
+def stuck_drains(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
+    """``worker_lendings`` with one or two of the workers draining for prompt, begun a moment, just under, just
+    over, or long past ``drain_timeout_seconds`` (900 s) ago, or at 5,000 s (a mutant giving up at ten times the
+    timeout passed on 1 of 6 seeds over ``cases`` alone, 2026-12-03), with 0, 8 or 24 cores of pods still to
+    evict."""
+    spec, o = draw(worker_lendings())
+    workers = sorted(n.name for n in o.nodes if n.role == NodeRole.WORKER)
+    draining = set(draw(st.lists(st.sampled_from(workers), min_size=1, max_size=2, unique=True)))
+    ages = st.sampled_from([0.0, 899.0, 900.0, 1000.0, 5000.0, 100_000.0])
+    nodes = tuple(replace(n, state=NodeState.DRAINING, since=o.now - draw(ages),
+                          k8s_cores_requested=(req := float(draw(st.sampled_from([0, 8, 24])))),
+                          k8s_memory_requested_mib=int(req * 1024)) if n.name in draining else n for n in o.nodes)
+    return spec, replace(o, nodes=nodes)
+
+
 @FAST
-@given(cases())
-def test_a_drain_past_its_timeout_gives_the_worker_back(case: tuple[EnclaveSpec, Observed]) -> None:
+@given(case=cases(), drains=stuck_drains())
+def test_a_drain_past_its_timeout_gives_the_worker_back(case: tuple[EnclaveSpec, Observed],
+                                                        drains: tuple[EnclaveSpec, Observed]) -> None:
     """BCS 5 (``broker.drain_timeout_seconds``): a worker whose drain still has pods to evict that long after it began
     (a disruption budget that never allows an eviction, a pod that does not stop) goes back to the commons, as
     ``kubectl drain --timeout`` gives up, and is marked so (``drain_stuck``); HTCondor never starts on it. Only the
-    move limit may leave it for the next decision."""
-    spec, o = case
+    move limit may leave it for the next decision. ``drains``: ``stuck_drains``."""
+    _drain_given_up_past_its_timeout(*case)
+    _drain_given_up_past_its_timeout(*drains)
+
+
+def _drain_given_up_past_its_timeout(spec: EnclaveSpec, o: Observed) -> None:
     if spec.broker.lend_mode != LendMode.NODES:
         return
     p = plan(spec, o)
