@@ -1312,7 +1312,7 @@ def test_after_the_prewarm_only_joined_pods_cover_a_latency_pool(case: tuple[Enc
 @given(case=cases(), handover=handovers(), prewarm=prewarms(), after=after_prewarms())
 def test_make_before_break_a_latency_pool_keeps_running_what_it_needs(
         case: tuple[EnclaveSpec, Observed], handover: tuple[EnclaveSpec, Observed] | None,
-        prewarm: tuple[EnclaveSpec, Observed] | None, after: tuple[EnclaveSpec, Observed]) -> None:
+        prewarm: tuple[EnclaveSpec, Observed] | None, after: tuple[EnclaveSpec, Observed] | None) -> None:
     """During any transition a latency pool's running capacity never drops below its need (or below what it
     ran, when it ran less): what it gives up goes only once what replaces it has joined — and runs its jobs, not
     the donor's still running there. Waiting notebooks come first (docs/broker.md: they reclaim borrowed capacity

@@ -203,9 +203,9 @@ def test_decide_invariants_still_hold_with_a_schedule(case: tuple[EnclaveSpec, O
     properties._guarantees_kept(spec, o)
     properties._maxima_kept(spec, o)
     properties._changes_nothing(spec, o)
-    # It takes cases of its own kinds (handovers, prewarms) too: none here.
+    # It takes cases of its own kinds (handovers, prewarms, after_prewarms) too: none here.
     properties.test_make_before_break_a_latency_pool_keeps_running_what_it_needs.hypothesis.inner_test(  # type: ignore[attr-defined]
-        (spec, o), None, None)
+        (spec, o), None, None, None)
 
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
