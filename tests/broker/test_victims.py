@@ -149,6 +149,12 @@ def test_a_relabel_puts_only_the_pool_it_leaves_at_stake() -> None:
         "at_stake_core_s": 2 * 50 + 10, "lost_core_s": 2 * 50 + 10}
 
 
+def test_jobs_not_reported_keep_the_grace() -> None:
+    # A backend that tells busy cores only: no job to weigh, every deadline loses the 0 known of, a tie: the grace.
+    s = replace(_startd("c1"), busy_cores=24)
+    assert deadline(s, "drp", NOW, G, HISTORY) == (G, 0.0)
+
+
 def test_unknown_history_keeps_the_grace_and_costs_the_work_done() -> None:
     s = _startd("c1", _job(3, 2000))  # older than anything in the history
     assert expected_loss(s, "drp", NOW, G, HISTORY) is None

@@ -116,12 +116,11 @@ def deadline(s: Startd, pool: str, now: float, grace: float | None,
     loses the least (``DEADLINES`` + 1 tried, the longest first, so a tie keeps the pool's own grace): 0 evicts
     at once (the jobs would not end within it), ``grace`` drains (they end within it), a deadline between lets
     the jobs that end soon finish before the rest go. When the history cannot tell: the grace, and the work
-    done so far as the cost. With jobs of another pool on ``s`` (``guests``): the grace, and their work so far
-    added to the cost."""
+    done so far as the cost. A startd whose jobs are not reported (busy cores only) loses 0 at every deadline as
+    far as anyone knows: the tie keeps the grace. With jobs of another pool on ``s`` (``guests``): the grace, and
+    their work so far added to the cost."""
     if grace is None:
         return None, 0.0
-    if not s.jobs:
-        return grace, 0.0
     others = guests(s, pool)
     if others:
         lost = expected_loss(s, pool, now, grace, runtimes)
