@@ -206,16 +206,17 @@ def test_recent_nights_stand_in_for_the_window_until_tonight_fills_one() -> None
 
 
 def test_recent_nights_are_the_median_of_the_last_need_nights() -> None:
-    """need_nights 3: nights needing 100, 300, 50 and 200 (one sample each) leave the last three, 300, 50 and
-    200, whose median is 200 (the first three's, or all four's by nearest rank, is 100); a night without work
-    adds no figure."""
+    """need_nights 3: nights needing 10, 100, 300 and 800 (one sample each) leave the last three, 100, 300 and
+    800, whose median is 300 (the last night's figure is 800, the first three's median, or all four's by nearest
+    rank, 100, the mean of the last three 400); a night without work adds no figure. (With nights of 100, 300, 50
+    and 200 the last night's 200 was the median too: a mutant taking the last night passed every test, stop 56.)"""
     spec = make_spec(broker={"need_window_seconds": 600, "need_nights": 3})
     nights = _nights(spec, 6)
     w = NeedWindow(spec)
-    for night, cores in zip(nights[:4], (100, 300, 50, 200), strict=True):
+    for night, cores in zip(nights[:4], (10, 100, 300, 800), strict=True):
         _night_of(w, night, cores)
     _night_of(w, nights[4], 0)  # a night of clouds
-    assert _seen(w, nights[5].start - 60, 0).nights_cores == 200
+    assert _seen(w, nights[5].start - 60, 0).nights_cores == 300
 
 
 def test_a_night_seen_from_its_middle_teaches_nothing() -> None:
