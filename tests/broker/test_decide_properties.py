@@ -539,7 +539,7 @@ def notebook_reclaims(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
         _add(nodes, startds, batch_node(f"condor-{i:03d}", "drp", busy=24))
     running: Counter[str] = Counter()
     room = {n.name: int(n.cores - n.k8s_cores_requested) // 8 for n in nodes if n.role == NodeRole.WORKER}
-    for pool in draw(st.permutations(["prompt", "user", "general"])):  # which pools' pods the workers hold all of
+    for pool in draw(st.permutations(["prompt", "user", "general"])):  # once the workers are full, the last go without
         for _ in range(draw(st.integers(1, 3))):
             worker = next((w for w, left in room.items() if left), None)
             if worker is None:
