@@ -215,6 +215,32 @@ def test_every_action_has_the_effect_the_projection_predicts(world: World) -> No
                      "ReturnNode"}
 
 
+def test_a_drain_evicts_the_workers_pods_and_a_drain_given_up_marks_it(world: World) -> None:
+    """Beyond ``every_kind``'s path: a worker with an HTCondor pod on it is drained (the pod is evicted, as
+    ``kubectl drain`` evicts every pod but DaemonSets'), and the drain is given up (``ReturnNode.drain_stuck``):
+    both worlds mark the worker, as the projection does, so that the broker does not drain it again at once. The
+    mark's time is each world's own clock; whether it is set is what is compared."""
+    backend = world.backend
+    steps = [DeployPods(**A, node="worker-002", pool="drp", pods=("htcondor-worker-002-1",), cores_per_pod=2,
+                        memory_mib_per_pod=4096),
+             DrainNode(**A, node="worker-002"),
+             ReturnNode(**A, node="worker-002", drain_stuck=True)]
+    for action in steps:
+        before = backend.observe()
+        projected = apply_one(before, action)
+        assert backend.apply(action) is True, action
+        world.settle()
+        after = backend.observe()
+        assert view(after) == view(projected), f"{world.name}: {action}"
+        assert _marked(after) == _marked(projected), f"{world.name}: {action}"
+    assert _marked(backend.observe()) == {"worker-002"}
+
+
+def _marked(o: Observed) -> set[str]:
+    """The nodes whose lending was last given up unfinished (``Node.drain_stuck`` set)."""
+    return {n.name for n in o.nodes if math.isfinite(n.drain_stuck)}
+
+
 def test_an_action_applied_twice_changes_nothing_the_second_time(world: World) -> None:
     backend = world.backend
     for action in every_kind(backend.observe()):
