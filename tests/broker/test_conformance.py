@@ -236,6 +236,29 @@ def test_a_drain_evicts_the_workers_pods_and_a_drain_given_up_marks_it(world: Wo
     assert _marked(backend.observe()) == {"worker-002"}
 
 
+def test_what_an_action_starts_has_not_joined_until_it_settles(world: World) -> None:
+    """A worker pod deployed, or HTCondor started on a drained worker, is a startd that has not joined yet: the
+    projection says so (``ready`` False, which make before break counts as no capacity), and both worlds report it
+    so until their kubelet and startd have acted; once they have, it has joined."""
+    backend = world.backend
+    pod = "htcondor-worker-001-1"
+    deploy = DeployPods(**A, node="worker-001", pool="drp", pods=(pod,), cores_per_pod=2, memory_mib_per_pod=4096)
+    drain, start = DrainNode(**A, node="worker-002"), StartHTCondor(**A, node="worker-002", pool="prompt")
+    for action, name in ((deploy, pod), (drain, None), (start, "worker-002")):
+        projected = apply_one(backend.observe(), action)
+        assert backend.apply(action) is True, action
+        if name is not None:
+            assert _ready(projected, name) is False
+            assert _ready(backend.observe(), name) is False, f"{world.name}: {action}"
+        world.settle()
+        if name is not None:
+            assert _ready(backend.observe(), name) is True, f"{world.name}: {action}"
+
+
+def _ready(o: Observed, name: str) -> bool | None:
+    return next((s.ready for s in o.startds if s.name == name), None)
+
+
 def _marked(o: Observed) -> set[str]:
     """The nodes whose lending was last given up unfinished (``Node.drain_stuck`` set)."""
     return {n.name for n in o.nodes if math.isfinite(n.drain_stuck)}

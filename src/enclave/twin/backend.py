@@ -57,6 +57,20 @@ def _back_after_return(n: SimNode, returned: set[str]) -> bool:
     return n.name in returned and n.state == NodeState.DRAINING and n.startd is None and n.pending_pool is None
 
 
+def _state(n: SimNode, returned: set[str]) -> NodeState:
+    """The node's state as live reports it: HTCondor's from the moment its node pod is made (StartHTCondor; live
+    lists the pod while its startd starts, ``LiveBackend.view``) until that pod is gone after ReturnNode
+    (``return_s``), where the simulator keeps the worker DRAINING on both sides."""
+    if n.state == NodeState.DRAINING and (n.pending_pool is not None or _back_after_return(n, returned)):
+        return NodeState.HTCONDOR
+    return n.state
+
+
+def _starting(n: SimNode) -> bool:
+    """HTCondor is starting on the drained worker ``n``: its node pod is made, its startd has not joined."""
+    return n.state == NodeState.DRAINING and n.pending_pool is not None and n.startd is None
+
+
 def _draining(s: SimStartd) -> bool:
     return not s.accepting if s.ready else s.removing is not None
 
@@ -95,11 +109,15 @@ class SimWorld:
             return None if cp is None else NodeFacts(role=cp.role, state=cp.state)
         bare = n.startd if n.startd is not None and n.startd.kind == StartdKind.NODE else None
         returning = (bare is not None and bare.removing == "return") or _back_after_return(n, self.returned)
-        return NodeFacts(role=n.role, state=n.state, htcondor_pool=bare.pool if bare else n.pending_pool,
-                         returning=returning)
+        return NodeFacts(role=n.role, state=_state(n, self.returned),
+                         htcondor_pool=bare.pool if bare else n.pending_pool, returning=returning)
 
     def startd(self, name: str) -> StartdFacts | None:
         s = self.sim.startds.get(name)
+        n = self.sim.nodes.get(name)
+        if s is None and n is not None and _starting(n):
+            return StartdFacts(node=name, kind=StartdKind.NODE, pool=n.pending_pool or "", draining=False,
+                               leaving=False, starting=True)
         if s is None or not _reported(s):
             return None
         return StartdFacts(node=s.node.name, kind=s.kind, pool=s.pool, draining=_draining(s),
@@ -166,16 +184,17 @@ class TwinBackend:
             k8s_mem = n.svc_mem + n.nb_mem if worker else 0
             if n.emptied:
                 k8s_cpu, k8s_mem = n.svc_cpu, n.svc_mem  # drained: only the services are left
-            state = n.state
-            if _back_after_return(n, self._returned):
-                # On its way back (``return_s``): still labelled for HTCondor, as live keeps a worker until its node
-                # pod is gone (``KubeCluster.return_node``), not a drained worker HTCondor could start on again.
-                state = NodeState.HTCONDOR
+            # Starting HTCondor, or on its way back (``return_s``): labelled for HTCondor, as live keeps a worker
+            # while its node pod is there (``KubeCluster.return_node``), not a drained worker HTCondor could start on.
             nodes.append(Node(name=n.name, group=n.group, role=n.role, cores=n.cores, memory_mib=n.mem,
-                              state=state, k8s_cores_requested=k8s_cpu, k8s_memory_requested_mib=k8s_mem,
+                              state=_state(n, self._returned), k8s_cores_requested=k8s_cpu,
+                              k8s_memory_requested_mib=k8s_mem,
                               since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0,
                               drain_stuck=epoch + n.drain_stuck))
-        startds = []
+        # A worker HTCondor is starting on: its node pod is listed, its startd not joined yet (``LiveBackend.view``).
+        startds = [Startd(name=n.name, node=n.name, kind=StartdKind.NODE, pool=n.pending_pool or "", cores=n.cores,
+                          memory_mib=n.mem, since=epoch + n.pending_since, ready=False)
+                   for n in sim.nodes.values() if _starting(n)]
         for s in sim.startds.values():
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,

@@ -55,7 +55,7 @@ class SimNode:
     __slots__ = ("name", "group", "role", "cores", "mem", "state", "since", "svc_cpu", "svc_mem", "nb_cpu",
                  "nb_mem", "pods", "startd", "notebooks", "drained", "pending_pool", "unserving_since",
                  "standalone_pool", "images", "index", "evicting", "free_at", "drains", "terminating",
-                 "drain_stuck")
+                 "drain_stuck", "pending_since")
 
     def __init__(self, name: str, group: str, role: NodeRole, cores: int, mem: int, index: int = 0) -> None:
         self.name = name
@@ -77,6 +77,8 @@ class SimNode:
         self.notebooks: set[int] = set()
         self.drained = False
         self.pending_pool: str | None = None
+        self.pending_since = 0.0
+        """When HTCondor was started on it (``pending_pool``): its node pod's creation, as live lists it."""
         self.unserving_since: float | None = None
         self.standalone_pool: str | None = None
         """The label a batch-only node's rendered config gives its standalone startd, the one it serves whenever
@@ -1581,6 +1583,7 @@ class Sim:
             raise InvalidTransition(f"node '{name}' is {n.state.value}; HTCondor starts only on a drained node",
                                     where="StartHTCondor.node", fix="apply DrainNode first (BCS 5 step 1)")
         n.pending_pool = pool
+        n.pending_since = self.now
         if n.drained:
             self.q.push(self.now + self.sc.timing.htcondor_start_s, EV_HTC_READY, n)
         self._moved("StartHTCondor")
