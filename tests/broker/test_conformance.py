@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -332,6 +332,19 @@ def test_stale_actions_are_refused_alike(world: World) -> None:
     assert backend.apply(ReturnNode(**A, node="worker-002"))
     again = StartHTCondor(**A, node="worker-002", pool="prompt")
     assert refusal(backend, again) is Conflict, world.name
+
+
+def test_a_worker_that_is_down_is_not_drained_nor_given_pods(spec: EnclaveSpec) -> None:
+    """The transitions table for a worker that is down (NotReady: its kubelet is gone): no drain (only a ready
+    worker can be drained; its pods cannot be evicted) and no worker pods (they would not start), refused as stale
+    — the next observation may see it back."""
+    o = twin_world(spec).backend.observe()
+    o = replace(o, nodes=tuple(replace(n, state=NodeState.DOWN) if n.name == "worker-002" else n for n in o.nodes))
+    for action in (DrainNode(**A, node="worker-002"),
+                   DeployPods(**A, node="worker-002", pool="drp", pods=("htcondor-worker-002-1",), cores_per_pod=2,
+                              memory_mib_per_pod=4096)):
+        with pytest.raises(Conflict):
+            apply_one(o, action)
 
 
 def test_a_pod_still_starting_has_no_startd_to_relabel_or_drain(world: World) -> None:
