@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -184,6 +185,12 @@ def _ready_borrowed(o: Observed, pool: str) -> int:
     out: only these run its jobs (docs/broker.md, "Make before break")."""
     return sum(s.cores for s in o.startds
                if s.pool == pool and s.kind != StartdKind.STANDALONE and s.ready and not s.draining)
+
+
+def _commons_free(nodes: Iterable[Node], pods: Iterable[Startd]) -> float:
+    """Cores the workers among ``nodes`` have beside their Kubernetes requests and ``pods``."""
+    return sum(n.cores - n.k8s_cores_requested for n in nodes if n.role == NodeRole.WORKER) - sum(
+        s.cores for s in pods)
 
 
 def _targets(a: Action) -> list[str]:
@@ -549,8 +556,7 @@ def notebook_reclaims(draw: st.DrawFn) -> tuple[EnclaveSpec, Observed]:
             running[pool] += busy
             startds.append(Startd(f"htcondor-{worker}-{pool}-{room[worker]}", worker, StartdKind.POD, pool, 8, 8192,
                                   busy_cores=busy, since=old))
-    free = sum(n.cores - n.k8s_cores_requested for n in nodes if n.role == NodeRole.WORKER) - sum(
-        s.cores for s in startds if s.kind == StartdKind.POD)
+    free = _commons_free(nodes, (s for s in startds if s.kind == StartdKind.POD))
     demand = {p: PoolDemand(idle_jobs=200, idle_cores=200, running_jobs=running[p], running_cores=running[p])
               for p in ("prompt", "user", "general")} | {"drp": PoolDemand(running_jobs=48, running_cores=48)}
     return spec, Observed(now=NOW, nodes=tuple(nodes), startds=tuple(startds), demand=demand,
@@ -867,11 +873,9 @@ def test_a_pool_that_should_still_borrow_gives_a_pod_back_only_beyond_hysteresis
 
 
 def _gives_back_beyond_hysteresis(spec: EnclaveSpec, o: Observed) -> None:
-    workers = [n for n in o.nodes if n.role == NodeRole.WORKER]
-    pods = sum(s.cores for s in o.startds if s.kind == StartdKind.POD)
-    free = sum(n.cores - n.k8s_cores_requested for n in workers) - pods
-    if (_lent(o) > spec.broker.max_lend_share * sum(n.cores for n in workers)
-            or free < spec.broker.notebook_headroom_cores):
+    workers = sum(n.cores for n in o.nodes if n.role == NodeRole.WORKER)
+    free = _commons_free(o.nodes, (s for s in o.startds if s.kind == StartdKind.POD))
+    if _lent(o) > spec.broker.max_lend_share * workers or free < spec.broker.notebook_headroom_cores:
         return
     p = plan(spec, o)
     pools, _ = pool_states(spec, o, p.night)
@@ -905,8 +909,7 @@ def test_notebooks_take_borrowed_capacity_back_lowest_priority_pool_first(
     for n in gone:
         lower = [s.name for s in kept if prio[s.pool] < prio[borrowed[n].pool]]
         assert not lower, (n, lower, p.actions)
-    workers = [w for w in o.nodes if w.role == NodeRole.WORKER]
-    free = sum(w.cores - w.k8s_cores_requested for w in workers) - sum(s.cores for s in kept)
+    free = _commons_free(o.nodes, kept)
     assert free >= o.notebook_pending_cores or not kept, (free, o.notebook_pending_cores, p.actions)
 
 

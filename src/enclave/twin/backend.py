@@ -61,9 +61,7 @@ def _state(n: SimNode, returned: set[str]) -> NodeState:
     """The node's state as live reports it: HTCondor's from the moment its node pod is made (StartHTCondor; live
     lists the pod while its startd starts, ``LiveBackend.view``) until that pod is gone after ReturnNode
     (``return_s``), where the simulator keeps the worker DRAINING on both sides."""
-    if n.state == NodeState.DRAINING and (n.pending_pool is not None or _back_after_return(n, returned)):
-        return NodeState.HTCONDOR
-    return n.state
+    return NodeState.HTCONDOR if _starting(n) or _back_after_return(n, returned) else n.state
 
 
 def _starting(n: SimNode) -> bool:
