@@ -176,6 +176,7 @@ class TwinBackend:
         # (kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/), so the simulator's drain never
         # moves them. The live adapter reports them the same way (``cluster.kube.KubeCluster.nodes``).
         daemons = sim.sc.layout.services_cpu_per_node
+        startds = []
         for n in sim.nodes.values():
             worker = n.role == NodeRole.WORKER
             k8s_cpu = n.svc_cpu + n.nb_cpu if worker else 0.0
@@ -189,10 +190,9 @@ class TwinBackend:
                               k8s_memory_requested_mib=k8s_mem,
                               since=epoch + n.since, k8s_cores_daemons=min(n.svc_cpu, daemons) if worker else 0.0,
                               drain_stuck=epoch + n.drain_stuck))
-        # A worker HTCondor is starting on: its node pod is listed, its startd not joined yet (``LiveBackend.view``).
-        startds = [Startd(name=n.name, node=n.name, kind=StartdKind.NODE, pool=n.pending_pool or "", cores=n.cores,
-                          memory_mib=n.mem, since=epoch + n.pending_since, ready=False)
-                   for n in sim.nodes.values() if _starting(n)]
+            if _starting(n):  # its node pod is listed, its startd not joined yet (``LiveBackend.view``)
+                startds.append(Startd(name=n.name, node=n.name, kind=StartdKind.NODE, pool=n.pending_pool or "",
+                                      cores=n.cores, memory_mib=n.mem, since=epoch + n.pending_since, ready=False))
         for s in sim.startds.values():
             if _reported(s):
                 startds.append(Startd(name=s.name, node=s.node.name, kind=s.kind, pool=s.pool, cores=s.cores,
