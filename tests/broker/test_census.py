@@ -45,8 +45,12 @@ def test_what_the_pass_tells_of_each_pools_startds() -> None:
                Startd("kub-002", "kub-002", StartdKind.NODE, "drp", 48, 256 * 1024, since=200.0),
                Startd("htcondor-kub-003-1", "kub-003", StartdKind.POD, "drp", 4, 16 * 1024, since=900.0,
                       draining=True),
-               Startd("htcondor-kub-003-2", "kub-003", StartdKind.POD, "drp", 16, 64 * 1024, since=250.0)]
-    held = Census.of(startds).holdings["drp"]
+               Startd("htcondor-kub-003-2", "kub-003", StartdKind.POD, "drp", 16, 64 * 1024, since=250.0),
+               # A standalone startd draining out of batch holds nothing for its pool.
+               Startd("condor-004", "condor-004", StartdKind.STANDALONE, "drp", 32, 128 * 1024, draining=True)]
+    census = Census.of(startds)
+    held = census.holdings["drp"]
+    assert (held.standalone, [s.name for s in census.standalone_draining]) == (24 + 16 + 24, ["condor-004"])
     assert held.standalone_sizes == {24, 16}
     assert held.lent_sizes == {8, 48, 16}
     assert held.lent_newest == 300.0  # the draining pod's 900 is not one of them
@@ -68,6 +72,10 @@ def test_the_ready_workers_names_and_room_in_their_order() -> None:
     census = Census.of([], workers)
     assert census.ready_names == ["kub-002", "kub-003"]
     assert census.ready_room == [37.5, 31.75]
+    # Of the others, only a draining worker still has pods to move: not one HTCondor holds, nor one that is down.
+    others = [*workers, Node("kub-004", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.HTCONDOR, 2.0, 0),
+              Node("kub-005", "kub", NodeRole.WORKER, 48, 256 * 1024, NodeState.DOWN, 6.0, 0)]
+    assert [n.name for n in Census.of([], others).draining_workers] == ["kub-001"]
 
 
 def test_down_nodes_are_those_whose_last_entry_says_down() -> None:
