@@ -39,6 +39,16 @@ def test_no_night_in_polar_summer() -> None:
     assert night_at(svalbard, ts(2026, 6, 21, 12)) is None
 
 
+def test_in_polar_night_the_night_runs_from_local_noon() -> None:
+    """Near the South Pole in June the sun stays below -12° all day (at 85° S its highest is 90 - 85 - 23.4 =
+    -18.4°): the night that contains an evening hour began at the local noon before it, and lasts past the next
+    one (``_nights_around``: below at noon, no crossing)."""
+    pole = Site(latitude_deg=-85.0, longitude_deg=0.0)
+    t = ts(2026, 6, 21, 18)
+    n = night_at(pole, t)
+    assert n is not None and n.start == ts(2026, 6, 21, 12) and n.end > ts(2026, 6, 22, 12)
+
+
 @pytest.fixture
 def spec() -> EnclaveSpec:
     return make_spec(batch=10, guaranteed=(3, 4, 1, 0), maximum=(6, 10, 5, 5),

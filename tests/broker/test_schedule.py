@@ -53,6 +53,8 @@ def test_the_timing_the_spec_implies() -> None:
     assert TIMING.worth_releasing == 1680
     # A pool that may not borrow pods and has no vacating donor needs only the cycle.
     assert Timing.of(make_spec(), "drp", lender=False).lead == 60
+    # Nor does the user pool: DRP vacates with a 600 s grace, but DRP ranks above it and gives it no node.
+    assert Timing.of(make_spec(), "user", lender=False).lead == 60
 
 
 def test_without_complete_until_the_span_ends_at_the_latest_readout_plus_the_hold() -> None:
