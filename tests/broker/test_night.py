@@ -49,6 +49,16 @@ def test_in_polar_night_the_night_runs_from_local_noon() -> None:
     assert n is not None and n.start == ts(2026, 6, 21, 12) and n.end > ts(2026, 6, 22, 12)
 
 
+def test_a_night_that_spans_greenwich_noon_starts_at_its_own_twilight() -> None:
+    """At Siding Spring (149° E) a June night runs from roughly 08:00 to 20:00 UTC (sunset near 16:55 AEST, -12°
+    about an hour later; dawn's -12° near 06:00 AEST), across 12:00 UTC: nights are cut at the site's own mean
+    noon (02:04 UTC there), so the night is whole, from its evening twilight."""
+    siding_spring = Site(latitude_deg=-31.27, longitude_deg=149.06, elevation_m=1165)
+    n = night_at(siding_spring, ts(2026, 6, 21, 14))
+    assert n is not None
+    assert ts(2026, 6, 21, 7) < n.start < ts(2026, 6, 21, 9) and ts(2026, 6, 21, 19) < n.end < ts(2026, 6, 21, 21)
+
+
 @pytest.fixture
 def spec() -> EnclaveSpec:
     return make_spec(batch=10, guaranteed=(3, 4, 1, 0), maximum=(6, 10, 5, 5),
