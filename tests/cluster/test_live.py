@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from enclave.broker.decide import decide
 from enclave.cluster import objects
 from enclave.cluster.kube import KubeCluster
@@ -20,6 +22,7 @@ from enclave.domain.capacity import (
     Startd,
     StartdKind,
 )
+from enclave.errors import Conflict
 from enclave.spec import EnclaveSpec
 from tests.cluster.conftest import ApiServer, pod_obj, unschedulable_pod
 
@@ -87,6 +90,43 @@ def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeClu
     condor.slots_.append(Slot(Startd(pod, wp.node, StartdKind.POD, wp.pool, wp.cores, wp.memory_mib)))  # reports
     assert live.apply(Relabel(actor="t", reason="t", startd=pod, from_pool=wp.pool, to_pool="drp"))
     assert server.pods[("htcondor", pod)]["metadata"]["labels"][objects.POOL_LABEL] == "drp"
+
+
+def test_a_deleted_worker_pod_keeps_its_name_and_cores_until_its_kubelet_stops_it(
+        spec: EnclaveSpec, kube: KubeCluster, server: ApiServer) -> None:
+    """A pod being deleted keeps its name until its kubelet has stopped it: the API server refuses a create of that
+    name with 409 AlreadyExists (kubernetes pkg/registry/core/pod/strategy.go, CheckGracefulDelete: a bound pod is
+    only marked, deletionTimestamp, until the kubelet confirms), and the scheduler counts its requests on the node
+    until then. Once its startd stops reporting, the broker saw neither: it named a new pod ``-1`` again on that
+    worker, and the create failed every cycle until the pod was gone."""
+    spec = spec.model_copy(update={"broker": spec.broker.model_copy(update={"max_moves_per_cycle": 100})})
+    busy = PoolDemand(idle_jobs=3000, idle_cores=3000)
+    slots = [Slot(Startd(f"condor-{i:03d}", f"condor-{i:03d}", StartdKind.STANDALONE, "drp", 24, 131072))
+             for i in range(1, 41)]
+    condor = CondorSide(slots, {"prompt": busy, "drp": busy, "user": busy, "general": busy})
+    live = LiveBackend(spec, kube, condor, clock=lambda: 1_800_000_000.0)
+    first = next(a for a in decide(spec, live.observe()) if isinstance(a, DeployPods))
+    name = first.pods[0]
+    assert name.endswith("-1")  # the worker's first pod: what a deleted one's successor is named too
+    kube.deploy_pods(first.node, first.pool, (name,), first.cores_per_pod, first.memory_mib_per_pod)
+    kube.delete_pods((name,))  # bound: marked, and kept until its kubelet stops it; its startd has gone
+    assert server.pods[("htcondor", name)]["metadata"]["deletionTimestamp"]
+
+    o = live.observe()
+    [gone] = [s for s in o.startds if s.name == name]
+    assert (gone.node, gone.kind, gone.draining, gone.ready) == (first.node, StartdKind.POD, True, False)
+    assert gone.cores == first.cores_per_pod
+    assert LiveWorld(live.view()).startd(name).leaving  # type: ignore[union-attr]
+    deployed = [p for a in decide(spec, o) if isinstance(a, DeployPods) for p in a.pods]
+    assert deployed and name not in deployed
+    again = DeployPods(actor="t", reason="t", node=first.node, pool=first.pool, pods=(name,),
+                       cores_per_pod=first.cores_per_pod, memory_mib_per_pod=first.memory_mib_per_pod)
+    with pytest.raises(Conflict, match="being deleted"):
+        live.apply(again)
+
+    server.kubelet_stops()
+    assert not any(s.name == name for s in live.observe().startds)
+    assert live.apply(again)  # the name is free again
 
 
 def test_observe_reports_notebook_spawns_waiting_for_room(spec: EnclaveSpec, kube: KubeCluster,

@@ -106,6 +106,8 @@ class WorkerPod:
     """When the broker made it or last relabelled it (``objects.SINCE_ANNOTATION``); 0 if not set."""
     running: bool = False
     """It runs: phase Running and each container's state running (not waiting on an image pull, a crash loop)."""
+    deleting: bool = False
+    """Marked for deletion: its kubelet is stopping it, and the API server keeps its name until it has."""
 
 
 class KubeCluster:
@@ -239,12 +241,15 @@ class KubeCluster:
         g = self.groups.get(group)
         return g if g is not None and index.isdigit() and 1 <= int(index) <= g.count else None
 
-    def worker_pods(self) -> list[WorkerPod]:
-        """HTCondor worker pods the broker deployed (whatever their phase: they are ours)."""
+    def worker_pods(self, *, deleting: bool = False) -> list[WorkerPod]:
+        """HTCondor worker pods the broker deployed (whatever their phase: they are ours); with ``deleting``, those
+        marked for deletion too (``WorkerPod.deleting``), which are no longer the broker's but still hold their
+        names and their requests until their kubelet has stopped them."""
         out = []
         for pod in self._pods(label_selector=f"{objects.APP_LABEL}={objects.WORKER_APP}"):
             meta, spec = pod["metadata"], pod.get("spec") or {}
-            if meta.get("deletionTimestamp"):
+            marked = bool(meta.get("deletionTimestamp"))
+            if marked and not deleting:
                 continue
             labels = meta.get("labels") or {}
             c, m = objects.pod_requests(pod)
@@ -254,7 +259,7 @@ class KubeCluster:
                 c, m = Decimal(group.cores), Decimal(int(group.memory_gib * 1024)) * _MIB
             out.append(WorkerPod(name=meta["name"], node=spec.get("nodeName") or "", pool=labels.get(
                 objects.POOL_LABEL, ""), kind=kind, cores=int(c), memory_mib=int(m / _MIB), since=_since(pod),
-                running=_running(pod)))
+                running=_running(pod), deleting=marked))
         return sorted(out, key=lambda p: p.name)
 
     def pending_notebooks(self, items: list[dict[str, Any]] | None = None) -> list[PendingSpawn]:

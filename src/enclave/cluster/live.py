@@ -74,7 +74,8 @@ class View:
     startds: tuple[Startd, ...]
     pods: tuple[WorkerPod, ...]
     leaving: frozenset[str]
-    """Startds whose worker pod is deleted (or whose node's HTCondor pod is): still reporting while they stop."""
+    """Startds whose worker pod is deleted (or whose node's HTCondor pod is): still reporting while they stop, or a
+    deleted worker pod's no longer reporting while its kubelet stops the pod (``_stopping``)."""
     starting: frozenset[str]
     """Worker pods whose startd has not reported to the collector yet."""
 
@@ -193,7 +194,8 @@ class LiveBackend:
     def view(self, node_items: list[dict[str, Any]] | None = None) -> View:
         """Both systems now (``node_items``: a node listing the caller has, else one is made)."""
         slots = self.condor.slots()
-        pods = tuple(self.kube.worker_pods())
+        listed = self.kube.worker_pods(deleting=True)
+        pods = tuple(p for p in listed if not p.deleting)
         # A worker pod's startd is named by its Machine, the pod's host name (the pod's name); a whole-node pod's
         # runs on the host network, where Machine is the node's fully qualified name, so it is known by its
         # EnclaveNode (the pod's spec.nodeName, ``render.worker_pod``) instead.
@@ -203,6 +205,8 @@ class LiveBackend:
         reported = tuple(replace(s.startd, draining=s.draining or s.startd.name in leaving) for s in slots)
         known = {(r.kind, _key(r)) for r in reported}
         starting = tuple(s for s in startds_of(list(pods)) if (s.kind, _key(s)) not in known)
+        stopping = _stopping(listed, known)
+        leaving |= {s.name for s in stopping}
         reporting = {s.node for s in reported}
         nodes: list[Node] = list(self.kube.nodes(node_items))
         for g in self.spec.groups(NodeRole.BATCH_ONLY):
@@ -211,7 +215,7 @@ class LiveBackend:
                 nodes.append(Node(name=name, group=g.name, role=g.role, cores=g.cores,
                                   memory_mib=int(g.memory_gib * 1024),
                                   state=NodeState.READY if name in reporting else NodeState.DOWN))
-        return View(nodes=tuple(nodes), startds=reported + starting, pods=pods, leaving=leaving,
+        return View(nodes=tuple(nodes), startds=reported + starting + stopping, pods=pods, leaving=leaving,
                     starting=frozenset(s.name for s in starting))
 
     def observe(self) -> Observed:
@@ -277,6 +281,17 @@ def _pod_of(view: View, startd: str) -> str | None:
     key = _key(s)
     return next((p.name for p in view.pods
                  if p.kind == s.kind and _pod_key(p) == key), None)
+
+
+def _stopping(listed: list[WorkerPod], known: set[tuple[StartdKind, str]]) -> tuple[Startd, ...]:
+    """Worker pods marked for deletion whose startd no longer reports, as startds on their way out (draining, not
+    ready): until the kubelet has stopped the pod, the API server keeps its name, so creating a pod of that name is
+    refused (409 AlreadyExists), and the scheduler still counts its requests on the node. Reported so, a new pod
+    takes neither the name (``Census.names``) nor the cores (``Census.pod_cores``) for those seconds.
+    Whole-worker pods are left out: their node, labelled for HTCondor with no node pod, is on its way back already
+    (``LiveWorld.node``)."""
+    gone = [p for p in listed if p.deleting and p.kind == StartdKind.POD and (p.kind, p.name) not in known]
+    return tuple(replace(s, draining=True) for s in startds_of(gone))
 
 
 def _key(s: Startd) -> str:
