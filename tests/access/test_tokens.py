@@ -132,3 +132,17 @@ def test_bad_issue_input(db: Database, users: None, unchanged: Any, scopes: list
 def test_only_account_managers_issue_for_others(db: Database, users: None, unchanged: Any) -> None:
     unchanged(lambda s: tokens.issue(s, "ann", "ben", ["*"], 3600), PermissionDenied)
     assert check(db, issue(db, ADMIN, "ben")) == "ben"
+
+
+def test_a_token_derives_only_from_the_issuers_own(db: Database, users: None, unchanged: Any) -> None:
+    """``parent`` is the token the issuing request came with: a child of someone else's token would take that
+    token's lineage and scopes (Gafaelfawr derives a child only from the session's own token). The API passes the
+    caller's own key, so only the service's check stands between another caller and this (a mutant without it
+    passed every test, stop 57)."""
+    bens = issue(db, "ben", "ben").split("_")[1]
+    err = unchanged(lambda s: tokens.issue(s, "ann", "ann", ["*"], 3600, parent=bens, now=NOW), PermissionDenied)
+    assert f"token {bens} is not 'ann''s" in str(err)
+    anns = issue(db, "ann", "ann").split("_")[1]
+    with db.session() as s:
+        child = tokens.issue(s, "ann", "ann", ["*"], 3600, parent=anns, now=NOW)
+    assert check(db, child) == "ann"

@@ -98,8 +98,14 @@ def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str
 
 
 def test_cohort_needs_accounts_manage(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    """Refused for want of accounts.manage, not only of roles.grant: the cohort grants no role beyond each kind's
+    default (bob's developer;security was the only grant, and was refusal enough while the manage check was
+    missing, a mutant found)."""
     onboard(db, spec, "plain")
-    unchanged(lambda s: lifecycle.onboard_many(s, "plain", spec, parse_cohort(CSV), reason="r"), PermissionDenied)
+    rows = [row for row in parse_cohort(CSV) if not row.roles]
+    assert [row.username for row in rows] == ["amy", "cat"]
+    err = unchanged(lambda s: lifecycle.onboard_many(s, "plain", spec, rows, reason="r"), PermissionDenied)
+    assert "may not accounts.manage" in str(err)
 
 
 def test_import_cli(db: Database, admin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

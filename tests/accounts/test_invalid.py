@@ -114,6 +114,21 @@ def test_refused_and_nothing_changes(db: Database, spec: EnclaveSpec, people: No
         assert err.problems[0].what, name  # every refusal says what is wrong
 
 
+@pytest.mark.parametrize("role", sorted(set(Role) - {Role.SCIENCE_USER}))
+def test_every_role_but_science_user_is_for_staff_only(db: Database, spec: EnclaveSpec, people: None,
+                                                       unchanged: Any, role: Role) -> None:
+    """Seed §2: developers, security and system administrators are LSST-funded staff, and the Kubernetes and
+    HTCondor administrators run LDF's production services ("deployment of services will be done by LDF staff",
+    §8); a science user is an LSST affiliate partner. So a science account holds science-user alone
+    (docs/accounts.md: staff roles, everything but science-user, are for staff accounts only), whether the role
+    comes with the onboarding or later."""
+    err = unchanged(lambda s: lifecycle.grant_role(s, ADMIN, "sci", role, reason="x"), InputError)
+    assert f"{role.value} may be held by staff only" in str(err)
+    err = unchanged(lambda s: lifecycle.onboard(s, ADMIN, spec, "newbie", name="X", email="n@y.org",
+                                                kind=AccountKind.SCIENCE, roles=[role], reason="x"), InputError)
+    assert f"{role.value} may be held by staff only" in str(err)
+
+
 def test_several_problems_reported_at_once(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
     err = unchanged(lambda s: lifecycle.onboard(s, ADMIN, spec, "Bad!", name=" ", email="x", reason="x",
                                               kind=AccountKind.SCIENCE), InputError)
