@@ -93,7 +93,8 @@ def test_pools_and_spoof() -> None:
     assert "group_prompt" in out and "240" in out
     code, out = run("batch", "spoof")
     assert code == 0, out
-    assert "all 16 verdicts as expected" in out  # 14, and the two overflow attempts (prompt is a latency pool)
+    assert "all 18 verdicts as expected" in out  # 14, the two overflow attempts (prompt is a latency pool), prompt
+    # through the notebook schedd onto a user node, and a pool in capitals
 
 
 def test_render_condor_check(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ def test_catalogue(which: str, request: pytest.FixtureRequest, tmp_path: Path) -
     expr = by_name["forged-pool-expression"].stored
     assert expr[spec.batch.pool_attribute] == spec.batch.default_pool  # EVALSET stored a literal
     assert "unknown pool nightly" in by_name["unknown-pool"].admission.refused[0]
+    capitals = by_name["pool-in-capitals"]
+    assert capitals.admission.refused and "unknown pool PROMPT" in capitals.admission.refused[0]
+    assert capitals.start_failures == ("pool",)
     rogue = by_name["untrusted-schedd-forging-submit-host"]
     assert rogue.start_ok and not rogue.authorized  # only the collector's authorization stops this one
     assert by_name["untrusted-schedd"].start_failures == ("submit-host",)
@@ -58,6 +61,8 @@ def test_catalogue(which: str, request: pytest.FixtureRequest, tmp_path: Path) -
         assert host.stored[policy.SCHEDD_ATTR] == "schedd.jupyter-lsst.svc"
         assert host.stored["GlobalJobId"] == f"{DEV}#7.0#0"  # kept: the transform holds without it
         assert by_name["legit-drp"].runs
+        through = by_name["overflow-through-the-nodes-schedd"]
+        assert through.start_failures == ("submit-host",) and through.requirements_ok
 
 
 def rendered_transform(path: Path) -> list[tuple[str, ExprTree]]:

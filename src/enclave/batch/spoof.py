@@ -155,6 +155,14 @@ def catalogue(spec: EnclaveSpec) -> list[Attempt]:
         attempts.append(Attempt("forged-pool-overflow", "science user labels the job for prompt to reach a DRP "
                                 "node through the overflow", SCIENCE_USER, nb, "drp", {a: '"prompt"'},
                                 legitimate=False))
+        if nb != dev:
+            # START reads the job's own pool's schedds on another pool's node, not the node's pool's.
+            attempts.append(Attempt("overflow-through-the-nodes-schedd", "prompt service work submitted through a "
+                                    "schedd the user pool trusts and prompt does not, onto a user node",
+                                    PROMPT_SERVICE, nb, "user", {a: '"prompt"'}, legitimate=False))
+    # Pool names are case-sensitive to START (=?=, identicalMember): refused at submit, not left idle for ever.
+    attempts.append(Attempt("pool-in-capitals", "prompt service names its pool in capitals",
+                            PROMPT_SERVICE, dev, "prompt", {a: '"PROMPT"'}, legitimate=False))
     return attempts
 
 
