@@ -68,6 +68,11 @@ SUBJECTS = [
     Subject("gone", "staff", "departed", frozenset(), frozenset({"firefly"})),
     Subject("old", "science", "expired", frozenset({Role.SCIENCE_USER}), frozenset()),
     Subject("root", "staff", "departed", frozenset({Role.K8S_CLUSTER_ADMIN}), frozenset({"qserv"})),
+    # Administrators of the cluster and of HTCondor, members of no namespace: seed §8 gives the first the cluster,
+    # §7.1 the second HTCondor's ClassAds and daemons (BCS 1, 2, 5), which need no Kubernetes binding (a mutant
+    # binding htcondor-admin to admin everywhere passed every test, stop 57).
+    Subject("kadmin", "staff", "active", frozenset({Role.K8S_CLUSTER_ADMIN}), frozenset()),
+    Subject("condor", "staff", "active", frozenset({Role.HTCONDOR_ADMIN}), frozenset()),
 ]
 
 
@@ -93,6 +98,7 @@ def test_bindings_follow_roles_and_membership() -> None:
     expected = {("firefly", "dev"): ("ClusterRole", "edit"), ("portal", "sys_admin"): view}
     for ns in app_namespaces(spec):
         expected[(ns, "ops")] = ("ClusterRole", "admin")
+        expected[(ns, "kadmin")] = ("ClusterRole", "admin")
         expected[(ns, "sec")] = view
     assert got == expected
     names = {o["metadata"]["name"] for docs in objects.values() for o in docs if o["kind"] == "RoleBinding"}
@@ -151,7 +157,9 @@ def test_namespace_guards_and_notebook_limits() -> None:
         deny = next(o for o in docs if o["metadata"]["name"] == "default-deny")
         assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         dns = next(o for o in docs if o["metadata"]["name"] == "allow-dns")
-        assert {p["port"] for p in dns["spec"]["egress"][0]["ports"]} == {53}
+        # Both transports: a DNS answer too large for UDP is asked again over TCP, which every DNS client must
+        # support (RFC 7766, section 5), and a lookup with EDNS0 off truncates past 512 bytes.
+        assert {(p["protocol"], p["port"]) for p in dns["spec"]["egress"][0]["ports"]} == {("UDP", 53), ("TCP", 53)}
         # Policies add up, so default-deny alone would cut the namespace's own pods off each other too.
         # In the notebook namespace not the chart's policed pods (notebook servers, hub, proxy): tests/access/
         # test_netpol.py evaluates that namespace's policies with the chart's.
