@@ -61,6 +61,22 @@ def test_refusals_carry_a_status_and_a_reason(tmp_path: Path) -> None:
     assert missing.value.status == 404 and "is missing" in missing.value.reason
 
 
+def test_a_link_to_a_sibling_named_like_the_workspace_stays_out(tmp_path: Path) -> None:
+    """Inside means a path below the workspace, not a path that starts with its name: ``~/workspace-private`` is the
+    home's, which neither protocol serves (``workspace_root``). A prefix test took it for the workspace's (a mutant
+    comparing strings passed every test, stop 57); ``os.path.commonpath`` compares whole components."""
+    account = make_account(tmp_path, "alice", 1001)
+    root = workspace_root(account)
+    private = Path(account.home_path) / (Path(root).name + "-private")
+    private.mkdir()
+    (private / "secret.txt").write_text("not served")
+    (Path(root) / "to-sibling").symlink_to(private)
+    with pytest.raises(Refused) as outside:
+        resolve(root, "alice", "/alice/to-sibling/secret.txt")
+    assert outside.value.status == 403 and "outside your workspace" in outside.value.reason
+    assert not workspace.within(root, str(private)) and workspace.within(root, os.path.join(root, "a"))
+
+
 def test_size_of_counts_what_a_copy_adds(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a").write_bytes(b"x" * 7)
