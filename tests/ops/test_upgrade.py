@@ -9,6 +9,8 @@ import pytest
 from enclave.errors import InputError, InvalidTransition, NotFound
 from enclave.ops.removed_apis import removed_apis, scan
 from enclave.ops.upgrade import (
+    Components,
+    ControlPlaneNode,
     check_skew,
     components_from_mapping,
     components_from_spec,
@@ -445,3 +447,77 @@ def test_drain_and_uncordon_run_on_a_control_plane_node() -> None:
         restart = [line for line in lines if "systemctl restart kubelet" in line]
         assert restart == ["systemctl daemon-reload && systemctl restart kubelet   # on <node>"]
         assert all("   # " in line for line in lines if line.startswith(("kubeadm ", "kubectl ", "systemctl ")))
+
+
+# Each rule of https://kubernetes.io/releases/version-skew-policy/ (kubernetes/website content/en/releases/
+# version-skew-policy.md), one state that breaks it alone and the rule it breaks. A mutation round (stop 57) changed
+# nine of check_skew's comparisons one at a time and no test failed: these states tell each apart.
+SKEW_CASES = [
+    # "In highly-available (HA) clusters, the newest and oldest kube-apiserver instances must be within one minor
+    # version." Two minors apart: broken; the oldest is 1.28, so 1.27 kubelets are fine.
+    ({"apiserver": ["1.30.1", "1.28.1"], "kubelets": {"1.28.1": 2}, "kubectl": "1.29.1",
+      "controller_manager": "1.29.1", "scheduler": "1.29.1", "kube_proxy": "1.28.1"},
+     {"kube-apiserver instances within one minor", "kube-controller-manager not newer than kube-apiserver",
+      "kube-scheduler not newer than kube-apiserver"}),
+    # "kubelet must not be newer than kube-apiserver": against the oldest instance ("kube-apiserver instances
+    # are at 1.32 and 1.31: kubelet is supported at 1.31, 1.30, 1.29 and 1.28"), so 1.32 beside a 1.31 one is not.
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.32.1": 1}, "kube_proxy": "1.31.1", "kubectl": "1.31.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"},
+     {"kubelet not newer than kube-apiserver"}),
+    # "kubelet may be up to three minor versions older than kube-apiserver" (1.28 on; two before), counted from the
+    # newest instance: kubelets at 1.28 are four behind a 1.32 instance, though three behind the oldest (1.31).
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.28.1": 1}, "kube_proxy": "1.31.1", "kubectl": "1.31.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"},
+     {"kubelet at most 3 minors older than kube-apiserver"}),
+    # kube-proxy "must not be newer than kube-apiserver" and "may be up to three minor versions older" (1.28 on),
+    # each as the kubelet's, against the oldest and the newest instance.
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.31.1": 1}, "kube_proxy": "1.32.1", "kubectl": "1.31.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"},
+     {"kube-proxy not newer than kube-apiserver"}),
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.29.1": 1}, "kube_proxy": "1.28.1", "kubectl": "1.31.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"},
+     {"kube-proxy at most 3 minors older than kube-apiserver"}),
+    # "kube-proxy may be up to three minor versions older or newer than the kubelet instance it runs alongside"
+    # (kube-proxy 1.25 on): three older than one kubelet is allowed, four older is not, whichever way it points.
+    ({"apiserver": "1.32.1", "kubelets": {"1.29.1": 1, "1.32.1": 1}, "kube_proxy": "1.29.1"}, set()),
+    ({"apiserver": "1.32.1", "kubelets": {"1.32.1": 1}, "kube_proxy": "1.28.1"},
+     {"kube-proxy at most 3 minors older than kube-apiserver",
+      "kube-proxy within 3 minor(s) of the kubelet beside it"}),
+    # kube-controller-manager and kube-scheduler "must not be newer than the kube-apiserver instances they
+    # communicate with" (kubeadm: the one on their own node), and "may be up to one minor version older": 1.31
+    # controllers on both nodes, with instances at 1.32 and 1.31, are newer than none and older than 1.32 by one.
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.31.1": 1}, "kube_proxy": "1.31.1", "kubectl": "1.31.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"}, set()),
+    # ... and 1.30 ones are two behind the newest instance, though one behind their own node's 1.31.
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.31.1": 1}, "kube_proxy": "1.31.1", "kubectl": "1.31.1",
+      "controller_manager": "1.30.1", "scheduler": "1.31.1"},
+     {"kube-controller-manager at most 1 minor older than kube-apiserver"}),
+    # "kubectl is supported within one minor version (older or newer) of kube-apiserver": of every instance, so a
+    # 1.33 kubectl, one newer than the 1.32 instance, is two newer than the 1.31 one.
+    ({"apiserver": ["1.32.1", "1.31.1"], "kubelets": {"1.31.1": 1}, "kube_proxy": "1.31.1", "kubectl": "1.33.1",
+      "controller_manager": "1.31.1", "scheduler": "1.31.1"},
+     {"kubectl within ±1 minor of kube-apiserver"}),
+    ({"apiserver": "1.31.1", "kubelets": {"1.31.1": 1}, "kubectl": "1.33.1"},
+     {"kubectl within ±1 minor of kube-apiserver"}),
+    # Before 1.28, two minors: a 1.24 kubelet is three behind a 1.27 instance.
+    ({"apiserver": "1.27.1", "kubelets": {"1.24.1": 1}, "kube_proxy": "1.25.1"},
+     {"kubelet at most 2 minors older than kube-apiserver"}),
+]
+
+
+@pytest.mark.parametrize(("observed", "broken"), SKEW_CASES)
+def test_each_skew_rule_on_its_own(observed: dict[str, object], broken: set[str]) -> None:
+    checks = check_skew(components_from_mapping(observed), release_data().skew)
+    assert {c.rule for c in checks if not c.ok} == broken
+
+
+def test_controllers_are_held_to_the_newest_kube_apiserver_instance() -> None:
+    """The policy's own example: "kube-apiserver instances are at 1.32 and 1.31: kube-controller-manager,
+    kube-scheduler, and cloud-controller-manager are supported at 1.31". A 1.30 controller manager on the 1.31 node
+    is one minor behind its own API server and two behind the 1.32 instance, which it may reach behind a load
+    balancer: not supported."""
+    nodes = (ControlPlaneNode("cp-1", V("1.32.1"), V("1.32.1"), V("1.32.1")),
+             ControlPlaneNode("cp-2", V("1.31.1"), V("1.30.1"), V("1.31.1")))
+    observed = Components(nodes, ((V("1.31.1"), 2),), V("1.31.1"), V("1.31.1"), V("1.31.1"))
+    broken = {c.rule for c in check_skew(observed, release_data().skew) if not c.ok}
+    assert broken == {"kube-controller-manager at most 1 minor older than kube-apiserver"}
