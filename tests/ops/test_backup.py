@@ -330,3 +330,79 @@ def test_restore_target_that_is_a_file_is_refused(key: Path, tmp_path: Path, mad
     with pytest.raises(InputError, match="exists and is not a directory"):
         backup.restore(archive, data, EtcdServer(data).member, kubernetes_dir=target, key=key)
     assert target.read_text() == "keep me" and not data.exists()
+
+
+def _members(archive: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    with tarfile.open(archive, "r:gz") as t:
+        return [(m, (t.extractfile(m) or io.BytesIO()).read()) for m in t]
+
+
+def _write(out: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(out, "w:gz") as t:
+        for info, data in members:
+            t.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return out
+
+
+def test_a_restore_target_that_is_a_link_is_refused(key: Path, tmp_path: Path, made: Made) -> None:
+    """A link to an empty directory is no new path or empty directory of the operator's choosing: the restore would
+    write wherever it points (a mutant that let it through passed every test, stop 57)."""
+    archive, _, _ = made
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "data"
+    link.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        backup.restore(archive, link, EtcdServer(tmp_path / "x").member, key=key)
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_the_archives_layout_is_checked_before_its_contents(key: Path, tmp_path: Path, made: Made) -> None:
+    """Each structural refusal of ``_signed_manifest`` and ``_open``, in an archive otherwise as made (stop 57's
+    mutation round removed each and no test failed: a later check refused the archive with a vaguer reason, or
+    none did)."""
+    archive, _, _ = made
+    members = _members(archive)
+    assert [m.name for m, _ in members[:2]] == [backup.MANIFEST, backup.SIGNATURE]
+    # The manifest must come first: swapped with its signature, the archive says so, not "signature mismatch".
+    swapped = _write(tmp_path / "swapped.tar.gz", [members[1], members[0], *members[2:]])
+    with pytest.raises(IntegrityError, match=f"does not start with {backup.MANIFEST}"):
+        backup.verify(swapped, key=key)
+    # A signature is 64 hex digits: a larger member is refused by its header, before it is read into memory.
+    big = tarfile.TarInfo(backup.SIGNATURE)
+    big.size = 65
+    bloated = _write(tmp_path / "bloated.tar.gz", [members[0], (big, b"0" * 65), *members[2:]])
+    with pytest.raises(IntegrityError, match="65 bytes, more than 64"):
+        backup.verify(bloated, key=key)
+    # A link where a file belongs (the manifest's name pointing at a file outside): refused as such.
+    link = tarfile.TarInfo(backup.MANIFEST)
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    linked = _write(tmp_path / "linked.tar.gz", [(link, b""), *members[1:]])
+    with pytest.raises(IntegrityError, match="unexpected"):
+        backup.verify(linked, key=key)
+    # A listed file twice: the second copy is refused even when it is the same bytes.
+    twice = _write(tmp_path / "twice.tar.gz", [*members, members[-1]])
+    with pytest.raises(IntegrityError, match="appears twice"):
+        backup.verify(twice, key=key)
+
+
+def test_a_signed_manifest_must_list_the_snapshot_as_it_was(key: Path, tmp_path: Path, made: Made) -> None:
+    """Signed with the right key, a manifest is still held to what it describes: it lists the etcd snapshot, and
+    the snapshot reports what it recorded (revision, hash, keys). What a backup tool that wrote a wrong manifest
+    left cannot be restored (the snapshot check was a mutant no test caught, stop 57)."""
+    archive, _, _ = made
+    manifest = _manifest(archive)
+    without = {**manifest, "files": [f for f in manifest["files"] if f["path"] != backup.SNAPSHOT]}
+    unsnapped = tmp_path / "unsnapped.tar.gz"
+    _rewrite(archive, unsnapped, {backup.MANIFEST: json.dumps(without).encode()}, sign_with=key)
+    with tarfile.open(unsnapped, "r:gz") as tin, tarfile.open(tmp_path / "u.tar.gz", "w:gz") as tout:
+        for m in tin:
+            if m.name != backup.SNAPSHOT:
+                tout.addfile(m, tin.extractfile(m))
+    with pytest.raises(IntegrityError, match=f"lists no {backup.SNAPSHOT}"):
+        backup.verify(tmp_path / "u.tar.gz", key=key)
+    recorded = manifest["etcd"]
+    wrong = {**manifest, "etcd": {**recorded, "revision": recorded["revision"] + 1}}
+    misdescribed = tmp_path / "misdescribed.tar.gz"
+    _rewrite(archive, misdescribed, {backup.MANIFEST: json.dumps(wrong).encode()}, sign_with=key)
+    with pytest.raises(IntegrityError, match="the etcd snapshot reports"):
+        backup.verify(misdescribed, key=key)
