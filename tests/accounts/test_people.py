@@ -124,3 +124,20 @@ def test_a_token_issued_on_someones_behalf_cannot_approve(db: Database, spec: En
     with on_behalf(caller.delegated_by):
         view = factory.images.approve(caller.username, IMAGE, reason="scan clean")
     assert view.status == images.ImageStatus.APPROVED and view.decided_by == "sec"
+
+
+def test_who_issued_the_submitters_token_may_not_approve(db: Database, spec: EnclaveSpec, admin: str,
+                                                         unchanged: Any) -> None:
+    """A submission through a token issued on the submitter's behalf is its issuer's act too: a sysadmin who is
+    also security staff issues a token for a deployer, submits through it, and may not then approve with a token
+    of their own (seed §10's two people; a mutant that looked at the submitter alone passed every test, stop 57)."""
+    onboard(db, spec, "dep", kind=AccountKind.STAFF, roles=[Role.K8S_SERVICE_ADMIN])
+    with db.session() as s:
+        lifecycle.grant_role(s, ADMIN, ADMIN, Role.SECURITY, reason="also vets images")
+    factory = Factory(spec, db)
+    dep = factory.tokens.authenticate(factory.tokens.issue(ADMIN, "dep", ["*"], 3600).token)
+    with on_behalf(dep.delegated_by):
+        factory.images.submit(dep.username, IMAGE, reason="pushed by root as dep")
+    with on_behalf(None):  # root's own token
+        error = unchanged(lambda s: images.approve(s, ADMIN, IMAGE, reason="ok"), PermissionDenied)
+    assert "through a token issued for 'dep'" in str(error)

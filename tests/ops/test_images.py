@@ -130,3 +130,47 @@ def test_the_notebook_side_counts_only_what_the_policy_admits(people: Database, 
     with pytest.raises(NotFound, match="not from registry.lsst.local"):
         service.pin(f"{elsewhere}:lab")
     assert service.pin(f"{LAB}:w_2018_25") == f"{LAB}@{D2}"
+
+
+def test_what_is_vetted_is_one_digest_of_one_repository_in_the_registry(
+        people: Database, spec: EnclaveSpec) -> None:  # noqa: F811
+    """What the hub offers and pins (``vetter``, ``pin``) is exactly what security approved: the repository and the
+    digest (or the tag's newest approval), in the registry itself — not a registry whose name merely begins the
+    same, not another repository with that digest or tag, not a digest only submitted or since rejected. A mutation
+    round (stop 57) changed each of these and no test failed."""
+    from enclave.services.images import ImageService
+
+    lax = spec.model_copy(update={"registry": spec.registry.model_copy(update={"vetting_required": False})})
+    lookalike = "registry.lsst.local.example.org/lsstsqre/sciplat-lab"
+    other = "registry.lsst.local/lsstsqre/other"
+    d3, d4 = "sha256:" + "c" * 64, "sha256:" + "d" * 64
+    with people.session() as s:
+        images.submit(s, spec, "svc", f"{LAB}:weekly@{D1}")
+        images.approve(s, "sec1", f"{LAB}@{D1}", reason="scan clean")
+        images.submit(s, spec, "svc", f"{LAB}:weekly@{D2}")  # the tag moved: its newest approval is what it means
+        images.approve(s, "sec1", f"{LAB}@{D2}", reason="scan clean")
+        images.submit(s, lax, "svc", f"{lookalike}:weekly@{d3}")
+        images.approve(s, "sec1", f"{lookalike}@{d3}", reason="approved while vetting was off")
+        images.submit(s, spec, "svc", f"{other}:pending@{d3}")  # submitted, never approved
+        assert [a.pinned for a in images.approved(s, "registry.lsst.local")] == [f"{LAB}@{D1}", f"{LAB}@{D2}"]
+    service = ImageService(people, spec)
+    vetted = service.vetter()
+    assert vetted(f"{LAB}@{D1}") and vetted(f"{LAB}:weekly")
+    assert not vetted(f"{other}@{D1}") and not vetted(f"{other}:weekly")  # same digest or tag, other repository
+    assert not vetted(f"{lookalike}@{d3}")
+    assert service.pin(f"{LAB}:weekly") == f"{LAB}@{D2}"
+    with pytest.raises(NotFound, match="not from registry.lsst.local"):
+        service.pin(f"{lookalike}:weekly")
+    with pytest.raises(NotFound, match="is not approved"):
+        service.pin(f"{other}@{d3}")
+    with people.session() as s:
+        images.reject(s, "sec2", f"{LAB}@{D2}", reason="CVE found")
+    with pytest.raises(NotFound, match="is not approved"):
+        service.pin(f"{LAB}@{D2}")
+    assert service.pin(f"{LAB}:weekly") == f"{LAB}@{D1}"  # the tag falls back to what is still approved
+    # A name with neither tag nor digest means :latest, which moves: never pinned, even with :latest approved.
+    with people.session() as s:
+        images.submit(s, spec, "svc", f"{LAB}:latest@{d4}")
+        images.approve(s, "sec1", f"{LAB}@{d4}", reason="scan clean")
+        pinned = images.pinner(images.approved(s))
+    assert pinned(f"{LAB}:latest") == f"{LAB}@{d4}" and pinned(LAB) is None
