@@ -112,6 +112,17 @@ def test_a_rewrite_rehashed_with_a_guessed_key_is_detected(db: Database) -> None
     refused(db, "journal entry 3 .* by mallory .* altered")
 
 
+def test_a_rewrite_rehashed_with_the_key_itself_is_caught_by_the_anchor(db: Database) -> None:
+    """Someone who read the key rehashes a consistent chain; the anchor, a file they could not write, still holds
+    the head each commit left, and entry 6's is not the one there now (a mutant that skipped that comparison passed
+    every test, stop 57: the rewrites above were caught by the key first)."""
+    fill(db)
+    assert db.journal_key is not None
+    key = bytes.fromhex(db.journal_key.read_text().strip())
+    _forge(db, lambda body: hmac.new(key, body, hashlib.sha256).hexdigest())
+    refused(db, "journal entry 6 is not the entry the anchor .* recorded: it was rewritten")
+
+
 def test_a_missing_key_is_reported_not_replaced(db: Database) -> None:
     fill(db, 2)
     assert db.journal_key is not None
