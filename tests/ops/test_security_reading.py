@@ -417,3 +417,47 @@ def test_unbalanced_quotes_in_a_unit_are_a_clear_error(tmp_path: Path) -> None:
         security.read_kubelet_command([unit], _node_dir(tmp_path))
     problem = err.value.problems[0]
     assert str(unit) in problem.where and "Environment=" in problem.where and "quotes" in problem.fix
+
+
+# Each op at the values that tell it from its neighbours. kube-bench's check/test.go compareOp: gte/lte are numeric
+# and inclusive ("gte": >=, "lte": <=); bitmask passes when the file's mode sets no bit the limit does not (0644
+# against 0600 fails, 0400 passes: a mode numerically below the limit may still set another bit, 0604 < 0640).
+# enclave's own ops are stricter than kube-bench's `has` (strings.Contains): an item of a comma-separated value,
+# so NodeRestrictionX is not NodeRestriction; `in` is membership, `prefix` a start. A mutation round (stop 57)
+# changed each of these and no test failed.
+OPS = [
+    ("lte", "10", [("10", True), ("9", True), ("11", False)]),
+    ("gte", "10", [("10", True), ("11", True), ("9", False)]),
+    ("mode_max", "640", [("640", True), ("600", True), ("604", False), ("644", False)]),
+    ("prefix", "/etc/kubernetes/", [("/etc/kubernetes/pki", True), ("/var/etc/kubernetes/x", False)]),
+    ("has", "NodeRestriction", [("AlwaysPullImages,NodeRestriction", True), ("NodeRestrictionX", False)]),
+    ("in", ["RBAC", "Node"], [("Node", True), ("No", False), ("RBAC,Node", False)]),
+]
+
+
+@pytest.mark.parametrize(("op", "expected", "values"), OPS, ids=[o[0] for o in OPS])
+def test_each_op_at_its_boundaries(op: str, expected: Any, values: list[tuple[str, bool]]) -> None:
+    for value, passes in values:
+        assert security.evaluate(security.Test(op, expected), value, {}) is passes, (op, expected, value)
+
+
+def test_a_zero_duration_is_zero_in_every_go_spelling_and_no_other() -> None:
+    """KubeletConfiguration defaulting replaces a zero duration (``zero_is_default``): Go's time.ParseDuration
+    reads 0, 0s and 0h0m0s as zero, and 4h0m0s or 30s as not."""
+    assert all(security._zero_duration(v) for v in ("0", "0s", "0h0m0s", "0.0s"))
+    assert not any(security._zero_duration(v) for v in ("4h0m0s", "30s", "1m0s", "5"))
+
+
+def test_a_default_that_changed_takes_the_newest_row_for_an_unknown_version() -> None:
+    """``default_for``: the first row that fits the version; no version known, the newest row (the last)."""
+    read = {"default": [{"value": "old", "until": "1.20"}, {"value": "new", "since": "1.20"}]}
+    assert security.default_for(read, security.Version.parse("1.19.0")) == "old"
+    assert security.default_for(read, security.Version.parse("1.25.0")) == "new"
+    assert security.default_for(read, None) == "new"
+
+
+def test_a_null_in_a_config_is_a_setting_left_out() -> None:
+    """YAML `key: null` (`key:` with nothing after it) sets nothing, as the component's decoder leaves the field
+    unset: resolve reports it missing, so the default applies."""
+    assert security.resolve({"authentication": {"anonymous": None}}, "authentication.anonymous") == [security.MISSING]
+    assert security.resolve({"a": {"b": False}}, "a.b") == [False]
