@@ -17,7 +17,7 @@ import pytest
 from enclave.spec.models import EnclaveSpec
 from enclave.twin import metrics
 from enclave.twin.scenario import HTCondor, parse
-from enclave.twin.timing_bound import Timing, visit_latency_bounds
+from enclave.twin.timing_bound import Timing, _Throttle, visit_latency_bounds
 
 from .conftest import make_sim, small_text
 
@@ -128,3 +128,27 @@ def test_frictionless_matching_has_no_timing_bound(ldf: EnclaveSpec) -> None:
     sim = make_sim(loaded)
     sim.run()
     assert metrics.compute(sim)["bounds"]["prompt_visit_latency_timing_lower_s"] is None
+
+
+def test_a_reschedule_waits_for_the_minimum_interval_since_the_last_cycle_began() -> None:
+    # NEGOTIATOR_MIN_INTERVAL 30 s, no cycle delay: cycles at 0 and 60 (ended 61). A visit at 70 asks for a cycle:
+    # max(70, 61 + 0, 60 + 30) = 90; 90 + 1.55 + 1 + 30 - 70 = 52.55. Without the minimum interval it would be
+    # 70: 32.55 (a mutant dropping it passed every test, stop 57: the default cycle delay always came later).
+    tm = replace(BASE, cycle_delay_s=0, min_interval_s=30)
+    assert visit_latency_bounds([(70.0, [30.0])], tm) == [pytest.approx(52.55)]
+
+
+def test_the_start_throttle_opens_a_new_batch_once_its_delay_has_passed() -> None:
+    # JOB_START_COUNT 2 per JOB_START_DELAY 2 s, asked at 0, 2, 2, 2: the batch begun at 0 has ended by 2, so two
+    # start at 2 and the third waits for the next batch, at 4 (a mutant that kept the old batch open at exactly
+    # its end let three start at 2).
+    throttle = _Throttle(replace(BASE, start_count=2, start_delay_s=2))
+    assert [throttle.start(t) for t in (0.0, 2.0, 2.0, 2.0)] == [0.0, 2.0, 2.0, 4.0]
+
+
+def test_a_visit_takes_only_as_many_freed_claims_as_it_has_jobs() -> None:
+    # Visit A at 100: three 30 s jobs on claims made at 101.55, all free at 132.55. Visit B at 131.5 (cycle
+    # 131.5-133.05, as above) has one 5 s job: it takes one of them, 133.55-138.55: 7.05 s; the other two stay
+    # claims for later visits (a mutant reusing every freed claim gave B three claims for one job).
+    a, b = visit_latency_bounds([(100.0, [30.0, 30.0, 30.0]), (131.5, [5.0])], BASE)
+    assert a == pytest.approx(32.55) and b == pytest.approx(7.05)
