@@ -69,24 +69,20 @@ class NotebookService:
         with self.db.session() as session:
             return snapshot(lifecycle.get(session, username))
 
-    def _spawner(self, actor: str) -> AccountSnapshot:
-        """The acting account, as ``options_for`` and ``validate`` check it (``require_notebook_access``: active,
-        and a role with notebooks.spawn), the one copy of the rule, which also says why an expired or departed
-        account gets none. A ``require`` here as well, which said only "is expired, so it may not notebooks.spawn",
-        answered first; without it no test failed (stop 57's mutation round)."""
-        with self.db.session() as session:
-            return snapshot(lifecycle.get(session, actor))
-
     def options(self, actor: str) -> Options:
-        """The images and sizes ``actor`` may pick (notebooks.spawn; vetted images only)."""
-        return options_for(self.spec, self._spawner(actor), vetted=self.vetter())
+        """The images and sizes ``actor`` may pick (notebooks.spawn; vetted images only). ``options_for`` and
+        ``validate`` check the account (``require_notebook_access``: active, and a role with notebooks.spawn), the
+        one copy of the rule, which also says why an expired or departed account gets none. A ``require`` here as
+        well, which said only "is expired, so it may not notebooks.spawn", answered first; without it no test
+        failed (stop 57's mutation round)."""
+        return options_for(self.spec, self.lookup(actor), vetted=self.vetter())
 
     def options_of(self, username: str) -> Options:
         """The operator's view of someone's options (refused for expired or departed accounts by the rule)."""
         return options_for(self.spec, self.lookup(username), vetted=self.vetter())
 
     def validate(self, actor: str, choice: Choice) -> Spawn:
-        return validate(self.spec, self._spawner(actor), choice, vetted=self.vetter())
+        return validate(self.spec, self.lookup(actor), choice, vetted=self.vetter())
 
     def authenticator(self, clock: Callable[[], datetime | None] = lambda: None
                       ) -> Callable[[str, str, bool], AccountLike]:
