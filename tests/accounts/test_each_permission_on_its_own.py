@@ -4,8 +4,7 @@ The table gives accounts.manage, roles.grant and journal.read to sysadmin alike,
 the others, and a check of either alone passed every test: a mutation round (stop 57) removed the roles.grant
 check of onboarding, cohort onboarding and promotion with roles, and the journal.read check of a journal rekey,
 and nothing failed. Here one role holds exactly one of the two, as a site that splits account management from role
-grants (Gafaelfawr's admin:token without exec:admin, say) would configure it: each action is refused for the
-permission it lacks, and changes nothing."""
+grants would configure it: each action is refused for the permission it lacks, and changes nothing."""
 
 from __future__ import annotations
 
