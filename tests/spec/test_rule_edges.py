@@ -1,5 +1,5 @@
 """Each spec rule at its edge: what it refuses alone, and what it must still accept. A mutation round of stop 58
-(one-line bugs in spec/checks.py, models.py and document.py, run against tests/spec) found these edges unstated:
+(one-line bugs in spec/checks.py, models.py and document.py, run against tests/spec) found these bugs passing:
 a bound equal to its other bound refused, a control-plane group of no node counted as a control plane, a size out
 of its memory bounds on one side only accepted, a worker-only rule applied to every group, a second YAML
 document read, a quota tool with nowhere to set quotas accepted."""
@@ -45,7 +45,7 @@ def test_a_size_out_of_its_memory_bounds_on_one_side_is_refused(size: dict) -> N
 
 
 def test_only_workers_need_the_node_local_storage() -> None:
-    """Images are cached on the nodes that run notebooks and worker pods (seed §13.4), not on the control plane."""
+    """The node-local storage rule (checks._storage) is for worker groups, which cache the notebook images."""
     data = base()
     [master] = [g for g in data["cluster"]["node_groups"] if g["role"] == "control-plane"]
     master["local_disk_gib"] = 20
