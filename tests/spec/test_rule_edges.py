@@ -18,9 +18,14 @@ def ok(data: dict) -> None:
     parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
 
 
+def control_plane(data: dict) -> dict:
+    [group] = [g for g in data["cluster"]["node_groups"] if g["role"] == "control-plane"]
+    return group
+
+
 def test_a_control_plane_group_of_no_node_is_no_control_plane() -> None:
     data = base()
-    [master] = [g for g in data["cluster"]["node_groups"] if g["role"] == "control-plane"]
+    master = control_plane(data)
     master["count"] = 0
     assert any("no control-plane node" in p for p in problems(data))
 
@@ -47,7 +52,7 @@ def test_a_size_out_of_its_memory_bounds_on_one_side_is_refused(size: dict) -> N
 def test_only_workers_need_the_node_local_storage() -> None:
     """The node-local storage rule (checks._storage) is for worker groups, which cache the notebook images."""
     data = base()
-    [master] = [g for g in data["cluster"]["node_groups"] if g["role"] == "control-plane"]
+    master = control_plane(data)
     master["local_disk_gib"] = 20
     ok(data)
 
@@ -55,7 +60,7 @@ def test_only_workers_need_the_node_local_storage() -> None:
 def test_a_control_plane_group_is_not_held_to_worker_pod_names() -> None:
     """Worker pods run only on workers: a long control-plane group name names no pod."""
     data = base()
-    [master] = [g for g in data["cluster"]["node_groups"] if g["role"] == "control-plane"]
+    master = control_plane(data)
     master["name"] = "m" * 60
     ok(data)
 
