@@ -8,6 +8,7 @@ deletion, until its kubelet has stopped it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,12 +67,23 @@ def test_a_timeout_with_pods_left_is_an_error_and_the_drain_stays_journaled(fact
     broker, twin, node = _twin(factory)
     sim, start, pods = twin.sim, twin.sim.now, len(node.notebooks)
     timeout = sim.sc.kubernetes.termination_grace_s / 3  # the notebooks' pods still terminate then
+    slept: list[float] = []
+    drive = broker.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        drive(seconds)
+
+    broker.sleep = sleep
     with pytest.raises(DrainTimedOut) as err:
         _drain(broker, node.name, timeout)
     assert f"{pods} pod(s) still to evict or terminating after {timeout:g} s" in str(err.value)
     assert "journal entry" in str(err.value)
     assert isinstance(err.value, EnclaveError) and exit_code(err.value) != 0
     assert sim.now - start == pytest.approx(timeout)  # polled each second, the last poll at the timeout
+    # and it ends there: the twin's clock has reached the timeout, so no poll of zero seconds follows, spinning
+    # until as much real time has passed (a mutant ending only past the timeout, not at it, did)
+    assert len(slept) == math.ceil(timeout / DRAIN_POLL_SECONDS) and all(s > 0 for s in slept)
     assert any(n.name == node.name and n.state.value == "draining" for n in broker.observe().nodes)
     with factory.db.session() as s:
         assert [e.action for e in query(s, action="broker.*")] == ["broker.DrainNode"]
