@@ -1,0 +1,75 @@
+"""The accounts' queries and local mode's OS-user names at their edges. Each test here failed a one-line bug that
+every other test passed (a mutation round over ``accounts/storage.py`` and ``accounts/local.py``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from enclave.accounts import lifecycle, local, storage
+from enclave.accounts.lifecycle import Allocation
+from enclave.accounts.types import AccountKind, AccountStatus
+from enclave.db import Database
+from enclave.errors import InputError
+from enclave.spec.models import EnclaveSpec
+from tests.accounts.conftest import ADMIN, NOW, onboard
+
+
+def test_an_allocation_ending_at_this_very_moment_is_due(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    # An allocation's expiry is the moment it ends: at that moment it has ended (storage.science_due, "at or
+    # before"), so ``expire-due`` run then expires it rather than leaving it a whole run longer.
+    ends = NOW + timedelta(days=30)
+    onboard(db, spec, "edge", allocation=Allocation("P-1", expires=ends))
+    onboard(db, spec, "later", allocation=Allocation("P-2", expires=ends + timedelta(seconds=1)))
+    with db.session() as s:
+        assert [a.username for a in lifecycle.expire_due(s, ADMIN, now=ends)] == ["edge"]
+        assert lifecycle.get(s, "later").status == AccountStatus.ACTIVE
+
+
+def test_accounts_are_listed_and_counted_by_kind_and_status(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    # ``enclave accounts list --kind``, ``GET /accounts?kind=`` and the dashboard's counts filter in SQL
+    # (storage.list_accounts, count_accounts): each filter keeps exactly the accounts that match it.
+    onboard(db, spec, "sci1")
+    onboard(db, spec, "sci2")
+    onboard(db, spec, "staff1", kind=AccountKind.STAFF)
+    with db.session() as s:
+        lifecycle.expire(s, ADMIN, "sci2", reason="allocation ended", now=NOW)
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({}, ["root", "sci1", "sci2", "staff1"]),
+        ({"kind": AccountKind.SCIENCE}, ["sci1", "sci2"]),
+        ({"kind": AccountKind.STAFF}, ["root", "staff1"]),
+        ({"status": AccountStatus.ACTIVE}, ["root", "sci1", "staff1"]),
+        ({"status": AccountStatus.ACTIVE, "kind": AccountKind.SCIENCE}, ["sci1"]),
+        ({"status": AccountStatus.EXPIRED}, ["sci2"]),
+        ({"status": AccountStatus.EXPIRED, "kind": AccountKind.STAFF}, []),
+    ]
+    with db.session() as s:
+        for filters, usernames in cases:
+            assert [a.username for a in lifecycle.list_accounts(s, **filters)] == usernames, filters
+            assert storage.count_accounts(s, **filters) == len(usernames), filters
+
+
+# An OS user's name as it is stored: ``local_identities.os_user`` is VARCHAR(64) (accounts/models.py and migration
+# 0003). A name is what ``id -un`` prints: nothing empty, longer than the column, unprintable, or padded.
+NOT_OS_USERS = ["", "x" * 65, "al\nice", "al\tice", " alice", "alice "]
+
+
+@pytest.mark.parametrize("name", NOT_OS_USERS, ids=["empty", "65-chars", "newline", "tab", "leading-space",
+                                                   "trailing-space"])
+def test_a_name_no_os_user_has_is_refused_by_map_unmap_and_acting(name: str, db: Database, spec: EnclaveSpec,
+                                                                   admin: str, unchanged: Any) -> None:
+    err = unchanged(lambda s: local.map_os_user(s, ADMIN, name, ADMIN, reason="test"), InputError)
+    assert f"{name!r} is not an OS user name" in str(err) and "id -un" in str(err)
+    unchanged(lambda s: local.unmap_os_user(s, ADMIN, name, ADMIN, reason="test"), InputError)
+    unchanged(lambda s: local.acting_account(s, name, ADMIN), InputError)
+
+
+def test_an_os_user_name_as_long_as_the_column_is_mapped(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    name = "x" * 64
+    with db.session() as s:
+        assert local.map_os_user(s, ADMIN, name, ADMIN, reason="test", now=NOW)
+    with db.session() as s:
+        assert local.acting_account(s, name, None) == ADMIN
+        assert local.unmap_os_user(s, ADMIN, name, ADMIN, reason="test")
