@@ -12,7 +12,8 @@ from enclave.accounts import lifecycle, local, storage
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.db import Database
-from enclave.errors import InputError
+from enclave.errors import InputError, InvalidTransition
+from enclave.journal import query
 from enclave.spec.models import EnclaveSpec
 from tests.accounts.conftest import ADMIN, NOW, onboard
 
@@ -73,3 +74,20 @@ def test_an_os_user_name_as_long_as_the_column_is_mapped(db: Database, spec: Enc
     with db.session() as s:
         assert local.acting_account(s, name, None) == ADMIN
         assert local.unmap_os_user(s, ADMIN, name, ADMIN, reason="test")
+
+
+def test_only_an_active_account_is_mapped_and_mapping_twice_changes_nothing(db: Database, spec: EnclaveSpec,
+                                                                            admin: str, unchanged: Any) -> None:
+    # local.map_os_user: an expired account has no platform access, so no OS user may act as it; a mapping
+    # that exists already is reported as no change (False) and journaled once.
+    onboard(db, spec, "gone")
+    with db.session() as s:
+        lifecycle.expire(s, ADMIN, "gone", reason="allocation ended", now=NOW)
+    err = unchanged(lambda s: local.map_os_user(s, ADMIN, "alice", "gone", reason="test"), InvalidTransition)
+    assert "only an active account can be mapped" in str(err)
+    with db.session() as s:
+        assert local.map_os_user(s, ADMIN, "alice", ADMIN, reason="test", now=NOW)
+    with db.session() as s:
+        assert not local.map_os_user(s, ADMIN, "alice", ADMIN, reason="again", now=NOW)
+        assert [e.reason for e in query(s, action=local.MAP_ACTION)] == ["test"]
+        assert local.mapped(s, "alice") == [ADMIN]
