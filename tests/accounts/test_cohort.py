@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from enclave import journal
@@ -13,6 +14,7 @@ from enclave.accounts import lifecycle
 from enclave.accounts.authorize import permissions_of
 from enclave.accounts.cohort import parse_cohort
 from enclave.accounts.lifecycle import Allocation, NewAccount
+from enclave.accounts.models import Person
 from enclave.accounts.types import AccountKind
 from enclave.db import Database
 from enclave.errors import InputError, PermissionDenied
@@ -154,3 +156,22 @@ def test_cohort_reuses_a_returning_person_and_matches_single_onboard(db: Databas
         differing = {k for k in zed if zed[k] != single[k]}
         assert differing == {"username", "uid", "gid", "home", "workspace", "person"}, differing
         assert journal.verify(s) == 6
+
+
+def test_a_cohort_of_returning_people_alone_adds_no_person(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    # Every row's person is known (each left the project and comes back): the cohort adds accounts and no
+    # people: no INSERT of people is sent (a mutation round: an empty one became `INSERT INTO people DEFAULT
+    # VALUES`, refused as a person with no name).
+    onboard(db, spec, "gone1", kind=AccountKind.STAFF, email="one@lsst.org")
+    onboard(db, spec, "gone2", kind=AccountKind.STAFF, email="two@lsst.org")
+    with db.session() as s:
+        for name in ("gone1", "gone2"):
+            lifecycle.depart(s, ADMIN, name, reason="left", now=NOW)
+    rows = [NewAccount("back1", "One", "one@lsst.org", AccountKind.STAFF),
+            NewAccount("back2", "Two", "two@lsst.org", AccountKind.STAFF)]
+    with db.session() as s:
+        created = lifecycle.onboard_many(s, ADMIN, spec, rows, reason="they are back", now=NOW)
+        assert [(a.username, a.person.email) for a in created] == [("back1", "one@lsst.org"),
+                                                                   ("back2", "two@lsst.org")]
+        assert sorted(p.email for p in s.execute(sa.select(Person)).scalars()) == [
+            "one@lsst.org", "root@lsst.org", "two@lsst.org"]
