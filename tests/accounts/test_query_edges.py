@@ -91,3 +91,19 @@ def test_only_an_active_account_is_mapped_and_mapping_twice_changes_nothing(db: 
         assert not local.map_os_user(s, ADMIN, "alice", ADMIN, reason="again", now=NOW)
         assert [e.reason for e in query(s, action=local.MAP_ACTION)] == ["test"]
         assert local.mapped(s, "alice") == [ADMIN]
+
+
+def test_unmapping_withdraws_that_one_mapping_once(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    # local.unmap_os_user: the OS user keeps its other mappings; a mapping that is not there is no change (False)
+    # and not journaled.
+    onboard(db, spec, "staff1", kind=AccountKind.STAFF)
+    with db.session() as s:
+        for username in (ADMIN, "staff1"):
+            local.map_os_user(s, ADMIN, "alice", username, reason="test", now=NOW)
+        local.map_os_user(s, ADMIN, "bob", "staff1", reason="test", now=NOW)
+    with db.session() as s:
+        assert local.unmap_os_user(s, ADMIN, "alice", "staff1", reason="moved on")
+    with db.session() as s:
+        assert not local.unmap_os_user(s, ADMIN, "alice", "staff1", reason="again")
+        assert (local.mapped(s, "alice"), local.mapped(s, "bob")) == ([ADMIN], ["staff1"])
+        assert [e.reason for e in query(s, action=local.UNMAP_ACTION)] == ["moved on"]
