@@ -90,6 +90,13 @@ def test_hostile_csv_is_an_input_error(text: str, what: str) -> None:
         parse_cohort(text, "c.csv")
 
 
+def test_a_field_exactly_as_long_as_the_bound_is_parsed() -> None:
+    # MAX_FIELD is the longest field the parser takes: only a longer one is refused ("is longer than"). Whether
+    # such a name fits its account is onboarding's rule, not the file's.
+    [row] = parse_cohort(HEADER + "ann," + "N" * MAX_FIELD + ",ann@x.org,science,1\n", "c.csv")
+    assert row.name == "N" * MAX_FIELD
+
+
 def test_cli_import_of_binary_csv_and_non_utf8_argument(db: Database, admin: str, tmp_path: Path) -> None:
     map_me(db)  # the test's OS user acts as root in local mode, so the input itself is what gets refused
     env = {k: v for k, v in os.environ.items() if k not in ("ENCLAVE_DB", "ENCLAVE_DB_FILE")}
