@@ -67,6 +67,20 @@ def test_refused_onboarding_creates_no_directory(service: AccountService) -> Non
     assert not any(Path(service.spec.storage.home_root).iterdir())
 
 
+def test_a_home_outside_the_home_root_is_not_made(service: AccountService, admin: str) -> None:
+    """A home recorded under another root (storage.home_root changed after the account was made), or a workspace
+    recorded outside its home (seed §6: the workspace is a subdirectory of the home), is refused before anything
+    is created: provisioning must not make directories where the spec no longer puts homes."""
+    root = Path(service.spec.storage.home_root)
+    view = service.show(admin, admin)  # bootstrapped under the default spec's root, not this test's
+    assert not Path(view.home).is_relative_to(root)
+    moved_workspace = view.model_copy(update={"home": str(root / admin), "workspace": "/elsewhere/workspace"})
+    for account in (view, moved_workspace):
+        with pytest.raises(EnclaveError, match=f"{admin}'s home .* is not under {root}"):
+            homes.make_home(account, str(root))
+    assert not any(root.iterdir())
+
+
 def test_no_home_file_system_here_means_nothing_to_create(db: Database, spec: EnclaveSpec, admin: str,
                                                           tmp_path: Path) -> None:
     storage = spec.storage.model_copy(update={"home_root": str(tmp_path / "not-mounted")})
