@@ -116,6 +116,40 @@ def test_no_quota_tool_means_the_quota_is_advisory() -> None:
         HomeQuota(tool=QuotaTool.SETQUOTA)
 
 
+@pytest.mark.parametrize(("quota", "checked"), [
+    (HomeQuota(tool=QuotaTool.SETQUOTA, filesystem="/jhome"), "/jhome"),
+    (HomeQuota(tool=QuotaTool.XFS_QUOTA, filesystem="/jhome"), "/jhome"),
+    (HomeQuota(tool=QuotaTool.MMSETQUOTA, filesystem="lsstfs:jhome"), "lsstfs:jhome"),
+])
+def test_a_quota_tool_that_fails_names_its_file_system_and_the_command(service: AccountService, admin: str,
+                                                                      quota: HomeQuota, checked: str) -> None:
+    # The file system is the last argument of setquota and xfs_quota, and the first of mmsetquota (the argv of
+    # test_quota_command_per_tool): the fix names it whichever tool the spec uses.
+    account = service.show(admin, admin)
+
+    def refuse(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 1, "", "quotas are off")
+
+    with pytest.raises(EnclaveError) as err:
+        homes.set_quota(account, quota, run=refuse)
+    command = homes.quota_command(quota, account.uid, account.quota_gib)
+    assert command is not None
+    assert err.value.problem.fix == f"check that quotas are enabled on {checked}, then run: {' '.join(command)}"
+
+
+def test_the_commands_by_hand_set_the_quota_with_the_spec_tool(service: AccountService, admin: str) -> None:
+    # What the operator is told to run where homes are not mounted (services.accounts): the same directories
+    # and, when the spec names a quota tool, that tool's command last; without one, no quota step.
+    account = service.show(admin, admin)
+    quota = HomeQuota(tool=QuotaTool.SETQUOTA, filesystem="/jhome")
+    command = homes.quota_command(quota, account.uid, account.quota_gib)
+    assert command is not None
+    with_tool, without = homes.by_hand(account, quota), homes.by_hand(account)
+    assert with_tool == f"{without} && {' '.join(command)}"
+    assert without.startswith(f"mkdir -p -m 700 {account.home} {account.workspace} && ")
+    assert "setquota" not in without
+
+
 def _quota_service(db: Database, spec: EnclaveSpec, tmp_path: Path, quota: HomeQuota) -> AccountService:
     root = tmp_path / "jhome"
     root.mkdir(exist_ok=True)
