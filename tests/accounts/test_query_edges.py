@@ -29,6 +29,19 @@ def test_an_allocation_ending_at_this_very_moment_is_due(db: Database, spec: Enc
         assert lifecycle.get(s, "later").status == AccountStatus.ACTIVE
 
 
+def test_an_allocation_ending_now_is_not_given(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    # The same moment from the other side (Allocation.problems): an allocation ending at the onboarding's own
+    # moment would be due at once, so it is refused as not in the future; a second later is accepted.
+    def at_now(s: Any) -> object:
+        return lifecycle.onboard(s, ADMIN, spec, "now", name="Now", email="now@example.org",
+                                 kind=AccountKind.SCIENCE, allocation=Allocation("P-1", expires=NOW), reason="test",
+                                 now=NOW)
+
+    err = unchanged(at_now, InputError)
+    assert f"{NOW.date()} is not in the future" in str(err)
+    onboard(db, spec, "soon", allocation=Allocation("P-1", expires=NOW + timedelta(seconds=1)))
+
+
 def test_accounts_are_listed_and_counted_by_kind_and_status(db: Database, spec: EnclaveSpec, admin: str) -> None:
     # ``enclave accounts list --kind``, ``GET /accounts?kind=`` and the dashboard's counts filter in SQL
     # (storage.list_accounts, count_accounts): each filter keeps exactly the accounts that match it.
