@@ -185,10 +185,16 @@ def _one_active_per_person(account: Account, doing: str) -> None:
                        fix=f"work on {other.username!r} instead, or end it first (depart or expire)")
 
 
+def _username_form(username: str) -> list[Problem]:
+    if USERNAME.fullmatch(username):
+        return []
+    return [Problem("username", f"{username!r} is not a valid username",
+                    "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter")]
+
+
 def _check_username(session: Session, username: str) -> list[Problem]:
-    if not USERNAME.fullmatch(username):
-        return [Problem("username", f"{username!r} is not a valid username",
-                        "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter")]
+    if problems := _username_form(username):
+        return problems
     if storage.username_taken(session, username):
         return [Problem("username", f"{username!r} is taken (usernames are never reused)",
                         "choose another username")]
@@ -339,10 +345,7 @@ class NewAccount:
 
 def _static_problems(spec: EnclaveSpec, new: NewAccount, when: datetime) -> list[Problem]:
     """Everything about a new account that can be checked without the database."""
-    problems = []
-    if not USERNAME.fullmatch(new.username):
-        problems.append(Problem("username", f"{new.username!r} is not a valid username",
-                                "use 1–32 lower-case letters, digits, '-' or '_', starting with a letter"))
+    problems = _username_form(new.username)
     if not new.name.strip():
         problems.append(Problem("name", "is empty", "give the person's full name (--name)"))
     problems += _too_long("name", new.name.strip(), NAME_MAX, "shorten the name (--name)")
