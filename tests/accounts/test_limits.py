@@ -90,6 +90,17 @@ def test_uids_handed_out_stop_at_the_largest_the_rules_accept(db: Database, spec
         assert lifecycle.get(s, "u2").uid == lifecycle.UID_BASE + 5
 
 
+def test_one_onboarding_may_take_the_largest_uid_itself(db: Database, spec: EnclaveSpec, admin: str,
+                                                       unchanged: Refuse) -> None:
+    # UID_MAX is handed out; only past it does onboarding refuse (lifecycle._next_uid, as the cohort's test below
+    # for onboard_many).
+    onboard(db, spec, "near", kind=AccountKind.STAFF, uid=lifecycle.UID_MAX - 1)
+    onboard(db, spec, "last", kind=AccountKind.STAFF)
+    with db.session() as s:
+        assert lifecycle.get(s, "last").uid == lifecycle.UID_MAX
+    unchanged(_onboard(spec), Conflict)
+
+
 def test_a_cohort_fills_the_uids_up_to_the_largest_and_no_further(db: Database, spec: EnclaveSpec, admin: str,
                                                                   unchanged: Refuse) -> None:
     onboard(db, spec, "near", kind=AccountKind.STAFF, uid=lifecycle.UID_MAX - 2)
