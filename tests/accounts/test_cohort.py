@@ -74,9 +74,11 @@ def test_cohort_onboards_everyone_with_journal(db: Database, spec: EnclaveSpec, 
         assert [e.target for e in entries] == ["account/amy", "account/bob", "account/cat"]
         assert all(e.reason == "spring cohort" and e.actor == ADMIN for e in entries)
         assert entries[1].after["namespaces"] == ["firefly", "qserv"]
-        # bob's security is beyond a staff account's default (developer): a grant, journaled as one.
+        # bob's security is beyond a staff account's default (developer): a grant, journaled as one, from the
+        # default alone to both.
         grants = journal.query(s, action="roles.grant")
-        assert [(e.target, e.after) for e in grants] == [("account/bob", {"roles": ["developer", "security"]})]
+        assert [(e.target, e.before, e.after) for e in grants] == [
+            ("account/bob", {"roles": ["developer"]}, {"roles": ["developer", "security"]})]
         assert journal.verify(s) == 5
 
 
