@@ -245,7 +245,7 @@ def _check_namespaces(spec: EnclaveSpec, namespaces: Iterable[str]) -> list[Prob
     return []
 
 
-def _grant(session: Session | None, person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
+def _grant(person: Person, roles: Iterable[Role], by: str, when: datetime) -> list[str]:
     held = {g.role for g in person.roles}
     added = []
     for role in sorted(set(roles)):
@@ -255,11 +255,8 @@ def _grant(session: Session | None, person: Person, roles: Iterable[Role], by: s
     return added
 
 
-def _create(session: Session | None, spec: EnclaveSpec, person: Person, *, username: str, kind: AccountKind,
-            allocation: Allocation | None, uid: int | None, gid: int | None, when: datetime) -> Account:
-    if uid is None:
-        assert session is not None
-        uid = _next_uid(session)
+def _create(session: Session, spec: EnclaveSpec, person: Person, *, username: str, kind: AccountKind,
+            allocation: Allocation | None, uid: int, gid: int | None, when: datetime) -> Account:
     home, workspace = _home(spec, username)
     account = Account(
         person=person, username=username, uid=uid, gid=gid if gid is not None else uid, kind=kind.value,
@@ -268,8 +265,7 @@ def _create(session: Session | None, spec: EnclaveSpec, person: Person, *, usern
         allocation_quota_gib=allocation.quota_gib if allocation else None,
         allocation_expires=allocation.expires if allocation else None, created_at=when,
     )
-    if session is not None:
-        storage.add(session, account)
+    storage.add(session, account)
     return account
 
 
@@ -381,7 +377,7 @@ def _build(session: Session, spec: EnclaveSpec, person: Person, new: NewAccount,
                           allocation=new.allocation, uid=uid, gid=new.gid, when=when)
         # Assigning the collection (even empty) marks it loaded, so journaling it later needs no query.
         account.namespaces = [Membership(namespace=ns) for ns in dict.fromkeys(new.namespaces)]
-        _grant(session, person, _roles(new), actor, when)
+        _grant(person, _roles(new), actor, when)
     return account
 
 
@@ -659,7 +655,7 @@ def renew(session: Session, actor: str, username: str, allocation: Allocation, *
     account.allocation_expires = allocation.expires
     # The quota never shrinks below what the data already occupies: keep the larger of old and new.
     account.quota_gib = max(account.quota_gib, _quota(spec, allocation))
-    _grant(session, account.person, [Role.SCIENCE_USER], actor, when)
+    _grant(account.person, [Role.SCIENCE_USER], actor, when)
     session.flush()
     record(session, actor=actor, action="accounts.renew", target=_target(username), reason=why, before=before,
            after=_state(account), at=when)
@@ -693,7 +689,7 @@ def promote(session: Session, actor: str, username: str, *, reason: str, roles: 
     # promote failed as a "concurrent change" on every retry.
     for grant in [g for g in account.person.roles if g.role not in wanted]:
         account.person.roles.remove(grant)
-    _grant(session, account.person, [Role(r) for r in wanted], actor, when)
+    _grant(account.person, [Role(r) for r in wanted], actor, when)
     session.flush()
     record_many(session, [Change(actor, "accounts.promote", _target(username), why, before, _state(account), when),
                           *_grant_entries(actor, account, roles, why, when)])
@@ -730,7 +726,7 @@ def demote(session: Session, actor: str, spec: EnclaveSpec, username: str, *, ne
                   allocation=allocation, uid=uid, gid=None, when=when)
     session.flush()
     old.replaced_by = new.id
-    _grant(session, old.person, [Role.SCIENCE_USER], actor, when)
+    _grant(old.person, [Role.SCIENCE_USER], actor, when)
     session.flush()
     record(session, actor=actor, action="accounts.demote", target=_target(username), reason=why, before=before,
            after=_state(old) | {"replaced_by": new_username}, at=when)
@@ -812,7 +808,7 @@ def grant_role(session: Session, actor: str, username: str, role: Role, *, reaso
         return unchanged(session, account, f"{username} already holds {role.value}")
     when = or_now(now)
     before = _state(account)
-    _grant(session, account.person, [role], actor, when)
+    _grant(account.person, [role], actor, when)
     session.flush()
     record(session, actor=actor, action="roles.grant", target=_target(username), reason=why, before=before,
            after=_state(account), at=when)
