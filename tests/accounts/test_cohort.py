@@ -94,11 +94,26 @@ def test_one_bad_row_onboards_nobody(db: Database, spec: EnclaveSpec, admin: str
                    allocation=Allocation("P", expires=NOW.replace(year=2000))),
         NewAccount("u1", "U", "u1@uni.edu", AccountKind.SCIENCE, uid=70_000),
         NewAccount("u2", "U", "u2@uni.edu", AccountKind.SCIENCE, uid=70_000),
+        NewAccount("u3", "U", "u3@uni.edu", AccountKind.SCIENCE, uid=10_001),  # taken's (root has 10,000)
     ]
     err = unchanged(lambda s: lifecycle.onboard_many(s, ADMIN, spec, rows, reason="r", now=NOW), InputError)
     wheres = [p.where for p in err.problems]
     assert wheres == ["row 2 (taken) username", "row 3 (dup) email", "row 4 (ok1) username", "row 5 (sci) roles",
-                      "row 6 (old) allocation expiry", "row 8 (u2) uid"], wheres
+                      "row 6 (old) allocation expiry", "row 8 (u2) uid", "row 9 (u3) uid"], wheres
+    # A repeated username is a person listed twice; a repeated uid, two accounts given one.
+    fixes = {p.where: (p.what, p.fix) for p in err.problems}
+    assert fixes["row 4 (ok1) username"] == ("repeats row 1", "list each person once")
+    assert fixes["row 8 (u2) uid"] == ("repeats row 7", "give each account its own")
+    assert fixes["row 9 (u3) uid"] == ("10001 is already in use", "leave the uid out")
+
+
+def test_uids_handed_out_in_a_cohort_skip_those_its_rows_give(db: Database, spec: EnclaveSpec, admin: str) -> None:
+    # root holds 10,000, so the next free uid is 10,001; a later row asks for that one itself.
+    rows = [NewAccount("first", "F", "f@uni.edu", AccountKind.SCIENCE),
+            NewAccount("given", "G", "g@uni.edu", AccountKind.SCIENCE, uid=10_001)]
+    with db.session() as s:
+        made = lifecycle.onboard_many(s, ADMIN, spec, rows, reason="r", now=NOW)
+        assert [(a.username, a.uid) for a in made] == [("first", 10_002), ("given", 10_001)]
 
 
 def test_cohort_needs_accounts_manage(db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:

@@ -120,3 +120,18 @@ def test_unmapping_withdraws_that_one_mapping_once(db: Database, spec: EnclaveSp
         assert not local.unmap_os_user(s, ADMIN, "alice", "staff1", reason="again")
         assert (local.mapped(s, "alice"), local.mapped(s, "bob")) == ([ADMIN], ["staff1"])
         assert [e.reason for e in query(s, action=local.UNMAP_ACTION)] == ["moved on"]
+
+
+@pytest.mark.parametrize(("username", "email", "expected"), [
+    ("root", "nope", [("username", "'root' is taken (usernames are never reused)"),
+                      ("email", "'nope' is not an email address")]),
+    ("Bad Name", "x@example.org", [("username", "'Bad Name' is not a valid username")]),
+])
+def test_onboarding_reports_each_problem_once_and_all_at_once(username: str, email: str,
+                                                              expected: list[tuple[str, str]], db: Database,
+                                                              spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    # The username taken is found with the database, the email's form without it: both are said in one refusal.
+    # A username of the wrong form is said once, not again by the database check.
+    err = unchanged(lambda s: lifecycle.onboard(s, ADMIN, spec, username, name="X", email=email,
+                                                kind=AccountKind.SCIENCE, reason="test", now=NOW), InputError)
+    assert [(p.where, p.what) for p in err.problems] == expected
