@@ -92,11 +92,14 @@ class Shapes(Strict):
     either: bool | int = 0
     anything: Any = None
     flag_or_word: Literal[True, "auto"] = "auto"
+    flag_or_count: Literal[True] | int = 0
     word_or_number: float | Literal["twilight"] = 0.0
     numbers: list[int] = []
     pair: tuple[float, float] = (0.0, 0.0)
+    labelled: tuple[str, float] = ("", 0.0)
     many: tuple[float, ...] = ()
     by_name: dict[str, float] = {}
+    table_or_list: dict[str, int] | list[int] = []
     flags: list[bool] = []
     name: str = ""
 
@@ -110,6 +113,11 @@ class Shapes(Strict):
         ("pair", [1.0, False], f"{AT} [1]: write the number (false would be read as 0)"),
         ("many", [False], f"{AT} [0]: write the number (false would be read as 0)"),
         ("by_name", {"a": 1, "b": True}, f"{AT} [b]: write the number (true would be read as 1)"),
+        # Each item against its own place in a fixed tuple, every item against the one type of a variadic one,
+        # and a list against the list arm even where a dict arm comes first.
+        ("labelled", ["x", True], f"{AT} [1]: write the number (true would be read as 1)"),
+        ("many", [1.0, 2.0, True], f"{AT} [2]: write the number (true would be read as 1)"),
+        ("table_or_list", [1, True], f"{AT} [1]: write the number (true would be read as 1)"),
     ],
 )
 def test_the_rule_sees_through_optional_annotated_and_containers(field: str, value: Any, message: str) -> None:
@@ -120,8 +128,10 @@ def test_the_rule_sees_through_optional_annotated_and_containers(field: str, val
 
 
 def test_types_that_take_a_boolean_keep_taking_it() -> None:
-    shapes = Shapes.model_validate({"either": True, "anything": False, "flag_or_word": True, "flags": [True, False]})
+    shapes = Shapes.model_validate({"either": True, "anything": False, "flag_or_word": True, "flags": [True, False],
+                                    "flag_or_count": True})
     assert shapes.either is True and shapes.anything is False and shapes.flag_or_word is True
+    assert shapes.flag_or_count is True
     assert shapes.flags == [True, False]
 
 
@@ -130,3 +140,14 @@ def test_a_boolean_for_a_string_keeps_pydantic_s_own_error() -> None:
         Shapes.model_validate({"name": True})
     (error,) = info.value.errors()
     assert error["type"] == "string_type"
+
+
+@pytest.mark.parametrize(("value", "kind"), [
+    ([1.0, 2.0, True], "too_long"),  # a fixed tuple given more items than it has places
+    ({"a": True}, "tuple_type"),  # a mapping where a tuple is wanted
+])
+def test_a_value_of_the_wrong_shape_keeps_pydantic_s_own_error(value: Any, kind: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Shapes.model_validate({"pair": value})
+    (error,) = info.value.errors()
+    assert error["type"] == kind
