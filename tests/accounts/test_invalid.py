@@ -62,6 +62,8 @@ def cases(spec: EnclaveSpec) -> dict[str, tuple[Callable[[Session], Any], type[E
                                                                 reason="x"), InputError, "not a valid username"),
         "shrink quota": (lambda s: lifecycle.grow_quota(s, a, "sci", 50, reason="x"), InvalidTransition,
                          "not larger"),
+        "grow quota to its size": (lambda s: lifecycle.grow_quota(s, a, "sci", spec.storage.home_quota_gib,
+                                                                 reason="x"), InvalidTransition, "not larger"),
         "quota of expired": (lambda s: lifecycle.grow_quota(s, a, "old", 500, reason="x"), InvalidTransition,
                              "only an active"),
         "no reason": (lambda s: lifecycle.grow_quota(s, a, "sci", 500, reason=" "), InputError, "--reason"),
