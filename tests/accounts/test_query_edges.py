@@ -135,3 +135,27 @@ def test_onboarding_reports_each_problem_once_and_all_at_once(username: str, ema
     err = unchanged(lambda s: lifecycle.onboard(s, ADMIN, spec, username, name="X", email=email,
                                                 kind=AccountKind.SCIENCE, reason="test", now=NOW), InputError)
     assert [(p.where, p.what) for p in err.problems] == expected
+
+
+def test_a_quota_change_follows_the_allocation_only_where_there_is_one(db: Database, spec: EnclaveSpec,
+                                                                       admin: str) -> None:
+    # grow-quota is a larger allocation (seed §6.2): a science account's allocation quota, and its proposal when
+    # one is given, follow; a staff account has no allocation to follow. correct-quota follows an allocation
+    # only where the account has one.
+    onboard(db, spec, "funded", allocation=Allocation("P-1", quota_gib=200, expires=NOW + timedelta(days=30)))
+    onboard(db, spec, "unfunded")
+    onboard(db, spec, "staffer", kind=AccountKind.STAFF)
+    with db.session() as s:
+        lifecycle.grow_quota(s, ADMIN, "funded", 500, reason="bigger", proposal_id="P-2", now=NOW)
+        lifecycle.grow_quota(s, ADMIN, "staffer", 500, reason="bigger", proposal_id="P-3", now=NOW)
+    with db.session() as s:
+        funded, staffer = lifecycle.get(s, "funded"), lifecycle.get(s, "staffer")
+        assert (funded.quota_gib, funded.allocation_quota_gib, funded.allocation_id) == (500, 500, "P-2")
+        assert (staffer.quota_gib, staffer.allocation_quota_gib, staffer.allocation_id) == (500, None, None)
+    with db.session() as s:
+        for username in ("funded", "unfunded", "staffer"):
+            lifecycle.correct_quota(s, ADMIN, username, 300, reason="mistaken", now=NOW)
+    with db.session() as s:
+        got = {u: (a.quota_gib, a.allocation_quota_gib)
+               for u, a in ((u, lifecycle.get(s, u)) for u in ("funded", "unfunded", "staffer"))}
+        assert got == {"funded": (300, 300), "unfunded": (300, None), "staffer": (300, None)}
