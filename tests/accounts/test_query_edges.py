@@ -12,7 +12,7 @@ from enclave.accounts import lifecycle, local, storage
 from enclave.accounts.lifecycle import Allocation
 from enclave.accounts.types import AccountKind, AccountStatus
 from enclave.db import Database
-from enclave.errors import InputError, InvalidTransition
+from enclave.errors import Conflict, InputError, InvalidTransition
 from enclave.journal import query
 from enclave.spec.models import EnclaveSpec
 from tests.accounts.conftest import ADMIN, NOW, onboard
@@ -159,3 +159,18 @@ def test_a_quota_change_follows_the_allocation_only_where_there_is_one(db: Datab
         got = {u: (a.quota_gib, a.allocation_quota_gib)
                for u, a in ((u, lifecycle.get(s, u)) for u in ("funded", "unfunded", "staffer"))}
         assert got == {"funded": (300, 300), "unfunded": (300, None), "staffer": (300, None)}
+
+
+def test_joining_a_namespace_is_refused_for_one_not_in_the_spec_a_departed_account_or_twice(
+        db: Database, spec: EnclaveSpec, admin: str, unchanged: Any) -> None:
+    onboard(db, spec, "dev", kind=AccountKind.STAFF, namespaces=["firefly"])
+    onboard(db, spec, "left", kind=AccountKind.STAFF)
+    with db.session() as s:
+        lifecycle.depart(s, ADMIN, "left", reason="left the project", now=NOW)
+
+    def join(username: str, namespace: str) -> Any:
+        return lambda s: lifecycle.join_namespace(s, ADMIN, spec, username, namespace, reason="test", now=NOW)
+
+    assert "not an application namespace" in str(unchanged(join("dev", "nope"), InputError))
+    assert "only active accounts join namespaces" in str(unchanged(join("left", "qserv"), InvalidTransition))
+    assert "'dev' already belongs to firefly" in str(unchanged(join("dev", "firefly"), Conflict))
