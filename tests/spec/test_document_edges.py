@@ -10,6 +10,7 @@ import pytest
 
 from enclave.errors import InputError
 from enclave.spec.document import parse_all, read_text
+from tests.spec.test_spec import base, problems
 
 
 def _problems(text: str) -> list[tuple[str, str, str]]:
@@ -41,3 +42,18 @@ def test_a_file_that_cannot_be_read_is_named_by_its_path_or_the_name_given(tmp_p
             read_text(missing, source)
         assert [(p.where, p.what) for p in info.value.problems] == [
             (where, "cannot read: No such file or directory")]
+
+
+def test_a_value_of_the_wrong_type_is_told_the_type_it_was() -> None:
+    # Pydantic's error types ending in "_type" (string_type, int_type, ...) carry the input; the fix names its
+    # Python type. A string that does not parse as a number is int_parsing: pydantic's message says it all.
+    data = base()
+    data["cluster"]["network_overlay"] = [1]
+    [problem] = problems(data)  # pydantic's messages for string_type and int_parsing (pydantic-core errors)
+    assert problem.endswith(": cluster.network_overlay: Input should be a valid string — fix: give a value of the "
+                            "right type (got list)")
+    data = base()
+    data["cluster"]["node_groups"][1]["count"] = "two"
+    [problem] = problems(data)
+    assert problem.endswith(": cluster.node_groups[1].count: Input should be a valid integer, unable to parse "
+                            "string as an integer")
