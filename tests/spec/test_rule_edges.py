@@ -2,7 +2,8 @@
 (one-line bugs in spec/checks.py, models.py and document.py, run against tests/spec) found these bugs passing:
 a bound equal to its other bound refused, a control-plane group of no node counted as a control plane, a size out
 of its memory bounds on one side only accepted, a worker-only rule applied to every group, a second YAML
-document read, a quota tool with nowhere to set quotas accepted."""
+document read, a quota tool with nowhere to set quotas accepted. Stop 59 ran the round's rest against the model's
+own rules: an API version compared, a grace, the pre-warmed pool, node names by role (the last four tests)."""
 
 from __future__ import annotations
 
