@@ -350,3 +350,54 @@ def test_an_edited_record_is_read_as_far_as_it_goes() -> None:
         "acquireTime": "yesterday"})
     assert a.held()  # api-x holds nothing a lease of no length keeps
     assert _record(server)["holderIdentity"] == "api-a"
+
+
+def test_a_leader_whose_reads_get_no_answer_stops_leading_until_they_do(server: ApiServer) -> None:
+    """No answer to the read (the API server unreachable from this replica): it cannot know it still holds the lock,
+    so it does not lead — client-go's tryAcquireOrRenew returns false on a failed Get — and the others take over once
+    the lease expires. When answers come again it renews what it still holds."""
+    now = [1_800_000_000.0]
+    a = _lock(server, "api-a", now)
+    assert a.held()
+    server.unanswered = True
+    now[0] += 10
+    assert not a.held()
+    server.unanswered = False
+    assert a.held() and _record(server)["holderIdentity"] == "api-a"
+
+
+def test_a_holder_renewing_keeps_its_acquire_time_and_transitions(server: ApiServer) -> None:
+    """client-go's tryAcquireOrRenew: the holder's own renewal keeps acquireTime and the transitions and moves
+    renewTime; only a new holder changes them (the takeover test above counts the transition)."""
+    now = [1_800_000_000.0]
+    a = _lock(server, "api-a", now)
+    assert a.held()
+    first = _record(server)
+    now[0] += 20
+    assert a.held()
+    renewed = _record(server)
+    transitions = "leaseTransitions" if server.served >= LEASE_API_SINCE else "leaderTransitions"
+    assert (renewed["acquireTime"], renewed[transitions]) == (first["acquireTime"], 0)
+    assert renewed["renewTime"] != first["renewTime"]
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_renewal_the_server_cannot_take_now_keeps_what_is_held(status: int) -> None:
+    """A 5xx, or 429 Too Many Requests, is the server unable to take the write now, not a refusal: as with no answer
+    (the test above), the leader does not lead this once, gives nothing up and raises nothing; the next call renews.
+    """
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    leader = _replica(server, "api-a", now, lease_api=True)
+    assert leader.held()
+    now[0] += 10
+    replace = leader.stores[1].replace
+
+    def busy(record: object, version: str) -> str:
+        raise k8s.ApiException(status=status, reason="injected")
+
+    leader.stores[1].replace = busy  # type: ignore[method-assign]
+    assert not leader.held()
+    assert _in_configmap(server)["holderIdentity"] == "api-a"
+    leader.stores[1].replace = replace  # type: ignore[method-assign]
+    assert leader.held()
