@@ -401,3 +401,38 @@ def test_a_renewal_the_server_cannot_take_now_keeps_what_is_held(status: int) ->
     assert _in_configmap(server)["holderIdentity"] == "api-a"
     leader.stores[1].replace = replace  # type: ignore[method-assign]
     assert leader.held()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_lock_the_api_refuses_this_replica_is_an_error_naming_the_rbac(server: ApiServer, status: int) -> None:
+    """Unauthorized or Forbidden: no call will ever hold the lock, so standing by would wait for ever; the error
+    names the RBAC that grants it."""
+    server.fail_with = status
+    with pytest.raises(ExternalError, match=f"is refused \\({status}\\)") as err:
+        _lock(server, "api-a", [1_800_000_000.0]).held()
+    assert "apply the RBAC of `enclave render deploy`" in err.value.problem.fix
+
+
+def test_a_read_refused_for_another_reason_is_not_leading(server: ApiServer) -> None:
+    """Any other refusal of the read (400 here): the replica cannot know who holds the lock, so it does not lead."""
+    a = _lock(server, "api-a", [1_800_000_000.0])
+    server.fail_with = 400
+    assert not a.held()
+    server.fail_with = None
+    assert a.held()
+
+
+def test_a_record_refused_as_invalid_names_the_object_to_delete() -> None:
+    """422 Unprocessable (an immutable ConfigMap of the lock's name): no replica could ever write the record."""
+    server = ApiServer("1.25.0", served="1.25.0")
+    now = [1_800_000_000.0]
+    leader = _replica(server, "api-a", now, lease_api=True)
+    assert leader.held()
+
+    def invalid(record: object, version: str) -> str:
+        raise k8s.ApiException(status=422, reason="Unprocessable Entity")
+
+    leader.stores[0].replace = invalid  # type: ignore[method-assign]
+    with pytest.raises(ExternalError, match=f"{NS}/enclave-broker refused the leader's record") as err:
+        leader.held()
+    assert err.value.problem.fix.startswith(f"delete the ConfigMap or Lease {NS}/enclave-broker that refused it")
