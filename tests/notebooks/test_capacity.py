@@ -32,6 +32,11 @@ def test_mix_packs_by_requests(ldf: EnclaveSpec) -> None:
     assert plan(ldf, mix).mix.users == users
 
 
+def test_a_size_given_no_share_is_left_out_of_the_mix(ldf: EnclaveSpec) -> None:
+    # "large=0" names a size nobody uses: the mix holds only the sizes that have users.
+    assert parse_mix("small=1,medium=1,large=0", ldf) == pytest.approx({"small": 0.5, "medium": 0.5})
+
+
 def test_packing_is_by_node_not_by_total() -> None:
     # Two nodes of 2 cores: three 1.5-core pods fit by total (4.5 ≤ 4 is false anyway), two by nodes.
     nodes = [(2.0, 8192.0), (2.0, 8192.0)]
