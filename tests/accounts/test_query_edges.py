@@ -1,5 +1,7 @@
-"""The accounts' queries and local mode's OS-user names at their edges. Each test here failed a one-line bug that
-every other test passed (a mutation round over ``accounts/storage.py`` and ``accounts/local.py``)."""
+"""The accounts' rules at their edges: an allocation's last moment, the queries' filters, local mode's OS-user names
+and mappings, a quota following its allocation, joining a namespace, onboarding's problems said once. Each test here
+failed a one-line bug that every other test passed (a mutation round over ``accounts/lifecycle.py``, ``storage.py``
+and ``local.py``, stop 59; docs/accounts.md, "The lifecycle at its edges")."""
 
 from __future__ import annotations
 
