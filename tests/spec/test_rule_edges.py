@@ -16,8 +16,9 @@ from enclave.spec.models import EnclaveSpec, NodeRole
 from tests.spec.test_spec import base, problems
 
 
-def ok(data: dict) -> None:
-    parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
+def ok(data: dict) -> EnclaveSpec:
+    """The spec ``data`` describes, which must be accepted."""
+    return parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
 
 
 def control_plane(data: dict) -> dict:
@@ -83,16 +84,12 @@ def test_a_quota_tool_needs_the_file_system_it_sets_quotas_on(tool: str) -> None
     ok(data)
 
 
-def _spec(data: dict) -> EnclaveSpec:
-    return parse(yaml.safe_dump(data, sort_keys=False), "ok.yaml")
-
-
 def test_a_cluster_serves_an_api_from_its_own_minor_version_on() -> None:
     # Cluster.serves(major, minor): "major.minor or later", the patch release aside (policy/v1 Eviction from
     # 1.22, PodDisruptionBudget from 1.21: kube.py and deploy.py ask exactly that).
     data = base()
     data["cluster"]["kubernetes_version"] = "v1.22.17"
-    cluster = _spec(data).cluster
+    cluster = ok(data).cluster
     assert cluster.serves(1, 22) and cluster.serves(1, 21) and not cluster.serves(1, 23)
 
 
@@ -100,7 +97,7 @@ def test_only_a_vacating_pool_has_a_grace_before_eviction() -> None:
     data = base()
     data["pools"]["drp"] |= {"take_away": "vacate", "grace_seconds": 900}
     data["pools"]["user"] |= {"take_away": "drain", "grace_seconds": 900}
-    pools = _spec(data).pools
+    pools = ok(data).pools
     assert (pools["drp"].vacate_grace, pools["user"].vacate_grace) == (900, None)
 
 
@@ -108,19 +105,19 @@ def test_the_prewarmed_pool_is_the_named_one_else_the_first_latency_pool_else_no
     # EnclaveSpec.prewarmed_pool: broker.prewarm_pool when given; else the highest-priority pool with a latency
     # objective (the minimal example's: prompt alone); else no pool is pre-warmed.
     data = base()
-    assert _spec(data).prewarmed_pool() == "prompt"
+    assert ok(data).prewarmed_pool() == "prompt"
     data["pools"]["user"]["latency_objective"] = {"seconds": 600, "fraction": 0.9}
-    assert _spec(data).prewarmed_pool() == "prompt"  # priority 100 over 30
+    assert ok(data).prewarmed_pool() == "prompt"  # priority 100 over 30
     data["pools"]["user"]["priority"] = 200
-    assert _spec(data).prewarmed_pool() == "user"
+    assert ok(data).prewarmed_pool() == "user"
     data["broker"] = {"prewarm_pool": "drp"}
-    assert _spec(data).prewarmed_pool() == "drp"
+    assert ok(data).prewarmed_pool() == "drp"
     data = base()
     del data["pools"]["prompt"]["latency_objective"]
-    assert _spec(data).prewarmed_pool() is None
+    assert ok(data).prewarmed_pool() is None
 
 
 def test_node_names_of_one_role_or_of_all() -> None:
-    spec = _spec(base())  # master ×1 (control plane), worker ×2, batch ×2 (batch-only)
+    spec = ok(base())  # master ×1 (control plane), worker ×2, batch ×2 (batch-only)
     assert spec.node_names(NodeRole.WORKER) == ["worker-001", "worker-002"]
     assert spec.node_names() == ["master-001", "worker-001", "worker-002", "batch-001", "batch-002"]
