@@ -80,6 +80,11 @@ def made_by(account: AccountLike) -> None:
             os.chown(os.path.join(directory, name), account.uid, account.gid, follow_symlinks=False)
 
 
+def with_notebooks(spec: EnclaveSpec, **update: object) -> EnclaveSpec:
+    """``spec`` with its ``notebooks`` section's fields replaced by ``update`` (not validated again)."""
+    return spec.model_copy(update={"notebooks": spec.notebooks.model_copy(update=update)})
+
+
 def make_account(jhome: Path, username: str, uid: int, **kw: object) -> FakeAccount:
     home = jhome / username
     account = FakeAccount(username=username, uid=uid, gid=uid, home_path=str(home),

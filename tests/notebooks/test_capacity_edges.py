@@ -10,11 +10,11 @@ from enclave.errors import InputError
 from enclave.notebooks.capacity import parse_mix, plan
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeGroup, NodeRole, NotebookSize
+from tests.notebooks.conftest import with_notebooks
 
 
 def _images(spec: EnclaveSpec, n: int) -> EnclaveSpec:
-    images = [f"registry.lsst.local/lab:{i}" for i in range(n)]
-    return spec.model_copy(update={"notebooks": spec.notebooks.model_copy(update={"images": images})})
+    return with_notebooks(spec, images=[f"registry.lsst.local/lab:{i}" for i in range(n)])
 
 
 def _workers(spec: EnclaveSpec, *groups: NodeGroup) -> EnclaveSpec:
@@ -23,8 +23,7 @@ def _workers(spec: EnclaveSpec, *groups: NodeGroup) -> EnclaveSpec:
 
 
 def _sizes(spec: EnclaveSpec, **sizes: NotebookSize) -> EnclaveSpec:
-    every = {**spec.notebooks.sizes, **sizes}
-    return spec.model_copy(update={"notebooks": spec.notebooks.model_copy(update={"sizes": every})})
+    return with_notebooks(spec, sizes={**spec.notebooks.sizes, **sizes})
 
 
 def test_as_many_images_as_the_caches_hold_all_fit(ldf: EnclaveSpec) -> None:

@@ -12,7 +12,7 @@ from enclave.errors import InputError, PermissionDenied
 from enclave.notebooks.options import Choice, options_for, spec_vetter, validate
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NotebookSize
-from tests.notebooks.conftest import NOW, FakeAccount, make_account
+from tests.notebooks.conftest import NOW, FakeAccount, make_account, with_notebooks
 
 
 @pytest.fixture()
@@ -20,12 +20,8 @@ def alice(tmp_path: Path) -> FakeAccount:
     return make_account(tmp_path, "alice", 1001)
 
 
-def _notebooks(spec: EnclaveSpec, **update: object) -> EnclaveSpec:
-    return spec.model_copy(update={"notebooks": spec.notebooks.model_copy(update=update)})
-
-
 def _bounds(spec: EnclaveSpec, **update: object) -> EnclaveSpec:
-    return _notebooks(spec, bounds=spec.notebooks.bounds.model_copy(update=update))
+    return with_notebooks(spec, bounds=spec.notebooks.bounds.model_copy(update=update))
 
 
 def test_a_choice_exactly_at_the_bounds_is_taken(ldf: EnclaveSpec, alice: FakeAccount) -> None:
@@ -42,7 +38,7 @@ def test_a_choice_of_nothing_is_no_size(ldf: EnclaveSpec, alice: FakeAccount, ch
 
 
 def test_without_vetting_any_listed_image_is_acceptable(ldf: EnclaveSpec) -> None:
-    spec = _notebooks(ldf, images=[*ldf.notebooks.images, "docker.io/x/y:1"])
+    spec = with_notebooks(ldf, images=[*ldf.notebooks.images, "docker.io/x/y:1"])
     spec = spec.model_copy(update={"registry": spec.registry.model_copy(update={"vetting_required": False})})
     vetted = spec_vetter(spec)
     assert vetted("docker.io/x/y:1") and not vetted("docker.io/x/z:1")  # listed, whatever its registry; unlisted
@@ -50,7 +46,7 @@ def test_without_vetting_any_listed_image_is_acceptable(ldf: EnclaveSpec) -> Non
 
 def test_a_size_over_the_memory_bound_alone_is_not_offered(ldf: EnclaveSpec, alice: FakeAccount) -> None:
     wide = NotebookSize(cpu_request=1, cpu_limit=1, memory_request_mib=4096, memory_limit_mib=16384)
-    opts = options_for(_notebooks(ldf, sizes={**ldf.notebooks.sizes, "wide": wide}), alice, now=NOW)
+    opts = options_for(with_notebooks(ldf, sizes={**ldf.notebooks.sizes, "wide": wide}), alice, now=NOW)
     assert [s.name for s in opts.sizes] == ["small", "medium", "large"]
 
 
