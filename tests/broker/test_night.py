@@ -10,8 +10,8 @@ import pytest
 from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
-from enclave.broker.night import Night, night_at
 from enclave.domain.capacity import DeployPods, Observed, PoolDemand, Relabel
+from enclave.domain.night import Night, night_at
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec

@@ -188,7 +188,7 @@ def test_after_the_prewarm_only_pods_that_run_cover_the_need() -> None:
     rather than waiting for a pod to start. Prompt needs 48 and borrows three 8-core pods on an empty worker, one
     ready and two still starting: they cover 8, not 24. (A mutant counting the starting pods passed every test in
     tests/broker, 2026-12-04.)"""
-    from enclave.broker.night import Night
+    from enclave.domain.night import Night
 
     pods = [_pod("p1", "w1", "prompt"), replace(_pod("p2", "w1", "prompt"), ready=False),
             replace(_pod("p3", "w1", "prompt"), ready=False)]

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from enclave.broker.decide import plan
 from enclave.broker.layout import initial_state
-from enclave.broker.night import night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
 from enclave.domain.capacity import Observed, PoolDemand
+from enclave.domain.night import night_at
 from enclave.domain.schedule import TAI_MINUS_UTC_S, ObservingSchedule, Visit, parse
 from enclave.errors import InputError
 from enclave.spec import EnclaveSpec

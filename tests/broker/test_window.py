@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from enclave.broker.decide import current_night, pool_figure
-from enclave.broker.night import Night
 from enclave.broker.window import NeedWindow, learned_need
 from enclave.domain.capacity import Observed, PoolDemand
+from enclave.domain.night import Night
 from enclave.spec import EnclaveSpec
 from tests.broker.conftest import NOW, make_spec
 

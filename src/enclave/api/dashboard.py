@@ -24,9 +24,9 @@ from enclave.accounts.types import AccountStatus
 from enclave.api.auth import COOKIE, Principal, verify_token
 from enclave.api.service import Service, get_service
 from enclave.api.snapshot import PoolView
-from enclave.broker.night import night_at
 from enclave.charts import Span, heatmap, line_chart
 from enclave.clock import utcnow
+from enclave.domain.night import night_at
 from enclave.errors import EnclaveError, Unauthenticated
 from enclave.spec.models import EnclaveSpec
 from enclave.spec.summary import notebook_users, pool_capacity
@@ -96,7 +96,7 @@ def clock_name(service: Service) -> str:
 
 def nights(spec: EnclaveSpec, t0: float, t1: float) -> list[Span]:
     """Observing nights overlapping [t0, t1] at the spec's site (sun below the broker's twilight altitude,
-    broker/night.py); none without a site."""
+    domain/night.py); none without a site."""
     site = spec.cluster.site
     out: list[Span] = []
     t = t0 - 86400.0  # the night in progress at t0 started up to a day before

@@ -47,7 +47,6 @@ from typing import Any, Protocol, TypeVar
 from enclave.broker import victims
 from enclave.broker.census import Census, Holding, up_startds
 from enclave.broker.naming import pod_names
-from enclave.broker.night import Night, night_at
 from enclave.broker.schedule import Timing, prewarm_from_schedule
 from enclave.clock import stamp
 from enclave.domain.capacity import (
@@ -67,6 +66,7 @@ from enclave.domain.capacity import (
     StartHTCondor,
 )
 from enclave.domain.capacity import Startd as StartdT
+from enclave.domain.night import Night, night_at
 from enclave.errors import Problem, SpecError
 from enclave.spec.models import EnclaveSpec, LendMode, NodeRole, Reclaim, Surplus
 

@@ -1,7 +1,7 @@
 """Pre-warm from an observing schedule: when the pre-warmed pool needs its night capacity, visit by visit.
 
 Pure: a schedule (``enclave.domain.schedule``), the spec and a time in; ``True`` (pre-warm), ``False`` (release)
-or ``None`` (the schedule does not speak for this time: the twilight rule of ``enclave.broker.night`` decides).
+or ``None`` (the schedule does not speak for this time: the twilight rule of ``enclave.domain.night`` decides).
 
 The timing (``Timing.of``):
 
