@@ -11,7 +11,7 @@ from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
 from enclave.domain.capacity import DeployPods, Observed, PoolDemand, Relabel
-from enclave.domain.night import Night, night_at
+from enclave.domain.night import Night, day_band, local_day_second, night_at
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec
@@ -279,3 +279,30 @@ def test_the_plan_names_the_night_in_iso_8601_utc(spec: EnclaveSpec) -> None:
     end = datetime.fromtimestamp(n.end, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert note.startswith(f"night {start} – {end} ")
     assert f"{n.start:.0f}" not in note
+
+
+def test_the_day_band_is_day_on_every_day_of_the_year() -> None:
+    """``day_band``: the hours of local mean time in which no night of the year falls, the test a startd's clock
+    can make (pools.<name>.day_claim_worklife). Checked against ``night_at``, which finds each night's twilights
+    by refining the crossing (not the band's all-days grid): a night a fortnight apart across 2026 ends before
+    the band starts and starts after it ends, and the band reaches within 15 minutes of the latest morning and
+    the earliest evening among them (the band's grid is 5 minutes, narrowed by one step at each end)."""
+    band = day_band(PACHON)
+    assert band is not None
+    start, end = band
+    nights = [night_at(PACHON, ts(2026, 1, 1, 18) + d * 86_400.0) for d in range(0, 366, 14)]
+    mornings = [local_day_second(PACHON, n.end) for n in nights if n is not None]
+    evenings = [local_day_second(PACHON, n.start) for n in nights if n is not None]
+    assert len(mornings) == len(evenings) == 27
+    assert max(mornings) <= start <= max(mornings) + 900
+    assert min(evenings) - 900 <= end <= min(evenings)
+    # USDF's night summary for 2026-04-13 (above) puts evening twilight at 18:34 local mean time (23:17Z at
+    # 70.75° W) and morning twilight at 05:26 (10:09Z): that night lies outside the band.
+    assert local_day_second(PACHON, ts(2026, 4, 14, 10, 9)) < start < end < local_day_second(PACHON,
+                                                                                             ts(2026, 4, 13, 23, 17))
+
+
+def test_no_day_band_where_a_polar_night_has_no_day() -> None:
+    # At 80° N the sun stays below −12° through the winter solstice: no hour is day all year.
+    assert day_band(Site(latitude_deg=80.0, longitude_deg=0.0)) is None
+    assert day_band(Site(latitude_deg=0.0, longitude_deg=0.0)) is not None

@@ -240,6 +240,29 @@ def test_a_pools_own_worklife_decides_reuse_on_its_slots(minimal: EnclaveSpec, w
     assert sim.reuses == int(reused)
 
 
+@pytest.mark.parametrize(("switch", "reused"), [(120, False), (240, True)])
+def test_a_worklife_by_the_clock_is_read_when_the_job_ends(minimal: EnclaveSpec, switch: int, reused: bool) -> None:
+    """A pool's CLAIM_WORKLIFE by day (pools.<name>.day_claim_worklife) is an expression of the startd's clock,
+    evaluated when a job ends on the claim (Resource.cpp ``claimWorklifeExpired``). The scenario starts at
+    start_epoch; the expression gives 1200 s until ``switch`` s later and 100 s after: the 103 s old claim at
+    166.5 is released once the switch is past (120) and kept before it (240)."""
+    epoch = 1_782_043_200  # the scenario's default start_epoch
+    clock = f'"ifThenElse(time() < {epoch + switch}, 1200, 100)"'
+    sim = _sim(minimal, claim_worklife_s=100, pool_claim_worklife_by_clock=f"{{drp: {clock}}}")
+    _submit(sim, 30.0, 9)
+    first = 60 + BUSY_CYCLE + S
+    ninth = first + R + S if reused else 180 + BUSY_CYCLE + S
+    assert _waits(sim) == [pytest.approx(first - 30)] * 8 + [pytest.approx(ninth - 30)]
+    assert sim.reuses == int(reused)
+
+
+def test_a_worklife_by_the_clock_that_is_no_worklife_is_an_error(minimal: EnclaveSpec) -> None:
+    with pytest.raises(InputError, match="pool_claim_worklife_by_clock"):
+        _sim(minimal, pool_claim_worklife_by_clock='{drp: "ifThenElse(time() % 86400 < 3600, -2, 100)"}')
+    with pytest.raises(InputError, match="no ClassAd expression"):
+        _sim(minimal, pool_claim_worklife_by_clock='{drp: "ifThenElse("}')
+
+
 TWO_TASKS = BASE.replace("mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]",
                          "mix: [{name: big, weight: 1, memory_gib: 16, runtime: {dist: fixed, mean: 100}},"
                          " {name: small, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]")

@@ -34,6 +34,7 @@ from pathlib import Path
 from classad2 import ExprTree
 
 from enclave.batch import idtoken, policy
+from enclave.domain.night import day_band
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
 from enclave.outdir import output_dir
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
@@ -358,13 +359,57 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     relabel sets the pool knob and reconfigs, and the startd reads CLAIM_WORKLIFE again as it does START. The
     startd checks it each time a job ends on a claim (Resource.cpp ``claimWorklifeExpired``: claim age against
     the slot ad's CLAIM_WORKLIFE, -1 never)."""
-    if all(p.claim_worklife is None for p in spec.pools.values()):
+    if all(p.claim_worklife is None and p.day_claim_worklife is None for p in spec.pools.values()):
         return []
     lines = ["# CLAIM_WORKLIFE per pool (pools.<name>.claim_worklife), by the pool this startd serves now.",
              f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
-    lines += [f"{WORKLIFE_KNOB}_{name} = {f'$({WORKLIFE_KNOB})' if p.claim_worklife is None else p.claim_worklife}"
-              for name, p in spec.pools.items()]
+    if any(p.day_claim_worklife is not None for p in spec.pools.values()):
+        lines += ["# The hours of local mean time that are day all year at the site (pools.<name>.day_claim_worklife).",
+                  f"{DAYTIME_KNOB} = {daytime(spec)}"]
+    lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})')}" for name in spec.pools]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
+
+
+DAYTIME_KNOB = "ENCLAVE_DAYTIME"
+
+
+def daytime(spec: EnclaveSpec) -> str:
+    """True in the hours that are day on every day of the year at the site (``night.day_band``) and before the
+    pre-warm's lead (broker.prewarm_lead_seconds: from then the broker readies prompt's capacity, and the claims
+    of the night's overflow must be ending), by the startd's own clock: ``time()`` is seconds since the epoch in
+    the ClassAd language (HTCondor manual, ClassAd functions), and CLAIM_WORKLIFE is an expression the startd
+    evaluates against the slot ad each time a job ends (startd configuration, CLAIM_WORKLIFE: "This expression
+    specifies…"; ResMgr.cpp inserts it with ``configInsert``, which assigns it as an expression, htcondor
+    7491a14)."""
+    site = spec.cluster.site
+    band = None if site is None else day_band(site, spec.broker.twilight_altitude_deg)
+    end = None if band is None else band[1] - round(spec.broker.prewarm_lead_seconds)
+    if site is None or band is None or end is None or end <= band[0]:
+        pools = [name for name, p in spec.pools.items() if p.day_claim_worklife is not None]
+        raise InputError([Problem(f"pools.{name}.day_claim_worklife", "no hours are day on every day of the year "
+                                  "at cluster.site before the pre-warm's lead, so a startd cannot tell the day by "
+                                  "its clock", "remove day_claim_worklife, or shorten broker.prewarm_lead_seconds")
+                          for name in pools])
+    offset = round(site.longitude_deg / 360.0 * 86_400)
+    clock = f"(time() {'+' if offset >= 0 else '-'} {abs(offset)}) % 86400"
+    return f"({clock} >= {band[0]} && {clock} < {end})"
+
+
+def _pool_worklife(spec: EnclaveSpec, pool: str, day: str) -> str:
+    """What ``<knob>_<pool>`` holds: the pool's worklife, or by day (``day``, the daytime test) its worklife by
+    day and the rest of the time its own."""
+    conf = spec.pools[pool]
+    own = f"$({WORKLIFE_KNOB})" if conf.claim_worklife is None else str(conf.claim_worklife)
+    if conf.day_claim_worklife is None:
+        return own
+    return f"ifThenElse({day}, {conf.day_claim_worklife}, {claim_worklife(spec, pool)})"
+
+
+def worklife_read(spec: EnclaveSpec, pool: str | None) -> str:
+    """CLAIM_WORKLIFE as HTCondor reads it (its macros expanded) on a startd serving ``pool``."""
+    if pool in spec.pools and spec.pools[pool].day_claim_worklife is not None:
+        return _pool_worklife(spec, pool, daytime(spec))
+    return str(claim_worklife(spec, pool))
 
 
 def memory_per_core_mib(spec: EnclaveSpec) -> int:
@@ -871,10 +916,24 @@ def _verify_worklives(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Ma
                 reads[name] = read_back(path, ["CLAIM_WORKLIFE"], subsystem=rendered.subsystem,
                                         env={**env, f"_CONDOR_{POOL_KNOB}": name})["CLAIM_WORKLIFE"]
     for pool, value in reads.items():
-        if value != str(worklife := claim_worklife(spec, pool)):
+        if pool in spec.pools and spec.pools[pool].day_claim_worklife is not None:
+            value = _day_worklife_read(spec, rendered, path, env, pool, value)
+        if value != (worklife := worklife_read(spec, pool)):
             raise IntegrityError(f"HTCondor reads CLAIM_WORKLIFE {value} from {path} for a startd serving pool "
                                  f"{pool}, not the {worklife} the spec gives that pool", where=str(path),
                                  fix="render again; do not edit the file by hand")
+
+
+def _day_worklife_read(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Mapping[str, str], pool: str,
+                       evaluated: str | None) -> str:
+    """A worklife by day is an expression, which the bindings evaluate as they read an int knob (to the worklife
+    by day or by night, whichever holds now); the text the startd evaluates is the pool knob's, which they read
+    as written."""
+    conf = spec.pools[pool]
+    if evaluated not in (str(conf.day_claim_worklife), str(claim_worklife(spec, pool))):
+        return f"{evaluated} now, neither its worklife by day nor by night"
+    knob = f"{WORKLIFE_KNOB}_{pool}"
+    return str(read_back(path, [knob], subsystem=rendered.subsystem, env=env)[knob])
 
 
 def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:

@@ -108,3 +108,43 @@ def night_at(site: Site, t: float, altitude_deg: float = -12.0) -> Night | None:
         if t < n.end:
             return n
     return None
+
+
+_BAND_STEP = 300
+"""The day band's grid, seconds of local time; the band is narrowed by one step at each end (``day_band``)."""
+_BAND_DAYS = 53
+"""Days sampled across a year, a week apart: twilight's local time changes by minutes a week, least near its
+extremes (the solstices), so the week between samples moves an edge by less than the one step it is narrowed by."""
+_BAND_YEAR = 1_767_225_600.0
+"""2026-01-01 00:00 UTC: any year gives the same band to well under a step."""
+
+
+def local_day_second(site: Site, t: float) -> float:
+    """Seconds since local mean midnight at the site's longitude (15° an hour east of Greenwich)."""
+    return (t + site.longitude_deg / 360.0 * _DAY) % _DAY
+
+
+@lru_cache(maxsize=16)
+def _band(key: tuple[float, float, float], altitude_deg: float) -> tuple[int, int] | None:
+    site = Site(latitude_deg=key[0], longitude_deg=key[1], elevation_m=key[2])
+    offset = site.longitude_deg / 360.0 * _DAY
+    seconds = np.arange(0, int(_DAY), _BAND_STEP)
+    days = _BAND_YEAR + np.arange(_BAND_DAYS)[:, None] * 7 * _DAY
+    above = sun_altitude_deg(site, (days + seconds[None, :] - offset).ravel()).reshape(days.shape[0], -1)
+    day = np.all(above > altitude_deg, axis=0)
+    noon = len(seconds) // 2
+    if not day[noon]:
+        return None
+    start = noon - int(np.argmin(day[noon::-1])) + 1 if not day.all() else 0
+    end = noon + int(np.argmin(day[noon:])) if not day.all() else len(seconds)
+    # One step in at each end: between two grid points the sun may cross the altitude on some day.
+    start, end = start + 1, end - 1
+    return (int(seconds[start]), int(seconds[end - 1]) + _BAND_STEP) if start < end else None
+
+
+def day_band(site: Site, altitude_deg: float = -12.0) -> tuple[int, int] | None:
+    """The hours that are day on every day of the year at the site: ``[start, end)`` in seconds of local mean
+    time (``local_day_second``), the sun above ``altitude_deg`` throughout, around local noon; None where some
+    day of the year has no such hours around noon (a polar night). A rule a startd can evaluate with its clock
+    alone (``time()``), which no night of the year reaches into."""
+    return _band(_key(site), altitude_deg)

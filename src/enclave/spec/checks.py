@@ -88,6 +88,9 @@ def _pools(spec: EnclaveSpec) -> Iterator[Finding]:
             yield (("pools", name), f"pool name '{name}' has a '-', which HTCondor refuses in the config macros "
                    "named after each pool (ENCLAVE_GRACE_<pool>)",
                    f"name the pool with lowercase letters and digits only, e.g. '{name.replace('-', '')}'")
+        if pool.day_claim_worklife is not None and spec.cluster.site is None:
+            yield (("pools", name, "day_claim_worklife"), "a worklife by day needs the site, whose twilight tells "
+                   "the day from the night", "set cluster.site, or remove day_claim_worklife")
         if pool.guaranteed_share > pool.max_share + _EPS:
             yield (("pools", name, "guaranteed_share"),
                    f"guaranteed_share {pool.guaranteed_share} is above max_share {pool.max_share}",

@@ -238,6 +238,12 @@ class Pool(Strict):
         "production submitter, whose slots the broker moves by relabel and drain, has nobody to rebalance for, "
         "and each job end on a claim older than that waits for a negotiation cycle. It costs a latency pool "
         "that overflows onto this one the slots those ending claims free (docs/batch.md, \"Claims\").")
+    day_claim_worklife: int | None = Field(
+        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on the startds serving this pool by "
+        "day (-1 forever): in the hours of local mean time that are day on every day of the year at cluster.site "
+        "(the sun above broker.twilight_altitude_deg, enclave.domain.night.day_band), when no visit comes and "
+        "nothing overflows onto this pool's slots; claim_worklife holds the rest of the day. Needs cluster.site "
+        "(docs/batch.md, \"Claims by day\").")
 
     @property
     def vacate_grace(self) -> float | None:

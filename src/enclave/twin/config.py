@@ -64,9 +64,15 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         # Which pools set their own is the spec's word (a pool may set the common value); what each reads is
         # HTCondor's, from that pool's execute file.
         own = {}
-        for pool in (p for p, conf in spec.pools.items() if conf.claim_worklife is not None):
-            got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
-            own[pool] = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
+        by_clock = {}
+        for pool, conf in spec.pools.items():
+            if conf.day_claim_worklife is not None:
+                # The bindings evaluate CLAIM_WORKLIFE now; the expression the startd evaluates is the pool knob's.
+                knob = f"{render.WORKLIFE_KNOB}_{pool}"
+                by_clock[pool] = str(render.read_back(out / f"execute-{pool}.conf", [knob], subsystem="STARTD")[knob])
+            elif conf.claim_worklife is not None:
+                got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
+                own[pool] = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
     delay = cm["NEGOTIATOR_CYCLE_DELAY"]
     values: dict[str, Any] = {
         "negotiator_interval_s": _number(cm["NEGOTIATOR_INTERVAL"], "NEGOTIATOR_INTERVAL"),
@@ -74,6 +80,7 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         "negotiator_min_interval_s": _number(cm["NEGOTIATOR_MIN_INTERVAL"], "NEGOTIATOR_MIN_INTERVAL"),
         "claim_worklife_s": worklife,
         "pool_claim_worklife_s": own,
+        "pool_claim_worklife_by_clock": by_clock,
         "consumption_policy": (startd["CONSUMPTION_POLICY"] or "").lower() == "true",
         "job_start_count": int(_number(schedd["JOB_START_COUNT"], "JOB_START_COUNT")),
         "job_start_delay_s": _number(schedd["JOB_START_DELAY"], "JOB_START_DELAY"),

@@ -32,6 +32,7 @@ from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole, refuse_bool_as_number
 from enclave.twin.config import pool_htcondor
 from enclave.twin.knative import Knative
+from enclave.twin.worklife import ClockWorklife
 
 SCENARIOS = EXAMPLES / "scenarios"
 
@@ -419,6 +420,11 @@ class HTCondor(Strict):
         default_factory=dict, description="CLAIM_WORKLIFE of the startds serving a pool, where the spec sets the "
         "pool its own (pools.<name>.claim_worklife); other pools' startds, and the unlabelled ones of quotas, use "
         "claim_worklife_s. A scenario's entries replace the spec's pool by pool (-1: forever).")
+    pool_claim_worklife_by_clock: dict[str, str] = Field(
+        default_factory=dict, description="CLAIM_WORKLIFE of the startds serving a pool the spec gives a worklife "
+        "by day (pools.<name>.day_claim_worklife): the expression of the startd's clock (time()) as HTCondor "
+        "reads it, which the twin evaluates with classad2 at the minute (enclave.twin.worklife). A pool's entry "
+        "in pool_claim_worklife_s replaces it.")
     consumption_policy: bool = Field(
         default=False, description="CONSUMPTION_POLICY on the startds (param_info.in: default=false). True: a "
         "match under group quotas costs the change in the slot's SLOT_WEIGHT and the slot stays offered for the "
@@ -430,6 +436,13 @@ class HTCondor(Strict):
         "JOB_START_COUNT jobs, then waits this long before the next ones.")
     job_startup_s: float = Field(default=1.0, ge=0, description="Estimate: shadow and starter start-up, from the "
                                  "claim's activation to the job's first instruction.")
+
+    @field_validator("pool_claim_worklife_by_clock")
+    @classmethod
+    def _clock_worklives(cls, value: dict[str, str]) -> dict[str, str]:
+        for expression in value.values():
+            ClockWorklife(expression, FOREVER_S)
+        return value
 
 
 class MemoryPolicy(StrEnum):
@@ -624,6 +637,10 @@ def _with_pool_config(sc: Scenario, spec: EnclaveSpec, source: str) -> Scenario:
     override = sc.htcondor.model_dump(exclude_unset=True)
     if "pool_claim_worklife_s" in override:  # pool by pool: one pool's entry leaves the spec's others
         override["pool_claim_worklife_s"] = {**base["pool_claim_worklife_s"], **override["pool_claim_worklife_s"]}
+        # A scenario's fixed worklife for a pool replaces the spec's by the clock.
+        fixed = override["pool_claim_worklife_s"]
+        override.setdefault("pool_claim_worklife_by_clock", {
+            p: e for p, e in base["pool_claim_worklife_by_clock"].items() if p not in fixed})
     htcondor = HTCondor.model_validate({**base, **override})
     return sc.model_copy(update={"htcondor": htcondor})
 

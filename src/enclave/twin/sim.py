@@ -26,7 +26,8 @@ from enclave.spec.models import NodeRole, node_name
 from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.room import Room
-from enclave.twin.scenario import Loaded, Matching, MemoryPolicy, Reschedule
+from enclave.twin.scenario import FOREVER_S, Loaded, Matching, MemoryPolicy, Reschedule
+from enclave.twin.worklife import ClockWorklife
 from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
@@ -410,6 +411,9 @@ class Sim:
                           for p in self.pools}
         """Pool label -> CLAIM_WORKLIFE of the startds serving it: the startd reads its pool's at each job end
         (``render._pool_worklives``), so a relabelled slot's claim is judged by its new pool's worklife."""
+        self.clock_worklives = {} if self.instant else {
+            p: ClockWorklife(e, FOREVER_S) for p, e in h.pool_claim_worklife_by_clock.items() if p in self.pools}
+        """Pool label -> its worklife by the clock (pools.<name>.day_claim_worklife), in place of ``worklives``."""
         self.startup = 0.0 if self.instant else h.job_startup_s
         self.throttled = not self.instant and h.job_start_delay_s > 0
         self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
@@ -840,6 +844,13 @@ class Sim:
             bt, used = bt + self.htc.job_start_delay_s, 0
         self.throttle[schedd] = (bt, used + 1)
         return max(bt, t)
+
+    def worklife_at(self, pool: str, t: float) -> float:
+        """CLAIM_WORKLIFE a startd serving ``pool`` reads at twin time ``t``."""
+        clock = self.clock_worklives.get(pool)
+        if clock is None:
+            return self.worklives.get(pool, self.worklife)
+        return clock.at(self.sc.start_epoch + t)
 
     def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
         """Claim reuse where a claim's next job needs ``admit`` (``Policy.claims_limited``: Kueue admits every
@@ -1707,8 +1718,7 @@ class Sim:
         visit_left = self.visit_left
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
-        worklife = self.worklife
-        worklives = self.worklives
+        worklife_at = self.worklife_at
         successor = self._successor
         leave_claim = self._leave_claim
         share = self.share
@@ -1748,7 +1758,7 @@ class Sim:
                         visit_left[visit] = left
                         if left == 0:
                             visit_latency[visit] = t - submit
-                if handoff and idle[a.pool] and s.accepting and t - claim < worklives.get(s.pool, worklife) \
+                if handoff and idle[a.pool] and s.accepting and t - claim < worklife_at(s.pool, t) \
                         and (nxt := successor(slot_ac, s)) >= 0:
                     self._handoff(nxt, s, claim, slot_ac, ac)  # same claim, same dynamic slot: nothing is freed
                     continue
@@ -1766,7 +1776,7 @@ class Sim:
                     if self.n_idle:
                         if self.instant:
                             self.fill_startd(s)
-                        elif not handoff and t - claim < worklives.get(s.pool, worklife) and self.queues[ac]:
+                        elif not handoff and t - claim < worklife_at(s.pool, t) and self.queues[ac]:
                             self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)

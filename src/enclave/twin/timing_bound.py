@@ -73,7 +73,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from enclave.twin.scenario import HTCondor, Reschedule
+from enclave.twin.scenario import FOREVER_S, HTCondor, Reschedule
+from enclave.twin.worklife import ClockWorklife
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ class Timing:
                    min_interval_s=h.negotiator_min_interval_s, idle_cycle_s=h.cycle_base_s,
                    visit_cycle_s=h.cycle_base_s + h.cycle_per_submitter_s + h.cycle_per_autocluster_s,
                    reschedule=h.reschedule_on_submit != Reschedule.NEVER,
-                   worklife_s=max([h.claim_worklife_s, *h.pool_claim_worklife_s.values()]),
+                   worklife_s=max([h.claim_worklife_s, *h.pool_claim_worklife_s.values(),
+                                   *(ClockWorklife(e, FOREVER_S).most()
+                                     for e in h.pool_claim_worklife_by_clock.values())]),
                    start_count=h.job_start_count, start_delay_s=h.job_start_delay_s, startup_s=h.job_startup_s)
 
 

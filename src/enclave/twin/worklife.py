@@ -1,0 +1,45 @@
+"""A CLAIM_WORKLIFE that follows the startd's clock (pools.<name>.day_claim_worklife, ``render.daytime``).
+
+The startd evaluates CLAIM_WORKLIFE against the slot ad each time a job ends on a claim (Resource.cpp
+``claimWorklifeExpired``, htcondor 7491a14), so an expression of ``time()`` holds one worklife by day and another
+by night. The twin evaluates the text HTCondor reads with classad2 at the instant, ``time()`` replaced by it.
+"""
+
+from __future__ import annotations
+
+import classad2
+
+_MINUTE = 60
+"""The expression's edges fall on whole minutes (``night.day_band``'s five-minute grid, an offset of whole
+seconds of longitude rounded to the second, whose minute the twin's cache keys on)."""
+
+
+class ClockWorklife:
+    """One pool's worklife expression; ``at`` gives it in seconds at a Unix time, -1 as the caller's forever."""
+
+    def __init__(self, expression: str, forever_s: float) -> None:
+        self.expression = expression
+        self.forever_s = forever_s
+        self._cache: dict[int, float] = {}
+        self.most()  # refuses now an expression that is no worklife at some minute of a day
+
+    def at(self, unix_s: float) -> float:
+        minute = int(unix_s // _MINUTE)
+        value = self._cache.get(minute)
+        if value is None:
+            value = self._cache[minute] = self._eval(minute * _MINUTE)
+        return value
+
+    def most(self) -> float:
+        """The longest worklife it gives over a day (at each of its minutes)."""
+        return max(self.at(float(m * _MINUTE)) for m in range(24 * 60))
+
+    def _eval(self, unix_s: int) -> float:
+        try:
+            value = classad2.ExprTree(self.expression.replace("time()", str(unix_s))).eval()
+        except classad2.ClassAdException as err:
+            raise ValueError(f"CLAIM_WORKLIFE {self.expression!r} is no ClassAd expression: {err}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+            raise ValueError(f"CLAIM_WORKLIFE {self.expression!r} gives {value!r} at {unix_s}, not seconds >= 0 "
+                             "or -1 (forever)")
+        return self.forever_s if value == -1 else float(value)

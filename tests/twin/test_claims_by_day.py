@@ -1,0 +1,114 @@
+"""A pool that keeps its claims by day (pools.<name>.day_claim_worklife), from the spec to the startd and the twin.
+
+CLAIM_WORKLIFE is an expression the startd evaluates against the slot ad each time a job ends on a claim
+(HTCondor manual, startd configuration: "This expression specifies the number of seconds after which a claim will
+stop accepting additional jobs"; Resource.cpp ``claimWorklifeExpired``, htcondor 7491a14), and ``time()`` is the
+ClassAd language's clock. The expected values are the spec's: -1 (forever) by day, the pool's worklife (HTCondor's
+1200, param_info.in) at night; day and night at Cerro Pachón as USDF's night summary for 2026-04-13 gives them
+(evening twilight 23:17Z, morning 10:09Z, tests/broker/test_night.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from classad2 import ExprTree
+
+from enclave.batch import render
+from enclave.errors import InputError, IntegrityError, SpecError
+from enclave.spec.load import dump
+from enclave.spec.load import parse as parse_spec
+from enclave.spec.models import EnclaveSpec, Site
+from enclave.twin.scenario import FOREVER_S, parse
+
+from .conftest import make_sim
+from .test_config import SCENARIO
+
+PACHON = Site(latitude_deg=-30.2444, longitude_deg=-70.7494, elevation_m=2663)
+DAY = datetime(2026, 4, 13, 16, tzinfo=UTC).timestamp()  # 11:17 local mean time
+EVENING = datetime(2026, 4, 14, 1, tzinfo=UTC).timestamp()  # inside the night: 20:17
+MORNING = datetime(2026, 4, 14, 9, tzinfo=UTC).timestamp()  # before morning twilight: 04:17
+LEAD = datetime(2026, 4, 13, 22, 13, tzinfo=UTC).timestamp()  # 17:30: day, but within the pre-warm's hour before
+# the year's earliest evening twilight (about 18:00 at Cerro Pachón, where the day band ends: test_night.py)
+
+
+def _by_day(spec: EnclaveSpec, site: Site | None = PACHON, **pool: int) -> EnclaveSpec:
+    pools = {**spec.pools, "drp": spec.pools["drp"].model_copy(update={"day_claim_worklife": -1, **pool})}
+    cluster = spec.cluster.model_copy(update={"site": site})
+    return EnclaveSpec.model_validate(spec.model_copy(update={"pools": pools, "cluster": cluster}).model_dump())
+
+
+def _at(expression: str, t: float) -> object:
+    return ExprTree(expression.replace("time()", str(int(t)))).eval()
+
+
+def test_the_startd_keeps_the_pools_claims_by_day_only(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    spec = _by_day(minimal)
+    render.write(render.render_all(spec), tmp_path)
+    knob = f"{render.WORKLIFE_KNOB}_drp"
+    for name, env in ((tmp_path / "execute-drp.conf", {}),
+                      (tmp_path / "worker-pod-whole.conf", {render.POD_POOL_ENV: "drp"})):
+        text = render.read_back(name, [knob], subsystem="STARTD", env=env)[knob]
+        assert text is not None
+        assert [_at(text, t) for t in (DAY, LEAD, EVENING, MORNING)] == [-1, 1200, 1200, 1200]
+    # The other pools keep HTCondor's worklife day and night.
+    assert render.read_back(tmp_path / "execute-user.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD") == {
+        "CLAIM_WORKLIFE": "1200"}
+
+
+def test_a_pools_own_worklife_holds_at_night(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    spec = _by_day(minimal, claim_worklife=3600)
+    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+    text = render.read_back(drp, [f"{render.WORKLIFE_KNOB}_drp"], subsystem="STARTD")[f"{render.WORKLIFE_KNOB}_drp"]
+    assert text is not None and [_at(text, t) for t in (DAY, EVENING)] == [-1, 3600]
+
+
+def test_check_reads_the_worklife_by_day_back(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    """``render.verify`` reads the expression the startd evaluates and refuses a file whose worklife by day or by
+    night is not the spec's."""
+    spec = _by_day(minimal)
+    drp = render.execute_node(spec, "drp")
+    [path] = render.write([drp], tmp_path)
+    assert "CLAIM_WORKLIFE = " in render.verify(spec, drp, path)
+    for edited in ("-1, 600)", "0, 1200)"):
+        path.write_text(drp.text.replace("-1, 1200)", edited))
+        with pytest.raises(IntegrityError, match="serving pool drp"):
+            render.verify(spec, drp, path)
+
+
+def test_the_twin_reads_the_expression_and_evaluates_it_by_its_clock(minimal: EnclaveSpec) -> None:
+    spec = _by_day(minimal)
+    loaded = parse(SCENARIO, "c.yaml", spec=spec)
+    h = loaded.scenario.htcondor
+    assert set(h.pool_claim_worklife_by_clock) == {"drp"} and "drp" not in h.pool_claim_worklife_s
+    sim = make_sim(loaded)
+    epoch = loaded.scenario.start_epoch
+    assert [sim.worklife_at("drp", t - epoch) for t in (DAY, LEAD, EVENING, MORNING)] == [FOREVER_S, 1200, 1200,
+                                                                                            1200]
+    assert sim.worklife_at("user", DAY - epoch) == 1200
+    # A scenario's own worklife for the pool replaces the spec's by the clock.
+    h = parse(SCENARIO + "htcondor: {pool_claim_worklife_s: {drp: 600}}\n", "c.yaml", spec=spec).scenario.htcondor
+    assert h.pool_claim_worklife_by_clock == {} and h.pool_claim_worklife_s == {"drp": 600}
+
+
+def test_a_worklife_by_day_needs_the_site(minimal: EnclaveSpec) -> None:
+    data = dump(_by_day(minimal, site=None))
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    [problem] = [p for p in err.value.problems if p.where.endswith(": pools.drp.day_claim_worklife")]
+    assert "needs the site" in problem.what and "cluster.site" in problem.fix
+
+
+def test_no_worklife_by_day_where_no_hour_is_day_all_year(minimal: EnclaveSpec) -> None:
+    # At 80° N the winter sun stays below −12° (tests/broker/test_night.py): a clock cannot tell the day.
+    spec = _by_day(minimal, site=Site(latitude_deg=80.0, longitude_deg=0.0))
+    with pytest.raises(InputError, match="no hours are day on every day of the year") as err:
+        render.execute_node(spec, "drp")
+    assert [p.where for p in err.value.problems] == ["pools.drp.day_claim_worklife"]
+    # Nor where the pre-warm's lead takes the whole day band (06:10 to 18:00 at Cerro Pachón).
+    lead = _by_day(minimal).model_copy(update={"broker": minimal.broker.model_copy(
+        update={"prewarm_lead_seconds": 12 * 3600.0})})
+    with pytest.raises(InputError, match="before the pre-warm's lead"):
+        render.execute_node(lead, "drp")
