@@ -413,7 +413,9 @@ class Sim:
         (``render._pool_worklives``), so a relabelled slot's claim is judged by its new pool's worklife."""
         self.clock_worklives = {} if self.instant else {
             p: ClockWorklife(e, FOREVER_S) for p, e in h.pool_claim_worklife_by_clock.items() if p in self.pools}
-        """Pool label -> its worklife by the clock (pools.<name>.day_claim_worklife), in place of ``worklives``."""
+        """Pool label -> its worklife by the clock (pools.<name>.day_claim_worklife): its entry in ``worklives``
+        is read again each minute of the clock (``_read_clocks``), the finest its edges fall on."""
+        self.clocks_until = 0.0 if self.clock_worklives else math.inf
         self.startup = 0.0 if self.instant else h.job_startup_s
         self.throttled = not self.instant and h.job_start_delay_s > 0
         self.schedd_of = {p: f"schedd-{p}" if p in h.dedicated_schedds else pool_submit_hosts(self.spec, p)[0]
@@ -851,6 +853,15 @@ class Sim:
         if clock is None:
             return self.worklives.get(pool, self.worklife)
         return clock.at(self.sc.start_epoch + t)
+
+    def _read_clocks(self, t: float) -> None:
+        """``worklives`` of the pools whose worklife follows the clock, for the minute of twin time ``t``; the
+        next job end after that minute reads them again. Once a minute, not at every job end: the hot loop keeps
+        its plain dictionary look-up."""
+        minute = math.floor((self.sc.start_epoch + t) / 60.0) * 60.0
+        for pool, clock in self.clock_worklives.items():
+            self.worklives[pool] = clock.at(minute)
+        self.clocks_until = minute + 60.0 - self.sc.start_epoch
 
     def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
         """Claim reuse where a claim's next job needs ``admit`` (``Policy.claims_limited``: Kueue admits every
@@ -1718,7 +1729,8 @@ class Sim:
         visit_left = self.visit_left
         visit_latency = self.visit_latency
         prompt_latency = self.prompt_latency
-        worklife_at = self.worklife_at
+        worklife = self.worklife
+        worklives = self.worklives
         successor = self._successor
         leave_claim = self._leave_claim
         share = self.share
@@ -1742,6 +1754,8 @@ class Sim:
                     continue  # a stale end: the job was evicted and requeued
                 del running[payload]
                 s, _, ac, submit, visit, rt, matched, claim = rec
+                if t >= self.clocks_until:
+                    self._read_clocks(t)
                 a = acs[ac]
                 slot_ac = leave_claim(payload, rec) if share else ac
                 s.running.discard(payload)
@@ -1758,7 +1772,7 @@ class Sim:
                         visit_left[visit] = left
                         if left == 0:
                             visit_latency[visit] = t - submit
-                if handoff and idle[a.pool] and s.accepting and t - claim < worklife_at(s.pool, t) \
+                if handoff and idle[a.pool] and s.accepting and t - claim < worklives.get(s.pool, worklife) \
                         and (nxt := successor(slot_ac, s)) >= 0:
                     self._handoff(nxt, s, claim, slot_ac, ac)  # same claim, same dynamic slot: nothing is freed
                     continue
@@ -1776,7 +1790,7 @@ class Sim:
                     if self.n_idle:
                         if self.instant:
                             self.fill_startd(s)
-                        elif not handoff and t - claim < worklife_at(s.pool, t) and self.queues[ac]:
+                        elif not handoff and t - claim < worklives.get(s.pool, worklife) and self.queues[ac]:
                             self._reuse_claim(ac, s, claim)
                 elif not s.running:
                     self._startd_idle(s)
