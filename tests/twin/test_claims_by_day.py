@@ -17,6 +17,7 @@ import pytest
 from classad2 import ExprTree
 
 from enclave.batch import render
+from enclave.domain.night import day_band
 from enclave.errors import InputError, IntegrityError, SpecError
 from enclave.spec.load import dump
 from enclave.spec.load import parse as parse_spec
@@ -76,6 +77,10 @@ def test_check_reads_the_worklife_by_day_back(minimal: EnclaveSpec, tmp_path: Pa
         path.write_text(drp.text.replace("-1, 1200)", edited))
         with pytest.raises(IntegrityError, match="serving pool drp"):
             render.verify(spec, drp, path)
+    # CLAIM_WORKLIFE set again after the pool knob: the startd no longer reads the expression at all.
+    path.write_text(drp.text + "\nCLAIM_WORKLIFE = 5\n")
+    with pytest.raises(IntegrityError, match="5 now, neither its worklife by day nor by night"):
+        render.verify(spec, drp, path)
 
 
 def test_the_twin_reads_the_expression_and_evaluates_it_by_its_clock(minimal: EnclaveSpec) -> None:
@@ -112,3 +117,9 @@ def test_no_worklife_by_day_where_no_hour_is_day_all_year(minimal: EnclaveSpec) 
         update={"prewarm_lead_seconds": 12 * 3600.0})})
     with pytest.raises(InputError, match="before the pre-warm's lead"):
         render.execute_node(lead, "drp")
+    band = day_band(PACHON)
+    assert band is not None
+    exact = lead.model_copy(update={"broker": lead.broker.model_copy(
+        update={"prewarm_lead_seconds": float(band[1] - band[0])})})  # a lead as long as the band leaves nothing
+    with pytest.raises(InputError, match="before the pre-warm's lead"):
+        render.execute_node(exact, "drp")

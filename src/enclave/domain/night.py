@@ -133,8 +133,7 @@ def _band(key: tuple[float, float, float], altitude_deg: float) -> tuple[int, in
     above = sun_altitude_deg(site, (days + seconds[None, :] - offset).ravel()).reshape(days.shape[0], -1)
     day = np.all(above > altitude_deg, axis=0)
     noon = len(seconds) // 2
-    if not day[noon]:
-        return None
+    # The run of day around noon, [start, end) on the grid (empty when noon itself is not day all year).
     start = noon - int(np.argmin(day[noon::-1])) + 1 if not day.all() else 0
     end = noon + int(np.argmin(day[noon:])) if not day.all() else len(seconds)
     # One step in at each end: between two grid points the sun may cross the altitude on some day.
