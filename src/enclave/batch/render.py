@@ -344,6 +344,8 @@ CLAIM_WORKLIFE_DEFAULT = 1200
 WORKLIFE_KNOB = "ENCLAVE_WORKLIFE"
 """Where pools set their own CLAIM_WORKLIFE: the worklife of a pool that does not (and of the twin's unlabelled
 slots); ``<knob>_<pool>`` is each pool's."""
+DAYTIME_KNOB = "ENCLAVE_DAYTIME"
+"""The test of the day a pool's worklife by day reads (``daytime``)."""
 
 
 def claim_worklife(spec: EnclaveSpec, pool: str | None = None) -> int:
@@ -368,9 +370,6 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
                   f"{DAYTIME_KNOB} = {daytime(spec)}"]
     lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})')}" for name in spec.pools]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
-
-
-DAYTIME_KNOB = "ENCLAVE_DAYTIME"
 
 
 def daytime(spec: EnclaveSpec) -> str:
