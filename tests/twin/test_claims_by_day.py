@@ -48,10 +48,9 @@ def _at(expression: str, t: float) -> object:
 def test_the_startd_keeps_the_pools_claims_by_day_only(minimal: EnclaveSpec, tmp_path: Path) -> None:
     spec = _by_day(minimal)
     render.write(render.render_all(spec), tmp_path)
-    knob = f"{render.WORKLIFE_KNOB}_drp"
     for name, env in ((tmp_path / "execute-drp.conf", {}),
                       (tmp_path / "worker-pod-whole.conf", {render.POD_POOL_ENV: "drp"})):
-        text = render.read_back(name, [knob], subsystem="STARTD", env=env)[knob]
+        text = render.read_pool_worklife(name, "drp", env=env)
         assert text is not None
         assert [_at(text, t) for t in (DAY, LEAD, EVENING, MORNING)] == [-1, 1200, 1200, 1200]
     # The other pools keep HTCondor's worklife day and night.
@@ -62,7 +61,7 @@ def test_the_startd_keeps_the_pools_claims_by_day_only(minimal: EnclaveSpec, tmp
 def test_a_pools_own_worklife_holds_at_night(minimal: EnclaveSpec, tmp_path: Path) -> None:
     spec = _by_day(minimal, claim_worklife=3600)
     [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
-    text = render.read_back(drp, [f"{render.WORKLIFE_KNOB}_drp"], subsystem="STARTD")[f"{render.WORKLIFE_KNOB}_drp"]
+    text = render.read_pool_worklife(drp, "drp")
     assert text is not None and [_at(text, t) for t in (DAY, EVENING)] == [-1, 3600]
 
 

@@ -931,8 +931,16 @@ def _day_worklife_read(spec: EnclaveSpec, rendered: Rendered, path: Path, env: M
     conf = spec.pools[pool]
     if evaluated not in (str(conf.day_claim_worklife), str(claim_worklife(spec, pool))):
         return f"{evaluated} now, neither its worklife by day nor by night"
+    return str(read_pool_worklife(path, pool, subsystem=rendered.subsystem, env=env))
+
+
+def read_pool_worklife(path: Path, pool: str, *, subsystem: str = "STARTD",
+                       env: Mapping[str, str] | None = None) -> str | None:
+    """The text of a pool's worklife knob (``<knob>_<pool>``) as HTCondor reads it from ``path``, its macros
+    expanded: for a worklife by day, the expression the startd evaluates, where a read of CLAIM_WORKLIFE (an int
+    knob, which the bindings evaluate as they read it) gives only its value now."""
     knob = f"{WORKLIFE_KNOB}_{pool}"
-    return str(read_back(path, [knob], subsystem=rendered.subsystem, env=env)[knob])
+    return read_back(path, [knob], subsystem=subsystem, env=env)[knob]
 
 
 def verify(spec: EnclaveSpec, rendered: Rendered, path: Path) -> str:

@@ -67,9 +67,7 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         by_clock = {}
         for pool, conf in spec.pools.items():
             if conf.day_claim_worklife is not None:
-                # The bindings evaluate CLAIM_WORKLIFE now; the expression the startd evaluates is the pool knob's.
-                knob = f"{render.WORKLIFE_KNOB}_{pool}"
-                by_clock[pool] = str(render.read_back(out / f"execute-{pool}.conf", [knob], subsystem="STARTD")[knob])
+                by_clock[pool] = str(render.read_pool_worklife(out / f"execute-{pool}.conf", pool))
             elif conf.claim_worklife is not None:
                 got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")
                 own[pool] = _number(got["CLAIM_WORKLIFE"], "CLAIM_WORKLIFE")
