@@ -32,7 +32,7 @@ from enclave.spec.load import load
 from enclave.spec.models import EnclaveSpec, NodeGroup, NodeRole, refuse_bool_as_number
 from enclave.twin.config import pool_htcondor
 from enclave.twin.knative import Knative
-from enclave.twin.worklife import ClockWorklife
+from enclave.twin.worklife import clock_worklife
 
 SCENARIOS = EXAMPLES / "scenarios"
 
@@ -441,7 +441,7 @@ class HTCondor(Strict):
     @classmethod
     def _clock_worklives(cls, value: dict[str, str]) -> dict[str, str]:
         for expression in value.values():
-            ClockWorklife(expression, FOREVER_S)
+            clock_worklife(expression, FOREVER_S)
         return value
 
 

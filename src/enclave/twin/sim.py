@@ -27,7 +27,7 @@ from enclave.twin.engine import EventQueue
 from enclave.twin.match import Matcher, Signature
 from enclave.twin.room import Room
 from enclave.twin.scenario import FOREVER_S, Loaded, Matching, MemoryPolicy, Reschedule
-from enclave.twin.worklife import ClockWorklife
+from enclave.twin.worklife import clock_worklife
 from enclave.twin.workloads import Arrival, AutoCluster, Failure, Workload, build, quantize_mib
 
 (EV_END, EV_BLOCK, EV_NB_ARRIVE, EV_NB_END, EV_NB_TIMEOUT, EV_POD_READY, EV_FAIL, EV_REPAIR, EV_DRAIN_DONE,
@@ -412,7 +412,7 @@ class Sim:
         """Pool label -> CLAIM_WORKLIFE of the startds serving it: the startd reads its pool's at each job end
         (``render._pool_worklives``), so a relabelled slot's claim is judged by its new pool's worklife."""
         self.clock_worklives = {} if self.instant else {
-            p: ClockWorklife(e, FOREVER_S) for p, e in h.pool_claim_worklife_by_clock.items() if p in self.pools}
+            p: clock_worklife(e, FOREVER_S) for p, e in h.pool_claim_worklife_by_clock.items() if p in self.pools}
         """Pool label -> its worklife by the clock (pools.<name>.day_claim_worklife): its entry in ``worklives``
         is read again each minute of the clock (``_read_clocks``), the finest its edges fall on."""
         self.clocks_until = 0.0 if self.clock_worklives else math.inf

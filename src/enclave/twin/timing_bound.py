@@ -74,7 +74,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from enclave.twin.scenario import FOREVER_S, HTCondor, Reschedule
-from enclave.twin.worklife import ClockWorklife
+from enclave.twin.worklife import clock_worklife
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Timing:
                    visit_cycle_s=h.cycle_base_s + h.cycle_per_submitter_s + h.cycle_per_autocluster_s,
                    reschedule=h.reschedule_on_submit != Reschedule.NEVER,
                    worklife_s=max([h.claim_worklife_s, *h.pool_claim_worklife_s.values(),
-                                   *(ClockWorklife(e, FOREVER_S).most()
+                                   *(clock_worklife(e, FOREVER_S).most()
                                      for e in h.pool_claim_worklife_by_clock.values())]),
                    start_count=h.job_start_count, start_delay_s=h.job_start_delay_s, startup_s=h.job_startup_s)
 

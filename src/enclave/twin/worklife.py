@@ -7,6 +7,8 @@ by night. The twin evaluates the text HTCondor reads with classad2 at the instan
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import classad2
 
 _MINUTE = 60
@@ -43,3 +45,10 @@ class ClockWorklife:
             raise ValueError(f"CLAIM_WORKLIFE {self.expression!r} gives {value!r} at {unix_s}, not seconds >= 0 "
                              "or -1 (forever)")
         return self.forever_s if value == -1 else float(value)
+
+
+@lru_cache(maxsize=64)
+def clock_worklife(expression: str, forever_s: float) -> ClockWorklife:
+    """One ``ClockWorklife`` per expression, shared by the scenario's check, the run and the timing bound: each
+    would otherwise evaluate the same expression at every minute of a day again."""
+    return ClockWorklife(expression, forever_s)
