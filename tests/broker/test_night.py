@@ -286,7 +286,7 @@ def test_the_day_band_is_day_on_every_day_of_the_year() -> None:
     can make (pools.<name>.day_claim_worklife). Checked against ``night_at``, which finds each night's twilights
     by refining the crossing (not the band's all-days grid): a night a fortnight apart across 2026 ends before
     the band starts and starts after it ends, and the band reaches within 15 minutes of the latest morning and
-    the earliest evening among them (the band's grid is 5 minutes, narrowed by one step at each end)."""
+    the earliest evening among them (the band's edges are on a 5-minute grid, one step inside each sampled edge)."""
     band = day_band(PACHON)
     assert band is not None
     start, end = band

@@ -32,7 +32,7 @@ DAY = datetime(2026, 4, 13, 16, tzinfo=UTC).timestamp()  # 11:17 local mean time
 EVENING = datetime(2026, 4, 14, 1, tzinfo=UTC).timestamp()  # inside the night: 20:17
 MORNING = datetime(2026, 4, 14, 9, tzinfo=UTC).timestamp()  # before morning twilight: 04:17
 LEAD = datetime(2026, 4, 13, 22, 13, tzinfo=UTC).timestamp()  # 17:30: day, but within the pre-warm's hour before
-# the year's earliest evening twilight (about 18:00 at Cerro Pachón, where the day band ends: test_night.py)
+# the year's earliest evening twilight (about 18:00 at Cerro Pachón, near where the day band ends: test_night.py)
 
 
 def _by_day(spec: EnclaveSpec, site: Site | None = PACHON, **pool: int) -> EnclaveSpec:
@@ -111,7 +111,7 @@ def test_no_worklife_by_day_where_no_hour_is_day_all_year(minimal: EnclaveSpec) 
     with pytest.raises(InputError, match="no hours are day on every day of the year") as err:
         render.execute_node(spec, "drp")
     assert [p.where for p in err.value.problems] == ["pools.drp.day_claim_worklife"]
-    # Nor where the pre-warm's lead takes the whole day band (06:10 to 18:00 at Cerro Pachón).
+    # Nor where the pre-warm's lead takes the whole day band (about 06:00 to 18:00 at Cerro Pachón).
     lead = _by_day(minimal).model_copy(update={"broker": minimal.broker.model_copy(
         update={"prewarm_lead_seconds": 12 * 3600.0})})
     with pytest.raises(InputError, match="before the pre-warm's lead"):

@@ -111,12 +111,15 @@ def night_at(site: Site, t: float, altitude_deg: float = -12.0) -> Night | None:
 
 
 _BAND_STEP = 300
-"""The day band's grid, seconds of local time; the band is narrowed by one step at each end (``day_band``)."""
+"""The day band's edges fall on a five-minute grid of local time, one step inside each edge the sampled days give
+(``day_band``)."""
 _BAND_DAYS = 53
 """Days sampled across a year, a week apart: twilight's local time changes by minutes a week, least near its
-extremes (the solstices), so the week between samples moves an edge by less than the one step it is narrowed by."""
+extremes (the solstices), so the week between samples moves an edge by less than the step the band is narrowed by."""
 _BAND_YEAR = 1_767_225_600.0
 """2026-01-01 00:00 UTC: any year gives the same band to well under a step."""
+_BISECTIONS = 13
+"""Halvings of a half day to find a day's crossing: 43,200 s / 2^13 ≈ 5 s, far inside the grid's step."""
 
 
 def local_day_second(site: Site, t: float) -> float:
@@ -124,21 +127,35 @@ def local_day_second(site: Site, t: float) -> float:
     return (t + site.longitude_deg / 360.0 * _DAY) % _DAY
 
 
+def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per day, where the sun crosses ``altitude_deg`` between ``lo`` and ``hi`` (bisection, all days at once;
+    the sun's altitude rises to noon and falls after it, so each half day crosses at most once). A half day with
+    no crossing keeps ``lo`` when it is day at both ends (a morning wholly above: the band may start at midnight),
+    else ``hi``."""
+    at_lo = sun_altitude_deg(site, lo) > altitude_deg
+    at_hi = sun_altitude_deg(site, hi) > altitude_deg
+    a, b = lo.copy(), hi.copy()
+    for _ in range(_BISECTIONS):
+        mid = (a + b) / 2
+        same = (sun_altitude_deg(site, mid) > altitude_deg) == at_lo
+        a, b = np.where(same, mid, a), np.where(same, b, mid)
+    none = at_lo == at_hi
+    return np.where(none & at_lo, lo, np.where(none, hi, (a + b) / 2))
+
+
 @lru_cache(maxsize=16)
 def _band(key: tuple[float, float, float], altitude_deg: float) -> tuple[int, int] | None:
     site = Site(latitude_deg=key[0], longitude_deg=key[1], elevation_m=key[2])
-    offset = site.longitude_deg / 360.0 * _DAY
-    seconds = np.arange(0, int(_DAY), _BAND_STEP)
-    days = _BAND_YEAR + np.arange(_BAND_DAYS)[:, None] * 7 * _DAY
-    above = sun_altitude_deg(site, (days + seconds[None, :] - offset).ravel()).reshape(days.shape[0], -1)
-    day = np.all(above > altitude_deg, axis=0)
-    noon = len(seconds) // 2
-    # The run of day around noon, [start, end) on the grid (empty when noon itself is not day all year).
-    start = noon - int(np.argmin(day[noon::-1])) + 1 if not day.all() else 0
-    end = noon + int(np.argmin(day[noon:])) if not day.all() else len(seconds)
-    # One step in at each end: between two grid points the sun may cross the altitude on some day.
-    start, end = start + 1, end - 1
-    return (int(seconds[start]), int(seconds[end - 1]) + _BAND_STEP) if start < end else None
+    midnights = _BAND_YEAR + np.arange(_BAND_DAYS) * 7 * _DAY - site.longitude_deg / 360.0 * _DAY
+    noons = midnights + _DAY / 2
+    if not np.all(sun_altitude_deg(site, noons) > altitude_deg):
+        return None  # a polar night: some noon of the year is not day
+    # The latest morning and the earliest evening of the sampled days, in seconds of local mean time.
+    morning = float(np.max(_crossings(site, altitude_deg, midnights, noons) - midnights))
+    evening = float(np.min(_crossings(site, altitude_deg, noons, midnights + _DAY) - midnights))
+    start = (math.ceil(morning / _BAND_STEP) + 1) * _BAND_STEP
+    end = (math.floor(evening / _BAND_STEP) - 1) * _BAND_STEP
+    return (start, end) if start < end else None
 
 
 def day_band(site: Site, altitude_deg: float = -12.0) -> tuple[int, int] | None:
