@@ -34,7 +34,7 @@ from pathlib import Path
 from classad2 import ExprTree
 
 from enclave.batch import idtoken, policy
-from enclave.domain.night import day_band
+from enclave.domain.night import day_band, mean_time_offset
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
 from enclave.outdir import output_dir
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
@@ -389,7 +389,7 @@ def daytime(spec: EnclaveSpec) -> str:
                                   "at cluster.site before the pre-warm's lead, so a startd cannot tell the day by "
                                   "its clock", "remove day_claim_worklife, or shorten broker.prewarm_lead_seconds")
                           for name in pools])
-    offset = round(site.longitude_deg / 360.0 * 86_400)
+    offset = round(mean_time_offset(site))
     clock = f"(time() {'+' if offset >= 0 else '-'} {abs(offset)}) % 86400"
     return f"({clock} >= {band[0]} && {clock} < {end})"
 

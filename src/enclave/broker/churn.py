@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from enclave.domain.night import mean_time_offset
 from enclave.spec.models import Site
 
 _DAY = 86_400.0
@@ -31,8 +32,8 @@ class NightChurn:
 
 def night_of(t: float, site: Site | None) -> str:
     """The night ``t`` (seconds since the epoch) belongs to: the date of the local noon before it. Local time is
-    mean solar time at the site's longitude (15° an hour east of Greenwich)."""
-    offset = site.longitude_deg / 15.0 * 3600.0 if site is not None else 0.0
+    mean solar time at the site's longitude (``night.mean_time_offset``)."""
+    offset = mean_time_offset(site) if site is not None else 0.0
     return datetime.fromtimestamp(t + offset - _NOON, UTC).date().isoformat()
 
 

@@ -94,9 +94,14 @@ def _refine(site: Site, lo: float, hi: float, altitude_deg: float) -> float:
     return float(ts[i] + (ts[i + 1] - ts[i]) * a / (a - b))
 
 
+def mean_time_offset(site: Site) -> float:
+    """Seconds local mean time runs ahead of UTC at the site: 15° of longitude an hour, east positive."""
+    return site.longitude_deg / 360.0 * _DAY
+
+
 def _local_noon_before(site: Site, t: float) -> float:
     """Mean local noon (by longitude) at or before ``t``: nights never straddle it."""
-    offset = site.longitude_deg / 360.0 * _DAY
+    offset = mean_time_offset(site)
     return math.floor((t + offset - _DAY / 2) / _DAY) * _DAY + _DAY / 2 - offset
 
 
@@ -123,8 +128,8 @@ _BISECTIONS = 13
 
 
 def local_day_second(site: Site, t: float) -> float:
-    """Seconds since local mean midnight at the site's longitude (15° an hour east of Greenwich)."""
-    return (t + site.longitude_deg / 360.0 * _DAY) % _DAY
+    """Seconds since local mean midnight at the site (``mean_time_offset``)."""
+    return (t + mean_time_offset(site)) % _DAY
 
 
 def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -146,7 +151,7 @@ def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray) 
 @lru_cache(maxsize=16)
 def _band(key: tuple[float, float, float], altitude_deg: float) -> tuple[int, int] | None:
     site = Site(latitude_deg=key[0], longitude_deg=key[1], elevation_m=key[2])
-    midnights = _BAND_YEAR + np.arange(_BAND_DAYS) * 7 * _DAY - site.longitude_deg / 360.0 * _DAY
+    midnights = _BAND_YEAR + np.arange(_BAND_DAYS) * 7 * _DAY - mean_time_offset(site)
     noons = midnights + _DAY / 2
     if not np.all(sun_altitude_deg(site, noons) > altitude_deg):
         return None  # a polar night: some noon of the year is not day
