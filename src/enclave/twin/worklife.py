@@ -12,8 +12,9 @@ from functools import lru_cache
 import classad2
 
 _MINUTE = 60
-"""The expression's edges fall on whole minutes (``night.day_band``'s five-minute grid, an offset of whole
-seconds of longitude rounded to the second, whose minute the twin's cache keys on)."""
+"""The twin evaluates the expression once a minute. Its edges are ``night.day_band``'s five-minute grid shifted
+by the site's offset in whole seconds: on whole minutes where the offset is (Cerro Pachón's, 16,980 s), else
+read up to a minute late, well inside the band's own step of margin."""
 
 
 class ClockWorklife:
