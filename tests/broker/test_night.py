@@ -11,7 +11,17 @@ from enclave.broker.decide import plan
 from enclave.broker.effects import project
 from enclave.broker.layout import initial_state
 from enclave.domain.capacity import DeployPods, Observed, PoolDemand, Relabel
-from enclave.domain.night import Night, day_band, local_day_second, night_at
+from enclave.domain.night import (
+    SEASONS,
+    TROPICAL_YEAR_S,
+    Night,
+    SeasonBand,
+    day_bands,
+    local_day_second,
+    night_at,
+    season_edges,
+    season_of,
+)
 from enclave.spec import EnclaveSpec
 from enclave.spec.models import NodeRole, Site
 from tests.broker.conftest import make_spec
@@ -281,28 +291,44 @@ def test_the_plan_names_the_night_in_iso_8601_utc(spec: EnclaveSpec) -> None:
     assert f"{n.start:.0f}" not in note
 
 
-def test_the_day_band_is_day_on_every_day_of_the_year() -> None:
-    """``day_band``: the hours of local mean time in which no night of the year falls, the test a startd's clock
-    can make (pools.<name>.day_claim_worklife). Checked against ``night_at``, which finds each night's twilights
-    by refining the crossing (not the band's all-days grid): a night a fortnight apart across 2026 ends before
-    the band starts and starts after it ends, and the band reaches within 15 minutes of the latest morning and
-    the earliest evening among them (the band's edges are on a 5-minute grid, one step inside each sampled edge)."""
-    band = day_band(PACHON)
-    assert band is not None
-    start, end = band
+def test_each_seasons_band_is_day_on_every_day_of_the_season() -> None:
+    """``day_bands``: per season of the year, the hours of local mean time in which none of its nights falls, the
+    test a startd's clock can make (pools.<name>.day_claim_worklife). Checked against ``night_at``, which finds each
+    night's twilights by refining the crossing (not the bands' bisection of sampled days): a night a fortnight
+    apart across 2026 ends before the band of the season its morning is in starts and starts after the band of
+    its evening's season ends, and each band reaches within 30 minutes of that night's edges (a season is some 15
+    days, in which twilight moves up to 20 minutes; the edges are on a 5-minute grid, one step inside)."""
+    bands = {b.since: b for b in day_bands(PACHON)}
+    assert len(bands) == SEASONS  # at −30° every season has a day
     nights = [night_at(PACHON, ts(2026, 1, 1, 18) + d * 86_400.0) for d in range(0, 366, 14)]
-    mornings = [local_day_second(PACHON, n.end) for n in nights if n is not None]
-    evenings = [local_day_second(PACHON, n.start) for n in nights if n is not None]
-    assert len(mornings) == len(evenings) == 27
-    assert max(mornings) <= start <= max(mornings) + 900
-    assert min(evenings) - 900 <= end <= min(evenings)
+    assert len(nights) == 27
+
+    def band(t: float) -> SeasonBand:
+        return bands[season_edges()[season_of(t)]]
+
+    for n in nights:
+        assert n is not None
+        morning, evening = local_day_second(PACHON, n.end), local_day_second(PACHON, n.start)
+        assert morning <= band(n.end).start <= morning + 1800
+        assert evening - 1800 <= band(n.start).end <= evening
     # USDF's night summary for 2026-04-13 (above) puts evening twilight at 18:34 local mean time (23:17Z at
-    # 70.75° W) and morning twilight at 05:26 (10:09Z): that night lies outside the band.
-    assert local_day_second(PACHON, ts(2026, 4, 14, 10, 9)) < start < end < local_day_second(PACHON,
-                                                                                             ts(2026, 4, 13, 23, 17))
+    # 70.75° W) and morning twilight at 05:26 (10:09Z): that night lies outside its seasons' bands.
+    assert local_day_second(PACHON, ts(2026, 4, 14, 10, 9)) < band(ts(2026, 4, 14, 10, 9)).start
+    assert band(ts(2026, 4, 13, 23, 17)).end < local_day_second(PACHON, ts(2026, 4, 13, 23, 17))
+    # The seasons follow twilight: December's day is some four hours longer than June's.
+    june, december = band(ts(2026, 6, 21, 16)), band(ts(2026, 12, 21, 16))
+    assert (december.end - december.start) - (june.end - june.start) > 3 * 3600
 
 
-def test_no_day_band_where_a_polar_night_has_no_day() -> None:
-    # At 80° N the sun stays below −12° through the winter solstice: no hour is day all year.
-    assert day_band(Site(latitude_deg=80.0, longitude_deg=0.0)) is None
-    assert day_band(Site(latitude_deg=0.0, longitude_deg=0.0)) is not None
+def test_a_season_has_its_day_band_when_all_its_days_have_day() -> None:
+    # At 80° N the sun stays below −12° around the winter solstice and above it around the summer one
+    # (declination ±23.4°: noon at 90° − 80° − 23.4° < −12°, midnight at 23.4° − 10° > −12°).
+    polar = Site(latitude_deg=80.0, longitude_deg=0.0)
+    seasons = {b.since: b for b in day_bands(polar)}
+    assert season_edges()[season_of(ts(2026, 12, 21, 12))] not in seasons
+    june = seasons[season_edges()[season_of(ts(2026, 6, 21, 12))]]
+    assert (june.start, june.end) == (300, 86_100)  # all day, one step inside each midnight
+    assert len(day_bands(Site(latitude_deg=0.0, longitude_deg=0.0))) == SEASONS
+    # The year's phase as a startd's clock reads it: the epoch in the first season, one tropical year later too.
+    assert season_of(0) == season_of(TROPICAL_YEAR_S) == 0
+    assert season_edges()[0] == 0 and season_edges()[-1] == TROPICAL_YEAR_S

@@ -17,12 +17,14 @@ import pytest
 from classad2 import ExprTree
 
 from enclave.batch import render
-from enclave.domain.night import day_band
+from enclave.domain.night import day_bands, local_day_second, night_at
 from enclave.errors import InputError, IntegrityError, SpecError
 from enclave.spec.load import dump
 from enclave.spec.load import parse as parse_spec
 from enclave.spec.models import EnclaveSpec, Site
-from enclave.twin.scenario import FOREVER_S, parse
+from enclave.twin.run import with_changes
+from enclave.twin.scenario import FOREVER_S, load_scenario, parse
+from enclave.twin.sim import Sim
 
 from .conftest import make_sim
 from .test_config import SCENARIO
@@ -32,7 +34,7 @@ DAY = datetime(2026, 4, 13, 16, tzinfo=UTC).timestamp()  # 11:17 local mean time
 EVENING = datetime(2026, 4, 14, 1, tzinfo=UTC).timestamp()  # inside the night: 20:17
 MORNING = datetime(2026, 4, 14, 9, tzinfo=UTC).timestamp()  # before morning twilight: 04:17
 LEAD = datetime(2026, 4, 13, 22, 13, tzinfo=UTC).timestamp()  # 17:30: day, but within the pre-warm's hour before
-# the year's earliest evening twilight (about 18:00 at Cerro Pachón, near where the day band ends: test_night.py)
+# the season's earliest evening twilight (18:34 on April 13, earlier as the season goes on: test_night.py)
 
 
 def _by_day(spec: EnclaveSpec, site: Site | None = PACHON, **pool: int) -> EnclaveSpec:
@@ -105,20 +107,60 @@ def test_a_worklife_by_day_needs_the_site(minimal: EnclaveSpec) -> None:
     assert "needs the site" in problem.what and "cluster.site" in problem.fix
 
 
-def test_no_worklife_by_day_where_no_hour_is_day_all_year(minimal: EnclaveSpec) -> None:
-    # At 80° N the winter sun stays below −12° (tests/broker/test_night.py): a clock cannot tell the day.
+def test_a_season_of_polar_night_keeps_no_claim_by_day(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    # At 80° N the sun stays below −12° around the winter solstice and above it around the summer one
+    # (tests/broker/test_night.py): the startd hands claims back all day in December and keeps them in June.
     spec = _by_day(minimal, site=Site(latitude_deg=80.0, longitude_deg=0.0))
-    with pytest.raises(InputError, match="no hours are day on every day of the year") as err:
-        render.execute_node(spec, "drp")
-    assert [p.where for p in err.value.problems] == ["pools.drp.day_claim_worklife"]
-    # Nor where the pre-warm's lead takes the whole day band (about 06:00 to 18:00 at Cerro Pachón).
-    lead = _by_day(minimal).model_copy(update={"broker": minimal.broker.model_copy(
-        update={"prewarm_lead_seconds": 12 * 3600.0})})
-    with pytest.raises(InputError, match="before the pre-warm's lead"):
-        render.execute_node(lead, "drp")
-    band = day_band(PACHON)
-    assert band is not None
-    exact = lead.model_copy(update={"broker": lead.broker.model_copy(
-        update={"prewarm_lead_seconds": float(band[1] - band[0])})})  # a lead as long as the band leaves nothing
-    with pytest.raises(InputError, match="before the pre-warm's lead"):
-        render.execute_node(exact, "drp")
+    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+    text = render.read_pool_worklife(drp, "drp")
+    assert text is not None
+    december = datetime(2026, 12, 21, tzinfo=UTC).timestamp()
+    assert {_at(text, december + h * 3600) for h in range(24)} == {1200}
+    assert _at(text, datetime(2026, 6, 21, 12, tzinfo=UTC).timestamp()) == -1
+
+
+def test_no_worklife_by_day_where_the_lead_takes_every_seasons_day(minimal: EnclaveSpec) -> None:
+    longest = max(b.end - b.start for b in day_bands(PACHON))  # December's, about 04:10 to 19:50 at Cerro Pachón
+    for lead_s in (float(longest), 24 * 3600.0):
+        spec = _by_day(minimal).model_copy(update={"broker": minimal.broker.model_copy(
+            update={"prewarm_lead_seconds": lead_s})})
+        with pytest.raises(InputError, match="before the pre-warm's lead in any season") as err:
+            render.execute_node(spec, "drp")
+        assert [p.where for p in err.value.problems] == ["pools.drp.day_claim_worklife"]
+
+
+def test_december_keeps_claims_in_the_hours_june_has_night(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    """The band follows the season: on 2026-12-21 at Cerro Pachón morning twilight comes before 04:00 local mean
+    time and evening twilight after 20:00 (``night_at``), so DRP keeps its claims at 04:30 and 18:30, which are
+    night in June (twilight about 06:05 and 17:55), and the minimal spec's hour of pre-warm lead ends its day by
+    19:00."""
+    spec = _by_day(minimal)
+    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+    text = render.read_pool_worklife(drp, "drp")
+    assert text is not None
+    night = night_at(PACHON, datetime(2026, 12, 21, 18, tzinfo=UTC).timestamp())
+    assert night is not None and local_day_second(PACHON, night.start) > 20 * 3600
+    assert local_day_second(PACHON, night.end) < 4 * 3600
+
+    def local(day: int, hour: float) -> float:  # hours of local mean time (UTC − 4 h 43 min)
+        return datetime(2026, 12, day, tzinfo=UTC).timestamp() + hour * 3600 + 16_980
+
+    assert [_at(text, local(22, 4.5)), _at(text, local(21, 18.5)), _at(text, local(21, 19.25))] == [-1, -1, 1200]
+    june = datetime(2026, 6, 21, tzinfo=UTC).timestamp() + 16_980
+    assert [_at(text, june + 4.5 * 3600), _at(text, june + 18.5 * 3600)] == [1200, 1200]
+
+
+def test_the_december_week_keeps_drps_claims_in_hours_that_are_night_in_june() -> None:
+    """The shipped one-week-december runs lsst-ldf's rendered worklife by the twin's clock: DRP keeps its claims
+    at 19:00 local mean time on 2026-12-21 (evening twilight 20:02, less the 15 minutes' pre-warm lead and the
+    band's step of margin) and at 04:30 the next morning (twilight 03:54), and hands them back at 21:00; in
+    one-week, from 2026-06-21, 19:00 is night (twilight about 17:55)."""
+    december = make_sim(with_changes(load_scenario("one-week-december"), duration_hours=0.25))
+    june = make_sim(with_changes(load_scenario("one-week"), duration_hours=0.25))
+
+    def local(sim: Sim, hours: float) -> float:  # twin time of that many hours of local mean time after t = 0's
+        return hours * 3600 - local_day_second(PACHON, sim.sc.start_epoch)  # local midnight, UTC − 4 h 43 min
+
+    assert [december.worklife_at("drp", local(december, h)) for h in (19, 21, 24 + 4.5)] == [FOREVER_S, 1200,
+                                                                                             FOREVER_S]
+    assert [june.worklife_at("drp", local(june, h)) for h in (19, 24 + 4.5)] == [1200, 1200]

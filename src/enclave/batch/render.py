@@ -34,7 +34,7 @@ from pathlib import Path
 from classad2 import ExprTree
 
 from enclave.batch import idtoken, policy
-from enclave.domain.night import day_band, mean_time_offset
+from enclave.domain.night import TROPICAL_YEAR_S, day_bands, mean_time_offset
 from enclave.errors import ExternalError, InputError, IntegrityError, Problem
 from enclave.outdir import output_dir
 from enclave.spec.models import Drain, EnclaveSpec, NodeRole
@@ -366,32 +366,36 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     lines = ["# CLAIM_WORKLIFE per pool (pools.<name>.claim_worklife), by the pool this startd serves now.",
              f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
     if any(p.day_claim_worklife is not None for p in spec.pools.values()):
-        lines += ["# The hours of local mean time that are day all year at the site (pools.<name>.day_claim_worklife).",
+        lines += ["# The hours of local mean time that are day in each season at the site "
+                  "(pools.<name>.day_claim_worklife).",
                   f"{DAYTIME_KNOB} = {daytime(spec)}"]
     lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})')}" for name in spec.pools]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
 
 
 def daytime(spec: EnclaveSpec) -> str:
-    """True in the hours that are day on every day of the year at the site (``night.day_band``) and before the
+    """True in the hours that are day on every day of the season at the site (``night.day_bands``) and before the
     pre-warm's lead (broker.prewarm_lead_seconds: from then the broker readies prompt's capacity, and the claims
     of the night's overflow must be ending), by the startd's own clock: ``time()`` is seconds since the epoch in
     the ClassAd language (HTCondor manual, ClassAd functions), and CLAIM_WORKLIFE is an expression the startd
     evaluates against the slot ad each time a job ends (startd configuration, CLAIM_WORKLIFE: "This expression
     specifies…"; ResMgr.cpp inserts it with ``configInsert``, which assigns it as an expression, htcondor
-    7491a14)."""
+    7491a14). A season in which some day has no day before the lead (a polar night) adds no hours."""
     site = spec.cluster.site
-    band = None if site is None else day_band(site, spec.broker.twilight_altitude_deg)
-    end = None if band is None else band[1] - round(spec.broker.prewarm_lead_seconds)
-    if site is None or band is None or end is None or end <= band[0]:
+    lead = round(spec.broker.prewarm_lead_seconds)
+    bands = [] if site is None else [b for b in day_bands(site, spec.broker.twilight_altitude_deg)
+                                     if b.end - lead > b.start]
+    if site is None or not bands:
         pools = [name for name, p in spec.pools.items() if p.day_claim_worklife is not None]
-        raise InputError([Problem(f"pools.{name}.day_claim_worklife", "no hours are day on every day of the year "
-                                  "at cluster.site before the pre-warm's lead, so a startd cannot tell the day by "
+        raise InputError([Problem(f"pools.{name}.day_claim_worklife", "no hours are day at cluster.site before the "
+                                  "pre-warm's lead in any season of the year, so a startd cannot tell the day by "
                                   "its clock", "remove day_claim_worklife, or shorten broker.prewarm_lead_seconds")
                           for name in pools])
     offset = round(mean_time_offset(site))
     clock = f"(time() {'+' if offset >= 0 else '-'} {abs(offset)}) % 86400"
-    return f"({clock} >= {band[0]} && {clock} < {end})"
+    season = f"time() % {TROPICAL_YEAR_S}"
+    return "(" + " || ".join(f"({season} >= {b.since} && {season} < {b.until} && {clock} >= {b.start} && "
+                             f"{clock} < {b.end - lead})" for b in bands) + ")"
 
 
 def _pool_worklife(spec: EnclaveSpec, pool: str, day: str) -> str:

@@ -116,15 +116,47 @@ def night_at(site: Site, t: float, altitude_deg: float = -12.0) -> Night | None:
 
 
 _BAND_STEP = 300
-"""The day band's edges fall on a five-minute grid of local time, one step inside each edge the sampled days give
-(``day_band``)."""
-_BAND_DAYS = 53
-"""Days sampled across a year, a week apart: twilight's local time changes by minutes a week, least near its
-extremes (the solstices), so the week between samples moves an edge by less than the step the band is narrowed by."""
+"""A season's day band has its edges on a five-minute grid of local time, one step inside the edges its sampled days
+give (``day_bands``)."""
+TROPICAL_YEAR_S = 31_556_925
+"""The mean tropical year, 365.24219 days (the Astronomical Almanac's), in whole seconds: the period of the sun's
+declination, and so of twilight's local time. A startd's clock tells the season by ``time() % TROPICAL_YEAR_S``:
+since the epoch the year's phase has drifted from the calendar's by less than a day, and the equation of time's by
+about one (perihelion moves a day in some 58 years), a few seconds of twilight, far inside a band's step of margin."""
+SEASONS = 24
+"""The year is cut into this many seasons of equal length (about 15.2 days), each with its own band: twilight's local
+time moves at most some 20 minutes in one (near the equinoxes), where one band for the whole year is four hours
+shorter than December's day at Cerro Pachón (docs/batch.md, "Claims by day")."""
+_BAND_SAMPLE_DAYS = 3
+"""Days between the sampled days: between two samples a twilight's local time moves one way (except near its
+extremes, where it barely moves), so a season's edges are among the samples around it."""
 _BAND_YEAR = 1_767_225_600.0
-"""2026-01-01 00:00 UTC: any year gives the same band to well under a step."""
-_BISECTIONS = 13
-"""Halvings of a half day to find a day's crossing: 43,200 s / 2^13 ≈ 5 s, far inside the grid's step."""
+"""2026-01-01 00:00 UTC: the year whose days are sampled (any year gives the same bands to well under a step)."""
+_BISECTIONS = 11
+"""Halvings of a half day to find a day's crossing: 43,200 s / 2^11 ≈ 21 s, far inside the grid's step."""
+
+
+@dataclass(frozen=True)
+class SeasonBand:
+    """The hours that are day on every day of one season: ``[start, end)`` in seconds of local mean time
+    (``local_day_second``) while the year's phase (``time() % TROPICAL_YEAR_S``) is in ``[since, until)``."""
+
+    since: int
+    until: int
+    start: int
+    end: int
+
+
+def season_edges() -> list[int]:
+    """Where each season begins in the year's phase (seconds of ``TROPICAL_YEAR_S``), and the year's end last."""
+    return [round(i * TROPICAL_YEAR_S / SEASONS) for i in range(SEASONS + 1)]
+
+
+def season_of(t: float) -> int:
+    """The season (0 to ``SEASONS`` − 1) that Unix time ``t`` falls in, as a startd's clock tells it."""
+    phase = int(t) % TROPICAL_YEAR_S
+    edges = season_edges()
+    return next(i for i in range(SEASONS) if phase < edges[i + 1])
 
 
 def local_day_second(site: Site, t: float) -> float:
@@ -132,11 +164,11 @@ def local_day_second(site: Site, t: float) -> float:
     return (t + mean_time_offset(site)) % _DAY
 
 
-def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray, *, morning: bool) -> np.ndarray:
     """Per day, where the sun crosses ``altitude_deg`` between ``lo`` and ``hi`` (bisection, all days at once;
     the sun's altitude rises to noon and falls after it, so each half day crosses at most once). A half day with
-    no crossing keeps ``lo`` when it is day at both ends (a morning wholly above: the band may start at midnight),
-    else ``hi``."""
+    no crossing gives the band all of it when it is day throughout (a morning from midnight, an evening to
+    midnight) and none of it when it is night throughout (both edges at noon)."""
     at_lo = sun_altitude_deg(site, lo) > altitude_deg
     at_hi = sun_altitude_deg(site, hi) > altitude_deg
     a, b = lo.copy(), hi.copy()
@@ -145,27 +177,38 @@ def _crossings(site: Site, altitude_deg: float, lo: np.ndarray, hi: np.ndarray) 
         same = (sun_altitude_deg(site, mid) > altitude_deg) == at_lo
         a, b = np.where(same, mid, a), np.where(same, b, mid)
     none = at_lo == at_hi
-    return np.where(none & at_lo, lo, np.where(none, hi, (a + b) / 2))
+    day_edge, night_edge = (lo, hi) if morning else (hi, lo)
+    return np.where(none & at_lo, day_edge, np.where(none, night_edge, (a + b) / 2))
 
 
 @lru_cache(maxsize=16)
-def _band(key: tuple[float, float, float], altitude_deg: float) -> tuple[int, int] | None:
+def _bands(key: tuple[float, float, float], altitude_deg: float) -> tuple[SeasonBand, ...]:
     site = Site(latitude_deg=key[0], longitude_deg=key[1], elevation_m=key[2])
-    midnights = _BAND_YEAR + np.arange(_BAND_DAYS) * 7 * _DAY - mean_time_offset(site)
+    # A little over a year of local mean midnights, so that every season has samples on both sides of it.
+    count = math.ceil((TROPICAL_YEAR_S / _DAY + 4) / _BAND_SAMPLE_DAYS) + 1
+    midnights = (_BAND_YEAR - 2 * _DAY + np.arange(count) * _BAND_SAMPLE_DAYS * _DAY) - mean_time_offset(site)
     noons = midnights + _DAY / 2
-    if not np.all(sun_altitude_deg(site, noons) > altitude_deg):
-        return None  # a polar night: some noon of the year is not day
-    # The latest morning and the earliest evening of the sampled days, in seconds of local mean time.
-    morning = float(np.max(_crossings(site, altitude_deg, midnights, noons) - midnights))
-    evening = float(np.min(_crossings(site, altitude_deg, noons, midnights + _DAY) - midnights))
-    start = (math.ceil(morning / _BAND_STEP) + 1) * _BAND_STEP
-    end = (math.floor(evening / _BAND_STEP) - 1) * _BAND_STEP
-    return (start, end) if start < end else None
+    mornings = _crossings(site, altitude_deg, midnights, noons, morning=True) - midnights
+    evenings = _crossings(site, altitude_deg, noons, midnights + _DAY, morning=False) - midnights
+    latest = [0.0] * SEASONS
+    earliest = [_DAY] * SEASONS
+    for k in range(count - 1):
+        # The days from this sample to the next lie in at most two seasons; their edges lie between the two samples'.
+        for season in {season_of(float(midnights[k])), season_of(float(midnights[k + 1]) + _DAY - 1)}:
+            latest[season] = max(latest[season], float(mornings[k]), float(mornings[k + 1]))
+            earliest[season] = min(earliest[season], float(evenings[k]), float(evenings[k + 1]))
+    edges = season_edges()
+    bands = []
+    for season in range(SEASONS):
+        start = (math.ceil(latest[season] / _BAND_STEP) + 1) * _BAND_STEP
+        end = (math.floor(earliest[season] / _BAND_STEP) - 1) * _BAND_STEP
+        if start < end:
+            bands.append(SeasonBand(edges[season], edges[season + 1], start, end))
+    return tuple(bands)
 
 
-def day_band(site: Site, altitude_deg: float = -12.0) -> tuple[int, int] | None:
-    """The hours that are day on every day of the year at the site: ``[start, end)`` in seconds of local mean
-    time (``local_day_second``), the sun above ``altitude_deg`` throughout, around local noon; None where some
-    day of the year has no such hours around noon (a polar night). A rule a startd can evaluate with its clock
-    alone (``time()``), which no night of the year reaches into."""
-    return _band(_key(site), altitude_deg)
+def day_bands(site: Site, altitude_deg: float = -12.0) -> tuple[SeasonBand, ...]:
+    """Per season of the year, the hours of local mean time that are day on each of its days at the site, the sun
+    above ``altitude_deg`` throughout, around local noon; a season with a day that has no such hours (a polar night)
+    has none. A rule a startd can evaluate with its clock alone (``time()``), which no night reaches into."""
+    return _bands(_key(site), altitude_deg)

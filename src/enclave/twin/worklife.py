@@ -2,7 +2,8 @@
 
 The startd evaluates CLAIM_WORKLIFE against the slot ad each time a job ends on a claim (Resource.cpp
 ``claimWorklifeExpired``, htcondor 7491a14), so an expression of ``time()`` holds one worklife by day and another
-by night. The twin evaluates the text HTCondor reads with classad2 at the instant, ``time()`` replaced by it.
+by night. The twin evaluates the text HTCondor reads with classad2 at the instant: ``time()`` becomes an attribute
+the twin sets to it, so the text is parsed once.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from functools import lru_cache
 
 import classad2
 
+from enclave.domain.night import SEASONS, TROPICAL_YEAR_S
+
 _MINUTE = 60
-"""The twin evaluates the expression once a minute. Its edges are ``night.day_band``'s five-minute grid shifted
+"""The twin evaluates the expression once a minute. Its edges are ``night.day_bands``' five-minute grid shifted
 by the site's offset in whole seconds: on whole minutes where the offset is (Cerro Pachón's, 16,980 s), else
-read up to a minute late, well inside the band's own step of margin."""
+read up to a minute late, well inside the bands' own step of margin."""
+_NOW = "EnclaveTwinNow"
+"""The attribute that stands for ``time()``."""
+_SAMPLE = 300
+"""``most`` reads the expression every five minutes: each rendered band lasts whole five-minute steps, so every
+band has a sample."""
 
 
 class ClockWorklife:
@@ -24,7 +32,11 @@ class ClockWorklife:
         self.expression = expression
         self.forever_s = forever_s
         self._cache: dict[int, float] = {}
-        self.most()  # refuses now an expression that is no worklife at some minute of a day
+        try:
+            self._tree = classad2.ExprTree(expression.replace("time()", _NOW))
+        except classad2.ClassAdException as err:
+            raise ValueError(f"CLAIM_WORKLIFE {expression!r} is no ClassAd expression: {err}") from None
+        self.most()  # refuses now an expression that is no worklife at some time of the year
 
     def at(self, unix_s: float) -> float:
         minute = int(unix_s // _MINUTE)
@@ -34,14 +46,13 @@ class ClockWorklife:
         return value
 
     def most(self) -> float:
-        """The longest worklife it gives over a day (at each of its minutes)."""
-        return max(self.at(float(m * _MINUTE)) for m in range(24 * 60))
+        """The longest worklife it gives over a year: over one day of each season (``night.SEASONS``, whose bands
+        differ), every five minutes."""
+        days = [round(i * TROPICAL_YEAR_S / SEASONS) for i in range(SEASONS)]
+        return max(self._eval(day + s) for day in days for s in range(0, 86_400, _SAMPLE))
 
     def _eval(self, unix_s: int) -> float:
-        try:
-            value = classad2.ExprTree(self.expression.replace("time()", str(unix_s))).eval()
-        except classad2.ClassAdException as err:
-            raise ValueError(f"CLAIM_WORKLIFE {self.expression!r} is no ClassAd expression: {err}") from None
+        value = self._tree.eval(classad2.ClassAd({_NOW: unix_s}))
         if isinstance(value, bool) or not isinstance(value, int) or value < -1:
             raise ValueError(f"CLAIM_WORKLIFE {self.expression!r} gives {value!r} at {unix_s}, not seconds >= 0 "
                              "or -1 (forever)")
@@ -51,5 +62,5 @@ class ClockWorklife:
 @lru_cache(maxsize=64)
 def clock_worklife(expression: str, forever_s: float) -> ClockWorklife:
     """One ``ClockWorklife`` per expression, shared by the scenario's check, the run and the timing bound: each
-    would otherwise evaluate the same expression at every minute of a day again."""
+    would otherwise evaluate the same expression over a year again."""
     return ClockWorklife(expression, forever_s)
