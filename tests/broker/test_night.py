@@ -332,3 +332,4 @@ def test_a_season_has_its_day_band_when_all_its_days_have_day() -> None:
     # The year's phase as a startd's clock reads it: the epoch in the first season, one tropical year later too.
     assert season_of(0) == season_of(TROPICAL_YEAR_S) == 0
     assert season_edges()[0] == 0 and season_edges()[-1] == TROPICAL_YEAR_S
+    assert [season_of(edge + dt) for edge in season_edges()[1:3] for dt in (-1, 0)] == [0, 1, 1, 2]

@@ -10,6 +10,7 @@ ClassAd language's clock. The expected values are the spec's: -1 (forever) by da
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from classad2 import ExprTree
 
 from enclave.batch import render
-from enclave.domain.night import day_bands, local_day_second, night_at
+from enclave.domain.night import TROPICAL_YEAR_S, day_bands, local_day_second, night_at, season_edges
 from enclave.errors import InputError, IntegrityError, SpecError
 from enclave.spec.load import dump
 from enclave.spec.load import parse as parse_spec
@@ -164,3 +165,28 @@ def test_the_december_week_keeps_drps_claims_in_hours_that_are_night_in_june() -
     assert [december.worklife_at("drp", local(december, h)) for h in (19, 21, 24 + 4.5)] == [FOREVER_S, 1200,
                                                                                              FOREVER_S]
     assert [june.worklife_at("drp", local(june, h)) for h in (19, 24 + 4.5)] == [1200, 1200]
+
+
+def test_the_rendered_day_is_each_seasons_band_by_the_startds_clock(minimal: EnclaveSpec, tmp_path: Path) -> None:
+    """The startd tells the season as ``night.season_of`` does: just after each of 2026's season edges, at a local
+    time where the band before the edge and the band after it disagree, the rendered expression gives the later
+    band's answer. The first instant at that local time after the edge is within a day of it."""
+    spec = _by_day(minimal)
+    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+    text = render.read_pool_worklife(drp, "drp")
+    assert text is not None
+    lead = round(spec.broker.prewarm_lead_seconds)
+    bands = {b.since: b for b in day_bands(PACHON)}
+    year = 56 * TROPICAL_YEAR_S  # where 2026's first season begins: 2025-12-31 13:30 UTC
+    checked = 0
+    for before, after in itertools.pairwise(season_edges()[:-1]):
+        old, new = bands[before], bands[after]
+        for local_s in ((old.start + new.start) / 2, (old.end + new.end) / 2 - lead):
+            if old.start == new.start and local_s < 43_200 or old.end == new.end and local_s >= 43_200:
+                continue
+            edge = year + after
+            t = edge + (local_s - local_day_second(PACHON, edge)) % 86_400
+            day = new.start <= local_day_second(PACHON, t) < new.end - lead
+            assert _at(text, t) == (-1 if day else 1200), (after, local_s)
+            checked += 1
+    assert checked >= 24

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.domain.night import SEASONS, TROPICAL_YEAR_S
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
 from enclave.twin.sim import EV_BLOCK, Sim
 from enclave.twin.workloads import Arrival
+from enclave.twin.worklife import ClockWorklife
 
 from .conftest import make_sim
 
@@ -261,6 +263,18 @@ def test_a_worklife_by_the_clock_that_is_no_worklife_is_an_error(minimal: Enclav
         _sim(minimal, pool_claim_worklife_by_clock='{drp: "ifThenElse(time() % 86400 < 3600, -2, 100)"}')
     with pytest.raises(InputError, match="no ClassAd expression"):
         _sim(minimal, pool_claim_worklife_by_clock='{drp: "ifThenElse("}')
+
+
+def test_the_longest_worklife_by_the_clock_is_found_in_any_five_minutes_of_any_season() -> None:
+    """``ClockWorklife.most`` (the timing bound's worklife) reads the expression over a year, not one day: five
+    minutes a day keep claims (the rendered bands' step), or one season does (at 80° N no day of January has any
+    day, tests/broker/test_night.py)."""
+    five = f"time() % {TROPICAL_YEAR_S} < 86400 && time() % 86400 >= 600 && time() % 86400 < 900"  # 1970-01-01
+    assert ClockWorklife(f"ifThenElse({five}, -1, 1200)", 1e9).most() == 1e9
+    june = round(11 * TROPICAL_YEAR_S / SEASONS)  # the season that holds the June solstice
+    summer = f"ifThenElse(time() % {TROPICAL_YEAR_S} >= {june}, -1, 1200)"
+    assert ClockWorklife(summer, 1e9).most() == 1e9
+    assert ClockWorklife(summer, 1e9).at(0.0) == 1200  # January 1970, the first season
 
 
 TWO_TASKS = BASE.replace("mix: [{name: t, weight: 1, memory_gib: 1, runtime: {dist: fixed, mean: 100}}]",
