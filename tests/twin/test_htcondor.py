@@ -17,8 +17,8 @@ from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
 from enclave.twin.sim import EV_BLOCK, Sim
-from enclave.twin.workloads import Arrival
 from enclave.twin.worklife import ClockWorklife
+from enclave.twin.workloads import Arrival
 
 from .conftest import make_sim
 
