@@ -479,3 +479,26 @@ def test_runtimes_of_the_pools_that_vacate_from_the_history(ldf: EnclaveSpec, da
     assert {(c[2], c[4], c[5]) for c in asked} == {(
         '((EnclavePool =?= "drp") && JobUniverse =!= 7 && JobUniverse =!= 9 && JobUniverse =!= 12) && JobStatus == 4',
         RUNTIME_HISTORY, f"CompletionDate < {now - 86400}")}
+
+
+def test_each_schedd_query_finds_its_schedd_when_not_given_one(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """``jobs``, ``newest_finished`` and ``finished_runtimes`` take the schedd ``demand`` located once per cycle;
+    called alone, each locates it by the spec's host name."""
+    now = 1_000_000
+    daemons.jobs[DEV] = [policy.job_ad(ldf, owner="prompt-svc", pool="prompt", schedd=DEV, qdate=now - 40)]
+    daemons.finished[DEV] = [_ran(ldf, "drp", now - 700, 600), finished(ldf, "prompt", now - 300)]
+    live = adapter(daemons, now)
+    assert [ad["QDate"] for ad in live.jobs(DEV)] == [now - 40]
+    assert live.newest_finished(DEV, "prompt") == now - 300
+    assert live.finished_runtimes(DEV, "drp") == [600.0]
+
+
+def test_a_failure_enclave_names_keeps_its_own_fix(ldf: EnclaveSpec, daemons: Daemons) -> None:
+    """A reconfig refused for a reason enclave names (no master advertised) reaches the operator with that reason's
+    fix, not wrapped as the bindings' failure ("check that the daemon is up…")."""
+    daemons.masters = False
+    with pytest.raises(ExternalError) as err:
+        adapter(daemons).relabel(Relabel(actor="a", reason="r", startd="condor-001", from_pool="prompt",
+                                         to_pool="user"))
+    assert err.value.problems[0].what == "the master of condor-001 is not advertised"
+    assert "condor_status -master" in err.value.problems[0].fix
