@@ -164,6 +164,15 @@ def test_an_expired_token_is_refused(ldf: EnclaveSpec, tmp_path: Path) -> None:
     cm = ldf.batch.central_manager
     (bundle / "htcondor-worker-token").write_text(mint(f"condor@{cm}", trust_domain=cm, lifetime=600) + "\n")
     assert _problems(ldf, bundle)["htcondor-worker-token"] == ("expired",)
+    # Refused only once the expiry is past: condor_auth_passwd.cpp checks ``now - exp > 0``.
+    (bundle / "htcondor-worker-token").write_text(mint(f"condor@{cm}", trust_domain=cm, exp=int(NOW)) + "\n")
+    assert _problems(ldf, bundle)["htcondor-worker-token"] == ()
+
+
+def test_a_jwt_whose_header_or_claims_are_no_object_is_no_token() -> None:
+    # "W10" is base64url of "[]": JSON, but a JWT's header and claims are JSON objects (RFC 7519, section 7.2).
+    with pytest.raises(ValueError, match="not a JSON object"):
+        credentials.read_token("W10.W10.c2lnbmF0dXJl")
 
 
 def test_files_that_hold_no_token(ldf: EnclaveSpec, tmp_path: Path) -> None:
