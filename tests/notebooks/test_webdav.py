@@ -174,6 +174,21 @@ def test_half_written_uploads_are_not_listed(two: Dav) -> None:
     assert client(two, "alice").list() == ["done.txt"]
 
 
+def test_a_link_that_stays_inside_the_workspace_is_not_served_either(two: Dav) -> None:
+    """No path check refuses a link to the user's own file (it resolves inside the workspace): the provider does,
+    as it serves no link at all, whatever it points to."""
+    alice = two.accounts["alice"]
+    ws = Path(alice.workspace_path)
+    (ws / "ok.txt").write_text("mine")
+    (ws / "alias.txt").symlink_to(ws / "ok.txt")
+    made_by(alice)
+    for method in ("GET", "PUT", "DELETE"):
+        status, body = raw(two.url, method, "/alice/alias.txt", "alice", "tok-alice",
+                           body=b"x" if method == "PUT" else None)
+        assert (status, b"symbolic links are not served" in body) == (403, True), method
+    assert (ws / "ok.txt").read_text() == "mine" and (ws / "alias.txt").is_symlink()
+
+
 def test_workspace_replaced_by_link_to_home_is_refused(two: Dav) -> None:
     alice = two.accounts["alice"]
     ws = Path(alice.workspace_path)
@@ -238,6 +253,22 @@ def test_departed_account_is_refused(two: Dav) -> None:
     assert status == 403 and b"departed" in body
     with pytest.raises(WebDavException):
         client(two, "alice").list()
+
+
+def test_a_refused_upload_over_an_empty_file_leaves_the_file(dav: Dav) -> None:
+    """A refused upload removes only the empty file WsgiDAV's do_PUT made for a new name; a file the user had,
+    empty or not, stays as it was (nothing a user owns is silently lost)."""
+    erin = dav.add("erin", 1005, quota_gib=4096 / 1024**3)
+    Path(erin.workspace_path, "empty.txt").write_bytes(b"")
+    made_by(erin)
+    status, body = raw(dav.url, "PUT", "/erin/empty.txt", "erin", "tok-erin", body=b"e" * 5000,
+                       headers={"Transfer-Encoding": "chunked"})
+    assert status == 507, body
+    assert Path(erin.workspace_path, "empty.txt").read_bytes() == b""
+    status, body = raw(dav.url, "PUT", "/erin/new.txt", "erin", "tok-erin", body=b"e" * 5000,
+                       headers={"Transfer-Encoding": "chunked"})
+    assert status == 507, body
+    assert sorted(os.listdir(erin.workspace_path)) == ["empty.txt"]
 
 
 def test_quota_is_enforced_on_upload(dav: Dav, tmp_path: Path) -> None:
