@@ -8,6 +8,7 @@ refined by bisection, and each (site, day) is computed once and cached, so ``dec
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from dataclasses import dataclass
@@ -147,16 +148,17 @@ class SeasonBand:
     end: int
 
 
-def season_edges() -> list[int]:
+_SEASON_EDGES = tuple(round(i * TROPICAL_YEAR_S / SEASONS) for i in range(SEASONS + 1))
+
+
+def season_edges() -> tuple[int, ...]:
     """Where each season begins in the year's phase (seconds of ``TROPICAL_YEAR_S``), and the year's end last."""
-    return [round(i * TROPICAL_YEAR_S / SEASONS) for i in range(SEASONS + 1)]
+    return _SEASON_EDGES
 
 
 def season_of(t: float) -> int:
     """The season (0 to ``SEASONS`` − 1) that Unix time ``t`` falls in, as a startd's clock tells it."""
-    phase = int(t) % TROPICAL_YEAR_S
-    edges = season_edges()
-    return next(i for i in range(SEASONS) if phase < edges[i + 1])
+    return bisect.bisect_right(_SEASON_EDGES, int(t) % TROPICAL_YEAR_S) - 1
 
 
 def local_day_second(site: Site, t: float) -> float:
@@ -197,13 +199,12 @@ def _bands(key: tuple[float, float, float], altitude_deg: float) -> tuple[Season
         for season in {season_of(float(midnights[k])), season_of(float(midnights[k + 1]) + _DAY - 1)}:
             latest[season] = max(latest[season], float(mornings[k]), float(mornings[k + 1]))
             earliest[season] = min(earliest[season], float(evenings[k]), float(evenings[k + 1]))
-    edges = season_edges()
     bands = []
     for season in range(SEASONS):
         start = (math.ceil(latest[season] / _BAND_STEP) + 1) * _BAND_STEP
         end = (math.floor(earliest[season] / _BAND_STEP) - 1) * _BAND_STEP
         if start < end:
-            bands.append(SeasonBand(edges[season], edges[season + 1], start, end))
+            bands.append(SeasonBand(_SEASON_EDGES[season], _SEASON_EDGES[season + 1], start, end))
     return tuple(bands)
 
 

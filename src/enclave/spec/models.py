@@ -241,10 +241,9 @@ class Pool(Strict):
     day_claim_worklife: int | None = Field(
         default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on the startds serving this pool by "
         "day (-1 forever): in the hours of local mean time that are day on every day of the season at cluster.site "
-        "(the sun above broker.twilight_altitude_deg; 24 seasons a year, enclave.domain.night.day_bands), when "
-        "no visit comes and "
-        "nothing overflows onto this pool's slots; claim_worklife holds the rest of the day. Needs cluster.site "
-        "(docs/batch.md, \"Claims by day\").")
+        "(the sun above broker.twilight_altitude_deg; 24 seasons a year, enclave.domain.night.day_bands), when no "
+        "visit comes and nothing overflows onto this pool's slots; claim_worklife holds the rest of the day. Needs "
+        "cluster.site (docs/batch.md, \"Claims by day\").")
 
     @property
     def vacate_grace(self) -> float | None:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import classad2
 
-from enclave.domain.night import SEASONS, TROPICAL_YEAR_S
+from enclave.domain.night import season_edges
 
 _MINUTE = 60
 """The twin evaluates the expression once a minute. Its edges are ``night.day_bands``' five-minute grid shifted
@@ -47,9 +47,8 @@ class ClockWorklife:
 
     def most(self) -> float:
         """The longest worklife it gives over a year: over one day of each season (``night.SEASONS``, whose bands
-        differ), every five minutes."""
-        days = [round(i * TROPICAL_YEAR_S / SEASONS) for i in range(SEASONS)]
-        return max(self._eval(day + s) for day in days for s in range(0, 86_400, _SAMPLE))
+        differ), every five minutes: the first day of each season since the epoch."""
+        return max(self._eval(day + s) for day in season_edges()[:-1] for s in range(0, 86_400, _SAMPLE))
 
     def _eval(self, unix_s: int) -> float:
         value = self._tree.eval(classad2.ClassAd({_NOW: unix_s}))
