@@ -48,6 +48,14 @@ def _at(expression: str, t: float) -> object:
     return ExprTree(expression.replace("time()", str(int(t)))).eval()
 
 
+def _drp_worklife(spec: EnclaveSpec, tmp_path: Path) -> str:
+    """The text of DRP's worklife knob as HTCondor reads it from DRP's rendered execute config."""
+    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+    text = render.read_pool_worklife(drp, "drp")
+    assert text is not None
+    return text
+
+
 def test_the_startd_keeps_the_pools_claims_by_day_only(minimal: EnclaveSpec, tmp_path: Path) -> None:
     spec = _by_day(minimal)
     render.write(render.render_all(spec), tmp_path)
@@ -63,9 +71,7 @@ def test_the_startd_keeps_the_pools_claims_by_day_only(minimal: EnclaveSpec, tmp
 
 def test_a_pools_own_worklife_holds_at_night(minimal: EnclaveSpec, tmp_path: Path) -> None:
     spec = _by_day(minimal, claim_worklife=3600)
-    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
-    text = render.read_pool_worklife(drp, "drp")
-    assert text is not None and [_at(text, t) for t in (DAY, EVENING)] == [-1, 3600]
+    assert [_at(_drp_worklife(spec, tmp_path), t) for t in (DAY, EVENING)] == [-1, 3600]
 
 
 def test_check_reads_the_worklife_by_day_back(minimal: EnclaveSpec, tmp_path: Path) -> None:
@@ -112,9 +118,7 @@ def test_a_season_of_polar_night_keeps_no_claim_by_day(minimal: EnclaveSpec, tmp
     # At 80° N the sun stays below −12° around the winter solstice and above it around the summer one
     # (tests/broker/test_night.py): the startd hands claims back all day in December and keeps them in June.
     spec = _by_day(minimal, site=Site(latitude_deg=80.0, longitude_deg=0.0))
-    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
-    text = render.read_pool_worklife(drp, "drp")
-    assert text is not None
+    text = _drp_worklife(spec, tmp_path)
     december = datetime(2026, 12, 21, tzinfo=UTC).timestamp()
     assert {_at(text, december + h * 3600) for h in range(24)} == {1200}
     assert _at(text, datetime(2026, 6, 21, 12, tzinfo=UTC).timestamp()) == -1
@@ -136,9 +140,7 @@ def test_december_keeps_claims_in_the_hours_june_has_night(minimal: EnclaveSpec,
     night in June (twilight about 06:05 and 17:55), and the minimal spec's hour of pre-warm lead ends its day by
     19:00."""
     spec = _by_day(minimal)
-    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
-    text = render.read_pool_worklife(drp, "drp")
-    assert text is not None
+    text = _drp_worklife(spec, tmp_path)
     night = night_at(PACHON, datetime(2026, 12, 21, 18, tzinfo=UTC).timestamp())
     assert night is not None and local_day_second(PACHON, night.start) > 20 * 3600
     assert local_day_second(PACHON, night.end) < 4 * 3600
@@ -172,9 +174,7 @@ def test_the_rendered_day_is_each_seasons_band_by_the_startds_clock(minimal: Enc
     time where the band before the edge and the band after it disagree, the rendered expression gives the later
     band's answer. The first instant at that local time after the edge is within a day of it."""
     spec = _by_day(minimal)
-    [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
-    text = render.read_pool_worklife(drp, "drp")
-    assert text is not None
+    text = _drp_worklife(spec, tmp_path)
     lead = round(spec.broker.prewarm_lead_seconds)
     bands = {b.since: b for b in day_bands(PACHON)}
     year = 56 * TROPICAL_YEAR_S  # where 2026's first season begins: 2025-12-31 13:30 UTC

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from enclave.domain.night import SEASONS, TROPICAL_YEAR_S
+from enclave.domain.night import TROPICAL_YEAR_S, season_edges
 from enclave.errors import InputError
 from enclave.spec.models import EnclaveSpec
 from enclave.twin.scenario import parse
@@ -271,7 +271,7 @@ def test_the_longest_worklife_by_the_clock_is_found_in_any_five_minutes_of_any_s
     day, tests/broker/test_night.py)."""
     five = f"time() % {TROPICAL_YEAR_S} < 86400 && time() % 86400 >= 600 && time() % 86400 < 900"  # 1970-01-01
     assert ClockWorklife(f"ifThenElse({five}, -1, 1200)", 1e9).most() == 1e9
-    june = round(11 * TROPICAL_YEAR_S / SEASONS)  # the season that holds the June solstice
+    june = season_edges()[11]  # the season that holds the June solstice
     summer = f"ifThenElse(time() % {TROPICAL_YEAR_S} >= {june}, -1, 1200)"
     assert ClockWorklife(summer, 1e9).most() == 1e9
     assert ClockWorklife(summer, 1e9).at(0.0) == 1200  # January 1970, the first season
