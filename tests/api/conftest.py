@@ -93,6 +93,10 @@ class ProjectedBackend:
     def progress(self, node: str | None = None) -> None:
         """Nothing is under way: every action takes effect at once."""
 
+    def advertise_calm(self, calm: bool) -> None:
+        """No startd reads it here."""
+        self.calm = calm
+
     def drain_left(self, node: str) -> int | None:
         """A drain takes effect at once: nothing is ever left to move."""
         return 0

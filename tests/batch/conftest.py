@@ -126,6 +126,10 @@ class Daemons:
     dynamic: list[ClassAd] = field(default_factory=list)
     """Dynamic slots' ads (one per running job, ``run_job``), listed by the collector beside the partitionable
     slots."""
+    generic: dict[tuple[str, str], ClassAd] = field(default_factory=dict)
+    """Ads sent with UPDATE_AD_GENERIC, filed by MyType and keyed by Name (``FakeCollector.advertise``)."""
+    heard_at: int = 1_700_000_600
+    """The collector's clock, which stamps each ad it takes as LastHeardFrom."""
     collector_started: int = 1_700_000_000
     collector_age: int | None = 600
     """How long the collector had run when it last sampled itself; None: not sampled yet."""
@@ -206,6 +210,8 @@ class Daemons:
             return [self.master_ad(n, fs) for n, fs in self.startds.items()]
         if ad_type == htcondor2.AdType.Collector:
             return [self.collector_ad()]
+        if ad_type in (htcondor2.AdType.Generic, htcondor2.AdType.Any):
+            return list(self.generic.values())
         return []
 
     def collector_ad(self) -> ClassAd:
@@ -306,6 +312,22 @@ class FakeCollector(Unfaked):
         out = [ad for ad in d.ads(ad_type) if where.eval(ad) is True]
         # The collector returns only the projected attributes.
         return [ClassAd({k: ad[k] for k in projection if k in ad}) for ad in out] if projection else out
+
+    def advertise(self, ad_list: list[ClassAd], command: str = "UPDATE_AD_GENERIC", use_tcp: bool = True) -> None:
+        """As the collector takes an UPDATE_AD_GENERIC (collector_engine.cpp ``collect``): an ad without MyType or
+        Name is ignored (logged only: "ad has no type", "Could not make hashkey"; hashkey.cpp
+        ``makeGenericAdHashKey`` keys it by Name), another replaces the ad of the same MyType and Name, stamped
+        LastHeardFrom as it arrives (``CollectorEngine::updateClassAd``). Only the generic command is faked."""
+        d = self.daemons
+        assert command == "UPDATE_AD_GENERIC", f"Collector.advertise {command} is not implemented by the fake"
+        d.calls.append(("collector_advertise", command, len(ad_list)))
+        if d.fail == "advertise":
+            raise htcondor2.HTCondorException("Failed to send UPDATE_AD_GENERIC to collector")
+        for ad in ad_list:
+            if isinstance(ad.get("MyType"), str) and isinstance(ad.get("Name"), str):
+                stamped = ClassAd(dict(ad.items()))
+                stamped["LastHeardFrom"] = d.heard_at
+                d.generic[(ad["MyType"], ad["Name"])] = stamped
 
     def locate(self, daemon_type: htcondor2.DaemonType, name: str | None = None) -> ClassAd | None:
         # htcondor2.Collector.locate: the first ad of that daemon type whose Name matches, else None.

@@ -35,7 +35,7 @@ def _parameters(f: object) -> list[tuple[str, object, object]]:
 
 
 @pytest.mark.parametrize(("fake", "real", "methods"), [
-    (FakeCollector, htcondor2.Collector, ["__init__", "query", "locate"]),
+    (FakeCollector, htcondor2.Collector, ["__init__", "query", "locate", "advertise"]),
     (FakeSchedd, htcondor2.Schedd, ["__init__", "query", "history", "act"]),
     (FakeStartdClient, htcondor2.Startd, ["__init__", "drainJobs", "cancelDrainJobs"]),
     (FakeRemoteParam, htcondor2.RemoteParam, ["__init__", "__getitem__", "__setitem__"]),
@@ -51,8 +51,8 @@ def test_send_command_stand_in_has_the_bindings_signature(daemons: Daemons) -> N
 
 def test_the_stand_ins_refuse_what_they_do_not_implement(ldf: EnclaveSpec, daemons: Daemons) -> None:
     b = daemons.bindings
-    with pytest.raises(AssertionError, match="Collector.advertise is not implemented"):
-        b.collector(ldf.batch.central_manager).advertise([])
+    with pytest.raises(AssertionError, match="Collector.locateAll is not implemented"):
+        b.collector(ldf.batch.central_manager).locateAll(htcondor2.DaemonType.Startd)
     location = daemons.schedd_ad(DEV)
     with pytest.raises(AssertionError, match="Schedd.submit is not implemented"):
         b.schedd(location).submit(None)

@@ -252,6 +252,15 @@ class MemoryBackend:
     def __init__(self, observed: Observed) -> None:
         self.state = observed
         self.applied: list[Action] = []
+        self.words: list[bool] = []
+        """Each cycle's word of calm, as advertised."""
+        self.advertise_error: Exception | None = None
+        """What advertising the word raises, as a collector that is down would make the live adapter raise."""
+
+    def advertise_calm(self, calm: bool) -> None:
+        if self.advertise_error is not None:
+            raise self.advertise_error
+        self.words.append(calm)
 
     def observe(self) -> Observed:
         return self.state

@@ -30,6 +30,8 @@ from classad2 import ClassAd
 
 from enclave.batch import policy
 from enclave.batch.render import (
+    BROKER_AD_TYPE,
+    CALM_ATTR,
     DRAIN_DUE_ATTR,
     DRAIN_DUE_KNOB,
     NO_DEADLINE,
@@ -149,6 +151,10 @@ DRAIN_RETRY_SECONDS = 1.0
 tries a second apart, then the drain fails and the broker's next decision tries it again."""
 
 
+BROKER_AD_NAME = "enclave-broker"
+"""Name of the broker's ad: one broker leads at a time (its Lease), so one ad."""
+
+
 class HTCondorBatch:
     """HTCondor through the official bindings. One instance per enclave spec."""
 
@@ -195,6 +201,18 @@ class HTCondorBatch:
             raise _external(f"collector {self.spec.batch.central_manager} query failed", exc) from exc
         started = [t for ad in ads if (t := _started(ad)) is not None]
         return max(started) if started else None
+
+    def advertise_calm(self, calm: bool) -> None:
+        """Advertise the broker's ad with its word on the latency pools (``render.calm_cron`` reads it). A generic
+        ad: the collector files it by MyType and keys it by Name (collector_engine.cpp ``collect``,
+        UPDATE_AD_GENERIC; hashkey.cpp ``makeGenericAdHashKey``, htcondor 7491a14), so each cycle's ad replaces
+        the last, and stamps it LastHeardFrom as it arrives (``CollectorEngine::updateClassAd``)."""
+        ad = ClassAd({"MyType": BROKER_AD_TYPE, "Name": BROKER_AD_NAME, CALM_ATTR: calm})
+        try:
+            self.collector.advertise([ad], "UPDATE_AD_GENERIC")
+        except (htcondor2.HTCondorException, RuntimeError, OSError) as exc:
+            raise _external(f"advertising the broker's ad to collector {self.spec.batch.central_manager} failed",
+                            exc) from exc
 
     def startds(self) -> tuple[Startd, ...]:
         """``Observed.startds``: one per partitionable slot carrying a pool label, with its running jobs."""

@@ -346,6 +346,19 @@ WORKLIFE_KNOB = "ENCLAVE_WORKLIFE"
 slots); ``<knob>_<pool>`` is each pool's."""
 DAYTIME_KNOB = "ENCLAVE_DAYTIME"
 """The test of the day a pool's worklife by day reads (``daytime``)."""
+CALM_KNOB = "ENCLAVE_CALM"
+"""The test of the broker's word that the latency pools are calm, which a pool's worklife while calm reads."""
+BROKER_AD_TYPE = "EnclaveBroker"
+"""MyType of the ad the broker advertises to the collector each cycle (``HTCondorBatch.advertise_calm``)."""
+CALM_ATTR = "EnclaveCalm"
+"""The broker ad's word: True while the latency pools are calm (``enclave.broker.calm``)."""
+CALM_UNTIL_ATTR = "EnclaveCalmUntil"
+"""What the startd cron job (``calm_cron``) puts in each slot ad: until when the broker's word of calm holds."""
+CALM_POLL_SECONDS = 60
+"""How often a startd asks the collector for the broker's ad (STARTD_CRON_<name>_PERIOD)."""
+CALM_STALE_CYCLES = 3
+"""The broker's word of calm holds this many broker cycles after the collector last heard it: a cycle or two the
+broker misses change nothing, and a broker that has stopped leaves the pools' own worklives in force."""
 
 
 def claim_worklife(spec: EnclaveSpec, pool: str | None = None) -> int:
@@ -361,7 +374,8 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
     relabel sets the pool knob and reconfigs, and the startd reads CLAIM_WORKLIFE again as it does START. The
     startd checks it each time a job ends on a claim (Resource.cpp ``claimWorklifeExpired``: claim age against
     the slot ad's CLAIM_WORKLIFE, -1 never)."""
-    if all(p.claim_worklife is None and p.day_claim_worklife is None for p in spec.pools.values()):
+    if all(p.claim_worklife is None and p.day_claim_worklife is None and p.calm_claim_worklife is None
+           for p in spec.pools.values()):
         return []
     lines = ["# CLAIM_WORKLIFE per pool (pools.<name>.claim_worklife), by the pool this startd serves now.",
              f"{WORKLIFE_KNOB} = {claim_worklife(spec)}"]
@@ -369,8 +383,49 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
         lines += ["# The hours of local mean time that are day in each season at the site "
                   "(pools.<name>.day_claim_worklife).",
                   f"{DAYTIME_KNOB} = {daytime(spec)}"]
-    lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})')}" for name in spec.pools]
+    if any(p.calm_claim_worklife is not None for p in spec.pools.values()):
+        lines += calm_cron(spec)
+    lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})', f'$({CALM_KNOB})')}"
+              for name in spec.pools]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
+
+
+def calm_test() -> str:
+    """True while the broker's word of calm holds: the slot ad's ``CALM_UNTIL_ATTR`` is later than the startd's
+    clock. ``=?=`` makes a slot that has no word yet (the cron job has not run, no broker ad) not calm."""
+    return f"(({CALM_UNTIL_ATTR} > time()) =?= true)"
+
+
+def calm_constraint() -> str:
+    """Which collector ads are the broker's (``HTCondorBatch.advertise_calm``)."""
+    return f'MyType == "{BROKER_AD_TYPE}"'
+
+
+def calm_until(spec: EnclaveSpec) -> str:
+    """Evaluated on the broker's ad: until when its word of calm holds (0: it says not calm)."""
+    stale = CALM_STALE_CYCLES * round(spec.broker.cycle_seconds)
+    return f"ifThenElse({CALM_ATTR} =?= true, LastHeardFrom + {stale}, 0)"
+
+
+def calm_cron(spec: EnclaveSpec) -> list[str]:
+    """A startd cron job that asks the collector for the broker's ad once a minute and puts into every slot ad
+    until when its word of calm holds (``CALM_UNTIL_ATTR``): the collector's LastHeardFrom for the ad (set as the
+    ad arrives, collector_engine.cpp ``CollectorEngine::updateClassAd``, htcondor 7491a14) plus
+    ``CALM_STALE_CYCLES`` broker cycles, or 0 when the broker says not calm. A startd cron job's output is ClassAd
+    attributes, one ``name = value`` a line, published into the slot ads (HTCondor manual, "Startd Cron");
+    condor_status ``-format`` prints an attribute or an expression of the ad (condor_status(1)). ARGS in the
+    quoted form (cron_job_params.cpp ``InitArgs``: ``AppendArgsV1RawOrV2Quoted``): single quotes group an
+    argument, a double quote inside is doubled."""
+    constraint = calm_constraint().replace('"', '""')
+    args = f"-any -constraint '{constraint}' -format '{CALM_UNTIL_ATTR} = %d\\n' '{calm_until(spec)}'"
+    return ["# Whether the broker says the latency pools are calm (pools.<name>.calm_claim_worklife): a cron job "
+            "asks the collector for its ad.",
+            "STARTD_CRON_JOBLIST = $(STARTD_CRON_JOBLIST) ENCLAVECALM",
+            "STARTD_CRON_ENCLAVECALM_EXECUTABLE = $(BIN)/condor_status",
+            f'STARTD_CRON_ENCLAVECALM_ARGS = "{args}"',
+            f"STARTD_CRON_ENCLAVECALM_PERIOD = {CALM_POLL_SECONDS}",
+            "STARTD_CRON_ENCLAVECALM_MODE = periodic",
+            f"{CALM_KNOB} = {calm_test()}"]
 
 
 def daytime(spec: EnclaveSpec) -> str:
@@ -398,20 +453,32 @@ def daytime(spec: EnclaveSpec) -> str:
                              f"{clock} < {b.end - lead})" for b in bands) + ")"
 
 
-def _pool_worklife(spec: EnclaveSpec, pool: str, day: str) -> str:
-    """What ``<knob>_<pool>`` holds: the pool's worklife, or by day (``day``, the daytime test) its worklife by
-    day and the rest of the time its own."""
+def _pool_worklife(spec: EnclaveSpec, pool: str, day: str, calm: str) -> str:
+    """What ``<knob>_<pool>`` holds: the pool's worklife; by day (``day``, the daytime test) its worklife by day,
+    and while the broker says calm (``calm``, ``calm_test``) its worklife while calm, where it sets them."""
     conf = spec.pools[pool]
-    own = f"$({WORKLIFE_KNOB})" if conf.claim_worklife is None else str(conf.claim_worklife)
-    if conf.day_claim_worklife is None:
-        return own
-    return f"ifThenElse({day}, {conf.day_claim_worklife}, {claim_worklife(spec, pool)})"
+    if conf.day_claim_worklife is None and conf.calm_claim_worklife is None:
+        return f"$({WORKLIFE_KNOB})" if conf.claim_worklife is None else str(conf.claim_worklife)
+    worklife = str(claim_worklife(spec, pool))
+    if conf.calm_claim_worklife is not None:
+        worklife = f"ifThenElse({calm}, {conf.calm_claim_worklife}, {worklife})"
+    if conf.day_claim_worklife is not None:
+        worklife = f"ifThenElse({day}, {conf.day_claim_worklife}, {worklife})"
+    return worklife
+
+
+def worklife_expression(spec: EnclaveSpec, pool: str | None) -> bool:
+    """Whether a startd serving ``pool`` reads its CLAIM_WORKLIFE as an expression of its clock or of the broker's
+    word (a worklife by day or while calm), not a number."""
+    return pool in spec.pools and (spec.pools[pool].day_claim_worklife is not None
+                                   or spec.pools[pool].calm_claim_worklife is not None)
 
 
 def worklife_read(spec: EnclaveSpec, pool: str | None) -> str:
     """CLAIM_WORKLIFE as HTCondor reads it (its macros expanded) on a startd serving ``pool``."""
-    if pool in spec.pools and spec.pools[pool].day_claim_worklife is not None:
-        return _pool_worklife(spec, pool, daytime(spec))
+    if pool is not None and worklife_expression(spec, pool):
+        day = daytime(spec) if spec.pools[pool].day_claim_worklife is not None else ""
+        return _pool_worklife(spec, pool, day, calm_test())
     return str(claim_worklife(spec, pool))
 
 
@@ -919,19 +986,19 @@ def _verify_worklives(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Ma
                 reads[name] = read_back(path, ["CLAIM_WORKLIFE"], subsystem=rendered.subsystem,
                                         env={**env, f"_CONDOR_{POOL_KNOB}": name})["CLAIM_WORKLIFE"]
     for pool, value in reads.items():
-        if pool in spec.pools and spec.pools[pool].day_claim_worklife is not None:
-            value = _day_worklife_read(spec, rendered, path, env, pool, value)
+        if worklife_expression(spec, pool):
+            value = _expression_read(spec, rendered, path, env, str(pool), value)
         if value != (worklife := worklife_read(spec, pool)):
             raise IntegrityError(f"HTCondor reads CLAIM_WORKLIFE {value} from {path} for a startd serving pool "
                                  f"{pool}, not the {worklife} the spec gives that pool", where=str(path),
                                  fix="render again; do not edit the file by hand")
 
 
-def _day_worklife_read(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Mapping[str, str], pool: str,
-                       evaluated: str | None) -> str:
-    """A worklife by day is an expression, which the bindings evaluate as they read an int knob (to the worklife
-    by day or by night, whichever holds now); the text the startd evaluates is the pool knob's, which they read
-    as written."""
+def _expression_read(spec: EnclaveSpec, rendered: Rendered, path: Path, env: Mapping[str, str], pool: str,
+                     evaluated: str | None) -> str:
+    """A worklife by day or while calm is an expression, which the bindings evaluate as they read an int knob (to
+    the worklife by day or by night, whichever holds now: with no slot ad there is no word of calm); the text
+    the startd evaluates is the pool knob's, which they read as written."""
     conf = spec.pools[pool]
     if evaluated not in (str(conf.day_claim_worklife), str(claim_worklife(spec, pool))):
         return f"{evaluated} now, neither its worklife by day nor by night"

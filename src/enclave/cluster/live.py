@@ -65,6 +65,8 @@ class Condor(Protocol):
 
     def apply(self, action: Action) -> None: ...
 
+    def advertise_calm(self, calm: bool) -> None: ...
+
 
 @dataclass(frozen=True)
 class View:
@@ -230,6 +232,9 @@ class LiveBackend:
                         collector_since=self.condor.collector_since())
 
     # --- act -------------------------------------------------------------------------------------------
+
+    def advertise_calm(self, calm: bool) -> None:
+        self.condor.advertise_calm(calm)
 
     def apply(self, action: Action) -> bool:
         view = self.view()

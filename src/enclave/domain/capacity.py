@@ -321,6 +321,12 @@ class Backend(Protocol):
         """Let ``seconds`` of the backend's clock pass: the twin simulates them, the live backend waits them."""
         ...
 
+    def advertise_calm(self, calm: bool) -> None:
+        """Publish the broker's word on the latency pools (``enclave.broker.calm``), which the startds of a pool
+        with ``calm_claim_worklife`` read (``enclave.batch.render.calm_cron``). The broker loop calls it each
+        cycle, only when some pool reads it."""
+        ...
+
     def progress(self, node: str | None = None) -> int:
         """Push on work still under way (evictions a disruption budget refused, as ``kubectl drain`` retries);
         returns how many items are still pending. Call once per broker cycle. ``node``: that node's drain alone (a

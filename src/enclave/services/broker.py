@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
+from enclave.broker.calm import Calm, calm_pools
 from enclave.broker.churn import Churn, from_entries
 from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one
@@ -126,6 +127,8 @@ class CycleReport:
     no adapter names), else None."""
     broken: bool = False
     """It stopped on an error (an action failed in a way no adapter names), not because the leadership was lost."""
+    calm: bool | None = None
+    """The word on the latency pools advertised this cycle (``enclave.broker.calm``); None when no pool reads it."""
 
 
 @dataclass
@@ -150,9 +153,12 @@ class BrokerService:
     that carries none of its own (a twin's next_visit feed does); None: twilight alone decides."""
     window: NeedWindow = field(init=False)
     """Each pool's recent peak need, carried from cycle to cycle (``enclave.broker.window``)."""
+    calm: Calm = field(init=False)
+    """The latency pools' recent cycles, from which each cycle's word of calm is taken (``enclave.broker.calm``)."""
 
     def __post_init__(self) -> None:
         self.window = NeedWindow(self.spec)
+        self.calm = Calm(self.spec)
 
     # --- the broker ----------------------------------------------------------------------------------------
 
@@ -182,8 +188,10 @@ class BrokerService:
         acts, after its re-observation: a cycle that outlasts the lease — a slow API server, a long drain — stops
         applying the moment another replica may have taken over, so two leaders never act in the same interval."""
         with self.lock:
-            decision = plan(self.spec, self.window.feed(self._scheduled(self.backend.observe())), actor)
+            observed = self.window.feed(self._scheduled(self.backend.observe()))
+            decision = plan(self.spec, observed, actor)
             report = CycleReport(decision)
+            self._advertise(observed, report)
             for i, action in enumerate(decision.actions):
                 try:
                     report.outcomes.append(self._apply(action, leading=leading))
@@ -204,6 +212,17 @@ class BrokerService:
                     event(log, logging.ERROR, "broker cycle stopped", where=self.where, cause=report.stopped)
                     break
             return report
+
+    def _advertise(self, observed: Observed, report: CycleReport) -> None:
+        """Advertise this cycle's word of calm, where some pool reads it. Before the actions: a failure is reported
+        with the refusals, and the startds keep the last word until it goes stale (``render.calm_cron``)."""
+        if not calm_pools(self.spec):
+            return
+        report.calm = self.calm.feed(observed.now, report.plan.pools, observed.demand)
+        try:
+            self.backend.advertise_calm(report.calm)
+        except EnclaveError as error:
+            report.refused.append(f"advertise calm: {error}")
 
     # --- actions -------------------------------------------------------------------------------------------
 

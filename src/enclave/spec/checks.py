@@ -91,6 +91,10 @@ def _pools(spec: EnclaveSpec) -> Iterator[Finding]:
         if pool.day_claim_worklife is not None and spec.cluster.site is None:
             yield (("pools", name, "day_claim_worklife"), "a worklife by day needs the site, whose twilight tells "
                    "the day from the night", "set cluster.site, or remove day_claim_worklife")
+        if pool.calm_claim_worklife is not None and not any(p.latency_objective for p in spec.pools.values()):
+            yield (("pools", name, "calm_claim_worklife"), "a worklife while calm needs a pool with a latency "
+                   "objective: the broker says calm only of the latency pools, so this worklife would never hold",
+                   "give a pool a latency_objective, or remove calm_claim_worklife")
         if pool.guaranteed_share > pool.max_share + _EPS:
             yield (("pools", name, "guaranteed_share"),
                    f"guaranteed_share {pool.guaranteed_share} is above max_share {pool.max_share}",

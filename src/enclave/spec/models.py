@@ -244,6 +244,13 @@ class Pool(Strict):
         "(the sun above broker.twilight_altitude_deg; 24 seasons a year, enclave.domain.night.day_bands), when no "
         "visit comes and nothing overflows onto this pool's slots; claim_worklife holds the rest of the day. Needs "
         "cluster.site (docs/batch.md, \"Claims by day\").")
+    calm_claim_worklife: int | None = Field(
+        default=None, ge=-1, le=MAX_SECONDS, description="CLAIM_WORKLIFE on the startds serving this pool while "
+        "the broker reports the latency pools calm (-1 forever): observing, none short of its own capacity now, and "
+        "short in under broker.calm_short_share of the last broker.calm_window_seconds, so that few of their jobs "
+        "overflow onto this pool's slots (enclave.broker.calm). Each startd asks the collector for the broker's "
+        "ad once a minute (a startd cron job); without a fresh ad, claim_worklife holds. day_claim_worklife, when "
+        "set, holds by day (docs/batch.md, \"Claims while calm\").")
 
     @property
     def vacate_grace(self) -> float | None:
@@ -529,6 +536,18 @@ class BrokerPolicy(Strict):
         description="A latency pool's need is learned over this window (0: its need now; the share of its needs "
         "covered is need_percentile), so the capacity an overlap of visits pulled in is not given back between "
         "visits (docs/broker.md)."
+    )
+    calm_window_seconds: float = Field(
+        default=3600, gt=0, le=MAX_SECONDS,
+        description="The latency pools count as calm only if each was short of its own capacity in under "
+        "calm_short_share of the broker's cycles over this window (pools.<name>.calm_claim_worklife)."
+    )
+    calm_short_share: float = Field(
+        default=0.3, gt=0, le=1,
+        description="The share of the cycles of calm_window_seconds in which a latency pool may have been short "
+        "(its jobs needing more than it held ready) and still count as calm. Default 0.3: one-week's prompt is "
+        "short in about 20 % of its night's cycles (each overlap of two visits), prompt runtimes 35-58 s in 35 % "
+        "(docs/broker.md, \"Claims while calm\")."
     )
     need_nights: int = Field(
         default=3, ge=0, le=30,

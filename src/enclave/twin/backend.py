@@ -244,6 +244,9 @@ class TwinBackend:
                                                  complete_from=epoch, complete_until=until,
                                                  source=f"twin next_visit feed, {feed.lead_s:g} s ahead")
 
+    def advertise_calm(self, calm: bool) -> None:
+        self.sim.advertise_calm(calm)
+
     def apply(self, action: Action) -> bool:
         """Carry one BCS action out in the twin; True if the simulator changed something."""
         self._returned = {n for n in self._returned if self.sim.nodes[n].state != NodeState.READY}

@@ -66,7 +66,7 @@ def _read(spec_json: str) -> tuple[tuple[str, Any], ...]:
         own = {}
         by_clock = {}
         for pool, conf in spec.pools.items():
-            if conf.day_claim_worklife is not None:
+            if render.worklife_expression(spec, pool):
                 by_clock[pool] = str(render.read_pool_worklife(out / f"execute-{pool}.conf", pool))
             elif conf.claim_worklife is not None:
                 got = render.read_back(out / f"execute-{pool}.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from enclave.broker.decide import decide as broker_decide
+from enclave.broker.calm import Calm, calm_pools
+from enclave.broker.decide import plan as broker_plan
 from enclave.broker.decide import validate
 from enclave.broker.window import NeedWindow
 from enclave.domain.capacity import Action, Backend, Observed
@@ -34,19 +35,22 @@ __all__ = ["POLICIES", "Broker", "Cohorts", "GroupQuotas", "PromptService", "Quo
            "make"]
 
 Decide = Callable[[EnclaveSpec, Observed], list[Action]]
+"""A decision function in place of the broker's own (``plan``): actions only, and no word of calm."""
 Connect = Callable[[Sim], Backend]
 
 
 class Broker(GroupQuotas):
     """The rendered layout, then ``decide`` through a backend around the simulator (``connect``) each cycle; the
-    central manager's group quotas as rendered (``GroupQuotas``) over the pools' labelled startds."""
+    central manager's group quotas as rendered (``GroupQuotas``) over the pools' labelled startds. Each cycle it
+    advertises its word of calm (``enclave.broker.calm``) where a pool's startds read it, as the broker service
+    does."""
 
     name = "broker"
     labelled = True
     backend: Backend
     """Set by ``setup``: the simulator seen through the Backend protocol."""
 
-    def __init__(self, decide: Decide = broker_decide, connect: Connect = TwinBackend) -> None:
+    def __init__(self, decide: Decide | None = None, connect: Connect = TwinBackend) -> None:
         super().__init__()
         self._decide = decide
         self._connect = connect
@@ -60,16 +64,26 @@ class Broker(GroupQuotas):
         self.pod_plan = []
         self.backend = self._connect(sim)
         self.window = NeedWindow(sim.spec)
+        self.calm = Calm(sim.spec) if calm_pools(sim.spec) else None
 
     def tick(self, sim: Sim) -> float | None:
         self.cycles += 1
-        for action in self._decide(sim.spec, self.window.feed(self.backend.observe())):
+        for action in self._actions(sim.spec, self.window.feed(self.backend.observe())):
             try:
                 self.backend.apply(action)
             except EnclaveError as err:
                 # A live backend would refuse the same way; the broker sees the result on its next observe.
                 self.rejected.append(f"{action.kind}: {err}")
         return sim.spec.broker.cycle_seconds
+
+    def _actions(self, spec: EnclaveSpec, observed: Observed) -> list[Action]:
+        """This cycle's actions, after advertising its word of calm (``BrokerService._advertise``)."""
+        if self._decide is not None:
+            return self._decide(spec, observed)
+        decision = broker_plan(spec, observed)
+        if self.calm is not None:
+            self.backend.advertise_calm(self.calm.feed(observed.now, decision.pools, observed.demand))
+        return decision.actions
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

@@ -413,8 +413,11 @@ class Sim:
         (``render._pool_worklives``), so a relabelled slot's claim is judged by its new pool's worklife."""
         self.clock_worklives = {} if self.instant else {
             p: clock_worklife(e, FOREVER_S) for p, e in h.pool_claim_worklife_by_clock.items() if p in self.pools}
-        """Pool label -> its worklife by the clock (pools.<name>.day_claim_worklife): its entry in ``worklives``
-        is read again each minute of the clock (``_read_clocks``), the finest its edges fall on."""
+        """Pool label -> its worklife by the clock or the broker's word (pools.<name>.day_claim_worklife,
+        calm_claim_worklife): its entry in ``worklives`` is read again each minute of the clock (``_read_clocks``),
+        the finest its edges fall on and the period of the startd cron job that asks for the broker's word."""
+        self.calm = False
+        """The broker's latest word (``advertise_calm``): whether the latency pools are calm."""
         self.clocks_until = 0.0 if self.clock_worklives else math.inf
         self.startup = 0.0 if self.instant else h.job_startup_s
         self.throttled = not self.instant and h.job_start_delay_s > 0
@@ -848,19 +851,25 @@ class Sim:
         return max(bt, t)
 
     def worklife_at(self, pool: str, t: float) -> float:
-        """CLAIM_WORKLIFE a startd serving ``pool`` reads at twin time ``t``."""
+        """CLAIM_WORKLIFE a startd serving ``pool`` reads at twin time ``t``, with the broker's word now."""
         clock = self.clock_worklives.get(pool)
         if clock is None:
             return self.worklives.get(pool, self.worklife)
-        return clock.at(self.sc.start_epoch + t)
+        return clock.at(self.sc.start_epoch + t, self.calm)
+
+    def advertise_calm(self, calm: bool) -> None:
+        """The broker advertises its word (``render.calm_cron``); each startd's cron job reads it at the next
+        minute (``_read_clocks``). The twin's startds all ask at the whole minute, and the collector always
+        answers: the word never goes stale while the broker runs."""
+        self.calm = calm
 
     def _read_clocks(self, t: float) -> None:
-        """``worklives`` of the pools whose worklife follows the clock, for the minute of twin time ``t``; the
-        next job end after that minute reads them again. Once a minute, not at every job end: the hot loop keeps
-        its plain dictionary look-up."""
+        """``worklives`` of the pools whose worklife follows the clock or the broker's word, for the minute of
+        twin time ``t``; the next job end after that minute reads them again. Once a minute, not at every job end:
+        the hot loop keeps its plain dictionary look-up."""
         minute = math.floor((self.sc.start_epoch + t) / 60.0) * 60.0
         for pool, clock in self.clock_worklives.items():
-            self.worklives[pool] = clock.at(minute)
+            self.worklives[pool] = clock.at(minute, self.calm)
         self.clocks_until = minute + 60.0 - self.sc.start_epoch
 
     def _reuse_claim(self, ac: int, s: SimStartd, claim: float) -> None:
