@@ -163,3 +163,16 @@ def test_an_action_the_backend_fails_is_an_error_counted_by_kind_and_listed_unti
     assert all("Kubernetes API answered 500" in f["error"] for f in listed)
     assert {f["action"] for f in listed} == {f"broker.{k}.failed" for k in kinds}
     service.factory.close()
+
+
+def test_the_broker_exports_its_word_of_calm(fresh_db: Database, spec: EnclaveSpec) -> None:
+    """lsst-ldf's DRP reads the word (calm_claim_worklife): each cycle's word is advertised and exported. Prompt
+    submits nothing in the projection, so it does not observe and the word is not calm."""
+    service, runner, backend = projected(spec, fresh_db)
+    runner.step()
+    assert backend.calm is False
+    assert samples(service, "enclave_broker_calm") == {"": 0.0}
+    runner.broker.calm.feed = lambda *args: True  # type: ignore[method-assign]
+    runner.step()
+    assert backend.calm is True
+    assert samples(service, "enclave_broker_calm") == {"": 1.0}

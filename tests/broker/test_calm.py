@@ -81,9 +81,7 @@ def test_no_latency_pool_is_never_calm() -> None:
 
 def test_the_pools_that_read_the_word() -> None:
     assert calm_pools(_spec()) == []
-    spec = _spec()
-    drp = spec.pools["drp"].model_copy(update={"calm_claim_worklife": -1})
-    assert calm_pools(spec.model_copy(update={"pools": {**spec.pools, "drp": drp}})) == ["drp"]
+    assert calm_pools(_reads_calm(_spec())) == ["drp"]
 
 
 def _reads_calm(spec: EnclaveSpec) -> EnclaveSpec:
@@ -105,6 +103,8 @@ def test_the_service_advertises_its_word_each_cycle(db: Database) -> None:
     service = BrokerService(spec, db, backend, "memory")
     assert service.cycle(BROKER).calm is True
     assert backend.words == [True]
+    # A replica that has lost the Lease says nothing: the new leader's word is the one the startds read.
+    assert service.cycle(BROKER, leading=lambda: False).calm is None and backend.words == [True]
     # A spec in which no pool reads it: nothing advertised.
     plain = _busy(make_spec())
     assert BrokerService(make_spec(), db, plain, "memory").cycle(BROKER).calm is None and plain.words == []

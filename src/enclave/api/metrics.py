@@ -63,6 +63,8 @@ class Metrics:
         self.broker_cycles = Counter("enclave_broker_cycles", "Broker observe-decide-act cycles by outcome: ok, or "
                                      "failed (the backend could not be observed or moved on, or the cycle stopped "
                                      "on an error).", ["outcome"], registry=r)
+        self.broker_calm = Gauge("enclave_broker_calm", "The broker's last word on the latency pools: 1 calm "
+                                 "(the pools with calm_claim_worklife keep their claims), else 0.", registry=r)
         # prometheus.io/docs/practices/instrumentation, "Offline processing" / "Batch jobs": export the time of
         # the last success, so `time() - enclave_broker_last_success_timestamp_seconds > N` alerts on a broker
         # that stopped succeeding however it fails (Unix seconds, the wall clock PromQL's time() reads).

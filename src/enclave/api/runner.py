@@ -144,6 +144,8 @@ class BrokerRunner:
             return observed, False
         self.plan = report.plan.pools
         self.metrics.observe_plan(self.plan)
+        if report.calm is not None:
+            self.metrics.broker_calm.set(int(report.calm))
         for outcome in report.outcomes:
             self._record(outcome, observed.now)
         for kind in report.failed:

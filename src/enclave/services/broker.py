@@ -191,7 +191,8 @@ class BrokerService:
             observed = self.window.feed(self._scheduled(self.backend.observe()))
             decision = plan(self.spec, observed, actor)
             report = CycleReport(decision)
-            self._advertise(observed, report)
+            if leading is None or leading():  # a replica that lost the Lease says nothing the startds would read
+                self._advertise(observed, report)
             for i, action in enumerate(decision.actions):
                 try:
                     report.outcomes.append(self._apply(action, leading=leading))
