@@ -50,6 +50,8 @@ def test_drp_keeps_its_claims_while_the_word_holds(calm: EnclaveSpec, tmp_path: 
         # Stale (the broker stopped, or said not calm: 0), or no word yet: HTCondor's 1200.
         assert [_worklife(text, {"EnclaveCalmUntil": t}) for t in (T, T - 1, 0)] == [1200, 1200, 1200]
         assert _worklife(text, {}) == 1200
+    # The other pools keep HTCondor's worklife: their knob is the common one, which the bindings expand.
+    assert render.read_pool_worklife(tmp_path / "execute-user.conf", "user") == "1200"
     assert render.read_back(tmp_path / "execute-user.conf", ["CLAIM_WORKLIFE"], subsystem="STARTD") == {
         "CLAIM_WORKLIFE": "1200"}
 
@@ -67,8 +69,11 @@ def test_the_cron_job_as_htcondor_reads_it(calm: EnclaveSpec, tmp_path: Path) ->
 
 
 def test_no_cron_job_where_no_pool_reads_the_word(mini: EnclaveSpec, tmp_path: Path) -> None:
-    [drp] = render.write([render.execute_node(mini, "drp")], tmp_path)
-    assert render.read_back(drp, CRON, subsystem="STARTD")["STARTD_CRON_ENCLAVECALM_ARGS"] is None
+    """Neither where no pool sets a worklife of its own, nor where one sets only a number (claim_worklife)."""
+    by_day = {**mini.pools, "drp": mini.pools["drp"].model_copy(update={"claim_worklife": 3600})}
+    for spec in (mini, mini.model_copy(update={"pools": by_day})):
+        [drp] = render.write([render.execute_node(spec, "drp")], tmp_path)
+        assert render.read_back(drp, CRON, subsystem="STARTD")["STARTD_CRON_ENCLAVECALM_ARGS"] is None
 
 
 def test_check_refuses_a_worklife_while_calm_edited_by_hand(calm: EnclaveSpec, tmp_path: Path) -> None:

@@ -66,6 +66,14 @@ def test_not_calm_when_often_short_over_the_window() -> None:
     assert verdicts == [False] * 11 + [True]
 
 
+def test_short_in_exactly_the_share_is_not_calm() -> None:
+    """Calm needs a share of short cycles under calm_short_share: 3 of 10 at 0.3 is not."""
+    calm = Calm(_spec())
+    verdicts = [calm.feed(NOW + 60 * i, _prompt(48, 60 if i < 3 else 40), _observing(NOW + 60 * i))
+                for i in range(10)]
+    assert verdicts[-1] is False
+
+
 def test_seldom_short_is_calm() -> None:
     calm = Calm(_spec())
     for i in range(10):
