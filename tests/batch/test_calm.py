@@ -68,6 +68,16 @@ def test_the_cron_job_as_htcondor_reads_it(calm: EnclaveSpec, tmp_path: Path) ->
     assert (got["STARTD_CRON_ENCLAVECALM_PERIOD"], got["STARTD_CRON_ENCLAVECALM_MODE"]) == ("60", "periodic")
 
 
+def test_the_collector_takes_the_brokers_ad(calm: EnclaveSpec, mini: EnclaveSpec, tmp_path: Path) -> None:
+    """UPDATE_AD_GENERIC is registered at DAEMON (collector.cpp): the broker's identity is added there, and only
+    where a pool reads its word."""
+    for spec, broker in ((calm, True), (mini, False)):
+        [cm] = render.write([render.central_manager(spec)], tmp_path)
+        allowed = (render.read_back(cm, ["ALLOW_DAEMON"], subsystem="COLLECTOR")["ALLOW_DAEMON"] or "").split(", ")
+        assert ("enclave-broker@*/*" in allowed) is broker
+        assert "condor@*/login.example.org" in allowed  # the submit hosts' daemons keep theirs
+
+
 def test_no_cron_job_where_no_pool_reads_the_word(mini: EnclaveSpec, tmp_path: Path) -> None:
     """Neither where no pool sets a worklife of its own, nor where one sets only a number (claim_worklife)."""
     by_day = {**mini.pools, "drp": mini.pools["drp"].model_copy(update={"claim_worklife": 3600})}

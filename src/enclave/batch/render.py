@@ -529,6 +529,7 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
         "ALLOW_ADVERTISE_STARTD = condor@*/*",
         "ALLOW_ADVERTISE_MASTER = condor@*/*",
         f"ALLOW_DAEMON = condor@*/$(CONDOR_HOST), {_daemons(spec.batch.submit_hosts)}",
+        *_broker_advertises(spec),
         "",
         "# One accounting group per pool; a pool's guaranteed share is its dynamic quota, and a group may",
         "# use idle capacity beyond it. Nodes move between pools by ClassAd (the broker), not by quota.",
@@ -553,6 +554,16 @@ def central_manager(spec: EnclaveSpec, *, preemption: bool = False) -> Rendered:
     if preemption:
         lines += _preemption()
     return Rendered("central-manager.conf", "central-manager", "NEGOTIATOR", "\n".join(lines) + "\n")
+
+
+def _broker_advertises(spec: EnclaveSpec) -> list[str]:
+    """Where a pool reads the broker's word of calm (``calm_cron``): the collector takes the broker's generic ad
+    at DAEMON (collector.cpp registers UPDATE_AD_GENERIC at DAEMON, htcondor 7491a14). The startd, schedd and
+    master ads keep their own ALLOW_ADVERTISE_* above, which DAEMON does not reach."""
+    if not any(p.calm_claim_worklife is not None for p in spec.pools.values()):
+        return []
+    return ["# The broker advertises its word of calm (pools.<name>.calm_claim_worklife) as a generic ad.",
+            f"ALLOW_DAEMON = $(ALLOW_DAEMON), {BROKER_IDENTITY}@*/*"]
 
 
 def commons_schedd(spec: EnclaveSpec, host: str) -> bool:
