@@ -392,7 +392,10 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
 
 def calm_test() -> str:
     """True while the broker's word of calm holds: the slot ad's ``CALM_UNTIL_ATTR`` is later than the startd's
-    clock. ``=?=`` makes a slot that has no word yet (the cron job has not run, no broker ad) not calm."""
+    clock. ``=?=`` makes a slot that has no word yet (the cron job has not run, no broker ad) not calm. The startd
+    looks CLAIM_WORKLIFE up in the slot ad alone (Resource.cpp ``claimWorklifeExpired``:
+    ``r_classad->LookupInteger("CLAIM_WORKLIFE", …)``, htcondor 7491a14), with no job ad beside it, so no job's
+    attribute of the same name can stand in for the word."""
     return f"(({CALM_UNTIL_ATTR} > time()) =?= true)"
 
 
