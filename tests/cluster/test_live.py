@@ -41,6 +41,8 @@ class CondorSide:
     demand_: dict[str, PoolDemand]
     applied: list[Action] = field(default_factory=list)
     jobs_: dict[str, tuple[RunningJob, ...]] = field(default_factory=dict)
+    words: list[bool] = field(default_factory=list)
+    """The broker's words of calm, as advertised."""
 
     def slots(self, constraint: str | None = None) -> list[Slot]:
         return self.slots_
@@ -56,6 +58,18 @@ class CondorSide:
 
     def apply(self, action: Action) -> None:
         self.applied.append(action)
+
+    def advertise_calm(self, calm: bool) -> None:
+        self.words.append(calm)
+
+
+def test_the_word_of_calm_goes_to_htcondor(spec: EnclaveSpec, kube: KubeCluster) -> None:
+    """The startds read it from the collector (docs/batch.md, "Claims while calm"); Kubernetes has no part in it."""
+    condor = CondorSide([], {})
+    live = LiveBackend(spec, kube, condor, clock=lambda: 1_800_000_000.0)
+    live.advertise_calm(True)
+    live.advertise_calm(False)
+    assert condor.words == [True, False] and condor.applied == []
 
 
 def test_observe_merges_kubernetes_and_htcondor(spec: EnclaveSpec, kube: KubeCluster, server: ApiServer) -> None:
