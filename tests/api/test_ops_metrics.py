@@ -176,3 +176,5 @@ def test_the_broker_exports_its_word_of_calm(fresh_db: Database, spec: EnclaveSp
     runner.step()
     assert backend.calm is True
     assert samples(service, "enclave_broker_calm") == {"": 1.0}
+    assert runner.status().calm is True
+    assert overview(service, principal(service))["calm"] == "calm"

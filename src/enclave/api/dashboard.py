@@ -217,6 +217,7 @@ def overview(service: Service, principal: Principal) -> dict[str, Any]:
         "cycles": runner.cycles if runner else 0,
         "actions_total": runner.actions_total if runner else 0,
         "runner_error": runner.last_error if runner else None,
+        "calm": None if runner is None or runner.calm is None else "calm" if runner.calm else "not calm",
         "prompt_p95": duration(snap.prompt_latency_p95) if snap else "—",
         "prompt_ok": f"{ok:.1%}" if ok is not None else "—",
         "pools": _pool_rows(service),

@@ -56,6 +56,9 @@ class BrokerStatus(BaseModel):
     """The twin reached the end of its scenario."""
     leading: bool = True
     """This replica runs the broker loop; False: a standby waiting for the leader's lock (enclave.db.leader)."""
+    calm: bool | None = None
+    """The broker's last word on the latency pools (docs/batch.md, "Claims while calm"); None: no pool reads it,
+    or no cycle has said it yet."""
 
 
 @dataclass
@@ -92,6 +95,8 @@ class BrokerRunner:
     """Actions and evicted work per night as this loop applied them (backend clock); set at the first record."""
     plan: dict[str, PoolState] = field(default_factory=dict)
     """Each pool as the broker's last plan saw it (guarantee, need, target): exported and on the overview."""
+    calm: bool | None = None
+    """The last word of calm this loop advertised (``CycleReport.calm``): exported and on the overview."""
     _announced: bool | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -145,6 +150,7 @@ class BrokerRunner:
         self.plan = report.plan.pools
         self.metrics.observe_plan(self.plan)
         if report.calm is not None:
+            self.calm = report.calm
             self.metrics.broker_calm.set(int(report.calm))
         for outcome in report.outcomes:
             self._record(outcome, observed.now)
@@ -217,7 +223,7 @@ class BrokerRunner:
                             actions_total=self.actions_total, last_error=self.last_error,
                             sim_seconds_per_cycle=self.sim_seconds_per_cycle if self.simulate else None,
                             wall_seconds_per_cycle=self.wall_seconds_per_cycle, finished=self.backend.finished,
-                            leading=self.leading)
+                            leading=self.leading, calm=self.calm)
 
     @property
     def running(self) -> bool:
