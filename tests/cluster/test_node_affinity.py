@@ -38,6 +38,11 @@ def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
     (pod({"lsst.io/notebooks": "small"}), False),
     # In / NotIn / Exists / DoesNotExist; NotIn and DoesNotExist also match a node without the label
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "In", "small", "large")]}]), True),
+    # In needs the label, with one of the values (apimachinery labels.Requirement.Matches: In is
+    # ``ls.Has(key) && hasValue(ls.Get(key))``; Exists is ``ls.Has(key)``)
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "In", "small")]}]), False),
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/gpu", "In", "")]}]), False),
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "Exists")]}]), True),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "NotIn", "large")]}]), False),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/gpu", "NotIn", "yes")]}]), True),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/gpu", "Exists")]}]), False),
@@ -45,6 +50,10 @@ def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
     # Gt / Lt: "the value will be interpreted as an integer"
     (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Gt", "32")]}]), True),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Lt", "32")]}]), False),
+    # strictly: "greater than" / "less than" (core/v1 NodeSelectorOperator), so 48 is neither above nor below 48
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Gt", "48")]}]), False),
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Lt", "48")]}]), False),
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Lt", "49")]}]), True),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "Gt", "1")]}]), False),  # not an integer
     # "The requirements of a term are ANDed"; "The terms are ORed"
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "In", "large"), expr("lsst.io/gpu", "Exists")]}]),
