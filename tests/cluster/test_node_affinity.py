@@ -54,6 +54,9 @@ def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
     (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Gt", "48")]}]), False),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Lt", "48")]}]), False),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Lt", "49")]}]), True),
+    # Gt and Lt need the label and exactly one value ("a single element ... interpreted as an integer")
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/gpu", "Gt", "1")]}]), False),
+    (pod(terms=[{"matchExpressions": [expr("lsst.io/cores", "Gt", "1", "2")]}]), False),
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "Gt", "1")]}]), False),  # not an integer
     # "The requirements of a term are ANDed"; "The terms are ORed"
     (pod(terms=[{"matchExpressions": [expr("lsst.io/notebooks", "In", "large"), expr("lsst.io/gpu", "Exists")]}]),
