@@ -407,6 +407,49 @@ def test_a_ledger_crafted_to_nest_deeply_is_unreadable(jhome: Path) -> None:
     assert blocked.value.status == 503 and "unreadable" in blocked.value.reason
 
 
+def _ledger_of(body: bytes) -> bytes:
+    """A ledger file around ``body``, its header's length and checksum right (``workspace._decode_checked``)."""
+    head = f"{workspace.LEDGER_FORMAT} {workspace.LEDGER_VERSION} {len(body)} {hashlib.sha256(body).hexdigest()}\n"
+    return head.encode() + body + b"\n"
+
+
+@pytest.mark.parametrize("entry", [
+    b'{"bytes":-1,"expires":1}',  # a count is an int >= 0
+    b'{"bytes":true,"expires":1}',  # JSON true is no count, though Python's bool is an int
+    b'{"bytes":1,"expires":NaN}',  # json.loads takes NaN; no lease ends then
+    b'{"bytes":1,"expires":"soon"}',
+    b'{"bytes":1,"expires":1,"settling_on":5}',  # a host id is a string …
+    b'{"bytes":1,"expires":1,"settling_on":"' + b"h" * 65 + b'"}',  # … of at most 64 characters
+])
+def test_a_ledger_whose_entries_no_server_writes_is_unreadable(jhome: Path, entry: bytes) -> None:
+    """Length and checksum right, but an entry no server writes (``_encode``): read as unreadable, as a torn one."""
+    alice = _quota_account(jhome)
+    _prepared_ledger(jhome).write_bytes(_ledger_of(b'{"reservations":{"1":' + entry + b'},"blocked_until":null}'))
+    with pytest.raises(Refused) as blocked:
+        reserve(_at(T0), alice, 1)
+    assert blocked.value.status == 503 and "unreadable" in blocked.value.reason
+
+
+def test_a_host_id_of_64_characters_is_read() -> None:
+    body = b'{"reservations":{"1":{"bytes":1,"expires":1,"settling_on":"' + b"h" * 64 + b'"}},"blocked_until":null}'
+    assert workspace._decode(_ledger_of(body)).entries == {"1": (1, 1.0, "h" * 64)}
+
+
+def test_a_ledger_is_read_up_to_its_bound_and_no_further() -> None:
+    """A ledger of exactly ``_MAX_LEDGER_BYTES`` is read (JSON allows the padding); one byte more is refused
+    before it is parsed."""
+    bound = workspace._MAX_LEDGER_BYTES
+    doc = b'{"reservations":{},"blocked_until":null}'
+    pad = bound - len(_ledger_of(doc))
+    while len(_ledger_of(doc + b" " * pad)) > bound:  # the padding lengthens the header's length field too
+        pad -= 1
+    full = _ledger_of(doc + b" " * pad)
+    assert len(full) == bound
+    assert workspace._decode(full).entries == {}
+    with pytest.raises(workspace._Unreadable, match="larger than any ledger"):
+        workspace._decode(full + b" ")
+
+
 @pytest.mark.parametrize("failure", [RuntimeError, SystemExit])
 def test_the_renewal_thread_outlives_a_failure_and_always_lets_go(jhome: Path, failure: type[BaseException]) -> None:
     """An Exception in one round is logged and the next round runs; anything that ends the thread (here SystemExit)
