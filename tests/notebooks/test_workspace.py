@@ -4,6 +4,7 @@ protocols use the functions of enclave.notebooks.workspace, and those refuse in 
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import http.client
@@ -625,3 +626,30 @@ def test_what_a_released_write_settles_with(jhome: Path) -> None:
             held.written(written)
         held.release()
         assert _others_seen(alice, at + 1, "node-b") == settles, k
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", os.geteuid()), (" 1500 ", 1500), ("-1", None), ("abc", None)])
+def test_the_ledger_owner_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str,
+                                               expected: int | None) -> None:
+    """A uid is a number >= 0: "-1" is none, though int() reads it."""
+    monkeypatch.setenv(workspace.LEDGER_OWNER_ENV, value)
+    if expected is None:
+        with pytest.raises(ValueError, match="is not a uid"):
+            workspace.ledger_owner()
+    else:
+        assert workspace.ledger_owner() == expected
+
+
+def test_a_file_system_without_record_locks_is_refused_at_once(jhome: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only EACCES and EAGAIN mean another process holds the lock (fcntl(2), F_SETLK); an NFS mount with nolock
+    answers ENOLCK, and waiting would not help: refused with what to fix, not after the lock's wait."""
+    alice = _quota_account(jhome)
+
+    def no_locks(fd: int, cmd: int, *args: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(workspace.fcntl, "lockf", no_locks)
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    # Not "another upload … is being measured", which would come after the wait.
+    assert refused.value.status == 503 and "POSIX record locks" in refused.value.reason
