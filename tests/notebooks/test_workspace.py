@@ -377,6 +377,26 @@ def test_a_ledger_directory_that_is_a_link_is_refused(jhome: Path) -> None:
     assert refused.value.status == 503 and "is not a directory" in refused.value.reason
 
 
+def test_a_ledger_directory_that_cannot_be_opened_is_not_called_a_link(jhome: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ELOOP and ENOTDIR say the path is no directory (open(2) with O_NOFOLLOW | O_DIRECTORY); another error
+    (here EIO) is the file system's, and is refused as a ledger that cannot be opened, with its reason."""
+    alice = _quota_account(jhome)
+    directory = str(_ledger_file(jhome).parent)
+    real_open = os.open
+
+    def failing(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if path == directory:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace.os, "open", failing)
+    with pytest.raises(Refused) as refused:
+        reserve(_at(T0), alice, 1)
+    assert "cannot be opened" in refused.value.reason and os.strerror(errno.EIO) in refused.value.reason
+    assert "is not a directory" not in refused.value.reason
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another uid needs root")
 def test_a_configured_owner_replaces_the_servers_uid(jhome: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On an export that squashes root the files are the anonymous uid's (exports(5) anonuid): configured, it is the
