@@ -456,9 +456,8 @@ def test_a_host_id_of_64_characters_is_read() -> None:
     assert workspace._decode(_ledger_of(body)).entries == {"1": (1, 1.0, "h" * 64)}
 
 
-def test_a_ledger_is_read_up_to_its_bound_and_no_further() -> None:
-    """A ledger of exactly ``_MAX_LEDGER_BYTES`` is read (JSON allows the padding); one byte more is refused
-    before it is parsed."""
+def _full_ledger() -> bytes:
+    """An empty ledger padded (JSON allows the whitespace) to exactly ``_MAX_LEDGER_BYTES``."""
     bound = workspace._MAX_LEDGER_BYTES
     doc = b'{"reservations":{},"blocked_until":null}'
     pad = bound - len(_ledger_of(doc))
@@ -466,9 +465,25 @@ def test_a_ledger_is_read_up_to_its_bound_and_no_further() -> None:
         pad -= 1
     full = _ledger_of(doc + b" " * pad)
     assert len(full) == bound
+    return full
+
+
+def test_a_ledger_is_read_up_to_its_bound_and_no_further() -> None:
+    """A ledger of exactly ``_MAX_LEDGER_BYTES`` is read; one byte more is refused before it is parsed."""
+    full = _full_ledger()
     assert workspace._decode(full).entries == {}
     with pytest.raises(workspace._Unreadable, match="larger than any ledger"):
         workspace._decode(full + b" ")
+
+
+def test_a_ledger_file_past_the_bound_is_unreadable(jhome: Path) -> None:
+    """Read from the file, the byte past the bound is read too (``_read``), so a valid ledger followed by more is
+    not taken for its first ``_MAX_LEDGER_BYTES`` bytes."""
+    alice = _quota_account(jhome)
+    _prepared_ledger(jhome).write_bytes(_full_ledger() + b" ")
+    with pytest.raises(Refused) as blocked:
+        reserve(_at(T0), alice, 1)
+    assert blocked.value.status == 503 and "unreadable" in blocked.value.reason
 
 
 @pytest.mark.parametrize("failure", [RuntimeError, SystemExit])
