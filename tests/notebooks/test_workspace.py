@@ -688,3 +688,29 @@ def test_a_file_system_without_record_locks_is_refused_at_once(jhome: Path, monk
         reserve(_at(T0), alice, 1)
     # Not "another upload … is being measured", which would come after the wait.
     assert refused.value.status == 503 and "POSIX record locks" in refused.value.reason
+
+
+@pytest.mark.parametrize("name", ["../alice", "alice/x", ".hidden", ""])
+def test_a_user_name_that_is_no_file_name_names_no_ledger(jhome: Path, name: str) -> None:
+    """The account's name is the file's, in the servers' directory: one that would leave it is refused."""
+    with pytest.raises(ValueError, match="cannot name a ledger file"):
+        Ledger(jhome / "ledgers").file_of(name)
+
+
+def test_a_ledger_beside_the_homes_needs_the_home(jhome: Path) -> None:
+    with pytest.raises(ValueError, match="give the home"):
+        Ledger().file_of("alice")
+    assert Ledger().file_of("alice", str(jhome / "alice")) == str(jhome / workspace.LEDGER_DIR / "alice")
+
+
+def test_this_process_counts_only_its_own_reservations_of_the_same_account(tmp_path: Path) -> None:
+    """Bob's upload held in this process is not alice's: her measure sees none of it."""
+    ledger = Ledger(tmp_path / "ledgers")
+    bobs = ledger.reserve("bob", lambda others: (100, 100))
+    assert bobs is not None
+    seen: list[int] = []
+    assert ledger.reserve("alice", lambda others: seen.append(others)) is None
+    assert seen == [0]
+    assert ledger.reserve("bob", lambda others: seen.append(others)) is None
+    assert seen == [0, 100]
+    bobs.release()
