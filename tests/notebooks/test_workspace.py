@@ -714,3 +714,32 @@ def test_this_process_counts_only_its_own_reservations_of_the_same_account(tmp_p
     assert ledger.reserve("bob", lambda others: seen.append(others)) is None
     assert seen == [0, 100]
     bobs.release()
+
+
+def test_another_processs_reservation_stays_in_the_file(jhome: Path) -> None:
+    """This process writes its own entries back beside the ones it found, never in their place."""
+    alice = _quota_account(jhome)
+    path = _prepared_ledger(jhome)
+    path.write_bytes(_ledger_of(b'{"reservations":{"x":{"bytes":512,"expires":%d}},"blocked_until":null}'
+                                % int(T0 + LEASE)))
+    held = reserve(_at(T0), alice, 1)
+    assert isinstance(held, Reservation)
+    entries = workspace._decode(path.read_bytes()).entries
+    assert entries["x"] == (512, T0 + LEASE, "") and len(entries) == 2
+    held.release()
+
+
+def test_one_renewal_thread_serves_every_reservation(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledgers")
+    held = [ledger.reserve("alice", lambda others: (10, 10))]
+    renewer = ledger._renewer
+    held += [ledger.reserve(name, lambda others: (10, 10)) for name in ("bob", "alice")]
+    assert renewer is not None and renewer.is_alive() and ledger._renewer is renewer
+    for h in held:
+        assert h is not None
+        h.release()
+
+
+def test_a_relative_path_is_within_no_root() -> None:
+    """os.path.commonpath refuses to mix absolute and relative paths (ValueError): not within."""
+    assert not workspace.within("/jhome/alice", "alice/workspace")
