@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from enclave.broker.calm import Calm, calm_pools
+from enclave.batch.render import calm_pools
+from enclave.broker.calm import Calm
 from enclave.broker.decide import PoolState
 from enclave.broker.layout import initial_state
 from enclave.db import Database

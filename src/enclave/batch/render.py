@@ -383,11 +383,17 @@ def _pool_worklives(spec: EnclaveSpec) -> list[str]:
         lines += ["# The hours of local mean time that are day in each season at the site "
                   "(pools.<name>.day_claim_worklife).",
                   f"{DAYTIME_KNOB} = {daytime(spec)}"]
-    if any(p.calm_claim_worklife is not None for p in spec.pools.values()):
+    if calm_pools(spec):
         lines += calm_cron(spec)
     lines += [f"{WORKLIFE_KNOB}_{name} = {_pool_worklife(spec, name, f'$({DAYTIME_KNOB})', f'$({CALM_KNOB})')}"
               for name in spec.pools]
     return [*lines, f"CLAIM_WORKLIFE = $({WORKLIFE_KNOB}_$({POOL_KNOB}))"]
+
+
+def calm_pools(spec: EnclaveSpec) -> list[str]:
+    """The pools whose startds read the broker's word of calm (``pools.<name>.calm_claim_worklife``): where there
+    are any, the startds run the cron job, the collector takes the broker's ad, and the broker advertises it."""
+    return [name for name, p in spec.pools.items() if p.calm_claim_worklife is not None]
 
 
 def calm_test() -> str:
@@ -563,7 +569,7 @@ def _broker_advertises(spec: EnclaveSpec) -> list[str]:
     """Where a pool reads the broker's word of calm (``calm_cron``): the collector takes the broker's generic ad
     at DAEMON (collector.cpp registers UPDATE_AD_GENERIC at DAEMON, htcondor 7491a14). The startd, schedd and
     master ads keep their own ALLOW_ADVERTISE_* above, which DAEMON does not reach."""
-    if not any(p.calm_claim_worklife is not None for p in spec.pools.values()):
+    if not calm_pools(spec):
         return []
     return ["# The broker advertises its word of calm (pools.<name>.calm_claim_worklife) as a generic ad.",
             f"ALLOW_DAEMON = $(ALLOW_DAEMON), {BROKER_IDENTITY}@*/*"]

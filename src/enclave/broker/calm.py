@@ -62,8 +62,3 @@ class Calm:
             calm = calm and observing(self.spec, demand.get(ps.name, PoolDemand()), now) and not short \
                 and share < b.calm_short_share
         return calm
-
-
-def calm_pools(spec: EnclaveSpec) -> list[str]:
-    """The pools whose startds read the broker's word (``pools.<name>.calm_claim_worklife``)."""
-    return [name for name, p in spec.pools.items() if p.calm_claim_worklife is not None]

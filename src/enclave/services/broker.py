@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 from enclave import journal
 from enclave.access.permissions import Permission
 from enclave.accounts.authorize import require
-from enclave.broker.calm import Calm, calm_pools
+from enclave.batch.render import calm_pools
+from enclave.broker.calm import Calm
 from enclave.broker.churn import Churn, from_entries
 from enclave.broker.decide import BROKER_ACTOR, Plan, plan
 from enclave.broker.effects import apply_one

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from enclave.broker.calm import Calm, calm_pools
+from enclave.batch.render import calm_pools
+from enclave.broker.calm import Calm
 from enclave.broker.decide import plan as broker_plan
 from enclave.broker.decide import validate
 from enclave.broker.window import NeedWindow
